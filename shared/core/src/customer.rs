@@ -1,0 +1,138 @@
+//! Customer profiles: contact data, consents and the purchase / return
+//! history the engine needs. Each field group remembers when it was last set
+//! so that a late, older event cannot overwrite newer data.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::cart::merge_patch;
+use crate::event::{CustomerPatch, Event, EventType};
+
+/// How long purchase and return history is kept on a profile.
+const HISTORY_DAYS: i64 = 400;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub customer_id: String,
+    #[serde(default)]
+    pub profile: CustomerPatch,
+    /// `occurred_at` of the newest event that set profile fields.
+    #[serde(default)]
+    pub profile_as_of: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub purchases: Vec<DateTime<Utc>>,
+    #[serde(default)]
+    pub returns: Vec<DateTime<Utc>>,
+    /// Purchases that used a coupon (promotion redeemed).
+    #[serde(default)]
+    pub promotions_redeemed: Vec<DateTime<Utc>>,
+    #[serde(default)]
+    pub applied_event_ids: Vec<String>,
+}
+
+impl Customer {
+    pub fn new(customer_id: &str) -> Self {
+        Customer { customer_id: customer_id.to_owned(), ..Default::default() }
+    }
+
+    /// Applies one event; returns whether anything changed.
+    pub fn apply(&mut self, event: &Event) -> bool {
+        if self.applied_event_ids.iter().any(|id| id == &event.event_id) {
+            return false;
+        }
+        let mut changed = false;
+        if let Some(patch) = &event.customer {
+            match self.profile_as_of {
+                Some(as_of) if event.occurred_at < as_of => {
+                    // Older data only fills gaps.
+                    let mut older = patch.clone();
+                    merge_patch(&mut older, &self.profile);
+                    self.profile = older;
+                }
+                _ => {
+                    merge_patch(&mut self.profile, patch);
+                    self.profile_as_of = Some(event.occurred_at);
+                }
+            }
+            changed = true;
+        }
+        match event.kind {
+            EventType::Purchase => {
+                insert_sorted(&mut self.purchases, event.occurred_at);
+                if event.coupon.is_some() {
+                    insert_sorted(&mut self.promotions_redeemed, event.occurred_at);
+                }
+                changed = true;
+            }
+            EventType::Return => {
+                insert_sorted(&mut self.returns, event.occurred_at);
+                changed = true;
+            }
+            _ => {}
+        }
+        if changed {
+            self.applied_event_ids.push(event.event_id.clone());
+            // Dedupe records cover long-term idempotency; this list only
+            // guards replays of recent profile events.
+            if self.applied_event_ids.len() > 100 {
+                self.applied_event_ids.remove(0);
+            }
+            let horizon = event.occurred_at - Duration::days(HISTORY_DAYS);
+            for list in [&mut self.purchases, &mut self.returns, &mut self.promotions_redeemed] {
+                list.retain(|t| *t >= horizon);
+            }
+        }
+        changed
+    }
+
+    pub fn last_purchase_at(&self) -> Option<DateTime<Utc>> {
+        self.purchases.last().copied()
+    }
+
+    pub fn returned_since(&self, since: DateTime<Utc>) -> bool {
+        self.returns.iter().any(|t| *t >= since)
+    }
+}
+
+fn insert_sorted(list: &mut Vec<DateTime<Utc>>, at: DateTime<Utc>) {
+    let pos = list.partition_point(|t| *t <= at);
+    list.insert(pos, at);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ConsentPatch;
+
+    fn identify(id: &str, at: &str, email: &str, sms: Option<bool>) -> Event {
+        Event {
+            event_id: id.into(), kind: EventType::Identify, occurred_at: at.parse().unwrap(), cart_id: None,
+            customer_id: Some("u1".into()), device: None, currency: None, items: vec![], order_id: None,
+            value: None, coupon: None,
+            customer: Some(CustomerPatch {
+                email: Some(email.into()),
+                consents: Some(ConsentPatch { sms, ..Default::default() }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn given_a_newer_profile_when_an_older_identify_arrives_late_then_newer_fields_win() {
+        let mut c = Customer::new("u1");
+        c.apply(&identify("2", "2026-11-23T11:00:00Z", "new@example.com", Some(false)));
+        c.apply(&identify("1", "2026-11-23T10:00:00Z", "old@example.com", Some(true)));
+        assert_eq!(c.profile.email.as_deref(), Some("new@example.com"));
+        assert_eq!(c.profile.consents.unwrap().sms, Some(false), "a withdrawn consent is not revived by older data");
+    }
+
+    #[test]
+    fn given_the_same_event_twice_when_applied_then_the_second_changes_nothing() {
+        let mut c = Customer::new("u1");
+        let mut ret = identify("r", "2026-11-23T10:00:00Z", "a@example.com", None);
+        ret.kind = EventType::Return;
+        assert!(c.apply(&ret));
+        assert!(!c.apply(&ret));
+        assert_eq!(c.returns.len(), 1);
+    }
+}

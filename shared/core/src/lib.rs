@@ -1,0 +1,22 @@
+//! Cartback's domain core. Everything here is runtime-agnostic: the pure
+//! domain (events, carts, customers, campaigns, the decision engine), the
+//! ports (traits) that each runtime implements, and the services that drive
+//! the pipeline through those ports. No module in `domain` or `engine` does
+//! I/O or reads a clock.
+
+pub mod api;
+pub mod campaign;
+pub mod cart;
+pub mod customer;
+pub mod engine;
+pub mod event;
+pub mod message;
+pub mod ports;
+pub mod reason;
+pub mod render;
+pub mod service;
+pub mod signing;
+pub mod contact;
+
+pub use chrono::{DateTime, Duration, Utc};
+pub use rust_decimal::Decimal;

@@ -1,0 +1,191 @@
+//! Ports: what the services need from the outside world. Each runtime
+//! (local, AWS) supplies adapters; one contract suite tests both.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::campaign::Campaign;
+use crate::cart::Cart;
+use crate::customer::Customer;
+use crate::engine::Progress;
+use crate::event::Event;
+use crate::message::{MessageJob, MessageRecord, MessageStatus};
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// Worth retrying: network, throttling, a busy database.
+    #[error("{0} is unavailable: {1}")]
+    Unavailable(&'static str, String),
+    /// Stored data that cannot be read back: a bug or a manual edit.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A cart as stored: its events (the source of truth for its state), its
+/// campaign progress and its timer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CartRecord {
+    pub cart_id: String,
+    /// Optimistic-concurrency version; 0 means "not stored yet".
+    #[serde(default)]
+    pub version: u64,
+    pub events: Vec<Event>,
+    #[serde(default)]
+    pub progress: Progress,
+    /// When the pending timer fires, if one is armed.
+    #[serde(default)]
+    pub timer_armed_for: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CartRecord {
+    pub fn new(cart_id: &str, now: DateTime<Utc>) -> Self {
+        CartRecord {
+            cart_id: cart_id.to_owned(),
+            version: 0,
+            events: Vec::new(),
+            progress: Progress::default(),
+            timer_armed_for: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn cart(&self) -> Cart {
+        Cart::from_events(&self.cart_id, &self.events)
+    }
+
+    pub fn has_event(&self, event_id: &str) -> bool {
+        self.events.iter().any(|e| e.event_id == event_id)
+    }
+}
+
+/// One line of a cart's timeline: an event applied, a decision, a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    /// "event", "decision", "message" or "engagement".
+    pub kind: String,
+    /// Event type, reason code or message status.
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+/// Everything one accepted event writes, committed atomically together with
+/// the `event_id` dedupe record.
+#[derive(Debug, Clone)]
+pub struct EventCommit {
+    pub event_id: String,
+    pub received_at: DateTime<Utc>,
+    /// The new cart state and the version it replaces.
+    pub cart: Option<CartRecord>,
+    pub customer: Option<(Customer, u64)>,
+    pub timeline: Option<TimelineEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Applied,
+    /// The `event_id` was seen before: nothing was written.
+    Duplicate,
+    /// Another writer changed the cart or customer first: re-read and retry.
+    Conflict,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This caller holds the send until the lease ends.
+    Claimed(MessageRecord),
+    AlreadySent,
+    /// Another sender holds a live lease.
+    InFlight,
+    /// Rejected or cancelled for good.
+    Closed,
+    NotFound,
+}
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    async fn get_cart(&self, cart_id: &str) -> Result<Option<CartRecord>, PortError>;
+    async fn get_customer(&self, customer_id: &str) -> Result<Option<(Customer, u64)>, PortError>;
+    /// Writes dedupe record, cart, customer and timeline entry atomically.
+    /// The cart's `version` is the version it replaces (0: must not exist).
+    async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError>;
+    /// Replaces the cart when its stored version is `cart.version`; the
+    /// stored copy gets `cart.version + 1`. Returns false on a conflict.
+    async fn save_cart(&self, cart: &CartRecord) -> Result<bool, PortError>;
+    async fn append_timeline(&self, cart_id: &str, entry: &TimelineEntry) -> Result<(), PortError>;
+    /// Oldest first.
+    async fn timeline(&self, cart_id: &str) -> Result<Vec<TimelineEntry>, PortError>;
+    /// Creates the record unless one with its id exists; true when created.
+    async fn create_message(&self, record: &MessageRecord) -> Result<bool, PortError>;
+    async fn get_message(&self, message_id: &str) -> Result<Option<MessageRecord>, PortError>;
+    /// Atomically takes the send: from `Queued`, or from `Sending` whose
+    /// lease has ended.
+    async fn claim_message(&self, message_id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError>;
+    async fn set_message_status(&self, message_id: &str, status: &MessageStatus) -> Result<(), PortError>;
+    /// Records the first engagement (click, open); later ones keep the first time.
+    async fn record_engagement(&self, message_id: &str, at: DateTime<Utc>) -> Result<(), PortError>;
+    /// Messages to a customer decided at or after `since`.
+    async fn customer_messages(&self, customer_key: &str, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError>;
+}
+
+/// What a cart's timer delivers when it fires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerPayload {
+    pub cart_id: String,
+    pub due_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Scheduler: Send + Sync {
+    /// Arms a one-time timer for the cart. Arming the same cart and time
+    /// twice is one timer.
+    async fn arm(&self, timer: &TimerPayload) -> Result<(), PortError>;
+}
+
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Puts the job on its channel's queue.
+    async fn enqueue(&self, job: &MessageJob) -> Result<(), PortError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying with backoff (throttling, provider outage).
+    #[error("temporary provider failure: {0}")]
+    Retryable(String),
+    /// Will never succeed (invalid address, suppressed recipient).
+    #[error("provider rejected the message: {0}")]
+    Permanent(String),
+}
+
+#[async_trait]
+pub trait Sender: Send + Sync {
+    /// Sends and returns the provider's message id.
+    async fn send(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<String, SendError>;
+}
+
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
+    async fn list(&self) -> Result<Vec<Campaign>, PortError>;
+    /// Stores a validated campaign, replacing one with the same id.
+    async fn put(&self, campaign: &Campaign) -> Result<(), PortError>;
+}

@@ -1,0 +1,255 @@
+//! Message content: templates (minijinja) filled with the cart, tracked
+//! links, and the RFC 5322 MIME message built from them (lettre).
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use lettre::message::{header, Mailbox, MultiPart};
+use minijinja::{context, Environment};
+use serde::Serialize;
+
+use crate::cart::Cart;
+use crate::message::Outgoing;
+
+pub const TEMPLATES: [&str; 2] = ["reminder", "last_call"];
+
+const SUBJECTS: &[(&str, &str)] = &[
+    ("reminder", "{% if first_name %}{{ first_name }}, you{% else %}You{% endif %} left {{ item_count }} item{{ 's' if item_count != 1 }} in your cart"),
+    ("last_call", "Last call: your cart is still waiting{% if first_name %}, {{ first_name }}{% endif %}"),
+];
+
+const TEXT: &str = r#"{% if first_name %}Hi {{ first_name }},{% else %}Hi,{% endif %}
+
+{{ intro }}
+
+{% for item in items -%}
+- {{ item.name }} x{{ item.quantity }}{% if item.price %}  {{ item.price }} {{ currency }}{% endif %}
+  {{ item.link }}
+{% endfor %}
+Total: {{ subtotal }} {{ currency }}
+
+Restore your cart: {{ restore_link }}
+"#;
+
+const HTML: &str = r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
+<body style="font-family:Arial,sans-serif;color:#222">
+<p>{% if first_name %}Hi {{ first_name }},{% else %}Hi,{% endif %}</p>
+<p>{{ intro }}</p>
+<table cellpadding="8" style="border-collapse:collapse">
+{% for item in items %}<tr>
+<td>{% if item.image_url %}<a href="{{ item.link }}"><img src="{{ item.image_url }}" alt="{{ item.name }}" width="96"></a>{% endif %}</td>
+<td><a href="{{ item.link }}">{{ item.name }}</a><br>Quantity: {{ item.quantity }}</td>
+<td>{% if item.price %}{{ item.price }} {{ currency }}{% endif %}</td>
+</tr>
+{% endfor %}</table>
+<p><strong>Total: {{ subtotal }} {{ currency }}</strong></p>
+<p><a href="{{ restore_link }}" style="background:#0a7;color:#fff;padding:10px 16px;text-decoration:none">Restore my cart</a></p>
+</body></html>
+"#;
+
+const SMS: &str = "{% if first_name %}{{ first_name }}, your{% else %}Your{% endif %} cart ({{ item_count }} item{{ 's' if item_count != 1 }}, {{ subtotal }} {{ currency }}) is waiting: {{ restore_link }} Reply STOP to opt out.";
+
+#[derive(Debug, Clone, Serialize)]
+struct ItemView {
+    name: String,
+    quantity: u32,
+    price: Option<String>,
+    image_url: Option<minijinja::Value>,
+    link: minijinja::Value,
+}
+
+/// A URL made safe for an HTML attribute by percent-encoding the characters
+/// that could end it, so it needs no entity escaping (which would turn every
+/// `/` into `&#x2f;` and make links unreadable in the text part).
+fn url_value(url: &str) -> minijinja::Value {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '"' => out.push_str("%22"),
+            '\'' => out.push_str("%27"),
+            '<' => out.push_str("%3C"),
+            '>' => out.push_str("%3E"),
+            '&' => out.push_str("&amp;"),
+            c if c.is_whitespace() || c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    minijinja::Value::from_safe_string(out)
+}
+
+/// What a template needs besides the cart: links already signed.
+pub struct Links<'a> {
+    pub restore: String,
+    /// Tracked link for an item's product page.
+    pub item: &'a dyn Fn(&str) -> String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {0:?} does not exist")]
+    UnknownTemplate(String),
+    #[error("template failed: {0}")]
+    Template(#[from] minijinja::Error),
+    #[error("cannot build the email: {0}")]
+    Mime(String),
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
+    });
+    env.add_template("email.txt", TEXT).expect("built-in template parses");
+    env.add_template("email.html", HTML).expect("built-in template parses");
+    env.add_template("sms.txt", SMS).expect("built-in template parses");
+    for (name, subject) in SUBJECTS {
+        env.add_template(name, subject).expect("built-in template parses");
+    }
+    env
+}
+
+fn intro(template: &str) -> &'static str {
+    match template {
+        "last_call" => "Your cart is still saved, but we can't hold it forever. Pick up where you left off:",
+        _ => "You left these in your cart. They're saved for you:",
+    }
+}
+
+/// The template context for a cart.
+fn cart_context(template: &str, cart: &Cart, first_name: Option<&str>, links: &Links) -> minijinja::Value {
+    let items: Vec<ItemView> = cart
+        .items
+        .iter()
+        .map(|i| ItemView {
+            name: i.item_name.clone().unwrap_or_else(|| i.item_id.clone()),
+            quantity: i.quantity,
+            price: i.price.map(|p| p.round_dp(2).to_string()),
+            image_url: i.image_url.as_deref().map(url_value),
+            link: url_value(&match &i.url {
+                Some(url) => (links.item)(url),
+                None => links.restore.clone(),
+            }),
+        })
+        .collect();
+    let totals = cart.totals();
+    context! {
+        first_name => first_name,
+        items => items,
+        item_count => totals.item_count,
+        subtotal => totals.subtotal.round_dp(2).to_string(),
+        currency => totals.currency.unwrap_or_default(),
+        restore_link => url_value(&links.restore),
+        intro => intro(template),
+    }
+}
+
+pub fn email(template: &str, to: &str, cart: &Cart, first_name: Option<&str>, links: &Links) -> Result<Outgoing, RenderError> {
+    if !TEMPLATES.contains(&template) {
+        return Err(RenderError::UnknownTemplate(template.into()));
+    }
+    let env = environment();
+    let ctx = cart_context(template, cart, first_name, links);
+    let subject = env.get_template(template)?.render(&ctx)?;
+    let ctx = context! { subject => subject.clone(), ..ctx };
+    Ok(Outgoing::Email {
+        to: to.to_owned(),
+        subject,
+        text: env.get_template("email.txt")?.render(&ctx)?,
+        html: env.get_template("email.html")?.render(&ctx)?,
+    })
+}
+
+pub fn sms(to: &str, cart: &Cart, first_name: Option<&str>, links: &Links) -> Result<Outgoing, RenderError> {
+    let env = environment();
+    let body = env.get_template("sms.txt")?.render(cart_context("reminder", cart, first_name, links))?;
+    Ok(Outgoing::Sms { to: to.to_owned(), body })
+}
+
+/// Title and body for a push notification.
+pub fn push_text(cart: &Cart, first_name: Option<&str>) -> (String, String) {
+    let totals = cart.totals();
+    let title = match first_name {
+        Some(name) => format!("{name}, your cart is waiting"),
+        None => "Your cart is waiting".to_owned(),
+    };
+    let first = cart.items.first().map(|i| i.item_name.clone().unwrap_or_else(|| i.item_id.clone())).unwrap_or_default();
+    let body = if totals.item_count > 1 {
+        format!("{first} and {} more item(s) are saved for you.", totals.item_count - 1)
+    } else {
+        format!("{first} is saved for you.")
+    };
+    (title, body)
+}
+
+/// The complete MIME message for an email: multipart/alternative text and
+/// HTML, with a deterministic Message-ID so a resend is recognisable.
+pub fn mime(outgoing: &Outgoing, from: &str, message_id: &str, date: DateTime<Utc>) -> Result<Vec<u8>, RenderError> {
+    let Outgoing::Email { to, subject, text, html } = outgoing else {
+        return Err(RenderError::Mime("not an email".into()));
+    };
+    let from: Mailbox = from.parse().map_err(|e| RenderError::Mime(format!("sender address: {e}")))?;
+    let to: Mailbox = to.parse().map_err(|e| RenderError::Mime(format!("recipient address: {e}")))?;
+    let message = lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .date(SystemTime::from(date))
+        .message_id(Some(format!("<{message_id}@cartback>")))
+        .header(header::MIME_VERSION_1_0)
+        .multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
+        .map_err(|e| RenderError::Mime(e.to_string()))?;
+    Ok(message.formatted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventType, Item};
+    use rust_decimal::Decimal;
+
+    fn cart() -> Cart {
+        let e = Event {
+            event_id: "e".into(), kind: EventType::AddToCart, occurred_at: "2026-11-23T10:00:00Z".parse().unwrap(),
+            cart_id: Some("c1".into()), customer_id: None, device: None, currency: Some("EUR".into()),
+            items: vec![Item {
+                item_id: "sku".into(), item_name: Some("Blue <Mug>".into()), price: Some(Decimal::new(1250, 2)),
+                quantity: 2, image_url: Some("https://cdn.example/mug.jpg".into()), url: Some("https://shop.example/mug".into()),
+            }],
+            order_id: None, value: None, coupon: None, customer: None,
+        };
+        Cart::from_events("c1", &[e])
+    }
+
+    fn links() -> Links<'static> {
+        Links { restore: "https://cb.example/r/RESTORE".into(), item: &|url| format!("https://cb.example/r/item?{url}") }
+    }
+
+    #[test]
+    fn given_a_cart_when_an_email_is_rendered_then_items_images_prices_and_links_are_in_it() {
+        let Outgoing::Email { subject, text, html, .. } = email("reminder", "ana@example.com", &cart(), Some("Ana"), &links()).unwrap() else { panic!() };
+        assert_eq!(subject, "Ana, you left 2 items in your cart");
+        assert!(text.contains("Blue <Mug> x2  12.50 EUR"), "{text}");
+        assert!(html.contains("Blue &lt;Mug&gt;"), "HTML is escaped: {html}");
+        assert!(html.contains("https://cdn.example/mug.jpg"));
+        assert!(html.contains("https://cb.example/r/item?https://shop.example/mug"));
+        assert!(html.contains("https://cb.example/r/RESTORE"));
+        assert!(text.contains("Total: 25.00 EUR"));
+    }
+
+    #[test]
+    fn given_an_email_when_built_as_mime_then_it_is_multipart_alternative_with_headers() {
+        let out = email("reminder", "ana@example.com", &cart(), None, &links()).unwrap();
+        let raw = String::from_utf8(mime(&out, "Shop <shop@example.com>", "m_1", "2026-11-23T10:30:00Z".parse().unwrap()).unwrap()).unwrap();
+        for needle in ["From: Shop <shop@example.com>", "To: ana@example.com", "Subject: You left 2 items in your cart", "Message-ID: <m_1@cartback>", "MIME-Version: 1.0", "multipart/alternative", "text/plain", "text/html", "Date: Mon, 23 Nov 2026 10:30:00"] {
+            assert!(raw.contains(needle), "missing {needle} in\n{raw}");
+        }
+    }
+
+    #[test]
+    fn given_a_cart_when_an_sms_is_rendered_then_it_is_short_and_carries_the_restore_link() {
+        let Outgoing::Sms { body, .. } = sms("+33612345678", &cart(), Some("Ana"), &links()).unwrap() else { panic!() };
+        assert!(body.contains("https://cb.example/r/RESTORE"));
+        assert!(body.chars().count() < 200, "{body}");
+    }
+}

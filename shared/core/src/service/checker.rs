@@ -1,0 +1,177 @@
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{CampaignCache, Settings, MAX_CONFLICT_RETRIES};
+use crate::cart::Cart;
+use crate::engine::{self, Decision, Input};
+use crate::event::CustomerPatch;
+use crate::message::{customer_key, Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
+use crate::ports::{CartRecord, Clock, JobQueue, PortError, Scheduler, StateStore, TimelineEntry, TimerPayload};
+use crate::render::{self, Links};
+use crate::signing::{restore_token, sign_link, LinkClaims};
+
+/// How far back the engine looks at a customer's messages (longest cap window).
+const HISTORY_WINDOW_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckOutcome {
+    NoSuchCart,
+    /// Another, later timer is pending for this cart: this one is stale.
+    Superseded,
+    /// The last decision taken, after any sends it led to.
+    Decided { decision: Decision, sent: Vec<String> },
+}
+
+/// Runs when a cart's timer fires: re-reads the cart, asks the engine,
+/// queues messages, and re-arms or stops.
+pub struct Checker {
+    pub store: Arc<dyn StateStore>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub queue: Arc<dyn JobQueue>,
+    pub campaigns: Arc<CampaignCache>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+}
+
+impl Checker {
+    pub async fn on_timer(&self, timer: &TimerPayload) -> Result<CheckOutcome, PortError> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let now = self.clock.now();
+            let Some(mut record) = self.store.get_cart(&timer.cart_id).await? else {
+                return Ok(CheckOutcome::NoSuchCart);
+            };
+            if record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now) {
+                return Ok(CheckOutcome::Superseded);
+            }
+            let cart = record.cart();
+            let customer = match &cart.customer_id {
+                Some(id) => self.store.get_customer(id).await?.map(|(c, _)| c),
+                None => None,
+            };
+            let key = customer_key(cart.customer_id.as_deref(), &cart.cart_id);
+            let mut history = self.store.customer_messages(&key, now - Duration::days(HISTORY_WINDOW_DAYS)).await?;
+            let campaigns = self.campaigns.get().await?;
+            let mut sent = Vec::new();
+            let mut timeline = Vec::new();
+            // Each send moves progress on; the loop ends at a wait or a stop.
+            let decision = loop {
+                let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, now };
+                let decision = engine::decide(&input);
+                let contact = input.contact().clone();
+                timeline.push(decision_entry(&decision, now));
+                let Decision::Send { campaign_id, step, channel, template, .. } = &decision else { break decision };
+                let message = MessageRecord {
+                    message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
+                    cart_id: cart.cart_id.clone(),
+                    customer_key: key.clone(),
+                    campaign_id: campaign_id.clone(),
+                    step: *step,
+                    channel: *channel,
+                    decided_at: now,
+                    status: MessageStatus::Queued,
+                    engaged_at: None,
+                };
+                let outgoing = self.render(template, *channel, &cart, &contact, &message.message_id, now);
+                self.store.create_message(&message).await?;
+                self.queue.enqueue(&MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing }).await?;
+                record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
+                sent.push(message.message_id.clone());
+                history.push(message);
+            };
+            record.timer_armed_for = match &decision {
+                Decision::Wait { until, .. } => {
+                    self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: *until }).await?;
+                    Some(*until)
+                }
+                _ => None,
+            };
+            record.updated_at = now;
+            if !self.store.save_cart(&record).await? {
+                continue;
+            }
+            for entry in &timeline {
+                self.store.append_timeline(&record.cart_id, entry).await?;
+            }
+            return Ok(CheckOutcome::Decided { decision, sent });
+        }
+        Err(PortError::Unavailable("state store", "too many concurrent writers on one cart".into()))
+    }
+
+    /// What the engine would decide now, without acting: for `explain`.
+    pub async fn dry_run(&self, record: &CartRecord) -> Result<Decision, PortError> {
+        let now = self.clock.now();
+        let cart = record.cart();
+        let customer = match &cart.customer_id {
+            Some(id) => self.store.get_customer(id).await?.map(|(c, _)| c),
+            None => None,
+        };
+        let key = customer_key(cart.customer_id.as_deref(), &cart.cart_id);
+        let history = self.store.customer_messages(&key, now - Duration::days(HISTORY_WINDOW_DAYS)).await?;
+        let campaigns = self.campaigns.get().await?;
+        Ok(engine::decide(&Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, now }))
+    }
+
+    fn render(&self, template: &str, channel: Channel, cart: &Cart, contact: &CustomerPatch, message_id: &str, now: DateTime<Utc>) -> Outgoing {
+        let settings = &self.settings;
+        let link = |target: &str, ttl: Duration| {
+            let claims = LinkClaims { message_id: message_id.to_owned(), cart_id: cart.cart_id.clone(), target: target.to_owned(), expires: (now + ttl).timestamp() };
+            format!("{}/r/{}", settings.public_base_url, sign_link(&settings.secret, &claims))
+        };
+        let restore_expires = (now + settings.restore_ttl).timestamp();
+        let restore_target = settings
+            .restore_url
+            .replace("{cart_id}", &urlencode(&cart.cart_id))
+            .replace("{token}", &restore_token(&settings.secret, &cart.cart_id, restore_expires));
+        let restore = link(&restore_target, settings.restore_ttl);
+        let item_link = |url: &str| link(url, settings.link_ttl);
+        let links = Links { restore: restore.clone(), item: &item_link };
+        let first_name = contact.first_name.as_deref();
+        // The engine only picks a channel the contact can be reached on, so
+        // the property is present; a render failure falls back to plain text.
+        match channel {
+            Channel::Email => {
+                let to = contact.email.clone().unwrap_or_default();
+                render::email(template, &to, cart, first_name, &links).unwrap_or_else(|e| Outgoing::Email {
+                    to,
+                    subject: "Your cart is waiting".into(),
+                    text: format!("Your cart is saved: {restore}\n\n(render error: {e})"),
+                    html: String::new(),
+                })
+            }
+            Channel::Sms => {
+                let to = contact.phone.clone().unwrap_or_default();
+                render::sms(&to, cart, first_name, &links).unwrap_or_else(|_| Outgoing::Sms { to, body: format!("Your cart is waiting: {restore}") })
+            }
+            Channel::Push => {
+                let (title, body) = render::push_text(cart, first_name);
+                let token = contact.push_tokens.as_ref().and_then(|t| t.first()).cloned();
+                let (platform, token) = token.map(|t| (t.platform, t.token)).unwrap_or((crate::event::PushPlatform::Fcm, String::new()));
+                Outgoing::Push { platform, token, title, body, url: restore }
+            }
+            Channel::WebPush => {
+                let (title, body) = render::push_text(cart, first_name);
+                Outgoing::WebPush { subscription: contact.web_push_subscription.clone().unwrap_or_default(), title, body, url: restore }
+            }
+        }
+    }
+}
+
+fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {
+    let reason = decision.reason();
+    let details = match decision {
+        Decision::Wait { until, .. } => serde_json::json!({ "decision": "wait", "until": until }),
+        Decision::Send { campaign_id, step, channel, .. } => serde_json::json!({ "decision": "send", "campaign_id": campaign_id, "step": step, "channel": channel }),
+        Decision::Stop { .. } => serde_json::json!({ "decision": "stop" }),
+    };
+    TimelineEntry { at: now, kind: "decision".into(), code: reason.code.as_str().into(), message: reason.message.clone(), details }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,87 @@
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::cart::CartStatus;
+use crate::message::{MessageJob, MessageStatus};
+use crate::ports::{Claim, Clock, PortError, SendError, Sender, StateStore, TimelineEntry};
+
+/// How long a sender holds a claim before another may take over.
+const CLAIM_LEASE_SECONDS: i64 = 300;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Sent { provider_message_id: String },
+    /// Already sent, closed, unknown, or cancelled by a later purchase.
+    Skipped(String),
+    /// The provider refused for good; recorded, not retried.
+    Rejected(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The job should come back later (queue retry with backoff).
+    #[error("retry later: {0}")]
+    Retry(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Takes one job off a channel queue: claim, last-moment checks, send, record.
+pub struct Delivery {
+    pub store: Arc<dyn StateStore>,
+    pub sender: Arc<dyn Sender>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Delivery {
+    pub async fn deliver(&self, job: &MessageJob) -> Result<DeliveryOutcome, DeliveryError> {
+        let now = self.clock.now();
+        let record = match self.store.claim_message(&job.message_id, now, now + Duration::seconds(CLAIM_LEASE_SECONDS)).await? {
+            Claim::Claimed(record) => record,
+            Claim::AlreadySent => return Ok(DeliveryOutcome::Skipped("already sent".into())),
+            Claim::Closed => return Ok(DeliveryOutcome::Skipped("closed for good".into())),
+            Claim::NotFound => return Ok(DeliveryOutcome::Skipped("no such message".into())),
+            Claim::InFlight => return Err(DeliveryError::Retry("another sender holds the claim".into())),
+        };
+        // A purchase may have landed between the decision and now.
+        if let Some(cart) = self.store.get_cart(&record.cart_id).await? {
+            if cart.cart().status == CartStatus::Converted {
+                let status = MessageStatus::Cancelled { reason: "purchased".into(), at: now };
+                self.store.set_message_status(&record.message_id, &status).await?;
+                self.note(&record.cart_id, "cancelled", "Not sent: the customer bought before it went out.", &record.message_id, job).await?;
+                return Ok(DeliveryOutcome::Skipped("purchased".into()));
+            }
+        }
+        match self.sender.send(job, now).await {
+            Ok(provider_message_id) => {
+                let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: self.clock.now() };
+                self.store.set_message_status(&record.message_id, &status).await?;
+                self.note(&record.cart_id, "sent", &format!("Step {} sent by {}.", record.step + 1, record.channel.as_str()), &record.message_id, job).await?;
+                Ok(DeliveryOutcome::Sent { provider_message_id })
+            }
+            Err(SendError::Permanent(error)) => {
+                let status = MessageStatus::Rejected { error: error.clone(), at: now };
+                self.store.set_message_status(&record.message_id, &status).await?;
+                self.note(&record.cart_id, "rejected", &format!("The provider refused step {}: {error}", record.step + 1), &record.message_id, job).await?;
+                Ok(DeliveryOutcome::Rejected(error))
+            }
+            Err(SendError::Retryable(error)) => {
+                // Hand the claim back so the queue's retry can take it at once.
+                self.store.set_message_status(&record.message_id, &MessageStatus::Queued).await?;
+                Err(DeliveryError::Retry(error))
+            }
+        }
+    }
+
+    async fn note(&self, cart_id: &str, code: &str, message: &str, message_id: &str, job: &MessageJob) -> Result<(), PortError> {
+        let entry = TimelineEntry {
+            at: self.clock.now(),
+            kind: "message".into(),
+            code: code.into(),
+            message: message.into(),
+            details: serde_json::json!({ "message_id": message_id, "channel": job.channel }),
+        };
+        self.store.append_timeline(cart_id, &entry).await
+    }
+}

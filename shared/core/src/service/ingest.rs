@@ -1,0 +1,155 @@
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{CampaignCache, MAX_CONFLICT_RETRIES};
+use crate::cart::CartStatus;
+use crate::customer::Customer;
+use crate::event::{parse_body, BodyError, Event, FieldError};
+use crate::ports::{CartRecord, Clock, CommitOutcome, EventCommit, PortError, Scheduler, StateStore, TimelineEntry, TimerPayload};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Accepted,
+    Duplicate,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventResult {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    pub status: EventStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<FieldError>,
+}
+
+/// The answer to `POST /v1/events`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngestAnswer {
+    pub received_at: DateTime<Utc>,
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub results: Vec<EventResult>,
+}
+
+pub struct Ingest {
+    pub store: Arc<dyn StateStore>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub campaigns: Arc<CampaignCache>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Ingest {
+    /// Parses and applies a request body. A storage outage is the only error:
+    /// bad events are answered one by one and never sink the others.
+    pub async fn ingest_body(&self, body: &[u8]) -> Result<Result<IngestAnswer, BodyError>, PortError> {
+        let received_at = self.clock.now();
+        let parsed = match parse_body(body, received_at) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut results = Vec::with_capacity(parsed.len());
+        for (index, item) in parsed.into_iter().enumerate() {
+            let (status, error) = match item.result {
+                Err(error) => (EventStatus::Rejected, Some(error)),
+                Ok(event) => match self.apply(&event, received_at).await? {
+                    Ok(status) => (status, None),
+                    Err(error) => (EventStatus::Rejected, Some(error)),
+                },
+            };
+            results.push(EventResult { index, event_id: item.event_id, status, error });
+        }
+        let count = |s| results.iter().filter(|r| r.status == s).count();
+        Ok(Ok(IngestAnswer {
+            received_at,
+            accepted: count(EventStatus::Accepted),
+            duplicates: count(EventStatus::Duplicate),
+            rejected: count(EventStatus::Rejected),
+            results,
+        }))
+    }
+
+    /// Applies one valid event: one atomic write (dedupe, cart, customer,
+    /// timeline), preceded by a timer arm only when the cart has none.
+    pub async fn apply(&self, event: &Event, received_at: DateTime<Utc>) -> Result<Result<EventStatus, FieldError>, PortError> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let cart = match &event.cart_id {
+                Some(id) => Some(self.store.get_cart(id).await?.unwrap_or_else(|| CartRecord::new(id, received_at))),
+                None => None,
+            };
+            if cart.as_ref().is_some_and(|c| c.has_event(&event.event_id)) {
+                return Ok(Ok(EventStatus::Duplicate));
+            }
+            if cart.as_ref().is_some_and(|c| c.events.len() >= MAX_EVENTS_PER_CART) {
+                return Ok(Err(FieldError::new("cart_id", format!("cart holds {MAX_EVENTS_PER_CART} events, the most one cart may have"))));
+            }
+            let customer = match &event.customer_id {
+                Some(id) => {
+                    let (mut customer, version) = self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
+                    customer.apply(event).then_some((customer, version))
+                }
+                None => None,
+            };
+            let cart = match cart {
+                Some(mut record) => {
+                    let pos = record.events.partition_point(|e| (e.occurred_at, &e.event_id) <= (event.occurred_at, &event.event_id));
+                    record.events.insert(pos, event.clone());
+                    record.updated_at = received_at;
+                    self.arm_if_needed(&mut record).await?;
+                    Some(record)
+                }
+                None => None,
+            };
+            let timeline = event.cart_id.as_ref().map(|_| TimelineEntry {
+                at: event.occurred_at,
+                kind: "event".into(),
+                code: event.kind.as_str().into(),
+                message: describe(event),
+                details: serde_json::json!({ "event_id": event.event_id }),
+            });
+            let commit = EventCommit { event_id: event.event_id.clone(), received_at, cart, customer, timeline };
+            match self.store.commit_event(commit).await? {
+                CommitOutcome::Applied => return Ok(Ok(EventStatus::Accepted)),
+                CommitOutcome::Duplicate => return Ok(Ok(EventStatus::Duplicate)),
+                CommitOutcome::Conflict => continue,
+            }
+        }
+        Err(PortError::Unavailable("state store", "too many concurrent writers on one cart".into()))
+    }
+
+    /// Arms the cart's single timer when none is pending early enough. A
+    /// later edit only moves the cart's activity time; the checker re-arms.
+    async fn arm_if_needed(&self, record: &mut CartRecord) -> Result<(), PortError> {
+        let cart = record.cart();
+        let (CartStatus::Active, Some(last_activity)) = (cart.status, cart.last_activity_at) else {
+            return Ok(());
+        };
+        let due = last_activity + self.campaigns.first_check_delay().await?;
+        let due = due.max(self.clock.now());
+        if record.timer_armed_for.is_some_and(|armed| armed <= due) {
+            return Ok(());
+        }
+        // Arm before the write: a failed write leaves a spare timer that fires
+        // into a no-op, never a cart without a timer.
+        self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: due }).await?;
+        record.timer_armed_for = Some(due);
+        Ok(())
+    }
+}
+
+/// Events kept per cart; each cart's state is the fold of its events.
+pub const MAX_EVENTS_PER_CART: usize = 1000;
+
+fn describe(event: &Event) -> String {
+    let items = event.items.iter().map(|i| format!("{} x{}", i.item_id, i.quantity)).collect::<Vec<_>>().join(", ");
+    match (event.kind, items.is_empty()) {
+        (crate::event::EventType::Purchase, _) => format!("purchase, order {}", event.order_id.as_deref().unwrap_or("?")),
+        (kind, true) => kind.as_str().to_owned(),
+        (kind, false) => format!("{}: {items}", kind.as_str()),
+    }
+}

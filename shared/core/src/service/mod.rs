@@ -1,0 +1,48 @@
+//! The pipeline's services, written once against the ports and used by both
+//! runtimes: ingest (events in), checker (timer fired), delivery (queue job
+//! out to a provider), and the campaign cache they share.
+
+mod campaigns;
+mod checker;
+mod delivery;
+mod ingest;
+
+use chrono::Duration;
+
+pub use campaigns::CampaignCache;
+pub use checker::{CheckOutcome, Checker};
+pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
+pub use ingest::{EventResult, EventStatus, Ingest, IngestAnswer};
+
+use crate::signing::Secret;
+
+/// Settings shared by the services, validated by each runtime at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub secret: Secret,
+    /// Where Cartback's own `/r/{token}` redirect is served.
+    pub public_base_url: String,
+    /// The storefront's restore-cart URL; `{cart_id}` and `{token}` are filled in.
+    pub restore_url: String,
+    /// How long tracked links and restore links stay valid.
+    pub link_ttl: Duration,
+    pub restore_ttl: Duration,
+    /// How long carts, dedupe and message records are kept.
+    pub retention: Duration,
+}
+
+impl Settings {
+    pub fn new(secret: Secret, public_base_url: &str, restore_url: &str) -> Self {
+        Settings {
+            secret,
+            public_base_url: public_base_url.trim_end_matches('/').to_owned(),
+            restore_url: restore_url.to_owned(),
+            link_ttl: Duration::days(30),
+            restore_ttl: Duration::hours(48),
+            retention: Duration::days(90),
+        }
+    }
+}
+
+/// Retries a read-modify-write on optimistic-concurrency conflicts.
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 8;
