@@ -1,1 +1,134 @@
-fn main() {}
+//! `cartback`: the local runtime and the operator's tool.
+
+mod campaign;
+mod dev;
+mod explain;
+mod secret;
+mod send;
+mod server;
+mod stores;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cartback", version, about = "Event-driven abandoned-cart recovery")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline in one process: HTTP API, SQLite state, durable
+    /// timers and queues, and an outbox folder instead of email/SMS/push providers.
+    Dev(DevArgs),
+    /// Sign event files and post them to a running Cartback.
+    Send(SendArgs),
+    /// List, show, enable, disable, apply and export campaigns.
+    Campaign(CampaignArgs),
+    /// Explain a cart: every event, decision (with its reason) and message.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Address the HTTP API listens on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CARTBACK_LISTEN")]
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database, the outbox and the generated secret.
+    #[arg(long, default_value = ".cartback", env = "CARTBACK_DATA")]
+    pub data: PathBuf,
+    /// Virtual time runs this many times faster than real time (60: a
+    /// 30-minute timer fires after 30 seconds).
+    #[arg(long, default_value_t = 1.0, env = "CARTBACK_CLOCK_SPEED")]
+    pub clock_speed: f64,
+    /// Base URL of this server as customers reach it (tracked links).
+    #[arg(long, env = "CARTBACK_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+    /// The storefront's restore-cart URL; `{cart_id}` and `{token}` are filled in.
+    #[arg(long, env = "CARTBACK_RESTORE_URL", default_value = "http://localhost:3000/cart/restore?cart={cart_id}&token={token}")]
+    pub restore_url: String,
+    /// The From address of emails.
+    #[arg(long, env = "CARTBACK_SENDER_EMAIL", default_value = "Cartback Demo Shop <shop@example.com>")]
+    pub sender_email: String,
+    /// Days carts, messages and timelines are kept.
+    #[arg(long, env = "CARTBACK_RETENTION_DAYS", default_value_t = 90)]
+    pub retention_days: u32,
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    /// JSON files, each an event or {"events": [...]}.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where Cartback listens.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "CARTBACK_URL")]
+    pub url: String,
+    /// Data folder of `cartback dev`, to read its generated secret when
+    /// CARTBACK_INGEST_SECRET is not set.
+    #[arg(long, default_value = ".cartback", env = "CARTBACK_DATA")]
+    pub data: PathBuf,
+}
+
+#[derive(Args)]
+pub struct StoreArgs {
+    /// The local data folder (the one `cartback dev` uses).
+    #[arg(long, default_value = ".cartback", env = "CARTBACK_DATA", global = true)]
+    pub data: PathBuf,
+    /// Use the DynamoDB tables (CARTBACK_CONFIG_TABLE / CARTBACK_STATE_TABLE)
+    /// with the standard AWS credential chain instead of the local folder.
+    #[arg(long, global = true)]
+    pub aws: bool,
+}
+
+#[derive(Args)]
+pub struct CampaignArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub action: campaign::Action,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    pub cart_id: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print the timeline as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Send(args) => send::run(args).await,
+            Command::Campaign(args) => campaign::run(args).await,
+            Command::Explain(args) => explain::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,3 @@
 
+pub mod moto;
+pub mod contract;

@@ -1,1 +1,23 @@
-fn main() {}
+//! The send-push function: fed by its SQS queue, delivers each job through
+//! SNS mobile push and reports partial batch failures.
+
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::SqsEvent;
+use cartback_aws::config::{PushConfig, ProcessEnv};
+use cartback_aws::{clients, handlers, wiring};
+use cartback_core::ports::SystemClock;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    cartback_aws::init_logging();
+    let config = PushConfig::from_env(&ProcessEnv)?;
+    let clients = clients::Clients::new(&clients::load_sdk_config().await);
+    let delivery = Arc::new(wiring::push_delivery(&clients, &config, Arc::new(SystemClock)));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let delivery = delivery.clone();
+        async move { Ok::<_, Error>(handlers::sender(&delivery, event.payload).await) }
+    }))
+    .await
+}

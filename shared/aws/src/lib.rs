@@ -1,1 +1,24 @@
+//! Cartback's AWS runtime: adapters for the core's ports on DynamoDB,
+//! EventBridge Scheduler, SQS, SES v2 and SNS; typed configuration; and the
+//! Lambda handlers, as functions the thin `functions/*` binaries wire up.
 
+pub mod clients;
+pub mod config;
+pub mod dynamo;
+mod error;
+pub mod handlers;
+pub mod redact;
+pub mod scheduler;
+pub mod ses;
+pub mod sns;
+pub mod sqs;
+pub mod sqs_batch;
+pub mod wiring;
+
+/// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).
+/// Nothing Cartback logs carries contact data: addresses, numbers and
+/// tokens go through `cartback_core::contact::redact` first.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).with_ansi(false).with_target(false).try_init();
+}

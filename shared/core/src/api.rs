@@ -69,7 +69,9 @@ impl Api {
         let path = request.path.split('?').next().unwrap_or_default();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (request.method.as_str(), segments.as_slice()) {
-            ("GET", ["healthz"]) => Response::json(200, &json!({ "status": "ok" })),
+            // `now` is Cartback's clock (virtual under `cartback dev --clock-speed`):
+            // clients sign with it so the replay window holds at any speed.
+            ("GET", ["healthz"]) => Response::json(200, &json!({ "status": "ok", "now": self.clock.now() })),
             ("GET", ["openapi.json"]) => Response {
                 status: 200,
                 headers: vec![("content-type".into(), "application/json".into())],
@@ -161,7 +163,7 @@ pub fn cart_view(record: &crate::ports::CartRecord, timeline: &[TimelineEntry]) 
         "customer_id": cart.customer_id,
         "device": cart.device,
         "items": cart.items,
-        "totals": { "currency": totals.currency, "subtotal": totals.subtotal.to_string(), "item_count": totals.item_count },
+        "totals": { "currency": totals.currency, "subtotal": crate::cart::money_text(totals.subtotal), "item_count": totals.item_count },
         "last_activity_at": cart.last_activity_at,
         "campaign": record.progress,
         "next_check_at": record.timer_armed_for,

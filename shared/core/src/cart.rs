@@ -158,6 +158,15 @@ impl Cart {
     }
 }
 
+/// An amount as shown to people and in JSON answers: two decimals at least.
+pub fn money_text(amount: Decimal) -> String {
+    let mut shown = amount.round_dp(4).normalize();
+    if shown.scale() < 2 {
+        shown.rescale(2);
+    }
+    shown.to_string()
+}
+
 fn refresh_details(existing: &mut Item, newer: &Item) {
     if newer.item_name.is_some() {
         existing.item_name.clone_from(&newer.item_name);

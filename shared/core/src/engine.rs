@@ -330,17 +330,22 @@ pub fn quiet_until(now: DateTime<Utc>, tz: Tz, campaign: &Campaign) -> Option<Da
     }
     let today = local.date_naive();
     let day = if t >= end { today.succ_opt()? } else { today };
-    Some(first_instant_at(tz, day, end))
+    Some(first_instant_at(tz, day, end, now))
 }
 
 /// The first instant at or after local `day` + `time` that exists in `tz`
-/// (a DST gap moves it forward to when the clocks resume).
-fn first_instant_at(tz: Tz, day: NaiveDate, time: chrono::NaiveTime) -> DateTime<Utc> {
+/// (a DST gap moves it forward to when the clocks resume). When the time
+/// occurs twice (a DST fall-back), the earlier occurrence unless it is not
+/// after `after`: in the repeated hour the second occurrence is the next one.
+fn first_instant_at(tz: Tz, day: NaiveDate, time: chrono::NaiveTime, after: DateTime<Utc>) -> DateTime<Utc> {
     let mut local = day.and_time(time);
     for _ in 0..=180 {
         match tz.from_local_datetime(&local) {
             LocalResult::Single(t) => return t.with_timezone(&Utc),
-            LocalResult::Ambiguous(earliest, _) => return earliest.with_timezone(&Utc),
+            LocalResult::Ambiguous(earliest, latest) => {
+                let earliest = earliest.with_timezone(&Utc);
+                return if earliest > after { earliest } else { latest.with_timezone(&Utc) };
+            }
             LocalResult::None => local += Duration::minutes(1),
         }
     }
@@ -348,11 +353,16 @@ fn first_instant_at(tz: Tz, day: NaiveDate, time: chrono::NaiveTime) -> DateTime
 }
 
 fn human(d: Duration) -> String {
-    if d.num_minutes() % (60 * 24) == 0 {
-        format!("{} days", d.num_days())
+    let (n, unit) = if d.num_minutes() % (60 * 24) == 0 {
+        (d.num_days(), "day")
     } else if d.num_minutes() % 60 == 0 {
-        format!("{} hours", d.num_hours())
+        (d.num_hours(), "hour")
     } else {
-        format!("{} minutes", d.num_minutes())
-    }
+        (d.num_minutes(), "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

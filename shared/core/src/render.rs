@@ -8,7 +8,7 @@ use lettre::message::{header, Mailbox, MultiPart};
 use minijinja::{context, Environment};
 use serde::Serialize;
 
-use crate::cart::Cart;
+use crate::cart::{money_text, Cart};
 use crate::message::Outgoing;
 
 pub const TEMPLATES: [&str; 2] = ["reminder", "last_call"];
@@ -124,7 +124,7 @@ fn cart_context(template: &str, cart: &Cart, first_name: Option<&str>, links: &L
         .map(|i| ItemView {
             name: i.item_name.clone().unwrap_or_else(|| i.item_id.clone()),
             quantity: i.quantity,
-            price: i.price.map(|p| p.round_dp(2).to_string()),
+            price: i.price.map(money_text),
             image_url: i.image_url.as_deref().map(url_value),
             link: url_value(&match &i.url {
                 Some(url) => (links.item)(url),
@@ -137,7 +137,7 @@ fn cart_context(template: &str, cart: &Cart, first_name: Option<&str>, links: &L
         first_name => first_name,
         items => items,
         item_count => totals.item_count,
-        subtotal => totals.subtotal.round_dp(2).to_string(),
+        subtotal => money_text(totals.subtotal),
         currency => totals.currency.unwrap_or_default(),
         restore_link => url_value(&links.restore),
         intro => intro(template),

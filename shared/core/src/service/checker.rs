@@ -3,7 +3,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{CampaignCache, Settings, MAX_CONFLICT_RETRIES};
+use crate::campaign::Campaign;
 use crate::cart::Cart;
+use crate::customer::Customer;
 use crate::engine::{self, Decision, Input};
 use crate::event::CustomerPatch;
 use crate::message::{customer_key, Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
@@ -44,14 +46,7 @@ impl Checker {
             if record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now) {
                 return Ok(CheckOutcome::Superseded);
             }
-            let cart = record.cart();
-            let customer = match &cart.customer_id {
-                Some(id) => self.store.get_customer(id).await?.map(|(c, _)| c),
-                None => None,
-            };
-            let key = customer_key(cart.customer_id.as_deref(), &cart.cart_id);
-            let mut history = self.store.customer_messages(&key, now - Duration::days(HISTORY_WINDOW_DAYS)).await?;
-            let campaigns = self.campaigns.get().await?;
+            let Context { cart, customer, key, mut history, campaigns } = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
             let mut sent = Vec::new();
             let mut timeline = Vec::new();
             // Each send moves progress on; the loop ends at a wait or a stop.
@@ -98,20 +93,6 @@ impl Checker {
         Err(PortError::Unavailable("state store", "too many concurrent writers on one cart".into()))
     }
 
-    /// What the engine would decide now, without acting: for `explain`.
-    pub async fn dry_run(&self, record: &CartRecord) -> Result<Decision, PortError> {
-        let now = self.clock.now();
-        let cart = record.cart();
-        let customer = match &cart.customer_id {
-            Some(id) => self.store.get_customer(id).await?.map(|(c, _)| c),
-            None => None,
-        };
-        let key = customer_key(cart.customer_id.as_deref(), &cart.cart_id);
-        let history = self.store.customer_messages(&key, now - Duration::days(HISTORY_WINDOW_DAYS)).await?;
-        let campaigns = self.campaigns.get().await?;
-        Ok(engine::decide(&Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, now }))
-    }
-
     fn render(&self, template: &str, channel: Channel, cart: &Cart, contact: &CustomerPatch, message_id: &str, now: DateTime<Utc>) -> Outgoing {
         let settings = &self.settings;
         let link = |target: &str, ttl: Duration| {
@@ -155,6 +136,33 @@ impl Checker {
             }
         }
     }
+}
+
+/// What the engine needs besides the cart record, loaded once per check.
+struct Context {
+    cart: Cart,
+    customer: Option<Customer>,
+    key: String,
+    history: Vec<MessageRecord>,
+    campaigns: Arc<Vec<Campaign>>,
+}
+
+async fn load_context(store: &dyn StateStore, campaigns: &CampaignCache, record: &CartRecord, now: DateTime<Utc>) -> Result<Context, PortError> {
+    let cart = record.cart();
+    let customer = match &cart.customer_id {
+        Some(id) => store.get_customer(id).await?.map(|(c, _)| c),
+        None => None,
+    };
+    let key = customer_key(cart.customer_id.as_deref(), &cart.cart_id);
+    let history = store.customer_messages(&key, now - Duration::days(HISTORY_WINDOW_DAYS)).await?;
+    Ok(Context { cart, customer, key, history, campaigns: campaigns.get().await? })
+}
+
+/// What the engine would decide for this cart at `now`, without acting:
+/// the "next" line of `cartback explain`.
+pub async fn decide_now(store: &dyn StateStore, campaigns: &CampaignCache, record: &CartRecord, now: DateTime<Utc>) -> Result<Decision, PortError> {
+    let ctx = load_context(store, campaigns, record, now).await?;
+    Ok(engine::decide(&Input { cart: &ctx.cart, progress: &record.progress, customer: ctx.customer.as_ref(), campaigns: &ctx.campaigns, history: &ctx.history, now }))
 }
 
 fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {

@@ -10,7 +10,7 @@ mod ingest;
 use chrono::Duration;
 
 pub use campaigns::CampaignCache;
-pub use checker::{CheckOutcome, Checker};
+pub use checker::{decide_now, CheckOutcome, Checker};
 pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
 pub use ingest::{EventResult, EventStatus, Ingest, IngestAnswer};
 

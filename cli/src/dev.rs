@@ -1,0 +1,204 @@
+//! `cartback dev`: the whole pipeline in one process. SQLite holds state,
+//! timers and queues (so a restart loses nothing); an outbox folder stands in
+//! for the providers; a virtual clock can run time faster for demos.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use anyhow::Context;
+use cartback_core::api::Api;
+use cartback_core::campaign::Campaign;
+use cartback_core::message::QueueName;
+use cartback_core::ports::{CampaignStore, Clock, StateStore};
+use cartback_core::service::{CampaignCache, CheckOutcome, Checker, Delivery, DeliveryError, DeliveryOutcome, Ingest, Settings};
+use cartback_local::{Database, Outbox, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock};
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::Notify;
+
+use crate::secret::{self, Source};
+use crate::DevArgs;
+
+/// Longest real-time nap of a worker loop, so a clock-speed change in
+/// pending work is noticed quickly.
+const MAX_NAP: StdDuration = StdDuration::from_millis(500);
+/// How long a queued job stays invisible while a worker holds it.
+const JOB_VISIBILITY_MINUTES: i64 = 5;
+
+pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let clock = Arc::new(VirtualClock::new(args.clock_speed).context("--clock-speed")?);
+    let db = Database::open(&args.data)
+        .with_context(|| format!("cannot open the database in {}", args.data.display()))?
+        .with_clock(clock.clone());
+    let (secret, secret_text, source) = secret::load_or_generate(&args.data)?;
+    if db.list().await?.is_empty() {
+        db.put(&Campaign::default_campaign()).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let public_base_url = args.public_base_url.clone().unwrap_or_else(|| format!("http://{address}"));
+    let mut settings = Settings::new(secret, &public_base_url, &args.restore_url);
+    settings.retention = Duration::days(i64::from(args.retention_days.max(1)));
+    let settings = Arc::new(settings);
+
+    let store: Arc<dyn StateStore> = Arc::new(db.clone());
+    let scheduler = Arc::new(SqliteScheduler::new(db.clone()));
+    let queue = Arc::new(SqliteQueue::new(db.clone()));
+    let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), Duration::seconds(60)));
+    let outbox = Outbox::new(&args.data)?;
+    let api = Arc::new(Api {
+        ingest: Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: clock.clone() },
+        store: store.clone(),
+        clock: clock.clone(),
+        settings: settings.clone(),
+    });
+    let checker = Arc::new(Checker {
+        store: store.clone(),
+        scheduler: scheduler.clone(),
+        queue: queue.clone(),
+        campaigns,
+        clock: clock.clone(),
+        settings: settings.clone(),
+    });
+    let delivery = Arc::new(Delivery { store: store.clone(), sender: Arc::new(outbox.sender(&args.sender_email)), clock: clock.clone() });
+
+    println!("Cartback is listening on http://{address}");
+    println!("  data folder: {}  (outbox: {})", args.data.display(), outbox.dir().display());
+    println!("  clock speed: {}x", clock.speed());
+    match source {
+        Source::Generated => println!("  ingest secret (generated, saved in {}): {secret_text}", args.data.join("ingest-secret").display()),
+        Source::Existing => println!("  ingest secret: read from {}", args.data.join("ingest-secret").display()),
+        Source::Environment => println!("  ingest secret: from {}", secret::ENV),
+    }
+
+    let timers = tokio::spawn(timer_loop(TimerWheel::new(db.clone()), scheduler.armed_signal(), checker, clock.clone()));
+    let workers: Vec<_> = QueueName::ALL
+        .into_iter()
+        .map(|name| tokio::spawn(queue_worker(name, queue.clone(), delivery.clone(), clock.clone())))
+        .collect();
+    let purge = tokio::spawn(purge_loop(db.clone(), clock.clone(), settings.retention));
+
+    crate::server::serve(listener, api, shutdown_signal()).await?;
+    timers.abort();
+    purge.abort();
+    for w in workers {
+        w.abort();
+    }
+    println!("Cartback stopped; pending timers and queued messages are kept in {}", db.path().display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}
+
+/// Sleeps until `at` (virtual time), a wake-up signal, or `MAX_NAP`.
+async fn nap(clock: &VirtualClock, at: Option<DateTime<Utc>>, signal: &Notify) {
+    let real = at.map_or(MAX_NAP, |t| clock.real_duration_until(t).min(MAX_NAP));
+    tokio::select! {
+        _ = tokio::time::sleep(real) => {}
+        _ = signal.notified() => {}
+    }
+}
+
+async fn timer_loop(wheel: TimerWheel, armed: Arc<Notify>, checker: Arc<Checker>, clock: Arc<VirtualClock>) {
+    loop {
+        match wheel.next_due(clock.now()).await {
+            Ok(Some(timer)) => match checker.on_timer(&timer).await {
+                Ok(outcome) => {
+                    match &outcome {
+                        CheckOutcome::Decided { decision, sent } => tracing::info!(
+                            cart_id = %timer.cart_id, reason = decision.reason().code.as_str(), queued = sent.len(), "cart checked"
+                        ),
+                        other => tracing::debug!(cart_id = %timer.cart_id, ?other, "timer had nothing to do"),
+                    }
+                    if let Err(error) = wheel.complete(&timer).await {
+                        tracing::warn!(%error, "timer not cleared; it will fire again into a no-op");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, cart_id = %timer.cart_id, "check failed; retrying in a minute");
+                    if let Err(error) = wheel.retry_at(&timer, clock.now() + Duration::minutes(1)).await {
+                        tracing::warn!(%error, "timer retry not recorded; its lease will bring it back");
+                    }
+                }
+            },
+            Ok(None) => {
+                let next = wheel.earliest_due().await.unwrap_or(None);
+                nap(&clock, next, &armed).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read timers");
+                tokio::time::sleep(MAX_NAP).await;
+            }
+        }
+    }
+}
+
+async fn queue_worker(name: QueueName, queue: Arc<SqliteQueue>, delivery: Arc<Delivery>, clock: Arc<VirtualClock>) {
+    let signal = queue.enqueued_signal(name);
+    loop {
+        let received = queue.receive(name, clock.now(), Duration::minutes(JOB_VISIBILITY_MINUTES)).await;
+        match received {
+            Ok(Some(job)) => {
+                let result = delivery.deliver(&job.job).await;
+                let failure = match result {
+                    Ok(outcome) => {
+                        match &outcome {
+                            DeliveryOutcome::Sent { .. } => tracing::info!(queue = name.as_str(), message_id = %job.job.message_id, "message sent to the outbox"),
+                            DeliveryOutcome::Rejected(error) => tracing::warn!(queue = name.as_str(), message_id = %job.job.message_id, %error, "message rejected for good"),
+                            DeliveryOutcome::Skipped(why) => tracing::info!(queue = name.as_str(), message_id = %job.job.message_id, why = %why, "message skipped"),
+                        }
+                        None
+                    }
+                    Err(DeliveryError::Retry(e)) => Some(e),
+                    Err(DeliveryError::Port(e)) => Some(e.to_string()),
+                };
+                let settled = match failure {
+                    None => queue.ack(job.id).await.map(|_| ()),
+                    Some(error) => queue.retry(job.id, clock.now(), &error).await.map(|outcome| {
+                        if outcome == RetryOutcome::DeadLettered {
+                            tracing::error!(queue = name.as_str(), message_id = %job.job.message_id, %error, "message moved to the dead-letter table");
+                        } else {
+                            tracing::warn!(queue = name.as_str(), message_id = %job.job.message_id, %error, "delivery failed; will retry");
+                        }
+                    }),
+                };
+                if let Err(error) = settled {
+                    tracing::warn!(%error, "queue bookkeeping failed; the job reappears after its visibility timeout");
+                }
+            }
+            Ok(None) => {
+                let next = queue.next_visible_at(name).await.unwrap_or(None);
+                nap(&clock, next, &signal).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, queue = name.as_str(), "cannot read the queue");
+                tokio::time::sleep(MAX_NAP).await;
+            }
+        }
+    }
+}
+
+async fn purge_loop(db: Database, clock: Arc<VirtualClock>, retention: Duration) {
+    loop {
+        match db.purge_expired(clock.now(), retention).await {
+            Ok(report) => tracing::debug!(?report, "expired records purged"),
+            Err(error) => tracing::warn!(%error, "purge failed"),
+        }
+        tokio::time::sleep(clock.real_duration(Duration::hours(1)).max(StdDuration::from_secs(1))).await;
+    }
+}

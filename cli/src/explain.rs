@@ -1,0 +1,47 @@
+//! `cartback explain CART_ID`: why each message was or was not sent.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use cartback_core::engine::Decision;
+use cartback_core::ports::SystemClock;
+use cartback_core::service::{decide_now, CampaignCache};
+
+use crate::ExplainArgs;
+
+pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let stores = crate::stores::open(&args.store).await?;
+    let Some(record) = stores.state.get_cart(&args.cart_id).await? else {
+        eprintln!("no cart {:?}", args.cart_id);
+        return Ok(ExitCode::FAILURE);
+    };
+    let timeline = stores.state.timeline(&args.cart_id).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&cartback_core::api::cart_view(&record, &timeline))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cart = record.cart();
+    let totals = cart.totals();
+    println!(
+        "cart {}: {:?}, {} item(s), {} {}",
+        cart.cart_id,
+        cart.status,
+        totals.item_count,
+        cartback_core::cart::money_text(totals.subtotal),
+        totals.currency.unwrap_or_default()
+    );
+    for entry in &timeline {
+        println!("{}  {:<10} {:<24} {}", entry.at.format("%Y-%m-%d %H:%M:%S"), entry.kind, entry.code, entry.message);
+    }
+    let clock = Arc::new(SystemClock);
+    let cache = CampaignCache::new(stores.campaigns.clone(), clock.clone(), chrono::Duration::zero());
+    let now = chrono::Utc::now();
+    let next = decide_now(stores.state.as_ref(), &cache, &record, now).await?;
+    let what = match &next {
+        Decision::Wait { until, .. } => format!("wait until {}", until.to_rfc3339()),
+        Decision::Send { channel, step, .. } => format!("send step {} by {}", step + 1, channel.as_str()),
+        Decision::Stop { .. } => "stop".into(),
+    };
+    println!("now ({}): {what} [{}] {}", now.format("%Y-%m-%d %H:%M:%S"), next.reason().code.as_str(), next.reason().message);
+    Ok(ExitCode::SUCCESS)
+}

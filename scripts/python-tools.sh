@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Python tools Cartback's tests and builds use, each in its own
+# virtual environment inside the repo (they pin conflicting boto3 versions):
+#   .venv-moto   moto[server]          AWS emulator for the adapter tests
+#   .venv-tools  cargo-lambda (+zig), aws-sam-cli, cfn-lint, checkov
+# Usage: scripts/python-tools.sh [moto|tools|all]   (default: all)
+# Idempotent: an environment that already has its tools is left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+
+ensure_venv() {
+  local dir=$1 probe=$2; shift 2
+  if [ -x "$dir/bin/$probe" ]; then return 0; fi
+  echo "installing $* into $dir" >&2
+  "$python" -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+}
+
+what=${1:-all}
+if [ "$what" = moto ] || [ "$what" = all ]; then
+  ensure_venv .venv-moto moto_server 'moto[server]>=5.1,<6'
+fi
+if [ "$what" = tools ] || [ "$what" = all ]; then
+  ensure_venv .venv-tools cargo-lambda 'cargo-lambda>=1.8,<2' 'aws-sam-cli>=1.140,<2' 'cfn-lint>=1.30,<2' 'checkov>=3.2,<4'
+fi

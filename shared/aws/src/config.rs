@@ -1,0 +1,320 @@
+//! Typed configuration from the environment, validated once at cold start.
+//! Every error names the variable at fault, so a bad deploy fails on its
+//! first invocation with a sentence an operator can act on.
+//!
+//! The SAM template sets exactly these variables; see `template.yaml`.
+
+use chrono::Duration;
+
+use cartback_core::message::QueueName;
+
+pub const STATE_TABLE: &str = "CARTBACK_STATE_TABLE";
+pub const CONFIG_TABLE: &str = "CARTBACK_CONFIG_TABLE";
+pub const RETENTION_DAYS: &str = "CARTBACK_RETENTION_DAYS";
+pub const INGEST_SECRET_ARN: &str = "CARTBACK_INGEST_SECRET_ARN";
+pub const SCHEDULE_GROUP: &str = "CARTBACK_SCHEDULE_GROUP";
+pub const SCHEDULER_ROLE_ARN: &str = "CARTBACK_SCHEDULER_ROLE_ARN";
+pub const CHECKER_ARN: &str = "CARTBACK_CHECKER_ARN";
+pub const PUBLIC_BASE_URL: &str = "CARTBACK_PUBLIC_BASE_URL";
+pub const RESTORE_URL: &str = "CARTBACK_RESTORE_URL";
+pub const EMAIL_QUEUE_URL: &str = "CARTBACK_EMAIL_QUEUE_URL";
+pub const SMS_QUEUE_URL: &str = "CARTBACK_SMS_QUEUE_URL";
+pub const PUSH_QUEUE_URL: &str = "CARTBACK_PUSH_QUEUE_URL";
+pub const SENDER_EMAIL: &str = "CARTBACK_SENDER_EMAIL";
+pub const SES_CONFIGURATION_SET: &str = "CARTBACK_SES_CONFIGURATION_SET";
+pub const SMS_SENDER_ID: &str = "CARTBACK_SMS_SENDER_ID";
+pub const APNS_PLATFORM_APPLICATION_ARN: &str = "CARTBACK_APNS_PLATFORM_APPLICATION_ARN";
+pub const FCM_PLATFORM_APPLICATION_ARN: &str = "CARTBACK_FCM_PLATFORM_APPLICATION_ARN";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set (or is empty)")]
+    Missing(&'static str),
+    #[error("environment variable {var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    #[error("the ingest secret named by {var} could not be loaded: {reason}")]
+    Secret { var: &'static str, reason: String },
+}
+
+/// Where variables come from: the process environment in a Lambda, a map in
+/// tests.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+fn required(env: &dyn Env, var: &'static str) -> Result<String, ConfigError> {
+    match env.var(var).map(|v| v.trim().to_owned()) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing(var)),
+    }
+}
+
+fn optional(env: &dyn Env, var: &'static str) -> Option<String> {
+    env.var(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { var, reason: reason.into() }
+}
+
+fn arn(env: &dyn Env, var: &'static str, service: &str) -> Result<String, ConfigError> {
+    let value = required(env, var)?;
+    check_arn(var, &value, service)?;
+    Ok(value)
+}
+
+fn check_arn(var: &'static str, value: &str, service: &str) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = value.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" || parts[2] != service || parts[5].is_empty() {
+        return Err(invalid(var, format!("expected an ARN of the form arn:<partition>:{service}:<region>:<account>:<resource>")));
+    }
+    Ok(())
+}
+
+fn http_url(env: &dyn Env, var: &'static str) -> Result<String, ConfigError> {
+    let value = required(env, var)?;
+    let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') && !value.contains(char::is_whitespace) => Ok(value),
+        _ => Err(invalid(var, "expected an absolute http(s) URL")),
+    }
+}
+
+fn table_name(env: &dyn Env, var: &'static str) -> Result<String, ConfigError> {
+    let value = required(env, var)?;
+    let ok = (3..=255).contains(&value.len()) && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !ok {
+        return Err(invalid(var, "a DynamoDB table name is 3 to 255 letters, digits, '_', '-' or '.'"));
+    }
+    Ok(value)
+}
+
+/// What every function needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommonConfig {
+    pub state_table: String,
+    pub config_table: String,
+    /// How long records live after their last write (DynamoDB TTL).
+    pub retention: Duration,
+}
+
+impl CommonConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let retention_raw = required(env, RETENTION_DAYS)?;
+        let days: i64 = retention_raw.parse().map_err(|_| invalid(RETENTION_DAYS, "expected a whole number of days"))?;
+        if !(1..=3650).contains(&days) {
+            return Err(invalid(RETENTION_DAYS, "must be between 1 and 3650 days"));
+        }
+        Ok(CommonConfig {
+            state_table: table_name(env, STATE_TABLE)?,
+            config_table: table_name(env, CONFIG_TABLE)?,
+            retention: Duration::days(days),
+        })
+    }
+}
+
+/// Where timers go: EventBridge Scheduler's group, the role it assumes and
+/// the checker it invokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    pub group: String,
+    pub role_arn: String,
+    pub checker_arn: String,
+}
+
+impl SchedulerConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let group = required(env, SCHEDULE_GROUP)?;
+        if group.len() > 64 || !group.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            return Err(invalid(SCHEDULE_GROUP, "a schedule group name is 1 to 64 letters, digits, '_', '-' or '.'"));
+        }
+        Ok(SchedulerConfig { group, role_arn: arn(env, SCHEDULER_ROLE_ARN, "iam")?, checker_arn: arn(env, CHECKER_ARN, "lambda")? })
+    }
+}
+
+/// The ingest and checker functions: they sign links, arm timers and need
+/// the ingest secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerConfig {
+    pub common: CommonConfig,
+    pub secret_arn: String,
+    pub scheduler: SchedulerConfig,
+    pub public_base_url: String,
+    pub restore_url: String,
+}
+
+impl TimerConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let restore_url = http_url(env, RESTORE_URL)?;
+        if !restore_url.contains("{cart_id}") && !restore_url.contains("{token}") {
+            return Err(invalid(RESTORE_URL, "must contain {cart_id} and/or {token} placeholders"));
+        }
+        Ok(TimerConfig {
+            common: CommonConfig::from_env(env)?,
+            secret_arn: arn(env, INGEST_SECRET_ARN, "secretsmanager")?,
+            scheduler: SchedulerConfig::from_env(env)?,
+            public_base_url: http_url(env, PUBLIC_BASE_URL)?,
+            restore_url,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrls {
+    pub email: String,
+    pub sms: String,
+    pub push: String,
+}
+
+impl QueueUrls {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(QueueUrls { email: http_url(env, EMAIL_QUEUE_URL)?, sms: http_url(env, SMS_QUEUE_URL)?, push: http_url(env, PUSH_QUEUE_URL)? })
+    }
+
+    pub fn url(&self, queue: QueueName) -> &str {
+        match queue {
+            QueueName::Email => &self.email,
+            QueueName::Sms => &self.sms,
+            QueueName::Push => &self.push,
+        }
+    }
+}
+
+/// The checker: timers plus the channel queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckerConfig {
+    pub timer: TimerConfig,
+    pub queues: QueueUrls,
+}
+
+impl CheckerConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(CheckerConfig { timer: TimerConfig::from_env(env)?, queues: QueueUrls::from_env(env)? })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailConfig {
+    pub common: CommonConfig,
+    pub sender: String,
+    pub configuration_set: String,
+}
+
+impl EmailConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let sender = required(env, SENDER_EMAIL)?;
+        // "Shop <shop@example.com>" or "shop@example.com".
+        let address = sender.rsplit_once('<').map(|(_, a)| a.trim_end_matches('>')).unwrap_or(&sender);
+        if cartback_core::contact::normalise_email(address).is_none() {
+            return Err(invalid(SENDER_EMAIL, "expected an email address, optionally as \"Name <address>\""));
+        }
+        Ok(EmailConfig { common: CommonConfig::from_env(env)?, sender, configuration_set: required(env, SES_CONFIGURATION_SET)? })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsConfig {
+    pub common: CommonConfig,
+    /// Alphanumeric sender id; not supported in every country, so optional.
+    pub sender_id: Option<String>,
+}
+
+impl SmsConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let sender_id = optional(env, SMS_SENDER_ID);
+        if let Some(id) = &sender_id {
+            let ok = (1..=11).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && id.chars().any(|c| c.is_ascii_alphabetic());
+            if !ok {
+                return Err(invalid(SMS_SENDER_ID, "a sender id is 1 to 11 letters, digits or '-', with at least one letter"));
+            }
+        }
+        Ok(SmsConfig { common: CommonConfig::from_env(env)?, sender_id })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushConfig {
+    pub common: CommonConfig,
+    pub apns_application_arn: Option<String>,
+    pub fcm_application_arn: Option<String>,
+}
+
+impl PushConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let apns = optional(env, APNS_PLATFORM_APPLICATION_ARN);
+        let fcm = optional(env, FCM_PLATFORM_APPLICATION_ARN);
+        for (var, value) in [(APNS_PLATFORM_APPLICATION_ARN, &apns), (FCM_PLATFORM_APPLICATION_ARN, &fcm)] {
+            if let Some(v) = value {
+                check_arn(var, v, "sns")?;
+            }
+        }
+        Ok(PushConfig { common: CommonConfig::from_env(env)?, apns_application_arn: apns, fcm_application_arn: fcm })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [(STATE_TABLE, "cartback-state"), (CONFIG_TABLE, "cartback-config"), (RETENTION_DAYS, "90")];
+
+    #[test]
+    fn given_all_common_variables_when_loaded_then_retention_is_typed() {
+        let c = CommonConfig::from_env(&env(&BASE)).unwrap();
+        assert_eq!(c.retention, Duration::days(90));
+        assert_eq!(c.state_table, "cartback-state");
+    }
+
+    #[test]
+    fn given_a_missing_or_malformed_variable_when_loaded_then_the_error_names_it() {
+        let e = CommonConfig::from_env(&env(&BASE[..2])).unwrap_err();
+        assert_eq!(e, ConfigError::Missing(RETENTION_DAYS));
+        assert!(e.to_string().contains("CARTBACK_RETENTION_DAYS"));
+        let mut bad = BASE.to_vec();
+        bad[2] = (RETENTION_DAYS, "ninety");
+        assert!(matches!(CommonConfig::from_env(&env(&bad)), Err(ConfigError::Invalid { var: RETENTION_DAYS, .. })));
+        let mut vars = BASE.to_vec();
+        vars.extend([(SCHEDULE_GROUP, "g"), (SCHEDULER_ROLE_ARN, "not-an-arn"), (CHECKER_ARN, "arn:aws:lambda:us-east-1:123456789012:function:c")]);
+        let e = SchedulerConfig::from_env(&env(&vars)).unwrap_err();
+        assert!(e.to_string().contains(SCHEDULER_ROLE_ARN), "{e}");
+    }
+
+    #[test]
+    fn given_empty_optional_push_and_sms_settings_when_loaded_then_they_are_none() {
+        let mut vars = BASE.to_vec();
+        vars.extend([(SMS_SENDER_ID, ""), (APNS_PLATFORM_APPLICATION_ARN, ""), (FCM_PLATFORM_APPLICATION_ARN, " ")]);
+        assert_eq!(SmsConfig::from_env(&env(&vars)).unwrap().sender_id, None);
+        let p = PushConfig::from_env(&env(&vars)).unwrap();
+        assert_eq!((p.apns_application_arn, p.fcm_application_arn), (None, None));
+    }
+
+    #[test]
+    fn given_a_sender_with_a_display_name_when_loaded_then_it_is_accepted() {
+        let mut vars = BASE.to_vec();
+        vars.extend([(SENDER_EMAIL, "Shop <shop@example.com>"), (SES_CONFIGURATION_SET, "cs")]);
+        assert_eq!(EmailConfig::from_env(&env(&vars)).unwrap().sender, "Shop <shop@example.com>");
+        vars[3] = (SENDER_EMAIL, "nobody");
+        assert!(EmailConfig::from_env(&env(&vars)).unwrap_err().to_string().contains(SENDER_EMAIL));
+    }
+}

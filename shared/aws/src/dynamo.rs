@@ -1,0 +1,502 @@
+//! `StateStore` and `CampaignStore` on DynamoDB.
+//!
+//! # State table: single-table design
+//!
+//! Key `pk` (S) / `sk` (S); TTL attribute `expires_at` (epoch seconds); GSI
+//! `gsi1` on `gsi1pk` / `gsi1sk` (projection ALL).
+//!
+//! | item       | pk               | sk                              | gsi1pk / gsi1sk                     |
+//! |------------|------------------|---------------------------------|-------------------------------------|
+//! | cart       | `CART#<id>`      | `STATE`                         |                                     |
+//! | customer   | `CUST#<id>`      | `PROFILE`                       |                                     |
+//! | dedupe     | `EVENT#<id>`     | `EVENT`                         |                                     |
+//! | timeline   | `CART#<id>`      | `TL#<at, RFC 3339 µs>#<suffix>` |                                     |
+//! | message    | `MSG#<id>`       | `MSG`                           | `CUSTMSG#<customer key>` / decided_at |
+//!
+//! Carts, customers and messages are the `serde_dynamo` form of the core's
+//! types plus `pk`, `sk`, `expires_at` and a `version` (carts, customers) or
+//! `rev` (messages) number used as the optimistic-concurrency condition.
+//!
+//! # Retention
+//!
+//! Every item expires `retention` (`CARTBACK_RETENTION_DAYS`, 90 by default
+//! in the template) after its **last write**: each write sets
+//! `expires_at = now + retention`. So an active cart, a customer who keeps
+//! coming back or a message still being engaged with never expires, while a
+//! dead cart, its timeline, its dedupe records and its messages go away on
+//! their own. A dedupe record lives the full retention, far longer than any
+//! storefront retry or replay window, so a replayed `event_id` is still
+//! recognised. DynamoDB deletes expired items within days, not at the
+//! second; nothing reads `expires_at` as a business rule.
+//!
+//! # Write costs
+//!
+//! An accepted event is ONE `TransactWriteItems` (dedupe + cart + customer +
+//! timeline), decided by conditions, never by a read-then-write: a replayed
+//! `event_id` fails the dedupe condition (`Duplicate`), a concurrent writer
+//! fails the version condition (`Conflict`, the service re-reads and
+//! retries). A cart item holds at most `MAX_EVENTS_PER_CART` events; with
+//! typical events (~0.5 KB) that stays under DynamoDB's 400 KB item limit.
+//!
+//! # Config table
+//!
+//! Campaigns are `pk = CAMPAIGNS`, `sk = CAMPAIGN#<id>` with the campaign as
+//! a JSON string in `campaign`. One partition lets `list` be a single
+//! `Query`, which is all the functions' IAM policies allow on that table (no
+//! `Scan`); the handful of campaigns a shop runs fits in it easily.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Duration, Utc};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
+use sha2::{Digest, Sha256};
+
+use cartback_core::campaign::Campaign;
+use cartback_core::customer::Customer;
+use cartback_core::message::{MessageRecord, MessageStatus};
+use cartback_core::ports::{CampaignStore, CartRecord, Claim, Clock, CommitOutcome, EventCommit, PortError, StateStore, TimelineEntry};
+
+use crate::error::{build_error, unavailable};
+
+const SERVICE: &str = "dynamodb";
+type Item = HashMap<String, AttributeValue>;
+
+/// Sort-key time format: fixed width, so string order is time order.
+pub fn sort_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub fn cart_key(cart_id: &str) -> (String, String) {
+    (format!("CART#{cart_id}"), "STATE".into())
+}
+pub fn customer_key(customer_id: &str) -> (String, String) {
+    (format!("CUST#{customer_id}"), "PROFILE".into())
+}
+pub fn dedupe_key(event_id: &str) -> (String, String) {
+    (format!("EVENT#{event_id}"), "EVENT".into())
+}
+pub fn message_key(message_id: &str) -> (String, String) {
+    (format!("MSG#{message_id}"), "MSG".into())
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key((pk, sk): (String, String)) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> PortError {
+    PortError::Corrupt(format!("{what}: {error}"))
+}
+
+fn number(item: &Item, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+fn is_condition_failed<E: ProvideErrorMetadata>(error: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> bool {
+    error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// The state table.
+pub struct DynamoStateStore {
+    client: Client,
+    table: String,
+    retention: Duration,
+    clock: Arc<dyn Clock>,
+    suffix: AtomicU64,
+}
+
+impl DynamoStateStore {
+    pub fn new(client: Client, table: impl Into<String>, retention: Duration, clock: Arc<dyn Clock>) -> Self {
+        let seed = {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new().build_hasher().finish()
+        };
+        DynamoStateStore { client, table: table.into(), retention, clock, suffix: AtomicU64::new(seed) }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn expires_at(&self) -> AttributeValue {
+        n((self.clock.now() + self.retention).timestamp())
+    }
+
+    /// A suffix unique within this process and, with its random seed, across
+    /// concurrent Lambda instances.
+    fn unique_suffix(&self) -> String {
+        let v = self.suffix.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        format!("{v:016x}")
+    }
+
+    fn cart_item(&self, cart: &CartRecord) -> Result<Item, PortError> {
+        let mut item: Item = to_item(cart).map_err(|e| corrupt("cart does not serialise", e))?;
+        item.extend(key(cart_key(&cart.cart_id)));
+        item.insert("version".into(), n(cart.version + 1));
+        item.insert("expires_at".into(), self.expires_at());
+        Ok(item)
+    }
+
+    fn timeline_item(&self, cart_id: &str, entry: &TimelineEntry, suffix: &str) -> Result<Item, PortError> {
+        let mut item: Item = to_item(entry).map_err(|e| corrupt("timeline entry does not serialise", e))?;
+        item.insert("pk".into(), s(format!("CART#{cart_id}")));
+        item.insert("sk".into(), s(format!("TL#{}#{suffix}", sort_time(entry.at))));
+        item.insert("expires_at".into(), self.expires_at());
+        Ok(item)
+    }
+
+    fn message_item(&self, record: &MessageRecord) -> Result<Item, PortError> {
+        let mut item: Item = to_item(record).map_err(|e| corrupt("message does not serialise", e))?;
+        item.extend(key(message_key(&record.message_id)));
+        item.insert("gsi1pk".into(), s(format!("CUSTMSG#{}", record.customer_key)));
+        item.insert("gsi1sk".into(), s(sort_time(record.decided_at)));
+        item.insert("rev".into(), n(0));
+        item.insert("send_attempts".into(), n(0));
+        item.insert("expires_at".into(), self.expires_at());
+        Ok(item)
+    }
+
+    /// A versioned put: the stored item must have `version = expected`, or
+    /// not exist when `expected` is 0.
+    fn versioned_put(&self, item: Item, expected: u64) -> Result<Put, PortError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :expected").expression_attribute_values(":expected", n(expected))
+        };
+        put.build().map_err(|e| build_error(SERVICE, e))
+    }
+
+    async fn get(&self, k: (String, String)) -> Result<Option<Item>, PortError> {
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(key(k))).consistent_read(true).send().await.map_err(|e| unavailable(SERVICE, e))?;
+        Ok(out.item)
+    }
+
+    async fn message_with_rev(&self, message_id: &str) -> Result<Option<(MessageRecord, u64, u64)>, PortError> {
+        let Some(item) = self.get(message_key(message_id)).await? else { return Ok(None) };
+        let rev = number(&item, "rev").unwrap_or(0);
+        let attempts = number(&item, "send_attempts").unwrap_or(0);
+        let record = from_item(item).map_err(|e| corrupt(&format!("message {message_id}"), e))?;
+        Ok(Some((record, rev, attempts)))
+    }
+
+    /// Queries a partition (or index partition), all pages.
+    async fn query_all(&self, index: Option<&str>, condition: &str, values: Vec<(&str, AttributeValue)>) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self.client.query().table_name(&self.table).key_condition_expression(condition).set_exclusive_start_key(start.take());
+            for (k, v) in &values {
+                q = q.expression_attribute_values(*k, v.clone());
+            }
+            q = match index {
+                Some(index) => q.index_name(index),
+                None => q.consistent_read(true),
+            };
+            let out = q.send().await.map_err(|e| unavailable(SERVICE, e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for DynamoStateStore {
+    async fn get_cart(&self, cart_id: &str) -> Result<Option<CartRecord>, PortError> {
+        let Some(item) = self.get(cart_key(cart_id)).await? else { return Ok(None) };
+        // `version` in the item is the stored version, which is what the
+        // record must carry for the next conditional write.
+        from_item(item).map(Some).map_err(|e| corrupt(&format!("cart {cart_id}"), e))
+    }
+
+    async fn get_customer(&self, customer_id: &str) -> Result<Option<(Customer, u64)>, PortError> {
+        let Some(item) = self.get(customer_key(customer_id)).await? else { return Ok(None) };
+        let version = number(&item, "version").unwrap_or(0);
+        let customer = from_item(item).map_err(|e| corrupt(&format!("customer {customer_id}"), e))?;
+        Ok(Some((customer, version)))
+    }
+
+    async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError> {
+        let mut dedupe = key(dedupe_key(&commit.event_id));
+        dedupe.insert("received_at".into(), s(sort_time(commit.received_at)));
+        dedupe.insert("expires_at".into(), self.expires_at());
+        let mut items = vec![Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(dedupe))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| build_error(SERVICE, e))?];
+        if let Some(cart) = &commit.cart {
+            items.push(self.versioned_put(self.cart_item(cart)?, cart.version)?);
+            if let Some(entry) = &commit.timeline {
+                // Deterministic suffix: the entry belongs to this event only.
+                let suffix = format!("e{}", &hex::encode(Sha256::digest(commit.event_id.as_bytes()))[..16]);
+                let put = Put::builder().table_name(&self.table).set_item(Some(self.timeline_item(&cart.cart_id, entry, &suffix)?));
+                items.push(put.build().map_err(|e| build_error(SERVICE, e))?);
+            }
+        }
+        if let Some((customer, version)) = &commit.customer {
+            let mut item: Item = to_item(customer).map_err(|e| corrupt("customer does not serialise", e))?;
+            item.extend(key(customer_key(&customer.customer_id)));
+            item.insert("version".into(), n(version + 1));
+            item.insert("expires_at".into(), self.expires_at());
+            items.push(self.versioned_put(item, *version)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CommitOutcome::Applied),
+            Err(error) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+                match error.as_service_error() {
+                    Some(E::TransactionCanceledException(cancelled)) => {
+                        let codes: Vec<&str> = cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+                        if codes.first() == Some(&"ConditionalCheckFailed") {
+                            Ok(CommitOutcome::Duplicate)
+                        } else if codes.iter().any(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict") {
+                            Ok(CommitOutcome::Conflict)
+                        } else {
+                            Err(unavailable(SERVICE, error))
+                        }
+                    }
+                    // Another transaction on the same items is in progress.
+                    Some(E::TransactionConflictException(_)) => Ok(CommitOutcome::Conflict),
+                    _ => Err(unavailable(SERVICE, error)),
+                }
+            }
+        }
+    }
+
+    async fn save_cart(&self, cart: &CartRecord) -> Result<bool, PortError> {
+        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(self.cart_item(cart)?));
+        request = if cart.version == 0 {
+            request.condition_expression("attribute_not_exists(pk)")
+        } else {
+            request.condition_expression("version = :expected").expression_attribute_values(":expected", n(cart.version))
+        };
+        let result = request.send().await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
+    }
+
+    async fn append_timeline(&self, cart_id: &str, entry: &TimelineEntry) -> Result<(), PortError> {
+        let item = self.timeline_item(cart_id, entry, &self.unique_suffix())?;
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(|e| unavailable(SERVICE, e))?;
+        Ok(())
+    }
+
+    async fn timeline(&self, cart_id: &str) -> Result<Vec<TimelineEntry>, PortError> {
+        let items = self
+            .query_all(None, "pk = :pk AND begins_with(sk, :tl)", vec![(":pk", s(format!("CART#{cart_id}"))), (":tl", s("TL#"))])
+            .await?;
+        items.into_iter().map(|item| from_item(item).map_err(|e| corrupt(&format!("timeline of cart {cart_id}"), e))).collect()
+    }
+
+    async fn create_message(&self, record: &MessageRecord) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.message_item(record)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
+    }
+
+    async fn get_message(&self, message_id: &str) -> Result<Option<MessageRecord>, PortError> {
+        Ok(self.message_with_rev(message_id).await?.map(|(record, _, _)| record))
+    }
+
+    /// Read, decide, then a conditional `UpdateItem` on the message's `rev`:
+    /// of two concurrent claimants exactly one passes the condition; the
+    /// other re-reads and sees `InFlight`.
+    async fn claim_message(&self, message_id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError> {
+        for _ in 0..5 {
+            let Some((mut record, rev, attempts)) = self.message_with_rev(message_id).await? else { return Ok(Claim::NotFound) };
+            match &record.status {
+                MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
+                MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } => return Ok(Claim::Closed),
+                MessageStatus::Sending { lease_until, .. } if *lease_until > now => return Ok(Claim::InFlight),
+                MessageStatus::Queued | MessageStatus::Sending { .. } => {}
+            }
+            let attempts = u32::try_from(attempts + 1).unwrap_or(u32::MAX);
+            record.status = MessageStatus::Sending { lease_until, attempts };
+            let status = to_attribute_value(&record.status).map_err(|e| corrupt("status does not serialise", e))?;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(message_key(message_id))))
+                .update_expression("SET #status = :status, rev = :next, send_attempts = :attempts, expires_at = :exp")
+                .condition_expression("rev = :rev")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", status)
+                .expression_attribute_values(":next", n(rev + 1))
+                .expression_attribute_values(":rev", n(rev))
+                .expression_attribute_values(":attempts", n(attempts))
+                .expression_attribute_values(":exp", self.expires_at())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Claim::Claimed(record)),
+                Err(e) if is_condition_failed(&e) => continue,
+                Err(e) => return Err(unavailable(SERVICE, e)),
+            }
+        }
+        Ok(Claim::InFlight)
+    }
+
+    async fn set_message_status(&self, message_id: &str, status: &MessageStatus) -> Result<(), PortError> {
+        let status = to_attribute_value(status).map_err(|e| corrupt("status does not serialise", e))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(message_key(message_id))))
+            .update_expression("SET #status = :status, expires_at = :exp ADD rev :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", status)
+            .expression_attribute_values(":exp", self.expires_at())
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Err(PortError::Corrupt(format!("message {message_id} does not exist"))),
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
+    }
+
+    async fn record_engagement(&self, message_id: &str, at: DateTime<Utc>) -> Result<(), PortError> {
+        let at = to_attribute_value(at).map_err(|e| corrupt("time does not serialise", e))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(message_key(message_id))))
+            .update_expression("SET engaged_at = if_not_exists(engaged_at, :at), expires_at = :exp")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", at)
+            .expression_attribute_values(":exp", self.expires_at())
+            .send()
+            .await;
+        match result {
+            // A click on a link whose message has expired: nothing to record.
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
+    }
+
+    async fn customer_messages(&self, customer_key: &str, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError> {
+        let items = self
+            .query_all(Some("gsi1"), "gsi1pk = :pk AND gsi1sk >= :since", vec![(":pk", s(format!("CUSTMSG#{customer_key}"))), (":since", s(sort_time(since)))])
+            .await?;
+        items.into_iter().map(|item| from_item(item).map_err(|e| corrupt("message", e))).collect()
+    }
+}
+
+/// Campaigns in the config table.
+pub struct DynamoCampaignStore {
+    client: Client,
+    table: String,
+}
+
+pub const CAMPAIGNS_PK: &str = "CAMPAIGNS";
+
+impl DynamoCampaignStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoCampaignStore { client, table: table.into() }
+    }
+}
+
+#[async_trait]
+impl CampaignStore for DynamoCampaignStore {
+    async fn list(&self) -> Result<Vec<Campaign>, PortError> {
+        let mut campaigns = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(CAMPAIGNS_PK))
+                .expression_attribute_values(":prefix", s("CAMPAIGN#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(SERVICE, e))?;
+            for item in out.items.unwrap_or_default() {
+                let sk = match item.get("sk") {
+                    Some(AttributeValue::S(sk)) => sk.clone(),
+                    _ => String::new(),
+                };
+                let Some(AttributeValue::S(json)) = item.get("campaign") else {
+                    return Err(PortError::Corrupt(format!("config item {sk} has no `campaign` string")));
+                };
+                let campaign: Campaign = serde_json::from_str(json).map_err(|e| corrupt(&format!("campaign {sk}"), e))?;
+                if let Err(errors) = campaign.validate() {
+                    let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                    return Err(PortError::Corrupt(format!("campaign {sk} is invalid: {list}")));
+                }
+                campaigns.push(campaign);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        campaigns.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(campaigns)
+    }
+
+    async fn put(&self, campaign: &Campaign) -> Result<(), PortError> {
+        let json = serde_json::to_string(campaign).map_err(|e| corrupt("campaign does not serialise", e))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(CAMPAIGNS_PK))
+            .item("sk", s(format!("CAMPAIGN#{}", campaign.id)))
+            .item("campaign_id", s(&campaign.id))
+            .item("campaign", s(json))
+            .item("updated_at", s(sort_time(Utc::now())))
+            .send()
+            .await
+            .map_err(|e| unavailable(SERVICE, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Assembling the core services from configuration and SDK clients, once
+//! per cold start. The binaries call these; so do the tests.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use cartback_core::api::Api;
+use cartback_core::ports::{Clock, Sender};
+use cartback_core::service::{CampaignCache, Checker, Delivery, Ingest, Settings};
+use cartback_core::signing::Secret;
+
+use crate::clients::Clients;
+use crate::config::{CheckerConfig, CommonConfig, ConfigError, EmailConfig, PushConfig, SmsConfig, TimerConfig, INGEST_SECRET_ARN};
+use crate::dynamo::{DynamoCampaignStore, DynamoStateStore};
+use crate::scheduler::EventBridgeScheduler;
+use crate::ses::SesSender;
+use crate::sns::{SnsPushSender, SnsSmsSender};
+use crate::sqs::SqsJobQueue;
+
+/// How long a function instance trusts its cached campaigns.
+pub const CAMPAIGN_CACHE_TTL_SECONDS: i64 = 60;
+
+/// Reads the ingest HMAC key from Secrets Manager (its SecretString).
+pub async fn load_secret(clients: &Clients, arn: &str) -> Result<Secret, ConfigError> {
+    let secret_error = |reason: String| ConfigError::Secret { var: INGEST_SECRET_ARN, reason };
+    let out = clients
+        .secrets
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| secret_error(aws_smithy_types::error::display::DisplayErrorContext(e).to_string()))?;
+    let value = out.secret_string.ok_or_else(|| secret_error("the secret has no SecretString".into()))?;
+    Secret::new(value.trim().as_bytes().to_vec()).map_err(|e| secret_error(e.to_string()))
+}
+
+pub fn state_store(clients: &Clients, common: &CommonConfig, clock: Arc<dyn Clock>) -> Arc<DynamoStateStore> {
+    Arc::new(DynamoStateStore::new(clients.dynamodb.clone(), &common.state_table, common.retention, clock))
+}
+
+pub fn campaign_cache(clients: &Clients, common: &CommonConfig, clock: Arc<dyn Clock>) -> Arc<CampaignCache> {
+    let store = Arc::new(DynamoCampaignStore::new(clients.dynamodb.clone(), &common.config_table));
+    Arc::new(CampaignCache::new(store, clock, Duration::seconds(CAMPAIGN_CACHE_TTL_SECONDS)))
+}
+
+fn settings(config: &TimerConfig, secret: Secret) -> Arc<Settings> {
+    let mut settings = Settings::new(secret, &config.public_base_url, &config.restore_url);
+    settings.retention = config.common.retention;
+    Arc::new(settings)
+}
+
+/// The ingest function's HTTP API.
+pub fn api(clients: &Clients, config: &TimerConfig, secret: Secret, clock: Arc<dyn Clock>) -> Api {
+    let store = state_store(clients, &config.common, clock.clone());
+    let scheduler = Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), config.scheduler.clone()));
+    let campaigns = campaign_cache(clients, &config.common, clock.clone());
+    let ingest = Ingest { store: store.clone(), scheduler, campaigns, clock: clock.clone() };
+    Api { ingest, store, clock, settings: settings(config, secret) }
+}
+
+pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock: Arc<dyn Clock>) -> Checker {
+    let timer = &config.timer;
+    Checker {
+        store: state_store(clients, &timer.common, clock.clone()),
+        scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), timer.scheduler.clone())),
+        queue: Arc::new(SqsJobQueue::new(clients.sqs.clone(), config.queues.clone())),
+        campaigns: campaign_cache(clients, &timer.common, clock.clone()),
+        clock,
+        settings: settings(timer, secret),
+    }
+}
+
+pub fn delivery(clients: &Clients, common: &CommonConfig, sender: Arc<dyn Sender>, clock: Arc<dyn Clock>) -> Delivery {
+    Delivery { store: state_store(clients, common, clock.clone()), sender, clock }
+}
+
+pub fn email_delivery(clients: &Clients, config: &EmailConfig, clock: Arc<dyn Clock>) -> Delivery {
+    let sender = Arc::new(SesSender::new(clients.ses.clone(), &config.sender, &config.configuration_set));
+    delivery(clients, &config.common, sender, clock)
+}
+
+pub fn sms_delivery(clients: &Clients, config: &SmsConfig, clock: Arc<dyn Clock>) -> Delivery {
+    let sender = Arc::new(SnsSmsSender::new(clients.sns.clone(), config.sender_id.clone()));
+    delivery(clients, &config.common, sender, clock)
+}
+
+pub fn push_delivery(clients: &Clients, config: &PushConfig, clock: Arc<dyn Clock>) -> Delivery {
+    let sender = Arc::new(SnsPushSender::new(clients.sns.clone(), config.apns_application_arn.clone(), config.fcm_application_arn.clone()));
+    delivery(clients, &config.common, sender, clock)
+}

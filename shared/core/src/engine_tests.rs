@@ -1,0 +1,1126 @@
+//! Specifications of the decision engine: one rule per test, written as
+//! GIVEN / WHEN / THEN. The engine is pure, so every test builds an `Input`
+//! by hand and reads the `Decision`.
+
+use std::collections::BTreeSet;
+
+use chrono::{Duration, NaiveTime};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::*;
+use crate::campaign::{Campaign, ChannelOrder, DelayFrom, Segment, Step};
+use crate::cart::{Cart, CartStatus, Purchase};
+use crate::customer::Customer;
+use crate::event::{ConsentPatch, CustomerPatch, Device, Item, PushPlatform, PushToken};
+use crate::message::{Channel, MessageRecord, MessageStatus};
+use crate::reason::ReasonCode;
+
+use Channel::{Email, Push, Sms, WebPush};
+
+// ---------------------------------------------------------------- helpers
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().expect("RFC 3339 instant")
+}
+
+/// Noon in Paris, 06:00 in New York: outside every default quiet hour.
+fn t0() -> DateTime<Utc> {
+    t("2026-06-10T10:00:00Z")
+}
+
+fn mins(n: i64) -> Duration {
+    Duration::minutes(n)
+}
+
+fn hours(n: i64) -> Duration {
+    Duration::hours(n)
+}
+
+fn days(n: i64) -> Duration {
+    Duration::days(n)
+}
+
+fn hm(h: u32, m: u32) -> NaiveTime {
+    NaiveTime::from_hms_opt(h, m, 0).expect("valid time")
+}
+
+fn tz(name: &str) -> Tz {
+    name.parse().expect("IANA zone")
+}
+
+/// Every property and every consent: each channel can carry a message.
+fn full_contact() -> CustomerPatch {
+    CustomerPatch {
+        email: Some("ana@example.com".into()),
+        phone: Some("+33612345678".into()),
+        first_name: Some("Ana".into()),
+        locale: None,
+        timezone: Some("Europe/Paris".into()),
+        consents: Some(ConsentPatch { email: Some(true), sms: Some(true), push: Some(true), web_push: Some(true) }),
+        push_tokens: Some(vec![PushToken { platform: PushPlatform::Fcm, token: "fcm-token".into() }]),
+        web_push_subscription: Some(json!({"endpoint": "https://push.example/s/1", "keys": {"p256dh": "k", "auth": "a"}})),
+    }
+}
+
+fn step(delay: Duration, from: DelayFrom, mobile: &[Channel], desktop: &[Channel]) -> Step {
+    Step { delay, delay_from: from, channels: ChannelOrder { mobile: mobile.to_vec(), desktop: desktop.to_vec() }, template: "reminder".into() }
+}
+
+/// The field's flow: 30 minutes after the last activity, then 24 hours after
+/// the first message, each step in the default channel order by device.
+fn field_campaign() -> Campaign {
+    let mut c = Campaign::default_campaign();
+    c.id = "field".into();
+    for s in &mut c.steps {
+        s.channels = ChannelOrder::default();
+    }
+    c
+}
+
+/// A one-step campaign that reaches only through `channels` on every device.
+fn only(id: &str, channels: &[Channel]) -> Campaign {
+    let mut c = field_campaign();
+    c.id = id.into();
+    c.steps = vec![step(mins(30), DelayFrom::LastActivity, channels, channels)];
+    c
+}
+
+fn message(cart_id: &str, step: u32, channel: Channel, at: DateTime<Utc>) -> MessageRecord {
+    MessageRecord {
+        message_id: MessageRecord::id_for(cart_id, step, channel),
+        cart_id: cart_id.into(),
+        customer_key: "u1".into(),
+        campaign_id: "field".into(),
+        step,
+        channel,
+        decided_at: at,
+        status: MessageStatus::Sent { provider_message_id: "provider-1".into(), at },
+        engaged_at: None,
+    }
+}
+
+/// One cart of customer `u1` (full contact, French mobile, Paris zone),
+/// last touched at `t0()`, and the field campaign.
+struct Scenario {
+    cart: Cart,
+    progress: Progress,
+    customer: Option<Customer>,
+    campaigns: Vec<Campaign>,
+    history: Vec<MessageRecord>,
+}
+
+impl Scenario {
+    fn on(device: Option<Device>) -> Self {
+        let cart = Cart {
+            cart_id: "c1".into(),
+            customer_id: Some("u1".into()),
+            status: CartStatus::Active,
+            items: vec![Item { item_id: "mug".into(), item_name: Some("Mug".into()), price: Some(Decimal::new(1250, 2)), quantity: 2, image_url: None, url: None }],
+            currency: Some("EUR".into()),
+            device,
+            first_activity_at: Some(t0() - mins(5)),
+            last_activity_at: Some(t0()),
+            items_viewed: 3,
+            contact: CustomerPatch::default(),
+            purchase: None,
+        };
+        let mut customer = Customer::new("u1");
+        customer.profile = full_contact();
+        Scenario { cart, progress: Progress::default(), customer: Some(customer), campaigns: vec![field_campaign()], history: Vec::new() }
+    }
+
+    fn mobile() -> Self {
+        Self::on(Some(Device::Mobile))
+    }
+
+    fn desktop() -> Self {
+        Self::on(Some(Device::Desktop))
+    }
+
+    /// The moment the first step falls due with the field campaign.
+    fn due(&self) -> DateTime<Utc> {
+        self.cart.last_activity_at.expect("activity") + mins(30)
+    }
+
+    fn active_at(mut self, at: DateTime<Utc>) -> Self {
+        self.cart.first_activity_at = Some(at);
+        self.cart.last_activity_at = Some(at);
+        self
+    }
+
+    fn with_campaigns(mut self, campaigns: Vec<Campaign>) -> Self {
+        self.campaigns = campaigns;
+        self
+    }
+
+    fn contact(&mut self) -> &mut CustomerPatch {
+        &mut self.customer.as_mut().expect("known customer").profile
+    }
+
+    fn consents(&mut self) -> &mut ConsentPatch {
+        self.contact().consents.get_or_insert_with(Default::default)
+    }
+
+    fn decide_at(&self, now: DateTime<Utc>) -> Decision {
+        decide(&Input {
+            cart: &self.cart,
+            progress: &self.progress,
+            customer: self.customer.as_ref(),
+            campaigns: &self.campaigns,
+            history: &self.history,
+            now,
+        })
+    }
+
+    /// Decides at `now`, expects a send, and records it the way the checker
+    /// does (message in history, step in progress).
+    #[track_caller]
+    fn send_at(&mut self, now: DateTime<Utc>) -> (u32, Channel) {
+        match self.decide_at(now) {
+            Decision::Send { campaign_id, step, channel, .. } => {
+                let mut m = message(&self.cart.cart_id, step, channel, now);
+                m.campaign_id.clone_from(&campaign_id);
+                self.progress.record(&campaign_id, step, channel, m.message_id.clone(), now);
+                self.history.push(m);
+                (step, channel)
+            }
+            other => panic!("expected a send at {now}, got {other:?}"),
+        }
+    }
+}
+
+#[track_caller]
+fn assert_send(d: &Decision, step: u32, channel: Channel) -> String {
+    match d {
+        Decision::Send { step: s, channel: c, reason, .. } if *s == step && *c == channel => {
+            assert_eq!(reason.code, ReasonCode::Sent);
+            reason.message.clone()
+        }
+        other => panic!("expected step {step} by {channel:?}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_wait(d: &Decision, until: DateTime<Utc>, code: ReasonCode) -> String {
+    match d {
+        Decision::Wait { until: u, reason } if *u == until && reason.code == code => reason.message.clone(),
+        other => panic!("expected a wait until {until} ({code:?}), got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_stop(d: &Decision, code: ReasonCode) -> String {
+    match d {
+        Decision::Stop { reason } if reason.code == code => {
+            assert!(!reason.message.is_empty(), "a stop explains itself");
+            reason.message.clone()
+        }
+        other => panic!("expected a stop with {code:?}, got {other:?}"),
+    }
+}
+
+// ------------------------------------------------------- waiting for inactivity
+
+#[test]
+fn given_a_cart_just_added_to_when_decided_then_it_waits_30_minutes_of_inactivity() {
+    let s = Scenario::desktop();
+    for now in [t0(), t0() + mins(1), t0() + mins(29) + Duration::seconds(59)] {
+        let why = assert_wait(&s.decide_at(now), t0() + mins(30), ReasonCode::WaitingForInactivity);
+        assert!(why.contains("abandoned"), "{why}");
+    }
+}
+
+#[test]
+fn given_30_minutes_without_activity_when_decided_then_the_first_step_is_sent() {
+    let s = Scenario::desktop();
+    assert_send(&s.decide_at(t0() + mins(30)), 0, WebPush);
+}
+
+#[test]
+fn given_new_activity_during_the_wait_when_the_old_timer_fires_then_the_wait_restarts_from_the_latest_activity() {
+    let s = Scenario::desktop().active_at(t0() + mins(20));
+    assert_wait(&s.decide_at(t0() + mins(30)), t0() + mins(50), ReasonCode::WaitingForInactivity);
+    assert_send(&s.decide_at(t0() + mins(50)), 0, WebPush);
+}
+
+#[test]
+fn given_a_campaign_with_a_longer_first_delay_when_decided_then_it_waits_that_long() {
+    let mut c = field_campaign();
+    c.steps[0].delay = hours(1);
+    let s = Scenario::desktop().with_campaigns(vec![c]);
+    assert_wait(&s.decide_at(t0() + mins(30)), t0() + hours(1), ReasonCode::WaitingForInactivity);
+}
+
+// ------------------------------------------------------- cart status
+
+#[test]
+fn given_a_purchased_cart_when_a_step_is_due_then_it_stops_with_purchased() {
+    let mut s = Scenario::desktop();
+    s.cart.status = CartStatus::Converted;
+    s.cart.purchase = Some(Purchase { order_id: "o1".into(), value: None, currency: None, coupon: None, at: t0() + mins(10) });
+    assert_stop(&s.decide_at(t0() + mins(30)), ReasonCode::Purchased);
+    // Even before anything is due, and even mid-sequence.
+    assert_stop(&s.decide_at(t0() + mins(11)), ReasonCode::Purchased);
+    s.progress.record("field", 0, WebPush, "m".into(), t0() + mins(30));
+    assert_stop(&s.decide_at(t0() + days(1)), ReasonCode::Purchased);
+}
+
+#[test]
+fn given_an_emptied_cart_when_a_step_is_due_then_it_stops_with_cart_emptied() {
+    let mut s = Scenario::desktop();
+    s.cart.status = CartStatus::Emptied;
+    s.cart.items.clear();
+    assert_stop(&s.decide_at(t0() + mins(30)), ReasonCode::CartEmptied);
+}
+
+#[test]
+fn given_a_cart_with_only_views_when_decided_then_it_stops_with_nothing_in_cart() {
+    let mut s = Scenario::desktop();
+    s.cart.status = CartStatus::Browsing;
+    s.cart.items.clear();
+    s.cart.last_activity_at = None;
+    assert_stop(&s.decide_at(t0() + mins(30)), ReasonCode::NothingInCart);
+    // An active cart without an activity time cannot be timed either.
+    s.cart.status = CartStatus::Active;
+    assert_stop(&s.decide_at(t0() + mins(30)), ReasonCode::NothingInCart);
+}
+
+// ------------------------------------------------------- channel order by device
+
+#[test]
+fn given_a_mobile_cart_with_a_push_token_when_abandoned_then_push_is_chosen_first() {
+    let s = Scenario::mobile();
+    assert_send(&s.decide_at(s.due()), 0, Push);
+}
+
+#[test]
+fn given_a_tablet_cart_when_abandoned_then_the_mobile_order_applies() {
+    let s = Scenario::on(Some(Device::Tablet));
+    assert_send(&s.decide_at(s.due()), 0, Push);
+}
+
+#[test]
+fn given_a_desktop_cart_with_a_web_push_subscription_when_abandoned_then_web_push_is_chosen_first() {
+    let s = Scenario::desktop();
+    assert_send(&s.decide_at(s.due()), 0, WebPush);
+}
+
+#[test]
+fn given_a_cart_of_unknown_device_when_abandoned_then_the_desktop_order_applies() {
+    let s = Scenario::on(None);
+    assert_send(&s.decide_at(s.due()), 0, WebPush);
+}
+
+#[test]
+fn given_a_mobile_cart_without_a_push_token_when_abandoned_then_email_is_chosen_and_the_push_skip_is_explained() {
+    let mut s = Scenario::mobile();
+    s.contact().push_tokens = None;
+    let why = assert_send(&s.decide_at(s.due()), 0, Email);
+    assert!(why.contains("Skipped push: no push token"), "{why}");
+}
+
+#[test]
+fn given_a_mobile_cart_reachable_only_by_sms_when_abandoned_then_sms_is_chosen_and_both_skips_are_explained() {
+    let mut s = Scenario::mobile();
+    s.contact().push_tokens = None;
+    s.contact().email = None;
+    let why = assert_send(&s.decide_at(s.due()), 0, Sms);
+    assert!(why.contains("push: no push token; email: no valid email address"), "{why}");
+}
+
+#[test]
+fn given_a_desktop_cart_without_web_push_when_abandoned_then_email_comes_before_sms() {
+    let mut s = Scenario::desktop();
+    s.contact().web_push_subscription = None;
+    let why = assert_send(&s.decide_at(s.due()), 0, Email);
+    assert!(why.contains("web_push: no web-push subscription"), "{why}");
+}
+
+#[test]
+fn given_a_campaign_with_its_own_order_per_step_when_each_step_falls_due_then_that_steps_order_is_followed() {
+    let mut c = field_campaign();
+    c.steps[0].channels = ChannelOrder { mobile: vec![Sms, Email], desktop: vec![Email, Sms] };
+    c.steps[1].channels = ChannelOrder { mobile: vec![Email], desktop: vec![Sms, WebPush] };
+    let mut m = Scenario::mobile().with_campaigns(vec![c.clone()]);
+    assert_eq!(m.send_at(m.due()), (0, Sms));
+    assert_eq!(m.send_at(m.due() + hours(24)), (1, Email));
+    let mut d = Scenario::desktop().with_campaigns(vec![c]);
+    assert_eq!(d.send_at(d.due()), (0, Email));
+    assert_eq!(d.send_at(d.due() + hours(24)), (1, Sms));
+}
+
+#[test]
+fn given_the_shipped_default_campaign_when_a_desktop_cart_is_abandoned_then_email_comes_first_and_web_push_follows_a_day_later() {
+    let mut s = Scenario::desktop().with_campaigns(vec![Campaign::default_campaign()]);
+    assert_eq!(s.send_at(s.due()), (0, Email));
+    assert_eq!(s.send_at(s.due() + hours(24)), (1, WebPush));
+}
+
+// ------------------------------------------------------- consent and properties
+
+#[test]
+fn given_every_property_but_no_consent_when_abandoned_then_it_stops_with_no_consent() {
+    let mut s = Scenario::mobile();
+    s.contact().consents = None;
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoConsent);
+    assert!(why.contains("push: no consent; email: no consent; sms: no consent"), "{why}");
+    // Withdrawn consent is no better than unknown consent.
+    *s.consents() = ConsentPatch { email: Some(false), sms: Some(false), push: Some(false), web_push: Some(false) };
+    assert_stop(&s.decide_at(s.due()), ReasonCode::NoConsent);
+}
+
+#[test]
+fn given_consents_but_no_contact_data_when_abandoned_then_it_stops_with_no_reachable_channel() {
+    let mut s = Scenario::mobile();
+    *s.contact() = CustomerPatch { consents: full_contact().consents, ..Default::default() };
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoReachableChannel);
+    assert!(why.contains("push: no push token; email: no valid email address; sms: no valid E.164 phone number"), "{why}");
+}
+
+#[test]
+fn given_missing_consent_on_one_channel_and_missing_data_on_the_others_when_abandoned_then_no_reachable_channel_names_each_cause() {
+    let mut s = Scenario::mobile();
+    s.contact().push_tokens = None;
+    s.consents().email = Some(false);
+    s.contact().phone = None;
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoReachableChannel);
+    assert!(why.contains("push: no push token; email: no consent; sms: no valid E.164 phone number"), "{why}");
+}
+
+#[test]
+fn given_consent_withdrawn_for_the_first_channel_when_abandoned_then_the_next_channel_is_used() {
+    let mut s = Scenario::mobile();
+    s.consents().push = Some(false);
+    let why = assert_send(&s.decide_at(s.due()), 0, Email);
+    assert!(why.contains("push: no consent"), "{why}");
+}
+
+#[test]
+fn given_an_invalid_email_address_when_email_is_next_then_it_is_skipped() {
+    let mut s = Scenario::mobile();
+    s.contact().push_tokens = None;
+    s.contact().email = Some("ana@".into());
+    let why = assert_send(&s.decide_at(s.due()), 0, Sms);
+    assert!(why.contains("email: no valid email address"), "{why}");
+}
+
+#[test]
+fn given_a_phone_without_country_code_when_sms_is_the_only_channel_then_it_is_unreachable() {
+    let mut s = Scenario::mobile().with_campaigns(vec![only("sms", &[Sms])]);
+    s.contact().phone = Some("06 12 34 56 78".into());
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoReachableChannel);
+    assert!(why.contains("no valid E.164 phone number"), "{why}");
+    s.contact().phone = Some("+33 6 12 34 56 78".into());
+    assert_send(&s.decide_at(s.due()), 0, Sms);
+}
+
+#[test]
+fn given_an_empty_push_token_list_when_push_is_first_then_push_is_skipped() {
+    let mut s = Scenario::mobile();
+    s.contact().push_tokens = Some(Vec::new());
+    assert_send(&s.decide_at(s.due()), 0, Email);
+}
+
+#[test]
+fn given_a_guest_cart_when_abandoned_then_the_contact_typed_on_the_cart_is_used() {
+    let mut s = Scenario::desktop();
+    s.customer = None;
+    s.cart.customer_id = None;
+    assert_stop(&s.decide_at(s.due()), ReasonCode::NoReachableChannel);
+    s.cart.contact = full_contact();
+    s.cart.contact.web_push_subscription = None;
+    assert_send(&s.decide_at(s.due()), 0, Email);
+}
+
+#[test]
+fn given_a_known_customer_when_the_cart_holds_other_contact_data_then_the_profile_decides() {
+    let mut s = Scenario::desktop().with_campaigns(vec![only("email", &[Email])]);
+    s.cart.contact = full_contact();
+    s.consents().email = Some(false);
+    assert_stop(&s.decide_at(s.due()), ReasonCode::NoConsent);
+}
+
+// ------------------------------------------------------- 7-day entry cooldown
+
+#[test]
+fn given_a_message_on_another_cart_six_days_ago_when_a_new_cart_is_abandoned_then_it_stops_with_cooldown_7d() {
+    let mut s = Scenario::desktop();
+    s.history.push(message("c0", 0, Email, s.due() - days(6)));
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::Cooldown7d);
+    assert!(why.contains("cart c0") && why.contains("7 days"), "{why}");
+}
+
+#[test]
+fn given_a_message_on_another_cart_eight_days_ago_when_a_new_cart_is_abandoned_then_it_is_sent() {
+    let mut s = Scenario::desktop();
+    s.history.push(message("c0", 0, Email, s.due() - days(8)));
+    assert_send(&s.decide_at(s.due()), 0, WebPush);
+}
+
+#[test]
+fn given_a_cancelled_or_rejected_message_on_another_cart_when_a_new_cart_is_abandoned_then_the_cooldown_does_not_apply() {
+    let mut s = Scenario::desktop();
+    let mut cancelled = message("c0", 0, Email, s.due() - days(1));
+    cancelled.status = MessageStatus::Cancelled { reason: "purchased".into(), at: s.due() - days(1) };
+    let mut rejected = message("c9", 0, Email, s.due() - days(1));
+    rejected.status = MessageStatus::Rejected { error: "bounce".into(), at: s.due() - days(1) };
+    s.history.extend([cancelled, rejected]);
+    assert_send(&s.decide_at(s.due()), 0, WebPush);
+}
+
+#[test]
+fn given_a_cart_already_in_the_flow_when_another_cart_got_a_message_then_the_follow_up_is_not_blocked_by_the_cooldown() {
+    let mut s = Scenario::desktop();
+    s.send_at(s.due());
+    s.history.push(message("c0", 0, Email, s.due() + hours(1)));
+    assert_send(&s.decide_at(s.due() + hours(24)), 1, WebPush);
+}
+
+#[test]
+fn given_a_one_day_cooldown_setting_when_the_last_message_was_two_days_ago_then_the_cart_enters() {
+    let mut c = field_campaign();
+    c.caps.entry_cooldown = days(1);
+    let mut s = Scenario::desktop().with_campaigns(vec![c]);
+    s.history.push(message("c0", 0, Email, s.due() - days(2)));
+    assert_send(&s.decide_at(s.due()), 0, WebPush);
+}
+
+// ------------------------------------------------------- push cap
+
+/// Pushes ten days ago, with a 30-day push window: outside the entry
+/// cooldown, inside the push window.
+fn with_two_old_pushes(mut s: Scenario) -> Scenario {
+    for c in &mut s.campaigns {
+        c.caps.push_window = days(30);
+    }
+    s.history.push(message("c0", 0, Push, s.due() - days(10)));
+    s.history.push(message("c0", 1, WebPush, s.due() - days(10) + hours(24)));
+    s
+}
+
+#[test]
+fn given_two_pushes_in_the_window_when_push_comes_first_then_push_is_skipped_for_push_cap_and_email_is_used() {
+    let s = with_two_old_pushes(Scenario::mobile());
+    let why = assert_send(&s.decide_at(s.due()), 0, Email);
+    assert!(why.contains("push: push cap reached"), "{why}");
+    // Web push shares the cap.
+    let s = with_two_old_pushes(Scenario::desktop());
+    assert_send(&s.decide_at(s.due()), 0, Email);
+}
+
+#[test]
+fn given_one_push_in_the_window_when_push_comes_first_then_the_second_push_is_allowed() {
+    let mut s = with_two_old_pushes(Scenario::mobile());
+    s.history.pop();
+    assert_send(&s.decide_at(s.due()), 0, Push);
+}
+
+#[test]
+fn given_two_pushes_before_the_window_when_push_comes_first_then_push_is_sent() {
+    let mut s = with_two_old_pushes(Scenario::mobile());
+    s.campaigns[0].caps.push_window = days(7);
+    assert_send(&s.decide_at(s.due()), 0, Push);
+}
+
+#[test]
+fn given_push_as_the_only_channel_and_the_cap_reached_when_abandoned_then_it_stops_with_push_cap_reached() {
+    let s = with_two_old_pushes(Scenario::mobile().with_campaigns(vec![only("push", &[Push])]));
+    assert_stop(&s.decide_at(s.due()), ReasonCode::PushCapReached);
+}
+
+// ------------------------------------------------------- recent purchase
+
+#[test]
+fn given_a_purchase_23_hours_ago_when_a_step_is_due_then_it_stops_with_recent_purchase() {
+    let mut s = Scenario::desktop();
+    let due = s.due();
+    s.customer.as_mut().unwrap().purchases = vec![due - hours(23)];
+    let why = assert_stop(&s.decide_at(due), ReasonCode::RecentPurchase);
+    assert!(why.contains("no reminder within 1 day of a purchase"), "{why}");
+}
+
+#[test]
+fn given_a_purchase_25_hours_ago_when_a_step_is_due_then_it_is_sent() {
+    let mut s = Scenario::desktop();
+    let due = s.due();
+    s.customer.as_mut().unwrap().purchases = vec![due - days(40), due - hours(25)];
+    assert_send(&s.decide_at(due), 0, WebPush);
+}
+
+#[test]
+fn given_no_after_purchase_pause_configured_when_a_purchase_was_just_made_then_the_step_is_sent() {
+    let mut c = field_campaign();
+    c.caps.after_purchase = Duration::zero();
+    let mut s = Scenario::desktop().with_campaigns(vec![c]);
+    let due = s.due();
+    s.customer.as_mut().unwrap().purchases = vec![due - mins(1)];
+    assert_send(&s.decide_at(due), 0, WebPush);
+}
+
+// ------------------------------------------------------- SMS: one per cart, within 48 hours
+
+fn sms_follow_up(second_delay: Duration, second: &[Channel]) -> Campaign {
+    let mut c = field_campaign();
+    c.id = "sms".into();
+    c.steps = vec![
+        step(mins(30), DelayFrom::LastActivity, &[Sms], &[Sms]),
+        step(second_delay, DelayFrom::PreviousStep, second, second),
+    ];
+    c
+}
+
+#[test]
+fn given_an_sms_already_sent_on_this_cart_when_the_next_step_prefers_sms_then_sms_is_skipped_for_the_cap() {
+    let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(24), &[Sms, Email])]);
+    assert_eq!(s.send_at(s.due()), (0, Sms));
+    let why = assert_send(&s.decide_at(s.due() + hours(24)), 1, Email);
+    assert!(why.contains("sms: SMS cap for this cart reached"), "{why}");
+}
+
+#[test]
+fn given_an_sms_already_sent_and_sms_as_the_only_channel_when_the_next_step_is_due_then_it_stops_with_sms_cap_reached() {
+    let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(24), &[Sms])]);
+    s.send_at(s.due());
+    assert_stop(&s.decide_at(s.due() + hours(24)), ReasonCode::SmsCapReached);
+}
+
+#[test]
+fn given_an_sms_on_another_cart_when_this_cart_prefers_sms_then_the_per_cart_cap_does_not_apply() {
+    let mut s = Scenario::mobile().with_campaigns(vec![only("sms", &[Sms])]);
+    s.history.push(message("c0", 0, Sms, s.due() - days(8)));
+    assert_send(&s.decide_at(s.due()), 0, Sms);
+}
+
+#[test]
+fn given_47_hours_since_abandonment_when_sms_is_next_then_sms_is_sent() {
+    let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(47), &[Sms, Email])]);
+    s.campaigns[0].steps[0].channels = ChannelOrder { mobile: vec![Email], desktop: vec![Email] };
+    assert_eq!(s.send_at(s.due()), (0, Email));
+    assert_send(&s.decide_at(s.due() + hours(47)), 1, Sms);
+}
+
+#[test]
+fn given_more_than_48_hours_since_abandonment_when_sms_is_next_then_sms_is_skipped_for_the_window() {
+    let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(49), &[Sms, Email])]);
+    s.campaigns[0].steps[0].channels = ChannelOrder { mobile: vec![Email], desktop: vec![Email] };
+    assert_eq!(s.send_at(s.due()), (0, Email));
+    let why = assert_send(&s.decide_at(s.due() + hours(49)), 1, Email);
+    assert!(why.contains("sms: too long after abandonment for SMS"), "{why}");
+}
+
+#[test]
+fn given_sms_as_the_only_channel_more_than_48_hours_after_abandonment_then_it_stops_with_sms_window_closed() {
+    let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(49), &[Sms])]);
+    s.campaigns[0].steps[0].channels = ChannelOrder { mobile: vec![Email], desktop: vec![Email] };
+    s.send_at(s.due());
+    assert_stop(&s.decide_at(s.due() + hours(49)), ReasonCode::SmsWindowClosed);
+}
+
+// ------------------------------------------------------- quiet hours
+
+/// A cart reachable by SMS only, in Paris (UTC+2 in June), last touched so
+/// that its first step falls due at `due`.
+fn sms_due_at(due: DateTime<Utc>) -> Scenario {
+    Scenario::mobile().with_campaigns(vec![only("sms", &[Sms])]).active_at(due - mins(30))
+}
+
+#[test]
+fn given_an_sms_due_at_22_00_local_when_decided_then_it_is_deferred_to_08_00_local_the_next_morning() {
+    let s = sms_due_at(t("2026-06-10T20:00:00Z"));
+    let why = assert_wait(&s.decide_at(s.due()), t("2026-06-11T06:00:00Z"), ReasonCode::QuietHoursDeferred);
+    assert!(why.contains("sms is in quiet hours (21:00-08:00 Europe/Paris)"), "{why}");
+    assert_send(&s.decide_at(t("2026-06-11T06:00:00Z")), 0, Sms);
+}
+
+#[test]
+fn given_an_sms_due_at_03_00_local_when_decided_then_it_is_deferred_to_08_00_the_same_morning() {
+    let s = sms_due_at(t("2026-06-11T01:00:00Z"));
+    assert_wait(&s.decide_at(s.due()), t("2026-06-11T06:00:00Z"), ReasonCode::QuietHoursDeferred);
+}
+
+#[test]
+fn given_the_edges_of_quiet_hours_when_decided_then_21_00_is_quiet_and_08_00_is_not() {
+    let s = sms_due_at(t("2026-06-10T18:00:00Z"));
+    assert_send(&s.decide_at(t("2026-06-10T18:59:00Z")), 0, Sms); // 20:59 Paris
+    assert_wait(&s.decide_at(t("2026-06-10T19:00:00Z")), t("2026-06-11T06:00:00Z"), ReasonCode::QuietHoursDeferred);
+    assert_wait(&s.decide_at(t("2026-06-11T05:59:00Z")), t("2026-06-11T06:00:00Z"), ReasonCode::QuietHoursDeferred);
+    assert_send(&s.decide_at(t("2026-06-11T06:00:00Z")), 0, Sms); // 08:00 Paris
+}
+
+#[test]
+fn given_a_mobile_push_due_in_quiet_hours_when_decided_then_it_is_deferred_too() {
+    let s = Scenario::mobile().active_at(t("2026-06-10T19:30:00Z"));
+    let why = assert_wait(&s.decide_at(s.due()), t("2026-06-11T06:00:00Z"), ReasonCode::QuietHoursDeferred);
+    assert!(why.starts_with("push is in quiet hours"), "{why}");
+}
+
+#[test]
+fn given_email_or_web_push_due_in_quiet_hours_when_decided_then_they_are_sent_at_once() {
+    let mut s = Scenario::mobile().active_at(t("2026-06-10T19:30:00Z"));
+    s.contact().push_tokens = None;
+    assert_send(&s.decide_at(s.due()), 0, Email);
+    let s = Scenario::desktop().active_at(t("2026-06-10T19:30:00Z"));
+    assert_send(&s.decide_at(s.due()), 0, WebPush);
+}
+
+#[test]
+fn given_quiet_hours_that_cover_no_channel_when_an_sms_is_due_at_night_then_it_is_sent() {
+    let mut s = sms_due_at(t("2026-06-10T20:00:00Z"));
+    s.campaigns[0].quiet_hours.channels.clear();
+    assert_send(&s.decide_at(s.due()), 0, Sms);
+}
+
+#[test]
+fn given_quiet_hours_with_equal_start_and_end_when_checked_then_no_time_is_quiet() {
+    let mut c = field_campaign();
+    c.quiet_hours.start = hm(9, 0);
+    c.quiet_hours.end = hm(9, 0);
+    for h in 0..24 {
+        assert_eq!(quiet_until(t("2026-06-10T00:00:00Z") + hours(h), Tz::UTC, &c), None);
+    }
+}
+
+#[test]
+fn given_daytime_quiet_hours_when_checked_then_the_window_does_not_wrap_midnight() {
+    let mut c = field_campaign();
+    c.quiet_hours.start = hm(12, 0);
+    c.quiet_hours.end = hm(14, 0);
+    assert_eq!(quiet_until(t("2026-06-10T11:59:00Z"), Tz::UTC, &c), None);
+    assert_eq!(quiet_until(t("2026-06-10T12:00:00Z"), Tz::UTC, &c), Some(t("2026-06-10T14:00:00Z")));
+    assert_eq!(quiet_until(t("2026-06-10T14:00:00Z"), Tz::UTC, &c), None);
+    assert_eq!(quiet_until(t("2026-06-10T23:00:00Z"), Tz::UTC, &c), None);
+}
+
+#[test]
+fn given_no_zone_on_the_profile_when_the_phone_is_french_then_paris_time_applies() {
+    let mut s = sms_due_at(t("2026-06-10T19:30:00Z")); // 21:30 Paris, 19:30 UTC
+    s.contact().timezone = None;
+    let why = assert_wait(&s.decide_at(s.due()), t("2026-06-11T06:00:00Z"), ReasonCode::QuietHoursDeferred);
+    assert!(why.contains("Europe/Paris"), "{why}");
+}
+
+#[test]
+fn given_no_zone_and_no_phone_when_push_is_due_then_the_campaign_default_zone_applies() {
+    // 07:30 UTC is quiet in UTC but 08:30 in London.
+    let mut s = Scenario::mobile().with_campaigns(vec![only("push", &[Push])]).active_at(t("2026-06-10T07:00:00Z"));
+    s.contact().timezone = None;
+    s.contact().phone = None;
+    assert_wait(&s.decide_at(s.due()), t("2026-06-10T08:00:00Z"), ReasonCode::QuietHoursDeferred);
+    s.campaigns[0].quiet_hours.default_timezone = "Europe/London".into();
+    assert_send(&s.decide_at(s.due()), 0, Push);
+    // A British phone number beats the campaign default.
+    s.campaigns[0].quiet_hours.default_timezone = "UTC".into();
+    s.contact().phone = Some("+442079460958".into());
+    assert_send(&s.decide_at(s.due()), 0, Push);
+}
+
+#[test]
+fn given_contact_data_when_the_zone_is_resolved_then_profile_beats_phone_beats_default_beats_utc() {
+    let mut c = CustomerPatch { timezone: Some("Asia/Tokyo".into()), phone: Some("+33612345678".into()), ..Default::default() };
+    assert_eq!(customer_time_zone(&c, "America/New_York"), tz("Asia/Tokyo"));
+    c.timezone = Some("Mars/Olympus".into());
+    assert_eq!(customer_time_zone(&c, "America/New_York"), tz("Europe/Paris"));
+    c.phone = Some("+999123456789".into());
+    assert_eq!(customer_time_zone(&c, "America/New_York"), tz("America/New_York"));
+    assert_eq!(customer_time_zone(&c, "Nowhere/Special"), Tz::UTC);
+}
+
+// Daylight-saving nights: America/New_York springs forward on 2026-03-08
+// (02:00 EST -> 03:00 EDT, at 07:00Z) and falls back on 2026-11-01 (02:00 EDT
+// -> 01:00 EST, at 06:00Z); Europe/Paris on 2026-03-29 (02:00 CET -> 03:00
+// CEST, at 01:00Z) and 2026-10-25 (03:00 CEST -> 02:00 CET, at 01:00Z).
+
+fn sms_in(zone: &str, due: DateTime<Utc>) -> Scenario {
+    let mut s = sms_due_at(due);
+    s.contact().timezone = Some(zone.into());
+    s
+}
+
+#[test]
+fn given_new_york_spring_forward_night_when_an_sms_is_due_then_it_waits_for_08_00_daylight_time() {
+    for due in [t("2026-03-08T02:30:00Z") /* 21:30 EST */, t("2026-03-08T06:30:00Z") /* 01:30 EST */, t("2026-03-08T07:30:00Z") /* 03:30 EDT */] {
+        let s = sms_in("America/New_York", due);
+        assert_wait(&s.decide_at(due), t("2026-03-08T12:00:00Z"), ReasonCode::QuietHoursDeferred);
+    }
+    // That evening quiet hours start at 21:00 EDT = 01:00Z.
+    let s = sms_in("America/New_York", t("2026-03-09T00:59:00Z"));
+    assert_send(&s.decide_at(s.due()), 0, Sms);
+    let s = sms_in("America/New_York", t("2026-03-09T01:00:00Z"));
+    assert_wait(&s.decide_at(s.due()), t("2026-03-09T12:00:00Z"), ReasonCode::QuietHoursDeferred);
+}
+
+#[test]
+fn given_new_york_fall_back_night_when_an_sms_is_due_then_it_waits_for_08_00_standard_time() {
+    for due in [t("2026-11-01T01:30:00Z") /* 21:30 EDT */, t("2026-11-01T05:30:00Z") /* 01:30 EDT */, t("2026-11-01T06:30:00Z") /* 01:30 EST */] {
+        let s = sms_in("America/New_York", due);
+        assert_wait(&s.decide_at(due), t("2026-11-01T13:00:00Z"), ReasonCode::QuietHoursDeferred);
+    }
+    let s = sms_in("America/New_York", t("2026-11-01T13:00:00Z"));
+    assert_send(&s.decide_at(s.due()), 0, Sms);
+}
+
+#[test]
+fn given_paris_spring_forward_night_when_an_sms_is_due_then_it_waits_for_08_00_summer_time() {
+    for due in [t("2026-03-28T20:30:00Z") /* 21:30 CET */, t("2026-03-29T00:30:00Z") /* 01:30 CET */, t("2026-03-29T01:30:00Z") /* 03:30 CEST */] {
+        let s = sms_in("Europe/Paris", due);
+        assert_wait(&s.decide_at(due), t("2026-03-29T06:00:00Z"), ReasonCode::QuietHoursDeferred);
+    }
+    let s = sms_in("Europe/Paris", t("2026-03-29T06:00:00Z"));
+    assert_send(&s.decide_at(s.due()), 0, Sms);
+}
+
+#[test]
+fn given_paris_fall_back_night_when_an_sms_is_due_then_it_waits_for_08_00_winter_time() {
+    for due in [t("2026-10-24T19:30:00Z") /* 21:30 CEST */, t("2026-10-25T00:30:00Z") /* 02:30 CEST */, t("2026-10-25T01:30:00Z") /* 02:30 CET */] {
+        let s = sms_in("Europe/Paris", due);
+        assert_wait(&s.decide_at(due), t("2026-10-25T07:00:00Z"), ReasonCode::QuietHoursDeferred);
+    }
+    let s = sms_in("Europe/Paris", t("2026-10-25T06:59:00Z"));
+    assert_wait(&s.decide_at(s.due()), t("2026-10-25T07:00:00Z"), ReasonCode::QuietHoursDeferred);
+}
+
+#[test]
+fn given_quiet_hours_ending_inside_the_spring_forward_gap_when_deferred_then_the_send_moves_to_when_the_clocks_resume() {
+    let mut c = field_campaign();
+    c.quiet_hours.end = hm(2, 30); // 02:30 does not exist in New York on 2026-03-08
+    let until = quiet_until(t("2026-03-08T06:30:00Z"), tz("America/New_York"), &c);
+    assert_eq!(until, Some(t("2026-03-08T07:00:00Z")), "03:00 EDT");
+}
+
+#[test]
+fn given_quiet_hours_ending_inside_the_repeated_fall_back_hour_when_checked_in_either_pass_then_the_deferral_lies_ahead() {
+    let mut c = field_campaign();
+    c.quiet_hours.end = hm(1, 30); // 01:30 happens twice in New York on 2026-11-01
+    let ny = tz("America/New_York");
+    assert_eq!(quiet_until(t("2026-11-01T05:10:00Z"), ny, &c), Some(t("2026-11-01T05:30:00Z")), "01:10 EDT -> 01:30 EDT");
+    assert_eq!(quiet_until(t("2026-11-01T05:45:00Z"), ny, &c), None, "01:45 EDT is after the end");
+    assert_eq!(quiet_until(t("2026-11-01T06:10:00Z"), ny, &c), Some(t("2026-11-01T06:30:00Z")), "01:10 EST -> 01:30 EST, not back in time");
+}
+
+/// Over every DST night of several zones (including Lord Howe's 30-minute
+/// shift) and several quiet windows, a deferral always lies ahead, lands on
+/// an allowed minute, and the minute before it is still quiet.
+#[test]
+fn given_any_instant_around_dst_changes_when_deferred_then_the_wait_ends_at_the_first_allowed_minute() {
+    let zones = ["America/New_York", "Europe/Paris", "Australia/Sydney", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata", "UTC"];
+    let windows = [(hm(21, 0), hm(8, 0)), (hm(21, 0), hm(1, 30)), (hm(21, 0), hm(2, 30)), (hm(0, 0), hm(2, 15)), (hm(1, 30), hm(8, 0)), (hm(8, 0), hm(22, 0))];
+    let nights = ["2026-03-08T00:00:00Z", "2026-11-01T00:00:00Z", "2026-03-29T00:00:00Z", "2026-10-25T00:00:00Z", "2026-04-04T00:00:00Z", "2026-10-03T00:00:00Z", "2026-04-05T00:00:00Z", "2026-09-06T00:00:00Z"];
+    let mut c = field_campaign();
+    let mut deferrals = 0;
+    for zone in zones.map(tz) {
+        for (start, end) in windows {
+            c.quiet_hours.start = start;
+            c.quiet_hours.end = end;
+            for night in nights {
+                let from = t(night) - hours(12);
+                for step in 0..(48 * 6) {
+                    let now = from + mins(10 * step);
+                    let Some(until) = quiet_until(now, zone, &c) else { continue };
+                    deferrals += 1;
+                    assert!(until > now, "{zone} {start}-{end}: deferral from {now} to {until} lies in the past");
+                    assert!(until - now <= hours(25), "{zone} {start}-{end}: deferral from {now} to {until} is too long");
+                    assert_eq!(quiet_until(until, zone, &c), None, "{zone} {start}-{end}: {until} is still quiet");
+                    assert!(quiet_until(until - mins(1), zone, &c).is_some(), "{zone} {start}-{end}: {until} is not the first allowed minute");
+                }
+            }
+        }
+    }
+    assert!(deferrals > 10_000, "the sweep exercised {deferrals} deferrals");
+}
+
+// ------------------------------------------------------- follow-up steps
+
+#[test]
+fn given_the_first_step_sent_when_decided_again_then_it_waits_for_the_next_step_and_never_repeats_the_first() {
+    let mut s = Scenario::mobile();
+    assert_eq!(s.send_at(s.due()), (0, Push));
+    let why = assert_wait(&s.decide_at(s.due()), s.due() + hours(24), ReasonCode::WaitingForNextStep);
+    assert!(why.contains("step 2"), "{why}");
+    assert_wait(&s.decide_at(s.due() + hours(23)), s.due() + hours(24), ReasonCode::WaitingForNextStep);
+}
+
+#[test]
+fn given_the_first_message_not_engaged_when_24_hours_passed_then_the_follow_up_is_sent() {
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    assert_send(&s.decide_at(s.due() + hours(24)), 1, Push);
+}
+
+#[test]
+fn given_the_first_message_opened_when_the_follow_up_is_due_then_it_stops_with_engaged() {
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    s.history.last_mut().unwrap().engaged_at = Some(s.due() + hours(1));
+    let why = assert_stop(&s.decide_at(s.due() + hours(24)), ReasonCode::Engaged);
+    assert!(why.contains("engaged with step 1"), "{why}");
+}
+
+#[test]
+fn given_cart_activity_after_the_first_message_when_the_follow_up_is_due_then_it_stops_with_engaged() {
+    let mut s = Scenario::mobile();
+    let due = s.due();
+    s.send_at(due);
+    s.cart.last_activity_at = Some(due + hours(2));
+    let why = assert_stop(&s.decide_at(due + hours(24)), ReasonCode::Engaged);
+    assert!(why.contains("came back to the cart"), "{why}");
+}
+
+#[test]
+fn given_an_engaged_message_of_another_cart_when_the_follow_up_is_due_then_it_is_still_sent() {
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    let mut other = message("c0", 0, Email, s.due() - days(9));
+    other.engaged_at = Some(s.due() - days(9) + hours(1));
+    s.history.push(other);
+    assert_send(&s.decide_at(s.due() + hours(24)), 1, Push);
+}
+
+#[test]
+fn given_a_follow_up_timed_from_the_last_activity_when_decided_then_it_falls_due_relative_to_the_activity() {
+    let mut c = field_campaign();
+    c.steps[1].delay = hours(24);
+    c.steps[1].delay_from = DelayFrom::LastActivity;
+    let mut s = Scenario::mobile().with_campaigns(vec![c]);
+    s.send_at(s.due());
+    assert_wait(&s.decide_at(s.due()), t0() + hours(24), ReasonCode::WaitingForNextStep);
+    assert_send(&s.decide_at(t0() + hours(24)), 1, Push);
+}
+
+#[test]
+fn given_every_step_sent_when_decided_then_it_stops_with_sequence_completed() {
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    s.send_at(s.due() + hours(24));
+    let why = assert_stop(&s.decide_at(s.due() + days(30)), ReasonCode::SequenceCompleted);
+    assert!(why.contains("All 2 steps"), "{why}");
+}
+
+#[test]
+fn given_a_step_recorded_twice_when_progress_is_read_then_it_holds_the_step_once() {
+    let mut p = Progress::default();
+    p.record("field", 0, Push, "m1".into(), t0());
+    p.record("field", 0, Email, "m2".into(), t0() + mins(1));
+    assert_eq!(p.steps.len(), 1);
+    assert_eq!(p.steps[0].message_id, "m1");
+    assert_eq!(p.campaign_id.as_deref(), Some("field"));
+}
+
+// ------------------------------------------------------- campaigns
+
+#[test]
+fn given_the_campaign_disabled_after_entry_when_the_next_step_is_due_then_it_stops_with_campaign_disabled() {
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    s.campaigns[0].enabled = false;
+    let why = assert_stop(&s.decide_at(s.due() + hours(24)), ReasonCode::CampaignDisabled);
+    assert!(why.contains("\"field\" was disabled"), "{why}");
+}
+
+#[test]
+fn given_the_campaign_deleted_after_entry_when_the_next_step_is_due_then_it_stops_with_campaign_disabled() {
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    s.campaigns = vec![only("other", &[Email])];
+    let why = assert_stop(&s.decide_at(s.due() + hours(24)), ReasonCode::CampaignDisabled);
+    assert!(why.contains("no longer exists"), "{why}");
+}
+
+#[test]
+fn given_no_enabled_campaign_when_a_cart_is_abandoned_then_it_stops_with_campaign_disabled() {
+    let mut s = Scenario::mobile();
+    s.campaigns[0].enabled = false;
+    assert_stop(&s.decide_at(s.due()), ReasonCode::CampaignDisabled);
+    s.campaigns.clear();
+    assert_stop(&s.decide_at(s.due()), ReasonCode::CampaignDisabled);
+}
+
+fn prioritised(id: &str, priority: i32, channel: Channel) -> Campaign {
+    let mut c = only(id, &[channel]);
+    c.priority = priority;
+    c
+}
+
+#[test]
+fn given_two_matching_campaigns_when_a_cart_is_abandoned_then_the_highest_priority_is_chosen() {
+    let s = Scenario::mobile().with_campaigns(vec![prioritised("low", 1, Email), prioritised("high", 5, Sms), prioritised("lowest", -3, Push)]);
+    match s.decide_at(s.due()) {
+        Decision::Send { campaign_id, channel, .. } => assert_eq!((campaign_id.as_str(), channel), ("high", Sms)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn given_two_campaigns_of_equal_priority_when_a_cart_is_abandoned_then_the_choice_is_stable_by_id() {
+    let s = Scenario::mobile().with_campaigns(vec![prioritised("b", 1, Email), prioritised("a", 1, Sms)]);
+    assert_send(&s.decide_at(s.due()), 0, Sms);
+}
+
+#[test]
+fn given_the_highest_priority_campaign_disabled_or_not_matching_when_abandoned_then_the_next_matching_one_is_chosen() {
+    let mut high = prioritised("high", 5, Sms);
+    high.entry.min_items_viewed = Some(10);
+    let mut disabled = prioritised("disabled", 9, Push);
+    disabled.enabled = false;
+    let s = Scenario::mobile().with_campaigns(vec![disabled, high, prioritised("low", 1, Email)]);
+    assert_send(&s.decide_at(s.due()), 0, Email);
+}
+
+#[test]
+fn given_a_cart_already_in_a_campaign_when_a_higher_priority_campaign_appears_then_the_entered_campaign_continues() {
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    s.campaigns.push(prioritised("vip", 100, Sms));
+    match s.decide_at(s.due() + hours(24)) {
+        Decision::Send { campaign_id, step, .. } => assert_eq!((campaign_id.as_str(), step), ("field", 1)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn given_a_minimum_cart_value_when_the_cart_is_below_or_at_it_then_the_filter_decides_entry() {
+    // The cart holds 2 x 12.50 = 25.00.
+    let mut c = field_campaign();
+    c.entry.min_cart_value = Some(Decimal::new(3000, 2));
+    let mut s = Scenario::mobile().with_campaigns(vec![c]);
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoMatchingCampaign);
+    assert!(why.contains("cart value 25.00 is below 30.00"), "{why}");
+    s.campaigns[0].entry.min_cart_value = Some(Decimal::new(25, 0));
+    assert_send(&s.decide_at(s.due()), 0, Push);
+}
+
+#[test]
+fn given_a_minimum_of_items_viewed_when_the_session_viewed_fewer_then_no_campaign_matches() {
+    let mut c = field_campaign();
+    c.entry.min_items_viewed = Some(3);
+    let mut s = Scenario::mobile().with_campaigns(vec![c]);
+    assert_send(&s.decide_at(s.due()), 0, Push);
+    s.cart.items_viewed = 2;
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoMatchingCampaign);
+    assert!(why.contains("2 items viewed, 3 needed"), "{why}");
+}
+
+#[test]
+fn given_the_returned_recently_segment_when_the_customer_returned_within_90_days_then_the_campaign_matches() {
+    let mut c = field_campaign();
+    c.entry.segment = Some(Segment::ReturnedRecently);
+    let mut s = Scenario::mobile().with_campaigns(vec![c]);
+    let due = s.due();
+    s.customer.as_mut().unwrap().returns = vec![due - days(30)];
+    assert_send(&s.decide_at(due), 0, Push);
+    s.customer.as_mut().unwrap().returns = vec![due - days(100)];
+    assert_stop(&s.decide_at(due), ReasonCode::NoMatchingCampaign);
+    s.customer = None;
+    s.cart.customer_id = None;
+    s.cart.contact = full_contact();
+    let why = assert_stop(&s.decide_at(due), ReasonCode::NoMatchingCampaign);
+    assert!(why.contains("ReturnedRecently"), "{why}");
+}
+
+#[test]
+fn given_buyer_segments_when_the_customer_has_or_has_no_purchases_then_the_matching_campaign_is_chosen() {
+    let mut first = prioritised("first", 2, Sms);
+    first.entry.segment = Some(Segment::FirstTimeBuyer);
+    let mut returning = prioritised("returning", 1, Email);
+    returning.entry.segment = Some(Segment::ReturningBuyer);
+    let mut s = Scenario::mobile().with_campaigns(vec![first, returning]);
+    let due = s.due();
+    assert_send(&s.decide_at(due), 0, Sms);
+    s.customer.as_mut().unwrap().purchases = vec![due - days(60)];
+    assert_send(&s.decide_at(due), 0, Email);
+}
+
+#[test]
+fn given_a_recovery_campaign_for_returners_when_a_returner_abandons_then_it_beats_the_general_campaign() {
+    let mut recovery = prioritised("recovery", 10, Sms);
+    recovery.entry.segment = Some(Segment::ReturnedRecently);
+    recovery.entry.min_items_viewed = Some(3);
+    let mut s = Scenario::mobile().with_campaigns(vec![field_campaign(), recovery]);
+    let due = s.due();
+    assert_send(&s.decide_at(due), 0, Push);
+    s.customer.as_mut().unwrap().returns = vec![due - days(10)];
+    assert_send(&s.decide_at(due), 0, Sms);
+}
+
+// ------------------------------------------------------- purity and coverage
+
+#[test]
+fn given_the_same_input_when_decided_twice_then_the_decisions_are_identical() {
+    let mut s = Scenario::mobile();
+    s.history.push(message("c0", 0, Email, s.due() - days(9)));
+    for now in [t0(), s.due(), s.due() + hours(3), t("2026-06-10T22:00:00Z")] {
+        assert_eq!(s.decide_at(now), s.decide_at(now));
+    }
+}
+
+/// Every reason code in `reason.rs`, kept exhaustive by the match below: a
+/// new code fails to compile here until a scenario produces it.
+fn all_codes() -> BTreeSet<ReasonCode> {
+    use ReasonCode::*;
+    let guard = |c: ReasonCode| match c {
+        WaitingForInactivity | WaitingForNextStep | QuietHoursDeferred | Sent | NoConsent | NoReachableChannel | Cooldown7d
+        | PushCapReached | SmsCapReached | SmsWindowClosed | RecentPurchase | Purchased | CartEmptied | NothingInCart
+        | CampaignDisabled | NoMatchingCampaign | Engaged | SequenceCompleted => c,
+    };
+    [
+        WaitingForInactivity, WaitingForNextStep, QuietHoursDeferred, Sent, NoConsent, NoReachableChannel, Cooldown7d,
+        PushCapReached, SmsCapReached, SmsWindowClosed, RecentPurchase, Purchased, CartEmptied, NothingInCart,
+        CampaignDisabled, NoMatchingCampaign, Engaged, SequenceCompleted,
+    ]
+    .into_iter()
+    .map(guard)
+    .collect()
+}
+
+#[test]
+fn given_one_scenario_per_rule_when_decided_then_every_reason_code_is_produced() {
+    let mut seen = BTreeSet::new();
+    let mut note = |d: Decision| {
+        seen.insert(d.reason().code);
+    };
+    let s = Scenario::mobile();
+    note(s.decide_at(t0()));
+    note(s.decide_at(s.due()));
+    note(sms_due_at(t("2026-06-10T20:00:00Z")).decide_at(t("2026-06-10T20:00:00Z")));
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    note(s.decide_at(s.due()));
+    s.history.last_mut().unwrap().engaged_at = Some(s.due());
+    note(s.decide_at(s.due() + days(1)));
+    s.history.last_mut().unwrap().engaged_at = None;
+    s.send_at(s.due() + days(1));
+    note(s.decide_at(s.due() + days(2)));
+    s.campaigns[0].enabled = false;
+    note(s.decide_at(s.due() + days(2)));
+    let mut s = Scenario::mobile();
+    s.contact().consents = None;
+    note(s.decide_at(s.due()));
+    s.contact().push_tokens = None;
+    s.contact().email = None;
+    s.contact().phone = None;
+    note(s.decide_at(s.due()));
+    let mut s = Scenario::mobile();
+    s.history.push(message("c0", 0, Email, s.due() - days(1)));
+    note(s.decide_at(s.due()));
+    note(with_two_old_pushes(Scenario::mobile().with_campaigns(vec![only("push", &[Push])])).decide_at(t0() + mins(30)));
+    let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(24), &[Sms])]);
+    s.send_at(s.due());
+    note(s.decide_at(s.due() + hours(24)));
+    let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(49), &[Sms])]);
+    s.campaigns[0].steps[0].channels = ChannelOrder { mobile: vec![Email], desktop: vec![Email] };
+    s.send_at(s.due());
+    note(s.decide_at(s.due() + hours(49)));
+    let mut s = Scenario::mobile();
+    s.customer.as_mut().unwrap().purchases = vec![t0()];
+    note(s.decide_at(s.due()));
+    for status in [CartStatus::Converted, CartStatus::Emptied, CartStatus::Browsing] {
+        let mut s = Scenario::mobile();
+        s.cart.status = status;
+        note(s.decide_at(s.due()));
+    }
+    let mut s = Scenario::mobile();
+    s.cart.items_viewed = 0;
+    s.campaigns[0].entry.min_items_viewed = Some(1);
+    note(s.decide_at(s.due()));
+    assert_eq!(seen, all_codes(), "missing: {:?}", all_codes().difference(&seen).collect::<Vec<_>>());
+}

@@ -1,0 +1,296 @@
+//! The outbox: where the local runtime "sends" messages instead of calling
+//! providers, so a newcomer can read exactly what a customer would receive.
+//!
+//! - email: `DIR/outbox/email/<message_id>.eml`, the complete RFC 5322 MIME
+//!   message (`render::mime`: multipart/alternative text + HTML), written
+//!   atomically (temporary file, fsync, rename). A resend of the same message
+//!   replaces the file, so the outbox holds each message once;
+//! - SMS: one JSON line per message appended to `DIR/outbox/sms.jsonl`:
+//!   `{"message_id", "to", "body", "at"}`;
+//! - push and web push: one JSON line per message in `DIR/outbox/push.jsonl`
+//!   (`{"message_id", "kind": "push" | "web_push", ..., "at"}`).
+//!
+//! The provider message id returned is `outbox-<message_id>`.
+//!
+//! Permanent failures, so the rejection path can be exercised locally: the
+//! outbox refuses for good ([`SendError::Permanent`]) an email to a domain
+//! under the TLD `invalid` (reserved by RFC 2606 never to exist, e.g.
+//! `x@bounce.invalid` or `x@invalid`) or an address that does not parse; an
+//! SMS to anything that is not a valid E.164 number; a push without a device
+//! token; a web push without a subscription. A failure to write the file
+//! (disk full, permissions) is [`SendError::Retryable`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use cartback_core::contact::normalise_e164;
+use cartback_core::message::{MessageJob, Outgoing};
+use cartback_core::ports::{SendError, Sender};
+use cartback_core::render;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+
+use crate::sqlite::LocalError;
+
+/// The outbox folder inside the data folder.
+pub const OUTBOX_DIR: &str = "outbox";
+
+/// The outbox folder and what writes to it.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    dir: PathBuf,
+}
+
+impl Outbox {
+    /// Uses (creating them) `data_dir/outbox` and `data_dir/outbox/email`.
+    pub fn new(data_dir: impl AsRef<Path>) -> Result<Outbox, LocalError> {
+        let dir = data_dir.as_ref().join(OUTBOX_DIR);
+        let email = dir.join("email");
+        fs::create_dir_all(&email).map_err(|source| LocalError::Io { path: email, source })?;
+        Ok(Outbox { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where an email's `.eml` file goes.
+    pub fn email_path(&self, message_id: &str) -> PathBuf {
+        self.dir.join("email").join(format!("{}.eml", file_stem(message_id)))
+    }
+
+    pub fn sms_path(&self) -> PathBuf {
+        self.dir.join("sms.jsonl")
+    }
+
+    pub fn push_path(&self) -> PathBuf {
+        self.dir.join("push.jsonl")
+    }
+
+    /// A [`Sender`] for every channel (email, SMS, push, web push): the local
+    /// runtime gives one to each channel queue's worker.
+    pub fn sender(&self, from: &str) -> OutboxSender {
+        OutboxSender { outbox: self.clone(), from: from.to_owned(), append_lock: Arc::new(Mutex::new(())) }
+    }
+}
+
+/// Message ids are `m_<hex>`; anything else is made safe for a file name.
+fn file_stem(message_id: &str) -> String {
+    let stem: String = message_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if stem.is_empty() { "_".into() } else { stem }
+}
+
+/// Writes every channel's messages into the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxSender {
+    outbox: Outbox,
+    /// The `From:` of emails, e.g. `Shop <shop@example.com>`.
+    from: String,
+    /// Serialises appends so JSON lines never interleave.
+    append_lock: Arc<Mutex<()>>,
+}
+
+/// True for an email domain under the reserved TLD `invalid` (RFC 2606).
+fn reserved_invalid(email: &str) -> bool {
+    let domain = email.rsplit_once('@').map_or("", |(_, d)| d).trim_end_matches('>').trim().to_ascii_lowercase();
+    domain == "invalid" || domain.ends_with(".invalid")
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("message");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn append_line(lock: &Mutex<()>, path: &Path, line: &serde_json::Value) -> std::io::Result<()> {
+    let mut text = line.to_string();
+    text.push('\n');
+    let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
+}
+
+impl OutboxSender {
+    /// Validates and writes synchronously (run on the blocking pool by `send`).
+    fn write(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<(), SendError> {
+        let retryable = |what: &str, e: std::io::Error| SendError::Retryable(format!("cannot write the {what} outbox: {e}"));
+        let id = &job.message_id;
+        match &job.outgoing {
+            Outgoing::Email { to, .. } => {
+                if reserved_invalid(to) {
+                    return Err(SendError::Permanent("recipient domain does not exist (reserved .invalid TLD, RFC 2606)".into()));
+                }
+                let bytes = render::mime(&job.outgoing, &self.from, id, now).map_err(|e| SendError::Permanent(e.to_string()))?;
+                write_atomically(&self.outbox.email_path(id), &bytes).map_err(|e| retryable("email", e))
+            }
+            Outgoing::Sms { to, body } => {
+                if normalise_e164(to).is_none() {
+                    return Err(SendError::Permanent("not a valid E.164 phone number".into()));
+                }
+                let line = json!({ "message_id": id, "to": to, "body": body, "at": rfc3339(now) });
+                append_line(&self.append_lock, &self.outbox.sms_path(), &line).map_err(|e| retryable("SMS", e))
+            }
+            Outgoing::Push { platform, token, title, body, url } => {
+                if token.trim().is_empty() {
+                    return Err(SendError::Permanent("no device token".into()));
+                }
+                let line = json!({ "message_id": id, "kind": "push", "platform": platform, "token": token, "title": title, "body": body, "url": url, "at": rfc3339(now) });
+                append_line(&self.append_lock, &self.outbox.push_path(), &line).map_err(|e| retryable("push", e))
+            }
+            Outgoing::WebPush { subscription, title, body, url } => {
+                if subscription.get("endpoint").and_then(|e| e.as_str()).map_or(true, |e| e.trim().is_empty()) {
+                    return Err(SendError::Permanent("no web push subscription endpoint".into()));
+                }
+                let line = json!({ "message_id": id, "kind": "web_push", "subscription": subscription, "title": title, "body": body, "url": url, "at": rfc3339(now) });
+                append_line(&self.append_lock, &self.outbox.push_path(), &line).map_err(|e| retryable("push", e))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Sender for OutboxSender {
+    async fn send(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<String, SendError> {
+        let (sender, owned) = (self.clone(), job.clone());
+        tokio::task::spawn_blocking(move || sender.write(&owned, now))
+            .await
+            .map_err(|e| SendError::Retryable(format!("outbox task failed: {e}")))??;
+        tracing::debug!(message_id = %job.message_id, channel = job.channel.as_str(), "written to the outbox");
+        Ok(format!("outbox-{}", job.message_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cartback_core::event::PushPlatform;
+    use cartback_core::message::Channel;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T10:30:00Z".parse().unwrap()
+    }
+
+    fn email(to: &str) -> MessageJob {
+        MessageJob {
+            message_id: "m_abc123".into(),
+            cart_id: "c1".into(),
+            channel: Channel::Email,
+            outgoing: Outgoing::Email {
+                to: to.into(),
+                subject: "You left 2 items in your cart".into(),
+                text: "Hi,\n\nBlue Mug x2  12.50 EUR\nhttps://shop.example/mug\n".into(),
+                html: "<p>Hi,</p><a href=\"https://shop.example/mug\"><img src=\"https://cdn.example/mug.jpg\"></a>".into(),
+            },
+        }
+    }
+
+    fn sender() -> (tempfile::TempDir, OutboxSender) {
+        let dir = tempfile::tempdir().unwrap();
+        let sender = Outbox::new(dir.path()).unwrap().sender("Shop <shop@example.com>");
+        (dir, sender)
+    }
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn given_an_email_when_sent_then_a_complete_multipart_mime_file_lands_in_the_outbox() {
+        let (dir, sender) = sender();
+        let id = sender.send(&email("ana@example.com"), now()).await.unwrap();
+        assert_eq!(id, "outbox-m_abc123");
+        let path = dir.path().join("outbox/email/m_abc123.eml");
+        let raw = fs::read_to_string(&path).unwrap();
+        for needle in [
+            "From: Shop <shop@example.com>",
+            "To: ana@example.com",
+            "Subject: You left 2 items in your cart",
+            "Message-ID: <m_abc123@cartback>",
+            "MIME-Version: 1.0",
+            "Date: Mon, 23 Nov 2026 10:30:00",
+            "Content-Type: multipart/alternative",
+            "Content-Type: text/plain",
+            "Content-Type: text/html",
+            "https://shop.example/mug",
+        ] {
+            assert!(raw.contains(needle), "{needle:?} missing from:\n{raw}");
+        }
+        assert!(raw.contains("\r\n\r\n"), "headers end with a blank CRLF line");
+        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind: {leftovers:?}");
+    }
+
+    #[tokio::test]
+    async fn given_an_email_sent_twice_when_the_outbox_is_read_then_it_holds_one_file() {
+        let (dir, sender) = sender();
+        sender.send(&email("ana@example.com"), now()).await.unwrap();
+        sender.send(&email("ana@example.com"), now()).await.unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("outbox/email")).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn given_a_recipient_under_the_invalid_tld_when_sent_then_it_is_a_permanent_rejection_and_nothing_is_written() {
+        let (dir, sender) = sender();
+        for to in ["x@bounce.invalid", "x@INVALID", "not an address"] {
+            let err = sender.send(&email(to), now()).await.unwrap_err();
+            assert!(matches!(err, SendError::Permanent(_)), "{to}: {err:?}");
+        }
+        assert_eq!(fs::read_dir(dir.path().join("outbox/email")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn given_sms_when_sent_then_each_is_one_json_line_with_id_recipient_body_and_time() {
+        let (dir, sender) = sender();
+        for (i, to) in ["+33612345678", "+33698765432"].iter().enumerate() {
+            let job = MessageJob { message_id: format!("m_{i}"), cart_id: "c1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: (*to).into(), body: "Your cart is waiting".into() } };
+            assert_eq!(sender.send(&job, now()).await.unwrap(), format!("outbox-m_{i}"));
+        }
+        let lines = lines(&dir.path().join("outbox/sms.jsonl"));
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], json!({"message_id": "m_0", "to": "+33612345678", "body": "Your cart is waiting", "at": "2026-11-23T10:30:00.000Z"}));
+        let bad = MessageJob { message_id: "m_x".into(), cart_id: "c1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: "12".into(), body: "b".into() } };
+        assert!(matches!(sender.send(&bad, now()).await, Err(SendError::Permanent(_))));
+    }
+
+    #[tokio::test]
+    async fn given_push_and_web_push_when_sent_then_both_are_json_lines_in_push_jsonl() {
+        let (dir, sender) = sender();
+        let push = MessageJob {
+            message_id: "m_p".into(),
+            cart_id: "c1".into(),
+            channel: Channel::Push,
+            outgoing: Outgoing::Push { platform: PushPlatform::Fcm, token: "tok".into(), title: "T".into(), body: "B".into(), url: "https://x/r".into() },
+        };
+        let web = MessageJob {
+            message_id: "m_w".into(),
+            cart_id: "c1".into(),
+            channel: Channel::WebPush,
+            outgoing: Outgoing::WebPush { subscription: json!({"endpoint": "https://push.example/abc", "keys": {}}), title: "T".into(), body: "B".into(), url: "https://x/r".into() },
+        };
+        sender.send(&push, now()).await.unwrap();
+        sender.send(&web, now()).await.unwrap();
+        let lines = lines(&dir.path().join("outbox/push.jsonl"));
+        assert_eq!((lines[0]["kind"].as_str(), lines[0]["platform"].as_str(), lines[0]["token"].as_str()), (Some("push"), Some("fcm"), Some("tok")));
+        assert_eq!((lines[1]["kind"].as_str(), lines[1]["subscription"]["endpoint"].as_str()), (Some("web_push"), Some("https://push.example/abc")));
+        let no_token = MessageJob { outgoing: Outgoing::Push { platform: PushPlatform::Apns, token: "".into(), title: "T".into(), body: "B".into(), url: "u".into() }, ..push };
+        assert!(matches!(sender.send(&no_token, now()).await, Err(SendError::Permanent(_))));
+    }
+}

@@ -1,0 +1,535 @@
+//! The port contract suite: what every runtime's storage and scheduler
+//! adapters must do, written once against the port traits and run against
+//! each adapter set (SQLite in `tests/contract_local.rs`, DynamoDB and
+//! EventBridge Scheduler on the moto emulator in `tests/contract_aws.rs`).
+//!
+//! Each check is a `pub async fn(&Adapters)` that panics on a broken
+//! contract. Checks use fresh, unique ids, so they can share one table (a
+//! long-lived emulator) and run concurrently. The [`contract_suite!`] macro
+//! turns every check into a `#[tokio::test]` named as a specification, so a
+//! new check added here runs against every adapter set at once:
+//!
+//! ```ignore
+//! async fn adapters() -> cartback_tests::contract::Adapters { ... }
+//! cartback_tests::contract_suite!(adapters);
+//! ```
+//!
+//! [`contract_suite!`]: crate::contract_suite
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use cartback_core::campaign::Campaign;
+use cartback_core::customer::Customer;
+use cartback_core::engine::{Progress, StepDispatched};
+use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item, PushPlatform, PushToken};
+use cartback_core::message::{Channel, MessageRecord, MessageStatus};
+use cartback_core::ports::{
+    CampaignStore, CartRecord, Claim, CommitOutcome, EventCommit, Scheduler, StateStore, TimelineEntry, TimerPayload,
+};
+use cartback_core::Decimal;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+/// Reads back the timers a [`Scheduler`] armed (the port itself cannot).
+#[async_trait]
+pub trait ArmedTimers: Send + Sync {
+    /// The timers armed for this cart and not yet fired or deleted, in any order.
+    async fn armed_for(&self, cart_id: &str) -> Result<Vec<TimerPayload>, String>;
+}
+
+/// One runtime's adapters under test.
+pub struct Adapters {
+    pub state: Arc<dyn StateStore>,
+    pub campaigns: Arc<dyn CampaignStore>,
+    pub scheduler: Arc<dyn Scheduler>,
+    pub timers: Arc<dyn ArmedTimers>,
+    /// Whatever must live as long as the test (a temporary folder, an
+    /// emulator handle).
+    pub keep_alive: Option<Box<dyn Any + Send + Sync>>,
+}
+
+/// Runs every check of the suite as its own test against the adapters that
+/// `$setup` (an `async fn() -> Adapters` in scope) builds.
+#[macro_export]
+macro_rules! contract_suite {
+    ($setup:path) => {
+        $crate::contract_suite!(@tests $setup;
+            given_a_new_cart_and_customer_when_an_event_is_committed_then_cart_customer_timeline_and_dedupe_are_written => commit_event_applies,
+            given_a_committed_event_id_when_it_is_committed_again_then_it_is_a_duplicate_and_nothing_is_written => duplicate_event_writes_nothing,
+            given_a_stale_cart_version_when_an_event_is_committed_then_it_conflicts_and_nothing_is_written => cart_version_conflict_writes_nothing,
+            given_a_stale_customer_version_when_an_event_is_committed_then_it_conflicts_and_not_even_the_cart_is_written => customer_version_conflict_writes_nothing,
+            given_a_cart_with_rich_events_and_progress_when_stored_then_it_reads_back_exactly => cart_round_trips_exactly,
+            given_a_stored_cart_when_saved_with_a_stale_version_then_the_save_is_refused => save_cart_conflict,
+            given_a_customer_when_committed_and_updated_then_it_reads_back_with_its_version => customer_round_trip_and_version,
+            given_timeline_entries_in_any_order_when_read_then_they_come_oldest_first => timeline_oldest_first,
+            given_a_message_record_when_created_twice_then_the_second_create_changes_nothing => create_message_idempotent,
+            given_a_queued_message_when_many_senders_claim_it_at_once_then_exactly_one_wins => concurrent_claims_exactly_one,
+            given_a_claimed_message_when_its_lease_ends_then_a_second_sender_can_claim_it => lease_expiry_lets_a_second_claimer_in,
+            given_a_message_handed_back_to_queued_when_claimed_then_it_is_claimed_again => queued_again_is_claimable,
+            given_a_sent_message_when_claimed_then_it_is_already_sent => sent_is_already_sent,
+            given_a_rejected_or_cancelled_message_when_claimed_then_it_is_closed => rejected_and_cancelled_are_closed,
+            given_an_unknown_message_when_claimed_then_it_is_not_found => unknown_message_not_found,
+            given_two_engagements_when_recorded_then_the_first_time_is_kept => record_engagement_keeps_first,
+            given_messages_to_several_customers_when_listed_for_one_since_a_time_then_only_theirs_from_then_are_returned => customer_messages_filter_by_key_and_since,
+            given_campaigns_when_put_and_replaced_then_list_returns_each_once_in_its_latest_form => campaigns_put_list_replace,
+            given_the_same_cart_and_time_when_armed_twice_then_one_timer_is_armed => scheduler_arm_is_idempotent,
+        );
+    };
+    (@tests $setup:path; $($name:ident => $check:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let adapters = $setup().await;
+                $crate::contract::$check(&adapters).await;
+            }
+        )*
+    };
+}
+
+// ---------------------------------------------------------------- fixtures
+
+/// An id no other check or run uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{:x}-{:x}-{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A fixed instant with nanoseconds, plus `seconds`: adapters must keep
+/// times exact to the nanosecond.
+pub fn t(seconds: i64) -> DateTime<Utc> {
+    "2026-11-23T10:00:00.123456789Z".parse::<DateTime<Utc>>().expect("valid time") + Duration::seconds(seconds)
+}
+
+/// An event using every field an adapter has to keep.
+pub fn rich_event(event_id: &str, kind: EventType, cart_id: &str, customer_id: Option<&str>, at: DateTime<Utc>) -> Event {
+    Event {
+        event_id: event_id.into(),
+        kind,
+        occurred_at: at,
+        cart_id: Some(cart_id.into()),
+        customer_id: customer_id.map(Into::into),
+        device: Some(Device::Mobile),
+        currency: Some("EUR".into()),
+        items: vec![
+            Item {
+                item_id: "sku-1".into(),
+                item_name: Some("Blue mug \u{2615} \"large\"".into()),
+                price: Some(Decimal::new(1250, 2)),
+                quantity: 2,
+                image_url: Some("https://cdn.example/mug.jpg".into()),
+                url: Some("https://shop.example/mug?a=1&b=2".into()),
+            },
+            Item { item_id: "sku-2".into(), item_name: None, price: Some(Decimal::new(19999, 3)), quantity: 1, image_url: None, url: None },
+        ],
+        order_id: None,
+        value: None,
+        coupon: None,
+        customer: Some(CustomerPatch {
+            email: Some("ana@example.com".into()),
+            phone: Some("+33612345678".into()),
+            first_name: Some("Ana".into()),
+            locale: Some("fr-FR".into()),
+            timezone: Some("Europe/Paris".into()),
+            consents: Some(ConsentPatch { email: Some(true), sms: Some(false), push: None, web_push: Some(true) }),
+            push_tokens: Some(vec![PushToken { platform: PushPlatform::Apns, token: "apns-token".into() }]),
+            web_push_subscription: Some(json!({"endpoint": "https://push.example/sub", "keys": {"p256dh": "k", "auth": "a"}})),
+        }),
+    }
+}
+
+pub fn cart_with(cart_id: &str, events: Vec<Event>, now: DateTime<Utc>) -> CartRecord {
+    let mut record = CartRecord::new(cart_id, now);
+    record.events = events;
+    record
+}
+
+fn timeline_entry(at: DateTime<Utc>, code: &str) -> TimelineEntry {
+    TimelineEntry { at, kind: "event".into(), code: code.into(), message: format!("{code} happened"), details: json!({ "code": code }) }
+}
+
+fn commit(event_id: &str, cart: Option<CartRecord>, customer: Option<(Customer, u64)>, timeline: Option<TimelineEntry>) -> EventCommit {
+    EventCommit { event_id: event_id.into(), received_at: t(0), cart, customer, timeline }
+}
+
+pub fn message(cart_id: &str, customer_key: &str, step: u32, channel: Channel, decided_at: DateTime<Utc>) -> MessageRecord {
+    MessageRecord {
+        message_id: unique("m"),
+        cart_id: cart_id.into(),
+        customer_key: customer_key.into(),
+        campaign_id: "default".into(),
+        step,
+        channel,
+        decided_at,
+        status: MessageStatus::Queued,
+        engaged_at: None,
+    }
+}
+
+/// Stores a fresh cart (version 1) with one event and returns it as read back.
+async fn stored_cart(a: &Adapters) -> CartRecord {
+    let cart_id = unique("cart");
+    let event = rich_event(&unique("e"), EventType::AddToCart, &cart_id, None, t(0));
+    let outcome = a.state.commit_event(commit(&unique("e"), Some(cart_with(&cart_id, vec![event], t(0))), None, None)).await.unwrap();
+    assert_eq!(outcome, CommitOutcome::Applied);
+    a.state.get_cart(&cart_id).await.unwrap().expect("stored cart")
+}
+
+async fn stored_message(a: &Adapters) -> MessageRecord {
+    let record = message(&unique("cart"), &unique("cust"), 0, Channel::Email, t(0));
+    assert!(a.state.create_message(&record).await.unwrap());
+    record
+}
+
+// ---------------------------------------------------------------- commit_event
+
+pub async fn commit_event_applies(a: &Adapters) {
+    let (cart_id, customer_id, event_id) = (unique("cart"), unique("cust"), unique("e"));
+    let event = rich_event(&event_id, EventType::AddToCart, &cart_id, Some(&customer_id), t(0));
+    let mut customer = Customer::new(&customer_id);
+    assert!(customer.apply(&event));
+    let cart = cart_with(&cart_id, vec![event], t(0));
+    let entry = timeline_entry(t(0), "add_to_cart");
+
+    let outcome = a.state.commit_event(commit(&event_id, Some(cart.clone()), Some((customer.clone(), 0)), Some(entry.clone()))).await.unwrap();
+
+    assert_eq!(outcome, CommitOutcome::Applied);
+    assert_eq!(a.state.get_cart(&cart_id).await.unwrap(), Some(CartRecord { version: 1, ..cart }));
+    assert_eq!(a.state.get_customer(&customer_id).await.unwrap(), Some((customer, 1)));
+    assert_eq!(a.state.timeline(&cart_id).await.unwrap(), [entry]);
+}
+
+pub async fn duplicate_event_writes_nothing(a: &Adapters) {
+    let first = stored_cart(a).await;
+    let event_id = unique("e");
+    let next = CartRecord { events: vec![], ..first.clone() };
+    assert_eq!(a.state.commit_event(commit(&event_id, Some(next), None, None)).await.unwrap(), CommitOutcome::Applied);
+    let after_first = a.state.get_cart(&first.cart_id).await.unwrap().unwrap();
+
+    // The same event id again, this time carrying other writes.
+    let (other_cart, other_customer) = (unique("cart"), unique("cust"));
+    let outcome = a
+        .state
+        .commit_event(commit(
+            &event_id,
+            Some(cart_with(&other_cart, vec![], t(0))),
+            Some((Customer::new(&other_customer), 0)),
+            Some(timeline_entry(t(1), "dup")),
+        ))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, CommitOutcome::Duplicate);
+    assert_eq!(a.state.get_cart(&other_cart).await.unwrap(), None);
+    assert_eq!(a.state.get_customer(&other_customer).await.unwrap(), None);
+    assert!(a.state.timeline(&other_cart).await.unwrap().is_empty());
+    assert_eq!(a.state.get_cart(&first.cart_id).await.unwrap(), Some(after_first));
+}
+
+pub async fn cart_version_conflict_writes_nothing(a: &Adapters) {
+    let stored = stored_cart(a).await;
+    assert_eq!(stored.version, 1);
+    let event_id = unique("e");
+    let customer_id = unique("cust");
+    let mut changed = stored.clone();
+    changed.events.push(rich_event(&event_id, EventType::CartUpdate, &stored.cart_id, None, t(5)));
+
+    for stale in [0, 2, 7] {
+        let attempt = CartRecord { version: stale, ..changed.clone() };
+        let outcome = a
+            .state
+            .commit_event(commit(&event_id, Some(attempt), Some((Customer::new(&customer_id), 0)), Some(timeline_entry(t(5), "cart_update"))))
+            .await
+            .unwrap();
+        assert_eq!(outcome, CommitOutcome::Conflict, "stored version 1, commit replaces {stale}");
+    }
+
+    assert_eq!(a.state.get_cart(&stored.cart_id).await.unwrap(), Some(stored.clone()));
+    assert_eq!(a.state.get_customer(&customer_id).await.unwrap(), None);
+    assert!(a.state.timeline(&stored.cart_id).await.unwrap().is_empty());
+    // The dedupe record was not written either: the same event applies now.
+    let outcome = a.state.commit_event(commit(&event_id, Some(changed.clone()), None, None)).await.unwrap();
+    assert_eq!(outcome, CommitOutcome::Applied);
+    assert_eq!(a.state.get_cart(&stored.cart_id).await.unwrap(), Some(CartRecord { version: 2, ..changed }));
+}
+
+pub async fn customer_version_conflict_writes_nothing(a: &Adapters) {
+    let customer_id = unique("cust");
+    let identify = Event { cart_id: None, ..rich_event(&unique("e"), EventType::Identify, "unused", Some(&customer_id), t(0)) };
+    let mut customer = Customer::new(&customer_id);
+    customer.apply(&identify);
+    assert_eq!(a.state.commit_event(commit(&identify.event_id, None, Some((customer.clone(), 0)), None)).await.unwrap(), CommitOutcome::Applied);
+
+    let cart_id = unique("cart");
+    let event_id = unique("e");
+    let new_cart = cart_with(&cart_id, vec![rich_event(&event_id, EventType::AddToCart, &cart_id, Some(&customer_id), t(1))], t(1));
+    let mut changed = customer.clone();
+    changed.profile.first_name = Some("Changed".into());
+    for stale in [0, 2] {
+        let outcome = a
+            .state
+            .commit_event(commit(&event_id, Some(new_cart.clone()), Some((changed.clone(), stale)), Some(timeline_entry(t(1), "add_to_cart"))))
+            .await
+            .unwrap();
+        assert_eq!(outcome, CommitOutcome::Conflict, "stored version 1, commit replaces {stale}");
+    }
+
+    assert_eq!(a.state.get_customer(&customer_id).await.unwrap(), Some((customer, 1)));
+    assert_eq!(a.state.get_cart(&cart_id).await.unwrap(), None, "the cart in the same commit was not written");
+    assert!(a.state.timeline(&cart_id).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------- carts
+
+pub async fn cart_round_trips_exactly(a: &Adapters) {
+    let cart_id = unique("cart");
+    let customer_id = unique("cust");
+    let mut purchase = rich_event(&unique("e"), EventType::Purchase, &cart_id, Some(&customer_id), t(90));
+    purchase.order_id = Some("order-1".into());
+    purchase.value = Some(Decimal::new(4499, 2));
+    purchase.coupon = Some("WELCOME10".into());
+    purchase.customer = None;
+    purchase.device = Some(Device::Desktop);
+    let events = vec![
+        rich_event(&unique("e"), EventType::ViewItem, &cart_id, None, t(-30)),
+        rich_event(&unique("e"), EventType::AddToCart, &cart_id, Some(&customer_id), t(0) + Duration::nanoseconds(1)),
+        purchase,
+    ];
+    let mut record = cart_with(&cart_id, events, t(-30));
+    record.updated_at = t(90);
+    record.timer_armed_for = Some(t(1800) + Duration::nanoseconds(7));
+    record.progress = Progress {
+        campaign_id: Some("default".into()),
+        steps: vec![StepDispatched { step: 0, channel: Channel::Email, message_id: MessageRecord::id_for(&cart_id, 0, Channel::Email), at: t(1800) }],
+    };
+
+    assert_eq!(a.state.commit_event(commit(&unique("e"), Some(record.clone()), None, None)).await.unwrap(), CommitOutcome::Applied);
+
+    let read = a.state.get_cart(&cart_id).await.unwrap().expect("stored");
+    assert_eq!(read, CartRecord { version: 1, ..record.clone() });
+    assert_eq!(read.cart(), record.cart(), "the derived state is the same too");
+    assert_eq!(a.state.get_cart(&unique("cart")).await.unwrap(), None);
+}
+
+pub async fn save_cart_conflict(a: &Adapters) {
+    let stored = stored_cart(a).await;
+    let mut next = stored.clone();
+    next.progress.record("default", 0, Channel::Sms, "m-1".into(), t(60));
+    next.timer_armed_for = Some(t(3600));
+    next.updated_at = t(60);
+
+    assert!(a.state.save_cart(&next).await.unwrap());
+    let saved = a.state.get_cart(&stored.cart_id).await.unwrap().unwrap();
+    assert_eq!(saved, CartRecord { version: 2, ..next.clone() });
+
+    let mut stale = stored.clone();
+    stale.timer_armed_for = None;
+    assert!(!a.state.save_cart(&stale).await.unwrap(), "version 1 was replaced already");
+    assert_eq!(a.state.get_cart(&stored.cart_id).await.unwrap(), Some(saved.clone()));
+
+    assert!(a.state.save_cart(&saved).await.unwrap());
+    assert_eq!(a.state.get_cart(&stored.cart_id).await.unwrap().unwrap().version, 3);
+}
+
+// ---------------------------------------------------------------- customers
+
+pub async fn customer_round_trip_and_version(a: &Adapters) {
+    let customer_id = unique("cust");
+    let cart_id = unique("cart");
+    let mut customer = Customer::new(&customer_id);
+    let first = rich_event(&unique("e"), EventType::AddToCart, &cart_id, Some(&customer_id), t(0));
+    customer.apply(&first);
+    assert_eq!(a.state.commit_event(commit(&first.event_id, None, Some((customer.clone(), 0)), None)).await.unwrap(), CommitOutcome::Applied);
+    assert_eq!(a.state.get_customer(&customer_id).await.unwrap(), Some((customer.clone(), 1)));
+
+    let mut purchase = rich_event(&unique("e"), EventType::Purchase, &cart_id, Some(&customer_id), t(60));
+    purchase.order_id = Some("o-1".into());
+    purchase.coupon = Some("C".into());
+    let mut next = customer.clone();
+    next.apply(&purchase);
+    assert_eq!(a.state.commit_event(commit(&purchase.event_id, None, Some((next.clone(), 1)), None)).await.unwrap(), CommitOutcome::Applied);
+    let (read, version) = a.state.get_customer(&customer_id).await.unwrap().unwrap();
+    assert_eq!((version, &read), (2, &next));
+    assert_eq!(read.purchases, [t(60)]);
+    assert_eq!(read.promotions_redeemed, [t(60)]);
+
+    let outcome = a.state.commit_event(commit(&unique("e"), None, Some((customer, 1)), None)).await.unwrap();
+    assert_eq!(outcome, CommitOutcome::Conflict);
+    assert_eq!(a.state.get_customer(&customer_id).await.unwrap(), Some((next, 2)));
+    assert_eq!(a.state.get_customer(&unique("cust")).await.unwrap(), None);
+}
+
+// ---------------------------------------------------------------- timeline
+
+pub async fn timeline_oldest_first(a: &Adapters) {
+    let cart_id = unique("cart");
+    let event = rich_event(&unique("e"), EventType::AddToCart, &cart_id, None, t(5));
+    let committed = timeline_entry(t(5), "add_to_cart");
+    a.state.commit_event(commit(&event.event_id, Some(cart_with(&cart_id, vec![event.clone()], t(5))), None, Some(committed.clone()))).await.unwrap();
+
+    let late = timeline_entry(t(10), "decision-a");
+    let same_time = TimelineEntry { kind: "decision".into(), details: serde_json::Value::Null, ..timeline_entry(t(10), "decision-b") };
+    let early = timeline_entry(t(1), "late-arriving-event");
+    for entry in [&late, &same_time, &early] {
+        a.state.append_timeline(&cart_id, entry).await.unwrap();
+    }
+
+    assert_eq!(a.state.timeline(&cart_id).await.unwrap(), [early, committed, late, same_time], "by time; equal times in the order written");
+    assert!(a.state.timeline(&unique("cart")).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------- messages
+
+pub async fn create_message_idempotent(a: &Adapters) {
+    let record = message(&unique("cart"), &unique("cust"), 1, Channel::Sms, t(0));
+    assert!(a.state.create_message(&record).await.unwrap());
+
+    let mut again = record.clone();
+    again.decided_at = t(60);
+    again.status = MessageStatus::Sent { provider_message_id: "p".into(), at: t(60) };
+    assert!(!a.state.create_message(&again).await.unwrap());
+
+    assert_eq!(a.state.get_message(&record.message_id).await.unwrap(), Some(record));
+}
+
+pub async fn concurrent_claims_exactly_one(a: &Adapters) {
+    let record = stored_message(a).await;
+    let claims = (0..8).map(|_| {
+        let (state, id) = (a.state.clone(), record.message_id.clone());
+        tokio::spawn(async move { state.claim_message(&id, t(0), t(300)).await })
+    });
+    let mut outcomes = Vec::new();
+    for claim in claims.collect::<Vec<_>>() {
+        outcomes.push(claim.await.expect("claim task").expect("claim"));
+    }
+
+    let winners: Vec<&Claim> = outcomes.iter().filter(|c| matches!(c, Claim::Claimed(_))).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|c| **c == Claim::InFlight).count(), 7, "{outcomes:?}");
+    let Claim::Claimed(claimed) = winners[0] else { unreachable!() };
+    assert_eq!(claimed.status, MessageStatus::Sending { lease_until: t(300), attempts: 1 });
+    assert_eq!(a.state.get_message(&record.message_id).await.unwrap().unwrap().status, claimed.status);
+}
+
+pub async fn lease_expiry_lets_a_second_claimer_in(a: &Adapters) {
+    let record = stored_message(a).await;
+    let id = &record.message_id;
+    assert!(matches!(a.state.claim_message(id, t(0), t(300)).await.unwrap(), Claim::Claimed(_)));
+    assert_eq!(a.state.claim_message(id, t(299), t(599)).await.unwrap(), Claim::InFlight, "lease still running");
+
+    let Claim::Claimed(second) = a.state.claim_message(id, t(301), t(601)).await.unwrap() else { panic!("lease ended: claimable") };
+    assert_eq!(second.status, MessageStatus::Sending { lease_until: t(601), attempts: 2 });
+    assert_eq!(a.state.claim_message(id, t(302), t(602)).await.unwrap(), Claim::InFlight, "the new lease holds");
+}
+
+pub async fn queued_again_is_claimable(a: &Adapters) {
+    let record = stored_message(a).await;
+    let id = &record.message_id;
+    assert!(matches!(a.state.claim_message(id, t(0), t(300)).await.unwrap(), Claim::Claimed(_)));
+    // What delivery does after a retryable provider failure.
+    a.state.set_message_status(id, &MessageStatus::Queued).await.unwrap();
+    assert!(matches!(a.state.claim_message(id, t(1), t(301)).await.unwrap(), Claim::Claimed(_)));
+}
+
+pub async fn sent_is_already_sent(a: &Adapters) {
+    let record = stored_message(a).await;
+    let id = &record.message_id;
+    assert!(matches!(a.state.claim_message(id, t(0), t(300)).await.unwrap(), Claim::Claimed(_)));
+    let sent = MessageStatus::Sent { provider_message_id: "provider-123".into(), at: t(2) };
+    a.state.set_message_status(id, &sent).await.unwrap();
+
+    assert_eq!(a.state.claim_message(id, t(3), t(303)).await.unwrap(), Claim::AlreadySent);
+    assert_eq!(a.state.claim_message(id, t(10_000), t(10_300)).await.unwrap(), Claim::AlreadySent, "whatever the time");
+    assert_eq!(a.state.get_message(id).await.unwrap(), Some(MessageRecord { status: sent, ..record }));
+}
+
+pub async fn rejected_and_cancelled_are_closed(a: &Adapters) {
+    for status in [
+        MessageStatus::Rejected { error: "address does not exist".into(), at: t(1) },
+        MessageStatus::Cancelled { reason: "purchased".into(), at: t(1) },
+    ] {
+        let record = stored_message(a).await;
+        a.state.set_message_status(&record.message_id, &status).await.unwrap();
+        assert_eq!(a.state.claim_message(&record.message_id, t(2), t(302)).await.unwrap(), Claim::Closed, "{status:?}");
+        assert_eq!(a.state.get_message(&record.message_id).await.unwrap().unwrap().status, status);
+    }
+}
+
+pub async fn unknown_message_not_found(a: &Adapters) {
+    let id = unique("m");
+    assert_eq!(a.state.claim_message(&id, t(0), t(300)).await.unwrap(), Claim::NotFound);
+    assert_eq!(a.state.get_message(&id).await.unwrap(), None);
+}
+
+pub async fn record_engagement_keeps_first(a: &Adapters) {
+    let record = stored_message(a).await;
+    a.state.record_engagement(&record.message_id, t(100)).await.unwrap();
+    a.state.record_engagement(&record.message_id, t(200)).await.unwrap();
+    let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
+    assert_eq!(read.engaged_at, Some(t(100)));
+    assert_eq!(read.status, record.status, "engagement leaves the status alone");
+}
+
+pub async fn customer_messages_filter_by_key_and_since(a: &Adapters) {
+    let (ana, bob) = (unique("cust"), unique("cust"));
+    let cart = unique("cart");
+    let before = message(&cart, &ana, 0, Channel::Email, t(0));
+    let at_since = message(&cart, &ana, 1, Channel::Sms, t(60));
+    let after = message(&unique("cart"), &ana, 0, Channel::Push, t(120));
+    let other = message(&unique("cart"), &bob, 0, Channel::Email, t(90));
+    for m in [&before, &at_since, &after, &other] {
+        assert!(a.state.create_message(m).await.unwrap());
+    }
+
+    let mut got = a.state.customer_messages(&ana, t(60)).await.unwrap();
+    got.sort_by_key(|m| m.decided_at);
+    assert_eq!(got, [at_since, after], "since is inclusive; other customers excluded");
+    assert_eq!(a.state.customer_messages(&bob, t(0)).await.unwrap(), [other]);
+    assert!(a.state.customer_messages(&unique("cust"), t(0)).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------- campaigns
+
+pub async fn campaigns_put_list_replace(a: &Adapters) {
+    let mut first = Campaign::default_campaign();
+    first.id = unique("camp");
+    first.name = "First".into();
+    let mut second = Campaign::default_campaign();
+    second.id = unique("camp");
+    second.name = "Second".into();
+    second.priority = 3;
+    second.steps.truncate(1);
+    a.campaigns.put(&first).await.unwrap();
+    a.campaigns.put(&second).await.unwrap();
+
+    let mut replaced = first.clone();
+    replaced.enabled = false;
+    replaced.name = "First, edited".into();
+    replaced.steps[0].delay = Duration::minutes(45);
+    a.campaigns.put(&replaced).await.unwrap();
+
+    let ours: Vec<Campaign> = a.campaigns.list().await.unwrap().into_iter().filter(|c| c.id == first.id || c.id == second.id).collect();
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    assert_eq!(ours.iter().find(|c| c.id == first.id), Some(&replaced));
+    assert_eq!(ours.iter().find(|c| c.id == second.id), Some(&second));
+}
+
+// ---------------------------------------------------------------- scheduler
+
+pub async fn scheduler_arm_is_idempotent(a: &Adapters) {
+    let cart_id = unique("cart");
+    let due = TimerPayload { cart_id: cart_id.clone(), due_at: t(1800) };
+    let later = TimerPayload { cart_id: cart_id.clone(), due_at: t(3600) };
+    a.scheduler.arm(&due).await.unwrap();
+    a.scheduler.arm(&due).await.unwrap();
+    a.scheduler.arm(&later).await.unwrap();
+
+    let mut armed = a.timers.armed_for(&cart_id).await.unwrap();
+    armed.sort_by_key(|t| t.due_at);
+    assert_eq!(armed, [due, later]);
+    assert!(a.timers.armed_for(&unique("cart")).await.unwrap().is_empty());
+}
