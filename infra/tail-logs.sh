@@ -6,7 +6,7 @@
 #                          | api (the HTTP API access log)
 #   -s, --stack NAME       CloudFormation stack (default: $CARTBACK_STACK or "cartback")
 #   -S, --since DURATION   start this long ago, e.g. 10m, 2h, 1d (default: 10m)
-#   -f, --filter PATTERN   CloudWatch Logs filter pattern, e.g. '"ERROR"' or '{ $.status = 5* }'
+#   -f, --filter PATTERN   CloudWatch Logs filter pattern, e.g. '"ERROR"' or '{ $.status = "5*" }'
 #       --no-follow        print what is there and exit instead of following
 #   -h, --help             this text
 #

@@ -14,9 +14,11 @@
 # credentials, checkov skips its online guideline download.
 #
 # Tools live in a virtual environment at ${CARTBACK_TOOLS_VENV:-.venv-tools}
-# (relative to the repository root), created and filled from PyPI on first
-# use, and refilled when the pinned versions below change. Override the pins
-# with CFN_LINT_VERSION, SAM_CLI_VERSION, CHECKOV_VERSION.
+# (relative to the repository root; scripts/python-tools.sh fills the same
+# one). If cfn-lint, sam or checkov is missing there, the venv is created if
+# needed and the missing tools are installed from PyPI at the versions pinned
+# below (override with CFN_LINT_VERSION, SAM_CLI_VERSION, CHECKOV_VERSION);
+# tools already present are used as they are, and their versions printed.
 #
 # Quiet on success: one summary line per tool. Exits non-zero on any failure
 # and prints that tool's full output.
@@ -34,7 +36,6 @@ python="${PYTHON:-python3}"
 cfn_lint_version="${CFN_LINT_VERSION:-1.58.0}"
 sam_cli_version="${SAM_CLI_VERSION:-1.170.0}"
 checkov_version="${CHECKOV_VERSION:-3.2.459}"
-requirements="cfn-lint==${cfn_lint_version} aws-sam-cli==${sam_cli_version} checkov==${checkov_version}"
 
 if [[ ! -f "$template" ]]; then
   echo "validate-template: no such template: $template" >&2
@@ -51,20 +52,22 @@ fail() { # fail TOOL: print the captured output and stop
 }
 
 # --- tools -------------------------------------------------------------------
-stamp="$venv/.cartback-tools"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$requirements" \
-      || ! -x "$venv/bin/cfn-lint" || ! -x "$venv/bin/sam" || ! -x "$venv/bin/checkov" ]]; then
-  echo "validate-template: installing $requirements into $venv (first run takes a few minutes)"
+missing=()
+[[ -x "$venv/bin/cfn-lint" ]] || missing+=("cfn-lint==${cfn_lint_version}")
+[[ -x "$venv/bin/sam" ]] || missing+=("aws-sam-cli==${sam_cli_version}")
+[[ -x "$venv/bin/checkov" ]] || missing+=("checkov==${checkov_version}")
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "validate-template: installing ${missing[*]} into $venv (first run takes a few minutes)"
   if [[ ! -x "$venv/bin/python" ]]; then
     "$python" -m venv "$venv" >"$out" 2>&1 || fail "python venv"
   fi
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >"$out" 2>&1 \
-    || fail "pip upgrade"
-  # shellcheck disable=SC2086 # word splitting of the requirement list is intended
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $requirements >"$out" 2>&1 \
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${missing[@]}" >"$out" 2>&1 \
     || fail "pip install"
-  printf '%s' "$requirements" >"$stamp"
 fi
+versions="$("$venv/bin/python" -c '
+import importlib.metadata as m
+print(" ".join(m.version(p) for p in ("cfn-lint", "aws-sam-cli", "checkov")))')" || fail "tool versions"
+read -r cfn_lint_version sam_cli_version checkov_version <<<"$versions"
 
 # Offline, non-interactive settings for the tools. Dummy credentials only
 # for this process tree: nothing here talks to AWS.

@@ -62,14 +62,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     });
     let delivery = Arc::new(Delivery { store: store.clone(), sender: Arc::new(outbox.sender(&args.sender_email)), clock: clock.clone() });
 
-    println!("Cartback is listening on http://{address}");
-    println!("  data folder: {}  (outbox: {})", args.data.display(), outbox.dir().display());
-    println!("  clock speed: {}x", clock.speed());
-    match source {
-        Source::Generated => println!("  ingest secret (generated, saved in {}): {secret_text}", args.data.join("ingest-secret").display()),
-        Source::Existing => println!("  ingest secret: read from {}", args.data.join("ingest-secret").display()),
-        Source::Environment => println!("  ingest secret: from {}", secret::ENV),
-    }
+    let secret_line = match source {
+        Source::Generated => format!("ingest secret (generated, saved in {}): {secret_text}", args.data.join("ingest-secret").display()),
+        Source::Existing => format!("ingest secret: read from {}", args.data.join("ingest-secret").display()),
+        Source::Environment => format!("ingest secret: from {}", secret::ENV),
+    };
+    say(&format!(
+        "Cartback is listening on http://{address}\n  data folder: {}  (outbox: {})\n  clock speed: {}x\n  {secret_line}",
+        args.data.display(),
+        outbox.dir().display(),
+        clock.speed()
+    ));
 
     let timers = tokio::spawn(timer_loop(TimerWheel::new(db.clone()), scheduler.armed_signal(), checker, clock.clone()));
     let workers: Vec<_> = QueueName::ALL
@@ -84,8 +87,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     for w in workers {
         w.abort();
     }
-    println!("Cartback stopped; pending timers and queued messages are kept in {}", db.path().display());
+    say(&format!("Cartback stopped; pending timers and queued messages are kept in {}", db.path().display()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a line for the operator. A closed stdout (a supervisor that went
+/// away) must not bring the pipeline down, so write errors are ignored.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,306 @@
+//! End to end: starts the real `cartback dev` binary with a fast virtual
+//! clock and drives it over HTTP, reading results from the outbox folder and
+//! the cart read API. Waits poll for an outcome with a generous deadline; no
+//! test asserts how fast anything happens.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cartback_core::signing::{sign_request, Secret};
+use serde_json::{json, Value};
+
+const SECRET: &str = "e2e-test-secret-0123456789abcdef";
+/// 30 virtual minutes pass in 3 real seconds.
+const SPEED: &str = "600";
+const DEADLINE: Duration = Duration::from_secs(90);
+
+struct Dev {
+    child: Child,
+    base: String,
+    data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Dev {
+    fn start() -> Dev {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().to_owned();
+        let mut dev = Dev::start_in(&data);
+        dev._dir = Some(dir);
+        dev
+    }
+
+    fn start_in(data: &Path) -> Dev {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
+            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
+            .arg(data)
+            .env("CARTBACK_INGEST_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cartback dev starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut first = String::new();
+        reader.read_line(&mut first).expect("banner");
+        // Keep draining so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
+        Dev { child, base, data: data.to_owned(), _dir: None }
+    }
+
+    fn server_now(&self) -> i64 {
+        let body: Value = ureq::get(&format!("{}/healthz", self.base)).call().unwrap().into_json().unwrap();
+        body["now"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp()
+    }
+
+    fn signature(&self, body: &[u8]) -> String {
+        sign_request(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), self.server_now(), body)
+    }
+
+    /// POST raw bytes with an optional signature header; returns status and JSON.
+    fn post_raw(&self, body: &[u8], signature: Option<String>) -> (u16, Value) {
+        let mut request = ureq::post(&format!("{}/v1/events", self.base)).set("content-type", "application/json");
+        if let Some(sig) = signature {
+            request = request.set("x-cartback-signature", &sig);
+        }
+        answer(request.send_bytes(body))
+    }
+
+    fn post(&self, body: &Value) -> Value {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let (status, json) = self.post_raw(&bytes, Some(self.signature(&bytes)));
+        assert_eq!(status, 200, "{json}");
+        json
+    }
+
+    fn cart(&self, cart_id: &str) -> (u16, Value) {
+        let request = ureq::get(&format!("{}/v1/carts/{cart_id}", self.base)).set("x-cartback-signature", &self.signature(b""));
+        answer(request.call())
+    }
+
+    /// Emails in the outbox, with quoted-printable soft breaks and `=3D` undone.
+    fn emails(&self) -> Vec<String> {
+        let dir = self.data.join("outbox/email");
+        let mut mails: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).map(|m| readable(&m)).collect())
+            .unwrap_or_default();
+        mails.sort();
+        mails
+    }
+
+    /// Polls the cart until its timeline has a decision with `code`.
+    fn wait_for_decision(&self, cart_id: &str, code: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, cart) = self.cart(cart_id);
+            if status == 200 && decisions(&cart).iter().any(|d| d == code) {
+                return cart;
+            }
+            assert!(start.elapsed() < DEADLINE, "cart {cart_id} never reached {code}: {cart:#}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // SIGTERM lets the server stop cleanly; kill is the fallback.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let start = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn readable(email: &str) -> String {
+    email.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
+}
+
+fn decisions(cart: &Value) -> Vec<String> {
+    cart["timeline"].as_array().into_iter().flatten().filter(|e| e["kind"] == "decision").map(|e| e["code"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+fn add_to_cart(event_id: &str, cart_id: &str, email: &str) -> Value {
+    json!({
+        "event_id": event_id, "type": "add_to_cart", "cart_id": cart_id, "device": "desktop", "currency": "EUR",
+        "customer": {"email": email, "first_name": "Ana", "consents": {"email": true}},
+        "items": [{"item_id": "sku-mug", "item_name": "Stoneware mug", "price": "14.90", "quantity": 2,
+                   "image_url": "https://cdn.example.com/mug.jpg", "url": "https://shop.example.com/p/mug"}]
+    })
+}
+
+#[test]
+fn given_an_abandoned_cart_when_the_timer_fires_then_exactly_one_email_lands_in_the_outbox() {
+    let dev = Dev::start();
+    let answer = dev.post(&add_to_cart("a1", "cart-a", "ana@example.com"));
+    assert_eq!(answer["accepted"], 1);
+
+    let cart = dev.wait_for_decision("cart-a", "waiting_for_next_step");
+    let emails = dev.emails();
+    assert_eq!(emails.len(), 1, "one email for step 1");
+    let email = &emails[0];
+    assert!(email.contains("To: ana@example.com"));
+    assert!(email.contains("Stoneware mug"));
+    assert!(email.contains("multipart/alternative"));
+    assert!(email.contains("https://cdn.example.com/mug.jpg"), "the item's image is in the HTML part");
+    assert!(email.contains("/r/"), "links go through the tracked redirect");
+    assert_eq!(decisions(&cart).iter().filter(|d| *d == "sent").count(), 1);
+    let sent: Vec<_> = cart["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "message" && e["code"] == "sent").collect();
+    assert_eq!(sent.len(), 1, "the timeline records the message: {cart:#}");
+}
+
+#[test]
+fn given_a_purchase_before_the_timer_when_the_timer_fires_then_nothing_is_sent() {
+    let dev = Dev::start();
+    dev.post(&add_to_cart("p1", "cart-p", "ben@example.com"));
+    dev.post(&json!({"event_id": "p2", "type": "purchase", "cart_id": "cart-p", "order_id": "o-1", "currency": "EUR", "value": "29.80"}));
+
+    let cart = dev.wait_for_decision("cart-p", "purchased");
+    assert_eq!(cart["status"], "converted");
+    assert!(dev.emails().is_empty());
+}
+
+#[test]
+fn given_cart_activity_when_it_continues_then_the_abandonment_timer_restarts_from_the_last_activity() {
+    let dev = Dev::start();
+    dev.post(&add_to_cart("r1", "cart-r", "cleo@example.com"));
+    // 1.5 real seconds = 15 virtual minutes later, the shopper is still active.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut second = add_to_cart("r2", "cart-r", "cleo@example.com");
+    second["items"][0]["item_id"] = json!("sku-bowl");
+    dev.post(&second);
+
+    let cart = dev.wait_for_decision("cart-r", "sent");
+    let timeline = cart["timeline"].as_array().unwrap();
+    let at = |pred: &dyn Fn(&Value) -> bool| -> chrono::DateTime<chrono::Utc> {
+        timeline.iter().find(|e| pred(e)).unwrap()["at"].as_str().unwrap().parse().unwrap()
+    };
+    let last_activity = at(&|e| e["details"]["event_id"] == "r2");
+    let sent_at = at(&|e| e["kind"] == "decision" && e["code"] == "sent");
+    assert!(sent_at >= last_activity + chrono::Duration::minutes(30), "sent at {sent_at}, last activity {last_activity}");
+    assert_eq!(dev.emails().len(), 1);
+}
+
+#[test]
+fn given_the_same_event_twice_when_posted_then_the_repeat_is_a_duplicate_that_changes_nothing() {
+    let dev = Dev::start();
+    let event = add_to_cart("d1", "cart-d", "dan@example.com");
+    assert_eq!(dev.post(&event)["results"][0]["status"], "accepted");
+    let repeat = dev.post(&event);
+    assert_eq!(repeat["results"][0]["status"], "duplicate");
+    assert_eq!(repeat["duplicates"], 1);
+    let (_, cart) = dev.cart("cart-d");
+    assert_eq!(cart["items"][0]["quantity"], 2, "quantity not doubled");
+}
+
+#[test]
+fn given_a_batch_with_good_and_bad_events_when_posted_then_the_good_are_stored_and_the_bad_named() {
+    let dev = Dev::start();
+    let mut bad = add_to_cart("m2", "cart-m", "eve@example.com");
+    bad["items"][0]["price"] = json!("twelve");
+    let answer = dev.post(&json!({"events": [add_to_cart("m1", "cart-m", "eve@example.com"), bad, {"type": "add_to_cart"}]}));
+    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(answer["results"][1]["error"]["field"], "items[0].price");
+    assert_eq!(answer["results"][2]["error"]["field"], "event_id");
+    let (status, cart) = dev.cart("cart-m");
+    assert_eq!(status, 200);
+    assert_eq!(cart["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn given_a_missing_or_wrong_signature_when_posting_then_401_with_a_json_error() {
+    let dev = Dev::start();
+    let body = serde_json::to_vec(&add_to_cart("s1", "cart-s", "sam@example.com")).unwrap();
+    let (status, json) = dev.post_raw(&body, None);
+    assert_eq!(status, 401);
+    assert!(json["error"]["message"].as_str().unwrap().contains("missing"));
+    let wrong = sign_request(&Secret::new(b"not-the-right-secret!".to_vec()).unwrap(), dev.server_now(), &body);
+    assert_eq!(dev.post_raw(&body, Some(wrong)).0, 401);
+    let stale = sign_request(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), dev.server_now() - 3600, &body);
+    assert_eq!(dev.post_raw(&body, Some(stale)).0, 401);
+    assert_eq!(dev.cart("cart-s").0, 404, "nothing was stored");
+}
+
+#[test]
+fn given_garbage_bodies_when_posted_then_clear_4xx_answers_and_the_server_stays_up() {
+    let dev = Dev::start();
+    let bodies: Vec<(Vec<u8>, u16)> = vec![
+        (b"{not json".to_vec(), 400),
+        (b"".to_vec(), 400),
+        (b"[1,2,3]".to_vec(), 400),
+        (b"\"text\"".to_vec(), 400),
+        (vec![0xff, 0xfe, 0x00, 0x01], 400),
+        (br#"{"events": "nope"}"#.to_vec(), 400),
+        (vec![b' '; 1024 * 1024 + 10], 413),
+        (serde_json::to_vec(&json!({"events": vec![json!({}); 501]})).unwrap(), 413),
+    ];
+    for (body, expected) in bodies {
+        let (status, json) = dev.post_raw(&body, Some(dev.signature(&body)));
+        assert_eq!(status, expected, "for a {}-byte body: {json}", body.len());
+        assert!(json["error"]["message"].is_string());
+    }
+    let answer = dev.post(&json!({"events": [42, null, "x", {"event_id": 7}]}));
+    assert_eq!(answer["rejected"], 4);
+    assert_eq!(dev.cart("unknown-cart").0, 404);
+    assert_eq!(ureq::get(&format!("{}/healthz", dev.base)).call().unwrap().status(), 200);
+}
+
+#[test]
+fn given_a_sent_email_when_its_link_is_clicked_then_cartback_records_the_click_and_redirects() {
+    let dev = Dev::start();
+    dev.post(&add_to_cart("k1", "cart-k", "kim@example.com"));
+    dev.wait_for_decision("cart-k", "waiting_for_next_step");
+    let plain = dev.emails().remove(0);
+    let start = plain.find(&format!("{}/r/", dev.base)).expect("a tracked link");
+    let link: String = plain[start..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let response = agent.get(&link).call().expect("redirect answer");
+    assert_eq!(response.status(), 302);
+    assert!(response.header("location").unwrap().starts_with("https://shop.example.com/p/mug"));
+    let (_, cart) = dev.cart("cart-k");
+    assert!(cart["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "engagement"), "{cart:#}");
+    assert_eq!(agent.get(&format!("{}/r/forged.token", dev.base)).call().map(|r| r.status()).unwrap_or_else(|e| match e { ureq::Error::Status(c, _) => c, _ => 0 }), 404);
+}
+
+#[test]
+fn given_a_pending_timer_when_the_process_restarts_then_the_email_still_goes_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Dev::start_in(dir.path());
+    first.post(&add_to_cart("t1", "cart-t", "tom@example.com"));
+    first.stop();
+    assert!(first.emails().is_empty(), "stopped before the timer fired");
+
+    let second = Dev::start_in(dir.path());
+    second.wait_for_decision("cart-t", "sent");
+    let start = Instant::now();
+    while second.emails().is_empty() && start.elapsed() < DEADLINE {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(second.emails().len(), 1);
+}
