@@ -304,3 +304,25 @@ fn given_a_pending_timer_when_the_process_restarts_then_the_email_still_goes_out
     }
     assert_eq!(second.emails().len(), 1);
 }
+
+#[test]
+fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_is_not_sent_and_the_timeline_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = dir.path().join("fast.toml");
+    std::fs::write(&campaign, "id = \"fast\"\nname = \"Fast\"\n[[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n[[steps]]\ndelay = \"2h\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n").unwrap();
+    let cli = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(dir.path()).env("CARTBACK_INGEST_SECRET", SECRET).output().unwrap();
+    assert!(cli(&["campaign", "apply", campaign.to_str().unwrap()]).status.success());
+
+    let dev = Dev::start_in(dir.path());
+    dev.post(&add_to_cart("x1", "cart-x", "xia@example.com"));
+    dev.wait_for_decision("cart-x", "waiting_for_next_step");
+    assert!(cli(&["campaign", "disable", "fast"]).status.success());
+
+    let cart = dev.wait_for_decision("cart-x", "campaign_disabled");
+    assert_eq!(decisions(&cart).iter().filter(|d| *d == "sent").count(), 1, "only step 1 went out");
+    assert_eq!(dev.emails().len(), 1);
+
+    let explain = cli(&["explain", "cart-x"]);
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(text.contains("campaign_disabled") && text.contains("Step 1 of campaign \"fast\" by email"), "{text}");
+}

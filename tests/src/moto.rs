@@ -368,7 +368,8 @@ pub async fn settle_event(clients: &Clients, url: &str, event: &SqsEvent, respon
     }
 }
 
-async fn create_table(clients: &Clients, name: &str, state: bool) {
+/// Creates a Cartback state table (`state`: with gsi1 and TTL) or config table.
+pub async fn create_table(clients: &Clients, name: &str, state: bool) {
     let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap();
     let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
     let mut create = clients

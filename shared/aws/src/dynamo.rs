@@ -10,7 +10,7 @@
 //! | cart       | `CART#<id>`      | `STATE`                         |                                     |
 //! | customer   | `CUST#<id>`      | `PROFILE`                       |                                     |
 //! | dedupe     | `EVENT#<id>`     | `EVENT`                         |                                     |
-//! | timeline   | `CART#<id>`      | `TL#<at, RFC 3339 µs>#<suffix>` |                                     |
+//! | timeline   | `CART#<id>`      | `TL#<at, RFC 3339 ns>#<suffix>` |                                     |
 //! | message    | `MSG#<id>`       | `MSG`                           | `CUSTMSG#<customer key>` / decided_at |
 //!
 //! Carts, customers and messages are the `serde_dynamo` form of the core's
@@ -69,7 +69,7 @@ type Item = HashMap<String, AttributeValue>;
 
 /// Sort-key time format: fixed width, so string order is time order.
 pub fn sort_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
 }
 
 pub fn cart_key(cart_id: &str) -> (String, String) {

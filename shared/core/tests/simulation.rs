@@ -303,7 +303,6 @@ struct World {
     seed: u64,
     rng: Rng,
     campaigns: Vec<Campaign>,
-    customer_id: Option<String>,
     customer: Option<Customer>,
     carts: Vec<SimCart>,
     /// Every message ever decided, all carts and customer keys.
@@ -402,7 +401,6 @@ impl World {
             seed,
             rng,
             campaigns,
-            customer_id,
             customer: None,
             carts,
             history: Vec::new(),
