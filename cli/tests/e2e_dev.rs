@@ -326,3 +326,31 @@ fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_
     let text = String::from_utf8_lossy(&explain.stdout);
     assert!(text.contains("campaign_disabled") && text.contains("Step 1 of campaign \"fast\" by email"), "{text}");
 }
+
+#[test]
+fn given_the_readme_python_example_when_run_against_cartback_then_its_signed_event_is_accepted() {
+    // Real time: the example signs with its own clock.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .env("CARTBACK_INGEST_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    reader.read_line(&mut banner).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let base = banner.trim().rsplit(' ').next().unwrap().to_owned();
+    let out = Command::new("python3")
+        .arg(format!("{}/../examples/sign_and_send.py", env!("CARGO_MANIFEST_DIR")))
+        .env("CARTBACK_URL", &base)
+        .env("CARTBACK_INGEST_SECRET", SECRET)
+        .output()
+        .expect("python3 runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0 accepted");
+}
