@@ -19,8 +19,8 @@ ensure_venv() {
 
 what=${1:-all}
 if [ "$what" = moto ] || [ "$what" = all ]; then
-  ensure_venv .venv-moto moto_server 'moto[server]>=5.1,<6'
+  ensure_venv .venv-moto moto_server 'moto[server]==5.2.5'
 fi
 if [ "$what" = tools ] || [ "$what" = all ]; then
-  ensure_venv .venv-tools cargo-lambda 'cargo-lambda>=1.8,<2' 'aws-sam-cli>=1.140,<2' 'cfn-lint>=1.30,<2' 'checkov>=3.2,<4'
+  ensure_venv .venv-tools cargo-lambda 'cargo-lambda==1.9.2' 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0' 'checkov==3.2.459'
 fi
