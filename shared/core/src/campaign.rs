@@ -201,9 +201,17 @@ impl Campaign {
         if self.steps.len() > 10 {
             err("steps".into(), "allows at most 10 steps");
         }
+        let mut last_activity_delay = None;
         for (i, step) in self.steps.iter().enumerate() {
             if step.delay < Duration::minutes(1) || step.delay > Duration::days(30) {
                 err(format!("steps[{i}].delay"), "must be between 1m and 30d");
+            }
+            // The first step always counts from the last activity.
+            if i == 0 || step.delay_from == DelayFrom::LastActivity {
+                if last_activity_delay.is_some_and(|previous| step.delay <= previous) {
+                    err(format!("steps[{i}].delay"), "counts from the last activity, so it must be longer than the earlier steps' delays");
+                }
+                last_activity_delay = Some(step.delay);
             }
             if step.channels.mobile.is_empty() || step.channels.desktop.is_empty() {
                 err(format!("steps[{i}].channels"), "needs at least one channel for mobile and for desktop");
@@ -303,6 +311,17 @@ mod tests {
         c.quiet_hours.default_timezone = "Mars/Base".into();
         let fields: Vec<String> = c.validate().unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["id", "steps[0].template", "steps[1].delay", "quiet_hours.default_timezone"]);
+    }
+
+    #[test]
+    fn given_a_later_step_timed_from_the_last_activity_when_it_is_not_later_than_step_one_then_it_is_refused() {
+        let mut c = Campaign::default_campaign();
+        c.steps[1].delay_from = DelayFrom::LastActivity;
+        c.steps[1].delay = Duration::minutes(30);
+        let errors = c.validate().unwrap_err();
+        assert_eq!(errors[0].field, "steps[1].delay");
+        c.steps[1].delay = Duration::hours(2);
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

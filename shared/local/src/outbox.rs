@@ -156,7 +156,8 @@ impl OutboxSender {
                 append_line(&self.append_lock, &self.outbox.push_path(), &line).map_err(|e| retryable("push", e))
             }
             Outgoing::WebPush { subscription, title, body, url } => {
-                if subscription.get("endpoint").and_then(|e| e.as_str()).map_or(true, |e| e.trim().is_empty()) {
+                let endpoint = subscription.get("endpoint").and_then(|e| e.as_str()).unwrap_or_default();
+                if endpoint.trim().is_empty() {
                     return Err(SendError::Permanent("no web push subscription endpoint".into()));
                 }
                 let line = json!({ "message_id": id, "kind": "web_push", "subscription": subscription, "title": title, "body": body, "url": url, "at": rfc3339(now) });

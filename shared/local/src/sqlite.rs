@@ -553,7 +553,7 @@ impl StateStore for Database {
         // The earliest engagement wins, whatever order the reports arrive in.
         self.call(move |conn| {
             modify_message(conn, &message_id, |record| {
-                if record.engaged_at.map_or(true, |first| at < first) {
+                if !matches!(record.engaged_at, Some(first) if first <= at) {
                     record.engaged_at = Some(at);
                 }
             })

@@ -13,8 +13,6 @@ use crate::ports::{CartRecord, Clock, JobQueue, PortError, Scheduler, StateStore
 use crate::render::{self, Links};
 use crate::signing::{restore_token, sign_link, LinkClaims};
 
-/// How far back the engine looks at a customer's messages (longest cap window).
-const HISTORY_WINDOW_DAYS: i64 = 30;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckOutcome {
@@ -154,8 +152,16 @@ async fn load_context(store: &dyn StateStore, campaigns: &CampaignCache, record:
         None => None,
     };
     let key = customer_key(cart.customer_id.as_deref(), &cart.cart_id);
-    let history = store.customer_messages(&key, now - Duration::days(HISTORY_WINDOW_DAYS)).await?;
-    Ok(Context { cart, customer, key, history, campaigns: campaigns.get().await? })
+    let campaigns = campaigns.get().await?;
+    let since = now - history_window(&campaigns);
+    let mut history = store.customer_messages(&key, since).await?;
+    // A cart that was a guest's when a message went out keeps that message
+    // under the guest key: its caps still count once the customer is known.
+    let guest_key = customer_key(None, &cart.cart_id);
+    if guest_key != key {
+        history.extend(store.customer_messages(&guest_key, since).await?);
+    }
+    Ok(Context { cart, customer, key, history, campaigns })
 }
 
 /// What the engine would decide for this cart at `now`, without acting:
@@ -163,6 +169,17 @@ async fn load_context(store: &dyn StateStore, campaigns: &CampaignCache, record:
 pub async fn decide_now(store: &dyn StateStore, campaigns: &CampaignCache, record: &CartRecord, now: DateTime<Utc>) -> Result<Decision, PortError> {
     let ctx = load_context(store, campaigns, record, now).await?;
     Ok(engine::decide(&Input { cart: &ctx.cart, progress: &record.progress, customer: ctx.customer.as_ref(), campaigns: &ctx.campaigns, history: &ctx.history, now }))
+}
+
+/// How far back the engine must see a customer's messages: the longest cap
+/// window of any campaign, and at least the life of a step sequence.
+fn history_window(campaigns: &[Campaign]) -> Duration {
+    campaigns
+        .iter()
+        .flat_map(|c| [c.caps.entry_cooldown, c.caps.push_window, c.caps.sms_window + c.steps.iter().map(|s| s.delay).sum::<Duration>()])
+        .max()
+        .unwrap_or_else(|| Duration::days(30))
+        .max(Duration::days(30))
 }
 
 fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {
