@@ -1,3 +1,4 @@
 
 pub mod moto;
 pub mod contract;
+pub mod samples;

@@ -33,10 +33,23 @@ use cartback_core::ports::Clock;
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
 
-/// A running moto server.
+/// A running moto server, reached through a gateway that forwards one
+/// request at a time.
+///
+/// Why the gateway: moto serves requests on parallel threads and does not
+/// lock its DynamoDB tables, so two concurrent conditional writes can both
+/// pass their condition (seen with 8 concurrent claims: 2 winners). Real
+/// DynamoDB evaluates a condition and its write atomically per item. One
+/// request at a time restores that guarantee without changing what moto
+/// answers; concurrency between *clients* (our tests' racing claimants)
+/// stays real.
 pub struct Moto {
+    /// The gateway: what SDK clients talk to.
     pub endpoint: String,
+    /// The gateway's port (per-test proxies forward to it).
     pub port: u16,
+    /// moto's own port.
+    pub moto_port: u16,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -73,11 +86,12 @@ kill "$moto" 2>/dev/null; wait "$moto" 2>/dev/null"#;
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
-        let moto = Moto { endpoint: format!("http://127.0.0.1:{port}"), port };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok((200, _)) = moto.http("GET", "/moto-api/data.json", "") {
-                return Ok(moto);
+            if let Ok((200, _)) = http(port, "GET", "/moto-api/data.json", "") {
+                let gateway = Proxy::start_with(port, true);
+                let gateway_port = gateway.endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("gateway port");
+                return Ok(Moto { endpoint: gateway.endpoint, port: gateway_port, moto_port: port });
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -86,15 +100,7 @@ kill "$moto" 2>/dev/null; wait "$moto" 2>/dev/null"#;
 
     /// A plain HTTP/1.0 request to moto (for `/moto-api/...`).
     pub fn http(&self, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-        write!(stream, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\r\n{body}", self.port, body.len()).map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no status line")?;
-        Ok((status, body.to_owned()))
+        http(self.moto_port, method, path, body)
     }
 
     /// Everything moto recorded (`GET /moto-api/data.json`).
@@ -119,6 +125,18 @@ kill "$moto" 2>/dev/null; wait "$moto" 2>/dev/null"#;
     pub async fn clients(&self) -> Clients {
         Clients::new(&Self::sdk_config_for(&self.endpoint).await)
     }
+}
+
+fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    write!(stream, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no status line")?;
+    Ok((status, body.to_owned()))
 }
 
 fn moto_bin() -> Result<PathBuf, String> {
@@ -471,8 +489,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Starts on its own threads, forwarding to `upstream_port`.
+    /// Starts on its own threads, forwarding to `upstream_port` (give it
+    /// `Moto::port`, the serialising gateway).
     pub fn start(upstream_port: u16) -> Proxy {
+        Proxy::start_with(upstream_port, false)
+    }
+
+    fn start_with(upstream_port: u16, serialise: bool) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(ProxyState::default()));
@@ -481,7 +504,7 @@ impl Proxy {
             for conn in listener.incoming().flatten() {
                 let st = st.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(conn, upstream_port, st);
+                    let _ = serve(conn, upstream_port, st, serialise);
                 });
             }
         });
@@ -527,7 +550,9 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn serve(mut conn: TcpStream, upstream_port: u16, state: Arc<Mutex<ProxyState>>) -> std::io::Result<()> {
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serve(mut conn: TcpStream, upstream_port: u16, state: Arc<Mutex<ProxyState>>, serialise: bool) -> std::io::Result<()> {
     // Read one request: head, then a Content-Length body.
     let mut buf = Vec::new();
     let head_end = loop {
@@ -576,12 +601,15 @@ fn serve(mut conn: TcpStream, upstream_port: u16, state: Arc<Mutex<ProxyState>>)
             f.3 -= 1;
             f.2
         });
-        st.seen.push(Seen { service: service.clone(), operation: operation.clone(), sdk_request: header("amz-sdk-request").unwrap_or_default(), faulted: fault.is_some() });
+        if !serialise {
+            st.seen.push(Seen { service: service.clone(), operation: operation.clone(), sdk_request: header("amz-sdk-request").unwrap_or_default(), faulted: fault.is_some() });
+        }
         fault
     };
     let response = match fault {
         Some(fault) => fault_response(fault, target.is_some(), header("content-type").unwrap_or_default().contains("x-www-form-urlencoded")),
         None => {
+            let _turn = serialise.then(|| ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
             let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
             let mut out = Vec::new();
             out.extend_from_slice(request_line.as_bytes());

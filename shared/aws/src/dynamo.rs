@@ -55,7 +55,6 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
-use sha2::{Digest, Sha256};
 
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
@@ -66,6 +65,7 @@ use crate::error::{build_error, unavailable};
 
 const SERVICE: &str = "dynamodb";
 type Item = HashMap<String, AttributeValue>;
+type RecordWithRev = (MessageRecord, u64, u64);
 
 /// Sort-key time format: fixed width, so string order is time order.
 pub fn sort_time(at: DateTime<Utc>) -> String {
@@ -117,7 +117,8 @@ pub struct DynamoStateStore {
     table: String,
     retention: Duration,
     clock: Arc<dyn Clock>,
-    suffix: AtomicU64,
+    instance: u64,
+    last_write: AtomicU64,
 }
 
 impl DynamoStateStore {
@@ -126,7 +127,7 @@ impl DynamoStateStore {
             use std::hash::{BuildHasher, Hasher};
             std::collections::hash_map::RandomState::new().build_hasher().finish()
         };
-        DynamoStateStore { client, table: table.into(), retention, clock, suffix: AtomicU64::new(seed) }
+        DynamoStateStore { client, table: table.into(), retention, clock, instance: seed, last_write: AtomicU64::new(0) }
     }
 
     pub fn table(&self) -> &str {
@@ -137,11 +138,22 @@ impl DynamoStateStore {
         n((self.clock.now() + self.retention).timestamp())
     }
 
-    /// A suffix unique within this process and, with its random seed, across
-    /// concurrent Lambda instances.
-    fn unique_suffix(&self) -> String {
-        let v = self.suffix.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        format!("{v:016x}")
+    /// The timeline sort-key suffix: the wall-clock time of the write in
+    /// nanoseconds (strictly increasing within this process), then this
+    /// instance's random id. Entries with the same `at` therefore read back
+    /// in the order they were written, and two Lambda instances never
+    /// collide.
+    fn write_suffix(&self) -> String {
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let mut last = self.last_write.load(Ordering::Relaxed);
+        let next = loop {
+            let next = wall.max(last + 1);
+            match self.last_write.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break next,
+                Err(actual) => last = actual,
+            }
+        };
+        format!("{next:020}-{:016x}", self.instance)
     }
 
     fn cart_item(&self, cart: &CartRecord) -> Result<Item, PortError> {
@@ -188,7 +200,8 @@ impl DynamoStateStore {
         Ok(out.item)
     }
 
-    async fn message_with_rev(&self, message_id: &str) -> Result<Option<(MessageRecord, u64, u64)>, PortError> {
+    /// The record, its `rev` and its `send_attempts`.
+    async fn message_with_rev(&self, message_id: &str) -> Result<Option<RecordWithRev>, PortError> {
         let Some(item) = self.get(message_key(message_id)).await? else { return Ok(None) };
         let rev = number(&item, "rev").unwrap_or(0);
         let attempts = number(&item, "send_attempts").unwrap_or(0);
@@ -248,8 +261,7 @@ impl StateStore for DynamoStateStore {
         if let Some(cart) = &commit.cart {
             items.push(self.versioned_put(self.cart_item(cart)?, cart.version)?);
             if let Some(entry) = &commit.timeline {
-                // Deterministic suffix: the entry belongs to this event only.
-                let suffix = format!("e{}", &hex::encode(Sha256::digest(commit.event_id.as_bytes()))[..16]);
+                let suffix = self.write_suffix();
                 let put = Put::builder().table_name(&self.table).set_item(Some(self.timeline_item(&cart.cart_id, entry, &suffix)?));
                 items.push(put.build().map_err(|e| build_error(SERVICE, e))?);
             }
@@ -282,8 +294,6 @@ impl StateStore for DynamoStateStore {
                             Err(unavailable(SERVICE, error))
                         }
                     }
-                    // Another transaction on the same items is in progress.
-                    Some(E::TransactionConflictException(_)) => Ok(CommitOutcome::Conflict),
                     _ => Err(unavailable(SERVICE, error)),
                 }
             }
@@ -306,7 +316,7 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn append_timeline(&self, cart_id: &str, entry: &TimelineEntry) -> Result<(), PortError> {
-        let item = self.timeline_item(cart_id, entry, &self.unique_suffix())?;
+        let item = self.timeline_item(cart_id, entry, &self.write_suffix())?;
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(|e| unavailable(SERVICE, e))?;
         Ok(())
     }

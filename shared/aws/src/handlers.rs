@@ -140,3 +140,33 @@ pub async fn sender(delivery: &Delivery, event: SqsEvent) -> SqsBatchResponse {
     }
     SqsBatchResponse { batch_item_failures: failures.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect() }
 }
+
+/// The feedback function: SES event notifications (SNS envelopes) from the
+/// feedback queue. Each record is applied on its own (partial batch
+/// failure). Event types Cartback does not track, and messages without
+/// Cartback's tag, are acknowledged and ignored; a record that is not an
+/// SNS-wrapped SES event is reported as a failure so that it ends in the
+/// feedback dead-letter queue (as with a sender's malformed job); a storage
+/// outage retries the record. Replays are harmless: every effect is deduped.
+pub async fn feedback(feedback: &cartback_core::service::Feedback, event: SqsEvent) -> SqsBatchResponse {
+    use crate::feedback::{parse_batch, FeedbackItem};
+    let mut failures = Vec::new();
+    for item in parse_batch(event) {
+        match item {
+            FeedbackItem::Unidentified => tracing::error!("SQS record without a message id; cannot be reported"),
+            FeedbackItem::Ignored { record_id, reason } => tracing::info!(sqs_message_id = %record_id, %reason, "feedback ignored"),
+            FeedbackItem::Malformed { record_id, error } => {
+                tracing::error!(sqs_message_id = %record_id, %error, "malformed feedback; left for the dead-letter queue");
+                failures.push(record_id);
+            }
+            FeedbackItem::Event { record_id, event } => match feedback.record(&event).await {
+                Ok(outcome) => tracing::info!(message_id = %event.message_id, kind = event.kind.as_str(), outcome = ?outcome, "feedback recorded"),
+                Err(error) => {
+                    tracing::warn!(message_id = %event.message_id, sqs_message_id = %record_id, %error, "feedback not recorded; SQS will retry");
+                    failures.push(record_id);
+                }
+            },
+        }
+    }
+    SqsBatchResponse { batch_item_failures: failures.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect() }
+}

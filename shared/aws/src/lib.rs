@@ -6,6 +6,7 @@ pub mod clients;
 pub mod config;
 pub mod dynamo;
 mod error;
+pub mod feedback;
 pub mod handlers;
 pub mod redact;
 pub mod scheduler;

@@ -49,8 +49,8 @@ pub fn fire_time(due: DateTime<Utc>) -> DateTime<Utc> {
     if floor < due { floor + Duration::seconds(1) } else { floor }
 }
 
-/// `cb-<24 hex of sha256(cart_id)>-<due epoch seconds>`: at most 3 + 24 + 1
-/// + 11 = 39 characters of `[0-9a-z-]`, whatever the cart id holds; the
+/// `cb-<24 hex of sha256(cart_id)>-<due epoch seconds>`: at most
+/// 3 + 24 + 1 + 11 = 39 characters of `[0-9a-z-]`, whatever the cart id holds; the
 /// same cart and time always give the same name, which makes arming
 /// idempotent (a second create answers ConflictException).
 pub fn schedule_name(timer: &TimerPayload) -> String {

@@ -112,7 +112,7 @@ impl SnsPushSender {
             .attributes
             .unwrap_or_default();
         let enabled = attributes.get("Enabled").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let same_token = attributes.get("Token").map_or(true, |t| t == token);
+        let same_token = !matches!(attributes.get("Token"), Some(t) if t != token);
         if !enabled || !same_token {
             self.client
                 .set_endpoint_attributes()

@@ -7,7 +7,7 @@ use chrono::Duration;
 
 use cartback_core::api::Api;
 use cartback_core::ports::{Clock, Sender};
-use cartback_core::service::{CampaignCache, Checker, Delivery, Ingest, Settings};
+use cartback_core::service::{CampaignCache, Checker, Delivery, Feedback, Ingest, Settings};
 use cartback_core::signing::Secret;
 
 use crate::clients::Clients;
@@ -88,4 +88,9 @@ pub fn sms_delivery(clients: &Clients, config: &SmsConfig, clock: Arc<dyn Clock>
 pub fn push_delivery(clients: &Clients, config: &PushConfig, clock: Arc<dyn Clock>) -> Delivery {
     let sender = Arc::new(SnsPushSender::new(clients.sns.clone(), config.apns_application_arn.clone(), config.fcm_application_arn.clone()));
     delivery(clients, &config.common, sender, clock)
+}
+
+/// The feedback function's service: SES notifications onto the state table.
+pub fn feedback(clients: &Clients, common: &CommonConfig, clock: Arc<dyn Clock>) -> Feedback {
+    Feedback { store: state_store(clients, common, clock.clone()), clock }
 }

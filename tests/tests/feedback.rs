@@ -1,0 +1,208 @@
+//! The feedback service (provider reports on sent messages) and the AWS
+//! feedback handler, on the local adapters: SQLite state, timers and
+//! queues, a manual clock. The handler tests pass SQS events to
+//! `cartback_aws::handlers::feedback`, the function the Lambda binary calls;
+//! no AWS API is mocked (see `cartback_tests::samples`).
+
+use aws_lambda_events::sqs::SqsEvent;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+
+use cartback_aws::handlers;
+use cartback_core::engine::Decision;
+use cartback_core::message::{Channel, MessageRecord, MessageStatus, QueueName};
+use cartback_core::ports::{StateStore, TimelineEntry};
+use cartback_core::service::{CheckOutcome, FeedbackEvent, FeedbackKind, FeedbackOutcome};
+use cartback_tests::samples::{sample_as, LocalStack};
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+const START: &str = "2026-11-23T10:00:00Z";
+
+/// Ana (email consent) abandons cart-1; the first step's email goes out.
+async fn first_email_sent() -> (LocalStack, String) {
+    let stack = LocalStack::new(at(START));
+    let body = json!({ "events": [
+        { "event_id": "id-ana", "type": "identify", "occurred_at": "2026-11-23T09:59:00Z", "customer_id": "cust-ana",
+          "customer": { "email": "ana@example.com", "first_name": "Ana", "timezone": "Europe/Paris", "consents": { "email": true } } },
+        { "event_id": "add-1", "type": "add_to_cart", "occurred_at": START, "cart_id": "cart-1", "customer_id": "cust-ana", "device": "desktop",
+          "currency": "EUR", "items": [{ "item_id": "sku-mug", "item_name": "Stoneware mug", "price": "14.90" }] }
+    ]});
+    let answer = stack.api.ingest.ingest_body(body.to_string().as_bytes()).await.unwrap().unwrap();
+    assert_eq!(answer.accepted, 2);
+    let sent = fire_next_timer(&stack).await;
+    let CheckOutcome::Decided { sent, .. } = sent else { panic!("{sent:?}") };
+    assert_eq!(sent.len(), 1, "the first step sends one email");
+    let job = stack.queue.receive(QueueName::Email, stack_now(&stack), Duration::minutes(5)).await.unwrap().expect("email job");
+    stack.queue.ack(job.id).await.unwrap();
+    let status = MessageStatus::Sent { provider_message_id: "ses-0001".into(), at: stack_now(&stack) };
+    stack.db.set_message_status(&sent[0], &status).await.unwrap();
+    (stack, sent[0].clone())
+}
+
+fn stack_now(stack: &LocalStack) -> DateTime<Utc> {
+    cartback_core::ports::Clock::now(stack.clock.as_ref())
+}
+
+/// Moves the clock to the next armed timer and runs the checker on it.
+async fn fire_next_timer(stack: &LocalStack) -> CheckOutcome {
+    let timer = stack.timers.next_due(at("2030-01-01T00:00:00Z")).await.unwrap().expect("a timer is armed");
+    stack.timers.complete(&timer).await.unwrap();
+    stack.clock.set(timer.due_at);
+    stack.checker.on_timer(&timer).await.unwrap()
+}
+
+fn feedback(message_id: &str, kind: FeedbackKind, when: DateTime<Utc>) -> FeedbackEvent {
+    FeedbackEvent { message_id: message_id.into(), provider: "ses".into(), provider_message_id: "ses-0001".into(), kind, at: when }
+}
+
+async fn email_consent(stack: &LocalStack, customer_id: &str) -> Option<bool> {
+    let (customer, _) = stack.db.get_customer(customer_id).await.unwrap()?;
+    customer.profile.consents.and_then(|c| c.email)
+}
+
+async fn lines(stack: &LocalStack, cart_id: &str, code: &str) -> Vec<TimelineEntry> {
+    stack.db.timeline(cart_id).await.unwrap().into_iter().filter(|e| e.code == code).collect()
+}
+
+#[tokio::test]
+async fn given_an_opened_first_email_when_the_second_step_comes_due_then_the_checker_stops_for_engagement() {
+    let (stack, first) = first_email_sent().await;
+    let opened = stack_now(&stack) + Duration::minutes(12);
+    let outcome = stack.feedback.record(&feedback(&first, FeedbackKind::Opened, opened)).await.unwrap();
+    assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
+    assert_eq!(stack.db.get_message(&first).await.unwrap().unwrap().engaged_at, Some(opened));
+    assert_eq!(lines(&stack, "cart-1", "open").await.len(), 1);
+    match fire_next_timer(&stack).await {
+        CheckOutcome::Decided { decision: Decision::Stop { reason, .. }, sent } => {
+            assert_eq!((reason.code.as_str(), sent.len()), ("engaged", 0));
+        }
+        other => panic!("expected a stop for engagement, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn given_a_complaint_when_the_second_step_comes_due_then_no_email_goes_out() {
+    let (stack, first) = first_email_sent().await;
+    let outcome = stack.feedback.record(&feedback(&first, FeedbackKind::Complained, stack_now(&stack) + Duration::hours(2))).await.unwrap();
+    assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: Some("cust-ana".into()) });
+    assert_eq!(email_consent(&stack, "cust-ana").await, Some(false));
+    let CheckOutcome::Decided { sent, decision } = fire_next_timer(&stack).await else { panic!("not decided") };
+    assert!(sent.is_empty(), "sent after a complaint: {sent:?} ({decision:?})");
+    assert_eq!(stack.queue.receive(QueueName::Email, stack_now(&stack), Duration::minutes(5)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn given_a_complaint_when_it_is_delivered_twice_then_consent_is_withdrawn_once_with_one_timeline_line() {
+    let (stack, first) = first_email_sent().await;
+    let event = feedback(&first, FeedbackKind::Complained, stack_now(&stack) + Duration::hours(2));
+    assert!(matches!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::Recorded { .. }));
+    let (_, version) = stack.db.get_customer("cust-ana").await.unwrap().unwrap();
+    assert_eq!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::Duplicate);
+    assert_eq!(stack.db.get_customer("cust-ana").await.unwrap().unwrap().1, version, "a redelivery writes nothing");
+    let complaints = lines(&stack, "cart-1", "complaint").await;
+    assert_eq!(complaints.len(), 1);
+    assert!(complaints[0].message.contains("consent withdrawn"), "{}", complaints[0].message);
+    assert_eq!(complaints[0].details["provider_message_id"], "ses-0001");
+}
+
+#[tokio::test]
+async fn given_a_withdrawn_consent_when_an_older_identify_arrives_late_then_it_stays_withdrawn_until_a_newer_opt_in() {
+    let (stack, first) = first_email_sent().await;
+    let bounced = at("2026-11-23T10:31:00Z");
+    stack.feedback.record(&feedback(&first, FeedbackKind::Bounced { permanent: true }, bounced)).await.unwrap();
+    let identify = |id: &str, when: &str| {
+        json!({ "event_id": id, "type": "identify", "occurred_at": when, "customer_id": "cust-ana", "customer": { "consents": { "email": true } } }).to_string()
+    };
+    // A storefront's event from before the bounce, delivered after it.
+    let late = stack.api.ingest.ingest_body(identify("late-old", "2026-11-23T10:20:00Z").as_bytes()).await.unwrap().unwrap();
+    assert_eq!(late.accepted, 1);
+    assert_eq!(email_consent(&stack, "cust-ana").await, Some(false), "older data must not give consent back");
+    // The customer opts in again afterwards.
+    stack.clock.set(at("2026-11-23T12:00:30Z"));
+    let again = stack.api.ingest.ingest_body(identify("opt-in-again", "2026-11-23T12:00:00Z").as_bytes()).await.unwrap().unwrap();
+    assert_eq!(again.accepted, 1);
+    assert_eq!(email_consent(&stack, "cust-ana").await, Some(true));
+}
+
+#[tokio::test]
+async fn given_a_transient_bounce_then_a_permanent_one_when_recorded_then_only_the_permanent_one_withdraws_consent() {
+    let (stack, first) = first_email_sent().await;
+    let now = stack_now(&stack);
+    let soft = stack.feedback.record(&feedback(&first, FeedbackKind::Bounced { permanent: false }, now + Duration::minutes(1))).await.unwrap();
+    assert_eq!(soft, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
+    assert_eq!(email_consent(&stack, "cust-ana").await, Some(true));
+    let hard = stack.feedback.record(&feedback(&first, FeedbackKind::Bounced { permanent: true }, now + Duration::hours(1))).await.unwrap();
+    assert_eq!(hard, FeedbackOutcome::Recorded { consent_withdrawn_for: Some("cust-ana".into()) });
+    assert_eq!(email_consent(&stack, "cust-ana").await, Some(false));
+    let bounces: Vec<String> = lines(&stack, "cart-1", "bounced").await.into_iter().map(|e| e.details["feedback"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(bounces, ["bounce-transient", "bounce-permanent"]);
+}
+
+#[tokio::test]
+async fn given_a_guest_carts_message_when_it_bounces_permanently_then_no_customer_profile_is_made_and_the_timeline_says_why() {
+    let stack = LocalStack::new(at(START));
+    let message = MessageRecord {
+        message_id: MessageRecord::id_for("cart-guest", 0, Channel::Email),
+        cart_id: "cart-guest".into(),
+        customer_key: "cart:cart-guest".into(),
+        campaign_id: "default".into(),
+        step: 0,
+        channel: Channel::Email,
+        decided_at: at(START),
+        status: MessageStatus::Sent { provider_message_id: "ses-0001".into(), at: at(START) },
+        engaged_at: None,
+    };
+    stack.db.create_message(&message).await.unwrap();
+    let outcome = stack.feedback.record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START))).await.unwrap();
+    assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
+    assert_eq!(stack.db.get_customer("cart:cart-guest").await.unwrap(), None);
+    let bounced = lines(&stack, "cart-guest", "bounced").await;
+    assert!(bounced.len() == 1 && bounced[0].message.contains("Guest cart"), "{bounced:?}");
+}
+
+#[tokio::test]
+async fn given_feedback_for_an_unknown_message_when_recorded_then_it_is_acknowledged_and_nothing_is_written() {
+    let stack = LocalStack::new(at(START));
+    let event = feedback("m_not_ours", FeedbackKind::Complained, at(START));
+    assert_eq!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::UnknownMessage);
+    assert_eq!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::UnknownMessage, "no dedupe record was written");
+}
+
+/// A feedback-queue record like `events/ses/open.json`'s, with its SES event
+/// replaced.
+fn record_with(id: &str, ses: Option<&Value>, raw_body: Option<&str>) -> aws_lambda_events::sqs::SqsMessage {
+    let mut record = sample_as::<SqsEvent>("ses/open.json").records.remove(0);
+    record.message_id = Some(id.into());
+    let mut envelope: Value = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+    if let Some(ses) = ses {
+        envelope["Message"] = json!(ses.to_string());
+    }
+    record.body = Some(raw_body.map(str::to_owned).unwrap_or_else(|| envelope.to_string()));
+    record
+}
+
+#[tokio::test]
+async fn given_a_batch_with_a_tracked_event_an_untracked_type_and_a_malformed_record_when_handled_then_only_the_malformed_one_fails() {
+    let (stack, first) = first_email_sent().await;
+    let sample: SqsEvent = sample_as("ses/open.json");
+    let envelope: Value = serde_json::from_str(sample.records[0].body.as_deref().unwrap()).unwrap();
+    let mut open: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    open["mail"]["tags"]["cartback_message_id"] = json!([first]);
+    let mut delay = open.clone();
+    delay["eventType"] = json!("DeliveryDelay");
+    let event = SqsEvent {
+        records: vec![
+            record_with("good", Some(&open), None),
+            record_with("untracked", Some(&delay), None),
+            record_with("malformed", None, Some("{\"Type\":\"Notification\",\"Message\":\"not json\"}")),
+        ],
+    };
+    let response = handlers::feedback(&stack.feedback, event).await;
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["malformed"]);
+    let opened = at(open["open"]["timestamp"].as_str().unwrap());
+    assert_eq!(stack.db.get_message(&first).await.unwrap().unwrap().engaged_at, Some(opened));
+}
