@@ -3,6 +3,7 @@
 mod campaign;
 mod dev;
 mod explain;
+mod queue;
 mod secret;
 mod send;
 mod server;
@@ -32,6 +33,8 @@ enum Command {
     Campaign(CampaignArgs),
     /// Explain a cart: every event, decision (with its reason) and message.
     Explain(ExplainArgs),
+    /// Local channel queues: stats, dead letters, redrive.
+    Queue(queue::QueueArgs),
 }
 
 #[derive(Args)]
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             Command::Send(args) => send::run(args).await,
             Command::Campaign(args) => campaign::run(args).await,
             Command::Explain(args) => explain::run(args).await,
+            Command::Queue(args) => queue::run(args).await,
         }
     });
     match result {

@@ -21,9 +21,19 @@ pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
     Ok(Stores { state: Arc::new(db.clone()), campaigns: Arc::new(db) })
 }
 
+/// The tables named by CARTBACK_STATE_TABLE and CARTBACK_CONFIG_TABLE, with
+/// the standard AWS credential chain (and AWS_ENDPOINT_URL when set).
 #[cfg(feature = "aws")]
 async fn open_aws() -> anyhow::Result<Stores> {
-    todo_aws()
+    use cartback_aws::config::{CommonConfig, ProcessEnv};
+    use cartback_aws::dynamo::{DynamoCampaignStore, DynamoStateStore};
+    let config = CommonConfig::from_env(&ProcessEnv)?;
+    let clients = cartback_aws::clients::Clients::new(&cartback_aws::clients::load_sdk_config().await);
+    let clock = Arc::new(cartback_core::ports::SystemClock);
+    Ok(Stores {
+        state: Arc::new(DynamoStateStore::new(clients.dynamodb.clone(), &config.state_table, config.retention, clock)),
+        campaigns: Arc::new(DynamoCampaignStore::new(clients.dynamodb.clone(), &config.config_table)),
+    })
 }
 
 #[cfg(not(feature = "aws"))]

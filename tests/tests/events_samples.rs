@@ -444,6 +444,7 @@ mod generate {
     }
 
     /// An HTTP API (payload v2) request as API Gateway hands it to Lambda.
+    #[allow(clippy::too_many_arguments)] // one per field of the request it writes
     pub fn apigw_request(method: &str, route: &str, path: &str, params: Option<(&str, &str)>, body: Option<&str>, now: DateTime<Utc>, signed: bool, request_id: &str) -> Value {
         let host = PUBLIC_BASE_URL.trim_start_matches("https://");
         let browser = !signed;

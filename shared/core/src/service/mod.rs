@@ -1,10 +1,12 @@
 //! The pipeline's services, written once against the ports and used by both
 //! runtimes: ingest (events in), checker (timer fired), delivery (queue job
-//! out to a provider), and the campaign cache they share.
+//! out to a provider), feedback (provider reports on sent messages), and the
+//! campaign cache they share.
 
 mod campaigns;
 mod checker;
 mod delivery;
+mod feedback;
 mod ingest;
 
 use chrono::Duration;
@@ -12,6 +14,7 @@ use chrono::Duration;
 pub use campaigns::CampaignCache;
 pub use checker::{decide_now, CheckOutcome, Checker};
 pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
+pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{EventResult, EventStatus, Ingest, IngestAnswer};
 
 use crate::signing::Secret;

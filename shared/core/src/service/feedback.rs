@@ -1,0 +1,198 @@
+//! What providers report back about a sent message (delivered, opened,
+//! clicked, bounced, complained), provider-neutral: the AWS runtime parses
+//! SES event notifications into [`FeedbackEvent`]s, another provider's
+//! webhooks could do the same.
+//!
+//! Effects, each applied at most once per (provider, kind, provider message
+//! id) through the same dedupe record ingest uses for `event_id`s:
+//! - open / click: the message's first engagement is recorded (the engine
+//!   then stops the follow-ups) and a timeline line is added;
+//! - delivery, transient bounce: a timeline line;
+//! - permanent bounce / complaint: a timeline line and, when the message went
+//!   to a known customer (not a guest cart), that customer's email consent is
+//!   withdrawn by a synthetic `identify` event. It goes through the customer
+//!   fold like any ingested event, so it is idempotent, and a late, older
+//!   event cannot give the consent back (older data only fills gaps); a newer
+//!   identify with `consents.email = true` (the customer opting in again)
+//!   does.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::MAX_CONFLICT_RETRIES;
+use crate::customer::Customer;
+use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
+use crate::message::MessageRecord;
+use crate::ports::{Clock, CommitOutcome, EventCommit, PortError, StateStore, TimelineEntry};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackKind {
+    Delivered,
+    Opened,
+    Clicked,
+    /// `permanent`: the address will never accept mail (hard bounce).
+    Bounced { permanent: bool },
+    /// The recipient marked the message as spam.
+    Complained,
+}
+
+impl FeedbackKind {
+    /// Stable name, used in dedupe ids and timeline codes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackKind::Delivered => "delivery",
+            FeedbackKind::Opened => "open",
+            FeedbackKind::Clicked => "click",
+            FeedbackKind::Bounced { permanent: true } => "bounce-permanent",
+            FeedbackKind::Bounced { permanent: false } => "bounce-transient",
+            FeedbackKind::Complained => "complaint",
+        }
+    }
+
+    /// Whether the address must not be mailed again.
+    pub fn withdraws_email_consent(self) -> bool {
+        matches!(self, FeedbackKind::Bounced { permanent: true } | FeedbackKind::Complained)
+    }
+}
+
+/// One provider notification about one of our messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackEvent {
+    /// Cartback's message id (`m_...`), carried through the provider (SES: an
+    /// email tag).
+    pub message_id: String,
+    /// Short provider name, e.g. `ses`; prefixes the dedupe id.
+    pub provider: String,
+    /// The provider's id of the sent message.
+    pub provider_message_id: String,
+    pub kind: FeedbackKind,
+    /// When it happened, per the provider.
+    pub at: DateTime<Utc>,
+}
+
+impl FeedbackEvent {
+    /// The dedupe id: one effect per provider, kind and provider message.
+    /// Repeated opens and clicks of one message count once (the first).
+    pub fn dedupe_id(&self) -> String {
+        format!("{}-{}-{}", self.provider, self.kind.as_str(), self.provider_message_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedbackOutcome {
+    Recorded {
+        /// The customer whose email consent was withdrawn, if any.
+        consent_withdrawn_for: Option<String>,
+    },
+    /// Seen before (a redelivered notification, or a repeated open/click).
+    Duplicate,
+    /// No such message: not ours, or expired with its retention.
+    UnknownMessage,
+}
+
+pub struct Feedback {
+    pub store: Arc<dyn StateStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Feedback {
+    /// Applies one notification. Only a storage outage is an error (the
+    /// caller retries the notification; every effect is idempotent).
+    pub async fn record(&self, event: &FeedbackEvent) -> Result<FeedbackOutcome, PortError> {
+        let Some(message) = self.store.get_message(&event.message_id).await? else {
+            return Ok(FeedbackOutcome::UnknownMessage);
+        };
+        if matches!(event.kind, FeedbackKind::Opened | FeedbackKind::Clicked) {
+            // Idempotent (keeps the first time), so it is safe before the dedupe.
+            self.store.record_engagement(&message.message_id, event.at).await?;
+        }
+        let customer_id = known_customer(&message).filter(|_| event.kind.withdraws_email_consent());
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let customer = match customer_id {
+                Some(id) => {
+                    let (mut customer, version) = self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
+                    customer.apply(&withdrawal(event, id));
+                    Some((customer, version))
+                }
+                None => None,
+            };
+            let commit = EventCommit { event_id: event.dedupe_id(), received_at: self.clock.now(), cart: None, customer, timeline: None };
+            match self.store.commit_event(commit).await? {
+                CommitOutcome::Duplicate => return Ok(FeedbackOutcome::Duplicate),
+                CommitOutcome::Conflict => continue,
+                CommitOutcome::Applied => {
+                    // After the commit, so a redelivery never adds a second
+                    // line. The line is explanatory, the state change above is
+                    // what counts: a failure here is logged, not retried
+                    // (a retry would only meet the dedupe record).
+                    let entry = timeline_entry(event, &message, customer_id.is_some());
+                    if let Err(error) = self.store.append_timeline(&message.cart_id, &entry).await {
+                        tracing::warn!(%error, message_id = %message.message_id, kind = event.kind.as_str(), "feedback not added to the timeline");
+                    }
+                    return Ok(FeedbackOutcome::Recorded { consent_withdrawn_for: customer_id.map(str::to_owned) });
+                }
+            }
+        }
+        Err(PortError::Unavailable("state store", "too many concurrent writers on one customer".into()))
+    }
+}
+
+/// The customer a message went to, unless it was a guest cart's
+/// (`cart:<id>`), which has no profile to update. The provider's own
+/// suppression list still protects a guest's address.
+fn known_customer(message: &MessageRecord) -> Option<&str> {
+    Some(message.customer_key.as_str()).filter(|key| !key.starts_with("cart:"))
+}
+
+/// The synthetic identify event that withdraws email consent, as the
+/// storefront would send it: same fold, same out-of-order rules.
+fn withdrawal(event: &FeedbackEvent, customer_id: &str) -> Event {
+    Event {
+        event_id: event.dedupe_id(),
+        kind: EventType::Identify,
+        occurred_at: event.at,
+        cart_id: None,
+        customer_id: Some(customer_id.to_owned()),
+        device: None,
+        currency: None,
+        items: Vec::new(),
+        order_id: None,
+        value: None,
+        coupon: None,
+        customer: Some(CustomerPatch { consents: Some(ConsentPatch { email: Some(false), ..Default::default() }), ..Default::default() }),
+    }
+}
+
+fn timeline_entry(event: &FeedbackEvent, message: &MessageRecord, withdrew: bool) -> TimelineEntry {
+    let step = message.step + 1;
+    let (kind, code, text) = match event.kind {
+        FeedbackKind::Delivered => ("message", "delivered", format!("Step {step}'s email reached the recipient's mail server.")),
+        FeedbackKind::Opened => ("engagement", "open", "The customer opened the message.".to_owned()),
+        FeedbackKind::Clicked => ("engagement", "click", "The customer clicked a link in the message.".to_owned()),
+        FeedbackKind::Bounced { permanent: false } => {
+            ("message", "bounced", format!("Step {step}'s email bounced temporarily (mailbox full or server busy)."))
+        }
+        FeedbackKind::Bounced { permanent: true } => ("message", "bounced", format!("Step {step}'s email bounced permanently: the address does not accept mail.")),
+        FeedbackKind::Complained => ("message", "complaint", format!("The recipient reported step {step}'s email as spam.")),
+    };
+    let text = match (event.kind.withdraws_email_consent(), withdrew) {
+        (true, true) => format!("{text} Email consent withdrawn; no more email to this customer."),
+        (true, false) => format!("{text} Guest cart: no customer profile to update; the provider's suppression list blocks the address."),
+        _ => text,
+    };
+    TimelineEntry {
+        at: event.at,
+        kind: kind.into(),
+        code: code.into(),
+        message: text,
+        details: json!({
+            "message_id": message.message_id,
+            "channel": message.channel,
+            "provider": event.provider,
+            "provider_message_id": event.provider_message_id,
+            "feedback": event.kind.as_str(),
+        }),
+    }
+}
