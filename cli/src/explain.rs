@@ -36,7 +36,7 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let clock = Arc::new(SystemClock);
     let cache = CampaignCache::new(stores.campaigns.clone(), clock.clone(), chrono::Duration::zero());
     let now = chrono::Utc::now();
-    let next = decide_now(stores.state.as_ref(), &cache, &record, now).await?;
+    let next = decide_now(stores.state.as_ref(), &cache, &record, &stores.channels, now).await?;
     let what = match &next {
         Decision::Wait { until, .. } => format!("wait until {}", until.to_rfc3339()),
         Decision::Send { channel, step, .. } => format!("send step {} by {}", step + 1, channel.as_str()),

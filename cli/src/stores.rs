@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use cartback_core::message::Channel;
 use cartback_core::ports::{CampaignStore, StateStore};
 
 use crate::StoreArgs;
@@ -11,6 +12,8 @@ use crate::StoreArgs;
 pub struct Stores {
     pub state: Arc<dyn StateStore>,
     pub campaigns: Arc<dyn CampaignStore>,
+    /// Channels the runtime behind these stores delivers.
+    pub channels: Vec<Channel>,
 }
 
 pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
@@ -18,7 +21,7 @@ pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
         return open_aws().await;
     }
     let db = cartback_local::Database::open(&args.data).with_context(|| format!("cannot open the database in {}", args.data.display()))?;
-    Ok(Stores { state: Arc::new(db.clone()), campaigns: Arc::new(db) })
+    Ok(Stores { state: Arc::new(db.clone()), campaigns: Arc::new(db), channels: Channel::ALL.to_vec() })
 }
 
 /// The tables named by CARTBACK_STATE_TABLE and CARTBACK_CONFIG_TABLE, with
@@ -33,6 +36,7 @@ async fn open_aws() -> anyhow::Result<Stores> {
     Ok(Stores {
         state: Arc::new(DynamoStateStore::new(clients.dynamodb.clone(), &config.state_table, config.retention, clock)),
         campaigns: Arc::new(DynamoCampaignStore::new(clients.dynamodb.clone(), &config.config_table)),
+        channels: cartback_aws::DELIVERED_CHANNELS.to_vec(),
     })
 }
 

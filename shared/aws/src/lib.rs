@@ -16,6 +16,12 @@ pub mod sqs;
 pub mod sqs_batch;
 pub mod wiring;
 
+use cartback_core::message::Channel;
+
+/// Channels the AWS runtime delivers. Web push needs a VAPID sender, which
+/// only the local outbox has so far; the engine routes around it here.
+pub const DELIVERED_CHANNELS: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Push];
+
 /// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).
 /// Nothing Cartback logs carries contact data: addresses, numbers and
 /// tokens go through `cartback_core::contact::redact` first.

@@ -91,7 +91,7 @@ fn typical() -> Typical {
 
 fn bench(c: &mut Criterion) {
     let w = typical();
-    let input = |now: DateTime<Utc>| Input { cart: &w.cart, progress: &w.progress, customer: Some(&w.customer), campaigns: &w.campaigns, history: &w.history, now };
+    let input = |now: DateTime<Utc>| Input { cart: &w.cart, progress: &w.progress, customer: Some(&w.customer), campaigns: &w.campaigns, history: &w.history, channels: &Channel::ALL, now };
 
     // The timer fires at the due time: push is chosen (quiet hours checked in Paris).
     let due = input(t("2026-11-23T10:35:00Z"));

@@ -66,6 +66,8 @@ pub struct Input<'a> {
     pub campaigns: &'a [Campaign],
     /// Messages to this customer (all carts) within the longest cap window.
     pub history: &'a [MessageRecord],
+    /// Channels the runtime can deliver; others are skipped like unreachable ones.
+    pub channels: &'a [Channel],
     pub now: DateTime<Utc>,
 }
 
@@ -258,6 +260,9 @@ fn entry_miss(input: &Input, campaign: &Campaign) -> Option<String> {
 
 /// Why `channel` cannot carry this step, or `None` when it can.
 fn channel_block(input: &Input, campaign: &Campaign, channel: Channel, abandoned_at: DateTime<Utc>) -> Option<(ReasonCode, &'static str)> {
+    if !input.channels.contains(&channel) {
+        return Some((ReasonCode::NoReachableChannel, "not delivered by this runtime"));
+    }
     let contact = input.contact();
     let consents = contact.consents.unwrap_or_default();
     let (has_property, consent, missing) = match channel {

@@ -108,6 +108,7 @@ struct Scenario {
     customer: Option<Customer>,
     campaigns: Vec<Campaign>,
     history: Vec<MessageRecord>,
+    channels: Vec<Channel>,
 }
 
 impl Scenario {
@@ -127,7 +128,7 @@ impl Scenario {
         };
         let mut customer = Customer::new("u1");
         customer.profile = full_contact();
-        Scenario { cart, progress: Progress::default(), customer: Some(customer), campaigns: vec![field_campaign()], history: Vec::new() }
+        Scenario { cart, progress: Progress::default(), customer: Some(customer), campaigns: vec![field_campaign()], history: Vec::new(), channels: Channel::ALL.to_vec() }
     }
 
     fn mobile() -> Self {
@@ -169,6 +170,7 @@ impl Scenario {
             customer: self.customer.as_ref(),
             campaigns: &self.campaigns,
             history: &self.history,
+            channels: &self.channels,
             now,
         })
     }
@@ -235,6 +237,19 @@ fn given_a_cart_just_added_to_when_decided_then_it_waits_30_minutes_of_inactivit
 fn given_30_minutes_without_activity_when_decided_then_the_first_step_is_sent() {
     let s = Scenario::desktop();
     assert_send(&s.decide_at(t0() + mins(30)), 0, WebPush);
+}
+
+#[test]
+fn given_a_runtime_that_does_not_deliver_web_push_when_a_desktop_cart_is_abandoned_then_email_carries_the_step() {
+    let mut s = Scenario::desktop();
+    s.channels = vec![Email, Sms, Push];
+    match s.decide_at(t0() + mins(30)) {
+        Decision::Send { channel, reason, .. } => {
+            assert_eq!(channel, Email);
+            assert!(reason.message.contains("web_push: not delivered by this runtime"), "{}", reason.message);
+        }
+        other => panic!("expected a send, got {other:?}"),
+    }
 }
 
 #[test]

@@ -574,7 +574,7 @@ impl World {
         for _ in 0..16 {
             let c = &self.carts[i];
             let customer = if customer_id.is_some() { self.customer.as_ref() } else { None };
-            let input = Input { cart: &c.cart, progress: &c.progress, customer, campaigns: &self.campaigns, history: &history, now };
+            let input = Input { cart: &c.cart, progress: &c.progress, customer, campaigns: &self.campaigns, history: &history, channels: &Channel::ALL, now };
             let started = Instant::now();
             let decision = decide(&input);
             stats.decide_time += started.elapsed();

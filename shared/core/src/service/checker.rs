@@ -49,7 +49,7 @@ impl Checker {
             let mut timeline = Vec::new();
             // Each send moves progress on; the loop ends at a wait or a stop.
             let decision = loop {
-                let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, now };
+                let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, channels: &self.settings.channels, now };
                 let decision = engine::decide(&input);
                 let contact = input.contact().clone();
                 timeline.push(decision_entry(&decision, now));
@@ -166,9 +166,9 @@ async fn load_context(store: &dyn StateStore, campaigns: &CampaignCache, record:
 
 /// What the engine would decide for this cart at `now`, without acting:
 /// the "next" line of `cartback explain`.
-pub async fn decide_now(store: &dyn StateStore, campaigns: &CampaignCache, record: &CartRecord, now: DateTime<Utc>) -> Result<Decision, PortError> {
+pub async fn decide_now(store: &dyn StateStore, campaigns: &CampaignCache, record: &CartRecord, channels: &[Channel], now: DateTime<Utc>) -> Result<Decision, PortError> {
     let ctx = load_context(store, campaigns, record, now).await?;
-    Ok(engine::decide(&Input { cart: &ctx.cart, progress: &record.progress, customer: ctx.customer.as_ref(), campaigns: &ctx.campaigns, history: &ctx.history, now }))
+    Ok(engine::decide(&Input { cart: &ctx.cart, progress: &record.progress, customer: ctx.customer.as_ref(), campaigns: &ctx.campaigns, history: &ctx.history, channels, now }))
 }
 
 /// How far back the engine must see a customer's messages: the longest cap

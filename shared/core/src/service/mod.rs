@@ -17,6 +17,7 @@ pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{EventResult, EventStatus, Ingest, IngestAnswer};
 
+use crate::message::Channel;
 use crate::signing::Secret;
 
 /// Settings shared by the services, validated by each runtime at start.
@@ -32,6 +33,8 @@ pub struct Settings {
     pub restore_ttl: Duration,
     /// How long carts, dedupe and message records are kept.
     pub retention: Duration,
+    /// Channels this runtime delivers; the engine never picks another.
+    pub channels: Vec<Channel>,
 }
 
 impl Settings {
@@ -43,6 +46,7 @@ impl Settings {
             link_ttl: Duration::days(30),
             restore_ttl: Duration::hours(48),
             retention: Duration::days(90),
+            channels: Channel::ALL.to_vec(),
         }
     }
 }
