@@ -95,13 +95,18 @@ impl Dev {
 
     /// Polls the cart until its timeline has a decision with `code`.
     fn wait_for_decision(&self, cart_id: &str, code: &str) -> Value {
+        self.wait_for(cart_id, code, |cart| decisions(cart).iter().any(|d| d == code))
+    }
+
+    /// Polls the cart until `done` holds for it.
+    fn wait_for(&self, cart_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
         loop {
             let (status, cart) = self.cart(cart_id);
-            if status == 200 && decisions(&cart).iter().any(|d| d == code) {
+            if status == 200 && done(&cart) {
                 return cart;
             }
-            assert!(start.elapsed() < DEADLINE, "cart {cart_id} never reached {code}: {cart:#}");
+            assert!(start.elapsed() < DEADLINE, "cart {cart_id} never reached {what}: {cart:#}");
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -142,6 +147,10 @@ fn readable(email: &str) -> String {
     email.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
 }
 
+fn sent_messages(cart: &Value) -> usize {
+    cart["timeline"].as_array().into_iter().flatten().filter(|e| e["kind"] == "message" && e["code"] == "sent").count()
+}
+
 fn decisions(cart: &Value) -> Vec<String> {
     cart["timeline"].as_array().into_iter().flatten().filter(|e| e["kind"] == "decision").map(|e| e["code"].as_str().unwrap_or_default().to_owned()).collect()
 }
@@ -161,7 +170,7 @@ fn given_an_abandoned_cart_when_the_timer_fires_then_exactly_one_email_lands_in_
     let answer = dev.post(&add_to_cart("a1", "cart-a", "ana@example.com"));
     assert_eq!(answer["accepted"], 1);
 
-    let cart = dev.wait_for_decision("cart-a", "waiting_for_next_step");
+    let cart = dev.wait_for("cart-a", "a sent message", |cart| sent_messages(cart) == 1 && decisions(cart).iter().any(|d| d == "waiting_for_next_step"));
     let emails = dev.emails();
     assert_eq!(emails.len(), 1, "one email for step 1");
     let email = &emails[0];
@@ -171,8 +180,7 @@ fn given_an_abandoned_cart_when_the_timer_fires_then_exactly_one_email_lands_in_
     assert!(email.contains("https://cdn.example.com/mug.jpg"), "the item's image is in the HTML part");
     assert!(email.contains("/r/"), "links go through the tracked redirect");
     assert_eq!(decisions(&cart).iter().filter(|d| *d == "sent").count(), 1);
-    let sent: Vec<_> = cart["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "message" && e["code"] == "sent").collect();
-    assert_eq!(sent.len(), 1, "the timeline records the message: {cart:#}");
+    assert_eq!(sent_messages(&cart), 1, "the timeline records the message: {cart:#}");
 }
 
 #[test]
@@ -196,7 +204,7 @@ fn given_cart_activity_when_it_continues_then_the_abandonment_timer_restarts_fro
     second["items"][0]["item_id"] = json!("sku-bowl");
     dev.post(&second);
 
-    let cart = dev.wait_for_decision("cart-r", "sent");
+    let cart = dev.wait_for("cart-r", "a sent message", |cart| sent_messages(cart) == 1);
     let timeline = cart["timeline"].as_array().unwrap();
     let at = |pred: &dyn Fn(&Value) -> bool| -> chrono::DateTime<chrono::Utc> {
         timeline.iter().find(|e| pred(e)).unwrap()["at"].as_str().unwrap().parse().unwrap()
@@ -275,7 +283,7 @@ fn given_garbage_bodies_when_posted_then_clear_4xx_answers_and_the_server_stays_
 fn given_a_sent_email_when_its_link_is_clicked_then_cartback_records_the_click_and_redirects() {
     let dev = Dev::start();
     dev.post(&add_to_cart("k1", "cart-k", "kim@example.com"));
-    dev.wait_for_decision("cart-k", "waiting_for_next_step");
+    dev.wait_for("cart-k", "a sent message", |cart| sent_messages(cart) == 1);
     let plain = dev.emails().remove(0);
     let start = plain.find(&format!("{}/r/", dev.base)).expect("a tracked link");
     let link: String = plain[start..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
@@ -315,7 +323,7 @@ fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_
 
     let dev = Dev::start_in(dir.path());
     dev.post(&add_to_cart("x1", "cart-x", "xia@example.com"));
-    dev.wait_for_decision("cart-x", "waiting_for_next_step");
+    dev.wait_for("cart-x", "a sent message", |cart| sent_messages(cart) == 1);
     assert!(cli(&["campaign", "disable", "fast"]).status.success());
 
     let cart = dev.wait_for_decision("cart-x", "campaign_disabled");

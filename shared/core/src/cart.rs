@@ -152,7 +152,11 @@ impl Cart {
     pub fn totals(&self) -> Totals {
         Totals {
             currency: self.currency.clone(),
-            subtotal: self.items.iter().map(|i| i.price.unwrap_or_default() * Decimal::from(i.quantity)).sum(),
+            // Amounts are bounded at ingest; saturating keeps a stored outlier
+            // from ever panicking a checker.
+            subtotal: self.items.iter().fold(Decimal::ZERO, |sum, i| {
+                sum.saturating_add(i.price.unwrap_or_default().saturating_mul(Decimal::from(i.quantity)))
+            }),
             item_count: self.items.iter().map(|i| i.quantity).sum(),
         }
     }

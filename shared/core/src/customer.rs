@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cart::merge_patch;
-use crate::event::{CustomerPatch, Event, EventType};
+use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
 
 /// How long purchase and return history is kept on a profile.
 const HISTORY_DAYS: i64 = 400;
@@ -16,9 +16,13 @@ pub struct Customer {
     pub customer_id: String,
     #[serde(default)]
     pub profile: CustomerPatch,
-    /// `occurred_at` of the newest event that set profile fields.
+    /// `occurred_at` of the newest event that set contact fields.
     #[serde(default)]
     pub profile_as_of: Option<DateTime<Utc>>,
+    /// Each consent keeps its own time: a late withdrawal must win over a
+    /// newer event that did not mention consent.
+    #[serde(default)]
+    pub consents_as_of: ConsentTimes,
     #[serde(default)]
     pub purchases: Vec<DateTime<Utc>>,
     #[serde(default)]
@@ -42,17 +46,24 @@ impl Customer {
         }
         let mut changed = false;
         if let Some(patch) = &event.customer {
-            match self.profile_as_of {
-                Some(as_of) if event.occurred_at < as_of => {
-                    // Older data only fills gaps.
-                    let mut older = patch.clone();
-                    merge_patch(&mut older, &self.profile);
-                    self.profile = older;
+            let mut fields = patch.clone();
+            let consents = fields.consents.take();
+            if fields != CustomerPatch::default() {
+                match self.profile_as_of {
+                    Some(as_of) if event.occurred_at < as_of => {
+                        // Older data only fills gaps.
+                        let mut older = fields;
+                        merge_patch(&mut older, &self.profile);
+                        self.profile = older;
+                    }
+                    _ => {
+                        merge_patch(&mut self.profile, &fields);
+                        self.profile_as_of = Some(event.occurred_at);
+                    }
                 }
-                _ => {
-                    merge_patch(&mut self.profile, patch);
-                    self.profile_as_of = Some(event.occurred_at);
-                }
+            }
+            if let Some(consents) = consents {
+                self.apply_consents(consents, event.occurred_at);
             }
             changed = true;
         }
@@ -85,6 +96,24 @@ impl Customer {
         changed
     }
 
+    fn apply_consents(&mut self, patch: ConsentPatch, at: DateTime<Utc>) {
+        let stored = self.profile.consents.get_or_insert_with(Default::default);
+        let times = &mut self.consents_as_of;
+        for (new, current, since) in [
+            (patch.email, &mut stored.email, &mut times.email),
+            (patch.sms, &mut stored.sms, &mut times.sms),
+            (patch.push, &mut stored.push, &mut times.push),
+            (patch.web_push, &mut stored.web_push, &mut times.web_push),
+        ] {
+            if let Some(value) = new {
+                if since.is_none_or(|t| at >= t) {
+                    *current = Some(value);
+                    *since = Some(at);
+                }
+            }
+        }
+    }
+
     pub fn last_purchase_at(&self) -> Option<DateTime<Utc>> {
         self.purchases.last().copied()
     }
@@ -92,6 +121,19 @@ impl Customer {
     pub fn returned_since(&self, since: DateTime<Utc>) -> bool {
         self.returns.iter().any(|t| *t >= since)
     }
+}
+
+/// When each consent flag was last set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentTimes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_push: Option<DateTime<Utc>>,
 }
 
 fn insert_sorted(list: &mut Vec<DateTime<Utc>>, at: DateTime<Utc>) {
@@ -124,6 +166,17 @@ mod tests {
         c.apply(&identify("1", "2026-11-23T10:00:00Z", "old@example.com", Some(true)));
         assert_eq!(c.profile.email.as_deref(), Some("new@example.com"));
         assert_eq!(c.profile.consents.unwrap().sms, Some(false), "a withdrawn consent is not revived by older data");
+    }
+
+    #[test]
+    fn given_a_newer_event_without_consents_when_a_late_withdrawal_arrives_then_the_withdrawal_wins() {
+        let mut c = Customer::new("u1");
+        c.apply(&identify("1", "2026-11-23T09:00:00Z", "a@example.com", Some(true)));
+        let mut name_only = identify("2", "2026-11-23T11:00:00Z", "a@example.com", None);
+        name_only.customer.as_mut().unwrap().consents = None;
+        c.apply(&name_only);
+        c.apply(&identify("3", "2026-11-23T10:45:00Z", "a@example.com", Some(false)));
+        assert_eq!(c.profile.consents.unwrap().sms, Some(false));
     }
 
     #[test]

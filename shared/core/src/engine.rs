@@ -139,11 +139,20 @@ pub fn decide(input: &Input) -> Decision {
         }
     }
 
-    if let Some(purchased) = input.customer.and_then(Customer::last_purchase_at) {
+    // A zero pause is the marketer's explicit opt-out of this rule.
+    if let Some(purchased) = input.customer.and_then(Customer::last_purchase_at).filter(|_| campaign.caps.after_purchase > Duration::zero()) {
         if now < purchased + campaign.caps.after_purchase {
             return stop(ReasonCode::RecentPurchase, format!(
                 "The customer bought something at {}; no reminder within {} of a purchase.",
                 purchased.to_rfc3339(), human(campaign.caps.after_purchase)
+            ));
+        }
+        // Bought after the last cart edit, e.g. on another device or checkout
+        // path: this cart is most likely what they bought.
+        if purchased >= last_activity {
+            return stop(ReasonCode::RecentPurchase, format!(
+                "The customer bought something at {}, after the last change to this cart.",
+                purchased.to_rfc3339()
             ));
         }
     }

@@ -564,6 +564,20 @@ fn given_a_purchase_25_hours_ago_when_a_step_is_due_then_it_is_sent() {
 }
 
 #[test]
+fn given_a_purchase_on_another_path_after_step_one_when_step_two_is_due_days_later_then_nothing_more_is_sent() {
+    let mut c = field_campaign();
+    c.steps[1].delay = hours(48);
+    let mut s = Scenario::desktop();
+    s.campaigns = vec![c];
+    s.send_at(t0() + mins(30));
+    s.customer.as_mut().unwrap().purchases.push(t0() + hours(1));
+    match s.decide_at(t0() + mins(30) + hours(48)) {
+        Decision::Stop { reason } => assert_eq!(reason.code, ReasonCode::RecentPurchase, "{}", reason.message),
+        other => panic!("expected a stop, got {other:?}"),
+    }
+}
+
+#[test]
 fn given_no_after_purchase_pause_configured_when_a_purchase_was_just_made_then_the_step_is_sent() {
     let mut c = field_campaign();
     c.caps.after_purchase = Duration::zero();

@@ -17,6 +17,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_FUTURE_SKEW_SECONDS: i64 = 300;
 const MAX_ID_LEN: usize = 128;
 const MAX_ITEMS: usize = 200;
+/// Largest price or order value accepted: keeps every total far from
+/// decimal overflow (200 items x 10,000 units x this still fits).
+const MAX_AMOUNT: i64 = 1_000_000_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -532,6 +535,9 @@ fn optional_decimal(raw: Option<&Value>, path: &str) -> Result<Option<Decimal>, 
     }
     if value.scale() > 4 {
         return Err(FieldError::new(path, "has more than 4 decimal places"));
+    }
+    if value > Decimal::from(MAX_AMOUNT) {
+        return Err(FieldError::new(path, format!("is larger than {MAX_AMOUNT}")));
     }
     Ok(Some(value.normalize()))
 }

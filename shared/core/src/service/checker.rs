@@ -45,13 +45,17 @@ impl Checker {
                 return Ok(CheckOutcome::Superseded);
             }
             let Context { cart, customer, key, mut history, campaigns } = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
-            let mut sent = Vec::new();
+            let contact = match &customer {
+                Some(c) => c.profile.clone(),
+                None => cart.contact.clone(),
+            };
+            self.requeue_lost_step(&record, &cart, &contact, &campaigns, &history, now).await?;
+            let mut jobs = Vec::new();
             let mut timeline = Vec::new();
             // Each send moves progress on; the loop ends at a wait or a stop.
             let decision = loop {
                 let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, channels: &self.settings.channels, now };
                 let decision = engine::decide(&input);
-                let contact = input.contact().clone();
                 timeline.push(decision_entry(&decision, now));
                 let Decision::Send { campaign_id, step, channel, template, .. } = &decision else { break decision };
                 let message = MessageRecord {
@@ -66,10 +70,8 @@ impl Checker {
                     engaged_at: None,
                 };
                 let outgoing = self.render(template, *channel, &cart, &contact, &message.message_id, now);
-                self.store.create_message(&message).await?;
-                self.queue.enqueue(&MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing }).await?;
                 record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                sent.push(message.message_id.clone());
+                jobs.push((message.clone(), MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing }));
                 history.push(message);
             };
             record.timer_armed_for = match &decision {
@@ -83,12 +85,57 @@ impl Checker {
             if !self.store.save_cart(&record).await? {
                 continue;
             }
+            // Queued only once the progress is saved: a writer that won the
+            // race above cannot leave behind a job for a step the retry
+            // decides differently. Both calls are idempotent per message id.
+            // The job goes first: a record without a job would look sent and
+            // never be repaired; a job without a record waits (the sender
+            // retries) until the repair below writes the record.
+            for (message, job) in &jobs {
+                self.queue.enqueue(job).await?;
+                self.store.create_message(message).await?;
+            }
+            let sent = jobs.into_iter().map(|(m, _)| m.message_id).collect();
             for entry in &timeline {
                 self.store.append_timeline(&record.cart_id, entry).await?;
             }
             return Ok(CheckOutcome::Decided { decision, sent });
         }
         Err(PortError::Unavailable("state store", "too many concurrent writers on one cart".into()))
+    }
+
+    /// The last dispatched step's job may have been lost between saving the
+    /// progress and queueing (a crash, a queue outage that failed the check):
+    /// its message record was then never written. The timer's retry puts it
+    /// back. A job queued twice is harmless: the sender's claim lets only one
+    /// through.
+    async fn requeue_lost_step(&self, record: &CartRecord, cart: &Cart, contact: &CustomerPatch, campaigns: &[Campaign], history: &[MessageRecord], now: DateTime<Utc>) -> Result<(), PortError> {
+        let Some(last) = record.progress.steps.last() else { return Ok(()) };
+        let Some(campaign_id) = &record.progress.campaign_id else { return Ok(()) };
+        if history.iter().any(|m| m.message_id == last.message_id) || self.store.get_message(&last.message_id).await?.is_some() {
+            return Ok(());
+        }
+        let message = MessageRecord {
+            message_id: last.message_id.clone(),
+            cart_id: cart.cart_id.clone(),
+            customer_key: customer_key(cart.customer_id.as_deref(), &cart.cart_id),
+            campaign_id: campaign_id.clone(),
+            step: last.step,
+            channel: last.channel,
+            decided_at: last.at,
+            status: MessageStatus::Queued,
+            engaged_at: None,
+        };
+        let template = campaigns
+            .iter()
+            .find(|c| &c.id == campaign_id)
+            .and_then(|c| c.steps.get(last.step as usize))
+            .map_or("reminder", |s| s.template.as_str());
+        let outgoing = self.render(template, last.channel, cart, contact, &message.message_id, now);
+        self.queue.enqueue(&MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: last.channel, outgoing }).await?;
+        self.store.create_message(&message).await?;
+        tracing::warn!(cart_id = %cart.cart_id, message_id = %message.message_id, "re-queued a step whose job was lost");
+        Ok(())
     }
 
     fn render(&self, template: &str, channel: Channel, cart: &Cart, contact: &CustomerPatch, message_id: &str, now: DateTime<Utc>) -> Outgoing {

@@ -41,7 +41,8 @@ impl Delivery {
             Claim::Claimed(record) => record,
             Claim::AlreadySent => return Ok(DeliveryOutcome::Skipped("already sent".into())),
             Claim::Closed => return Ok(DeliveryOutcome::Skipped("closed for good".into())),
-            Claim::NotFound => return Ok(DeliveryOutcome::Skipped("no such message".into())),
+            // The checker queues the job just before writing its record.
+            Claim::NotFound => return Err(DeliveryError::Retry("message record not written yet".into())),
             Claim::InFlight => return Err(DeliveryError::Retry("another sender holds the claim".into())),
         };
         // A purchase may have landed between the decision and now.

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::{CampaignCache, MAX_CONFLICT_RETRIES};
@@ -129,9 +129,12 @@ impl Ingest {
         let (CartStatus::Active, Some(last_activity)) = (cart.status, cart.last_activity_at) else {
             return Ok(());
         };
-        let due = last_activity + self.campaigns.first_check_delay().await?;
-        let due = due.max(self.clock.now());
-        if record.timer_armed_for.is_some_and(|armed| armed <= due) {
+        let now = self.clock.now();
+        let due = (last_activity + self.campaigns.first_check_delay().await?).max(now);
+        // A pending timer at or before the due time will re-arm when it fires.
+        // One long past its time already fired and may have failed for good
+        // (the scheduler gives up after its retries): arm anew then.
+        if record.timer_armed_for.is_some_and(|armed| armed <= due && armed > now - Duration::minutes(STALE_TIMER_MINUTES)) {
             return Ok(());
         }
         // Arm before the write: a failed write leaves a spare timer that fires
@@ -141,6 +144,9 @@ impl Ingest {
         Ok(())
     }
 }
+
+/// A timer this far past its time without being cleared is presumed lost.
+const STALE_TIMER_MINUTES: i64 = 15;
 
 /// Events kept per cart; each cart's state is the fold of its events.
 pub const MAX_EVENTS_PER_CART: usize = 1000;
