@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{CampaignCache, MAX_CONFLICT_RETRIES};
 use crate::cart::CartStatus;
 use crate::customer::Customer;
-use crate::event::{parse_body, BodyError, Event, FieldError};
+use crate::event::{parse_body, BodyError, Event, EventType, FieldError};
 use crate::ports::{CartRecord, Clock, CommitOutcome, EventCommit, PortError, Scheduler, StateStore, TimelineEntry, TimerPayload};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,8 +85,8 @@ impl Ingest {
             if cart.as_ref().is_some_and(|c| c.has_event(&event.event_id)) {
                 return Ok(Ok(EventStatus::Duplicate));
             }
-            if cart.as_ref().is_some_and(|c| c.events.len() >= MAX_EVENTS_PER_CART) {
-                return Ok(Err(FieldError::new("cart_id", format!("cart holds {MAX_EVENTS_PER_CART} events, the most one cart may have"))));
+            if let Some(full) = cart.as_ref().and_then(|c| cart_is_full(c, event)) {
+                return Ok(Err(full));
             }
             let customer = match &event.customer_id {
                 Some(id) => {
@@ -97,8 +97,10 @@ impl Ingest {
             };
             let cart = match cart {
                 Some(mut record) => {
-                    let pos = record.events.partition_point(|e| (e.occurred_at, &e.event_id) <= (event.occurred_at, &event.event_id));
-                    record.events.insert(pos, event.clone());
+                    if !is_repeated_view(&record, event) {
+                        let pos = record.events.partition_point(|e| (e.occurred_at, &e.event_id) <= (event.occurred_at, &event.event_id));
+                        record.events.insert(pos, event.clone());
+                    }
                     record.updated_at = received_at;
                     self.arm_if_needed(&mut record).await?;
                     Some(record)
@@ -148,13 +150,39 @@ impl Ingest {
 /// A timer this far past its time without being cleared is presumed lost.
 const STALE_TIMER_MINUTES: i64 = 15;
 
-/// Events kept per cart; each cart's state is the fold of its events.
-pub const MAX_EVENTS_PER_CART: usize = 1000;
+/// Events kept per cart; each cart's state is the fold of its events. The
+/// bounds keep a cart within one DynamoDB item (400 KB) with room to spare.
+pub const MAX_EVENTS_PER_CART: usize = 300;
+const MAX_CART_LOG_BYTES: usize = 300 * 1024;
+
+/// A view of items this cart already viewed changes nothing in its state
+/// (views count distinct items), so it is acknowledged but not stored.
+fn is_repeated_view(record: &CartRecord, event: &Event) -> bool {
+    let seen = |id: &str| record.events.iter().any(|e| e.kind == EventType::ViewItem && e.items.iter().any(|i| i.item_id == id));
+    event.kind == EventType::ViewItem && event.items.iter().all(|i| seen(&i.item_id))
+}
+
+/// Why a cart cannot take this event, if it cannot. A purchase always fits:
+/// refusing it would leave a bought cart looking abandoned.
+fn cart_is_full(record: &CartRecord, event: &Event) -> Option<FieldError> {
+    if event.kind == EventType::Purchase || is_repeated_view(record, event) {
+        return None;
+    }
+    let bytes: usize = record.events.iter().map(|e| serde_json::to_vec(e).map_or(0, |v| v.len())).sum();
+    if record.events.len() >= MAX_EVENTS_PER_CART || bytes >= MAX_CART_LOG_BYTES {
+        return Some(FieldError::new("cart_id", format!(
+            "cart holds {} events ({} KB), the most one cart may hold; start a new cart_id",
+            record.events.len(),
+            bytes / 1024
+        )));
+    }
+    None
+}
 
 fn describe(event: &Event) -> String {
     let items = event.items.iter().map(|i| format!("{} x{}", i.item_id, i.quantity)).collect::<Vec<_>>().join(", ");
     match (event.kind, items.is_empty()) {
-        (crate::event::EventType::Purchase, _) => format!("purchase, order {}", event.order_id.as_deref().unwrap_or("?")),
+        (EventType::Purchase, _) => format!("purchase, order {}", event.order_id.as_deref().unwrap_or("?")),
         (kind, true) => kind.as_str().to_owned(),
         (kind, false) => format!("{}: {items}", kind.as_str()),
     }

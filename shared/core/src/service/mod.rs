@@ -15,7 +15,7 @@ pub use campaigns::CampaignCache;
 pub use checker::{decide_now, CheckOutcome, Checker};
 pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
-pub use ingest::{EventResult, EventStatus, Ingest, IngestAnswer};
+pub use ingest::{EventResult, EventStatus, Ingest, IngestAnswer, MAX_EVENTS_PER_CART};
 
 use crate::message::Channel;
 use crate::signing::Secret;
