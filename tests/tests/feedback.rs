@@ -142,8 +142,15 @@ async fn given_a_transient_bounce_then_a_permanent_one_when_recorded_then_only_t
 }
 
 #[tokio::test]
-async fn given_a_guest_carts_message_when_it_bounces_permanently_then_no_customer_profile_is_made_and_the_timeline_says_why() {
+async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_email_consent_is_withdrawn_and_no_profile_is_made() {
     let stack = LocalStack::new(at(START));
+    let added = cartback_core::event::validate_event(
+        &serde_json::json!({"event_id": "g1", "type": "add_to_cart", "cart_id": "cart-guest", "occurred_at": "2026-11-23T09:00:00Z",
+                            "customer": {"email": "guest@example.com", "consents": {"email": true}}, "items": [{"item_id": "sku"}]}),
+        at(START),
+    )
+    .unwrap();
+    stack.api.ingest.apply(&added, at(START)).await.unwrap().unwrap();
     let message = MessageRecord {
         message_id: MessageRecord::id_for("cart-guest", 0, Channel::Email),
         cart_id: "cart-guest".into(),
@@ -160,7 +167,11 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_no_custome
     assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
     assert_eq!(stack.db.get_customer("cart:cart-guest").await.unwrap(), None);
     let bounced = lines(&stack, "cart-guest", "bounced").await;
-    assert!(bounced.len() == 1 && bounced[0].message.contains("Guest cart"), "{bounced:?}");
+    assert!(bounced.len() == 1 && bounced[0].message.contains("guest cart"), "{bounced:?}");
+    let cart = stack.db.get_cart("cart-guest").await.unwrap().unwrap().cart();
+    assert_eq!(cart.contact.consents.unwrap().email, Some(false), "the guest's address gets no more email");
+    let again = stack.feedback.record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START))).await.unwrap();
+    assert_eq!(again, FeedbackOutcome::Duplicate);
 }
 
 #[tokio::test]

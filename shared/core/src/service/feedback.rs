@@ -108,17 +108,33 @@ impl Feedback {
             // Idempotent (keeps the first time), so it is safe before the dedupe.
             self.store.record_engagement(&message.message_id, event.at).await?;
         }
-        let customer_id = known_customer(&message).filter(|_| event.kind.withdraws_email_consent());
+        let withdraws = event.kind.withdraws_email_consent();
+        let customer_id = known_customer(&message).filter(|_| withdraws);
         for _ in 0..MAX_CONFLICT_RETRIES {
             let customer = match customer_id {
                 Some(id) => {
                     let (mut customer, version) = self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
-                    customer.apply(&withdrawal(event, id));
+                    customer.apply(&withdrawal(event, Some(id), None));
                     Some((customer, version))
                 }
                 None => None,
             };
-            let commit = EventCommit { event_id: event.dedupe_id(), received_at: self.clock.now(), cart: None, customer, timeline: None };
+            // A guest's contact lives on the cart: the withdrawal is folded
+            // into the cart in time order, like any event carrying `customer`.
+            let cart = match (withdraws, customer_id) {
+                (true, None) => match self.store.get_cart(&message.cart_id).await? {
+                    Some(mut record) if !record.has_event(&event.dedupe_id()) => {
+                        let withdrawal = withdrawal(event, None, Some(&message.cart_id));
+                        let pos = record.events.partition_point(|e| (e.occurred_at, &e.event_id) <= (withdrawal.occurred_at, &withdrawal.event_id));
+                        record.events.insert(pos, withdrawal);
+                        record.updated_at = self.clock.now();
+                        Some(record)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            let commit = EventCommit { event_id: event.dedupe_id(), received_at: self.clock.now(), cart, customer, timeline: None };
             match self.store.commit_event(commit).await? {
                 CommitOutcome::Duplicate => return Ok(FeedbackOutcome::Duplicate),
                 CommitOutcome::Conflict => continue,
@@ -148,13 +164,13 @@ fn known_customer(message: &MessageRecord) -> Option<&str> {
 
 /// The synthetic identify event that withdraws email consent, as the
 /// storefront would send it: same fold, same out-of-order rules.
-fn withdrawal(event: &FeedbackEvent, customer_id: &str) -> Event {
+fn withdrawal(event: &FeedbackEvent, customer_id: Option<&str>, cart_id: Option<&str>) -> Event {
     Event {
         event_id: event.dedupe_id(),
         kind: EventType::Identify,
         occurred_at: event.at,
-        cart_id: None,
-        customer_id: Some(customer_id.to_owned()),
+        cart_id: cart_id.map(str::to_owned),
+        customer_id: customer_id.map(str::to_owned),
         device: None,
         currency: None,
         items: Vec::new(),
@@ -179,7 +195,7 @@ fn timeline_entry(event: &FeedbackEvent, message: &MessageRecord, withdrew: bool
     };
     let text = match (event.kind.withdraws_email_consent(), withdrew) {
         (true, true) => format!("{text} Email consent withdrawn; no more email to this customer."),
-        (true, false) => format!("{text} Guest cart: no customer profile to update; the provider's suppression list blocks the address."),
+        (true, false) => format!("{text} Email consent withdrawn on this guest cart."),
         _ => text,
     };
     TimelineEntry {
