@@ -28,9 +28,12 @@ pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
 /// the standard AWS credential chain (and AWS_ENDPOINT_URL when set).
 #[cfg(feature = "aws")]
 async fn open_aws() -> anyhow::Result<Stores> {
-    use cartback_aws::config::{CommonConfig, ProcessEnv};
+    use cartback_aws::config::{CommonConfig, RETENTION_DAYS};
     use cartback_aws::dynamo::{DynamoCampaignStore, DynamoStateStore};
-    let config = CommonConfig::from_env(&ProcessEnv)?;
+    // The operator names the tables; retention only matters to the writes a
+    // command makes, so the deployment's default applies when it is unset.
+    let env = |name: &str| std::env::var(name).ok().or_else(|| (name == RETENTION_DAYS).then(|| "90".to_owned()));
+    let config = CommonConfig::from_env(&env)?;
     let clients = cartback_aws::clients::Clients::new(&cartback_aws::clients::load_sdk_config().await);
     let clock = Arc::new(cartback_core::ports::SystemClock);
     Ok(Stores {

@@ -68,8 +68,10 @@ impl Delivery {
                 Ok(DeliveryOutcome::Rejected(error))
             }
             Err(SendError::Retryable(error)) => {
-                // Hand the claim back so the queue's retry can take it at once.
+                // Hand the claim back so the queue's retry can take it at once,
+                // and leave the cause where an operator looks first.
                 self.store.set_message_status(&record.message_id, &MessageStatus::Queued).await?;
+                self.note(&record.cart_id, "retrying", &format!("Sending step {} failed and will be retried: {error}", record.step + 1), &record.message_id, job).await?;
                 Err(DeliveryError::Retry(error))
             }
         }
