@@ -51,7 +51,7 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
             let shown = if stored.is_empty() { vec![Campaign::default_campaign()] } else { stored.clone() };
             println!("{:<20} {:<8} {:>8}  {:<40} steps", "ID", "ENABLED", "PRIORITY", "NAME");
             for c in shown {
-                let steps = c.steps.iter().map(|s| s.delay.to_std().map(|d| humantime_short(d)).unwrap_or_default()).collect::<Vec<_>>().join(" -> ");
+                let steps = c.steps.iter().map(|s| s.delay.to_std().map(humantime_short).unwrap_or_default()).collect::<Vec<_>>().join(" -> ");
                 println!("{:<20} {:<8} {:>8}  {:<40} {steps}", c.id, if c.enabled { "yes" } else { "no" }, c.priority, c.name);
             }
         }

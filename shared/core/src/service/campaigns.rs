@@ -5,13 +5,16 @@ use chrono::{DateTime, Duration, Utc};
 use crate::campaign::Campaign;
 use crate::ports::{CampaignStore, Clock, PortError};
 
+type Snapshot = (DateTime<Utc>, Arc<Vec<Campaign>>);
+
 /// Campaigns read through a short cache so a marketer's change takes effect
 /// within `ttl` without hitting the config store on every event.
 pub struct CampaignCache {
     store: Arc<dyn CampaignStore>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
-    cached: Mutex<Option<(DateTime<Utc>, Arc<Vec<Campaign>>)>>,
+    /// When the list was read, and the list.
+    cached: Mutex<Option<Snapshot>>,
 }
 
 impl CampaignCache {
