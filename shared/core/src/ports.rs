@@ -70,6 +70,12 @@ impl CartRecord {
         Cart::from_events(&self.cart_id, &self.events)
     }
 
+    /// Keeps the log in (`occurred_at`, `event_id`) order, the fold's order.
+    pub fn insert_event(&mut self, event: Event) {
+        let pos = self.events.partition_point(|e| (e.occurred_at, &e.event_id) <= (event.occurred_at, &event.event_id));
+        self.events.insert(pos, event);
+    }
+
     pub fn has_event(&self, event_id: &str) -> bool {
         self.events.iter().any(|e| e.event_id == event_id)
     }

@@ -125,8 +125,7 @@ impl Feedback {
                 (true, None) => match self.store.get_cart(&message.cart_id).await? {
                     Some(mut record) if !record.has_event(&event.dedupe_id()) => {
                         let withdrawal = withdrawal(event, None, Some(&message.cart_id));
-                        let pos = record.events.partition_point(|e| (e.occurred_at, &e.event_id) <= (withdrawal.occurred_at, &withdrawal.event_id));
-                        record.events.insert(pos, withdrawal);
+                        record.insert_event(withdrawal);
                         record.updated_at = self.clock.now();
                         Some(record)
                     }

@@ -98,8 +98,7 @@ impl Ingest {
             let cart = match cart {
                 Some(mut record) => {
                     if !is_repeated_view(&record, event) {
-                        let pos = record.events.partition_point(|e| (e.occurred_at, &e.event_id) <= (event.occurred_at, &event.event_id));
-                        record.events.insert(pos, event.clone());
+                        record.insert_event(event.clone());
                     }
                     record.updated_at = received_at;
                     self.arm_if_needed(&mut record).await?;
