@@ -26,7 +26,8 @@ const MAX_NAP: StdDuration = StdDuration::from_millis(500);
 const JOB_VISIBILITY_MINUTES: i64 = 5;
 
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
-    let clock = Arc::new(VirtualClock::new(args.clock_speed).context("--clock-speed")?);
+    // Business time resumes where the last run left it, never earlier.
+    let clock = Arc::new(VirtualClock::persistent(&args.data, args.clock_speed).context("--clock-speed")?);
     let db = Database::open(&args.data)
         .with_context(|| format!("cannot open the database in {}", args.data.display()))?
         .with_clock(clock.clone());
