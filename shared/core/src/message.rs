@@ -69,6 +69,10 @@ pub enum MessageStatus {
     Rejected { error: String, at: DateTime<Utc> },
     /// Not sent because the cart changed after the decision (e.g. a purchase).
     Cancelled { reason: String, at: DateTime<Utc> },
+    /// A sender stopped mid-send and the provider cannot say whether the
+    /// message went out: it is not sent again automatically (an operator
+    /// reconciles), and it counts as sent for caps.
+    Unknown { reason: String, at: DateTime<Utc> },
 }
 
 impl MessageStatus {
@@ -79,6 +83,7 @@ impl MessageStatus {
             MessageStatus::Sent { .. } => "sent",
             MessageStatus::Rejected { .. } => "rejected",
             MessageStatus::Cancelled { .. } => "cancelled",
+            MessageStatus::Unknown { .. } => "unknown",
         }
     }
 

@@ -21,8 +21,11 @@ pub mod queues;
 pub mod sqlite;
 pub mod timers;
 
+#[cfg(test)]
+mod exactly_once_tests;
+
 pub use clock::{ClockError, VirtualClock, CLOCK_FILE};
-pub use outbox::{Outbox, OutboxSender};
+pub use outbox::{Outbox, OutboxSender, Recovery};
 pub use queues::{DeadLetter, QueueStats, ReceivedJob, RetryOutcome, RetryPolicy, SqliteQueue};
 pub use sqlite::{Database, LocalError, PurgeReport, DB_FILE};
 pub use timers::{SqliteScheduler, TimerWheel};
