@@ -265,3 +265,75 @@ async fn given_a_first_claim_when_delivered_to_a_provider_that_cannot_tell_then_
     assert_eq!(outcome, DeliveryOutcome::Sent { provider_message_id: "blind-m_first".into() });
     assert_eq!(blind.sends.load(Ordering::SeqCst), 1);
 }
+
+mod lost_step {
+    use super::*;
+    use cartback_core::campaign::Campaign;
+    use cartback_core::message::QueueName;
+    use cartback_core::ports::{CampaignStore, JobQueue, PortError, TimerPayload};
+    use cartback_core::service::{CampaignCache, CheckOutcome, Checker, Ingest, Settings};
+    use cartback_core::signing::Secret;
+    use std::sync::atomic::AtomicBool;
+
+    use crate::{SqliteQueue, SqliteScheduler};
+
+    /// A queue that dies (like the process) on the first enqueue after `armed`.
+    struct DyingQueue {
+        inner: SqliteQueue,
+        die: AtomicBool,
+    }
+
+    #[async_trait]
+    impl JobQueue for DyingQueue {
+        async fn enqueue(&self, job: &MessageJob) -> Result<(), PortError> {
+            if self.die.swap(false, Ordering::SeqCst) {
+                return Err(PortError::Unavailable("queue", "killed".into()));
+            }
+            self.inner.enqueue(job).await
+        }
+    }
+
+    #[tokio::test]
+    async fn given_a_check_killed_after_saving_progress_but_before_queueing_when_its_timer_fires_again_then_the_step_goes_now() {
+        let w = World::new();
+        let store: Arc<dyn StateStore> = Arc::new(w.db.clone());
+        w.db.put(&Campaign::default_campaign()).await.unwrap();
+        let campaigns = Arc::new(CampaignCache::new(Arc::new(w.db.clone()), w.clock.clone(), Duration::zero()));
+        let scheduler = Arc::new(SqliteScheduler::new(w.db.clone()));
+        let ingest = Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: w.clock.clone() };
+        let body = serde_json::json!({
+            "event_id": "e1", "type": "add_to_cart", "cart_id": "cart-1", "device": "desktop", "currency": "EUR",
+            "customer": {"email": "ana@example.com", "consents": {"email": true}},
+            "items": [{"item_id": "sku-mug", "price": "14.90", "quantity": 1}]
+        });
+        let answer = ingest.ingest_body(body.to_string().as_bytes()).await.unwrap().unwrap();
+        assert_eq!(answer.accepted, 1);
+        let queue = SqliteQueue::new(w.db.clone());
+        let dying = Arc::new(DyingQueue { inner: queue.clone(), die: AtomicBool::new(true) });
+        let settings = Arc::new(Settings::new(Secret::new(b"0123456789abcdef0123".to_vec()).unwrap(), "http://localhost:8080", "http://shop/{cart_id}?t={token}"));
+        let checker = Checker { store: store.clone(), scheduler, queue: dying, campaigns, clock: w.clock.clone(), settings };
+        let due = w.db.get_cart("cart-1").await.unwrap().unwrap().timer_armed_for.unwrap();
+        w.clock.set(due);
+        let timer = TimerPayload { cart_id: "cart-1".into(), due_at: due };
+
+        // GIVEN the check saved its progress (step 1 sent, step 2 armed) and died before queueing.
+        assert!(checker.on_timer(&timer).await.is_err());
+        let saved = w.db.get_cart("cart-1").await.unwrap().unwrap();
+        let lost = saved.progress.steps.last().unwrap().message_id.clone();
+        assert!(saved.timer_armed_for.unwrap() > due + Duration::hours(23), "step 2 is armed a day later");
+        assert!(w.db.get_message(&lost).await.unwrap().is_none());
+
+        // WHEN the same timer fires again after its lease.
+        w.clock.advance(Duration::minutes(6));
+        let outcome = checker.on_timer(&timer).await.unwrap();
+
+        // THEN the later timer supersedes it, but step 1 is queued and recorded now.
+        assert_eq!(outcome, CheckOutcome::Superseded);
+        assert_eq!(w.db.get_message(&lost).await.unwrap().unwrap().status, MessageStatus::Queued);
+        let job = queue.receive(QueueName::Email, w.clock.now(), Duration::minutes(5)).await.unwrap().unwrap();
+        assert_eq!(job.job.message_id, lost);
+        let delivery = w.delivery(Arc::new(w.sender.clone()));
+        assert!(matches!(delivery.deliver(&job.job).await.unwrap(), DeliveryOutcome::Sent { .. }));
+        assert_eq!(names(&w.email_dir()).len(), 1);
+    }
+}
