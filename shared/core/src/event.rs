@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::contact;
+use crate::{contact, enum_names};
 
 pub const MAX_EVENTS_PER_REQUEST: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -47,20 +47,11 @@ impl EventType {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::ViewItem => "view_item",
-            EventType::AddToCart => "add_to_cart",
-            EventType::RemoveFromCart => "remove_from_cart",
-            EventType::CartUpdate => "cart_update",
-            EventType::BeginCheckout => "begin_checkout",
-            EventType::Purchase => "purchase",
-            EventType::Identify => "identify",
-            EventType::Return => "return",
-        }
+        enum_names::name_of(&self)
     }
 
     fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
+        enum_names::from_name(s)
     }
 
     /// Events that change what is in the cart and so count as cart activity.
@@ -89,12 +80,7 @@ pub enum Device {
 
 impl Device {
     fn parse(s: &str) -> Option<Self> {
-        match s {
-            "mobile" => Some(Device::Mobile),
-            "desktop" => Some(Device::Desktop),
-            "tablet" => Some(Device::Tablet),
-            _ => None,
-        }
+        enum_names::from_name(s)
     }
 }
 

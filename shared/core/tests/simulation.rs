@@ -840,7 +840,7 @@ fn simulated_carts_never_break_a_rule() {
     for code in [
         ReasonCode::Sent, ReasonCode::WaitingForInactivity, ReasonCode::WaitingForNextStep, ReasonCode::QuietHoursDeferred,
         ReasonCode::Purchased, ReasonCode::CartEmptied, ReasonCode::NothingInCart, ReasonCode::NoConsent, ReasonCode::NoReachableChannel,
-        ReasonCode::Cooldown7d, ReasonCode::RecentPurchase, ReasonCode::Engaged, ReasonCode::SequenceCompleted, ReasonCode::CampaignDisabled,
+        ReasonCode::EntryCooldown, ReasonCode::RecentPurchase, ReasonCode::Engaged, ReasonCode::SequenceCompleted, ReasonCode::CampaignDisabled,
         ReasonCode::NoMatchingCampaign,
     ] {
         assert!(stats.codes.get(&code).is_some_and(|n| *n > 0), "the simulation never produced {code:?}");
