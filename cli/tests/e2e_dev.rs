@@ -56,7 +56,7 @@ impl Dev {
     }
 
     fn server_now(&self) -> i64 {
-        let (status, body) = answer("GET", "/healthz", ureq::get(&format!("{}/healthz", self.base)).call());
+        let (status, body) = checked("GET", "/healthz", ureq::get(&format!("{}/healthz", self.base)).call());
         assert_eq!(status, 200);
         body["now"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp()
     }
@@ -71,7 +71,7 @@ impl Dev {
         if let Some(sig) = signature {
             request = request.set("x-cartback-signature", &sig);
         }
-        answer("POST", "/v1/events", request.send_bytes(body))
+        checked("POST", "/v1/events", request.send_bytes(body))
     }
 
     fn post(&self, body: &Value) -> Value {
@@ -84,7 +84,7 @@ impl Dev {
     fn cart(&self, cart_id: &str) -> (u16, Value) {
         let path = format!("/v1/carts/{cart_id}");
         let request = ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature(b""));
-        answer("GET", &path, request.call())
+        checked("GET", &path, request.call())
     }
 
     /// Emails in the outbox, with quoted-printable soft breaks and `=3D` undone.
@@ -138,7 +138,7 @@ impl Drop for Dev {
 
 /// Status and JSON body of an answer to `method path`, once the answer is
 /// checked against the served OpenAPI document.
-fn answer(method: &str, path: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+fn checked(method: &str, path: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     let response = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
@@ -289,7 +289,7 @@ fn given_garbage_bodies_when_posted_then_clear_4xx_answers_and_the_server_stays_
     let answer = dev.post(&json!({"events": [42, null, "x", {"event_id": 7}]}));
     assert_eq!(answer["rejected"], 4);
     assert_eq!(dev.cart("unknown-cart").0, 404);
-    assert_eq!(answer("GET", "/healthz", ureq::get(&format!("{}/healthz", dev.base)).call()).0, 200);
+    assert_eq!(checked("GET", "/healthz", ureq::get(&format!("{}/healthz", dev.base)).call()).0, 200);
 }
 
 #[test]
@@ -305,10 +305,10 @@ fn given_a_sent_email_when_its_link_is_clicked_then_cartback_records_the_click_a
     assert_eq!(response.status(), 302);
     assert!(response.header("location").unwrap().starts_with("https://shop.example.com/p/mug"));
     let path = &link[dev.base.len()..];
-    answer("GET", path, Ok(response));
+    checked("GET", path, Ok(response));
     let (_, cart) = dev.cart("cart-k");
     assert!(cart["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "engagement"), "{cart:#}");
-    assert_eq!(answer("GET", "/r/forged.token", agent.get(&format!("{}/r/forged.token", dev.base)).call()).0, 404);
+    assert_eq!(checked("GET", "/r/forged.token", agent.get(&format!("{}/r/forged.token", dev.base)).call()).0, 404);
 }
 
 #[test]
