@@ -28,7 +28,7 @@ work=$(mktemp -d)
 server=""
 cleanup() {
   if [ -n "$server" ]; then kill "$server" 2> /dev/null || true; wait "$server" 2> /dev/null || true; fi
-  rm -rf "$work"
+  cp "$work/calls" /tmp/gates/calls 2>/dev/null || true; rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -45,7 +45,20 @@ done
 [ -n "$base" ] || { echo "schemathesis: no address in cartback dev's banner" >&2; exit 1; }
 echo "schemathesis: $(.venv-schemathesis/bin/schemathesis --version) against $base, $examples examples per operation"
 
+# A cart to read: the API Gateway sample's events (cart-1001, the document's
+# example cart_id), signed like any storefront's.
+PYTHONPATH="$PWD/scripts" .venv-schemathesis/bin/python - "$base" <<'PY'
+import json, sys, urllib.request
+from schemathesis_hooks import signature
+body = json.load(open("events/apigw/post-events.json"))["body"].encode()
+request = urllib.request.Request(sys.argv[1] + "/v1/events", data=body, method="POST", headers={
+    "content-type": "application/json", "x-cartback-signature": signature("POST", "/v1/events", body)})
+answer = json.load(urllib.request.urlopen(request))
+assert answer["accepted"] == 2, answer
+PY
+
 status=0
+export CARTBACK_SCHEMATHESIS_STATS="$work/calls"
 SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/scripts" .venv-schemathesis/bin/schemathesis run "$base/openapi.json" \
   --mode all \
   --phases examples,coverage,fuzzing \
@@ -58,6 +71,18 @@ SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/scripts" .venv-schemathes
   --no-color \
   --report junit --report-dir "$work/report" || status=$?
 
+echo "schemathesis: calls per operation and status:"
+awk '{ print $1, $2, $3 }' "$work/calls" | sort | uniq -c | sed 's/^/  /'
+echo "schemathesis: fields the server rejected in schema-valid (positive) events (what the schema cannot say):"
+awk '$2 == "/v1/events" && $4 == "positive" && $6 != "" { n = split($6, f, ","); for (i = 1; i <= n; i++) print f[i] }' \
+  "$work/calls" \
+  | sort | uniq -c | sort -rn | head -12 | sed 's/^/  /'
+signed_ingest=$(awk '$2 == "/v1/events" && $3 == 200 && $5 > 0' "$work/calls" | wc -l)
+echo "schemathesis: $signed_ingest signed POST /v1/events calls had events accepted"
+if [ "$signed_ingest" -eq 0 ]; then
+  echo "schemathesis: no generated event was accepted: the signing hook is not working" >&2
+  status=1
+fi
 if ! kill -0 "$server" 2> /dev/null; then
   echo "schemathesis: cartback dev died during the run" >&2
   tail -50 "$work/stderr" >&2

@@ -55,8 +55,39 @@ class CartbackSignature:
         return SECRET
 
     def set(self, case, data, ctx):
+        # Replacing the body with bytes makes schemathesis re-label the case; keep its own label.
+        MODES[id(case)] = _mode(case)
         raw = _raw_body(case)
         if raw is not None:
             case.body = raw
         case.headers = dict(case.headers or {})
         case.headers["X-Cartback-Signature"] = signature(case.method, _path_with_query(case), raw or b"")
+
+
+STATS = os.environ.get("CARTBACK_SCHEMATHESIS_STATS")
+MODES = {}
+
+
+def _mode(case):
+    return case.meta.generation.mode.value if case.meta is not None else "explicit"
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    """Records `<METHOD> <path template> <status> <positive|negative> <events accepted>
+    <rejected fields>` per call, so the
+    script can show (and require) that signed events really reached ingest."""
+    if not STATS:
+        return
+    accepted, rejected_fields = "", ""
+    if case.path == "/v1/events" and response.status_code == 200:
+        try:
+            answer = response.json()
+            accepted = str(answer.get("accepted", ""))
+            fields = {r["error"]["field"] for r in answer.get("results", []) if "error" in r}
+            rejected_fields = ",".join(sorted(f or "(event)" for f in fields))
+        except (ValueError, KeyError, TypeError):
+            accepted = "?"
+    with open(STATS, "a", encoding="utf-8") as out:
+        mode = MODES.pop(id(case), None) or _mode(case)
+        out.write(f"{case.method} {case.path} {response.status_code} {mode} {accepted} {rejected_fields}\n")

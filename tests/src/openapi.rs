@@ -88,6 +88,10 @@ impl Contract {
         Contract { doc, validators: Mutex::new(HashMap::new()) }
     }
 
+    pub fn document(&self) -> &Value {
+        &self.doc
+    }
+
     /// The path template (`/v1/carts/{cart_id}`) that `path` (query ignored)
     /// matches for `method`.
     pub fn operation(&self, method: &str, path: &str) -> Result<String, Violation> {

@@ -438,7 +438,8 @@ fn given_the_local_walkthrough_files_when_parsed_then_the_counts_match_the_readm
 /// and the API Gateway samples' bodies) WHEN checked against the served
 /// document's request schema THEN each event the server accepts is valid by
 /// the schema and each it rejects (the mixed batch's bad price) is not, and a
-/// body of only good events is a valid request.
+/// body of only good events is a valid request. The document's own example is
+/// the API Gateway sample's body.
 #[test]
 fn given_every_request_body_in_events_when_checked_against_the_served_document_then_schema_and_server_agree() {
     let now = at("2026-11-23T12:00:00Z");
@@ -447,6 +448,8 @@ fn given_every_request_body_in_events_when_checked_against_the_served_document_t
         let body = apigw(relative).body.expect("a body");
         bodies.push((relative.to_owned(), serde_json::from_str(&body).expect("a JSON body")));
     }
+    let documented = &served().document()["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"];
+    assert_eq!(documented["example"], bodies[LOCAL.len()].1, "the document's example is events/{POST_EVENTS}'s body");
     for (relative, body) in bodies {
         let raw_events = body.get("events").and_then(Value::as_array).cloned().unwrap_or_else(|| vec![body.clone()]);
         let parsed = parse_body(&serde_json::to_vec(&body).unwrap(), now).unwrap();
