@@ -123,7 +123,8 @@ async fn ingest(stack: &LocalStack, request: ApiGatewayV2httpRequest) -> ApiGate
     let method = request.request_context.http.method.to_string();
     let path = request.raw_path.clone().unwrap_or_default();
     let response = handlers::ingest(&stack.api, request).await;
-    let headers = response.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned())).collect();
+    let headers =
+        response.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned())).collect();
     let body = match &response.body {
         Some(Body::Text(t)) => t.as_bytes().to_vec(),
         Some(Body::Binary(b)) => b.clone(),
@@ -455,7 +456,8 @@ fn given_every_request_body_in_events_when_checked_against_the_served_document_t
         let parsed = parse_body(&serde_json::to_vec(&body).unwrap(), now).unwrap();
         for (index, (raw, server)) in raw_events.iter().zip(&parsed).enumerate() {
             let schema = served().validate("#/components/schemas/Event", raw);
-            assert_eq!(schema.is_ok(), server.result.is_ok(), "{relative} event {index}: schema {schema:?}, server {:?}", server.result);
+            let verdicts = format!("schema {schema:?}, server {:?}", server.result);
+            assert_eq!(schema.is_ok(), server.result.is_ok(), "{relative} event {index}: {verdicts}");
         }
         let request = served().check_request("POST", "/v1/events", &body);
         assert_eq!(request.is_ok(), parsed.iter().all(|p| p.result.is_ok()), "{relative}: {request:?}");
