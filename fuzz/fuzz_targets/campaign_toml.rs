@@ -12,9 +12,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let exported = campaign.to_toml();
-    assert_eq!(
-        Campaign::from_toml(&exported),
-        Ok(campaign),
-        "export did not round trip:\n{exported}"
-    );
+    assert_eq!(Campaign::from_toml(&exported), Ok(campaign), "export did not round trip:\n{exported}");
 });

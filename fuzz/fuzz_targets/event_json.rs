@@ -20,11 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let read: Event = serde_json::from_slice(&stored).expect("a stored event reads back");
         assert_eq!(&read, event, "the store's round trip changed the event");
     }
-    let in_cart: Vec<Event> = events
-        .iter()
-        .filter(|e| e.cart_id.as_deref() == Some("c"))
-        .cloned()
-        .collect();
+    let in_cart: Vec<Event> = events.iter().filter(|e| e.cart_id.as_deref() == Some("c")).cloned().collect();
     let cart = Cart::from_events("c", &in_cart);
     let _ = money_text(cart.totals().subtotal);
 });

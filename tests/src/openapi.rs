@@ -37,49 +37,20 @@ pub struct Observed {
 
 impl Observed {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// Where an answer (or a request body) and the document disagree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
-    UnknownOperation {
-        method: String,
-        path: String,
-    },
-    UndocumentedStatus {
-        operation: String,
-        status: u16,
-    },
-    MissingHeader {
-        operation: String,
-        status: u16,
-        header: String,
-    },
-    UnexpectedBody {
-        operation: String,
-        status: u16,
-        bytes: usize,
-    },
-    WrongContentType {
-        operation: String,
-        status: u16,
-        content_type: Option<String>,
-    },
-    NotJson {
-        operation: String,
-        status: u16,
-        error: String,
-    },
-    Schema {
-        operation: String,
-        status: Option<u16>,
-        errors: Vec<String>,
-    },
+    UnknownOperation { method: String, path: String },
+    UndocumentedStatus { operation: String, status: u16 },
+    MissingHeader { operation: String, status: u16, header: String },
+    UnexpectedBody { operation: String, status: u16, bytes: usize },
+    WrongContentType { operation: String, status: u16, content_type: Option<String> },
+    NotJson { operation: String, status: u16, error: String },
+    Schema { operation: String, status: Option<u16>, errors: Vec<String> },
 }
 
 impl fmt::Display for Violation {
@@ -91,40 +62,19 @@ impl fmt::Display for Violation {
             Violation::UndocumentedStatus { operation, status } => {
                 write!(f, "{operation}: status {status} is not documented")
             }
-            Violation::MissingHeader {
-                operation,
-                status,
-                header,
-            } => {
+            Violation::MissingHeader { operation, status, header } => {
                 write!(f, "{operation} -> {status}: documented header {header} is missing")
             }
-            Violation::UnexpectedBody {
-                operation,
-                status,
-                bytes,
-            } => {
+            Violation::UnexpectedBody { operation, status, bytes } => {
                 write!(f, "{operation} -> {status}: no body is documented, got {bytes} bytes")
             }
-            Violation::WrongContentType {
-                operation,
-                status,
-                content_type,
-            } => {
-                write!(
-                    f,
-                    "{operation} -> {status}: documented application/json, got content-type {content_type:?}"
-                )
+            Violation::WrongContentType { operation, status, content_type } => {
+                write!(f, "{operation} -> {status}: documented application/json, got content-type {content_type:?}")
             }
-            Violation::NotJson {
-                operation,
-                status,
-                error,
-            } => write!(f, "{operation} -> {status}: body is not JSON: {error}"),
-            Violation::Schema {
-                operation,
-                status,
-                errors,
-            } => {
+            Violation::NotJson { operation, status, error } => {
+                write!(f, "{operation} -> {status}: body is not JSON: {error}")
+            }
+            Violation::Schema { operation, status, errors } => {
                 let status = status.map(|s| format!(" -> {s}")).unwrap_or_default();
                 write!(f, "{operation}{status}: body breaks the schema: {}", errors.join("; "))
             }
@@ -141,10 +91,7 @@ pub struct Contract {
 
 impl Contract {
     pub fn new(doc: Value) -> Contract {
-        Contract {
-            doc,
-            validators: Mutex::new(HashMap::new()),
-        }
+        Contract { doc, validators: Mutex::new(HashMap::new()) }
     }
 
     pub fn document(&self) -> &Value {
@@ -155,10 +102,7 @@ impl Contract {
     /// matches for `method`.
     pub fn operation(&self, method: &str, path: &str) -> Result<String, Violation> {
         let path = path.split('?').next().unwrap_or_default();
-        let unknown = || Violation::UnknownOperation {
-            method: method.to_owned(),
-            path: path.to_owned(),
-        };
+        let unknown = || Violation::UnknownOperation { method: method.to_owned(), path: path.to_owned() };
         let paths = self.doc["paths"].as_object().ok_or_else(unknown)?;
         paths
             .iter()
@@ -177,34 +121,19 @@ impl Contract {
         let (key, response) = [status.to_string(), format!("{}XX", status / 100), "default".to_owned()]
             .into_iter()
             .find_map(|key| responses.get(&key).map(|r| (key, r)))
-            .ok_or_else(|| Violation::UndocumentedStatus {
-                operation: operation.clone(),
-                status,
-            })?;
+            .ok_or_else(|| Violation::UndocumentedStatus { operation: operation.clone(), status })?;
         let response = self.resolve(response);
         for (name, header) in response.get("headers").and_then(Value::as_object).into_iter().flatten() {
-            let required = self
-                .resolve(header)
-                .get("required")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let required = self.resolve(header).get("required").and_then(Value::as_bool).unwrap_or(false);
             if required && observed.header(name).is_none() {
-                return Err(Violation::MissingHeader {
-                    operation,
-                    status,
-                    header: name.clone(),
-                });
+                return Err(Violation::MissingHeader { operation, status, header: name.clone() });
             }
         }
         let Some(content) = response.get("content").and_then(Value::as_object) else {
             if observed.body.is_empty() {
                 return Ok(());
             }
-            return Err(Violation::UnexpectedBody {
-                operation,
-                status,
-                bytes: observed.body.len(),
-            });
+            return Err(Violation::UnexpectedBody { operation, status, bytes: observed.body.len() });
         };
         let content_type = observed.header("content-type");
         if !content.contains_key("application/json") || !content_type.is_some_and(|t| t.starts_with("application/json"))
@@ -225,11 +154,7 @@ impl Contract {
             escape(&template),
             method.to_lowercase()
         );
-        self.validate(&pointer, &body).map_err(|errors| Violation::Schema {
-            operation,
-            status: Some(status),
-            errors,
-        })
+        self.validate(&pointer, &body).map_err(|errors| Violation::Schema { operation, status: Some(status), errors })
     }
 
     /// Checks a request body against the operation's `application/json`
@@ -253,10 +178,8 @@ impl Contract {
     /// errors name the instance path of each failure.
     pub fn validate(&self, pointer: &str, value: &Value) -> Result<(), Vec<String>> {
         let validator = self.validator(pointer);
-        let errors: Vec<String> = validator
-            .iter_errors(value)
-            .map(|e| format!("at {:?}: {e}", e.instance_path().as_str()))
-            .collect();
+        let errors: Vec<String> =
+            validator.iter_errors(value).map(|e| format!("at {:?}: {e}", e.instance_path().as_str())).collect();
         if errors.is_empty() {
             Ok(())
         } else {
@@ -269,10 +192,7 @@ impl Contract {
         if let Some(v) = cache.get(pointer) {
             return v.clone();
         }
-        assert!(
-            self.doc.pointer(pointer.trim_start_matches('#')).is_some(),
-            "the document has no schema at {pointer}"
-        );
+        assert!(self.doc.pointer(pointer.trim_start_matches('#')).is_some(), "the document has no schema at {pointer}");
         let mut root: Map<String, Value> = self.doc.as_object().cloned().unwrap_or_default();
         root.insert("$ref".into(), Value::String(uri_fragment(pointer)));
         let validator = jsonschema::options()
@@ -306,10 +226,7 @@ pub fn assert_response(method: &str, path: &str, observed: &Observed) {
 
 fn template_matches(template: &str, path: &str) -> bool {
     let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
-    t.len() == p.len()
-        && t.iter()
-            .zip(&p)
-            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
 }
 
 /// A `#/...` JSON pointer as a URI fragment: characters a fragment may not
@@ -318,13 +235,7 @@ fn uri_fragment(pointer: &str) -> String {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/?#".contains(c);
     pointer
         .chars()
-        .map(|c| {
-            if allowed(c) {
-                c.to_string()
-            } else {
-                c.to_string().bytes().map(|b| format!("%{b:02X}")).collect()
-            }
-        })
+        .map(|c| if allowed(c) { c.to_string() } else { c.to_string().bytes().map(|b| format!("%{b:02X}")).collect() })
         .collect()
 }
 
@@ -358,15 +269,9 @@ mod tests {
 
     #[test]
     fn given_a_documented_answer_when_checked_then_it_passes() {
-        assert_eq!(
-            served().check_response("POST", "/v1/events", &json_answer(200, &good_ingest_answer())),
-            Ok(())
-        );
+        assert_eq!(served().check_response("POST", "/v1/events", &json_answer(200, &good_ingest_answer())), Ok(()));
         let error = json!({"error": {"code": "not_found", "message": "no cart"}});
-        assert_eq!(
-            served().check_response("GET", "/v1/carts/c%2F1?x=1", &json_answer(404, &error)),
-            Ok(())
-        );
+        assert_eq!(served().check_response("GET", "/v1/carts/c%2F1?x=1", &json_answer(404, &error)), Ok(()));
     }
 
     #[test]
@@ -377,18 +282,12 @@ mod tests {
         let mut undocumented_field = good_ingest_answer();
         undocumented_field["extra"] = json!(true);
         let mut rejected_without_error = good_ingest_answer();
-        rejected_without_error["results"][1]
-            .as_object_mut()
-            .unwrap()
-            .remove("error");
+        rejected_without_error["results"][1].as_object_mut().unwrap().remove("error");
         let mut wrong_type = good_ingest_answer();
         wrong_type["received_at"] = json!("yesterday");
         for broken in [missing_field, undocumented_field, rejected_without_error, wrong_type] {
             let outcome = contract.check_response("POST", "/v1/events", &json_answer(200, &broken));
-            assert!(
-                matches!(outcome, Err(Violation::Schema { .. })),
-                "{broken} passed: {outcome:?}"
-            );
+            assert!(matches!(outcome, Err(Violation::Schema { .. })), "{broken} passed: {outcome:?}");
         }
     }
 
@@ -410,25 +309,13 @@ mod tests {
         ));
         let redirect = Observed {
             status: 302,
-            headers: vec![
-                ("location".into(), "https://shop".into()),
-                ("cache-control".into(), "no-store".into()),
-            ],
+            headers: vec![("location".into(), "https://shop".into()), ("cache-control".into(), "no-store".into())],
             body: b"moved".to_vec(),
         };
-        assert!(matches!(
-            contract.check_response("GET", "/r/t", &redirect),
-            Err(Violation::UnexpectedBody { .. })
-        ));
-        let text = Observed {
-            status: 200,
-            headers: vec![("content-type".into(), "text/plain".into())],
-            body: b"ok".to_vec(),
-        };
-        assert!(matches!(
-            contract.check_response("GET", "/healthz", &text),
-            Err(Violation::WrongContentType { .. })
-        ));
+        assert!(matches!(contract.check_response("GET", "/r/t", &redirect), Err(Violation::UnexpectedBody { .. })));
+        let text =
+            Observed { status: 200, headers: vec![("content-type".into(), "text/plain".into())], body: b"ok".to_vec() };
+        assert!(matches!(contract.check_response("GET", "/healthz", &text), Err(Violation::WrongContentType { .. })));
     }
 
     #[test]
@@ -436,10 +323,7 @@ mod tests {
         let contract = served();
         let good = json!({"event_id": "e1", "type": "add_to_cart", "cart_id": "c1", "currency": "EUR",
                           "items": [{"item_id": "sku", "price": "12.50"}]});
-        assert_eq!(
-            contract.check_request("POST", "/v1/events", &json!({"events": [good.clone()]})),
-            Ok(())
-        );
+        assert_eq!(contract.check_request("POST", "/v1/events", &json!({"events": [good.clone()]})), Ok(()));
         let mut bad = good;
         bad["items"][0]["price"] = json!("twelve");
         assert!(contract
