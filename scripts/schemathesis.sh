@@ -59,7 +59,9 @@ PY
 
 status=0
 export CARTBACK_SCHEMATHESIS_STATS="$work/calls"
-SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/scripts" .venv-schemathesis/bin/schemathesis run "$base/openapi.json" \
+# Run from the temp folder: schemathesis keeps a crash cache in ./.schemathesis and replays it.
+repo=$PWD
+(cd "$work" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$repo/scripts" "$repo/.venv-schemathesis/bin/schemathesis" run "$base/openapi.json" \
   --mode all \
   --phases examples,coverage,fuzzing \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth \
@@ -69,7 +71,7 @@ SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/scripts" .venv-schemathes
   --request-timeout 10 \
   --workers 2 \
   --no-color \
-  --report junit --report-dir "$work/report" || status=$?
+  --report junit --report-dir "$work/report") || status=$?
 
 echo "schemathesis: calls per operation and status:"
 awk '{ print $1, $2, $3 }' "$work/calls" | sort | uniq -c | sed 's/^/  /'
