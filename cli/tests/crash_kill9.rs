@@ -127,7 +127,11 @@ fn endpoint(shared: &Mutex<Option<Endpoint>>) -> Endpoint {
 /// waited past the replay window, a 5xx: sign again and repeat; the events
 /// are idempotent by `event_id`). Returns the answer and the server's
 /// virtual time, as estimated, when it arrived.
-fn post_until_answered(shared: &Mutex<Option<Endpoint>>, body: &Value, retries: &AtomicUsize) -> (Value, DateTime<Utc>) {
+fn post_until_answered(
+    shared: &Mutex<Option<Endpoint>>,
+    body: &Value,
+    retries: &AtomicUsize,
+) -> (Value, DateTime<Utc>) {
     let bytes = serde_json::to_vec(body).unwrap();
     let started = Instant::now();
     loop {
@@ -391,7 +395,11 @@ fn read_emails(dir: &Path) -> Vec<Email> {
         }
         let text = std::fs::read_to_string(entry.path()).unwrap();
         let header = |key: &str| -> String {
-            text.lines().find_map(|l| l.strip_prefix(key)).unwrap_or_else(|| panic!("{name}: no {key}")).trim().to_owned()
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("{name}: no {key}"))
+                .trim()
+                .to_owned()
         };
         let message_id = header("Message-ID:").trim_matches(['<', '>']).trim_end_matches("@cartback").to_owned();
         assert_eq!(format!("{message_id}.eml"), name, "file name and Message-ID agree");
@@ -430,7 +438,8 @@ fn stop_gracefully(Server(child): &mut Server) {
 #[test]
 fn given_mixed_traffic_when_cartback_dev_is_killed_9_repeatedly_then_nothing_is_lost_and_no_message_goes_twice() {
     let began = Instant::now();
-    let seed = std::env::var("CARTBACK_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
+    let seed =
+        std::env::var("CARTBACK_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
     println!("crash test seed: {seed} (replay with CARTBACK_CRASH_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
     let plans: Vec<Plan> = (0..CARTS).map(|i| plan(i, &mut rng)).collect();
@@ -513,7 +522,8 @@ fn given_mixed_traffic_when_cartback_dev_is_killed_9_repeatedly_then_nothing_is_
 
     // Read every cart back, then stop cleanly.
     let endpoint = endpoint(&shared);
-    let carts: HashMap<String, Value> = plans.iter().map(|p| (p.cart_id.clone(), get_cart(&endpoint, &p.cart_id))).collect();
+    let carts: HashMap<String, Value> =
+        plans.iter().map(|p| (p.cart_id.clone(), get_cart(&endpoint, &p.cart_id))).collect();
     stop_gracefully(&mut server);
     stop_observing.store(true, Ordering::Relaxed);
     observer.join().unwrap();
@@ -530,8 +540,11 @@ fn given_mixed_traffic_when_cartback_dev_is_killed_9_repeatedly_then_nothing_is_
     for plan in plans.iter() {
         let cart = &carts[&plan.cart_id];
         let timeline = cart["timeline"].as_array().cloned().unwrap_or_default();
-        let stored: Vec<&str> =
-            timeline.iter().filter(|e| e["kind"] == "event").filter_map(|e| e["details"]["event_id"].as_str()).collect();
+        let stored: Vec<&str> = timeline
+            .iter()
+            .filter(|e| e["kind"] == "event")
+            .filter_map(|e| e["details"]["event_id"].as_str())
+            .collect();
         let sent: Vec<String> = (0..plan.ops.len()).map(|i| format!("{}-e{i:02}", plan.cart_id)).collect();
         events_on_carts += sent.iter().filter(|id| stored.contains(&id.as_str())).count();
         events_missing += sent.iter().filter(|id| !stored.contains(&id.as_str())).count();
@@ -555,7 +568,8 @@ fn given_mixed_traffic_when_cartback_dev_is_killed_9_repeatedly_then_nothing_is_
             match entry["code"].as_str() {
                 Some("sent") => {
                     *sent_log.entry(message_id).or_default() += 1;
-                    found_delivered += usize::from(entry["message"].as_str().unwrap_or_default().contains("found delivered"));
+                    found_delivered +=
+                        usize::from(entry["message"].as_str().unwrap_or_default().contains("found delivered"));
                 }
                 Some("unknown") => unknown += 1,
                 _ => {}
@@ -581,7 +595,10 @@ fn given_mixed_traffic_when_cartback_dev_is_killed_9_repeatedly_then_nothing_is_
         if let Some(settled) = acks.settled_at.get(&plan.cart_id) {
             if email.date > *settled + chrono::Duration::seconds(CLOCK_SLACK_SECONDS) {
                 after_settled += 1;
-                eprintln!("cart {}: message {} at {} after the purchase/emptying answered at {settled}", plan.cart_id, email.message_id, email.date);
+                eprintln!(
+                    "cart {}: message {} at {} after the purchase/emptying answered at {settled}",
+                    plan.cart_id, email.message_id, email.date
+                );
             }
         }
         if sent_log.get(&email.message_id) != Some(&1) {
@@ -597,11 +614,23 @@ fn given_mixed_traffic_when_cartback_dev_is_killed_9_repeatedly_then_nothing_is_
     let emptied = plans.iter().filter(|p| expected(&p.ops).1 == "emptied").count();
     let strays = temp_files(&data);
 
-    println!("crash test (seed {seed}): {} carts, {total_events} events in {} requests over {CONNECTIONS} connections", CARTS, acks.requests);
-    println!("  kills: {kills} SIGKILLs, {outbox_kills} of them right as the outbox changed; {} requests retried", retries.load(Ordering::Relaxed));
+    println!(
+        "crash test (seed {seed}): {} carts, {total_events} events in {} requests over {CONNECTIONS} connections",
+        CARTS, acks.requests
+    );
+    println!(
+        "  kills: {kills} SIGKILLs, {outbox_kills} of them right as the outbox changed; {} requests retried",
+        retries.load(Ordering::Relaxed)
+    );
     println!("  events: {} accepted + {} acknowledged as duplicates on a retry; {events_on_carts} of {total_events} on their carts, {events_missing} missing", acks.accepted, acks.duplicates);
     println!("  carts: {out_of_order} with events out of the order sent, {wrong_contents} whose contents differ from the events ({purchased} purchased, {emptied} emptied)");
-    println!("  emails: {} files; file events: {} created, {} rewritten (temporary files seen in flight: {})", emails.len(), file_events.created, file_events.rewritten, file_events.temp_files_seen);
+    println!(
+        "  emails: {} files; file events: {} created, {} rewritten (temporary files seen in flight: {})",
+        emails.len(),
+        file_events.created,
+        file_events.rewritten,
+        file_events.temp_files_seen
+    );
     println!("  duplicates: {duplicate_content} by content (recipient + subject), {logged_twice} sent twice in the send log, {not_in_send_log} files not logged exactly once, {sent_without_file} logged without a file");
     println!("  after a kill between write and record: {found_delivered} found delivered and recorded (not resent); {unknown} unknown");
     println!("  {after_settled} messages after a purchase or emptying, {without_consent} without consent, {stray_recipient} to no planned cart/step");
@@ -617,7 +646,11 @@ fn given_mixed_traffic_when_cartback_dev_is_killed_9_repeatedly_then_nothing_is_
     assert_eq!(wrong_contents, 0, "cart contents equal the events sent");
     assert_eq!(file_events.rewritten, 0, "no outbox file written twice");
     assert_eq!(file_events.created, emails.len(), "one creation per file");
-    assert_eq!((duplicate_content, logged_twice, not_in_send_log, sent_without_file), (0, 0, 0, 0), "each message once");
+    assert_eq!(
+        (duplicate_content, logged_twice, not_in_send_log, sent_without_file),
+        (0, 0, 0, 0),
+        "each message once"
+    );
     assert_eq!(unknown, 0, "the outbox always knows whether it holds a message");
     assert_eq!((after_settled, without_consent, stray_recipient), (0, 0, 0));
     assert!(strays.is_empty(), "stray temporary files: {strays:?}");

@@ -91,7 +91,8 @@ impl Lease {
                 at
             }
             Err(error) => {
-                tracing::warn!(%error, path = %self.path.display(), "cannot extend the clock's lease; business time waits");
+                let path = self.path.display();
+                tracing::warn!(%error, %path, "cannot extend the clock's lease; business time waits");
                 DateTime::from_timestamp_nanos(until)
             }
         }
@@ -149,7 +150,8 @@ impl VirtualClock {
     /// Starts at a given virtual time (e.g. to resume a demo where it stopped).
     pub fn starting_at(virtual_start: DateTime<Utc>, speed: f64) -> Result<VirtualClock, ClockError> {
         check_speed(speed)?;
-        Ok(VirtualClock { virtual_start, real_start: Instant::now(), speed, floor: DateTime::<Utc>::MIN_UTC, lease: None })
+        let floor = DateTime::<Utc>::MIN_UTC;
+        Ok(VirtualClock { virtual_start, real_start: Instant::now(), speed, floor, lease: None })
     }
 
     /// The clock of `cartback dev`: resumes from, and keeps, its lease in
@@ -159,7 +161,8 @@ impl VirtualClock {
         check_speed(speed)?;
         let dir = data_dir.as_ref();
         let path = dir.join(CLOCK_FILE);
-        let file_error = |path: &Path, e: std::io::Error| ClockError::File { path: path.to_owned(), reason: e.to_string() };
+        let file_error =
+            |path: &Path, e: std::io::Error| ClockError::File { path: path.to_owned(), reason: e.to_string() };
         fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
         let tmp = dir.join(CLOCK_TEMP_FILE);
         match fs::remove_file(&tmp) {

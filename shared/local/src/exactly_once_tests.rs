@@ -26,7 +26,12 @@ fn email_job(id: &str) -> MessageJob {
         message_id: id.into(),
         cart_id: "cart-1".into(),
         channel: Channel::Email,
-        outgoing: Outgoing::Email { to: "ana@example.com".into(), subject: "Your cart".into(), text: "Hi".into(), html: "<p>Hi</p>".into() },
+        outgoing: Outgoing::Email {
+            to: "ana@example.com".into(),
+            subject: "Your cart".into(),
+            text: "Hi".into(),
+            html: "<p>Hi</p>".into(),
+        },
     }
 }
 
@@ -79,7 +84,10 @@ impl World {
     /// A first sender claims the message and dies at once (nothing written).
     async fn claim_and_die(&self, job: &MessageJob) {
         let now = self.clock.now();
-        assert!(matches!(self.db.claim_message(&job.message_id, now, now + Duration::minutes(5)).await.unwrap(), Claim::Claimed(_)));
+        assert!(matches!(
+            self.db.claim_message(&job.message_id, now, now + Duration::minutes(5)).await.unwrap(),
+            Claim::Claimed(_)
+        ));
     }
 
     /// The restart: the dead sender's lease has ended.
@@ -101,7 +109,8 @@ impl World {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     names
 }
@@ -138,7 +147,8 @@ impl Sender for Blind {
 }
 
 #[tokio::test]
-async fn given_an_email_written_before_a_crash_that_left_it_unrecorded_when_retaken_then_it_is_recorded_sent_and_never_rewritten() {
+async fn given_an_email_written_before_a_crash_that_left_it_unrecorded_when_retaken_then_it_is_recorded_sent_and_never_rewritten(
+) {
     let w = World::new();
     let job = email_job("m_written");
     w.queued(&job).await;
@@ -165,7 +175,10 @@ async fn given_an_email_written_before_a_crash_that_left_it_unrecorded_when_reta
     assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta_after), std::os::unix::fs::MetadataExt::ino(&meta_before));
     assert_eq!(names(&w.email_dir()), ["m_written.eml"]);
     // And a later redelivery is a no-op.
-    assert_eq!(w.delivery(counting.clone()).deliver(&job).await.unwrap(), DeliveryOutcome::Skipped("already sent".into()));
+    assert_eq!(
+        w.delivery(counting.clone()).deliver(&job).await.unwrap(),
+        DeliveryOutcome::Skipped("already sent".into())
+    );
 }
 
 #[tokio::test]
@@ -185,7 +198,8 @@ async fn given_a_crash_after_the_claim_but_before_any_write_when_retaken_then_th
 }
 
 #[tokio::test]
-async fn given_a_crash_mid_write_that_left_a_temp_file_and_a_torn_line_when_restarted_then_both_are_cleaned_and_the_message_goes_once() {
+async fn given_a_crash_mid_write_that_left_a_temp_file_and_a_torn_line_when_restarted_then_both_are_cleaned_and_the_message_goes_once(
+) {
     let w = World::new();
     let (email, sms) = (email_job("m_torn"), sms_job("m_sms_torn"));
     for job in [&email, &sms] {
@@ -195,7 +209,8 @@ async fn given_a_crash_mid_write_that_left_a_temp_file_and_a_torn_line_when_rest
     // GIVEN half an email in a temporary file, and an SMS line cut short
     // after a complete earlier line.
     fs::write(w.email_dir().join(".m_torn.eml.4242.0.tmp"), b"From: Shop <shop@exa").unwrap();
-    let earlier = "{\"message_id\":\"m_earlier\",\"to\":\"+33600000000\",\"body\":\"b\",\"at\":\"2026-11-23T10:00:00.000Z\"}\n";
+    let earlier =
+        "{\"message_id\":\"m_earlier\",\"to\":\"+33600000000\",\"body\":\"b\",\"at\":\"2026-11-23T10:00:00.000Z\"}\n";
     fs::write(w.outbox.sms_path(), format!("{earlier}{{\"message_id\":\"m_sms_torn\",\"to\":\"+3361")).unwrap();
 
     // WHEN the process starts again.
@@ -236,7 +251,8 @@ async fn given_an_sms_line_appended_before_a_crash_when_retaken_then_it_is_recor
 }
 
 #[tokio::test]
-async fn given_a_provider_that_cannot_tell_when_a_dead_senders_claim_is_retaken_then_the_message_is_unknown_not_sent_again() {
+async fn given_a_provider_that_cannot_tell_when_a_dead_senders_claim_is_retaken_then_the_message_is_unknown_not_sent_again(
+) {
     let w = World::new();
     let job = email_job("m_blind");
     w.queued(&job).await;
@@ -251,7 +267,10 @@ async fn given_a_provider_that_cannot_tell_when_a_dead_senders_claim_is_retaken_
     assert!(matches!(w.status("m_blind").await, MessageStatus::Unknown { .. }));
     assert_eq!(w.timeline_codes().await, ["unknown"]);
     w.after_the_lease();
-    assert_eq!(w.delivery(blind.clone()).deliver(&job).await.unwrap(), DeliveryOutcome::Skipped("closed for good".into()));
+    assert_eq!(
+        w.delivery(blind.clone()).deliver(&job).await.unwrap(),
+        DeliveryOutcome::Skipped("closed for good".into())
+    );
     assert_eq!(blind.sends.load(Ordering::SeqCst), 0);
 }
 
@@ -294,13 +313,19 @@ mod lost_step {
     }
 
     #[tokio::test]
-    async fn given_a_check_killed_after_saving_progress_but_before_queueing_when_its_timer_fires_again_then_the_step_goes_now() {
+    async fn given_a_check_killed_after_saving_progress_but_before_queueing_when_its_timer_fires_again_then_the_step_goes_now(
+    ) {
         let w = World::new();
         let store: Arc<dyn StateStore> = Arc::new(w.db.clone());
         w.db.put(&Campaign::default_campaign()).await.unwrap();
         let campaigns = Arc::new(CampaignCache::new(Arc::new(w.db.clone()), w.clock.clone(), Duration::zero()));
         let scheduler = Arc::new(SqliteScheduler::new(w.db.clone()));
-        let ingest = Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: w.clock.clone() };
+        let ingest = Ingest {
+            store: store.clone(),
+            scheduler: scheduler.clone(),
+            campaigns: campaigns.clone(),
+            clock: w.clock.clone(),
+        };
         let body = serde_json::json!({
             "event_id": "e1", "type": "add_to_cart", "cart_id": "cart-1", "device": "desktop", "currency": "EUR",
             "customer": {"email": "ana@example.com", "consents": {"email": true}},
@@ -310,8 +335,13 @@ mod lost_step {
         assert_eq!(answer.accepted, 1);
         let queue = SqliteQueue::new(w.db.clone());
         let dying = Arc::new(DyingQueue { inner: queue.clone(), die: AtomicBool::new(true) });
-        let settings = Arc::new(Settings::new(Secret::new(b"0123456789abcdef0123".to_vec()).unwrap(), "http://localhost:8080", "http://shop/{cart_id}?t={token}"));
-        let checker = Checker { store: store.clone(), scheduler, queue: dying, campaigns, clock: w.clock.clone(), settings };
+        let settings = Arc::new(Settings::new(
+            Secret::new(b"0123456789abcdef0123".to_vec()).unwrap(),
+            "http://localhost:8080",
+            "http://shop/{cart_id}?t={token}",
+        ));
+        let checker =
+            Checker { store: store.clone(), scheduler, queue: dying, campaigns, clock: w.clock.clone(), settings };
         let due = w.db.get_cart("cart-1").await.unwrap().unwrap().timer_armed_for.unwrap();
         w.clock.set(due);
         let timer = TimerPayload { cart_id: "cart-1".into(), due_at: due };

@@ -238,7 +238,12 @@ fn write_once(path: &Path, bytes: &[u8]) -> std::io::Result<Written> {
 }
 
 /// Appends the line unless the file already holds a line for `message_id`.
-fn append_once(index: &Mutex<LineIndex>, path: &Path, message_id: &str, line: &serde_json::Value) -> std::io::Result<Written> {
+fn append_once(
+    index: &Mutex<LineIndex>,
+    path: &Path,
+    message_id: &str,
+    line: &serde_json::Value,
+) -> std::io::Result<Written> {
     let mut text = line.to_string();
     text.push('\n');
     let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
@@ -300,7 +305,9 @@ impl OutboxSender {
         match &job.outgoing {
             Outgoing::Email { .. } => Ok(self.outbox.email_path(&job.message_id).exists()),
             Outgoing::Sms { .. } => self.holds_line(&self.outbox.sms_path(), &job.message_id),
-            Outgoing::Push { .. } | Outgoing::WebPush { .. } => self.holds_line(&self.outbox.push_path(), &job.message_id),
+            Outgoing::Push { .. } | Outgoing::WebPush { .. } => {
+                self.holds_line(&self.outbox.push_path(), &job.message_id)
+            }
         }
     }
 
@@ -321,11 +328,10 @@ impl Sender for OutboxSender {
         let written = tokio::task::spawn_blocking(move || sender.write(&owned, now))
             .await
             .map_err(|e| SendError::Retryable(format!("outbox task failed: {e}")))??;
+        let (message_id, channel) = (&job.message_id, job.channel.as_str());
         match written {
-            Written::New => tracing::debug!(message_id = %job.message_id, channel = job.channel.as_str(), "written to the outbox"),
-            Written::AlreadyThere => {
-                tracing::info!(message_id = %job.message_id, channel = job.channel.as_str(), "already in the outbox: not written again")
-            }
+            Written::New => tracing::debug!(%message_id, channel, "written to the outbox"),
+            Written::AlreadyThere => tracing::info!(%message_id, channel, "already in the outbox: not written again"),
         }
         Ok(provider_id(job))
     }
@@ -337,7 +343,11 @@ impl Sender for OutboxSender {
             .await
             .map_err(|e| SendError::Retryable(format!("outbox task failed: {e}")))?
             .map_err(|e| SendError::Retryable(format!("cannot read the outbox: {e}")))?;
-        Ok(if holds { PriorAttempt::Delivered { provider_message_id: provider_id(job) } } else { PriorAttempt::NotDelivered })
+        if holds {
+            Ok(PriorAttempt::Delivered { provider_message_id: provider_id(job) })
+        } else {
+            Ok(PriorAttempt::NotDelivered)
+        }
     }
 }
 

@@ -533,7 +533,9 @@ impl StateStore for Database {
             // next learns it took over an attempt that may have gone out.
             let (attempts, taken_over) = match &record.status {
                 MessageStatus::Queued => (1, false),
-                MessageStatus::Sending { lease_until: held, attempts } if *held <= now => (attempts.saturating_add(1), true),
+                MessageStatus::Sending { lease_until: held, attempts } if *held <= now => {
+                    (attempts.saturating_add(1), true)
+                }
                 MessageStatus::Sending { .. } => return Ok(Claim::InFlight),
                 MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
                 MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } | MessageStatus::Unknown { .. } => {

@@ -37,7 +37,8 @@ pub struct Delivery {
 impl Delivery {
     pub async fn deliver(&self, job: &MessageJob) -> Result<DeliveryOutcome, DeliveryError> {
         let now = self.clock.now();
-        let (record, taken_over) = match self.store.claim_message(&job.message_id, now, now + Duration::seconds(CLAIM_LEASE_SECONDS)).await? {
+        let lease_until = now + Duration::seconds(CLAIM_LEASE_SECONDS);
+        let (record, taken_over) = match self.store.claim_message(&job.message_id, now, lease_until).await? {
             Claim::Claimed(record) => (record, false),
             Claim::TakenOver(record) => (record, true),
             Claim::AlreadySent => return Ok(DeliveryOutcome::Skipped("already sent".into())),
@@ -54,20 +55,27 @@ impl Delivery {
                 Ok(PriorAttempt::Delivered { provider_message_id }) => {
                     let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: now };
                     self.store.set_message_status(&record.message_id, &status).await?;
-                    let text = format!("Step {} sent by {} (found delivered after an interrupted attempt; not sent again).", record.step + 1, record.channel.as_str());
+                    let text = format!(
+                        "Step {} sent by {} (found delivered after an interrupted attempt; not sent again).",
+                        record.step + 1,
+                        record.channel.as_str()
+                    );
                     self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
                     return Ok(DeliveryOutcome::Sent { provider_message_id });
                 }
                 Ok(PriorAttempt::Unknown) => {
                     let reason = "a sender stopped mid-send and the provider cannot say whether it went out".to_owned();
-                    self.store.set_message_status(&record.message_id, &MessageStatus::Unknown { reason: reason.clone(), at: now }).await?;
-                    let text = format!("Step {} may or may not have gone out ({reason}); not sent again.", record.step + 1);
+                    let status = MessageStatus::Unknown { reason: reason.clone(), at: now };
+                    self.store.set_message_status(&record.message_id, &status).await?;
+                    let step = record.step + 1;
+                    let text = format!("Step {step} may or may not have gone out ({reason}); not sent again.");
                     self.note(&record.cart_id, "unknown", &text, &record.message_id, job).await?;
                     return Ok(DeliveryOutcome::Skipped("outcome unknown".into()));
                 }
                 // The claim stays held; once its lease ends the next try asks again.
                 Err(SendError::Retryable(error) | SendError::Permanent(error)) => {
-                    return Err(DeliveryError::Retry(format!("cannot tell whether an interrupted attempt went out: {error}")))
+                    let error = format!("cannot tell whether an interrupted attempt went out: {error}");
+                    return Err(DeliveryError::Retry(error));
                 }
             }
         }
