@@ -231,7 +231,7 @@ async fn given_the_first_email_sent_when_the_redirect_sample_is_followed_then_it
     assert_eq!(header(&response, "cache-control"), Some("no-store"));
     let record = stack.db.get_message(&job.message_id).await.unwrap().expect("the message record");
     assert_eq!(record.engaged_at, Some(request_time(&sample(REDIRECT))));
-    let timeline = stack.db.timeline("cart-1001").await.unwrap();
+    let timeline = stack.db.timeline(&"cart-1001".into()).await.unwrap();
     assert!(timeline.iter().any(|e| e.kind == "engagement" && e.code == "click"), "{timeline:?}");
 }
 
@@ -264,7 +264,7 @@ async fn queued_records_for(stack: &LocalStack, event: &SqsEvent) {
             let record = MessageRecord {
                 message_id: job.message_id.clone(),
                 cart_id: job.cart_id.clone(),
-                customer_key: format!("cust-of-{}", job.cart_id),
+                customer_key: cartback_core::ids::CustomerKey::Customer(format!("cust-of-{}", job.cart_id).into()),
                 campaign_id: "default".into(),
                 step: 0,
                 channel: job.channel,
@@ -330,7 +330,7 @@ async fn given_the_send_push_batch_when_delivered_then_the_mobile_and_web_push_a
     let lines: Vec<Value> = std::fs::read_to_string(stack.outbox.push_path()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["push", "web_push"]);
-    let ids: Vec<String> = jobs_in(&event).into_iter().map(|(_, j)| j.unwrap().message_id).collect();
+    let ids: Vec<String> = jobs_in(&event).into_iter().map(|(_, j)| j.unwrap().message_id.into_string()).collect();
     assert_eq!(lines.iter().map(|l| l["message_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>(), ids);
 }
 
@@ -358,12 +358,12 @@ async fn feedback_after_first_email(relative: &str) -> (LocalStack, MessageJob) 
 }
 
 async fn email_consent(stack: &LocalStack) -> Option<bool> {
-    let (customer, _) = stack.db.get_customer("cust-ana").await.unwrap().expect("cust-ana");
+    let (customer, _) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().expect("cust-ana");
     customer.profile.consents.unwrap_or(ConsentPatch::default()).email
 }
 
 async fn timeline_codes(stack: &LocalStack) -> Vec<String> {
-    stack.db.timeline("cart-1001").await.unwrap().into_iter().map(|e| format!("{}:{}", e.kind, e.code)).collect()
+    stack.db.timeline(&"cart-1001".into()).await.unwrap().into_iter().map(|e| format!("{}:{}", e.kind, e.code)).collect()
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ async fn given_a_full_cart_when_more_edits_arrive_then_they_are_refused_by_field
 
     let purchase = json!({"event_id": "buy", "type": "purchase", "cart_id": "big", "order_id": "o1"});
     assert_eq!(send(&ingest, &clock, purchase).await, Ok(EventStatus::Accepted));
-    let cart = db.get_cart("big").await.unwrap().unwrap().cart();
+    let cart = db.get_cart(&"big".into()).await.unwrap().unwrap().cart();
     assert_eq!(cart.status, cartback_core::cart::CartStatus::Converted);
 }
 
@@ -46,7 +46,7 @@ async fn given_repeated_views_of_one_item_when_ingested_then_each_is_accepted_bu
         let view = json!({"event_id": format!("v{n}"), "type": "view_item", "cart_id": "c", "items": [{"item_id": "sku-1"}]});
         assert_eq!(send(&ingest, &clock, view).await, Ok(EventStatus::Accepted));
     }
-    let record = db.get_cart("c").await.unwrap().unwrap();
+    let record = db.get_cart(&"c".into()).await.unwrap().unwrap();
     assert_eq!(record.events.len(), 1);
     assert_eq!(record.cart().items_viewed, 1);
     let again = json!({"event_id": "v3", "type": "view_item", "cart_id": "c", "items": [{"item_id": "sku-1"}]});

@@ -59,7 +59,7 @@ impl Sender for SesSender {
             .configuration_set_name(&self.configuration_set);
         // Tag values allow [A-Za-z0-9_-]; Cartback's message ids are `m_<hex>`.
         if job.message_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            if let Ok(tag) = MessageTag::builder().name(MESSAGE_ID_TAG).value(&job.message_id).build() {
+            if let Ok(tag) = MessageTag::builder().name(MESSAGE_ID_TAG).value(job.message_id.as_str()).build() {
                 request = request.email_tags(tag);
             }
         }

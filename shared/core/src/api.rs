@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::event::BodyError;
+use crate::ids::CartId;
 use crate::ports::{Clock, PortError, StateStore, TimelineEntry};
 use crate::service::{Ingest, Settings};
 use crate::signing::{verify_link, verify_request, LinkError, SIGNATURE_HEADER};
@@ -112,6 +113,7 @@ impl Api {
             return denied;
         }
         let cart_id = percent_decode(cart_id);
+        let cart_id = CartId::from(cart_id);
         let record = match self.store.get_cart(&cart_id).await {
             Ok(Some(record)) => record,
             Ok(None) => return Response::error(404, "not_found", format!("no cart {cart_id:?}")),

@@ -11,6 +11,7 @@ use crate::cart::{Cart, CartStatus};
 use crate::contact;
 use crate::customer::Customer;
 use crate::event::{CustomerPatch, Device};
+use crate::ids::MessageId;
 use crate::message::{Channel, MessageRecord};
 use crate::reason::{Reason, ReasonCode};
 
@@ -27,12 +28,12 @@ pub struct Progress {
 pub struct StepDispatched {
     pub step: u32,
     pub channel: Channel,
-    pub message_id: String,
+    pub message_id: MessageId,
     pub at: DateTime<Utc>,
 }
 
 impl Progress {
-    pub fn record(&mut self, campaign_id: &str, step: u32, channel: Channel, message_id: String, at: DateTime<Utc>) {
+    pub fn record(&mut self, campaign_id: &str, step: u32, channel: Channel, message_id: MessageId, at: DateTime<Utc>) {
         self.campaign_id = Some(campaign_id.to_owned());
         if !self.steps.iter().any(|s| s.step == step) {
             self.steps.push(StepDispatched { step, channel, message_id, at });

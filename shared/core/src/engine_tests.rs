@@ -12,6 +12,7 @@ use super::*;
 use crate::campaign::{Campaign, ChannelOrder, DelayFrom, Segment, Step};
 use crate::cart::{Cart, CartStatus, Purchase};
 use crate::customer::Customer;
+use crate::ids::CustomerKey;
 use crate::event::{ConsentPatch, CustomerPatch, Device, Item, PushPlatform, PushToken};
 use crate::message::{Channel, MessageRecord, MessageStatus};
 use crate::reason::ReasonCode;
@@ -90,7 +91,7 @@ fn message(cart_id: &str, step: u32, channel: Channel, at: DateTime<Utc>) -> Mes
     MessageRecord {
         message_id: MessageRecord::id_for(cart_id, step, channel),
         cart_id: cart_id.into(),
-        customer_key: "u1".into(),
+        customer_key: CustomerKey::Customer("u1".into()),
         campaign_id: "field".into(),
         step,
         channel,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::contact;
+use crate::ids::{CartId, CustomerId, EventId};
 
 pub const MAX_EVENTS_PER_REQUEST: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -162,14 +163,14 @@ pub struct CustomerPatch {
 /// A validated storefront event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    pub event_id: String,
+    pub event_id: EventId,
     #[serde(rename = "type")]
     pub kind: EventType,
     pub occurred_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cart_id: Option<String>,
+    pub cart_id: Option<CartId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customer_id: Option<String>,
+    pub customer_id: Option<CustomerId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,7 +321,7 @@ pub fn validate_event(raw: &Value, received_at: DateTime<Utc>) -> Result<Event, 
     {
         return Err(FieldError::new("items", format!("{} events need at least one item", kind.as_str())));
     }
-    let order_id = optional_id(obj, "order_id")?;
+    let order_id: Option<String> = optional_id(obj, "order_id")?;
     if kind == EventType::Purchase && order_id.is_none() {
         return Err(FieldError::new("order_id", "is required for purchase events"));
     }
@@ -486,18 +487,15 @@ fn optional_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&
     }
 }
 
-fn check_id(field: &str, s: &str) -> Result<String, FieldError> {
-    if s.is_empty() || s.len() > MAX_ID_LEN || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(FieldError::new(field, "must be 1 to 128 characters without spaces or control characters"));
-    }
-    Ok(s.to_owned())
+fn check_id<T: From<String>>(field: &str, s: &str) -> Result<T, FieldError> {
+    crate::ids::parse_id(s).map_err(|e| FieldError::new(field, e.to_string()))
 }
 
-fn required_id(obj: &Map<String, Value>, field: &str) -> Result<String, FieldError> {
+fn required_id<T: From<String>>(obj: &Map<String, Value>, field: &str) -> Result<T, FieldError> {
     check_id(field, required_str(obj, field)?)
 }
 
-fn optional_id(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
+fn optional_id<T: From<String>>(obj: &Map<String, Value>, field: &str) -> Result<Option<T>, FieldError> {
     optional_str(obj, field)?.map(|s| check_id(field, s)).transpose()
 }
 

@@ -10,6 +10,7 @@ pub mod cart;
 pub mod customer;
 pub mod engine;
 pub mod event;
+pub mod ids;
 pub mod message;
 pub mod ports;
 pub mod reason;

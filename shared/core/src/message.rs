@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::ids::{CartId, CustomerKey, MessageId};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -92,10 +94,10 @@ impl MessageStatus {
 /// conditional write, claimed by the sender before it calls the provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {
-    pub message_id: String,
-    pub cart_id: String,
-    /// Customer id, or `cart:<cart_id>` for a guest.
-    pub customer_key: String,
+    pub message_id: MessageId,
+    pub cart_id: CartId,
+    /// The customer, or the cart for a guest: whose caps it counts in.
+    pub customer_key: CustomerKey,
     pub campaign_id: String,
     pub step: u32,
     pub channel: Channel,
@@ -108,16 +110,9 @@ pub struct MessageRecord {
 impl MessageRecord {
     /// Deterministic id: the same cart, step and channel always give the
     /// same id, which is what makes the claim exclusive.
-    pub fn id_for(cart_id: &str, step: u32, channel: Channel) -> String {
+    pub fn id_for(cart_id: &str, step: u32, channel: Channel) -> MessageId {
         let digest = Sha256::digest(format!("{cart_id}\u{1f}{step}\u{1f}{}", channel.as_str()));
-        format!("m_{}", &hex::encode(digest)[..24])
-    }
-}
-
-pub fn customer_key(customer_id: Option<&str>, cart_id: &str) -> String {
-    match customer_id {
-        Some(id) => id.to_owned(),
-        None => format!("cart:{cart_id}"),
+        MessageId::from(format!("m_{}", &hex::encode(digest)[..24]))
     }
 }
 
@@ -134,8 +129,8 @@ pub enum Outgoing {
 /// What a channel queue carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageJob {
-    pub message_id: String,
-    pub cart_id: String,
+    pub message_id: MessageId,
+    pub cart_id: CartId,
     pub channel: Channel,
     pub outgoing: Outgoing,
 }

@@ -10,6 +10,7 @@ use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::engine::Progress;
 use crate::event::Event;
+use crate::ids::{CartId, CustomerId, CustomerKey, EventId, MessageId};
 use crate::message::{MessageJob, MessageRecord, MessageStatus};
 
 pub trait Clock: Send + Sync {
@@ -39,7 +40,7 @@ pub enum PortError {
 /// campaign progress and its timer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CartRecord {
-    pub cart_id: String,
+    pub cart_id: CartId,
     /// Optimistic-concurrency version; 0 means "not stored yet".
     #[serde(default)]
     pub version: u64,
@@ -54,9 +55,9 @@ pub struct CartRecord {
 }
 
 impl CartRecord {
-    pub fn new(cart_id: &str, now: DateTime<Utc>) -> Self {
+    pub fn new(cart_id: impl Into<CartId>, now: DateTime<Utc>) -> Self {
         CartRecord {
-            cart_id: cart_id.to_owned(),
+            cart_id: cart_id.into(),
             version: 0,
             events: Vec::new(),
             progress: Progress::default(),
@@ -76,8 +77,8 @@ impl CartRecord {
         self.events.insert(pos, event);
     }
 
-    pub fn has_event(&self, event_id: &str) -> bool {
-        self.events.iter().any(|e| e.event_id == event_id)
+    pub fn has_event(&self, event_id: &EventId) -> bool {
+        self.events.iter().any(|e| &e.event_id == event_id)
     }
 }
 
@@ -98,7 +99,7 @@ pub struct TimelineEntry {
 /// the `event_id` dedupe record.
 #[derive(Debug, Clone)]
 pub struct EventCommit {
-    pub event_id: String,
+    pub event_id: EventId,
     pub received_at: DateTime<Utc>,
     /// The new cart state and the version it replaces.
     pub cart: Option<CartRecord>,
@@ -129,34 +130,34 @@ pub enum Claim {
 
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    async fn get_cart(&self, cart_id: &str) -> Result<Option<CartRecord>, PortError>;
-    async fn get_customer(&self, customer_id: &str) -> Result<Option<(Customer, u64)>, PortError>;
+    async fn get_cart(&self, cart_id: &CartId) -> Result<Option<CartRecord>, PortError>;
+    async fn get_customer(&self, customer_id: &CustomerId) -> Result<Option<(Customer, u64)>, PortError>;
     /// Writes dedupe record, cart, customer and timeline entry atomically.
     /// The cart's `version` is the version it replaces (0: must not exist).
     async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError>;
     /// Replaces the cart when its stored version is `cart.version`; the
     /// stored copy gets `cart.version + 1`. Returns false on a conflict.
     async fn save_cart(&self, cart: &CartRecord) -> Result<bool, PortError>;
-    async fn append_timeline(&self, cart_id: &str, entry: &TimelineEntry) -> Result<(), PortError>;
+    async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError>;
     /// Oldest first.
-    async fn timeline(&self, cart_id: &str) -> Result<Vec<TimelineEntry>, PortError>;
+    async fn timeline(&self, cart_id: &CartId) -> Result<Vec<TimelineEntry>, PortError>;
     /// Creates the record unless one with its id exists; true when created.
     async fn create_message(&self, record: &MessageRecord) -> Result<bool, PortError>;
-    async fn get_message(&self, message_id: &str) -> Result<Option<MessageRecord>, PortError>;
+    async fn get_message(&self, message_id: &MessageId) -> Result<Option<MessageRecord>, PortError>;
     /// Atomically takes the send: from `Queued`, or from `Sending` whose
     /// lease has ended.
-    async fn claim_message(&self, message_id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError>;
-    async fn set_message_status(&self, message_id: &str, status: &MessageStatus) -> Result<(), PortError>;
+    async fn claim_message(&self, message_id: &MessageId, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError>;
+    async fn set_message_status(&self, message_id: &MessageId, status: &MessageStatus) -> Result<(), PortError>;
     /// Records the first engagement (click, open); later ones keep the first time.
-    async fn record_engagement(&self, message_id: &str, at: DateTime<Utc>) -> Result<(), PortError>;
+    async fn record_engagement(&self, message_id: &MessageId, at: DateTime<Utc>) -> Result<(), PortError>;
     /// Messages to a customer decided at or after `since`.
-    async fn customer_messages(&self, customer_key: &str, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError>;
+    async fn customer_messages(&self, customer_key: &CustomerKey, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError>;
 }
 
 /// What a cart's timer delivers when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimerPayload {
-    pub cart_id: String,
+    pub cart_id: CartId,
     pub due_at: DateTime<Utc>,
 }
 

@@ -26,7 +26,8 @@ use cartback_core::contact;
 use cartback_core::customer::Customer;
 use cartback_core::engine::{decide, Decision, Input, Progress};
 use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item, PushPlatform, PushToken};
-use cartback_core::message::{customer_key, Channel, MessageRecord, MessageStatus};
+use cartback_core::ids::CustomerKey;
+use cartback_core::message::{Channel, MessageRecord, MessageStatus};
 use cartback_core::reason::ReasonCode;
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -217,11 +218,11 @@ fn gen_contact(rng: &mut Rng, w: usize) -> CustomerPatch {
 
 fn event(id: String, kind: EventType, at: DateTime<Utc>, cart_id: Option<&str>, customer_id: Option<&str>) -> Event {
     Event {
-        event_id: id,
+        event_id: id.into(),
         kind,
         occurred_at: at,
-        cart_id: cart_id.map(str::to_owned),
-        customer_id: customer_id.map(str::to_owned),
+        cart_id: cart_id.map(Into::into),
+        customer_id: customer_id.map(Into::into),
         device: None,
         currency: Some("EUR".into()),
         items: Vec::new(),
@@ -568,7 +569,7 @@ impl World {
         let now = self.now;
         let cart_id = self.carts[i].id.clone();
         let customer_id = self.carts[i].cart.customer_id.clone();
-        let key = customer_key(customer_id.as_deref(), &cart_id);
+        let key = CustomerKey::for_cart(customer_id.as_ref(), &cart_id.as_str().into());
         let since = now - Duration::days(HISTORY_DAYS);
         let mut history: Vec<MessageRecord> = self.history.iter().filter(|m| m.customer_key == key && m.decided_at >= since).cloned().collect();
         for _ in 0..16 {
@@ -585,7 +586,7 @@ impl World {
                 Decision::Send { ref campaign_id, step, channel, .. } => {
                     let message = MessageRecord {
                         message_id: MessageRecord::id_for(&cart_id, step, channel),
-                        cart_id: cart_id.clone(),
+                        cart_id: cart_id.clone().into(),
                         customer_key: key.clone(),
                         campaign_id: campaign_id.clone(),
                         step,
@@ -597,7 +598,7 @@ impl World {
                     self.carts[i].progress.record(campaign_id, step, channel, message.message_id.clone(), now);
                     if self.rng.chance(self.engage_percent) {
                         let at = now + self.rng.mins(1, 48 * 60);
-                        self.push(at, Arrival::Engage(message.message_id.clone()));
+                        self.push(at, Arrival::Engage(message.message_id.to_string()));
                     }
                     history.push(message.clone());
                     self.history.push(message);

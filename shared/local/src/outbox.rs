@@ -261,7 +261,7 @@ mod tests {
     async fn given_sms_when_sent_then_each_is_one_json_line_with_id_recipient_body_and_time() {
         let (dir, sender) = sender();
         for (i, to) in ["+33612345678", "+33698765432"].iter().enumerate() {
-            let job = MessageJob { message_id: format!("m_{i}"), cart_id: "c1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: (*to).into(), body: "Your cart is waiting".into() } };
+            let job = MessageJob { message_id: format!("m_{i}").into(), cart_id: "c1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: (*to).into(), body: "Your cart is waiting".into() } };
             assert_eq!(sender.send(&job, now()).await.unwrap(), format!("outbox-m_{i}"));
         }
         let lines = lines(&dir.path().join("outbox/sms.jsonl"));

@@ -8,7 +8,8 @@ use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::engine::{self, Decision, Input};
 use crate::event::CustomerPatch;
-use crate::message::{customer_key, Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
+use crate::ids::{CustomerKey, MessageId};
+use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
 use crate::ports::{CartRecord, Clock, JobQueue, PortError, Scheduler, StateStore, TimelineEntry, TimerPayload};
 use crate::render::{self, Links};
 use crate::signing::{restore_token, sign_link, LinkClaims};
@@ -20,7 +21,7 @@ pub enum CheckOutcome {
     /// Another, later timer is pending for this cart: this one is stale.
     Superseded,
     /// The last decision taken, after any sends it led to.
-    Decided { decision: Decision, sent: Vec<String> },
+    Decided { decision: Decision, sent: Vec<MessageId> },
 }
 
 /// Runs when a cart's timer fires: re-reads the cart, asks the engine,
@@ -118,7 +119,7 @@ impl Checker {
         let message = MessageRecord {
             message_id: last.message_id.clone(),
             cart_id: cart.cart_id.clone(),
-            customer_key: customer_key(cart.customer_id.as_deref(), &cart.cart_id),
+            customer_key: CustomerKey::for_cart(cart.customer_id.as_ref(), &cart.cart_id),
             campaign_id: campaign_id.clone(),
             step: last.step,
             channel: last.channel,
@@ -138,10 +139,10 @@ impl Checker {
         Ok(())
     }
 
-    fn render(&self, template: &str, channel: Channel, cart: &Cart, contact: &CustomerPatch, message_id: &str, now: DateTime<Utc>) -> Outgoing {
+    fn render(&self, template: &str, channel: Channel, cart: &Cart, contact: &CustomerPatch, message_id: &MessageId, now: DateTime<Utc>) -> Outgoing {
         let settings = &self.settings;
         let link = |target: &str, ttl: Duration| {
-            let claims = LinkClaims { message_id: message_id.to_owned(), cart_id: cart.cart_id.clone(), target: target.to_owned(), expires: (now + ttl).timestamp() };
+            let claims = LinkClaims { message_id: message_id.clone(), cart_id: cart.cart_id.clone(), target: target.to_owned(), expires: (now + ttl).timestamp() };
             format!("{}/r/{}", settings.public_base_url, sign_link(&settings.secret, &claims))
         };
         let restore_expires = (now + settings.restore_ttl).timestamp();
@@ -187,7 +188,7 @@ impl Checker {
 struct Context {
     cart: Cart,
     customer: Option<Customer>,
-    key: String,
+    key: CustomerKey,
     history: Vec<MessageRecord>,
     campaigns: Arc<Vec<Campaign>>,
 }
@@ -198,13 +199,13 @@ async fn load_context(store: &dyn StateStore, campaigns: &CampaignCache, record:
         Some(id) => store.get_customer(id).await?.map(|(c, _)| c),
         None => None,
     };
-    let key = customer_key(cart.customer_id.as_deref(), &cart.cart_id);
+    let key = CustomerKey::for_cart(cart.customer_id.as_ref(), &cart.cart_id);
     let campaigns = campaigns.get().await?;
     let since = now - history_window(&campaigns);
     let mut history = store.customer_messages(&key, since).await?;
     // A cart that was a guest's when a message went out keeps that message
     // under the guest key: its caps still count once the customer is known.
-    let guest_key = customer_key(None, &cart.cart_id);
+    let guest_key = CustomerKey::Guest(cart.cart_id.clone());
     if guest_key != key {
         history.extend(store.customer_messages(&guest_key, since).await?);
     }

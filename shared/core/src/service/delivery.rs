@@ -3,6 +3,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::cart::CartStatus;
+use crate::ids::{CartId, MessageId};
 use crate::message::{MessageJob, MessageStatus};
 use crate::ports::{Claim, Clock, PortError, SendError, Sender, StateStore, TimelineEntry};
 
@@ -77,7 +78,7 @@ impl Delivery {
         }
     }
 
-    async fn note(&self, cart_id: &str, code: &str, message: &str, message_id: &str, job: &MessageJob) -> Result<(), PortError> {
+    async fn note(&self, cart_id: &CartId, code: &str, message: &str, message_id: &MessageId, job: &MessageJob) -> Result<(), PortError> {
         let entry = TimelineEntry {
             at: self.clock.now(),
             kind: "message".into(),

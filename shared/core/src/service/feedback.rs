@@ -24,6 +24,7 @@ use serde_json::json;
 use super::MAX_CONFLICT_RETRIES;
 use crate::customer::Customer;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
+use crate::ids::{CartId, CustomerId, EventId, MessageId};
 use crate::message::MessageRecord;
 use crate::ports::{Clock, CommitOutcome, EventCommit, PortError, StateStore, TimelineEntry};
 
@@ -62,7 +63,7 @@ impl FeedbackKind {
 pub struct FeedbackEvent {
     /// Cartback's message id (`m_...`), carried through the provider (SES: an
     /// email tag).
-    pub message_id: String,
+    pub message_id: MessageId,
     /// Short provider name, e.g. `ses`; prefixes the dedupe id.
     pub provider: String,
     /// The provider's id of the sent message.
@@ -75,8 +76,8 @@ pub struct FeedbackEvent {
 impl FeedbackEvent {
     /// The dedupe id: one effect per provider, kind and provider message.
     /// Repeated opens and clicks of one message count once (the first).
-    pub fn dedupe_id(&self) -> String {
-        format!("{}-{}-{}", self.provider, self.kind.as_str(), self.provider_message_id)
+    pub fn dedupe_id(&self) -> EventId {
+        EventId::from(format!("{}-{}-{}", self.provider, self.kind.as_str(), self.provider_message_id))
     }
 }
 
@@ -84,7 +85,7 @@ impl FeedbackEvent {
 pub enum FeedbackOutcome {
     Recorded {
         /// The customer whose email consent was withdrawn, if any.
-        consent_withdrawn_for: Option<String>,
+        consent_withdrawn_for: Option<CustomerId>,
     },
     /// Seen before (a redelivered notification, or a repeated open/click).
     Duplicate,
@@ -146,7 +147,7 @@ impl Feedback {
                     if let Err(error) = self.store.append_timeline(&message.cart_id, &entry).await {
                         tracing::warn!(%error, message_id = %message.message_id, kind = event.kind.as_str(), "feedback not added to the timeline");
                     }
-                    return Ok(FeedbackOutcome::Recorded { consent_withdrawn_for: customer_id.map(str::to_owned) });
+                    return Ok(FeedbackOutcome::Recorded { consent_withdrawn_for: customer_id.cloned() });
                 }
             }
         }
@@ -154,22 +155,22 @@ impl Feedback {
     }
 }
 
-/// The customer a message went to, unless it was a guest cart's
-/// (`cart:<id>`), which has no profile to update. The provider's own
-/// suppression list still protects a guest's address.
-fn known_customer(message: &MessageRecord) -> Option<&str> {
-    Some(message.customer_key.as_str()).filter(|key| !key.starts_with("cart:"))
+/// The customer a message went to, unless it was a guest cart's, which has
+/// no profile to update. The provider's own suppression list still protects
+/// a guest's address.
+fn known_customer(message: &MessageRecord) -> Option<&CustomerId> {
+    message.customer_key.customer()
 }
 
 /// The synthetic identify event that withdraws email consent, as the
 /// storefront would send it: same fold, same out-of-order rules.
-fn withdrawal(event: &FeedbackEvent, customer_id: Option<&str>, cart_id: Option<&str>) -> Event {
+fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: Option<&CartId>) -> Event {
     Event {
         event_id: event.dedupe_id(),
         kind: EventType::Identify,
         occurred_at: event.at,
-        cart_id: cart_id.map(str::to_owned),
-        customer_id: customer_id.map(str::to_owned),
+        cart_id: cart_id.cloned(),
+        customer_id: customer_id.cloned(),
         device: None,
         currency: None,
         items: Vec::new(),
