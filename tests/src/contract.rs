@@ -140,7 +140,7 @@ pub fn rich_event(event_id: &str, kind: EventType, cart_id: &str, customer_id: O
             timezone: Some("Europe/Paris".into()),
             consents: Some(ConsentPatch { email: Some(true), sms: Some(false), push: None, web_push: Some(true) }),
             push_tokens: Some(vec![PushToken { platform: PushPlatform::Apns, token: "apns-token".into() }]),
-            web_push_subscription: Some(json!({"endpoint": "https://push.example/sub", "keys": {"p256dh": "k", "auth": "a"}})),
+            web_push_subscription: Some(json!({"endpoint": "https://push.example/sub", "keys": {"p256dh": "k", "auth": "a"}}).into()),
         }),
     }
 }

@@ -326,7 +326,7 @@ async fn given_an_sms_job_when_sent_then_sns_records_a_publish_to_the_number() {
     let stack = stack().await;
     let sender = SnsSmsSender::new(stack.clients.sns.clone(), Some("Shop".into()));
     let number = format!("+3361234{:04}", std::process::id() % 10000);
-    let job = MessageJob { message_id: "m_sms".into(), cart_id: "c-1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: number.clone(), body: "Your cart is waiting".into() } };
+    let job = MessageJob { message_id: "m_sms".into(), cart_id: "c-1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: number.as_str().into(), body: "Your cart is waiting".into() } };
     let id = sender.send(&job, t0()).await.unwrap();
     let data = Moto::global().data();
     let sms = data["sns"]["SMS"].as_array().unwrap();
@@ -345,7 +345,7 @@ async fn given_a_push_token_when_sent_twice_then_one_platform_endpoint_receives_
         message_id: id.into(),
         cart_id: "c-1".into(),
         channel: Channel::Push,
-        outgoing: Outgoing::Push { platform: PushPlatform::Fcm, token: token.clone(), title: "Your cart".into(), body: "Blue mug is waiting".into(), url: "https://cb.example/r/x".into() },
+        outgoing: Outgoing::Push { platform: PushPlatform::Fcm, token: token.as_str().into(), title: "Your cart".into(), body: "Blue mug is waiting".into(), url: "https://cb.example/r/x".into() },
     };
     sender.send(&job("m_1"), t0()).await.unwrap();
     sender.send(&job("m_2"), t0()).await.unwrap();

@@ -214,7 +214,7 @@ async fn given_the_post_events_sample_when_its_timer_fires_with_the_scheduler_sa
     let job = stack.queue.receive(QueueName::Email, timer.due_at, Duration::minutes(5)).await.unwrap().expect("an email job").job;
     assert_eq!(job.message_id, first);
     let Outgoing::Email { to, subject, text, .. } = &job.outgoing else { panic!("not an email: {job:?}") };
-    assert_eq!(to, "ana@example.com");
+    assert_eq!(to.expose(), "ana@example.com");
     assert!(!subject.is_empty() && text.contains("Stoneware mug") && text.contains(&format!("{PUBLIC_BASE_URL}/r/")), "{text}");
     // The SQS and SES samples concern this very message.
     let email_batch: SqsEvent = sample_as(SEND_EMAIL);
@@ -688,7 +688,7 @@ mod generate {
                 subscription: json!({
                     "endpoint": "https://fcm.googleapis.com/fcm/send/eXaMpLe-SuBsCrIpTiOn:APA91bE",
                     "keys": { "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM", "auth": "tBHItJI5svbpez7KI4CCXg" }
-                }),
+                }).into(),
                 title: "Your cart is waiting".into(),
                 body: "Linen apron is saved for you.".into(),
                 url: link(&web_id, "cart-5005"),

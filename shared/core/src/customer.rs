@@ -165,7 +165,7 @@ mod tests {
         let mut c = Customer::new("u1");
         c.apply(&identify("2", "2026-11-23T11:00:00Z", "new@example.com", Some(false)));
         c.apply(&identify("1", "2026-11-23T10:00:00Z", "old@example.com", Some(true)));
-        assert_eq!(c.profile.email.as_deref(), Some("new@example.com"));
+        assert_eq!(c.profile.email.as_ref().map(crate::contact::Email::expose), Some("new@example.com"));
         assert_eq!(c.profile.consents.unwrap().sms, Some(false), "a withdrawn consent is not revived by older data");
     }
 

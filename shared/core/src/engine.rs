@@ -12,7 +12,7 @@ use crate::contact;
 use crate::customer::Customer;
 use crate::event::{CustomerPatch, Device};
 use crate::ids::MessageId;
-use crate::message::{Channel, MessageRecord};
+use crate::message::{Channel, MessageRecord, Recipient};
 use crate::reason::{Reason, ReasonCode};
 
 /// What a cart has been through in its campaign, stored on the cart.
@@ -45,7 +45,7 @@ impl Progress {
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     Wait { until: DateTime<Utc>, reason: Reason },
-    Send { campaign_id: String, step: u32, channel: Channel, template: String, reason: Reason },
+    Send { campaign_id: String, step: u32, channel: Channel, to: Recipient, template: String, reason: Reason },
     Stop { reason: Reason },
 }
 
@@ -207,6 +207,10 @@ pub fn decide(input: &Input) -> Decision {
         }
     }
 
+    // `channel_block` let the channel through only with a contact value.
+    let Some(to) = Recipient::for_channel(input.contact(), channel) else {
+        return stop(ReasonCode::NoReachableChannel, format!("No contact value for {}.", channel.as_str()));
+    };
     let mut message = format!("Step {} of campaign {:?} by {}.", step_index + 1, campaign.id, channel.as_str());
     if !skipped.is_empty() {
         message.push_str(&format!(" Skipped {skipped_text}."));
@@ -215,6 +219,7 @@ pub fn decide(input: &Input) -> Decision {
         campaign_id: campaign.id.clone(),
         step: step_index as u32,
         channel,
+        to,
         template: step.template.clone(),
         reason: Reason::new(ReasonCode::Sent, message),
     }
@@ -276,8 +281,8 @@ fn channel_block(input: &Input, campaign: &Campaign, channel: Channel, abandoned
     let contact = input.contact();
     let consents = contact.consents.unwrap_or_default();
     let (has_property, consent, missing) = match channel {
-        Channel::Email => (contact.email.as_deref().and_then(contact::normalise_email).is_some(), consents.email, "no valid email address"),
-        Channel::Sms => (contact.phone.as_deref().and_then(contact::normalise_e164).is_some(), consents.sms, "no valid E.164 phone number"),
+        Channel::Email => (contact.email.as_ref().map(contact::Email::expose).and_then(contact::normalise_email).is_some(), consents.email, "no valid email address"),
+        Channel::Sms => (contact.phone.as_ref().map(contact::Phone::expose).and_then(contact::normalise_e164).is_some(), consents.sms, "no valid E.164 phone number"),
         Channel::Push => (contact.push_tokens.as_ref().is_some_and(|t| !t.is_empty()), consents.push, "no push token"),
         Channel::WebPush => (contact.web_push_subscription.is_some(), consents.web_push, "no web-push subscription"),
     };
@@ -325,7 +330,7 @@ pub fn customer_time_zone(contact: &CustomerPatch, default: &str) -> Tz {
         .timezone
         .as_deref()
         .and_then(|tz| tz.parse::<Tz>().ok())
-        .or_else(|| contact.phone.as_deref().and_then(contact::phone_region).and_then(|r| contact::region_time_zone(&r)))
+        .or_else(|| contact.phone.as_ref().map(contact::Phone::expose).and_then(contact::phone_region).and_then(|r| contact::region_time_zone(&r)))
         .or_else(|| default.parse::<Tz>().ok())
         .unwrap_or(Tz::UTC)
 }

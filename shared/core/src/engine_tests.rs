@@ -60,7 +60,7 @@ fn full_contact() -> CustomerPatch {
         timezone: Some("Europe/Paris".into()),
         consents: Some(ConsentPatch { email: Some(true), sms: Some(true), push: Some(true), web_push: Some(true) }),
         push_tokens: Some(vec![PushToken { platform: PushPlatform::Fcm, token: "fcm-token".into() }]),
-        web_push_subscription: Some(json!({"endpoint": "https://push.example/s/1", "keys": {"p256dh": "k", "auth": "a"}})),
+        web_push_subscription: Some(json!({"endpoint": "https://push.example/s/1", "keys": {"p256dh": "k", "auth": "a"}}).into()),
     }
 }
 

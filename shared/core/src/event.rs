@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::contact;
+use crate::contact::{DeviceToken, Email, Phone, WebPushSubscription};
 use crate::ids::{CartId, CustomerId, EventId};
 
 pub const MAX_EVENTS_PER_REQUEST: usize = 500;
@@ -132,10 +132,11 @@ pub enum PushPlatform {
     Fcm,
 }
 
+/// A device's push token; its `Debug` shows the platform, never the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushToken {
     pub platform: PushPlatform,
-    pub token: String,
+    pub token: DeviceToken,
 }
 
 /// A customer profile fragment carried by an event. Absent fields leave the
@@ -143,9 +144,9 @@ pub struct PushToken {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<Email>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    pub phone: Option<Phone>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,7 +158,7 @@ pub struct CustomerPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_tokens: Option<Vec<PushToken>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub web_push_subscription: Option<Value>,
+    pub web_push_subscription: Option<WebPushSubscription>,
 }
 
 /// A validated storefront event.
@@ -384,13 +385,13 @@ fn validate_customer(raw: &Value) -> Result<CustomerPatch, FieldError> {
     let obj = raw.as_object().ok_or_else(|| FieldError::new("customer", "must be an object"))?;
     let email = match text_field(obj, "email", "customer.email", 254)? {
         None => None,
-        Some(e) => Some(contact::normalise_email(&e).ok_or_else(|| {
+        Some(e) => Some(Email::parse(&e).ok_or_else(|| {
             FieldError::new("customer.email", "is not a valid email address")
         })?),
     };
     let phone = match text_field(obj, "phone", "customer.phone", 32)? {
         None => None,
-        Some(p) => Some(contact::normalise_e164(&p).ok_or_else(|| {
+        Some(p) => Some(Phone::parse(&p).ok_or_else(|| {
             FieldError::new("customer.phone", "must be a valid phone number in E.164 form, e.g. +14155550123")
         })?),
     };
@@ -438,7 +439,7 @@ fn validate_customer(raw: &Value) -> Result<CustomerPatch, FieldError> {
                     };
                     match t.get("token").and_then(Value::as_str) {
                         Some(tok) if !tok.trim().is_empty() && tok.len() <= 4096 => {
-                            Ok(PushToken { platform, token: tok.to_owned() })
+                            Ok(PushToken { platform, token: tok.into() })
                         }
                         _ => Err(FieldError::new(field("token"), "must be a non-empty string")),
                     }
@@ -465,7 +466,7 @@ fn validate_customer(raw: &Value) -> Result<CustomerPatch, FieldError> {
                     ));
                 }
             }
-            Some(sub.clone())
+            Some(WebPushSubscription::from(sub.clone()))
         }
     };
     Ok(CustomerPatch { email, phone, first_name, locale, timezone, consents, push_tokens, web_push_subscription })
@@ -623,8 +624,8 @@ mod tests {
         let mut raw = add_to_cart();
         raw["customer"] = json!({"phone": "+44 20 7946 0958", "email": "Ana@Example.COM"});
         let c = validate_event(&raw, now()).unwrap().customer.unwrap();
-        assert_eq!(c.phone.as_deref(), Some("+442079460958"));
-        assert_eq!(c.email.as_deref(), Some("Ana@example.com"));
+        assert_eq!(c.phone.as_ref().map(Phone::expose), Some("+442079460958"));
+        assert_eq!(c.email.as_ref().map(Email::expose), Some("Ana@example.com"));
     }
 
     #[test]

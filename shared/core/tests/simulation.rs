@@ -189,7 +189,7 @@ fn gen_contact(rng: &mut Rng, w: usize) -> CustomerPatch {
     CustomerPatch {
         email: match rng.below(20) {
             0 => Some("shopper@".into()),
-            1..=15 => Some(format!("shopper{w}@example.com")),
+            1..=15 => Some(format!("shopper{w}@example.com").into()),
             _ => None,
         },
         phone: match rng.below(100) {
@@ -207,12 +207,12 @@ fn gen_contact(rng: &mut Rng, w: usize) -> CustomerPatch {
         consents: (!rng.chance(10)).then(|| ConsentPatch { email: consent(rng), sms: consent(rng), push: consent(rng), web_push: consent(rng) }),
         push_tokens: match rng.below(20) {
             0 => Some(vec![]),
-            1..=9 => Some(vec![PushToken { platform: PushPlatform::Fcm, token: format!("tok-{w}") }]),
+            1..=9 => Some(vec![PushToken { platform: PushPlatform::Fcm, token: format!("tok-{w}").into() }]),
             _ => None,
         },
         web_push_subscription: rng
             .chance(35)
-            .then(|| serde_json::json!({"endpoint": format!("https://push.example/{w}"), "keys": {"p256dh": "k", "auth": "a"}})),
+            .then(|| serde_json::json!({"endpoint": format!("https://push.example/{w}"), "keys": {"p256dh": "k", "auth": "a"}}).into()),
     }
 }
 
@@ -703,8 +703,8 @@ impl World {
                 let contact = contact_of(c, customer);
                 let consents = contact.consents.unwrap_or_default();
                 let (consented, reachable) = match channel {
-                    Channel::Email => (consents.email, contact.email.as_deref().and_then(contact::normalise_email).is_some()),
-                    Channel::Sms => (consents.sms, contact.phone.as_deref().is_some_and(|p| phone_facts(p).0)),
+                    Channel::Email => (consents.email, contact.email.as_ref().map(|e| e.expose()).and_then(contact::normalise_email).is_some()),
+                    Channel::Sms => (consents.sms, contact.phone.as_ref().map(|p| p.expose()).is_some_and(|p| phone_facts(p).0)),
                     Channel::Push => (consents.push, contact.push_tokens.as_ref().is_some_and(|t| !t.is_empty())),
                     Channel::WebPush => (consents.web_push, contact.web_push_subscription.is_some()),
                 };
@@ -782,7 +782,7 @@ fn zone_of(contact: &CustomerPatch, default: &str) -> Tz {
         .timezone
         .as_deref()
         .and_then(|z| z.parse::<Tz>().ok())
-        .or_else(|| contact.phone.as_deref().and_then(|p| phone_facts(p).1))
+        .or_else(|| contact.phone.as_ref().map(|p| p.expose()).and_then(|p| phone_facts(p).1))
         .unwrap_or_else(|| default.parse().unwrap_or(Tz::UTC))
 }
 

@@ -135,28 +135,28 @@ impl OutboxSender {
         let id = &job.message_id;
         match &job.outgoing {
             Outgoing::Email { to, .. } => {
-                if reserved_invalid(to) {
+                if reserved_invalid(to.expose()) {
                     return Err(SendError::Permanent("recipient domain does not exist (reserved .invalid TLD, RFC 2606)".into()));
                 }
                 let bytes = render::mime(&job.outgoing, &self.from, id, now).map_err(|e| SendError::Permanent(e.to_string()))?;
                 write_atomically(&self.outbox.email_path(id), &bytes).map_err(|e| retryable("email", e))
             }
             Outgoing::Sms { to, body } => {
-                if normalise_e164(to).is_none() {
+                if normalise_e164(to.expose()).is_none() {
                     return Err(SendError::Permanent("not a valid E.164 phone number".into()));
                 }
                 let line = json!({ "message_id": id, "to": to, "body": body, "at": rfc3339(now) });
                 append_line(&self.append_lock, &self.outbox.sms_path(), &line).map_err(|e| retryable("SMS", e))
             }
             Outgoing::Push { platform, token, title, body, url } => {
-                if token.trim().is_empty() {
+                if token.expose().trim().is_empty() {
                     return Err(SendError::Permanent("no device token".into()));
                 }
                 let line = json!({ "message_id": id, "kind": "push", "platform": platform, "token": token, "title": title, "body": body, "url": url, "at": rfc3339(now) });
                 append_line(&self.append_lock, &self.outbox.push_path(), &line).map_err(|e| retryable("push", e))
             }
             Outgoing::WebPush { subscription, title, body, url } => {
-                let endpoint = subscription.get("endpoint").and_then(|e| e.as_str()).unwrap_or_default();
+                let endpoint = subscription.expose().get("endpoint").and_then(|e| e.as_str()).unwrap_or_default();
                 if endpoint.trim().is_empty() {
                     return Err(SendError::Permanent("no web push subscription endpoint".into()));
                 }
@@ -284,7 +284,7 @@ mod tests {
             message_id: "m_w".into(),
             cart_id: "c1".into(),
             channel: Channel::WebPush,
-            outgoing: Outgoing::WebPush { subscription: json!({"endpoint": "https://push.example/abc", "keys": {}}), title: "T".into(), body: "B".into(), url: "https://x/r".into() },
+            outgoing: Outgoing::WebPush { subscription: json!({"endpoint": "https://push.example/abc", "keys": {}}).into(), title: "T".into(), body: "B".into(), url: "https://x/r".into() },
         };
         sender.send(&push, now()).await.unwrap();
         sender.send(&web, now()).await.unwrap();

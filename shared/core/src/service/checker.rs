@@ -9,9 +9,9 @@ use crate::customer::Customer;
 use crate::engine::{self, Decision, Input};
 use crate::event::CustomerPatch;
 use crate::ids::{CustomerKey, MessageId};
-use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
+use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
 use crate::ports::{CartRecord, Clock, JobQueue, PortError, Scheduler, StateStore, TimelineEntry, TimerPayload};
-use crate::render::{self, Links};
+use crate::render::{self, Links, RenderError};
 use crate::signing::{restore_token, sign_link, LinkClaims};
 
 
@@ -52,13 +52,15 @@ impl Checker {
             };
             self.requeue_lost_step(&record, &cart, &contact, &campaigns, &history, now).await?;
             let mut jobs = Vec::new();
+            // Messages that could not be composed: recorded, never queued.
+            let mut unsent = Vec::new();
             let mut timeline = Vec::new();
             // Each send moves progress on; the loop ends at a wait or a stop.
             let decision = loop {
                 let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, channels: &self.settings.channels, now };
                 let decision = engine::decide(&input);
                 timeline.push(decision_entry(&decision, now));
-                let Decision::Send { campaign_id, step, channel, template, .. } = &decision else { break decision };
+                let Decision::Send { campaign_id, step, channel, to, template, .. } = &decision else { break decision };
                 let message = MessageRecord {
                     message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
                     cart_id: cart.cart_id.clone(),
@@ -70,10 +72,20 @@ impl Checker {
                     status: MessageStatus::Queued,
                     engaged_at: None,
                 };
-                let outgoing = self.render(template, *channel, &cart, &contact, &message.message_id, now);
                 record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                jobs.push((message.clone(), MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing }));
-                history.push(message);
+                match self.render(template, to, &cart, contact.first_name.as_deref(), &message.message_id, now) {
+                    Ok(outgoing) => {
+                        let job = MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing };
+                        jobs.push((message.clone(), job));
+                        history.push(message);
+                    }
+                    Err(error) => {
+                        let failed = not_rendered(message, template, &error, now);
+                        timeline.push(not_rendered_entry(&failed, now));
+                        history.push(failed.clone());
+                        unsent.push(failed);
+                    }
+                }
             };
             record.timer_armed_for = match &decision {
                 Decision::Wait { until, .. } => {
@@ -95,6 +107,9 @@ impl Checker {
             for (message, job) in &jobs {
                 self.queue.enqueue(job).await?;
                 self.store.create_message(message).await?;
+            }
+            for failed in &unsent {
+                self.store.create_message(failed).await?;
             }
             let sent = jobs.into_iter().map(|(m, _)| m.message_id).collect();
             for entry in &timeline {
@@ -132,14 +147,28 @@ impl Checker {
             .find(|c| &c.id == campaign_id)
             .and_then(|c| c.steps.get(last.step as usize))
             .map_or("reminder", |s| s.template.as_str());
-        let outgoing = self.render(template, last.channel, cart, contact, &message.message_id, now);
+        let outgoing = match Recipient::for_channel(contact, last.channel) {
+            Some(to) => self.render(template, &to, cart, contact.first_name.as_deref(), &message.message_id, now),
+            None => Err(RenderError::NoRecipient(last.channel)),
+        };
+        let outgoing = match outgoing {
+            Ok(outgoing) => outgoing,
+            Err(error) => {
+                let failed = not_rendered(message, template, &error, now);
+                self.store.create_message(&failed).await?;
+                self.store.append_timeline(&cart.cart_id, &not_rendered_entry(&failed, now)).await?;
+                return Ok(());
+            }
+        };
         self.queue.enqueue(&MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: last.channel, outgoing }).await?;
         self.store.create_message(&message).await?;
         tracing::warn!(cart_id = %cart.cart_id, message_id = %message.message_id, "re-queued a step whose job was lost");
         Ok(())
     }
 
-    fn render(&self, template: &str, channel: Channel, cart: &Cart, contact: &CustomerPatch, message_id: &MessageId, now: DateTime<Utc>) -> Outgoing {
+    /// The message for `to`. An email whose template fails is an error (it is
+    /// recorded, not sent); an SMS falls back to a plain line with the link.
+    fn render(&self, template: &str, to: &Recipient, cart: &Cart, first_name: Option<&str>, message_id: &MessageId, now: DateTime<Utc>) -> Result<Outgoing, RenderError> {
         let settings = &self.settings;
         let link = |target: &str, ttl: Duration| {
             let claims = LinkClaims { message_id: message_id.clone(), cart_id: cart.cart_id.clone(), target: target.to_owned(), expires: (now + ttl).timestamp() };
@@ -153,34 +182,37 @@ impl Checker {
         let restore = link(&restore_target, settings.restore_ttl);
         let item_link = |url: &str| link(url, settings.link_ttl);
         let links = Links { restore: restore.clone(), item: &item_link };
-        let first_name = contact.first_name.as_deref();
-        // The engine only picks a channel the contact can be reached on, so
-        // the property is present; a render failure falls back to plain text.
-        match channel {
-            Channel::Email => {
-                let to = contact.email.clone().unwrap_or_default();
-                render::email(template, &to, cart, first_name, &links).unwrap_or_else(|e| Outgoing::Email {
-                    to,
-                    subject: "Your cart is waiting".into(),
-                    text: format!("Your cart is saved: {restore}\n\n(render error: {e})"),
-                    html: String::new(),
-                })
-            }
-            Channel::Sms => {
-                let to = contact.phone.clone().unwrap_or_default();
-                render::sms(&to, cart, first_name, &links).unwrap_or_else(|_| Outgoing::Sms { to, body: format!("Your cart is waiting: {restore}") })
-            }
-            Channel::Push => {
+        Ok(match to {
+            Recipient::Email(to) => render::email(template, to, cart, first_name, &links)?,
+            Recipient::Sms(to) => render::sms(to, cart, first_name, &links)
+                .unwrap_or_else(|_| Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}") }),
+            Recipient::Push(token) => {
                 let (title, body) = render::push_text(cart, first_name);
-                let token = contact.push_tokens.as_ref().and_then(|t| t.first()).cloned();
-                let (platform, token) = token.map(|t| (t.platform, t.token)).unwrap_or((crate::event::PushPlatform::Fcm, String::new()));
-                Outgoing::Push { platform, token, title, body, url: restore }
+                Outgoing::Push { platform: token.platform, token: token.token.clone(), title, body, url: restore }
             }
-            Channel::WebPush => {
+            Recipient::WebPush(subscription) => {
                 let (title, body) = render::push_text(cart, first_name);
-                Outgoing::WebPush { subscription: contact.web_push_subscription.clone().unwrap_or_default(), title, body, url: restore }
+                Outgoing::WebPush { subscription: subscription.clone(), title, body, url: restore }
             }
-        }
+        })
+    }
+}
+
+/// The record of a step that could not be composed: closed for good (it
+/// does not count towards caps), with the cause for the operator.
+fn not_rendered(message: MessageRecord, template: &str, error: &RenderError, now: DateTime<Utc>) -> MessageRecord {
+    tracing::error!(message_id = %message.message_id, template, %error, "message not composed; not sent");
+    let error = format!("not sent: {error}");
+    MessageRecord { status: MessageStatus::Rejected { error, at: now }, ..message }
+}
+
+fn not_rendered_entry(message: &MessageRecord, now: DateTime<Utc>) -> TimelineEntry {
+    TimelineEntry {
+        at: now,
+        kind: "message".into(),
+        code: "not_rendered".into(),
+        message: format!("Step {} was not sent: its {} message could not be composed.", message.step + 1, message.channel.as_str()),
+        details: serde_json::json!({ "message_id": message.message_id, "channel": message.channel }),
     }
 }
 
