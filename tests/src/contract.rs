@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use cartback_core::ports::TimelineKind;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
 use cartback_core::engine::{Progress, StepDispatched};
@@ -29,7 +30,7 @@ use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageRecord, MessageStatus};
 use cartback_core::ports::{
-    CampaignStore, CartRecord, Claim, CommitOutcome, EventCommit, Scheduler, StateStore, TimelineEntry, TimerPayload,
+    CampaignStore, CartRecord, Claim, CommitOutcome, CreateOutcome, SaveOutcome, EventCommit, Scheduler, StateStore, TimelineEntry, TimerPayload,
 };
 use cartback_core::Decimal;
 use chrono::{DateTime, Duration, Utc};
@@ -152,7 +153,7 @@ pub fn cart_with(cart_id: &str, events: Vec<Event>, now: DateTime<Utc>) -> CartR
 }
 
 fn timeline_entry(at: DateTime<Utc>, code: &str) -> TimelineEntry {
-    TimelineEntry { at, kind: "event".into(), code: code.into(), message: format!("{code} happened"), details: json!({ "code": code }) }
+    TimelineEntry { at, kind: TimelineKind::Event, code: code.into(), message: format!("{code} happened"), details: json!({ "code": code }) }
 }
 
 fn commit(event_id: &str, cart: Option<CartRecord>, customer: Option<(Customer, u64)>, timeline: Option<TimelineEntry>) -> EventCommit {
@@ -184,7 +185,7 @@ async fn stored_cart(a: &Adapters) -> CartRecord {
 
 async fn stored_message(a: &Adapters) -> MessageRecord {
     let record = message(&unique("cart"), &unique("cust"), 0, Channel::Email, t(0));
-    assert!(a.state.create_message(&record).await.unwrap());
+    assert_eq!(a.state.create_message(&record).await.unwrap(), CreateOutcome::Created);
     record
 }
 
@@ -325,16 +326,16 @@ pub async fn save_cart_conflict(a: &Adapters) {
     next.timer_armed_for = Some(t(3600));
     next.updated_at = t(60);
 
-    assert!(a.state.save_cart(&next).await.unwrap());
+    assert_eq!(a.state.save_cart(&next).await.unwrap(), SaveOutcome::Saved);
     let saved = a.state.get_cart(&stored.cart_id).await.unwrap().unwrap();
     assert_eq!(saved, CartRecord { version: 2, ..next.clone() });
 
     let mut stale = stored.clone();
     stale.timer_armed_for = None;
-    assert!(!a.state.save_cart(&stale).await.unwrap(), "version 1 was replaced already");
+    assert_eq!(a.state.save_cart(&stale).await.unwrap(), SaveOutcome::Conflict, "version 1 was replaced already");
     assert_eq!(a.state.get_cart(&stored.cart_id).await.unwrap(), Some(saved.clone()));
 
-    assert!(a.state.save_cart(&saved).await.unwrap());
+    assert_eq!(a.state.save_cart(&saved).await.unwrap(), SaveOutcome::Saved);
     assert_eq!(a.state.get_cart(&stored.cart_id).await.unwrap().unwrap().version, 3);
 }
 
@@ -375,7 +376,7 @@ pub async fn timeline_oldest_first(a: &Adapters) {
     a.state.commit_event(commit(&event.event_id, Some(cart_with(&cart_id, vec![event.clone()], t(5))), None, Some(committed.clone()))).await.unwrap();
 
     let late = timeline_entry(t(10), "decision-a");
-    let same_time = TimelineEntry { kind: "decision".into(), details: serde_json::Value::Null, ..timeline_entry(t(10), "decision-b") };
+    let same_time = TimelineEntry { kind: TimelineKind::Decision, details: serde_json::Value::Null, ..timeline_entry(t(10), "decision-b") };
     let early = timeline_entry(t(1), "late-arriving-event");
     for entry in [&late, &same_time, &early] {
         a.state.append_timeline(&cart_id, entry).await.unwrap();
@@ -389,12 +390,12 @@ pub async fn timeline_oldest_first(a: &Adapters) {
 
 pub async fn create_message_idempotent(a: &Adapters) {
     let record = message(&unique("cart"), &unique("cust"), 1, Channel::Sms, t(0));
-    assert!(a.state.create_message(&record).await.unwrap());
+    assert_eq!(a.state.create_message(&record).await.unwrap(), CreateOutcome::Created);
 
     let mut again = record.clone();
     again.decided_at = t(60);
     again.status = MessageStatus::Sent { provider_message_id: "p".into(), at: t(60) };
-    assert!(!a.state.create_message(&again).await.unwrap());
+    assert_eq!(a.state.create_message(&again).await.unwrap(), CreateOutcome::AlreadyExists);
 
     assert_eq!(a.state.get_message(&record.message_id).await.unwrap(), Some(record));
 }
@@ -485,7 +486,7 @@ pub async fn customer_messages_filter_by_key_and_since(a: &Adapters) {
     let after = message(&unique("cart"), &ana, 0, Channel::Push, t(120));
     let other = message(&unique("cart"), &bob, 0, Channel::Email, t(90));
     for m in [&before, &at_since, &after, &other] {
-        assert!(a.state.create_message(m).await.unwrap());
+        assert_eq!(a.state.create_message(m).await.unwrap(), CreateOutcome::Created);
     }
 
     let (ana, bob) = (CustomerKey::Customer(ana.into()), CustomerKey::Customer(bob.into()));
@@ -508,7 +509,7 @@ pub async fn customer_messages_keep_a_customer_named_like_a_guest_cart_apart(a: 
     let mut to_guest = message(&guest_cart, "unused", 0, Channel::Email, t(0));
     to_guest.customer_key = guest.clone();
     for m in [&to_customer, &to_guest] {
-        assert!(a.state.create_message(m).await.unwrap());
+        assert_eq!(a.state.create_message(m).await.unwrap(), CreateOutcome::Created);
     }
     assert_eq!(a.state.customer_messages(&lookalike, t(0)).await.unwrap(), [to_customer]);
     assert_eq!(a.state.customer_messages(&guest, t(0)).await.unwrap(), [to_guest]);

@@ -12,12 +12,13 @@ use cartback_aws::ses::SesSender;
 use cartback_aws::sns::{SnsPushSender, SnsSmsSender};
 use cartback_aws::sqs::SqsJobQueue;
 use cartback_aws::{handlers, wiring};
+use cartback_core::ports::TimelineKind;
 use cartback_core::ids::CustomerKey;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
 use cartback_core::event::{validate_event, PushPlatform};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
-use cartback_core::ports::{CampaignStore, CartRecord, Claim, CommitOutcome, EventCommit, JobQueue, Scheduler, SendError, Sender, StateStore, TimelineEntry, TimerPayload};
+use cartback_core::ports::{CampaignStore, CartRecord, CreateOutcome, SaveOutcome, Claim, CommitOutcome, EventCommit, JobQueue, Scheduler, SendError, Sender, CartStore, CustomerStore, EventLog, MessageStore, Timeline, TimelineEntry, TimerPayload};
 use cartback_core::service::{Delivery, DeliveryOutcome};
 use cartback_tests::moto::{Moto, Stack, TestClock};
 
@@ -53,7 +54,7 @@ fn commit_for(event: &cartback_core::event::Event, cart: CartRecord, customer_ve
         received_at: event.occurred_at,
         cart: Some(cart),
         customer: Some((customer, customer_version)),
-        timeline: Some(TimelineEntry { at: event.occurred_at, kind: "event".into(), code: "add_to_cart".into(), message: "added".into(), details: json!({}) }),
+        timeline: Some(TimelineEntry { at: event.occurred_at, kind: TimelineKind::Event, code: "add_to_cart".into(), message: "added".into(), details: json!({}) }),
     }
 }
 
@@ -120,9 +121,9 @@ async fn given_a_cart_changed_by_another_writer_when_a_stale_version_is_committe
     // save_cart is conditional too.
     let mut stale = store.get_cart(&"c-1".into()).await.unwrap().unwrap();
     stale.version = 1;
-    assert!(!store.save_cart(&stale).await.unwrap());
+    assert_eq!(store.save_cart(&stale).await.unwrap(), SaveOutcome::Conflict);
     stale.version = 2;
-    assert!(store.save_cart(&stale).await.unwrap());
+    assert_eq!(store.save_cart(&stale).await.unwrap(), SaveOutcome::Saved);
     assert_eq!(store.get_cart(&"c-1".into()).await.unwrap().unwrap().version, 3);
 }
 
@@ -131,8 +132,8 @@ async fn given_one_queued_message_when_eight_senders_claim_it_concurrently_then_
     let stack = stack().await;
     let store = Arc::new(store(&stack, TestClock::new(t0())));
     let record = message("c-1", "cust-1", t0());
-    assert!(store.create_message(&record).await.unwrap());
-    assert!(!store.create_message(&record).await.unwrap(), "the second create is refused");
+    assert_eq!(store.create_message(&record).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(store.create_message(&record).await.unwrap(), CreateOutcome::AlreadyExists, "the second create is refused");
 
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -219,7 +220,7 @@ async fn given_messages_and_timeline_entries_when_queried_then_history_comes_fro
 
     for minutes in [5, 1, 3] {
         let at = t0() + Duration::minutes(minutes);
-        store.append_timeline(&"c-1".into(), &TimelineEntry { at, kind: "decision".into(), code: format!("m{minutes}"), message: String::new(), details: serde_json::Value::Null }).await.unwrap();
+        store.append_timeline(&"c-1".into(), &TimelineEntry { at, kind: TimelineKind::Decision, code: format!("m{minutes}"), message: String::new(), details: serde_json::Value::Null }).await.unwrap();
     }
     let codes: Vec<_> = store.timeline(&"c-1".into()).await.unwrap().into_iter().map(|e| e.code).collect();
     assert_eq!(codes, ["m1", "m3", "m5"]);
@@ -373,7 +374,7 @@ async fn given_a_delivery_for_a_cart_bought_meanwhile_when_delivered_then_it_is_
     store.commit_event(commit_for(&add, CartRecord::new("c-1", t0()), 0)).await.unwrap();
     let mut cart = store.get_cart(&"c-1".into()).await.unwrap().unwrap();
     cart.events.push(validate_event(&json!({ "event_id": "e-2", "type": "purchase", "occurred_at": t0() + Duration::minutes(5), "cart_id": "c-1", "order_id": "o-1" }), t0() + Duration::minutes(5)).unwrap());
-    assert!(store.save_cart(&cart).await.unwrap());
+    assert_eq!(store.save_cart(&cart).await.unwrap(), SaveOutcome::Saved);
     let record = message("c-1", "cust-1", t0());
     store.create_message(&record).await.unwrap();
     let delivery = Delivery { store: store.clone(), sender: Arc::new(SesSender::new(stack.clients.ses.clone(), stack.sender.clone(), "cartback")), clock };

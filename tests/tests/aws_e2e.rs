@@ -10,7 +10,7 @@ use serde_json::json;
 
 use cartback_aws::{handlers, wiring};
 use cartback_core::message::MessageStatus;
-use cartback_core::ports::{StateStore, TimerPayload};
+use cartback_core::ports::{MessageStore, TimerPayload};
 use cartback_tests::moto::{apigw_event, post_events, resign, response_json, Moto, Stack, TestClock};
 
 fn at(s: &str) -> DateTime<Utc> {

@@ -14,7 +14,7 @@ use cartback_aws::sns::SnsSmsSender;
 use cartback_aws::sqs::SqsJobQueue;
 use cartback_aws::{handlers, wiring};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
-use cartback_core::ports::{JobQueue, StateStore};
+use cartback_core::ports::{CartStore, JobQueue, MessageStore, Timeline};
 use cartback_core::service::{Delivery, DeliveryError};
 use cartback_tests::moto::{Fault, Moto, Proxy, Stack, TestClock};
 
@@ -112,7 +112,7 @@ async fn given_an_unverified_sender_when_an_email_job_is_handled_then_ses_reject
     queue.enqueue(&email(&rec)).await.unwrap();
 
     let sender = SesSender::new(stack.clients.ses.clone(), "Shop <nobody@unverified.example>", "cartback");
-    let delivery = Delivery { store: store.clone(), sender: Arc::new(sender), clock };
+    let delivery: Delivery = Delivery { store: store.clone(), sender: Arc::new(sender), clock };
     let batch = stack.receive("email").await;
     proxy.reset();
     let response = handlers::sender(&delivery, batch.clone()).await;

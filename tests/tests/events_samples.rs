@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use cartback_aws::handlers;
 use cartback_core::event::{parse_body, ConsentPatch};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, QueueName};
-use cartback_core::ports::{StateStore, TimerPayload};
+use cartback_core::ports::{CreateOutcome, CustomerStore, MessageStore, Timeline, TimerPayload};
 use cartback_core::signing::{sign_link, sign_request, verify_request, LinkClaims, SIGNATURE_HEADER};
 use cartback_tests::samples::{events_dir, json_files, md5_hex, request_time, sample, sample_as, sample_secret, LocalStack, PUBLIC_BASE_URL};
 
@@ -272,7 +272,7 @@ async fn queued_records_for(stack: &LocalStack, event: &SqsEvent) {
                 status: MessageStatus::Queued,
                 engaged_at: None,
             };
-            assert!(stack.db.create_message(&record).await.unwrap());
+            assert_eq!(stack.db.create_message(&record).await.unwrap(), CreateOutcome::Created);
         }
     }
 }

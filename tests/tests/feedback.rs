@@ -12,7 +12,7 @@ use cartback_aws::handlers;
 use cartback_core::engine::Decision;
 use cartback_core::ids::{CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageRecord, MessageStatus, QueueName};
-use cartback_core::ports::{StateStore, TimelineEntry};
+use cartback_core::ports::{CartStore, CustomerStore, MessageStore, Timeline, TimelineEntry};
 use cartback_core::service::{CheckOutcome, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 use cartback_tests::samples::{sample_as, LocalStack};
 
@@ -31,7 +31,7 @@ async fn first_email_sent() -> (LocalStack, MessageId) {
         { "event_id": "add-1", "type": "add_to_cart", "occurred_at": START, "cart_id": "cart-1", "customer_id": "cust-ana", "device": "desktop",
           "currency": "EUR", "items": [{ "item_id": "sku-mug", "item_name": "Stoneware mug", "price": "14.90" }] }
     ]});
-    let answer = stack.api.ingest.ingest_body(body.to_string().as_bytes()).await.unwrap().unwrap();
+    let answer = stack.api.ingest.ingest_body(body.to_string().as_bytes()).await.unwrap();
     assert_eq!(answer.accepted, 2);
     let sent = fire_next_timer(&stack).await;
     let CheckOutcome::Decided { sent, .. } = sent else { panic!("{sent:?}") };
@@ -118,12 +118,12 @@ async fn given_a_withdrawn_consent_when_an_older_identify_arrives_late_then_it_s
         json!({ "event_id": id, "type": "identify", "occurred_at": when, "customer_id": "cust-ana", "customer": { "consents": { "email": true } } }).to_string()
     };
     // A storefront's event from before the bounce, delivered after it.
-    let late = stack.api.ingest.ingest_body(identify("late-old", "2026-11-23T10:20:00Z").as_bytes()).await.unwrap().unwrap();
+    let late = stack.api.ingest.ingest_body(identify("late-old", "2026-11-23T10:20:00Z").as_bytes()).await.unwrap();
     assert_eq!(late.accepted, 1);
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(false), "older data must not give consent back");
     // The customer opts in again afterwards.
     stack.clock.set(at("2026-11-23T12:00:30Z"));
-    let again = stack.api.ingest.ingest_body(identify("opt-in-again", "2026-11-23T12:00:00Z").as_bytes()).await.unwrap().unwrap();
+    let again = stack.api.ingest.ingest_body(identify("opt-in-again", "2026-11-23T12:00:00Z").as_bytes()).await.unwrap();
     assert_eq!(again.accepted, 1);
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(true));
 }
@@ -151,7 +151,7 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
         at(START),
     )
     .unwrap();
-    stack.api.ingest.apply(&added, at(START)).await.unwrap().unwrap();
+    stack.api.ingest.apply(&added, at(START)).await.unwrap().into_result().unwrap();
     let message = MessageRecord {
         message_id: MessageRecord::id_for("cart-guest", 0, Channel::Email),
         cart_id: "cart-guest".into(),

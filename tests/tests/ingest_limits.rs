@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use cartback_core::event::validate_event;
-use cartback_core::ports::{Clock, StateStore};
+use cartback_core::ports::{CartStore, Clock};
 use cartback_core::service::{CampaignCache, EventStatus, Ingest, MAX_EVENTS_PER_CART};
 use cartback_local::testing::ManualClock;
 use cartback_local::{Database, SqliteScheduler};
 use serde_json::json;
 
-fn ingest() -> (Ingest, Database, Arc<ManualClock>) {
+fn ingest() -> (Ingest<Database>, Database, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
     let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), chrono::Duration::seconds(60)));
@@ -18,9 +18,9 @@ fn ingest() -> (Ingest, Database, Arc<ManualClock>) {
     (ingest, db, clock)
 }
 
-async fn send(ingest: &Ingest, clock: &ManualClock, raw: serde_json::Value) -> Result<EventStatus, String> {
+async fn send(ingest: &Ingest<Database>, clock: &ManualClock, raw: serde_json::Value) -> Result<EventStatus, String> {
     let event = validate_event(&raw, clock.now()).unwrap();
-    ingest.apply(&event, clock.now()).await.unwrap().map_err(|e| e.field)
+    ingest.apply(&event, clock.now()).await.unwrap().into_result().map_err(|e| e.field)
 }
 
 #[tokio::test]

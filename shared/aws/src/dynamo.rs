@@ -60,7 +60,10 @@ use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
-use cartback_core::ports::{CampaignStore, CartRecord, Claim, Clock, CommitOutcome, EventCommit, PortError, StateStore, TimelineEntry};
+use cartback_core::ports::{
+    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog,
+    MessageStore, PortError, SaveOutcome, Timeline, TimelineEntry,
+};
 
 use crate::error::{build_error, unavailable};
 
@@ -234,7 +237,7 @@ impl DynamoStateStore {
 }
 
 #[async_trait]
-impl StateStore for DynamoStateStore {
+impl CartStore for DynamoStateStore {
     async fn get_cart(&self, cart_id: &CartId) -> Result<Option<CartRecord>, PortError> {
         let Some(item) = self.get(cart_key(cart_id)).await? else { return Ok(None) };
         // `version` in the item is the stored version, which is what the
@@ -242,13 +245,34 @@ impl StateStore for DynamoStateStore {
         from_item(item).map(Some).map_err(|e| corrupt(&format!("cart {cart_id}"), e))
     }
 
+    async fn save_cart(&self, cart: &CartRecord) -> Result<SaveOutcome, PortError> {
+        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(self.cart_item(cart)?));
+        request = if cart.version == 0 {
+            request.condition_expression("attribute_not_exists(pk)")
+        } else {
+            request.condition_expression("version = :expected").expression_attribute_values(":expected", n(cart.version))
+        };
+        let result = request.send().await;
+        match result {
+            Ok(_) => Ok(SaveOutcome::Saved),
+            Err(e) if is_condition_failed(&e) => Ok(SaveOutcome::Conflict),
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl CustomerStore for DynamoStateStore {
     async fn get_customer(&self, customer_id: &CustomerId) -> Result<Option<(Customer, u64)>, PortError> {
         let Some(item) = self.get(customer_key(customer_id)).await? else { return Ok(None) };
         let version = number(&item, "version").unwrap_or(0);
         let customer = from_item(item).map_err(|e| corrupt(&format!("customer {customer_id}"), e))?;
         Ok(Some((customer, version)))
     }
+}
 
+#[async_trait]
+impl EventLog for DynamoStateStore {
     async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError> {
         let mut dedupe = key(dedupe_key(&commit.event_id));
         dedupe.insert("received_at".into(), s(sort_time(commit.received_at)));
@@ -300,22 +324,10 @@ impl StateStore for DynamoStateStore {
             }
         }
     }
+}
 
-    async fn save_cart(&self, cart: &CartRecord) -> Result<bool, PortError> {
-        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(self.cart_item(cart)?));
-        request = if cart.version == 0 {
-            request.condition_expression("attribute_not_exists(pk)")
-        } else {
-            request.condition_expression("version = :expected").expression_attribute_values(":expected", n(cart.version))
-        };
-        let result = request.send().await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(SERVICE, e)),
-        }
-    }
-
+#[async_trait]
+impl Timeline for DynamoStateStore {
     async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError> {
         let item = self.timeline_item(cart_id, entry, &self.write_suffix())?;
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(|e| unavailable(SERVICE, e))?;
@@ -328,8 +340,11 @@ impl StateStore for DynamoStateStore {
             .await?;
         items.into_iter().map(|item| from_item(item).map_err(|e| corrupt(&format!("timeline of cart {cart_id}"), e))).collect()
     }
+}
 
-    async fn create_message(&self, record: &MessageRecord) -> Result<bool, PortError> {
+#[async_trait]
+impl MessageStore for DynamoStateStore {
+    async fn create_message(&self, record: &MessageRecord) -> Result<CreateOutcome, PortError> {
         let result = self
             .client
             .put_item()
@@ -339,8 +354,8 @@ impl StateStore for DynamoStateStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(e) if is_condition_failed(&e) => Ok(CreateOutcome::AlreadyExists),
             Err(e) => Err(unavailable(SERVICE, e)),
         }
     }

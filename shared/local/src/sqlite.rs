@@ -35,7 +35,8 @@ use cartback_core::customer::Customer;
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
-    CampaignStore, CartRecord, Claim, Clock, CommitOutcome, EventCommit, PortError, StateStore, SystemClock, TimelineEntry,
+    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog,
+    MessageStore, PortError, SaveOutcome, SystemClock, Timeline, TimelineEntry,
 };
 use chrono::{DateTime, Datelike, Duration, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
@@ -232,7 +233,7 @@ impl Database {
             f(&mut guard)
         })
         .await
-        .map_err(|e| PortError::Unavailable("sqlite", format!("database task failed: {e}")))?
+        .map_err(|e| PortError::Unavailable("sqlite", Box::new(e)))?
     }
 
     /// Deletes what is older than `retention` at `now`: carts not updated
@@ -303,7 +304,7 @@ pub(crate) fn db(e: rusqlite::Error) -> PortError {
         rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::IntegralValueOutOfRange(..) => {
             PortError::Corrupt(format!("sqlite: {e}"))
         }
-        _ => PortError::Unavailable("sqlite", e.to_string()),
+        _ => PortError::Unavailable("sqlite", Box::new(e)),
     }
 }
 
@@ -422,12 +423,26 @@ fn modify_message(conn: &mut Connection, message_id: &str, change: impl FnOnce(&
 }
 
 #[async_trait]
-impl StateStore for Database {
+impl CartStore for Database {
     async fn get_cart(&self, cart_id: &CartId) -> Result<Option<CartRecord>, PortError> {
         let cart_id = cart_id.to_string();
         self.call(move |conn| read_cart(conn, &cart_id)).await
     }
 
+    async fn save_cart(&self, cart: &CartRecord) -> Result<SaveOutcome, PortError> {
+        let cart = cart.clone();
+        self.call(move |conn| {
+            let tx = immediate(conn)?;
+            let saved = write_cart(&tx, &cart)?;
+            tx.commit().map_err(db)?;
+            Ok(if saved { SaveOutcome::Saved } else { SaveOutcome::Conflict })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CustomerStore for Database {
     async fn get_customer(&self, customer_id: &CustomerId) -> Result<Option<(Customer, u64)>, PortError> {
         let customer_id = customer_id.to_string();
         self.call(move |conn| {
@@ -439,7 +454,10 @@ impl StateStore for Database {
         })
         .await
     }
+}
 
+#[async_trait]
+impl EventLog for Database {
     async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError> {
         self.call(move |conn| {
             // Dropping `tx` without commit rolls everything back: a duplicate
@@ -473,18 +491,10 @@ impl StateStore for Database {
         })
         .await
     }
+}
 
-    async fn save_cart(&self, cart: &CartRecord) -> Result<bool, PortError> {
-        let cart = cart.clone();
-        self.call(move |conn| {
-            let tx = immediate(conn)?;
-            let saved = write_cart(&tx, &cart)?;
-            tx.commit().map_err(db)?;
-            Ok(saved)
-        })
-        .await
-    }
-
+#[async_trait]
+impl Timeline for Database {
     async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError> {
         let (cart_id, entry) = (cart_id.to_string(), entry.clone());
         self.call(move |conn| insert_timeline(conn, &cart_id, &entry)).await
@@ -499,8 +509,11 @@ impl StateStore for Database {
         })
         .await
     }
+}
 
-    async fn create_message(&self, record: &MessageRecord) -> Result<bool, PortError> {
+#[async_trait]
+impl MessageStore for Database {
+    async fn create_message(&self, record: &MessageRecord) -> Result<CreateOutcome, PortError> {
         let record = record.clone();
         self.call(move |conn| {
             let created = conn
@@ -510,7 +523,7 @@ impl StateStore for Database {
                     params![record.message_id.as_str(), record.cart_id.as_str(), record.customer_key.to_string(), ts(record.decided_at), to_json("message", &record)?],
                 )
                 .map_err(db)?;
-            Ok(created == 1)
+            Ok(if created == 1 { CreateOutcome::Created } else { CreateOutcome::AlreadyExists })
         })
         .await
     }
@@ -640,7 +653,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path()).unwrap();
         let mut cart = CartRecord::new("c1", at("2026-11-23T10:00:00Z"));
-        assert!(db.save_cart(&cart).await.unwrap());
+        assert_eq!(db.save_cart(&cart).await.unwrap(), cartback_core::ports::SaveOutcome::Saved);
         drop(db);
         let db = Database::open(dir.path()).unwrap();
         cart.version = 1;
@@ -669,7 +682,7 @@ mod tests {
         for (id, t) in [("old", old), ("new", recent)] {
             let mut cart = CartRecord::new(id, t);
             cart.updated_at = t;
-            let entry = TimelineEntry { at: t, kind: "event".into(), code: "add_to_cart".into(), message: "m".into(), details: serde_json::Value::Null };
+            let entry = TimelineEntry { at: t, kind: cartback_core::ports::TimelineKind::Event, code: "add_to_cart".into(), message: "m".into(), details: serde_json::Value::Null };
             let commit = EventCommit { event_id: format!("e-{id}").into(), received_at: t, cart: Some(cart), customer: None, timeline: Some(entry) };
             assert_eq!(db.commit_event(commit).await.unwrap(), CommitOutcome::Applied);
         }

@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{CampaignCache, Settings, MAX_CONFLICT_RETRIES};
+use super::{retry_on_conflict, Attempt, CampaignCache, Settings};
+use crate::ports::TimelineKind;
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
@@ -10,7 +11,10 @@ use crate::engine::{self, Decision, Input};
 use crate::event::CustomerPatch;
 use crate::ids::{CustomerKey, MessageId};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
-use crate::ports::{CartRecord, Clock, JobQueue, PortError, Scheduler, StateStore, TimelineEntry, TimerPayload};
+use crate::ports::{
+    CartRecord, CartStore, Clock, CustomerStore, JobQueue, MessageStore, PortError, SaveOutcome, Scheduler, StateStore,
+    Timeline, TimelineEntry, TimerPayload,
+};
 use crate::render::{self, Links, RenderError};
 use crate::signing::{restore_token, sign_link, LinkClaims};
 
@@ -25,9 +29,10 @@ pub enum CheckOutcome {
 }
 
 /// Runs when a cart's timer fires: re-reads the cart, asks the engine,
-/// queues messages, and re-arms or stops.
-pub struct Checker {
-    pub store: Arc<dyn StateStore>,
+/// queues messages, and re-arms or stops. Needs carts, customers, messages
+/// and the timeline.
+pub struct Checker<S: ?Sized = dyn StateStore> {
+    pub store: Arc<S>,
     pub scheduler: Arc<dyn Scheduler>,
     pub queue: Arc<dyn JobQueue>,
     pub campaigns: Arc<CampaignCache>,
@@ -35,89 +40,90 @@ pub struct Checker {
     pub settings: Arc<Settings>,
 }
 
-impl Checker {
+impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S> {
     pub async fn on_timer(&self, timer: &TimerPayload) -> Result<CheckOutcome, PortError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let now = self.clock.now();
-            let Some(mut record) = self.store.get_cart(&timer.cart_id).await? else {
-                return Ok(CheckOutcome::NoSuchCart);
-            };
-            if record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now) {
-                return Ok(CheckOutcome::Superseded);
-            }
-            let Context { cart, customer, key, mut history, campaigns } = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
-            let contact = match &customer {
-                Some(c) => c.profile.clone(),
-                None => cart.contact.clone(),
-            };
-            self.requeue_lost_step(&record, &cart, &contact, &campaigns, &history, now).await?;
-            let mut jobs = Vec::new();
-            // Messages that could not be composed: recorded, never queued.
-            let mut unsent = Vec::new();
-            let mut timeline = Vec::new();
-            // Each send moves progress on; the loop ends at a wait or a stop.
-            let decision = loop {
-                let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, channels: &self.settings.channels, now };
-                let decision = engine::decide(&input);
-                timeline.push(decision_entry(&decision, now));
-                let Decision::Send { campaign_id, step, channel, to, template, .. } = &decision else { break decision };
-                let message = MessageRecord {
-                    message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
-                    cart_id: cart.cart_id.clone(),
-                    customer_key: key.clone(),
-                    campaign_id: campaign_id.clone(),
-                    step: *step,
-                    channel: *channel,
-                    decided_at: now,
-                    status: MessageStatus::Queued,
-                    engaged_at: None,
-                };
-                record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                match self.render(template, to, &cart, contact.first_name.as_deref(), &message.message_id, now) {
-                    Ok(outgoing) => {
-                        let job = MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing };
-                        jobs.push((message.clone(), job));
-                        history.push(message);
-                    }
-                    Err(error) => {
-                        let failed = not_rendered(message, template, &error, now);
-                        timeline.push(not_rendered_entry(&failed, now));
-                        history.push(failed.clone());
-                        unsent.push(failed);
-                    }
-                }
-            };
-            record.timer_armed_for = match &decision {
-                Decision::Wait { until, .. } => {
-                    self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: *until }).await?;
-                    Some(*until)
-                }
-                _ => None,
-            };
-            record.updated_at = now;
-            if !self.store.save_cart(&record).await? {
-                continue;
-            }
-            // Queued only once the progress is saved: a writer that won the
-            // race above cannot leave behind a job for a step the retry
-            // decides differently. Both calls are idempotent per message id.
-            // The job goes first: a record without a job would look sent and
-            // never be repaired; a job without a record waits (the sender
-            // retries) until the repair below writes the record.
-            for (message, job) in &jobs {
-                self.queue.enqueue(job).await?;
-                self.store.create_message(message).await?;
-            }
-            for failed in &unsent {
-                self.store.create_message(failed).await?;
-            }
-            let sent = jobs.into_iter().map(|(m, _)| m.message_id).collect();
-            for entry in &timeline {
-                self.store.append_timeline(&record.cart_id, entry).await?;
-            }
-            return Ok(CheckOutcome::Decided { decision, sent });
+        retry_on_conflict("cart", || self.try_check(timer)).await
+    }
+
+    async fn try_check(&self, timer: &TimerPayload) -> Result<Attempt<CheckOutcome>, PortError> {
+        let now = self.clock.now();
+        let Some(mut record) = self.store.get_cart(&timer.cart_id).await? else {
+            return Ok(Attempt::Done(CheckOutcome::NoSuchCart));
+        };
+        if record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now) {
+            return Ok(Attempt::Done(CheckOutcome::Superseded));
         }
-        Err(PortError::Unavailable("state store", "too many concurrent writers on one cart".into()))
+        let Context { cart, customer, key, mut history, campaigns } = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
+        let contact = match &customer {
+            Some(c) => c.profile.clone(),
+            None => cart.contact.clone(),
+        };
+        self.requeue_lost_step(&record, &cart, &contact, &campaigns, &history, now).await?;
+        let mut jobs = Vec::new();
+        // Messages that could not be composed: recorded, never queued.
+        let mut unsent = Vec::new();
+        let mut timeline = Vec::new();
+        // Each send moves progress on; the loop ends at a wait or a stop.
+        let decision = loop {
+            let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, channels: &self.settings.channels, now };
+            let decision = engine::decide(&input);
+            timeline.push(decision_entry(&decision, now));
+            let Decision::Send { campaign_id, step, channel, to, template, .. } = &decision else { break decision };
+            let message = MessageRecord {
+                message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
+                cart_id: cart.cart_id.clone(),
+                customer_key: key.clone(),
+                campaign_id: campaign_id.clone(),
+                step: *step,
+                channel: *channel,
+                decided_at: now,
+                status: MessageStatus::Queued,
+                engaged_at: None,
+            };
+            record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
+            match self.render(template, to, &cart, contact.first_name.as_deref(), &message.message_id, now) {
+                Ok(outgoing) => {
+                    let job = MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing };
+                    jobs.push((message.clone(), job));
+                    history.push(message);
+                }
+                Err(error) => {
+                    let failed = not_rendered(message, template, &error, now);
+                    timeline.push(not_rendered_entry(&failed, now));
+                    history.push(failed.clone());
+                    unsent.push(failed);
+                }
+            }
+        };
+        record.timer_armed_for = match &decision {
+            Decision::Wait { until, .. } => {
+                self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: *until }).await?;
+                Some(*until)
+            }
+            _ => None,
+        };
+        record.updated_at = now;
+        if self.store.save_cart(&record).await? == SaveOutcome::Conflict {
+            return Ok(Attempt::Conflict);
+        }
+        // Queued only once the progress is saved: a writer that won the
+        // race above cannot leave behind a job for a step the retry
+        // decides differently. Both calls are idempotent per message id.
+        // The job goes first: a record without a job would look sent and
+        // never be repaired; a job without a record waits (the sender
+        // retries) until the repair below writes the record.
+        for (message, job) in &jobs {
+            self.queue.enqueue(job).await?;
+            self.store.create_message(message).await?;
+        }
+        for failed in &unsent {
+            self.store.create_message(failed).await?;
+        }
+        let sent = jobs.into_iter().map(|(m, _)| m.message_id).collect();
+        for entry in &timeline {
+            self.store.append_timeline(&record.cart_id, entry).await?;
+        }
+        Ok(Attempt::Done(CheckOutcome::Decided { decision, sent }))
     }
 
     /// The last dispatched step's job may have been lost between saving the
@@ -209,7 +215,7 @@ fn not_rendered(message: MessageRecord, template: &str, error: &RenderError, now
 fn not_rendered_entry(message: &MessageRecord, now: DateTime<Utc>) -> TimelineEntry {
     TimelineEntry {
         at: now,
-        kind: "message".into(),
+        kind: TimelineKind::Message,
         code: "not_rendered".into(),
         message: format!("Step {} was not sent: its {} message could not be composed.", message.step + 1, message.channel.as_str()),
         details: serde_json::json!({ "message_id": message.message_id, "channel": message.channel }),
@@ -225,7 +231,7 @@ struct Context {
     campaigns: Arc<Vec<Campaign>>,
 }
 
-async fn load_context(store: &dyn StateStore, campaigns: &CampaignCache, record: &CartRecord, now: DateTime<Utc>) -> Result<Context, PortError> {
+async fn load_context<S: CustomerStore + MessageStore + ?Sized>(store: &S, campaigns: &CampaignCache, record: &CartRecord, now: DateTime<Utc>) -> Result<Context, PortError> {
     let cart = record.cart();
     let customer = match &cart.customer_id {
         Some(id) => store.get_customer(id).await?.map(|(c, _)| c),
@@ -246,7 +252,7 @@ async fn load_context(store: &dyn StateStore, campaigns: &CampaignCache, record:
 
 /// What the engine would decide for this cart at `now`, without acting:
 /// the "next" line of `cartback explain`.
-pub async fn decide_now(store: &dyn StateStore, campaigns: &CampaignCache, record: &CartRecord, channels: &[Channel], now: DateTime<Utc>) -> Result<Decision, PortError> {
+pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(store: &S, campaigns: &CampaignCache, record: &CartRecord, channels: &[Channel], now: DateTime<Utc>) -> Result<Decision, PortError> {
     let ctx = load_context(store, campaigns, record, now).await?;
     Ok(engine::decide(&Input { cart: &ctx.cart, progress: &record.progress, customer: ctx.customer.as_ref(), campaigns: &ctx.campaigns, history: &ctx.history, channels, now }))
 }
@@ -269,7 +275,7 @@ fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {
         Decision::Send { campaign_id, step, channel, .. } => serde_json::json!({ "decision": "send", "campaign_id": campaign_id, "step": step, "channel": channel }),
         Decision::Stop { .. } => serde_json::json!({ "decision": "stop" }),
     };
-    TimelineEntry { at: now, kind: "decision".into(), code: reason.code.as_str().into(), message: reason.message.clone(), details }
+    TimelineEntry { at: now, kind: TimelineKind::Decision, code: reason.code.as_str().into(), message: reason.message.clone(), details }
 }
 
 fn urlencode(s: &str) -> String {
