@@ -1,15 +1,17 @@
 //! Property tests of the HTTP contract: whatever arrives, Cartback answers
 //! with a JSON 2xx/4xx and never a 5xx or a panic, and the per-event answer
-//! always accounts for every event sent.
+//! always accounts for every event sent; every answer to a documented route
+//! keeps to the served OpenAPI document.
 
 use std::sync::Arc;
 
-use cartback_core::api::{Api, Request};
+use cartback_core::api::{Api, Request, Response};
 use cartback_core::ports::Clock;
 use cartback_core::service::{CampaignCache, Ingest, Settings};
 use cartback_core::signing::{sign_request, Secret};
 use cartback_local::testing::ManualClock;
 use cartback_local::{Database, SqliteScheduler};
+use cartback_tests::openapi::{served, Observed};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -37,6 +39,12 @@ fn signed_post(clock: &ManualClock, body: Vec<u8>) -> Request {
         headers: vec![("x-cartback-signature".into(), signature)],
         body,
     }
+}
+
+/// The answer keeps to what the served document says of `POST /v1/events`.
+fn documented(response: &Response) -> Result<(), TestCaseError> {
+    let observed = Observed { status: response.status, headers: response.headers.clone(), body: response.body.clone() };
+    served().check_response("POST", "/v1/events", &observed).map_err(|v| TestCaseError::fail(v.to_string()))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -76,6 +84,7 @@ proptest! {
         let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
         let response = runtime().block_on(api.handle(&signed_post(&clock, body)));
         prop_assert_eq!(response.status, 200);
+        documented(&response)?;
         let answer: Value = serde_json::from_slice(&response.body).unwrap();
         let results = answer["results"].as_array().unwrap();
         prop_assert_eq!(results.len(), events.len());
@@ -93,6 +102,7 @@ proptest! {
         let (api, clock) = api();
         let response = runtime().block_on(api.handle(&signed_post(&clock, body)));
         prop_assert!(matches!(response.status, 200 | 400), "status {}", response.status);
+        documented(&response)?;
         prop_assert!(serde_json::from_slice::<Value>(&response.body).is_ok());
     }
 

@@ -84,7 +84,8 @@ pub fn verify_request(secret: &Secret, header: Option<&str>, body: &[u8], now: D
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now.timestamp() - timestamp).abs() > REPLAY_WINDOW_SECONDS {
+    // abs_diff: a subtraction overflows for t near i64::MIN (a panic in debug builds).
+    if now.timestamp().abs_diff(timestamp) > REPLAY_WINDOW_SECONDS.unsigned_abs() {
         return Err(SignatureError::Expired);
     }
     // Several v1 values allow secret rotation: any match passes.
@@ -205,6 +206,15 @@ mod tests {
         assert_eq!(verify_request(&secret(), Some("t=1700000000"), b"{}", at(1_700_000_000)), Err(SignatureError::Malformed));
         let other = Secret::new(b"another-secret-987654".to_vec()).unwrap();
         assert_eq!(verify_request(&other, Some(&header), b"{}", at(1_700_000_000)), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn given_a_timestamp_at_the_ends_of_i64_when_verified_then_it_is_refused_as_stale_without_overflow() {
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let header = format!("t={t},v1=00");
+            let verdict = verify_request(&secret(), Some(&header), b"{}", at(1_700_000_000));
+            assert_eq!(verdict, Err(SignatureError::Expired), "t={t}");
+        }
     }
 
     #[test]
