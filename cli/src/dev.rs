@@ -26,7 +26,8 @@ const MAX_NAP: StdDuration = StdDuration::from_millis(500);
 const JOB_VISIBILITY_MINUTES: i64 = 5;
 
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
-    let clock = Arc::new(VirtualClock::new(args.clock_speed).context("--clock-speed")?);
+    // Business time resumes where the last run left it, never earlier.
+    let clock = Arc::new(VirtualClock::persistent(&args.data, args.clock_speed).context("cannot start the clock")?);
     let db = Database::open(&args.data)
         .with_context(|| format!("cannot open the database in {}", args.data.display()))?
         .with_clock(clock.clone());
@@ -46,6 +47,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let queue = Arc::new(SqliteQueue::new(db.clone()));
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), Duration::seconds(60)));
     let outbox = Outbox::new(&args.data)?;
+    // Before any sender runs: what a crash mid-write left is not a message.
+    outbox.recover()?;
     let api = Arc::new(Api {
         ingest: Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: clock.clone() },
         store: store.clone(),

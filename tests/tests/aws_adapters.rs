@@ -154,7 +154,7 @@ async fn given_one_queued_message_when_eight_senders_claim_it_concurrently_then_
     }
     assert_eq!(claimed, 1);
     // After the lease, a new claim takes over (attempt 2); once sent, never again.
-    assert!(matches!(store.claim_message(&record.message_id, t0() + Duration::minutes(6), t0() + Duration::minutes(11)).await.unwrap(), Claim::Claimed(MessageRecord { status: MessageStatus::Sending { attempts: 2, .. }, .. })));
+    assert!(matches!(store.claim_message(&record.message_id, t0() + Duration::minutes(6), t0() + Duration::minutes(11)).await.unwrap(), Claim::TakenOver(MessageRecord { status: MessageStatus::Sending { attempts: 2, .. }, .. })));
     store.set_message_status(&record.message_id, &MessageStatus::Sent { provider_message_id: "p-1".into(), at: t0() }).await.unwrap();
     assert_eq!(store.claim_message(&record.message_id, t0() + Duration::hours(1), t0() + Duration::hours(2)).await.unwrap(), Claim::AlreadySent);
     assert_eq!(store.claim_message(&"m_missing".into(), t0(), t0()).await.unwrap(), Claim::NotFound);

@@ -370,12 +370,15 @@ impl MessageStore for DynamoStateStore {
     async fn claim_message(&self, message_id: &MessageId, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError> {
         for _ in 0..5 {
             let Some((mut record, rev, attempts)) = self.message_with_rev(message_id).await? else { return Ok(Claim::NotFound) };
-            match &record.status {
+            let taken_over = match &record.status {
                 MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
-                MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } => return Ok(Claim::Closed),
+                MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } | MessageStatus::Unknown { .. } => {
+                    return Ok(Claim::Closed)
+                }
                 MessageStatus::Sending { lease_until, .. } if *lease_until > now => return Ok(Claim::InFlight),
-                MessageStatus::Queued | MessageStatus::Sending { .. } => {}
-            }
+                MessageStatus::Sending { .. } => true,
+                MessageStatus::Queued => false,
+            };
             let attempts = u32::try_from(attempts + 1).unwrap_or(u32::MAX);
             record.status = MessageStatus::Sending { lease_until, attempts };
             let status = to_attribute_value(&record.status).map_err(|e| corrupt("status does not serialise", e))?;
@@ -395,7 +398,7 @@ impl MessageStore for DynamoStateStore {
                 .send()
                 .await;
             match result {
-                Ok(_) => return Ok(Claim::Claimed(record)),
+                Ok(_) => return Ok(if taken_over { Claim::TakenOver(record) } else { Claim::Claimed(record) }),
                 Err(e) if is_condition_failed(&e) => continue,
                 Err(e) => return Err(unavailable(SERVICE, e)),
             }

@@ -65,6 +65,10 @@ pub enum MessageStatus {
     Rejected { error: String, at: DateTime<Utc> },
     /// Not sent because the cart changed after the decision (e.g. a purchase).
     Cancelled { reason: String, at: DateTime<Utc> },
+    /// A sender stopped mid-send and the provider cannot say whether the
+    /// message went out: it is not sent again automatically (an operator
+    /// reconciles), and it counts as sent for caps.
+    Unknown { reason: String, at: DateTime<Utc> },
 }
 
 /// The state of a [`MessageStatus`] without its data; its serde name is the
@@ -77,6 +81,7 @@ pub enum MessageState {
     Sent,
     Rejected,
     Cancelled,
+    Unknown,
 }
 
 impl MessageState {
@@ -93,6 +98,7 @@ impl MessageStatus {
             MessageStatus::Sent { .. } => MessageState::Sent,
             MessageStatus::Rejected { .. } => MessageState::Rejected,
             MessageStatus::Cancelled { .. } => MessageState::Cancelled,
+            MessageStatus::Unknown { .. } => MessageState::Unknown,
         }
     }
 
@@ -272,6 +278,7 @@ mod tests {
             MessageStatus::Sent { provider_message_id: "p".into(), at },
             MessageStatus::Rejected { error: "e".into(), at },
             MessageStatus::Cancelled { reason: "r".into(), at },
+            MessageStatus::Unknown { reason: "r".into(), at },
         ];
         for status in statuses {
             assert_eq!(json_name(&status)["state"], status.name(), "{status:?}");

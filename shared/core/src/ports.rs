@@ -160,6 +160,10 @@ pub enum CommitOutcome {
 pub enum Claim {
     /// This caller holds the send until the lease ends.
     Claimed(MessageRecord),
+    /// This caller holds the send, taken over from a sender whose lease
+    /// ended before it recorded an outcome: that sender may have reached the
+    /// provider, so ask [`Sender::prior_attempt`] before sending again.
+    TakenOver(MessageRecord),
     AlreadySent,
     /// Another sender holds a live lease.
     InFlight,
@@ -221,8 +225,8 @@ pub trait MessageStore: Send + Sync {
     /// Creates the record unless one with its id exists.
     async fn create_message(&self, record: &MessageRecord) -> Result<CreateOutcome, PortError>;
     async fn get_message(&self, message_id: &MessageId) -> Result<Option<MessageRecord>, PortError>;
-    /// Atomically takes the send: from `Queued`, or from `Sending` whose
-    /// lease has ended.
+    /// Atomically takes the send: from `Queued` ([`Claim::Claimed`]), or from
+    /// `Sending` whose lease has ended ([`Claim::TakenOver`]).
     async fn claim_message(
         &self,
         message_id: &MessageId,
@@ -276,10 +280,29 @@ pub enum SendError {
     Permanent(String),
 }
 
+/// What a sender can tell about an earlier attempt at a message whose sender
+/// stopped (a crash, a timeout) between the provider call and recording it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriorAttempt {
+    /// It went out: record it as sent, do not send again.
+    Delivered { provider_message_id: String },
+    /// It certainly did not go out: sending now is the first delivery.
+    NotDelivered,
+    /// The provider cannot say: never send again blindly.
+    Unknown,
+}
+
 #[async_trait]
 pub trait Sender: Send + Sync {
     /// Sends and returns the provider's message id.
     async fn send(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<String, SendError>;
+
+    /// Whether an interrupted earlier attempt at `job` reached the provider.
+    /// A sender that can find out (the local outbox; a provider with
+    /// idempotency keys or a lookup) says so; the default cannot.
+    async fn prior_attempt(&self, _job: &MessageJob) -> Result<PriorAttempt, SendError> {
+        Ok(PriorAttempt::Unknown)
+    }
 }
 
 #[async_trait]

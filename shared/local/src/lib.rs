@@ -9,7 +9,8 @@
 //! - [`SqliteQueue`]: durable per-channel queues with retries, backoff and a
 //!   dead-letter table, in that file;
 //! - [`OutboxSender`]: writes messages to `DIR/outbox` instead of providers;
-//! - [`VirtualClock`] (`--clock-speed N`) and, for tests, [`testing::ManualClock`].
+//! - [`VirtualClock`] (`--clock-speed N`), persisted in `DIR/clock.json` so business
+//!   time never goes back across restarts, and, for tests, [`testing::ManualClock`].
 //!
 //! Everything durable lives in the one database file, so a restart loses no
 //! cart, pending timer or queued message.
@@ -20,8 +21,11 @@ pub mod queues;
 pub mod sqlite;
 pub mod timers;
 
-pub use clock::{ClockError, VirtualClock};
-pub use outbox::{Outbox, OutboxSender};
+#[cfg(test)]
+mod exactly_once_tests;
+
+pub use clock::{ClockError, VirtualClock, CLOCK_FILE};
+pub use outbox::{Outbox, OutboxSender, Recovery};
 pub use queues::{DeadLetter, QueueStats, ReceivedJob, RetryOutcome, RetryPolicy, SqliteQueue};
 pub use sqlite::{Database, LocalError, PurgeReport, DB_FILE};
 pub use timers::{SqliteScheduler, TimerWheel};

@@ -3,14 +3,21 @@
 //!
 //! - email: `DIR/outbox/email/<message_id>.eml`, the complete RFC 5322 MIME
 //!   message (`render::mime`: multipart/alternative text + HTML), written
-//!   atomically (temporary file, fsync, rename). A resend of the same message
-//!   replaces the file, so the outbox holds each message once;
+//!   atomically: a temporary file, fsync, then a hard link to the final name
+//!   that fails if the name exists (never a replace), and a directory fsync;
 //! - SMS: one JSON line per message appended to `DIR/outbox/sms.jsonl`:
 //!   `{"message_id", "to", "body", "at"}`;
 //! - push and web push: one JSON line per message in `DIR/outbox/push.jsonl`
 //!   (`{"message_id", "kind": "push" | "web_push", ..., "at"}`).
 //!
 //! The provider message id returned is `outbox-<message_id>`.
+//!
+//! Exactly once: a message whose file (or line) exists is never written
+//! again; [`Sender::send`] answers its provider id without writing, and
+//! [`Sender::prior_attempt`] tells the delivery service that a message whose
+//! sender crashed before recording it did go out, so it is recorded as sent
+//! instead of being repeated. [`Outbox::recover`] (run at start) removes the
+//! temporary files and the torn last line a crash mid-write can leave.
 //!
 //! Permanent failures, so the rejection path can be exercised locally: the
 //! outbox refuses for good ([`SendError::Permanent`]) an email to a domain
@@ -20,19 +27,22 @@
 //! token; a web push without a subscription. A failure to write the file
 //! (disk full, permissions) is [`SendError::Retryable`].
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use cartback_core::contact::normalise_e164;
 use cartback_core::message::{MessageJob, Outgoing};
-use cartback_core::ports::{SendError, Sender};
+use cartback_core::ports::{PriorAttempt, SendError, Sender};
 use cartback_core::render;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
+use crate::clock::sync_dir;
 use crate::sqlite::LocalError;
 
 /// The outbox folder inside the data folder.
@@ -73,7 +83,91 @@ impl Outbox {
     /// A [`Sender`] for every channel (email, SMS, push, web push): the local
     /// runtime gives one to each channel queue's worker.
     pub fn sender(&self, from: &str) -> OutboxSender {
-        OutboxSender { outbox: self.clone(), from: from.to_owned(), append_lock: Arc::new(Mutex::new(())) }
+        OutboxSender { outbox: self.clone(), from: from.to_owned(), lines: Arc::new(Mutex::new(LineIndex::default())) }
+    }
+
+    /// Cleans what a crash mid-write leaves: temporary files (never a
+    /// message: a message exists once its final name does) and a torn last
+    /// line of `sms.jsonl` / `push.jsonl` (an append cut short). Run it at
+    /// start, before any sender writes.
+    pub fn recover(&self) -> Result<Recovery, LocalError> {
+        let io = |path: &Path, source| LocalError::Io { path: path.to_owned(), source };
+        let mut recovery = Recovery::default();
+        for dir in [self.dir.clone(), self.dir.join("email")] {
+            for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+                let path = entry.map_err(|e| io(&dir, e))?.path();
+                if is_temp_file(&path) {
+                    fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                    recovery.temp_files_removed += 1;
+                }
+            }
+        }
+        for path in [self.sms_path(), self.push_path()] {
+            recovery.torn_lines_removed += usize::from(cut_torn_tail(&path).map_err(|e| io(&path, e))?);
+        }
+        if recovery != Recovery::default() {
+            tracing::warn!(?recovery, "cleaned the outbox after an interrupted write");
+        }
+        Ok(recovery)
+    }
+}
+
+/// What [`Outbox::recover`] cleaned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub temp_files_removed: usize,
+    pub torn_lines_removed: usize,
+}
+
+/// Temporary files are hidden and end in `.tmp`: `.<name>.<pid>.<n>.tmp`.
+fn is_temp_file(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"))
+}
+
+/// Cuts a last line that has no newline (an append a crash cut short).
+/// True when something was cut.
+fn cut_torn_tail(path: &Path) -> std::io::Result<bool> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    if bytes.last().is_none_or(|b| *b == b'\n') {
+        return Ok(false);
+    }
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    file.set_len(keep as u64)?;
+    file.seek(SeekFrom::End(0))?;
+    file.sync_all()?;
+    Ok(true)
+}
+
+/// The message ids already in each JSON-lines file, read once on first use.
+#[derive(Debug, Default)]
+struct LineIndex {
+    files: std::collections::HashMap<PathBuf, HashSet<String>>,
+}
+
+impl LineIndex {
+    /// The ids in `path` (the file is repaired first if its last line is torn).
+    fn ids(&mut self, path: &Path) -> std::io::Result<&mut HashSet<String>> {
+        if !self.files.contains_key(path) {
+            cut_torn_tail(path)?;
+            let text = match fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e),
+            };
+            let ids = text
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter_map(|value| value.get("message_id").and_then(|id| id.as_str()).map(str::to_owned))
+                .collect();
+            self.files.insert(path.to_owned(), ids);
+        }
+        Ok(self.files.get_mut(path).expect("inserted above"))
     }
 }
 
@@ -89,8 +183,9 @@ pub struct OutboxSender {
     outbox: Outbox,
     /// The `From:` of emails, e.g. `Shop <shop@example.com>`.
     from: String,
-    /// Serialises appends so JSON lines never interleave.
-    append_lock: Arc<Mutex<()>>,
+    /// Serialises appends (JSON lines never interleave) and remembers which
+    /// messages each file already holds.
+    lines: Arc<Mutex<LineIndex>>,
 }
 
 /// True for an email domain under the reserved TLD `invalid` (RFC 2606).
@@ -103,15 +198,38 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Whether a write put the message in the outbox or found it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    New,
+    AlreadyThere,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Publishes `bytes` at `path` unless a file is there: temporary file, fsync,
+/// hard link to the final name (which fails rather than replace), directory
+/// fsync. A reader, or a crash, sees the whole message or none of it.
+fn write_once(path: &Path, bytes: &[u8]) -> std::io::Result<Written> {
+    if path.exists() {
+        return Ok(Written::AlreadyThere);
+    }
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("message");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, path)
+        let written = match fs::hard_link(&tmp, path) {
+            Ok(()) => Written::New,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Written::AlreadyThere,
+            Err(e) => return Err(e),
+        };
+        fs::remove_file(&tmp)?;
+        sync_dir(dir)?;
+        Ok(written)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -119,18 +237,27 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-fn append_line(lock: &Mutex<()>, path: &Path, line: &serde_json::Value) -> std::io::Result<()> {
+/// Appends the line unless the file already holds a line for `message_id`.
+fn append_once(index: &Mutex<LineIndex>, path: &Path, message_id: &str, line: &serde_json::Value) -> std::io::Result<Written> {
     let mut text = line.to_string();
     text.push('\n');
-    let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
+    let ids = index.ids(path)?;
+    if ids.contains(message_id) {
+        return Ok(Written::AlreadyThere);
+    }
     let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    // One write call: a crash leaves the line whole or torn, and a torn last
+    // line is cut at the next start (it was never delivered).
     file.write_all(text.as_bytes())?;
-    file.sync_data()
+    file.sync_data()?;
+    ids.insert(message_id.to_owned());
+    Ok(Written::New)
 }
 
 impl OutboxSender {
     /// Validates and writes synchronously (run on the blocking pool by `send`).
-    fn write(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<(), SendError> {
+    fn write(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<Written, SendError> {
         let retryable = |what: &str, e: std::io::Error| SendError::Retryable(format!("cannot write the {what} outbox: {e}"));
         let id = &job.message_id;
         match &job.outgoing {
@@ -139,21 +266,21 @@ impl OutboxSender {
                     return Err(SendError::Permanent("recipient domain does not exist (reserved .invalid TLD, RFC 2606)".into()));
                 }
                 let bytes = render::mime(&job.outgoing, &self.from, id, now).map_err(|e| SendError::Permanent(e.to_string()))?;
-                write_atomically(&self.outbox.email_path(id), &bytes).map_err(|e| retryable("email", e))
+                write_once(&self.outbox.email_path(id), &bytes).map_err(|e| retryable("email", e))
             }
             Outgoing::Sms { to, body } => {
                 if normalise_e164(to.expose()).is_none() {
                     return Err(SendError::Permanent("not a valid E.164 phone number".into()));
                 }
                 let line = json!({ "message_id": id, "to": to, "body": body, "at": rfc3339(now) });
-                append_line(&self.append_lock, &self.outbox.sms_path(), &line).map_err(|e| retryable("SMS", e))
+                append_once(&self.lines, &self.outbox.sms_path(), id, &line).map_err(|e| retryable("SMS", e))
             }
             Outgoing::Push { platform, token, title, body, url } => {
                 if token.expose().trim().is_empty() {
                     return Err(SendError::Permanent("no device token".into()));
                 }
                 let line = json!({ "message_id": id, "kind": "push", "platform": platform, "token": token, "title": title, "body": body, "url": url, "at": rfc3339(now) });
-                append_line(&self.append_lock, &self.outbox.push_path(), &line).map_err(|e| retryable("push", e))
+                append_once(&self.lines, &self.outbox.push_path(), id, &line).map_err(|e| retryable("push", e))
             }
             Outgoing::WebPush { subscription, title, body, url } => {
                 let endpoint = subscription.expose().get("endpoint").and_then(|e| e.as_str()).unwrap_or_default();
@@ -161,21 +288,56 @@ impl OutboxSender {
                     return Err(SendError::Permanent("no web push subscription endpoint".into()));
                 }
                 let line = json!({ "message_id": id, "kind": "web_push", "subscription": subscription, "title": title, "body": body, "url": url, "at": rfc3339(now) });
-                append_line(&self.append_lock, &self.outbox.push_path(), &line).map_err(|e| retryable("push", e))
+                append_once(&self.lines, &self.outbox.push_path(), id, &line).map_err(|e| retryable("push", e))
             }
         }
     }
+}
+
+impl OutboxSender {
+    /// Whether the outbox already holds the message (synchronous).
+    fn holds(&self, job: &MessageJob) -> std::io::Result<bool> {
+        match &job.outgoing {
+            Outgoing::Email { .. } => Ok(self.outbox.email_path(&job.message_id).exists()),
+            Outgoing::Sms { .. } => self.holds_line(&self.outbox.sms_path(), &job.message_id),
+            Outgoing::Push { .. } | Outgoing::WebPush { .. } => self.holds_line(&self.outbox.push_path(), &job.message_id),
+        }
+    }
+
+    fn holds_line(&self, path: &Path, message_id: &str) -> std::io::Result<bool> {
+        let mut index = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(index.ids(path)?.contains(message_id))
+    }
+}
+
+fn provider_id(job: &MessageJob) -> String {
+    format!("outbox-{}", job.message_id)
 }
 
 #[async_trait]
 impl Sender for OutboxSender {
     async fn send(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<String, SendError> {
         let (sender, owned) = (self.clone(), job.clone());
-        tokio::task::spawn_blocking(move || sender.write(&owned, now))
+        let written = tokio::task::spawn_blocking(move || sender.write(&owned, now))
             .await
             .map_err(|e| SendError::Retryable(format!("outbox task failed: {e}")))??;
-        tracing::debug!(message_id = %job.message_id, channel = job.channel.as_str(), "written to the outbox");
-        Ok(format!("outbox-{}", job.message_id))
+        match written {
+            Written::New => tracing::debug!(message_id = %job.message_id, channel = job.channel.as_str(), "written to the outbox"),
+            Written::AlreadyThere => {
+                tracing::info!(message_id = %job.message_id, channel = job.channel.as_str(), "already in the outbox: not written again")
+            }
+        }
+        Ok(provider_id(job))
+    }
+
+    /// The outbox is its own record of delivery: the message is there or not.
+    async fn prior_attempt(&self, job: &MessageJob) -> Result<PriorAttempt, SendError> {
+        let (sender, owned) = (self.clone(), job.clone());
+        let holds = tokio::task::spawn_blocking(move || sender.holds(&owned))
+            .await
+            .map_err(|e| SendError::Retryable(format!("outbox task failed: {e}")))?
+            .map_err(|e| SendError::Retryable(format!("cannot read the outbox: {e}")))?;
+        Ok(if holds { PriorAttempt::Delivered { provider_message_id: provider_id(job) } } else { PriorAttempt::NotDelivered })
     }
 }
 

@@ -542,17 +542,22 @@ impl MessageStore for Database {
             let Some(mut record) = read_message(&tx, &message_id)? else {
                 return Ok(Claim::NotFound);
             };
-            let attempts = match &record.status {
-                MessageStatus::Queued => 1,
-                MessageStatus::Sending { lease_until: held, attempts } if *held <= now => attempts.saturating_add(1),
+            // The `Sending` status written here is the intent record: should
+            // this sender die before recording the outcome, whoever claims
+            // next learns it took over an attempt that may have gone out.
+            let (attempts, taken_over) = match &record.status {
+                MessageStatus::Queued => (1, false),
+                MessageStatus::Sending { lease_until: held, attempts } if *held <= now => (attempts.saturating_add(1), true),
                 MessageStatus::Sending { .. } => return Ok(Claim::InFlight),
                 MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
-                MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } => return Ok(Claim::Closed),
+                MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } | MessageStatus::Unknown { .. } => {
+                    return Ok(Claim::Closed)
+                }
             };
             record.status = MessageStatus::Sending { lease_until, attempts };
             update_message(&tx, &record)?;
             tx.commit().map_err(db)?;
-            Ok(Claim::Claimed(record))
+            Ok(if taken_over { Claim::TakenOver(record) } else { Claim::Claimed(record) })
         })
         .await
     }

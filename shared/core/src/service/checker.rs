@@ -51,6 +51,14 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
             return Ok(Attempt::Done(CheckOutcome::NoSuchCart));
         };
         if record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now) {
+            // The pass that armed the later timer may have died between
+            // saving its progress and queueing the step (kill -9): this
+            // timer's retry repairs it now, not when the next step is due.
+            if self.last_step_lost(&record).await? {
+                let ctx = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
+                let contact = ctx.customer.as_ref().map_or_else(|| ctx.cart.contact.clone(), |c| c.profile.clone());
+                self.requeue_lost_step(&record, &ctx.cart, &contact, &ctx.campaigns, &ctx.history, now).await?;
+            }
             return Ok(Attempt::Done(CheckOutcome::Superseded));
         }
         let Context { cart, customer, key, mut history, campaigns } = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
@@ -124,6 +132,15 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
             self.store.append_timeline(&record.cart_id, entry).await?;
         }
         Ok(Attempt::Done(CheckOutcome::Decided { decision, sent }))
+    }
+
+    /// True when the progress names a last step whose message record was
+    /// never written (one point read).
+    async fn last_step_lost(&self, record: &CartRecord) -> Result<bool, PortError> {
+        match record.progress.steps.last() {
+            Some(last) => Ok(self.store.get_message(&last.message_id).await?.is_none()),
+            None => Ok(false),
+        }
     }
 
     /// The last dispatched step's job may have been lost between saving the

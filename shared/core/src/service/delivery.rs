@@ -7,7 +7,7 @@ use crate::cart::CartStatus;
 use crate::ids::{CartId, MessageId};
 use crate::message::{MessageJob, MessageStatus};
 use crate::ports::{
-    CartStore, Claim, Clock, MessageStore, PortError, SendError, Sender, StateStore, Timeline, TimelineEntry,
+    CartStore, Claim, Clock, MessageStore, PortError, PriorAttempt, SendError, Sender, StateStore, Timeline, TimelineEntry,
 };
 
 /// How long a sender holds a claim before another may take over.
@@ -42,14 +42,40 @@ pub struct Delivery<S: ?Sized = dyn StateStore> {
 impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
     pub async fn deliver(&self, job: &MessageJob) -> Result<DeliveryOutcome, DeliveryError> {
         let now = self.clock.now();
-        let record = match self.store.claim_message(&job.message_id, now, now + Duration::seconds(CLAIM_LEASE_SECONDS)).await? {
-            Claim::Claimed(record) => record,
+        let (record, taken_over) = match self.store.claim_message(&job.message_id, now, now + Duration::seconds(CLAIM_LEASE_SECONDS)).await? {
+            Claim::Claimed(record) => (record, false),
+            Claim::TakenOver(record) => (record, true),
             Claim::AlreadySent => return Ok(DeliveryOutcome::Skipped("already sent".into())),
             Claim::Closed => return Ok(DeliveryOutcome::Skipped("closed for good".into())),
             // The checker queues the job just before writing its record.
             Claim::NotFound => return Err(DeliveryError::Retry("message record not written yet".into())),
             Claim::InFlight => return Err(DeliveryError::Retry("another sender holds the claim".into())),
         };
+        // The previous sender stopped between claiming and recording: what it
+        // did decides, before anything else (even a purchase since then).
+        if taken_over {
+            match self.sender.prior_attempt(job).await {
+                Ok(PriorAttempt::NotDelivered) => {}
+                Ok(PriorAttempt::Delivered { provider_message_id }) => {
+                    let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: now };
+                    self.store.set_message_status(&record.message_id, &status).await?;
+                    let text = format!("Step {} sent by {} (found delivered after an interrupted attempt; not sent again).", record.step + 1, record.channel.as_str());
+                    self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
+                    return Ok(DeliveryOutcome::Sent { provider_message_id });
+                }
+                Ok(PriorAttempt::Unknown) => {
+                    let reason = "a sender stopped mid-send and the provider cannot say whether it went out".to_owned();
+                    self.store.set_message_status(&record.message_id, &MessageStatus::Unknown { reason: reason.clone(), at: now }).await?;
+                    let text = format!("Step {} may or may not have gone out ({reason}); not sent again.", record.step + 1);
+                    self.note(&record.cart_id, "unknown", &text, &record.message_id, job).await?;
+                    return Ok(DeliveryOutcome::Skipped("outcome unknown".into()));
+                }
+                // The claim stays held; once its lease ends the next try asks again.
+                Err(SendError::Retryable(error) | SendError::Permanent(error)) => {
+                    return Err(DeliveryError::Retry(format!("cannot tell whether an interrupted attempt went out: {error}")))
+                }
+            }
+        }
         // A purchase may have landed between the decision and now.
         if let Some(cart) = self.store.get_cart(&record.cart_id).await? {
             if cart.cart().status == CartStatus::Converted {

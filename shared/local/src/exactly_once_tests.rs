@@ -1,0 +1,339 @@
+//! The delivery service on the local adapters when a sender dies mid-send:
+//! SQLite claims, the outbox, and a clock moved by hand past the claim's
+//! lease (what a restart after a kill looks like to the next sender).
+
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
+use cartback_core::ports::{CartStore, Claim, Clock, MessageStore, SendError, Sender, StateStore, Timeline};
+use cartback_core::service::{Delivery, DeliveryOutcome};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::outbox::{Outbox, OutboxSender};
+use crate::testing::ManualClock;
+use crate::Database;
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-23T10:30:00Z".parse().unwrap()
+}
+
+fn email_job(id: &str) -> MessageJob {
+    MessageJob {
+        message_id: id.into(),
+        cart_id: "cart-1".into(),
+        channel: Channel::Email,
+        outgoing: Outgoing::Email { to: "ana@example.com".into(), subject: "Your cart".into(), text: "Hi".into(), html: "<p>Hi</p>".into() },
+    }
+}
+
+fn sms_job(id: &str) -> MessageJob {
+    MessageJob {
+        message_id: id.into(),
+        cart_id: "cart-1".into(),
+        channel: Channel::Sms,
+        outgoing: Outgoing::Sms { to: "+33612345678".into(), body: "Your cart is waiting".into() },
+    }
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    db: Database,
+    clock: Arc<ManualClock>,
+    outbox: Outbox,
+    sender: OutboxSender,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(t0()));
+        let db = Database::open(dir.path()).unwrap().with_clock(clock.clone());
+        let outbox = Outbox::new(dir.path()).unwrap();
+        let sender = outbox.sender("Shop <shop@example.com>");
+        World { dir, db, clock, outbox, sender }
+    }
+
+    fn delivery(&self, sender: Arc<dyn Sender>) -> Delivery {
+        Delivery { store: Arc::new(self.db.clone()), sender, clock: self.clock.clone() }
+    }
+
+    async fn queued(&self, job: &MessageJob) {
+        let record = MessageRecord {
+            message_id: job.message_id.clone(),
+            cart_id: job.cart_id.clone(),
+            customer_key: cartback_core::ids::CustomerKey::Guest(job.cart_id.clone()),
+            campaign_id: "default".into(),
+            step: 0,
+            channel: job.channel,
+            decided_at: self.clock.now(),
+            status: MessageStatus::Queued,
+            engaged_at: None,
+        };
+        assert_eq!(self.db.create_message(&record).await.unwrap(), cartback_core::ports::CreateOutcome::Created);
+    }
+
+    /// A first sender claims the message and dies at once (nothing written).
+    async fn claim_and_die(&self, job: &MessageJob) {
+        let now = self.clock.now();
+        assert!(matches!(self.db.claim_message(&job.message_id, now, now + Duration::minutes(5)).await.unwrap(), Claim::Claimed(_)));
+    }
+
+    /// The restart: the dead sender's lease has ended.
+    fn after_the_lease(&self) {
+        self.clock.advance(Duration::minutes(6));
+    }
+
+    async fn status(&self, id: &str) -> MessageStatus {
+        self.db.get_message(&id.into()).await.unwrap().unwrap().status
+    }
+
+    async fn timeline_codes(&self) -> Vec<String> {
+        self.db.timeline(&"cart-1".into()).await.unwrap().into_iter().filter(|e| e.kind == "message").map(|e| e.code).collect()
+    }
+
+    fn email_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("outbox/email")
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// Counts the sends reaching the wrapped sender.
+struct Counting<S> {
+    inner: S,
+    sends: AtomicUsize,
+}
+
+#[async_trait]
+impl<S: Sender> Sender for Counting<S> {
+    async fn send(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<String, SendError> {
+        self.sends.fetch_add(1, Ordering::SeqCst);
+        self.inner.send(job, now).await
+    }
+
+    async fn prior_attempt(&self, job: &MessageJob) -> Result<cartback_core::ports::PriorAttempt, SendError> {
+        self.inner.prior_attempt(job).await
+    }
+}
+
+/// A provider with no way to look a message up (the port's default answer).
+struct Blind {
+    sends: AtomicUsize,
+}
+
+#[async_trait]
+impl Sender for Blind {
+    async fn send(&self, job: &MessageJob, _now: DateTime<Utc>) -> Result<String, SendError> {
+        self.sends.fetch_add(1, Ordering::SeqCst);
+        Ok(format!("blind-{}", job.message_id))
+    }
+}
+
+#[tokio::test]
+async fn given_an_email_written_before_a_crash_that_left_it_unrecorded_when_retaken_then_it_is_recorded_sent_and_never_rewritten() {
+    let w = World::new();
+    let job = email_job("m_written");
+    w.queued(&job).await;
+    // GIVEN the first sender claimed, wrote the file, and was killed before recording "sent".
+    w.claim_and_die(&job).await;
+    w.sender.send(&job, w.clock.now()).await.unwrap();
+    let path = w.outbox.email_path("m_written");
+    let (before, meta_before) = (fs::read(&path).unwrap(), fs::metadata(&path).unwrap());
+    w.after_the_lease();
+
+    // WHEN the queue's redelivery reaches a new sender.
+    let counting = Arc::new(Counting { inner: w.sender.clone(), sends: AtomicUsize::new(0) });
+    let outcome = w.delivery(counting.clone()).deliver(&job).await.unwrap();
+
+    // THEN it is recorded as sent without a second write or send.
+    assert_eq!(outcome, DeliveryOutcome::Sent { provider_message_id: "outbox-m_written".into() });
+    assert_eq!(counting.sends.load(Ordering::SeqCst), 0, "the provider is not called again");
+    assert!(matches!(w.status("m_written").await, MessageStatus::Sent { .. }));
+    assert_eq!(w.timeline_codes().await, ["sent"]);
+    assert_eq!(fs::read(&path).unwrap(), before);
+    let meta_after = fs::metadata(&path).unwrap();
+    assert_eq!(meta_after.modified().unwrap(), meta_before.modified().unwrap(), "the file was not replaced");
+    #[cfg(unix)]
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&meta_after), std::os::unix::fs::MetadataExt::ino(&meta_before));
+    assert_eq!(names(&w.email_dir()), ["m_written.eml"]);
+    // And a later redelivery is a no-op.
+    assert_eq!(w.delivery(counting.clone()).deliver(&job).await.unwrap(), DeliveryOutcome::Skipped("already sent".into()));
+}
+
+#[tokio::test]
+async fn given_a_crash_after_the_claim_but_before_any_write_when_retaken_then_the_message_is_written_once() {
+    let w = World::new();
+    let job = email_job("m_unwritten");
+    w.queued(&job).await;
+    w.claim_and_die(&job).await;
+    w.after_the_lease();
+
+    let counting = Arc::new(Counting { inner: w.sender.clone(), sends: AtomicUsize::new(0) });
+    let outcome = w.delivery(counting.clone()).deliver(&job).await.unwrap();
+
+    assert_eq!(outcome, DeliveryOutcome::Sent { provider_message_id: "outbox-m_unwritten".into() });
+    assert_eq!(counting.sends.load(Ordering::SeqCst), 1);
+    assert_eq!(names(&w.email_dir()), ["m_unwritten.eml"]);
+}
+
+#[tokio::test]
+async fn given_a_crash_mid_write_that_left_a_temp_file_and_a_torn_line_when_restarted_then_both_are_cleaned_and_the_message_goes_once() {
+    let w = World::new();
+    let (email, sms) = (email_job("m_torn"), sms_job("m_sms_torn"));
+    for job in [&email, &sms] {
+        w.queued(job).await;
+        w.claim_and_die(job).await;
+    }
+    // GIVEN half an email in a temporary file, and an SMS line cut short
+    // after a complete earlier line.
+    fs::write(w.email_dir().join(".m_torn.eml.4242.0.tmp"), b"From: Shop <shop@exa").unwrap();
+    let earlier = "{\"message_id\":\"m_earlier\",\"to\":\"+33600000000\",\"body\":\"b\",\"at\":\"2026-11-23T10:00:00.000Z\"}\n";
+    fs::write(w.outbox.sms_path(), format!("{earlier}{{\"message_id\":\"m_sms_torn\",\"to\":\"+3361")).unwrap();
+
+    // WHEN the process starts again.
+    let recovery = w.outbox.recover().unwrap();
+    assert_eq!((recovery.temp_files_removed, recovery.torn_lines_removed), (1, 1));
+    assert_eq!(fs::read_to_string(w.outbox.sms_path()).unwrap(), earlier, "the torn line is cut, the whole one kept");
+    assert!(names(&w.email_dir()).is_empty(), "no temporary file left");
+    w.after_the_lease();
+    let delivery = w.delivery(Arc::new(w.outbox.sender("Shop <shop@example.com>")));
+
+    // THEN neither counts as delivered: each goes out once, whole.
+    for job in [&email, &sms] {
+        assert!(matches!(delivery.deliver(job).await.unwrap(), DeliveryOutcome::Sent { .. }), "{}", job.message_id);
+    }
+    assert_eq!(names(&w.email_dir()), ["m_torn.eml"]);
+    assert!(fs::read_to_string(w.outbox.email_path("m_torn")).unwrap().contains("Subject: Your cart"));
+    let lines: Vec<String> = fs::read_to_string(w.outbox.sms_path()).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[1].contains("\"m_sms_torn\"") && lines[1].ends_with('}'), "{lines:?}");
+}
+
+#[tokio::test]
+async fn given_an_sms_line_appended_before_a_crash_when_retaken_then_it_is_recorded_sent_and_not_appended_again() {
+    let w = World::new();
+    let job = sms_job("m_sms");
+    w.queued(&job).await;
+    w.claim_and_die(&job).await;
+    w.sender.send(&job, w.clock.now()).await.unwrap();
+    w.after_the_lease();
+
+    // A fresh sender, as after a restart: it reads the file, not memory.
+    let restarted = w.outbox.sender("Shop <shop@example.com>");
+    let outcome = w.delivery(Arc::new(restarted)).deliver(&job).await.unwrap();
+
+    assert_eq!(outcome, DeliveryOutcome::Sent { provider_message_id: "outbox-m_sms".into() });
+    assert_eq!(fs::read_to_string(w.outbox.sms_path()).unwrap().lines().count(), 1);
+    assert!(matches!(w.status("m_sms").await, MessageStatus::Sent { .. }));
+}
+
+#[tokio::test]
+async fn given_a_provider_that_cannot_tell_when_a_dead_senders_claim_is_retaken_then_the_message_is_unknown_not_sent_again() {
+    let w = World::new();
+    let job = email_job("m_blind");
+    w.queued(&job).await;
+    w.claim_and_die(&job).await;
+    w.after_the_lease();
+
+    let blind = Arc::new(Blind { sends: AtomicUsize::new(0) });
+    let outcome = w.delivery(blind.clone()).deliver(&job).await.unwrap();
+
+    assert_eq!(outcome, DeliveryOutcome::Skipped("outcome unknown".into()));
+    assert_eq!(blind.sends.load(Ordering::SeqCst), 0, "never sent again blindly");
+    assert!(matches!(w.status("m_blind").await, MessageStatus::Unknown { .. }));
+    assert_eq!(w.timeline_codes().await, ["unknown"]);
+    w.after_the_lease();
+    assert_eq!(w.delivery(blind.clone()).deliver(&job).await.unwrap(), DeliveryOutcome::Skipped("closed for good".into()));
+    assert_eq!(blind.sends.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn given_a_first_claim_when_delivered_to_a_provider_that_cannot_tell_then_it_is_sent_normally() {
+    let w = World::new();
+    let job = email_job("m_first");
+    w.queued(&job).await;
+    let blind = Arc::new(Blind { sends: AtomicUsize::new(0) });
+    let outcome = w.delivery(blind.clone()).deliver(&job).await.unwrap();
+    assert_eq!(outcome, DeliveryOutcome::Sent { provider_message_id: "blind-m_first".into() });
+    assert_eq!(blind.sends.load(Ordering::SeqCst), 1);
+}
+
+mod lost_step {
+    use super::*;
+    use cartback_core::campaign::Campaign;
+    use cartback_core::message::QueueName;
+    use cartback_core::ports::{CampaignStore, JobQueue, PortError, TimerPayload};
+    use cartback_core::service::{CampaignCache, CheckOutcome, Checker, Ingest, Settings};
+    use cartback_core::signing::Secret;
+    use std::sync::atomic::AtomicBool;
+
+    use crate::{SqliteQueue, SqliteScheduler};
+
+    /// A queue that dies (like the process) on the first enqueue after `armed`.
+    struct DyingQueue {
+        inner: SqliteQueue,
+        die: AtomicBool,
+    }
+
+    #[async_trait]
+    impl JobQueue for DyingQueue {
+        async fn enqueue(&self, job: &MessageJob) -> Result<(), PortError> {
+            if self.die.swap(false, Ordering::SeqCst) {
+                return Err(PortError::Unavailable("queue", "killed".into()));
+            }
+            self.inner.enqueue(job).await
+        }
+    }
+
+    #[tokio::test]
+    async fn given_a_check_killed_after_saving_progress_but_before_queueing_when_its_timer_fires_again_then_the_step_goes_now() {
+        let w = World::new();
+        let store: Arc<dyn StateStore> = Arc::new(w.db.clone());
+        w.db.put(&Campaign::default_campaign()).await.unwrap();
+        let campaigns = Arc::new(CampaignCache::new(Arc::new(w.db.clone()), w.clock.clone(), Duration::zero()));
+        let scheduler = Arc::new(SqliteScheduler::new(w.db.clone()));
+        let ingest = Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: w.clock.clone() };
+        let body = serde_json::json!({
+            "event_id": "e1", "type": "add_to_cart", "cart_id": "cart-1", "device": "desktop", "currency": "EUR",
+            "customer": {"email": "ana@example.com", "consents": {"email": true}},
+            "items": [{"item_id": "sku-mug", "price": "14.90", "quantity": 1}]
+        });
+        let answer = ingest.ingest_body(body.to_string().as_bytes()).await.unwrap();
+        assert_eq!(answer.accepted, 1);
+        let queue = SqliteQueue::new(w.db.clone());
+        let dying = Arc::new(DyingQueue { inner: queue.clone(), die: AtomicBool::new(true) });
+        let settings = Arc::new(Settings::new(Secret::new(b"0123456789abcdef0123".to_vec()).unwrap(), "http://localhost:8080", "http://shop/{cart_id}?t={token}"));
+        let checker = Checker { store: store.clone(), scheduler, queue: dying, campaigns, clock: w.clock.clone(), settings };
+        let due = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap().timer_armed_for.unwrap();
+        w.clock.set(due);
+        let timer = TimerPayload { cart_id: "cart-1".into(), due_at: due };
+
+        // GIVEN the check saved its progress (step 1 sent, step 2 armed) and died before queueing.
+        assert!(checker.on_timer(&timer).await.is_err());
+        let saved = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap();
+        let lost = saved.progress.steps.last().unwrap().message_id.clone();
+        assert!(saved.timer_armed_for.unwrap() > due + Duration::hours(23), "step 2 is armed a day later");
+        assert!(w.db.get_message(&lost).await.unwrap().is_none());
+
+        // WHEN the same timer fires again after its lease.
+        w.clock.advance(Duration::minutes(6));
+        let outcome = checker.on_timer(&timer).await.unwrap();
+
+        // THEN the later timer supersedes it, but step 1 is queued and recorded now.
+        assert_eq!(outcome, CheckOutcome::Superseded);
+        assert_eq!(w.db.get_message(&lost).await.unwrap().unwrap().status, MessageStatus::Queued);
+        let job = queue.receive(QueueName::Email, w.clock.now(), Duration::minutes(5)).await.unwrap().unwrap();
+        assert_eq!(job.job.message_id, lost);
+        let delivery = w.delivery(Arc::new(w.sender.clone()));
+        assert!(matches!(delivery.deliver(&job.job).await.unwrap(), DeliveryOutcome::Sent { .. }));
+        assert_eq!(names(&w.email_dir()).len(), 1);
+    }
+}
