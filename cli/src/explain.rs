@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cartback_core::engine::Decision;
+use cartback_core::ids::CartId;
 use cartback_core::ports::SystemClock;
 use cartback_core::service::{decide_now, CampaignCache};
 
@@ -11,11 +12,12 @@ use crate::ExplainArgs;
 
 pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let stores = crate::stores::open(&args.store).await?;
-    let Some(record) = stores.state.get_cart(&args.cart_id).await? else {
+    let cart_id = CartId::from(args.cart_id.as_str());
+    let Some(record) = stores.state.get_cart(&cart_id).await? else {
         eprintln!("no cart {:?}", args.cart_id);
         return Ok(ExitCode::FAILURE);
     };
-    let timeline = stores.state.timeline(&args.cart_id).await?;
+    let timeline = stores.state.timeline(&cart_id).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&cartback_core::api::cart_view(&record, &timeline))?);
         return Ok(ExitCode::SUCCESS);

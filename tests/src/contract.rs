@@ -22,13 +22,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use cartback_core::ports::TimelineKind;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
 use cartback_core::engine::{Progress, StepDispatched};
 use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item, PushPlatform, PushToken};
+use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageRecord, MessageStatus};
 use cartback_core::ports::{
-    CampaignStore, CartRecord, Claim, CommitOutcome, EventCommit, Scheduler, StateStore, TimelineEntry, TimerPayload,
+    CampaignStore, CartRecord, Claim, CommitOutcome, CreateOutcome, SaveOutcome, EventCommit, Scheduler, StateStore, TimelineEntry, TimerPayload,
 };
 use cartback_core::Decimal;
 use chrono::{DateTime, Duration, Utc};
@@ -75,6 +77,8 @@ macro_rules! contract_suite {
             given_an_unknown_message_when_claimed_then_it_is_not_found => unknown_message_not_found,
             given_two_engagements_when_recorded_then_the_first_time_is_kept => record_engagement_keeps_first,
             given_messages_to_several_customers_when_listed_for_one_since_a_time_then_only_theirs_from_then_are_returned => customer_messages_filter_by_key_and_since,
+            given_a_customer_named_like_a_guest_cart_when_both_get_messages_then_their_histories_stay_apart
+                => customer_messages_keep_a_customer_named_like_a_guest_cart_apart,
             given_campaigns_when_put_and_replaced_then_list_returns_each_once_in_its_latest_form => campaigns_put_list_replace,
             given_the_same_cart_and_time_when_armed_twice_then_one_timer_is_armed => scheduler_arm_is_idempotent,
         );
@@ -137,7 +141,7 @@ pub fn rich_event(event_id: &str, kind: EventType, cart_id: &str, customer_id: O
             timezone: Some("Europe/Paris".into()),
             consents: Some(ConsentPatch { email: Some(true), sms: Some(false), push: None, web_push: Some(true) }),
             push_tokens: Some(vec![PushToken { platform: PushPlatform::Apns, token: "apns-token".into() }]),
-            web_push_subscription: Some(json!({"endpoint": "https://push.example/sub", "keys": {"p256dh": "k", "auth": "a"}})),
+            web_push_subscription: Some(json!({"endpoint": "https://push.example/sub", "keys": {"p256dh": "k", "auth": "a"}}).into()),
         }),
     }
 }
@@ -149,7 +153,7 @@ pub fn cart_with(cart_id: &str, events: Vec<Event>, now: DateTime<Utc>) -> CartR
 }
 
 fn timeline_entry(at: DateTime<Utc>, code: &str) -> TimelineEntry {
-    TimelineEntry { at, kind: "event".into(), code: code.into(), message: format!("{code} happened"), details: json!({ "code": code }) }
+    TimelineEntry { at, kind: TimelineKind::Event, code: code.into(), message: format!("{code} happened"), details: json!({ "code": code }) }
 }
 
 fn commit(event_id: &str, cart: Option<CartRecord>, customer: Option<(Customer, u64)>, timeline: Option<TimelineEntry>) -> EventCommit {
@@ -158,9 +162,9 @@ fn commit(event_id: &str, cart: Option<CartRecord>, customer: Option<(Customer, 
 
 pub fn message(cart_id: &str, customer_key: &str, step: u32, channel: Channel, decided_at: DateTime<Utc>) -> MessageRecord {
     MessageRecord {
-        message_id: unique("m"),
+        message_id: unique("m").into(),
         cart_id: cart_id.into(),
-        customer_key: customer_key.into(),
+        customer_key: CustomerKey::Customer(customer_key.into()),
         campaign_id: "default".into(),
         step,
         channel,
@@ -172,7 +176,7 @@ pub fn message(cart_id: &str, customer_key: &str, step: u32, channel: Channel, d
 
 /// Stores a fresh cart (version 1) with one event and returns it as read back.
 async fn stored_cart(a: &Adapters) -> CartRecord {
-    let cart_id = unique("cart");
+    let cart_id: CartId = unique("cart").into();
     let event = rich_event(&unique("e"), EventType::AddToCart, &cart_id, None, t(0));
     let outcome = a.state.commit_event(commit(&unique("e"), Some(cart_with(&cart_id, vec![event], t(0))), None, None)).await.unwrap();
     assert_eq!(outcome, CommitOutcome::Applied);
@@ -181,14 +185,14 @@ async fn stored_cart(a: &Adapters) -> CartRecord {
 
 async fn stored_message(a: &Adapters) -> MessageRecord {
     let record = message(&unique("cart"), &unique("cust"), 0, Channel::Email, t(0));
-    assert!(a.state.create_message(&record).await.unwrap());
+    assert_eq!(a.state.create_message(&record).await.unwrap(), CreateOutcome::Created);
     record
 }
 
 // ---------------------------------------------------------------- commit_event
 
 pub async fn commit_event_applies(a: &Adapters) {
-    let (cart_id, customer_id, event_id) = (unique("cart"), unique("cust"), unique("e"));
+    let (cart_id, customer_id, event_id): (CartId, CustomerId, String) = (unique("cart").into(), unique("cust").into(), unique("e"));
     let event = rich_event(&event_id, EventType::AddToCart, &cart_id, Some(&customer_id), t(0));
     let mut customer = Customer::new(&customer_id);
     assert!(customer.apply(&event));
@@ -211,7 +215,7 @@ pub async fn duplicate_event_writes_nothing(a: &Adapters) {
     let after_first = a.state.get_cart(&first.cart_id).await.unwrap().unwrap();
 
     // The same event id again, this time carrying other writes.
-    let (other_cart, other_customer) = (unique("cart"), unique("cust"));
+    let (other_cart, other_customer): (CartId, CustomerId) = (unique("cart").into(), unique("cust").into());
     let outcome = a
         .state
         .commit_event(commit(
@@ -234,7 +238,7 @@ pub async fn cart_version_conflict_writes_nothing(a: &Adapters) {
     let stored = stored_cart(a).await;
     assert_eq!(stored.version, 1);
     let event_id = unique("e");
-    let customer_id = unique("cust");
+    let customer_id: CustomerId = unique("cust").into();
     let mut changed = stored.clone();
     changed.events.push(rich_event(&event_id, EventType::CartUpdate, &stored.cart_id, None, t(5)));
 
@@ -258,13 +262,13 @@ pub async fn cart_version_conflict_writes_nothing(a: &Adapters) {
 }
 
 pub async fn customer_version_conflict_writes_nothing(a: &Adapters) {
-    let customer_id = unique("cust");
+    let customer_id: CustomerId = unique("cust").into();
     let identify = Event { cart_id: None, ..rich_event(&unique("e"), EventType::Identify, "unused", Some(&customer_id), t(0)) };
     let mut customer = Customer::new(&customer_id);
     customer.apply(&identify);
     assert_eq!(a.state.commit_event(commit(&identify.event_id, None, Some((customer.clone(), 0)), None)).await.unwrap(), CommitOutcome::Applied);
 
-    let cart_id = unique("cart");
+    let cart_id: CartId = unique("cart").into();
     let event_id = unique("e");
     let new_cart = cart_with(&cart_id, vec![rich_event(&event_id, EventType::AddToCart, &cart_id, Some(&customer_id), t(1))], t(1));
     let mut changed = customer.clone();
@@ -286,8 +290,8 @@ pub async fn customer_version_conflict_writes_nothing(a: &Adapters) {
 // ---------------------------------------------------------------- carts
 
 pub async fn cart_round_trips_exactly(a: &Adapters) {
-    let cart_id = unique("cart");
-    let customer_id = unique("cust");
+    let cart_id: CartId = unique("cart").into();
+    let customer_id: CustomerId = unique("cust").into();
     let mut purchase = rich_event(&unique("e"), EventType::Purchase, &cart_id, Some(&customer_id), t(90));
     purchase.order_id = Some("order-1".into());
     purchase.value = Some(Decimal::new(4499, 2));
@@ -312,7 +316,7 @@ pub async fn cart_round_trips_exactly(a: &Adapters) {
     let read = a.state.get_cart(&cart_id).await.unwrap().expect("stored");
     assert_eq!(read, CartRecord { version: 1, ..record.clone() });
     assert_eq!(read.cart(), record.cart(), "the derived state is the same too");
-    assert_eq!(a.state.get_cart(&unique("cart")).await.unwrap(), None);
+    assert_eq!(a.state.get_cart(&unique("cart").into()).await.unwrap(), None);
 }
 
 pub async fn save_cart_conflict(a: &Adapters) {
@@ -322,24 +326,24 @@ pub async fn save_cart_conflict(a: &Adapters) {
     next.timer_armed_for = Some(t(3600));
     next.updated_at = t(60);
 
-    assert!(a.state.save_cart(&next).await.unwrap());
+    assert_eq!(a.state.save_cart(&next).await.unwrap(), SaveOutcome::Saved);
     let saved = a.state.get_cart(&stored.cart_id).await.unwrap().unwrap();
     assert_eq!(saved, CartRecord { version: 2, ..next.clone() });
 
     let mut stale = stored.clone();
     stale.timer_armed_for = None;
-    assert!(!a.state.save_cart(&stale).await.unwrap(), "version 1 was replaced already");
+    assert_eq!(a.state.save_cart(&stale).await.unwrap(), SaveOutcome::Conflict, "version 1 was replaced already");
     assert_eq!(a.state.get_cart(&stored.cart_id).await.unwrap(), Some(saved.clone()));
 
-    assert!(a.state.save_cart(&saved).await.unwrap());
+    assert_eq!(a.state.save_cart(&saved).await.unwrap(), SaveOutcome::Saved);
     assert_eq!(a.state.get_cart(&stored.cart_id).await.unwrap().unwrap().version, 3);
 }
 
 // ---------------------------------------------------------------- customers
 
 pub async fn customer_round_trip_and_version(a: &Adapters) {
-    let customer_id = unique("cust");
-    let cart_id = unique("cart");
+    let customer_id: CustomerId = unique("cust").into();
+    let cart_id: CartId = unique("cart").into();
     let mut customer = Customer::new(&customer_id);
     let first = rich_event(&unique("e"), EventType::AddToCart, &cart_id, Some(&customer_id), t(0));
     customer.apply(&first);
@@ -360,38 +364,38 @@ pub async fn customer_round_trip_and_version(a: &Adapters) {
     let outcome = a.state.commit_event(commit(&unique("e"), None, Some((customer, 1)), None)).await.unwrap();
     assert_eq!(outcome, CommitOutcome::Conflict);
     assert_eq!(a.state.get_customer(&customer_id).await.unwrap(), Some((next, 2)));
-    assert_eq!(a.state.get_customer(&unique("cust")).await.unwrap(), None);
+    assert_eq!(a.state.get_customer(&unique("cust").into()).await.unwrap(), None);
 }
 
 // ---------------------------------------------------------------- timeline
 
 pub async fn timeline_oldest_first(a: &Adapters) {
-    let cart_id = unique("cart");
+    let cart_id: CartId = unique("cart").into();
     let event = rich_event(&unique("e"), EventType::AddToCart, &cart_id, None, t(5));
     let committed = timeline_entry(t(5), "add_to_cart");
     a.state.commit_event(commit(&event.event_id, Some(cart_with(&cart_id, vec![event.clone()], t(5))), None, Some(committed.clone()))).await.unwrap();
 
     let late = timeline_entry(t(10), "decision-a");
-    let same_time = TimelineEntry { kind: "decision".into(), details: serde_json::Value::Null, ..timeline_entry(t(10), "decision-b") };
+    let same_time = TimelineEntry { kind: TimelineKind::Decision, details: serde_json::Value::Null, ..timeline_entry(t(10), "decision-b") };
     let early = timeline_entry(t(1), "late-arriving-event");
     for entry in [&late, &same_time, &early] {
         a.state.append_timeline(&cart_id, entry).await.unwrap();
     }
 
     assert_eq!(a.state.timeline(&cart_id).await.unwrap(), [early, committed, late, same_time], "by time; equal times in the order written");
-    assert!(a.state.timeline(&unique("cart")).await.unwrap().is_empty());
+    assert!(a.state.timeline(&unique("cart").into()).await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------- messages
 
 pub async fn create_message_idempotent(a: &Adapters) {
     let record = message(&unique("cart"), &unique("cust"), 1, Channel::Sms, t(0));
-    assert!(a.state.create_message(&record).await.unwrap());
+    assert_eq!(a.state.create_message(&record).await.unwrap(), CreateOutcome::Created);
 
     let mut again = record.clone();
     again.decided_at = t(60);
     again.status = MessageStatus::Sent { provider_message_id: "p".into(), at: t(60) };
-    assert!(!a.state.create_message(&again).await.unwrap());
+    assert_eq!(a.state.create_message(&again).await.unwrap(), CreateOutcome::AlreadyExists);
 
     assert_eq!(a.state.get_message(&record.message_id).await.unwrap(), Some(record));
 }
@@ -462,7 +466,7 @@ pub async fn rejected_and_cancelled_are_closed(a: &Adapters) {
 }
 
 pub async fn unknown_message_not_found(a: &Adapters) {
-    let id = unique("m");
+    let id: MessageId = unique("m").into();
     assert_eq!(a.state.claim_message(&id, t(0), t(300)).await.unwrap(), Claim::NotFound);
     assert_eq!(a.state.get_message(&id).await.unwrap(), None);
 }
@@ -484,14 +488,33 @@ pub async fn customer_messages_filter_by_key_and_since(a: &Adapters) {
     let after = message(&unique("cart"), &ana, 0, Channel::Push, t(120));
     let other = message(&unique("cart"), &bob, 0, Channel::Email, t(90));
     for m in [&before, &at_since, &after, &other] {
-        assert!(a.state.create_message(m).await.unwrap());
+        assert_eq!(a.state.create_message(m).await.unwrap(), CreateOutcome::Created);
     }
 
+    let (ana, bob) = (CustomerKey::Customer(ana.into()), CustomerKey::Customer(bob.into()));
     let mut got = a.state.customer_messages(&ana, t(60)).await.unwrap();
     got.sort_by_key(|m| m.decided_at);
     assert_eq!(got, [at_since, after], "since is inclusive; other customers excluded");
     assert_eq!(a.state.customer_messages(&bob, t(0)).await.unwrap(), [other]);
-    assert!(a.state.customer_messages(&unique("cust"), t(0)).await.unwrap().is_empty());
+    assert!(a.state.customer_messages(&CustomerKey::Customer(unique("cust").into()), t(0)).await.unwrap().is_empty());
+}
+
+/// GIVEN a known customer whose id reads like the old guest key (`cart:<id>`)
+/// and a guest cart with that id, WHEN both get a message, THEN each one's
+/// history holds only its own message.
+pub async fn customer_messages_keep_a_customer_named_like_a_guest_cart_apart(a: &Adapters) {
+    let guest_cart = unique("cart");
+    let lookalike = CustomerKey::Customer(format!("cart:{guest_cart}").into());
+    let guest = CustomerKey::Guest(guest_cart.as_str().into());
+    let mut to_customer = message(&unique("cart"), "unused", 0, Channel::Email, t(0));
+    to_customer.customer_key = lookalike.clone();
+    let mut to_guest = message(&guest_cart, "unused", 0, Channel::Email, t(0));
+    to_guest.customer_key = guest.clone();
+    for m in [&to_customer, &to_guest] {
+        assert_eq!(a.state.create_message(m).await.unwrap(), CreateOutcome::Created);
+    }
+    assert_eq!(a.state.customer_messages(&lookalike, t(0)).await.unwrap(), [to_customer]);
+    assert_eq!(a.state.customer_messages(&guest, t(0)).await.unwrap(), [to_guest]);
 }
 
 // ---------------------------------------------------------------- campaigns
@@ -523,7 +546,7 @@ pub async fn campaigns_put_list_replace(a: &Adapters) {
 // ---------------------------------------------------------------- scheduler
 
 pub async fn scheduler_arm_is_idempotent(a: &Adapters) {
-    let cart_id = unique("cart");
+    let cart_id: CartId = unique("cart").into();
     let due = TimerPayload { cart_id: cart_id.clone(), due_at: t(1800) };
     let later = TimerPayload { cart_id: cart_id.clone(), due_at: t(3600) };
     a.scheduler.arm(&due).await.unwrap();

@@ -12,11 +12,13 @@ use cartback_aws::ses::SesSender;
 use cartback_aws::sns::{SnsPushSender, SnsSmsSender};
 use cartback_aws::sqs::SqsJobQueue;
 use cartback_aws::{handlers, wiring};
+use cartback_core::ports::TimelineKind;
+use cartback_core::ids::CustomerKey;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
 use cartback_core::event::{validate_event, PushPlatform};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
-use cartback_core::ports::{CampaignStore, CartRecord, Claim, CommitOutcome, EventCommit, JobQueue, Scheduler, SendError, Sender, StateStore, TimelineEntry, TimerPayload};
+use cartback_core::ports::{CampaignStore, CartRecord, CreateOutcome, SaveOutcome, Claim, CommitOutcome, EventCommit, JobQueue, Scheduler, SendError, Sender, CartStore, CustomerStore, EventLog, MessageStore, Timeline, TimelineEntry, TimerPayload};
 use cartback_core::service::{Delivery, DeliveryOutcome};
 use cartback_tests::moto::{Moto, Stack, TestClock};
 
@@ -52,7 +54,7 @@ fn commit_for(event: &cartback_core::event::Event, cart: CartRecord, customer_ve
         received_at: event.occurred_at,
         cart: Some(cart),
         customer: Some((customer, customer_version)),
-        timeline: Some(TimelineEntry { at: event.occurred_at, kind: "event".into(), code: "add_to_cart".into(), message: "added".into(), details: json!({}) }),
+        timeline: Some(TimelineEntry { at: event.occurred_at, kind: TimelineKind::Event, code: "add_to_cart".into(), message: "added".into(), details: json!({}) }),
     }
 }
 
@@ -60,7 +62,7 @@ fn message(cart_id: &str, customer_key: &str, decided_at: DateTime<Utc>) -> Mess
     MessageRecord {
         message_id: MessageRecord::id_for(cart_id, 0, Channel::Email),
         cart_id: cart_id.into(),
-        customer_key: customer_key.into(),
+        customer_key: CustomerKey::Customer(customer_key.into()),
         campaign_id: "default".into(),
         step: 0,
         channel: Channel::Email,
@@ -85,17 +87,17 @@ async fn given_an_accepted_event_when_the_same_event_id_is_committed_again_then_
     let store = store(&stack, TestClock::new(t0()));
     let event = add_to_cart("e-1", "c-1", t0());
     assert_eq!(store.commit_event(commit_for(&event, CartRecord::new("c-1", t0()), 0)).await.unwrap(), CommitOutcome::Applied);
-    let stored = store.get_cart("c-1").await.unwrap().unwrap();
+    let stored = store.get_cart(&"c-1".into()).await.unwrap().unwrap();
     assert_eq!(stored.version, 1);
     assert_eq!(stored.cart().items[0].item_name.as_deref(), Some("Blue mug"));
 
     // Replayed with a fresh, otherwise valid write: the dedupe condition wins.
     let replay = commit_for(&event, stored.clone(), 1);
     assert_eq!(store.commit_event(replay).await.unwrap(), CommitOutcome::Duplicate);
-    let after = store.get_cart("c-1").await.unwrap().unwrap();
+    let after = store.get_cart(&"c-1".into()).await.unwrap().unwrap();
     assert_eq!(after, stored, "a duplicate writes nothing");
-    assert_eq!(store.timeline("c-1").await.unwrap().len(), 1);
-    assert_eq!(store.get_customer("cust-1").await.unwrap().unwrap().1, 1);
+    assert_eq!(store.timeline(&"c-1".into()).await.unwrap().len(), 1);
+    assert_eq!(store.get_customer(&"cust-1".into()).await.unwrap().unwrap().1, 1);
 }
 
 #[tokio::test]
@@ -109,20 +111,20 @@ async fn given_a_cart_changed_by_another_writer_when_a_stale_version_is_committe
     let second = add_to_cart("e-2", "c-1", t0() + Duration::minutes(1));
     assert_eq!(store.commit_event(commit_for(&second, CartRecord::new("c-1", t0()), 1)).await.unwrap(), CommitOutcome::Conflict);
     // Cart current, customer stale: still a conflict.
-    let current = store.get_cart("c-1").await.unwrap().unwrap();
+    let current = store.get_cart(&"c-1".into()).await.unwrap().unwrap();
     assert_eq!(store.commit_event(commit_for(&second, current.clone(), 0)).await.unwrap(), CommitOutcome::Conflict);
-    assert_eq!(store.get_cart("c-1").await.unwrap().unwrap(), current);
+    assert_eq!(store.get_cart(&"c-1".into()).await.unwrap().unwrap(), current);
     // The dedupe record was rolled back with the rest: the event can be retried.
     assert_eq!(store.commit_event(commit_for(&second, current, 1)).await.unwrap(), CommitOutcome::Applied);
-    assert_eq!(store.get_cart("c-1").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.get_cart(&"c-1".into()).await.unwrap().unwrap().version, 2);
 
     // save_cart is conditional too.
-    let mut stale = store.get_cart("c-1").await.unwrap().unwrap();
+    let mut stale = store.get_cart(&"c-1".into()).await.unwrap().unwrap();
     stale.version = 1;
-    assert!(!store.save_cart(&stale).await.unwrap());
+    assert_eq!(store.save_cart(&stale).await.unwrap(), SaveOutcome::Conflict);
     stale.version = 2;
-    assert!(store.save_cart(&stale).await.unwrap());
-    assert_eq!(store.get_cart("c-1").await.unwrap().unwrap().version, 3);
+    assert_eq!(store.save_cart(&stale).await.unwrap(), SaveOutcome::Saved);
+    assert_eq!(store.get_cart(&"c-1".into()).await.unwrap().unwrap().version, 3);
 }
 
 #[tokio::test]
@@ -130,8 +132,8 @@ async fn given_one_queued_message_when_eight_senders_claim_it_concurrently_then_
     let stack = stack().await;
     let store = Arc::new(store(&stack, TestClock::new(t0())));
     let record = message("c-1", "cust-1", t0());
-    assert!(store.create_message(&record).await.unwrap());
-    assert!(!store.create_message(&record).await.unwrap(), "the second create is refused");
+    assert_eq!(store.create_message(&record).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(store.create_message(&record).await.unwrap(), CreateOutcome::AlreadyExists, "the second create is refused");
 
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -155,7 +157,7 @@ async fn given_one_queued_message_when_eight_senders_claim_it_concurrently_then_
     assert!(matches!(store.claim_message(&record.message_id, t0() + Duration::minutes(6), t0() + Duration::minutes(11)).await.unwrap(), Claim::TakenOver(MessageRecord { status: MessageStatus::Sending { attempts: 2, .. }, .. })));
     store.set_message_status(&record.message_id, &MessageStatus::Sent { provider_message_id: "p-1".into(), at: t0() }).await.unwrap();
     assert_eq!(store.claim_message(&record.message_id, t0() + Duration::hours(1), t0() + Duration::hours(2)).await.unwrap(), Claim::AlreadySent);
-    assert_eq!(store.claim_message("m_missing", t0(), t0()).await.unwrap(), Claim::NotFound);
+    assert_eq!(store.claim_message(&"m_missing".into(), t0(), t0()).await.unwrap(), Claim::NotFound);
 }
 
 #[tokio::test]
@@ -211,16 +213,16 @@ async fn given_messages_and_timeline_entries_when_queried_then_history_comes_fro
         store.create_message(&message(cart, "cust-1", t0() + Duration::days(i as i64))).await.unwrap();
     }
     store.create_message(&message("c-9", "cust-2", t0())).await.unwrap();
-    let since = store.customer_messages("cust-1", t0() + Duration::hours(12)).await.unwrap();
+    let since = store.customer_messages(&CustomerKey::Customer("cust-1".into()), t0() + Duration::hours(12)).await.unwrap();
     let mut carts: Vec<_> = since.iter().map(|m| m.cart_id.as_str()).collect();
     carts.sort();
     assert_eq!(carts, ["c-2", "c-3"]);
 
     for minutes in [5, 1, 3] {
         let at = t0() + Duration::minutes(minutes);
-        store.append_timeline("c-1", &TimelineEntry { at, kind: "decision".into(), code: format!("m{minutes}"), message: String::new(), details: serde_json::Value::Null }).await.unwrap();
+        store.append_timeline(&"c-1".into(), &TimelineEntry { at, kind: TimelineKind::Decision, code: format!("m{minutes}"), message: String::new(), details: serde_json::Value::Null }).await.unwrap();
     }
-    let codes: Vec<_> = store.timeline("c-1").await.unwrap().into_iter().map(|e| e.code).collect();
+    let codes: Vec<_> = store.timeline(&"c-1".into()).await.unwrap().into_iter().map(|e| e.code).collect();
     assert_eq!(codes, ["m1", "m3", "m5"]);
 }
 
@@ -301,7 +303,7 @@ async fn given_a_batch_with_a_good_a_busy_and_a_malformed_record_when_handled_th
     bodies.sort();
     assert_eq!(bodies.len(), 2, "{bodies:?}");
     assert!(bodies.iter().any(|b| b == "{ not a job"));
-    assert!(bodies.iter().any(|b| b.contains(&busy.message_id)));
+    assert!(bodies.iter().any(|b| b.contains(busy.message_id.as_str())));
 }
 
 #[tokio::test]
@@ -325,7 +327,7 @@ async fn given_an_sms_job_when_sent_then_sns_records_a_publish_to_the_number() {
     let stack = stack().await;
     let sender = SnsSmsSender::new(stack.clients.sns.clone(), Some("Shop".into()));
     let number = format!("+3361234{:04}", std::process::id() % 10000);
-    let job = MessageJob { message_id: "m_sms".into(), cart_id: "c-1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: number.clone(), body: "Your cart is waiting".into() } };
+    let job = MessageJob { message_id: "m_sms".into(), cart_id: "c-1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: number.as_str().into(), body: "Your cart is waiting".into() } };
     let id = sender.send(&job, t0()).await.unwrap();
     let data = Moto::global().data();
     let sms = data["sns"]["SMS"].as_array().unwrap();
@@ -344,7 +346,7 @@ async fn given_a_push_token_when_sent_twice_then_one_platform_endpoint_receives_
         message_id: id.into(),
         cart_id: "c-1".into(),
         channel: Channel::Push,
-        outgoing: Outgoing::Push { platform: PushPlatform::Fcm, token: token.clone(), title: "Your cart".into(), body: "Blue mug is waiting".into(), url: "https://cb.example/r/x".into() },
+        outgoing: Outgoing::Push { platform: PushPlatform::Fcm, token: token.as_str().into(), title: "Your cart".into(), body: "Blue mug is waiting".into(), url: "https://cb.example/r/x".into() },
     };
     sender.send(&job("m_1"), t0()).await.unwrap();
     sender.send(&job("m_2"), t0()).await.unwrap();
@@ -370,9 +372,9 @@ async fn given_a_delivery_for_a_cart_bought_meanwhile_when_delivered_then_it_is_
     let store = Arc::new(store(&stack, clock.clone()));
     let add = add_to_cart("e-1", "c-1", t0());
     store.commit_event(commit_for(&add, CartRecord::new("c-1", t0()), 0)).await.unwrap();
-    let mut cart = store.get_cart("c-1").await.unwrap().unwrap();
+    let mut cart = store.get_cart(&"c-1".into()).await.unwrap().unwrap();
     cart.events.push(validate_event(&json!({ "event_id": "e-2", "type": "purchase", "occurred_at": t0() + Duration::minutes(5), "cart_id": "c-1", "order_id": "o-1" }), t0() + Duration::minutes(5)).unwrap());
-    assert!(store.save_cart(&cart).await.unwrap());
+    assert_eq!(store.save_cart(&cart).await.unwrap(), SaveOutcome::Saved);
     let record = message("c-1", "cust-1", t0());
     store.create_message(&record).await.unwrap();
     let delivery = Delivery { store: store.clone(), sender: Arc::new(SesSender::new(stack.clients.ses.clone(), stack.sender.clone(), "cartback")), clock };

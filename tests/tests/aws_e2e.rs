@@ -10,7 +10,7 @@ use serde_json::json;
 
 use cartback_aws::{handlers, wiring};
 use cartback_core::message::MessageStatus;
-use cartback_core::ports::{StateStore, TimerPayload};
+use cartback_core::ports::{MessageStore, TimerPayload};
 use cartback_tests::moto::{apigw_event, post_events, resign, response_json, Moto, Stack, TestClock};
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -116,7 +116,7 @@ async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fi
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
     let store = wiring::state_store(&stack.clients, &stack.timer_config().common, clock.clone());
-    assert!(matches!(store.get_message(&message_id).await.unwrap().unwrap().status, MessageStatus::Sent { .. }));
+    assert!(matches!(store.get_message(&message_id.as_str().into()).await.unwrap().unwrap().status, MessageStatus::Sent { .. }));
     // A redelivery of the same job sends nothing more.
     let again = handlers::sender(&delivery, batch).await;
     assert!(again.batch_item_failures.is_empty());

@@ -14,7 +14,7 @@ use cartback_aws::sns::SnsSmsSender;
 use cartback_aws::sqs::SqsJobQueue;
 use cartback_aws::{handlers, wiring};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
-use cartback_core::ports::{JobQueue, StateStore};
+use cartback_core::ports::{CartStore, JobQueue, MessageStore, Timeline};
 use cartback_core::service::{Delivery, DeliveryError};
 use cartback_tests::moto::{Fault, Moto, Proxy, Stack, TestClock};
 
@@ -34,7 +34,7 @@ fn record(cart_id: &str, channel: Channel) -> MessageRecord {
     MessageRecord {
         message_id: MessageRecord::id_for(cart_id, 0, channel),
         cart_id: cart_id.into(),
-        customer_key: "cust-1".into(),
+        customer_key: cartback_core::ids::CustomerKey::Customer("cust-1".into()),
         campaign_id: "default".into(),
         step: 0,
         channel,
@@ -62,7 +62,7 @@ async fn given_dynamodb_throttles_twice_when_a_cart_is_read_then_the_sdk_retries
     let (proxy, stack) = proxied().await;
     let store = DynamoStateStore::new(stack.clients.dynamodb.clone(), &stack.state_table, Duration::days(90), TestClock::new(t0()));
     proxy.inject("dynamodb", "GetItem", Fault::Throttle, 2);
-    assert_eq!(store.get_cart("c-1").await.unwrap(), None);
+    assert_eq!(store.get_cart(&"c-1".into()).await.unwrap(), None);
     let seen = attempts(&proxy, "dynamodb", "GetItem");
     assert_eq!(seen.len(), 3, "{seen:?}");
     for (i, header) in seen.iter().enumerate() {
@@ -112,7 +112,7 @@ async fn given_an_unverified_sender_when_an_email_job_is_handled_then_ses_reject
     queue.enqueue(&email(&rec)).await.unwrap();
 
     let sender = SesSender::new(stack.clients.ses.clone(), "Shop <nobody@unverified.example>", "cartback");
-    let delivery = Delivery { store: store.clone(), sender: Arc::new(sender), clock };
+    let delivery: Delivery = Delivery { store: store.clone(), sender: Arc::new(sender), clock };
     let batch = stack.receive("email").await;
     proxy.reset();
     let response = handlers::sender(&delivery, batch.clone()).await;
@@ -123,7 +123,7 @@ async fn given_an_unverified_sender_when_an_email_job_is_handled_then_ses_reject
     let status = store.get_message(&rec.message_id).await.unwrap().unwrap().status;
     let MessageStatus::Rejected { error, .. } = status else { panic!("{status:?}") };
     assert!(error.contains("MessageRejected"), "{error}");
-    let timeline = store.timeline("c-1").await.unwrap();
+    let timeline = store.timeline(&"c-1".into()).await.unwrap();
     assert!(timeline.iter().any(|e| e.code == "rejected"), "{timeline:?}");
     assert_eq!(stack.queue_depth(&stack.queues["email"].url).await, 0);
     let _ = json!(null);

@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 use cartback_aws::handlers;
 use cartback_core::event::{parse_body, ConsentPatch};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, QueueName};
-use cartback_core::ports::{StateStore, TimerPayload};
+use cartback_core::ports::{CreateOutcome, CustomerStore, MessageStore, Timeline, TimerPayload};
 use cartback_core::signing::{sign_link, sign_request, verify_request, LinkClaims, SIGNATURE_HEADER};
 use cartback_tests::openapi::{assert_response, served, Observed};
 use cartback_tests::samples::{events_dir, json_files, md5_hex, request_time, sample, sample_as, sample_secret, LocalStack, PUBLIC_BASE_URL};
@@ -235,7 +235,7 @@ async fn given_the_post_events_sample_when_its_timer_fires_with_the_scheduler_sa
     let job = stack.queue.receive(QueueName::Email, timer.due_at, Duration::minutes(5)).await.unwrap().expect("an email job").job;
     assert_eq!(job.message_id, first);
     let Outgoing::Email { to, subject, text, .. } = &job.outgoing else { panic!("not an email: {job:?}") };
-    assert_eq!(to, "ana@example.com");
+    assert_eq!(to.expose(), "ana@example.com");
     assert!(!subject.is_empty() && text.contains("Stoneware mug") && text.contains(&format!("{PUBLIC_BASE_URL}/r/")), "{text}");
     // The SQS and SES samples concern this very message.
     let email_batch: SqsEvent = sample_as(SEND_EMAIL);
@@ -252,7 +252,7 @@ async fn given_the_first_email_sent_when_the_redirect_sample_is_followed_then_it
     assert_eq!(header(&response, "cache-control"), Some("no-store"));
     let record = stack.db.get_message(&job.message_id).await.unwrap().expect("the message record");
     assert_eq!(record.engaged_at, Some(request_time(&sample(REDIRECT))));
-    let timeline = stack.db.timeline("cart-1001").await.unwrap();
+    let timeline = stack.db.timeline(&"cart-1001".into()).await.unwrap();
     assert!(timeline.iter().any(|e| e.kind == "engagement" && e.code == "click"), "{timeline:?}");
 }
 
@@ -285,7 +285,7 @@ async fn queued_records_for(stack: &LocalStack, event: &SqsEvent) {
             let record = MessageRecord {
                 message_id: job.message_id.clone(),
                 cart_id: job.cart_id.clone(),
-                customer_key: format!("cust-of-{}", job.cart_id),
+                customer_key: cartback_core::ids::CustomerKey::Customer(format!("cust-of-{}", job.cart_id).into()),
                 campaign_id: "default".into(),
                 step: 0,
                 channel: job.channel,
@@ -293,7 +293,7 @@ async fn queued_records_for(stack: &LocalStack, event: &SqsEvent) {
                 status: MessageStatus::Queued,
                 engaged_at: None,
             };
-            assert!(stack.db.create_message(&record).await.unwrap());
+            assert_eq!(stack.db.create_message(&record).await.unwrap(), CreateOutcome::Created);
         }
     }
 }
@@ -351,7 +351,7 @@ async fn given_the_send_push_batch_when_delivered_then_the_mobile_and_web_push_a
     let lines: Vec<Value> = std::fs::read_to_string(stack.outbox.push_path()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["push", "web_push"]);
-    let ids: Vec<String> = jobs_in(&event).into_iter().map(|(_, j)| j.unwrap().message_id).collect();
+    let ids: Vec<String> = jobs_in(&event).into_iter().map(|(_, j)| j.unwrap().message_id.into_string()).collect();
     assert_eq!(lines.iter().map(|l| l["message_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>(), ids);
 }
 
@@ -379,12 +379,12 @@ async fn feedback_after_first_email(relative: &str) -> (LocalStack, MessageJob) 
 }
 
 async fn email_consent(stack: &LocalStack) -> Option<bool> {
-    let (customer, _) = stack.db.get_customer("cust-ana").await.unwrap().expect("cust-ana");
+    let (customer, _) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().expect("cust-ana");
     customer.profile.consents.unwrap_or(ConsentPatch::default()).email
 }
 
 async fn timeline_codes(stack: &LocalStack) -> Vec<String> {
-    stack.db.timeline("cart-1001").await.unwrap().into_iter().map(|e| format!("{}:{}", e.kind, e.code)).collect()
+    stack.db.timeline(&"cart-1001".into()).await.unwrap().into_iter().map(|e| format!("{}:{}", e.kind, e.code)).collect()
 }
 
 #[tokio::test]
@@ -738,7 +738,7 @@ mod generate {
                 subscription: json!({
                     "endpoint": "https://fcm.googleapis.com/fcm/send/eXaMpLe-SuBsCrIpTiOn:APA91bE",
                     "keys": { "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM", "auth": "tBHItJI5svbpez7KI4CCXg" }
-                }),
+                }).into(),
                 title: "Your cart is waiting".into(),
                 body: "Linen apron is saved for you.".into(),
                 url: link(&web_id, "cart-5005"),

@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 
 use cartback_aws::handlers;
 use cartback_core::engine::Decision;
+use cartback_core::ids::{CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageRecord, MessageStatus, QueueName};
-use cartback_core::ports::{StateStore, TimelineEntry};
+use cartback_core::ports::{CartStore, CustomerStore, MessageStore, Timeline, TimelineEntry};
 use cartback_core::service::{CheckOutcome, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 use cartback_tests::samples::{sample_as, LocalStack};
 
@@ -22,7 +23,7 @@ fn at(text: &str) -> DateTime<Utc> {
 const START: &str = "2026-11-23T10:00:00Z";
 
 /// Ana (email consent) abandons cart-1; the first step's email goes out.
-async fn first_email_sent() -> (LocalStack, String) {
+async fn first_email_sent() -> (LocalStack, MessageId) {
     let stack = LocalStack::new(at(START));
     let body = json!({ "events": [
         { "event_id": "id-ana", "type": "identify", "occurred_at": "2026-11-23T09:59:00Z", "customer_id": "cust-ana",
@@ -30,7 +31,7 @@ async fn first_email_sent() -> (LocalStack, String) {
         { "event_id": "add-1", "type": "add_to_cart", "occurred_at": START, "cart_id": "cart-1", "customer_id": "cust-ana", "device": "desktop",
           "currency": "EUR", "items": [{ "item_id": "sku-mug", "item_name": "Stoneware mug", "price": "14.90" }] }
     ]});
-    let answer = stack.api.ingest.ingest_body(body.to_string().as_bytes()).await.unwrap().unwrap();
+    let answer = stack.api.ingest.ingest_body(body.to_string().as_bytes()).await.unwrap();
     assert_eq!(answer.accepted, 2);
     let sent = fire_next_timer(&stack).await;
     let CheckOutcome::Decided { sent, .. } = sent else { panic!("{sent:?}") };
@@ -59,12 +60,12 @@ fn feedback(message_id: &str, kind: FeedbackKind, when: DateTime<Utc>) -> Feedba
 }
 
 async fn email_consent(stack: &LocalStack, customer_id: &str) -> Option<bool> {
-    let (customer, _) = stack.db.get_customer(customer_id).await.unwrap()?;
+    let (customer, _) = stack.db.get_customer(&customer_id.into()).await.unwrap()?;
     customer.profile.consents.and_then(|c| c.email)
 }
 
 async fn lines(stack: &LocalStack, cart_id: &str, code: &str) -> Vec<TimelineEntry> {
-    stack.db.timeline(cart_id).await.unwrap().into_iter().filter(|e| e.code == code).collect()
+    stack.db.timeline(&cart_id.into()).await.unwrap().into_iter().filter(|e| e.code == code).collect()
 }
 
 #[tokio::test]
@@ -99,9 +100,9 @@ async fn given_a_complaint_when_it_is_delivered_twice_then_consent_is_withdrawn_
     let (stack, first) = first_email_sent().await;
     let event = feedback(&first, FeedbackKind::Complained, stack_now(&stack) + Duration::hours(2));
     assert!(matches!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::Recorded { .. }));
-    let (_, version) = stack.db.get_customer("cust-ana").await.unwrap().unwrap();
+    let (_, version) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
     assert_eq!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::Duplicate);
-    assert_eq!(stack.db.get_customer("cust-ana").await.unwrap().unwrap().1, version, "a redelivery writes nothing");
+    assert_eq!(stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap().1, version, "a redelivery writes nothing");
     let complaints = lines(&stack, "cart-1", "complaint").await;
     assert_eq!(complaints.len(), 1);
     assert!(complaints[0].message.contains("consent withdrawn"), "{}", complaints[0].message);
@@ -117,12 +118,12 @@ async fn given_a_withdrawn_consent_when_an_older_identify_arrives_late_then_it_s
         json!({ "event_id": id, "type": "identify", "occurred_at": when, "customer_id": "cust-ana", "customer": { "consents": { "email": true } } }).to_string()
     };
     // A storefront's event from before the bounce, delivered after it.
-    let late = stack.api.ingest.ingest_body(identify("late-old", "2026-11-23T10:20:00Z").as_bytes()).await.unwrap().unwrap();
+    let late = stack.api.ingest.ingest_body(identify("late-old", "2026-11-23T10:20:00Z").as_bytes()).await.unwrap();
     assert_eq!(late.accepted, 1);
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(false), "older data must not give consent back");
     // The customer opts in again afterwards.
     stack.clock.set(at("2026-11-23T12:00:30Z"));
-    let again = stack.api.ingest.ingest_body(identify("opt-in-again", "2026-11-23T12:00:00Z").as_bytes()).await.unwrap().unwrap();
+    let again = stack.api.ingest.ingest_body(identify("opt-in-again", "2026-11-23T12:00:00Z").as_bytes()).await.unwrap();
     assert_eq!(again.accepted, 1);
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(true));
 }
@@ -150,11 +151,11 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
         at(START),
     )
     .unwrap();
-    stack.api.ingest.apply(&added, at(START)).await.unwrap().unwrap();
+    stack.api.ingest.apply(&added, at(START)).await.unwrap().into_result().unwrap();
     let message = MessageRecord {
         message_id: MessageRecord::id_for("cart-guest", 0, Channel::Email),
         cart_id: "cart-guest".into(),
-        customer_key: "cart:cart-guest".into(),
+        customer_key: CustomerKey::Guest("cart-guest".into()),
         campaign_id: "default".into(),
         step: 0,
         channel: Channel::Email,
@@ -165,10 +166,10 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
     stack.db.create_message(&message).await.unwrap();
     let outcome = stack.feedback.record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START))).await.unwrap();
     assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
-    assert_eq!(stack.db.get_customer("cart:cart-guest").await.unwrap(), None);
+    assert_eq!(stack.db.get_customer(&"cart:cart-guest".into()).await.unwrap(), None);
     let bounced = lines(&stack, "cart-guest", "bounced").await;
     assert!(bounced.len() == 1 && bounced[0].message.contains("guest cart"), "{bounced:?}");
-    let cart = stack.db.get_cart("cart-guest").await.unwrap().unwrap().cart();
+    let cart = stack.db.get_cart(&"cart-guest".into()).await.unwrap().unwrap().cart();
     assert_eq!(cart.contact.consents.unwrap().email, Some(false), "the guest's address gets no more email");
     let again = stack.feedback.record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START))).await.unwrap();
     assert_eq!(again, FeedbackOutcome::Duplicate);

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use cartback_core::event::validate_event;
-use cartback_core::ports::{Clock, StateStore};
+use cartback_core::ports::{CartStore, Clock};
 use cartback_core::service::{CampaignCache, EventStatus, Ingest, MAX_EVENTS_PER_CART};
 use cartback_local::testing::ManualClock;
 use cartback_local::{Database, SqliteScheduler};
 use serde_json::json;
 
-fn ingest() -> (Ingest, Database, Arc<ManualClock>) {
+fn ingest() -> (Ingest<Database>, Database, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
     let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), chrono::Duration::seconds(60)));
@@ -18,9 +18,9 @@ fn ingest() -> (Ingest, Database, Arc<ManualClock>) {
     (ingest, db, clock)
 }
 
-async fn send(ingest: &Ingest, clock: &ManualClock, raw: serde_json::Value) -> Result<EventStatus, String> {
+async fn send(ingest: &Ingest<Database>, clock: &ManualClock, raw: serde_json::Value) -> Result<EventStatus, String> {
     let event = validate_event(&raw, clock.now()).unwrap();
-    ingest.apply(&event, clock.now()).await.unwrap().map_err(|e| e.field)
+    ingest.apply(&event, clock.now()).await.unwrap().into_result().map_err(|e| e.field)
 }
 
 #[tokio::test]
@@ -35,7 +35,7 @@ async fn given_a_full_cart_when_more_edits_arrive_then_they_are_refused_by_field
 
     let purchase = json!({"event_id": "buy", "type": "purchase", "cart_id": "big", "order_id": "o1"});
     assert_eq!(send(&ingest, &clock, purchase).await, Ok(EventStatus::Accepted));
-    let cart = db.get_cart("big").await.unwrap().unwrap().cart();
+    let cart = db.get_cart(&"big".into()).await.unwrap().unwrap().cart();
     assert_eq!(cart.status, cartback_core::cart::CartStatus::Converted);
 }
 
@@ -46,7 +46,7 @@ async fn given_repeated_views_of_one_item_when_ingested_then_each_is_accepted_bu
         let view = json!({"event_id": format!("v{n}"), "type": "view_item", "cart_id": "c", "items": [{"item_id": "sku-1"}]});
         assert_eq!(send(&ingest, &clock, view).await, Ok(EventStatus::Accepted));
     }
-    let record = db.get_cart("c").await.unwrap().unwrap();
+    let record = db.get_cart(&"c".into()).await.unwrap().unwrap();
     assert_eq!(record.events.len(), 1);
     assert_eq!(record.cart().items_viewed, 1);
     let again = json!({"event_id": "v3", "type": "view_item", "cart_id": "c", "items": [{"item_id": "sku-1"}]});
@@ -69,8 +69,8 @@ async fn given_a_repeated_view_carrying_contact_data_or_a_customer_id_when_inges
     assert_eq!(send(&ingest, &clock, view("v3", json!({"customer_id": "u1"}))).await, Ok(EventStatus::Accepted));
     assert_eq!(send(&ingest, &clock, view("v4", json!({"customer_id": "u1"}))).await, Ok(EventStatus::Accepted));
 
-    let record = db.get_cart("c").await.unwrap().unwrap();
+    let record = db.get_cart(&"c".into()).await.unwrap().unwrap();
     let cart = record.cart();
-    assert_eq!((cart.contact.email.as_deref(), cart.customer_id.as_deref()), (Some("guest@example.com"), Some("u1")));
+    assert_eq!((cart.contact.email.as_ref().map(|e| e.expose()), cart.customer_id.as_deref()), (Some("guest@example.com"), Some("u1")));
     assert_eq!(record.events.len(), 3, "the plain repeat v4 is still not stored");
 }

@@ -36,9 +36,11 @@ use cartback_core::contact;
 use cartback_core::customer::Customer;
 use cartback_core::engine::Decision;
 use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item, PushPlatform, PushToken};
-use cartback_core::message::{customer_key, Channel, MessageJob, MessageRecord, Outgoing};
+use cartback_core::ids::CustomerKey;
+use cartback_core::message::{Channel, MessageJob, MessageRecord, Outgoing};
 use cartback_core::ports::{
-    CampaignStore, JobQueue, PortError, Scheduler, SendError, Sender, StateStore, TimerPayload,
+    CampaignStore, CartStore, JobQueue, MessageStore, PortError, Scheduler, SendError, Sender, StateStore, Timeline,
+    TimerPayload,
 };
 use cartback_core::reason::ReasonCode;
 use cartback_core::service::{
@@ -226,7 +228,7 @@ fn gen_contact(rng: &mut Rng, w: usize) -> CustomerPatch {
     CustomerPatch {
         email: match rng.below(20) {
             0 => Some("shopper@".into()),
-            1..=15 => Some(format!("shopper{w}@example.com")),
+            1..=15 => Some(format!("shopper{w}@example.com").into()),
             _ => None,
         },
         phone: match rng.below(100) {
@@ -244,23 +246,23 @@ fn gen_contact(rng: &mut Rng, w: usize) -> CustomerPatch {
         consents: (!rng.chance(10)).then(|| random_consents(rng)),
         push_tokens: match rng.below(20) {
             0 => Some(vec![]),
-            1..=9 => Some(vec![PushToken { platform: PushPlatform::Fcm, token: format!("tok-{w}") }]),
+            1..=9 => Some(vec![PushToken { platform: PushPlatform::Fcm, token: format!("tok-{w}").into() }]),
             _ => None,
         },
         web_push_subscription: rng.chance(35).then(|| {
             let endpoint = format!("https://push.example/{w}");
-            serde_json::json!({"endpoint": endpoint, "keys": {"p256dh": "k", "auth": "a"}})
+            serde_json::json!({"endpoint": endpoint, "keys": {"p256dh": "k", "auth": "a"}}).into()
         }),
     }
 }
 
 fn event(id: String, kind: EventType, at: DateTime<Utc>, cart_id: Option<&str>, customer_id: Option<&str>) -> Event {
     Event {
-        event_id: id,
+        event_id: id.into(),
         kind,
         occurred_at: at,
-        cart_id: cart_id.map(str::to_owned),
-        customer_id: customer_id.map(str::to_owned),
+        cart_id: cart_id.map(Into::into),
+        customer_id: customer_id.map(Into::into),
         device: None,
         currency: Some("EUR".into()),
         items: Vec::new(),
@@ -731,7 +733,7 @@ impl World {
                 break;
             }
             for cart_id in open {
-                self.push(now, Happening::Timer(TimerPayload { cart_id, due_at: now }));
+                self.push(now, Happening::Timer(TimerPayload { cart_id: cart_id.into(), due_at: now }));
             }
             self.play(stats).await;
         }
@@ -769,7 +771,7 @@ impl World {
         let armed = std::mem::take(&mut *self.rt.scheduler.armed.lock().expect("scheduler lock"));
         for timer in armed {
             stats.scheduler_arms += 1;
-            if !self.armed.insert((timer.cart_id.clone(), timer.due_at)) {
+            if !self.armed.insert((timer.cart_id.to_string(), timer.due_at)) {
                 continue;
             }
             let late = if self.rng.chance(10) { self.rng.secs(1, 120) } else { Duration::zero() };
@@ -811,13 +813,13 @@ impl World {
     async fn ingest(&mut self, e: Event, stats: &mut Stats) {
         stats.deliveries += 1;
         let body = serde_json::to_vec(&serde_json::json!({ "events": [&e] })).expect("event JSON");
-        let answer = self.rt.ingest.ingest_body(&body).await.expect("state store").expect("a well-formed body");
+        let answer = self.rt.ingest.ingest_body(&body).await.expect("a well-formed body and a working store");
         let result = &answer.results[0];
         let cart_id = e.cart_id.clone().unwrap_or_default();
         match result.status {
             EventStatus::Duplicate => {
                 stats.duplicates += 1;
-                if !self.accepted.contains(&e.event_id) {
+                if !self.accepted.contains(e.event_id.as_str()) {
                     self.fail(&cart_id, "a new event answered as a duplicate", result);
                 }
             }
@@ -825,12 +827,12 @@ impl World {
                 stats.rejected_events += 1;
                 // Only contact data is generated invalid (bad email, phone, zone).
                 let on_contact = result.error.as_ref().is_some_and(|err| err.field.starts_with("customer."));
-                if !on_contact || e.customer.is_none() || self.accepted.contains(&e.event_id) {
+                if !on_contact || e.customer.is_none() || self.accepted.contains(e.event_id.as_str()) {
                     self.fail(&cart_id, "an event rejected for something else than its bad contact data", result);
                 }
             }
             EventStatus::Accepted => {
-                if !self.accepted.insert(e.event_id.clone()) {
+                if !self.accepted.insert(e.event_id.to_string()) {
                     self.fail(&cart_id, "a repeated event accepted twice", result);
                 }
                 if let Some(id) = &e.customer_id {
@@ -854,7 +856,7 @@ impl World {
 
     async fn click(&mut self, message_id: &str, stats: &mut Stats) {
         let event = FeedbackEvent {
-            message_id: message_id.to_owned(),
+            message_id: message_id.into(),
             provider: "sim".into(),
             provider_message_id: format!("p-{message_id}"),
             kind: FeedbackKind::Clicked,
@@ -873,7 +875,7 @@ impl World {
 
     async fn fire(&mut self, timer: TimerPayload, stats: &mut Stats) {
         stats.timer_fires += 1;
-        self.armed.remove(&(timer.cart_id.clone(), timer.due_at));
+        self.armed.remove(&(timer.cart_id.to_string(), timer.due_at));
         let i = self.cart_index(&timer.cart_id);
         match self.rt.checker.on_timer(&timer).await.expect("state store") {
             CheckOutcome::NoSuchCart => {
@@ -884,7 +886,7 @@ impl World {
             CheckOutcome::Superseded => {}
             CheckOutcome::Decided { decision, sent } => {
                 for message_id in sent {
-                    let record = self.rt.db.get_message(&message_id).await.expect("state store");
+                    let record = self.rt.db.get_message(&message_id.as_str().into()).await.expect("state store");
                     let Some(record) = record else {
                         self.fail(&timer.cart_id, "a send without its message record", &message_id)
                     };
@@ -922,7 +924,7 @@ impl World {
                 *stats.channels.entry(job.channel).or_default() += 1;
                 if self.rng.chance(self.engage_percent) {
                     let at = self.now() + self.rng.mins(1, 48 * 60);
-                    self.push(at, Happening::Click(job.message_id.clone()));
+                    self.push(at, Happening::Click(job.message_id.to_string()));
                 }
             }
             Ok(DeliveryOutcome::Skipped(why)) => {
@@ -948,12 +950,12 @@ impl World {
             if c.events.is_empty() {
                 continue;
             }
-            let stored = self.rt.db.get_cart(&c.id).await.expect("state store");
+            let stored = self.rt.db.get_cart(&c.id.as_str().into()).await.expect("state store");
             let stored = stored.map(|r| r.cart());
             if stored.as_ref() != Some(&c.cart) {
                 self.fail(&c.id, "the stored cart differs from the fold of the accepted events", &(stored, &c.events));
             }
-            let timeline = self.rt.db.timeline(&c.id).await.expect("state store");
+            let timeline = self.rt.db.timeline(&c.id.as_str().into()).await.expect("state store");
             let mut last = None;
             for entry in timeline.iter().filter(|e| e.kind == "decision") {
                 let Some(code) = ReasonCode::parse(&entry.code) else {
@@ -996,8 +998,8 @@ impl World {
     /// pending, under the customer's key or the cart's guest key.
     fn counted_history(&self, i: usize) -> impl Iterator<Item = &MessageRecord> {
         let c = &self.carts[i];
-        let key = customer_key(c.cart.customer_id.as_deref(), &c.id);
-        let guest = customer_key(None, &c.id);
+        let key = CustomerKey::for_cart(c.cart.customer_id.as_ref(), &c.id.as_str().into());
+        let guest = CustomerKey::Guest(c.id.as_str().into());
         self.decided
             .iter()
             .filter(move |d| !d.closed && (d.record.customer_key == key || d.record.customer_key == guest))
@@ -1022,7 +1024,7 @@ impl World {
         if c.cart.status != CartStatus::Active {
             fail("a message for a cart that is not active");
         }
-        if m.decided_at != now || m.customer_key != customer_key(c.cart.customer_id.as_deref(), &c.id) {
+        if m.decided_at != now || m.customer_key != CustomerKey::for_cart(c.cart.customer_id.as_ref(), &c.id.as_str().into()) {
             fail("a message record that does not say when and for whom it was decided");
         }
         // One message per cart and step, steps in order, one campaign.
@@ -1067,8 +1069,8 @@ impl World {
         let contact = self.contact_of(i);
         let consents = contact.consents.unwrap_or_default();
         let (consented, reachable) = match m.channel {
-            Channel::Email => (consents.email, contact.email.as_deref().and_then(contact::normalise_email).is_some()),
-            Channel::Sms => (consents.sms, contact.phone.as_deref().is_some_and(|p| phone_facts(p).0)),
+            Channel::Email => (consents.email, contact.email.as_ref().map(|e| e.expose()).and_then(contact::normalise_email).is_some()),
+            Channel::Sms => (consents.sms, contact.phone.as_ref().map(|p| p.expose()).is_some_and(|p| phone_facts(p).0)),
             Channel::Push => (consents.push, contact.push_tokens.as_ref().is_some_and(|t| !t.is_empty())),
             Channel::WebPush => (consents.web_push, contact.web_push_subscription.is_some()),
         };
@@ -1171,9 +1173,10 @@ impl World {
             self.fail(&c.id, "two messages for one cart and step reached the provider", job);
         }
         let has_recipient = match &job.outgoing {
-            Outgoing::Email { to, .. } | Outgoing::Sms { to, .. } => !to.is_empty(),
-            Outgoing::Push { token, .. } => !token.is_empty(),
-            Outgoing::WebPush { subscription, .. } => subscription.get("endpoint").is_some(),
+            Outgoing::Email { to, .. } => !to.expose().is_empty(),
+            Outgoing::Sms { to, .. } => !to.expose().is_empty(),
+            Outgoing::Push { token, .. } => !token.expose().is_empty(),
+            Outgoing::WebPush { subscription, .. } => subscription.expose().get("endpoint").is_some(),
         };
         if !has_recipient {
             self.fail(&c.id, "a message sent without a recipient", job);
@@ -1204,7 +1207,7 @@ fn zone_of(contact: &CustomerPatch, default: &str) -> Tz {
         .timezone
         .as_deref()
         .and_then(|z| z.parse::<Tz>().ok())
-        .or_else(|| contact.phone.as_deref().and_then(|p| phone_facts(p).1))
+        .or_else(|| contact.phone.as_ref().map(|p| p.expose()).and_then(|p| phone_facts(p).1))
         .unwrap_or_else(|| default.parse().unwrap_or(Tz::UTC))
 }
 

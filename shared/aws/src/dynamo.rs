@@ -58,8 +58,12 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
+use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
-use cartback_core::ports::{CampaignStore, CartRecord, Claim, Clock, CommitOutcome, EventCommit, PortError, StateStore, TimelineEntry};
+use cartback_core::ports::{
+    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog,
+    MessageStore, PortError, SaveOutcome, Timeline, TimelineEntry,
+};
 
 use crate::error::{build_error, unavailable};
 
@@ -233,21 +237,42 @@ impl DynamoStateStore {
 }
 
 #[async_trait]
-impl StateStore for DynamoStateStore {
-    async fn get_cart(&self, cart_id: &str) -> Result<Option<CartRecord>, PortError> {
+impl CartStore for DynamoStateStore {
+    async fn get_cart(&self, cart_id: &CartId) -> Result<Option<CartRecord>, PortError> {
         let Some(item) = self.get(cart_key(cart_id)).await? else { return Ok(None) };
         // `version` in the item is the stored version, which is what the
         // record must carry for the next conditional write.
         from_item(item).map(Some).map_err(|e| corrupt(&format!("cart {cart_id}"), e))
     }
 
-    async fn get_customer(&self, customer_id: &str) -> Result<Option<(Customer, u64)>, PortError> {
+    async fn save_cart(&self, cart: &CartRecord) -> Result<SaveOutcome, PortError> {
+        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(self.cart_item(cart)?));
+        request = if cart.version == 0 {
+            request.condition_expression("attribute_not_exists(pk)")
+        } else {
+            request.condition_expression("version = :expected").expression_attribute_values(":expected", n(cart.version))
+        };
+        let result = request.send().await;
+        match result {
+            Ok(_) => Ok(SaveOutcome::Saved),
+            Err(e) if is_condition_failed(&e) => Ok(SaveOutcome::Conflict),
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl CustomerStore for DynamoStateStore {
+    async fn get_customer(&self, customer_id: &CustomerId) -> Result<Option<(Customer, u64)>, PortError> {
         let Some(item) = self.get(customer_key(customer_id)).await? else { return Ok(None) };
         let version = number(&item, "version").unwrap_or(0);
         let customer = from_item(item).map_err(|e| corrupt(&format!("customer {customer_id}"), e))?;
         Ok(Some((customer, version)))
     }
+}
 
+#[async_trait]
+impl EventLog for DynamoStateStore {
     async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError> {
         let mut dedupe = key(dedupe_key(&commit.event_id));
         dedupe.insert("received_at".into(), s(sort_time(commit.received_at)));
@@ -299,36 +324,27 @@ impl StateStore for DynamoStateStore {
             }
         }
     }
+}
 
-    async fn save_cart(&self, cart: &CartRecord) -> Result<bool, PortError> {
-        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(self.cart_item(cart)?));
-        request = if cart.version == 0 {
-            request.condition_expression("attribute_not_exists(pk)")
-        } else {
-            request.condition_expression("version = :expected").expression_attribute_values(":expected", n(cart.version))
-        };
-        let result = request.send().await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(SERVICE, e)),
-        }
-    }
-
-    async fn append_timeline(&self, cart_id: &str, entry: &TimelineEntry) -> Result<(), PortError> {
+#[async_trait]
+impl Timeline for DynamoStateStore {
+    async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError> {
         let item = self.timeline_item(cart_id, entry, &self.write_suffix())?;
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(|e| unavailable(SERVICE, e))?;
         Ok(())
     }
 
-    async fn timeline(&self, cart_id: &str) -> Result<Vec<TimelineEntry>, PortError> {
+    async fn timeline(&self, cart_id: &CartId) -> Result<Vec<TimelineEntry>, PortError> {
         let items = self
             .query_all(None, "pk = :pk AND begins_with(sk, :tl)", vec![(":pk", s(format!("CART#{cart_id}"))), (":tl", s("TL#"))])
             .await?;
         items.into_iter().map(|item| from_item(item).map_err(|e| corrupt(&format!("timeline of cart {cart_id}"), e))).collect()
     }
+}
 
-    async fn create_message(&self, record: &MessageRecord) -> Result<bool, PortError> {
+#[async_trait]
+impl MessageStore for DynamoStateStore {
+    async fn create_message(&self, record: &MessageRecord) -> Result<CreateOutcome, PortError> {
         let result = self
             .client
             .put_item()
@@ -338,20 +354,20 @@ impl StateStore for DynamoStateStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(e) if is_condition_failed(&e) => Ok(CreateOutcome::AlreadyExists),
             Err(e) => Err(unavailable(SERVICE, e)),
         }
     }
 
-    async fn get_message(&self, message_id: &str) -> Result<Option<MessageRecord>, PortError> {
+    async fn get_message(&self, message_id: &MessageId) -> Result<Option<MessageRecord>, PortError> {
         Ok(self.message_with_rev(message_id).await?.map(|(record, _, _)| record))
     }
 
     /// Read, decide, then a conditional `UpdateItem` on the message's `rev`:
     /// of two concurrent claimants exactly one passes the condition; the
     /// other re-reads and sees `InFlight`.
-    async fn claim_message(&self, message_id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError> {
+    async fn claim_message(&self, message_id: &MessageId, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError> {
         for _ in 0..5 {
             let Some((mut record, rev, attempts)) = self.message_with_rev(message_id).await? else { return Ok(Claim::NotFound) };
             let taken_over = match &record.status {
@@ -390,7 +406,7 @@ impl StateStore for DynamoStateStore {
         Ok(Claim::InFlight)
     }
 
-    async fn set_message_status(&self, message_id: &str, status: &MessageStatus) -> Result<(), PortError> {
+    async fn set_message_status(&self, message_id: &MessageId, status: &MessageStatus) -> Result<(), PortError> {
         let status = to_attribute_value(status).map_err(|e| corrupt("status does not serialise", e))?;
         let result = self
             .client
@@ -412,7 +428,7 @@ impl StateStore for DynamoStateStore {
         }
     }
 
-    async fn record_engagement(&self, message_id: &str, at: DateTime<Utc>) -> Result<(), PortError> {
+    async fn record_engagement(&self, message_id: &MessageId, at: DateTime<Utc>) -> Result<(), PortError> {
         let at = to_attribute_value(at).map_err(|e| corrupt("time does not serialise", e))?;
         let result = self
             .client
@@ -433,7 +449,7 @@ impl StateStore for DynamoStateStore {
         }
     }
 
-    async fn customer_messages(&self, customer_key: &str, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError> {
+    async fn customer_messages(&self, customer_key: &CustomerKey, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError> {
         let items = self
             .query_all(Some("gsi1"), "gsi1pk = :pk AND gsi1sk >= :since", vec![(":pk", s(format!("CUSTMSG#{customer_key}"))), (":since", s(sort_time(since)))])
             .await?;

@@ -13,9 +13,20 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    PortError::Unavailable(service, DisplayErrorContext(error).to_string())
+    // The chain's text is kept in the message too: the SDK's Display of the
+    // outer error alone says only "service error".
+    let text = DisplayErrorContext(&error).to_string();
+    PortError::Unavailable(service, Box::new(SdkFailure { text, source: Box::new(error) }))
 }
 
 pub(crate) fn build_error(service: &'static str, error: impl std::fmt::Display) -> PortError {
-    PortError::Unavailable(service, format!("request could not be built: {error}"))
+    PortError::Unavailable(service, format!("request could not be built: {error}").into())
+}
+
+/// An SDK failure: the whole chain as text, and the SDK error as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+struct SdkFailure {
+    text: String,
+    source: Box<dyn std::error::Error + Send + Sync>,
 }

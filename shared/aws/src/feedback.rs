@@ -132,7 +132,7 @@ fn parse_body(body: &str) -> Result<Option<FeedbackEvent>, Skip> {
         .map(|t| t.with_timezone(&Utc))
         .or(envelope.timestamp)
         .unwrap_or(ses.mail.timestamp);
-    Ok(Some(FeedbackEvent { message_id: message_id.clone(), provider: PROVIDER.into(), provider_message_id: ses.mail.message_id, kind, at }))
+    Ok(Some(FeedbackEvent { message_id: message_id.into(), provider: PROVIDER.into(), provider_message_id: ses.mail.message_id, kind, at }))
 }
 
 #[cfg(test)]

@@ -54,12 +54,12 @@ impl Sender for SesSender {
             .client
             .send_email()
             .from_email_address(&self.from)
-            .destination(Destination::builder().to_addresses(to).build())
+            .destination(Destination::builder().to_addresses(to.expose()).build())
             .content(content)
             .configuration_set_name(&self.configuration_set);
         // Tag values allow [A-Za-z0-9_-]; Cartback's message ids are `m_<hex>`.
         if job.message_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            if let Ok(tag) = MessageTag::builder().name(MESSAGE_ID_TAG).value(&job.message_id).build() {
+            if let Ok(tag) = MessageTag::builder().name(MESSAGE_ID_TAG).value(job.message_id.as_str()).build() {
                 request = request.email_tags(tag);
             }
         }
@@ -68,7 +68,7 @@ impl Sender for SesSender {
             Err(error) => {
                 let code = error.as_service_error().and_then(|e| e.code()).map(str::to_owned);
                 let text = redact_text(&DisplayErrorContext(&error).to_string());
-                tracing::warn!(message_id = %job.message_id, to = %cartback_core::contact::redact(to), code = code.as_deref().unwrap_or("none"), error = %text, "SES send failed");
+                tracing::warn!(message_id = %job.message_id, to = %cartback_core::contact::redact(to.expose()), code = code.as_deref().unwrap_or("none"), error = %text, "SES send failed");
                 match code {
                     Some(code) if is_permanent(&code) => Err(SendError::Permanent(format!("{code}: {text}"))),
                     _ => Err(SendError::Retryable(text)),

@@ -58,20 +58,20 @@ impl Sender for SnsSmsSender {
         let Outgoing::Sms { to, body } = &job.outgoing else {
             return Err(SendError::Permanent(format!("the SMS sender got a {} job", job.channel.as_str())));
         };
-        if cartback_core::contact::normalise_e164(to).is_none() {
-            return Err(SendError::Permanent(format!("{} is not an international phone number", redact(to))));
+        if cartback_core::contact::normalise_e164(to.expose()).is_none() {
+            return Err(SendError::Permanent(format!("{} is not an international phone number", redact(to.expose()))));
         }
         let mut request = self
             .client
             .publish()
-            .phone_number(to)
+            .phone_number(to.expose())
             .message(body)
             .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional")?);
         if let Some(id) = &self.sender_id {
             request = request.message_attributes("AWS.SNS.SMS.SenderID", attribute(id)?);
         }
         let out = request.send().await.map_err(|e| send_error("SNS SMS publish", e))?;
-        tracing::info!(message_id = %job.message_id, to = %redact(to), "SMS published");
+        tracing::info!(message_id = %job.message_id, to = %redact(to.expose()), "SMS published");
         Ok(out.message_id.unwrap_or_default())
     }
 }
@@ -155,7 +155,7 @@ impl Sender for SnsPushSender {
             Outgoing::WebPush { .. } => return Err(SendError::Permanent("web push is not sent by the AWS runtime's SNS push sender".into())),
             _ => return Err(SendError::Permanent(format!("the push sender got a {} job", job.channel.as_str()))),
         };
-        if token.trim().is_empty() {
+        if token.expose().trim().is_empty() {
             return Err(SendError::Permanent("the customer has no push token".into()));
         }
         let (name, application) = match platform {
@@ -165,7 +165,7 @@ impl Sender for SnsPushSender {
         let Some(application) = application else {
             return Err(SendError::Permanent(format!("no {name} platform application is configured")));
         };
-        let endpoint = self.endpoint(application, token).await?;
+        let endpoint = self.endpoint(application, token.expose()).await?;
         let out = self
             .client
             .publish()
@@ -175,7 +175,7 @@ impl Sender for SnsPushSender {
             .send()
             .await
             .map_err(|e| send_error("SNS push publish", e))?;
-        tracing::info!(message_id = %job.message_id, token = %redact(token), platform = name, "push published");
+        tracing::info!(message_id = %job.message_id, token = %redact(token.expose()), platform = name, "push published");
         Ok(out.message_id.unwrap_or_default())
     }
 }

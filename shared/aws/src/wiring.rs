@@ -56,7 +56,7 @@ pub fn api(clients: &Clients, config: &TimerConfig, secret: Secret, clock: Arc<d
     let store = state_store(clients, &config.common, clock.clone());
     let scheduler = Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), config.scheduler.clone()));
     let campaigns = campaign_cache(clients, &config.common, clock.clone());
-    let ingest = Ingest { store: store.clone(), scheduler, campaigns, clock: clock.clone() };
+    let ingest: Ingest = Ingest { store: store.clone(), scheduler, campaigns, clock: clock.clone() };
     Api { ingest, store, clock, settings: settings(config, secret) }
 }
 

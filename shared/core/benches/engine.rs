@@ -76,7 +76,7 @@ fn typical() -> Typical {
             MessageRecord {
                 message_id: MessageRecord::id_for("cart-old", i as u32, Channel::Email),
                 cart_id: "cart-old".into(),
-                customer_key: "cust-7".into(),
+                customer_key: cartback_core::ids::CustomerKey::Customer("cust-7".into()),
                 campaign_id: "field".into(),
                 step: i as u32,
                 channel: Channel::Email,

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use crate::ports::TimelineKind;
 use crate::event::BodyError;
+use crate::ids::CartId;
 use crate::ports::{Clock, PortError, StateStore, TimelineEntry};
-use crate::service::{Ingest, Settings};
+use crate::service::{Ingest, IngestError, Settings};
 use crate::signing::{verify_link, verify_request, LinkError, SIGNATURE_HEADER};
 
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -100,10 +102,12 @@ impl Api {
             return denied;
         }
         match self.ingest.ingest_body(&request.body).await {
-            Ok(Ok(answer)) => Response::json(200, &serde_json::to_value(answer).expect("answers serialise")),
-            Ok(Err(e @ (BodyError::TooLarge(_) | BodyError::TooManyEvents(_)))) => Response::error(413, "payload_too_large", e.to_string()),
-            Ok(Err(e)) => Response::error(400, "bad_request", e.to_string()),
-            Err(e) => Response::unavailable(&e),
+            Ok(answer) => Response::json(200, &serde_json::to_value(answer).expect("answers serialise")),
+            Err(IngestError::Body(e @ (BodyError::TooLarge(_) | BodyError::TooManyEvents(_)))) => {
+                Response::error(413, "payload_too_large", e.to_string())
+            }
+            Err(IngestError::Body(e)) => Response::error(400, "bad_request", e.to_string()),
+            Err(IngestError::Store(e)) => Response::unavailable(&e),
         }
     }
 
@@ -112,6 +116,7 @@ impl Api {
             return denied;
         }
         let cart_id = percent_decode(cart_id);
+        let cart_id = CartId::from(cart_id);
         let record = match self.store.get_cart(&cart_id).await {
             Ok(Some(record)) => record,
             Ok(None) => return Response::error(404, "not_found", format!("no cart {cart_id:?}")),
@@ -137,7 +142,7 @@ impl Api {
         } else {
             let entry = TimelineEntry {
                 at: now,
-                kind: "engagement".into(),
+                kind: TimelineKind::Engagement,
                 code: "click".into(),
                 message: "The customer clicked a link in the message.".into(),
                 details: json!({ "message_id": claims.message_id }),

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{CustomerPatch, Device, Event, EventType, Item};
+use crate::ids::{CartId, CustomerId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,8 +43,8 @@ pub struct Totals {
 /// The state of a cart derived from its events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cart {
-    pub cart_id: String,
-    pub customer_id: Option<String>,
+    pub cart_id: CartId,
+    pub customer_id: Option<CustomerId>,
     pub status: CartStatus,
     pub items: Vec<Item>,
     pub currency: Option<String>,
@@ -58,11 +59,11 @@ pub struct Cart {
 
 impl Cart {
     /// Folds events (in any order) into the cart state.
-    pub fn from_events(cart_id: &str, events: &[Event]) -> Cart {
+    pub fn from_events(cart_id: impl Into<CartId>, events: &[Event]) -> Cart {
         let mut ordered: Vec<&Event> = events.iter().collect();
         ordered.sort_by(|a, b| a.occurred_at.cmp(&b.occurred_at).then_with(|| a.event_id.cmp(&b.event_id)));
         let mut cart = Cart {
-            cart_id: cart_id.to_owned(),
+            cart_id: cart_id.into(),
             customer_id: None,
             status: CartStatus::Browsing,
             items: Vec::new(),

@@ -1,8 +1,114 @@
-//! Contact data checks shared by validation and the decision engine.
+//! Contact data: the types that carry it, and the checks shared by event
+//! conversion and the decision engine.
+//!
+//! [`Email`], [`Phone`], [`DeviceToken`] and [`WebPushSubscription`] print
+//! redacted through both `Debug` and `Display`, so a `?job` or `%patch` in a
+//! log line cannot leak them; a sender asks for the value with `expose()`.
+//! They serialise as the plain value (stored and queued formats unchanged).
+//! `parse` is for input from outside; `From` is for values Cartback stored
+//! itself after parsing, and for tests.
 
+use std::fmt;
 use std::str::FromStr;
 
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+macro_rules! redacted_text {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The value itself, for the sender that delivers to it. Never log it.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                $name(value)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                $name(value.to_owned())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), redact(&self.0))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&redact(&self.0))
+            }
+        }
+    };
+}
+
+redacted_text!(
+    /// A deliverable email address (domain lower-cased).
+    Email
+);
+redacted_text!(
+    /// A phone number in E.164 form, e.g. `+14155550123`.
+    Phone
+);
+redacted_text!(
+    /// A mobile push token (APNs or FCM).
+    DeviceToken
+);
+
+impl Email {
+    /// Normalises and checks an address from outside; `None` when invalid.
+    pub fn parse(raw: &str) -> Option<Email> {
+        normalise_email(raw).map(Email)
+    }
+}
+
+impl Phone {
+    /// Parses a number with its country code into E.164; `None` when invalid.
+    pub fn parse(raw: &str) -> Option<Phone> {
+        normalise_e164(raw).map(Phone)
+    }
+}
+
+/// A browser's `PushSubscription` JSON (endpoint and keys).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebPushSubscription(serde_json::Value);
+
+impl WebPushSubscription {
+    pub fn expose(&self) -> &serde_json::Value {
+        &self.0
+    }
+}
+
+impl From<serde_json::Value> for WebPushSubscription {
+    fn from(value: serde_json::Value) -> Self {
+        WebPushSubscription(value)
+    }
+}
+
+impl fmt::Debug for WebPushSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebPushSubscription(***)")
+    }
+}
+
+impl fmt::Display for WebPushSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// Lower-cases the domain (the local part is case-sensitive by RFC 5321) and
 /// rejects what no mail server would accept. Returns `None` when invalid.
@@ -135,6 +241,22 @@ mod tests {
         let region = phone_region("+33612345678").unwrap();
         assert_eq!(region, "FR");
         assert_eq!(region_time_zone(&region), Some(chrono_tz::Europe::Paris));
+    }
+
+    #[test]
+    fn given_contact_values_when_debug_or_display_printed_then_they_are_redacted() {
+        let email = Email::parse("ana.lopez@example.com").unwrap();
+        let phone = Phone::parse("+33 6 12 34 56 78").unwrap();
+        let token = DeviceToken::from("fcm-secret-token-123");
+        let sub = WebPushSubscription::from(serde_json::json!({"endpoint": "https://push.example/s/secret"}));
+        for shown in [format!("{email:?} {email}"), format!("{phone:?} {phone}"), format!("{token:?} {token}"), format!("{sub:?} {sub}")] {
+            for secret in ["ana.lopez", "612345678", "secret-token", "s/secret"] {
+                assert!(!shown.contains(secret), "{shown} shows {secret}");
+            }
+        }
+        assert_eq!(email.expose(), "ana.lopez@example.com");
+        assert_eq!(phone.expose(), "+33612345678");
+        assert_eq!(serde_json::to_string(&phone).unwrap(), "\"+33612345678\"");
     }
 
     #[test]

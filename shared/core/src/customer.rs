@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::cart::merge_patch;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
+use crate::ids::{CustomerId, EventId};
 
 /// How long purchase and return history is kept on a profile.
 const HISTORY_DAYS: i64 = 400;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Customer {
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     #[serde(default)]
     pub profile: CustomerPatch,
     /// `occurred_at` of the newest event that set contact fields.
@@ -31,12 +32,12 @@ pub struct Customer {
     #[serde(default)]
     pub promotions_redeemed: Vec<DateTime<Utc>>,
     #[serde(default)]
-    pub applied_event_ids: Vec<String>,
+    pub applied_event_ids: Vec<EventId>,
 }
 
 impl Customer {
-    pub fn new(customer_id: &str) -> Self {
-        Customer { customer_id: customer_id.to_owned(), ..Default::default() }
+    pub fn new(customer_id: impl Into<CustomerId>) -> Self {
+        Customer { customer_id: customer_id.into(), ..Default::default() }
     }
 
     /// Applies one event; returns whether anything changed.
@@ -164,7 +165,7 @@ mod tests {
         let mut c = Customer::new("u1");
         c.apply(&identify("2", "2026-11-23T11:00:00Z", "new@example.com", Some(false)));
         c.apply(&identify("1", "2026-11-23T10:00:00Z", "old@example.com", Some(true)));
-        assert_eq!(c.profile.email.as_deref(), Some("new@example.com"));
+        assert_eq!(c.profile.email.as_ref().map(crate::contact::Email::expose), Some("new@example.com"));
         assert_eq!(c.profile.consents.unwrap().sms, Some(false), "a withdrawn consent is not revived by older data");
     }
 

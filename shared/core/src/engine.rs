@@ -21,7 +21,8 @@ use crate::campaign::{Campaign, Step};
 use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::event::CustomerPatch;
-use crate::message::{Channel, MessageRecord};
+use crate::ids::MessageId;
+use crate::message::{Channel, MessageRecord, Recipient};
 use crate::reason::{Reason, ReasonCode};
 
 pub use quiet_hours::{customer_time_zone, quiet_until};
@@ -39,12 +40,12 @@ pub struct Progress {
 pub struct StepDispatched {
     pub step: u32,
     pub channel: Channel,
-    pub message_id: String,
+    pub message_id: MessageId,
     pub at: DateTime<Utc>,
 }
 
 impl Progress {
-    pub fn record(&mut self, campaign_id: &str, step: u32, channel: Channel, message_id: String, at: DateTime<Utc>) {
+    pub fn record(&mut self, campaign_id: &str, step: u32, channel: Channel, message_id: MessageId, at: DateTime<Utc>) {
         self.campaign_id = Some(campaign_id.to_owned());
         if !self.steps.iter().any(|s| s.step == step) {
             self.steps.push(StepDispatched { step, channel, message_id, at });
@@ -56,7 +57,7 @@ impl Progress {
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     Wait { until: DateTime<Utc>, reason: Reason },
-    Send { campaign_id: String, step: u32, channel: Channel, template: String, reason: Reason },
+    Send { campaign_id: String, step: u32, channel: Channel, to: Recipient, template: String, reason: Reason },
     Stop { reason: Reason },
 }
 

@@ -13,6 +13,7 @@ use super::*;
 use crate::campaign::{Campaign, ChannelOrder, DelayFrom, Segment, Step};
 use crate::cart::{Cart, CartStatus, Purchase};
 use crate::customer::Customer;
+use crate::ids::CustomerKey;
 use crate::event::{ConsentPatch, CustomerPatch, Device, Item, PushPlatform, PushToken};
 use crate::message::{Channel, MessageRecord, MessageStatus};
 use crate::reason::ReasonCode;
@@ -60,7 +61,7 @@ fn full_contact() -> CustomerPatch {
         timezone: Some("Europe/Paris".into()),
         consents: Some(ConsentPatch { email: Some(true), sms: Some(true), push: Some(true), web_push: Some(true) }),
         push_tokens: Some(vec![PushToken { platform: PushPlatform::Fcm, token: "fcm-token".into() }]),
-        web_push_subscription: Some(json!({"endpoint": "https://push.example/s/1", "keys": {"p256dh": "k", "auth": "a"}})),
+        web_push_subscription: Some(json!({"endpoint": "https://push.example/s/1", "keys": {"p256dh": "k", "auth": "a"}}).into()),
     }
 }
 
@@ -91,7 +92,7 @@ fn message(cart_id: &str, step: u32, channel: Channel, at: DateTime<Utc>) -> Mes
     MessageRecord {
         message_id: MessageRecord::id_for(cart_id, step, channel),
         cart_id: cart_id.into(),
-        customer_key: "u1".into(),
+        customer_key: CustomerKey::Customer("u1".into()),
         campaign_id: "field".into(),
         step,
         channel,

@@ -1,15 +1,18 @@
 //! Storefront events: the wire schema (GA4 e-commerce naming) and its
-//! validation. Validation works on `serde_json::Value` rather than derived
-//! deserialisation so that every rejection names the exact field and why.
+//! parsing. A request's events are read into raw structs ([`RawEvent`]),
+//! whose fields keep the JSON as sent, and converted with `TryFrom` into the
+//! domain types, so that every rejection names the exact field and why.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::{contact, enum_names};
+use crate::contact::{DeviceToken, Email, Phone, WebPushSubscription};
+use crate::ids::{CartId, CustomerId, EventId};
+use crate::enum_names;
 
 pub const MAX_EVENTS_PER_REQUEST: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -117,10 +120,11 @@ pub enum PushPlatform {
     Fcm,
 }
 
+/// A device's push token; its `Debug` shows the platform, never the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushToken {
     pub platform: PushPlatform,
-    pub token: String,
+    pub token: DeviceToken,
 }
 
 /// A customer profile fragment carried by an event. Absent fields leave the
@@ -128,9 +132,9 @@ pub struct PushToken {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<Email>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    pub phone: Option<Phone>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,20 +146,20 @@ pub struct CustomerPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push_tokens: Option<Vec<PushToken>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub web_push_subscription: Option<Value>,
+    pub web_push_subscription: Option<WebPushSubscription>,
 }
 
 /// A validated storefront event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    pub event_id: String,
+    pub event_id: EventId,
     #[serde(rename = "type")]
     pub kind: EventType,
     pub occurred_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cart_id: Option<String>,
+    pub cart_id: Option<CartId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customer_id: Option<String>,
+    pub customer_id: Option<CustomerId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,270 +241,342 @@ pub fn parse_body(body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Parsed>
 /// Validates one raw event. `received_at` is Cartback's clock: the default
 /// for `occurred_at` and the reference for the future-skew check.
 pub fn validate_event(raw: &Value, received_at: DateTime<Utc>) -> Result<Event, FieldError> {
-    let obj = raw
-        .as_object()
-        .ok_or_else(|| FieldError::new("", "each event must be a JSON object"))?;
-    let event_id = required_id(obj, "event_id")?;
-    let kind_text = required_str(obj, "type")?;
-    let kind = EventType::parse(kind_text).ok_or_else(|| {
-        FieldError::new(
-            "type",
-            format!(
-                "unknown event type {kind_text:?}; expected one of {}",
-                EventType::ALL.map(EventType::as_str).join(", ")
-            ),
-        )
-    })?;
-    let occurred_at = match obj.get("occurred_at") {
-        None | Some(Value::Null) => received_at,
-        Some(Value::String(s)) => {
-            let t = DateTime::parse_from_rfc3339(s)
-                .map_err(|_| FieldError::new("occurred_at", "must be an RFC 3339 timestamp, e.g. 2026-11-23T10:00:00Z"))?
-                .with_timezone(&Utc);
-            if t > received_at + Duration::seconds(MAX_FUTURE_SKEW_SECONDS) {
-                return Err(FieldError::new(
-                    "occurred_at",
-                    "is more than 5 minutes ahead of Cartback's clock",
-                ));
-            }
-            t
-        }
-        Some(_) => return Err(FieldError::new("occurred_at", "must be a string (RFC 3339)")),
-    };
-    let cart_id = optional_id(obj, "cart_id")?;
-    let customer_id = optional_id(obj, "customer_id")?;
-    if kind.requires_cart() && cart_id.is_none() {
-        return Err(FieldError::new("cart_id", format!("is required for {} events", kind.as_str())));
-    }
-    if matches!(kind, EventType::Identify | EventType::Return) && customer_id.is_none() {
-        return Err(FieldError::new("customer_id", format!("is required for {} events", kind.as_str())));
-    }
-    if kind == EventType::Purchase && cart_id.is_none() && customer_id.is_none() {
-        return Err(FieldError::new("cart_id", "a purchase needs a cart_id or a customer_id"));
-    }
-    let device = match optional_str(obj, "device")? {
-        None => None,
-        Some(s) => Some(Device::parse(s).ok_or_else(|| {
-            FieldError::new("device", "must be one of mobile, desktop, tablet")
-        })?),
-    };
-    let currency = match optional_str(obj, "currency")? {
-        None => None,
-        Some(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) => Some(s.to_owned()),
-        Some(_) => {
-            return Err(FieldError::new("currency", "must be an ISO 4217 code of three capital letters, e.g. EUR"))
-        }
-    };
-    let items = match obj.get("items") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => {
-            if list.len() > MAX_ITEMS {
-                return Err(FieldError::new("items", format!("holds {} items; the limit is {MAX_ITEMS}", list.len())));
-            }
-            list.iter().enumerate().map(|(i, v)| validate_item(v, i)).collect::<Result<Vec<_>, _>>()?
-        }
-        Some(_) => return Err(FieldError::new("items", "must be an array")),
-    };
-    if matches!(kind, EventType::AddToCart | EventType::RemoveFromCart | EventType::ViewItem | EventType::Return)
-        && items.is_empty()
-    {
-        return Err(FieldError::new("items", format!("{} events need at least one item", kind.as_str())));
-    }
-    let order_id = optional_id(obj, "order_id")?;
-    if kind == EventType::Purchase && order_id.is_none() {
-        return Err(FieldError::new("order_id", "is required for purchase events"));
-    }
-    let value = optional_decimal(obj.get("value"), "value")?;
-    if value.is_some() && currency.is_none() {
-        return Err(FieldError::new("currency", "is required when value is given"));
-    }
-    if items.iter().any(|i| i.price.is_some()) && currency.is_none() {
-        return Err(FieldError::new("currency", "is required when items carry prices"));
-    }
-    let coupon = optional_str(obj, "coupon")?.map(str::to_owned);
-    let customer = match obj.get("customer") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(validate_customer(v)?),
-    };
-    Ok(Event {
-        event_id,
-        kind,
-        occurred_at,
-        cart_id,
-        customer_id,
-        device,
-        currency,
-        items,
-        order_id,
-        value,
-        coupon,
-        customer,
-    })
+    let raw = RawEvent::from_value(raw)?;
+    Event::try_from(Received { raw, at: received_at })
 }
 
-fn validate_item(raw: &Value, index: usize) -> Result<Item, FieldError> {
-    let path = |f: &str| format!("items[{index}].{f}");
-    let obj = raw
-        .as_object()
-        .ok_or_else(|| FieldError::new(format!("items[{index}]"), "must be an object"))?;
-    let item_id = match obj.get("item_id") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(_)) => return Err(FieldError::new(path("item_id"), "must be 1 to 128 characters")),
-        None | Some(Value::Null) => return Err(FieldError::new(path("item_id"), "is required")),
-        Some(_) => return Err(FieldError::new(path("item_id"), "must be a string")),
-    };
-    let item_name = text_field(obj, "item_name", &path("item_name"), 500)?;
-    let price = optional_decimal(obj.get("price"), &path("price"))?;
-    let quantity = match obj.get("quantity") {
-        None | Some(Value::Null) => 1,
-        // A whole number written as `2.0` or `1e2` is an integer to JSON Schema (and the API document) too.
-        Some(Value::Number(n)) => match n.as_u64().or_else(|| {
-            n.as_f64().filter(|f| f.fract() == 0.0 && (1.0..=10_000.0).contains(f)).map(|f| f as u64)
-        }) {
-            Some(q) if (1..=10_000).contains(&q) => q as u32,
-            _ => return Err(FieldError::new(path("quantity"), "must be a whole number from 1 to 10000")),
-        },
-        Some(_) => return Err(FieldError::new(path("quantity"), "must be a whole number from 1 to 10000")),
-    };
-    let image_url = url_field(obj, "image_url", &path("image_url"))?;
-    let url = url_field(obj, "url", &path("url"))?;
-    Ok(Item { item_id, item_name, price, quantity, image_url, url })
+/// An event as it arrives: every field kept as sent, so that the conversion
+/// to [`Event`] can say which field is wrong and why (a derived typed
+/// deserialisation would stop at the first mismatch with serde's wording).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawEvent {
+    event_id: Value,
+    #[serde(rename = "type")]
+    kind: Value,
+    occurred_at: Value,
+    cart_id: Value,
+    customer_id: Value,
+    device: Value,
+    currency: Value,
+    items: Value,
+    order_id: Value,
+    value: Value,
+    coupon: Value,
+    customer: Value,
 }
 
-fn validate_customer(raw: &Value) -> Result<CustomerPatch, FieldError> {
-    let obj = raw.as_object().ok_or_else(|| FieldError::new("customer", "must be an object"))?;
-    let email = match text_field(obj, "email", "customer.email", 254)? {
-        None => None,
-        Some(e) => Some(contact::normalise_email(&e).ok_or_else(|| {
-            FieldError::new("customer.email", "is not a valid email address")
-        })?),
-    };
-    let phone = match text_field(obj, "phone", "customer.phone", 32)? {
-        None => None,
-        Some(p) => Some(contact::normalise_e164(&p).ok_or_else(|| {
-            FieldError::new("customer.phone", "must be a valid phone number in E.164 form, e.g. +14155550123")
-        })?),
-    };
-    let first_name = text_field(obj, "first_name", "customer.first_name", 100)?;
-    let locale = text_field(obj, "locale", "customer.locale", 35)?;
-    let timezone = match text_field(obj, "timezone", "customer.timezone", 64)? {
-        None => None,
-        Some(tz) => {
-            if tz.parse::<chrono_tz::Tz>().is_err() {
-                return Err(FieldError::new("customer.timezone", "must be an IANA time zone name, e.g. Europe/Paris"));
-            }
-            Some(tz)
-        }
-    };
-    let consents = match obj.get("consents") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(c)) => {
-            let flag = |name: &str| -> Result<Option<bool>, FieldError> {
-                match c.get(name) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::Bool(b)) => Ok(Some(*b)),
-                    Some(_) => Err(FieldError::new(format!("customer.consents.{name}"), "must be true or false")),
+/// One element of an event's `items`, as sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawItem {
+    item_id: Value,
+    item_name: Value,
+    price: Value,
+    quantity: Value,
+    image_url: Value,
+    url: Value,
+}
+
+/// An event's `customer` object, as sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawCustomer {
+    email: Value,
+    phone: Value,
+    first_name: Value,
+    locale: Value,
+    timezone: Value,
+    consents: Value,
+    push_tokens: Value,
+    web_push_subscription: Value,
+}
+
+/// Reads a JSON object into a raw struct. Only objects: serde would also
+/// read a struct from an array, which no sender means.
+fn raw_object<T: serde::de::DeserializeOwned>(raw: &Value, field: &str, message: &str) -> Result<T, FieldError> {
+    if !raw.is_object() {
+        return Err(FieldError::new(field, message));
+    }
+    serde_json::from_value(raw.clone()).map_err(|_| FieldError::new(field, message))
+}
+
+impl RawEvent {
+    pub fn from_value(raw: &Value) -> Result<RawEvent, FieldError> {
+        raw_object(raw, "", "each event must be a JSON object")
+    }
+}
+
+/// A raw event with the time Cartback received it.
+pub struct Received<T> {
+    pub raw: T,
+    pub at: DateTime<Utc>,
+}
+
+impl TryFrom<Received<RawEvent>> for Event {
+    type Error = FieldError;
+
+    fn try_from(Received { raw, at: received_at }: Received<RawEvent>) -> Result<Event, FieldError> {
+        let event_id: EventId = required_id(&raw.event_id, "event_id")?;
+        let kind_text = required_str(&raw.kind, "type")?;
+        let kind = EventType::parse(kind_text).ok_or_else(|| {
+            FieldError::new(
+                "type",
+                format!(
+                    "unknown event type {kind_text:?}; expected one of {}",
+                    EventType::ALL.map(EventType::as_str).join(", ")
+                ),
+            )
+        })?;
+        let occurred_at = match &raw.occurred_at {
+            Value::Null => received_at,
+            Value::String(s) => {
+                let t = DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| {
+                        FieldError::new("occurred_at", "must be an RFC 3339 timestamp, e.g. 2026-11-23T10:00:00Z")
+                    })?
+                    .with_timezone(&Utc);
+                if t > received_at + Duration::seconds(MAX_FUTURE_SKEW_SECONDS) {
+                    return Err(FieldError::new("occurred_at", "is more than 5 minutes ahead of Cartback's clock"));
                 }
-            };
-            Some(ConsentPatch {
-                email: flag("email")?,
-                sms: flag("sms")?,
-                push: flag("push")?,
-                web_push: flag("web_push")?,
-            })
-        }
-        Some(_) => return Err(FieldError::new("customer.consents", "must be an object")),
-    };
-    let push_tokens = match obj.get("push_tokens") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(list)) => Some(
-            list.iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let field = |f: &str| format!("customer.push_tokens[{i}].{f}");
-                    let platform = match t.get("platform").and_then(Value::as_str) {
-                        Some("apns") => PushPlatform::Apns,
-                        Some("fcm") => PushPlatform::Fcm,
-                        _ => return Err(FieldError::new(field("platform"), "must be apns or fcm")),
-                    };
-                    match t.get("token").and_then(Value::as_str) {
-                        Some(tok) if !tok.trim().is_empty() && tok.len() <= 4096 => {
-                            Ok(PushToken { platform, token: tok.to_owned() })
-                        }
-                        _ => Err(FieldError::new(field("token"), "must be a non-empty string")),
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        Some(_) => return Err(FieldError::new("customer.push_tokens", "must be an array")),
-    };
-    let web_push_subscription = match obj.get("web_push_subscription") {
-        None | Some(Value::Null) => None,
-        Some(sub) => {
-            let endpoint = sub.get("endpoint").and_then(Value::as_str).unwrap_or_default();
-            if !endpoint.starts_with("https://") {
-                return Err(FieldError::new(
-                    "customer.web_push_subscription.endpoint",
-                    "must be the browser's https push endpoint",
-                ));
+                t
             }
-            for key in ["p256dh", "auth"] {
-                if sub.pointer(&format!("/keys/{key}")).and_then(Value::as_str).is_none() {
+            _ => return Err(FieldError::new("occurred_at", "must be a string (RFC 3339)")),
+        };
+        let cart_id: Option<CartId> = optional_id(&raw.cart_id, "cart_id")?;
+        let customer_id: Option<CustomerId> = optional_id(&raw.customer_id, "customer_id")?;
+        if kind.requires_cart() && cart_id.is_none() {
+            return Err(FieldError::new("cart_id", format!("is required for {} events", kind.as_str())));
+        }
+        if matches!(kind, EventType::Identify | EventType::Return) && customer_id.is_none() {
+            return Err(FieldError::new("customer_id", format!("is required for {} events", kind.as_str())));
+        }
+        if kind == EventType::Purchase && cart_id.is_none() && customer_id.is_none() {
+            return Err(FieldError::new("cart_id", "a purchase needs a cart_id or a customer_id"));
+        }
+        let device = match optional_str(&raw.device, "device")? {
+            None => None,
+            Some(s) => {
+                Some(Device::parse(s).ok_or_else(|| FieldError::new("device", "must be one of mobile, desktop, tablet"))?)
+            }
+        };
+        let currency = match optional_str(&raw.currency, "currency")? {
+            None => None,
+            Some(s) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) => Some(s.to_owned()),
+            Some(_) => {
+                return Err(FieldError::new("currency", "must be an ISO 4217 code of three capital letters, e.g. EUR"))
+            }
+        };
+        let items = match &raw.items {
+            Value::Null => Vec::new(),
+            Value::Array(list) => {
+                if list.len() > MAX_ITEMS {
+                    let message = format!("holds {} items; the limit is {MAX_ITEMS}", list.len());
+                    return Err(FieldError::new("items", message));
+                }
+                list.iter().enumerate().map(|(i, v)| item(v, i)).collect::<Result<Vec<_>, _>>()?
+            }
+            _ => return Err(FieldError::new("items", "must be an array")),
+        };
+        if matches!(kind, EventType::AddToCart | EventType::RemoveFromCart | EventType::ViewItem | EventType::Return)
+            && items.is_empty()
+        {
+            return Err(FieldError::new("items", format!("{} events need at least one item", kind.as_str())));
+        }
+        let order_id: Option<String> = optional_id(&raw.order_id, "order_id")?;
+        if kind == EventType::Purchase && order_id.is_none() {
+            return Err(FieldError::new("order_id", "is required for purchase events"));
+        }
+        let value = optional_decimal(Some(&raw.value), "value")?;
+        if value.is_some() && currency.is_none() {
+            return Err(FieldError::new("currency", "is required when value is given"));
+        }
+        if items.iter().any(|i| i.price.is_some()) && currency.is_none() {
+            return Err(FieldError::new("currency", "is required when items carry prices"));
+        }
+        let coupon = optional_str(&raw.coupon, "coupon")?.map(str::to_owned);
+        let customer = match &raw.customer {
+            Value::Null => None,
+            v => Some(CustomerPatch::try_from(raw_object::<RawCustomer>(v, "customer", "must be an object")?)?),
+        };
+        Ok(Event {
+            event_id,
+            kind,
+            occurred_at,
+            cart_id,
+            customer_id,
+            device,
+            currency,
+            items,
+            order_id,
+            value,
+            coupon,
+            customer,
+        })
+    }
+}
+
+fn item(raw: &Value, index: usize) -> Result<Item, FieldError> {
+    let raw: RawItem = raw_object(raw, &format!("items[{index}]"), "must be an object")?;
+    Item::try_from((raw, index))
+}
+
+impl TryFrom<(RawItem, usize)> for Item {
+    type Error = FieldError;
+
+    /// The item at `index` of its event's `items`, which names its fields.
+    fn try_from((raw, index): (RawItem, usize)) -> Result<Item, FieldError> {
+        let path = |f: &str| format!("items[{index}].{f}");
+        let item_id = match &raw.item_id {
+            Value::String(s) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::String(_) => return Err(FieldError::new(path("item_id"), "must be 1 to 128 characters")),
+            Value::Null => return Err(FieldError::new(path("item_id"), "is required")),
+            _ => return Err(FieldError::new(path("item_id"), "must be a string")),
+        };
+        let item_name = text_field(&raw.item_name, &path("item_name"), 500)?;
+        let price = optional_decimal(Some(&raw.price), &path("price"))?;
+        let quantity = match &raw.quantity {
+            Value::Null => 1,
+            // A whole number written as `2.0` or `1e2` is an integer to JSON Schema (and the API document) too.
+            Value::Number(n) => match n.as_u64().or_else(|| {
+                n.as_f64().filter(|f| f.fract() == 0.0 && (1.0..=10_000.0).contains(f)).map(|f| f as u64)
+            }) {
+                Some(q) if (1..=10_000).contains(&q) => q as u32,
+                _ => return Err(FieldError::new(path("quantity"), "must be a whole number from 1 to 10000")),
+            },
+            _ => return Err(FieldError::new(path("quantity"), "must be a whole number from 1 to 10000")),
+        };
+        let image_url = url_field(&raw.image_url, &path("image_url"))?;
+        let url = url_field(&raw.url, &path("url"))?;
+        Ok(Item { item_id, item_name, price, quantity, image_url, url })
+    }
+}
+
+impl TryFrom<RawCustomer> for CustomerPatch {
+    type Error = FieldError;
+
+    fn try_from(raw: RawCustomer) -> Result<CustomerPatch, FieldError> {
+        let email = match text_field(&raw.email, "customer.email", 254)? {
+            None => None,
+            Some(e) => {
+                Some(Email::parse(&e).ok_or_else(|| FieldError::new("customer.email", "is not a valid email address"))?)
+            }
+        };
+        let phone = match text_field(&raw.phone, "customer.phone", 32)? {
+            None => None,
+            Some(p) => Some(Phone::parse(&p).ok_or_else(|| {
+                FieldError::new("customer.phone", "must be a valid phone number in E.164 form, e.g. +14155550123")
+            })?),
+        };
+        let first_name = text_field(&raw.first_name, "customer.first_name", 100)?;
+        let locale = text_field(&raw.locale, "customer.locale", 35)?;
+        let timezone = match text_field(&raw.timezone, "customer.timezone", 64)? {
+            None => None,
+            Some(tz) => {
+                if tz.parse::<chrono_tz::Tz>().is_err() {
+                    let message = "must be an IANA time zone name, e.g. Europe/Paris";
+                    return Err(FieldError::new("customer.timezone", message));
+                }
+                Some(tz)
+            }
+        };
+        let consents = match &raw.consents {
+            Value::Null => None,
+            Value::Object(c) => {
+                let flag = |name: &str| -> Result<Option<bool>, FieldError> {
+                    match c.get(name) {
+                        None | Some(Value::Null) => Ok(None),
+                        Some(Value::Bool(b)) => Ok(Some(*b)),
+                        Some(_) => Err(FieldError::new(format!("customer.consents.{name}"), "must be true or false")),
+                    }
+                };
+                Some(ConsentPatch { email: flag("email")?, sms: flag("sms")?, push: flag("push")?, web_push: flag("web_push")? })
+            }
+            _ => return Err(FieldError::new("customer.consents", "must be an object")),
+        };
+        let push_tokens = match &raw.push_tokens {
+            Value::Null => None,
+            Value::Array(list) => Some(list.iter().enumerate().map(push_token).collect::<Result<Vec<_>, _>>()?),
+            _ => return Err(FieldError::new("customer.push_tokens", "must be an array")),
+        };
+        let web_push_subscription = match &raw.web_push_subscription {
+            Value::Null => None,
+            sub => {
+                let endpoint = sub.get("endpoint").and_then(Value::as_str).unwrap_or_default();
+                if !endpoint.starts_with("https://") {
                     return Err(FieldError::new(
-                        format!("customer.web_push_subscription.keys.{key}"),
-                        "is required (the browser's PushSubscription JSON)",
+                        "customer.web_push_subscription.endpoint",
+                        "must be the browser's https push endpoint",
                     ));
                 }
+                for key in ["p256dh", "auth"] {
+                    if sub.pointer(&format!("/keys/{key}")).and_then(Value::as_str).is_none() {
+                        return Err(FieldError::new(
+                            format!("customer.web_push_subscription.keys.{key}"),
+                            "is required (the browser's PushSubscription JSON)",
+                        ));
+                    }
+                }
+                Some(WebPushSubscription::from(sub.clone()))
             }
-            Some(sub.clone())
-        }
+        };
+        Ok(CustomerPatch { email, phone, first_name, locale, timezone, consents, push_tokens, web_push_subscription })
+    }
+}
+
+fn push_token((i, raw): (usize, &Value)) -> Result<PushToken, FieldError> {
+    let field = |f: &str| format!("customer.push_tokens[{i}].{f}");
+    let platform = match raw.get("platform").and_then(Value::as_str) {
+        Some("apns") => PushPlatform::Apns,
+        Some("fcm") => PushPlatform::Fcm,
+        _ => return Err(FieldError::new(field("platform"), "must be apns or fcm")),
     };
-    Ok(CustomerPatch { email, phone, first_name, locale, timezone, consents, push_tokens, web_push_subscription })
-}
-
-fn required_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, FieldError> {
-    match obj.get(field) {
-        Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(FieldError::new(field, "is required")),
-        Some(_) => Err(FieldError::new(field, "must be a string")),
+    match raw.get("token").and_then(Value::as_str) {
+        Some(token) if !token.trim().is_empty() && token.len() <= 4096 => Ok(PushToken { platform, token: token.into() }),
+        _ => Err(FieldError::new(field("token"), "must be a non-empty string")),
     }
 }
 
-fn optional_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, FieldError> {
-    match obj.get(field) {
-        Some(Value::String(s)) => Ok(Some(s)),
-        None | Some(Value::Null) => Ok(None),
-        Some(_) => Err(FieldError::new(field, "must be a string")),
+fn required_str<'a>(raw: &'a Value, field: &str) -> Result<&'a str, FieldError> {
+    match raw {
+        Value::String(s) => Ok(s),
+        Value::Null => Err(FieldError::new(field, "is required")),
+        _ => Err(FieldError::new(field, "must be a string")),
     }
 }
 
-fn check_id(field: &str, s: &str) -> Result<String, FieldError> {
-    if s.is_empty() || s.len() > MAX_ID_LEN || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(FieldError::new(field, "must be 1 to 128 characters without spaces or control characters"));
-    }
-    Ok(s.to_owned())
-}
-
-fn required_id(obj: &Map<String, Value>, field: &str) -> Result<String, FieldError> {
-    check_id(field, required_str(obj, field)?)
-}
-
-fn optional_id(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
-    optional_str(obj, field)?.map(|s| check_id(field, s)).transpose()
-}
-
-fn text_field(obj: &Map<String, Value>, key: &str, path: &str, max: usize) -> Result<Option<String>, FieldError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty())),
-        Some(Value::String(_)) => Err(FieldError::new(path, format!("is longer than {max} characters"))),
-        Some(_) => Err(FieldError::new(path, "must be a string")),
+fn optional_str<'a>(raw: &'a Value, field: &str) -> Result<Option<&'a str>, FieldError> {
+    match raw {
+        Value::String(s) => Ok(Some(s)),
+        Value::Null => Ok(None),
+        _ => Err(FieldError::new(field, "must be a string")),
     }
 }
 
-fn url_field(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<String>, FieldError> {
-    let url = text_field(obj, key, path, 2048)?;
+fn check_id<T: From<String>>(field: &str, s: &str) -> Result<T, FieldError> {
+    crate::ids::parse_id(s).map_err(|e| FieldError::new(field, e.to_string()))
+}
+
+fn required_id<T: From<String>>(raw: &Value, field: &str) -> Result<T, FieldError> {
+    check_id(field, required_str(raw, field)?)
+}
+
+fn optional_id<T: From<String>>(raw: &Value, field: &str) -> Result<Option<T>, FieldError> {
+    optional_str(raw, field)?.map(|s| check_id(field, s)).transpose()
+}
+
+fn text_field(raw: &Value, path: &str, max: usize) -> Result<Option<String>, FieldError> {
+    match raw {
+        Value::Null => Ok(None),
+        Value::String(s) if s.chars().count() <= max => Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty())),
+        Value::String(_) => Err(FieldError::new(path, format!("is longer than {max} characters"))),
+        _ => Err(FieldError::new(path, "must be a string")),
+    }
+}
+
+fn url_field(raw: &Value, path: &str) -> Result<Option<String>, FieldError> {
+    let url = text_field(raw, path, 2048)?;
     match url {
         Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) || u.contains(char::is_whitespace) => {
             Err(FieldError::new(path, "must be an absolute http(s) URL"))
@@ -627,8 +703,20 @@ mod tests {
         let mut raw = add_to_cart();
         raw["customer"] = json!({"phone": "+44 20 7946 0958", "email": "Ana@Example.COM"});
         let c = validate_event(&raw, now()).unwrap().customer.unwrap();
-        assert_eq!(c.phone.as_deref(), Some("+442079460958"));
-        assert_eq!(c.email.as_deref(), Some("Ana@example.com"));
+        assert_eq!(c.phone.as_ref().map(Phone::expose), Some("+442079460958"));
+        assert_eq!(c.email.as_ref().map(Email::expose), Some("Ana@example.com"));
+    }
+
+    #[test]
+    fn given_arrays_where_objects_belong_when_validated_then_the_field_is_named_not_read_positionally() {
+        let mut raw = add_to_cart();
+        raw["items"] = json!([["sku-1", null, "1.00", 1]]);
+        let err = validate_event(&raw, now()).unwrap_err();
+        assert_eq!((err.field.as_str(), err.message.as_str()), ("items[0]", "must be an object"));
+        let mut raw = add_to_cart();
+        raw["customer"] = json!(["ana@example.com"]);
+        assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer");
+        assert_eq!(validate_event(&json!(["e1", "add_to_cart"]), now()).unwrap_err().message, "each event must be a JSON object");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod customer;
 pub mod engine;
 pub mod enum_names;
 pub mod event;
+pub mod ids;
 pub mod message;
 pub mod ports;
 pub mod reason;

@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::contact::{DeviceToken, Email, Phone, WebPushSubscription};
+use crate::event::{CustomerPatch, PushPlatform, PushToken};
+use crate::ids::{CartId, CustomerKey, MessageId};
 use crate::enum_names;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -114,10 +117,10 @@ impl MessageStatus {
 /// conditional write, claimed by the sender before it calls the provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {
-    pub message_id: String,
-    pub cart_id: String,
-    /// Customer id, or `cart:<cart_id>` for a guest.
-    pub customer_key: String,
+    pub message_id: MessageId,
+    pub cart_id: CartId,
+    /// The customer, or the cart for a guest: whose caps it counts in.
+    pub customer_key: CustomerKey,
     pub campaign_id: String,
     pub step: u32,
     pub channel: Channel,
@@ -130,34 +133,60 @@ pub struct MessageRecord {
 impl MessageRecord {
     /// Deterministic id: the same cart, step and channel always give the
     /// same id, which is what makes the claim exclusive.
-    pub fn id_for(cart_id: &str, step: u32, channel: Channel) -> String {
+    pub fn id_for(cart_id: &str, step: u32, channel: Channel) -> MessageId {
         let digest = Sha256::digest(format!("{cart_id}\u{1f}{step}\u{1f}{}", channel.as_str()));
-        format!("m_{}", &hex::encode(digest)[..24])
+        MessageId::from(format!("m_{}", &hex::encode(digest)[..24]))
     }
 }
 
-pub fn customer_key(customer_id: Option<&str>, cart_id: &str) -> String {
-    match customer_id {
-        Some(id) => id.to_owned(),
-        None => format!("cart:{cart_id}"),
+/// Who a message goes to: the contact value of the channel the engine
+/// chose. A send decision carries one, so no message is queued without it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    Email(Email),
+    Sms(Phone),
+    Push(PushToken),
+    WebPush(WebPushSubscription),
+}
+
+impl Recipient {
+    /// The contact value that `channel` delivers to, when the contact has one.
+    pub fn for_channel(contact: &CustomerPatch, channel: Channel) -> Option<Recipient> {
+        match channel {
+            Channel::Email => contact.email.clone().map(Recipient::Email),
+            Channel::Sms => contact.phone.clone().map(Recipient::Sms),
+            Channel::Push => contact.push_tokens.as_ref().and_then(|t| t.first()).cloned().map(Recipient::Push),
+            Channel::WebPush => contact.web_push_subscription.clone().map(Recipient::WebPush),
+        }
+    }
+
+    pub fn channel(&self) -> Channel {
+        match self {
+            Recipient::Email(_) => Channel::Email,
+            Recipient::Sms(_) => Channel::Sms,
+            Recipient::Push(_) => Channel::Push,
+            Recipient::WebPush(_) => Channel::WebPush,
+        }
     }
 }
 
-/// A fully rendered message, ready for a provider.
+/// A fully rendered message, ready for a provider. Contact values print
+/// redacted (see [`crate::contact`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outgoing {
-    Email { to: String, subject: String, text: String, html: String },
-    Sms { to: String, body: String },
-    Push { platform: crate::event::PushPlatform, token: String, title: String, body: String, url: String },
-    WebPush { subscription: serde_json::Value, title: String, body: String, url: String },
+    Email { to: Email, subject: String, text: String, html: String },
+    Sms { to: Phone, body: String },
+    Push { platform: PushPlatform, token: DeviceToken, title: String, body: String, url: String },
+    WebPush { subscription: WebPushSubscription, title: String, body: String, url: String },
 }
 
 /// What a channel queue carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageJob {
-    pub message_id: String,
-    pub cart_id: String,
+    pub message_id: MessageId,
+    pub cart_id: CartId,
     pub channel: Channel,
     pub outgoing: Outgoing,
 }
@@ -165,6 +194,65 @@ pub struct MessageJob {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::customer::Customer;
+    use crate::event::ConsentPatch;
+
+    const SECRETS: [&str; 4] = ["ana.lopez", "612345678", "fcm-secret-token", "push.example/s/secret"];
+
+    fn patch() -> CustomerPatch {
+        CustomerPatch {
+            email: Email::parse("ana.lopez@example.com"),
+            phone: Phone::parse("+33612345678"),
+            first_name: Some("Ana".into()),
+            consents: Some(ConsentPatch { email: Some(true), ..Default::default() }),
+            push_tokens: Some(vec![PushToken { platform: PushPlatform::Fcm, token: "fcm-secret-token".into() }]),
+            web_push_subscription: Some(serde_json::json!({"endpoint": "https://push.example/s/secret"}).into()),
+            ..Default::default()
+        }
+    }
+
+    fn assert_redacted(shown: &str) {
+        for secret in SECRETS {
+            assert!(!shown.contains(secret), "{secret} leaks in {shown}");
+        }
+    }
+
+    #[test]
+    fn given_a_patch_and_a_customer_with_contact_data_when_debug_printed_then_no_contact_value_shows() {
+        let customer = Customer { profile: patch(), ..Customer::new("u1") };
+        assert_redacted(&format!("{:?}", patch()));
+        assert_redacted(&format!("{customer:?}"));
+    }
+
+    #[test]
+    fn given_jobs_for_every_channel_when_debug_printed_then_no_recipient_shows() {
+        let contact = patch();
+        for channel in Channel::ALL {
+            let to = Recipient::for_channel(&contact, channel).expect("the contact reaches every channel");
+            assert_redacted(&format!("{to:?}"));
+            let outgoing = match to {
+                Recipient::Email(to) => Outgoing::Email { to, subject: "s".into(), text: "t".into(), html: "h".into() },
+                Recipient::Sms(to) => Outgoing::Sms { to, body: "b".into() },
+                Recipient::Push(t) => Outgoing::Push { platform: t.platform, token: t.token, title: "t".into(), body: "b".into(), url: "u".into() },
+                Recipient::WebPush(subscription) => Outgoing::WebPush { subscription, title: "t".into(), body: "b".into(), url: "u".into() },
+            };
+            let job = MessageJob { message_id: "m_1".into(), cart_id: "c1".into(), channel, outgoing };
+            assert_redacted(&format!("{job:?}"));
+        }
+    }
+
+    #[test]
+    fn given_a_job_when_queued_as_json_then_the_recipient_is_the_plain_value() {
+        let job = MessageJob {
+            message_id: "m_1".into(),
+            cart_id: "c1".into(),
+            channel: Channel::Sms,
+            outgoing: Outgoing::Sms { to: Phone::parse("+33612345678").unwrap(), body: "b".into() },
+        };
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json["outgoing"], serde_json::json!({"kind": "sms", "to": "+33612345678", "body": "b"}));
+        assert_eq!(serde_json::from_value::<MessageJob>(json).unwrap(), job);
+    }
 
     fn json_name<T: Serialize>(value: &T) -> serde_json::Value {
         serde_json::to_value(value).expect("serialisable")

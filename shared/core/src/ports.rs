@@ -10,6 +10,7 @@ use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::engine::Progress;
 use crate::event::Event;
+use crate::ids::{CartId, CustomerId, CustomerKey, EventId, MessageId};
 use crate::message::{MessageJob, MessageRecord, MessageStatus};
 
 pub trait Clock: Send + Sync {
@@ -25,11 +26,15 @@ impl Clock for SystemClock {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The cause an adapter reports, kept whole so `source()` walks its chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
 pub enum PortError {
-    /// Worth retrying: network, throttling, a busy database.
+    /// Worth retrying: network, throttling, a busy database. Names the
+    /// service; the cause is the adapter's own error (or a sentence).
     #[error("{0} is unavailable: {1}")]
-    Unavailable(&'static str, String),
+    Unavailable(&'static str, #[source] Cause),
     /// Stored data that cannot be read back: a bug or a manual edit.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -39,7 +44,7 @@ pub enum PortError {
 /// campaign progress and its timer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CartRecord {
-    pub cart_id: String,
+    pub cart_id: CartId,
     /// Optimistic-concurrency version; 0 means "not stored yet".
     #[serde(default)]
     pub version: u64,
@@ -54,9 +59,9 @@ pub struct CartRecord {
 }
 
 impl CartRecord {
-    pub fn new(cart_id: &str, now: DateTime<Utc>) -> Self {
+    pub fn new(cart_id: impl Into<CartId>, now: DateTime<Utc>) -> Self {
         CartRecord {
-            cart_id: cart_id.to_owned(),
+            cart_id: cart_id.into(),
             version: 0,
             events: Vec::new(),
             progress: Progress::default(),
@@ -76,8 +81,45 @@ impl CartRecord {
         self.events.insert(pos, event);
     }
 
-    pub fn has_event(&self, event_id: &str) -> bool {
-        self.events.iter().any(|e| e.event_id == event_id)
+    pub fn has_event(&self, event_id: &EventId) -> bool {
+        self.events.iter().any(|e| &e.event_id == event_id)
+    }
+}
+
+/// What a timeline line is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimelineKind {
+    /// An event applied to the cart.
+    Event,
+    /// The engine's decision.
+    Decision,
+    /// A message's fate: sent, rejected, cancelled, delivered, bounced.
+    Message,
+    /// The customer opened or clicked.
+    Engagement,
+}
+
+impl TimelineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimelineKind::Event => "event",
+            TimelineKind::Decision => "decision",
+            TimelineKind::Message => "message",
+            TimelineKind::Engagement => "engagement",
+        }
+    }
+}
+
+impl PartialEq<&str> for TimelineKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for TimelineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -85,8 +127,7 @@ impl CartRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
-    /// "event", "decision", "message" or "engagement".
-    pub kind: String,
+    pub kind: TimelineKind,
     /// Event type, reason code or message status.
     pub code: String,
     pub message: String,
@@ -98,7 +139,7 @@ pub struct TimelineEntry {
 /// the `event_id` dedupe record.
 #[derive(Debug, Clone)]
 pub struct EventCommit {
-    pub event_id: String,
+    pub event_id: EventId,
     pub received_at: DateTime<Utc>,
     /// The new cart state and the version it replaces.
     pub cart: Option<CartRecord>,
@@ -131,36 +172,88 @@ pub enum Claim {
     NotFound,
 }
 
+/// Whether a versioned write went in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveOutcome {
+    Saved,
+    /// Another writer changed the record first: re-read and retry.
+    Conflict,
+}
+
+/// Whether a create-if-absent made a new record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// A record with that id exists; it was left as it is.
+    AlreadyExists,
+}
+
+/// Carts: read, and replace under optimistic concurrency.
 #[async_trait]
-pub trait StateStore: Send + Sync {
-    async fn get_cart(&self, cart_id: &str) -> Result<Option<CartRecord>, PortError>;
-    async fn get_customer(&self, customer_id: &str) -> Result<Option<(Customer, u64)>, PortError>;
+pub trait CartStore: Send + Sync {
+    async fn get_cart(&self, cart_id: &CartId) -> Result<Option<CartRecord>, PortError>;
+    /// Replaces the cart when its stored version is `cart.version`; the
+    /// stored copy gets `cart.version + 1`.
+    async fn save_cart(&self, cart: &CartRecord) -> Result<SaveOutcome, PortError>;
+}
+
+/// Customer profiles, with the version a commit must replace.
+#[async_trait]
+pub trait CustomerStore: Send + Sync {
+    async fn get_customer(&self, customer_id: &CustomerId) -> Result<Option<(Customer, u64)>, PortError>;
+}
+
+/// The atomic write of one accepted event (or feedback effect).
+#[async_trait]
+pub trait EventLog: Send + Sync {
     /// Writes dedupe record, cart, customer and timeline entry atomically.
     /// The cart's `version` is the version it replaces (0: must not exist).
     async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError>;
-    /// Replaces the cart when its stored version is `cart.version`; the
-    /// stored copy gets `cart.version + 1`. Returns false on a conflict.
-    async fn save_cart(&self, cart: &CartRecord) -> Result<bool, PortError>;
-    async fn append_timeline(&self, cart_id: &str, entry: &TimelineEntry) -> Result<(), PortError>;
+}
+
+/// A cart's timeline: what happened and why.
+#[async_trait]
+pub trait Timeline: Send + Sync {
+    async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError>;
     /// Oldest first.
-    async fn timeline(&self, cart_id: &str) -> Result<Vec<TimelineEntry>, PortError>;
-    /// Creates the record unless one with its id exists; true when created.
-    async fn create_message(&self, record: &MessageRecord) -> Result<bool, PortError>;
-    async fn get_message(&self, message_id: &str) -> Result<Option<MessageRecord>, PortError>;
+    async fn timeline(&self, cart_id: &CartId) -> Result<Vec<TimelineEntry>, PortError>;
+}
+
+/// Message records: the send claim per cart/step/channel and its outcome.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Creates the record unless one with its id exists.
+    async fn create_message(&self, record: &MessageRecord) -> Result<CreateOutcome, PortError>;
+    async fn get_message(&self, message_id: &MessageId) -> Result<Option<MessageRecord>, PortError>;
     /// Atomically takes the send: from `Queued` ([`Claim::Claimed`]), or from
     /// `Sending` whose lease has ended ([`Claim::TakenOver`]).
-    async fn claim_message(&self, message_id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError>;
-    async fn set_message_status(&self, message_id: &str, status: &MessageStatus) -> Result<(), PortError>;
+    async fn claim_message(
+        &self,
+        message_id: &MessageId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, PortError>;
+    async fn set_message_status(&self, message_id: &MessageId, status: &MessageStatus) -> Result<(), PortError>;
     /// Records the first engagement (click, open); later ones keep the first time.
-    async fn record_engagement(&self, message_id: &str, at: DateTime<Utc>) -> Result<(), PortError>;
+    async fn record_engagement(&self, message_id: &MessageId, at: DateTime<Utc>) -> Result<(), PortError>;
     /// Messages to a customer decided at or after `since`.
-    async fn customer_messages(&self, customer_key: &str, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError>;
+    async fn customer_messages(
+        &self,
+        customer_key: &CustomerKey,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<MessageRecord>, PortError>;
 }
+
+/// Every state capability: what one runtime's state adapter provides. Each
+/// service asks only for the capabilities it uses.
+pub trait StateStore: CartStore + CustomerStore + EventLog + Timeline + MessageStore {}
+
+impl<T: CartStore + CustomerStore + EventLog + Timeline + MessageStore + ?Sized> StateStore for T {}
 
 /// What a cart's timer delivers when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimerPayload {
-    pub cart_id: String,
+    pub cart_id: CartId,
     pub due_at: DateTime<Utc>,
 }
 

@@ -9,6 +9,7 @@ use minijinja::{context, Environment};
 use serde::Serialize;
 
 use crate::cart::{money_text, Cart};
+use crate::contact::{Email, Phone};
 use crate::message::Outgoing;
 
 pub const TEMPLATES: [&str; 2] = ["reminder", "last_call"];
@@ -93,6 +94,8 @@ pub enum RenderError {
     Template(#[from] minijinja::Error),
     #[error("cannot build the email: {0}")]
     Mime(String),
+    #[error("the contact has no {} address any more", .0.as_str())]
+    NoRecipient(crate::message::Channel),
 }
 
 fn environment() -> Environment<'static> {
@@ -144,7 +147,7 @@ fn cart_context(template: &str, cart: &Cart, first_name: Option<&str>, links: &L
     }
 }
 
-pub fn email(template: &str, to: &str, cart: &Cart, first_name: Option<&str>, links: &Links) -> Result<Outgoing, RenderError> {
+pub fn email(template: &str, to: &Email, cart: &Cart, first_name: Option<&str>, links: &Links) -> Result<Outgoing, RenderError> {
     if !TEMPLATES.contains(&template) {
         return Err(RenderError::UnknownTemplate(template.into()));
     }
@@ -153,17 +156,17 @@ pub fn email(template: &str, to: &str, cart: &Cart, first_name: Option<&str>, li
     let subject = env.get_template(template)?.render(&ctx)?;
     let ctx = context! { subject => subject.clone(), ..ctx };
     Ok(Outgoing::Email {
-        to: to.to_owned(),
+        to: to.clone(),
         subject,
         text: env.get_template("email.txt")?.render(&ctx)?,
         html: env.get_template("email.html")?.render(&ctx)?,
     })
 }
 
-pub fn sms(to: &str, cart: &Cart, first_name: Option<&str>, links: &Links) -> Result<Outgoing, RenderError> {
+pub fn sms(to: &Phone, cart: &Cart, first_name: Option<&str>, links: &Links) -> Result<Outgoing, RenderError> {
     let env = environment();
     let body = env.get_template("sms.txt")?.render(cart_context("reminder", cart, first_name, links))?;
-    Ok(Outgoing::Sms { to: to.to_owned(), body })
+    Ok(Outgoing::Sms { to: to.clone(), body })
 }
 
 /// Title and body for a push notification.
@@ -189,7 +192,7 @@ pub fn mime(outgoing: &Outgoing, from: &str, message_id: &str, date: DateTime<Ut
         return Err(RenderError::Mime("not an email".into()));
     };
     let from: Mailbox = from.parse().map_err(|e| RenderError::Mime(format!("sender address: {e}")))?;
-    let to: Mailbox = to.parse().map_err(|e| RenderError::Mime(format!("recipient address: {e}")))?;
+    let to: Mailbox = to.expose().parse().map_err(|e| RenderError::Mime(format!("recipient address: {e}")))?;
     let message = lettre::Message::builder()
         .from(from)
         .to(to)
@@ -227,7 +230,7 @@ mod tests {
 
     #[test]
     fn given_a_cart_when_an_email_is_rendered_then_items_images_prices_and_links_are_in_it() {
-        let Outgoing::Email { subject, text, html, .. } = email("reminder", "ana@example.com", &cart(), Some("Ana"), &links()).unwrap() else { panic!() };
+        let Outgoing::Email { subject, text, html, .. } = email("reminder", &"ana@example.com".into(), &cart(), Some("Ana"), &links()).unwrap() else { panic!() };
         assert_eq!(subject, "Ana, you left 2 items in your cart");
         assert!(text.contains("Blue <Mug> x2  12.50 EUR"), "{text}");
         assert!(html.contains("Blue &lt;Mug&gt;"), "HTML is escaped: {html}");
@@ -239,7 +242,7 @@ mod tests {
 
     #[test]
     fn given_an_email_when_built_as_mime_then_it_is_multipart_alternative_with_headers() {
-        let out = email("reminder", "ana@example.com", &cart(), None, &links()).unwrap();
+        let out = email("reminder", &"ana@example.com".into(), &cart(), None, &links()).unwrap();
         let raw = String::from_utf8(mime(&out, "Shop <shop@example.com>", "m_1", "2026-11-23T10:30:00Z".parse().unwrap()).unwrap()).unwrap();
         for needle in ["From: Shop <shop@example.com>", "To: ana@example.com", "Subject: You left 2 items in your cart", "Message-ID: <m_1@cartback>", "MIME-Version: 1.0", "multipart/alternative", "text/plain", "text/html", "Date: Mon, 23 Nov 2026 10:30:00"] {
             assert!(raw.contains(needle), "missing {needle} in\n{raw}");
@@ -248,7 +251,7 @@ mod tests {
 
     #[test]
     fn given_a_cart_when_an_sms_is_rendered_then_it_is_short_and_carries_the_restore_link() {
-        let Outgoing::Sms { body, .. } = sms("+33612345678", &cart(), Some("Ana"), &links()).unwrap() else { panic!() };
+        let Outgoing::Sms { body, .. } = sms(&"+33612345678".into(), &cart(), Some("Ana"), &links()).unwrap() else { panic!() };
         assert!(body.contains("https://cb.example/r/RESTORE"));
         assert!(body.chars().count() < 200, "{body}");
     }

@@ -106,9 +106,9 @@ pub fn verify_request(secret: &Secret, header: Option<&str>, body: &[u8], now: D
 pub struct LinkClaims {
     /// Message the link was sent in (engagement is recorded against it).
     #[serde(rename = "m")]
-    pub message_id: String,
+    pub message_id: crate::ids::MessageId,
     #[serde(rename = "c")]
-    pub cart_id: String,
+    pub cart_id: crate::ids::CartId,
     /// Where the redirect goes.
     #[serde(rename = "u")]
     pub target: String,

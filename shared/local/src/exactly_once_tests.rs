@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
-use cartback_core::ports::{Claim, Clock, SendError, Sender, StateStore};
+use cartback_core::ports::{CartStore, Claim, Clock, MessageStore, SendError, Sender, StateStore, Timeline};
 use cartback_core::service::{Delivery, DeliveryOutcome};
 use chrono::{DateTime, Duration, Utc};
 
@@ -70,7 +70,7 @@ impl World {
         let record = MessageRecord {
             message_id: job.message_id.clone(),
             cart_id: job.cart_id.clone(),
-            customer_key: format!("cart:{}", job.cart_id),
+            customer_key: cartback_core::ids::CustomerKey::Guest(job.cart_id.clone()),
             campaign_id: "default".into(),
             step: 0,
             channel: job.channel,
@@ -78,7 +78,7 @@ impl World {
             status: MessageStatus::Queued,
             engaged_at: None,
         };
-        assert!(self.db.create_message(&record).await.unwrap());
+        assert_eq!(self.db.create_message(&record).await.unwrap(), cartback_core::ports::CreateOutcome::Created);
     }
 
     /// A first sender claims the message and dies at once (nothing written).
@@ -96,11 +96,11 @@ impl World {
     }
 
     async fn status(&self, id: &str) -> MessageStatus {
-        self.db.get_message(id).await.unwrap().unwrap().status
+        self.db.get_message(&id.into()).await.unwrap().unwrap().status
     }
 
     async fn timeline_codes(&self) -> Vec<String> {
-        self.db.timeline("cart-1").await.unwrap().into_iter().filter(|e| e.kind == "message").map(|e| e.code).collect()
+        self.db.timeline(&"cart-1".into()).await.unwrap().into_iter().filter(|e| e.kind == "message").map(|e| e.code).collect()
     }
 
     fn email_dir(&self) -> std::path::PathBuf {
@@ -331,7 +331,7 @@ mod lost_step {
             "customer": {"email": "ana@example.com", "consents": {"email": true}},
             "items": [{"item_id": "sku-mug", "price": "14.90", "quantity": 1}]
         });
-        let answer = ingest.ingest_body(body.to_string().as_bytes()).await.unwrap().unwrap();
+        let answer = ingest.ingest_body(body.to_string().as_bytes()).await.unwrap();
         assert_eq!(answer.accepted, 1);
         let queue = SqliteQueue::new(w.db.clone());
         let dying = Arc::new(DyingQueue { inner: queue.clone(), die: AtomicBool::new(true) });
@@ -342,13 +342,13 @@ mod lost_step {
         ));
         let checker =
             Checker { store: store.clone(), scheduler, queue: dying, campaigns, clock: w.clock.clone(), settings };
-        let due = w.db.get_cart("cart-1").await.unwrap().unwrap().timer_armed_for.unwrap();
+        let due = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap().timer_armed_for.unwrap();
         w.clock.set(due);
         let timer = TimerPayload { cart_id: "cart-1".into(), due_at: due };
 
         // GIVEN the check saved its progress (step 1 sent, step 2 armed) and died before queueing.
         assert!(checker.on_timer(&timer).await.is_err());
-        let saved = w.db.get_cart("cart-1").await.unwrap().unwrap();
+        let saved = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap();
         let lost = saved.progress.steps.last().unwrap().message_id.clone();
         assert!(saved.timer_armed_for.unwrap() > due + Duration::hours(23), "step 2 is armed a day later");
         assert!(w.db.get_message(&lost).await.unwrap().is_none());

@@ -267,28 +267,28 @@ impl OutboxSender {
         let id = &job.message_id;
         match &job.outgoing {
             Outgoing::Email { to, .. } => {
-                if reserved_invalid(to) {
+                if reserved_invalid(to.expose()) {
                     return Err(SendError::Permanent("recipient domain does not exist (reserved .invalid TLD, RFC 2606)".into()));
                 }
                 let bytes = render::mime(&job.outgoing, &self.from, id, now).map_err(|e| SendError::Permanent(e.to_string()))?;
                 write_once(&self.outbox.email_path(id), &bytes).map_err(|e| retryable("email", e))
             }
             Outgoing::Sms { to, body } => {
-                if normalise_e164(to).is_none() {
+                if normalise_e164(to.expose()).is_none() {
                     return Err(SendError::Permanent("not a valid E.164 phone number".into()));
                 }
                 let line = json!({ "message_id": id, "to": to, "body": body, "at": rfc3339(now) });
                 append_once(&self.lines, &self.outbox.sms_path(), id, &line).map_err(|e| retryable("SMS", e))
             }
             Outgoing::Push { platform, token, title, body, url } => {
-                if token.trim().is_empty() {
+                if token.expose().trim().is_empty() {
                     return Err(SendError::Permanent("no device token".into()));
                 }
                 let line = json!({ "message_id": id, "kind": "push", "platform": platform, "token": token, "title": title, "body": body, "url": url, "at": rfc3339(now) });
                 append_once(&self.lines, &self.outbox.push_path(), id, &line).map_err(|e| retryable("push", e))
             }
             Outgoing::WebPush { subscription, title, body, url } => {
-                let endpoint = subscription.get("endpoint").and_then(|e| e.as_str()).unwrap_or_default();
+                let endpoint = subscription.expose().get("endpoint").and_then(|e| e.as_str()).unwrap_or_default();
                 if endpoint.trim().is_empty() {
                     return Err(SendError::Permanent("no web push subscription endpoint".into()));
                 }
@@ -433,7 +433,7 @@ mod tests {
     async fn given_sms_when_sent_then_each_is_one_json_line_with_id_recipient_body_and_time() {
         let (dir, sender) = sender();
         for (i, to) in ["+33612345678", "+33698765432"].iter().enumerate() {
-            let job = MessageJob { message_id: format!("m_{i}"), cart_id: "c1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: (*to).into(), body: "Your cart is waiting".into() } };
+            let job = MessageJob { message_id: format!("m_{i}").into(), cart_id: "c1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: (*to).into(), body: "Your cart is waiting".into() } };
             assert_eq!(sender.send(&job, now()).await.unwrap(), format!("outbox-m_{i}"));
         }
         let lines = lines(&dir.path().join("outbox/sms.jsonl"));
@@ -456,7 +456,7 @@ mod tests {
             message_id: "m_w".into(),
             cart_id: "c1".into(),
             channel: Channel::WebPush,
-            outgoing: Outgoing::WebPush { subscription: json!({"endpoint": "https://push.example/abc", "keys": {}}), title: "T".into(), body: "B".into(), url: "https://x/r".into() },
+            outgoing: Outgoing::WebPush { subscription: json!({"endpoint": "https://push.example/abc", "keys": {}}).into(), title: "T".into(), body: "B".into(), url: "https://x/r".into() },
         };
         sender.send(&push, now()).await.unwrap();
         sender.send(&web, now()).await.unwrap();

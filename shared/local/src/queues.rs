@@ -357,7 +357,7 @@ impl JobQueue for SqliteQueue {
     async fn enqueue(&self, job: &MessageJob) -> Result<(), PortError> {
         let queue = job.channel.queue();
         let body = to_json("job", job)?;
-        let (message_id, now) = (job.message_id.clone(), ts(self.db.clock().now()));
+        let (message_id, now) = (job.message_id.to_string(), ts(self.db.clock().now()));
         self.db
             .call(move |conn| {
                 conn.execute(

@@ -32,9 +32,11 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
+use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
-    CampaignStore, CartRecord, Claim, Clock, CommitOutcome, EventCommit, PortError, StateStore, SystemClock, TimelineEntry,
+    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog,
+    MessageStore, PortError, SaveOutcome, SystemClock, Timeline, TimelineEntry,
 };
 use chrono::{DateTime, Datelike, Duration, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
@@ -231,7 +233,7 @@ impl Database {
             f(&mut guard)
         })
         .await
-        .map_err(|e| PortError::Unavailable("sqlite", format!("database task failed: {e}")))?
+        .map_err(|e| PortError::Unavailable("sqlite", Box::new(e)))?
     }
 
     /// Deletes what is older than `retention` at `now`: carts not updated
@@ -302,7 +304,7 @@ pub(crate) fn db(e: rusqlite::Error) -> PortError {
         rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::IntegralValueOutOfRange(..) => {
             PortError::Corrupt(format!("sqlite: {e}"))
         }
-        _ => PortError::Unavailable("sqlite", e.to_string()),
+        _ => PortError::Unavailable("sqlite", Box::new(e)),
     }
 }
 
@@ -353,12 +355,12 @@ fn write_cart(tx: &Transaction, cart: &CartRecord) -> Result<bool, PortError> {
     let changed = if expected == 0 {
         tx.execute(
             "INSERT INTO carts (cart_id, version, record, updated_at) VALUES (?1, 1, ?2, ?3) ON CONFLICT (cart_id) DO NOTHING",
-            params![cart.cart_id, json, ts(cart.updated_at)],
+            params![cart.cart_id.as_str(), json, ts(cart.updated_at)],
         )
     } else {
         tx.execute(
             "UPDATE carts SET version = ?2, record = ?3, updated_at = ?4 WHERE cart_id = ?1 AND version = ?5",
-            params![cart.cart_id, version_param(new_version)?, json, ts(cart.updated_at), expected],
+            params![cart.cart_id.as_str(), version_param(new_version)?, json, ts(cart.updated_at), expected],
         )
     }
     .map_err(db)?;
@@ -370,13 +372,13 @@ fn write_customer(tx: &Transaction, customer: &Customer, version: u64, now: Date
     let changed = if version == 0 {
         tx.execute(
             "INSERT INTO customers (customer_id, version, record, updated_at) VALUES (?1, 1, ?2, ?3) ON CONFLICT (customer_id) DO NOTHING",
-            params![customer.customer_id, json, ts(now)],
+            params![customer.customer_id.as_str(), json, ts(now)],
         )
     } else {
         let new_version = version.checked_add(1).ok_or_else(|| PortError::Corrupt("customer version overflow".into()))?;
         tx.execute(
             "UPDATE customers SET version = ?2, record = ?3, updated_at = ?4 WHERE customer_id = ?1 AND version = ?5",
-            params![customer.customer_id, version_param(new_version)?, json, ts(now), version_param(version)?],
+            params![customer.customer_id.as_str(), version_param(new_version)?, json, ts(now), version_param(version)?],
         )
     }
     .map_err(db)?;
@@ -403,7 +405,7 @@ fn read_message(conn: &Connection, message_id: &str) -> Result<Option<MessageRec
 }
 
 fn update_message(conn: &Connection, record: &MessageRecord) -> Result<(), PortError> {
-    conn.execute("UPDATE messages SET record = ?2 WHERE message_id = ?1", params![record.message_id, to_json("message", record)?])
+    conn.execute("UPDATE messages SET record = ?2 WHERE message_id = ?1", params![record.message_id.as_str(), to_json("message", record)?])
         .map_err(db)?;
     Ok(())
 }
@@ -421,14 +423,28 @@ fn modify_message(conn: &mut Connection, message_id: &str, change: impl FnOnce(&
 }
 
 #[async_trait]
-impl StateStore for Database {
-    async fn get_cart(&self, cart_id: &str) -> Result<Option<CartRecord>, PortError> {
-        let cart_id = cart_id.to_owned();
+impl CartStore for Database {
+    async fn get_cart(&self, cart_id: &CartId) -> Result<Option<CartRecord>, PortError> {
+        let cart_id = cart_id.to_string();
         self.call(move |conn| read_cart(conn, &cart_id)).await
     }
 
-    async fn get_customer(&self, customer_id: &str) -> Result<Option<(Customer, u64)>, PortError> {
-        let customer_id = customer_id.to_owned();
+    async fn save_cart(&self, cart: &CartRecord) -> Result<SaveOutcome, PortError> {
+        let cart = cart.clone();
+        self.call(move |conn| {
+            let tx = immediate(conn)?;
+            let saved = write_cart(&tx, &cart)?;
+            tx.commit().map_err(db)?;
+            Ok(if saved { SaveOutcome::Saved } else { SaveOutcome::Conflict })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CustomerStore for Database {
+    async fn get_customer(&self, customer_id: &CustomerId) -> Result<Option<(Customer, u64)>, PortError> {
+        let customer_id = customer_id.to_string();
         self.call(move |conn| {
             let row: Option<(i64, String)> = conn
                 .query_row("SELECT version, record FROM customers WHERE customer_id = ?1", [&customer_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -438,14 +454,17 @@ impl StateStore for Database {
         })
         .await
     }
+}
 
+#[async_trait]
+impl EventLog for Database {
     async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError> {
         self.call(move |conn| {
             // Dropping `tx` without commit rolls everything back: a duplicate
             // or a conflict writes nothing at all.
             let tx = immediate(conn)?;
             let seen: Option<i64> =
-                tx.query_row("SELECT 1 FROM dedupe WHERE event_id = ?1", [&commit.event_id], |r| r.get(0)).optional().map_err(db)?;
+                tx.query_row("SELECT 1 FROM dedupe WHERE event_id = ?1", [commit.event_id.as_str()], |r| r.get(0)).optional().map_err(db)?;
             if seen.is_some() {
                 return Ok(CommitOutcome::Duplicate);
             }
@@ -465,32 +484,24 @@ impl StateStore for Database {
                 (Some(_), None) => tracing::warn!("timeline entry without a cart in an event commit: not stored"),
                 (None, _) => {}
             }
-            tx.execute("INSERT INTO dedupe (event_id, received_at) VALUES (?1, ?2)", params![commit.event_id, ts(commit.received_at)])
+            tx.execute("INSERT INTO dedupe (event_id, received_at) VALUES (?1, ?2)", params![commit.event_id.as_str(), ts(commit.received_at)])
                 .map_err(db)?;
             tx.commit().map_err(db)?;
             Ok(CommitOutcome::Applied)
         })
         .await
     }
+}
 
-    async fn save_cart(&self, cart: &CartRecord) -> Result<bool, PortError> {
-        let cart = cart.clone();
-        self.call(move |conn| {
-            let tx = immediate(conn)?;
-            let saved = write_cart(&tx, &cart)?;
-            tx.commit().map_err(db)?;
-            Ok(saved)
-        })
-        .await
-    }
-
-    async fn append_timeline(&self, cart_id: &str, entry: &TimelineEntry) -> Result<(), PortError> {
-        let (cart_id, entry) = (cart_id.to_owned(), entry.clone());
+#[async_trait]
+impl Timeline for Database {
+    async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError> {
+        let (cart_id, entry) = (cart_id.to_string(), entry.clone());
         self.call(move |conn| insert_timeline(conn, &cart_id, &entry)).await
     }
 
-    async fn timeline(&self, cart_id: &str) -> Result<Vec<TimelineEntry>, PortError> {
-        let cart_id = cart_id.to_owned();
+    async fn timeline(&self, cart_id: &CartId) -> Result<Vec<TimelineEntry>, PortError> {
+        let cart_id = cart_id.to_string();
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT entry FROM timeline WHERE cart_id = ?1 ORDER BY at, seq").map_err(db)?;
             let rows = stmt.query_map([&cart_id], |r| r.get::<_, String>(0)).map_err(db)?;
@@ -498,29 +509,32 @@ impl StateStore for Database {
         })
         .await
     }
+}
 
-    async fn create_message(&self, record: &MessageRecord) -> Result<bool, PortError> {
+#[async_trait]
+impl MessageStore for Database {
+    async fn create_message(&self, record: &MessageRecord) -> Result<CreateOutcome, PortError> {
         let record = record.clone();
         self.call(move |conn| {
             let created = conn
                 .execute(
                     "INSERT INTO messages (message_id, cart_id, customer_key, decided_at, record) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (message_id) DO NOTHING",
-                    params![record.message_id, record.cart_id, record.customer_key, ts(record.decided_at), to_json("message", &record)?],
+                    params![record.message_id.as_str(), record.cart_id.as_str(), record.customer_key.to_string(), ts(record.decided_at), to_json("message", &record)?],
                 )
                 .map_err(db)?;
-            Ok(created == 1)
+            Ok(if created == 1 { CreateOutcome::Created } else { CreateOutcome::AlreadyExists })
         })
         .await
     }
 
-    async fn get_message(&self, message_id: &str) -> Result<Option<MessageRecord>, PortError> {
-        let message_id = message_id.to_owned();
+    async fn get_message(&self, message_id: &MessageId) -> Result<Option<MessageRecord>, PortError> {
+        let message_id = message_id.to_string();
         self.call(move |conn| read_message(conn, &message_id)).await
     }
 
-    async fn claim_message(&self, message_id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError> {
-        let message_id = message_id.to_owned();
+    async fn claim_message(&self, message_id: &MessageId, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError> {
+        let message_id = message_id.to_string();
         self.call(move |conn| {
             // Read and write under one write lock: two claimers are serialised
             // and the second sees the first one's lease.
@@ -550,13 +564,13 @@ impl StateStore for Database {
         .await
     }
 
-    async fn set_message_status(&self, message_id: &str, status: &MessageStatus) -> Result<(), PortError> {
-        let (message_id, status) = (message_id.to_owned(), status.clone());
+    async fn set_message_status(&self, message_id: &MessageId, status: &MessageStatus) -> Result<(), PortError> {
+        let (message_id, status) = (message_id.to_string(), status.clone());
         self.call(move |conn| modify_message(conn, &message_id, |record| record.status = status)).await
     }
 
-    async fn record_engagement(&self, message_id: &str, at: DateTime<Utc>) -> Result<(), PortError> {
-        let message_id = message_id.to_owned();
+    async fn record_engagement(&self, message_id: &MessageId, at: DateTime<Utc>) -> Result<(), PortError> {
+        let message_id = message_id.to_string();
         // The earliest engagement wins, whatever order the reports arrive in.
         self.call(move |conn| {
             modify_message(conn, &message_id, |record| {
@@ -568,8 +582,8 @@ impl StateStore for Database {
         .await
     }
 
-    async fn customer_messages(&self, customer_key: &str, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError> {
-        let customer_key = customer_key.to_owned();
+    async fn customer_messages(&self, customer_key: &CustomerKey, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError> {
+        let customer_key = customer_key.to_string();
         self.call(move |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT record FROM messages WHERE customer_key = ?1 AND decided_at >= ?2 ORDER BY decided_at, message_id")
@@ -646,11 +660,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path()).unwrap();
         let mut cart = CartRecord::new("c1", at("2026-11-23T10:00:00Z"));
-        assert!(db.save_cart(&cart).await.unwrap());
+        assert_eq!(db.save_cart(&cart).await.unwrap(), cartback_core::ports::SaveOutcome::Saved);
         drop(db);
         let db = Database::open(dir.path()).unwrap();
         cart.version = 1;
-        assert_eq!(db.get_cart("c1").await.unwrap(), Some(cart));
+        assert_eq!(db.get_cart(&"c1".into()).await.unwrap(), Some(cart));
         let mode: String = db.call(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(db_err)).await.unwrap();
         assert_eq!(mode, "wal");
     }
@@ -663,7 +677,7 @@ mod tests {
     async fn given_a_corrupt_cart_row_when_read_then_the_error_is_corrupt_not_a_panic() {
         let db = Database::open_in_memory().unwrap();
         db.call(|c| c.execute("INSERT INTO carts VALUES ('c1', 1, '{not json', 'x')", []).map_err(db_err)).await.unwrap();
-        assert!(matches!(db.get_cart("c1").await, Err(PortError::Corrupt(_))));
+        assert!(matches!(db.get_cart(&"c1".into()).await, Err(PortError::Corrupt(_))));
     }
 
     #[tokio::test]
@@ -675,15 +689,15 @@ mod tests {
         for (id, t) in [("old", old), ("new", recent)] {
             let mut cart = CartRecord::new(id, t);
             cart.updated_at = t;
-            let entry = TimelineEntry { at: t, kind: "event".into(), code: "add_to_cart".into(), message: "m".into(), details: serde_json::Value::Null };
-            let commit = EventCommit { event_id: format!("e-{id}"), received_at: t, cart: Some(cart), customer: None, timeline: Some(entry) };
+            let entry = TimelineEntry { at: t, kind: cartback_core::ports::TimelineKind::Event, code: "add_to_cart".into(), message: "m".into(), details: serde_json::Value::Null };
+            let commit = EventCommit { event_id: format!("e-{id}").into(), received_at: t, cart: Some(cart), customer: None, timeline: Some(entry) };
             assert_eq!(db.commit_event(commit).await.unwrap(), CommitOutcome::Applied);
         }
         let report = db.purge_expired(now, Duration::days(90)).await.unwrap();
         assert_eq!(report, PurgeReport { carts: 1, dedupe: 1, messages: 0, timeline: 1 });
-        assert!(db.get_cart("old").await.unwrap().is_none());
-        assert!(db.get_cart("new").await.unwrap().is_some());
-        assert!(db.timeline("old").await.unwrap().is_empty());
-        assert_eq!(db.timeline("new").await.unwrap().len(), 1);
+        assert!(db.get_cart(&"old".into()).await.unwrap().is_none());
+        assert!(db.get_cart(&"new".into()).await.unwrap().is_some());
+        assert!(db.timeline(&"old".into()).await.unwrap().is_empty());
+        assert_eq!(db.timeline(&"new".into()).await.unwrap().len(), 1);
     }
 }

@@ -57,7 +57,7 @@ impl SqliteScheduler {
 impl Scheduler for SqliteScheduler {
     async fn arm(&self, timer: &TimerPayload) -> Result<(), PortError> {
         let payload = to_json("timer", timer)?;
-        let (cart_id, due_at) = (timer.cart_id.clone(), ts(timer.due_at));
+        let (cart_id, due_at) = (timer.cart_id.to_string(), ts(timer.due_at));
         self.db
             .call(move |conn| {
                 conn.execute(
@@ -136,7 +136,7 @@ impl TimerWheel {
 
     /// The check for this timer is done: the timer is removed.
     pub async fn complete(&self, timer: &TimerPayload) -> Result<(), PortError> {
-        let (cart_id, due_at) = (timer.cart_id.clone(), ts(timer.due_at));
+        let (cart_id, due_at) = (timer.cart_id.to_string(), ts(timer.due_at));
         self.db
             .call(move |conn| {
                 conn.execute("DELETE FROM timers WHERE cart_id = ?1 AND due_at = ?2", params![cart_id, due_at]).map_err(db)?;
@@ -147,7 +147,7 @@ impl TimerWheel {
 
     /// The check failed (e.g. storage was busy): fire this timer again at `at`.
     pub async fn retry_at(&self, timer: &TimerPayload, at: DateTime<Utc>) -> Result<(), PortError> {
-        let (cart_id, due_at, at) = (timer.cart_id.clone(), ts(timer.due_at), ts(at));
+        let (cart_id, due_at, at) = (timer.cart_id.to_string(), ts(timer.due_at), ts(at));
         self.db
             .call(move |conn| {
                 conn.execute("UPDATE timers SET ready_at = ?3 WHERE cart_id = ?1 AND due_at = ?2", params![cart_id, due_at, at])

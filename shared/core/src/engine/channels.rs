@@ -7,12 +7,14 @@ use std::ops::ControlFlow::Continue;
 use super::{stop, Decision, Input, NextStep, Rule};
 use crate::contact;
 use crate::event::Device;
-use crate::message::Channel;
+use crate::message::{Channel, Recipient};
 use crate::reason::{Reason, ReasonCode};
 
 /// The channel that carries the step, and the channels skipped before it.
 pub(super) struct ChannelChoice {
     pub channel: Channel,
+    /// The contact value the channel delivers to.
+    to: Recipient,
     skipped: Vec<Skipped>,
 }
 
@@ -35,7 +37,11 @@ pub(super) fn choose_channel(input: &Input, next: &NextStep) -> Rule<ChannelChoi
     for &channel in order {
         match unreachable(input, channel).or_else(|| over_cap(input, next, channel)) {
             Some((code, why)) => skipped.push(Skipped { channel, code, why }),
-            None => return Continue(ChannelChoice { channel, skipped }),
+            // `unreachable` passed the channel, so the contact value is there.
+            None => match Recipient::for_channel(input.contact(), channel) {
+                Some(to) => return Continue(ChannelChoice { channel, to, skipped }),
+                None => skipped.push(Skipped { channel, code: ReasonCode::NoReachableChannel, why: "no contact value" }),
+            },
         }
     }
     let code = match skipped.first() {
@@ -56,6 +62,7 @@ pub(super) fn send(next: &NextStep, choice: ChannelChoice) -> Decision {
         campaign_id: campaign.clone(),
         step: next.index as u32,
         channel,
+        to: choice.to,
         template: next.step.template.clone(),
         reason: Reason::new(ReasonCode::Sent, message),
     }
@@ -75,11 +82,11 @@ fn unreachable(input: &Input, channel: Channel) -> Option<(ReasonCode, &'static 
     let consents = contact.consents.unwrap_or_default();
     let (has_property, consent, missing) = match channel {
         Channel::Email => {
-            let valid = contact.email.as_deref().and_then(contact::normalise_email).is_some();
+            let valid = contact.email.as_ref().map(contact::Email::expose).and_then(contact::normalise_email).is_some();
             (valid, consents.email, "no valid email address")
         }
         Channel::Sms => {
-            let valid = contact.phone.as_deref().and_then(contact::normalise_e164).is_some();
+            let valid = contact.phone.as_ref().map(contact::Phone::expose).and_then(contact::normalise_e164).is_some();
             (valid, consents.sms, "no valid E.164 phone number")
         }
         Channel::Push => (contact.push_tokens.as_ref().is_some_and(|t| !t.is_empty()), consents.push, "no push token"),

@@ -2,15 +2,20 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{CampaignCache, Settings, MAX_CONFLICT_RETRIES};
+use super::{retry_on_conflict, Attempt, CampaignCache, Settings};
+use crate::ports::TimelineKind;
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::engine::{self, Decision, Input};
 use crate::event::CustomerPatch;
-use crate::message::{customer_key, Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
-use crate::ports::{CartRecord, Clock, JobQueue, PortError, Scheduler, StateStore, TimelineEntry, TimerPayload};
-use crate::render::{self, Links};
+use crate::ids::{CustomerKey, MessageId};
+use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
+use crate::ports::{
+    CartRecord, CartStore, Clock, CustomerStore, JobQueue, MessageStore, PortError, SaveOutcome, Scheduler, StateStore,
+    Timeline, TimelineEntry, TimerPayload,
+};
+use crate::render::{self, Links, RenderError};
 use crate::signing::{restore_token, sign_link, LinkClaims};
 
 
@@ -20,13 +25,14 @@ pub enum CheckOutcome {
     /// Another, later timer is pending for this cart: this one is stale.
     Superseded,
     /// The last decision taken, after any sends it led to.
-    Decided { decision: Decision, sent: Vec<String> },
+    Decided { decision: Decision, sent: Vec<MessageId> },
 }
 
 /// Runs when a cart's timer fires: re-reads the cart, asks the engine,
-/// queues messages, and re-arms or stops.
-pub struct Checker {
-    pub store: Arc<dyn StateStore>,
+/// queues messages, and re-arms or stops. Needs carts, customers, messages
+/// and the timeline.
+pub struct Checker<S: ?Sized = dyn StateStore> {
+    pub store: Arc<S>,
     pub scheduler: Arc<dyn Scheduler>,
     pub queue: Arc<dyn JobQueue>,
     pub campaigns: Arc<CampaignCache>,
@@ -34,82 +40,98 @@ pub struct Checker {
     pub settings: Arc<Settings>,
 }
 
-impl Checker {
+impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S> {
     pub async fn on_timer(&self, timer: &TimerPayload) -> Result<CheckOutcome, PortError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let now = self.clock.now();
-            let Some(mut record) = self.store.get_cart(&timer.cart_id).await? else {
-                return Ok(CheckOutcome::NoSuchCart);
-            };
-            if record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now) {
-                // The pass that armed the later timer may have died between
-                // saving its progress and queueing the step (kill -9): this
-                // timer's retry repairs it now, not when the next step is due.
-                if self.last_step_lost(&record).await? {
-                    let ctx = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
-                    let contact = ctx.customer.as_ref().map_or_else(|| ctx.cart.contact.clone(), |c| c.profile.clone());
-                    self.requeue_lost_step(&record, &ctx.cart, &contact, &ctx.campaigns, &ctx.history, now).await?;
-                }
-                return Ok(CheckOutcome::Superseded);
+        retry_on_conflict("cart", || self.try_check(timer)).await
+    }
+
+    async fn try_check(&self, timer: &TimerPayload) -> Result<Attempt<CheckOutcome>, PortError> {
+        let now = self.clock.now();
+        let Some(mut record) = self.store.get_cart(&timer.cart_id).await? else {
+            return Ok(Attempt::Done(CheckOutcome::NoSuchCart));
+        };
+        if record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now) {
+            // The pass that armed the later timer may have died between
+            // saving its progress and queueing the step (kill -9): this
+            // timer's retry repairs it now, not when the next step is due.
+            if self.last_step_lost(&record).await? {
+                let ctx = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
+                let contact = ctx.customer.as_ref().map_or_else(|| ctx.cart.contact.clone(), |c| c.profile.clone());
+                self.requeue_lost_step(&record, &ctx.cart, &contact, &ctx.campaigns, &ctx.history, now).await?;
             }
-            let Context { cart, customer, key, mut history, campaigns } = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
-            let contact = match &customer {
-                Some(c) => c.profile.clone(),
-                None => cart.contact.clone(),
-            };
-            self.requeue_lost_step(&record, &cart, &contact, &campaigns, &history, now).await?;
-            let mut jobs = Vec::new();
-            let mut timeline = Vec::new();
-            // Each send moves progress on; the loop ends at a wait or a stop.
-            let decision = loop {
-                let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, channels: &self.settings.channels, now };
-                let decision = engine::decide(&input);
-                timeline.push(decision_entry(&decision, now));
-                let Decision::Send { campaign_id, step, channel, template, .. } = &decision else { break decision };
-                let message = MessageRecord {
-                    message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
-                    cart_id: cart.cart_id.clone(),
-                    customer_key: key.clone(),
-                    campaign_id: campaign_id.clone(),
-                    step: *step,
-                    channel: *channel,
-                    decided_at: now,
-                    status: MessageStatus::Queued,
-                    engaged_at: None,
-                };
-                let outgoing = self.render(template, *channel, &cart, &contact, &message.message_id, now);
-                record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                jobs.push((message.clone(), MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing }));
-                history.push(message);
-            };
-            record.timer_armed_for = match &decision {
-                Decision::Wait { until, .. } => {
-                    self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: *until }).await?;
-                    Some(*until)
-                }
-                _ => None,
-            };
-            record.updated_at = now;
-            if !self.store.save_cart(&record).await? {
-                continue;
-            }
-            // Queued only once the progress is saved: a writer that won the
-            // race above cannot leave behind a job for a step the retry
-            // decides differently. Both calls are idempotent per message id.
-            // The job goes first: a record without a job would look sent and
-            // never be repaired; a job without a record waits (the sender
-            // retries) until the repair below writes the record.
-            for (message, job) in &jobs {
-                self.queue.enqueue(job).await?;
-                self.store.create_message(message).await?;
-            }
-            let sent = jobs.into_iter().map(|(m, _)| m.message_id).collect();
-            for entry in &timeline {
-                self.store.append_timeline(&record.cart_id, entry).await?;
-            }
-            return Ok(CheckOutcome::Decided { decision, sent });
+            return Ok(Attempt::Done(CheckOutcome::Superseded));
         }
-        Err(PortError::Unavailable("state store", "too many concurrent writers on one cart".into()))
+        let Context { cart, customer, key, mut history, campaigns } = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
+        let contact = match &customer {
+            Some(c) => c.profile.clone(),
+            None => cart.contact.clone(),
+        };
+        self.requeue_lost_step(&record, &cart, &contact, &campaigns, &history, now).await?;
+        let mut jobs = Vec::new();
+        // Messages that could not be composed: recorded, never queued.
+        let mut unsent = Vec::new();
+        let mut timeline = Vec::new();
+        // Each send moves progress on; the loop ends at a wait or a stop.
+        let decision = loop {
+            let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, channels: &self.settings.channels, now };
+            let decision = engine::decide(&input);
+            timeline.push(decision_entry(&decision, now));
+            let Decision::Send { campaign_id, step, channel, to, template, .. } = &decision else { break decision };
+            let message = MessageRecord {
+                message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
+                cart_id: cart.cart_id.clone(),
+                customer_key: key.clone(),
+                campaign_id: campaign_id.clone(),
+                step: *step,
+                channel: *channel,
+                decided_at: now,
+                status: MessageStatus::Queued,
+                engaged_at: None,
+            };
+            record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
+            match self.render(template, to, &cart, contact.first_name.as_deref(), &message.message_id, now) {
+                Ok(outgoing) => {
+                    let job = MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing };
+                    jobs.push((message.clone(), job));
+                    history.push(message);
+                }
+                Err(error) => {
+                    let failed = not_rendered(message, template, &error, now);
+                    timeline.push(not_rendered_entry(&failed, now));
+                    history.push(failed.clone());
+                    unsent.push(failed);
+                }
+            }
+        };
+        record.timer_armed_for = match &decision {
+            Decision::Wait { until, .. } => {
+                self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: *until }).await?;
+                Some(*until)
+            }
+            _ => None,
+        };
+        record.updated_at = now;
+        if self.store.save_cart(&record).await? == SaveOutcome::Conflict {
+            return Ok(Attempt::Conflict);
+        }
+        // Queued only once the progress is saved: a writer that won the
+        // race above cannot leave behind a job for a step the retry
+        // decides differently. Both calls are idempotent per message id.
+        // The job goes first: a record without a job would look sent and
+        // never be repaired; a job without a record waits (the sender
+        // retries) until the repair below writes the record.
+        for (message, job) in &jobs {
+            self.queue.enqueue(job).await?;
+            self.store.create_message(message).await?;
+        }
+        for failed in &unsent {
+            self.store.create_message(failed).await?;
+        }
+        let sent = jobs.into_iter().map(|(m, _)| m.message_id).collect();
+        for entry in &timeline {
+            self.store.append_timeline(&record.cart_id, entry).await?;
+        }
+        Ok(Attempt::Done(CheckOutcome::Decided { decision, sent }))
     }
 
     /// True when the progress names a last step whose message record was
@@ -135,7 +157,7 @@ impl Checker {
         let message = MessageRecord {
             message_id: last.message_id.clone(),
             cart_id: cart.cart_id.clone(),
-            customer_key: customer_key(cart.customer_id.as_deref(), &cart.cart_id),
+            customer_key: CustomerKey::for_cart(cart.customer_id.as_ref(), &cart.cart_id),
             campaign_id: campaign_id.clone(),
             step: last.step,
             channel: last.channel,
@@ -148,17 +170,31 @@ impl Checker {
             .find(|c| &c.id == campaign_id)
             .and_then(|c| c.steps.get(last.step as usize))
             .map_or("reminder", |s| s.template.as_str());
-        let outgoing = self.render(template, last.channel, cart, contact, &message.message_id, now);
+        let outgoing = match Recipient::for_channel(contact, last.channel) {
+            Some(to) => self.render(template, &to, cart, contact.first_name.as_deref(), &message.message_id, now),
+            None => Err(RenderError::NoRecipient(last.channel)),
+        };
+        let outgoing = match outgoing {
+            Ok(outgoing) => outgoing,
+            Err(error) => {
+                let failed = not_rendered(message, template, &error, now);
+                self.store.create_message(&failed).await?;
+                self.store.append_timeline(&cart.cart_id, &not_rendered_entry(&failed, now)).await?;
+                return Ok(());
+            }
+        };
         self.queue.enqueue(&MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: last.channel, outgoing }).await?;
         self.store.create_message(&message).await?;
         tracing::warn!(cart_id = %cart.cart_id, message_id = %message.message_id, "re-queued a step whose job was lost");
         Ok(())
     }
 
-    fn render(&self, template: &str, channel: Channel, cart: &Cart, contact: &CustomerPatch, message_id: &str, now: DateTime<Utc>) -> Outgoing {
+    /// The message for `to`. An email whose template fails is an error (it is
+    /// recorded, not sent); an SMS falls back to a plain line with the link.
+    fn render(&self, template: &str, to: &Recipient, cart: &Cart, first_name: Option<&str>, message_id: &MessageId, now: DateTime<Utc>) -> Result<Outgoing, RenderError> {
         let settings = &self.settings;
         let link = |target: &str, ttl: Duration| {
-            let claims = LinkClaims { message_id: message_id.to_owned(), cart_id: cart.cart_id.clone(), target: target.to_owned(), expires: (now + ttl).timestamp() };
+            let claims = LinkClaims { message_id: message_id.clone(), cart_id: cart.cart_id.clone(), target: target.to_owned(), expires: (now + ttl).timestamp() };
             format!("{}/r/{}", settings.public_base_url, sign_link(&settings.secret, &claims))
         };
         let restore_expires = (now + settings.restore_ttl).timestamp();
@@ -169,34 +205,37 @@ impl Checker {
         let restore = link(&restore_target, settings.restore_ttl);
         let item_link = |url: &str| link(url, settings.link_ttl);
         let links = Links { restore: restore.clone(), item: &item_link };
-        let first_name = contact.first_name.as_deref();
-        // The engine only picks a channel the contact can be reached on, so
-        // the property is present; a render failure falls back to plain text.
-        match channel {
-            Channel::Email => {
-                let to = contact.email.clone().unwrap_or_default();
-                render::email(template, &to, cart, first_name, &links).unwrap_or_else(|e| Outgoing::Email {
-                    to,
-                    subject: "Your cart is waiting".into(),
-                    text: format!("Your cart is saved: {restore}\n\n(render error: {e})"),
-                    html: String::new(),
-                })
-            }
-            Channel::Sms => {
-                let to = contact.phone.clone().unwrap_or_default();
-                render::sms(&to, cart, first_name, &links).unwrap_or_else(|_| Outgoing::Sms { to, body: format!("Your cart is waiting: {restore}") })
-            }
-            Channel::Push => {
+        Ok(match to {
+            Recipient::Email(to) => render::email(template, to, cart, first_name, &links)?,
+            Recipient::Sms(to) => render::sms(to, cart, first_name, &links)
+                .unwrap_or_else(|_| Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}") }),
+            Recipient::Push(token) => {
                 let (title, body) = render::push_text(cart, first_name);
-                let token = contact.push_tokens.as_ref().and_then(|t| t.first()).cloned();
-                let (platform, token) = token.map(|t| (t.platform, t.token)).unwrap_or((crate::event::PushPlatform::Fcm, String::new()));
-                Outgoing::Push { platform, token, title, body, url: restore }
+                Outgoing::Push { platform: token.platform, token: token.token.clone(), title, body, url: restore }
             }
-            Channel::WebPush => {
+            Recipient::WebPush(subscription) => {
                 let (title, body) = render::push_text(cart, first_name);
-                Outgoing::WebPush { subscription: contact.web_push_subscription.clone().unwrap_or_default(), title, body, url: restore }
+                Outgoing::WebPush { subscription: subscription.clone(), title, body, url: restore }
             }
-        }
+        })
+    }
+}
+
+/// The record of a step that could not be composed: closed for good (it
+/// does not count towards caps), with the cause for the operator.
+fn not_rendered(message: MessageRecord, template: &str, error: &RenderError, now: DateTime<Utc>) -> MessageRecord {
+    tracing::error!(message_id = %message.message_id, template, %error, "message not composed; not sent");
+    let error = format!("not sent: {error}");
+    MessageRecord { status: MessageStatus::Rejected { error, at: now }, ..message }
+}
+
+fn not_rendered_entry(message: &MessageRecord, now: DateTime<Utc>) -> TimelineEntry {
+    TimelineEntry {
+        at: now,
+        kind: TimelineKind::Message,
+        code: "not_rendered".into(),
+        message: format!("Step {} was not sent: its {} message could not be composed.", message.step + 1, message.channel.as_str()),
+        details: serde_json::json!({ "message_id": message.message_id, "channel": message.channel }),
     }
 }
 
@@ -204,24 +243,24 @@ impl Checker {
 struct Context {
     cart: Cart,
     customer: Option<Customer>,
-    key: String,
+    key: CustomerKey,
     history: Vec<MessageRecord>,
     campaigns: Arc<Vec<Campaign>>,
 }
 
-async fn load_context(store: &dyn StateStore, campaigns: &CampaignCache, record: &CartRecord, now: DateTime<Utc>) -> Result<Context, PortError> {
+async fn load_context<S: CustomerStore + MessageStore + ?Sized>(store: &S, campaigns: &CampaignCache, record: &CartRecord, now: DateTime<Utc>) -> Result<Context, PortError> {
     let cart = record.cart();
     let customer = match &cart.customer_id {
         Some(id) => store.get_customer(id).await?.map(|(c, _)| c),
         None => None,
     };
-    let key = customer_key(cart.customer_id.as_deref(), &cart.cart_id);
+    let key = CustomerKey::for_cart(cart.customer_id.as_ref(), &cart.cart_id);
     let campaigns = campaigns.get().await?;
     let since = now - history_window(&campaigns);
     let mut history = store.customer_messages(&key, since).await?;
     // A cart that was a guest's when a message went out keeps that message
     // under the guest key: its caps still count once the customer is known.
-    let guest_key = customer_key(None, &cart.cart_id);
+    let guest_key = CustomerKey::Guest(cart.cart_id.clone());
     if guest_key != key {
         history.extend(store.customer_messages(&guest_key, since).await?);
     }
@@ -230,7 +269,7 @@ async fn load_context(store: &dyn StateStore, campaigns: &CampaignCache, record:
 
 /// What the engine would decide for this cart at `now`, without acting:
 /// the "next" line of `cartback explain`.
-pub async fn decide_now(store: &dyn StateStore, campaigns: &CampaignCache, record: &CartRecord, channels: &[Channel], now: DateTime<Utc>) -> Result<Decision, PortError> {
+pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(store: &S, campaigns: &CampaignCache, record: &CartRecord, channels: &[Channel], now: DateTime<Utc>) -> Result<Decision, PortError> {
     let ctx = load_context(store, campaigns, record, now).await?;
     Ok(engine::decide(&Input { cart: &ctx.cart, progress: &record.progress, customer: ctx.customer.as_ref(), campaigns: &ctx.campaigns, history: &ctx.history, channels, now }))
 }
@@ -253,7 +292,7 @@ fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {
         Decision::Send { campaign_id, step, channel, .. } => serde_json::json!({ "decision": "send", "campaign_id": campaign_id, "step": step, "channel": channel }),
         Decision::Stop { .. } => serde_json::json!({ "decision": "stop" }),
     };
-    TimelineEntry { at: now, kind: "decision".into(), code: reason.code.as_str().into(), message: reason.message.clone(), details }
+    TimelineEntry { at: now, kind: TimelineKind::Decision, code: reason.code.as_str().into(), message: reason.message.clone(), details }
 }
 
 fn urlencode(s: &str) -> String {

@@ -2,9 +2,13 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
+use crate::ports::TimelineKind;
 use crate::cart::CartStatus;
+use crate::ids::{CartId, MessageId};
 use crate::message::{MessageJob, MessageStatus};
-use crate::ports::{Claim, Clock, PortError, PriorAttempt, SendError, Sender, StateStore, TimelineEntry};
+use crate::ports::{
+    CartStore, Claim, Clock, MessageStore, PortError, PriorAttempt, SendError, Sender, StateStore, Timeline, TimelineEntry,
+};
 
 /// How long a sender holds a claim before another may take over.
 const CLAIM_LEASE_SECONDS: i64 = 300;
@@ -27,14 +31,15 @@ pub enum DeliveryError {
     Port(#[from] PortError),
 }
 
-/// Takes one job off a channel queue: claim, last-moment checks, send, record.
-pub struct Delivery {
-    pub store: Arc<dyn StateStore>,
+/// Takes one job off a channel queue: claim, last-moment checks, send,
+/// record. Needs messages, carts (a late purchase cancels) and the timeline.
+pub struct Delivery<S: ?Sized = dyn StateStore> {
+    pub store: Arc<S>,
     pub sender: Arc<dyn Sender>,
     pub clock: Arc<dyn Clock>,
 }
 
-impl Delivery {
+impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
     pub async fn deliver(&self, job: &MessageJob) -> Result<DeliveryOutcome, DeliveryError> {
         let now = self.clock.now();
         let lease_until = now + Duration::seconds(CLAIM_LEASE_SECONDS);
@@ -111,10 +116,10 @@ impl Delivery {
         }
     }
 
-    async fn note(&self, cart_id: &str, code: &str, message: &str, message_id: &str, job: &MessageJob) -> Result<(), PortError> {
+    async fn note(&self, cart_id: &CartId, code: &str, message: &str, message_id: &MessageId, job: &MessageJob) -> Result<(), PortError> {
         let entry = TimelineEntry {
             at: self.clock.now(),
-            kind: "message".into(),
+            kind: TimelineKind::Message,
             code: code.into(),
             message: message.into(),
             details: serde_json::json!({ "message_id": message_id, "channel": job.channel }),

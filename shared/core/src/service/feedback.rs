@@ -21,11 +21,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::MAX_CONFLICT_RETRIES;
+use super::{retry_on_conflict, Attempt};
+use crate::ports::TimelineKind;
 use crate::customer::Customer;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
+use crate::ids::{CartId, CustomerId, EventId, MessageId};
 use crate::message::MessageRecord;
-use crate::ports::{Clock, CommitOutcome, EventCommit, PortError, StateStore, TimelineEntry};
+use crate::ports::{
+    CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, MessageStore, PortError, StateStore, Timeline,
+    TimelineEntry,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedbackKind {
@@ -62,7 +67,7 @@ impl FeedbackKind {
 pub struct FeedbackEvent {
     /// Cartback's message id (`m_...`), carried through the provider (SES: an
     /// email tag).
-    pub message_id: String,
+    pub message_id: MessageId,
     /// Short provider name, e.g. `ses`; prefixes the dedupe id.
     pub provider: String,
     /// The provider's id of the sent message.
@@ -75,8 +80,8 @@ pub struct FeedbackEvent {
 impl FeedbackEvent {
     /// The dedupe id: one effect per provider, kind and provider message.
     /// Repeated opens and clicks of one message count once (the first).
-    pub fn dedupe_id(&self) -> String {
-        format!("{}-{}-{}", self.provider, self.kind.as_str(), self.provider_message_id)
+    pub fn dedupe_id(&self) -> EventId {
+        EventId::from(format!("{}-{}-{}", self.provider, self.kind.as_str(), self.provider_message_id))
     }
 }
 
@@ -84,7 +89,7 @@ impl FeedbackEvent {
 pub enum FeedbackOutcome {
     Recorded {
         /// The customer whose email consent was withdrawn, if any.
-        consent_withdrawn_for: Option<String>,
+        consent_withdrawn_for: Option<CustomerId>,
     },
     /// Seen before (a redelivered notification, or a repeated open/click).
     Duplicate,
@@ -92,12 +97,14 @@ pub enum FeedbackOutcome {
     UnknownMessage,
 }
 
-pub struct Feedback {
-    pub store: Arc<dyn StateStore>,
+/// Provider reports in: needs messages, customers, carts, the event commit
+/// (for dedupe) and the timeline.
+pub struct Feedback<S: ?Sized = dyn StateStore> {
+    pub store: Arc<S>,
     pub clock: Arc<dyn Clock>,
 }
 
-impl Feedback {
+impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized> Feedback<S> {
     /// Applies one notification. Only a storage outage is an error (the
     /// caller retries the notification; every effect is idempotent).
     pub async fn record(&self, event: &FeedbackEvent) -> Result<FeedbackOutcome, PortError> {
@@ -110,66 +117,73 @@ impl Feedback {
         }
         let withdraws = event.kind.withdraws_email_consent();
         let customer_id = known_customer(&message).filter(|_| withdraws);
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let customer = match customer_id {
-                Some(id) => {
-                    let (mut customer, version) = self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
-                    customer.apply(&withdrawal(event, Some(id), None));
-                    Some((customer, version))
+        retry_on_conflict("customer", || self.try_record(event, &message, withdraws, customer_id)).await
+    }
+
+    async fn try_record(
+        &self,
+        event: &FeedbackEvent,
+        message: &MessageRecord,
+        withdraws: bool,
+        customer_id: Option<&CustomerId>,
+    ) -> Result<Attempt<FeedbackOutcome>, PortError> {
+        let customer = match customer_id {
+            Some(id) => {
+                let (mut customer, version) = self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
+                customer.apply(&withdrawal(event, Some(id), None));
+                Some((customer, version))
+            }
+            None => None,
+        };
+        // A guest's contact lives on the cart: the withdrawal is folded
+        // into the cart in time order, like any event carrying `customer`.
+        let cart = match (withdraws, customer_id) {
+            (true, None) => match self.store.get_cart(&message.cart_id).await? {
+                Some(mut record) if !record.has_event(&event.dedupe_id()) => {
+                    let withdrawal = withdrawal(event, None, Some(&message.cart_id));
+                    record.insert_event(withdrawal);
+                    record.updated_at = self.clock.now();
+                    Some(record)
                 }
-                None => None,
-            };
-            // A guest's contact lives on the cart: the withdrawal is folded
-            // into the cart in time order, like any event carrying `customer`.
-            let cart = match (withdraws, customer_id) {
-                (true, None) => match self.store.get_cart(&message.cart_id).await? {
-                    Some(mut record) if !record.has_event(&event.dedupe_id()) => {
-                        let withdrawal = withdrawal(event, None, Some(&message.cart_id));
-                        record.insert_event(withdrawal);
-                        record.updated_at = self.clock.now();
-                        Some(record)
-                    }
-                    _ => None,
-                },
                 _ => None,
-            };
-            let commit = EventCommit { event_id: event.dedupe_id(), received_at: self.clock.now(), cart, customer, timeline: None };
-            match self.store.commit_event(commit).await? {
-                CommitOutcome::Duplicate => return Ok(FeedbackOutcome::Duplicate),
-                CommitOutcome::Conflict => continue,
-                CommitOutcome::Applied => {
-                    // After the commit, so a redelivery never adds a second
-                    // line. The line is explanatory, the state change above is
-                    // what counts: a failure here is logged, not retried
-                    // (a retry would only meet the dedupe record).
-                    let entry = timeline_entry(event, &message, customer_id.is_some());
-                    if let Err(error) = self.store.append_timeline(&message.cart_id, &entry).await {
-                        tracing::warn!(%error, message_id = %message.message_id, kind = event.kind.as_str(), "feedback not added to the timeline");
-                    }
-                    return Ok(FeedbackOutcome::Recorded { consent_withdrawn_for: customer_id.map(str::to_owned) });
+            },
+            _ => None,
+        };
+        let commit = EventCommit { event_id: event.dedupe_id(), received_at: self.clock.now(), cart, customer, timeline: None };
+        match self.store.commit_event(commit).await? {
+            CommitOutcome::Duplicate => Ok(Attempt::Done(FeedbackOutcome::Duplicate)),
+            CommitOutcome::Conflict => Ok(Attempt::Conflict),
+            CommitOutcome::Applied => {
+                // After the commit, so a redelivery never adds a second
+                // line. The line is explanatory, the state change above is
+                // what counts: a failure here is logged, not retried
+                // (a retry would only meet the dedupe record).
+                let entry = timeline_entry(event, message, customer_id.is_some());
+                if let Err(error) = self.store.append_timeline(&message.cart_id, &entry).await {
+                    tracing::warn!(%error, message_id = %message.message_id, kind = event.kind.as_str(), "feedback not added to the timeline");
                 }
+                Ok(Attempt::Done(FeedbackOutcome::Recorded { consent_withdrawn_for: customer_id.cloned() }))
             }
         }
-        Err(PortError::Unavailable("state store", "too many concurrent writers on one customer".into()))
     }
 }
 
-/// The customer a message went to, unless it was a guest cart's
-/// (`cart:<id>`), which has no profile to update. The provider's own
-/// suppression list still protects a guest's address.
-fn known_customer(message: &MessageRecord) -> Option<&str> {
-    Some(message.customer_key.as_str()).filter(|key| !key.starts_with("cart:"))
+/// The customer a message went to, unless it was a guest cart's, which has
+/// no profile to update. The provider's own suppression list still protects
+/// a guest's address.
+fn known_customer(message: &MessageRecord) -> Option<&CustomerId> {
+    message.customer_key.customer()
 }
 
 /// The synthetic identify event that withdraws email consent, as the
 /// storefront would send it: same fold, same out-of-order rules.
-fn withdrawal(event: &FeedbackEvent, customer_id: Option<&str>, cart_id: Option<&str>) -> Event {
+fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: Option<&CartId>) -> Event {
     Event {
         event_id: event.dedupe_id(),
         kind: EventType::Identify,
         occurred_at: event.at,
-        cart_id: cart_id.map(str::to_owned),
-        customer_id: customer_id.map(str::to_owned),
+        cart_id: cart_id.cloned(),
+        customer_id: customer_id.cloned(),
         device: None,
         currency: None,
         items: Vec::new(),
@@ -183,14 +197,14 @@ fn withdrawal(event: &FeedbackEvent, customer_id: Option<&str>, cart_id: Option<
 fn timeline_entry(event: &FeedbackEvent, message: &MessageRecord, withdrew: bool) -> TimelineEntry {
     let step = message.step + 1;
     let (kind, code, text) = match event.kind {
-        FeedbackKind::Delivered => ("message", "delivered", format!("Step {step}'s email reached the recipient's mail server.")),
-        FeedbackKind::Opened => ("engagement", "open", "The customer opened the message.".to_owned()),
-        FeedbackKind::Clicked => ("engagement", "click", "The customer clicked a link in the message.".to_owned()),
+        FeedbackKind::Delivered => (TimelineKind::Message, "delivered", format!("Step {step}'s email reached the recipient's mail server.")),
+        FeedbackKind::Opened => (TimelineKind::Engagement, "open", "The customer opened the message.".to_owned()),
+        FeedbackKind::Clicked => (TimelineKind::Engagement, "click", "The customer clicked a link in the message.".to_owned()),
         FeedbackKind::Bounced { permanent: false } => {
-            ("message", "bounced", format!("Step {step}'s email bounced temporarily (mailbox full or server busy)."))
+            (TimelineKind::Message, "bounced", format!("Step {step}'s email bounced temporarily (mailbox full or server busy)."))
         }
-        FeedbackKind::Bounced { permanent: true } => ("message", "bounced", format!("Step {step}'s email bounced permanently: the address does not accept mail.")),
-        FeedbackKind::Complained => ("message", "complaint", format!("The recipient reported step {step}'s email as spam.")),
+        FeedbackKind::Bounced { permanent: true } => (TimelineKind::Message, "bounced", format!("Step {step}'s email bounced permanently: the address does not accept mail.")),
+        FeedbackKind::Complained => (TimelineKind::Message, "complaint", format!("The recipient reported step {step}'s email as spam.")),
     };
     let text = match (event.kind.withdraws_email_consent(), withdrew) {
         (true, true) => format!("{text} Email consent withdrawn; no more email to this customer."),
@@ -199,7 +213,7 @@ fn timeline_entry(event: &FeedbackEvent, message: &MessageRecord, withdrew: bool
     };
     TimelineEntry {
         at: event.at,
-        kind: kind.into(),
+        kind,
         code: code.into(),
         message: text,
         details: json!({

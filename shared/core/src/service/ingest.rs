@@ -3,11 +3,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{CampaignCache, MAX_CONFLICT_RETRIES};
+use super::{retry_on_conflict, Attempt, CampaignCache};
+use crate::ports::TimelineKind;
 use crate::cart::CartStatus;
 use crate::customer::Customer;
 use crate::event::{parse_body, BodyError, Event, EventType, FieldError};
-use crate::ports::{CartRecord, Clock, CommitOutcome, EventCommit, PortError, Scheduler, StateStore, TimelineEntry, TimerPayload};
+use crate::ports::{
+    CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, PortError, Scheduler, StateStore,
+    TimelineEntry, TimerPayload,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,27 +41,56 @@ pub struct IngestAnswer {
     pub results: Vec<EventResult>,
 }
 
-pub struct Ingest {
-    pub store: Arc<dyn StateStore>,
+/// Why a request body was not ingested.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body itself is refused (too large, not JSON, wrong shape).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// Storage is unavailable: the caller should retry the whole request.
+    #[error(transparent)]
+    Store(#[from] PortError),
+}
+
+/// What became of one valid event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Accepted,
+    Duplicate,
+    /// Valid, but this cart cannot take it (it is full).
+    Rejected(FieldError),
+}
+
+impl ApplyOutcome {
+    pub fn into_result(self) -> Result<EventStatus, FieldError> {
+        match self {
+            ApplyOutcome::Accepted => Ok(EventStatus::Accepted),
+            ApplyOutcome::Duplicate => Ok(EventStatus::Duplicate),
+            ApplyOutcome::Rejected(error) => Err(error),
+        }
+    }
+}
+
+/// Events in: needs carts, customers and the atomic event commit.
+pub struct Ingest<S: ?Sized = dyn StateStore> {
+    pub store: Arc<S>,
     pub scheduler: Arc<dyn Scheduler>,
     pub campaigns: Arc<CampaignCache>,
     pub clock: Arc<dyn Clock>,
 }
 
-impl Ingest {
-    /// Parses and applies a request body. A storage outage is the only error:
-    /// bad events are answered one by one and never sink the others.
-    pub async fn ingest_body(&self, body: &[u8]) -> Result<Result<IngestAnswer, BodyError>, PortError> {
+impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
+    /// Parses and applies a request body. Only a refused body or a storage
+    /// outage is an error: bad events are answered one by one and never sink
+    /// the others.
+    pub async fn ingest_body(&self, body: &[u8]) -> Result<IngestAnswer, IngestError> {
         let received_at = self.clock.now();
-        let parsed = match parse_body(body, received_at) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
+        let parsed = parse_body(body, received_at)?;
         let mut results = Vec::with_capacity(parsed.len());
         for (index, item) in parsed.into_iter().enumerate() {
             let (status, error) = match item.result {
                 Err(error) => (EventStatus::Rejected, Some(error)),
-                Ok(event) => match self.apply(&event, received_at).await? {
+                Ok(event) => match self.apply(&event, received_at).await?.into_result() {
                     Ok(status) => (status, None),
                     Err(error) => (EventStatus::Rejected, Some(error)),
                 },
@@ -65,62 +98,63 @@ impl Ingest {
             results.push(EventResult { index, event_id: item.event_id, status, error });
         }
         let count = |s| results.iter().filter(|r| r.status == s).count();
-        Ok(Ok(IngestAnswer {
+        Ok(IngestAnswer {
             received_at,
             accepted: count(EventStatus::Accepted),
             duplicates: count(EventStatus::Duplicate),
             rejected: count(EventStatus::Rejected),
             results,
-        }))
+        })
     }
 
     /// Applies one valid event: one atomic write (dedupe, cart, customer,
     /// timeline), preceded by a timer arm only when the cart has none.
-    pub async fn apply(&self, event: &Event, received_at: DateTime<Utc>) -> Result<Result<EventStatus, FieldError>, PortError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let cart = match &event.cart_id {
-                Some(id) => Some(self.store.get_cart(id).await?.unwrap_or_else(|| CartRecord::new(id, received_at))),
-                None => None,
-            };
-            if cart.as_ref().is_some_and(|c| c.has_event(&event.event_id)) {
-                return Ok(Ok(EventStatus::Duplicate));
-            }
-            if let Some(full) = cart.as_ref().and_then(|c| cart_is_full(c, event)) {
-                return Ok(Err(full));
-            }
-            let customer = match &event.customer_id {
-                Some(id) => {
-                    let (mut customer, version) = self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
-                    customer.apply(event).then_some((customer, version))
-                }
-                None => None,
-            };
-            let cart = match cart {
-                Some(mut record) => {
-                    if !is_repeated_view(&record, event) {
-                        record.insert_event(event.clone());
-                    }
-                    record.updated_at = received_at;
-                    self.arm_if_needed(&mut record).await?;
-                    Some(record)
-                }
-                None => None,
-            };
-            let timeline = event.cart_id.as_ref().map(|_| TimelineEntry {
-                at: event.occurred_at,
-                kind: "event".into(),
-                code: event.kind.as_str().into(),
-                message: describe(event),
-                details: serde_json::json!({ "event_id": event.event_id }),
-            });
-            let commit = EventCommit { event_id: event.event_id.clone(), received_at, cart, customer, timeline };
-            match self.store.commit_event(commit).await? {
-                CommitOutcome::Applied => return Ok(Ok(EventStatus::Accepted)),
-                CommitOutcome::Duplicate => return Ok(Ok(EventStatus::Duplicate)),
-                CommitOutcome::Conflict => continue,
-            }
+    pub async fn apply(&self, event: &Event, received_at: DateTime<Utc>) -> Result<ApplyOutcome, PortError> {
+        retry_on_conflict("cart", || self.try_apply(event, received_at)).await
+    }
+
+    async fn try_apply(&self, event: &Event, received_at: DateTime<Utc>) -> Result<Attempt<ApplyOutcome>, PortError> {
+        let cart = match &event.cart_id {
+            Some(id) => Some(self.store.get_cart(id).await?.unwrap_or_else(|| CartRecord::new(id, received_at))),
+            None => None,
+        };
+        if cart.as_ref().is_some_and(|c| c.has_event(&event.event_id)) {
+            return Ok(Attempt::Done(ApplyOutcome::Duplicate));
         }
-        Err(PortError::Unavailable("state store", "too many concurrent writers on one cart".into()))
+        if let Some(full) = cart.as_ref().and_then(|c| cart_is_full(c, event)) {
+            return Ok(Attempt::Done(ApplyOutcome::Rejected(full)));
+        }
+        let customer = match &event.customer_id {
+            Some(id) => {
+                let (mut customer, version) = self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
+                customer.apply(event).then_some((customer, version))
+            }
+            None => None,
+        };
+        let cart = match cart {
+            Some(mut record) => {
+                if !is_repeated_view(&record, event) {
+                    record.insert_event(event.clone());
+                }
+                record.updated_at = received_at;
+                self.arm_if_needed(&mut record).await?;
+                Some(record)
+            }
+            None => None,
+        };
+        let timeline = event.cart_id.as_ref().map(|_| TimelineEntry {
+            at: event.occurred_at,
+            kind: TimelineKind::Event,
+            code: event.kind.as_str().into(),
+            message: describe(event),
+            details: serde_json::json!({ "event_id": event.event_id }),
+        });
+        let commit = EventCommit { event_id: event.event_id.clone(), received_at, cart, customer, timeline };
+        Ok(match self.store.commit_event(commit).await? {
+            CommitOutcome::Applied => Attempt::Done(ApplyOutcome::Accepted),
+            CommitOutcome::Duplicate => Attempt::Done(ApplyOutcome::Duplicate),
+            CommitOutcome::Conflict => Attempt::Conflict,
+        })
     }
 
     /// Arms the cart's single timer when none is pending early enough. A
@@ -165,8 +199,8 @@ fn is_repeated_view(record: &CartRecord, event: &Event) -> bool {
         return false;
     }
     let cart = record.cart();
-    let same = |new: &Option<String>, current: &Option<String>| new.is_none() || new == current;
-    same(&event.customer_id, &cart.customer_id) && same(&event.currency, &cart.currency)
+    let same_customer = event.customer_id.is_none() || event.customer_id == cart.customer_id;
+    same_customer && (event.currency.is_none() || event.currency == cart.currency)
 }
 
 /// Why a cart cannot take this event, if it cannot. A purchase always fits:

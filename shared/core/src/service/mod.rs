@@ -15,9 +15,10 @@ pub use campaigns::CampaignCache;
 pub use checker::{decide_now, CheckOutcome, Checker};
 pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
-pub use ingest::{EventResult, EventStatus, Ingest, IngestAnswer, MAX_EVENTS_PER_CART};
+pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
 
 use crate::message::Channel;
+use crate::ports::PortError;
 use crate::signing::Secret;
 
 /// Settings shared by the services, validated by each runtime at start.
@@ -51,5 +52,27 @@ impl Settings {
     }
 }
 
-/// Retries a read-modify-write on optimistic-concurrency conflicts.
+/// How often a read-modify-write is tried before giving up.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// One try of a read-modify-write.
+pub(crate) enum Attempt<T> {
+    Done(T),
+    /// Another writer got in first: read again and redo.
+    Conflict,
+}
+
+/// Runs `attempt` until it is done, at most [`MAX_CONFLICT_RETRIES`] times;
+/// `contended` names what was fought over for the error.
+pub(crate) async fn retry_on_conflict<T, F, Fut>(contended: &'static str, mut attempt: F) -> Result<T, PortError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Attempt<T>, PortError>>,
+{
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        if let Attempt::Done(value) = attempt().await? {
+            return Ok(value);
+        }
+    }
+    Err(PortError::Unavailable("state store", format!("too many concurrent writers on one {contended}").into()))
+}
