@@ -522,8 +522,34 @@ fn given_mixed_traffic_when_cartback_dev_is_killed_9_repeatedly_then_nothing_is_
 
     // Read every cart back, then stop cleanly.
     let endpoint = endpoint(&shared);
-    let carts: HashMap<String, Value> =
+    let mut carts: HashMap<String, Value> =
         plans.iter().map(|p| (p.cart_id.clone(), get_cart(&endpoint, &p.cart_id))).collect();
+    // A message written just before the read may not be on its timeline yet:
+    // read those carts again until it is (or the deadline, and the checks say).
+    let cart_of: HashMap<&str, &str> = plans.iter().map(|p| (p.email.as_str(), p.cart_id.as_str())).collect();
+    let logged = |cart: &Value, message_id: &str| {
+        cart["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["kind"] == "message" && e["code"] == "sent" && e["details"]["message_id"] == message_id)
+    };
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let unlogged: HashSet<&str> = read_emails(&email_dir)
+            .iter()
+            .filter_map(|e| cart_of.get(e.to.as_str()).map(|cart| (*cart, e.message_id.clone())))
+            .filter(|(cart, id)| !logged(&carts[*cart], id))
+            .map(|(cart, _)| cart)
+            .collect();
+        if unlogged.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for cart in unlogged {
+            carts.insert(cart.to_owned(), get_cart(&endpoint, cart));
+        }
+    }
     stop_gracefully(&mut server);
     stop_observing.store(true, Ordering::Relaxed);
     observer.join().unwrap();

@@ -58,14 +58,16 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
             match self.sender.prior_attempt(job).await {
                 Ok(PriorAttempt::NotDelivered) => {}
                 Ok(PriorAttempt::Delivered { provider_message_id }) => {
+                    if !self.noted_sent(&record.cart_id, &record.message_id).await? {
+                        let text = format!(
+                            "Step {} sent by {} (found delivered after an interrupted attempt; not sent again).",
+                            record.step + 1,
+                            record.channel.as_str()
+                        );
+                        self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
+                    }
                     let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: now };
                     self.store.set_message_status(&record.message_id, &status).await?;
-                    let text = format!(
-                        "Step {} sent by {} (found delivered after an interrupted attempt; not sent again).",
-                        record.step + 1,
-                        record.channel.as_str()
-                    );
-                    self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
                     return Ok(DeliveryOutcome::Sent { provider_message_id });
                 }
                 Ok(PriorAttempt::Unknown) => {
@@ -95,9 +97,13 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
         }
         match self.sender.send(job, now).await {
             Ok(provider_message_id) => {
+                // The note goes first: a crash between the two leaves the
+                // claim to a taker-over, which finds the note and the message
+                // and only records the status (one "sent" line either way).
+                let text = format!("Step {} sent by {}.", record.step + 1, record.channel.as_str());
+                self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
                 let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: self.clock.now() };
                 self.store.set_message_status(&record.message_id, &status).await?;
-                self.note(&record.cart_id, "sent", &format!("Step {} sent by {}.", record.step + 1, record.channel.as_str()), &record.message_id, job).await?;
                 Ok(DeliveryOutcome::Sent { provider_message_id })
             }
             Err(SendError::Permanent(error)) => {
@@ -114,6 +120,17 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
                 Err(DeliveryError::Retry(error))
             }
         }
+    }
+
+    /// Whether the cart's timeline already says the message was sent (read
+    /// only after a takeover, which is rare).
+    async fn noted_sent(&self, cart_id: &CartId, message_id: &MessageId) -> Result<bool, PortError> {
+        let timeline = self.store.timeline(cart_id).await?;
+        Ok(timeline.iter().any(|e| {
+            e.kind == TimelineKind::Message
+                && e.code == "sent"
+                && e.details.get("message_id").and_then(|id| id.as_str()) == Some(message_id.as_str())
+        }))
     }
 
     async fn note(&self, cart_id: &CartId, code: &str, message: &str, message_id: &MessageId, job: &MessageJob) -> Result<(), PortError> {
