@@ -1,5 +1,9 @@
 //! `cartback`: the local runtime and the operator's tool.
 
+// Printing is this binary's interface (tables, JSON, the dev banner); the
+// libraries log through `tracing` instead.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod campaign;
 mod dev;
 mod explain;
