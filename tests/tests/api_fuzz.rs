@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use cartback_core::api::{Api, Request};
+use axum::body::{to_bytes, Body};
+use axum::http::Request;
+use axum::Router;
+use cartback_core::api::Api;
 use cartback_core::ports::Clock;
 use cartback_core::service::{CampaignCache, Ingest, Settings};
 use cartback_core::signing::{sign_request, Secret};
@@ -12,10 +15,12 @@ use cartback_local::testing::ManualClock;
 use cartback_local::{Database, SqliteScheduler};
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use tower::ServiceExt;
 
 const SECRET: &[u8] = b"fuzz-secret-0123456789";
 
-fn api() -> (Api, Arc<ManualClock>) {
+/// The HTTP application both runtimes serve, over SQLite in memory.
+fn api() -> (Router, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
     let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), chrono::Duration::seconds(60)));
@@ -26,17 +31,19 @@ fn api() -> (Api, Arc<ManualClock>) {
         clock: clock.clone(),
         settings,
     };
-    (api, clock)
+    (cartback_http::router(Arc::new(api)), clock)
 }
 
-fn signed_post(clock: &ManualClock, body: Vec<u8>) -> Request {
+/// One request through the router: its status and body.
+async fn call(app: Router, request: Request<Body>) -> (u16, Vec<u8>) {
+    let response = app.oneshot(request).await.unwrap_or_else(|never| match never {});
+    let status = response.status().as_u16();
+    (status, to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec())
+}
+
+fn signed_post(clock: &ManualClock, body: Vec<u8>) -> Request<Body> {
     let signature = sign_request(&Secret::new(SECRET.to_vec()).unwrap(), clock.now().timestamp(), &body);
-    Request {
-        method: "POST".into(),
-        path: "/v1/events".into(),
-        headers: vec![("x-cartback-signature".into(), signature)],
-        body,
-    }
+    Request::post("/v1/events").header("x-cartback-signature", signature).body(Body::from(body)).unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -74,9 +81,9 @@ proptest! {
     fn given_any_batch_of_json_events_when_posted_then_every_event_is_answered_and_nothing_fails_on_the_server(events in prop::collection::vec(json_value(), 0..6)) {
         let (api, clock) = api();
         let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
-        let response = runtime().block_on(api.handle(&signed_post(&clock, body)));
-        prop_assert_eq!(response.status, 200);
-        let answer: Value = serde_json::from_slice(&response.body).unwrap();
+        let (status, response) = runtime().block_on(call(api, signed_post(&clock, body)));
+        prop_assert_eq!(status, 200);
+        let answer: Value = serde_json::from_slice(&response).unwrap();
         let results = answer["results"].as_array().unwrap();
         prop_assert_eq!(results.len(), events.len());
         let counted = answer["accepted"].as_u64().unwrap() + answer["duplicates"].as_u64().unwrap() + answer["rejected"].as_u64().unwrap();
@@ -91,9 +98,9 @@ proptest! {
     #[test]
     fn given_arbitrary_bytes_when_posted_then_the_answer_is_a_json_4xx_or_200(body in prop::collection::vec(any::<u8>(), 0..512)) {
         let (api, clock) = api();
-        let response = runtime().block_on(api.handle(&signed_post(&clock, body)));
-        prop_assert!(matches!(response.status, 200 | 400), "status {}", response.status);
-        prop_assert!(serde_json::from_slice::<Value>(&response.body).is_ok());
+        let (status, response) = runtime().block_on(call(api, signed_post(&clock, body)));
+        prop_assert!(matches!(status, 200 | 400), "status {}", status);
+        prop_assert!(serde_json::from_slice::<Value>(&response).is_ok());
     }
 
     #[test]
@@ -103,13 +110,12 @@ proptest! {
         signature in prop::option::of("[ -~]{0,80}"),
     ) {
         let (api, _) = api();
-        let request = Request {
-            method: method.into(),
-            path: format!("/{}", path.trim_start_matches('/')),
-            headers: signature.into_iter().map(|s| ("x-cartback-signature".to_owned(), s)).collect(),
-            body: Vec::new(),
-        };
-        let response = runtime().block_on(api.handle(&request));
-        prop_assert!(response.status < 500, "{} {} -> {}", request.method, request.path, response.status);
+        let path = format!("/{}", path.trim_start_matches('/'));
+        let mut request = Request::builder().method(method).uri(&path);
+        if let Some(signature) = signature {
+            request = request.header("x-cartback-signature", signature);
+        }
+        let (status, _) = runtime().block_on(call(api, request.body(Body::empty()).unwrap()));
+        prop_assert!(status < 500, "{} {} -> {}", method, path, status);
     }
 }

@@ -110,7 +110,7 @@ fn stack_for(relative: &str) -> LocalStack {
 /// Sends a sample request at its own time.
 async fn send(stack: &LocalStack, relative: &str) -> ApiGatewayV2httpResponse {
     stack.clock.set(request_time(&sample(relative)));
-    handlers::ingest(&stack.api, apigw(relative)).await
+    handlers::ingest(&stack.app, apigw(relative)).await
 }
 
 fn jobs_in(event: &SqsEvent) -> Vec<(String, Option<MessageJob>)> {
@@ -244,11 +244,11 @@ async fn given_the_aws_emulator_fixtures_when_re_signed_and_sent_then_they_are_a
     let mut post = apigw(AWS_POST);
     let body = post.body.clone().unwrap_or_default();
     post.headers.insert(SIGNATURE_HEADER, sign_request(&sample_secret(), now.timestamp(), body.as_bytes()).parse().unwrap());
-    let answer = body_json(&handlers::ingest(&stack.api, post).await);
+    let answer = body_json(&handlers::ingest(&stack.app, post).await);
     assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(3), Some(0)), "{answer}");
     let mut get = apigw(AWS_GET);
     get.headers.insert(SIGNATURE_HEADER, sign_request(&sample_secret(), now.timestamp(), b"").parse().unwrap());
-    let cart = handlers::ingest(&stack.api, get).await;
+    let cart = handlers::ingest(&stack.app, get).await;
     assert_eq!(cart.status_code, 200);
     assert_eq!(body_json(&cart)["cart_id"], "cart-aws-1");
 }
