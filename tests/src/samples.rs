@@ -102,7 +102,15 @@ impl LocalStack {
         let settings = Arc::new(Settings::new(sample_secret(), PUBLIC_BASE_URL, RESTORE_URL));
         let outbox = Outbox::new(dir.path()).expect("outbox");
         let ingest = Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: dyn_clock.clone() };
-        let api = Arc::new(Api { ingest, store: store.clone(), clock: dyn_clock.clone(), settings: settings.clone() });
+        let api = Arc::new(Api {
+            ingest,
+            store: store.clone(),
+            clock: dyn_clock.clone(),
+            // The samples are replayed at their own time: the manual clock is their real time too.
+            wall_clock: dyn_clock.clone(),
+            settings: settings.clone(),
+            accept_v1_signatures: true,
+        });
         let app = cartback_http::router(api.clone());
         let checker = Checker {
             store: store.clone(),

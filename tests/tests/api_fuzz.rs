@@ -10,7 +10,7 @@ use axum::Router;
 use cartback_core::api::Api;
 use cartback_core::ports::Clock;
 use cartback_core::service::{CampaignCache, Ingest, Settings};
-use cartback_core::signing::{sign_request, Secret};
+use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_local::testing::ManualClock;
 use cartback_local::{Database, SqliteScheduler};
 use proptest::prelude::*;
@@ -29,7 +29,9 @@ fn api() -> (Router, Arc<ManualClock>) {
         ingest: Ingest { store: Arc::new(db.clone()), scheduler: Arc::new(SqliteScheduler::new(db.clone())), campaigns, clock: clock.clone() },
         store: Arc::new(db),
         clock: clock.clone(),
+        wall_clock: clock.clone(),
         settings,
+        accept_v1_signatures: true,
     };
     (cartback_http::router(Arc::new(api)), clock)
 }
@@ -42,7 +44,8 @@ async fn call(app: Router, request: Request<Body>) -> (u16, Vec<u8>) {
 }
 
 fn signed_post(clock: &ManualClock, body: Vec<u8>) -> Request<Body> {
-    let signature = sign_request(&Secret::new(SECRET.to_vec()).unwrap(), clock.now().timestamp(), &body);
+    let request = SignedRequest { method: "POST", path_and_query: "/v1/events", body: &body };
+    let signature = sign_request(&Secret::new(SECRET.to_vec()).unwrap(), clock.now().timestamp(), &request);
     Request::post("/v1/events").header("x-cartback-signature", signature).body(Body::from(body)).unwrap()
 }
 

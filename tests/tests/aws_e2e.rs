@@ -63,8 +63,8 @@ async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fi
     let stack = Stack::create(Moto::global().clients().await, 3).await;
     let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
     // Cold start, as in functions/ingest: config, secret from Secrets Manager, services.
-    let config = stack.timer_config();
-    let secret = wiring::load_secret(&stack.clients, &config.secret_arn).await.unwrap();
+    let config = stack.ingest_config();
+    let secret = wiring::load_secret(&stack.clients, &config.timer.secret_arn).await.unwrap();
     let app = cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &config, secret.clone(), clock.clone())));
 
     let mut event = apigw_event("apigw-post-events.json");
@@ -128,7 +128,7 @@ async fn given_a_purchase_before_the_timer_fires_when_the_checker_runs_then_noth
     let stack = Stack::create(Moto::global().clients().await, 3).await;
     let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
     let secret = stack.secret();
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &stack.timer_config(), secret.clone(), clock.clone())));
+    let app = cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &stack.ingest_config(), secret.clone(), clock.clone())));
     let mut event = apigw_event("apigw-post-events.json");
     resign(&mut event, &secret, clock_now(&clock));
     assert_eq!(handlers::ingest(&app, event).await.status_code, 200);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cartback_aws::config::{ProcessEnv, TimerConfig};
+use cartback_aws::config::{IngestConfig, ProcessEnv};
 use cartback_aws::{clients, wiring};
 use cartback_core::ports::SystemClock;
 use lambda_http::Error;
@@ -12,9 +12,9 @@ use lambda_http::Error;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     cartback_aws::init_logging();
-    let config = TimerConfig::from_env(&ProcessEnv)?;
+    let config = IngestConfig::from_env(&ProcessEnv)?;
     let clients = clients::Clients::new(&clients::load_sdk_config().await);
-    let secret = wiring::load_secret(&clients, &config.secret_arn).await?;
+    let secret = wiring::load_secret(&clients, &config.timer.secret_arn).await?;
     let api = wiring::api(&clients, &config, secret, Arc::new(SystemClock));
     lambda_http::run(cartback_http::router(Arc::new(api))).await
 }

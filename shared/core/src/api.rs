@@ -17,8 +17,16 @@ pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 pub struct Api {
     pub ingest: Ingest,
     pub store: Arc<dyn StateStore>,
+    /// Business time (virtual under `cartback dev --clock-speed`): what
+    /// `/healthz` reports, link expiry, what the services stamp.
     pub clock: Arc<dyn Clock>,
+    /// Real time, always: the signature replay window is a security
+    /// property of real time, so it never follows a virtual clock.
+    pub wall_clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    /// Whether `POST /v1/events` still takes legacy v1 signatures
+    /// (`CARTBACK_ACCEPT_V1_SIGNATURES`); every other route needs v2.
+    pub accept_v1_signatures: bool,
 }
 
 pub fn cart_view(record: &crate::ports::CartRecord, timeline: &[TimelineEntry]) -> Value {

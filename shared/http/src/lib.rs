@@ -24,7 +24,7 @@ use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::ports::TimelineEntry;
 use cartback_core::signing::{verify_link, LinkError};
 
-pub use auth::Signed;
+pub use auth::{Signed, SignedOrV1};
 pub use error::ApiError;
 
 /// The routes of the public API (see `shared/core/openapi.json`).
@@ -58,7 +58,7 @@ async fn openapi() -> Response {
     (StatusCode::OK, [(CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }
 
-async fn post_events(State(api): State<Arc<Api>>, Signed(body): Signed) -> Result<Response, ApiError> {
+async fn post_events(State(api): State<Arc<Api>>, SignedOrV1(body): SignedOrV1) -> Result<Response, ApiError> {
     match api.ingest.ingest_body(&body).await? {
         Ok(answer) => Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default())),
         Err(e @ (BodyError::TooLarge(_) | BodyError::TooManyEvents(_))) => Err(ApiError::PayloadTooLarge(e.to_string())),
