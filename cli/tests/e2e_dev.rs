@@ -1,14 +1,16 @@
 //! End to end: starts the real `cartback dev` binary with a fast virtual
 //! clock and drives it over HTTP, reading results from the outbox folder and
 //! the cart read API. Waits poll for an outcome with a generous deadline; no
-//! test asserts how fast anything happens.
+//! test asserts how fast anything happens. Every answer is checked against
+//! the served OpenAPI document (`cartback_tests::openapi`).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cartback_core::signing::{sign_request, sign_request_v1, Secret, SignedRequest};
+use cartback_tests::openapi::{assert_response, Observed};
 use serde_json::{json, Value};
 
 const SECRET: &str = "e2e-test-secret-0123456789abcdef";
@@ -54,7 +56,8 @@ impl Dev {
     }
 
     fn server_now(&self) -> i64 {
-        let body: Value = ureq::get(&format!("{}/healthz", self.base)).call().unwrap().into_json().unwrap();
+        let (status, body) = checked("GET", "/healthz", ureq::get(&format!("{}/healthz", self.base)).call());
+        assert_eq!(status, 200);
         body["now"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp()
     }
 
@@ -70,7 +73,7 @@ impl Dev {
         if let Some(sig) = signature {
             request = request.set("x-cartback-signature", &sig);
         }
-        answer(request.send_bytes(body))
+        checked("POST", "/v1/events", request.send_bytes(body))
     }
 
     fn post(&self, body: &Value) -> Value {
@@ -83,7 +86,7 @@ impl Dev {
     fn cart(&self, cart_id: &str) -> (u16, Value) {
         let path = format!("/v1/carts/{cart_id}");
         let request = ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature("GET", &path, b""));
-        answer(request.call())
+        checked("GET", &path, request.call())
     }
 
     /// Emails in the outbox, with quoted-printable soft breaks and `=3D` undone.
@@ -135,15 +138,24 @@ impl Drop for Dev {
     }
 }
 
-fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+/// Status and JSON body of an answer to `method path`, once the answer is
+/// checked against the served OpenAPI document.
+fn checked(method: &str, path: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     let response = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("transport error: {e}"),
     };
     let status = response.status();
-    let text = response.into_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|name| Some((name.clone(), response.header(&name)?.to_owned())))
+        .collect();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).expect("the body reads");
+    assert_response(method, path, &Observed { status, headers, body: body.clone() });
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 fn readable(email: &str) -> String {
@@ -294,7 +306,7 @@ fn given_a_captured_cart_read_signature_when_replayed_on_another_cart_then_it_is
     assert_eq!(dev.post_raw(&v1_body, Some(v1)).0, 200, "v1 on POST /v1/events");
     let captured = dev.signature("GET", "/v1/carts/cart-a", b"");
     let get = |path: &str, signature: &str| {
-        answer(ureq::get(&format!("{}{path}", dev.base)).set("x-cartback-signature", signature).call()).0
+        checked("GET", path, ureq::get(&format!("{}{path}", dev.base)).set("x-cartback-signature", signature).call()).0
     };
     assert_eq!(get("/v1/carts/cart-a", &captured), 200);
     assert_eq!(get("/v1/carts/cart-b", &captured), 401);
@@ -323,7 +335,7 @@ fn given_garbage_bodies_when_posted_then_clear_4xx_answers_and_the_server_stays_
     let answer = dev.post(&json!({"events": [42, null, "x", {"event_id": 7}]}));
     assert_eq!(answer["rejected"], 4);
     assert_eq!(dev.cart("unknown-cart").0, 404);
-    assert_eq!(ureq::get(&format!("{}/healthz", dev.base)).call().unwrap().status(), 200);
+    assert_eq!(checked("GET", "/healthz", ureq::get(&format!("{}/healthz", dev.base)).call()).0, 200);
 }
 
 #[test]
@@ -338,9 +350,11 @@ fn given_a_sent_email_when_its_link_is_clicked_then_cartback_records_the_click_a
     let response = agent.get(&link).call().expect("redirect answer");
     assert_eq!(response.status(), 302);
     assert!(response.header("location").unwrap().starts_with("https://shop.example.com/p/mug"));
+    let path = &link[dev.base.len()..];
+    checked("GET", path, Ok(response));
     let (_, cart) = dev.cart("cart-k");
     assert!(cart["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "engagement"), "{cart:#}");
-    assert_eq!(agent.get(&format!("{}/r/forged.token", dev.base)).call().map(|r| r.status()).unwrap_or_else(|e| match e { ureq::Error::Status(c, _) => c, _ => 0 }), 404);
+    assert_eq!(checked("GET", "/r/forged.token", agent.get(&format!("{}/r/forged.token", dev.base)).call()).0, 404);
 }
 
 #[test]

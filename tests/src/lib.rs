@@ -2,3 +2,4 @@
 pub mod moto;
 pub mod contract;
 pub mod samples;
+pub mod openapi;

@@ -1,6 +1,7 @@
 //! Property tests of the HTTP contract: whatever arrives, Cartback answers
 //! with a JSON 2xx/4xx and never a 5xx or a panic, and the per-event answer
-//! always accounts for every event sent.
+//! always accounts for every event sent; every answer to a documented route
+//! keeps to the served OpenAPI document.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use cartback_core::service::{CampaignCache, Ingest, Settings};
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_local::testing::ManualClock;
 use cartback_local::{Database, SqliteScheduler};
+use cartback_tests::openapi::{served, Observed};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -36,17 +38,28 @@ fn api() -> (Router, Arc<ManualClock>) {
     (cartback_http::router(Arc::new(api)), clock)
 }
 
-/// One request through the router: its status and body.
-async fn call(app: Router, request: Request<Body>) -> (u16, Vec<u8>) {
+/// One request through the router: its status, headers and body.
+async fn call(app: Router, request: Request<Body>) -> Observed {
     let response = app.oneshot(request).await.unwrap_or_else(|never| match never {});
     let status = response.status().as_u16();
-    (status, to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec())
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect();
+    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec();
+    Observed { status, headers, body }
 }
 
 fn signed_post(clock: &ManualClock, body: Vec<u8>) -> Request<Body> {
     let request = SignedRequest { method: "POST", path_and_query: "/v1/events", body: &body };
     let signature = sign_request(&Secret::new(SECRET.to_vec()).unwrap(), clock.now().timestamp(), &request);
     Request::post("/v1/events").header("x-cartback-signature", signature).body(Body::from(body)).unwrap()
+}
+
+/// The answer keeps to what the served document says of `POST /v1/events`.
+fn documented(response: &Observed) -> Result<(), TestCaseError> {
+    served().check_response("POST", "/v1/events", response).map_err(|v| TestCaseError::fail(v.to_string()))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -84,9 +97,10 @@ proptest! {
     fn given_any_batch_of_json_events_when_posted_then_every_event_is_answered_and_nothing_fails_on_the_server(events in prop::collection::vec(json_value(), 0..6)) {
         let (api, clock) = api();
         let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
-        let (status, response) = runtime().block_on(call(api, signed_post(&clock, body)));
-        prop_assert_eq!(status, 200);
-        let answer: Value = serde_json::from_slice(&response).unwrap();
+        let response = runtime().block_on(call(api, signed_post(&clock, body)));
+        prop_assert_eq!(response.status, 200);
+        documented(&response)?;
+        let answer: Value = serde_json::from_slice(&response.body).unwrap();
         let results = answer["results"].as_array().unwrap();
         prop_assert_eq!(results.len(), events.len());
         let counted = answer["accepted"].as_u64().unwrap() + answer["duplicates"].as_u64().unwrap() + answer["rejected"].as_u64().unwrap();
@@ -101,9 +115,10 @@ proptest! {
     #[test]
     fn given_arbitrary_bytes_when_posted_then_the_answer_is_a_json_4xx_or_200(body in prop::collection::vec(any::<u8>(), 0..512)) {
         let (api, clock) = api();
-        let (status, response) = runtime().block_on(call(api, signed_post(&clock, body)));
-        prop_assert!(matches!(status, 200 | 400), "status {}", status);
-        prop_assert!(serde_json::from_slice::<Value>(&response).is_ok());
+        let response = runtime().block_on(call(api, signed_post(&clock, body)));
+        prop_assert!(matches!(response.status, 200 | 400), "status {}", response.status);
+        documented(&response)?;
+        prop_assert!(serde_json::from_slice::<Value>(&response.body).is_ok());
     }
 
     #[test]
@@ -118,7 +133,7 @@ proptest! {
         if let Some(signature) = signature {
             request = request.header("x-cartback-signature", signature);
         }
-        let (status, _) = runtime().block_on(call(api, request.body(Body::empty()).unwrap()));
+        let status = runtime().block_on(call(api, request.body(Body::empty()).unwrap())).status;
         prop_assert!(status < 500, "{} {} -> {}", method, path, status);
     }
 }

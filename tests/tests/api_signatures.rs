@@ -28,7 +28,12 @@ fn app(accept_v1_signatures: bool) -> (Router, Arc<ManualClock>) {
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), chrono::Duration::seconds(60)));
     let settings = Arc::new(Settings::new(secret(), "http://localhost", "http://shop/{cart_id}?t={token}"));
     let api = Api {
-        ingest: Ingest { store: Arc::new(db.clone()), scheduler: Arc::new(SqliteScheduler::new(db.clone())), campaigns, clock: clock.clone() },
+        ingest: Ingest {
+            store: Arc::new(db.clone()),
+            scheduler: Arc::new(SqliteScheduler::new(db.clone())),
+            campaigns,
+            clock: clock.clone(),
+        },
         store: Arc::new(db),
         clock: clock.clone(),
         wall_clock: clock.clone(),
@@ -43,14 +48,18 @@ async fn call(app: &Router, method: &str, path: &str, signature: Option<String>,
     if let Some(signature) = signature {
         request = request.header("x-cartback-signature", signature);
     }
-    let response = app.clone().oneshot(request.body(Body::from(body)).unwrap()).await.unwrap_or_else(|never| match never {});
+    let response =
+        app.clone().oneshot(request.body(Body::from(body)).unwrap()).await.unwrap_or_else(|never| match never {});
     let status = response.status().as_u16();
     let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
 fn event_body() -> Vec<u8> {
-    serde_json::to_vec(&json!({ "event_id": "e1", "type": "identify", "customer_id": "c1", "occurred_at": "2026-11-23T09:59:00Z" })).unwrap()
+    serde_json::to_vec(
+        &json!({ "event_id": "e1", "type": "identify", "customer_id": "c1", "occurred_at": "2026-11-23T09:59:00Z" }),
+    )
+    .unwrap()
 }
 
 /// GIVEN v1 switched off (CARTBACK_ACCEPT_V1_SIGNATURES=false) WHEN a storefront posts with v1 THEN 401
@@ -68,7 +77,11 @@ async fn given_the_v1_switch_when_events_are_posted_then_v1_passes_only_while_it
         }
         let request = SignedRequest { method: "POST", path_and_query: "/v1/events", body: &body };
         let v2 = sign_request(&secret(), clock.now().timestamp(), &request);
-        assert_eq!(call(&app, "POST", "/v1/events", Some(v2), body.clone()).await.0, 200, "v2 with accept v1 = {accept}");
+        assert_eq!(
+            call(&app, "POST", "/v1/events", Some(v2), body.clone()).await.0,
+            200,
+            "v2 with accept v1 = {accept}"
+        );
     }
 }
 

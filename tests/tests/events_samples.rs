@@ -9,6 +9,10 @@
 //!   placeholders that their tests re-sign);
 //! - `events/local/*`: the README walkthrough's bodies.
 //!
+//! Every API Gateway answer is checked against the served OpenAPI document,
+//! and every request body here against its request schema
+//! (`cartback_tests::openapi`).
+//!
 //! The Lambda events go through `cartback_aws::handlers::*`, the functions
 //! the binaries call, with services on the local adapters (SQLite, outbox)
 //! instead of DynamoDB/SQS/SES: the honest in-process path, with no
@@ -31,6 +35,7 @@ use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, 
 use cartback_core::ports::{StateStore, TimerPayload};
 use cartback_core::signing::{sign_link, verify_request, Accept, LinkClaims, SignedRequest, SIGNATURE_HEADER};
 use cartback_tests::moto::sign_apigw;
+use cartback_tests::openapi::{assert_response, served, Observed};
 use cartback_tests::samples::{events_dir, json_files, md5_hex, request_time, sample, sample_as, sample_secret, LocalStack, PUBLIC_BASE_URL};
 
 // ---------------------------------------------------------------- the list
@@ -111,7 +116,23 @@ fn stack_for(relative: &str) -> LocalStack {
 /// Sends a sample request at its own time.
 async fn send(stack: &LocalStack, relative: &str) -> ApiGatewayV2httpResponse {
     stack.clock.set(request_time(&sample(relative)));
-    handlers::ingest(&stack.app, apigw(relative)).await
+    ingest(stack, apigw(relative)).await
+}
+
+/// The ingest Lambda's answer, checked against the served OpenAPI document.
+async fn ingest(stack: &LocalStack, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    let method = request.request_context.http.method.to_string();
+    let path = request.raw_path.clone().unwrap_or_default();
+    let response = handlers::ingest(&stack.app, request).await;
+    let headers =
+        response.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned())).collect();
+    let body = match &response.body {
+        Some(Body::Text(t)) => t.as_bytes().to_vec(),
+        Some(Body::Binary(b)) => b.clone(),
+        _ => Vec::new(),
+    };
+    assert_response(&method, &path, &Observed { status: response.status_code as u16, headers, body });
+    response
 }
 
 fn jobs_in(event: &SqsEvent) -> Vec<(String, Option<MessageJob>)> {
@@ -246,11 +267,11 @@ async fn given_the_aws_emulator_fixtures_when_re_signed_and_sent_then_they_are_a
     let stack = LocalStack::new(now);
     let mut post = apigw(AWS_POST);
     post.headers.insert(SIGNATURE_HEADER, sign_apigw(&post, &sample_secret(), now).parse().unwrap());
-    let answer = body_json(&handlers::ingest(&stack.app, post).await);
+    let answer = body_json(&ingest(&stack, post).await);
     assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(3), Some(0)), "{answer}");
     let mut get = apigw(AWS_GET);
     get.headers.insert(SIGNATURE_HEADER, sign_apigw(&get, &sample_secret(), now).parse().unwrap());
-    let cart = handlers::ingest(&stack.app, get).await;
+    let cart = ingest(&stack, get).await;
     assert_eq!(cart.status_code, 200);
     assert_eq!(body_json(&cart)["cart_id"], "cart-aws-1");
 }
@@ -414,6 +435,35 @@ fn given_the_local_walkthrough_files_when_parsed_then_the_counts_match_the_readm
     }
     let mixed = parse_body(&std::fs::read(events_dir().join("local/04-mixed-batch.json")).unwrap(), now).unwrap();
     assert_eq!(mixed[1].result.as_ref().unwrap_err().field, "items[0].price");
+}
+
+/// GIVEN every body for `POST /v1/events` in events/ (the walkthrough files
+/// and the API Gateway samples' bodies) WHEN checked against the served
+/// document's request schema THEN each event the server accepts is valid by
+/// the schema and each it rejects (the mixed batch's bad price) is not, and a
+/// body of only good events is a valid request. The document's own example is
+/// the API Gateway sample's body.
+#[test]
+fn given_every_request_body_in_events_when_checked_against_the_served_document_then_schema_and_server_agree() {
+    let now = at("2026-11-23T12:00:00Z");
+    let mut bodies: Vec<(String, Value)> = LOCAL.iter().map(|(f, _, _)| (f.to_string(), sample(f))).collect();
+    for relative in [POST_EVENTS, AWS_POST] {
+        let body = apigw(relative).body.expect("a body");
+        bodies.push((relative.to_owned(), serde_json::from_str(&body).expect("a JSON body")));
+    }
+    let documented = &served().document()["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"];
+    assert_eq!(documented["example"], bodies[LOCAL.len()].1, "the document's example is events/{POST_EVENTS}'s body");
+    for (relative, body) in bodies {
+        let raw_events = body.get("events").and_then(Value::as_array).cloned().unwrap_or_else(|| vec![body.clone()]);
+        let parsed = parse_body(&serde_json::to_vec(&body).unwrap(), now).unwrap();
+        for (index, (raw, server)) in raw_events.iter().zip(&parsed).enumerate() {
+            let schema = served().validate("#/components/schemas/Event", raw);
+            let verdicts = format!("schema {schema:?}, server {:?}", server.result);
+            assert_eq!(schema.is_ok(), server.result.is_ok(), "{relative} event {index}: {verdicts}");
+        }
+        let request = served().check_request("POST", "/v1/events", &body);
+        assert_eq!(request.is_ok(), parsed.iter().all(|p| p.result.is_ok()), "{relative}: {request:?}");
+    }
 }
 
 // ---------------------------------------------------------------- generator

@@ -52,3 +52,25 @@ async fn given_repeated_views_of_one_item_when_ingested_then_each_is_accepted_bu
     let again = json!({"event_id": "v3", "type": "view_item", "cart_id": "c", "items": [{"item_id": "sku-1"}]});
     assert_eq!(send(&ingest, &clock, again).await, Ok(EventStatus::Duplicate), "a repeated event_id is still a duplicate");
 }
+
+/// Found by the simulation: a repeated view that carries a guest's contact
+/// data or the customer id was dropped with what it carried.
+#[tokio::test]
+async fn given_a_repeated_view_carrying_contact_data_or_a_customer_id_when_ingested_then_the_cart_keeps_them() {
+    let (ingest, db, clock) = ingest();
+    let view = |id: &str, extra: serde_json::Value| {
+        let mut event = json!({"event_id": id, "type": "view_item", "cart_id": "c", "items": [{"item_id": "sku-1"}]});
+        event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        event
+    };
+    assert_eq!(send(&ingest, &clock, view("v1", json!({}))).await, Ok(EventStatus::Accepted));
+    let with_email = view("v2", json!({"customer": {"email": "guest@example.com"}}));
+    assert_eq!(send(&ingest, &clock, with_email).await, Ok(EventStatus::Accepted));
+    assert_eq!(send(&ingest, &clock, view("v3", json!({"customer_id": "u1"}))).await, Ok(EventStatus::Accepted));
+    assert_eq!(send(&ingest, &clock, view("v4", json!({"customer_id": "u1"}))).await, Ok(EventStatus::Accepted));
+
+    let record = db.get_cart("c").await.unwrap().unwrap();
+    let cart = record.cart();
+    assert_eq!((cart.contact.email.as_deref(), cart.customer_id.as_deref()), (Some("guest@example.com"), Some("u1")));
+    assert_eq!(record.events.len(), 3, "the plain repeat v4 is still not stored");
+}

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveTime};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -459,10 +460,10 @@ fn given_a_known_customer_when_the_cart_holds_other_contact_data_then_the_profil
 // ------------------------------------------------------- 7-day entry cooldown
 
 #[test]
-fn given_a_message_on_another_cart_six_days_ago_when_a_new_cart_is_abandoned_then_it_stops_with_cooldown_7d() {
+fn given_a_message_on_another_cart_six_days_ago_when_a_new_cart_is_abandoned_then_it_stops_in_the_entry_cooldown() {
     let mut s = Scenario::desktop();
     s.history.push(message("c0", 0, Email, s.due() - days(6)));
-    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::Cooldown7d);
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::EntryCooldown);
     assert!(why.contains("cart c0") && why.contains("7 days"), "{why}");
 }
 
@@ -1087,12 +1088,12 @@ fn given_the_same_input_when_decided_twice_then_the_decisions_are_identical() {
 fn all_codes() -> BTreeSet<ReasonCode> {
     use ReasonCode::*;
     let guard = |c: ReasonCode| match c {
-        WaitingForInactivity | WaitingForNextStep | QuietHoursDeferred | Sent | NoConsent | NoReachableChannel | Cooldown7d
+        WaitingForInactivity | WaitingForNextStep | QuietHoursDeferred | Sent | NoConsent | NoReachableChannel | EntryCooldown
         | PushCapReached | SmsCapReached | SmsWindowClosed | RecentPurchase | Purchased | CartEmptied | NothingInCart
         | CampaignDisabled | NoMatchingCampaign | Engaged | SequenceCompleted => c,
     };
     [
-        WaitingForInactivity, WaitingForNextStep, QuietHoursDeferred, Sent, NoConsent, NoReachableChannel, Cooldown7d,
+        WaitingForInactivity, WaitingForNextStep, QuietHoursDeferred, Sent, NoConsent, NoReachableChannel, EntryCooldown,
         PushCapReached, SmsCapReached, SmsWindowClosed, RecentPurchase, Purchased, CartEmptied, NothingInCart,
         CampaignDisabled, NoMatchingCampaign, Engaged, SequenceCompleted,
     ]

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::contact;
+use crate::{contact, enum_names};
 
 pub const MAX_EVENTS_PER_REQUEST: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -47,20 +47,11 @@ impl EventType {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::ViewItem => "view_item",
-            EventType::AddToCart => "add_to_cart",
-            EventType::RemoveFromCart => "remove_from_cart",
-            EventType::CartUpdate => "cart_update",
-            EventType::BeginCheckout => "begin_checkout",
-            EventType::Purchase => "purchase",
-            EventType::Identify => "identify",
-            EventType::Return => "return",
-        }
+        enum_names::name_of(&self)
     }
 
     fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
+        enum_names::from_name(s)
     }
 
     /// Events that change what is in the cart and so count as cart activity.
@@ -89,12 +80,7 @@ pub enum Device {
 
 impl Device {
     fn parse(s: &str) -> Option<Self> {
-        match s {
-            "mobile" => Some(Device::Mobile),
-            "desktop" => Some(Device::Desktop),
-            "tablet" => Some(Device::Tablet),
-            _ => None,
-        }
+        enum_names::from_name(s)
     }
 }
 
@@ -368,7 +354,10 @@ fn validate_item(raw: &Value, index: usize) -> Result<Item, FieldError> {
     let price = optional_decimal(obj.get("price"), &path("price"))?;
     let quantity = match obj.get("quantity") {
         None | Some(Value::Null) => 1,
-        Some(Value::Number(n)) => match n.as_u64() {
+        // A whole number written as `2.0` or `1e2` is an integer to JSON Schema (and the API document) too.
+        Some(Value::Number(n)) => match n.as_u64().or_else(|| {
+            n.as_f64().filter(|f| f.fract() == 0.0 && (1.0..=10_000.0).contains(f)).map(|f| f as u64)
+        }) {
             Some(q) if (1..=10_000).contains(&q) => q as u32,
             _ => return Err(FieldError::new(path("quantity"), "must be a whole number from 1 to 10000")),
         },
@@ -580,6 +569,19 @@ mod tests {
         let mut raw = add_to_cart();
         raw["items"][0]["price"] = json!(19.99);
         assert_eq!(validate_event(&raw, now()).unwrap().items[0].price, Some(Decimal::new(1999, 2)));
+    }
+
+    /// Found by schemathesis: the document's `"type": "integer"` admits `2.0` and `1e2`.
+    #[test]
+    fn given_a_whole_quantity_written_with_a_fraction_or_exponent_when_validated_then_it_is_accepted() {
+        for (written, quantity) in [(json!(2.0), 2), (serde_json::from_str::<Value>("1e2").unwrap(), 100)] {
+            let mut raw = add_to_cart();
+            raw["items"][0]["quantity"] = written.clone();
+            assert_eq!(validate_event(&raw, now()).map(|e| e.items[0].quantity), Ok(quantity), "{written}");
+        }
+        let mut raw = add_to_cart();
+        raw["items"][0]["quantity"] = json!(2.5);
+        assert_eq!(validate_event(&raw, now()).unwrap_err().field, "items[0].quantity");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod campaign;
 pub mod cart;
 pub mod customer;
 pub mod engine;
+pub mod enum_names;
 pub mod event;
 pub mod message;
 pub mod ports;

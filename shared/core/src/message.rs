@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::enum_names;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -18,12 +20,7 @@ impl Channel {
     pub const ALL: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Push, Channel::WebPush];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-            Channel::Push => "push",
-            Channel::WebPush => "web_push",
-        }
+        enum_names::name_of(&self)
     }
 
     /// The queue (and sender) that carries this channel. Web push shares the
@@ -49,11 +46,7 @@ impl QueueName {
     pub const ALL: [QueueName; 3] = [QueueName::Email, QueueName::Sms, QueueName::Push];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            QueueName::Email => "email",
-            QueueName::Sms => "sms",
-            QueueName::Push => "push",
-        }
+        enum_names::name_of(&self)
     }
 }
 
@@ -71,15 +64,38 @@ pub enum MessageStatus {
     Cancelled { reason: String, at: DateTime<Utc> },
 }
 
+/// The state of a [`MessageStatus`] without its data; its serde name is the
+/// status's `state` tag (a test keeps the two derives in step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    Queued,
+    Sending,
+    Sent,
+    Rejected,
+    Cancelled,
+}
+
+impl MessageState {
+    pub fn as_str(self) -> &'static str {
+        enum_names::name_of(&self)
+    }
+}
+
 impl MessageStatus {
-    pub fn name(&self) -> &'static str {
+    pub fn state(&self) -> MessageState {
         match self {
-            MessageStatus::Queued => "queued",
-            MessageStatus::Sending { .. } => "sending",
-            MessageStatus::Sent { .. } => "sent",
-            MessageStatus::Rejected { .. } => "rejected",
-            MessageStatus::Cancelled { .. } => "cancelled",
+            MessageStatus::Queued => MessageState::Queued,
+            MessageStatus::Sending { .. } => MessageState::Sending,
+            MessageStatus::Sent { .. } => MessageState::Sent,
+            MessageStatus::Rejected { .. } => MessageState::Rejected,
+            MessageStatus::Cancelled { .. } => MessageState::Cancelled,
         }
+    }
+
+    /// The `state` tag of the serde form, e.g. `"sent"`.
+    pub fn name(&self) -> &'static str {
+        self.state().as_str()
     }
 
     /// Counts towards caps: everything that was or may still be sent.
@@ -138,4 +154,40 @@ pub struct MessageJob {
     pub cart_id: String,
     pub channel: Channel,
     pub outgoing: Outgoing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_name<T: Serialize>(value: &T) -> serde_json::Value {
+        serde_json::to_value(value).expect("serialisable")
+    }
+
+    #[test]
+    fn given_every_channel_and_queue_when_named_then_the_name_is_the_json_string() {
+        for channel in Channel::ALL {
+            assert_eq!(json_name(&channel), channel.as_str());
+        }
+        for queue in QueueName::ALL {
+            assert_eq!(json_name(&queue), queue.as_str());
+        }
+        assert_eq!(Channel::WebPush.as_str(), "web_push");
+    }
+
+    #[test]
+    fn given_every_message_status_when_named_then_the_name_is_its_serde_state_tag() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let statuses = [
+            MessageStatus::Queued,
+            MessageStatus::Sending { lease_until: at, attempts: 1 },
+            MessageStatus::Sent { provider_message_id: "p".into(), at },
+            MessageStatus::Rejected { error: "e".into(), at },
+            MessageStatus::Cancelled { reason: "r".into(), at },
+        ];
+        for status in statuses {
+            assert_eq!(json_name(&status)["state"], status.name(), "{status:?}");
+        }
+        assert_eq!(MessageStatus::Queued.name(), "queued");
+    }
 }

@@ -3,6 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::enum_names;
+
+/// Why the engine decided what it did. The serde name (snake case) is the
+/// code stored on timelines and answered by the API; codes name the rule,
+/// never a setting's value, so a changed setting cannot make them lie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonCode {
@@ -12,7 +17,10 @@ pub enum ReasonCode {
     Sent,
     NoConsent,
     NoReachableChannel,
-    Cooldown7d,
+    /// The customer got a message about another cart within the campaign's
+    /// `entry_cooldown` (any length). Was `cooldown_7d`, still accepted.
+    #[serde(alias = "cooldown_7d")]
+    EntryCooldown,
     PushCapReached,
     SmsCapReached,
     SmsWindowClosed,
@@ -27,27 +35,34 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    pub const ALL: [ReasonCode; 18] = [
+        ReasonCode::WaitingForInactivity,
+        ReasonCode::WaitingForNextStep,
+        ReasonCode::QuietHoursDeferred,
+        ReasonCode::Sent,
+        ReasonCode::NoConsent,
+        ReasonCode::NoReachableChannel,
+        ReasonCode::EntryCooldown,
+        ReasonCode::PushCapReached,
+        ReasonCode::SmsCapReached,
+        ReasonCode::SmsWindowClosed,
+        ReasonCode::RecentPurchase,
+        ReasonCode::Purchased,
+        ReasonCode::CartEmptied,
+        ReasonCode::NothingInCart,
+        ReasonCode::CampaignDisabled,
+        ReasonCode::NoMatchingCampaign,
+        ReasonCode::Engaged,
+        ReasonCode::SequenceCompleted,
+    ];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            ReasonCode::WaitingForInactivity => "waiting_for_inactivity",
-            ReasonCode::WaitingForNextStep => "waiting_for_next_step",
-            ReasonCode::QuietHoursDeferred => "quiet_hours_deferred",
-            ReasonCode::Sent => "sent",
-            ReasonCode::NoConsent => "no_consent",
-            ReasonCode::NoReachableChannel => "no_reachable_channel",
-            ReasonCode::Cooldown7d => "cooldown_7d",
-            ReasonCode::PushCapReached => "push_cap_reached",
-            ReasonCode::SmsCapReached => "sms_cap_reached",
-            ReasonCode::SmsWindowClosed => "sms_window_closed",
-            ReasonCode::RecentPurchase => "recent_purchase",
-            ReasonCode::Purchased => "purchased",
-            ReasonCode::CartEmptied => "cart_emptied",
-            ReasonCode::NothingInCart => "nothing_in_cart",
-            ReasonCode::CampaignDisabled => "campaign_disabled",
-            ReasonCode::NoMatchingCampaign => "no_matching_campaign",
-            ReasonCode::Engaged => "engaged",
-            ReasonCode::SequenceCompleted => "sequence_completed",
-        }
+        enum_names::name_of(&self)
+    }
+
+    /// The code for a stored or received string, old names included.
+    pub fn parse(text: &str) -> Option<Self> {
+        enum_names::from_name(text)
     }
 }
 
@@ -61,5 +76,28 @@ pub struct Reason {
 impl Reason {
     pub fn new(code: ReasonCode, message: impl Into<String>) -> Self {
         Reason { code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_every_code_when_named_then_the_name_is_its_json_string_and_parses_back() {
+        for code in ReasonCode::ALL {
+            let json = serde_json::to_value(code).expect("serialisable");
+            assert_eq!(json.as_str(), Some(code.as_str()));
+            assert_eq!(ReasonCode::parse(code.as_str()), Some(code));
+        }
+    }
+
+    #[test]
+    fn given_the_old_cooldown_7d_string_when_read_then_it_is_the_entry_cooldown_and_is_written_back_as_such() {
+        assert_eq!(ReasonCode::parse("cooldown_7d"), Some(ReasonCode::EntryCooldown));
+        let old = r#"{"code": "cooldown_7d", "message": "m"}"#;
+        let read: Reason = serde_json::from_str(old).expect("old timeline JSON");
+        assert_eq!(read.code, ReasonCode::EntryCooldown);
+        assert_eq!(serde_json::to_value(read.code).expect("serialisable"), "entry_cooldown");
     }
 }

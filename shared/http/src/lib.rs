@@ -61,7 +61,9 @@ async fn openapi() -> Response {
 async fn post_events(State(api): State<Arc<Api>>, SignedOrV1(body): SignedOrV1) -> Result<Response, ApiError> {
     match api.ingest.ingest_body(&body).await? {
         Ok(answer) => Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default())),
-        Err(e @ (BodyError::TooLarge(_) | BodyError::TooManyEvents(_))) => Err(ApiError::PayloadTooLarge(e.to_string())),
+        Err(e @ (BodyError::TooLarge(_) | BodyError::TooManyEvents(_))) => {
+            Err(ApiError::PayloadTooLarge(e.to_string()))
+        }
         Err(e) => Err(ApiError::BadRequest(e.to_string())),
     }
 }
@@ -75,12 +77,16 @@ async fn get_cart(
     _signed: Signed,
 ) -> Result<Response, ApiError> {
     let Path(cart_id) = cart_id.map_err(|_| ApiError::BadRequest("cart_id: not valid percent-encoded UTF-8".into()))?;
-    let record = api.store.get_cart(&cart_id).await?.ok_or_else(|| ApiError::NotFound(format!("no cart {cart_id:?}")))?;
+    let record =
+        api.store.get_cart(&cart_id).await?.ok_or_else(|| ApiError::NotFound(format!("no cart {cart_id:?}")))?;
     let timeline = api.store.timeline(&cart_id).await?;
     Ok(json_response(StatusCode::OK, &cart_view(&record, &timeline)))
 }
 
-async fn redirect(State(api): State<Arc<Api>>, token: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+async fn redirect(
+    State(api): State<Arc<Api>>,
+    token: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
     let now = api.clock.now();
     let invalid = || ApiError::NotFound("This link is not valid.".into());
     let Path(token) = token.map_err(|_| invalid())?;

@@ -155,10 +155,18 @@ pub const MAX_EVENTS_PER_CART: usize = 300;
 const MAX_CART_LOG_BYTES: usize = 300 * 1024;
 
 /// A view of items this cart already viewed changes nothing in its state
-/// (views count distinct items), so it is acknowledged but not stored.
+/// (views count distinct items), so it is acknowledged but not stored;
+/// unless it carries what the fold also reads: contact data, or a customer
+/// id or currency other than the cart's (the simulation found views with a
+/// guest's email dropped this way).
 fn is_repeated_view(record: &CartRecord, event: &Event) -> bool {
     let seen = |id: &str| record.events.iter().any(|e| e.kind == EventType::ViewItem && e.items.iter().any(|i| i.item_id == id));
-    event.kind == EventType::ViewItem && event.items.iter().all(|i| seen(&i.item_id))
+    if event.kind != EventType::ViewItem || event.customer.is_some() || !event.items.iter().all(|i| seen(&i.item_id)) {
+        return false;
+    }
+    let cart = record.cart();
+    let same = |new: &Option<String>, current: &Option<String>| new.is_none() || new == current;
+    same(&event.customer_id, &cart.customer_id) && same(&event.currency, &cart.currency)
 }
 
 /// Why a cart cannot take this event, if it cannot. A purchase always fits:

@@ -1,0 +1,226 @@
+//! The rules of `decide`, in the order they apply. Each one either decides
+//! (`ControlFlow::Break`) or lets the cart through to the next.
+
+use std::ops::ControlFlow::Continue;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{human, stop, wait, Input, NextStep, Rule};
+use crate::campaign::{Campaign, DelayFrom, Segment};
+use crate::cart::{Cart, CartStatus};
+use crate::customer::Customer;
+use crate::message::Channel;
+use crate::reason::ReasonCode;
+
+/// Purchase and emptied cart: only an active cart with something added is
+/// worth a reminder. Lets through the cart's last activity.
+pub(super) fn cart_awaits_recovery(cart: &Cart) -> Rule<DateTime<Utc>> {
+    match (cart.status, cart.last_activity_at) {
+        (CartStatus::Converted, _) => {
+            stop(ReasonCode::Purchased, "The customer bought this cart; nothing more is sent.")
+        }
+        (CartStatus::Emptied, _) => stop(ReasonCode::CartEmptied, "The cart was emptied; there is nothing to recover."),
+        (CartStatus::Browsing, _) | (CartStatus::Active, None) => {
+            stop(ReasonCode::NothingInCart, "Nothing was ever added to this cart.")
+        }
+        (CartStatus::Active, Some(last_activity)) => Continue(last_activity),
+    }
+}
+
+/// Entry and campaign choice: a cart stays in the campaign it entered while
+/// that campaign is enabled; a new cart enters the highest-priority enabled
+/// campaign whose entry filters match.
+pub(super) fn campaign_for_cart<'a>(input: &Input<'a>) -> Rule<&'a Campaign> {
+    let Some(id) = &input.progress.campaign_id else {
+        return choose_campaign(input);
+    };
+    match input.campaigns.iter().find(|c| &c.id == id) {
+        Some(c) if c.enabled => Continue(c),
+        Some(_) => {
+            stop(ReasonCode::CampaignDisabled, format!("Campaign {id:?} was disabled; its pending steps are not sent."))
+        }
+        None => stop(
+            ReasonCode::CampaignDisabled,
+            format!("Campaign {id:?} no longer exists; its pending steps are not sent."),
+        ),
+    }
+}
+
+fn choose_campaign<'a>(input: &Input<'a>) -> Rule<&'a Campaign> {
+    let mut enabled: Vec<&Campaign> = input.campaigns.iter().filter(|c| c.enabled).collect();
+    if enabled.is_empty() {
+        return stop(ReasonCode::CampaignDisabled, "No campaign is enabled.");
+    }
+    enabled.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
+    let mut misses = Vec::new();
+    for campaign in enabled {
+        match entry_miss(input, campaign) {
+            None => return Continue(campaign),
+            Some(why) => misses.push(format!("{}: {why}", campaign.id)),
+        }
+    }
+    stop(ReasonCode::NoMatchingCampaign, format!("No campaign's entry filters match ({}).", misses.join("; ")))
+}
+
+/// Why the cart does not pass `campaign`'s entry filters, or `None`.
+fn entry_miss(input: &Input, campaign: &Campaign) -> Option<String> {
+    let filters = &campaign.entry;
+    if let Some(min) = filters.min_cart_value {
+        let subtotal = input.cart.totals().subtotal;
+        if subtotal < min {
+            return Some(format!("cart value {subtotal} is below {min}"));
+        }
+    }
+    if let Some(min) = filters.min_items_viewed {
+        if input.cart.items_viewed < min {
+            return Some(format!("{} items viewed, {min} needed", input.cart.items_viewed));
+        }
+    }
+    if let Some(segment) = filters.segment {
+        let customer = input.customer;
+        let inside = match segment {
+            Segment::ReturnedRecently => customer.is_some_and(|c| c.returned_since(input.now - Duration::days(90))),
+            Segment::FirstTimeBuyer => customer.is_none_or(|c| c.purchases.is_empty()),
+            Segment::ReturningBuyer => customer.is_some_and(|c| !c.purchases.is_empty()),
+        };
+        if !inside {
+            return Some(format!("customer is not in segment {segment:?}"));
+        }
+    }
+    None
+}
+
+/// The first step not yet dispatched, and when it is due: its delay after
+/// the last activity or after the previous step, never before the previous
+/// step went out.
+pub(super) fn next_step<'a>(
+    input: &Input<'a>,
+    campaign: &'a Campaign,
+    last_activity: DateTime<Utc>,
+) -> Rule<NextStep<'a>> {
+    let index = input.progress.steps.len();
+    let Some(step) = campaign.steps.get(index) else {
+        let count = campaign.steps.len();
+        return stop(
+            ReasonCode::SequenceCompleted,
+            format!("All {count} steps of campaign {:?} were sent.", campaign.id),
+        );
+    };
+    let previous = input.progress.steps.last();
+    let due = match (previous, step.delay_from) {
+        (None, _) | (Some(_), DelayFrom::LastActivity) => last_activity + step.delay,
+        (Some(prev), DelayFrom::PreviousStep) => prev.at + step.delay,
+    };
+    let due = previous.map_or(due, |p| due.max(p.at));
+    Continue(NextStep { campaign, index, step, previous, last_activity, due })
+}
+
+/// Due time: nothing goes out before the step is due.
+pub(super) fn wait_until_due(input: &Input, next: &NextStep) -> Rule {
+    if input.now >= next.due {
+        return Continue(());
+    }
+    let (code, what) = if next.index == 0 {
+        (ReasonCode::WaitingForInactivity, "the cart is abandoned")
+    } else {
+        (ReasonCode::WaitingForNextStep, "the next step is due")
+    };
+    let (due, number, campaign) = (next.due.to_rfc3339(), next.number(), &next.campaign.id);
+    wait(next.due, code, format!("Waiting until {due} when {what} (step {number} of {campaign:?})."))
+}
+
+/// Engagement: a click on the previous message, or coming back to the cart
+/// after it, ends the sequence.
+pub(super) fn stop_after_engagement(input: &Input, next: &NextStep) -> Rule {
+    let Some(prev) = next.previous else { return Continue(()) };
+    let engaged = input.history.iter().any(|m| m.message_id == prev.message_id && m.engaged_at.is_some());
+    if engaged {
+        return stop(
+            ReasonCode::Engaged,
+            format!("The customer engaged with step {}'s message; no follow-up.", prev.step + 1),
+        );
+    }
+    if next.last_activity > prev.at {
+        return stop(
+            ReasonCode::Engaged,
+            format!("The customer came back to the cart after step {}'s message.", prev.step + 1),
+        );
+    }
+    Continue(())
+}
+
+/// Cap after a purchase: no reminder within `after_purchase` of any purchase
+/// by the customer, nor for a cart last touched before a purchase. A zero
+/// pause is the marketer's explicit opt-out of this rule.
+pub(super) fn pause_after_purchase(input: &Input, next: &NextStep) -> Rule {
+    let pause = next.campaign.caps.after_purchase;
+    let purchased = input.customer.and_then(Customer::last_purchase_at).filter(|_| pause > Duration::zero());
+    let Some(purchased) = purchased else { return Continue(()) };
+    if input.now < purchased + pause {
+        return stop(
+            ReasonCode::RecentPurchase,
+            format!(
+                "The customer bought something at {}; no reminder within {} of a purchase.",
+                purchased.to_rfc3339(),
+                human(pause)
+            ),
+        );
+    }
+    // Bought after the last cart edit, e.g. on another device or checkout
+    // path: this cart is most likely what they bought.
+    if purchased >= next.last_activity {
+        return stop(
+            ReasonCode::RecentPurchase,
+            format!("The customer bought something at {}, after the last change to this cart.", purchased.to_rfc3339()),
+        );
+    }
+    Continue(())
+}
+
+/// Entry cooldown: a cart does not enter a campaign when the customer got an
+/// abandoned-cart message about another cart within `entry_cooldown`.
+pub(super) fn entry_cooldown(input: &Input, next: &NextStep) -> Rule {
+    if next.index != 0 {
+        return Continue(());
+    }
+    let cooldown = next.campaign.caps.entry_cooldown;
+    let since = input.now - cooldown;
+    let recent = input
+        .history
+        .iter()
+        .find(|m| m.cart_id != input.cart.cart_id && m.status.counts_as_sent() && m.decided_at > since);
+    match recent {
+        None => Continue(()),
+        Some(recent) => stop(
+            ReasonCode::EntryCooldown,
+            format!(
+                "The customer got an abandoned-cart message at {} (cart {}); no new entry within {}.",
+                recent.decided_at.to_rfc3339(),
+                recent.cart_id,
+                human(cooldown)
+            ),
+        ),
+    }
+}
+
+/// Quiet hours: a channel the campaign keeps quiet at night waits for the
+/// end of the quiet hours in the customer's time zone.
+pub(super) fn defer_in_quiet_hours(input: &Input, next: &NextStep, channel: Channel) -> Rule {
+    let quiet = &next.campaign.quiet_hours;
+    if !quiet.channels.contains(&channel) {
+        return Continue(());
+    }
+    let tz = super::customer_time_zone(input.contact(), &quiet.default_timezone);
+    let Some(until) = super::quiet_until(input.now, tz, next.campaign) else { return Continue(()) };
+    let (start, end) = (quiet.start.format("%H:%M"), quiet.end.format("%H:%M"));
+    wait(
+        until,
+        ReasonCode::QuietHoursDeferred,
+        format!(
+            "{} is in quiet hours ({start}-{end} {}); deferred to {}.",
+            channel.as_str(),
+            tz.name(),
+            until.to_rfc3339()
+        ),
+    )
+}
