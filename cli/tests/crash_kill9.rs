@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use cartback_core::message::{Channel, MessageRecord};
-use cartback_core::signing::{sign_request, Secret};
+use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -107,8 +107,11 @@ fn start(data: &Path) -> (Server, Endpoint) {
     }
 }
 
-fn signature(endpoint: &Endpoint, body: &[u8]) -> String {
-    sign_request(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), endpoint.virtual_now().timestamp(), body)
+/// A v2 signature of the request, stamped with real time: the replay window
+/// follows the wall clock whatever the server's clock speed.
+fn signature(method: &str, path_and_query: &str, body: &[u8]) -> String {
+    let request = SignedRequest { method, path_and_query, body };
+    sign_request(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), Utc::now().timestamp(), &request)
 }
 
 /// The current endpoint, waiting while the server is down.
@@ -139,7 +142,7 @@ fn post_until_answered(
         let result = ureq::post(&format!("{}/v1/events", endpoint.base))
             .timeout(Duration::from_secs(20))
             .set("content-type", "application/json")
-            .set("x-cartback-signature", &signature(&endpoint, &bytes))
+            .set("x-cartback-signature", &signature("POST", "/v1/events", &bytes))
             .send_bytes(&bytes);
         match result {
             Ok(response) if response.status() == 200 => {
@@ -157,10 +160,11 @@ fn post_until_answered(
 
 fn get_cart(endpoint: &Endpoint, cart_id: &str) -> Value {
     let started = Instant::now();
+    let path = format!("/v1/carts/{cart_id}");
     loop {
-        let result = ureq::get(&format!("{}/v1/carts/{cart_id}", endpoint.base))
+        let result = ureq::get(&format!("{}{path}", endpoint.base))
             .timeout(Duration::from_secs(20))
-            .set("x-cartback-signature", &signature(endpoint, b""))
+            .set("x-cartback-signature", &signature("GET", &path, b""))
             .call();
         match result {
             Ok(response) => return response.into_json().expect("cart JSON"),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cartback_core::signing::{sign_request, Secret};
+use cartback_core::signing::{sign_request, sign_request_v1, Secret, SignedRequest};
 use cartback_tests::openapi::{assert_response, Observed};
 use serde_json::{json, Value};
 
@@ -61,8 +61,10 @@ impl Dev {
         body["now"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp()
     }
 
-    fn signature(&self, body: &[u8]) -> String {
-        sign_request(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), self.server_now(), body)
+    /// A v2 signature at real time (the replay window follows the real
+    /// clock, whatever the virtual clock's speed).
+    fn signature(&self, method: &str, path_and_query: &str, body: &[u8]) -> String {
+        sign(SECRET, chrono::Utc::now().timestamp(), method, path_and_query, body)
     }
 
     /// POST raw bytes with an optional signature header; returns status and JSON.
@@ -76,14 +78,14 @@ impl Dev {
 
     fn post(&self, body: &Value) -> Value {
         let bytes = serde_json::to_vec(body).unwrap();
-        let (status, json) = self.post_raw(&bytes, Some(self.signature(&bytes)));
+        let (status, json) = self.post_raw(&bytes, Some(self.signature("POST", "/v1/events", &bytes)));
         assert_eq!(status, 200, "{json}");
         json
     }
 
     fn cart(&self, cart_id: &str) -> (u16, Value) {
         let path = format!("/v1/carts/{cart_id}");
-        let request = ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature(b""));
+        let request = ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature("GET", &path, b""));
         checked("GET", &path, request.call())
     }
 
@@ -261,11 +263,55 @@ fn given_a_missing_or_wrong_signature_when_posting_then_401_with_a_json_error() 
     let (status, json) = dev.post_raw(&body, None);
     assert_eq!(status, 401);
     assert!(json["error"]["message"].as_str().unwrap().contains("missing"));
-    let wrong = sign_request(&Secret::new(b"not-the-right-secret!".to_vec()).unwrap(), dev.server_now(), &body);
+    let now = chrono::Utc::now().timestamp();
+    let wrong = sign("not-the-right-secret!", now, "POST", "/v1/events", &body);
     assert_eq!(dev.post_raw(&body, Some(wrong)).0, 401);
-    let stale = sign_request(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), dev.server_now() - 3600, &body);
+    let stale = sign(SECRET, now - 3600, "POST", "/v1/events", &body);
     assert_eq!(dev.post_raw(&body, Some(stale)).0, 401);
     assert_eq!(dev.cart("cart-s").0, 404, "nothing was stored");
+}
+
+fn sign(secret: &str, timestamp: i64, method: &str, path_and_query: &str, body: &[u8]) -> String {
+    let request = SignedRequest { method, path_and_query, body };
+    sign_request(&Secret::new(secret.as_bytes().to_vec()).unwrap(), timestamp, &request)
+}
+
+/// GIVEN `cartback dev` at 600x, its virtual clock minutes ahead of real time
+/// WHEN a storefront signs with its own (real) clock
+/// THEN the event is accepted: the replay window is checked against real time; a signature stamped with
+/// the virtual time is outside it.
+#[test]
+fn given_a_fast_virtual_clock_when_a_storefront_signs_with_real_time_then_the_replay_window_holds() {
+    let dev = Dev::start();
+    std::thread::sleep(Duration::from_secs(2));
+    let ahead = dev.server_now() - chrono::Utc::now().timestamp();
+    assert!(ahead > 600, "the virtual clock is {ahead} s ahead");
+    let body = serde_json::to_vec(&add_to_cart("rt1", "cart-rt", "rita@example.com")).unwrap();
+    let virtual_stamp = sign(SECRET, dev.server_now(), "POST", "/v1/events", &body);
+    assert_eq!(dev.post_raw(&body, Some(virtual_stamp)).0, 401);
+    let (status, json) = dev.post_raw(&body, Some(dev.signature("POST", "/v1/events", &body)));
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["accepted"], 1, "{json}");
+}
+
+/// GIVEN two carts and a captured signature of `GET /v1/carts/cart-a`
+/// WHEN it is replayed on `/v1/carts/cart-b`, or a v1 signature is used on a GET
+/// THEN both are refused with 401; v1 still passes on POST /v1/events (the compatibility default).
+#[test]
+fn given_a_captured_cart_read_signature_when_replayed_on_another_cart_then_it_is_refused() {
+    let dev = Dev::start();
+    dev.post(&add_to_cart("ga1", "cart-a", "ann@example.com"));
+    let v1_body = serde_json::to_vec(&add_to_cart("gb1", "cart-b", "bob@example.com")).unwrap();
+    let v1 = sign_request_v1(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), chrono::Utc::now().timestamp(), &v1_body);
+    assert_eq!(dev.post_raw(&v1_body, Some(v1)).0, 200, "v1 on POST /v1/events");
+    let captured = dev.signature("GET", "/v1/carts/cart-a", b"");
+    let get = |path: &str, signature: &str| {
+        checked("GET", path, ureq::get(&format!("{}{path}", dev.base)).set("x-cartback-signature", signature).call()).0
+    };
+    assert_eq!(get("/v1/carts/cart-a", &captured), 200);
+    assert_eq!(get("/v1/carts/cart-b", &captured), 401);
+    let v1_get = sign_request_v1(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), chrono::Utc::now().timestamp(), b"");
+    assert_eq!(get("/v1/carts/cart-b", &v1_get), 401);
 }
 
 #[test]
@@ -282,7 +328,7 @@ fn given_garbage_bodies_when_posted_then_clear_4xx_answers_and_the_server_stays_
         (serde_json::to_vec(&json!({"events": vec![json!({}); 501]})).unwrap(), 413),
     ];
     for (body, expected) in bodies {
-        let (status, json) = dev.post_raw(&body, Some(dev.signature(&body)));
+        let (status, json) = dev.post_raw(&body, Some(dev.signature("POST", "/v1/events", &body)));
         assert_eq!(status, expected, "for a {}-byte body: {json}", body.len());
         assert!(json["error"]["message"].is_string());
     }

@@ -3,7 +3,7 @@
 //! timestamp verifies at that time.
 #![no_main]
 
-use cartback_core::signing::{sign_request, verify_request, Secret};
+use cartback_core::signing::{sign_request, verify_request, Accept, Scheme, Secret, SignedRequest};
 use chrono::DateTime;
 use libfuzzer_sys::fuzz_target;
 
@@ -15,11 +15,12 @@ fuzz_target!(|data: &[u8]| {
     let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
     let (header, body) = (String::from_utf8_lossy(&data[..split]), data.get(split + 1..).unwrap_or_default());
     let now = DateTime::from_timestamp(NOW, 0).expect("a time");
-    let _ = verify_request(&secret, Some(&header), body, now);
+    let request = SignedRequest { method: "POST", path_and_query: "/v1/events", body };
+    let _ = verify_request(&secret, Some(&header), &request, now, Accept::V1OrV2);
 
     let t = header.split(',').find_map(|p| p.trim().strip_prefix("t=")?.parse::<i64>().ok()).unwrap_or(NOW);
     if let Some(at) = DateTime::from_timestamp(t, 0) {
-        let signed = sign_request(&secret, t, body);
-        assert_eq!(verify_request(&secret, Some(&signed), body, at), Ok(()), "{signed}");
+        let signed = sign_request(&secret, t, &request);
+        assert_eq!(verify_request(&secret, Some(&signed), &request, at, Accept::V2Only), Ok(Scheme::V2), "{signed}");
     }
 });

@@ -27,7 +27,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 
 use cartback_aws::clients::Clients;
-use cartback_aws::config::{self as cfg, CheckerConfig, EmailConfig, PushConfig, SmsConfig, TimerConfig};
+use cartback_aws::config::{self as cfg, CheckerConfig, EmailConfig, PushConfig, SmsConfig, TimerConfig, IngestConfig};
 use cartback_core::ports::Clock;
 
 pub const REGION: &str = "us-east-1";
@@ -297,6 +297,9 @@ impl Stack {
     }
     pub fn timer_config(&self) -> TimerConfig {
         TimerConfig::from_env(&self.env_fn()).expect("timer config")
+    }
+    pub fn ingest_config(&self) -> IngestConfig {
+        IngestConfig::from_env(&self.env_fn()).expect("ingest config")
     }
     pub fn checker_config(&self) -> CheckerConfig {
         CheckerConfig::from_env(&self.env_fn()).expect("checker config")
@@ -696,13 +699,28 @@ pub fn apigw_event(name: &str) -> aws_lambda_events::apigw::ApiGatewayV2httpRequ
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Replaces the event's signature with a fresh one over its body, signed
+/// The v2 signature of an API Gateway request: over its method, raw path
+/// and query as sent, and body.
+pub fn sign_apigw(event: &aws_lambda_events::apigw::ApiGatewayV2httpRequest, secret: &cartback_core::signing::Secret, now: DateTime<Utc>) -> String {
+    let body = event.body.clone().unwrap_or_default();
+    let mut path_and_query = event.raw_path.clone().unwrap_or_default();
+    if let Some(query) = event.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
+        path_and_query = format!("{path_and_query}?{query}");
+    }
+    let request = cartback_core::signing::SignedRequest {
+        method: event.request_context.http.method.as_str(),
+        path_and_query: &path_and_query,
+        body: body.as_bytes(),
+    };
+    cartback_core::signing::sign_request(secret, now.timestamp(), &request)
+}
+
+/// Replaces the event's signature with a fresh one over its request, signed
 /// with `secret` at `now` (the files cannot carry a valid one: the test
 /// secret and clock decide it).
 pub fn resign(event: &mut aws_lambda_events::apigw::ApiGatewayV2httpRequest, secret: &cartback_core::signing::Secret, now: DateTime<Utc>) {
     use aws_lambda_events::http::{HeaderName, HeaderValue};
-    let body = event.body.clone().unwrap_or_default();
-    let signature = cartback_core::signing::sign_request(secret, now.timestamp(), body.as_bytes());
+    let signature = sign_apigw(event, secret, now);
     event.headers.insert(HeaderName::from_static(cartback_core::signing::SIGNATURE_HEADER), HeaderValue::from_str(&signature).unwrap());
 }
 

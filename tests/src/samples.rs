@@ -81,7 +81,9 @@ pub struct LocalStack {
     pub queue: SqliteQueue,
     pub timers: TimerWheel,
     pub outbox: Outbox,
-    pub api: Api,
+    pub api: Arc<Api>,
+    /// The ingest function's HTTP application over `api`.
+    pub app: axum::Router,
     pub checker: Checker,
     pub delivery: Delivery,
     pub feedback: Feedback,
@@ -100,7 +102,16 @@ impl LocalStack {
         let settings = Arc::new(Settings::new(sample_secret(), PUBLIC_BASE_URL, RESTORE_URL));
         let outbox = Outbox::new(dir.path()).expect("outbox");
         let ingest = Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: dyn_clock.clone() };
-        let api = Api { ingest, store: store.clone(), clock: dyn_clock.clone(), settings: settings.clone() };
+        let api = Arc::new(Api {
+            ingest,
+            store: store.clone(),
+            clock: dyn_clock.clone(),
+            // The samples are replayed at their own time: the manual clock is their real time too.
+            wall_clock: dyn_clock.clone(),
+            settings: settings.clone(),
+            accept_v1_signatures: true,
+        });
+        let app = cartback_http::router(api.clone());
         let checker = Checker {
             store: store.clone(),
             scheduler,
@@ -111,7 +122,7 @@ impl LocalStack {
         };
         let delivery = Delivery { store: store.clone(), sender: Arc::new(outbox.sender(SENDER)), clock: dyn_clock.clone() };
         let feedback = Feedback { store, clock: dyn_clock };
-        LocalStack { timers: TimerWheel::new(db.clone()), dir, db, clock, queue, outbox, api, checker, delivery, feedback }
+        LocalStack { timers: TimerWheel::new(db.clone()), dir, db, clock, queue, outbox, api, app, checker, delivery, feedback }
     }
 }
 

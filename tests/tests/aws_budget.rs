@@ -29,12 +29,12 @@ async fn given_a_cart_edited_20_times_when_it_is_abandoned_then_at_most_2_schedu
     let proxy = Proxy::start(moto.port);
     let stack = direct.with_clients(proxy.clients().await);
     let clock = TestClock::new(t0());
-    let api = wiring::api(&stack.clients, &stack.timer_config(), stack.secret(), clock.clone());
+    let app = cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &stack.ingest_config(), stack.secret(), clock.clone())));
 
     for i in 0..20 {
         clock.set(t0() + Duration::minutes(i) + Duration::seconds(5));
         proxy.reset();
-        let response = handlers::ingest(&api, post_events(&json!({ "events": [edit(i)] }), &stack.secret(), clock.now())).await;
+        let response = handlers::ingest(&app, post_events(&json!({ "events": [edit(i)] }), &stack.secret(), clock.now())).await;
         assert_eq!(response_json(&response)["accepted"], 1, "edit {i}");
         let writes: usize = DYNAMODB_WRITES.iter().map(|op| proxy.count("dynamodb", op)).sum();
         assert_eq!(writes, 1, "edit {i}: {:?}", proxy.counts());
@@ -44,7 +44,7 @@ async fn given_a_cart_edited_20_times_when_it_is_abandoned_then_at_most_2_schedu
     }
     // A replay of an accepted event is a duplicate and writes nothing.
     proxy.reset();
-    let replay = handlers::ingest(&api, post_events(&json!({ "events": [edit(3)] }), &stack.secret(), clock.now())).await;
+    let replay = handlers::ingest(&app, post_events(&json!({ "events": [edit(3)] }), &stack.secret(), clock.now())).await;
     assert_eq!(response_json(&replay)["duplicates"], 1);
     assert_eq!(DYNAMODB_WRITES.iter().map(|op| proxy.count("dynamodb", op)).sum::<usize>(), 0);
 

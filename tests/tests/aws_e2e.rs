@@ -63,13 +63,13 @@ async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fi
     let stack = Stack::create(Moto::global().clients().await, 3).await;
     let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
     // Cold start, as in functions/ingest: config, secret from Secrets Manager, services.
-    let config = stack.timer_config();
-    let secret = wiring::load_secret(&stack.clients, &config.secret_arn).await.unwrap();
-    let api = wiring::api(&stack.clients, &config, secret.clone(), clock.clone());
+    let config = stack.ingest_config();
+    let secret = wiring::load_secret(&stack.clients, &config.timer.secret_arn).await.unwrap();
+    let app = cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &config, secret.clone(), clock.clone())));
 
     let mut event = apigw_event("apigw-post-events.json");
     resign(&mut event, &secret, at("2026-11-23T10:03:00Z"));
-    let response = handlers::ingest(&api, event).await;
+    let response = handlers::ingest(&app, event).await;
     assert_eq!(response.status_code, 200, "{:?}", response.body);
     assert_eq!(response.headers.get("content-type").unwrap(), "application/json");
     let answer = response_json(&response);
@@ -78,7 +78,7 @@ async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fi
     // The cart is stored and readable through the same contract.
     let mut get = apigw_event("apigw-get-cart.json");
     resign(&mut get, &secret, at("2026-11-23T10:03:00Z"));
-    let cart = response_json(&handlers::ingest(&api, get).await);
+    let cart = response_json(&handlers::ingest(&app, get).await);
     assert_eq!(cart["cart_id"], "cart-aws-1");
     assert_eq!(cart["items"].as_array().unwrap().len(), 2);
 
@@ -128,15 +128,15 @@ async fn given_a_purchase_before_the_timer_fires_when_the_checker_runs_then_noth
     let stack = Stack::create(Moto::global().clients().await, 3).await;
     let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
     let secret = stack.secret();
-    let api = wiring::api(&stack.clients, &stack.timer_config(), secret.clone(), clock.clone());
+    let app = cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &stack.ingest_config(), secret.clone(), clock.clone())));
     let mut event = apigw_event("apigw-post-events.json");
     resign(&mut event, &secret, clock_now(&clock));
-    assert_eq!(handlers::ingest(&api, event).await.status_code, 200);
+    assert_eq!(handlers::ingest(&app, event).await.status_code, 200);
 
     clock.set(at("2026-11-23T10:15:00Z"));
     let purchase = json!({ "event_id": "aws-purchase-1", "type": "purchase", "occurred_at": "2026-11-23T10:14:00Z", "cart_id": "cart-aws-1",
                            "customer_id": "cust-ana", "order_id": "o-1", "currency": "EUR", "value": "68.80" });
-    let response = handlers::ingest(&api, post_events(&json!({ "events": [purchase] }), &secret, clock_now(&clock))).await;
+    let response = handlers::ingest(&app, post_events(&json!({ "events": [purchase] }), &secret, clock_now(&clock))).await;
     assert_eq!(response_json(&response)["accepted"], 1);
 
     let timers = armed_timers(&stack).await;

@@ -33,7 +33,8 @@ use cartback_aws::handlers;
 use cartback_core::event::{parse_body, ConsentPatch};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, QueueName};
 use cartback_core::ports::{CreateOutcome, CustomerStore, MessageStore, Timeline, TimerPayload};
-use cartback_core::signing::{sign_link, sign_request, verify_request, LinkClaims, SIGNATURE_HEADER};
+use cartback_core::signing::{sign_link, verify_request, Accept, LinkClaims, SignedRequest, SIGNATURE_HEADER};
+use cartback_tests::moto::sign_apigw;
 use cartback_tests::openapi::{assert_response, served, Observed};
 use cartback_tests::samples::{events_dir, json_files, md5_hex, request_time, sample, sample_as, sample_secret, LocalStack, PUBLIC_BASE_URL};
 
@@ -122,7 +123,7 @@ async fn send(stack: &LocalStack, relative: &str) -> ApiGatewayV2httpResponse {
 async fn ingest(stack: &LocalStack, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
     let method = request.request_context.http.method.to_string();
     let path = request.raw_path.clone().unwrap_or_default();
-    let response = handlers::ingest(&stack.api, request).await;
+    let response = handlers::ingest(&stack.app, request).await;
     let headers =
         response.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned())).collect();
     let body = match &response.body {
@@ -153,7 +154,9 @@ fn given_each_signed_apigw_sample_when_verified_with_the_test_secret_at_its_time
         let signature = event.headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
         assert!(signature.is_some(), "{relative}: no {SIGNATURE_HEADER} header");
         let now = request_time(&raw);
-        assert_eq!(verify_request(&sample_secret(), signature, body.as_bytes(), now), Ok(()), "{relative}");
+        let path = event.raw_path.clone().unwrap_or_default();
+        let request = SignedRequest { method: event.request_context.http.method.as_str(), path_and_query: &path, body: body.as_bytes() };
+        assert_eq!(verify_request(&sample_secret(), signature, &request, now, Accept::V2Only).map(drop), Ok(()), "{relative}");
         assert_eq!(now.timestamp_millis(), raw["requestContext"]["timeEpoch"].as_i64().unwrap(), "{relative}: timeEpoch and t= disagree");
     }
 }
@@ -263,12 +266,11 @@ async fn given_the_aws_emulator_fixtures_when_re_signed_and_sent_then_they_are_a
     let now = DateTime::from_timestamp_millis(sample(AWS_POST)["requestContext"]["timeEpoch"].as_i64().unwrap()).unwrap();
     let stack = LocalStack::new(now);
     let mut post = apigw(AWS_POST);
-    let body = post.body.clone().unwrap_or_default();
-    post.headers.insert(SIGNATURE_HEADER, sign_request(&sample_secret(), now.timestamp(), body.as_bytes()).parse().unwrap());
+    post.headers.insert(SIGNATURE_HEADER, sign_apigw(&post, &sample_secret(), now).parse().unwrap());
     let answer = body_json(&ingest(&stack, post).await);
     assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(3), Some(0)), "{answer}");
     let mut get = apigw(AWS_GET);
-    get.headers.insert(SIGNATURE_HEADER, sign_request(&sample_secret(), now.timestamp(), b"").parse().unwrap());
+    get.headers.insert(SIGNATURE_HEADER, sign_apigw(&get, &sample_secret(), now).parse().unwrap());
     let cart = ingest(&stack, get).await;
     assert_eq!(cart.status_code, 200);
     assert_eq!(body_json(&cart)["cart_id"], "cart-aws-1");
@@ -481,6 +483,7 @@ mod generate {
 
     use super::*;
     use cartback_tests::samples::SAMPLE_SECRET;
+    use cartback_core::signing::sign_request;
 
     pub const ACCOUNT: &str = "123456789012";
     pub const REGION: &str = "us-east-1";
@@ -518,7 +521,8 @@ mod generate {
             headers["content-length"] = json!(b.len().to_string());
         }
         if signed {
-            headers[SIGNATURE_HEADER] = json!(sign_request(&sample_secret(), now.timestamp(), body.unwrap_or_default().as_bytes()));
+            let request = SignedRequest { method, path_and_query: path, body: body.unwrap_or_default().as_bytes() };
+            headers[SIGNATURE_HEADER] = json!(sign_request(&sample_secret(), now.timestamp(), &request));
         }
         let mut request = json!({
             "version": "2.0",

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
 
-use cartback_aws::config::{CheckerConfig, CommonConfig, ConfigError, EmailConfig, Env, PushConfig, SmsConfig, TimerConfig};
+use cartback_aws::config::{CheckerConfig, CommonConfig, ConfigError, EmailConfig, Env, IngestConfig, PushConfig, SmsConfig, TimerConfig};
 use cartback_tests::samples::workspace_root;
 
 fn template() -> Value {
@@ -67,6 +67,7 @@ fn function_crates() -> Vec<FunctionCrate> {
 /// Runs the loader `main` uses, on `env`.
 fn load(loader: &str, env: &dyn Env) -> Result<(), ConfigError> {
     match loader {
+        "IngestConfig" => IngestConfig::from_env(env).map(drop),
         "TimerConfig" => TimerConfig::from_env(env).map(drop),
         "CheckerConfig" => CheckerConfig::from_env(env).map(drop),
         "EmailConfig" => EmailConfig::from_env(env).map(drop),
@@ -85,6 +86,7 @@ fn plausible(var: &str) -> String {
         "CARTBACK_STATE_TABLE" => "cartback-StateTable-1A2B3C4D5E6F".into(),
         "CARTBACK_CONFIG_TABLE" => "cartback-ConfigTable-6F5E4D3C2B1A".into(),
         "CARTBACK_RETENTION_DAYS" => "90".into(),
+        "CARTBACK_ACCEPT_V1_SIGNATURES" => "true".into(),
         "CARTBACK_INGEST_SECRET_ARN" => "arn:aws:secretsmanager:us-east-1:123456789012:secret:IngestSecret-AbCdEf".into(),
         "CARTBACK_SCHEDULE_GROUP" => "ScheduleGroup-1A2B3C4D5E6F".into(),
         "CARTBACK_SCHEDULER_ROLE_ARN" => "arn:aws:iam::123456789012:role/cartback-SchedulerRole-1A2B3C4D5E6F".into(),

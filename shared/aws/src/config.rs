@@ -25,6 +25,7 @@ pub const SES_CONFIGURATION_SET: &str = "CARTBACK_SES_CONFIGURATION_SET";
 pub const SMS_SENDER_ID: &str = "CARTBACK_SMS_SENDER_ID";
 pub const APNS_PLATFORM_APPLICATION_ARN: &str = "CARTBACK_APNS_PLATFORM_APPLICATION_ARN";
 pub const FCM_PLATFORM_APPLICATION_ARN: &str = "CARTBACK_FCM_PLATFORM_APPLICATION_ARN";
+pub const ACCEPT_V1_SIGNATURES: &str = "CARTBACK_ACCEPT_V1_SIGNATURES";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -171,6 +172,26 @@ impl TimerConfig {
             public_base_url: http_url(env, PUBLIC_BASE_URL)?,
             restore_url,
         })
+    }
+}
+
+/// The ingest function: timers, plus whether `POST /v1/events` still takes
+/// legacy v1 signatures (`true` unless set to `false`; every other route
+/// needs v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    pub timer: TimerConfig,
+    pub accept_v1_signatures: bool,
+}
+
+impl IngestConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let accept_v1_signatures = match optional(env, ACCEPT_V1_SIGNATURES).as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(_) => return Err(invalid(ACCEPT_V1_SIGNATURES, "expected true or false")),
+        };
+        Ok(IngestConfig { timer: TimerConfig::from_env(env)?, accept_v1_signatures })
     }
 }
 

@@ -2,14 +2,13 @@
 //! services, so tests call them in-process exactly as the binaries do.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use axum::Router;
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::Service;
+use lambda_http::{Adapter, Context, LambdaEvent};
 use serde_json::{json, Value};
 
-use cartback_core::api::{self, Api};
 use cartback_core::engine::Decision;
 use cartback_core::ports::{PortError, TimerPayload};
 use cartback_core::service::{CheckOutcome, Checker, Delivery, DeliveryError, DeliveryOutcome};
@@ -24,55 +23,17 @@ pub enum HandlerError {
     Port(#[from] PortError),
 }
 
-/// API Gateway HTTP API (payload v2) request to the runtime-neutral request.
-pub fn to_api_request(event: &ApiGatewayV2httpRequest) -> Result<api::Request, &'static str> {
-    let body = match (&event.body, event.is_base64_encoded) {
-        (None, _) => Vec::new(),
-        (Some(b), false) => b.as_bytes().to_vec(),
-        (Some(b), true) => STANDARD.decode(b.as_bytes()).map_err(|_| "the request body is not valid base64")?,
-    };
-    let mut path = event.raw_path.clone().or_else(|| event.request_context.http.path.clone()).unwrap_or_else(|| "/".into());
-    if let Some(q) = event.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
-        path = format!("{path}?{q}");
-    }
-    let headers = event
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
-    Ok(api::Request { method: event.request_context.http.method.as_str().to_owned(), path, headers, body })
-}
-
-/// The runtime-neutral response to API Gateway's: same status, headers and
-/// body bytes.
-pub fn from_api_response(response: api::Response) -> ApiGatewayV2httpResponse {
-    let mut headers = HeaderMap::new();
-    for (k, v) in &response.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-            headers.append(name, value);
-        }
-    }
-    let (body, is_base64_encoded) = if response.body.is_empty() {
-        (None, false)
-    } else {
-        match String::from_utf8(response.body) {
-            Ok(text) => (Some(Body::Text(text)), false),
-            Err(e) => (Some(Body::Binary(e.into_bytes())), true),
-        }
-    };
-    ApiGatewayV2httpResponse { status_code: i64::from(response.status), headers, multi_value_headers: HeaderMap::new(), body, is_base64_encoded, cookies: Vec::new() }
-}
-
-/// The ingest function: `POST /v1/events`, `GET /v1/carts/{id}`, `/r/{token}`.
-pub async fn ingest(api: &Api, event: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-    match to_api_request(&event) {
-        Ok(request) => from_api_response(api.handle(&request).await),
-        Err(reason) => from_api_response(api::Response {
-            status: 400,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(&json!({ "error": { "code": "bad_request", "message": reason } })).unwrap_or_default(),
-        }),
-    }
+/// The ingest function on one API Gateway HTTP API (payload v2) event,
+/// exactly as `lambda_http::run(app)` in the binary handles it: lambda_http
+/// turns the event into an `http::Request`, the shared router answers, and
+/// lambda_http turns the answer into the JSON the runtime posts back to
+/// Lambda, read here as API Gateway's response. Tests call this.
+pub async fn ingest(app: &Router, event: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    let event = LambdaEvent::new(LambdaRequest::ApiGatewayV2(event), Context::default());
+    let Ok(answer) = Adapter::from(app.clone()).call(event).await;
+    serde_json::to_value(answer)
+        .and_then(serde_json::from_value)
+        .expect("lambda_http answers an API Gateway v2 event with an API Gateway v2 response")
 }
 
 /// The checker function: the target of each cart's schedule. A payload that

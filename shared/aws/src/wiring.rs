@@ -11,7 +11,7 @@ use cartback_core::service::{CampaignCache, Checker, Delivery, Feedback, Ingest,
 use cartback_core::signing::Secret;
 
 use crate::clients::Clients;
-use crate::config::{CheckerConfig, CommonConfig, ConfigError, EmailConfig, PushConfig, SmsConfig, TimerConfig, INGEST_SECRET_ARN};
+use crate::config::{CheckerConfig, CommonConfig, ConfigError, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig, INGEST_SECRET_ARN};
 use crate::dynamo::{DynamoCampaignStore, DynamoStateStore};
 use crate::scheduler::EventBridgeScheduler;
 use crate::ses::SesSender;
@@ -51,13 +51,22 @@ fn settings(config: &TimerConfig, secret: Secret) -> Arc<Settings> {
     Arc::new(settings)
 }
 
-/// The ingest function's HTTP API.
-pub fn api(clients: &Clients, config: &TimerConfig, secret: Secret, clock: Arc<dyn Clock>) -> Api {
-    let store = state_store(clients, &config.common, clock.clone());
-    let scheduler = Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), config.scheduler.clone()));
-    let campaigns = campaign_cache(clients, &config.common, clock.clone());
+/// The ingest function's HTTP API. On Lambda `clock` is the real clock, so
+/// it also bounds the signature replay window.
+pub fn api(clients: &Clients, config: &IngestConfig, secret: Secret, clock: Arc<dyn Clock>) -> Api {
+    let timer = &config.timer;
+    let store = state_store(clients, &timer.common, clock.clone());
+    let scheduler = Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), timer.scheduler.clone()));
+    let campaigns = campaign_cache(clients, &timer.common, clock.clone());
     let ingest: Ingest = Ingest { store: store.clone(), scheduler, campaigns, clock: clock.clone() };
-    Api { ingest, store, clock, settings: settings(config, secret) }
+    Api {
+        ingest,
+        store,
+        wall_clock: clock.clone(),
+        clock,
+        settings: settings(timer, secret),
+        accept_v1_signatures: config.accept_v1_signatures,
+    }
 }
 
 pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock: Arc<dyn Clock>) -> Checker {

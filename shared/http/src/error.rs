@@ -1,0 +1,59 @@
+//! Every refusal the API answers, as one enum mapped to a status and the
+//! JSON error body `{"error": {"code", "message"}}` at the edge.
+
+use axum::http::header::RETRY_AFTER;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use cartback_core::ports::PortError;
+use cartback_core::signing::SignatureError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(#[from] SignatureError),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("This link has expired.")]
+    LinkExpired,
+    /// Storage or scheduler unreachable: the cause is logged, the client
+    /// only learns that it may retry.
+    #[error("Cartback cannot reach its storage right now; retry with backoff.")]
+    Unavailable(#[from] PortError),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::LinkExpired => (StatusCode::GONE, "link_expired"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Unavailable(error) = &self {
+            tracing::error!(%error, "storage or scheduler unavailable");
+        }
+        let (status, code) = self.status_and_code();
+        let body = json!({ "error": { "code": code, "message": self.to_string() } });
+        let mut response = crate::json_response(status, &body);
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.headers_mut().insert(RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        }
+        response
+    }
+}

@@ -1,0 +1,126 @@
+//! The one HTTP application of both runtimes: an axum [`Router`] that
+//! `cartback dev` serves with hyper and the ingest Lambda runs through
+//! `lambda_http` (API Gateway HTTP API). Routing, percent-decoding and the
+//! API Gateway translation are the frameworks' job; this crate holds only
+//! Cartback's routes, its signature check and its JSON error answers, so
+//! the two runtimes answer byte for byte the same.
+
+mod auth;
+mod error;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+
+use cartback_core::api::{cart_view, Api, OPENAPI_JSON};
+use cartback_core::event::{BodyError, MAX_BODY_BYTES};
+use cartback_core::ids::CartId;
+use cartback_core::ports::{TimelineEntry, TimelineKind};
+use cartback_core::service::IngestError;
+use cartback_core::signing::{verify_link, LinkError};
+
+pub use auth::{Signed, SignedOrV1};
+pub use error::ApiError;
+
+/// The routes of the public API (see `shared/core/openapi.json`).
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/events", post(post_events))
+        .route("/v1/carts/{cart_id}", get(get_cart))
+        .route("/r/{token}", get(redirect))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are read up to the limit and no further; past it the
+        // extractor answers the JSON 413 (see `auth::Signed`).
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(api)
+}
+
+/// A JSON answer with the given status.
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (status, [(CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+async fn healthz(State(api): State<Arc<Api>>) -> Response {
+    // `now` is Cartback's business clock (virtual under `cartback dev --clock-speed`).
+    json_response(StatusCode::OK, &json!({ "status": "ok", "now": api.clock.now() }))
+}
+
+async fn openapi() -> Response {
+    (StatusCode::OK, [(CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+async fn post_events(State(api): State<Arc<Api>>, SignedOrV1(body): SignedOrV1) -> Result<Response, ApiError> {
+    match api.ingest.ingest_body(&body).await {
+        Ok(answer) => Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default())),
+        Err(IngestError::Body(e @ (BodyError::TooLarge(_) | BodyError::TooManyEvents(_)))) => {
+            Err(ApiError::PayloadTooLarge(e.to_string()))
+        }
+        Err(IngestError::Body(e)) => Err(ApiError::BadRequest(e.to_string())),
+        Err(IngestError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// The signature is checked before the cart id is looked at: `Signed`
+/// rejects before this body runs, and a path that does not decode is
+/// answered only to a signed caller.
+async fn get_cart(
+    State(api): State<Arc<Api>>,
+    cart_id: Result<Path<String>, PathRejection>,
+    _signed: Signed,
+) -> Result<Response, ApiError> {
+    let Path(cart_id) = cart_id.map_err(|_| ApiError::BadRequest("cart_id: not valid percent-encoded UTF-8".into()))?;
+    let cart_id = CartId::from(cart_id);
+    let record =
+        api.store.get_cart(&cart_id).await?.ok_or_else(|| ApiError::NotFound(format!("no cart {cart_id:?}")))?;
+    let timeline = api.store.timeline(&cart_id).await?;
+    Ok(json_response(StatusCode::OK, &cart_view(&record, &timeline)))
+}
+
+async fn redirect(
+    State(api): State<Arc<Api>>,
+    token: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let now = api.clock.now();
+    let invalid = || ApiError::NotFound("This link is not valid.".into());
+    let Path(token) = token.map_err(|_| invalid())?;
+    let claims = match verify_link(&api.settings.secret, &token, now) {
+        Ok(c) => c,
+        Err(LinkError::Expired) => return Err(ApiError::LinkExpired),
+        Err(_) => return Err(invalid()),
+    };
+    // A click is engagement; failing to record it must not break the link.
+    if let Err(error) = api.store.record_engagement(&claims.message_id, now).await {
+        tracing::warn!(%error, "click not recorded");
+    } else {
+        let entry = TimelineEntry {
+            at: now,
+            kind: TimelineKind::Engagement,
+            code: "click".into(),
+            message: "The customer clicked a link in the message.".into(),
+            details: json!({ "message_id": claims.message_id }),
+        };
+        if let Err(error) = api.store.append_timeline(&claims.cart_id, &entry).await {
+            tracing::warn!(%error, "click not added to timeline");
+        }
+    }
+    Ok((StatusCode::FOUND, [(LOCATION, claims.target.as_str()), (CACHE_CONTROL, "no-store")]).into_response())
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
