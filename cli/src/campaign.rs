@@ -51,8 +51,19 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
             let shown = if stored.is_empty() { vec![Campaign::default_campaign()] } else { stored.clone() };
             println!("{:<20} {:<8} {:>8}  {:<40} steps", "ID", "ENABLED", "PRIORITY", "NAME");
             for c in shown {
-                let steps = c.steps.iter().map(|s| s.delay.to_std().map(humantime_short).unwrap_or_default()).collect::<Vec<_>>().join(" -> ");
-                println!("{:<20} {:<8} {:>8}  {:<40} {steps}", c.id, if c.enabled { "yes" } else { "no" }, c.priority, c.name);
+                let steps = c
+                    .steps
+                    .iter()
+                    .map(|s| s.delay.to_std().map(humantime_short).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(" -> ");
+                println!(
+                    "{:<20} {:<8} {:>8}  {:<40} {steps}",
+                    c.id,
+                    if c.enabled { "yes" } else { "no" },
+                    c.priority,
+                    c.name
+                );
             }
         }
         Action::Show { id } => print!("{}", find(&id)?.to_toml()),
@@ -63,7 +74,12 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
             match Campaign::from_toml(&text) {
                 Ok(campaign) => {
                     store.put(&campaign).await?;
-                    println!("applied campaign {:?} ({}, {} steps)", campaign.id, if campaign.enabled { "enabled" } else { "disabled" }, campaign.steps.len());
+                    println!(
+                        "applied campaign {:?} ({}, {} steps)",
+                        campaign.id,
+                        if campaign.enabled { "enabled" } else { "disabled" },
+                        campaign.steps.len()
+                    );
                 }
                 Err(errors) => {
                     eprintln!("{} is not a valid campaign:", file.display());
@@ -77,7 +93,9 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
         Action::Export { id, out } => {
             let text = find(&id)?.to_toml();
             match out {
-                Some(path) => std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?,
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?
+                }
                 None => print!("{text}"),
             }
         }
@@ -85,7 +103,11 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn set_enabled(store: &dyn cartback_core::ports::CampaignStore, mut campaign: Campaign, enabled: bool) -> anyhow::Result<()> {
+async fn set_enabled(
+    store: &dyn cartback_core::ports::CampaignStore,
+    mut campaign: Campaign,
+    enabled: bool,
+) -> anyhow::Result<()> {
     campaign.enabled = enabled;
     store.put(&campaign).await?;
     println!(

@@ -11,7 +11,9 @@ use cartback_core::api::Api;
 use cartback_core::campaign::Campaign;
 use cartback_core::message::QueueName;
 use cartback_core::ports::{CampaignStore, Clock, StateStore, SystemClock};
-use cartback_core::service::{CampaignCache, CheckOutcome, Checker, Delivery, DeliveryError, DeliveryOutcome, Ingest, Settings};
+use cartback_core::service::{
+    CampaignCache, CheckOutcome, Checker, Delivery, DeliveryError, DeliveryOutcome, Ingest, Settings,
+};
 use cartback_local::{Database, Outbox, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock};
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Notify;
@@ -35,7 +37,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     if db.list().await?.is_empty() {
         db.put(&Campaign::default_campaign()).await?;
     }
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     let public_base_url = args.public_base_url.clone().unwrap_or_else(|| format!("http://{address}"));
     let mut settings = Settings::new(secret, &public_base_url, &args.restore_url);
@@ -50,7 +54,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     // Before any sender runs: what a crash mid-write left is not a message.
     outbox.recover()?;
     let api = Arc::new(Api {
-        ingest: Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: clock.clone() },
+        ingest: Ingest {
+            store: store.clone(),
+            scheduler: scheduler.clone(),
+            campaigns: campaigns.clone(),
+            clock: clock.clone(),
+        },
         store: store.clone(),
         clock: clock.clone(),
         // The replay window follows real time even when business time runs faster.
@@ -66,10 +75,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         clock: clock.clone(),
         settings: settings.clone(),
     });
-    let delivery = Arc::new(Delivery { store: store.clone(), sender: Arc::new(outbox.sender(&args.sender_email)), clock: clock.clone() });
+    let delivery = Arc::new(Delivery {
+        store: store.clone(),
+        sender: Arc::new(outbox.sender(&args.sender_email)),
+        clock: clock.clone(),
+    });
 
     let secret_line = match source {
-        Source::Generated => format!("ingest secret (generated, saved in {}): {secret_text}", args.data.join("ingest-secret").display()),
+        Source::Generated => {
+            format!("ingest secret (generated, saved in {}): {secret_text}", args.data.join("ingest-secret").display())
+        }
         Source::Existing => format!("ingest secret: read from {}", args.data.join("ingest-secret").display()),
         Source::Environment => format!("ingest secret: from {}", secret::ENV),
     };
@@ -80,7 +95,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         clock.speed()
     ));
 
-    let timers = tokio::spawn(timer_loop(TimerWheel::new(db.clone()), scheduler.armed_signal(), checker, clock.clone()));
+    let timers =
+        tokio::spawn(timer_loop(TimerWheel::new(db.clone()), scheduler.armed_signal(), checker, clock.clone()));
     let workers: Vec<_> = QueueName::ALL
         .into_iter()
         .map(|name| tokio::spawn(queue_worker(name, queue.clone(), delivery.clone(), clock.clone())))
@@ -176,9 +192,15 @@ async fn queue_worker(name: QueueName, queue: Arc<SqliteQueue>, delivery: Arc<De
                 let failure = match result {
                     Ok(outcome) => {
                         match &outcome {
-                            DeliveryOutcome::Sent { .. } => tracing::info!(queue = name.as_str(), message_id = %job.job.message_id, "message sent to the outbox"),
-                            DeliveryOutcome::Rejected(error) => tracing::warn!(queue = name.as_str(), message_id = %job.job.message_id, %error, "message rejected for good"),
-                            DeliveryOutcome::Skipped(why) => tracing::info!(queue = name.as_str(), message_id = %job.job.message_id, why = %why, "message skipped"),
+                            DeliveryOutcome::Sent { .. } => {
+                                tracing::info!(queue = name.as_str(), message_id = %job.job.message_id, "message sent to the outbox")
+                            }
+                            DeliveryOutcome::Rejected(error) => {
+                                tracing::warn!(queue = name.as_str(), message_id = %job.job.message_id, %error, "message rejected for good")
+                            }
+                            DeliveryOutcome::Skipped(why) => {
+                                tracing::info!(queue = name.as_str(), message_id = %job.job.message_id, why = %why, "message skipped")
+                            }
                         }
                         None
                     }

@@ -44,6 +44,11 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         Decision::Send { channel, step, .. } => format!("send step {} by {}", step + 1, channel.as_str()),
         Decision::Stop { .. } => "stop".into(),
     };
-    println!("now ({}): {what} [{}] {}", now.format("%Y-%m-%d %H:%M:%S"), next.reason().code.as_str(), next.reason().message);
+    println!(
+        "now ({}): {what} [{}] {}",
+        now.format("%Y-%m-%d %H:%M:%S"),
+        next.reason().code.as_str(),
+        next.reason().message
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -57,7 +57,11 @@ pub struct DevArgs {
     #[arg(long, env = "CARTBACK_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
     /// The storefront's restore-cart URL; `{cart_id}` and `{token}` are filled in.
-    #[arg(long, env = "CARTBACK_RESTORE_URL", default_value = "http://localhost:3000/cart/restore?cart={cart_id}&token={token}")]
+    #[arg(
+        long,
+        env = "CARTBACK_RESTORE_URL",
+        default_value = "http://localhost:3000/cart/restore?cart={cart_id}&token={token}"
+    )]
     pub restore_url: String,
     /// The From address of emails.
     #[arg(long, env = "CARTBACK_SENDER_EMAIL", default_value = "Cartback Demo Shop <shop@example.com>")]

@@ -52,7 +52,8 @@ impl From<Channel> for QueueName {
 }
 
 pub async fn run(args: QueueArgs) -> anyhow::Result<ExitCode> {
-    let db = Database::open(&args.data).with_context(|| format!("cannot open the database in {}", args.data.display()))?;
+    let db =
+        Database::open(&args.data).with_context(|| format!("cannot open the database in {}", args.data.display()))?;
     let queue = SqliteQueue::new(db);
     let now = chrono::Utc::now();
     match args.action {

@@ -23,7 +23,9 @@ pub fn load(data: &Path) -> anyhow::Result<Option<Secret>> {
     }
     let path = data.join(FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(Secret::new(text.trim().as_bytes().to_vec()).with_context(|| format!("{} is too short", path.display()))?)),
+        Ok(text) => Ok(Some(
+            Secret::new(text.trim().as_bytes().to_vec()).with_context(|| format!("{} is too short", path.display()))?,
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -32,13 +34,15 @@ pub fn load(data: &Path) -> anyhow::Result<Option<Secret>> {
 /// Loads the secret or generates one into the data folder (mode 0600).
 pub fn load_or_generate(data: &Path) -> anyhow::Result<(Secret, String, Source)> {
     if let Ok(value) = std::env::var(ENV) {
-        let secret = Secret::new(value.clone().into_bytes()).with_context(|| format!("{ENV} must be at least 16 bytes"))?;
+        let secret =
+            Secret::new(value.clone().into_bytes()).with_context(|| format!("{ENV} must be at least 16 bytes"))?;
         return Ok((secret, value, Source::Environment));
     }
     let path = data.join(FILE);
     if let Ok(text) = std::fs::read_to_string(&path) {
         let text = text.trim().to_owned();
-        let secret = Secret::new(text.clone().into_bytes()).with_context(|| format!("{} must hold at least 16 bytes", path.display()))?;
+        let secret = Secret::new(text.clone().into_bytes())
+            .with_context(|| format!("{} must hold at least 16 bytes", path.display()))?;
         return Ok((secret, text, Source::Existing));
     }
     let mut bytes = [0u8; 24];

@@ -18,7 +18,8 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         // Real time: the replay window is checked against the real clock,
         // even under `cartback dev --clock-speed`.
         let timestamp = chrono::Utc::now().timestamp();
-        let signature = sign_request(&secret, timestamp, &SignedRequest { method: "POST", path_and_query: path, body: &body });
+        let signature =
+            sign_request(&secret, timestamp, &SignedRequest { method: "POST", path_and_query: path, body: &body });
         let target = url.clone();
         let answer = tokio::task::spawn_blocking(move || {
             let response = ureq::post(&target)

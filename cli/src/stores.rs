@@ -20,7 +20,8 @@ pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
     if args.aws {
         return open_aws().await;
     }
-    let db = cartback_local::Database::open(&args.data).with_context(|| format!("cannot open the database in {}", args.data.display()))?;
+    let db = cartback_local::Database::open(&args.data)
+        .with_context(|| format!("cannot open the database in {}", args.data.display()))?;
     Ok(Stores { state: Arc::new(db.clone()), campaigns: Arc::new(db), channels: Channel::ALL.to_vec() })
 }
 
@@ -45,5 +46,7 @@ async fn open_aws() -> anyhow::Result<Stores> {
 
 #[cfg(not(feature = "aws"))]
 async fn open_aws() -> anyhow::Result<Stores> {
-    anyhow::bail!("this cartback was built without AWS support; build it with `cargo install --path cli --features aws`")
+    anyhow::bail!(
+        "this cartback was built without AWS support; build it with `cargo install --path cli --features aws`"
+    )
 }

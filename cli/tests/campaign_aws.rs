@@ -44,7 +44,16 @@ async fn given_the_dynamodb_config_table_when_a_marketer_applies_disables_and_li
 
 #[test]
 fn given_no_table_variables_when_a_command_uses_aws_then_the_error_names_the_variable() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cartback")).args(["campaign", "list", "--aws"]).env_remove("CARTBACK_STATE_TABLE").env_remove("CARTBACK_CONFIG_TABLE").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cartback"))
+        .args(["campaign", "list", "--aws"])
+        .env_remove("CARTBACK_STATE_TABLE")
+        .env_remove("CARTBACK_CONFIG_TABLE")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("CARTBACK_STATE_TABLE"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CARTBACK_STATE_TABLE"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

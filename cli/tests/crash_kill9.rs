@@ -80,16 +80,18 @@ impl Drop for Server {
 }
 
 fn start(data: &Path) -> (Server, Endpoint) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", &SPEED.to_string(), "--data"])
-        .arg(data)
-        .env("CARTBACK_INGEST_SECRET", SECRET)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("cartback dev starts");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_cartback"))
+            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", &SPEED.to_string(), "--data"])
+            .arg(data)
+            .env("CARTBACK_INGEST_SECRET", SECRET)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cartback dev starts"),
+    );
+    let mut reader = BufReader::new(server.0.stdout.take().expect("stdout"));
     let mut banner = String::new();
     reader.read_line(&mut banner).expect("banner");
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
@@ -100,7 +102,7 @@ fn start(data: &Path) -> (Server, Endpoint) {
         if let Ok(response) = ureq::get(&format!("{base}/healthz")).timeout(Duration::from_secs(5)).call() {
             let body: Value = response.into_json().expect("healthz JSON");
             let virtual_at = body["now"].as_str().expect("now").parse().expect("RFC 3339");
-            return (Server(child), Endpoint { base, virtual_at, seen: Instant::now() });
+            return (server, Endpoint { base, virtual_at, seen: Instant::now() });
         }
         assert!(started.elapsed() < Duration::from_secs(30), "the restarted server never answered /healthz");
         std::thread::sleep(Duration::from_millis(20));

@@ -5,7 +5,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn cartback(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(data).env("RUST_LOG", "warn").output().expect("cartback runs")
+    Command::new(env!("CARGO_BIN_EXE_cartback"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("cartback runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -44,7 +50,10 @@ fn given_the_shipped_campaign_files_when_applied_then_they_are_listed_and_export
 #[test]
 fn given_the_shipped_default_file_when_parsed_then_it_equals_the_built_in_default() {
     let text = std::fs::read_to_string(repo_file("infra/campaigns/default.toml")).unwrap();
-    assert_eq!(cartback_core::campaign::Campaign::from_toml(&text).unwrap(), cartback_core::campaign::Campaign::default_campaign());
+    assert_eq!(
+        cartback_core::campaign::Campaign::from_toml(&text).unwrap(),
+        cartback_core::campaign::Campaign::default_campaign()
+    );
 }
 
 #[test]

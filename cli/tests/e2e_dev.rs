@@ -85,7 +85,8 @@ impl Dev {
 
     fn cart(&self, cart_id: &str) -> (u16, Value) {
         let path = format!("/v1/carts/{cart_id}");
-        let request = ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature("GET", &path, b""));
+        let request =
+            ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature("GET", &path, b""));
         checked("GET", &path, request.call())
     }
 
@@ -93,7 +94,9 @@ impl Dev {
     fn emails(&self) -> Vec<String> {
         let dir = self.data.join("outbox/email");
         let mut mails: Vec<String> = std::fs::read_dir(&dir)
-            .map(|entries| entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).map(|m| readable(&m)).collect())
+            .map(|entries| {
+                entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).map(|m| readable(&m)).collect()
+            })
             .unwrap_or_default();
         mails.sort();
         mails
@@ -167,7 +170,13 @@ fn sent_messages(cart: &Value) -> usize {
 }
 
 fn decisions(cart: &Value) -> Vec<String> {
-    cart["timeline"].as_array().into_iter().flatten().filter(|e| e["kind"] == "decision").map(|e| e["code"].as_str().unwrap_or_default().to_owned()).collect()
+    cart["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "decision")
+        .map(|e| e["code"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 fn add_to_cart(event_id: &str, cart_id: &str, email: &str) -> Value {
@@ -185,7 +194,9 @@ fn given_an_abandoned_cart_when_the_timer_fires_then_exactly_one_email_lands_in_
     let answer = dev.post(&add_to_cart("a1", "cart-a", "ana@example.com"));
     assert_eq!(answer["accepted"], 1);
 
-    let cart = dev.wait_for("cart-a", "a sent message", |cart| sent_messages(cart) == 1 && decisions(cart).iter().any(|d| d == "waiting_for_next_step"));
+    let cart = dev.wait_for("cart-a", "a sent message", |cart| {
+        sent_messages(cart) == 1 && decisions(cart).iter().any(|d| d == "waiting_for_next_step")
+    });
     let emails = dev.emails();
     assert_eq!(emails.len(), 1, "one email for step 1");
     let email = &emails[0];
@@ -226,7 +237,10 @@ fn given_cart_activity_when_it_continues_then_the_abandonment_timer_restarts_fro
     };
     let last_activity = at(&|e| e["details"]["event_id"] == "r2");
     let sent_at = at(&|e| e["kind"] == "decision" && e["code"] == "sent");
-    assert!(sent_at >= last_activity + chrono::Duration::minutes(30), "sent at {sent_at}, last activity {last_activity}");
+    assert!(
+        sent_at >= last_activity + chrono::Duration::minutes(30),
+        "sent at {sent_at}, last activity {last_activity}"
+    );
     assert_eq!(dev.emails().len(), 1);
 }
 
@@ -247,7 +261,8 @@ fn given_a_batch_with_good_and_bad_events_when_posted_then_the_good_are_stored_a
     let dev = Dev::start();
     let mut bad = add_to_cart("m2", "cart-m", "eve@example.com");
     bad["items"][0]["price"] = json!("twelve");
-    let answer = dev.post(&json!({"events": [add_to_cart("m1", "cart-m", "eve@example.com"), bad, {"type": "add_to_cart"}]}));
+    let answer =
+        dev.post(&json!({"events": [add_to_cart("m1", "cart-m", "eve@example.com"), bad, {"type": "add_to_cart"}]}));
     assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(1), Some(2)));
     assert_eq!(answer["results"][1]["error"]["field"], "items[0].price");
     assert_eq!(answer["results"][2]["error"]["field"], "event_id");
@@ -302,7 +317,8 @@ fn given_a_captured_cart_read_signature_when_replayed_on_another_cart_then_it_is
     let dev = Dev::start();
     dev.post(&add_to_cart("ga1", "cart-a", "ann@example.com"));
     let v1_body = serde_json::to_vec(&add_to_cart("gb1", "cart-b", "bob@example.com")).unwrap();
-    let v1 = sign_request_v1(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), chrono::Utc::now().timestamp(), &v1_body);
+    let v1 =
+        sign_request_v1(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), chrono::Utc::now().timestamp(), &v1_body);
     assert_eq!(dev.post_raw(&v1_body, Some(v1)).0, 200, "v1 on POST /v1/events");
     let captured = dev.signature("GET", "/v1/carts/cart-a", b"");
     let get = |path: &str, signature: &str| {
@@ -310,7 +326,8 @@ fn given_a_captured_cart_read_signature_when_replayed_on_another_cart_then_it_is
     };
     assert_eq!(get("/v1/carts/cart-a", &captured), 200);
     assert_eq!(get("/v1/carts/cart-b", &captured), 401);
-    let v1_get = sign_request_v1(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), chrono::Utc::now().timestamp(), b"");
+    let v1_get =
+        sign_request_v1(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), chrono::Utc::now().timestamp(), b"");
     assert_eq!(get("/v1/carts/cart-b", &v1_get), 401);
 }
 
@@ -375,11 +392,20 @@ fn given_a_pending_timer_when_the_process_restarts_then_the_email_still_goes_out
 }
 
 #[test]
-fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_is_not_sent_and_the_timeline_says_why() {
+fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_is_not_sent_and_the_timeline_says_why()
+{
     let dir = tempfile::tempdir().unwrap();
     let campaign = dir.path().join("fast.toml");
     std::fs::write(&campaign, "id = \"fast\"\nname = \"Fast\"\n[[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n[[steps]]\ndelay = \"2h\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n").unwrap();
-    let cli = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(dir.path()).env("CARTBACK_INGEST_SECRET", SECRET).output().unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cartback"))
+            .args(args)
+            .arg("--data")
+            .arg(dir.path())
+            .env("CARTBACK_INGEST_SECRET", SECRET)
+            .output()
+            .unwrap()
+    };
     assert!(cli(&["campaign", "apply", campaign.to_str().unwrap()]).status.success());
 
     let dev = Dev::start_in(dir.path());

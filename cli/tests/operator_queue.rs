@@ -21,7 +21,12 @@ async fn given_a_dead_letter_when_the_operator_lists_and_redrives_it_then_it_is_
         message_id: "m_dead".into(),
         cart_id: "c1".into(),
         channel: Channel::Email,
-        outgoing: Outgoing::Email { to: "a@example.com".into(), subject: "s".into(), text: "t".into(), html: "h".into() },
+        outgoing: Outgoing::Email {
+            to: "a@example.com".into(),
+            subject: "s".into(),
+            text: "t".into(),
+            html: "h".into(),
+        },
     };
     queue.enqueue(&job).await.unwrap();
     let now = chrono::Utc::now();
@@ -30,7 +35,9 @@ async fn given_a_dead_letter_when_the_operator_lists_and_redrives_it_then_it_is_
 
     let listed = cartback(dir.path(), &["queue", "dead-letters", "email"]);
     assert!(listed.contains("m_dead") && listed.contains("provider said no (test)"), "{listed}");
-    assert!(cartback(dir.path(), &["queue", "stats"]).lines().any(|l| l.starts_with("email") && l.trim_end().ends_with('1')));
+    assert!(cartback(dir.path(), &["queue", "stats"])
+        .lines()
+        .any(|l| l.starts_with("email") && l.trim_end().ends_with('1')));
 
     assert!(cartback(dir.path(), &["queue", "redrive", "email"]).starts_with("1 job(s) moved back"));
     assert_eq!(cartback(dir.path(), &["queue", "dead-letters", "email"]).trim(), "no dead letters");

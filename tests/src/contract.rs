@@ -22,15 +22,16 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use cartback_core::ports::TimelineKind;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
 use cartback_core::engine::{Progress, StepDispatched};
 use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item, PushPlatform, PushToken};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageRecord, MessageStatus};
+use cartback_core::ports::TimelineKind;
 use cartback_core::ports::{
-    CampaignStore, CartRecord, Claim, CommitOutcome, CreateOutcome, SaveOutcome, EventCommit, Scheduler, StateStore, TimelineEntry, TimerPayload,
+    CampaignStore, CartRecord, Claim, CommitOutcome, CreateOutcome, EventCommit, SaveOutcome, Scheduler, StateStore,
+    TimelineEntry, TimerPayload,
 };
 use cartback_core::Decimal;
 use chrono::{DateTime, Duration, Utc};
@@ -110,7 +111,13 @@ pub fn t(seconds: i64) -> DateTime<Utc> {
 }
 
 /// An event using every field an adapter has to keep.
-pub fn rich_event(event_id: &str, kind: EventType, cart_id: &str, customer_id: Option<&str>, at: DateTime<Utc>) -> Event {
+pub fn rich_event(
+    event_id: &str,
+    kind: EventType,
+    cart_id: &str,
+    customer_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> Event {
     Event {
         event_id: event_id.into(),
         kind,
@@ -128,7 +135,14 @@ pub fn rich_event(event_id: &str, kind: EventType, cart_id: &str, customer_id: O
                 image_url: Some("https://cdn.example/mug.jpg".into()),
                 url: Some("https://shop.example/mug?a=1&b=2".into()),
             },
-            Item { item_id: "sku-2".into(), item_name: None, price: Some(Decimal::new(19999, 3)), quantity: 1, image_url: None, url: None },
+            Item {
+                item_id: "sku-2".into(),
+                item_name: None,
+                price: Some(Decimal::new(19999, 3)),
+                quantity: 1,
+                image_url: None,
+                url: None,
+            },
         ],
         order_id: None,
         value: None,
@@ -141,7 +155,9 @@ pub fn rich_event(event_id: &str, kind: EventType, cart_id: &str, customer_id: O
             timezone: Some("Europe/Paris".into()),
             consents: Some(ConsentPatch { email: Some(true), sms: Some(false), push: None, web_push: Some(true) }),
             push_tokens: Some(vec![PushToken { platform: PushPlatform::Apns, token: "apns-token".into() }]),
-            web_push_subscription: Some(json!({"endpoint": "https://push.example/sub", "keys": {"p256dh": "k", "auth": "a"}}).into()),
+            web_push_subscription: Some(
+                json!({"endpoint": "https://push.example/sub", "keys": {"p256dh": "k", "auth": "a"}}).into(),
+            ),
         }),
     }
 }
@@ -153,14 +169,31 @@ pub fn cart_with(cart_id: &str, events: Vec<Event>, now: DateTime<Utc>) -> CartR
 }
 
 fn timeline_entry(at: DateTime<Utc>, code: &str) -> TimelineEntry {
-    TimelineEntry { at, kind: TimelineKind::Event, code: code.into(), message: format!("{code} happened"), details: json!({ "code": code }) }
+    TimelineEntry {
+        at,
+        kind: TimelineKind::Event,
+        code: code.into(),
+        message: format!("{code} happened"),
+        details: json!({ "code": code }),
+    }
 }
 
-fn commit(event_id: &str, cart: Option<CartRecord>, customer: Option<(Customer, u64)>, timeline: Option<TimelineEntry>) -> EventCommit {
+fn commit(
+    event_id: &str,
+    cart: Option<CartRecord>,
+    customer: Option<(Customer, u64)>,
+    timeline: Option<TimelineEntry>,
+) -> EventCommit {
     EventCommit { event_id: event_id.into(), received_at: t(0), cart, customer, timeline }
 }
 
-pub fn message(cart_id: &str, customer_key: &str, step: u32, channel: Channel, decided_at: DateTime<Utc>) -> MessageRecord {
+pub fn message(
+    cart_id: &str,
+    customer_key: &str,
+    step: u32,
+    channel: Channel,
+    decided_at: DateTime<Utc>,
+) -> MessageRecord {
     MessageRecord {
         message_id: unique("m").into(),
         cart_id: cart_id.into(),
@@ -178,7 +211,11 @@ pub fn message(cart_id: &str, customer_key: &str, step: u32, channel: Channel, d
 async fn stored_cart(a: &Adapters) -> CartRecord {
     let cart_id: CartId = unique("cart").into();
     let event = rich_event(&unique("e"), EventType::AddToCart, &cart_id, None, t(0));
-    let outcome = a.state.commit_event(commit(&unique("e"), Some(cart_with(&cart_id, vec![event], t(0))), None, None)).await.unwrap();
+    let outcome = a
+        .state
+        .commit_event(commit(&unique("e"), Some(cart_with(&cart_id, vec![event], t(0))), None, None))
+        .await
+        .unwrap();
     assert_eq!(outcome, CommitOutcome::Applied);
     a.state.get_cart(&cart_id).await.unwrap().expect("stored cart")
 }
@@ -192,14 +229,19 @@ async fn stored_message(a: &Adapters) -> MessageRecord {
 // ---------------------------------------------------------------- commit_event
 
 pub async fn commit_event_applies(a: &Adapters) {
-    let (cart_id, customer_id, event_id): (CartId, CustomerId, String) = (unique("cart").into(), unique("cust").into(), unique("e"));
+    let (cart_id, customer_id, event_id): (CartId, CustomerId, String) =
+        (unique("cart").into(), unique("cust").into(), unique("e"));
     let event = rich_event(&event_id, EventType::AddToCart, &cart_id, Some(&customer_id), t(0));
     let mut customer = Customer::new(&customer_id);
     assert!(customer.apply(&event));
     let cart = cart_with(&cart_id, vec![event], t(0));
     let entry = timeline_entry(t(0), "add_to_cart");
 
-    let outcome = a.state.commit_event(commit(&event_id, Some(cart.clone()), Some((customer.clone(), 0)), Some(entry.clone()))).await.unwrap();
+    let outcome = a
+        .state
+        .commit_event(commit(&event_id, Some(cart.clone()), Some((customer.clone(), 0)), Some(entry.clone())))
+        .await
+        .unwrap();
 
     assert_eq!(outcome, CommitOutcome::Applied);
     assert_eq!(a.state.get_cart(&cart_id).await.unwrap(), Some(CartRecord { version: 1, ..cart }));
@@ -246,7 +288,12 @@ pub async fn cart_version_conflict_writes_nothing(a: &Adapters) {
         let attempt = CartRecord { version: stale, ..changed.clone() };
         let outcome = a
             .state
-            .commit_event(commit(&event_id, Some(attempt), Some((Customer::new(&customer_id), 0)), Some(timeline_entry(t(5), "cart_update"))))
+            .commit_event(commit(
+                &event_id,
+                Some(attempt),
+                Some((Customer::new(&customer_id), 0)),
+                Some(timeline_entry(t(5), "cart_update")),
+            ))
             .await
             .unwrap();
         assert_eq!(outcome, CommitOutcome::Conflict, "stored version 1, commit replaces {stale}");
@@ -263,20 +310,33 @@ pub async fn cart_version_conflict_writes_nothing(a: &Adapters) {
 
 pub async fn customer_version_conflict_writes_nothing(a: &Adapters) {
     let customer_id: CustomerId = unique("cust").into();
-    let identify = Event { cart_id: None, ..rich_event(&unique("e"), EventType::Identify, "unused", Some(&customer_id), t(0)) };
+    let identify =
+        Event { cart_id: None, ..rich_event(&unique("e"), EventType::Identify, "unused", Some(&customer_id), t(0)) };
     let mut customer = Customer::new(&customer_id);
     customer.apply(&identify);
-    assert_eq!(a.state.commit_event(commit(&identify.event_id, None, Some((customer.clone(), 0)), None)).await.unwrap(), CommitOutcome::Applied);
+    assert_eq!(
+        a.state.commit_event(commit(&identify.event_id, None, Some((customer.clone(), 0)), None)).await.unwrap(),
+        CommitOutcome::Applied
+    );
 
     let cart_id: CartId = unique("cart").into();
     let event_id = unique("e");
-    let new_cart = cart_with(&cart_id, vec![rich_event(&event_id, EventType::AddToCart, &cart_id, Some(&customer_id), t(1))], t(1));
+    let new_cart = cart_with(
+        &cart_id,
+        vec![rich_event(&event_id, EventType::AddToCart, &cart_id, Some(&customer_id), t(1))],
+        t(1),
+    );
     let mut changed = customer.clone();
     changed.profile.first_name = Some("Changed".into());
     for stale in [0, 2] {
         let outcome = a
             .state
-            .commit_event(commit(&event_id, Some(new_cart.clone()), Some((changed.clone(), stale)), Some(timeline_entry(t(1), "add_to_cart"))))
+            .commit_event(commit(
+                &event_id,
+                Some(new_cart.clone()),
+                Some((changed.clone(), stale)),
+                Some(timeline_entry(t(1), "add_to_cart")),
+            ))
             .await
             .unwrap();
         assert_eq!(outcome, CommitOutcome::Conflict, "stored version 1, commit replaces {stale}");
@@ -308,10 +368,18 @@ pub async fn cart_round_trips_exactly(a: &Adapters) {
     record.timer_armed_for = Some(t(1800) + Duration::nanoseconds(7));
     record.progress = Progress {
         campaign_id: Some("default".into()),
-        steps: vec![StepDispatched { step: 0, channel: Channel::Email, message_id: MessageRecord::id_for(&cart_id, 0, Channel::Email), at: t(1800) }],
+        steps: vec![StepDispatched {
+            step: 0,
+            channel: Channel::Email,
+            message_id: MessageRecord::id_for(&cart_id, 0, Channel::Email),
+            at: t(1800),
+        }],
     };
 
-    assert_eq!(a.state.commit_event(commit(&unique("e"), Some(record.clone()), None, None)).await.unwrap(), CommitOutcome::Applied);
+    assert_eq!(
+        a.state.commit_event(commit(&unique("e"), Some(record.clone()), None, None)).await.unwrap(),
+        CommitOutcome::Applied
+    );
 
     let read = a.state.get_cart(&cart_id).await.unwrap().expect("stored");
     assert_eq!(read, CartRecord { version: 1, ..record.clone() });
@@ -347,7 +415,10 @@ pub async fn customer_round_trip_and_version(a: &Adapters) {
     let mut customer = Customer::new(&customer_id);
     let first = rich_event(&unique("e"), EventType::AddToCart, &cart_id, Some(&customer_id), t(0));
     customer.apply(&first);
-    assert_eq!(a.state.commit_event(commit(&first.event_id, None, Some((customer.clone(), 0)), None)).await.unwrap(), CommitOutcome::Applied);
+    assert_eq!(
+        a.state.commit_event(commit(&first.event_id, None, Some((customer.clone(), 0)), None)).await.unwrap(),
+        CommitOutcome::Applied
+    );
     assert_eq!(a.state.get_customer(&customer_id).await.unwrap(), Some((customer.clone(), 1)));
 
     let mut purchase = rich_event(&unique("e"), EventType::Purchase, &cart_id, Some(&customer_id), t(60));
@@ -355,7 +426,10 @@ pub async fn customer_round_trip_and_version(a: &Adapters) {
     purchase.coupon = Some("C".into());
     let mut next = customer.clone();
     next.apply(&purchase);
-    assert_eq!(a.state.commit_event(commit(&purchase.event_id, None, Some((next.clone(), 1)), None)).await.unwrap(), CommitOutcome::Applied);
+    assert_eq!(
+        a.state.commit_event(commit(&purchase.event_id, None, Some((next.clone(), 1)), None)).await.unwrap(),
+        CommitOutcome::Applied
+    );
     let (read, version) = a.state.get_customer(&customer_id).await.unwrap().unwrap();
     assert_eq!((version, &read), (2, &next));
     assert_eq!(read.purchases, [t(60)]);
@@ -373,16 +447,32 @@ pub async fn timeline_oldest_first(a: &Adapters) {
     let cart_id: CartId = unique("cart").into();
     let event = rich_event(&unique("e"), EventType::AddToCart, &cart_id, None, t(5));
     let committed = timeline_entry(t(5), "add_to_cart");
-    a.state.commit_event(commit(&event.event_id, Some(cart_with(&cart_id, vec![event.clone()], t(5))), None, Some(committed.clone()))).await.unwrap();
+    a.state
+        .commit_event(commit(
+            &event.event_id,
+            Some(cart_with(&cart_id, vec![event.clone()], t(5))),
+            None,
+            Some(committed.clone()),
+        ))
+        .await
+        .unwrap();
 
     let late = timeline_entry(t(10), "decision-a");
-    let same_time = TimelineEntry { kind: TimelineKind::Decision, details: serde_json::Value::Null, ..timeline_entry(t(10), "decision-b") };
+    let same_time = TimelineEntry {
+        kind: TimelineKind::Decision,
+        details: serde_json::Value::Null,
+        ..timeline_entry(t(10), "decision-b")
+    };
     let early = timeline_entry(t(1), "late-arriving-event");
     for entry in [&late, &same_time, &early] {
         a.state.append_timeline(&cart_id, entry).await.unwrap();
     }
 
-    assert_eq!(a.state.timeline(&cart_id).await.unwrap(), [early, committed, late, same_time], "by time; equal times in the order written");
+    assert_eq!(
+        a.state.timeline(&cart_id).await.unwrap(),
+        [early, committed, late, same_time],
+        "by time; equal times in the order written"
+    );
     assert!(a.state.timeline(&unique("cart").into()).await.unwrap().is_empty());
 }
 
@@ -426,7 +516,9 @@ pub async fn lease_expiry_lets_a_second_claimer_in(a: &Adapters) {
     assert_eq!(a.state.claim_message(id, t(299), t(599)).await.unwrap(), Claim::InFlight, "lease still running");
 
     // The first sender may have reached the provider: the claim says so.
-    let Claim::TakenOver(second) = a.state.claim_message(id, t(301), t(601)).await.unwrap() else { panic!("lease ended: claimable") };
+    let Claim::TakenOver(second) = a.state.claim_message(id, t(301), t(601)).await.unwrap() else {
+        panic!("lease ended: claimable")
+    };
     assert_eq!(second.status, MessageStatus::Sending { lease_until: t(601), attempts: 2 });
     assert_eq!(a.state.claim_message(id, t(302), t(602)).await.unwrap(), Claim::InFlight, "the new lease holds");
 }
@@ -537,7 +629,8 @@ pub async fn campaigns_put_list_replace(a: &Adapters) {
     replaced.steps[0].delay = Duration::minutes(45);
     a.campaigns.put(&replaced).await.unwrap();
 
-    let ours: Vec<Campaign> = a.campaigns.list().await.unwrap().into_iter().filter(|c| c.id == first.id || c.id == second.id).collect();
+    let ours: Vec<Campaign> =
+        a.campaigns.list().await.unwrap().into_iter().filter(|c| c.id == first.id || c.id == second.id).collect();
     assert_eq!(ours.len(), 2, "{ours:?}");
     assert_eq!(ours.iter().find(|c| c.id == first.id), Some(&replaced));
     assert_eq!(ours.iter().find(|c| c.id == second.id), Some(&second));

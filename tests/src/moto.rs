@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 
 use cartback_aws::clients::Clients;
-use cartback_aws::config::{self as cfg, CheckerConfig, EmailConfig, PushConfig, SmsConfig, TimerConfig, IngestConfig};
+use cartback_aws::config::{self as cfg, CheckerConfig, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig};
 use cartback_core::ports::Clock;
 
 pub const REGION: &str = "us-east-1";
@@ -90,7 +91,8 @@ kill "$moto" 2>/dev/null; wait "$moto" 2>/dev/null"#;
         while Instant::now() < deadline {
             if let Ok((200, _)) = http(port, "GET", "/moto-api/data.json", "") {
                 let gateway = Proxy::start_with(port, true);
-                let gateway_port = gateway.endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("gateway port");
+                let gateway_port =
+                    gateway.endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("gateway port");
                 return Ok(Moto { endpoint: gateway.endpoint, port: gateway_port, moto_port: port });
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -115,7 +117,13 @@ kill "$moto" 2>/dev/null; wait "$moto" 2>/dev/null"#;
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(Region::new(REGION))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "cartback-tests"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "cartback-tests",
+            ))
             .retry_config(cartback_aws::clients::retry_config())
             .timeout_config(cartback_aws::clients::timeout_config())
             .load()
@@ -130,7 +138,12 @@ kill "$moto" 2>/dev/null; wait "$moto" 2>/dev/null"#;
 fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&raw);
@@ -170,7 +183,8 @@ fn install_moto(root: &Path) -> Result<PathBuf, String> {
 /// A name no other test in this run (or a concurrent run) uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{}-{nanos:x}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -243,7 +257,16 @@ impl Stack {
         }
         let sender = format!("{}@shop.example", unique("shop"));
         clients.ses.create_email_identity().email_identity(&sender).send().await.expect("email identity");
-        let secret_arn = clients.secrets.create_secret().name(unique("ingest")).secret_string(SECRET).send().await.expect("secret").arn.unwrap();
+        let secret_arn = clients
+            .secrets
+            .create_secret()
+            .name(unique("ingest"))
+            .secret_string(SECRET)
+            .send()
+            .await
+            .expect("secret")
+            .arn
+            .unwrap();
         let app = |platform: &'static str| {
             let clients = clients.clone();
             async move {
@@ -284,7 +307,18 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        Stack { clients, env, state_table, config_table, schedule_group, queues, sender, secret: SECRET.into(), apns_arn, fcm_arn }
+        Stack {
+            clients,
+            env,
+            state_table,
+            config_table,
+            schedule_group,
+            queues,
+            sender,
+            secret: SECRET.into(),
+            apns_arn,
+            fcm_arn,
+        }
     }
 
     /// The same stack, reached through other clients (e.g. a proxy).
@@ -342,12 +376,12 @@ impl Stack {
             .send()
             .await
             .expect("queue attributes");
-        out.attributes()
-            .map(|a| a.values().filter_map(|v| v.parse::<usize>().ok()).sum())
-            .unwrap_or(0)
+        out.attributes().map(|a| a.values().filter_map(|v| v.parse::<usize>().ok()).sum()).unwrap_or(0)
     }
 }
 
+// The event types are `#[non_exhaustive]`: no struct literal outside their crate.
+#[allow(clippy::field_reassign_with_default)]
 pub async fn receive_event(clients: &Clients, url: &str, arn: &str) -> SqsEvent {
     let out = clients
         .sqs
@@ -368,7 +402,8 @@ pub async fn receive_event(clients: &Clients, url: &str, arn: &str) -> SqsEvent 
             record.receipt_handle = m.receipt_handle;
             record.body = m.body;
             record.md5_of_body = m.md5_of_body;
-            record.attributes = m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
+            record.attributes =
+                m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
             record.event_source = Some("aws:sqs".into());
             record.event_source_arn = Some(arn.to_owned());
             record.aws_region = Some(REGION.into());
@@ -384,14 +419,23 @@ pub async fn settle_event(clients: &Clients, url: &str, event: &SqsEvent, respon
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     for record in &event.records {
         if !failed.contains(&record.message_id.as_deref().unwrap_or_default()) {
-            clients.sqs.delete_message().queue_url(url).receipt_handle(record.receipt_handle.clone().unwrap_or_default()).send().await.expect("delete");
+            clients
+                .sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(record.receipt_handle.clone().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
         }
     }
 }
 
 /// Creates a Cartback state table (`state`: with gsi1 and TTL) or config table.
 pub async fn create_table(clients: &Clients, name: &str, state: bool) {
-    let attr = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap();
+    let attr = |n: &str| {
+        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
     let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
     let mut create = clients
         .dynamodb
@@ -403,15 +447,18 @@ pub async fn create_table(clients: &Clients, name: &str, state: bool) {
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range));
     if state {
-        create = create.attribute_definitions(attr("gsi1pk")).attribute_definitions(attr("gsi1sk")).global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("gsi1")
-                .key_schema(key("gsi1pk", KeyType::Hash))
-                .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .unwrap(),
-        );
+        create = create
+            .attribute_definitions(attr("gsi1pk"))
+            .attribute_definitions(attr("gsi1sk"))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("gsi1")
+                    .key_schema(key("gsi1pk", KeyType::Hash))
+                    .key_schema(key("gsi1sk", KeyType::Range))
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .build()
+                    .unwrap(),
+            );
     }
     create.send().await.expect("create table");
     if state {
@@ -419,7 +466,9 @@ pub async fn create_table(clients: &Clients, name: &str, state: bool) {
             .dynamodb
             .update_time_to_live()
             .table_name(name)
-            .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().unwrap())
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().unwrap(),
+            )
             .send()
             .await
             .expect("ttl");
@@ -430,13 +479,23 @@ async fn create_queue_pair(clients: &Clients, name: &str, max_receive_count: u32
     let arn_of = |url: String| {
         let clients = clients.clone();
         async move {
-            let out = clients.sqs.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await.expect("queue arn");
+            let out = clients
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .expect("queue arn");
             out.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().expect("arn")
         }
     };
-    let dlq_url = clients.sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("dlq").queue_url.unwrap();
+    let dlq_url =
+        clients.sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("dlq").queue_url.unwrap();
     let dlq_arn = arn_of(dlq_url.clone()).await;
-    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() }).to_string();
+    let redrive =
+        serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() })
+            .to_string();
     let url = clients
         .sqs
         .create_queue()
@@ -555,7 +614,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn serve(mut conn: TcpStream, upstream_port: u16, state: Arc<Mutex<ProxyState>>, serialise: bool) -> std::io::Result<()> {
+fn serve(
+    mut conn: TcpStream,
+    upstream_port: u16,
+    state: Arc<Mutex<ProxyState>>,
+    serialise: bool,
+) -> std::io::Result<()> {
     // Read one request: head, then a Content-Length body.
     let mut buf = Vec::new();
     let head_end = loop {
@@ -572,7 +636,10 @@ fn serve(mut conn: TcpStream, upstream_port: u16, state: Arc<Mutex<ProxyState>>,
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or_default().to_owned();
-    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
     let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let length: usize = header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
     while buf.len() < head_end + length {
@@ -593,7 +660,9 @@ fn serve(mut conn: TcpStream, upstream_port: u16, state: Arc<Mutex<ProxyState>>,
     let target = header("x-amz-target");
     let operation = if let Some(t) = &target {
         t.rsplit('.').next().unwrap_or_default().to_owned()
-    } else if let Some(action) = String::from_utf8_lossy(&body).split('&').find_map(|p| p.strip_prefix("Action=").map(str::to_owned)) {
+    } else if let Some(action) =
+        String::from_utf8_lossy(&body).split('&').find_map(|p| p.strip_prefix("Action=").map(str::to_owned))
+    {
         action
     } else {
         rest_operation(&method, &path)
@@ -605,12 +674,21 @@ fn serve(mut conn: TcpStream, upstream_port: u16, state: Arc<Mutex<ProxyState>>,
             f.2
         });
         if !serialise {
-            st.seen.push(Seen { service: service.clone(), operation: operation.clone(), sdk_request: header("amz-sdk-request").unwrap_or_default(), faulted: fault.is_some() });
+            st.seen.push(Seen {
+                service: service.clone(),
+                operation: operation.clone(),
+                sdk_request: header("amz-sdk-request").unwrap_or_default(),
+                faulted: fault.is_some(),
+            });
         }
         fault
     };
     let response = match fault {
-        Some(fault) => fault_response(fault, target.is_some(), header("content-type").unwrap_or_default().contains("x-www-form-urlencoded")),
+        Some(fault) => fault_response(
+            fault,
+            target.is_some(),
+            header("content-type").unwrap_or_default().contains("x-www-form-urlencoded"),
+        ),
         None => {
             let _turn = serialise.then(|| ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()));
             let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
@@ -629,7 +707,11 @@ fn serve(mut conn: TcpStream, upstream_port: u16, state: Arc<Mutex<ProxyState>>,
             match find(&answer, b"\r\n\r\n") {
                 Some(i) => {
                     let head = String::from_utf8_lossy(&answer[..i]).into_owned();
-                    let mut rewritten: Vec<String> = head.split("\r\n").filter(|l| !l.to_ascii_lowercase().starts_with("connection:")).map(str::to_owned).collect();
+                    let mut rewritten: Vec<String> = head
+                        .split("\r\n")
+                        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                        .map(str::to_owned)
+                        .collect();
                     rewritten.push("connection: close".into());
                     let mut r = rewritten.join("\r\n").into_bytes();
                     r.extend_from_slice(&answer[i..]);
@@ -681,7 +763,8 @@ fn fault_response(fault: Fault, json_rpc: bool, query: bool) -> Vec<u8> {
             r#"{"message":"Maximum sending rate exceeded."}"#.to_owned(),
         ),
     };
-    format!("HTTP/1.1 {status} {reason}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).into_bytes()
+    format!("HTTP/1.1 {status} {reason}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+        .into_bytes()
 }
 
 // ---------------------------------------------------------------- events
@@ -701,7 +784,11 @@ pub fn apigw_event(name: &str) -> aws_lambda_events::apigw::ApiGatewayV2httpRequ
 
 /// The v2 signature of an API Gateway request: over its method, raw path
 /// and query as sent, and body.
-pub fn sign_apigw(event: &aws_lambda_events::apigw::ApiGatewayV2httpRequest, secret: &cartback_core::signing::Secret, now: DateTime<Utc>) -> String {
+pub fn sign_apigw(
+    event: &aws_lambda_events::apigw::ApiGatewayV2httpRequest,
+    secret: &cartback_core::signing::Secret,
+    now: DateTime<Utc>,
+) -> String {
     let body = event.body.clone().unwrap_or_default();
     let mut path_and_query = event.raw_path.clone().unwrap_or_default();
     if let Some(query) = event.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
@@ -718,14 +805,25 @@ pub fn sign_apigw(event: &aws_lambda_events::apigw::ApiGatewayV2httpRequest, sec
 /// Replaces the event's signature with a fresh one over its request, signed
 /// with `secret` at `now` (the files cannot carry a valid one: the test
 /// secret and clock decide it).
-pub fn resign(event: &mut aws_lambda_events::apigw::ApiGatewayV2httpRequest, secret: &cartback_core::signing::Secret, now: DateTime<Utc>) {
+pub fn resign(
+    event: &mut aws_lambda_events::apigw::ApiGatewayV2httpRequest,
+    secret: &cartback_core::signing::Secret,
+    now: DateTime<Utc>,
+) {
     use aws_lambda_events::http::{HeaderName, HeaderValue};
     let signature = sign_apigw(event, secret, now);
-    event.headers.insert(HeaderName::from_static(cartback_core::signing::SIGNATURE_HEADER), HeaderValue::from_str(&signature).unwrap());
+    event.headers.insert(
+        HeaderName::from_static(cartback_core::signing::SIGNATURE_HEADER),
+        HeaderValue::from_str(&signature).unwrap(),
+    );
 }
 
 /// A signed `POST /v1/events` event carrying `body`.
-pub fn post_events(body: &serde_json::Value, secret: &cartback_core::signing::Secret, now: DateTime<Utc>) -> aws_lambda_events::apigw::ApiGatewayV2httpRequest {
+pub fn post_events(
+    body: &serde_json::Value,
+    secret: &cartback_core::signing::Secret,
+    now: DateTime<Utc>,
+) -> aws_lambda_events::apigw::ApiGatewayV2httpRequest {
     let mut event = apigw_event("apigw-post-events.json");
     event.body = Some(body.to_string());
     resign(&mut event, secret, now);

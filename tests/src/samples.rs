@@ -56,13 +56,22 @@ pub fn sample_as<T: serde::de::DeserializeOwned>(relative: &str) -> T {
 /// Every `.json` file under `dir`, relative to it, with `/` separators, sorted.
 pub fn json_files(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for path in entries {
             if path.is_dir() {
                 walk(root, &path, out);
             } else if path.extension().is_some_and(|e| e == "json") {
-                let rel = path.strip_prefix(root).unwrap().components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
                 out.push(rel);
             }
         }
@@ -101,7 +110,12 @@ impl LocalStack {
         let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), dyn_clock.clone(), Duration::seconds(60)));
         let settings = Arc::new(Settings::new(sample_secret(), PUBLIC_BASE_URL, RESTORE_URL));
         let outbox = Outbox::new(dir.path()).expect("outbox");
-        let ingest = Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: dyn_clock.clone() };
+        let ingest = Ingest {
+            store: store.clone(),
+            scheduler: scheduler.clone(),
+            campaigns: campaigns.clone(),
+            clock: dyn_clock.clone(),
+        };
         let api = Arc::new(Api {
             ingest,
             store: store.clone(),
@@ -120,9 +134,22 @@ impl LocalStack {
             clock: dyn_clock.clone(),
             settings,
         };
-        let delivery = Delivery { store: store.clone(), sender: Arc::new(outbox.sender(SENDER)), clock: dyn_clock.clone() };
+        let delivery =
+            Delivery { store: store.clone(), sender: Arc::new(outbox.sender(SENDER)), clock: dyn_clock.clone() };
         let feedback = Feedback { store, clock: dyn_clock };
-        LocalStack { timers: TimerWheel::new(db.clone()), dir, db, clock, queue, outbox, api, app, checker, delivery, feedback }
+        LocalStack {
+            timers: TimerWheel::new(db.clone()),
+            dir,
+            db,
+            clock,
+            queue,
+            outbox,
+            api,
+            app,
+            checker,
+            delivery,
+            feedback,
+        }
     }
 }
 
@@ -145,8 +172,9 @@ pub fn request_time(event: &Value) -> DateTime<Utc> {
 /// security: SQS uses it as a checksum.
 pub fn md5_hex(data: &[u8]) -> String {
     const S: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4,
-        11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14,
+        20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6,
+        10, 15, 21,
     ];
     let k: Vec<u32> = (0..64).map(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32).collect();
     let (mut a0, mut b0, mut c0, mut d0) = (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
@@ -187,6 +215,9 @@ mod tests {
     fn given_rfc_1321_test_vectors_when_hashed_then_md5_matches() {
         assert_eq!(super::md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(super::md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(super::md5_hex(b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"), "57edf4a22be3c955ac49da2e2107b67a");
+        assert_eq!(
+            super::md5_hex(b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"),
+            "57edf4a22be3c955ac49da2e2107b67a"
+        );
     }
 }

@@ -26,9 +26,18 @@ fn api() -> (Router, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
     let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), chrono::Duration::seconds(60)));
-    let settings = Arc::new(Settings::new(Secret::new(SECRET.to_vec()).unwrap(), "http://localhost", "http://shop/{cart_id}?t={token}"));
+    let settings = Arc::new(Settings::new(
+        Secret::new(SECRET.to_vec()).unwrap(),
+        "http://localhost",
+        "http://shop/{cart_id}?t={token}",
+    ));
     let api = Api {
-        ingest: Ingest { store: Arc::new(db.clone()), scheduler: Arc::new(SqliteScheduler::new(db.clone())), campaigns, clock: clock.clone() },
+        ingest: Ingest {
+            store: Arc::new(db.clone()),
+            scheduler: Arc::new(SqliteScheduler::new(db.clone())),
+            campaigns,
+            clock: clock.clone(),
+        },
         store: Arc::new(db),
         clock: clock.clone(),
         wall_clock: clock.clone(),
@@ -74,13 +83,38 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         "[a-z0-9_:+.@ -]{0,12}".prop_map(Value::from),
-        prop_oneof![Just("add_to_cart"), Just("purchase"), Just("identify"), Just("2026-11-23T09:00:00Z"), Just("EUR"), Just("12.50"), Just("+33612345678"), Just("Europe/Paris")].prop_map(Value::from),
+        prop_oneof![
+            Just("add_to_cart"),
+            Just("purchase"),
+            Just("identify"),
+            Just("2026-11-23T09:00:00Z"),
+            Just("EUR"),
+            Just("12.50"),
+            Just("+33612345678"),
+            Just("Europe/Paris")
+        ]
+        .prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         let key = prop_oneof![
-            Just("event_id"), Just("type"), Just("cart_id"), Just("customer_id"), Just("items"), Just("price"),
-            Just("quantity"), Just("item_id"), Just("currency"), Just("occurred_at"), Just("customer"), Just("email"),
-            Just("phone"), Just("consents"), Just("order_id"), Just("value"), Just("device"), Just("timezone"),
+            Just("event_id"),
+            Just("type"),
+            Just("cart_id"),
+            Just("customer_id"),
+            Just("items"),
+            Just("price"),
+            Just("quantity"),
+            Just("item_id"),
+            Just("currency"),
+            Just("occurred_at"),
+            Just("customer"),
+            Just("email"),
+            Just("phone"),
+            Just("consents"),
+            Just("order_id"),
+            Just("value"),
+            Just("device"),
+            Just("timezone"),
         ]
         .prop_map(str::to_owned);
         prop_oneof![

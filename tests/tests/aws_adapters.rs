@@ -12,13 +12,16 @@ use cartback_aws::ses::SesSender;
 use cartback_aws::sns::{SnsPushSender, SnsSmsSender};
 use cartback_aws::sqs::SqsJobQueue;
 use cartback_aws::{handlers, wiring};
-use cartback_core::ports::TimelineKind;
-use cartback_core::ids::CustomerKey;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
 use cartback_core::event::{validate_event, PushPlatform};
+use cartback_core::ids::CustomerKey;
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
-use cartback_core::ports::{CampaignStore, CartRecord, CreateOutcome, SaveOutcome, Claim, CommitOutcome, EventCommit, JobQueue, Scheduler, SendError, Sender, CartStore, CustomerStore, EventLog, MessageStore, Timeline, TimelineEntry, TimerPayload};
+use cartback_core::ports::TimelineKind;
+use cartback_core::ports::{
+    CampaignStore, CartRecord, CartStore, Claim, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog,
+    JobQueue, MessageStore, SaveOutcome, Scheduler, SendError, Sender, Timeline, TimelineEntry, TimerPayload,
+};
 use cartback_core::service::{Delivery, DeliveryOutcome};
 use cartback_tests::moto::{Moto, Stack, TestClock};
 
@@ -54,7 +57,13 @@ fn commit_for(event: &cartback_core::event::Event, cart: CartRecord, customer_ve
         received_at: event.occurred_at,
         cart: Some(cart),
         customer: Some((customer, customer_version)),
-        timeline: Some(TimelineEntry { at: event.occurred_at, kind: TimelineKind::Event, code: "add_to_cart".into(), message: "added".into(), details: json!({}) }),
+        timeline: Some(TimelineEntry {
+            at: event.occurred_at,
+            kind: TimelineKind::Event,
+            code: "add_to_cart".into(),
+            message: "added".into(),
+            details: json!({}),
+        }),
     }
 }
 
@@ -77,16 +86,25 @@ fn email_job(record: &MessageRecord, to: &str) -> MessageJob {
         message_id: record.message_id.clone(),
         cart_id: record.cart_id.clone(),
         channel: Channel::Email,
-        outgoing: Outgoing::Email { to: to.into(), subject: "Your Blue mug is waiting".into(), text: "Blue mug x1".into(), html: "<p>Blue mug x1</p>".into() },
+        outgoing: Outgoing::Email {
+            to: to.into(),
+            subject: "Your Blue mug is waiting".into(),
+            text: "Blue mug x1".into(),
+            html: "<p>Blue mug x1</p>".into(),
+        },
     }
 }
 
 #[tokio::test]
-async fn given_an_accepted_event_when_the_same_event_id_is_committed_again_then_it_is_a_duplicate_and_nothing_changes() {
+async fn given_an_accepted_event_when_the_same_event_id_is_committed_again_then_it_is_a_duplicate_and_nothing_changes()
+{
     let stack = stack().await;
     let store = store(&stack, TestClock::new(t0()));
     let event = add_to_cart("e-1", "c-1", t0());
-    assert_eq!(store.commit_event(commit_for(&event, CartRecord::new("c-1", t0()), 0)).await.unwrap(), CommitOutcome::Applied);
+    assert_eq!(
+        store.commit_event(commit_for(&event, CartRecord::new("c-1", t0()), 0)).await.unwrap(),
+        CommitOutcome::Applied
+    );
     let stored = store.get_cart(&"c-1".into()).await.unwrap().unwrap();
     assert_eq!(stored.version, 1);
     assert_eq!(stored.cart().items[0].item_name.as_deref(), Some("Blue mug"));
@@ -101,7 +119,8 @@ async fn given_an_accepted_event_when_the_same_event_id_is_committed_again_then_
 }
 
 #[tokio::test]
-async fn given_a_cart_changed_by_another_writer_when_a_stale_version_is_committed_then_it_is_a_conflict_and_nothing_is_written() {
+async fn given_a_cart_changed_by_another_writer_when_a_stale_version_is_committed_then_it_is_a_conflict_and_nothing_is_written(
+) {
     let stack = stack().await;
     let store = store(&stack, TestClock::new(t0()));
     let first = add_to_cart("e-1", "c-1", t0());
@@ -109,7 +128,10 @@ async fn given_a_cart_changed_by_another_writer_when_a_stale_version_is_committe
 
     // A second writer that read before the first commit (version 0).
     let second = add_to_cart("e-2", "c-1", t0() + Duration::minutes(1));
-    assert_eq!(store.commit_event(commit_for(&second, CartRecord::new("c-1", t0()), 1)).await.unwrap(), CommitOutcome::Conflict);
+    assert_eq!(
+        store.commit_event(commit_for(&second, CartRecord::new("c-1", t0()), 1)).await.unwrap(),
+        CommitOutcome::Conflict
+    );
     // Cart current, customer stale: still a conflict.
     let current = store.get_cart(&"c-1".into()).await.unwrap().unwrap();
     assert_eq!(store.commit_event(commit_for(&second, current.clone(), 0)).await.unwrap(), CommitOutcome::Conflict);
@@ -133,13 +155,19 @@ async fn given_one_queued_message_when_eight_senders_claim_it_concurrently_then_
     let store = Arc::new(store(&stack, TestClock::new(t0())));
     let record = message("c-1", "cust-1", t0());
     assert_eq!(store.create_message(&record).await.unwrap(), CreateOutcome::Created);
-    assert_eq!(store.create_message(&record).await.unwrap(), CreateOutcome::AlreadyExists, "the second create is refused");
+    assert_eq!(
+        store.create_message(&record).await.unwrap(),
+        CreateOutcome::AlreadyExists,
+        "the second create is refused"
+    );
 
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
         let id = record.message_id.clone();
-        tasks.push(tokio::spawn(async move { store.claim_message(&id, t0(), t0() + Duration::minutes(5)).await.unwrap() }));
+        tasks.push(tokio::spawn(
+            async move { store.claim_message(&id, t0(), t0() + Duration::minutes(5)).await.unwrap() },
+        ));
     }
     let mut claimed = 0;
     for task in tasks {
@@ -154,9 +182,21 @@ async fn given_one_queued_message_when_eight_senders_claim_it_concurrently_then_
     }
     assert_eq!(claimed, 1);
     // After the lease, a new claim takes over (attempt 2); once sent, never again.
-    assert!(matches!(store.claim_message(&record.message_id, t0() + Duration::minutes(6), t0() + Duration::minutes(11)).await.unwrap(), Claim::TakenOver(MessageRecord { status: MessageStatus::Sending { attempts: 2, .. }, .. })));
-    store.set_message_status(&record.message_id, &MessageStatus::Sent { provider_message_id: "p-1".into(), at: t0() }).await.unwrap();
-    assert_eq!(store.claim_message(&record.message_id, t0() + Duration::hours(1), t0() + Duration::hours(2)).await.unwrap(), Claim::AlreadySent);
+    assert!(matches!(
+        store
+            .claim_message(&record.message_id, t0() + Duration::minutes(6), t0() + Duration::minutes(11))
+            .await
+            .unwrap(),
+        Claim::TakenOver(MessageRecord { status: MessageStatus::Sending { attempts: 2, .. }, .. })
+    ));
+    store
+        .set_message_status(&record.message_id, &MessageStatus::Sent { provider_message_id: "p-1".into(), at: t0() })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_message(&record.message_id, t0() + Duration::hours(1), t0() + Duration::hours(2)).await.unwrap(),
+        Claim::AlreadySent
+    );
     assert_eq!(store.claim_message(&"m_missing".into(), t0(), t0()).await.unwrap(), Claim::NotFound);
 }
 
@@ -181,7 +221,11 @@ async fn given_writes_of_every_kind_when_read_raw_then_each_item_expires_retenti
     for item in &items {
         let pk = item["pk"].as_s().unwrap().clone();
         let sk = item["sk"].as_s().unwrap().clone();
-        let expires = item.get("expires_at").and_then(|v| v.as_n().ok()).cloned().unwrap_or_else(|| panic!("{pk}/{sk} has no expires_at"));
+        let expires = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .cloned()
+            .unwrap_or_else(|| panic!("{pk}/{sk} has no expires_at"));
         let want = if pk.starts_with("MSG#") { &expected_msg } else { &expected_first };
         assert_eq!(&expires, want, "{pk}/{sk}");
         kinds.push(format!("{}/{}", pk.split('#').next().unwrap(), sk.split('#').next().unwrap()));
@@ -191,8 +235,21 @@ async fn given_writes_of_every_kind_when_read_raw_then_each_item_expires_retenti
     // A later write pushes the message's expiry on.
     clock.advance(Duration::days(1));
     store.record_engagement(&record.message_id, clock.now_utc()).await.unwrap();
-    let key = [("pk".to_owned(), AttributeValue::S(format!("MSG#{}", record.message_id))), ("sk".to_owned(), AttributeValue::S("MSG".into()))];
-    let item = stack.clients.dynamodb.get_item().table_name(&stack.state_table).set_key(Some(key.into())).send().await.unwrap().item.unwrap();
+    let key = [
+        ("pk".to_owned(), AttributeValue::S(format!("MSG#{}", record.message_id))),
+        ("sk".to_owned(), AttributeValue::S("MSG".into())),
+    ];
+    let item = stack
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&stack.state_table)
+        .set_key(Some(key.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
     assert_eq!(item["expires_at"].as_n().unwrap(), &(t0() + Duration::days(93)).timestamp().to_string());
 }
 
@@ -206,21 +263,35 @@ impl NowUtc for Arc<TestClock> {
 }
 
 #[tokio::test]
-async fn given_messages_and_timeline_entries_when_queried_then_history_comes_from_the_index_and_timeline_is_oldest_first() {
+async fn given_messages_and_timeline_entries_when_queried_then_history_comes_from_the_index_and_timeline_is_oldest_first(
+) {
     let stack = stack().await;
     let store = store(&stack, TestClock::new(t0()));
     for (i, cart) in ["c-1", "c-2", "c-3"].iter().enumerate() {
         store.create_message(&message(cart, "cust-1", t0() + Duration::days(i as i64))).await.unwrap();
     }
     store.create_message(&message("c-9", "cust-2", t0())).await.unwrap();
-    let since = store.customer_messages(&CustomerKey::Customer("cust-1".into()), t0() + Duration::hours(12)).await.unwrap();
+    let since =
+        store.customer_messages(&CustomerKey::Customer("cust-1".into()), t0() + Duration::hours(12)).await.unwrap();
     let mut carts: Vec<_> = since.iter().map(|m| m.cart_id.as_str()).collect();
     carts.sort();
     assert_eq!(carts, ["c-2", "c-3"]);
 
     for minutes in [5, 1, 3] {
         let at = t0() + Duration::minutes(minutes);
-        store.append_timeline(&"c-1".into(), &TimelineEntry { at, kind: TimelineKind::Decision, code: format!("m{minutes}"), message: String::new(), details: serde_json::Value::Null }).await.unwrap();
+        store
+            .append_timeline(
+                &"c-1".into(),
+                &TimelineEntry {
+                    at,
+                    kind: TimelineKind::Decision,
+                    code: format!("m{minutes}"),
+                    message: String::new(),
+                    details: serde_json::Value::Null,
+                },
+            )
+            .await
+            .unwrap();
     }
     let codes: Vec<_> = store.timeline(&"c-1".into()).await.unwrap().into_iter().map(|e| e.code).collect();
     assert_eq!(codes, ["m1", "m3", "m5"]);
@@ -246,13 +317,22 @@ async fn given_campaigns_when_put_and_listed_then_they_round_trip_through_the_co
 async fn given_a_timer_when_armed_twice_then_one_one_time_schedule_targets_the_checker_with_the_payload() {
     let stack = stack().await;
     let scheduler = EventBridgeScheduler::new(stack.clients.scheduler.clone(), stack.timer_config().scheduler);
-    let timer = TimerPayload { cart_id: "cart/with odd#chars".into(), due_at: "2026-11-23T10:30:00.500Z".parse().unwrap() };
+    let timer =
+        TimerPayload { cart_id: "cart/with odd#chars".into(), due_at: "2026-11-23T10:30:00.500Z".parse().unwrap() };
     scheduler.arm(&timer).await.unwrap();
     scheduler.arm(&timer).await.unwrap();
 
     let listed = stack.clients.scheduler.list_schedules().group_name(&stack.schedule_group).send().await.unwrap();
     assert_eq!(listed.schedules.len(), 1);
-    let got = stack.clients.scheduler.get_schedule().name(schedule_name(&timer)).group_name(&stack.schedule_group).send().await.unwrap();
+    let got = stack
+        .clients
+        .scheduler
+        .get_schedule()
+        .name(schedule_name(&timer))
+        .group_name(&stack.schedule_group)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.schedule_expression.as_deref(), Some("at(2026-11-23T10:30:01)"));
     assert_eq!(got.schedule_expression_timezone.as_deref(), Some("UTC"));
     assert_eq!(got.action_after_completion.map(|a| a.as_str().to_owned()).as_deref(), Some("DELETE"));
@@ -266,7 +346,8 @@ async fn given_a_timer_when_armed_twice_then_one_one_time_schedule_targets_the_c
 }
 
 #[tokio::test]
-async fn given_a_batch_with_a_good_a_busy_and_a_malformed_record_when_handled_then_only_the_bad_ones_fail_and_end_in_the_dead_letter_queue() {
+async fn given_a_batch_with_a_good_a_busy_and_a_malformed_record_when_handled_then_only_the_bad_ones_fail_and_end_in_the_dead_letter_queue(
+) {
     let stack = stack().await;
     let clock = TestClock::new(t0());
     let store = Arc::new(store(&stack, clock.clone()));
@@ -298,7 +379,17 @@ async fn given_a_batch_with_a_good_a_busy_and_a_malformed_record_when_handled_th
     assert_eq!(first_failures, Some(2), "one busy + one malformed record fail; the good one does not");
     assert!(matches!(store.get_message(&good.message_id).await.unwrap().unwrap().status, MessageStatus::Sent { .. }));
     assert_eq!(stack.queue_depth(&email.url).await, 0);
-    let dead = stack.clients.sqs.receive_message().queue_url(&email.dlq_url).max_number_of_messages(10).send().await.unwrap().messages.unwrap_or_default();
+    let dead = stack
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&email.dlq_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
     let mut bodies: Vec<String> = dead.iter().map(|m| m.body.clone().unwrap_or_default()).collect();
     bodies.sort();
     assert_eq!(bodies.len(), 2, "{bodies:?}");
@@ -314,9 +405,20 @@ async fn given_a_verified_sender_when_an_email_job_is_sent_then_ses_records_the_
     let id = sender.send(&email_job(&record, "ana@example.com"), t0()).await.unwrap();
     assert!(!id.is_empty());
     let data = Moto::global().data();
-    let raw = data["ses"]["RawMessage"].as_array().unwrap().iter().find(|m| m["source"].as_str().unwrap_or_default().contains(&stack.sender)).expect("raw message recorded").clone();
+    let raw = data["ses"]["RawMessage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["source"].as_str().unwrap_or_default().contains(&stack.sender))
+        .expect("raw message recorded")
+        .clone();
     let mime = raw["raw_data"].as_str().unwrap();
-    for needle in ["Subject: Your Blue mug is waiting", "multipart/alternative", &format!("Message-ID: <{}@cartback>", record.message_id), "To: ana@example.com"] {
+    for needle in [
+        "Subject: Your Blue mug is waiting",
+        "multipart/alternative",
+        &format!("Message-ID: <{}@cartback>", record.message_id),
+        "To: ana@example.com",
+    ] {
         assert!(mime.contains(needle), "missing {needle} in {mime}");
     }
     assert!(raw["destinations"].as_array().unwrap().iter().all(|d| d == "ana@example.com"), "{}", raw["destinations"]);
@@ -327,11 +429,21 @@ async fn given_an_sms_job_when_sent_then_sns_records_a_publish_to_the_number() {
     let stack = stack().await;
     let sender = SnsSmsSender::new(stack.clients.sns.clone(), Some("Shop".into()));
     let number = format!("+3361234{:04}", std::process::id() % 10000);
-    let job = MessageJob { message_id: "m_sms".into(), cart_id: "c-1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: number.as_str().into(), body: "Your cart is waiting".into() } };
+    let job = MessageJob {
+        message_id: "m_sms".into(),
+        cart_id: "c-1".into(),
+        channel: Channel::Sms,
+        outgoing: Outgoing::Sms { to: number.as_str().into(), body: "Your cart is waiting".into() },
+    };
     let id = sender.send(&job, t0()).await.unwrap();
     let data = Moto::global().data();
     let sms = data["sns"]["SMS"].as_array().unwrap();
-    assert!(sms.iter().any(|m| m["message_id"] == json!(id) && m["phone_number"] == json!(number) && m["message"] == json!("Your cart is waiting")), "{sms:?}");
+    assert!(
+        sms.iter().any(|m| m["message_id"] == json!(id)
+            && m["phone_number"] == json!(number)
+            && m["message"] == json!("Your cart is waiting")),
+        "{sms:?}"
+    );
     // A number that is not E.164 is refused for good, without calling SNS.
     let bad = MessageJob { outgoing: Outgoing::Sms { to: "0612".into(), body: "x".into() }, ..job };
     assert!(matches!(sender.send(&bad, t0()).await, Err(SendError::Permanent(_))));
@@ -340,28 +452,64 @@ async fn given_an_sms_job_when_sent_then_sns_records_a_publish_to_the_number() {
 #[tokio::test]
 async fn given_a_push_token_when_sent_twice_then_one_platform_endpoint_receives_both_json_payloads() {
     let stack = stack().await;
-    let sender = SnsPushSender::new(stack.clients.sns.clone(), Some(stack.apns_arn.clone()), Some(stack.fcm_arn.clone()));
+    let sender =
+        SnsPushSender::new(stack.clients.sns.clone(), Some(stack.apns_arn.clone()), Some(stack.fcm_arn.clone()));
     let token = cartback_tests::moto::unique("fcm-token");
     let job = |id: &str| MessageJob {
         message_id: id.into(),
         cart_id: "c-1".into(),
         channel: Channel::Push,
-        outgoing: Outgoing::Push { platform: PushPlatform::Fcm, token: token.as_str().into(), title: "Your cart".into(), body: "Blue mug is waiting".into(), url: "https://cb.example/r/x".into() },
+        outgoing: Outgoing::Push {
+            platform: PushPlatform::Fcm,
+            token: token.as_str().into(),
+            title: "Your cart".into(),
+            body: "Blue mug is waiting".into(),
+            url: "https://cb.example/r/x".into(),
+        },
     };
     sender.send(&job("m_1"), t0()).await.unwrap();
     sender.send(&job("m_2"), t0()).await.unwrap();
-    let endpoints = stack.clients.sns.list_endpoints_by_platform_application().platform_application_arn(&stack.fcm_arn).send().await.unwrap().endpoints.unwrap();
+    let endpoints = stack
+        .clients
+        .sns
+        .list_endpoints_by_platform_application()
+        .platform_application_arn(&stack.fcm_arn)
+        .send()
+        .await
+        .unwrap()
+        .endpoints
+        .unwrap();
     assert_eq!(endpoints.len(), 1, "CreatePlatformEndpoint is idempotent per token");
     let data = Moto::global().data();
-    let endpoint = data["sns"]["PlatformEndpoint"].as_array().unwrap().iter().find(|e| e["token"] == json!(token)).unwrap().clone();
-    let messages: Vec<serde_json::Value> = endpoint["messages"].as_object().unwrap().values().map(|m| serde_json::from_str(m.as_str().unwrap()).unwrap()).collect();
+    let endpoint = data["sns"]["PlatformEndpoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["token"] == json!(token))
+        .unwrap()
+        .clone();
+    let messages: Vec<serde_json::Value> = endpoint["messages"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|m| serde_json::from_str(m.as_str().unwrap()).unwrap())
+        .collect();
     assert_eq!(messages.len(), 2);
     let gcm: serde_json::Value = serde_json::from_str(messages[0]["GCM"].as_str().unwrap()).unwrap();
     assert_eq!(gcm["notification"]["title"], "Your cart");
     assert_eq!(gcm["data"]["url"], "https://cb.example/r/x");
     // No APNS application configured: refused for good, not retried.
     let no_apns = SnsPushSender::new(stack.clients.sns.clone(), None, Some(stack.fcm_arn.clone()));
-    let apns = MessageJob { outgoing: Outgoing::Push { platform: PushPlatform::Apns, token: "t".into(), title: "t".into(), body: "b".into(), url: "u".into() }, ..job("m_3") };
+    let apns = MessageJob {
+        outgoing: Outgoing::Push {
+            platform: PushPlatform::Apns,
+            token: "t".into(),
+            title: "t".into(),
+            body: "b".into(),
+            url: "u".into(),
+        },
+        ..job("m_3")
+    };
     assert!(matches!(no_apns.send(&apns, t0()).await, Err(SendError::Permanent(_))));
 }
 
@@ -377,7 +525,17 @@ async fn given_a_delivery_for_a_cart_bought_meanwhile_when_delivered_then_it_is_
     assert_eq!(store.save_cart(&cart).await.unwrap(), SaveOutcome::Saved);
     let record = message("c-1", "cust-1", t0());
     store.create_message(&record).await.unwrap();
-    let delivery = Delivery { store: store.clone(), sender: Arc::new(SesSender::new(stack.clients.ses.clone(), stack.sender.clone(), "cartback")), clock };
-    assert_eq!(delivery.deliver(&email_job(&record, "ana@example.com")).await.unwrap(), DeliveryOutcome::Skipped("purchased".into()));
-    assert!(matches!(store.get_message(&record.message_id).await.unwrap().unwrap().status, MessageStatus::Cancelled { .. }));
+    let delivery = Delivery {
+        store: store.clone(),
+        sender: Arc::new(SesSender::new(stack.clients.ses.clone(), stack.sender.clone(), "cartback")),
+        clock,
+    };
+    assert_eq!(
+        delivery.deliver(&email_job(&record, "ana@example.com")).await.unwrap(),
+        DeliveryOutcome::Skipped("purchased".into())
+    );
+    assert!(matches!(
+        store.get_message(&record.message_id).await.unwrap().unwrap().status,
+        MessageStatus::Cancelled { .. }
+    ));
 }

@@ -23,18 +23,25 @@ fn edit(i: i64) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn given_a_cart_edited_20_times_when_it_is_abandoned_then_at_most_2_scheduler_calls_happen_up_to_the_first_send_and_each_accepted_event_is_one_dynamodb_write() {
+async fn given_a_cart_edited_20_times_when_it_is_abandoned_then_at_most_2_scheduler_calls_happen_up_to_the_first_send_and_each_accepted_event_is_one_dynamodb_write(
+) {
     let moto = Moto::global();
     let direct = Stack::create(moto.clients().await, 3).await;
     let proxy = Proxy::start(moto.port);
     let stack = direct.with_clients(proxy.clients().await);
     let clock = TestClock::new(t0());
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &stack.ingest_config(), stack.secret(), clock.clone())));
+    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
+        &stack.clients,
+        &stack.ingest_config(),
+        stack.secret(),
+        clock.clone(),
+    )));
 
     for i in 0..20 {
         clock.set(t0() + Duration::minutes(i) + Duration::seconds(5));
         proxy.reset();
-        let response = handlers::ingest(&app, post_events(&json!({ "events": [edit(i)] }), &stack.secret(), clock.now())).await;
+        let response =
+            handlers::ingest(&app, post_events(&json!({ "events": [edit(i)] }), &stack.secret(), clock.now())).await;
         assert_eq!(response_json(&response)["accepted"], 1, "edit {i}");
         let writes: usize = DYNAMODB_WRITES.iter().map(|op| proxy.count("dynamodb", op)).sum();
         assert_eq!(writes, 1, "edit {i}: {:?}", proxy.counts());
@@ -44,7 +51,8 @@ async fn given_a_cart_edited_20_times_when_it_is_abandoned_then_at_most_2_schedu
     }
     // A replay of an accepted event is a duplicate and writes nothing.
     proxy.reset();
-    let replay = handlers::ingest(&app, post_events(&json!({ "events": [edit(3)] }), &stack.secret(), clock.now())).await;
+    let replay =
+        handlers::ingest(&app, post_events(&json!({ "events": [edit(3)] }), &stack.secret(), clock.now())).await;
     assert_eq!(response_json(&replay)["duplicates"], 1);
     assert_eq!(DYNAMODB_WRITES.iter().map(|op| proxy.count("dynamodb", op)).sum::<usize>(), 0);
 
@@ -77,7 +85,15 @@ async fn latest_timer(stack: &Stack) -> TimerPayload {
     let listed = stack.clients.scheduler.list_schedules().group_name(&stack.schedule_group).send().await.unwrap();
     let mut timers = Vec::new();
     for s in listed.schedules {
-        let got = stack.clients.scheduler.get_schedule().name(s.name.unwrap()).group_name(&stack.schedule_group).send().await.unwrap();
+        let got = stack
+            .clients
+            .scheduler
+            .get_schedule()
+            .name(s.name.unwrap())
+            .group_name(&stack.schedule_group)
+            .send()
+            .await
+            .unwrap();
         timers.push(serde_json::from_str::<TimerPayload>(got.target.unwrap().input.as_deref().unwrap()).unwrap());
     }
     timers.into_iter().max_by_key(|t| t.due_at).expect("a timer is armed")

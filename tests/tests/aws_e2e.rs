@@ -24,12 +24,13 @@ async fn armed_timers(stack: &Stack) -> Vec<TimerPayload> {
     let mut timers = Vec::new();
     for summary in listed.schedules {
         let name = summary.name.unwrap();
-        let got = stack.clients.scheduler.get_schedule().name(&name).group_name(&stack.schedule_group).send().await.unwrap();
+        let got =
+            stack.clients.scheduler.get_schedule().name(&name).group_name(&stack.schedule_group).send().await.unwrap();
         let target = got.target.unwrap();
         assert_eq!(target.arn, cartback_tests::moto::CHECKER_ARN);
         timers.push(serde_json::from_str(target.input.as_deref().unwrap()).unwrap());
     }
-    timers.sort_by(|a: &TimerPayload, b| b.due_at.cmp(&a.due_at));
+    timers.sort_by_key(|t: &TimerPayload| std::cmp::Reverse(t.due_at));
     timers
 }
 
@@ -59,13 +60,15 @@ fn sent_raw_emails(sender: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fires_and_an_email_with_the_items_is_sent() {
+async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fires_and_an_email_with_the_items_is_sent(
+) {
     let stack = Stack::create(Moto::global().clients().await, 3).await;
     let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
     // Cold start, as in functions/ingest: config, secret from Secrets Manager, services.
     let config = stack.ingest_config();
     let secret = wiring::load_secret(&stack.clients, &config.timer.secret_arn).await.unwrap();
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &config, secret.clone(), clock.clone())));
+    let app =
+        cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &config, secret.clone(), clock.clone())));
 
     let mut event = apigw_event("apigw-post-events.json");
     resign(&mut event, &secret, at("2026-11-23T10:03:00Z"));
@@ -116,7 +119,10 @@ async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fi
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
     let store = wiring::state_store(&stack.clients, &stack.timer_config().common, clock.clone());
-    assert!(matches!(store.get_message(&message_id.as_str().into()).await.unwrap().unwrap().status, MessageStatus::Sent { .. }));
+    assert!(matches!(
+        store.get_message(&message_id.as_str().into()).await.unwrap().unwrap().status,
+        MessageStatus::Sent { .. }
+    ));
     // A redelivery of the same job sends nothing more.
     let again = handlers::sender(&delivery, batch).await;
     assert!(again.batch_item_failures.is_empty());
@@ -128,7 +134,12 @@ async fn given_a_purchase_before_the_timer_fires_when_the_checker_runs_then_noth
     let stack = Stack::create(Moto::global().clients().await, 3).await;
     let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
     let secret = stack.secret();
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &stack.ingest_config(), secret.clone(), clock.clone())));
+    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
+        &stack.clients,
+        &stack.ingest_config(),
+        secret.clone(),
+        clock.clone(),
+    )));
     let mut event = apigw_event("apigw-post-events.json");
     resign(&mut event, &secret, clock_now(&clock));
     assert_eq!(handlers::ingest(&app, event).await.status_code, 200);
@@ -136,7 +147,8 @@ async fn given_a_purchase_before_the_timer_fires_when_the_checker_runs_then_noth
     clock.set(at("2026-11-23T10:15:00Z"));
     let purchase = json!({ "event_id": "aws-purchase-1", "type": "purchase", "occurred_at": "2026-11-23T10:14:00Z", "cart_id": "cart-aws-1",
                            "customer_id": "cust-ana", "order_id": "o-1", "currency": "EUR", "value": "68.80" });
-    let response = handlers::ingest(&app, post_events(&json!({ "events": [purchase] }), &secret, clock_now(&clock))).await;
+    let response =
+        handlers::ingest(&app, post_events(&json!({ "events": [purchase] }), &secret, clock_now(&clock))).await;
     assert_eq!(response_json(&response)["accepted"], 1);
 
     let timers = armed_timers(&stack).await;
@@ -157,7 +169,8 @@ async fn given_a_malformed_timer_payload_when_the_checker_runs_then_it_answers_w
     let checker = wiring::checker(&stack.clients, &stack.checker_config(), stack.secret(), clock);
     let outcome = handlers::checker(&checker, json!({ "cart": 1 })).await.unwrap();
     assert_eq!(outcome["outcome"], "malformed");
-    let outcome = handlers::checker(&checker, json!({ "cart_id": "nope", "due_at": "2026-11-23T10:00:00Z" })).await.unwrap();
+    let outcome =
+        handlers::checker(&checker, json!({ "cart_id": "nope", "due_at": "2026-11-23T10:00:00Z" })).await.unwrap();
     assert_eq!(outcome["outcome"], "no_such_cart");
 }
 

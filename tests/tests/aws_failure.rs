@@ -49,24 +49,42 @@ fn email(record: &MessageRecord) -> MessageJob {
         message_id: record.message_id.clone(),
         cart_id: record.cart_id.clone(),
         channel: Channel::Email,
-        outgoing: Outgoing::Email { to: "ana@example.com".into(), subject: "Your cart".into(), text: "Blue mug".into(), html: "<p>Blue mug</p>".into() },
+        outgoing: Outgoing::Email {
+            to: "ana@example.com".into(),
+            subject: "Your cart".into(),
+            text: "Blue mug".into(),
+            html: "<p>Blue mug</p>".into(),
+        },
     }
 }
 
 fn attempts(proxy: &Proxy, service: &str, operation: &str) -> Vec<String> {
-    proxy.seen().into_iter().filter(|s| s.service == service && s.operation == operation).map(|s| s.sdk_request).collect()
+    proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.service == service && s.operation == operation)
+        .map(|s| s.sdk_request)
+        .collect()
 }
 
 #[tokio::test]
 async fn given_dynamodb_throttles_twice_when_a_cart_is_read_then_the_sdk_retries_and_the_third_attempt_succeeds() {
     let (proxy, stack) = proxied().await;
-    let store = DynamoStateStore::new(stack.clients.dynamodb.clone(), &stack.state_table, Duration::days(90), TestClock::new(t0()));
+    let store = DynamoStateStore::new(
+        stack.clients.dynamodb.clone(),
+        &stack.state_table,
+        Duration::days(90),
+        TestClock::new(t0()),
+    );
     proxy.inject("dynamodb", "GetItem", Fault::Throttle, 2);
     assert_eq!(store.get_cart(&"c-1".into()).await.unwrap(), None);
     let seen = attempts(&proxy, "dynamodb", "GetItem");
     assert_eq!(seen.len(), 3, "{seen:?}");
     for (i, header) in seen.iter().enumerate() {
-        assert!(header.contains(&format!("attempt={}", i + 1)) && header.contains(&format!("max={MAX_ATTEMPTS}")), "{header}");
+        assert!(
+            header.contains(&format!("attempt={}", i + 1)) && header.contains(&format!("max={MAX_ATTEMPTS}")),
+            "{header}"
+        );
     }
 }
 
@@ -85,15 +103,27 @@ async fn given_ses_answers_503_three_times_when_an_email_is_sent_then_the_fourth
 }
 
 #[tokio::test]
-async fn given_sns_throttles_beyond_the_retry_budget_when_an_sms_is_delivered_then_it_stops_after_5_attempts_and_the_job_goes_back_to_the_queue() {
+async fn given_sns_throttles_beyond_the_retry_budget_when_an_sms_is_delivered_then_it_stops_after_5_attempts_and_the_job_goes_back_to_the_queue(
+) {
     let (proxy, stack) = proxied().await;
     let clock = TestClock::new(t0());
-    let store = Arc::new(DynamoStateStore::new(stack.clients.dynamodb.clone(), &stack.state_table, Duration::days(90), clock.clone()));
+    let store = Arc::new(DynamoStateStore::new(
+        stack.clients.dynamodb.clone(),
+        &stack.state_table,
+        Duration::days(90),
+        clock.clone(),
+    ));
     let sms = record("c-1", Channel::Sms);
     store.create_message(&sms).await.unwrap();
-    let delivery = Delivery { store: store.clone(), sender: Arc::new(SnsSmsSender::new(stack.clients.sns.clone(), None)), clock };
+    let delivery =
+        Delivery { store: store.clone(), sender: Arc::new(SnsSmsSender::new(stack.clients.sns.clone(), None)), clock };
     proxy.inject("sns", "Publish", Fault::Throttle, 100);
-    let job = MessageJob { message_id: sms.message_id.clone(), cart_id: "c-1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: "+33612345678".into(), body: "Your cart".into() } };
+    let job = MessageJob {
+        message_id: sms.message_id.clone(),
+        cart_id: "c-1".into(),
+        channel: Channel::Sms,
+        outgoing: Outgoing::Sms { to: "+33612345678".into(), body: "Your cart".into() },
+    };
     let error = delivery.deliver(&job).await.unwrap_err();
     assert!(matches!(error, DeliveryError::Retry(_)), "{error}");
     assert_eq!(attempts(&proxy, "sns", "Publish").len(), MAX_ATTEMPTS as usize);
@@ -102,7 +132,8 @@ async fn given_sns_throttles_beyond_the_retry_budget_when_an_sms_is_delivered_th
 }
 
 #[tokio::test]
-async fn given_an_unverified_sender_when_an_email_job_is_handled_then_ses_rejects_it_once_it_is_recorded_as_rejected_and_not_retried() {
+async fn given_an_unverified_sender_when_an_email_job_is_handled_then_ses_rejects_it_once_it_is_recorded_as_rejected_and_not_retried(
+) {
     let (proxy, stack) = proxied().await;
     let clock = TestClock::new(t0());
     let store = wiring::state_store(&stack.clients, &stack.email_config().common, clock.clone());

@@ -30,10 +30,22 @@ impl ArmedTimers for ScheduleGroup {
         let mut timers = Vec::new();
         let mut next = None;
         loop {
-            let page = scheduler.list_schedules().group_name(&self.group).set_next_token(next).send().await.map_err(|e| e.to_string())?;
+            let page = scheduler
+                .list_schedules()
+                .group_name(&self.group)
+                .set_next_token(next)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
             for summary in page.schedules {
                 let name = summary.name.unwrap_or_default();
-                let got = scheduler.get_schedule().name(&name).group_name(&self.group).send().await.map_err(|e| e.to_string())?;
+                let got = scheduler
+                    .get_schedule()
+                    .name(&name)
+                    .group_name(&self.group)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let input = got.target.and_then(|t| t.input).ok_or("schedule without input")?;
                 let timer: TimerPayload = serde_json::from_str(&input).map_err(|e| e.to_string())?;
                 if timer.cart_id == cart_id {
@@ -50,13 +62,20 @@ impl ArmedTimers for ScheduleGroup {
 
 async fn adapters() -> Adapters {
     let clients = Moto::global().clients().await;
-    let (state_table, config_table, group) = (unique("contract-state"), unique("contract-config"), unique("contract-timers"));
+    let (state_table, config_table, group) =
+        (unique("contract-state"), unique("contract-config"), unique("contract-timers"));
     create_table(&clients, &state_table, true).await;
     create_table(&clients, &config_table, false).await;
     clients.scheduler.create_schedule_group().name(&group).send().await.expect("schedule group");
-    let scheduler_config = SchedulerConfig { group: group.clone(), role_arn: SCHEDULER_ROLE_ARN.into(), checker_arn: CHECKER_ARN.into() };
+    let scheduler_config =
+        SchedulerConfig { group: group.clone(), role_arn: SCHEDULER_ROLE_ARN.into(), checker_arn: CHECKER_ARN.into() };
     Adapters {
-        state: Arc::new(DynamoStateStore::new(clients.dynamodb.clone(), state_table, Duration::days(90), Arc::new(SystemClock))),
+        state: Arc::new(DynamoStateStore::new(
+            clients.dynamodb.clone(),
+            state_table,
+            Duration::days(90),
+            Arc::new(SystemClock),
+        )),
         campaigns: Arc::new(DynamoCampaignStore::new(clients.dynamodb.clone(), config_table)),
         scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), scheduler_config)),
         timers: Arc::new(ScheduleGroup { clients, group }),

@@ -36,7 +36,9 @@ use cartback_core::ports::{CreateOutcome, CustomerStore, MessageStore, Timeline,
 use cartback_core::signing::{sign_link, verify_request, Accept, LinkClaims, SignedRequest, SIGNATURE_HEADER};
 use cartback_tests::moto::sign_apigw;
 use cartback_tests::openapi::{assert_response, served, Observed};
-use cartback_tests::samples::{events_dir, json_files, md5_hex, request_time, sample, sample_as, sample_secret, LocalStack, PUBLIC_BASE_URL};
+use cartback_tests::samples::{
+    events_dir, json_files, md5_hex, request_time, sample, sample_as, sample_secret, LocalStack, PUBLIC_BASE_URL,
+};
 
 // ---------------------------------------------------------------- the list
 
@@ -67,7 +69,21 @@ const LOCAL: [(&str, usize, usize); 4] = [
 /// a test.
 fn claimed() -> BTreeSet<String> {
     let mut files: BTreeSet<String> = [
-        POST_EVENTS, GET_CART, REDIRECT, OPENAPI, HEALTHZ, CHECKER, SEND_EMAIL, SEND_SMS, SEND_PUSH, SES_DELIVERY, SES_OPEN, SES_CLICK, SES_BOUNCE, SES_COMPLAINT, AWS_POST,
+        POST_EVENTS,
+        GET_CART,
+        REDIRECT,
+        OPENAPI,
+        HEALTHZ,
+        CHECKER,
+        SEND_EMAIL,
+        SEND_SMS,
+        SEND_PUSH,
+        SES_DELIVERY,
+        SES_OPEN,
+        SES_CLICK,
+        SES_BOUNCE,
+        SES_COMPLAINT,
+        AWS_POST,
         AWS_GET,
     ]
     .into_iter()
@@ -83,7 +99,10 @@ fn given_the_events_folder_when_listed_then_every_json_file_is_claimed_by_a_test
     let claimed = claimed();
     let unclaimed: Vec<_> = present.difference(&claimed).collect();
     let missing: Vec<_> = claimed.difference(&present).collect();
-    assert!(unclaimed.is_empty(), "events/ files no test exercises (add them to claimed() and to a test): {unclaimed:?}");
+    assert!(
+        unclaimed.is_empty(),
+        "events/ files no test exercises (add them to claimed() and to a test): {unclaimed:?}"
+    );
     assert!(missing.is_empty(), "claimed events/ files that do not exist: {missing:?}");
 }
 
@@ -139,7 +158,12 @@ fn jobs_in(event: &SqsEvent) -> Vec<(String, Option<MessageJob>)> {
     event
         .records
         .iter()
-        .map(|r| (r.message_id.clone().unwrap_or_default(), serde_json::from_str::<MessageJob>(r.body.as_deref().unwrap_or_default()).ok()))
+        .map(|r| {
+            (
+                r.message_id.clone().unwrap_or_default(),
+                serde_json::from_str::<MessageJob>(r.body.as_deref().unwrap_or_default()).ok(),
+            )
+        })
         .collect()
 }
 
@@ -155,9 +179,21 @@ fn given_each_signed_apigw_sample_when_verified_with_the_test_secret_at_its_time
         assert!(signature.is_some(), "{relative}: no {SIGNATURE_HEADER} header");
         let now = request_time(&raw);
         let path = event.raw_path.clone().unwrap_or_default();
-        let request = SignedRequest { method: event.request_context.http.method.as_str(), path_and_query: &path, body: body.as_bytes() };
-        assert_eq!(verify_request(&sample_secret(), signature, &request, now, Accept::V2Only).map(drop), Ok(()), "{relative}");
-        assert_eq!(now.timestamp_millis(), raw["requestContext"]["timeEpoch"].as_i64().unwrap(), "{relative}: timeEpoch and t= disagree");
+        let request = SignedRequest {
+            method: event.request_context.http.method.as_str(),
+            path_and_query: &path,
+            body: body.as_bytes(),
+        };
+        assert_eq!(
+            verify_request(&sample_secret(), signature, &request, now, Accept::V2Only).map(drop),
+            Ok(()),
+            "{relative}"
+        );
+        assert_eq!(
+            now.timestamp_millis(),
+            raw["requestContext"]["timeEpoch"].as_i64().unwrap(),
+            "{relative}: timeEpoch and t= disagree"
+        );
     }
 }
 
@@ -167,8 +203,16 @@ async fn given_the_post_events_sample_when_ingested_then_both_events_are_accepte
     let response = send(&stack, POST_EVENTS).await;
     assert_eq!(response.status_code, 200);
     let answer = body_json(&response);
-    assert_eq!((answer["accepted"].as_u64(), answer["duplicates"].as_u64(), answer["rejected"].as_u64()), (Some(2), Some(0), Some(0)), "{answer}");
-    let types: Vec<_> = parse_body(apigw(POST_EVENTS).body.unwrap().as_bytes(), stack.clock_now()).unwrap().into_iter().map(|p| p.result.unwrap().kind.as_str()).collect();
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["duplicates"].as_u64(), answer["rejected"].as_u64()),
+        (Some(2), Some(0), Some(0)),
+        "{answer}"
+    );
+    let types: Vec<_> = parse_body(apigw(POST_EVENTS).body.unwrap().as_bytes(), stack.clock_now())
+        .unwrap()
+        .into_iter()
+        .map(|p| p.result.unwrap().kind.as_str())
+        .collect();
     assert_eq!(types, ["identify", "add_to_cart"]);
     let replay = body_json(&send(&stack, POST_EVENTS).await);
     assert_eq!(replay["duplicates"], 2, "{replay}");
@@ -214,7 +258,13 @@ async fn cart_1001_after_first_email() -> (LocalStack, MessageJob) {
     stack.clock.set(timer.due_at);
     let summary = handlers::checker(&stack.checker, payload).await.expect("checker ran");
     assert_eq!(summary["outcome"], "decided", "{summary}");
-    let job = stack.queue.receive(QueueName::Email, timer.due_at, Duration::minutes(5)).await.unwrap().expect("an email job is queued").job;
+    let job = stack
+        .queue
+        .receive(QueueName::Email, timer.due_at, Duration::minutes(5))
+        .await
+        .unwrap()
+        .expect("an email job is queued")
+        .job;
     (stack, job)
 }
 
@@ -229,24 +279,38 @@ async fn given_the_post_events_sample_when_its_timer_fires_with_the_scheduler_sa
     // Not due yet: the checker waits.
     stack.clock.set(timer.due_at - Duration::minutes(10));
     let early = handlers::checker(&stack.checker, sample(CHECKER)).await.unwrap();
-    assert_eq!(stack.queue.receive(QueueName::Email, stack.clock_now(), Duration::minutes(5)).await.unwrap(), None, "{early}");
+    assert_eq!(
+        stack.queue.receive(QueueName::Email, stack.clock_now(), Duration::minutes(5)).await.unwrap(),
+        None,
+        "{early}"
+    );
     // Due: one email job, for the first step.
     stack.clock.set(timer.due_at);
     let summary = handlers::checker(&stack.checker, sample(CHECKER)).await.unwrap();
     let first = MessageRecord::id_for("cart-1001", 0, Channel::Email);
     assert_eq!(summary["sent"], json!([first]), "{summary}");
-    let job = stack.queue.receive(QueueName::Email, timer.due_at, Duration::minutes(5)).await.unwrap().expect("an email job").job;
+    let job = stack
+        .queue
+        .receive(QueueName::Email, timer.due_at, Duration::minutes(5))
+        .await
+        .unwrap()
+        .expect("an email job")
+        .job;
     assert_eq!(job.message_id, first);
     let Outgoing::Email { to, subject, text, .. } = &job.outgoing else { panic!("not an email: {job:?}") };
     assert_eq!(to.expose(), "ana@example.com");
-    assert!(!subject.is_empty() && text.contains("Stoneware mug") && text.contains(&format!("{PUBLIC_BASE_URL}/r/")), "{text}");
+    assert!(
+        !subject.is_empty() && text.contains("Stoneware mug") && text.contains(&format!("{PUBLIC_BASE_URL}/r/")),
+        "{text}"
+    );
     // The SQS and SES samples concern this very message.
     let email_batch: SqsEvent = sample_as(SEND_EMAIL);
     assert_eq!(jobs_in(&email_batch)[0].1.as_ref().map(|j| j.message_id.as_str()), Some(first.as_str()));
 }
 
 #[tokio::test]
-async fn given_the_first_email_sent_when_the_redirect_sample_is_followed_then_it_redirects_to_the_restore_url_and_records_the_click() {
+async fn given_the_first_email_sent_when_the_redirect_sample_is_followed_then_it_redirects_to_the_restore_url_and_records_the_click(
+) {
     let (stack, job) = cart_1001_after_first_email().await;
     let response = send(&stack, REDIRECT).await;
     assert_eq!(response.status_code, 302, "{:?}", response.body);
@@ -263,7 +327,8 @@ async fn given_the_first_email_sent_when_the_redirect_sample_is_followed_then_it
 async fn given_the_aws_emulator_fixtures_when_re_signed_and_sent_then_they_are_accepted() {
     // These carry placeholder signatures by design (their tests sign them
     // with the emulator stack's secret); sign them with the sample secret.
-    let now = DateTime::from_timestamp_millis(sample(AWS_POST)["requestContext"]["timeEpoch"].as_i64().unwrap()).unwrap();
+    let now =
+        DateTime::from_timestamp_millis(sample(AWS_POST)["requestContext"]["timeEpoch"].as_i64().unwrap()).unwrap();
     let stack = LocalStack::new(now);
     let mut post = apigw(AWS_POST);
     post.headers.insert(SIGNATURE_HEADER, sign_apigw(&post, &sample_secret(), now).parse().unwrap());
@@ -305,10 +370,12 @@ fn failures(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> 
 }
 
 #[tokio::test]
-async fn given_the_send_email_batch_when_delivered_then_the_good_job_is_in_the_outbox_and_only_the_malformed_record_fails() {
+async fn given_the_send_email_batch_when_delivered_then_the_good_job_is_in_the_outbox_and_only_the_malformed_record_fails(
+) {
     let (stack, _) = cart_1001_after_first_email().await;
     let event: SqsEvent = sample_as(SEND_EMAIL);
-    assert!(event.records.iter().all(|r| r.event_source.as_deref() == Some("aws:sqs") && r.md5_of_body == r.body.as_deref().map(|b| md5_hex(b.as_bytes()))));
+    assert!(event.records.iter().all(|r| r.event_source.as_deref() == Some("aws:sqs")
+        && r.md5_of_body == r.body.as_deref().map(|b| md5_hex(b.as_bytes()))));
     let jobs = jobs_in(&event);
     let malformed: Vec<String> = jobs.iter().filter(|(_, j)| j.is_none()).map(|(id, _)| id.clone()).collect();
     assert_eq!(malformed.len(), 1, "the email batch shows one malformed record");
@@ -316,7 +383,8 @@ async fn given_the_send_email_batch_when_delivered_then_the_good_job_is_in_the_o
     let response = handlers::sender(&stack.delivery, event.clone()).await;
     assert_eq!(failures(&response), malformed);
     for (_, job) in jobs.iter().filter_map(|(id, j)| j.as_ref().map(|j| (id, j))) {
-        let eml = std::fs::read_to_string(stack.outbox.email_path(&job.message_id)).expect("the email is in the outbox");
+        let eml =
+            std::fs::read_to_string(stack.outbox.email_path(&job.message_id)).expect("the email is in the outbox");
         assert!(eml.contains("To: ana@example.com") && eml.contains("Stoneware mug"), "{eml}");
         let record = stack.db.get_message(&job.message_id).await.unwrap().unwrap();
         assert_eq!(record.status.name(), "sent");
@@ -330,27 +398,42 @@ async fn given_the_send_email_batch_when_delivered_then_the_good_job_is_in_the_o
 #[tokio::test]
 async fn given_the_send_sms_batch_when_delivered_then_each_sms_is_in_the_outbox_and_nothing_fails() {
     let event: SqsEvent = sample_as(SEND_SMS);
-    let stack = LocalStack::new(DateTime::from_timestamp_millis(event.records[0].attributes["SentTimestamp"].parse().unwrap()).unwrap());
+    let stack = LocalStack::new(
+        DateTime::from_timestamp_millis(event.records[0].attributes["SentTimestamp"].parse().unwrap()).unwrap(),
+    );
     queued_records_for(&stack, &event).await;
     let response = handlers::sender(&stack.delivery, event.clone()).await;
     assert_eq!(failures(&response), Vec::<String>::new());
-    let lines: Vec<Value> = std::fs::read_to_string(stack.outbox.sms_path()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = std::fs::read_to_string(stack.outbox.sms_path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let expected: Vec<_> = jobs_in(&event).into_iter().map(|(_, j)| j.expect("every SMS record is a job")).collect();
     assert_eq!(lines.len(), expected.len());
     for (line, job) in lines.iter().zip(&expected) {
         let Outgoing::Sms { to, body } = &job.outgoing else { panic!("not an SMS job: {job:?}") };
-        assert_eq!((&line["message_id"], &line["to"], &line["body"]), (&json!(job.message_id), &json!(to), &json!(body)));
+        assert_eq!(
+            (&line["message_id"], &line["to"], &line["body"]),
+            (&json!(job.message_id), &json!(to), &json!(body))
+        );
     }
 }
 
 #[tokio::test]
 async fn given_the_send_push_batch_when_delivered_then_the_mobile_and_web_push_are_in_the_outbox_and_nothing_fails() {
     let event: SqsEvent = sample_as(SEND_PUSH);
-    let stack = LocalStack::new(DateTime::from_timestamp_millis(event.records[0].attributes["SentTimestamp"].parse().unwrap()).unwrap());
+    let stack = LocalStack::new(
+        DateTime::from_timestamp_millis(event.records[0].attributes["SentTimestamp"].parse().unwrap()).unwrap(),
+    );
     queued_records_for(&stack, &event).await;
     let response = handlers::sender(&stack.delivery, event.clone()).await;
     assert_eq!(failures(&response), Vec::<String>::new());
-    let lines: Vec<Value> = std::fs::read_to_string(stack.outbox.push_path()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = std::fs::read_to_string(stack.outbox.push_path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["push", "web_push"]);
     let ids: Vec<String> = jobs_in(&event).into_iter().map(|(_, j)| j.unwrap().message_id.into_string()).collect();
@@ -369,10 +452,18 @@ fn ses_event(relative: &str) -> Value {
 /// Runs one SES sample after the first email went out and was sent.
 async fn feedback_after_first_email(relative: &str) -> (LocalStack, MessageJob) {
     let (stack, job) = cart_1001_after_first_email().await;
-    let sent = handlers::sender(&stack.delivery, SqsEvent { records: vec![sample_as::<SqsEvent>(SEND_EMAIL).records[0].clone()] }).await;
+    let sent = handlers::sender(
+        &stack.delivery,
+        SqsEvent { records: vec![sample_as::<SqsEvent>(SEND_EMAIL).records[0].clone()] },
+    )
+    .await;
     assert_eq!(failures(&sent), Vec::<String>::new());
     let ses = ses_event(relative);
-    assert_eq!(ses["mail"]["tags"]["cartback_message_id"], json!([job.message_id]), "events/{relative} is about another message");
+    assert_eq!(
+        ses["mail"]["tags"]["cartback_message_id"],
+        json!([job.message_id]),
+        "events/{relative} is about another message"
+    );
     let event: SqsEvent = sample_as(relative);
     stack.clock.set(at(ses["mail"]["timestamp"].as_str().unwrap()) + Duration::minutes(30));
     let response = handlers::feedback(&stack.feedback, event).await;
@@ -386,7 +477,14 @@ async fn email_consent(stack: &LocalStack) -> Option<bool> {
 }
 
 async fn timeline_codes(stack: &LocalStack) -> Vec<String> {
-    stack.db.timeline(&"cart-1001".into()).await.unwrap().into_iter().map(|e| format!("{}:{}", e.kind, e.code)).collect()
+    stack
+        .db
+        .timeline(&"cart-1001".into())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{}:{}", e.kind, e.code))
+        .collect()
 }
 
 #[tokio::test]
@@ -482,8 +580,8 @@ mod generate {
     //! Writes the samples. Deterministic: the same code gives the same bytes.
 
     use super::*;
-    use cartback_tests::samples::SAMPLE_SECRET;
     use cartback_core::signing::sign_request;
+    use cartback_tests::samples::SAMPLE_SECRET;
 
     pub const ACCOUNT: &str = "123456789012";
     pub const REGION: &str = "us-east-1";
@@ -498,7 +596,16 @@ mod generate {
 
     /// An HTTP API (payload v2) request as API Gateway hands it to Lambda.
     #[allow(clippy::too_many_arguments)] // one per field of the request it writes
-    pub fn apigw_request(method: &str, route: &str, path: &str, params: Option<(&str, &str)>, body: Option<&str>, now: DateTime<Utc>, signed: bool, request_id: &str) -> Value {
+    pub fn apigw_request(
+        method: &str,
+        route: &str,
+        path: &str,
+        params: Option<(&str, &str)>,
+        body: Option<&str>,
+        now: DateTime<Utc>,
+        signed: bool,
+        request_id: &str,
+    ) -> Value {
         let host = PUBLIC_BASE_URL.trim_start_matches("https://");
         let browser = !signed;
         let user_agent = if browser {
@@ -579,7 +686,13 @@ mod generate {
     }
 
     fn job_record(queue: &str, job: &MessageJob, sent: DateTime<Utc>) -> Value {
-        sqs_record(queue, &uuid(&job.message_id), &serde_json::to_string(job).unwrap(), sent, "AROA3EXAMPLECHECKER:cartback-checker")
+        sqs_record(
+            queue,
+            &uuid(&job.message_id),
+            &serde_json::to_string(job).unwrap(),
+            sent,
+            "AROA3EXAMPLECHECKER:cartback-checker",
+        )
     }
 
     fn feedback_record(ses: &Value, sent: DateTime<Utc>) -> Value {
@@ -664,13 +777,58 @@ mod generate {
             }
         ]}))
         .unwrap();
-        write(POST_EVENTS, &apigw_request("POST", "POST /v1/events", "/v1/events", None, Some(&body), posted, true, "cBx1EjPLIAMEJmA="));
+        write(
+            POST_EVENTS,
+            &apigw_request(
+                "POST",
+                "POST /v1/events",
+                "/v1/events",
+                None,
+                Some(&body),
+                posted,
+                true,
+                "cBx1EjPLIAMEJmA=",
+            ),
+        );
         write(
             GET_CART,
-            &apigw_request("GET", "GET /v1/carts/{cart_id}", "/v1/carts/cart-1001", Some(("cart_id", "cart-1001")), None, at("2026-11-23T10:03:00Z"), true, "cBx1ShPLIAMEJnQ="),
+            &apigw_request(
+                "GET",
+                "GET /v1/carts/{cart_id}",
+                "/v1/carts/cart-1001",
+                Some(("cart_id", "cart-1001")),
+                None,
+                at("2026-11-23T10:03:00Z"),
+                true,
+                "cBx1ShPLIAMEJnQ=",
+            ),
         );
-        write(HEALTHZ, &apigw_request("GET", "GET /healthz", "/healthz", None, None, at("2026-11-23T10:03:10Z"), false, "cBx1UhPLIAMEJoA="));
-        write(OPENAPI, &apigw_request("GET", "GET /openapi.json", "/openapi.json", None, None, at("2026-11-23T10:03:20Z"), false, "cBx1WBPLIAMEJpQ="));
+        write(
+            HEALTHZ,
+            &apigw_request(
+                "GET",
+                "GET /healthz",
+                "/healthz",
+                None,
+                None,
+                at("2026-11-23T10:03:10Z"),
+                false,
+                "cBx1UhPLIAMEJoA=",
+            ),
+        );
+        write(
+            OPENAPI,
+            &apigw_request(
+                "GET",
+                "GET /openapi.json",
+                "/openapi.json",
+                None,
+                None,
+                at("2026-11-23T10:03:20Z"),
+                false,
+                "cBx1WBPLIAMEJpQ=",
+            ),
+        );
 
         // --- the pipeline on local adapters: the timer ingest arms, the job
         // the checker queues.
@@ -680,23 +838,51 @@ mod generate {
         write(CHECKER, &serde_json::to_value(&timer).unwrap());
         stack.clock.set(timer.due_at);
         handlers::checker(&stack.checker, serde_json::to_value(&timer).unwrap()).await.unwrap();
-        let email = stack.queue.receive(QueueName::Email, timer.due_at, Duration::minutes(5)).await.unwrap().expect("an email job").job;
+        let email = stack
+            .queue
+            .receive(QueueName::Email, timer.due_at, Duration::minutes(5))
+            .await
+            .unwrap()
+            .expect("an email job")
+            .job;
         let Outgoing::Email { subject, text, .. } = &email.outgoing else { panic!("not an email") };
 
         // --- the customer clicks the restore link in that email.
         let marker = format!("{PUBLIC_BASE_URL}/r/");
         let token = text
             .match_indices(&marker)
-            .map(|(i, _)| text[i + marker.len()..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect::<String>())
-            .find(|t| cartback_core::signing::verify_link(&sample_secret(), t, timer.due_at).is_ok_and(|c| c.target.starts_with("https://shop.example.com/cart/restore")))
+            .map(|(i, _)| {
+                text[i + marker.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    .collect::<String>()
+            })
+            .find(|t| {
+                cartback_core::signing::verify_link(&sample_secret(), t, timer.due_at)
+                    .is_ok_and(|c| c.target.starts_with("https://shop.example.com/cart/restore"))
+            })
             .expect("the restore link in the email");
         let clicked = at("2026-11-23T10:47:12Z");
-        write(REDIRECT, &apigw_request("GET", "GET /r/{token}", &format!("/r/{token}"), Some(("token", &token)), None, clicked, false, "cBy9KhPLIAMEJqB="));
+        write(
+            REDIRECT,
+            &apigw_request(
+                "GET",
+                "GET /r/{token}",
+                &format!("/r/{token}"),
+                Some(("token", &token)),
+                None,
+                clicked,
+                false,
+                "cBy9KhPLIAMEJqB=",
+            ),
+        );
 
         // --- SQS batches. Email: the checker's job, and a record whose body
         // is not a job (it must be reported, and end in the DLQ).
         let queued = timer.due_at + Duration::milliseconds(180);
-        let malformed = json!({ "message_id": "m_0000000000000000000000ff", "cart_id": "cart-1001", "channel": "email" }).to_string();
+        let malformed =
+            json!({ "message_id": "m_0000000000000000000000ff", "cart_id": "cart-1001", "channel": "email" })
+                .to_string();
         write(
             SEND_EMAIL,
             &json!({ "Records": [
@@ -715,11 +901,33 @@ mod generate {
         };
         let sms = |cart_id: &str, to: &str, body: String| {
             let message_id = MessageRecord::id_for(cart_id, 0, Channel::Sms);
-            MessageJob { message_id, cart_id: cart_id.into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: to.into(), body } }
+            MessageJob {
+                message_id,
+                cart_id: cart_id.into(),
+                channel: Channel::Sms,
+                outgoing: Outgoing::Sms { to: to.into(), body },
+            }
         };
-        let ben = sms("cart-2002", "+14155550123", format!("Ben, your Desk lamp is still in your cart: {} Reply STOP to opt out.", link(&MessageRecord::id_for("cart-2002", 0, Channel::Sms), "cart-2002")));
-        let cleo = sms("cart-3003", "+447911123456", format!("Cleo, your Wool scarf is waiting: {} Reply STOP to opt out.", link(&MessageRecord::id_for("cart-3003", 0, Channel::Sms), "cart-3003")));
-        write(SEND_SMS, &json!({ "Records": [job_record("cartback-SmsQueue-9T0U1V2W3X4Y", &ben, queued), job_record("cartback-SmsQueue-9T0U1V2W3X4Y", &cleo, queued)] }));
+        let ben = sms(
+            "cart-2002",
+            "+14155550123",
+            format!(
+                "Ben, your Desk lamp is still in your cart: {} Reply STOP to opt out.",
+                link(&MessageRecord::id_for("cart-2002", 0, Channel::Sms), "cart-2002")
+            ),
+        );
+        let cleo = sms(
+            "cart-3003",
+            "+447911123456",
+            format!(
+                "Cleo, your Wool scarf is waiting: {} Reply STOP to opt out.",
+                link(&MessageRecord::id_for("cart-3003", 0, Channel::Sms), "cart-3003")
+            ),
+        );
+        write(
+            SEND_SMS,
+            &json!({ "Records": [job_record("cartback-SmsQueue-9T0U1V2W3X4Y", &ben, queued), job_record("cartback-SmsQueue-9T0U1V2W3X4Y", &cleo, queued)] }),
+        );
         let push_id = MessageRecord::id_for("cart-4004", 1, Channel::Push);
         let push = MessageJob {
             message_id: push_id.clone(),
@@ -748,7 +956,10 @@ mod generate {
                 url: link(&web_id, "cart-5005"),
             },
         };
-        write(SEND_PUSH, &json!({ "Records": [job_record("cartback-PushQueue-5Z6A7B8C9D0E", &push, queued), job_record("cartback-PushQueue-5Z6A7B8C9D0E", &web, queued)] }));
+        write(
+            SEND_PUSH,
+            &json!({ "Records": [job_record("cartback-PushQueue-5Z6A7B8C9D0E", &push, queued), job_record("cartback-PushQueue-5Z6A7B8C9D0E", &web, queued)] }),
+        );
 
         // --- SES feedback for that email, as the feedback queue delivers it.
         let sent = timer.due_at + Duration::milliseconds(1118);
@@ -758,11 +969,20 @@ mod generate {
         write(
             SES_DELIVERY,
             &feedback_record(
-                &ses("Delivery", id, subject, sent, ("delivery", json!({
-                    "timestamp": ts(delivered), "processingTimeMillis": 1758, "recipients": ["ana@example.com"],
-                    "smtpResponse": "250 2.0.0 OK  1795430000 5b1f17b1804b1-4365e1c1d0asi1234567gsmtp",
-                    "reportingMTA": "a8-30.smtp-out.amazonses.com", "remoteMtaIp": "142.250.102.26"
-                }))),
+                &ses(
+                    "Delivery",
+                    id,
+                    subject,
+                    sent,
+                    (
+                        "delivery",
+                        json!({
+                            "timestamp": ts(delivered), "processingTimeMillis": 1758, "recipients": ["ana@example.com"],
+                            "smtpResponse": "250 2.0.0 OK  1795430000 5b1f17b1804b1-4365e1c1d0asi1234567gsmtp",
+                            "reportingMTA": "a8-30.smtp-out.amazonses.com", "remoteMtaIp": "142.250.102.26"
+                        }),
+                    ),
+                ),
                 delivered + Duration::milliseconds(412),
             ),
         );
@@ -770,17 +990,35 @@ mod generate {
         write(
             SES_OPEN,
             &feedback_record(
-                &ses("Open", id, subject, sent, ("open", json!({ "ipAddress": "198.51.100.23", "timestamp": ts(opened), "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148" }))),
+                &ses(
+                    "Open",
+                    id,
+                    subject,
+                    sent,
+                    (
+                        "open",
+                        json!({ "ipAddress": "198.51.100.23", "timestamp": ts(opened), "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148" }),
+                    ),
+                ),
                 opened + Duration::milliseconds(640),
             ),
         );
         write(
             SES_CLICK,
             &feedback_record(
-                &ses("Click", id, subject, sent, ("click", json!({
-                    "ipAddress": "198.51.100.23", "timestamp": ts(clicked), "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-                    "link": format!("{PUBLIC_BASE_URL}/r/{token}"), "linkTags": {}
-                }))),
+                &ses(
+                    "Click",
+                    id,
+                    subject,
+                    sent,
+                    (
+                        "click",
+                        json!({
+                            "ipAddress": "198.51.100.23", "timestamp": ts(clicked), "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+                            "link": format!("{PUBLIC_BASE_URL}/r/{token}"), "linkTags": {}
+                        }),
+                    ),
+                ),
                 clicked + Duration::milliseconds(590),
             ),
         );
@@ -788,12 +1026,21 @@ mod generate {
         write(
             SES_BOUNCE,
             &feedback_record(
-                &ses("Bounce", id, subject, sent, ("bounce", json!({
-                    "bounceType": "Permanent", "bounceSubType": "General",
-                    "bouncedRecipients": [{ "emailAddress": "ana@example.com", "action": "failed", "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 The email account that you tried to reach does not exist." }],
-                    "timestamp": ts(bounced), "feedbackId": "0100019ab3c4e1f2-2b3c4d5e-6f70-4811-9a2b-3c4d5e6f7081-000000",
-                    "reportingMTA": "dns; a8-30.smtp-out.amazonses.com"
-                }))),
+                &ses(
+                    "Bounce",
+                    id,
+                    subject,
+                    sent,
+                    (
+                        "bounce",
+                        json!({
+                            "bounceType": "Permanent", "bounceSubType": "General",
+                            "bouncedRecipients": [{ "emailAddress": "ana@example.com", "action": "failed", "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 The email account that you tried to reach does not exist." }],
+                            "timestamp": ts(bounced), "feedbackId": "0100019ab3c4e1f2-2b3c4d5e-6f70-4811-9a2b-3c4d5e6f7081-000000",
+                            "reportingMTA": "dns; a8-30.smtp-out.amazonses.com"
+                        }),
+                    ),
+                ),
                 bounced + Duration::milliseconds(503),
             ),
         );
@@ -801,11 +1048,20 @@ mod generate {
         write(
             SES_COMPLAINT,
             &feedback_record(
-                &ses("Complaint", id, subject, sent, ("complaint", json!({
-                    "complainedRecipients": [{ "emailAddress": "ana@example.com" }],
-                    "timestamp": ts(complained), "feedbackId": "0100019ab4f0a1b2-3c4d5e6f-7081-4293-a4b5-c6d7e8f90a1b-000000",
-                    "userAgent": "Yahoo!-Mail-Feedback/2.0", "complaintFeedbackType": "abuse", "arrivalDate": ts(complained - Duration::seconds(2))
-                }))),
+                &ses(
+                    "Complaint",
+                    id,
+                    subject,
+                    sent,
+                    (
+                        "complaint",
+                        json!({
+                            "complainedRecipients": [{ "emailAddress": "ana@example.com" }],
+                            "timestamp": ts(complained), "feedbackId": "0100019ab4f0a1b2-3c4d5e6f-7081-4293-a4b5-c6d7e8f90a1b-000000",
+                            "userAgent": "Yahoo!-Mail-Feedback/2.0", "complaintFeedbackType": "abuse", "arrivalDate": ts(complained - Duration::seconds(2))
+                        }),
+                    ),
+                ),
                 complained + Duration::milliseconds(777),
             ),
         );

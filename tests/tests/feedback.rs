@@ -36,7 +36,12 @@ async fn first_email_sent() -> (LocalStack, MessageId) {
     let sent = fire_next_timer(&stack).await;
     let CheckOutcome::Decided { sent, .. } = sent else { panic!("{sent:?}") };
     assert_eq!(sent.len(), 1, "the first step sends one email");
-    let job = stack.queue.receive(QueueName::Email, stack_now(&stack), Duration::minutes(5)).await.unwrap().expect("email job");
+    let job = stack
+        .queue
+        .receive(QueueName::Email, stack_now(&stack), Duration::minutes(5))
+        .await
+        .unwrap()
+        .expect("email job");
     stack.queue.ack(job.id).await.unwrap();
     let status = MessageStatus::Sent { provider_message_id: "ses-0001".into(), at: stack_now(&stack) };
     stack.db.set_message_status(&sent[0], &status).await.unwrap();
@@ -56,7 +61,13 @@ async fn fire_next_timer(stack: &LocalStack) -> CheckOutcome {
 }
 
 fn feedback(message_id: &str, kind: FeedbackKind, when: DateTime<Utc>) -> FeedbackEvent {
-    FeedbackEvent { message_id: message_id.into(), provider: "ses".into(), provider_message_id: "ses-0001".into(), kind, at: when }
+    FeedbackEvent {
+        message_id: message_id.into(),
+        provider: "ses".into(),
+        provider_message_id: "ses-0001".into(),
+        kind,
+        at: when,
+    }
 }
 
 async fn email_consent(stack: &LocalStack, customer_id: &str) -> Option<bool> {
@@ -87,7 +98,11 @@ async fn given_an_opened_first_email_when_the_second_step_comes_due_then_the_che
 #[tokio::test]
 async fn given_a_complaint_when_the_second_step_comes_due_then_no_email_goes_out() {
     let (stack, first) = first_email_sent().await;
-    let outcome = stack.feedback.record(&feedback(&first, FeedbackKind::Complained, stack_now(&stack) + Duration::hours(2))).await.unwrap();
+    let outcome = stack
+        .feedback
+        .record(&feedback(&first, FeedbackKind::Complained, stack_now(&stack) + Duration::hours(2)))
+        .await
+        .unwrap();
     assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: Some("cust-ana".into()) });
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(false));
     let CheckOutcome::Decided { sent, decision } = fire_next_timer(&stack).await else { panic!("not decided") };
@@ -102,7 +117,11 @@ async fn given_a_complaint_when_it_is_delivered_twice_then_consent_is_withdrawn_
     assert!(matches!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::Recorded { .. }));
     let (_, version) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
     assert_eq!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::Duplicate);
-    assert_eq!(stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap().1, version, "a redelivery writes nothing");
+    assert_eq!(
+        stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap().1,
+        version,
+        "a redelivery writes nothing"
+    );
     let complaints = lines(&stack, "cart-1", "complaint").await;
     assert_eq!(complaints.len(), 1);
     assert!(complaints[0].message.contains("consent withdrawn"), "{}", complaints[0].message);
@@ -123,7 +142,8 @@ async fn given_a_withdrawn_consent_when_an_older_identify_arrives_late_then_it_s
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(false), "older data must not give consent back");
     // The customer opts in again afterwards.
     stack.clock.set(at("2026-11-23T12:00:30Z"));
-    let again = stack.api.ingest.ingest_body(identify("opt-in-again", "2026-11-23T12:00:00Z").as_bytes()).await.unwrap();
+    let again =
+        stack.api.ingest.ingest_body(identify("opt-in-again", "2026-11-23T12:00:00Z").as_bytes()).await.unwrap();
     assert_eq!(again.accepted, 1);
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(true));
 }
@@ -132,18 +152,31 @@ async fn given_a_withdrawn_consent_when_an_older_identify_arrives_late_then_it_s
 async fn given_a_transient_bounce_then_a_permanent_one_when_recorded_then_only_the_permanent_one_withdraws_consent() {
     let (stack, first) = first_email_sent().await;
     let now = stack_now(&stack);
-    let soft = stack.feedback.record(&feedback(&first, FeedbackKind::Bounced { permanent: false }, now + Duration::minutes(1))).await.unwrap();
+    let soft = stack
+        .feedback
+        .record(&feedback(&first, FeedbackKind::Bounced { permanent: false }, now + Duration::minutes(1)))
+        .await
+        .unwrap();
     assert_eq!(soft, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(true));
-    let hard = stack.feedback.record(&feedback(&first, FeedbackKind::Bounced { permanent: true }, now + Duration::hours(1))).await.unwrap();
+    let hard = stack
+        .feedback
+        .record(&feedback(&first, FeedbackKind::Bounced { permanent: true }, now + Duration::hours(1)))
+        .await
+        .unwrap();
     assert_eq!(hard, FeedbackOutcome::Recorded { consent_withdrawn_for: Some("cust-ana".into()) });
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(false));
-    let bounces: Vec<String> = lines(&stack, "cart-1", "bounced").await.into_iter().map(|e| e.details["feedback"].as_str().unwrap().to_owned()).collect();
+    let bounces: Vec<String> = lines(&stack, "cart-1", "bounced")
+        .await
+        .into_iter()
+        .map(|e| e.details["feedback"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(bounces, ["bounce-transient", "bounce-permanent"]);
 }
 
 #[tokio::test]
-async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_email_consent_is_withdrawn_and_no_profile_is_made() {
+async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_email_consent_is_withdrawn_and_no_profile_is_made(
+) {
     let stack = LocalStack::new(at(START));
     let added = cartback_core::event::validate_event(
         &serde_json::json!({"event_id": "g1", "type": "add_to_cart", "cart_id": "cart-guest", "occurred_at": "2026-11-23T09:00:00Z",
@@ -164,14 +197,22 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
         engaged_at: None,
     };
     stack.db.create_message(&message).await.unwrap();
-    let outcome = stack.feedback.record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START))).await.unwrap();
+    let outcome = stack
+        .feedback
+        .record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START)))
+        .await
+        .unwrap();
     assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
     assert_eq!(stack.db.get_customer(&"cart:cart-guest".into()).await.unwrap(), None);
     let bounced = lines(&stack, "cart-guest", "bounced").await;
     assert!(bounced.len() == 1 && bounced[0].message.contains("guest cart"), "{bounced:?}");
     let cart = stack.db.get_cart(&"cart-guest".into()).await.unwrap().unwrap().cart();
     assert_eq!(cart.contact.consents.unwrap().email, Some(false), "the guest's address gets no more email");
-    let again = stack.feedback.record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START))).await.unwrap();
+    let again = stack
+        .feedback
+        .record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START)))
+        .await
+        .unwrap();
     assert_eq!(again, FeedbackOutcome::Duplicate);
 }
 
@@ -180,7 +221,11 @@ async fn given_feedback_for_an_unknown_message_when_recorded_then_it_is_acknowle
     let stack = LocalStack::new(at(START));
     let event = feedback("m_not_ours", FeedbackKind::Complained, at(START));
     assert_eq!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::UnknownMessage);
-    assert_eq!(stack.feedback.record(&event).await.unwrap(), FeedbackOutcome::UnknownMessage, "no dedupe record was written");
+    assert_eq!(
+        stack.feedback.record(&event).await.unwrap(),
+        FeedbackOutcome::UnknownMessage,
+        "no dedupe record was written"
+    );
 }
 
 /// A feedback-queue record like `events/ses/open.json`'s, with its SES event
@@ -197,7 +242,8 @@ fn record_with(id: &str, ses: Option<&Value>, raw_body: Option<&str>) -> aws_lam
 }
 
 #[tokio::test]
-async fn given_a_batch_with_a_tracked_event_an_untracked_type_and_a_malformed_record_when_handled_then_only_the_malformed_one_fails() {
+async fn given_a_batch_with_a_tracked_event_an_untracked_type_and_a_malformed_record_when_handled_then_only_the_malformed_one_fails(
+) {
     let (stack, first) = first_email_sent().await;
     let sample: SqsEvent = sample_as("ses/open.json");
     let envelope: Value = serde_json::from_str(sample.records[0].body.as_deref().unwrap()).unwrap();

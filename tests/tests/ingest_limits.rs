@@ -14,7 +14,12 @@ fn ingest() -> (Ingest<Database>, Database, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
     let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), chrono::Duration::seconds(60)));
-    let ingest = Ingest { store: Arc::new(db.clone()), scheduler: Arc::new(SqliteScheduler::new(db.clone())), campaigns, clock: clock.clone() };
+    let ingest = Ingest {
+        store: Arc::new(db.clone()),
+        scheduler: Arc::new(SqliteScheduler::new(db.clone())),
+        campaigns,
+        clock: clock.clone(),
+    };
     (ingest, db, clock)
 }
 
@@ -43,14 +48,19 @@ async fn given_a_full_cart_when_more_edits_arrive_then_they_are_refused_by_field
 async fn given_repeated_views_of_one_item_when_ingested_then_each_is_accepted_but_the_log_grows_once() {
     let (ingest, db, clock) = ingest();
     for n in 0..20 {
-        let view = json!({"event_id": format!("v{n}"), "type": "view_item", "cart_id": "c", "items": [{"item_id": "sku-1"}]});
+        let view =
+            json!({"event_id": format!("v{n}"), "type": "view_item", "cart_id": "c", "items": [{"item_id": "sku-1"}]});
         assert_eq!(send(&ingest, &clock, view).await, Ok(EventStatus::Accepted));
     }
     let record = db.get_cart(&"c".into()).await.unwrap().unwrap();
     assert_eq!(record.events.len(), 1);
     assert_eq!(record.cart().items_viewed, 1);
     let again = json!({"event_id": "v3", "type": "view_item", "cart_id": "c", "items": [{"item_id": "sku-1"}]});
-    assert_eq!(send(&ingest, &clock, again).await, Ok(EventStatus::Duplicate), "a repeated event_id is still a duplicate");
+    assert_eq!(
+        send(&ingest, &clock, again).await,
+        Ok(EventStatus::Duplicate),
+        "a repeated event_id is still a duplicate"
+    );
 }
 
 /// Found by the simulation: a repeated view that carries a guest's contact
@@ -71,6 +81,9 @@ async fn given_a_repeated_view_carrying_contact_data_or_a_customer_id_when_inges
 
     let record = db.get_cart(&"c".into()).await.unwrap().unwrap();
     let cart = record.cart();
-    assert_eq!((cart.contact.email.as_ref().map(|e| e.expose()), cart.customer_id.as_deref()), (Some("guest@example.com"), Some("u1")));
+    assert_eq!(
+        (cart.contact.email.as_ref().map(|e| e.expose()), cart.customer_id.as_deref()),
+        (Some("guest@example.com"), Some("u1"))
+    );
     assert_eq!(record.events.len(), 3, "the plain repeat v4 is still not stored");
 }

@@ -1024,7 +1024,9 @@ impl World {
         if c.cart.status != CartStatus::Active {
             fail("a message for a cart that is not active");
         }
-        if m.decided_at != now || m.customer_key != CustomerKey::for_cart(c.cart.customer_id.as_ref(), &c.id.as_str().into()) {
+        if m.decided_at != now
+            || m.customer_key != CustomerKey::for_cart(c.cart.customer_id.as_ref(), &c.id.as_str().into())
+        {
             fail("a message record that does not say when and for whom it was decided");
         }
         // One message per cart and step, steps in order, one campaign.
@@ -1069,8 +1071,13 @@ impl World {
         let contact = self.contact_of(i);
         let consents = contact.consents.unwrap_or_default();
         let (consented, reachable) = match m.channel {
-            Channel::Email => (consents.email, contact.email.as_ref().map(|e| e.expose()).and_then(contact::normalise_email).is_some()),
-            Channel::Sms => (consents.sms, contact.phone.as_ref().map(|p| p.expose()).is_some_and(|p| phone_facts(p).0)),
+            Channel::Email => (
+                consents.email,
+                contact.email.as_ref().map(|e| e.expose()).and_then(contact::normalise_email).is_some(),
+            ),
+            Channel::Sms => {
+                (consents.sms, contact.phone.as_ref().map(|p| p.expose()).is_some_and(|p| phone_facts(p).0))
+            }
             Channel::Push => (consents.push, contact.push_tokens.as_ref().is_some_and(|t| !t.is_empty())),
             Channel::WebPush => (consents.web_push, contact.web_push_subscription.is_some()),
         };

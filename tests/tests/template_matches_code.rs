@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
 
-use cartback_aws::config::{CheckerConfig, CommonConfig, ConfigError, EmailConfig, Env, IngestConfig, PushConfig, SmsConfig, TimerConfig};
+use cartback_aws::config::{
+    CheckerConfig, CommonConfig, ConfigError, EmailConfig, Env, IngestConfig, PushConfig, SmsConfig, TimerConfig,
+};
 use cartback_tests::samples::workspace_root;
 
 fn template() -> Value {
@@ -53,11 +55,24 @@ fn function_crates() -> Vec<FunctionCrate> {
         let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else { continue };
         let manifest: toml::Value = manifest.parse().unwrap();
         let package = manifest["package"]["name"].as_str().unwrap().to_owned();
-        let binary = manifest.get("bin").and_then(|b| b.as_array()).and_then(|b| b.first()).and_then(|b| b["name"].as_str()).unwrap_or(&package).to_owned();
+        let binary = manifest
+            .get("bin")
+            .and_then(|b| b.as_array())
+            .and_then(|b| b.first())
+            .and_then(|b| b["name"].as_str())
+            .unwrap_or(&package)
+            .to_owned();
         let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
-        let call = main.find("::from_env(&ProcessEnv)").unwrap_or_else(|| panic!("{}: main loads no config with from_env(&ProcessEnv)", dir.display()));
+        let call = main
+            .find("::from_env(&ProcessEnv)")
+            .unwrap_or_else(|| panic!("{}: main loads no config with from_env(&ProcessEnv)", dir.display()));
         let loader = main[..call].rsplit(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap().to_owned();
-        crates.push(FunctionCrate { dir: dir.file_name().unwrap().to_string_lossy().into_owned(), package, binary, loader });
+        crates.push(FunctionCrate {
+            dir: dir.file_name().unwrap().to_string_lossy().into_owned(),
+            package,
+            binary,
+            loader,
+        });
     }
     crates.sort_by(|a, b| a.dir.cmp(&b.dir));
     assert!(!crates.is_empty(), "no function crates under functions/");
@@ -81,13 +96,16 @@ fn load(loader: &str, env: &dyn Env) -> Result<(), ConfigError> {
 /// What a deployed stack would put in a variable set by a CloudFormation
 /// function (`!Ref`, `!GetAtt`, `!Sub`).
 fn plausible(var: &str) -> String {
-    let queue = |name: &str| format!("https://sqs.us-east-1.amazonaws.com/123456789012/cartback-{name}Queue-1A2B3C4D5E6F");
+    let queue =
+        |name: &str| format!("https://sqs.us-east-1.amazonaws.com/123456789012/cartback-{name}Queue-1A2B3C4D5E6F");
     match var {
         "CARTBACK_STATE_TABLE" => "cartback-StateTable-1A2B3C4D5E6F".into(),
         "CARTBACK_CONFIG_TABLE" => "cartback-ConfigTable-6F5E4D3C2B1A".into(),
         "CARTBACK_RETENTION_DAYS" => "90".into(),
         "CARTBACK_ACCEPT_V1_SIGNATURES" => "true".into(),
-        "CARTBACK_INGEST_SECRET_ARN" => "arn:aws:secretsmanager:us-east-1:123456789012:secret:IngestSecret-AbCdEf".into(),
+        "CARTBACK_INGEST_SECRET_ARN" => {
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:IngestSecret-AbCdEf".into()
+        }
         "CARTBACK_SCHEDULE_GROUP" => "ScheduleGroup-1A2B3C4D5E6F".into(),
         "CARTBACK_SCHEDULER_ROLE_ARN" => "arn:aws:iam::123456789012:role/cartback-SchedulerRole-1A2B3C4D5E6F".into(),
         "CARTBACK_CHECKER_ARN" => "arn:aws:lambda:us-east-1:123456789012:function:cartback-checker".into(),
@@ -118,7 +136,10 @@ fn scalar(value: &Value) -> Option<String> {
 /// A function's environment as deployed: Globals, then its own variables.
 fn environment(template: &Value, function: &Value) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
-    for source in [get(template, &["Globals", "Function", "Environment", "Variables"]), get(function, &["Properties", "Environment", "Variables"])] {
+    for source in [
+        get(template, &["Globals", "Function", "Environment", "Variables"]),
+        get(function, &["Properties", "Environment", "Variables"]),
+    ] {
         let Some(Value::Mapping(map)) = source else { continue };
         for (name, value) in map {
             let name = name.as_str().unwrap().to_owned();
@@ -152,13 +173,21 @@ fn given_the_function_crates_when_the_template_is_read_then_each_is_exactly_one_
     let crates = function_crates();
     for krate in &crates {
         assert_eq!(krate.package, krate.dir, "functions/{}: package name differs from its folder", krate.dir);
-        let matching: Vec<&String> = functions.iter().filter(|(_, f)| binary_of(f) == Some(krate.binary.as_str())).map(|(name, _)| name).collect();
+        let matching: Vec<&String> = functions
+            .iter()
+            .filter(|(_, f)| binary_of(f) == Some(krate.binary.as_str()))
+            .map(|(name, _)| name)
+            .collect();
         assert_eq!(matching.len(), 1, "functions/{} (binary {}): expected one AWS::Serverless::Function with Metadata.BuildProperties.Binary: {}, found {matching:?}", krate.dir, krate.binary, krate.binary);
         let function = &functions[matching[0]];
         assert_eq!(text(get(function, &["Properties", "Runtime"])), Some("provided.al2023"), "{}", matching[0]);
         assert_eq!(text(get(function, &["Metadata", "BuildMethod"])), Some("rust-cargolambda"), "{}", matching[0]);
         assert_eq!(text(get(function, &["Properties", "Handler"])), Some("bootstrap"), "{}", matching[0]);
-        assert!(get(function, &["Properties", "Architectures"]).is_some(), "{}: no Architectures (the Architecture parameter)", matching[0]);
+        assert!(
+            get(function, &["Properties", "Architectures"]).is_some(),
+            "{}: no Architectures (the Architecture parameter)",
+            matching[0]
+        );
     }
     let binaries: BTreeSet<&str> = crates.iter().map(|c| c.binary.as_str()).collect();
     for (name, function) in &functions {
@@ -168,12 +197,16 @@ fn given_the_function_crates_when_the_template_is_read_then_each_is_exactly_one_
 }
 
 #[test]
-fn given_each_functions_config_loader_when_run_on_its_template_environment_then_every_variable_it_reads_is_set_and_every_cartback_variable_is_read() {
+fn given_each_functions_config_loader_when_run_on_its_template_environment_then_every_variable_it_reads_is_set_and_every_cartback_variable_is_read(
+) {
     let template = template();
     let functions = functions(&template);
     let mut problems = Vec::new();
     for krate in function_crates() {
-        let (name, function) = functions.iter().find(|(_, f)| binary_of(f) == Some(krate.binary.as_str())).unwrap_or_else(|| panic!("{} is not in the template", krate.binary));
+        let (name, function) = functions
+            .iter()
+            .find(|(_, f)| binary_of(f) == Some(krate.binary.as_str()))
+            .unwrap_or_else(|| panic!("{} is not in the template", krate.binary));
         let vars = environment(&template, function);
         let read = RefCell::new(BTreeSet::<String>::new());
         let env = |var: &str| -> Option<String> {
@@ -199,21 +232,42 @@ fn given_each_functions_config_loader_when_run_on_its_template_environment_then_
 }
 
 #[test]
-fn given_the_sqs_fed_functions_when_the_template_is_read_then_they_report_batch_item_failures_and_their_queues_outlast_six_timeouts() {
+fn given_the_sqs_fed_functions_when_the_template_is_read_then_they_report_batch_item_failures_and_their_queues_outlast_six_timeouts(
+) {
     let template = template();
     let mut seen = 0;
     for (name, function) in functions(&template) {
         let Some(Value::Mapping(events)) = get(&function, &["Properties", "Events"]) else { continue };
         for (_, event) in events.iter().filter(|(_, e)| text(e.get("Type")) == Some("SQS")) {
             seen += 1;
-            let responses = get(event, &["Properties", "FunctionResponseTypes"]).and_then(Value::as_sequence).cloned().unwrap_or_default();
-            assert!(responses.iter().any(|r| r.as_str() == Some("ReportBatchItemFailures")), "{name}: the sender/feedback handlers answer with batch item failures");
-            let Some(Value::Tagged(queue)) = get(event, &["Properties", "Queue"]) else { panic!("{name}: Queue is not !GetAtt <Queue>.Arn") };
-            let queue_name = queue.value.as_str().and_then(|q| q.strip_suffix(".Arn")).unwrap_or_else(|| panic!("{name}: Queue is not !GetAtt <Queue>.Arn"));
-            let visibility = get(&template, &["Resources", queue_name, "Properties", "VisibilityTimeout"]).and_then(Value::as_u64).unwrap_or(30);
+            let responses = get(event, &["Properties", "FunctionResponseTypes"])
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                responses.iter().any(|r| r.as_str() == Some("ReportBatchItemFailures")),
+                "{name}: the sender/feedback handlers answer with batch item failures"
+            );
+            let Some(Value::Tagged(queue)) = get(event, &["Properties", "Queue"]) else {
+                panic!("{name}: Queue is not !GetAtt <Queue>.Arn")
+            };
+            let queue_name = queue
+                .value
+                .as_str()
+                .and_then(|q| q.strip_suffix(".Arn"))
+                .unwrap_or_else(|| panic!("{name}: Queue is not !GetAtt <Queue>.Arn"));
+            let visibility = get(&template, &["Resources", queue_name, "Properties", "VisibilityTimeout"])
+                .and_then(Value::as_u64)
+                .unwrap_or(30);
             let timeout = get(&function, &["Properties", "Timeout"]).and_then(Value::as_u64).unwrap_or(3);
-            assert!(visibility >= 6 * timeout, "{name}: {queue_name} visibility timeout {visibility}s < 6 x {timeout}s");
-            assert!(get(&template, &["Resources", queue_name, "Properties", "RedrivePolicy"]).is_some(), "{queue_name}: no dead-letter queue");
+            assert!(
+                visibility >= 6 * timeout,
+                "{name}: {queue_name} visibility timeout {visibility}s < 6 x {timeout}s"
+            );
+            assert!(
+                get(&template, &["Resources", queue_name, "Properties", "RedrivePolicy"]).is_some(),
+                "{queue_name}: no dead-letter queue"
+            );
         }
     }
     assert!(seen >= 4, "expected the three senders and feedback to be SQS-fed, saw {seen}");

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
-use cartback_aws::config::{SmsConfig, ProcessEnv};
+use cartback_aws::config::{ProcessEnv, SmsConfig};
 use cartback_aws::{clients, handlers, wiring};
 use cartback_core::ports::SystemClock;
 use lambda_runtime::{service_fn, Error, LambdaEvent};

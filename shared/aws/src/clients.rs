@@ -41,7 +41,11 @@ pub fn timeout_config() -> TimeoutConfig {
 /// Loads region, credentials and endpoint from the environment (the Lambda
 /// execution role in AWS), with Cartback's retry and timeout policy.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config()).timeout_config(timeout_config()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .load()
+        .await
 }
 
 /// Every client a Cartback function may use. Building a client is cheap and

@@ -82,7 +82,10 @@ fn arn(env: &dyn Env, var: &'static str, service: &str) -> Result<String, Config
 fn check_arn(var: &'static str, value: &str, service: &str) -> Result<(), ConfigError> {
     let parts: Vec<&str> = value.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[2] != service || parts[5].is_empty() {
-        return Err(invalid(var, format!("expected an ARN of the form arn:<partition>:{service}:<region>:<account>:<resource>")));
+        return Err(invalid(
+            var,
+            format!("expected an ARN of the form arn:<partition>:{service}:<region>:<account>:<resource>"),
+        ));
     }
     Ok(())
 }
@@ -98,7 +101,8 @@ fn http_url(env: &dyn Env, var: &'static str) -> Result<String, ConfigError> {
 
 fn table_name(env: &dyn Env, var: &'static str) -> Result<String, ConfigError> {
     let value = required(env, var)?;
-    let ok = (3..=255).contains(&value.len()) && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let ok = (3..=255).contains(&value.len())
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !ok {
         return Err(invalid(var, "a DynamoDB table name is 3 to 255 letters, digits, '_', '-' or '.'"));
     }
@@ -117,7 +121,8 @@ pub struct CommonConfig {
 impl CommonConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let retention_raw = required(env, RETENTION_DAYS)?;
-        let days: i64 = retention_raw.parse().map_err(|_| invalid(RETENTION_DAYS, "expected a whole number of days"))?;
+        let days: i64 =
+            retention_raw.parse().map_err(|_| invalid(RETENTION_DAYS, "expected a whole number of days"))?;
         if !(1..=3650).contains(&days) {
             return Err(invalid(RETENTION_DAYS, "must be between 1 and 3650 days"));
         }
@@ -144,7 +149,11 @@ impl SchedulerConfig {
         if group.len() > 64 || !group.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
             return Err(invalid(SCHEDULE_GROUP, "a schedule group name is 1 to 64 letters, digits, '_', '-' or '.'"));
         }
-        Ok(SchedulerConfig { group, role_arn: arn(env, SCHEDULER_ROLE_ARN, "iam")?, checker_arn: arn(env, CHECKER_ARN, "lambda")? })
+        Ok(SchedulerConfig {
+            group,
+            role_arn: arn(env, SCHEDULER_ROLE_ARN, "iam")?,
+            checker_arn: arn(env, CHECKER_ARN, "lambda")?,
+        })
     }
 }
 
@@ -204,7 +213,11 @@ pub struct QueueUrls {
 
 impl QueueUrls {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        Ok(QueueUrls { email: http_url(env, EMAIL_QUEUE_URL)?, sms: http_url(env, SMS_QUEUE_URL)?, push: http_url(env, PUSH_QUEUE_URL)? })
+        Ok(QueueUrls {
+            email: http_url(env, EMAIL_QUEUE_URL)?,
+            sms: http_url(env, SMS_QUEUE_URL)?,
+            push: http_url(env, PUSH_QUEUE_URL)?,
+        })
     }
 
     pub fn url(&self, queue: QueueName) -> &str {
@@ -244,7 +257,11 @@ impl EmailConfig {
         if cartback_core::contact::normalise_email(address).is_none() {
             return Err(invalid(SENDER_EMAIL, "expected an email address, optionally as \"Name <address>\""));
         }
-        Ok(EmailConfig { common: CommonConfig::from_env(env)?, sender, configuration_set: required(env, SES_CONFIGURATION_SET)? })
+        Ok(EmailConfig {
+            common: CommonConfig::from_env(env)?,
+            sender,
+            configuration_set: required(env, SES_CONFIGURATION_SET)?,
+        })
     }
 }
 
@@ -259,9 +276,14 @@ impl SmsConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let sender_id = optional(env, SMS_SENDER_ID);
         if let Some(id) = &sender_id {
-            let ok = (1..=11).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && id.chars().any(|c| c.is_ascii_alphabetic());
+            let ok = (1..=11).contains(&id.len())
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && id.chars().any(|c| c.is_ascii_alphabetic());
             if !ok {
-                return Err(invalid(SMS_SENDER_ID, "a sender id is 1 to 11 letters, digits or '-', with at least one letter"));
+                return Err(invalid(
+                    SMS_SENDER_ID,
+                    "a sender id is 1 to 11 letters, digits or '-', with at least one letter",
+                ));
             }
         }
         Ok(SmsConfig { common: CommonConfig::from_env(env)?, sender_id })
@@ -298,7 +320,8 @@ mod tests {
         move |k: &str| map.get(k).cloned()
     }
 
-    const BASE: [(&str, &str); 3] = [(STATE_TABLE, "cartback-state"), (CONFIG_TABLE, "cartback-config"), (RETENTION_DAYS, "90")];
+    const BASE: [(&str, &str); 3] =
+        [(STATE_TABLE, "cartback-state"), (CONFIG_TABLE, "cartback-config"), (RETENTION_DAYS, "90")];
 
     #[test]
     fn given_all_common_variables_when_loaded_then_retention_is_typed() {
@@ -316,7 +339,11 @@ mod tests {
         bad[2] = (RETENTION_DAYS, "ninety");
         assert!(matches!(CommonConfig::from_env(&env(&bad)), Err(ConfigError::Invalid { var: RETENTION_DAYS, .. })));
         let mut vars = BASE.to_vec();
-        vars.extend([(SCHEDULE_GROUP, "g"), (SCHEDULER_ROLE_ARN, "not-an-arn"), (CHECKER_ARN, "arn:aws:lambda:us-east-1:123456789012:function:c")]);
+        vars.extend([
+            (SCHEDULE_GROUP, "g"),
+            (SCHEDULER_ROLE_ARN, "not-an-arn"),
+            (CHECKER_ARN, "arn:aws:lambda:us-east-1:123456789012:function:c"),
+        ]);
         let e = SchedulerConfig::from_env(&env(&vars)).unwrap_err();
         assert!(e.to_string().contains(SCHEDULER_ROLE_ARN), "{e}");
     }

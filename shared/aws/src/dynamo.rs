@@ -61,8 +61,8 @@ use cartback_core::customer::Customer;
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
-    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog,
-    MessageStore, PortError, SaveOutcome, Timeline, TimelineEntry,
+    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
+    EventLog, MessageStore, PortError, SaveOutcome, Timeline, TimelineEntry,
 };
 
 use crate::error::{build_error, unavailable};
@@ -111,7 +111,12 @@ fn number(item: &Item, name: &str) -> Option<u64> {
     }
 }
 
-fn is_condition_failed<E: ProvideErrorMetadata>(error: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> bool {
+fn is_condition_failed<E: ProvideErrorMetadata>(
+    error: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> bool {
     error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
@@ -131,7 +136,14 @@ impl DynamoStateStore {
             use std::hash::{BuildHasher, Hasher};
             std::collections::hash_map::RandomState::new().build_hasher().finish()
         };
-        DynamoStateStore { client, table: table.into(), retention, clock, instance: seed, last_write: AtomicU64::new(0) }
+        DynamoStateStore {
+            client,
+            table: table.into(),
+            retention,
+            clock,
+            instance: seed,
+            last_write: AtomicU64::new(0),
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -148,7 +160,10 @@ impl DynamoStateStore {
     /// in the order they were written, and two Lambda instances never
     /// collide.
     fn write_suffix(&self) -> String {
-        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         let mut last = self.last_write.load(Ordering::Relaxed);
         let next = loop {
             let next = wall.max(last + 1);
@@ -200,7 +215,15 @@ impl DynamoStateStore {
     }
 
     async fn get(&self, k: (String, String)) -> Result<Option<Item>, PortError> {
-        let out = self.client.get_item().table_name(&self.table).set_key(Some(key(k))).consistent_read(true).send().await.map_err(|e| unavailable(SERVICE, e))?;
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(k)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(SERVICE, e))?;
         Ok(out.item)
     }
 
@@ -214,11 +237,21 @@ impl DynamoStateStore {
     }
 
     /// Queries a partition (or index partition), all pages.
-    async fn query_all(&self, index: Option<&str>, condition: &str, values: Vec<(&str, AttributeValue)>) -> Result<Vec<Item>, PortError> {
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let mut q = self.client.query().table_name(&self.table).key_condition_expression(condition).set_exclusive_start_key(start.take());
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .set_exclusive_start_key(start.take());
             for (k, v) in &values {
                 q = q.expression_attribute_values(*k, v.clone());
             }
@@ -250,7 +283,9 @@ impl CartStore for DynamoStateStore {
         request = if cart.version == 0 {
             request.condition_expression("attribute_not_exists(pk)")
         } else {
-            request.condition_expression("version = :expected").expression_attribute_values(":expected", n(cart.version))
+            request
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(cart.version))
         };
         let result = request.send().await;
         match result {
@@ -287,7 +322,11 @@ impl EventLog for DynamoStateStore {
             items.push(self.versioned_put(self.cart_item(cart)?, cart.version)?);
             if let Some(entry) = &commit.timeline {
                 let suffix = self.write_suffix();
-                let put = Put::builder().table_name(&self.table).set_item(Some(self.timeline_item(&cart.cart_id, entry, &suffix)?));
+                let put = Put::builder().table_name(&self.table).set_item(Some(self.timeline_item(
+                    &cart.cart_id,
+                    entry,
+                    &suffix,
+                )?));
                 items.push(put.build().map_err(|e| build_error(SERVICE, e))?);
             }
         }
@@ -310,7 +349,8 @@ impl EventLog for DynamoStateStore {
                 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
                 match error.as_service_error() {
                     Some(E::TransactionCanceledException(cancelled)) => {
-                        let codes: Vec<&str> = cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+                        let codes: Vec<&str> =
+                            cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
                         if codes.first() == Some(&"ConditionalCheckFailed") {
                             Ok(CommitOutcome::Duplicate)
                         } else if codes.iter().any(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict") {
@@ -330,15 +370,28 @@ impl EventLog for DynamoStateStore {
 impl Timeline for DynamoStateStore {
     async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError> {
         let item = self.timeline_item(cart_id, entry, &self.write_suffix())?;
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(|e| unavailable(SERVICE, e))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(SERVICE, e))?;
         Ok(())
     }
 
     async fn timeline(&self, cart_id: &CartId) -> Result<Vec<TimelineEntry>, PortError> {
         let items = self
-            .query_all(None, "pk = :pk AND begins_with(sk, :tl)", vec![(":pk", s(format!("CART#{cart_id}"))), (":tl", s("TL#"))])
+            .query_all(
+                None,
+                "pk = :pk AND begins_with(sk, :tl)",
+                vec![(":pk", s(format!("CART#{cart_id}"))), (":tl", s("TL#"))],
+            )
             .await?;
-        items.into_iter().map(|item| from_item(item).map_err(|e| corrupt(&format!("timeline of cart {cart_id}"), e))).collect()
+        items
+            .into_iter()
+            .map(|item| from_item(item).map_err(|e| corrupt(&format!("timeline of cart {cart_id}"), e)))
+            .collect()
     }
 }
 
@@ -367,9 +420,16 @@ impl MessageStore for DynamoStateStore {
     /// Read, decide, then a conditional `UpdateItem` on the message's `rev`:
     /// of two concurrent claimants exactly one passes the condition; the
     /// other re-reads and sees `InFlight`.
-    async fn claim_message(&self, message_id: &MessageId, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError> {
+    async fn claim_message(
+        &self,
+        message_id: &MessageId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, PortError> {
         for _ in 0..5 {
-            let Some((mut record, rev, attempts)) = self.message_with_rev(message_id).await? else { return Ok(Claim::NotFound) };
+            let Some((mut record, rev, attempts)) = self.message_with_rev(message_id).await? else {
+                return Ok(Claim::NotFound);
+            };
             let taken_over = match &record.status {
                 MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
                 MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } | MessageStatus::Unknown { .. } => {
@@ -423,7 +483,9 @@ impl MessageStore for DynamoStateStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(PortError::Corrupt(format!("message {message_id} does not exist"))),
+            Err(e) if is_condition_failed(&e) => {
+                Err(PortError::Corrupt(format!("message {message_id} does not exist")))
+            }
             Err(e) => Err(unavailable(SERVICE, e)),
         }
     }
@@ -449,9 +511,17 @@ impl MessageStore for DynamoStateStore {
         }
     }
 
-    async fn customer_messages(&self, customer_key: &CustomerKey, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError> {
+    async fn customer_messages(
+        &self,
+        customer_key: &CustomerKey,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<MessageRecord>, PortError> {
         let items = self
-            .query_all(Some("gsi1"), "gsi1pk = :pk AND gsi1sk >= :since", vec![(":pk", s(format!("CUSTMSG#{customer_key}"))), (":since", s(sort_time(since)))])
+            .query_all(
+                Some("gsi1"),
+                "gsi1pk = :pk AND gsi1sk >= :since",
+                vec![(":pk", s(format!("CUSTMSG#{customer_key}"))), (":since", s(sort_time(since)))],
+            )
             .await?;
         items.into_iter().map(|item| from_item(item).map_err(|e| corrupt("message", e))).collect()
     }
@@ -497,7 +567,8 @@ impl CampaignStore for DynamoCampaignStore {
                 let Some(AttributeValue::S(json)) = item.get("campaign") else {
                     return Err(PortError::Corrupt(format!("config item {sk} has no `campaign` string")));
                 };
-                let campaign: Campaign = serde_json::from_str(json).map_err(|e| corrupt(&format!("campaign {sk}"), e))?;
+                let campaign: Campaign =
+                    serde_json::from_str(json).map_err(|e| corrupt(&format!("campaign {sk}"), e))?;
                 if let Err(errors) = campaign.validate() {
                     let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
                     return Err(PortError::Corrupt(format!("campaign {sk} is invalid: {list}")));

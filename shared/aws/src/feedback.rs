@@ -27,12 +27,21 @@ pub const PROVIDER: &str = "ses";
 
 #[derive(Debug)]
 pub enum FeedbackItem {
-    Event { record_id: String, event: FeedbackEvent },
+    Event {
+        record_id: String,
+        event: FeedbackEvent,
+    },
     /// Well formed but nothing for Cartback to do (an event type it does not
     /// track, a message without our tag): acknowledged.
-    Ignored { record_id: String, reason: String },
+    Ignored {
+        record_id: String,
+        reason: String,
+    },
     /// Not an SNS-wrapped SES event: it will never succeed.
-    Malformed { record_id: String, error: String },
+    Malformed {
+        record_id: String,
+        error: String,
+    },
     /// No SQS message id, so it cannot be named in a batch response.
     Unidentified,
 }
@@ -78,7 +87,9 @@ pub fn parse_batch(event: SqsEvent) -> Vec<FeedbackItem> {
         .records
         .into_iter()
         .map(|record| {
-            let Some(record_id) = record.message_id.filter(|id| !id.is_empty()) else { return FeedbackItem::Unidentified };
+            let Some(record_id) = record.message_id.filter(|id| !id.is_empty()) else {
+                return FeedbackItem::Unidentified;
+            };
             match parse_body(record.body.as_deref().unwrap_or_default()) {
                 Ok(Some(event)) => FeedbackItem::Event { record_id, event },
                 Ok(None) => FeedbackItem::Ignored { record_id, reason: "not a notification Cartback tracks".into() },
@@ -97,21 +108,25 @@ enum Skip {
 /// One SQS body to a feedback event. Errors never quote the body: it holds
 /// recipients' addresses.
 fn parse_body(body: &str) -> Result<Option<FeedbackEvent>, Skip> {
-    let envelope: SnsEnvelope = serde_json::from_str(body).map_err(|e| Skip::Malformed(format!("body is not an SNS notification: {e}")))?;
+    let envelope: SnsEnvelope =
+        serde_json::from_str(body).map_err(|e| Skip::Malformed(format!("body is not an SNS notification: {e}")))?;
     if envelope.kind != "Notification" {
         // SubscriptionConfirmation / UnsubscribeConfirmation: CloudFormation
         // confirms the queue's subscription itself.
         return Err(Skip::Ignored(format!("SNS message of type {:?}", envelope.kind)));
     }
-    let raw: Value = serde_json::from_str(&envelope.message).map_err(|e| Skip::Malformed(format!("SNS Message is not JSON: {e}")))?;
-    let ses: SesEvent = serde_json::from_value(raw.clone()).map_err(|e| Skip::Malformed(format!("SNS Message is not an SES event: {e}")))?;
+    let raw: Value = serde_json::from_str(&envelope.message)
+        .map_err(|e| Skip::Malformed(format!("SNS Message is not JSON: {e}")))?;
+    let ses: SesEvent = serde_json::from_value(raw.clone())
+        .map_err(|e| Skip::Malformed(format!("SNS Message is not an SES event: {e}")))?;
     let kind = match ses.event_type.as_str() {
         "Delivery" => FeedbackKind::Delivered,
         "Open" => FeedbackKind::Opened,
         "Click" => FeedbackKind::Clicked,
         "Complaint" => FeedbackKind::Complained,
         "Bounce" => {
-            let bounce = ses.bounce.as_ref().ok_or_else(|| Skip::Malformed("Bounce event without a bounce object".into()))?;
+            let bounce =
+                ses.bounce.as_ref().ok_or_else(|| Skip::Malformed("Bounce event without a bounce object".into()))?;
             // "Undetermined" is not proof the address is dead: keep consent.
             FeedbackKind::Bounced { permanent: bounce.bounce_type == "Permanent" }
         }
@@ -132,7 +147,13 @@ fn parse_body(body: &str) -> Result<Option<FeedbackEvent>, Skip> {
         .map(|t| t.with_timezone(&Utc))
         .or(envelope.timestamp)
         .unwrap_or(ses.mail.timestamp);
-    Ok(Some(FeedbackEvent { message_id: message_id.into(), provider: PROVIDER.into(), provider_message_id: ses.mail.message_id, kind, at }))
+    Ok(Some(FeedbackEvent {
+        message_id: message_id.into(),
+        provider: PROVIDER.into(),
+        provider_message_id: ses.mail.message_id,
+        kind,
+        at,
+    }))
 }
 
 #[cfg(test)]
@@ -160,12 +181,31 @@ mod tests {
     #[test]
     fn given_each_tracked_ses_event_when_parsed_then_it_maps_to_its_kind_and_time() {
         let cases = [
-            ("Delivery", ("delivery", serde_json::json!({ "timestamp": "2026-11-23T10:33:02.000Z" })), FeedbackKind::Delivered),
+            (
+                "Delivery",
+                ("delivery", serde_json::json!({ "timestamp": "2026-11-23T10:33:02.000Z" })),
+                FeedbackKind::Delivered,
+            ),
             ("Open", ("open", serde_json::json!({ "timestamp": "2026-11-23T10:40:00.000Z" })), FeedbackKind::Opened),
             ("Click", ("click", serde_json::json!({ "timestamp": "2026-11-23T10:41:00.000Z" })), FeedbackKind::Clicked),
-            ("Bounce", ("bounce", serde_json::json!({ "bounceType": "Permanent", "timestamp": "2026-11-23T10:33:03.000Z" })), FeedbackKind::Bounced { permanent: true }),
-            ("Bounce", ("bounce", serde_json::json!({ "bounceType": "Undetermined", "timestamp": "2026-11-23T10:33:03.000Z" })), FeedbackKind::Bounced { permanent: false }),
-            ("Complaint", ("complaint", serde_json::json!({ "timestamp": "2026-11-23T12:00:00.000Z" })), FeedbackKind::Complained),
+            (
+                "Bounce",
+                ("bounce", serde_json::json!({ "bounceType": "Permanent", "timestamp": "2026-11-23T10:33:03.000Z" })),
+                FeedbackKind::Bounced { permanent: true },
+            ),
+            (
+                "Bounce",
+                (
+                    "bounce",
+                    serde_json::json!({ "bounceType": "Undetermined", "timestamp": "2026-11-23T10:33:03.000Z" }),
+                ),
+                FeedbackKind::Bounced { permanent: false },
+            ),
+            (
+                "Complaint",
+                ("complaint", serde_json::json!({ "timestamp": "2026-11-23T12:00:00.000Z" })),
+                FeedbackKind::Complained,
+            ),
         ];
         for (event_type, extra, kind) in cases {
             let expected_at: DateTime<Utc> = extra.1["timestamp"].as_str().unwrap().parse().unwrap();
@@ -206,7 +246,14 @@ mod tests {
             .collect();
         assert_eq!(
             shape,
-            [("ignored", "send"), ("ignored", "untagged"), ("malformed", "not-sns"), ("malformed", "not-ses"), ("malformed", "bounce-without-bounce"), ("unidentified", "")]
+            [
+                ("ignored", "send"),
+                ("ignored", "untagged"),
+                ("malformed", "not-sns"),
+                ("malformed", "not-ses"),
+                ("malformed", "bounce-without-bounce"),
+                ("unidentified", "")
+            ]
         );
     }
 }

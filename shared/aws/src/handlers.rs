@@ -88,7 +88,9 @@ pub async fn sender(delivery: &Delivery, event: SqsEvent) -> SqsBatchResponse {
                 Ok(DeliveryOutcome::Sent { provider_message_id }) => {
                     tracing::info!(message_id = %job.message_id, cart_id = %job.cart_id, %provider_message_id, "sent");
                 }
-                Ok(DeliveryOutcome::Skipped(why)) => tracing::info!(message_id = %job.message_id, reason = %why, "skipped"),
+                Ok(DeliveryOutcome::Skipped(why)) => {
+                    tracing::info!(message_id = %job.message_id, reason = %why, "skipped")
+                }
                 Ok(DeliveryOutcome::Rejected(error)) => {
                     tracing::warn!(message_id = %job.message_id, error = %crate::redact::redact_text(&error), "rejected by the provider; not retried")
                 }
@@ -99,7 +101,9 @@ pub async fn sender(delivery: &Delivery, event: SqsEvent) -> SqsBatchResponse {
             },
         }
     }
-    SqsBatchResponse { batch_item_failures: failures.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect() }
+    SqsBatchResponse {
+        batch_item_failures: failures.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect(),
+    }
 }
 
 /// The feedback function: SES event notifications (SNS envelopes) from the
@@ -115,13 +119,17 @@ pub async fn feedback(feedback: &cartback_core::service::Feedback, event: SqsEve
     for item in parse_batch(event) {
         match item {
             FeedbackItem::Unidentified => tracing::error!("SQS record without a message id; cannot be reported"),
-            FeedbackItem::Ignored { record_id, reason } => tracing::info!(sqs_message_id = %record_id, %reason, "feedback ignored"),
+            FeedbackItem::Ignored { record_id, reason } => {
+                tracing::info!(sqs_message_id = %record_id, %reason, "feedback ignored")
+            }
             FeedbackItem::Malformed { record_id, error } => {
                 tracing::error!(sqs_message_id = %record_id, %error, "malformed feedback; left for the dead-letter queue");
                 failures.push(record_id);
             }
             FeedbackItem::Event { record_id, event } => match feedback.record(&event).await {
-                Ok(outcome) => tracing::info!(message_id = %event.message_id, kind = event.kind.as_str(), outcome = ?outcome, "feedback recorded"),
+                Ok(outcome) => {
+                    tracing::info!(message_id = %event.message_id, kind = event.kind.as_str(), outcome = ?outcome, "feedback recorded")
+                }
                 Err(error) => {
                     tracing::warn!(message_id = %event.message_id, sqs_message_id = %record_id, %error, "feedback not recorded; SQS will retry");
                     failures.push(record_id);
@@ -129,5 +137,7 @@ pub async fn feedback(feedback: &cartback_core::service::Feedback, event: SqsEve
             },
         }
     }
-    SqsBatchResponse { batch_item_failures: failures.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect() }
+    SqsBatchResponse {
+        batch_item_failures: failures.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect(),
+    }
 }

@@ -26,6 +26,13 @@ pub const DELIVERED_CHANNELS: [Channel; 3] = [Channel::Email, Channel::Sms, Chan
 /// Nothing Cartback logs carries contact data: addresses, numbers and
 /// tokens go through `cartback_core::contact::redact` first.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).with_ansi(false).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
 }

@@ -10,11 +10,15 @@ pub fn redact_text(text: &str) -> String {
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
         if !word.is_empty() {
-            let trimmed = word.trim_matches(|c: char| matches!(c, '.' | ',' | ';' | ':' | '"' | '\'' | '(' | ')' | '[' | ']' | '<' | '>'));
+            let trimmed = word.trim_matches(|c: char| {
+                matches!(c, '.' | ',' | ';' | ':' | '"' | '\'' | '(' | ')' | '[' | ']' | '<' | '>')
+            });
             let digits = trimmed.chars().filter(char::is_ascii_digit).count();
             let sensitive = trimmed.contains('@')
                 || (trimmed.starts_with('+') && digits >= 6)
-                || (trimmed.len() >= 32 && trimmed.chars().all(|c| c.is_ascii_alphanumeric() || "-_:".contains(c)) && !trimmed.starts_with("arn"));
+                || (trimmed.len() >= 32
+                    && trimmed.chars().all(|c| c.is_ascii_alphanumeric() || "-_:".contains(c))
+                    && !trimmed.starts_with("arn"));
             if sensitive {
                 out.push_str(&word.replace(trimmed, &redact(trimmed)));
             } else {

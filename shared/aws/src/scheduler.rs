@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_scheduler::error::ProvideErrorMetadata;
-use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target};
+use aws_sdk_scheduler::types::{
+    ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
+};
 use aws_sdk_scheduler::Client;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use sha2::{Digest, Sha256};
@@ -46,7 +48,11 @@ impl EventBridgeScheduler {
 /// due time.
 pub fn fire_time(due: DateTime<Utc>) -> DateTime<Utc> {
     let floor = due.duration_trunc(Duration::seconds(1)).unwrap_or(due);
-    if floor < due { floor + Duration::seconds(1) } else { floor }
+    if floor < due {
+        floor + Duration::seconds(1)
+    } else {
+        floor
+    }
 }
 
 /// `cb-<24 hex of sha256(cart_id)>-<due epoch seconds>`: at most
@@ -76,7 +82,12 @@ impl Scheduler for EventBridgeScheduler {
             .arn(&self.config.checker_arn)
             .role_arn(&self.config.role_arn)
             .input(input)
-            .retry_policy(RetryPolicy::builder().maximum_event_age_in_seconds(MAX_EVENT_AGE_SECONDS).maximum_retry_attempts(MAX_RETRY_ATTEMPTS).build())
+            .retry_policy(
+                RetryPolicy::builder()
+                    .maximum_event_age_in_seconds(MAX_EVENT_AGE_SECONDS)
+                    .maximum_retry_attempts(MAX_RETRY_ATTEMPTS)
+                    .build(),
+            )
             .build()
             .map_err(|e| build_error(SERVICE, e))?;
         let name = schedule_name(timer);
@@ -109,7 +120,8 @@ mod tests {
     #[test]
     fn given_any_cart_id_when_named_then_the_schedule_name_is_short_and_safe() {
         for id in ["c1", "a cart/with:odd#chars", &"x".repeat(500), "ünïcødé"] {
-            let name = schedule_name(&TimerPayload { cart_id: id.into(), due_at: "2026-11-23T10:30:00.25Z".parse().unwrap() });
+            let name =
+                schedule_name(&TimerPayload { cart_id: id.into(), due_at: "2026-11-23T10:30:00.25Z".parse().unwrap() });
             assert!(name.len() <= 64, "{name}");
             assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)), "{name}");
         }

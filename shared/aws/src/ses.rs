@@ -48,8 +48,11 @@ impl Sender for SesSender {
             return Err(SendError::Permanent(format!("the email sender got a {} job", job.channel.as_str())));
         };
         // An address that cannot be put in a header will never send.
-        let raw = render::mime(&job.outgoing, &self.from, &job.message_id, now).map_err(|e| SendError::Permanent(redact_text(&e.to_string())))?;
-        let content = EmailContent::builder().raw(RawMessage::builder().data(Blob::new(raw)).build().map_err(|e| SendError::Permanent(e.to_string()))?).build();
+        let raw = render::mime(&job.outgoing, &self.from, &job.message_id, now)
+            .map_err(|e| SendError::Permanent(redact_text(&e.to_string())))?;
+        let content = EmailContent::builder()
+            .raw(RawMessage::builder().data(Blob::new(raw)).build().map_err(|e| SendError::Permanent(e.to_string()))?)
+            .build();
         let mut request = self
             .client
             .send_email()

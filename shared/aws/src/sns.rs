@@ -38,7 +38,11 @@ where
 }
 
 fn attribute(value: &str) -> Result<MessageAttributeValue, SendError> {
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().map_err(|e| SendError::Permanent(e.to_string()))
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| SendError::Permanent(e.to_string()))
 }
 
 pub struct SnsSmsSender {
@@ -92,7 +96,8 @@ impl SnsPushSender {
     /// platform once refused the token) is re-enabled because the storefront
     /// just reported this token as current.
     async fn endpoint(&self, application_arn: &str, token: &str) -> Result<String, SendError> {
-        let created = self.client.create_platform_endpoint().platform_application_arn(application_arn).token(token).send().await;
+        let created =
+            self.client.create_platform_endpoint().platform_application_arn(application_arn).token(token).send().await;
         let arn = match created {
             Ok(out) => out.endpoint_arn.ok_or_else(|| SendError::Retryable("SNS returned no endpoint ARN".into()))?,
             // The token has an endpoint whose attributes differ (typically
@@ -142,7 +147,8 @@ pub fn existing_endpoint_arn(message: &str) -> Option<String> {
 
 /// The `MessageStructure=json` payload: one body per platform.
 pub fn push_payload(title: &str, body: &str, url: &str) -> String {
-    let apns = json!({ "aps": { "alert": { "title": title, "body": body }, "sound": "default" }, "url": url }).to_string();
+    let apns =
+        json!({ "aps": { "alert": { "title": title, "body": body }, "sound": "default" }, "url": url }).to_string();
     let gcm = json!({ "notification": { "title": title, "body": body }, "data": { "url": url } }).to_string();
     json!({ "default": body, "APNS": apns, "APNS_SANDBOX": apns, "GCM": gcm }).to_string()
 }
@@ -152,7 +158,9 @@ impl Sender for SnsPushSender {
     async fn send(&self, job: &MessageJob, _now: DateTime<Utc>) -> Result<String, SendError> {
         let (platform, token, title, body, url) = match &job.outgoing {
             Outgoing::Push { platform, token, title, body, url } => (platform, token, title, body, url),
-            Outgoing::WebPush { .. } => return Err(SendError::Permanent("web push is not sent by the AWS runtime's SNS push sender".into())),
+            Outgoing::WebPush { .. } => {
+                return Err(SendError::Permanent("web push is not sent by the AWS runtime's SNS push sender".into()))
+            }
             _ => return Err(SendError::Permanent(format!("the push sender got a {} job", job.channel.as_str()))),
         };
         if token.expose().trim().is_empty() {

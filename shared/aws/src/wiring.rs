@@ -11,7 +11,10 @@ use cartback_core::service::{CampaignCache, Checker, Delivery, Feedback, Ingest,
 use cartback_core::signing::Secret;
 
 use crate::clients::Clients;
-use crate::config::{CheckerConfig, CommonConfig, ConfigError, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig, INGEST_SECRET_ARN};
+use crate::config::{
+    CheckerConfig, CommonConfig, ConfigError, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig,
+    INGEST_SECRET_ARN,
+};
 use crate::dynamo::{DynamoCampaignStore, DynamoStateStore};
 use crate::scheduler::EventBridgeScheduler;
 use crate::ses::SesSender;
@@ -96,7 +99,11 @@ pub fn sms_delivery(clients: &Clients, config: &SmsConfig, clock: Arc<dyn Clock>
 }
 
 pub fn push_delivery(clients: &Clients, config: &PushConfig, clock: Arc<dyn Clock>) -> Delivery {
-    let sender = Arc::new(SnsPushSender::new(clients.sns.clone(), config.apns_application_arn.clone(), config.fcm_application_arn.clone()));
+    let sender = Arc::new(SnsPushSender::new(
+        clients.sns.clone(),
+        config.apns_application_arn.clone(),
+        config.fcm_application_arn.clone(),
+    ));
     delivery(clients, &config.common, sender, clock)
 }
 

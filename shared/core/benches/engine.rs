@@ -29,7 +29,14 @@ fn add(id: &str, at: &str, sku: &str, cents: i64) -> Event {
         customer_id: Some("cust-7".into()),
         device: Some(Device::Mobile),
         currency: Some("EUR".into()),
-        items: vec![Item { item_id: sku.into(), item_name: Some(sku.to_uppercase()), price: Some(Decimal::new(cents, 2)), quantity: 1, image_url: None, url: None }],
+        items: vec![Item {
+            item_id: sku.into(),
+            item_name: Some(sku.to_uppercase()),
+            price: Some(Decimal::new(cents, 2)),
+            quantity: 1,
+            image_url: None,
+            url: None,
+        }],
         order_id: None,
         value: None,
         coupon: None,
@@ -46,11 +53,14 @@ struct Typical {
 }
 
 fn typical() -> Typical {
-    let cart = Cart::from_events("cart-42", &[
-        add("e1", "2026-11-23T10:00:00Z", "mug", 1250),
-        add("e2", "2026-11-23T10:02:00Z", "teapot", 3900),
-        add("e3", "2026-11-23T10:05:00Z", "tea", 890),
-    ]);
+    let cart = Cart::from_events(
+        "cart-42",
+        &[
+            add("e1", "2026-11-23T10:00:00Z", "mug", 1250),
+            add("e2", "2026-11-23T10:02:00Z", "teapot", 3900),
+            add("e3", "2026-11-23T10:05:00Z", "tea", 890),
+        ],
+    );
     let mut customer = Customer::new("cust-7");
     customer.profile = CustomerPatch {
         email: Some("ana@example.com".into()),
@@ -91,7 +101,15 @@ fn typical() -> Typical {
 
 fn bench(c: &mut Criterion) {
     let w = typical();
-    let input = |now: DateTime<Utc>| Input { cart: &w.cart, progress: &w.progress, customer: Some(&w.customer), campaigns: &w.campaigns, history: &w.history, channels: &Channel::ALL, now };
+    let input = |now: DateTime<Utc>| Input {
+        cart: &w.cart,
+        progress: &w.progress,
+        customer: Some(&w.customer),
+        campaigns: &w.campaigns,
+        history: &w.history,
+        channels: &Channel::ALL,
+        now,
+    };
 
     // The timer fires at the due time: push is chosen (quiet hours checked in Paris).
     let due = input(t("2026-11-23T10:35:00Z"));

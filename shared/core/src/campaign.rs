@@ -189,7 +189,10 @@ impl Campaign {
     pub fn validate(&self) -> Result<(), Vec<CampaignError>> {
         let mut errors = Vec::new();
         let mut err = |field: String, message: &str| errors.push(CampaignError { field, message: message.into() });
-        if self.id.is_empty() || self.id.len() > 64 || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if self.id.is_empty()
+            || self.id.len() > 64
+            || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             err("id".into(), "must be 1 to 64 letters, digits, '-' or '_'");
         }
         if self.name.trim().is_empty() {
@@ -209,7 +212,10 @@ impl Campaign {
             // The first step always counts from the last activity.
             if i == 0 || step.delay_from == DelayFrom::LastActivity {
                 if last_activity_delay.is_some_and(|previous| step.delay <= previous) {
-                    err(format!("steps[{i}].delay"), "counts from the last activity, so it must be longer than the earlier steps' delays");
+                    err(
+                        format!("steps[{i}].delay"),
+                        "counts from the last activity, so it must be longer than the earlier steps' delays",
+                    );
                 }
                 last_activity_delay = Some(step.delay);
             }
@@ -238,12 +244,20 @@ impl Campaign {
                 err(name.into(), "must be between 0 and 365d");
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     pub fn from_toml(text: &str) -> Result<Campaign, Vec<CampaignError>> {
         let campaign: Campaign = toml::from_str(text).map_err(|e| {
-            vec![CampaignError { field: "(file)".into(), message: e.message().to_owned() + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default() }]
+            vec![CampaignError {
+                field: "(file)".into(),
+                message: e.message().to_owned()
+                    + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
+            }]
         })?;
         campaign.validate()?;
         Ok(campaign)
@@ -293,10 +307,7 @@ mod tests {
 
     #[test]
     fn given_a_minimal_file_when_parsed_then_field_defaults_apply() {
-        let c = Campaign::from_toml(
-            "id = \"vip\"\nname = \"VIP\"\n[[steps]]\ndelay = \"1h\"\n",
-        )
-        .unwrap();
+        let c = Campaign::from_toml("id = \"vip\"\nname = \"VIP\"\n[[steps]]\ndelay = \"1h\"\n").unwrap();
         assert!(c.enabled);
         assert_eq!(c.caps, Caps::default());
         assert_eq!(c.steps[0].channels, ChannelOrder::default());
@@ -326,7 +337,8 @@ mod tests {
 
     #[test]
     fn given_a_typo_in_a_file_when_parsed_then_the_error_says_so() {
-        let err = Campaign::from_toml("id = \"x\"\nname = \"x\"\nenabeld = true\n[[steps]]\ndelay = \"1h\"\n").unwrap_err();
+        let err =
+            Campaign::from_toml("id = \"x\"\nname = \"x\"\nenabeld = true\n[[steps]]\ndelay = \"1h\"\n").unwrap_err();
         assert!(err[0].message.contains("enabeld"), "{err:?}");
         let err = Campaign::from_toml("id = \"x\"\nname = \"x\"\n[[steps]]\ndelay = \"soon\"\n").unwrap_err();
         assert!(err[0].message.contains("soon"), "{err:?}");

@@ -212,24 +212,43 @@ mod tests {
     }
 
     fn item(id: &str, qty: u32, price: i64) -> Item {
-        Item { item_id: id.into(), item_name: Some(id.to_uppercase()), price: Some(Decimal::new(price, 2)), quantity: qty, image_url: None, url: None }
+        Item {
+            item_id: id.into(),
+            item_name: Some(id.to_uppercase()),
+            price: Some(Decimal::new(price, 2)),
+            quantity: qty,
+            image_url: None,
+            url: None,
+        }
     }
 
     fn event(id: &str, kind: EventType, at: i64, items: Vec<Item>) -> Event {
         Event {
-            event_id: id.into(), kind, occurred_at: t(at), cart_id: Some("c".into()), customer_id: None,
-            device: Some(Device::Desktop), currency: Some("EUR".into()), items, order_id: None, value: None,
-            coupon: None, customer: None,
+            event_id: id.into(),
+            kind,
+            occurred_at: t(at),
+            cart_id: Some("c".into()),
+            customer_id: None,
+            device: Some(Device::Desktop),
+            currency: Some("EUR".into()),
+            items,
+            order_id: None,
+            value: None,
+            coupon: None,
+            customer: None,
         }
     }
 
     #[test]
     fn given_adds_and_removes_when_folded_then_quantities_and_totals_follow() {
-        let cart = Cart::from_events("c", &[
-            event("1", EventType::AddToCart, 0, vec![item("a", 2, 1000)]),
-            event("2", EventType::AddToCart, 1, vec![item("b", 1, 550), item("a", 1, 1000)]),
-            event("3", EventType::RemoveFromCart, 2, vec![item("b", 1, 550)]),
-        ]);
+        let cart = Cart::from_events(
+            "c",
+            &[
+                event("1", EventType::AddToCart, 0, vec![item("a", 2, 1000)]),
+                event("2", EventType::AddToCart, 1, vec![item("b", 1, 550), item("a", 1, 1000)]),
+                event("3", EventType::RemoveFromCart, 2, vec![item("b", 1, 550)]),
+            ],
+        );
         assert_eq!(cart.status, CartStatus::Active);
         assert_eq!(cart.items.len(), 1);
         assert_eq!(cart.totals().subtotal, Decimal::new(3000, 2));
@@ -253,31 +272,40 @@ mod tests {
     fn given_a_purchase_when_an_older_edit_arrives_late_then_the_cart_stays_converted() {
         let mut purchase = event("p", EventType::Purchase, 10, vec![]);
         purchase.order_id = Some("o1".into());
-        let cart = Cart::from_events("c", &[
-            event("1", EventType::AddToCart, 0, vec![item("a", 1, 100)]),
-            purchase,
-            event("late", EventType::AddToCart, 5, vec![item("b", 1, 100)]),
-        ]);
+        let cart = Cart::from_events(
+            "c",
+            &[
+                event("1", EventType::AddToCart, 0, vec![item("a", 1, 100)]),
+                purchase,
+                event("late", EventType::AddToCart, 5, vec![item("b", 1, 100)]),
+            ],
+        );
         assert_eq!(cart.status, CartStatus::Converted);
         assert_eq!(cart.purchase.unwrap().order_id, "o1");
     }
 
     #[test]
     fn given_every_item_removed_when_folded_then_the_cart_is_emptied() {
-        let cart = Cart::from_events("c", &[
-            event("1", EventType::AddToCart, 0, vec![item("a", 1, 100)]),
-            event("2", EventType::CartUpdate, 1, vec![]),
-        ]);
+        let cart = Cart::from_events(
+            "c",
+            &[
+                event("1", EventType::AddToCart, 0, vec![item("a", 1, 100)]),
+                event("2", EventType::CartUpdate, 1, vec![]),
+            ],
+        );
         assert_eq!(cart.status, CartStatus::Emptied);
     }
 
     #[test]
     fn given_views_when_folded_then_distinct_items_are_counted_and_activity_is_unchanged() {
-        let cart = Cart::from_events("c", &[
-            event("1", EventType::ViewItem, 0, vec![item("a", 1, 100)]),
-            event("2", EventType::ViewItem, 1, vec![item("a", 1, 100)]),
-            event("3", EventType::ViewItem, 2, vec![item("b", 1, 100)]),
-        ]);
+        let cart = Cart::from_events(
+            "c",
+            &[
+                event("1", EventType::ViewItem, 0, vec![item("a", 1, 100)]),
+                event("2", EventType::ViewItem, 1, vec![item("a", 1, 100)]),
+                event("3", EventType::ViewItem, 2, vec![item("b", 1, 100)]),
+            ],
+        );
         assert_eq!(cart.items_viewed, 2);
         assert_eq!(cart.status, CartStatus::Browsing);
         assert_eq!(cart.last_activity_at, None);

@@ -223,7 +223,9 @@ mod tests {
     #[test]
     fn given_emails_when_normalised_then_only_deliverable_shapes_pass() {
         assert_eq!(normalise_email(" Ana.B+cart@Example.COM ").as_deref(), Some("Ana.B+cart@example.com"));
-        for bad in ["", "ana", "ana@", "@example.com", "ana@example", "an a@example.com", "ana..b@example.com", "ana@-x.com"] {
+        for bad in
+            ["", "ana", "ana@", "@example.com", "ana@example", "an a@example.com", "ana..b@example.com", "ana@-x.com"]
+        {
             assert_eq!(normalise_email(bad), None, "{bad}");
         }
     }
@@ -249,7 +251,12 @@ mod tests {
         let phone = Phone::parse("+33 6 12 34 56 78").unwrap();
         let token = DeviceToken::from("fcm-secret-token-123");
         let sub = WebPushSubscription::from(serde_json::json!({"endpoint": "https://push.example/s/secret"}));
-        for shown in [format!("{email:?} {email}"), format!("{phone:?} {phone}"), format!("{token:?} {token}"), format!("{sub:?} {sub}")] {
+        for shown in [
+            format!("{email:?} {email}"),
+            format!("{phone:?} {phone}"),
+            format!("{token:?} {token}"),
+            format!("{sub:?} {sub}"),
+        ] {
             for secret in ["ana.lopez", "612345678", "secret-token", "s/secret"] {
                 assert!(!shown.contains(secret), "{shown} shows {secret}");
             }

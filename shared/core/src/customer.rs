@@ -149,9 +149,17 @@ mod tests {
 
     fn identify(id: &str, at: &str, email: &str, sms: Option<bool>) -> Event {
         Event {
-            event_id: id.into(), kind: EventType::Identify, occurred_at: at.parse().unwrap(), cart_id: None,
-            customer_id: Some("u1".into()), device: None, currency: None, items: vec![], order_id: None,
-            value: None, coupon: None,
+            event_id: id.into(),
+            kind: EventType::Identify,
+            occurred_at: at.parse().unwrap(),
+            cart_id: None,
+            customer_id: Some("u1".into()),
+            device: None,
+            currency: None,
+            items: vec![],
+            order_id: None,
+            value: None,
+            coupon: None,
             customer: Some(CustomerPatch {
                 email: Some(email.into()),
                 consents: Some(ConsentPatch { sms, ..Default::default() }),

@@ -13,8 +13,8 @@ use super::*;
 use crate::campaign::{Campaign, ChannelOrder, DelayFrom, Segment, Step};
 use crate::cart::{Cart, CartStatus, Purchase};
 use crate::customer::Customer;
-use crate::ids::CustomerKey;
 use crate::event::{ConsentPatch, CustomerPatch, Device, Item, PushPlatform, PushToken};
+use crate::ids::CustomerKey;
 use crate::message::{Channel, MessageRecord, MessageStatus};
 use crate::reason::ReasonCode;
 
@@ -61,12 +61,19 @@ fn full_contact() -> CustomerPatch {
         timezone: Some("Europe/Paris".into()),
         consents: Some(ConsentPatch { email: Some(true), sms: Some(true), push: Some(true), web_push: Some(true) }),
         push_tokens: Some(vec![PushToken { platform: PushPlatform::Fcm, token: "fcm-token".into() }]),
-        web_push_subscription: Some(json!({"endpoint": "https://push.example/s/1", "keys": {"p256dh": "k", "auth": "a"}}).into()),
+        web_push_subscription: Some(
+            json!({"endpoint": "https://push.example/s/1", "keys": {"p256dh": "k", "auth": "a"}}).into(),
+        ),
     }
 }
 
 fn step(delay: Duration, from: DelayFrom, mobile: &[Channel], desktop: &[Channel]) -> Step {
-    Step { delay, delay_from: from, channels: ChannelOrder { mobile: mobile.to_vec(), desktop: desktop.to_vec() }, template: "reminder".into() }
+    Step {
+        delay,
+        delay_from: from,
+        channels: ChannelOrder { mobile: mobile.to_vec(), desktop: desktop.to_vec() },
+        template: "reminder".into(),
+    }
 }
 
 /// The field's flow: 30 minutes after the last activity, then 24 hours after
@@ -119,7 +126,14 @@ impl Scenario {
             cart_id: "c1".into(),
             customer_id: Some("u1".into()),
             status: CartStatus::Active,
-            items: vec![Item { item_id: "mug".into(), item_name: Some("Mug".into()), price: Some(Decimal::new(1250, 2)), quantity: 2, image_url: None, url: None }],
+            items: vec![Item {
+                item_id: "mug".into(),
+                item_name: Some("Mug".into()),
+                price: Some(Decimal::new(1250, 2)),
+                quantity: 2,
+                image_url: None,
+                url: None,
+            }],
             currency: Some("EUR".into()),
             device,
             first_activity_at: Some(t0() - mins(5)),
@@ -130,7 +144,14 @@ impl Scenario {
         };
         let mut customer = Customer::new("u1");
         customer.profile = full_contact();
-        Scenario { cart, progress: Progress::default(), customer: Some(customer), campaigns: vec![field_campaign()], history: Vec::new(), channels: Channel::ALL.to_vec() }
+        Scenario {
+            cart,
+            progress: Progress::default(),
+            customer: Some(customer),
+            campaigns: vec![field_campaign()],
+            history: Vec::new(),
+            channels: Channel::ALL.to_vec(),
+        }
     }
 
     fn mobile() -> Self {
@@ -275,7 +296,8 @@ fn given_a_campaign_with_a_longer_first_delay_when_decided_then_it_waits_that_lo
 fn given_a_purchased_cart_when_a_step_is_due_then_it_stops_with_purchased() {
     let mut s = Scenario::desktop();
     s.cart.status = CartStatus::Converted;
-    s.cart.purchase = Some(Purchase { order_id: "o1".into(), value: None, currency: None, coupon: None, at: t0() + mins(10) });
+    s.cart.purchase =
+        Some(Purchase { order_id: "o1".into(), value: None, currency: None, coupon: None, at: t0() + mins(10) });
     assert_stop(&s.decide_at(t0() + mins(30)), ReasonCode::Purchased);
     // Even before anything is due, and even mid-sequence.
     assert_stop(&s.decide_at(t0() + mins(11)), ReasonCode::Purchased);
@@ -368,7 +390,8 @@ fn given_a_campaign_with_its_own_order_per_step_when_each_step_falls_due_then_th
 }
 
 #[test]
-fn given_the_shipped_default_campaign_when_a_desktop_cart_is_abandoned_then_email_comes_first_and_web_push_follows_a_day_later() {
+fn given_the_shipped_default_campaign_when_a_desktop_cart_is_abandoned_then_email_comes_first_and_web_push_follows_a_day_later(
+) {
     let mut s = Scenario::desktop().with_campaigns(vec![Campaign::default_campaign()]);
     assert_eq!(s.send_at(s.due()), (0, Email));
     assert_eq!(s.send_at(s.due() + hours(24)), (1, WebPush));
@@ -392,11 +415,15 @@ fn given_consents_but_no_contact_data_when_abandoned_then_it_stops_with_no_reach
     let mut s = Scenario::mobile();
     *s.contact() = CustomerPatch { consents: full_contact().consents, ..Default::default() };
     let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoReachableChannel);
-    assert!(why.contains("push: no push token; email: no valid email address; sms: no valid E.164 phone number"), "{why}");
+    assert!(
+        why.contains("push: no push token; email: no valid email address; sms: no valid E.164 phone number"),
+        "{why}"
+    );
 }
 
 #[test]
-fn given_missing_consent_on_one_channel_and_missing_data_on_the_others_when_abandoned_then_no_reachable_channel_names_each_cause() {
+fn given_missing_consent_on_one_channel_and_missing_data_on_the_others_when_abandoned_then_no_reachable_channel_names_each_cause(
+) {
     let mut s = Scenario::mobile();
     s.contact().push_tokens = None;
     s.consents().email = Some(false);
@@ -476,7 +503,8 @@ fn given_a_message_on_another_cart_eight_days_ago_when_a_new_cart_is_abandoned_t
 }
 
 #[test]
-fn given_a_cancelled_or_rejected_message_on_another_cart_when_a_new_cart_is_abandoned_then_the_cooldown_does_not_apply() {
+fn given_a_cancelled_or_rejected_message_on_another_cart_when_a_new_cart_is_abandoned_then_the_cooldown_does_not_apply()
+{
     let mut s = Scenario::desktop();
     let mut cancelled = message("c0", 0, Email, s.due() - days(1));
     cancelled.status = MessageStatus::Cancelled { reason: "purchased".into(), at: s.due() - days(1) };
@@ -487,7 +515,8 @@ fn given_a_cancelled_or_rejected_message_on_another_cart_when_a_new_cart_is_aban
 }
 
 #[test]
-fn given_a_cart_already_in_the_flow_when_another_cart_got_a_message_then_the_follow_up_is_not_blocked_by_the_cooldown() {
+fn given_a_cart_already_in_the_flow_when_another_cart_got_a_message_then_the_follow_up_is_not_blocked_by_the_cooldown()
+{
     let mut s = Scenario::desktop();
     s.send_at(s.due());
     s.history.push(message("c0", 0, Email, s.due() + hours(1)));
@@ -610,7 +639,8 @@ fn given_an_sms_already_sent_on_this_cart_when_the_next_step_prefers_sms_then_sm
 }
 
 #[test]
-fn given_an_sms_already_sent_and_sms_as_the_only_channel_when_the_next_step_is_due_then_it_stops_with_sms_cap_reached() {
+fn given_an_sms_already_sent_and_sms_as_the_only_channel_when_the_next_step_is_due_then_it_stops_with_sms_cap_reached()
+{
     let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(24), &[Sms])]);
     s.send_at(s.due());
     assert_stop(&s.decide_at(s.due() + hours(24)), ReasonCode::SmsCapReached);
@@ -748,7 +778,8 @@ fn given_no_zone_and_no_phone_when_push_is_due_then_the_campaign_default_zone_ap
 
 #[test]
 fn given_contact_data_when_the_zone_is_resolved_then_profile_beats_phone_beats_default_beats_utc() {
-    let mut c = CustomerPatch { timezone: Some("Asia/Tokyo".into()), phone: Some("+33612345678".into()), ..Default::default() };
+    let mut c =
+        CustomerPatch { timezone: Some("Asia/Tokyo".into()), phone: Some("+33612345678".into()), ..Default::default() };
     assert_eq!(customer_time_zone(&c, "America/New_York"), tz("Asia/Tokyo"));
     c.timezone = Some("Mars/Olympus".into());
     assert_eq!(customer_time_zone(&c, "America/New_York"), tz("Europe/Paris"));
@@ -770,7 +801,11 @@ fn sms_in(zone: &str, due: DateTime<Utc>) -> Scenario {
 
 #[test]
 fn given_new_york_spring_forward_night_when_an_sms_is_due_then_it_waits_for_08_00_daylight_time() {
-    for due in [t("2026-03-08T02:30:00Z") /* 21:30 EST */, t("2026-03-08T06:30:00Z") /* 01:30 EST */, t("2026-03-08T07:30:00Z") /* 03:30 EDT */] {
+    for due in [
+        t("2026-03-08T02:30:00Z"), /* 21:30 EST */
+        t("2026-03-08T06:30:00Z"), /* 01:30 EST */
+        t("2026-03-08T07:30:00Z"), /* 03:30 EDT */
+    ] {
         let s = sms_in("America/New_York", due);
         assert_wait(&s.decide_at(due), t("2026-03-08T12:00:00Z"), ReasonCode::QuietHoursDeferred);
     }
@@ -783,7 +818,11 @@ fn given_new_york_spring_forward_night_when_an_sms_is_due_then_it_waits_for_08_0
 
 #[test]
 fn given_new_york_fall_back_night_when_an_sms_is_due_then_it_waits_for_08_00_standard_time() {
-    for due in [t("2026-11-01T01:30:00Z") /* 21:30 EDT */, t("2026-11-01T05:30:00Z") /* 01:30 EDT */, t("2026-11-01T06:30:00Z") /* 01:30 EST */] {
+    for due in [
+        t("2026-11-01T01:30:00Z"), /* 21:30 EDT */
+        t("2026-11-01T05:30:00Z"), /* 01:30 EDT */
+        t("2026-11-01T06:30:00Z"), /* 01:30 EST */
+    ] {
         let s = sms_in("America/New_York", due);
         assert_wait(&s.decide_at(due), t("2026-11-01T13:00:00Z"), ReasonCode::QuietHoursDeferred);
     }
@@ -793,7 +832,11 @@ fn given_new_york_fall_back_night_when_an_sms_is_due_then_it_waits_for_08_00_sta
 
 #[test]
 fn given_paris_spring_forward_night_when_an_sms_is_due_then_it_waits_for_08_00_summer_time() {
-    for due in [t("2026-03-28T20:30:00Z") /* 21:30 CET */, t("2026-03-29T00:30:00Z") /* 01:30 CET */, t("2026-03-29T01:30:00Z") /* 03:30 CEST */] {
+    for due in [
+        t("2026-03-28T20:30:00Z"), /* 21:30 CET */
+        t("2026-03-29T00:30:00Z"), /* 01:30 CET */
+        t("2026-03-29T01:30:00Z"), /* 03:30 CEST */
+    ] {
         let s = sms_in("Europe/Paris", due);
         assert_wait(&s.decide_at(due), t("2026-03-29T06:00:00Z"), ReasonCode::QuietHoursDeferred);
     }
@@ -803,7 +846,11 @@ fn given_paris_spring_forward_night_when_an_sms_is_due_then_it_waits_for_08_00_s
 
 #[test]
 fn given_paris_fall_back_night_when_an_sms_is_due_then_it_waits_for_08_00_winter_time() {
-    for due in [t("2026-10-24T19:30:00Z") /* 21:30 CEST */, t("2026-10-25T00:30:00Z") /* 02:30 CEST */, t("2026-10-25T01:30:00Z") /* 02:30 CET */] {
+    for due in [
+        t("2026-10-24T19:30:00Z"), /* 21:30 CEST */
+        t("2026-10-25T00:30:00Z"), /* 02:30 CEST */
+        t("2026-10-25T01:30:00Z"), /* 02:30 CET */
+    ] {
         let s = sms_in("Europe/Paris", due);
         assert_wait(&s.decide_at(due), t("2026-10-25T07:00:00Z"), ReasonCode::QuietHoursDeferred);
     }
@@ -812,7 +859,8 @@ fn given_paris_fall_back_night_when_an_sms_is_due_then_it_waits_for_08_00_winter
 }
 
 #[test]
-fn given_quiet_hours_ending_inside_the_spring_forward_gap_when_deferred_then_the_send_moves_to_when_the_clocks_resume() {
+fn given_quiet_hours_ending_inside_the_spring_forward_gap_when_deferred_then_the_send_moves_to_when_the_clocks_resume()
+{
     let mut c = field_campaign();
     c.quiet_hours.end = hm(2, 30); // 02:30 does not exist in New York on 2026-03-08
     let until = quiet_until(t("2026-03-08T06:30:00Z"), tz("America/New_York"), &c);
@@ -820,13 +868,22 @@ fn given_quiet_hours_ending_inside_the_spring_forward_gap_when_deferred_then_the
 }
 
 #[test]
-fn given_quiet_hours_ending_inside_the_repeated_fall_back_hour_when_checked_in_either_pass_then_the_deferral_lies_ahead() {
+fn given_quiet_hours_ending_inside_the_repeated_fall_back_hour_when_checked_in_either_pass_then_the_deferral_lies_ahead(
+) {
     let mut c = field_campaign();
     c.quiet_hours.end = hm(1, 30); // 01:30 happens twice in New York on 2026-11-01
     let ny = tz("America/New_York");
-    assert_eq!(quiet_until(t("2026-11-01T05:10:00Z"), ny, &c), Some(t("2026-11-01T05:30:00Z")), "01:10 EDT -> 01:30 EDT");
+    assert_eq!(
+        quiet_until(t("2026-11-01T05:10:00Z"), ny, &c),
+        Some(t("2026-11-01T05:30:00Z")),
+        "01:10 EDT -> 01:30 EDT"
+    );
     assert_eq!(quiet_until(t("2026-11-01T05:45:00Z"), ny, &c), None, "01:45 EDT is after the end");
-    assert_eq!(quiet_until(t("2026-11-01T06:10:00Z"), ny, &c), Some(t("2026-11-01T06:30:00Z")), "01:10 EST -> 01:30 EST, not back in time");
+    assert_eq!(
+        quiet_until(t("2026-11-01T06:10:00Z"), ny, &c),
+        Some(t("2026-11-01T06:30:00Z")),
+        "01:10 EST -> 01:30 EST, not back in time"
+    );
 }
 
 /// Over every DST night of several zones (including Lord Howe's 30-minute
@@ -834,9 +891,33 @@ fn given_quiet_hours_ending_inside_the_repeated_fall_back_hour_when_checked_in_e
 /// an allowed minute, and the minute before it is still quiet.
 #[test]
 fn given_any_instant_around_dst_changes_when_deferred_then_the_wait_ends_at_the_first_allowed_minute() {
-    let zones = ["America/New_York", "Europe/Paris", "Australia/Sydney", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata", "UTC"];
-    let windows = [(hm(21, 0), hm(8, 0)), (hm(21, 0), hm(1, 30)), (hm(21, 0), hm(2, 30)), (hm(0, 0), hm(2, 15)), (hm(1, 30), hm(8, 0)), (hm(8, 0), hm(22, 0))];
-    let nights = ["2026-03-08T00:00:00Z", "2026-11-01T00:00:00Z", "2026-03-29T00:00:00Z", "2026-10-25T00:00:00Z", "2026-04-04T00:00:00Z", "2026-10-03T00:00:00Z", "2026-04-05T00:00:00Z", "2026-09-06T00:00:00Z"];
+    let zones = [
+        "America/New_York",
+        "Europe/Paris",
+        "Australia/Sydney",
+        "Australia/Lord_Howe",
+        "America/Santiago",
+        "Asia/Kolkata",
+        "UTC",
+    ];
+    let windows = [
+        (hm(21, 0), hm(8, 0)),
+        (hm(21, 0), hm(1, 30)),
+        (hm(21, 0), hm(2, 30)),
+        (hm(0, 0), hm(2, 15)),
+        (hm(1, 30), hm(8, 0)),
+        (hm(8, 0), hm(22, 0)),
+    ];
+    let nights = [
+        "2026-03-08T00:00:00Z",
+        "2026-11-01T00:00:00Z",
+        "2026-03-29T00:00:00Z",
+        "2026-10-25T00:00:00Z",
+        "2026-04-04T00:00:00Z",
+        "2026-10-03T00:00:00Z",
+        "2026-04-05T00:00:00Z",
+        "2026-09-06T00:00:00Z",
+    ];
     let mut c = field_campaign();
     let mut deferrals = 0;
     for zone in zones.map(tz) {
@@ -850,9 +931,15 @@ fn given_any_instant_around_dst_changes_when_deferred_then_the_wait_ends_at_the_
                     let Some(until) = quiet_until(now, zone, &c) else { continue };
                     deferrals += 1;
                     assert!(until > now, "{zone} {start}-{end}: deferral from {now} to {until} lies in the past");
-                    assert!(until - now <= hours(25), "{zone} {start}-{end}: deferral from {now} to {until} is too long");
+                    assert!(
+                        until - now <= hours(25),
+                        "{zone} {start}-{end}: deferral from {now} to {until} is too long"
+                    );
                     assert_eq!(quiet_until(until, zone, &c), None, "{zone} {start}-{end}: {until} is still quiet");
-                    assert!(quiet_until(until - mins(1), zone, &c).is_some(), "{zone} {start}-{end}: {until} is not the first allowed minute");
+                    assert!(
+                        quiet_until(until - mins(1), zone, &c).is_some(),
+                        "{zone} {start}-{end}: {until} is not the first allowed minute"
+                    );
                 }
             }
         }
@@ -974,7 +1061,11 @@ fn prioritised(id: &str, priority: i32, channel: Channel) -> Campaign {
 
 #[test]
 fn given_two_matching_campaigns_when_a_cart_is_abandoned_then_the_highest_priority_is_chosen() {
-    let s = Scenario::mobile().with_campaigns(vec![prioritised("low", 1, Email), prioritised("high", 5, Sms), prioritised("lowest", -3, Push)]);
+    let s = Scenario::mobile().with_campaigns(vec![
+        prioritised("low", 1, Email),
+        prioritised("high", 5, Sms),
+        prioritised("lowest", -3, Push),
+    ]);
     match s.decide_at(s.due()) {
         Decision::Send { campaign_id, channel, .. } => assert_eq!((campaign_id.as_str(), channel), ("high", Sms)),
         other => panic!("{other:?}"),
@@ -1089,14 +1180,29 @@ fn given_the_same_input_when_decided_twice_then_the_decisions_are_identical() {
 fn all_codes() -> BTreeSet<ReasonCode> {
     use ReasonCode::*;
     let guard = |c: ReasonCode| match c {
-        WaitingForInactivity | WaitingForNextStep | QuietHoursDeferred | Sent | NoConsent | NoReachableChannel | EntryCooldown
-        | PushCapReached | SmsCapReached | SmsWindowClosed | RecentPurchase | Purchased | CartEmptied | NothingInCart
-        | CampaignDisabled | NoMatchingCampaign | Engaged | SequenceCompleted => c,
+        WaitingForInactivity | WaitingForNextStep | QuietHoursDeferred | Sent | NoConsent | NoReachableChannel
+        | EntryCooldown | PushCapReached | SmsCapReached | SmsWindowClosed | RecentPurchase | Purchased
+        | CartEmptied | NothingInCart | CampaignDisabled | NoMatchingCampaign | Engaged | SequenceCompleted => c,
     };
     [
-        WaitingForInactivity, WaitingForNextStep, QuietHoursDeferred, Sent, NoConsent, NoReachableChannel, EntryCooldown,
-        PushCapReached, SmsCapReached, SmsWindowClosed, RecentPurchase, Purchased, CartEmptied, NothingInCart,
-        CampaignDisabled, NoMatchingCampaign, Engaged, SequenceCompleted,
+        WaitingForInactivity,
+        WaitingForNextStep,
+        QuietHoursDeferred,
+        Sent,
+        NoConsent,
+        NoReachableChannel,
+        EntryCooldown,
+        PushCapReached,
+        SmsCapReached,
+        SmsWindowClosed,
+        RecentPurchase,
+        Purchased,
+        CartEmptied,
+        NothingInCart,
+        CampaignDisabled,
+        NoMatchingCampaign,
+        Engaged,
+        SequenceCompleted,
     ]
     .into_iter()
     .map(guard)
@@ -1133,7 +1239,9 @@ fn given_one_scenario_per_rule_when_decided_then_every_reason_code_is_produced()
     let mut s = Scenario::mobile();
     s.history.push(message("c0", 0, Email, s.due() - days(1)));
     note(s.decide_at(s.due()));
-    note(with_two_old_pushes(Scenario::mobile().with_campaigns(vec![only("push", &[Push])])).decide_at(t0() + mins(30)));
+    note(
+        with_two_old_pushes(Scenario::mobile().with_campaigns(vec![only("push", &[Push])])).decide_at(t0() + mins(30)),
+    );
     let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(24), &[Sms])]);
     s.send_at(s.due());
     note(s.decide_at(s.due() + hours(24)));

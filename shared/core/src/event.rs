@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::contact::{DeviceToken, Email, Phone, WebPushSubscription};
-use crate::ids::{CartId, CustomerId, EventId};
 use crate::enum_names;
+use crate::ids::{CartId, CustomerId, EventId};
 
 pub const MAX_EVENTS_PER_REQUEST: usize = 500;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -61,10 +61,7 @@ impl EventType {
     pub fn is_cart_activity(self) -> bool {
         matches!(
             self,
-            EventType::AddToCart
-                | EventType::RemoveFromCart
-                | EventType::CartUpdate
-                | EventType::BeginCheckout
+            EventType::AddToCart | EventType::RemoveFromCart | EventType::CartUpdate | EventType::BeginCheckout
         )
     }
 
@@ -356,9 +353,9 @@ impl TryFrom<Received<RawEvent>> for Event {
         }
         let device = match optional_str(&raw.device, "device")? {
             None => None,
-            Some(s) => {
-                Some(Device::parse(s).ok_or_else(|| FieldError::new("device", "must be one of mobile, desktop, tablet"))?)
-            }
+            Some(s) => Some(
+                Device::parse(s).ok_or_else(|| FieldError::new("device", "must be one of mobile, desktop, tablet"))?,
+            ),
         };
         let currency = match optional_str(&raw.currency, "currency")? {
             None => None,
@@ -439,9 +436,10 @@ impl TryFrom<(RawItem, usize)> for Item {
         let quantity = match &raw.quantity {
             Value::Null => 1,
             // A whole number written as `2.0` or `1e2` is an integer to JSON Schema (and the API document) too.
-            Value::Number(n) => match n.as_u64().or_else(|| {
-                n.as_f64().filter(|f| f.fract() == 0.0 && (1.0..=10_000.0).contains(f)).map(|f| f as u64)
-            }) {
+            Value::Number(n) => match n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (1.0..=10_000.0).contains(f)).map(|f| f as u64))
+            {
                 Some(q) if (1..=10_000).contains(&q) => q as u32,
                 _ => return Err(FieldError::new(path("quantity"), "must be a whole number from 1 to 10000")),
             },
@@ -459,9 +457,9 @@ impl TryFrom<RawCustomer> for CustomerPatch {
     fn try_from(raw: RawCustomer) -> Result<CustomerPatch, FieldError> {
         let email = match text_field(&raw.email, "customer.email", 254)? {
             None => None,
-            Some(e) => {
-                Some(Email::parse(&e).ok_or_else(|| FieldError::new("customer.email", "is not a valid email address"))?)
-            }
+            Some(e) => Some(
+                Email::parse(&e).ok_or_else(|| FieldError::new("customer.email", "is not a valid email address"))?,
+            ),
         };
         let phone = match text_field(&raw.phone, "customer.phone", 32)? {
             None => None,
@@ -491,7 +489,12 @@ impl TryFrom<RawCustomer> for CustomerPatch {
                         Some(_) => Err(FieldError::new(format!("customer.consents.{name}"), "must be true or false")),
                     }
                 };
-                Some(ConsentPatch { email: flag("email")?, sms: flag("sms")?, push: flag("push")?, web_push: flag("web_push")? })
+                Some(ConsentPatch {
+                    email: flag("email")?,
+                    sms: flag("sms")?,
+                    push: flag("push")?,
+                    web_push: flag("web_push")?,
+                })
             }
             _ => return Err(FieldError::new("customer.consents", "must be an object")),
         };
@@ -533,7 +536,9 @@ fn push_token((i, raw): (usize, &Value)) -> Result<PushToken, FieldError> {
         _ => return Err(FieldError::new(field("platform"), "must be apns or fcm")),
     };
     match raw.get("token").and_then(Value::as_str) {
-        Some(token) if !token.trim().is_empty() && token.len() <= 4096 => Ok(PushToken { platform, token: token.into() }),
+        Some(token) if !token.trim().is_empty() && token.len() <= 4096 => {
+            Ok(PushToken { platform, token: token.into() })
+        }
         _ => Err(FieldError::new(field("token"), "must be a non-empty string")),
     }
 }
@@ -716,7 +721,10 @@ mod tests {
         let mut raw = add_to_cart();
         raw["customer"] = json!(["ana@example.com"]);
         assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer");
-        assert_eq!(validate_event(&json!(["e1", "add_to_cart"]), now()).unwrap_err().message, "each event must be a JSON object");
+        assert_eq!(
+            validate_event(&json!(["e1", "add_to_cart"]), now()).unwrap_err().message,
+            "each event must be a JSON object"
+        );
     }
 
     #[test]

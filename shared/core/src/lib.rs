@@ -7,6 +7,7 @@
 pub mod api;
 pub mod campaign;
 pub mod cart;
+pub mod contact;
 pub mod customer;
 pub mod engine;
 pub mod enum_names;
@@ -18,7 +19,6 @@ pub mod reason;
 pub mod render;
 pub mod service;
 pub mod signing;
-pub mod contact;
 
 pub use chrono::{DateTime, Duration, Utc};
 pub use rust_decimal::Decimal;

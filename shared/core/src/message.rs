@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::contact::{DeviceToken, Email, Phone, WebPushSubscription};
+use crate::enum_names;
 use crate::event::{CustomerPatch, PushPlatform, PushToken};
 use crate::ids::{CartId, CustomerKey, MessageId};
-use crate::enum_names;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,16 +59,31 @@ pub enum MessageStatus {
     /// Decided and queued; nobody is sending it yet.
     Queued,
     /// A sender holds the claim until `lease_until`.
-    Sending { lease_until: DateTime<Utc>, attempts: u32 },
-    Sent { provider_message_id: String, at: DateTime<Utc> },
+    Sending {
+        lease_until: DateTime<Utc>,
+        attempts: u32,
+    },
+    Sent {
+        provider_message_id: String,
+        at: DateTime<Utc>,
+    },
     /// The provider refused for good (invalid address, suppressed): never retried.
-    Rejected { error: String, at: DateTime<Utc> },
+    Rejected {
+        error: String,
+        at: DateTime<Utc>,
+    },
     /// Not sent because the cart changed after the decision (e.g. a purchase).
-    Cancelled { reason: String, at: DateTime<Utc> },
+    Cancelled {
+        reason: String,
+        at: DateTime<Utc>,
+    },
     /// A sender stopped mid-send and the provider cannot say whether the
     /// message went out: it is not sent again automatically (an operator
     /// reconciles), and it counts as sent for caps.
-    Unknown { reason: String, at: DateTime<Utc> },
+    Unknown {
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// The state of a [`MessageStatus`] without its data; its serde name is the
@@ -233,8 +248,16 @@ mod tests {
             let outgoing = match to {
                 Recipient::Email(to) => Outgoing::Email { to, subject: "s".into(), text: "t".into(), html: "h".into() },
                 Recipient::Sms(to) => Outgoing::Sms { to, body: "b".into() },
-                Recipient::Push(t) => Outgoing::Push { platform: t.platform, token: t.token, title: "t".into(), body: "b".into(), url: "u".into() },
-                Recipient::WebPush(subscription) => Outgoing::WebPush { subscription, title: "t".into(), body: "b".into(), url: "u".into() },
+                Recipient::Push(t) => Outgoing::Push {
+                    platform: t.platform,
+                    token: t.token,
+                    title: "t".into(),
+                    body: "b".into(),
+                    url: "u".into(),
+                },
+                Recipient::WebPush(subscription) => {
+                    Outgoing::WebPush { subscription, title: "t".into(), body: "b".into(), url: "u".into() }
+                }
             };
             let job = MessageJob { message_id: "m_1".into(), cart_id: "c1".into(), channel, outgoing };
             assert_redacted(&format!("{job:?}"));

@@ -101,7 +101,11 @@ pub enum RenderError {
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
     });
     env.add_template("email.txt", TEXT).expect("built-in template parses");
     env.add_template("email.html", HTML).expect("built-in template parses");
@@ -147,7 +151,13 @@ fn cart_context(template: &str, cart: &Cart, first_name: Option<&str>, links: &L
     }
 }
 
-pub fn email(template: &str, to: &Email, cart: &Cart, first_name: Option<&str>, links: &Links) -> Result<Outgoing, RenderError> {
+pub fn email(
+    template: &str,
+    to: &Email,
+    cart: &Cart,
+    first_name: Option<&str>,
+    links: &Links,
+) -> Result<Outgoing, RenderError> {
     if !TEMPLATES.contains(&template) {
         return Err(RenderError::UnknownTemplate(template.into()));
     }
@@ -176,7 +186,8 @@ pub fn push_text(cart: &Cart, first_name: Option<&str>) -> (String, String) {
         Some(name) => format!("{name}, your cart is waiting"),
         None => "Your cart is waiting".to_owned(),
     };
-    let first = cart.items.first().map(|i| i.item_name.clone().unwrap_or_else(|| i.item_id.clone())).unwrap_or_default();
+    let first =
+        cart.items.first().map(|i| i.item_name.clone().unwrap_or_else(|| i.item_id.clone())).unwrap_or_default();
     let body = if totals.item_count > 1 {
         format!("{first} and {} more item(s) are saved for you.", totals.item_count - 1)
     } else {
@@ -213,24 +224,43 @@ mod tests {
 
     fn cart() -> Cart {
         let e = Event {
-            event_id: "e".into(), kind: EventType::AddToCart, occurred_at: "2026-11-23T10:00:00Z".parse().unwrap(),
-            cart_id: Some("c1".into()), customer_id: None, device: None, currency: Some("EUR".into()),
+            event_id: "e".into(),
+            kind: EventType::AddToCart,
+            occurred_at: "2026-11-23T10:00:00Z".parse().unwrap(),
+            cart_id: Some("c1".into()),
+            customer_id: None,
+            device: None,
+            currency: Some("EUR".into()),
             items: vec![Item {
-                item_id: "sku".into(), item_name: Some("Blue <Mug>".into()), price: Some(Decimal::new(1250, 2)),
-                quantity: 2, image_url: Some("https://cdn.example/mug.jpg".into()), url: Some("https://shop.example/mug".into()),
+                item_id: "sku".into(),
+                item_name: Some("Blue <Mug>".into()),
+                price: Some(Decimal::new(1250, 2)),
+                quantity: 2,
+                image_url: Some("https://cdn.example/mug.jpg".into()),
+                url: Some("https://shop.example/mug".into()),
             }],
-            order_id: None, value: None, coupon: None, customer: None,
+            order_id: None,
+            value: None,
+            coupon: None,
+            customer: None,
         };
         Cart::from_events("c1", &[e])
     }
 
     fn links() -> Links<'static> {
-        Links { restore: "https://cb.example/r/RESTORE".into(), item: &|url| format!("https://cb.example/r/item?{url}") }
+        Links {
+            restore: "https://cb.example/r/RESTORE".into(),
+            item: &|url| format!("https://cb.example/r/item?{url}"),
+        }
     }
 
     #[test]
     fn given_a_cart_when_an_email_is_rendered_then_items_images_prices_and_links_are_in_it() {
-        let Outgoing::Email { subject, text, html, .. } = email("reminder", &"ana@example.com".into(), &cart(), Some("Ana"), &links()).unwrap() else { panic!() };
+        let Outgoing::Email { subject, text, html, .. } =
+            email("reminder", &"ana@example.com".into(), &cart(), Some("Ana"), &links()).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(subject, "Ana, you left 2 items in your cart");
         assert!(text.contains("Blue <Mug> x2  12.50 EUR"), "{text}");
         assert!(html.contains("Blue &lt;Mug&gt;"), "HTML is escaped: {html}");
@@ -243,15 +273,30 @@ mod tests {
     #[test]
     fn given_an_email_when_built_as_mime_then_it_is_multipart_alternative_with_headers() {
         let out = email("reminder", &"ana@example.com".into(), &cart(), None, &links()).unwrap();
-        let raw = String::from_utf8(mime(&out, "Shop <shop@example.com>", "m_1", "2026-11-23T10:30:00Z".parse().unwrap()).unwrap()).unwrap();
-        for needle in ["From: Shop <shop@example.com>", "To: ana@example.com", "Subject: You left 2 items in your cart", "Message-ID: <m_1@cartback>", "MIME-Version: 1.0", "multipart/alternative", "text/plain", "text/html", "Date: Mon, 23 Nov 2026 10:30:00"] {
+        let raw = String::from_utf8(
+            mime(&out, "Shop <shop@example.com>", "m_1", "2026-11-23T10:30:00Z".parse().unwrap()).unwrap(),
+        )
+        .unwrap();
+        for needle in [
+            "From: Shop <shop@example.com>",
+            "To: ana@example.com",
+            "Subject: You left 2 items in your cart",
+            "Message-ID: <m_1@cartback>",
+            "MIME-Version: 1.0",
+            "multipart/alternative",
+            "text/plain",
+            "text/html",
+            "Date: Mon, 23 Nov 2026 10:30:00",
+        ] {
             assert!(raw.contains(needle), "missing {needle} in\n{raw}");
         }
     }
 
     #[test]
     fn given_a_cart_when_an_sms_is_rendered_then_it_is_short_and_carries_the_restore_link() {
-        let Outgoing::Sms { body, .. } = sms(&"+33612345678".into(), &cart(), Some("Ana"), &links()).unwrap() else { panic!() };
+        let Outgoing::Sms { body, .. } = sms(&"+33612345678".into(), &cart(), Some("Ana"), &links()).unwrap() else {
+            panic!()
+        };
         assert!(body.contains("https://cb.example/r/RESTORE"));
         assert!(body.chars().count() < 200, "{body}");
     }

@@ -209,7 +209,9 @@ pub fn verify_request(
         return Ok(Scheme::V2);
     }
     match accept {
-        Accept::V1OrV2 if !v1.is_empty() && matches(&v1, v1_tag(secret, header.timestamp, request.body)) => Ok(Scheme::V1),
+        Accept::V1OrV2 if !v1.is_empty() && matches(&v1, v1_tag(secret, header.timestamp, request.body)) => {
+            Ok(Scheme::V1)
+        }
         Accept::V2Only if header.v2.is_empty() => Err(SignatureError::V2Required),
         _ => Err(SignatureError::Mismatch),
     }
@@ -258,8 +260,9 @@ pub fn verify_link(secret: &Secret, token: &str, now: DateTime<Utc>) -> Result<L
     let mut mac = secret.mac("cartback-link-v1");
     mac.update(payload.as_bytes());
     mac.verify_truncated_left(&tag).map_err(|_| LinkError::BadSignature)?;
-    let claims: LinkClaims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| LinkError::Malformed)?)
-        .map_err(|_| LinkError::Malformed)?;
+    let claims: LinkClaims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| LinkError::Malformed)?)
+            .map_err(|_| LinkError::Malformed)?;
     if now.timestamp() > claims.expires {
         return Err(LinkError::Expired);
     }
@@ -318,7 +321,7 @@ mod tests {
         let (answer, macs) = macs_computed(|| verify(Some(&many), &post(&body), at(1_700_000_000)));
         assert_eq!(answer, Err(SignatureError::TooManySignatures));
         assert_eq!(macs, 0, "thousands of candidates are refused before any MAC");
-        let most = format!("t=1700000000,{}", vec![bad.as_str(); MAX_SIGNATURES].join(","));
+        let most = format!("t=1700000000,{}", [bad.as_str(); MAX_SIGNATURES].join(","));
         let (answer, macs) = macs_computed(|| verify(Some(&most), &post(&body), at(1_700_000_000)));
         assert_eq!(answer, Err(SignatureError::Mismatch));
         assert_eq!(macs, 1, "the MAC is computed once, whatever the number of candidates");
@@ -328,7 +331,9 @@ mod tests {
     #[test]
     fn given_empty_or_malformed_candidates_when_verified_then_they_are_refused_without_work() {
         let good = sign_request_v1(&secret(), 1_700_000_000, b"{}");
-        for header in [format!("{good},v1="), "t=1700000000,v1=".to_owned(), format!("{good},v1=abc"), "t=,v1=00".to_owned()] {
+        for header in
+            [format!("{good},v1="), "t=1700000000,v1=".to_owned(), format!("{good},v1=abc"), "t=,v1=00".to_owned()]
+        {
             let (answer, macs) = macs_computed(|| verify(Some(&header), &post(b"{}"), at(1_700_000_000)));
             assert_eq!(answer, Err(SignatureError::Malformed), "{header}");
             assert_eq!(macs, 0, "{header}");
@@ -374,7 +379,10 @@ mod tests {
         assert_eq!(verify(Some("t=1700000000"), &post(b"{}"), at(1_700_000_000)), Err(SignatureError::Malformed));
         let other = Secret::new(b"another-secret-987654".to_vec()).unwrap();
         let request = post(b"{}");
-        assert_eq!(verify_request(&other, Some(&header), &request, at(1_700_000_000), Accept::V1OrV2), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify_request(&other, Some(&header), &request, at(1_700_000_000), Accept::V1OrV2),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     /// GIVEN a captured v2 signature of `GET /v1/carts/A`
@@ -399,9 +407,15 @@ mod tests {
     fn given_a_v1_signature_when_the_route_takes_v2_only_then_it_is_refused() {
         let v1 = sign_request_v1(&secret(), 1_700_000_000, b"");
         let now = at(1_700_000_000);
-        assert_eq!(verify_request(&secret(), Some(&v1), &get("/v1/carts/A"), now, Accept::V2Only), Err(SignatureError::V2Required));
+        assert_eq!(
+            verify_request(&secret(), Some(&v1), &get("/v1/carts/A"), now, Accept::V2Only),
+            Err(SignatureError::V2Required)
+        );
         let v1 = sign_request_v1(&secret(), 1_700_000_000, b"{}");
-        assert_eq!(verify_request(&secret(), Some(&v1), &post(b"{}"), now, Accept::V2Only), Err(SignatureError::V2Required));
+        assert_eq!(
+            verify_request(&secret(), Some(&v1), &post(b"{}"), now, Accept::V2Only),
+            Err(SignatureError::V2Required)
+        );
         let v2 = sign_request(&secret(), 1_700_000_000, &post(b"{}"));
         let both = format!("{v1},{}", v2.split_once(',').unwrap().1);
         assert_eq!(verify_request(&secret(), Some(&both), &post(b"{}"), now, Accept::V2Only), Ok(Scheme::V2));
@@ -418,7 +432,12 @@ mod tests {
 
     #[test]
     fn given_a_link_token_when_verified_then_it_round_trips_until_it_expires() {
-        let claims = LinkClaims { message_id: "m1".into(), cart_id: "c1".into(), target: "https://shop.example/p".into(), expires: 1_700_000_000 };
+        let claims = LinkClaims {
+            message_id: "m1".into(),
+            cart_id: "c1".into(),
+            target: "https://shop.example/p".into(),
+            expires: 1_700_000_000,
+        };
         let token = sign_link(&secret(), &claims);
         assert_eq!(verify_link(&secret(), &token, at(1_699_999_999)), Ok(claims));
         assert_eq!(verify_link(&secret(), &token, at(1_700_000_001)), Err(LinkError::Expired));

@@ -100,7 +100,14 @@ impl World {
     }
 
     async fn timeline_codes(&self) -> Vec<String> {
-        self.db.timeline(&"cart-1".into()).await.unwrap().into_iter().filter(|e| e.kind == "message").map(|e| e.code).collect()
+        self.db
+            .timeline(&"cart-1".into())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "message")
+            .map(|e| e.code)
+            .collect()
     }
 
     fn email_dir(&self) -> std::path::PathBuf {

@@ -173,8 +173,13 @@ impl LineIndex {
 
 /// Message ids are `m_<hex>`; anything else is made safe for a file name.
 fn file_stem(message_id: &str) -> String {
-    let stem: String = message_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    if stem.is_empty() { "_".into() } else { stem }
+    let stem: String =
+        message_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if stem.is_empty() {
+        "_".into()
+    } else {
+        stem
+    }
 }
 
 /// Writes every channel's messages into the outbox.
@@ -263,14 +268,18 @@ fn append_once(
 impl OutboxSender {
     /// Validates and writes synchronously (run on the blocking pool by `send`).
     fn write(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<Written, SendError> {
-        let retryable = |what: &str, e: std::io::Error| SendError::Retryable(format!("cannot write the {what} outbox: {e}"));
+        let retryable =
+            |what: &str, e: std::io::Error| SendError::Retryable(format!("cannot write the {what} outbox: {e}"));
         let id = &job.message_id;
         match &job.outgoing {
             Outgoing::Email { to, .. } => {
                 if reserved_invalid(to.expose()) {
-                    return Err(SendError::Permanent("recipient domain does not exist (reserved .invalid TLD, RFC 2606)".into()));
+                    return Err(SendError::Permanent(
+                        "recipient domain does not exist (reserved .invalid TLD, RFC 2606)".into(),
+                    ));
                 }
-                let bytes = render::mime(&job.outgoing, &self.from, id, now).map_err(|e| SendError::Permanent(e.to_string()))?;
+                let bytes = render::mime(&job.outgoing, &self.from, id, now)
+                    .map_err(|e| SendError::Permanent(e.to_string()))?;
                 write_once(&self.outbox.email_path(id), &bytes).map_err(|e| retryable("email", e))
             }
             Outgoing::Sms { to, body } => {
@@ -370,7 +379,8 @@ mod tests {
                 to: to.into(),
                 subject: "You left 2 items in your cart".into(),
                 text: "Hi,\n\nBlue Mug x2  12.50 EUR\nhttps://shop.example/mug\n".into(),
-                html: "<p>Hi,</p><a href=\"https://shop.example/mug\"><img src=\"https://cdn.example/mug.jpg\"></a>".into(),
+                html: "<p>Hi,</p><a href=\"https://shop.example/mug\"><img src=\"https://cdn.example/mug.jpg\"></a>"
+                    .into(),
             },
         }
     }
@@ -420,7 +430,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn given_a_recipient_under_the_invalid_tld_when_sent_then_it_is_a_permanent_rejection_and_nothing_is_written() {
+    async fn given_a_recipient_under_the_invalid_tld_when_sent_then_it_is_a_permanent_rejection_and_nothing_is_written()
+    {
         let (dir, sender) = sender();
         for to in ["x@bounce.invalid", "x@INVALID", "not an address"] {
             let err = sender.send(&email(to), now()).await.unwrap_err();
@@ -433,13 +444,26 @@ mod tests {
     async fn given_sms_when_sent_then_each_is_one_json_line_with_id_recipient_body_and_time() {
         let (dir, sender) = sender();
         for (i, to) in ["+33612345678", "+33698765432"].iter().enumerate() {
-            let job = MessageJob { message_id: format!("m_{i}").into(), cart_id: "c1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: (*to).into(), body: "Your cart is waiting".into() } };
+            let job = MessageJob {
+                message_id: format!("m_{i}").into(),
+                cart_id: "c1".into(),
+                channel: Channel::Sms,
+                outgoing: Outgoing::Sms { to: (*to).into(), body: "Your cart is waiting".into() },
+            };
             assert_eq!(sender.send(&job, now()).await.unwrap(), format!("outbox-m_{i}"));
         }
         let lines = lines(&dir.path().join("outbox/sms.jsonl"));
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0], json!({"message_id": "m_0", "to": "+33612345678", "body": "Your cart is waiting", "at": "2026-11-23T10:30:00.000Z"}));
-        let bad = MessageJob { message_id: "m_x".into(), cart_id: "c1".into(), channel: Channel::Sms, outgoing: Outgoing::Sms { to: "12".into(), body: "b".into() } };
+        assert_eq!(
+            lines[0],
+            json!({"message_id": "m_0", "to": "+33612345678", "body": "Your cart is waiting", "at": "2026-11-23T10:30:00.000Z"})
+        );
+        let bad = MessageJob {
+            message_id: "m_x".into(),
+            cart_id: "c1".into(),
+            channel: Channel::Sms,
+            outgoing: Outgoing::Sms { to: "12".into(), body: "b".into() },
+        };
         assert!(matches!(sender.send(&bad, now()).await, Err(SendError::Permanent(_))));
     }
 
@@ -450,20 +474,46 @@ mod tests {
             message_id: "m_p".into(),
             cart_id: "c1".into(),
             channel: Channel::Push,
-            outgoing: Outgoing::Push { platform: PushPlatform::Fcm, token: "tok".into(), title: "T".into(), body: "B".into(), url: "https://x/r".into() },
+            outgoing: Outgoing::Push {
+                platform: PushPlatform::Fcm,
+                token: "tok".into(),
+                title: "T".into(),
+                body: "B".into(),
+                url: "https://x/r".into(),
+            },
         };
         let web = MessageJob {
             message_id: "m_w".into(),
             cart_id: "c1".into(),
             channel: Channel::WebPush,
-            outgoing: Outgoing::WebPush { subscription: json!({"endpoint": "https://push.example/abc", "keys": {}}).into(), title: "T".into(), body: "B".into(), url: "https://x/r".into() },
+            outgoing: Outgoing::WebPush {
+                subscription: json!({"endpoint": "https://push.example/abc", "keys": {}}).into(),
+                title: "T".into(),
+                body: "B".into(),
+                url: "https://x/r".into(),
+            },
         };
         sender.send(&push, now()).await.unwrap();
         sender.send(&web, now()).await.unwrap();
         let lines = lines(&dir.path().join("outbox/push.jsonl"));
-        assert_eq!((lines[0]["kind"].as_str(), lines[0]["platform"].as_str(), lines[0]["token"].as_str()), (Some("push"), Some("fcm"), Some("tok")));
-        assert_eq!((lines[1]["kind"].as_str(), lines[1]["subscription"]["endpoint"].as_str()), (Some("web_push"), Some("https://push.example/abc")));
-        let no_token = MessageJob { outgoing: Outgoing::Push { platform: PushPlatform::Apns, token: "".into(), title: "T".into(), body: "B".into(), url: "u".into() }, ..push };
+        assert_eq!(
+            (lines[0]["kind"].as_str(), lines[0]["platform"].as_str(), lines[0]["token"].as_str()),
+            (Some("push"), Some("fcm"), Some("tok"))
+        );
+        assert_eq!(
+            (lines[1]["kind"].as_str(), lines[1]["subscription"]["endpoint"].as_str()),
+            (Some("web_push"), Some("https://push.example/abc"))
+        );
+        let no_token = MessageJob {
+            outgoing: Outgoing::Push {
+                platform: PushPlatform::Apns,
+                token: "".into(),
+                title: "T".into(),
+                body: "B".into(),
+                url: "u".into(),
+            },
+            ..push
+        };
         assert!(matches!(sender.send(&no_token, now()).await, Err(SendError::Permanent(_))));
     }
 }

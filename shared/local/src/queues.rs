@@ -40,7 +40,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 5, base_delay: Duration::seconds(10), max_delay: Duration::minutes(15), jitter: true }
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::seconds(10),
+            max_delay: Duration::minutes(15),
+            jitter: true,
+        }
     }
 }
 
@@ -135,7 +140,11 @@ fn index(queue: QueueName) -> usize {
 
 impl SqliteQueue {
     pub fn new(db: Database) -> Self {
-        SqliteQueue { db, policy: RetryPolicy::default(), signals: Arc::new([Arc::default(), Arc::default(), Arc::default()]) }
+        SqliteQueue {
+            db,
+            policy: RetryPolicy::default(),
+            signals: Arc::new([Arc::default(), Arc::default(), Arc::default()]),
+        }
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
@@ -153,7 +162,12 @@ impl SqliteQueue {
     }
 
     /// Takes the oldest job visible at `now` and hides it for `visibility`.
-    pub async fn receive(&self, queue: QueueName, now: DateTime<Utc>, visibility: Duration) -> Result<Option<ReceivedJob>, PortError> {
+    pub async fn receive(
+        &self,
+        queue: QueueName,
+        now: DateTime<Utc>,
+        visibility: Duration,
+    ) -> Result<Option<ReceivedJob>, PortError> {
         let max_attempts = self.policy.max_attempts;
         let (now_text, hidden_until) = (ts(now), ts(now + visibility));
         self.db
@@ -212,8 +226,10 @@ impl SqliteQueue {
         self.db
             .call(move |conn| {
                 let tx = immediate(conn)?;
-                let attempts: Option<u32> =
-                    tx.query_row("SELECT attempts FROM jobs WHERE id = ?1", [id], |r| r.get(0)).optional().map_err(db)?;
+                let attempts: Option<u32> = tx
+                    .query_row("SELECT attempts FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+                    .optional()
+                    .map_err(db)?;
                 let Some(attempts) = attempts else {
                     return Ok(RetryOutcome::NotFound);
                 };
@@ -308,8 +324,9 @@ impl SqliteQueue {
     pub async fn next_visible_at(&self, queue: QueueName) -> Result<Option<DateTime<Utc>>, PortError> {
         self.db
             .call(move |conn| {
-                let next: Option<String> =
-                    conn.query_row("SELECT MIN(visible_at) FROM jobs WHERE queue = ?1", [queue.as_str()], |r| r.get(0)).map_err(db)?;
+                let next: Option<String> = conn
+                    .query_row("SELECT MIN(visible_at) FROM jobs WHERE queue = ?1", [queue.as_str()], |r| r.get(0))
+                    .map_err(db)?;
                 next.map(|t| parse_ts(&t)).transpose()
             })
             .await
@@ -323,8 +340,14 @@ impl SqliteQueue {
                     conn.query_row(sql, p, |r| r.get::<_, i64>(0)).map(|n| n.max(0) as usize).map_err(db)
                 };
                 Ok(QueueStats {
-                    ready: count("SELECT COUNT(*) FROM jobs WHERE queue = ?1 AND visible_at <= ?2", &[&queue.as_str(), &now])?,
-                    delayed: count("SELECT COUNT(*) FROM jobs WHERE queue = ?1 AND visible_at > ?2", &[&queue.as_str(), &now])?,
+                    ready: count(
+                        "SELECT COUNT(*) FROM jobs WHERE queue = ?1 AND visible_at <= ?2",
+                        &[&queue.as_str(), &now],
+                    )?,
+                    delayed: count(
+                        "SELECT COUNT(*) FROM jobs WHERE queue = ?1 AND visible_at > ?2",
+                        &[&queue.as_str(), &now],
+                    )?,
                     dead: count("SELECT COUNT(*) FROM dead_letters WHERE queue = ?1", &[&queue.as_str()])?,
                 })
             })
@@ -390,7 +413,12 @@ mod tests {
     fn job(id: &str, channel: Channel) -> MessageJob {
         let outgoing = match channel {
             Channel::Sms => Outgoing::Sms { to: "+33612345678".into(), body: "hi".into() },
-            _ => Outgoing::Email { to: "ana@example.com".into(), subject: "s".into(), text: "t".into(), html: "<p>h</p>".into() },
+            _ => Outgoing::Email {
+                to: "ana@example.com".into(),
+                subject: "s".into(),
+                text: "t".into(),
+                html: "<p>h</p>".into(),
+            },
         };
         MessageJob { message_id: id.into(), cart_id: "c1".into(), channel, outgoing }
     }
@@ -429,9 +457,17 @@ mod tests {
         let now = at(T0);
         let got = q.receive(QueueName::Email, now, Duration::seconds(60)).await.unwrap().unwrap();
         assert_eq!((got.job.message_id.as_str(), got.attempts, got.queue), ("m1", 1, QueueName::Email));
-        assert_eq!(q.receive(QueueName::Email, now + Duration::seconds(59), Duration::seconds(60)).await.unwrap(), None);
-        assert_eq!(q.receive(QueueName::Sms, now + Duration::seconds(61), Duration::seconds(60)).await.unwrap(), None, "queues are separate");
-        let again = q.receive(QueueName::Email, now + Duration::seconds(60), Duration::seconds(60)).await.unwrap().unwrap();
+        assert_eq!(
+            q.receive(QueueName::Email, now + Duration::seconds(59), Duration::seconds(60)).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            q.receive(QueueName::Sms, now + Duration::seconds(61), Duration::seconds(60)).await.unwrap(),
+            None,
+            "queues are separate"
+        );
+        let again =
+            q.receive(QueueName::Email, now + Duration::seconds(60), Duration::seconds(60)).await.unwrap().unwrap();
         assert_eq!((again.id, again.attempts), (got.id, 2));
         assert!(q.ack(again.id).await.unwrap());
         assert_eq!(q.next_visible_at(QueueName::Email).await.unwrap(), None);
@@ -458,7 +494,10 @@ mod tests {
             match q.retry(got.id, now, &format!("provider down #{}", got.attempts)).await.unwrap() {
                 RetryOutcome::Scheduled { at } => {
                     waits.push((at - now).num_seconds());
-                    assert_eq!(q.receive(QueueName::Sms, at - Duration::milliseconds(1), Duration::seconds(30)).await.unwrap(), None);
+                    assert_eq!(
+                        q.receive(QueueName::Sms, at - Duration::milliseconds(1), Duration::seconds(30)).await.unwrap(),
+                        None
+                    );
                     now = at;
                 }
                 RetryOutcome::DeadLettered => break,
@@ -536,8 +575,14 @@ mod tests {
         }
         let q = open_at(dir.path(), no_jitter());
         assert_eq!(q.dead_letters(QueueName::Email).await.unwrap()[0].message_id.as_deref(), Some("dead"));
-        assert_eq!(q.receive(QueueName::Sms, now, Duration::seconds(30)).await.unwrap().unwrap().job.message_id, "queued");
+        assert_eq!(
+            q.receive(QueueName::Sms, now, Duration::seconds(30)).await.unwrap().unwrap().job.message_id,
+            "queued"
+        );
         let later = now + Duration::seconds(30);
-        assert_eq!(q.receive(QueueName::Email, later, Duration::seconds(30)).await.unwrap().unwrap().job.message_id, "inflight");
+        assert_eq!(
+            q.receive(QueueName::Email, later, Duration::seconds(30)).await.unwrap().unwrap().job.message_id,
+            "inflight"
+        );
     }
 }

@@ -35,8 +35,8 @@ use cartback_core::customer::Customer;
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
-    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog,
-    MessageStore, PortError, SaveOutcome, SystemClock, Timeline, TimelineEntry,
+    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
+    EventLog, MessageStore, PortError, SaveOutcome, SystemClock, Timeline, TimelineEntry,
 };
 use chrono::{DateTime, Datelike, Duration, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
@@ -298,12 +298,14 @@ pub(crate) fn parse_ts(text: &str) -> Result<DateTime<Utc>, PortError> {
 /// everything else (busy, locked, I/O, full disk) is worth retrying.
 pub(crate) fn db(e: rusqlite::Error) -> PortError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) =>
+        {
             PortError::Corrupt(format!("sqlite: {e}"))
         }
-        rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::IntegralValueOutOfRange(..) => {
-            PortError::Corrupt(format!("sqlite: {e}"))
-        }
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => PortError::Corrupt(format!("sqlite: {e}")),
         _ => PortError::Unavailable("sqlite", Box::new(e)),
     }
 }
@@ -405,14 +407,21 @@ fn read_message(conn: &Connection, message_id: &str) -> Result<Option<MessageRec
 }
 
 fn update_message(conn: &Connection, record: &MessageRecord) -> Result<(), PortError> {
-    conn.execute("UPDATE messages SET record = ?2 WHERE message_id = ?1", params![record.message_id.as_str(), to_json("message", record)?])
-        .map_err(db)?;
+    conn.execute(
+        "UPDATE messages SET record = ?2 WHERE message_id = ?1",
+        params![record.message_id.as_str(), to_json("message", record)?],
+    )
+    .map_err(db)?;
     Ok(())
 }
 
 /// Reads, changes and writes back one message record in one transaction.
 /// Nothing happens for an unknown message.
-fn modify_message(conn: &mut Connection, message_id: &str, change: impl FnOnce(&mut MessageRecord)) -> Result<(), PortError> {
+fn modify_message(
+    conn: &mut Connection,
+    message_id: &str,
+    change: impl FnOnce(&mut MessageRecord),
+) -> Result<(), PortError> {
     let tx = immediate(conn)?;
     if let Some(mut record) = read_message(&tx, message_id)? {
         change(&mut record);
@@ -447,10 +456,13 @@ impl CustomerStore for Database {
         let customer_id = customer_id.to_string();
         self.call(move |conn| {
             let row: Option<(i64, String)> = conn
-                .query_row("SELECT version, record FROM customers WHERE customer_id = ?1", [&customer_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row("SELECT version, record FROM customers WHERE customer_id = ?1", [&customer_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()
                 .map_err(db)?;
-            row.map(|(version, json)| Ok((from_json::<Customer>("customer", &json)?, version_from(version)?))).transpose()
+            row.map(|(version, json)| Ok((from_json::<Customer>("customer", &json)?, version_from(version)?)))
+                .transpose()
         })
         .await
     }
@@ -463,8 +475,10 @@ impl EventLog for Database {
             // Dropping `tx` without commit rolls everything back: a duplicate
             // or a conflict writes nothing at all.
             let tx = immediate(conn)?;
-            let seen: Option<i64> =
-                tx.query_row("SELECT 1 FROM dedupe WHERE event_id = ?1", [commit.event_id.as_str()], |r| r.get(0)).optional().map_err(db)?;
+            let seen: Option<i64> = tx
+                .query_row("SELECT 1 FROM dedupe WHERE event_id = ?1", [commit.event_id.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
             if seen.is_some() {
                 return Ok(CommitOutcome::Duplicate);
             }
@@ -484,8 +498,11 @@ impl EventLog for Database {
                 (Some(_), None) => tracing::warn!("timeline entry without a cart in an event commit: not stored"),
                 (None, _) => {}
             }
-            tx.execute("INSERT INTO dedupe (event_id, received_at) VALUES (?1, ?2)", params![commit.event_id.as_str(), ts(commit.received_at)])
-                .map_err(db)?;
+            tx.execute(
+                "INSERT INTO dedupe (event_id, received_at) VALUES (?1, ?2)",
+                params![commit.event_id.as_str(), ts(commit.received_at)],
+            )
+            .map_err(db)?;
             tx.commit().map_err(db)?;
             Ok(CommitOutcome::Applied)
         })
@@ -503,7 +520,8 @@ impl Timeline for Database {
     async fn timeline(&self, cart_id: &CartId) -> Result<Vec<TimelineEntry>, PortError> {
         let cart_id = cart_id.to_string();
         self.call(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT entry FROM timeline WHERE cart_id = ?1 ORDER BY at, seq").map_err(db)?;
+            let mut stmt =
+                conn.prepare_cached("SELECT entry FROM timeline WHERE cart_id = ?1 ORDER BY at, seq").map_err(db)?;
             let rows = stmt.query_map([&cart_id], |r| r.get::<_, String>(0)).map_err(db)?;
             rows.map(|row| from_json("timeline entry", &row.map_err(db)?)).collect()
         })
@@ -533,7 +551,12 @@ impl MessageStore for Database {
         self.call(move |conn| read_message(conn, &message_id)).await
     }
 
-    async fn claim_message(&self, message_id: &MessageId, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Claim, PortError> {
+    async fn claim_message(
+        &self,
+        message_id: &MessageId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, PortError> {
         let message_id = message_id.to_string();
         self.call(move |conn| {
             // Read and write under one write lock: two claimers are serialised
@@ -582,7 +605,11 @@ impl MessageStore for Database {
         .await
     }
 
-    async fn customer_messages(&self, customer_key: &CustomerKey, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError> {
+    async fn customer_messages(
+        &self,
+        customer_key: &CustomerKey,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<MessageRecord>, PortError> {
         let customer_key = customer_key.to_string();
         self.call(move |conn| {
             let mut stmt = conn
@@ -633,7 +660,12 @@ mod tests {
 
     #[test]
     fn given_times_when_stored_as_text_then_text_order_is_time_order_and_they_round_trip() {
-        let times = [at("0999-01-01T00:00:00Z"), at("2026-11-23T10:00:00Z"), at("2026-11-23T10:00:00.000000001Z"), at("2026-11-23T10:00:01Z")];
+        let times = [
+            at("0999-01-01T00:00:00Z"),
+            at("2026-11-23T10:00:00Z"),
+            at("2026-11-23T10:00:00.000000001Z"),
+            at("2026-11-23T10:00:01Z"),
+        ];
         for pair in times.windows(2) {
             assert!(ts(pair[0]) < ts(pair[1]));
         }
@@ -665,7 +697,8 @@ mod tests {
         let db = Database::open(dir.path()).unwrap();
         cart.version = 1;
         assert_eq!(db.get_cart(&"c1".into()).await.unwrap(), Some(cart));
-        let mode: String = db.call(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(db_err)).await.unwrap();
+        let mode: String =
+            db.call(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(db_err)).await.unwrap();
         assert_eq!(mode, "wal");
     }
 
@@ -676,7 +709,9 @@ mod tests {
     #[tokio::test]
     async fn given_a_corrupt_cart_row_when_read_then_the_error_is_corrupt_not_a_panic() {
         let db = Database::open_in_memory().unwrap();
-        db.call(|c| c.execute("INSERT INTO carts VALUES ('c1', 1, '{not json', 'x')", []).map_err(db_err)).await.unwrap();
+        db.call(|c| c.execute("INSERT INTO carts VALUES ('c1', 1, '{not json', 'x')", []).map_err(db_err))
+            .await
+            .unwrap();
         assert!(matches!(db.get_cart(&"c1".into()).await, Err(PortError::Corrupt(_))));
     }
 
@@ -689,8 +724,20 @@ mod tests {
         for (id, t) in [("old", old), ("new", recent)] {
             let mut cart = CartRecord::new(id, t);
             cart.updated_at = t;
-            let entry = TimelineEntry { at: t, kind: cartback_core::ports::TimelineKind::Event, code: "add_to_cart".into(), message: "m".into(), details: serde_json::Value::Null };
-            let commit = EventCommit { event_id: format!("e-{id}").into(), received_at: t, cart: Some(cart), customer: None, timeline: Some(entry) };
+            let entry = TimelineEntry {
+                at: t,
+                kind: cartback_core::ports::TimelineKind::Event,
+                code: "add_to_cart".into(),
+                message: "m".into(),
+                details: serde_json::Value::Null,
+            };
+            let commit = EventCommit {
+                event_id: format!("e-{id}").into(),
+                received_at: t,
+                cart: Some(cart),
+                customer: None,
+                timeline: Some(entry),
+            };
             assert_eq!(db.commit_event(commit).await.unwrap(), CommitOutcome::Applied);
         }
         let report = db.purge_expired(now, Duration::days(90)).await.unwrap();

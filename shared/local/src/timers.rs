@@ -139,7 +139,8 @@ impl TimerWheel {
         let (cart_id, due_at) = (timer.cart_id.to_string(), ts(timer.due_at));
         self.db
             .call(move |conn| {
-                conn.execute("DELETE FROM timers WHERE cart_id = ?1 AND due_at = ?2", params![cart_id, due_at]).map_err(db)?;
+                conn.execute("DELETE FROM timers WHERE cart_id = ?1 AND due_at = ?2", params![cart_id, due_at])
+                    .map_err(db)?;
                 Ok(())
             })
             .await
@@ -150,8 +151,11 @@ impl TimerWheel {
         let (cart_id, due_at, at) = (timer.cart_id.to_string(), ts(timer.due_at), ts(at));
         self.db
             .call(move |conn| {
-                conn.execute("UPDATE timers SET ready_at = ?3 WHERE cart_id = ?1 AND due_at = ?2", params![cart_id, due_at, at])
-                    .map_err(db)?;
+                conn.execute(
+                    "UPDATE timers SET ready_at = ?3 WHERE cart_id = ?1 AND due_at = ?2",
+                    params![cart_id, due_at, at],
+                )
+                .map_err(db)?;
                 Ok(())
             })
             .await
@@ -162,7 +166,8 @@ impl TimerWheel {
     pub async fn earliest_due(&self) -> Result<Option<DateTime<Utc>>, PortError> {
         self.db
             .call(|conn| {
-                let next: Option<String> = conn.query_row("SELECT MIN(ready_at) FROM timers", [], |r| r.get(0)).map_err(db)?;
+                let next: Option<String> =
+                    conn.query_row("SELECT MIN(ready_at) FROM timers", [], |r| r.get(0)).map_err(db)?;
                 next.map(|t| parse_ts(&t)).transpose()
             })
             .await
@@ -172,7 +177,8 @@ impl TimerWheel {
     pub async fn pending(&self) -> Result<Vec<TimerPayload>, PortError> {
         self.db
             .call(|conn| {
-                let mut stmt = conn.prepare_cached("SELECT payload FROM timers ORDER BY due_at, cart_id").map_err(db)?;
+                let mut stmt =
+                    conn.prepare_cached("SELECT payload FROM timers ORDER BY due_at, cart_id").map_err(db)?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
                 rows.map(|row| from_json("timer", &row.map_err(db)?)).collect()
             })
@@ -204,7 +210,10 @@ mod tests {
         scheduler.arm(&timer("c1", "2026-11-23T10:30:00Z")).await.unwrap();
         scheduler.arm(&timer("c1", "2026-11-23T10:30:00Z")).await.unwrap();
         scheduler.arm(&timer("c1", "2026-11-23T11:00:00Z")).await.unwrap();
-        assert_eq!(wheel.pending().await.unwrap(), [timer("c1", "2026-11-23T10:30:00Z"), timer("c1", "2026-11-23T11:00:00Z")]);
+        assert_eq!(
+            wheel.pending().await.unwrap(),
+            [timer("c1", "2026-11-23T10:30:00Z"), timer("c1", "2026-11-23T11:00:00Z")]
+        );
     }
 
     #[tokio::test]
@@ -234,7 +243,10 @@ mod tests {
         assert!(wheel.next_due(now).await.unwrap().is_some());
         assert_eq!(wheel.earliest_due().await.unwrap(), Some(now + Duration::minutes(5)));
         assert_eq!(wheel.next_due(now + Duration::minutes(4)).await.unwrap(), None);
-        assert_eq!(wheel.next_due(now + Duration::minutes(5)).await.unwrap(), Some(timer("c1", "2026-11-23T10:30:00Z")));
+        assert_eq!(
+            wheel.next_due(now + Duration::minutes(5)).await.unwrap(),
+            Some(timer("c1", "2026-11-23T10:30:00Z"))
+        );
     }
 
     #[tokio::test]
@@ -259,7 +271,10 @@ mod tests {
         }
         let wheel = TimerWheel::new(Database::open(dir.path()).unwrap());
         assert_eq!(wheel.pending().await.unwrap().len(), 2);
-        assert_eq!(wheel.next_due(at("2026-11-23T10:31:00Z")).await.unwrap(), Some(timer("c1", "2026-11-23T10:30:00Z")));
+        assert_eq!(
+            wheel.next_due(at("2026-11-23T10:31:00Z")).await.unwrap(),
+            Some(timer("c1", "2026-11-23T10:30:00Z"))
+        );
     }
 
     #[tokio::test]

@@ -40,7 +40,9 @@ pub(super) fn choose_channel(input: &Input, next: &NextStep) -> Rule<ChannelChoi
             // `unreachable` passed the channel, so the contact value is there.
             None => match Recipient::for_channel(input.contact(), channel) {
                 Some(to) => return Continue(ChannelChoice { channel, to, skipped }),
-                None => skipped.push(Skipped { channel, code: ReasonCode::NoReachableChannel, why: "no contact value" }),
+                None => {
+                    skipped.push(Skipped { channel, code: ReasonCode::NoReachableChannel, why: "no contact value" })
+                }
             },
         }
     }

@@ -16,7 +16,12 @@ pub fn customer_time_zone(contact: &CustomerPatch, default: &str) -> Tz {
         .as_deref()
         .and_then(|tz| tz.parse::<Tz>().ok())
         .or_else(|| {
-            contact.phone.as_ref().map(contact::Phone::expose).and_then(contact::phone_region).and_then(|r| contact::region_time_zone(&r))
+            contact
+                .phone
+                .as_ref()
+                .map(contact::Phone::expose)
+                .and_then(contact::phone_region)
+                .and_then(|r| contact::region_time_zone(&r))
         })
         .or_else(|| default.parse::<Tz>().ok())
         .unwrap_or(Tz::UTC)

@@ -3,7 +3,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{retry_on_conflict, Attempt, CampaignCache, Settings};
-use crate::ports::TimelineKind;
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
@@ -11,6 +10,7 @@ use crate::engine::{self, Decision, Input};
 use crate::event::CustomerPatch;
 use crate::ids::{CustomerKey, MessageId};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
+use crate::ports::TimelineKind;
 use crate::ports::{
     CartRecord, CartStore, Clock, CustomerStore, JobQueue, MessageStore, PortError, SaveOutcome, Scheduler, StateStore,
     Timeline, TimelineEntry, TimerPayload,
@@ -18,14 +18,16 @@ use crate::ports::{
 use crate::render::{self, Links, RenderError};
 use crate::signing::{restore_token, sign_link, LinkClaims};
 
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckOutcome {
     NoSuchCart,
     /// Another, later timer is pending for this cart: this one is stale.
     Superseded,
     /// The last decision taken, after any sends it led to.
-    Decided { decision: Decision, sent: Vec<MessageId> },
+    Decided {
+        decision: Decision,
+        sent: Vec<MessageId>,
+    },
 }
 
 /// Runs when a cart's timer fires: re-reads the cart, asks the engine,
@@ -61,7 +63,8 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
             }
             return Ok(Attempt::Done(CheckOutcome::Superseded));
         }
-        let Context { cart, customer, key, mut history, campaigns } = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
+        let Context { cart, customer, key, mut history, campaigns } =
+            load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
         let contact = match &customer {
             Some(c) => c.profile.clone(),
             None => cart.contact.clone(),
@@ -73,7 +76,15 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
         let mut timeline = Vec::new();
         // Each send moves progress on; the loop ends at a wait or a stop.
         let decision = loop {
-            let input = Input { cart: &cart, progress: &record.progress, customer: customer.as_ref(), campaigns: &campaigns, history: &history, channels: &self.settings.channels, now };
+            let input = Input {
+                cart: &cart,
+                progress: &record.progress,
+                customer: customer.as_ref(),
+                campaigns: &campaigns,
+                history: &history,
+                channels: &self.settings.channels,
+                now,
+            };
             let decision = engine::decide(&input);
             timeline.push(decision_entry(&decision, now));
             let Decision::Send { campaign_id, step, channel, to, template, .. } = &decision else { break decision };
@@ -91,7 +102,12 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
             record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
             match self.render(template, to, &cart, contact.first_name.as_deref(), &message.message_id, now) {
                 Ok(outgoing) => {
-                    let job = MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: *channel, outgoing };
+                    let job = MessageJob {
+                        message_id: message.message_id.clone(),
+                        cart_id: cart.cart_id.clone(),
+                        channel: *channel,
+                        outgoing,
+                    };
                     jobs.push((message.clone(), job));
                     history.push(message);
                 }
@@ -148,10 +164,20 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
     /// its message record was then never written. The timer's retry puts it
     /// back. A job queued twice is harmless: the sender's claim lets only one
     /// through.
-    async fn requeue_lost_step(&self, record: &CartRecord, cart: &Cart, contact: &CustomerPatch, campaigns: &[Campaign], history: &[MessageRecord], now: DateTime<Utc>) -> Result<(), PortError> {
+    async fn requeue_lost_step(
+        &self,
+        record: &CartRecord,
+        cart: &Cart,
+        contact: &CustomerPatch,
+        campaigns: &[Campaign],
+        history: &[MessageRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
         let Some(last) = record.progress.steps.last() else { return Ok(()) };
         let Some(campaign_id) = &record.progress.campaign_id else { return Ok(()) };
-        if history.iter().any(|m| m.message_id == last.message_id) || self.store.get_message(&last.message_id).await?.is_some() {
+        if history.iter().any(|m| m.message_id == last.message_id)
+            || self.store.get_message(&last.message_id).await?.is_some()
+        {
             return Ok(());
         }
         let message = MessageRecord {
@@ -183,7 +209,14 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
                 return Ok(());
             }
         };
-        self.queue.enqueue(&MessageJob { message_id: message.message_id.clone(), cart_id: cart.cart_id.clone(), channel: last.channel, outgoing }).await?;
+        self.queue
+            .enqueue(&MessageJob {
+                message_id: message.message_id.clone(),
+                cart_id: cart.cart_id.clone(),
+                channel: last.channel,
+                outgoing,
+            })
+            .await?;
         self.store.create_message(&message).await?;
         tracing::warn!(cart_id = %cart.cart_id, message_id = %message.message_id, "re-queued a step whose job was lost");
         Ok(())
@@ -191,10 +224,23 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
 
     /// The message for `to`. An email whose template fails is an error (it is
     /// recorded, not sent); an SMS falls back to a plain line with the link.
-    fn render(&self, template: &str, to: &Recipient, cart: &Cart, first_name: Option<&str>, message_id: &MessageId, now: DateTime<Utc>) -> Result<Outgoing, RenderError> {
+    fn render(
+        &self,
+        template: &str,
+        to: &Recipient,
+        cart: &Cart,
+        first_name: Option<&str>,
+        message_id: &MessageId,
+        now: DateTime<Utc>,
+    ) -> Result<Outgoing, RenderError> {
         let settings = &self.settings;
         let link = |target: &str, ttl: Duration| {
-            let claims = LinkClaims { message_id: message_id.clone(), cart_id: cart.cart_id.clone(), target: target.to_owned(), expires: (now + ttl).timestamp() };
+            let claims = LinkClaims {
+                message_id: message_id.clone(),
+                cart_id: cart.cart_id.clone(),
+                target: target.to_owned(),
+                expires: (now + ttl).timestamp(),
+            };
             format!("{}/r/{}", settings.public_base_url, sign_link(&settings.secret, &claims))
         };
         let restore_expires = (now + settings.restore_ttl).timestamp();
@@ -234,7 +280,11 @@ fn not_rendered_entry(message: &MessageRecord, now: DateTime<Utc>) -> TimelineEn
         at: now,
         kind: TimelineKind::Message,
         code: "not_rendered".into(),
-        message: format!("Step {} was not sent: its {} message could not be composed.", message.step + 1, message.channel.as_str()),
+        message: format!(
+            "Step {} was not sent: its {} message could not be composed.",
+            message.step + 1,
+            message.channel.as_str()
+        ),
         details: serde_json::json!({ "message_id": message.message_id, "channel": message.channel }),
     }
 }
@@ -248,7 +298,12 @@ struct Context {
     campaigns: Arc<Vec<Campaign>>,
 }
 
-async fn load_context<S: CustomerStore + MessageStore + ?Sized>(store: &S, campaigns: &CampaignCache, record: &CartRecord, now: DateTime<Utc>) -> Result<Context, PortError> {
+async fn load_context<S: CustomerStore + MessageStore + ?Sized>(
+    store: &S,
+    campaigns: &CampaignCache,
+    record: &CartRecord,
+    now: DateTime<Utc>,
+) -> Result<Context, PortError> {
     let cart = record.cart();
     let customer = match &cart.customer_id {
         Some(id) => store.get_customer(id).await?.map(|(c, _)| c),
@@ -269,9 +324,23 @@ async fn load_context<S: CustomerStore + MessageStore + ?Sized>(store: &S, campa
 
 /// What the engine would decide for this cart at `now`, without acting:
 /// the "next" line of `cartback explain`.
-pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(store: &S, campaigns: &CampaignCache, record: &CartRecord, channels: &[Channel], now: DateTime<Utc>) -> Result<Decision, PortError> {
+pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(
+    store: &S,
+    campaigns: &CampaignCache,
+    record: &CartRecord,
+    channels: &[Channel],
+    now: DateTime<Utc>,
+) -> Result<Decision, PortError> {
     let ctx = load_context(store, campaigns, record, now).await?;
-    Ok(engine::decide(&Input { cart: &ctx.cart, progress: &record.progress, customer: ctx.customer.as_ref(), campaigns: &ctx.campaigns, history: &ctx.history, channels, now }))
+    Ok(engine::decide(&Input {
+        cart: &ctx.cart,
+        progress: &record.progress,
+        customer: ctx.customer.as_ref(),
+        campaigns: &ctx.campaigns,
+        history: &ctx.history,
+        channels,
+        now,
+    }))
 }
 
 /// How far back the engine must see a customer's messages: the longest cap
@@ -279,7 +348,13 @@ pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(store: &S, cam
 fn history_window(campaigns: &[Campaign]) -> Duration {
     campaigns
         .iter()
-        .flat_map(|c| [c.caps.entry_cooldown, c.caps.push_window, c.caps.sms_window + c.steps.iter().map(|s| s.delay).sum::<Duration>()])
+        .flat_map(|c| {
+            [
+                c.caps.entry_cooldown,
+                c.caps.push_window,
+                c.caps.sms_window + c.steps.iter().map(|s| s.delay).sum::<Duration>(),
+            ]
+        })
         .max()
         .unwrap_or_else(|| Duration::days(30))
         .max(Duration::days(30))
@@ -289,10 +364,18 @@ fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {
     let reason = decision.reason();
     let details = match decision {
         Decision::Wait { until, .. } => serde_json::json!({ "decision": "wait", "until": until }),
-        Decision::Send { campaign_id, step, channel, .. } => serde_json::json!({ "decision": "send", "campaign_id": campaign_id, "step": step, "channel": channel }),
+        Decision::Send { campaign_id, step, channel, .. } => {
+            serde_json::json!({ "decision": "send", "campaign_id": campaign_id, "step": step, "channel": channel })
+        }
         Decision::Stop { .. } => serde_json::json!({ "decision": "stop" }),
     };
-    TimelineEntry { at: now, kind: TimelineKind::Decision, code: reason.code.as_str().into(), message: reason.message.clone(), details }
+    TimelineEntry {
+        at: now,
+        kind: TimelineKind::Decision,
+        code: reason.code.as_str().into(),
+        message: reason.message.clone(),
+        details,
+    }
 }
 
 fn urlencode(s: &str) -> String {

@@ -2,12 +2,13 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
-use crate::ports::TimelineKind;
 use crate::cart::CartStatus;
 use crate::ids::{CartId, MessageId};
 use crate::message::{MessageJob, MessageStatus};
+use crate::ports::TimelineKind;
 use crate::ports::{
-    CartStore, Claim, Clock, MessageStore, PortError, PriorAttempt, SendError, Sender, StateStore, Timeline, TimelineEntry,
+    CartStore, Claim, Clock, MessageStore, PortError, PriorAttempt, SendError, Sender, StateStore, Timeline,
+    TimelineEntry,
 };
 
 /// How long a sender holds a claim before another may take over.
@@ -15,7 +16,9 @@ const CLAIM_LEASE_SECONDS: i64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    Sent { provider_message_id: String },
+    Sent {
+        provider_message_id: String,
+    },
     /// Already sent, closed, unknown, or cancelled by a later purchase.
     Skipped(String),
     /// The provider refused for good; recorded, not retried.
@@ -91,7 +94,14 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
             if cart.cart().status == CartStatus::Converted {
                 let status = MessageStatus::Cancelled { reason: "purchased".into(), at: now };
                 self.store.set_message_status(&record.message_id, &status).await?;
-                self.note(&record.cart_id, "cancelled", "Not sent: the customer bought before it went out.", &record.message_id, job).await?;
+                self.note(
+                    &record.cart_id,
+                    "cancelled",
+                    "Not sent: the customer bought before it went out.",
+                    &record.message_id,
+                    job,
+                )
+                .await?;
                 return Ok(DeliveryOutcome::Skipped("purchased".into()));
             }
         }
@@ -102,21 +112,36 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
                 // and only records the status (one "sent" line either way).
                 let text = format!("Step {} sent by {}.", record.step + 1, record.channel.as_str());
                 self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
-                let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: self.clock.now() };
+                let status =
+                    MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: self.clock.now() };
                 self.store.set_message_status(&record.message_id, &status).await?;
                 Ok(DeliveryOutcome::Sent { provider_message_id })
             }
             Err(SendError::Permanent(error)) => {
                 let status = MessageStatus::Rejected { error: error.clone(), at: now };
                 self.store.set_message_status(&record.message_id, &status).await?;
-                self.note(&record.cart_id, "rejected", &format!("The provider refused step {}: {error}", record.step + 1), &record.message_id, job).await?;
+                self.note(
+                    &record.cart_id,
+                    "rejected",
+                    &format!("The provider refused step {}: {error}", record.step + 1),
+                    &record.message_id,
+                    job,
+                )
+                .await?;
                 Ok(DeliveryOutcome::Rejected(error))
             }
             Err(SendError::Retryable(error)) => {
                 // Hand the claim back so the queue's retry can take it at once,
                 // and leave the cause where an operator looks first.
                 self.store.set_message_status(&record.message_id, &MessageStatus::Queued).await?;
-                self.note(&record.cart_id, "retrying", &format!("Sending step {} failed and will be retried: {error}", record.step + 1), &record.message_id, job).await?;
+                self.note(
+                    &record.cart_id,
+                    "retrying",
+                    &format!("Sending step {} failed and will be retried: {error}", record.step + 1),
+                    &record.message_id,
+                    job,
+                )
+                .await?;
                 Err(DeliveryError::Retry(error))
             }
         }
@@ -133,7 +158,14 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
         }))
     }
 
-    async fn note(&self, cart_id: &CartId, code: &str, message: &str, message_id: &MessageId, job: &MessageJob) -> Result<(), PortError> {
+    async fn note(
+        &self,
+        cart_id: &CartId,
+        code: &str,
+        message: &str,
+        message_id: &MessageId,
+        job: &MessageJob,
+    ) -> Result<(), PortError> {
         let entry = TimelineEntry {
             at: self.clock.now(),
             kind: TimelineKind::Message,

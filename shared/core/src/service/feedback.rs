@@ -22,14 +22,14 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{retry_on_conflict, Attempt};
-use crate::ports::TimelineKind;
 use crate::customer::Customer;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
 use crate::ids::{CartId, CustomerId, EventId, MessageId};
 use crate::message::MessageRecord;
+use crate::ports::TimelineKind;
 use crate::ports::{
-    CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, MessageStore, PortError, StateStore, Timeline,
-    TimelineEntry,
+    CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, MessageStore, PortError, StateStore,
+    Timeline, TimelineEntry,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,9 @@ pub enum FeedbackKind {
     Opened,
     Clicked,
     /// `permanent`: the address will never accept mail (hard bounce).
-    Bounced { permanent: bool },
+    Bounced {
+        permanent: bool,
+    },
     /// The recipient marked the message as spam.
     Complained,
 }
@@ -129,7 +131,8 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
     ) -> Result<Attempt<FeedbackOutcome>, PortError> {
         let customer = match customer_id {
             Some(id) => {
-                let (mut customer, version) = self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
+                let (mut customer, version) =
+                    self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
                 customer.apply(&withdrawal(event, Some(id), None));
                 Some((customer, version))
             }
@@ -149,7 +152,8 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
             },
             _ => None,
         };
-        let commit = EventCommit { event_id: event.dedupe_id(), received_at: self.clock.now(), cart, customer, timeline: None };
+        let commit =
+            EventCommit { event_id: event.dedupe_id(), received_at: self.clock.now(), cart, customer, timeline: None };
         match self.store.commit_event(commit).await? {
             CommitOutcome::Duplicate => Ok(Attempt::Done(FeedbackOutcome::Duplicate)),
             CommitOutcome::Conflict => Ok(Attempt::Conflict),
@@ -190,21 +194,36 @@ fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: 
         order_id: None,
         value: None,
         coupon: None,
-        customer: Some(CustomerPatch { consents: Some(ConsentPatch { email: Some(false), ..Default::default() }), ..Default::default() }),
+        customer: Some(CustomerPatch {
+            consents: Some(ConsentPatch { email: Some(false), ..Default::default() }),
+            ..Default::default()
+        }),
     }
 }
 
 fn timeline_entry(event: &FeedbackEvent, message: &MessageRecord, withdrew: bool) -> TimelineEntry {
     let step = message.step + 1;
     let (kind, code, text) = match event.kind {
-        FeedbackKind::Delivered => (TimelineKind::Message, "delivered", format!("Step {step}'s email reached the recipient's mail server.")),
-        FeedbackKind::Opened => (TimelineKind::Engagement, "open", "The customer opened the message.".to_owned()),
-        FeedbackKind::Clicked => (TimelineKind::Engagement, "click", "The customer clicked a link in the message.".to_owned()),
-        FeedbackKind::Bounced { permanent: false } => {
-            (TimelineKind::Message, "bounced", format!("Step {step}'s email bounced temporarily (mailbox full or server busy)."))
+        FeedbackKind::Delivered => {
+            (TimelineKind::Message, "delivered", format!("Step {step}'s email reached the recipient's mail server."))
         }
-        FeedbackKind::Bounced { permanent: true } => (TimelineKind::Message, "bounced", format!("Step {step}'s email bounced permanently: the address does not accept mail.")),
-        FeedbackKind::Complained => (TimelineKind::Message, "complaint", format!("The recipient reported step {step}'s email as spam.")),
+        FeedbackKind::Opened => (TimelineKind::Engagement, "open", "The customer opened the message.".to_owned()),
+        FeedbackKind::Clicked => {
+            (TimelineKind::Engagement, "click", "The customer clicked a link in the message.".to_owned())
+        }
+        FeedbackKind::Bounced { permanent: false } => (
+            TimelineKind::Message,
+            "bounced",
+            format!("Step {step}'s email bounced temporarily (mailbox full or server busy)."),
+        ),
+        FeedbackKind::Bounced { permanent: true } => (
+            TimelineKind::Message,
+            "bounced",
+            format!("Step {step}'s email bounced permanently: the address does not accept mail."),
+        ),
+        FeedbackKind::Complained => {
+            (TimelineKind::Message, "complaint", format!("The recipient reported step {step}'s email as spam."))
+        }
     };
     let text = match (event.kind.withdraws_email_consent(), withdrew) {
         (true, true) => format!("{text} Email consent withdrawn; no more email to this customer."),

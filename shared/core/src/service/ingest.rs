@@ -4,13 +4,13 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::{retry_on_conflict, Attempt, CampaignCache};
-use crate::ports::TimelineKind;
 use crate::cart::CartStatus;
 use crate::customer::Customer;
 use crate::event::{parse_body, BodyError, Event, EventType, FieldError};
+use crate::ports::TimelineKind;
 use crate::ports::{
-    CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, PortError, Scheduler, StateStore,
-    TimelineEntry, TimerPayload,
+    CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, PortError, Scheduler,
+    StateStore, TimelineEntry, TimerPayload,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,7 +126,8 @@ impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
         }
         let customer = match &event.customer_id {
             Some(id) => {
-                let (mut customer, version) = self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
+                let (mut customer, version) =
+                    self.store.get_customer(id).await?.unwrap_or_else(|| (Customer::new(id), 0));
                 customer.apply(event).then_some((customer, version))
             }
             None => None,
@@ -169,7 +170,10 @@ impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
         // A pending timer at or before the due time will re-arm when it fires.
         // One long past its time already fired and may have failed for good
         // (the scheduler gives up after its retries): arm anew then.
-        if record.timer_armed_for.is_some_and(|armed| armed <= due && armed > now - Duration::minutes(STALE_TIMER_MINUTES)) {
+        if record
+            .timer_armed_for
+            .is_some_and(|armed| armed <= due && armed > now - Duration::minutes(STALE_TIMER_MINUTES))
+        {
             return Ok(());
         }
         // Arm before the write: a failed write leaves a spare timer that fires
@@ -194,7 +198,9 @@ const MAX_CART_LOG_BYTES: usize = 300 * 1024;
 /// id or currency other than the cart's (the simulation found views with a
 /// guest's email dropped this way).
 fn is_repeated_view(record: &CartRecord, event: &Event) -> bool {
-    let seen = |id: &str| record.events.iter().any(|e| e.kind == EventType::ViewItem && e.items.iter().any(|i| i.item_id == id));
+    let seen = |id: &str| {
+        record.events.iter().any(|e| e.kind == EventType::ViewItem && e.items.iter().any(|i| i.item_id == id))
+    };
     if event.kind != EventType::ViewItem || event.customer.is_some() || !event.items.iter().all(|i| seen(&i.item_id)) {
         return false;
     }
@@ -211,11 +217,14 @@ fn cart_is_full(record: &CartRecord, event: &Event) -> Option<FieldError> {
     }
     let bytes: usize = record.events.iter().map(|e| serde_json::to_vec(e).map_or(0, |v| v.len())).sum();
     if record.events.len() >= MAX_EVENTS_PER_CART || bytes >= MAX_CART_LOG_BYTES {
-        return Some(FieldError::new("cart_id", format!(
-            "cart holds {} events ({} KB), the most one cart may hold; start a new cart_id",
-            record.events.len(),
-            bytes / 1024
-        )));
+        return Some(FieldError::new(
+            "cart_id",
+            format!(
+                "cart holds {} events ({} KB), the most one cart may hold; start a new cart_id",
+                record.events.len(),
+                bytes / 1024
+            ),
+        ));
     }
     None
 }
