@@ -204,6 +204,12 @@ async fn queue_worker(name: QueueName, queue: Arc<SqliteQueue>, delivery: Arc<De
                         }
                         None
                     }
+                    Err(DeliveryError::Busy { retry_at }) => {
+                        if let Err(error) = queue.postpone(job.id, retry_at).await {
+                            tracing::warn!(%error, "queue bookkeeping failed; the job reappears after its visibility timeout");
+                        }
+                        continue;
+                    }
                     Err(DeliveryError::Retry(e)) => Some(e),
                     Err(DeliveryError::Port(e)) => Some(e.to_string()),
                 };

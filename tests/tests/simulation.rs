@@ -933,7 +933,7 @@ impl World {
                 }
             }
             Ok(DeliveryOutcome::Rejected(_)) => {}
-            Err(DeliveryError::Retry(_)) if attempt < 8 => {
+            Err(DeliveryError::Retry(_) | DeliveryError::Busy { .. }) if attempt < 8 => {
                 stats.retries += 1;
                 let at = self.now() + self.rng.mins(1, 10);
                 self.push(at, Happening::Job { job: Box::new(job), attempt: attempt + 1 });

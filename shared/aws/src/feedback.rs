@@ -108,17 +108,19 @@ enum Skip {
 /// One SQS body to a feedback event. Errors never quote the body: it holds
 /// recipients' addresses.
 fn parse_body(body: &str) -> Result<Option<FeedbackEvent>, Skip> {
-    let envelope: SnsEnvelope =
-        serde_json::from_str(body).map_err(|e| Skip::Malformed(format!("body is not an SNS notification: {e}")))?;
+    let envelope: SnsEnvelope = serde_json::from_str(body).map_err(|e| {
+        Skip::Malformed(format!("body is not an SNS notification: {}", crate::redact::json_error_summary(&e)))
+    })?;
     if envelope.kind != "Notification" {
         // SubscriptionConfirmation / UnsubscribeConfirmation: CloudFormation
         // confirms the queue's subscription itself.
         return Err(Skip::Ignored(format!("SNS message of type {:?}", envelope.kind)));
     }
     let raw: Value = serde_json::from_str(&envelope.message)
-        .map_err(|e| Skip::Malformed(format!("SNS Message is not JSON: {e}")))?;
-    let ses: SesEvent = serde_json::from_value(raw.clone())
-        .map_err(|e| Skip::Malformed(format!("SNS Message is not an SES event: {e}")))?;
+        .map_err(|e| Skip::Malformed(format!("SNS Message is not JSON: {}", crate::redact::json_error_summary(&e))))?;
+    let ses: SesEvent = serde_json::from_value(raw.clone()).map_err(|e| {
+        Skip::Malformed(format!("SNS Message is not an SES event: {}", crate::redact::json_error_summary(&e)))
+    })?;
     let kind = match ses.event_type.as_str() {
         "Delivery" => FeedbackKind::Delivered,
         "Open" => FeedbackKind::Opened,

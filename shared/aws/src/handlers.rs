@@ -44,8 +44,9 @@ pub async fn checker(checker: &Checker, payload: Value) -> Result<Value, Handler
     let timer: TimerPayload = match serde_json::from_value(payload) {
         Ok(t) => t,
         Err(error) => {
+            let error = crate::redact::json_error_summary(&error);
             tracing::error!(%error, "checker input is not a timer payload; ignored");
-            return Ok(json!({ "outcome": "malformed", "error": error.to_string() }));
+            return Ok(json!({ "outcome": "malformed", "error": error }));
         }
     };
     let outcome = checker.on_timer(&timer).await?;
@@ -94,7 +95,7 @@ pub async fn sender(delivery: &Delivery, event: SqsEvent) -> SqsBatchResponse {
                 Ok(DeliveryOutcome::Rejected(error)) => {
                     tracing::warn!(message_id = %job.message_id, error = %crate::redact::redact_text(&error), "rejected by the provider; not retried")
                 }
-                Err(error @ (DeliveryError::Retry(_) | DeliveryError::Port(_))) => {
+                Err(error @ (DeliveryError::Retry(_) | DeliveryError::Busy { .. } | DeliveryError::Port(_))) => {
                     tracing::warn!(message_id = %job.message_id, sqs_message_id = %record_id, receive_count, error = %crate::redact::redact_text(&error.to_string()), "delivery failed; SQS will retry");
                     failures.push(record_id);
                 }

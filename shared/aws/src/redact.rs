@@ -51,3 +51,30 @@ mod tests {
         assert!(out.starts_with("Email address is not verified: a***@example.com,"), "{out}");
     }
 }
+
+/// What went wrong in a JSON document, without serde's message: serde_json
+/// quotes the offending value (`invalid type: string "ana@example.com"`),
+/// and these bodies carry contact data. Category and position only.
+pub fn json_error_summary(error: &serde_json::Error) -> String {
+    let category = match error.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "the wrong shape",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!("{category} (line {}, column {})", error.line(), error.column())
+}
+
+#[cfg(test)]
+mod json_error_tests {
+    use super::json_error_summary;
+
+    #[test]
+    fn given_a_body_whose_error_would_quote_an_email_when_summarised_then_the_address_is_not_in_it() {
+        let error = serde_json::from_str::<u32>("\"ana@example.com\"").expect_err("a string is not a number");
+        assert!(error.to_string().contains("ana@example.com"), "serde quotes the value: {error}");
+        let summary = json_error_summary(&error);
+        assert!(!summary.contains("ana@example.com"), "{summary}");
+        assert_eq!(summary, "the wrong shape (line 1, column 17)");
+    }
+}

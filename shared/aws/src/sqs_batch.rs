@@ -31,8 +31,11 @@ pub fn parse_batch(event: SqsEvent) -> Vec<BatchItem> {
                 record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
             match serde_json::from_str::<MessageJob>(record.body.as_deref().unwrap_or_default()) {
                 Ok(job) => BatchItem::Job { record_id, receive_count, job },
-                // serde's message names the field and position, never the value.
-                Err(e) => BatchItem::Malformed { record_id, error: format!("body is not a message job: {e}") },
+                // Never serde's text: it quotes values, and job bodies hold contact data.
+                Err(e) => BatchItem::Malformed {
+                    record_id,
+                    error: format!("body is not a message job: {}", crate::redact::json_error_summary(&e)),
+                },
             }
         })
         .collect()

@@ -71,6 +71,11 @@ pub enum SignatureError {
     Expired,
     #[error("signature does not match")]
     Mismatch,
+    /// The signed string ends `<path>.<body>`: a body on a GET could move
+    /// the split (`/v1/carts/a.b` + `` == `/v1/carts/a` + `b`), so reads
+    /// are signed over an empty body and any other is refused.
+    #[error("a GET or HEAD request must have an empty body")]
+    BodyOnRead,
     #[error("the secret must be at least 16 bytes")]
     WeakSecret,
 }
@@ -199,6 +204,9 @@ pub fn verify_request(
     accept: Accept,
 ) -> Result<Scheme, SignatureError> {
     let header = parse_header(header.ok_or(SignatureError::Missing)?)?;
+    if matches!(request.method, "GET" | "HEAD") && !request.body.is_empty() {
+        return Err(SignatureError::BodyOnRead);
+    }
     // abs_diff: a subtraction overflows for t near i64::MIN (a panic in debug builds).
     if now.timestamp().abs_diff(header.timestamp) > REPLAY_WINDOW_SECONDS.unsigned_abs() {
         return Err(SignatureError::Expired);
@@ -358,6 +366,15 @@ mod tests {
 
     fn verify(header: Option<&str>, request: &SignedRequest<'_>, now: DateTime<Utc>) -> Result<Scheme, SignatureError> {
         verify_request(&secret(), header, request, now, Accept::V1OrV2)
+    }
+
+    #[test]
+    fn given_a_cart_read_signature_when_its_path_is_split_into_a_shorter_path_and_a_body_then_it_is_refused() {
+        let header = sign_request(&secret(), 1_700_000_000, &get("/v1/carts/shop.123"));
+        assert_eq!(verify(Some(&header), &get("/v1/carts/shop.123"), at(1_700_000_000)), Ok(Scheme::V2));
+        // Same signed string "<t>.GET./v1/carts/shop.123." read another way.
+        let moved = SignedRequest { method: "GET", path_and_query: "/v1/carts/shop", body: b"123." };
+        assert_eq!(verify(Some(&header), &moved, at(1_700_000_000)), Err(SignatureError::BodyOnRead));
     }
 
     #[test]

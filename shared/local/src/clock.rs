@@ -39,7 +39,7 @@ const LEASE_REAL: StdDuration = StdDuration::from_millis(250);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ClockError {
-    #[error("clock speed must be a finite number of at least 1 (got {0})")]
+    #[error("clock speed must be a number from 1 to {MAX_SPEED} (got {0})")]
     BadSpeed(f64),
     #[error("cannot use the clock file {path}: {reason}")]
     File { path: PathBuf, reason: String },
@@ -134,10 +134,16 @@ pub struct VirtualClock {
     lease: Option<Arc<Lease>>,
 }
 
+/// The fastest clock `cartback dev` accepts: a year of business time in
+/// about five real minutes.
+pub const MAX_SPEED: f64 = 100_000.0;
+
 fn check_speed(speed: f64) -> Result<(), ClockError> {
     // Slower than real time has no use here and would stretch leases and
     // retries past what anyone would wait for.
-    if !speed.is_finite() || speed < 1.0 {
+    // Faster than MAX_SPEED would run out of representable time (year
+    // 262143) within hours and persist that as the floor of every later run.
+    if !speed.is_finite() || !(1.0..=MAX_SPEED).contains(&speed) {
         return Err(ClockError::BadSpeed(speed));
     }
     Ok(())
@@ -424,6 +430,7 @@ mod tests {
         assert!(matches!(&err, ClockError::Unreadable { path, .. } if path.ends_with(CLOCK_FILE)), "{err}");
         assert!(err.to_string().contains("clock.json"), "{err}");
         assert!(matches!(VirtualClock::persistent(dir.path(), 0.5), Err(ClockError::BadSpeed(_))));
+        assert!(matches!(VirtualClock::persistent(dir.path(), 1e9), Err(ClockError::BadSpeed(_))), "past MAX_SPEED");
     }
 
     #[test]

@@ -8,8 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use cartback_core::ids::{CartId, CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
-use cartback_core::ports::{CartStore, Claim, Clock, MessageStore, SendError, Sender, StateStore, Timeline};
+use cartback_core::ports::{
+    CartRecord, CartStore, Claim, Clock, CreateOutcome, MessageStore, PortError, SaveOutcome, SendError, Sender,
+    StateStore, Timeline, TimelineEntry,
+};
 use cartback_core::service::{Delivery, DeliveryOutcome};
 use chrono::{DateTime, Duration, Utc};
 
@@ -373,4 +377,96 @@ mod lost_step {
         assert!(matches!(delivery.deliver(&job.job).await.unwrap(), DeliveryOutcome::Sent { .. }));
         assert_eq!(names(&w.email_dir()).len(), 1);
     }
+}
+
+#[tokio::test]
+async fn given_a_claim_held_by_a_live_sender_when_another_delivery_tries_then_it_is_told_to_come_back_when_the_lease_ends(
+) {
+    let w = World::new();
+    let job = email_job("m_busy");
+    w.queued(&job).await;
+    w.claim_and_die(&job).await;
+
+    let counting = Arc::new(Counting { inner: w.sender.clone(), sends: AtomicUsize::new(0) });
+    let error = w.delivery(counting.clone()).deliver(&job).await.expect_err("the claim is held");
+
+    match error {
+        cartback_core::service::DeliveryError::Busy { retry_at } => assert_eq!(retry_at, t0() + Duration::minutes(5)),
+        other => panic!("expected Busy, got {other}"),
+    }
+    assert_eq!(counting.sends.load(Ordering::SeqCst), 0);
+}
+
+/// Messages and timeline from the real database; every cart read fails.
+struct CartReadsFail(Database);
+
+#[async_trait]
+impl CartStore for CartReadsFail {
+    async fn get_cart(&self, _: &CartId) -> Result<Option<CartRecord>, PortError> {
+        Err(PortError::Unavailable("carts", "throttled".into()))
+    }
+    async fn save_cart(&self, cart: &CartRecord) -> Result<SaveOutcome, PortError> {
+        self.0.save_cart(cart).await
+    }
+}
+
+#[async_trait]
+impl Timeline for CartReadsFail {
+    async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError> {
+        self.0.append_timeline(cart_id, entry).await
+    }
+    async fn timeline(&self, cart_id: &CartId) -> Result<Vec<TimelineEntry>, PortError> {
+        self.0.timeline(cart_id).await
+    }
+}
+
+#[async_trait]
+impl MessageStore for CartReadsFail {
+    async fn create_message(&self, record: &MessageRecord) -> Result<CreateOutcome, PortError> {
+        self.0.create_message(record).await
+    }
+    async fn get_message(&self, id: &MessageId) -> Result<Option<MessageRecord>, PortError> {
+        self.0.get_message(id).await
+    }
+    async fn claim_message(
+        &self,
+        id: &MessageId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Claim, PortError> {
+        self.0.claim_message(id, now, until).await
+    }
+    async fn set_message_status(&self, id: &MessageId, status: &MessageStatus) -> Result<(), PortError> {
+        self.0.set_message_status(id, status).await
+    }
+    async fn record_engagement(&self, id: &MessageId, at: DateTime<Utc>) -> Result<(), PortError> {
+        self.0.record_engagement(id, at).await
+    }
+    async fn customer_messages(
+        &self,
+        key: &CustomerKey,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<MessageRecord>, PortError> {
+        self.0.customer_messages(key, since).await
+    }
+}
+
+#[tokio::test]
+async fn given_a_cart_read_that_fails_after_the_claim_when_delivering_then_the_claim_is_handed_back_and_the_retry_sends(
+) {
+    let w = World::new();
+    let job = email_job("m_throttled");
+    w.queued(&job).await;
+    let counting = Arc::new(Counting { inner: w.sender.clone(), sends: AtomicUsize::new(0) });
+    let failing: Delivery<CartReadsFail> =
+        Delivery { store: Arc::new(CartReadsFail(w.db.clone())), sender: counting.clone(), clock: w.clock.clone() };
+
+    let error = failing.deliver(&job).await.expect_err("the cart read fails");
+
+    assert!(matches!(error, cartback_core::service::DeliveryError::Port(_)), "{error}");
+    assert_eq!(w.status("m_throttled").await, MessageStatus::Queued, "claim handed back, not left to expire");
+    // The retry, at once and before the old lease would have ended, sends.
+    let outcome = w.delivery(counting.clone()).deliver(&job).await.unwrap();
+    assert!(matches!(outcome, DeliveryOutcome::Sent { .. }), "{outcome:?}");
+    assert_eq!(counting.sends.load(Ordering::SeqCst), 1);
 }

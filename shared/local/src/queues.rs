@@ -248,6 +248,22 @@ impl SqliteQueue {
             .await
     }
 
+    /// Hides the job until `at` without spending an attempt: the delivery
+    /// did not fail, it could not start (another sender holds the claim).
+    pub async fn postpone(&self, id: i64, at: DateTime<Utc>) -> Result<bool, PortError> {
+        self.db
+            .call(move |conn| {
+                let changed = conn
+                    .execute(
+                        "UPDATE jobs SET visible_at = ?2, attempts = MAX(attempts - 1, 0) WHERE id = ?1",
+                        params![id, ts(at)],
+                    )
+                    .map_err(db)?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
     /// Moves a job to the dead letters at once (it can never succeed as is).
     pub async fn dead_letter(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<bool, PortError> {
         let error = error.to_owned();
@@ -480,6 +496,32 @@ mod tests {
         q.enqueue(&job("m1", Channel::Email)).await.unwrap();
         q.enqueue(&job("m1", Channel::Email)).await.unwrap();
         assert_eq!(q.stats(QueueName::Email, at(T0)).await.unwrap(), QueueStats { ready: 1, delayed: 0, dead: 0 });
+    }
+
+    #[tokio::test]
+    async fn given_a_job_whose_message_another_sender_holds_when_postponed_then_it_hides_until_then_and_keeps_its_attempts(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open_at(dir.path(), RetryPolicy { max_attempts: 3, ..no_jitter() });
+        let now = at(T0);
+        q.enqueue(&job("m1", Channel::Email)).await.unwrap();
+        for _ in 0..10 {
+            let got = q.receive(QueueName::Email, now, Duration::seconds(30)).await.unwrap().expect("visible");
+            assert_eq!(got.attempts, 1, "a postponed delivery is not an attempt");
+            assert!(q.postpone(got.id, now).await.unwrap());
+        }
+        let got = q.receive(QueueName::Email, now, Duration::seconds(30)).await.unwrap().expect("visible");
+        assert!(q.postpone(got.id, now + Duration::minutes(5)).await.unwrap());
+        assert!(q
+            .receive(QueueName::Email, now + Duration::minutes(4), Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(q
+            .receive(QueueName::Email, now + Duration::minutes(5), Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_some());
     }
 
     #[tokio::test]

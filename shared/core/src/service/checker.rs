@@ -6,7 +6,7 @@ use super::{retry_on_conflict, Attempt, CampaignCache, Settings};
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
-use crate::engine::{self, Decision, Input};
+use crate::engine::{self, Decision, Input, StepDispatched};
 use crate::event::CustomerPatch;
 use crate::ids::{CustomerKey, MessageId};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
@@ -59,7 +59,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
             if self.last_step_lost(&record).await? {
                 let ctx = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
                 let contact = ctx.customer.as_ref().map_or_else(|| ctx.cart.contact.clone(), |c| c.profile.clone());
-                self.requeue_lost_step(&record, &ctx.cart, &contact, &ctx.campaigns, &ctx.history, now).await?;
+                self.requeue_lost_steps(&record, &ctx.cart, &contact, &ctx.campaigns, &ctx.history, now).await?;
             }
             return Ok(Attempt::Done(CheckOutcome::Superseded));
         }
@@ -69,7 +69,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
             Some(c) => c.profile.clone(),
             None => cart.contact.clone(),
         };
-        self.requeue_lost_step(&record, &cart, &contact, &campaigns, &history, now).await?;
+        self.requeue_lost_steps(&record, &cart, &contact, &campaigns, &history, now).await?;
         let mut jobs = Vec::new();
         // Messages that could not be composed: recorded, never queued.
         let mut unsent = Vec::new();
@@ -164,7 +164,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
     /// its message record was then never written. The timer's retry puts it
     /// back. A job queued twice is harmless: the sender's claim lets only one
     /// through.
-    async fn requeue_lost_step(
+    async fn requeue_lost_steps(
         &self,
         record: &CartRecord,
         cart: &Cart,
@@ -173,18 +173,34 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
         history: &[MessageRecord],
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
-        let Some(last) = record.progress.steps.last() else { return Ok(()) };
         let Some(campaign_id) = &record.progress.campaign_id else { return Ok(()) };
-        if history.iter().any(|m| m.message_id == last.message_id)
-            || self.store.get_message(&last.message_id).await?.is_some()
-        {
-            return Ok(());
+        // Every dispatched step, not only the last: one late pass can
+        // dispatch several steps before a crash or a queue failure.
+        for dispatched in &record.progress.steps {
+            if history.iter().any(|m| m.message_id == dispatched.message_id)
+                || self.store.get_message(&dispatched.message_id).await?.is_some()
+            {
+                continue;
+            }
+            self.requeue_lost_step(dispatched, campaign_id, cart, contact, campaigns, now).await?;
         }
+        Ok(())
+    }
+
+    async fn requeue_lost_step(
+        &self,
+        last: &StepDispatched,
+        campaign_id: &str,
+        cart: &Cart,
+        contact: &CustomerPatch,
+        campaigns: &[Campaign],
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
         let message = MessageRecord {
             message_id: last.message_id.clone(),
             cart_id: cart.cart_id.clone(),
             customer_key: CustomerKey::for_cart(cart.customer_id.as_ref(), &cart.cart_id),
-            campaign_id: campaign_id.clone(),
+            campaign_id: campaign_id.to_owned(),
             step: last.step,
             channel: last.channel,
             decided_at: last.at,
@@ -193,7 +209,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
         };
         let template = campaigns
             .iter()
-            .find(|c| &c.id == campaign_id)
+            .find(|c| c.id == campaign_id)
             .and_then(|c| c.steps.get(last.step as usize))
             .map_or("reminder", |s| s.template.as_str());
         let outgoing = match Recipient::for_channel(contact, last.channel) {

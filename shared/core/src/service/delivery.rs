@@ -30,6 +30,12 @@ pub enum DeliveryError {
     /// The job should come back later (queue retry with backoff).
     #[error("retry later: {0}")]
     Retry(String),
+    /// Another sender holds the claim; its lease ends by `retry_at` at the
+    /// latest. Not a failed attempt: a queue should hide the job until then
+    /// without spending one of its retries (or a job whose sender died would
+    /// dead-letter while the dead sender's lease still runs).
+    #[error("another sender holds the claim; retry at {retry_at}")]
+    Busy { retry_at: chrono::DateTime<chrono::Utc> },
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -53,7 +59,7 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
             Claim::Closed => return Ok(DeliveryOutcome::Skipped("closed for good".into())),
             // The checker queues the job just before writing its record.
             Claim::NotFound => return Err(DeliveryError::Retry("message record not written yet".into())),
-            Claim::InFlight => return Err(DeliveryError::Retry("another sender holds the claim".into())),
+            Claim::InFlight => return Err(DeliveryError::Busy { retry_at: lease_until }),
         };
         // The previous sender stopped between claiming and recording: what it
         // did decides, before anything else (even a purchase since then).
@@ -89,8 +95,17 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
                 }
             }
         }
-        // A purchase may have landed between the decision and now.
-        if let Some(cart) = self.store.get_cart(&record.cart_id).await? {
+        // A purchase may have landed between the decision and now. Nothing
+        // was sent if this read fails: the claim is handed back, so the
+        // retry is not mistaken for an interrupted send once the lease ends.
+        let cart = match self.store.get_cart(&record.cart_id).await {
+            Ok(cart) => cart,
+            Err(error) => {
+                self.release(&record.message_id).await;
+                return Err(error.into());
+            }
+        };
+        if let Some(cart) = cart {
             if cart.cart().status == CartStatus::Converted {
                 let status = MessageStatus::Cancelled { reason: "purchased".into(), at: now };
                 self.store.set_message_status(&record.message_id, &status).await?;
@@ -144,6 +159,14 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
                 .await?;
                 Err(DeliveryError::Retry(error))
             }
+        }
+    }
+
+    /// Hands an unused claim back (`Queued`). Best effort: if this write
+    /// fails too, the lease runs out and the next sender asks the provider.
+    async fn release(&self, message_id: &MessageId) {
+        if let Err(error) = self.store.set_message_status(message_id, &MessageStatus::Queued).await {
+            tracing::warn!(%message_id, %error, "claim not handed back; it expires with its lease");
         }
     }
 
