@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let mut field = || lines.next().unwrap_or_default().to_owned();
     let (message_id, cart_id, target) = (field(), field(), field());
     let expires = field().trim().parse::<i64>().unwrap_or(NOW);
-    let claims = LinkClaims { message_id, cart_id, target, expires };
+    let claims = LinkClaims { message_id: message_id.into(), cart_id: cart_id.into(), target, expires };
     let signed = sign_link(&secret, &claims);
     if let Some(before_expiry) = DateTime::from_timestamp(expires, 0) {
         assert_eq!(verify_link(&secret, &signed, before_expiry), Ok(claims.clone()));

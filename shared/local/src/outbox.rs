@@ -257,11 +257,17 @@ fn append_once(
         return Ok(Written::AlreadyThere);
     }
     let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    let before = file.metadata()?.len();
     // One write call: a crash leaves the line whole or torn, and a torn last
-    // line is cut at the next start (it was never delivered).
-    file.write_all(text.as_bytes())?;
-    file.sync_data()?;
+    // line is cut at the next start (it was never delivered). A write that
+    // fails without a crash is cut back here, so the retry appends whole.
+    if let Err(error) = file.write_all(text.as_bytes()) {
+        file.set_len(before)?;
+        return Err(error);
+    }
+    // Written: a failed sync below must not make a retry append it again.
     ids.insert(message_id.to_owned());
+    file.sync_data()?;
     Ok(Written::New)
 }
 
