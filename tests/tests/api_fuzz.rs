@@ -8,12 +8,10 @@ use std::sync::Arc;
 use axum::body::{to_bytes, Body};
 use axum::http::Request;
 use axum::Router;
-use cartback_core::api::Api;
 use cartback_core::ports::Clock;
-use cartback_core::service::{CampaignCache, Ingest, Settings};
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_local::testing::ManualClock;
-use cartback_local::{Database, SqliteScheduler};
+use cartback_tests::local_app::local_app;
 use cartback_tests::openapi::{served, Observed};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -23,28 +21,7 @@ const SECRET: &[u8] = b"fuzz-secret-0123456789";
 
 /// The HTTP application both runtimes serve, over SQLite in memory.
 fn api() -> (Router, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
-    let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
-    let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), chrono::Duration::seconds(60)));
-    let settings = Arc::new(Settings::new(
-        Secret::new(SECRET.to_vec()).unwrap(),
-        "http://localhost",
-        "http://shop/{cart_id}?t={token}",
-    ));
-    let api = Api {
-        ingest: Ingest {
-            store: Arc::new(db.clone()),
-            scheduler: Arc::new(SqliteScheduler::new(db.clone())),
-            campaigns,
-            clock: clock.clone(),
-        },
-        store: Arc::new(db),
-        clock: clock.clone(),
-        wall_clock: clock.clone(),
-        settings,
-        accept_v1_signatures: true,
-    };
-    (cartback_http::router(Arc::new(api)), clock)
+    local_app(SECRET, true)
 }
 
 /// One request through the router: its status, headers and body.
