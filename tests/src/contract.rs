@@ -30,9 +30,10 @@ use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageRecord, MessageStatus};
 use cartback_core::ports::TimelineKind;
 use cartback_core::ports::{
-    CampaignStore, CartRecord, Claim, CommitOutcome, CreateOutcome, EventCommit, SaveOutcome, Scheduler, StateStore,
-    TimelineEntry, TimerPayload,
+    CampaignStore, CartRecord, Claim, Clock, CommitOutcome, CreateOutcome, EventCommit, SaveOutcome, Scheduler,
+    StateStore, SystemClock, TimelineEntry, TimerPayload,
 };
+use cartback_core::service::{CampaignCache, Ingest};
 use cartback_core::Decimal;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -82,6 +83,10 @@ macro_rules! contract_suite {
                 => customer_messages_keep_a_customer_named_like_a_guest_cart_apart,
             given_campaigns_when_put_and_replaced_then_list_returns_each_once_in_its_latest_form => campaigns_put_list_replace,
             given_the_same_cart_and_time_when_armed_twice_then_one_timer_is_armed => scheduler_arm_is_idempotent,
+            given_inputs_past_a_storage_bound_when_ingested_then_each_is_refused_naming_the_same_field
+                => ingest_refuses_storage_bound_breakers_by_field,
+            given_a_cart_filled_to_its_bound_and_a_purchase_when_ingested_then_the_store_takes_every_accepted_write
+                => full_cart_fits_the_store,
         );
     };
     (@tests $setup:path; $($name:ident => $check:ident,)*) => {
@@ -650,4 +655,115 @@ pub async fn scheduler_arm_is_idempotent(a: &Adapters) {
     armed.sort_by_key(|t| t.due_at);
     assert_eq!(armed, [due, later]);
     assert!(a.timers.armed_for(&unique("cart")).await.unwrap().is_empty());
+}
+
+// ------------------------------------------------------ ingest over the store
+
+/// The ingest service over the adapters, on the real clock.
+fn ingest(a: &Adapters) -> Ingest {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Ingest {
+        store: a.state.clone(),
+        scheduler: a.scheduler.clone(),
+        campaigns: Arc::new(CampaignCache::new(a.campaigns.clone(), clock.clone(), Duration::seconds(60))),
+        clock,
+    }
+}
+
+/// A batch through the ingest service: each event's (status, error field).
+async fn ingest_batch(ingest: &Ingest, events: Vec<serde_json::Value>) -> Vec<(String, Option<String>)> {
+    let body = json!({ "events": events }).to_string();
+    let answer = serde_json::to_value(ingest.ingest_body(body.as_bytes()).await.expect("body is a batch")).unwrap();
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].as_str().unwrap().to_owned(), r["error"]["field"].as_str().map(str::to_owned)))
+        .collect()
+}
+
+/// A real browser subscription's keys (65-byte P-256 point, 16-byte secret).
+const P256DH: &str = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM";
+const AUTH: &str = "tBHItJI5svbpez7KI4CCXg";
+
+/// An add_to_cart with `extra` members merged in.
+fn edit_with(cart_id: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut event = json!({"event_id": unique("e"), "type": "add_to_cart", "cart_id": cart_id,
+                           "items": [{"item_id": "sku-1"}]});
+    event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    event
+}
+
+/// An add_to_cart of 150 items whose URLs make it about 90 KB once stored.
+fn large_edit(cart_id: &str) -> serde_json::Value {
+    let url = format!("https://shop.example/p/{}", "u".repeat(250));
+    let items: Vec<_> = (0..150).map(|i| json!({"item_id": format!("sku-{i}"), "url": url, "image_url": url})).collect();
+    json!({"event_id": unique("big"), "type": "add_to_cart", "cart_id": cart_id, "items": items})
+}
+
+/// Issue 9 item 3: inputs the local store took and DynamoDB refused (which
+/// then blocked ingest) are refused at parse time, by field, on every runtime.
+pub async fn ingest_refuses_storage_bound_breakers_by_field(a: &Adapters) {
+    let ingest = ingest(a);
+    let cart = unique("cart");
+    let token = |t: String| json!({"platform": "fcm", "token": t});
+    let long = format!("https://shop.example/{}", "l".repeat(1500));
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!({ "p": deep });
+    }
+    let cases = [
+        ("coupon", json!({"coupon": "C".repeat(5000)})),
+        ("customer.push_tokens", json!({"customer": {"push_tokens": vec![token("t".repeat(40)); 500]}})),
+        ("customer.push_tokens[0].token", json!({"customer": {"push_tokens": [token("t".repeat(100_000))]}})),
+        (
+            "customer.web_push_subscription",
+            json!({"customer": {"web_push_subscription":
+                {"endpoint": "https://push.example/s", "keys": {"p256dh": P256DH, "auth": AUTH}, "x": "x".repeat(300_000)}}}),
+        ),
+        ("items[0].properties.p.p.p.p.p.p.p", json!({"items": [{"item_id": "sku-1", "properties": deep}]})),
+        (
+            "customer.web_push_subscription.expirationTime",
+            json!({"customer": {"web_push_subscription": {"endpoint": "https://push.example/s",
+                "keys": {"p256dh": P256DH, "auth": AUTH}, "expirationTime": 1e200}}}),
+        ),
+        ("items", json!({"items": (0..200)
+            .map(|i| json!({"item_id": format!("sku-{i}"), "url": long, "image_url": long}))
+            .collect::<Vec<_>>()})),
+    ];
+    for (field, extra) in cases {
+        let results = ingest_batch(&ingest, vec![edit_with(&cart, extra), edit_with(&cart, json!({}))]).await;
+        assert!(results[0].0 == "rejected" && results[0].1.as_deref().is_some_and(|f| f.starts_with(field)),
+            "{field}: {results:?}");
+        assert_eq!(results[1], ("accepted".to_owned(), None), "the event after {field} still lands");
+    }
+}
+
+/// Issue 9 item 3: the cart's size bound holds for the cart as it will be
+/// written, so every write the service makes fits one store item (DynamoDB:
+/// 400 KB), and a purchase always lands.
+pub async fn full_cart_fits_the_store(a: &Adapters) {
+    let ingest = ingest(a);
+    let cart = unique("cart");
+    let mut edits = Vec::new();
+    for _ in 0..6 {
+        edits.push(large_edit(&cart));
+    }
+    let mut results = Vec::new();
+    for edit in edits {
+        results.extend(ingest_batch(&ingest, vec![edit]).await);
+    }
+    let accepted = results.iter().take_while(|(status, _)| status == "accepted").count();
+    assert!(accepted >= 2, "{results:?}");
+    assert!(
+        results[accepted..].iter().all(|r| r == &("rejected".to_owned(), Some("cart_id".to_owned()))),
+        "after the cart is full every edit is refused by cart_id, none fails in the store: {results:?}"
+    );
+    let mut purchase = large_edit(&cart);
+    purchase["type"] = json!("purchase");
+    purchase["order_id"] = json!("o-1");
+    assert_eq!(ingest_batch(&ingest, vec![purchase]).await, [("accepted".to_owned(), None)]);
+    let record = a.state.get_cart(&cart.clone().into()).await.unwrap().unwrap();
+    assert_eq!(record.events.len(), accepted + 1);
+    assert_eq!(record.cart().status, cartback_core::cart::CartStatus::Converted);
 }
