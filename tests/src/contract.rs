@@ -697,7 +697,8 @@ fn edit_with(cart_id: &str, extra: serde_json::Value) -> serde_json::Value {
 /// An add_to_cart of 150 items whose URLs make it about 90 KB once stored.
 fn large_edit(cart_id: &str) -> serde_json::Value {
     let url = format!("https://shop.example/p/{}", "u".repeat(250));
-    let items: Vec<_> = (0..150).map(|i| json!({"item_id": format!("sku-{i}"), "url": url, "image_url": url})).collect();
+    let items: Vec<_> =
+        (0..150).map(|i| json!({"item_id": format!("sku-{i}"), "url": url, "image_url": url})).collect();
     json!({"event_id": unique("big"), "type": "add_to_cart", "cart_id": cart_id, "items": items})
 }
 
@@ -719,7 +720,8 @@ pub async fn ingest_refuses_storage_bound_breakers_by_field(a: &Adapters) {
         (
             "customer.web_push_subscription",
             json!({"customer": {"web_push_subscription":
-                {"endpoint": "https://push.example/s", "keys": {"p256dh": P256DH, "auth": AUTH}, "x": "x".repeat(300_000)}}}),
+                {"endpoint": "https://push.example/s", "keys": {"p256dh": P256DH, "auth": AUTH},
+                 "x": "x".repeat(300_000)}}}),
         ),
         ("items[0].properties.p.p.p.p.p.p.p", json!({"items": [{"item_id": "sku-1", "properties": deep}]})),
         (

@@ -31,14 +31,20 @@ async fn call(app: &Router, request: Request<Body>) -> Observed {
 fn signed(clock: &ManualClock, method: &'static str, path: &'static str, body: Vec<u8>) -> Request<Body> {
     let request = SignedRequest { method, path_and_query: path, body: &body };
     let signature = sign_request(&Secret::new(SECRET.to_vec()).unwrap(), clock.now().timestamp(), &request);
-    Request::builder().method(method).uri(path).header("x-cartback-signature", signature).body(Body::from(body)).unwrap()
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-cartback-signature", signature)
+        .body(Body::from(body))
+        .unwrap()
 }
 
 /// Posts a batch; the answer must keep to the document.
 async fn post(app: &Router, clock: &ManualClock, body: &Value) -> (u16, Option<String>, Value) {
     let observed = call(app, signed(clock, "POST", "/v1/events", body.to_string().into_bytes())).await;
     served().check_response("POST", "/v1/events", &observed).unwrap_or_else(|v| panic!("{v}"));
-    let retry_after = observed.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.clone());
+    let retry_after =
+        observed.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.clone());
     (observed.status, retry_after, serde_json::from_slice(&observed.body).unwrap())
 }
 
@@ -54,7 +60,8 @@ async fn given_a_batch_where_one_cart_cannot_be_stored_when_posted_then_503_name
     let (status, retry_after, answer) = post(&app, &clock, &body).await;
 
     assert_eq!((status, retry_after.as_deref()), (503, Some("5")));
-    let statuses: Vec<&str> = answer["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> =
+        answer["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["accepted", "retry", "accepted"]);
     assert_eq!((answer["accepted"].as_u64(), answer["retry"].as_u64()), (Some(2), Some(1)));
 
@@ -65,7 +72,8 @@ async fn given_a_batch_where_one_cart_cannot_be_stored_when_posted_then_503_name
 }
 
 #[tokio::test]
-async fn given_an_add_to_cart_with_a_bad_phone_when_posted_then_it_is_accepted_with_a_warning_and_the_timeline_says_why() {
+async fn given_an_add_to_cart_with_a_bad_phone_when_posted_then_it_is_accepted_with_a_warning_and_the_timeline_says_why(
+) {
     let (app, clock) = local_app_with_failing_timers(SECRET, false, &[]);
     let mut event = edit("w1", "cart-w");
     event["customer"] = json!({"phone": "+1 555 0100 000", "email": "wendy@example.com"});

@@ -395,7 +395,8 @@ mod tests {
         assert_eq!(with("/endpoint", "https:///path".into()), Err("endpoint"));
         assert_eq!(with("/keys/p256dh", AUTH.into()), Err("keys.p256dh"), "16 bytes where 65 belong");
         assert_eq!(with("/keys/auth", "not base64!".into()), Err("keys.auth"));
-        assert_eq!(WebPushSubscription::parse(&"https://push.example".into()).map(|_| ()), Err(WebPushError::NotAnObject));
+        let text = serde_json::Value::from("https://push.example");
+        assert_eq!(WebPushSubscription::parse(&text).map(|_| ()), Err(WebPushError::NotAnObject));
     }
 
     #[test]
