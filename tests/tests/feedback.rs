@@ -264,3 +264,86 @@ async fn given_a_batch_with_a_tracked_event_an_untracked_type_and_a_malformed_re
     let opened = at(open["open"]["timestamp"].as_str().unwrap());
     assert_eq!(stack.db.get_message(&first).await.unwrap().unwrap().engaged_at, Some(opened));
 }
+
+// ------------------------------------------------- machine opens and clicks
+
+/// A browser's user agent (Safari on an iPhone).
+const BROWSER: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
+                       (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+/// Microsoft Defender for Office 365 Safe Links, following every link of a delivered message.
+const SAFE_LINKS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                          BingPreview/1.0b";
+
+/// Follows the restore link of `message_id` with `user_agent`, as
+/// `GET /r/{token}` on the stack's HTTP application.
+async fn click(stack: &LocalStack, message_id: &MessageId, user_agent: Option<&str>) -> u16 {
+    use tower::ServiceExt;
+    let claims = cartback_core::signing::LinkClaims {
+        message_id: message_id.clone(),
+        cart_id: "cart-1".into(),
+        target: "https://shop.example.com/cart/restore?cart=cart-1".into(),
+        expires: stack_now(stack).timestamp() + 86_400,
+    };
+    let token = cartback_core::signing::sign_link(&stack.api.settings.secret, &claims);
+    let mut request = axum::http::Request::get(format!("/r/{token}"));
+    if let Some(user_agent) = user_agent {
+        request = request.header("user-agent", user_agent);
+    }
+    let response = stack.app.clone().oneshot(request.body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    response.status().as_u16()
+}
+
+/// The step-two decision once its timer fires.
+async fn second_step(stack: &LocalStack) -> (String, usize) {
+    match fire_next_timer(stack).await {
+        CheckOutcome::Decided { decision, sent } => (decision.reason().code.as_str().to_owned(), sent.len()),
+        other => panic!("expected a decision, got {other:?}"),
+    }
+}
+
+/// GIVEN the first email went out WHEN SES reports it opened (Apple Mail
+/// Privacy Protection fetches every image, so an open proves nothing) THEN
+/// the second step still goes out: the default campaign does not count opens.
+#[tokio::test]
+async fn given_an_ses_open_when_the_second_step_comes_due_then_the_follow_up_still_goes_out() {
+    let (stack, first) = first_email_sent().await;
+    let opened = stack_now(&stack) + Duration::minutes(12);
+    stack.feedback.record(&feedback(&first, FeedbackKind::Opened, opened)).await.unwrap();
+    assert_eq!(lines(&stack, "cart-1", "open").await.len(), 1, "the open is recorded on the timeline");
+    assert_eq!(second_step(&stack).await, ("sent".to_owned(), 1));
+}
+
+/// GIVEN the first email went out WHEN a link scanner (Safe Links) follows
+/// its link an hour later THEN the second step still goes out, and the click
+/// is on the timeline as a suspected scanner click.
+#[tokio::test]
+async fn given_a_click_from_a_link_scanner_when_the_second_step_comes_due_then_the_follow_up_still_goes_out() {
+    let (stack, first) = first_email_sent().await;
+    stack.clock.set(stack_now(&stack) + Duration::hours(1));
+    assert_eq!(click(&stack, &first, Some(SAFE_LINKS)).await, 302, "the link still works for a scanner");
+    assert_eq!(lines(&stack, "cart-1", "scanner_click").await.len(), 1);
+    assert_eq!(second_step(&stack).await, ("sent".to_owned(), 1));
+}
+
+/// GIVEN the first email went out WHEN its link is followed two seconds
+/// after the send, by a browser-looking client (no person reads that fast:
+/// a mail gateway checking links) THEN the second step still goes out.
+#[tokio::test]
+async fn given_a_click_seconds_after_the_send_when_the_second_step_comes_due_then_the_follow_up_still_goes_out() {
+    let (stack, first) = first_email_sent().await;
+    stack.clock.set(stack_now(&stack) + Duration::seconds(2));
+    assert_eq!(click(&stack, &first, Some(BROWSER)).await, 302);
+    assert_eq!(lines(&stack, "cart-1", "scanner_click").await.len(), 1);
+    assert_eq!(second_step(&stack).await, ("sent".to_owned(), 1));
+}
+
+/// GIVEN the first email went out WHEN a person clicks its link from a
+/// browser an hour later THEN the checker stops for engagement.
+#[tokio::test]
+async fn given_a_human_click_when_the_second_step_comes_due_then_the_checker_stops_for_engagement() {
+    let (stack, first) = first_email_sent().await;
+    stack.clock.set(stack_now(&stack) + Duration::hours(1));
+    assert_eq!(click(&stack, &first, Some(BROWSER)).await, 302);
+    assert_eq!(lines(&stack, "cart-1", "click").await.len(), 1);
+    assert_eq!(second_step(&stack).await, ("engaged".to_owned(), 0));
+}
