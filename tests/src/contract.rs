@@ -24,6 +24,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
+use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::{Progress, StepDispatched};
 use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item, PushPlatform, PushToken};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
@@ -205,7 +206,7 @@ pub fn message(
         channel,
         decided_at,
         status: MessageStatus::Queued,
-        engaged_at: None,
+        engagement: Default::default(),
     }
 }
 
@@ -588,11 +589,20 @@ pub async fn unknown_message_not_found(a: &Adapters) {
 
 pub async fn record_engagement_keeps_first(a: &Adapters) {
     let record = stored_message(a).await;
-    a.state.record_engagement(&record.message_id, t(100)).await.unwrap();
-    a.state.record_engagement(&record.message_id, t(200)).await.unwrap();
+    let click = |at| a.state.record_engagement(&record.message_id, EngagementLabel::HumanClick, at);
+    assert_eq!(click(t(100)).await.unwrap(), Some(Tally::once(t(100))), "the first of its label");
+    assert_eq!(click(t(200)).await.unwrap(), Some(Tally { count: 2, first_at: t(100), last_at: t(200) }));
+    let open = a.state.record_engagement(&record.message_id, EngagementLabel::MachineOpen, t(150)).await.unwrap();
+    assert_eq!(open, Some(Tally::once(t(150))), "each label is counted on its own");
     let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
-    assert_eq!(read.engaged_at, Some(t(100)));
+    assert_eq!(read.engagement.tally(EngagementLabel::HumanClick), Some(&Tally { count: 2, first_at: t(100), last_at: t(200) }));
+    assert_eq!(read.engagement.tally(EngagementLabel::MachineOpen), Some(&Tally::once(t(150))));
+    assert_eq!(read.engagement.tally(EngagementLabel::ScannerClick), None);
     assert_eq!(read.status, record.status, "engagement leaves the status alone");
+    let listed = a.state.customer_messages(&record.customer_key, t(-1)).await.unwrap();
+    assert_eq!(listed, [read], "the history the engine reads carries the same tallies");
+    let unknown = a.state.record_engagement(&unique("m").into(), EngagementLabel::HumanClick, t(1)).await.unwrap();
+    assert_eq!(unknown, None, "an expired or unknown message: nothing written");
 }
 
 /// GIVEN a sent message WHEN one of its links is followed 1,000 times
@@ -623,8 +633,30 @@ pub async fn link_clicked_a_thousand_times_writes_a_bounded_amount(a: &Adapters)
         assert_eq!(response.status().as_u16(), 302, "click {i}");
     }
     let timeline = a.state.timeline(&record.cart_id).await.unwrap();
-    assert_eq!(timeline.len(), 1, "one line for the first human click, none for the 999 after: {:?}", &timeline[..3.min(timeline.len())]);
+    assert_eq!(
+        timeline.len(),
+        1,
+        "one line for the first human click, none for the 999 after: {:?}",
+        &timeline[..3.min(timeline.len())]
+    );
     assert_eq!((timeline[0].code.as_str(), timeline[0].at), ("click", t(3600)));
+    // The clicks are counted on the one message record, the first time kept.
+    let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
+    let tallies: Vec<_> = read.engagement.iter().map(|(label, tally)| (label, *tally)).collect();
+    assert_eq!(tallies, [(EngagementLabel::HumanClick, Tally { count: 1_000, first_at: t(3600), last_at: t(4599) })]);
+    assert_eq!(a.state.customer_messages(&record.customer_key, t(-1)).await.unwrap().len(), 1, "no new records");
+    // A scanner on the same link adds its own single line, then only counts.
+    for _ in 0..3 {
+        let request = axum::http::Request::get(format!("/r/{token}"))
+            .header("user-agent", "curl/8.5.0")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(app.clone().oneshot(request).await.unwrap().status().as_u16(), 302);
+    }
+    let codes: Vec<String> = a.state.timeline(&record.cart_id).await.unwrap().into_iter().map(|e| e.code).collect();
+    assert_eq!(codes, ["click", "scanner_click"]);
+    let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
+    assert_eq!(read.engagement.tally(EngagementLabel::ScannerClick).map(|t| t.count), Some(3));
 }
 
 pub async fn customer_messages_filter_by_key_and_since(a: &Adapters) {

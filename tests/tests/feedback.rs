@@ -9,10 +9,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use cartback_aws::handlers;
+use cartback_core::campaign::Campaign;
+use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::Decision;
 use cartback_core::ids::{CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageRecord, MessageStatus, QueueName};
-use cartback_core::ports::{CartStore, CustomerStore, MessageStore, Timeline, TimelineEntry};
+use cartback_core::ports::{CampaignStore, CartStore, CustomerStore, MessageStore, Timeline, TimelineEntry};
 use cartback_core::service::{CheckOutcome, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 use cartback_tests::samples::{sample_as, LocalStack};
 
@@ -67,6 +69,7 @@ fn feedback(message_id: &str, kind: FeedbackKind, when: DateTime<Utc>) -> Feedba
         provider_message_id: "ses-0001".into(),
         kind,
         at: when,
+        user_agent: Some(BROWSER.into()),
     }
 }
 
@@ -79,13 +82,20 @@ async fn lines(stack: &LocalStack, cart_id: &str, code: &str) -> Vec<TimelineEnt
     stack.db.timeline(&cart_id.into()).await.unwrap().into_iter().filter(|e| e.code == code).collect()
 }
 
+/// GIVEN a campaign that opts in to opens WHEN its first email is opened
+/// (by a browser, minutes after the send) THEN the checker stops for
+/// engagement.
 #[tokio::test]
-async fn given_an_opened_first_email_when_the_second_step_comes_due_then_the_checker_stops_for_engagement() {
+async fn given_a_campaign_counting_opens_when_its_first_email_is_opened_then_the_checker_stops_for_engagement() {
     let (stack, first) = first_email_sent().await;
+    let mut campaign = Campaign::default_campaign();
+    campaign.opens_count_as_engagement = true;
+    CampaignStore::put(&stack.db, &campaign).await.unwrap();
     let opened = stack_now(&stack) + Duration::minutes(12);
     let outcome = stack.feedback.record(&feedback(&first, FeedbackKind::Opened, opened)).await.unwrap();
     assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
-    assert_eq!(stack.db.get_message(&first).await.unwrap().unwrap().engaged_at, Some(opened));
+    let record = stack.db.get_message(&first).await.unwrap().unwrap();
+    assert_eq!(record.engagement.tally(EngagementLabel::Open), Some(&Tally::once(opened)));
     assert_eq!(lines(&stack, "cart-1", "open").await.len(), 1);
     match fire_next_timer(&stack).await {
         CheckOutcome::Decided { decision: Decision::Stop { reason, .. }, sent } => {
@@ -194,7 +204,7 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
         channel: Channel::Email,
         decided_at: at(START),
         status: MessageStatus::Sent { provider_message_id: "ses-0001".into(), at: at(START) },
-        engaged_at: None,
+        engagement: Default::default(),
     };
     stack.db.create_message(&message).await.unwrap();
     let outcome = stack
@@ -262,7 +272,8 @@ async fn given_a_batch_with_a_tracked_event_an_untracked_type_and_a_malformed_re
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["malformed"]);
     let opened = at(open["open"]["timestamp"].as_str().unwrap());
-    assert_eq!(stack.db.get_message(&first).await.unwrap().unwrap().engaged_at, Some(opened));
+    let record = stack.db.get_message(&first).await.unwrap().unwrap();
+    assert_eq!(record.engagement.tally(EngagementLabel::Open).map(|t| t.first_at), Some(opened));
 }
 
 // ------------------------------------------------- machine opens and clicks
@@ -310,7 +321,7 @@ async fn given_an_ses_open_when_the_second_step_comes_due_then_the_follow_up_sti
     let opened = stack_now(&stack) + Duration::minutes(12);
     stack.feedback.record(&feedback(&first, FeedbackKind::Opened, opened)).await.unwrap();
     assert_eq!(lines(&stack, "cart-1", "open").await.len(), 1, "the open is recorded on the timeline");
-    assert_eq!(second_step(&stack).await, ("sent".to_owned(), 1));
+    assert_eq!(second_step(&stack).await.1, 1, "step two goes out");
 }
 
 /// GIVEN the first email went out WHEN a link scanner (Safe Links) follows
@@ -322,7 +333,7 @@ async fn given_a_click_from_a_link_scanner_when_the_second_step_comes_due_then_t
     stack.clock.set(stack_now(&stack) + Duration::hours(1));
     assert_eq!(click(&stack, &first, Some(SAFE_LINKS)).await, 302, "the link still works for a scanner");
     assert_eq!(lines(&stack, "cart-1", "scanner_click").await.len(), 1);
-    assert_eq!(second_step(&stack).await, ("sent".to_owned(), 1));
+    assert_eq!(second_step(&stack).await.1, 1, "step two goes out");
 }
 
 /// GIVEN the first email went out WHEN its link is followed two seconds
@@ -334,7 +345,7 @@ async fn given_a_click_seconds_after_the_send_when_the_second_step_comes_due_the
     stack.clock.set(stack_now(&stack) + Duration::seconds(2));
     assert_eq!(click(&stack, &first, Some(BROWSER)).await, 302);
     assert_eq!(lines(&stack, "cart-1", "scanner_click").await.len(), 1);
-    assert_eq!(second_step(&stack).await, ("sent".to_owned(), 1));
+    assert_eq!(second_step(&stack).await.1, 1, "step two goes out");
 }
 
 /// GIVEN the first email went out WHEN a person clicks its link from a

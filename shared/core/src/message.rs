@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::contact::{DeviceToken, Email, Phone, WebPushSubscription};
+use crate::engagement::Engagement;
 use crate::enum_names;
 use crate::event::{CustomerPatch, PushPlatform, PushToken};
 use crate::ids::{CartId, CustomerKey, MessageId};
@@ -141,8 +142,11 @@ pub struct MessageRecord {
     pub channel: Channel,
     pub decided_at: DateTime<Utc>,
     pub status: MessageStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engaged_at: Option<DateTime<Utc>>,
+    /// Opens and clicks, counted per label (human click, suspected scanner
+    /// click, open, machine open). Records written before labels existed
+    /// kept one `engaged_at` time; it reads as a human click.
+    #[serde(default, alias = "engaged_at", skip_serializing_if = "Engagement::is_empty")]
+    pub engagement: Engagement,
 }
 
 impl MessageRecord {
