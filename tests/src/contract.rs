@@ -595,7 +595,8 @@ pub async fn record_engagement_keeps_first(a: &Adapters) {
     let open = a.state.record_engagement(&record.message_id, EngagementLabel::MachineOpen, t(150)).await.unwrap();
     assert_eq!(open, Some(Tally::once(t(150))), "each label is counted on its own");
     let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
-    assert_eq!(read.engagement.tally(EngagementLabel::HumanClick), Some(&Tally { count: 2, first_at: t(100), last_at: t(200) }));
+    let clicks = read.engagement.tally(EngagementLabel::HumanClick);
+    assert_eq!(clicks, Some(&Tally { count: 2, first_at: t(100), last_at: t(200) }));
     assert_eq!(read.engagement.tally(EngagementLabel::MachineOpen), Some(&Tally::once(t(150))));
     assert_eq!(read.engagement.tally(EngagementLabel::ScannerClick), None);
     assert_eq!(read.status, record.status, "engagement leaves the status alone");

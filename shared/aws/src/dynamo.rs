@@ -562,7 +562,9 @@ impl MessageStore for DynamoStateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(message_key(message_id))))
-            .update_expression("ADD #count :one SET #first = if_not_exists(#first, :at), #last = :at, expires_at = :exp")
+            .update_expression(
+                "ADD #count :one SET #first = if_not_exists(#first, :at), #last = :at, expires_at = :exp",
+            )
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#count", count)
             .expression_attribute_names("#first", first_at)
@@ -670,5 +672,61 @@ impl CampaignStore for DynamoCampaignStore {
             .await
             .map_err(|e| unavailable(SERVICE, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cartback_core::ids::CustomerKey;
+    use cartback_core::message::Channel;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("a valid time")
+    }
+
+    fn record() -> MessageRecord {
+        MessageRecord {
+            message_id: "m_1".into(),
+            cart_id: "cart-1".into(),
+            customer_key: CustomerKey::Customer("u1".into()),
+            campaign_id: "default".into(),
+            step: 0,
+            channel: Channel::Email,
+            decided_at: at("2026-11-23T10:30:00Z"),
+            status: MessageStatus::Queued,
+            engagement: Engagement::default(),
+        }
+    }
+
+    #[test]
+    fn given_a_message_with_tallies_when_stored_and_read_then_they_are_flat_attributes_and_come_back_whole() {
+        let mut message = record();
+        message.engagement.add(EngagementLabel::HumanClick, at("2026-11-23T11:00:00.123456789Z"));
+        message.engagement.add(EngagementLabel::HumanClick, at("2026-11-23T12:00:00Z"));
+        message.engagement.add(EngagementLabel::MachineOpen, at("2026-11-23T10:30:02Z"));
+        let mut item: Item = to_item(&message).unwrap();
+        item.remove("engagement");
+        item.extend(engagement_item(&message.engagement).unwrap());
+        assert_eq!(number(&item, "engagement_click_count"), Some(2));
+        assert_eq!(number(&item, "engagement_machine_open_count"), Some(1));
+        assert!(!item.contains_key("engagement"), "no nested map: a count is one ADD");
+        assert_eq!(message_from_item(item).unwrap(), message);
+    }
+
+    #[test]
+    fn given_a_message_item_from_before_labels_when_read_then_its_engaged_at_is_a_human_click() {
+        let mut item: Item = to_item(record()).unwrap();
+        item.insert("engaged_at".into(), s("2026-11-23T11:00:00Z"));
+        let read = message_from_item(item).unwrap();
+        let tally = read.engagement.tally(EngagementLabel::HumanClick).copied();
+        assert_eq!(tally, Some(Tally::once(at("2026-11-23T11:00:00Z"))));
+    }
+
+    #[test]
+    fn given_a_count_without_its_times_when_read_then_the_item_is_reported_corrupt() {
+        let mut item: Item = to_item(record()).unwrap();
+        item.insert("engagement_click_count".into(), n(3));
+        assert!(matches!(message_from_item(item), Err(PortError::Corrupt(_))));
     }
 }

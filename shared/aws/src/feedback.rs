@@ -226,14 +226,14 @@ mod tests {
         ];
         for (event_type, extra, kind) in cases {
             let expected_at: DateTime<Utc> = extra.1["timestamp"].as_str().unwrap().parse().unwrap();
+            let user_agent = extra.1.get("userAgent").and_then(Value::as_str).map(str::to_owned);
             let items = parse_batch(SqsEvent { records: vec![record("r1", &sns(&ses(event_type, extra)))] });
             match &items[..] {
                 [FeedbackItem::Event { record_id, event }] => {
                     assert_eq!(record_id, "r1");
                     assert_eq!((event.kind, event.at, event.message_id.as_str()), (kind, expected_at, "m_abc"));
                     assert_eq!(event.dedupe_id(), format!("ses-{}-0100019a-ses", kind.as_str()));
-                    let user_agent = extra.1.get("userAgent").and_then(Value::as_str);
-                    assert_eq!(event.user_agent.as_deref(), user_agent, "{event_type}");
+                    assert_eq!(event.user_agent.as_deref(), user_agent.as_deref(), "{event_type}");
                 }
                 other => panic!("{event_type}: {other:?}"),
             }

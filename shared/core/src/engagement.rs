@@ -242,13 +242,24 @@ impl Engagement {
     /// The earliest engagement that ends a campaign, given whether it counts
     /// opens.
     pub fn decisive(&self, opens_count: bool) -> Option<(EngagementLabel, DateTime<Utc>)> {
-        self.iter().filter(|(label, _)| label.is_decisive(opens_count)).map(|(l, t)| (l, t.first_at)).min_by_key(|(_, at)| *at)
+        self.iter()
+            .filter(|(label, _)| label.is_decisive(opens_count))
+            .map(|(l, t)| (l, t.first_at))
+            .min_by_key(|(_, at)| *at)
     }
 
     /// One line per label, e.g. `2 human clicks (first 2026-11-23T10:40:00Z)`.
     pub fn summary(&self) -> Vec<String> {
         self.iter()
-            .map(|(label, t)| format!("{} {} (first {}, last {})", t.count, label.plural(), t.first_at.to_rfc3339(), t.last_at.to_rfc3339()))
+            .map(|(label, t)| {
+                format!(
+                    "{} {} (first {}, last {})",
+                    t.count,
+                    label.plural(),
+                    t.first_at.to_rfc3339(),
+                    t.last_at.to_rfc3339()
+                )
+            })
             .collect()
     }
 }
@@ -316,7 +327,11 @@ mod tests {
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0 Safari/537.36",
         ] {
             let c = classify(Interaction::Click, Some(ua), at(3600), at(0));
-            assert_eq!((c.label, c.reason), (EngagementLabel::ScannerClick, EngagementReason::ScannerUserAgent), "{ua}");
+            assert_eq!(
+                (c.label, c.reason),
+                (EngagementLabel::ScannerClick, EngagementReason::ScannerUserAgent),
+                "{ua}"
+            );
             assert!(c.matched.is_some_and(|m| ua.to_ascii_lowercase().contains(m)), "{ua}");
         }
     }
@@ -330,7 +345,13 @@ mod tests {
 
     #[test]
     fn given_every_label_when_asked_if_decisive_then_only_human_clicks_and_opted_in_opens_are() {
-        let decisive = |opens| EngagementLabel::ALL.into_iter().filter(|l| l.is_decisive(opens)).map(EngagementLabel::as_str).collect::<Vec<_>>();
+        let decisive = |opens| {
+            EngagementLabel::ALL
+                .into_iter()
+                .filter(|l| l.is_decisive(opens))
+                .map(EngagementLabel::as_str)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(decisive(false), ["click"]);
         assert_eq!(decisive(true), ["click", "open"]);
     }

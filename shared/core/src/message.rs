@@ -297,6 +297,22 @@ mod tests {
     }
 
     #[test]
+    fn given_a_record_stored_before_engagement_labels_when_read_then_its_engaged_at_is_one_human_click() {
+        let stored = serde_json::json!({
+            "message_id": "m_1", "cart_id": "c1", "customer_key": "customer:u1", "campaign_id": "default", "step": 0,
+            "channel": "email", "decided_at": "2026-11-23T10:30:00Z", "status": {"state": "queued"},
+            "engaged_at": "2026-11-23T11:00:00Z"
+        });
+        let record: MessageRecord = serde_json::from_value(stored).unwrap();
+        let at: DateTime<Utc> = "2026-11-23T11:00:00Z".parse().unwrap();
+        let click = record.engagement.tally(crate::engagement::EngagementLabel::HumanClick);
+        assert_eq!(click, Some(&crate::engagement::Tally::once(at)));
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["engagement"]["click"]["count"], 1, "written back in the new form: {written}");
+        assert!(written.get("engaged_at").is_none());
+    }
+
+    #[test]
     fn given_every_message_status_when_named_then_the_name_is_its_serde_state_tag() {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let statuses = [

@@ -68,7 +68,8 @@ pub async fn record_engagement<S: MessageStore + Timeline + ?Sized>(
     // here is logged, not retried (a retry would count the click twice).
     let entry = timeline_entry(message, &classified, sighting.at, details);
     if let Err(error) = store.append_timeline(&message.cart_id, &entry).await {
-        tracing::warn!(%error, message_id = %message.message_id, label = classified.label.as_str(), "engagement not added to the timeline");
+        let (message_id, label) = (&message.message_id, classified.label.as_str());
+        tracing::warn!(%error, %message_id, label, "engagement not added to the timeline");
     }
     Ok(EngagementOutcome::First(classified))
 }
