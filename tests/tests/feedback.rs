@@ -358,3 +358,29 @@ async fn given_a_human_click_when_the_second_step_comes_due_then_the_checker_sto
     assert_eq!(lines(&stack, "cart-1", "click").await.len(), 1);
     assert_eq!(second_step(&stack).await, ("engaged".to_owned(), 0));
 }
+
+/// GIVEN the first email went out WHEN SES reports three opens, one of them
+/// by Apple's privacy proxy THEN each is counted under its label, only the
+/// first of each label is on the timeline, and repeats answer `Duplicate`.
+#[tokio::test]
+async fn given_repeated_ses_opens_when_recorded_then_they_are_counted_per_label_with_one_line_each() {
+    let (stack, first) = first_email_sent().await;
+    let sent = stack_now(&stack);
+    let open = |minutes: i64, user_agent: &str| FeedbackEvent {
+        user_agent: Some(user_agent.into()),
+        ..feedback(&first, FeedbackKind::Opened, sent + Duration::minutes(minutes))
+    };
+    let outcomes = [
+        stack.feedback.record(&open(1, "Mozilla/5.0")).await.unwrap(),
+        stack.feedback.record(&open(30, BROWSER)).await.unwrap(),
+        stack.feedback.record(&open(90, BROWSER)).await.unwrap(),
+    ];
+    let recorded = FeedbackOutcome::Recorded { consent_withdrawn_for: None };
+    assert_eq!(outcomes, [recorded.clone(), recorded, FeedbackOutcome::Duplicate]);
+    let record = stack.db.get_message(&first).await.unwrap().unwrap();
+    let tallies: Vec<_> = record.engagement.iter().map(|(label, t)| (label.as_str(), t.count)).collect();
+    assert_eq!(tallies, [("open", 2), ("machine_open", 1)]);
+    let machine = lines(&stack, "cart-1", "machine_open").await;
+    assert_eq!((machine.len(), lines(&stack, "cart-1", "open").await.len()), (1, 1));
+    assert_eq!(machine[0].details["reason"], "privacy_proxy");
+}
