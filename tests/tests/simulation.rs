@@ -1136,6 +1136,7 @@ impl World {
         }
         match d {
             Decision::Send { .. } => self.fail(&c.id, "a check that ended on a send", d),
+            Decision::Skip { .. } => self.fail(&c.id, "a check that ended on a skip", d),
             Decision::Wait { until, reason } => {
                 if *until <= now {
                     self.fail(&c.id, "a wait that does not lie ahead (the timer would spin)", d);
