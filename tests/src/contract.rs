@@ -88,7 +88,7 @@ macro_rules! contract_suite {
                 => send_ledger_versioned_replace,
             given_many_writers_of_one_new_ledger_at_once_when_they_save_then_exactly_one_wins
                 => send_ledger_concurrent_create_exactly_one,
-            given_two_checkers_for_two_carts_of_one_customer_with_a_cap_of_one_when_they_run_together_then_exactly_one_message_goes
+            given_two_checkers_for_two_carts_of_one_customer_with_a_cap_of_one_when_run_together_then_one_message_goes
                 => concurrent_checkers_keep_the_customer_cap,
         );
     };

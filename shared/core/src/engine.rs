@@ -68,19 +68,33 @@ impl Progress {
         }
     }
 
+    /// A customer who comes back to the cart after a skipped step fell due
+    /// makes it a live abandoned cart again: the skipped steps after the last
+    /// real message are forgotten, so the sequence resumes as for a fresh
+    /// cart (a backfilled cart touched again today gets its reminder).
+    pub fn forget_skips_before(&mut self, last_activity: Option<DateTime<Utc>>) {
+        let Some(last_activity) = last_activity else { return };
+        let trailing = self.steps.iter().rev().take_while(|s| s.skipped).count();
+        let first = self.steps.len() - trailing;
+        if self.steps.get(first).is_some_and(|s| s.at < last_activity) {
+            self.steps.truncate(first);
+        }
+    }
+
     /// The steps whose message was (or should have been) sent.
     pub fn dispatched(&self) -> impl Iterator<Item = &StepDispatched> {
         self.steps.iter().filter(|s| !s.skipped)
     }
 }
 
+/// What the engine decided. `Skip`: the step is too late to send
+/// (`max_send_delay`); the caller records it as skipped ([`Progress::skip`])
+/// and decides again for the next step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     Wait { until: DateTime<Utc>, reason: Reason },
     Send { campaign_id: String, step: u32, channel: Channel, to: Recipient, template: String, reason: Reason },
-    /// The step is too late to send (`max_send_delay`): record it as skipped
-    /// ([`Progress::skip`]) and decide again for the next one.
     Skip { campaign_id: String, step: u32, due: DateTime<Utc>, reason: Reason },
     Stop { reason: Reason },
 }

@@ -1100,6 +1100,23 @@ fn given_a_skipped_first_step_when_the_follow_up_is_due_then_the_skip_is_neither
 }
 
 #[test]
+fn given_skipped_steps_when_the_customer_comes_back_to_the_cart_then_the_skips_are_forgotten_and_step_one_is_due_again() {
+    let mut s = Scenario::mobile().active_at(t0() - days(30));
+    s.skip_at(t0());
+    s.skip_at(t0());
+    // The customer adds to the cart again today.
+    s.cart.last_activity_at = Some(t0() + hours(1));
+    s.progress.forget_skips_before(s.cart.last_activity_at);
+    assert!(s.progress.steps.is_empty());
+    assert_send(&s.decide_at(t0() + hours(1) + mins(30)), 0, Push);
+    // Skips the customer was not active after stay.
+    let mut s = Scenario::mobile().active_at(t0() - days(30));
+    s.skip_at(t0());
+    s.progress.forget_skips_before(s.cart.last_activity_at);
+    assert_eq!(s.progress.steps.len(), 1);
+}
+
+#[test]
 fn given_a_purchased_cart_with_a_late_step_when_decided_then_the_purchase_is_the_reason() {
     let mut s = Scenario::mobile();
     s.cart.status = CartStatus::Converted;

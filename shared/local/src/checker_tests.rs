@@ -62,8 +62,12 @@ impl World {
         let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), Duration::zero()));
         let scheduler = Arc::new(SqliteScheduler::new(db.clone()));
         let store: Arc<dyn StateStore> = Arc::new(db.clone());
-        let ingest =
-            Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: clock.clone() };
+        let ingest = Ingest {
+            store: store.clone(),
+            scheduler: scheduler.clone(),
+            campaigns: campaigns.clone(),
+            clock: clock.clone(),
+        };
         let queue = Arc::new(FlakyQueue { inner: SqliteQueue::new(db.clone()), failing: AtomicBool::new(false) });
         let settings = Arc::new(Settings::new(
             Secret::new(b"0123456789abcdef0123".to_vec()).unwrap(),
@@ -87,8 +91,12 @@ impl World {
     async fn jobs(&self) -> Vec<MessageJob> {
         let mut jobs = Vec::new();
         for queue in QueueName::ALL {
-            while let Some(job) =
-                self.queue.inner.receive(queue, self.clock.now() + Duration::days(365), Duration::days(1)).await.unwrap()
+            while let Some(job) = self
+                .queue
+                .inner
+                .receive(queue, self.clock.now() + Duration::days(365), Duration::days(1))
+                .await
+                .unwrap()
             {
                 jobs.push(job.job);
             }
@@ -196,7 +204,8 @@ async fn given_a_lost_sms_step_when_the_timer_retries_inside_quiet_hours_then_it
     // Step 1 falls due at 20:55 UTC, five minutes before the quiet hours.
     let activity = t0() + Duration::hours(10) + Duration::minutes(25);
     w.clock.set(activity);
-    w.send(add_to_cart("e1", activity, json!({"phone": "+33612345678", "timezone": "UTC", "consents": {"sms": true}}))).await;
+    w.send(add_to_cart("e1", activity, json!({"phone": "+33612345678", "timezone": "UTC", "consents": {"sms": true}})))
+        .await;
     let due = w.armed().await;
     assert_eq!(due, activity + Duration::minutes(30));
     let timer = w.step_one_lost().await;
@@ -218,12 +227,16 @@ async fn given_a_lost_sms_step_when_the_timer_retries_inside_quiet_hours_then_it
 }
 
 #[tokio::test]
-async fn given_a_backfilled_add_to_cart_from_30_days_ago_when_its_timer_fires_then_nothing_is_sent_and_the_skips_are_explained(
+async fn given_a_30_day_old_add_to_cart_backfilled_when_its_timer_fires_then_nothing_is_sent_and_the_skips_are_explained(
 ) {
     let w = World::with(shipped()).await;
     // GIVEN an add_to_cart that happened 30 days ago, received now.
-    w.send(add_to_cart("e1", t0() - Duration::days(30), json!({"email": "ana@example.com", "consents": {"email": true}})))
-        .await;
+    w.send(add_to_cart(
+        "e1",
+        t0() - Duration::days(30),
+        json!({"email": "ana@example.com", "consents": {"email": true}}),
+    ))
+    .await;
     let cart = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap();
     assert_eq!(cart.cart().items.len(), 1, "the old event updates the cart");
 

@@ -491,7 +491,8 @@ impl SendLedgerStore for Database {
         let now = self.clock.now();
         self.call(move |conn| {
             let expected = version_param(ledger.version)?;
-            let next = ledger.version.checked_add(1).ok_or_else(|| PortError::Corrupt("ledger version overflow".into()))?;
+            let overflow = || PortError::Corrupt("ledger version overflow".into());
+            let next = ledger.version.checked_add(1).ok_or_else(overflow)?;
             let json = to_json("send ledger", &SendLedger { version: next, ..ledger.clone() })?;
             let key = ledger.customer_key.to_string();
             let tx = immediate(conn)?;

@@ -11,8 +11,8 @@ use crate::ids::{CustomerKey, MessageId};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
 use crate::ports::TimelineKind;
 use crate::ports::{
-    CartRecord, CartStore, Clock, CustomerStore, JobQueue, MessageStore, PortError, ReservedSend, SaveOutcome, Scheduler,
-    SendLedgerStore, StateStore, Timeline, TimelineEntry, TimerPayload,
+    CartRecord, CartStore, Clock, CustomerStore, JobQueue, MessageStore, PortError, ReservedSend, SaveOutcome,
+    Scheduler, SendLedgerStore, StateStore, Timeline, TimelineEntry, TimerPayload,
 };
 use crate::render::{self, Links, RenderError};
 use crate::signing::{restore_token, sign_link, LinkClaims};
@@ -72,6 +72,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         let mut ledger = self.store.send_ledger(&key).await?;
         let pending: Vec<MessageRecord> = ledger.pending_elsewhere(&cart.cart_id, &history).collect();
         history.extend(pending);
+        record.progress.forget_skips_before(cart.last_activity_at);
         let contact = match &customer {
             Some(c) => c.profile.clone(),
             None => cart.contact.clone(),
@@ -181,7 +182,11 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
     /// The first dispatched step whose message record was never written
     /// (its job may never have been queued), if any. `history` saves the
     /// point reads for messages already known.
-    async fn first_lost_step(&self, record: &CartRecord, history: &[MessageRecord]) -> Result<Option<usize>, PortError> {
+    async fn first_lost_step(
+        &self,
+        record: &CartRecord,
+        history: &[MessageRecord],
+    ) -> Result<Option<usize>, PortError> {
         for (i, dispatched) in record.progress.steps.iter().enumerate() {
             if dispatched.skipped || history.iter().any(|m| m.message_id == dispatched.message_id) {
                 continue;
@@ -303,9 +308,11 @@ pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(
     now: DateTime<Utc>,
 ) -> Result<Decision, PortError> {
     let ctx = load_context(store, campaigns, record, now).await?;
+    let mut progress = record.progress.clone();
+    progress.forget_skips_before(ctx.cart.last_activity_at);
     Ok(engine::decide(&Input {
         cart: &ctx.cart,
-        progress: &record.progress,
+        progress: &progress,
         customer: ctx.customer.as_ref(),
         campaigns: &ctx.campaigns,
         history: &ctx.history,
