@@ -783,8 +783,7 @@ pub async fn concurrent_checkers_keep_the_customer_cap(a: &Adapters) {
             consents: Some(ConsentPatch { push: Some(true), ..Default::default() }),
             ..Default::default()
         };
-        let mut version = 0;
-        for _ in 0..2 {
+        for version in 0..2 {
             let cart_id = unique("cart");
             let mut event = rich_event(&unique("e"), EventType::AddToCart, &cart_id, Some(customer_id), activity);
             event.customer = None;
@@ -796,7 +795,6 @@ pub async fn concurrent_checkers_keep_the_customer_cap(a: &Adapters) {
                 .await
                 .unwrap();
             assert_eq!(outcome, CommitOutcome::Applied);
-            version += 1;
             carts.push((customer_id.clone(), cart_id));
         }
     }

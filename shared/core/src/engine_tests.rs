@@ -1100,7 +1100,7 @@ fn given_a_skipped_first_step_when_the_follow_up_is_due_then_the_skip_is_neither
 }
 
 #[test]
-fn given_skipped_steps_when_the_customer_comes_back_to_the_cart_then_the_skips_are_forgotten_and_step_one_is_due_again() {
+fn given_skipped_steps_when_the_customer_comes_back_to_the_cart_then_the_skips_are_forgotten_and_step_one_is_due() {
     let mut s = Scenario::mobile().active_at(t0() - days(30));
     s.skip_at(t0());
     s.skip_at(t0());

@@ -164,7 +164,9 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         // decides differently. Both calls are idempotent per message id.
         // The job goes first: a record without a job would look sent and
         // never be repaired; a job without a record waits (the sender
-        // retries) until the repair below writes the record.
+        // retries) until the timer's retry decides the step again and
+        // writes the record (or, deciding otherwise, leaves it to the
+        // dead-letter queue).
         for (message, job) in &jobs {
             self.queue.enqueue(job).await?;
             self.store.create_message(message).await?;
