@@ -25,6 +25,12 @@ pub struct Campaign {
     pub caps: Caps,
     #[serde(default)]
     pub quiet_hours: QuietHours,
+    /// Whether an open of a step's message stops the follow-ups, like a
+    /// click does. Off by default: Apple Mail Privacy Protection and mail
+    /// scanners open every message, so an open proves nothing. Opens by a
+    /// machine (see `crate::engagement`) never count, even when on.
+    #[serde(default)]
+    pub opens_count_as_engagement: bool,
 }
 
 fn yes() -> bool {
@@ -188,6 +194,7 @@ impl Campaign {
             ],
             caps: Caps::default(),
             quiet_hours: QuietHours::default(),
+            opens_count_as_engagement: false,
         }
     }
 
@@ -320,6 +327,7 @@ mod tests {
     fn given_a_minimal_file_when_parsed_then_field_defaults_apply() {
         let c = Campaign::from_toml("id = \"vip\"\nname = \"VIP\"\n[[steps]]\ndelay = \"1h\"\n").unwrap();
         assert!(c.enabled);
+        assert!(!c.opens_count_as_engagement, "opens do not end a campaign unless it opts in");
         assert_eq!(c.caps, Caps::default());
         assert_eq!(c.steps[0].channels, ChannelOrder::default());
     }
@@ -355,6 +363,14 @@ mod tests {
         let zero = text.replace("6h", "0s");
         let errors = Campaign::from_toml(&zero).unwrap_err();
         assert_eq!(errors[0].field, "caps.max_send_delay", "{errors:?}");
+    }
+
+    #[test]
+    fn given_a_campaign_that_opts_in_to_opens_when_parsed_then_the_setting_is_kept() {
+        let file = "id = \"o\"\nname = \"O\"\nopens_count_as_engagement = true\n[[steps]]\ndelay = \"1h\"\n";
+        let c = Campaign::from_toml(file).unwrap();
+        assert!(c.opens_count_as_engagement);
+        assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use super::{retry_on_conflict, Attempt, CampaignCache, Settings};
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
+use crate::engagement::Engagement;
 use crate::engine::{self, Decision, Input};
 use crate::ids::{CustomerKey, MessageId};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
@@ -108,7 +109,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                 channel: *channel,
                 decided_at: now,
                 status: MessageStatus::Queued,
-                engaged_at: None,
+                engagement: Engagement::default(),
             };
             record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
             match self.render(template, to, &cart, contact.first_name.as_deref(), &message.message_id, now) {
