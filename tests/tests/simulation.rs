@@ -181,6 +181,7 @@ fn gen_campaign(rng: &mut Rng, id: &str, odd_end: Option<NaiveTime>) -> Campaign
         c.caps.after_purchase = Duration::hours(*rng.pick(&[0, 24, 24]));
         c.caps.sms_max_per_cart = *rng.pick(&[0, 1, 1, 2]);
         c.caps.sms_window = Duration::hours(*rng.pick(&[1, 48, 48]));
+        c.caps.max_send_delay = Duration::hours(*rng.pick(&[6, 48, 48, 24 * 30]));
     }
     if rng.chance(40) {
         let (start, end) = *rng.pick(&[
@@ -1064,10 +1065,33 @@ impl World {
         if progress.iter().any(|d| d.record.step == m.step) {
             fail("a second message for the same cart and step");
         }
-        if m.step as usize != progress.len() {
+        // Steps between the last message and this one can only have been skipped (checked below).
+        let next_unsent = progress.last().map_or(0, |d| d.record.step as usize + 1);
+        if (m.step as usize) < next_unsent {
             fail("a step out of order");
         }
         let Some(campaign) = self.campaigns.iter().find(|k| k.id == m.campaign_id) else { fail("an unknown campaign") };
+        // Lateness: the steps between the last message and this one were
+        // skipped, each found more than max_send_delay after it fell due;
+        // this one goes no later than that.
+        let Some(last) = c.cart.last_activity_at else { fail("a message for a cart without activity") };
+        let max_delay = campaign.caps.max_send_delay;
+        let mut before = progress.last().map(|d| d.record.decided_at);
+        for k in next_unsent..=m.step as usize {
+            let Some(step) = campaign.steps.get(k) else { fail("a step the campaign does not have") };
+            let due = match (before, step.delay_from) {
+                (None, _) | (Some(_), DelayFrom::LastActivity) => last + step.delay,
+                (Some(at), DelayFrom::PreviousStep) => at + step.delay,
+            };
+            let due = before.map_or(due, |at| due.max(at));
+            if k < m.step as usize && now <= due + max_delay {
+                fail("a step skipped (or out of order) although it was not too late");
+            }
+            if k == m.step as usize && now > due + max_delay {
+                fail("a step sent later than max_send_delay after it fell due");
+            }
+            before = Some(due);
+        }
         if !campaign.enabled {
             fail("a message from a disabled campaign");
         }
@@ -1080,7 +1104,6 @@ impl World {
             fail("a lower-priority campaign won over an enabled, unfiltered one");
         }
         // Timing: abandoned, and follow-ups only without engagement.
-        let Some(last) = c.cart.last_activity_at else { fail("a message for a cart without activity") };
         let abandoned_at = last + campaign.steps[0].delay;
         match progress.last() {
             None if now < abandoned_at => fail("a first message before the cart was abandoned"),
@@ -1166,6 +1189,7 @@ impl World {
         }
         match d {
             Decision::Send { .. } => self.fail(&c.id, "a check that ended on a send", d),
+            Decision::Skip { .. } => self.fail(&c.id, "a check that ended on a skip", d),
             Decision::Wait { until, reason } => {
                 if *until <= now {
                     self.fail(&c.id, "a wait that does not lie ahead (the timer would spin)", d);
