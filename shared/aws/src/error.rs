@@ -1,5 +1,7 @@
 //! Mapping SDK errors onto the core's port errors.
 
+use aws_smithy_runtime_api::client::dns::ResolveDnsError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
@@ -29,4 +31,48 @@ pub(crate) fn build_error(service: &'static str, error: impl std::fmt::Display) 
 struct SdkFailure {
     text: String,
     source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Whether a failed provider call may have been accepted anyway, so that a
+/// second call could deliver the message twice. SES `SendEmail` and SNS
+/// `Publish` (SMS, mobile push) take no idempotency key, so the answer
+/// decides between "retry" and "record `unknown`, never resend".
+///
+/// Certainly not accepted: the request was never built, the connection was
+/// never made (DNS failure, connection refused), or the service answered
+/// with a client error (4xx: throttling, validation) or 503 (the front end
+/// refused it). Everything else may have reached the service: a timeout
+/// after the request went out, a connection closed before the answer, an
+/// answer that could not be read, a 500/502/504.
+pub(crate) fn may_have_been_accepted<E>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::DispatchFailure(failure) => {
+            if failure.is_user() {
+                return false;
+            }
+            let never_connected = failure.as_connector_error().is_some_and(|e| {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+                while let Some(current) = source {
+                    if current.downcast_ref::<ResolveDnsError>().is_some() {
+                        return true;
+                    }
+                    if let Some(io) = current.downcast_ref::<std::io::Error>() {
+                        use std::io::ErrorKind::{AddrNotAvailable, ConnectionRefused};
+                        if matches!(io.kind(), ConnectionRefused | AddrNotAvailable) {
+                            return true;
+                        }
+                    }
+                    source = current.source();
+                }
+                false
+            });
+            !never_connected
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status();
+            status.is_server_error() && status.as_u16() != 503
+        }
+        _ => true,
+    }
 }

@@ -95,7 +95,12 @@ pub async fn sender(delivery: &Delivery, event: SqsEvent) -> SqsBatchResponse {
                 Ok(DeliveryOutcome::Rejected(error)) => {
                     tracing::warn!(message_id = %job.message_id, error = %crate::redact::redact_text(&error), "rejected by the provider; not retried")
                 }
-                Err(error @ (DeliveryError::Retry(_) | DeliveryError::Busy { .. } | DeliveryError::Port(_))) => {
+                Err(
+                    error @ (DeliveryError::Retry(_)
+                    | DeliveryError::Busy { .. }
+                    | DeliveryError::Deferred { .. }
+                    | DeliveryError::Port(_)),
+                ) => {
                     tracing::warn!(message_id = %job.message_id, sqs_message_id = %record_id, receive_count, error = %crate::redact::redact_text(&error.to_string()), "delivery failed; SQS will retry");
                     failures.push(record_id);
                 }
