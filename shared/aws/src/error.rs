@@ -76,3 +76,61 @@ pub(crate) fn may_have_been_accepted<E>(error: &SdkError<E, HttpResponse>) -> bo
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    type Error = SdkError<std::io::Error, HttpResponse>;
+
+    fn answered(status: u16) -> Error {
+        let response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(std::io::Error::other("service error"), response)
+    }
+
+    fn io(kind: std::io::ErrorKind) -> Error {
+        SdkError::dispatch_failure(ConnectorError::io(Box::new(std::io::Error::from(kind))))
+    }
+
+    /// GIVEN provider call failures that say the request never got in
+    /// WHEN classified
+    /// THEN the message may be sent again (a retry cannot deliver it twice).
+    #[test]
+    fn given_failures_before_the_provider_took_the_request_when_classified_then_a_retry_is_safe() {
+        let never_sent: [Error; 6] = [
+            SdkError::construction_failure(std::io::Error::other("bad input")),
+            io(std::io::ErrorKind::ConnectionRefused),
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(ResolveDnsError::new(std::io::Error::other(
+                "no such host",
+            ))))),
+            answered(400),
+            answered(429),
+            answered(503),
+        ];
+        for error in never_sent {
+            assert!(!may_have_been_accepted(&error), "{error:?}");
+        }
+    }
+
+    /// GIVEN provider call failures after the request may have gone out
+    /// WHEN classified
+    /// THEN they may have been accepted: recorded `unknown`, never resent.
+    #[test]
+    fn given_failures_after_the_request_may_have_gone_out_when_classified_then_the_outcome_is_unknown() {
+        let maybe_sent: [Error; 6] = [
+            SdkError::timeout_error(std::io::Error::other("operation timed out")),
+            SdkError::dispatch_failure(ConnectorError::timeout(Box::new(std::io::Error::other("read timed out")))),
+            io(std::io::ErrorKind::ConnectionReset),
+            answered(500),
+            answered(502),
+            answered(504),
+        ];
+        for error in maybe_sent {
+            assert!(may_have_been_accepted(&error), "{error:?}");
+        }
+    }
+}
