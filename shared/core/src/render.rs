@@ -346,7 +346,7 @@ mod tests {
             })
             .collect();
         let e = Event { items, ..cart_event() };
-        Cart::from_events(&"c".repeat(128), &[e])
+        Cart::from_events("c".repeat(128), &[e])
     }
 
     fn cart_event() -> Event {
