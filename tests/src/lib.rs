@@ -8,4 +8,5 @@ pub mod contract;
 pub mod local_app;
 pub mod moto;
 pub mod openapi;
+pub mod pii;
 pub mod samples;

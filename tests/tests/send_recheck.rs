@@ -127,7 +127,7 @@ async fn given_the_address_suppressed_after_a_bounce_when_the_job_is_delivered_t
         channel: Channel::Email,
         decided_at: at("2026-11-20T10:00:00Z"),
         status: MessageStatus::Sent { provider_message_id: "ses-0".into(), at: at("2026-11-20T10:00:00Z") },
-        engaged_at: None,
+        engagement: Default::default(),
     };
     stack.db.create_message(&earlier).await.unwrap();
     let bounce = FeedbackEvent {
@@ -136,6 +136,7 @@ async fn given_the_address_suppressed_after_a_bounce_when_the_job_is_delivered_t
         provider_message_id: "ses-0".into(),
         kind: FeedbackKind::Bounced { permanent: true },
         at: at("2026-11-23T10:31:00Z"),
+        user_agent: None,
     };
     stack.feedback.record(&bounce).await.unwrap();
 
