@@ -71,13 +71,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         store: store.clone(),
         scheduler: scheduler.clone(),
         queue: queue.clone(),
-        campaigns,
+        campaigns: campaigns.clone(),
         clock: clock.clone(),
         settings: settings.clone(),
     });
     let delivery = Arc::new(Delivery {
         store: store.clone(),
         sender: Arc::new(outbox.sender(&args.sender_email)),
+        campaigns,
         clock: clock.clone(),
     });
 
@@ -204,7 +205,7 @@ async fn queue_worker(name: QueueName, queue: Arc<SqliteQueue>, delivery: Arc<De
                         }
                         None
                     }
-                    Err(DeliveryError::Busy { retry_at }) => {
+                    Err(DeliveryError::Busy { retry_at } | DeliveryError::Deferred { until: retry_at, .. }) => {
                         if let Err(error) = queue.postpone(job.id, retry_at).await {
                             tracing::warn!(%error, "queue bookkeeping failed; the job reappears after its visibility timeout");
                         }

@@ -32,7 +32,8 @@ use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus};
 use cartback_core::ports::TimelineKind;
 use cartback_core::ports::{
     CampaignStore, CartRecord, Claim, Clock, CommitOutcome, CreateOutcome, EventCommit, JobQueue, PortError,
-    ReservedSend, SaveOutcome, Scheduler, SendLedger, StateStore, SystemClock, TimelineEntry, TimerPayload,
+    ReservedSend, SaveOutcome, Scheduler, SendLedger, SettleOutcome, StateStore, SystemClock, TimelineEntry,
+    TimerPayload,
 };
 use cartback_core::service::{CampaignCache, Checker, Ingest, Settings};
 use cartback_core::signing::Secret;
@@ -76,6 +77,9 @@ macro_rules! contract_suite {
             given_a_queued_message_when_many_senders_claim_it_at_once_then_exactly_one_wins => concurrent_claims_exactly_one,
             given_a_claimed_message_when_its_lease_ends_then_a_second_sender_can_claim_it => lease_expiry_lets_a_second_claimer_in,
             given_a_message_handed_back_to_queued_when_claimed_then_it_is_claimed_again => queued_again_is_claimable,
+            given_a_claim_holder_when_it_settles_then_the_status_is_written_once => settle_by_the_holder_writes,
+            given_a_sender_whose_lease_was_taken_over_when_it_settles_then_the_later_claimants_status_stands => settle_after_takeover_loses,
+            given_a_claim_handed_back_and_claimed_again_when_the_first_holder_settles_then_nothing_is_written => settle_after_release_and_reclaim_loses,
             given_a_sent_message_when_claimed_then_it_is_already_sent => sent_is_already_sent,
             given_a_rejected_or_cancelled_message_when_claimed_then_it_is_closed => rejected_and_cancelled_are_closed,
             given_an_unknown_message_when_claimed_then_it_is_not_found => unknown_message_not_found,
@@ -568,6 +572,56 @@ pub async fn queued_again_is_claimable(a: &Adapters) {
     // What delivery does after a retryable provider failure.
     a.state.set_message_status(id, &MessageStatus::Queued).await.unwrap();
     assert!(matches!(a.state.claim_message(id, t(1), t(301)).await.unwrap(), Claim::Claimed(_)));
+}
+
+fn held(claim: Claim) -> MessageStatus {
+    match claim {
+        Claim::Claimed(record) | Claim::TakenOver(record) => record.status,
+        other => panic!("expected a claim, got {other:?}"),
+    }
+}
+
+pub async fn settle_by_the_holder_writes(a: &Adapters) {
+    let record = stored_message(a).await;
+    let id = &record.message_id;
+    let mine = held(a.state.claim_message(id, t(0), t(300)).await.unwrap());
+    let sent = MessageStatus::Sent { provider_message_id: "p-1".into(), at: t(5) };
+    assert_eq!(a.state.settle_message(id, &mine, &sent).await.unwrap(), SettleOutcome::Settled);
+    assert_eq!(a.state.get_message(id).await.unwrap().unwrap().status, sent);
+    // The claim ended with that write: a second settle on it writes nothing.
+    assert_eq!(a.state.settle_message(id, &mine, &MessageStatus::Queued).await.unwrap(), SettleOutcome::ClaimLost);
+    assert_eq!(a.state.get_message(id).await.unwrap().unwrap().status, sent);
+}
+
+/// The race of issue 9 item 6: A's lease runs out mid-send, B takes over
+/// and records `sent`; A's late "hand back to queued" must not undo it.
+pub async fn settle_after_takeover_loses(a: &Adapters) {
+    let record = stored_message(a).await;
+    let id = &record.message_id;
+    let first = held(a.state.claim_message(id, t(0), t(300)).await.unwrap());
+    let second = held(a.state.claim_message(id, t(301), t(601)).await.unwrap());
+    // While B holds the claim, A can write nothing.
+    let late_sent = MessageStatus::Sent { provider_message_id: "p-a".into(), at: t(302) };
+    assert_eq!(a.state.settle_message(id, &first, &late_sent).await.unwrap(), SettleOutcome::ClaimLost);
+    assert_eq!(a.state.get_message(id).await.unwrap().unwrap().status, second);
+    let sent = MessageStatus::Sent { provider_message_id: "p-b".into(), at: t(303) };
+    assert_eq!(a.state.settle_message(id, &second, &sent).await.unwrap(), SettleOutcome::Settled);
+    assert_eq!(a.state.settle_message(id, &first, &MessageStatus::Queued).await.unwrap(), SettleOutcome::ClaimLost);
+    assert_eq!(a.state.get_message(id).await.unwrap().unwrap().status, sent);
+    assert_eq!(a.state.claim_message(id, t(400), t(700)).await.unwrap(), Claim::AlreadySent);
+}
+
+pub async fn settle_after_release_and_reclaim_loses(a: &Adapters) {
+    let record = stored_message(a).await;
+    let id = &record.message_id;
+    let first = held(a.state.claim_message(id, t(0), t(300)).await.unwrap());
+    let second = held(a.state.claim_message(id, t(301), t(601)).await.unwrap());
+    assert_eq!(a.state.settle_message(id, &second, &MessageStatus::Queued).await.unwrap(), SettleOutcome::Settled);
+    let third = held(a.state.claim_message(id, t(302), t(602)).await.unwrap());
+    let cancelled = MessageStatus::Cancelled { reason: "purchased".into(), at: t(303) };
+    assert_eq!(a.state.settle_message(id, &first, &cancelled).await.unwrap(), SettleOutcome::ClaimLost);
+    assert_eq!(a.state.settle_message(id, &second, &cancelled).await.unwrap(), SettleOutcome::ClaimLost);
+    assert_eq!(a.state.get_message(id).await.unwrap().unwrap().status, third);
 }
 
 pub async fn sent_is_already_sent(a: &Adapters) {

@@ -130,12 +130,16 @@ impl LocalStack {
             store: store.clone(),
             scheduler,
             queue: Arc::new(queue.clone()),
-            campaigns,
+            campaigns: campaigns.clone(),
             clock: dyn_clock.clone(),
             settings,
         };
-        let delivery =
-            Delivery { store: store.clone(), sender: Arc::new(outbox.sender(SENDER)), clock: dyn_clock.clone() };
+        let delivery = Delivery {
+            store: store.clone(),
+            sender: Arc::new(outbox.sender(SENDER)),
+            campaigns,
+            clock: dyn_clock.clone(),
+        };
         let feedback = Feedback { store, clock: dyn_clock };
         LocalStack {
             timers: TimerWheel::new(db.clone()),

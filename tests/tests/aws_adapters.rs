@@ -529,6 +529,7 @@ async fn given_a_delivery_for_a_cart_bought_meanwhile_when_delivered_then_it_is_
     let delivery = Delivery {
         store: store.clone(),
         sender: Arc::new(SesSender::new(stack.clients.ses.clone(), stack.sender.clone(), "cartback")),
+        campaigns: wiring::campaign_cache(&stack.clients, &stack.email_config().common, clock.clone()),
         clock,
     };
     assert_eq!(
@@ -539,4 +540,54 @@ async fn given_a_delivery_for_a_cart_bought_meanwhile_when_delivered_then_it_is_
         store.get_message(&record.message_id).await.unwrap().unwrap().status,
         MessageStatus::Cancelled { .. }
     ));
+}
+
+/// GIVEN an SMS decided at 11:30 in Paris, queued on SQS (the test queues
+/// have a visibility timeout of 0: a failed record is back at once)
+/// WHEN the sender function gets it at 21:30 in Paris (quiet hours)
+/// THEN it is not sent and not dropped: the claim is handed back
+/// (`queued`), the timeline says why, and the record is hidden on its
+/// queue until the quiet hours end instead of coming straight back to be
+/// deferred again (which would spend its receives into the dead-letter queue).
+#[tokio::test]
+async fn given_an_sms_reaching_the_sender_function_in_quiet_hours_when_handled_then_it_is_hidden_until_they_end() {
+    let stack = stack().await;
+    let clock = TestClock::new(t0());
+    let store = Arc::new(store(&stack, clock.clone()));
+    let add = validate_event(
+        &json!({ "event_id": "e-q", "type": "add_to_cart", "occurred_at": t0(), "cart_id": "c-quiet",
+                 "customer_id": "cust-1", "device": "mobile", "currency": "EUR",
+                 "customer": { "phone": "+33612345678", "timezone": "Europe/Paris", "consents": { "sms": true } },
+                 "items": [{ "item_id": "sku-1", "item_name": "Blue mug", "price": "9.50" }] }),
+        t0(),
+    )
+    .unwrap();
+    store.commit_event(commit_for(&add, CartRecord::new("c-quiet", t0()), 0)).await.unwrap();
+    let sms = MessageRecord {
+        message_id: MessageRecord::id_for("c-quiet", 0, Channel::Sms),
+        channel: Channel::Sms,
+        ..message("c-quiet", "cust-1", t0() + Duration::minutes(30))
+    };
+    store.create_message(&sms).await.unwrap();
+    let job = MessageJob {
+        message_id: sms.message_id.clone(),
+        cart_id: "c-quiet".into(),
+        channel: Channel::Sms,
+        outgoing: Outgoing::Sms { to: "+33612345678".into(), body: "Your cart is waiting".into() },
+    };
+    SqsJobQueue::new(stack.clients.sqs.clone(), stack.checker_config().queues).enqueue(&job).await.unwrap();
+    clock.set("2026-11-23T20:30:00Z".parse().unwrap());
+    let delivery = wiring::sms_delivery(&stack.clients, &stack.sms_config(), clock.clone());
+    let postponer = cartback_aws::sqs::Postponer::new(stack.clients.sqs.clone());
+
+    let batch = stack.receive("sms").await;
+    assert_eq!(batch.records.len(), 1);
+    let response = handlers::sender_postponing(&delivery, &postponer, batch.clone()).await;
+    stack.settle("sms", &batch, &response).await;
+
+    assert_eq!(response.batch_item_failures.len(), 1, "kept on the queue, not deleted");
+    assert_eq!(store.get_message(&sms.message_id).await.unwrap().unwrap().status, MessageStatus::Queued);
+    let timeline = store.timeline(&"c-quiet".into()).await.unwrap();
+    assert!(timeline.iter().any(|e| e.code == "quiet_hours_deferred"), "{timeline:?}");
+    assert!(stack.receive("sms").await.records.is_empty(), "hidden until 08:00 in Paris, not back at once");
 }

@@ -115,8 +115,12 @@ async fn given_sns_throttles_beyond_the_retry_budget_when_an_sms_is_delivered_th
     ));
     let sms = record("c-1", Channel::Sms);
     store.create_message(&sms).await.unwrap();
-    let delivery =
-        Delivery { store: store.clone(), sender: Arc::new(SnsSmsSender::new(stack.clients.sns.clone(), None)), clock };
+    let delivery = Delivery {
+        store: store.clone(),
+        sender: Arc::new(SnsSmsSender::new(stack.clients.sns.clone(), None)),
+        campaigns: wiring::campaign_cache(&stack.clients, &stack.email_config().common, clock.clone()),
+        clock,
+    };
     proxy.inject("sns", "Publish", Fault::Throttle, 100);
     let job = MessageJob {
         message_id: sms.message_id.clone(),
@@ -143,7 +147,8 @@ async fn given_an_unverified_sender_when_an_email_job_is_handled_then_ses_reject
     queue.enqueue(&email(&rec)).await.unwrap();
 
     let sender = SesSender::new(stack.clients.ses.clone(), "Shop <nobody@unverified.example>", "cartback");
-    let delivery: Delivery = Delivery { store: store.clone(), sender: Arc::new(sender), clock };
+    let campaigns = wiring::campaign_cache(&stack.clients, &stack.email_config().common, clock.clone());
+    let delivery: Delivery = Delivery { store: store.clone(), sender: Arc::new(sender), campaigns, clock };
     let batch = stack.receive("email").await;
     proxy.reset();
     let response = handlers::sender(&delivery, batch.clone()).await;

@@ -473,11 +473,11 @@ impl Runtime {
                 store: state.clone(),
                 scheduler: scheduler.clone(),
                 queue: queue.clone(),
-                campaigns,
+                campaigns: campaigns.clone(),
                 clock: clock.clone(),
                 settings,
             },
-            delivery: Delivery { store: state.clone(), sender: sender.clone(), clock: clock.clone() },
+            delivery: Delivery { store: state.clone(), sender: sender.clone(), campaigns, clock: clock.clone() },
             feedback: Feedback { store: state, clock: clock.clone() },
             clock,
             db,
@@ -964,6 +964,10 @@ impl World {
                 }
             }
             Ok(DeliveryOutcome::Rejected(_)) => {}
+            // Held back at send time (quiet hours): comes back when allowed, not a failed attempt.
+            Err(DeliveryError::Deferred { until, .. }) => {
+                self.push(until, Happening::Job { job: Box::new(job), attempt });
+            }
             Err(DeliveryError::Retry(_) | DeliveryError::Busy { .. }) if attempt < 8 => {
                 stats.retries += 1;
                 let at = self.now() + self.rng.mins(1, 10);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
 use cartback_aws::config::{EmailConfig, ProcessEnv};
+use cartback_aws::sqs::Postponer;
 use cartback_aws::{clients, handlers, wiring};
 use cartback_core::ports::SystemClock;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -15,9 +16,10 @@ async fn main() -> Result<(), Error> {
     let config = EmailConfig::from_env(&ProcessEnv)?;
     let clients = clients::Clients::new(&clients::load_sdk_config().await);
     let delivery = Arc::new(wiring::email_delivery(&clients, &config, Arc::new(SystemClock)));
+    let postponer = Arc::new(Postponer::new(clients.sqs.clone()));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let delivery = delivery.clone();
-        async move { Ok::<_, Error>(handlers::sender(&delivery, event.payload).await) }
+        let (delivery, postponer) = (delivery.clone(), postponer.clone());
+        async move { Ok::<_, Error>(handlers::sender_postponing(&delivery, &postponer, event.payload).await) }
     }))
     .await
 }

@@ -76,7 +76,8 @@ use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
-    EventLog, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, Timeline, TimelineEntry,
+    EventLog, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, Timeline,
+    TimelineEntry,
 };
 
 use crate::error::{build_error, unavailable};
@@ -582,6 +583,43 @@ impl MessageStore for DynamoStateStore {
             Err(e) if is_condition_failed(&e) => {
                 Err(PortError::Corrupt(format!("message {message_id} does not exist")))
             }
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
+    }
+
+    /// A conditional `UpdateItem` fenced by the claim: `send_attempts` only
+    /// grows (each claim adds one, nothing resets it), so a stored
+    /// `sending` status with the held attempt number is this sender's claim
+    /// and no other.
+    async fn settle_message(
+        &self,
+        message_id: &MessageId,
+        held: &MessageStatus,
+        status: &MessageStatus,
+    ) -> Result<SettleOutcome, PortError> {
+        let MessageStatus::Sending { attempts, .. } = held else {
+            return Err(PortError::Corrupt(format!("message {message_id}: a settle needs the held sending status")));
+        };
+        let status = to_attribute_value(status).map_err(|e| corrupt("status does not serialise", e))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(message_key(message_id))))
+            .update_expression("SET #status = :status, expires_at = :exp ADD rev :one")
+            .condition_expression("attribute_exists(pk) AND send_attempts = :attempts AND #status.#state = :sending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":status", status)
+            .expression_attribute_values(":exp", self.expires_at())
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":attempts", n(u64::from(*attempts)))
+            .expression_attribute_values(":sending", s("sending"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(SettleOutcome::Settled),
+            Err(e) if is_condition_failed(&e) => Ok(SettleOutcome::ClaimLost),
             Err(e) => Err(unavailable(SERVICE, e)),
         }
     }

@@ -1,5 +1,7 @@
 //! Mapping SDK errors onto the core's port errors.
 
+use aws_smithy_runtime_api::client::dns::ResolveDnsError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
@@ -29,4 +31,106 @@ pub(crate) fn build_error(service: &'static str, error: impl std::fmt::Display) 
 struct SdkFailure {
     text: String,
     source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Whether a failed provider call may have been accepted anyway, so that a
+/// second call could deliver the message twice. SES `SendEmail` and SNS
+/// `Publish` (SMS, mobile push) take no idempotency key, so the answer
+/// decides between "retry" and "record `unknown`, never resend".
+///
+/// Certainly not accepted: the request was never built, the connection was
+/// never made (DNS failure, connection refused), or the service answered
+/// with a client error (4xx: throttling, validation) or 503 (the front end
+/// refused it). Everything else may have reached the service: a timeout
+/// after the request went out, a connection closed before the answer, an
+/// answer that could not be read, a 500/502/504.
+pub(crate) fn may_have_been_accepted<E>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::DispatchFailure(failure) => {
+            if failure.is_user() {
+                return false;
+            }
+            let never_connected = failure.as_connector_error().is_some_and(|e| {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+                while let Some(current) = source {
+                    if current.downcast_ref::<ResolveDnsError>().is_some() {
+                        return true;
+                    }
+                    if let Some(io) = current.downcast_ref::<std::io::Error>() {
+                        use std::io::ErrorKind::{AddrNotAvailable, ConnectionRefused};
+                        if matches!(io.kind(), ConnectionRefused | AddrNotAvailable) {
+                            return true;
+                        }
+                    }
+                    source = current.source();
+                }
+                false
+            });
+            !never_connected
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status();
+            status.is_server_error() && status.as_u16() != 503
+        }
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    type Error = SdkError<std::io::Error, HttpResponse>;
+
+    fn answered(status: u16) -> Error {
+        let response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(std::io::Error::other("service error"), response)
+    }
+
+    fn io(kind: std::io::ErrorKind) -> Error {
+        SdkError::dispatch_failure(ConnectorError::io(Box::new(std::io::Error::from(kind))))
+    }
+
+    /// GIVEN provider call failures that say the request never got in
+    /// WHEN classified
+    /// THEN the message may be sent again (a retry cannot deliver it twice).
+    #[test]
+    fn given_failures_before_the_provider_took_the_request_when_classified_then_a_retry_is_safe() {
+        let never_sent: [Error; 6] = [
+            SdkError::construction_failure(std::io::Error::other("bad input")),
+            io(std::io::ErrorKind::ConnectionRefused),
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(ResolveDnsError::new(std::io::Error::other(
+                "no such host",
+            ))))),
+            answered(400),
+            answered(429),
+            answered(503),
+        ];
+        for error in never_sent {
+            assert!(!may_have_been_accepted(&error), "{error:?}");
+        }
+    }
+
+    /// GIVEN provider call failures after the request may have gone out
+    /// WHEN classified
+    /// THEN they may have been accepted: recorded `unknown`, never resent.
+    #[test]
+    fn given_failures_after_the_request_may_have_gone_out_when_classified_then_the_outcome_is_unknown() {
+        let maybe_sent: [Error; 6] = [
+            SdkError::timeout_error(std::io::Error::other("operation timed out")),
+            SdkError::dispatch_failure(ConnectorError::timeout(Box::new(std::io::Error::other("read timed out")))),
+            io(std::io::ErrorKind::ConnectionReset),
+            answered(500),
+            answered(502),
+            answered(504),
+        ];
+        for error in maybe_sent {
+            assert!(may_have_been_accepted(&error), "{error:?}");
+        }
+    }
 }

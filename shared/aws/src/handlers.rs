@@ -13,6 +13,7 @@ use cartback_core::engine::Decision;
 use cartback_core::ports::{PortError, TimerPayload};
 use cartback_core::service::{CheckOutcome, Checker, Delivery, DeliveryError, DeliveryOutcome};
 
+use crate::sqs::Postponer;
 use crate::sqs_batch::{parse_batch, BatchItem};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,17 @@ pub async fn checker(checker: &Checker, payload: Value) -> Result<Value, Handler
 /// dead-letter queue, where an operator can see it. Acknowledging it would
 /// delete the evidence.
 pub async fn sender(delivery: &Delivery, event: SqsEvent) -> SqsBatchResponse {
+    deliver_batch(delivery, None, event).await
+}
+
+/// [`sender`], and a job that must wait (quiet hours at send time, a claim
+/// another sender holds) is hidden until it may go rather than failing back
+/// every visibility timeout. What the sender functions run.
+pub async fn sender_postponing(delivery: &Delivery, postponer: &Postponer, event: SqsEvent) -> SqsBatchResponse {
+    deliver_batch(delivery, Some(postponer), event).await
+}
+
+async fn deliver_batch(delivery: &Delivery, postponer: Option<&Postponer>, event: SqsEvent) -> SqsBatchResponse {
     let mut failures = Vec::new();
     for item in parse_batch(event) {
         match item {
@@ -86,7 +98,7 @@ pub async fn sender(delivery: &Delivery, event: SqsEvent) -> SqsBatchResponse {
                 tracing::error!(sqs_message_id = %record_id, %error, "malformed job; left for the dead-letter queue");
                 failures.push(record_id);
             }
-            BatchItem::Job { record_id, receive_count, job } => match delivery.deliver(&job).await {
+            BatchItem::Job { record_id, receive_count, job, receipt } => match delivery.deliver(&job).await {
                 Ok(DeliveryOutcome::Sent { provider_message_id }) => {
                     tracing::info!(message_id = %job.message_id, cart_id = %job.cart_id, %provider_message_id, "sent");
                 }
@@ -96,7 +108,18 @@ pub async fn sender(delivery: &Delivery, event: SqsEvent) -> SqsBatchResponse {
                 Ok(DeliveryOutcome::Rejected(error)) => {
                     tracing::warn!(message_id = %job.message_id, error = %crate::redact::redact_text(&error), "rejected by the provider; not retried")
                 }
-                Err(error @ (DeliveryError::Retry(_) | DeliveryError::Busy { .. } | DeliveryError::Port(_))) => {
+                Err(DeliveryError::Busy { retry_at: until } | DeliveryError::Deferred { until, .. }) => {
+                    // Reported as a failure so SQS keeps it; hidden until it may go.
+                    let seconds = (until - delivery.clock.now()).num_seconds();
+                    if let (Some(postponer), Some(receipt)) = (postponer, &receipt) {
+                        if let Err(error) = postponer.hide(receipt, seconds).await {
+                            tracing::warn!(message_id = %job.message_id, %error, "job not postponed; it comes back after its visibility timeout");
+                        }
+                    }
+                    tracing::info!(message_id = %job.message_id, sqs_message_id = %record_id, receive_count, %until, "delivery postponed");
+                    failures.push(record_id);
+                }
+                Err(error @ (DeliveryError::Retry(_) | DeliveryError::Port(_))) => {
                     tracing::warn!(message_id = %job.message_id, sqs_message_id = %record_id, receive_count, error = %crate::redact::redact_text(&error.to_string()), "delivery failed; SQS will retry");
                     failures.push(record_id);
                 }

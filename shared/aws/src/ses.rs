@@ -15,6 +15,7 @@ use cartback_core::message::{MessageJob, Outgoing};
 use cartback_core::ports::{SendError, Sender};
 use cartback_core::render;
 
+use crate::error::may_have_been_accepted;
 use crate::redact::redact_text;
 
 /// The tag that carries Cartback's message id into SES event notifications.
@@ -74,6 +75,7 @@ impl Sender for SesSender {
                 tracing::warn!(message_id = %job.message_id, to = %cartback_core::contact::redact(to.expose()), code = code.as_deref().unwrap_or("none"), error = %text, "SES send failed");
                 match code {
                     Some(code) if is_permanent(&code) => Err(SendError::Permanent(format!("{code}: {text}"))),
+                    _ if may_have_been_accepted(&error) => Err(SendError::Unknown(text)),
                     _ => Err(SendError::Retryable(text)),
                 }
             }

@@ -16,6 +16,7 @@ use cartback_core::event::PushPlatform;
 use cartback_core::message::{MessageJob, Outgoing};
 use cartback_core::ports::{SendError, Sender};
 
+use crate::error::may_have_been_accepted;
 use crate::redact::redact_text;
 
 /// SNS error codes that no retry of the same message can fix: a malformed
@@ -33,6 +34,7 @@ where
     tracing::warn!(code = code.as_deref().unwrap_or("none"), error = %text, "{what} failed");
     match code {
         Some(code) if is_permanent(&code) => SendError::Permanent(format!("{what}: {code}: {text}")),
+        _ if may_have_been_accepted(&error) => SendError::Unknown(format!("{what}: {text}")),
         _ => SendError::Retryable(format!("{what}: {text}")),
     }
 }
@@ -173,7 +175,12 @@ impl Sender for SnsPushSender {
         let Some(application) = application else {
             return Err(SendError::Permanent(format!("no {name} platform application is configured")));
         };
-        let endpoint = self.endpoint(application, token.expose()).await?;
+        // Endpoint calls change nothing a customer sees: whatever their
+        // answer, sending has not started, so a retry is safe.
+        let endpoint = self.endpoint(application, token.expose()).await.map_err(|e| match e {
+            SendError::Unknown(text) => SendError::Retryable(text),
+            other => other,
+        })?;
         let out = self
             .client
             .publish()

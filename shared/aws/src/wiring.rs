@@ -85,7 +85,12 @@ pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock:
 }
 
 pub fn delivery(clients: &Clients, common: &CommonConfig, sender: Arc<dyn Sender>, clock: Arc<dyn Clock>) -> Delivery {
-    Delivery { store: state_store(clients, common, clock.clone()), sender, clock }
+    Delivery {
+        store: state_store(clients, common, clock.clone()),
+        sender,
+        campaigns: campaign_cache(clients, common, clock.clone()),
+        clock,
+    }
 }
 
 pub fn email_delivery(clients: &Clients, config: &EmailConfig, clock: Arc<dyn Clock>) -> Delivery {

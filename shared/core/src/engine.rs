@@ -6,10 +6,12 @@
 //! decides (stop, wait) ends it, and a cart that passes them all gets its
 //! step sent. The rules live beside this file: `rules.rs` (cart, campaign,
 //! timing, engagement, caps, quiet hours), `channels.rs` (which channel
-//! carries the step) and `quiet_hours.rs` (local time arithmetic).
+//! carries the step), `quiet_hours.rs` (local time arithmetic) and
+//! `recheck.rs` (the rules asked again right before a send).
 
 mod channels;
 mod quiet_hours;
+mod recheck;
 mod rules;
 
 use std::ops::ControlFlow;
@@ -26,6 +28,7 @@ use crate::message::{Channel, MessageRecord, Recipient};
 use crate::reason::{Reason, ReasonCode};
 
 pub use quiet_hours::{customer_time_zone, quiet_until};
+pub use recheck::{recheck_before_send, Recheck};
 
 /// What a cart has been through in its campaign, stored on the cart.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

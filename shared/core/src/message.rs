@@ -201,6 +201,13 @@ pub enum Outgoing {
     WebPush { subscription: WebPushSubscription, title: String, body: String, url: String },
 }
 
+/// The most a serialised [`MessageJob`] may weigh. SQS refuses a message
+/// whose body is over 256 KiB (and counts the body, not a compressed form);
+/// a job stays a quarter below that, so the queue never refuses a cart's
+/// message, whatever its items. The renderer lists fewer items when a
+/// message would not fit (see [`crate::render::MAX_ITEMS_SHOWN`]).
+pub const MAX_JOB_BYTES: usize = 192 * 1024;
+
 /// What a channel queue carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageJob {

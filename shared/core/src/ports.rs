@@ -173,6 +173,15 @@ pub enum Claim {
     NotFound,
 }
 
+/// Whether a write conditional on holding a send claim went in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOutcome {
+    Settled,
+    /// Another sender claimed the message since (this sender's lease ran
+    /// out and was taken over): nothing was written.
+    ClaimLost,
+}
+
 /// Whether a versioned write went in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaveOutcome {
@@ -234,7 +243,20 @@ pub trait MessageStore: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Claim, PortError>;
+    /// Writes `status` whatever the record holds (operator tools, tests).
+    /// A sender writes through [`MessageStore::settle_message`] instead.
     async fn set_message_status(&self, message_id: &MessageId, status: &MessageStatus) -> Result<(), PortError>;
+    /// Writes the outcome of a claimed send only while the stored status is
+    /// still `held`, the `Sending` status this sender's claim wrote (its
+    /// attempt number and lease fence it): a sender whose lease ran out and
+    /// was taken over gets [`SettleOutcome::ClaimLost`] and writes nothing,
+    /// so it can never overwrite a later claimant's outcome.
+    async fn settle_message(
+        &self,
+        message_id: &MessageId,
+        held: &MessageStatus,
+        status: &MessageStatus,
+    ) -> Result<SettleOutcome, PortError>;
     /// Counts one open or click of `label` at `at` on the message, keeping
     /// the first time: one conditional write, whatever the count, so
     /// repeated clicks never add records. Returns the label's tally after
@@ -372,6 +394,12 @@ pub enum SendError {
     /// Will never succeed (invalid address, suppressed recipient).
     #[error("provider rejected the message: {0}")]
     Permanent(String),
+    /// The request may have reached the provider and been accepted (a
+    /// timeout after it was sent, an answer that could not be read, a server
+    /// error that does not say it refused): sending again could deliver it
+    /// twice, so it is recorded as `unknown`, never resent blindly.
+    #[error("the provider may or may not have accepted the message: {0}")]
+    Unknown(String),
 }
 
 /// What a sender can tell about an earlier attempt at a message whose sender

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cart::{money_text, Cart};
 use crate::contact::{Email, Phone};
-use crate::message::Outgoing;
+use crate::message::{Outgoing, MAX_JOB_BYTES};
 
 pub const TEMPLATES: [&str; 2] = ["reminder", "last_call"];
 
@@ -26,7 +26,8 @@ const TEXT: &str = r#"{% if first_name %}Hi {{ first_name }},{% else %}Hi,{% end
 {% for item in items -%}
 - {{ item.name }} x{{ item.quantity }}{% if item.price %}  {{ item.price }} {{ currency }}{% endif %}
   {{ item.link }}
-{% endfor %}
+{% endfor %}{% if more_items %}...and {{ more_items }} more item{{ 's' if more_items != 1 }} in your cart
+{% endif %}
 Total: {{ subtotal }} {{ currency }}
 
 Restore your cart: {{ restore_link }}
@@ -43,13 +44,24 @@ const HTML: &str = r#"<!DOCTYPE html>
 <td><a href="{{ item.link }}">{{ item.name }}</a><br>Quantity: {{ item.quantity }}</td>
 <td>{% if item.price %}{{ item.price }} {{ currency }}{% endif %}</td>
 </tr>
-{% endfor %}</table>
+{% endfor %}{% if more_items %}<tr><td colspan="3">...and {{ more_items }} more item{{ 's' if more_items != 1 }} in your cart</td></tr>
+{% endif %}</table>
 <p><strong>Total: {{ subtotal }} {{ currency }}</strong></p>
 <p><a href="{{ restore_link }}" style="background:#0a7;color:#fff;padding:10px 16px;text-decoration:none">Restore my cart</a></p>
 </body></html>
 "#;
 
 const SMS: &str = "{% if first_name %}{{ first_name }}, your{% else %}Your{% endif %} cart ({{ item_count }} item{{ 's' if item_count != 1 }}, {{ subtotal }} {{ currency }}) is waiting: {{ restore_link }} Reply STOP to opt out.";
+
+/// At most this many cart lines are listed in a message; the others are
+/// one line, "...and 12 more items" (`more_items` in the templates). Fewer
+/// are listed when the message would not fit a queue message
+/// ([`MAX_JOB_BYTES`]): long names and URLs weigh several kilobytes a line.
+pub const MAX_ITEMS_SHOWN: usize = 10;
+
+/// What the rendered content may weigh: the job's bound less room for its
+/// ids, channel and recipient (each a few hundred bytes at most).
+const MAX_CONTENT_BYTES: usize = MAX_JOB_BYTES - 8 * 1024;
 
 #[derive(Debug, Clone, Serialize)]
 struct ItemView {
@@ -96,6 +108,8 @@ pub enum RenderError {
     Mime(String),
     #[error("the contact has no {} address any more", .0.as_str())]
     NoRecipient(crate::message::Channel),
+    #[error("the message weighs {0} bytes even without its item lines; a queue message holds {MAX_JOB_BYTES}")]
+    TooLarge(usize),
 }
 
 fn environment() -> Environment<'static> {
@@ -123,11 +137,18 @@ fn intro(template: &str) -> &'static str {
     }
 }
 
-/// The template context for a cart.
-fn cart_context(template: &str, cart: &Cart, first_name: Option<&str>, links: &Links) -> minijinja::Value {
+/// The template context for a cart, listing its first `shown` lines.
+fn cart_context(
+    template: &str,
+    cart: &Cart,
+    first_name: Option<&str>,
+    links: &Links,
+    shown: usize,
+) -> minijinja::Value {
     let items: Vec<ItemView> = cart
         .items
         .iter()
+        .take(shown)
         .map(|i| ItemView {
             name: i.item_name.clone().unwrap_or_else(|| i.item_id.clone()),
             quantity: i.quantity,
@@ -142,6 +163,7 @@ fn cart_context(template: &str, cart: &Cart, first_name: Option<&str>, links: &L
     let totals = cart.totals();
     context! {
         first_name => first_name,
+        more_items => cart.items.len() - items.len(),
         items => items,
         item_count => totals.item_count,
         subtotal => money_text(totals.subtotal),
@@ -162,20 +184,32 @@ pub fn email(
         return Err(RenderError::UnknownTemplate(template.into()));
     }
     let env = environment();
-    let ctx = cart_context(template, cart, first_name, links);
-    let subject = env.get_template(template)?.render(&ctx)?;
-    let ctx = context! { subject => subject.clone(), ..ctx };
-    Ok(Outgoing::Email {
-        to: to.clone(),
-        subject,
-        text: env.get_template("email.txt")?.render(&ctx)?,
-        html: env.get_template("email.html")?.render(&ctx)?,
-    })
+    let mut shown = cart.items.len().min(MAX_ITEMS_SHOWN);
+    loop {
+        let ctx = cart_context(template, cart, first_name, links, shown);
+        let subject = env.get_template(template)?.render(&ctx)?;
+        let ctx = context! { subject => subject.clone(), ..ctx };
+        let outgoing = Outgoing::Email {
+            to: to.clone(),
+            subject,
+            text: env.get_template("email.txt")?.render(&ctx)?,
+            html: env.get_template("email.html")?.render(&ctx)?,
+        };
+        // Measured as the queue will carry it: JSON, escapes included.
+        let bytes = serde_json::to_vec(&outgoing).map_or(usize::MAX, |json| json.len());
+        if bytes <= MAX_CONTENT_BYTES {
+            return Ok(outgoing);
+        }
+        if shown == 0 {
+            return Err(RenderError::TooLarge(bytes));
+        }
+        shown /= 2;
+    }
 }
 
 pub fn sms(to: &Phone, cart: &Cart, first_name: Option<&str>, links: &Links) -> Result<Outgoing, RenderError> {
     let env = environment();
-    let body = env.get_template("sms.txt")?.render(cart_context("reminder", cart, first_name, links))?;
+    let body = env.get_template("sms.txt")?.render(cart_context("reminder", cart, first_name, links, 0))?;
     Ok(Outgoing::Sms { to: to.clone(), body })
 }
 
@@ -290,6 +324,111 @@ mod tests {
         ] {
             assert!(raw.contains(needle), "missing {needle} in\n{raw}");
         }
+    }
+
+    /// A cart with `count` lines, each as long as ingest lets it be.
+    fn pathological_cart(count: usize, unit: &str) -> Cart {
+        let long = |prefix: &str, chars: usize| {
+            let mut text = prefix.to_owned();
+            while text.chars().count() < chars {
+                text.push_str(unit);
+            }
+            text.chars().take(chars).collect::<String>()
+        };
+        let items = (0..count)
+            .map(|i| Item {
+                item_id: format!("{i:0>128}"),
+                item_name: Some(long("", 500)),
+                price: Some(Decimal::new(999_999, 2)),
+                quantity: 10_000,
+                image_url: Some(long("https://cdn.example/", 2048)),
+                url: Some(long("https://shop.example/", 2048)),
+            })
+            .collect();
+        let e = Event { items, ..cart_event() };
+        Cart::from_events("c".repeat(128), &[e])
+    }
+
+    fn cart_event() -> Event {
+        Event {
+            event_id: "e".into(),
+            kind: EventType::AddToCart,
+            occurred_at: "2026-11-23T10:00:00Z".parse().unwrap(),
+            cart_id: Some("c1".into()),
+            customer_id: None,
+            device: None,
+            currency: Some("EUR".into()),
+            items: vec![],
+            order_id: None,
+            value: None,
+            coupon: None,
+            customer: None,
+        }
+    }
+
+    /// Item links signed as the checker signs them: the whole target URL
+    /// rides in the token, so a long URL makes a longer link.
+    fn signed_item_link(url: &str) -> String {
+        let secret = crate::signing::Secret::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();
+        let claims = crate::signing::LinkClaims {
+            message_id: "m_0123456789abcdef01234567".into(),
+            cart_id: "c".repeat(128).into(),
+            target: url.to_owned(),
+            expires: 1_900_000_000,
+        };
+        format!("https://abc123.execute-api.us-east-1.amazonaws.com/r/{}", crate::signing::sign_link(&secret, &claims))
+    }
+
+    /// GIVEN carts with 300 lines, each with a 500-character name and
+    /// 2,048-character image and product URLs (ASCII, characters HTML and
+    /// JSON escape, 4-byte characters)
+    /// WHEN the email job is rendered and serialised as the queue carries it
+    /// THEN it stays under MAX_JOB_BYTES (192 KiB, below SQS's 256 KiB) and
+    /// says how many lines it leaves out.
+    #[test]
+    fn given_a_pathological_cart_when_its_email_job_is_serialised_then_it_fits_a_queue_message() {
+        let links = Links { restore: signed_item_link("https://shop.example/restore"), item: &signed_item_link };
+        for unit in ["a", "<\"&'", "\u{1F6D2}"] {
+            let cart = pathological_cart(300, unit);
+            let outgoing = email("reminder", &"ana@example.com".into(), &cart, Some(&"N".repeat(100)), &links).unwrap();
+            let job = crate::message::MessageJob {
+                message_id: "m_0123456789abcdef01234567".into(),
+                cart_id: cart.cart_id.clone(),
+                channel: crate::message::Channel::Email,
+                outgoing,
+            };
+            let bytes = serde_json::to_vec(&job).unwrap().len();
+            assert!(bytes <= MAX_JOB_BYTES, "{unit:?}: {bytes} bytes");
+            let Outgoing::Email { text, html, .. } = &job.outgoing else { panic!() };
+            assert!(text.contains("more items in your cart"), "{unit:?}");
+            assert!(html.contains("more items in your cart"), "{unit:?}");
+        }
+    }
+
+    /// GIVEN a cart with 12 ordinary lines
+    /// WHEN its email is rendered
+    /// THEN the first 10 are listed and one line says "...and 2 more items".
+    #[test]
+    fn given_more_lines_than_a_message_lists_when_rendered_then_the_rest_is_one_and_more_line() {
+        let items = (0..12)
+            .map(|i| Item {
+                item_id: format!("sku-{i}"),
+                item_name: Some(format!("Mug {i}")),
+                price: Some(Decimal::new(1000, 2)),
+                quantity: 1,
+                image_url: None,
+                url: Some(format!("https://shop.example/mug-{i}")),
+            })
+            .collect();
+        let cart = Cart::from_events("c1", &[Event { items, ..cart_event() }]);
+        let Outgoing::Email { text, html, .. } = email("reminder", &"ana@example.com".into(), &cart, None, &links()).unwrap()
+        else {
+            panic!()
+        };
+        assert!(text.contains("Mug 9 x1") && !text.contains("Mug 10 x1"), "{text}");
+        assert!(text.contains("...and 2 more items in your cart"), "{text}");
+        assert!(html.contains("...and 2 more items in your cart"), "{html}");
+        assert!(text.contains("Total: 120.00 EUR"), "the total counts every line: {text}");
     }
 
     #[test]

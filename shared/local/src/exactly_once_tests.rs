@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cartback_core::ids::{CartId, CustomerKey, MessageId};
+use cartback_core::customer::Customer;
+use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
 use cartback_core::ports::{
-    CartRecord, CartStore, Claim, Clock, CreateOutcome, MessageStore, PortError, SaveOutcome, SendError, Sender,
-    StateStore, Timeline, TimelineEntry,
+    CartRecord, CartStore, Claim, Clock, CreateOutcome, CustomerStore, MessageStore, PortError, SaveOutcome, SendError,
+    Sender, SettleOutcome, StateStore, Timeline, TimelineEntry,
 };
-use cartback_core::service::{Delivery, DeliveryOutcome};
+use cartback_core::service::{CampaignCache, Delivery, DeliveryOutcome};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::outbox::{Outbox, OutboxSender};
@@ -67,7 +68,11 @@ impl World {
     }
 
     fn delivery(&self, sender: Arc<dyn Sender>) -> Delivery {
-        Delivery { store: Arc::new(self.db.clone()), sender, clock: self.clock.clone() }
+        Delivery { store: Arc::new(self.db.clone()), sender, campaigns: self.campaigns(), clock: self.clock.clone() }
+    }
+
+    fn campaigns(&self) -> Arc<CampaignCache> {
+        Arc::new(CampaignCache::new(Arc::new(self.db.clone()), self.clock.clone(), Duration::seconds(60)))
     }
 
     async fn queued(&self, job: &MessageJob) {
@@ -412,6 +417,13 @@ impl CartStore for CartReadsFail {
 }
 
 #[async_trait]
+impl CustomerStore for CartReadsFail {
+    async fn get_customer(&self, id: &CustomerId) -> Result<Option<(Customer, u64)>, PortError> {
+        self.0.get_customer(id).await
+    }
+}
+
+#[async_trait]
 impl Timeline for CartReadsFail {
     async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError> {
         self.0.append_timeline(cart_id, entry).await
@@ -440,6 +452,14 @@ impl MessageStore for CartReadsFail {
     async fn set_message_status(&self, id: &MessageId, status: &MessageStatus) -> Result<(), PortError> {
         self.0.set_message_status(id, status).await
     }
+    async fn settle_message(
+        &self,
+        id: &MessageId,
+        held: &MessageStatus,
+        status: &MessageStatus,
+    ) -> Result<SettleOutcome, PortError> {
+        self.0.settle_message(id, held, status).await
+    }
     async fn record_engagement(
         &self,
         id: &MessageId,
@@ -464,8 +484,12 @@ async fn given_a_cart_read_that_fails_after_the_claim_when_delivering_then_the_c
     let job = email_job("m_throttled");
     w.queued(&job).await;
     let counting = Arc::new(Counting { inner: w.sender.clone(), sends: AtomicUsize::new(0) });
-    let failing: Delivery<CartReadsFail> =
-        Delivery { store: Arc::new(CartReadsFail(w.db.clone())), sender: counting.clone(), clock: w.clock.clone() };
+    let failing: Delivery<CartReadsFail> = Delivery {
+        store: Arc::new(CartReadsFail(w.db.clone())),
+        sender: counting.clone(),
+        campaigns: w.campaigns(),
+        clock: w.clock.clone(),
+    };
 
     let error = failing.deliver(&job).await.expect_err("the cart read fails");
 
@@ -475,4 +499,85 @@ async fn given_a_cart_read_that_fails_after_the_claim_when_delivering_then_the_c
     let outcome = w.delivery(counting.clone()).deliver(&job).await.unwrap();
     assert!(matches!(outcome, DeliveryOutcome::Sent { .. }), "{outcome:?}");
     assert_eq!(counting.sends.load(Ordering::SeqCst), 1);
+}
+
+/// A provider so slow that the sender's lease runs out during the call:
+/// meanwhile another sender takes the claim over and delivers; then the
+/// slow call comes back with `answer`.
+struct SlowProvider {
+    clock: Arc<ManualClock>,
+    other_sender: Delivery,
+    answer: SendError,
+    sends: AtomicUsize,
+}
+
+#[async_trait]
+impl Sender for SlowProvider {
+    async fn send(&self, job: &MessageJob, _now: DateTime<Utc>) -> Result<String, SendError> {
+        self.sends.fetch_add(1, Ordering::SeqCst);
+        self.clock.advance(Duration::minutes(6));
+        let taken_over = self.other_sender.deliver(job).await.expect("the second sender delivers");
+        assert!(matches!(taken_over, DeliveryOutcome::Sent { .. }), "{taken_over:?}");
+        Err(self.answer.clone())
+    }
+}
+
+/// GIVEN a sender whose lease ran out during a slow provider call, and a
+/// second sender that took the claim over, sent and recorded `sent`
+/// WHEN the slow call finally fails with a retryable error
+/// THEN the first sender writes nothing over the second one's `sent` (its
+/// write is conditional on still holding the claim), and a later delivery
+/// of the same job sends nothing more.
+#[tokio::test]
+async fn given_a_sender_whose_lease_expired_mid_call_when_its_call_fails_late_then_the_later_sent_status_stands() {
+    let w = World::new();
+    let job = email_job("m_race");
+    w.queued(&job).await;
+    let counting = Arc::new(Counting { inner: w.sender.clone(), sends: AtomicUsize::new(0) });
+    let slow = Arc::new(SlowProvider {
+        clock: w.clock.clone(),
+        other_sender: w.delivery(counting.clone()),
+        answer: SendError::Retryable("connection reset".into()),
+        sends: AtomicUsize::new(0),
+    });
+
+    let first = w.delivery(slow.clone()).deliver(&job).await;
+
+    assert!(first.is_err(), "the slow sender reports its failure: {first:?}");
+    assert!(matches!(w.status("m_race").await, MessageStatus::Sent { .. }), "{:?}", w.status("m_race").await);
+    assert!(!w.timeline_codes().await.contains(&"retrying".to_owned()), "{:?}", w.timeline_codes().await);
+    let again = w.delivery(counting.clone()).deliver(&job).await.unwrap();
+    assert_eq!(again, DeliveryOutcome::Skipped("already sent".into()));
+    assert_eq!(counting.sends.load(Ordering::SeqCst), 1, "one message reached the outbox");
+    assert_eq!(names(&w.email_dir()), vec!["m_race.eml".to_owned()]);
+}
+
+/// GIVEN a provider call that fails in a way that says the provider may
+/// have accepted the message (a timeout after the request went out)
+/// WHEN the job is delivered, and the queue redelivers it
+/// THEN the message is recorded `unknown` with a timeline line, and the
+/// redelivery does not send it again.
+#[tokio::test]
+async fn given_a_send_whose_outcome_is_unknown_when_redelivered_then_it_is_not_sent_again() {
+    let w = World::new();
+    let job = email_job("m_unknown");
+    w.queued(&job).await;
+    struct TimesOut(AtomicUsize);
+    #[async_trait]
+    impl Sender for TimesOut {
+        async fn send(&self, _: &MessageJob, _: DateTime<Utc>) -> Result<String, SendError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(SendError::Unknown("timed out after the request was sent".into()))
+        }
+    }
+    let provider = Arc::new(TimesOut(AtomicUsize::new(0)));
+
+    let first = w.delivery(provider.clone()).deliver(&job).await.unwrap();
+    let again = w.delivery(provider.clone()).deliver(&job).await.unwrap();
+
+    assert_eq!(first, DeliveryOutcome::Skipped("outcome unknown".into()));
+    assert!(matches!(w.status("m_unknown").await, MessageStatus::Unknown { .. }));
+    assert_eq!(w.timeline_codes().await, vec!["unknown".to_owned()]);
+    assert_eq!(again, DeliveryOutcome::Skipped("closed for good".into()));
+    assert_eq!(provider.0.load(Ordering::SeqCst), 1, "never resent blindly");
 }

@@ -37,7 +37,8 @@ use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
-    EventLog, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SystemClock, Timeline, TimelineEntry,
+    EventLog, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, SystemClock, Timeline,
+    TimelineEntry,
 };
 use chrono::{DateTime, Datelike, Duration, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
@@ -658,6 +659,31 @@ impl MessageStore for Database {
     async fn set_message_status(&self, message_id: &MessageId, status: &MessageStatus) -> Result<(), PortError> {
         let (message_id, status) = (message_id.to_string(), status.clone());
         self.call(move |conn| modify_message(conn, &message_id, |record| record.status = status)).await
+    }
+
+    /// Read and write under one write lock: a claim taken in between is
+    /// seen, and the write is refused.
+    async fn settle_message(
+        &self,
+        message_id: &MessageId,
+        held: &MessageStatus,
+        status: &MessageStatus,
+    ) -> Result<SettleOutcome, PortError> {
+        let (message_id, held, status) = (message_id.to_string(), held.clone(), status.clone());
+        self.call(move |conn| {
+            let tx = immediate(conn)?;
+            let Some(mut record) = read_message(&tx, &message_id)? else {
+                return Err(PortError::Corrupt(format!("message {message_id} does not exist")));
+            };
+            if record.status != held {
+                return Ok(SettleOutcome::ClaimLost);
+            }
+            record.status = status;
+            update_message(&tx, &record)?;
+            tx.commit().map_err(db)?;
+            Ok(SettleOutcome::Settled)
+        })
+        .await
     }
 
     async fn record_engagement(

@@ -120,9 +120,30 @@ fn over_cap(input: &Input, next: &NextStep, channel: Channel) -> Option<(ReasonC
             if on_this_cart >= caps.sms_max_per_cart as usize {
                 return Some((ReasonCode::SmsCapReached, "SMS cap for this cart reached"));
             }
-            (input.now > next.abandoned_at() + caps.sms_window)
-                .then_some((ReasonCode::SmsWindowClosed, "too long after abandonment for SMS"))
+            sms_window_closed(input, next)
         }
         Channel::Email => None,
+    }
+}
+
+/// No SMS long after the cart was abandoned.
+fn sms_window_closed(input: &Input, next: &NextStep) -> Option<(ReasonCode, &'static str)> {
+    (input.now > next.abandoned_at() + next.campaign.caps.sms_window)
+        .then_some((ReasonCode::SmsWindowClosed, "too long after abandonment for SMS"))
+}
+
+/// The channel a message was decided on, asked again before it goes out:
+/// still reachable and consented (a withdrawal, or a suppression after a
+/// bounce or complaint, withdraws consent), and for SMS still in its window.
+pub(super) fn still_open(input: &Input, next: &NextStep, channel: Channel) -> Rule {
+    let closed = unreachable(input, channel).or_else(|| match channel {
+        Channel::Sms => sms_window_closed(input, next),
+        _ => None,
+    });
+    match closed {
+        None => Continue(()),
+        Some((code, why)) => {
+            stop(code, format!("Step {} can no longer go by {}: {why}.", next.number(), channel.as_str()))
+        }
     }
 }

@@ -2,14 +2,16 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
-use crate::cart::CartStatus;
+use super::CampaignCache;
+use crate::engine::{self, Input, Recheck};
 use crate::ids::{CartId, MessageId};
-use crate::message::{MessageJob, MessageStatus};
+use crate::message::{MessageJob, MessageRecord, MessageStatus};
 use crate::ports::TimelineKind;
 use crate::ports::{
-    CartStore, Claim, Clock, MessageStore, PortError, PriorAttempt, SendError, Sender, StateStore, Timeline,
-    TimelineEntry,
+    CartStore, Claim, Clock, CustomerStore, MessageStore, PortError, PriorAttempt, SendError, Sender, SettleOutcome,
+    StateStore, Timeline, TimelineEntry,
 };
+use crate::reason::Reason;
 
 /// How long a sender holds a claim before another may take over.
 const CLAIM_LEASE_SECONDS: i64 = 300;
@@ -19,7 +21,8 @@ pub enum DeliveryOutcome {
     Sent {
         provider_message_id: String,
     },
-    /// Already sent, closed, unknown, or cancelled by a later purchase.
+    /// Already sent, closed, unknown, or cancelled by a rule asked again
+    /// right before the send (a purchase, a withdrawn consent, ...).
     Skipped(String),
     /// The provider refused for good; recorded, not retried.
     Rejected(String),
@@ -36,19 +39,27 @@ pub enum DeliveryError {
     /// dead-letter while the dead sender's lease still runs).
     #[error("another sender holds the claim; retry at {retry_at}")]
     Busy { retry_at: chrono::DateTime<chrono::Utc> },
+    /// Not now: a rule asked right before the send (quiet hours) allows it
+    /// from `until`. Like `Busy`, not a failed attempt: the queue hides the
+    /// job until then (the claim is handed back), and the rules are asked
+    /// again when it comes back.
+    #[error("deferred until {until}: {}", reason.code.as_str())]
+    Deferred { until: chrono::DateTime<chrono::Utc>, reason: Reason },
     #[error(transparent)]
     Port(#[from] PortError),
 }
 
 /// Takes one job off a channel queue: claim, last-moment checks, send,
-/// record. Needs messages, carts (a late purchase cancels) and the timeline.
+/// record. Needs messages, carts and customers (the rules are asked again
+/// on fresh state), the campaigns, and the timeline.
 pub struct Delivery<S: ?Sized = dyn StateStore> {
     pub store: Arc<S>,
     pub sender: Arc<dyn Sender>,
+    pub campaigns: Arc<CampaignCache>,
     pub clock: Arc<dyn Clock>,
 }
 
-impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
+impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S> {
     pub async fn deliver(&self, job: &MessageJob) -> Result<DeliveryOutcome, DeliveryError> {
         let now = self.clock.now();
         let lease_until = now + Duration::seconds(CLAIM_LEASE_SECONDS);
@@ -61,63 +72,42 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
             Claim::NotFound => return Err(DeliveryError::Retry("message record not written yet".into())),
             Claim::InFlight => return Err(DeliveryError::Busy { retry_at: lease_until }),
         };
+        // Every status written from here on is conditional on still holding
+        // this claim: `held` is what the claim wrote.
+        let held = record.status.clone();
         // The previous sender stopped between claiming and recording: what it
         // did decides, before anything else (even a purchase since then).
         if taken_over {
-            match self.sender.prior_attempt(job).await {
-                Ok(PriorAttempt::NotDelivered) => {}
-                Ok(PriorAttempt::Delivered { provider_message_id }) => {
-                    if !self.noted_sent(&record.cart_id, &record.message_id).await? {
-                        let text = format!(
-                            "Step {} sent by {} (found delivered after an interrupted attempt; not sent again).",
-                            record.step + 1,
-                            record.channel.as_str()
-                        );
-                        self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
-                    }
-                    let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: now };
-                    self.store.set_message_status(&record.message_id, &status).await?;
-                    return Ok(DeliveryOutcome::Sent { provider_message_id });
-                }
-                Ok(PriorAttempt::Unknown) => {
-                    let reason = "a sender stopped mid-send and the provider cannot say whether it went out".to_owned();
-                    let status = MessageStatus::Unknown { reason: reason.clone(), at: now };
-                    self.store.set_message_status(&record.message_id, &status).await?;
-                    let step = record.step + 1;
-                    let text = format!("Step {step} may or may not have gone out ({reason}); not sent again.");
-                    self.note(&record.cart_id, "unknown", &text, &record.message_id, job).await?;
-                    return Ok(DeliveryOutcome::Skipped("outcome unknown".into()));
-                }
-                // The claim stays held; once its lease ends the next try asks again.
-                Err(SendError::Retryable(error) | SendError::Permanent(error)) => {
-                    let error = format!("cannot tell whether an interrupted attempt went out: {error}");
-                    return Err(DeliveryError::Retry(error));
-                }
+            if let Some(outcome) = self.after_takeover(job, &record, &held, now).await? {
+                return Ok(outcome);
             }
         }
-        // A purchase may have landed between the decision and now. Nothing
-        // was sent if this read fails: the claim is handed back, so the
-        // retry is not mistaken for an interrupted send once the lease ends.
-        let cart = match self.store.get_cart(&record.cart_id).await {
-            Ok(cart) => cart,
+        // Everything that can change after the decision is asked again on
+        // fresh state. Nothing was sent if this fails: the claim is handed
+        // back, so the retry is not mistaken for an interrupted send once
+        // the lease ends.
+        let recheck = match self.recheck(&record).await {
+            Ok(recheck) => recheck,
             Err(error) => {
-                self.release(&record.message_id).await;
+                self.release(&record.message_id, &held).await;
                 return Err(error.into());
             }
         };
-        if let Some(cart) = cart {
-            if cart.cart().status == CartStatus::Converted {
-                let status = MessageStatus::Cancelled { reason: "purchased".into(), at: now };
-                self.store.set_message_status(&record.message_id, &status).await?;
-                self.note(
-                    &record.cart_id,
-                    "cancelled",
-                    "Not sent: the customer bought before it went out.",
-                    &record.message_id,
-                    job,
-                )
-                .await?;
-                return Ok(DeliveryOutcome::Skipped("purchased".into()));
+        match recheck {
+            Recheck::Send => {}
+            Recheck::Cancel { reason } => {
+                let status = MessageStatus::Cancelled { reason: reason.code.as_str().into(), at: now };
+                self.settle(&record, &held, &status).await?;
+                let text = format!("Step {} not sent: {}", record.step + 1, reason.message);
+                self.note(&record.cart_id, reason.code.as_str(), &text, &record.message_id, job).await?;
+                return Ok(DeliveryOutcome::Skipped(reason.code.as_str().into()));
+            }
+            Recheck::Defer { until, reason } => {
+                if self.settle(&record, &held, &MessageStatus::Queued).await? == SettleOutcome::Settled {
+                    let text = format!("Step {} held back at send time: {}", record.step + 1, reason.message);
+                    self.note(&record.cart_id, reason.code.as_str(), &text, &record.message_id, job).await?;
+                }
+                return Err(DeliveryError::Deferred { until, reason });
             }
         }
         match self.sender.send(job, now).await {
@@ -129,12 +119,12 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
                 self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
                 let status =
                     MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: self.clock.now() };
-                self.store.set_message_status(&record.message_id, &status).await?;
+                self.settle(&record, &held, &status).await?;
                 Ok(DeliveryOutcome::Sent { provider_message_id })
             }
             Err(SendError::Permanent(error)) => {
                 let status = MessageStatus::Rejected { error: error.clone(), at: now };
-                self.store.set_message_status(&record.message_id, &status).await?;
+                self.settle(&record, &held, &status).await?;
                 self.note(
                     &record.cart_id,
                     "rejected",
@@ -145,27 +135,142 @@ impl<S: CartStore + MessageStore + Timeline + ?Sized> Delivery<S> {
                 .await?;
                 Ok(DeliveryOutcome::Rejected(error))
             }
+            Err(SendError::Unknown(error)) => {
+                // It may have gone out: never sent again blindly.
+                let status = MessageStatus::Unknown { reason: error.clone(), at: now };
+                self.settle(&record, &held, &status).await?;
+                let text = format!(
+                    "Step {} may or may not have gone out (the provider's answer was lost: {error}); not sent again.",
+                    record.step + 1
+                );
+                self.note(&record.cart_id, "unknown", &text, &record.message_id, job).await?;
+                Ok(DeliveryOutcome::Skipped("outcome unknown".into()))
+            }
             Err(SendError::Retryable(error)) => {
-                // Hand the claim back so the queue's retry can take it at once,
-                // and leave the cause where an operator looks first.
-                self.store.set_message_status(&record.message_id, &MessageStatus::Queued).await?;
-                self.note(
-                    &record.cart_id,
-                    "retrying",
-                    &format!("Sending step {} failed and will be retried: {error}", record.step + 1),
-                    &record.message_id,
-                    job,
-                )
-                .await?;
+                // The provider certainly did not take it (throttled, refused
+                // to connect): hand the claim back so the queue's retry can
+                // take it at once, and leave the cause where an operator
+                // looks first.
+                if self.settle(&record, &held, &MessageStatus::Queued).await? == SettleOutcome::Settled {
+                    self.note(
+                        &record.cart_id,
+                        "retrying",
+                        &format!("Sending step {} failed and will be retried: {error}", record.step + 1),
+                        &record.message_id,
+                        job,
+                    )
+                    .await?;
+                }
                 Err(DeliveryError::Retry(error))
             }
         }
     }
 
+    /// The claim was taken over from a sender that stopped between claiming
+    /// and recording: ask the provider (and the timeline) whether it sent.
+    /// `None`: it certainly did not, and this claim goes on like a fresh one.
+    async fn after_takeover(
+        &self,
+        job: &MessageJob,
+        record: &MessageRecord,
+        held: &MessageStatus,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<DeliveryOutcome>, DeliveryError> {
+        let prior = match self.sender.prior_attempt(job).await {
+            // The claim stays held; once its lease ends the next try asks again.
+            Err(SendError::Retryable(error) | SendError::Permanent(error) | SendError::Unknown(error)) => {
+                let error = format!("cannot tell whether an interrupted attempt went out: {error}");
+                return Err(DeliveryError::Retry(error));
+            }
+            Ok(prior) => prior,
+        };
+        let noted = match prior {
+            PriorAttempt::NotDelivered => None,
+            // The previous sender wrote its "sent" line right after the
+            // provider took the message, so the line settles a provider
+            // that cannot be asked.
+            PriorAttempt::Delivered { .. } | PriorAttempt::Unknown => {
+                Some(self.noted_sent(&record.cart_id, &record.message_id).await?)
+            }
+        };
+        match (prior, noted) {
+            (PriorAttempt::NotDelivered, _) => Ok(None),
+            (PriorAttempt::Delivered { provider_message_id }, noted) => {
+                if noted != Some(true) {
+                    let text = format!(
+                        "Step {} sent by {} (found delivered after an interrupted attempt; not sent again).",
+                        record.step + 1,
+                        record.channel.as_str()
+                    );
+                    self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
+                }
+                let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: now };
+                self.settle(record, held, &status).await?;
+                Ok(Some(DeliveryOutcome::Sent { provider_message_id }))
+            }
+            (PriorAttempt::Unknown, Some(true)) => {
+                let status = MessageStatus::Sent { provider_message_id: String::new(), at: now };
+                self.settle(record, held, &status).await?;
+                Ok(Some(DeliveryOutcome::Skipped("already sent".into())))
+            }
+            (PriorAttempt::Unknown, _) => {
+                let reason = "a sender stopped mid-send and the provider cannot say whether it went out".to_owned();
+                let status = MessageStatus::Unknown { reason: reason.clone(), at: now };
+                self.settle(record, held, &status).await?;
+                let step = record.step + 1;
+                let text = format!("Step {step} may or may not have gone out ({reason}); not sent again.");
+                self.note(&record.cart_id, "unknown", &text, &record.message_id, job).await?;
+                Ok(Some(DeliveryOutcome::Skipped("outcome unknown".into())))
+            }
+        }
+    }
+
+    /// The engine's rules that can change after the decision, asked again
+    /// on the cart, the customer and the campaigns as they are now. A cart
+    /// gone with its retention leaves nothing to ask.
+    async fn recheck(&self, record: &MessageRecord) -> Result<Recheck, PortError> {
+        let Some(cart_record) = self.store.get_cart(&record.cart_id).await? else { return Ok(Recheck::Send) };
+        let cart = cart_record.cart();
+        let customer = match &cart.customer_id {
+            Some(id) => self.store.get_customer(id).await?.map(|(c, _)| c),
+            None => None,
+        };
+        let campaigns = self.campaigns.get().await?;
+        let input = Input {
+            cart: &cart,
+            progress: &cart_record.progress,
+            customer: customer.as_ref(),
+            campaigns: &campaigns,
+            history: &[],
+            channels: std::slice::from_ref(&record.channel),
+            now: self.clock.now(),
+        };
+        Ok(engine::recheck_before_send(&input, record))
+    }
+
+    /// Writes a status while this sender still holds the claim. A lost
+    /// claim writes nothing: a later claimant owns the record now.
+    async fn settle(
+        &self,
+        record: &MessageRecord,
+        held: &MessageStatus,
+        status: &MessageStatus,
+    ) -> Result<SettleOutcome, PortError> {
+        let outcome = self.store.settle_message(&record.message_id, held, status).await?;
+        if outcome == SettleOutcome::ClaimLost {
+            tracing::warn!(
+                message_id = %record.message_id,
+                status = status.name(),
+                "claim lost to a later sender (this lease ran out); status left to it"
+            );
+        }
+        Ok(outcome)
+    }
+
     /// Hands an unused claim back (`Queued`). Best effort: if this write
     /// fails too, the lease runs out and the next sender asks the provider.
-    async fn release(&self, message_id: &MessageId) {
-        if let Err(error) = self.store.set_message_status(message_id, &MessageStatus::Queued).await {
+    async fn release(&self, message_id: &MessageId, held: &MessageStatus) {
+        if let Err(error) = self.store.settle_message(message_id, held, &MessageStatus::Queued).await {
             tracing::warn!(%message_id, %error, "claim not handed back; it expires with its lease");
         }
     }
