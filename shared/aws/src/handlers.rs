@@ -259,3 +259,30 @@ pub async fn feedback(feedback: &cartback_core::service::Feedback, event: SqsEve
         batch_item_failures: failures.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_both_dead_letter_shapes_when_read_then_each_yields_the_timer_and_a_bad_body_is_an_error_without_its_text() {
+        let timer = TimerPayload { cart_id: "c-1".into(), due_at: "2026-11-23T10:31:00Z".parse().unwrap() };
+        let scheduler_body = serde_json::to_string(&timer).unwrap();
+        assert_eq!(dead_timer(&scheduler_body), Ok(DeadTimer::Timer(timer.clone())));
+        let lambda_record = json!({ "version": "1.0", "requestContext": { "condition": "RetriesExhausted" },
+                                    "requestPayload": timer, "responsePayload": { "errorMessage": "boom" } });
+        assert_eq!(dead_timer(&lambda_record.to_string()), Ok(DeadTimer::Timer(timer)));
+        assert_eq!(dead_timer(r#"{"requestPayload":{"sweep":{}}}"#), Ok(DeadTimer::Sweep));
+        let error = dead_timer(r#"{"cart_id":"ana@example.com"}"#).unwrap_err();
+        assert!(error.starts_with("not a timer") && !error.contains("ana@"), "{error}");
+        assert!(dead_timer("ana@example.com").unwrap_err().starts_with("not JSON"));
+    }
+
+    #[test]
+    fn given_each_invocation_shape_when_classified_then_sweeps_batches_and_timers_are_told_apart() {
+        assert!(matches!(CheckerInput::from_payload(json!({ "sweep": {} })), CheckerInput::Sweep));
+        assert!(matches!(CheckerInput::from_payload(json!({ "Records": [] })), CheckerInput::Redriven(_)));
+        let timer = json!({ "cart_id": "c", "due_at": "2026-11-23T10:31:00Z" });
+        assert!(matches!(CheckerInput::from_payload(timer), CheckerInput::Timer(_)));
+    }
+}
