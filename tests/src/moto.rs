@@ -388,12 +388,20 @@ impl Stack {
 }
 
 // The event types are `#[non_exhaustive]`: no struct literal outside their crate.
-#[allow(clippy::field_reassign_with_default)]
 pub async fn receive_event(clients: &Clients, url: &str, arn: &str) -> SqsEvent {
+    receive_event_hidden(clients, url, arn, None).await
+}
+
+/// As `receive_event`, hiding the received messages for `visibility_seconds`
+/// (as the event source mapping does for the queue's visibility timeout),
+/// so parallel receivers do not take the same messages.
+#[allow(clippy::field_reassign_with_default)]
+pub async fn receive_event_hidden(clients: &Clients, url: &str, arn: &str, visibility_seconds: Option<i32>) -> SqsEvent {
     let out = clients
         .sqs
         .receive_message()
         .queue_url(url)
+        .set_visibility_timeout(visibility_seconds)
         .max_number_of_messages(10)
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
