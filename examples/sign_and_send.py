@@ -11,7 +11,16 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+
+
+def canonical_path(path_and_query: str) -> str:
+    """The path as v2 signs it: each segment percent-decoded, then every byte
+    but A-Z a-z 0-9 - . _ ~ encoded (upper-case %XX); the query as sent."""
+    path, sep, query = path_and_query.partition("?")
+    segments = [urllib.parse.quote(urllib.parse.unquote_to_bytes(s), safe="") for s in path.split("/")]
+    return "/".join(segments) + sep + query
 
 
 def signature(secret: str, method: str, path_and_query: str, body: bytes, timestamp: int) -> str:
@@ -20,7 +29,7 @@ def signature(secret: str, method: str, path_and_query: str, body: bytes, timest
     The MAC binds the signature to this method, path and body, so a captured
     header is good for nothing else; the timestamp is your real clock's.
     """
-    message = b".".join([str(timestamp).encode(), method.encode(), path_and_query.encode(), body])
+    message = b".".join([str(timestamp).encode(), method.encode(), canonical_path(path_and_query).encode(), body])
     mac = hmac.new(secret.encode(), message, hashlib.sha256)
     return f"t={timestamp},v2={mac.hexdigest()}"
 

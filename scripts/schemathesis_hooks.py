@@ -17,7 +17,7 @@ import hmac
 import json
 import os
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote_to_bytes, urlencode
 
 import requests.utils
 import schemathesis
@@ -36,7 +36,10 @@ def _raw_body(case):
 
 
 def _path_with_query(case):
-    path = requests.utils.requote_uri(case.formatted_path)
+    # The path as the server signs it (README, "Signing (v2)"): each segment
+    # decoded, then everything but the unreserved characters encoded.
+    sent = requests.utils.requote_uri(case.formatted_path)
+    path = "/".join(quote(unquote_to_bytes(segment), safe="") for segment in sent.split("/"))
     if case.query:
         path += "?" + urlencode(case.query, doseq=True)
     return path

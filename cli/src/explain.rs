@@ -18,8 +18,18 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let timeline = stores.state.timeline(&cart_id).await?;
+    // The cart's messages, with their opens and clicks counted per label
+    // (the timeline shows only the first of each).
+    let mut messages = Vec::new();
+    for step in &record.progress.steps {
+        if let Some(message) = stores.state.get_message(&step.message_id).await? {
+            messages.push(message);
+        }
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&cartback_core::api::cart_view(&record, &timeline))?);
+        let mut view = cartback_core::api::cart_view(&record, &timeline);
+        view["messages"] = serde_json::to_value(&messages)?;
+        println!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(ExitCode::SUCCESS);
     }
     let cart = record.cart();
@@ -34,6 +44,22 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     );
     for entry in &timeline {
         println!("{}  {:<10} {:<24} {}", entry.at.format("%Y-%m-%d %H:%M:%S"), entry.kind, entry.code, entry.message);
+    }
+    for message in &messages {
+        println!(
+            "message {} (step {}, {}, {}):",
+            message.message_id,
+            message.step + 1,
+            message.channel.as_str(),
+            message.status.name()
+        );
+        let engagement = message.engagement.summary();
+        if engagement.is_empty() {
+            println!("  no opens or clicks");
+        }
+        for line in engagement {
+            println!("  {line}");
+        }
     }
     let clock = Arc::new(SystemClock);
     let cache = CampaignCache::new(stores.campaigns.clone(), clock.clone(), chrono::Duration::zero());

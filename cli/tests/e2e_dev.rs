@@ -4,6 +4,7 @@
 //! test asserts how fast anything happens. Every answer is checked against
 //! the served OpenAPI document (`cartback_tests::openapi`).
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use cartback_core::signing::{sign_request, sign_request_v1, Secret, SignedRequest};
 use cartback_tests::openapi::{assert_response, Observed};
+use cartback_tests::pii::Contacts;
 use serde_json::{json, Value};
 
 const SECRET: &str = "e2e-test-secret-0123456789abcdef";
@@ -22,6 +24,11 @@ struct Dev {
     child: Child,
     base: String,
     data: PathBuf,
+    /// The server's log (stderr, every level down to `trace` for Cartback's
+    /// crates), scanned for contact data when the test ends.
+    log: PathBuf,
+    /// Every contact value this test sent.
+    contacts: RefCell<Contacts>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -35,13 +42,16 @@ impl Dev {
     }
 
     fn start_in(data: &Path) -> Dev {
+        std::fs::create_dir_all(data).expect("data folder");
+        let log = data.join("test-server.log");
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
             .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
             .arg(data)
             .env("CARTBACK_INGEST_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info,cartback=trace,cartback_core=trace,cartback_local=trace,cartback_http=trace")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log_file)
             .spawn()
             .expect("cartback dev starts");
         let stdout = child.stdout.take().expect("stdout");
@@ -52,7 +62,7 @@ impl Dev {
         std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
         let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
         assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
-        Dev { child, base, data: data.to_owned(), _dir: None }
+        Dev { child, base, data: data.to_owned(), log, contacts: RefCell::default(), _dir: None }
     }
 
     fn server_now(&self) -> i64 {
@@ -69,6 +79,9 @@ impl Dev {
 
     /// POST raw bytes with an optional signature header; returns status and JSON.
     fn post_raw(&self, body: &[u8], signature: Option<String>) -> (u16, Value) {
+        if let Ok(json) = serde_json::from_slice::<Value>(body) {
+            self.contacts.borrow_mut().collect(&json);
+        }
         let mut request = ureq::post(&format!("{}/v1/events", self.base)).set("content-type", "application/json");
         if let Some(sig) = signature {
             request = request.set("x-cartback-signature", &sig);
@@ -138,6 +151,13 @@ impl Dev {
 impl Drop for Dev {
     fn drop(&mut self) {
         self.stop();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if std::thread::panicking() {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("last lines of the server's log:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        } else {
+            self.contacts.borrow().assert_absent_from("cartback dev", &log);
+        }
     }
 }
 
@@ -448,4 +468,62 @@ fn given_the_readme_python_example_when_run_against_cartback_then_its_signed_eve
     let _ = child.wait();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0 accepted");
+}
+
+#[test]
+fn given_customers_reachable_by_sms_push_and_web_push_when_every_channel_sends_then_the_server_log_holds_no_contact_data(
+) {
+    // GIVEN a campaign whose steps use SMS, then push (mobile) or web push
+    // (desktop), and customers with a phone number, push tokens and a web
+    // push subscription; the server logs at `trace` for Cartback's crates.
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = dir.path().join("every-channel.toml");
+    std::fs::write(
+        &campaign,
+        "id = \"every-channel\"\nname = \"Every channel\"\n\
+         [[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n\
+         [steps.channels]\nmobile = [\"sms\"]\ndesktop = [\"sms\"]\n\
+         [[steps]]\ndelay = \"30m\"\n\
+         [steps.channels]\nmobile = [\"push\"]\ndesktop = [\"web_push\"]\n",
+    )
+    .unwrap();
+    let applied = Command::new(env!("CARGO_BIN_EXE_cartback"))
+        .args(["campaign", "apply", campaign.to_str().unwrap(), "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let dev = Dev::start_in(dir.path());
+    let customer = |phone: &str, token: &str| {
+        json!({"email": format!("{token}@example.com"), "phone": phone, "first_name": "Ana",
+               "push_tokens": [{"platform": "fcm", "token": format!("fcm-token-{token}-0123456789")}],
+               "web_push_subscription": {"endpoint": format!("https://push.example.com/send/{token}-abcdef"),
+                                         "keys": {"p256dh": format!("BP256dh-{token}-key"), "auth": format!("auth-{token}-secret")}},
+               "consents": {"email": true, "sms": true, "push": true, "web_push": true}})
+    };
+    for (cart, device, phone, token) in
+        [("cart-mobile", "mobile", "+33612345678", "mona"), ("cart-desktop", "desktop", "+4915112345678", "dirk")]
+    {
+        let mut event = add_to_cart(&format!("{cart}-add"), cart, "unused@example.com");
+        event["device"] = json!(device);
+        event["customer"] = customer(phone, token);
+        let answer = dev.post(&event);
+        assert_eq!(answer["accepted"], 1, "{answer}");
+    }
+
+    // WHEN both steps go out on both carts
+    for cart in ["cart-mobile", "cart-desktop"] {
+        dev.wait_for(cart, "two sent messages", |c| sent_messages(c) == 2);
+    }
+    let outbox = |name: &str| std::fs::read_to_string(dev.data.join("outbox").join(name)).unwrap_or_default();
+    assert_eq!(outbox("sms.jsonl").lines().count(), 2);
+    assert_eq!(outbox("push.jsonl").lines().count(), 2);
+
+    // The log saw the sends (a `debug` line per written message), so the
+    // scan below reads the sending path's output.
+    let log = std::fs::read_to_string(&dev.log).unwrap();
+    assert_eq!(log.matches("written to the outbox").count(), 4, "{log}");
+    // THEN (when `dev` drops) its log holds none of the phone numbers,
+    // addresses, tokens or subscriptions: the scan covers all of them.
+    assert_eq!(dev.contacts.borrow().len(), 2 * 7, "address, number (with and without +), token, endpoint, 2 keys");
 }

@@ -24,6 +24,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
+use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::{Progress, StepDispatched};
 use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item, PushPlatform, PushToken};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
@@ -77,6 +78,8 @@ macro_rules! contract_suite {
             given_a_rejected_or_cancelled_message_when_claimed_then_it_is_closed => rejected_and_cancelled_are_closed,
             given_an_unknown_message_when_claimed_then_it_is_not_found => unknown_message_not_found,
             given_two_engagements_when_recorded_then_the_first_time_is_kept => record_engagement_keeps_first,
+            given_one_link_when_clicked_a_thousand_times_then_what_is_stored_stays_bounded
+                => link_clicked_a_thousand_times_writes_a_bounded_amount,
             given_messages_to_several_customers_when_listed_for_one_since_a_time_then_only_theirs_from_then_are_returned => customer_messages_filter_by_key_and_since,
             given_a_customer_named_like_a_guest_cart_when_both_get_messages_then_their_histories_stay_apart
                 => customer_messages_keep_a_customer_named_like_a_guest_cart_apart,
@@ -203,7 +206,7 @@ pub fn message(
         channel,
         decided_at,
         status: MessageStatus::Queued,
-        engaged_at: None,
+        engagement: Default::default(),
     }
 }
 
@@ -218,6 +221,27 @@ async fn stored_cart(a: &Adapters) -> CartRecord {
         .unwrap();
     assert_eq!(outcome, CommitOutcome::Applied);
     a.state.get_cart(&cart_id).await.unwrap().expect("stored cart")
+}
+
+/// The secret the [`link_app`] signs and checks links with.
+pub fn link_secret() -> cartback_core::signing::Secret {
+    cartback_core::signing::Secret::new(b"contract-suite-link-secret-0123456789".to_vec()).unwrap()
+}
+
+/// The HTTP application of both runtimes over these adapters, on `clock`.
+pub fn link_app(a: &Adapters, clock: Arc<cartback_local::testing::ManualClock>) -> axum::Router {
+    use cartback_core::service::{CampaignCache, Ingest, Settings};
+    let campaigns = Arc::new(CampaignCache::new(a.campaigns.clone(), clock.clone(), Duration::seconds(60)));
+    let settings = Settings::new(link_secret(), "http://localhost", "https://shop.example.com/{cart_id}?t={token}");
+    let api = cartback_core::api::Api {
+        ingest: Ingest { store: a.state.clone(), scheduler: a.scheduler.clone(), campaigns, clock: clock.clone() },
+        store: a.state.clone(),
+        clock: clock.clone(),
+        wall_clock: clock,
+        settings: Arc::new(settings),
+        accept_v1_signatures: false,
+    };
+    cartback_http::router(Arc::new(api))
 }
 
 async fn stored_message(a: &Adapters) -> MessageRecord {
@@ -565,11 +589,75 @@ pub async fn unknown_message_not_found(a: &Adapters) {
 
 pub async fn record_engagement_keeps_first(a: &Adapters) {
     let record = stored_message(a).await;
-    a.state.record_engagement(&record.message_id, t(100)).await.unwrap();
-    a.state.record_engagement(&record.message_id, t(200)).await.unwrap();
+    let click = |at| a.state.record_engagement(&record.message_id, EngagementLabel::HumanClick, at);
+    assert_eq!(click(t(100)).await.unwrap(), Some(Tally::once(t(100))), "the first of its label");
+    assert_eq!(click(t(200)).await.unwrap(), Some(Tally { count: 2, first_at: t(100), last_at: t(200) }));
+    let open = a.state.record_engagement(&record.message_id, EngagementLabel::MachineOpen, t(150)).await.unwrap();
+    assert_eq!(open, Some(Tally::once(t(150))), "each label is counted on its own");
     let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
-    assert_eq!(read.engaged_at, Some(t(100)));
+    let clicks = read.engagement.tally(EngagementLabel::HumanClick);
+    assert_eq!(clicks, Some(&Tally { count: 2, first_at: t(100), last_at: t(200) }));
+    assert_eq!(read.engagement.tally(EngagementLabel::MachineOpen), Some(&Tally::once(t(150))));
+    assert_eq!(read.engagement.tally(EngagementLabel::ScannerClick), None);
     assert_eq!(read.status, record.status, "engagement leaves the status alone");
+    let listed = a.state.customer_messages(&record.customer_key, t(-1)).await.unwrap();
+    assert_eq!(listed, [read], "the history the engine reads carries the same tallies");
+    let unknown = a.state.record_engagement(&unique("m").into(), EngagementLabel::HumanClick, t(1)).await.unwrap();
+    assert_eq!(unknown, None, "an expired or unknown message: nothing written");
+}
+
+/// GIVEN a sent message WHEN one of its links is followed 1,000 times
+/// through `GET /r/{token}` (a bot, a reload loop, an attacker with one
+/// email) THEN every click is answered, and the cart's timeline holds at
+/// most one line per engagement label, however many clicks came.
+pub async fn link_clicked_a_thousand_times_writes_a_bounded_amount(a: &Adapters) {
+    use tower::ServiceExt;
+    let mut record = stored_message(a).await;
+    record.status = MessageStatus::Sent { provider_message_id: "p-1".into(), at: t(0) };
+    a.state.set_message_status(&record.message_id, &record.status).await.unwrap();
+    let clock = Arc::new(cartback_local::testing::ManualClock::new(t(3600)));
+    let app = link_app(a, clock.clone());
+    let claims = cartback_core::signing::LinkClaims {
+        message_id: record.message_id.clone(),
+        cart_id: record.cart_id.clone(),
+        target: "https://shop.example.com/cart/restore".into(),
+        expires: t(86_400).timestamp(),
+    };
+    let token = cartback_core::signing::sign_link(&link_secret(), &claims);
+    for i in 0..1_000 {
+        clock.set(t(3600 + i));
+        let request = axum::http::Request::get(format!("/r/{token}"))
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), 302, "click {i}");
+    }
+    let timeline = a.state.timeline(&record.cart_id).await.unwrap();
+    assert_eq!(
+        timeline.len(),
+        1,
+        "one line for the first human click, none for the 999 after: {:?}",
+        &timeline[..3.min(timeline.len())]
+    );
+    assert_eq!((timeline[0].code.as_str(), timeline[0].at), ("click", t(3600)));
+    // The clicks are counted on the one message record, the first time kept.
+    let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
+    let tallies: Vec<_> = read.engagement.iter().map(|(label, tally)| (label, *tally)).collect();
+    assert_eq!(tallies, [(EngagementLabel::HumanClick, Tally { count: 1_000, first_at: t(3600), last_at: t(4599) })]);
+    assert_eq!(a.state.customer_messages(&record.customer_key, t(-1)).await.unwrap().len(), 1, "no new records");
+    // A scanner on the same link adds its own single line, then only counts.
+    for _ in 0..3 {
+        let request = axum::http::Request::get(format!("/r/{token}"))
+            .header("user-agent", "curl/8.5.0")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(app.clone().oneshot(request).await.unwrap().status().as_u16(), 302);
+    }
+    let codes: Vec<String> = a.state.timeline(&record.cart_id).await.unwrap().into_iter().map(|e| e.code).collect();
+    assert_eq!(codes, ["click", "scanner_click"]);
+    let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
+    assert_eq!(read.engagement.tally(EngagementLabel::ScannerClick).map(|t| t.count), Some(3));
 }
 
 pub async fn customer_messages_filter_by_key_and_since(a: &Adapters) {

@@ -9,4 +9,5 @@ pub mod faults;
 pub mod local_app;
 pub mod moto;
 pub mod openapi;
+pub mod pii;
 pub mod samples;

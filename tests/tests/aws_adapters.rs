@@ -14,6 +14,7 @@ use cartback_aws::sqs::SqsJobQueue;
 use cartback_aws::{handlers, wiring};
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
+use cartback_core::engagement::EngagementLabel;
 use cartback_core::event::{validate_event, PushPlatform};
 use cartback_core::ids::CustomerKey;
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
@@ -77,7 +78,7 @@ fn message(cart_id: &str, customer_key: &str, decided_at: DateTime<Utc>) -> Mess
         channel: Channel::Email,
         decided_at,
         status: MessageStatus::Queued,
-        engaged_at: None,
+        engagement: Default::default(),
     }
 }
 
@@ -234,7 +235,7 @@ async fn given_writes_of_every_kind_when_read_raw_then_each_item_expires_retenti
     assert_eq!(kinds, ["CART/STATE", "CART/TL", "CUST/PROFILE", "EVENT/EVENT", "MSG/MSG"]);
     // A later write pushes the message's expiry on.
     clock.advance(Duration::days(1));
-    store.record_engagement(&record.message_id, clock.now_utc()).await.unwrap();
+    store.record_engagement(&record.message_id, EngagementLabel::HumanClick, clock.now_utc()).await.unwrap();
     let key = [
         ("pk".to_owned(), AttributeValue::S(format!("MSG#{}", record.message_id))),
         ("sk".to_owned(), AttributeValue::S("MSG".into())),

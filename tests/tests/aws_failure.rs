@@ -40,7 +40,7 @@ fn record(cart_id: &str, channel: Channel) -> MessageRecord {
         channel,
         decided_at: t0(),
         status: MessageStatus::Queued,
-        engaged_at: None,
+        engagement: Default::default(),
     }
 }
 

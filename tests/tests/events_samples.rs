@@ -318,7 +318,8 @@ async fn given_the_first_email_sent_when_the_redirect_sample_is_followed_then_it
     assert!(location.starts_with("https://shop.example.com/cart/restore?cart=cart-1001&t="), "{location}");
     assert_eq!(header(&response, "cache-control"), Some("no-store"));
     let record = stack.db.get_message(&job.message_id).await.unwrap().expect("the message record");
-    assert_eq!(record.engaged_at, Some(request_time(&sample(REDIRECT))));
+    let clicked: Vec<_> = record.engagement.iter().map(|(label, t)| (label.as_str(), t.count, t.first_at)).collect();
+    assert_eq!(clicked, [("click", 1, request_time(&sample(REDIRECT)))], "a browser's click, minutes after the send");
     let timeline = stack.db.timeline(&"cart-1001".into()).await.unwrap();
     assert!(timeline.iter().any(|e| e.kind == "engagement" && e.code == "click"), "{timeline:?}");
 }
@@ -358,7 +359,7 @@ async fn queued_records_for(stack: &LocalStack, event: &SqsEvent) {
                 channel: job.channel,
                 decided_at: stack.clock_now(),
                 status: MessageStatus::Queued,
-                engaged_at: None,
+                engagement: Default::default(),
             };
             assert_eq!(stack.db.create_message(&record).await.unwrap(), CreateOutcome::Created);
         }
@@ -491,7 +492,7 @@ async fn timeline_codes(stack: &LocalStack) -> Vec<String> {
 async fn given_the_ses_delivery_sample_when_consumed_then_the_timeline_shows_the_delivery_and_nothing_else_changes() {
     let (stack, job) = feedback_after_first_email(SES_DELIVERY).await;
     assert!(timeline_codes(&stack).await.contains(&"message:delivered".to_owned()));
-    assert_eq!(stack.db.get_message(&job.message_id).await.unwrap().unwrap().engaged_at, None);
+    assert!(stack.db.get_message(&job.message_id).await.unwrap().unwrap().engagement.is_empty());
     assert_eq!(email_consent(&stack).await, Some(true));
 }
 
@@ -500,7 +501,9 @@ async fn given_the_ses_open_and_click_samples_when_consumed_then_engagement_is_r
     for (relative, section, code) in [(SES_OPEN, "open", "engagement:open"), (SES_CLICK, "click", "engagement:click")] {
         let (stack, job) = feedback_after_first_email(relative).await;
         let when = at(ses_event(relative)[section]["timestamp"].as_str().unwrap());
-        assert_eq!(stack.db.get_message(&job.message_id).await.unwrap().unwrap().engaged_at, Some(when), "{relative}");
+        let record = stack.db.get_message(&job.message_id).await.unwrap().unwrap();
+        let seen: Vec<_> = record.engagement.iter().map(|(label, t)| (label.as_str(), t.first_at)).collect();
+        assert_eq!(seen, [(section, when)], "{relative}: a person's {section}, by its user agent and time");
         assert!(timeline_codes(&stack).await.contains(&code.to_owned()), "{relative}");
         assert_eq!(email_consent(&stack).await, Some(true));
     }

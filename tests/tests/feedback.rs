@@ -9,10 +9,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use cartback_aws::handlers;
+use cartback_core::campaign::Campaign;
+use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::Decision;
 use cartback_core::ids::{CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageRecord, MessageStatus, QueueName};
-use cartback_core::ports::{CartStore, CustomerStore, MessageStore, Timeline, TimelineEntry};
+use cartback_core::ports::{CampaignStore, CartStore, CustomerStore, MessageStore, Timeline, TimelineEntry};
 use cartback_core::service::{CheckOutcome, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 use cartback_tests::samples::{sample_as, LocalStack};
 
@@ -67,6 +69,7 @@ fn feedback(message_id: &str, kind: FeedbackKind, when: DateTime<Utc>) -> Feedba
         provider_message_id: "ses-0001".into(),
         kind,
         at: when,
+        user_agent: Some(BROWSER.into()),
     }
 }
 
@@ -79,13 +82,20 @@ async fn lines(stack: &LocalStack, cart_id: &str, code: &str) -> Vec<TimelineEnt
     stack.db.timeline(&cart_id.into()).await.unwrap().into_iter().filter(|e| e.code == code).collect()
 }
 
+/// GIVEN a campaign that opts in to opens WHEN its first email is opened
+/// (by a browser, minutes after the send) THEN the checker stops for
+/// engagement.
 #[tokio::test]
-async fn given_an_opened_first_email_when_the_second_step_comes_due_then_the_checker_stops_for_engagement() {
+async fn given_a_campaign_counting_opens_when_its_first_email_is_opened_then_the_checker_stops_for_engagement() {
     let (stack, first) = first_email_sent().await;
+    let mut campaign = Campaign::default_campaign();
+    campaign.opens_count_as_engagement = true;
+    CampaignStore::put(&stack.db, &campaign).await.unwrap();
     let opened = stack_now(&stack) + Duration::minutes(12);
     let outcome = stack.feedback.record(&feedback(&first, FeedbackKind::Opened, opened)).await.unwrap();
     assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
-    assert_eq!(stack.db.get_message(&first).await.unwrap().unwrap().engaged_at, Some(opened));
+    let record = stack.db.get_message(&first).await.unwrap().unwrap();
+    assert_eq!(record.engagement.tally(EngagementLabel::Open), Some(&Tally::once(opened)));
     assert_eq!(lines(&stack, "cart-1", "open").await.len(), 1);
     match fire_next_timer(&stack).await {
         CheckOutcome::Decided { decision: Decision::Stop { reason, .. }, sent } => {
@@ -194,7 +204,7 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
         channel: Channel::Email,
         decided_at: at(START),
         status: MessageStatus::Sent { provider_message_id: "ses-0001".into(), at: at(START) },
-        engaged_at: None,
+        engagement: Default::default(),
     };
     stack.db.create_message(&message).await.unwrap();
     let outcome = stack
@@ -262,5 +272,115 @@ async fn given_a_batch_with_a_tracked_event_an_untracked_type_and_a_malformed_re
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, ["malformed"]);
     let opened = at(open["open"]["timestamp"].as_str().unwrap());
-    assert_eq!(stack.db.get_message(&first).await.unwrap().unwrap().engaged_at, Some(opened));
+    let record = stack.db.get_message(&first).await.unwrap().unwrap();
+    assert_eq!(record.engagement.tally(EngagementLabel::Open).map(|t| t.first_at), Some(opened));
+}
+
+// ------------------------------------------------- machine opens and clicks
+
+/// A browser's user agent (Safari on an iPhone).
+const BROWSER: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 \
+                       (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+/// Microsoft Defender for Office 365 Safe Links, following every link of a delivered message.
+const SAFE_LINKS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                          BingPreview/1.0b";
+
+/// Follows the restore link of `message_id` with `user_agent`, as
+/// `GET /r/{token}` on the stack's HTTP application.
+async fn click(stack: &LocalStack, message_id: &MessageId, user_agent: Option<&str>) -> u16 {
+    use tower::ServiceExt;
+    let claims = cartback_core::signing::LinkClaims {
+        message_id: message_id.clone(),
+        cart_id: "cart-1".into(),
+        target: "https://shop.example.com/cart/restore?cart=cart-1".into(),
+        expires: stack_now(stack).timestamp() + 86_400,
+    };
+    let token = cartback_core::signing::sign_link(&stack.api.settings.secret, &claims);
+    let mut request = axum::http::Request::get(format!("/r/{token}"));
+    if let Some(user_agent) = user_agent {
+        request = request.header("user-agent", user_agent);
+    }
+    let response = stack.app.clone().oneshot(request.body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    response.status().as_u16()
+}
+
+/// The step-two decision once its timer fires.
+async fn second_step(stack: &LocalStack) -> (String, usize) {
+    match fire_next_timer(stack).await {
+        CheckOutcome::Decided { decision, sent } => (decision.reason().code.as_str().to_owned(), sent.len()),
+        other => panic!("expected a decision, got {other:?}"),
+    }
+}
+
+/// GIVEN the first email went out WHEN SES reports it opened (Apple Mail
+/// Privacy Protection fetches every image, so an open proves nothing) THEN
+/// the second step still goes out: the default campaign does not count opens.
+#[tokio::test]
+async fn given_an_ses_open_when_the_second_step_comes_due_then_the_follow_up_still_goes_out() {
+    let (stack, first) = first_email_sent().await;
+    let opened = stack_now(&stack) + Duration::minutes(12);
+    stack.feedback.record(&feedback(&first, FeedbackKind::Opened, opened)).await.unwrap();
+    assert_eq!(lines(&stack, "cart-1", "open").await.len(), 1, "the open is recorded on the timeline");
+    assert_eq!(second_step(&stack).await.1, 1, "step two goes out");
+}
+
+/// GIVEN the first email went out WHEN a link scanner (Safe Links) follows
+/// its link an hour later THEN the second step still goes out, and the click
+/// is on the timeline as a suspected scanner click.
+#[tokio::test]
+async fn given_a_click_from_a_link_scanner_when_the_second_step_comes_due_then_the_follow_up_still_goes_out() {
+    let (stack, first) = first_email_sent().await;
+    stack.clock.set(stack_now(&stack) + Duration::hours(1));
+    assert_eq!(click(&stack, &first, Some(SAFE_LINKS)).await, 302, "the link still works for a scanner");
+    assert_eq!(lines(&stack, "cart-1", "scanner_click").await.len(), 1);
+    assert_eq!(second_step(&stack).await.1, 1, "step two goes out");
+}
+
+/// GIVEN the first email went out WHEN its link is followed two seconds
+/// after the send, by a browser-looking client (no person reads that fast:
+/// a mail gateway checking links) THEN the second step still goes out.
+#[tokio::test]
+async fn given_a_click_seconds_after_the_send_when_the_second_step_comes_due_then_the_follow_up_still_goes_out() {
+    let (stack, first) = first_email_sent().await;
+    stack.clock.set(stack_now(&stack) + Duration::seconds(2));
+    assert_eq!(click(&stack, &first, Some(BROWSER)).await, 302);
+    assert_eq!(lines(&stack, "cart-1", "scanner_click").await.len(), 1);
+    assert_eq!(second_step(&stack).await.1, 1, "step two goes out");
+}
+
+/// GIVEN the first email went out WHEN a person clicks its link from a
+/// browser an hour later THEN the checker stops for engagement.
+#[tokio::test]
+async fn given_a_human_click_when_the_second_step_comes_due_then_the_checker_stops_for_engagement() {
+    let (stack, first) = first_email_sent().await;
+    stack.clock.set(stack_now(&stack) + Duration::hours(1));
+    assert_eq!(click(&stack, &first, Some(BROWSER)).await, 302);
+    assert_eq!(lines(&stack, "cart-1", "click").await.len(), 1);
+    assert_eq!(second_step(&stack).await, ("engaged".to_owned(), 0));
+}
+
+/// GIVEN the first email went out WHEN SES reports three opens, one of them
+/// by Apple's privacy proxy THEN each is counted under its label, only the
+/// first of each label is on the timeline, and repeats answer `Duplicate`.
+#[tokio::test]
+async fn given_repeated_ses_opens_when_recorded_then_they_are_counted_per_label_with_one_line_each() {
+    let (stack, first) = first_email_sent().await;
+    let sent = stack_now(&stack);
+    let open = |minutes: i64, user_agent: &str| FeedbackEvent {
+        user_agent: Some(user_agent.into()),
+        ..feedback(&first, FeedbackKind::Opened, sent + Duration::minutes(minutes))
+    };
+    let outcomes = [
+        stack.feedback.record(&open(1, "Mozilla/5.0")).await.unwrap(),
+        stack.feedback.record(&open(30, BROWSER)).await.unwrap(),
+        stack.feedback.record(&open(90, BROWSER)).await.unwrap(),
+    ];
+    let recorded = FeedbackOutcome::Recorded { consent_withdrawn_for: None };
+    assert_eq!(outcomes, [recorded.clone(), recorded, FeedbackOutcome::Duplicate]);
+    let record = stack.db.get_message(&first).await.unwrap().unwrap();
+    let tallies: Vec<_> = record.engagement.iter().map(|(label, t)| (label.as_str(), t.count)).collect();
+    assert_eq!(tallies, [("open", 2), ("machine_open", 1)]);
+    let machine = lines(&stack, "cart-1", "machine_open").await;
+    assert_eq!((machine.len(), lines(&stack, "cart-1", "open").await.len()), (1, 1));
+    assert_eq!(machine[0].details["reason"], "privacy_proxy");
 }

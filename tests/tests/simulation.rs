@@ -861,6 +861,8 @@ impl World {
             provider_message_id: format!("p-{message_id}"),
             kind: FeedbackKind::Clicked,
             at: self.now(),
+            // A person's browser (clicks come a minute or more after the send).
+            user_agent: Some("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 Safari/605.1".into()),
         };
         match self.rt.feedback.record(&event).await.expect("state store") {
             FeedbackOutcome::Recorded { .. } | FeedbackOutcome::Duplicate => {

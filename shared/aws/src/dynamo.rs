@@ -30,6 +30,16 @@
 //! types plus `pk`, `sk`, `expires_at` and a `version` (carts, customers) or
 //! `rev` (messages) number used as the optimistic-concurrency condition.
 //!
+//! A message's opens and clicks are flat attributes per label
+//! (`click`, `scanner_click`, `open`, `machine_open`):
+//! `engagement_<label>_count` (N), `engagement_<label>_first_at` and
+//! `engagement_<label>_last_at` (S, RFC 3339), so counting one more is a
+//! single `UpdateItem` (`ADD` the count, `SET` the first time only if
+//! absent) that neither grows the item nor touches `rev`: a flood of clicks
+//! on one link writes one item, a fixed size, and never races a sender's
+//! conditional status write. The first time is the first *recorded* (the
+//! local runtime keeps the earliest; reports arrive nearly in order).
+//!
 //! # Retention
 //!
 //! Every item expires `retention` (`CARTBACK_RETENTION_DAYS`, 90 by default
@@ -64,13 +74,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
-use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, from_item, to_attribute_value, to_item};
 
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
+use cartback_core::engagement::{Engagement, EngagementLabel, Tally};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
@@ -137,6 +148,52 @@ fn number(item: &Item, name: &str) -> Option<u64> {
         Some(AttributeValue::N(v)) => v.parse().ok(),
         _ => None,
     }
+}
+
+/// The attribute names of one engagement label's tally: count, first, last.
+fn engagement_attributes(label: EngagementLabel) -> [String; 3] {
+    ["count", "first_at", "last_at"].map(|part| format!("engagement_{}_{part}", label.as_str()))
+}
+
+/// A label's tally as stored in `item`, if it has one.
+fn read_tally(item: &Item, label: EngagementLabel) -> Result<Option<Tally>, PortError> {
+    let [count, first_at, last_at] = engagement_attributes(label);
+    let Some(count) = number(item, &count) else { return Ok(None) };
+    let time = |name: &str| -> Result<DateTime<Utc>, PortError> {
+        let value = item.get(name).cloned().ok_or_else(|| corrupt("engagement", format!("{name} is missing")))?;
+        from_attribute_value(value).map_err(|e| corrupt(name, e))
+    };
+    Ok(Some(Tally { count, first_at: time(&first_at)?, last_at: time(&last_at)? }))
+}
+
+/// A stored message item as the core's record: its serde form, with the
+/// engagement tallies read from their flat attributes.
+fn message_from_item(item: Item) -> Result<MessageRecord, PortError> {
+    let mut tallies = Vec::new();
+    for label in EngagementLabel::ALL {
+        if let Some(tally) = read_tally(&item, label)? {
+            tallies.push((label, tally));
+        }
+    }
+    let message_id = item.get("message_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let mut record: MessageRecord = from_item(item).map_err(|e| corrupt(&format!("message {message_id}"), e))?;
+    for (label, tally) in tallies {
+        record.engagement.set(label, tally);
+    }
+    Ok(record)
+}
+
+/// The flat attributes of `engagement` (see the module documentation).
+fn engagement_item(engagement: &Engagement) -> Result<Item, PortError> {
+    let mut item = Item::new();
+    for (label, tally) in engagement.iter() {
+        let [count, first_at, last_at] = engagement_attributes(label);
+        let time = |at| to_attribute_value(at).map_err(|e| corrupt("time does not serialise", e));
+        item.insert(count, n(tally.count));
+        item.insert(first_at, time(tally.first_at)?);
+        item.insert(last_at, time(tally.last_at)?);
+    }
+    Ok(item)
 }
 
 fn is_condition_failed<E: ProvideErrorMetadata>(
@@ -302,6 +359,8 @@ impl DynamoStateStore {
 
     fn message_item(&self, record: &MessageRecord) -> Result<Item, PortError> {
         let mut item: Item = to_item(record).map_err(|e| corrupt("message does not serialise", e))?;
+        item.remove("engagement");
+        item.extend(engagement_item(&record.engagement)?);
         item.extend(key(message_key(&record.message_id)));
         item.insert("gsi1pk".into(), s(format!("CUSTMSG#{}", record.customer_key)));
         item.insert("gsi1sk".into(), s(sort_time(record.decided_at)));
@@ -341,8 +400,7 @@ impl DynamoStateStore {
         let Some(item) = self.get(message_key(message_id)).await? else { return Ok(None) };
         let rev = number(&item, "rev").unwrap_or(0);
         let attempts = number(&item, "send_attempts").unwrap_or(0);
-        let record = from_item(item).map_err(|e| corrupt(&format!("message {message_id}"), e))?;
-        Ok(Some((record, rev, attempts)))
+        Ok(Some((message_from_item(item)?, rev, attempts)))
     }
 
     /// Queries a partition (or index partition), all pages.
@@ -599,23 +657,39 @@ impl MessageStore for DynamoStateStore {
         }
     }
 
-    async fn record_engagement(&self, message_id: &MessageId, at: DateTime<Utc>) -> Result<(), PortError> {
+    /// One `UpdateItem`, whatever the count (see the module documentation).
+    async fn record_engagement(
+        &self,
+        message_id: &MessageId,
+        label: EngagementLabel,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Tally>, PortError> {
+        let [count, first_at, last_at] = engagement_attributes(label);
         let at = to_attribute_value(at).map_err(|e| corrupt("time does not serialise", e))?;
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(message_key(message_id))))
-            .update_expression("SET engaged_at = if_not_exists(engaged_at, :at), expires_at = :exp")
+            .update_expression(
+                "ADD #count :one SET #first = if_not_exists(#first, :at), #last = :at, expires_at = :exp",
+            )
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#count", count)
+            .expression_attribute_names("#first", first_at)
+            .expression_attribute_names("#last", last_at)
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":at", at)
             .expression_attribute_values(":exp", self.expires_at())
+            // The whole item: `UPDATED_NEW` leaves out a first time that
+            // `if_not_exists` kept.
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
+            Ok(out) => read_tally(&out.attributes.unwrap_or_default(), label),
             // A click on a link whose message has expired: nothing to record.
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(None),
             Err(e) => Err(unavailable(SERVICE, e)),
         }
     }
@@ -632,7 +706,7 @@ impl MessageStore for DynamoStateStore {
                 vec![(":pk", s(format!("CUSTMSG#{customer_key}"))), (":since", s(sort_time(since)))],
             )
             .await?;
-        items.into_iter().map(|item| from_item(item).map_err(|e| corrupt("message", e))).collect()
+        items.into_iter().map(message_from_item).collect()
     }
 }
 
@@ -707,5 +781,61 @@ impl CampaignStore for DynamoCampaignStore {
             .await
             .map_err(|e| unavailable(SERVICE, e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cartback_core::ids::CustomerKey;
+    use cartback_core::message::Channel;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("a valid time")
+    }
+
+    fn record() -> MessageRecord {
+        MessageRecord {
+            message_id: "m_1".into(),
+            cart_id: "cart-1".into(),
+            customer_key: CustomerKey::Customer("u1".into()),
+            campaign_id: "default".into(),
+            step: 0,
+            channel: Channel::Email,
+            decided_at: at("2026-11-23T10:30:00Z"),
+            status: MessageStatus::Queued,
+            engagement: Engagement::default(),
+        }
+    }
+
+    #[test]
+    fn given_a_message_with_tallies_when_stored_and_read_then_they_are_flat_attributes_and_come_back_whole() {
+        let mut message = record();
+        message.engagement.add(EngagementLabel::HumanClick, at("2026-11-23T11:00:00.123456789Z"));
+        message.engagement.add(EngagementLabel::HumanClick, at("2026-11-23T12:00:00Z"));
+        message.engagement.add(EngagementLabel::MachineOpen, at("2026-11-23T10:30:02Z"));
+        let mut item: Item = to_item(&message).unwrap();
+        item.remove("engagement");
+        item.extend(engagement_item(&message.engagement).unwrap());
+        assert_eq!(number(&item, "engagement_click_count"), Some(2));
+        assert_eq!(number(&item, "engagement_machine_open_count"), Some(1));
+        assert!(!item.contains_key("engagement"), "no nested map: a count is one ADD");
+        assert_eq!(message_from_item(item).unwrap(), message);
+    }
+
+    #[test]
+    fn given_a_message_item_from_before_labels_when_read_then_its_engaged_at_is_a_human_click() {
+        let mut item: Item = to_item(record()).unwrap();
+        item.insert("engaged_at".into(), s("2026-11-23T11:00:00Z"));
+        let read = message_from_item(item).unwrap();
+        let tally = read.engagement.tally(EngagementLabel::HumanClick).copied();
+        assert_eq!(tally, Some(Tally::once(at("2026-11-23T11:00:00Z"))));
+    }
+
+    #[test]
+    fn given_a_count_without_its_times_when_read_then_the_item_is_reported_corrupt() {
+        let mut item: Item = to_item(record()).unwrap();
+        item.insert("engagement_click_count".into(), n(3));
+        assert!(matches!(message_from_item(item), Err(PortError::Corrupt(_))));
     }
 }

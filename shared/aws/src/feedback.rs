@@ -141,6 +141,12 @@ fn parse_body(body: &str) -> Result<Option<FeedbackEvent>, Skip> {
     // The time of the event itself (delivery.timestamp, open.timestamp, ...),
     // else the notification's, else the send's.
     let section = ses.event_type.to_ascii_lowercase();
+    // Who opened or clicked (`open.userAgent`, `click.userAgent`): what tells
+    // a person from a privacy proxy or a link scanner.
+    let user_agent = kind
+        .interaction()
+        .and_then(|_| raw.get(&section)?.get("userAgent")?.as_str())
+        .map(str::to_owned);
     let at = raw
         .get(&section)
         .and_then(|s| s.get("timestamp"))
@@ -155,6 +161,7 @@ fn parse_body(body: &str) -> Result<Option<FeedbackEvent>, Skip> {
         provider_message_id: ses.mail.message_id,
         kind,
         at,
+        user_agent,
     }))
 }
 
@@ -188,8 +195,16 @@ mod tests {
                 ("delivery", serde_json::json!({ "timestamp": "2026-11-23T10:33:02.000Z" })),
                 FeedbackKind::Delivered,
             ),
-            ("Open", ("open", serde_json::json!({ "timestamp": "2026-11-23T10:40:00.000Z" })), FeedbackKind::Opened),
-            ("Click", ("click", serde_json::json!({ "timestamp": "2026-11-23T10:41:00.000Z" })), FeedbackKind::Clicked),
+            (
+                "Open",
+                ("open", serde_json::json!({ "timestamp": "2026-11-23T10:40:00.000Z", "userAgent": "Mozilla/5.0" })),
+                FeedbackKind::Opened,
+            ),
+            (
+                "Click",
+                ("click", serde_json::json!({ "timestamp": "2026-11-23T10:41:00.000Z", "userAgent": "curl/8.5.0" })),
+                FeedbackKind::Clicked,
+            ),
             (
                 "Bounce",
                 ("bounce", serde_json::json!({ "bounceType": "Permanent", "timestamp": "2026-11-23T10:33:03.000Z" })),
@@ -211,12 +226,14 @@ mod tests {
         ];
         for (event_type, extra, kind) in cases {
             let expected_at: DateTime<Utc> = extra.1["timestamp"].as_str().unwrap().parse().unwrap();
+            let user_agent = extra.1.get("userAgent").and_then(Value::as_str).map(str::to_owned);
             let items = parse_batch(SqsEvent { records: vec![record("r1", &sns(&ses(event_type, extra)))] });
             match &items[..] {
                 [FeedbackItem::Event { record_id, event }] => {
                     assert_eq!(record_id, "r1");
                     assert_eq!((event.kind, event.at, event.message_id.as_str()), (kind, expected_at, "m_abc"));
                     assert_eq!(event.dedupe_id(), format!("ses-{}-0100019a-ses", kind.as_str()));
+                    assert_eq!(event.user_agent.as_deref(), user_agent.as_deref(), "{event_type}");
                 }
                 other => panic!("{event_type}: {other:?}"),
             }

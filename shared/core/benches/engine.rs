@@ -92,7 +92,7 @@ fn typical() -> Typical {
                 channel: Channel::Email,
                 decided_at: at,
                 status: MessageStatus::Sent { provider_message_id: "p".into(), at },
-                engaged_at: None,
+                engagement: Default::default(),
             }
         })
         .collect();

@@ -25,6 +25,12 @@ pub struct Campaign {
     pub caps: Caps,
     #[serde(default)]
     pub quiet_hours: QuietHours,
+    /// Whether an open of a step's message stops the follow-ups, like a
+    /// click does. Off by default: Apple Mail Privacy Protection and mail
+    /// scanners open every message, so an open proves nothing. Opens by a
+    /// machine (see `crate::engagement`) never count, even when on.
+    #[serde(default)]
+    pub opens_count_as_engagement: bool,
 }
 
 fn yes() -> bool {
@@ -182,6 +188,7 @@ impl Campaign {
             ],
             caps: Caps::default(),
             quiet_hours: QuietHours::default(),
+            opens_count_as_engagement: false,
         }
     }
 
@@ -309,6 +316,7 @@ mod tests {
     fn given_a_minimal_file_when_parsed_then_field_defaults_apply() {
         let c = Campaign::from_toml("id = \"vip\"\nname = \"VIP\"\n[[steps]]\ndelay = \"1h\"\n").unwrap();
         assert!(c.enabled);
+        assert!(!c.opens_count_as_engagement, "opens do not end a campaign unless it opts in");
         assert_eq!(c.caps, Caps::default());
         assert_eq!(c.steps[0].channels, ChannelOrder::default());
     }
@@ -333,6 +341,14 @@ mod tests {
         assert_eq!(errors[0].field, "steps[1].delay");
         c.steps[1].delay = Duration::hours(2);
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn given_a_campaign_that_opts_in_to_opens_when_parsed_then_the_setting_is_kept() {
+        let file = "id = \"o\"\nname = \"O\"\nopens_count_as_engagement = true\n[[steps]]\ndelay = \"1h\"\n";
+        let c = Campaign::from_toml(file).unwrap();
+        assert!(c.opens_count_as_engagement);
+        assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c);
     }
 
     #[test]

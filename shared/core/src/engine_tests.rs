@@ -13,6 +13,7 @@ use super::*;
 use crate::campaign::{Campaign, ChannelOrder, DelayFrom, Segment, Step};
 use crate::cart::{Cart, CartStatus, Purchase};
 use crate::customer::Customer;
+use crate::engagement::{Engagement, EngagementLabel};
 use crate::event::{ConsentPatch, CustomerPatch, Device, Item, PushPlatform, PushToken};
 use crate::ids::CustomerKey;
 use crate::message::{Channel, MessageRecord, MessageStatus};
@@ -105,7 +106,7 @@ fn message(cart_id: &str, step: u32, channel: Channel, at: DateTime<Utc>) -> Mes
         channel,
         decided_at: at,
         status: MessageStatus::Sent { provider_message_id: "provider-1".into(), at },
-        engaged_at: None,
+        engagement: Engagement::default(),
     }
 }
 
@@ -966,12 +967,38 @@ fn given_the_first_message_not_engaged_when_24_hours_passed_then_the_follow_up_i
 }
 
 #[test]
-fn given_the_first_message_opened_when_the_follow_up_is_due_then_it_stops_with_engaged() {
+fn given_the_first_message_clicked_when_the_follow_up_is_due_then_it_stops_with_engaged() {
     let mut s = Scenario::mobile();
     s.send_at(s.due());
-    s.history.last_mut().unwrap().engaged_at = Some(s.due() + hours(1));
+    let clicked = s.due() + hours(1);
+    s.history.last_mut().unwrap().engagement.add(EngagementLabel::HumanClick, clicked);
     let why = assert_stop(&s.decide_at(s.due() + hours(24)), ReasonCode::Engaged);
-    assert!(why.contains("engaged with step 1"), "{why}");
+    assert!(why.contains("engaged with step 1") && why.contains("a click"), "{why}");
+}
+
+#[test]
+fn given_the_first_message_only_opened_or_machine_clicked_when_the_follow_up_is_due_then_it_is_still_sent() {
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    let seen = s.due() + hours(1);
+    let first = &mut s.history.last_mut().unwrap().engagement;
+    for label in [EngagementLabel::Open, EngagementLabel::MachineOpen, EngagementLabel::ScannerClick] {
+        first.add(label, seen);
+    }
+    assert_send(&s.decide_at(s.due() + hours(24)), 1, Push);
+}
+
+#[test]
+fn given_a_campaign_that_counts_opens_when_the_first_message_was_opened_then_it_stops_but_not_for_a_machine_open() {
+    let mut s = Scenario::mobile();
+    s.campaigns[0].opens_count_as_engagement = true;
+    s.send_at(s.due());
+    let due = s.due();
+    s.history.last_mut().unwrap().engagement.add(EngagementLabel::MachineOpen, due + hours(1));
+    assert_send(&s.decide_at(due + hours(24)), 1, Push);
+    s.history.last_mut().unwrap().engagement.add(EngagementLabel::Open, due + hours(2));
+    let why = assert_stop(&s.decide_at(s.due() + hours(24)), ReasonCode::Engaged);
+    assert!(why.contains("an open"), "{why}");
 }
 
 #[test]
@@ -989,7 +1016,7 @@ fn given_an_engaged_message_of_another_cart_when_the_follow_up_is_due_then_it_is
     let mut s = Scenario::mobile();
     s.send_at(s.due());
     let mut other = message("c0", 0, Email, s.due() - days(9));
-    other.engaged_at = Some(s.due() - days(9) + hours(1));
+    other.engagement.add(EngagementLabel::HumanClick, s.due() - days(9) + hours(1));
     s.history.push(other);
     assert_send(&s.decide_at(s.due() + hours(24)), 1, Push);
 }
@@ -1222,9 +1249,10 @@ fn given_one_scenario_per_rule_when_decided_then_every_reason_code_is_produced()
     let mut s = Scenario::mobile();
     s.send_at(s.due());
     note(s.decide_at(s.due()));
-    s.history.last_mut().unwrap().engaged_at = Some(s.due());
+    let due = s.due();
+    s.history.last_mut().unwrap().engagement.add(EngagementLabel::HumanClick, due);
     note(s.decide_at(s.due() + days(1)));
-    s.history.last_mut().unwrap().engaged_at = None;
+    s.history.last_mut().unwrap().engagement = Engagement::default();
     s.send_at(s.due() + days(1));
     note(s.decide_at(s.due() + days(2)));
     s.campaigns[0].enabled = false;

@@ -9,6 +9,7 @@ pub mod campaign;
 pub mod cart;
 pub mod contact;
 pub mod customer;
+pub mod engagement;
 pub mod engine;
 pub mod enum_names;
 pub mod event;

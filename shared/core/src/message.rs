@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::contact::{DeviceToken, Email, Phone, WebPushSubscription};
+use crate::engagement::Engagement;
 use crate::enum_names;
 use crate::event::{CustomerPatch, PushPlatform, PushToken};
 use crate::ids::{CartId, CustomerKey, MessageId};
@@ -141,8 +142,11 @@ pub struct MessageRecord {
     pub channel: Channel,
     pub decided_at: DateTime<Utc>,
     pub status: MessageStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engaged_at: Option<DateTime<Utc>>,
+    /// Opens and clicks, counted per label (human click, suspected scanner
+    /// click, open, machine open). Records written before labels existed
+    /// kept one `engaged_at` time; it reads as a human click.
+    #[serde(default, alias = "engaged_at", skip_serializing_if = "Engagement::is_empty")]
+    pub engagement: Engagement,
 }
 
 impl MessageRecord {
@@ -290,6 +294,22 @@ mod tests {
             assert_eq!(json_name(&queue), queue.as_str());
         }
         assert_eq!(Channel::WebPush.as_str(), "web_push");
+    }
+
+    #[test]
+    fn given_a_record_stored_before_engagement_labels_when_read_then_its_engaged_at_is_one_human_click() {
+        let stored = serde_json::json!({
+            "message_id": "m_1", "cart_id": "c1", "customer_key": "customer:u1", "campaign_id": "default", "step": 0,
+            "channel": "email", "decided_at": "2026-11-23T10:30:00Z", "status": {"state": "queued"},
+            "engaged_at": "2026-11-23T11:00:00Z"
+        });
+        let record: MessageRecord = serde_json::from_value(stored).unwrap();
+        let at: DateTime<Utc> = "2026-11-23T11:00:00Z".parse().unwrap();
+        let click = record.engagement.tally(crate::engagement::EngagementLabel::HumanClick);
+        assert_eq!(click, Some(&crate::engagement::Tally::once(at)));
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["engagement"]["click"]["count"], 1, "written back in the new form: {written}");
+        assert!(written.get("engaged_at").is_none());
     }
 
     #[test]

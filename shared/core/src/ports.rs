@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
+use crate::engagement::{EngagementLabel, Tally};
 use crate::engine::Progress;
 use crate::event::Event;
 use crate::ids::{CartId, CustomerId, CustomerKey, EventId, MessageId};
@@ -234,8 +235,17 @@ pub trait MessageStore: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Claim, PortError>;
     async fn set_message_status(&self, message_id: &MessageId, status: &MessageStatus) -> Result<(), PortError>;
-    /// Records the first engagement (click, open); later ones keep the first time.
-    async fn record_engagement(&self, message_id: &MessageId, at: DateTime<Utc>) -> Result<(), PortError>;
+    /// Counts one open or click of `label` at `at` on the message, keeping
+    /// the first time: one conditional write, whatever the count, so
+    /// repeated clicks never add records. Returns the label's tally after
+    /// the write (`count == 1`: the first of its label), or `None` when the
+    /// message does not exist (nothing is written).
+    async fn record_engagement(
+        &self,
+        message_id: &MessageId,
+        label: EngagementLabel,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Tally>, PortError>;
     /// Messages to a customer decided at or after `since`.
     async fn customer_messages(
         &self,

@@ -85,8 +85,9 @@ pub enum SignatureError {
 pub struct SignedRequest<'a> {
     /// Upper case, as in the request line (`GET`, `POST`).
     pub method: &'a str,
-    /// The path and query exactly as in the request line, still
-    /// percent-encoded (`/v1/carts/cart%201?x=1`).
+    /// The path and query as in the request line (`/v1/carts/cart%3A1?x=1`);
+    /// the path is signed in its canonical form
+    /// ([`canonical_path_and_query`]).
     pub path_and_query: &'a str,
     /// The raw body bytes (empty for a GET).
     pub body: &'a [u8],
@@ -120,9 +121,39 @@ fn v1_tag(secret: &Secret, timestamp: i64, body: &[u8]) -> Tag {
     mac.finalize().into_bytes().into()
 }
 
+/// Every byte but RFC 3986's unreserved characters is percent-encoded in a
+/// canonical path segment (as in AWS SigV4's canonical URI).
+const NOT_UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// The path as v2 signs it: each segment percent-decoded, then encoded with
+/// one rule; the query stays as sent. A client and the server may spell one
+/// path differently (`%3a` or `%3A` or `:`; API Gateway HTTP APIs even hand
+/// the function the decoded path), and the signature must not depend on it.
+pub fn canonical_path_and_query(path_and_query: &str) -> String {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let mut canonical = path
+        .split('/')
+        .map(|segment| {
+            let decoded: Vec<u8> = percent_encoding::percent_decode_str(segment).collect();
+            percent_encoding::percent_encode(&decoded, NOT_UNRESERVED).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    if let Some(query) = query {
+        canonical.push('?');
+        canonical.push_str(query);
+    }
+    canonical
+}
+
 fn v2_tag(secret: &Secret, timestamp: i64, request: &SignedRequest<'_>) -> Tag {
     let mut mac = secret.request_mac();
-    for part in [timestamp.to_string().as_bytes(), request.method.as_bytes(), request.path_and_query.as_bytes()] {
+    let path_and_query = canonical_path_and_query(request.path_and_query);
+    for part in [timestamp.to_string().as_bytes(), request.method.as_bytes(), path_and_query.as_bytes()] {
         mac.update(part);
         mac.update(b".");
     }
@@ -305,6 +336,33 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_one_path_spelled_three_ways_when_canonicalised_then_each_gives_the_same_signed_path() {
+        // Upper- or lower-case escapes, an escaped unreserved character, or
+        // the decoded form API Gateway HTTP APIs hand the function.
+        for spelling in ["/v1/carts/shop%3Acart%C3%A4-1", "/v1/carts/shop%3acart%c3%a4%2D1", "/v1/carts/shop:cartä-1"]
+        {
+            assert_eq!(canonical_path_and_query(spelling), "/v1/carts/shop%3Acart%C3%A4-1", "{spelling}");
+        }
+    }
+
+    #[test]
+    fn given_an_escaped_slash_or_a_query_when_canonicalised_then_segments_and_query_stay_as_sent() {
+        assert_eq!(canonical_path_and_query("/v1/carts/a%2Fb"), "/v1/carts/a%2Fb");
+        assert_ne!(canonical_path_and_query("/v1/carts/a%2Fb"), canonical_path_and_query("/v1/carts/a/b"));
+        assert_eq!(canonical_path_and_query("/v1/x?b=%3A&a=1"), "/v1/x?b=%3A&a=1");
+        assert_eq!(canonical_path_and_query("/r/tok.en_~-"), "/r/tok.en_~-");
+    }
+
+    #[test]
+    fn given_a_signature_over_the_encoded_path_when_the_server_sees_it_decoded_then_it_verifies() {
+        let secret = Secret::new("s".repeat(32)).unwrap();
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let header = sign_request(&secret, now.timestamp(), &get("/v1/carts/shop%3Acart%C3%A4"));
+        assert!(verify_request(&secret, Some(&header), &get("/v1/carts/shop:cartä"), now, Accept::V2Only).is_ok());
+        assert!(verify_request(&secret, Some(&header), &get("/v1/carts/shop:cartb"), now, Accept::V2Only).is_err());
+    }
 
     thread_local! {
         /// Request MACs computed on this thread: the work a header can cost.

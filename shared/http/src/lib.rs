@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, USER_AGENT};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -22,8 +22,7 @@ use serde_json::json;
 use cartback_core::api::{cart_view, Api, OPENAPI_JSON};
 use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::ids::CartId;
-use cartback_core::ports::{TimelineEntry, TimelineKind};
-use cartback_core::service::IngestError;
+use cartback_core::service::{record_link_click, IngestError};
 use cartback_core::signing::{verify_link, LinkError};
 
 pub use auth::{Signed, SignedOrV1};
@@ -87,8 +86,12 @@ async fn get_cart(
     Ok(json_response(StatusCode::OK, &cart_view(&record, &timeline)))
 }
 
+/// A click on a tracked link: labelled (a person, or a link scanner by its
+/// user agent or its speed) and counted on the message, one write however
+/// often the link is followed; see `cartback_core::service::record_link_click`.
 async fn redirect(
     State(api): State<Arc<Api>>,
+    headers: HeaderMap,
     token: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let now = api.clock.now();
@@ -99,20 +102,10 @@ async fn redirect(
         Err(LinkError::Expired) => return Err(ApiError::LinkExpired),
         Err(_) => return Err(invalid()),
     };
-    // A click is engagement; failing to record it must not break the link.
-    if let Err(error) = api.store.record_engagement(&claims.message_id, now).await {
+    // Failing to record a click must not break the link.
+    let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+    if let Err(error) = record_link_click(&*api.store, &claims.message_id, &claims.cart_id, user_agent, now).await {
         tracing::warn!(%error, "click not recorded");
-    } else {
-        let entry = TimelineEntry {
-            at: now,
-            kind: TimelineKind::Engagement,
-            code: "click".into(),
-            message: "The customer clicked a link in the message.".into(),
-            details: json!({ "message_id": claims.message_id }),
-        };
-        if let Err(error) = api.store.append_timeline(&claims.cart_id, &entry).await {
-            tracing::warn!(%error, "click not added to timeline");
-        }
     }
     Ok((StatusCode::FOUND, [(LOCATION, claims.target.as_str()), (CACHE_CONTROL, "no-store")]).into_response())
 }

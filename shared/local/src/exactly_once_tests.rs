@@ -80,7 +80,7 @@ impl World {
             channel: job.channel,
             decided_at: self.clock.now(),
             status: MessageStatus::Queued,
-            engaged_at: None,
+            engagement: Default::default(),
         };
         assert_eq!(self.db.create_message(&record).await.unwrap(), cartback_core::ports::CreateOutcome::Created);
     }
@@ -439,8 +439,13 @@ impl MessageStore for CartReadsFail {
     async fn set_message_status(&self, id: &MessageId, status: &MessageStatus) -> Result<(), PortError> {
         self.0.set_message_status(id, status).await
     }
-    async fn record_engagement(&self, id: &MessageId, at: DateTime<Utc>) -> Result<(), PortError> {
-        self.0.record_engagement(id, at).await
+    async fn record_engagement(
+        &self,
+        id: &MessageId,
+        label: cartback_core::engagement::EngagementLabel,
+        at: DateTime<Utc>,
+    ) -> Result<Option<cartback_core::engagement::Tally>, PortError> {
+        self.0.record_engagement(id, label, at).await
     }
     async fn customer_messages(
         &self,

@@ -32,6 +32,7 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
+use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
@@ -592,15 +593,23 @@ impl MessageStore for Database {
         self.call(move |conn| modify_message(conn, &message_id, |record| record.status = status)).await
     }
 
-    async fn record_engagement(&self, message_id: &MessageId, at: DateTime<Utc>) -> Result<(), PortError> {
+    async fn record_engagement(
+        &self,
+        message_id: &MessageId,
+        label: EngagementLabel,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Tally>, PortError> {
         let message_id = message_id.to_string();
-        // The earliest engagement wins, whatever order the reports arrive in.
+        // One row update under the write lock, however many clicks: the
+        // count grows, the earliest and latest times are kept whatever order
+        // the reports arrive in.
         self.call(move |conn| {
-            modify_message(conn, &message_id, |record| {
-                if !matches!(record.engaged_at, Some(first) if first <= at) {
-                    record.engaged_at = Some(at);
-                }
-            })
+            let tx = immediate(conn)?;
+            let Some(mut record) = read_message(&tx, &message_id)? else { return Ok(None) };
+            let tally = record.engagement.add(label, at);
+            update_message(&tx, &record)?;
+            tx.commit().map_err(db)?;
+            Ok(Some(tally))
         })
         .await
     }

@@ -9,6 +9,7 @@ use super::{human, stop, wait, Input, NextStep, Rule};
 use crate::campaign::{Campaign, DelayFrom, Segment};
 use crate::cart::{Cart, CartStatus};
 use crate::customer::Customer;
+use crate::engagement::EngagementLabel;
 use crate::message::Channel;
 use crate::reason::ReasonCode;
 
@@ -129,15 +130,27 @@ pub(super) fn wait_until_due(input: &Input, next: &NextStep) -> Rule {
     wait(next.due, code, format!("Waiting until {due} when {what} (step {number} of {campaign:?})."))
 }
 
-/// Engagement: a click on the previous message, or coming back to the cart
-/// after it, ends the sequence.
+/// Engagement: a person's click on the previous message (or its open, in a
+/// campaign that counts opens), or coming back to the cart after it, ends
+/// the sequence. Machines' opens and clicks (privacy proxies, link
+/// scanners) are on the message but never decide.
 pub(super) fn stop_after_engagement(input: &Input, next: &NextStep) -> Rule {
     let Some(prev) = next.previous else { return Continue(()) };
-    let engaged = input.history.iter().any(|m| m.message_id == prev.message_id && m.engaged_at.is_some());
-    if engaged {
+    let opens_count = next.campaign.opens_count_as_engagement;
+    let engaged = input
+        .history
+        .iter()
+        .filter(|m| m.message_id == prev.message_id)
+        .find_map(|m| m.engagement.decisive(opens_count));
+    if let Some((label, at)) = engaged {
+        let what = if label == EngagementLabel::Open { "an open" } else { "a click" };
         return stop(
             ReasonCode::Engaged,
-            format!("The customer engaged with step {}'s message; no follow-up.", prev.step + 1),
+            format!(
+                "The customer engaged with step {}'s message ({what} at {}); no follow-up.",
+                prev.step + 1,
+                at.to_rfc3339()
+            ),
         );
     }
     if next.last_activity > prev.at {

@@ -6,6 +6,7 @@ use super::{retry_on_conflict, Attempt, CampaignCache, Settings};
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
+use crate::engagement::Engagement;
 use crate::engine::{self, Decision, Input, StepDispatched};
 use crate::event::CustomerPatch;
 use crate::ids::{CustomerKey, MessageId};
@@ -97,7 +98,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
                 channel: *channel,
                 decided_at: now,
                 status: MessageStatus::Queued,
-                engaged_at: None,
+                engagement: Engagement::default(),
             };
             record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
             match self.render(template, to, &cart, contact.first_name.as_deref(), &message.message_id, now) {
@@ -205,7 +206,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
             channel: last.channel,
             decided_at: last.at,
             status: MessageStatus::Queued,
-            engaged_at: None,
+            engagement: Engagement::default(),
         };
         let template = campaigns
             .iter()

@@ -3,10 +3,14 @@
 //! SES event notifications into [`FeedbackEvent`]s, another provider's
 //! webhooks could do the same.
 //!
-//! Effects, each applied at most once per (provider, kind, provider message
-//! id) through the same dedupe record ingest uses for `event_id`s:
-//! - open / click: the message's first engagement is recorded (the engine
-//!   then stops the follow-ups) and a timeline line is added;
+//! Opens and clicks are labelled and counted on the message (see
+//! [`super::record_engagement`]): a person's click stops the follow-ups, an
+//! open only in a campaign that counts opens, a machine's never; the first
+//! of each label adds a timeline line. They take no dedupe record (one per
+//! click would grow without bound), so a redelivered report counts twice.
+//!
+//! Other effects, each applied at most once per (provider, kind, provider
+//! message id) through the same dedupe record ingest uses for `event_id`s:
 //! - delivery, transient bounce: a timeline line;
 //! - permanent bounce / complaint: a timeline line and, when the message went
 //!   to a known customer (not a guest cart), that customer's email consent is
@@ -21,8 +25,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::engagement::{record_engagement, EngagementOutcome, Sighting};
 use super::{retry_on_conflict, Attempt};
 use crate::customer::Customer;
+use crate::engagement::Interaction;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
 use crate::ids::{CartId, CustomerId, EventId, MessageId};
 use crate::message::MessageRecord;
@@ -62,6 +68,15 @@ impl FeedbackKind {
     pub fn withdraws_email_consent(self) -> bool {
         matches!(self, FeedbackKind::Bounced { permanent: true } | FeedbackKind::Complained)
     }
+
+    /// The open or click it reports, if it is one.
+    pub fn interaction(self) -> Option<Interaction> {
+        match self {
+            FeedbackKind::Opened => Some(Interaction::Open),
+            FeedbackKind::Clicked => Some(Interaction::Click),
+            _ => None,
+        }
+    }
 }
 
 /// One provider notification about one of our messages.
@@ -77,11 +92,14 @@ pub struct FeedbackEvent {
     pub kind: FeedbackKind,
     /// When it happened, per the provider.
     pub at: DateTime<Utc>,
+    /// Who opened or clicked, per the provider (SES: `open.userAgent`,
+    /// `click.userAgent`); it tells scanners and privacy proxies apart.
+    pub user_agent: Option<String>,
 }
 
 impl FeedbackEvent {
-    /// The dedupe id: one effect per provider, kind and provider message.
-    /// Repeated opens and clicks of one message count once (the first).
+    /// The dedupe id: one effect per provider, kind and provider message
+    /// (opens and clicks take none: they are counted, see the module).
     pub fn dedupe_id(&self) -> EventId {
         EventId::from(format!("{}-{}-{}", self.provider, self.kind.as_str(), self.provider_message_id))
     }
@@ -93,7 +111,8 @@ pub enum FeedbackOutcome {
         /// The customer whose email consent was withdrawn, if any.
         consent_withdrawn_for: Option<CustomerId>,
     },
-    /// Seen before (a redelivered notification, or a repeated open/click).
+    /// Seen before: a redelivered notification, or an open or click whose
+    /// label the message already had (counted, no new timeline line).
     Duplicate,
     /// No such message: not ours, or expired with its retention.
     UnknownMessage,
@@ -113,9 +132,18 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
         let Some(message) = self.store.get_message(&event.message_id).await? else {
             return Ok(FeedbackOutcome::UnknownMessage);
         };
-        if matches!(event.kind, FeedbackKind::Opened | FeedbackKind::Clicked) {
-            // Idempotent (keeps the first time), so it is safe before the dedupe.
-            self.store.record_engagement(&message.message_id, event.at).await?;
+        if let Some(interaction) = event.kind.interaction() {
+            let sighting = Sighting { interaction, at: event.at, user_agent: event.user_agent.as_deref() };
+            let details = serde_json::Map::from_iter([
+                ("source".to_owned(), json!(event.provider)),
+                ("provider_message_id".to_owned(), json!(event.provider_message_id)),
+                ("feedback".to_owned(), json!(event.kind.as_str())),
+            ]);
+            return Ok(match record_engagement(&*self.store, &message, sighting, details).await? {
+                EngagementOutcome::First(_) => FeedbackOutcome::Recorded { consent_withdrawn_for: None },
+                EngagementOutcome::Repeat { .. } => FeedbackOutcome::Duplicate,
+                EngagementOutcome::UnknownMessage => FeedbackOutcome::UnknownMessage,
+            });
         }
         let withdraws = event.kind.withdraws_email_consent();
         let customer_id = known_customer(&message).filter(|_| withdraws);
@@ -207,9 +235,9 @@ fn timeline_entry(event: &FeedbackEvent, message: &MessageRecord, withdrew: bool
         FeedbackKind::Delivered => {
             (TimelineKind::Message, "delivered", format!("Step {step}'s email reached the recipient's mail server."))
         }
-        FeedbackKind::Opened => (TimelineKind::Engagement, "open", "The customer opened the message.".to_owned()),
-        FeedbackKind::Clicked => {
-            (TimelineKind::Engagement, "click", "The customer clicked a link in the message.".to_owned())
+        // Recorded by `record_engagement`, never through here.
+        FeedbackKind::Opened | FeedbackKind::Clicked => {
+            (TimelineKind::Engagement, event.kind.as_str(), format!("Step {step}'s message: {}.", event.kind.as_str()))
         }
         FeedbackKind::Bounced { permanent: false } => (
             TimelineKind::Message,

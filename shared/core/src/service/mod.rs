@@ -6,6 +6,7 @@
 mod campaigns;
 mod checker;
 mod delivery;
+mod engagement;
 mod feedback;
 mod ingest;
 
@@ -14,6 +15,7 @@ use chrono::Duration;
 pub use campaigns::CampaignCache;
 pub use checker::{decide_now, CheckOutcome, Checker};
 pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
+pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOutcome, Sighting};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
 
