@@ -119,11 +119,12 @@ impl HttpConnector for FaultyConnector {
         };
         occurrence.hash(&mut hasher);
         let roll = hasher.finish();
-        let fault = (roll % 1000 < self.plan.per_mille).then(|| match (roll / 1000) % 3 {
+        let kind = match (roll / 1000) % 3 {
             0 => FaultKind::Throttle,
             1 => FaultKind::ServerError,
             _ => FaultKind::TimeoutAfterSend,
-        });
+        };
+        let fault = (roll % 1000 < self.plan.per_mille).then_some(kind);
         {
             let mut counts = self.plan.counts.lock().unwrap();
             *counts.calls.entry(service).or_insert(0) += 1;
