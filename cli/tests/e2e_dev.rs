@@ -494,11 +494,18 @@ fn given_customers_reachable_by_sms_push_and_web_push_when_every_channel_sends_t
         .unwrap();
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
     let dev = Dev::start_in(dir.path());
+    // A browser's subscription keys (a 65-byte P-256 point and a 16-byte
+    // secret in base64url, as Cartback checks them), distinct per customer:
+    // four characters in the middle of each carry the customer's token.
+    let browser_keys = |token: &str| {
+        let rest_of_point = "OOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM";
+        json!({"p256dh": format!("BNcRdreALR{token}{rest_of_point}"), "auth": format!("tBHI{token}svbpez7KI4CCXg")})
+    };
     let customer = |phone: &str, token: &str| {
         json!({"email": format!("{token}@example.com"), "phone": phone, "first_name": "Ana",
                "push_tokens": [{"platform": "fcm", "token": format!("fcm-token-{token}-0123456789")}],
                "web_push_subscription": {"endpoint": format!("https://push.example.com/send/{token}-abcdef"),
-                                         "keys": {"p256dh": format!("BP256dh-{token}-key"), "auth": format!("auth-{token}-secret")}},
+                                         "keys": browser_keys(token)},
                "consents": {"email": true, "sms": true, "push": true, "web_push": true}})
     };
     for (cart, device, phone, token) in

@@ -28,12 +28,14 @@ use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::{Progress, StepDispatched};
 use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item, PushPlatform, PushToken};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
-use cartback_core::message::{Channel, MessageRecord, MessageStatus};
+use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus};
 use cartback_core::ports::TimelineKind;
 use cartback_core::ports::{
-    CampaignStore, CartRecord, Claim, CommitOutcome, CreateOutcome, EventCommit, SaveOutcome, Scheduler, StateStore,
-    TimelineEntry, TimerPayload,
+    CampaignStore, CartRecord, Claim, Clock, CommitOutcome, CreateOutcome, EventCommit, JobQueue, PortError,
+    ReservedSend, SaveOutcome, Scheduler, SendLedger, StateStore, SystemClock, TimelineEntry, TimerPayload,
 };
+use cartback_core::service::{CampaignCache, Checker, Ingest, Settings};
+use cartback_core::signing::Secret;
 use cartback_core::Decimal;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -85,6 +87,16 @@ macro_rules! contract_suite {
                 => customer_messages_keep_a_customer_named_like_a_guest_cart_apart,
             given_campaigns_when_put_and_replaced_then_list_returns_each_once_in_its_latest_form => campaigns_put_list_replace,
             given_the_same_cart_and_time_when_armed_twice_then_one_timer_is_armed => scheduler_arm_is_idempotent,
+            given_inputs_past_a_storage_bound_when_ingested_then_each_is_refused_naming_the_same_field
+                => ingest_refuses_storage_bound_breakers_by_field,
+            given_a_cart_filled_to_its_bound_and_a_purchase_when_ingested_then_the_store_takes_every_accepted_write
+                => full_cart_fits_the_store,
+            given_a_send_ledger_when_saved_then_it_reads_back_and_only_its_current_version_may_replace_it
+                => send_ledger_versioned_replace,
+            given_many_writers_of_one_new_ledger_at_once_when_they_save_then_exactly_one_wins
+                => send_ledger_concurrent_create_exactly_one,
+            given_two_checkers_for_two_carts_of_one_customer_with_a_cap_of_one_when_run_together_then_one_message_goes
+                => concurrent_checkers_keep_the_customer_cap,
         );
     };
     (@tests $setup:path; $($name:ident => $check:ident,)*) => {
@@ -397,8 +409,10 @@ pub async fn cart_round_trips_exactly(a: &Adapters) {
             channel: Channel::Email,
             message_id: MessageRecord::id_for(&cart_id, 0, Channel::Email),
             at: t(1800),
+            skipped: false,
         }],
     };
+    record.progress.skip("default", 1, t(1800) + Duration::hours(24));
 
     assert_eq!(
         a.state.commit_event(commit(&unique("e"), Some(record.clone()), None, None)).await.unwrap(),
@@ -738,4 +752,273 @@ pub async fn scheduler_arm_is_idempotent(a: &Adapters) {
     armed.sort_by_key(|t| t.due_at);
     assert_eq!(armed, [due, later]);
     assert!(a.timers.armed_for(&unique("cart")).await.unwrap().is_empty());
+}
+
+// ------------------------------------------------------ ingest over the store
+
+/// The ingest service over the adapters, on the real clock.
+fn ingest(a: &Adapters) -> Ingest {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Ingest {
+        store: a.state.clone(),
+        scheduler: a.scheduler.clone(),
+        campaigns: Arc::new(CampaignCache::new(a.campaigns.clone(), clock.clone(), Duration::seconds(60))),
+        clock,
+    }
+}
+
+/// A batch through the ingest service: each event's (status, error field).
+async fn ingest_batch(ingest: &Ingest, events: Vec<serde_json::Value>) -> Vec<(String, Option<String>)> {
+    let body = json!({ "events": events }).to_string();
+    let answer = serde_json::to_value(ingest.ingest_body(body.as_bytes()).await.expect("body is a batch")).unwrap();
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].as_str().unwrap().to_owned(), r["error"]["field"].as_str().map(str::to_owned)))
+        .collect()
+}
+
+/// A real browser subscription's keys (65-byte P-256 point, 16-byte secret).
+const P256DH: &str = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM";
+const AUTH: &str = "tBHItJI5svbpez7KI4CCXg";
+
+/// An add_to_cart with `extra` members merged in.
+fn edit_with(cart_id: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut event = json!({"event_id": unique("e"), "type": "add_to_cart", "cart_id": cart_id,
+                           "items": [{"item_id": "sku-1"}]});
+    event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    event
+}
+
+/// An add_to_cart of 150 items whose URLs make it about 90 KB once stored.
+fn large_edit(cart_id: &str) -> serde_json::Value {
+    let url = format!("https://shop.example/p/{}", "u".repeat(250));
+    let items: Vec<_> =
+        (0..150).map(|i| json!({"item_id": format!("sku-{i}"), "url": url, "image_url": url})).collect();
+    json!({"event_id": unique("big"), "type": "add_to_cart", "cart_id": cart_id, "items": items})
+}
+
+/// Issue 9 item 3: inputs the local store took and DynamoDB refused (which
+/// then blocked ingest) are refused at parse time, by field, on every runtime.
+pub async fn ingest_refuses_storage_bound_breakers_by_field(a: &Adapters) {
+    let ingest = ingest(a);
+    let cart = unique("cart");
+    let token = |t: String| json!({"platform": "fcm", "token": t});
+    let long = format!("https://shop.example/{}", "l".repeat(1500));
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!({ "p": deep });
+    }
+    let cases = [
+        ("coupon", json!({"coupon": "C".repeat(5000)})),
+        ("customer.push_tokens", json!({"customer": {"push_tokens": vec![token("t".repeat(40)); 500]}})),
+        ("customer.push_tokens[0].token", json!({"customer": {"push_tokens": [token("t".repeat(100_000))]}})),
+        (
+            "customer.web_push_subscription",
+            json!({"customer": {"web_push_subscription":
+                {"endpoint": "https://push.example/s", "keys": {"p256dh": P256DH, "auth": AUTH},
+                 "x": "x".repeat(300_000)}}}),
+        ),
+        ("items[0].properties.p.p.p.p.p.p.p", json!({"items": [{"item_id": "sku-1", "properties": deep}]})),
+        (
+            "customer.web_push_subscription.expirationTime",
+            json!({"customer": {"web_push_subscription": {"endpoint": "https://push.example/s",
+                "keys": {"p256dh": P256DH, "auth": AUTH}, "expirationTime": 1e200}}}),
+        ),
+        ("items", json!({"items": (0..200)
+            .map(|i| json!({"item_id": format!("sku-{i}"), "url": long, "image_url": long}))
+            .collect::<Vec<_>>()})),
+    ];
+    for (field, extra) in cases {
+        let results = ingest_batch(&ingest, vec![edit_with(&cart, extra), edit_with(&cart, json!({}))]).await;
+        assert!(results[0].0 == "rejected" && results[0].1.as_deref().is_some_and(|f| f.starts_with(field)),
+            "{field}: {results:?}");
+        assert_eq!(results[1], ("accepted".to_owned(), None), "the event after {field} still lands");
+    }
+}
+
+/// Issue 9 item 3: the cart's size bound holds for the cart as it will be
+/// written, so every write the service makes fits one store item (DynamoDB:
+/// 400 KB), and a purchase always lands.
+pub async fn full_cart_fits_the_store(a: &Adapters) {
+    let ingest = ingest(a);
+    let cart = unique("cart");
+    let mut edits = Vec::new();
+    for _ in 0..6 {
+        edits.push(large_edit(&cart));
+    }
+    let mut results = Vec::new();
+    for edit in edits {
+        results.extend(ingest_batch(&ingest, vec![edit]).await);
+    }
+    let accepted = results.iter().take_while(|(status, _)| status == "accepted").count();
+    assert!(accepted >= 2, "{results:?}");
+    assert!(
+        results[accepted..].iter().all(|r| r == &("rejected".to_owned(), Some("cart_id".to_owned()))),
+        "after the cart is full every edit is refused by cart_id, none fails in the store: {results:?}"
+    );
+    let mut purchase = large_edit(&cart);
+    purchase["type"] = json!("purchase");
+    purchase["order_id"] = json!("o-1");
+    assert_eq!(ingest_batch(&ingest, vec![purchase]).await, [("accepted".to_owned(), None)]);
+    let record = a.state.get_cart(&cart.clone().into()).await.unwrap().unwrap();
+    assert_eq!(record.events.len(), accepted + 1);
+    assert_eq!(record.cart().status, cartback_core::cart::CartStatus::Converted);
+}
+
+// ---------------------------------------------------------------- send ledgers
+
+fn reserved(cart_id: &str, step: u32, channel: Channel, at: DateTime<Utc>) -> ReservedSend {
+    ReservedSend {
+        message_id: MessageRecord::id_for(cart_id, step, channel),
+        cart_id: cart_id.into(),
+        campaign_id: "default".into(),
+        step,
+        channel,
+        at,
+    }
+}
+
+pub async fn send_ledger_versioned_replace(a: &Adapters) {
+    let key = CustomerKey::Customer(unique("cust").into());
+    let empty = a.state.send_ledger(&key).await.unwrap();
+    assert_eq!(empty, SendLedger::new(key.clone()), "no ledger yet: version 0, no sends");
+
+    let mut first = empty.clone();
+    first.reserve(reserved(&unique("cart"), 0, Channel::Push, t(0) + Duration::nanoseconds(3)));
+    assert_eq!(a.state.save_send_ledger(&first).await.unwrap(), SaveOutcome::Saved);
+    assert_eq!(a.state.save_send_ledger(&first).await.unwrap(), SaveOutcome::Conflict, "version 0 must not exist");
+    let read = a.state.send_ledger(&key).await.unwrap();
+    assert_eq!(read, SendLedger { version: 1, ..first.clone() });
+
+    let mut second = read.clone();
+    second.reserve(reserved(&unique("cart"), 0, Channel::Email, t(60)));
+    assert_eq!(a.state.save_send_ledger(&second).await.unwrap(), SaveOutcome::Saved);
+    assert_eq!(a.state.save_send_ledger(&read).await.unwrap(), SaveOutcome::Conflict, "version 1 was replaced");
+    let read = a.state.send_ledger(&key).await.unwrap();
+    assert_eq!(read.version, 2);
+    assert_eq!(read.sends, second.sends);
+    let other = CustomerKey::Guest(unique("cart").into());
+    assert_eq!(a.state.send_ledger(&other).await.unwrap(), SendLedger::new(other), "ledgers are per customer");
+}
+
+pub async fn send_ledger_concurrent_create_exactly_one(a: &Adapters) {
+    let key = CustomerKey::Customer(unique("cust").into());
+    let writers = (0..8).map(|i| {
+        let state = a.state.clone();
+        let mut ledger = SendLedger::new(key.clone());
+        ledger.reserve(reserved(&format!("cart-{i}"), 0, Channel::Push, t(i)));
+        tokio::spawn(async move { state.save_send_ledger(&ledger).await.unwrap() })
+    });
+    let mut saved = 0;
+    for writer in writers.collect::<Vec<_>>() {
+        if writer.await.unwrap() == SaveOutcome::Saved {
+            saved += 1;
+        }
+    }
+    assert_eq!(saved, 1, "one writer wins the new ledger");
+    assert_eq!(a.state.send_ledger(&key).await.unwrap().sends.len(), 1);
+}
+
+// ---------------------------------------------------------------- per-customer caps across checkers
+
+/// A queue that only counts what it is given.
+#[derive(Default)]
+struct CountingQueue(std::sync::Mutex<Vec<MessageJob>>);
+
+#[async_trait]
+impl JobQueue for CountingQueue {
+    async fn enqueue(&self, job: &MessageJob) -> Result<(), PortError> {
+        self.0.lock().expect("queue lock").push(job.clone());
+        Ok(())
+    }
+}
+
+/// A clock stopped at one instant.
+struct FixedClock(DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// GIVEN a campaign that allows one push per customer and week (and no
+/// entry cooldown, so the push cap alone decides), and several customers
+/// each with two abandoned carts whose timers are due at the same moment;
+/// WHEN two checkers, one per cart, run at once;
+/// THEN each customer gets exactly one message: the per-customer cap holds
+/// although the history read may be stale and records are written after
+/// the enqueue.
+pub async fn concurrent_checkers_keep_the_customer_cap(a: &Adapters) {
+    let mut campaign = Campaign::default_campaign();
+    campaign.id = unique("one-push");
+    campaign.steps.truncate(1);
+    campaign.steps[0].channels.mobile = vec![Channel::Push];
+    campaign.steps[0].channels.desktop = vec![Channel::Push];
+    campaign.caps.push_max = 1;
+    campaign.caps.entry_cooldown = Duration::zero();
+    campaign.quiet_hours.channels.clear();
+    a.campaigns.put(&campaign).await.unwrap();
+    // Activity a minute into the test's day; the step falls due 30 minutes later.
+    let activity = Utc::now().date_naive().and_hms_opt(10, 0, 0).expect("valid time").and_utc();
+    let due = activity + Duration::minutes(30);
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock(due));
+    let queue = Arc::new(CountingQueue::default());
+    let checker = |store: Arc<dyn StateStore>| Checker {
+        store,
+        scheduler: a.scheduler.clone(),
+        queue: queue.clone(),
+        campaigns: Arc::new(CampaignCache::new(a.campaigns.clone(), clock.clone(), Duration::zero())),
+        clock: clock.clone(),
+        settings: Arc::new(Settings::new(
+            Secret::new(b"0123456789abcdef0123".to_vec()).expect("secret"),
+            "http://localhost:8080",
+            "http://shop/{cart_id}?t={token}",
+        )),
+    };
+    let (first, second) = (checker(a.state.clone()), checker(a.state.clone()));
+    let customers: Vec<String> = (0..4).map(|_| unique("cust")).collect();
+    let mut carts = Vec::new();
+    for customer_id in &customers {
+        let mut customer = Customer::new(customer_id.as_str());
+        customer.profile = CustomerPatch {
+            push_tokens: Some(vec![PushToken { platform: PushPlatform::Fcm, token: unique("fcm").into() }]),
+            consents: Some(ConsentPatch { push: Some(true), ..Default::default() }),
+            ..Default::default()
+        };
+        for version in 0..2 {
+            let cart_id = unique("cart");
+            let mut event = rich_event(&unique("e"), EventType::AddToCart, &cart_id, Some(customer_id), activity);
+            event.customer = None;
+            let mut record = cart_with(&cart_id, vec![event], activity);
+            record.timer_armed_for = Some(due);
+            let outcome = a
+                .state
+                .commit_event(commit(&unique("e"), Some(record), Some((customer.clone(), version)), None))
+                .await
+                .unwrap();
+            assert_eq!(outcome, CommitOutcome::Applied);
+            carts.push((customer_id.clone(), cart_id));
+        }
+    }
+
+    for pair in carts.chunks(2) {
+        let timer = |i: usize| TimerPayload { cart_id: pair[i].1.as_str().into(), due_at: due };
+        let (timer_one, timer_two) = (timer(0), timer(1));
+        let (one, two) = tokio::join!(first.on_timer(&timer_one), second.on_timer(&timer_two));
+        one.expect("first checker");
+        two.expect("second checker");
+    }
+
+    let jobs = queue.0.lock().expect("queue lock").clone();
+    for customer_id in &customers {
+        let theirs: Vec<&str> = carts.iter().filter(|(c, _)| c == customer_id).map(|(_, cart)| cart.as_str()).collect();
+        let queued = jobs.iter().filter(|j| theirs.contains(&j.cart_id.as_str())).count();
+        assert_eq!(queued, 1, "customer {customer_id}: one push with a cap of one, got {queued}");
+        let key = CustomerKey::Customer(customer_id.as_str().into());
+        let recorded = a.state.customer_messages(&key, activity).await.unwrap();
+        assert_eq!(recorded.len(), 1, "customer {customer_id}: {recorded:?}");
+    }
 }

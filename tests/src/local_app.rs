@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::Router;
 use cartback_core::api::Api;
+use cartback_core::ports::{PortError, Scheduler, TimerPayload};
 use cartback_core::service::{CampaignCache, Ingest, Settings};
 use cartback_core::signing::Secret;
 use cartback_local::testing::ManualClock;
@@ -13,6 +15,32 @@ use cartback_local::{Database, SqliteScheduler};
 /// The router signed with `secret`, and the clock that is both its business
 /// and its wall clock (so tests can move the replay window).
 pub fn local_app(secret: &[u8], accept_v1_signatures: bool) -> (Router, Arc<ManualClock>) {
+    local_app_with_failing_timers(secret, accept_v1_signatures, &[])
+}
+
+/// A scheduler whose `arm` fails for chosen carts, as a throttled
+/// EventBridge Scheduler would, and otherwise is the SQLite one.
+pub struct FailingTimers {
+    pub inner: SqliteScheduler,
+    pub failing_carts: Vec<String>,
+}
+
+#[async_trait]
+impl Scheduler for FailingTimers {
+    async fn arm(&self, timer: &TimerPayload) -> Result<(), PortError> {
+        if self.failing_carts.iter().any(|c| c.as_str() == timer.cart_id.as_str()) {
+            return Err(PortError::Unavailable("test scheduler", "throttled".into()));
+        }
+        self.inner.arm(timer).await
+    }
+}
+
+/// [`local_app`] whose timers cannot be armed for `failing_carts`.
+pub fn local_app_with_failing_timers(
+    secret: &[u8],
+    accept_v1_signatures: bool,
+    failing_carts: &[&str],
+) -> (Router, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
     let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), chrono::Duration::seconds(60)));
@@ -24,7 +52,10 @@ pub fn local_app(secret: &[u8], accept_v1_signatures: bool) -> (Router, Arc<Manu
     let api = Api {
         ingest: Ingest {
             store: Arc::new(db.clone()),
-            scheduler: Arc::new(SqliteScheduler::new(db.clone())),
+            scheduler: Arc::new(FailingTimers {
+                inner: SqliteScheduler::new(db.clone()),
+                failing_carts: failing_carts.iter().map(|c| (*c).to_owned()).collect(),
+            }),
             campaigns,
             clock: clock.clone(),
         },

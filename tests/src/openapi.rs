@@ -259,7 +259,7 @@ mod tests {
 
     fn good_ingest_answer() -> Value {
         json!({
-            "received_at": "2026-11-23T10:00:00Z", "accepted": 1, "duplicates": 0, "rejected": 1,
+            "received_at": "2026-11-23T10:00:00Z", "accepted": 1, "duplicates": 0, "rejected": 1, "retry": 0,
             "results": [
                 {"index": 0, "event_id": "e1", "status": "accepted"},
                 {"index": 1, "status": "rejected", "error": {"field": "event_id", "message": "is required"}}
@@ -287,6 +287,41 @@ mod tests {
         wrong_type["received_at"] = json!("yesterday");
         for broken in [missing_field, undocumented_field, rejected_without_error, wrong_type] {
             let outcome = contract.check_response("POST", "/v1/events", &json_answer(200, &broken));
+            assert!(matches!(outcome, Err(Violation::Schema { .. })), "{broken} passed: {outcome:?}");
+        }
+    }
+
+    /// Issue 9 items 3 and 12: per-event `retry` (with its reason, answered
+    /// 503 with `Retry-After`) and `warnings` on accepted events are
+    /// documented exactly: anywhere else they break the schema.
+    #[test]
+    fn given_retry_and_warning_results_when_checked_then_only_their_documented_forms_pass() {
+        let contract = served();
+        let warning = json!({"field": "customer.phone", "message": "must be a valid phone number"});
+        let answer = json!({
+            "received_at": "2026-11-23T10:00:00Z", "accepted": 1, "duplicates": 0, "rejected": 0, "retry": 1,
+            "results": [
+                {"index": 0, "event_id": "e1", "status": "accepted", "warnings": [warning]},
+                {"index": 1, "event_id": "e2", "status": "retry", "reason": "send it again"}
+            ]
+        });
+        let mut busy = json_answer(503, &answer);
+        busy.headers.push(("Retry-After".into(), "5".into()));
+        assert_eq!(contract.check_response("POST", "/v1/events", &busy), Ok(()));
+
+        let mut retry_without_reason = answer.clone();
+        retry_without_reason["results"][1].as_object_mut().unwrap().remove("reason");
+        let mut warnings_on_rejected = answer.clone();
+        warnings_on_rejected["results"][0]["status"] = json!("rejected");
+        warnings_on_rejected["results"][0]["error"] = json!({"field": "type", "message": "unknown"});
+        let mut error_on_retry = answer.clone();
+        error_on_retry["results"][1]["error"] = json!({"field": "", "message": "store"});
+        let mut empty_warnings = answer;
+        empty_warnings["results"][0]["warnings"] = json!([]);
+        for broken in [retry_without_reason, warnings_on_rejected, error_on_retry, empty_warnings] {
+            let mut observed = json_answer(503, &broken);
+            observed.headers.push(("Retry-After".into(), "5".into()));
+            let outcome = contract.check_response("POST", "/v1/events", &observed);
             assert!(matches!(outcome, Err(Violation::Schema { .. })), "{broken} passed: {outcome:?}");
         }
     }

@@ -3,8 +3,13 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use cartback_core::customer::Customer;
 use cartback_core::event::validate_event;
-use cartback_core::ports::{CartStore, Clock};
+use cartback_core::ids::{CartId, CustomerId};
+use cartback_core::ports::{
+    CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, PortError, SaveOutcome,
+};
 use cartback_core::service::{CampaignCache, EventStatus, Ingest, MAX_EVENTS_PER_CART};
 use cartback_local::testing::ManualClock;
 use cartback_local::{Database, SqliteScheduler};
@@ -86,4 +91,115 @@ async fn given_a_repeated_view_carrying_contact_data_or_a_customer_id_when_inges
         (Some("guest@example.com"), Some("u1"))
     );
     assert_eq!(record.events.len(), 3, "the plain repeat v4 is still not stored");
+}
+
+/// An add_to_cart of `items` items whose URLs make it about `kb` KB once stored.
+fn large_edit(event_id: &str, cart_id: &str, items: usize, kb: usize) -> serde_json::Value {
+    let url = format!("https://shop.example/p/{}", "u".repeat((kb * 1024 / items - 100) / 2));
+    let items: Vec<_> =
+        (0..items).map(|i| json!({"item_id": format!("sku-{i}"), "url": url, "image_url": url})).collect();
+    let event = json!({"event_id": event_id, "type": "add_to_cart", "cart_id": cart_id, "items": items});
+    let stored = serde_json::to_vec(&validate_event(&event, "2026-11-23T10:00:00Z".parse().unwrap()).unwrap()).unwrap();
+    assert!((kb - 5..=kb).contains(&(stored.len() / 1024)), "a {} KB event", stored.len() / 1024);
+    event
+}
+
+/// The stored cart's size in its JSON form, which DynamoDB's item measure
+/// never exceeds (its per-attribute overhead is smaller than JSON's quotes,
+/// colons and commas).
+async fn stored_bytes(db: &Database, cart_id: &str) -> usize {
+    serde_json::to_vec(&db.get_cart(&cart_id.into()).await.unwrap().unwrap()).unwrap().len()
+}
+
+/// Issue 9 item 3: the size bound ran on the log before the new event was
+/// added, so a cart just under it took one more large event and grew past
+/// what one DynamoDB item holds (400 KB).
+#[tokio::test]
+async fn given_a_cart_near_its_size_bound_when_a_large_edit_arrives_then_the_bound_is_checked_on_the_cart_as_written() {
+    let (ingest, db, clock) = ingest();
+    let mut refused = None;
+    for n in 0..10 {
+        match send(&ingest, &clock, large_edit(&format!("big{n}"), "heavy", 150, 90)).await {
+            Ok(status) => assert_eq!(status, EventStatus::Accepted),
+            Err(field) => {
+                refused = Some((n, field));
+                break;
+            }
+        }
+        let bytes = stored_bytes(&db, "heavy").await;
+        assert!(bytes <= 300 * 1024, "after event {n} the cart is {} KB once stored", bytes / 1024);
+    }
+    let (n, field) = refused.expect("the cart fills up");
+    assert_eq!(field, "cart_id");
+    assert!(n >= 2, "two 90 KB edits fit; refused at {n}");
+
+    // A purchase still lands, however large: its items are not part of the cart's state.
+    let mut purchase = large_edit("buy", "heavy", 150, 90);
+    purchase["type"] = json!("purchase");
+    purchase["order_id"] = json!("o-1");
+    assert_eq!(send(&ingest, &clock, purchase).await, Ok(EventStatus::Accepted));
+    let record = db.get_cart(&"heavy".into()).await.unwrap().unwrap();
+    assert_eq!(record.cart().status, cartback_core::cart::CartStatus::Converted);
+    assert!(stored_bytes(&db, "heavy").await <= 380 * 1024);
+}
+
+/// A store whose commit fails for chosen event ids, as a throttled table
+/// or a dropped connection would, and otherwise is SQLite.
+struct FailingCommits {
+    db: Database,
+    failing: Vec<&'static str>,
+}
+
+#[async_trait]
+impl CartStore for FailingCommits {
+    async fn get_cart(&self, cart_id: &CartId) -> Result<Option<CartRecord>, PortError> {
+        self.db.get_cart(cart_id).await
+    }
+    async fn save_cart(&self, cart: &CartRecord) -> Result<SaveOutcome, PortError> {
+        self.db.save_cart(cart).await
+    }
+}
+
+#[async_trait]
+impl CustomerStore for FailingCommits {
+    async fn get_customer(&self, customer_id: &CustomerId) -> Result<Option<(Customer, u64)>, PortError> {
+        self.db.get_customer(customer_id).await
+    }
+}
+
+#[async_trait]
+impl EventLog for FailingCommits {
+    async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError> {
+        if self.failing.contains(&commit.event_id.as_str()) {
+            return Err(PortError::Unavailable("test store", "throttled".into()));
+        }
+        self.db.commit_event(commit).await
+    }
+}
+
+/// Issue 9 item 3: one event's storage failure aborted the whole batch
+/// (the answer was a bare 503), so the events after it were never tried.
+#[tokio::test]
+async fn given_a_batch_whose_second_event_fails_in_storage_when_ingested_then_the_others_land_and_it_is_retry() {
+    let (plain, db, _clock) = ingest();
+    let ingest = Ingest {
+        store: Arc::new(FailingCommits { db: db.clone(), failing: vec!["e2"] }),
+        scheduler: plain.scheduler.clone(),
+        campaigns: plain.campaigns.clone(),
+        clock: plain.clock.clone(),
+    };
+    let edit = |id: &str, cart: &str| {
+        json!({"event_id": id, "type": "add_to_cart", "cart_id": cart, "items": [{"item_id": "sku"}]})
+    };
+    let body = json!({"events": [edit("e1", "c1"), edit("e2", "c2"), edit("e3", "c3"), {"event_id": "e4"}]});
+    let answer = serde_json::to_value(ingest.ingest_body(body.to_string().as_bytes()).await.unwrap()).unwrap();
+
+    let results = answer["results"].as_array().unwrap();
+    let statuses: Vec<&str> = results.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["accepted", "retry", "accepted", "rejected"]);
+    assert!(answer["results"][1]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{answer}");
+    assert_eq!((answer["accepted"].as_u64(), answer["retry"].as_u64()), (Some(2), Some(1)));
+    for (cart, stored) in [("c1", true), ("c2", false), ("c3", true)] {
+        assert_eq!(db.get_cart(&cart.into()).await.unwrap().is_some(), stored, "{cart}");
+    }
 }

@@ -12,6 +12,7 @@
 //! | dedupe     | `EVENT#<id>`     | `EVENT`                         |                                     |
 //! | timeline   | `CART#<id>`      | `TL#<at, RFC 3339 ns>#<suffix>` |                                     |
 //! | message    | `MSG#<id>`       | `MSG`                           | `CUSTMSG#<customer key>` / decided_at |
+//! | ledger     | `LEDGER#<customer key>` | `SENDS`                  |                                     |
 //!
 //! # Armed timers: the sparse `timers` index
 //!
@@ -29,6 +30,8 @@
 //! Carts, customers and messages are the `serde_dynamo` form of the core's
 //! types plus `pk`, `sk`, `expires_at` and a `version` (carts, customers) or
 //! `rev` (messages) number used as the optimistic-concurrency condition.
+//! A ledger (the sends reserved for one customer, the per-customer caps'
+//! atomic check) is replaced by a `PutItem` conditioned on its `version`.
 //!
 //! A message's opens and clicks are flat attributes per label
 //! (`click`, `scanner_click`, `open`, `machine_open`):
@@ -86,7 +89,7 @@ use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
-    EventLog, MessageStore, PortError, SaveOutcome, Timeline, TimelineEntry,
+    EventLog, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, Timeline, TimelineEntry,
 };
 
 use crate::error::{build_error, unavailable};
@@ -126,6 +129,9 @@ pub fn dedupe_key(event_id: &str) -> (String, String) {
 }
 pub fn message_key(message_id: &str) -> (String, String) {
     (format!("MSG#{message_id}"), "MSG".into())
+}
+pub fn ledger_key(customer_key: &CustomerKey) -> (String, String) {
+    (format!("LEDGER#{customer_key}"), "SENDS".into())
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -453,6 +459,38 @@ impl CartStore for DynamoStateStore {
             request
                 .condition_expression("version = :expected")
                 .expression_attribute_values(":expected", n(cart.version))
+        };
+        let result = request.send().await;
+        match result {
+            Ok(_) => Ok(SaveOutcome::Saved),
+            Err(e) if is_condition_failed(&e) => Ok(SaveOutcome::Conflict),
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl SendLedgerStore for DynamoStateStore {
+    async fn send_ledger(&self, customer_key: &CustomerKey) -> Result<SendLedger, PortError> {
+        let Some(item) = self.get(ledger_key(customer_key)).await? else {
+            return Ok(SendLedger::new(customer_key.clone()));
+        };
+        // `version` in the item is the stored version, the next write's condition.
+        from_item(item).map_err(|e| corrupt(&format!("send ledger of {customer_key}"), e))
+    }
+
+    async fn save_send_ledger(&self, ledger: &SendLedger) -> Result<SaveOutcome, PortError> {
+        let mut item: Item = to_item(ledger).map_err(|e| corrupt("send ledger does not serialise", e))?;
+        item.extend(key(ledger_key(&ledger.customer_key)));
+        item.insert("version".into(), n(ledger.version + 1));
+        item.insert("expires_at".into(), self.expires_at());
+        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        request = if ledger.version == 0 {
+            request.condition_expression("attribute_not_exists(pk)")
+        } else {
+            request
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(ledger.version))
         };
         let result = request.send().await;
         match result {

@@ -57,6 +57,7 @@ pub async fn checker(checker: &Checker, payload: Value) -> Result<Value, Handler
             let kind = match decision {
                 Decision::Wait { .. } => "wait",
                 Decision::Send { .. } => "send",
+                Decision::Skip { .. } => "skip",
                 Decision::Stop { .. } => "stop",
             };
             json!({ "outcome": "decided", "decision": kind, "reason": decision.reason().code.as_str(), "sent": sent })

@@ -122,6 +122,11 @@ pub struct Caps {
     /// No SMS later than this after the cart was abandoned.
     #[serde(with = "human_duration")]
     pub sms_window: Duration,
+    /// No step goes out later than this after it fell due: a step found
+    /// later (events backfilled from long ago, a runtime that was down) is
+    /// skipped with its reason, and the sequence goes on from its due time.
+    #[serde(with = "human_duration")]
+    pub max_send_delay: Duration,
 }
 
 impl Default for Caps {
@@ -133,6 +138,7 @@ impl Default for Caps {
             after_purchase: Duration::hours(24),
             sms_max_per_cart: 1,
             sms_window: Duration::hours(48),
+            max_send_delay: Duration::days(2),
         }
     }
 }
@@ -251,6 +257,11 @@ impl Campaign {
                 err(name.into(), "must be between 0 and 365d");
             }
         }
+        // A timer fires a little late and quiet hours defer by up to a night:
+        // below a minute almost every step would be skipped.
+        if self.caps.max_send_delay < Duration::minutes(1) || self.caps.max_send_delay > Duration::days(365) {
+            err("caps.max_send_delay".into(), "must be between 1m and 365d");
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -341,6 +352,17 @@ mod tests {
         assert_eq!(errors[0].field, "steps[1].delay");
         c.steps[1].delay = Duration::hours(2);
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn given_a_file_without_max_send_delay_when_parsed_then_it_is_2_days_and_a_set_one_is_kept_and_checked() {
+        let c = Campaign::from_toml("id = \"x\"\nname = \"x\"\n[[steps]]\ndelay = \"1h\"\n").unwrap();
+        assert_eq!(c.caps.max_send_delay, Duration::days(2));
+        let text = "id = \"x\"\nname = \"x\"\n[[steps]]\ndelay = \"1h\"\n[caps]\nmax_send_delay = \"6h\"\n";
+        assert_eq!(Campaign::from_toml(text).unwrap().caps.max_send_delay, Duration::hours(6));
+        let zero = text.replace("6h", "0s");
+        let errors = Campaign::from_toml(&zero).unwrap_err();
+        assert_eq!(errors[0].field, "caps.max_send_delay", "{errors:?}");
     }
 
     #[test]

@@ -11,8 +11,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+
+use crate::event::PushPlatform;
 
 macro_rules! redacted_text {
     ($(#[$doc:meta])* $name:ident) => {
@@ -67,26 +71,121 @@ redacted_text!(
     DeviceToken
 );
 
+/// Why an email address cannot be mailed. Like every contact error, it never
+/// quotes the value: the message may reach a log or a cart's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("is not a valid email address")]
+pub struct EmailError;
+
+/// Why a phone number cannot be texted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be a valid phone number in E.164 form, e.g. +14155550123")]
+pub struct PhoneError;
+
+/// Why a push token cannot reach a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceTokenError {
+    #[error("must be a non-empty string")]
+    Empty,
+    #[error("must be the device token APNs issued: hexadecimal, at least 64 digits")]
+    NotApns,
+    #[error("must be the registration token FCM issued: letters, digits, '-', '_' and ':' only")]
+    NotFcm,
+}
+
+/// Why a browser push subscription cannot be pushed to; names the part of
+/// the `PushSubscription` JSON at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WebPushError {
+    #[error("must be the browser's PushSubscription object")]
+    NotAnObject,
+    #[error("must be the browser's https push endpoint")]
+    Endpoint,
+    #[error("must be the subscription's P-256 public key, 65 bytes in base64url")]
+    P256dh,
+    #[error("must be the subscription's authentication secret, 16 bytes in base64url")]
+    Auth,
+}
+
+impl WebPushError {
+    /// The part of the subscription at fault, as a path below it ("" for the whole).
+    pub fn part(self) -> &'static str {
+        match self {
+            WebPushError::NotAnObject => "",
+            WebPushError::Endpoint => "endpoint",
+            WebPushError::P256dh => "keys.p256dh",
+            WebPushError::Auth => "keys.auth",
+        }
+    }
+}
+
 impl Email {
-    /// Normalises and checks an address from outside; `None` when invalid.
-    pub fn parse(raw: &str) -> Option<Email> {
-        normalise_email(raw).map(Email)
+    /// Normalises and checks an address from outside.
+    pub fn parse(raw: &str) -> Result<Email, EmailError> {
+        normalise_email(raw).map(Email).ok_or(EmailError)
     }
 }
 
 impl Phone {
-    /// Parses a number with its country code into E.164; `None` when invalid.
-    pub fn parse(raw: &str) -> Option<Phone> {
-        normalise_e164(raw).map(Phone)
+    /// Parses a number with its country code into E.164.
+    pub fn parse(raw: &str) -> Result<Phone, PhoneError> {
+        normalise_e164(raw).map(Phone).ok_or(PhoneError)
     }
 }
 
-/// A browser's `PushSubscription` JSON (endpoint and keys).
+impl DeviceToken {
+    /// Checks a token from outside against the form its platform issues:
+    /// APNs tokens are hexadecimal (32 bytes today; Apple may lengthen
+    /// them), FCM registration tokens are URL-safe text with colons.
+    pub fn parse(platform: PushPlatform, raw: &str) -> Result<DeviceToken, DeviceTokenError> {
+        let token = raw.trim();
+        if token.is_empty() {
+            return Err(DeviceTokenError::Empty);
+        }
+        let well_formed = match platform {
+            PushPlatform::Apns => token.len() >= 64 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+            PushPlatform::Fcm => token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_:".contains(&b)),
+        };
+        match (well_formed, platform) {
+            (true, _) => Ok(DeviceToken(token.to_owned())),
+            (false, PushPlatform::Apns) => Err(DeviceTokenError::NotApns),
+            (false, PushPlatform::Fcm) => Err(DeviceTokenError::NotFcm),
+        }
+    }
+}
+
+/// A browser's `PushSubscription` JSON. Parsed from outside, it holds
+/// exactly `{"endpoint", "keys": {"p256dh", "auth"}}`: whatever else the
+/// sender put beside them is left out, so nothing free-form is stored.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct WebPushSubscription(serde_json::Value);
 
 impl WebPushSubscription {
+    /// Parses the browser's `PushSubscription.toJSON()`: an https endpoint,
+    /// the P-256 public key (65 bytes, uncompressed) and the 16-byte
+    /// authentication secret, both base64url as browsers write them (RFC 8291).
+    pub fn parse(raw: &serde_json::Value) -> Result<WebPushSubscription, WebPushError> {
+        if !raw.is_object() {
+            return Err(WebPushError::NotAnObject);
+        }
+        let endpoint = raw.get("endpoint").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let host_follows = endpoint.strip_prefix("https://").is_some_and(|rest| {
+            !rest.is_empty() && !rest.starts_with('/') && !rest.contains(|c: char| c.is_whitespace() || c.is_control())
+        });
+        if !host_follows {
+            return Err(WebPushError::Endpoint);
+        }
+        let key = |name: &str, bytes: usize| {
+            let text = raw.pointer(&format!("/keys/{name}")).and_then(serde_json::Value::as_str)?;
+            let decoded = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()?;
+            (decoded.len() == bytes).then(|| (text.to_owned(), decoded))
+        };
+        let p256dh = key("p256dh", 65).filter(|(_, point)| point[0] == 0x04).ok_or(WebPushError::P256dh)?.0;
+        let auth = key("auth", 16).ok_or(WebPushError::Auth)?.0;
+        Ok(WebPushSubscription(serde_json::json!({ "endpoint": endpoint, "keys": { "p256dh": p256dh, "auth": auth } })))
+    }
+
     pub fn expose(&self) -> &serde_json::Value {
         &self.0
     }
@@ -264,6 +363,40 @@ mod tests {
         assert_eq!(email.expose(), "ana.lopez@example.com");
         assert_eq!(phone.expose(), "+33612345678");
         assert_eq!(serde_json::to_string(&phone).unwrap(), "\"+33612345678\"");
+    }
+
+    const P256DH: &str = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM";
+    const AUTH: &str = "tBHItJI5svbpez7KI4CCXg";
+
+    #[test]
+    fn given_push_tokens_when_parsed_then_each_platform_takes_only_its_own_form() {
+        let apns = "a".repeat(64);
+        assert_eq!(DeviceToken::parse(PushPlatform::Apns, &format!(" {apns} ")).map(|t| t.expose().len()), Ok(64));
+        assert_eq!(DeviceToken::parse(PushPlatform::Apns, "abc123"), Err(DeviceTokenError::NotApns));
+        assert_eq!(DeviceToken::parse(PushPlatform::Apns, &"g".repeat(64)), Err(DeviceTokenError::NotApns));
+        assert!(DeviceToken::parse(PushPlatform::Fcm, "dXk3:APA91bH-x_y").is_ok());
+        assert_eq!(DeviceToken::parse(PushPlatform::Fcm, "has space"), Err(DeviceTokenError::NotFcm));
+        assert_eq!(DeviceToken::parse(PushPlatform::Fcm, "  "), Err(DeviceTokenError::Empty));
+    }
+
+    #[test]
+    fn given_web_push_subscriptions_when_parsed_then_only_a_browsers_shape_passes_and_the_part_is_named() {
+        let good = serde_json::json!({"endpoint": "https://fcm.googleapis.com/fcm/send/x", "expirationTime": null,
+                                      "keys": {"p256dh": P256DH, "auth": format!("{AUTH}==")}});
+        let parsed = WebPushSubscription::parse(&good).unwrap();
+        assert_eq!(parsed.expose()["keys"]["auth"], format!("{AUTH}=="));
+        assert!(parsed.expose().get("expirationTime").is_none());
+        let with = |pointer: &str, value: serde_json::Value| {
+            let mut sub = good.clone();
+            *sub.pointer_mut(pointer).unwrap() = value;
+            WebPushSubscription::parse(&sub).map(|_| ()).map_err(WebPushError::part)
+        };
+        assert_eq!(with("/endpoint", "http://push.example/s".into()), Err("endpoint"));
+        assert_eq!(with("/endpoint", "https:///path".into()), Err("endpoint"));
+        assert_eq!(with("/keys/p256dh", AUTH.into()), Err("keys.p256dh"), "16 bytes where 65 belong");
+        assert_eq!(with("/keys/auth", "not base64!".into()), Err("keys.auth"));
+        let text = serde_json::Value::from("https://push.example");
+        assert_eq!(WebPushSubscription::parse(&text).map(|_| ()), Err(WebPushError::NotAnObject));
     }
 
     #[test]

@@ -41,30 +41,71 @@ pub struct StepDispatched {
     pub step: u32,
     pub channel: Channel,
     pub message_id: MessageId,
+    /// When it was sent; for a skipped step, when it was due.
     pub at: DateTime<Utc>,
+    /// Skipped as too late (`max_send_delay`): no message exists for it, and
+    /// `channel` and `message_id` name none (see [`Progress::skip`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 impl Progress {
     pub fn record(&mut self, campaign_id: &str, step: u32, channel: Channel, message_id: MessageId, at: DateTime<Utc>) {
         self.campaign_id = Some(campaign_id.to_owned());
         if !self.steps.iter().any(|s| s.step == step) {
-            self.steps.push(StepDispatched { step, channel, message_id, at });
+            self.steps.push(StepDispatched { step, channel, message_id, at, skipped: false });
         }
+    }
+
+    /// Records a step skipped as too late, at the time it was due (the next
+    /// step counts from there). Its message id is a placeholder no message
+    /// record ever has (ids of real messages start with `m_`).
+    pub fn skip(&mut self, campaign_id: &str, step: u32, due: DateTime<Utc>) {
+        self.campaign_id = Some(campaign_id.to_owned());
+        if !self.steps.iter().any(|s| s.step == step) {
+            let message_id = MessageId::from(format!("skipped_{step}"));
+            self.steps.push(StepDispatched { step, channel: Channel::Email, message_id, at: due, skipped: true });
+        }
+    }
+
+    /// A customer who comes back to the cart after a skipped step fell due
+    /// makes it a live abandoned cart again: the skipped steps after the last
+    /// real message are forgotten, so the sequence resumes as for a fresh
+    /// cart (a backfilled cart touched again today gets its reminder).
+    pub fn forget_skips_before(&mut self, last_activity: Option<DateTime<Utc>>) {
+        let Some(last_activity) = last_activity else { return };
+        let trailing = self.steps.iter().rev().take_while(|s| s.skipped).count();
+        let first = self.steps.len() - trailing;
+        if self.steps.get(first).is_some_and(|s| s.at < last_activity) {
+            self.steps.truncate(first);
+        }
+    }
+
+    /// The steps whose message was (or should have been) sent.
+    pub fn dispatched(&self) -> impl Iterator<Item = &StepDispatched> {
+        self.steps.iter().filter(|s| !s.skipped)
     }
 }
 
+/// What the engine decided. `Skip`: the step is too late to send
+/// (`max_send_delay`); the caller records it as skipped ([`Progress::skip`])
+/// and decides again for the next step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     Wait { until: DateTime<Utc>, reason: Reason },
     Send { campaign_id: String, step: u32, channel: Channel, to: Recipient, template: String, reason: Reason },
+    Skip { campaign_id: String, step: u32, due: DateTime<Utc>, reason: Reason },
     Stop { reason: Reason },
 }
 
 impl Decision {
     pub fn reason(&self) -> &Reason {
         match self {
-            Decision::Wait { reason, .. } | Decision::Send { reason, .. } | Decision::Stop { reason } => reason,
+            Decision::Wait { reason, .. }
+            | Decision::Send { reason, .. }
+            | Decision::Skip { reason, .. }
+            | Decision::Stop { reason } => reason,
         }
     }
 }
@@ -110,6 +151,7 @@ fn send_unless_a_rule_decides(input: &Input) -> Rule<Decision> {
     rules::wait_until_due(input, &next)?;
     rules::stop_after_engagement(input, &next)?;
     rules::pause_after_purchase(input, &next)?;
+    rules::skip_when_too_late(input, &next)?;
     rules::entry_cooldown(input, &next)?;
     let choice = channels::choose_channel(input, &next)?;
     rules::defer_in_quiet_hours(input, &next, choice.channel)?;
@@ -127,7 +169,8 @@ struct NextStep<'a> {
     /// Zero-based position of `step` in the campaign.
     index: usize,
     step: &'a Step,
-    /// The last step dispatched for this cart, if any.
+    /// The last step whose message was dispatched for this cart (skipped
+    /// steps sent nothing), if any.
     previous: Option<&'a StepDispatched>,
     last_activity: DateTime<Utc>,
     due: DateTime<Utc>,

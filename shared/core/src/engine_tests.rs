@@ -1051,6 +1051,105 @@ fn given_a_step_recorded_twice_when_progress_is_read_then_it_holds_the_step_once
     assert_eq!(p.campaign_id.as_deref(), Some("field"));
 }
 
+// ------------------------------------------------------- late steps (max_send_delay)
+
+#[track_caller]
+fn assert_skip(d: &Decision, step: u32, due: DateTime<Utc>) -> String {
+    match d {
+        Decision::Skip { step: s, due: u, reason, .. } if *s == step && *u == due => {
+            assert_eq!(reason.code, ReasonCode::StepTooLate);
+            reason.message.clone()
+        }
+        other => panic!("expected step {step} (due {due}) skipped, got {other:?}"),
+    }
+}
+
+impl Scenario {
+    /// Decides at `now`, expects a skip, and records it the way the checker does.
+    #[track_caller]
+    fn skip_at(&mut self, now: DateTime<Utc>) -> u32 {
+        match self.decide_at(now) {
+            Decision::Skip { campaign_id, step, due, .. } => {
+                self.progress.skip(&campaign_id, step, due);
+                step
+            }
+            other => panic!("expected a skip at {now}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn given_a_step_due_less_than_max_send_delay_ago_when_decided_then_it_is_still_sent() {
+    let s = Scenario::mobile();
+    assert_eq!(s.campaigns[0].caps.max_send_delay, days(2), "the default");
+    assert_send(&s.decide_at(s.due() + days(2)), 0, Push);
+}
+
+#[test]
+fn given_a_step_due_more_than_max_send_delay_ago_when_decided_then_it_is_skipped_with_its_reason() {
+    let s = Scenario::mobile();
+    let why = assert_skip(&s.decide_at(s.due() + days(2) + Duration::seconds(1)), 0, s.due());
+    assert!(why.contains("Step 1") && why.contains("2 days"), "{why}");
+}
+
+#[test]
+fn given_a_cart_last_touched_30_days_ago_when_decided_then_every_step_is_skipped_and_the_sequence_ends() {
+    let mut s = Scenario::mobile().active_at(t0() - days(30));
+    let now = t0();
+    assert_eq!(s.skip_at(now), 0);
+    assert_eq!(s.progress.steps[0].at, t0() - days(30) + mins(30), "a skipped step counts from when it was due");
+    assert!(s.progress.steps[0].skipped);
+    // Step 2 falls due 24 hours after step 1 was due: 29 days ago, so too late as well.
+    assert_eq!(s.skip_at(now), 1);
+    assert_stop(&s.decide_at(now), ReasonCode::SequenceCompleted);
+}
+
+#[test]
+fn given_a_late_first_step_and_a_follow_up_still_within_its_window_when_decided_then_only_the_late_one_is_skipped() {
+    let mut c = field_campaign();
+    c.steps[1].delay = days(3);
+    let mut s = Scenario::mobile().with_campaigns(vec![c]);
+    let now = s.due() + days(2) + hours(1);
+    assert_eq!(s.skip_at(now), 0);
+    // Step 2 is due 3 days after step 1 was due: in 23 hours, on time.
+    assert_wait(&s.decide_at(now), s.due() + days(3), ReasonCode::WaitingForNextStep);
+    assert_send(&s.decide_at(s.due() + days(3)), 1, Push);
+}
+
+#[test]
+fn given_a_skipped_first_step_when_the_follow_up_is_due_then_the_skip_is_neither_engagement_nor_a_cap() {
+    let mut c = field_campaign();
+    c.steps[1].delay = days(3);
+    c.caps.max_send_delay = hours(1);
+    let mut s = Scenario::mobile().with_campaigns(vec![c]);
+    s.skip_at(s.due() + hours(2));
+    assert_send(&s.decide_at(s.due() + days(3)), 1, Push);
+}
+
+#[test]
+fn given_skipped_steps_when_the_customer_comes_back_to_the_cart_then_the_skips_are_forgotten_and_step_one_is_due() {
+    let mut s = Scenario::mobile().active_at(t0() - days(30));
+    s.skip_at(t0());
+    s.skip_at(t0());
+    // The customer adds to the cart again today.
+    s.cart.last_activity_at = Some(t0() + hours(1));
+    s.progress.forget_skips_before(s.cart.last_activity_at);
+    assert!(s.progress.steps.is_empty());
+    assert_send(&s.decide_at(t0() + hours(1) + mins(30)), 0, Push);
+    // Skips the customer was not active after stay.
+    let mut s = Scenario::mobile().active_at(t0() - days(30));
+    s.skip_at(t0());
+    s.progress.forget_skips_before(s.cart.last_activity_at);
+    assert_eq!(s.progress.steps.len(), 1);
+}
+
+#[test]
+fn given_a_purchased_cart_with_a_late_step_when_decided_then_the_purchase_is_the_reason() {
+    let mut s = Scenario::mobile();
+    s.cart.status = CartStatus::Converted;
+    assert_stop(&s.decide_at(s.due() + days(10)), ReasonCode::Purchased);
+}
+
 // ------------------------------------------------------- campaigns
 
 #[test]
@@ -1209,7 +1308,8 @@ fn all_codes() -> BTreeSet<ReasonCode> {
     let guard = |c: ReasonCode| match c {
         WaitingForInactivity | WaitingForNextStep | QuietHoursDeferred | Sent | NoConsent | NoReachableChannel
         | EntryCooldown | PushCapReached | SmsCapReached | SmsWindowClosed | RecentPurchase | Purchased
-        | CartEmptied | NothingInCart | CampaignDisabled | NoMatchingCampaign | Engaged | SequenceCompleted => c,
+        | CartEmptied | NothingInCart | CampaignDisabled | NoMatchingCampaign | Engaged | SequenceCompleted
+        | StepTooLate => c,
     };
     [
         WaitingForInactivity,
@@ -1230,6 +1330,7 @@ fn all_codes() -> BTreeSet<ReasonCode> {
         NoMatchingCampaign,
         Engaged,
         SequenceCompleted,
+        StepTooLate,
     ]
     .into_iter()
     .map(guard)
@@ -1289,5 +1390,7 @@ fn given_one_scenario_per_rule_when_decided_then_every_reason_code_is_produced()
     s.cart.items_viewed = 0;
     s.campaigns[0].entry.min_items_viewed = Some(1);
     note(s.decide_at(s.due()));
+    let s = Scenario::mobile();
+    note(s.decide_at(s.due() + days(3)));
     assert_eq!(seen, all_codes(), "missing: {:?}", all_codes().difference(&seen).collect::<Vec<_>>());
 }

@@ -10,7 +10,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::contact::{DeviceToken, Email, Phone, WebPushSubscription};
+use crate::contact::{
+    DeviceToken, DeviceTokenError, Email, EmailError, Phone, PhoneError, WebPushError, WebPushSubscription,
+};
 use crate::enum_names;
 use crate::ids::{CartId, CustomerId, EventId};
 
@@ -20,6 +22,26 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_FUTURE_SKEW_SECONDS: i64 = 300;
 const MAX_ID_LEN: usize = 128;
 const MAX_ITEMS: usize = 200;
+/// Deepest JSON nesting an event may have, the event object being level 1.
+/// DynamoDB refuses items nested deeper than 32 levels, and a cart item
+/// holds its events two levels down: 10 is far from both.
+pub const MAX_EVENT_DEPTH: usize = 10;
+/// Largest one event may be once stored (its JSON form). Only `items` can
+/// make an event this large; the bound leaves room for a few such events
+/// in one cart item (DynamoDB: 400 KB).
+pub const MAX_EVENT_BYTES: usize = 96 * 1024;
+const MAX_COUPON_CHARS: usize = 100;
+const MAX_PUSH_TOKENS: usize = 10;
+/// APNs tokens are 64 hex digits today and FCM tokens about 160 characters.
+const MAX_PUSH_TOKEN_CHARS: usize = 1024;
+const MAX_ENDPOINT_CHARS: usize = 2048;
+/// Both keys are well under this in base64url (87 and 22 characters).
+const MAX_WEB_PUSH_KEY_CHARS: usize = 128;
+/// The whole `PushSubscription` JSON as sent.
+const MAX_WEB_PUSH_BYTES: usize = 4096;
+/// DynamoDB numbers: 38 significant digits, magnitudes from 1E-130 to below 1E+126.
+const DYNAMODB_MAX_DIGITS: usize = 38;
+const DYNAMODB_EXPONENTS: std::ops::RangeInclusive<i64> = -130..=125;
 /// Largest price or order value accepted: keeps every total far from
 /// decimal overflow (200 items x 10,000 units x this still fits).
 const MAX_AMOUNT: i64 = 1_000_000_000_000;
@@ -186,6 +208,27 @@ impl FieldError {
     }
 }
 
+/// A contact value its channel cannot use: left out of what is stored, while
+/// the event itself is kept. Same shape as [`FieldError`]; never quotes the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldWarning {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldWarning {
+    fn new(field: impl Into<String>, message: impl ToString) -> Self {
+        Self { field: field.into(), message: message.to_string() }
+    }
+}
+
+/// A value parsed from outside, with what was left out of it and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked<T> {
+    pub value: T,
+    pub warnings: Vec<FieldWarning>,
+}
+
 /// Why a whole request body was refused before looking at its events.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
@@ -206,6 +249,8 @@ pub enum BodyError {
 pub struct Parsed {
     pub event_id: Option<String>,
     pub result: Result<Event, FieldError>,
+    /// Contact values left out of a valid event (empty when it was refused).
+    pub warnings: Vec<FieldWarning>,
 }
 
 /// Splits a request body into its events without letting one bad event
@@ -228,18 +273,95 @@ pub fn parse_body(body: &[u8], received_at: DateTime<Utc>) -> Result<Vec<Parsed>
     }
     Ok(raw_events
         .iter()
-        .map(|raw| Parsed {
-            event_id: raw.get("event_id").and_then(Value::as_str).map(str::to_owned),
-            result: validate_event(raw, received_at),
+        .map(|raw| {
+            let event_id = raw.get("event_id").and_then(Value::as_str).map(str::to_owned);
+            match parse_event(raw, received_at) {
+                Ok(Checked { value, warnings }) => Parsed { event_id, result: Ok(value), warnings },
+                Err(error) => Parsed { event_id, result: Err(error), warnings: Vec::new() },
+            }
         })
         .collect())
 }
 
-/// Validates one raw event. `received_at` is Cartback's clock: the default
+/// Parses one raw event. `received_at` is Cartback's clock: the default
 /// for `occurred_at` and the reference for the future-skew check.
-pub fn validate_event(raw: &Value, received_at: DateTime<Utc>) -> Result<Event, FieldError> {
+pub fn parse_event(raw: &Value, received_at: DateTime<Utc>) -> Result<Checked<Event>, FieldError> {
+    check_storable(raw)?;
     let raw = RawEvent::from_value(raw)?;
-    Event::try_from(Received { raw, at: received_at })
+    Checked::<Event>::try_from(Received { raw, at: received_at })
+}
+
+/// [`parse_event`] for callers that need only the event (its warnings dropped).
+pub fn validate_event(raw: &Value, received_at: DateTime<Utc>) -> Result<Event, FieldError> {
+    parse_event(raw, received_at).map(|checked| checked.value)
+}
+
+/// Refuses, wherever it sits in the event as sent, what DynamoDB could not
+/// store: nesting past [`MAX_EVENT_DEPTH`] and numbers outside its range.
+/// Checked on the input, not on what is kept of it, so every runtime
+/// refuses the same events whichever fields a later version stores.
+fn check_storable(raw: &Value) -> Result<(), FieldError> {
+    fn walk(value: &Value, depth: usize, path: &mut String) -> Result<(), FieldError> {
+        let too_deep = || {
+            let message = format!("nests deeper than {MAX_EVENT_DEPTH} levels of JSON, the most an event may");
+            Err(FieldError::new(path.clone(), message))
+        };
+        match value {
+            Value::Object(map) => {
+                if depth > MAX_EVENT_DEPTH {
+                    return too_deep();
+                }
+                for (key, member) in map {
+                    let len = path.len();
+                    if len > 0 {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    walk(member, depth + 1, path)?;
+                    path.truncate(len);
+                }
+            }
+            Value::Array(list) => {
+                if depth > MAX_EVENT_DEPTH {
+                    return too_deep();
+                }
+                for (index, member) in list.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{index}]"));
+                    walk(member, depth + 1, path)?;
+                    path.truncate(len);
+                }
+            }
+            Value::Number(n) if !within_dynamodb_range(&n.to_string()) => {
+                let message = "is a number outside what can be stored (38 significant digits, 1E-130 to 9.9E+125)";
+                return Err(FieldError::new(path.clone(), message));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    walk(raw, 1, &mut String::new())
+}
+
+/// Whether a JSON number's text fits DynamoDB's number type.
+fn within_dynamodb_range(text: &str) -> bool {
+    let unsigned = text.trim_start_matches('-');
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().ok()),
+        None => (unsigned, Some(0)),
+    };
+    let Some(exponent) = exponent else { return false };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    let significant = digits.trim_start_matches('0');
+    let leading_zeros = digits.len() - significant.len();
+    let significant = significant.trim_end_matches('0');
+    if significant.is_empty() {
+        return true;
+    }
+    // The power of ten of the first significant digit.
+    let magnitude = whole.len() as i64 - 1 - leading_zeros as i64 + exponent;
+    significant.len() <= DYNAMODB_MAX_DIGITS && DYNAMODB_EXPONENTS.contains(&magnitude)
 }
 
 /// An event as it arrives: every field kept as sent, so that the conversion
@@ -310,10 +432,10 @@ pub struct Received<T> {
     pub at: DateTime<Utc>,
 }
 
-impl TryFrom<Received<RawEvent>> for Event {
+impl TryFrom<Received<RawEvent>> for Checked<Event> {
     type Error = FieldError;
 
-    fn try_from(Received { raw, at: received_at }: Received<RawEvent>) -> Result<Event, FieldError> {
+    fn try_from(Received { raw, at: received_at }: Received<RawEvent>) -> Result<Checked<Event>, FieldError> {
         let event_id: EventId = required_id(&raw.event_id, "event_id")?;
         let kind_text = required_str(&raw.kind, "type")?;
         let kind = EventType::parse(kind_text).ok_or_else(|| {
@@ -392,11 +514,18 @@ impl TryFrom<Received<RawEvent>> for Event {
             return Err(FieldError::new("currency", "is required when items carry prices"));
         }
         let coupon = optional_str(&raw.coupon, "coupon")?.map(str::to_owned);
-        let customer = match &raw.customer {
-            Value::Null => None,
-            v => Some(CustomerPatch::try_from(raw_object::<RawCustomer>(v, "customer", "must be an object")?)?),
+        if coupon.as_ref().is_some_and(|c| c.chars().count() > MAX_COUPON_CHARS) {
+            return Err(FieldError::new("coupon", format!("is longer than {MAX_COUPON_CHARS} characters")));
+        }
+        let (customer, warnings) = match &raw.customer {
+            Value::Null => (None, Vec::new()),
+            v => {
+                let raw = raw_object::<RawCustomer>(v, "customer", "must be an object")?;
+                let Checked { value, warnings } = Checked::<CustomerPatch>::try_from(raw)?;
+                (Some(value), warnings)
+            }
         };
-        Ok(Event {
+        let event = Event {
             event_id,
             kind,
             occurred_at,
@@ -409,7 +538,18 @@ impl TryFrom<Received<RawEvent>> for Event {
             value,
             coupon,
             customer,
-        })
+        };
+        let stored = serde_json::to_vec(&event).map_or(usize::MAX, |json| json.len());
+        if stored > MAX_EVENT_BYTES {
+            // Every other field is bounded far below this: the items make it.
+            let message = format!(
+                "make the event {} KB once stored; one event may be at most {} KB: send fewer items or shorter URLs",
+                stored / 1024,
+                MAX_EVENT_BYTES / 1024
+            );
+            return Err(FieldError::new("items", message));
+        }
+        Ok(Checked { value: event, warnings })
     }
 }
 
@@ -451,22 +591,19 @@ impl TryFrom<(RawItem, usize)> for Item {
     }
 }
 
-impl TryFrom<RawCustomer> for CustomerPatch {
+impl TryFrom<RawCustomer> for Checked<CustomerPatch> {
     type Error = FieldError;
 
-    fn try_from(raw: RawCustomer) -> Result<CustomerPatch, FieldError> {
-        let email = match text_field(&raw.email, "customer.email", 254)? {
-            None => None,
-            Some(e) => Some(
-                Email::parse(&e).ok_or_else(|| FieldError::new("customer.email", "is not a valid email address"))?,
-            ),
-        };
-        let phone = match text_field(&raw.phone, "customer.phone", 32)? {
-            None => None,
-            Some(p) => Some(Phone::parse(&p).ok_or_else(|| {
-                FieldError::new("customer.phone", "must be a valid phone number in E.164 form, e.g. +14155550123")
-            })?),
-        };
+    /// Bounds (lengths, counts, sizes) and wrong types refuse the event, as
+    /// a sender's bug does. A contact value of the right type that its
+    /// channel cannot use (a mistyped phone number, a stale token) is left
+    /// out with a warning: that channel is unreachable, the cart is kept.
+    fn try_from(raw: RawCustomer) -> Result<Checked<CustomerPatch>, FieldError> {
+        let mut warnings = Vec::new();
+        let email = text_field(&raw.email, "customer.email", 254)?
+            .and_then(|e| usable(Email::parse(&e), "customer.email", &mut warnings));
+        let phone = text_field(&raw.phone, "customer.phone", 32)?
+            .and_then(|p| usable(Phone::parse(&p), "customer.phone", &mut warnings));
         let first_name = text_field(&raw.first_name, "customer.first_name", 100)?;
         let locale = text_field(&raw.locale, "customer.locale", 35)?;
         let timezone = match text_field(&raw.timezone, "customer.timezone", 64)? {
@@ -500,47 +637,104 @@ impl TryFrom<RawCustomer> for CustomerPatch {
         };
         let push_tokens = match &raw.push_tokens {
             Value::Null => None,
-            Value::Array(list) => Some(list.iter().enumerate().map(push_token).collect::<Result<Vec<_>, _>>()?),
+            Value::Array(list) if list.len() > MAX_PUSH_TOKENS => {
+                let message = format!("holds {} tokens; the limit is {MAX_PUSH_TOKENS}", list.len());
+                return Err(FieldError::new("customer.push_tokens", message));
+            }
+            Value::Array(list) => {
+                let mut tokens = Vec::with_capacity(list.len());
+                for (index, raw) in list.iter().enumerate() {
+                    tokens.extend(push_token(index, raw, &mut warnings)?);
+                }
+                // Only unusable tokens: as if none were sent (an empty list clears them).
+                (list.is_empty() || !tokens.is_empty()).then_some(tokens)
+            }
             _ => return Err(FieldError::new("customer.push_tokens", "must be an array")),
         };
         let web_push_subscription = match &raw.web_push_subscription {
             Value::Null => None,
             sub => {
-                let endpoint = sub.get("endpoint").and_then(Value::as_str).unwrap_or_default();
-                if !endpoint.starts_with("https://") {
-                    return Err(FieldError::new(
-                        "customer.web_push_subscription.endpoint",
-                        "must be the browser's https push endpoint",
-                    ));
-                }
-                for key in ["p256dh", "auth"] {
-                    if sub.pointer(&format!("/keys/{key}")).and_then(Value::as_str).is_none() {
-                        return Err(FieldError::new(
-                            format!("customer.web_push_subscription.keys.{key}"),
-                            "is required (the browser's PushSubscription JSON)",
-                        ));
-                    }
-                }
-                Some(WebPushSubscription::from(sub.clone()))
+                check_web_push_bounds(sub)?;
+                usable(WebPushSubscription::parse(sub), "customer.web_push_subscription", &mut warnings)
             }
         };
-        Ok(CustomerPatch { email, phone, first_name, locale, timezone, consents, push_tokens, web_push_subscription })
+        let value =
+            CustomerPatch { email, phone, first_name, locale, timezone, consents, push_tokens, web_push_subscription };
+        Ok(Checked { value, warnings })
     }
 }
 
-fn push_token((i, raw): (usize, &Value)) -> Result<PushToken, FieldError> {
-    let field = |f: &str| format!("customer.push_tokens[{i}].{f}");
+/// A contact value its channel can use, or `None` and a warning naming
+/// `field` (and the part of it at fault, for a web push subscription).
+fn usable<T, E: ContactFault>(parsed: Result<T, E>, field: &str, warnings: &mut Vec<FieldWarning>) -> Option<T> {
+    parsed
+        .map_err(|error| {
+            let part = error.part();
+            let field = if part.is_empty() { field.to_owned() } else { format!("{field}.{part}") };
+            warnings.push(FieldWarning::new(field, error));
+        })
+        .ok()
+}
+
+/// A contact parse error, and the part of its value it names.
+trait ContactFault: std::fmt::Display {
+    fn part(&self) -> &'static str {
+        ""
+    }
+}
+
+impl ContactFault for EmailError {}
+impl ContactFault for PhoneError {}
+impl ContactFault for DeviceTokenError {}
+impl ContactFault for WebPushError {
+    fn part(&self) -> &'static str {
+        WebPushError::part(*self)
+    }
+}
+
+/// The size bounds of a web push subscription as sent; its shape is the
+/// channel's business ([`WebPushSubscription::parse`]).
+fn check_web_push_bounds(sub: &Value) -> Result<(), FieldError> {
+    let field = "customer.web_push_subscription";
+    let too_long = |part: &str, max: usize| {
+        let text = sub.pointer(part).and_then(Value::as_str);
+        text.is_some_and(|t| t.chars().count() > max).then(|| {
+            let path = format!("{field}{}", part.replace('/', "."));
+            FieldError::new(path, format!("is longer than {max} characters"))
+        })
+    };
+    if let Some(error) = too_long("/endpoint", MAX_ENDPOINT_CHARS)
+        .or_else(|| too_long("/keys/p256dh", MAX_WEB_PUSH_KEY_CHARS))
+        .or_else(|| too_long("/keys/auth", MAX_WEB_PUSH_KEY_CHARS))
+    {
+        return Err(error);
+    }
+    let bytes = serde_json::to_vec(sub).map_or(usize::MAX, |json| json.len());
+    if bytes > MAX_WEB_PUSH_BYTES {
+        let message = format!("is {bytes} bytes of JSON; a PushSubscription is at most {MAX_WEB_PUSH_BYTES}");
+        return Err(FieldError::new(field, message));
+    }
+    Ok(())
+}
+
+/// The token at `index` of `customer.push_tokens`: `None` (and a warning)
+/// when its platform or form is unusable; an error when it is too long.
+fn push_token(index: usize, raw: &Value, warnings: &mut Vec<FieldWarning>) -> Result<Option<PushToken>, FieldError> {
+    let field = |f: &str| format!("customer.push_tokens[{index}].{f}");
+    let token = raw.get("token").and_then(Value::as_str);
+    if token.is_some_and(|t| t.chars().count() > MAX_PUSH_TOKEN_CHARS) {
+        return Err(FieldError::new(field("token"), format!("is longer than {MAX_PUSH_TOKEN_CHARS} characters")));
+    }
     let platform = match raw.get("platform").and_then(Value::as_str) {
         Some("apns") => PushPlatform::Apns,
         Some("fcm") => PushPlatform::Fcm,
-        _ => return Err(FieldError::new(field("platform"), "must be apns or fcm")),
-    };
-    match raw.get("token").and_then(Value::as_str) {
-        Some(token) if !token.trim().is_empty() && token.len() <= 4096 => {
-            Ok(PushToken { platform, token: token.into() })
+        _ => {
+            warnings.push(FieldWarning::new(field("platform"), "must be apns or fcm"));
+            return Ok(None);
         }
-        _ => Err(FieldError::new(field("token"), "must be a non-empty string")),
-    }
+    };
+    let parsed = DeviceToken::parse(platform, token.unwrap_or_default());
+    Ok(usable(parsed, &field("token"), warnings).map(|token| PushToken { platform, token }))
 }
 
 fn required_str<'a>(raw: &'a Value, field: &str) -> Result<&'a str, FieldError> {
@@ -621,6 +815,10 @@ mod tests {
         "2026-11-23T12:00:00Z".parse().unwrap()
     }
 
+    /// A real browser subscription's keys (65-byte P-256 point, 16-byte secret).
+    const P256DH: &str = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM";
+    const AUTH: &str = "tBHItJI5svbpez7KI4CCXg";
+
     fn add_to_cart() -> Value {
         json!({
             "event_id": "e1", "type": "add_to_cart", "cart_id": "c1", "currency": "EUR", "device": "mobile",
@@ -688,19 +886,177 @@ mod tests {
         }
     }
 
+    /// Issue 9 item 12: a contact value its channel cannot use is left out
+    /// (that channel is unreachable) and the event still counts.
     #[test]
-    fn given_a_customer_with_bad_contact_data_when_validated_then_the_nested_field_is_named() {
+    fn given_contact_values_their_channels_cannot_use_when_validated_then_the_event_is_kept_without_them() {
+        let cases = [
+            json!({"email": "not-an-address", "first_name": "Ana"}),
+            json!({"phone": "+1 555", "first_name": "Ana"}),
+            json!({"push_tokens": [{"platform": "fcm", "token": ""}], "first_name": "Ana"}),
+            json!({"push_tokens": [{"platform": "pager", "token": "abc"}], "first_name": "Ana"}),
+            json!({"web_push_subscription": {"endpoint": "http://push.example/s"}, "first_name": "Ana"}),
+            json!({"web_push_subscription": "yes", "first_name": "Ana"}),
+        ];
+        for customer in cases {
+            let mut raw = add_to_cart();
+            raw["customer"] = customer.clone();
+            let kept = validate_event(&raw, now()).unwrap_or_else(|e| panic!("{customer} refused: {e:?}"));
+            let patch = kept.customer.unwrap();
+            assert_eq!(patch.first_name.as_deref(), Some("Ana"), "{customer}");
+            assert!(
+                patch.email.is_none()
+                    && patch.phone.is_none()
+                    && patch.push_tokens.is_none()
+                    && patch.web_push_subscription.is_none(),
+                "{customer}: {patch:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_unusable_contact_values_when_parsed_then_each_warning_names_its_field_without_quoting_it() {
         let mut raw = add_to_cart();
-        raw["customer"] = json!({"email": "not-an-address"});
-        assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer.email");
-        raw["customer"] = json!({"phone": "+1 555"});
-        assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer.phone");
+        raw["customer"] = json!({
+            "email": "ana@", "phone": "+1 999",
+            "push_tokens": [{"platform": "fcm", "token": "good-token_1:x"}, {"platform": "apns", "token": "zz"}],
+            "web_push_subscription": {"endpoint": "https://push.example/s", "keys": {"p256dh": "AAAA", "auth": AUTH}}
+        });
+        let Checked { value, warnings } = parse_event(&raw, now()).unwrap();
+        let fields: Vec<&str> = warnings.iter().map(|w| w.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "customer.email",
+                "customer.phone",
+                "customer.push_tokens[1].token",
+                "customer.web_push_subscription.keys.p256dh"
+            ]
+        );
+        for warning in &warnings {
+            let quoted = warning.message.contains("ana@") || warning.message.contains("999");
+            assert!(!warning.message.is_empty() && !quoted, "{warning:?}");
+        }
+        let tokens = value.customer.unwrap().push_tokens.unwrap();
+        assert_eq!(tokens.iter().map(|t| t.token.expose()).collect::<Vec<_>>(), ["good-token_1:x"]);
+    }
+
+    #[test]
+    fn given_a_batch_when_parsed_then_warnings_belong_to_their_event_and_a_refused_event_has_none() {
+        let mut warned = add_to_cart();
+        warned["customer"] = json!({"phone": "+1 555"});
+        let mut refused = warned.clone();
+        refused["currency"] = json!("eur");
+        let body = json!({"events": [warned, refused, add_to_cart()]}).to_string();
+        let parsed = parse_body(body.as_bytes(), now()).unwrap();
+        assert_eq!(parsed[0].warnings.len(), 1);
+        assert!(parsed[1].result.is_err() && parsed[1].warnings.is_empty());
+        assert!(parsed[2].result.is_ok() && parsed[2].warnings.is_empty());
+    }
+
+    #[test]
+    fn given_number_texts_when_checked_against_dynamodb_then_only_its_range_passes() {
+        for fits in ["0", "-0.0", "1e-130", "9.9999999999999999999999999999999999999e125", "0.001", "123", "-5e-7"] {
+            assert!(within_dynamodb_range(fits), "{fits}");
+        }
+        for past in ["1e126", "1e-131", "0.00000000000000000000000000000000000000000000000000000001e-100", "1e999"] {
+            assert!(!within_dynamodb_range(past), "{past}");
+        }
+        assert!(!within_dynamodb_range("1234567890123456789012345678901234567891"), "39 significant digits");
+        let trailing_zeros = "12345678901234567890123456789012345678000000";
+        assert!(within_dynamodb_range(trailing_zeros), "trailing zeros are not significant");
+    }
+
+    #[test]
+    fn given_structural_customer_errors_when_validated_then_the_event_is_still_refused_naming_the_field() {
+        let mut raw = add_to_cart();
         raw["customer"] = json!({"timezone": "Mars/Olympus"});
         assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer.timezone");
         raw["customer"] = json!({"consents": {"sms": "yes"}});
         assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer.consents.sms");
-        raw["customer"] = json!({"push_tokens": [{"platform": "fcm", "token": ""}]});
-        assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer.push_tokens[0].token");
+        raw["customer"] = json!({"push_tokens": "tok"});
+        assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer.push_tokens");
+        raw["customer"] = json!({"email": 42});
+        assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer.email");
+    }
+
+    /// Issue 9 item 3: what DynamoDB would refuse is refused here, by field.
+    #[test]
+    fn given_values_past_the_storage_bounds_when_validated_then_the_event_is_refused_naming_the_field() {
+        let token = |t: String| json!({"platform": "fcm", "token": t});
+        let keys = json!({"p256dh": P256DH, "auth": AUTH});
+        let cases = [
+            ("coupon", json!({"coupon": "X".repeat(101)})),
+            ("customer.push_tokens", json!({"customer": {"push_tokens": vec![token("t".repeat(40)); 11]}})),
+            ("customer.push_tokens[0].token", json!({"customer": {"push_tokens": [token("t".repeat(1025))]}})),
+            (
+                "customer.web_push_subscription.endpoint",
+                json!({"customer": {"web_push_subscription":
+                    {"endpoint": format!("https://push.example/{}", "s".repeat(2048)), "keys": keys}}}),
+            ),
+            (
+                "customer.web_push_subscription",
+                json!({"customer": {"web_push_subscription":
+                    {"endpoint": "https://push.example/s", "keys": keys, "junk": "j".repeat(5000)}}}),
+            ),
+        ];
+        for (field, extra) in cases {
+            let mut raw = add_to_cart();
+            raw.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            assert_eq!(validate_event(&raw, now()).map_err(|e| e.field), Err(field.to_owned()), "{field}");
+        }
+    }
+
+    #[test]
+    fn given_json_nested_deeper_than_the_documented_limit_when_validated_then_the_deep_field_is_named() {
+        let mut deep = json!("leaf");
+        for _ in 0..MAX_EVENT_DEPTH {
+            deep = json!({ "a": deep });
+        }
+        let mut raw = add_to_cart();
+        raw["items"][0]["extra"] = deep;
+        let err = validate_event(&raw, now()).unwrap_err();
+        assert!(err.field.starts_with("items[0].extra.a.a"), "{err:?}");
+        let mut shallow = add_to_cart();
+        shallow["items"][0]["extra"] = json!({"a": {"b": 1}});
+        assert!(validate_event(&shallow, now()).is_ok());
+    }
+
+    #[test]
+    fn given_numbers_outside_dynamodbs_range_anywhere_when_validated_then_the_event_is_refused_naming_them() {
+        let huge: Value = serde_json::from_str("1e200").unwrap();
+        let tiny: Value = serde_json::from_str("1e-140").unwrap();
+        let mut raw = add_to_cart();
+        raw["customer"] = json!({"web_push_subscription":
+            {"endpoint": "https://push.example/s", "keys": {"p256dh": P256DH, "auth": AUTH}, "expirationTime": huge}});
+        let err = validate_event(&raw, now()).unwrap_err();
+        assert_eq!(err.field, "customer.web_push_subscription.expirationTime");
+        let mut raw = add_to_cart();
+        raw["items"][0]["weight"] = tiny;
+        assert_eq!(validate_event(&raw, now()).unwrap_err().field, "items[0].weight");
+        let mut raw = add_to_cart();
+        raw["items"][0]["weight"] = json!(1.5e125);
+        assert!(validate_event(&raw, now()).is_ok(), "within range is fine");
+    }
+
+    #[test]
+    fn given_an_event_larger_than_one_event_may_be_stored_when_validated_then_items_is_named() {
+        let mut raw = add_to_cart();
+        let long_url = format!("https://shop.example/{}", "p".repeat(1000));
+        raw["items"] = json!((0..200)
+            .map(|i| json!({"item_id": format!("sku-{i}"), "url": long_url, "image_url": long_url}))
+            .collect::<Vec<_>>());
+        assert_eq!(validate_event(&raw, now()).unwrap_err().field, "items");
+    }
+
+    #[test]
+    fn given_a_subscription_with_extra_members_when_validated_then_only_endpoint_and_keys_are_kept() {
+        let mut raw = add_to_cart();
+        raw["customer"] = json!({"web_push_subscription": {"endpoint": "https://push.example/s",
+            "expirationTime": null, "keys": {"p256dh": P256DH, "auth": AUTH, "extra": {"x": [1, 2]}}}});
+        let sub = validate_event(&raw, now()).unwrap().customer.unwrap().web_push_subscription.unwrap();
+        let kept = json!({"endpoint": "https://push.example/s", "keys": {"p256dh": P256DH, "auth": AUTH}});
+        assert_eq!(sub.expose(), &kept);
     }
 
     #[test]

@@ -220,8 +220,8 @@ mod tests {
 
     fn patch() -> CustomerPatch {
         CustomerPatch {
-            email: Email::parse("ana.lopez@example.com"),
-            phone: Phone::parse("+33612345678"),
+            email: Email::parse("ana.lopez@example.com").ok(),
+            phone: Phone::parse("+33612345678").ok(),
             first_name: Some("Ana".into()),
             consents: Some(ConsentPatch { email: Some(true), ..Default::default() }),
             push_tokens: Some(vec![PushToken { platform: PushPlatform::Fcm, token: "fcm-secret-token".into() }]),

@@ -12,7 +12,7 @@ use crate::engagement::{EngagementLabel, Tally};
 use crate::engine::Progress;
 use crate::event::Event;
 use crate::ids::{CartId, CustomerId, CustomerKey, EventId, MessageId};
-use crate::message::{MessageJob, MessageRecord, MessageStatus};
+use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -254,11 +254,95 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<MessageRecord>, PortError>;
 }
 
+/// One send reserved in a customer's [`SendLedger`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservedSend {
+    pub message_id: MessageId,
+    pub cart_id: CartId,
+    pub campaign_id: String,
+    pub step: u32,
+    pub channel: Channel,
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+}
+
+/// The sends reserved for one customer, across all their carts: what the
+/// per-customer caps (entry cooldown, push cap) count before a message
+/// record exists. A checker reads it (strongly consistent), decides, and
+/// replaces it under its version BEFORE queueing: of two checkers deciding
+/// for two carts of one customer at once, one write wins and the other
+/// re-reads, sees the reservation and decides again. The message history
+/// alone cannot do that: it is written after the enqueue, and on DynamoDB
+/// read from an eventually consistent index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendLedger {
+    pub customer_key: CustomerKey,
+    /// Optimistic-concurrency version; 0 means "not stored yet".
+    #[serde(default)]
+    pub version: u64,
+    #[serde(default)]
+    pub sends: Vec<ReservedSend>,
+}
+
+impl SendLedger {
+    pub fn new(customer_key: CustomerKey) -> Self {
+        SendLedger { customer_key, version: 0, sends: Vec::new() }
+    }
+
+    /// Adds the send unless its message is reserved already (a retried check).
+    pub fn reserve(&mut self, send: ReservedSend) {
+        if !self.sends.iter().any(|s| s.message_id == send.message_id) {
+            self.sends.push(send);
+        }
+    }
+
+    /// Drops reservations decided before `since`: no cap window reaches them.
+    pub fn forget_before(&mut self, since: DateTime<Utc>) {
+        self.sends.retain(|s| s.at >= since);
+    }
+
+    /// Reservations of other carts not in `history`, as the queued message
+    /// records they stand for, so the engine counts them. This cart's own
+    /// reservations are left out: its cart record (progress) is the truth
+    /// for it, and a lost step decided again must not count against itself.
+    pub fn pending_elsewhere<'a>(
+        &'a self,
+        cart_id: &'a CartId,
+        history: &'a [MessageRecord],
+    ) -> impl Iterator<Item = MessageRecord> + 'a {
+        self.sends
+            .iter()
+            .filter(move |s| &s.cart_id != cart_id && !history.iter().any(|m| m.message_id == s.message_id))
+            .map(|s| MessageRecord {
+                message_id: s.message_id.clone(),
+                cart_id: s.cart_id.clone(),
+                customer_key: self.customer_key.clone(),
+                campaign_id: s.campaign_id.clone(),
+                step: s.step,
+                channel: s.channel,
+                decided_at: s.at,
+                status: MessageStatus::Queued,
+                engagement: Default::default(),
+            })
+    }
+}
+
+/// Per-customer send ledgers, replaced under optimistic concurrency.
+#[async_trait]
+pub trait SendLedgerStore: Send + Sync {
+    /// The customer's ledger, read strongly consistent; version 0 and no
+    /// sends when none is stored.
+    async fn send_ledger(&self, customer_key: &CustomerKey) -> Result<SendLedger, PortError>;
+    /// Replaces the ledger when its stored version is `ledger.version` (0:
+    /// must not exist yet); the stored copy gets `ledger.version + 1`.
+    async fn save_send_ledger(&self, ledger: &SendLedger) -> Result<SaveOutcome, PortError>;
+}
+
 /// Every state capability: what one runtime's state adapter provides. Each
 /// service asks only for the capabilities it uses.
-pub trait StateStore: CartStore + CustomerStore + EventLog + Timeline + MessageStore {}
+pub trait StateStore: CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore {}
 
-impl<T: CartStore + CustomerStore + EventLog + Timeline + MessageStore + ?Sized> StateStore for T {}
+impl<T: CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + ?Sized> StateStore for T {}
 
 /// What a cart's timer delivers when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,10 +32,13 @@ pub enum ReasonCode {
     NoMatchingCampaign,
     Engaged,
     SequenceCompleted,
+    /// A step found more than the campaign's `max_send_delay` after it fell
+    /// due (e.g. events backfilled from long ago): skipped, not sent late.
+    StepTooLate,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 18] = [
+    pub const ALL: [ReasonCode; 19] = [
         ReasonCode::WaitingForInactivity,
         ReasonCode::WaitingForNextStep,
         ReasonCode::QuietHoursDeferred,
@@ -54,6 +57,7 @@ impl ReasonCode {
         ReasonCode::NoMatchingCampaign,
         ReasonCode::Engaged,
         ReasonCode::SequenceCompleted,
+        ReasonCode::StepTooLate,
     ];
 
     pub fn as_str(self) -> &'static str {

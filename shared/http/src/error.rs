@@ -9,6 +9,9 @@ use serde_json::json;
 use cartback_core::ports::PortError;
 use cartback_core::signing::SignatureError;
 
+/// What `Retry-After` says when storage is out of reach.
+pub(crate) const RETRY_AFTER_SECONDS: &str = "5";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -52,7 +55,7 @@ impl IntoResponse for ApiError {
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
         let mut response = crate::json_response(status, &body);
         if matches!(self, ApiError::Unavailable(_)) {
-            response.headers_mut().insert(RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+            response.headers_mut().insert(RETRY_AFTER, axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response
     }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, USER_AGENT};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -59,14 +59,24 @@ async fn openapi() -> Response {
     (StatusCode::OK, [(CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }
 
+/// 200 when every event got its final answer; 503 with `Retry-After` and
+/// the same per-event body when storage failed for some (status `retry`):
+/// a client that reads only the status resends the whole batch, which the
+/// `event_id`s make harmless, and one that reads the body resends just those.
 async fn post_events(State(api): State<Arc<Api>>, SignedOrV1(body): SignedOrV1) -> Result<Response, ApiError> {
     match api.ingest.ingest_body(&body).await {
-        Ok(answer) => Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default())),
+        Ok(answer) => {
+            let status = if answer.retry > 0 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+            let mut response = json_response(status, &serde_json::to_value(answer).unwrap_or_default());
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(error::RETRY_AFTER_SECONDS));
+            }
+            Ok(response)
+        }
         Err(IngestError::Body(e @ (BodyError::TooLarge(_) | BodyError::TooManyEvents(_)))) => {
             Err(ApiError::PayloadTooLarge(e.to_string()))
         }
         Err(IngestError::Body(e)) => Err(ApiError::BadRequest(e.to_string())),
-        Err(IngestError::Store(e)) => Err(e.into()),
     }
 }
 

@@ -24,6 +24,9 @@ pub mod timers;
 #[cfg(test)]
 mod exactly_once_tests;
 
+#[cfg(test)]
+mod checker_tests;
+
 pub use clock::{ClockError, VirtualClock, CLOCK_FILE};
 pub use outbox::{Outbox, OutboxSender, Recovery};
 pub use queues::{DeadLetter, QueueStats, ReceivedJob, RetryOutcome, RetryPolicy, SqliteQueue};

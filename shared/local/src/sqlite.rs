@@ -37,7 +37,7 @@ use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
-    EventLog, MessageStore, PortError, SaveOutcome, SystemClock, Timeline, TimelineEntry,
+    EventLog, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SystemClock, Timeline, TimelineEntry,
 };
 use chrono::{DateTime, Datelike, Duration, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
@@ -134,6 +134,15 @@ const MIGRATIONS: &[&str] = &[
         failed_at   TEXT NOT NULL
     );
     CREATE INDEX dead_letters_queue ON dead_letters (queue, id);
+    "#,
+    // 2: per-customer send ledgers (the atomic per-customer cap check).
+    r#"
+    CREATE TABLE send_ledgers (
+        customer_key TEXT PRIMARY KEY,
+        version      INTEGER NOT NULL,
+        record       TEXT NOT NULL,            -- SendLedger JSON
+        updated_at   TEXT NOT NULL
+    );
     "#,
 ];
 
@@ -251,6 +260,7 @@ impl Database {
             let carts = tx.execute("DELETE FROM carts WHERE updated_at < ?1", [&cutoff]).map_err(db)?;
             let dedupe = tx.execute("DELETE FROM dedupe WHERE received_at < ?1", [&cutoff]).map_err(db)?;
             let messages = tx.execute("DELETE FROM messages WHERE decided_at < ?1", [&cutoff]).map_err(db)?;
+            tx.execute("DELETE FROM send_ledgers WHERE updated_at < ?1", [&cutoff]).map_err(db)?;
             tx.commit().map_err(db)?;
             Ok(PurgeReport { carts, dedupe, messages, timeline })
         })
@@ -446,6 +456,63 @@ impl CartStore for Database {
             let saved = write_cart(&tx, &cart)?;
             tx.commit().map_err(db)?;
             Ok(if saved { SaveOutcome::Saved } else { SaveOutcome::Conflict })
+        })
+        .await
+    }
+}
+
+/// One transaction: the version check and the write cannot interleave with
+/// another writer (the connection is shared, and `BEGIN IMMEDIATE` holds
+/// the write lock against other processes).
+#[async_trait]
+impl SendLedgerStore for Database {
+    async fn send_ledger(&self, customer_key: &CustomerKey) -> Result<SendLedger, PortError> {
+        let key = customer_key.clone();
+        self.call(move |conn| {
+            let row: Option<(i64, String)> = conn
+                .query_row("SELECT version, record FROM send_ledgers WHERE customer_key = ?1", [key.to_string()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(db)?;
+            match row {
+                None => Ok(SendLedger::new(key)),
+                Some((version, json)) => {
+                    let mut ledger: SendLedger = from_json("send ledger", &json)?;
+                    ledger.version = version_from(version)?;
+                    Ok(ledger)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn save_send_ledger(&self, ledger: &SendLedger) -> Result<SaveOutcome, PortError> {
+        let ledger = ledger.clone();
+        let now = self.clock.now();
+        self.call(move |conn| {
+            let expected = version_param(ledger.version)?;
+            let overflow = || PortError::Corrupt("ledger version overflow".into());
+            let next = ledger.version.checked_add(1).ok_or_else(overflow)?;
+            let json = to_json("send ledger", &SendLedger { version: next, ..ledger.clone() })?;
+            let key = ledger.customer_key.to_string();
+            let tx = immediate(conn)?;
+            let changed = if expected == 0 {
+                tx.execute(
+                    "INSERT INTO send_ledgers (customer_key, version, record, updated_at) VALUES (?1, 1, ?2, ?3)
+                     ON CONFLICT (customer_key) DO NOTHING",
+                    params![key, json, ts(now)],
+                )
+            } else {
+                tx.execute(
+                    "UPDATE send_ledgers SET version = ?2, record = ?3, updated_at = ?4 \
+                     WHERE customer_key = ?1 AND version = ?5",
+                    params![key, version_param(next)?, json, ts(now), expected],
+                )
+            }
+            .map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok(if changed == 1 { SaveOutcome::Saved } else { SaveOutcome::Conflict })
         })
         .await
     }

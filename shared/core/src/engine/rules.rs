@@ -1,17 +1,17 @@
 //! The rules of `decide`, in the order they apply. Each one either decides
 //! (`ControlFlow::Break`) or lets the cart through to the next.
 
-use std::ops::ControlFlow::Continue;
+use std::ops::ControlFlow::{self, Continue};
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{human, stop, wait, Input, NextStep, Rule};
+use super::{human, stop, wait, Decision, Input, NextStep, Rule};
 use crate::campaign::{Campaign, DelayFrom, Segment};
 use crate::cart::{Cart, CartStatus};
 use crate::customer::Customer;
 use crate::engagement::EngagementLabel;
 use crate::message::Channel;
-use crate::reason::ReasonCode;
+use crate::reason::{Reason, ReasonCode};
 
 /// Purchase and emptied cart: only an active cart with something added is
 /// worth a reminder. Lets through the cart's last activity.
@@ -107,12 +107,14 @@ pub(super) fn next_step<'a>(
             format!("All {count} steps of campaign {:?} were sent.", campaign.id),
         );
     };
-    let previous = input.progress.steps.last();
-    let due = match (previous, step.delay_from) {
+    // A skipped step counts for timing (from when it was due), not as a message.
+    let before = input.progress.steps.last();
+    let due = match (before, step.delay_from) {
         (None, _) | (Some(_), DelayFrom::LastActivity) => last_activity + step.delay,
         (Some(prev), DelayFrom::PreviousStep) => prev.at + step.delay,
     };
-    let due = previous.map_or(due, |p| due.max(p.at));
+    let due = before.map_or(due, |p| due.max(p.at));
+    let previous = input.progress.dispatched().last();
     Continue(NextStep { campaign, index, step, previous, last_activity, due })
 }
 
@@ -188,6 +190,29 @@ pub(super) fn pause_after_purchase(input: &Input, next: &NextStep) -> Rule {
         );
     }
     Continue(())
+}
+
+/// Lateness: a step found more than `max_send_delay` after it fell due is
+/// skipped, never sent late (a backfill of month-old events must not email
+/// now). Purchase and engagement stops come first: they end the sequence.
+pub(super) fn skip_when_too_late(input: &Input, next: &NextStep) -> Rule {
+    let max = next.campaign.caps.max_send_delay;
+    if input.now <= next.due + max {
+        return Continue(());
+    }
+    let (number, campaign, due) = (next.number(), &next.campaign.id, next.due);
+    let message = format!(
+        "Step {number} of campaign {campaign:?} fell due at {}, more than {} ago (max_send_delay); skipped, not sent \
+         late.",
+        due.to_rfc3339(),
+        human(max)
+    );
+    ControlFlow::Break(Decision::Skip {
+        campaign_id: campaign.clone(),
+        step: next.index as u32,
+        due,
+        reason: Reason::new(ReasonCode::StepTooLate, message),
+    })
 }
 
 /// Entry cooldown: a cart does not enter a campaign when the customer got an

@@ -7,14 +7,13 @@ use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::engagement::Engagement;
-use crate::engine::{self, Decision, Input, StepDispatched};
-use crate::event::CustomerPatch;
+use crate::engine::{self, Decision, Input};
 use crate::ids::{CustomerKey, MessageId};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
 use crate::ports::TimelineKind;
 use crate::ports::{
-    CartRecord, CartStore, Clock, CustomerStore, JobQueue, MessageStore, PortError, SaveOutcome, Scheduler, StateStore,
-    Timeline, TimelineEntry, TimerPayload,
+    CartRecord, CartStore, Clock, CustomerStore, JobQueue, MessageStore, PortError, ReservedSend, SaveOutcome,
+    Scheduler, SendLedgerStore, StateStore, Timeline, TimelineEntry, TimerPayload,
 };
 use crate::render::{self, Links, RenderError};
 use crate::signing::{restore_token, sign_link, LinkClaims};
@@ -43,7 +42,7 @@ pub struct Checker<S: ?Sized = dyn StateStore> {
     pub settings: Arc<Settings>,
 }
 
-impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S> {
+impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + ?Sized> Checker<S> {
     pub async fn on_timer(&self, timer: &TimerPayload) -> Result<CheckOutcome, PortError> {
         retry_on_conflict("cart", || self.try_check(timer)).await
     }
@@ -53,29 +52,37 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
         let Some(mut record) = self.store.get_cart(&timer.cart_id).await? else {
             return Ok(Attempt::Done(CheckOutcome::NoSuchCart));
         };
-        if record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now) {
-            // The pass that armed the later timer may have died between
-            // saving its progress and queueing the step (kill -9): this
-            // timer's retry repairs it now, not when the next step is due.
-            if self.last_step_lost(&record).await? {
-                let ctx = load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
-                let contact = ctx.customer.as_ref().map_or_else(|| ctx.cart.contact.clone(), |c| c.profile.clone());
-                self.requeue_lost_steps(&record, &ctx.cart, &contact, &ctx.campaigns, &ctx.history, now).await?;
-            }
+        let superseded = record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now);
+        if superseded && self.first_lost_step(&record, &[]).await?.is_none() {
             return Ok(Attempt::Done(CheckOutcome::Superseded));
         }
         let Context { cart, customer, key, mut history, campaigns } =
             load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
+        // The pass that dispatched a step may have died (a crash, a queue
+        // outage) between saving its progress and queueing the job, and
+        // armed the next step a day later: this timer's retry repairs it now.
+        // The lost steps go back to the engine, so the repair obeys consent,
+        // caps, quiet hours and lateness exactly like a fresh decision.
+        if let Some(first) = self.first_lost_step(&record, &history).await? {
+            let lost = record.progress.steps.len() - first;
+            record.progress.steps.truncate(first);
+            tracing::warn!(cart_id = %record.cart_id, lost, "steps whose job was lost are decided again");
+        }
+        // Sends other checkers reserved for this customer count now, even
+        // before their message records exist (or show in the history).
+        let mut ledger = self.store.send_ledger(&key).await?;
+        let pending: Vec<MessageRecord> = ledger.pending_elsewhere(&cart.cart_id, &history).collect();
+        history.extend(pending);
+        record.progress.forget_skips_before(cart.last_activity_at);
         let contact = match &customer {
             Some(c) => c.profile.clone(),
             None => cart.contact.clone(),
         };
-        self.requeue_lost_steps(&record, &cart, &contact, &campaigns, &history, now).await?;
         let mut jobs = Vec::new();
         // Messages that could not be composed: recorded, never queued.
         let mut unsent = Vec::new();
         let mut timeline = Vec::new();
-        // Each send moves progress on; the loop ends at a wait or a stop.
+        // Each send or skip moves progress on; the loop ends at a wait or a stop.
         let decision = loop {
             let input = Input {
                 cart: &cart,
@@ -88,6 +95,10 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
             };
             let decision = engine::decide(&input);
             timeline.push(decision_entry(&decision, now));
+            if let Decision::Skip { campaign_id, step, due, .. } = &decision {
+                record.progress.skip(campaign_id, *step, *due);
+                continue;
+            }
             let Decision::Send { campaign_id, step, channel, to, template, .. } = &decision else { break decision };
             let message = MessageRecord {
                 message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
@@ -103,6 +114,14 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
             record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
             match self.render(template, to, &cart, contact.first_name.as_deref(), &message.message_id, now) {
                 Ok(outgoing) => {
+                    ledger.reserve(ReservedSend {
+                        message_id: message.message_id.clone(),
+                        cart_id: cart.cart_id.clone(),
+                        campaign_id: campaign_id.clone(),
+                        step: *step,
+                        channel: *channel,
+                        at: now,
+                    });
                     let job = MessageJob {
                         message_id: message.message_id.clone(),
                         cart_id: cart.cart_id.clone(),
@@ -120,6 +139,16 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
                 }
             }
         };
+        // The reservation is the per-customer cap's atomic step: written
+        // under the ledger's version before anything is queued, so a checker
+        // that raced this one for another cart of the customer conflicts,
+        // re-reads and decides again with these sends counted.
+        if !jobs.is_empty() {
+            ledger.forget_before(now - history_window(&campaigns));
+            if self.store.save_send_ledger(&ledger).await? == SaveOutcome::Conflict {
+                return Ok(Attempt::Conflict);
+            }
+        }
         record.timer_armed_for = match &decision {
             Decision::Wait { until, .. } => {
                 self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: *until }).await?;
@@ -136,7 +165,9 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
         // decides differently. Both calls are idempotent per message id.
         // The job goes first: a record without a job would look sent and
         // never be repaired; a job without a record waits (the sender
-        // retries) until the repair below writes the record.
+        // retries) until the timer's retry decides the step again and
+        // writes the record (or, deciding otherwise, leaves it to the
+        // dead-letter queue).
         for (message, job) in &jobs {
             self.queue.enqueue(job).await?;
             self.store.create_message(message).await?;
@@ -151,92 +182,23 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Checker<S>
         Ok(Attempt::Done(CheckOutcome::Decided { decision, sent }))
     }
 
-    /// True when the progress names a last step whose message record was
-    /// never written (one point read).
-    async fn last_step_lost(&self, record: &CartRecord) -> Result<bool, PortError> {
-        match record.progress.steps.last() {
-            Some(last) => Ok(self.store.get_message(&last.message_id).await?.is_none()),
-            None => Ok(false),
-        }
-    }
-
-    /// The last dispatched step's job may have been lost between saving the
-    /// progress and queueing (a crash, a queue outage that failed the check):
-    /// its message record was then never written. The timer's retry puts it
-    /// back. A job queued twice is harmless: the sender's claim lets only one
-    /// through.
-    async fn requeue_lost_steps(
+    /// The first dispatched step whose message record was never written
+    /// (its job may never have been queued), if any. `history` saves the
+    /// point reads for messages already known.
+    async fn first_lost_step(
         &self,
         record: &CartRecord,
-        cart: &Cart,
-        contact: &CustomerPatch,
-        campaigns: &[Campaign],
         history: &[MessageRecord],
-        now: DateTime<Utc>,
-    ) -> Result<(), PortError> {
-        let Some(campaign_id) = &record.progress.campaign_id else { return Ok(()) };
-        // Every dispatched step, not only the last: one late pass can
-        // dispatch several steps before a crash or a queue failure.
-        for dispatched in &record.progress.steps {
-            if history.iter().any(|m| m.message_id == dispatched.message_id)
-                || self.store.get_message(&dispatched.message_id).await?.is_some()
-            {
+    ) -> Result<Option<usize>, PortError> {
+        for (i, dispatched) in record.progress.steps.iter().enumerate() {
+            if dispatched.skipped || history.iter().any(|m| m.message_id == dispatched.message_id) {
                 continue;
             }
-            self.requeue_lost_step(dispatched, campaign_id, cart, contact, campaigns, now).await?;
-        }
-        Ok(())
-    }
-
-    async fn requeue_lost_step(
-        &self,
-        last: &StepDispatched,
-        campaign_id: &str,
-        cart: &Cart,
-        contact: &CustomerPatch,
-        campaigns: &[Campaign],
-        now: DateTime<Utc>,
-    ) -> Result<(), PortError> {
-        let message = MessageRecord {
-            message_id: last.message_id.clone(),
-            cart_id: cart.cart_id.clone(),
-            customer_key: CustomerKey::for_cart(cart.customer_id.as_ref(), &cart.cart_id),
-            campaign_id: campaign_id.to_owned(),
-            step: last.step,
-            channel: last.channel,
-            decided_at: last.at,
-            status: MessageStatus::Queued,
-            engagement: Engagement::default(),
-        };
-        let template = campaigns
-            .iter()
-            .find(|c| c.id == campaign_id)
-            .and_then(|c| c.steps.get(last.step as usize))
-            .map_or("reminder", |s| s.template.as_str());
-        let outgoing = match Recipient::for_channel(contact, last.channel) {
-            Some(to) => self.render(template, &to, cart, contact.first_name.as_deref(), &message.message_id, now),
-            None => Err(RenderError::NoRecipient(last.channel)),
-        };
-        let outgoing = match outgoing {
-            Ok(outgoing) => outgoing,
-            Err(error) => {
-                let failed = not_rendered(message, template, &error, now);
-                self.store.create_message(&failed).await?;
-                self.store.append_timeline(&cart.cart_id, &not_rendered_entry(&failed, now)).await?;
-                return Ok(());
+            if self.store.get_message(&dispatched.message_id).await?.is_none() {
+                return Ok(Some(i));
             }
-        };
-        self.queue
-            .enqueue(&MessageJob {
-                message_id: message.message_id.clone(),
-                cart_id: cart.cart_id.clone(),
-                channel: last.channel,
-                outgoing,
-            })
-            .await?;
-        self.store.create_message(&message).await?;
-        tracing::warn!(cart_id = %cart.cart_id, message_id = %message.message_id, "re-queued a step whose job was lost");
-        Ok(())
+        }
+        Ok(None)
     }
 
     /// The message for `to`. An email whose template fails is an error (it is
@@ -349,9 +311,11 @@ pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(
     now: DateTime<Utc>,
 ) -> Result<Decision, PortError> {
     let ctx = load_context(store, campaigns, record, now).await?;
+    let mut progress = record.progress.clone();
+    progress.forget_skips_before(ctx.cart.last_activity_at);
     Ok(engine::decide(&Input {
         cart: &ctx.cart,
-        progress: &record.progress,
+        progress: &progress,
         customer: ctx.customer.as_ref(),
         campaigns: &ctx.campaigns,
         history: &ctx.history,
@@ -383,6 +347,9 @@ fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {
         Decision::Wait { until, .. } => serde_json::json!({ "decision": "wait", "until": until }),
         Decision::Send { campaign_id, step, channel, .. } => {
             serde_json::json!({ "decision": "send", "campaign_id": campaign_id, "step": step, "channel": channel })
+        }
+        Decision::Skip { campaign_id, step, due, .. } => {
+            serde_json::json!({ "decision": "skip", "campaign_id": campaign_id, "step": step, "due": due })
         }
         Decision::Stop { .. } => serde_json::json!({ "decision": "stop" }),
     };

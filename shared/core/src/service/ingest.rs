@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{retry_on_conflict, Attempt, CampaignCache};
 use crate::cart::CartStatus;
 use crate::customer::Customer;
-use crate::event::{parse_body, BodyError, Event, EventType, FieldError};
+use crate::event::{parse_body, BodyError, Event, EventType, FieldError, FieldWarning};
 use crate::ports::TimelineKind;
 use crate::ports::{
     CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, PortError, Scheduler,
@@ -19,6 +19,9 @@ pub enum EventStatus {
     Accepted,
     Duplicate,
     Rejected,
+    /// Valid, but storage failed for this event alone: send it again (its
+    /// `event_id` makes a repeat harmless).
+    Retry,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,8 +30,16 @@ pub struct EventResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
     pub status: EventStatus,
+    /// Why a `rejected` event was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<FieldError>,
+    /// Why a `retry` event was not stored (a sentence; no internals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Contact values an `accepted` event carried that their channels
+    /// cannot use, left out of what was stored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<FieldWarning>,
 }
 
 /// The answer to `POST /v1/events`.
@@ -38,19 +49,22 @@ pub struct IngestAnswer {
     pub accepted: usize,
     pub duplicates: usize,
     pub rejected: usize,
+    /// Events to send again; the HTTP answer is then 503 (see the README).
+    pub retry: usize,
     pub results: Vec<EventResult>,
 }
 
-/// Why a request body was not ingested.
+/// Why a request body was not ingested. Storage failures are not here:
+/// they are answered per event ([`EventStatus::Retry`]).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The body itself is refused (too large, not JSON, wrong shape).
     #[error(transparent)]
     Body(#[from] BodyError),
-    /// Storage is unavailable: the caller should retry the whole request.
-    #[error(transparent)]
-    Store(#[from] PortError),
 }
+
+/// What a `retry` result says: the cause stays in the logs.
+const RETRY_REASON: &str = "Cartback could not store this event just now; send it again (a repeat is harmless)";
 
 /// What became of one valid event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,22 +94,40 @@ pub struct Ingest<S: ?Sized = dyn StateStore> {
 }
 
 impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
-    /// Parses and applies a request body. Only a refused body or a storage
-    /// outage is an error: bad events are answered one by one and never sink
-    /// the others.
+    /// Parses and applies a request body. Only a refused body is an error:
+    /// bad events are answered one by one and never sink the others, and an
+    /// event that storage fails is answered `retry` while the rest go on.
     pub async fn ingest_body(&self, body: &[u8]) -> Result<IngestAnswer, IngestError> {
         let received_at = self.clock.now();
         let parsed = parse_body(body, received_at)?;
         let mut results = Vec::with_capacity(parsed.len());
         for (index, item) in parsed.into_iter().enumerate() {
-            let (status, error) = match item.result {
-                Err(error) => (EventStatus::Rejected, Some(error)),
-                Ok(event) => match self.apply(&event, received_at).await?.into_result() {
-                    Ok(status) => (status, None),
-                    Err(error) => (EventStatus::Rejected, Some(error)),
-                },
+            let mut result = EventResult {
+                index,
+                event_id: item.event_id,
+                status: EventStatus::Rejected,
+                error: None,
+                reason: None,
+                warnings: Vec::new(),
             };
-            results.push(EventResult { index, event_id: item.event_id, status, error });
+            match item.result {
+                Err(error) => result.error = Some(error),
+                Ok(event) => match self.apply_parsed(&event, &item.warnings, received_at).await {
+                    Ok(ApplyOutcome::Accepted) => {
+                        result.status = EventStatus::Accepted;
+                        result.warnings = item.warnings;
+                    }
+                    Ok(ApplyOutcome::Duplicate) => result.status = EventStatus::Duplicate,
+                    Ok(ApplyOutcome::Rejected(error)) => result.error = Some(error),
+                    Err(error) => {
+                        // The cause may name the store's internals: logged, not answered.
+                        tracing::warn!(index, %error, "event not stored; answered retry");
+                        result.status = EventStatus::Retry;
+                        result.reason = Some(RETRY_REASON.to_owned());
+                    }
+                },
+            }
+            results.push(result);
         }
         let count = |s| results.iter().filter(|r| r.status == s).count();
         Ok(IngestAnswer {
@@ -103,6 +135,7 @@ impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
             accepted: count(EventStatus::Accepted),
             duplicates: count(EventStatus::Duplicate),
             rejected: count(EventStatus::Rejected),
+            retry: count(EventStatus::Retry),
             results,
         })
     }
@@ -110,19 +143,40 @@ impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
     /// Applies one valid event: one atomic write (dedupe, cart, customer,
     /// timeline), preceded by a timer arm only when the cart has none.
     pub async fn apply(&self, event: &Event, received_at: DateTime<Utc>) -> Result<ApplyOutcome, PortError> {
-        retry_on_conflict("cart", || self.try_apply(event, received_at)).await
+        self.apply_parsed(event, &[], received_at).await
     }
 
-    async fn try_apply(&self, event: &Event, received_at: DateTime<Utc>) -> Result<Attempt<ApplyOutcome>, PortError> {
-        let cart = match &event.cart_id {
+    /// [`Ingest::apply`] for an event parsed with `warnings`: what was left
+    /// out of it goes on the cart's timeline with the event.
+    pub async fn apply_parsed(
+        &self,
+        event: &Event,
+        warnings: &[FieldWarning],
+        received_at: DateTime<Utc>,
+    ) -> Result<ApplyOutcome, PortError> {
+        retry_on_conflict("cart", || self.try_apply(event, warnings, received_at)).await
+    }
+
+    async fn try_apply(
+        &self,
+        event: &Event,
+        warnings: &[FieldWarning],
+        received_at: DateTime<Utc>,
+    ) -> Result<Attempt<ApplyOutcome>, PortError> {
+        let mut cart = match &event.cart_id {
             Some(id) => Some(self.store.get_cart(id).await?.unwrap_or_else(|| CartRecord::new(id, received_at))),
             None => None,
         };
         if cart.as_ref().is_some_and(|c| c.has_event(&event.event_id)) {
             return Ok(Attempt::Done(ApplyOutcome::Duplicate));
         }
-        if let Some(full) = cart.as_ref().and_then(|c| cart_is_full(c, event)) {
-            return Ok(Attempt::Done(ApplyOutcome::Rejected(full)));
+        if let Some(record) = cart.as_mut() {
+            if !is_repeated_view(record, event) {
+                // Bounded on the cart as it will be written, the event in it.
+                if let Err(full) = add_within_bounds(record, event) {
+                    return Ok(Attempt::Done(ApplyOutcome::Rejected(full)));
+                }
+            }
         }
         let customer = match &event.customer_id {
             Some(id) => {
@@ -134,21 +188,24 @@ impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
         };
         let cart = match cart {
             Some(mut record) => {
-                if !is_repeated_view(&record, event) {
-                    record.insert_event(event.clone());
-                }
                 record.updated_at = received_at;
                 self.arm_if_needed(&mut record).await?;
                 Some(record)
             }
             None => None,
         };
-        let timeline = event.cart_id.as_ref().map(|_| TimelineEntry {
-            at: event.occurred_at,
-            kind: TimelineKind::Event,
-            code: event.kind.as_str().into(),
-            message: describe(event),
-            details: serde_json::json!({ "event_id": event.event_id }),
+        let timeline = event.cart_id.as_ref().map(|_| {
+            let mut details = serde_json::json!({ "event_id": event.event_id });
+            if !warnings.is_empty() {
+                details["warnings"] = serde_json::json!(warnings);
+            }
+            TimelineEntry {
+                at: event.occurred_at,
+                kind: TimelineKind::Event,
+                code: event.kind.as_str().into(),
+                message: describe(event, warnings),
+                details,
+            }
         });
         let commit = EventCommit { event_id: event.event_id.clone(), received_at, cart, customer, timeline };
         Ok(match self.store.commit_event(commit).await? {
@@ -190,7 +247,15 @@ const STALE_TIMER_MINUTES: i64 = 15;
 /// Events kept per cart; each cart's state is the fold of its events. The
 /// bounds keep a cart within one DynamoDB item (400 KB) with room to spare.
 pub const MAX_EVENTS_PER_CART: usize = 300;
-const MAX_CART_LOG_BYTES: usize = 300 * 1024;
+/// Largest a cart may be, as it will be written with the new event, for a
+/// cart edit to be taken. Sizes are of the cart's JSON form, which DynamoDB's
+/// item measure never exceeds (its per-attribute overhead is smaller than
+/// JSON's quotes, colons and commas). What is left of the 400 KB item is
+/// room for purchases and the campaign progress the checker adds.
+pub const MAX_CART_BYTES: usize = 300 * 1024;
+/// Largest a cart may be with a purchase added: still under 400 KB with
+/// the item's keys, version and the checker's progress.
+const MAX_CONVERTED_CART_BYTES: usize = 380 * 1024;
 
 /// A view of items this cart already viewed changes nothing in its state
 /// (views count distinct items), so it is acknowledged but not stored;
@@ -209,31 +274,61 @@ fn is_repeated_view(record: &CartRecord, event: &Event) -> bool {
     same_customer && (event.currency.is_none() || event.currency == cart.currency)
 }
 
-/// Why a cart cannot take this event, if it cannot. A purchase always fits:
-/// refusing it would leave a bought cart looking abandoned.
-fn cart_is_full(record: &CartRecord, event: &Event) -> Option<FieldError> {
-    if event.kind == EventType::Purchase || is_repeated_view(record, event) {
-        return None;
+/// Adds the event to the cart when the cart, as it will be written, stays
+/// within its bounds; otherwise says why not. A purchase always fits unless
+/// the cart is pathologically full: refusing it would leave a bought cart
+/// looking abandoned, so past the edit bound it is kept without its items,
+/// which the cart's state never reads from a purchase.
+fn add_within_bounds(record: &mut CartRecord, event: &Event) -> Result<(), FieldError> {
+    let is_purchase = event.kind == EventType::Purchase;
+    if !is_purchase && record.events.len() >= MAX_EVENTS_PER_CART {
+        return Err(cart_full(record));
     }
-    let bytes: usize = record.events.iter().map(|e| serde_json::to_vec(e).map_or(0, |v| v.len())).sum();
-    if record.events.len() >= MAX_EVENTS_PER_CART || bytes >= MAX_CART_LOG_BYTES {
-        return Some(FieldError::new(
-            "cart_id",
-            format!(
-                "cart holds {} events ({} KB), the most one cart may hold; start a new cart_id",
-                record.events.len(),
-                bytes / 1024
-            ),
-        ));
+    record.insert_event(event.clone());
+    if stored_bytes(record) <= MAX_CART_BYTES {
+        return Ok(());
     }
-    None
+    if is_purchase {
+        if let Some(stored) = record.events.iter_mut().find(|e| e.event_id == event.event_id) {
+            stored.items.clear();
+        }
+        if stored_bytes(record) <= MAX_CONVERTED_CART_BYTES {
+            return Ok(());
+        }
+    }
+    record.events.retain(|e| e.event_id != event.event_id);
+    Err(cart_full(record))
 }
 
-fn describe(event: &Event) -> String {
+/// The cart's size as written (its JSON form, see [`MAX_CART_BYTES`]).
+fn stored_bytes(record: &CartRecord) -> usize {
+    serde_json::to_vec(record).map_or(usize::MAX, |json| json.len())
+}
+
+fn cart_full(record: &CartRecord) -> FieldError {
+    FieldError::new(
+        "cart_id",
+        format!(
+            "cart holds {} events ({} KB), the most one cart may hold; start a new cart_id",
+            record.events.len(),
+            stored_bytes(record) / 1024
+        ),
+    )
+}
+
+fn describe(event: &Event, warnings: &[FieldWarning]) -> String {
     let items = event.items.iter().map(|i| format!("{} x{}", i.item_id, i.quantity)).collect::<Vec<_>>().join(", ");
-    match (event.kind, items.is_empty()) {
+    let what = match (event.kind, items.is_empty()) {
         (EventType::Purchase, _) => format!("purchase, order {}", event.order_id.as_deref().unwrap_or("?")),
         (kind, true) => kind.as_str().to_owned(),
         (kind, false) => format!("{}: {items}", kind.as_str()),
+    };
+    // The channel a left-out value served is unreachable; say so where the
+    // cart's story is read. Warnings never quote the value.
+    let left_out: Vec<String> = warnings.iter().map(|w| format!("{} left out ({})", w.field, w.message)).collect();
+    if left_out.is_empty() {
+        what
+    } else {
+        format!("{what}; {}", left_out.join("; "))
     }
 }
