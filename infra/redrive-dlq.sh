@@ -2,7 +2,7 @@
 # Move the messages of a channel's dead-letter queue back to its source queue.
 #
 # Usage: infra/redrive-dlq.sh [options] CHANNEL
-#   CHANNEL                email | sms | push | feedback
+#   CHANNEL                email | sms | push | feedback | timers
 #   -s, --stack NAME       CloudFormation stack (default: $CARTBACK_STACK or "cartback")
 #   -r, --rate N           at most N messages per second (default: SQS decides, up to 500)
 #   -n, --dry-run          show what would move, start nothing
@@ -15,6 +15,12 @@
 # The move runs asynchronously in SQS; follow it with --status.
 # Redrive is safe to repeat: each send is claimed once per cart, step and
 # channel, so a message that was in fact delivered is skipped, not re-sent.
+#
+# timers: cart timers the checker could not handle (put in
+# TimerDeadLetterQueue by the schedules' dead-letter config and by the
+# checker's OnFailure destination) move to TimerQueue, which the checker
+# consumes: each timer is checked again (a timer handled meanwhile, e.g.
+# re-armed by the sweep, is a no-op). Both message shapes are understood.
 # Fix the cause first (infra/tail-logs.sh), or the messages come straight back.
 #
 # Needs: aws CLI (v1 >= 1.29 or v2) with credentials for the stack's account;
@@ -48,8 +54,9 @@ case "$channel" in
   sms) prefix=Sms ;;
   push) prefix=Push ;;
   feedback) prefix=Feedback ;;
+  timers) prefix=Timer ;;
   "") echo "redrive-dlq: CHANNEL is required" >&2; usage >&2; exit 2 ;;
-  *) echo "redrive-dlq: unknown channel '$channel' (email, sms, push, feedback)" >&2; exit 2 ;;
+  *) echo "redrive-dlq: unknown channel '$channel' (email, sms, push, feedback, timers)" >&2; exit 2 ;;
 esac
 
 if [[ -n "$rate" && ! "$rate" =~ ^[1-9][0-9]*$ ]]; then

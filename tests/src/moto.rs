@@ -233,11 +233,14 @@ pub struct QueuePair {
     pub url: String,
     pub arn: String,
     pub dlq_url: String,
+    pub dlq_arn: String,
 }
 
 pub const CHECKER_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:cartback-checker";
 pub const SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/cartback-scheduler";
 pub const SECRET: &str = "test-secret-0123456789-abcdefghij";
+/// A timer dead-letter queue ARN for adapters built without a `Stack`.
+pub const TIMER_DLQ_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:cartback-timers-dlq";
 
 impl Stack {
     /// Creates the stack's resources through `clients` (point them at moto
@@ -252,7 +255,10 @@ impl Stack {
         let schedule_group = unique("timers");
         clients.scheduler.create_schedule_group().name(&schedule_group).send().await.expect("schedule group");
         let mut queues = HashMap::new();
-        for name in ["email", "sms", "push"] {
+        // The channel queues, and "timers": the checker's redrive queue, whose
+        // dead-letter queue is also the schedules' and the checker's
+        // asynchronous-failure destination (see template.yaml).
+        for name in ["email", "sms", "push", "timers"] {
             queues.insert(name, create_queue_pair(&clients, &unique(name), max_receive_count).await);
         }
         let sender = format!("{}@shop.example", unique("shop"));
@@ -293,6 +299,7 @@ impl Stack {
             (cfg::SCHEDULE_GROUP, schedule_group.clone()),
             (cfg::SCHEDULER_ROLE_ARN, SCHEDULER_ROLE_ARN.into()),
             (cfg::CHECKER_ARN, CHECKER_ARN.into()),
+            (cfg::TIMER_DEAD_LETTER_QUEUE_ARN, queues["timers"].dlq_arn.clone()),
             (cfg::PUBLIC_BASE_URL, "https://cb.example".into()),
             (cfg::RESTORE_URL, "https://shop.example/cart/{cart_id}?t={token}".into()),
             (cfg::EMAIL_QUEUE_URL, queues["email"].url.clone()),
@@ -381,12 +388,20 @@ impl Stack {
 }
 
 // The event types are `#[non_exhaustive]`: no struct literal outside their crate.
-#[allow(clippy::field_reassign_with_default)]
 pub async fn receive_event(clients: &Clients, url: &str, arn: &str) -> SqsEvent {
+    receive_event_hidden(clients, url, arn, None).await
+}
+
+/// As `receive_event`, hiding the received messages for `visibility_seconds`
+/// (as the event source mapping does for the queue's visibility timeout),
+/// so parallel receivers do not take the same messages.
+#[allow(clippy::field_reassign_with_default)]
+pub async fn receive_event_hidden(clients: &Clients, url: &str, arn: &str, visibility_seconds: Option<i32>) -> SqsEvent {
     let out = clients
         .sqs
         .receive_message()
         .queue_url(url)
+        .set_visibility_timeout(visibility_seconds)
         .max_number_of_messages(10)
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
@@ -450,6 +465,17 @@ pub async fn create_table(clients: &Clients, name: &str, state: bool) {
         create = create
             .attribute_definitions(attr("gsi1pk"))
             .attribute_definitions(attr("gsi1sk"))
+            .attribute_definitions(attr(cartback_aws::dynamo::TIMER_SHARD))
+            .attribute_definitions(attr(cartback_aws::dynamo::TIMER_DUE))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(cartback_aws::dynamo::TIMER_INDEX)
+                    .key_schema(key(cartback_aws::dynamo::TIMER_SHARD, KeyType::Hash))
+                    .key_schema(key(cartback_aws::dynamo::TIMER_DUE, KeyType::Range))
+                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .build()
+                    .unwrap(),
+            )
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name("gsi1")
@@ -494,7 +520,7 @@ async fn create_queue_pair(clients: &Clients, name: &str, max_receive_count: u32
         clients.sqs.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("dlq").queue_url.unwrap();
     let dlq_arn = arn_of(dlq_url.clone()).await;
     let redrive =
-        serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() })
+        serde_json::json!({ "deadLetterTargetArn": &dlq_arn, "maxReceiveCount": max_receive_count.to_string() })
             .to_string();
     let url = clients
         .sqs
@@ -508,7 +534,7 @@ async fn create_queue_pair(clients: &Clients, name: &str, max_receive_count: u32
         .queue_url
         .unwrap();
     let arn = arn_of(url.clone()).await;
-    QueuePair { url, arn, dlq_url }
+    QueuePair { url, arn, dlq_url, dlq_arn }
 }
 
 // ---------------------------------------------------------------- proxy

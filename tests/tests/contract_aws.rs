@@ -14,7 +14,7 @@ use cartback_aws::dynamo::{DynamoCampaignStore, DynamoStateStore};
 use cartback_aws::scheduler::EventBridgeScheduler;
 use cartback_core::ports::{SystemClock, TimerPayload};
 use cartback_tests::contract::{Adapters, ArmedTimers};
-use cartback_tests::moto::{create_table, unique, Moto, CHECKER_ARN, SCHEDULER_ROLE_ARN};
+use cartback_tests::moto::{create_table, unique, Moto, CHECKER_ARN, SCHEDULER_ROLE_ARN, TIMER_DLQ_ARN};
 
 /// Reads armed timers back from EventBridge Scheduler: the schedules in
 /// the group, each one's target input parsed as the timer payload.
@@ -67,8 +67,12 @@ async fn adapters() -> Adapters {
     create_table(&clients, &state_table, true).await;
     create_table(&clients, &config_table, false).await;
     clients.scheduler.create_schedule_group().name(&group).send().await.expect("schedule group");
-    let scheduler_config =
-        SchedulerConfig { group: group.clone(), role_arn: SCHEDULER_ROLE_ARN.into(), checker_arn: CHECKER_ARN.into() };
+    let scheduler_config = SchedulerConfig {
+        group: group.clone(),
+        role_arn: SCHEDULER_ROLE_ARN.into(),
+        checker_arn: CHECKER_ARN.into(),
+        dead_letter_arn: TIMER_DLQ_ARN.into(),
+    };
     Adapters {
         state: Arc::new(DynamoStateStore::new(
             clients.dynamodb.clone(),

@@ -1,5 +1,6 @@
 //! The checker function: the target of every cart's EventBridge Scheduler
-//! schedule. Its input is the schedule's `TimerPayload` JSON.
+//! schedule (input: the `TimerPayload` JSON), of the sweep schedule
+//! (`{"sweep": {}}`) and of the timer queue (redriven dead-letter timers).
 
 use std::sync::Arc;
 
@@ -15,9 +16,10 @@ async fn main() -> Result<(), Error> {
     let clients = clients::Clients::new(&clients::load_sdk_config().await);
     let secret = wiring::load_secret(&clients, &config.timer.secret_arn).await?;
     let checker = Arc::new(wiring::checker(&clients, &config, secret, Arc::new(SystemClock)));
+    let sweep = Arc::new(wiring::timer_sweep(&clients, &config, Arc::new(SystemClock)));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        let checker = checker.clone();
-        async move { handlers::checker(&checker, event.payload).await.map_err(Error::from) }
+        let (checker, sweep) = (checker.clone(), sweep.clone());
+        async move { handlers::checker_function(&checker, &sweep, event.payload).await.map_err(Error::from) }
     }))
     .await
 }

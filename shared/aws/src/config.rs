@@ -15,6 +15,7 @@ pub const INGEST_SECRET_ARN: &str = "CARTBACK_INGEST_SECRET_ARN";
 pub const SCHEDULE_GROUP: &str = "CARTBACK_SCHEDULE_GROUP";
 pub const SCHEDULER_ROLE_ARN: &str = "CARTBACK_SCHEDULER_ROLE_ARN";
 pub const CHECKER_ARN: &str = "CARTBACK_CHECKER_ARN";
+pub const TIMER_DEAD_LETTER_QUEUE_ARN: &str = "CARTBACK_TIMER_DEAD_LETTER_QUEUE_ARN";
 pub const PUBLIC_BASE_URL: &str = "CARTBACK_PUBLIC_BASE_URL";
 pub const RESTORE_URL: &str = "CARTBACK_RESTORE_URL";
 pub const EMAIL_QUEUE_URL: &str = "CARTBACK_EMAIL_QUEUE_URL";
@@ -134,13 +135,15 @@ impl CommonConfig {
     }
 }
 
-/// Where timers go: EventBridge Scheduler's group, the role it assumes and
-/// the checker it invokes.
+/// Where timers go: EventBridge Scheduler's group, the role it assumes, the
+/// checker it invokes and the SQS queue a timer lands in when the scheduler
+/// cannot invoke the checker after its retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerConfig {
     pub group: String,
     pub role_arn: String,
     pub checker_arn: String,
+    pub dead_letter_arn: String,
 }
 
 impl SchedulerConfig {
@@ -153,6 +156,7 @@ impl SchedulerConfig {
             group,
             role_arn: arn(env, SCHEDULER_ROLE_ARN, "iam")?,
             checker_arn: arn(env, CHECKER_ARN, "lambda")?,
+            dead_letter_arn: arn(env, TIMER_DEAD_LETTER_QUEUE_ARN, "sqs")?,
         })
     }
 }

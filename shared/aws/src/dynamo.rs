@@ -14,6 +14,19 @@
 //! | message    | `MSG#<id>`       | `MSG`                           | `CUSTMSG#<customer key>` / decided_at |
 //! | ledger     | `LEDGER#<customer key>` | `SENDS`                  |                                     |
 //!
+//! # Armed timers: the sparse `timers` index
+//!
+//! A cart whose timer is armed (`timer_armed_for` set) also carries
+//! `timer_shard` (`TIMERS#<0..TIMER_SHARDS>`, from a hash of the cart id) and
+//! `timer_due` (the armed time, sort-key format); both are left out of the
+//! item when no timer is armed, so the GSI `timers` (KEYS_ONLY) holds exactly
+//! the carts with a pending timer. The timer sweep (`crate::sweep`) queries
+//! each shard for `timer_due` older than a grace period: carts whose timer
+//! should have fired and been handled but was not (a dropped invocation).
+//! That read costs what the overdue carts cost, never a scan. The shards
+//! spread the index's writes over several partitions; an index entry is
+//! only rewritten when the armed time changes, not on every cart edit.
+//!
 //! Carts, customers and messages are the `serde_dynamo` form of the core's
 //! types plus `pk`, `sk`, `expires_at` and a `version` (carts, customers) or
 //! `rev` (messages) number used as the optimistic-concurrency condition.
@@ -85,6 +98,21 @@ use crate::error::{build_error, unavailable};
 const SERVICE: &str = "dynamodb";
 type Item = HashMap<String, AttributeValue>;
 type RecordWithRev = (MessageRecord, u64, u64);
+
+/// The sparse index of carts with an armed timer, and its key attributes.
+pub const TIMER_INDEX: &str = "timers";
+pub const TIMER_SHARD: &str = "timer_shard";
+pub const TIMER_DUE: &str = "timer_due";
+/// Partitions of the `timers` index: a sale's burst of cart writes spreads
+/// over them; the sweep reads each.
+pub const TIMER_SHARDS: u32 = 8;
+
+/// `TIMERS#<n>`: the cart's shard of the `timers` index, stable per cart.
+pub fn timer_shard(cart_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(cart_id.as_bytes());
+    format!("TIMERS#{}", u32::from(digest[0]) % TIMER_SHARDS)
+}
 
 /// Sort-key time format: fixed width, so string order is time order.
 pub fn sort_time(at: DateTime<Utc>) -> String {
@@ -244,7 +272,88 @@ impl DynamoStateStore {
         item.extend(key(cart_key(&cart.cart_id)));
         item.insert("version".into(), n(cart.version + 1));
         item.insert("expires_at".into(), self.expires_at());
+        if let Some(armed) = cart.timer_armed_for {
+            item.insert(TIMER_SHARD.into(), s(timer_shard(&cart.cart_id)));
+            item.insert(TIMER_DUE.into(), s(sort_time(armed)));
+        }
         Ok(item)
+    }
+
+    /// Carts whose armed timer is due before `before`, oldest first within
+    /// each shard, at most `limit` in all: one `Query` per shard on the
+    /// sparse `timers` index (see the module notes).
+    pub async fn overdue_timers(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(CartId, DateTime<Utc>)>, PortError> {
+        let mut overdue = Vec::new();
+        for shard in 0..TIMER_SHARDS {
+            let mut start: Option<Item> = None;
+            while overdue.len() < limit {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(TIMER_INDEX)
+                    .key_condition_expression("#shard = :shard AND #due < :before")
+                    .expression_attribute_names("#shard", TIMER_SHARD)
+                    .expression_attribute_names("#due", TIMER_DUE)
+                    .expression_attribute_values(":shard", s(format!("TIMERS#{shard}")))
+                    .expression_attribute_values(":before", s(sort_time(before)))
+                    .limit(i32::try_from(limit - overdue.len()).unwrap_or(i32::MAX))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(SERVICE, e))?;
+                for item in out.items.unwrap_or_default() {
+                    let cart_id = match item.get("pk") {
+                        Some(AttributeValue::S(pk)) => pk.strip_prefix("CART#").map(CartId::from),
+                        _ => None,
+                    };
+                    let due = match item.get(TIMER_DUE) {
+                        Some(AttributeValue::S(due)) => due.parse::<DateTime<Utc>>().ok(),
+                        _ => None,
+                    };
+                    match (cart_id, due) {
+                        (Some(cart_id), Some(due)) => overdue.push((cart_id, due)),
+                        _ => return Err(PortError::Corrupt("a timers index entry without a cart key or due time".into())),
+                    }
+                }
+                match out.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+        }
+        overdue.truncate(limit);
+        Ok(overdue)
+    }
+
+    /// Moves a cart's armed time from `from` to `to` when it is still `from`
+    /// (one conditional `UpdateItem`, which also bumps the cart's version so a
+    /// writer holding an older read re-reads). False when the cart moved on.
+    pub async fn move_timer(&self, cart_id: &CartId, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<bool, PortError> {
+        let armed = to_attribute_value(to).map_err(|e| corrupt("time does not serialise", e))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(cart_key(cart_id))))
+            .update_expression("SET timer_armed_for = :armed, #due = :to ADD version :one")
+            .condition_expression("#due = :from")
+            .expression_attribute_names("#due", TIMER_DUE)
+            .expression_attribute_values(":armed", armed)
+            .expression_attribute_values(":to", s(sort_time(to)))
+            .expression_attribute_values(":from", s(sort_time(from)))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
     }
 
     fn timeline_item(&self, cart_id: &str, entry: &TimelineEntry, suffix: &str) -> Result<Item, PortError> {

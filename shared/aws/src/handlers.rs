@@ -68,6 +68,123 @@ pub async fn checker(checker: &Checker, payload: Value) -> Result<Value, Handler
     Ok(summary)
 }
 
+/// What the checker function is invoked with.
+#[derive(Debug)]
+pub enum CheckerInput {
+    /// A cart's schedule fired: a `TimerPayload` (see [`checker`]).
+    Timer(Value),
+    /// `{"sweep": {}}`, from the every-few-minutes sweep schedule.
+    Sweep,
+    /// A batch from the timer queue: timers moved there from the timer
+    /// dead-letter queue by `infra/redrive-dlq.sh timers`.
+    Redriven(SqsEvent),
+}
+
+impl CheckerInput {
+    pub fn from_payload(payload: Value) -> Self {
+        if payload.get("sweep").is_some() {
+            return CheckerInput::Sweep;
+        }
+        if payload.get("Records").is_some() {
+            if let Ok(event) = serde_json::from_value::<SqsEvent>(payload.clone()) {
+                return CheckerInput::Redriven(event);
+            }
+        }
+        CheckerInput::Timer(payload)
+    }
+}
+
+/// The checker function's entry point: a fired timer, a sweep, or a batch
+/// of redriven timers. Each answer is JSON for the invocation's result (for
+/// a batch: the partial batch failures SQS reads).
+pub async fn checker_function(
+    checker: &Checker,
+    sweep: &crate::sweep::TimerSweep,
+    payload: Value,
+) -> Result<Value, HandlerError> {
+    match CheckerInput::from_payload(payload) {
+        CheckerInput::Timer(payload) => self::checker(checker, payload).await,
+        CheckerInput::Sweep => {
+            let report = sweep.run().await?;
+            tracing::info!(overdue = report.overdue, rearmed = report.rearmed, moved_on = report.moved_on, "timer sweep");
+            Ok(json!(report))
+        }
+        CheckerInput::Redriven(event) => {
+            let response = redriven_timers(checker, event).await;
+            Ok(serde_json::to_value(response).unwrap_or_else(|_| json!({ "batchItemFailures": [] })))
+        }
+    }
+}
+
+/// What a timer dead-letter message holds.
+#[derive(Debug, PartialEq)]
+pub enum DeadTimer {
+    Timer(TimerPayload),
+    /// A failed sweep run: the next scheduled run replaces it.
+    Sweep,
+}
+
+/// Reads a message of the timer dead-letter queue. Two writers put
+/// messages there: EventBridge Scheduler, when it could not invoke the
+/// checker (the body is the schedule's input, the `TimerPayload`), and
+/// Lambda's `OnFailure` destination, when the checker failed all its
+/// asynchronous attempts (the body is an invocation record whose
+/// `requestPayload` is the input). The error never quotes the body.
+pub fn dead_timer(body: &str) -> Result<DeadTimer, String> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| format!("not JSON: {}", crate::redact::json_error_summary(&e)))?;
+    let input = match value.get("requestPayload") {
+        Some(inner) => inner.clone(),
+        None => value,
+    };
+    if input.get("sweep").is_some() {
+        return Ok(DeadTimer::Sweep);
+    }
+    serde_json::from_value(input)
+        .map(DeadTimer::Timer)
+        .map_err(|e| format!("not a timer: {}", crate::redact::json_error_summary(&e)))
+}
+
+/// Redriven timers, each checked on its own (partial batch failure): a
+/// check that fails again is retried by SQS and, after the queue's
+/// `maxReceiveCount`, lands back in the timer dead-letter queue.
+pub async fn redriven_timers(checker: &Checker, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for record in event.records {
+        let Some(record_id) = record.message_id.clone() else {
+            tracing::error!("SQS record without a message id; cannot be reported");
+            continue;
+        };
+        match dead_timer(record.body.as_deref().unwrap_or_default()) {
+            Ok(DeadTimer::Sweep) => tracing::info!(sqs_message_id = %record_id, "redriven sweep request dropped"),
+            Ok(DeadTimer::Timer(timer)) => match checker.on_timer(&timer).await {
+                Ok(outcome) => {
+                    tracing::info!(cart_id = %timer.cart_id, due_at = %timer.due_at, outcome = ?outcome_code(&outcome), "redriven timer checked")
+                }
+                Err(error) => {
+                    tracing::warn!(cart_id = %timer.cart_id, sqs_message_id = %record_id, %error, "redriven timer failed; SQS will retry");
+                    failures.push(record_id);
+                }
+            },
+            Err(error) => {
+                tracing::error!(sqs_message_id = %record_id, %error, "malformed timer; left for the dead-letter queue");
+                failures.push(record_id);
+            }
+        }
+    }
+    SqsBatchResponse {
+        batch_item_failures: failures.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect(),
+    }
+}
+
+fn outcome_code(outcome: &CheckOutcome) -> &'static str {
+    match outcome {
+        CheckOutcome::NoSuchCart => "no_such_cart",
+        CheckOutcome::Superseded => "superseded",
+        CheckOutcome::Decided { .. } => "decided",
+    }
+}
+
 /// A sender function: every record of the SQS batch is delivered on its
 /// own; the response lists only the records to retry (partial batch
 /// failure), so one bad record never fails or re-sends the others.
@@ -164,5 +281,32 @@ pub async fn feedback(feedback: &cartback_core::service::Feedback, event: SqsEve
     }
     SqsBatchResponse {
         batch_item_failures: failures.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_both_dead_letter_shapes_when_read_then_each_yields_the_timer_and_a_bad_body_is_an_error_without_its_text() {
+        let timer = TimerPayload { cart_id: "c-1".into(), due_at: "2026-11-23T10:31:00Z".parse().unwrap() };
+        let scheduler_body = serde_json::to_string(&timer).unwrap();
+        assert_eq!(dead_timer(&scheduler_body), Ok(DeadTimer::Timer(timer.clone())));
+        let lambda_record = json!({ "version": "1.0", "requestContext": { "condition": "RetriesExhausted" },
+                                    "requestPayload": timer, "responsePayload": { "errorMessage": "boom" } });
+        assert_eq!(dead_timer(&lambda_record.to_string()), Ok(DeadTimer::Timer(timer)));
+        assert_eq!(dead_timer(r#"{"requestPayload":{"sweep":{}}}"#), Ok(DeadTimer::Sweep));
+        let error = dead_timer(r#"{"cart_id":"ana@example.com"}"#).unwrap_err();
+        assert!(error.starts_with("not a timer") && !error.contains("ana@"), "{error}");
+        assert!(dead_timer("ana@example.com").unwrap_err().starts_with("not JSON"));
+    }
+
+    #[test]
+    fn given_each_invocation_shape_when_classified_then_sweeps_batches_and_timers_are_told_apart() {
+        assert!(matches!(CheckerInput::from_payload(json!({ "sweep": {} })), CheckerInput::Sweep));
+        assert!(matches!(CheckerInput::from_payload(json!({ "Records": [] })), CheckerInput::Redriven(_)));
+        let timer = json!({ "cart_id": "c", "due_at": "2026-11-23T10:31:00Z" });
+        assert!(matches!(CheckerInput::from_payload(timer), CheckerInput::Timer(_)));
     }
 }

@@ -14,6 +14,7 @@ pub mod ses;
 pub mod sns;
 pub mod sqs;
 pub mod sqs_batch;
+pub mod sweep;
 pub mod wiring;
 
 use cartback_core::message::Channel;

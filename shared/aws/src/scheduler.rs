@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use aws_sdk_scheduler::error::ProvideErrorMetadata;
 use aws_sdk_scheduler::types::{
-    ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
 };
 use aws_sdk_scheduler::Client;
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -28,7 +28,12 @@ const SERVICE: &str = "scheduler";
 /// engine never sees a timer before its time (it re-checks `now` anyway).
 pub const FLEXIBLE_WINDOW_MINUTES: i32 = 5;
 
-/// How long EventBridge Scheduler keeps retrying a failed checker invoke.
+/// How long EventBridge Scheduler keeps retrying a failed checker invoke;
+/// then the timer goes to the timer dead-letter queue, from which
+/// `infra/redrive-dlq.sh timers` moves it to the checker's timer queue.
+/// (The checker is invoked asynchronously: these retries cover Lambda
+/// refusing the invoke; the checker's own failures are retried by Lambda and
+/// then sent to the same dead-letter queue by its `OnFailure` destination.)
 const MAX_EVENT_AGE_SECONDS: i32 = 6 * 3600;
 const MAX_RETRY_ATTEMPTS: i32 = 20;
 
@@ -82,6 +87,7 @@ impl Scheduler for EventBridgeScheduler {
             .arn(&self.config.checker_arn)
             .role_arn(&self.config.role_arn)
             .input(input)
+            .dead_letter_config(DeadLetterConfig::builder().arn(&self.config.dead_letter_arn).build())
             .retry_policy(
                 RetryPolicy::builder()
                     .maximum_event_age_in_seconds(MAX_EVENT_AGE_SECONDS)

@@ -84,6 +84,16 @@ pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock:
     }
 }
 
+/// The timer sweep the checker function runs on its sweep schedule.
+pub fn timer_sweep(clients: &Clients, config: &CheckerConfig, clock: Arc<dyn Clock>) -> crate::sweep::TimerSweep {
+    let timer = &config.timer;
+    crate::sweep::TimerSweep {
+        store: state_store(clients, &timer.common, clock.clone()),
+        scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), timer.scheduler.clone())),
+        clock,
+    }
+}
+
 pub fn delivery(clients: &Clients, common: &CommonConfig, sender: Arc<dyn Sender>, clock: Arc<dyn Clock>) -> Delivery {
     Delivery {
         store: state_store(clients, common, clock.clone()),

@@ -1,0 +1,224 @@
+//! A timer cannot be dropped on AWS (issue 9, item 14), on moto: the
+//! checker fails three times (DynamoDB answers 503 through the proxy until
+//! the SDK gives up, as in a throttled table or a bad deploy), so Lambda
+//! gives the invocation up. The cart still gets its message, once, by
+//! either path: the dead-letter queue redriven into the checker's timer
+//! queue, or the sweep that re-arms overdue timers from the sparse index.
+//!
+//! What AWS itself does is emulated, and only that: Lambda putting its
+//! invocation record in the OnFailure destination, SQS's message move task
+//! (`infra/redrive-dlq.sh timers`), the event source mappings and the
+//! schedules firing (moto never fires them).
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+
+use cartback_aws::handlers;
+use cartback_aws::wiring;
+use cartback_core::ports::{CartStore, TimerPayload};
+use cartback_tests::moto::{post_events, response_json, Fault, Moto, Proxy, Stack, TestClock};
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// The stack's schedules, latest first, with each one's dead-letter queue.
+async fn schedules(stack: &Stack) -> Vec<(TimerPayload, Option<String>)> {
+    let listed = stack.clients.scheduler.list_schedules().group_name(&stack.schedule_group).send().await.unwrap();
+    let mut timers = Vec::new();
+    for summary in listed.schedules {
+        let name = summary.name.unwrap();
+        let got =
+            stack.clients.scheduler.get_schedule().name(&name).group_name(&stack.schedule_group).send().await.unwrap();
+        let target = got.target.unwrap();
+        let timer: TimerPayload = serde_json::from_str(target.input.as_deref().unwrap()).unwrap();
+        timers.push((timer, target.dead_letter_config.and_then(|d| d.arn)));
+    }
+    timers.sort_by_key(|(t, _)| std::cmp::Reverse(t.due_at));
+    timers
+}
+
+fn emails_to(sender: &str) -> usize {
+    Moto::global().data()["ses"]["RawMessage"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m["source"].as_str().unwrap_or_default().contains(sender))
+        .count()
+}
+
+struct World {
+    stack: Stack,
+    proxy: Proxy,
+    clock: std::sync::Arc<TestClock>,
+    timer: TimerPayload,
+}
+
+/// GIVEN an abandoned cart (identify + one add to cart at 10:01) whose
+/// timer is armed for 10:31, and a clock at 10:31:40.
+async fn abandoned_cart() -> World {
+    let moto = Moto::global();
+    let stack = Stack::create(moto.clients().await, 3).await;
+    let proxy = Proxy::start(moto.port);
+    let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
+    let app =
+        cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &stack.ingest_config(), stack.secret(), clock.clone())));
+    let body = json!({ "events": [
+        { "event_id": "t-identify", "type": "identify", "occurred_at": "2026-11-23T10:00:00Z", "customer_id": "cust-t",
+          "customer": { "email": "t@example.com", "timezone": "Europe/Paris", "consents": { "email": true } } },
+        { "event_id": "t-add", "type": "add_to_cart", "occurred_at": "2026-11-23T10:01:00Z", "cart_id": "cart-t",
+          "customer_id": "cust-t", "currency": "EUR",
+          "items": [{ "item_id": "sku-mug", "item_name": "Stoneware mug", "price": "14.90", "quantity": 1 }] }
+    ] });
+    let answer = response_json(&handlers::ingest(&app, post_events(&body, &stack.secret(), clock_now(&clock))).await);
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    let armed = schedules(&stack).await;
+    assert_eq!(armed.len(), 1);
+    let (timer, dead_letter) = armed[0].clone();
+    assert_eq!(timer, TimerPayload { cart_id: "cart-t".into(), due_at: at("2026-11-23T10:31:00Z") });
+    assert_eq!(dead_letter.as_deref(), Some(stack.queues["timers"].dlq_arn.as_str()), "the schedule has a DLQ");
+    clock.set(at("2026-11-23T10:31:40Z"));
+    World { stack, proxy, clock, timer }
+}
+
+fn clock_now(clock: &TestClock) -> DateTime<Utc> {
+    cartback_core::ports::Clock::now(clock)
+}
+
+impl World {
+    /// WHEN the checker fails on its first try and both of Lambda's retries.
+    async fn checker_fails_three_times(&self) {
+        let proxied = self.stack.with_clients(self.proxy.clients().await);
+        let checker = wiring::checker(&proxied.clients, &proxied.checker_config(), self.stack.secret(), self.clock.clone());
+        let sweep = wiring::timer_sweep(&proxied.clients, &proxied.checker_config(), self.clock.clone());
+        let attempts = cartback_aws::clients::MAX_ATTEMPTS;
+        self.proxy.inject("dynamodb", "GetItem", Fault::Unavailable, 3 * attempts);
+        for invocation in 1..=3 {
+            let payload = serde_json::to_value(&self.timer).unwrap();
+            let result = handlers::checker_function(&checker, &sweep, payload).await;
+            assert!(result.is_err(), "invocation {invocation} was meant to fail: {result:?}");
+        }
+        assert_eq!(self.proxy.count("dynamodb", "GetItem"), 3 * attempts as usize);
+        assert_eq!(self.proxy.count("sqs", "SendMessage"), 0, "nothing was queued");
+    }
+
+    async fn checker(&self) -> (cartback_core::service::Checker, cartback_aws::sweep::TimerSweep) {
+        let config = self.stack.checker_config();
+        (
+            wiring::checker(&self.stack.clients, &config, self.stack.secret(), self.clock.clone()),
+            wiring::timer_sweep(&self.stack.clients, &config, self.clock.clone()),
+        )
+    }
+
+    /// The send-email function on whatever the email queue holds.
+    async fn deliver_emails(&self) {
+        let delivery = wiring::email_delivery(&self.stack.clients, &self.stack.email_config(), self.clock.clone());
+        loop {
+            let batch = self.stack.receive("email").await;
+            if batch.records.is_empty() {
+                return;
+            }
+            let result = handlers::sender(&delivery, batch.clone()).await;
+            assert!(result.batch_item_failures.is_empty());
+            self.stack.settle("email", &batch, &result).await;
+        }
+    }
+
+    async fn armed_for(&self) -> Option<DateTime<Utc>> {
+        let store = wiring::state_store(&self.stack.clients, &self.stack.timer_config().common, self.clock.clone());
+        store.get_cart(&"cart-t".into()).await.unwrap().unwrap().timer_armed_for
+    }
+}
+
+#[tokio::test]
+async fn given_a_timer_whose_checker_failed_three_times_when_its_dead_letter_is_redriven_then_the_email_goes_out_once(
+) {
+    let world = abandoned_cart().await;
+    world.checker_fails_three_times().await;
+    let stack = &world.stack;
+    let timers = &stack.queues["timers"];
+
+    // Lambda gives up and sends its invocation record to the OnFailure
+    // destination (the record's documented shape).
+    let record = json!({
+        "version": "1.0",
+        "timestamp": "2026-11-23T10:34:00.000Z",
+        "requestContext": { "requestId": "r-1", "functionArn": format!("{}:$LATEST", cartback_tests::moto::CHECKER_ARN),
+                            "condition": "RetriesExhausted", "approximateInvokeCount": 3 },
+        "requestPayload": world.timer,
+        "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
+        "responsePayload": { "errorMessage": "dynamodb unavailable", "errorType": "HandlerError" }
+    });
+    stack.clients.sqs.send_message().queue_url(&timers.dlq_url).message_body(record.to_string()).send().await.unwrap();
+    // A schedule that could not invoke the checker at all leaves its input.
+    let spare = TimerPayload { cart_id: "cart-t".into(), due_at: world.timer.due_at };
+    let body = serde_json::to_string(&spare).unwrap();
+    stack.clients.sqs.send_message().queue_url(&timers.dlq_url).message_body(body).send().await.unwrap();
+    assert_eq!(stack.queue_depth(&timers.dlq_url).await, 2);
+
+    // infra/redrive-dlq.sh timers: SQS moves the dead letters to TimerQueue.
+    let dead = stack.clients.sqs.receive_message().queue_url(&timers.dlq_url).max_number_of_messages(10).send().await;
+    for message in dead.unwrap().messages.unwrap_or_default() {
+        let body = message.body.unwrap();
+        stack.clients.sqs.send_message().queue_url(&timers.url).message_body(body).send().await.unwrap();
+        let handle = message.receipt_handle.unwrap();
+        stack.clients.sqs.delete_message().queue_url(&timers.dlq_url).receipt_handle(handle).send().await.unwrap();
+    }
+
+    // THEN the checker, fed by TimerQueue, checks the cart and queues the email.
+    world.clock.advance(Duration::minutes(30));
+    let (checker, sweep) = world.checker().await;
+    let batch = stack.receive("timers").await;
+    assert_eq!(batch.records.len(), 2);
+    let answer = handlers::checker_function(&checker, &sweep, serde_json::to_value(&batch).unwrap()).await.unwrap();
+    let response: aws_lambda_events::sqs::SqsBatchResponse = serde_json::from_value(answer.clone()).unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{answer}");
+    stack.settle("timers", &batch, &response).await;
+    world.deliver_emails().await;
+    assert_eq!(emails_to(&stack.sender), 1, "one email for the cart, not one per redriven timer");
+    assert_ne!(world.armed_for().await, Some(world.timer.due_at), "the dropped timer is handled");
+    assert_eq!(stack.queue_depth(&timers.dlq_url).await + stack.queue_depth(&timers.url).await, 0);
+}
+
+#[tokio::test]
+async fn given_a_timer_whose_checker_failed_three_times_when_nobody_redrives_it_then_the_sweep_rearms_it_and_the_email_goes_out(
+) {
+    let world = abandoned_cart().await;
+    world.checker_fails_three_times().await;
+    let stack = &world.stack;
+    let (checker, sweep) = world.checker().await;
+
+    // Within the grace period the timer may still be on its way: left alone.
+    world.clock.set(world.timer.due_at + Duration::minutes(cartback_aws::sweep::GRACE_MINUTES - 1));
+    let report = handlers::checker_function(&checker, &sweep, json!({ "sweep": {} })).await.unwrap();
+    assert_eq!(report["overdue"], 0, "{report}");
+    assert_eq!(schedules(stack).await.len(), 1);
+
+    // Past it, the sweep re-arms the cart a minute later.
+    world.clock.set(world.timer.due_at + Duration::minutes(cartback_aws::sweep::GRACE_MINUTES + 1));
+    let report = handlers::checker_function(&checker, &sweep, json!({ "sweep": {} })).await.unwrap();
+    assert_eq!((report["overdue"].as_u64(), report["rearmed"].as_u64()), (Some(1), Some(1)), "{report}");
+    let (rearmed, dead_letter) = schedules(stack).await[0].clone();
+    let expected = cartback_aws::sweep::rearm_time(clock_now(&world.clock));
+    assert_eq!(rearmed, TimerPayload { cart_id: "cart-t".into(), due_at: expected });
+    assert!(dead_letter.is_some());
+    assert_eq!(world.armed_for().await, Some(expected));
+
+    // A second sweep before it fires finds nothing overdue: no second timer.
+    let report = handlers::checker_function(&checker, &sweep, json!({ "sweep": {} })).await.unwrap();
+    assert_eq!(report["overdue"], 0, "{report}");
+
+    // The re-armed schedule fires; the email goes out once.
+    world.clock.set(expected + Duration::seconds(30));
+    let outcome: Value =
+        handlers::checker_function(&checker, &sweep, serde_json::to_value(&rearmed).unwrap()).await.unwrap();
+    assert_eq!(outcome["sent"].as_array().map(Vec::len), Some(1), "{outcome}");
+    world.deliver_emails().await;
+    assert_eq!(emails_to(&stack.sender), 1);
+
+    // The cart waits for its next step now: not overdue, however late.
+    world.clock.advance(Duration::minutes(cartback_aws::sweep::GRACE_MINUTES + 1));
+    let report = handlers::checker_function(&checker, &sweep, json!({ "sweep": {} })).await.unwrap();
+    assert_eq!(report["overdue"], 0, "{report}");
+}
