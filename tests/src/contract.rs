@@ -880,14 +880,19 @@ pub async fn ingest_refuses_storage_bound_breakers_by_field(a: &Adapters) {
             json!({"customer": {"web_push_subscription": {"endpoint": "https://push.example/s",
                 "keys": {"p256dh": P256DH, "auth": AUTH}, "expirationTime": 1e200}}}),
         ),
-        ("items", json!({"items": (0..200)
+        (
+            "items",
+            json!({"items": (0..200)
             .map(|i| json!({"item_id": format!("sku-{i}"), "url": long, "image_url": long}))
-            .collect::<Vec<_>>()})),
+            .collect::<Vec<_>>()}),
+        ),
     ];
     for (field, extra) in cases {
         let results = ingest_batch(&ingest, vec![edit_with(&cart, extra), edit_with(&cart, json!({}))]).await;
-        assert!(results[0].0 == "rejected" && results[0].1.as_deref().is_some_and(|f| f.starts_with(field)),
-            "{field}: {results:?}");
+        assert!(
+            results[0].0 == "rejected" && results[0].1.as_deref().is_some_and(|f| f.starts_with(field)),
+            "{field}: {results:?}"
+        );
         assert_eq!(results[1], ("accepted".to_owned(), None), "the event after {field} still lands");
     }
 }

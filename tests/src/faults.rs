@@ -70,7 +70,8 @@ impl FaultyHttpClient {
     /// `sdk`'s config with a wrapped plain-HTTP client (moto speaks HTTP).
     pub fn wrap(sdk: &SdkConfig, seed: u64, per_mille: u64) -> (SdkConfig, FaultyHttpClient) {
         let inner = sdk.http_client().unwrap_or_else(|| aws_smithy_http_client::Builder::new().build_http());
-        let plan = Arc::new(Plan { seed, per_mille, counts: Mutex::new(FaultCounts::default()), seen: Mutex::default() });
+        let plan =
+            Arc::new(Plan { seed, per_mille, counts: Mutex::new(FaultCounts::default()), seen: Mutex::default() });
         let client = FaultyHttpClient { inner, plan };
         (sdk.to_builder().http_client(client.clone()).build(), client)
     }

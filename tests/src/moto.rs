@@ -396,7 +396,12 @@ pub async fn receive_event(clients: &Clients, url: &str, arn: &str) -> SqsEvent 
 /// (as the event source mapping does for the queue's visibility timeout),
 /// so parallel receivers do not take the same messages.
 #[allow(clippy::field_reassign_with_default)]
-pub async fn receive_event_hidden(clients: &Clients, url: &str, arn: &str, visibility_seconds: Option<i32>) -> SqsEvent {
+pub async fn receive_event_hidden(
+    clients: &Clients,
+    url: &str,
+    arn: &str,
+    visibility_seconds: Option<i32>,
+) -> SqsEvent {
     let out = clients
         .sqs
         .receive_message()

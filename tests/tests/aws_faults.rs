@@ -124,38 +124,39 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
     //    request that is not answered 200 with every event stored. (The
     //    lambda_http adapter's future is not Send: these run on one thread.)
     let local = tokio::task::LocalSet::new();
-    local.run_until(async {
-    let mut posts = JoinSet::new();
-    for chunk in (0..carts()).collect::<Vec<_>>().chunks(CARTS_PER_POST) {
-        let events: Vec<Value> = chunk.iter().flat_map(|&i| cart_events(i)).collect();
-        let (app, secret, clock) = (app.clone(), secret.clone(), clock.clone());
-        posts.spawn_local(async move {
-            let body = json!({ "events": events });
-            let mut last = String::new();
-            for attempt in 1..=10 {
-                let now = cartback_core::ports::Clock::now(clock.as_ref());
-                let response = handlers::ingest(&app, post_events(&body, &secret, now)).await;
-                if response.status_code == 200 {
-                    let answer = response_json(&response);
-                    let stored = answer["accepted"].as_u64().unwrap() + answer["duplicates"].as_u64().unwrap();
-                    if stored as usize == events.len() {
-                        return attempt;
+    local
+        .run_until(async {
+            let mut posts = JoinSet::new();
+            for chunk in (0..carts()).collect::<Vec<_>>().chunks(CARTS_PER_POST) {
+                let events: Vec<Value> = chunk.iter().flat_map(|&i| cart_events(i)).collect();
+                let (app, secret, clock) = (app.clone(), secret.clone(), clock.clone());
+                posts.spawn_local(async move {
+                    let body = json!({ "events": events });
+                    let mut last = String::new();
+                    for attempt in 1..=10 {
+                        let now = cartback_core::ports::Clock::now(clock.as_ref());
+                        let response = handlers::ingest(&app, post_events(&body, &secret, now)).await;
+                        if response.status_code == 200 {
+                            let answer = response_json(&response);
+                            let stored = answer["accepted"].as_u64().unwrap() + answer["duplicates"].as_u64().unwrap();
+                            if stored as usize == events.len() {
+                                return attempt;
+                            }
+                        }
+                        last = format!("{} {:?}", response.status_code, response.body);
                     }
+                    panic!("a batch was never stored in 10 attempts; last answer: {last}");
+                });
+                while posts.len() >= PARALLEL {
+                    figures.storefront_retries += posts.join_next().await.unwrap().unwrap() - 1;
                 }
-                last = format!("{} {:?}", response.status_code, response.body);
+                figures.posts += 1;
             }
-            panic!("a batch was never stored in 10 attempts; last answer: {last}");
-        });
-        while posts.len() >= PARALLEL {
-            figures.storefront_retries += posts.join_next().await.unwrap().unwrap() - 1;
-        }
-        figures.posts += 1;
-    }
-    while let Some(attempts) = posts.join_next().await {
-        figures.storefront_retries += attempts.unwrap() - 1;
-    }
-    })
-    .await;
+            while let Some(attempts) = posts.join_next().await {
+                figures.storefront_retries += attempts.unwrap() - 1;
+            }
+        })
+        .await;
 
     // 2. Timers fire. Lambda: three tries, then the OnFailure destination.
     let timers_dlq = stack.queues["timers"].dlq_url.clone();
@@ -177,7 +178,8 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
         for (name, timer) in due {
             fired.insert(name);
             figures.timers_fired += 1;
-            let (checker, sweep, sqs, dlq) = (checker.clone(), sweep.clone(), stack.clients.sqs.clone(), timers_dlq.clone());
+            let (checker, sweep, sqs, dlq) =
+                (checker.clone(), sweep.clone(), stack.clients.sqs.clone(), timers_dlq.clone());
             runs.spawn(async move {
                 let payload = serde_json::to_value(&timer).unwrap();
                 for attempt in 1..=3 {
@@ -215,8 +217,24 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
             break;
         }
         for m in messages {
-            stack.clients.sqs.send_message().queue_url(&timers_queue).message_body(m.body.unwrap()).send().await.unwrap();
-            stack.clients.sqs.delete_message().queue_url(&timers_dlq).receipt_handle(m.receipt_handle.unwrap()).send().await.unwrap();
+            stack
+                .clients
+                .sqs
+                .send_message()
+                .queue_url(&timers_queue)
+                .message_body(m.body.unwrap())
+                .send()
+                .await
+                .unwrap();
+            stack
+                .clients
+                .sqs
+                .delete_message()
+                .queue_url(&timers_dlq)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
         }
     }
     loop {
@@ -257,7 +275,8 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
                 stack.settle("email", &batch, &response).await;
                 // The visibility timeout of the failed records runs out.
                 for failed in &response.batch_item_failures {
-                    let record = batch.records.iter().find(|r| r.message_id.as_deref() == Some(&failed.item_identifier));
+                    let record =
+                        batch.records.iter().find(|r| r.message_id.as_deref() == Some(&failed.item_identifier));
                     let handle = record.and_then(|r| r.receipt_handle.clone()).unwrap_or_default();
                     let change = stack.clients.sqs.change_message_visibility().queue_url(&email.url);
                     change.receipt_handle(handle).visibility_timeout(0).send().await.unwrap();
@@ -292,6 +311,8 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
             Some(MessageStatus::Sent { .. }) => "sent",
             Some(MessageStatus::Queued) => "queued",
             Some(MessageStatus::Sending { .. }) => "sending",
+            // A send whose answer was lost: recorded, never repeated.
+            Some(MessageStatus::Unknown { .. }) => "unknown",
             Some(_) => "closed",
             None => "none",
         };
@@ -334,14 +355,21 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
         figures.sender_record_retries,
         started.elapsed(),
     );
-    assert!(counts.total_faults() * 1000 >= counts.total_calls() * 8 * FAULTS_PER_MILLE as usize / 10, "about 10% failed");
+    assert!(
+        counts.total_faults() * 1000 >= counts.total_calls() * 8 * FAULTS_PER_MILLE as usize / 10,
+        "about 10% failed"
+    );
     assert!(counts.faults.len() == 3, "all three kinds were injected: {:?}", counts.faults);
     assert_eq!(lost_events, 0, "every accepted event is in its cart");
     assert_eq!(duplicates, 0, "no email went out twice: {per_message:?}");
+    let (sent, unknown) = (statuses.get("sent").copied().unwrap_or(0), statuses.get("unknown").copied().unwrap_or(0));
     assert_eq!(
-        statuses.get("sent").copied().unwrap_or(0) + email_dlq + timer_dlq_left,
+        sent + unknown + email_dlq + timer_dlq_left,
         carts(),
-        "every cart's email was sent or its failure is in a dead-letter queue: {statuses:?}"
+        "every cart's email was sent, or its failure is visible: recorded unknown or in a dead-letter queue: \
+         {statuses:?}"
     );
-    assert_eq!(emails, statuses.get("sent").copied().unwrap_or(0), "one email per sent record");
+    // Every sent record has its email; an unknown one may or may not have
+    // reached SES (that is what unknown means), but never twice.
+    assert!(sent <= emails && emails <= sent + unknown, "{emails} emails for {sent} sent and {unknown} unknown");
 }

@@ -62,8 +62,12 @@ async fn abandoned_cart() -> World {
     let stack = Stack::create(moto.clients().await, 3).await;
     let proxy = Proxy::start(moto.port);
     let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
-    let app =
-        cartback_http::router(std::sync::Arc::new(wiring::api(&stack.clients, &stack.ingest_config(), stack.secret(), clock.clone())));
+    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
+        &stack.clients,
+        &stack.ingest_config(),
+        stack.secret(),
+        clock.clone(),
+    )));
     let body = json!({ "events": [
         { "event_id": "t-identify", "type": "identify", "occurred_at": "2026-11-23T10:00:00Z", "customer_id": "cust-t",
           "customer": { "email": "t@example.com", "timezone": "Europe/Paris", "consents": { "email": true } } },
@@ -90,7 +94,8 @@ impl World {
     /// WHEN the checker fails on its first try and both of Lambda's retries.
     async fn checker_fails_three_times(&self) {
         let proxied = self.stack.with_clients(self.proxy.clients().await);
-        let checker = wiring::checker(&proxied.clients, &proxied.checker_config(), self.stack.secret(), self.clock.clone());
+        let checker =
+            wiring::checker(&proxied.clients, &proxied.checker_config(), self.stack.secret(), self.clock.clone());
         let sweep = wiring::timer_sweep(&proxied.clients, &proxied.checker_config(), self.clock.clone());
         let attempts = cartback_aws::clients::MAX_ATTEMPTS;
         self.proxy.inject("dynamodb", "GetItem", Fault::Unavailable, 3 * attempts);
@@ -132,8 +137,8 @@ impl World {
 }
 
 #[tokio::test]
-async fn given_a_timer_whose_checker_failed_three_times_when_its_dead_letter_is_redriven_then_the_email_goes_out_once(
-) {
+async fn given_a_timer_whose_checker_failed_three_times_when_its_dead_letter_is_redriven_then_the_email_goes_out_once()
+{
     let world = abandoned_cart().await;
     world.checker_fails_three_times().await;
     let stack = &world.stack;

@@ -188,9 +188,7 @@ async fn given_a_batch_whose_second_event_fails_in_storage_when_ingested_then_th
         campaigns: plain.campaigns.clone(),
         clock: plain.clock.clone(),
     };
-    let edit = |id: &str, cart: &str| {
-        json!({"event_id": id, "type": "add_to_cart", "cart_id": cart, "items": [{"item_id": "sku"}]})
-    };
+    let edit = |id: &str, cart: &str| json!({"event_id": id, "type": "add_to_cart", "cart_id": cart, "items": [{"item_id": "sku"}]});
     let body = json!({"events": [edit("e1", "c1"), edit("e2", "c2"), edit("e3", "c3"), {"event_id": "e4"}]});
     let answer = serde_json::to_value(ingest.ingest_body(body.to_string().as_bytes()).await.unwrap()).unwrap();
 

@@ -109,7 +109,9 @@ fn plausible(var: &str) -> String {
         "CARTBACK_SCHEDULE_GROUP" => "ScheduleGroup-1A2B3C4D5E6F".into(),
         "CARTBACK_SCHEDULER_ROLE_ARN" => "arn:aws:iam::123456789012:role/cartback-SchedulerRole-1A2B3C4D5E6F".into(),
         "CARTBACK_CHECKER_ARN" => "arn:aws:lambda:us-east-1:123456789012:function:cartback-checker".into(),
-        "CARTBACK_TIMER_DEAD_LETTER_QUEUE_ARN" => "arn:aws:sqs:us-east-1:123456789012:cartback-TimerDeadLetterQueue-1A2B".into(),
+        "CARTBACK_TIMER_DEAD_LETTER_QUEUE_ARN" => {
+            "arn:aws:sqs:us-east-1:123456789012:cartback-TimerDeadLetterQueue-1A2B".into()
+        }
         "CARTBACK_PUBLIC_BASE_URL" => "https://abc123.execute-api.us-east-1.amazonaws.com".into(),
         "CARTBACK_RESTORE_URL" => "https://shop.example.com/cart/restore?cart={cart_id}&t={token}".into(),
         "CARTBACK_EMAIL_QUEUE_URL" => queue("Email"),

@@ -28,6 +28,16 @@ pub fn retry_config() -> RetryConfig {
         .with_max_backoff(Duration::from_secs(5))
 }
 
+/// Provider sends (SES `SendEmail`, SNS `Publish`) take no idempotency key:
+/// an attempt whose answer was lost (a timeout after the request went out)
+/// may have delivered the message, and the SDK's retry would deliver it
+/// again. So they run one attempt per call: an error that certainly sent
+/// nothing is retried by the job's queue, one that may have sent is recorded
+/// `unknown` (`SendError::Unknown`), never repeated.
+pub fn provider_send_retry_config() -> RetryConfig {
+    RetryConfig::disabled()
+}
+
 /// Per-attempt and per-call time limits: a hung connection becomes a
 /// retryable timeout instead of eating the function's whole timeout.
 pub fn timeout_config() -> TimeoutConfig {

@@ -317,7 +317,11 @@ impl DynamoStateStore {
                     };
                     match (cart_id, due) {
                         (Some(cart_id), Some(due)) => overdue.push((cart_id, due)),
-                        _ => return Err(PortError::Corrupt("a timers index entry without a cart key or due time".into())),
+                        _ => {
+                            return Err(PortError::Corrupt(
+                                "a timers index entry without a cart key or due time".into(),
+                            ))
+                        }
                     }
                 }
                 match out.last_evaluated_key {
@@ -333,7 +337,12 @@ impl DynamoStateStore {
     /// Moves a cart's armed time from `from` to `to` when it is still `from`
     /// (one conditional `UpdateItem`, which also bumps the cart's version so a
     /// writer holding an older read re-reads). False when the cart moved on.
-    pub async fn move_timer(&self, cart_id: &CartId, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<bool, PortError> {
+    pub async fn move_timer(
+        &self,
+        cart_id: &CartId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
         let armed = to_attribute_value(to).map_err(|e| corrupt("time does not serialise", e))?;
         let result = self
             .client

@@ -143,10 +143,7 @@ fn parse_body(body: &str) -> Result<Option<FeedbackEvent>, Skip> {
     let section = ses.event_type.to_ascii_lowercase();
     // Who opened or clicked (`open.userAgent`, `click.userAgent`): what tells
     // a person from a privacy proxy or a link scanner.
-    let user_agent = kind
-        .interaction()
-        .and_then(|_| raw.get(&section)?.get("userAgent")?.as_str())
-        .map(str::to_owned);
+    let user_agent = kind.interaction().and_then(|_| raw.get(&section)?.get("userAgent")?.as_str()).map(str::to_owned);
     let at = raw
         .get(&section)
         .and_then(|s| s.get("timestamp"))

@@ -106,7 +106,12 @@ pub async fn checker_function(
         CheckerInput::Timer(payload) => self::checker(checker, payload).await,
         CheckerInput::Sweep => {
             let report = sweep.run().await?;
-            tracing::info!(overdue = report.overdue, rearmed = report.rearmed, moved_on = report.moved_on, "timer sweep");
+            tracing::info!(
+                overdue = report.overdue,
+                rearmed = report.rearmed,
+                moved_on = report.moved_on,
+                "timer sweep"
+            );
             Ok(json!(report))
         }
         CheckerInput::Redriven(event) => {
@@ -289,7 +294,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_both_dead_letter_shapes_when_read_then_each_yields_the_timer_and_a_bad_body_is_an_error_without_its_text() {
+    fn given_both_dead_letter_shapes_when_read_then_each_yields_the_timer_and_a_bad_body_is_an_error_without_its_text()
+    {
         let timer = TimerPayload { cart_id: "c-1".into(), due_at: "2026-11-23T10:31:00Z".parse().unwrap() };
         let scheduler_body = serde_json::to_string(&timer).unwrap();
         assert_eq!(dead_timer(&scheduler_body), Ok(DeadTimer::Timer(timer.clone())));

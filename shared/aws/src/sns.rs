@@ -16,6 +16,7 @@ use cartback_core::event::PushPlatform;
 use cartback_core::message::{MessageJob, Outgoing};
 use cartback_core::ports::{SendError, Sender};
 
+use crate::clients::provider_send_retry_config;
 use crate::error::may_have_been_accepted;
 use crate::redact::redact_text;
 
@@ -58,6 +59,11 @@ impl SnsSmsSender {
     }
 }
 
+/// One attempt per publish (see [`provider_send_retry_config`]).
+fn send_once() -> aws_sdk_sns::config::Builder {
+    aws_sdk_sns::config::Builder::default().retry_config(provider_send_retry_config())
+}
+
 #[async_trait]
 impl Sender for SnsSmsSender {
     async fn send(&self, job: &MessageJob, _now: DateTime<Utc>) -> Result<String, SendError> {
@@ -76,7 +82,12 @@ impl Sender for SnsSmsSender {
         if let Some(id) = &self.sender_id {
             request = request.message_attributes("AWS.SNS.SMS.SenderID", attribute(id)?);
         }
-        let out = request.send().await.map_err(|e| send_error("SNS SMS publish", e))?;
+        let out = request
+            .customize()
+            .config_override(send_once())
+            .send()
+            .await
+            .map_err(|e| send_error("SNS SMS publish", e))?;
         tracing::info!(message_id = %job.message_id, to = %redact(to.expose()), "SMS published");
         Ok(out.message_id.unwrap_or_default())
     }
@@ -187,6 +198,8 @@ impl Sender for SnsPushSender {
             .target_arn(&endpoint)
             .message_structure("json")
             .message(push_payload(title, body, url))
+            .customize()
+            .config_override(send_once())
             .send()
             .await
             .map_err(|e| send_error("SNS push publish", e))?;

@@ -15,10 +15,7 @@ pub enum BatchItem {
         receipt: Option<Receipt>,
     },
     /// The body is not a job: it will never succeed.
-    Malformed {
-        record_id: String,
-        error: String,
-    },
+    Malformed { record_id: String, error: String },
     /// No SQS message id, so it cannot be named in a batch response.
     Unidentified,
 }

@@ -421,7 +421,8 @@ mod tests {
             })
             .collect();
         let cart = Cart::from_events("c1", &[Event { items, ..cart_event() }]);
-        let Outgoing::Email { text, html, .. } = email("reminder", &"ana@example.com".into(), &cart, None, &links()).unwrap()
+        let Outgoing::Email { text, html, .. } =
+            email("reminder", &"ana@example.com".into(), &cart, None, &links()).unwrap()
         else {
             panic!()
         };

@@ -48,14 +48,8 @@ fn rules_that_can_change(input: &Input, message: &MessageRecord) -> Rule {
     // A campaign edited down to fewer steps: the decided step keeps its content.
     let Some(step) = campaign.steps.get(message.step as usize) else { return ControlFlow::Continue(()) };
     let previous = progress.steps.iter().rev().find(|s| s.step < message.step);
-    let next = NextStep {
-        campaign,
-        index: message.step as usize,
-        step,
-        previous,
-        last_activity,
-        due: message.decided_at,
-    };
+    let next =
+        NextStep { campaign, index: message.step as usize, step, previous, last_activity, due: message.decided_at };
     // A purchase by the same customer on any cart.
     rules::pause_after_purchase(input, &next)?;
     // Consent withdrawn (by the customer, or after a bounce or complaint),
