@@ -372,6 +372,33 @@ impl Stack {
         settle_event(&self.clients, url, event, response).await
     }
 
+    /// The timers armed in the stack's schedule group (moto keeps a one-time
+    /// schedule after its time and never fires it), latest first, each with
+    /// its target's dead-letter queue.
+    pub async fn schedules(&self) -> Vec<(cartback_core::ports::TimerPayload, Option<String>)> {
+        let listed = self.clients.scheduler.list_schedules().group_name(&self.schedule_group).send().await.unwrap();
+        let mut timers = Vec::new();
+        for summary in listed.schedules {
+            let name = summary.name.unwrap();
+            let got = self
+                .clients
+                .scheduler
+                .get_schedule()
+                .name(&name)
+                .group_name(&self.schedule_group)
+                .send()
+                .await
+                .unwrap();
+            let target = got.target.unwrap();
+            assert_eq!(target.arn, CHECKER_ARN);
+            let timer: cartback_core::ports::TimerPayload =
+                serde_json::from_str(target.input.as_deref().unwrap()).unwrap();
+            timers.push((timer, target.dead_letter_config.and_then(|d| d.arn)));
+        }
+        timers.sort_by_key(|(t, _)| std::cmp::Reverse(t.due_at));
+        timers
+    }
+
     pub async fn queue_depth(&self, url: &str) -> usize {
         let out = self
             .clients

@@ -17,21 +17,8 @@ fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-/// The timers armed in the stack's schedule group, read back from
-/// EventBridge Scheduler (moto never fires them), latest first.
 async fn armed_timers(stack: &Stack) -> Vec<TimerPayload> {
-    let listed = stack.clients.scheduler.list_schedules().group_name(&stack.schedule_group).send().await.unwrap();
-    let mut timers = Vec::new();
-    for summary in listed.schedules {
-        let name = summary.name.unwrap();
-        let got =
-            stack.clients.scheduler.get_schedule().name(&name).group_name(&stack.schedule_group).send().await.unwrap();
-        let target = got.target.unwrap();
-        assert_eq!(target.arn, cartback_tests::moto::CHECKER_ARN);
-        timers.push(serde_json::from_str(target.input.as_deref().unwrap()).unwrap());
-    }
-    timers.sort_by_key(|t: &TimerPayload| std::cmp::Reverse(t.due_at));
-    timers
+    stack.schedules().await.into_iter().map(|(timer, _)| timer).collect()
 }
 
 /// The readable text of a MIME message: quoted-printable soft breaks

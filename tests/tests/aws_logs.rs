@@ -9,23 +9,13 @@ use serde_json::{json, Value};
 
 use cartback_aws::{handlers, wiring};
 use cartback_core::ports::{Clock, TimerPayload};
-use cartback_tests::moto::{post_events, response_json, Moto, Stack, TestClock, CHECKER_ARN};
+use cartback_tests::moto::{post_events, response_json, Moto, Stack, TestClock};
 use cartback_tests::pii::{Contacts, LambdaLogs};
 
 /// The earliest armed timer not fired yet (moto keeps a one-time schedule
 /// after its time, and never fires it).
 async fn next_timer(stack: &Stack, fired: &[TimerPayload]) -> Option<TimerPayload> {
-    let listed = stack.clients.scheduler.list_schedules().group_name(&stack.schedule_group).send().await.unwrap();
-    let mut timers = Vec::new();
-    for summary in listed.schedules {
-        let name = summary.name.unwrap();
-        let got =
-            stack.clients.scheduler.get_schedule().name(&name).group_name(&stack.schedule_group).send().await.unwrap();
-        let target = got.target.unwrap();
-        assert_eq!(target.arn, CHECKER_ARN);
-        timers.push(serde_json::from_str::<TimerPayload>(target.input.as_deref().unwrap()).unwrap());
-    }
-    timers.into_iter().filter(|t| !fired.contains(t)).min_by_key(|t| t.due_at)
+    stack.schedules().await.into_iter().map(|(timer, _)| timer).filter(|t| !fired.contains(t)).min_by_key(|t| t.due_at)
 }
 
 fn event(cart: &str, device: &str, customer: Value) -> Value {

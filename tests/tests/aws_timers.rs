@@ -22,22 +22,6 @@ fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-/// The stack's schedules, latest first, with each one's dead-letter queue.
-async fn schedules(stack: &Stack) -> Vec<(TimerPayload, Option<String>)> {
-    let listed = stack.clients.scheduler.list_schedules().group_name(&stack.schedule_group).send().await.unwrap();
-    let mut timers = Vec::new();
-    for summary in listed.schedules {
-        let name = summary.name.unwrap();
-        let got =
-            stack.clients.scheduler.get_schedule().name(&name).group_name(&stack.schedule_group).send().await.unwrap();
-        let target = got.target.unwrap();
-        let timer: TimerPayload = serde_json::from_str(target.input.as_deref().unwrap()).unwrap();
-        timers.push((timer, target.dead_letter_config.and_then(|d| d.arn)));
-    }
-    timers.sort_by_key(|(t, _)| std::cmp::Reverse(t.due_at));
-    timers
-}
-
 fn emails_to(sender: &str) -> usize {
     Moto::global().data()["ses"]["RawMessage"]
         .as_array()
@@ -77,7 +61,7 @@ async fn abandoned_cart() -> World {
     ] });
     let answer = response_json(&handlers::ingest(&app, post_events(&body, &stack.secret(), clock_now(&clock))).await);
     assert_eq!(answer["accepted"], 2, "{answer}");
-    let armed = schedules(&stack).await;
+    let armed = stack.schedules().await;
     assert_eq!(armed.len(), 1);
     let (timer, dead_letter) = armed[0].clone();
     assert_eq!(timer, TimerPayload { cart_id: "cart-t".into(), due_at: at("2026-11-23T10:31:00Z") });
@@ -198,13 +182,13 @@ async fn given_a_timer_whose_checker_failed_three_times_when_nobody_redrives_it_
     world.clock.set(world.timer.due_at + Duration::minutes(cartback_aws::sweep::GRACE_MINUTES - 1));
     let report = handlers::checker_function(&checker, &sweep, json!({ "sweep": {} })).await.unwrap();
     assert_eq!(report["overdue"], 0, "{report}");
-    assert_eq!(schedules(stack).await.len(), 1);
+    assert_eq!(stack.schedules().await.len(), 1);
 
     // Past it, the sweep re-arms the cart a minute later.
     world.clock.set(world.timer.due_at + Duration::minutes(cartback_aws::sweep::GRACE_MINUTES + 1));
     let report = handlers::checker_function(&checker, &sweep, json!({ "sweep": {} })).await.unwrap();
     assert_eq!((report["overdue"].as_u64(), report["rearmed"].as_u64()), (Some(1), Some(1)), "{report}");
-    let (rearmed, dead_letter) = schedules(stack).await[0].clone();
+    let (rearmed, dead_letter) = stack.schedules().await[0].clone();
     let expected = cartback_aws::sweep::rearm_time(clock_now(&world.clock));
     assert_eq!(rearmed, TimerPayload { cart_id: "cart-t".into(), due_at: expected });
     assert!(dead_letter.is_some());

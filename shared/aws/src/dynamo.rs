@@ -386,6 +386,22 @@ impl DynamoStateStore {
         Ok(item)
     }
 
+    /// Puts `item` if the stored one has `version = expected` (absent when
+    /// `expected` is 0); a conflict otherwise.
+    async fn put_if_version(&self, item: Item, expected: u64) -> Result<SaveOutcome, PortError> {
+        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        request = if expected == 0 {
+            request.condition_expression("attribute_not_exists(pk)")
+        } else {
+            request.condition_expression("version = :expected").expression_attribute_values(":expected", n(expected))
+        };
+        match request.send().await {
+            Ok(_) => Ok(SaveOutcome::Saved),
+            Err(e) if is_condition_failed(&e) => Ok(SaveOutcome::Conflict),
+            Err(e) => Err(unavailable(SERVICE, e)),
+        }
+    }
+
     /// A versioned put: the stored item must have `version = expected`, or
     /// not exist when `expected` is 0.
     fn versioned_put(&self, item: Item, expected: u64) -> Result<Put, PortError> {
@@ -462,20 +478,7 @@ impl CartStore for DynamoStateStore {
     }
 
     async fn save_cart(&self, cart: &CartRecord) -> Result<SaveOutcome, PortError> {
-        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(self.cart_item(cart)?));
-        request = if cart.version == 0 {
-            request.condition_expression("attribute_not_exists(pk)")
-        } else {
-            request
-                .condition_expression("version = :expected")
-                .expression_attribute_values(":expected", n(cart.version))
-        };
-        let result = request.send().await;
-        match result {
-            Ok(_) => Ok(SaveOutcome::Saved),
-            Err(e) if is_condition_failed(&e) => Ok(SaveOutcome::Conflict),
-            Err(e) => Err(unavailable(SERVICE, e)),
-        }
+        self.put_if_version(self.cart_item(cart)?, cart.version).await
     }
 }
 
@@ -494,20 +497,7 @@ impl SendLedgerStore for DynamoStateStore {
         item.extend(key(ledger_key(&ledger.customer_key)));
         item.insert("version".into(), n(ledger.version + 1));
         item.insert("expires_at".into(), self.expires_at());
-        let mut request = self.client.put_item().table_name(&self.table).set_item(Some(item));
-        request = if ledger.version == 0 {
-            request.condition_expression("attribute_not_exists(pk)")
-        } else {
-            request
-                .condition_expression("version = :expected")
-                .expression_attribute_values(":expected", n(ledger.version))
-        };
-        let result = request.send().await;
-        match result {
-            Ok(_) => Ok(SaveOutcome::Saved),
-            Err(e) if is_condition_failed(&e) => Ok(SaveOutcome::Conflict),
-            Err(e) => Err(unavailable(SERVICE, e)),
-        }
+        self.put_if_version(item, ledger.version).await
     }
 }
 
