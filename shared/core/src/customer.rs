@@ -11,6 +11,12 @@ use crate::ids::{CustomerId, EventId};
 
 /// How long purchase and return history is kept on a profile.
 const HISTORY_DAYS: i64 = 400;
+/// The most recent purchases, returns and redeemed promotions kept: a
+/// customer id shared by many orders (a B2B account, one id for every
+/// guest) must not grow past DynamoDB's 400 KB item, which would make every
+/// later event of that customer fail in storage. The rules read recent
+/// windows only.
+const MAX_HISTORY_ENTRIES: usize = 1_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Customer {
@@ -92,6 +98,8 @@ impl Customer {
             let horizon = event.occurred_at - Duration::days(HISTORY_DAYS);
             for list in [&mut self.purchases, &mut self.returns, &mut self.promotions_redeemed] {
                 list.retain(|t| *t >= horizon);
+                let excess = list.len().saturating_sub(MAX_HISTORY_ENTRIES);
+                list.drain(..excess);
             }
         }
         changed
@@ -196,5 +204,19 @@ mod tests {
         assert!(c.apply(&ret));
         assert!(!c.apply(&ret));
         assert_eq!(c.returns.len(), 1);
+    }
+
+    #[test]
+    fn given_a_customer_id_shared_by_thousands_of_orders_when_they_arrive_then_only_the_latest_are_kept() {
+        let mut c = Customer::new("u1");
+        let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        for i in 0..(MAX_HISTORY_ENTRIES as i64 + 500) {
+            let mut purchase = identify(&format!("p{i}"), "2026-01-01T00:00:00Z", "a@example.com", None);
+            purchase.kind = EventType::Purchase;
+            purchase.occurred_at = start + Duration::minutes(i);
+            c.apply(&purchase);
+        }
+        assert_eq!(c.purchases.len(), MAX_HISTORY_ENTRIES);
+        assert_eq!(c.purchases.last(), Some(&(start + Duration::minutes(MAX_HISTORY_ENTRIES as i64 + 499))));
     }
 }

@@ -276,6 +276,11 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<MessageRecord>, PortError>;
 }
 
+/// How long a reservation counts without its message record: the record is
+/// written seconds after the ledger (and read back from the history index
+/// within a second or so on DynamoDB).
+pub const UNCONFIRMED_RESERVATION_TTL: chrono::Duration = chrono::Duration::hours(1);
+
 /// One send reserved in a customer's [`SendLedger`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReservedSend {
@@ -327,14 +332,23 @@ impl SendLedger {
     /// records they stand for, so the engine counts them. This cart's own
     /// reservations are left out: its cart record (progress) is the truth
     /// for it, and a lost step decided again must not count against itself.
+    /// A reservation still without its record [`UNCONFIRMED_RESERVATION_TTL`]
+    /// after `now` stands for nothing (its check failed after the ledger was
+    /// saved and then decided otherwise) and no longer blocks other carts.
     pub fn pending_elsewhere<'a>(
         &'a self,
         cart_id: &'a CartId,
         history: &'a [MessageRecord],
+        now: DateTime<Utc>,
     ) -> impl Iterator<Item = MessageRecord> + 'a {
+        let confirmable_since = now - UNCONFIRMED_RESERVATION_TTL;
         self.sends
             .iter()
-            .filter(move |s| &s.cart_id != cart_id && !history.iter().any(|m| m.message_id == s.message_id))
+            .filter(move |s| {
+                &s.cart_id != cart_id
+                    && s.at >= confirmable_since
+                    && !history.iter().any(|m| m.message_id == s.message_id)
+            })
             .map(|s| MessageRecord {
                 message_id: s.message_id.clone(),
                 cart_id: s.cart_id.clone(),
@@ -432,4 +446,31 @@ pub trait CampaignStore: Send + Sync {
     async fn list(&self) -> Result<Vec<Campaign>, PortError>;
     /// Stores a validated campaign, replacing one with the same id.
     async fn put(&self, campaign: &Campaign) -> Result<(), PortError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reserved(cart: &str, at: DateTime<Utc>) -> ReservedSend {
+        ReservedSend {
+            message_id: MessageRecord::id_for(cart, 0, Channel::Push),
+            cart_id: cart.into(),
+            campaign_id: "default".into(),
+            step: 0,
+            channel: Channel::Push,
+            at,
+        }
+    }
+
+    #[test]
+    fn given_a_reservation_that_never_got_its_record_when_an_hour_has_passed_then_it_no_longer_counts() {
+        let now: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let mut ledger = SendLedger::new(CustomerKey::Customer("u1".into()));
+        ledger.reserve(reserved("cart-a", now - chrono::Duration::minutes(5)));
+        ledger.reserve(reserved("cart-b", now - chrono::Duration::hours(2)));
+        ledger.reserve(reserved("cart-c", now));
+        let counted: Vec<CartId> = ledger.pending_elsewhere(&"cart-c".into(), &[], now).map(|m| m.cart_id).collect();
+        assert_eq!(counted, [CartId::from("cart-a")], "recent others count; stale and own do not");
+    }
 }

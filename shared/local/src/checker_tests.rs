@@ -255,3 +255,27 @@ async fn given_a_30_day_old_add_to_cart_backfilled_when_its_timer_fires_then_not
     assert_eq!(skips.len(), 2, "{timeline:?}");
     assert!(skips[0].message.contains("Step 1") && skips[0].message.contains("2 days"), "{}", skips[0].message);
 }
+
+#[tokio::test]
+async fn given_a_step_dispatched_months_ago_whose_record_is_gone_when_the_customer_comes_back_then_it_is_not_sent_again(
+) {
+    // GIVEN step 1 dispatched and its message record missing (as when it has
+    // expired: retention runs from a record's last write, a cart's from its
+    // last edit), and the customer back at the same cart 100 days later.
+    let w = World::with(shipped()).await;
+    w.send(add_to_cart("e1", t0(), json!({"email": "ana@example.com", "consents": {"email": true}}))).await;
+    w.step_one_lost().await;
+    let step_one = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap().progress.steps[0].message_id.clone();
+    w.clock.advance(Duration::days(100));
+    w.send(add_to_cart("e2", w.clock.now(), json!({"email": "ana@example.com", "consents": {"email": true}}))).await;
+
+    // WHEN the cart's timer fires
+    let due = w.armed().await;
+    w.clock.set(due.max(w.clock.now()));
+    w.checker.on_timer(&TimerPayload { cart_id: "cart-1".into(), due_at: due }).await.unwrap();
+
+    // THEN step 1 is history, not a lost job: it is not decided again.
+    let jobs = w.jobs().await;
+    assert!(jobs.iter().all(|j| j.message_id != step_one), "step 1 sent again: {jobs:?}");
+    assert!(w.db.get_message(&step_one).await.unwrap().is_none());
+}

@@ -18,6 +18,12 @@ use crate::ports::{
 use crate::render::{self, Links, RenderError};
 use crate::signing::{restore_token, sign_link, LinkClaims};
 
+/// How long after its dispatch a step whose message record is missing counts
+/// as lost and is decided again: a lost job is found by the next timer retry
+/// (minutes, or days when an operator redrives the timer dead letters, which
+/// SQS keeps 14 days). Older, a missing record has expired.
+const LOST_STEP_REPAIR_WINDOW: Duration = Duration::days(14);
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckOutcome {
     NoSuchCart,
@@ -71,7 +77,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         // Sends other checkers reserved for this customer count now, even
         // before their message records exist (or show in the history).
         let mut ledger = self.store.send_ledger(&key).await?;
-        let pending: Vec<MessageRecord> = ledger.pending_elsewhere(&cart.cart_id, &history).collect();
+        let pending: Vec<MessageRecord> = ledger.pending_elsewhere(&cart.cart_id, &history, now).collect();
         history.extend(pending);
         record.progress.forget_skips_before(cart.last_activity_at);
         let contact = match &customer {
@@ -190,8 +196,16 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         record: &CartRecord,
         history: &[MessageRecord],
     ) -> Result<Option<usize>, PortError> {
+        // A message record may also be missing because it expired (retention
+        // runs from its last write, a cart's from its last edit): a step
+        // dispatched long ago is history, not a lost job, and must not be
+        // sent again when the customer comes back months later.
+        let repairable_since = self.clock.now() - LOST_STEP_REPAIR_WINDOW;
         for (i, dispatched) in record.progress.steps.iter().enumerate() {
-            if dispatched.skipped || history.iter().any(|m| m.message_id == dispatched.message_id) {
+            if dispatched.skipped
+                || dispatched.at < repairable_since
+                || history.iter().any(|m| m.message_id == dispatched.message_id)
+            {
                 continue;
             }
             if self.store.get_message(&dispatched.message_id).await?.is_none() {
