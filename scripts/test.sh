@@ -40,8 +40,22 @@ export CARTBACK_MOTO_BIN="$PWD/.venv-moto/bin/moto_server"
 step "auditing dependencies (cargo-deny: licences, bans, sources)"
 scripts/audit.sh
 
+# The 1,000-cart injected-faults proof on moto takes minutes of one core
+# (moto answers one call at a time): it runs beside the rest of the suite,
+# the fuzzers and the release build, and is waited for at the end.
+step "starting the injected AWS faults proof (1,000 carts on moto) in the background"
+faults_test=given_10_percent_of_aws_calls_failing
+faults_bin=$(cargo test --workspace --all-features --no-run --message-format=json |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "aws_faults":
+        print(m["executable"])')
+(cd tests && "$faults_bin" --nocapture "$faults_test" > ../target-aws-faults.log 2>&1) &
+faults_pid=$!
+
 step "running the tests"
-cargo test --workspace --all-features --no-fail-fast
+cargo test --workspace --all-features --no-fail-fast -- --skip "$faults_test"
 
 step "schemathesis against the served OpenAPI document"
 scripts/schemathesis.sh
@@ -57,5 +71,11 @@ scripts/validate-template.sh
 
 step "building the Lambda bootstraps"
 scripts/build-lambdas.sh arm64
+
+step "waiting for the injected AWS faults proof"
+faults_status=0
+wait "$faults_pid" || faults_status=$?
+grep -v '^$' target-aws-faults.log | tail -n 12
+[ "$faults_status" -eq 0 ] || { echo "the injected AWS faults proof failed (target-aws-faults.log)" >&2; exit 1; }
 
 step "done"

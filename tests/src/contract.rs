@@ -76,6 +76,7 @@ macro_rules! contract_suite {
             given_a_message_record_when_created_twice_then_the_second_create_changes_nothing => create_message_idempotent,
             given_a_queued_message_when_many_senders_claim_it_at_once_then_exactly_one_wins => concurrent_claims_exactly_one,
             given_a_claimed_message_when_its_lease_ends_then_a_second_sender_can_claim_it => lease_expiry_lets_a_second_claimer_in,
+            given_a_claim_ended_before_any_provider_call_when_claimed_again_then_it_is_a_fresh_claim => lease_expiry_before_the_provider_call_starts_afresh,
             given_a_message_handed_back_to_queued_when_claimed_then_it_is_claimed_again => queued_again_is_claimable,
             given_a_claim_holder_when_it_settles_then_the_status_is_written_once => settle_by_the_holder_writes,
             given_a_sender_whose_lease_was_taken_over_when_it_settles_then_the_later_claimants_status_stands => settle_after_takeover_loses,
@@ -547,22 +548,36 @@ pub async fn concurrent_claims_exactly_one(a: &Adapters) {
     assert_eq!(winners.len(), 1, "{outcomes:?}");
     assert_eq!(outcomes.iter().filter(|c| **c == Claim::InFlight).count(), 7, "{outcomes:?}");
     let Claim::Claimed(claimed) = winners[0] else { unreachable!() };
-    assert_eq!(claimed.status, MessageStatus::Sending { lease_until: t(300), attempts: 1 });
+    assert_eq!(claimed.status, MessageStatus::Sending { lease_until: t(300), attempts: 1, provider_called: false });
     assert_eq!(a.state.get_message(&record.message_id).await.unwrap().unwrap().status, claimed.status);
 }
 
 pub async fn lease_expiry_lets_a_second_claimer_in(a: &Adapters) {
     let record = stored_message(a).await;
     let id = &record.message_id;
-    assert!(matches!(a.state.claim_message(id, t(0), t(300)).await.unwrap(), Claim::Claimed(_)));
+    let first = held(a.state.claim_message(id, t(0), t(300)).await.unwrap());
     assert_eq!(a.state.claim_message(id, t(299), t(599)).await.unwrap(), Claim::InFlight, "lease still running");
+    let calling = MessageStatus::Sending { lease_until: t(300), attempts: 1, provider_called: true };
+    assert_eq!(a.state.settle_message(id, &first, &calling).await.unwrap(), SettleOutcome::Settled);
 
     // The first sender may have reached the provider: the claim says so.
     let Claim::TakenOver(second) = a.state.claim_message(id, t(301), t(601)).await.unwrap() else {
         panic!("lease ended: claimable")
     };
-    assert_eq!(second.status, MessageStatus::Sending { lease_until: t(601), attempts: 2 });
+    assert_eq!(second.status, MessageStatus::Sending { lease_until: t(601), attempts: 2, provider_called: false });
     assert_eq!(a.state.claim_message(id, t(302), t(602)).await.unwrap(), Claim::InFlight, "the new lease holds");
+}
+
+pub async fn lease_expiry_before_the_provider_call_starts_afresh(a: &Adapters) {
+    let record = stored_message(a).await;
+    let id = &record.message_id;
+    held(a.state.claim_message(id, t(0), t(300)).await.unwrap());
+
+    // The first sender never marked a provider call: nothing can have gone out.
+    let Claim::Claimed(second) = a.state.claim_message(id, t(301), t(601)).await.unwrap() else {
+        panic!("lease ended: a fresh claim")
+    };
+    assert_eq!(second.status, MessageStatus::Sending { lease_until: t(601), attempts: 2, provider_called: false });
 }
 
 pub async fn queued_again_is_claimable(a: &Adapters) {

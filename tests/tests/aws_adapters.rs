@@ -182,13 +182,17 @@ async fn given_one_queued_message_when_eight_senders_claim_it_concurrently_then_
         }
     }
     assert_eq!(claimed, 1);
-    // After the lease, a new claim takes over (attempt 2); once sent, never again.
+    // After the lease, a new claim starts afresh (attempt 2): the first
+    // holder never marked a provider call. Once sent, never again.
     assert!(matches!(
         store
             .claim_message(&record.message_id, t0() + Duration::minutes(6), t0() + Duration::minutes(11))
             .await
             .unwrap(),
-        Claim::TakenOver(MessageRecord { status: MessageStatus::Sending { attempts: 2, .. }, .. })
+        Claim::Claimed(MessageRecord {
+            status: MessageStatus::Sending { attempts: 2, provider_called: false, .. },
+            ..
+        })
     ));
     store
         .set_message_status(&record.message_id, &MessageStatus::Sent { provider_message_id: "p-1".into(), at: t0() })

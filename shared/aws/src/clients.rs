@@ -16,26 +16,85 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::may_have_been_accepted;
 
 /// Attempts per call, the first included.
 pub const MAX_ATTEMPTS: u32 = 5;
+
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The retry policy every client uses.
 pub fn retry_config() -> RetryConfig {
     RetryConfig::standard()
         .with_max_attempts(MAX_ATTEMPTS)
-        .with_initial_backoff(Duration::from_millis(100))
-        .with_max_backoff(Duration::from_secs(5))
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF)
 }
 
 /// Provider sends (SES `SendEmail`, SNS `Publish`) take no idempotency key:
 /// an attempt whose answer was lost (a timeout after the request went out)
 /// may have delivered the message, and the SDK's retry would deliver it
-/// again. So they run one attempt per call: an error that certainly sent
-/// nothing is retried by the job's queue, one that may have sent is recorded
-/// `unknown` (`SendError::Unknown`), never repeated.
+/// again. So the SDK makes one attempt per call, and
+/// [`retry_unsent_sends`] retries only the failures that certainly sent
+/// nothing; one that may have sent is recorded `unknown`
+/// (`SendError::Unknown`), never repeated.
 pub fn provider_send_retry_config() -> RetryConfig {
     RetryConfig::disabled()
+}
+
+/// Error codes providers use to say "slow down"; nothing was accepted.
+const THROTTLING_CODES: [&str; 6] = [
+    "Throttling",
+    "ThrottlingException",
+    "Throttled",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestThrottled",
+];
+
+/// Whether a provider send failure is worth another attempt now: it certainly
+/// sent nothing, and it is transient (throttling, a 503, a refused
+/// connection) rather than a refusal of the message itself.
+fn is_unsent_and_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    if may_have_been_accepted(error) {
+        return false;
+    }
+    match error {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status == 503 || status == 429 || service.err().code().is_some_and(|code| THROTTLING_CODES.contains(&code))
+        }
+        SdkError::DispatchFailure(failure) => !failure.is_user(),
+        _ => false,
+    }
+}
+
+/// Runs a provider send with the same budget and backoff as every other
+/// call ([`MAX_ATTEMPTS`], exponential with full jitter), retrying only
+/// failures that certainly sent nothing (see [`is_unsent_and_transient`]).
+pub(crate) async fn retry_unsent_sends<T, E, F, Fut>(mut send: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut ceiling = INITIAL_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match send().await {
+            Err(error) if attempt < MAX_ATTEMPTS && is_unsent_and_transient(&error) => {
+                tokio::time::sleep(ceiling.mul_f64(fastrand::f64())).await;
+                ceiling = (ceiling * 2).min(MAX_BACKOFF);
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// Per-attempt and per-call time limits: a hung connection becomes a
@@ -83,6 +142,73 @@ impl Clients {
             ses: aws_sdk_sesv2::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    type Error = SdkError<ErrorMetadata, HttpResponse>;
+
+    fn answered(status: u16, code: &str) -> Error {
+        let response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(ErrorMetadata::builder().code(code).build(), response)
+    }
+
+    /// Runs `retry_unsent_sends` over scripted answers; returns the outcome
+    /// and how many attempts were made.
+    async fn run(answers: Vec<fn() -> Result<&'static str, Error>>) -> (Result<&'static str, Error>, usize) {
+        let calls = Cell::new(0);
+        let outcome = retry_unsent_sends(|| {
+            let answer = answers[calls.get().min(answers.len() - 1)];
+            calls.set(calls.get() + 1);
+            async move { answer() }
+        })
+        .await;
+        (outcome, calls.get())
+    }
+
+    /// GIVEN a provider that throttles twice then accepts
+    /// WHEN a message is sent
+    /// THEN the third attempt delivers it.
+    #[tokio::test]
+    async fn given_throttling_then_acceptance_when_sent_then_the_send_is_retried_until_it_succeeds() {
+        let (outcome, attempts) =
+            run(vec![|| Err(answered(400, "Throttling")), || Err(answered(429, "TooManyRequestsException")), || {
+                Ok("m-1")
+            }])
+            .await;
+        assert_eq!((outcome.unwrap(), attempts), ("m-1", 3));
+    }
+
+    /// GIVEN a provider that answers 503 on every attempt
+    /// WHEN a message is sent
+    /// THEN it stops after the shared attempt budget.
+    #[tokio::test]
+    async fn given_an_outage_when_sent_then_it_stops_after_max_attempts() {
+        let (outcome, attempts) = run(vec![|| Err(answered(503, "ServiceUnavailable"))]).await;
+        assert!(outcome.is_err());
+        assert_eq!(attempts, MAX_ATTEMPTS as usize);
+    }
+
+    /// GIVEN answers that may mean the message went out (a 500) or that no
+    /// retry can fix (a validation error)
+    /// WHEN a message is sent
+    /// THEN exactly one attempt is made.
+    #[tokio::test]
+    async fn given_a_failure_that_may_have_sent_or_cannot_heal_when_sent_then_it_is_not_repeated() {
+        for answer in [|| Err(answered(500, "InternalFailure")), || Err(answered(400, "MessageRejected"))] {
+            let (outcome, attempts) = run(vec![answer, || Ok("m-2")]).await;
+            assert!(outcome.is_err());
+            assert_eq!(attempts, 1);
         }
     }
 }

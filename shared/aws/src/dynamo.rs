@@ -641,11 +641,12 @@ impl MessageStore for DynamoStateStore {
                     return Ok(Claim::Closed)
                 }
                 MessageStatus::Sending { lease_until, .. } if *lease_until > now => return Ok(Claim::InFlight),
-                MessageStatus::Sending { .. } => true,
+                // A holder that stopped before calling the provider sent nothing.
+                MessageStatus::Sending { provider_called, .. } => *provider_called,
                 MessageStatus::Queued => false,
             };
             let attempts = u32::try_from(attempts + 1).unwrap_or(u32::MAX);
-            record.status = MessageStatus::Sending { lease_until, attempts };
+            record.status = MessageStatus::Sending { lease_until, attempts, provider_called: false };
             let status = to_attribute_value(&record.status).map_err(|e| corrupt("status does not serialise", e))?;
             let result = self
                 .client

@@ -15,7 +15,7 @@ use cartback_core::message::{MessageJob, Outgoing};
 use cartback_core::ports::{SendError, Sender};
 use cartback_core::render;
 
-use crate::clients::provider_send_retry_config;
+use crate::clients::{provider_send_retry_config, retry_unsent_sends};
 use crate::error::may_have_been_accepted;
 use crate::redact::redact_text;
 
@@ -68,8 +68,8 @@ impl Sender for SesSender {
                 request = request.email_tags(tag);
             }
         }
-        let once = aws_sdk_sesv2::config::Builder::default().retry_config(provider_send_retry_config());
-        match request.customize().config_override(once).send().await {
+        let once = || aws_sdk_sesv2::config::Builder::default().retry_config(provider_send_retry_config());
+        match retry_unsent_sends(|| request.clone().customize().config_override(once()).send()).await {
             Ok(out) => Ok(out.message_id.unwrap_or_default()),
             Err(error) => {
                 let code = error.as_service_error().and_then(|e| e.code()).map(str::to_owned);

@@ -16,7 +16,7 @@ use cartback_core::event::PushPlatform;
 use cartback_core::message::{MessageJob, Outgoing};
 use cartback_core::ports::{SendError, Sender};
 
-use crate::clients::provider_send_retry_config;
+use crate::clients::{provider_send_retry_config, retry_unsent_sends};
 use crate::error::may_have_been_accepted;
 use crate::redact::redact_text;
 
@@ -59,7 +59,7 @@ impl SnsSmsSender {
     }
 }
 
-/// One attempt per publish (see [`provider_send_retry_config`]).
+/// One SDK attempt per publish; [`retry_unsent_sends`] decides retries.
 fn send_once() -> aws_sdk_sns::config::Builder {
     aws_sdk_sns::config::Builder::default().retry_config(provider_send_retry_config())
 }
@@ -82,10 +82,7 @@ impl Sender for SnsSmsSender {
         if let Some(id) = &self.sender_id {
             request = request.message_attributes("AWS.SNS.SMS.SenderID", attribute(id)?);
         }
-        let out = request
-            .customize()
-            .config_override(send_once())
-            .send()
+        let out = retry_unsent_sends(|| request.clone().customize().config_override(send_once()).send())
             .await
             .map_err(|e| send_error("SNS SMS publish", e))?;
         tracing::info!(message_id = %job.message_id, to = %redact(to.expose()), "SMS published");
@@ -192,15 +189,13 @@ impl Sender for SnsPushSender {
             SendError::Unknown(text) => SendError::Retryable(text),
             other => other,
         })?;
-        let out = self
+        let request = self
             .client
             .publish()
             .target_arn(&endpoint)
             .message_structure("json")
-            .message(push_payload(title, body, url))
-            .customize()
-            .config_override(send_once())
-            .send()
+            .message(push_payload(title, body, url));
+        let out = retry_unsent_sends(|| request.clone().customize().config_override(send_once()).send())
             .await
             .map_err(|e| send_error("SNS push publish", e))?;
         tracing::info!(message_id = %job.message_id, token = %redact(token.expose()), platform = name, "push published");

@@ -63,6 +63,12 @@ pub enum MessageStatus {
     Sending {
         lease_until: DateTime<Utc>,
         attempts: u32,
+        /// Written just before the provider call: a claim whose holder
+        /// stopped with this still false certainly sent nothing, so the next
+        /// claim starts afresh instead of recording `unknown`. Records
+        /// written before the field existed read as `true` (may have sent).
+        #[serde(default = "may_have_called")]
+        provider_called: bool,
     },
     Sent {
         provider_message_id: String,
@@ -104,6 +110,10 @@ impl MessageState {
     pub fn as_str(self) -> &'static str {
         enum_names::name_of(&self)
     }
+}
+
+fn may_have_called() -> bool {
+    true
 }
 
 impl MessageStatus {
@@ -324,7 +334,7 @@ mod tests {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let statuses = [
             MessageStatus::Queued,
-            MessageStatus::Sending { lease_until: at, attempts: 1 },
+            MessageStatus::Sending { lease_until: at, attempts: 1, provider_called: false },
             MessageStatus::Sent { provider_message_id: "p".into(), at },
             MessageStatus::Rejected { error: "e".into(), at },
             MessageStatus::Cancelled { reason: "r".into(), at },

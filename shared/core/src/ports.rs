@@ -159,11 +159,13 @@ pub enum CommitOutcome {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// This caller holds the send until the lease ends.
+    /// This caller holds the send until the lease ends (from `Queued`, or
+    /// from an ended lease whose holder never marked the provider call).
     Claimed(MessageRecord),
     /// This caller holds the send, taken over from a sender whose lease
-    /// ended before it recorded an outcome: that sender may have reached the
-    /// provider, so ask [`Sender::prior_attempt`] before sending again.
+    /// ended after it marked the provider call and before it recorded an
+    /// outcome: that sender may have reached the provider, so ask
+    /// [`Sender::prior_attempt`] before sending again.
     TakenOver(MessageRecord),
     AlreadySent,
     /// Another sender holds a live lease.
@@ -236,7 +238,9 @@ pub trait MessageStore: Send + Sync {
     async fn create_message(&self, record: &MessageRecord) -> Result<CreateOutcome, PortError>;
     async fn get_message(&self, message_id: &MessageId) -> Result<Option<MessageRecord>, PortError>;
     /// Atomically takes the send: from `Queued` ([`Claim::Claimed`]), or from
-    /// `Sending` whose lease has ended ([`Claim::TakenOver`]).
+    /// `Sending` whose lease has ended ([`Claim::TakenOver`] if its holder
+    /// marked the provider call, [`Claim::Claimed`] if not). The new status
+    /// is `Sending` with `provider_called: false` and one more attempt.
     async fn claim_message(
         &self,
         message_id: &MessageId,

@@ -90,13 +90,24 @@ impl World {
         assert_eq!(self.db.create_message(&record).await.unwrap(), cartback_core::ports::CreateOutcome::Created);
     }
 
-    /// A first sender claims the message and dies at once (nothing written).
+    /// A first sender claims the message, marks that it is calling the
+    /// provider (as a sender does right before the call) and dies there,
+    /// leaving it unknown whether the call went out.
     async fn claim_and_die(&self, job: &MessageJob) {
+        let held = self.claim_and_die_before_calling(job).await;
+        let MessageStatus::Sending { lease_until, attempts, provider_called: false } = held else { panic!("{held:?}") };
+        let calling = MessageStatus::Sending { lease_until, attempts, provider_called: true };
+        assert_eq!(self.db.settle_message(&job.message_id, &held, &calling).await.unwrap(), SettleOutcome::Settled);
+    }
+
+    /// A first sender claims the message and dies before calling the
+    /// provider (during its last-moment checks, say). Returns its claim.
+    async fn claim_and_die_before_calling(&self, job: &MessageJob) -> MessageStatus {
         let now = self.clock.now();
-        assert!(matches!(
-            self.db.claim_message(&job.message_id, now, now + Duration::minutes(5)).await.unwrap(),
-            Claim::Claimed(_)
-        ));
+        match self.db.claim_message(&job.message_id, now, now + Duration::minutes(5)).await.unwrap() {
+            Claim::Claimed(record) => record.status,
+            other => panic!("{other:?}"),
+        }
     }
 
     /// The restart: the dead sender's lease has ended.
@@ -288,6 +299,28 @@ async fn given_a_provider_that_cannot_tell_when_a_dead_senders_claim_is_retaken_
         DeliveryOutcome::Skipped("closed for good".into())
     );
     assert_eq!(blind.sends.load(Ordering::SeqCst), 0);
+}
+
+/// GIVEN a sender that died after claiming, before it called the provider
+/// WHEN its lease ends and the job comes back, for a provider that cannot
+/// say what it received
+/// THEN the message is sent (nothing went out before), not recorded unknown.
+#[tokio::test]
+async fn given_a_sender_that_died_before_calling_the_provider_when_retaken_then_the_message_is_sent_not_unknown() {
+    let w = World::new();
+    let job = email_job("m_unstarted");
+    w.queued(&job).await;
+    w.claim_and_die_before_calling(&job).await;
+    w.after_the_lease();
+
+    let blind = Arc::new(Blind { sends: AtomicUsize::new(0) });
+    let outcome = w.delivery(blind.clone()).deliver(&job).await.unwrap();
+
+    assert_eq!(outcome, DeliveryOutcome::Sent { provider_message_id: "blind-m_unstarted".into() });
+    assert_eq!(blind.sends.load(Ordering::SeqCst), 1);
+    assert_eq!(w.timeline_codes().await, ["sent"]);
+    let status = w.status("m_unstarted").await;
+    assert!(matches!(status, MessageStatus::Sent { .. }), "{status:?}");
 }
 
 #[tokio::test]

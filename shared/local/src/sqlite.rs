@@ -635,12 +635,13 @@ impl MessageStore for Database {
                 return Ok(Claim::NotFound);
             };
             // The `Sending` status written here is the intent record: should
-            // this sender die before recording the outcome, whoever claims
-            // next learns it took over an attempt that may have gone out.
+            // this sender die after marking the provider call and before
+            // recording the outcome, whoever claims next learns it took over
+            // an attempt that may have gone out.
             let (attempts, taken_over) = match &record.status {
                 MessageStatus::Queued => (1, false),
-                MessageStatus::Sending { lease_until: held, attempts } if *held <= now => {
-                    (attempts.saturating_add(1), true)
+                MessageStatus::Sending { lease_until: held, attempts, provider_called } if *held <= now => {
+                    (attempts.saturating_add(1), *provider_called)
                 }
                 MessageStatus::Sending { .. } => return Ok(Claim::InFlight),
                 MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
@@ -648,7 +649,7 @@ impl MessageStore for Database {
                     return Ok(Claim::Closed)
                 }
             };
-            record.status = MessageStatus::Sending { lease_until, attempts };
+            record.status = MessageStatus::Sending { lease_until, attempts, provider_called: false };
             update_message(&tx, &record)?;
             tx.commit().map_err(db)?;
             Ok(if taken_over { Claim::TakenOver(record) } else { Claim::Claimed(record) })

@@ -16,6 +16,9 @@ use crate::reason::Reason;
 /// How long a sender holds a claim before another may take over.
 const CLAIM_LEASE_SECONDS: i64 = 300;
 
+/// Why a sender whose lease ran out stops: a later claimant owns the record.
+const CLAIM_LOST: &str = "claim lost to a later sender";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
     Sent {
@@ -74,7 +77,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S
         };
         // Every status written from here on is conditional on still holding
         // this claim: `held` is what the claim wrote.
-        let held = record.status.clone();
+        let mut held = record.status.clone();
         // The previous sender stopped between claiming and recording: what it
         // did decides, before anything else (even a purchase since then).
         if taken_over {
@@ -97,7 +100,9 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S
             Recheck::Send => {}
             Recheck::Cancel { reason } => {
                 let status = MessageStatus::Cancelled { reason: reason.code.as_str().into(), at: now };
-                self.settle(&record, &held, &status).await?;
+                if self.settle(&record, &held, &status).await? == SettleOutcome::ClaimLost {
+                    return Ok(DeliveryOutcome::Skipped(CLAIM_LOST.into()));
+                }
                 let text = format!("Step {} not sent: {}", record.step + 1, reason.message);
                 self.note(&record.cart_id, reason.code.as_str(), &text, &record.message_id, job).await?;
                 return Ok(DeliveryOutcome::Skipped(reason.code.as_str().into()));
@@ -110,6 +115,18 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S
                 return Err(DeliveryError::Deferred { until, reason });
             }
         }
+        // The mark that the provider may now be reached: a sender that stops
+        // before it leaves nothing to reconcile (the next claim starts afresh).
+        let MessageStatus::Sending { lease_until, attempts, .. } = held else {
+            return Err(
+                PortError::Corrupt(format!("message {}: a claim wrote {}", record.message_id, held.name())).into()
+            );
+        };
+        let calling = MessageStatus::Sending { lease_until, attempts, provider_called: true };
+        if self.settle(&record, &held, &calling).await? == SettleOutcome::ClaimLost {
+            return Ok(DeliveryOutcome::Skipped(CLAIM_LOST.into()));
+        }
+        held = calling;
         match self.sender.send(job, now).await {
             Ok(provider_message_id) => {
                 // The note goes first: a crash between the two leaves the
