@@ -19,17 +19,23 @@ pub fn local_app(secret: &[u8], accept_v1_signatures: bool) -> (Router, Arc<Manu
 }
 
 /// A scheduler whose `arm` fails for chosen carts, as a throttled
-/// EventBridge Scheduler would, and otherwise is the SQLite one.
+/// EventBridge Scheduler would (`failing_carts`) or as one refusing the
+/// request for good would (`refusing_carts`), and otherwise is the SQLite one.
 pub struct FailingTimers {
     pub inner: SqliteScheduler,
     pub failing_carts: Vec<String>,
+    pub refusing_carts: Vec<String>,
 }
 
 #[async_trait]
 impl Scheduler for FailingTimers {
     async fn arm(&self, timer: &TimerPayload) -> Result<(), PortError> {
-        if self.failing_carts.iter().any(|c| c.as_str() == timer.cart_id.as_str()) {
+        let listed = |carts: &[String]| carts.iter().any(|c| c.as_str() == timer.cart_id.as_str());
+        if listed(&self.failing_carts) {
             return Err(PortError::Unavailable("test scheduler", "throttled".into()));
+        }
+        if listed(&self.refusing_carts) {
+            return Err(PortError::Refused("test scheduler", "ValidationException".into()));
         }
         self.inner.arm(timer).await
     }
@@ -41,6 +47,18 @@ pub fn local_app_with_failing_timers(
     accept_v1_signatures: bool,
     failing_carts: &[&str],
 ) -> (Router, Arc<ManualClock>) {
+    local_app_with_timer_faults(secret, accept_v1_signatures, failing_carts, &[])
+}
+
+/// [`local_app`] whose timers fail for `failing_carts` (an outage) and are
+/// refused for `refusing_carts` (for good).
+pub fn local_app_with_timer_faults(
+    secret: &[u8],
+    accept_v1_signatures: bool,
+    failing_carts: &[&str],
+    refusing_carts: &[&str],
+) -> (Router, Arc<ManualClock>) {
+    let owned = |carts: &[&str]| carts.iter().map(|c| (*c).to_owned()).collect();
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
     let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), chrono::Duration::seconds(60)));
@@ -54,7 +72,8 @@ pub fn local_app_with_failing_timers(
             store: Arc::new(db.clone()),
             scheduler: Arc::new(FailingTimers {
                 inner: SqliteScheduler::new(db.clone()),
-                failing_carts: failing_carts.iter().map(|c| (*c).to_owned()).collect(),
+                failing_carts: owned(failing_carts),
+                refusing_carts: owned(refusing_carts),
             }),
             campaigns,
             clock: clock.clone(),

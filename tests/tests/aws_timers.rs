@@ -14,8 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use cartback_aws::handlers;
+use cartback_aws::sweep::TimerSweep;
 use cartback_aws::wiring;
-use cartback_core::ports::{CartStore, TimerPayload};
+use cartback_core::ports::{CartStore, PortError, Scheduler, Timeline, TimerPayload};
 use cartback_tests::moto::{post_events, response_json, Fault, Moto, Proxy, Stack, TestClock};
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -210,4 +211,85 @@ async fn given_a_timer_whose_checker_failed_three_times_when_nobody_redrives_it_
     world.clock.advance(Duration::minutes(cartback_aws::sweep::GRACE_MINUTES + 1));
     let report = handlers::checker_function(&checker, &sweep, json!({ "sweep": {} })).await.unwrap();
     assert_eq!(report["overdue"], 0, "{report}");
+}
+
+/// A scheduler that refuses to arm chosen carts and arms the others.
+struct RefusingScheduler {
+    inner: std::sync::Arc<dyn Scheduler>,
+    refused: &'static str,
+}
+
+#[async_trait::async_trait]
+impl Scheduler for RefusingScheduler {
+    async fn arm(&self, timer: &TimerPayload) -> Result<(), PortError> {
+        if timer.cart_id.as_str() == self.refused {
+            return Err(PortError::Unavailable("scheduler", "throttled".into()));
+        }
+        self.inner.arm(timer).await
+    }
+}
+
+#[tokio::test]
+async fn given_two_overdue_carts_and_a_scheduler_failing_for_one_when_the_sweep_runs_then_the_other_is_still_rearmed() {
+    let world = abandoned_cart().await;
+    let stack = &world.stack;
+    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
+        &stack.clients,
+        &stack.ingest_config(),
+        stack.secret(),
+        world.clock.clone(),
+    )));
+    world.clock.set(at("2026-11-23T10:01:00Z"));
+    let body = json!({ "events": [{ "event_id": "u-add", "type": "add_to_cart", "occurred_at": "2026-11-23T10:01:00Z",
+        "cart_id": "cart-u", "items": [{ "item_id": "sku-mug" }] }] });
+    let answer =
+        response_json(&handlers::ingest(&app, post_events(&body, &stack.secret(), clock_now(&world.clock))).await);
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    // GIVEN both timers missed (nobody fired them) and are past the grace period.
+    world.clock.set(world.timer.due_at + Duration::minutes(cartback_aws::sweep::GRACE_MINUTES + 1));
+    let sweep = world.checker().await.1;
+    let sweep = TimerSweep {
+        scheduler: std::sync::Arc::new(RefusingScheduler { inner: sweep.scheduler, refused: "cart-t" }),
+        ..sweep
+    };
+
+    // WHEN the sweep runs with the scheduler failing for cart-t.
+    let report = sweep.run().await.unwrap();
+
+    // THEN cart-u is re-armed anyway, and cart-t is counted failed, not lost:
+    // its new time is overdue again by the next run past the grace period.
+    assert_eq!((report.overdue, report.rearmed, report.failed), (2, 1, 1), "{report:?}");
+    let armed: Vec<String> = stack.schedules().await.iter().map(|(t, _)| t.cart_id.to_string()).collect();
+    assert!(armed.contains(&"cart-u".to_owned()), "{armed:?}");
+    world.clock.advance(Duration::minutes(cartback_aws::sweep::GRACE_MINUTES + 2));
+    let healed = world.checker().await.1.run().await.unwrap();
+    assert_eq!((healed.overdue, healed.rearmed, healed.failed), (2, 2, 0), "{healed:?}");
+}
+
+#[tokio::test]
+async fn given_a_cart_whose_check_never_completes_when_the_sweep_keeps_finding_it_then_it_gives_up_after_max_rearms_with_a_timeline_line(
+) {
+    let world = abandoned_cart().await;
+    let sweep = world.checker().await.1;
+    let max = cartback_aws::sweep::MAX_REARMS as usize;
+    let mut rearms = 0;
+    // GIVEN a cart whose re-armed timer never leads to a completed check
+    // (the checker fails for good), WHEN the sweep finds it overdue run after run.
+    for _ in 0..=max {
+        world.clock.advance(Duration::minutes(cartback_aws::sweep::GRACE_MINUTES + 2));
+        let report = sweep.run().await.unwrap();
+        assert_eq!(report.overdue, 1, "{report:?}");
+        rearms += report.rearmed;
+        if report.given_up == 1 {
+            break;
+        }
+    }
+    // THEN it re-armed it MAX_REARMS times, then gave up, said so on the
+    // cart's timeline, and later runs leave it alone.
+    assert_eq!(rearms, max);
+    world.clock.advance(Duration::minutes(cartback_aws::sweep::GRACE_MINUTES + 2));
+    assert_eq!(sweep.run().await.unwrap().overdue, 0);
+    let store = wiring::state_store(&world.stack.clients, &world.stack.timer_config().common, world.clock.clone());
+    let timeline = store.timeline(&"cart-t".into()).await.unwrap();
+    assert_eq!(timeline.iter().filter(|e| e.code == "timer_given_up").count(), 1, "{timeline:?}");
 }

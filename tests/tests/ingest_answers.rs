@@ -9,7 +9,7 @@ use axum::Router;
 use cartback_core::ports::Clock;
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_local::testing::ManualClock;
-use cartback_tests::local_app::local_app_with_failing_timers;
+use cartback_tests::local_app::{local_app_with_failing_timers, local_app_with_timer_faults};
 use cartback_tests::openapi::{served, Observed};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -69,6 +69,25 @@ async fn given_a_batch_where_one_cart_cannot_be_stored_when_posted_then_503_name
     let (status, _, again) = post(&app, &clock, &body).await;
     assert_eq!(status, 503, "this store still fails that cart: {again}");
     assert_eq!((again["duplicates"].as_u64(), again["retry"].as_u64()), (Some(2), Some(1)));
+}
+
+/// GIVEN a store that refuses one cart's write for good (a validation
+/// error, not an outage)
+/// WHEN a batch with it is posted
+/// THEN that event is rejected on `event` (a resend would be refused too),
+/// the others land, and the answer is 200 without Retry-After.
+#[tokio::test]
+async fn given_a_batch_where_the_store_refuses_one_cart_for_good_when_posted_then_it_is_rejected_not_retried() {
+    let (app, clock) = local_app_with_timer_faults(SECRET, false, &[], &["cart-refused"]);
+    let body = json!({"events": [edit("b1", "cart-up"), edit("b2", "cart-refused")]});
+
+    let (status, retry_after, answer) = post(&app, &clock, &body).await;
+
+    assert_eq!((status, retry_after), (200, None), "{answer}");
+    assert_eq!(answer["results"][0]["status"], "accepted");
+    assert_eq!(answer["results"][1]["status"], "rejected");
+    assert_eq!(answer["results"][1]["error"]["field"], "event");
+    assert_eq!((answer["rejected"].as_u64(), answer["retry"].as_u64()), (Some(1), Some(0)));
 }
 
 #[tokio::test]

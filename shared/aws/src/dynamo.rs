@@ -103,6 +103,21 @@ type RecordWithRev = (MessageRecord, u64, u64);
 pub const TIMER_INDEX: &str = "timers";
 pub const TIMER_SHARD: &str = "timer_shard";
 pub const TIMER_DUE: &str = "timer_due";
+/// How often the sweep moved the cart's timer since the cart was last
+/// written (any cart write drops it: the attribute is not part of the cart).
+const SWEEP_MOVES: &str = "sweep_moves";
+
+/// What [`DynamoStateStore::move_timer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerMove {
+    /// The timer now fires at the new time.
+    Moved,
+    /// A checker handled the cart meanwhile: nothing to do.
+    MovedOn,
+    /// Moved too often without a checker ever handling the cart: taken out
+    /// of the overdue index.
+    GaveUp,
+}
 /// Partitions of the `timers` index: a sale's burst of cart writes spreads
 /// over them; the sweep reads each.
 pub const TIMER_SHARDS: u32 = 8;
@@ -342,25 +357,54 @@ impl DynamoStateStore {
         cart_id: &CartId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<bool, PortError> {
+        max_moves: u32,
+    ) -> Result<TimerMove, PortError> {
         let armed = to_attribute_value(to).map_err(|e| corrupt("time does not serialise", e))?;
-        let result = self
+        let moved = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(cart_key(cart_id))))
-            .update_expression("SET timer_armed_for = :armed, #due = :to ADD version :one")
-            .condition_expression("#due = :from")
+            .update_expression(
+                "SET timer_armed_for = :armed, #due = :to, #moves = if_not_exists(#moves, :zero) + :one ADD version :one",
+            )
+            .condition_expression("#due = :from AND (attribute_not_exists(#moves) OR #moves < :max)")
             .expression_attribute_names("#due", TIMER_DUE)
+            .expression_attribute_names("#moves", SWEEP_MOVES)
             .expression_attribute_values(":armed", armed)
             .expression_attribute_values(":to", s(sort_time(to)))
             .expression_attribute_values(":from", s(sort_time(from)))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(u64::from(max_moves)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
+        match moved {
+            Ok(_) => return Ok(TimerMove::Moved),
+            Err(e) if is_condition_failed(&e) => {}
+            Err(e) => return Err(unavailable(SERVICE, e)),
+        }
+        // Either a checker handled the cart meanwhile, or the sweep has
+        // moved this timer `max_moves` times already: then it leaves the
+        // index (the cart keeps its armed time, so its next event arms anew).
+        let gave_up = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(cart_key(cart_id))))
+            .update_expression("REMOVE #shard, #due ADD version :one")
+            .condition_expression("#due = :from AND #moves >= :max")
+            .expression_attribute_names("#shard", TIMER_SHARD)
+            .expression_attribute_names("#due", TIMER_DUE)
+            .expression_attribute_names("#moves", SWEEP_MOVES)
+            .expression_attribute_values(":from", s(sort_time(from)))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(u64::from(max_moves)))
+            .send()
+            .await;
+        match gave_up {
+            Ok(_) => Ok(TimerMove::GaveUp),
+            Err(e) if is_condition_failed(&e) => Ok(TimerMove::MovedOn),
             Err(e) => Err(unavailable(SERVICE, e)),
         }
     }

@@ -4,21 +4,39 @@ use aws_smithy_runtime_api::client::dns::ResolveDnsError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use cartback_core::ports::PortError;
 
-/// Any SDK failure, after the SDK's own retries, as a retryable port error.
-/// The message carries the error chain (service code, request id), never
-/// item contents.
+/// Error codes for a request the service will refuse however often it is
+/// sent (malformed, or an item beyond the table's limits). Missing tables and
+/// denied access are not here: a deploy or an IAM fix heals them.
+const REFUSED_CODES: [&str; 4] = [
+    "ValidationException",
+    "SerializationException",
+    "ItemCollectionSizeLimitExceededException",
+    "InvalidParameterValue",
+];
+
+/// An SDK failure, after the SDK's own retries, as a port error: refused
+/// for good when the service named the request itself as the problem,
+/// retryable otherwise. The message carries the error chain (service code,
+/// request id), never item contents.
 pub(crate) fn unavailable<E, R>(service: &'static str, error: SdkError<E, R>) -> PortError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    let refused = error.as_service_error().and_then(|e| e.code()).is_some_and(|code| REFUSED_CODES.contains(&code));
     // The chain's text is kept in the message too: the SDK's Display of the
     // outer error alone says only "service error".
     let text = DisplayErrorContext(&error).to_string();
-    PortError::Unavailable(service, Box::new(SdkFailure { text, source: Box::new(error) }))
+    let cause = Box::new(SdkFailure { text, source: Box::new(error) });
+    if refused {
+        PortError::Refused(service, cause)
+    } else {
+        PortError::Unavailable(service, cause)
+    }
 }
 
 pub(crate) fn build_error(service: &'static str, error: impl std::fmt::Display) -> PortError {
@@ -131,6 +149,29 @@ mod tests {
         ];
         for error in maybe_sent {
             assert!(may_have_been_accepted(&error), "{error:?}");
+        }
+    }
+
+    fn refusal(status: u16, code: &str) -> SdkError<aws_smithy_types::error::ErrorMetadata, HttpResponse> {
+        let response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(aws_smithy_types::error::ErrorMetadata::builder().code(code).build(), response)
+    }
+
+    /// GIVEN a DynamoDB answer that names the request itself as the problem
+    /// (an item over 400 KB is a ValidationException), and one that is an
+    /// outage
+    /// WHEN mapped to a port error
+    /// THEN the first is refused for good, the second is worth a retry.
+    #[test]
+    fn given_a_validation_error_and_a_throttle_when_mapped_then_only_the_throttle_is_transient() {
+        let refused = unavailable("dynamodb", refusal(400, "ValidationException"));
+        assert!(matches!(refused, PortError::Refused("dynamodb", _)), "{refused}");
+        assert!(!refused.is_transient());
+        for (status, code) in
+            [(400, "ThrottlingException"), (500, "InternalServerError"), (400, "AccessDeniedException")]
+        {
+            let outage = unavailable("dynamodb", refusal(status, code));
+            assert!(outage.is_transient(), "{code}: {outage}");
         }
     }
 }

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use cartback_core::ports::{Clock, PortError, Scheduler, TimerPayload};
+use cartback_core::ids::CartId;
+use cartback_core::ports::{Clock, PortError, Scheduler, Timeline, TimelineEntry, TimelineKind, TimerPayload};
 
-use crate::dynamo::DynamoStateStore;
+use crate::dynamo::{DynamoStateStore, TimerMove};
 
 /// How long past its time a timer may still be pending without being lost:
 /// the schedule's flexible window (5 min), Lambda's two asynchronous
@@ -26,6 +27,11 @@ pub const GRACE_MINUTES: i64 = 15;
 pub const REARM_DELAY_SECONDS: i64 = 60;
 /// Carts re-armed per run at most; the next run takes the rest.
 pub const MAX_PER_RUN: usize = 500;
+/// Re-arms of one cart without a checker ever handling it before the sweep
+/// gives up on it (a cart its checker fails on for good would otherwise be
+/// re-armed every run forever). With the grace period that is over three
+/// hours; an outage longer than that leaves the dead-letter queue to redrive.
+pub const MAX_REARMS: u32 = 12;
 
 pub struct TimerSweep {
     pub store: Arc<DynamoStateStore>,
@@ -42,6 +48,11 @@ pub struct SweepReport {
     pub rearmed: usize,
     /// Of those, handled meanwhile by a checker (nothing to do).
     pub moved_on: usize,
+    /// Of those, re-armed [`MAX_REARMS`] times already: left to an operator.
+    pub given_up: usize,
+    /// Of those, not re-armed this run (the scheduler failed); the next run
+    /// tries again.
+    pub failed: usize,
 }
 
 impl TimerSweep {
@@ -51,18 +62,52 @@ impl TimerSweep {
         let mut report = SweepReport { overdue: overdue.len(), ..SweepReport::default() };
         let due_at = rearm_time(now);
         for (cart_id, armed) in overdue {
-            // Arm first, then move the cart's armed time: a failure between
-            // the two leaves a spare timer (it fires into a check that finds
-            // nothing new), never a cart without one.
-            self.scheduler.arm(&TimerPayload { cart_id: cart_id.clone(), due_at }).await?;
-            if self.store.move_timer(&cart_id, armed, due_at).await? {
-                tracing::warn!(%cart_id, %armed, %due_at, "overdue timer re-armed by the sweep");
-                report.rearmed += 1;
-            } else {
-                report.moved_on += 1;
+            // One cart's failure is not the others': counted, retried next run.
+            match self.rearm(&cart_id, armed, due_at).await {
+                Ok(TimerMove::Moved) => report.rearmed += 1,
+                Ok(TimerMove::MovedOn) => report.moved_on += 1,
+                Ok(TimerMove::GaveUp) => report.given_up += 1,
+                Err(error) => {
+                    tracing::error!(%cart_id, %error, "overdue timer not re-armed; the next sweep tries again");
+                    report.failed += 1;
+                }
             }
         }
         Ok(report)
+    }
+
+    /// Moves the cart's armed time, then arms the timer. A failure between
+    /// the two leaves the cart overdue at its new time: the next run past the
+    /// grace period arms it (the sweep is its own safety net).
+    async fn rearm(
+        &self,
+        cart_id: &CartId,
+        armed: DateTime<Utc>,
+        due_at: DateTime<Utc>,
+    ) -> Result<TimerMove, PortError> {
+        let moved = self.store.move_timer(cart_id, armed, due_at, MAX_REARMS).await?;
+        match moved {
+            TimerMove::Moved => {
+                self.scheduler.arm(&TimerPayload { cart_id: cart_id.clone(), due_at }).await?;
+                tracing::warn!(%cart_id, %armed, %due_at, "overdue timer re-armed by the sweep");
+            }
+            TimerMove::GaveUp => {
+                tracing::error!(%cart_id, %armed, "the sweep gives up on a timer its checker never handled");
+                let entry = TimelineEntry {
+                    at: self.clock.now(),
+                    kind: TimelineKind::Decision,
+                    code: "timer_given_up".into(),
+                    message: format!(
+                        "The cart's check was re-armed {MAX_REARMS} times and never ran to the end; the sweep stops \
+                         re-arming it (the timers dead-letter queue holds the failures). Its next event arms a new timer."
+                    ),
+                    details: serde_json::json!({ "armed_for": armed }),
+                };
+                self.store.append_timeline(cart_id, &entry).await?;
+            }
+            TimerMove::MovedOn => {}
+        }
+        Ok(moved)
     }
 }
 

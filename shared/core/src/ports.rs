@@ -36,9 +36,21 @@ pub enum PortError {
     /// service; the cause is the adapter's own error (or a sentence).
     #[error("{0} is unavailable: {1}")]
     Unavailable(&'static str, #[source] Cause),
+    /// The service took the request and refused it as malformed or beyond
+    /// its limits (a validation error, an item over its size limit): the
+    /// same request will be refused again, so it is not retried as is.
+    #[error("{0} refused the request: {1}")]
+    Refused(&'static str, #[source] Cause),
     /// Stored data that cannot be read back: a bug or a manual edit.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl PortError {
+    /// Whether the same call may succeed later (only an outage heals).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PortError::Unavailable(..))
+    }
 }
 
 /// A cart as stored: its events (the source of truth for its state), its

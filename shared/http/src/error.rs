@@ -26,10 +26,15 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("This link has expired.")]
     LinkExpired,
-    /// Storage or scheduler unreachable: the cause is logged, the client
-    /// only learns that it may retry.
-    #[error("Cartback cannot reach its storage right now; retry with backoff.")]
-    Unavailable(#[from] PortError),
+    /// Storage or scheduler failed: the cause is logged, the client only
+    /// learns whether a retry can help (an outage) or not (a refused or
+    /// unreadable record).
+    #[error("{}", if .0.is_transient() {
+        "Cartback cannot reach its storage right now; retry with backoff."
+    } else {
+        "Cartback's storage refused this request and would refuse it again; the cause is logged for an operator."
+    })]
+    Storage(#[from] PortError),
 }
 
 impl ApiError {
@@ -41,20 +46,21 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::LinkExpired => (StatusCode::GONE, "link_expired"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Storage(error) if error.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Unavailable(error) = &self {
-            tracing::error!(%error, "storage or scheduler unavailable");
+        if let ApiError::Storage(error) = &self {
+            tracing::error!(%error, "storage or scheduler failed");
         }
         let (status, code) = self.status_and_code();
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
         let mut response = crate::json_response(status, &body);
-        if matches!(self, ApiError::Unavailable(_)) {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(RETRY_AFTER, axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response

@@ -307,9 +307,13 @@ pub(crate) fn parse_ts(text: &str) -> Result<DateTime<Utc>, PortError> {
 }
 
 /// Maps a SQLite error: damaged files and unreadable values are `Corrupt`,
-/// everything else (busy, locked, I/O, full disk) is worth retrying.
+/// a value over SQLite's size limit is `Refused`, everything else (busy,
+/// locked, I/O, full disk) is worth retrying.
 pub(crate) fn db(e: rusqlite::Error) -> PortError {
     match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::TooBig => {
+            PortError::Refused("sqlite", Box::new(e))
+        }
         rusqlite::Error::SqliteFailure(f, _)
             if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) =>
         {

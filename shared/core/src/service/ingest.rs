@@ -66,6 +66,11 @@ pub enum IngestError {
 /// What a `retry` result says: the cause stays in the logs.
 const RETRY_REASON: &str = "Cartback could not store this event just now; send it again (a repeat is harmless)";
 
+/// What a `rejected` result says when the store, not the event's fields,
+/// refused it: a repeat would be refused too, so it is not asked for.
+const REFUSED_BY_STORE: &str =
+    "Cartback's store refused this event and would refuse it again; the cause is logged for an operator";
+
 /// What became of one valid event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -119,11 +124,15 @@ impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
                     }
                     Ok(ApplyOutcome::Duplicate) => result.status = EventStatus::Duplicate,
                     Ok(ApplyOutcome::Rejected(error)) => result.error = Some(error),
-                    Err(error) => {
-                        // The cause may name the store's internals: logged, not answered.
+                    // The cause may name the store's internals: logged, not answered.
+                    Err(error) if error.is_transient() => {
                         tracing::warn!(index, %error, "event not stored; answered retry");
                         result.status = EventStatus::Retry;
                         result.reason = Some(RETRY_REASON.to_owned());
+                    }
+                    Err(error) => {
+                        tracing::error!(index, %error, "event not stored; the store refuses it for good");
+                        result.error = Some(FieldError::new("event", REFUSED_BY_STORE));
                     }
                 },
             }
