@@ -126,6 +126,12 @@ fn v1_tag(secret: &Secret, timestamp: i64, body: &[u8]) -> Tag {
 const NOT_UNRESERVED: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
+/// `text` with every byte but RFC 3986's unreserved characters
+/// percent-encoded: safe in any part of a URL.
+pub fn encode_url_component(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, NOT_UNRESERVED).to_string()
+}
+
 /// The path as v2 signs it: each segment percent-decoded, then encoded with
 /// one rule; the query stays as sent. A client and the server may spell one
 /// path differently (`%3a` or `%3A` or `:`; API Gateway HTTP APIs even hand
@@ -526,5 +532,13 @@ mod tests {
         assert_eq!(verify_restore_token(&secret(), "c1", &token, at(1_699_000_000)), Ok(()));
         assert_eq!(verify_restore_token(&secret(), "c2", &token, at(1_699_000_000)), Err(LinkError::BadSignature));
         assert_eq!(verify_restore_token(&secret(), "c1", &token, at(1_700_000_001)), Err(LinkError::Expired));
+    }
+
+    /// GIVEN a cart id with a space, a slash and a non-ASCII letter
+    /// WHEN put into a restore URL
+    /// THEN only RFC 3986's unreserved characters stay as they are.
+    #[test]
+    fn given_reserved_and_non_ascii_characters_when_encoded_for_a_url_then_only_unreserved_ones_stay() {
+        assert_eq!(encode_url_component("cart 1/é-x_y.z~"), "cart%201%2F%C3%A9-x_y.z~");
     }
 }

@@ -239,7 +239,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         let restore_expires = (now + settings.restore_ttl).timestamp();
         let restore_target = settings
             .restore_url
-            .replace("{cart_id}", &urlencode(&cart.cart_id))
+            .replace("{cart_id}", &crate::signing::encode_url_component(&cart.cart_id))
             .replace("{token}", &restore_token(&settings.secret, &cart.cart_id, restore_expires));
         let restore = link(&restore_target, settings.restore_ttl);
         let item_link = |url: &str| link(url, settings.link_ttl);
@@ -376,11 +376,3 @@ fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
