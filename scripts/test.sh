@@ -53,6 +53,8 @@ for line in sys.stdin:
         print(m["executable"])')
 (cd tests && "$faults_bin" --nocapture "$faults_test" > ../target-aws-faults.log 2>&1) &
 faults_pid=$!
+# Should a later step fail, the proof does not outlive the script.
+trap 'kill "$faults_pid" 2>/dev/null || true' EXIT
 
 step "running the tests"
 cargo test --workspace --all-features --no-fail-fast -- --skip "$faults_test"
@@ -75,7 +77,11 @@ scripts/build-lambdas.sh arm64
 step "waiting for the injected AWS faults proof"
 faults_status=0
 wait "$faults_pid" || faults_status=$?
+if [ "$faults_status" -ne 0 ]; then
+  tail -n 80 target-aws-faults.log >&2
+  echo "the injected AWS faults proof failed (target-aws-faults.log)" >&2
+  exit 1
+fi
 grep -v '^$' target-aws-faults.log | tail -n 12
-[ "$faults_status" -eq 0 ] || { echo "the injected AWS faults proof failed (target-aws-faults.log)" >&2; exit 1; }
 
 step "done"

@@ -81,6 +81,7 @@ macro_rules! contract_suite {
             given_a_claim_holder_when_it_settles_then_the_status_is_written_once => settle_by_the_holder_writes,
             given_a_sender_whose_lease_was_taken_over_when_it_settles_then_the_later_claimants_status_stands => settle_after_takeover_loses,
             given_a_claim_handed_back_and_claimed_again_when_the_first_holder_settles_then_nothing_is_written => settle_after_release_and_reclaim_loses,
+            given_a_message_recorded_unknown_when_two_reports_settle_it_then_only_the_first_writes => unknown_is_reconciled_once,
             given_a_sent_message_when_claimed_then_it_is_already_sent => sent_is_already_sent,
             given_a_rejected_or_cancelled_message_when_claimed_then_it_is_closed => rejected_and_cancelled_are_closed,
             given_an_unknown_message_when_claimed_then_it_is_not_found => unknown_message_not_found,
@@ -637,6 +638,20 @@ pub async fn settle_after_release_and_reclaim_loses(a: &Adapters) {
     assert_eq!(a.state.settle_message(id, &first, &cancelled).await.unwrap(), SettleOutcome::ClaimLost);
     assert_eq!(a.state.settle_message(id, &second, &cancelled).await.unwrap(), SettleOutcome::ClaimLost);
     assert_eq!(a.state.get_message(id).await.unwrap().unwrap().status, third);
+}
+
+pub async fn unknown_is_reconciled_once(a: &Adapters) {
+    let record = stored_message(a).await;
+    let id = &record.message_id;
+    let claim = held(a.state.claim_message(id, t(0), t(300)).await.unwrap());
+    let unknown = MessageStatus::Unknown { reason: "answer lost".into(), at: t(1) };
+    assert_eq!(a.state.settle_message(id, &claim, &unknown).await.unwrap(), SettleOutcome::Settled);
+
+    let first = MessageStatus::Sent { provider_message_id: "p-1".into(), at: t(60) };
+    let second = MessageStatus::Sent { provider_message_id: "p-1".into(), at: t(90) };
+    assert_eq!(a.state.settle_message(id, &unknown, &first).await.unwrap(), SettleOutcome::Settled);
+    assert_eq!(a.state.settle_message(id, &unknown, &second).await.unwrap(), SettleOutcome::ClaimLost);
+    assert_eq!(a.state.get_message(id).await.unwrap().unwrap().status, first);
 }
 
 pub async fn sent_is_already_sent(a: &Adapters) {

@@ -238,6 +238,34 @@ async fn given_feedback_for_an_unknown_message_when_recorded_then_it_is_acknowle
     );
 }
 
+/// GIVEN a send recorded `unknown` (the provider's answer was lost)
+/// WHEN the provider's delivery report for it arrives, then an open
+/// THEN the message is settled `sent` with the provider's id, once, with one
+/// line saying how it was learnt.
+#[tokio::test]
+async fn given_a_send_recorded_unknown_when_its_delivery_report_arrives_then_it_is_reconciled_to_sent_once() {
+    let (stack, first) = first_email_sent().await;
+    let lost = MessageStatus::Unknown { reason: "timed out after the request was sent".into(), at: at(START) };
+    stack.db.set_message_status(&first, &lost).await.unwrap();
+    let sent_lines_before = lines(&stack, "cart-1", "sent").await.len();
+
+    let delivered = feedback(first.as_str(), FeedbackKind::Delivered, at(START) + Duration::minutes(1));
+    stack.feedback.record(&delivered).await.unwrap();
+    let opened = feedback(first.as_str(), FeedbackKind::Opened, at(START) + Duration::minutes(9));
+    stack.feedback.record(&opened).await.unwrap();
+
+    let status = stack.db.get_message(&first).await.unwrap().unwrap().status;
+    assert_eq!(
+        status,
+        MessageStatus::Sent { provider_message_id: "ses-0001".into(), at: at(START) + Duration::minutes(1) }
+    );
+    let sent_lines = lines(&stack, "cart-1", "sent").await;
+    assert_eq!(sent_lines.len(), sent_lines_before + 1, "{sent_lines:?}");
+    let line = sent_lines.last().unwrap();
+    assert!(line.message.contains("outcome was unknown") && line.message.contains("delivery report"), "{line:?}");
+    assert_eq!(line.details["reconciled_from"], "unknown");
+}
+
 /// A feedback-queue record like `events/ses/open.json`'s, with its SES event
 /// replaced.
 fn record_with(id: &str, ses: Option<&Value>, raw_body: Option<&str>) -> aws_lambda_events::sqs::SqsMessage {

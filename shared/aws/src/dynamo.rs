@@ -750,26 +750,35 @@ impl MessageStore for DynamoStateStore {
         held: &MessageStatus,
         status: &MessageStatus,
     ) -> Result<SettleOutcome, PortError> {
-        let MessageStatus::Sending { attempts, .. } = held else {
-            return Err(PortError::Corrupt(format!("message {message_id}: a settle needs the held sending status")));
-        };
         let status = to_attribute_value(status).map_err(|e| corrupt("status does not serialise", e))?;
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(message_key(message_id))))
             .update_expression("SET #status = :status, expires_at = :exp ADD rev :one")
-            .condition_expression("attribute_exists(pk) AND send_attempts = :attempts AND #status.#state = :sending")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":status", status)
             .expression_attribute_values(":exp", self.expires_at())
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":attempts", n(u64::from(*attempts)))
-            .expression_attribute_values(":sending", s("sending"))
-            .send()
-            .await;
+            .expression_attribute_values(":one", n(1));
+        let request = match held {
+            MessageStatus::Sending { attempts, .. } => request
+                .condition_expression(
+                    "attribute_exists(pk) AND send_attempts = :attempts AND #status.#state = :sending",
+                )
+                .expression_attribute_values(":attempts", n(u64::from(*attempts)))
+                .expression_attribute_values(":sending", s("sending")),
+            // `unknown` is left only by a reconciliation, from itself.
+            MessageStatus::Unknown { .. } => request
+                .condition_expression("attribute_exists(pk) AND #status.#state = :unknown")
+                .expression_attribute_values(":unknown", s("unknown")),
+            other => {
+                let held = other.name();
+                return Err(PortError::Corrupt(format!("message {message_id}: a settle from {held} is not fenced")));
+            }
+        };
+        let result = request.send().await;
         match result {
             Ok(_) => Ok(SettleOutcome::Settled),
             Err(e) if is_condition_failed(&e) => Ok(SettleOutcome::ClaimLost),

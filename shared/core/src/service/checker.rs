@@ -375,4 +375,3 @@ fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {
         details,
     }
 }
-

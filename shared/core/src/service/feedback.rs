@@ -31,11 +31,10 @@ use crate::customer::Customer;
 use crate::engagement::Interaction;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
 use crate::ids::{CartId, CustomerId, EventId, MessageId};
-use crate::message::MessageRecord;
-use crate::ports::TimelineKind;
+use crate::message::{MessageRecord, MessageStatus};
 use crate::ports::{
-    CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, MessageStore, PortError, StateStore,
-    Timeline, TimelineEntry,
+    CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, MessageStore, PortError, SettleOutcome,
+    StateStore, Timeline, TimelineEntry, TimelineKind,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +131,9 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
         let Some(message) = self.store.get_message(&event.message_id).await? else {
             return Ok(FeedbackOutcome::UnknownMessage);
         };
+        if matches!(message.status, MessageStatus::Unknown { .. }) {
+            self.reconcile(event, &message).await?;
+        }
         if let Some(interaction) = event.kind.interaction() {
             let sighting = Sighting { interaction, at: event.at, user_agent: event.user_agent.as_deref() };
             let details = serde_json::Map::from_iter([
@@ -148,6 +150,30 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
         let withdraws = event.kind.withdraws_email_consent();
         let customer_id = known_customer(&message).filter(|_| withdraws);
         retry_on_conflict("customer", || self.try_record(event, &message, withdraws, customer_id)).await
+    }
+
+    /// Any report on a message (delivered, bounced, opened, ...) proves the
+    /// provider took it: a send recorded `unknown` (its answer was lost) is
+    /// settled `sent`, once, with a line saying how it was learnt.
+    async fn reconcile(&self, event: &FeedbackEvent, message: &MessageRecord) -> Result<(), PortError> {
+        let sent = MessageStatus::Sent { provider_message_id: event.provider_message_id.clone(), at: event.at };
+        if self.store.settle_message(&message.message_id, &message.status, &sent).await? == SettleOutcome::ClaimLost {
+            return Ok(()); // another report reconciled it first
+        }
+        let entry = TimelineEntry {
+            at: self.clock.now(),
+            kind: TimelineKind::Message,
+            code: "sent".into(),
+            message: format!(
+                "Step {} sent by {}: its outcome was unknown (the provider's answer was lost), and the provider's {} \
+                 report shows it went out.",
+                message.step + 1,
+                message.channel.as_str(),
+                event.kind.as_str()
+            ),
+            details: json!({ "message_id": message.message_id, "channel": message.channel, "reconciled_from": "unknown" }),
+        };
+        self.store.append_timeline(&message.cart_id, &entry).await
     }
 
     async fn try_record(
