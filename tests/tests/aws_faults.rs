@@ -9,12 +9,17 @@
 //! to the dead-letter queue; the sweep runs every 5 minutes. The emulation
 //! itself talks to moto without faults.
 //!
-//! THEN: no accepted event is lost, no email goes out twice, and every
-//! failure was retried to success or is visible in a dead-letter queue.
+//! SES's delivery reports are emulated too (moto publishes none): one per
+//! email moto's SES accepted, through the feedback function.
+//!
+//! THEN: no accepted event is lost, no email goes out twice, every failure
+//! was retried to success or is visible in a dead-letter queue, and every
+//! send whose answer was lost (recorded `unknown`) is settled by its report.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
@@ -25,6 +30,7 @@ use cartback_core::message::{Channel, MessageRecord, MessageStatus};
 use cartback_core::ports::{CartStore, MessageStore, TimerPayload};
 use cartback_tests::faults::FaultyHttpClient;
 use cartback_tests::moto::{post_events, receive_event_hidden, response_json, Moto, Stack, TestClock};
+use cartback_tests::samples::sample_as;
 
 /// `CARTBACK_FAULT_CARTS` overrides (a quicker local run).
 fn carts() -> usize {
@@ -93,6 +99,7 @@ struct Figures {
     sweep_rearmed: usize,
     sender_batches: usize,
     sender_record_retries: usize,
+    feedback_record_retries: usize,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,34 +304,48 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
         }
     }
 
-    // THEN
+    // 6. SES publishes each accepted email's Delivery event, through the
+    //    configuration set, SNS and the feedback queue (moto's SES keeps the
+    //    messages but publishes nothing: each notification is built from
+    //    events/ses/delivery.json); the feedback function consumes them, in
+    //    batches of 10, SQS redelivering the failed records. A delivery report
+    //    settles a send recorded `unknown`.
     let store = wiring::state_store(&stack.clients, &stack.timer_config().common, clock.clone());
+    let before_reports = message_statuses(&store).await;
+    let raw = Moto::global().data()["ses"]["RawMessage"].as_array().cloned().unwrap_or_default();
+    let ours: Vec<&Value> =
+        raw.iter().filter(|m| m["source"].as_str().unwrap_or_default().contains(&stack.sender)).collect();
+    let mut per_message: BTreeMap<String, usize> = BTreeMap::new();
+    let mut pending = Vec::new();
+    for (n, m) in ours.iter().enumerate() {
+        let message_id = cartback_message_id(m["raw_data"].as_str().unwrap_or_default());
+        *per_message.entry(message_id.clone()).or_insert(0) += 1;
+        pending.push(delivery_report(&format!("report-{n}"), &message_id, m["id"].as_str().unwrap_or_default()));
+    }
+    let feedback = wiring::feedback(&faulty, &stack.email_config().common, clock.clone());
+    for _ in 0..10 {
+        if pending.is_empty() {
+            break;
+        }
+        let mut failed = HashSet::new();
+        for batch in pending.chunks(10) {
+            let response = handlers::feedback(&feedback, SqsEvent { records: batch.to_vec() }).await;
+            failed.extend(response.batch_item_failures.into_iter().map(|f| f.item_identifier));
+        }
+        figures.feedback_record_retries += failed.len();
+        pending.retain(|r| r.message_id.as_ref().is_some_and(|id| failed.contains(id)));
+    }
+    assert!(pending.is_empty(), "{} delivery reports never recorded", pending.len());
+
+    // THEN
     let mut lost_events = 0;
-    let mut statuses: BTreeMap<&'static str, usize> = BTreeMap::new();
     for i in 0..carts() {
         let cart = store.get_cart(&format!("cart-{i}").as_str().into()).await.unwrap();
         if !cart.is_some_and(|c| c.events.iter().any(|e| e.event_id.as_str() == format!("f-add-{i}"))) {
             lost_events += 1;
         }
-        let id = MessageRecord::id_for(&format!("cart-{i}"), 0, Channel::Email);
-        let status = match store.get_message(&id).await.unwrap().map(|m| m.status) {
-            Some(MessageStatus::Sent { .. }) => "sent",
-            Some(MessageStatus::Queued) => "queued",
-            Some(MessageStatus::Sending { .. }) => "sending",
-            // A send whose answer was lost: recorded, never repeated.
-            Some(MessageStatus::Unknown { .. }) => "unknown",
-            Some(_) => "closed",
-            None => "none",
-        };
-        *statuses.entry(status).or_insert(0) += 1;
     }
-    let raw = Moto::global().data()["ses"]["RawMessage"].as_array().cloned().unwrap_or_default();
-    let mut per_message: BTreeMap<String, usize> = BTreeMap::new();
-    for m in raw.iter().filter(|m| m["source"].as_str().unwrap_or_default().contains(&stack.sender)) {
-        let data = m["raw_data"].as_str().unwrap_or_default();
-        let id = data.lines().find(|l| l.starts_with("Message-ID:")).unwrap_or("none").to_owned();
-        *per_message.entry(id).or_insert(0) += 1;
-    }
+    let statuses = message_statuses(&store).await;
     let emails: usize = per_message.values().sum();
     let duplicates: usize = per_message.values().map(|n| n - 1).sum();
     let email_dlq = stack.queue_depth(&stack.queues["email"].dlq_url).await;
@@ -336,7 +357,9 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
          faults injected: {} {:?}\n\
          storefront POSTs {} (+{} retries); timers fired {} (checker retries {}, dead-lettered {}, redriven {}); sweep re-armed {}\n\
          sender batches {} (records retried by SQS {}); email DLQ {email_dlq}; timer DLQ left {timer_dlq_left}\n\
-         events lost {lost_events}; message records {statuses:?}; emails sent {emails}; duplicate emails {duplicates}\n\
+         events lost {lost_events}; emails sent {emails}; duplicate emails {duplicates}\n\
+         message records before SES's delivery reports {before_reports:?}; after them {statuses:?} \
+         (feedback records retried by SQS {})\n\
          took {:?}",
         carts(),
         2 * carts(),
@@ -353,6 +376,7 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
         figures.sweep_rearmed,
         figures.sender_batches,
         figures.sender_record_retries,
+        figures.feedback_record_retries,
         started.elapsed(),
     );
     assert!(
@@ -362,14 +386,52 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
     assert!(counts.faults.len() == 3, "all three kinds were injected: {:?}", counts.faults);
     assert_eq!(lost_events, 0, "every accepted event is in its cart");
     assert_eq!(duplicates, 0, "no email went out twice: {per_message:?}");
-    let (sent, unknown) = (statuses.get("sent").copied().unwrap_or(0), statuses.get("unknown").copied().unwrap_or(0));
+    let sent = statuses.get("sent").copied().unwrap_or(0);
     assert_eq!(
-        sent + unknown + email_dlq + timer_dlq_left,
+        sent + email_dlq + timer_dlq_left,
         carts(),
-        "every cart's email was sent, or its failure is visible: recorded unknown or in a dead-letter queue: \
-         {statuses:?}"
+        "every cart's email was sent, or its failure is visible in a dead-letter queue: {statuses:?}"
     );
-    // Every sent record has its email; an unknown one may or may not have
-    // reached SES (that is what unknown means), but never twice.
-    assert!(sent <= emails && emails <= sent + unknown, "{emails} emails for {sent} sent and {unknown} unknown");
+    // A send whose answer was lost was recorded `unknown`, never repeated,
+    // and SES's delivery report settled it: one email per sent record.
+    assert_eq!(emails, sent, "{emails} emails for {sent} sent records");
+}
+
+/// Each cart's first-step email record by status.
+async fn message_statuses(store: &cartback_aws::dynamo::DynamoStateStore) -> BTreeMap<&'static str, usize> {
+    let mut statuses = BTreeMap::new();
+    for i in 0..carts() {
+        let id = MessageRecord::id_for(&format!("cart-{i}"), 0, Channel::Email);
+        let status = match store.get_message(&id).await.unwrap().map(|m| m.status) {
+            Some(MessageStatus::Sent { .. }) => "sent",
+            Some(MessageStatus::Queued) => "queued",
+            Some(MessageStatus::Sending { .. }) => "sending",
+            // A send whose answer was lost: recorded, never repeated.
+            Some(MessageStatus::Unknown { .. }) => "unknown",
+            Some(_) => "closed",
+            None => "none",
+        };
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    statuses
+}
+
+/// Cartback's message id in a sent email's `Message-ID: <m_...@cartback>`.
+fn cartback_message_id(raw_email: &str) -> String {
+    let header = raw_email.lines().find_map(|l| l.strip_prefix("Message-ID:")).expect("a Message-ID header");
+    header.trim().trim_start_matches('<').split('@').next().unwrap_or_default().to_owned()
+}
+
+/// The feedback queue's record of SES's Delivery event for one email, as in
+/// `events/ses/delivery.json`.
+fn delivery_report(record_id: &str, message_id: &str, ses_message_id: &str) -> SqsMessage {
+    let mut record = sample_as::<SqsEvent>("ses/delivery.json").records.remove(0);
+    let mut envelope: Value = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+    let mut event: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    event["mail"]["tags"]["cartback_message_id"] = json!([message_id]);
+    event["mail"]["messageId"] = json!(ses_message_id);
+    envelope["Message"] = json!(event.to_string());
+    record.message_id = Some(record_id.to_owned());
+    record.body = Some(envelope.to_string());
+    record
 }
