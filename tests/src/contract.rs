@@ -82,6 +82,7 @@ macro_rules! contract_suite {
             given_a_sender_whose_lease_was_taken_over_when_it_settles_then_the_later_claimants_status_stands => settle_after_takeover_loses,
             given_a_claim_handed_back_and_claimed_again_when_the_first_holder_settles_then_nothing_is_written => settle_after_release_and_reclaim_loses,
             given_a_message_recorded_unknown_when_two_reports_settle_it_then_only_the_first_writes => unknown_is_reconciled_once,
+            given_a_settle_made_twice_when_the_second_finds_its_own_write_then_it_is_settled => repeated_settle_finds_its_own_write,
             given_a_sent_message_when_claimed_then_it_is_already_sent => sent_is_already_sent,
             given_a_rejected_or_cancelled_message_when_claimed_then_it_is_closed => rejected_and_cancelled_are_closed,
             given_an_unknown_message_when_claimed_then_it_is_not_found => unknown_message_not_found,
@@ -652,6 +653,19 @@ pub async fn unknown_is_reconciled_once(a: &Adapters) {
     assert_eq!(a.state.settle_message(id, &unknown, &first).await.unwrap(), SettleOutcome::Settled);
     assert_eq!(a.state.settle_message(id, &unknown, &second).await.unwrap(), SettleOutcome::ClaimLost);
     assert_eq!(a.state.get_message(id).await.unwrap().unwrap().status, first);
+}
+
+pub async fn repeated_settle_finds_its_own_write(a: &Adapters) {
+    let record = stored_message(a).await;
+    let id = &record.message_id;
+    let mine = held(a.state.claim_message(id, t(0), t(300)).await.unwrap());
+    let sent = MessageStatus::Sent { provider_message_id: "p-1".into(), at: t(5) };
+    assert_eq!(a.state.settle_message(id, &mine, &sent).await.unwrap(), SettleOutcome::Settled);
+    // What a retried request whose first attempt landed sees.
+    assert_eq!(a.state.settle_message(id, &mine, &sent).await.unwrap(), SettleOutcome::Settled);
+    let other = MessageStatus::Sent { provider_message_id: "p-2".into(), at: t(6) };
+    assert_eq!(a.state.settle_message(id, &mine, &other).await.unwrap(), SettleOutcome::ClaimLost);
+    assert_eq!(a.state.get_message(id).await.unwrap().unwrap().status, sent);
 }
 
 pub async fn sent_is_already_sent(a: &Adapters) {

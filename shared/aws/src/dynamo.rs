@@ -750,6 +750,7 @@ impl MessageStore for DynamoStateStore {
         held: &MessageStatus,
         status: &MessageStatus,
     ) -> Result<SettleOutcome, PortError> {
+        let wanted = status;
         let status = to_attribute_value(status).map_err(|e| corrupt("status does not serialise", e))?;
         let request = self
             .client
@@ -781,7 +782,12 @@ impl MessageStore for DynamoStateStore {
         let result = request.send().await;
         match result {
             Ok(_) => Ok(SettleOutcome::Settled),
-            Err(e) if is_condition_failed(&e) => Ok(SettleOutcome::ClaimLost),
+            // The SDK retries an attempt whose answer was lost; if the first
+            // one landed, the retry finds its own write: settled, not lost.
+            Err(e) if is_condition_failed(&e) => match self.get_message(message_id).await? {
+                Some(stored) if &stored.status == wanted => Ok(SettleOutcome::Settled),
+                _ => Ok(SettleOutcome::ClaimLost),
+            },
             Err(e) => Err(unavailable(SERVICE, e)),
         }
     }

@@ -7,7 +7,10 @@
 //! redrives the dead-letter queue.
 //!
 //! Thin on purpose: the re-armed timer goes through the same schedule,
-//! retries and dead-letter queue as any other, and the checker decides.
+//! retries and dead-letter queue as any other, and the checker decides. It
+//! is bounded: one cart's failure does not end the run, and a cart re-armed
+//! [`MAX_REARMS`] times without a check ever completing is given up (a line
+//! on its timeline; its failures are in the dead-letter queue).
 
 use std::sync::Arc;
 

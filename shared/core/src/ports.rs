@@ -266,7 +266,9 @@ pub trait MessageStore: Send + Sync {
     /// still `held`, the `Sending` status this sender's claim wrote (its
     /// attempt number and lease fence it): a sender whose lease ran out and
     /// was taken over gets [`SettleOutcome::ClaimLost`] and writes nothing,
-    /// so it can never overwrite a later claimant's outcome. `held` may also
+    /// so it can never overwrite a later claimant's outcome. A settle whose
+    /// `status` is already stored answers `Settled` (a retried write whose
+    /// first attempt landed, its answer lost). `held` may also
     /// be an `Unknown` status, which a provider report settles (once: the
     /// second report finds it settled and gets `ClaimLost`).
     async fn settle_message(

@@ -681,7 +681,8 @@ impl MessageStore for Database {
                 return Err(PortError::Corrupt(format!("message {message_id} does not exist")));
             };
             if record.status != held {
-                return Ok(SettleOutcome::ClaimLost);
+                // The same write made twice (a retry) finds its own result.
+                return Ok(if record.status == status { SettleOutcome::Settled } else { SettleOutcome::ClaimLost });
             }
             record.status = status;
             update_message(&tx, &record)?;

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::engagement::{record_engagement, EngagementOutcome, Sighting};
-use super::{noted_sent, retry_on_conflict, Attempt};
+use super::{retry_on_conflict, Attempt};
 use crate::customer::Customer;
 use crate::engagement::Interaction;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
@@ -158,14 +158,7 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
     async fn reconcile(&self, event: &FeedbackEvent, message: &MessageRecord) -> Result<(), PortError> {
         let sent = MessageStatus::Sent { provider_message_id: event.provider_message_id.clone(), at: event.at };
         if self.store.settle_message(&message.message_id, &message.status, &sent).await? == SettleOutcome::ClaimLost {
-            // Another report reconciled it first, or this very write landed
-            // and its answer was lost (the SDK retried it): then the line is
-            // still owed.
-            let stored = self.store.get_message(&message.message_id).await?.map(|m| m.status);
-            if stored.as_ref() != Some(&sent) || noted_sent(&*self.store, &message.cart_id, &message.message_id).await?
-            {
-                return Ok(());
-            }
+            return Ok(()); // another report reconciled it first
         }
         let entry = TimelineEntry {
             at: self.clock.now(),
