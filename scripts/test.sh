@@ -51,7 +51,7 @@ for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "aws_faults":
         print(m["executable"])')
-(cd tests && "$faults_bin" --nocapture "$faults_test" > ../target-aws-faults.log 2>&1) &
+(cd tests && exec "$faults_bin" --nocapture "$faults_test" > ../target-aws-faults.log 2>&1) &
 faults_pid=$!
 # Should a later step fail, the proof does not outlive the script.
 trap 'kill "$faults_pid" 2>/dev/null || true' EXIT

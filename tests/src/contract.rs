@@ -566,8 +566,15 @@ pub async fn lease_expiry_lets_a_second_claimer_in(a: &Adapters) {
     let Claim::TakenOver(second) = a.state.claim_message(id, t(301), t(601)).await.unwrap() else {
         panic!("lease ended: claimable")
     };
-    assert_eq!(second.status, MessageStatus::Sending { lease_until: t(601), attempts: 2, provider_called: false });
+    assert_eq!(second.status, MessageStatus::Sending { lease_until: t(601), attempts: 2, provider_called: true });
     assert_eq!(a.state.claim_message(id, t(302), t(602)).await.unwrap(), Claim::InFlight, "the new lease holds");
+
+    // The second sender dies too, before settling what the first did: the
+    // third must still ask the provider, not start afresh.
+    let Claim::TakenOver(third) = a.state.claim_message(id, t(602), t(902)).await.unwrap() else {
+        panic!("the first attempt is still unsettled")
+    };
+    assert_eq!(third.status, MessageStatus::Sending { lease_until: t(902), attempts: 3, provider_called: true });
 }
 
 pub async fn lease_expiry_before_the_provider_call_starts_afresh(a: &Adapters) {

@@ -7,7 +7,7 @@
 //! The moto binary is `$CARTBACK_MOTO_BIN`, or `.venv-moto/bin/moto_server`
 //! in the first ancestor of this crate that has one; failing both, it is
 //! installed into `<workspace>/.venv-moto` with `python3 -m venv` and
-//! `pip install 'moto[server]'`.
+//! `pip install 'moto[server]==5.2.5'`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -153,30 +153,16 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)
     Ok((status, body.to_owned()))
 }
 
-/// moto's server, minus one leak: moto keeps every model object it ever
-/// made (for `/moto-api/data.json`), and its DynamoDB copies an item on
-/// every read and write, so a long run (the 1,000-cart fault proof) grew to
-/// over 20 GB. DynamoDB objects are left untracked; the tests read only
-/// SES's sent messages through that API.
-const MOTO_LAUNCHER: &str = r#"
-import sys
-from moto.core.common_models import BaseModel
-
-def _new(cls, *args, **kwargs):
-    instance = object.__new__(cls)
-    if not cls.__module__.startswith("moto.dynamodb"):
-        cls.instances_tracked.append(instance)
-    return instance
-
-BaseModel.__new__ = _new
-from moto.server import main
-sys.exit(main())
-"#;
+/// moto's server with two of its costs that grow with the data removed
+/// (see the script's notes).
+const MOTO_LAUNCHER: &str = include_str!("../moto_server.py");
 
 /// The Python interpreter of moto's environment (the `moto_server` script's
 /// sibling in a virtualenv), else the one on `PATH`.
 fn moto_python(moto_server: &Path) -> PathBuf {
-    let sibling = moto_server.with_file_name("python3");
+    // A symlinked script (pipx) has its environment where the link points.
+    let resolved = std::fs::canonicalize(moto_server).unwrap_or_else(|_| moto_server.to_path_buf());
+    let sibling = resolved.with_file_name("python3");
     if sibling.exists() {
         sibling
     } else {
@@ -208,7 +194,7 @@ fn install_moto(root: &Path) -> Result<PathBuf, String> {
     };
     eprintln!("installing moto[server] into {}", venv.display());
     run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "moto[server]"]))?;
+    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "moto[server]==5.2.5"]))?;
     Ok(venv.join("bin/moto_server"))
 }
 

@@ -18,11 +18,11 @@ use cartback_core::engagement::EngagementLabel;
 use cartback_core::event::{validate_event, PushPlatform};
 use cartback_core::ids::CustomerKey;
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
-use cartback_core::ports::TimelineKind;
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog,
     JobQueue, MessageStore, SaveOutcome, Scheduler, SendError, Sender, Timeline, TimelineEntry, TimerPayload,
 };
+use cartback_core::ports::{PortError, TimelineKind};
 use cartback_core::service::{Delivery, DeliveryOutcome};
 use cartback_tests::moto::{Moto, Stack, TestClock};
 
@@ -594,4 +594,26 @@ async fn given_an_sms_reaching_the_sender_function_in_quiet_hours_when_handled_t
     let timeline = store.timeline(&"c-quiet".into()).await.unwrap();
     assert!(timeline.iter().any(|e| e.code == "quiet_hours_deferred"), "{timeline:?}");
     assert!(stack.receive("sms").await.records.is_empty(), "hidden until 08:00 in Paris, not back at once");
+}
+
+/// GIVEN a cart past DynamoDB's 400 KB item limit (what the ingest bounds
+/// exist to prevent, written here straight through the adapter)
+/// WHEN it is committed in a transaction, or saved on its own
+/// THEN the adapter reports a refusal (retrying cannot help), not an outage.
+#[tokio::test]
+async fn given_a_cart_over_the_item_limit_when_written_then_the_store_refuses_it_for_good() {
+    let stack = stack().await;
+    let store = store(&stack, TestClock::new(t0()));
+    let mut cart = CartRecord::new("cart-huge", t0());
+    for i in 0..300 {
+        let mut event = add_to_cart(&format!("big-{i}"), "cart-huge", t0());
+        event.items[0].item_name = Some("x".repeat(2_000));
+        cart.events.push(event);
+    }
+    let commit = commit_for(&add_to_cart("e-last", "cart-huge", t0()), cart.clone(), 0);
+
+    let committed = store.commit_event(commit).await.unwrap_err();
+    assert!(matches!(committed, PortError::Refused(..)), "{committed}");
+    let saved = store.save_cart(&cart).await.unwrap_err();
+    assert!(matches!(saved, PortError::Refused(..)), "{saved}");
 }

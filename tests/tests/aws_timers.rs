@@ -256,8 +256,8 @@ async fn given_two_overdue_carts_and_a_scheduler_failing_for_one_when_the_sweep_
     // WHEN the sweep runs with the scheduler failing for cart-t.
     let report = sweep.run().await.unwrap();
 
-    // THEN cart-u is re-armed anyway, and cart-t is counted failed, not lost:
-    // its new time is overdue again by the next run past the grace period.
+    // THEN cart-u is re-armed anyway, and cart-t is counted failed, not lost
+    // (nor counted as a re-arm): it is still overdue for the next run.
     assert_eq!((report.overdue, report.rearmed, report.failed), (2, 1, 1), "{report:?}");
     let armed: Vec<String> = stack.schedules().await.iter().map(|(t, _)| t.cart_id.to_string()).collect();
     assert!(armed.contains(&"cart-u".to_owned()), "{armed:?}");
@@ -289,6 +289,7 @@ async fn given_a_cart_whose_check_never_completes_when_the_sweep_keeps_finding_i
     assert_eq!(rearms, max);
     world.clock.advance(Duration::minutes(cartback_aws::sweep::GRACE_MINUTES + 2));
     assert_eq!(sweep.run().await.unwrap().overdue, 0);
+    assert_eq!(world.armed_for().await, None, "no armed time left for a later cart write to put back");
     let store = wiring::state_store(&world.stack.clients, &world.stack.timer_config().common, world.clock.clone());
     let timeline = store.timeline(&"cart-t".into()).await.unwrap();
     assert_eq!(timeline.iter().filter(|e| e.code == "timer_given_up").count(), 1, "{timeline:?}");

@@ -74,9 +74,10 @@ fn is_unsent_and_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResp
     }
 }
 
-/// Runs a provider send with the same budget and backoff as every other
-/// call ([`MAX_ATTEMPTS`], exponential with full jitter), retrying only
-/// failures that certainly sent nothing (see [`is_unsent_and_transient`]).
+/// Runs a provider send with the same attempt count and backoff shape as
+/// every other call ([`MAX_ATTEMPTS`], exponential with full jitter; not
+/// the SDK's client-side retry quota), retrying only failures that
+/// certainly sent nothing (see [`is_unsent_and_transient`]).
 pub(crate) async fn retry_unsent_sends<T, E, F, Fut>(mut send: F) -> Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata,

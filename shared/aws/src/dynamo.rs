@@ -93,7 +93,7 @@ use cartback_core::ports::{
     TimelineEntry,
 };
 
-use crate::error::{build_error, unavailable};
+use crate::error::{build_error, dynamodb_error, refused_transaction};
 
 const SERVICE: &str = "dynamodb";
 type Item = HashMap<String, AttributeValue>;
@@ -320,7 +320,7 @@ impl DynamoStateStore {
                     .set_exclusive_start_key(start.take())
                     .send()
                     .await
-                    .map_err(|e| unavailable(SERVICE, e))?;
+                    .map_err(|e| dynamodb_error(SERVICE, e))?;
                 for item in out.items.unwrap_or_default() {
                     let cart_id = match item.get("pk") {
                         Some(AttributeValue::S(pk)) => pk.strip_prefix("CART#").map(CartId::from),
@@ -382,17 +382,18 @@ impl DynamoStateStore {
         match moved {
             Ok(_) => return Ok(TimerMove::Moved),
             Err(e) if is_condition_failed(&e) => {}
-            Err(e) => return Err(unavailable(SERVICE, e)),
+            Err(e) => return Err(dynamodb_error(SERVICE, e)),
         }
         // Either a checker handled the cart meanwhile, or the sweep has
         // moved this timer `max_moves` times already: then it leaves the
-        // index (the cart keeps its armed time, so its next event arms anew).
+        // index, armed time included (any later cart write would otherwise
+        // put it back); its next event arms anew.
         let gave_up = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(cart_key(cart_id))))
-            .update_expression("REMOVE #shard, #due ADD version :one")
+            .update_expression("REMOVE #shard, #due, timer_armed_for ADD version :one")
             .condition_expression("#due = :from AND #moves >= :max")
             .expression_attribute_names("#shard", TIMER_SHARD)
             .expression_attribute_names("#due", TIMER_DUE)
@@ -405,7 +406,7 @@ impl DynamoStateStore {
         match gave_up {
             Ok(_) => Ok(TimerMove::GaveUp),
             Err(e) if is_condition_failed(&e) => Ok(TimerMove::MovedOn),
-            Err(e) => Err(unavailable(SERVICE, e)),
+            Err(e) => Err(dynamodb_error(SERVICE, e)),
         }
     }
 
@@ -442,7 +443,7 @@ impl DynamoStateStore {
         match request.send().await {
             Ok(_) => Ok(SaveOutcome::Saved),
             Err(e) if is_condition_failed(&e) => Ok(SaveOutcome::Conflict),
-            Err(e) => Err(unavailable(SERVICE, e)),
+            Err(e) => Err(dynamodb_error(SERVICE, e)),
         }
     }
 
@@ -467,7 +468,7 @@ impl DynamoStateStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(SERVICE, e))?;
+            .map_err(|e| dynamodb_error(SERVICE, e))?;
         Ok(out.item)
     }
 
@@ -502,7 +503,7 @@ impl DynamoStateStore {
                 Some(index) => q.index_name(index),
                 None => q.consistent_read(true),
             };
-            let out = q.send().await.map_err(|e| unavailable(SERVICE, e))?;
+            let out = q.send().await.map_err(|e| dynamodb_error(SERVICE, e))?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -604,11 +605,13 @@ impl EventLog for DynamoStateStore {
                             Ok(CommitOutcome::Duplicate)
                         } else if codes.iter().any(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict") {
                             Ok(CommitOutcome::Conflict)
+                        } else if codes.contains(&"ValidationError") {
+                            Err(refused_transaction(SERVICE, error))
                         } else {
-                            Err(unavailable(SERVICE, error))
+                            Err(dynamodb_error(SERVICE, error))
                         }
                     }
-                    _ => Err(unavailable(SERVICE, error)),
+                    _ => Err(dynamodb_error(SERVICE, error)),
                 }
             }
         }
@@ -625,7 +628,7 @@ impl Timeline for DynamoStateStore {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|e| unavailable(SERVICE, e))?;
+            .map_err(|e| dynamodb_error(SERVICE, e))?;
         Ok(())
     }
 
@@ -658,7 +661,7 @@ impl MessageStore for DynamoStateStore {
         match result {
             Ok(_) => Ok(CreateOutcome::Created),
             Err(e) if is_condition_failed(&e) => Ok(CreateOutcome::AlreadyExists),
-            Err(e) => Err(unavailable(SERVICE, e)),
+            Err(e) => Err(dynamodb_error(SERVICE, e)),
         }
     }
 
@@ -690,7 +693,9 @@ impl MessageStore for DynamoStateStore {
                 MessageStatus::Queued => false,
             };
             let attempts = u32::try_from(attempts + 1).unwrap_or(u32::MAX);
-            record.status = MessageStatus::Sending { lease_until, attempts, provider_called: false };
+            // A takeover keeps the mark: until a sender settles what the
+            // marked attempt did, any later claim must ask the provider too.
+            record.status = MessageStatus::Sending { lease_until, attempts, provider_called: taken_over };
             let status = to_attribute_value(&record.status).map_err(|e| corrupt("status does not serialise", e))?;
             let result = self
                 .client
@@ -710,7 +715,7 @@ impl MessageStore for DynamoStateStore {
             match result {
                 Ok(_) => return Ok(if taken_over { Claim::TakenOver(record) } else { Claim::Claimed(record) }),
                 Err(e) if is_condition_failed(&e) => continue,
-                Err(e) => return Err(unavailable(SERVICE, e)),
+                Err(e) => return Err(dynamodb_error(SERVICE, e)),
             }
         }
         Ok(Claim::InFlight)
@@ -736,7 +741,7 @@ impl MessageStore for DynamoStateStore {
             Err(e) if is_condition_failed(&e) => {
                 Err(PortError::Corrupt(format!("message {message_id} does not exist")))
             }
-            Err(e) => Err(unavailable(SERVICE, e)),
+            Err(e) => Err(dynamodb_error(SERVICE, e)),
         }
     }
 
@@ -784,11 +789,25 @@ impl MessageStore for DynamoStateStore {
             Ok(_) => Ok(SettleOutcome::Settled),
             // The SDK retries an attempt whose answer was lost; if the first
             // one landed, the retry finds its own write: settled, not lost.
-            Err(e) if is_condition_failed(&e) => match self.get_message(message_id).await? {
-                Some(stored) if &stored.status == wanted => Ok(SettleOutcome::Settled),
-                _ => Ok(SettleOutcome::ClaimLost),
-            },
-            Err(e) => Err(unavailable(SERVICE, e)),
+            // Its own: the same status from the same claim (`queued` is no
+            // proof, any holder may write it).
+            Err(e) if is_condition_failed(&e) => {
+                let held_attempts = match held {
+                    MessageStatus::Sending { attempts, .. } => Some(u64::from(*attempts)),
+                    _ => None,
+                };
+                Ok(match self.message_with_rev(message_id).await? {
+                    Some((stored, _, attempts))
+                        if &stored.status == wanted
+                            && *wanted != MessageStatus::Queued
+                            && held_attempts.is_none_or(|held| held == attempts) =>
+                    {
+                        SettleOutcome::Settled
+                    }
+                    _ => SettleOutcome::ClaimLost,
+                })
+            }
+            Err(e) => Err(dynamodb_error(SERVICE, e)),
         }
     }
 
@@ -825,7 +844,7 @@ impl MessageStore for DynamoStateStore {
             Ok(out) => read_tally(&out.attributes.unwrap_or_default(), label),
             // A click on a link whose message has expired: nothing to record.
             Err(e) if is_condition_failed(&e) => Ok(None),
-            Err(e) => Err(unavailable(SERVICE, e)),
+            Err(e) => Err(dynamodb_error(SERVICE, e)),
         }
     }
 
@@ -876,7 +895,7 @@ impl CampaignStore for DynamoCampaignStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| unavailable(SERVICE, e))?;
+                .map_err(|e| dynamodb_error(SERVICE, e))?;
             for item in out.items.unwrap_or_default() {
                 let sk = match item.get("sk") {
                     Some(AttributeValue::S(sk)) => sk.clone(),
@@ -914,7 +933,7 @@ impl CampaignStore for DynamoCampaignStore {
             .item("updated_at", s(sort_time(Utc::now())))
             .send()
             .await
-            .map_err(|e| unavailable(SERVICE, e))?;
+            .map_err(|e| dynamodb_error(SERVICE, e))?;
         Ok(())
     }
 }

@@ -8,39 +8,65 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use cartback_core::ports::PortError;
 
-/// Error codes for a request the service will refuse however often it is
-/// sent (malformed, or an item beyond the table's limits). Missing tables and
-/// denied access are not here: a deploy or an IAM fix heals them.
-const REFUSED_CODES: [&str; 4] = [
-    "ValidationException",
-    "SerializationException",
-    "ItemCollectionSizeLimitExceededException",
-    "InvalidParameterValue",
-];
+/// DynamoDB error codes for a request the table will refuse however often
+/// it is sent (malformed, or an item beyond the table's limits). Missing
+/// tables and denied access are not here: a deploy or an IAM fix heals them.
+/// Only the state store uses this: other services answer
+/// `ValidationException` for causes a deploy fixes (EventBridge Scheduler
+/// does, for an execution role it may not assume).
+const DYNAMODB_REFUSED_CODES: [&str; 3] =
+    ["ValidationException", "SerializationException", "ItemCollectionSizeLimitExceededException"];
 
-/// An SDK failure, after the SDK's own retries, as a port error: refused
-/// for good when the service named the request itself as the problem,
-/// retryable otherwise. The message carries the error chain (service code,
-/// request id), never item contents.
+/// Any SDK failure, after the SDK's own retries, as a retryable port error.
+/// The message carries the error chain (service code, request id), never
+/// item contents.
 pub(crate) fn unavailable<E, R>(service: &'static str, error: SdkError<E, R>) -> PortError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    PortError::Unavailable(service, sdk_failure(error))
+}
+
+/// A DynamoDB failure as a port error: refused for good when the table named
+/// the request itself as the problem, retryable otherwise.
+pub(crate) fn dynamodb_error<E, R>(service: &'static str, error: SdkError<E, R>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let refused = error.as_service_error().and_then(|e| e.code()).is_some_and(|code| REFUSED_CODES.contains(&code));
-    // The chain's text is kept in the message too: the SDK's Display of the
-    // outer error alone says only "service error".
-    let text = DisplayErrorContext(&error).to_string();
-    let cause = Box::new(SdkFailure { text, source: Box::new(error) });
-    if refused {
-        PortError::Refused(service, cause)
+    let code = error.as_service_error().and_then(|e| e.code());
+    if code.is_some_and(|code| DYNAMODB_REFUSED_CODES.contains(&code)) {
+        PortError::Refused(service, sdk_failure(error))
     } else {
-        PortError::Unavailable(service, cause)
+        PortError::Unavailable(service, sdk_failure(error))
     }
 }
 
+/// A transaction DynamoDB cancelled because one of its items is invalid
+/// (too large, malformed): the cancellation reason says `ValidationError`.
+pub(crate) fn refused_transaction<E, R>(service: &'static str, error: SdkError<E, R>) -> PortError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    PortError::Refused(service, sdk_failure(error))
+}
+
+fn sdk_failure<E, R>(error: SdkError<E, R>) -> Box<SdkFailure>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    // The chain's text is kept in the message too: the SDK's Display of the
+    // outer error alone says only "service error".
+    let text = DisplayErrorContext(&error).to_string();
+    Box::new(SdkFailure { text, source: Box::new(error) })
+}
+
 pub(crate) fn build_error(service: &'static str, error: impl std::fmt::Display) -> PortError {
-    PortError::Unavailable(service, format!("request could not be built: {error}").into())
+    // The same input fails to build every time: no retry helps.
+    PortError::Refused(service, format!("request could not be built: {error}").into())
 }
 
 /// An SDK failure: the whole chain as text, and the SDK error as the source.
@@ -164,13 +190,13 @@ mod tests {
     /// THEN the first is refused for good, the second is worth a retry.
     #[test]
     fn given_a_validation_error_and_a_throttle_when_mapped_then_only_the_throttle_is_transient() {
-        let refused = unavailable("dynamodb", refusal(400, "ValidationException"));
+        let refused = dynamodb_error("dynamodb", refusal(400, "ValidationException"));
         assert!(matches!(refused, PortError::Refused("dynamodb", _)), "{refused}");
         assert!(!refused.is_transient());
         for (status, code) in
             [(400, "ThrottlingException"), (500, "InternalServerError"), (400, "AccessDeniedException")]
         {
-            let outage = unavailable("dynamodb", refusal(status, code));
+            let outage = dynamodb_error("dynamodb", refusal(status, code));
             assert!(outage.is_transient(), "{code}: {outage}");
         }
     }

@@ -22,6 +22,9 @@ pub enum HandlerError {
     /// invocation fails so its source (EventBridge Scheduler) retries it.
     #[error(transparent)]
     Port(#[from] PortError),
+    /// The timer sweep found overdue carts and re-armed none of them.
+    #[error("the timer sweep re-armed none of {0} overdue carts")]
+    SweepFailed(usize),
 }
 
 /// The ingest function on one API Gateway HTTP API (payload v2) event,
@@ -110,8 +113,15 @@ pub async fn checker_function(
                 overdue = report.overdue,
                 rearmed = report.rearmed,
                 moved_on = report.moved_on,
+                given_up = report.given_up,
+                failed = report.failed,
                 "timer sweep"
             );
+            // A run where every cart failed is a failed run (alarms watch
+            // the function's errors); the next run tries them again.
+            if report.failed > 0 && report.failed == report.overdue {
+                return Err(HandlerError::SweepFailed(report.failed));
+            }
             Ok(json!(report))
         }
         CheckerInput::Redriven(event) => {

@@ -79,21 +79,19 @@ impl TimerSweep {
         Ok(report)
     }
 
-    /// Moves the cart's armed time, then arms the timer. A failure between
-    /// the two leaves the cart overdue at its new time: the next run past the
-    /// grace period arms it (the sweep is its own safety net).
+    /// Arms the timer, then moves the cart's armed time (counting the move):
+    /// a failed arm counts nothing, and a failure between the two leaves a
+    /// spare timer that fires into a check finding nothing new.
     async fn rearm(
         &self,
         cart_id: &CartId,
         armed: DateTime<Utc>,
         due_at: DateTime<Utc>,
     ) -> Result<TimerMove, PortError> {
+        self.scheduler.arm(&TimerPayload { cart_id: cart_id.clone(), due_at }).await?;
         let moved = self.store.move_timer(cart_id, armed, due_at, MAX_REARMS).await?;
         match moved {
-            TimerMove::Moved => {
-                self.scheduler.arm(&TimerPayload { cart_id: cart_id.clone(), due_at }).await?;
-                tracing::warn!(%cart_id, %armed, %due_at, "overdue timer re-armed by the sweep");
-            }
+            TimerMove::Moved => tracing::warn!(%cart_id, %armed, %due_at, "overdue timer re-armed by the sweep"),
             TimerMove::GaveUp => {
                 tracing::error!(%cart_id, %armed, "the sweep gives up on a timer its checker never handled");
                 let entry = TimelineEntry {
@@ -102,11 +100,15 @@ impl TimerSweep {
                     code: "timer_given_up".into(),
                     message: format!(
                         "The cart's check was re-armed {MAX_REARMS} times and never ran to the end; the sweep stops \
-                         re-arming it (the timers dead-letter queue holds the failures). Its next event arms a new timer."
+                         re-arming it (the timers dead-letter queue holds the checker's failures). Its next event \
+                         arms a new timer."
                     ),
                     details: serde_json::json!({ "armed_for": armed }),
                 };
-                self.store.append_timeline(cart_id, &entry).await?;
+                // Explanatory: the cart is out of the index already.
+                if let Err(error) = self.store.append_timeline(cart_id, &entry).await {
+                    tracing::warn!(%cart_id, %error, "timer_given_up line not written");
+                }
             }
             TimerMove::MovedOn => {}
         }

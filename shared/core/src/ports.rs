@@ -252,7 +252,8 @@ pub trait MessageStore: Send + Sync {
     /// Atomically takes the send: from `Queued` ([`Claim::Claimed`]), or from
     /// `Sending` whose lease has ended ([`Claim::TakenOver`] if its holder
     /// marked the provider call, [`Claim::Claimed`] if not). The new status
-    /// is `Sending` with `provider_called: false` and one more attempt.
+    /// is `Sending` with one more attempt, marked `provider_called` only on a
+    /// takeover (the mark stays until a sender settles the attempt).
     async fn claim_message(
         &self,
         message_id: &MessageId,
@@ -267,8 +268,9 @@ pub trait MessageStore: Send + Sync {
     /// attempt number and lease fence it): a sender whose lease ran out and
     /// was taken over gets [`SettleOutcome::ClaimLost`] and writes nothing,
     /// so it can never overwrite a later claimant's outcome. A settle whose
-    /// `status` is already stored answers `Settled` (a retried write whose
-    /// first attempt landed, its answer lost). `held` may also
+    /// `status` (other than `Queued`) is already stored by the same claim
+    /// answers `Settled` (a retried write whose first attempt landed, its
+    /// answer lost). `held` may also
     /// be an `Unknown` status, which a provider report settles (once: the
     /// second report finds it settled and gets `ClaimLost`).
     async fn settle_message(

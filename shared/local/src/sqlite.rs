@@ -653,7 +653,9 @@ impl MessageStore for Database {
                     return Ok(Claim::Closed)
                 }
             };
-            record.status = MessageStatus::Sending { lease_until, attempts, provider_called: false };
+            // A takeover keeps the mark: until a sender settles what the
+            // marked attempt did, any later claim must ask the provider too.
+            record.status = MessageStatus::Sending { lease_until, attempts, provider_called: taken_over };
             update_message(&tx, &record)?;
             tx.commit().map_err(db)?;
             Ok(if taken_over { Claim::TakenOver(record) } else { Claim::Claimed(record) })
@@ -681,8 +683,10 @@ impl MessageStore for Database {
                 return Err(PortError::Corrupt(format!("message {message_id} does not exist")));
             };
             if record.status != held {
-                // The same write made twice (a retry) finds its own result.
-                return Ok(if record.status == status { SettleOutcome::Settled } else { SettleOutcome::ClaimLost });
+                // The same write made twice (a retry) finds its own result;
+                // `queued` is no proof of that (any holder may write it).
+                let own = record.status == status && status != MessageStatus::Queued;
+                return Ok(if own { SettleOutcome::Settled } else { SettleOutcome::ClaimLost });
             }
             record.status = status;
             update_message(&tx, &record)?;

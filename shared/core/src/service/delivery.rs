@@ -207,7 +207,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S
             // provider took the message, so the line settles a provider
             // that cannot be asked.
             PriorAttempt::Delivered { .. } | PriorAttempt::Unknown => {
-                Some(self.noted_sent(&record.cart_id, &record.message_id).await?)
+                Some(super::noted_sent(&*self.store, &record.cart_id, &record.message_id).await?)
             }
         };
         match (prior, noted) {
@@ -290,17 +290,6 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S
         if let Err(error) = self.store.settle_message(message_id, held, &MessageStatus::Queued).await {
             tracing::warn!(%message_id, %error, "claim not handed back; it expires with its lease");
         }
-    }
-
-    /// Whether the cart's timeline already says the message was sent (read
-    /// only after a takeover, which is rare).
-    async fn noted_sent(&self, cart_id: &CartId, message_id: &MessageId) -> Result<bool, PortError> {
-        let timeline = self.store.timeline(cart_id).await?;
-        Ok(timeline.iter().any(|e| {
-            e.kind == TimelineKind::Message
-                && e.code == "sent"
-                && e.details.get("message_id").and_then(|id| id.as_str()) == Some(message_id.as_str())
-        }))
     }
 
     async fn note(

@@ -26,15 +26,15 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::engagement::{record_engagement, EngagementOutcome, Sighting};
-use super::{retry_on_conflict, Attempt};
+use super::{noted_sent, retry_on_conflict, Attempt};
 use crate::customer::Customer;
 use crate::engagement::Interaction;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
 use crate::ids::{CartId, CustomerId, EventId, MessageId};
 use crate::message::{MessageRecord, MessageStatus};
 use crate::ports::{
-    CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, MessageStore, PortError, SettleOutcome,
-    StateStore, Timeline, TimelineEntry, TimelineKind,
+    CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, MessageStore, PortError, StateStore,
+    Timeline, TimelineEntry, TimelineKind,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,9 +131,7 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
         let Some(message) = self.store.get_message(&event.message_id).await? else {
             return Ok(FeedbackOutcome::UnknownMessage);
         };
-        if matches!(message.status, MessageStatus::Unknown { .. }) {
-            self.reconcile(event, &message).await?;
-        }
+        self.reconcile(event, &message).await?;
         if let Some(interaction) = event.kind.interaction() {
             let sighting = Sighting { interaction, at: event.at, user_agent: event.user_agent.as_deref() };
             let details = serde_json::Map::from_iter([
@@ -153,27 +151,22 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
     }
 
     /// Any report on a message (delivered, bounced, opened, ...) proves the
-    /// provider took it: a send recorded `unknown` (its answer was lost) is
-    /// settled `sent`, once, with a line saying how it was learnt.
+    /// provider took it: a send still recorded `unknown` (its answer was lost) is
+    /// settled `sent`, with a line saying how it was learnt. The send time
+    /// stays the attempt's (the "too soon after the send" click rule reads
+    /// it); only the provider's id comes from the report.
     async fn reconcile(&self, event: &FeedbackEvent, message: &MessageRecord) -> Result<(), PortError> {
-        let sent = MessageStatus::Sent { provider_message_id: event.provider_message_id.clone(), at: event.at };
-        if self.store.settle_message(&message.message_id, &message.status, &sent).await? == SettleOutcome::ClaimLost {
-            return Ok(()); // another report reconciled it first
+        let MessageStatus::Unknown { at: attempted_at, .. } = message.status else { return Ok(()) };
+        // The line first, as a sender writes its own: a failure between the
+        // two leaves the report to be redelivered, which finds the line and
+        // only settles.
+        if !noted_sent(&*self.store, &message.cart_id, &message.message_id).await? {
+            self.store.append_timeline(&message.cart_id, &reconciled_line(event, message, self.clock.now())).await?;
         }
-        let entry = TimelineEntry {
-            at: self.clock.now(),
-            kind: TimelineKind::Message,
-            code: "sent".into(),
-            message: format!(
-                "Step {} sent by {}: its outcome was unknown (the provider's answer was lost), and the provider's {} \
-                 report shows it went out.",
-                message.step + 1,
-                message.channel.as_str(),
-                event.kind.as_str()
-            ),
-            details: json!({ "message_id": message.message_id, "channel": message.channel, "reconciled_from": "unknown" }),
-        };
-        self.store.append_timeline(&message.cart_id, &entry).await
+        let sent = MessageStatus::Sent { provider_message_id: event.provider_message_id.clone(), at: attempted_at };
+        // ClaimLost: another report settled it first.
+        self.store.settle_message(&message.message_id, &message.status, &sent).await?;
+        Ok(())
     }
 
     async fn try_record(
@@ -252,6 +245,23 @@ fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: 
             consents: Some(ConsentPatch { email: Some(false), ..Default::default() }),
             ..Default::default()
         }),
+    }
+}
+
+/// The "sent" line of a send settled by the provider's report.
+fn reconciled_line(event: &FeedbackEvent, message: &MessageRecord, now: DateTime<Utc>) -> TimelineEntry {
+    TimelineEntry {
+        at: now,
+        kind: TimelineKind::Message,
+        code: "sent".into(),
+        message: format!(
+            "Step {} sent by {}: its outcome was unknown (the provider's answer was lost), and the provider's {} \
+             report shows it went out.",
+            message.step + 1,
+            message.channel.as_str(),
+            event.kind.as_str()
+        ),
+        details: json!({ "message_id": message.message_id, "channel": message.channel, "reconciled_from": "unknown" }),
     }
 }
 

@@ -19,8 +19,9 @@ pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOu
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
 
+use crate::ids::{CartId, MessageId};
 use crate::message::Channel;
-use crate::ports::PortError;
+use crate::ports::{PortError, Timeline, TimelineKind};
 use crate::signing::Secret;
 
 /// Settings shared by the services, validated by each runtime at start.
@@ -56,6 +57,21 @@ impl Settings {
 
 /// How often a read-modify-write is tried before giving up.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// Whether the cart's timeline already says the message was sent (read only
+/// in rare cases: after a takeover, before reconciling an unknown send).
+pub(crate) async fn noted_sent<S: Timeline + ?Sized>(
+    store: &S,
+    cart_id: &CartId,
+    message_id: &MessageId,
+) -> Result<bool, PortError> {
+    let timeline = store.timeline(cart_id).await?;
+    Ok(timeline.iter().any(|e| {
+        e.kind == TimelineKind::Message
+            && e.code == "sent"
+            && e.details.get("message_id").and_then(|id| id.as_str()) == Some(message_id.as_str())
+    }))
+}
 
 /// One try of a read-modify-write.
 pub(crate) enum Attempt<T> {
