@@ -8,13 +8,19 @@ for half an hour in over 20 GB:
 2. TransactWriteItems deep-copies every table it touches, to roll back on
    failure: each transaction costs as much as the whole table. Here only the
    items the transaction names are saved and restored.
+3. Query starts from every item of the table, sorted: each query costs a
+   sort of the whole table. Here it starts from the items of the queried
+   partition (for an index: those whose index hash key matches, unsorted,
+   as moto sorts its results itself); moto's own filters still run.
 
 Both patch moto's internals: moto is pinned (scripts/python-tools.sh).
 Run as `python -c "$(cat moto_server.py)" -H 127.0.0.1 -p PORT`.
 """
 
 import copy
+import inspect
 import sys
+import threading
 
 from moto.core.common_models import BaseModel
 from moto.dynamodb.models import DynamoDBBackend
@@ -76,6 +82,62 @@ def _transact(self, transact_items):
 
 
 DynamoDBBackend.transact_write_items = _transact
+
+# Per thread (the server answers requests on threads): which items this
+# thread's query starts from; None outside a query.
+_scope = threading.local()
+_all_items = Table.all_items
+_query = Table.query
+_query_signature = inspect.signature(Table.query)
+
+
+def _unsorted_items(table):
+    for hash_set in table.items.values():
+        if table.range_key_attr:
+            yield from hash_set.values()
+        else:
+            yield hash_set
+
+
+def _equal(found, wanted):
+    return found is not None and found == wanted
+
+
+def _scoped_all_items(self):
+    pick = getattr(_scope, "pick", None)
+    return _all_items(self) if pick is None else pick(self)
+
+
+def _scoped_query(self, *args, **kwargs):
+    arguments = _query_signature.bind(self, *args, **kwargs).arguments
+    if arguments.get("index_name") is None:
+        hash_key = arguments.get("hash_key")
+
+        def pick(table):
+            found = table.items.get(hash_key) if hash_key is not None else None
+            if found is None:
+                return []
+            return list(found.values()) if table.range_key_attr else [found]
+
+    else:
+        conditions = arguments.get("hash_key_conditions") or []
+
+        def pick(table):
+            return [
+                item
+                for item in _unsorted_items(table)
+                if all(_equal(item.attrs.get(name), value) for name, value in conditions)
+            ]
+
+    _scope.pick = pick
+    try:
+        return _query(self, *args, **kwargs)
+    finally:
+        _scope.pick = None
+
+
+Table.all_items = _scoped_all_items
+Table.query = _scoped_query
 
 from moto.server import main  # noqa: E402
 
