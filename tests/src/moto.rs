@@ -376,6 +376,13 @@ impl Stack {
         cartback_core::signing::Secret::new(self.secret.as_bytes().to_vec()).unwrap()
     }
 
+    /// The HTTP application the ingest function serves, on this stack's
+    /// clients, ingest config and secret.
+    pub fn http_app(&self, clock: Arc<dyn Clock>) -> axum::Router {
+        let api = cartback_aws::wiring::api(&self.clients, &self.ingest_config(), self.secret(), clock);
+        cartback_http::router(Arc::new(api))
+    }
+
     /// Emulates the Lambda SQS event source mapping once: receives up to 10
     /// messages as an `SqsEvent` (empty when the queue is empty).
     pub async fn receive(&self, queue: &str) -> SqsEvent {

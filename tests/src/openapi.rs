@@ -36,6 +36,20 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// Sends `request` to the in-process application and records its answer.
+    pub async fn from_app(app: &axum::Router, request: axum::http::Request<axum::body::Body>) -> Observed {
+        use tower::ServiceExt;
+        let response = app.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .collect();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("an in-memory body").to_vec();
+        Observed { status, headers, body }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::http::Request;
 use axum::Router;
 use cartback_core::ports::Clock;
@@ -15,26 +15,12 @@ use cartback_tests::local_app::local_app;
 use cartback_tests::openapi::{served, Observed};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const SECRET: &[u8] = b"fuzz-secret-0123456789";
 
 /// The HTTP application both runtimes serve, over SQLite in memory.
 fn api() -> (Router, Arc<ManualClock>) {
     local_app(SECRET, true)
-}
-
-/// One request through the router: its status, headers and body.
-async fn call(app: Router, request: Request<Body>) -> Observed {
-    let response = app.oneshot(request).await.unwrap_or_else(|never| match never {});
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-        .collect();
-    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec();
-    Observed { status, headers, body }
 }
 
 fn signed_post(clock: &ManualClock, body: Vec<u8>) -> Request<Body> {
@@ -108,7 +94,7 @@ proptest! {
     fn given_any_batch_of_json_events_when_posted_then_every_event_is_answered_and_nothing_fails_on_the_server(events in prop::collection::vec(json_value(), 0..6)) {
         let (api, clock) = api();
         let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
-        let response = runtime().block_on(call(api, signed_post(&clock, body)));
+        let response = runtime().block_on(Observed::from_app(&api, signed_post(&clock, body)));
         prop_assert_eq!(response.status, 200);
         documented(&response)?;
         let answer: Value = serde_json::from_slice(&response.body).unwrap();
@@ -126,7 +112,7 @@ proptest! {
     #[test]
     fn given_arbitrary_bytes_when_posted_then_the_answer_is_a_json_4xx_or_200(body in prop::collection::vec(any::<u8>(), 0..512)) {
         let (api, clock) = api();
-        let response = runtime().block_on(call(api, signed_post(&clock, body)));
+        let response = runtime().block_on(Observed::from_app(&api, signed_post(&clock, body)));
         prop_assert!(matches!(response.status, 200 | 400), "status {}", response.status);
         documented(&response)?;
         prop_assert!(serde_json::from_slice::<Value>(&response.body).is_ok());
@@ -144,7 +130,7 @@ proptest! {
         if let Some(signature) = signature {
             request = request.header("x-cartback-signature", signature);
         }
-        let status = runtime().block_on(call(api, request.body(Body::empty()).unwrap())).status;
+        let status = runtime().block_on(Observed::from_app(&api, request.body(Body::empty()).unwrap())).status;
         prop_assert!(status < 500, "{} {} -> {}", method, path, status);
     }
 }

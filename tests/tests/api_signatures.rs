@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::http::Request;
 use axum::Router;
 use cartback_core::ports::Clock;
 use cartback_core::signing::{sign_request, sign_request_v1, Secret, SignedRequest};
 use cartback_local::testing::ManualClock;
 use cartback_tests::local_app::local_app;
+use cartback_tests::openapi::Observed;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const SECRET: &[u8] = b"signature-secret-0123456789";
 
@@ -29,11 +29,8 @@ async fn call(app: &Router, method: &str, path: &str, signature: Option<String>,
     if let Some(signature) = signature {
         request = request.header("x-cartback-signature", signature);
     }
-    let response =
-        app.clone().oneshot(request.body(Body::from(body)).unwrap()).await.unwrap_or_else(|never| match never {});
-    let status = response.status().as_u16();
-    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let observed = Observed::from_app(app, request.body(Body::from(body)).unwrap()).await;
+    (observed.status, serde_json::from_slice(&observed.body).unwrap_or(Value::Null))
 }
 
 fn event_body() -> Vec<u8> {

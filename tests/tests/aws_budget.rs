@@ -30,12 +30,7 @@ async fn given_a_cart_edited_20_times_when_it_is_abandoned_then_at_most_2_schedu
     let proxy = Proxy::start(moto.port);
     let stack = direct.with_clients(proxy.clients().await);
     let clock = TestClock::new(t0());
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
-        &stack.clients,
-        &stack.ingest_config(),
-        stack.secret(),
-        clock.clone(),
-    )));
+    let app = stack.http_app(clock.clone());
 
     for i in 0..20 {
         clock.set(t0() + Duration::minutes(i) + Duration::seconds(5));

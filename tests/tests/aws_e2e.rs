@@ -121,12 +121,7 @@ async fn given_a_purchase_before_the_timer_fires_when_the_checker_runs_then_noth
     let stack = Stack::create(Moto::global().clients().await, 3).await;
     let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
     let secret = stack.secret();
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
-        &stack.clients,
-        &stack.ingest_config(),
-        secret.clone(),
-        clock.clone(),
-    )));
+    let app = stack.http_app(clock.clone());
     let mut event = apigw_event("apigw-post-events.json");
     resign(&mut event, &secret, clock_now(&clock));
     assert_eq!(handlers::ingest(&app, event).await.status_code, 200);

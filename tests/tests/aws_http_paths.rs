@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use cartback_aws::{handlers, wiring};
+use cartback_aws::handlers;
 use cartback_core::signing::{sign_request, SignedRequest, SIGNATURE_HEADER};
 use cartback_tests::moto::{apigw_event, post_events, response_json, Moto, Stack, TestClock};
 
@@ -18,12 +18,7 @@ async fn given_a_cart_id_with_reserved_characters_when_api_gateway_decodes_the_p
     let now: DateTime<Utc> = "2026-11-23T10:03:00Z".parse().unwrap();
     let clock = TestClock::new(now);
     let secret = stack.secret();
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
-        &stack.clients,
-        &stack.ingest_config(),
-        secret.clone(),
-        clock,
-    )));
+    let app = stack.http_app(clock);
     let add = json!({"events": [{"event_id": "paths-1", "type": "add_to_cart", "cart_id": "shop:cartä-1",
         "currency": "EUR", "items": [{"item_id": "sku-1", "price": "5.00", "quantity": 1}]}]});
     assert_eq!(response_json(&handlers::ingest(&app, post_events(&add, &secret, now)).await)["accepted"], 1);

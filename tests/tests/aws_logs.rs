@@ -36,12 +36,7 @@ async fn given_carts_reached_by_email_sms_and_push_when_every_lambda_handles_the
     let start: DateTime<Utc> = "2026-11-23T10:03:00Z".parse().unwrap();
     let clock = TestClock::new(start);
     let secret = stack.secret();
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
-        &stack.clients,
-        &stack.ingest_config(),
-        secret.clone(),
-        clock.clone(),
-    )));
+    let app = stack.http_app(clock.clone());
     let batch = json!({"events": [
         event("logs-email", "desktop", json!({"email": "erin.logscan@example.com", "first_name": "Erin",
             "consents": {"email": true}})),

@@ -47,12 +47,7 @@ async fn abandoned_cart() -> World {
     let stack = Stack::create(moto.clients().await, 3).await;
     let proxy = Proxy::start(moto.port);
     let clock = TestClock::new(at("2026-11-23T10:03:00Z"));
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
-        &stack.clients,
-        &stack.ingest_config(),
-        stack.secret(),
-        clock.clone(),
-    )));
+    let app = stack.http_app(clock.clone());
     let body = json!({ "events": [
         { "event_id": "t-identify", "type": "identify", "occurred_at": "2026-11-23T10:00:00Z", "customer_id": "cust-t",
           "customer": { "email": "t@example.com", "timezone": "Europe/Paris", "consents": { "email": true } } },
@@ -233,12 +228,7 @@ impl Scheduler for RefusingScheduler {
 async fn given_two_overdue_carts_and_a_scheduler_failing_for_one_when_the_sweep_runs_then_the_other_is_still_rearmed() {
     let world = abandoned_cart().await;
     let stack = &world.stack;
-    let app = cartback_http::router(std::sync::Arc::new(wiring::api(
-        &stack.clients,
-        &stack.ingest_config(),
-        stack.secret(),
-        world.clock.clone(),
-    )));
+    let app = stack.http_app(world.clock.clone());
     world.clock.set(at("2026-11-23T10:01:00Z"));
     let body = json!({ "events": [{ "event_id": "u-add", "type": "add_to_cart", "occurred_at": "2026-11-23T10:01:00Z",
         "cart_id": "cart-u", "items": [{ "item_id": "sku-mug" }] }] });

@@ -3,7 +3,7 @@
 //! through the HTTP application both runtimes serve, each answer checked
 //! against the served OpenAPI document.
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::http::Request;
 use axum::Router;
 use cartback_core::ports::Clock;
@@ -12,21 +12,8 @@ use cartback_local::testing::ManualClock;
 use cartback_tests::local_app::{local_app_with_failing_timers, local_app_with_timer_faults};
 use cartback_tests::openapi::{served, Observed};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const SECRET: &[u8] = b"answers-secret-0123456789";
-
-async fn call(app: &Router, request: Request<Body>) -> Observed {
-    let response = app.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-        .collect();
-    let body = to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec();
-    Observed { status, headers, body }
-}
 
 fn signed(clock: &ManualClock, method: &'static str, path: &'static str, body: Vec<u8>) -> Request<Body> {
     let request = SignedRequest { method, path_and_query: path, body: &body };
@@ -41,7 +28,7 @@ fn signed(clock: &ManualClock, method: &'static str, path: &'static str, body: V
 
 /// Posts a batch; the answer must keep to the document.
 async fn post(app: &Router, clock: &ManualClock, body: &Value) -> (u16, Option<String>, Value) {
-    let observed = call(app, signed(clock, "POST", "/v1/events", body.to_string().into_bytes())).await;
+    let observed = Observed::from_app(app, signed(clock, "POST", "/v1/events", body.to_string().into_bytes())).await;
     served().check_response("POST", "/v1/events", &observed).unwrap_or_else(|v| panic!("{v}"));
     let retry_after =
         observed.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.clone());
@@ -103,7 +90,7 @@ async fn given_an_add_to_cart_with_a_bad_phone_when_posted_then_it_is_accepted_w
     assert_eq!(answer["results"][0]["status"], "accepted");
     assert_eq!(answer["results"][0]["warnings"][0]["field"], "customer.phone");
     assert_eq!(answer["results"][0]["warnings"].as_array().map(Vec::len), Some(1));
-    let observed = call(&app, signed(&clock, "GET", "/v1/carts/cart-w", Vec::new())).await;
+    let observed = Observed::from_app(&app, signed(&clock, "GET", "/v1/carts/cart-w", Vec::new())).await;
     assert_eq!(observed.status, 200);
     let cart: Value = serde_json::from_slice(&observed.body).unwrap();
     let line = &cart["timeline"][0];

@@ -258,13 +258,6 @@ mod tests {
 
     fn cart() -> Cart {
         let e = Event {
-            event_id: "e".into(),
-            kind: EventType::AddToCart,
-            occurred_at: "2026-11-23T10:00:00Z".parse().unwrap(),
-            cart_id: Some("c1".into()),
-            customer_id: None,
-            device: None,
-            currency: Some("EUR".into()),
             items: vec![Item {
                 item_id: "sku".into(),
                 item_name: Some("Blue <Mug>".into()),
@@ -273,10 +266,7 @@ mod tests {
                 image_url: Some("https://cdn.example/mug.jpg".into()),
                 url: Some("https://shop.example/mug".into()),
             }],
-            order_id: None,
-            value: None,
-            coupon: None,
-            customer: None,
+            ..cart_event()
         };
         Cart::from_events("c1", &[e])
     }
