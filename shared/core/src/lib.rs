@@ -14,6 +14,7 @@ pub mod engine;
 pub mod enum_names;
 pub mod event;
 pub mod ids;
+pub mod measure;
 pub mod message;
 pub mod ports;
 pub mod reason;

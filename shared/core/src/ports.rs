@@ -2,7 +2,7 @@
 //! (local, AWS) supplies adapters; one contract suite tests both.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::Campaign;
@@ -12,6 +12,7 @@ use crate::engagement::{EngagementLabel, Tally};
 use crate::engine::Progress;
 use crate::event::Event;
 use crate::ids::{CartId, CustomerId, CustomerKey, EventId, MessageId};
+use crate::measure::Fact;
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus};
 
 pub trait Clock: Send + Sync {
@@ -461,6 +462,17 @@ pub trait Sender: Send + Sync {
     async fn prior_attempt(&self, _job: &MessageJob) -> Result<PriorAttempt, SendError> {
         Ok(PriorAttempt::Unknown)
     }
+}
+
+/// Measurement facts: appended, never changed; read by day for reports.
+#[async_trait]
+pub trait FactStore: Send + Sync {
+    /// Stores the fact unless one with its `fact_id` exists (then nothing
+    /// changes, whatever the new copy holds).
+    async fn record_fact(&self, fact: &Fact) -> Result<CreateOutcome, PortError>;
+    /// Every fact whose `at` falls on a day from `from` to `to` (UTC,
+    /// inclusive), in no particular order.
+    async fn facts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Fact>, PortError>;
 }
 
 #[async_trait]
