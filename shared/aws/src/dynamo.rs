@@ -1230,7 +1230,7 @@ mod tests {
                 at("2026-11-23T23:59:59Z"),
                 FactKind::Order {
                     order_id: "o-1".into(),
-                    cart_id: None,
+                    cart_id: Some("cart-1".into()),
                     customer_key: Some(customer.clone()),
                     value,
                     currency: Some("EUR".into()),
@@ -1261,6 +1261,42 @@ mod tests {
             assert!(matches!(item.get("fact"), Some(AttributeValue::S(_))), "the kind is a flat attribute: {item:?}");
             assert_eq!(item.get("day"), Some(&s(fact.day().format("%Y-%m-%d").to_string())));
             assert_eq!(fact_from_item(item).unwrap(), fact);
+        }
+    }
+
+    /// The README's Athena table (`CREATE EXTERNAL TABLE cartback_facts`):
+    /// each attribute's name and DynamoDB type letter.
+    fn athena_columns() -> HashMap<String, char> {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("CREATE EXTERNAL TABLE cartback_facts").expect("the README's Athena table");
+        let end = start + readme[start..].find("ROW FORMAT").expect("the end of its columns");
+        let mut columns = HashMap::new();
+        for field in readme[start..end].split(">,").flat_map(|chunk| chunk.split("item struct<").last()) {
+            let field = field.trim();
+            if let Some((name, kind)) = field.split_once(":struct<") {
+                let kind = kind.chars().next().expect("a type letter");
+                columns.insert(name.trim().trim_matches('`').to_owned(), kind);
+            }
+        }
+        columns
+    }
+
+    #[test]
+    fn given_the_readmes_athena_table_when_compared_with_fact_items_then_it_names_every_attribute_with_its_type() {
+        let columns = athena_columns();
+        assert!(columns.len() >= 20, "{columns:?}");
+        let guard = key(fact_guard_key("order#o-1"));
+        let facts = facts_of_every_kind();
+        let items = facts.iter().map(|f| fact_item(f, n(1)).unwrap()).chain([guard]);
+        for item in items {
+            for (name, value) in item {
+                let kind = match value {
+                    AttributeValue::S(_) => 's',
+                    AttributeValue::N(_) => 'n',
+                    other => panic!("{name} is stored as {other:?}: the Athena table reads only S and N"),
+                };
+                assert_eq!(columns.get(&name), Some(&kind), "{name} ({kind}) in the README's Athena table");
+            }
         }
     }
 
