@@ -83,7 +83,8 @@
 //! timeline), decided by conditions, never by a read-then-write: a replayed
 //! `event_id` fails the dedupe condition (`Duplicate`), a concurrent writer
 //! fails the version condition (`Conflict`, the service re-reads and
-//! retries). A cart item holds at most `MAX_EVENTS_PER_CART` events; with
+//! retries). A purchase or a return adds one more, before it: its order or
+//! return fact (see above). A cart item holds at most `MAX_EVENTS_PER_CART` events; with
 //! typical events (~0.5 KB) that stays under DynamoDB's 400 KB item limit.
 //!
 //! # Config table
