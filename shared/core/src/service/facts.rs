@@ -131,3 +131,78 @@ pub(crate) fn engagement_outcome(label: EngagementLabel) -> Option<MessageOutcom
         EngagementLabel::MachineOpen => Some(MessageOutcome::OpenedMachine),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Item;
+
+    fn event(kind: EventType, value: Option<&str>, prices: &[(Option<&str>, u32)]) -> Event {
+        Event {
+            event_id: "ev-1".into(),
+            kind,
+            occurred_at: "2026-11-23T10:00:00Z".parse().unwrap(),
+            cart_id: Some("cart-1".into()),
+            customer_id: Some("cust-1".into()),
+            device: None,
+            currency: Some("EUR".into()),
+            items: prices
+                .iter()
+                .enumerate()
+                .map(|(i, (price, quantity))| Item {
+                    item_id: format!("sku-{i}"),
+                    item_name: None,
+                    price: price.map(|p| p.parse().unwrap()),
+                    quantity: *quantity,
+                    image_url: None,
+                    url: None,
+                })
+                .collect(),
+            order_id: Some("o-1".into()),
+            value: value.map(|v| v.parse().unwrap()),
+            coupon: None,
+            customer: None,
+        }
+    }
+
+    fn order_value(fact: EventFact) -> Option<Decimal> {
+        match fact {
+            EventFact::Record(Fact { kind: FactKind::Order { value, .. }, .. }) => value,
+            other => panic!("not an order: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_a_purchase_when_valued_then_its_value_wins_else_its_priced_items_sum_else_it_has_none() {
+        let items = [(Some("2.50"), 3), (None, 1), (Some("0.99"), 1)];
+        let with_value = event(EventType::Purchase, Some("9.00"), &items);
+        assert_eq!(order_value(event_fact(&with_value, None)), Some("9.00".parse().unwrap()));
+        let priced = event(EventType::Purchase, None, &items);
+        assert_eq!(order_value(event_fact(&priced, None)), Some("8.49".parse().unwrap()));
+        let unpriced = event(EventType::Purchase, None, &[(None, 2)]);
+        assert_eq!(order_value(event_fact(&unpriced, None)), None);
+    }
+
+    #[test]
+    fn given_an_order_when_keyed_then_its_carts_customer_decides_and_without_a_cart_the_events_customer() {
+        let purchase = event(EventType::Purchase, Some("1"), &[]);
+        let guest_cart = Cart::from_events("cart-1", &[]);
+        let EventFact::Record(fact) = event_fact(&purchase, Some(&guest_cart)) else { panic!("an order") };
+        let FactKind::Order { customer_key, .. } = fact.kind else { panic!("an order") };
+        assert_eq!(customer_key, Some(CustomerKey::Guest("cart-1".into())));
+        let EventFact::Record(fact) = event_fact(&purchase, None) else { panic!("an order") };
+        let FactKind::Order { customer_key, .. } = fact.kind else { panic!("an order") };
+        assert_eq!(customer_key, Some(CustomerKey::Customer("cust-1".into())));
+    }
+
+    #[test]
+    fn given_a_return_without_an_order_or_an_amount_when_seen_then_it_is_no_fact_and_says_why() {
+        let mut no_order = event(EventType::Return, Some("5"), &[]);
+        no_order.order_id = None;
+        assert!(matches!(event_fact(&no_order, None), EventFact::NotCounted(why) if why.contains("order_id")));
+        let no_amount = event(EventType::Return, None, &[(None, 1)]);
+        assert!(matches!(event_fact(&no_amount, None), EventFact::NotCounted(why) if why.contains("no amount")));
+        let edit = event(EventType::AddToCart, None, &[(None, 1)]);
+        assert_eq!(event_fact(&edit, None), EventFact::Nothing);
+    }
+}

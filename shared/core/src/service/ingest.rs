@@ -205,7 +205,12 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + ?Sized> Ingest<S> {
             }
             None => None,
         };
-        let fact = event_fact(event, cart.as_ref().map(CartRecord::cart).as_ref());
+        // Only orders and returns are facts: a cart edit is not folded for them.
+        let folded = match event.kind {
+            EventType::Purchase | EventType::Return => cart.as_ref().map(CartRecord::cart),
+            _ => None,
+        };
+        let fact = event_fact(event, folded.as_ref());
         let timeline = event.cart_id.as_ref().map(|_| {
             let mut details = serde_json::json!({ "event_id": event.event_id });
             if !warnings.is_empty() {
