@@ -166,8 +166,7 @@ async fn given_a_guest_cart_and_a_cartless_order_when_bought_then_each_order_fac
 /// THEN the first two are return facts (the event's id, its value, else its
 /// items' sum), the last two are none, and their timeline lines say why.
 #[tokio::test]
-async fn given_returns_with_and_without_order_or_amount_when_ingested_then_only_countable_ones_are_facts_saying_why(
-) {
+async fn given_returns_with_and_without_order_or_amount_when_ingested_then_only_countable_ones_are_facts_saying_why() {
     let stack = LocalStack::new(at(START));
     let ret = |id: &str, extra: Value| {
         let mut event = json!({ "event_id": id, "type": "return", "occurred_at": "2026-11-25T09:00:00Z",
