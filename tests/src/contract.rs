@@ -226,6 +226,7 @@ pub fn message(
         decided_at,
         status: MessageStatus::Queued,
         engagement: Default::default(),
+        variant: None,
     }
 }
 
@@ -418,6 +419,7 @@ pub async fn cart_round_trips_exactly(a: &Adapters) {
             at: t(1800),
             skipped: false,
         }],
+        ..Progress::default()
     };
     record.progress.skip("default", 1, t(1800) + Duration::hours(24));
 

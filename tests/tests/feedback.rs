@@ -205,6 +205,7 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
         decided_at: at(START),
         status: MessageStatus::Sent { provider_message_id: "ses-0001".into(), at: at(START) },
         engagement: Default::default(),
+        variant: None,
     };
     stack.db.create_message(&message).await.unwrap();
     let outcome = stack

@@ -959,6 +959,7 @@ mod tests {
             decided_at: at("2026-11-23T10:30:00Z"),
             status: MessageStatus::Queued,
             engagement: Engagement::default(),
+            variant: None,
         }
     }
 
