@@ -734,7 +734,10 @@ impl MessageStore for DynamoStateStore {
             };
             let taken_over = match &record.status {
                 MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
-                MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } | MessageStatus::Unknown { .. } => {
+                MessageStatus::Rejected { .. }
+                | MessageStatus::Cancelled { .. }
+                | MessageStatus::Unknown { .. }
+                | MessageStatus::HeldOut { .. } => {
                     return Ok(Claim::Closed)
                 }
                 MessageStatus::Sending { lease_until, .. } if *lease_until > now => return Ok(Claim::InFlight),
