@@ -355,7 +355,9 @@ async fn given_a_held_out_customer_when_each_step_falls_due_then_it_is_recorded_
     assert_eq!(entered, Some((Group::HeldOut, SegmentLabel::Other, price, Some("EUR".into()))), "{facts:?}");
     let would: Vec<_> = facts
         .iter()
-        .filter(|f| matches!(f.kind, FactKind::Message { outcome: MessageOutcome::WouldSend, group: Group::HeldOut, .. }))
+        .filter(|f| {
+            matches!(f.kind, FactKind::Message { outcome: MessageOutcome::WouldSend, group: Group::HeldOut, .. })
+        })
         .collect();
     assert_eq!(would.len(), 1, "{facts:?}");
 
