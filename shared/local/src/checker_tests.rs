@@ -457,3 +457,47 @@ async fn given_a_shadow_campaign_beside_the_live_one_when_the_cart_is_abandoned_
     entered.sort();
     assert_eq!(entered, [("default".to_owned(), Group::Treated), ("draft".to_owned(), Group::Shadow)]);
 }
+
+#[tokio::test]
+async fn given_an_experiment_when_the_customers_variant_sends_then_its_overrides_apply_and_the_variant_is_recorded() {
+    use cartback_core::campaign::{Experiment, StepOverride, Variant};
+    use cartback_core::message::Outgoing;
+    // GIVEN an experiment whose only weighted variant mails step 1 with the
+    // last-call template and its own subject line.
+    let subject = StepOverride {
+        template: Some("last_call".into()),
+        subject: Some("{{ first_name }}, {{ item_count }} item waiting".into()),
+        ..Default::default()
+    };
+    let experiment = Experiment {
+        id: "subject-line".into(),
+        variants: vec![
+            Variant { name: "control".into(), weight: 0, steps: vec![] },
+            Variant { name: "personal".into(), weight: 1, steps: vec![subject] },
+        ],
+        control: None,
+    };
+    let w = World::with(Campaign { experiment: Some(experiment), ..shipped() }).await;
+    let contact = json!({"email": "ana@example.com", "first_name": "Ana", "consents": {"email": true}});
+    w.send(add_to_cart("e1", t0(), contact)).await;
+
+    // WHEN step 1 falls due.
+    fire(&w).await;
+
+    // THEN the email has the variant's subject, and the variant is on the message, the cart and the facts.
+    let jobs = w.jobs().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let Outgoing::Email { subject, text, .. } = &jobs[0].outgoing else { panic!("an email: {:?}", jobs[0]) };
+    assert_eq!(subject, "Ana, 1 item waiting");
+    assert!(text.contains("can't hold it forever"), "the last-call template: {text}");
+    let record = w.db.get_message(&jobs[0].message_id).await.unwrap().unwrap();
+    assert_eq!(record.variant.as_deref(), Some("personal"));
+    let cart = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap();
+    assert_eq!((cart.progress.group, cart.progress.variant.as_deref()), (Some(Group::Treated), Some("personal")));
+    let day = t0().date_naive();
+    let facts = w.db.facts(day, day).await.unwrap();
+    assert!(
+        facts.iter().any(|f| matches!(&f.kind, FactKind::Entered { variant: Some(v), .. } if v == "personal")),
+        "{facts:?}"
+    );
+}
