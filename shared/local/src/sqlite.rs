@@ -176,7 +176,14 @@ pub struct PurgeReport {
     pub dedupe: usize,
     pub messages: usize,
     pub timeline: usize,
+    /// Measurement facts past their own, longer retention.
+    pub facts: usize,
 }
+
+/// How long measurement facts are kept unless configured otherwise: over a
+/// year, so a report can compare a season with the last one (the AWS
+/// runtime's default too).
+pub const DEFAULT_FACT_RETENTION_DAYS: i64 = 400;
 
 /// A handle on the database; cheap to clone (all clones share the connection).
 #[derive(Clone)]
@@ -184,6 +191,7 @@ pub struct Database {
     conn: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
     clock: Arc<dyn Clock>,
+    fact_retention: Duration,
 }
 
 impl std::fmt::Debug for Database {
@@ -222,13 +230,25 @@ impl Database {
 
     fn from_connection(mut conn: Connection, path: PathBuf) -> Result<Database, LocalError> {
         migrate(&mut conn, &path)?;
-        Ok(Database { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path), clock: Arc::new(SystemClock) })
+        Ok(Database {
+            conn: Arc::new(Mutex::new(conn)),
+            path: Arc::new(path),
+            clock: Arc::new(SystemClock),
+            fact_retention: Duration::days(DEFAULT_FACT_RETENTION_DAYS),
+        })
     }
 
     /// The clock used where a port method takes no time (a campaign's
     /// `updated_at`, a job's enqueue time). Default: the system clock.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Database {
         self.clock = clock;
+        self
+    }
+
+    /// How long [`Database::purge_expired`] keeps measurement facts
+    /// (default [`DEFAULT_FACT_RETENTION_DAYS`]).
+    pub fn with_fact_retention(mut self, fact_retention: Duration) -> Database {
+        self.fact_retention = fact_retention;
         self
     }
 
@@ -260,10 +280,13 @@ impl Database {
 
     /// Deletes what is older than `retention` at `now`: carts not updated
     /// since (with their timeline), event dedupe records, message records
-    /// decided before, and timeline lines from before. Customers are kept:
-    /// their history has its own horizon. Timers and queues empty themselves.
+    /// decided before, and timeline lines from before; and the facts of the
+    /// days before their own retention (see [`Database::with_fact_retention`]).
+    /// Customers are kept: their history has its own horizon. Timers and
+    /// queues empty themselves.
     pub async fn purge_expired(&self, now: DateTime<Utc>, retention: Duration) -> Result<PurgeReport, PortError> {
         let cutoff = ts(now - retention);
+        let fact_cutoff = day_text((now - self.fact_retention).date_naive());
         self.call(move |conn| {
             let tx = immediate(conn)?;
             let timeline = tx
@@ -273,8 +296,9 @@ impl Database {
             let dedupe = tx.execute("DELETE FROM dedupe WHERE received_at < ?1", [&cutoff]).map_err(db)?;
             let messages = tx.execute("DELETE FROM messages WHERE decided_at < ?1", [&cutoff]).map_err(db)?;
             tx.execute("DELETE FROM send_ledgers WHERE updated_at < ?1", [&cutoff]).map_err(db)?;
+            let facts = tx.execute("DELETE FROM facts WHERE day < ?1", [&fact_cutoff]).map_err(db)?;
             tx.commit().map_err(db)?;
-            Ok(PurgeReport { carts, dedupe, messages, timeline })
+            Ok(PurgeReport { carts, dedupe, messages, timeline, facts })
         })
         .await
     }
@@ -761,7 +785,8 @@ impl FactStore for Database {
         self.call(move |conn| {
             let created = conn
                 .execute(
-                    "INSERT INTO facts (fact_id, day, at, fact) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (fact_id) DO NOTHING",
+                    "INSERT INTO facts (fact_id, day, at, fact) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (fact_id) DO NOTHING",
                     params![fact_id, day, at, json],
                 )
                 .map_err(db)?;
@@ -902,10 +927,45 @@ mod tests {
             assert_eq!(db.commit_event(commit).await.unwrap(), CommitOutcome::Applied);
         }
         let report = db.purge_expired(now, Duration::days(90)).await.unwrap();
-        assert_eq!(report, PurgeReport { carts: 1, dedupe: 1, messages: 0, timeline: 1 });
+        assert_eq!(report, PurgeReport { carts: 1, dedupe: 1, messages: 0, timeline: 1, facts: 0 });
         assert!(db.get_cart(&"old".into()).await.unwrap().is_none());
         assert!(db.get_cart(&"new".into()).await.unwrap().is_some());
         assert!(db.timeline(&"old".into()).await.unwrap().is_empty());
         assert_eq!(db.timeline(&"new".into()).await.unwrap().len(), 1);
+    }
+
+    fn order(order_id: &str, when: &str) -> Fact {
+        use cartback_core::measure::facts::FactKind;
+        let kind = FactKind::Order {
+            order_id: order_id.into(),
+            cart_id: None,
+            customer_key: None,
+            value: None,
+            currency: None,
+            coupon: None,
+        };
+        Fact::new(at(when), kind)
+    }
+
+    /// GIVEN facts of 401, 400 and 10 days ago, and carts' 90-day retention
+    /// WHEN purged THEN only the facts of days before the 400 days go: facts
+    /// outlive the carts they describe.
+    #[tokio::test]
+    async fn given_old_and_recent_facts_when_purged_then_only_those_past_the_fact_retention_go() {
+        let db = Database::open_in_memory().unwrap();
+        let now = at("2026-11-23T12:00:00Z");
+        for (id, when) in
+            [("o-401", "2025-10-18T23:59:59Z"), ("o-400", "2025-10-19T00:00:00Z"), ("o-10", "2026-11-13T09:00:00Z")]
+        {
+            assert_eq!(db.record_fact(&order(id, when)).await.unwrap(), CreateOutcome::Created);
+        }
+        let report = db.purge_expired(now, Duration::days(90)).await.unwrap();
+        assert_eq!(report.facts, 1);
+        let kept = db.facts(at("2024-01-01T00:00:00Z").date_naive(), now.date_naive()).await.unwrap();
+        let ids: Vec<&str> = kept.iter().map(|f| f.fact_id.as_str()).collect();
+        assert_eq!(ids, ["order#o-400", "order#o-10"]);
+
+        let shorter = db.with_fact_retention(Duration::days(30));
+        assert_eq!(shorter.purge_expired(now, Duration::days(90)).await.unwrap().facts, 1);
     }
 }
