@@ -102,8 +102,7 @@ fn amount(event: &Event) -> Option<Decimal> {
 }
 
 /// A message's outcome. Only treated messages are ever sent, so the group
-/// is `Treated`; the variant is left to the report, which joins it from the
-/// cart's `entered` fact.
+/// is `Treated`; the variant is the one the message record carries.
 pub(crate) fn message_fact(message: &MessageRecord, outcome: MessageOutcome, at: DateTime<Utc>) -> Fact {
     Fact::new(
         at,
@@ -113,7 +112,7 @@ pub(crate) fn message_fact(message: &MessageRecord, outcome: MessageOutcome, at:
             customer_key: message.customer_key.clone(),
             message_id: message.message_id.clone(),
             group: Group::Treated,
-            variant: None,
+            variant: message.variant.clone(),
             step: message.step,
             channel: message.channel,
             outcome,
