@@ -130,3 +130,29 @@ pub(crate) fn engagement_outcome(label: EngagementLabel) -> Option<MessageOutcom
         EngagementLabel::MachineOpen => Some(MessageOutcome::OpenedMachine),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Channel, MessageStatus};
+
+    #[test]
+    fn given_a_message_of_an_experiment_variant_when_its_outcome_is_recorded_then_the_fact_names_the_variant() {
+        let at: DateTime<Utc> = "2026-11-23T10:30:00Z".parse().unwrap();
+        let message = MessageRecord {
+            message_id: MessageRecord::id_for("c1", 0, Channel::Email),
+            cart_id: "c1".into(),
+            customer_key: CustomerKey::Customer("u1".into()),
+            campaign_id: "default".into(),
+            step: 0,
+            channel: Channel::Email,
+            decided_at: at,
+            status: MessageStatus::Sent { provider_message_id: "p".into(), at },
+            engagement: Default::default(),
+            variant: Some("next-day".into()),
+        };
+        let fact = message_fact(&message, MessageOutcome::Sent, at);
+        let FactKind::Message { group, variant, .. } = fact.kind else { panic!("a message fact: {fact:?}") };
+        assert_eq!((group, variant.as_deref()), (Group::Treated, Some("next-day")));
+    }
+}
