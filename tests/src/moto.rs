@@ -346,6 +346,19 @@ impl Stack {
         }
     }
 
+    /// Stores the built-in campaign with no holdout in the stack's config
+    /// table, for tests that expect every customer to get their messages
+    /// (with the table empty, the default holds out 10% of customers).
+    pub async fn treat_everyone(&self) {
+        use cartback_core::ports::CampaignStore;
+        let store = cartback_aws::dynamo::DynamoCampaignStore::new(self.clients.dynamodb.clone(), &self.config_table);
+        let campaign = cartback_core::campaign::Campaign {
+            holdout_percent: 0,
+            ..cartback_core::campaign::Campaign::default_campaign()
+        };
+        store.put(&campaign).await.expect("campaign stored");
+    }
+
     /// The same stack, reached through other clients (e.g. a proxy).
     pub fn with_clients(&self, clients: Clients) -> Stack {
         Stack { clients, ..self.clone() }

@@ -27,6 +27,7 @@ async fn given_a_cart_edited_20_times_when_it_is_abandoned_then_at_most_2_schedu
 ) {
     let moto = Moto::global();
     let direct = Stack::create(moto.clients().await, 3).await;
+    direct.treat_everyone().await;
     let proxy = Proxy::start(moto.port);
     let stack = direct.with_clients(proxy.clients().await);
     let clock = TestClock::new(t0());

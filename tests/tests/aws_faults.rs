@@ -111,6 +111,7 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
     }
     let moto = Moto::global();
     let stack = Stack::create(moto.clients().await, 5).await;
+    stack.treat_everyone().await;
     let (faulty_sdk, injector) =
         FaultyHttpClient::wrap(&Moto::sdk_config_for(&moto.endpoint).await, SEED, FAULTS_PER_MILLE);
     let faulty = Clients::new(&faulty_sdk);

@@ -33,6 +33,7 @@ async fn given_carts_reached_by_email_sms_and_push_when_every_lambda_handles_the
     // one mobile cart reached by SMS and then by push.
     let logs = LambdaLogs::capture();
     let stack = Stack::create(Moto::global().clients().await, 3).await;
+    stack.treat_everyone().await;
     let start: DateTime<Utc> = "2026-11-23T10:03:00Z".parse().unwrap();
     let clock = TestClock::new(start);
     let secret = stack.secret();

@@ -102,8 +102,7 @@ fn amount(event: &Event) -> Option<Decimal> {
 }
 
 /// A message's outcome. Only treated messages are ever sent, so the group
-/// is `Treated`; the variant is left to the report, which joins it from the
-/// cart's `entered` fact.
+/// is `Treated`; the variant is the one the message record carries.
 pub(crate) fn message_fact(message: &MessageRecord, outcome: MessageOutcome, at: DateTime<Utc>) -> Fact {
     Fact::new(
         at,
@@ -113,7 +112,7 @@ pub(crate) fn message_fact(message: &MessageRecord, outcome: MessageOutcome, at:
             customer_key: message.customer_key.clone(),
             message_id: message.message_id.clone(),
             group: Group::Treated,
-            variant: None,
+            variant: message.variant.clone(),
             step: message.step,
             channel: message.channel,
             outcome,
@@ -204,5 +203,27 @@ mod tests {
         assert!(matches!(event_fact(&no_amount, None), EventFact::NotCounted(why) if why.contains("no amount")));
         let edit = event(EventType::AddToCart, None, &[(None, 1)]);
         assert_eq!(event_fact(&edit, None), EventFact::Nothing);
+    }
+
+    use crate::message::{Channel, MessageStatus};
+
+    #[test]
+    fn given_a_message_of_an_experiment_variant_when_its_outcome_is_recorded_then_the_fact_names_the_variant() {
+        let at: DateTime<Utc> = "2026-11-23T10:30:00Z".parse().unwrap();
+        let message = MessageRecord {
+            message_id: MessageRecord::id_for("c1", 0, Channel::Email),
+            cart_id: "c1".into(),
+            customer_key: CustomerKey::Customer("u1".into()),
+            campaign_id: "default".into(),
+            step: 0,
+            channel: Channel::Email,
+            decided_at: at,
+            status: MessageStatus::Sent { provider_message_id: "p".into(), at },
+            engagement: Default::default(),
+            variant: Some("next-day".into()),
+        };
+        let fact = message_fact(&message, MessageOutcome::Sent, at);
+        let FactKind::Message { group, variant, .. } = fact.kind else { panic!("a message fact: {fact:?}") };
+        assert_eq!((group, variant.as_deref()), (Group::Treated, Some("next-day")));
     }
 }
