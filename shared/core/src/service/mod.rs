@@ -22,6 +22,7 @@ pub use report::{parse_query, report, ReportError, DEFAULT_REPORT_DAYS, MAX_REPO
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
 
 use crate::ids::{CartId, MessageId};
+use crate::measure::report::Prices;
 use crate::message::Channel;
 use crate::ports::{PortError, Timeline, TimelineKind};
 use crate::signing::Secret;
@@ -41,6 +42,8 @@ pub struct Settings {
     pub retention: Duration,
     /// Channels this runtime delivers; the engine never picks another.
     pub channels: Vec<Channel>,
+    /// Message prices the report's cost uses (AWS list prices by default).
+    pub prices: Prices,
 }
 
 impl Settings {
@@ -53,6 +56,7 @@ impl Settings {
             restore_ttl: Duration::hours(48),
             retention: Duration::days(90),
             channels: Channel::ALL.to_vec(),
+            prices: Prices::default(),
         }
     }
 }
