@@ -226,6 +226,7 @@ pub fn message(
         decided_at,
         status: MessageStatus::Queued,
         engagement: Default::default(),
+        variant: None,
     }
 }
 
@@ -418,6 +419,7 @@ pub async fn cart_round_trips_exactly(a: &Adapters) {
             at: t(1800),
             skipped: false,
         }],
+        ..Progress::default()
     };
     record.progress.skip("default", 1, t(1800) + Duration::hours(24));
 
@@ -1064,6 +1066,8 @@ impl Clock for FixedClock {
 pub async fn concurrent_checkers_keep_the_customer_cap(a: &Adapters) {
     let mut campaign = Campaign::default_campaign();
     campaign.id = unique("one-push");
+    // Every customer treated: the cap is what is measured here.
+    campaign.holdout_percent = 0;
     campaign.steps.truncate(1);
     campaign.steps[0].channels.mobile = vec![Channel::Push];
     campaign.steps[0].channels.desktop = vec![Channel::Push];

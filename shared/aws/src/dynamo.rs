@@ -734,7 +734,10 @@ impl MessageStore for DynamoStateStore {
             };
             let taken_over = match &record.status {
                 MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
-                MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } | MessageStatus::Unknown { .. } => {
+                MessageStatus::Rejected { .. }
+                | MessageStatus::Cancelled { .. }
+                | MessageStatus::Unknown { .. }
+                | MessageStatus::HeldOut { .. } => {
                     return Ok(Claim::Closed)
                 }
                 MessageStatus::Sending { lease_until, .. } if *lease_until > now => return Ok(Claim::InFlight),
@@ -1099,6 +1102,7 @@ mod tests {
             decided_at: at("2026-11-23T10:30:00Z"),
             status: MessageStatus::Queued,
             engagement: Engagement::default(),
+            variant: None,
         }
     }
 

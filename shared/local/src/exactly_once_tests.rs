@@ -86,6 +86,7 @@ impl World {
             decided_at: self.clock.now(),
             status: MessageStatus::Queued,
             engagement: Default::default(),
+            variant: None,
         };
         assert_eq!(self.db.create_message(&record).await.unwrap(), cartback_core::ports::CreateOutcome::Created);
     }
