@@ -7,6 +7,7 @@ mod campaigns;
 mod checker;
 mod delivery;
 mod engagement;
+mod facts;
 mod feedback;
 mod ingest;
 mod report;
