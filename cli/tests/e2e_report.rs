@@ -65,7 +65,7 @@ async fn store_facts(data: &Path) {
                         message_id: format!("{cart}#1#email").as_str().into(),
                         group,
                         variant: None,
-                        step: 1,
+                        step: 0,
                         channel: Channel::Email,
                         outcome,
                     },

@@ -38,7 +38,7 @@ pub fn carts(group: Group, n: usize, bought: usize, day: &str) -> Vec<Fact> {
                 message_id: format!("{cart}#1#email").as_str().into(),
                 group,
                 variant: None,
-                step: 1,
+                step: 0,
                 channel: Channel::Email,
                 outcome,
             },

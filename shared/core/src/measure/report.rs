@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::assign::Group;
 use super::facts::{Fact, FactKind, MessageOutcome, SegmentLabel};
 use super::stats;
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, CampaignMode};
 use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::message::Channel;
 
@@ -233,20 +233,21 @@ pub struct DayReport {
     pub sent: u64,
 }
 
-/// The fewest entered carts per arm before a comparison draws a verdict.
-///
-/// TODO(i10-engine): read the campaign's `min_sample_per_arm` once that
-/// setting is merged; this is the one place that decides it.
-fn min_sample_per_arm(_campaign: Option<&Campaign>) -> u64 {
-    100
+/// The fewest entered carts per arm before a comparison draws a verdict:
+/// the campaign's setting, or its default (100) for the total.
+fn min_sample_per_arm(campaign: Option<&Campaign>) -> u64 {
+    campaign.map_or(DEFAULT_MIN_SAMPLE_PER_ARM, |c| u64::from(c.min_sample_per_arm))
 }
 
-/// The experiment's control variant among the variants seen.
-///
-/// TODO(i10-engine): read the campaign's experiment once it is merged;
-/// until then the variant named "control", else the first by name.
-fn control_variant<'a>(_campaign: Option<&Campaign>, seen: &BTreeSet<&'a str>) -> Option<&'a str> {
-    seen.get("control").copied().or_else(|| seen.first().copied())
+/// The minimum per arm where no campaign sets one (the total).
+const DEFAULT_MIN_SAMPLE_PER_ARM: u64 = 100;
+
+/// The experiment's control variant among the variants seen: the
+/// campaign's (its `control`, else its first variant), else the first seen
+/// by name (a campaign since deleted or changed).
+fn control_variant<'a>(campaign: Option<&Campaign>, seen: &BTreeSet<&'a str>) -> Option<&'a str> {
+    let configured = campaign.and_then(|c| c.experiment.as_ref()).and_then(|e| e.control_name());
+    configured.and_then(|name| seen.get(name).copied()).or_else(|| seen.first().copied())
 }
 
 /// A cart's entry into one campaign.
@@ -549,7 +550,8 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
             }
             unit.messages.add(&counts);
             unit.by_channel.entry(m.channel).or_default().add(&counts);
-            unit.by_step.entry(m.step).or_default().add(&counts);
+            // Facts number steps from 0 (the campaign's index); the report from 1.
+            unit.by_step.entry(m.step + 1).or_default().add(&counts);
         }
     }
 
@@ -567,7 +569,8 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
         .map(|id| {
             let campaign = campaigns.iter().find(|c| c.id == *id);
             let mine: Vec<&Unit<'_>> = units.iter().filter(|u| u.entry.campaign_id == *id).collect();
-            let shadow = mine.iter().any(|u| u.entry.group == Group::Shadow);
+            let shadow = campaign.is_some_and(|c| c.mode == CampaignMode::Shadow)
+                || mine.iter().any(|u| u.entry.group == Group::Shadow);
             summarize(id, campaign, shadow, &mine, &context, true)
         })
         .collect();
