@@ -68,8 +68,9 @@ fn params(args: &ReportArgs) -> Result<BTreeMap<String, String>, String> {
         params.insert("attribution_window_hours".into(), hours(window).map_err(|e| format!("--window: {e}"))?);
     }
     for pair in &args.channel_window {
-        let (channel, window) =
-            pair.split_once('=').ok_or_else(|| format!("--channel-window: {pair:?} is not CHANNEL=WINDOW (sms=12h)"))?;
+        let (channel, window) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--channel-window: {pair:?} is not CHANNEL=WINDOW (sms=12h)"))?;
         let hours = hours(window).map_err(|e| format!("--channel-window {channel}: {e}"))?;
         params.insert(format!("window_hours_{channel}"), hours);
     }
@@ -135,7 +136,8 @@ fn table(report: &Report) -> String {
 }
 
 fn write_campaign(out: &mut String, c: &CampaignReport) {
-    let title = if c.campaign_id == "*" { "all live campaigns".to_owned() } else { format!("campaign {}", c.campaign_id) };
+    let title =
+        if c.campaign_id == "*" { "all live campaigns".to_owned() } else { format!("campaign {}", c.campaign_id) };
     let shadow = if c.shadow { " (shadow)" } else { "" };
     let _ = writeln!(out, "{title}{shadow}: {}", c.verdict);
     let rows = [
@@ -143,7 +145,12 @@ fn write_campaign(out: &mut String, c: &CampaignReport) {
         ("treated / held out", format!("{} / {}", c.treated, c.held_out)),
         (
             "recovered, treated",
-            format!("{} ({}, {})", c.recovered_treated, percent(c.recovery_rate_treated), interval_points(c.recovery_rate_treated_ci95)),
+            format!(
+                "{} ({}, {})",
+                c.recovered_treated,
+                percent(c.recovery_rate_treated),
+                interval_points(c.recovery_rate_treated_ci95)
+            ),
         ),
         (
             "recovered, held out",

@@ -84,7 +84,11 @@ async fn given_bad_parameters_or_no_signature_when_the_report_is_asked_then_clea
     let (app, clock, _db) = local_app_with_db(SECRET);
     let refusals = [
         ("/v1/report?from=2026-11-10&to=2026-11-09", 400, "from: 2026-11-10 is after to (2026-11-09)"),
-        ("/v1/report?from=2025-01-01&to=2026-01-02", 400, "from: the period from 2025-01-01 to 2026-01-02 is longer than 366 days"),
+        (
+            "/v1/report?from=2025-01-01&to=2026-01-02",
+            400,
+            "from: the period from 2025-01-01 to 2026-01-02 is longer than 366 days",
+        ),
         ("/v1/report?attribution_window_hours=0", 400, "attribution_window_hours: must be 1 to 720 hours"),
         ("/v1/report?attribution_window_hours=721", 400, "attribution_window_hours: must be 1 to 720 hours"),
         ("/v1/report?window_hours_sms=abc", 400, "window_hours_sms: must be a whole number of hours"),

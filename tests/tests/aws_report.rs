@@ -2,7 +2,6 @@
 //! ingest Lambda as API Gateway delivers it: the same facts give the same
 //! report, byte for byte, as on the local runtime (SQLite).
 
-
 use axum::body::Body;
 use axum::http::Request;
 use chrono::{DateTime, Duration, Utc};

@@ -21,7 +21,8 @@ use cartback_tests::samples::{sample_secret, LocalStack};
 const CARTS: usize = 40;
 
 async fn ingest(stack: &LocalStack, events: Value) {
-    let answer = stack.api.ingest.ingest_body(&serde_json::to_vec(&json!({ "events": events })).unwrap()).await.unwrap();
+    let answer =
+        stack.api.ingest.ingest_body(&serde_json::to_vec(&json!({ "events": events })).unwrap()).await.unwrap();
     assert_eq!(answer.retry, 0);
 }
 

@@ -642,18 +642,12 @@ fn verdict(r: &CampaignReport, min_sample: u64) -> String {
              before a verdict.",
             r.treated, r.held_out
         ),
-        Evidence::Raises => format!(
-            "Reminders raised recovery by {} points ({} to {}).",
-            points(r.lift),
-            points(low),
-            points(high)
-        ),
-        Evidence::Lowers => format!(
-            "Reminders lowered recovery by {} points ({} to {}).",
-            points(-r.lift),
-            points(-high),
-            points(-low)
-        ),
+        Evidence::Raises => {
+            format!("Reminders raised recovery by {} points ({} to {}).", points(r.lift), points(low), points(high))
+        }
+        Evidence::Lowers => {
+            format!("Reminders lowered recovery by {} points ({} to {}).", points(-r.lift), points(-high), points(-low))
+        }
         Evidence::Inconclusive => format!(
             "No difference shown yet: recovery moved by {} points ({} to {}), an interval that holds zero.",
             points(r.lift),
@@ -720,7 +714,8 @@ fn summarize(
     let mut messages = MessageCounts::default();
     let mut by_channel: BTreeMap<Channel, MessageCounts> = BTreeMap::new();
     let mut by_step: BTreeMap<u32, MessageCounts> = BTreeMap::new();
-    let (mut revenue_treated, mut revenue_held_out, mut attributed_revenue) = (Money::new(), Money::new(), Money::new());
+    let (mut revenue_treated, mut revenue_held_out, mut attributed_revenue) =
+        (Money::new(), Money::new(), Money::new());
     let mut recovered_treated_orders: Vec<&Order<'_>> = Vec::new();
     let mut recipients = 0u64;
     for unit in units {
@@ -850,7 +845,11 @@ fn variants(campaign: Option<&Campaign>, units: &[&Unit<'_>], min_sample: u64) -
                 }
             }
             let evidence = if is_control {
-                if arm.1 < min_sample { Evidence::NotEnoughData } else { Evidence::Inconclusive }
+                if arm.1 < min_sample {
+                    Evidence::NotEnoughData
+                } else {
+                    Evidence::Inconclusive
+                }
             } else {
                 evidence(arm.1, control_arm.1, min_sample, difference_ci95)
             };

@@ -19,7 +19,14 @@ fn entered(cart: &str, customer: Option<&str>, group: Group, when: &str) -> Fact
     entered_in("default", cart, customer, group, None, when)
 }
 
-fn entered_in(campaign: &str, cart: &str, customer: Option<&str>, group: Group, variant: Option<&str>, when: &str) -> Fact {
+fn entered_in(
+    campaign: &str,
+    cart: &str,
+    customer: Option<&str>,
+    group: Group,
+    variant: Option<&str>,
+    when: &str,
+) -> Fact {
     Fact::new(
         at(when),
         FactKind::Entered {
@@ -35,7 +42,14 @@ fn entered_in(campaign: &str, cart: &str, customer: Option<&str>, group: Group, 
     )
 }
 
-fn message(cart: &str, customer: Option<&str>, step: u32, channel: Channel, outcome: MessageOutcome, when: &str) -> Fact {
+fn message(
+    cart: &str,
+    customer: Option<&str>,
+    step: u32,
+    channel: Channel,
+    outcome: MessageOutcome,
+    when: &str,
+) -> Fact {
     message_in("default", cart, customer, step, channel, outcome, when)
 }
 
@@ -273,7 +287,14 @@ fn arms(treated: usize, recovered_treated: usize, held_out: usize, recovered_hel
             facts.push(entered(&cart, Some(&customer), group, "2026-11-03T08:00:00Z"));
             facts.push(message(&cart, Some(&customer), 1, Email, outcome, "2026-11-03T09:00:00Z"));
             if i < recovered {
-                facts.push(order(&format!("o-{cart}"), Some(&cart), Some(&customer), "10", "EUR", "2026-11-03T12:00:00Z"));
+                facts.push(order(
+                    &format!("o-{cart}"),
+                    Some(&cart),
+                    Some(&customer),
+                    "10",
+                    "EUR",
+                    "2026-11-03T12:00:00Z",
+                ));
             }
         }
     }
@@ -299,7 +320,10 @@ fn given_a_clear_lift_when_reported_then_the_verdict_says_how_much_with_its_inte
     assert_eq!(r.evidence, Evidence::Raises);
     assert!((r.lift - 0.4).abs() < 1e-12);
     let Interval(low, high) = r.lift_ci95;
-    assert_eq!(r.verdict, format!("Reminders raised recovery by 40.0 points ({:.1} to {:.1}).", low * 100.0, high * 100.0));
+    assert_eq!(
+        r.verdict,
+        format!("Reminders raised recovery by 40.0 points ({:.1} to {:.1}).", low * 100.0, high * 100.0)
+    );
     assert!((r.incremental_orders - 160.0).abs() < 1e-9);
     assert_eq!(r.relative_lift, Some(4.0));
     // Revenue per treated cart 2000 / 400 = 5.00, per held-out 100 / 100 = 1.00: (5 - 1) x 400.
@@ -342,7 +366,14 @@ fn given_an_experiment_when_reported_then_each_variant_is_compared_with_control(
     for (variant, n, recovered) in [("control", 200, 20), ("late", 200, 60)] {
         for i in 0..n {
             let cart = format!("{variant}-{i}");
-            facts.push(entered_in("default", &cart, Some(&cart), Group::Treated, Some(variant), "2026-11-04T08:00:00Z"));
+            facts.push(entered_in(
+                "default",
+                &cart,
+                Some(&cart),
+                Group::Treated,
+                Some(variant),
+                "2026-11-04T08:00:00Z",
+            ));
             if i < recovered {
                 facts.push(order(&format!("o-{cart}"), Some(&cart), Some(&cart), "10", "EUR", "2026-11-04T09:00:00Z"));
             }
@@ -411,7 +442,8 @@ fn given_campaign_settings_when_reported_then_its_minimum_per_arm_control_varian
     let facts = arms(60, 30, 60, 3);
     let strict = [campaign_with("default", |_| {})];
     let lenient = [campaign_with("default", |c| c.min_sample_per_arm = 50)];
-    let run = |campaigns: &[Campaign]| campaign(&build_report(&facts, campaigns, &query(), &Prices::default()), "default");
+    let run =
+        |campaigns: &[Campaign]| campaign(&build_report(&facts, campaigns, &query(), &Prices::default()), "default");
     assert_eq!(run(&strict).evidence, Evidence::NotEnoughData);
     assert_eq!(run(&lenient).evidence, Evidence::Raises);
 
@@ -490,12 +522,14 @@ fn given_a_shop_whose_truth_is_known_when_reported_then_the_intervals_hold_the_t
         touch.at = entered_at;
         facts.push(touch);
         if rng.uniform() < p {
-            let mut bought = order(&format!("o-{i}"), Some(&cart), Some(&customer), "30", "EUR", "2026-11-01T00:00:00Z");
+            let mut bought =
+                order(&format!("o-{i}"), Some(&cart), Some(&customer), "30", "EUR", "2026-11-01T00:00:00Z");
             bought.at = entered_at + Duration::hours(3);
             facts.push(bought);
         }
     }
-    let campaigns = [campaign_with("default", |c| c.experiment = Some(experiment(Some("control"), &["control", "early"])))];
+    let campaigns =
+        [campaign_with("default", |c| c.experiment = Some(experiment(Some("control"), &["control", "early"])))];
 
     let started = std::time::Instant::now();
     let r = campaign(&build_report(&facts, &campaigns, &query(), &Prices::default()), "default");

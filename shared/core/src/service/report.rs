@@ -119,7 +119,9 @@ fn step_span(campaign: &Campaign) -> Duration {
             .iter()
             .enumerate()
             .skip(1)
-            .map(|(i, step)| overrides.get(i).and_then(|o| o.delay).unwrap_or(step.delay) + campaign.caps.max_send_delay)
+            .map(|(i, step)| {
+                overrides.get(i).and_then(|o| o.delay).unwrap_or(step.delay) + campaign.caps.max_send_delay
+            })
             .sum::<Duration>()
     };
     let variants = campaign.experiment.iter().flat_map(|e| e.variants.iter()).map(|v| delays(&v.steps));
@@ -177,7 +179,10 @@ mod tests {
 
     #[test]
     fn given_bad_parameters_when_parsed_then_the_error_names_the_parameter_and_why() {
-        assert_eq!(refusal(&[("from", "2026-11-10"), ("to", "2026-11-09")]), "from: 2026-11-10 is after to (2026-11-09)");
+        assert_eq!(
+            refusal(&[("from", "2026-11-10"), ("to", "2026-11-09")]),
+            "from: 2026-11-10 is after to (2026-11-09)"
+        );
         assert_eq!(
             refusal(&[("from", "2025-01-01"), ("to", "2026-01-02")]),
             "from: the period from 2025-01-01 to 2026-01-02 is longer than 366 days"
