@@ -67,7 +67,12 @@ pub fn parse_query(params: &BTreeMap<String, String>, today: NaiveDate) -> Resul
         }
     }
     let to = date("to")?.unwrap_or(today);
-    let from = date("from")?.unwrap_or(to - Duration::days(DEFAULT_REPORT_DAYS - 1));
+    let from = match date("from")? {
+        Some(from) => from,
+        None => to
+            .checked_sub_signed(Duration::days(DEFAULT_REPORT_DAYS - 1))
+            .ok_or_else(|| bad("to", "is too early for the default period"))?,
+    };
     if from > to {
         return Err(bad("from", format!("{from} is after to ({to})")));
     }
@@ -104,7 +109,8 @@ pub async fn report<S: FactStore + ?Sized>(
     }
     let steps = campaigns.iter().map(step_span).max().unwrap_or_default();
     let reach = steps + query.longest_window() + Duration::days(1);
-    let last_day = (query.to + Duration::days(reach.num_days() + 1)).min(today).max(query.to);
+    let last_day = query.to.checked_add_signed(Duration::days(reach.num_days() + 1)).unwrap_or(query.to);
+    let last_day = last_day.min(today).max(query.to);
     let facts = store.facts(query.from, last_day).await?;
     Ok(build_report(&facts, campaigns, query, prices))
 }
@@ -193,6 +199,9 @@ mod tests {
         assert_eq!(refusal(&[("window_hours_sms", "1.5")]), "window_hours_sms: must be a whole number of hours");
         assert_eq!(refusal(&[("window_hours_fax", "3")]), "window_hours_fax: unknown parameter");
         assert_eq!(refusal(&[("campaign", "")]), "campaign: must not be empty");
+        // Dates at chrono's ends are refused or taken, never a panic.
+        assert_eq!(refusal(&[("to", "-262143-01-01")]), "to: is too early for the default period");
+        assert!(parse_query(&params(&[("from", "+262142-12-31"), ("to", "+262142-12-31")]), today()).is_ok());
         // A whole year of 366 days is allowed.
         assert!(parse_query(&params(&[("from", "2024-01-01"), ("to", "2024-12-31")]), today()).is_ok());
     }
