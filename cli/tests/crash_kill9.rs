@@ -454,6 +454,19 @@ fn given_mixed_traffic_when_cartback_dev_is_killed_9_repeatedly_then_nothing_is_
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_owned();
     let email_dir = data.join("outbox/email");
+    // The built-in campaign with no holdout: every abandoned cart is messaged.
+    let campaign = cartback_core::campaign::Campaign {
+        holdout_percent: 0,
+        ..cartback_core::campaign::Campaign::default_campaign()
+    };
+    let campaign_file = data.join("treated.toml");
+    std::fs::write(&campaign_file, campaign.to_toml()).unwrap();
+    let applied = Command::new(env!("CARGO_BIN_EXE_cartback"))
+        .args(["campaign", "apply", campaign_file.to_str().unwrap(), "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
     let (mut server, first) = start(&data);
     let shared = Arc::new(Mutex::new(Some(first)));
     let acks = Arc::new(Mutex::new(Acks::default()));

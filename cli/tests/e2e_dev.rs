@@ -416,7 +416,7 @@ fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_
 {
     let dir = tempfile::tempdir().unwrap();
     let campaign = dir.path().join("fast.toml");
-    std::fs::write(&campaign, "id = \"fast\"\nname = \"Fast\"\n[[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n[[steps]]\ndelay = \"2h\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n").unwrap();
+    std::fs::write(&campaign, "id = \"fast\"\nname = \"Fast\"\nholdout_percent = 0\n[[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n[[steps]]\ndelay = \"2h\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n").unwrap();
     let cli = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_cartback"))
             .args(args)
@@ -480,7 +480,7 @@ fn given_customers_reachable_by_sms_push_and_web_push_when_every_channel_sends_t
     let campaign = dir.path().join("every-channel.toml");
     std::fs::write(
         &campaign,
-        "id = \"every-channel\"\nname = \"Every channel\"\n\
+        "id = \"every-channel\"\nname = \"Every channel\"\nholdout_percent = 0\n\
          [[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n\
          [steps.channels]\nmobile = [\"sms\"]\ndesktop = [\"sms\"]\n\
          [[steps]]\ndelay = \"30m\"\n\

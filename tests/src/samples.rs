@@ -129,8 +129,8 @@ impl LocalStack {
         let store: Arc<dyn StateStore> = Arc::new(db.clone());
         let scheduler = Arc::new(SqliteScheduler::new(db.clone()));
         let queue = SqliteQueue::new(db.clone());
-        let campaigns =
-            Arc::new(CampaignCache::new(Arc::new(EveryoneTreated(db.clone())), dyn_clock.clone(), Duration::seconds(60)));
+        let campaign_store = Arc::new(EveryoneTreated(db.clone()));
+        let campaigns = Arc::new(CampaignCache::new(campaign_store, dyn_clock.clone(), Duration::seconds(60)));
         let settings = Arc::new(Settings::new(sample_secret(), PUBLIC_BASE_URL, RESTORE_URL));
         let outbox = Outbox::new(dir.path()).expect("outbox");
         let ingest = Ingest {

@@ -635,7 +635,8 @@ desktop = ["email"]
 
     #[test]
     fn given_a_minimal_file_when_parsed_then_the_campaign_is_live_with_a_10_percent_holdout() {
-        let c = Campaign::from_toml("id = \"x\"\nname = \"x\"\nmode = \"shadow\"\n[[steps]]\ndelay = \"1h\"\n").unwrap();
+        let file = "id = \"x\"\nname = \"x\"\nmode = \"shadow\"\n[[steps]]\ndelay = \"1h\"\n";
+        let c = Campaign::from_toml(file).unwrap();
         assert_eq!((c.holdout_percent, c.min_sample_per_arm, &c.experiment), (10, 100, &None));
         assert!(c.is_shadow());
         assert_eq!(Campaign::default_campaign().mode, CampaignMode::Live);

@@ -1353,7 +1353,9 @@ fn customer_in(wanted: impl Fn(&CustomerKey) -> bool) -> String {
 #[track_caller]
 fn assert_held_out(d: &Decision, step: u32, channel: Channel) -> String {
     match d {
-        Decision::Withhold { step: s, channel: c, group: Group::HeldOut, reason, .. } if *s == step && *c == channel => {
+        Decision::Withhold { step: s, channel: c, group: Group::HeldOut, reason, .. }
+            if *s == step && *c == channel =>
+        {
             assert_eq!(reason.code, ReasonCode::HeldOut);
             reason.message.clone()
         }
@@ -1526,7 +1528,8 @@ fn given_a_shadow_campaign_beside_the_live_one_when_decided_then_the_live_one_se
         Decision::Withhold { campaign_id, step: 0, channel: Email, group: Group::Shadow, reason, .. } => {
             assert_eq!(campaign_id, "draft");
             assert_eq!(reason.code, ReasonCode::ShadowWouldSend);
-            assert!(reason.message.contains("Shadow campaign \"draft\" would send step 1 by email"), "{}", reason.message);
+            let why = &reason.message;
+            assert!(why.contains("Shadow campaign \"draft\" would send step 1 by email"), "{why}");
         }
         other => panic!("expected the shadow's would-send, got {other:?}"),
     }

@@ -11,8 +11,13 @@ use async_trait::async_trait;
 use cartback_core::campaign::Campaign;
 use cartback_core::engine::Decision;
 use cartback_core::message::{Channel, MessageJob, QueueName};
+use cartback_core::campaign::CampaignMode;
+use cartback_core::ids::CustomerKey;
+use cartback_core::measure::{assign_group, FactKind, Group, MessageOutcome, SegmentLabel};
+use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
-    CampaignStore, CartStore, Clock, JobQueue, MessageStore, PortError, StateStore, Timeline, TimerPayload,
+    CampaignStore, CartStore, Clock, FactStore, JobQueue, MessageStore, PortError, SendLedgerStore, StateStore,
+    Timeline, TimerPayload,
 };
 use cartback_core::reason::ReasonCode;
 use cartback_core::service::{CampaignCache, CheckOutcome, Checker, Ingest, Settings};
@@ -55,10 +60,16 @@ struct World {
 
 impl World {
     async fn with(campaign: Campaign) -> World {
+        World::with_all(vec![campaign]).await
+    }
+
+    async fn with_all(campaigns: Vec<Campaign>) -> World {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(t0()));
         let db = Database::open(dir.path()).unwrap().with_clock(clock.clone());
-        db.put(&campaign).await.unwrap();
+        for campaign in &campaigns {
+            db.put(campaign).await.unwrap();
+        }
         let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), Duration::zero()));
         let scheduler = Arc::new(SqliteScheduler::new(db.clone()));
         let store: Arc<dyn StateStore> = Arc::new(db.clone());
@@ -136,9 +147,10 @@ fn add_to_cart(event_id: &str, occurred_at: DateTime<Utc>, customer: serde_json:
     })
 }
 
-/// Step 1 by email (or SMS), step 2 a day later: the shipped campaign.
+/// Step 1 by email (or SMS), step 2 a day later: the shipped campaign,
+/// holding out no one (the holdout has its own tests below).
 fn shipped() -> Campaign {
-    Campaign::default_campaign()
+    Campaign { holdout_percent: 0, ..Campaign::default_campaign() }
 }
 
 #[tokio::test]
@@ -278,4 +290,170 @@ async fn given_a_step_dispatched_months_ago_whose_record_is_gone_when_the_custom
     let jobs = w.jobs().await;
     assert!(jobs.iter().all(|j| j.message_id != step_one), "step 1 sent again: {jobs:?}");
     assert!(w.db.get_message(&step_one).await.unwrap().is_none());
+}
+
+// ------------------------------------------------------- holdout and shadow campaigns
+
+/// The first customer id `u0`, `u1`, ... that `campaign` holds out.
+fn held_out_customer(campaign: &Campaign) -> String {
+    (0..10_000)
+        .map(|i| format!("u{i}"))
+        .find(|id| {
+            let key = CustomerKey::Customer(id.as_str().into());
+            assign_group(&campaign.id, campaign.holdout_percent, &key) == Group::HeldOut
+        })
+        .expect("some customer is held out")
+}
+
+async fn fire(w: &World) -> CheckOutcome {
+    let due = w.armed().await;
+    w.clock.set(due);
+    w.checker.on_timer(&TimerPayload { cart_id: "cart-1".into(), due_at: due }).await.unwrap()
+}
+
+#[tokio::test]
+async fn given_a_held_out_customer_when_each_step_falls_due_then_it_is_recorded_as_held_out_and_nothing_is_queued() {
+    // GIVEN a campaign holding out half its customers, and a customer it holds out.
+    let campaign = Campaign { holdout_percent: 50, ..Campaign::default_campaign() };
+    let customer = held_out_customer(&campaign);
+    let w = World::with(campaign).await;
+    let mut event = add_to_cart("e1", t0(), json!({"email": "ana@example.com", "consents": {"email": true}}));
+    event["customer_id"] = json!(customer);
+    w.send(event).await;
+
+    // WHEN step 1 falls due.
+    let outcome = fire(&w).await;
+
+    // THEN nothing is queued; the step is recorded like a sent one, with its reason on the timeline.
+    assert!(w.jobs().await.is_empty(), "a held-out customer gets nothing");
+    let CheckOutcome::Decided { decision: Decision::Wait { until, .. }, sent } = outcome else {
+        panic!("expected a wait for step 2, got {outcome:?}")
+    };
+    assert!(sent.is_empty());
+    assert_eq!(until, t0() + Duration::minutes(30) + Duration::hours(24), "step 2 counts from the held-out step");
+    let cart = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap();
+    assert_eq!(cart.progress.group, Some(Group::HeldOut));
+    let step_one = cart.progress.steps[0].message_id.clone();
+    let record = w.db.get_message(&step_one).await.unwrap().expect("a record of the held-out step");
+    assert_eq!(record.status, MessageStatus::HeldOut { at: t0() + Duration::minutes(30) });
+    let key = CustomerKey::Customer(customer.as_str().into());
+    let ledger = w.db.send_ledger(&key).await.unwrap();
+    assert_eq!(ledger.sends.len(), 1, "caps count it: {ledger:?}");
+    let timeline = w.db.timeline(&"cart-1".into()).await.unwrap();
+    let line = timeline.iter().find(|e| e.code == "held_out").expect("a held_out line");
+    assert_eq!((line.details["step"].clone(), line.details["channel"].clone()), (json!(0), json!("email")));
+    assert!(line.message.contains("step 1 of campaign \"default\" would go by email"), "{}", line.message);
+
+    // AND the facts say the cart entered held out, with what it would have been sent.
+    let day = t0().date_naive();
+    let facts = w.db.facts(day, day).await.unwrap();
+    let entered = facts.iter().find_map(|f| match &f.kind {
+        FactKind::Entered { group, segment, value, currency, .. } => Some((*group, *segment, *value, currency.clone())),
+        _ => None,
+    });
+    let price = Some("14.90".parse().unwrap());
+    assert_eq!(entered, Some((Group::HeldOut, SegmentLabel::Other, price, Some("EUR".into()))), "{facts:?}");
+    let would: Vec<_> = facts
+        .iter()
+        .filter(|f| {
+            matches!(f.kind, FactKind::Message { outcome: MessageOutcome::WouldSend, group: Group::HeldOut, .. })
+        })
+        .collect();
+    assert_eq!(would.len(), 1, "{facts:?}");
+
+    // WHEN step 2 falls due, THEN it is held out too.
+    fire(&w).await;
+    assert!(w.jobs().await.is_empty());
+    assert_eq!(w.db.timeline(&"cart-1".into()).await.unwrap().iter().filter(|e| e.code == "held_out").count(), 2);
+}
+
+#[tokio::test]
+async fn given_a_held_out_step_on_one_cart_when_another_cart_of_the_customer_is_abandoned_then_the_cooldown_applies() {
+    let campaign = Campaign { holdout_percent: 50, ..Campaign::default_campaign() };
+    let customer = held_out_customer(&campaign);
+    let w = World::with(campaign).await;
+    let contact = json!({"email": "ana@example.com", "consents": {"email": true}});
+    let mut event = add_to_cart("e1", t0(), contact.clone());
+    event["customer_id"] = json!(customer);
+    w.send(event).await;
+    fire(&w).await;
+    // GIVEN a second cart of the same customer, abandoned an hour later.
+    let mut other = add_to_cart("e2", t0() + Duration::hours(1), contact);
+    other["customer_id"] = json!(customer);
+    other["cart_id"] = json!("cart-2");
+    w.clock.set(t0() + Duration::hours(1));
+    w.send(other).await;
+    // WHEN its timer fires.
+    let due = t0() + Duration::hours(1) + Duration::minutes(30);
+    w.clock.set(due);
+    let outcome = w.checker.on_timer(&TimerPayload { cart_id: "cart-2".into(), due_at: due }).await.unwrap();
+    // THEN the held-out step counts like a sent one: no entry within the cooldown.
+    let CheckOutcome::Decided { decision, .. } = outcome else { panic!("expected a decision, got {outcome:?}") };
+    assert_eq!(decision.reason().code, ReasonCode::EntryCooldown, "{decision:?}");
+}
+
+/// A draft run in shadow mode beside the shipped campaign: email after 10 minutes, one step.
+fn draft() -> Campaign {
+    let mut c = shipped();
+    c.id = "draft".into();
+    c.mode = CampaignMode::Shadow;
+    c.steps.truncate(1);
+    c.steps[0].delay = Duration::minutes(10);
+    c
+}
+
+#[tokio::test]
+async fn given_a_shadow_campaign_beside_the_live_one_when_the_cart_is_abandoned_then_only_the_live_one_sends() {
+    // GIVEN the shipped campaign and a shadow draft that would email after 10 minutes.
+    let w = World::with_all(vec![shipped(), draft()]).await;
+    w.send(add_to_cart("e1", t0(), json!({"email": "ana@example.com", "consents": {"email": true}}))).await;
+    // THEN the cart's one timer is armed at the earliest wait: the shadow's.
+    assert_eq!(w.armed().await, t0() + Duration::minutes(10));
+
+    // WHEN it fires, THEN the shadow records its would-send and nothing is queued.
+    let outcome = fire(&w).await;
+    assert!(w.jobs().await.is_empty(), "a shadow campaign never sends");
+    let CheckOutcome::Decided { decision: Decision::Wait { until, .. }, .. } = outcome else {
+        panic!("expected the live campaign's wait, got {outcome:?}")
+    };
+    assert_eq!(until, t0() + Duration::minutes(30));
+    assert_eq!(w.armed().await, t0() + Duration::minutes(30), "re-armed for the live step");
+    let cart = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap();
+    let shadow = &cart.shadow["draft"];
+    assert_eq!((shadow.steps.len(), shadow.group), (1, Some(Group::Shadow)));
+    assert!(cart.progress.steps.is_empty(), "the live campaign has not sent yet");
+    let timeline = w.db.timeline(&"cart-1".into()).await.unwrap();
+    let line = timeline.iter().find(|e| e.code == "shadow_would_send").expect("a shadow line");
+    assert_eq!(line.details["campaign_id"], "draft");
+    assert!(line.message.contains("Shadow campaign \"draft\" would send step 1 by email"), "{}", line.message);
+    assert!(w.db.get_message(&shadow.steps[0].message_id).await.unwrap().is_none(), "no message record");
+
+    // WHEN the live step falls due, THEN the live campaign sends and the shadow adds nothing.
+    let outcome = fire(&w).await;
+    let jobs = w.jobs().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let CheckOutcome::Decided { decision: Decision::Wait { until, .. }, .. } = outcome else {
+        panic!("expected a wait for step 2, got {outcome:?}")
+    };
+    assert_eq!(until, t0() + Duration::minutes(30) + Duration::hours(24));
+    let timeline = w.db.timeline(&"cart-1".into()).await.unwrap();
+    assert_eq!(timeline.iter().filter(|e| e.code == "shadow_would_send").count(), 1);
+    let record: MessageRecord = w.db.get_message(&jobs[0].message_id).await.unwrap().unwrap();
+    assert_eq!(record.campaign_id, "default");
+
+    // AND the facts hold the shadow's entry and would-send, and the live entry.
+    let day = t0().date_naive();
+    let mut entered: Vec<(String, Group)> = w
+        .db
+        .facts(day, day)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|f| match f.kind {
+            FactKind::Entered { campaign_id, group, .. } => Some((campaign_id, group)),
+            _ => None,
+        })
+        .collect();
+    entered.sort();
+    assert_eq!(entered, [("default".to_owned(), Group::Treated), ("draft".to_owned(), Group::Shadow)]);
 }

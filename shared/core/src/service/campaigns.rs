@@ -39,16 +39,53 @@ impl CampaignCache {
         Ok(campaigns)
     }
 
-    /// The shortest first-step delay of the enabled campaigns: when a cart's
-    /// timer must fire at the latest after its last activity.
+    /// The shortest first-step delay of the enabled campaigns, shadow ones
+    /// and every experiment variant included: when a cart's timer must fire
+    /// at the latest after its last activity.
     pub async fn first_check_delay(&self) -> Result<Duration, PortError> {
-        Ok(self
-            .get()
-            .await?
-            .iter()
-            .filter(|c| c.enabled)
-            .filter_map(|c| c.steps.first().map(|s| s.delay))
-            .min()
-            .unwrap_or_else(|| Duration::minutes(30)))
+        Ok(first_check_delay(&self.get().await?))
+    }
+}
+
+fn first_check_delay(campaigns: &[Campaign]) -> Duration {
+    campaigns
+        .iter()
+        .filter(|c| c.enabled)
+        .flat_map(|c| {
+            let variants = c.experiment.as_ref().map_or(0, |e| e.variants.len());
+            let own = c.steps.first().map(|s| s.delay);
+            own.into_iter().chain((0..variants).filter_map(|i| c.with_variant(i).steps.first().map(|s| s.delay)))
+        })
+        .min()
+        .unwrap_or_else(|| Duration::minutes(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::{CampaignMode, Experiment, StepOverride, Variant};
+
+    #[test]
+    fn given_a_shadow_and_a_variant_with_shorter_first_steps_when_the_first_check_is_armed_then_the_shortest_counts() {
+        let live = Campaign::default_campaign();
+        assert_eq!(first_check_delay(std::slice::from_ref(&live)), Duration::minutes(30));
+        let shadow = Campaign {
+            id: "draft".into(),
+            mode: CampaignMode::Shadow,
+            steps: vec![crate::campaign::Step { delay: Duration::minutes(20), ..live.steps[0].clone() }],
+            ..live.clone()
+        };
+        assert_eq!(first_check_delay(&[live.clone(), shadow]), Duration::minutes(20));
+        let quick = StepOverride { delay: Some(Duration::minutes(5)), ..Default::default() };
+        let experiment = Experiment {
+            id: "timing".into(),
+            variants: vec![
+                Variant { name: "a".into(), weight: 1, steps: vec![] },
+                Variant { name: "b".into(), weight: 1, steps: vec![quick] },
+            ],
+            control: None,
+        };
+        let tested = Campaign { experiment: Some(experiment), ..live };
+        assert_eq!(first_check_delay(&[tested]), Duration::minutes(5));
     }
 }
