@@ -22,9 +22,8 @@ use cartback_core::measure::assign::Group;
 use cartback_core::measure::facts::{Fact, FactKind, MessageOutcome};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, QueueName};
 use cartback_core::ports::{
-    CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog,
-    FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, Timeline,
-    TimelineEntry,
+    CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog, FactStore,
+    MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, Timeline, TimelineEntry,
 };
 use cartback_core::service::{
     record_link_click, CampaignCache, CheckOutcome, Delivery, DeliveryError, DeliveryOutcome, EventStatus, Feedback,
@@ -167,7 +166,7 @@ async fn given_a_guest_cart_and_a_cartless_order_when_bought_then_each_order_fac
 /// THEN the first two are return facts (the event's id, its value, else its
 /// items' sum), the last two are none, and their timeline lines say why.
 #[tokio::test]
-async fn given_returns_with_and_without_order_or_amount_when_ingested_then_only_countable_ones_are_facts_and_lines_say_why(
+async fn given_returns_with_and_without_order_or_amount_when_ingested_then_only_countable_ones_are_facts_saying_why(
 ) {
     let stack = LocalStack::new(at(START));
     let ret = |id: &str, extra: Value| {
@@ -178,8 +177,11 @@ async fn given_returns_with_and_without_order_or_amount_when_ingested_then_only_
     };
     let events = json!([
         ret("ret-value", json!({ "order_id": "o-1", "value": "14.90", "currency": "EUR" })),
-        ret("ret-items", json!({ "order_id": "o-1", "currency": "EUR",
-            "items": [{ "item_id": "sku-mug", "price": "14.90", "quantity": 2 }] })),
+        ret(
+            "ret-items",
+            json!({ "order_id": "o-1", "currency": "EUR",
+            "items": [{ "item_id": "sku-mug", "price": "14.90", "quantity": 2 }] })
+        ),
         ret("ret-no-order", json!({ "value": "5.00", "currency": "EUR" })),
         ret("ret-no-amount", json!({ "order_id": "o-1" })),
     ]);
@@ -312,7 +314,12 @@ impl MessageStore for Flaky {
     async fn get_message(&self, id: &MessageId) -> Result<Option<MessageRecord>, PortError> {
         self.db.get_message(id).await
     }
-    async fn claim_message(&self, id: &MessageId, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<Claim, PortError> {
+    async fn claim_message(
+        &self,
+        id: &MessageId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Claim, PortError> {
         self.db.claim_message(id, now, until).await
     }
     async fn set_message_status(&self, id: &MessageId, status: &MessageStatus) -> Result<(), PortError> {
@@ -334,7 +341,11 @@ impl MessageStore for Flaky {
     ) -> Result<Option<Tally>, PortError> {
         self.db.record_engagement(id, label, at).await
     }
-    async fn customer_messages(&self, key: &CustomerKey, since: DateTime<Utc>) -> Result<Vec<MessageRecord>, PortError> {
+    async fn customer_messages(
+        &self,
+        key: &CustomerKey,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<MessageRecord>, PortError> {
         self.db.customer_messages(key, since).await
     }
 }
@@ -349,8 +360,11 @@ struct FlakyServices {
 
 fn flaky(stack: &LocalStack) -> FlakyServices {
     let clock: Arc<dyn Clock> = stack.clock.clone();
-    let store =
-        Arc::new(Flaky { db: stack.db.clone(), facts_down: AtomicBool::new(false), commits_down: AtomicBool::new(false) });
+    let store = Arc::new(Flaky {
+        db: stack.db.clone(),
+        facts_down: AtomicBool::new(false),
+        commits_down: AtomicBool::new(false),
+    });
     let campaigns = Arc::new(CampaignCache::new(Arc::new(stack.db.clone()), clock.clone(), Duration::seconds(60)));
     FlakyServices {
         ingest: Ingest {
@@ -565,7 +579,10 @@ async fn given_an_unknown_send_when_its_delivery_is_reported_then_a_sent_fact_is
     let facts = message_facts(&stack.db, &[MessageOutcome::Sent, MessageOutcome::Delivered]).await;
     assert_eq!(
         facts,
-        vec![message_fact(&job, MessageOutcome::Sent, attempted), message_fact(&job, MessageOutcome::Delivered, delivered)]
+        vec![
+            message_fact(&job, MessageOutcome::Sent, attempted),
+            message_fact(&job, MessageOutcome::Delivered, delivered)
+        ]
     );
 }
 
@@ -625,7 +642,8 @@ async fn given_a_sent_email_when_its_tracked_link_is_followed_twice_then_one_cli
 /// THEN the report fails and the click is not counted yet; redelivered once
 /// facts are back, it is counted once and its fact is written.
 #[tokio::test]
-async fn given_fact_writes_failing_when_the_first_click_is_reported_then_the_redelivery_counts_it_and_writes_the_fact() {
+async fn given_fact_writes_failing_when_the_first_click_is_reported_then_its_redelivery_counts_it_and_writes_the_fact()
+{
     let (stack, job) = email_sent().await;
     let services = flaky(&stack);
     let click = report(&job, FeedbackKind::Clicked, stack.clock.now() + Duration::minutes(30), Some(BROWSER));
@@ -638,9 +656,8 @@ async fn given_fact_writes_failing_when_the_first_click_is_reported_then_the_red
     services.store.facts_down.store(false, Ordering::SeqCst);
     let outcome = services.feedback.record(&click).await.unwrap();
     assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: None });
-    assert_eq!(message_facts(&stack.db, &[MessageOutcome::Clicked]).await, vec![message_fact(
-        &job,
-        MessageOutcome::Clicked,
-        click.at
-    )]);
+    assert_eq!(
+        message_facts(&stack.db, &[MessageOutcome::Clicked]).await,
+        vec![message_fact(&job, MessageOutcome::Clicked, click.at)]
+    );
 }

@@ -410,8 +410,8 @@ pub trait StateStore:
 {
 }
 
-impl<T: CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + FactStore + ?Sized> StateStore
-    for T
+impl<T> StateStore for T where
+    T: CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + FactStore + ?Sized
 {
 }
 

@@ -761,7 +761,8 @@ impl FactStore for Database {
         self.call(move |conn| {
             let created = conn
                 .execute(
-                    "INSERT INTO facts (fact_id, day, at, fact) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (fact_id) DO NOTHING",
+                    "INSERT INTO facts (fact_id, day, at, fact) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (fact_id) DO NOTHING",
                     params![fact_id, day, at, json],
                 )
                 .map_err(db)?;
