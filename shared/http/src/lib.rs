@@ -8,10 +8,11 @@
 mod auth;
 mod error;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +23,7 @@ use serde_json::json;
 use cartback_core::api::{cart_view, Api, OPENAPI_JSON};
 use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::ids::CartId;
-use cartback_core::service::{record_link_click, IngestError};
+use cartback_core::service::{parse_query, record_link_click, report, IngestError, ReportError};
 use cartback_core::signing::{verify_link, LinkError};
 
 pub use auth::{Signed, SignedOrV1};
@@ -35,6 +36,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/events", post(post_events))
         .route("/v1/carts/{cart_id}", get(get_cart))
+        .route("/v1/report", get(get_report))
         .route("/r/{token}", get(redirect))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -94,6 +96,30 @@ async fn get_cart(
         api.store.get_cart(&cart_id).await?.ok_or_else(|| ApiError::NotFound(format!("no cart {cart_id:?}")))?;
     let timeline = api.store.timeline(&cart_id).await?;
     Ok(json_response(StatusCode::OK, &cart_view(&record, &timeline)))
+}
+
+/// The measurement report (see `cartback_core::measure::report`): the
+/// signature is checked first, then the parameters (400 naming the one at
+/// fault), then the campaign (404).
+async fn get_report(
+    State(api): State<Arc<Api>>,
+    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    _signed: Signed,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
+    let today = api.clock.now().date_naive();
+    let query = parse_query(&params, today).map_err(report_error)?;
+    let campaigns = api.ingest.campaigns.get().await?;
+    let answer = report(&*api.store, &campaigns, &query, &api.settings.prices, today).await.map_err(report_error)?;
+    Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default()))
+}
+
+fn report_error(error: ReportError) -> ApiError {
+    match error {
+        ReportError::BadParameter { .. } => ApiError::BadRequest(error.to_string()),
+        ReportError::UnknownCampaign(_) => ApiError::NotFound(error.to_string()),
+        ReportError::Storage(e) => ApiError::Storage(e),
+    }
 }
 
 /// A click on a tracked link: labelled (a person, or a link scanner by its
