@@ -58,6 +58,22 @@ pub fn local_app_with_timer_faults(
     failing_carts: &[&str],
     refusing_carts: &[&str],
 ) -> (Router, Arc<ManualClock>) {
+    let (app, clock, _) = app_over(secret, accept_v1_signatures, failing_carts, refusing_carts);
+    (app, clock)
+}
+
+/// [`local_app`] and its database, for tests that put records (facts) in
+/// place before they call the API.
+pub fn local_app_with_db(secret: &[u8]) -> (Router, Arc<ManualClock>, Database) {
+    app_over(secret, false, &[], &[])
+}
+
+fn app_over(
+    secret: &[u8],
+    accept_v1_signatures: bool,
+    failing_carts: &[&str],
+    refusing_carts: &[&str],
+) -> (Router, Arc<ManualClock>, Database) {
     let owned = |carts: &[&str]| carts.iter().map(|c| (*c).to_owned()).collect();
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
     let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
@@ -78,11 +94,11 @@ pub fn local_app_with_timer_faults(
             campaigns,
             clock: clock.clone(),
         },
-        store: Arc::new(db),
+        store: Arc::new(db.clone()),
         clock: clock.clone(),
         wall_clock: clock.clone(),
         settings,
         accept_v1_signatures,
     };
-    (cartback_http::router(Arc::new(api)), clock)
+    (cartback_http::router(Arc::new(api)), clock, db)
 }

@@ -13,6 +13,21 @@
 //! | timeline   | `CART#<id>`      | `TL#<at, RFC 3339 ns>#<suffix>` |                                     |
 //! | message    | `MSG#<id>`       | `MSG`                           | `CUSTMSG#<customer key>` / decided_at |
 //! | ledger     | `LEDGER#<customer key>` | `SENDS`                  |                                     |
+//! | fact       | `FACT#<day>#<shard>` | `<at, RFC 3339 ns>#<fact id>` |                                 |
+//!
+//! # Measurement facts: day x shard partitions
+//!
+//! A fact (see `cartback_core::measure::facts`) is written once and read
+//! by day. Its partition is its UTC day plus one of [`FACT_SHARDS`] shards
+//! (from the first bytes of the SHA-256 of its id), so a sale's burst of
+//! one busy campaign's facts spreads over that many partitions instead of
+//! one hot key; a report for a window queries every day x shard partition,
+//! in parallel. The item is the `serde_dynamo` form of the fact (flat
+//! attributes: `fact_id`, `at`, `fact` (the kind), `campaign_id`,
+//! `order_id`, ...) plus `pk`, `sk`, `day` and `expires_at`: flat, so an
+//! export of the table reads straight into Athena (see the README).
+//! Recording is a `PutItem` conditioned on `attribute_not_exists(pk)`: a
+//! second copy of the same fact leaves the first as it is.
 //!
 //! # Armed timers: the sparse `timers` index
 //!
@@ -50,7 +65,9 @@
 //! `expires_at = now + retention`. So an active cart, a customer who keeps
 //! coming back or a message still being engaged with never expires, while a
 //! dead cart, its timeline, its dedupe records and its messages go away on
-//! their own. A dedupe record lives the full retention, far longer than any
+//! their own. Facts are the exception: a report compares periods months
+//! apart, so they expire `fact_retention` (400 days by default) after they
+//! are recorded. A dedupe record lives the full retention, far longer than any
 //! storefront retry or replay window, so a replayed `event_id` is still
 //! recognised. DynamoDB deletes expired items within days, not at the
 //! second; nothing reads `expires_at` as a business rule.
@@ -79,17 +96,18 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, from_item, to_attribute_value, to_item};
 
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
 use cartback_core::engagement::{Engagement, EngagementLabel, Tally};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
+use cartback_core::measure::facts::Fact;
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
-    EventLog, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, Timeline,
+    EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, Timeline,
     TimelineEntry,
 };
 
@@ -132,6 +150,30 @@ pub fn timer_shard(cart_id: &str) -> String {
 /// Sort-key time format: fixed width, so string order is time order.
 pub fn sort_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+/// Partitions per day of the facts (see the module notes).
+pub const FACT_SHARDS: u32 = 16;
+
+/// How long a fact is kept unless configured otherwise: over a year, so a
+/// report can set this season against the same one last year.
+pub const DEFAULT_FACT_RETENTION_DAYS: i64 = 400;
+
+/// How many partitions `facts` reads at once.
+const FACT_READ_PARALLELISM: usize = 16;
+
+/// `FACT#<day>#<n>`: the partition of the facts of `day` in shard `n`.
+pub fn fact_partition(day: NaiveDate, shard: u32) -> String {
+    format!("FACT#{}#{shard}", day.format("%Y-%m-%d"))
+}
+
+/// The key of a fact: its day and shard (stable per fact id), then its time
+/// and id, so a partition reads back in time order.
+pub fn fact_key(fact: &Fact) -> (String, String) {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(fact.fact_id.as_bytes());
+    let shard = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % FACT_SHARDS;
+    (fact_partition(fact.day(), shard), format!("{}#{}", sort_time(fact.at), fact.fact_id))
 }
 
 pub fn cart_key(cart_id: &str) -> (String, String) {
@@ -232,6 +274,7 @@ pub struct DynamoStateStore {
     client: Client,
     table: String,
     retention: Duration,
+    fact_retention: Duration,
     clock: Arc<dyn Clock>,
     instance: u64,
     last_write: AtomicU64,
@@ -247,10 +290,17 @@ impl DynamoStateStore {
             client,
             table: table.into(),
             retention,
+            fact_retention: Duration::days(DEFAULT_FACT_RETENTION_DAYS),
             clock,
             instance: seed,
             last_write: AtomicU64::new(0),
         }
+    }
+
+    /// How long facts are kept (default [`DEFAULT_FACT_RETENTION_DAYS`]).
+    pub fn with_fact_retention(mut self, fact_retention: Duration) -> Self {
+        self.fact_retention = fact_retention;
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -864,6 +914,96 @@ impl MessageStore for DynamoStateStore {
     }
 }
 
+/// A fact as stored (see the module notes).
+fn fact_item(fact: &Fact, expires_at: AttributeValue) -> Result<Item, PortError> {
+    let mut item: Item = to_item(fact).map_err(|e| corrupt("fact does not serialise", e))?;
+    item.extend(key(fact_key(fact)));
+    item.insert("day".into(), s(fact.day().format("%Y-%m-%d").to_string()));
+    item.insert("expires_at".into(), expires_at);
+    Ok(item)
+}
+
+fn fact_from_item(mut item: Item) -> Result<Fact, PortError> {
+    for storage_only in ["pk", "sk", "day", "expires_at"] {
+        item.remove(storage_only);
+    }
+    let fact_id = item.get("fact_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    from_item(item).map_err(|e| corrupt(&format!("fact {fact_id}"), e))
+}
+
+/// Every item of one partition, all pages. Eventually consistent: a report
+/// does not need a fact recorded in the last second, and it costs half.
+async fn query_partition(client: Client, table: String, pk: String) -> Result<Vec<Item>, PortError> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk.as_str()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| dynamodb_error(SERVICE, e))?;
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(items),
+        }
+    }
+}
+
+#[async_trait]
+impl FactStore for DynamoStateStore {
+    async fn record_fact(&self, fact: &Fact) -> Result<CreateOutcome, PortError> {
+        let expires_at = n((self.clock.now() + self.fact_retention).timestamp());
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(fact_item(fact, expires_at)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(e) if is_condition_failed(&e) => Ok(CreateOutcome::AlreadyExists),
+            Err(e) => Err(dynamodb_error(SERVICE, e)),
+        }
+    }
+
+    /// One `Query` per day x shard partition (all pages), up to
+    /// `FACT_READ_PARALLELISM` at a time.
+    async fn facts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Fact>, PortError> {
+        let partitions: Vec<String> = from
+            .iter_days()
+            .take_while(|day| *day <= to)
+            .flat_map(|day| (0..FACT_SHARDS).map(move |shard| fact_partition(day, shard)))
+            .collect();
+        let partitions = Arc::new(partitions);
+        let mut readers = tokio::task::JoinSet::new();
+        for worker in 0..FACT_READ_PARALLELISM.min(partitions.len()) {
+            let (client, table, partitions) = (self.client.clone(), self.table.clone(), partitions.clone());
+            readers.spawn(async move {
+                let mut items = Vec::new();
+                for pk in partitions.iter().skip(worker).step_by(FACT_READ_PARALLELISM) {
+                    items.extend(query_partition(client.clone(), table.clone(), pk.clone()).await?);
+                }
+                Ok::<_, PortError>(items)
+            });
+        }
+        let mut facts = Vec::new();
+        while let Some(joined) = readers.join_next().await {
+            let items = joined.map_err(|e| PortError::Unavailable(SERVICE, Box::new(e)))??;
+            for item in items {
+                facts.push(fact_from_item(item)?);
+            }
+        }
+        Ok(facts)
+    }
+}
+
 /// Campaigns in the config table.
 pub struct DynamoCampaignStore {
     client: Client,
@@ -984,6 +1124,91 @@ mod tests {
         let read = message_from_item(item).unwrap();
         let tally = read.engagement.tally(EngagementLabel::HumanClick).copied();
         assert_eq!(tally, Some(Tally::once(at("2026-11-23T11:00:00Z"))));
+    }
+
+    fn facts_of_every_kind() -> Vec<Fact> {
+        use cartback_core::measure::assign::Group;
+        use cartback_core::measure::facts::{FactKind, MessageOutcome, SegmentLabel};
+        let customer = CustomerKey::Customer("u1".into());
+        let value = Some("59.90".parse().unwrap());
+        vec![
+            Fact::new(
+                at("2026-11-23T10:30:00.123456789Z"),
+                FactKind::Entered {
+                    campaign_id: "default".into(),
+                    cart_id: "cart-1".into(),
+                    customer_key: customer.clone(),
+                    group: Group::HeldOut,
+                    variant: Some("late".into()),
+                    segment: SegmentLabel::Returner,
+                    value,
+                    currency: Some("EUR".into()),
+                },
+            ),
+            Fact::new(
+                at("2026-11-23T11:00:00Z"),
+                FactKind::Message {
+                    campaign_id: "default".into(),
+                    cart_id: "cart-1".into(),
+                    customer_key: customer.clone(),
+                    message_id: "m_1".into(),
+                    group: Group::Treated,
+                    variant: None,
+                    step: 2,
+                    channel: Channel::Sms,
+                    outcome: MessageOutcome::OpenedMachine,
+                },
+            ),
+            Fact::new(
+                at("2026-11-23T23:59:59Z"),
+                FactKind::Order {
+                    order_id: "o-1".into(),
+                    cart_id: None,
+                    customer_key: Some(customer.clone()),
+                    value,
+                    currency: Some("EUR".into()),
+                    coupon: Some("SAVE10".into()),
+                },
+            ),
+            Fact::new(
+                at("2026-11-24T00:00:00Z"),
+                FactKind::Return {
+                    return_id: "ev-9".into(),
+                    order_id: "o-1".into(),
+                    customer_key: customer,
+                    value: "19.95".parse().unwrap(),
+                    currency: "EUR".into(),
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn given_facts_of_every_kind_when_stored_and_read_then_attributes_are_flat_and_the_facts_come_back_whole() {
+        for fact in facts_of_every_kind() {
+            let item = fact_item(&fact, n(1)).unwrap();
+            let (pk, sk) = fact_key(&fact);
+            assert_eq!(item.get("pk"), Some(&s(pk.clone())));
+            assert!(pk.starts_with(&format!("FACT#{}#", fact.day())), "{pk}");
+            assert_eq!(sk, format!("{}#{}", sort_time(fact.at), fact.fact_id));
+            assert!(matches!(item.get("fact"), Some(AttributeValue::S(_))), "the kind is a flat attribute: {item:?}");
+            assert_eq!(item.get("day"), Some(&s(fact.day().format("%Y-%m-%d").to_string())));
+            assert_eq!(fact_from_item(item).unwrap(), fact);
+        }
+    }
+
+    #[test]
+    fn given_many_facts_of_one_day_when_keyed_then_they_spread_over_every_shard_and_keep_their_shard() {
+        let template = facts_of_every_kind().remove(2);
+        let mut per_shard = HashMap::<String, usize>::new();
+        for i in 0..1_600 {
+            let mut fact = template.clone();
+            fact.fact_id = format!("order#o-{i}");
+            *per_shard.entry(fact_key(&fact).0).or_default() += 1;
+            assert_eq!(fact_key(&fact), fact_key(&fact.clone()));
+        }
+        assert_eq!(per_shard.len(), FACT_SHARDS as usize);
+        assert!(per_shard.values().all(|&count| (60..=140).contains(&count)), "{per_shard:?}");
     }
 
     #[test]

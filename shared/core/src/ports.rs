@@ -399,9 +399,15 @@ pub trait SendLedgerStore: Send + Sync {
 
 /// Every state capability: what one runtime's state adapter provides. Each
 /// service asks only for the capabilities it uses.
-pub trait StateStore: CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore {}
+pub trait StateStore:
+    CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + FactStore
+{
+}
 
-impl<T: CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + ?Sized> StateStore for T {}
+impl<T: CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + FactStore + ?Sized> StateStore
+    for T
+{
+}
 
 /// What a cart's timer delivers when it fires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

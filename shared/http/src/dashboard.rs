@@ -9,25 +9,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use cartback_core::measure::report::{CampaignReport, Report, ReportQuery};
+use cartback_core::service::{parse_query, ReportError, WINDOW_HOURS};
 
 use crate::svg::{self, Bar, Pair};
 
-/// The attribution window when the form does not name one (the report's default).
-pub const DEFAULT_WINDOW_HOURS: i64 = 24;
-/// The longest attribution window the form takes (90 days).
-pub const MAX_WINDOW_HOURS: i64 = 24 * 90;
-/// Days shown when the form names no period: the last fortnight.
-pub const DEFAULT_DAYS: i64 = 14;
-/// The longest period one page covers; longer ones are an analytics engine's job (README, "Measurement").
-pub const MAX_DAYS: i64 = 366;
-
-/// What the dashboard's form asks for, parsed and checked.
+/// What the dashboard's form asks for: the report's own query (parsed by the same rules as
+/// `GET /v1/report`), and the values the form shows again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DashboardForm {
     /// `None`: every campaign together (the report's total).
@@ -35,58 +28,38 @@ pub struct DashboardForm {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub attribution_window_hours: i64,
+    pub query: ReportQuery,
 }
 
 /// A form field that cannot be used, named as the form names it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct FieldError {
-    pub field: &'static str,
+    pub field: String,
     pub reason: String,
 }
 
 impl DashboardForm {
-    /// Reads the query string's fields (the same names `GET /v1/report` takes); a field left empty takes its
-    /// default: every campaign, the fortnight ending `today`, a 24-hour window.
+    /// Reads the query string's fields (the names `GET /v1/report` takes, which parses them); a field left
+    /// empty (the "All campaigns" choice, a cleared date) takes its default: every campaign, the fortnight
+    /// ending `today`, a 24-hour window.
     pub fn parse(query: &BTreeMap<String, String>, today: NaiveDate) -> Result<DashboardForm, FieldError> {
-        let field = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let date = |name: &'static str| {
-            field(name)
-                .map(|text| {
-                    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                        .map_err(|_| FieldError { field: name, reason: "expected a date as YYYY-MM-DD".into() })
-                })
-                .transpose()
-        };
-        let to = date("to")?.unwrap_or(today);
-        let from = date("from")?.unwrap_or(to - Duration::days(DEFAULT_DAYS - 1));
-        if from > to {
-            return Err(FieldError { field: "from", reason: format!("{from} is after the last day, {to}") });
-        }
-        if (to - from).num_days() >= MAX_DAYS {
-            let reason = format!("a page covers at most {MAX_DAYS} days; export the facts for longer periods");
-            return Err(FieldError { field: "to", reason });
-        }
-        let attribution_window_hours = match field("attribution_window_hours") {
-            None => DEFAULT_WINDOW_HOURS,
-            Some(text) => text.parse::<i64>().ok().filter(|h| (1..=MAX_WINDOW_HOURS).contains(h)).ok_or_else(|| {
-                FieldError {
-                    field: "attribution_window_hours",
-                    reason: format!("expected whole hours from 1 to {MAX_WINDOW_HOURS}"),
-                }
-            })?,
-        };
-        Ok(DashboardForm { campaign: field("campaign").map(str::to_owned), from, to, attribution_window_hours })
-    }
-
-    pub fn report_query(&self) -> ReportQuery {
-        ReportQuery {
-            campaign: self.campaign.clone(),
-            from: self.from,
-            to: self.to,
-            attribution_window: Duration::hours(self.attribution_window_hours),
-            channel_windows: BTreeMap::new(),
-        }
+        let params: BTreeMap<String, String> = query
+            .iter()
+            .filter(|(name, value)| name.as_str() != "token" && !value.trim().is_empty())
+            .map(|(name, value)| (name.clone(), value.trim().to_owned()))
+            .collect();
+        let query = parse_query(&params, today).map_err(|error| match error {
+            ReportError::BadParameter { parameter, reason } => FieldError { field: parameter, reason },
+            other => FieldError { field: "query".into(), reason: other.to_string() },
+        })?;
+        Ok(DashboardForm {
+            campaign: query.campaign.clone(),
+            from: query.from,
+            to: query.to,
+            attribution_window_hours: query.attribution_window.num_hours(),
+            query,
+        })
     }
 }
 
@@ -252,9 +225,23 @@ fn form_html(form: &DashboardForm, token: &str, campaigns: &[String]) -> String 
     }
     let _ = write!(
         html,
-        r#"</select></label><label>From<input type="date" name="from" id="from" value="{}"></label><label>To<input type="date" name="to" id="to" value="{}"></label><label>Attribution window (hours)<input type="number" name="attribution_window_hours" id="attribution_window_hours" min="1" max="{MAX_WINDOW_HOURS}" value="{}"></label><button type="submit" id="refresh">Refresh</button></form>"#,
-        form.from, form.to, form.attribution_window_hours
+        r#"</select></label><label>From<input type="date" name="from" id="from" value="{}"></label><label>To<input type="date" name="to" id="to" value="{}"></label><label>Attribution window (hours)<input type="number" name="attribution_window_hours" id="attribution_window_hours" min="{}" max="{}" value="{}"></label>"#,
+        form.from,
+        form.to,
+        WINDOW_HOURS.start(),
+        WINDOW_HOURS.end(),
+        form.attribution_window_hours
     );
+    // Per-channel windows have no input of their own; a link that set them keeps them across Refresh.
+    for (channel, window) in &form.query.channel_windows {
+        let _ = write!(
+            html,
+            r#"<input type="hidden" name="window_hours_{}" value="{}">"#,
+            channel.as_str(),
+            window.num_hours()
+        );
+    }
+    html.push_str(r#"<button type="submit" id="refresh">Refresh</button></form>"#);
     html
 }
 
@@ -635,12 +622,12 @@ mod tests {
     }
 
     fn form(campaign: Option<&str>) -> DashboardForm {
-        DashboardForm {
-            campaign: campaign.map(str::to_owned),
-            from: day("2026-11-20"),
-            to: day("2026-11-21"),
-            attribution_window_hours: 24,
+        let mut query = BTreeMap::from([("from".to_owned(), "2026-11-20".to_owned())]);
+        query.insert("to".into(), "2026-11-21".into());
+        if let Some(id) = campaign {
+            query.insert("campaign".into(), id.into());
         }
+        DashboardForm::parse(&query, day("2026-11-24")).unwrap()
     }
 
     /// Equal JSON, numbers to 12 significant digits (serde_json's default parser may miss the last bit).
@@ -784,14 +771,11 @@ mod tests {
     #[test]
     fn given_an_empty_query_when_parsed_then_the_last_fortnight_every_campaign_and_24_hours_apply() {
         let form = DashboardForm::parse(&BTreeMap::new(), day("2026-11-24")).unwrap();
-        assert_eq!(form, DashboardForm {
-            campaign: None,
-            from: day("2026-11-11"),
-            to: day("2026-11-24"),
-            attribution_window_hours: 24,
-        });
-        let query = form.report_query();
-        assert_eq!((query.from, query.to, query.attribution_window), (form.from, form.to, Duration::hours(24)));
+        let shown = (form.campaign.clone(), form.from, form.to, form.attribution_window_hours);
+        assert_eq!(shown, (None, day("2026-11-11"), day("2026-11-24"), 24));
+        let query = &form.query;
+        let asked = (query.campaign.clone(), query.from, query.to, query.attribution_window);
+        assert_eq!(asked, (None, form.from, form.to, chrono::Duration::hours(24)));
     }
 
     #[test]
@@ -804,11 +788,17 @@ mod tests {
         assert_eq!(field(&[("from", "24/11/2026")]), "from");
         assert_eq!(field(&[("to", "2026-13-01")]), "to");
         assert_eq!(field(&[("from", "2026-11-25"), ("to", "2026-11-24")]), "from");
-        assert_eq!(field(&[("from", "2024-01-01"), ("to", "2026-11-24")]), "to");
-        for hours in ["0", "-3", "2161", "24h", "1e3"] {
+        assert_eq!(field(&[("from", "2024-01-01"), ("to", "2026-11-24")]), "from");
+        assert_eq!(field(&[("window_hours_fax", "3")]), "window_hours_fax");
+        for hours in ["0", "-3", "721", "24h", "1e3"] {
             assert_eq!(field(&[("attribution_window_hours", hours)]), "attribution_window_hours", "{hours}");
         }
-        let form = parse(&[("campaign", " winback "), ("attribution_window_hours", "72"), ("from", "")]).unwrap();
+        let form = parse(&[("campaign", " winback "), ("attribution_window_hours", "72"), ("from", ""), ("token", "t")]);
+        let form = form.unwrap();
         assert_eq!((form.campaign.as_deref(), form.attribution_window_hours), (Some("winback"), 72));
+        let form = parse(&[("campaign", ""), ("window_hours_sms", "2")]).unwrap();
+        assert_eq!(form.campaign, None, "an empty choice is every campaign");
+        let html = page(&form, "t", &[], Ok(&report()));
+        assert!(html.contains(r#"<input type="hidden" name="window_hours_sms" value="2">"#), "kept across Refresh");
     }
 }

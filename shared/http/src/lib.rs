@@ -28,7 +28,7 @@ use serde_json::json;
 use cartback_core::api::{cart_view, Api, OPENAPI_JSON};
 use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::ids::CartId;
-use cartback_core::service::{record_link_click, IngestError};
+use cartback_core::service::{parse_query, record_link_click, report, IngestError, ReportError};
 use cartback_core::signing::{verify_dashboard_token, verify_link, LinkError};
 
 pub use auth::{Signed, SignedOrV1};
@@ -41,6 +41,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/events", post(post_events))
         .route("/v1/carts/{cart_id}", get(get_cart))
+        .route("/v1/report", get(get_report))
         .route("/r/{token}", get(redirect))
         .route("/dashboard", get(dashboard_page))
         .fallback(not_found)
@@ -103,6 +104,30 @@ async fn get_cart(
     Ok(json_response(StatusCode::OK, &cart_view(&record, &timeline)))
 }
 
+/// The measurement report (see `cartback_core::measure::report`): the
+/// signature is checked first, then the parameters (400 naming the one at
+/// fault), then the campaign (404).
+async fn get_report(
+    State(api): State<Arc<Api>>,
+    params: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    _signed: Signed,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
+    let today = api.clock.now().date_naive();
+    let query = parse_query(&params, today).map_err(report_error)?;
+    let campaigns = api.ingest.campaigns.get().await?;
+    let answer = report(&*api.store, &campaigns, &query, &api.settings.prices, today).await.map_err(report_error)?;
+    Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default()))
+}
+
+fn report_error(error: ReportError) -> ApiError {
+    match error {
+        ReportError::BadParameter { .. } => ApiError::BadRequest(error.to_string()),
+        ReportError::UnknownCampaign(_) => ApiError::NotFound(error.to_string()),
+        ReportError::Storage(e) => ApiError::Storage(e),
+    }
+}
+
 /// A click on a tracked link: labelled (a person, or a link scanner by its
 /// user agent or its speed) and counted on the message, one write however
 /// often the link is followed; see `cartback_core::service::record_link_click`.
@@ -148,31 +173,35 @@ async fn dashboard_page(
     }
     let today = api.clock.now().date_naive();
     let campaigns = match api.ingest.campaigns.get().await {
-        Ok(list) => list.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-        Err(error) => return ApiError::Storage(error).into_response(),
+        Ok(list) => list,
+        Err(error) => return dashboard_failure(ApiError::Storage(error)),
     };
+    let ids: Vec<String> = campaigns.iter().map(|c| c.id.clone()).collect();
     let form = match dashboard::DashboardForm::parse(&query, today) {
         Ok(form) => form,
         Err(error) => {
             // Show the form again with the defaults, and say which field to fix.
             let defaults = dashboard::DashboardForm::parse(&BTreeMap::new(), today).expect("defaults are valid");
-            let page = dashboard::page(&defaults, token, &campaigns, Err(&error));
-            return html_response(StatusCode::BAD_REQUEST, page);
+            return html_response(StatusCode::BAD_REQUEST, dashboard::page(&defaults, token, &ids, Err(&error)));
         }
     };
-    match load_report(&api, &form.report_query()).await {
-        Ok(report) => html_response(StatusCode::OK, dashboard::page(&form, token, &campaigns, Ok(&report))),
-        Err(error) => error.into_response(),
+    match report(&*api.store, &campaigns, &form.query, &api.settings.prices, today).await {
+        Ok(answer) => html_response(StatusCode::OK, dashboard::page(&form, token, &ids, Ok(&answer))),
+        Err(ReportError::UnknownCampaign(id)) => {
+            let error = dashboard::FieldError { field: "campaign".into(), reason: format!("no campaign {id:?}") };
+            html_response(StatusCode::NOT_FOUND, dashboard::page(&form, token, &ids, Err(&error)))
+        }
+        Err(error) => dashboard_failure(report_error(error)),
     }
 }
 
-/// The report for the dashboard's query. Interim: the report service arrives with branch `i10-report`;
-/// until it is merged this build says so instead of drawing numbers it does not have.
-async fn load_report(
-    _api: &Api,
-    _query: &cartback_core::measure::report::ReportQuery,
-) -> Result<cartback_core::measure::report::Report, ApiError> {
-    Err(ApiError::NotFound("the report service is not part of this build yet".into()))
+/// A failure a person can only retry, as a sentence (the cause is logged, never shown).
+fn dashboard_failure(error: ApiError) -> Response {
+    let status = error.status();
+    if let ApiError::Storage(cause) = &error {
+        tracing::error!(error = %cause, "the dashboard's report failed");
+    }
+    html_response(status, dashboard::refusal_page(&error.to_string()))
 }
 
 /// An HTML answer that no cache keeps and no other origin frames or feeds: the page carries its access token.

@@ -34,13 +34,14 @@ use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
 use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
+use cartback_core::measure::facts::Fact;
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
-    EventLog, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, SystemClock, Timeline,
-    TimelineEntry,
+    EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome,
+    SystemClock, Timeline, TimelineEntry,
 };
-use chrono::{DateTime, Datelike, Duration, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 
 /// The database file's name inside the data folder.
@@ -144,6 +145,16 @@ const MIGRATIONS: &[&str] = &[
         record       TEXT NOT NULL,            -- SendLedger JSON
         updated_at   TEXT NOT NULL
     );
+    "#,
+    // 3: measurement facts (append-only; a report reads them by day).
+    r#"
+    CREATE TABLE facts (
+        fact_id     TEXT PRIMARY KEY,
+        day         TEXT NOT NULL,            -- the UTC day of `at`, YYYY-MM-DD
+        at          TEXT NOT NULL,
+        fact        TEXT NOT NULL             -- Fact JSON
+    );
+    CREATE INDEX facts_day ON facts (day);
     "#,
 ];
 
@@ -729,6 +740,41 @@ impl MessageStore for Database {
                 .map_err(db)?;
             let rows = stmt.query_map(params![customer_key, ts(since)], |r| r.get::<_, String>(0)).map_err(db)?;
             rows.map(|row| from_json("message", &row.map_err(db)?)).collect()
+        })
+        .await
+    }
+}
+
+/// The stored form of a day: ISO 8601, so text order is day order.
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+#[async_trait]
+impl FactStore for Database {
+    async fn record_fact(&self, fact: &Fact) -> Result<CreateOutcome, PortError> {
+        let json = to_json("fact", fact)?;
+        let (fact_id, day, at) = (fact.fact_id.clone(), day_text(fact.day()), ts(fact.at));
+        self.call(move |conn| {
+            let created = conn
+                .execute(
+                    "INSERT INTO facts (fact_id, day, at, fact) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (fact_id) DO NOTHING",
+                    params![fact_id, day, at, json],
+                )
+                .map_err(db)?;
+            Ok(if created == 1 { CreateOutcome::Created } else { CreateOutcome::AlreadyExists })
+        })
+        .await
+    }
+
+    async fn facts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Fact>, PortError> {
+        let (from, to) = (day_text(from), day_text(to));
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT fact FROM facts WHERE day >= ?1 AND day <= ?2 ORDER BY at, fact_id")
+                .map_err(db)?;
+            let rows = stmt.query_map(params![from, to], |r| r.get::<_, String>(0)).map_err(db)?;
+            rows.map(|row| from_json("fact", &row.map_err(db)?)).collect()
         })
         .await
     }

@@ -8,6 +8,7 @@
 pub mod assign;
 pub mod facts;
 pub mod report;
+pub mod stats;
 
 pub use assign::{assign_group, assign_variant, Group};
 pub use facts::{Fact, FactKind, MessageOutcome, SegmentLabel};

@@ -5,12 +5,17 @@
 //! Every rate comes with its 95% interval; amounts are decimal and kept per
 //! currency (a map from ISO 4217 code to amount), never summed across.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::assign::Group;
+use super::facts::{Fact, FactKind, MessageOutcome, SegmentLabel};
+use super::stats;
+use crate::campaign::Campaign;
+use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::message::Channel;
 
 /// Amounts per currency: `{"EUR": "12.50", "USD": "3.00"}`.
@@ -30,6 +35,57 @@ pub struct ReportQuery {
     pub channel_windows: BTreeMap<Channel, Duration>,
 }
 
+impl ReportQuery {
+    /// The attribution window when none is asked for.
+    pub const DEFAULT_WINDOW_HOURS: i64 = 24;
+
+    /// A query over `from..=to` with the default 24-hour window.
+    pub fn new(campaign: Option<String>, from: NaiveDate, to: NaiveDate) -> Self {
+        ReportQuery {
+            campaign,
+            from,
+            to,
+            attribution_window: Duration::hours(Self::DEFAULT_WINDOW_HOURS),
+            channel_windows: BTreeMap::new(),
+        }
+    }
+
+    /// The attribution window of a message on `channel`.
+    pub fn window(&self, channel: Channel) -> Duration {
+        self.channel_windows.get(&channel).copied().unwrap_or(self.attribution_window)
+    }
+
+    /// The longest window any message may be credited over.
+    pub fn longest_window(&self) -> Duration {
+        self.channel_windows.values().copied().fold(self.attribution_window, Duration::max)
+    }
+}
+
+/// What one message costs, per channel, in one currency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prices {
+    pub currency: String,
+    pub per_message: BTreeMap<Channel, Decimal>,
+}
+
+impl Default for Prices {
+    /// AWS list prices (us-east-1, 2026): SES $0.10 per 1,000 emails; SNS
+    /// transactional SMS to the US about $0.00581 per message (it varies by
+    /// destination country: set your own); SNS mobile push $0.50 per million;
+    /// web push goes straight to the browser's push service, free.
+    fn default() -> Self {
+        Prices {
+            currency: "USD".into(),
+            per_message: BTreeMap::from([
+                (Channel::Email, Decimal::new(1, 4)),
+                (Channel::Sms, Decimal::new(581, 5)),
+                (Channel::Push, Decimal::new(5, 7)),
+                (Channel::WebPush, Decimal::ZERO),
+            ]),
+        }
+    }
+}
+
 /// A 95% interval, serialised as two numbers `[low, high]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval(pub f64, pub f64);
@@ -47,6 +103,9 @@ pub enum Evidence {
     Lowers,
     /// The interval holds zero: no difference shown yet.
     Inconclusive,
+    /// A shadow campaign: nothing was sent and nobody was held out, so
+    /// there is no lift to measure.
+    NoHoldout,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,3 +232,678 @@ pub struct DayReport {
     pub revenue_held_out: Money,
     pub sent: u64,
 }
+
+/// The fewest entered carts per arm before a comparison draws a verdict.
+///
+/// TODO(i10-engine): read the campaign's `min_sample_per_arm` once that
+/// setting is merged; this is the one place that decides it.
+fn min_sample_per_arm(_campaign: Option<&Campaign>) -> u64 {
+    100
+}
+
+/// The experiment's control variant among the variants seen.
+///
+/// TODO(i10-engine): read the campaign's experiment once it is merged;
+/// until then the variant named "control", else the first by name.
+fn control_variant<'a>(_campaign: Option<&Campaign>, seen: &BTreeSet<&'a str>) -> Option<&'a str> {
+    seen.get("control").copied().or_else(|| seen.first().copied())
+}
+
+/// A cart's entry into one campaign.
+struct Entry<'a> {
+    campaign_id: &'a str,
+    cart_id: &'a CartId,
+    customer: &'a CustomerKey,
+    group: Group,
+    variant: Option<&'a str>,
+    segment: SegmentLabel,
+    at: DateTime<Utc>,
+}
+
+struct MessageFact<'a> {
+    campaign_id: &'a str,
+    cart_id: &'a CartId,
+    customer: &'a CustomerKey,
+    message_id: &'a MessageId,
+    step: u32,
+    channel: Channel,
+    outcome: MessageOutcome,
+    at: DateTime<Utc>,
+}
+
+/// An order once, with its value net of returns.
+struct Order<'a> {
+    order_id: &'a str,
+    at: DateTime<Utc>,
+    cart_id: Option<&'a CartId>,
+    customer: Option<&'a CustomerId>,
+    currency: Option<&'a str>,
+    net_value: Decimal,
+}
+
+/// The message an order is attributed to.
+#[derive(Clone, Copy)]
+struct Credit<'a> {
+    campaign_id: &'a str,
+    message_id: &'a MessageId,
+}
+
+/// One entry with everything the report counts about it.
+struct Unit<'a> {
+    entry: &'a Entry<'a>,
+    recovered_by: Vec<&'a Order<'a>>,
+    /// Of `recovered_by`, the orders attributed to a message of this campaign.
+    attributed: Vec<&'a Order<'a>>,
+    messages: MessageCounts,
+    by_channel: BTreeMap<Channel, MessageCounts>,
+    by_step: BTreeMap<u32, MessageCounts>,
+}
+
+impl Unit<'_> {
+    fn recovered(&self) -> bool {
+        !self.recovered_by.is_empty()
+    }
+
+    fn treated(&self) -> bool {
+        matches!(self.entry.group, Group::Treated | Group::Shadow)
+    }
+
+    fn revenue(&self) -> Money {
+        let mut money = Money::new();
+        for order in &self.recovered_by {
+            add_money(&mut money, order.currency, order.net_value);
+        }
+        money
+    }
+}
+
+fn add_money(money: &mut Money, currency: Option<&str>, amount: Decimal) {
+    if let Some(currency) = currency {
+        *money.entry(currency.to_owned()).or_default() += amount;
+    }
+}
+
+fn add_all(total: &mut Money, more: &Money) {
+    for (currency, amount) in more {
+        *total.entry(currency.clone()).or_default() += *amount;
+    }
+}
+
+/// Each amount divided by `count`, to the cent; empty when `count` is 0.
+fn per(money: &Money, count: u64) -> Money {
+    if count == 0 {
+        return Money::new();
+    }
+    money.iter().map(|(c, amount)| (c.clone(), (*amount / Decimal::from(count)).round_dp(2))).collect()
+}
+
+impl MessageCounts {
+    fn count(&mut self, outcome: MessageOutcome) {
+        let counter = match outcome {
+            MessageOutcome::WouldSend => &mut self.would_send,
+            MessageOutcome::Sent => &mut self.sent,
+            MessageOutcome::Delivered => &mut self.delivered,
+            MessageOutcome::OpenedHuman => &mut self.opened_human,
+            MessageOutcome::OpenedMachine => &mut self.opened_machine,
+            MessageOutcome::Clicked => &mut self.clicked,
+            MessageOutcome::Bounced => &mut self.bounced,
+            MessageOutcome::Complained => &mut self.complained,
+            MessageOutcome::Unsubscribed => &mut self.unsubscribed,
+        };
+        *counter += 1;
+    }
+
+    fn add(&mut self, other: &MessageCounts) {
+        self.would_send += other.would_send;
+        self.sent += other.sent;
+        self.delivered += other.delivered;
+        self.opened_human += other.opened_human;
+        self.opened_machine += other.opened_machine;
+        self.clicked += other.clicked;
+        self.bounced += other.bounced;
+        self.complained += other.complained;
+        self.unsubscribed += other.unsubscribed;
+        self.attributed_orders += other.attributed_orders;
+    }
+}
+
+/// The report over `facts` (any order, duplicates allowed): pure, and the
+/// same facts give the same bytes. Definitions are in the README
+/// ("Measurement") and on each field.
+pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery, prices: &Prices) -> Report {
+    // A fact counts once whatever the store holds; the earliest copy wins.
+    let mut sorted: Vec<&Fact> = facts.iter().collect();
+    sorted.sort_by(|a, b| (&a.fact_id, a.at).cmp(&(&b.fact_id, b.at)));
+    sorted.dedup_by(|later, first| later.fact_id == first.fact_id);
+
+    let mut entries: BTreeMap<(&str, &CartId), Entry<'_>> = BTreeMap::new();
+    let mut messages: Vec<MessageFact<'_>> = Vec::new();
+    let mut raw_orders: BTreeMap<&str, &Fact> = BTreeMap::new();
+    let mut returns: BTreeMap<&str, Vec<(&str, Decimal)>> = BTreeMap::new();
+    for fact in &sorted {
+        match &fact.kind {
+            FactKind::Entered { campaign_id, cart_id, customer_key, group, variant, segment, .. } => {
+                let entry = Entry {
+                    campaign_id,
+                    cart_id,
+                    customer: customer_key,
+                    group: *group,
+                    variant: variant.as_deref(),
+                    segment: *segment,
+                    at: fact.at,
+                };
+                let slot = entries.entry((campaign_id.as_str(), cart_id)).or_insert(entry);
+                if fact.at < slot.at {
+                    slot.at = fact.at;
+                }
+            }
+            FactKind::Message { campaign_id, cart_id, customer_key, message_id, step, channel, outcome, .. } => {
+                messages.push(MessageFact {
+                    campaign_id,
+                    cart_id,
+                    customer: customer_key,
+                    message_id,
+                    step: *step,
+                    channel: *channel,
+                    outcome: *outcome,
+                    at: fact.at,
+                });
+            }
+            FactKind::Order { order_id, .. } => {
+                // One order, whatever the facts: the earliest report of it.
+                let slot = raw_orders.entry(order_id.as_str()).or_insert(fact);
+                if fact.at < slot.at {
+                    *slot = fact;
+                }
+            }
+            FactKind::Return { order_id, value, currency, .. } => {
+                returns.entry(order_id.as_str()).or_default().push((currency.as_str(), *value));
+            }
+        }
+    }
+    let orders: Vec<Order<'_>> = raw_orders
+        .values()
+        .filter_map(|fact| match &fact.kind {
+            FactKind::Order { order_id, cart_id, customer_key, value, currency, .. } => {
+                let currency = currency.as_deref();
+                let returned: Decimal = returns
+                    .get(order_id.as_str())
+                    .map(|r| r.iter().filter(|(c, _)| Some(*c) == currency).map(|(_, v)| *v).sum())
+                    .unwrap_or_default();
+                Some(Order {
+                    order_id,
+                    at: fact.at,
+                    cart_id: cart_id.as_ref(),
+                    customer: customer_key.as_ref().and_then(CustomerKey::customer),
+                    currency,
+                    net_value: (value.unwrap_or_default() - returned).max(Decimal::ZERO),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+
+    // When each cart was last touched (sent, or would have been) per campaign.
+    let mut touches: BTreeMap<(&str, &CartId), Vec<DateTime<Utc>>> = BTreeMap::new();
+    for m in messages.iter().filter(|m| matches!(m.outcome, MessageOutcome::Sent | MessageOutcome::WouldSend)) {
+        touches.entry((m.campaign_id, m.cart_id)).or_default().push(m.at);
+    }
+    let window = query.attribution_window;
+    // Recovery: per order and campaign, its own cart if eligible, else the
+    // latest-entered eligible cart of the same known customer.
+    let eligible = |entry: &Entry<'_>, order: &Order<'_>| {
+        let last_touch = touches
+            .get(&(entry.campaign_id, entry.cart_id))
+            .and_then(|t| t.iter().filter(|at| **at <= order.at).max().copied())
+            .unwrap_or(entry.at)
+            .max(entry.at);
+        entry.at < order.at && order.at <= last_touch + window
+    };
+    let mut by_cart: BTreeMap<&CartId, Vec<&Entry<'_>>> = BTreeMap::new();
+    let mut by_customer: BTreeMap<&CustomerId, Vec<&Entry<'_>>> = BTreeMap::new();
+    for entry in entries.values() {
+        by_cart.entry(entry.cart_id).or_default().push(entry);
+        if let Some(customer) = entry.customer.customer() {
+            by_customer.entry(customer).or_default().push(entry);
+        }
+    }
+    let mut recovered_by: BTreeMap<(&str, &CartId), Vec<&Order<'_>>> = BTreeMap::new();
+    for order in &orders {
+        let own = order.cart_id.and_then(|c| by_cart.get(c)).into_iter().flatten();
+        let theirs = order.customer.and_then(|c| by_customer.get(c)).into_iter().flatten();
+        let mut best: BTreeMap<&str, &Entry<'_>> = BTreeMap::new();
+        for entry in own.chain(theirs).copied().filter(|e| eligible(e, order)) {
+            let rank = |e: &Entry<'_>| (order.cart_id == Some(e.cart_id), e.at, e.cart_id.clone());
+            let slot = best.entry(entry.campaign_id).or_insert(entry);
+            if rank(entry) > rank(slot) {
+                *slot = entry;
+            }
+        }
+        for entry in best.values() {
+            recovered_by.entry((entry.campaign_id, entry.cart_id)).or_default().push(order);
+        }
+    }
+    let recovered_orders: BTreeSet<&str> = recovered_by.values().flatten().map(|o| o.order_id).collect();
+
+    // Attribution: the last message sent to the buyer before the purchase,
+    // within that message's channel window.
+    let mut sent_by_cart: BTreeMap<&CartId, Vec<&MessageFact<'_>>> = BTreeMap::new();
+    let mut sent_by_customer: BTreeMap<&CustomerId, Vec<&MessageFact<'_>>> = BTreeMap::new();
+    for m in messages.iter().filter(|m| m.outcome == MessageOutcome::Sent) {
+        sent_by_cart.entry(m.cart_id).or_default().push(m);
+        if let Some(customer) = m.customer.customer() {
+            sent_by_customer.entry(customer).or_default().push(m);
+        }
+    }
+    let mut credits: BTreeMap<&str, Credit<'_>> = BTreeMap::new();
+    for order in orders.iter().filter(|o| recovered_orders.contains(o.order_id)) {
+        let own = order.cart_id.and_then(|c| sent_by_cart.get(c)).into_iter().flatten();
+        let theirs = order.customer.and_then(|c| sent_by_customer.get(c)).into_iter().flatten();
+        let last = own
+            .chain(theirs)
+            .filter(|m| m.at <= order.at && order.at <= m.at + query.window(m.channel))
+            .max_by_key(|m| (m.at, m.message_id));
+        if let Some(m) = last {
+            credits.insert(order.order_id, Credit { campaign_id: m.campaign_id, message_id: m.message_id });
+        }
+    }
+    let mut credited_messages: BTreeMap<(&str, &MessageId), u64> = BTreeMap::new();
+
+    let in_period = |e: &Entry<'_>| {
+        (query.from..=query.to).contains(&e.at.date_naive())
+            && query.campaign.as_deref().is_none_or(|c| c == e.campaign_id)
+    };
+    let mut units: Vec<Unit<'_>> = Vec::new();
+    for entry in entries.values().filter(|e| in_period(e)) {
+        let key = (entry.campaign_id, entry.cart_id);
+        let recovered_by = recovered_by.get(&key).cloned().unwrap_or_default();
+        let attributed: Vec<&Order<'_>> = recovered_by
+            .iter()
+            .copied()
+            .filter(|o| credits.get(o.order_id).is_some_and(|c| c.campaign_id == entry.campaign_id))
+            .collect();
+        for order in &attributed {
+            if let Some(credit) = credits.get(order.order_id) {
+                *credited_messages.entry((credit.campaign_id, credit.message_id)).or_default() += 1;
+            }
+        }
+        units.push(Unit {
+            entry,
+            recovered_by,
+            attributed,
+            messages: MessageCounts::default(),
+            by_channel: BTreeMap::new(),
+            by_step: BTreeMap::new(),
+        });
+    }
+    let unit_of: BTreeMap<(&str, &CartId), usize> =
+        units.iter().enumerate().map(|(i, u)| ((u.entry.campaign_id, u.entry.cart_id), i)).collect();
+    // Outcomes once per message (the fact ids already make them unique);
+    // orders are credited on the message's `sent` line.
+    for m in &messages {
+        if let Some(unit) = unit_of.get(&(m.campaign_id, m.cart_id)).map(|i| &mut units[*i]) {
+            let mut counts = MessageCounts::default();
+            counts.count(m.outcome);
+            if m.outcome == MessageOutcome::Sent {
+                counts.attributed_orders = credited_messages.get(&(m.campaign_id, m.message_id)).copied().unwrap_or(0);
+            }
+            unit.messages.add(&counts);
+            unit.by_channel.entry(m.channel).or_default().add(&counts);
+            unit.by_step.entry(m.step).or_default().add(&counts);
+        }
+    }
+
+    // AOV of all orders placed in the period, net of returns.
+    let period_orders: Vec<&Order<'_>> =
+        orders.iter().filter(|o| (query.from..=query.to).contains(&o.at.date_naive())).collect();
+    let context = Context { query, prices, aov_all_orders: aov(&period_orders) };
+
+    let mut reported: BTreeSet<&str> = units.iter().map(|u| u.entry.campaign_id).collect();
+    if let Some(asked) = query.campaign.as_deref() {
+        reported.insert(asked);
+    }
+    let reports: Vec<CampaignReport> = reported
+        .iter()
+        .map(|id| {
+            let campaign = campaigns.iter().find(|c| c.id == *id);
+            let mine: Vec<&Unit<'_>> = units.iter().filter(|u| u.entry.campaign_id == *id).collect();
+            let shadow = mine.iter().any(|u| u.entry.group == Group::Shadow);
+            summarize(id, campaign, shadow, &mine, &context, true)
+        })
+        .collect();
+    let live: Vec<&Unit<'_>> = units.iter().filter(|u| u.entry.group != Group::Shadow).collect();
+    let total = summarize("*", None, false, &live, &context, false);
+    Report {
+        from: query.from,
+        to: query.to,
+        attribution_window_hours: query.attribution_window.num_hours(),
+        interval_method: stats::METHOD.to_owned(),
+        campaigns: reports,
+        total,
+    }
+}
+
+struct Context<'a> {
+    query: &'a ReportQuery,
+    prices: &'a Prices,
+    aov_all_orders: Money,
+}
+
+/// Average net order value per currency.
+fn aov(orders: &[&Order<'_>]) -> Money {
+    let mut sums = Money::new();
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for order in orders {
+        add_money(&mut sums, order.currency, order.net_value);
+        if let Some(currency) = order.currency {
+            *counts.entry(currency).or_default() += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|(currency, sum)| {
+            let n = counts.get(currency.as_str()).copied().unwrap_or(1).max(1);
+            (currency, (sum / Decimal::from(n)).round_dp(2))
+        })
+        .collect()
+}
+
+/// Whether the comparison is strong enough to speak, and which way.
+fn evidence(first: u64, second: u64, min_sample: u64, interval: Interval) -> Evidence {
+    if first < min_sample || second < min_sample {
+        Evidence::NotEnoughData
+    } else if interval.0 > 0.0 {
+        Evidence::Raises
+    } else if interval.1 < 0.0 {
+        Evidence::Lowers
+    } else {
+        Evidence::Inconclusive
+    }
+}
+
+fn points(rate: f64) -> String {
+    format!("{:.1}", rate * 100.0)
+}
+
+fn verdict(r: &CampaignReport, min_sample: u64) -> String {
+    let Interval(low, high) = r.lift_ci95;
+    match r.evidence {
+        Evidence::NoHoldout => format!(
+            "Shadow campaign: nothing was sent and no lift can be measured; {} carts entered, {} messages would \
+             have gone out, and {}% of these carts were recovered.",
+            r.entered,
+            r.messages.would_send,
+            points(r.recovery_rate_treated)
+        ),
+        Evidence::NotEnoughData => format!(
+            "Not enough data yet: {} treated and {} held-out carts; at least {min_sample} in each are needed \
+             before a verdict.",
+            r.treated, r.held_out
+        ),
+        Evidence::Raises => format!(
+            "Reminders raised recovery by {} points ({} to {}).",
+            points(r.lift),
+            points(low),
+            points(high)
+        ),
+        Evidence::Lowers => format!(
+            "Reminders lowered recovery by {} points ({} to {}).",
+            points(-r.lift),
+            points(-high),
+            points(-low)
+        ),
+        Evidence::Inconclusive => format!(
+            "No difference shown yet: recovery moved by {} points ({} to {}), an interval that holds zero.",
+            points(r.lift),
+            points(low),
+            points(high)
+        ),
+    }
+}
+
+/// The comparison of treated and held-out carts within `units`.
+fn slice(name: &str, units: &[&Unit<'_>], min_sample: u64) -> SliceReport {
+    let (treated, held_out) = arms(units);
+    let (lift, lift_ci95) = stats::difference(treated, held_out);
+    SliceReport {
+        name: name.to_owned(),
+        treated: treated.1,
+        held_out: held_out.1,
+        recovered_treated: treated.0,
+        recovered_held_out: held_out.0,
+        recovery_rate_treated: stats::rate(treated.0, treated.1),
+        recovery_rate_held_out: stats::rate(held_out.0, held_out.1),
+        lift,
+        lift_ci95,
+        evidence: evidence(treated.1, held_out.1, min_sample, lift_ci95),
+    }
+}
+
+/// (recovered, entered) of the treated arm and of the held-out arm.
+fn arms(units: &[&Unit<'_>]) -> ((u64, u64), (u64, u64)) {
+    let (mut treated, mut held_out) = ((0, 0), (0, 0));
+    for unit in units {
+        let arm = if unit.treated() { &mut treated } else { &mut held_out };
+        arm.1 += 1;
+        arm.0 += u64::from(unit.recovered());
+    }
+    (treated, held_out)
+}
+
+fn summarize(
+    id: &str,
+    campaign: Option<&Campaign>,
+    shadow: bool,
+    units: &[&Unit<'_>],
+    context: &Context<'_>,
+    with_variants: bool,
+) -> CampaignReport {
+    let min_sample = min_sample_per_arm(campaign);
+    let ((recovered_treated, treated), (recovered_held_out, held_out)) = arms(units);
+    let recovery_rate_treated = stats::rate(recovered_treated, treated);
+    let recovery_rate_held_out = stats::rate(recovered_held_out, held_out);
+    let (lift, lift_ci95, evidence_now) = if shadow {
+        (0.0, Interval(0.0, 0.0), Evidence::NoHoldout)
+    } else {
+        let (lift, ci) = stats::difference((recovered_treated, treated), (recovered_held_out, held_out));
+        (lift, ci, evidence(treated, held_out, min_sample, ci))
+    };
+    let (relative_lift, relative_lift_ci95) = if !shadow && recovery_rate_held_out > 0.0 {
+        (Some(lift / recovery_rate_held_out), Some(stats::scale(lift_ci95, 1.0 / recovery_rate_held_out)))
+    } else {
+        (None, None)
+    };
+    let incremental_orders = lift * treated as f64;
+
+    let mut messages = MessageCounts::default();
+    let mut by_channel: BTreeMap<Channel, MessageCounts> = BTreeMap::new();
+    let mut by_step: BTreeMap<u32, MessageCounts> = BTreeMap::new();
+    let (mut revenue_treated, mut revenue_held_out, mut attributed_revenue) = (Money::new(), Money::new(), Money::new());
+    let mut recovered_treated_orders: Vec<&Order<'_>> = Vec::new();
+    let mut recipients = 0u64;
+    for unit in units {
+        messages.add(&unit.messages);
+        for (channel, counts) in &unit.by_channel {
+            by_channel.entry(*channel).or_default().add(counts);
+        }
+        for (step, counts) in &unit.by_step {
+            by_step.entry(*step).or_default().add(counts);
+        }
+        for order in &unit.attributed {
+            add_money(&mut attributed_revenue, order.currency, order.net_value);
+        }
+        if unit.treated() {
+            add_all(&mut revenue_treated, &unit.revenue());
+            recovered_treated_orders.extend(unit.recovered_by.iter().copied());
+            recipients += u64::from(unit.messages.sent > 0);
+        } else {
+            add_all(&mut revenue_held_out, &unit.revenue());
+        }
+    }
+    // An order that recovered carts in two live campaigns counts once in the AOV.
+    recovered_treated_orders.sort_by_key(|o| o.order_id);
+    recovered_treated_orders.dedup_by_key(|o| o.order_id);
+
+    let incremental_revenue = if shadow || held_out == 0 || treated == 0 {
+        Money::new()
+    } else {
+        let currencies: BTreeSet<&String> = revenue_treated.keys().chain(revenue_held_out.keys()).collect();
+        currencies
+            .into_iter()
+            .map(|currency| {
+                let per_treated = revenue_treated.get(currency).copied().unwrap_or_default() / Decimal::from(treated);
+                let per_held = revenue_held_out.get(currency).copied().unwrap_or_default() / Decimal::from(held_out);
+                (currency.clone(), ((per_treated - per_held) * Decimal::from(treated)).round_dp(2))
+            })
+            .collect()
+    };
+    let cost_amount: Decimal = by_channel
+        .iter()
+        .map(|(channel, counts)| {
+            context.prices.per_message.get(channel).copied().unwrap_or_default() * Decimal::from(counts.sent)
+        })
+        .sum();
+    let cost = Money::from([(context.prices.currency.clone(), cost_amount.round_dp(6))]);
+    let cost_per_incremental_order = match Decimal::try_from(incremental_orders) {
+        Ok(orders) if !shadow && incremental_orders >= 0.5 => {
+            Some(Money::from([(context.prices.currency.clone(), (cost_amount / orders).round_dp(4))]))
+        }
+        _ => None,
+    };
+
+    let mut report = CampaignReport {
+        campaign_id: id.to_owned(),
+        shadow,
+        entered: units.len() as u64,
+        treated,
+        held_out,
+        recovered_treated,
+        recovered_held_out,
+        recovery_rate_treated,
+        recovery_rate_treated_ci95: stats::rate_interval(recovered_treated, treated),
+        recovery_rate_held_out,
+        recovery_rate_held_out_ci95: stats::rate_interval(recovered_held_out, held_out),
+        lift,
+        lift_ci95,
+        relative_lift,
+        relative_lift_ci95,
+        evidence: evidence_now,
+        verdict: String::new(),
+        incremental_orders,
+        incremental_orders_ci95: stats::scale(lift_ci95, treated as f64),
+        attributed_revenue,
+        incremental_revenue,
+        aov_recovered: aov(&recovered_treated_orders),
+        aov_all_orders: context.aov_all_orders.clone(),
+        cost,
+        cost_per_incremental_order,
+        revenue_per_recipient: per(&revenue_treated, recipients),
+        messages,
+        by_channel,
+        by_step,
+        variants: if with_variants { variants(campaign, units, min_sample) } else { Vec::new() },
+        segments: [(SegmentLabel::Returner, "returner"), (SegmentLabel::Other, "other")]
+            .iter()
+            .map(|(label, name)| {
+                let mine: Vec<&Unit<'_>> = units.iter().copied().filter(|u| u.entry.segment == *label).collect();
+                slice(name, &mine, min_sample)
+            })
+            .collect(),
+        days: days(units, context.query),
+    };
+    if shadow {
+        report.segments.iter_mut().for_each(|s| s.evidence = Evidence::NoHoldout);
+    }
+    report.verdict = verdict(&report, min_sample);
+    report
+}
+
+/// Each variant's treated carts against the control variant's.
+fn variants(campaign: Option<&Campaign>, units: &[&Unit<'_>], min_sample: u64) -> Vec<VariantReport> {
+    let mut by_variant: BTreeMap<&str, Vec<&Unit<'_>>> = BTreeMap::new();
+    for unit in units.iter().filter(|u| u.treated()) {
+        if let Some(variant) = unit.entry.variant {
+            by_variant.entry(variant).or_default().push(unit);
+        }
+    }
+    let names: BTreeSet<&str> = by_variant.keys().copied().collect();
+    let Some(control) = control_variant(campaign, &names) else {
+        return Vec::new();
+    };
+    let tally = |units: &[&Unit<'_>]| (units.iter().filter(|u| u.recovered()).count() as u64, units.len() as u64);
+    let control_arm = by_variant.get(control).map(|u| tally(u)).unwrap_or((0, 0));
+    by_variant
+        .iter()
+        .map(|(name, mine)| {
+            let arm = tally(mine);
+            let is_control = *name == control;
+            let (difference, difference_ci95) =
+                if is_control { (0.0, Interval(0.0, 0.0)) } else { stats::difference(arm, control_arm) };
+            let mut messages = MessageCounts::default();
+            let mut attributed_revenue = Money::new();
+            for unit in mine {
+                messages.add(&unit.messages);
+                for order in &unit.attributed {
+                    add_money(&mut attributed_revenue, order.currency, order.net_value);
+                }
+            }
+            let evidence = if is_control {
+                if arm.1 < min_sample { Evidence::NotEnoughData } else { Evidence::Inconclusive }
+            } else {
+                evidence(arm.1, control_arm.1, min_sample, difference_ci95)
+            };
+            VariantReport {
+                variant: (*name).to_owned(),
+                control: is_control,
+                entered: arm.1,
+                recovered: arm.0,
+                recovery_rate: stats::rate(arm.0, arm.1),
+                recovery_rate_ci95: stats::rate_interval(arm.0, arm.1),
+                difference,
+                difference_ci95,
+                probability_beats_control: if is_control { 0.5 } else { stats::probability_beats(arm, control_arm) },
+                evidence,
+                attributed_revenue,
+                messages,
+            }
+        })
+        .collect()
+}
+
+/// Every day of the period, by the day carts entered.
+fn days(units: &[&Unit<'_>], query: &ReportQuery) -> Vec<DayReport> {
+    query
+        .from
+        .iter_days()
+        .take_while(|day| *day <= query.to)
+        .map(|day| {
+            let mut report = DayReport {
+                day,
+                entered_treated: 0,
+                entered_held_out: 0,
+                recovered_treated: 0,
+                recovered_held_out: 0,
+                revenue_treated: Money::new(),
+                revenue_held_out: Money::new(),
+                sent: 0,
+            };
+            for unit in units.iter().filter(|u| u.entry.at.date_naive() == day) {
+                report.sent += unit.messages.sent;
+                let recovered = u64::from(unit.recovered());
+                if unit.treated() {
+                    report.entered_treated += 1;
+                    report.recovered_treated += recovered;
+                    add_all(&mut report.revenue_treated, &unit.revenue());
+                } else {
+                    report.entered_held_out += 1;
+                    report.recovered_held_out += recovered;
+                    add_all(&mut report.revenue_held_out, &unit.revenue());
+                }
+            }
+            report
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;

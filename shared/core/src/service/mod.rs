@@ -9,6 +9,7 @@ mod delivery;
 mod engagement;
 mod feedback;
 mod ingest;
+mod report;
 
 use chrono::Duration;
 
@@ -17,9 +18,11 @@ pub use checker::{decide_now, CheckOutcome, Checker};
 pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
 pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOutcome, Sighting};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
+pub use report::{parse_query, report, ReportError, DEFAULT_REPORT_DAYS, MAX_REPORT_DAYS, WINDOW_HOURS};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
 
 use crate::ids::{CartId, MessageId};
+use crate::measure::report::Prices;
 use crate::message::Channel;
 use crate::ports::{PortError, Timeline, TimelineKind};
 use crate::signing::Secret;
@@ -39,6 +42,8 @@ pub struct Settings {
     pub retention: Duration,
     /// Channels this runtime delivers; the engine never picks another.
     pub channels: Vec<Channel>,
+    /// Message prices the report's cost uses (AWS list prices by default).
+    pub prices: Prices,
 }
 
 impl Settings {
@@ -51,6 +56,7 @@ impl Settings {
             restore_ttl: Duration::hours(48),
             retention: Duration::days(90),
             channels: Channel::ALL.to_vec(),
+            prices: Prices::default(),
         }
     }
 }

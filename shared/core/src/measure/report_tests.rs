@@ -1,0 +1,387 @@
+use super::*;
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+fn day(text: &str) -> NaiveDate {
+    text.parse().unwrap()
+}
+
+fn key(customer: Option<&str>, cart: &str) -> CustomerKey {
+    match customer {
+        Some(id) => CustomerKey::Customer(id.into()),
+        None => CustomerKey::Guest(cart.into()),
+    }
+}
+
+fn entered(cart: &str, customer: Option<&str>, group: Group, when: &str) -> Fact {
+    entered_in("default", cart, customer, group, None, when)
+}
+
+fn entered_in(campaign: &str, cart: &str, customer: Option<&str>, group: Group, variant: Option<&str>, when: &str) -> Fact {
+    Fact::new(
+        at(when),
+        FactKind::Entered {
+            campaign_id: campaign.into(),
+            cart_id: cart.into(),
+            customer_key: key(customer, cart),
+            group,
+            variant: variant.map(str::to_owned),
+            segment: SegmentLabel::Other,
+            value: None,
+            currency: None,
+        },
+    )
+}
+
+fn message(cart: &str, customer: Option<&str>, step: u32, channel: Channel, outcome: MessageOutcome, when: &str) -> Fact {
+    message_in("default", cart, customer, step, channel, outcome, when)
+}
+
+fn message_in(
+    campaign: &str,
+    cart: &str,
+    customer: Option<&str>,
+    step: u32,
+    channel: Channel,
+    outcome: MessageOutcome,
+    when: &str,
+) -> Fact {
+    let group = match outcome {
+        MessageOutcome::WouldSend if campaign.starts_with("shadow") => Group::Shadow,
+        MessageOutcome::WouldSend => Group::HeldOut,
+        _ => Group::Treated,
+    };
+    Fact::new(
+        at(when),
+        FactKind::Message {
+            campaign_id: campaign.into(),
+            cart_id: cart.into(),
+            customer_key: key(customer, cart),
+            message_id: format!("{cart}#{step}#{}", channel.as_str()).as_str().into(),
+            group,
+            variant: None,
+            step,
+            channel,
+            outcome,
+        },
+    )
+}
+
+fn order(id: &str, cart: Option<&str>, customer: Option<&str>, value: &str, currency: &str, when: &str) -> Fact {
+    Fact::new(
+        at(when),
+        FactKind::Order {
+            order_id: id.into(),
+            cart_id: cart.map(CartId::from),
+            customer_key: customer.map(|c| CustomerKey::Customer(c.into())),
+            value: Some(value.parse().unwrap()),
+            currency: Some(currency.into()),
+            coupon: None,
+        },
+    )
+}
+
+fn returned(id: &str, order_id: &str, customer: &str, value: &str, currency: &str, when: &str) -> Fact {
+    Fact::new(
+        at(when),
+        FactKind::Return {
+            return_id: id.into(),
+            order_id: order_id.into(),
+            customer_key: CustomerKey::Customer(customer.into()),
+            value: value.parse().unwrap(),
+            currency: currency.into(),
+        },
+    )
+}
+
+fn query() -> ReportQuery {
+    ReportQuery::new(None, day("2026-11-01"), day("2026-11-14"))
+}
+
+fn report(facts: &[Fact]) -> Report {
+    build_report(facts, &[], &query(), &Prices::default())
+}
+
+fn campaign(report: &Report, id: &str) -> CampaignReport {
+    report.campaigns.iter().find(|c| c.campaign_id == id).cloned().unwrap()
+}
+
+fn money(pairs: &[(&str, &str)]) -> Money {
+    pairs.iter().map(|(c, v)| ((*c).to_owned(), v.parse().unwrap())).collect()
+}
+
+use Channel::{Email, Push, Sms};
+use MessageOutcome::{Sent, WouldSend};
+
+/// A treated cart that got an email at 10:00 on 2 November.
+fn emailed(cart: &str, customer: Option<&str>) -> Vec<Fact> {
+    vec![
+        entered(cart, customer, Group::Treated, "2026-11-02T10:00:00Z"),
+        message(cart, customer, 1, Email, Sent, "2026-11-02T10:00:00Z"),
+    ]
+}
+
+#[test]
+fn given_purchases_one_second_inside_and_outside_the_window_when_reported_then_only_the_inside_one_recovers() {
+    let mut facts = emailed("inside", Some("u1"));
+    facts.extend(emailed("outside", Some("u2")));
+    facts.push(order("o-in", Some("inside"), Some("u1"), "50.00", "EUR", "2026-11-03T09:59:59Z"));
+    facts.push(order("o-out", Some("outside"), Some("u2"), "70.00", "EUR", "2026-11-03T10:00:01Z"));
+
+    let r = campaign(&report(&facts), "default");
+
+    assert_eq!((r.treated, r.recovered_treated), (2, 1));
+    assert_eq!(r.attributed_revenue, money(&[("EUR", "50.00")]));
+    assert_eq!(r.by_channel[&Email].attributed_orders, 1);
+    // The order outside still counts among all the period's orders.
+    assert_eq!(r.aov_all_orders, money(&[("EUR", "60.00")]));
+    assert_eq!(r.aov_recovered, money(&[("EUR", "50.00")]));
+}
+
+#[test]
+fn given_a_channel_window_shorter_than_the_recovery_window_when_reported_then_recovery_holds_but_attribution_lapses() {
+    let mut facts = emailed("c1", Some("u1"));
+    facts.push(order("o1", Some("c1"), Some("u1"), "40.00", "EUR", "2026-11-02T20:00:00Z"));
+    let mut q = query();
+    q.channel_windows.insert(Email, Duration::hours(6));
+
+    let r = campaign(&build_report(&facts, &[], &q, &Prices::default()), "default");
+
+    assert_eq!(r.recovered_treated, 1);
+    assert!(r.attributed_revenue.is_empty(), "{:?}", r.attributed_revenue);
+}
+
+#[test]
+fn given_a_purchase_by_the_same_customer_on_another_cart_when_reported_then_the_abandoned_cart_is_recovered() {
+    let mut facts = emailed("abandoned", Some("u1"));
+    facts.extend(emailed("guest-cart", None));
+    // u1 buys on a fresh cart; a different guest buys on a fresh cart too.
+    facts.push(order("o1", Some("fresh"), Some("u1"), "30.00", "EUR", "2026-11-02T12:00:00Z"));
+    facts.push(order("o2", Some("other-fresh"), None, "30.00", "EUR", "2026-11-02T12:00:00Z"));
+
+    let r = campaign(&report(&facts), "default");
+
+    assert_eq!((r.treated, r.recovered_treated), (2, 1), "only the known customer's purchase counts");
+    assert_eq!(r.attributed_revenue, money(&[("EUR", "30.00")]));
+}
+
+#[test]
+fn given_a_late_purchase_event_when_reported_then_it_counts_at_its_own_time_and_credits_the_message_before_it() {
+    // The purchase at 11:00 arrived (was recorded) after step 2 went out at
+    // 10:00 the next day: its fact sits last and is older than step 2's.
+    let facts = vec![
+        entered("c1", Some("u1"), Group::Treated, "2026-11-02T09:30:00Z"),
+        message("c1", Some("u1"), 1, Email, Sent, "2026-11-02T10:00:00Z"),
+        message("c1", Some("u1"), 2, Push, Sent, "2026-11-03T10:00:00Z"),
+        order("o1", Some("c1"), Some("u1"), "80.00", "EUR", "2026-11-02T11:00:00Z"),
+    ];
+
+    let r = campaign(&report(&facts), "default");
+
+    assert_eq!(r.recovered_treated, 1);
+    assert_eq!(r.by_step[&1].attributed_orders, 1);
+    assert_eq!(r.by_step[&2].attributed_orders, 0);
+    assert_eq!(r.by_channel[&Push].attributed_orders, 0);
+}
+
+#[test]
+fn given_a_duplicate_purchase_when_reported_then_the_order_counts_once() {
+    let mut facts = emailed("c1", Some("u1"));
+    let purchase = order("o1", Some("c1"), Some("u1"), "25.00", "EUR", "2026-11-02T11:00:00Z");
+    // The same fact twice, and the same order id under another fact id
+    // (e.g. a second purchase event recorded later).
+    let mut again = order("o1", Some("c1"), Some("u1"), "25.00", "EUR", "2026-11-02T11:05:00Z");
+    again.fact_id = "order#o1#resent".into();
+    facts.extend([purchase.clone(), purchase, again]);
+
+    let r = campaign(&report(&facts), "default");
+
+    assert_eq!(r.recovered_treated, 1);
+    assert_eq!(r.attributed_revenue, money(&[("EUR", "25.00")]));
+    assert_eq!(r.messages.attributed_orders, 1);
+    assert_eq!(r.aov_all_orders, money(&[("EUR", "25.00")]));
+}
+
+#[test]
+fn given_returns_when_reported_then_revenue_is_net_and_never_below_zero() {
+    let mut facts = emailed("c1", Some("u1"));
+    facts.extend(emailed("c2", Some("u2")));
+    facts.push(order("o1", Some("c1"), Some("u1"), "100.00", "EUR", "2026-11-02T11:00:00Z"));
+    facts.push(returned("r1", "o1", "u1", "30.00", "EUR", "2026-11-05T08:00:00Z"));
+    facts.push(order("o2", Some("c2"), Some("u2"), "20.00", "EUR", "2026-11-02T11:00:00Z"));
+    facts.push(returned("r2", "o2", "u2", "15.00", "EUR", "2026-11-05T08:00:00Z"));
+    facts.push(returned("r3", "o2", "u2", "15.00", "EUR", "2026-11-06T08:00:00Z"));
+
+    let r = campaign(&report(&facts), "default");
+
+    assert_eq!(r.recovered_treated, 2, "a returned order was still recovered");
+    assert_eq!(r.attributed_revenue, money(&[("EUR", "70.00")]));
+}
+
+#[test]
+fn given_a_customer_who_switches_devices_when_reported_then_one_order_recovers_only_their_latest_cart() {
+    // The phone cart entered at 10:00; the customer signs in on the laptop,
+    // whose cart entered at 12:00; they buy from a third (checkout) cart.
+    let facts = vec![
+        entered("phone", Some("u1"), Group::Treated, "2026-11-02T10:00:00Z"),
+        message("phone", Some("u1"), 1, Push, Sent, "2026-11-02T10:30:00Z"),
+        entered("laptop", Some("u1"), Group::Treated, "2026-11-02T12:00:00Z"),
+        message("laptop", Some("u1"), 1, Email, Sent, "2026-11-02T12:30:00Z"),
+        order("o1", Some("checkout"), Some("u1"), "60.00", "EUR", "2026-11-02T13:00:00Z"),
+    ];
+
+    let r = campaign(&report(&facts), "default");
+
+    assert_eq!((r.treated, r.recovered_treated), (2, 1));
+    // Credited to the last message sent to the customer, on either device.
+    assert_eq!(r.by_channel[&Email].attributed_orders, 1);
+    assert_eq!(r.by_channel[&Push].attributed_orders, 0);
+    assert_eq!(r.attributed_revenue, money(&[("EUR", "60.00")]));
+}
+
+#[test]
+fn given_orders_in_two_currencies_when_reported_then_amounts_are_never_mixed() {
+    let mut facts = emailed("c1", Some("u1"));
+    facts.extend(emailed("c2", Some("u2")));
+    facts.push(order("o1", Some("c1"), Some("u1"), "10.00", "EUR", "2026-11-02T11:00:00Z"));
+    facts.push(order("o2", Some("c2"), Some("u2"), "1500", "JPY", "2026-11-02T11:00:00Z"));
+    // A return in another currency than its order's changes nothing.
+    facts.push(returned("r1", "o1", "u1", "5", "JPY", "2026-11-03T11:00:00Z"));
+
+    let report = report(&facts);
+    let r = campaign(&report, "default");
+
+    assert_eq!(r.attributed_revenue, money(&[("EUR", "10.00"), ("JPY", "1500")]));
+    assert_eq!(report.total.attributed_revenue, money(&[("EUR", "10.00"), ("JPY", "1500")]));
+    assert_eq!(r.revenue_per_recipient, money(&[("EUR", "5.00"), ("JPY", "750.00")]));
+    assert_eq!(r.cost, money(&[("USD", "0.0002")]));
+}
+
+/// `treated` and `held_out` carts entered on 3 November, of which the first
+/// `recovered_treated` / `recovered_held_out` bought within the window.
+fn arms(treated: usize, recovered_treated: usize, held_out: usize, recovered_held_out: usize) -> Vec<Fact> {
+    let mut facts = Vec::new();
+    for (group, n, recovered, outcome) in
+        [(Group::Treated, treated, recovered_treated, Sent), (Group::HeldOut, held_out, recovered_held_out, WouldSend)]
+    {
+        for i in 0..n {
+            let cart = format!("{}-{i}", group.as_str());
+            let customer = format!("u-{cart}");
+            facts.push(entered(&cart, Some(&customer), group, "2026-11-03T08:00:00Z"));
+            facts.push(message(&cart, Some(&customer), 1, Email, outcome, "2026-11-03T09:00:00Z"));
+            if i < recovered {
+                facts.push(order(&format!("o-{cart}"), Some(&cart), Some(&customer), "10", "EUR", "2026-11-03T12:00:00Z"));
+            }
+        }
+    }
+    facts
+}
+
+#[test]
+fn given_fewer_carts_than_the_minimum_per_arm_when_reported_then_the_evidence_is_not_enough_data() {
+    let r = campaign(&report(&arms(400, 200, 99, 10)), "default");
+
+    assert_eq!(r.evidence, Evidence::NotEnoughData);
+    assert!(r.lift_ci95.0 > 0.0, "the interval is shown all the same: {:?}", r.lift_ci95);
+    assert_eq!(
+        r.verdict,
+        "Not enough data yet: 400 treated and 99 held-out carts; at least 100 in each are needed before a verdict."
+    );
+}
+
+#[test]
+fn given_a_clear_lift_when_reported_then_the_verdict_says_how_much_with_its_interval() {
+    let r = campaign(&report(&arms(400, 200, 100, 10)), "default");
+
+    assert_eq!(r.evidence, Evidence::Raises);
+    assert!((r.lift - 0.4).abs() < 1e-12);
+    let Interval(low, high) = r.lift_ci95;
+    assert_eq!(r.verdict, format!("Reminders raised recovery by 40.0 points ({:.1} to {:.1}).", low * 100.0, high * 100.0));
+    assert!((r.incremental_orders - 160.0).abs() < 1e-9);
+    assert_eq!(r.relative_lift, Some(4.0));
+    // Revenue per treated cart 2000 / 400 = 5.00, per held-out 100 / 100 = 1.00: (5 - 1) x 400.
+    assert_eq!(r.incremental_revenue, money(&[("EUR", "1600.00")]));
+    // 400 emails at $0.0001 = $0.04, over 160 incremental orders.
+    assert_eq!(r.cost, money(&[("USD", "0.04")]));
+    assert_eq!(r.cost_per_incremental_order, Some(money(&[("USD", "0.0002")])));
+    assert_eq!(r.messages.sent, 400);
+    assert_eq!(r.messages.would_send, 100);
+    let day3 = r.days.iter().find(|d| d.day == day("2026-11-03")).unwrap();
+    assert_eq!((day3.entered_treated, day3.recovered_treated, day3.entered_held_out), (400, 200, 100));
+    assert_eq!(r.days.len(), 14);
+}
+
+#[test]
+fn given_a_shadow_campaign_when_reported_then_it_shows_would_sends_and_recovery_but_no_lift() {
+    let mut facts = Vec::new();
+    for i in 0..4 {
+        let cart = format!("c{i}");
+        facts.push(entered_in("shadow-draft", &cart, Some(&cart), Group::Shadow, None, "2026-11-02T10:00:00Z"));
+        facts.push(message_in("shadow-draft", &cart, Some(&cart), 1, Sms, WouldSend, "2026-11-02T10:30:00Z"));
+    }
+    facts.push(order("o1", Some("c0"), Some("c0"), "10", "EUR", "2026-11-02T11:00:00Z"));
+
+    let report = report(&facts);
+    let r = campaign(&report, "shadow-draft");
+
+    assert!(r.shadow);
+    assert_eq!((r.entered, r.messages.would_send, r.messages.sent, r.recovered_treated), (4, 4, 0, 1));
+    assert_eq!(r.recovery_rate_treated, 0.25);
+    assert_eq!(r.evidence, Evidence::NoHoldout);
+    assert!(r.verdict.contains("no lift"), "{}", r.verdict);
+    assert_eq!(r.cost, money(&[("USD", "0")]));
+    assert_eq!(report.total.entered, 0, "the total is live campaigns only");
+}
+
+#[test]
+fn given_an_experiment_when_reported_then_each_variant_is_compared_with_control() {
+    let mut facts = Vec::new();
+    for (variant, n, recovered) in [("control", 200, 20), ("late", 200, 60)] {
+        for i in 0..n {
+            let cart = format!("{variant}-{i}");
+            facts.push(entered_in("default", &cart, Some(&cart), Group::Treated, Some(variant), "2026-11-04T08:00:00Z"));
+            if i < recovered {
+                facts.push(order(&format!("o-{cart}"), Some(&cart), Some(&cart), "10", "EUR", "2026-11-04T09:00:00Z"));
+            }
+        }
+    }
+
+    let r = campaign(&report(&facts), "default");
+
+    let [control, late] = &r.variants[..] else { panic!("{:?}", r.variants) };
+    assert!(control.control && !late.control);
+    assert_eq!((late.entered, late.recovered), (200, 60));
+    assert!((late.difference - 0.2).abs() < 1e-12);
+    assert_eq!(late.evidence, Evidence::Raises);
+    assert!(late.difference_ci95.0 > 0.0);
+    assert!(late.probability_beats_control > 0.999, "{}", late.probability_beats_control);
+    assert_eq!(control.probability_beats_control, 0.5);
+}
+
+#[test]
+fn given_the_same_facts_in_another_order_when_reported_then_the_bytes_are_the_same() {
+    let mut facts = arms(120, 30, 110, 10);
+    facts.extend(emailed("c1", Some("u1")));
+    facts.push(order("o1", Some("c1"), Some("u1"), "12.34", "EUR", "2026-11-02T11:00:00Z"));
+    let first = serde_json::to_vec(&report(&facts)).unwrap();
+    facts.reverse();
+    facts.rotate_left(17);
+    assert_eq!(serde_json::to_vec(&report(&facts)).unwrap(), first);
+}
+
+#[test]
+fn given_carts_outside_the_period_or_another_campaign_when_reported_then_they_are_left_out() {
+    let mut facts = emailed("in", Some("u1"));
+    facts.push(entered("before", Some("u2"), Group::Treated, "2026-10-31T23:59:59Z"));
+    facts.push(entered_in("other", "elsewhere", Some("u3"), Group::Treated, None, "2026-11-02T10:00:00Z"));
+    let mut q = query();
+    q.campaign = Some("default".into());
+
+    let report = build_report(&facts, &[], &q, &Prices::default());
+
+    assert_eq!(report.campaigns.len(), 1);
+    assert_eq!(report.campaigns[0].entered, 1);
+    assert_eq!(report.total.entered, 1);
+}

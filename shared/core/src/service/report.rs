@@ -1,0 +1,230 @@
+//! The report service: turns the report's parameters (as the HTTP route and
+//! the CLI take them) into a [`ReportQuery`], reads the facts the query
+//! needs, and computes the report with the pure [`build_report`].
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate};
+
+use crate::campaign::Campaign;
+use crate::measure::report::{build_report, Prices, Report, ReportQuery};
+use crate::message::Channel;
+use crate::ports::{FactStore, PortError};
+
+/// The longest period one report covers (a year, leap day included).
+pub const MAX_REPORT_DAYS: i64 = 366;
+/// The days a report covers when `from` is not given: `to` and the 13 before.
+pub const DEFAULT_REPORT_DAYS: i64 = 14;
+/// Attribution windows allowed, in hours (up to 30 days).
+pub const WINDOW_HOURS: std::ops::RangeInclusive<i64> = 1..=720;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A parameter is missing its form or out of range; names the parameter.
+    #[error("{parameter}: {reason}")]
+    BadParameter { parameter: String, reason: String },
+    #[error("no campaign {0:?}")]
+    UnknownCampaign(String),
+    #[error(transparent)]
+    Storage(#[from] PortError),
+}
+
+fn bad(parameter: &str, reason: impl Into<String>) -> ReportError {
+    ReportError::BadParameter { parameter: parameter.to_owned(), reason: reason.into() }
+}
+
+/// The report's parameters as text, the way a query string or a command
+/// line gives them: `campaign`, `from`, `to` (YYYY-MM-DD),
+/// `attribution_window_hours` and `window_hours_<channel>` (e.g.
+/// `window_hours_sms`). Defaults: `to` today (UTC), `from` 13 days before.
+pub fn parse_query(params: &BTreeMap<String, String>, today: NaiveDate) -> Result<ReportQuery, ReportError> {
+    let date = |name: &str| {
+        params
+            .get(name)
+            .map(|text| {
+                NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad(name, "must be a date as YYYY-MM-DD"))
+            })
+            .transpose()
+    };
+    let hours = |name: &str, text: &str| {
+        let hours: i64 = text.parse().map_err(|_| bad(name, "must be a whole number of hours"))?;
+        if !WINDOW_HOURS.contains(&hours) {
+            return Err(bad(name, format!("must be {} to {} hours", WINDOW_HOURS.start(), WINDOW_HOURS.end())));
+        }
+        Ok(Duration::hours(hours))
+    };
+    let mut channel_windows = BTreeMap::new();
+    for (name, value) in params {
+        match name.as_str() {
+            "campaign" | "from" | "to" | "attribution_window_hours" => {}
+            other => {
+                let channel = other
+                    .strip_prefix("window_hours_")
+                    .and_then(|c| Channel::ALL.into_iter().find(|ch| ch.as_str() == c))
+                    .ok_or_else(|| bad(other, "unknown parameter"))?;
+                channel_windows.insert(channel, hours(other, value)?);
+            }
+        }
+    }
+    let to = date("to")?.unwrap_or(today);
+    let from = date("from")?.unwrap_or(to - Duration::days(DEFAULT_REPORT_DAYS - 1));
+    if from > to {
+        return Err(bad("from", format!("{from} is after to ({to})")));
+    }
+    if (to - from).num_days() + 1 > MAX_REPORT_DAYS {
+        return Err(bad("from", format!("the period from {from} to {to} is longer than {MAX_REPORT_DAYS} days")));
+    }
+    let campaign = match params.get("campaign") {
+        Some(id) if id.is_empty() => return Err(bad("campaign", "must not be empty")),
+        other => other.cloned(),
+    };
+    let mut query = ReportQuery::new(campaign, from, to);
+    if let Some(text) = params.get("attribution_window_hours") {
+        query.attribution_window = hours("attribution_window_hours", text)?;
+    }
+    query.channel_windows = channel_windows;
+    Ok(query)
+}
+
+/// The report for `query`: reads facts from `from` to as far past `to` as
+/// a cart entering on `to` can still be messaged and then buy (the longest
+/// campaign's steps plus the longest window, and a day for the steps'
+/// send delays), but never past `today`.
+pub async fn report<S: FactStore + ?Sized>(
+    store: &S,
+    campaigns: &[Campaign],
+    query: &ReportQuery,
+    prices: &Prices,
+    today: NaiveDate,
+) -> Result<Report, ReportError> {
+    if let Some(id) = &query.campaign {
+        if !campaigns.iter().any(|c| &c.id == id) {
+            return Err(ReportError::UnknownCampaign(id.clone()));
+        }
+    }
+    let steps = campaigns.iter().map(|c| c.steps.iter().map(|s| s.delay).sum::<Duration>()).max().unwrap_or_default();
+    let reach = steps + query.longest_window() + Duration::days(1);
+    let last_day = (query.to + Duration::days(reach.num_days() + 1)).min(today).max(query.to);
+    let facts = store.facts(query.from, last_day).await?;
+    Ok(build_report(&facts, campaigns, query, prices))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::measure::{Fact, FactKind, Group, SegmentLabel};
+    use crate::ports::CreateOutcome;
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn today() -> NaiveDate {
+        "2026-11-24".parse().unwrap()
+    }
+
+    fn refusal(pairs: &[(&str, &str)]) -> String {
+        parse_query(&params(pairs), today()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn given_no_parameters_when_parsed_then_the_last_14_days_to_today_with_a_24_hour_window() {
+        let query = parse_query(&params(&[]), today()).unwrap();
+        assert_eq!((query.from.to_string(), query.to.to_string()), ("2026-11-11".into(), "2026-11-24".into()));
+        assert_eq!(query.attribution_window, Duration::hours(24));
+        assert_eq!(query.campaign, None);
+    }
+
+    #[test]
+    fn given_every_parameter_when_parsed_then_each_is_taken() {
+        let query = parse_query(
+            &params(&[
+                ("campaign", "default"),
+                ("from", "2026-11-01"),
+                ("to", "2026-11-07"),
+                ("attribution_window_hours", "48"),
+                ("window_hours_sms", "12"),
+            ]),
+            today(),
+        )
+        .unwrap();
+        assert_eq!(query.campaign.as_deref(), Some("default"));
+        assert_eq!(query.attribution_window, Duration::hours(48));
+        assert_eq!(query.window(Channel::Sms), Duration::hours(12));
+        assert_eq!(query.window(Channel::Email), Duration::hours(48));
+    }
+
+    #[test]
+    fn given_bad_parameters_when_parsed_then_the_error_names_the_parameter_and_why() {
+        assert_eq!(refusal(&[("from", "2026-11-10"), ("to", "2026-11-09")]), "from: 2026-11-10 is after to (2026-11-09)");
+        assert_eq!(
+            refusal(&[("from", "2025-01-01"), ("to", "2026-01-02")]),
+            "from: the period from 2025-01-01 to 2026-01-02 is longer than 366 days"
+        );
+        assert_eq!(refusal(&[("to", "24/11/2026")]), "to: must be a date as YYYY-MM-DD");
+        assert_eq!(refusal(&[("attribution_window_hours", "0")]), "attribution_window_hours: must be 1 to 720 hours");
+        assert_eq!(refusal(&[("attribution_window_hours", "721")]), "attribution_window_hours: must be 1 to 720 hours");
+        assert_eq!(refusal(&[("window_hours_sms", "1.5")]), "window_hours_sms: must be a whole number of hours");
+        assert_eq!(refusal(&[("window_hours_fax", "3")]), "window_hours_fax: unknown parameter");
+        assert_eq!(refusal(&[("campaign", "")]), "campaign: must not be empty");
+        // A whole year of 366 days is allowed.
+        assert!(parse_query(&params(&[("from", "2024-01-01"), ("to", "2024-12-31")]), today()).is_ok());
+    }
+
+    /// Remembers the days it was asked for.
+    #[derive(Default)]
+    struct Recorded {
+        facts: Vec<Fact>,
+        asked: Mutex<Vec<(NaiveDate, NaiveDate)>>,
+    }
+
+    #[async_trait]
+    impl FactStore for Recorded {
+        async fn record_fact(&self, _fact: &Fact) -> Result<CreateOutcome, PortError> {
+            unreachable!("the report only reads")
+        }
+
+        async fn facts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Fact>, PortError> {
+            self.asked.lock().unwrap().push((from, to));
+            Ok(self.facts.iter().filter(|f| (from..=to).contains(&f.day())).cloned().collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn given_a_period_when_reported_then_facts_are_read_past_its_end_for_late_steps_but_not_past_today() {
+        let entered = Fact::new(
+            "2026-11-02T10:00:00Z".parse().unwrap(),
+            FactKind::Entered {
+                campaign_id: "default".into(),
+                cart_id: "c1".into(),
+                customer_key: crate::ids::CustomerKey::Guest("c1".into()),
+                group: Group::Treated,
+                variant: None,
+                segment: SegmentLabel::Other,
+                value: None,
+                currency: None,
+            },
+        );
+        let store = Recorded { facts: vec![entered], ..Recorded::default() };
+        let campaigns = [Campaign::default_campaign()];
+        let mut query = ReportQuery::new(Some("default".into()), "2026-11-01".parse().unwrap(), today());
+
+        let answer = report(&store, &campaigns, &query, &Prices::default(), today()).await.unwrap();
+        assert_eq!(answer.campaigns[0].entered, 1);
+
+        query.to = "2026-11-10".parse().unwrap();
+        report(&store, &campaigns, &query, &Prices::default(), today()).await.unwrap();
+        // The default campaign spans 24h30m of steps; the window 24 h; one day of slack.
+        let asked = store.asked.lock().unwrap().clone();
+        assert_eq!(asked[0], (query.from, today()));
+        assert_eq!(asked[1], (query.from, "2026-11-14".parse().unwrap()));
+
+        query.campaign = Some("nope".into());
+        let unknown = report(&store, &campaigns, &query, &Prices::default(), today()).await.unwrap_err();
+        assert_eq!(unknown.to_string(), "no campaign \"nope\"");
+    }
+}
