@@ -120,11 +120,13 @@ impl Unit {
             Value::String(text) => text.clone(),
             Value::Number(n) => {
                 let v = n.as_f64().unwrap_or(f64::NAN);
+                // What rounds to zero reads as zero, never "-0.0".
+                let tenths = |x: f64| if (x * 10.0).round() == 0.0 { 0.0 } else { x };
                 match self {
                     Unit::Count => n.to_string(),
-                    Unit::Percent => format!("{:.1}%", v * 100.0),
-                    Unit::Points => format!("{:+.1} pts", v * 100.0),
-                    Unit::Number | Unit::Money | Unit::Text | Unit::Label => format!("{v:.1}"),
+                    Unit::Percent => format!("{:.1}%", tenths(v * 100.0)),
+                    Unit::Points => format!("{:+.1} pts", tenths(v * 100.0)),
+                    Unit::Number | Unit::Money | Unit::Text | Unit::Label => format!("{:.1}", tenths(v)),
                 }
             }
             other => other.to_string(),
@@ -134,11 +136,12 @@ impl Unit {
 
 /// Looks up a dotted path (`by_channel.email.sent`, `variants.0.lift`) in a JSON value.
 fn at<'a>(root: &'a Value, path: &str) -> &'a Value {
-    path.split('.').try_fold(root, |v, key| match v {
-        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => v.get(key),
-    })
-    .unwrap_or(&Value::Null)
+    path.split('.')
+        .try_fold(root, |v, key| match v {
+            Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => v.get(key),
+        })
+        .unwrap_or(&Value::Null)
 }
 
 /// One shown number: its text and the attributes that tie it to the report's JSON.
@@ -160,7 +163,10 @@ fn money(entry: &Value, path: &str) -> String {
     }
     let amounts = at(entry, path).as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
     if amounts.is_empty() {
-        return format!(r#"<span class="none" data-field="{}" data-unit="money" data-value="{{}}">none</span>"#, escape(path));
+        return format!(
+            r#"<span class="none" data-field="{}" data-unit="money" data-value="{{}}">none</span>"#,
+            escape(path)
+        );
     }
     amounts
         .iter()
@@ -190,13 +196,24 @@ pub fn page(form: &DashboardForm, token: &str, campaigns: &[String], body: Resul
     let mut html = String::new();
     let _ = write!(
         html,
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Cartback evaluation</title><style>{STYLE}</style></head><body><header><h1>Cartback: what recovery really earns</h1></header><main>"#
+        concat!(
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8">"#,
+            r#"<meta name="referrer" content="no-referrer">"#,
+            r#"<meta name="viewport" content="width=device-width,initial-scale=1">"#,
+            r#"<title>Cartback evaluation</title><style>{STYLE}</style></head><body><header>"#,
+            r#"<h1>Cartback: what recovery really earns</h1></header><main>"#,
+        ),
+        STYLE = STYLE,
     );
     html.push_str(&form_html(form, token, campaigns));
     match body {
         Ok(report) => html.push_str(&report_html(form, report)),
         Err(error) => {
-            let _ = write!(html, r#"<section><p class="error" id="form-error">{}</p></section>"#, escape(&error.to_string()));
+            let _ = write!(
+                html,
+                r#"<section><p class="error" id="form-error">{}</p></section>"#,
+                escape(&error.to_string())
+            );
         }
     }
     html.push_str("</main></body></html>");
@@ -206,8 +223,16 @@ pub fn page(form: &DashboardForm, token: &str, campaigns: &[String], body: Resul
 /// A refusal (no link, a bad one, an expired one) as a short page that says how to get a link.
 pub fn refusal_page(sentence: &str) -> String {
     format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Cartback evaluation</title><style>{STYLE}</style></head><body><header><h1>Cartback: what recovery really earns</h1></header><main><section><p class="error" id="refusal">{}</p><p>Run <code>cartback dashboard</code> (add <code>--aws</code> for the AWS stack, <code>--url</code> for its address) and open the link it prints.</p></section></main></body></html>"#,
-        escape(sentence)
+        concat!(
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Cartback evaluation</title>"#,
+            r#"<style>{STYLE}</style></head><body><header><h1>Cartback: what recovery really earns</h1></header>"#,
+            r#"<main><section><p class="error" id="refusal">{}</p>"#,
+            r#"<p>Run <code>cartback dashboard</code> (add <code>--aws</code> for the AWS stack, <code>--url</code> "#,
+            r#"for its address) and open the link it prints.</p>"#,
+            r#"</section></main></body></html>"#,
+        ),
+        escape(sentence),
+        STYLE = STYLE,
     )
 }
 
@@ -225,7 +250,13 @@ fn form_html(form: &DashboardForm, token: &str, campaigns: &[String]) -> String 
     }
     let _ = write!(
         html,
-        r#"</select></label><label>From<input type="date" name="from" id="from" value="{}"></label><label>To<input type="date" name="to" id="to" value="{}"></label><label>Attribution window (hours)<input type="number" name="attribution_window_hours" id="attribution_window_hours" min="{}" max="{}" value="{}"></label>"#,
+        concat!(
+            r#"</select></label><label>From<input type="date" name="from" id="from" value="{}"></label>"#,
+            r#"<label>To<input type="date" name="to" id="to" value="{}"></label>"#,
+            r#"<label>Attribution window (hours)<input type="number" name="attribution_window_hours" "#,
+            r#"id="attribution_window_hours" min="{}" max="{}" value="{}">"#,
+            r#"</label>"#,
+        ),
         form.from,
         form.to,
         WINDOW_HOURS.start(),
@@ -277,13 +308,17 @@ fn report_html(form: &DashboardForm, report: &Report) -> String {
     let shadow = if campaign.shadow { " (shadow: its treated carts got nothing)" } else { "" };
     let _ = write!(
         html,
-        r#"<h2>{}{shadow}, {} to {}, {} h attribution window</h2><p class="verdict" id="verdict">{}</p><p>Evidence: {}</p>"#,
+        concat!(
+            r#"<h2>{}{shadow}, {} to {}, {} h attribution window</h2><p class="verdict" id="verdict">{}</p>"#,
+            r#"<p>Evidence: {}</p>"#,
+        ),
         escape(&title),
         report.from,
         report.to,
         report.attribution_window_hours,
         field(&entry, "verdict", Unit::Text),
         field(&entry, "evidence", Unit::Label),
+        shadow = shadow,
     );
     html.push_str(&headline_html(&entry, campaign));
     let _ = write!(
@@ -318,7 +353,11 @@ fn headline_html(entry: &Value, campaign: &CampaignReport) -> String {
         tile("Held out", field(entry, "held_out", Unit::Count), None),
         tile(
             "Recovered (treated / held out)",
-            format!("{} / {}", field(entry, "recovered_treated", Unit::Count), field(entry, "recovered_held_out", Unit::Count)),
+            format!(
+                "{} / {}",
+                field(entry, "recovered_treated", Unit::Count),
+                field(entry, "recovered_held_out", Unit::Count)
+            ),
             None,
         ),
         tile(
@@ -363,7 +402,8 @@ fn headline_html(entry: &Value, campaign: &CampaignReport) -> String {
 /// Recovered revenue per cart entered that day, treated against held out, one chart per currency: the
 /// groups differ in size (a 10% holdout), so raw sums would hide the comparison that matters.
 fn daily_html(campaign: &CampaignReport) -> String {
-    let mut html = String::from(r#"<section id="daily"><h2>Daily recovered revenue per cart, treated against held out</h2>"#);
+    let mut html =
+        String::from(r#"<section id="daily"><h2>Daily recovered revenue per cart, treated against held out</h2>"#);
     let currencies: BTreeSet<&String> =
         campaign.days.iter().flat_map(|d| d.revenue_treated.keys().chain(d.revenue_held_out.keys())).collect();
     if currencies.is_empty() {
@@ -386,7 +426,11 @@ fn daily_html(campaign: &CampaignReport) -> String {
                 let treated = day.revenue_treated.get(currency);
                 let held_out = day.revenue_held_out.get(currency);
                 let tip = |group: &str, revenue: Option<&Decimal>, carts: u64| {
-                    format!("{} {group}: {currency} {} from {carts} carts", day.day, revenue.copied().unwrap_or_default())
+                    format!(
+                        "{} {group}: {currency} {} from {carts} carts",
+                        day.day,
+                        revenue.copied().unwrap_or_default()
+                    )
                 };
                 Pair {
                     label: day.day.format("%m-%d").to_string(),
@@ -421,12 +465,19 @@ fn funnel_html(entry: &Value, campaign: &CampaignReport) -> String {
     let mut html = String::from(r#"<section id="funnel"><h2>Funnel</h2>"#);
     html.push_str(&svg::horizontal_bars("Funnel from carts entered to recovered", &bars, 640.0));
     html.push_str("<p>");
-    let figures: Vec<String> =
-        steps.iter().map(|(label, path, _)| format!("{}: {}", escape(label), field(entry, path, Unit::Count))).collect();
+    let figures: Vec<String> = steps
+        .iter()
+        .map(|(label, path, _)| format!("{}: {}", escape(label), field(entry, path, Unit::Count)))
+        .collect();
     html.push_str(&figures.join(" · "));
     let _ = write!(
         html,
-        r#"</p><p class="note">Machine opens (privacy proxies, scanners), not counted above: {}. Bounced {}, complained {}, unsubscribed {}.</p></section>"#,
+        concat!(
+            r#"</p>"#,
+            r#"<p class="note">Machine opens (privacy proxies, scanners), not counted above: {}. Bounced {}, "#,
+            r#"complained {}, unsubscribed {}.</p>"#,
+            r#"</section>"#,
+        ),
         field(entry, "messages.opened_machine", Unit::Count),
         field(entry, "messages.bounced", Unit::Count),
         field(entry, "messages.complained", Unit::Count),
@@ -492,7 +543,10 @@ fn variants_html(entry: &Value, campaign: &CampaignReport) -> String {
         );
         let _ = write!(
             html,
-            r#"<tr data-variant="{}"><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{} ({})</td><td>{bar}</td><td>{}</td><td>{}</td></tr>"#,
+            concat!(
+                r#"<tr data-variant="{}"><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{} ({})</td>"#,
+                r#"<td>{bar}</td><td>{}</td><td>{}</td></tr>"#,
+            ),
             escape(&variant.variant),
             escape(&name),
             field(entry, &path("entered"), Unit::Count),
@@ -503,6 +557,7 @@ fn variants_html(entry: &Value, campaign: &CampaignReport) -> String {
             field(entry, &path("difference_ci95"), Unit::Points),
             field(entry, &path("probability_beats_control"), Unit::Percent),
             field(entry, &path("evidence"), Unit::Label),
+            bar = bar,
         );
     }
     html.push_str("</table></section>");
@@ -572,14 +627,20 @@ mod tests {
             incremental_orders: 9.0,
             incremental_orders_ci95: Interval(-37.8, 28.8),
             attributed_revenue: eur("812.40"),
-            incremental_revenue: BTreeMap::from([("EUR".into(), "270.80".parse().unwrap()), ("USD".into(), Decimal::ONE)]),
+            incremental_revenue: BTreeMap::from([
+                ("EUR".into(), "270.80".parse().unwrap()),
+                ("USD".into(), Decimal::ONE),
+            ]),
             aov_recovered: eur("54.16"),
             aov_all_orders: eur("49.99"),
             cost: eur("0.014"),
             cost_per_incremental_order: None,
             revenue_per_recipient: eur("5.80"),
             messages: counts.clone(),
-            by_channel: BTreeMap::from([(Channel::Email, counts.clone()), (Channel::WebPush, MessageCounts::default())]),
+            by_channel: BTreeMap::from([
+                (Channel::Email, counts.clone()),
+                (Channel::WebPush, MessageCounts::default()),
+            ]),
             by_step: BTreeMap::from([(1, counts.clone())]),
             variants: vec![variant("control", true, 0.12, 0.0), variant("next-day", false, 0.15, 0.03)],
             segments: vec![],
@@ -647,8 +708,13 @@ mod tests {
 
     /// Every `data-field` element of the page: (field, unit, value as JSON, shown text).
     fn shown_fields(html: &str) -> Vec<(String, String, Value, String)> {
-        let unescape =
-            |t: &str| t.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&#39;", "'").replace("&amp;", "&");
+        let unescape = |t: &str| {
+            t.replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&")
+        };
         html.split("data-field=\"")
             .skip(1)
             .map(|rest| {
@@ -712,6 +778,7 @@ mod tests {
         assert_eq!(text("lift_ci95"), "-21.0 pts to +16.0 pts");
         assert_eq!(text("attributed_revenue.EUR"), "812.40");
         assert_eq!(text("cost_per_incremental_order"), "n/a");
+        assert_eq!(Unit::Number.show(&serde_json::json!([-0.04, -0.0])), "0.0 to 0.0", "no negative zero");
         assert_eq!(text("evidence"), "inconclusive");
         assert_eq!(text("variants.0.evidence"), "not enough data");
         assert_eq!(text("verdict"), report.campaigns[0].verdict);
@@ -793,7 +860,8 @@ mod tests {
         for hours in ["0", "-3", "721", "24h", "1e3"] {
             assert_eq!(field(&[("attribution_window_hours", hours)]), "attribution_window_hours", "{hours}");
         }
-        let form = parse(&[("campaign", " winback "), ("attribution_window_hours", "72"), ("from", ""), ("token", "t")]);
+        let form =
+            parse(&[("campaign", " winback "), ("attribution_window_hours", "72"), ("from", ""), ("token", "t")]);
         let form = form.unwrap();
         assert_eq!((form.campaign.as_deref(), form.attribution_window_hours), (Some("winback"), 72));
         let form = parse(&[("campaign", ""), ("window_hours_sms", "2")]).unwrap();

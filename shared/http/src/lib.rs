@@ -213,7 +213,10 @@ fn html_response(status: StatusCode, body: String) -> Response {
         (X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (
             CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            concat!(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; ",
+                "frame-ancestors 'none'; base-uri 'none'"
+            ),
         ),
     ];
     (status, headers, body).into_response()

@@ -71,11 +71,20 @@ pub fn horizontal_bars(title: &str, bars: &[Bar], width: f64) -> String {
         let text_y = y + BAR_HEIGHT * 0.7;
         let _ = write!(
             svg,
-            r#"<text x="{lx:.1}" y="{text_y:.1}" text-anchor="end">{label}</text><rect class="bar" x="{LABEL_WIDTH}" y="{y:.1}" width="{length:.1}" height="{BAR_HEIGHT}"><title>{label}: {text}</title></rect><text x="{tx:.1}" y="{text_y:.1}">{text}</text>"#,
+            concat!(
+                r#"<text x="{lx:.1}" y="{text_y:.1}" text-anchor="end">{label}</text>"#,
+                r#"<rect class="bar" x="{LABEL_WIDTH}" y="{y:.1}" width="{length:.1}" height="{BAR_HEIGHT}">"#,
+                r#"<title>{label}: {text}</title></rect><text x="{tx:.1}" y="{text_y:.1}">{text}</text>"#,
+            ),
             lx = LABEL_WIDTH - 6.0,
             label = escape(&bar.label),
             text = escape(&bar.text),
             tx = LABEL_WIDTH + length + 6.0,
+            text_y = text_y,
+            LABEL_WIDTH = LABEL_WIDTH,
+            y = y,
+            length = length,
+            BAR_HEIGHT = BAR_HEIGHT,
         );
     }
     svg.push_str("</svg>");
@@ -91,9 +100,17 @@ pub fn interval_bar(title: &str, estimate: f64, interval: (f64, f64), domain: (f
     let mut svg = open_svg(title, width, height);
     let _ = write!(
         svg,
-        r#"<line class="zero" x1="{z:.1}" y1="2" x2="{z:.1}" y2="22"/><line class="ci" x1="{low:.1}" y1="12" x2="{high:.1}" y2="12"/><line class="ci" x1="{low:.1}" y1="7" x2="{low:.1}" y2="17"/><line class="ci" x1="{high:.1}" y1="7" x2="{high:.1}" y2="17"/><circle class="estimate" cx="{e:.1}" cy="12" r="4"/></svg>"#,
+        concat!(
+            r#"<line class="zero" x1="{z:.1}" y1="2" x2="{z:.1}" y2="22"/>"#,
+            r#"<line class="ci" x1="{low:.1}" y1="12" x2="{high:.1}" y2="12"/>"#,
+            r#"<line class="ci" x1="{low:.1}" y1="7" x2="{low:.1}" y2="17"/>"#,
+            r#"<line class="ci" x1="{high:.1}" y1="7" x2="{high:.1}" y2="17"/>"#,
+            r#"<circle class="estimate" cx="{e:.1}" cy="12" r="4"/></svg>"#,
+        ),
         z = scale.at(0.0),
         e = scale.at(estimate),
+        low = low,
+        high = high,
     );
     svg
 }
@@ -120,13 +137,20 @@ pub fn paired_columns(title: &str, names: (&str, &str), pairs: &[Pair], width: f
     let mut svg = open_svg(title, width, height);
     let _ = write!(
         svg,
-        r#"<rect class="first" x="{left}" y="6" width="12" height="12"/><text x="{a:.1}" y="16">{first}</text><rect class="second" x="{b:.1}" y="6" width="12" height="12"/><text x="{c:.1}" y="16">{second}</text><line class="axis" x1="{left}" y1="{base}" x2="{r:.1}" y2="{base}"/>"#,
+        concat!(
+            r#"<rect class="first" x="{left}" y="6" width="12" height="12"/><text x="{a:.1}" y="16">{first}</text>"#,
+            r#"<rect class="second" x="{b:.1}" y="6" width="12" height="12"/>"#,
+            r#"<text x="{c:.1}" y="16">{second}</text>"#,
+            r#"<line class="axis" x1="{left}" y1="{base}" x2="{r:.1}" y2="{base}"/>"#,
+        ),
         a = left + 16.0,
         first = escape(names.0),
         b = left + 130.0,
         c = left + 146.0,
         second = escape(names.1),
         r = width - left,
+        left = left,
+        base = base,
     );
     // A label under every column pair would overlap past a fortnight: label about seven of them.
     let label_every = pairs.len().div_ceil(7).max(1);
@@ -138,10 +162,16 @@ pub fn paired_columns(title: &str, names: (&str, &str), pairs: &[Pair], width: f
             let h = scale.at(value);
             let _ = write!(
                 svg,
-                r#"<rect class="{class}" x="{x:.1}" y="{y:.1}" width="{column:.1}" height="{h:.1}"><title>{tip}</title></rect>"#,
+                concat!(
+                    r#"<rect class="{class}" x="{x:.1}" y="{y:.1}" width="{column:.1}" height="{h:.1}">"#,
+                    r#"<title>{tip}</title></rect>"#,
+                ),
                 x = x + dx,
                 y = base - h,
                 tip = escape(tip),
+                class = class,
+                column = column,
+                h = h,
             );
         }
         if i % label_every == 0 {
@@ -159,8 +189,14 @@ pub fn paired_columns(title: &str, names: (&str, &str), pairs: &[Pair], width: f
 
 fn open_svg(title: &str, width: f64, height: f64) -> String {
     format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}"><title>{}</title>"#,
-        escape(title)
+        concat!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" viewBox="0 0 "#,
+            r#"{width} {height}">"#,
+            r#"<title>{}</title>"#,
+        ),
+        escape(title),
+        width = width,
+        height = height,
     )
 }
 
