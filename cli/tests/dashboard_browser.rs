@@ -229,7 +229,7 @@ impl Browser {
         let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
             "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,2600", "--lang=en-US"]
+                     "--window-size=1280,800", "--hide-scrollbars", "--lang=en-US"]
         }}}});
         let answer: Value =
             ureq::post(&format!("{base}/session")).send_json(capabilities).unwrap().into_json().unwrap();
@@ -446,6 +446,9 @@ fn given_a_shop_with_recovered_carts_when_the_dashboard_is_refreshed_in_chromium
     let header = browser.script("return document.getElementById('report').dataset.window", json!([]));
     assert_eq!(header, json!("48"), "the page shows the chosen window");
 
+    // The screenshot holds the whole page and no more.
+    let height = browser.script("return Math.ceil(document.body.scrollHeight)", json!([])).as_u64().unwrap();
+    browser.command("POST", "/window/rect", json!({"width": 1280, "height": height + 200}));
     let screenshot = target_dir().join("dashboard.png");
     browser.screenshot(&screenshot);
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "{}", screenshot.display());
