@@ -330,6 +330,7 @@ fn report_html(form: &DashboardForm, report: &Report) -> String {
     html.push_str(&funnel_html(&entry, campaign));
     html.push_str(&channels_html(&entry, campaign));
     html.push_str(&variants_html(&entry, campaign));
+    html.push_str(&segments_html(&entry, campaign));
     html
 }
 
@@ -444,6 +445,13 @@ fn daily_html(campaign: &CampaignReport) -> String {
         let title = format!("Recovered revenue per entered cart in {currency}, per day");
         let _ = write!(html, "<h3>{}</h3>", escape(currency));
         html.push_str(&svg::paired_columns(&title, ("treated", "held out"), &pairs, 1000.0));
+        let tallest = pairs.iter().flat_map(|p| [p.first, p.second]).fold(0.0_f64, f64::max);
+        let _ = write!(
+            html,
+            r#"<p class="note">The tallest column is {} {tallest:.2} per entered cart; each column's tooltip gives
+            its day's revenue and carts.</p>"#,
+            escape(currency)
+        );
     }
     html.push_str("</section>");
     html
@@ -564,9 +572,54 @@ fn variants_html(entry: &Value, campaign: &CampaignReport) -> String {
     html
 }
 
+/// Returners against other customers: the same treated-against-held-out comparison within each segment.
+fn segments_html(entry: &Value, campaign: &CampaignReport) -> String {
+    let mut html = String::from(r#"<section id="segments"><h2>Segments</h2>"#);
+    if campaign.segments.is_empty() {
+        html.push_str(r#"<p class="note">No segment in this period.</p></section>"#);
+        return html;
+    }
+    let domain = svg::domain_with_zero(campaign.segments.iter().flat_map(|s| [s.lift, s.lift_ci95.0, s.lift_ci95.1]));
+    html.push_str(
+        "<table><tr><th>Segment</th><th>Treated</th><th>Held out</th><th>Recovered (treated / held out)</th>\
+         <th>Rate treated</th><th>Rate held out</th><th>Lift (95%)</th><th></th><th>Evidence</th></tr>",
+    );
+    for (i, segment) in campaign.segments.iter().enumerate() {
+        let path = |name: &str| format!("segments.{i}.{name}");
+        let bar = svg::interval_bar(
+            &format!("{}: lift with its 95% interval", segment.name),
+            segment.lift,
+            (segment.lift_ci95.0, segment.lift_ci95.1),
+            domain,
+            200.0,
+        );
+        let _ = write!(
+            html,
+            concat!(
+                r#"<tr data-segment="{}"><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td>"#,
+                r#"<td>{} ({})</td><td>{bar}</td><td>{}</td></tr>"#,
+            ),
+            escape(&segment.name),
+            escape(&segment.name.replace('_', " ")),
+            field(entry, &path("treated"), Unit::Count),
+            field(entry, &path("held_out"), Unit::Count),
+            field(entry, &path("recovered_treated"), Unit::Count),
+            field(entry, &path("recovered_held_out"), Unit::Count),
+            field(entry, &path("recovery_rate_treated"), Unit::Percent),
+            field(entry, &path("recovery_rate_held_out"), Unit::Percent),
+            field(entry, &path("lift"), Unit::Points),
+            field(entry, &path("lift_ci95"), Unit::Points),
+            field(entry, &path("evidence"), Unit::Label),
+            bar = bar,
+        );
+    }
+    html.push_str("</table></section>");
+    html
+}
+
 #[cfg(test)]
 mod tests {
-    use cartback_core::measure::report::{DayReport, Evidence, Interval, MessageCounts, VariantReport};
+    use cartback_core::measure::report::{DayReport, Evidence, Interval, MessageCounts, SliceReport, VariantReport};
     use cartback_core::message::Channel;
 
     use super::*;
@@ -643,7 +696,18 @@ mod tests {
             ]),
             by_step: BTreeMap::from([(1, counts.clone())]),
             variants: vec![variant("control", true, 0.12, 0.0), variant("next-day", false, 0.15, 0.03)],
-            segments: vec![],
+            segments: vec![SliceReport {
+                name: "returner".into(),
+                treated: 40,
+                held_out: 5,
+                recovered_treated: 8,
+                recovered_held_out: 1,
+                recovery_rate_treated: 0.2,
+                recovery_rate_held_out: 0.2,
+                lift: 0.0,
+                lift_ci95: Interval(-0.3, 0.3),
+                evidence: Evidence::NotEnoughData,
+            }],
             days: vec![
                 DayReport {
                     day: day("2026-11-20"),
@@ -767,6 +831,8 @@ mod tests {
             "by_channel.web_push.sent",
             "variants.1.difference_ci95",
             "variants.1.probability_beats_control",
+            "segments.0.lift_ci95",
+            "segments.0.recovered_treated",
         ] {
             assert!(names.contains(required), "{required} is not shown");
         }
@@ -833,6 +899,7 @@ mod tests {
         assert!(html.contains("<title>2026-11-21 held out: EUR 0 from 10 carts</title>"), "{html}");
         // 5.0 per cart is the tallest column (152 px); 3.0 per cart is 3/5 of it.
         assert!(html.contains(r#"height="152.0""#) && html.contains(r#"height="91.2""#), "{html}");
+        assert!(html.contains("The tallest column is EUR 5.00 per entered cart"), "{html}");
     }
 
     #[test]
