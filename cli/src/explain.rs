@@ -68,6 +68,9 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let what = match &next {
         Decision::Wait { until, .. } => format!("wait until {}", until.to_rfc3339()),
         Decision::Send { channel, step, .. } => format!("send step {} by {}", step + 1, channel.as_str()),
+        Decision::Withhold { channel, step, group, .. } => {
+            format!("hold out step {} by {} ({}: nothing is sent)", step + 1, channel.as_str(), group.as_str())
+        }
         Decision::Skip { step, .. } => format!("skip step {} (too late to send)", step + 1),
         Decision::Stop { .. } => "stop".into(),
     };

@@ -9,6 +9,7 @@ mod dashboard;
 mod dev;
 mod explain;
 mod queue;
+mod report;
 mod secret;
 mod send;
 mod server;
@@ -40,6 +41,9 @@ enum Command {
     Explain(ExplainArgs),
     /// Local channel queues: stats, dead letters, redrive.
     Queue(queue::QueueArgs),
+    /// What recovery really earns: treated carts against the holdout, with
+    /// always-valid 95% intervals (the same report as GET /v1/report).
+    Report(ReportArgs),
     /// Print a signed, expiring link to the evaluation dashboard (GET /dashboard).
     Dashboard(DashboardArgs),
 }
@@ -135,6 +139,33 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
+#[derive(Args)]
+pub struct ReportArgs {
+    /// One campaign; without it, every campaign with carts entering in the period.
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// First day (UTC, YYYY-MM-DD) of carts entering; default 13 days before --to.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last day (UTC, YYYY-MM-DD, inclusive); default today.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Attribution window: whole hours or days, e.g. 24h (default), 48h, 2d; 1h to 720h.
+    #[arg(long)]
+    pub window: Option<String>,
+    /// A channel's own window, e.g. --channel-window sms=12h (repeatable).
+    #[arg(long = "channel-window", value_name = "CHANNEL=WINDOW")]
+    pub channel_window: Vec<String>,
+    /// Print the report as JSON (the GET /v1/report body).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print one CSV row per campaign (and the total) with the top-level fields.
+    #[arg(long)]
+    pub csv: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into()))
@@ -155,6 +186,7 @@ fn main() -> ExitCode {
             Command::Campaign(args) => campaign::run(args).await,
             Command::Explain(args) => explain::run(args).await,
             Command::Queue(args) => queue::run(args).await,
+            Command::Report(args) => report::run(args).await,
             Command::Dashboard(args) => dashboard::run(args).await,
         }
     });

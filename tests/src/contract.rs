@@ -38,7 +38,8 @@ use cartback_core::ports::{
 use cartback_core::service::{CampaignCache, Checker, Ingest, Settings};
 use cartback_core::signing::Secret;
 use cartback_core::Decimal;
-use chrono::{DateTime, Duration, Utc};
+use cartback_core::measure::facts::{Fact, FactKind};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 
 /// Reads back the timers a [`Scheduler`] armed (the port itself cannot).
@@ -104,6 +105,14 @@ macro_rules! contract_suite {
                 => send_ledger_concurrent_create_exactly_one,
             given_two_checkers_for_two_carts_of_one_customer_with_a_cap_of_one_when_run_together_then_one_message_goes
                 => concurrent_checkers_keep_the_customer_cap,
+            given_a_fact_recorded_again_or_late_with_other_content_when_recorded_then_the_first_alone_is_kept
+                => fact_with_the_same_id_is_recorded_once,
+            given_facts_at_the_edges_of_a_window_when_read_then_the_days_from_and_to_are_included_and_no_others
+                => facts_are_read_by_inclusive_utc_days,
+            given_1500_facts_on_one_day_when_read_then_every_one_comes_back_once_across_partitions_and_pages
+                => many_facts_on_one_day_come_back_complete,
+            given_two_purchase_events_for_one_order_when_ingested_then_one_order_fact_is_stored
+                => one_order_reported_by_two_purchase_events_is_one_fact,
         );
     };
     (@tests $setup:path; $($name:ident => $check:ident,)*) => {
@@ -226,6 +235,7 @@ pub fn message(
         decided_at,
         status: MessageStatus::Queued,
         engagement: Default::default(),
+        variant: None,
     }
 }
 
@@ -418,6 +428,7 @@ pub async fn cart_round_trips_exactly(a: &Adapters) {
             at: t(1800),
             skipped: false,
         }],
+        ..Progress::default()
     };
     record.progress.skip("default", 1, t(1800) + Duration::hours(24));
 
@@ -1064,6 +1075,8 @@ impl Clock for FixedClock {
 pub async fn concurrent_checkers_keep_the_customer_cap(a: &Adapters) {
     let mut campaign = Campaign::default_campaign();
     campaign.id = unique("one-push");
+    // Every customer treated: the cap is what is measured here.
+    campaign.holdout_percent = 0;
     campaign.steps.truncate(1);
     campaign.steps[0].channels.mobile = vec![Channel::Push];
     campaign.steps[0].channels.desktop = vec![Channel::Push];
@@ -1131,4 +1144,141 @@ pub async fn concurrent_checkers_keep_the_customer_cap(a: &Adapters) {
         let recorded = a.state.customer_messages(&key, activity).await.unwrap();
         assert_eq!(recorded.len(), 1, "customer {customer_id}: {recorded:?}");
     }
+}
+
+// ---------------------------------------------------------------- facts
+
+fn day(text: &str) -> NaiveDate {
+    text.parse().expect("a valid day")
+}
+
+fn time(text: &str) -> DateTime<Utc> {
+    text.parse().expect("a valid time")
+}
+
+/// An order fact for `order_id` (its id is `order#<order_id>`).
+pub fn order_fact(order_id: &str, at: DateTime<Utc>, value: &str, coupon: Option<&str>) -> Fact {
+    Fact::new(
+        at,
+        FactKind::Order {
+            order_id: order_id.into(),
+            cart_id: Some(unique("cart").into()),
+            customer_key: Some(CustomerKey::Customer(unique("cust").into())),
+            value: Some(value.parse().expect("a decimal")),
+            currency: Some("EUR".into()),
+            coupon: coupon.map(Into::into),
+        },
+    )
+}
+
+/// The facts from `from` to `to` whose id contains `tag`, by id: checks
+/// share nothing with facts other checks or services wrote on those days.
+async fn facts_tagged(a: &Adapters, from: NaiveDate, to: NaiveDate, tag: &str) -> Vec<Fact> {
+    let mut facts: Vec<Fact> =
+        a.state.facts(from, to).await.unwrap().into_iter().filter(|f| f.fact_id.contains(tag)).collect();
+    facts.sort_by(|x, y| x.fact_id.cmp(&y.fact_id));
+    facts
+}
+
+/// GIVEN a recorded fact WHEN a fact with the same id is recorded again,
+/// once as it was and once with other content at another time (a late
+/// repeat) THEN both answer AlreadyExists and only the first is stored, as
+/// it was written.
+pub async fn fact_with_the_same_id_is_recorded_once(a: &Adapters) {
+    let order = unique("o");
+    let first = order_fact(&order, time("2026-11-20T12:00:00.123456789Z"), "10.50", None);
+    assert_eq!(a.state.record_fact(&first).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(a.state.record_fact(&first).await.unwrap(), CreateOutcome::AlreadyExists);
+    let late = order_fact(&order, time("2026-11-21T08:00:00Z"), "99.00", Some("LATE"));
+    assert_eq!(late.fact_id, first.fact_id);
+    assert_eq!(a.state.record_fact(&late).await.unwrap(), CreateOutcome::AlreadyExists);
+    assert_eq!(facts_tagged(a, day("2026-11-19"), day("2026-11-22"), &order).await, vec![first]);
+}
+
+/// GIVEN facts at the edges of a window (the first and last instant of
+/// its days, and the instants just outside) WHEN the window is read THEN
+/// exactly the facts on its days come back, `to` included; a one-day
+/// window and a window ending before it starts behave alike.
+pub async fn facts_are_read_by_inclusive_utc_days(a: &Adapters) {
+    let tag = unique("edge");
+    let at = |text: &str, name: &str| order_fact(&format!("{tag}-{name}"), time(text), "1.00", None);
+    let before = at("2026-11-09T23:59:59.999999999Z", "before");
+    let first = at("2026-11-10T00:00:00Z", "first");
+    let last = at("2026-11-12T23:59:59Z", "last");
+    let after = at("2026-11-13T00:00:00Z", "after");
+    for fact in [&before, &first, &last, &after] {
+        assert_eq!(a.state.record_fact(fact).await.unwrap(), CreateOutcome::Created);
+    }
+    let read = facts_tagged(a, day("2026-11-10"), day("2026-11-12"), &tag).await;
+    assert_eq!(read, vec![first.clone(), last.clone()]);
+    assert_eq!(facts_tagged(a, day("2026-11-12"), day("2026-11-12"), &tag).await, vec![last]);
+    assert_eq!(facts_tagged(a, day("2026-11-13"), day("2026-11-13"), &tag).await, vec![after]);
+    assert_eq!(facts_tagged(a, day("2026-11-10"), day("2026-11-09"), &tag).await, vec![]);
+}
+
+/// GIVEN 1,500 facts on one day, recorded concurrently (they spread over
+/// every partition of the day, each one several pages on DynamoDB) WHEN the
+/// day is read THEN every fact comes back once, exactly as written.
+pub async fn many_facts_on_one_day_come_back_complete(a: &Adapters) {
+    const FACTS: usize = 1_500;
+    const WRITERS: usize = 16;
+    let tag = unique("busy");
+    let start = time("2026-11-27T00:00:00Z");
+    let facts: Arc<Vec<Fact>> = Arc::new(
+        (0..FACTS)
+            .map(|i| {
+                let at = start + Duration::seconds(i as i64 * 57) + Duration::nanoseconds(i as i64);
+                order_fact(&format!("{tag}-{i:05}"), at, &format!("{i}.99"), (i % 3 == 0).then_some("BLACKFRIDAY"))
+            })
+            .collect(),
+    );
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        let (state, facts) = (a.state.clone(), facts.clone());
+        writers.spawn(async move {
+            for fact in facts.iter().skip(writer).step_by(WRITERS) {
+                assert_eq!(state.record_fact(fact).await.unwrap(), CreateOutcome::Created, "{}", fact.fact_id);
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("writer");
+    }
+    let read = facts_tagged(a, day("2026-11-27"), day("2026-11-27"), &tag).await;
+    assert_eq!(read.len(), FACTS);
+    assert_eq!(read, *facts, "every fact once, as written (both sorted by id)");
+}
+
+/// GIVEN a cart of a known customer WHEN two purchase events (different
+/// event ids, the second a late repeat with another value) report the same
+/// order THEN one order fact is stored: the first event's, keyed by the
+/// cart's customer, and both events are accepted.
+pub async fn one_order_reported_by_two_purchase_events_is_one_fact(a: &Adapters) {
+    let ingest = ingest(a);
+    let (cart, customer, order) = (unique("cart"), unique("cust"), unique("order"));
+    let at = Utc::now() - Duration::hours(2);
+    let purchase = |event_id: String, at: DateTime<Utc>, value: &str| {
+        json!({"event_id": event_id, "type": "purchase", "occurred_at": at.to_rfc3339(), "cart_id": cart,
+               "customer_id": customer, "order_id": order, "value": value, "currency": "EUR", "coupon": "WELCOME"})
+    };
+    let first = purchase(unique("e"), at, "42.10");
+    let late = purchase(unique("e"), at + Duration::minutes(90), "1.00");
+    let accepted = ("accepted".to_owned(), None);
+    assert_eq!(ingest_batch(&ingest, vec![first]).await, [accepted.clone()]);
+    assert_eq!(ingest_batch(&ingest, vec![late]).await, [accepted]);
+
+    let days = (at.date_naive() - Duration::days(1), at.date_naive() + Duration::days(1));
+    let facts = facts_tagged(a, days.0, days.1, &order).await;
+    let expected = Fact::new(
+        at,
+        FactKind::Order {
+            order_id: order.clone(),
+            cart_id: Some(cart.clone().into()),
+            customer_key: Some(CustomerKey::Customer(customer.clone().into())),
+            value: Some("42.10".parse().expect("decimal")),
+            currency: Some("EUR".into()),
+            coupon: Some("WELCOME".into()),
+        },
+    );
+    assert_eq!(facts, vec![expected]);
 }

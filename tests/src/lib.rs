@@ -10,4 +10,5 @@ pub mod local_app;
 pub mod moto;
 pub mod openapi;
 pub mod pii;
+pub mod report_facts;
 pub mod samples;

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
+use async_trait::async_trait;
 use cartback_core::api::Api;
-use cartback_core::ports::{Clock, StateStore};
+use cartback_core::campaign::Campaign;
+use cartback_core::ports::{CampaignStore, Clock, PortError, StateStore};
 use cartback_core::service::{CampaignCache, Checker, Delivery, Feedback, Ingest, Settings};
 use cartback_core::signing::Secret;
 use cartback_local::testing::ManualClock;
@@ -29,6 +31,26 @@ pub const SENDER: &str = "Demo Shop <shop@example.com>";
 
 pub fn sample_secret() -> Secret {
     Secret::new(SAMPLE_SECRET.as_bytes().to_vec()).expect("the sample secret is long enough")
+}
+
+/// The stack's campaigns: the database's, and while it holds none the
+/// built-in default with no holdout, so the samples' customers all get
+/// their messages (a test of the holdout stores its own campaign).
+pub struct EveryoneTreated(pub Database);
+
+#[async_trait]
+impl CampaignStore for EveryoneTreated {
+    async fn list(&self) -> Result<Vec<Campaign>, PortError> {
+        let mut stored = self.0.list().await?;
+        if stored.is_empty() {
+            stored.push(Campaign { holdout_percent: 0, ..Campaign::default_campaign() });
+        }
+        Ok(stored)
+    }
+
+    async fn put(&self, campaign: &Campaign) -> Result<(), PortError> {
+        self.0.put(campaign).await
+    }
 }
 
 /// The workspace root (where `events/` lives).
@@ -107,7 +129,8 @@ impl LocalStack {
         let store: Arc<dyn StateStore> = Arc::new(db.clone());
         let scheduler = Arc::new(SqliteScheduler::new(db.clone()));
         let queue = SqliteQueue::new(db.clone());
-        let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), dyn_clock.clone(), Duration::seconds(60)));
+        let campaigns =
+            Arc::new(CampaignCache::new(Arc::new(EveryoneTreated(db.clone())), dyn_clock.clone(), Duration::seconds(60)));
         let settings = Arc::new(Settings::new(sample_secret(), PUBLIC_BASE_URL, RESTORE_URL));
         let outbox = Outbox::new(dir.path()).expect("outbox");
         let ingest = Ingest {

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use axum::Router;
-use cartback_core::measure::{Fact, FactKind, Group, MessageOutcome, SegmentLabel};
-use cartback_core::message::Channel;
+use cartback_core::measure::Group;
 use cartback_core::ports::{Clock, FactStore};
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_local::testing::ManualClock;
 use cartback_tests::local_app::local_app_with_db;
 use cartback_tests::openapi::{assert_response, Observed};
+use cartback_tests::report_facts::carts;
 use serde_json::Value;
 
 const SECRET: &[u8] = b"report-secret-0123456789";
@@ -29,60 +29,6 @@ async fn get(app: &Router, clock: &Arc<ManualClock>, path_and_query: &str, signe
     let observed = Observed::from_app(app, request.body(Body::empty()).unwrap()).await;
     assert_response("GET", path_and_query.split('?').next().unwrap(), &observed);
     (observed.status, serde_json::from_slice(&observed.body).unwrap_or(Value::Null))
-}
-
-/// `n` carts of `group` entering the default campaign on `day`, each with a
-/// first step (sent, or would-send when held out), the first `bought` of
-/// them buying an hour later for 20 EUR.
-fn carts(group: Group, n: usize, bought: usize, day: &str) -> Vec<Fact> {
-    let mut facts = Vec::new();
-    for i in 0..n {
-        let cart = format!("{}-{day}-{i}", group.as_str());
-        let customer_key = cartback_core::ids::CustomerKey::Customer(format!("u-{cart}").as_str().into());
-        let entered: chrono::DateTime<chrono::Utc> = format!("{day}T08:00:00Z").parse().unwrap();
-        facts.push(Fact::new(
-            entered,
-            FactKind::Entered {
-                campaign_id: "default".into(),
-                cart_id: cart.as_str().into(),
-                customer_key: customer_key.clone(),
-                group,
-                variant: None,
-                segment: SegmentLabel::Other,
-                value: None,
-                currency: None,
-            },
-        ));
-        let outcome = if group == Group::Treated { MessageOutcome::Sent } else { MessageOutcome::WouldSend };
-        facts.push(Fact::new(
-            entered,
-            FactKind::Message {
-                campaign_id: "default".into(),
-                cart_id: cart.as_str().into(),
-                customer_key: customer_key.clone(),
-                message_id: format!("{cart}#1#email").as_str().into(),
-                group,
-                variant: None,
-                step: 1,
-                channel: Channel::Email,
-                outcome,
-            },
-        ));
-        if i < bought {
-            facts.push(Fact::new(
-                entered + chrono::Duration::hours(1),
-                FactKind::Order {
-                    order_id: format!("o-{cart}"),
-                    cart_id: Some(cart.as_str().into()),
-                    customer_key: Some(customer_key),
-                    value: Some("20.00".parse().unwrap()),
-                    currency: Some("EUR".into()),
-                    coupon: None,
-                },
-            ));
-        }
-    }
-    facts
 }
 
 /// GIVEN 10 treated carts (4 bought) and 5 held out (1 bought) on 20 November
@@ -138,7 +84,11 @@ async fn given_bad_parameters_or_no_signature_when_the_report_is_asked_then_clea
     let (app, clock, _db) = local_app_with_db(SECRET);
     let refusals = [
         ("/v1/report?from=2026-11-10&to=2026-11-09", 400, "from: 2026-11-10 is after to (2026-11-09)"),
-        ("/v1/report?from=2025-01-01&to=2026-01-02", 400, "from: the period from 2025-01-01 to 2026-01-02 is longer than 366 days"),
+        (
+            "/v1/report?from=2025-01-01&to=2026-01-02",
+            400,
+            "from: the period from 2025-01-01 to 2026-01-02 is longer than 366 days",
+        ),
         ("/v1/report?attribution_window_hours=0", 400, "attribution_window_hours: must be 1 to 720 hours"),
         ("/v1/report?attribution_window_hours=721", 400, "attribution_window_hours: must be 1 to 720 hours"),
         ("/v1/report?window_hours_sms=abc", 400, "window_hours_sms: must be a whole number of hours"),

@@ -79,6 +79,7 @@ fn message(cart_id: &str, customer_key: &str, decided_at: DateTime<Utc>) -> Mess
         decided_at,
         status: MessageStatus::Queued,
         engagement: Default::default(),
+        variant: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn record(cart_id: &str, channel: Channel) -> MessageRecord {
         decided_at: t0(),
         status: MessageStatus::Queued,
         engagement: Default::default(),
+        variant: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn at(text: &str) -> DateTime<Utc> {
 async fn given_a_step_whose_template_fails_when_checked_then_it_is_recorded_not_mailed() {
     let stack = LocalStack::new(at("2026-11-23T10:00:00Z"));
     let mut campaign = Campaign::default_campaign();
+    campaign.holdout_percent = 0;
     campaign.steps[0].template = "no_such_template".into();
     stack.db.put(&campaign).await.unwrap();
     let body = json!({ "events": [

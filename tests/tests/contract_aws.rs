@@ -16,6 +16,10 @@ use cartback_core::ports::{SystemClock, TimerPayload};
 use cartback_tests::contract::{Adapters, ArmedTimers};
 use cartback_tests::moto::{create_table, unique, Moto, CHECKER_ARN, SCHEDULER_ROLE_ARN, TIMER_DLQ_ARN};
 
+/// Items per page of a facts query: small, so the facts contract checks
+/// (1,500 facts on one day, ~94 per partition) read several pages of each.
+const FACT_PAGE_ITEMS: u32 = 25;
+
 /// Reads armed timers back from EventBridge Scheduler: the schedules in
 /// the group, each one's target input parsed as the timer payload.
 struct ScheduleGroup {
@@ -74,12 +78,11 @@ async fn adapters() -> Adapters {
         dead_letter_arn: TIMER_DLQ_ARN.into(),
     };
     Adapters {
-        state: Arc::new(DynamoStateStore::new(
-            clients.dynamodb.clone(),
-            state_table,
-            Duration::days(90),
-            Arc::new(SystemClock),
-        )),
+        state: Arc::new(
+            DynamoStateStore::new(clients.dynamodb.clone(), state_table, Duration::days(90), Arc::new(SystemClock))
+                // A day's facts then span several pages per partition.
+                .with_fact_page_limit(FACT_PAGE_ITEMS),
+        ),
         campaigns: Arc::new(DynamoCampaignStore::new(clients.dynamodb.clone(), config_table)),
         scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), scheduler_config)),
         timers: Arc::new(ScheduleGroup { clients, group }),

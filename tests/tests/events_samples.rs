@@ -360,6 +360,7 @@ async fn queued_records_for(stack: &LocalStack, event: &SqsEvent) {
                 decided_at: stack.clock_now(),
                 status: MessageStatus::Queued,
                 engagement: Default::default(),
+                variant: None,
             };
             assert_eq!(stack.db.create_message(&record).await.unwrap(), CreateOutcome::Created);
         }

@@ -89,6 +89,7 @@ async fn lines(stack: &LocalStack, cart_id: &str, code: &str) -> Vec<TimelineEnt
 async fn given_a_campaign_counting_opens_when_its_first_email_is_opened_then_the_checker_stops_for_engagement() {
     let (stack, first) = first_email_sent().await;
     let mut campaign = Campaign::default_campaign();
+    campaign.holdout_percent = 0;
     campaign.opens_count_as_engagement = true;
     CampaignStore::put(&stack.db, &campaign).await.unwrap();
     let opened = stack_now(&stack) + Duration::minutes(12);
@@ -205,6 +206,7 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
         decided_at: at(START),
         status: MessageStatus::Sent { provider_message_id: "ses-0001".into(), at: at(START) },
         engagement: Default::default(),
+        variant: None,
     };
     stack.db.create_message(&message).await.unwrap();
     let outcome = stack

@@ -7,12 +7,15 @@ use async_trait::async_trait;
 use cartback_core::customer::Customer;
 use cartback_core::event::validate_event;
 use cartback_core::ids::{CartId, CustomerId};
+use cartback_core::measure::facts::Fact;
 use cartback_core::ports::{
-    CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, PortError, SaveOutcome,
+    CartRecord, CartStore, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog, FactStore,
+    PortError, SaveOutcome,
 };
 use cartback_core::service::{CampaignCache, EventStatus, Ingest, MAX_EVENTS_PER_CART};
 use cartback_local::testing::ManualClock;
 use cartback_local::{Database, SqliteScheduler};
+use chrono::NaiveDate;
 use serde_json::json;
 
 fn ingest() -> (Ingest<Database>, Database, Arc<ManualClock>) {
@@ -174,6 +177,16 @@ impl EventLog for FailingCommits {
             return Err(PortError::Unavailable("test store", "throttled".into()));
         }
         self.db.commit_event(commit).await
+    }
+}
+
+#[async_trait]
+impl FactStore for FailingCommits {
+    async fn record_fact(&self, fact: &Fact) -> Result<CreateOutcome, PortError> {
+        self.db.record_fact(fact).await
+    }
+    async fn facts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Fact>, PortError> {
+        self.db.facts(from, to).await
     }
 }
 

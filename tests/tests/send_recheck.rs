@@ -128,6 +128,7 @@ async fn given_the_address_suppressed_after_a_bounce_when_the_job_is_delivered_t
         decided_at: at("2026-11-20T10:00:00Z"),
         status: MessageStatus::Sent { provider_message_id: "ses-0".into(), at: at("2026-11-20T10:00:00Z") },
         engagement: Default::default(),
+        variant: None,
     };
     stack.db.create_message(&earlier).await.unwrap();
     let bounce = FeedbackEvent {

@@ -156,6 +156,8 @@ fn random_order(rng: &mut Rng) -> Vec<Channel> {
 fn gen_campaign(rng: &mut Rng, id: &str, odd_end: Option<NaiveTime>) -> Campaign {
     let mut c = Campaign::default_campaign();
     c.id = id.into();
+    // Every customer treated: the simulation checks what is sent.
+    c.holdout_percent = 0;
     c.priority = rng.below(4) as i32;
     c.enabled = !rng.chance(5);
     if rng.chance(30) && odd_end.is_none() {
@@ -172,6 +174,7 @@ fn gen_campaign(rng: &mut Rng, id: &str, odd_end: Option<NaiveTime>) -> Campaign
                 ChannelOrder { mobile: random_order(rng), desktop: random_order(rng) }
             },
             template: (*rng.pick(&["reminder", "last_call"])).into(),
+            subject: None,
         })
         .collect();
     if rng.chance(50) {
@@ -1193,6 +1196,7 @@ impl World {
         }
         match d {
             Decision::Send { .. } => self.fail(&c.id, "a check that ended on a send", d),
+            Decision::Withhold { .. } => self.fail(&c.id, "a check that ended on a held-out step", d),
             Decision::Skip { .. } => self.fail(&c.id, "a check that ended on a skip", d),
             Decision::Wait { until, reason } => {
                 if *until <= now {

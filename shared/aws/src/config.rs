@@ -11,6 +11,8 @@ use cartback_core::message::QueueName;
 pub const STATE_TABLE: &str = "CARTBACK_STATE_TABLE";
 pub const CONFIG_TABLE: &str = "CARTBACK_CONFIG_TABLE";
 pub const RETENTION_DAYS: &str = "CARTBACK_RETENTION_DAYS";
+/// Optional: how long measurement facts are kept (default 400 days).
+pub const FACT_RETENTION_DAYS: &str = "CARTBACK_FACT_RETENTION_DAYS";
 pub const INGEST_SECRET_ARN: &str = "CARTBACK_INGEST_SECRET_ARN";
 pub const SCHEDULE_GROUP: &str = "CARTBACK_SCHEDULE_GROUP";
 pub const SCHEDULER_ROLE_ARN: &str = "CARTBACK_SCHEDULER_ROLE_ARN";
@@ -117,6 +119,9 @@ pub struct CommonConfig {
     pub config_table: String,
     /// How long records live after their last write (DynamoDB TTL).
     pub retention: Duration,
+    /// How long measurement facts live after they are recorded: longer
+    /// than carts, so a report can compare a season with last year's.
+    pub fact_retention: Duration,
 }
 
 impl CommonConfig {
@@ -127,10 +132,18 @@ impl CommonConfig {
         if !(1..=3650).contains(&days) {
             return Err(invalid(RETENTION_DAYS, "must be between 1 and 3650 days"));
         }
+        let fact_days = match optional(env, FACT_RETENTION_DAYS) {
+            None => crate::dynamo::DEFAULT_FACT_RETENTION_DAYS,
+            Some(raw) => raw.parse().map_err(|_| invalid(FACT_RETENTION_DAYS, "expected a whole number of days"))?,
+        };
+        if !(1..=3650).contains(&fact_days) {
+            return Err(invalid(FACT_RETENTION_DAYS, "must be between 1 and 3650 days"));
+        }
         Ok(CommonConfig {
             state_table: table_name(env, STATE_TABLE)?,
             config_table: table_name(env, CONFIG_TABLE)?,
             retention: Duration::days(days),
+            fact_retention: Duration::days(fact_days),
         })
     }
 }
@@ -332,6 +345,20 @@ mod tests {
         let c = CommonConfig::from_env(&env(&BASE)).unwrap();
         assert_eq!(c.retention, Duration::days(90));
         assert_eq!(c.state_table, "cartback-state");
+        assert_eq!(c.fact_retention, Duration::days(400), "facts outlive carts by default");
+    }
+
+    #[test]
+    fn given_a_fact_retention_when_loaded_then_it_is_used_and_a_bad_one_is_named() {
+        let mut vars = BASE.to_vec();
+        vars.push((FACT_RETENTION_DAYS, "730"));
+        assert_eq!(CommonConfig::from_env(&env(&vars)).unwrap().fact_retention, Duration::days(730));
+        for bad in ["two years", "0", "5000"] {
+            vars.pop();
+            vars.push((FACT_RETENTION_DAYS, bad));
+            let error = CommonConfig::from_env(&env(&vars)).unwrap_err();
+            assert!(matches!(error, ConfigError::Invalid { var: FACT_RETENTION_DAYS, .. }), "{bad}: {error}");
+        }
     }
 
     #[test]

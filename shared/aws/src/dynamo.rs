@@ -14,6 +14,7 @@
 //! | message    | `MSG#<id>`       | `MSG`                           | `CUSTMSG#<customer key>` / decided_at |
 //! | ledger     | `LEDGER#<customer key>` | `SENDS`                  |                                     |
 //! | fact       | `FACT#<day>#<shard>` | `<at, RFC 3339 ns>#<fact id>` |                                 |
+//! | fact id    | `FACTID#<fact id>` | `FACT`                        |                                     |
 //!
 //! # Measurement facts: day x shard partitions
 //!
@@ -26,8 +27,12 @@
 //! attributes: `fact_id`, `at`, `fact` (the kind), `campaign_id`,
 //! `order_id`, ...) plus `pk`, `sk`, `day` and `expires_at`: flat, so an
 //! export of the table reads straight into Athena (see the README).
-//! Recording is a `PutItem` conditioned on `attribute_not_exists(pk)`: a
-//! second copy of the same fact leaves the first as it is.
+//! Recording is one `TransactWriteItems`: the fact, and a guard item keyed
+//! by the fact id alone, conditioned on `attribute_not_exists(pk)`. The
+//! guard is what makes a fact id unique: the fact's own key holds its
+//! time, and a second copy with another time (a late repeat of a purchase
+//! event, a re-read message) would otherwise land beside the first. A
+//! second copy leaves the first as it is.
 //!
 //! # Armed timers: the sparse `timers` index
 //!
@@ -162,6 +167,14 @@ pub const DEFAULT_FACT_RETENTION_DAYS: i64 = 400;
 /// How many partitions `facts` reads at once.
 const FACT_READ_PARALLELISM: usize = 16;
 
+/// How often a fact write cancelled by a racing writer of the same fact is tried.
+const FACT_WRITE_ATTEMPTS: u64 = 4;
+
+/// The guard item that makes a fact id unique (see the module notes).
+pub fn fact_guard_key(fact_id: &str) -> (String, String) {
+    (format!("FACTID#{fact_id}"), "FACT".into())
+}
+
 /// `FACT#<day>#<n>`: the partition of the facts of `day` in shard `n`.
 pub fn fact_partition(day: NaiveDate, shard: u32) -> String {
     format!("FACT#{}#{shard}", day.format("%Y-%m-%d"))
@@ -275,6 +288,9 @@ pub struct DynamoStateStore {
     table: String,
     retention: Duration,
     fact_retention: Duration,
+    /// Items per `Query` page when reading facts; `None`: DynamoDB's own
+    /// page (1 MB).
+    fact_page_limit: Option<i32>,
     clock: Arc<dyn Clock>,
     instance: u64,
     last_write: AtomicU64,
@@ -291,6 +307,7 @@ impl DynamoStateStore {
             table: table.into(),
             retention,
             fact_retention: Duration::days(DEFAULT_FACT_RETENTION_DAYS),
+            fact_page_limit: None,
             clock,
             instance: seed,
             last_write: AtomicU64::new(0),
@@ -300,6 +317,14 @@ impl DynamoStateStore {
     /// How long facts are kept (default [`DEFAULT_FACT_RETENTION_DAYS`]).
     pub fn with_fact_retention(mut self, fact_retention: Duration) -> Self {
         self.fact_retention = fact_retention;
+        self
+    }
+
+    /// Reads facts `items` per `Query` page instead of DynamoDB's 1 MB
+    /// pages: smaller reads per call (tests use it to make a day's facts
+    /// span many pages without writing megabytes).
+    pub fn with_fact_page_limit(mut self, items: u32) -> Self {
+        self.fact_page_limit = Some(i32::try_from(items.max(1)).unwrap_or(i32::MAX));
         self
     }
 
@@ -734,7 +759,10 @@ impl MessageStore for DynamoStateStore {
             };
             let taken_over = match &record.status {
                 MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
-                MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } | MessageStatus::Unknown { .. } => {
+                MessageStatus::Rejected { .. }
+                | MessageStatus::Cancelled { .. }
+                | MessageStatus::Unknown { .. }
+                | MessageStatus::HeldOut { .. } => {
                     return Ok(Claim::Closed)
                 }
                 MessageStatus::Sending { lease_until, .. } if *lease_until > now => return Ok(Claim::InFlight),
@@ -933,7 +961,12 @@ fn fact_from_item(mut item: Item) -> Result<Fact, PortError> {
 
 /// Every item of one partition, all pages. Eventually consistent: a report
 /// does not need a fact recorded in the last second, and it costs half.
-async fn query_partition(client: Client, table: String, pk: String) -> Result<Vec<Item>, PortError> {
+async fn query_partition(
+    client: Client,
+    table: String,
+    pk: String,
+    page_limit: Option<i32>,
+) -> Result<Vec<Item>, PortError> {
     let mut items = Vec::new();
     let mut start: Option<Item> = None;
     loop {
@@ -942,6 +975,7 @@ async fn query_partition(client: Client, table: String, pk: String) -> Result<Ve
             .table_name(&table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(pk.as_str()))
+            .set_limit(page_limit)
             .set_exclusive_start_key(start.take())
             .send()
             .await
@@ -956,20 +990,55 @@ async fn query_partition(client: Client, table: String, pk: String) -> Result<Ve
 
 #[async_trait]
 impl FactStore for DynamoStateStore {
+    /// The fact and its id's guard in one transaction (see the module
+    /// notes). Racing writers of one fact may cancel each other
+    /// (`TransactionConflict`): tried again a few times, then left to the
+    /// caller's retry.
     async fn record_fact(&self, fact: &Fact) -> Result<CreateOutcome, PortError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
         let expires_at = n((self.clock.now() + self.fact_retention).timestamp());
-        let result = self
-            .client
-            .put_item()
+        let mut guard = key(fact_guard_key(&fact.fact_id));
+        guard.insert("expires_at".into(), expires_at.clone());
+        let guard = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(guard))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| build_error(SERVICE, e))?;
+        let item = Put::builder()
             .table_name(&self.table)
             .set_item(Some(fact_item(fact, expires_at)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(CreateOutcome::Created),
-            Err(e) if is_condition_failed(&e) => Ok(CreateOutcome::AlreadyExists),
-            Err(e) => Err(dynamodb_error(SERVICE, e)),
+            .build()
+            .map_err(|e| build_error(SERVICE, e))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(guard.clone()).build())
+                .transact_items(TransactWriteItem::builder().put(item.clone()).build())
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(CreateOutcome::Created),
+                Err(error) => error,
+            };
+            let Some(E::TransactionCanceledException(cancelled)) = error.as_service_error() else {
+                return Err(dynamodb_error(SERVICE, error));
+            };
+            let codes: Vec<&str> =
+                cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+            if codes.first() == Some(&"ConditionalCheckFailed") {
+                return Ok(CreateOutcome::AlreadyExists);
+            }
+            if codes.contains(&"ValidationError") {
+                return Err(refused_transaction(SERVICE, error));
+            }
+            if !codes.contains(&"TransactionConflict") || attempt >= FACT_WRITE_ATTEMPTS {
+                return Err(dynamodb_error(SERVICE, error));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
         }
     }
 
@@ -985,10 +1054,11 @@ impl FactStore for DynamoStateStore {
         let mut readers = tokio::task::JoinSet::new();
         for worker in 0..FACT_READ_PARALLELISM.min(partitions.len()) {
             let (client, table, partitions) = (self.client.clone(), self.table.clone(), partitions.clone());
+            let page_limit = self.fact_page_limit;
             readers.spawn(async move {
                 let mut items = Vec::new();
                 for pk in partitions.iter().skip(worker).step_by(FACT_READ_PARALLELISM) {
-                    items.extend(query_partition(client.clone(), table.clone(), pk.clone()).await?);
+                    items.extend(query_partition(client.clone(), table.clone(), pk.clone(), page_limit).await?);
                 }
                 Ok::<_, PortError>(items)
             });
@@ -1099,6 +1169,7 @@ mod tests {
             decided_at: at("2026-11-23T10:30:00Z"),
             status: MessageStatus::Queued,
             engagement: Engagement::default(),
+            variant: None,
         }
     }
 
@@ -1163,7 +1234,7 @@ mod tests {
                 at("2026-11-23T23:59:59Z"),
                 FactKind::Order {
                     order_id: "o-1".into(),
-                    cart_id: None,
+                    cart_id: Some("cart-1".into()),
                     customer_key: Some(customer.clone()),
                     value,
                     currency: Some("EUR".into()),
@@ -1194,6 +1265,42 @@ mod tests {
             assert!(matches!(item.get("fact"), Some(AttributeValue::S(_))), "the kind is a flat attribute: {item:?}");
             assert_eq!(item.get("day"), Some(&s(fact.day().format("%Y-%m-%d").to_string())));
             assert_eq!(fact_from_item(item).unwrap(), fact);
+        }
+    }
+
+    /// The README's Athena table (`CREATE EXTERNAL TABLE cartback_facts`):
+    /// each attribute's name and DynamoDB type letter.
+    fn athena_columns() -> HashMap<String, char> {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("CREATE EXTERNAL TABLE cartback_facts").expect("the README's Athena table");
+        let end = start + readme[start..].find("ROW FORMAT").expect("the end of its columns");
+        let mut columns = HashMap::new();
+        for field in readme[start..end].split(">,").flat_map(|chunk| chunk.split("item struct<").last()) {
+            let field = field.trim();
+            if let Some((name, kind)) = field.split_once(":struct<") {
+                let kind = kind.chars().next().expect("a type letter");
+                columns.insert(name.trim().trim_matches('`').to_owned(), kind);
+            }
+        }
+        columns
+    }
+
+    #[test]
+    fn given_the_readmes_athena_table_when_compared_with_fact_items_then_it_names_every_attribute_with_its_type() {
+        let columns = athena_columns();
+        assert!(columns.len() >= 20, "{columns:?}");
+        let guard = key(fact_guard_key("order#o-1"));
+        let facts = facts_of_every_kind();
+        let items = facts.iter().map(|f| fact_item(f, n(1)).unwrap()).chain([guard]);
+        for item in items {
+            for (name, value) in item {
+                let kind = match value {
+                    AttributeValue::S(_) => 's',
+                    AttributeValue::N(_) => 'n',
+                    other => panic!("{name} is stored as {other:?}: the Athena table reads only S and N"),
+                };
+                assert_eq!(columns.get(&name), Some(&kind), "{name} ({kind}) in the README's Athena table");
+            }
         }
     }
 

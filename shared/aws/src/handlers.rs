@@ -61,6 +61,7 @@ pub async fn checker(checker: &Checker, payload: Value) -> Result<Value, Handler
             let kind = match decision {
                 Decision::Wait { .. } => "wait",
                 Decision::Send { .. } => "send",
+                Decision::Withhold { .. } => "withhold",
                 Decision::Skip { .. } => "skip",
                 Decision::Stop { .. } => "stop",
             };

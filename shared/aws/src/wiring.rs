@@ -39,7 +39,8 @@ pub async fn load_secret(clients: &Clients, arn: &str) -> Result<Secret, ConfigE
 }
 
 pub fn state_store(clients: &Clients, common: &CommonConfig, clock: Arc<dyn Clock>) -> Arc<DynamoStateStore> {
-    Arc::new(DynamoStateStore::new(clients.dynamodb.clone(), &common.state_table, common.retention, clock))
+    let store = DynamoStateStore::new(clients.dynamodb.clone(), &common.state_table, common.retention, clock);
+    Arc::new(store.with_fact_retention(common.fact_retention))
 }
 
 pub fn campaign_cache(clients: &Clients, common: &CommonConfig, clock: Arc<dyn Clock>) -> Arc<CampaignCache> {

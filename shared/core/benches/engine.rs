@@ -93,6 +93,7 @@ fn typical() -> Typical {
                 decided_at: at,
                 status: MessageStatus::Sent { provider_message_id: "p".into(), at },
                 engagement: Default::default(),
+                variant: None,
             }
         })
         .collect();

@@ -18,6 +18,19 @@ pub struct Campaign {
     pub enabled: bool,
     #[serde(default)]
     pub priority: i32,
+    /// Percent of customers (0 to 50) held out: the engine decides for them
+    /// exactly as for the others, and nothing is sent. What the campaign
+    /// earns is measured against them.
+    #[serde(default = "default_holdout_percent")]
+    pub holdout_percent: u8,
+    /// `shadow`: the campaign runs beside the live one on the same carts and
+    /// only records what it would have sent.
+    #[serde(default)]
+    pub mode: CampaignMode,
+    /// Entered carts an arm (treated, held out, a variant) needs before the
+    /// report draws a verdict.
+    #[serde(default = "default_min_sample_per_arm")]
+    pub min_sample_per_arm: u32,
     #[serde(default)]
     pub entry: EntryFilters,
     pub steps: Vec<Step>,
@@ -31,10 +44,81 @@ pub struct Campaign {
     /// machine (see `crate::engagement`) never count, even when on.
     #[serde(default)]
     pub opens_count_as_engagement: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<Experiment>,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_holdout_percent() -> u8 {
+    10
+}
+
+fn default_min_sample_per_arm() -> u32 {
+    100
+}
+
+/// Whether a campaign's decisions are sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignMode {
+    #[default]
+    Live,
+    /// Never a cart's live campaign: it decides on every cart beside the live
+    /// one and records what it would have sent, so a draft is evaluated on
+    /// live traffic before it is switched on.
+    Shadow,
+}
+
+/// Named variants of a campaign, each customer in one of them (a stable hash
+/// of the experiment id and the customer key, by weight).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub id: String,
+    pub variants: Vec<Variant>,
+    /// The variant the others are compared with; the first when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
+}
+
+impl Experiment {
+    /// The control variant's name.
+    pub fn control_name(&self) -> Option<&str> {
+        self.control.as_deref().or_else(|| self.variants.first().map(|v| v.name.as_str()))
+    }
+
+    pub fn weights(&self) -> Vec<u32> {
+        self.variants.iter().map(|v| v.weight).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    /// Relative share of customers (weights 1 and 3: a quarter and three quarters).
+    pub weight: u32,
+    /// Overrides of the campaign's steps, by position: the first entry
+    /// changes step 1, and so on (an empty entry changes nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepOverride>,
+}
+
+/// What a variant changes in one step; absent fields keep the campaign's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "human_duration_option")]
+    pub delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<ChannelOrder>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -79,6 +163,11 @@ pub struct Step {
     pub channels: ChannelOrder,
     #[serde(default = "default_template")]
     pub template: String,
+    /// An email subject line replacing the template's: a template string
+    /// rendered with the same values as the message (`{{ first_name }}`,
+    /// `{{ item_count }}`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 fn default_delay_from() -> DelayFrom {
@@ -174,6 +263,9 @@ impl Campaign {
             name: "Abandoned cart: 30 minutes, then 24 hours".into(),
             enabled: true,
             priority: 0,
+            holdout_percent: default_holdout_percent(),
+            mode: CampaignMode::Live,
+            min_sample_per_arm: default_min_sample_per_arm(),
             entry: EntryFilters::default(),
             steps: vec![
                 Step {
@@ -184,28 +276,57 @@ impl Campaign {
                         desktop: vec![Channel::Email, Channel::Sms],
                     },
                     template: "reminder".into(),
+                    subject: None,
                 },
                 Step {
                     delay: Duration::hours(24),
                     delay_from: DelayFrom::PreviousStep,
                     channels: ChannelOrder::default(),
                     template: "last_call".into(),
+                    subject: None,
                 },
             ],
             caps: Caps::default(),
             quiet_hours: QuietHours::default(),
             opens_count_as_engagement: false,
+            experiment: None,
         }
+    }
+
+    pub fn is_shadow(&self) -> bool {
+        self.mode == CampaignMode::Shadow
+    }
+
+    /// The campaign as a customer in variant `index` of its experiment
+    /// sees it: the variant's step overrides applied. Without an experiment
+    /// (or for an index it does not have) the campaign as it is.
+    pub fn with_variant(&self, index: usize) -> Campaign {
+        let mut campaign = self.clone();
+        let Some(variant) = self.experiment.as_ref().and_then(|e| e.variants.get(index)) else {
+            return campaign;
+        };
+        for (step, change) in campaign.steps.iter_mut().zip(&variant.steps) {
+            if let Some(delay) = change.delay {
+                step.delay = delay;
+            }
+            if let Some(channels) = &change.channels {
+                step.channels = channels.clone();
+            }
+            if let Some(template) = &change.template {
+                step.template = template.clone();
+            }
+            if let Some(subject) = &change.subject {
+                step.subject = Some(subject.clone());
+            }
+        }
+        campaign
     }
 
     /// Checks what serde cannot: returns every problem with its field path.
     pub fn validate(&self) -> Result<(), Vec<CampaignError>> {
         let mut errors = Vec::new();
         let mut err = |field: String, message: &str| errors.push(CampaignError { field, message: message.into() });
-        if self.id.is_empty()
-            || self.id.len() > 64
-            || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !valid_id(&self.id) {
             err("id".into(), "must be 1 to 64 letters, digits, '-' or '_'");
         }
         if self.name.trim().is_empty() {
@@ -217,27 +338,15 @@ impl Campaign {
         if self.steps.len() > 10 {
             err("steps".into(), "allows at most 10 steps");
         }
-        let mut last_activity_delay = None;
-        for (i, step) in self.steps.iter().enumerate() {
-            if step.delay < Duration::minutes(1) || step.delay > Duration::days(30) {
-                err(format!("steps[{i}].delay"), "must be between 1m and 30d");
-            }
-            // The first step always counts from the last activity.
-            if i == 0 || step.delay_from == DelayFrom::LastActivity {
-                if last_activity_delay.is_some_and(|previous| step.delay <= previous) {
-                    err(
-                        format!("steps[{i}].delay"),
-                        "counts from the last activity, so it must be longer than the earlier steps' delays",
-                    );
-                }
-                last_activity_delay = Some(step.delay);
-            }
-            if step.channels.mobile.is_empty() || step.channels.desktop.is_empty() {
-                err(format!("steps[{i}].channels"), "needs at least one channel for mobile and for desktop");
-            }
-            if !crate::render::TEMPLATES.contains(&step.template.as_str()) {
-                err(format!("steps[{i}].template"), "names no known template (reminder, last_call)");
-            }
+        for problem in step_problems(&self.steps) {
+            errors.push(problem);
+        }
+        let mut err = |field: String, message: &str| errors.push(CampaignError { field, message: message.into() });
+        if self.holdout_percent > 50 {
+            err("holdout_percent".into(), "must be between 0 and 50");
+        }
+        if self.min_sample_per_arm == 0 {
+            err("min_sample_per_arm".into(), "must be at least 1");
         }
         if let Some(v) = self.entry.min_cart_value {
             if v.is_sign_negative() {
@@ -262,11 +371,57 @@ impl Campaign {
         if self.caps.max_send_delay < Duration::minutes(1) || self.caps.max_send_delay > Duration::days(365) {
             err("caps.max_send_delay".into(), "must be between 1m and 365d");
         }
+        if let Some(experiment) = &self.experiment {
+            errors.extend(self.experiment_problems(experiment));
+        }
         if errors.is_empty() {
             Ok(())
         } else {
             Err(errors)
         }
+    }
+
+    /// What is wrong with the experiment, with field paths under `experiment`.
+    fn experiment_problems(&self, experiment: &Experiment) -> Vec<CampaignError> {
+        let mut errors = Vec::new();
+        let mut err = |field: String, message: String| errors.push(CampaignError { field, message });
+        if !valid_id(&experiment.id) {
+            err("experiment.id".into(), "must be 1 to 64 letters, digits, '-' or '_'".into());
+        }
+        if experiment.variants.len() < 2 {
+            err("experiment.variants".into(), "needs at least two variants to compare".into());
+        }
+        if !experiment.variants.is_empty() && experiment.variants.iter().all(|v| v.weight == 0) {
+            err("experiment.variants".into(), "needs a weight above 0 in at least one variant".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, variant) in experiment.variants.iter().enumerate() {
+            if !valid_id(&variant.name) {
+                err(format!("experiment.variants[{i}].name"), "must be 1 to 64 letters, digits, '-' or '_'".into());
+            } else if !names.insert(variant.name.as_str()) {
+                err(format!("experiment.variants[{i}].name"), format!("{:?} names two variants", variant.name));
+            }
+            if variant.steps.len() > self.steps.len() {
+                err(
+                    format!("experiment.variants[{i}].steps[{}]", self.steps.len()),
+                    format!("overrides a step the campaign does not have (it has {})", self.steps.len()),
+                );
+            }
+            // The variant's steps obey the same rules as the campaign's; a
+            // problem the campaign's own steps have is reported once, there.
+            let own: Vec<String> = step_problems(&self.steps).into_iter().map(|e| e.field).collect();
+            for problem in step_problems(&self.with_variant(i).steps) {
+                if !own.contains(&problem.field) {
+                    err(format!("experiment.variants[{i}].{}", problem.field), problem.message);
+                }
+            }
+        }
+        if let Some(control) = &experiment.control {
+            if !experiment.variants.iter().any(|v| &v.name == control) {
+                err("experiment.control".into(), format!("{control:?} names no variant"));
+            }
+        }
+        errors
     }
 
     pub fn from_toml(text: &str) -> Result<Campaign, Vec<CampaignError>> {
@@ -284,6 +439,43 @@ impl Campaign {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("campaigns always serialise")
     }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// What is wrong with a list of steps (a campaign's, or a variant's view of
+/// them), with field paths `steps[i].…`.
+fn step_problems(steps: &[Step]) -> Vec<CampaignError> {
+    let mut errors = Vec::new();
+    let mut err = |field: String, message: String| errors.push(CampaignError { field, message });
+    let mut last_activity_delay = None;
+    for (i, step) in steps.iter().enumerate() {
+        if step.delay < Duration::minutes(1) || step.delay > Duration::days(30) {
+            err(format!("steps[{i}].delay"), "must be between 1m and 30d".into());
+        }
+        // The first step always counts from the last activity.
+        if i == 0 || step.delay_from == DelayFrom::LastActivity {
+            if last_activity_delay.is_some_and(|previous| step.delay <= previous) {
+                err(
+                    format!("steps[{i}].delay"),
+                    "counts from the last activity, so it must be longer than the earlier steps' delays".into(),
+                );
+            }
+            last_activity_delay = Some(step.delay);
+        }
+        if step.channels.mobile.is_empty() || step.channels.desktop.is_empty() {
+            err(format!("steps[{i}].channels"), "needs at least one channel for mobile and for desktop".into());
+        }
+        if !crate::render::TEMPLATES.contains(&step.template.as_str()) {
+            err(format!("steps[{i}].template"), "names no known template (reminder, last_call)".into());
+        }
+        if let Some(Err(problem)) = step.subject.as_deref().map(crate::render::check_subject) {
+            err(format!("steps[{i}].subject"), problem);
+        }
+    }
+    errors
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -308,6 +500,23 @@ mod human_duration {
         let std = humantime::parse_duration(&text)
             .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration like 30m, 24h or 7d: {e}")))?;
         Duration::from_std(std).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Optional durations as human strings.
+mod human_duration_option {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => human_duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        human_duration::deserialize(d).map(Some)
     }
 }
 
@@ -371,6 +580,113 @@ mod tests {
         let c = Campaign::from_toml(file).unwrap();
         assert!(c.opens_count_as_engagement);
         assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    const EXPERIMENT: &str = r#"
+id = "x"
+name = "x"
+holdout_percent = 20
+min_sample_per_arm = 250
+
+[[steps]]
+delay = "30m"
+
+[[steps]]
+delay = "24h"
+
+[experiment]
+id = "timing"
+control = "now"
+
+[[experiment.variants]]
+name = "now"
+weight = 1
+
+[[experiment.variants]]
+name = "tomorrow"
+weight = 3
+
+[[experiment.variants.steps]]
+delay = "1day"
+template = "last_call"
+subject = "{{ first_name }}, your cart"
+
+[experiment.variants.steps.channels]
+mobile = ["email"]
+desktop = ["email"]
+"#;
+
+    #[test]
+    fn given_a_file_with_measurement_settings_when_parsed_then_they_are_kept_and_round_trip() {
+        let c = Campaign::from_toml(EXPERIMENT).unwrap();
+        assert_eq!((c.holdout_percent, c.mode, c.min_sample_per_arm), (20, CampaignMode::Live, 250));
+        let experiment = c.experiment.as_ref().unwrap();
+        assert_eq!(experiment.weights(), [1, 3]);
+        assert_eq!(experiment.control_name(), Some("now"));
+        let tomorrow = c.with_variant(1);
+        assert_eq!(tomorrow.steps[0].delay, Duration::days(1));
+        assert_eq!(tomorrow.steps[0].template, "last_call");
+        assert_eq!(tomorrow.steps[0].subject.as_deref(), Some("{{ first_name }}, your cart"));
+        assert_eq!(tomorrow.steps[0].channels.mobile, [Channel::Email]);
+        assert_eq!(tomorrow.steps[1], c.steps[1], "steps without an override stay as they are");
+        assert_eq!(c.with_variant(0).steps, c.steps);
+        assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn given_a_minimal_file_when_parsed_then_the_campaign_is_live_with_a_10_percent_holdout() {
+        let c = Campaign::from_toml("id = \"x\"\nname = \"x\"\nmode = \"shadow\"\n[[steps]]\ndelay = \"1h\"\n").unwrap();
+        assert_eq!((c.holdout_percent, c.min_sample_per_arm, &c.experiment), (10, 100, &None));
+        assert!(c.is_shadow());
+        assert_eq!(Campaign::default_campaign().mode, CampaignMode::Live);
+        assert_eq!(Campaign::default_campaign().holdout_percent, 10);
+    }
+
+    #[test]
+    fn given_bad_measurement_settings_when_validated_then_every_problem_is_named_with_its_field() {
+        let mut c = Campaign::from_toml(EXPERIMENT).unwrap();
+        c.holdout_percent = 51;
+        c.min_sample_per_arm = 0;
+        let experiment = c.experiment.as_mut().unwrap();
+        experiment.control = Some("nobody".into());
+        experiment.variants[1].name = "now".into();
+        experiment.variants[1].steps[0].subject = Some("{% if %}".into());
+        experiment.variants[1].steps.push(StepOverride::default());
+        experiment.variants[1].steps.push(StepOverride { delay: Some(Duration::hours(1)), ..Default::default() });
+        let fields: Vec<String> = c.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "holdout_percent",
+                "min_sample_per_arm",
+                "experiment.variants[1].name",
+                "experiment.variants[1].steps[2]",
+                "experiment.variants[1].steps[0].subject",
+                "experiment.control",
+            ]
+        );
+    }
+
+    #[test]
+    fn given_a_variant_whose_delay_breaks_the_delay_rules_when_validated_then_it_is_refused() {
+        let mut c = Campaign::from_toml(EXPERIMENT).unwrap();
+        let experiment = c.experiment.as_mut().unwrap();
+        experiment.variants[1].steps[0].delay = Some(Duration::seconds(10));
+        let errors = c.validate().unwrap_err();
+        assert_eq!(errors[0].field, "experiment.variants[1].steps[0].delay", "{errors:?}");
+        // A first step later than the second, which counts from the last activity.
+        let mut c = Campaign::from_toml(EXPERIMENT).unwrap();
+        c.steps[1].delay_from = DelayFrom::LastActivity;
+        c.steps[1].delay = Duration::hours(2);
+        assert_eq!(c.validate(), Err(vec![CampaignError {
+            field: "experiment.variants[1].steps[1].delay".into(),
+            message: "counts from the last activity, so it must be longer than the earlier steps' delays".into(),
+        }]));
+        let mut c = Campaign::from_toml(EXPERIMENT).unwrap();
+        for v in &mut c.experiment.as_mut().unwrap().variants {
+            v.weight = 0;
+        }
+        assert_eq!(c.validate().unwrap_err()[0].field, "experiment.variants");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod quiet_hours;
 mod recheck;
 mod rules;
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use chrono::{DateTime, Duration, Utc};
@@ -23,7 +24,8 @@ use crate::campaign::{Campaign, Step};
 use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::event::CustomerPatch;
-use crate::ids::MessageId;
+use crate::ids::{CustomerKey, MessageId};
+use crate::measure::{assign_group, assign_variant, Group};
 use crate::message::{Channel, MessageRecord, Recipient};
 use crate::reason::{Reason, ReasonCode};
 
@@ -37,6 +39,13 @@ pub struct Progress {
     pub campaign_id: Option<String>,
     #[serde(default)]
     pub steps: Vec<StepDispatched>,
+    /// The measurement group the cart entered the campaign in, kept so a
+    /// changed `holdout_percent` never moves a cart halfway through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
+    /// The experiment variant the cart entered the campaign in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +62,15 @@ pub struct StepDispatched {
 }
 
 impl Progress {
+    /// Notes the group and variant the cart entered its campaign in (the
+    /// first dispatch; later calls keep the first).
+    pub fn enter(&mut self, group: Group, variant: Option<&str>) {
+        if self.group.is_none() {
+            self.group = Some(group);
+            self.variant = variant.map(str::to_owned);
+        }
+    }
+
     pub fn record(&mut self, campaign_id: &str, step: u32, channel: Channel, message_id: MessageId, at: DateTime<Utc>) {
         self.campaign_id = Some(campaign_id.to_owned());
         if !self.steps.iter().any(|s| s.step == step) {
@@ -93,13 +111,49 @@ impl Progress {
 /// What the engine decided. `Skip`: the step is too late to send
 /// (`max_send_delay`); the caller records it as skipped ([`Progress::skip`])
 /// and decides again for the next step.
+///
+/// `Withhold`: every rule let the step through and the engine would send it
+/// on `channel`, but the cart is in the holdout (`group` `held_out`) or the
+/// campaign is a shadow (`group` `shadow`): the caller records it as
+/// dispatched (so caps and the next step count it) and sends nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
-    Wait { until: DateTime<Utc>, reason: Reason },
-    Send { campaign_id: String, step: u32, channel: Channel, to: Recipient, template: String, reason: Reason },
-    Skip { campaign_id: String, step: u32, due: DateTime<Utc>, reason: Reason },
-    Stop { reason: Reason },
+    Wait {
+        until: DateTime<Utc>,
+        reason: Reason,
+    },
+    Send {
+        campaign_id: String,
+        step: u32,
+        channel: Channel,
+        to: Recipient,
+        template: String,
+        /// A subject line template replacing the template's (experiments).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variant: Option<String>,
+        reason: Reason,
+    },
+    Withhold {
+        campaign_id: String,
+        step: u32,
+        channel: Channel,
+        group: Group,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variant: Option<String>,
+        reason: Reason,
+    },
+    Skip {
+        campaign_id: String,
+        step: u32,
+        due: DateTime<Utc>,
+        reason: Reason,
+    },
+    Stop {
+        reason: Reason,
+    },
 }
 
 impl Decision {
@@ -107,6 +161,7 @@ impl Decision {
         match self {
             Decision::Wait { reason, .. }
             | Decision::Send { reason, .. }
+            | Decision::Withhold { reason, .. }
             | Decision::Skip { reason, .. }
             | Decision::Stop { reason } => reason,
         }
@@ -150,7 +205,69 @@ pub fn decide(input: &Input) -> Decision {
 fn send_unless_a_rule_decides(input: &Input) -> Rule<Decision> {
     let last_activity = rules::cart_awaits_recovery(input.cart)?;
     let campaign = rules::campaign_for_cart(input)?;
-    let next = rules::next_step(input, campaign, last_activity)?;
+    let arm = Arm::of(input, campaign);
+    follow_steps(input, campaign, &arm, last_activity)
+}
+
+/// What a shadow campaign would decide for this cart now: the same rules
+/// as [`decide`], with `input.progress` and `input.history` the shadow's
+/// own; where it would send, a [`Decision::Withhold`] in group `shadow`.
+pub fn decide_shadow(input: &Input, shadow: &Campaign) -> Decision {
+    let decided = (|| {
+        let last_activity = rules::cart_awaits_recovery(input.cart)?;
+        rules::shadow_applies(input, shadow)?;
+        let arm = Arm::of(input, shadow);
+        follow_steps(input, shadow, &arm, last_activity)
+    })();
+    match decided {
+        ControlFlow::Break(decision) | ControlFlow::Continue(decision) => decision,
+    }
+}
+
+/// Where a cart stands in a campaign's measurement: its group and, when the
+/// campaign runs an experiment, its variant (index and name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arm {
+    pub group: Group,
+    pub variant: Option<(usize, String)>,
+}
+
+impl Arm {
+    /// The arm the cart entered in (kept on its progress), or for a cart
+    /// not yet entered the stable hash of the campaign's (or experiment's)
+    /// id and the customer key: no randomness, the same customer lands in
+    /// the same arm on every cart.
+    pub fn of(input: &Input, campaign: &Campaign) -> Arm {
+        let key = CustomerKey::for_cart(input.cart.customer_id.as_ref(), &input.cart.cart_id);
+        let group = match (input.progress.group, campaign.is_shadow()) {
+            (Some(group), _) => group,
+            (None, true) => Group::Shadow,
+            (None, false) => assign_group(&campaign.id, campaign.holdout_percent, &key),
+        };
+        let variant = campaign.experiment.as_ref().and_then(|experiment| {
+            let entered = input.progress.variant.as_ref().and_then(|name| {
+                experiment.variants.iter().position(|v| &v.name == name).map(|i| (i, name.clone()))
+            });
+            entered.or_else(|| {
+                let index = assign_variant(&experiment.id, &experiment.weights(), &key)?;
+                Some((index, experiment.variants.get(index)?.name.clone()))
+            })
+        });
+        Arm { group, variant }
+    }
+
+    pub fn variant_name(&self) -> Option<&str> {
+        self.variant.as_ref().map(|(_, name)| name.as_str())
+    }
+}
+
+/// The rules from the step on, for the campaign as the cart's variant sees it.
+fn follow_steps(input: &Input, campaign: &Campaign, arm: &Arm, last_activity: DateTime<Utc>) -> Rule<Decision> {
+    let campaign = match &arm.variant {
+        Some((index, _)) => Cow::Owned(campaign.with_variant(*index)),
+        None => Cow::Borrowed(campaign),
+    };
+    let next = rules::next_step(input, &campaign, last_activity)?;
     rules::wait_until_due(input, &next)?;
     rules::stop_after_engagement(input, &next)?;
     rules::pause_after_purchase(input, &next)?;
@@ -158,7 +275,7 @@ fn send_unless_a_rule_decides(input: &Input) -> Rule<Decision> {
     rules::entry_cooldown(input, &next)?;
     let choice = channels::choose_channel(input, &next)?;
     rules::defer_in_quiet_hours(input, &next, choice.channel)?;
-    ControlFlow::Continue(channels::send(&next, choice))
+    ControlFlow::Continue(channels::send(&next, choice, arm))
 }
 
 /// What a rule returns: `Break` with its decision when it decides, else

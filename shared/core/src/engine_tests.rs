@@ -15,7 +15,9 @@ use crate::cart::{Cart, CartStatus, Purchase};
 use crate::customer::Customer;
 use crate::engagement::{Engagement, EngagementLabel};
 use crate::event::{ConsentPatch, CustomerPatch, Device, Item, PushPlatform, PushToken};
+use crate::campaign::{CampaignMode, Experiment, StepOverride, Variant};
 use crate::ids::CustomerKey;
+use crate::measure::{assign_group, assign_variant, Group};
 use crate::message::{Channel, MessageRecord, MessageStatus};
 use crate::reason::ReasonCode;
 
@@ -74,6 +76,7 @@ fn step(delay: Duration, from: DelayFrom, mobile: &[Channel], desktop: &[Channel
         delay_from: from,
         channels: ChannelOrder { mobile: mobile.to_vec(), desktop: desktop.to_vec() },
         template: "reminder".into(),
+        subject: None,
     }
 }
 
@@ -82,6 +85,8 @@ fn step(delay: Duration, from: DelayFrom, mobile: &[Channel], desktop: &[Channel
 fn field_campaign() -> Campaign {
     let mut c = Campaign::default_campaign();
     c.id = "field".into();
+    // Every customer treated: the holdout has its own tests.
+    c.holdout_percent = 0;
     for s in &mut c.steps {
         s.channels = ChannelOrder::default();
     }
@@ -107,6 +112,7 @@ fn message(cart_id: &str, step: u32, channel: Channel, at: DateTime<Utc>) -> Mes
         decided_at: at,
         status: MessageStatus::Sent { provider_message_id: "provider-1".into(), at },
         engagement: Engagement::default(),
+        variant: None,
     }
 }
 
@@ -197,6 +203,50 @@ impl Scenario {
             channels: &self.channels,
             now,
         })
+    }
+
+    /// What shadow campaign `draft` (in `campaigns`) would decide at `now`.
+    fn decide_shadow_at(&self, now: DateTime<Utc>) -> Decision {
+        let shadow = self.campaigns.iter().find(|c| c.is_shadow()).expect("a shadow campaign");
+        decide_shadow(
+            &Input {
+                cart: &self.cart,
+                progress: &self.progress,
+                customer: self.customer.as_ref(),
+                campaigns: &self.campaigns,
+                history: &self.history,
+                channels: &self.channels,
+                now,
+            },
+            shadow,
+        )
+    }
+
+    /// The cart's customer becomes one that the first campaign, holding out
+    /// half its customers, holds out.
+    fn held_out(mut self) -> Self {
+        self.campaigns[0].holdout_percent = 50;
+        let id = customer_in(|key| assign_group(&self.campaigns[0].id, 50, key) == Group::HeldOut);
+        self.cart.customer_id = Some(id.as_str().into());
+        self
+    }
+
+    /// Decides at `now`, expects a held-out step, and records it the way
+    /// the checker does (a `held_out` message in history, step in progress).
+    #[track_caller]
+    fn hold_out_at(&mut self, now: DateTime<Utc>) -> (u32, Channel) {
+        match self.decide_at(now) {
+            Decision::Withhold { campaign_id, step, channel, group: Group::HeldOut, .. } => {
+                let mut m = message(&self.cart.cart_id, step, channel, now);
+                m.campaign_id.clone_from(&campaign_id);
+                m.status = MessageStatus::HeldOut { at: now };
+                self.progress.record(&campaign_id, step, channel, m.message_id.clone(), now);
+                self.progress.enter(Group::HeldOut, None);
+                self.history.push(m);
+                (step, channel)
+            }
+            other => panic!("expected a held-out step at {now}, got {other:?}"),
+        }
     }
 
     /// Decides at `now`, expects a send, and records it the way the checker
@@ -1290,6 +1340,218 @@ fn given_a_recovery_campaign_for_returners_when_a_returner_abandons_then_it_beat
     assert_send(&s.decide_at(due), 0, Sms);
 }
 
+// ------------------------------------------------------- holdout, experiments, shadow campaigns
+
+/// The first customer id `u0`, `u1`, ... whose key satisfies `wanted`.
+fn customer_in(wanted: impl Fn(&CustomerKey) -> bool) -> String {
+    (0..10_000)
+        .map(|i| format!("u{i}"))
+        .find(|id| wanted(&CustomerKey::Customer(id.as_str().into())))
+        .expect("some customer lands there")
+}
+
+#[track_caller]
+fn assert_held_out(d: &Decision, step: u32, channel: Channel) -> String {
+    match d {
+        Decision::Withhold { step: s, channel: c, group: Group::HeldOut, reason, .. } if *s == step && *c == channel => {
+            assert_eq!(reason.code, ReasonCode::HeldOut);
+            reason.message.clone()
+        }
+        other => panic!("expected step {step} held out on {channel:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn given_a_held_out_customer_when_the_step_falls_due_then_the_engine_holds_it_out_naming_step_and_channel() {
+    let s = Scenario::mobile().held_out();
+    assert_wait(&s.decide_at(t0()), s.due(), ReasonCode::WaitingForInactivity);
+    let why = assert_held_out(&s.decide_at(s.due()), 0, Push);
+    assert!(why.contains("Held out (50% holdout): step 1 of campaign \"field\" would go by push"), "{why}");
+}
+
+#[test]
+fn given_a_held_out_customer_when_a_rule_stops_or_defers_a_treated_cart_then_it_does_the_same() {
+    // No consent: stopped, not held out.
+    let mut s = Scenario::mobile().held_out();
+    s.contact().consents = None;
+    assert_stop(&s.decide_at(s.due()), ReasonCode::NoConsent);
+    // Quiet hours: deferred to the same morning as a treated SMS.
+    let mut s = sms_due_at(t("2026-06-10T20:00:00Z")).held_out();
+    s.campaigns[0].holdout_percent = 50;
+    assert_wait(&s.decide_at(s.due()), t("2026-06-11T06:00:00Z"), ReasonCode::QuietHoursDeferred);
+    assert_held_out(&s.decide_at(t("2026-06-11T06:00:00Z")), 0, Sms);
+    // A held-out step is dispatched like a sent one: the next waits 24 hours after it.
+    let mut s = Scenario::mobile().held_out();
+    s.hold_out_at(s.due());
+    assert_wait(&s.decide_at(s.due() + hours(1)), s.due() + hours(24), ReasonCode::WaitingForNextStep);
+    assert_held_out(&s.decide_at(s.due() + hours(24)), 1, Push);
+    // Coming back to the cart after a held-out step ends it, as after a sent one.
+    let mut s = Scenario::mobile().held_out();
+    s.hold_out_at(s.due());
+    s.cart.last_activity_at = Some(s.due() + hours(2));
+    assert_stop(&s.decide_at(s.due() + hours(30)), ReasonCode::Engaged);
+}
+
+#[test]
+fn given_held_out_messages_in_the_history_when_caps_apply_then_they_count_like_sent_ones() {
+    // Two would-be pushes held out on another cart fill the push cap.
+    let mut s = with_two_old_pushes(Scenario::mobile()).held_out();
+    for m in &mut s.history {
+        m.status = MessageStatus::HeldOut { at: m.decided_at };
+    }
+    let why = assert_held_out(&s.decide_at(s.due()), 0, Email);
+    assert!(why.contains("push: push cap reached"), "{why}");
+    // A held-out step on another cart a day ago keeps this cart out (entry cooldown).
+    let mut s = Scenario::mobile().held_out();
+    let mut earlier = message("c0", 0, Email, s.due() - days(1));
+    earlier.status = MessageStatus::HeldOut { at: s.due() - days(1) };
+    s.history.push(earlier);
+    assert_stop(&s.decide_at(s.due()), ReasonCode::EntryCooldown);
+    // The SMS cap per cart counts a held-out SMS.
+    let mut s = Scenario::mobile().with_campaigns(vec![sms_follow_up(hours(24), &[Sms, Email])]).held_out();
+    assert_eq!(s.hold_out_at(s.due()), (0, Sms));
+    let why = assert_held_out(&s.decide_at(s.due() + hours(24)), 1, Email);
+    assert!(why.contains("sms: SMS cap for this cart reached"), "{why}");
+}
+
+#[test]
+fn given_one_customer_with_two_carts_when_each_is_decided_then_both_are_in_the_same_group() {
+    let mut groups = BTreeSet::new();
+    for i in 0..200 {
+        let mut decided = Vec::new();
+        for cart in ["c1", "c2"] {
+            let mut s = Scenario::mobile();
+            s.campaigns[0].holdout_percent = 30;
+            s.cart.cart_id = cart.into();
+            s.cart.customer_id = Some(format!("u{i}").as_str().into());
+            decided.push(match s.decide_at(s.due()) {
+                Decision::Send { .. } => Group::Treated,
+                Decision::Withhold { group, .. } => group,
+                other => panic!("expected a send or a hold-out, got {other:?}"),
+            });
+        }
+        assert_eq!(decided[0], decided[1], "customer u{i}");
+        groups.insert(decided[0]);
+    }
+    assert_eq!(groups, BTreeSet::from([Group::Treated, Group::HeldOut]), "both groups occur");
+}
+
+#[test]
+fn given_a_cart_that_entered_treated_when_the_holdout_grows_then_it_stays_treated() {
+    let mut s = Scenario::mobile();
+    let id = customer_in(|key| assign_group("field", 50, key) == Group::HeldOut);
+    s.cart.customer_id = Some(id.as_str().into());
+    s.send_at(s.due());
+    s.progress.enter(Group::Treated, None);
+    s.campaigns[0].holdout_percent = 50;
+    assert_send(&s.decide_at(s.due() + hours(24)), 1, Push);
+}
+
+/// The field campaign with an experiment: `now` (control, the campaign as
+/// it is) against `later` (first step after 2 hours by email, with the
+/// last-call template and its own subject line).
+fn experiment_campaign() -> Campaign {
+    let mut c = field_campaign();
+    c.experiment = Some(Experiment {
+        id: "timing".into(),
+        variants: vec![
+            Variant { name: "now".into(), weight: 1, steps: vec![] },
+            Variant {
+                name: "later".into(),
+                weight: 1,
+                steps: vec![StepOverride {
+                    delay: Some(hours(2)),
+                    channels: Some(ChannelOrder { mobile: vec![Email], desktop: vec![Email] }),
+                    template: Some("last_call".into()),
+                    subject: Some("{{ first_name }}, still thinking?".into()),
+                }],
+            },
+        ],
+        control: None,
+    });
+    c
+}
+
+#[test]
+fn given_an_experiment_when_a_customer_is_in_a_variant_then_its_delay_channels_template_and_subject_apply() {
+    assert_eq!(experiment_campaign().validate(), Ok(()));
+    let variant_of = |name: usize| customer_in(|key| assign_variant("timing", &[1, 1], key) == Some(name));
+    let mut s = Scenario::mobile().with_campaigns(vec![experiment_campaign()]);
+    s.cart.customer_id = Some(variant_of(1).as_str().into());
+    assert_wait(&s.decide_at(s.due()), t0() + hours(2), ReasonCode::WaitingForInactivity);
+    match s.decide_at(t0() + hours(2)) {
+        Decision::Send { step: 0, channel: Email, template, subject, variant, reason, .. } => {
+            assert_eq!(template, "last_call");
+            assert_eq!(subject.as_deref(), Some("{{ first_name }}, still thinking?"));
+            assert_eq!(variant.as_deref(), Some("later"));
+            assert!(reason.message.contains("(variant \"later\")"), "{}", reason.message);
+        }
+        other => panic!("expected the later variant's email, got {other:?}"),
+    }
+    // The control variant gets the campaign as it is.
+    s.cart.customer_id = Some(variant_of(0).as_str().into());
+    match s.decide_at(s.due()) {
+        Decision::Send { step: 0, channel: Push, template, subject: None, variant, .. } => {
+            assert_eq!(template, "reminder");
+            assert_eq!(variant.as_deref(), Some("now"));
+        }
+        other => panic!("expected the control's push, got {other:?}"),
+    }
+}
+
+#[test]
+fn given_a_cart_that_entered_a_variant_when_decided_again_then_the_recorded_variant_applies() {
+    let mut s = Scenario::mobile().with_campaigns(vec![experiment_campaign()]);
+    s.cart.customer_id = Some(customer_in(|key| assign_variant("timing", &[1, 1], key) == Some(0)).as_str().into());
+    s.progress.enter(Group::Treated, Some("later"));
+    assert_wait(&s.decide_at(s.due()), t0() + hours(2), ReasonCode::WaitingForInactivity);
+}
+
+/// A draft campaign run in shadow mode: email only, after 10 minutes.
+fn shadow_draft() -> Campaign {
+    let mut c = only("draft", &[Email]);
+    c.mode = CampaignMode::Shadow;
+    c.priority = 100;
+    c.steps[0].delay = mins(10);
+    c
+}
+
+#[test]
+fn given_a_shadow_campaign_beside_the_live_one_when_decided_then_the_live_one_sends_and_the_shadow_only_would() {
+    let s = Scenario::mobile().with_campaigns(vec![field_campaign(), shadow_draft()]);
+    // The shadow has the higher priority and is still never the live campaign.
+    assert_send(&s.decide_at(s.due()), 0, Push);
+    assert_wait(&s.decide_shadow_at(t0()), t0() + mins(10), ReasonCode::WaitingForInactivity);
+    match s.decide_shadow_at(t0() + mins(10)) {
+        Decision::Withhold { campaign_id, step: 0, channel: Email, group: Group::Shadow, reason, .. } => {
+            assert_eq!(campaign_id, "draft");
+            assert_eq!(reason.code, ReasonCode::ShadowWouldSend);
+            assert!(reason.message.contains("Shadow campaign \"draft\" would send step 1 by email"), "{}", reason.message);
+        }
+        other => panic!("expected the shadow's would-send, got {other:?}"),
+    }
+    // Only shadows: no live campaign for the cart.
+    let s = Scenario::mobile().with_campaigns(vec![shadow_draft()]);
+    assert_stop(&s.decide_at(s.due()), ReasonCode::CampaignDisabled);
+    // A cart in a campaign since switched to shadow mode gets no more live steps.
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    s.campaigns[0].mode = CampaignMode::Shadow;
+    let why = assert_stop(&s.decide_at(s.due() + hours(24)), ReasonCode::CampaignDisabled);
+    assert!(why.contains("shadow mode"), "{why}");
+}
+
+#[test]
+fn given_a_shadow_whose_entry_filters_miss_when_decided_then_it_stops_and_a_purchase_stops_it_too() {
+    let mut draft = shadow_draft();
+    draft.entry.min_cart_value = Some(Decimal::new(100, 0));
+    let s = Scenario::mobile().with_campaigns(vec![field_campaign(), draft]);
+    assert_stop(&s.decide_shadow_at(t0() + mins(10)), ReasonCode::NoMatchingCampaign);
+    let mut s = Scenario::mobile().with_campaigns(vec![field_campaign(), shadow_draft()]);
+    s.cart.status = CartStatus::Converted;
+    assert_stop(&s.decide_shadow_at(t0() + mins(10)), ReasonCode::Purchased);
+}
+
 // ------------------------------------------------------- purity and coverage
 
 #[test]
@@ -1309,7 +1571,7 @@ fn all_codes() -> BTreeSet<ReasonCode> {
         WaitingForInactivity | WaitingForNextStep | QuietHoursDeferred | Sent | NoConsent | NoReachableChannel
         | EntryCooldown | PushCapReached | SmsCapReached | SmsWindowClosed | RecentPurchase | Purchased
         | CartEmptied | NothingInCart | CampaignDisabled | NoMatchingCampaign | Engaged | SequenceCompleted
-        | StepTooLate => c,
+        | StepTooLate | HeldOut | ShadowWouldSend => c,
     };
     [
         WaitingForInactivity,
@@ -1331,6 +1593,8 @@ fn all_codes() -> BTreeSet<ReasonCode> {
         Engaged,
         SequenceCompleted,
         StepTooLate,
+        HeldOut,
+        ShadowWouldSend,
     ]
     .into_iter()
     .map(guard)
@@ -1392,5 +1656,9 @@ fn given_one_scenario_per_rule_when_decided_then_every_reason_code_is_produced()
     note(s.decide_at(s.due()));
     let s = Scenario::mobile();
     note(s.decide_at(s.due() + days(3)));
+    let s = Scenario::mobile().held_out();
+    note(s.decide_at(s.due()));
+    let s = Scenario::mobile().with_campaigns(vec![field_campaign(), shadow_draft()]);
+    note(s.decide_shadow_at(s.due()));
     assert_eq!(seen, all_codes(), "missing: {:?}", all_codes().difference(&seen).collect::<Vec<_>>());
 }

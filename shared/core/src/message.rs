@@ -91,6 +91,12 @@ pub enum MessageStatus {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// Decided like any message and never sent: the customer is in the
+    /// campaign's holdout. Counts as sent for caps and cooldowns, so both
+    /// groups meet the same rules; never claimed by a sender.
+    HeldOut {
+        at: DateTime<Utc>,
+    },
 }
 
 /// The state of a [`MessageStatus`] without its data; its serde name is the
@@ -104,6 +110,7 @@ pub enum MessageState {
     Rejected,
     Cancelled,
     Unknown,
+    HeldOut,
 }
 
 impl MessageState {
@@ -125,6 +132,7 @@ impl MessageStatus {
             MessageStatus::Rejected { .. } => MessageState::Rejected,
             MessageStatus::Cancelled { .. } => MessageState::Cancelled,
             MessageStatus::Unknown { .. } => MessageState::Unknown,
+            MessageStatus::HeldOut { .. } => MessageState::HeldOut,
         }
     }
 
@@ -133,7 +141,8 @@ impl MessageStatus {
         self.state().as_str()
     }
 
-    /// Counts towards caps: everything that was or may still be sent.
+    /// Counts towards caps: everything that was or may still be sent, and
+    /// what a held-out customer would have been sent.
     pub fn counts_as_sent(&self) -> bool {
         !matches!(self, MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. })
     }
@@ -157,6 +166,9 @@ pub struct MessageRecord {
     /// kept one `engaged_at` time; it reads as a human click.
     #[serde(default, alias = "engaged_at", skip_serializing_if = "Engagement::is_empty")]
     pub engagement: Engagement,
+    /// The campaign experiment's variant the cart is in, if it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 impl MessageRecord {
@@ -165,6 +177,14 @@ impl MessageRecord {
     pub fn id_for(cart_id: &str, step: u32, channel: Channel) -> MessageId {
         let digest = Sha256::digest(format!("{cart_id}\u{1f}{step}\u{1f}{}", channel.as_str()));
         MessageId::from(format!("m_{}", &hex::encode(digest)[..24]))
+    }
+
+    /// The id of what shadow campaign `campaign_id` would send: apart from
+    /// the live campaign's, and never a record's (ids of real messages
+    /// start with `m_`).
+    pub fn shadow_id_for(campaign_id: &str, cart_id: &str, step: u32, channel: Channel) -> MessageId {
+        let live = Self::id_for(&format!("{cart_id}\u{1f}shadow\u{1f}{campaign_id}"), step, channel);
+        MessageId::from(format!("s_{}", live.as_str().trim_start_matches("m_")))
     }
 }
 
@@ -339,6 +359,7 @@ mod tests {
             MessageStatus::Rejected { error: "e".into(), at },
             MessageStatus::Cancelled { reason: "r".into(), at },
             MessageStatus::Unknown { reason: "r".into(), at },
+            MessageStatus::HeldOut { at },
         ];
         for status in statuses {
             assert_eq!(json_name(&status)["state"], status.name(), "{status:?}");

@@ -65,6 +65,10 @@ pub struct CartRecord {
     pub events: Vec<Event>,
     #[serde(default)]
     pub progress: Progress,
+    /// Each shadow campaign's own progress on this cart, by campaign id:
+    /// what it would have sent, which its next steps count from.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub shadow: std::collections::BTreeMap<String, Progress>,
     /// When the pending timer fires, if one is armed.
     #[serde(default)]
     pub timer_armed_for: Option<DateTime<Utc>>,
@@ -79,6 +83,7 @@ impl CartRecord {
             version: 0,
             events: Vec::new(),
             progress: Progress::default(),
+            shadow: Default::default(),
             timer_armed_for: None,
             created_at: now,
             updated_at: now,
@@ -382,6 +387,7 @@ impl SendLedger {
                 decided_at: s.at,
                 status: MessageStatus::Queued,
                 engagement: Default::default(),
+                variant: None,
             })
     }
 }

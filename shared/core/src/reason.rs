@@ -35,10 +35,15 @@ pub enum ReasonCode {
     /// A step found more than the campaign's `max_send_delay` after it fell
     /// due (e.g. events backfilled from long ago): skipped, not sent late.
     StepTooLate,
+    /// The customer is in the campaign's holdout: the step would have gone
+    /// out (every rule passed), and nothing is sent.
+    HeldOut,
+    /// A shadow campaign would have sent the step; it sends nothing.
+    ShadowWouldSend,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 19] = [
+    pub const ALL: [ReasonCode; 21] = [
         ReasonCode::WaitingForInactivity,
         ReasonCode::WaitingForNextStep,
         ReasonCode::QuietHoursDeferred,
@@ -58,6 +63,8 @@ impl ReasonCode {
         ReasonCode::Engaged,
         ReasonCode::SequenceCompleted,
         ReasonCode::StepTooLate,
+        ReasonCode::HeldOut,
+        ReasonCode::ShadowWouldSend,
     ];
 
     pub fn as_str(self) -> &'static str {

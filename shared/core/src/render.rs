@@ -180,6 +180,33 @@ pub fn email(
     first_name: Option<&str>,
     links: &Links,
 ) -> Result<Outgoing, RenderError> {
+    email_with_subject(template, None, to, cart, first_name, links)
+}
+
+/// Whether `subject` is a subject line template that renders: checked when
+/// a campaign is written, so a broken one never reaches a checker.
+pub fn check_subject(subject: &str) -> Result<(), String> {
+    if subject.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if subject.len() > 500 {
+        return Err("must be at most 500 characters".into());
+    }
+    let env = environment();
+    env.template_from_str(subject).map(|_| ()).map_err(|e| format!("is not a valid template: {e}"))
+}
+
+/// The email for `template`, its subject line rendered from `subject` (a
+/// template string with the same values as the body) instead of the
+/// template's own when one is given (an experiment's variant).
+pub fn email_with_subject(
+    template: &str,
+    subject: Option<&str>,
+    to: &Email,
+    cart: &Cart,
+    first_name: Option<&str>,
+    links: &Links,
+) -> Result<Outgoing, RenderError> {
     if !TEMPLATES.contains(&template) {
         return Err(RenderError::UnknownTemplate(template.into()));
     }
@@ -187,7 +214,10 @@ pub fn email(
     let mut shown = cart.items.len().min(MAX_ITEMS_SHOWN);
     loop {
         let ctx = cart_context(template, cart, first_name, links, shown);
-        let subject = env.get_template(template)?.render(&ctx)?;
+        let subject = match subject {
+            Some(line) => env.render_str(line, &ctx)?,
+            None => env.get_template(template)?.render(&ctx)?,
+        };
         let ctx = context! { subject => subject.clone(), ..ctx };
         let outgoing = Outgoing::Email {
             to: to.clone(),
@@ -292,6 +322,22 @@ mod tests {
         assert!(html.contains("https://cb.example/r/item?https://shop.example/mug"));
         assert!(html.contains("https://cb.example/r/RESTORE"));
         assert!(text.contains("Total: 25.00 EUR"));
+    }
+
+    #[test]
+    fn given_a_subject_line_template_when_an_email_is_rendered_then_it_replaces_the_templates_subject() {
+        let line = "{{ first_name }}: {{ item_count }} items, {{ subtotal }} {{ currency }}";
+        assert_eq!(check_subject(line), Ok(()));
+        let Outgoing::Email { subject, html, .. } =
+            email_with_subject("reminder", Some(line), &"ana@example.com".into(), &cart(), Some("Ana"), &links())
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(subject, "Ana: 2 items, 25.00 EUR");
+        assert!(html.contains("<title>Ana: 2 items, 25.00 EUR</title>"), "{html}");
+        assert!(check_subject("{% if %}").unwrap_err().contains("not a valid template"));
+        assert_eq!(check_subject("  "), Err("must not be empty".into()));
     }
 
     #[test]

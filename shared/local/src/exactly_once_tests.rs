@@ -10,10 +10,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cartback_core::customer::Customer;
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
+use cartback_core::measure::facts::Fact;
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
 use cartback_core::ports::{
-    CartRecord, CartStore, Claim, Clock, CreateOutcome, CustomerStore, MessageStore, PortError, SaveOutcome, SendError,
-    Sender, SettleOutcome, StateStore, Timeline, TimelineEntry,
+    CartRecord, CartStore, Claim, Clock, CreateOutcome, CustomerStore, FactStore, MessageStore, PortError, SaveOutcome,
+    SendError, Sender, SettleOutcome, StateStore, Timeline, TimelineEntry,
 };
 use cartback_core::service::{CampaignCache, Delivery, DeliveryOutcome};
 use chrono::{DateTime, Duration, Utc};
@@ -86,6 +87,7 @@ impl World {
             decided_at: self.clock.now(),
             status: MessageStatus::Queued,
             engagement: Default::default(),
+            variant: None,
         };
         assert_eq!(self.db.create_message(&record).await.unwrap(), cartback_core::ports::CreateOutcome::Created);
     }
@@ -507,6 +509,16 @@ impl MessageStore for CartReadsFail {
         since: DateTime<Utc>,
     ) -> Result<Vec<MessageRecord>, PortError> {
         self.0.customer_messages(key, since).await
+    }
+}
+
+#[async_trait]
+impl FactStore for CartReadsFail {
+    async fn record_fact(&self, fact: &Fact) -> Result<CreateOutcome, PortError> {
+        self.0.record_fact(fact).await
+    }
+    async fn facts(&self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<Vec<Fact>, PortError> {
+        self.0.facts(from, to).await
     }
 }
 

@@ -660,7 +660,10 @@ impl MessageStore for Database {
                 }
                 MessageStatus::Sending { .. } => return Ok(Claim::InFlight),
                 MessageStatus::Sent { .. } => return Ok(Claim::AlreadySent),
-                MessageStatus::Rejected { .. } | MessageStatus::Cancelled { .. } | MessageStatus::Unknown { .. } => {
+                MessageStatus::Rejected { .. }
+                | MessageStatus::Cancelled { .. }
+                | MessageStatus::Unknown { .. }
+                | MessageStatus::HeldOut { .. } => {
                     return Ok(Claim::Closed)
                 }
             };

@@ -4,9 +4,10 @@
 
 use std::ops::ControlFlow::Continue;
 
-use super::{stop, Decision, Input, NextStep, Rule};
+use super::{stop, Arm, Decision, Input, NextStep, Rule};
 use crate::contact;
 use crate::event::Device;
+use crate::measure::Group;
 use crate::message::{Channel, Recipient};
 use crate::reason::{Reason, ReasonCode};
 
@@ -53,20 +54,50 @@ pub(super) fn choose_channel(input: &Input, next: &NextStep) -> Rule<ChannelChoi
     stop(code, format!("No channel can carry step {}: {}.", next.number(), describe(&skipped)))
 }
 
-/// The decision to send the step on the chosen channel.
-pub(super) fn send(next: &NextStep, choice: ChannelChoice) -> Decision {
+/// The decision to send the step on the chosen channel: sent to a treated
+/// cart, withheld (and recorded as such) from a held-out or shadow one.
+pub(super) fn send(next: &NextStep, choice: ChannelChoice, arm: &Arm) -> Decision {
     let (number, campaign, channel) = (next.number(), &next.campaign.id, choice.channel);
-    let mut message = format!("Step {number} of campaign {campaign:?} by {}.", channel.as_str());
+    let in_variant = arm.variant_name().map(|v| format!(" (variant {v:?})")).unwrap_or_default();
+    let mut message = match arm.group {
+        Group::Treated => format!("Step {number} of campaign {campaign:?}{in_variant} by {}.", channel.as_str()),
+        Group::HeldOut => format!(
+            "Held out ({}% holdout): step {number} of campaign {campaign:?}{in_variant} would go by {}; nothing is \
+             sent.",
+            next.campaign.holdout_percent,
+            channel.as_str()
+        ),
+        Group::Shadow => format!(
+            "Shadow campaign {campaign:?}{in_variant} would send step {number} by {}; nothing is sent.",
+            channel.as_str()
+        ),
+    };
     if !choice.skipped.is_empty() {
         message.push_str(&format!(" Skipped {}.", describe(&choice.skipped)));
     }
-    Decision::Send {
-        campaign_id: campaign.clone(),
-        step: next.index as u32,
-        channel,
-        to: choice.to,
-        template: next.step.template.clone(),
-        reason: Reason::new(ReasonCode::Sent, message),
+    let (step, variant) = (next.index as u32, arm.variant_name().map(str::to_owned));
+    match arm.group {
+        Group::Treated => Decision::Send {
+            campaign_id: campaign.clone(),
+            step,
+            channel,
+            to: choice.to,
+            template: next.step.template.clone(),
+            subject: next.step.subject.clone(),
+            variant,
+            reason: Reason::new(ReasonCode::Sent, message),
+        },
+        group => Decision::Withhold {
+            campaign_id: campaign.clone(),
+            step,
+            channel,
+            group,
+            variant,
+            reason: Reason::new(
+                if group == Group::Shadow { ReasonCode::ShadowWouldSend } else { ReasonCode::HeldOut },
+                message,
+            ),
+        },
     }
 }
 

@@ -34,7 +34,10 @@ pub fn recheck_before_send(input: &Input, message: &MessageRecord) -> Recheck {
         ControlFlow::Continue(()) => Recheck::Send,
         ControlFlow::Break(Decision::Wait { until, reason }) => Recheck::Defer { until, reason },
         ControlFlow::Break(
-            Decision::Stop { reason } | Decision::Send { reason, .. } | Decision::Skip { reason, .. },
+            Decision::Stop { reason }
+            | Decision::Send { reason, .. }
+            | Decision::Withhold { reason, .. }
+            | Decision::Skip { reason, .. },
         ) => Recheck::Cancel { reason },
     }
 }
@@ -43,7 +46,11 @@ fn rules_that_can_change(input: &Input, message: &MessageRecord) -> Rule {
     // A purchase on this cart, or the cart emptied.
     let last_activity = rules::cart_awaits_recovery(input.cart)?;
     // The campaign the message belongs to, disabled or deleted since.
-    let progress = Progress { campaign_id: Some(message.campaign_id.clone()), steps: input.progress.steps.clone() };
+    let progress = Progress {
+        campaign_id: Some(message.campaign_id.clone()),
+        steps: input.progress.steps.clone(),
+        ..Progress::default()
+    };
     let campaign = rules::campaign_for_cart(&Input { progress: &progress, ..*input })?;
     // A campaign edited down to fewer steps: the decided step keeps its content.
     let Some(step) = campaign.steps.get(message.step as usize) else { return ControlFlow::Continue(()) };

@@ -36,6 +36,10 @@ pub(super) fn campaign_for_cart<'a>(input: &Input<'a>) -> Rule<&'a Campaign> {
         return choose_campaign(input);
     };
     match input.campaigns.iter().find(|c| &c.id == id) {
+        Some(c) if c.is_shadow() => stop(
+            ReasonCode::CampaignDisabled,
+            format!("Campaign {id:?} was switched to shadow mode; its pending steps are not sent."),
+        ),
         Some(c) if c.enabled => Continue(c),
         Some(_) => {
             stop(ReasonCode::CampaignDisabled, format!("Campaign {id:?} was disabled; its pending steps are not sent."))
@@ -47,10 +51,12 @@ pub(super) fn campaign_for_cart<'a>(input: &Input<'a>) -> Rule<&'a Campaign> {
     }
 }
 
+/// Shadow campaigns are never a cart's live campaign: they run beside it
+/// (see [`shadow_applies`]).
 fn choose_campaign<'a>(input: &Input<'a>) -> Rule<&'a Campaign> {
-    let mut enabled: Vec<&Campaign> = input.campaigns.iter().filter(|c| c.enabled).collect();
+    let mut enabled: Vec<&Campaign> = input.campaigns.iter().filter(|c| c.enabled && !c.is_shadow()).collect();
     if enabled.is_empty() {
-        return stop(ReasonCode::CampaignDisabled, "No campaign is enabled.");
+        return stop(ReasonCode::CampaignDisabled, "No live campaign is enabled.");
     }
     enabled.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
     let mut misses = Vec::new();
@@ -61,6 +67,20 @@ fn choose_campaign<'a>(input: &Input<'a>) -> Rule<&'a Campaign> {
         }
     }
     stop(ReasonCode::NoMatchingCampaign, format!("No campaign's entry filters match ({}).", misses.join("; ")))
+}
+
+/// A shadow campaign decides on a cart while it is enabled and, until the
+/// cart entered it, while its entry filters match, like a live one would.
+pub(super) fn shadow_applies(input: &Input, shadow: &Campaign) -> Rule {
+    if !shadow.enabled || !shadow.is_shadow() {
+        return stop(ReasonCode::CampaignDisabled, format!("Shadow campaign {:?} is not running.", shadow.id));
+    }
+    if input.progress.campaign_id.is_none() {
+        if let Some(why) = entry_miss(input, shadow) {
+            return stop(ReasonCode::NoMatchingCampaign, format!("{}: {why}", shadow.id));
+        }
+    }
+    Continue(())
 }
 
 /// Why the cart does not pass `campaign`'s entry filters, or `None`.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::assign::Group;
 use super::facts::{Fact, FactKind, MessageOutcome, SegmentLabel};
 use super::stats;
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, CampaignMode};
 use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::message::Channel;
 
@@ -233,20 +233,21 @@ pub struct DayReport {
     pub sent: u64,
 }
 
-/// The fewest entered carts per arm before a comparison draws a verdict.
-///
-/// TODO(i10-engine): read the campaign's `min_sample_per_arm` once that
-/// setting is merged; this is the one place that decides it.
-fn min_sample_per_arm(_campaign: Option<&Campaign>) -> u64 {
-    100
+/// The fewest entered carts per arm before a comparison draws a verdict:
+/// the campaign's setting, or its default (100) for the total.
+fn min_sample_per_arm(campaign: Option<&Campaign>) -> u64 {
+    campaign.map_or(DEFAULT_MIN_SAMPLE_PER_ARM, |c| u64::from(c.min_sample_per_arm))
 }
 
-/// The experiment's control variant among the variants seen.
-///
-/// TODO(i10-engine): read the campaign's experiment once it is merged;
-/// until then the variant named "control", else the first by name.
-fn control_variant<'a>(_campaign: Option<&Campaign>, seen: &BTreeSet<&'a str>) -> Option<&'a str> {
-    seen.get("control").copied().or_else(|| seen.first().copied())
+/// The minimum per arm where no campaign sets one (the total).
+const DEFAULT_MIN_SAMPLE_PER_ARM: u64 = 100;
+
+/// The experiment's control variant among the variants seen: the
+/// campaign's (its `control`, else its first variant), else the first seen
+/// by name (a campaign since deleted or changed).
+fn control_variant<'a>(campaign: Option<&Campaign>, seen: &BTreeSet<&'a str>) -> Option<&'a str> {
+    let configured = campaign.and_then(|c| c.experiment.as_ref()).and_then(|e| e.control_name());
+    configured.and_then(|name| seen.get(name).copied()).or_else(|| seen.first().copied())
 }
 
 /// A cart's entry into one campaign.
@@ -549,7 +550,8 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
             }
             unit.messages.add(&counts);
             unit.by_channel.entry(m.channel).or_default().add(&counts);
-            unit.by_step.entry(m.step).or_default().add(&counts);
+            // Facts number steps from 0 (the campaign's index); the report from 1.
+            unit.by_step.entry(m.step + 1).or_default().add(&counts);
         }
     }
 
@@ -567,7 +569,8 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
         .map(|id| {
             let campaign = campaigns.iter().find(|c| c.id == *id);
             let mine: Vec<&Unit<'_>> = units.iter().filter(|u| u.entry.campaign_id == *id).collect();
-            let shadow = mine.iter().any(|u| u.entry.group == Group::Shadow);
+            let shadow = campaign.is_some_and(|c| c.mode == CampaignMode::Shadow)
+                || mine.iter().any(|u| u.entry.group == Group::Shadow);
             summarize(id, campaign, shadow, &mine, &context, true)
         })
         .collect();
@@ -639,18 +642,12 @@ fn verdict(r: &CampaignReport, min_sample: u64) -> String {
              before a verdict.",
             r.treated, r.held_out
         ),
-        Evidence::Raises => format!(
-            "Reminders raised recovery by {} points ({} to {}).",
-            points(r.lift),
-            points(low),
-            points(high)
-        ),
-        Evidence::Lowers => format!(
-            "Reminders lowered recovery by {} points ({} to {}).",
-            points(-r.lift),
-            points(-high),
-            points(-low)
-        ),
+        Evidence::Raises => {
+            format!("Reminders raised recovery by {} points ({} to {}).", points(r.lift), points(low), points(high))
+        }
+        Evidence::Lowers => {
+            format!("Reminders lowered recovery by {} points ({} to {}).", points(-r.lift), points(-high), points(-low))
+        }
         Evidence::Inconclusive => format!(
             "No difference shown yet: recovery moved by {} points ({} to {}), an interval that holds zero.",
             points(r.lift),
@@ -717,7 +714,8 @@ fn summarize(
     let mut messages = MessageCounts::default();
     let mut by_channel: BTreeMap<Channel, MessageCounts> = BTreeMap::new();
     let mut by_step: BTreeMap<u32, MessageCounts> = BTreeMap::new();
-    let (mut revenue_treated, mut revenue_held_out, mut attributed_revenue) = (Money::new(), Money::new(), Money::new());
+    let (mut revenue_treated, mut revenue_held_out, mut attributed_revenue) =
+        (Money::new(), Money::new(), Money::new());
     let mut recovered_treated_orders: Vec<&Order<'_>> = Vec::new();
     let mut recipients = 0u64;
     for unit in units {
@@ -847,7 +845,11 @@ fn variants(campaign: Option<&Campaign>, units: &[&Unit<'_>], min_sample: u64) -
                 }
             }
             let evidence = if is_control {
-                if arm.1 < min_sample { Evidence::NotEnoughData } else { Evidence::Inconclusive }
+                if arm.1 < min_sample {
+                    Evidence::NotEnoughData
+                } else {
+                    Evidence::Inconclusive
+                }
             } else {
                 evidence(arm.1, control_arm.1, min_sample, difference_ci95)
             };

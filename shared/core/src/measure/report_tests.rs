@@ -19,7 +19,14 @@ fn entered(cart: &str, customer: Option<&str>, group: Group, when: &str) -> Fact
     entered_in("default", cart, customer, group, None, when)
 }
 
-fn entered_in(campaign: &str, cart: &str, customer: Option<&str>, group: Group, variant: Option<&str>, when: &str) -> Fact {
+fn entered_in(
+    campaign: &str,
+    cart: &str,
+    customer: Option<&str>,
+    group: Group,
+    variant: Option<&str>,
+    when: &str,
+) -> Fact {
     Fact::new(
         at(when),
         FactKind::Entered {
@@ -35,10 +42,18 @@ fn entered_in(campaign: &str, cart: &str, customer: Option<&str>, group: Group, 
     )
 }
 
-fn message(cart: &str, customer: Option<&str>, step: u32, channel: Channel, outcome: MessageOutcome, when: &str) -> Fact {
+fn message(
+    cart: &str,
+    customer: Option<&str>,
+    step: u32,
+    channel: Channel,
+    outcome: MessageOutcome,
+    when: &str,
+) -> Fact {
     message_in("default", cart, customer, step, channel, outcome, when)
 }
 
+/// `step` is the step's number (1 for the first); facts hold its index.
 fn message_in(
     campaign: &str,
     cart: &str,
@@ -62,7 +77,7 @@ fn message_in(
             message_id: format!("{cart}#{step}#{}", channel.as_str()).as_str().into(),
             group,
             variant: None,
-            step,
+            step: step - 1,
             channel,
             outcome,
         },
@@ -272,7 +287,14 @@ fn arms(treated: usize, recovered_treated: usize, held_out: usize, recovered_hel
             facts.push(entered(&cart, Some(&customer), group, "2026-11-03T08:00:00Z"));
             facts.push(message(&cart, Some(&customer), 1, Email, outcome, "2026-11-03T09:00:00Z"));
             if i < recovered {
-                facts.push(order(&format!("o-{cart}"), Some(&cart), Some(&customer), "10", "EUR", "2026-11-03T12:00:00Z"));
+                facts.push(order(
+                    &format!("o-{cart}"),
+                    Some(&cart),
+                    Some(&customer),
+                    "10",
+                    "EUR",
+                    "2026-11-03T12:00:00Z",
+                ));
             }
         }
     }
@@ -298,7 +320,10 @@ fn given_a_clear_lift_when_reported_then_the_verdict_says_how_much_with_its_inte
     assert_eq!(r.evidence, Evidence::Raises);
     assert!((r.lift - 0.4).abs() < 1e-12);
     let Interval(low, high) = r.lift_ci95;
-    assert_eq!(r.verdict, format!("Reminders raised recovery by 40.0 points ({:.1} to {:.1}).", low * 100.0, high * 100.0));
+    assert_eq!(
+        r.verdict,
+        format!("Reminders raised recovery by 40.0 points ({:.1} to {:.1}).", low * 100.0, high * 100.0)
+    );
     assert!((r.incremental_orders - 160.0).abs() < 1e-9);
     assert_eq!(r.relative_lift, Some(4.0));
     // Revenue per treated cart 2000 / 400 = 5.00, per held-out 100 / 100 = 1.00: (5 - 1) x 400.
@@ -341,7 +366,14 @@ fn given_an_experiment_when_reported_then_each_variant_is_compared_with_control(
     for (variant, n, recovered) in [("control", 200, 20), ("late", 200, 60)] {
         for i in 0..n {
             let cart = format!("{variant}-{i}");
-            facts.push(entered_in("default", &cart, Some(&cart), Group::Treated, Some(variant), "2026-11-04T08:00:00Z"));
+            facts.push(entered_in(
+                "default",
+                &cart,
+                Some(&cart),
+                Group::Treated,
+                Some(variant),
+                "2026-11-04T08:00:00Z",
+            ));
             if i < recovered {
                 facts.push(order(&format!("o-{cart}"), Some(&cart), Some(&cart), "10", "EUR", "2026-11-04T09:00:00Z"));
             }
@@ -384,4 +416,133 @@ fn given_carts_outside_the_period_or_another_campaign_when_reported_then_they_ar
     assert_eq!(report.campaigns.len(), 1);
     assert_eq!(report.campaigns[0].entered, 1);
     assert_eq!(report.total.entered, 1);
+}
+
+fn campaign_with(id: &str, change: impl FnOnce(&mut Campaign)) -> Campaign {
+    let mut campaign = Campaign::default_campaign();
+    campaign.id = id.into();
+    change(&mut campaign);
+    campaign
+}
+
+fn experiment(control: Option<&str>, names: &[&str]) -> crate::campaign::Experiment {
+    crate::campaign::Experiment {
+        id: "exp".into(),
+        variants: names
+            .iter()
+            .map(|n| crate::campaign::Variant { name: (*n).into(), weight: 1, steps: Vec::new() })
+            .collect(),
+        control: control.map(str::to_owned),
+    }
+}
+
+#[test]
+fn given_campaign_settings_when_reported_then_its_minimum_per_arm_control_variant_and_mode_are_used() {
+    // 60 carts per arm clear a minimum of 50 but not the default of 100.
+    let facts = arms(60, 30, 60, 3);
+    let strict = [campaign_with("default", |_| {})];
+    let lenient = [campaign_with("default", |c| c.min_sample_per_arm = 50)];
+    let run =
+        |campaigns: &[Campaign]| campaign(&build_report(&facts, campaigns, &query(), &Prices::default()), "default");
+    assert_eq!(run(&strict).evidence, Evidence::NotEnoughData);
+    assert_eq!(run(&lenient).evidence, Evidence::Raises);
+
+    // The configured control is "b", though "a" sorts first.
+    let mut facts = Vec::new();
+    for (variant, n) in [("a", 3), ("b", 2)] {
+        for i in 0..n {
+            let cart = format!("{variant}{i}");
+            facts.push(entered_in("default", &cart, None, Group::Treated, Some(variant), "2026-11-04T08:00:00Z"));
+        }
+    }
+    let campaigns = [campaign_with("default", |c| c.experiment = Some(experiment(Some("b"), &["a", "b"])))];
+    let r = campaign(&build_report(&facts, &campaigns, &query(), &Prices::default()), "default");
+    let control: Vec<(&str, bool)> = r.variants.iter().map(|v| (v.variant.as_str(), v.control)).collect();
+    assert_eq!(control, [("a", false), ("b", true)]);
+
+    // A campaign set to shadow mode reports no lift even before its facts say so.
+    let campaigns = [campaign_with("draft", |c| c.mode = CampaignMode::Shadow)];
+    let facts = vec![entered_in("draft", "c1", None, Group::Treated, None, "2026-11-04T08:00:00Z")];
+    let r = campaign(&build_report(&facts, &campaigns, &query(), &Prices::default()), "draft");
+    assert!(r.shadow);
+    assert_eq!(r.evidence, Evidence::NoHoldout);
+}
+
+/// A seeded generator (SplitMix64): the simulation is the same on every run.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// GIVEN a fortnight of 20,000 carts whose purchase probabilities are known
+/// (held out 10%; treated with variant "control" 14%; with variant "early",
+/// reminders that put customers off, 7%; half the treated in each) WHEN
+/// reported THEN the 95% interval of the lift holds the true lift (0.5
+/// points), the harmful variant is flagged as lowering recovery against
+/// control with an interval that holds its true difference (-7 points), and
+/// the report is computed in well under a second. Measured: lift 1.5 points
+/// (-0.6 to 3.7); "early" -6.3 points (-7.7 to -4.8) against control,
+/// probability of beating it 0.0; 0.5 s in a debug build.
+#[test]
+fn given_a_shop_whose_truth_is_known_when_reported_then_the_intervals_hold_the_true_lift_and_flag_the_harm() {
+    let mut rng = SplitMix(10);
+    let mut facts = Vec::new();
+    for i in 0..20_000u32 {
+        let cart = format!("cart-{i}");
+        let customer = format!("customer-{i}");
+        let key = CustomerKey::Customer(customer.as_str().into());
+        let group = if crate::measure::assign_group("default", 10, &key) == Group::HeldOut {
+            Group::HeldOut
+        } else {
+            Group::Treated
+        };
+        let variant = match crate::measure::assign_variant("exp", &[1, 1], &key) {
+            Some(0) => "control",
+            _ => "early",
+        };
+        let p = match (group, variant) {
+            (Group::HeldOut, _) => 0.10,
+            (_, "control") => 0.14,
+            _ => 0.07,
+        };
+        let entered_at = at("2026-11-01T00:00:00Z") + Duration::minutes(i64::from(i) * 14 * 24 * 60 / 20_000);
+        let variant = (group == Group::Treated).then_some(variant);
+        let mut entry = entered_in("default", &cart, Some(&customer), group, variant, "2026-11-01T00:00:00Z");
+        entry.at = entered_at;
+        facts.push(entry);
+        let outcome = if group == Group::Treated { Sent } else { WouldSend };
+        let mut touch = message(&cart, Some(&customer), 1, Email, outcome, "2026-11-01T00:00:00Z");
+        touch.at = entered_at;
+        facts.push(touch);
+        if rng.uniform() < p {
+            let mut bought =
+                order(&format!("o-{i}"), Some(&cart), Some(&customer), "30", "EUR", "2026-11-01T00:00:00Z");
+            bought.at = entered_at + Duration::hours(3);
+            facts.push(bought);
+        }
+    }
+    let campaigns =
+        [campaign_with("default", |c| c.experiment = Some(experiment(Some("control"), &["control", "early"])))];
+
+    let started = std::time::Instant::now();
+    let r = campaign(&build_report(&facts, &campaigns, &query(), &Prices::default()), "default");
+    let elapsed = started.elapsed();
+
+    eprintln!("lift {:.4} {:?}; {:?}; {elapsed:?}", r.lift, r.lift_ci95, r.variants);
+    assert_eq!(r.entered, 20_000);
+    let true_lift = (0.14 + 0.07) / 2.0 - 0.10;
+    let Interval(low, high) = r.lift_ci95;
+    assert!(low <= true_lift && true_lift <= high, "lift {} in [{low}, {high}]", r.lift);
+    let early = r.variants.iter().find(|v| v.variant == "early").unwrap();
+    assert_eq!(early.evidence, Evidence::Lowers, "{early:?}");
+    assert!(early.difference_ci95.0 <= -0.07 && -0.07 <= early.difference_ci95.1, "{early:?}");
+    assert!(early.probability_beats_control < 0.001, "{}", early.probability_beats_control);
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
 }

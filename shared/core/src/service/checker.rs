@@ -7,13 +7,14 @@ use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::engagement::Engagement;
-use crate::engine::{self, Decision, Input};
-use crate::ids::{CustomerKey, MessageId};
+use crate::engine::{self, Decision, Input, Progress};
+use crate::ids::{CartId, CustomerKey, MessageId};
+use crate::measure::{Fact, FactKind, Group, MessageOutcome, SegmentLabel};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
 use crate::ports::TimelineKind;
 use crate::ports::{
-    CartRecord, CartStore, Clock, CustomerStore, JobQueue, MessageStore, PortError, ReservedSend, SaveOutcome,
-    Scheduler, SendLedgerStore, StateStore, Timeline, TimelineEntry, TimerPayload,
+    CartRecord, CartStore, Clock, CustomerStore, FactStore, JobQueue, MessageStore, PortError, ReservedSend,
+    SaveOutcome, Scheduler, SendLedgerStore, StateStore, Timeline, TimelineEntry, TimerPayload,
 };
 use crate::render::{self, Links, RenderError};
 use crate::signing::{restore_token, sign_link, LinkClaims};
@@ -48,7 +49,7 @@ pub struct Checker<S: ?Sized = dyn StateStore> {
     pub settings: Arc<Settings>,
 }
 
-impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + ?Sized> Checker<S> {
+impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + FactStore + ?Sized> Checker<S> {
     pub async fn on_timer(&self, timer: &TimerPayload) -> Result<CheckOutcome, PortError> {
         retry_on_conflict("cart", || self.try_check(timer)).await
     }
@@ -85,10 +86,14 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
             None => cart.contact.clone(),
         };
         let mut jobs = Vec::new();
-        // Messages that could not be composed: recorded, never queued.
+        // Messages that could not be composed, and steps held out: recorded, never queued.
         let mut unsent = Vec::new();
         let mut timeline = Vec::new();
-        // Each send or skip moves progress on; the loop ends at a wait or a stop.
+        // Measurement facts, written before the cart (idempotent: a retry rewrites the same).
+        let mut facts = Vec::new();
+        let mut reserved = false;
+        let measured = Measured { cart: &cart, key: &key, customer: customer.as_ref(), now };
+        // Each send, hold-out or skip moves progress on; the loop ends at a wait or a stop.
         let decision = loop {
             let input = Input {
                 cart: &cart,
@@ -101,66 +106,114 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
             };
             let decision = engine::decide(&input);
             timeline.push(decision_entry(&decision, now));
-            if let Decision::Skip { campaign_id, step, due, .. } = &decision {
-                record.progress.skip(campaign_id, *step, *due);
-                continue;
-            }
-            let Decision::Send { campaign_id, step, channel, to, template, .. } = &decision else { break decision };
-            let message = MessageRecord {
-                message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
-                cart_id: cart.cart_id.clone(),
-                customer_key: key.clone(),
-                campaign_id: campaign_id.clone(),
-                step: *step,
-                channel: *channel,
-                decided_at: now,
-                status: MessageStatus::Queued,
-                engagement: Engagement::default(),
-            };
-            record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-            match self.render(template, to, &cart, contact.first_name.as_deref(), &message.message_id, now) {
-                Ok(outgoing) => {
-                    ledger.reserve(ReservedSend {
-                        message_id: message.message_id.clone(),
+            let entering = record.progress.dispatched().next().is_none();
+            match &decision {
+                Decision::Skip { campaign_id, step, due, .. } => {
+                    record.progress.skip(campaign_id, *step, *due);
+                }
+                Decision::Withhold { campaign_id, step, channel, group, variant, .. } => {
+                    let message = MessageRecord {
+                        message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
                         cart_id: cart.cart_id.clone(),
+                        customer_key: key.clone(),
                         campaign_id: campaign_id.clone(),
                         step: *step,
                         channel: *channel,
-                        at: now,
-                    });
-                    let job = MessageJob {
-                        message_id: message.message_id.clone(),
-                        cart_id: cart.cart_id.clone(),
-                        channel: *channel,
-                        outgoing,
+                        decided_at: now,
+                        status: MessageStatus::HeldOut { at: now },
+                        engagement: Engagement::default(),
+                        variant: variant.clone(),
                     };
-                    jobs.push((message.clone(), job));
-                    history.push(message);
+                    record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
+                    record.progress.enter(*group, variant.as_deref());
+                    // Counted like a send: the holdout meets the same caps.
+                    ledger.reserve(reserved_send(&message));
+                    reserved = true;
+                    if entering {
+                        facts.push(measured.entered(campaign_id, *group, variant.as_deref()));
+                    }
+                    facts.push(measured.would_send(&message, *group));
+                    history.push(message.clone());
+                    unsent.push(message);
                 }
-                Err(error) => {
-                    let failed = not_rendered(message, template, &error, now);
-                    timeline.push(not_rendered_entry(&failed, now));
-                    history.push(failed.clone());
-                    unsent.push(failed);
+                Decision::Send { campaign_id, step, channel, to, template, subject, variant, .. } => {
+                    let message = MessageRecord {
+                        message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
+                        cart_id: cart.cart_id.clone(),
+                        customer_key: key.clone(),
+                        campaign_id: campaign_id.clone(),
+                        step: *step,
+                        channel: *channel,
+                        decided_at: now,
+                        status: MessageStatus::Queued,
+                        engagement: Engagement::default(),
+                        variant: variant.clone(),
+                    };
+                    record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
+                    record.progress.enter(Group::Treated, variant.as_deref());
+                    if entering {
+                        facts.push(measured.entered(campaign_id, Group::Treated, variant.as_deref()));
+                    }
+                    let first_name = contact.first_name.as_deref();
+                    let content = Content { template, subject: subject.as_deref(), to };
+                    match self.render(&content, &cart, first_name, &message.message_id, now) {
+                        Ok(outgoing) => {
+                            ledger.reserve(reserved_send(&message));
+                            reserved = true;
+                            let job = MessageJob {
+                                message_id: message.message_id.clone(),
+                                cart_id: cart.cart_id.clone(),
+                                channel: *channel,
+                                outgoing,
+                            };
+                            jobs.push((message.clone(), job));
+                            history.push(message);
+                        }
+                        Err(error) => {
+                            let failed = not_rendered(message, template, &error, now);
+                            timeline.push(not_rendered_entry(&failed, now));
+                            history.push(failed.clone());
+                            unsent.push(failed);
+                        }
+                    }
                 }
+                Decision::Wait { .. } | Decision::Stop { .. } => break decision,
             }
         };
+        // Shadow campaigns decide beside the live one, each on its own
+        // progress and would-send history; nothing they decide is sent.
+        let mut wake_at: Vec<DateTime<Utc>> = match &decision {
+            Decision::Wait { until, .. } => vec![*until],
+            _ => Vec::new(),
+        };
+        for shadow in campaigns.iter().filter(|c| c.is_shadow() && c.enabled) {
+            let mut progress = record.shadow.remove(&shadow.id).unwrap_or_default();
+            let outcome = self.run_shadow(shadow, &mut progress, &measured, &mut timeline, &mut facts);
+            wake_at.extend(outcome);
+            if progress != Progress::default() {
+                record.shadow.insert(shadow.id.clone(), progress);
+            }
+        }
         // The reservation is the per-customer cap's atomic step: written
         // under the ledger's version before anything is queued, so a checker
         // that raced this one for another cart of the customer conflicts,
         // re-reads and decides again with these sends counted.
-        if !jobs.is_empty() {
+        if reserved {
             ledger.forget_before(now - history_window(&campaigns));
             if self.store.save_send_ledger(&ledger).await? == SaveOutcome::Conflict {
                 return Ok(Attempt::Conflict);
             }
         }
-        record.timer_armed_for = match &decision {
-            Decision::Wait { until, .. } => {
-                self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: *until }).await?;
-                Some(*until)
+        for fact in &facts {
+            self.store.record_fact(fact).await?;
+        }
+        // One timer per cart, at the earliest wait of the live and shadow campaigns.
+        record.timer_armed_for = match wake_at.into_iter().min() {
+            Some(until) => {
+                self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: until }).await?;
+                Some(until)
             }
-            _ => None,
+            None => None,
         };
         record.updated_at = now;
         if self.store.save_cart(&record).await? == SaveOutcome::Conflict {
@@ -215,12 +268,61 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         Ok(None)
     }
 
-    /// The message for `to`. An email whose template fails is an error (it is
-    /// recorded, not sent); an SMS falls back to a plain line with the link.
+    /// Runs shadow campaign `shadow` on the cart until it waits or stops:
+    /// each step it would send is recorded on its `progress`, on the
+    /// timeline (`shadow_would_send`) and as a fact. Returns its wait, if any.
+    fn run_shadow(
+        &self,
+        shadow: &Campaign,
+        progress: &mut Progress,
+        measured: &Measured,
+        timeline: &mut Vec<TimelineEntry>,
+        facts: &mut Vec<Fact>,
+    ) -> Option<DateTime<Utc>> {
+        let cart = measured.cart;
+        progress.forget_skips_before(cart.last_activity_at);
+        // Its own would-sends are its history: the live campaign's messages
+        // are not its doing, and its own were never sent.
+        let mut history: Vec<MessageRecord> =
+            progress.dispatched().map(|s| measured.shadow_record(shadow, s.step, s.channel, s.at, progress)).collect();
+        loop {
+            let input = Input {
+                cart,
+                progress,
+                customer: measured.customer,
+                campaigns: std::slice::from_ref(shadow),
+                history: &history,
+                channels: &self.settings.channels,
+                now: measured.now,
+            };
+            let decision = engine::decide_shadow(&input, shadow);
+            match &decision {
+                Decision::Skip { step, due, .. } => progress.skip(&shadow.id, *step, *due),
+                Decision::Withhold { step, channel, variant, .. } | Decision::Send { step, channel, variant, .. } => {
+                    let entering = progress.dispatched().next().is_none();
+                    let id = MessageRecord::shadow_id_for(&shadow.id, &cart.cart_id, *step, *channel);
+                    progress.record(&shadow.id, *step, *channel, id, measured.now);
+                    progress.enter(Group::Shadow, variant.as_deref());
+                    let record = measured.shadow_record(shadow, *step, *channel, measured.now, progress);
+                    if entering {
+                        facts.push(measured.entered(&shadow.id, Group::Shadow, variant.as_deref()));
+                    }
+                    facts.push(measured.would_send(&record, Group::Shadow));
+                    timeline.push(shadow_entry(&decision, &shadow.id, measured.now));
+                    history.push(record);
+                }
+                Decision::Wait { until, .. } => return Some(*until),
+                Decision::Stop { .. } => return None,
+            }
+        }
+    }
+
+    /// The message for `content.to`. An email whose template fails is an
+    /// error (it is recorded, not sent); an SMS falls back to a plain line
+    /// with the link.
     fn render(
         &self,
-        template: &str,
-        to: &Recipient,
+        content: &Content,
         cart: &Cart,
         first_name: Option<&str>,
         message_id: &MessageId,
@@ -244,8 +346,10 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         let restore = link(&restore_target, settings.restore_ttl);
         let item_link = |url: &str| link(url, settings.link_ttl);
         let links = Links { restore: restore.clone(), item: &item_link };
-        Ok(match to {
-            Recipient::Email(to) => render::email(template, to, cart, first_name, &links)?,
+        Ok(match content.to {
+            Recipient::Email(to) => {
+                render::email_with_subject(content.template, content.subject, to, cart, first_name, &links)?
+            }
             Recipient::Sms(to) => render::sms(to, cart, first_name, &links)
                 .unwrap_or_else(|_| Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}") }),
             Recipient::Push(token) => {
@@ -257,6 +361,124 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                 Outgoing::WebPush { subscription: subscription.clone(), title, body, url: restore }
             }
         })
+    }
+}
+
+/// What a send decision asks to compose.
+struct Content<'a> {
+    template: &'a str,
+    subject: Option<&'a str>,
+    to: &'a Recipient,
+}
+
+fn reserved_send(message: &MessageRecord) -> ReservedSend {
+    ReservedSend {
+        message_id: message.message_id.clone(),
+        cart_id: message.cart_id.clone(),
+        campaign_id: message.campaign_id.clone(),
+        step: message.step,
+        channel: message.channel,
+        at: message.decided_at,
+    }
+}
+
+/// The cart being checked, as the measurement facts describe it.
+struct Measured<'a> {
+    cart: &'a Cart,
+    key: &'a CustomerKey,
+    customer: Option<&'a Customer>,
+    now: DateTime<Utc>,
+}
+
+/// How far back a return makes the customer a returner in the report.
+const RETURNER_WINDOW: Duration = Duration::days(90);
+
+impl Measured<'_> {
+    /// The cart entered `campaign_id`: its first step was sent, held out or
+    /// (for a shadow campaign) would have been sent.
+    fn entered(&self, campaign_id: &str, group: Group, variant: Option<&str>) -> Fact {
+        let returner = self.customer.is_some_and(|c| c.returned_since(self.now - RETURNER_WINDOW));
+        let priced = self.cart.items.iter().any(|i| i.price.is_some());
+        let totals = self.cart.totals();
+        Fact::new(
+            self.now,
+            FactKind::Entered {
+                campaign_id: campaign_id.to_owned(),
+                cart_id: self.cart.cart_id.clone(),
+                customer_key: self.key.clone(),
+                group,
+                variant: variant.map(str::to_owned),
+                segment: if returner { SegmentLabel::Returner } else { SegmentLabel::Other },
+                value: priced.then_some(totals.subtotal),
+                currency: totals.currency.filter(|_| priced),
+            },
+        )
+    }
+
+    /// A step a held-out cart or a shadow campaign would have sent.
+    fn would_send(&self, message: &MessageRecord, group: Group) -> Fact {
+        Fact::new(
+            self.now,
+            FactKind::Message {
+                campaign_id: message.campaign_id.clone(),
+                cart_id: message.cart_id.clone(),
+                customer_key: self.key.clone(),
+                message_id: message.message_id.clone(),
+                group,
+                variant: message.variant.clone(),
+                step: message.step,
+                channel: message.channel,
+                outcome: MessageOutcome::WouldSend,
+            },
+        )
+    }
+
+    /// A shadow campaign's would-send as a message record: what its caps
+    /// count (never stored).
+    fn shadow_record(
+        &self,
+        shadow: &Campaign,
+        step: u32,
+        channel: Channel,
+        at: DateTime<Utc>,
+        progress: &Progress,
+    ) -> MessageRecord {
+        let cart_id: &CartId = &self.cart.cart_id;
+        MessageRecord {
+            message_id: MessageRecord::shadow_id_for(&shadow.id, cart_id, step, channel),
+            cart_id: cart_id.clone(),
+            customer_key: self.key.clone(),
+            campaign_id: shadow.id.clone(),
+            step,
+            channel,
+            decided_at: at,
+            status: MessageStatus::HeldOut { at },
+            engagement: Engagement::default(),
+            variant: progress.variant.clone(),
+        }
+    }
+}
+
+/// The timeline line of a shadow campaign's would-send.
+fn shadow_entry(decision: &Decision, campaign_id: &str, now: DateTime<Utc>) -> TimelineEntry {
+    let (step, channel, variant) = match decision {
+        Decision::Withhold { step, channel, variant, .. } | Decision::Send { step, channel, variant, .. } => {
+            (Some(*step), Some(*channel), variant.clone())
+        }
+        _ => (None, None, None),
+    };
+    TimelineEntry {
+        at: now,
+        kind: TimelineKind::Decision,
+        code: crate::reason::ReasonCode::ShadowWouldSend.as_str().into(),
+        message: decision.reason().message.clone(),
+        details: serde_json::json!({
+            "decision": "shadow",
+            "campaign_id": campaign_id,
+            "step": step,
+            "channel": channel,
+            "variant": variant,
+        }),
     }
 }
 
@@ -359,9 +581,13 @@ fn decision_entry(decision: &Decision, now: DateTime<Utc>) -> TimelineEntry {
     let reason = decision.reason();
     let details = match decision {
         Decision::Wait { until, .. } => serde_json::json!({ "decision": "wait", "until": until }),
-        Decision::Send { campaign_id, step, channel, .. } => {
-            serde_json::json!({ "decision": "send", "campaign_id": campaign_id, "step": step, "channel": channel })
-        }
+        Decision::Send { campaign_id, step, channel, variant, .. } => serde_json::json!({
+            "decision": "send", "campaign_id": campaign_id, "step": step, "channel": channel, "variant": variant,
+        }),
+        Decision::Withhold { campaign_id, step, channel, group, variant, .. } => serde_json::json!({
+            "decision": "withhold", "campaign_id": campaign_id, "step": step, "channel": channel,
+            "group": group, "variant": variant,
+        }),
         Decision::Skip { campaign_id, step, due, .. } => {
             serde_json::json!({ "decision": "skip", "campaign_id": campaign_id, "step": step, "due": due })
         }

@@ -2,14 +2,16 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
+use super::facts::message_fact;
 use super::CampaignCache;
 use crate::engine::{self, Input, Recheck};
 use crate::ids::{CartId, MessageId};
+use crate::measure::facts::MessageOutcome;
 use crate::message::{MessageJob, MessageRecord, MessageStatus};
 use crate::ports::TimelineKind;
 use crate::ports::{
-    CartStore, Claim, Clock, CustomerStore, MessageStore, PortError, PriorAttempt, SendError, Sender, SettleOutcome,
-    StateStore, Timeline, TimelineEntry,
+    CartStore, Claim, Clock, CustomerStore, FactStore, MessageStore, PortError, PriorAttempt, SendError, Sender,
+    SettleOutcome, StateStore, Timeline, TimelineEntry,
 };
 use crate::reason::Reason;
 
@@ -54,7 +56,7 @@ pub enum DeliveryError {
 
 /// Takes one job off a channel queue: claim, last-moment checks, send,
 /// record. Needs messages, carts and customers (the rules are asked again
-/// on fresh state), the campaigns, and the timeline.
+/// on fresh state), the campaigns, the timeline and the facts (a send).
 pub struct Delivery<S: ?Sized = dyn StateStore> {
     pub store: Arc<S>,
     pub sender: Arc<dyn Sender>,
@@ -62,7 +64,7 @@ pub struct Delivery<S: ?Sized = dyn StateStore> {
     pub clock: Arc<dyn Clock>,
 }
 
-impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S> {
+impl<S: CartStore + CustomerStore + MessageStore + Timeline + FactStore + ?Sized> Delivery<S> {
     pub async fn deliver(&self, job: &MessageJob) -> Result<DeliveryOutcome, DeliveryError> {
         let now = self.clock.now();
         let lease_until = now + Duration::seconds(CLAIM_LEASE_SECONDS);
@@ -134,8 +136,9 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S
                 // and only records the status (one "sent" line either way).
                 let text = format!("Step {} sent by {}.", record.step + 1, record.channel.as_str());
                 self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
-                let status =
-                    MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: self.clock.now() };
+                let sent_at = self.clock.now();
+                self.record_sent(&record, sent_at).await?;
+                let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: sent_at };
                 self.settle(&record, &held, &status).await?;
                 Ok(DeliveryOutcome::Sent { provider_message_id })
             }
@@ -221,11 +224,13 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S
                     );
                     self.note(&record.cart_id, "sent", &text, &record.message_id, job).await?;
                 }
+                self.record_sent(record, now).await?;
                 let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: now };
                 self.settle(record, held, &status).await?;
                 Ok(Some(DeliveryOutcome::Sent { provider_message_id }))
             }
             (PriorAttempt::Unknown, Some(true)) => {
+                self.record_sent(record, now).await?;
                 let status = MessageStatus::Sent { provider_message_id: String::new(), at: now };
                 self.settle(record, held, &status).await?;
                 Ok(Some(DeliveryOutcome::Skipped("already sent".into())))
@@ -282,6 +287,15 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + ?Sized> Delivery<S
             );
         }
         Ok(outcome)
+    }
+
+    /// The `sent` fact, written before the status that closes the claim:
+    /// should this write fail (or the sender stop right after it), the claim
+    /// is taken over, the taker-over learns the message went out and writes
+    /// the same fact again.
+    async fn record_sent(&self, record: &MessageRecord, at: chrono::DateTime<chrono::Utc>) -> Result<(), PortError> {
+        self.store.record_fact(&message_fact(record, MessageOutcome::Sent, at)).await?;
+        Ok(())
     }
 
     /// Hands an unused claim back (`Queued`). Best effort: if this write

@@ -8,14 +8,24 @@
 //! writes. Only the first of each label on a message adds a timeline line.
 //! Counts are at least once: a redelivered provider report counts again
 //! (the label and the first time are what decisions read).
+//!
+//! The first open, machine open and click of a message is also a fact
+//! (`opened_human`, `opened_machine`, `clicked`) for the report. It is
+//! written before the count, while the message as read has no tally of the
+//! label yet: should the fact write fail, nothing is counted and the retry
+//! (a redelivered report, the next click) writes it; once the label is
+//! counted no further fact write is made, so a flood of clicks costs no
+//! more writes than before. Racing first clicks write the same fact (its id
+//! is the message's and the outcome's): stored once.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use super::facts::{engagement_outcome, message_fact};
 use crate::engagement::{classify, Classified, EngagementLabel, EngagementReason, Interaction, MACHINE_WINDOW};
 use crate::ids::{CartId, MessageId};
 use crate::message::{MessageRecord, MessageStatus};
-use crate::ports::{MessageStore, PortError, Timeline, TimelineEntry, TimelineKind};
+use crate::ports::{FactStore, MessageStore, PortError, Timeline, TimelineEntry, TimelineKind};
 
 /// What recording one open or click did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +61,18 @@ pub fn sent_at(message: &MessageRecord) -> DateTime<Utc> {
 /// Labels, counts and (the first time per label) explains one open or click
 /// on `message`. `details` add the source's own facts to the timeline line
 /// (a provider's name and message id). Only a storage outage is an error.
-pub async fn record_engagement<S: MessageStore + Timeline + ?Sized>(
+pub async fn record_engagement<S: MessageStore + Timeline + FactStore + ?Sized>(
     store: &S,
     message: &MessageRecord,
     sighting: Sighting<'_>,
     details: Map<String, Value>,
 ) -> Result<EngagementOutcome, PortError> {
     let classified = classify(sighting.interaction, sighting.user_agent, sighting.at, sent_at(message));
+    if message.engagement.tally(classified.label).is_none() {
+        if let Some(outcome) = engagement_outcome(classified.label) {
+            store.record_fact(&message_fact(message, outcome, sighting.at)).await?;
+        }
+    }
     let Some(tally) = store.record_engagement(&message.message_id, classified.label, sighting.at).await? else {
         return Ok(EngagementOutcome::UnknownMessage);
     };
@@ -75,7 +90,7 @@ pub async fn record_engagement<S: MessageStore + Timeline + ?Sized>(
 }
 
 /// A click on a tracked link (`GET /r/{token}`) of `message_id`, seen now.
-pub async fn record_link_click<S: MessageStore + Timeline + ?Sized>(
+pub async fn record_link_click<S: MessageStore + Timeline + FactStore + ?Sized>(
     store: &S,
     message_id: &MessageId,
     cart_id: &CartId,

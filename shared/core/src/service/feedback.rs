@@ -26,15 +26,17 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::engagement::{record_engagement, EngagementOutcome, Sighting};
+use super::facts::message_fact;
 use super::{noted_sent, retry_on_conflict, Attempt};
 use crate::customer::Customer;
 use crate::engagement::Interaction;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
 use crate::ids::{CartId, CustomerId, EventId, MessageId};
+use crate::measure::facts::MessageOutcome;
 use crate::message::{MessageRecord, MessageStatus};
 use crate::ports::{
-    CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, MessageStore, PortError, StateStore,
-    Timeline, TimelineEntry, TimelineKind,
+    CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, FactStore, MessageStore, PortError,
+    StateStore, Timeline, TimelineEntry, TimelineKind,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,13 +120,13 @@ pub enum FeedbackOutcome {
 }
 
 /// Provider reports in: needs messages, customers, carts, the event commit
-/// (for dedupe) and the timeline.
+/// (for dedupe), the timeline and the facts.
 pub struct Feedback<S: ?Sized = dyn StateStore> {
     pub store: Arc<S>,
     pub clock: Arc<dyn Clock>,
 }
 
-impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized> Feedback<S> {
+impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactStore + ?Sized> Feedback<S> {
     /// Applies one notification. Only a storage outage is an error (the
     /// caller retries the notification; every effect is idempotent).
     pub async fn record(&self, event: &FeedbackEvent) -> Result<FeedbackOutcome, PortError> {
@@ -145,6 +147,11 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
                 EngagementOutcome::UnknownMessage => FeedbackOutcome::UnknownMessage,
             });
         }
+        // Before the dedupe commit: a report redelivered after a failure in
+        // between writes the same fact again, never none.
+        if let Some(outcome) = report_outcome(event.kind) {
+            self.store.record_fact(&message_fact(&message, outcome, event.at)).await?;
+        }
         let withdraws = event.kind.withdraws_email_consent();
         let customer_id = known_customer(&message).filter(|_| withdraws);
         retry_on_conflict("customer", || self.try_record(event, &message, withdraws, customer_id)).await
@@ -163,6 +170,8 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
         if !noted_sent(&*self.store, &message.cart_id, &message.message_id).await? {
             self.store.append_timeline(&message.cart_id, &reconciled_line(event, message, self.clock.now())).await?;
         }
+        // The send's fact, as a sender writes it before its settle.
+        self.store.record_fact(&message_fact(message, MessageOutcome::Sent, attempted_at)).await?;
         let sent = MessageStatus::Sent { provider_message_id: event.provider_message_id.clone(), at: attempted_at };
         // ClaimLost: another report settled it first.
         self.store.settle_message(&message.message_id, &message.status, &sent).await?;
@@ -216,6 +225,19 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + ?Sized>
                 Ok(Attempt::Done(FeedbackOutcome::Recorded { consent_withdrawn_for: customer_id.cloned() }))
             }
         }
+    }
+}
+
+/// The message outcome a delivery, bounce or complaint report is counted
+/// as (opens and clicks are counted by `record_engagement`). A temporary
+/// bounce counts too: the report's bounce count is of messages that
+/// bounced at all; the timeline tells the two apart.
+fn report_outcome(kind: FeedbackKind) -> Option<MessageOutcome> {
+    match kind {
+        FeedbackKind::Delivered => Some(MessageOutcome::Delivered),
+        FeedbackKind::Bounced { .. } => Some(MessageOutcome::Bounced),
+        FeedbackKind::Complained => Some(MessageOutcome::Complained),
+        FeedbackKind::Opened | FeedbackKind::Clicked => None,
     }
 }
 

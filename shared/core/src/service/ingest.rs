@@ -3,14 +3,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use super::facts::{event_fact, EventFact};
 use super::{retry_on_conflict, Attempt, CampaignCache};
 use crate::cart::CartStatus;
 use crate::customer::Customer;
 use crate::event::{parse_body, BodyError, Event, EventType, FieldError, FieldWarning};
 use crate::ports::TimelineKind;
 use crate::ports::{
-    CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, PortError, Scheduler,
-    StateStore, TimelineEntry, TimerPayload,
+    CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, FactStore, PortError,
+    Scheduler, StateStore, TimelineEntry, TimerPayload,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,7 +91,8 @@ impl ApplyOutcome {
     }
 }
 
-/// Events in: needs carts, customers and the atomic event commit.
+/// Events in: needs carts, customers, the atomic event commit and the
+/// facts (orders and returns).
 pub struct Ingest<S: ?Sized = dyn StateStore> {
     pub store: Arc<S>,
     pub scheduler: Arc<dyn Scheduler>,
@@ -98,7 +100,7 @@ pub struct Ingest<S: ?Sized = dyn StateStore> {
     pub clock: Arc<dyn Clock>,
 }
 
-impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
+impl<S: CartStore + CustomerStore + EventLog + FactStore + ?Sized> Ingest<S> {
     /// Parses and applies a request body. Only a refused body is an error:
     /// bad events are answered one by one and never sink the others, and an
     /// event that storage fails is answered `retry` while the rest go on.
@@ -203,19 +205,30 @@ impl<S: CartStore + CustomerStore + EventLog + ?Sized> Ingest<S> {
             }
             None => None,
         };
+        let fact = event_fact(event, cart.as_ref().map(CartRecord::cart).as_ref());
         let timeline = event.cart_id.as_ref().map(|_| {
             let mut details = serde_json::json!({ "event_id": event.event_id });
             if !warnings.is_empty() {
                 details["warnings"] = serde_json::json!(warnings);
             }
-            TimelineEntry {
-                at: event.occurred_at,
-                kind: TimelineKind::Event,
-                code: event.kind.as_str().into(),
-                message: describe(event, warnings),
-                details,
+            let mut message = describe(event, warnings);
+            if let EventFact::NotCounted(why) = &fact {
+                message = format!("{message}; {why}");
             }
+            let code = event.kind.as_str().into();
+            TimelineEntry { at: event.occurred_at, kind: TimelineKind::Event, code, message, details }
         });
+        match &fact {
+            // Before the commit: a retry after a failed commit rewrites the
+            // same fact, a second purchase event for the order finds it.
+            EventFact::Record(fact) => {
+                self.store.record_fact(fact).await?;
+            }
+            EventFact::NotCounted(why) if timeline.is_none() => {
+                tracing::info!(event_id = %event.event_id, kind = event.kind.as_str(), "{why}");
+            }
+            EventFact::NotCounted(_) | EventFact::Nothing => {}
+        }
         let commit = EventCommit { event_id: event.event_id.clone(), received_at, cart, customer, timeline };
         Ok(match self.store.commit_event(commit).await? {
             CommitOutcome::Applied => Attempt::Done(ApplyOutcome::Accepted),

@@ -7,6 +7,7 @@ mod campaigns;
 mod checker;
 mod delivery;
 mod engagement;
+mod facts;
 mod feedback;
 mod ingest;
 mod report;
@@ -18,8 +19,8 @@ pub use checker::{decide_now, CheckOutcome, Checker};
 pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
 pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOutcome, Sighting};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
-pub use report::{parse_query, report, ReportError, DEFAULT_REPORT_DAYS, MAX_REPORT_DAYS, WINDOW_HOURS};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
+pub use report::{parse_query, report, ReportError, DEFAULT_REPORT_DAYS, MAX_REPORT_DAYS, WINDOW_HOURS};
 
 use crate::ids::{CartId, MessageId};
 use crate::measure::report::Prices;

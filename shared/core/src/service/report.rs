@@ -88,8 +88,8 @@ pub fn parse_query(params: &BTreeMap<String, String>, today: NaiveDate) -> Resul
 
 /// The report for `query`: reads facts from `from` to as far past `to` as
 /// a cart entering on `to` can still be messaged and then buy (the longest
-/// campaign's steps plus the longest window, and a day for the steps'
-/// send delays), but never past `today`.
+/// campaign's later steps, each possibly sent late, plus the longest window
+/// and a day), but never past `today`.
 pub async fn report<S: FactStore + ?Sized>(
     store: &S,
     campaigns: &[Campaign],
@@ -102,11 +102,30 @@ pub async fn report<S: FactStore + ?Sized>(
             return Err(ReportError::UnknownCampaign(id.clone()));
         }
     }
-    let steps = campaigns.iter().map(|c| c.steps.iter().map(|s| s.delay).sum::<Duration>()).max().unwrap_or_default();
+    let steps = campaigns.iter().map(step_span).max().unwrap_or_default();
     let reach = steps + query.longest_window() + Duration::days(1);
     let last_day = (query.to + Duration::days(reach.num_days() + 1)).min(today).max(query.to);
     let facts = store.facts(query.from, last_day).await?;
     Ok(build_report(&facts, campaigns, query, prices))
+}
+
+/// How long after entering a cart can still get a message: its campaign's
+/// step delays after the first (the longest variant's), each step up to
+/// `max_send_delay` late.
+fn step_span(campaign: &Campaign) -> Duration {
+    let delays = |overrides: &[crate::campaign::StepOverride]| {
+        campaign
+            .steps
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, step)| {
+                overrides.get(i).and_then(|o| o.delay).unwrap_or(step.delay) + campaign.caps.max_send_delay
+            })
+            .sum::<Duration>()
+    };
+    let variants = campaign.experiment.iter().flat_map(|e| e.variants.iter()).map(|v| delays(&v.steps));
+    variants.fold(delays(&[]), Duration::max)
 }
 
 #[cfg(test)]
@@ -160,7 +179,10 @@ mod tests {
 
     #[test]
     fn given_bad_parameters_when_parsed_then_the_error_names_the_parameter_and_why() {
-        assert_eq!(refusal(&[("from", "2026-11-10"), ("to", "2026-11-09")]), "from: 2026-11-10 is after to (2026-11-09)");
+        assert_eq!(
+            refusal(&[("from", "2026-11-10"), ("to", "2026-11-09")]),
+            "from: 2026-11-10 is after to (2026-11-09)"
+        );
         assert_eq!(
             refusal(&[("from", "2025-01-01"), ("to", "2026-01-02")]),
             "from: the period from 2025-01-01 to 2026-01-02 is longer than 366 days"
@@ -218,10 +240,11 @@ mod tests {
 
         query.to = "2026-11-10".parse().unwrap();
         report(&store, &campaigns, &query, &Prices::default(), today()).await.unwrap();
-        // The default campaign spans 24h30m of steps; the window 24 h; one day of slack.
+        // The default campaign's second step comes 24 h after the first, up to 2 days late;
+        // the window is 24 h; a day of slack: 5 days, and the last day whole.
         let asked = store.asked.lock().unwrap().clone();
         assert_eq!(asked[0], (query.from, today()));
-        assert_eq!(asked[1], (query.from, "2026-11-14".parse().unwrap()));
+        assert_eq!(asked[1], (query.from, "2026-11-16".parse().unwrap()));
 
         query.campaign = Some("nope".into());
         let unknown = report(&store, &campaigns, &query, &Prices::default(), today()).await.unwrap_err();
