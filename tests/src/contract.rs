@@ -28,6 +28,7 @@ use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::{Progress, StepDispatched};
 use cartback_core::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item, PushPlatform, PushToken};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
+use cartback_core::measure::facts::{Fact, FactKind};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus};
 use cartback_core::ports::TimelineKind;
 use cartback_core::ports::{
@@ -38,7 +39,6 @@ use cartback_core::ports::{
 use cartback_core::service::{CampaignCache, Checker, Ingest, Settings};
 use cartback_core::signing::Secret;
 use cartback_core::Decimal;
-use cartback_core::measure::facts::{Fact, FactKind};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 

@@ -763,9 +763,7 @@ impl MessageStore for DynamoStateStore {
                 MessageStatus::Rejected { .. }
                 | MessageStatus::Cancelled { .. }
                 | MessageStatus::Unknown { .. }
-                | MessageStatus::HeldOut { .. } => {
-                    return Ok(Claim::Closed)
-                }
+                | MessageStatus::HeldOut { .. } => return Ok(Claim::Closed),
                 MessageStatus::Sending { lease_until, .. } if *lease_until > now => return Ok(Claim::InFlight),
                 // A holder that stopped before calling the provider sent nothing.
                 MessageStatus::Sending { provider_called, .. } => *provider_called,

@@ -679,10 +679,13 @@ desktop = ["email"]
         let mut c = Campaign::from_toml(EXPERIMENT).unwrap();
         c.steps[1].delay_from = DelayFrom::LastActivity;
         c.steps[1].delay = Duration::hours(2);
-        assert_eq!(c.validate(), Err(vec![CampaignError {
-            field: "experiment.variants[1].steps[1].delay".into(),
-            message: "counts from the last activity, so it must be longer than the earlier steps' delays".into(),
-        }]));
+        assert_eq!(
+            c.validate(),
+            Err(vec![CampaignError {
+                field: "experiment.variants[1].steps[1].delay".into(),
+                message: "counts from the last activity, so it must be longer than the earlier steps' delays".into(),
+            }])
+        );
         let mut c = Campaign::from_toml(EXPERIMENT).unwrap();
         for v in &mut c.experiment.as_mut().unwrap().variants {
             v.weight = 0;

@@ -245,9 +245,10 @@ impl Arm {
             (None, false) => assign_group(&campaign.id, campaign.holdout_percent, &key),
         };
         let variant = campaign.experiment.as_ref().and_then(|experiment| {
-            let entered = input.progress.variant.as_ref().and_then(|name| {
-                experiment.variants.iter().position(|v| &v.name == name).map(|i| (i, name.clone()))
-            });
+            let entered =
+                input.progress.variant.as_ref().and_then(|name| {
+                    experiment.variants.iter().position(|v| &v.name == name).map(|i| (i, name.clone()))
+                });
             entered.or_else(|| {
                 let index = assign_variant(&experiment.id, &experiment.weights(), &key)?;
                 Some((index, experiment.variants.get(index)?.name.clone()))

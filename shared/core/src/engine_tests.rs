@@ -11,11 +11,11 @@ use serde_json::json;
 
 use super::*;
 use crate::campaign::{Campaign, ChannelOrder, DelayFrom, Segment, Step};
+use crate::campaign::{CampaignMode, Experiment, StepOverride, Variant};
 use crate::cart::{Cart, CartStatus, Purchase};
 use crate::customer::Customer;
 use crate::engagement::{Engagement, EngagementLabel};
 use crate::event::{ConsentPatch, CustomerPatch, Device, Item, PushPlatform, PushToken};
-use crate::campaign::{CampaignMode, Experiment, StepOverride, Variant};
 use crate::ids::CustomerKey;
 use crate::measure::{assign_group, assign_variant, Group};
 use crate::message::{Channel, MessageRecord, MessageStatus};

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cartback_core::campaign::Campaign;
-use cartback_core::engine::Decision;
-use cartback_core::message::{Channel, MessageJob, QueueName};
 use cartback_core::campaign::CampaignMode;
+use cartback_core::engine::Decision;
 use cartback_core::ids::CustomerKey;
 use cartback_core::measure::{assign_group, FactKind, Group, MessageOutcome, SegmentLabel};
+use cartback_core::message::{Channel, MessageJob, QueueName};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartStore, Clock, FactStore, JobQueue, MessageStore, PortError, SendLedgerStore, StateStore,
@@ -443,17 +443,16 @@ async fn given_a_shadow_campaign_beside_the_live_one_when_the_cart_is_abandoned_
 
     // AND the facts hold the shadow's entry and would-send, and the live entry.
     let day = t0().date_naive();
-    let mut entered: Vec<(String, Group)> = w
-        .db
-        .facts(day, day)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|f| match f.kind {
-            FactKind::Entered { campaign_id, group, .. } => Some((campaign_id, group)),
-            _ => None,
-        })
-        .collect();
+    let mut entered: Vec<(String, Group)> =
+        w.db.facts(day, day)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|f| match f.kind {
+                FactKind::Entered { campaign_id, group, .. } => Some((campaign_id, group)),
+                _ => None,
+            })
+            .collect();
     entered.sort();
     assert_eq!(entered, [("default".to_owned(), Group::Treated), ("draft".to_owned(), Group::Shadow)]);
 }

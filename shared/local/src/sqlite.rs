@@ -38,8 +38,8 @@ use cartback_core::measure::facts::Fact;
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
-    EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome,
-    SystemClock, Timeline, TimelineEntry,
+    EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, SystemClock,
+    Timeline, TimelineEntry,
 };
 use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
@@ -687,9 +687,7 @@ impl MessageStore for Database {
                 MessageStatus::Rejected { .. }
                 | MessageStatus::Cancelled { .. }
                 | MessageStatus::Unknown { .. }
-                | MessageStatus::HeldOut { .. } => {
-                    return Ok(Claim::Closed)
-                }
+                | MessageStatus::HeldOut { .. } => return Ok(Claim::Closed),
             };
             // A takeover keeps the mark: until a sender settles what the
             // marked attempt did, any later claim must ask the provider too.

@@ -318,6 +318,20 @@ impl Unit<'_> {
     }
 }
 
+/// Rounded to cents and shown with two decimals, so amounts read alike
+/// ("29.80", not "29.8" beside "516.21").
+fn cents(amount: Decimal) -> Decimal {
+    at_least_cents(amount.round_dp(2))
+}
+
+/// Two decimals at least: sums of these keep them.
+fn at_least_cents(mut amount: Decimal) -> Decimal {
+    if amount.scale() < 2 {
+        amount.rescale(2);
+    }
+    amount
+}
+
 fn add_money(money: &mut Money, currency: Option<&str>, amount: Decimal) {
     if let Some(currency) = currency {
         *money.entry(currency.to_owned()).or_default() += amount;
@@ -335,7 +349,7 @@ fn per(money: &Money, count: u64) -> Money {
     if count == 0 {
         return Money::new();
     }
-    money.iter().map(|(c, amount)| (c.clone(), (*amount / Decimal::from(count)).round_dp(2))).collect()
+    money.iter().map(|(c, amount)| (c.clone(), cents(*amount / Decimal::from(count)))).collect()
 }
 
 impl MessageCounts {
@@ -437,7 +451,7 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
                     cart_id: cart_id.as_ref(),
                     customer: customer_key.as_ref().and_then(CustomerKey::customer),
                     currency,
-                    net_value: (value.unwrap_or_default() - returned).max(Decimal::ZERO),
+                    net_value: at_least_cents((value.unwrap_or_default() - returned).max(Decimal::ZERO)),
                 })
             }
             _ => None,
@@ -605,7 +619,7 @@ fn aov(orders: &[&Order<'_>]) -> Money {
     sums.into_iter()
         .map(|(currency, sum)| {
             let n = counts.get(currency.as_str()).copied().unwrap_or(1).max(1);
-            (currency, (sum / Decimal::from(n)).round_dp(2))
+            (currency, cents(sum / Decimal::from(n)))
         })
         .collect()
 }
@@ -750,7 +764,7 @@ fn summarize(
             .map(|currency| {
                 let per_treated = revenue_treated.get(currency).copied().unwrap_or_default() / Decimal::from(treated);
                 let per_held = revenue_held_out.get(currency).copied().unwrap_or_default() / Decimal::from(held_out);
-                (currency.clone(), ((per_treated - per_held) * Decimal::from(treated)).round_dp(2))
+                (currency.clone(), cents((per_treated - per_held) * Decimal::from(treated)))
             })
             .collect()
     };

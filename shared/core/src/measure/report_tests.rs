@@ -486,10 +486,10 @@ impl SplitMix {
 /// reminders that put customers off, 7%; half the treated in each) WHEN
 /// reported THEN the 95% interval of the lift holds the true lift (0.5
 /// points), the harmful variant is flagged as lowering recovery against
-/// control with an interval that holds its true difference (-7 points), and
-/// the report is computed in well under a second. Measured: lift 1.5 points
-/// (-0.6 to 3.7); "early" -6.3 points (-7.7 to -4.8) against control,
-/// probability of beating it 0.0; 0.5 s in a debug build.
+/// control with an interval that holds its true difference (-7 points).
+/// Measured: lift 1.5 points (-0.6 to 3.7); "early" -6.3 points (-7.7 to
+/// -4.8) against control, probability of beating it 0.0. (The services-level
+/// twin of this test is `tests/tests/measurement_simulation.rs`.)
 #[test]
 fn given_a_shop_whose_truth_is_known_when_reported_then_the_intervals_hold_the_true_lift_and_flag_the_harm() {
     let mut rng = SplitMix(10);
@@ -531,11 +531,8 @@ fn given_a_shop_whose_truth_is_known_when_reported_then_the_intervals_hold_the_t
     let campaigns =
         [campaign_with("default", |c| c.experiment = Some(experiment(Some("control"), &["control", "early"])))];
 
-    let started = std::time::Instant::now();
     let r = campaign(&build_report(&facts, &campaigns, &query(), &Prices::default()), "default");
-    let elapsed = started.elapsed();
-
-    eprintln!("lift {:.4} {:?}; {:?}; {elapsed:?}", r.lift, r.lift_ci95, r.variants);
+    eprintln!("lift {:.4} {:?}; {:?}", r.lift, r.lift_ci95, r.variants);
     assert_eq!(r.entered, 20_000);
     let true_lift = (0.14 + 0.07) / 2.0 - 0.10;
     let Interval(low, high) = r.lift_ci95;
@@ -544,5 +541,4 @@ fn given_a_shop_whose_truth_is_known_when_reported_then_the_intervals_hold_the_t
     assert_eq!(early.evidence, Evidence::Lowers, "{early:?}");
     assert!(early.difference_ci95.0 <= -0.07 && -0.07 <= early.difference_ci95.1, "{early:?}");
     assert!(early.probability_beats_control < 0.001, "{}", early.probability_beats_control);
-    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
 }

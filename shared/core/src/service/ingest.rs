@@ -10,8 +10,8 @@ use crate::customer::Customer;
 use crate::event::{parse_body, BodyError, Event, EventType, FieldError, FieldWarning};
 use crate::ports::TimelineKind;
 use crate::ports::{
-    CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, FactStore, PortError,
-    Scheduler, StateStore, TimelineEntry, TimerPayload,
+    CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, FactStore, PortError, Scheduler,
+    StateStore, TimelineEntry, TimerPayload,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
