@@ -44,6 +44,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let public_base_url = args.public_base_url.clone().unwrap_or_else(|| format!("http://{address}"));
     let mut settings = Settings::new(secret, &public_base_url, &args.restore_url);
     settings.retention = Duration::days(i64::from(args.retention_days.max(1)));
+    settings.prices = args.message_prices.clone();
     let settings = Arc::new(settings);
 
     let store: Arc<dyn StateStore> = Arc::new(db.clone());

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cartback_core::measure::report::Prices;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -76,6 +77,10 @@ pub struct DevArgs {
     /// Days carts, messages and timelines are kept.
     #[arg(long, env = "CARTBACK_RETENTION_DAYS", default_value_t = 90)]
     pub retention_days: u32,
+    /// The shop's message prices for the report's cost, e.g. "sms=0.0075,currency=USD" (keys email, sms, push,
+    /// web_push, currency); channels left out keep the AWS list prices.
+    #[arg(long, env = "CARTBACK_MESSAGE_PRICES", default_value = "")]
+    pub message_prices: Prices,
     /// Whether POST /v1/events still takes legacy v1 signatures (over the
     /// body only); `false` refuses them. Every other route needs v2.
     #[arg(long, env = "CARTBACK_ACCEPT_V1_SIGNATURES", default_value_t = true, action = clap::ArgAction::Set)]
@@ -162,6 +167,9 @@ pub struct ReportArgs {
     /// Print one CSV row per campaign (and the total) with the top-level fields.
     #[arg(long)]
     pub csv: bool,
+    /// Message prices for the cost, as `cartback dev` takes them.
+    #[arg(long, env = "CARTBACK_MESSAGE_PRICES", default_value = "")]
+    pub message_prices: Prices,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use cartback_core::campaign::Campaign;
-use cartback_core::measure::report::{CampaignReport, Interval, Money, Prices, Report};
+use cartback_core::measure::report::{CampaignReport, Interval, Money, Report};
 use cartback_core::ports::{Clock, SystemClock};
 use cartback_core::service::{parse_query, report, ReportError};
 
@@ -35,7 +35,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if campaigns.is_empty() {
         campaigns.push(Campaign::default_campaign());
     }
-    let answer = match report(&*stores.state, &campaigns, &query, &Prices::default(), today).await {
+    let answer = match report(&*stores.state, &campaigns, &query, &args.message_prices, today).await {
         Ok(r) => r,
         Err(ReportError::UnknownCampaign(id)) => {
             eprintln!("error: --campaign: no campaign {id:?} (see `cartback campaign list`)");

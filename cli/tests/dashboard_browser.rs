@@ -418,7 +418,7 @@ fn given_a_shop_with_recovered_carts_when_the_dashboard_is_refreshed_in_chromium
         held_out.push(has_decision(&cart, &["held_out"]));
     }
     // Two in three reminded shoppers buy, one in four of the others: a shop where reminders pay.
-    let buys = |n: usize| if held_out[n] { n % 4 == 0 } else { n % 3 != 0 };
+    let buys = |n: usize| if held_out[n] { n.is_multiple_of(4) } else { !n.is_multiple_of(3) };
     let buyers: Vec<usize> = (0..carts).filter(|n| buys(*n)).collect();
     let purchases: Vec<Value> = buyers
         .iter()

@@ -6,6 +6,7 @@
 
 use chrono::Duration;
 
+use cartback_core::measure::report::{PriceError, Prices};
 use cartback_core::message::QueueName;
 
 pub const STATE_TABLE: &str = "CARTBACK_STATE_TABLE";
@@ -13,6 +14,8 @@ pub const CONFIG_TABLE: &str = "CARTBACK_CONFIG_TABLE";
 pub const RETENTION_DAYS: &str = "CARTBACK_RETENTION_DAYS";
 /// Optional: how long measurement facts are kept (default 400 days).
 pub const FACT_RETENTION_DAYS: &str = "CARTBACK_FACT_RETENTION_DAYS";
+/// Optional: the shop's message prices for the report's cost (see `Prices`).
+pub const MESSAGE_PRICES: &str = "CARTBACK_MESSAGE_PRICES";
 pub const INGEST_SECRET_ARN: &str = "CARTBACK_INGEST_SECRET_ARN";
 pub const SCHEDULE_GROUP: &str = "CARTBACK_SCHEDULE_GROUP";
 pub const SCHEDULER_ROLE_ARN: &str = "CARTBACK_SCHEDULER_ROLE_ARN";
@@ -122,6 +125,8 @@ pub struct CommonConfig {
     /// How long measurement facts live after they are recorded: longer
     /// than carts, so a report can compare a season with last year's.
     pub fact_retention: Duration,
+    /// What a message costs per channel, for the report's cost.
+    pub prices: Prices,
 }
 
 impl CommonConfig {
@@ -144,6 +149,10 @@ impl CommonConfig {
             config_table: table_name(env, CONFIG_TABLE)?,
             retention: Duration::days(days),
             fact_retention: Duration::days(fact_days),
+            prices: match optional(env, MESSAGE_PRICES) {
+                None => Prices::default(),
+                Some(text) => text.parse().map_err(|e: PriceError| invalid(MESSAGE_PRICES, e.to_string()))?,
+            },
         })
     }
 }
@@ -346,6 +355,19 @@ mod tests {
         assert_eq!(c.retention, Duration::days(90));
         assert_eq!(c.state_table, "cartback-state");
         assert_eq!(c.fact_retention, Duration::days(400), "facts outlive carts by default");
+    }
+
+    #[test]
+    fn given_message_prices_when_loaded_then_they_are_used_and_a_bad_one_is_named() {
+        let mut vars = BASE.to_vec();
+        assert_eq!(CommonConfig::from_env(&env(&vars)).unwrap().prices, Prices::default());
+        vars.push((MESSAGE_PRICES, "sms=0.0075"));
+        let prices = CommonConfig::from_env(&env(&vars)).unwrap().prices;
+        assert_eq!(prices.per_message[&cartback_core::message::Channel::Sms], "0.0075".parse().unwrap());
+        vars.pop();
+        vars.push((MESSAGE_PRICES, "sms=free"));
+        let error = CommonConfig::from_env(&env(&vars)).unwrap_err();
+        assert!(matches!(&error, ConfigError::Invalid { var: MESSAGE_PRICES, reason } if reason.starts_with("sms:")));
     }
 
     #[test]

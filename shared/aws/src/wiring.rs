@@ -51,6 +51,7 @@ pub fn campaign_cache(clients: &Clients, common: &CommonConfig, clock: Arc<dyn C
 fn settings(config: &TimerConfig, secret: Secret) -> Arc<Settings> {
     let mut settings = Settings::new(secret, &config.public_base_url, &config.restore_url);
     settings.retention = config.common.retention;
+    settings.prices = config.common.prices.clone();
     settings.channels = crate::DELIVERED_CHANNELS.to_vec();
     Arc::new(settings)
 }

@@ -62,7 +62,7 @@ impl ReportQuery {
 }
 
 /// What one message costs, per channel, in one currency.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prices {
     pub currency: String,
     pub per_message: BTreeMap<Channel, Decimal>,
@@ -83,6 +83,49 @@ impl Default for Prices {
                 (Channel::WebPush, Decimal::ZERO),
             ]),
         }
+    }
+}
+
+/// Why a prices setting was refused: the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct PriceError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl std::str::FromStr for Prices {
+    type Err = PriceError;
+
+    /// The list prices with a shop's own: comma-separated `key=value` pairs,
+    /// keys `email`, `sms`, `push`, `web_push` (a decimal price per message,
+    /// at least 0) and `currency` (ISO 4217), e.g. `sms=0.0075,currency=USD`.
+    /// Keys left out keep their list price; an empty text is the list prices.
+    fn from_str(text: &str) -> Result<Prices, PriceError> {
+        let mut prices = Prices::default();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let refuse = |key: &str, reason: &str| PriceError { key: key.to_owned(), reason: reason.to_owned() };
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(refuse(pair, "expected key=value, e.g. sms=0.0075"));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if key == "currency" {
+                if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(refuse(key, "must be an ISO 4217 code of three capital letters, e.g. USD"));
+                }
+                prices.currency = value.to_owned();
+                continue;
+            }
+            let channel = crate::enum_names::from_name::<Channel>(key)
+                .ok_or_else(|| refuse(key, "is not a channel (email, sms, push, web_push) or currency"))?;
+            let price = value
+                .parse::<Decimal>()
+                .ok()
+                .filter(|p| !p.is_sign_negative() && *p < Decimal::from(1_000))
+                .ok_or_else(|| refuse(key, "must be a decimal price per message from 0 to 1000, e.g. 0.0075"))?;
+            prices.per_message.insert(channel, price);
+        }
+        Ok(prices)
     }
 }
 

@@ -542,3 +542,15 @@ fn given_a_shop_whose_truth_is_known_when_reported_then_the_intervals_hold_the_t
     assert!(early.difference_ci95.0 <= -0.07 && -0.07 <= early.difference_ci95.1, "{early:?}");
     assert!(early.probability_beats_control < 0.001, "{}", early.probability_beats_control);
 }
+
+#[test]
+fn given_a_shops_own_prices_when_parsed_then_they_replace_the_list_prices_and_a_bad_one_is_named() {
+    let prices: Prices = "sms=0.0075, currency=EUR".parse().unwrap();
+    assert_eq!(prices.per_message[&Channel::Sms], "0.0075".parse().unwrap());
+    assert_eq!(prices.per_message[&Channel::Email], Prices::default().per_message[&Channel::Email]);
+    assert_eq!(prices.currency, "EUR");
+    assert_eq!("".parse::<Prices>().unwrap(), Prices::default());
+    for (text, key) in [("sms=-1", "sms"), ("fax=0.1", "fax"), ("email", "email"), ("currency=euro", "currency")] {
+        assert_eq!(text.parse::<Prices>().unwrap_err().key, key, "{text}");
+    }
+}
