@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::assign::Group;
 use super::facts::{Fact, FactKind, MessageOutcome, SegmentLabel};
 use super::stats;
-use crate::campaign::{Campaign, CampaignMode};
+use crate::campaign::{Campaign, CampaignMode, DelayFrom};
 use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::message::Channel;
 
@@ -256,7 +256,9 @@ pub struct SliceReport {
     pub recovered_treated: u64,
     pub recovered_held_out: u64,
     pub recovery_rate_treated: f64,
+    pub recovery_rate_treated_ci95: Interval,
     pub recovery_rate_held_out: f64,
+    pub recovery_rate_held_out_ci95: Interval,
     pub lift: f64,
     pub lift_ci95: Interval,
     pub evidence: Evidence,
@@ -276,6 +278,41 @@ pub struct DayReport {
     pub sent: u64,
 }
 
+/// How long after a cart enters its campaign the campaign can still reach
+/// it: the latest step's offset over the campaign and all its variants
+/// (a step's offset is its delay when it counts from the last activity, else
+/// the previous step's offset plus its delay) minus the earliest first step
+/// among them (entry is recorded at that earliest first step, a moment every
+/// variant shares). Late sends (`max_send_delay`, quiet hours) are not
+/// counted: the horizon is a fixed definition, the same for every cart.
+pub fn reach(campaign: &Campaign) -> Duration {
+    let variants = campaign.experiment.as_ref().map_or(0, |e| e.variants.len());
+    let arms: Vec<Campaign> =
+        std::iter::once(campaign.clone()).chain((0..variants).map(|i| campaign.with_variant(i))).collect();
+    let latest = arms
+        .iter()
+        .flat_map(|arm| {
+            arm.steps.iter().scan(Duration::zero(), |offset, step| {
+                *offset = match step.delay_from {
+                    DelayFrom::LastActivity => step.delay,
+                    DelayFrom::PreviousStep => *offset + step.delay,
+                };
+                Some(*offset)
+            })
+        })
+        .max()
+        .unwrap_or_default();
+    let earliest_first = arms.iter().filter_map(|arm| arm.steps.first().map(|s| s.delay)).min().unwrap_or_default();
+    (latest - earliest_first).max(Duration::zero())
+}
+
+/// How long after entering a cart of `campaign` an order still recovers it:
+/// the campaign's [`reach`] plus the report's attribution window (the
+/// window alone for a campaign no longer configured).
+fn recovery_horizon(campaign: Option<&Campaign>, query: &ReportQuery) -> Duration {
+    campaign.map(reach).unwrap_or_default() + query.attribution_window
+}
+
 /// The fewest entered carts per arm before a comparison draws a verdict:
 /// the campaign's setting, or its default (100) for the total.
 fn min_sample_per_arm(campaign: Option<&Campaign>) -> u64 {
@@ -285,12 +322,12 @@ fn min_sample_per_arm(campaign: Option<&Campaign>) -> u64 {
 /// The minimum per arm where no campaign sets one (the total).
 const DEFAULT_MIN_SAMPLE_PER_ARM: u64 = 100;
 
-/// The experiment's control variant among the variants seen: the
-/// campaign's (its `control`, else its first variant), else the first seen
-/// by name (a campaign since deleted or changed).
-fn control_variant<'a>(campaign: Option<&Campaign>, seen: &BTreeSet<&'a str>) -> Option<&'a str> {
+/// The experiment's control variant: the campaign's (its `control`, else
+/// its first variant) even when none of its carts entered yet, else the
+/// first seen by name (a campaign since deleted or changed).
+fn control_variant<'a>(campaign: Option<&'a Campaign>, seen: &BTreeSet<&'a str>) -> Option<&'a str> {
     let configured = campaign.and_then(|c| c.experiment.as_ref()).and_then(|e| e.control_name());
-    configured.and_then(|name| seen.get(name).copied()).or_else(|| seen.first().copied())
+    configured.or_else(|| seen.first().copied())
 }
 
 /// A cart's entry into one campaign.
@@ -336,6 +373,9 @@ struct Credit<'a> {
 struct Unit<'a> {
     entry: &'a Entry<'a>,
     recovered_by: Vec<&'a Order<'a>>,
+    /// Of `recovered_by`, the orders whose revenue this cart carries in the
+    /// total, where an order that recovered carts in two campaigns counts once.
+    owned: Vec<&'a Order<'a>>,
     /// Of `recovered_by`, the orders attributed to a message of this campaign.
     attributed: Vec<&'a Order<'a>>,
     messages: MessageCounts,
@@ -352,9 +392,11 @@ impl Unit<'_> {
         matches!(self.entry.group, Group::Treated | Group::Shadow)
     }
 
-    fn revenue(&self) -> Money {
+    /// Recovered revenue, net of returns; `once`: only the orders this cart
+    /// carries in the total.
+    fn revenue(&self, once: bool) -> Money {
         let mut money = Money::new();
-        for order in &self.recovered_by {
+        for order in if once { &self.owned } else { &self.recovered_by } {
             add_money(&mut money, order.currency, order.net_value);
         }
         money
@@ -501,21 +543,16 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
         })
         .collect();
 
-    // When each cart was last touched (sent, or would have been) per campaign.
-    let mut touches: BTreeMap<(&str, &CartId), Vec<DateTime<Utc>>> = BTreeMap::new();
-    for m in messages.iter().filter(|m| matches!(m.outcome, MessageOutcome::Sent | MessageOutcome::WouldSend)) {
-        touches.entry((m.campaign_id, m.cart_id)).or_default().push(m.at);
-    }
-    let window = query.attribution_window;
     // Recovery: per order and campaign, its own cart if eligible, else the
-    // latest-entered eligible cart of the same known customer.
+    // latest-entered eligible cart of the same known customer. Eligible: the
+    // order came after entry and within the campaign's horizon from entry,
+    // the same for every cart whatever was (or would have been) sent.
+    let horizons: BTreeMap<&str, Duration> =
+        campaigns.iter().map(|c| (c.id.as_str(), recovery_horizon(Some(c), query))).collect();
+    let unknown_horizon = recovery_horizon(None, query);
     let eligible = |entry: &Entry<'_>, order: &Order<'_>| {
-        let last_touch = touches
-            .get(&(entry.campaign_id, entry.cart_id))
-            .and_then(|t| t.iter().filter(|at| **at <= order.at).max().copied())
-            .unwrap_or(entry.at)
-            .max(entry.at);
-        entry.at < order.at && order.at <= last_touch + window
+        let horizon = horizons.get(entry.campaign_id).copied().unwrap_or(unknown_horizon);
+        entry.at < order.at && order.at <= entry.at + horizon
     };
     let mut by_cart: BTreeMap<&CartId, Vec<&Entry<'_>>> = BTreeMap::new();
     let mut by_customer: BTreeMap<&CustomerId, Vec<&Entry<'_>>> = BTreeMap::new();
@@ -588,11 +625,29 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
         units.push(Unit {
             entry,
             recovered_by,
+            owned: Vec::new(),
             attributed,
             messages: MessageCounts::default(),
             by_channel: BTreeMap::new(),
             by_step: BTreeMap::new(),
         });
+    }
+    // Each order once in the total: carried by the live cart of the campaign
+    // it is attributed to, else by the first live cart (by campaign id) it recovered.
+    let mut owner: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, unit) in units.iter().enumerate().filter(|(_, u)| u.entry.group != Group::Shadow) {
+        for order in &unit.recovered_by {
+            let credited = credits.get(order.order_id).is_some_and(|c| c.campaign_id == unit.entry.campaign_id);
+            if credited || !owner.contains_key(order.order_id) {
+                owner.insert(order.order_id, i);
+            }
+        }
+    }
+    for (order_id, i) in &owner {
+        let unit = &mut units[*i];
+        if let Some(order) = unit.recovered_by.iter().find(|o| o.order_id == *order_id).copied() {
+            unit.owned.push(order);
+        }
     }
     let unit_of: BTreeMap<(&str, &CartId), usize> =
         units.iter().enumerate().map(|(i, u)| ((u.entry.campaign_id, u.entry.cart_id), i)).collect();
@@ -628,11 +683,11 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
             let mine: Vec<&Unit<'_>> = units.iter().filter(|u| u.entry.campaign_id == *id).collect();
             let shadow = campaign.is_some_and(|c| c.mode == CampaignMode::Shadow)
                 || mine.iter().any(|u| u.entry.group == Group::Shadow);
-            summarize(id, campaign, shadow, &mine, &context, true)
+            summarize(id, campaign, shadow, &mine, &context, false)
         })
         .collect();
     let live: Vec<&Unit<'_>> = units.iter().filter(|u| u.entry.group != Group::Shadow).collect();
-    let total = summarize("*", None, false, &live, &context, false);
+    let total = summarize("*", None, false, &live, &context, true);
     Report {
         from: query.from,
         to: query.to,
@@ -725,7 +780,9 @@ fn slice(name: &str, units: &[&Unit<'_>], min_sample: u64) -> SliceReport {
         recovered_treated: treated.0,
         recovered_held_out: held_out.0,
         recovery_rate_treated: stats::rate(treated.0, treated.1),
+        recovery_rate_treated_ci95: stats::rate_interval(treated.0, treated.1),
         recovery_rate_held_out: stats::rate(held_out.0, held_out.1),
+        recovery_rate_held_out_ci95: stats::rate_interval(held_out.0, held_out.1),
         lift,
         lift_ci95,
         evidence: evidence(treated.1, held_out.1, min_sample, lift_ci95),
@@ -743,36 +800,39 @@ fn arms(units: &[&Unit<'_>]) -> ((u64, u64), (u64, u64)) {
     (treated, held_out)
 }
 
+/// One campaign's carts, or (`total`) every live campaign's: then the lift
+/// is stratified by campaign and each order counts once in revenue.
 fn summarize(
     id: &str,
     campaign: Option<&Campaign>,
     shadow: bool,
     units: &[&Unit<'_>],
     context: &Context<'_>,
-    with_variants: bool,
+    total: bool,
 ) -> CampaignReport {
     let min_sample = min_sample_per_arm(campaign);
     let ((recovered_treated, treated), (recovered_held_out, held_out)) = arms(units);
-    let recovery_rate_treated = stats::rate(recovered_treated, treated);
-    let recovery_rate_held_out = stats::rate(recovered_held_out, held_out);
+    let comparison = if total {
+        stratified(units)
+    } else {
+        Comparison::of((recovered_treated, treated), (recovered_held_out, held_out))
+    };
     let (lift, lift_ci95, evidence_now) = if shadow {
         (0.0, Interval(0.0, 0.0), Evidence::NoHoldout)
     } else {
-        let (lift, ci) = stats::difference((recovered_treated, treated), (recovered_held_out, held_out));
-        (lift, ci, evidence(treated, held_out, min_sample, ci))
+        (comparison.lift, comparison.lift_ci95, evidence(treated, held_out, min_sample, comparison.lift_ci95))
     };
-    let (relative_lift, relative_lift_ci95) = if !shadow && recovery_rate_held_out > 0.0 {
-        (Some(lift / recovery_rate_held_out), Some(stats::scale(lift_ci95, 1.0 / recovery_rate_held_out)))
+    let (relative_lift, relative_lift_ci95) = if !shadow && comparison.rate_held_out > 0.0 {
+        (Some(lift / comparison.rate_held_out), comparison.relative_ci95)
     } else {
         (None, None)
     };
-    let incremental_orders = lift * treated as f64;
+    let incremental_orders = lift * comparison.weight as f64;
 
     let mut messages = MessageCounts::default();
     let mut by_channel: BTreeMap<Channel, MessageCounts> = BTreeMap::new();
     let mut by_step: BTreeMap<u32, MessageCounts> = BTreeMap::new();
-    let (mut revenue_treated, mut revenue_held_out, mut attributed_revenue) =
-        (Money::new(), Money::new(), Money::new());
+    let (mut recipient_revenue, mut attributed_revenue) = (Money::new(), Money::new());
     let mut recovered_treated_orders: Vec<&Order<'_>> = Vec::new();
     let mut recipients = 0u64;
     for unit in units {
@@ -787,29 +847,27 @@ fn summarize(
             add_money(&mut attributed_revenue, order.currency, order.net_value);
         }
         if unit.treated() {
-            add_all(&mut revenue_treated, &unit.revenue());
             recovered_treated_orders.extend(unit.recovered_by.iter().copied());
-            recipients += u64::from(unit.messages.sent > 0);
-        } else {
-            add_all(&mut revenue_held_out, &unit.revenue());
+            if unit.messages.sent > 0 {
+                recipients += 1;
+                add_all(&mut recipient_revenue, &unit.revenue(total));
+            }
         }
     }
     // An order that recovered carts in two live campaigns counts once in the AOV.
     recovered_treated_orders.sort_by_key(|o| o.order_id);
     recovered_treated_orders.dedup_by_key(|o| o.order_id);
 
-    let incremental_revenue = if shadow || held_out == 0 || treated == 0 {
+    let incremental_revenue = if shadow {
         Money::new()
+    } else if total {
+        let mut sum = Money::new();
+        for stratum in by_campaign(units).values() {
+            add_all(&mut sum, &incremental_revenue_of(stratum, true));
+        }
+        sum.into_iter().map(|(currency, amount)| (currency, cents(amount))).collect()
     } else {
-        let currencies: BTreeSet<&String> = revenue_treated.keys().chain(revenue_held_out.keys()).collect();
-        currencies
-            .into_iter()
-            .map(|currency| {
-                let per_treated = revenue_treated.get(currency).copied().unwrap_or_default() / Decimal::from(treated);
-                let per_held = revenue_held_out.get(currency).copied().unwrap_or_default() / Decimal::from(held_out);
-                (currency.clone(), cents((per_treated - per_held) * Decimal::from(treated)))
-            })
-            .collect()
+        incremental_revenue_of(units, false).into_iter().map(|(currency, amount)| (currency, cents(amount))).collect()
     };
     let cost_amount: Decimal = by_channel
         .iter()
@@ -833,10 +891,10 @@ fn summarize(
         held_out,
         recovered_treated,
         recovered_held_out,
-        recovery_rate_treated,
-        recovery_rate_treated_ci95: stats::rate_interval(recovered_treated, treated),
-        recovery_rate_held_out,
-        recovery_rate_held_out_ci95: stats::rate_interval(recovered_held_out, held_out),
+        recovery_rate_treated: comparison.rate_treated,
+        recovery_rate_treated_ci95: comparison.rate_treated_ci95,
+        recovery_rate_held_out: comparison.rate_held_out,
+        recovery_rate_held_out_ci95: comparison.rate_held_out_ci95,
         lift,
         lift_ci95,
         relative_lift,
@@ -844,18 +902,18 @@ fn summarize(
         evidence: evidence_now,
         verdict: String::new(),
         incremental_orders,
-        incremental_orders_ci95: stats::scale(lift_ci95, treated as f64),
+        incremental_orders_ci95: stats::scale(lift_ci95, comparison.weight as f64),
         attributed_revenue,
         incremental_revenue,
         aov_recovered: aov(&recovered_treated_orders),
         aov_all_orders: context.aov_all_orders.clone(),
         cost,
         cost_per_incremental_order,
-        revenue_per_recipient: per(&revenue_treated, recipients),
+        revenue_per_recipient: per(&recipient_revenue, recipients),
         messages,
         by_channel,
         by_step,
-        variants: if with_variants { variants(campaign, units, min_sample) } else { Vec::new() },
+        variants: if total { Vec::new() } else { variants(campaign, units, min_sample) },
         segments: [(SegmentLabel::Returner, "returner"), (SegmentLabel::Other, "other")]
             .iter()
             .map(|(label, name)| {
@@ -863,7 +921,7 @@ fn summarize(
                 slice(name, &mine, min_sample)
             })
             .collect(),
-        days: days(units, context.query),
+        days: days(units, context.query, total),
     };
     if shadow {
         report.segments.iter_mut().for_each(|s| s.evidence = Evidence::NoHoldout);
@@ -872,8 +930,112 @@ fn summarize(
     report
 }
 
+/// Treated against held-out recovery: the rates, the lift and their intervals.
+struct Comparison {
+    rate_treated: f64,
+    rate_treated_ci95: Interval,
+    rate_held_out: f64,
+    rate_held_out_ci95: Interval,
+    lift: f64,
+    lift_ci95: Interval,
+    relative_ci95: Option<Interval>,
+    /// The treated carts the lift applies to (incremental orders = lift x weight).
+    weight: u64,
+}
+
+impl Comparison {
+    /// One campaign's arms `(recovered, carts)`.
+    fn of(treated: (u64, u64), held_out: (u64, u64)) -> Comparison {
+        let (lift, lift_ci95) = stats::difference(treated, held_out);
+        Comparison {
+            rate_treated: stats::rate(treated.0, treated.1),
+            rate_treated_ci95: stats::rate_interval(treated.0, treated.1),
+            rate_held_out: stats::rate(held_out.0, held_out.1),
+            rate_held_out_ci95: stats::rate_interval(held_out.0, held_out.1),
+            lift,
+            lift_ci95,
+            relative_ci95: stats::relative_interval_of(treated, held_out),
+            weight: treated.1,
+        }
+    }
+}
+
+/// The units of each campaign, by campaign id.
+fn by_campaign<'u, 'a>(units: &[&'u Unit<'a>]) -> BTreeMap<&'a str, Vec<&'u Unit<'a>>> {
+    let mut strata: BTreeMap<&str, Vec<&Unit<'_>>> = BTreeMap::new();
+    for unit in units {
+        strata.entry(unit.entry.campaign_id).or_default().push(unit);
+    }
+    strata
+}
+
+/// The total's comparison, stratified by campaign (campaigns hold out
+/// different shares, so pooling their carts would mix the campaigns'
+/// effects with their holdout shares: Simpson's paradox). Over the campaigns
+/// with both treated and held-out carts, each rate and the lift are the
+/// means of the campaigns' own, weighted by treated carts `w_i`; the
+/// variance of each is `sum(w_i^2 v_i) / (sum w_i)^2`, with the same
+/// always-valid half-width. Without such a campaign, the pooled arms.
+fn stratified(units: &[&Unit<'_>]) -> Comparison {
+    let strata: Vec<((u64, u64), (u64, u64))> =
+        by_campaign(units).values().map(|u| arms(u)).filter(|(t, h)| t.1 > 0 && h.1 > 0).collect();
+    if strata.is_empty() {
+        let (treated, held_out) = arms(units);
+        return Comparison::of(treated, held_out);
+    }
+    let weight: u64 = strata.iter().map(|(t, _)| t.1).sum();
+    let share = |n: u64| n as f64 / weight as f64;
+    let (mut rate_t, mut rate_h, mut var_t, mut var_h) = (0.0, 0.0, 0.0, 0.0);
+    for (t, h) in &strata {
+        let w = share(t.1);
+        rate_t += w * stats::rate(t.0, t.1);
+        rate_h += w * stats::rate(h.0, h.1);
+        var_t += w * w * stats::smoothed_variance(t.0, t.1).unwrap_or_default();
+        var_h += w * w * stats::smoothed_variance(h.0, h.1).unwrap_or_default();
+    }
+    let lift = rate_t - rate_h;
+    Comparison {
+        rate_treated: rate_t,
+        rate_treated_ci95: stats::estimate_interval_at(rate_t, var_t, stats::ALPHA, (0.0, 1.0)),
+        rate_held_out: rate_h,
+        rate_held_out_ci95: stats::estimate_interval_at(rate_h, var_h, stats::ALPHA, (0.0, 1.0)),
+        lift,
+        lift_ci95: stats::estimate_interval_at(lift, var_t + var_h, stats::ALPHA, (-1.0, 1.0)),
+        relative_ci95: stats::relative_interval((rate_t, Some(var_t)), (rate_h, Some(var_h))),
+        weight,
+    }
+}
+
+/// Revenue per treated cart minus per held-out cart, times treated carts,
+/// unrounded; empty without both arms. `once`: each order counted once (the total).
+fn incremental_revenue_of(units: &[&Unit<'_>], once: bool) -> Money {
+    let (mut revenue_treated, mut revenue_held_out) = (Money::new(), Money::new());
+    let (mut treated, mut held_out) = (0u64, 0u64);
+    for unit in units {
+        if unit.treated() {
+            treated += 1;
+            add_all(&mut revenue_treated, &unit.revenue(once));
+        } else {
+            held_out += 1;
+            add_all(&mut revenue_held_out, &unit.revenue(once));
+        }
+    }
+    if held_out == 0 || treated == 0 {
+        return Money::new();
+    }
+    let currencies: BTreeSet<&String> = revenue_treated.keys().chain(revenue_held_out.keys()).collect();
+    currencies
+        .into_iter()
+        .map(|currency| {
+            let per_treated = revenue_treated.get(currency).copied().unwrap_or_default() / Decimal::from(treated);
+            let per_held = revenue_held_out.get(currency).copied().unwrap_or_default() / Decimal::from(held_out);
+            (currency.clone(), (per_treated - per_held) * Decimal::from(treated))
+        })
+        .collect()
+}
+
 /// Each variant's treated carts against the control variant's.
-fn variants(campaign: Option<&Campaign>, units: &[&Unit<'_>], min_sample: u64) -> Vec<VariantReport> {
+fn variants<'a>(campaign: Option<&'a Campaign>, units: &[&Unit<'a>], min_sample: u64) -> Vec<VariantReport> {
     let mut by_variant: BTreeMap<&str, Vec<&Unit<'_>>> = BTreeMap::new();
     for unit in units.iter().filter(|u| u.treated()) {
         if let Some(variant) = unit.entry.variant {
@@ -881,9 +1043,15 @@ fn variants(campaign: Option<&Campaign>, units: &[&Unit<'_>], min_sample: u64) -
         }
     }
     let names: BTreeSet<&str> = by_variant.keys().copied().collect();
+    if names.is_empty() {
+        return Vec::new();
+    }
     let Some(control) = control_variant(campaign, &names) else {
         return Vec::new();
     };
+    // A configured control none of whose carts entered stays the control,
+    // as an arm of 0 carts (not enough data), rather than another variant.
+    by_variant.entry(control).or_default();
     let tally = |units: &[&Unit<'_>]| (units.iter().filter(|u| u.recovered()).count() as u64, units.len() as u64);
     let control_arm = by_variant.get(control).map(|u| tally(u)).unwrap_or((0, 0));
     by_variant
@@ -928,8 +1096,9 @@ fn variants(campaign: Option<&Campaign>, units: &[&Unit<'_>], min_sample: u64) -
         .collect()
 }
 
-/// Every day of the period, by the day carts entered.
-fn days(units: &[&Unit<'_>], query: &ReportQuery) -> Vec<DayReport> {
+/// Every day of the period, by the day carts entered; `once`: each order
+/// counted once (the total).
+fn days(units: &[&Unit<'_>], query: &ReportQuery, once: bool) -> Vec<DayReport> {
     query
         .from
         .iter_days()
@@ -951,11 +1120,11 @@ fn days(units: &[&Unit<'_>], query: &ReportQuery) -> Vec<DayReport> {
                 if unit.treated() {
                     report.entered_treated += 1;
                     report.recovered_treated += recovered;
-                    add_all(&mut report.revenue_treated, &unit.revenue());
+                    add_all(&mut report.revenue_treated, &unit.revenue(once));
                 } else {
                     report.entered_held_out += 1;
                     report.recovered_held_out += recovered;
-                    add_all(&mut report.revenue_held_out, &unit.revenue());
+                    add_all(&mut report.revenue_held_out, &unit.revenue(once));
                 }
             }
             report

@@ -37,12 +37,17 @@ pub const Z_975: f64 = 1.959_963_984_540_054;
 /// Half the width of the always-valid interval for an estimate of variance
 /// `variance` (0 for a variance that is not positive: nothing is known).
 pub fn always_valid_half_width(variance: f64) -> f64 {
+    always_valid_half_width_at(variance, ALPHA)
+}
+
+/// [`always_valid_half_width`] at coverage `1 - alpha`.
+fn always_valid_half_width_at(variance: f64, alpha: f64) -> f64 {
     if variance.is_nan() || variance <= 0.0 {
         return 0.0;
     }
     let tau2 = TAU * TAU;
     let ratio = (variance + tau2) / variance;
-    (variance * (variance + tau2) / tau2 * (2.0 * (1.0 / ALPHA).ln() + ratio.ln())).sqrt()
+    (variance * (variance + tau2) / tau2 * (2.0 * (1.0 / alpha).ln() + ratio.ln())).sqrt()
 }
 
 /// Half the width of the fixed-sample 95% (Wald) interval: what an
@@ -54,7 +59,7 @@ pub fn wald_half_width(variance: f64) -> f64 {
 /// The smoothed variance of a rate `successes / trials`: one success and one
 /// failure added (Agresti-Coull style), so that 0 of 20 does not claim
 /// certainty. `None` without trials.
-fn smoothed_variance(successes: u64, trials: u64) -> Option<f64> {
+pub fn smoothed_variance(successes: u64, trials: u64) -> Option<f64> {
     if trials == 0 {
         return None;
     }
@@ -74,13 +79,46 @@ pub fn rate(successes: u64, trials: u64) -> f64 {
 
 /// The always-valid interval of a rate, within [0, 1]; [0, 1] without trials.
 pub fn rate_interval(successes: u64, trials: u64) -> Interval {
+    rate_interval_at(successes, trials, ALPHA)
+}
+
+/// [`rate_interval`] at coverage `1 - alpha`.
+fn rate_interval_at(successes: u64, trials: u64, alpha: f64) -> Interval {
     match smoothed_variance(successes, trials) {
         None => Interval(0.0, 1.0),
-        Some(v) => {
-            let (p, half) = (rate(successes, trials), always_valid_half_width(v));
-            Interval((p - half).max(0.0), (p + half).min(1.0))
-        }
+        Some(v) => estimate_interval_at(rate(successes, trials), v, alpha, (0.0, 1.0)),
     }
+}
+
+/// The always-valid interval `estimate +- half width(variance)` at coverage
+/// `1 - alpha`, clamped to `bounds`.
+pub fn estimate_interval_at(estimate: f64, variance: f64, alpha: f64, bounds: (f64, f64)) -> Interval {
+    let half = always_valid_half_width_at(variance, alpha);
+    Interval((estimate - half).max(bounds.0), (estimate + half).min(bounds.1))
+}
+
+/// The interval of `treated / held_out - 1` from the two rates' own
+/// always-valid intervals, each at `ALPHA / 2` so that both hold at once
+/// with probability at least 95% (Bonferroni): `[low_t / high_h - 1,
+/// high_t / low_h - 1]`. `None` when the held-out rate's lower end is 0
+/// (the ratio is unbounded). Takes each rate and its variance (`None`
+/// without carts).
+pub fn relative_interval(treated: (f64, Option<f64>), held_out: (f64, Option<f64>)) -> Option<Interval> {
+    let half_alpha = ALPHA / 2.0;
+    let Interval(low_t, high_t) = match treated.1 {
+        Some(v) => estimate_interval_at(treated.0, v, half_alpha, (0.0, 1.0)),
+        None => Interval(0.0, 1.0),
+    };
+    let Interval(low_h, high_h) = estimate_interval_at(held_out.0, held_out.1?, half_alpha, (0.0, 1.0));
+    (low_h > 0.0).then(|| Interval(low_t / high_h - 1.0, high_t / low_h - 1.0))
+}
+
+/// The relative-lift interval of two arms `(recovered, carts)`; see [`relative_interval`].
+pub fn relative_interval_of(treated: (u64, u64), held_out: (u64, u64)) -> Option<Interval> {
+    relative_interval(
+        (rate(treated.0, treated.1), smoothed_variance(treated.0, treated.1)),
+        (rate(held_out.0, held_out.1), smoothed_variance(held_out.0, held_out.1)),
+    )
 }
 
 /// A difference of two rates (`first - second`) with its always-valid
