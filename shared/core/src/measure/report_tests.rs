@@ -554,3 +554,210 @@ fn given_a_shops_own_prices_when_parsed_then_they_replace_the_list_prices_and_a_
         assert_eq!(text.parse::<Prices>().unwrap_err().key, key, "{text}");
     }
 }
+
+/// GIVEN the default campaign (step 1 30 min after the last activity, step 2
+/// a day later: reach 24 h) and a 24 h window, a treated cart whose step 2
+/// was stopped by a click after step 1 and a held-out cart that would have
+/// had both steps, each bought 40 h after entry, and two treated carts that
+/// got both steps, bought exactly 48 h and 48 h + 1 s after entry WHEN
+/// reported THEN every cart is judged on the same horizon, entry + reach +
+/// window = 48 h: the first three are recovered, the last is not.
+#[test]
+fn given_carts_treated_differently_when_reported_then_each_is_recovered_within_the_same_horizon_from_entry() {
+    let entry = "2026-11-02T10:00:00Z";
+    let mut facts = vec![
+        entered("clicked", Some("u1"), Group::Treated, entry),
+        message("clicked", Some("u1"), 1, Email, Sent, "2026-11-02T10:00:00Z"),
+        message("clicked", Some("u1"), 1, Email, MessageOutcome::Clicked, "2026-11-02T10:20:00Z"),
+        order("o1", Some("clicked"), Some("u1"), "10", "EUR", "2026-11-04T02:00:00Z"),
+        entered("held", Some("u2"), Group::HeldOut, entry),
+        message("held", Some("u2"), 1, Email, WouldSend, "2026-11-02T10:00:00Z"),
+        message("held", Some("u2"), 2, Email, WouldSend, "2026-11-03T10:00:00Z"),
+        order("o2", Some("held"), Some("u2"), "10", "EUR", "2026-11-04T02:00:00Z"),
+    ];
+    for (cart, customer, bought) in [("edge", "u3", "2026-11-04T10:00:00Z"), ("past", "u4", "2026-11-04T10:00:01Z")] {
+        facts.push(entered(cart, Some(customer), Group::Treated, entry));
+        facts.push(message(cart, Some(customer), 1, Email, Sent, "2026-11-02T10:00:00Z"));
+        // Step 2 delivered late in the day: the horizon does not move with it.
+        facts.push(message(cart, Some(customer), 2, Email, Sent, "2026-11-03T20:00:00Z"));
+        facts.push(order(&format!("o-{cart}"), Some(cart), Some(customer), "10", "EUR", bought));
+    }
+    let campaigns = [Campaign::default_campaign()];
+
+    let r = campaign(&build_report(&facts, &campaigns, &query(), &Prices::default()), "default");
+
+    assert_eq!((r.treated, r.recovered_treated), (3, 2));
+    assert_eq!((r.held_out, r.recovered_held_out), (1, 1));
+    // Attribution keeps the last message sent before the order, within its window.
+    assert_eq!(r.by_step[&2].attributed_orders, 1, "the edge order, 14 h after its step 2");
+    assert_eq!(r.by_step[&1].attributed_orders, 0, "o1 came 40 h after its only message");
+}
+
+/// GIVEN the default campaign and an experiment whose second variant sends
+/// step 1 a day after the last activity WHEN its reach is computed THEN it
+/// runs from the earliest first step (30 min) to the latest step over all
+/// variants (24 h + 24 h): 47 h 30 min; without the experiment, 24 h.
+#[test]
+fn given_variants_with_different_delays_when_the_reach_is_computed_then_it_spans_every_variant() {
+    assert_eq!(reach(&Campaign::default_campaign()), Duration::hours(24));
+    let campaign = campaign_with("default", |c| {
+        let mut exp = experiment(None, &["control", "late"]);
+        exp.variants[1]
+            .steps
+            .push(crate::campaign::StepOverride { delay: Some(Duration::hours(24)), ..Default::default() });
+        c.experiment = Some(exp);
+    });
+    assert_eq!(reach(&campaign), Duration::minutes(47 * 60 + 30));
+}
+
+/// `treated` and `held_out` carts of `campaign` entered on 3 November, the
+/// first `recovered_*` of them bought within the window.
+fn arms_in(
+    campaign: &str,
+    treated: usize,
+    recovered_treated: usize,
+    held_out: usize,
+    recovered_held_out: usize,
+) -> Vec<Fact> {
+    let mut facts = Vec::new();
+    for (group, n, recovered, outcome) in
+        [(Group::Treated, treated, recovered_treated, Sent), (Group::HeldOut, held_out, recovered_held_out, WouldSend)]
+    {
+        for i in 0..n {
+            let cart = format!("{campaign}-{}-{i}", group.as_str());
+            let customer = format!("u-{cart}");
+            facts.push(entered_in(campaign, &cart, Some(&customer), group, None, "2026-11-03T08:00:00Z"));
+            facts.push(message_in(campaign, &cart, Some(&customer), 1, Email, outcome, "2026-11-03T09:00:00Z"));
+            if i < recovered {
+                let id = format!("o-{cart}");
+                facts.push(order(&id, Some(&cart), Some(&customer), "10", "EUR", "2026-11-03T12:00:00Z"));
+            }
+        }
+    }
+    facts
+}
+
+/// GIVEN two campaigns that each raise recovery by 10 points, one holding
+/// out half its carts (60 of 100 treated against 50 of 100 held out) and one
+/// a tenth (180 of 900 against 10 of 100), so that pooling their carts
+/// shows a fall (24% against 30%) WHEN reported THEN the total's lift is the
+/// treated-weighted mean of theirs (+10 points), its held-out rate is
+/// weighted the same way (14%), and its interval has the variance
+/// sum(w_i^2 v_i).
+#[test]
+fn given_campaigns_with_different_holdout_shares_when_totalled_then_the_lift_is_stratified_by_campaign() {
+    let mut facts = arms_in("half", 100, 60, 100, 50);
+    facts.extend(arms_in("tenth", 900, 180, 100, 10));
+
+    let total = report(&facts).total;
+
+    assert_eq!(
+        (total.treated, total.held_out, total.recovered_treated, total.recovered_held_out),
+        (1000, 200, 240, 60)
+    );
+    assert!((total.lift - 0.10).abs() < 1e-12, "{}", total.lift);
+    assert!((total.recovery_rate_treated - 0.24).abs() < 1e-12);
+    assert!((total.recovery_rate_held_out - 0.14).abs() < 1e-12);
+    let variance = |x: u64, n: u64| stats::smoothed_variance(x, n).unwrap();
+    let v = 0.1f64.powi(2) * (variance(60, 100) + variance(50, 100))
+        + 0.9f64.powi(2) * (variance(180, 900) + variance(10, 100));
+    let half = stats::always_valid_half_width(v);
+    assert!((total.lift_ci95.0 - (0.10 - half)).abs() < 1e-12 && (total.lift_ci95.1 - (0.10 + half)).abs() < 1e-12);
+    assert_eq!(total.evidence, Evidence::Raises);
+    assert!((total.incremental_orders - 100.0).abs() < 1e-9);
+    // Incremental revenue adds the campaigns': (6.00 - 5.00) x 100 + (2.00 - 1.00) x 900.
+    assert_eq!(total.incremental_revenue, money(&[("EUR", "1000.00")]));
+}
+
+/// GIVEN one customer's cart that entered two live campaigns and was bought
+/// once (50 EUR) WHEN reported THEN each campaign counts the order, and the
+/// total counts it once in its revenue.
+#[test]
+fn given_an_order_that_recovered_carts_in_two_campaigns_when_totalled_then_its_revenue_counts_once() {
+    let mut facts = Vec::new();
+    for campaign in ["first", "second"] {
+        facts.push(entered_in(campaign, "c1", Some("u1"), Group::Treated, None, "2026-11-02T10:00:00Z"));
+        facts.push(message_in(campaign, "c1", Some("u1"), 1, Email, Sent, "2026-11-02T10:30:00Z"));
+    }
+    facts.push(order("o1", Some("c1"), Some("u1"), "50.00", "EUR", "2026-11-02T12:00:00Z"));
+
+    let report = report(&facts);
+
+    for id in ["first", "second"] {
+        let r = campaign(&report, id);
+        assert_eq!(r.recovered_treated, 1, "{id}");
+        assert_eq!(r.days[1].revenue_treated, money(&[("EUR", "50.00")]), "{id}");
+    }
+    let total = &report.total;
+    assert_eq!(total.attributed_revenue, money(&[("EUR", "50.00")]));
+    assert_eq!(total.days[1].revenue_treated, money(&[("EUR", "50.00")]));
+    assert_eq!(total.revenue_per_recipient, money(&[("EUR", "25.00")]), "50.00 over the two recipient carts");
+}
+
+/// GIVEN 300 of 1000 treated carts and 200 of 1000 held-out carts recovered
+/// WHEN reported THEN the relative lift's interval comes from each rate's own
+/// always-valid interval at alpha / 2 = 2.5%: treated [0.252472, 0.347528],
+/// held out [0.158348, 0.241652] (hand arithmetic as in `stats`), so
+/// [0.252472 / 0.241652 - 1, 0.347528 / 0.158348 - 1] = [0.044772, 1.194718];
+/// AND GIVEN a held-out rate whose interval reaches 0 THEN no interval.
+#[test]
+fn given_both_rates_uncertain_when_the_relative_lift_is_reported_then_its_interval_takes_both_into_account() {
+    let r = campaign(&report(&arms(1000, 300, 1000, 200)), "default");
+
+    assert_eq!(r.relative_lift.map(|x| (x * 1e9).round() / 1e9), Some(0.5));
+    let Interval(low, high) = r.relative_lift_ci95.unwrap();
+    assert!((low - 0.044_772).abs() < 1e-5, "{low}");
+    assert!((high - 1.194_718).abs() < 1e-5, "{high}");
+
+    let small = campaign(&report(&arms(400, 200, 100, 10)), "default");
+    assert_eq!(small.relative_lift, Some(4.0));
+    assert_eq!(small.relative_lift_ci95, None, "10 of 100 held out: its interval starts at 0");
+}
+
+/// GIVEN an experiment whose configured control ("b") has no carts yet and
+/// a variant "a" with 3 WHEN reported THEN "b" stays the control as an arm of
+/// 0 carts with not enough data, and "a" is compared with it (not labelled
+/// control itself).
+#[test]
+fn given_a_configured_control_without_carts_when_reported_then_it_stays_the_control_with_an_empty_arm() {
+    let facts: Vec<Fact> = (0..3)
+        .map(|i| entered_in("default", &format!("a{i}"), None, Group::Treated, Some("a"), "2026-11-04T08:00:00Z"))
+        .collect();
+    let campaigns = [campaign_with("default", |c| c.experiment = Some(experiment(Some("b"), &["a", "b"])))];
+
+    let r = campaign(&build_report(&facts, &campaigns, &query(), &Prices::default()), "default");
+
+    let rows: Vec<(&str, bool, u64, Evidence)> =
+        r.variants.iter().map(|v| (v.variant.as_str(), v.control, v.entered, v.evidence)).collect();
+    assert_eq!(rows, [("a", false, 3, Evidence::NotEnoughData), ("b", true, 0, Evidence::NotEnoughData)]);
+    assert_eq!(r.variants[0].difference_ci95, Interval(-1.0, 1.0));
+}
+
+/// GIVEN two treated carts, one emailed and bought for 30 EUR, one bought
+/// for 50 EUR before any message went out WHEN reported THEN revenue per
+/// recipient is the emailed cart's revenue over the one emailed cart: 30.
+#[test]
+fn given_a_treated_cart_bought_before_any_message_when_reported_then_revenue_per_recipient_leaves_it_out() {
+    let mut facts = emailed("c1", Some("u1"));
+    facts.push(order("o1", Some("c1"), Some("u1"), "30.00", "EUR", "2026-11-02T11:00:00Z"));
+    facts.push(entered("c2", Some("u2"), Group::Treated, "2026-11-02T10:00:00Z"));
+    facts.push(order("o2", Some("c2"), Some("u2"), "50.00", "EUR", "2026-11-02T10:05:00Z"));
+
+    let r = campaign(&report(&facts), "default");
+
+    assert_eq!(r.recovered_treated, 2);
+    assert_eq!(r.revenue_per_recipient, money(&[("EUR", "30.00")]));
+}
+
+/// GIVEN 400 treated carts (200 recovered) and 100 held out (10) WHEN
+/// reported THEN each segment shows each group's rate with its interval.
+#[test]
+fn given_segments_when_reported_then_each_groups_rate_has_its_interval() {
+    let r = campaign(&report(&arms(400, 200, 100, 10)), "default");
+
+    let other = r.segments.iter().find(|s| s.name == "other").unwrap();
+    assert_eq!(other.recovery_rate_treated_ci95, stats::rate_interval(200, 400));
+    assert_eq!(other.recovery_rate_held_out_ci95, stats::rate_interval(10, 100));
+    let returner = r.segments.iter().find(|s| s.name == "returner").unwrap();
+    assert_eq!(returner.recovery_rate_treated_ci95, Interval(0.0, 1.0), "no carts: everything is possible");
+}

@@ -8,6 +8,7 @@ use chrono::{Duration, NaiveDate};
 
 use crate::campaign::Campaign;
 use crate::measure::report::{build_report, Prices, Report, ReportQuery};
+use crate::measure::FactKind;
 use crate::message::Channel;
 use crate::ports::{FactStore, PortError};
 
@@ -91,10 +92,14 @@ pub fn parse_query(params: &BTreeMap<String, String>, today: NaiveDate) -> Resul
     Ok(query)
 }
 
-/// The report for `query`: reads facts from `from` to as far past `to` as
-/// a cart entering on `to` can still be messaged and then buy (the longest
-/// campaign's later steps, each possibly sent late, plus the longest window
-/// and a day), but never past `today`.
+/// The report for `query`. Reads facts from a look-back before `from` (the
+/// longest campaign's reach plus the longest window, and a day: carts that
+/// entered then may still claim an order in the period, so they are matched,
+/// though not reported) to as far past `to` as a cart entering on `to` can
+/// still be messaged and then buy (the longest campaign's later steps, each
+/// possibly sent late, plus the longest window and a day), but never past
+/// `today`; then the returns recorded after that up to `today`, which still
+/// reduce their orders' revenue.
 pub async fn report<S: FactStore + ?Sized>(
     store: &S,
     campaigns: &[Campaign],
@@ -111,7 +116,14 @@ pub async fn report<S: FactStore + ?Sized>(
     let reach = steps + query.longest_window() + Duration::days(1);
     let last_day = query.to.checked_add_signed(Duration::days(reach.num_days() + 1)).unwrap_or(query.to);
     let last_day = last_day.min(today).max(query.to);
-    let facts = store.facts(query.from, last_day).await?;
+    let look_back =
+        campaigns.iter().map(crate::measure::report::reach).max().unwrap_or_default() + query.longest_window();
+    let first_day = query.from.checked_sub_signed(Duration::days(look_back.num_days() + 1)).unwrap_or(query.from);
+    let mut facts = store.facts(first_day, last_day).await?;
+    if let Some(next_day) = last_day.succ_opt().filter(|day| *day <= today) {
+        let later = store.facts(next_day, today).await?;
+        facts.extend(later.into_iter().filter(|f| matches!(f.kind, FactKind::Return { .. })));
+    }
     Ok(build_report(&facts, campaigns, query, prices))
 }
 
@@ -226,7 +238,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn given_a_period_when_reported_then_facts_are_read_past_its_end_for_late_steps_but_not_past_today() {
+    async fn given_a_period_when_reported_then_facts_are_read_from_a_look_back_past_its_end_and_returns_to_today() {
         let entered = Fact::new(
             "2026-11-02T10:00:00Z".parse().unwrap(),
             FactKind::Entered {
@@ -250,13 +262,90 @@ mod tests {
         query.to = "2026-11-10".parse().unwrap();
         report(&store, &campaigns, &query, &Prices::default(), today()).await.unwrap();
         // The default campaign's second step comes 24 h after the first, up to 2 days late;
-        // the window is 24 h; a day of slack: 5 days, and the last day whole.
+        // the window is 24 h; a day of slack: 5 days, and the last day whole. The look-back:
+        // its reach (24 h) and the window (24 h), and a day: 3 days before `from`.
         let asked = store.asked.lock().unwrap().clone();
-        assert_eq!(asked[0], (query.from, today()));
-        assert_eq!(asked[1], (query.from, "2026-11-16".parse().unwrap()));
+        let look_back_start: NaiveDate = "2026-10-29".parse().unwrap();
+        assert_eq!(asked[0], (look_back_start, today()));
+        assert_eq!(asked[1], (look_back_start, "2026-11-16".parse().unwrap()));
+        assert_eq!(asked[2], ("2026-11-17".parse().unwrap(), today()), "then the later days, for returns");
+        assert_eq!(asked.len(), 3);
 
         query.campaign = Some("nope".into());
         let unknown = report(&store, &campaigns, &query, &Prices::default(), today()).await.unwrap_err();
         assert_eq!(unknown.to_string(), "no campaign \"nope\"");
+    }
+
+    fn fact(at: &str, kind: FactKind) -> Fact {
+        Fact::new(at.parse().unwrap(), kind)
+    }
+
+    fn entered(cart: &str, customer: &str, at: &str) -> Fact {
+        fact(
+            at,
+            FactKind::Entered {
+                campaign_id: "default".into(),
+                cart_id: cart.into(),
+                customer_key: crate::ids::CustomerKey::Customer(customer.into()),
+                group: Group::Treated,
+                variant: None,
+                segment: SegmentLabel::Other,
+                value: None,
+                currency: None,
+            },
+        )
+    }
+
+    fn order(id: &str, cart: &str, customer: &str, value: &str, at: &str) -> Fact {
+        fact(
+            at,
+            FactKind::Order {
+                order_id: id.into(),
+                cart_id: Some(cart.into()),
+                customer_key: Some(crate::ids::CustomerKey::Customer(customer.into())),
+                value: Some(value.parse().unwrap()),
+                currency: Some("EUR".into()),
+                coupon: None,
+            },
+        )
+    }
+
+    /// GIVEN a cart that entered the evening before `from` and was bought on
+    /// the first morning of the period, a later cart of the same customer in
+    /// the period, and an order in the period returned weeks after it
+    /// WHEN reported THEN the earlier cart claims its own order (the later
+    /// cart is not recovered by it, and the earlier one is not reported), and
+    /// the late return reduces the revenue.
+    #[tokio::test]
+    async fn given_a_cart_entered_before_the_period_and_a_late_return_when_reported_then_both_are_taken_into_account() {
+        let facts = vec![
+            entered("evening", "u1", "2026-10-31T22:00:00Z"),
+            entered("morning", "u1", "2026-11-01T08:00:00Z"),
+            order("o-evening", "evening", "u1", "40.00", "2026-11-01T09:00:00Z"),
+            entered("c2", "u2", "2026-11-02T08:00:00Z"),
+            order("o2", "c2", "u2", "100.00", "2026-11-02T09:00:00Z"),
+            fact(
+                "2026-11-20T10:00:00Z",
+                FactKind::Return {
+                    return_id: "r2".into(),
+                    order_id: "o2".into(),
+                    customer_key: crate::ids::CustomerKey::Customer("u2".into()),
+                    value: "25.00".parse().unwrap(),
+                    currency: "EUR".into(),
+                },
+            ),
+        ];
+        let store = Recorded { facts, ..Recorded::default() };
+        let campaigns = [Campaign::default_campaign()];
+        let query = ReportQuery::new(None, "2026-11-01".parse().unwrap(), "2026-11-03".parse().unwrap());
+
+        let answer = report(&store, &campaigns, &query, &Prices::default(), today()).await.unwrap();
+
+        let r = &answer.campaigns[0];
+        assert_eq!((r.entered, r.recovered_treated), (2, 1), "only c2 is recovered among the period's carts");
+        let recovered: Vec<u64> = r.days.iter().map(|d| d.recovered_treated).collect();
+        assert_eq!(recovered, [0, 1, 0]);
+        let revenue_day2 = &r.days[1].revenue_treated;
+        assert_eq!(revenue_day2.get("EUR").map(ToString::to_string).as_deref(), Some("75.00"));
     }
 }
