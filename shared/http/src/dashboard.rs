@@ -582,7 +582,7 @@ fn segments_html(entry: &Value, campaign: &CampaignReport) -> String {
     let domain = svg::domain_with_zero(campaign.segments.iter().flat_map(|s| [s.lift, s.lift_ci95.0, s.lift_ci95.1]));
     html.push_str(
         "<table><tr><th>Segment</th><th>Treated</th><th>Held out</th><th>Recovered (treated / held out)</th>\
-         <th>Rate treated</th><th>Rate held out</th><th>Lift (95%)</th><th></th><th>Evidence</th></tr>",
+         <th>Rate treated (95%)</th><th>Rate held out (95%)</th><th>Lift (95%)</th><th></th><th>Evidence</th></tr>",
     );
     for (i, segment) in campaign.segments.iter().enumerate() {
         let path = |name: &str| format!("segments.{i}.{name}");
@@ -596,7 +596,7 @@ fn segments_html(entry: &Value, campaign: &CampaignReport) -> String {
         let _ = write!(
             html,
             concat!(
-                r#"<tr data-segment="{}"><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td>"#,
+                r#"<tr data-segment="{}"><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{} ({})</td><td>{} ({})</td>"#,
                 r#"<td>{} ({})</td><td>{bar}</td><td>{}</td></tr>"#,
             ),
             escape(&segment.name),
@@ -606,7 +606,9 @@ fn segments_html(entry: &Value, campaign: &CampaignReport) -> String {
             field(entry, &path("recovered_treated"), Unit::Count),
             field(entry, &path("recovered_held_out"), Unit::Count),
             field(entry, &path("recovery_rate_treated"), Unit::Percent),
+            field(entry, &path("recovery_rate_treated_ci95"), Unit::Percent),
             field(entry, &path("recovery_rate_held_out"), Unit::Percent),
+            field(entry, &path("recovery_rate_held_out_ci95"), Unit::Percent),
             field(entry, &path("lift"), Unit::Points),
             field(entry, &path("lift_ci95"), Unit::Points),
             field(entry, &path("evidence"), Unit::Label),
@@ -703,7 +705,9 @@ mod tests {
                 recovered_treated: 8,
                 recovered_held_out: 1,
                 recovery_rate_treated: 0.2,
+                recovery_rate_treated_ci95: Interval(0.05, 0.4),
                 recovery_rate_held_out: 0.2,
+                recovery_rate_held_out_ci95: Interval(0.0, 0.7),
                 lift: 0.0,
                 lift_ci95: Interval(-0.3, 0.3),
                 evidence: Evidence::NotEnoughData,

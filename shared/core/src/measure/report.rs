@@ -163,7 +163,9 @@ pub struct Report {
     pub total: CampaignReport,
 }
 
-/// One campaign's results (or all campaigns' in `Report::total`).
+/// One campaign's results (or all live campaigns' in `Report::total`, where
+/// the rates, the lift and their intervals are stratified by campaign, means
+/// weighted by treated carts, and each order counts once in revenue).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignReport {
     /// `"*"` in the total.
@@ -184,6 +186,8 @@ pub struct CampaignReport {
     pub lift_ci95: Interval,
     /// `lift / recovery_rate_held_out`; absent while nobody held out recovered.
     pub relative_lift: Option<f64>,
+    /// From the two rates' own intervals at 97.5% each: `[low_t / high_h - 1,
+    /// high_t / low_h - 1]`; absent while the held-out interval reaches 0.
     pub relative_lift_ci95: Option<Interval>,
     pub evidence: Evidence,
     /// The verdict in plain words, e.g. "Reminders raised recovery by 3.1
@@ -201,7 +205,8 @@ pub struct CampaignReport {
     /// Messages sent times their channel's price (plus discounts, once vouchers exist).
     pub cost: Money,
     pub cost_per_incremental_order: Option<Money>,
-    /// Recovered revenue (net of returns) per treated cart that got a message.
+    /// Recovered revenue (net of returns) of the treated carts that were sent
+    /// at least one message, per such cart.
     pub revenue_per_recipient: Money,
     pub messages: MessageCounts,
     pub by_channel: BTreeMap<Channel, MessageCounts>,
