@@ -29,7 +29,8 @@ pub struct ReportQuery {
     /// First and last day (UTC, inclusive) of carts entering a campaign.
     pub from: NaiveDate,
     pub to: NaiveDate,
-    /// How long after a message an order is attributed to it (default 24h).
+    /// How long after a message an order is attributed to it (default 24h);
+    /// with a campaign's reach, how long after entry an order recovers a cart.
     pub attribution_window: Duration,
     /// Per-channel windows that replace `attribution_window` for that channel.
     pub channel_windows: BTreeMap<Channel, Duration>,
