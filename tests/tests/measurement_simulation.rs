@@ -5,15 +5,19 @@
 //! at a random time in the first 13 days. The real ingest, checker and
 //! delivery services run over the local runtime's SQLite state on a manual
 //! clock; an in-process scheduler, queue and sender play EventBridge, SQS and
-//! SES. The campaign holds out 10% and runs a subject-line experiment with
-//! three variants.
+//! SES. The campaign holds out 10% and runs an experiment with four
+//! variants: three subject lines and a next-day first step.
 //!
 //! The customers' behaviour is the ground truth, written here and nowhere
 //! else: each customer has an intent time (2 to 20 hours after leaving) and a
 //! uniform draw `u`; at the intent time they buy when `u` is below their
 //! purchase probability: the base rate for everyone, plus the uplift of the
 //! first reminder they actually received, which they recognise by its
-//! subject line. One variant's subject *lowers* purchases. The true lift of
+//! subject line. One variant's subject *lowers* purchases; another sends the
+//! control's email a day later, after most customers have made up their
+//! minds (entering at the same moment as the others, its carts bought in
+//! between count for it: its true difference is minus the control's
+//! uplift). The true lift of
 //! the campaign is the mean uplift over the customers the system treated,
 //! and each variant's true difference to control is the difference of the
 //! uplifts; the report must hold both inside its 95% intervals and flag the
@@ -42,7 +46,8 @@ const SEED: u64 = 0x005E_ED0F_2026_1124;
 const DEFAULT_CUSTOMERS: usize = 20_000;
 const BASE_RATE: f64 = 0.10;
 const CONTROL_SUBJECT: &str = "You left something in your cart";
-/// Subject line of each variant and the uplift the simulated customers give it.
+/// Subject line of each variant and the uplift the simulated customers give
+/// it (next-day sends the control's subject, a day late).
 const VARIANTS: [(&str, &str, f64); 3] = [
     ("control", CONTROL_SUBJECT, 0.04),
     ("friendly", "Still thinking it over?", 0.08),
@@ -84,6 +89,11 @@ steps = [{ subject = "Still thinking it over?" }]
 name = "pushy"
 weight = 1
 steps = [{ subject = "LAST CHANCE: your cart expires NOW" }]
+
+[[experiment.variants]]
+name = "next-day"
+weight = 1
+steps = [{ delay = "24h" }]
 "#;
 
 /// SplitMix64: seeded, so every run simulates the same shop.
@@ -190,11 +200,12 @@ fn purchase_event(i: usize, at: DateTime<Utc>) -> serde_json::Value {
 
 /// GIVEN 20,000 customers with a 10% base purchase rate, reminders that add
 /// 4 points (control subject), 8 points (friendly) or take 3 points away
-/// (pushy), and a campaign holding out 10% of customers
+/// (pushy), a variant whose reminder comes after the customers decided
+/// (next-day), and a campaign holding out 10% of customers
 /// WHEN the real services run the fortnight and the report is computed
 /// THEN the true lift lies inside the report's 95% interval, each variant's
-/// true difference to control lies inside its interval, and the pushy
-/// variant is flagged as lowering recovery.
+/// true difference to control lies inside its interval, and the pushy and
+/// next-day variants are flagged as lowering recovery.
 #[tokio::test(flavor = "current_thread")]
 async fn given_a_shop_with_a_known_uplift_when_a_fortnight_is_reported_then_the_true_lift_is_inside_the_interval() {
     let customers_n: usize =
@@ -358,6 +369,7 @@ async fn given_a_shop_with_a_known_uplift_when_a_fortnight_is_reported_then_the_
     }
     let verdict = |name: &str| entry.variants.iter().find(|v| v.variant == name).expect("variant reported").evidence;
     assert_eq!(verdict("pushy"), Evidence::Lowers, "the harmful variant is flagged");
+    assert_eq!(verdict("next-day"), Evidence::Lowers, "a reminder after the decision loses the control's uplift");
     assert_eq!(verdict("friendly"), Evidence::Raises);
     assert_eq!(entry.evidence, Evidence::Raises, "{}", entry.verdict);
 }

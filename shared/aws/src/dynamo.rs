@@ -161,9 +161,7 @@ pub fn sort_time(at: DateTime<Utc>) -> String {
 /// Partitions per day of the facts (see the module notes).
 pub const FACT_SHARDS: u32 = 16;
 
-/// How long a fact is kept unless configured otherwise: over a year, so a
-/// report can set this season against the same one last year.
-pub const DEFAULT_FACT_RETENTION_DAYS: i64 = 400;
+pub use cartback_core::measure::facts::DEFAULT_FACT_RETENTION_DAYS;
 
 /// How many partitions `facts` reads at once.
 const FACT_READ_PARALLELISM: usize = 16;

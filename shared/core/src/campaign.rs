@@ -297,6 +297,16 @@ impl Campaign {
         self.mode == CampaignMode::Shadow
     }
 
+    /// The experiment's variant whose first step comes first (the first in
+    /// order among equals), as index and name; `None` without an experiment.
+    /// Every variant's carts enter the campaign at that moment.
+    pub fn earliest_variant(&self) -> Option<(usize, String)> {
+        let experiment = self.experiment.as_ref()?;
+        let first_delay = |index: usize| self.with_variant(index).steps.first().map(|step| step.delay);
+        let index = (0..experiment.variants.len()).min_by_key(|i| first_delay(*i))?;
+        Some((index, experiment.variants.get(index)?.name.clone()))
+    }
+
     /// The campaign as a customer in variant `index` of its experiment
     /// sees it: the variant's step overrides applied. Without an experiment
     /// (or for an index it does not have) the campaign as it is.

@@ -62,6 +62,13 @@ pub struct StepDispatched {
 }
 
 impl Progress {
+    /// Notes that the cart entered `campaign_id` in `group` and `variant`
+    /// (see [`entry`]): the cart stays in that campaign and arm.
+    pub fn begin(&mut self, campaign_id: &str, group: Group, variant: Option<&str>) {
+        self.campaign_id.get_or_insert_with(|| campaign_id.to_owned());
+        self.enter(group, variant);
+    }
+
     /// Notes the group and variant the cart entered its campaign in (the
     /// first dispatch; later calls keep the first).
     pub fn enter(&mut self, group: Group, variant: Option<&str>) {
@@ -221,6 +228,26 @@ pub fn decide_shadow(input: &Input, shadow: &Campaign) -> Decision {
     })();
     match decided {
         ControlFlow::Break(decision) | ControlFlow::Continue(decision) => decision,
+    }
+}
+
+/// Whether the cart enters its campaign now, and in which arm: the campaign
+/// and the arm when it would first message the cart (or hold it out) now.
+/// In a campaign running an experiment, that moment is the earliest first
+/// step among the variants, whatever the cart's own variant, so every
+/// variant's carts enter at the same moment under the same rules: a variant
+/// whose first message comes a day later still counts, as its own, the carts
+/// bought in between (a later entry would leave out those easy buyers and
+/// make the earlier variant look better). `None` while the cart waits, or
+/// when a rule stops it.
+pub fn entry(input: &Input) -> Option<(String, Arm)> {
+    let last_activity = rules::cart_awaits_recovery(input.cart).continue_value()?;
+    let campaign = rules::campaign_for_cart(input).continue_value()?;
+    let arm = Arm::of(input, campaign);
+    let earliest = Arm { group: arm.group, variant: campaign.earliest_variant().or(arm.variant.clone()) };
+    match follow_steps(input, campaign, &earliest, last_activity) {
+        ControlFlow::Continue(Decision::Send { .. } | Decision::Withhold { .. }) => Some((campaign.id.clone(), arm)),
+        _ => None,
     }
 }
 

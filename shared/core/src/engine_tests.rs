@@ -1509,6 +1509,37 @@ fn given_a_cart_that_entered_a_variant_when_decided_again_then_the_recorded_vari
     assert_wait(&s.decide_at(s.due()), t0() + hours(2), ReasonCode::WaitingForInactivity);
 }
 
+/// GIVEN an experiment whose "later" variant sends its first step 2 hours
+/// after the cart's last activity and whose control sends after 30 minutes
+/// WHEN a cart in the later variant is checked at 30 minutes
+/// THEN it enters the campaign then, in its own variant, while its message
+/// waits for its own time: every variant's carts enter at the same moment,
+/// so the carts bought in between count in the later variant too.
+#[test]
+fn given_an_experiment_with_a_later_first_step_when_the_earliest_variant_is_due_then_every_variant_enters_then() {
+    let mut s = Scenario::mobile().with_campaigns(vec![experiment_campaign()]);
+    s.cart.customer_id = Some(customer_in(|key| assign_variant("timing", &[1, 1], key) == Some(1)).as_str().into());
+    let entry_at = |s: &Scenario, now: DateTime<Utc>| {
+        crate::engine::entry(&Input {
+            cart: &s.cart,
+            progress: &s.progress,
+            customer: s.customer.as_ref(),
+            campaigns: &s.campaigns,
+            history: &s.history,
+            channels: &s.channels,
+            now,
+        })
+    };
+    assert_eq!(entry_at(&s, s.due() - mins(1)), None, "not before the earliest first step");
+    let (campaign, arm) = entry_at(&s, s.due()).expect("enters at the earliest first step");
+    assert_eq!((campaign.as_str(), arm.variant_name()), ("field", Some("later")));
+    assert_wait(&s.decide_at(s.due()), t0() + hours(2), ReasonCode::WaitingForInactivity);
+    // A cart the rules stop (no consent on any channel) enters in no variant.
+    s.customer = None;
+    s.cart.contact = Default::default();
+    assert_eq!(entry_at(&s, s.due()), None);
+}
+
 /// A draft campaign run in shadow mode: email only, after 10 minutes.
 fn shadow_draft() -> Campaign {
     let mut c = only("draft", &[Email]);

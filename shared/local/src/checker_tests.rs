@@ -500,3 +500,53 @@ async fn given_an_experiment_when_the_customers_variant_sends_then_its_overrides
         "{facts:?}"
     );
 }
+
+#[tokio::test]
+async fn given_an_experiment_whose_variant_waits_a_day_when_the_earliest_first_step_falls_due_then_the_cart_enters_then(
+) {
+    use cartback_core::campaign::{Experiment, StepOverride, Variant};
+    // GIVEN an experiment whose only weighted variant sends step 1 a day
+    // after the last activity (the control would send after 30 minutes).
+    let next_day = StepOverride { delay: Some(Duration::hours(24)), ..Default::default() };
+    let experiment = Experiment {
+        id: "timing".into(),
+        variants: vec![
+            Variant { name: "control".into(), weight: 0, steps: vec![] },
+            Variant { name: "next-day".into(), weight: 1, steps: vec![next_day] },
+        ],
+        control: None,
+    };
+    let w = World::with(Campaign { experiment: Some(experiment), ..shipped() }).await;
+    w.send(add_to_cart("e1", t0(), json!({"email": "ana@example.com", "consents": {"email": true}}))).await;
+
+    // WHEN the timer fires at the earliest variant's first step (30 minutes).
+    let outcome = fire(&w).await;
+
+    // THEN the cart waits for its own first step and sends nothing yet...
+    let CheckOutcome::Decided { decision: Decision::Wait { until, .. }, sent } = outcome else {
+        panic!("expected a wait for the variant's first step, got {outcome:?}")
+    };
+    assert!(sent.is_empty() && w.jobs().await.is_empty());
+    assert_eq!(until, t0() + Duration::hours(24));
+    // ...and has entered the campaign now, in its own variant, like a cart
+    // of the control would have: a purchase before its first message counts.
+    let cart = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap();
+    assert_eq!((cart.progress.group, cart.progress.variant.as_deref()), (Some(Group::Treated), Some("next-day")));
+    assert_eq!(cart.progress.campaign_id.as_deref(), Some("default"));
+    let day = t0().date_naive();
+    let entered: Vec<_> =
+        w.db.facts(day, day)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|f| matches!(&f.kind, FactKind::Entered { variant: Some(v), .. } if v == "next-day"))
+            .map(|f| f.at)
+            .collect();
+    assert_eq!(entered, [t0() + Duration::minutes(30)]);
+
+    // WHEN its own first step falls due, THEN it is sent, and it enters no second time.
+    fire(&w).await;
+    assert_eq!(w.jobs().await.len(), 1);
+    let facts = w.db.facts(day, day + Duration::days(1)).await.unwrap();
+    assert_eq!(facts.iter().filter(|f| matches!(f.kind, FactKind::Entered { .. })).count(), 1, "{facts:?}");
+}

@@ -180,10 +180,7 @@ pub struct PurgeReport {
     pub facts: usize,
 }
 
-/// How long measurement facts are kept unless configured otherwise: over a
-/// year, so a report can compare a season with the last one (the AWS
-/// runtime's default too).
-pub const DEFAULT_FACT_RETENTION_DAYS: i64 = 400;
+pub use cartback_core::measure::facts::DEFAULT_FACT_RETENTION_DAYS;
 
 /// A handle on the database; cheap to clone (all clones share the connection).
 #[derive(Clone)]

@@ -11,6 +11,10 @@ use super::assign::Group;
 use crate::ids::{CartId, CustomerKey, MessageId};
 use crate::message::Channel;
 
+/// How long facts are kept unless configured otherwise, on both runtimes:
+/// over a year, so a report can set a season against the same one last year.
+pub const DEFAULT_FACT_RETENTION_DAYS: i64 = 400;
+
 /// One thing that happened that the report counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fact {

@@ -8,7 +8,7 @@ use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::engagement::Engagement;
 use crate::engine::{self, Decision, Input, Progress};
-use crate::ids::{CartId, CustomerKey, MessageId};
+use crate::ids::{CustomerKey, MessageId};
 use crate::measure::{Fact, FactKind, Group, MessageOutcome, SegmentLabel};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, Recipient};
 use crate::ports::TimelineKind;
@@ -93,6 +93,23 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         let mut facts = Vec::new();
         let mut reserved = false;
         let measured = Measured { cart: &cart, key: &key, customer: customer.as_ref(), now };
+        // The cart enters its campaign when the earliest arm would first
+        // message it, whatever its own arm (see `engine::entry`).
+        if record.progress.group.is_none() {
+            let input = Input {
+                cart: &cart,
+                progress: &record.progress,
+                customer: customer.as_ref(),
+                campaigns: &campaigns,
+                history: &history,
+                channels: &self.settings.channels,
+                now,
+            };
+            if let Some((campaign_id, arm)) = engine::entry(&input) {
+                facts.push(measured.entered(&campaign_id, arm.group, arm.variant_name()));
+                record.progress.begin(&campaign_id, arm.group, arm.variant_name());
+            }
+        }
         // Each send, hold-out or skip moves progress on; the loop ends at a wait or a stop.
         let decision = loop {
             let input = Input {
@@ -106,24 +123,15 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
             };
             let decision = engine::decide(&input);
             timeline.push(decision_entry(&decision, now));
-            let entering = record.progress.dispatched().next().is_none();
+            // Entered above, unless only this arm's rules let it in now.
+            let entering = record.progress.group.is_none();
             match &decision {
                 Decision::Skip { campaign_id, step, due, .. } => {
                     record.progress.skip(campaign_id, *step, *due);
                 }
                 Decision::Withhold { campaign_id, step, channel, group, variant, .. } => {
-                    let message = MessageRecord {
-                        message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
-                        cart_id: cart.cart_id.clone(),
-                        customer_key: key.clone(),
-                        campaign_id: campaign_id.clone(),
-                        step: *step,
-                        channel: *channel,
-                        decided_at: now,
-                        status: MessageStatus::HeldOut { at: now },
-                        engagement: Engagement::default(),
-                        variant: variant.clone(),
-                    };
+                    let status = MessageStatus::HeldOut { at: now };
+                    let message = measured.message(campaign_id, *step, *channel, variant, status);
                     record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
                     record.progress.enter(*group, variant.as_deref());
                     // Counted like a send: the holdout meets the same caps.
@@ -137,18 +145,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                     unsent.push(message);
                 }
                 Decision::Send { campaign_id, step, channel, to, template, subject, variant, .. } => {
-                    let message = MessageRecord {
-                        message_id: MessageRecord::id_for(&cart.cart_id, *step, *channel),
-                        cart_id: cart.cart_id.clone(),
-                        customer_key: key.clone(),
-                        campaign_id: campaign_id.clone(),
-                        step: *step,
-                        channel: *channel,
-                        decided_at: now,
-                        status: MessageStatus::Queued,
-                        engagement: Engagement::default(),
-                        variant: variant.clone(),
-                    };
+                    let message = measured.message(campaign_id, *step, *channel, variant, MessageStatus::Queued);
                     record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
                     record.progress.enter(Group::Treated, variant.as_deref());
                     if entering {
@@ -394,6 +391,30 @@ struct Measured<'a> {
 const RETURNER_WINDOW: Duration = Duration::days(90);
 
 impl Measured<'_> {
+    /// The record of a step decided now for this cart (sent, held out or a
+    /// shadow's would-send).
+    fn message(
+        &self,
+        campaign_id: &str,
+        step: u32,
+        channel: Channel,
+        variant: &Option<String>,
+        status: MessageStatus,
+    ) -> MessageRecord {
+        MessageRecord {
+            message_id: MessageRecord::id_for(&self.cart.cart_id, step, channel),
+            cart_id: self.cart.cart_id.clone(),
+            customer_key: self.key.clone(),
+            campaign_id: campaign_id.to_owned(),
+            step,
+            channel,
+            decided_at: self.now,
+            status,
+            engagement: Engagement::default(),
+            variant: variant.clone(),
+        }
+    }
+
     /// The cart entered `campaign_id`: its first step was sent, held out or
     /// (for a shadow campaign) would have been sent.
     fn entered(&self, campaign_id: &str, group: Group, variant: Option<&str>) -> Fact {
@@ -443,18 +464,11 @@ impl Measured<'_> {
         at: DateTime<Utc>,
         progress: &Progress,
     ) -> MessageRecord {
-        let cart_id: &CartId = &self.cart.cart_id;
+        let status = MessageStatus::HeldOut { at };
         MessageRecord {
-            message_id: MessageRecord::shadow_id_for(&shadow.id, cart_id, step, channel),
-            cart_id: cart_id.clone(),
-            customer_key: self.key.clone(),
-            campaign_id: shadow.id.clone(),
-            step,
-            channel,
+            message_id: MessageRecord::shadow_id_for(&shadow.id, &self.cart.cart_id, step, channel),
             decided_at: at,
-            status: MessageStatus::HeldOut { at },
-            engagement: Engagement::default(),
-            variant: progress.variant.clone(),
+            ..self.message(&shadow.id, step, channel, &progress.variant, status)
         }
     }
 }
