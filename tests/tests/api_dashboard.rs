@@ -11,66 +11,19 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use cartback_aws::handlers;
-use cartback_core::measure::{Fact, FactKind, Group, MessageOutcome, SegmentLabel};
-use cartback_core::message::Channel;
+use cartback_core::measure::{Fact, Group};
 use cartback_core::ports::{Clock, FactStore};
 use cartback_core::signing::{dashboard_token, sign_request, Secret, SignedRequest};
 use cartback_tests::local_app::local_app_with_db;
 use cartback_tests::moto::{apigw_event, Moto, Stack, TestClock};
 use cartback_tests::openapi::Observed;
+use cartback_tests::report_facts::carts;
 
 const SECRET: &[u8] = b"dashboard-secret-0123456789";
 
-/// `n` carts of `group` entering the default campaign on 20 November with a first step (sent, or
-/// would-send when held out), the first `bought` of them buying an hour later for 20 EUR.
-fn carts(group: Group, n: usize, bought: usize) -> Vec<Fact> {
-    let entered: DateTime<Utc> = "2026-11-20T08:00:00Z".parse().unwrap();
-    let mut facts = Vec::new();
-    for i in 0..n {
-        let cart = format!("{}-{i}", group.as_str());
-        let customer_key = cartback_core::ids::CustomerKey::Customer(format!("u-{cart}").as_str().into());
-        let entered_fact = FactKind::Entered {
-            campaign_id: "default".into(),
-            cart_id: cart.as_str().into(),
-            customer_key: customer_key.clone(),
-            group,
-            variant: None,
-            segment: SegmentLabel::Other,
-            value: None,
-            currency: None,
-        };
-        facts.push(Fact::new(entered, entered_fact));
-        let outcome = if group == Group::Treated { MessageOutcome::Sent } else { MessageOutcome::WouldSend };
-        let message = FactKind::Message {
-            campaign_id: "default".into(),
-            cart_id: cart.as_str().into(),
-            customer_key: customer_key.clone(),
-            message_id: format!("{cart}#1#email").as_str().into(),
-            group,
-            variant: None,
-            step: 1,
-            channel: Channel::Email,
-            outcome,
-        };
-        facts.push(Fact::new(entered, message));
-        if i < bought {
-            let order = FactKind::Order {
-                order_id: format!("o-{cart}"),
-                cart_id: Some(cart.as_str().into()),
-                customer_key: Some(customer_key),
-                value: Some("20.00".parse().unwrap()),
-                currency: Some("EUR".into()),
-                coupon: None,
-            };
-            facts.push(Fact::new(entered + chrono::Duration::hours(1), order));
-        }
-    }
-    facts
-}
-
 fn facts() -> Vec<Fact> {
-    let mut facts = carts(Group::Treated, 10, 4);
-    facts.extend(carts(Group::HeldOut, 5, 1));
+    let mut facts = carts(Group::Treated, 10, 4, "2026-11-20");
+    facts.extend(carts(Group::HeldOut, 5, 1, "2026-11-20"));
     facts
 }
 

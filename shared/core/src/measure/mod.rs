@@ -8,6 +8,8 @@
 pub mod assign;
 pub mod facts;
 pub mod report;
+#[cfg(test)]
+pub(crate) mod seeded;
 pub mod stats;
 
 pub use assign::{assign_group, assign_variant, Group};

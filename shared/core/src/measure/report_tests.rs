@@ -1,4 +1,5 @@
 use super::*;
+use crate::measure::seeded::SplitMix;
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
@@ -466,19 +467,6 @@ fn given_campaign_settings_when_reported_then_its_minimum_per_arm_control_varian
     let r = campaign(&build_report(&facts, &campaigns, &query(), &Prices::default()), "draft");
     assert!(r.shadow);
     assert_eq!(r.evidence, Evidence::NoHoldout);
-}
-
-/// A seeded generator (SplitMix64): the simulation is the same on every run.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// GIVEN a fortnight of 20,000 carts whose purchase probabilities are known

@@ -175,6 +175,7 @@ fn erf(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::seeded::SplitMix;
 
     fn close(a: f64, b: f64, tolerance: f64) -> bool {
         (a - b).abs() <= tolerance
@@ -245,23 +246,6 @@ mod tests {
         assert_eq!(rate_interval(0, 0), Interval(0.0, 1.0));
         assert_eq!(difference((0, 0), (5, 10)).1, Interval(-1.0, 1.0));
         assert_eq!(scale(Interval(-0.1, 0.2), -10.0), Interval(-2.0, 1.0));
-    }
-
-    /// A small seeded generator (SplitMix64) so the simulation is the same on every run.
-    struct SplitMix(u64);
-
-    impl SplitMix {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        fn successes(&mut self, trials: u64, p: f64) -> u64 {
-            (0..trials).filter(|_| self.uniform() < p).count() as u64
-        }
     }
 
     /// GIVEN no true difference (both arms recover 10% of carts, 100 carts a
