@@ -103,6 +103,7 @@ fn plausible(var: &str) -> String {
         "CARTBACK_CONFIG_TABLE" => "cartback-ConfigTable-6F5E4D3C2B1A".into(),
         "CARTBACK_RETENTION_DAYS" => "90".into(),
         "CARTBACK_FACT_RETENTION_DAYS" => "400".into(),
+        "CARTBACK_MESSAGE_PRICES" => "sms=0.0075,currency=USD".into(),
         "CARTBACK_ACCEPT_V1_SIGNATURES" => "true".into(),
         "CARTBACK_INGEST_SECRET_ARN" => {
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:IngestSecret-AbCdEf".into()
