@@ -184,12 +184,20 @@ pub fn rich_event(
             first_name: Some("Ana".into()),
             locale: Some("fr-FR".into()),
             timezone: Some("Europe/Paris".into()),
-            consents: Some(ConsentPatch { email: Some(true), sms: Some(false), push: None, web_push: Some(true) }),
+            consents: Some(ConsentPatch {
+                email: Some(true),
+                sms: Some(false),
+                push: None,
+                web_push: Some(true),
+                ..Default::default()
+            }),
             push_tokens: Some(vec![PushToken { platform: PushPlatform::Apns, token: "apns-token".into() }]),
             web_push_subscription: Some(
                 json!({"endpoint": "https://push.example/sub", "keys": {"p256dh": "k", "auth": "a"}}).into(),
             ),
+            snoozed_until: None,
         }),
+        answer: None,
     }
 }
 

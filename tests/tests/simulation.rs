@@ -228,7 +228,13 @@ fn consent(rng: &mut Rng) -> Option<bool> {
 }
 
 fn random_consents(rng: &mut Rng) -> ConsentPatch {
-    ConsentPatch { email: consent(rng), sms: consent(rng), push: consent(rng), web_push: consent(rng) }
+    ConsentPatch {
+        email: consent(rng),
+        sms: consent(rng),
+        push: consent(rng),
+        web_push: consent(rng),
+        ..Default::default()
+    }
 }
 
 fn gen_contact(rng: &mut Rng, w: usize) -> CustomerPatch {
@@ -260,6 +266,7 @@ fn gen_contact(rng: &mut Rng, w: usize) -> CustomerPatch {
             let endpoint = format!("https://push.example/{w}");
             serde_json::json!({"endpoint": endpoint, "keys": {"p256dh": P256DH, "auth": AUTH}}).into()
         }),
+        snoozed_until: None,
     }
 }
 
@@ -294,6 +301,7 @@ fn event(id: String, kind: EventType, at: DateTime<Utc>, cart_id: Option<&str>, 
         value: None,
         coupon: None,
         customer: None,
+        answer: None,
     }
 }
 

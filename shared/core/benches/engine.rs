@@ -41,6 +41,7 @@ fn add(id: &str, at: &str, sku: &str, cents: i64) -> Event {
         value: None,
         coupon: None,
         customer: None,
+        answer: None,
     }
 }
 
@@ -68,9 +69,16 @@ fn typical() -> Typical {
         first_name: Some("Ana".into()),
         locale: Some("fr-FR".into()),
         timezone: Some("Europe/Paris".into()),
-        consents: Some(ConsentPatch { email: Some(true), sms: Some(true), push: Some(true), web_push: Some(false) }),
+        consents: Some(ConsentPatch {
+            email: Some(true),
+            sms: Some(true),
+            push: Some(true),
+            web_push: Some(false),
+            ..Default::default()
+        }),
         push_tokens: Some(vec![PushToken { platform: PushPlatform::Fcm, token: "fcm-token".into() }]),
         web_push_subscription: None,
+        snoozed_until: None,
     };
     customer.purchases = vec![t("2026-09-02T18:00:00Z")];
     let mut field = Campaign::default_campaign();

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::consent::CustomerAnswer;
 use crate::event::{CustomerPatch, Device, Event, EventType, Item};
 use crate::ids::{CartId, CustomerId};
 
@@ -55,6 +56,8 @@ pub struct Cart {
     /// Contact data typed in on this cart (guest checkout).
     pub contact: CustomerPatch,
     pub purchase: Option<Purchase>,
+    /// What the customer told us about this cart (preference page), oldest first.
+    pub answers: Vec<CustomerAnswer>,
 }
 
 impl Cart {
@@ -74,6 +77,7 @@ impl Cart {
             items_viewed: 0,
             contact: CustomerPatch::default(),
             purchase: None,
+            answers: Vec::new(),
         };
         let mut viewed = BTreeSet::new();
         for event in ordered {
@@ -89,6 +93,9 @@ impl Cart {
         }
         if let Some(patch) = &event.customer {
             merge_patch(&mut self.contact, patch);
+        }
+        if let Some(answer) = &event.answer {
+            self.answers.push(answer.clone());
         }
         if self.status == CartStatus::Converted {
             return;
@@ -192,13 +199,15 @@ pub fn merge_patch(into: &mut CustomerPatch, patch: &CustomerPatch) {
     macro_rules! take {
         ($($f:ident),*) => { $( if patch.$f.is_some() { into.$f.clone_from(&patch.$f); } )* };
     }
-    take!(email, phone, first_name, locale, timezone, push_tokens, web_push_subscription);
+    take!(email, phone, first_name, locale, timezone, push_tokens, web_push_subscription, snoozed_until);
     if let Some(c) = patch.consents {
         let into_c = into.consents.get_or_insert_with(Default::default);
         into_c.email = c.email.or(into_c.email);
         into_c.sms = c.sms.or(into_c.sms);
         into_c.push = c.push.or(into_c.push);
         into_c.web_push = c.web_push.or(into_c.web_push);
+        into_c.source = c.source.or(into_c.source);
+        into_c.basis = c.basis.or(into_c.basis);
     }
 }
 
@@ -236,6 +245,7 @@ mod tests {
             value: None,
             coupon: None,
             customer: None,
+            answer: None,
         }
     }
 

@@ -6,8 +6,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cart::merge_patch;
+use crate::consent::{ConsentChange, ConsentSource};
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
 use crate::ids::{CustomerId, EventId};
+use crate::message::Channel;
 
 /// How long purchase and return history is kept on a profile.
 const HISTORY_DAYS: i64 = 400;
@@ -17,6 +19,9 @@ const HISTORY_DAYS: i64 = 400;
 /// later event of that customer fail in storage. The rules read recent
 /// windows only.
 const MAX_HISTORY_ENTRIES: usize = 1_000;
+/// Consent changes kept per customer: enough for years of real changes,
+/// bounded against a storefront that repeats consents on every event.
+pub const MAX_CONSENT_HISTORY: usize = 200;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Customer {
@@ -39,6 +44,10 @@ pub struct Customer {
     pub promotions_redeemed: Vec<DateTime<Utc>>,
     #[serde(default)]
     pub applied_event_ids: Vec<EventId>,
+    /// Every consent change that took effect, oldest first (the newest
+    /// [`MAX_CONSENT_HISTORY`] are kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consent_history: Vec<ConsentChange>,
 }
 
 impl Customer {
@@ -108,19 +117,27 @@ impl Customer {
     fn apply_consents(&mut self, patch: ConsentPatch, at: DateTime<Utc>) {
         let stored = self.profile.consents.get_or_insert_with(Default::default);
         let times = &mut self.consents_as_of;
-        for (new, current, since) in [
-            (patch.email, &mut stored.email, &mut times.email),
-            (patch.sms, &mut stored.sms, &mut times.sms),
-            (patch.push, &mut stored.push, &mut times.push),
-            (patch.web_push, &mut stored.web_push, &mut times.web_push),
+        for (channel, new, current, since) in [
+            (Channel::Email, patch.email, &mut stored.email, &mut times.email),
+            (Channel::Sms, patch.sms, &mut stored.sms, &mut times.sms),
+            (Channel::Push, patch.push, &mut stored.push, &mut times.push),
+            (Channel::WebPush, patch.web_push, &mut stored.web_push, &mut times.web_push),
         ] {
             if let Some(value) = new {
                 if since.is_none_or(|t| at >= t) {
+                    // A repeated, unchanged consent is not a change.
+                    if *current != Some(value) {
+                        let source = patch.source.unwrap_or(ConsentSource::Event);
+                        let change = ConsentChange { at, channel, granted: value, source, basis: patch.basis };
+                        self.consent_history.push(change);
+                    }
                     *current = Some(value);
                     *since = Some(at);
                 }
             }
         }
+        let excess = self.consent_history.len().saturating_sub(MAX_CONSENT_HISTORY);
+        self.consent_history.drain(..excess);
     }
 
     pub fn last_purchase_at(&self) -> Option<DateTime<Utc>> {
@@ -173,6 +190,7 @@ mod tests {
                 consents: Some(ConsentPatch { sms, ..Default::default() }),
                 ..Default::default()
             }),
+            answer: None,
         }
     }
 

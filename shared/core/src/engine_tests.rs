@@ -62,11 +62,18 @@ fn full_contact() -> CustomerPatch {
         first_name: Some("Ana".into()),
         locale: None,
         timezone: Some("Europe/Paris".into()),
-        consents: Some(ConsentPatch { email: Some(true), sms: Some(true), push: Some(true), web_push: Some(true) }),
+        consents: Some(ConsentPatch {
+            email: Some(true),
+            sms: Some(true),
+            push: Some(true),
+            web_push: Some(true),
+            ..Default::default()
+        }),
         push_tokens: Some(vec![PushToken { platform: PushPlatform::Fcm, token: "fcm-token".into() }]),
         web_push_subscription: Some(
             json!({"endpoint": "https://push.example/s/1", "keys": {"p256dh": "k", "auth": "a"}}).into(),
         ),
+        snoozed_until: None,
     }
 }
 
@@ -148,6 +155,7 @@ impl Scenario {
             items_viewed: 3,
             contact: CustomerPatch::default(),
             purchase: None,
+            answers: Vec::new(),
         };
         let mut customer = Customer::new("u1");
         customer.profile = full_contact();
@@ -457,7 +465,13 @@ fn given_every_property_but_no_consent_when_abandoned_then_it_stops_with_no_cons
     let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoConsent);
     assert!(why.contains("push: no consent; email: no consent; sms: no consent"), "{why}");
     // Withdrawn consent is no better than unknown consent.
-    *s.consents() = ConsentPatch { email: Some(false), sms: Some(false), push: Some(false), web_push: Some(false) };
+    *s.consents() = ConsentPatch {
+        email: Some(false),
+        sms: Some(false),
+        push: Some(false),
+        web_push: Some(false),
+        ..Default::default()
+    };
     assert_stop(&s.decide_at(s.due()), ReasonCode::NoConsent);
 }
 
@@ -1602,10 +1616,31 @@ fn given_the_same_input_when_decided_twice_then_the_decisions_are_identical() {
 fn all_codes() -> BTreeSet<ReasonCode> {
     use ReasonCode::*;
     let guard = |c: ReasonCode| match c {
-        WaitingForInactivity | WaitingForNextStep | QuietHoursDeferred | Sent | NoConsent | NoReachableChannel
-        | EntryCooldown | PushCapReached | SmsCapReached | SmsWindowClosed | RecentPurchase | Purchased
-        | CartEmptied | NothingInCart | CampaignDisabled | NoMatchingCampaign | Engaged | SequenceCompleted
-        | StepTooLate | HeldOut | ShadowWouldSend => c,
+        WaitingForInactivity
+        | WaitingForNextStep
+        | QuietHoursDeferred
+        | Sent
+        | NoConsent
+        | NoReachableChannel
+        | EntryCooldown
+        | PushCapReached
+        | SmsCapReached
+        | SmsWindowClosed
+        | RecentPurchase
+        | Purchased
+        | CartEmptied
+        | NothingInCart
+        | CampaignDisabled
+        | NoMatchingCampaign
+        | Engaged
+        | SequenceCompleted
+        | StepTooLate
+        | HeldOut
+        | ShadowWouldSend
+        | Unsubscribed
+        | Snoozed
+        | AlreadyBought
+        | ExplicitConsentRequired => c,
     };
     [
         WaitingForInactivity,
@@ -1629,6 +1664,10 @@ fn all_codes() -> BTreeSet<ReasonCode> {
         StepTooLate,
         HeldOut,
         ShadowWouldSend,
+        Unsubscribed,
+        Snoozed,
+        AlreadyBought,
+        ExplicitConsentRequired,
     ]
     .into_iter()
     .map(guard)

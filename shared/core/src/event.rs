@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::consent::{ConsentSource, CustomerAnswer, LegalBasis};
 use crate::contact::{
     DeviceToken, DeviceTokenError, Email, EmailError, Phone, PhoneError, WebPushError, WebPushSubscription,
 };
@@ -130,6 +131,14 @@ pub struct ConsentPatch {
     pub push: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_push: Option<bool>,
+    /// Where the change came from; `None` for a storefront event (the
+    /// public event format has no such field: only Cartback's own synthetic
+    /// events, e.g. from the unsubscribe link, set it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ConsentSource>,
+    /// The legal basis of the consents given in this patch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<LegalBasis>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -166,6 +175,10 @@ pub struct CustomerPatch {
     pub push_tokens: Option<Vec<PushToken>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_push_subscription: Option<WebPushSubscription>,
+    /// No cart reminders until then (the preference page's snooze; internal,
+    /// not part of the public event format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<DateTime<Utc>>,
 }
 
 /// A validated storefront event.
@@ -193,6 +206,10 @@ pub struct Event {
     pub coupon: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<CustomerPatch>,
+    /// The customer's answer about this cart on the preference page
+    /// (internal, not part of the public event format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<CustomerAnswer>,
 }
 
 /// Why one event was rejected: the JSON path of the field and a sentence.
@@ -538,6 +555,7 @@ impl TryFrom<Received<RawEvent>> for Checked<Event> {
             value,
             coupon,
             customer,
+            answer: None,
         };
         let stored = serde_json::to_vec(&event).map_or(usize::MAX, |json| json.len());
         if stored > MAX_EVENT_BYTES {
@@ -626,11 +644,25 @@ impl TryFrom<RawCustomer> for Checked<CustomerPatch> {
                         Some(_) => Err(FieldError::new(format!("customer.consents.{name}"), "must be true or false")),
                     }
                 };
+                let basis = match c.get("basis") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(text)) => Some(enum_names::from_name::<LegalBasis>(text).ok_or_else(|| {
+                        FieldError::new("customer.consents.basis", "must be \"consent\" or \"soft_opt_in\"")
+                    })?),
+                    Some(_) => {
+                        return Err(FieldError::new(
+                            "customer.consents.basis",
+                            "must be \"consent\" or \"soft_opt_in\"",
+                        ))
+                    }
+                };
                 Some(ConsentPatch {
                     email: flag("email")?,
                     sms: flag("sms")?,
                     push: flag("push")?,
                     web_push: flag("web_push")?,
+                    source: None,
+                    basis,
                 })
             }
             _ => return Err(FieldError::new("customer.consents", "must be an object")),
@@ -658,8 +690,17 @@ impl TryFrom<RawCustomer> for Checked<CustomerPatch> {
                 usable(WebPushSubscription::parse(sub), "customer.web_push_subscription", &mut warnings)
             }
         };
-        let value =
-            CustomerPatch { email, phone, first_name, locale, timezone, consents, push_tokens, web_push_subscription };
+        let value = CustomerPatch {
+            email,
+            phone,
+            first_name,
+            locale,
+            timezone,
+            consents,
+            push_tokens,
+            web_push_subscription,
+            snoozed_until: None,
+        };
         Ok(Checked { value, warnings })
     }
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod campaign;
 pub mod cart;
+pub mod consent;
 pub mod contact;
 pub mod customer;
 pub mod engagement;

@@ -40,10 +40,19 @@ pub enum ReasonCode {
     HeldOut,
     /// A shadow campaign would have sent the step; it sends nothing.
     ShadowWouldSend,
+    /// The customer unsubscribed from cart reminders (link or preference page).
+    Unsubscribed,
+    /// The customer snoozed cart reminders on the preference page.
+    Snoozed,
+    /// The customer told us they already bought what is in this cart.
+    AlreadyBought,
+    /// A guest who only typed an address at checkout, where the campaign
+    /// requires explicit consent for guests.
+    ExplicitConsentRequired,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 21] = [
+    pub const ALL: [ReasonCode; 25] = [
         ReasonCode::WaitingForInactivity,
         ReasonCode::WaitingForNextStep,
         ReasonCode::QuietHoursDeferred,
@@ -65,6 +74,10 @@ impl ReasonCode {
         ReasonCode::StepTooLate,
         ReasonCode::HeldOut,
         ReasonCode::ShadowWouldSend,
+        ReasonCode::Unsubscribed,
+        ReasonCode::Snoozed,
+        ReasonCode::AlreadyBought,
+        ReasonCode::ExplicitConsentRequired,
     ];
 
     pub fn as_str(self) -> &'static str {

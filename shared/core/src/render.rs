@@ -399,6 +399,7 @@ mod tests {
             value: None,
             coupon: None,
             customer: None,
+            answer: None,
         }
     }
 

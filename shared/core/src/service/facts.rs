@@ -161,6 +161,7 @@ mod tests {
             value: value.map(|v| v.parse().unwrap()),
             coupon: None,
             customer: None,
+            answer: None,
         }
     }
 

@@ -267,6 +267,7 @@ fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: 
             consents: Some(ConsentPatch { email: Some(false), ..Default::default() }),
             ..Default::default()
         }),
+        answer: None,
     }
 }
 
