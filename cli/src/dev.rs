@@ -47,13 +47,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     settings.prices = args.message_prices.clone();
     let settings = Arc::new(settings);
 
+    let outbox = Outbox::new(&args.data)?;
+    // Before any sender runs: what a crash mid-write left is not a message.
+    outbox.recover()?;
+    // The store knows the outbox: erasing a customer removes their copies.
+    let db = db.with_outbox(outbox.clone());
     let store: Arc<dyn StateStore> = Arc::new(db.clone());
     let scheduler = Arc::new(SqliteScheduler::new(db.clone()));
     let queue = Arc::new(SqliteQueue::new(db.clone()));
     let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), Duration::seconds(60)));
-    let outbox = Outbox::new(&args.data)?;
-    // Before any sender runs: what a crash mid-write left is not a message.
-    outbox.recover()?;
     let api = Arc::new(Api {
         ingest: Ingest {
             store: store.clone(),

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod campaign;
+mod customer;
 mod dashboard;
 mod dev;
 mod explain;
@@ -38,6 +39,8 @@ enum Command {
     Send(SendArgs),
     /// List, show, enable, disable, apply and export campaigns.
     Campaign(CampaignArgs),
+    /// A customer's data: erase it (GDPR art. 17, CCPA) or export it as JSON (GDPR art. 15).
+    Customer(CustomerArgs),
     /// Explain a cart: every event, decision (with its reason) and message.
     Explain(ExplainArgs),
     /// Local channel queues: stats, dead letters, redrive.
@@ -121,6 +124,14 @@ pub struct CampaignArgs {
 }
 
 #[derive(Args)]
+pub struct CustomerArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub action: customer::Action,
+}
+
+#[derive(Args)]
 pub struct DashboardArgs {
     /// Where the secret comes from: the local data folder (or CARTBACK_INGEST_SECRET), or with `--aws` the
     /// stack's secret (CARTBACK_INGEST_SECRET_ARN).
@@ -192,6 +203,7 @@ fn main() -> ExitCode {
             Command::Dev(args) => dev::run(args).await,
             Command::Send(args) => send::run(args).await,
             Command::Campaign(args) => campaign::run(args).await,
+            Command::Customer(args) => customer::run(args).await,
             Command::Explain(args) => explain::run(args).await,
             Command::Queue(args) => queue::run(args).await,
             Command::Report(args) => report::run(args).await,

@@ -20,8 +20,10 @@ pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
     if args.aws {
         return open_aws().await;
     }
+    // The outbox too: an erasure removes the customer's copies from it.
     let db = cartback_local::Database::open(&args.data)
-        .with_context(|| format!("cannot open the database in {}", args.data.display()))?;
+        .with_context(|| format!("cannot open the database in {}", args.data.display()))?
+        .with_outbox(cartback_local::Outbox::existing(&args.data));
     Ok(Stores { state: Arc::new(db.clone()), campaigns: Arc::new(db), channels: Channel::ALL.to_vec() })
 }
 

@@ -537,6 +537,15 @@ pub async fn create_table(clients: &Clients, name: &str, state: bool) {
             .attribute_definitions(attr("gsi1sk"))
             .attribute_definitions(attr(cartback_aws::dynamo::TIMER_SHARD))
             .attribute_definitions(attr(cartback_aws::dynamo::TIMER_DUE))
+            .attribute_definitions(attr(cartback_aws::dynamo::CUSTOMER_CART))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(cartback_aws::dynamo::CUSTOMER_INDEX)
+                    .key_schema(key(cartback_aws::dynamo::CUSTOMER_CART, KeyType::Hash))
+                    .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                    .build()
+                    .unwrap(),
+            )
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(cartback_aws::dynamo::TIMER_INDEX)

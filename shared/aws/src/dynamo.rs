@@ -16,6 +16,10 @@
 //! | fact       | `FACT#<day>#<shard>` | `<at, RFC 3339 ns>#<fact id>` |                                 |
 //! | fact id    | `FACTID#<fact id>` | `FACT`                        |                                     |
 //!
+//! A cart naming a customer also carries `cart_customer` (the customer id),
+//! the key of the sparse KEYS_ONLY index `customer_carts`: how an export or
+//! an erasure finds a customer's carts (see [`CUSTOMER_INDEX`]).
+//!
 //! # Measurement facts: day x shard partitions
 //!
 //! A fact (see `cartback_core::measure::facts`) is written once and read
@@ -107,12 +111,14 @@ use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, from_item, to_attri
 
 use cartback_core::campaign::Campaign;
 use cartback_core::customer::Customer;
+use cartback_core::customer_data::{anonymize, facts_of, CartData, CustomerData, Erasure, Pseudonyms};
 use cartback_core::engagement::{Engagement, EngagementLabel, Tally};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::measure::facts::Fact;
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
-    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
+    CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerDataStore, CustomerStore,
+    EventCommit,
     EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, Timeline,
     TimelineEntry,
 };
@@ -127,6 +133,15 @@ type RecordWithRev = (MessageRecord, u64, u64);
 pub const TIMER_INDEX: &str = "timers";
 pub const TIMER_SHARD: &str = "timer_shard";
 pub const TIMER_DUE: &str = "timer_due";
+/// The sparse index of carts by their customer (KEYS_ONLY): a cart that
+/// names a customer carries `cart_customer`, the customer id, so an export
+/// or erasure finds the customer's carts (guest carts identified later
+/// included) with one `Query`. Why an index and not a link item written
+/// with the cart: a KEYS_ONLY entry is written only when the cart gets its
+/// customer (DynamoDB skips the index when a put leaves its key alone),
+/// while a link item would cost a transactional write on every event.
+pub const CUSTOMER_INDEX: &str = "customer_carts";
+pub const CUSTOMER_CART: &str = "cart_customer";
 /// How often the sweep moved the cart's timer since the cart was last
 /// written (any cart write drops it: the attribute is not part of the cart).
 const SWEEP_MOVES: &str = "sweep_moves";
@@ -361,6 +376,9 @@ impl DynamoStateStore {
         item.extend(key(cart_key(&cart.cart_id)));
         item.insert("version".into(), n(cart.version + 1));
         item.insert("expires_at".into(), self.expires_at());
+        if let Some(customer_id) = cart.cart().customer_id {
+            item.insert(CUSTOMER_CART.into(), s(customer_id));
+        }
         if let Some(armed) = cart.timer_armed_for {
             item.insert(TIMER_SHARD.into(), s(timer_shard(&cart.cart_id)));
             item.insert(TIMER_DUE.into(), s(sort_time(armed)));
@@ -1068,6 +1086,252 @@ impl FactStore for DynamoStateStore {
             }
         }
         Ok(facts)
+    }
+}
+
+// ---- a customer's data: export and erasure ----
+
+/// What an erasure found, with the keys it deletes.
+struct FoundCustomer {
+    data: CustomerData,
+    /// Every item of the customer's carts' partitions: the cart and its timeline.
+    cart_items: Vec<Item>,
+    timeline_entries: u64,
+    /// The ledgers' keys as found (tagged or older form).
+    ledger_keys: Vec<(String, String)>,
+}
+
+/// The stored forms of a key: tagged, and the one written before keys were
+/// tagged (a bare customer id, `cart:<id>` for a guest).
+fn key_forms(key: &CustomerKey) -> [String; 2] {
+    match key {
+        CustomerKey::Customer(id) => [key.to_string(), id.to_string()],
+        CustomerKey::Guest(cart) => [key.to_string(), format!("cart:{cart}")],
+    }
+}
+
+/// How often a batch's unprocessed deletes are sent again before giving up.
+const BATCH_ATTEMPTS: u32 = 8;
+
+impl DynamoStateStore {
+    async fn find_customer(&self, customer_id: &CustomerId) -> Result<FoundCustomer, PortError> {
+        let mut data = CustomerData::new(customer_id.clone());
+        if let Some(item) = self.get(customer_key(customer_id)).await? {
+            data.customer = Some(from_item(item).map_err(|e| corrupt(&format!("customer {customer_id}"), e))?);
+        }
+        let index = self
+            .query_all(Some(CUSTOMER_INDEX), "cart_customer = :id", vec![(":id", s(customer_id.as_str()))])
+            .await?;
+        let mut cart_items = Vec::new();
+        let mut timeline_entries = 0;
+        for entry in index {
+            let Some(AttributeValue::S(pk)) = entry.get("pk") else { continue };
+            let items = self.query_all(None, "pk = :pk", vec![(":pk", s(pk.as_str()))]).await?;
+            let mut cart: Option<CartRecord> = None;
+            let mut timeline = Vec::new();
+            for item in &items {
+                match item.get("sk") {
+                    Some(AttributeValue::S(sk)) if sk == "STATE" => {
+                        cart = Some(from_item(item.clone()).map_err(|e| corrupt(&format!("cart {pk}"), e))?);
+                    }
+                    Some(AttributeValue::S(sk)) if sk.starts_with("TL#") => {
+                        timeline.push(from_item(item.clone()).map_err(|e| corrupt(&format!("timeline {pk}"), e))?);
+                    }
+                    _ => {}
+                }
+            }
+            timeline_entries += timeline.len() as u64;
+            cart_items.extend(items.iter().map(|item| {
+                item.iter().filter(|(k, _)| *k == "pk" || *k == "sk").map(|(k, v)| (k.clone(), v.clone())).collect()
+            }));
+            if let Some(cart) = cart {
+                data.carts.push(CartData { cart, timeline });
+            }
+        }
+
+        let mut messages = std::collections::BTreeMap::new();
+        let own = CustomerKey::Customer(customer_id.clone());
+        let guests = data.carts.iter().map(|c| CustomerKey::Guest(c.cart.cart_id.clone())).collect::<Vec<_>>();
+        for key in std::iter::once(own).chain(guests) {
+            for form in key_forms(&key) {
+                let items = self
+                    .query_all(Some("gsi1"), "gsi1pk = :pk", vec![(":pk", s(format!("CUSTMSG#{form}")))])
+                    .await?;
+                for item in items {
+                    let message = message_from_item(item)?;
+                    messages.insert(message.message_id.clone(), message);
+                }
+            }
+        }
+        data.messages = messages.into_values().collect();
+
+        let mut ledger_keys = Vec::new();
+        for key in data.keys() {
+            for form in key_forms(&key) {
+                let k = (format!("LEDGER#{form}"), "SENDS".to_owned());
+                if let Some(item) = self.get(k.clone()).await? {
+                    data.send_ledgers.push(from_item(item).map_err(|e| corrupt(&format!("send ledger {form}"), e))?);
+                    ledger_keys.push(k);
+                }
+            }
+        }
+
+        let now = self.clock.now();
+        let facts = self.facts(data.earliest(now).date_naive(), now.date_naive()).await?;
+        data.facts = facts_of(&facts, &data.keys(), &data.cart_ids());
+        Ok(FoundCustomer { data, cart_items, timeline_entries, ledger_keys })
+    }
+
+    /// Deletes the items (`pk`/`sk` only), 25 per `BatchWriteItem`, sending
+    /// unprocessed ones again with a growing pause.
+    async fn delete_items(&self, keys: Vec<Item>) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        for chunk in keys.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|k| {
+                    let delete = DeleteRequest::builder().set_key(Some(k.clone())).build();
+                    delete.map(|d| WriteRequest::builder().delete_request(d).build())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| build_error(SERVICE, e))?;
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                attempt += 1;
+                if attempt > BATCH_ATTEMPTS {
+                    return Err(PortError::Unavailable(SERVICE, "deletes left unprocessed after retries".into()));
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| dynamodb_error(SERVICE, e))?;
+                requests = out.unprocessed_items.and_then(|mut left| left.remove(&self.table)).unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    /// The message, cancelled and made anonymous in place (see
+    /// `cartback_core::customer_data`); its `rev` moves, so a sender's
+    /// fenced settle fails and the cancellation stays.
+    async fn cancel_message(&self, cancelled: &MessageRecord) -> Result<(), PortError> {
+        let status = to_attribute_value(&cancelled.status).map_err(|e| corrupt("status does not serialise", e))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(message_key(&cancelled.message_id))))
+            .update_expression("SET #status = :status, customer_key = :key, cart_id = :cart, gsi1pk = :gsi ADD rev :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", status)
+            .expression_attribute_values(":key", s(cancelled.customer_key.to_string()))
+            .expression_attribute_values(":cart", s(cancelled.cart_id.as_str()))
+            .expression_attribute_values(":gsi", s(format!("CUSTMSG#{}", cancelled.customer_key)))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Gone meanwhile (expired): nothing left to cancel.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(dynamodb_error(SERVICE, e)),
+        }
+    }
+
+    /// Replaces a fact by its anonymous copy in one transaction: the copy
+    /// and its id's guard in, the fact and its guard out. A retried call
+    /// whose first attempt landed finds the fact gone and does nothing.
+    async fn replace_fact(&self, fact: &Fact, anonymous: &Fact) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::types::Delete;
+        let expires_at = n((self.clock.now() + self.fact_retention).timestamp());
+        let mut guard = key(fact_guard_key(&anonymous.fact_id));
+        guard.insert("expires_at".into(), expires_at.clone());
+        let put = |item: Item, condition: Option<&str>| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .set_condition_expression(condition.map(str::to_owned))
+                .build()
+                .map_err(|e| build_error(SERVICE, e))
+        };
+        let delete = |k: (String, String), condition: Option<&str>| {
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(k)))
+                .set_condition_expression(condition.map(str::to_owned))
+                .build()
+                .map_err(|e| build_error(SERVICE, e))
+        };
+        let items = vec![
+            TransactWriteItem::builder().put(put(guard, Some("attribute_not_exists(pk)"))?).build(),
+            TransactWriteItem::builder().put(put(fact_item(anonymous, expires_at)?, None)?).build(),
+            TransactWriteItem::builder().delete(delete(fact_key(fact), Some("attribute_exists(pk)"))?).build(),
+            TransactWriteItem::builder().delete(delete(fact_guard_key(&fact.fact_id), None)?).build(),
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+                match error.as_service_error() {
+                    Some(E::TransactionCanceledException(cancelled))
+                        if cancelled.cancellation_reasons().get(2).and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed") =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(dynamodb_error(SERVICE, error)),
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CustomerDataStore for DynamoStateStore {
+    async fn customer_data(&self, customer_id: &CustomerId) -> Result<CustomerData, PortError> {
+        Ok(self.find_customer(customer_id).await?.data)
+    }
+
+    /// Facts first (each replaced atomically), then cancellations, then the
+    /// deletes, the profile last: an erasure interrupted anywhere is
+    /// completed by erasing again, which finds what is left through the
+    /// profile, the customer's index entries and their message keys.
+    async fn erase_customer(&self, customer_id: &CustomerId, now: DateTime<Utc>) -> Result<Erasure, PortError> {
+        let FoundCustomer { data, cart_items, timeline_entries, ledger_keys } = self.find_customer(customer_id).await?;
+        let pseudonyms = Pseudonyms::random();
+        let mut erasure = Erasure::default();
+        for fact in &data.facts {
+            self.replace_fact(fact, &anonymize(fact, &pseudonyms)).await?;
+            erasure.facts_anonymized += 1;
+        }
+        let mut deletes: Vec<Item> = Vec::new();
+        for message in &data.messages {
+            if CustomerData::is_live(message) {
+                self.cancel_message(&pseudonyms.cancelled_message(message, now)).await?;
+                erasure.messages_cancelled += 1;
+            } else {
+                deletes.push(key(message_key(&message.message_id)));
+                erasure.messages += 1;
+            }
+        }
+        erasure.send_ledgers = ledger_keys.len() as u64;
+        deletes.extend(ledger_keys.into_iter().map(key));
+        erasure.carts = data.carts.len() as u64;
+        erasure.timeline_entries = timeline_entries;
+        deletes.extend(cart_items);
+        self.delete_items(deletes).await?;
+        if data.customer.is_some() {
+            self.delete_items(vec![key(customer_key(customer_id))]).await?;
+            erasure.profiles = 1;
+        }
+        Ok(erasure)
     }
 }
 

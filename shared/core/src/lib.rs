@@ -10,6 +10,7 @@ pub mod cart;
 pub mod consent;
 pub mod contact;
 pub mod customer;
+pub mod customer_data;
 pub mod engagement;
 pub mod engine;
 pub mod enum_names;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
+use crate::customer_data::{CustomerData, Erasure};
 use crate::engagement::{EngagementLabel, Tally};
 use crate::engine::Progress;
 use crate::event::Event;
@@ -403,15 +404,38 @@ pub trait SendLedgerStore: Send + Sync {
     async fn save_send_ledger(&self, ledger: &SendLedger) -> Result<SaveOutcome, PortError>;
 }
 
+/// A customer's data as a whole: the export (GDPR art. 15) and the erasure
+/// (GDPR art. 17, CCPA) of everything held about them; see
+/// [`crate::customer_data`] for what belongs to a customer and what an
+/// erasure keeps in anonymous form.
+#[async_trait]
+pub trait CustomerDataStore: Send + Sync {
+    /// Everything held about the customer (empty when nothing is).
+    async fn customer_data(&self, customer_id: &CustomerId) -> Result<CustomerData, PortError>;
+    /// Deletes the customer's profile, carts (events and timelines),
+    /// message records and send ledgers, cancels their queued messages and
+    /// rewrites their facts without identifiers. Erasing again finds
+    /// nothing and answers zeros.
+    async fn erase_customer(&self, customer_id: &CustomerId, now: DateTime<Utc>) -> Result<Erasure, PortError>;
+}
+
 /// Every state capability: what one runtime's state adapter provides. Each
 /// service asks only for the capabilities it uses.
 pub trait StateStore:
-    CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + FactStore
+    CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + FactStore + CustomerDataStore
 {
 }
 
 impl<T> StateStore for T where
-    T: CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + FactStore + ?Sized
+    T: CartStore
+        + CustomerStore
+        + EventLog
+        + Timeline
+        + MessageStore
+        + SendLedgerStore
+        + FactStore
+        + CustomerDataStore
+        + ?Sized
 {
 }
 

@@ -21,13 +21,14 @@ use axum::http::header::{
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use serde_json::json;
 
 use cartback_core::api::{cart_view, Api, OPENAPI_JSON};
 use cartback_core::event::{BodyError, MAX_BODY_BYTES};
-use cartback_core::ids::CartId;
+use cartback_core::customer_data::{erasure_json, export_json};
+use cartback_core::ids::{parse_id, CartId, CustomerId};
 use cartback_core::service::{parse_query, record_link_click, report, IngestError, ReportError};
 use cartback_core::signing::{verify_dashboard_token, verify_link, LinkError};
 
@@ -42,6 +43,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/events", post(post_events))
         .route("/v1/carts/{cart_id}", get(get_cart))
         .route("/v1/report", get(get_report))
+        .route("/v1/customers/{customer_id}", delete(erase_customer))
+        .route("/v1/customers/{customer_id}/export", get(export_customer))
         .route("/r/{token}", get(redirect))
         .route("/dashboard", get(dashboard_page))
         .fallback(not_found)
@@ -102,6 +105,44 @@ async fn get_cart(
         api.store.get_cart(&cart_id).await?.ok_or_else(|| ApiError::NotFound(format!("no cart {cart_id:?}")))?;
     let timeline = api.store.timeline(&cart_id).await?;
     Ok(json_response(StatusCode::OK, &cart_view(&record, &timeline)))
+}
+
+/// The customer id of a `/v1/customers/{customer_id}` path, read after the
+/// signature held.
+fn customer_path(customer_id: Result<Path<String>, PathRejection>) -> Result<CustomerId, ApiError> {
+    let Path(customer_id) =
+        customer_id.map_err(|_| ApiError::BadRequest("customer_id: not valid percent-encoded UTF-8".into()))?;
+    parse_id(&customer_id).map_err(|e| ApiError::BadRequest(format!("customer_id: {e}")))
+}
+
+/// Erases everything held about the customer (GDPR art. 17, CCPA; see
+/// `cartback_core::customer_data`) and answers what went, per item type.
+/// Idempotent: erasing again answers zeros.
+async fn erase_customer(
+    State(api): State<Arc<Api>>,
+    customer_id: Result<Path<String>, PathRejection>,
+    _signed: Signed,
+) -> Result<Response, ApiError> {
+    let customer_id = customer_path(customer_id)?;
+    let erasure = api.store.erase_customer(&customer_id, api.clock.now()).await?;
+    // Counts only: the id is the shop's, but a log has no need of it.
+    tracing::info!(items = erasure.total(), "customer data erased");
+    Ok(json_response(StatusCode::OK, &erasure_json(&customer_id, &erasure)))
+}
+
+/// Everything held about the customer as JSON (GDPR art. 15); 404 when
+/// nothing is.
+async fn export_customer(
+    State(api): State<Arc<Api>>,
+    customer_id: Result<Path<String>, PathRejection>,
+    _signed: Signed,
+) -> Result<Response, ApiError> {
+    let customer_id = customer_path(customer_id)?;
+    let data = api.store.customer_data(&customer_id).await?;
+    if data.is_empty() {
+        return Err(ApiError::NotFound(format!("nothing is held about customer {customer_id:?}")));
+    }
+    Ok(json_response(StatusCode::OK, &export_json(&data)))
 }
 
 /// The measurement report (see `cartback_core::measure::report`): the

@@ -52,6 +52,9 @@ pub const OUTBOX_DIR: &str = "outbox";
 #[derive(Debug, Clone)]
 pub struct Outbox {
     dir: PathBuf,
+    /// Held while a line is appended or a line file is rewritten by
+    /// [`Outbox::erase`], so an erasure never drops a line written meanwhile.
+    line_files: Arc<Mutex<()>>,
 }
 
 impl Outbox {
@@ -60,7 +63,61 @@ impl Outbox {
         let dir = data_dir.as_ref().join(OUTBOX_DIR);
         let email = dir.join("email");
         fs::create_dir_all(&email).map_err(|source| LocalError::Io { path: email, source })?;
-        Ok(Outbox { dir })
+        Ok(Outbox::existing(data_dir))
+    }
+
+    /// The outbox of `data_dir` without creating anything (an operator
+    /// command that only removes copies, if there are any).
+    pub fn existing(data_dir: impl AsRef<Path>) -> Outbox {
+        Outbox { dir: data_dir.as_ref().join(OUTBOX_DIR), line_files: Arc::new(Mutex::new(())) }
+    }
+
+    /// Removes the copies of these messages (a customer's erasure): their
+    /// `.eml` files, and their lines in `sms.jsonl` and `push.jsonl` (each
+    /// file rewritten through a temporary file and a rename, so a crash
+    /// leaves the old or the new file). Answers how many copies went.
+    pub fn erase(&self, message_ids: &HashSet<String>) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for id in message_ids {
+            match fs::remove_file(self.email_path(id)) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let _lines = self.line_files.lock().unwrap_or_else(PoisonError::into_inner);
+        for path in [self.sms_path(), self.push_path()] {
+            let text = match fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let names_erased = |line: &str| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v.get("message_id").and_then(|id| id.as_str()).map(|id| message_ids.contains(id)))
+                    .unwrap_or(false)
+            };
+            let kept: Vec<&str> = text.lines().filter(|line| !names_erased(line)).collect();
+            let gone = text.lines().count() - kept.len();
+            if gone == 0 {
+                continue;
+            }
+            let mut new_text = kept.join("\n");
+            if !new_text.is_empty() {
+                new_text.push('\n');
+            }
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("lines");
+            let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let tmp = self.dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+            let mut file = File::create(&tmp)?;
+            file.write_all(new_text.as_bytes())?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            sync_dir(&self.dir)?;
+            removed += gone;
+        }
+        Ok(removed)
     }
 
     pub fn dir(&self) -> &Path {
@@ -293,6 +350,7 @@ impl OutboxSender {
                     return Err(SendError::Permanent("not a valid E.164 phone number".into()));
                 }
                 let line = json!({ "message_id": id, "to": to, "body": body, "at": rfc3339(now) });
+                let _lines = self.outbox.line_files.lock().unwrap_or_else(PoisonError::into_inner);
                 append_once(&self.lines, &self.outbox.sms_path(), id, &line).map_err(|e| retryable("SMS", e))
             }
             Outgoing::Push { platform, token, title, body, url } => {
@@ -300,6 +358,7 @@ impl OutboxSender {
                     return Err(SendError::Permanent("no device token".into()));
                 }
                 let line = json!({ "message_id": id, "kind": "push", "platform": platform, "token": token, "title": title, "body": body, "url": url, "at": rfc3339(now) });
+                let _lines = self.outbox.line_files.lock().unwrap_or_else(PoisonError::into_inner);
                 append_once(&self.lines, &self.outbox.push_path(), id, &line).map_err(|e| retryable("push", e))
             }
             Outgoing::WebPush { subscription, title, body, url } => {
@@ -308,6 +367,7 @@ impl OutboxSender {
                     return Err(SendError::Permanent("no web push subscription endpoint".into()));
                 }
                 let line = json!({ "message_id": id, "kind": "web_push", "subscription": subscription, "title": title, "body": body, "url": url, "at": rfc3339(now) });
+                let _lines = self.outbox.line_files.lock().unwrap_or_else(PoisonError::into_inner);
                 append_once(&self.lines, &self.outbox.push_path(), id, &line).map_err(|e| retryable("push", e))
             }
         }

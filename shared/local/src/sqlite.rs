@@ -156,6 +156,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX facts_day ON facts (day);
     "#,
+    // 4: which carts name which customer (export and erasure find a
+    // customer's carts, guest carts identified later included, without
+    // reading every cart); filled from the stored carts' events.
+    r#"
+    CREATE TABLE cart_customers (
+        customer_id TEXT NOT NULL,
+        cart_id     TEXT NOT NULL,
+        PRIMARY KEY (customer_id, cart_id)
+    );
+    CREATE INDEX cart_customers_cart ON cart_customers (cart_id);
+    INSERT OR IGNORE INTO cart_customers (customer_id, cart_id)
+        SELECT DISTINCT json_extract(e.value, '$.customer_id'), c.cart_id
+        FROM (SELECT cart_id, record FROM carts WHERE json_valid(record)) AS c, json_each(c.record, '$.events') AS e
+        WHERE json_extract(e.value, '$.customer_id') IS NOT NULL;
+    "#,
 ];
 
 /// Errors opening the database (calls through the ports answer [`PortError`]).
@@ -189,6 +204,8 @@ pub struct Database {
     path: Arc<PathBuf>,
     clock: Arc<dyn Clock>,
     fact_retention: Duration,
+    /// Where sent messages' copies are (an erasure removes the customer's).
+    pub(crate) outbox: Option<crate::outbox::Outbox>,
 }
 
 impl std::fmt::Debug for Database {
@@ -232,6 +249,7 @@ impl Database {
             path: Arc::new(path),
             clock: Arc::new(SystemClock),
             fact_retention: Duration::days(DEFAULT_FACT_RETENTION_DAYS),
+            outbox: None,
         })
     }
 
@@ -246,6 +264,13 @@ impl Database {
     /// (default [`DEFAULT_FACT_RETENTION_DAYS`]).
     pub fn with_fact_retention(mut self, fact_retention: Duration) -> Database {
         self.fact_retention = fact_retention;
+        self
+    }
+
+    /// The outbox whose copies of a customer's messages an erasure removes
+    /// (see [`cartback_core::ports::CustomerDataStore`]).
+    pub fn with_outbox(mut self, outbox: crate::outbox::Outbox) -> Database {
+        self.outbox = Some(outbox);
         self
     }
 
@@ -290,6 +315,8 @@ impl Database {
                 .execute("DELETE FROM timeline WHERE at < ?1 OR cart_id IN (SELECT cart_id FROM carts WHERE updated_at < ?1)", [&cutoff])
                 .map_err(db)?;
             let carts = tx.execute("DELETE FROM carts WHERE updated_at < ?1", [&cutoff]).map_err(db)?;
+            tx.execute("DELETE FROM cart_customers WHERE cart_id NOT IN (SELECT cart_id FROM carts)", [])
+                .map_err(db)?;
             let dedupe = tx.execute("DELETE FROM dedupe WHERE received_at < ?1", [&cutoff]).map_err(db)?;
             let messages = tx.execute("DELETE FROM messages WHERE decided_at < ?1", [&cutoff]).map_err(db)?;
             tx.execute("DELETE FROM send_ledgers WHERE updated_at < ?1", [&cutoff]).map_err(db)?;
@@ -381,7 +408,7 @@ fn version_from(stored: i64) -> Result<u64, PortError> {
 
 // ---- carts, customers, timeline ----
 
-fn read_cart(conn: &Connection, cart_id: &str) -> Result<Option<CartRecord>, PortError> {
+pub(crate) fn read_cart(conn: &Connection, cart_id: &str) -> Result<Option<CartRecord>, PortError> {
     let row: Option<(i64, String)> = conn
         .query_row("SELECT version, record FROM carts WHERE cart_id = ?1", [cart_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
@@ -414,7 +441,24 @@ fn write_cart(tx: &Transaction, cart: &CartRecord) -> Result<bool, PortError> {
         )
     }
     .map_err(db)?;
+    if changed == 1 {
+        link_customers(tx, cart)?;
+    }
     Ok(changed == 1)
+}
+
+/// Records each customer the cart's events name (see migration 4).
+fn link_customers(tx: &Transaction, cart: &CartRecord) -> Result<(), PortError> {
+    let mut named: Vec<&str> = cart.events.iter().filter_map(|e| e.customer_id.as_deref()).collect();
+    named.sort_unstable();
+    named.dedup();
+    for customer_id in named {
+        tx.prepare_cached("INSERT OR IGNORE INTO cart_customers (customer_id, cart_id) VALUES (?1, ?2)")
+            .map_err(db)?
+            .execute(params![customer_id, cart.cart_id.as_str()])
+            .map_err(db)?;
+    }
+    Ok(())
 }
 
 fn write_customer(tx: &Transaction, customer: &Customer, version: u64, now: DateTime<Utc>) -> Result<bool, PortError> {
@@ -446,7 +490,7 @@ fn insert_timeline(conn: &Connection, cart_id: &str, entry: &TimelineEntry) -> R
 
 // ---- messages ----
 
-fn read_message(conn: &Connection, message_id: &str) -> Result<Option<MessageRecord>, PortError> {
+pub(crate) fn read_message(conn: &Connection, message_id: &str) -> Result<Option<MessageRecord>, PortError> {
     let json: Option<String> = conn
         .query_row("SELECT record FROM messages WHERE message_id = ?1", [message_id], |r| r.get(0))
         .optional()
@@ -768,7 +812,7 @@ impl MessageStore for Database {
 }
 
 /// The stored form of a day: ISO 8601, so text order is day order.
-fn day_text(day: NaiveDate) -> String {
+pub(crate) fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
