@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr, clippy::print_stdout)]
 
 pub mod contract;
+pub mod customer_contract;
 pub mod faults;
 pub mod local_app;
 pub mod moto;
