@@ -65,6 +65,11 @@ impl ArmedTimers for ScheduleGroup {
 }
 
 async fn adapters() -> Adapters {
+    adapters_and_table().await.0
+}
+
+/// The adapters, with the moto clients and the state table's name.
+async fn adapters_and_table() -> (Adapters, Clients, String) {
     let clients = Moto::global().clients().await;
     let (state_table, config_table, group) =
         (unique("contract-state"), unique("contract-config"), unique("contract-timers"));
@@ -77,17 +82,68 @@ async fn adapters() -> Adapters {
         checker_arn: CHECKER_ARN.into(),
         dead_letter_arn: TIMER_DLQ_ARN.into(),
     };
-    Adapters {
+    let adapters = Adapters {
         state: Arc::new(
-            DynamoStateStore::new(clients.dynamodb.clone(), state_table, Duration::days(90), Arc::new(SystemClock))
+            DynamoStateStore::new(clients.dynamodb.clone(), &state_table, Duration::days(90), Arc::new(SystemClock))
                 // A day's facts then span several pages per partition.
                 .with_fact_page_limit(FACT_PAGE_ITEMS),
         ),
         campaigns: Arc::new(DynamoCampaignStore::new(clients.dynamodb.clone(), config_table)),
         scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), scheduler_config)),
-        timers: Arc::new(ScheduleGroup { clients, group }),
+        timers: Arc::new(ScheduleGroup { clients: clients.clone(), group }),
         keep_alive: None,
-    }
+    };
+    (adapters, clients, state_table)
 }
 
 cartback_tests::contract_suite!(adapters);
+
+/// GIVEN a customer with a profile, carts (one a guest cart identified
+/// later), messages sent and queued, ledgers and facts, beside another
+/// customer WHEN erased THEN a scan of every item left in the state table
+/// finds none carrying the customer's id, email address, phone, push token,
+/// web push endpoint, cart ids or order id: the anonymous facts carry
+/// pseudonyms only, and the other customer's items are all still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_an_erased_customer_when_every_item_left_in_the_table_is_listed_then_none_carries_their_identifiers() {
+    let (adapters, clients, table) = adapters_and_table().await;
+    let seeded = cartback_tests::customer_contract::seed_customer(&adapters).await;
+    let before = scan(&clients, &table).await;
+    let holds = |items: &[String], needle: &str| items.iter().any(|item| item.contains(needle));
+    for identifier in seeded.identifiers() {
+        assert!(holds(&before, &identifier), "the seeded table holds {identifier} before the erasure");
+    }
+
+    adapters.state.erase_customer(&seeded.customer_id, chrono::Utc::now()).await.unwrap();
+
+    let after = scan(&clients, &table).await;
+    for identifier in seeded.identifiers() {
+        let carriers: Vec<&String> = after.iter().filter(|item| item.contains(&identifier)).collect();
+        assert!(carriers.is_empty(), "{identifier} is still in {carriers:#?}");
+    }
+    assert!(holds(&after, "erased-"), "the anonymous facts are kept");
+    for other in [seeded.other_customer.as_str(), seeded.other_cart.as_str(), seeded.other_message.as_str()] {
+        assert!(holds(&after, other), "the other customer's {other} is untouched");
+    }
+}
+
+/// Every item of the table, each as the text of its attributes.
+async fn scan(clients: &Clients, table: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = clients
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        items.extend(page.items.unwrap_or_default().iter().map(|item| format!("{item:?}")));
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return items,
+        }
+    }
+}

@@ -189,3 +189,45 @@ impl CustomerDataStore for Database {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cartback_core::ports::{CartRecord, CartStore, CustomerDataStore};
+    use rusqlite::Connection;
+
+    use crate::sqlite::{Database, DB_FILE};
+
+    /// GIVEN carts stored before the `cart_customers` links existed WHEN the
+    /// database is opened by this version THEN the links are filled from the
+    /// carts' events, and the customer's carts are found.
+    #[tokio::test]
+    async fn given_carts_stored_before_the_links_when_migrated_then_a_customers_carts_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        let at = "2026-11-23T10:00:00Z".parse().unwrap();
+        for (cart, customer) in [("c1", Some("u1")), ("c2", None), ("c3", Some("u2"))] {
+            let mut record = CartRecord::new(cart, at);
+            let event = serde_json::json!({
+                "event_id": format!("e-{cart}"), "type": "add_to_cart", "occurred_at": "2026-11-23T10:00:00Z",
+                "cart_id": cart, "customer_id": customer,
+            });
+            record.insert_event(serde_json::from_value(event).unwrap());
+            db.save_cart(&record).await.unwrap();
+        }
+        drop(db);
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch("DROP TABLE cart_customers; PRAGMA user_version = 3;").unwrap();
+        drop(conn);
+
+        let db = Database::open(dir.path()).unwrap();
+        let carts: Vec<String> = db
+            .customer_data(&"u1".into())
+            .await
+            .unwrap()
+            .carts
+            .into_iter()
+            .map(|c| c.cart.cart_id.to_string())
+            .collect();
+        assert_eq!(carts, ["c1"]);
+    }
+}
