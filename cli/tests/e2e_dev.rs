@@ -534,3 +534,87 @@ fn given_customers_reachable_by_sms_push_and_web_push_when_every_channel_sends_t
     // addresses, tokens or subscriptions: the scan covers all of them.
     assert_eq!(dev.contacts.borrow().len(), 2 * 7, "address, number (with and without +), token, endpoint, 2 keys");
 }
+
+/// Runs `cartback ARGS --data DIR` against the folder `cartback dev` uses.
+fn cli(data: &Path, args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(data).output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.success(), json, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn given_a_customer_with_two_carts_and_a_sent_reminder_when_exported_and_erased_then_nothing_of_theirs_is_left_or_sent()
+{
+    // GIVEN a campaign of two emails (30 minutes after the last activity,
+    // then 3 hours later) and a customer with two carts, the first reminder sent
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = dir.path().join("two-emails.toml");
+    std::fs::write(
+        &campaign,
+        "id = \"two-emails\"\nname = \"Two emails\"\nholdout_percent = 0\n\
+         [[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n\
+         [steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n\
+         [[steps]]\ndelay = \"3h\"\n\
+         [steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n",
+    )
+    .unwrap();
+    let (applied, _, stderr) = cli(dir.path(), &["campaign", "apply", campaign.to_str().unwrap()]);
+    assert!(applied, "{stderr}");
+    let dev = Dev::start_in(dir.path());
+    let email = "erin.erase@example.com";
+    for (event_id, cart) in [("erase-a", "cart-erase-a"), ("erase-b", "cart-erase-b")] {
+        let mut event = add_to_cart(event_id, cart, email);
+        event["customer_id"] = json!("cust-erase");
+        assert_eq!(dev.post(&event)["accepted"], 1);
+    }
+    let cart = dev.wait_for("cart-erase-a", "a sent reminder", |c| sent_messages(c) == 1);
+    let sent_at: chrono::DateTime<chrono::Utc> = cart["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "message" && e["code"] == "sent")
+        .and_then(|e| e["at"].as_str()?.parse().ok())
+        .unwrap();
+    dev.wait_for("cart-erase-b", "a decision", |c| !decisions(c).is_empty());
+    assert!(dev.emails().iter().any(|m| m.contains(&format!("To: {email}"))), "the reminder is in the outbox");
+    let (reported, before, stderr) = cli(dir.path(), &["report", "--json"]);
+    assert!(reported, "{stderr}");
+    assert!(before["total"]["entered"].as_u64().unwrap() >= 1, "{before}");
+
+    // WHEN exported (CLI), then erased (HTTP)
+    let (exported, export, stderr) = cli(dir.path(), &["customer", "export", "cust-erase"]);
+    assert!(exported, "{stderr}");
+    let carts: Vec<&str> = export["carts"].as_array().unwrap().iter().map(|c| c["cart_id"].as_str().unwrap()).collect();
+    assert_eq!(carts, ["cart-erase-a", "cart-erase-b"]);
+    assert_eq!(export["customer"]["profile"]["email"], email);
+    let messages = export["messages"].as_array().unwrap();
+    assert!(messages.iter().any(|m| m["cart_id"] == "cart-erase-a" && m["status"]["state"] == "sent"), "{export:#}");
+
+    let path = "/v1/customers/cust-erase";
+    let request = ureq::delete(&format!("{}{path}", dev.base)).set("x-cartback-signature", &dev.signature("DELETE", path, b""));
+    let (status, erased) = checked("DELETE", "/v1/customers/{customer_id}", request.call());
+
+    // THEN the outbox copy and both carts are gone, the report is unchanged,
+    // a second erasure (CLI) finds nothing, and once the second step's time
+    // has passed nothing more was sent
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!((erased["erased"]["profiles"].as_u64(), erased["erased"]["carts"].as_u64()), (Some(1), Some(2)));
+    assert!(erased["erased"]["outbox_copies"].as_u64().unwrap() >= 1, "{erased}");
+    assert!(!dev.emails().iter().any(|m| m.contains(email)), "no copy of the customer's email is left");
+    for cart in ["cart-erase-a", "cart-erase-b"] {
+        assert_eq!(dev.cart(cart).0, 404, "{cart} is erased");
+    }
+    let (_, after, _) = cli(dir.path(), &["report", "--json"]);
+    assert_eq!(after["total"], before["total"], "the report's totals stay");
+    let (erased_again, again, stderr) = cli(dir.path(), &["customer", "erase", "cust-erase"]);
+    assert!(erased_again, "{stderr}");
+    assert!(again["erased"].as_object().unwrap().values().all(|n| n == 0), "{again}");
+    let emails_after_erasure = dev.emails().len();
+    let start = Instant::now();
+    while dev.server_now() < (sent_at + chrono::Duration::hours(4)).timestamp() {
+        assert!(start.elapsed() < DEADLINE, "the virtual clock stalled");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(dev.emails().len(), emails_after_erasure, "no step went out after the erasure");
+    assert_eq!(dev.cart("cart-erase-a").0, 404, "no later event recreated the cart");
+}
