@@ -618,3 +618,90 @@ fn given_a_customer_with_two_carts_and_a_sent_reminder_when_exported_and_erased_
     assert_eq!(dev.emails().len(), emails_after_erasure, "no step went out after the erasure");
     assert_eq!(dev.cart("cart-erase-a").0, 404, "no later event recreated the cart");
 }
+
+/// The timers `cartback dev` has armed, read from its database (a second
+/// connection: the database is in WAL mode), as JSON.
+fn armed_timers(data: &Path) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let db = cartback_local::Database::open(data).unwrap();
+        serde_json::to_string(&cartback_local::TimerWheel::new(db).pending().await.unwrap()).unwrap()
+    })
+}
+
+#[test]
+fn given_customers_on_email_and_sms_when_reminded_then_timers_dashboard_report_queues_and_logs_hold_no_contact_or_token(
+) {
+    // GIVEN a campaign sending email to desktop carts and SMS to mobile ones,
+    // and two customers with every kind of contact data
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = dir.path().join("email-or-sms.toml");
+    std::fs::write(
+        &campaign,
+        "id = \"email-or-sms\"\nname = \"Email or SMS\"\nholdout_percent = 0\n\
+         [[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n\
+         [steps.channels]\nmobile = [\"sms\"]\ndesktop = [\"email\"]\n",
+    )
+    .unwrap();
+    let (applied, _, stderr) = cli(dir.path(), &["campaign", "apply", campaign.to_str().unwrap()]);
+    assert!(applied, "{stderr}");
+    let dev = Dev::start_in(dir.path());
+    for (cart, device, phone, name) in
+        [("cart-pii-d", "desktop", "+33698765432", "paula"), ("cart-pii-m", "mobile", "+4917698765432", "marek")]
+    {
+        let mut event = add_to_cart(&format!("{cart}-add"), cart, &format!("{name}.pii@example.com"));
+        event["device"] = json!(device);
+        event["customer_id"] = json!(format!("cust-{name}"));
+        event["customer"]["phone"] = json!(phone);
+        event["customer"]["consents"] = json!({"email": true, "sms": true});
+        event["customer"]["push_tokens"] = json!([{"platform": "fcm", "token": format!("fcm-pii-{name}-0123456789")}]);
+        assert_eq!(dev.post(&event)["accepted"], 1);
+    }
+    // The timers as armed, before they fire.
+    let timers = armed_timers(dir.path());
+    assert!(timers.contains("cart-pii-d"), "the timers are read: {timers}");
+
+    // WHEN the reminders go out and a customer follows the email's link
+    for cart in ["cart-pii-d", "cart-pii-m"] {
+        dev.wait_for(cart, "a sent message", |c| sent_messages(c) == 1);
+    }
+    let email = dev.emails().into_iter().find(|m| m.contains("paula.pii@example.com")).expect("the email");
+    let sms = std::fs::read_to_string(dev.data.join("outbox/sms.jsonl")).unwrap();
+    let mut tokens = cartback_tests::pii::Contacts::link_tokens(&email);
+    tokens.extend(cartback_tests::pii::Contacts::link_tokens(&sms));
+    assert!(tokens.len() >= 3, "restore and item links of the email and the SMS: {tokens:?}");
+    for token in &tokens {
+        dev.contacts.borrow_mut().add(token);
+    }
+    let start = email.find(&format!("{}/r/", dev.base)).expect("a tracked link");
+    let link: String = email[start..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    assert_eq!(agent.get(&link).call().expect("redirect answer").status(), 302);
+
+    // THEN none of the contact values or tokens is in the timers' payloads,
+    // the dashboard, the report, the queues' operator output, or (when
+    // `dev` drops) the server's log
+    let contacts = dev.contacts.borrow().clone();
+    contacts.assert_not_in("the armed timers", &timers);
+    let out = Command::new(env!("CARGO_BIN_EXE_cartback"))
+        .args(["dashboard", "--url", &dev.base, "--data"])
+        .arg(dir.path())
+        .env("CARTBACK_INGEST_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the dashboard link: {}", String::from_utf8_lossy(&out.stderr));
+    let link_out = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let page = ureq::get(&link_out).call().expect("the dashboard").into_string().unwrap();
+    assert!(page.contains("email-or-sms"), "the dashboard shows the campaign");
+    contacts.assert_not_in("the dashboard", &page);
+    let (reported, report, stderr) = cli(dir.path(), &["report", "--json"]);
+    assert!(reported, "{stderr}");
+    assert!(report["total"]["entered"].as_u64() >= Some(1), "{report}");
+    contacts.assert_not_in("the report", &report.to_string());
+    for args in [&["queue", "stats"][..], &["queue", "dead-letters", "email"], &["queue", "dead-letters", "sms"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        contacts.assert_not_in(&format!("cartback {}", args.join(" ")), &text);
+    }
+}

@@ -50,6 +50,40 @@ impl Contacts {
         }
     }
 
+    /// Adds a value to scan for that no event carried: a restore link's or
+    /// an unsubscribe link's token, read from a message Cartback sent.
+    pub fn add(&mut self, value: &str) {
+        if value.len() >= 6 {
+            self.0.insert(value.to_owned());
+        }
+    }
+
+    /// The link tokens in a message's text: what follows `/r/` (tracked
+    /// redirects), `/u/` (unsubscribe and preference links) or `t=` (a
+    /// restore link's own token) up to the end of the URL.
+    pub fn link_tokens(text: &str) -> Vec<String> {
+        let mut tokens = Vec::new();
+        for marker in ["/r/", "/u/", "t="] {
+            for (at, _) in text.match_indices(marker) {
+                let token: String = text[at + marker.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '%'))
+                    .collect();
+                if token.len() >= 16 {
+                    tokens.push(token);
+                }
+            }
+        }
+        tokens
+    }
+
+    /// Panics naming every value found in `text`, an output that must hold
+    /// no contact data or token (a page, a report, a timer's payload).
+    pub fn assert_not_in(&self, source: &str, text: &str) {
+        let leaked: Vec<&String> = self.0.iter().filter(|value| text.contains(value.as_str())).collect();
+        assert!(leaked.is_empty(), "{source} holds contact data or tokens {leaked:?} ({} bytes scanned)", text.len());
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -139,5 +173,17 @@ mod tests {
         let scan = std::panic::catch_unwind(|| contacts.assert_absent_from("test", "sent to ana@example.com"));
         assert!(scan.is_err());
         contacts.assert_absent_from("test", "sent to a***@example.com");
+    }
+
+    #[test]
+    fn given_a_message_with_links_when_read_then_their_tokens_are_found_and_a_page_holding_one_fails_the_scan() {
+        let text = "Restore: http://127.0.0.1:8080/r/eyJhbGciOi.abcdefghijklmnop\n\
+                    <a href=\"https://shop.example/c?t=tok_0123456789abcdef\">x</a> /u/short";
+        let tokens = Contacts::link_tokens(text);
+        assert_eq!(tokens, ["eyJhbGciOi.abcdefghijklmnop", "tok_0123456789abcdef"]);
+        let mut contacts = Contacts::default();
+        tokens.iter().for_each(|t| contacts.add(t));
+        assert!(std::panic::catch_unwind(|| contacts.assert_not_in("page", "<p>tok_0123456789abcdef</p>")).is_err());
+        contacts.assert_not_in("page", "<p>nothing personal</p>");
     }
 }
