@@ -86,4 +86,19 @@ async fn given_carts_reached_by_email_sms_and_push_when_every_lambda_handles_the
     assert!(log.lines().count() > 10, "the capture holds the handlers' output:\n{log}");
     assert_eq!(contacts.len(), 5, "two addresses, a number (with and without +) and a token");
     contacts.assert_absent_from("the Lambda handlers", &log);
+
+    // Nor do the timers' schedules: their names, descriptions and the
+    // input EventBridge Scheduler hands the checker, as stored.
+    let scheduler = &stack.clients.scheduler;
+    let listed = scheduler.list_schedules().group_name(&stack.schedule_group).send().await.unwrap();
+    assert!(!listed.schedules.is_empty(), "the timers are listed");
+    let mut schedules = String::new();
+    for summary in listed.schedules {
+        let name = summary.name.unwrap_or_default();
+        let got = scheduler.get_schedule().name(&name).group_name(&stack.schedule_group).send().await.unwrap();
+        let input = got.target.as_ref().and_then(|t| t.input.clone()).unwrap_or_default();
+        assert!(input.contains("logs-"), "the input names its cart: {input}");
+        schedules.push_str(&format!("{name} {:?} {input}\n", got.description));
+    }
+    contacts.assert_not_in("the EventBridge schedules", &schedules);
 }
