@@ -591,7 +591,8 @@ fn given_a_customer_with_two_carts_and_a_sent_reminder_when_exported_and_erased_
     assert!(messages.iter().any(|m| m["cart_id"] == "cart-erase-a" && m["status"]["state"] == "sent"), "{export:#}");
 
     let path = "/v1/customers/cust-erase";
-    let request = ureq::delete(&format!("{}{path}", dev.base)).set("x-cartback-signature", &dev.signature("DELETE", path, b""));
+    let signature = dev.signature("DELETE", path, b"");
+    let request = ureq::delete(&format!("{}{path}", dev.base)).set("x-cartback-signature", &signature);
     let (status, erased) = checked("DELETE", "/v1/customers/{customer_id}", request.call());
 
     // THEN the outbox copy and both carts are gone, the report is unchanged,
@@ -699,7 +700,8 @@ fn given_customers_on_email_and_sms_when_reminded_then_timers_dashboard_report_q
     assert!(report["total"]["entered"].as_u64() >= Some(1), "{report}");
     contacts.assert_not_in("the report", &report.to_string());
     for args in [&["queue", "stats"][..], &["queue", "dead-letters", "email"], &["queue", "dead-letters", "sms"]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(dir.path()).output().unwrap();
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(dir.path()).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         contacts.assert_not_in(&format!("cartback {}", args.join(" ")), &text);

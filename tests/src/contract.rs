@@ -115,9 +115,9 @@ macro_rules! contract_suite {
                 => many_facts_on_one_day_come_back_complete,
             given_two_purchase_events_for_one_order_when_ingested_then_one_order_fact_is_stored
                 => one_order_reported_by_two_purchase_events_is_one_fact,
-            given_a_customer_with_carts_messages_ledgers_and_facts_when_exported_then_all_of_it_and_nothing_else_comes_back
+            given_a_customers_data_when_exported_then_all_of_it_and_nothing_else_comes_back
                 => customer_export_holds_everything,
-            given_a_customer_with_carts_messages_ledgers_and_facts_when_erased_then_nothing_of_theirs_remains_but_anonymous_facts_and_again_erases_nothing
+            given_a_customers_data_when_erased_then_only_anonymous_facts_remain_and_erasing_again_finds_nothing
                 => customer_erasure_is_complete_and_idempotent,
         );
     };

@@ -14,8 +14,8 @@ use cartback_core::measure::assign::Group;
 use cartback_core::measure::facts::{Fact, FactKind, MessageOutcome, SegmentLabel};
 use cartback_core::message::{Channel, MessageRecord, MessageStatus};
 use cartback_core::ports::{
-    CartRecord, Claim, CommitOutcome, CreateOutcome, EventCommit, ReservedSend, SaveOutcome, SendLedger,
-    TimelineEntry, TimelineKind,
+    CartRecord, Claim, CommitOutcome, CreateOutcome, EventCommit, ReservedSend, SaveOutcome, SendLedger, TimelineEntry,
+    TimelineKind,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
@@ -93,8 +93,13 @@ fn sent(cart: &CartId, key: CustomerKey, step: u32, at: DateTime<Utc>) -> Messag
 }
 
 async fn commit(a: &Adapters, cart: CartRecord, customer: Option<(Customer, u64)>, entry: TimelineEntry) {
-    let commit =
-        EventCommit { event_id: unique("e").into(), received_at: entry.at, cart: Some(cart), customer, timeline: Some(entry) };
+    let commit = EventCommit {
+        event_id: unique("e").into(),
+        received_at: entry.at,
+        cart: Some(cart),
+        customer,
+        timeline: Some(entry),
+    };
     assert_eq!(a.state.commit_event(commit).await.unwrap(), CommitOutcome::Applied);
 }
 

@@ -1227,7 +1227,9 @@ impl DynamoStateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(message_key(&cancelled.message_id))))
-            .update_expression("SET #status = :status, customer_key = :key, cart_id = :cart, gsi1pk = :gsi ADD rev :one")
+            .update_expression(
+                "SET #status = :status, customer_key = :key, cart_id = :cart, gsi1pk = :gsi ADD rev :one",
+            )
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", status)

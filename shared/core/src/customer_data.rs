@@ -19,7 +19,7 @@
 //! disappearing, so a job already on a queue finds it closed and is dropped
 //! rather than retried into the dead-letter queue with the address in it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -97,9 +97,10 @@ impl CustomerData {
     /// The earliest time anything of the customer's may have been recorded
     /// at: where a store starts looking for their facts.
     pub fn earliest(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let carts = self.carts.iter().flat_map(|c| {
-            std::iter::once(c.cart.created_at).chain(c.cart.events.iter().map(|e| e.occurred_at))
-        });
+        let carts = self
+            .carts
+            .iter()
+            .flat_map(|c| std::iter::once(c.cart.created_at).chain(c.cart.events.iter().map(|e| e.occurred_at)));
         let messages = self.messages.iter().map(|m| m.decided_at);
         let profile = self.customer.iter().flat_map(|c| c.purchases.iter().chain(&c.returns).copied());
         carts.chain(messages).chain(profile).fold(now, DateTime::min)
@@ -229,7 +230,9 @@ fn random_salt() -> [u8; 32] {
     let mut hash = Sha256::new();
     for _ in 0..4 {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        hasher.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        );
         hash.update(hasher.finish().to_le_bytes());
     }
     hash.finalize().into()
@@ -263,7 +266,9 @@ pub fn facts_of<'a>(
         .collect();
     facts
         .into_iter()
-        .filter(|f| mine(f) || matches!(&f.kind, FactKind::Return { order_id, .. } if orders.contains(order_id.as_str())))
+        .filter(|f| {
+            mine(f) || matches!(&f.kind, FactKind::Return { order_id, .. } if orders.contains(order_id.as_str()))
+        })
         .cloned()
         .collect()
 }
@@ -285,19 +290,27 @@ pub fn anonymize(fact: &Fact, pseudonyms: &Pseudonyms) -> Fact {
                 currency,
             }
         }
-        FactKind::Message { campaign_id, cart_id, customer_key, message_id, group, variant, step, channel, outcome } => {
-            FactKind::Message {
-                campaign_id,
-                cart_id: pseudonyms.cart(&cart_id),
-                customer_key: pseudonyms.key(&customer_key),
-                message_id: pseudonyms.message(&message_id),
-                group,
-                variant,
-                step,
-                channel,
-                outcome,
-            }
-        }
+        FactKind::Message {
+            campaign_id,
+            cart_id,
+            customer_key,
+            message_id,
+            group,
+            variant,
+            step,
+            channel,
+            outcome,
+        } => FactKind::Message {
+            campaign_id,
+            cart_id: pseudonyms.cart(&cart_id),
+            customer_key: pseudonyms.key(&customer_key),
+            message_id: pseudonyms.message(&message_id),
+            group,
+            variant,
+            step,
+            channel,
+            outcome,
+        },
         FactKind::Order { order_id, cart_id, customer_key, value, currency, coupon } => FactKind::Order {
             order_id: pseudonyms.order(&order_id),
             cart_id: cart_id.map(|c| pseudonyms.cart(&c)),
@@ -329,12 +342,6 @@ pub fn erasure_json(customer_id: &CustomerId, erasure: &Erasure) -> serde_json::
         "erased": erasure,
         "audiences": AUDIENCES_NONE,
     })
-}
-
-/// Groups pseudonymized facts by the id they replace (`old fact id -> new
-/// fact`), for a store that deletes the old and writes the new.
-pub fn anonymized_facts(facts: &[Fact], pseudonyms: &Pseudonyms) -> BTreeMap<String, Fact> {
-    facts.iter().map(|f| (f.fact_id.clone(), anonymize(f, pseudonyms))).collect()
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use cartback_core::customer::Customer;
-use cartback_core::customer_data::{facts_of, anonymize, CartData, CustomerData, Erasure, Pseudonyms};
+use cartback_core::customer_data::{anonymize, facts_of, CartData, CustomerData, Erasure, Pseudonyms};
 use cartback_core::ids::{CustomerId, CustomerKey};
 use cartback_core::message::MessageRecord;
 use cartback_core::ports::{CustomerDataStore, PortError, SendLedger};
@@ -56,8 +56,9 @@ fn gather(conn: &Connection, customer_id: &CustomerId, now: DateTime<Utc>) -> Re
     data.customer = profile.map(|json| from_json::<Customer>("customer", &json)).transpose()?;
 
     let cart_ids: Vec<String> = {
-        let mut stmt =
-            conn.prepare_cached("SELECT cart_id FROM cart_customers WHERE customer_id = ?1 ORDER BY cart_id").map_err(db)?;
+        let mut stmt = conn
+            .prepare_cached("SELECT cart_id FROM cart_customers WHERE customer_id = ?1 ORDER BY cart_id")
+            .map_err(db)?;
         let rows = stmt.query_map([customer_id.as_str()], |r| r.get::<_, String>(0)).map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)?
     };
@@ -82,11 +83,9 @@ fn gather(conn: &Connection, customer_id: &CustomerId, now: DateTime<Utc>) -> Re
 
     for key in data.keys() {
         let row: Option<(i64, String)> = conn
-            .query_row(
-                "SELECT version, record FROM send_ledgers WHERE customer_key = ?1",
-                [key.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT version, record FROM send_ledgers WHERE customer_key = ?1", [key.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(db)?;
         if let Some((version, json)) = row {
@@ -107,9 +106,9 @@ fn gather(conn: &Connection, customer_id: &CustomerId, now: DateTime<Utc>) -> Re
 /// Deletes and rewrites what `data` holds, in the caller's transaction.
 fn erase(conn: &Connection, data: &CustomerData, now: DateTime<Utc>) -> Result<Erasure, PortError> {
     let count = |n: usize| n as u64;
-    let mut erasure = Erasure::default();
-    erasure.profiles =
-        count(conn.execute("DELETE FROM customers WHERE customer_id = ?1", [data.customer_id.as_str()]).map_err(db)?);
+    let profiles =
+        conn.execute("DELETE FROM customers WHERE customer_id = ?1", [data.customer_id.as_str()]).map_err(db)?;
+    let mut erasure = Erasure { profiles: count(profiles), ..Erasure::default() };
     for cart in &data.carts {
         let id = cart.cart.cart_id.as_str();
         erasure.carts += count(conn.execute("DELETE FROM carts WHERE cart_id = ?1", [id]).map_err(db)?);
@@ -146,7 +145,8 @@ fn erase(conn: &Connection, data: &CustomerData, now: DateTime<Utc>) -> Result<E
     }
     for ledger in &data.send_ledgers {
         let key = ledger.customer_key.to_string();
-        erasure.send_ledgers += count(conn.execute("DELETE FROM send_ledgers WHERE customer_key = ?1", [key]).map_err(db)?);
+        erasure.send_ledgers +=
+            count(conn.execute("DELETE FROM send_ledgers WHERE customer_key = ?1", [key]).map_err(db)?);
     }
     for fact in &data.facts {
         let anonymous = anonymize(fact, &pseudonyms);
