@@ -684,6 +684,10 @@ fn given_customers_on_email_and_sms_when_reminded_then_timers_dashboard_report_q
     // `dev` drops) the server's log
     let contacts = dev.contacts.borrow().clone();
     contacts.assert_not_in("the armed timers", &timers);
+    for cart in ["cart-pii-d", "cart-pii-m"] {
+        let (_, view) = dev.cart(cart);
+        contacts.assert_not_in(&format!("the timeline of {cart}"), &view["timeline"].to_string());
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_cartback"))
         .args(["dashboard", "--url", &dev.base, "--data"])
         .arg(dir.path())
