@@ -40,7 +40,7 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let mut view = cartback_core::api::cart_view(&record, &timeline);
         view["messages"] = serde_json::to_value(&messages)?;
-        view["consent_history"] = serde_json::to_value(&choices.history)?;
+        view["consent_history"] = serde_json::to_value(choices.history)?;
         view["snoozed_until"] = serde_json::to_value(choices.snoozed_until)?;
         view["answers"] = choices
             .answers
