@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use cartback_aws::handlers;
 use cartback_core::campaign::Campaign;
+use cartback_core::consent::ConsentSource;
 use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::Decision;
 use cartback_core::ids::{CustomerKey, MessageId};
@@ -140,6 +141,21 @@ async fn given_a_complaint_when_it_is_delivered_twice_then_consent_is_withdrawn_
 }
 
 #[tokio::test]
+async fn given_a_complaint_or_a_permanent_bounce_when_recorded_then_the_consent_history_names_it_as_the_source() {
+    for (kind, source) in [
+        (FeedbackKind::Complained, ConsentSource::Complaint),
+        (FeedbackKind::Bounced { permanent: true }, ConsentSource::Bounce),
+    ] {
+        let (stack, first) = first_email_sent().await;
+        stack.feedback.record(&feedback(&first, kind, stack_now(&stack) + Duration::hours(2))).await.unwrap();
+        let (customer, _) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
+        let newest = customer.consent_history.last().expect("a change on record");
+        assert_eq!((newest.channel, newest.granted, newest.source), (Channel::Email, false, source));
+        assert_eq!(customer.consent_history.len(), 2, "granted by the storefront, then withdrawn: {customer:?}");
+    }
+}
+
+#[tokio::test]
 async fn given_a_withdrawn_consent_when_an_older_identify_arrives_late_then_it_stays_withdrawn_until_a_newer_opt_in() {
     let (stack, first) = first_email_sent().await;
     let bounced = at("2026-11-23T10:31:00Z");
@@ -220,6 +236,8 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
     assert!(bounced.len() == 1 && bounced[0].message.contains("guest cart"), "{bounced:?}");
     let cart = stack.db.get_cart(&"cart-guest".into()).await.unwrap().unwrap().cart();
     assert_eq!(cart.contact.consents.unwrap().email, Some(false), "the guest's address gets no more email");
+    let newest = cart.consent_history.last().expect("the guest cart's history");
+    assert_eq!((newest.granted, newest.source), (false, ConsentSource::Bounce));
     let again = stack
         .feedback
         .record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START)))

@@ -28,6 +28,7 @@ use serde_json::json;
 use super::engagement::{record_engagement, EngagementOutcome, Sighting};
 use super::facts::message_fact;
 use super::{noted_sent, retry_on_conflict, Attempt};
+use crate::consent::ConsentSource;
 use crate::customer::Customer;
 use crate::engagement::Interaction;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
@@ -249,8 +250,13 @@ fn known_customer(message: &MessageRecord) -> Option<&CustomerId> {
 }
 
 /// The synthetic identify event that withdraws email consent, as the
-/// storefront would send it: same fold, same out-of-order rules.
+/// storefront would send it: same fold, same out-of-order rules. The
+/// consent history records why (a bounce or a complaint).
 fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: Option<&CartId>) -> Event {
+    let source = match event.kind {
+        FeedbackKind::Complained => ConsentSource::Complaint,
+        _ => ConsentSource::Bounce,
+    };
     Event {
         event_id: event.dedupe_id(),
         kind: EventType::Identify,
@@ -264,7 +270,7 @@ fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: 
         value: None,
         coupon: None,
         customer: Some(CustomerPatch {
-            consents: Some(ConsentPatch { email: Some(false), ..Default::default() }),
+            consents: Some(ConsentPatch { email: Some(false), source: Some(source), ..Default::default() }),
             ..Default::default()
         }),
         answer: None,
