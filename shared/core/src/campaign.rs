@@ -75,16 +75,12 @@ impl Region {
     pub const ALL: [Region; 4] = [Region::Eu, Region::Uk, Region::Us, Region::Other];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Region::Eu => "eu",
-            Region::Uk => "uk",
-            Region::Us => "us",
-            Region::Other => "other",
-        }
+        crate::enum_names::name_of(&self)
     }
 }
 
-/// A wrong region names the field: serde reports it as the file's error.
+/// Parsing with an error that names the field (serde's own would only list
+/// the variants): TOML files and the config table's JSON read it.
 impl TryFrom<String> for Region {
     type Error = String;
 
