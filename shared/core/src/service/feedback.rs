@@ -250,13 +250,8 @@ fn known_customer(message: &MessageRecord) -> Option<&CustomerId> {
 }
 
 /// The synthetic identify event that withdraws email consent, as the
-/// storefront would send it: same fold, same out-of-order rules. The
-/// consent history records why (a bounce or a complaint).
+/// storefront would send it: same fold, same out-of-order rules.
 fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: Option<&CartId>) -> Event {
-    let source = match event.kind {
-        FeedbackKind::Complained => ConsentSource::Complaint,
-        _ => ConsentSource::Bounce,
-    };
     Event {
         event_id: event.dedupe_id(),
         kind: EventType::Identify,
@@ -270,7 +265,14 @@ fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: 
         value: None,
         coupon: None,
         customer: Some(CustomerPatch {
-            consents: Some(ConsentPatch { email: Some(false), source: Some(source), ..Default::default() }),
+            consents: Some(ConsentPatch {
+                email: Some(false),
+                source: Some(match event.kind {
+                    FeedbackKind::Complained => ConsentSource::Complaint,
+                    _ => ConsentSource::Bounce,
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         answer: None,
