@@ -204,6 +204,61 @@ fn hide_contact_data(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cartback_core::consent::{AnswerReason, ConsentSource, LegalBasis};
+    use cartback_core::event::{ConsentPatch, CustomerPatch, Event, EventType};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn event(id: &str, when: &str, customer: Option<CustomerPatch>, answer: Option<CustomerAnswer>) -> Event {
+        Event {
+            event_id: id.into(),
+            kind: EventType::Identify,
+            occurred_at: at(when),
+            cart_id: Some("c".into()),
+            customer_id: None,
+            device: None,
+            currency: None,
+            items: Vec::new(),
+            order_id: None,
+            value: None,
+            coupon: None,
+            customer,
+            answer,
+        }
+    }
+
+    #[test]
+    fn given_a_guest_cart_with_consents_a_snooze_and_answers_when_explained_then_each_shows_in_time_order() {
+        let mut record = CartRecord::new("c", at("2026-11-23T09:00:00Z"));
+        let granted = ConsentPatch { email: Some(true), basis: Some(LegalBasis::Consent), ..Default::default() };
+        let link = ConsentPatch { email: Some(false), source: Some(ConsentSource::UnsubscribeLink), ..Default::default() };
+        let patch = |consents| CustomerPatch { consents: Some(consents), ..Default::default() };
+        let snooze = CustomerPatch { snoozed_until: Some(at("2026-12-23T10:00:00Z")), ..Default::default() };
+        let note = "Stop, write to ana@example.com";
+        let answer = CustomerAnswer {
+            reason: AnswerReason::TooManyMessages,
+            text: Some(note.into()),
+            message_id: Some("m_1".into()),
+        };
+        record.insert_event(event("4", "2026-11-23T10:30:00Z", None, Some(answer)));
+        record.insert_event(event("3", "2026-11-23T10:00:00Z", Some(snooze), None));
+        record.insert_event(event("2", "2026-11-23T09:30:00Z", Some(patch(link)), None));
+        record.insert_event(event("1", "2026-11-23T09:00:00Z", Some(patch(granted)), None));
+        let cart = record.cart();
+        let lines = Choices::of(&record, &cart, None).lines();
+        assert_eq!(
+            lines,
+            [
+                "consent history of this cart (guest):",
+                "  2026-11-23 09:00:00  email     granted   source event            basis consent",
+                "  2026-11-23 09:30:00  email     withdrawn source unsubscribe_link basis -",
+                "reminders snoozed until 2026-12-23 10:00:00",
+                "answer 2026-11-23 10:30:00  too_many_messages (message m_1): \"Stop, write to [hidden]\"",
+            ]
+        );
+    }
 
     #[test]
     fn given_free_text_with_contact_data_when_shown_then_addresses_and_phone_numbers_are_hidden() {
