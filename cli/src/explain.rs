@@ -233,7 +233,8 @@ mod tests {
     fn given_a_guest_cart_with_consents_a_snooze_and_answers_when_explained_then_each_shows_in_time_order() {
         let mut record = CartRecord::new("c", at("2026-11-23T09:00:00Z"));
         let granted = ConsentPatch { email: Some(true), basis: Some(LegalBasis::Consent), ..Default::default() };
-        let link = ConsentPatch { email: Some(false), source: Some(ConsentSource::UnsubscribeLink), ..Default::default() };
+        let link =
+            ConsentPatch { email: Some(false), source: Some(ConsentSource::UnsubscribeLink), ..Default::default() };
         let patch = |consents| CustomerPatch { consents: Some(consents), ..Default::default() };
         let snooze = CustomerPatch { snoozed_until: Some(at("2026-12-23T10:00:00Z")), ..Default::default() };
         let note = "Stop, write to ana@example.com";
