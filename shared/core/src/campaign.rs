@@ -98,8 +98,9 @@ impl TryFrom<String> for Region {
 /// the ePrivacy directive's art. 13; UK GDPR and PECR reg. 22). Not in it:
 /// countries outside the EU/EEA with their own laws (Switzerland, the
 /// Balkans outside the EU, Ukraine, Moldova, Belarus, Russia, Turkey,
-/// Gibraltar, the Faroe Islands, the Channel Islands and the Isle of Man);
-/// set `region` for a shop whose customers are there.
+/// Andorra, Monaco, San Marino, the Vatican, Gibraltar, the Faroe Islands,
+/// the Channel Islands and the Isle of Man); set `region` for a shop whose
+/// customers are there.
 pub const EXPLICIT_CONSENT_TIME_ZONES: &[&str] = &[
     // EU members.
     "Europe/Vienna",
