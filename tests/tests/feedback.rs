@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use cartback_aws::handlers;
 use cartback_core::campaign::Campaign;
+use cartback_core::consent::ConsentSource;
 use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::Decision;
 use cartback_core::ids::{CustomerKey, MessageId};
@@ -116,6 +117,9 @@ async fn given_a_complaint_when_the_second_step_comes_due_then_no_email_goes_out
         .unwrap();
     assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: Some("cust-ana".into()) });
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(false));
+    let (customer, _) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
+    let last = customer.consent_history.last().expect("the withdrawal is in the consent history");
+    assert_eq!((last.channel, last.granted, last.source), (Channel::Email, false, ConsentSource::Complaint));
     let CheckOutcome::Decided { sent, decision } = fire_next_timer(&stack).await else { panic!("not decided") };
     assert!(sent.is_empty(), "sent after a complaint: {sent:?} ({decision:?})");
     assert_eq!(stack.queue.receive(QueueName::Email, stack_now(&stack), Duration::minutes(5)).await.unwrap(), None);
@@ -137,6 +141,17 @@ async fn given_a_complaint_when_it_is_delivered_twice_then_consent_is_withdrawn_
     assert_eq!(complaints.len(), 1);
     assert!(complaints[0].message.contains("consent withdrawn"), "{}", complaints[0].message);
     assert_eq!(complaints[0].details["provider_message_id"], "ses-0001");
+}
+
+#[tokio::test]
+async fn given_a_permanent_bounce_when_recorded_then_the_consent_history_names_it_as_the_source() {
+    let (stack, first) = first_email_sent().await;
+    let bounced = feedback(&first, FeedbackKind::Bounced { permanent: true }, stack_now(&stack) + Duration::hours(2));
+    stack.feedback.record(&bounced).await.unwrap();
+    let (customer, _) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
+    let newest = customer.consent_history.last().expect("a change on record");
+    assert_eq!((newest.channel, newest.granted, newest.source), (Channel::Email, false, ConsentSource::Bounce));
+    assert_eq!(customer.consent_history.len(), 2, "granted by the storefront, then withdrawn: {customer:?}");
 }
 
 #[tokio::test]
@@ -220,6 +235,8 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
     assert!(bounced.len() == 1 && bounced[0].message.contains("guest cart"), "{bounced:?}");
     let cart = stack.db.get_cart(&"cart-guest".into()).await.unwrap().unwrap().cart();
     assert_eq!(cart.contact.consents.unwrap().email, Some(false), "the guest's address gets no more email");
+    let newest = cart.consent_history.last().expect("the guest cart's history");
+    assert_eq!((newest.granted, newest.source), (false, ConsentSource::Bounce));
     let again = stack
         .feedback
         .record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START)))
