@@ -461,6 +461,37 @@ mod tests {
         fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
+    /// GIVEN an email and SMS lines of two customers in the outbox WHEN the
+    /// first customer's messages are erased THEN their file and their lines
+    /// go, the other customer's line stays whole, and erasing again removes
+    /// nothing.
+    #[tokio::test]
+    async fn given_copies_of_two_customers_when_one_is_erased_then_only_their_file_and_lines_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(dir.path()).unwrap();
+        let sender = outbox.sender("Shop <shop@example.com>");
+        sender.send(&email("ana@example.com"), now()).await.unwrap();
+        for (id, to) in [("m_ana_sms", "+33612345678"), ("m_bo_sms", "+33698765432")] {
+            let job = MessageJob {
+                message_id: id.into(),
+                cart_id: "c1".into(),
+                channel: Channel::Sms,
+                outgoing: Outgoing::Sms { to: to.into(), body: "Your cart is waiting".into() },
+            };
+            sender.send(&job, now()).await.unwrap();
+        }
+        let erased: HashSet<String> = ["m_abc123", "m_ana_sms"].map(String::from).into();
+
+        assert_eq!(outbox.erase(&erased).unwrap(), 2);
+
+        assert!(!outbox.email_path("m_abc123").exists());
+        let left = lines(&outbox.sms_path());
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0]["message_id"], "m_bo_sms");
+        assert!(!fs::read_to_string(outbox.sms_path()).unwrap().contains("+33612345678"));
+        assert_eq!(outbox.erase(&erased).unwrap(), 0);
+    }
+
     #[tokio::test]
     async fn given_an_email_when_sent_then_a_complete_multipart_mime_file_lands_in_the_outbox() {
         let (dir, sender) = sender();
