@@ -124,6 +124,8 @@ fn plausible(var: &str) -> String {
         "CARTBACK_SMS_SENDER_ID" => "DemoShop".into(),
         "CARTBACK_APNS_PLATFORM_APPLICATION_ARN" => "arn:aws:sns:us-east-1:123456789012:app/APNS/cartback-ios".into(),
         "CARTBACK_FCM_PLATFORM_APPLICATION_ARN" => "arn:aws:sns:us-east-1:123456789012:app/GCM/cartback-android".into(),
+        "CARTBACK_POSTAL_ADDRESS" => "Demo Shop, 1 Test Street, 75001 Paris, France".into(),
+        "CARTBACK_UNSUBSCRIBE_MAILTO" => "unsubscribe@shop.example.com".into(),
         "RUST_LOG" => "info".into(),
         other => panic!("template sets {other} with an intrinsic function: give it a plausible value in plausible()"),
     }

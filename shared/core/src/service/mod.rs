@@ -82,6 +82,35 @@ impl Settings {
     }
 }
 
+/// Checks the postal address setting: one line, 1 to 300 characters.
+pub fn check_postal_address(text: &str) -> Result<(), String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("must not be empty: every email prints the sender's postal address (CAN-SPAM)".into());
+    }
+    if text.chars().count() > 300 {
+        return Err("must be at most 300 characters".into());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("must be one line (separate its parts with commas)".into());
+    }
+    Ok(())
+}
+
+/// Checks the unsubscribe mailbox setting: an address (`unsubscribe@shop.example`)
+/// or a `mailto:` URL, plain ASCII without spaces or angle brackets (it goes in a mail header).
+pub fn check_unsubscribe_mailbox(text: &str) -> Result<(), String> {
+    let address = text.strip_prefix("mailto:").unwrap_or(text);
+    let address = address.split('?').next().unwrap_or_default();
+    if !text.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>') {
+        return Err("must be plain ASCII without spaces or angle brackets".into());
+    }
+    match address.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(()),
+        _ => Err("must be an email address or a mailto: URL, e.g. unsubscribe@shop.example".into()),
+    }
+}
+
 /// How often a read-modify-write is tried before giving up.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 8;
 
