@@ -14,7 +14,7 @@ mod svg;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, RETRY_AFTER, USER_AGENT,
@@ -230,11 +230,21 @@ async fn preference_page(State(api): State<Arc<Api>>, token: Result<Path<String>
 async fn post_preferences(
     State(api): State<Arc<Api>>,
     token: Result<Path<String>, PathRejection>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Response {
     let claims = match unsubscribe_claims(&api, token) {
         Ok(claims) => claims,
         Err(refusal) => return refusal,
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let sentence = format!("The form is too large: the limit is {MAX_BODY_BYTES} bytes.");
+            return html_response(StatusCode::PAYLOAD_TOO_LARGE, preferences::failure_page(&sentence));
+        }
+        Err(_) => {
+            return html_response(StatusCode::BAD_REQUEST, preferences::failure_page("The form could not be read."));
+        }
     };
     let (choices, source, one_click) = match preferences::parse_submission(&body) {
         Ok(preferences::Submission::OneClick) => (Choices::one_click(), ConsentSource::UnsubscribeLink, true),
