@@ -180,7 +180,7 @@ async fn given_the_preference_form_when_posted_then_each_choice_is_applied_once(
         assert!(html.contains("I already bought") && !html.contains(EMAIL), "{html}");
     }
     let (customer, _) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
-    let consents = customer.profile.consents.clone().unwrap();
+    let consents = customer.profile.consents.unwrap();
     assert_eq!((consents.email, consents.sms), (Some(true), Some(false)));
     assert_eq!(customer.consent_history.last().map(|c| c.source), Some(ConsentSource::PreferencePage));
     let snoozed = customer.profile.snoozed_until.expect("snoozed");

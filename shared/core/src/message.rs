@@ -232,8 +232,10 @@ pub enum Outgoing {
         html: String,
         /// The `List-Unsubscribe` targets (RFC 2369, RFC 8058); jobs queued
         /// before they existed carry none and are sent without the headers.
+        /// Boxed: most of a job's weight is on the heap already, and a
+        /// queue batch holds many.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        unsubscribe: Option<ListUnsubscribe>,
+        unsubscribe: Option<Box<ListUnsubscribe>>,
     },
     Sms { to: Phone, body: String },
     Push { platform: PushPlatform, token: DeviceToken, title: String, body: String, url: String },

@@ -258,7 +258,7 @@ pub fn email_with_subject(
             subject,
             text: env.get_template("email.txt")?.render(&ctx)?,
             html: env.get_template("email.html")?.render(&ctx)?,
-            unsubscribe: links.unsubscribe.as_ref().map(Unsubscribe::list),
+            unsubscribe: links.unsubscribe.as_ref().map(|u| Box::new(u.list())),
         };
         // Measured as the queue will carry it: JSON, escapes included.
         let bytes = serde_json::to_vec(&outgoing).map_or(usize::MAX, |json| json.len());
@@ -510,7 +510,7 @@ mod tests {
                 subject: "s".into(),
                 text: "t".into(),
                 html: "h".into(),
-                unsubscribe: Some(ListUnsubscribe { url: url.into(), mailto: None }),
+                unsubscribe: Some(Box::new(ListUnsubscribe { url: url.into(), mailto: None })),
             };
             assert!(mime(&out, "shop@example.com", "m_1", Utc::now()).is_err(), "{url}");
         }

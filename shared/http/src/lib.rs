@@ -200,20 +200,22 @@ async fn dashboard_page(
     }
 }
 
-/// The claims of an unsubscribe token, or the HTML page refusing it (400
-/// malformed or forged, 410 expired; the token is never echoed). Checked
-/// against business time, like the other email links.
-fn unsubscribe_claims(api: &Api, token: Result<Path<String>, PathRejection>) -> Result<UnsubscribeClaims, Response> {
-    let refuse = |expired: bool| {
-        let sentence = if expired {
-            "This unsubscribe link has expired. Use the link in a more recent email, or contact the shop."
-        } else {
-            "This unsubscribe link is not valid. Copy the whole link from the email, or contact the shop."
-        };
-        html_response(preferences::refusal_status(expired), preferences::error_page(sentence))
-    };
-    let Ok(Path(token)) = token else { return Err(refuse(false)) };
-    verify_unsubscribe(&api.settings.secret, &token, api.clock.now()).map_err(|e| refuse(e == LinkError::Expired))
+/// The claims of an unsubscribe token, checked against business time like
+/// the other email links, or why it is refused.
+fn unsubscribe_claims(
+    api: &Api,
+    token: Result<Path<String>, PathRejection>,
+) -> Result<UnsubscribeClaims, preferences::TokenRefusal> {
+    let Ok(Path(token)) = token else { return Err(preferences::TokenRefusal::Invalid) };
+    verify_unsubscribe(&api.settings.secret, &token, api.clock.now()).map_err(|e| match e {
+        LinkError::Expired => preferences::TokenRefusal::Expired,
+        _ => preferences::TokenRefusal::Invalid,
+    })
+}
+
+/// The HTML page refusing a token (400 malformed or forged, 410 expired); the token is never echoed.
+fn token_refusal(refusal: preferences::TokenRefusal) -> Response {
+    html_response(refusal.status(), preferences::error_page(refusal.sentence()))
 }
 
 /// `GET /u/{token}`: the preference page. Reading it changes nothing (link
@@ -221,7 +223,7 @@ fn unsubscribe_claims(api: &Api, token: Result<Path<String>, PathRejection>) -> 
 async fn preference_page(State(api): State<Arc<Api>>, token: Result<Path<String>, PathRejection>) -> Response {
     match unsubscribe_claims(&api, token) {
         Ok(_) => html_response(StatusCode::OK, preferences::form_page()),
-        Err(refusal) => refusal,
+        Err(refusal) => token_refusal(refusal),
     }
 }
 
@@ -234,7 +236,7 @@ async fn post_preferences(
 ) -> Response {
     let claims = match unsubscribe_claims(&api, token) {
         Ok(claims) => claims,
-        Err(refusal) => return refusal,
+        Err(refusal) => return token_refusal(refusal),
     };
     let body = match body {
         Ok(body) => body,

@@ -221,12 +221,31 @@ fn flag(field: &'static str, value: &str) -> Result<bool, FormError> {
     }
 }
 
-/// The status of a token refusal.
-pub fn refusal_status(expired: bool) -> StatusCode {
-    if expired {
-        StatusCode::GONE
-    } else {
-        StatusCode::BAD_REQUEST
+/// Why an unsubscribe token is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// Malformed, cut, or its signature does not match.
+    Invalid,
+    Expired,
+}
+
+impl TokenRefusal {
+    pub fn status(self) -> StatusCode {
+        match self {
+            TokenRefusal::Invalid => StatusCode::BAD_REQUEST,
+            TokenRefusal::Expired => StatusCode::GONE,
+        }
+    }
+
+    pub fn sentence(self) -> &'static str {
+        match self {
+            TokenRefusal::Invalid => {
+                "This unsubscribe link is not valid. Copy the whole link from the email, or contact the shop."
+            }
+            TokenRefusal::Expired => {
+                "This unsubscribe link has expired. Use the link in a more recent email, or contact the shop."
+            }
+        }
     }
 }
 
