@@ -246,3 +246,22 @@ async fn given_a_bad_or_expired_token_when_used_then_an_html_400_or_410_answers_
     }
     assert!(lines(&stack, "unsubscribed").await.is_empty());
 }
+
+/// GIVEN a known customer's link whose cart is gone (past its retention)
+/// WHEN it is posted one-click
+/// THEN 200, the customer's email consent is still withdrawn, and no timeline is written for the missing cart.
+#[tokio::test]
+async fn given_a_link_whose_cart_is_gone_when_posted_one_click_then_the_customer_is_still_unsubscribed() {
+    let (stack, _) = reminder_queued(true).await;
+    let claims = UnsubscribeClaims {
+        message_id: "m_old".into(),
+        cart_id: "cart-expired".into(),
+        customer_id: Some("cust-ana".into()),
+        expires: now(&stack).timestamp() + 3600,
+    };
+    let path = format!("/u/{}", sign_unsubscribe(&sample_secret(), &claims));
+    assert_eq!(send(&stack, "POST", &path, Some("List-Unsubscribe=One-Click")).await.status, 200);
+    let (customer, _) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
+    assert_eq!(customer.profile.consents.and_then(|c| c.email), Some(false));
+    assert!(stack.db.timeline(&"cart-expired".into()).await.unwrap().is_empty());
+}

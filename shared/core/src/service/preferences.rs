@@ -113,7 +113,8 @@ struct Step {
     /// Applied to the known customer (consents, snooze); otherwise inserted
     /// into the cart's log (a guest's, and every answer).
     to_customer: bool,
-    line: TimelineEntry,
+    /// `None` when the cart is gone: a timeline belongs to a stored cart.
+    line: Option<TimelineEntry>,
 }
 
 /// The unsubscribe link's service: needs carts, customers, the event commit
@@ -143,6 +144,7 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
         let message = self.store.get_message(&claims.message_id).await?;
         let day = now.date_naive().to_string();
         let key = |choice: &str| dedupe_id(claims, choice, &day);
+        let on_cart = |line: TimelineEntry| cart.is_some().then_some(line);
 
         if !channels.is_empty() {
             // Before the commit, as feedback does: a retry rewrites the same fact.
@@ -177,7 +179,8 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                 json!({ "message_id": claims.message_id, "channels": names, "source": source }),
             );
             let event = synthetic(key(&format!("stop:{}", names.join(","))), claims, patch, None, now);
-            self.commit(Step { event, to_customer: customer_id.is_some(), line }, customer_id.as_ref()).await?;
+            let step = Step { event, to_customer: customer_id.is_some(), line: on_cart(line) };
+            self.commit(step, customer_id.as_ref()).await?;
             outcome.withdrawn = channels;
         }
         if choices.snooze {
@@ -190,7 +193,8 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                 json!({ "message_id": claims.message_id, "until": until }),
             );
             let event = synthetic(key("snooze"), claims, patch, None, now);
-            self.commit(Step { event, to_customer: customer_id.is_some(), line }, customer_id.as_ref()).await?;
+            let step = Step { event, to_customer: customer_id.is_some(), line: on_cart(line) };
+            self.commit(step, customer_id.as_ref()).await?;
             outcome.snoozed_until = Some(until);
         }
         if let Some((reason, text)) = choices.answer() {
@@ -216,7 +220,7 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                     Some(answer),
                     now,
                 );
-                self.commit(Step { event, to_customer: false, line }, None).await?;
+                self.commit(Step { event, to_customer: false, line: Some(line) }, None).await?;
                 outcome.answered = Some(reason);
             }
         }
@@ -259,8 +263,10 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
             CommitOutcome::Applied => {
                 // After the commit, so a repeat never adds a second line; the
                 // line explains, the state change above is what counts.
-                if let Err(error) = self.store.append_timeline(&cart_id, &step.line).await {
-                    tracing::warn!(%error, code = %step.line.code, "preference not added to the timeline");
+                if let Some(line) = &step.line {
+                    if let Err(error) = self.store.append_timeline(&cart_id, line).await {
+                        tracing::warn!(%error, code = %line.code, "preference not added to the timeline");
+                    }
                 }
                 Ok(Attempt::Done(()))
             }
