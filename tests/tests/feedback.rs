@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use cartback_aws::handlers;
 use cartback_core::campaign::Campaign;
+use cartback_core::consent::ConsentSource;
 use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::Decision;
 use cartback_core::ids::{CustomerKey, MessageId};
@@ -116,6 +117,9 @@ async fn given_a_complaint_when_the_second_step_comes_due_then_no_email_goes_out
         .unwrap();
     assert_eq!(outcome, FeedbackOutcome::Recorded { consent_withdrawn_for: Some("cust-ana".into()) });
     assert_eq!(email_consent(&stack, "cust-ana").await, Some(false));
+    let (customer, _) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
+    let last = customer.consent_history.last().expect("the withdrawal is in the consent history");
+    assert_eq!((last.channel, last.granted, last.source), (Channel::Email, false, ConsentSource::Complaint));
     let CheckOutcome::Decided { sent, decision } = fire_next_timer(&stack).await else { panic!("not decided") };
     assert!(sent.is_empty(), "sent after a complaint: {sent:?} ({decision:?})");
     assert_eq!(stack.queue.receive(QueueName::Email, stack_now(&stack), Duration::minutes(5)).await.unwrap(), None);

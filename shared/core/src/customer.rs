@@ -129,7 +129,9 @@ impl Customer {
                     if *current != Some(value) {
                         let source = patch.source.unwrap_or(ConsentSource::Event);
                         let change = ConsentChange { at, channel, granted: value, source, basis: patch.basis };
-                        self.consent_history.push(change);
+                        // Kept in time order, whatever order events arrive in.
+                        let pos = self.consent_history.partition_point(|c| c.at <= at);
+                        self.consent_history.insert(pos, change);
                     }
                     *current = Some(value);
                     *since = Some(at);
@@ -170,6 +172,7 @@ fn insert_sorted(list: &mut Vec<DateTime<Utc>>, at: DateTime<Utc>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consent::LegalBasis;
     use crate::event::ConsentPatch;
 
     fn identify(id: &str, at: &str, email: &str, sms: Option<bool>) -> Event {
@@ -212,6 +215,39 @@ mod tests {
         c.apply(&name_only);
         c.apply(&identify("3", "2026-11-23T10:45:00Z", "a@example.com", Some(false)));
         assert_eq!(c.profile.consents.unwrap().sms, Some(false));
+    }
+
+    #[test]
+    fn given_consent_events_when_applied_then_each_change_is_recorded_once_with_its_source_and_basis() {
+        let mut c = Customer::new("u1");
+        let mut granted = identify("1", "2026-11-23T09:00:00Z", "a@example.com", Some(true));
+        granted.customer.as_mut().unwrap().consents.as_mut().unwrap().basis = Some(LegalBasis::Consent);
+        c.apply(&granted);
+        c.apply(&identify("2", "2026-11-23T10:00:00Z", "a@example.com", Some(true)));
+        let mut stop = identify("3", "2026-11-23T11:00:00Z", "a@example.com", Some(false));
+        stop.customer.as_mut().unwrap().consents.as_mut().unwrap().source = Some(ConsentSource::SmsStop);
+        c.apply(&stop);
+        let seen: Vec<_> = c.consent_history.iter().map(|h| (h.channel, h.granted, h.source, h.basis)).collect();
+        assert_eq!(
+            seen,
+            [
+                (Channel::Sms, true, ConsentSource::Event, Some(LegalBasis::Consent)),
+                (Channel::Sms, false, ConsentSource::SmsStop, None),
+            ],
+            "the repeated grant is not a change"
+        );
+    }
+
+    #[test]
+    fn given_a_storefront_repeating_flipped_consents_when_applied_then_only_the_newest_changes_are_kept() {
+        let mut c = Customer::new("u1");
+        let start: DateTime<Utc> = "2026-11-23T09:00:00Z".parse().unwrap();
+        for i in 0..(MAX_CONSENT_HISTORY + 50) {
+            let at = (start + Duration::minutes(i as i64)).to_rfc3339();
+            c.apply(&identify(&format!("e{i}"), &at, "a@example.com", Some(i % 2 == 0)));
+        }
+        assert_eq!(c.consent_history.len(), MAX_CONSENT_HISTORY);
+        assert_eq!(c.consent_history.last().map(|h| h.at), Some(start + Duration::minutes(249)));
     }
 
     #[test]

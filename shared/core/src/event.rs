@@ -1021,6 +1021,18 @@ mod tests {
         assert_eq!(validate_event(&raw, now()).unwrap_err().field, "customer.email");
     }
 
+    #[test]
+    fn given_a_consent_basis_when_validated_then_it_is_kept_and_an_unknown_one_is_refused_naming_the_field() {
+        let mut raw = add_to_cart();
+        raw["customer"] = json!({"consents": {"email": true, "basis": "soft_opt_in"}});
+        let consents = validate_event(&raw, now()).unwrap().customer.unwrap().consents.unwrap();
+        assert_eq!((consents.email, consents.basis, consents.source), (Some(true), Some(LegalBasis::SoftOptIn), None));
+        raw["customer"] = json!({"consents": {"email": true, "basis": "implied"}});
+        let error = validate_event(&raw, now()).unwrap_err();
+        assert_eq!(error.field, "customer.consents.basis");
+        assert!(error.message.contains("soft_opt_in"), "{}", error.message);
+    }
+
     /// Issue 9 item 3: what DynamoDB would refuse is refused here, by field.
     #[test]
     fn given_values_past_the_storage_bounds_when_validated_then_the_event_is_refused_naming_the_field() {

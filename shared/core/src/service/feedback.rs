@@ -28,6 +28,7 @@ use serde_json::json;
 use super::engagement::{record_engagement, EngagementOutcome, Sighting};
 use super::facts::message_fact;
 use super::{noted_sent, retry_on_conflict, Attempt};
+use crate::consent::ConsentSource;
 use crate::customer::Customer;
 use crate::engagement::Interaction;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
@@ -264,7 +265,14 @@ fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: 
         value: None,
         coupon: None,
         customer: Some(CustomerPatch {
-            consents: Some(ConsentPatch { email: Some(false), ..Default::default() }),
+            consents: Some(ConsentPatch {
+                email: Some(false),
+                source: Some(match event.kind {
+                    FeedbackKind::Complained => ConsentSource::Complaint,
+                    _ => ConsentSource::Bounce,
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         answer: None,
