@@ -48,7 +48,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     settings.prices = args.message_prices.clone();
     match args.postal_address.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         Some(address) => {
-            check_postal_address(address).map_err(|e| anyhow::anyhow!("--postal-address (CARTBACK_POSTAL_ADDRESS) {e}"))?;
+            check_postal_address(address)
+                .map_err(|e| anyhow::anyhow!("--postal-address (CARTBACK_POSTAL_ADDRESS) {e}"))?;
             settings.postal_address = address.to_owned();
         }
         None => tracing::warn!(

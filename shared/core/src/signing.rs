@@ -684,10 +684,9 @@ mod tests {
     #[test]
     fn given_other_purposes_tokens_when_used_to_unsubscribe_then_they_are_refused() {
         let now = at(1_699_000_000);
-        let link = sign_link(
-            &secret(),
-            &LinkClaims { message_id: "m1".into(), cart_id: "c1".into(), target: "https://x".into(), expires: 1_700_000_000 },
-        );
+        let target = "https://x".to_owned();
+        let claims = LinkClaims { message_id: "m1".into(), cart_id: "c1".into(), target, expires: 1_700_000_000 };
+        let link = sign_link(&secret(), &claims);
         assert_eq!(verify_unsubscribe(&secret(), &link, now), Err(LinkError::BadSignature));
         for token in [restore_token(&secret(), "c1", 1_700_000_000), dashboard_token(&secret(), 1_700_000_000)] {
             assert!(verify_unsubscribe(&secret(), &token, now).is_err(), "{token}");

@@ -64,9 +64,10 @@ const REASONS: [(AnswerReason, &str); 4] = [
 
 /// The preference page: every control labelled, grouped in fieldsets.
 pub fn form_page() -> String {
-    let mut body = String::from(
-        r#"<p>Choose what you receive about the cart you left. Nothing changes until you save.</p><form method="post" action="" id="preferences">"#,
-    );
+    let mut body = String::from(concat!(
+        r#"<p>Choose what you receive about the cart you left. Nothing changes until you save.</p>"#,
+        r#"<form method="post" action="" id="preferences">"#,
+    ));
     let _ = write!(body, r#"<input type="hidden" name="{}" value="{}">"#, FORM_MARKER.0, FORM_MARKER.1);
     body.push_str(r#"<fieldset><legend>Stop cart reminders by</legend>"#);
     for (channel, label) in CHANNELS {
@@ -84,7 +85,8 @@ pub fn form_page() -> String {
     ));
     let _ = write!(
         body,
-        r#"<label><input type="checkbox" name="snooze" value="on" id="snooze"> Pause cart reminders for {SNOOZE_DAYS} days</label>"#
+        r#"<label><input type="checkbox" name="snooze" value="on" id="snooze"> {}</label>"#,
+        format_args!("Pause cart reminders for {SNOOZE_DAYS} days")
     );
     body.push_str(r#"</fieldset><fieldset><legend>Tell us why (optional)</legend>"#);
     for (reason, label) in REASONS {
@@ -264,7 +266,11 @@ mod tests {
     /// GIVEN the page's form with two channels, snooze, a reason and text WHEN parsed THEN every choice is read.
     #[test]
     fn given_the_preference_form_when_parsed_then_each_choice_is_read() {
-        let body = b"form=preferences&stop=email&stop=web_push&snooze=on&reason=already_bought&text=Bought+it+%C3%A0+Paris";
+        let body = concat!(
+            "form=preferences&stop=email&stop=web_push&snooze=on",
+            "&reason=already_bought&text=Bought+it+%C3%A0+Paris"
+        )
+        .as_bytes();
         let Ok(Submission::Preferences(choices)) = parse_submission(body) else { panic!() };
         assert_eq!(choices.stop, BTreeSet::from([Channel::Email, Channel::WebPush]));
         assert!(choices.snooze && !choices.stop_all);
