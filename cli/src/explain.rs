@@ -3,10 +3,15 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use cartback_core::cart::Cart;
+use cartback_core::consent::{ConsentChange, CustomerAnswer};
+use cartback_core::customer::Customer;
 use cartback_core::engine::Decision;
 use cartback_core::ids::CartId;
-use cartback_core::ports::SystemClock;
+use cartback_core::ports::{CartRecord, SystemClock};
 use cartback_core::service::{decide_now, CampaignCache};
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
 use crate::ExplainArgs;
 
@@ -26,13 +31,32 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             messages.push(message);
         }
     }
+    let cart = record.cart();
+    let customer = match &cart.customer_id {
+        Some(id) => stores.state.get_customer(id).await?.map(|(customer, _)| customer),
+        None => None,
+    };
+    let choices = Choices::of(&record, &cart, customer.as_ref());
     if args.json {
         let mut view = cartback_core::api::cart_view(&record, &timeline);
         view["messages"] = serde_json::to_value(&messages)?;
+        view["consent_history"] = serde_json::to_value(choices.history)?;
+        view["snoozed_until"] = serde_json::to_value(choices.snoozed_until)?;
+        view["answers"] = choices
+            .answers
+            .iter()
+            .map(|(at, answer)| {
+                json!({
+                    "at": at,
+                    "reason": answer.reason,
+                    "text": answer.text.as_deref().map(hide_contact_data),
+                    "message_id": answer.message_id,
+                })
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let cart = record.cart();
     let totals = cart.totals();
     println!(
         "cart {}: {:?}, {} item(s), {} {}",
@@ -42,6 +66,9 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         cartback_core::cart::money_text(totals.subtotal),
         totals.currency.unwrap_or_default()
     );
+    for line in choices.lines() {
+        println!("{line}");
+    }
     for entry in &timeline {
         println!("{}  {:<10} {:<24} {}", entry.at.format("%Y-%m-%d %H:%M:%S"), entry.kind, entry.code, entry.message);
     }
@@ -81,4 +108,164 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         next.reason().message
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the customer chose about this cart's reminders: the consent
+/// changes (the known customer's, else the guest cart's, as the engine
+/// reads them), the snooze and the answers on the preference page.
+struct Choices<'a> {
+    /// Whose consents these are.
+    whose: String,
+    history: &'a [ConsentChange],
+    snoozed_until: Option<DateTime<Utc>>,
+    /// Each answer with the time it was given (its event's).
+    answers: Vec<(DateTime<Utc>, &'a CustomerAnswer)>,
+}
+
+impl<'a> Choices<'a> {
+    fn of(record: &'a CartRecord, cart: &'a Cart, customer: Option<&'a Customer>) -> Choices<'a> {
+        let (whose, history, snoozed_until) = match customer {
+            Some(c) => (format!("customer {}", c.customer_id), &c.consent_history[..], c.profile.snoozed_until),
+            None => ("this cart (guest)".to_owned(), &cart.consent_history[..], cart.contact.snoozed_until),
+        };
+        let mut answers: Vec<_> =
+            record.events.iter().filter_map(|e| Some((e.occurred_at, e.answer.as_ref()?))).collect();
+        answers.sort_by_key(|(at, _)| *at);
+        Choices { whose, history, snoozed_until, answers }
+    }
+
+    /// One line per consent change, then the snooze and the answers. No
+    /// contact data: channels, times, sources and bases only; answers'
+    /// free text with anything like an address or a number hidden.
+    fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.history.is_empty() {
+            lines.push(format!("consent history of {}: no change on record", self.whose));
+        } else {
+            lines.push(format!("consent history of {}:", self.whose));
+        }
+        for change in self.history {
+            lines.push(format!(
+                "  {}  {:<9} {:<9} source {:<16} basis {}",
+                change.at.format("%Y-%m-%d %H:%M:%S"),
+                change.channel.as_str(),
+                if change.granted { "granted" } else { "withdrawn" },
+                change.source.as_str(),
+                change.basis.map_or("-", |b| b.as_str())
+            ));
+        }
+        if let Some(until) = self.snoozed_until {
+            lines.push(format!("reminders snoozed until {}", until.format("%Y-%m-%d %H:%M:%S")));
+        }
+        for (at, answer) in &self.answers {
+            let text = answer.text.as_deref().map(|t| format!(": {:?}", hide_contact_data(t))).unwrap_or_default();
+            let about = answer.message_id.as_ref().map(|m| format!(" (message {m})")).unwrap_or_default();
+            lines.push(format!(
+                "answer {}  {}{about}{text}",
+                at.format("%Y-%m-%d %H:%M:%S"),
+                answer.reason.as_str()
+            ));
+        }
+        lines
+    }
+}
+
+/// A customer's free text with what looks like contact data hidden: a
+/// word with an `@`, and a run of number-like words holding 7 digits or
+/// more (a phone number, however it is spaced; the run's punctuation goes
+/// with it).
+fn hide_contact_data(text: &str) -> String {
+    let numeric = |word: &str| {
+        let bare = word.trim_end_matches([',', ';', ':', '.', '!', '?']);
+        !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit() || "+-()./".contains(c))
+    };
+    let digits = |word: &str| word.chars().filter(char::is_ascii_digit).count();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut shown = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        if words[i].contains('@') {
+            shown.push("[hidden]");
+            i += 1;
+            continue;
+        }
+        let run = words[i..].iter().take_while(|w| numeric(w)).count();
+        if run > 0 && words[i..i + run].iter().map(|w| digits(w)).sum::<usize>() >= 7 {
+            shown.push("[hidden]");
+            i += run;
+        } else {
+            shown.extend(&words[i..i + run.max(1)]);
+            i += run.max(1);
+        }
+    }
+    shown.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cartback_core::consent::{AnswerReason, ConsentSource, LegalBasis};
+    use cartback_core::event::{ConsentPatch, CustomerPatch, Event, EventType};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn event(id: &str, when: &str, customer: Option<CustomerPatch>, answer: Option<CustomerAnswer>) -> Event {
+        Event {
+            event_id: id.into(),
+            kind: EventType::Identify,
+            occurred_at: at(when),
+            cart_id: Some("c".into()),
+            customer_id: None,
+            device: None,
+            currency: None,
+            items: Vec::new(),
+            order_id: None,
+            value: None,
+            coupon: None,
+            customer,
+            answer,
+        }
+    }
+
+    #[test]
+    fn given_a_guest_cart_with_consents_a_snooze_and_answers_when_explained_then_each_shows_in_time_order() {
+        let mut record = CartRecord::new("c", at("2026-11-23T09:00:00Z"));
+        let granted = ConsentPatch { email: Some(true), basis: Some(LegalBasis::Consent), ..Default::default() };
+        let link =
+            ConsentPatch { email: Some(false), source: Some(ConsentSource::UnsubscribeLink), ..Default::default() };
+        let patch = |consents| CustomerPatch { consents: Some(consents), ..Default::default() };
+        let snooze = CustomerPatch { snoozed_until: Some(at("2026-12-23T10:00:00Z")), ..Default::default() };
+        let note = "Stop, write to ana@example.com";
+        let answer = CustomerAnswer {
+            reason: AnswerReason::TooManyMessages,
+            text: Some(note.into()),
+            message_id: Some("m_1".into()),
+        };
+        record.insert_event(event("4", "2026-11-23T10:30:00Z", None, Some(answer)));
+        record.insert_event(event("3", "2026-11-23T10:00:00Z", Some(snooze), None));
+        record.insert_event(event("2", "2026-11-23T09:30:00Z", Some(patch(link)), None));
+        record.insert_event(event("1", "2026-11-23T09:00:00Z", Some(patch(granted)), None));
+        let cart = record.cart();
+        let lines = Choices::of(&record, &cart, None).lines();
+        assert_eq!(
+            lines,
+            [
+                "consent history of this cart (guest):",
+                "  2026-11-23 09:00:00  email     granted   source event            basis consent",
+                "  2026-11-23 09:30:00  email     withdrawn source unsubscribe_link basis -",
+                "reminders snoozed until 2026-12-23 10:00:00",
+                "answer 2026-11-23 10:30:00  too_many_messages (message m_1): \"Stop, write to [hidden]\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn given_free_text_with_contact_data_when_shown_then_addresses_and_phone_numbers_are_hidden() {
+        let shown = hide_contact_data("Mail ana@example.com or call +33 6 12 34 56 78, I bought 2 mugs in 2026");
+        assert_eq!(shown, "Mail [hidden] or call [hidden] I bought 2 mugs in 2026");
+        assert_eq!(hide_contact_data("call 0612345678. Thanks"), "call [hidden] Thanks");
+        assert_eq!(hide_contact_data("too many - 3 in 2 days"), "too many - 3 in 2 days");
+    }
 }

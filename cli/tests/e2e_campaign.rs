@@ -57,6 +57,27 @@ fn given_the_shipped_default_file_when_parsed_then_it_equals_the_built_in_defaul
 }
 
 #[test]
+fn given_a_campaign_file_with_consent_settings_when_applied_then_they_are_kept_and_a_bad_region_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("eu.toml");
+    let text = "id = \"eu\"\nname = \"EU\"\nregion = \"eu\"\nrequire_explicit_consent_for_guests = true\n\
+                [[steps]]\ndelay = \"1h\"\n";
+    std::fs::write(&file, text).unwrap();
+    let out = cartback(dir.path(), &["campaign", "apply", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported = stdout(&cartback(dir.path(), &["campaign", "export", "eu"]));
+    let reparsed = cartback_core::campaign::Campaign::from_toml(&exported).expect("export is a valid campaign file");
+    assert_eq!(reparsed.region, Some(cartback_core::campaign::Region::Eu));
+    assert_eq!(reparsed.require_explicit_consent_for_guests, Some(true));
+
+    std::fs::write(&file, text.replace("\"eu\"\nrequire", "\"europe\"\nrequire")).unwrap();
+    let out = cartback(dir.path(), &["campaign", "apply", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("region: \"europe\" is not one of eu, uk, us, other"), "{err}");
+}
+
+#[test]
 fn given_an_invalid_campaign_file_when_applied_then_each_bad_field_is_named_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");

@@ -442,6 +442,55 @@ fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_
     assert!(text.contains("campaign_disabled") && text.contains("Step 1 of campaign \"fast\" by email"), "{text}");
 }
 
+/// `cartback explain CART_ID` on the dev server's data folder.
+fn explain(dev: &Dev, cart_id: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cartback"))
+        .args(["explain", cart_id, "--data"])
+        .arg(&dev.data)
+        .output()
+        .expect("cartback explain runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    dev.contacts.borrow().assert_absent_from("cartback explain", &text);
+    text
+}
+
+/// The line of `text` that holds every one of `parts`, and where it is.
+#[track_caller]
+fn line_with(text: &str, parts: &[&str]) -> usize {
+    text.lines().position(|line| parts.iter().all(|p| line.contains(p))).unwrap_or_else(|| panic!("{parts:?}: {text}"))
+}
+
+#[test]
+fn given_consent_given_with_a_basis_then_withdrawn_when_a_cart_is_explained_then_both_changes_show_in_order() {
+    let dev = Dev::start();
+    // A known customer: the history is the customer's.
+    let mut given = add_to_cart("h1", "cart-h", "hana@example.com");
+    given["customer_id"] = json!("cust-h");
+    given["customer"]["consents"] = json!({"email": true, "basis": "consent"});
+    dev.post(&given);
+    dev.post(&json!({"event_id": "h2", "type": "identify", "customer_id": "cust-h",
+                     "customer": {"consents": {"email": false}}}));
+    let text = explain(&dev, "cart-h");
+    assert!(text.contains("consent history of customer cust-h:"), "{text}");
+    let granted = line_with(&text, &["email", "granted", "source event", "basis consent"]);
+    let withdrawn = line_with(&text, &["email", "withdrawn", "source event", "basis -"]);
+    assert!(granted < withdrawn, "oldest first: {text}");
+
+    // A guest: the history is the cart's own.
+    let mut guest = add_to_cart("g1", "cart-g", "gina@example.com");
+    guest["customer"]["consents"] = json!({"email": true, "sms": true, "basis": "consent"});
+    dev.post(&guest);
+    dev.post(&json!({"event_id": "g2", "type": "begin_checkout", "cart_id": "cart-g",
+                     "customer": {"consents": {"email": false}}}));
+    let text = explain(&dev, "cart-g");
+    assert!(text.contains("consent history of this cart (guest):"), "{text}");
+    let granted = line_with(&text, &["email", "granted", "source event", "basis consent"]);
+    line_with(&text, &["sms", "granted", "source event", "basis consent"]);
+    let withdrawn = line_with(&text, &["email", "withdrawn", "source event"]);
+    assert!(granted < withdrawn, "oldest first: {text}");
+}
+
 #[test]
 fn given_the_readme_python_example_when_run_against_cartback_then_its_signed_event_is_accepted() {
     // Real time: the example signs with its own clock.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use cartback_core::campaign::Campaign;
+use cartback_core::campaign::{Campaign, Region};
 use cartback_core::customer::Customer;
 use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::engine::{Progress, StepDispatched};
@@ -851,6 +851,9 @@ pub async fn campaigns_put_list_replace(a: &Adapters) {
 
     let mut replaced = first.clone();
     replaced.enabled = false;
+    // The consent settings survive the store (JSON in the DynamoDB config table).
+    replaced.region = Some(Region::Uk);
+    replaced.require_explicit_consent_for_guests = Some(false);
     replaced.name = "First, edited".into();
     replaced.steps[0].delay = Duration::minutes(45);
     a.campaigns.put(&replaced).await.unwrap();

@@ -144,6 +144,17 @@ async fn given_a_complaint_when_it_is_delivered_twice_then_consent_is_withdrawn_
 }
 
 #[tokio::test]
+async fn given_a_permanent_bounce_when_recorded_then_the_consent_history_names_it_as_the_source() {
+    let (stack, first) = first_email_sent().await;
+    let bounced = feedback(&first, FeedbackKind::Bounced { permanent: true }, stack_now(&stack) + Duration::hours(2));
+    stack.feedback.record(&bounced).await.unwrap();
+    let (customer, _) = stack.db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
+    let newest = customer.consent_history.last().expect("a change on record");
+    assert_eq!((newest.channel, newest.granted, newest.source), (Channel::Email, false, ConsentSource::Bounce));
+    assert_eq!(customer.consent_history.len(), 2, "granted by the storefront, then withdrawn: {customer:?}");
+}
+
+#[tokio::test]
 async fn given_a_withdrawn_consent_when_an_older_identify_arrives_late_then_it_stays_withdrawn_until_a_newer_opt_in() {
     let (stack, first) = first_email_sent().await;
     let bounced = at("2026-11-23T10:31:00Z");
@@ -224,6 +235,8 @@ async fn given_a_guest_carts_message_when_it_bounces_permanently_then_the_carts_
     assert!(bounced.len() == 1 && bounced[0].message.contains("guest cart"), "{bounced:?}");
     let cart = stack.db.get_cart(&"cart-guest".into()).await.unwrap().unwrap().cart();
     assert_eq!(cart.contact.consents.unwrap().email, Some(false), "the guest's address gets no more email");
+    let newest = cart.consent_history.last().expect("the guest cart's history");
+    assert_eq!((newest.granted, newest.source), (false, ConsentSource::Bounce));
     let again = stack
         .feedback
         .record(&feedback(&message.message_id, FeedbackKind::Bounced { permanent: true }, at(START)))

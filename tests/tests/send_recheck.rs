@@ -9,6 +9,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
+use cartback_core::consent::{AnswerReason, ConsentSource, CustomerAnswer};
+use cartback_core::event::{ConsentPatch, CustomerPatch, Event, EventType};
 use cartback_core::ids::{CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, QueueName};
 use cartback_core::ports::{Clock, MessageStore, Timeline, TimelineEntry, TimelineKind};
@@ -109,6 +111,57 @@ async fn given_consent_withdrawn_after_the_decision_when_the_job_is_delivered_th
 
     assert_cancelled(&stack, &job, outcome, "no_consent").await;
     assert_eq!(outbox_files(&stack, "email"), 0);
+}
+
+/// The preference page's effects as Cartback's own events carry them
+/// (internal fields no storefront can send), applied through ingest.
+fn preference_event(id: &str, cart: bool, customer: Option<CustomerPatch>, answer: Option<CustomerAnswer>) -> Event {
+    Event {
+        event_id: id.into(),
+        kind: EventType::Identify,
+        occurred_at: at("2026-11-23T10:31:00Z"),
+        cart_id: cart.then(|| "cart-1".into()),
+        customer_id: Some("cust-1".into()),
+        device: None,
+        currency: None,
+        items: Vec::new(),
+        order_id: None,
+        value: None,
+        coupon: None,
+        customer,
+        answer,
+    }
+}
+
+/// GIVEN an email decided and queued
+/// WHEN the customer unsubscribes by the link, snoozes reminders, or says
+/// they already bought, before the sender takes it
+/// THEN it is not sent: cancelled with `unsubscribed`, `snoozed` or
+/// `already_bought`, said on the timeline.
+#[tokio::test]
+async fn given_the_customer_unsubscribed_snoozed_or_answered_after_the_decision_when_delivered_then_it_is_cancelled() {
+    let unsubscribe = ConsentPatch {
+        email: Some(false),
+        source: Some(ConsentSource::UnsubscribeLink),
+        ..Default::default()
+    };
+    let unsubscribe = CustomerPatch { consents: Some(unsubscribe), ..Default::default() };
+    let snooze = CustomerPatch { snoozed_until: Some(at("2026-12-23T10:31:00Z")), ..Default::default() };
+    let bought = CustomerAnswer { reason: AnswerReason::AlreadyBought, text: None, message_id: None };
+    for (event, code) in [
+        (preference_event("u-1", false, Some(unsubscribe), None), "unsubscribed"),
+        (preference_event("s-1", false, Some(snooze), None), "snoozed"),
+        (preference_event("a-1", true, None, Some(bought)), "already_bought"),
+    ] {
+        let (stack, job, _) = decided(email_contact(), QueueName::Email).await;
+        stack.api.ingest.apply(&event, at("2026-11-23T10:31:00Z")).await.unwrap().into_result().unwrap();
+        stack.clock.set(at("2026-11-23T10:32:00Z"));
+
+        let outcome = stack.delivery.deliver(&job).await.unwrap();
+
+        assert_cancelled(&stack, &job, outcome, code).await;
+        assert_eq!(outbox_files(&stack, "email"), 0);
+    }
 }
 
 /// GIVEN an email decided and queued, and an earlier email to the same

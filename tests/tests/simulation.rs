@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use cartback_core::campaign::{Campaign, ChannelOrder, DelayFrom, QuietHours, Segment, Step};
+use cartback_core::campaign::{Campaign, ChannelOrder, DelayFrom, QuietHours, Region, Segment, Step};
+use cartback_core::consent::LegalBasis;
 use cartback_core::cart::{Cart, CartStatus};
 use cartback_core::contact;
 use cartback_core::customer::Customer;
@@ -108,6 +109,9 @@ const ZONES: &[&str] = &[
     "America/Santiago",
     "UTC",
 ];
+/// The zones the generator produces (`ZONES`, the phones' regions) where
+/// the law asks a guest's explicit consent to email (EU/EEA, UK).
+const GENERATED_EXPLICIT_CONSENT_ZONES: &[&str] = &["Europe/Paris", "Europe/London"];
 /// Valid numbers of several regions (the region decides the fallback zone),
 /// and invalid ones. Phone parsing dominates the engine's cost in a debug
 /// build (about 0.5 to 3 ms a number), so only a few customers have one.
@@ -210,6 +214,12 @@ fn gen_campaign(rng: &mut Rng, id: &str, odd_end: Option<NaiveTime>) -> Campaign
         _ => vec![Channel::Sms, Channel::Push],
     };
     c.quiet_hours.default_timezone = (*rng.pick(ZONES)).into();
+    if rng.chance(20) {
+        c.region = Some(*rng.pick(&Region::ALL));
+    }
+    if rng.chance(10) {
+        c.require_explicit_consent_for_guests = Some(rng.chance(50));
+    }
     if rng.chance(15) {
         c.entry.min_cart_value = Some(Decimal::new(*rng.pick(&[1000, 3000, 10000]), 2));
     }
@@ -233,6 +243,7 @@ fn random_consents(rng: &mut Rng) -> ConsentPatch {
         sms: consent(rng),
         push: consent(rng),
         web_push: consent(rng),
+        basis: *rng.pick(&[None, None, Some(LegalBasis::Consent), Some(LegalBasis::SoftOptIn)]),
         ..Default::default()
     }
 }
@@ -1151,6 +1162,20 @@ impl World {
         };
         if consented != Some(true) {
             fail("a message on a channel without consent");
+        }
+        // A guest's email only on explicit consent where the campaign requires it.
+        if m.channel == Channel::Email && c.cart.customer_id.is_none() && consents.basis != Some(LegalBasis::Consent) {
+            let required = match (campaign.require_explicit_consent_for_guests, campaign.region) {
+                (Some(on), _) => on,
+                (None, Some(region)) => matches!(region, Region::Eu | Region::Uk),
+                (None, None) => {
+                    let zone = zone_of(contact, &campaign.quiet_hours.default_timezone);
+                    GENERATED_EXPLICIT_CONSENT_ZONES.contains(&zone.name())
+                }
+            };
+            if required {
+                fail("an email to a guest without the explicit consent the campaign requires");
+            }
         }
         if !reachable {
             fail("a message on a channel without its contact property");

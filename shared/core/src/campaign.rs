@@ -46,6 +46,148 @@ pub struct Campaign {
     pub opens_count_as_engagement: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment: Option<Experiment>,
+    /// Whether a guest (a cart without a customer id) gets email only on
+    /// explicit consent (`customer.consents.basis = "consent"`), not on an
+    /// address typed at checkout. Unset: on where the law requires it, see
+    /// [`Campaign::guest_consent_rule`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_explicit_consent_for_guests: Option<bool>,
+    /// Where the shop's customers are, for the rules that depend on the law
+    /// (`eu`, `uk`, `us`, `other`). Unset: each guest's time zone decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+}
+
+/// Where a shop's customers are, as far as consent law goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum Region {
+    /// The EU and the EEA: GDPR and the ePrivacy directive.
+    Eu,
+    /// The UK: UK GDPR and PECR.
+    Uk,
+    /// The US: CAN-SPAM (opt-out).
+    Us,
+    Other,
+}
+
+impl Region {
+    pub const ALL: [Region; 4] = [Region::Eu, Region::Uk, Region::Us, Region::Other];
+
+    pub fn as_str(self) -> &'static str {
+        crate::enum_names::name_of(&self)
+    }
+}
+
+/// Parsing with an error that names the field (serde's own would only list
+/// the variants): TOML files and the config table's JSON read it.
+impl TryFrom<String> for Region {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Region, String> {
+        Region::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text)
+            .ok_or_else(|| format!("region: {text:?} is not one of eu, uk, us, other"))
+    }
+}
+
+/// Time zones (chrono-tz names, aliases included) of the EU and EEA
+/// member states, their outermost regions, and the UK: where a guest's
+/// address typed at checkout is no consent to marketing email (GDPR and
+/// the ePrivacy directive's art. 13; UK GDPR and PECR reg. 22). Not in it:
+/// countries outside the EU/EEA with their own laws (Switzerland, the
+/// Balkans outside the EU, Ukraine, Moldova, Belarus, Russia, Turkey,
+/// Andorra, Monaco, San Marino, the Vatican, Gibraltar, the Faroe Islands,
+/// the Channel Islands and the Isle of Man); set `region` for a shop whose
+/// customers are there.
+pub const EXPLICIT_CONSENT_TIME_ZONES: &[&str] = &[
+    // EU members.
+    "Europe/Vienna",
+    "Europe/Brussels",
+    "Europe/Sofia",
+    "Europe/Zagreb",
+    "Asia/Nicosia",
+    "Asia/Famagusta",
+    "Europe/Nicosia",
+    "Europe/Prague",
+    "Europe/Copenhagen",
+    "Europe/Tallinn",
+    "Europe/Helsinki",
+    "Europe/Mariehamn",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Busingen",
+    "Europe/Athens",
+    "Europe/Budapest",
+    "Europe/Dublin",
+    "Eire",
+    "Europe/Rome",
+    "Europe/Riga",
+    "Europe/Vilnius",
+    "Europe/Luxembourg",
+    "Europe/Malta",
+    "Europe/Amsterdam",
+    "Europe/Warsaw",
+    "Poland",
+    "Europe/Lisbon",
+    "Portugal",
+    "Atlantic/Madeira",
+    "Atlantic/Azores",
+    "Europe/Bucharest",
+    "Europe/Bratislava",
+    "Europe/Ljubljana",
+    "Europe/Madrid",
+    "Africa/Ceuta",
+    "Atlantic/Canary",
+    "Europe/Stockholm",
+    // The EU's outermost regions (French overseas departments, Saint-Martin).
+    "America/Guadeloupe",
+    "America/Martinique",
+    "America/Cayenne",
+    "America/Marigot",
+    "Indian/Reunion",
+    "Indian/Mayotte",
+    // EEA members outside the EU.
+    "Atlantic/Reykjavik",
+    "Iceland",
+    "Europe/Vaduz",
+    "Europe/Oslo",
+    // The UK.
+    "Europe/London",
+    "Europe/Belfast",
+    "GB",
+    "GB-Eire",
+];
+
+/// Whether and why a campaign requires explicit consent for guests' email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestConsentRule {
+    /// `require_explicit_consent_for_guests` says so.
+    Setting(bool),
+    /// Unset, and `region` decides: on in the EU and the UK.
+    Region(Region),
+    /// Unset without a region: the guest's time zone decides.
+    TimeZone(chrono_tz::Tz),
+}
+
+impl GuestConsentRule {
+    pub fn requires_explicit_consent(self) -> bool {
+        match self {
+            GuestConsentRule::Setting(on) => on,
+            GuestConsentRule::Region(region) => matches!(region, Region::Eu | Region::Uk),
+            GuestConsentRule::TimeZone(zone) => EXPLICIT_CONSENT_TIME_ZONES.contains(&zone.name()),
+        }
+    }
+
+    /// Why the rule applies, for the timeline.
+    pub fn describe(self) -> String {
+        match self {
+            GuestConsentRule::Setting(_) => "require_explicit_consent_for_guests".into(),
+            GuestConsentRule::Region(region) => format!("region {}", region.as_str()),
+            GuestConsentRule::TimeZone(zone) => format!("time zone {}", zone.name()),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -290,6 +432,18 @@ impl Campaign {
             quiet_hours: QuietHours::default(),
             opens_count_as_engagement: false,
             experiment: None,
+            require_explicit_consent_for_guests: None,
+            region: None,
+        }
+    }
+
+    /// The rule for a guest's email: the setting when set, else the
+    /// campaign's `region`, else `guest_zone` (the guest's time zone).
+    pub fn guest_consent_rule(&self, guest_zone: chrono_tz::Tz) -> GuestConsentRule {
+        match (self.require_explicit_consent_for_guests, self.region) {
+            (Some(on), _) => GuestConsentRule::Setting(on),
+            (None, Some(region)) => GuestConsentRule::Region(region),
+            (None, None) => GuestConsentRule::TimeZone(guest_zone),
         }
     }
 
@@ -710,5 +864,68 @@ desktop = ["email"]
         assert!(err[0].message.contains("enabeld"), "{err:?}");
         let err = Campaign::from_toml("id = \"x\"\nname = \"x\"\n[[steps]]\ndelay = \"soon\"\n").unwrap_err();
         assert!(err[0].message.contains("soon"), "{err:?}");
+    }
+
+    #[test]
+    fn given_a_file_with_consent_settings_when_parsed_then_they_are_kept_and_round_trip() {
+        let file = "id = \"eu\"\nname = \"EU\"\nregion = \"eu\"\nrequire_explicit_consent_for_guests = false\n\
+                    [[steps]]\ndelay = \"1h\"\n";
+        let c = Campaign::from_toml(file).unwrap();
+        assert_eq!((c.region, c.require_explicit_consent_for_guests), (Some(Region::Eu), Some(false)));
+        assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c);
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Campaign>(&json).unwrap(), c, "the config table's JSON form");
+        let default = Campaign::default_campaign();
+        assert_eq!((default.region, default.require_explicit_consent_for_guests), (None, None));
+        assert!(!default.to_toml().contains("region"), "unset settings are not written");
+    }
+
+    #[test]
+    fn given_an_unknown_region_when_parsed_then_the_error_names_the_region_field() {
+        let file = "id = \"x\"\nname = \"x\"\nregion = \"mars\"\n[[steps]]\ndelay = \"1h\"\n";
+        let errors = Campaign::from_toml(file).unwrap_err();
+        assert!(errors[0].message.starts_with("region: \"mars\" is not one of eu, uk, us, other"), "{errors:?}");
+        let json = r#"{"id": "x", "name": "x", "region": "EU", "steps": [{"delay": "1h"}]}"#;
+        let error = serde_json::from_str::<Campaign>(json).unwrap_err().to_string();
+        assert!(error.starts_with("region: \"EU\""), "{error}");
+    }
+
+    #[test]
+    fn given_the_consent_settings_when_a_guests_rule_is_asked_then_setting_beats_region_beats_time_zone() {
+        let zone = |name: &str| name.parse::<chrono_tz::Tz>().unwrap();
+        let mut c = Campaign::default_campaign();
+        for (name, required) in [
+            ("Europe/Paris", true),
+            ("Europe/London", true),
+            ("Europe/Oslo", true),
+            ("Atlantic/Canary", true),
+            ("Indian/Reunion", true),
+            ("America/New_York", false),
+            ("Europe/Zurich", false),
+            ("Europe/Moscow", false),
+            ("Europe/Istanbul", false),
+            ("Europe/Kyiv", false),
+            ("Europe/Kiev", false),
+            ("Europe/Minsk", false),
+            ("UTC", false),
+        ] {
+            let rule = c.guest_consent_rule(zone(name));
+            assert_eq!(rule, GuestConsentRule::TimeZone(zone(name)));
+            assert_eq!(rule.requires_explicit_consent(), required, "{name}");
+        }
+        c.region = Some(Region::Us);
+        assert!(!c.guest_consent_rule(zone("Europe/Paris")).requires_explicit_consent());
+        c.region = Some(Region::Uk);
+        assert!(c.guest_consent_rule(zone("America/New_York")).requires_explicit_consent());
+        c.require_explicit_consent_for_guests = Some(false);
+        assert_eq!(c.guest_consent_rule(zone("Europe/Paris")), GuestConsentRule::Setting(false));
+    }
+
+    #[test]
+    fn given_the_explicit_consent_zones_when_parsed_then_each_is_a_known_zone_name() {
+        for name in EXPLICIT_CONSENT_TIME_ZONES {
+            let zone = name.parse::<chrono_tz::Tz>().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(zone.name(), *name, "the name the engine compares is the one listed");
+        }
     }
 }

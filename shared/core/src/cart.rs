@@ -8,9 +8,11 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::consent::CustomerAnswer;
-use crate::event::{CustomerPatch, Device, Event, EventType, Item};
+use crate::consent::{ConsentChange, ConsentSource, CustomerAnswer};
+use crate::customer::MAX_CONSENT_HISTORY;
+use crate::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item};
 use crate::ids::{CartId, CustomerId};
+use crate::message::Channel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,6 +60,11 @@ pub struct Cart {
     pub purchase: Option<Purchase>,
     /// What the customer told us about this cart (preference page), oldest first.
     pub answers: Vec<CustomerAnswer>,
+    /// Every change of the consents typed on this cart (a guest's), oldest
+    /// first: what [`Customer::consent_history`](crate::customer::Customer)
+    /// keeps for a known customer, so a guest's consent is explainable too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consent_history: Vec<ConsentChange>,
 }
 
 impl Cart {
@@ -78,6 +85,7 @@ impl Cart {
             contact: CustomerPatch::default(),
             purchase: None,
             answers: Vec::new(),
+            consent_history: Vec::new(),
         };
         let mut viewed = BTreeSet::new();
         for event in ordered {
@@ -92,6 +100,9 @@ impl Cart {
             self.customer_id = Some(id.clone());
         }
         if let Some(patch) = &event.customer {
+            if let Some(consents) = &patch.consents {
+                self.record_consent_changes(consents, event.occurred_at);
+            }
             merge_patch(&mut self.contact, patch);
         }
         if let Some(answer) = &event.answer {
@@ -157,6 +168,28 @@ impl Cart {
         self.status = if self.items.is_empty() { CartStatus::Emptied } else { CartStatus::Active };
     }
 
+    /// Appends the changes `patch` makes to the consents known so far, the
+    /// way a customer's profile records them: a repeated, unchanged consent
+    /// is no change; the source is `event` unless the patch names one; the
+    /// patch's basis is kept. Events are folded in time order, so the
+    /// newest change is the last. Bounded like a customer's history.
+    fn record_consent_changes(&mut self, patch: &ConsentPatch, at: DateTime<Utc>) {
+        let known = self.contact.consents.unwrap_or_default();
+        for (channel, new, current) in [
+            (Channel::Email, patch.email, known.email),
+            (Channel::Sms, patch.sms, known.sms),
+            (Channel::Push, patch.push, known.push),
+            (Channel::WebPush, patch.web_push, known.web_push),
+        ] {
+            if let Some(granted) = new.filter(|value| current != Some(*value)) {
+                let source = patch.source.unwrap_or(ConsentSource::Event);
+                self.consent_history.push(ConsentChange { at, channel, granted, source, basis: patch.basis });
+            }
+        }
+        let excess = self.consent_history.len().saturating_sub(MAX_CONSENT_HISTORY);
+        self.consent_history.drain(..excess);
+    }
+
     pub fn totals(&self) -> Totals {
         Totals {
             currency: self.currency.clone(),
@@ -214,6 +247,7 @@ pub fn merge_patch(into: &mut CustomerPatch, patch: &CustomerPatch) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consent::LegalBasis;
     use chrono::Duration;
 
     fn t(min: i64) -> DateTime<Utc> {
@@ -319,5 +353,50 @@ mod tests {
         assert_eq!(cart.items_viewed, 2);
         assert_eq!(cart.status, CartStatus::Browsing);
         assert_eq!(cart.last_activity_at, None);
+    }
+
+    fn consents(id: &str, at: i64, email: Option<bool>, sms: Option<bool>) -> Event {
+        let mut e = event(id, EventType::Identify, at, vec![]);
+        let consents = ConsentPatch { email, sms, basis: Some(LegalBasis::Consent), ..Default::default() };
+        e.customer = Some(CustomerPatch { consents: Some(consents), ..Default::default() });
+        e
+    }
+
+    #[test]
+    fn given_a_guests_consent_events_when_folded_then_the_cart_keeps_each_change_once_with_source_and_basis() {
+        let mut unsubscribe = consents("3", 20, Some(false), None);
+        let patch = unsubscribe.customer.as_mut().unwrap().consents.as_mut().unwrap();
+        (patch.source, patch.basis) = (Some(ConsentSource::UnsubscribeLink), None);
+        let events = vec![
+            event("0", EventType::AddToCart, 0, vec![item("a", 1, 100)]),
+            consents("1", 5, Some(true), Some(true)),
+            consents("2", 10, Some(true), None),
+            unsubscribe,
+        ];
+        let cart = Cart::from_events("c", &events);
+        let seen: Vec<_> =
+            cart.consent_history.iter().map(|c| (c.at, c.channel, c.granted, c.source, c.basis)).collect();
+        let consent = Some(LegalBasis::Consent);
+        assert_eq!(
+            seen,
+            [
+                (t(5), Channel::Email, true, ConsentSource::Event, consent),
+                (t(5), Channel::Sms, true, ConsentSource::Event, consent),
+                (t(20), Channel::Email, false, ConsentSource::UnsubscribeLink, None),
+            ],
+            "the repeated email consent at minute 10 is no change"
+        );
+        let mut shuffled = events.clone();
+        shuffled.reverse();
+        assert_eq!(Cart::from_events("c", &shuffled).consent_history, cart.consent_history);
+    }
+
+    #[test]
+    fn given_consents_flipping_on_every_event_when_folded_then_the_history_is_bounded_to_the_newest() {
+        let flip = |i: i64| consents(&format!("{i:04}"), i, Some(i % 2 == 0), None);
+        let events: Vec<Event> = (0..(MAX_CONSENT_HISTORY as i64 + 50)).map(flip).collect();
+        let cart = Cart::from_events("c", &events);
+        assert_eq!(cart.consent_history.len(), MAX_CONSENT_HISTORY);
+        assert_eq!(cart.consent_history.last().map(|c| c.at), Some(t(MAX_CONSENT_HISTORY as i64 + 49)));
     }
 }

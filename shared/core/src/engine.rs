@@ -4,9 +4,11 @@
 //!
 //! `decide` is the list of rules in the order they apply; the first rule that
 //! decides (stop, wait) ends it, and a cart that passes them all gets its
-//! step sent. The rules live beside this file: `rules.rs` (cart, campaign,
-//! timing, engagement, caps, quiet hours), `channels.rs` (which channel
-//! carries the step), `quiet_hours.rs` (local time arithmetic) and
+//! step sent. The rules live beside this file: `rules.rs` (cart, the
+//! customer's answers and snooze, campaign, timing, engagement, caps, quiet
+//! hours), `channels.rs` (which channel carries the step: reachability,
+//! consent, unsubscribes, explicit consent for guests, caps),
+//! `quiet_hours.rs` (local time arithmetic) and
 //! `recheck.rs` (the rules asked again right before a send).
 
 mod channels;
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::campaign::{Campaign, Step};
 use crate::cart::Cart;
+use crate::consent::ConsentChange;
 use crate::customer::Customer;
 use crate::event::CustomerPatch;
 use crate::ids::{CustomerKey, MessageId};
@@ -199,6 +202,15 @@ impl Input<'_> {
             None => &self.cart.contact,
         }
     }
+
+    /// The consent changes behind [`Input::contact`]'s consents, oldest
+    /// first: the customer's, or those of the guest's cart.
+    pub fn consent_history(&self) -> &[ConsentChange] {
+        match self.customer {
+            Some(c) => &c.consent_history,
+            None => &self.cart.consent_history,
+        }
+    }
 }
 
 /// What the engine decides for this cart now. Reads as the rules, in the
@@ -211,6 +223,7 @@ pub fn decide(input: &Input) -> Decision {
 
 fn send_unless_a_rule_decides(input: &Input) -> Rule<Decision> {
     let last_activity = rules::cart_awaits_recovery(input.cart)?;
+    rules::customer_answered(input.cart)?;
     let campaign = rules::campaign_for_cart(input)?;
     let arm = Arm::of(input, campaign);
     follow_steps(input, campaign, &arm, last_activity)
@@ -222,6 +235,7 @@ fn send_unless_a_rule_decides(input: &Input) -> Rule<Decision> {
 pub fn decide_shadow(input: &Input, shadow: &Campaign) -> Decision {
     let decided = (|| {
         let last_activity = rules::cart_awaits_recovery(input.cart)?;
+        rules::customer_answered(input.cart)?;
         rules::shadow_applies(input, shadow)?;
         let arm = Arm::of(input, shadow);
         follow_steps(input, shadow, &arm, last_activity)
@@ -242,6 +256,7 @@ pub fn decide_shadow(input: &Input, shadow: &Campaign) -> Decision {
 /// when a rule stops it.
 pub fn entry(input: &Input) -> Option<(String, Arm)> {
     let last_activity = rules::cart_awaits_recovery(input.cart).continue_value()?;
+    rules::customer_answered(input.cart).continue_value()?;
     let campaign = rules::campaign_for_cart(input).continue_value()?;
     let arm = Arm::of(input, campaign);
     let earliest = Arm { group: arm.group, variant: campaign.earliest_variant().or(arm.variant.clone()) };
@@ -296,6 +311,7 @@ fn follow_steps(input: &Input, campaign: &Campaign, arm: &Arm, last_activity: Da
         None => Cow::Borrowed(campaign),
     };
     let next = rules::next_step(input, &campaign, last_activity)?;
+    rules::wait_while_snoozed(input, &next)?;
     rules::wait_until_due(input, &next)?;
     rules::stop_after_engagement(input, &next)?;
     rules::pause_after_purchase(input, &next)?;

@@ -11,8 +11,9 @@ use serde_json::json;
 
 use super::*;
 use crate::campaign::{Campaign, ChannelOrder, DelayFrom, Segment, Step};
-use crate::campaign::{CampaignMode, Experiment, StepOverride, Variant};
+use crate::campaign::{CampaignMode, Experiment, Region, StepOverride, Variant};
 use crate::cart::{Cart, CartStatus, Purchase};
+use crate::consent::{AnswerReason, ConsentChange, ConsentSource, CustomerAnswer, LegalBasis};
 use crate::customer::Customer;
 use crate::engagement::{Engagement, EngagementLabel};
 use crate::event::{ConsentPatch, CustomerPatch, Device, Item, PushPlatform, PushToken};
@@ -125,6 +126,7 @@ fn message(cart_id: &str, step: u32, channel: Channel, at: DateTime<Utc>) -> Mes
 
 /// One cart of customer `u1` (full contact, French mobile, Paris zone),
 /// last touched at `t0()`, and the field campaign.
+#[derive(Clone)]
 struct Scenario {
     cart: Cart,
     progress: Progress,
@@ -156,6 +158,7 @@ impl Scenario {
             contact: CustomerPatch::default(),
             purchase: None,
             answers: Vec::new(),
+            consent_history: Vec::new(),
         };
         let mut customer = Customer::new("u1");
         customer.profile = full_contact();
@@ -539,6 +542,8 @@ fn given_a_guest_cart_when_abandoned_then_the_contact_typed_on_the_cart_is_used(
     assert_stop(&s.decide_at(s.due()), ReasonCode::NoReachableChannel);
     s.cart.contact = full_contact();
     s.cart.contact.web_push_subscription = None;
+    // A guest in Paris: email needs explicit consent (see "customers in control").
+    s.cart.contact.consents.as_mut().unwrap().basis = Some(LegalBasis::Consent);
     assert_send(&s.decide_at(s.due()), 0, Email);
 }
 
@@ -1600,6 +1605,326 @@ fn given_a_shadow_whose_entry_filters_miss_when_decided_then_it_stops_and_a_purc
     assert_stop(&s.decide_shadow_at(t0() + mins(10)), ReasonCode::Purchased);
 }
 
+// ------------------------------------------------------- customers in control
+
+/// A consent change on record (a customer's or a guest cart's history).
+fn change(channel: Channel, granted: bool, source: ConsentSource, at: DateTime<Utc>) -> ConsentChange {
+    ConsentChange { at, channel, granted, source, basis: None }
+}
+
+fn answer(reason: AnswerReason) -> CustomerAnswer {
+    CustomerAnswer { reason, text: None, message_id: None }
+}
+
+impl Scenario {
+    /// The cart of a guest (no customer id, no profile) who typed `contact`.
+    fn guest(mut self, contact: CustomerPatch) -> Self {
+        self.customer = None;
+        self.cart.customer_id = None;
+        self.cart.contact = contact;
+        self
+    }
+
+    /// The known customer withdrew email consent through `source` an hour
+    /// before the cart was touched.
+    fn email_withdrawn_by(mut self, source: ConsentSource) -> Self {
+        self.consents().email = Some(false);
+        let history = &mut self.customer.as_mut().expect("known customer").consent_history;
+        history.push(change(Email, true, ConsentSource::Event, t0() - days(30)));
+        history.push(change(Email, false, source, t0() - hours(1)));
+        self
+    }
+
+    fn input_at(&self, now: DateTime<Utc>) -> Input<'_> {
+        Input {
+            cart: &self.cart,
+            progress: &self.progress,
+            customer: self.customer.as_ref(),
+            campaigns: &self.campaigns,
+            history: &self.history,
+            channels: &self.channels,
+            now,
+        }
+    }
+
+    /// What the last-moment check says at `now` about the last message sent.
+    fn recheck_at(&self, now: DateTime<Utc>) -> Recheck {
+        let message = self.history.last().expect("a decided message");
+        recheck_before_send(&self.input_at(now), message)
+    }
+}
+
+#[track_caller]
+fn assert_cancel(r: &Recheck, code: ReasonCode) -> String {
+    match r {
+        Recheck::Cancel { reason } if reason.code == code => reason.message.clone(),
+        other => panic!("expected the send cancelled with {code:?}, got {other:?}"),
+    }
+}
+
+/// A guest in Paris (full contact) with email consent on `basis`, on a
+/// desktop cart whose campaign reaches by email only.
+fn paris_guest(basis: Option<LegalBasis>) -> Scenario {
+    let mut contact = full_contact();
+    contact.consents.as_mut().expect("consents").basis = basis;
+    Scenario::desktop().with_campaigns(vec![only("email", &[Email])]).guest(contact)
+}
+
+#[test]
+fn given_the_customer_said_they_already_bought_when_a_step_is_due_then_it_stops_with_already_bought() {
+    let mut s = Scenario::mobile();
+    s.cart.answers.push(answer(AnswerReason::TooManyMessages));
+    s.cart.answers.push(answer(AnswerReason::AlreadyBought));
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::AlreadyBought);
+    assert!(why.contains("already bought"), "{why}");
+    assert_eq!(entry(&s.input_at(s.due())), None, "the cart does not enter a campaign");
+}
+
+#[test]
+fn given_any_other_answer_when_a_step_is_due_then_it_stops_as_unsubscribed_naming_the_answer() {
+    for reason in [AnswerReason::NotInterested, AnswerReason::TooManyMessages, AnswerReason::Other] {
+        let mut s = Scenario::mobile();
+        s.cart.answers.push(answer(reason));
+        let why = assert_stop(&s.decide_at(s.due()), ReasonCode::Unsubscribed);
+        assert!(why.contains(reason.as_str()), "{why}");
+        let shadow = Scenario { cart: s.cart.clone(), ..Scenario::mobile().with_campaigns(vec![shadow_draft()]) };
+        assert_stop(&shadow.decide_shadow_at(s.due()), ReasonCode::Unsubscribed);
+    }
+}
+
+#[test]
+fn given_an_answer_on_another_cart_of_the_customer_when_this_cart_is_due_then_it_is_sent() {
+    // Answers live on the cart they were given about; this cart has none.
+    let s = Scenario::mobile();
+    assert!(s.cart.answers.is_empty());
+    assert_send(&s.decide_at(s.due()), 0, Push);
+}
+
+#[test]
+fn given_an_answer_and_a_purchase_when_decided_then_the_purchase_is_the_reason() {
+    let mut s = Scenario::mobile();
+    s.cart.answers.push(answer(AnswerReason::AlreadyBought));
+    s.cart.status = CartStatus::Converted;
+    assert_stop(&s.decide_at(s.due()), ReasonCode::Purchased);
+}
+
+#[test]
+fn given_a_snooze_over_the_due_time_when_the_step_falls_due_then_it_waits_until_the_snooze_ends() {
+    let mut s = Scenario::mobile();
+    let until = s.due() + days(1);
+    s.contact().snoozed_until = Some(until);
+    let why = assert_wait(&s.decide_at(s.due()), until, ReasonCode::Snoozed);
+    assert!(why.contains("snoozed") && why.contains("step 1"), "{why}");
+    // Decided right away, the cart is told about the snooze, not the inactivity wait.
+    assert_wait(&s.decide_at(t0()), until, ReasonCode::Snoozed);
+    // Once it ends, the step is still within max_send_delay: it goes.
+    assert_send(&s.decide_at(until), 0, Push);
+}
+
+#[test]
+fn given_a_snooze_longer_than_max_send_delay_when_it_ends_then_the_step_is_skipped_as_too_late() {
+    let mut s = Scenario::mobile();
+    let until = s.due() + days(30);
+    s.contact().snoozed_until = Some(until);
+    assert_wait(&s.decide_at(s.due()), until, ReasonCode::Snoozed);
+    assert_skip(&s.decide_at(until), 0, s.due());
+}
+
+#[test]
+fn given_a_snooze_ending_before_the_step_is_due_when_decided_then_the_step_waits_for_its_own_time() {
+    let mut s = Scenario::mobile();
+    s.contact().snoozed_until = Some(s.due() - mins(10));
+    assert_wait(&s.decide_at(t0()), s.due(), ReasonCode::WaitingForInactivity);
+    s.contact().snoozed_until = Some(t0() - days(1));
+    assert_send(&s.decide_at(s.due()), 0, Push);
+}
+
+#[test]
+fn given_a_guest_who_snoozed_on_the_cart_when_the_step_is_due_then_it_waits_too() {
+    let mut s = Scenario::mobile().guest(full_contact());
+    s.cart.contact.consents.as_mut().unwrap().basis = Some(LegalBasis::Consent);
+    let until = s.due() + hours(5);
+    s.cart.contact.snoozed_until = Some(until);
+    assert_wait(&s.decide_at(s.due()), until, ReasonCode::Snoozed);
+}
+
+#[test]
+fn given_email_unsubscribed_by_link_when_email_is_the_only_channel_then_it_stops_as_unsubscribed() {
+    for source in [ConsentSource::UnsubscribeLink, ConsentSource::PreferencePage] {
+        let s = Scenario::desktop().with_campaigns(vec![only("email", &[Email])]).email_withdrawn_by(source);
+        let why = assert_stop(&s.decide_at(s.due()), ReasonCode::Unsubscribed);
+        assert!(why.contains(&format!("email: unsubscribed by the customer ({})", source.as_str())), "{why}");
+    }
+}
+
+#[test]
+fn given_email_withdrawn_by_the_shop_a_bounce_or_a_complaint_when_email_is_the_only_channel_then_it_is_no_consent() {
+    for source in [ConsentSource::Event, ConsentSource::Bounce, ConsentSource::Complaint] {
+        let s = Scenario::desktop().with_campaigns(vec![only("email", &[Email])]).email_withdrawn_by(source);
+        let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoConsent);
+        assert!(why.contains("email: no consent"), "{why}");
+    }
+}
+
+#[test]
+fn given_email_unsubscribed_and_other_channels_open_when_abandoned_then_the_next_channel_carries_the_step() {
+    let mut s = Scenario::desktop().email_withdrawn_by(ConsentSource::UnsubscribeLink);
+    s.contact().web_push_subscription = None;
+    let why = assert_send(&s.decide_at(s.due()), 0, Sms);
+    assert!(why.contains("email: unsubscribed by the customer (unsubscribe_link)"), "{why}");
+}
+
+#[test]
+fn given_an_unsubscribe_among_other_causes_when_no_channel_is_left_then_the_code_is_unsubscribed() {
+    let mut s = Scenario::mobile().email_withdrawn_by(ConsentSource::PreferencePage);
+    s.contact().push_tokens = None;
+    s.consents().sms = None;
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::Unsubscribed);
+    assert!(
+        why.contains("push: no push token; email: unsubscribed by the customer (preference_page); sms: no consent"),
+        "{why}"
+    );
+}
+
+#[test]
+fn given_consent_given_again_after_an_unsubscribe_when_abandoned_then_email_is_sent() {
+    let mut s = Scenario::desktop().with_campaigns(vec![only("email", &[Email])]);
+    s = s.email_withdrawn_by(ConsentSource::UnsubscribeLink);
+    s.consents().email = Some(true);
+    let history = &mut s.customer.as_mut().unwrap().consent_history;
+    history.push(change(Email, true, ConsentSource::Event, t0()));
+    assert_send(&s.decide_at(s.due()), 0, Email);
+}
+
+#[test]
+fn given_a_guest_who_unsubscribed_by_link_when_the_step_is_due_then_the_carts_history_names_it() {
+    let mut contact = full_contact();
+    contact.consents.as_mut().unwrap().basis = Some(LegalBasis::Consent);
+    let mut s = Scenario::desktop().with_campaigns(vec![only("email", &[Email])]).guest(contact);
+    s.cart.contact.consents.as_mut().unwrap().email = Some(false);
+    s.cart.consent_history.push(change(Email, false, ConsentSource::UnsubscribeLink, t0()));
+    assert_stop(&s.decide_at(s.due()), ReasonCode::Unsubscribed);
+    // A later change of another channel does not move the blame.
+    s.cart.consent_history.push(change(Sms, false, ConsentSource::Event, t0() + mins(1)));
+    assert_stop(&s.decide_at(s.due()), ReasonCode::Unsubscribed);
+    // Without a change on record, the consents' own source tells.
+    s.cart.consent_history.clear();
+    s.cart.contact.consents.as_mut().unwrap().source = Some(ConsentSource::PreferencePage);
+    assert_stop(&s.decide_at(s.due()), ReasonCode::Unsubscribed);
+    s.cart.contact.consents.as_mut().unwrap().source = None;
+    assert_stop(&s.decide_at(s.due()), ReasonCode::NoConsent);
+}
+
+#[test]
+fn given_a_guest_in_an_eu_time_zone_without_explicit_consent_when_email_is_due_then_it_is_skipped() {
+    for basis in [None, Some(LegalBasis::SoftOptIn)] {
+        let s = paris_guest(basis);
+        let why = assert_stop(&s.decide_at(s.due()), ReasonCode::ExplicitConsentRequired);
+        assert!(why.contains("email: a guest without explicit consent") && why.contains("Europe/Paris"), "{why}");
+    }
+    let s = paris_guest(Some(LegalBasis::Consent));
+    assert_send(&s.decide_at(s.due()), 0, Email);
+}
+
+#[test]
+fn given_a_guest_without_explicit_consent_when_sms_follows_email_then_sms_carries_the_step() {
+    let mut s = paris_guest(None);
+    s.campaigns = vec![only("email-sms", &[Email, Sms])];
+    let why = assert_send(&s.decide_at(s.due()), 0, Sms);
+    assert!(why.contains("email: a guest without explicit consent"), "{why}");
+}
+
+#[test]
+fn given_a_guest_without_explicit_consent_and_no_other_way_in_when_decided_then_the_code_is_explicit_consent_required(
+) {
+    let mut s = paris_guest(None);
+    s.campaigns = vec![only("all", &[WebPush, Email, Sms])];
+    s.cart.contact.web_push_subscription = None;
+    s.cart.contact.consents.as_mut().unwrap().sms = None;
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::ExplicitConsentRequired);
+    assert!(why.contains("web_push: no web-push subscription") && why.contains("sms: no consent"), "{why}");
+}
+
+#[test]
+fn given_a_known_customer_in_an_eu_time_zone_without_explicit_consent_when_email_is_due_then_it_is_sent() {
+    // Soft opt-in: an existing customer's address may get similar offers.
+    let s = Scenario::desktop().with_campaigns(vec![only("email", &[Email])]);
+    assert_eq!(s.customer.as_ref().unwrap().profile.consents.unwrap().basis, None);
+    assert_send(&s.decide_at(s.due()), 0, Email);
+}
+
+#[test]
+fn given_the_campaigns_region_or_setting_when_a_guest_without_explicit_consent_is_due_then_they_decide() {
+    let new_york = |region: Option<Region>, setting: Option<bool>| {
+        let mut s = paris_guest(None);
+        s.cart.contact.timezone = Some("America/New_York".into());
+        s.cart.contact.phone = Some("+12125550123".into());
+        s.campaigns[0].region = region;
+        s.campaigns[0].require_explicit_consent_for_guests = setting;
+        s.decide_at(s.due())
+    };
+    assert_send(&new_york(None, None), 0, Email);
+    assert_send(&new_york(Some(Region::Us), None), 0, Email);
+    assert_send(&new_york(Some(Region::Other), None), 0, Email);
+    let why = assert_stop(&new_york(Some(Region::Eu), None), ReasonCode::ExplicitConsentRequired);
+    assert!(why.contains("region eu"), "{why}");
+    assert_stop(&new_york(Some(Region::Uk), None), ReasonCode::ExplicitConsentRequired);
+    let why = assert_stop(&new_york(Some(Region::Us), Some(true)), ReasonCode::ExplicitConsentRequired);
+    assert!(why.contains("require_explicit_consent_for_guests"), "{why}");
+    let mut s = paris_guest(None);
+    s.campaigns[0].require_explicit_consent_for_guests = Some(false);
+    assert_send(&s.decide_at(s.due()), 0, Email);
+    s.campaigns[0].require_explicit_consent_for_guests = None;
+    s.campaigns[0].region = Some(Region::Us);
+    assert_send(&s.decide_at(s.due()), 0, Email);
+}
+
+#[test]
+fn given_a_guest_without_zone_or_phone_when_the_campaigns_default_zone_is_in_the_eu_then_explicit_consent_is_required()
+{
+    let mut s = paris_guest(None);
+    s.cart.contact.timezone = None;
+    s.cart.contact.phone = None;
+    assert_send(&s.decide_at(s.due()), 0, Email);
+    s.campaigns[0].quiet_hours.default_timezone = "Europe/Berlin".into();
+    assert_stop(&s.decide_at(s.due()), ReasonCode::ExplicitConsentRequired);
+}
+
+#[test]
+fn given_a_queued_message_when_the_customer_unsubscribes_snoozes_or_answers_meanwhile_then_the_send_is_cancelled() {
+    let mut s = Scenario::desktop().with_campaigns(vec![only("email", &[Email])]);
+    s.send_at(s.due());
+    let now = s.due() + mins(5);
+    assert_eq!(s.recheck_at(now), Recheck::Send);
+
+    let unsubscribed = s.clone().email_withdrawn_by(ConsentSource::UnsubscribeLink);
+    assert_cancel(&unsubscribed.recheck_at(now), ReasonCode::Unsubscribed);
+
+    let mut snoozed = s.clone();
+    snoozed.contact().snoozed_until = Some(now + days(30));
+    let why = assert_cancel(&snoozed.recheck_at(now), ReasonCode::Snoozed);
+    assert!(why.contains("snoozed"), "{why}");
+
+    for (reason, code) in
+        [(AnswerReason::AlreadyBought, ReasonCode::AlreadyBought), (AnswerReason::Other, ReasonCode::Unsubscribed)]
+    {
+        let mut answered = s.clone();
+        answered.cart.answers.push(answer(reason));
+        assert_cancel(&answered.recheck_at(now), code);
+    }
+}
+
+#[test]
+fn given_a_queued_email_to_a_guest_when_the_campaign_starts_requiring_explicit_consent_then_the_send_is_cancelled() {
+    let mut s = paris_guest(None);
+    s.campaigns[0].require_explicit_consent_for_guests = Some(false);
+    s.send_at(s.due());
+    let now = s.due() + mins(5);
+    assert_eq!(s.recheck_at(now), Recheck::Send);
+    s.campaigns[0].require_explicit_consent_for_guests = None;
+    assert_cancel(&s.recheck_at(now), ReasonCode::ExplicitConsentRequired);
+}
+
 // ------------------------------------------------------- purity and coverage
 
 #[test]
@@ -1733,5 +2058,16 @@ fn given_one_scenario_per_rule_when_decided_then_every_reason_code_is_produced()
     note(s.decide_at(s.due()));
     let s = Scenario::mobile().with_campaigns(vec![field_campaign(), shadow_draft()]);
     note(s.decide_shadow_at(s.due()));
+    let mut s = Scenario::mobile();
+    s.cart.answers.push(answer(AnswerReason::AlreadyBought));
+    note(s.decide_at(s.due()));
+    let mut s = Scenario::mobile();
+    s.contact().snoozed_until = Some(s.due() + days(1));
+    note(s.decide_at(s.due()));
+    let email_only = Scenario::desktop().with_campaigns(vec![only("email", &[Email])]);
+    let s = email_only.email_withdrawn_by(ConsentSource::UnsubscribeLink);
+    note(s.decide_at(s.due()));
+    let s = paris_guest(None);
+    note(s.decide_at(s.due()));
     assert_eq!(seen, all_codes(), "missing: {:?}", all_codes().difference(&seen).collect::<Vec<_>>());
 }

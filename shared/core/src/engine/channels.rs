@@ -1,10 +1,13 @@
 //! Channel choice: the first channel of the device's order that can carry
-//! the step (delivered by this runtime, reachable, consented, within its
-//! caps), and the send decision on it.
+//! the step (delivered by this runtime, reachable, consented and not
+//! unsubscribed, explicitly consented for a guest's email where the
+//! campaign requires it, within its caps), and the send decision on it.
 
 use std::ops::ControlFlow::Continue;
 
 use super::{stop, Arm, Decision, Input, NextStep, Rule};
+use crate::campaign::Campaign;
+use crate::consent::{ConsentSource, LegalBasis};
 use crate::contact;
 use crate::event::Device;
 use crate::measure::Group;
@@ -23,12 +26,15 @@ pub(super) struct ChannelChoice {
 struct Skipped {
     channel: Channel,
     code: ReasonCode,
-    why: &'static str,
+    why: String,
 }
 
 /// Channel choice: the device's channel order, first usable channel wins.
-/// When none is usable, one shared cause is named as such (e.g. every
-/// channel lacks consent); a mix is "no reachable channel".
+/// When none is usable, the customer's own unsubscribe is named first,
+/// then a guest's missing explicit consent (what stands between the cart
+/// and a message, more than a channel that was never reachable); else one
+/// shared cause is named as such (e.g. every channel lacks consent); a mix
+/// is "no reachable channel".
 pub(super) fn choose_channel(input: &Input, next: &NextStep) -> Rule<ChannelChoice> {
     let order = match input.cart.device.unwrap_or(Device::Desktop) {
         Device::Mobile | Device::Tablet => &next.step.channels.mobile,
@@ -36,18 +42,23 @@ pub(super) fn choose_channel(input: &Input, next: &NextStep) -> Rule<ChannelChoi
     };
     let mut skipped = Vec::new();
     for &channel in order {
-        match unreachable(input, channel).or_else(|| over_cap(input, next, channel)) {
+        match unreachable(input, next.campaign, channel).or_else(|| over_cap(input, next, channel)) {
             Some((code, why)) => skipped.push(Skipped { channel, code, why }),
             // `unreachable` passed the channel, so the contact value is there.
             None => match Recipient::for_channel(input.contact(), channel) {
                 Some(to) => return Continue(ChannelChoice { channel, to, skipped }),
-                None => {
-                    skipped.push(Skipped { channel, code: ReasonCode::NoReachableChannel, why: "no contact value" })
-                }
+                None => skipped.push(Skipped {
+                    channel,
+                    code: ReasonCode::NoReachableChannel,
+                    why: "no contact value".into(),
+                }),
             },
         }
     }
+    let any = |code: ReasonCode| skipped.iter().any(|s| s.code == code);
     let code = match skipped.first() {
+        _ if any(ReasonCode::Unsubscribed) => ReasonCode::Unsubscribed,
+        _ if any(ReasonCode::ExplicitConsentRequired) => ReasonCode::ExplicitConsentRequired,
         Some(first) if skipped.iter().all(|s| s.code == first.code) => first.code,
         _ => ReasonCode::NoReachableChannel,
     };
@@ -106,10 +117,12 @@ fn describe(skipped: &[Skipped]) -> String {
 }
 
 /// Why the customer cannot be reached on `channel` at all: the runtime does
-/// not deliver it, the contact lacks the property it needs, or consent.
-fn unreachable(input: &Input, channel: Channel) -> Option<(ReasonCode, &'static str)> {
+/// not deliver it, the contact lacks the property it needs, consent (none,
+/// or withdrawn by the customer: unsubscribed), or a guest's email without
+/// the explicit consent the campaign requires.
+fn unreachable(input: &Input, campaign: &Campaign, channel: Channel) -> Option<(ReasonCode, String)> {
     if !input.channels.contains(&channel) {
-        return Some((ReasonCode::NoReachableChannel, "not delivered by this runtime"));
+        return Some((ReasonCode::NoReachableChannel, "not delivered by this runtime".into()));
     }
     let contact = input.contact();
     let consents = contact.consents.unwrap_or_default();
@@ -126,17 +139,61 @@ fn unreachable(input: &Input, channel: Channel) -> Option<(ReasonCode, &'static 
         Channel::WebPush => (contact.web_push_subscription.is_some(), consents.web_push, "no web-push subscription"),
     };
     if !has_property {
-        return Some((ReasonCode::NoReachableChannel, missing));
+        return Some((ReasonCode::NoReachableChannel, missing.into()));
     }
     if consent != Some(true) {
-        return Some((ReasonCode::NoConsent, "no consent"));
+        return Some(match unsubscribed_by_customer(input, channel) {
+            Some(source) => (ReasonCode::Unsubscribed, format!("unsubscribed by the customer ({})", source.as_str())),
+            None => (ReasonCode::NoConsent, "no consent".into()),
+        });
+    }
+    if channel == Channel::Email {
+        return explicit_consent_missing(input, campaign);
     }
     None
 }
 
+/// Whether the customer's own choice withdrew the consent for `channel`
+/// (the unsubscribe link or the preference page), as opposed to a consent
+/// never given, or withdrawn by the shop, a bounce, a complaint or an SMS
+/// STOP: the source of the newest change of that channel in the consent
+/// history (the customer's, or the guest cart's). Per channel, because one
+/// patch-wide source would blame a later storefront change of another
+/// channel on the link. Without a change on record (contact data set by
+/// hand), the consents' own newest source.
+fn unsubscribed_by_customer(input: &Input, channel: Channel) -> Option<ConsentSource> {
+    let newest = input.consent_history().iter().rev().find(|change| change.channel == channel);
+    let source = match newest {
+        Some(change) if change.granted => return None,
+        Some(change) => change.source,
+        None => input.contact().consents?.source?,
+    };
+    matches!(source, ConsentSource::UnsubscribeLink | ConsentSource::PreferencePage).then_some(source)
+}
+
+/// Explicit consent for guests: where the campaign requires it (see
+/// [`Campaign::guest_consent_rule`]), a cart without a customer id gets
+/// email only when its consent's basis is `consent`; an address typed at
+/// checkout is no consent to marketing there. Known customers are not
+/// affected: the soft opt-in covers an existing customer's similar
+/// products (ePrivacy art. 13(2), PECR reg. 22(3)).
+fn explicit_consent_missing(input: &Input, campaign: &Campaign) -> Option<(ReasonCode, String)> {
+    if input.cart.customer_id.is_some() {
+        return None;
+    }
+    let zone = super::customer_time_zone(input.contact(), &campaign.quiet_hours.default_timezone);
+    let rule = campaign.guest_consent_rule(zone);
+    let basis = input.contact().consents.and_then(|c| c.basis);
+    if !rule.requires_explicit_consent() || basis == Some(LegalBasis::Consent) {
+        return None;
+    }
+    let why = format!("a guest without explicit consent (basis consent), required by {}", rule.describe());
+    Some((ReasonCode::ExplicitConsentRequired, why))
+}
+
 /// Caps per channel: pushes per customer and window, SMS per cart, and no
 /// SMS long after the cart was abandoned.
-fn over_cap(input: &Input, next: &NextStep, channel: Channel) -> Option<(ReasonCode, &'static str)> {
+fn over_cap(input: &Input, next: &NextStep, channel: Channel) -> Option<(ReasonCode, String)> {
     let caps = &next.campaign.caps;
     let counted = input.history.iter().filter(|m| m.status.counts_as_sent());
     match channel {
@@ -144,12 +201,13 @@ fn over_cap(input: &Input, next: &NextStep, channel: Channel) -> Option<(ReasonC
             let since = input.now - caps.push_window;
             let pushes =
                 counted.filter(|m| matches!(m.channel, Channel::Push | Channel::WebPush) && m.decided_at > since);
-            (pushes.count() >= caps.push_max as usize).then_some((ReasonCode::PushCapReached, "push cap reached"))
+            (pushes.count() >= caps.push_max as usize)
+                .then(|| (ReasonCode::PushCapReached, "push cap reached".into()))
         }
         Channel::Sms => {
             let on_this_cart = counted.filter(|m| m.channel == Channel::Sms && m.cart_id == input.cart.cart_id).count();
             if on_this_cart >= caps.sms_max_per_cart as usize {
-                return Some((ReasonCode::SmsCapReached, "SMS cap for this cart reached"));
+                return Some((ReasonCode::SmsCapReached, "SMS cap for this cart reached".into()));
             }
             sms_window_closed(input, next)
         }
@@ -158,16 +216,17 @@ fn over_cap(input: &Input, next: &NextStep, channel: Channel) -> Option<(ReasonC
 }
 
 /// No SMS long after the cart was abandoned.
-fn sms_window_closed(input: &Input, next: &NextStep) -> Option<(ReasonCode, &'static str)> {
+fn sms_window_closed(input: &Input, next: &NextStep) -> Option<(ReasonCode, String)> {
     (input.now > next.abandoned_at() + next.campaign.caps.sms_window)
-        .then_some((ReasonCode::SmsWindowClosed, "too long after abandonment for SMS"))
+        .then(|| (ReasonCode::SmsWindowClosed, "too long after abandonment for SMS".into()))
 }
 
 /// The channel a message was decided on, asked again before it goes out:
-/// still reachable and consented (a withdrawal, or a suppression after a
-/// bounce or complaint, withdraws consent), and for SMS still in its window.
+/// still reachable and consented (a withdrawal, an unsubscribe, or a
+/// suppression after a bounce or complaint, withdraws consent), and for SMS
+/// still in its window.
 pub(super) fn still_open(input: &Input, next: &NextStep, channel: Channel) -> Rule {
-    let closed = unreachable(input, channel).or_else(|| match channel {
+    let closed = unreachable(input, next.campaign, channel).or_else(|| match channel {
         Channel::Sms => sms_window_closed(input, next),
         _ => None,
     });

@@ -2,7 +2,8 @@
 //! provider. Between the decision and the send (a queue retry, a redrive
 //! from the dead-letter queue days later) the world moves on: a purchase, a
 //! withdrawn consent or an address suppressed after a bounce or complaint,
-//! the SMS window closing, the night falling. These are the same rule
+//! an unsubscribe, a snooze or an answer on the preference page, the SMS
+//! window closing, the night falling. These are the same rule
 //! functions `decide` runs, on fresh state; only the rules whose answer can
 //! change after the decision are asked (caps were settled when the message
 //! was counted, and asking them again would count the message against
@@ -45,6 +46,8 @@ pub fn recheck_before_send(input: &Input, message: &MessageRecord) -> Recheck {
 fn rules_that_can_change(input: &Input, message: &MessageRecord) -> Rule {
     // A purchase on this cart, or the cart emptied.
     let last_activity = rules::cart_awaits_recovery(input.cart)?;
+    // The customer answered on the preference page about this cart.
+    rules::customer_answered(input.cart)?;
     // The campaign the message belongs to, disabled or deleted since.
     let progress = Progress {
         campaign_id: Some(message.campaign_id.clone()),
@@ -59,8 +62,13 @@ fn rules_that_can_change(input: &Input, message: &MessageRecord) -> Rule {
         NextStep { campaign, index: message.step as usize, step, previous, last_activity, due: message.decided_at };
     // A purchase by the same customer on any cart.
     rules::pause_after_purchase(input, &next)?;
-    // Consent withdrawn (by the customer, or after a bounce or complaint),
-    // the contact value gone, the SMS window closed.
+    // Reminders snoozed on the preference page: cancelled, not deferred
+    // (a message kept for after the snooze would greet the customer with
+    // old news; the sequence goes on from the next step).
+    rules::not_snoozed(input)?;
+    // Consent withdrawn (by the customer: unsubscribed; or after a bounce or
+    // complaint), a guest's email without the explicit consent the campaign
+    // requires, the contact value gone, the SMS window closed.
     channels::still_open(input, &next, message.channel)?;
     // Too late: a job redriven past `max_send_delay` after its decision.
     rules::skip_when_too_late(input, &next)?;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{human, stop, wait, Decision, Input, NextStep, Rule};
 use crate::campaign::{Campaign, DelayFrom, Segment};
 use crate::cart::{Cart, CartStatus};
+use crate::consent::AnswerReason;
 use crate::customer::Customer;
 use crate::engagement::EngagementLabel;
 use crate::message::Channel;
@@ -26,6 +27,68 @@ pub(super) fn cart_awaits_recovery(cart: &Cart) -> Rule<DateTime<Utc>> {
         }
         (CartStatus::Active, Some(last_activity)) => Continue(last_activity),
     }
+}
+
+/// The customer's answers on the preference page end this cart's
+/// reminders, whatever the campaign: "I already bought" as
+/// `already_bought` (the shop learns a purchase it did not see), any
+/// other answer ("not interested", "too many messages", free text) as
+/// `unsubscribed` from this cart's reminders. Other carts are not
+/// affected: the customer answered about this one.
+pub(super) fn customer_answered(cart: &Cart) -> Rule {
+    if cart.answers.iter().any(|a| a.reason == AnswerReason::AlreadyBought) {
+        return stop(
+            ReasonCode::AlreadyBought,
+            "The customer told us they already bought this cart (preference page); nothing more is sent.",
+        );
+    }
+    match cart.answers.last() {
+        None => Continue(()),
+        Some(answer) => stop(
+            ReasonCode::Unsubscribed,
+            format!(
+                "The customer asked for no more reminders about this cart (preference page, answer {:?}).",
+                answer.reason.as_str()
+            ),
+        ),
+    }
+}
+
+/// When the customer snoozed cart reminders (preference page), until when,
+/// if that is still ahead.
+fn snoozed_until(input: &Input) -> Option<DateTime<Utc>> {
+    input.contact().snoozed_until.filter(|until| *until > input.now)
+}
+
+/// Snooze: a step that falls due while the customer snoozed reminders
+/// waits until the snooze ends; then the rules apply as for any late step
+/// (one found more than `max_send_delay` after it fell due is skipped). A
+/// step due after the snooze ends waits for its own time.
+pub(super) fn wait_while_snoozed(input: &Input, next: &NextStep) -> Rule {
+    let Some(until) = snoozed_until(input).filter(|until| *until > next.due) else { return Continue(()) };
+    wait(
+        until,
+        ReasonCode::Snoozed,
+        format!(
+            "The customer snoozed cart reminders until {} (preference page); step {} of campaign {:?}, due at {}, \
+             waits until then.",
+            until.to_rfc3339(),
+            next.number(),
+            next.campaign.id,
+            next.due.to_rfc3339()
+        ),
+    )
+}
+
+/// Snooze, asked right before a send: a message decided before the
+/// customer snoozed is not sent (nor kept for after the snooze: the
+/// sequence resumes from the next step, if still in time).
+pub(super) fn not_snoozed(input: &Input) -> Rule {
+    let Some(until) = snoozed_until(input) else { return Continue(()) };
+    stop(
+        ReasonCode::Snoozed,
+        format!("The customer snoozed cart reminders until {} (preference page).", until.to_rfc3339()),
+    )
 }
 
 /// Entry and campaign choice: a cart stays in the campaign it entered while
