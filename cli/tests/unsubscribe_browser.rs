@@ -359,6 +359,7 @@ fn given_a_reminder_in_the_outbox_when_chromium_unsubscribes_through_its_link_th
     });
     let last = cart["timeline"].as_array().unwrap().iter().rev().find(|e| e["kind"] == "decision").unwrap();
     assert_ne!(last["details"]["decision"], "send", "{cart:#}");
+    assert_eq!(last["code"], "already_bought", "the engine stops for the answer: {cart:#}");
     assert_eq!(lines(&cart, "message", "sent").len(), 1, "only the first email went out: {cart:#}");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(dev.emails().len(), 1, "no second .eml");

@@ -132,6 +132,7 @@ async fn given_a_reminder_when_its_link_is_posted_one_click_then_email_consent_i
     let CheckOutcome::Decided { sent, decision } = fire_next_timer(&stack).await else { panic!("not decided") };
     assert!(sent.is_empty(), "sent after unsubscribing: {sent:?} ({decision:?})");
     assert!(!matches!(decision, Decision::Send { .. }), "{decision:?}");
+    assert_eq!(decision.reason().code.as_str(), "unsubscribed", "the engine names why: {decision:?}");
 }
 
 /// GIVEN a guest's queued reminder WHEN its link is posted one-click THEN the consent on the guest cart is withdrawn.
