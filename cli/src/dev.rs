@@ -12,7 +12,8 @@ use cartback_core::campaign::Campaign;
 use cartback_core::message::QueueName;
 use cartback_core::ports::{CampaignStore, Clock, StateStore, SystemClock};
 use cartback_core::service::{
-    CampaignCache, CheckOutcome, Checker, Delivery, DeliveryError, DeliveryOutcome, Ingest, Settings,
+    check_postal_address, check_unsubscribe_mailbox, CampaignCache, CheckOutcome, Checker, Delivery, DeliveryError,
+    DeliveryOutcome, Ingest, Settings,
 };
 use cartback_local::{Database, Outbox, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock};
 use chrono::{DateTime, Duration, Utc};
@@ -45,6 +46,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let mut settings = Settings::new(secret, &public_base_url, &args.restore_url);
     settings.retention = Duration::days(i64::from(args.retention_days.max(1)));
     settings.prices = args.message_prices.clone();
+    match args.postal_address.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        Some(address) => {
+            check_postal_address(address)
+                .map_err(|e| anyhow::anyhow!("--postal-address (CARTBACK_POSTAL_ADDRESS) {e}"))?;
+            settings.postal_address = address.to_owned();
+        }
+        None => tracing::warn!(
+            "no postal address configured: emails print a placeholder; set CARTBACK_POSTAL_ADDRESS before real sends"
+        ),
+    }
+    if let Some(mailbox) = args.unsubscribe_mailto.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        check_unsubscribe_mailbox(mailbox)
+            .map_err(|e| anyhow::anyhow!("--unsubscribe-mailto (CARTBACK_UNSUBSCRIBE_MAILTO) {e}"))?;
+        settings.unsubscribe_mailto = Some(mailbox.to_owned());
+    }
     let settings = Arc::new(settings);
 
     let outbox = Outbox::new(&args.data)?;

@@ -80,6 +80,14 @@ pub struct DevArgs {
     /// Days carts, messages and timelines are kept.
     #[arg(long, env = "CARTBACK_RETENTION_DAYS", default_value_t = 90)]
     pub retention_days: u32,
+    /// The sender's postal address, printed in every email's footer (CAN-SPAM); a placeholder (with a
+    /// warning) when unset, for local runs only: the AWS stack requires it.
+    #[arg(long, env = "CARTBACK_POSTAL_ADDRESS")]
+    pub postal_address: Option<String>,
+    /// A mailbox taking unsubscribe requests by mail, added to the List-Unsubscribe header as a mailto: link
+    /// (e.g. unsubscribe@shop.example).
+    #[arg(long, env = "CARTBACK_UNSUBSCRIBE_MAILTO")]
+    pub unsubscribe_mailto: Option<String>,
     /// The shop's message prices for the report's cost, e.g. "sms=0.0075,currency=USD" (keys email, sms, push,
     /// web_push, currency); channels left out keep the AWS list prices.
     #[arg(long, env = "CARTBACK_MESSAGE_PRICES", default_value = "")]

@@ -26,6 +26,7 @@ async fn given_a_dead_letter_when_the_operator_lists_and_redrives_it_then_it_is_
             subject: "s".into(),
             text: "t".into(),
             html: "h".into(),
+            unsubscribe: None,
         },
     };
     queue.enqueue(&job).await.unwrap();

@@ -140,7 +140,7 @@ fn entered(cart: &CartId, key: CustomerKey) -> FactKind {
 /// Stores a customer with a profile, a cart, a guest cart identified later
 /// (with a message sent while it was a guest), two sent messages and one
 /// queued, send ledgers, facts (entered, order, a return, a message
-/// outcome); and another customer's cart, message and fact.
+/// outcome, a preference-page answer); and another customer's cart, message and fact.
 pub async fn seed_customer(a: &Adapters) -> Seeded {
     let customer_id: CustomerId = unique("cust").into();
     let tag = unique("x");
@@ -215,6 +215,13 @@ pub async fn seed_customer(a: &Adapters) -> Seeded {
         outcome: MessageOutcome::Sent,
     };
     record(a, t(33), outcome).await;
+    let answer = FactKind::Answer {
+        campaign_id: "default".into(),
+        cart_id: guest_cart.clone(),
+        message_id: guest_message.message_id.clone(),
+        reason: cartback_core::consent::AnswerReason::AlreadyBought,
+    };
+    record(a, t(34), answer).await;
 
     let other_customer: CustomerId = unique("cust").into();
     let other_cart: CartId = unique("cart").into();
@@ -280,7 +287,7 @@ pub async fn customer_export_holds_everything(a: &Adapters) {
     let expected: BTreeSet<&MessageId> = seeded.sent.iter().chain([&seeded.queued]).collect();
     assert_eq!(messages, expected, "messages of the customer and of the guest cart");
     assert_eq!(data.send_ledgers.len(), 2, "the customer's ledger and the guest cart's");
-    assert_eq!(data.facts.len(), 4, "entered, order, return and message outcome: {:?}", data.facts);
+    assert_eq!(data.facts.len(), 5, "entered, order, return, message outcome, answer: {:?}", data.facts);
     let text = serde_json::to_string(&data).unwrap();
     for other in [seeded.other_customer.as_str(), seeded.other_cart.as_str(), seeded.other_message.as_str()] {
         assert!(!text.contains(other), "the other customer's {other} is not exported");
@@ -306,7 +313,7 @@ pub async fn customer_erasure_is_complete_and_idempotent(a: &Adapters) {
         messages: 2,
         messages_cancelled: 1,
         send_ledgers: 2,
-        facts_anonymized: 4,
+        facts_anonymized: 5,
         ..Erasure::default()
     };
     assert_eq!(erasure, expected);

@@ -325,6 +325,8 @@ impl Stack {
             (cfg::PUSH_QUEUE_URL, queues["push"].url.clone()),
             (cfg::SENDER_EMAIL, format!("Shop <{sender}>")),
             (cfg::SES_CONFIGURATION_SET, "cartback".into()),
+            (cfg::POSTAL_ADDRESS, "Demo Shop, 1 Test Street, 75001 Paris, France".into()),
+            (cfg::UNSUBSCRIBE_MAILTO, "unsubscribe@shop.example".into()),
             (cfg::SMS_SENDER_ID, "".into()),
             (cfg::APNS_PLATFORM_APPLICATION_ARN, apns_arn.clone()),
             (cfg::FCM_PLATFORM_APPLICATION_ARN, fcm_arn.clone()),

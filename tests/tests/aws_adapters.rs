@@ -93,6 +93,7 @@ fn email_job(record: &MessageRecord, to: &str) -> MessageJob {
             subject: "Your Blue mug is waiting".into(),
             text: "Blue mug x1".into(),
             html: "<p>Blue mug x1</p>".into(),
+            unsubscribe: None,
         },
     }
 }

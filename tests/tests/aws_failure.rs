@@ -55,6 +55,7 @@ fn email(record: &MessageRecord) -> MessageJob {
             subject: "Your cart".into(),
             text: "Blue mug".into(),
             html: "<p>Blue mug</p>".into(),
+            unsubscribe: None,
         },
     }
 }

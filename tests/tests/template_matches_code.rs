@@ -124,6 +124,8 @@ fn plausible(var: &str) -> String {
         "CARTBACK_SMS_SENDER_ID" => "DemoShop".into(),
         "CARTBACK_APNS_PLATFORM_APPLICATION_ARN" => "arn:aws:sns:us-east-1:123456789012:app/APNS/cartback-ios".into(),
         "CARTBACK_FCM_PLATFORM_APPLICATION_ARN" => "arn:aws:sns:us-east-1:123456789012:app/GCM/cartback-android".into(),
+        "CARTBACK_POSTAL_ADDRESS" => "Demo Shop, 1 Test Street, 75001 Paris, France".into(),
+        "CARTBACK_UNSUBSCRIBE_MAILTO" => "unsubscribe@shop.example.com".into(),
         "RUST_LOG" => "info".into(),
         other => panic!("template sets {other} with an intrinsic function: give it a plausible value in plausible()"),
     }
@@ -276,4 +278,36 @@ fn given_the_sqs_fed_functions_when_the_template_is_read_then_they_report_batch_
         }
     }
     assert!(seen >= 4, "expected the three senders and feedback to be SQS-fed, saw {seen}");
+}
+
+/// GIVEN the HTTP API's routes in the template and the operations of `openapi.json`
+/// WHEN compared
+/// THEN API Gateway routes every documented method and path to the function (a route missing there answers
+/// API Gateway's own 404 on AWS while it works under `cartback dev`).
+#[test]
+fn given_the_openapi_document_when_the_http_apis_routes_are_read_then_every_operation_is_routed() {
+    let template = template();
+    let Some(Value::Mapping(resources)) = template.get("Resources") else { panic!("no Resources") };
+    let routed: BTreeSet<String> = resources
+        .values()
+        .filter_map(|resource| get(resource, &["Properties", "DefinitionBody", "paths"]))
+        .filter_map(Value::as_mapping)
+        .flat_map(|paths| {
+            paths.iter().flat_map(|(path, methods)| {
+                let path = path.as_str().unwrap_or_default().to_owned();
+                methods.as_mapping().into_iter().flat_map(move |m| {
+                    let path = path.clone();
+                    m.keys().filter_map(move |method| Some(format!("{} {path}", method.as_str()?.to_uppercase())))
+                })
+            })
+        })
+        .collect();
+    assert!(!routed.is_empty(), "no DefinitionBody paths in the template");
+    let document: serde_json::Value = serde_json::from_str(cartback_core::api::OPENAPI_JSON).unwrap();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let operation = format!("{} {path}", method.to_uppercase());
+            assert!(routed.contains(&operation), "{operation} is documented but not routed by the HTTP API");
+        }
+    }
 }

@@ -32,6 +32,10 @@ pub const SMS_SENDER_ID: &str = "CARTBACK_SMS_SENDER_ID";
 pub const APNS_PLATFORM_APPLICATION_ARN: &str = "CARTBACK_APNS_PLATFORM_APPLICATION_ARN";
 pub const FCM_PLATFORM_APPLICATION_ARN: &str = "CARTBACK_FCM_PLATFORM_APPLICATION_ARN";
 pub const ACCEPT_V1_SIGNATURES: &str = "CARTBACK_ACCEPT_V1_SIGNATURES";
+/// Required by the checker (it renders emails): the sender's postal address every email prints.
+pub const POSTAL_ADDRESS: &str = "CARTBACK_POSTAL_ADDRESS";
+/// Optional: a mailbox for unsubscribe requests by mail (`List-Unsubscribe`'s `mailto:`).
+pub const UNSUBSCRIBE_MAILTO: &str = "CARTBACK_UNSUBSCRIBE_MAILTO";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -255,16 +259,30 @@ impl QueueUrls {
     }
 }
 
-/// The checker: timers plus the channel queues.
+/// The checker: timers plus the channel queues, and what every email it
+/// renders must carry (the postal address, the unsubscribe mailbox).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckerConfig {
     pub timer: TimerConfig,
     pub queues: QueueUrls,
+    pub postal_address: String,
+    pub unsubscribe_mailto: Option<String>,
 }
 
 impl CheckerConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        Ok(CheckerConfig { timer: TimerConfig::from_env(env)?, queues: QueueUrls::from_env(env)? })
+        let postal_address = required(env, POSTAL_ADDRESS)?;
+        cartback_core::service::check_postal_address(&postal_address).map_err(|e| invalid(POSTAL_ADDRESS, e))?;
+        let unsubscribe_mailto = optional(env, UNSUBSCRIBE_MAILTO);
+        if let Some(mailbox) = &unsubscribe_mailto {
+            cartback_core::service::check_unsubscribe_mailbox(mailbox).map_err(|e| invalid(UNSUBSCRIBE_MAILTO, e))?;
+        }
+        Ok(CheckerConfig {
+            timer: TimerConfig::from_env(env)?,
+            queues: QueueUrls::from_env(env)?,
+            postal_address,
+            unsubscribe_mailto,
+        })
     }
 }
 
@@ -399,6 +417,23 @@ mod tests {
         ]);
         let e = SchedulerConfig::from_env(&env(&vars)).unwrap_err();
         assert!(e.to_string().contains(SCHEDULER_ROLE_ARN), "{e}");
+    }
+
+    /// GIVEN a checker environment without a postal address, or with a malformed unsubscribe mailbox
+    /// WHEN loaded THEN the error names the variable (the checker renders every email).
+    #[test]
+    fn given_no_postal_address_or_a_bad_mailbox_when_the_checker_loads_then_the_error_names_the_variable() {
+        let error = CheckerConfig::from_env(&env(&BASE)).unwrap_err();
+        assert_eq!(error, ConfigError::Missing(POSTAL_ADDRESS));
+        assert!(error.to_string().contains("CARTBACK_POSTAL_ADDRESS"), "{error}");
+        let mut vars = BASE.to_vec();
+        vars.extend([(POSTAL_ADDRESS, "Shop, 1 Main St, Springfield"), (UNSUBSCRIBE_MAILTO, "not a mailbox")]);
+        let error = CheckerConfig::from_env(&env(&vars)).unwrap_err();
+        assert!(matches!(error, ConfigError::Invalid { var: UNSUBSCRIBE_MAILTO, .. }), "{error}");
+        vars.pop();
+        vars.push((POSTAL_ADDRESS, "line one\nline two"));
+        let error = CheckerConfig::from_env(&env(&vars[..3].iter().chain(&vars[4..]).copied().collect::<Vec<_>>()));
+        assert!(matches!(error, Err(ConfigError::Invalid { var: POSTAL_ADDRESS, .. })), "{error:?}");
     }
 
     #[test]

@@ -1514,6 +1514,15 @@ mod tests {
                     currency: "EUR".into(),
                 },
             ),
+            Fact::new(
+                at("2026-11-24T08:00:00Z"),
+                FactKind::Answer {
+                    campaign_id: "default".into(),
+                    cart_id: "cart-1".into(),
+                    message_id: "m_1".into(),
+                    reason: cartback_core::consent::AnswerReason::AlreadyBought,
+                },
+            ),
         ]
     }
 

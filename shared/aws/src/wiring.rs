@@ -48,12 +48,12 @@ pub fn campaign_cache(clients: &Clients, common: &CommonConfig, clock: Arc<dyn C
     Arc::new(CampaignCache::new(store, clock, Duration::seconds(CAMPAIGN_CACHE_TTL_SECONDS)))
 }
 
-fn settings(config: &TimerConfig, secret: Secret) -> Arc<Settings> {
+fn settings(config: &TimerConfig, secret: Secret) -> Settings {
     let mut settings = Settings::new(secret, &config.public_base_url, &config.restore_url);
     settings.retention = config.common.retention;
     settings.prices = config.common.prices.clone();
     settings.channels = crate::DELIVERED_CHANNELS.to_vec();
-    Arc::new(settings)
+    settings
 }
 
 /// The ingest function's HTTP API. On Lambda `clock` is the real clock, so
@@ -69,7 +69,7 @@ pub fn api(clients: &Clients, config: &IngestConfig, secret: Secret, clock: Arc<
         store,
         wall_clock: clock.clone(),
         clock,
-        settings: settings(timer, secret),
+        settings: Arc::new(settings(timer, secret)),
         accept_v1_signatures: config.accept_v1_signatures,
     }
 }
@@ -82,7 +82,11 @@ pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock:
         queue: Arc::new(SqsJobQueue::new(clients.sqs.clone(), config.queues.clone())),
         campaigns: campaign_cache(clients, &timer.common, clock.clone()),
         clock,
-        settings: settings(timer, secret),
+        settings: Arc::new(Settings {
+            postal_address: config.postal_address.clone(),
+            unsubscribe_mailto: config.unsubscribe_mailto.clone(),
+            ..settings(timer, secret)
+        }),
     }
 }
 

@@ -255,6 +255,7 @@ pub fn facts_of<'a>(
         }
         FactKind::Order { cart_id, customer_key, .. } => names(customer_key.as_ref(), cart_id.as_ref()),
         FactKind::Return { customer_key, .. } => names(Some(customer_key), None),
+        FactKind::Answer { cart_id, .. } => names(None, Some(cart_id)),
     };
     let orders: BTreeSet<&str> = facts
         .iter()
@@ -325,6 +326,12 @@ pub fn anonymize(fact: &Fact, pseudonyms: &Pseudonyms) -> Fact {
             customer_key: pseudonyms.key(&customer_key),
             value,
             currency,
+        },
+        FactKind::Answer { campaign_id, cart_id, message_id, reason } => FactKind::Answer {
+            campaign_id,
+            cart_id: pseudonyms.cart(&cart_id),
+            message_id: pseudonyms.message(&message_id),
+            reason,
         },
     };
     Fact::new(fact.at, kind)

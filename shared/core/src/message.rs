@@ -225,10 +225,31 @@ impl Recipient {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outgoing {
-    Email { to: Email, subject: String, text: String, html: String },
+    Email {
+        to: Email,
+        subject: String,
+        text: String,
+        html: String,
+        /// The `List-Unsubscribe` targets (RFC 2369, RFC 8058); jobs queued
+        /// before they existed carry none and are sent without the headers.
+        /// Boxed: most of a job's weight is on the heap already, and a
+        /// queue batch holds many.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unsubscribe: Option<Box<ListUnsubscribe>>,
+    },
     Sms { to: Phone, body: String },
     Push { platform: PushPlatform, token: DeviceToken, title: String, body: String, url: String },
     WebPush { subscription: WebPushSubscription, title: String, body: String, url: String },
+}
+
+/// Where a recipient unsubscribes from an email: the one-click HTTPS link
+/// (`POST` withdraws email consent, `GET` opens the preference page) and,
+/// when the shop has one, a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListUnsubscribe {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailto: Option<String>,
 }
 
 /// The most a serialised [`MessageJob`] may weigh. SQS refuses a message
@@ -287,7 +308,13 @@ mod tests {
             let to = Recipient::for_channel(&contact, channel).expect("the contact reaches every channel");
             assert_redacted(&format!("{to:?}"));
             let outgoing = match to {
-                Recipient::Email(to) => Outgoing::Email { to, subject: "s".into(), text: "t".into(), html: "h".into() },
+                Recipient::Email(to) => Outgoing::Email {
+                    to,
+                    subject: "s".into(),
+                    text: "t".into(),
+                    html: "h".into(),
+                    unsubscribe: None,
+                },
                 Recipient::Sms(to) => Outgoing::Sms { to, body: "b".into() },
                 Recipient::Push(t) => Outgoing::Push {
                     platform: t.platform,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cart::{money_text, Cart};
 use crate::contact::{Email, Phone};
-use crate::message::{Outgoing, MAX_JOB_BYTES};
+use crate::message::{ListUnsubscribe, Outgoing, MAX_JOB_BYTES};
 
 pub const TEMPLATES: [&str; 2] = ["reminder", "last_call"];
 
@@ -31,7 +31,12 @@ const TEXT: &str = r#"{% if first_name %}Hi {{ first_name }},{% else %}Hi,{% end
 Total: {{ subtotal }} {{ currency }}
 
 Restore your cart: {{ restore_link }}
-"#;
+{% if unsubscribe_link %}
+--
+You get this email because you left items in your cart.
+Unsubscribe or choose what you receive: {{ unsubscribe_link }}
+{{ postal_address }}
+{% endif %}"#;
 
 const HTML: &str = r#"<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
@@ -48,7 +53,11 @@ const HTML: &str = r#"<!DOCTYPE html>
 {% endif %}</table>
 <p><strong>Total: {{ subtotal }} {{ currency }}</strong></p>
 <p><a href="{{ restore_link }}" style="background:#0a7;color:#fff;padding:10px 16px;text-decoration:none">Restore my cart</a></p>
-</body></html>
+{% if unsubscribe_link %}<hr>
+<p style="font-size:12px;color:#555">You get this email because you left items in your cart.
+<a href="{{ unsubscribe_link }}">Unsubscribe or choose what you receive</a>.<br>
+{{ postal_address }}</p>
+{% endif %}</body></html>
 "#;
 
 const SMS: &str = "{% if first_name %}{{ first_name }}, your{% else %}Your{% endif %} cart ({{ item_count }} item{{ 's' if item_count != 1 }}, {{ subtotal }} {{ currency }}) is waiting: {{ restore_link }} Reply STOP to opt out.";
@@ -96,6 +105,29 @@ pub struct Links<'a> {
     pub restore: String,
     /// Tracked link for an item's product page.
     pub item: &'a dyn Fn(&str) -> String,
+    /// The unsubscribe link and the sender's address, for an email's footer
+    /// and its `List-Unsubscribe` headers (an SMS has its STOP keyword).
+    pub unsubscribe: Option<Unsubscribe<'a>>,
+}
+
+/// An email's way out: its signed `/u/{token}` link, the shop's unsubscribe
+/// mailbox if any, and the sender's postal address.
+pub struct Unsubscribe<'a> {
+    pub url: String,
+    /// A bare address (`unsubscribe@shop.example`) or a `mailto:` URL.
+    pub mailbox: Option<&'a str>,
+    pub postal_address: &'a str,
+}
+
+impl Unsubscribe<'_> {
+    /// The `List-Unsubscribe` targets the MIME headers carry.
+    fn list(&self) -> ListUnsubscribe {
+        let mailto = self.mailbox.map(|mailbox| match mailbox.strip_prefix("mailto:") {
+            Some(_) => mailbox.to_owned(),
+            None => format!("mailto:{mailbox}?subject=unsubscribe"),
+        });
+        ListUnsubscribe { url: self.url.clone(), mailto }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +202,8 @@ fn cart_context(
         currency => totals.currency.unwrap_or_default(),
         restore_link => url_value(&links.restore),
         intro => intro(template),
+        unsubscribe_link => links.unsubscribe.as_ref().map(|u| url_value(&u.url)),
+        postal_address => links.unsubscribe.as_ref().map(|u| u.postal_address),
     }
 }
 
@@ -224,6 +258,7 @@ pub fn email_with_subject(
             subject,
             text: env.get_template("email.txt")?.render(&ctx)?,
             html: env.get_template("email.html")?.render(&ctx)?,
+            unsubscribe: links.unsubscribe.as_ref().map(|u| Box::new(u.list())),
         };
         // Measured as the queue will carry it: JSON, escapes included.
         let bytes = serde_json::to_vec(&outgoing).map_or(usize::MAX, |json| json.len());
@@ -263,21 +298,78 @@ pub fn push_text(cart: &Cart, first_name: Option<&str>) -> (String, String) {
 /// The complete MIME message for an email: multipart/alternative text and
 /// HTML, with a deterministic Message-ID so a resend is recognisable.
 pub fn mime(outgoing: &Outgoing, from: &str, message_id: &str, date: DateTime<Utc>) -> Result<Vec<u8>, RenderError> {
-    let Outgoing::Email { to, subject, text, html } = outgoing else {
+    let Outgoing::Email { to, subject, text, html, unsubscribe } = outgoing else {
         return Err(RenderError::Mime("not an email".into()));
     };
     let from: Mailbox = from.parse().map_err(|e| RenderError::Mime(format!("sender address: {e}")))?;
     let to: Mailbox = to.expose().parse().map_err(|e| RenderError::Mime(format!("recipient address: {e}")))?;
-    let message = lettre::Message::builder()
+    let mut builder = lettre::Message::builder()
         .from(from)
         .to(to)
         .subject(subject)
         .date(SystemTime::from(date))
         .message_id(Some(format!("<{message_id}@cartback>")))
-        .header(header::MIME_VERSION_1_0)
+        .header(header::MIME_VERSION_1_0);
+    if let Some(list) = unsubscribe {
+        builder = builder.header(ListUnsubscribeHeader::new(list)?).header(ListUnsubscribePost);
+    }
+    let message = builder
         .multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
         .map_err(|e| RenderError::Mime(e.to_string()))?;
     Ok(message.formatted())
+}
+
+type HeaderParseError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `List-Unsubscribe: <https://...>, <mailto:...>` (RFC 2369). The targets
+/// are checked to be printable ASCII without spaces or angle brackets, so
+/// the header can be neither folded apart nor injected into.
+#[derive(Debug, Clone)]
+struct ListUnsubscribeHeader(String);
+
+impl ListUnsubscribeHeader {
+    fn new(list: &ListUnsubscribe) -> Result<Self, RenderError> {
+        let targets: Vec<&str> = std::iter::once(list.url.as_str()).chain(list.mailto.as_deref()).collect();
+        for target in &targets {
+            if !target.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>') {
+                return Err(RenderError::Mime("List-Unsubscribe: a target is not a plain ASCII URL".into()));
+            }
+        }
+        Ok(ListUnsubscribeHeader(targets.iter().map(|t| format!("<{t}>")).collect::<Vec<_>>().join(", ")))
+    }
+}
+
+impl header::Header for ListUnsubscribeHeader {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(s: &str) -> Result<Self, HeaderParseError> {
+        Ok(ListUnsubscribeHeader(s.to_owned()))
+    }
+
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): the
+/// mailbox provider may unsubscribe with one `POST`, no page in between.
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl header::Header for ListUnsubscribePost {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(_: &str) -> Result<Self, HeaderParseError> {
+        Ok(ListUnsubscribePost)
+    }
+
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".to_owned())
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +397,7 @@ mod tests {
         Links {
             restore: "https://cb.example/r/RESTORE".into(),
             item: &|url| format!("https://cb.example/r/item?{url}"),
+            unsubscribe: None,
         }
     }
 
@@ -359,6 +452,66 @@ mod tests {
             "Date: Mon, 23 Nov 2026 10:30:00",
         ] {
             assert!(raw.contains(needle), "missing {needle} in\n{raw}");
+        }
+    }
+
+    /// GIVEN an email rendered with an unsubscribe link, a mailbox and a postal address
+    /// WHEN built as MIME
+    /// THEN it has both RFC 2369 / RFC 8058 headers, and both bodies show the link and the address.
+    #[test]
+    fn given_an_unsubscribe_link_when_the_email_is_built_then_headers_link_and_address_are_in_it() {
+        let links = Links {
+            unsubscribe: Some(Unsubscribe {
+                url: "https://cb.example/u/TOKEN.TAG".into(),
+                mailbox: Some("unsubscribe@shop.example"),
+                postal_address: "Shop & Co, 1 Rue de la Paix, 75002 Paris",
+            }),
+            ..links()
+        };
+        let out = email("reminder", &"ana@example.com".into(), &cart(), None, &links).unwrap();
+        let Outgoing::Email { text, html, unsubscribe, .. } = &out else { panic!() };
+        assert!(text.contains("Unsubscribe or choose what you receive: https://cb.example/u/TOKEN.TAG"), "{text}");
+        assert!(text.contains("Shop & Co, 1 Rue de la Paix, 75002 Paris"), "{text}");
+        assert!(html.contains(r#"<a href="https://cb.example/u/TOKEN.TAG">Unsubscribe"#), "{html}");
+        assert!(html.contains("Shop &amp; Co, 1 Rue de la Paix"), "escaped in HTML: {html}");
+        assert_eq!(
+            unsubscribe.as_ref().and_then(|u| u.mailto.as_deref()),
+            Some("mailto:unsubscribe@shop.example?subject=unsubscribe")
+        );
+        let date = "2026-11-23T10:30:00Z".parse().unwrap();
+        let raw = String::from_utf8(mime(&out, "shop@example.com", "m_1", date).unwrap()).unwrap();
+        let unfolded = raw.replace("\r\n ", " ");
+        let header = concat!(
+            "List-Unsubscribe: <https://cb.example/u/TOKEN.TAG>, ",
+            "<mailto:unsubscribe@shop.example?subject=unsubscribe>"
+        );
+        assert!(unfolded.contains(header), "{raw}");
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), "{raw}");
+    }
+
+    /// GIVEN an email job queued before unsubscribe links existed WHEN read and built THEN it is sent as before,
+    /// without the headers.
+    #[test]
+    fn given_an_old_queued_email_job_when_read_then_it_has_no_unsubscribe_and_builds() {
+        let old = r#"{"kind":"email","to":"ana@example.com","subject":"s","text":"t","html":"h"}"#;
+        let out: Outgoing = serde_json::from_str(old).unwrap();
+        let date = "2026-11-23T10:30:00Z".parse().unwrap();
+        let raw = String::from_utf8(mime(&out, "shop@example.com", "m_1", date).unwrap()).unwrap();
+        assert!(!raw.contains("List-Unsubscribe"), "{raw}");
+    }
+
+    /// GIVEN an unsubscribe target with a space or an angle bracket WHEN built as MIME THEN it is refused.
+    #[test]
+    fn given_an_unsafe_unsubscribe_target_when_built_then_it_is_refused() {
+        for url in ["https://cb.example/u/a b", "https://cb.example/u/a>, <https://evil"] {
+            let out = Outgoing::Email {
+                to: "ana@example.com".into(),
+                subject: "s".into(),
+                text: "t".into(),
+                html: "h".into(),
+                unsubscribe: Some(Box::new(ListUnsubscribe { url: url.into(), mailto: None })),
+            };
+            assert!(mime(&out, "shop@example.com", "m_1", Utc::now()).is_err(), "{url}");
         }
     }
 
@@ -424,7 +577,15 @@ mod tests {
     /// says how many lines it leaves out.
     #[test]
     fn given_a_pathological_cart_when_its_email_job_is_serialised_then_it_fits_a_queue_message() {
-        let links = Links { restore: signed_item_link("https://shop.example/restore"), item: &signed_item_link };
+        let links = Links {
+            restore: signed_item_link("https://shop.example/restore"),
+            item: &signed_item_link,
+            unsubscribe: Some(Unsubscribe {
+                url: format!("https://abc123.execute-api.us-east-1.amazonaws.com/u/{}", "t".repeat(200)),
+                mailbox: Some("unsubscribe@shop.example"),
+                postal_address: "Shop Ltd, 1 Long Street, 75001 Paris, France",
+            }),
+        };
         for unit in ["a", "<\"&'", "\u{1F6D2}"] {
             let cart = pathological_cart(300, unit);
             let outgoing = email("reminder", &"ana@example.com".into(), &cart, Some(&"N".repeat(100)), &links).unwrap();

@@ -484,12 +484,18 @@ fn funnel_html(entry: &Value, campaign: &CampaignReport) -> String {
             r#"</p>"#,
             r#"<p class="note">Machine opens (privacy proxies, scanners), not counted above: {}. Bounced {}, "#,
             r#"complained {}, unsubscribed {}.</p>"#,
+            r#"<p class="note">Customers' answers on the preference page: already bought {}, "#,
+            r#"not interested {}, too many messages {}, other {}.</p>"#,
             r#"</section>"#,
         ),
         field(entry, "messages.opened_machine", Unit::Count),
         field(entry, "messages.bounced", Unit::Count),
         field(entry, "messages.complained", Unit::Count),
         field(entry, "messages.unsubscribed", Unit::Count),
+        field(entry, "answers.already_bought", Unit::Count),
+        field(entry, "answers.not_interested", Unit::Count),
+        field(entry, "answers.too_many_messages", Unit::Count),
+        field(entry, "answers.other", Unit::Count),
     );
     html
 }
@@ -698,6 +704,12 @@ mod tests {
             ]),
             by_step: BTreeMap::from([(1, counts.clone())]),
             variants: vec![variant("control", true, 0.12, 0.0), variant("next-day", false, 0.15, 0.03)],
+            answers: BTreeMap::from([
+                ("already_bought".into(), 4),
+                ("not_interested".into(), 1),
+                ("too_many_messages".into(), 0),
+                ("other".into(), 2),
+            ]),
             segments: vec![SliceReport {
                 name: "returner".into(),
                 treated: 40,

@@ -8,12 +8,13 @@
 mod auth;
 pub mod dashboard;
 mod error;
+pub mod preferences;
 mod svg;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, RETRY_AFTER, USER_AGENT,
@@ -27,10 +28,13 @@ use serde_json::json;
 
 use cartback_core::api::{cart_view, Api, OPENAPI_JSON};
 use cartback_core::event::{BodyError, MAX_BODY_BYTES};
+use cartback_core::consent::ConsentSource;
 use cartback_core::customer_data::{erasure_json, export_json};
 use cartback_core::ids::{parse_id, CartId, CustomerId};
-use cartback_core::service::{parse_query, record_link_click, report, IngestError, ReportError};
-use cartback_core::signing::{verify_dashboard_token, verify_link, LinkError};
+use cartback_core::service::{
+    parse_query, record_link_click, report, Choices, IngestError, Preferences, ReportError,
+};
+use cartback_core::signing::{verify_dashboard_token, verify_link, verify_unsubscribe, LinkError, UnsubscribeClaims};
 
 pub use auth::{Signed, SignedOrV1};
 pub use error::ApiError;
@@ -46,6 +50,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/customers/{customer_id}", delete(erase_customer))
         .route("/v1/customers/{customer_id}/export", get(export_customer))
         .route("/r/{token}", get(redirect))
+        .route("/u/{token}", get(preference_page).post(post_preferences))
         .route("/dashboard", get(dashboard_page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -233,6 +238,79 @@ async fn dashboard_page(
             html_response(StatusCode::NOT_FOUND, dashboard::page(&form, token, &ids, Err(&error)))
         }
         Err(error) => dashboard_failure(report_error(error)),
+    }
+}
+
+/// The claims of an unsubscribe token, checked against business time like
+/// the other email links, or why it is refused.
+fn unsubscribe_claims(
+    api: &Api,
+    token: Result<Path<String>, PathRejection>,
+) -> Result<UnsubscribeClaims, preferences::TokenRefusal> {
+    let Ok(Path(token)) = token else { return Err(preferences::TokenRefusal::Invalid) };
+    verify_unsubscribe(&api.settings.secret, &token, api.clock.now()).map_err(|e| match e {
+        LinkError::Expired => preferences::TokenRefusal::Expired,
+        _ => preferences::TokenRefusal::Invalid,
+    })
+}
+
+/// The HTML page refusing a token (400 malformed or forged, 410 expired); the token is never echoed.
+fn token_refusal(refusal: preferences::TokenRefusal) -> Response {
+    html_response(refusal.status(), preferences::error_page(refusal.sentence()))
+}
+
+/// `GET /u/{token}`: the preference page. Reading it changes nothing (link
+/// scanners open links too).
+async fn preference_page(State(api): State<Arc<Api>>, token: Result<Path<String>, PathRejection>) -> Response {
+    match unsubscribe_claims(&api, token) {
+        Ok(_) => html_response(StatusCode::OK, preferences::form_page()),
+        Err(refusal) => token_refusal(refusal),
+    }
+}
+
+/// `POST /u/{token}`: the one-click unsubscribe (RFC 8058) or the
+/// preference form; see [`preferences`]. The token is checked first, then the form.
+async fn post_preferences(
+    State(api): State<Arc<Api>>,
+    token: Result<Path<String>, PathRejection>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Response {
+    let claims = match unsubscribe_claims(&api, token) {
+        Ok(claims) => claims,
+        Err(refusal) => return token_refusal(refusal),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let sentence = format!("The form is too large: the limit is {MAX_BODY_BYTES} bytes.");
+            return html_response(StatusCode::PAYLOAD_TOO_LARGE, preferences::failure_page(&sentence));
+        }
+        Err(_) => {
+            return html_response(StatusCode::BAD_REQUEST, preferences::failure_page("The form could not be read."));
+        }
+    };
+    let (choices, source, one_click) = match preferences::parse_submission(&body) {
+        Ok(preferences::Submission::OneClick) => (Choices::one_click(), ConsentSource::UnsubscribeLink, true),
+        Ok(preferences::Submission::Preferences(choices)) => (choices, ConsentSource::PreferencePage, false),
+        Err(error) => {
+            return html_response(StatusCode::BAD_REQUEST, preferences::error_page(&error.to_string()));
+        }
+    };
+    let service = Preferences { store: api.store.clone(), clock: api.clock.clone() };
+    match service.apply(&claims, &choices, source).await {
+        Ok(_) if one_click => html_response(StatusCode::OK, preferences::one_click_page()),
+        Ok(outcome) => html_response(StatusCode::OK, preferences::confirmation_page(&outcome)),
+        Err(cause) => {
+            // The cause is logged for an operator; the person learns only to retry.
+            tracing::error!(error = %cause, "preferences not saved");
+            let status = ApiError::Storage(cause).status();
+            let sentence = "Your choices could not be saved right now. Please try again in a minute.";
+            let mut response = html_response(status, preferences::failure_page(sentence));
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(error::RETRY_AFTER_SECONDS));
+            }
+            response
+        }
     }
 }
 

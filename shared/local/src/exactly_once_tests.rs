@@ -37,6 +37,7 @@ fn email_job(id: &str) -> MessageJob {
             subject: "Your cart".into(),
             text: "Hi".into(),
             html: "<p>Hi</p>".into(),
+            unsubscribe: None,
         },
     }
 }

@@ -447,6 +447,7 @@ mod tests {
                 text: "Hi,\n\nBlue Mug x2  12.50 EUR\nhttps://shop.example/mug\n".into(),
                 html: "<p>Hi,</p><a href=\"https://shop.example/mug\"><img src=\"https://cdn.example/mug.jpg\"></a>"
                     .into(),
+                unsubscribe: None,
             },
         }
     }

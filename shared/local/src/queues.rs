@@ -434,6 +434,7 @@ mod tests {
                 subject: "s".into(),
                 text: "t".into(),
                 html: "<p>h</p>".into(),
+                unsubscribe: None,
             },
         };
         MessageJob { message_id: id.into(), cart_id: "c1".into(), channel, outgoing }

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::assign::Group;
+use crate::consent::AnswerReason;
 use crate::ids::{CartId, CustomerKey, MessageId};
 use crate::message::Channel;
 
@@ -103,6 +104,9 @@ pub enum FactKind {
     /// A return: reduces the revenue of `order_id` by `value`. Its id is
     /// the return event's id (an order may see several returns).
     Return { return_id: String, order_id: String, customer_key: CustomerKey, value: Decimal, currency: String },
+    /// A customer's answer on the preference page about the cart a message
+    /// was sent for ("already bought", ...): one per message and reason.
+    Answer { campaign_id: String, cart_id: CartId, message_id: MessageId, reason: AnswerReason },
 }
 
 impl Fact {
@@ -130,6 +134,9 @@ impl FactKind {
             }
             FactKind::Order { order_id, .. } => format!("order#{order_id}"),
             FactKind::Return { return_id, .. } => format!("return#{return_id}"),
+            FactKind::Answer { campaign_id, message_id, reason, .. } => {
+                format!("answer#{campaign_id}#{message_id}#{}", reason.as_str())
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::assign::Group;
 use super::facts::{Fact, FactKind, MessageOutcome, SegmentLabel};
 use super::stats;
+use crate::consent::AnswerReason;
 use crate::campaign::{Campaign, CampaignMode, DelayFrom};
 use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::message::Channel;
@@ -216,6 +217,10 @@ pub struct CampaignReport {
     pub variants: Vec<VariantReport>,
     pub segments: Vec<SliceReport>,
     pub days: Vec<DayReport>,
+    /// Customers' answers on the preference page in the period, by reason
+    /// (`already_bought`, `not_interested`, `too_many_messages`, `other`; each present, 0 when none).
+    #[serde(default)]
+    pub answers: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -525,6 +530,7 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
             FactKind::Return { order_id, value, currency, .. } => {
                 returns.entry(order_id.as_str()).or_default().push((currency.as_str(), *value));
             }
+            FactKind::Answer { .. } => {}
         }
     }
     let orders: Vec<Order<'_>> = raw_orders
@@ -693,7 +699,9 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
         })
         .collect();
     let live: Vec<&Unit<'_>> = units.iter().filter(|u| u.entry.group != Group::Shadow).collect();
-    let total = summarize("*", None, false, &live, &context, true);
+    let mut total = summarize("*", None, false, &live, &context, true);
+    let mut reports = reports;
+    count_answers(&sorted, query, &mut reports, &mut total);
     Report {
         from: query.from,
         to: query.to,
@@ -804,6 +812,24 @@ fn arms(units: &[&Unit<'_>]) -> ((u64, u64), (u64, u64)) {
         arm.0 += u64::from(unit.recovered());
     }
     (treated, held_out)
+}
+
+/// Each answer fact of the period counted by reason on its campaign's report
+/// and on the total (answers come from sent messages, so only live campaigns have any).
+fn count_answers(facts: &[&Fact], query: &ReportQuery, reports: &mut [CampaignReport], total: &mut CampaignReport) {
+    for fact in facts {
+        let FactKind::Answer { campaign_id, reason, .. } = &fact.kind else { continue };
+        if !(query.from..=query.to).contains(&fact.at.date_naive())
+            || query.campaign.as_deref().is_some_and(|c| c != campaign_id)
+        {
+            continue;
+        }
+        let name = reason.as_str().to_owned();
+        if let Some(report) = reports.iter_mut().find(|r| &r.campaign_id == campaign_id) {
+            *report.answers.entry(name.clone()).or_default() += 1;
+        }
+        *total.answers.entry(name).or_default() += 1;
+    }
 }
 
 /// One campaign's carts, or (`total`) every live campaign's: then the lift
@@ -928,6 +954,7 @@ fn summarize(
             })
             .collect(),
         days: days(units, context.query, total),
+        answers: AnswerReason::ALL.iter().map(|r| (r.as_str().to_owned(), 0)).collect(),
     };
     if shadow {
         report.segments.iter_mut().for_each(|s| s.evidence = Evidence::NoHoldout);

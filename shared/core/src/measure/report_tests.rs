@@ -749,3 +749,36 @@ fn given_segments_when_reported_then_each_groups_rate_has_its_interval() {
     let returner = r.segments.iter().find(|s| s.name == "returner").unwrap();
     assert_eq!(returner.recovery_rate_treated_ci95, Interval(0.0, 1.0), "no carts: everything is possible");
 }
+
+fn answer(campaign: &str, message_id: &str, reason: crate::consent::AnswerReason, when: &str) -> Fact {
+    Fact::new(
+        at(when),
+        FactKind::Answer { campaign_id: campaign.into(), cart_id: "c1".into(), message_id: message_id.into(), reason },
+    )
+}
+
+/// GIVEN answers on two campaigns' messages (one repeated, one after the period)
+/// WHEN the report is built
+/// THEN each campaign counts its answers in the period by reason (every reason present, 0 when none), the total
+/// counts them all, and a repeated answer fact counts once.
+#[test]
+fn given_answers_on_messages_when_reported_then_each_campaign_counts_them_by_reason() {
+    use crate::consent::AnswerReason::{AlreadyBought, TooManyMessages};
+    let mut facts = emailed("c1", Some("u1"));
+    facts.push(entered_in("winback", "c2", Some("u2"), Group::Treated, None, "2026-11-02T09:30:00Z"));
+    facts.extend([
+        answer("default", "m1", AlreadyBought, "2026-11-02T12:00:00Z"),
+        answer("default", "m1", AlreadyBought, "2026-11-02T12:05:00Z"),
+        answer("default", "m2", AlreadyBought, "2026-11-03T12:00:00Z"),
+        answer("winback", "m3", TooManyMessages, "2026-11-04T12:00:00Z"),
+        answer("default", "m4", TooManyMessages, "2026-11-20T12:00:00Z"),
+    ]);
+    let report = report(&facts);
+    let count = |r: &CampaignReport, reason: &str| r.answers.get(reason).copied();
+    let default = campaign(&report, "default");
+    assert_eq!(count(&default, "already_bought"), Some(2));
+    assert_eq!(count(&default, "too_many_messages"), Some(0), "the answer after the period is not counted");
+    assert_eq!((count(&default, "not_interested"), count(&default, "other")), (Some(0), Some(0)));
+    assert_eq!(count(&campaign(&report, "winback"), "too_many_messages"), Some(1));
+    assert_eq!((count(&report.total, "already_bought"), count(&report.total, "too_many_messages")), (Some(2), Some(1)));
+}

@@ -16,8 +16,8 @@ use crate::ports::{
     CartRecord, CartStore, Clock, CustomerStore, FactStore, JobQueue, MessageStore, PortError, ReservedSend,
     SaveOutcome, Scheduler, SendLedgerStore, StateStore, Timeline, TimelineEntry, TimerPayload,
 };
-use crate::render::{self, Links, RenderError};
-use crate::signing::{restore_token, sign_link, LinkClaims};
+use crate::render::{self, Links, RenderError, Unsubscribe};
+use crate::signing::{restore_token, sign_link, sign_unsubscribe, LinkClaims, UnsubscribeClaims};
 
 /// How long after its dispatch a step whose message record is missing counts
 /// as lost and is decided again: a lost job is found by the next timer retry
@@ -342,7 +342,18 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
             .replace("{token}", &restore_token(&settings.secret, &cart.cart_id, restore_expires));
         let restore = link(&restore_target, settings.restore_ttl);
         let item_link = |url: &str| link(url, settings.link_ttl);
-        let links = Links { restore: restore.clone(), item: &item_link };
+        let unsubscribe_claims = UnsubscribeClaims {
+            message_id: message_id.clone(),
+            cart_id: cart.cart_id.clone(),
+            customer_id: cart.customer_id.clone(),
+            expires: (now + settings.unsubscribe_ttl).timestamp(),
+        };
+        let unsubscribe = Unsubscribe {
+            url: format!("{}/u/{}", settings.public_base_url, sign_unsubscribe(&settings.secret, &unsubscribe_claims)),
+            mailbox: settings.unsubscribe_mailto.as_deref(),
+            postal_address: &settings.postal_address,
+        };
+        let links = Links { restore: restore.clone(), item: &item_link, unsubscribe: Some(unsubscribe) };
         Ok(match content.to {
             Recipient::Email(to) => {
                 render::email_with_subject(content.template, content.subject, to, cart, first_name, &links)?

@@ -13,6 +13,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::cart::Cart;
+use crate::consent::AnswerReason;
 use crate::engagement::EngagementLabel;
 use crate::event::{Event, EventType};
 use crate::ids::CustomerKey;
@@ -116,6 +117,19 @@ pub(crate) fn message_fact(message: &MessageRecord, outcome: MessageOutcome, at:
             step: message.step,
             channel: message.channel,
             outcome,
+        },
+    )
+}
+
+/// A customer's answer about the cart `message` was sent for.
+pub(crate) fn answer_fact(message: &MessageRecord, reason: AnswerReason, at: DateTime<Utc>) -> Fact {
+    Fact::new(
+        at,
+        FactKind::Answer {
+            campaign_id: message.campaign_id.clone(),
+            cart_id: message.cart_id.clone(),
+            message_id: message.message_id.clone(),
+            reason,
         },
     )
 }

@@ -10,6 +10,7 @@ mod engagement;
 mod facts;
 mod feedback;
 mod ingest;
+mod preferences;
 mod report;
 
 use chrono::Duration;
@@ -20,6 +21,9 @@ pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
 pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOutcome, Sighting};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
+pub use preferences::{
+    reason_sentence, Choices, PreferenceOutcome, Preferences, MAX_ANSWER_TEXT_CHARS, SNOOZE_DAYS,
+};
 pub use report::{parse_query, report, ReportError, DEFAULT_REPORT_DAYS, MAX_REPORT_DAYS, WINDOW_HOURS};
 
 use crate::ids::{CartId, MessageId};
@@ -45,7 +49,20 @@ pub struct Settings {
     pub channels: Vec<Channel>,
     /// Message prices the report's cost uses (AWS list prices by default).
     pub prices: Prices,
+    /// The sender's postal address, printed in every email's footer
+    /// (CAN-SPAM requires it). Required on AWS; `cartback dev` fills in
+    /// [`PLACEHOLDER_POSTAL_ADDRESS`] and warns.
+    pub postal_address: String,
+    /// A mailbox that takes unsubscribe requests by mail (the `mailto:` of
+    /// `List-Unsubscribe`, RFC 2369), when the shop runs one.
+    pub unsubscribe_mailto: Option<String>,
+    /// How long an email's unsubscribe link works.
+    pub unsubscribe_ttl: Duration,
 }
+
+/// The postal address a local run prints when none is configured: visibly
+/// not an address, so it is never mistaken for one in a real send.
+pub const PLACEHOLDER_POSTAL_ADDRESS: &str = "[postal address not configured: set CARTBACK_POSTAL_ADDRESS]";
 
 impl Settings {
     pub fn new(secret: Secret, public_base_url: &str, restore_url: &str) -> Self {
@@ -58,7 +75,39 @@ impl Settings {
             retention: Duration::days(90),
             channels: Channel::ALL.to_vec(),
             prices: Prices::default(),
+            postal_address: PLACEHOLDER_POSTAL_ADDRESS.to_owned(),
+            unsubscribe_mailto: None,
+            unsubscribe_ttl: Duration::days(crate::signing::UNSUBSCRIBE_TTL_DAYS),
         }
+    }
+}
+
+/// Checks the postal address setting: one line, 1 to 300 characters.
+pub fn check_postal_address(text: &str) -> Result<(), String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("must not be empty: every email prints the sender's postal address (CAN-SPAM)".into());
+    }
+    if text.chars().count() > 300 {
+        return Err("must be at most 300 characters".into());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("must be one line (separate its parts with commas)".into());
+    }
+    Ok(())
+}
+
+/// Checks the unsubscribe mailbox setting: an address (`unsubscribe@shop.example`)
+/// or a `mailto:` URL, plain ASCII without spaces or angle brackets (it goes in a mail header).
+pub fn check_unsubscribe_mailbox(text: &str) -> Result<(), String> {
+    let address = text.strip_prefix("mailto:").unwrap_or(text);
+    let address = address.split('?').next().unwrap_or_default();
+    if !text.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>') {
+        return Err("must be plain ASCII without spaces or angle brackets".into());
+    }
+    match address.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(()),
+        _ => Err("must be an email address or a mailto: URL, e.g. unsubscribe@shop.example".into()),
     }
 }
 
