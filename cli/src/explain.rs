@@ -160,11 +160,7 @@ impl<'a> Choices<'a> {
         for (at, answer) in &self.answers {
             let text = answer.text.as_deref().map(|t| format!(": {:?}", hide_contact_data(t))).unwrap_or_default();
             let about = answer.message_id.as_ref().map(|m| format!(" (message {m})")).unwrap_or_default();
-            lines.push(format!(
-                "answer {}  {}{about}{text}",
-                at.format("%Y-%m-%d %H:%M:%S"),
-                answer.reason.as_str()
-            ));
+            lines.push(format!("answer {}  {}{about}{text}", at.format("%Y-%m-%d %H:%M:%S"), answer.reason.as_str()));
         }
         lines
     }

@@ -13,6 +13,7 @@ use cartback_aws::sns::{SnsPushSender, SnsSmsSender};
 use cartback_aws::sqs::SqsJobQueue;
 use cartback_aws::{handlers, wiring};
 use cartback_core::campaign::Campaign;
+use cartback_core::consent::ConsentSource;
 use cartback_core::customer::Customer;
 use cartback_core::engagement::EngagementLabel;
 use cartback_core::event::{validate_event, PushPlatform};
@@ -596,6 +597,59 @@ async fn given_an_sms_reaching_the_sender_function_in_quiet_hours_when_handled_t
     let timeline = store.timeline(&"c-quiet".into()).await.unwrap();
     assert!(timeline.iter().any(|e| e.code == "quiet_hours_deferred"), "{timeline:?}");
     assert!(stack.receive("sms").await.records.is_empty(), "hidden until 08:00 in Paris, not back at once");
+}
+
+/// GIVEN a customer whose number replied STOP (moto's SNS keeps every number
+/// ending in 99 on its opt-out list) and an SMS queued for their cart
+/// WHEN the SMS sender function delivers it
+/// THEN nothing is published, the message is rejected with the cause on the
+/// timeline, and the customer's SMS consent is withdrawn with source
+/// `sms_stop` (explainable, and later steps skip SMS).
+#[tokio::test]
+async fn given_a_number_on_the_sns_opt_out_list_when_an_sms_is_delivered_then_sms_consent_is_withdrawn_as_sms_stop() {
+    let stack = stack().await;
+    let clock = TestClock::new(t0());
+    let store = Arc::new(store(&stack, clock.clone()));
+    let number = "+33612345699";
+    let add = validate_event(
+        &json!({ "event_id": "e-stop", "type": "add_to_cart", "occurred_at": t0(), "cart_id": "c-stop",
+                 "customer_id": "cust-1", "device": "mobile", "currency": "EUR",
+                 "customer": { "phone": number, "timezone": "Europe/Paris", "consents": { "sms": true } },
+                 "items": [{ "item_id": "sku-1", "item_name": "Blue mug", "price": "9.50" }] }),
+        t0(),
+    )
+    .unwrap();
+    store.commit_event(commit_for(&add, CartRecord::new("c-stop", t0()), 0)).await.unwrap();
+    let sms = MessageRecord {
+        message_id: MessageRecord::id_for("c-stop", 0, Channel::Sms),
+        channel: Channel::Sms,
+        ..message("c-stop", "cust-1", t0())
+    };
+    store.create_message(&sms).await.unwrap();
+    let job = MessageJob {
+        message_id: sms.message_id.clone(),
+        cart_id: "c-stop".into(),
+        channel: Channel::Sms,
+        outgoing: Outgoing::Sms { to: number.into(), body: "Your cart is waiting".into() },
+    };
+    clock.set(t0() + Duration::minutes(30));
+    let delivery = wiring::sms_delivery(&stack.clients, &stack.sms_config(), clock.clone());
+
+    let outcome = delivery.deliver(&job).await.unwrap();
+
+    assert!(matches!(outcome, DeliveryOutcome::Rejected(_)), "{outcome:?}");
+    let published = Moto::global().data()["sns"]["SMS"].as_array().cloned().unwrap_or_default();
+    assert!(published.iter().all(|m| m["phone_number"] != json!(number)), "published to an opted-out number");
+    assert!(matches!(
+        store.get_message(&sms.message_id).await.unwrap().unwrap().status,
+        MessageStatus::Rejected { .. }
+    ));
+    let (customer, _) = store.get_customer(&"cust-1".into()).await.unwrap().unwrap();
+    assert_eq!(customer.profile.consents.and_then(|c| c.sms), Some(false));
+    let last = customer.consent_history.last().expect("a consent change");
+    assert_eq!((last.channel, last.granted, last.source), (Channel::Sms, false, ConsentSource::SmsStop));
+    let codes: Vec<String> = store.timeline(&"c-stop".into()).await.unwrap().into_iter().map(|e| e.code).collect();
+    assert!(codes.contains(&"opted_out".to_owned()) && codes.contains(&"unsubscribed".to_owned()), "{codes:?}");
 }
 
 /// GIVEN a cart past DynamoDB's 400 KB item limit (what the ingest bounds

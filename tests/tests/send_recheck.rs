@@ -140,11 +140,8 @@ fn preference_event(id: &str, cart: bool, customer: Option<CustomerPatch>, answe
 /// `already_bought`, said on the timeline.
 #[tokio::test]
 async fn given_the_customer_unsubscribed_snoozed_or_answered_after_the_decision_when_delivered_then_it_is_cancelled() {
-    let unsubscribe = ConsentPatch {
-        email: Some(false),
-        source: Some(ConsentSource::UnsubscribeLink),
-        ..Default::default()
-    };
+    let unsubscribe =
+        ConsentPatch { email: Some(false), source: Some(ConsentSource::UnsubscribeLink), ..Default::default() };
     let unsubscribe = CustomerPatch { consents: Some(unsubscribe), ..Default::default() };
     let snooze = CustomerPatch { snoozed_until: Some(at("2026-12-23T10:31:00Z")), ..Default::default() };
     let bought = CustomerAnswer { reason: AnswerReason::AlreadyBought, text: None, message_id: None };

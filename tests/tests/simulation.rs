@@ -31,8 +31,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use cartback_core::campaign::{Campaign, ChannelOrder, DelayFrom, QuietHours, Region, Segment, Step};
-use cartback_core::consent::LegalBasis;
 use cartback_core::cart::{Cart, CartStatus};
+use cartback_core::consent::LegalBasis;
 use cartback_core::contact;
 use cartback_core::customer::Customer;
 use cartback_core::engine::Decision;

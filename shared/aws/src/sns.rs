@@ -73,6 +73,21 @@ impl Sender for SnsSmsSender {
         if cartback_core::contact::normalise_e164(to.expose()).is_none() {
             return Err(SendError::Permanent(format!("{} is not an international phone number", redact(to.expose()))));
         }
+        // SNS takes a STOP reply itself (the number joins the account's
+        // opt-out list) and then drops what is published to it without an
+        // error: asking first is the only way to learn it before a send
+        // that would silently go nowhere.
+        let opted_out = self
+            .client
+            .check_if_phone_number_is_opted_out()
+            .phone_number(to.expose())
+            .send()
+            .await
+            .map_err(|e| SendError::Retryable(format!("SNS opt-out check: {}", DisplayErrorContext(&e))))?;
+        if opted_out.is_opted_out() {
+            tracing::info!(message_id = %job.message_id, to = %redact(to.expose()), "SMS number opted out (STOP)");
+            return Err(SendError::OptedOut("the number replied STOP (on the SNS opt-out list)".into()));
+        }
         let mut request = self
             .client
             .publish()

@@ -1835,8 +1835,8 @@ fn given_a_guest_without_explicit_consent_when_sms_follows_email_then_sms_carrie
 }
 
 #[test]
-fn given_a_guest_without_explicit_consent_and_no_other_way_in_when_decided_then_the_code_is_explicit_consent_required(
-) {
+fn given_a_guest_without_explicit_consent_and_no_other_way_in_when_decided_then_the_code_is_explicit_consent_required()
+{
     let mut s = paris_guest(None);
     s.campaigns = vec![only("all", &[WebPush, Email, Sms])];
     s.cart.contact.web_push_subscription = None;

@@ -237,9 +237,23 @@ pub enum Outgoing {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unsubscribe: Option<Box<ListUnsubscribe>>,
     },
-    Sms { to: Phone, body: String },
-    Push { platform: PushPlatform, token: DeviceToken, title: String, body: String, url: String },
-    WebPush { subscription: WebPushSubscription, title: String, body: String, url: String },
+    Sms {
+        to: Phone,
+        body: String,
+    },
+    Push {
+        platform: PushPlatform,
+        token: DeviceToken,
+        title: String,
+        body: String,
+        url: String,
+    },
+    WebPush {
+        subscription: WebPushSubscription,
+        title: String,
+        body: String,
+        url: String,
+    },
 }
 
 /// Where a recipient unsubscribes from an email: the one-click HTTPS link
@@ -308,13 +322,9 @@ mod tests {
             let to = Recipient::for_channel(&contact, channel).expect("the contact reaches every channel");
             assert_redacted(&format!("{to:?}"));
             let outgoing = match to {
-                Recipient::Email(to) => Outgoing::Email {
-                    to,
-                    subject: "s".into(),
-                    text: "t".into(),
-                    html: "h".into(),
-                    unsubscribe: None,
-                },
+                Recipient::Email(to) => {
+                    Outgoing::Email { to, subject: "s".into(), text: "t".into(), html: "h".into(), unsubscribe: None }
+                }
                 Recipient::Sms(to) => Outgoing::Sms { to, body: "b".into() },
                 Recipient::Push(t) => Outgoing::Push {
                     platform: t.platform,

@@ -473,6 +473,11 @@ pub enum SendError {
     /// twice, so it is recorded as `unknown`, never resent blindly.
     #[error("the provider may or may not have accepted the message: {0}")]
     Unknown(String),
+    /// The recipient opted out at the provider (an SMS `STOP` reply puts the
+    /// number on the carrier's opt-out list): nothing was sent, and the
+    /// channel's consent is withdrawn with source `sms_stop`.
+    #[error("the recipient opted out at the provider: {0}")]
+    OptedOut(String),
 }
 
 /// What a sender can tell about an earlier attempt at a message whose sender

@@ -27,13 +27,11 @@ use axum::Router;
 use serde_json::json;
 
 use cartback_core::api::{cart_view, Api, OPENAPI_JSON};
-use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::consent::ConsentSource;
 use cartback_core::customer_data::{erasure_json, export_json};
+use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::ids::{parse_id, CartId, CustomerId};
-use cartback_core::service::{
-    parse_query, record_link_click, report, Choices, IngestError, Preferences, ReportError,
-};
+use cartback_core::service::{parse_query, record_link_click, report, Choices, IngestError, Preferences, ReportError};
 use cartback_core::signing::{verify_dashboard_token, verify_link, verify_unsubscribe, LinkError, UnsubscribeClaims};
 
 pub use auth::{Signed, SignedOrV1};

@@ -123,11 +123,8 @@ pub fn confirmation_page(outcome: &PreferenceOutcome) -> String {
     if outcome.withdrawn.len() == Channel::ALL.len() {
         items.push("No more marketing messages on any channel.".to_owned());
     } else if !outcome.withdrawn.is_empty() {
-        let names: Vec<&str> = CHANNELS
-            .iter()
-            .filter(|(c, _)| outcome.withdrawn.contains(c))
-            .map(|(_, label)| *label)
-            .collect();
+        let names: Vec<&str> =
+            CHANNELS.iter().filter(|(c, _)| outcome.withdrawn.contains(c)).map(|(_, label)| *label).collect();
         items.push(format!("Cart reminders stopped by: {}.", names.join(", ")));
     }
     if let Some(until) = outcome.snoozed_until {

@@ -13,8 +13,8 @@ use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::measure::facts::Fact;
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing};
 use cartback_core::ports::{
-    CartRecord, CartStore, Claim, Clock, CreateOutcome, CustomerStore, FactStore, MessageStore, PortError, SaveOutcome,
-    SendError, Sender, SettleOutcome, StateStore, Timeline, TimelineEntry,
+    CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog, FactStore,
+    MessageStore, PortError, SaveOutcome, SendError, Sender, SettleOutcome, StateStore, Timeline, TimelineEntry,
 };
 use cartback_core::service::{CampaignCache, Delivery, DeliveryOutcome};
 use chrono::{DateTime, Duration, Utc};
@@ -456,6 +456,13 @@ impl CartStore for CartReadsFail {
 impl CustomerStore for CartReadsFail {
     async fn get_customer(&self, id: &CustomerId) -> Result<Option<(Customer, u64)>, PortError> {
         self.0.get_customer(id).await
+    }
+}
+
+#[async_trait]
+impl EventLog for CartReadsFail {
+    async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError> {
+        self.0.commit_event(commit).await
     }
 }
 

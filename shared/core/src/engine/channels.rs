@@ -201,8 +201,7 @@ fn over_cap(input: &Input, next: &NextStep, channel: Channel) -> Option<(ReasonC
             let since = input.now - caps.push_window;
             let pushes =
                 counted.filter(|m| matches!(m.channel, Channel::Push | Channel::WebPush) && m.decided_at > since);
-            (pushes.count() >= caps.push_max as usize)
-                .then(|| (ReasonCode::PushCapReached, "push cap reached".into()))
+            (pushes.count() >= caps.push_max as usize).then(|| (ReasonCode::PushCapReached, "push cap reached".into()))
         }
         Channel::Sms => {
             let on_this_cart = counted.filter(|m| m.channel == Channel::Sms && m.cart_id == input.cart.cart_id).count();

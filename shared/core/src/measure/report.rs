@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::assign::Group;
 use super::facts::{Fact, FactKind, MessageOutcome, SegmentLabel};
 use super::stats;
-use crate::consent::AnswerReason;
 use crate::campaign::{Campaign, CampaignMode, DelayFrom};
+use crate::consent::AnswerReason;
 use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::message::Channel;
 

@@ -1,19 +1,23 @@
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::Duration;
 
 use super::facts::message_fact;
+use super::preferences::{Choices, Preferences};
 use super::CampaignCache;
+use crate::consent::ConsentSource;
 use crate::engine::{self, Input, Recheck};
 use crate::ids::{CartId, MessageId};
 use crate::measure::facts::MessageOutcome;
 use crate::message::{MessageJob, MessageRecord, MessageStatus};
 use crate::ports::TimelineKind;
 use crate::ports::{
-    CartStore, Claim, Clock, CustomerStore, FactStore, MessageStore, PortError, PriorAttempt, SendError, Sender,
-    SettleOutcome, StateStore, Timeline, TimelineEntry,
+    CartStore, Claim, Clock, CustomerStore, EventLog, FactStore, MessageStore, PortError, PriorAttempt, SendError,
+    Sender, SettleOutcome, StateStore, Timeline, TimelineEntry,
 };
 use crate::reason::Reason;
+use crate::signing::UnsubscribeClaims;
 
 /// How long a sender holds a claim before another may take over.
 const CLAIM_LEASE_SECONDS: i64 = 300;
@@ -64,7 +68,7 @@ pub struct Delivery<S: ?Sized = dyn StateStore> {
     pub clock: Arc<dyn Clock>,
 }
 
-impl<S: CartStore + CustomerStore + MessageStore + Timeline + FactStore + ?Sized> Delivery<S> {
+impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactStore + ?Sized> Delivery<S> {
     pub async fn deliver(&self, job: &MessageJob) -> Result<DeliveryOutcome, DeliveryError> {
         let now = self.clock.now();
         let lease_until = now + Duration::seconds(CLAIM_LEASE_SECONDS);
@@ -155,6 +159,18 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + FactStore + ?Sized
                 .await?;
                 Ok(DeliveryOutcome::Rejected(error))
             }
+            Err(SendError::OptedOut(error)) => {
+                let status = MessageStatus::Rejected { error: error.clone(), at: now };
+                self.settle(&record, &held, &status).await?;
+                let text = format!(
+                    "Step {} not sent by {}: the recipient opted out at the provider ({error}).",
+                    record.step + 1,
+                    record.channel.as_str()
+                );
+                self.note(&record.cart_id, "opted_out", &text, &record.message_id, job).await?;
+                self.withdraw_opted_out(&record).await?;
+                Ok(DeliveryOutcome::Rejected(error))
+            }
             Err(SendError::Unknown(error)) => {
                 // It may have gone out: never sent again blindly.
                 let status = MessageStatus::Unknown { reason: error.clone(), at: now };
@@ -198,7 +214,12 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + FactStore + ?Sized
     ) -> Result<Option<DeliveryOutcome>, DeliveryError> {
         let prior = match self.sender.prior_attempt(job).await {
             // The claim stays held; once its lease ends the next try asks again.
-            Err(SendError::Retryable(error) | SendError::Permanent(error) | SendError::Unknown(error)) => {
+            Err(
+                SendError::Retryable(error)
+                | SendError::Permanent(error)
+                | SendError::Unknown(error)
+                | SendError::OptedOut(error),
+            ) => {
                 let error = format!("cannot tell whether an interrupted attempt went out: {error}");
                 return Err(DeliveryError::Retry(error));
             }
@@ -304,6 +325,21 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + FactStore + ?Sized
         if let Err(error) = self.store.settle_message(message_id, held, &MessageStatus::Queued).await {
             tracing::warn!(%message_id, %error, "claim not handed back; it expires with its lease");
         }
+    }
+
+    /// An opt-out at the provider is the customer's word: the channel's
+    /// consent is withdrawn (source `sms_stop`) the way the preference page
+    /// withdraws it, so later steps and carts skip the channel.
+    async fn withdraw_opted_out(&self, record: &MessageRecord) -> Result<(), PortError> {
+        let claims = UnsubscribeClaims {
+            message_id: record.message_id.clone(),
+            cart_id: record.cart_id.clone(),
+            customer_id: record.customer_key.customer().cloned(),
+            expires: i64::MAX,
+        };
+        let choices = Choices { stop: BTreeSet::from([record.channel]), ..Default::default() };
+        let preferences = Preferences { store: self.store.clone(), clock: self.clock.clone() };
+        preferences.apply(&claims, &choices, ConsentSource::SmsStop).await.map(|_| ())
     }
 
     async fn note(

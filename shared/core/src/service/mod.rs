@@ -21,9 +21,7 @@ pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
 pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOutcome, Sighting};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
-pub use preferences::{
-    reason_sentence, Choices, PreferenceOutcome, Preferences, MAX_ANSWER_TEXT_CHARS, SNOOZE_DAYS,
-};
+pub use preferences::{reason_sentence, Choices, PreferenceOutcome, Preferences, MAX_ANSWER_TEXT_CHARS, SNOOZE_DAYS};
 pub use report::{parse_query, report, ReportError, DEFAULT_REPORT_DAYS, MAX_REPORT_DAYS, WINDOW_HOURS};
 
 use crate::ids::{CartId, MessageId};

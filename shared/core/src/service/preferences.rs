@@ -148,7 +148,10 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
 
         if !channels.is_empty() {
             // Before the commit, as feedback does: a retry rewrites the same fact.
-            if let Some(message) = &message {
+            // A reply to an SMS is not an answer to this message: only the
+            // link and the page count as the message's unsubscribe.
+            let from_message = matches!(source, ConsentSource::UnsubscribeLink | ConsentSource::PreferencePage);
+            if let Some(message) = message.as_ref().filter(|_| from_message) {
                 self.store.record_fact(&message_fact(message, MessageOutcome::Unsubscribed, now)).await?;
             }
             let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
@@ -170,6 +173,7 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
             };
             let how = match source {
                 ConsentSource::UnsubscribeLink => "one-click unsubscribe link",
+                ConsentSource::SmsStop => "a STOP reply to the shop's SMS number (the carrier's opt-out list)",
                 _ => "preference page",
             };
             let line = line(
