@@ -132,14 +132,7 @@ async fn scan(clients: &Clients, table: &str) -> Vec<String> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
-        let page = clients
-            .dynamodb
-            .scan()
-            .table_name(table)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
+        let page = clients.dynamodb.scan().table_name(table).set_exclusive_start_key(start).send().await.expect("scan");
         items.extend(page.items.unwrap_or_default().iter().map(|item| format!("{item:?}")));
         match page.last_evaluated_key {
             Some(key) if !key.is_empty() => start = Some(key),

@@ -118,9 +118,8 @@ use cartback_core::measure::facts::Fact;
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerDataStore, CustomerStore,
-    EventCommit,
-    EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, Timeline,
-    TimelineEntry,
+    EventCommit, EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome,
+    Timeline, TimelineEntry,
 };
 
 use crate::error::{build_error, dynamodb_error, refused_transaction};
@@ -1119,9 +1118,8 @@ impl DynamoStateStore {
         if let Some(item) = self.get(customer_key(customer_id)).await? {
             data.customer = Some(from_item(item).map_err(|e| corrupt(&format!("customer {customer_id}"), e))?);
         }
-        let index = self
-            .query_all(Some(CUSTOMER_INDEX), "cart_customer = :id", vec![(":id", s(customer_id.as_str()))])
-            .await?;
+        let index =
+            self.query_all(Some(CUSTOMER_INDEX), "cart_customer = :id", vec![(":id", s(customer_id.as_str()))]).await?;
         let mut cart_items = Vec::new();
         let mut timeline_entries = 0;
         for entry in index {
@@ -1154,9 +1152,8 @@ impl DynamoStateStore {
         let guests = data.carts.iter().map(|c| CustomerKey::Guest(c.cart.cart_id.clone())).collect::<Vec<_>>();
         for key in std::iter::once(own).chain(guests) {
             for form in key_forms(&key) {
-                let items = self
-                    .query_all(Some("gsi1"), "gsi1pk = :pk", vec![(":pk", s(format!("CUSTMSG#{form}")))])
-                    .await?;
+                let items =
+                    self.query_all(Some("gsi1"), "gsi1pk = :pk", vec![(":pk", s(format!("CUSTMSG#{form}")))]).await?;
                 for item in items {
                     let message = message_from_item(item)?;
                     messages.insert(message.message_id.clone(), message);
