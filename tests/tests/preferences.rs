@@ -145,6 +145,65 @@ async fn given_a_guest_reminder_when_posted_one_click_then_the_carts_email_conse
     assert_eq!(lines(&stack, "unsubscribed").await.len(), 1);
 }
 
+/// GIVEN a customer (known, then a guest) who unsubscribed through the link
+/// WHEN the storefront's next cart event resends its stored customer block
+/// (`consents.email = true`, as most storefronts do on every event)
+/// THEN the withdrawal stands: the next step is not sent, and says why.
+#[tokio::test]
+async fn given_an_unsubscribe_when_the_storefront_resends_its_consent_flag_then_no_reminder_follows() {
+    for known in [true, false] {
+        let (stack, path) = reminder_queued(known).await;
+        assert_eq!(send(&stack, "POST", &path, Some("List-Unsubscribe=One-Click")).await.status, 200);
+        let mut again = json!({ "event_id": "add-2", "type": "add_to_cart", "occurred_at": now(&stack),
+            "cart_id": "cart-1", "currency": "EUR",
+            "customer": { "email": EMAIL, "consents": { "email": true } },
+            "items": [{ "item_id": "sku-cup", "item_name": "Cup", "price": "4.90" }] });
+        if known {
+            again["customer_id"] = json!("cust-ana");
+        }
+        let answer = stack.api.ingest.ingest_body(json!({ "events": [again] }).to_string().as_bytes()).await.unwrap();
+        assert_eq!(answer.rejected, 0, "{answer:?}");
+        // The new activity moves the next step: fire until it is decided.
+        let (sent, decision) = loop {
+            match fire_next_timer(&stack).await {
+                CheckOutcome::Decided { decision: Decision::Wait { .. }, .. } => continue,
+                CheckOutcome::Decided { sent, decision } => break (sent, decision),
+                other => panic!("not decided: {other:?}"),
+            }
+        };
+        assert!(sent.is_empty(), "known {known}: re-subscribed by a resent flag: {sent:?} ({decision:?})");
+        assert_eq!(decision.reason().code.as_str(), "unsubscribed", "known {known}: {decision:?}");
+    }
+}
+
+/// GIVEN a guest who unsubscribed through the link and snoozed on the page
+/// WHEN they log in: the cart gets their customer id, whose profile (consent
+/// given at sign-up, before) is what the engine reads from then on
+/// THEN the withdrawal made on the cart still stands: no reminder follows.
+#[tokio::test]
+async fn given_a_guests_unsubscribe_when_the_cart_is_identified_then_the_withdrawal_still_stands() {
+    let (stack, path) = reminder_queued(false).await;
+    assert_eq!(send(&stack, "POST", &path, Some("List-Unsubscribe=One-Click")).await.status, 200);
+    let login = json!([
+        { "event_id": "id-late", "type": "identify", "occurred_at": "2026-11-01T09:00:00Z",
+          "customer_id": "cust-late", "customer": { "email": EMAIL, "consents": { "email": true, "basis": "consent" } } },
+        { "event_id": "add-2", "type": "add_to_cart", "occurred_at": now(&stack), "cart_id": "cart-1",
+          "customer_id": "cust-late", "currency": "EUR",
+          "items": [{ "item_id": "sku-cup", "item_name": "Cup", "price": "4.90" }] }
+    ]);
+    let answer = stack.api.ingest.ingest_body(json!({ "events": login }).to_string().as_bytes()).await.unwrap();
+    assert_eq!(answer.rejected, 0, "{answer:?}");
+    let (sent, decision) = loop {
+        match fire_next_timer(&stack).await {
+            CheckOutcome::Decided { decision: Decision::Wait { .. }, .. } => continue,
+            CheckOutcome::Decided { sent, decision } => break (sent, decision),
+            other => panic!("not decided: {other:?}"),
+        }
+    };
+    assert!(sent.is_empty(), "emailed after unsubscribing as a guest: {sent:?} ({decision:?})");
+    assert_eq!(decision.reason().code.as_str(), "unsubscribed", "{decision:?}");
+}
+
 /// GIVEN a queued reminder WHEN the preference page is opened
 /// THEN it is a form with the choices, without the token, the address or the name, and opening it changes nothing.
 #[tokio::test]

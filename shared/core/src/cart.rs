@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::consent::{ConsentChange, ConsentSource, CustomerAnswer};
+use crate::consent::{grant_stands, newest_change, ConsentChange, ConsentSource, CustomerAnswer};
 use crate::customer::MAX_CONSENT_HISTORY;
 use crate::event::{ConsentPatch, CustomerPatch, Device, Event, EventType, Item};
 use crate::ids::{CartId, CustomerId};
@@ -100,10 +100,12 @@ impl Cart {
             self.customer_id = Some(id.clone());
         }
         if let Some(patch) = &event.customer {
-            if let Some(consents) = &patch.consents {
+            let mut patch = patch.clone();
+            if let Some(consents) = patch.consents.as_mut() {
+                self.drop_grants_that_do_not_stand(consents);
                 self.record_consent_changes(consents, event.occurred_at);
             }
-            merge_patch(&mut self.contact, patch);
+            merge_patch(&mut self.contact, &patch);
         }
         if let Some(answer) = &event.answer {
             self.answers.push(answer.clone());
@@ -173,6 +175,22 @@ impl Cart {
     /// is no change; the source is `event` unless the patch names one; the
     /// patch's basis is kept. Events are folded in time order, so the
     /// newest change is the last. Bounded like a customer's history.
+    /// A plain grant after the customer's own withdrawal is ignored (see
+    /// [`grant_stands`]), as on a customer's profile.
+    fn drop_grants_that_do_not_stand(&self, patch: &mut ConsentPatch) {
+        let basis = patch.basis;
+        for (channel, slot) in [
+            (Channel::Email, &mut patch.email),
+            (Channel::Sms, &mut patch.sms),
+            (Channel::Push, &mut patch.push),
+            (Channel::WebPush, &mut patch.web_push),
+        ] {
+            if *slot == Some(true) && !grant_stands(newest_change(&self.consent_history, channel), basis) {
+                *slot = None;
+            }
+        }
+    }
+
     fn record_consent_changes(&mut self, patch: &ConsentPatch, at: DateTime<Utc>) {
         let known = self.contact.consents.unwrap_or_default();
         for (channel, new, current) in [
@@ -389,6 +407,25 @@ mod tests {
         let mut shuffled = events.clone();
         shuffled.reverse();
         assert_eq!(Cart::from_events("c", &shuffled).consent_history, cart.consent_history);
+    }
+
+    /// GIVEN a guest who unsubscribed through the link
+    /// WHEN the storefront's next event resends `consents.email = true` (no basis)
+    /// THEN the cart's email consent stays withdrawn; a later grant with
+    /// `basis = consent` re-subscribes.
+    #[test]
+    fn given_a_guests_own_withdrawal_when_the_storefront_resends_its_flag_then_the_withdrawal_stands() {
+        let mut unsubscribe = consents("2", 20, Some(false), None);
+        let patch = unsubscribe.customer.as_mut().unwrap().consents.as_mut().unwrap();
+        (patch.source, patch.basis) = (Some(ConsentSource::UnsubscribeLink), None);
+        let mut resent = consents("3", 25, Some(true), None);
+        resent.customer.as_mut().unwrap().consents.as_mut().unwrap().basis = None;
+        let mut events = vec![consents("1", 5, Some(true), None), unsubscribe, resent];
+        let cart = Cart::from_events("c", &events);
+        assert_eq!(cart.contact.consents.and_then(|c| c.email), Some(false));
+        assert_eq!(cart.consent_history.len(), 2, "{:?}", cart.consent_history);
+        events.push(consents("4", 30, Some(true), None));
+        assert_eq!(Cart::from_events("c", &events).contact.consents.and_then(|c| c.email), Some(true));
     }
 
     #[test]

@@ -31,6 +31,37 @@ impl ConsentSource {
     pub fn as_str(self) -> &'static str {
         enum_names::name_of(&self)
     }
+
+    /// A withdrawal the customer made (or their mailbox or carrier made for
+    /// them): unlike a bounce or a storefront's flag, only the customer's
+    /// explicit new opt-in reverses it (see [`grant_stands`]).
+    pub fn is_customers_word(self) -> bool {
+        matches!(
+            self,
+            ConsentSource::UnsubscribeLink
+                | ConsentSource::PreferencePage
+                | ConsentSource::Complaint
+                | ConsentSource::SmsStop
+        )
+    }
+}
+
+/// Whether a grant may follow `newest`, the channel's newest change so far.
+/// Storefronts resend their stored consent flag with every event, so after
+/// the customer withdrew it themselves (unsubscribe link, preference page,
+/// spam complaint, SMS STOP) a plain `true` would silently re-subscribe
+/// them: only a grant with `basis = consent` (the customer ticked the box
+/// again) counts then.
+pub fn grant_stands(newest: Option<&ConsentChange>, basis: Option<LegalBasis>) -> bool {
+    match newest {
+        Some(change) if !change.granted && change.source.is_customers_word() => basis == Some(LegalBasis::Consent),
+        _ => true,
+    }
+}
+
+/// The newest change of `channel` in a history kept in time order.
+pub fn newest_change(history: &[ConsentChange], channel: Channel) -> Option<&ConsentChange> {
+    history.iter().rev().find(|c| c.channel == channel)
 }
 
 /// The legal basis a consent rests on (GDPR art. 6; ePrivacy art. 13(2)).

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::cart::merge_patch;
-use crate::consent::{ConsentChange, ConsentSource};
+use crate::consent::{grant_stands, newest_change, ConsentChange, ConsentSource};
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
 use crate::ids::{CustomerId, EventId};
 use crate::message::Channel;
@@ -124,7 +124,8 @@ impl Customer {
             (Channel::WebPush, patch.web_push, &mut stored.web_push, &mut times.web_push),
         ] {
             if let Some(value) = new {
-                if since.is_none_or(|t| at >= t) {
+                let blocked = value && !grant_stands(newest_change(&self.consent_history, channel), patch.basis);
+                if since.is_none_or(|t| at >= t) && !blocked {
                     // A repeated, unchanged consent is not a change.
                     if *current != Some(value) {
                         let source = patch.source.unwrap_or(ConsentSource::Event);
@@ -236,6 +237,40 @@ mod tests {
             ],
             "the repeated grant is not a change"
         );
+    }
+
+    /// GIVEN a customer who unsubscribed through the link
+    /// WHEN the storefront's next events resend its stored `consents.sms = true`
+    /// THEN the withdrawal stands; only a grant with `basis = consent` (the
+    /// customer ticked the box again) re-subscribes them.
+    #[test]
+    fn given_the_customers_own_withdrawal_when_a_plain_grant_follows_then_only_an_explicit_opt_in_reverses_it() {
+        let mut c = Customer::new("u1");
+        c.apply(&identify("1", "2026-11-23T09:00:00Z", "a@example.com", Some(true)));
+        let mut stop = identify("2", "2026-11-23T10:00:00Z", "a@example.com", Some(false));
+        stop.customer.as_mut().unwrap().consents.as_mut().unwrap().source = Some(ConsentSource::UnsubscribeLink);
+        c.apply(&stop);
+        c.apply(&identify("3", "2026-11-23T10:05:00Z", "a@example.com", Some(true)));
+        assert_eq!(c.profile.consents.unwrap().sms, Some(false), "a resent flag does not re-subscribe");
+        let mut soft = identify("4", "2026-11-23T10:06:00Z", "a@example.com", Some(true));
+        soft.customer.as_mut().unwrap().consents.as_mut().unwrap().basis = Some(LegalBasis::SoftOptIn);
+        c.apply(&soft);
+        assert_eq!(c.profile.consents.unwrap().sms, Some(false), "soft opt-in is not a new opt-in");
+        let mut ticked = identify("5", "2026-11-23T11:00:00Z", "a@example.com", Some(true));
+        ticked.customer.as_mut().unwrap().consents.as_mut().unwrap().basis = Some(LegalBasis::Consent);
+        c.apply(&ticked);
+        assert_eq!(c.profile.consents.unwrap().sms, Some(true));
+        assert_eq!(c.consent_history.len(), 3, "granted, withdrawn, granted again: {:?}", c.consent_history);
+    }
+
+    #[test]
+    fn given_a_bounce_withdrawal_when_a_plain_grant_follows_then_it_re_subscribes_as_before() {
+        let mut c = Customer::new("u1");
+        let mut bounce = identify("1", "2026-11-23T10:00:00Z", "a@example.com", Some(false));
+        bounce.customer.as_mut().unwrap().consents.as_mut().unwrap().source = Some(ConsentSource::Bounce);
+        c.apply(&bounce);
+        c.apply(&identify("2", "2026-11-23T10:05:00Z", "b@example.com", Some(true)));
+        assert_eq!(c.profile.consents.unwrap().sms, Some(true));
     }
 
     #[test]

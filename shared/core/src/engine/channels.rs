@@ -7,7 +7,7 @@ use std::ops::ControlFlow::Continue;
 
 use super::{stop, Arm, Decision, Input, NextStep, Rule};
 use crate::campaign::Campaign;
-use crate::consent::{ConsentSource, LegalBasis};
+use crate::consent::{newest_change, ConsentSource, LegalBasis};
 use crate::contact;
 use crate::event::Device;
 use crate::measure::Group;
@@ -141,7 +141,7 @@ fn unreachable(input: &Input, campaign: &Campaign, channel: Channel) -> Option<(
     if !has_property {
         return Some((ReasonCode::NoReachableChannel, missing.into()));
     }
-    if consent != Some(true) {
+    if consent != Some(true) || withdrawn_on_identified_cart(input, channel) {
         return Some(match unsubscribed_by_customer(input, channel) {
             Some(source) => (ReasonCode::Unsubscribed, format!("unsubscribed by the customer ({})", source.as_str())),
             None => (ReasonCode::NoConsent, "no consent".into()),
@@ -162,13 +162,27 @@ fn unreachable(input: &Input, campaign: &Campaign, channel: Channel) -> Option<(
 /// channel on the link. Without a change on record (contact data set by
 /// hand), the consents' own newest source.
 fn unsubscribed_by_customer(input: &Input, channel: Channel) -> Option<ConsentSource> {
-    let newest = input.consent_history().iter().rev().find(|change| change.channel == channel);
+    let newest = match newest_change(&input.cart.consent_history, channel) {
+        Some(on_cart) if withdrawn_on_identified_cart(input, channel) => Some(on_cart),
+        _ => newest_change(input.consent_history(), channel),
+    };
     let source = match newest {
         Some(change) if change.granted => return None,
         Some(change) => change.source,
         None => input.contact().consents?.source?,
     };
     matches!(source, ConsentSource::UnsubscribeLink | ConsentSource::PreferencePage).then_some(source)
+}
+
+/// A withdrawal the customer made on this cart while it was a guest's
+/// (unsubscribe link, preference page, complaint, SMS STOP), newer than
+/// anything the profile of the customer it was identified as since says
+/// about the channel: it stands, although the engine reads that profile.
+fn withdrawn_on_identified_cart(input: &Input, channel: Channel) -> bool {
+    let Some(customer) = input.customer else { return false };
+    let Some(on_cart) = newest_change(&input.cart.consent_history, channel) else { return false };
+    let on_profile = newest_change(&customer.consent_history, channel);
+    !on_cart.granted && on_cart.source.is_customers_word() && on_profile.is_none_or(|p| p.at < on_cart.at)
 }
 
 /// Explicit consent for guests: where the campaign requires it (see

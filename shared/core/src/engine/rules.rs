@@ -57,7 +57,9 @@ pub(super) fn customer_answered(cart: &Cart) -> Rule {
 /// When the customer snoozed cart reminders (preference page), until when,
 /// if that is still ahead.
 fn snoozed_until(input: &Input) -> Option<DateTime<Utc>> {
-    input.contact().snoozed_until.filter(|until| *until > input.now)
+    // A snooze given on this cart while it was a guest's holds after the
+    // cart is identified (the engine then reads the customer's profile).
+    input.contact().snoozed_until.max(input.cart.contact.snoozed_until).filter(|until| *until > input.now)
 }
 
 /// Snooze: a step that falls due while the customer snoozed reminders

@@ -160,6 +160,13 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                 Ok(DeliveryOutcome::Rejected(error))
             }
             Err(SendError::OptedOut(error)) => {
+                // The withdrawal first: if it fails, the claim is handed back
+                // and the retry asks the opt-out list (and withdraws) again;
+                // a settled message would never be looked at again.
+                if let Err(failure) = self.withdraw_opted_out(&record).await {
+                    self.release(&record.message_id, &held).await;
+                    return Err(failure.into());
+                }
                 let status = MessageStatus::Rejected { error: error.clone(), at: now };
                 self.settle(&record, &held, &status).await?;
                 let text = format!(
@@ -168,7 +175,6 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                     record.channel.as_str()
                 );
                 self.note(&record.cart_id, "opted_out", &text, &record.message_id, job).await?;
-                self.withdraw_opted_out(&record).await?;
                 Ok(DeliveryOutcome::Rejected(error))
             }
             Err(SendError::Unknown(error)) => {
