@@ -204,6 +204,33 @@ async fn given_a_guests_unsubscribe_when_the_cart_is_identified_then_the_withdra
     assert_eq!(decision.reason().code.as_str(), "unsubscribed", "{decision:?}");
 }
 
+/// GIVEN a customer who unsubscribed, then opted in again at the storefront
+/// (ticking the box: `basis = consent`)
+/// WHEN they unsubscribe through the same link again, the same day
+/// THEN the second withdrawal takes effect (it is a new change, not a repeat).
+#[tokio::test]
+async fn given_an_opt_in_after_an_unsubscribe_when_unsubscribing_again_the_same_day_then_it_takes_effect() {
+    let (stack, path) = reminder_queued(true).await;
+    let email = |stack: &LocalStack| {
+        let db = stack.db.clone();
+        async move {
+            let (customer, _) = db.get_customer(&"cust-ana".into()).await.unwrap().unwrap();
+            customer.profile.consents.and_then(|c| c.email)
+        }
+    };
+    assert_eq!(send(&stack, "POST", &path, Some("List-Unsubscribe=One-Click")).await.status, 200);
+    assert_eq!(email(&stack).await, Some(false));
+    stack.clock.set(now(&stack) + Duration::minutes(5));
+    let opt_in = json!([{ "event_id": "opt-in", "type": "identify", "occurred_at": now(&stack),
+        "customer_id": "cust-ana", "customer": { "consents": { "email": true, "basis": "consent" } } }]);
+    stack.api.ingest.ingest_body(json!({ "events": opt_in }).to_string().as_bytes()).await.unwrap();
+    assert_eq!(email(&stack).await, Some(true), "the explicit opt-in re-subscribes");
+    stack.clock.set(now(&stack) + Duration::minutes(5));
+    assert_eq!(send(&stack, "POST", &path, Some("List-Unsubscribe=One-Click")).await.status, 200);
+    assert_eq!(email(&stack).await, Some(false), "the second unsubscribe is not taken for a repeat");
+    assert_eq!(lines(&stack, "unsubscribed").await.len(), 2);
+}
+
 /// GIVEN a queued reminder WHEN the preference page is opened
 /// THEN it is a form with the choices, without the token, the address or the name, and opening it changes nothing.
 #[tokio::test]

@@ -31,7 +31,7 @@ use crate::customer::Customer;
 use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
 use crate::ids::{CustomerId, EventId};
 use crate::measure::facts::MessageOutcome;
-use crate::message::Channel;
+use crate::message::{Channel, MessageRecord};
 use crate::ports::{
     CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, FactStore, MessageStore, PortError,
     StateStore, Timeline, TimelineEntry, TimelineKind,
@@ -146,12 +146,35 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
         let key = |choice: &str| dedupe_id(claims, choice, &day);
         let on_cart = |line: TimelineEntry| cart.is_some().then_some(line);
 
+        // Idempotent by state: channels already withdrawn are not withdrawn
+        // again (a repeated one-click adds nothing), and the dedupe id names
+        // the newest consent change, so a withdrawal after the customer
+        // opted in again is a new one (and two racing posts are one).
+        let (withdrawn, newest_change) = match &customer_id {
+            Some(id) => match self.store.get_customer(id).await? {
+                Some((customer, _)) => (customer.profile.consents, customer.consent_history.last().map(|c| c.at)),
+                None => (None, None),
+            },
+            None => match &cart {
+                Some(record) => {
+                    let cart = record.cart();
+                    (cart.contact.consents, cart.consent_history.last().map(|c| c.at))
+                }
+                None => (None, None),
+            },
+        };
+        let already = |channel: &Channel| withdrawn.is_some_and(|c| consent_of(&c, *channel) == Some(false));
+        outcome.withdrawn.clone_from(&channels);
+        let channels: BTreeSet<Channel> = channels.into_iter().filter(|c| !already(c)).collect();
+        let as_of = newest_change.map_or_else(String::new, |at| at.to_rfc3339());
         if !channels.is_empty() {
-            // Before the commit, as feedback does: a retry rewrites the same fact.
-            // A reply to an SMS is not an answer to this message: only the
-            // link and the page count as the message's unsubscribe.
+            // Before the commit, as feedback does: a retry rewrites the same
+            // fact. A reply to an SMS is not an answer to this message, and a
+            // message's unsubscribe is its own channel's: only the link and
+            // the page, withdrawing the message's channel, count for it.
             let from_message = matches!(source, ConsentSource::UnsubscribeLink | ConsentSource::PreferencePage);
-            if let Some(message) = message.as_ref().filter(|_| from_message) {
+            let message_channel = |m: &&MessageRecord| channels.contains(&m.channel);
+            if let Some(message) = message.as_ref().filter(message_channel).filter(|_| from_message) {
                 self.store.record_fact(&message_fact(message, MessageOutcome::Unsubscribed, now)).await?;
             }
             let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
@@ -182,10 +205,9 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                 format!("{text} Consent withdrawn through the {how}."),
                 json!({ "message_id": claims.message_id, "channels": names, "source": source }),
             );
-            let event = synthetic(key(&format!("stop:{}", names.join(","))), claims, patch, None, now);
+            let event = synthetic(key(&format!("stop:{}:{as_of}", names.join(","))), claims, patch, None, now);
             let step = Step { event, to_customer: customer_id.is_some(), line: on_cart(line) };
             self.commit(step, customer_id.as_ref()).await?;
-            outcome.withdrawn = channels;
         }
         if choices.snooze {
             let until = now + Duration::days(SNOOZE_DAYS);
@@ -275,6 +297,15 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                 Ok(Attempt::Done(()))
             }
         }
+    }
+}
+
+fn consent_of(consents: &ConsentPatch, channel: Channel) -> Option<bool> {
+    match channel {
+        Channel::Email => consents.email,
+        Channel::Sms => consents.sms,
+        Channel::Push => consents.push,
+        Channel::WebPush => consents.web_push,
     }
 }
 
