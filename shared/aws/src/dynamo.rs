@@ -114,7 +114,7 @@ use cartback_core::customer::Customer;
 use cartback_core::customer_data::{anonymize, facts_of, CartData, CustomerData, Erasure, Pseudonyms};
 use cartback_core::engagement::{Engagement, EngagementLabel, Tally};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
-use cartback_core::measure::facts::Fact;
+use cartback_core::measure::facts::{Fact, FactKind};
 use cartback_core::message::{MessageRecord, MessageStatus};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerDataStore, CustomerStore,
@@ -962,11 +962,31 @@ fn fact_item(fact: &Fact, expires_at: AttributeValue) -> Result<Item, PortError>
     item.extend(key(fact_key(fact)));
     item.insert("day".into(), s(fact.day().format("%Y-%m-%d").to_string()));
     item.insert("expires_at".into(), expires_at);
+    item.insert("gsi1pk".into(), s(fact_owner(fact)));
+    item.insert("gsi1sk".into(), s(sort_time(fact.at)));
     Ok(item)
 }
 
+/// Whose a fact is, as its `gsi1` partition: an erasure finds a customer's
+/// facts there in one query, however old (facts outlive the carts and
+/// messages that would date them; reading every retained day's partitions
+/// would cost thousands of queries). The customer's key when the fact has
+/// one, else its cart.
+fn fact_owner(fact: &Fact) -> String {
+    match &fact.kind {
+        FactKind::Entered { customer_key, .. }
+        | FactKind::Message { customer_key, .. }
+        | FactKind::Return { customer_key, .. }
+        | FactKind::Order { customer_key: Some(customer_key), .. } => format!("CUSTFACT#{customer_key}"),
+        FactKind::Order { cart_id: Some(cart_id), .. } | FactKind::Answer { cart_id, .. } => {
+            format!("CARTFACT#{cart_id}")
+        }
+        FactKind::Order { order_id, .. } => format!("ORDERFACT#{order_id}"),
+    }
+}
+
 fn fact_from_item(mut item: Item) -> Result<Fact, PortError> {
-    for storage_only in ["pk", "sk", "day", "expires_at"] {
+    for storage_only in ["pk", "sk", "day", "expires_at", "gsi1pk", "gsi1sk"] {
         item.remove(storage_only);
     }
     let fact_id = item.get("fact_id").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
@@ -1173,8 +1193,22 @@ impl DynamoStateStore {
             }
         }
 
+        // Facts outlive carts and messages (400 days against 90 by default):
+        // those of the customer's keys and carts come from their `gsi1`
+        // partitions (see `fact_owner`), however old; facts recorded before
+        // they were indexed, from the days since the oldest stored record.
         let now = self.clock.now();
-        let facts = self.facts(data.earliest(now).date_naive(), now.date_naive()).await?;
+        let mut facts = self.facts(data.earliest(now).date_naive(), now.date_naive()).await?;
+        let keys = data.keys();
+        let mut owners: Vec<String> = keys.iter().flat_map(key_forms).map(|form| format!("CUSTFACT#{form}")).collect();
+        owners.extend(data.cart_ids().iter().map(|c| format!("CARTFACT#{c}")));
+        for owner in owners {
+            for item in self.query_all(Some("gsi1"), "gsi1pk = :pk", vec![(":pk", s(owner))]).await? {
+                facts.push(fact_from_item(item)?);
+            }
+        }
+        facts.sort_by(|a, b| a.fact_id.cmp(&b.fact_id));
+        facts.dedup_by(|a, b| a.fact_id == b.fact_id);
         data.facts = facts_of(&facts, &data.keys(), &data.cart_ids());
         Ok(FoundCustomer { data, cart_items, timeline_entries, ledger_keys })
     }

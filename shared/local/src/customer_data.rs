@@ -5,8 +5,9 @@
 //! row per customer id a cart's events name, written with the cart), their
 //! messages and ledgers through the indexed `customer_key` column (also in
 //! the forms written before keys were tagged), and their facts by reading
-//! the days since their earliest record: the one read that grows with the
-//! shop, bounded by the facts' retention, and made once per request.
+//! every retained fact (facts outlive the carts and messages that would
+//! date them): the one read that grows with the shop, bounded by the facts'
+//! retention, and made once per request.
 //!
 //! An erasure is one transaction over the tables (profile, carts with their
 //! links, timeline lines and pending timers, messages, queued and
@@ -47,7 +48,7 @@ fn messages_of(conn: &Connection, key: &CustomerKey) -> Result<Vec<MessageRecord
 
 /// Everything held about the customer, read on one connection (inside the
 /// erasure's transaction when it erases).
-fn gather(conn: &Connection, customer_id: &CustomerId, now: DateTime<Utc>) -> Result<CustomerData, PortError> {
+fn gather(conn: &Connection, customer_id: &CustomerId) -> Result<CustomerData, PortError> {
     let mut data = CustomerData::new(customer_id.clone());
     let profile: Option<String> = conn
         .query_row("SELECT record FROM customers WHERE customer_id = ?1", [customer_id.as_str()], |r| r.get(0))
@@ -95,9 +96,11 @@ fn gather(conn: &Connection, customer_id: &CustomerId, now: DateTime<Utc>) -> Re
         }
     }
 
-    let since = day_text(data.earliest(now).date_naive());
-    let mut stmt = conn.prepare_cached("SELECT fact FROM facts WHERE day >= ?1 ORDER BY at, fact_id").map_err(db)?;
-    let rows = stmt.query_map([since], |r| r.get::<_, String>(0)).map_err(db)?;
+    // Every retained fact: facts outlive carts and messages (400 days
+    // against 90 by default), so the customer's oldest stored record is no
+    // lower bound; the table holds only the retention's days anyway.
+    let mut stmt = conn.prepare_cached("SELECT fact FROM facts ORDER BY at, fact_id").map_err(db)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
     let facts: Vec<_> = rows.map(|row| from_json("fact", &row.map_err(db)?)).collect::<Result<_, _>>()?;
     data.facts = facts_of(&facts, &data.keys(), &data.cart_ids());
     Ok(data)
@@ -164,15 +167,15 @@ fn erase(conn: &Connection, data: &CustomerData, now: DateTime<Utc>) -> Result<E
 #[async_trait]
 impl CustomerDataStore for Database {
     async fn customer_data(&self, customer_id: &CustomerId) -> Result<CustomerData, PortError> {
-        let (customer_id, now) = (customer_id.clone(), self.clock().now());
-        self.call(move |conn| gather(conn, &customer_id, now)).await
+        let customer_id = customer_id.clone();
+        self.call(move |conn| gather(conn, &customer_id)).await
     }
 
     async fn erase_customer(&self, customer_id: &CustomerId, now: DateTime<Utc>) -> Result<Erasure, PortError> {
         let (customer_id, outbox) = (customer_id.clone(), self.outbox.clone());
         self.call(move |conn| {
             let tx = immediate(conn)?;
-            let data = gather(&tx, &customer_id, now)?;
+            let data = gather(&tx, &customer_id)?;
             // Copies first: should the commit fail, the data is still there
             // to find, and erasing again completes the erasure.
             let outbox_copies = match outbox {
