@@ -335,6 +335,11 @@ async fn given_a_bad_or_expired_token_when_used_then_an_html_400_or_410_answers_
             assert!(!html.contains(path.trim_start_matches("/u/")), "the token is not repeated");
         }
     }
+    // Nor by the error of a method the link does not take.
+    let request = Request::builder().method("DELETE").uri(&path).body(Body::empty()).unwrap();
+    let answer = Observed::from_app(&stack.app, request).await;
+    assert_eq!(answer.status, 405);
+    assert!(!body(&answer).contains(&token), "{}", body(&answer));
     assert!(lines(&stack, "unsubscribed").await.is_empty());
 }
 

@@ -1826,6 +1826,22 @@ fn given_a_guest_in_an_eu_time_zone_without_explicit_consent_when_email_is_due_t
     assert_send(&s.decide_at(s.due()), 0, Email);
 }
 
+/// GIVEN an EU guest whose email grant had no basis, and a later SMS grant
+/// with `basis = consent`
+/// WHEN email is due THEN the SMS grant's basis does not vouch for the email.
+#[test]
+fn given_a_guests_explicit_sms_consent_after_a_plain_email_grant_when_email_is_due_then_email_still_needs_its_own() {
+    let mut s = paris_guest(Some(LegalBasis::Consent));
+    let mut email = change(Email, true, ConsentSource::Event, t0() - mins(10));
+    email.basis = None;
+    let mut sms = change(Sms, true, ConsentSource::Event, t0() - mins(5));
+    sms.basis = Some(LegalBasis::Consent);
+    s.cart.consent_history = vec![email, sms];
+    assert_stop(&s.decide_at(s.due()), ReasonCode::ExplicitConsentRequired);
+    s.cart.consent_history[0].basis = Some(LegalBasis::Consent);
+    assert_send(&s.decide_at(s.due()), 0, Email);
+}
+
 #[test]
 fn given_a_guest_without_explicit_consent_when_sms_follows_email_then_sms_carries_the_step() {
     let mut s = paris_guest(None);

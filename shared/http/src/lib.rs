@@ -340,9 +340,19 @@ fn html_response(status: StatusCode, body: String) -> Response {
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError::NotFound(format!("no route for {}", uri.path()))
+    ApiError::NotFound(format!("no route for {}", shown_path(&uri)))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", shown_path(&uri)))
+}
+
+/// The path as an error may repeat it: a link's token (`/r/…`, `/u/…`)
+/// stands for a customer and is never echoed.
+fn shown_path(uri: &Uri) -> String {
+    let path = uri.path();
+    match ["/r/", "/u/"].into_iter().find(|prefix| path.starts_with(prefix)) {
+        Some(prefix) => format!("{prefix}{{token}}"),
+        None => path.to_owned(),
+    }
 }

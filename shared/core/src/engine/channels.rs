@@ -197,7 +197,12 @@ fn explicit_consent_missing(input: &Input, campaign: &Campaign) -> Option<(Reaso
     }
     let zone = super::customer_time_zone(input.contact(), &campaign.quiet_hours.default_timezone);
     let rule = campaign.guest_consent_rule(zone);
-    let basis = input.contact().consents.and_then(|c| c.basis);
+    // The basis of the newest email grant: a patch-wide basis would let a
+    // later SMS opt-in with `basis = consent` vouch for the email.
+    let basis = match newest_change(&input.cart.consent_history, Channel::Email) {
+        Some(change) => change.basis.filter(|_| change.granted),
+        None => input.contact().consents.and_then(|c| c.basis),
+    };
     if !rule.requires_explicit_consent() || basis == Some(LegalBasis::Consent) {
         return None;
     }
