@@ -201,28 +201,14 @@ fn hide_contact_data(text: &str) -> String {
 mod tests {
     use super::*;
     use cartback_core::consent::{AnswerReason, ConsentSource, LegalBasis};
-    use cartback_core::event::{ConsentPatch, CustomerPatch, Event, EventType};
+    use cartback_core::event::{ConsentPatch, CustomerPatch, Event};
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
     }
 
     fn event(id: &str, when: &str, customer: Option<CustomerPatch>, answer: Option<CustomerAnswer>) -> Event {
-        Event {
-            event_id: id.into(),
-            kind: EventType::Identify,
-            occurred_at: at(when),
-            cart_id: Some("c".into()),
-            customer_id: None,
-            device: None,
-            currency: None,
-            items: Vec::new(),
-            order_id: None,
-            value: None,
-            coupon: None,
-            customer,
-            answer,
-        }
+        Event { cart_id: Some("c".into()), customer, answer, ..Event::identify(id.into(), at(when)) }
     }
 
     #[test]

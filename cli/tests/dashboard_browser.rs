@@ -9,15 +9,18 @@
 //! is skipped with a message on a developer's machine, and fails under CI (`CI` or
 //! `CARTBACK_REQUIRE_BROWSER` set), so a green CI run always ran it.
 
+#[path = "support/browser.rs"]
+mod browser;
+
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use cartback_core::signing::{sign_request, SignedRequest};
 use serde_json::{json, Value};
+
+use browser::{Browser, Process};
 
 const SECRET: &str = "dashboard-test-secret-0123456789";
 /// 30 virtual minutes pass in 3 real seconds.
@@ -37,23 +40,6 @@ delay_from = "last_activity"
 channels = { mobile = ["email"], desktop = ["email"] }
 template = "reminder"
 "#;
-/// The W3C WebDriver element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// A child process killed when the test ends, however it ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let start = Instant::now();
-        while self.0.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Dev {
     _process: Process,
@@ -234,97 +220,6 @@ fn given_no_forged_or_expired_links_when_the_dashboard_is_opened_then_401_says_h
     assert!(page.contains("attribution_window_hours: must be 1 to 720 hours"), "{page}");
 }
 
-/// A chromedriver and one headless Chromium session.
-struct Browser {
-    _driver: Process,
-    session: String,
-}
-
-impl Browser {
-    /// Starts chromedriver and a session, or says why it cannot (the programs are missing).
-    fn start() -> Result<Browser, String> {
-        let driver = which("chromedriver").ok_or("chromedriver is not installed")?;
-        let chromium = which("chromium").ok_or("chromium is not installed")?;
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("chromedriver does not start: {e}"))?;
-        let driver = Process(child);
-        let base = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        while ureq::get(&format!("{base}/status")).call().is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "chromedriver never answered on {base}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,800", "--hide-scrollbars", "--lang=en-US"]
-        }}}});
-        let answer: Value =
-            ureq::post(&format!("{base}/session")).send_json(capabilities).unwrap().into_json().unwrap();
-        let session = format!("{base}/session/{}", answer["value"]["sessionId"].as_str().expect("a session id"));
-        Ok(Browser { _driver: driver, session })
-    }
-
-    fn command(&self, method: &str, path: &str, body: Value) -> Value {
-        let url = format!("{}{path}", self.session);
-        let answer = if method == "GET" { ureq::get(&url).call() } else { ureq::request(method, &url).send_json(body) };
-        match answer {
-            Ok(r) => r.into_json::<Value>().unwrap()["value"].take(),
-            Err(ureq::Error::Status(code, r)) => {
-                panic!("WebDriver {method} {path}: {code} {}", r.into_string().unwrap())
-            }
-            Err(e) => panic!("WebDriver {method} {path}: {e}"),
-        }
-    }
-
-    fn open(&self, url: &str) {
-        self.command("POST", "/url", json!({ "url": url }));
-    }
-
-    fn element(&self, css: &str) -> String {
-        let found = self.command("POST", "/element", json!({"using": "css selector", "value": css}));
-        let source = || self.command("GET", "/source", Value::Null);
-        found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {found}\n{}", source())).to_owned()
-    }
-
-    fn click(&self, css: &str) {
-        let element = self.element(css);
-        self.command("POST", &format!("/element/{element}/click"), json!({}));
-    }
-
-    fn type_into(&self, css: &str, text: &str) {
-        let element = self.element(css);
-        self.command("POST", &format!("/element/{element}/clear"), json!({}));
-        self.command("POST", &format!("/element/{element}/value"), json!({ "text": text }));
-    }
-
-    fn script(&self, script: &str, args: Value) -> Value {
-        self.command("POST", "/execute/sync", json!({ "script": script, "args": args }))
-    }
-
-    fn screenshot(&self, path: &Path) {
-        let png = self.command("GET", "/screenshot", Value::Null);
-        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = ureq::delete(&self.session).call();
-    }
-}
-
-fn which(program: &str) -> Option<String> {
-    let output = Command::new("sh").args(["-c", &format!("command -v {program}")]).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
 /// Where cargo puts this build's artefacts: the test binary sits in `<target>/debug/deps/`.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -400,7 +295,7 @@ fn at<'a>(root: &'a Value, path: &str) -> &'a Value {
 #[test]
 fn given_a_shop_with_recovered_carts_when_the_dashboard_is_refreshed_in_chromium_then_it_shows_the_report_api_numbers()
 {
-    let browser = match Browser::start() {
+    let browser = match Browser::start("1280,800") {
         Ok(browser) => browser,
         Err(why) if std::env::var_os("CI").is_none() && std::env::var_os("CARTBACK_REQUIRE_BROWSER").is_none() => {
             eprintln!("SKIPPED: {why}; install Debian's chromium and chromium-driver (scripts/test.sh does)");

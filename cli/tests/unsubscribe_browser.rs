@@ -7,15 +7,19 @@
 //! Like `dashboard_browser.rs`: without Debian's `chromium` and `chromium-driver` the browser test is skipped
 //! with a message on a developer's machine, and fails under CI (`CI` or `CARTBACK_REQUIRE_BROWSER` set).
 
+#[path = "support/browser.rs"]
+mod browser;
+
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use serde_json::{json, Value};
+
+use browser::{Browser, Process};
 
 const SECRET: &str = "unsubscribe-test-secret-0123456789";
 /// 30 virtual minutes pass in 3 real seconds.
@@ -41,23 +45,6 @@ delay_from = "previous_step"
 channels = { mobile = ["email"], desktop = ["email"] }
 template = "last_call"
 "#;
-/// The W3C WebDriver element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// A child process killed when the test ends, however it ends.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let start = Instant::now();
-        while self.0.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Dev {
     _process: Process,
@@ -191,85 +178,6 @@ fn decode_quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-struct Browser {
-    _driver: Process,
-    session: String,
-}
-
-impl Browser {
-    fn start() -> Result<Browser, String> {
-        let driver = which("chromedriver").ok_or("chromedriver is not installed")?;
-        let chromium = which("chromium").ok_or("chromium is not installed")?;
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("chromedriver does not start: {e}"))?;
-        let driver = Process(child);
-        let base = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        while ureq::get(&format!("{base}/status")).call().is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "chromedriver never answered on {base}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // A phone-sized window: the page must work there.
-        let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=390,844", "--lang=en-US"]
-        }}}});
-        let answer: Value =
-            ureq::post(&format!("{base}/session")).send_json(capabilities).unwrap().into_json().unwrap();
-        let session = format!("{base}/session/{}", answer["value"]["sessionId"].as_str().expect("a session id"));
-        Ok(Browser { _driver: driver, session })
-    }
-
-    fn command(&self, method: &str, path: &str, body: Value) -> Value {
-        let url = format!("{}{path}", self.session);
-        let answer = if method == "GET" { ureq::get(&url).call() } else { ureq::request(method, &url).send_json(body) };
-        match answer {
-            Ok(r) => r.into_json::<Value>().unwrap()["value"].take(),
-            Err(ureq::Error::Status(code, r)) => {
-                panic!("WebDriver {method} {path}: {code} {}", r.into_string().unwrap())
-            }
-            Err(e) => panic!("WebDriver {method} {path}: {e}"),
-        }
-    }
-
-    fn element(&self, css: &str) -> String {
-        let found = self.command("POST", "/element", json!({"using": "css selector", "value": css}));
-        let source = || self.command("GET", "/source", Value::Null);
-        found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {found}\n{}", source())).to_owned()
-    }
-
-    fn click(&self, css: &str) {
-        let element = self.element(css);
-        self.command("POST", &format!("/element/{element}/click"), json!({}));
-    }
-
-    fn text(&self, css: &str) -> String {
-        let element = self.element(css);
-        self.command("GET", &format!("/element/{element}/text"), Value::Null).as_str().unwrap_or_default().to_owned()
-    }
-
-    fn source(&self) -> String {
-        self.command("GET", "/source", Value::Null).as_str().unwrap_or_default().to_owned()
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = ureq::delete(&self.session).call();
-    }
-}
-
-fn which(program: &str) -> Option<String> {
-    let output = Command::new("sh").args(["-c", &format!("command -v {program}")]).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
 /// GIVEN `cartback dev` with a postal address, a two-email campaign and a customer's abandoned cart
 /// WHEN the first reminder lands in the outbox and Chromium opens its unsubscribe link, ticks "Email" and
 /// "I already bought" and saves
@@ -278,7 +186,7 @@ fn which(program: &str) -> Option<String> {
 /// the timeline shows `unsubscribed` and `answered`; and the second email is never sent.
 #[test]
 fn given_a_reminder_in_the_outbox_when_chromium_unsubscribes_through_its_link_then_no_second_email_is_sent() {
-    let browser = match Browser::start() {
+    let browser = match Browser::start("390,844") {
         Ok(browser) => browser,
         Err(why) if std::env::var_os("CI").is_none() && std::env::var_os("CARTBACK_REQUIRE_BROWSER").is_none() => {
             eprintln!("SKIPPED: {why}; install Debian's chromium and chromium-driver (scripts/test.sh does)");

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use cartback_core::consent::{AnswerReason, ConsentSource};
 use cartback_core::engine::Decision;
+use cartback_core::ids::MessageId;
 use cartback_core::measure::facts::{FactKind, MessageOutcome};
 use cartback_core::message::{Outgoing, QueueName};
 use cartback_core::ports::{CartStore, Clock, CustomerStore, FactStore, Timeline, TimelineEntry};
@@ -69,6 +70,17 @@ async fn fire_next_timer(stack: &LocalStack) -> CheckOutcome {
     stack.timers.complete(&timer).await.unwrap();
     stack.clock.set(timer.due_at);
     stack.checker.on_timer(&timer).await.unwrap()
+}
+
+/// Fires the cart's timers until one decides more than a wait.
+async fn fire_until_decided(stack: &LocalStack) -> (Vec<MessageId>, Decision) {
+    loop {
+        match fire_next_timer(stack).await {
+            CheckOutcome::Decided { decision: Decision::Wait { .. }, .. } => continue,
+            CheckOutcome::Decided { sent, decision } => return (sent, decision),
+            other => panic!("not decided: {other:?}"),
+        }
+    }
 }
 
 async fn send(stack: &LocalStack, method: &str, path: &str, form: Option<&str>) -> Observed {
@@ -164,13 +176,7 @@ async fn given_an_unsubscribe_when_the_storefront_resends_its_consent_flag_then_
         let answer = stack.api.ingest.ingest_body(json!({ "events": [again] }).to_string().as_bytes()).await.unwrap();
         assert_eq!(answer.rejected, 0, "{answer:?}");
         // The new activity moves the next step: fire until it is decided.
-        let (sent, decision) = loop {
-            match fire_next_timer(&stack).await {
-                CheckOutcome::Decided { decision: Decision::Wait { .. }, .. } => continue,
-                CheckOutcome::Decided { sent, decision } => break (sent, decision),
-                other => panic!("not decided: {other:?}"),
-            }
-        };
+        let (sent, decision) = fire_until_decided(&stack).await;
         assert!(sent.is_empty(), "known {known}: re-subscribed by a resent flag: {sent:?} ({decision:?})");
         assert_eq!(decision.reason().code.as_str(), "unsubscribed", "known {known}: {decision:?}");
     }
@@ -193,13 +199,7 @@ async fn given_a_guests_unsubscribe_when_the_cart_is_identified_then_the_withdra
     ]);
     let answer = stack.api.ingest.ingest_body(json!({ "events": login }).to_string().as_bytes()).await.unwrap();
     assert_eq!(answer.rejected, 0, "{answer:?}");
-    let (sent, decision) = loop {
-        match fire_next_timer(&stack).await {
-            CheckOutcome::Decided { decision: Decision::Wait { .. }, .. } => continue,
-            CheckOutcome::Decided { sent, decision } => break (sent, decision),
-            other => panic!("not decided: {other:?}"),
-        }
-    };
+    let (sent, decision) = fire_until_decided(&stack).await;
     assert!(sent.is_empty(), "emailed after unsubscribing as a guest: {sent:?} ({decision:?})");
     assert_eq!(decision.reason().code.as_str(), "unsubscribed", "{decision:?}");
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use cartback_core::consent::{AnswerReason, ConsentSource, CustomerAnswer};
-use cartback_core::event::{ConsentPatch, CustomerPatch, Event, EventType};
+use cartback_core::event::{ConsentPatch, CustomerPatch, Event};
 use cartback_core::ids::{CustomerKey, MessageId};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, QueueName};
 use cartback_core::ports::{Clock, MessageStore, Timeline, TimelineEntry, TimelineKind};
@@ -117,19 +117,11 @@ async fn given_consent_withdrawn_after_the_decision_when_the_job_is_delivered_th
 /// (internal fields no storefront can send), applied through ingest.
 fn preference_event(id: &str, cart: bool, customer: Option<CustomerPatch>, answer: Option<CustomerAnswer>) -> Event {
     Event {
-        event_id: id.into(),
-        kind: EventType::Identify,
-        occurred_at: at("2026-11-23T10:31:00Z"),
         cart_id: cart.then(|| "cart-1".into()),
         customer_id: Some("cust-1".into()),
-        device: None,
-        currency: None,
-        items: Vec::new(),
-        order_id: None,
-        value: None,
-        coupon: None,
         customer,
         answer,
+        ..Event::identify(id.into(), at("2026-11-23T10:31:00Z"))
     }
 }
 

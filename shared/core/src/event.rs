@@ -212,6 +212,29 @@ pub struct Event {
     pub answer: Option<CustomerAnswer>,
 }
 
+impl Event {
+    /// An `identify` event Cartback makes itself (a consent withdrawal, a
+    /// preference-page choice): no cart activity, no items, no order. Set
+    /// the fields it carries with struct update syntax.
+    pub fn identify(event_id: EventId, occurred_at: DateTime<Utc>) -> Event {
+        Event {
+            event_id,
+            kind: EventType::Identify,
+            occurred_at,
+            cart_id: None,
+            customer_id: None,
+            device: None,
+            currency: None,
+            items: Vec::new(),
+            order_id: None,
+            value: None,
+            coupon: None,
+            customer: None,
+            answer: None,
+        }
+    }
+}
+
 /// Why one event was rejected: the JSON path of the field and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {

@@ -31,7 +31,7 @@ use super::{noted_sent, retry_on_conflict, Attempt};
 use crate::consent::ConsentSource;
 use crate::customer::Customer;
 use crate::engagement::Interaction;
-use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
+use crate::event::{ConsentPatch, CustomerPatch, Event};
 use crate::ids::{CartId, CustomerId, EventId, MessageId};
 use crate::measure::facts::MessageOutcome;
 use crate::message::{MessageRecord, MessageStatus};
@@ -253,17 +253,8 @@ fn known_customer(message: &MessageRecord) -> Option<&CustomerId> {
 /// storefront would send it: same fold, same out-of-order rules.
 fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: Option<&CartId>) -> Event {
     Event {
-        event_id: event.dedupe_id(),
-        kind: EventType::Identify,
-        occurred_at: event.at,
         cart_id: cart_id.cloned(),
         customer_id: customer_id.cloned(),
-        device: None,
-        currency: None,
-        items: Vec::new(),
-        order_id: None,
-        value: None,
-        coupon: None,
         customer: Some(CustomerPatch {
             consents: Some(ConsentPatch {
                 email: Some(false),
@@ -275,7 +266,7 @@ fn withdrawal(event: &FeedbackEvent, customer_id: Option<&CustomerId>, cart_id: 
             }),
             ..Default::default()
         }),
-        answer: None,
+        ..Event::identify(event.dedupe_id(), event.at)
     }
 }
 

@@ -28,7 +28,7 @@ use super::facts::{answer_fact, message_fact};
 use super::{retry_on_conflict, Attempt};
 use crate::consent::{AnswerReason, ConsentSource, CustomerAnswer};
 use crate::customer::Customer;
-use crate::event::{ConsentPatch, CustomerPatch, Event, EventType};
+use crate::event::{ConsentPatch, CustomerPatch, Event};
 use crate::ids::{CustomerId, EventId};
 use crate::measure::facts::MessageOutcome;
 use crate::message::{Channel, MessageRecord};
@@ -329,19 +329,10 @@ fn synthetic(
     now: DateTime<Utc>,
 ) -> Event {
     Event {
-        event_id,
-        kind: EventType::Identify,
-        occurred_at: now,
         cart_id: Some(claims.cart_id.clone()),
-        customer_id: None,
-        device: None,
-        currency: None,
-        items: Vec::new(),
-        order_id: None,
-        value: None,
-        coupon: None,
         customer: (patch != CustomerPatch::default()).then_some(patch),
         answer,
+        ..Event::identify(event_id, now)
     }
 }
 
