@@ -28,6 +28,7 @@ async fn given_a_dead_letter_when_the_operator_lists_and_redrives_it_then_it_is_
             html: "h".into(),
             unsubscribe: None,
         },
+        voucher: None,
     };
     queue.enqueue(&job).await.unwrap();
     let now = chrono::Utc::now();

@@ -96,6 +96,7 @@ fn email_job(record: &MessageRecord, to: &str) -> MessageJob {
             html: "<p>Blue mug x1</p>".into(),
             unsubscribe: None,
         },
+        voucher: None,
     }
 }
 
@@ -442,6 +443,7 @@ async fn given_an_sms_job_when_sent_then_sns_records_a_publish_to_the_number() {
         cart_id: "c-1".into(),
         channel: Channel::Sms,
         outgoing: Outgoing::Sms { to: number.as_str().into(), body: "Your cart is waiting".into() },
+        voucher: None,
     };
     let id = sender.send(&job, t0()).await.unwrap();
     let data = Moto::global().data();
@@ -474,6 +476,7 @@ async fn given_a_push_token_when_sent_twice_then_one_platform_endpoint_receives_
             body: "Blue mug is waiting".into(),
             url: "https://cb.example/r/x".into(),
         },
+        voucher: None,
     };
     sender.send(&job("m_1"), t0()).await.unwrap();
     sender.send(&job("m_2"), t0()).await.unwrap();
@@ -581,6 +584,7 @@ async fn given_an_sms_reaching_the_sender_function_in_quiet_hours_when_handled_t
         cart_id: "c-quiet".into(),
         channel: Channel::Sms,
         outgoing: Outgoing::Sms { to: "+33612345678".into(), body: "Your cart is waiting".into() },
+        voucher: None,
     };
     SqsJobQueue::new(stack.clients.sqs.clone(), stack.checker_config().queues).enqueue(&job).await.unwrap();
     clock.set("2026-11-23T20:30:00Z".parse().unwrap());
@@ -631,6 +635,7 @@ async fn given_a_number_on_the_sns_opt_out_list_when_an_sms_is_delivered_then_sm
         cart_id: "c-stop".into(),
         channel: Channel::Sms,
         outgoing: Outgoing::Sms { to: number.into(), body: "Your cart is waiting".into() },
+        voucher: None,
     };
     clock.set(t0() + Duration::minutes(30));
     let delivery = wiring::sms_delivery(&stack.clients, &stack.sms_config(), clock.clone());

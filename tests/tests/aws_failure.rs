@@ -57,6 +57,7 @@ fn email(record: &MessageRecord) -> MessageJob {
             html: "<p>Blue mug</p>".into(),
             unsubscribe: None,
         },
+        voucher: None,
     }
 }
 
@@ -131,6 +132,7 @@ async fn given_sns_throttles_beyond_the_retry_budget_when_an_sms_is_delivered_th
         cart_id: "c-1".into(),
         channel: Channel::Sms,
         outgoing: Outgoing::Sms { to: "+33612345678".into(), body: "Your cart".into() },
+        voucher: None,
     };
     let error = delivery.deliver(&job).await.unwrap_err();
     assert!(matches!(error, DeliveryError::Retry(_)), "{error}");

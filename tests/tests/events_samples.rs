@@ -910,6 +910,7 @@ mod generate {
                 cart_id: cart_id.into(),
                 channel: Channel::Sms,
                 outgoing: Outgoing::Sms { to: to.into(), body },
+                voucher: None,
             }
         };
         let ben = sms(
@@ -944,6 +945,7 @@ mod generate {
                 body: "Trail running shoes and 1 more item(s) are saved for you.".into(),
                 url: link(&push_id, "cart-4004"),
             },
+            voucher: None,
         };
         let web_id = MessageRecord::id_for("cart-5005", 1, Channel::WebPush);
         let web = MessageJob {
@@ -959,6 +961,7 @@ mod generate {
                 body: "Linen apron is saved for you.".into(),
                 url: link(&web_id, "cart-5005"),
             },
+            voucher: None,
         };
         write(
             SEND_PUSH,

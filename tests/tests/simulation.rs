@@ -179,6 +179,7 @@ fn gen_campaign(rng: &mut Rng, id: &str, odd_end: Option<NaiveTime>) -> Campaign
             },
             template: (*rng.pick(&["reminder", "last_call"])).into(),
             subject: None,
+            offer: None,
         })
         .collect();
     if rng.chance(50) {

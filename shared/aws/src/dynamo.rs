@@ -977,8 +977,12 @@ fn fact_owner(fact: &Fact) -> String {
         FactKind::Entered { customer_key, .. }
         | FactKind::Message { customer_key, .. }
         | FactKind::Return { customer_key, .. }
-        | FactKind::Order { customer_key: Some(customer_key), .. } => format!("CUSTFACT#{customer_key}"),
-        FactKind::Order { cart_id: Some(cart_id), .. } | FactKind::Answer { cart_id, .. } => {
+        | FactKind::Order { customer_key: Some(customer_key), .. }
+        | FactKind::VoucherIssued { customer_key, .. }
+        | FactKind::VoucherRedeemed { customer_key, .. } => format!("CUSTFACT#{customer_key}"),
+        FactKind::Order { cart_id: Some(cart_id), .. }
+        | FactKind::Answer { cart_id, .. }
+        | FactKind::VoucherAbuse { cart_id, .. } => {
             format!("CARTFACT#{cart_id}")
         }
         FactKind::Order { order_id, .. } => format!("ORDERFACT#{order_id}"),

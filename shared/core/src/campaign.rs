@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::message::Channel;
+use crate::voucher::{Offer, VoucherSettings};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +57,9 @@ pub struct Campaign {
     /// (`eu`, `uk`, `us`, `other`). Unset: each guest's time zone decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
+    /// How vouchers of the steps' offers are sized, capped and coded.
+    #[serde(default)]
+    pub vouchers: VoucherSettings,
 }
 
 /// Where a shop's customers are, as far as consent law goes.
@@ -261,6 +265,9 @@ pub struct StepOverride {
     pub template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Replaces the step's offer (experiments test offers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -310,6 +317,9 @@ pub struct Step {
     /// `{{ item_count }}`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// A voucher shown in this step's message (see [`crate::voucher`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
 }
 
 fn default_delay_from() -> DelayFrom {
@@ -419,6 +429,7 @@ impl Campaign {
                     },
                     template: "reminder".into(),
                     subject: None,
+                    offer: None,
                 },
                 Step {
                     delay: Duration::hours(24),
@@ -426,6 +437,7 @@ impl Campaign {
                     channels: ChannelOrder::default(),
                     template: "last_call".into(),
                     subject: None,
+                    offer: None,
                 },
             ],
             caps: Caps::default(),
@@ -434,6 +446,7 @@ impl Campaign {
             experiment: None,
             require_explicit_consent_for_guests: None,
             region: None,
+            vouchers: VoucherSettings::default(),
         }
     }
 
@@ -481,6 +494,9 @@ impl Campaign {
             }
             if let Some(subject) = &change.subject {
                 step.subject = Some(subject.clone());
+            }
+            if let Some(offer) = &change.offer {
+                step.offer = Some(offer.clone());
             }
         }
         campaign
@@ -650,7 +666,7 @@ pub struct CampaignError {
 }
 
 /// Durations as human strings: "30m", "24h", "7days".
-mod human_duration {
+pub(crate) mod human_duration {
     use super::*;
     use serde::{Deserializer, Serializer};
 

@@ -255,7 +255,9 @@ pub fn facts_of<'a>(
         }
         FactKind::Order { cart_id, customer_key, .. } => names(customer_key.as_ref(), cart_id.as_ref()),
         FactKind::Return { customer_key, .. } => names(Some(customer_key), None),
-        FactKind::Answer { cart_id, .. } => names(None, Some(cart_id)),
+        FactKind::Answer { cart_id, .. } | FactKind::VoucherAbuse { cart_id, .. } => names(None, Some(cart_id)),
+        FactKind::VoucherIssued { cart_id, customer_key, .. }
+        | FactKind::VoucherRedeemed { cart_id, customer_key, .. } => names(Some(customer_key), Some(cart_id)),
     };
     let orders: BTreeSet<&str> = facts
         .iter()
@@ -332,6 +334,30 @@ pub fn anonymize(fact: &Fact, pseudonyms: &Pseudonyms) -> Fact {
             cart_id: pseudonyms.cart(&cart_id),
             message_id: pseudonyms.message(&message_id),
             reason,
+        },
+        FactKind::VoucherIssued { campaign_id, cart_id, customer_key, variant, tier } => FactKind::VoucherIssued {
+            campaign_id,
+            cart_id: pseudonyms.cart(&cart_id),
+            customer_key: pseudonyms.key(&customer_key),
+            variant,
+            tier,
+        },
+        FactKind::VoucherRedeemed { order_id, campaign_id, cart_id, customer_key, tier, discount, currency } => {
+            FactKind::VoucherRedeemed {
+                order_id: pseudonyms.order(&order_id),
+                campaign_id,
+                cart_id: pseudonyms.cart(&cart_id),
+                customer_key: pseudonyms.key(&customer_key),
+                tier,
+                discount,
+                currency,
+            }
+        }
+        FactKind::VoucherAbuse { order_id, campaign_id, cart_id, refusal } => FactKind::VoucherAbuse {
+            order_id: pseudonyms.order(&order_id),
+            campaign_id,
+            cart_id: pseudonyms.cart(&cart_id),
+            refusal,
         },
     };
     Fact::new(fact.at, kind)

@@ -31,6 +31,7 @@ use crate::ids::{CustomerKey, MessageId};
 use crate::measure::{assign_group, assign_variant, Group};
 use crate::message::{Channel, MessageRecord, Recipient};
 use crate::reason::{Reason, ReasonCode};
+use crate::voucher::{Voucher, VoucherChoice};
 
 pub use quiet_hours::{customer_time_zone, quiet_until};
 pub use recheck::{recheck_before_send, Recheck};
@@ -145,6 +146,9 @@ pub enum Decision {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         variant: Option<String>,
         reason: Reason,
+        /// Whether the message shows a voucher, and why (or why not).
+        #[serde(default, skip_serializing_if = "VoucherChoice::is_not_offered")]
+        voucher: VoucherChoice,
     },
     Withhold {
         campaign_id: String,
@@ -154,6 +158,9 @@ pub enum Decision {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         variant: Option<String>,
         reason: Reason,
+        /// A held-out customer gets no voucher (measured without one).
+        #[serde(default, skip_serializing_if = "VoucherChoice::is_not_offered")]
+        voucher: VoucherChoice,
     },
     Skip {
         campaign_id: String,
@@ -190,6 +197,9 @@ pub struct Input<'a> {
     pub history: &'a [MessageRecord],
     /// Channels the runtime can deliver; others are skipped like unreachable ones.
     pub channels: &'a [Channel],
+    /// The vouchers of the cart's owner issued within the longest voucher
+    /// cap window, and the cart's own voucher if it has one.
+    pub vouchers: &'a [Voucher],
     pub now: DateTime<Utc>,
 }
 

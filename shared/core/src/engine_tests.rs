@@ -85,6 +85,7 @@ fn step(delay: Duration, from: DelayFrom, mobile: &[Channel], desktop: &[Channel
         channels: ChannelOrder { mobile: mobile.to_vec(), desktop: desktop.to_vec() },
         template: "reminder".into(),
         subject: None,
+        offer: None,
     }
 }
 
@@ -212,6 +213,7 @@ impl Scenario {
             campaigns: &self.campaigns,
             history: &self.history,
             channels: &self.channels,
+            vouchers: &[],
             now,
         })
     }
@@ -227,6 +229,7 @@ impl Scenario {
                 campaigns: &self.campaigns,
                 history: &self.history,
                 channels: &self.channels,
+                vouchers: &[],
                 now,
             },
             shadow,
@@ -1485,6 +1488,7 @@ fn experiment_campaign() -> Campaign {
                     channels: Some(ChannelOrder { mobile: vec![Email], desktop: vec![Email] }),
                     template: Some("last_call".into()),
                     subject: Some("{{ first_name }}, still thinking?".into()),
+                    offer: None,
                 }],
             },
         ],
@@ -1546,6 +1550,7 @@ fn given_an_experiment_with_a_later_first_step_when_the_earliest_variant_is_due_
             campaigns: &s.campaigns,
             history: &s.history,
             channels: &s.channels,
+            vouchers: &[],
             now,
         })
     };
@@ -1643,6 +1648,7 @@ impl Scenario {
             campaigns: &self.campaigns,
             history: &self.history,
             channels: &self.channels,
+            vouchers: &[],
             now,
         }
     }
@@ -1981,7 +1987,11 @@ fn all_codes() -> BTreeSet<ReasonCode> {
         | Unsubscribed
         | Snoozed
         | AlreadyBought
-        | ExplicitConsentRequired => c,
+        | ExplicitConsentRequired
+        | VoucherOffered
+        | RecentPromotion
+        | VoucherCap
+        | VoucherNotApplicable => c,
     };
     [
         WaitingForInactivity,

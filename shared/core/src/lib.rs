@@ -23,6 +23,7 @@ pub mod reason;
 pub mod render;
 pub mod service;
 pub mod signing;
+pub mod voucher;
 
 pub use chrono::{DateTime, Duration, Utc};
 pub use rust_decimal::Decimal;

@@ -10,6 +10,7 @@ use crate::engagement::Engagement;
 use crate::enum_names;
 use crate::event::{CustomerPatch, PushPlatform, PushToken};
 use crate::ids::{CartId, CustomerKey, MessageId};
+use crate::voucher::VoucherCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -280,6 +281,10 @@ pub struct MessageJob {
     pub cart_id: CartId,
     pub channel: Channel,
     pub outgoing: Outgoing,
+    /// The voucher the message shows, if any: its `voucher.issued` webhook
+    /// goes out before the message (see `Settings::voucher_webhook`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voucher: Option<VoucherCode>,
 }
 
 #[cfg(test)]
@@ -337,7 +342,7 @@ mod tests {
                     Outgoing::WebPush { subscription, title: "t".into(), body: "b".into(), url: "u".into() }
                 }
             };
-            let job = MessageJob { message_id: "m_1".into(), cart_id: "c1".into(), channel, outgoing };
+            let job = MessageJob { message_id: "m_1".into(), cart_id: "c1".into(), channel, outgoing, voucher: None };
             assert_redacted(&format!("{job:?}"));
         }
     }
@@ -349,6 +354,7 @@ mod tests {
             cart_id: "c1".into(),
             channel: Channel::Sms,
             outgoing: Outgoing::Sms { to: Phone::parse("+33612345678").unwrap(), body: "b".into() },
+            voucher: None,
         };
         let json = serde_json::to_value(&job).unwrap();
         assert_eq!(json["outgoing"], serde_json::json!({"kind": "sms", "to": "+33612345678", "body": "b"}));

@@ -15,6 +15,7 @@ use crate::event::Event;
 use crate::ids::{CartId, CustomerId, CustomerKey, EventId, MessageId};
 use crate::measure::Fact;
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus};
+use crate::voucher::{IssueOutcome, RedeemOutcome, Redemption, Voucher, VoucherCode, VoucherOwner};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -419,10 +420,42 @@ pub trait CustomerDataStore: Send + Sync {
     async fn erase_customer(&self, customer_id: &CustomerId, now: DateTime<Utc>) -> Result<Erasure, PortError>;
 }
 
+/// Issued vouchers (see [`crate::voucher`]): one per cart, each code
+/// unique; issuing and redeeming are conditional writes, so two checkers or
+/// two orders racing for one get exactly one through.
+#[async_trait]
+pub trait VoucherStore: Send + Sync {
+    /// Stores `voucher` unless its cart has one already (that one is
+    /// answered) or its code exists (draw another code). Atomic.
+    async fn issue_voucher(&self, voucher: &Voucher) -> Result<IssueOutcome, PortError>;
+    async fn voucher(&self, code: &VoucherCode) -> Result<Option<Voucher>, PortError>;
+    async fn cart_voucher(&self, cart_id: &CartId) -> Result<Option<Voucher>, PortError>;
+    /// The owner's vouchers issued at or after `since`, newest first.
+    async fn owner_vouchers(&self, owner: &VoucherOwner, since: DateTime<Utc>) -> Result<Vec<Voucher>, PortError>;
+    /// Redeems the code for `redemption.order_id`, once: conditional on the
+    /// voucher still being issued (a second order is refused, the same
+    /// order again answered as such).
+    async fn redeem_voucher(&self, code: &VoucherCode, redemption: &Redemption) -> Result<RedeemOutcome, PortError>;
+    /// Revokes an issued voucher; answers it as it now stands (`None`: no such code).
+    async fn revoke_voucher(&self, code: &VoucherCode, at: DateTime<Utc>) -> Result<Option<Voucher>, PortError>;
+    /// Notes that the storefront acknowledged the voucher's `voucher.issued` webhook.
+    async fn mark_voucher_published(&self, code: &VoucherCode, at: DateTime<Utc>) -> Result<(), PortError>;
+    /// Vouchers, newest issued first, at most `limit`.
+    async fn list_vouchers(&self, limit: usize) -> Result<Vec<Voucher>, PortError>;
+}
+
 /// Every state capability: what one runtime's state adapter provides. Each
 /// service asks only for the capabilities it uses.
 pub trait StateStore:
-    CartStore + CustomerStore + EventLog + Timeline + MessageStore + SendLedgerStore + FactStore + CustomerDataStore
+    CartStore
+    + CustomerStore
+    + EventLog
+    + Timeline
+    + MessageStore
+    + SendLedgerStore
+    + FactStore
+    + CustomerDataStore
+    + VoucherStore
 {
 }
 
@@ -435,6 +468,7 @@ impl<T> StateStore for T where
         + SendLedgerStore
         + FactStore
         + CustomerDataStore
+        + VoucherStore
         + ?Sized
 {
 }

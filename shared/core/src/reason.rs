@@ -49,10 +49,22 @@ pub enum ReasonCode {
     /// A guest who only typed an address at checkout, where the campaign
     /// requires explicit consent for guests.
     ExplicitConsentRequired,
+    /// The step's message shows a voucher (issued now, or the cart's own
+    /// from an earlier step).
+    VoucherOffered,
+    /// No voucher: the customer redeemed a promotion within the campaign's
+    /// `vouchers.recent_promotion_window`.
+    RecentPromotion,
+    /// No voucher: the customer got one for another cart within
+    /// `vouchers.cap_window`.
+    VoucherCap,
+    /// No voucher: the cart is below the tier's `min_cart_value`, or the
+    /// tier has no amount in the cart's currency.
+    VoucherNotApplicable,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 25] = [
+    pub const ALL: [ReasonCode; 29] = [
         ReasonCode::WaitingForInactivity,
         ReasonCode::WaitingForNextStep,
         ReasonCode::QuietHoursDeferred,
@@ -78,6 +90,10 @@ impl ReasonCode {
         ReasonCode::Snoozed,
         ReasonCode::AlreadyBought,
         ReasonCode::ExplicitConsentRequired,
+        ReasonCode::VoucherOffered,
+        ReasonCode::RecentPromotion,
+        ReasonCode::VoucherCap,
+        ReasonCode::VoucherNotApplicable,
     ];
 
     pub fn as_str(self) -> &'static str {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::cart::{money_text, Cart};
 use crate::contact::{Email, Phone};
 use crate::message::{ListUnsubscribe, Outgoing, MAX_JOB_BYTES};
+use crate::voucher::ShownVoucher;
 
 pub const TEMPLATES: [&str; 2] = ["reminder", "last_call"];
 
@@ -108,6 +109,8 @@ pub struct Links<'a> {
     /// The unsubscribe link and the sender's address, for an email's footer
     /// and its `List-Unsubscribe` headers (an SMS has its STOP keyword).
     pub unsubscribe: Option<Unsubscribe<'a>>,
+    /// The cart's voucher, when the step shows one.
+    pub voucher: Option<&'a ShownVoucher>,
 }
 
 /// An email's way out: its signed `/u/{token}` link, the shop's unsubscribe
@@ -398,6 +401,7 @@ mod tests {
             restore: "https://cb.example/r/RESTORE".into(),
             item: &|url| format!("https://cb.example/r/item?{url}"),
             unsubscribe: None,
+            voucher: None,
         }
     }
 
@@ -585,6 +589,7 @@ mod tests {
                 mailbox: Some("unsubscribe@shop.example"),
                 postal_address: "Shop Ltd, 1 Long Street, 75001 Paris, France",
             }),
+            voucher: None,
         };
         for unit in ["a", "<\"&'", "\u{1F6D2}"] {
             let cart = pathological_cart(300, unit);
@@ -594,6 +599,7 @@ mod tests {
                 cart_id: cart.cart_id.clone(),
                 channel: crate::message::Channel::Email,
                 outgoing,
+                voucher: None,
             };
             let bytes = serde_json::to_vec(&job).unwrap().len();
             assert!(bytes <= MAX_JOB_BYTES, "{unit:?}: {bytes} bytes");

@@ -39,6 +39,7 @@ fn email_job(id: &str) -> MessageJob {
             html: "<p>Hi</p>".into(),
             unsubscribe: None,
         },
+        voucher: None,
     }
 }
 
@@ -48,6 +49,7 @@ fn sms_job(id: &str) -> MessageJob {
         cart_id: "cart-1".into(),
         channel: Channel::Sms,
         outgoing: Outgoing::Sms { to: "+33612345678".into(), body: "Your cart is waiting".into() },
+        voucher: None,
     }
 }
 

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod queues;
 pub mod sqlite;
 pub mod timers;
+mod vouchers;
 
 #[cfg(test)]
 mod exactly_once_tests;

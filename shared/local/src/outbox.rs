@@ -449,6 +449,7 @@ mod tests {
                     .into(),
                 unsubscribe: None,
             },
+            voucher: None,
         }
     }
 
@@ -478,6 +479,7 @@ mod tests {
                 cart_id: "c1".into(),
                 channel: Channel::Sms,
                 outgoing: Outgoing::Sms { to: to.into(), body: "Your cart is waiting".into() },
+                voucher: None,
             };
             sender.send(&job, now()).await.unwrap();
         }
@@ -547,6 +549,7 @@ mod tests {
                 cart_id: "c1".into(),
                 channel: Channel::Sms,
                 outgoing: Outgoing::Sms { to: (*to).into(), body: "Your cart is waiting".into() },
+                voucher: None,
             };
             assert_eq!(sender.send(&job, now()).await.unwrap(), format!("outbox-m_{i}"));
         }
@@ -561,6 +564,7 @@ mod tests {
             cart_id: "c1".into(),
             channel: Channel::Sms,
             outgoing: Outgoing::Sms { to: "12".into(), body: "b".into() },
+            voucher: None,
         };
         assert!(matches!(sender.send(&bad, now()).await, Err(SendError::Permanent(_))));
     }
@@ -579,6 +583,7 @@ mod tests {
                 body: "B".into(),
                 url: "https://x/r".into(),
             },
+            voucher: None,
         };
         let web = MessageJob {
             message_id: "m_w".into(),
@@ -590,6 +595,7 @@ mod tests {
                 body: "B".into(),
                 url: "https://x/r".into(),
             },
+            voucher: None,
         };
         sender.send(&push, now()).await.unwrap();
         sender.send(&web, now()).await.unwrap();

@@ -437,7 +437,7 @@ mod tests {
                 unsubscribe: None,
             },
         };
-        MessageJob { message_id: id.into(), cart_id: "c1".into(), channel, outgoing }
+        MessageJob { message_id: id.into(), cart_id: "c1".into(), channel, outgoing, voucher: None }
     }
 
     fn open_at(dir: &std::path::Path, policy: RetryPolicy) -> SqliteQueue {

@@ -13,6 +13,7 @@ use crate::event::Device;
 use crate::measure::Group;
 use crate::message::{Channel, Recipient};
 use crate::reason::{Reason, ReasonCode};
+use crate::voucher::VoucherChoice;
 
 /// The channel that carries the step, and the channels skipped before it.
 pub(super) struct ChannelChoice {
@@ -97,6 +98,7 @@ pub(super) fn send(next: &NextStep, choice: ChannelChoice, arm: &Arm) -> Decisio
             subject: next.step.subject.clone(),
             variant,
             reason: Reason::new(ReasonCode::Sent, message),
+            voucher: VoucherChoice::NotOffered,
         },
         group => Decision::Withhold {
             campaign_id: campaign.clone(),
@@ -108,6 +110,7 @@ pub(super) fn send(next: &NextStep, choice: ChannelChoice, arm: &Arm) -> Decisio
                 if group == Group::Shadow { ReasonCode::ShadowWouldSend } else { ReasonCode::HeldOut },
                 message,
             ),
+            voucher: VoucherChoice::NotOffered,
         },
     }
 }

@@ -11,6 +11,7 @@ use super::assign::Group;
 use crate::consent::AnswerReason;
 use crate::ids::{CartId, CustomerKey, MessageId};
 use crate::message::Channel;
+use crate::voucher::{Refusal, TierName};
 
 /// How long facts are kept unless configured otherwise, on both runtimes:
 /// over a year, so a report can set a season against the same one last year.
@@ -107,6 +108,31 @@ pub enum FactKind {
     /// A customer's answer on the preference page about the cart a message
     /// was sent for ("already bought", ...): one per message and reason.
     Answer { campaign_id: String, cart_id: CartId, message_id: MessageId, reason: AnswerReason },
+    /// A voucher issued for a cart (one per cart) in `tier`.
+    VoucherIssued {
+        campaign_id: String,
+        cart_id: CartId,
+        customer_key: CustomerKey,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variant: Option<String>,
+        tier: TierName,
+    },
+    /// An order that redeemed a cart's voucher; `discount` is what it took
+    /// off the order, in `currency` (unknown for free shipping without the
+    /// order's shipping amount). Its id is the order id.
+    VoucherRedeemed {
+        order_id: String,
+        campaign_id: String,
+        cart_id: CartId,
+        customer_key: CustomerKey,
+        tier: TierName,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        discount: Option<Decimal>,
+        currency: String,
+    },
+    /// An order that used a code refused to it (already redeemed by another
+    /// order, revoked): an abuse attempt. Its id is the order id.
+    VoucherAbuse { order_id: String, campaign_id: String, cart_id: CartId, refusal: Refusal },
 }
 
 impl Fact {
@@ -137,6 +163,9 @@ impl FactKind {
             FactKind::Answer { campaign_id, message_id, reason, .. } => {
                 format!("answer#{campaign_id}#{message_id}#{}", reason.as_str())
             }
+            FactKind::VoucherIssued { cart_id, .. } => format!("voucher_issued#{cart_id}"),
+            FactKind::VoucherRedeemed { order_id, .. } => format!("voucher_redeemed#{order_id}"),
+            FactKind::VoucherAbuse { order_id, .. } => format!("voucher_abuse#{order_id}"),
         }
     }
 }

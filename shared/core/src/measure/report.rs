@@ -530,7 +530,11 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
             FactKind::Return { order_id, value, currency, .. } => {
                 returns.entry(order_id.as_str()).or_default().push((currency.as_str(), *value));
             }
-            FactKind::Answer { .. } => {}
+            // Not yet in the report: the voucher section reads them.
+            FactKind::Answer { .. }
+            | FactKind::VoucherIssued { .. }
+            | FactKind::VoucherRedeemed { .. }
+            | FactKind::VoucherAbuse { .. } => {}
         }
     }
     let orders: Vec<Order<'_>> = raw_orders

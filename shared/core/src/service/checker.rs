@@ -103,6 +103,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                 campaigns: &campaigns,
                 history: &history,
                 channels: &self.settings.channels,
+                vouchers: &[],
                 now,
             };
             if let Some((campaign_id, arm)) = engine::entry(&input) {
@@ -119,6 +120,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                 campaigns: &campaigns,
                 history: &history,
                 channels: &self.settings.channels,
+                vouchers: &[],
                 now,
             };
             let decision = engine::decide(&input);
@@ -162,6 +164,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                                 cart_id: cart.cart_id.clone(),
                                 channel: *channel,
                                 outgoing,
+                                voucher: None,
                             };
                             jobs.push((message.clone(), job));
                             history.push(message);
@@ -290,6 +293,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                 campaigns: std::slice::from_ref(shadow),
                 history: &history,
                 channels: &self.settings.channels,
+                vouchers: &[],
                 now: measured.now,
             };
             let decision = engine::decide_shadow(&input, shadow);
@@ -353,7 +357,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
             mailbox: settings.unsubscribe_mailto.as_deref(),
             postal_address: &settings.postal_address,
         };
-        let links = Links { restore: restore.clone(), item: &item_link, unsubscribe: Some(unsubscribe) };
+        let links = Links { restore: restore.clone(), item: &item_link, unsubscribe: Some(unsubscribe), voucher: None };
         Ok(match content.to {
             Recipient::Email(to) => {
                 render::email_with_subject(content.template, content.subject, to, cart, first_name, &links)?
@@ -581,6 +585,7 @@ pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(
         campaigns: &ctx.campaigns,
         history: &ctx.history,
         channels,
+        vouchers: &[],
         now,
     }))
 }

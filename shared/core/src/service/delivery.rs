@@ -292,6 +292,7 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
             campaigns: &campaigns,
             history: &[],
             channels: std::slice::from_ref(&record.channel),
+            vouchers: &[],
             now: self.clock.now(),
         };
         Ok(engine::recheck_before_send(&input, record))
