@@ -349,6 +349,8 @@ impl MessageStore for Flaky {
     }
 }
 
+cartback_tests::delegate_voucher_store!(Flaky, db);
+
 /// The stack's services over a [`Flaky`] view of its database.
 struct FlakyServices {
     store: Arc<Flaky>,
