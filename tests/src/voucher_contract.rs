@@ -118,8 +118,7 @@ pub async fn a_voucher_is_redeemed_once(adapters: &Adapters) {
     let RedeemOutcome::Redeemed(redeemed) = state.redeem_voucher(&voucher.code, &first).await.unwrap() else {
         panic!("the first order redeems it");
     };
-    let expected_status =
-        VoucherStatus::Redeemed { order_id: "order-1".into(), at: t(600), discount: first.discount };
+    let expected_status = VoucherStatus::Redeemed { order_id: "order-1".into(), at: t(600), discount: first.discount };
     assert_eq!(redeemed, Voucher { status: expected_status.clone(), ..voucher.clone() });
     assert_eq!(state.voucher(&voucher.code).await.unwrap(), Some(redeemed.clone()));
 

@@ -125,14 +125,23 @@ async fn given_refused_checkouts_when_the_code_is_validated_then_each_answers_it
     let cases = [
         (checkout("SAVE10"), "unknown"),
         (checkout("CB-2222-3333-4444"), "unknown"),
-        (json!({"code": CODE, "customer_id": "cust-bob", "cart_id": "cart-bob", "subtotal": 80, "currency": "EUR"}),
-         "not_yours"),
-        (json!({"code": CODE, "email": "ana@example.com", "cart_id": "cart-ana", "subtotal": 80, "currency": "EUR"}),
-         "not_yours"),
-        (json!({"code": CODE, "customer_id": "cust-ana", "cart_id": "cart-ana", "subtotal": 80, "currency": "USD"}),
-         "wrong_currency"),
-        (json!({"code": CODE, "customer_id": "cust-ana", "cart_id": "cart-ana", "subtotal": "19.99",
-                "currency": "EUR"}), "below_minimum"),
+        (
+            json!({"code": CODE, "customer_id": "cust-bob", "cart_id": "cart-bob", "subtotal": 80, "currency": "EUR"}),
+            "not_yours",
+        ),
+        (
+            json!({"code": CODE, "email": "ana@example.com", "cart_id": "cart-ana", "subtotal": 80, "currency": "EUR"}),
+            "not_yours",
+        ),
+        (
+            json!({"code": CODE, "customer_id": "cust-ana", "cart_id": "cart-ana", "subtotal": 80, "currency": "USD"}),
+            "wrong_currency",
+        ),
+        (
+            json!({"code": CODE, "customer_id": "cust-ana", "cart_id": "cart-ana", "subtotal": "19.99",
+                "currency": "EUR"}),
+            "below_minimum",
+        ),
     ];
     for (request, why) in cases {
         let (status, answer) = call(&app, &clock, VALIDATE, &request, true).await;

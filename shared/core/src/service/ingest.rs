@@ -229,7 +229,9 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
         // Before the commit, like the order's fact: a retry after a failed
         // commit finds its own redemption (see `redeem_purchase_coupon`).
         let (value, currency) = match &fact {
-            EventFact::Record(Fact { kind: FactKind::Order { value, currency, .. }, .. }) => (*value, currency.as_deref()),
+            EventFact::Record(Fact { kind: FactKind::Order { value, currency, .. }, .. }) => {
+                (*value, currency.as_deref())
+            }
             _ => (event.value, event.currency.as_deref()),
         };
         redeem_purchase_coupon(&*self.store, Order { event, value, currency }).await?;

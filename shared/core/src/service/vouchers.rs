@@ -8,10 +8,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cart::money_text;
-use crate::event::{
-    check_id, optional_decimal, optional_str, required_str, Event, EventType, FieldError,
-};
 use crate::contact::Email;
+use crate::event::{check_id, optional_decimal, optional_str, required_str, Event, EventType, FieldError};
 use crate::ids::{CartId, CustomerId};
 use crate::measure::facts::{Fact, FactKind};
 use crate::ports::{FactStore, PortError, Timeline, TimelineEntry, TimelineKind, VoucherStore};
@@ -36,8 +34,7 @@ impl ValidateRequest {
     /// Reads `{code, customer_id | email, cart_id, subtotal, currency}`;
     /// a bad field is named in the error.
     pub fn parse(body: &[u8], at: DateTime<Utc>) -> Result<ValidateRequest, FieldError> {
-        let raw: Value =
-            serde_json::from_slice(body).map_err(|_| FieldError::new("body", "must be a JSON object"))?;
+        let raw: Value = serde_json::from_slice(body).map_err(|_| FieldError::new("body", "must be a JSON object"))?;
         if !raw.is_object() {
             return Err(FieldError::new("body", "must be a JSON object"));
         }
@@ -62,8 +59,8 @@ impl ValidateRequest {
             (None, None) => return Err(FieldError::new("customer_id", "customer_id or email is required")),
         };
         let cart_id: CartId = check_id("cart_id", required_str(field("cart_id"), "cart_id")?)?;
-        let subtotal =
-            optional_decimal(Some(field("subtotal")), "subtotal")?.ok_or_else(|| FieldError::new("subtotal", "is required"))?;
+        let subtotal = optional_decimal(Some(field("subtotal")), "subtotal")?
+            .ok_or_else(|| FieldError::new("subtotal", "is required"))?;
         let currency = required_str(field("currency"), "currency")?;
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(FieldError::new("currency", "must be an ISO 4217 code of three capital letters, e.g. EUR"));
@@ -242,7 +239,8 @@ fn abuse(voucher: &Voucher, order_id: &str, refusal: Refusal, at: DateTime<Utc>)
         VoucherStatus::Revoked { .. } => "it was revoked".to_owned(),
         VoucherStatus::Issued => refusal.as_str().replace('_', " "),
     };
-    let message = format!("abuse attempt: order {order_id} used voucher {} and was refused, {why}", shown(&voucher.code));
+    let message =
+        format!("abuse attempt: order {order_id} used voucher {} and was refused, {why}", shown(&voucher.code));
     let details = json!({ "order_id": order_id, "refusal": refusal });
     (fact, TimelineEntry { at, kind: TimelineKind::Event, code: "voucher_abuse".into(), message, details })
 }
