@@ -471,7 +471,8 @@ mod tests {
         let header: Vec<&str> = lines[0].split(',').collect();
         let row: Vec<&str> = lines[1].split(',').collect();
         let cell = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
-        assert_eq!((cell("vouchers_issued"), cell("discount_cost"), cell("aov_impact")), ("1", "USD 9.00", "USD 30.00"));
+        let cells = (cell("vouchers_issued"), cell("discount_cost"), cell("aov_impact"));
+        assert_eq!(cells, ("1", "USD 9.00", "USD 30.00"));
     }
 
     #[test]

@@ -497,6 +497,7 @@ struct Unit<'a> {
 
 /// A redemption of a cart's voucher, from its fact.
 struct Redeemed<'a> {
+    tier: TierName,
     discount: Option<Decimal>,
     currency: &'a str,
 }
@@ -644,9 +645,9 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
             FactKind::VoucherIssued { campaign_id, cart_id, tier, .. } => {
                 vouchers_issued.insert((campaign_id.as_str(), cart_id), *tier);
             }
-            FactKind::VoucherRedeemed { order_id, campaign_id, cart_id, discount, currency, .. } => {
+            FactKind::VoucherRedeemed { order_id, campaign_id, cart_id, tier, discount, currency, .. } => {
                 voucher_orders.insert(order_id.as_str());
-                let redeemed = Redeemed { discount: *discount, currency };
+                let redeemed = Redeemed { tier: *tier, discount: *discount, currency };
                 redemptions.entry((campaign_id.as_str(), cart_id)).or_default().push(redeemed);
             }
             FactKind::VoucherAbuse { campaign_id, cart_id, .. } => {
@@ -1275,8 +1276,7 @@ fn variants<'a>(
 /// The vouchers of `units`: see [`VoucherReport`]. Recovered orders are
 /// the treated carts', each once (as in `aov_recovered`).
 fn voucher_report(units: &[&Unit<'_>], context: &Context<'_>) -> VoucherReport {
-    let mut by_tier: BTreeMap<TierName, TierReport> =
-        TierName::ALL.iter().map(|tier| (*tier, TierReport::empty())).collect();
+    let mut report = VoucherReport::default();
     let mut tier_arms: BTreeMap<TierName, (u64, u64)> = BTreeMap::new();
     let (mut redeemed, mut redeemed_without_amount, mut abuse_attempts) = (0u64, 0u64, 0u64);
     let mut discount_cost = Money::new();
@@ -1291,30 +1291,32 @@ fn voucher_report(units: &[&Unit<'_>], context: &Context<'_>) -> VoucherReport {
                 returners.1 += 1;
             }
         }
-        let Some(tier) = unit.voucher else { continue };
-        let arm = tier_arms.entry(tier).or_default();
-        arm.0 += u64::from(unit.recovered());
-        arm.1 += 1;
-        let report = by_tier.entry(tier).or_insert_with(TierReport::empty);
+        if let Some(tier) = unit.voucher {
+            let arm = tier_arms.entry(tier).or_default();
+            arm.0 += u64::from(unit.recovered());
+            arm.1 += 1;
+        }
+        // By the redemption's own tier: counted even if its issue fact is missing.
         for redemption in &unit.redemptions {
+            let tier_report = report.by_tier.entry(redemption.tier).or_default();
             redeemed += 1;
-            report.redeemed += 1;
+            tier_report.redeemed += 1;
             match redemption.discount {
                 Some(discount) => {
-                    add_money(&mut report.discount_cost, Some(redemption.currency), discount);
+                    add_money(&mut tier_report.discount_cost, Some(redemption.currency), discount);
                     add_money(&mut discount_cost, Some(redemption.currency), discount);
                 }
                 None => redeemed_without_amount += 1,
             }
         }
     }
-    for (tier, report) in &mut by_tier {
+    for (tier, tier_report) in &mut report.by_tier {
         let (recovered, issued) = tier_arms.get(tier).copied().unwrap_or_default();
-        report.issued = issued;
-        report.recovered = recovered;
-        report.recovery_rate = stats::rate(recovered, issued);
-        report.recovery_rate_ci95 = stats::rate_interval(recovered, issued);
-        report.discount_cost = to_cents(&report.discount_cost);
+        tier_report.issued = issued;
+        tier_report.recovered = recovered;
+        tier_report.recovery_rate = stats::rate(recovered, issued);
+        tier_report.recovery_rate_ci95 = stats::rate_interval(recovered, issued);
+        tier_report.discount_cost = to_cents(&tier_report.discount_cost);
     }
     // An order that recovered carts in two campaigns counts once.
     recovered_orders.sort_by_key(|o| o.order_id);
@@ -1339,34 +1341,24 @@ fn voucher_report(units: &[&Unit<'_>], context: &Context<'_>) -> VoucherReport {
             Some((currency.clone(), cents(cost / Decimal::from(orders))))
         })
         .collect();
-    let target = |(currency, amount_cents): (&str, i64)| Money::from([(currency.to_owned(), Decimal::new(amount_cents, 2))]);
-    VoucherReport {
-        issued: tier_arms.values().map(|arm| arm.1).sum(),
-        redeemed,
-        redeemed_without_amount,
-        abuse_attempts,
-        discount_cost: to_cents(&discount_cost),
-        recovered_orders_with_voucher: with.len() as u64,
-        recovered_orders_without_voucher: without.len() as u64,
-        targets: VoucherTargets {
-            recovery_rate_returners: RateTarget {
-                target: TARGET_RECOVERY_RATE_RETURNERS,
-                measured: stats::rate(returners.0, returners.1),
-                measured_ci95: stats::rate_interval(returners.0, returners.1),
-                carts: returners.1,
-            },
-            aov_impact: MoneyTarget { target: target(TARGET_AOV_IMPACT), measured: aov_impact.clone() },
-            discount_cost_per_acquisition: MoneyTarget {
-                target: target(TARGET_DISCOUNT_COST_PER_ACQUISITION),
-                measured: discount_cost_per_recovered_order.clone(),
-            },
-        },
-        discount_cost_per_recovered_order,
-        aov_with_voucher,
-        aov_without_voucher,
-        aov_impact,
-        by_tier,
-    }
+    report.issued = tier_arms.values().map(|arm| arm.1).sum();
+    report.redeemed = redeemed;
+    report.redeemed_without_amount = redeemed_without_amount;
+    report.abuse_attempts = abuse_attempts;
+    report.discount_cost = to_cents(&discount_cost);
+    report.recovered_orders_with_voucher = with.len() as u64;
+    report.recovered_orders_without_voucher = without.len() as u64;
+    let targets = &mut report.targets;
+    targets.recovery_rate_returners.measured = stats::rate(returners.0, returners.1);
+    targets.recovery_rate_returners.measured_ci95 = stats::rate_interval(returners.0, returners.1);
+    targets.recovery_rate_returners.carts = returners.1;
+    targets.aov_impact.measured = aov_impact.clone();
+    targets.discount_cost_per_acquisition.measured = discount_cost_per_recovered_order.clone();
+    report.discount_cost_per_recovered_order = discount_cost_per_recovered_order;
+    report.aov_with_voucher = aov_with_voucher;
+    report.aov_without_voucher = aov_without_voucher;
+    report.aov_impact = aov_impact;
+    report
 }
 
 /// Each tier of a variant against the control variant's same tier.
@@ -1379,8 +1371,45 @@ fn compare_tiers(variant: &mut VoucherReport, control: &VoucherReport) {
     }
 }
 
-impl TierReport {
-    fn empty() -> TierReport {
+impl Default for VoucherReport {
+    /// No voucher: zero counts, both tiers empty, the seed's targets beside
+    /// measured figures of nothing.
+    fn default() -> Self {
+        let target =
+            |(currency, amount_cents): (&str, i64)| Money::from([(currency.to_owned(), Decimal::new(amount_cents, 2))]);
+        VoucherReport {
+            issued: 0,
+            redeemed: 0,
+            redeemed_without_amount: 0,
+            abuse_attempts: 0,
+            discount_cost: Money::new(),
+            discount_cost_per_recovered_order: Money::new(),
+            recovered_orders_with_voucher: 0,
+            recovered_orders_without_voucher: 0,
+            aov_with_voucher: Money::new(),
+            aov_without_voucher: Money::new(),
+            aov_impact: Money::new(),
+            by_tier: TierName::ALL.iter().map(|tier| (*tier, TierReport::default())).collect(),
+            targets: VoucherTargets {
+                recovery_rate_returners: RateTarget {
+                    target: TARGET_RECOVERY_RATE_RETURNERS,
+                    measured: 0.0,
+                    measured_ci95: stats::rate_interval(0, 0),
+                    carts: 0,
+                },
+                aov_impact: MoneyTarget { target: target(TARGET_AOV_IMPACT), measured: Money::new() },
+                discount_cost_per_acquisition: MoneyTarget {
+                    target: target(TARGET_DISCOUNT_COST_PER_ACQUISITION),
+                    measured: Money::new(),
+                },
+            },
+        }
+    }
+}
+
+impl Default for TierReport {
+    /// No voucher of the tier.
+    fn default() -> Self {
         TierReport {
             issued: 0,
             redeemed: 0,

@@ -810,7 +810,14 @@ fn issued(campaign: &str, cart: &str, customer: &str, tier: TierName, variant: O
 }
 
 /// Order `order_id` on `cart` (at noon on 2 November) that redeemed the cart's voucher for `discount`.
-fn redeemed(campaign: &str, order_id: &str, cart: &str, customer: &str, tier: TierName, discount: Option<&str>) -> Fact {
+fn redeemed(
+    campaign: &str,
+    order_id: &str,
+    cart: &str,
+    customer: &str,
+    tier: TierName,
+    discount: Option<&str>,
+) -> Fact {
     Fact::new(
         at("2026-11-02T12:00:00Z"),
         FactKind::VoucherRedeemed {
