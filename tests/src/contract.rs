@@ -47,7 +47,8 @@ pub use crate::voucher_contract::{
     a_published_voucher_keeps_its_first_publication_time, a_revoked_voucher_is_refused_and_a_redeemed_one_stays_redeemed,
     a_voucher_is_redeemed_once, concurrent_issues_for_one_cart_leave_one_voucher,
     concurrent_redemptions_let_exactly_one_through, owner_vouchers_are_the_owners_within_the_window_newest_first,
-    vouchers_are_listed_newest_first, vouchers_are_one_per_cart_with_unique_codes,
+    purchases_redeem_a_voucher_once_and_reuse_is_abuse, vouchers_are_listed_newest_first,
+    vouchers_are_one_per_cart_with_unique_codes,
 };
 
 /// Reads back the timers a [`Scheduler`] armed (the port itself cannot).
@@ -141,6 +142,8 @@ macro_rules! contract_suite {
                 => concurrent_redemptions_let_exactly_one_through,
             given_one_cart_when_eight_checkers_issue_it_a_voucher_at_once_then_one_voucher_is_stored
                 => concurrent_issues_for_one_cart_leave_one_voucher,
+            given_a_voucher_when_purchases_using_its_code_are_ingested_and_replayed_then_one_redeems_and_the_other_is_abuse
+                => purchases_redeem_a_voucher_once_and_reuse_is_abuse,
         );
     };
     (@tests $setup:path; $($name:ident => $check:ident,)*) => {
@@ -912,7 +915,7 @@ pub async fn scheduler_arm_is_idempotent(a: &Adapters) {
 // ------------------------------------------------------ ingest over the store
 
 /// The ingest service over the adapters, on the real clock.
-fn ingest(a: &Adapters) -> Ingest {
+pub(crate) fn ingest(a: &Adapters) -> Ingest {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ingest {
         store: a.state.clone(),
@@ -923,7 +926,7 @@ fn ingest(a: &Adapters) -> Ingest {
 }
 
 /// A batch through the ingest service: each event's (status, error field).
-async fn ingest_batch(ingest: &Ingest, events: Vec<serde_json::Value>) -> Vec<(String, Option<String>)> {
+pub(crate) async fn ingest_batch(ingest: &Ingest, events: Vec<serde_json::Value>) -> Vec<(String, Option<String>)> {
     let body = json!({ "events": events }).to_string();
     let answer = serde_json::to_value(ingest.ingest_body(body.as_bytes()).await.expect("body is a batch")).unwrap();
     answer["results"]

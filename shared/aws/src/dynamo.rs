@@ -15,6 +15,10 @@
 //! | ledger     | `LEDGER#<customer key>` | `SENDS`                  |                                     |
 //! | fact       | `FACT#<day>#<shard>` | `<at, RFC 3339 ns>#<fact id>` |                                 |
 //! | fact id    | `FACTID#<fact id>` | `FACT`                        |                                     |
+//! | voucher    | `VOUCHER#<code>` | `VOUCHER`                       | `VOUCHEROWNER#<owner>` / issued_at#code |
+//! | cart's voucher | `VCART#<cart id>` | `VOUCHER`                  | `VOUCHERMONTH#<yyyy-mm>` / issued_at#code |
+//!
+//! Vouchers are described in `crate::vouchers`.
 //!
 //! A cart naming a customer also carries `cart_customer` (the customer id),
 //! the key of the sparse KEYS_ONLY index `customer_carts`: how an export or
