@@ -1031,7 +1031,8 @@ code_prefix = "SHOP"
         assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c);
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<Campaign>(&json).unwrap(), c, "the config table's JSON form");
-        let minimal = Campaign::from_toml("id = \"x\"\nname = \"x\"\n[[steps]]\ndelay = \"1h\"\n[steps.offer]\n").unwrap();
+        let minimal =
+            Campaign::from_toml("id = \"x\"\nname = \"x\"\n[[steps]]\ndelay = \"1h\"\n[steps.offer]\n").unwrap();
         assert_eq!(minimal.steps[0].offer, Some(Offer::default()), "an empty offer is the seed's 10% / 5%");
         assert_eq!(minimal.vouchers, VoucherSettings::default());
     }
@@ -1045,11 +1046,8 @@ code_prefix = "SHOP"
         let money = |pairs: &[(&str, &str)]| pairs.iter().map(|(c, a)| (c.to_string(), d(a))).collect();
         let mut c = Campaign::from_toml(OFFER).unwrap();
         let offer = c.steps[0].offer.as_mut().unwrap();
-        offer.recovery = Tier {
-            percent_off: Some(d("120")),
-            max_discount: money(&[("eur", "5"), ("USD", "0")]),
-            ..Tier::default()
-        };
+        offer.recovery =
+            Tier { percent_off: Some(d("120")), max_discount: money(&[("eur", "5"), ("USD", "0")]), ..Tier::default() };
         offer.standard = Tier {
             percent_off: Some(d("5")),
             amount_off: money(&[("EUR", "-5"), ("USD", "4.999")]),
@@ -1063,10 +1061,7 @@ code_prefix = "SHOP"
             named,
             [
                 ("steps[0].offer.recovery.percent_off", "must be above 0 and at most 100"),
-                (
-                    "steps[0].offer.recovery.max_discount.USD",
-                    "must be positive"
-                ),
+                ("steps[0].offer.recovery.max_discount.USD", "must be positive"),
                 (
                     "steps[0].offer.recovery.max_discount.eur",
                     "is keyed by a currency code of three capital letters (ISO 4217, e.g. EUR)"
@@ -1098,7 +1093,10 @@ code_prefix = "SHOP"
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["experiment.variants[1].steps[0].offer.standard", "experiment.variants[1].steps[0].offer.standard.percent_off"]
+            [
+                "experiment.variants[1].steps[0].offer.standard",
+                "experiment.variants[1].steps[0].offer.standard.percent_off"
+            ]
         );
     }
 
@@ -1117,7 +1115,10 @@ code_prefix = "SHOP"
         assert_eq!(
             named,
             [
-                ("vouchers.returned_window", "must be between 1d and 400d (purchase and return history is kept 400 days)"),
+                (
+                    "vouchers.returned_window",
+                    "must be between 1d and 400d (purchase and return history is kept 400 days)"
+                ),
                 (
                     "vouchers.recent_promotion_window",
                     "must be between 0 (no such rule) and 400d (purchase and return history is kept 400 days)"

@@ -159,36 +159,30 @@ impl DateLanguage {
         }
     }
 
-    fn months(self) -> [&'static str; 12] {
+    /// The month names, January first, separated by spaces.
+    fn months(self) -> &'static str {
         match self {
-            DateLanguage::English | DateLanguage::AmericanEnglish => [
-                "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-                "November", "December",
-            ],
-            DateLanguage::German => [
-                "Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
-                "November", "Dezember",
-            ],
-            DateLanguage::French => [
-                "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-                "novembre", "décembre",
-            ],
-            DateLanguage::Spanish => [
-                "enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre",
-                "noviembre", "diciembre",
-            ],
-            DateLanguage::Italian => [
-                "gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto", "settembre",
-                "ottobre", "novembre", "dicembre",
-            ],
-            DateLanguage::Dutch => [
-                "januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
-                "november", "december",
-            ],
-            DateLanguage::Portuguese => [
-                "janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto", "setembro", "outubro",
-                "novembro", "dezembro",
-            ],
+            DateLanguage::English | DateLanguage::AmericanEnglish => {
+                "January February March April May June July August September October November December"
+            }
+            DateLanguage::German => {
+                "Januar Februar März April Mai Juni Juli August September Oktober November Dezember"
+            }
+            DateLanguage::French => {
+                "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
+            }
+            DateLanguage::Spanish => {
+                "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre"
+            }
+            DateLanguage::Italian => {
+                "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre"
+            }
+            DateLanguage::Dutch => {
+                "januari februari maart april mei juni juli augustus september oktober november december"
+            }
+            DateLanguage::Portuguese => {
+                "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro dezembro"
+            }
         }
     }
 }
@@ -201,7 +195,7 @@ pub fn expiry_text(at: DateTime<Utc>, zone: chrono_tz::Tz, locale: Option<&str>)
     let local = at.with_timezone(&zone);
     let language = DateLanguage::of(locale);
     let (day, year, zone) = (local.day(), local.year(), local.format("%Z"));
-    let month = language.months()[local.month0() as usize];
+    let month = language.months().split(' ').nth(local.month0() as usize).unwrap_or_default();
     let time = local.format("%H:%M");
     match language {
         DateLanguage::English => format!("{day} {month} {year}, {time} ({zone})"),

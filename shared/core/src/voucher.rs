@@ -284,9 +284,8 @@ impl VoucherSettings {
     /// What is wrong with the settings, with field paths under `vouchers`.
     pub fn problems(&self) -> Vec<CampaignError> {
         let mut errors = Vec::new();
-        let mut err = |field: &str, message: String| {
-            errors.push(CampaignError { field: format!("vouchers.{field}"), message })
-        };
+        let mut err =
+            |field: &str, message: String| errors.push(CampaignError { field: format!("vouchers.{field}"), message });
         let max = Duration::days(MAX_WINDOW_DAYS);
         let history = "purchase and return history is kept 400 days";
         if self.returned_window < Duration::days(1) || self.returned_window > max {
