@@ -95,6 +95,9 @@ struct ItemView {
 #[derive(Debug, Clone, Serialize)]
 struct VoucherView {
     code: String,
+    /// `recovery` or `standard`: subject lines (an experiment's variants)
+    /// may word the message per audience.
+    tier: &'static str,
     /// `10% off`, `5.00 EUR off`, `free shipping`.
     discount: String,
     /// The discount with its minimum, as a line starts: `10% off, on orders
@@ -108,6 +111,7 @@ impl VoucherView {
     fn of(voucher: &ShownVoucher) -> VoucherView {
         VoucherView {
             code: voucher.code.to_string(),
+            tier: voucher.terms.tier.as_str(),
             discount: voucher.terms.discount.describe(&voucher.terms.currency),
             offer: capitalised(&voucher.terms.describe()),
             expires: expiry_text(voucher.expires_at, voucher.time_zone, voucher.locale.as_deref()),
@@ -936,5 +940,28 @@ mod tests {
         let (_, push) = push_text_with_voucher(&cart(), Some("Ana"), Some(&voucher));
         assert_eq!(push, "Blue <Mug> and 1 more item(s) are saved for you. Code CB-7KQ4-M9XD-2PWE: 10% off.");
         assert_eq!(push_text(&cart(), None).1, "Blue <Mug> and 1 more item(s) are saved for you.");
+    }
+
+    /// GIVEN a variant's subject line worded per audience (returners get "welcome back")
+    /// WHEN the email is rendered with a recovery-tier voucher, then a standard one
+    /// THEN each subject reads its audience's words and the discount.
+    #[test]
+    fn given_a_subject_line_worded_per_tier_when_rendered_then_each_audience_reads_its_own() {
+        let line = "{% if voucher.tier == 'recovery' %}Welcome back: {% endif %}{{ voucher.discount }} on your cart";
+        assert_eq!(check_subject(line), Ok(()));
+        let mut voucher = shown(ten_percent(), "UTC", None);
+        for (tier, subject) in [
+            (crate::voucher::TierName::Recovery, "Welcome back: 10% off on your cart"),
+            (crate::voucher::TierName::Standard, "10% off on your cart"),
+        ] {
+            voucher.terms.tier = tier;
+            let links = Links { voucher: Some(&voucher), ..links() };
+            let out = email_with_subject("reminder", Some(line), &"ana@example.com".into(), &cart(), None, &links);
+            let Outgoing::Email { subject: rendered, .. } = out.unwrap() else { panic!() };
+            assert_eq!(rendered, subject);
+        }
+        let out = email_with_subject("reminder", Some(line), &"ana@example.com".into(), &cart(), None, &links());
+        let Outgoing::Email { subject: rendered, .. } = out.unwrap() else { panic!() };
+        assert_eq!(rendered, " on your cart", "without a voucher the line still renders");
     }
 }
