@@ -52,7 +52,7 @@ async fn given_a_voucher_on_dynamodb_when_validated_bought_and_validated_again_t
     let stored = store.voucher(&voucher.code).await.unwrap().unwrap();
     assert!(
         matches!(&stored.status, VoucherStatus::Redeemed { order_id, discount: Some(d), .. }
-            if order_id == "order-1" && *d == "5.00".parse::<cartback_core::Decimal>().unwrap()),
+            if order_id == "order-1" && *d == "5.56".parse::<cartback_core::Decimal>().unwrap()),
         "{:?}",
         stored.status
     );

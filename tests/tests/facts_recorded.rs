@@ -462,8 +462,12 @@ async fn given_storage_failing_after_a_redemption_when_the_purchase_is_retried_t
     assert_eq!(ingest_flaky(&services.ingest, buy).await, [EventStatus::Accepted]);
 
     let stored = stack.db.voucher(&voucher.code).await.unwrap().unwrap();
-    assert!(matches!(&stored.status, cartback_core::voucher::VoucherStatus::Redeemed { order_id, discount, .. }
-        if order_id == "o-1" && *discount == Some("4.00".parse().unwrap())), "{:?}", stored.status);
+    assert!(
+        matches!(&stored.status, cartback_core::voucher::VoucherStatus::Redeemed { order_id, discount, .. }
+        if order_id == "o-1" && *discount == Some("4.00".parse().unwrap())),
+        "{:?}",
+        stored.status
+    );
     let day = at(START).date_naive();
     let redeemed = stack.db.facts(day, day).await.unwrap();
     let redeemed: Vec<_> = redeemed.iter().filter(|f| matches!(f.kind, FactKind::VoucherRedeemed { .. })).collect();

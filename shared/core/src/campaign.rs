@@ -1129,12 +1129,14 @@ code_prefix = "SHOP"
                     "must be between 1h (time to reach the checkout) and 90d (a code that lives longer ends up on \
                      coupon sites)"
                 ),
-                ("vouchers.code_prefix", "must be 1 to 8 letters or digits"),
+                ("vouchers.code_prefix", "must be up to 8 letters or digits (\"\" for none)"),
             ]
         );
-        c.vouchers = VoucherSettings { code_prefix: Some(String::new()), ..VoucherSettings::default() };
+        c.vouchers = VoucherSettings { code_prefix: Some("CB 1".into()), ..VoucherSettings::default() };
         assert_eq!(c.validate().unwrap_err()[0].field, "vouchers.code_prefix");
-        c.vouchers = VoucherSettings { code_prefix: None, cap_window: Duration::zero(), ..VoucherSettings::default() };
+        let no_prefix = Some(String::new());
+        c.vouchers =
+            VoucherSettings { code_prefix: no_prefix, cap_window: Duration::zero(), ..VoucherSettings::default() };
         assert_eq!(c.validate(), Ok(()), "no prefix and no cap are allowed");
     }
 }

@@ -181,9 +181,14 @@ pub struct VoucherSettings {
     /// At most one voucher per customer in this window, across carts.
     #[serde(with = "crate::campaign::human_duration")]
     pub cap_window: Duration,
-    /// Put before every code, e.g. `CB` gives `CB-7KQ4-M9XD-2PWE`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Put before every code, e.g. `CB` (the default) gives
+    /// `CB-7KQ4-M9XD-2PWE`; `""` gives codes without a prefix.
+    #[serde(default = "default_code_prefix", skip_serializing_if = "Option::is_none")]
     pub code_prefix: Option<String>,
+}
+
+fn default_code_prefix() -> Option<String> {
+    Some("CB".into())
 }
 
 impl Default for VoucherSettings {
@@ -193,7 +198,7 @@ impl Default for VoucherSettings {
             expires_after: Duration::days(7),
             recent_promotion_window: Duration::days(30),
             cap_window: Duration::days(30),
-            code_prefix: Some("CB".into()),
+            code_prefix: default_code_prefix(),
         }
     }
 }
@@ -306,11 +311,9 @@ impl VoucherSettings {
             );
         }
         if let Some(prefix) = &self.code_prefix {
-            let valid = !prefix.is_empty()
-                && prefix.len() <= MAX_CODE_PREFIX_CHARS
-                && prefix.bytes().all(|b| b.is_ascii_alphanumeric());
+            let valid = prefix.len() <= MAX_CODE_PREFIX_CHARS && prefix.bytes().all(|b| b.is_ascii_alphanumeric());
             if !valid {
-                err("code_prefix", format!("must be 1 to {MAX_CODE_PREFIX_CHARS} letters or digits"));
+                err("code_prefix", format!("must be up to {MAX_CODE_PREFIX_CHARS} letters or digits (\"\" for none)"));
             }
         }
         errors
@@ -357,7 +360,7 @@ impl Discount {
     pub fn amount_on(&self, subtotal: Decimal) -> Option<Decimal> {
         let amount = match self {
             Discount::PercentOff { percent, max_amount } => {
-                let off = (subtotal * percent / Decimal::ONE_HUNDRED).round_dp(2);
+                let off = cents(subtotal * percent / Decimal::ONE_HUNDRED);
                 max_amount.map_or(off, |max| off.min(max))
             }
             Discount::AmountOff { amount } => *amount,
@@ -365,6 +368,31 @@ impl Discount {
         };
         Some(amount.min(subtotal).max(Decimal::ZERO))
     }
+
+    /// What the discount took off an order whose customer `paid` this
+    /// (a purchase event's `value` is the amount after discounts): a
+    /// percentage is worked back to the subtotal before it. `None` when it
+    /// cannot be known (free shipping; 100% off).
+    pub fn amount_from_paid(&self, paid: Decimal) -> Option<Decimal> {
+        match self {
+            Discount::PercentOff { percent, max_amount } => {
+                let left = Decimal::ONE_HUNDRED - percent;
+                if left <= Decimal::ZERO {
+                    return None;
+                }
+                let off = cents(paid * percent / left);
+                Some(max_amount.map_or(off, |max| off.min(max)).max(Decimal::ZERO))
+            }
+            Discount::AmountOff { amount } => Some(*amount),
+            Discount::FreeShipping => None,
+        }
+    }
+}
+
+/// Rounds money to cents as checkouts do (half away from zero, not the
+/// banker's half-to-even: 5% of 10.10 is 0.51).
+fn cents(amount: Decimal) -> Decimal {
+    amount.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
 }
 
 impl Discount {
@@ -552,11 +580,28 @@ pub struct Checkout {
     pub at: DateTime<Utc>,
 }
 
-/// Who presents a code: exactly one of a customer id or an email address.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Presenter {
-    Customer(CustomerId),
-    Guest(Email),
+/// Who presents a code: the signed-in customer, the address given at
+/// checkout, or both (a guest who signs in at checkout keeps the code their
+/// address was sent).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Presenter {
+    pub customer_id: Option<CustomerId>,
+    pub email: Option<Email>,
+}
+
+impl Presenter {
+    pub fn customer(customer_id: impl Into<CustomerId>) -> Presenter {
+        Presenter { customer_id: Some(customer_id.into()), email: None }
+    }
+
+    pub fn guest(email: Email) -> Presenter {
+        Presenter { customer_id: None, email: Some(email) }
+    }
+
+    /// Names nobody (a purchase event without customer id or address).
+    pub fn is_anonymous(&self) -> bool {
+        self.customer_id.is_none() && self.email.is_none()
+    }
 }
 
 impl Voucher {
@@ -588,12 +633,11 @@ impl Voucher {
     /// (hashed the same way); a guest voucher without an address is bound
     /// to its cart, which the checkout must then be.
     fn belongs_to(&self, checkout: &Checkout) -> bool {
-        let presented = match &checkout.presenter {
-            Presenter::Customer(id) => VoucherOwner::customer(id),
-            Presenter::Guest(email) => VoucherOwner::guest_email(email),
-        };
+        let presenter = &checkout.presenter;
+        let by_customer = presenter.customer_id.as_ref().is_some_and(|id| VoucherOwner::customer(id) == self.owner);
+        let by_email = presenter.email.as_ref().is_some_and(|email| VoucherOwner::guest_email(email) == self.owner);
         let bound_to_its_cart = self.owner == VoucherOwner::guest_cart(&self.cart_id);
-        presented == self.owner || (bound_to_its_cart && checkout.cart_id == self.cart_id)
+        by_customer || by_email || (bound_to_its_cart && checkout.cart_id == self.cart_id)
     }
 }
 
@@ -751,7 +795,7 @@ mod tests {
     }
 
     fn ana() -> Presenter {
-        Presenter::Customer("ana".into())
+        Presenter::customer("ana")
     }
 
     #[test]
@@ -766,8 +810,8 @@ mod tests {
     fn given_someone_else_when_checked_then_it_is_not_theirs_whatever_the_state_of_the_code() {
         let mut voucher = issued_voucher(VoucherOwner::customer(&"ana".into()));
         voucher.status = VoucherStatus::Revoked { at: at("2026-11-24T00:00:00Z") };
-        assert_eq!(voucher.check(&checkout(Presenter::Customer("bob".into()))), Err(Refusal::NotYours));
-        let guest = Presenter::Guest(Email::parse("ana@example.com").unwrap());
+        assert_eq!(voucher.check(&checkout(Presenter::customer("bob"))), Err(Refusal::NotYours));
+        let guest = Presenter::guest(Email::parse("ana@example.com").unwrap());
         assert_eq!(voucher.check(&checkout(guest)), Err(Refusal::NotYours));
     }
 
@@ -775,16 +819,22 @@ mod tests {
     fn given_a_guests_voucher_when_checked_then_their_address_in_any_case_owns_it_and_another_does_not() {
         let owner = VoucherOwner::guest_email(&Email::parse("ana@example.com").unwrap());
         let voucher = issued_voucher(owner);
-        let same = Presenter::Guest(Email::parse("Ana@Example.COM").unwrap());
+        let same = Presenter::guest(Email::parse("Ana@Example.COM").unwrap());
         assert_eq!(voucher.check(&checkout(same)), Ok(()));
-        let other = Presenter::Guest(Email::parse("bob@example.com").unwrap());
+        let other = Presenter::guest(Email::parse("bob@example.com").unwrap());
         assert_eq!(voucher.check(&checkout(other)), Err(Refusal::NotYours));
+        // A guest who signs in at checkout: the storefront sends both.
+        let signed_in = Presenter {
+            customer_id: Some("new-account".into()),
+            email: Some(Email::parse("ana@example.com").unwrap()),
+        };
+        assert_eq!(voucher.check(&checkout(signed_in)), Ok(()));
     }
 
     #[test]
     fn given_a_guest_voucher_bound_to_its_cart_when_checked_then_only_that_cart_may_use_it() {
         let voucher = issued_voucher(VoucherOwner::guest_cart(&"cart-1".into()));
-        let guest = || Presenter::Guest(Email::parse("ana@example.com").unwrap());
+        let guest = || Presenter::guest(Email::parse("ana@example.com").unwrap());
         assert_eq!(voucher.check(&Checkout { cart_id: "cart-1".into(), ..checkout(guest()) }), Ok(()));
         assert_eq!(voucher.check(&checkout(guest())), Err(Refusal::NotYours));
     }
@@ -813,6 +863,36 @@ mod tests {
         assert_eq!(voucher.check(&Checkout { currency: "USD".into(), ..checkout(ana()) }), Err(Refusal::WrongCurrency));
         let below = Checkout { subtotal: "19.99".parse().unwrap(), ..checkout(ana()) };
         assert_eq!(voucher.check(&below), Err(Refusal::BelowMinimum));
+    }
+
+    #[test]
+    fn given_what_a_customer_paid_when_the_discount_is_worked_back_then_it_is_the_share_of_the_subtotal_before_it() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let ten = Discount::PercentOff { percent: d("10"), max_amount: Some(d("15.00")) };
+        // 50.00 before 10% off is paid as 45.00.
+        assert_eq!(ten.amount_from_paid(d("45.00")), Some(d("5.00")));
+        assert_eq!(ten.amount_from_paid(d("900")), Some(d("15.00")), "the cap still holds");
+        assert_eq!(Discount::AmountOff { amount: d("5") }.amount_from_paid(d("20")), Some(d("5")));
+        let all = Discount::PercentOff { percent: d("100"), max_amount: None };
+        assert_eq!(all.amount_from_paid(Decimal::ZERO), None, "nothing paid tells nothing");
+        assert_eq!(Discount::FreeShipping.amount_from_paid(d("20")), None);
+    }
+
+    #[test]
+    fn given_a_half_cent_when_rounded_then_it_goes_up_as_checkouts_do() {
+        let five = Discount::PercentOff { percent: Decimal::from(5), max_amount: None };
+        assert_eq!(five.amount_on("10.10".parse().unwrap()), Some("0.51".parse().unwrap()));
+    }
+
+    #[test]
+    fn given_a_vouchers_table_without_a_prefix_when_read_then_the_default_prefix_stays_and_an_empty_one_removes_it() {
+        let partial: VoucherSettings = toml::from_str("expires_after = \"3days\"").unwrap();
+        assert_eq!(partial.code_prefix.as_deref(), Some("CB"));
+        let none: VoucherSettings = toml::from_str("code_prefix = \"\"").unwrap();
+        assert!(none.problems().is_empty(), "{:?}", none.problems());
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let code = VoucherCode::generate(none.code_prefix.as_deref(), &mut rng);
+        assert_eq!(code.as_str().len(), 14, "{code}");
     }
 
     #[test]

@@ -48,16 +48,15 @@ impl ValidateRequest {
         }
         let customer_id = optional_str(field("customer_id"), "customer_id")?;
         let email = optional_str(field("email"), "email")?;
-        let presenter = match (customer_id, email) {
-            (Some(id), None) => Presenter::Customer(check_id::<CustomerId>("customer_id", id)?),
-            (None, Some(email)) => Presenter::Guest(
-                Email::parse(email).map_err(|_| FieldError::new("email", "is not a valid email address"))?,
-            ),
-            (Some(_), Some(_)) => {
-                return Err(FieldError::new("customer_id", "give either customer_id or email, not both"))
-            }
-            (None, None) => return Err(FieldError::new("customer_id", "customer_id or email is required")),
+        let presenter = Presenter {
+            customer_id: customer_id.map(|id| check_id::<CustomerId>("customer_id", id)).transpose()?,
+            email: email
+                .map(|email| Email::parse(email).map_err(|_| FieldError::new("email", "is not a valid email address")))
+                .transpose()?,
         };
+        if presenter.is_anonymous() {
+            return Err(FieldError::new("customer_id", "customer_id or email is required"));
+        }
         let cart_id: CartId = check_id("cart_id", required_str(field("cart_id"), "cart_id")?)?;
         let subtotal = optional_decimal(Some(field("subtotal")), "subtotal")?
             .ok_or_else(|| FieldError::new("subtotal", "is required"))?;
@@ -173,16 +172,43 @@ where
     let Some(code) = event.coupon.as_deref().and_then(|c| VoucherCode::parse(c).ok()) else { return Ok(()) };
     let order_id = event.order_id.clone().unwrap_or_else(|| event.event_id.to_string());
     let Some(voucher) = store.voucher(&code).await? else { return Ok(()) };
-    // The discount is known in the voucher's currency only.
-    let same_currency = order.currency.is_none_or(|c| c == voucher.terms.currency);
-    let discount = order.value.filter(|_| same_currency).and_then(|value| voucher.terms.discount.amount_on(value));
-    let redemption = Redemption { order_id: order_id.clone(), at: event.occurred_at, discount };
-    let (fact, line) = match store.redeem_voucher(&code, &redemption).await? {
-        RedeemOutcome::Unknown => return Ok(()),
-        RedeemOutcome::Redeemed(voucher) | RedeemOutcome::AlreadyThisOrder(voucher) => {
-            redeemed(&voucher, &order_id, event.occurred_at)
+    // The rules of the checkout apply to the order too: a leaked code used
+    // by someone else, after its expiry or in another currency is an abuse
+    // attempt and stays issued for its owner. A purchase that names nobody
+    // cannot be told from the owner's. The minimum is not asked again: the
+    // paid value is after the discount.
+    let presenter = Presenter {
+        customer_id: event.customer_id.clone(),
+        email: event.customer.as_ref().and_then(|c| c.email.clone()),
+    };
+    let checkout = Checkout {
+        presenter,
+        cart_id: event.cart_id.clone().unwrap_or_else(|| voucher.cart_id.clone()),
+        subtotal: order.value.unwrap_or_default(),
+        currency: order.currency.unwrap_or(&voucher.terms.currency).to_owned(),
+        at: event.occurred_at,
+    };
+    let misuse = match voucher.check(&checkout) {
+        Err(Refusal::NotYours) if checkout.presenter.is_anonymous() => None,
+        Err(refusal @ (Refusal::NotYours | Refusal::Expired | Refusal::WrongCurrency)) => Some(refusal),
+        _ => None,
+    };
+    let (fact, line) = match misuse {
+        Some(refusal) => abuse(&voucher, &order_id, refusal, event.occurred_at),
+        None => {
+            // A purchase's value is what the customer paid, after the discount.
+            let same_currency = order.currency.is_none_or(|c| c == voucher.terms.currency);
+            let discount =
+                order.value.filter(|_| same_currency).and_then(|paid| voucher.terms.discount.amount_from_paid(paid));
+            let redemption = Redemption { order_id: order_id.clone(), at: event.occurred_at, discount };
+            match store.redeem_voucher(&code, &redemption).await? {
+                RedeemOutcome::Unknown => return Ok(()),
+                RedeemOutcome::Redeemed(voucher) | RedeemOutcome::AlreadyThisOrder(voucher) => {
+                    redeemed(&voucher, &order_id, event.occurred_at)
+                }
+                RedeemOutcome::Refused(voucher, refusal) => abuse(&voucher, &order_id, refusal, event.occurred_at),
+            }
         }
-        RedeemOutcome::Refused(voucher, refusal) => abuse(&voucher, &order_id, refusal, event.occurred_at),
     };
     store.record_fact(&fact).await?;
     let cart_id = match &fact.kind {
