@@ -43,6 +43,12 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 
 pub use crate::customer_contract::{customer_erasure_is_complete_and_idempotent, customer_export_holds_everything};
+pub use crate::voucher_contract::{
+    a_published_voucher_keeps_its_first_publication_time, a_revoked_voucher_is_refused_and_a_redeemed_one_stays_redeemed,
+    a_voucher_is_redeemed_once, concurrent_issues_for_one_cart_leave_one_voucher,
+    concurrent_redemptions_let_exactly_one_through, owner_vouchers_are_the_owners_within_the_window_newest_first,
+    vouchers_are_listed_newest_first, vouchers_are_one_per_cart_with_unique_codes,
+};
 
 /// Reads back the timers a [`Scheduler`] armed (the port itself cannot).
 #[async_trait]
@@ -119,6 +125,22 @@ macro_rules! contract_suite {
                 => customer_export_holds_everything,
             given_a_customers_data_when_erased_then_only_anonymous_facts_remain_and_erasing_again_finds_nothing
                 => customer_erasure_is_complete_and_idempotent,
+            given_a_voucher_when_issued_again_for_its_cart_or_with_its_code_then_the_cart_keeps_one_and_the_code_is_taken
+                => vouchers_are_one_per_cart_with_unique_codes,
+            given_an_owners_vouchers_when_read_since_a_time_then_only_theirs_from_then_come_newest_first
+                => owner_vouchers_are_the_owners_within_the_window_newest_first,
+            given_a_voucher_when_redeemed_by_one_order_then_the_same_order_is_answered_and_another_refused
+                => a_voucher_is_redeemed_once,
+            given_a_revoked_voucher_when_redeemed_then_it_is_refused_and_a_redeemed_one_stays_redeemed
+                => a_revoked_voucher_is_refused_and_a_redeemed_one_stays_redeemed,
+            given_a_voucher_when_marked_published_twice_then_the_first_time_is_kept
+                => a_published_voucher_keeps_its_first_publication_time,
+            given_vouchers_of_several_days_when_listed_then_they_come_newest_first_up_to_the_limit
+                => vouchers_are_listed_newest_first,
+            given_one_voucher_when_eight_orders_redeem_it_at_once_then_exactly_one_gets_through
+                => concurrent_redemptions_let_exactly_one_through,
+            given_one_cart_when_eight_checkers_issue_it_a_voucher_at_once_then_one_voucher_is_stored
+                => concurrent_issues_for_one_cart_leave_one_voucher,
         );
     };
     (@tests $setup:path; $($name:ident => $check:ident,)*) => {

@@ -13,3 +13,4 @@ pub mod openapi;
 pub mod pii;
 pub mod report_facts;
 pub mod samples;
+pub mod voucher_contract;

@@ -286,7 +286,8 @@ pub struct EntryFilters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Segment {
-    /// At least one return in the last 90 days.
+    /// At least one return within the campaign's `vouchers.returned_window`
+    /// (90 days unless set): the customers an offer's recovery tier is for.
     ReturnedRecently,
     /// No purchase on record.
     FirstTimeBuyer,
@@ -551,6 +552,7 @@ impl Campaign {
         if self.caps.max_send_delay < Duration::minutes(1) || self.caps.max_send_delay > Duration::days(365) {
             err("caps.max_send_delay".into(), "must be between 1m and 365d");
         }
+        errors.extend(self.vouchers.problems());
         if let Some(experiment) = &self.experiment {
             errors.extend(self.experiment_problems(experiment));
         }
@@ -630,6 +632,7 @@ fn valid_id(id: &str) -> bool {
 fn step_problems(steps: &[Step]) -> Vec<CampaignError> {
     let mut errors = Vec::new();
     let mut err = |field: String, message: String| errors.push(CampaignError { field, message });
+    let mut offers = Vec::new();
     let mut last_activity_delay = None;
     for (i, step) in steps.iter().enumerate() {
         if step.delay < Duration::minutes(1) || step.delay > Duration::days(30) {
@@ -654,7 +657,11 @@ fn step_problems(steps: &[Step]) -> Vec<CampaignError> {
         if let Some(Err(problem)) = step.subject.as_deref().map(crate::render::check_subject) {
             err(format!("steps[{i}].subject"), problem);
         }
+        if let Some(offer) = &step.offer {
+            offers.extend(offer.problems(&format!("steps[{i}].offer")));
+        }
     }
+    errors.extend(offers);
     errors
 }
 

@@ -8,6 +8,7 @@
 //! customer's answers and snooze, campaign, timing, engagement, caps, quiet
 //! hours), `channels.rs` (which channel carries the step: reachability,
 //! consent, unsubscribes, explicit consent for guests, caps),
+//! `vouchers.rs` (whether the message shows a voucher, and why),
 //! `quiet_hours.rs` (local time arithmetic) and
 //! `recheck.rs` (the rules asked again right before a send).
 
@@ -15,6 +16,7 @@ mod channels;
 mod quiet_hours;
 mod recheck;
 mod rules;
+mod vouchers;
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -174,6 +176,17 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The voucher choice of a step sent or held out; `None` for the others
+    /// and for a step without an offer.
+    pub fn voucher(&self) -> Option<&VoucherChoice> {
+        match self {
+            Decision::Send { voucher, .. } | Decision::Withhold { voucher, .. } if !voucher.is_not_offered() => {
+                Some(voucher)
+            }
+            _ => None,
+        }
+    }
+
     pub fn reason(&self) -> &Reason {
         match self {
             Decision::Wait { reason, .. }
@@ -329,7 +342,7 @@ fn follow_steps(input: &Input, campaign: &Campaign, arm: &Arm, last_activity: Da
     rules::entry_cooldown(input, &next)?;
     let choice = channels::choose_channel(input, &next)?;
     rules::defer_in_quiet_hours(input, &next, choice.channel)?;
-    ControlFlow::Continue(channels::send(&next, choice, arm))
+    ControlFlow::Continue(channels::send(input, &next, choice, arm))
 }
 
 /// What a rule returns: `Break` with its decision when it decides, else

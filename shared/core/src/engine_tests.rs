@@ -21,6 +21,7 @@ use crate::ids::CustomerKey;
 use crate::measure::{assign_group, assign_variant, Group};
 use crate::message::{Channel, MessageRecord, MessageStatus};
 use crate::reason::ReasonCode;
+use crate::voucher::{Discount, Offer, Tier, TierName, VoucherCode, VoucherOwner, VoucherStatus, VoucherTerms};
 
 use Channel::{Email, Push, Sms, WebPush};
 
@@ -135,6 +136,8 @@ struct Scenario {
     campaigns: Vec<Campaign>,
     history: Vec<MessageRecord>,
     channels: Vec<Channel>,
+    /// The owner's vouchers, as the checker loads them.
+    vouchers: Vec<Voucher>,
 }
 
 impl Scenario {
@@ -170,6 +173,7 @@ impl Scenario {
             campaigns: vec![field_campaign()],
             history: Vec::new(),
             channels: Channel::ALL.to_vec(),
+            vouchers: Vec::new(),
         }
     }
 
@@ -213,7 +217,7 @@ impl Scenario {
             campaigns: &self.campaigns,
             history: &self.history,
             channels: &self.channels,
-            vouchers: &[],
+            vouchers: &self.vouchers,
             now,
         })
     }
@@ -229,7 +233,7 @@ impl Scenario {
                 campaigns: &self.campaigns,
                 history: &self.history,
                 channels: &self.channels,
-                vouchers: &[],
+                vouchers: &self.vouchers,
                 now,
             },
             shadow,
@@ -1550,7 +1554,7 @@ fn given_an_experiment_with_a_later_first_step_when_the_earliest_variant_is_due_
             campaigns: &s.campaigns,
             history: &s.history,
             channels: &s.channels,
-            vouchers: &[],
+            vouchers: &s.vouchers,
             now,
         })
     };
@@ -1648,7 +1652,7 @@ impl Scenario {
             campaigns: &self.campaigns,
             history: &self.history,
             channels: &self.channels,
-            vouchers: &[],
+            vouchers: &self.vouchers,
             now,
         }
     }
@@ -1958,6 +1962,346 @@ fn given_the_same_input_when_decided_twice_then_the_decisions_are_identical() {
     }
 }
 
+// ------------------------------------------------------- vouchers
+
+fn percent(text: &str) -> Decimal {
+    text.parse().expect("a decimal")
+}
+
+/// A voucher of customer `u1` for `cart_id`, issued at `issued_at` (5% off,
+/// standard tier, EUR), expiring a week later.
+fn issued_voucher(cart_id: &str, code: &str, issued_at: DateTime<Utc>, status: VoucherStatus) -> Voucher {
+    Voucher {
+        code: VoucherCode::parse(code).expect("a code"),
+        cart_id: cart_id.into(),
+        owner: VoucherOwner::customer(&"u1".into()),
+        customer_key: CustomerKey::Customer("u1".into()),
+        campaign_id: "field".into(),
+        step: 0,
+        variant: None,
+        terms: VoucherTerms {
+            tier: TierName::Standard,
+            discount: Discount::PercentOff { percent: percent("5"), max_amount: None },
+            currency: "EUR".into(),
+            min_cart_value: None,
+        },
+        issued_at,
+        expires_at: issued_at + days(7),
+        status,
+        published_at: None,
+    }
+}
+
+impl Scenario {
+    /// Every step of the first campaign offers the seed's offer (10% for
+    /// returners, 5% for others).
+    fn offering(mut self) -> Self {
+        for step in &mut self.campaigns[0].steps {
+            step.offer = Some(Offer::default());
+        }
+        self
+    }
+
+    /// Every step of the first campaign offers `tier` to returners and others alike.
+    fn offering_tier(mut self, tier: Tier) -> Self {
+        for step in &mut self.campaigns[0].steps {
+            step.offer = Some(Offer { recovery: tier.clone(), standard: tier.clone() });
+        }
+        self
+    }
+
+    fn returned_at(mut self, at: DateTime<Utc>) -> Self {
+        self.customer.as_mut().expect("known customer").returns.push(at);
+        self
+    }
+}
+
+/// The voucher choice of a decision that sends the step (the message goes
+/// out with or without a voucher).
+#[track_caller]
+fn sent_voucher(d: &Decision) -> &VoucherChoice {
+    match d {
+        Decision::Send { voucher, reason, .. } => {
+            assert_eq!(reason.code, ReasonCode::Sent, "the message goes out in every voucher case");
+            voucher
+        }
+        other => panic!("expected a send, got {other:?}"),
+    }
+}
+
+/// The terms and reason of a voucher to issue.
+#[track_caller]
+fn assert_issue(choice: &VoucherChoice) -> (&VoucherTerms, String) {
+    match choice {
+        VoucherChoice::Issue { terms, expires_after_seconds, reason } => {
+            assert_eq!(reason.code, ReasonCode::VoucherOffered);
+            assert_eq!(*expires_after_seconds, days(7).num_seconds(), "expires_after defaults to 7 days");
+            (terms, reason.message.clone())
+        }
+        other => panic!("expected a voucher issued, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_withheld(choice: &VoucherChoice, code: ReasonCode) -> String {
+    match choice {
+        VoucherChoice::Withheld { reason } if reason.code == code => reason.message.clone(),
+        other => panic!("expected no voucher with {code:?}, got {other:?}"),
+    }
+}
+
+/// GIVEN the shipped default campaign (no offer in its steps)
+/// WHEN a step is sent
+/// THEN the decision carries no voucher and serialises without one.
+#[test]
+fn given_a_step_without_an_offer_when_sent_then_no_voucher_is_offered() {
+    let s = Scenario::mobile();
+    let d = s.decide_at(s.due());
+    assert_eq!(sent_voucher(&d), &VoucherChoice::NotOffered);
+    assert_eq!(d.voucher(), None);
+    assert!(serde_json::to_value(&d).unwrap().get("voucher").is_none());
+}
+
+/// GIVEN a step offering 10% to returners and 5% to others
+/// WHEN a customer without a return abandons a 25.00 EUR cart
+/// THEN the message offers the standard tier's 5% in EUR, expiring 7 days after it.
+#[test]
+fn given_an_offer_and_a_customer_without_returns_when_the_step_is_sent_then_the_standard_tier_is_issued() {
+    let s = Scenario::mobile().offering();
+    let d = s.decide_at(s.due());
+    let (terms, why) = assert_issue(sent_voucher(&d));
+    assert_eq!(
+        terms,
+        &VoucherTerms {
+            tier: TierName::Standard,
+            discount: Discount::PercentOff { percent: percent("5"), max_amount: None },
+            currency: "EUR".into(),
+            min_cart_value: None,
+        }
+    );
+    assert!(why.contains("5% off (standard tier: no return within 90 days), expiring 7 days after"), "{why}");
+    assert_eq!(d.voucher().and_then(VoucherChoice::reason).map(|r| r.code), Some(ReasonCode::VoucherOffered));
+}
+
+/// GIVEN a customer with a return 30 days ago (and one with a return 100 days ago)
+/// WHEN the step with the seed's offer is sent
+/// THEN the first gets the recovery tier's 10%, the second the standard 5%;
+/// with `vouchers.returned_window = 120d` the second is a returner too.
+#[test]
+fn given_a_return_within_the_returned_window_when_the_step_is_sent_then_the_recovery_tier_is_issued() {
+    let s = Scenario::mobile().offering().returned_at(t0() - days(30));
+    let d = s.decide_at(s.due());
+    let (terms, why) = assert_issue(sent_voucher(&d));
+    assert_eq!(terms.tier, TierName::Recovery);
+    assert_eq!(terms.discount, Discount::PercentOff { percent: percent("10"), max_amount: None });
+    assert!(why.contains("10% off (recovery tier: a return within 90 days)"), "{why}");
+
+    let mut s = Scenario::mobile().offering().returned_at(t0() - days(100));
+    assert_eq!(assert_issue(sent_voucher(&s.decide_at(s.due()))).0.tier, TierName::Standard);
+    s.campaigns[0].vouchers.returned_window = days(120);
+    assert_eq!(assert_issue(sent_voucher(&s.decide_at(s.due()))).0.tier, TierName::Recovery);
+}
+
+/// GIVEN a campaign for the `returned_recently` segment with `vouchers.returned_window = 120d`
+/// WHEN a customer who returned something 100 days ago abandons a cart
+/// THEN the campaign matches: the window is the campaign's setting, not a constant.
+#[test]
+fn given_a_longer_returned_window_when_the_segment_filter_applies_then_it_uses_the_setting() {
+    let mut c = field_campaign();
+    c.entry.segment = Some(Segment::ReturnedRecently);
+    let mut s = Scenario::mobile().with_campaigns(vec![c]).returned_at(t0() - days(100));
+    assert_stop(&s.decide_at(s.due()), ReasonCode::NoMatchingCampaign);
+    s.campaigns[0].vouchers.returned_window = days(120);
+    assert_send(&s.decide_at(s.due()), 0, Push);
+}
+
+/// GIVEN a held-out customer and a step with an offer
+/// WHEN the step falls due
+/// THEN it is held out with no voucher and the reason held_out.
+#[test]
+fn given_a_held_out_customer_when_a_step_with_an_offer_falls_due_then_no_voucher_is_recorded_with_held_out() {
+    let s = Scenario::mobile().held_out().offering();
+    let d = s.decide_at(s.due());
+    assert_held_out(&d, 0, Push);
+    let why = assert_withheld(d.voucher().expect("a voucher choice"), ReasonCode::HeldOut);
+    assert_eq!(why, "No voucher: held-out customers are measured without one.");
+}
+
+/// GIVEN a shadow campaign whose step offers a voucher
+/// WHEN it decides on a cart
+/// THEN it records the voucher it would issue, as if it were live.
+#[test]
+fn given_a_shadow_campaign_with_an_offer_when_it_would_send_then_it_records_the_voucher_it_would_issue() {
+    let mut draft = shadow_draft();
+    draft.steps[0].offer = Some(Offer::default());
+    let s = Scenario::mobile().with_campaigns(vec![field_campaign(), draft]);
+    match s.decide_shadow_at(t0() + mins(10)) {
+        Decision::Withhold { group: Group::Shadow, voucher, .. } => {
+            assert_eq!(assert_issue(&voucher).0.tier, TierName::Standard);
+        }
+        other => panic!("expected the shadow's would-send, got {other:?}"),
+    }
+}
+
+/// GIVEN a cart whose first step showed its voucher
+/// WHEN the second step is sent
+/// THEN it shows the same code again, and the sentence does not print it.
+#[test]
+fn given_the_carts_own_voucher_when_the_next_step_is_sent_then_the_same_code_is_shown_again() {
+    let mut s = Scenario::mobile().offering();
+    let due = s.due();
+    assert_issue(sent_voucher(&s.decide_at(due)));
+    s.send_at(due);
+    s.vouchers.push(issued_voucher("c1", "CB-7KQ4-M9XD-2PWE", due, VoucherStatus::Issued));
+    let d = s.decide_at(due + hours(24));
+    match sent_voucher(&d) {
+        VoucherChoice::Reuse { code, reason } => {
+            assert_eq!(code.as_str(), "CB-7KQ4-M9XD-2PWE");
+            assert_eq!(reason.code, ReasonCode::VoucherOffered);
+            assert!(reason.message.contains("(standard tier, 5% off), first shown in step 1"), "{}", reason.message);
+            assert!(!reason.message.contains("2PWE"), "the code is a credential: {}", reason.message);
+        }
+        other => panic!("expected the cart's voucher again, got {other:?}"),
+    }
+}
+
+/// GIVEN the cart's voucher revoked, redeemed, or expired
+/// WHEN the next step is sent
+/// THEN it goes out without a voucher (voucher_not_applicable, saying which), and no new one is issued.
+#[test]
+fn given_the_carts_voucher_revoked_redeemed_or_expired_when_the_next_step_is_sent_then_none_is_shown() {
+    let mut s = Scenario::mobile().offering();
+    let due = s.due();
+    s.send_at(due);
+    let next = due + hours(24);
+    for (status, issued_at, said) in [
+        (VoucherStatus::Revoked { at: due + hours(1) }, due, "was revoked at"),
+        (VoucherStatus::Redeemed { order_id: "o1".into(), at: due + hours(2), discount: None }, due, "was redeemed"),
+        (VoucherStatus::Issued, next - days(7), "expired at"),
+    ] {
+        s.vouchers = vec![issued_voucher("c1", "CB-7KQ4-M9XD-2PWE", issued_at, status)];
+        let why = assert_withheld(sent_voucher(&s.decide_at(next)), ReasonCode::VoucherNotApplicable);
+        assert!(why.contains(said) && why.contains("no new one is issued"), "{why}");
+        assert!(!why.contains("2PWE"), "{why}");
+    }
+}
+
+/// GIVEN a customer who redeemed a promotion 10 days ago (and one 31 days ago)
+/// WHEN the step with an offer is sent
+/// THEN the first message goes out without a voucher (recent_promotion); the second offers one.
+#[test]
+fn given_a_promotion_redeemed_within_30_days_when_the_step_is_sent_then_no_voucher_with_recent_promotion() {
+    let mut s = Scenario::mobile().offering();
+    let due = s.due();
+    s.customer.as_mut().unwrap().promotions_redeemed = vec![due - days(10)];
+    let why = assert_withheld(sent_voucher(&s.decide_at(due)), ReasonCode::RecentPromotion);
+    assert!(why.contains("redeemed a promotion at") && why.contains("within 30 days"), "{why}");
+    s.customer.as_mut().unwrap().promotions_redeemed = vec![due - days(31)];
+    assert_issue(sent_voucher(&s.decide_at(due)));
+    s.campaigns[0].vouchers.recent_promotion_window = days(45);
+    assert_withheld(sent_voucher(&s.decide_at(due)), ReasonCode::RecentPromotion);
+}
+
+/// GIVEN a voucher issued to the customer for another cart 10 days ago
+/// WHEN this cart's step with an offer is sent
+/// THEN it goes out without a voucher (voucher_cap); a voucher 31 days old
+/// or a revoked one does not count.
+#[test]
+fn given_a_voucher_for_another_cart_within_the_cap_window_when_the_step_is_sent_then_no_voucher_with_voucher_cap() {
+    let mut s = Scenario::mobile().offering();
+    let due = s.due();
+    s.vouchers = vec![issued_voucher("c0", "CB-2222-3333-4444", due - days(10), VoucherStatus::Issued)];
+    let why = assert_withheld(sent_voucher(&s.decide_at(due)), ReasonCode::VoucherCap);
+    assert!(why.contains("for another cart at") && why.contains("within 30 days"), "{why}");
+    s.vouchers[0].issued_at = due - days(31);
+    assert_issue(sent_voucher(&s.decide_at(due)));
+    s.vouchers[0].issued_at = due - days(10);
+    s.vouchers[0].status = VoucherStatus::Revoked { at: due - days(9) };
+    assert_issue(sent_voucher(&s.decide_at(due)));
+}
+
+/// GIVEN tiers of each kind, with limits per currency
+/// WHEN a 25.00 EUR cart's step is sent
+/// THEN the terms are resolved in EUR: an amount, free shipping, a capped
+/// percentage, and a minimum the cart meets.
+#[test]
+fn given_tiers_of_each_kind_when_resolved_in_the_carts_currency_then_the_terms_are_the_currencys() {
+    let eur = |amount: &str| std::collections::BTreeMap::from([("EUR".to_owned(), percent(amount))]);
+    let amount = Tier { amount_off: eur("5.00"), min_cart_value: eur("20"), ..Tier::default() };
+    let s = Scenario::mobile().offering_tier(amount);
+    let d = s.decide_at(s.due());
+    let (terms, why) = assert_issue(sent_voucher(&d));
+    assert_eq!(terms.discount, Discount::AmountOff { amount: percent("5.00") });
+    assert_eq!(terms.min_cart_value, Some(percent("20")));
+    assert!(why.contains("5.00 EUR off, on orders of 20.00 EUR or more"), "{why}");
+
+    let free = Tier { free_shipping: true, ..Tier::default() };
+    let s = Scenario::mobile().offering_tier(free);
+    assert_eq!(assert_issue(sent_voucher(&s.decide_at(s.due()))).0.discount, Discount::FreeShipping);
+
+    let capped = Tier { max_discount: eur("2.00"), ..Tier::percent(15) };
+    let s = Scenario::mobile().offering_tier(capped);
+    let d = s.decide_at(s.due());
+    let (terms, why) = assert_issue(sent_voucher(&d));
+    assert_eq!(terms.discount, Discount::PercentOff { percent: percent("15"), max_amount: Some(percent("2.00")) });
+    assert!(why.contains("15% off (at most 2.00 EUR)"), "{why}");
+}
+
+/// GIVEN a cart without prices, a tier with an amount in USD only, and a
+/// tier whose minimum is above the cart's 25.00 EUR
+/// WHEN the step is sent
+/// THEN it goes out without a voucher (voucher_not_applicable), saying which.
+#[test]
+fn given_a_tier_that_does_not_apply_to_the_cart_when_the_step_is_sent_then_no_voucher_says_why() {
+    let money =
+        |currency: &str, amount: &str| std::collections::BTreeMap::from([(currency.to_owned(), percent(amount))]);
+    let mut s = Scenario::mobile().offering();
+    s.cart.items[0].price = None;
+    let why = assert_withheld(sent_voucher(&s.decide_at(s.due())), ReasonCode::VoucherNotApplicable);
+    assert!(why.contains("the cart's items have no prices"), "{why}");
+
+    let s = Scenario::mobile().offering_tier(Tier { amount_off: money("USD", "5"), ..Tier::default() });
+    let why = assert_withheld(sent_voucher(&s.decide_at(s.due())), ReasonCode::VoucherNotApplicable);
+    assert_eq!(why, "No voucher: the standard tier has no amount_off in EUR.");
+
+    let s = Scenario::mobile().offering_tier(Tier { min_cart_value: money("EUR", "30"), ..Tier::percent(10) });
+    let why = assert_withheld(sent_voucher(&s.decide_at(s.due())), ReasonCode::VoucherNotApplicable);
+    assert_eq!(why, "No voucher: the cart's subtotal 25.00 EUR is below the standard tier's minimum 30.00 EUR.");
+    let s = Scenario::mobile().offering_tier(Tier { min_cart_value: money("USD", "30"), ..Tier::percent(10) });
+    assert_eq!(assert_issue(sent_voucher(&s.decide_at(s.due()))).0.min_cart_value, None, "no minimum in EUR");
+}
+
+/// GIVEN an experiment whose variant "rich" offers 15% to returners on step 1
+/// WHEN a returner in each variant abandons a cart
+/// THEN the control gets the campaign's 10% and the variant its own 15%.
+#[test]
+fn given_an_experiment_that_overrides_the_offer_when_each_variant_is_sent_then_its_own_offer_applies() {
+    let mut c = field_campaign();
+    c.steps[0].offer = Some(Offer::default());
+    let rich = Offer { recovery: Tier::percent(15), ..Offer::default() };
+    c.experiment = Some(Experiment {
+        id: "offers".into(),
+        variants: vec![
+            Variant { name: "seed".into(), weight: 1, steps: vec![] },
+            Variant {
+                name: "rich".into(),
+                weight: 1,
+                steps: vec![StepOverride { offer: Some(rich), ..StepOverride::default() }],
+            },
+        ],
+        control: None,
+    });
+    assert_eq!(c.validate(), Ok(()));
+    let mut s = Scenario::mobile().with_campaigns(vec![c]).returned_at(t0() - days(5));
+    for (variant, off) in [(0, "10"), (1, "15")] {
+        let id = customer_in(|key| assign_variant("offers", &[1, 1], key) == Some(variant));
+        s.cart.customer_id = Some(id.as_str().into());
+        let d = s.decide_at(s.due());
+        let (terms, _) = assert_issue(sent_voucher(&d));
+        assert_eq!(terms.discount, Discount::PercentOff { percent: percent(off), max_amount: None }, "{variant}");
+    }
+}
+
 /// Every reason code in `reason.rs`, kept exhaustive by the match below: a
 /// new code fails to compile here until a scenario produces it.
 fn all_codes() -> BTreeSet<ReasonCode> {
@@ -2019,6 +2363,10 @@ fn all_codes() -> BTreeSet<ReasonCode> {
         Snoozed,
         AlreadyBought,
         ExplicitConsentRequired,
+        VoucherOffered,
+        RecentPromotion,
+        VoucherCap,
+        VoucherNotApplicable,
     ]
     .into_iter()
     .map(guard)
@@ -2028,8 +2376,10 @@ fn all_codes() -> BTreeSet<ReasonCode> {
 #[test]
 fn given_one_scenario_per_rule_when_decided_then_every_reason_code_is_produced() {
     let mut seen = BTreeSet::new();
+    // A decision's own reason, and its voucher choice's.
     let mut note = |d: Decision| {
         seen.insert(d.reason().code);
+        seen.extend(d.voucher().and_then(VoucherChoice::reason).map(|r| r.code));
     };
     let s = Scenario::mobile();
     note(s.decide_at(t0()));
@@ -2094,6 +2444,17 @@ fn given_one_scenario_per_rule_when_decided_then_every_reason_code_is_produced()
     let s = email_only.email_withdrawn_by(ConsentSource::UnsubscribeLink);
     note(s.decide_at(s.due()));
     let s = paris_guest(None);
+    note(s.decide_at(s.due()));
+    // Vouchers: offered, withheld after a promotion, capped, not applicable.
+    let mut s = Scenario::mobile().offering();
+    note(s.decide_at(s.due()));
+    s.customer.as_mut().unwrap().promotions_redeemed = vec![s.due() - days(1)];
+    note(s.decide_at(s.due()));
+    let mut s = Scenario::mobile().offering();
+    s.vouchers = vec![issued_voucher("c0", "CB-2222-3333-4444", s.due() - days(1), VoucherStatus::Issued)];
+    note(s.decide_at(s.due()));
+    let mut s = Scenario::mobile().offering();
+    s.cart.items[0].price = None;
     note(s.decide_at(s.due()));
     assert_eq!(seen, all_codes(), "missing: {:?}", all_codes().difference(&seen).collect::<Vec<_>>());
 }

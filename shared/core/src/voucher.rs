@@ -13,6 +13,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::campaign::CampaignError;
+use crate::cart::money_text;
 use crate::contact::Email;
 use crate::enum_names;
 use crate::ids::{CartId, CustomerId, CustomerKey};
@@ -196,6 +198,126 @@ impl Default for VoucherSettings {
     }
 }
 
+// ---------------------------------------------------------------- validation
+
+/// The most any window may span: a customer's purchase and return history
+/// is kept 400 days, so a longer window would read nothing more.
+const MAX_WINDOW_DAYS: i64 = 400;
+
+impl Offer {
+    /// What is wrong with the offer, with field paths under `path`
+    /// (`steps[0].offer`).
+    pub fn problems(&self, path: &str) -> Vec<CampaignError> {
+        let mut errors = self.recovery.problems(&format!("{path}.recovery"));
+        errors.extend(self.standard.problems(&format!("{path}.standard")));
+        errors
+    }
+}
+
+impl Tier {
+    /// What is wrong with the tier, with field paths under `path`
+    /// (`steps[0].offer.recovery`).
+    pub fn problems(&self, path: &str) -> Vec<CampaignError> {
+        let mut errors = Vec::new();
+        let mut err = |field: String, message: String| errors.push(CampaignError { field, message });
+        let kinds: Vec<&str> = [
+            ("percent_off", self.percent_off.is_some()),
+            ("amount_off", !self.amount_off.is_empty()),
+            ("free_shipping", self.free_shipping),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        match kinds.as_slice() {
+            [] => err(path.into(), "needs one of percent_off, amount_off or free_shipping".into()),
+            [_] => {}
+            several => err(path.into(), format!("gives one discount, not {}", several.join(" and "))),
+        }
+        if let Some(percent) = self.percent_off {
+            if percent <= Decimal::ZERO || percent > Decimal::ONE_HUNDRED {
+                err(format!("{path}.percent_off"), "must be above 0 and at most 100".into());
+            } else if percent.normalize().scale() > 2 {
+                err(format!("{path}.percent_off"), "allows at most 2 decimals".into());
+            }
+        }
+        for (currency, amount) in &self.amount_off {
+            if let Some(problem) = currency_problem(currency).or_else(|| amount_problem(*amount, true)) {
+                err(format!("{path}.amount_off.{currency}"), problem.into());
+            }
+        }
+        for (currency, amount) in &self.min_cart_value {
+            if let Some(problem) = currency_problem(currency).or_else(|| amount_problem(*amount, false)) {
+                err(format!("{path}.min_cart_value.{currency}"), problem.into());
+            }
+        }
+        if !self.max_discount.is_empty() && self.percent_off.is_none() {
+            err(format!("{path}.max_discount"), "applies only to percent_off (the other discounts are fixed)".into());
+        }
+        for (currency, amount) in &self.max_discount {
+            if let Some(problem) = currency_problem(currency).or_else(|| amount_problem(*amount, true)) {
+                err(format!("{path}.max_discount.{currency}"), problem.into());
+            }
+        }
+        errors
+    }
+}
+
+/// Why `code` is not an ISO 4217 currency code as carts carry them.
+fn currency_problem(code: &str) -> Option<&'static str> {
+    let valid = code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase());
+    (!valid).then_some("is keyed by a currency code of three capital letters (ISO 4217, e.g. EUR)")
+}
+
+/// Why `amount` is not a money amount of a tier: positive (or, for a
+/// minimum, not negative), with at most 2 decimals.
+fn amount_problem(amount: Decimal, positive: bool) -> Option<&'static str> {
+    if positive && amount <= Decimal::ZERO {
+        return Some("must be positive");
+    }
+    if amount.is_sign_negative() && !amount.is_zero() {
+        return Some("must not be negative");
+    }
+    (amount.normalize().scale() > 2).then_some("allows at most 2 decimals")
+}
+
+impl VoucherSettings {
+    /// What is wrong with the settings, with field paths under `vouchers`.
+    pub fn problems(&self) -> Vec<CampaignError> {
+        let mut errors = Vec::new();
+        let mut err = |field: &str, message: String| {
+            errors.push(CampaignError { field: format!("vouchers.{field}"), message })
+        };
+        let max = Duration::days(MAX_WINDOW_DAYS);
+        let history = "purchase and return history is kept 400 days";
+        if self.returned_window < Duration::days(1) || self.returned_window > max {
+            err("returned_window", format!("must be between 1d and 400d ({history})"));
+        }
+        if self.recent_promotion_window < Duration::zero() || self.recent_promotion_window > max {
+            err("recent_promotion_window", format!("must be between 0 (no such rule) and 400d ({history})"));
+        }
+        if self.cap_window < Duration::zero() || self.cap_window > Duration::days(365) {
+            err("cap_window", "must be between 0 (no cap) and 365d".into());
+        }
+        if self.expires_after < Duration::hours(1) || self.expires_after > Duration::days(90) {
+            err(
+                "expires_after",
+                "must be between 1h (time to reach the checkout) and 90d (a code that lives longer ends up on coupon \
+                 sites)"
+                    .into(),
+            );
+        }
+        if let Some(prefix) = &self.code_prefix {
+            let valid = !prefix.is_empty()
+                && prefix.len() <= MAX_CODE_PREFIX_CHARS
+                && prefix.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !valid {
+                err("code_prefix", format!("must be 1 to {MAX_CODE_PREFIX_CHARS} letters or digits"));
+            }
+        }
+        errors
+    }
+}
+
 // ---------------------------------------------------------------- terms and decisions
 
 /// Which tier of an offer a voucher comes from.
@@ -246,6 +368,21 @@ impl Discount {
     }
 }
 
+impl Discount {
+    /// The discount as messages and timelines say it: `10% off`, `10% off
+    /// (at most 15.00 EUR)`, `5.00 EUR off`, `free shipping`.
+    pub fn describe(&self, currency: &str) -> String {
+        match self {
+            Discount::PercentOff { percent, max_amount: None } => format!("{}% off", percent.normalize()),
+            Discount::PercentOff { percent, max_amount: Some(max) } => {
+                format!("{}% off (at most {} {currency})", percent.normalize(), money_text(*max))
+            }
+            Discount::AmountOff { amount } => format!("{} {currency} off", money_text(*amount)),
+            Discount::FreeShipping => "free shipping".into(),
+        }
+    }
+}
+
 /// A voucher's terms: its tier resolved for the cart's currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoucherTerms {
@@ -287,6 +424,18 @@ impl VoucherChoice {
             VoucherChoice::Issue { reason, .. }
             | VoucherChoice::Reuse { reason, .. }
             | VoucherChoice::Withheld { reason } => Some(reason),
+        }
+    }
+}
+
+impl VoucherTerms {
+    /// The discount, and the minimum when there is one: `10% off, on
+    /// orders of 30.00 EUR or more`.
+    pub fn describe(&self) -> String {
+        let discount = self.discount.describe(&self.currency);
+        match self.min_cart_value {
+            Some(min) => format!("{discount}, on orders of {} {} or more", money_text(min), self.currency),
+            None => discount,
         }
     }
 }

@@ -171,6 +171,20 @@ const MIGRATIONS: &[&str] = &[
         FROM (SELECT cart_id, record FROM carts WHERE json_valid(record)) AS c, json_each(c.record, '$.events') AS e
         WHERE json_extract(e.value, '$.customer_id') IS NOT NULL;
     "#,
+    // 5: issued vouchers (see vouchers.rs): the code unique, one per cart,
+    // found by owner within a window and listed newest first.
+    r#"
+    CREATE TABLE vouchers (
+        code        TEXT PRIMARY KEY,
+        cart_id     TEXT NOT NULL UNIQUE,
+        owner       TEXT NOT NULL,
+        issued_at   TEXT NOT NULL,
+        expires_at  TEXT NOT NULL,
+        record      TEXT NOT NULL             -- Voucher JSON (status inside)
+    );
+    CREATE INDEX vouchers_owner ON vouchers (owner, issued_at);
+    CREATE INDEX vouchers_issued_at ON vouchers (issued_at);
+    "#,
 ];
 
 /// Errors opening the database (calls through the ports answer [`PortError`]).
@@ -193,6 +207,10 @@ pub struct PurgeReport {
     pub timeline: usize,
     /// Measurement facts past their own, longer retention.
     pub facts: usize,
+    /// Vouchers expired longer ago than the facts' retention (kept that
+    /// long so that no code is issued twice while its redemption can still
+    /// be reported).
+    pub vouchers: usize,
 }
 
 pub use cartback_core::measure::facts::DEFAULT_FACT_RETENTION_DAYS;
@@ -303,12 +321,14 @@ impl Database {
     /// Deletes what is older than `retention` at `now`: carts not updated
     /// since (with their timeline), event dedupe records, message records
     /// decided before, and timeline lines from before; and the facts of the
-    /// days before their own retention (see [`Database::with_fact_retention`]).
+    /// days before their own retention (see [`Database::with_fact_retention`])
+    /// and the vouchers that expired before it.
     /// Customers are kept: their history has its own horizon. Timers and
     /// queues empty themselves.
     pub async fn purge_expired(&self, now: DateTime<Utc>, retention: Duration) -> Result<PurgeReport, PortError> {
         let cutoff = ts(now - retention);
         let fact_cutoff = day_text((now - self.fact_retention).date_naive());
+        let voucher_cutoff = ts(now - self.fact_retention);
         self.call(move |conn| {
             let tx = immediate(conn)?;
             let timeline = tx
@@ -321,8 +341,9 @@ impl Database {
             let messages = tx.execute("DELETE FROM messages WHERE decided_at < ?1", [&cutoff]).map_err(db)?;
             tx.execute("DELETE FROM send_ledgers WHERE updated_at < ?1", [&cutoff]).map_err(db)?;
             let facts = tx.execute("DELETE FROM facts WHERE day < ?1", [&fact_cutoff]).map_err(db)?;
+            let vouchers = tx.execute("DELETE FROM vouchers WHERE expires_at < ?1", [&voucher_cutoff]).map_err(db)?;
             tx.commit().map_err(db)?;
-            Ok(PurgeReport { carts, dedupe, messages, timeline, facts })
+            Ok(PurgeReport { carts, dedupe, messages, timeline, facts, vouchers })
         })
         .await
     }
@@ -966,7 +987,7 @@ mod tests {
             assert_eq!(db.commit_event(commit).await.unwrap(), CommitOutcome::Applied);
         }
         let report = db.purge_expired(now, Duration::days(90)).await.unwrap();
-        assert_eq!(report, PurgeReport { carts: 1, dedupe: 1, messages: 0, timeline: 1, facts: 0 });
+        assert_eq!(report, PurgeReport { carts: 1, dedupe: 1, messages: 0, timeline: 1, facts: 0, vouchers: 0 });
         assert!(db.get_cart(&"old".into()).await.unwrap().is_none());
         assert!(db.get_cart(&"new".into()).await.unwrap().is_some());
         assert!(db.timeline(&"old".into()).await.unwrap().is_empty());

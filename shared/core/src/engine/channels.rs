@@ -13,7 +13,6 @@ use crate::event::Device;
 use crate::measure::Group;
 use crate::message::{Channel, Recipient};
 use crate::reason::{Reason, ReasonCode};
-use crate::voucher::VoucherChoice;
 
 /// The channel that carries the step, and the channels skipped before it.
 pub(super) struct ChannelChoice {
@@ -68,7 +67,8 @@ pub(super) fn choose_channel(input: &Input, next: &NextStep) -> Rule<ChannelChoi
 
 /// The decision to send the step on the chosen channel: sent to a treated
 /// cart, withheld (and recorded as such) from a held-out or shadow one.
-pub(super) fn send(next: &NextStep, choice: ChannelChoice, arm: &Arm) -> Decision {
+pub(super) fn send(input: &Input, next: &NextStep, choice: ChannelChoice, arm: &Arm) -> Decision {
+    let voucher = super::vouchers::choose(input, next, arm.group);
     let (number, campaign, channel) = (next.number(), &next.campaign.id, choice.channel);
     let in_variant = arm.variant_name().map(|v| format!(" (variant {v:?})")).unwrap_or_default();
     let mut message = match arm.group {
@@ -98,7 +98,7 @@ pub(super) fn send(next: &NextStep, choice: ChannelChoice, arm: &Arm) -> Decisio
             subject: next.step.subject.clone(),
             variant,
             reason: Reason::new(ReasonCode::Sent, message),
-            voucher: VoucherChoice::NotOffered,
+            voucher,
         },
         group => Decision::Withhold {
             campaign_id: campaign.clone(),
@@ -110,7 +110,7 @@ pub(super) fn send(next: &NextStep, choice: ChannelChoice, arm: &Arm) -> Decisio
                 if group == Group::Shadow { ReasonCode::ShadowWouldSend } else { ReasonCode::HeldOut },
                 message,
             ),
-            voucher: VoucherChoice::NotOffered,
+            voucher,
         },
     }
 }

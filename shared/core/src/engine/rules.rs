@@ -165,7 +165,9 @@ fn entry_miss(input: &Input, campaign: &Campaign) -> Option<String> {
     if let Some(segment) = filters.segment {
         let customer = input.customer;
         let inside = match segment {
-            Segment::ReturnedRecently => customer.is_some_and(|c| c.returned_since(input.now - Duration::days(90))),
+            Segment::ReturnedRecently => {
+                customer.is_some_and(|c| c.returned_since(input.now - campaign.vouchers.returned_window))
+            }
             Segment::FirstTimeBuyer => customer.is_none_or(|c| c.purchases.is_empty()),
             Segment::ReturningBuyer => customer.is_some_and(|c| !c.purchases.is_empty()),
         };
