@@ -10,6 +10,7 @@ use cartback_core::engine::Decision;
 use cartback_core::ids::CartId;
 use cartback_core::ports::{CartRecord, SystemClock};
 use cartback_core::service::{decide_now, CampaignCache};
+use cartback_core::voucher::VoucherChoice;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -107,7 +108,23 @@ pub async fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         next.reason().code.as_str(),
         next.reason().message
     );
+    if let Some(line) = next.voucher().and_then(voucher_line) {
+        println!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The next decision's voucher, as a line under it: what the message would
+/// show and why, never the code (a credential).
+fn voucher_line(choice: &VoucherChoice) -> Option<String> {
+    let what = match choice {
+        VoucherChoice::NotOffered => return None,
+        VoucherChoice::Issue { .. } => "issue a new one",
+        VoucherChoice::Reuse { .. } => "show the cart's own again",
+        VoucherChoice::Withheld { .. } => "none",
+    };
+    let reason = choice.reason()?;
+    Some(format!("  voucher: {what} [{}] {}", reason.code.as_str(), reason.message))
 }
 
 /// What the customer chose about this cart's reminders: the consent
@@ -249,5 +266,29 @@ mod tests {
         assert_eq!(shown, "Mail [hidden] or call [hidden] I bought 2 mugs in 2026");
         assert_eq!(hide_contact_data("call 0612345678. Thanks"), "call [hidden] Thanks");
         assert_eq!(hide_contact_data("too many - 3 in 2 days"), "too many - 3 in 2 days");
+    }
+
+    /// GIVEN the next decision's voucher choices
+    /// WHEN explained
+    /// THEN each is one line with its reason, the code never shown; no line without an offer.
+    #[test]
+    fn given_a_voucher_choice_when_explained_then_one_line_names_it_and_its_reason_without_the_code() {
+        use cartback_core::reason::{Reason, ReasonCode};
+        use cartback_core::voucher::VoucherCode;
+        assert_eq!(voucher_line(&VoucherChoice::NotOffered), None);
+        let withheld = VoucherChoice::Withheld {
+            reason: Reason::new(ReasonCode::RecentPromotion, "No voucher: the customer redeemed a promotion."),
+        };
+        assert_eq!(
+            voucher_line(&withheld).as_deref(),
+            Some("  voucher: none [recent_promotion] No voucher: the customer redeemed a promotion.")
+        );
+        let reuse = VoucherChoice::Reuse {
+            code: VoucherCode::parse("CB-7KQ4-M9XD-2PWE").unwrap(),
+            reason: Reason::new(ReasonCode::VoucherOffered, "Shows the cart's voucher again."),
+        };
+        let line = voucher_line(&reuse).unwrap();
+        assert_eq!(line, "  voucher: show the cart's own again [voucher_offered] Shows the cart's voucher again.");
+        assert!(!line.contains("2PWE"));
     }
 }

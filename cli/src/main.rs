@@ -15,6 +15,7 @@ mod secret;
 mod send;
 mod server;
 mod stores;
+mod voucher;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ enum Command {
     Report(ReportArgs),
     /// Print a signed, expiring link to the evaluation dashboard (GET /dashboard).
     Dashboard(DashboardArgs),
+    /// Issued vouchers: list them, show one, revoke one.
+    Voucher(VoucherArgs),
 }
 
 #[derive(Args)]
@@ -151,6 +154,14 @@ pub struct CustomerArgs {
 }
 
 #[derive(Args)]
+pub struct VoucherArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub action: voucher::Action,
+}
+
+#[derive(Args)]
 pub struct DashboardArgs {
     /// Where the secret comes from: the local data folder (or CARTBACK_INGEST_SECRET), or with `--aws` the
     /// stack's secret (CARTBACK_INGEST_SECRET_ARN).
@@ -227,6 +238,7 @@ fn main() -> ExitCode {
             Command::Queue(args) => queue::run(args).await,
             Command::Report(args) => report::run(args).await,
             Command::Dashboard(args) => dashboard::run(args).await,
+            Command::Voucher(args) => voucher::run(args).await,
         }
     });
     match result {

@@ -34,7 +34,7 @@ fn given_an_empty_store_when_campaigns_are_listed_then_the_built_in_default_is_s
 #[test]
 fn given_the_shipped_campaign_files_when_applied_then_they_are_listed_and_export_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    for file in ["infra/campaigns/default.toml", "infra/campaigns/returners.toml"] {
+    for file in ["infra/campaigns/default.toml", "infra/campaigns/returners.toml", "infra/campaigns/vouchers.toml"] {
         let out = cartback(dir.path(), &["campaign", "apply", &repo_file(file)]);
         assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
     }

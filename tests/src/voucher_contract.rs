@@ -118,13 +118,13 @@ pub async fn a_voucher_is_redeemed_once(adapters: &Adapters) {
     let RedeemOutcome::Redeemed(redeemed) = state.redeem_voucher(&voucher.code, &first).await.unwrap() else {
         panic!("the first order redeems it");
     };
-    let expected_status =
-        VoucherStatus::Redeemed { order_id: "order-1".into(), at: t(600), discount: first.discount };
+    let expected_status = VoucherStatus::Redeemed { order_id: "order-1".into(), at: t(600), discount: first.discount };
     assert_eq!(redeemed, Voucher { status: expected_status.clone(), ..voucher.clone() });
     assert_eq!(state.voucher(&voucher.code).await.unwrap(), Some(redeemed.clone()));
 
     let replay = redemption("order-1", t(700));
-    assert_eq!(state.redeem_voucher(&voucher.code, &replay).await.unwrap(), RedeemOutcome::AlreadyThisOrder(redeemed.clone()));
+    let again = state.redeem_voucher(&voucher.code, &replay).await.unwrap();
+    assert_eq!(again, RedeemOutcome::AlreadyThisOrder(redeemed.clone()));
     let other = redemption("order-2", t(800));
     assert_eq!(
         state.redeem_voucher(&voucher.code, &other).await.unwrap(),
@@ -249,4 +249,68 @@ pub async fn concurrent_issues_for_one_cart_leave_one_voucher(adapters: &Adapter
     for code in losing_codes {
         assert_eq!(adapters.state.voucher(&code).await.unwrap(), None, "a losing code is not stored");
     }
+}
+
+/// Implements [`cartback_core::ports::VoucherStore`] for a test wrapper by
+/// handing every call to its `$field` (a store that has the port): the
+/// wrappers that fail other ports on demand keep vouchers working.
+#[macro_export]
+macro_rules! delegate_voucher_store {
+    ($wrapper:ty, $field:ident) => {
+        #[async_trait::async_trait]
+        impl cartback_core::ports::VoucherStore for $wrapper {
+            async fn issue_voucher(
+                &self,
+                voucher: &cartback_core::voucher::Voucher,
+            ) -> Result<cartback_core::voucher::IssueOutcome, cartback_core::ports::PortError> {
+                cartback_core::ports::VoucherStore::issue_voucher(&self.$field, voucher).await
+            }
+            async fn voucher(
+                &self,
+                code: &cartback_core::voucher::VoucherCode,
+            ) -> Result<Option<cartback_core::voucher::Voucher>, cartback_core::ports::PortError> {
+                cartback_core::ports::VoucherStore::voucher(&self.$field, code).await
+            }
+            async fn cart_voucher(
+                &self,
+                cart_id: &cartback_core::ids::CartId,
+            ) -> Result<Option<cartback_core::voucher::Voucher>, cartback_core::ports::PortError> {
+                cartback_core::ports::VoucherStore::cart_voucher(&self.$field, cart_id).await
+            }
+            async fn owner_vouchers(
+                &self,
+                owner: &cartback_core::voucher::VoucherOwner,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<cartback_core::voucher::Voucher>, cartback_core::ports::PortError> {
+                cartback_core::ports::VoucherStore::owner_vouchers(&self.$field, owner, since).await
+            }
+            async fn redeem_voucher(
+                &self,
+                code: &cartback_core::voucher::VoucherCode,
+                redemption: &cartback_core::voucher::Redemption,
+            ) -> Result<cartback_core::voucher::RedeemOutcome, cartback_core::ports::PortError> {
+                cartback_core::ports::VoucherStore::redeem_voucher(&self.$field, code, redemption).await
+            }
+            async fn revoke_voucher(
+                &self,
+                code: &cartback_core::voucher::VoucherCode,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<cartback_core::voucher::Voucher>, cartback_core::ports::PortError> {
+                cartback_core::ports::VoucherStore::revoke_voucher(&self.$field, code, at).await
+            }
+            async fn mark_voucher_published(
+                &self,
+                code: &cartback_core::voucher::VoucherCode,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), cartback_core::ports::PortError> {
+                cartback_core::ports::VoucherStore::mark_voucher_published(&self.$field, code, at).await
+            }
+            async fn list_vouchers(
+                &self,
+                limit: usize,
+            ) -> Result<Vec<cartback_core::voucher::Voucher>, cartback_core::ports::PortError> {
+                cartback_core::ports::VoucherStore::list_vouchers(&self.$field, limit).await
+            }
+        }
+    };
 }

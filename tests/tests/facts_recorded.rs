@@ -349,6 +349,8 @@ impl MessageStore for Flaky {
     }
 }
 
+cartback_tests::delegate_voucher_store!(Flaky, db);
+
 /// The stack's services over a [`Flaky`] view of its database.
 struct FlakyServices {
     store: Arc<Flaky>,
@@ -430,6 +432,45 @@ async fn given_a_commit_failing_after_the_fact_when_the_purchase_is_retried_then
         orders_and_returns(&stack.db).await,
         vec![Fact::new(at(START), order("o-1", Some("cart-1"), guest, "10", None))]
     );
+    assert_eq!(stack.db.get_cart(&"cart-1".into()).await.unwrap().unwrap().events.len(), 1);
+}
+
+/// GIVEN a voucher for cart-1, fact writes failing, then event commits
+/// failing WHEN a purchase using its code is sent three times (retry,
+/// retry, then with the store healthy) THEN the code is redeemed once by
+/// the order, one redemption fact and one timeline line come of it, and
+/// the event is stored once.
+#[tokio::test]
+async fn given_storage_failing_after_a_redemption_when_the_purchase_is_retried_then_it_is_redeemed_once() {
+    use cartback_core::ports::{Timeline, VoucherStore};
+    let stack = LocalStack::new(at(START));
+    let services = flaky(&stack);
+    let owner = cartback_core::voucher::VoucherOwner::guest_cart(&"cart-1".into());
+    let voucher = cartback_core::voucher::Voucher {
+        cart_id: "cart-1".into(),
+        ..cartback_tests::voucher_contract::voucher_for(&owner, at(START))
+    };
+    stack.db.issue_voucher(&voucher).await.unwrap();
+    let buy = json!([{ "event_id": "buy-1", "type": "purchase", "occurred_at": START, "cart_id": "cart-1",
+        "order_id": "o-1", "value": "40", "currency": "EUR", "coupon": voucher.code.to_string() }]);
+
+    services.store.facts_down.store(true, Ordering::SeqCst);
+    assert_eq!(ingest_flaky(&services.ingest, buy.clone()).await, [EventStatus::Retry]);
+    services.store.facts_down.store(false, Ordering::SeqCst);
+    services.store.commits_down.store(true, Ordering::SeqCst);
+    assert_eq!(ingest_flaky(&services.ingest, buy.clone()).await, [EventStatus::Retry]);
+    services.store.commits_down.store(false, Ordering::SeqCst);
+    assert_eq!(ingest_flaky(&services.ingest, buy).await, [EventStatus::Accepted]);
+
+    let stored = stack.db.voucher(&voucher.code).await.unwrap().unwrap();
+    assert!(matches!(&stored.status, cartback_core::voucher::VoucherStatus::Redeemed { order_id, discount, .. }
+        if order_id == "o-1" && *discount == Some("4.00".parse().unwrap())), "{:?}", stored.status);
+    let day = at(START).date_naive();
+    let redeemed = stack.db.facts(day, day).await.unwrap();
+    let redeemed: Vec<_> = redeemed.iter().filter(|f| matches!(f.kind, FactKind::VoucherRedeemed { .. })).collect();
+    assert_eq!(redeemed.len(), 1);
+    let lines = stack.db.timeline(&"cart-1".into()).await.unwrap();
+    assert_eq!(lines.iter().filter(|e| e.code == "voucher_redeemed").count(), 1, "{lines:#?}");
     assert_eq!(stack.db.get_cart(&"cart-1".into()).await.unwrap().unwrap().events.len(), 1);
 }
 

@@ -10,7 +10,7 @@ use cartback_core::ids::{CartId, CustomerId};
 use cartback_core::measure::facts::Fact;
 use cartback_core::ports::{
     CartRecord, CartStore, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit, EventLog, FactStore,
-    PortError, SaveOutcome,
+    PortError, SaveOutcome, Timeline, TimelineEntry,
 };
 use cartback_core::service::{CampaignCache, EventStatus, Ingest, MAX_EVENTS_PER_CART};
 use cartback_local::testing::ManualClock;
@@ -189,6 +189,18 @@ impl FactStore for FailingCommits {
         self.db.facts(from, to).await
     }
 }
+
+#[async_trait]
+impl Timeline for FailingCommits {
+    async fn append_timeline(&self, cart_id: &CartId, entry: &TimelineEntry) -> Result<(), PortError> {
+        self.db.append_timeline(cart_id, entry).await
+    }
+    async fn timeline(&self, cart_id: &CartId) -> Result<Vec<TimelineEntry>, PortError> {
+        self.db.timeline(cart_id).await
+    }
+}
+
+cartback_tests::delegate_voucher_store!(FailingCommits, db);
 
 /// Issue 9 item 3: one event's storage failure aborted the whole batch
 /// (the answer was a bare 503), so the events after it were never tried.

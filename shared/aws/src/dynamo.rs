@@ -124,8 +124,8 @@ use cartback_core::ports::{
 
 use crate::error::{build_error, dynamodb_error, refused_transaction};
 
-const SERVICE: &str = "dynamodb";
-type Item = HashMap<String, AttributeValue>;
+pub(crate) const SERVICE: &str = "dynamodb";
+pub(crate) type Item = HashMap<String, AttributeValue>;
 type RecordWithRev = (MessageRecord, u64, u64);
 
 /// The sparse index of carts with an armed timer, and its key attributes.
@@ -218,18 +218,18 @@ pub fn ledger_key(customer_key: &CustomerKey) -> (String, String) {
     (format!("LEDGER#{customer_key}"), "SENDS".into())
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn key((pk, sk): (String, String)) -> Item {
+pub(crate) fn key((pk, sk): (String, String)) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-fn corrupt(what: &str, error: impl std::fmt::Display) -> PortError {
+pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> PortError {
     PortError::Corrupt(format!("{what}: {error}"))
 }
 
@@ -286,7 +286,7 @@ fn engagement_item(engagement: &Engagement) -> Result<Item, PortError> {
     Ok(item)
 }
 
-fn is_condition_failed<E: ProvideErrorMetadata>(
+pub(crate) fn is_condition_failed<E: ProvideErrorMetadata>(
     error: &aws_smithy_runtime_api::client::result::SdkError<
         E,
         aws_smithy_runtime_api::client::orchestrator::HttpResponse,
@@ -297,14 +297,14 @@ fn is_condition_failed<E: ProvideErrorMetadata>(
 
 /// The state table.
 pub struct DynamoStateStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
     retention: Duration,
     fact_retention: Duration,
     /// Items per `Query` page when reading facts; `None`: DynamoDB's own
     /// page (1 MB).
     fact_page_limit: Option<i32>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     instance: u64,
     last_write: AtomicU64,
 }
@@ -550,7 +550,7 @@ impl DynamoStateStore {
         put.build().map_err(|e| build_error(SERVICE, e))
     }
 
-    async fn get(&self, k: (String, String)) -> Result<Option<Item>, PortError> {
+    pub(crate) async fn get(&self, k: (String, String)) -> Result<Option<Item>, PortError> {
         let out = self
             .client
             .get_item()

@@ -710,6 +710,7 @@ mod human_duration_option {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::voucher::Tier;
 
     #[test]
     fn given_the_default_campaign_when_round_tripped_through_toml_then_it_is_unchanged() {
@@ -950,5 +951,190 @@ desktop = ["email"]
             let zone = name.parse::<chrono_tz::Tz>().unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(zone.name(), *name, "the name the engine compares is the one listed");
         }
+    }
+    /// The shipped voucher campaign, for the tests below.
+    fn shipped(name: &str) -> String {
+        let path = format!("{}/../../infra/campaigns/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// GIVEN every campaign file shipped in infra/campaigns
+    /// WHEN parsed and validated
+    /// THEN each is a valid campaign whose id is its file name, and round-trips through TOML.
+    #[test]
+    fn given_every_shipped_campaign_file_when_parsed_then_it_validates_and_round_trips() {
+        let dir = format!("{}/../../infra/campaigns", env!("CARGO_MANIFEST_DIR"));
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".toml"))
+            .collect();
+        names.sort();
+        assert!(names.contains(&"vouchers.toml".to_owned()), "{names:?}");
+        for name in &names {
+            let c = Campaign::from_toml(&shipped(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert_eq!(format!("{}.toml", c.id), *name);
+            assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c, "{name}");
+        }
+    }
+
+    /// GIVEN infra/campaigns/vouchers.toml
+    /// WHEN parsed
+    /// THEN it is the default campaign's two steps, each offering 10% to
+    /// returners and 5% to others, with the default voucher settings.
+    #[test]
+    fn given_the_shipped_voucher_campaign_when_parsed_then_it_is_the_default_steps_with_the_seeds_offer() {
+        let c = Campaign::from_toml(&shipped("vouchers.toml")).unwrap();
+        let default = Campaign::default_campaign();
+        assert_eq!(c.steps.len(), 2);
+        for (step, default_step) in c.steps.iter().zip(&default.steps) {
+            assert_eq!(step.offer, Some(Offer { recovery: Tier::percent(10), standard: Tier::percent(5) }));
+            assert_eq!(Step { offer: None, ..step.clone() }, *default_step);
+        }
+        assert_eq!(c.vouchers, VoucherSettings::default());
+        assert_eq!((&c.caps, &c.quiet_hours, c.holdout_percent), (&default.caps, &default.quiet_hours, 10));
+    }
+
+    const OFFER: &str = r#"
+id = "x"
+name = "x"
+
+[[steps]]
+delay = "30m"
+
+[steps.offer.recovery]
+percent_off = 10
+max_discount = { EUR = "15.00" }
+
+[steps.offer.standard]
+amount_off = { EUR = "5.00", USD = "5.50" }
+min_cart_value = { EUR = "30" }
+
+[vouchers]
+returned_window = "120days"
+expires_after = "3days"
+recent_promotion_window = "14days"
+cap_window = "60days"
+code_prefix = "SHOP"
+"#;
+
+    #[test]
+    fn given_a_file_with_an_offer_and_voucher_settings_when_parsed_then_they_are_kept_and_round_trip() {
+        let c = Campaign::from_toml(OFFER).unwrap();
+        let offer = c.steps[0].offer.as_ref().unwrap();
+        assert_eq!(offer.recovery.percent_off, Some(Decimal::from(10)));
+        assert_eq!(offer.recovery.max_discount["EUR"], Decimal::new(1500, 2));
+        assert_eq!(offer.standard.amount_off["USD"], Decimal::new(550, 2));
+        assert_eq!(offer.standard.min_cart_value["EUR"], Decimal::from(30));
+        assert_eq!(c.vouchers.returned_window, Duration::days(120));
+        assert_eq!(c.vouchers.code_prefix.as_deref(), Some("SHOP"));
+        assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c);
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Campaign>(&json).unwrap(), c, "the config table's JSON form");
+        let minimal =
+            Campaign::from_toml("id = \"x\"\nname = \"x\"\n[[steps]]\ndelay = \"1h\"\n[steps.offer]\n").unwrap();
+        assert_eq!(minimal.steps[0].offer, Some(Offer::default()), "an empty offer is the seed's 10% / 5%");
+        assert_eq!(minimal.vouchers, VoucherSettings::default());
+    }
+
+    /// GIVEN an offer with every kind of mistake, in the campaign's steps and in a variant's
+    /// WHEN validated
+    /// THEN each bad field is named with its path and why.
+    #[test]
+    fn given_bad_offers_when_validated_then_every_bad_field_is_named_with_its_path() {
+        let d = |text: &str| text.parse::<Decimal>().unwrap();
+        let money = |pairs: &[(&str, &str)]| pairs.iter().map(|(c, a)| (c.to_string(), d(a))).collect();
+        let mut c = Campaign::from_toml(OFFER).unwrap();
+        let offer = c.steps[0].offer.as_mut().unwrap();
+        offer.recovery =
+            Tier { percent_off: Some(d("120")), max_discount: money(&[("eur", "5"), ("USD", "0")]), ..Tier::default() };
+        offer.standard = Tier {
+            percent_off: Some(d("5")),
+            amount_off: money(&[("EUR", "-5"), ("USD", "4.999")]),
+            min_cart_value: money(&[("GBP", "-1")]),
+            max_discount: money(&[("EUR", "3")]),
+            ..Tier::default()
+        };
+        let errors = c.validate().unwrap_err();
+        let named: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            named,
+            [
+                ("steps[0].offer.recovery.percent_off", "must be above 0 and at most 100"),
+                ("steps[0].offer.recovery.max_discount.USD", "must be positive"),
+                (
+                    "steps[0].offer.recovery.max_discount.eur",
+                    "is keyed by a currency code of three capital letters (ISO 4217, e.g. EUR)"
+                ),
+                ("steps[0].offer.standard", "gives one discount, not percent_off and amount_off"),
+                ("steps[0].offer.standard.amount_off.EUR", "must be positive"),
+                ("steps[0].offer.standard.amount_off.USD", "allows at most 2 decimals"),
+                ("steps[0].offer.standard.min_cart_value.GBP", "must not be negative"),
+            ]
+        );
+        // A tier with no discount, and a limit that only percentages take.
+        let mut c = Campaign::from_toml(OFFER).unwrap();
+        let offer = c.steps[0].offer.as_mut().unwrap();
+        offer.recovery = Tier::default();
+        offer.standard.max_discount = money(&[("EUR", "3")]);
+        let fields: Vec<String> = c.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["steps[0].offer.recovery", "steps[0].offer.standard.max_discount"]);
+        let errors = c.validate().unwrap_err();
+        assert_eq!(errors[0].message, "needs one of percent_off, amount_off or free_shipping");
+    }
+
+    #[test]
+    fn given_a_variant_with_a_bad_offer_when_validated_then_the_variants_path_is_named() {
+        let mut c = Campaign::from_toml(EXPERIMENT).unwrap();
+        c.steps[0].offer = Some(Offer::default());
+        let bad = Offer { standard: Tier { free_shipping: true, ..Tier::percent(0) }, ..Offer::default() };
+        c.experiment.as_mut().unwrap().variants[1].steps[0].offer = Some(bad);
+        let errors = c.validate().unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "experiment.variants[1].steps[0].offer.standard",
+                "experiment.variants[1].steps[0].offer.standard.percent_off"
+            ]
+        );
+    }
+
+    #[test]
+    fn given_voucher_settings_out_of_bounds_when_validated_then_each_is_named_with_why() {
+        let mut c = Campaign::default_campaign();
+        c.vouchers = VoucherSettings {
+            returned_window: Duration::days(500),
+            expires_after: Duration::minutes(10),
+            recent_promotion_window: Duration::days(-1),
+            cap_window: Duration::days(400),
+            code_prefix: Some("CB-2026".into()),
+        };
+        let errors = c.validate().unwrap_err();
+        let named: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            named,
+            [
+                (
+                    "vouchers.returned_window",
+                    "must be between 1d and 400d (purchase and return history is kept 400 days)"
+                ),
+                (
+                    "vouchers.recent_promotion_window",
+                    "must be between 0 (no such rule) and 400d (purchase and return history is kept 400 days)"
+                ),
+                ("vouchers.cap_window", "must be between 0 (no cap) and 365d"),
+                (
+                    "vouchers.expires_after",
+                    "must be between 1h (time to reach the checkout) and 90d (a code that lives longer ends up on \
+                     coupon sites)"
+                ),
+                ("vouchers.code_prefix", "must be 1 to 8 letters or digits"),
+            ]
+        );
+        c.vouchers = VoucherSettings { code_prefix: Some(String::new()), ..VoucherSettings::default() };
+        assert_eq!(c.validate().unwrap_err()[0].field, "vouchers.code_prefix");
+        c.vouchers = VoucherSettings { code_prefix: None, cap_window: Duration::zero(), ..VoucherSettings::default() };
+        assert_eq!(c.validate(), Ok(()), "no prefix and no cap are allowed");
     }
 }

@@ -2083,6 +2083,29 @@ fn given_an_offer_and_a_customer_without_returns_when_the_step_is_sent_then_the_
     assert_eq!(d.voucher().and_then(VoucherChoice::reason).map(|r| r.code), Some(ReasonCode::VoucherOffered));
 }
 
+/// GIVEN a guest (no profile: no returns, no promotions on record)
+/// WHEN the step with the seed's offer is sent
+/// THEN the guest gets the standard tier.
+#[test]
+fn given_a_guest_when_the_step_with_an_offer_is_sent_then_the_standard_tier_is_issued() {
+    let s = Scenario::mobile().offering().guest(full_contact());
+    let d = s.decide_at(s.due());
+    assert_eq!(assert_issue(sent_voucher(&d)).0.tier, TierName::Standard);
+}
+
+/// GIVEN a campaign whose first step offers a voucher and whose second does not
+/// WHEN the second step is sent
+/// THEN it shows none: the step's offer decides, not the cart's earlier voucher.
+#[test]
+fn given_a_step_without_an_offer_after_one_with_when_sent_then_it_shows_no_voucher() {
+    let mut s = Scenario::mobile().offering();
+    s.campaigns[0].steps[1].offer = None;
+    let due = s.due();
+    s.send_at(due);
+    s.vouchers.push(issued_voucher("c1", "CB-7KQ4-M9XD-2PWE", due, VoucherStatus::Issued));
+    assert_eq!(sent_voucher(&s.decide_at(due + hours(24))), &VoucherChoice::NotOffered);
+}
+
 /// GIVEN a customer with a return 30 days ago (and one with a return 100 days ago)
 /// WHEN the step with the seed's offer is sent
 /// THEN the first gets the recovery tier's 10%, the second the standard 5%;

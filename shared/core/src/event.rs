@@ -801,7 +801,7 @@ fn push_token(index: usize, raw: &Value, warnings: &mut Vec<FieldWarning>) -> Re
     Ok(usable(parsed, &field("token"), warnings).map(|token| PushToken { platform, token }))
 }
 
-fn required_str<'a>(raw: &'a Value, field: &str) -> Result<&'a str, FieldError> {
+pub(crate) fn required_str<'a>(raw: &'a Value, field: &str) -> Result<&'a str, FieldError> {
     match raw {
         Value::String(s) => Ok(s),
         Value::Null => Err(FieldError::new(field, "is required")),
@@ -809,7 +809,7 @@ fn required_str<'a>(raw: &'a Value, field: &str) -> Result<&'a str, FieldError> 
     }
 }
 
-fn optional_str<'a>(raw: &'a Value, field: &str) -> Result<Option<&'a str>, FieldError> {
+pub(crate) fn optional_str<'a>(raw: &'a Value, field: &str) -> Result<Option<&'a str>, FieldError> {
     match raw {
         Value::String(s) => Ok(Some(s)),
         Value::Null => Ok(None),
@@ -817,7 +817,7 @@ fn optional_str<'a>(raw: &'a Value, field: &str) -> Result<Option<&'a str>, Fiel
     }
 }
 
-fn check_id<T: From<String>>(field: &str, s: &str) -> Result<T, FieldError> {
+pub(crate) fn check_id<T: From<String>>(field: &str, s: &str) -> Result<T, FieldError> {
     crate::ids::parse_id(s).map_err(|e| FieldError::new(field, e.to_string()))
 }
 
@@ -848,7 +848,7 @@ fn url_field(raw: &Value, path: &str) -> Result<Option<String>, FieldError> {
     }
 }
 
-fn optional_decimal(raw: Option<&Value>, path: &str) -> Result<Option<Decimal>, FieldError> {
+pub(crate) fn optional_decimal(raw: Option<&Value>, path: &str) -> Result<Option<Decimal>, FieldError> {
     let text = match raw {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.trim().to_owned(),

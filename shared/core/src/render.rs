@@ -23,7 +23,10 @@ const SUBJECTS: &[(&str, &str)] = &[
 const TEXT: &str = r#"{% if first_name %}Hi {{ first_name }},{% else %}Hi,{% endif %}
 
 {{ intro }}
-
+{% if voucher %}
+Your code: {{ voucher.code }}
+{{ voucher.offer }}. Valid until {{ voucher.expires }}.
+{% endif %}
 {% for item in items -%}
 - {{ item.name }} x{{ item.quantity }}{% if item.price %}  {{ item.price }} {{ currency }}{% endif %}
   {{ item.link }}
@@ -44,7 +47,13 @@ const HTML: &str = r#"<!DOCTYPE html>
 <body style="font-family:Arial,sans-serif;color:#222">
 <p>{% if first_name %}Hi {{ first_name }},{% else %}Hi,{% endif %}</p>
 <p>{{ intro }}</p>
-<table cellpadding="8" style="border-collapse:collapse">
+{% if voucher %}<div style="border:2px dashed #0a7;padding:12px 16px;margin:16px 0;text-align:center">
+<p style="margin:0 0 4px">Your code</p>
+<p style="margin:0;font-size:24px;font-weight:bold;letter-spacing:2px;font-family:monospace">{{ voucher.code }}</p>
+<p style="margin:8px 0 0">{{ voucher.offer }}</p>
+<p style="margin:4px 0 0;font-size:13px;color:#555">Valid until {{ voucher.expires }}</p>
+</div>
+{% endif %}<table cellpadding="8" style="border-collapse:collapse">
 {% for item in items %}<tr>
 <td>{% if item.image_url %}<a href="{{ item.link }}"><img src="{{ item.image_url }}" alt="{{ item.name }}" width="96"></a>{% endif %}</td>
 <td><a href="{{ item.link }}">{{ item.name }}</a><br>Quantity: {{ item.quantity }}</td>
@@ -61,7 +70,7 @@ const HTML: &str = r#"<!DOCTYPE html>
 {% endif %}</body></html>
 "#;
 
-const SMS: &str = "{% if first_name %}{{ first_name }}, your{% else %}Your{% endif %} cart ({{ item_count }} item{{ 's' if item_count != 1 }}, {{ subtotal }} {{ currency }}) is waiting: {{ restore_link }} Reply STOP to opt out.";
+const SMS: &str = "{% if first_name %}{{ first_name }}, your{% else %}Your{% endif %} cart ({{ item_count }} item{{ 's' if item_count != 1 }}, {{ subtotal }} {{ currency }}) is waiting: {{ restore_link }}{% if voucher %} Code {{ voucher.code }}: {{ voucher.discount }}.{% endif %} Reply STOP to opt out.";
 
 /// At most this many cart lines are listed in a message; the others are
 /// one line, "...and 12 more items" (`more_items` in the templates). Fewer
@@ -80,6 +89,135 @@ struct ItemView {
     price: Option<String>,
     image_url: Option<minijinja::Value>,
     link: minijinja::Value,
+}
+
+/// What a message shows of its cart's voucher.
+#[derive(Debug, Clone, Serialize)]
+struct VoucherView {
+    code: String,
+    /// `recovery` or `standard`: subject lines (an experiment's variants)
+    /// may word the message per audience.
+    tier: &'static str,
+    /// `10% off`, `5.00 EUR off`, `free shipping`.
+    discount: String,
+    /// The discount with its minimum, as a line starts: `10% off, on orders
+    /// of 30.00 EUR or more`, `Free shipping`.
+    offer: String,
+    /// The expiry in the customer's time zone and language.
+    expires: String,
+}
+
+impl VoucherView {
+    fn of(voucher: &ShownVoucher) -> VoucherView {
+        VoucherView {
+            code: voucher.code.to_string(),
+            tier: voucher.terms.tier.as_str(),
+            discount: voucher.terms.discount.describe(&voucher.terms.currency),
+            offer: capitalised(&voucher.terms.describe()),
+            expires: expiry_text(voucher.expires_at, voucher.time_zone, voucher.locale.as_deref()),
+        }
+    }
+}
+
+/// `free shipping, ...` as a line starts: `Free shipping, ...`.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The languages whose dates a message writes; others read English.
+/// A table of month names and one pattern per language rather than
+/// chrono's `unstable-locales` feature: that links every locale's data
+/// (hundreds of kilobytes) into each Lambda for a dozen words, behind an
+/// API chrono calls unstable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DateLanguage {
+    /// English outside the US: `2 December 2026, 14:30 (GMT)`.
+    English,
+    /// `December 2, 2026, 2:30 PM (EST)`.
+    AmericanEnglish,
+    German,
+    French,
+    Spanish,
+    Italian,
+    Dutch,
+    Portuguese,
+}
+
+impl DateLanguage {
+    /// The language of a locale as customers' profiles carry it (`de-DE`,
+    /// `fr`, `en_US`, `pt-BR`); English when unknown or absent.
+    fn of(locale: Option<&str>) -> DateLanguage {
+        let locale = locale.unwrap_or_default().replace('_', "-").to_ascii_lowercase();
+        let mut parts = locale.split('-');
+        let (language, region) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        match language {
+            "en" if region == "us" => DateLanguage::AmericanEnglish,
+            "de" => DateLanguage::German,
+            "fr" => DateLanguage::French,
+            "es" => DateLanguage::Spanish,
+            "it" => DateLanguage::Italian,
+            "nl" => DateLanguage::Dutch,
+            "pt" => DateLanguage::Portuguese,
+            _ => DateLanguage::English,
+        }
+    }
+
+    /// The month names, January first, separated by spaces.
+    fn months(self) -> &'static str {
+        match self {
+            DateLanguage::English | DateLanguage::AmericanEnglish => {
+                "January February March April May June July August September October November December"
+            }
+            DateLanguage::German => {
+                "Januar Februar März April Mai Juni Juli August September Oktober November Dezember"
+            }
+            DateLanguage::French => {
+                "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
+            }
+            DateLanguage::Spanish => {
+                "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre"
+            }
+            DateLanguage::Italian => {
+                "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre"
+            }
+            DateLanguage::Dutch => {
+                "januari februari maart april mei juni juli augustus september oktober november december"
+            }
+            DateLanguage::Portuguese => {
+                "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro dezembro"
+            }
+        }
+    }
+}
+
+/// When a voucher expires, as the customer reads it: the local date and
+/// time in `zone`, written the way `locale`'s language writes dates, with
+/// the zone's abbreviation (`2. Dezember 2026, 14:30 Uhr (CET)`).
+pub fn expiry_text(at: DateTime<Utc>, zone: chrono_tz::Tz, locale: Option<&str>) -> String {
+    use chrono::{Datelike, Timelike};
+    let local = at.with_timezone(&zone);
+    let language = DateLanguage::of(locale);
+    let (day, year, zone) = (local.day(), local.year(), local.format("%Z"));
+    let month = language.months().split(' ').nth(local.month0() as usize).unwrap_or_default();
+    let time = local.format("%H:%M");
+    match language {
+        DateLanguage::English => format!("{day} {month} {year}, {time} ({zone})"),
+        DateLanguage::AmericanEnglish => {
+            let (pm, hour) = local.hour12();
+            let half = if pm { "PM" } else { "AM" };
+            format!("{month} {day}, {year}, {hour}:{:02} {half} ({zone})", local.minute())
+        }
+        DateLanguage::German => format!("{day}. {month} {year}, {time} Uhr ({zone})"),
+        DateLanguage::French => {
+            let day = if day == 1 { "1er".to_owned() } else { day.to_string() };
+            format!("{day} {month} {year} à {time} ({zone})")
+        }
+        DateLanguage::Spanish => format!("{day} de {month} de {year}, {time} ({zone})"),
+        DateLanguage::Italian => format!("{day} {month} {year}, {time} ({zone})"),
+        DateLanguage::Dutch => format!("{day} {month} {year}, {time} ({zone})"),
+        DateLanguage::Portuguese => format!("{day} de {month} de {year}, {time} ({zone})"),
+    }
 }
 
 /// A URL made safe for an HTML attribute by percent-encoding the characters
@@ -207,6 +345,7 @@ fn cart_context(
         intro => intro(template),
         unsubscribe_link => links.unsubscribe.as_ref().map(|u| url_value(&u.url)),
         postal_address => links.unsubscribe.as_ref().map(|u| u.postal_address),
+        voucher => links.voucher.map(VoucherView::of),
     }
 }
 
@@ -283,6 +422,16 @@ pub fn sms(to: &Phone, cart: &Cart, first_name: Option<&str>, links: &Links) -> 
 
 /// Title and body for a push notification.
 pub fn push_text(cart: &Cart, first_name: Option<&str>) -> (String, String) {
+    push_text_with_voucher(cart, first_name, None)
+}
+
+/// Title and body for a push notification, the body ending with the
+/// cart's voucher code and discount when the step shows one.
+pub fn push_text_with_voucher(
+    cart: &Cart,
+    first_name: Option<&str>,
+    voucher: Option<&ShownVoucher>,
+) -> (String, String) {
     let totals = cart.totals();
     let title = match first_name {
         Some(name) => format!("{name}, your cart is waiting"),
@@ -290,11 +439,18 @@ pub fn push_text(cart: &Cart, first_name: Option<&str>) -> (String, String) {
     };
     let first =
         cart.items.first().map(|i| i.item_name.clone().unwrap_or_else(|| i.item_id.clone())).unwrap_or_default();
-    let body = if totals.item_count > 1 {
+    let mut body = if totals.item_count > 1 {
         format!("{first} and {} more item(s) are saved for you.", totals.item_count - 1)
     } else {
         format!("{first} is saved for you.")
     };
+    if let Some(voucher) = voucher {
+        body.push_str(&format!(
+            " Code {}: {}.",
+            voucher.code,
+            voucher.terms.discount.describe(&voucher.terms.currency)
+        ));
+    }
     (title, body)
 }
 
@@ -578,9 +734,10 @@ mod tests {
     /// JSON escape, 4-byte characters)
     /// WHEN the email job is rendered and serialised as the queue carries it
     /// THEN it stays under MAX_JOB_BYTES (192 KiB, below SQS's 256 KiB) and
-    /// says how many lines it leaves out.
+    /// says how many lines it leaves out (a voucher shown in it too).
     #[test]
     fn given_a_pathological_cart_when_its_email_job_is_serialised_then_it_fits_a_queue_message() {
+        let voucher = shown(ten_percent(), "Europe/Paris", Some("fr-FR"));
         let links = Links {
             restore: signed_item_link("https://shop.example/restore"),
             item: &signed_item_link,
@@ -589,7 +746,7 @@ mod tests {
                 mailbox: Some("unsubscribe@shop.example"),
                 postal_address: "Shop Ltd, 1 Long Street, 75001 Paris, France",
             }),
-            voucher: None,
+            voucher: Some(&voucher),
         };
         for unit in ["a", "<\"&'", "\u{1F6D2}"] {
             let cart = pathological_cart(300, unit);
@@ -599,7 +756,7 @@ mod tests {
                 cart_id: cart.cart_id.clone(),
                 channel: crate::message::Channel::Email,
                 outgoing,
-                voucher: None,
+                voucher: Some(voucher.code.clone()),
             };
             let bytes = serde_json::to_vec(&job).unwrap().len();
             assert!(bytes <= MAX_JOB_BYTES, "{unit:?}: {bytes} bytes");
@@ -643,5 +800,168 @@ mod tests {
         };
         assert!(body.contains("https://cb.example/r/RESTORE"));
         assert!(body.chars().count() < 200, "{body}");
+    }
+    fn shown(discount: crate::voucher::Discount, zone: &str, locale: Option<&str>) -> ShownVoucher {
+        ShownVoucher {
+            code: crate::voucher::VoucherCode::parse("CB-7KQ4-M9XD-2PWE").unwrap(),
+            terms: crate::voucher::VoucherTerms {
+                tier: crate::voucher::TierName::Recovery,
+                discount,
+                currency: "EUR".into(),
+                min_cart_value: None,
+            },
+            expires_at: "2026-12-02T13:30:00Z".parse().unwrap(),
+            time_zone: zone.parse().unwrap(),
+            locale: locale.map(str::to_owned),
+        }
+    }
+
+    fn ten_percent() -> crate::voucher::Discount {
+        crate::voucher::Discount::PercentOff { percent: Decimal::from(10), max_amount: None }
+    }
+
+    fn email_parts(voucher: &ShownVoucher) -> (String, String) {
+        let links = Links { voucher: Some(voucher), ..links() };
+        let Outgoing::Email { text, html, .. } =
+            email("reminder", &"ana@example.com".into(), &cart(), Some("Ana"), &links).unwrap()
+        else {
+            panic!()
+        };
+        (text, html)
+    }
+
+    /// GIVEN a step showing a 10% voucher with a 30.00 EUR minimum, for a customer in Paris without a locale
+    /// WHEN the email is rendered
+    /// THEN text and HTML show the code, the discount with its minimum and the expiry in Paris time, in English.
+    #[test]
+    fn given_a_voucher_when_an_email_is_rendered_then_code_discount_minimum_and_expiry_are_shown() {
+        let mut voucher = shown(ten_percent(), "Europe/Paris", None);
+        voucher.terms.min_cart_value = Some(Decimal::from(30));
+        let (text, html) = email_parts(&voucher);
+        assert!(text.contains("\nYour code: CB-7KQ4-M9XD-2PWE\n"), "{text}");
+        let line = "10% off, on orders of 30.00 EUR or more. Valid until 2 December 2026, 14:30 (CET).";
+        assert!(text.contains(line), "{text}");
+        assert!(text.find("Your code").unwrap() < text.find("Blue <Mug>").unwrap(), "before the items: {text}");
+        assert!(html.contains("font-family:monospace\">CB-7KQ4-M9XD-2PWE</p>"), "{html}");
+        assert!(html.contains("<p style=\"margin:8px 0 0\">10% off, on orders of 30.00 EUR or more</p>"), "{html}");
+        assert!(html.contains("Valid until 2 December 2026, 14:30 (CET)"), "{html}");
+    }
+
+    #[test]
+    fn given_no_voucher_when_an_email_is_rendered_then_nothing_of_one_is_shown() {
+        let Outgoing::Email { text, html, .. } =
+            email("reminder", &"ana@example.com".into(), &cart(), Some("Ana"), &links()).unwrap()
+        else {
+            panic!()
+        };
+        assert!(!text.contains("code") && !html.contains("Your code"), "{text}");
+        assert!(text.contains("They're saved for you:\n\n- Blue <Mug>"), "unchanged layout: {text}");
+    }
+
+    /// GIVEN each kind of discount WHEN shown THEN "10% off", "5.00 EUR off", "free shipping", and a capped percentage.
+    #[test]
+    fn given_each_discount_kind_when_shown_then_it_reads_as_the_customer_expects() {
+        use crate::voucher::Discount;
+        for (discount, said) in [
+            (ten_percent(), "10% off."),
+            (Discount::AmountOff { amount: Decimal::from(5) }, "5.00 EUR off."),
+            (Discount::FreeShipping, "Free shipping."),
+            (
+                Discount::PercentOff { percent: Decimal::new(125, 1), max_amount: Some(Decimal::from(20)) },
+                "12.5% off (at most 20.00 EUR).",
+            ),
+        ] {
+            let (text, html) = email_parts(&shown(discount, "UTC", None));
+            assert!(text.contains(&format!("\n{said} Valid until")), "{said}: {text}");
+            assert!(html.contains(said.trim_end_matches('.')), "{said}: {html}");
+        }
+    }
+
+    /// GIVEN an expiry of 2026-12-02 13:30 UTC
+    /// WHEN written for a German, a French, an American, a Spanish and an unknown locale
+    /// THEN each reads as that language writes dates, in the customer's zone.
+    #[test]
+    fn given_locales_when_an_expiry_is_written_then_it_is_in_the_customers_language_and_zone() {
+        let at = "2026-12-02T13:30:00Z".parse().unwrap();
+        let zone = |name: &str| name.parse::<chrono_tz::Tz>().unwrap();
+        assert_eq!(expiry_text(at, zone("Europe/Berlin"), Some("de-DE")), "2. Dezember 2026, 14:30 Uhr (CET)");
+        assert_eq!(expiry_text(at, zone("Europe/Paris"), Some("fr")), "2 décembre 2026 à 14:30 (CET)");
+        assert_eq!(expiry_text(at, zone("America/New_York"), Some("en-US")), "December 2, 2026, 8:30 AM (EST)");
+        assert_eq!(expiry_text(at, zone("Europe/Madrid"), Some("es_ES")), "2 de diciembre de 2026, 14:30 (CET)");
+        assert_eq!(expiry_text(at, zone("Europe/London"), Some("xx-YY")), "2 December 2026, 13:30 (GMT)");
+        assert_eq!(expiry_text(at, zone("Europe/London"), None), "2 December 2026, 13:30 (GMT)");
+        let first = "2026-03-01T09:00:00Z".parse().unwrap();
+        assert_eq!(expiry_text(first, zone("Europe/Paris"), Some("fr-FR")), "1er mars 2026 à 10:00 (CET)");
+    }
+
+    /// GIVEN an expiry late in the UTC evening (and one early in the UTC morning)
+    /// WHEN written for a customer in Paris (and one in Los Angeles)
+    /// THEN the local date is the next day (the previous day).
+    #[test]
+    fn given_a_time_zone_across_midnight_when_an_expiry_is_written_then_the_local_date_is_shown() {
+        let paris = "Europe/Paris".parse().unwrap();
+        assert_eq!(
+            expiry_text("2026-12-02T23:30:00Z".parse().unwrap(), paris, Some("de")),
+            "3. Dezember 2026, 00:30 Uhr (CET)"
+        );
+        let los_angeles = "America/Los_Angeles".parse().unwrap();
+        assert_eq!(
+            expiry_text("2026-12-03T03:00:00Z".parse().unwrap(), los_angeles, Some("en-US")),
+            "December 2, 2026, 7:00 PM (PST)"
+        );
+        let mut voucher = shown(ten_percent(), "Europe/Paris", Some("fr"));
+        voucher.expires_at = "2026-12-02T23:30:00Z".parse().unwrap();
+        let (text, _) = email_parts(&voucher);
+        assert!(text.contains("Valid until 3 décembre 2026 à 00:30 (CET)."), "{text}");
+    }
+
+    /// GIVEN a voucher whose terms carry characters HTML must escape (a cart's currency is only checked at ingest)
+    /// WHEN the email is rendered
+    /// THEN the HTML part escapes them and the text part shows them as they are.
+    #[test]
+    fn given_voucher_terms_with_markup_when_the_html_is_rendered_then_they_are_escaped() {
+        let mut voucher = shown(crate::voucher::Discount::AmountOff { amount: Decimal::from(5) }, "UTC", None);
+        voucher.terms.currency = "<b>".into();
+        let (text, html) = email_parts(&voucher);
+        assert!(html.contains("5.00 &lt;b&gt; off") && !html.contains("<b>"), "{html}");
+        assert!(text.contains("5.00 <b> off"), "{text}");
+    }
+
+    /// GIVEN a voucher WHEN the SMS and the push are written THEN each carries the code and the discount in a short line.
+    #[test]
+    fn given_a_voucher_when_the_sms_and_push_are_written_then_they_carry_code_and_discount() {
+        let voucher = shown(ten_percent(), "Europe/Paris", Some("de-DE"));
+        let links = Links { voucher: Some(&voucher), ..links() };
+        let Outgoing::Sms { body, .. } = sms(&"+33612345678".into(), &cart(), Some("Ana"), &links).unwrap() else {
+            panic!()
+        };
+        assert!(body.contains("https://cb.example/r/RESTORE Code CB-7KQ4-M9XD-2PWE: 10% off. Reply STOP"), "{body}");
+        assert!(body.chars().count() < 200, "{body}");
+        let (_, push) = push_text_with_voucher(&cart(), Some("Ana"), Some(&voucher));
+        assert_eq!(push, "Blue <Mug> and 1 more item(s) are saved for you. Code CB-7KQ4-M9XD-2PWE: 10% off.");
+        assert_eq!(push_text(&cart(), None).1, "Blue <Mug> and 1 more item(s) are saved for you.");
+    }
+
+    /// GIVEN a variant's subject line worded per audience (returners get "welcome back")
+    /// WHEN the email is rendered with a recovery-tier voucher, then a standard one
+    /// THEN each subject reads its audience's words and the discount.
+    #[test]
+    fn given_a_subject_line_worded_per_tier_when_rendered_then_each_audience_reads_its_own() {
+        let line = "{% if voucher.tier == 'recovery' %}Welcome back: {% endif %}{{ voucher.discount }} on your cart";
+        assert_eq!(check_subject(line), Ok(()));
+        let mut voucher = shown(ten_percent(), "UTC", None);
+        for (tier, subject) in [
+            (crate::voucher::TierName::Recovery, "Welcome back: 10% off on your cart"),
+            (crate::voucher::TierName::Standard, "10% off on your cart"),
+        ] {
+            voucher.terms.tier = tier;
+            let links = Links { voucher: Some(&voucher), ..links() };
+            let out = email_with_subject("reminder", Some(line), &"ana@example.com".into(), &cart(), None, &links);
+            let Outgoing::Email { subject: rendered, .. } = out.unwrap() else { panic!() };
+            assert_eq!(rendered, subject);
+        }
+        let out = email_with_subject("reminder", Some(line), &"ana@example.com".into(), &cart(), None, &links());
+        let Outgoing::Email { subject: rendered, .. } = out.unwrap() else { panic!() };
+        assert_eq!(rendered, " on your cart", "without a voucher the line still renders");
     }
 }

@@ -284,9 +284,8 @@ impl VoucherSettings {
     /// What is wrong with the settings, with field paths under `vouchers`.
     pub fn problems(&self) -> Vec<CampaignError> {
         let mut errors = Vec::new();
-        let mut err = |field: &str, message: String| {
-            errors.push(CampaignError { field: format!("vouchers.{field}"), message })
-        };
+        let mut err =
+            |field: &str, message: String| errors.push(CampaignError { field: format!("vouchers.{field}"), message });
         let max = Duration::days(MAX_WINDOW_DAYS);
         let history = "purchase and return history is kept 400 days";
         if self.returned_window < Duration::days(1) || self.returned_window > max {
@@ -540,6 +539,64 @@ impl Refusal {
     }
 }
 
+/// A code presented at checkout (`POST /v1/vouchers/validate`): who
+/// presents it, for which cart, and the order as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkout {
+    /// The signed-in customer, or for a guest the address given at checkout.
+    pub presenter: Presenter,
+    pub cart_id: CartId,
+    pub subtotal: Decimal,
+    /// ISO 4217, capitals.
+    pub currency: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Who presents a code: exactly one of a customer id or an email address.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Presenter {
+    Customer(CustomerId),
+    Guest(Email),
+}
+
+impl Voucher {
+    /// Whether the code may be used at this checkout, else the first reason
+    /// it may not. Ownership comes first, so a stranger holding a leaked
+    /// code learns nothing about it beyond `not_yours`.
+    pub fn check(&self, checkout: &Checkout) -> Result<(), Refusal> {
+        if !self.belongs_to(checkout) {
+            return Err(Refusal::NotYours);
+        }
+        match self.status {
+            VoucherStatus::Issued => {}
+            VoucherStatus::Redeemed { .. } => return Err(Refusal::AlreadyRedeemed),
+            VoucherStatus::Revoked { .. } => return Err(Refusal::Revoked),
+        }
+        if checkout.at >= self.expires_at {
+            return Err(Refusal::Expired);
+        }
+        if !checkout.currency.eq_ignore_ascii_case(&self.terms.currency) {
+            return Err(Refusal::WrongCurrency);
+        }
+        if self.terms.min_cart_value.is_some_and(|min| checkout.subtotal < min) {
+            return Err(Refusal::BelowMinimum);
+        }
+        Ok(())
+    }
+
+    /// A customer's voucher is theirs alone; a guest's is the address's
+    /// (hashed the same way); a guest voucher without an address is bound
+    /// to its cart, which the checkout must then be.
+    fn belongs_to(&self, checkout: &Checkout) -> bool {
+        let presented = match &checkout.presenter {
+            Presenter::Customer(id) => VoucherOwner::customer(id),
+            Presenter::Guest(email) => VoucherOwner::guest_email(email),
+        };
+        let bound_to_its_cart = self.owner == VoucherOwner::guest_cart(&self.cart_id);
+        presented == self.owner || (bound_to_its_cart && checkout.cart_id == self.cart_id)
+    }
+}
+
 /// A purchase that used a code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redemption {
@@ -651,6 +708,107 @@ mod tests {
         assert_eq!(ten.amount_on(d("400")), Some(d("15.00")));
         assert_eq!(Discount::AmountOff { amount: d("5") }.amount_on(d("3.50")), Some(d("3.50")));
         assert_eq!(Discount::FreeShipping.amount_on(d("20")), None);
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn issued_voucher(owner: VoucherOwner) -> Voucher {
+        Voucher {
+            code: VoucherCode::parse("CB-7KQ4-M9XD-2PWE").unwrap(),
+            cart_id: "cart-1".into(),
+            owner,
+            customer_key: CustomerKey::Guest("cart-1".into()),
+            campaign_id: "abandoned-cart".into(),
+            step: 0,
+            variant: None,
+            terms: VoucherTerms {
+                tier: TierName::Standard,
+                discount: Discount::PercentOff { percent: Decimal::from(5), max_amount: None },
+                currency: "EUR".into(),
+                min_cart_value: Some(Decimal::from(20)),
+            },
+            issued_at: at("2026-11-23T10:00:00Z"),
+            expires_at: at("2026-11-30T10:00:00Z"),
+            status: VoucherStatus::Issued,
+            published_at: None,
+        }
+    }
+
+    fn checkout(presenter: Presenter) -> Checkout {
+        Checkout {
+            presenter,
+            cart_id: "cart-2".into(),
+            subtotal: Decimal::from(50),
+            currency: "EUR".into(),
+            at: at("2026-11-25T10:00:00Z"),
+        }
+    }
+
+    fn ana() -> Presenter {
+        Presenter::Customer("ana".into())
+    }
+
+    #[test]
+    fn given_the_owner_at_checkout_within_the_terms_when_checked_then_the_code_is_valid() {
+        let voucher = issued_voucher(VoucherOwner::customer(&"ana".into()));
+        assert_eq!(voucher.check(&checkout(ana())), Ok(()));
+        let at_minimum = Checkout { subtotal: Decimal::from(20), currency: "eur".into(), ..checkout(ana()) };
+        assert_eq!(voucher.check(&at_minimum), Ok(()));
+    }
+
+    #[test]
+    fn given_someone_else_when_checked_then_it_is_not_theirs_whatever_the_state_of_the_code() {
+        let mut voucher = issued_voucher(VoucherOwner::customer(&"ana".into()));
+        voucher.status = VoucherStatus::Revoked { at: at("2026-11-24T00:00:00Z") };
+        assert_eq!(voucher.check(&checkout(Presenter::Customer("bob".into()))), Err(Refusal::NotYours));
+        let guest = Presenter::Guest(Email::parse("ana@example.com").unwrap());
+        assert_eq!(voucher.check(&checkout(guest)), Err(Refusal::NotYours));
+    }
+
+    #[test]
+    fn given_a_guests_voucher_when_checked_then_their_address_in_any_case_owns_it_and_another_does_not() {
+        let owner = VoucherOwner::guest_email(&Email::parse("ana@example.com").unwrap());
+        let voucher = issued_voucher(owner);
+        let same = Presenter::Guest(Email::parse("Ana@Example.COM").unwrap());
+        assert_eq!(voucher.check(&checkout(same)), Ok(()));
+        let other = Presenter::Guest(Email::parse("bob@example.com").unwrap());
+        assert_eq!(voucher.check(&checkout(other)), Err(Refusal::NotYours));
+    }
+
+    #[test]
+    fn given_a_guest_voucher_bound_to_its_cart_when_checked_then_only_that_cart_may_use_it() {
+        let voucher = issued_voucher(VoucherOwner::guest_cart(&"cart-1".into()));
+        let guest = || Presenter::Guest(Email::parse("ana@example.com").unwrap());
+        assert_eq!(voucher.check(&Checkout { cart_id: "cart-1".into(), ..checkout(guest()) }), Ok(()));
+        assert_eq!(voucher.check(&checkout(guest())), Err(Refusal::NotYours));
+    }
+
+    #[test]
+    fn given_a_used_or_revoked_voucher_when_its_owner_checks_it_then_the_state_is_the_reason() {
+        let mut voucher = issued_voucher(VoucherOwner::customer(&"ana".into()));
+        voucher.status =
+            VoucherStatus::Redeemed { order_id: "o1".into(), at: at("2026-11-24T00:00:00Z"), discount: None };
+        assert_eq!(voucher.check(&checkout(ana())), Err(Refusal::AlreadyRedeemed));
+        voucher.status = VoucherStatus::Revoked { at: at("2026-11-24T00:00:00Z") };
+        assert_eq!(voucher.check(&checkout(ana())), Err(Refusal::Revoked));
+    }
+
+    #[test]
+    fn given_the_expiry_instant_when_checked_then_the_code_has_expired() {
+        let voucher = issued_voucher(VoucherOwner::customer(&"ana".into()));
+        let just_before = Checkout { at: voucher.expires_at - Duration::seconds(1), ..checkout(ana()) };
+        assert_eq!(voucher.check(&just_before), Ok(()));
+        assert_eq!(voucher.check(&Checkout { at: voucher.expires_at, ..checkout(ana()) }), Err(Refusal::Expired));
+    }
+
+    #[test]
+    fn given_another_currency_or_a_subtotal_below_the_minimum_when_checked_then_each_is_its_reason() {
+        let voucher = issued_voucher(VoucherOwner::customer(&"ana".into()));
+        assert_eq!(voucher.check(&Checkout { currency: "USD".into(), ..checkout(ana()) }), Err(Refusal::WrongCurrency));
+        let below = Checkout { subtotal: "19.99".parse().unwrap(), ..checkout(ana()) };
+        assert_eq!(voucher.check(&below), Err(Refusal::BelowMinimum));
     }
 
     #[test]

@@ -31,7 +31,10 @@ use cartback_core::consent::ConsentSource;
 use cartback_core::customer_data::{erasure_json, export_json};
 use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::ids::{parse_id, CartId, CustomerId};
-use cartback_core::service::{parse_query, record_link_click, report, Choices, IngestError, Preferences, ReportError};
+use cartback_core::service::{
+    parse_query, record_link_click, report, validate_voucher, Choices, IngestError, Preferences, ReportError,
+    ValidateRequest,
+};
 use cartback_core::signing::{verify_dashboard_token, verify_link, verify_unsubscribe, LinkError, UnsubscribeClaims};
 
 pub use auth::{Signed, SignedOrV1};
@@ -47,6 +50,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/report", get(get_report))
         .route("/v1/customers/{customer_id}", delete(erase_customer))
         .route("/v1/customers/{customer_id}/export", get(export_customer))
+        .route("/v1/vouchers/validate", post(validate_voucher_code))
         .route("/r/{token}", get(redirect))
         .route("/u/{token}", get(preference_page).post(post_preferences))
         .route("/dashboard", get(dashboard_page))
@@ -146,6 +150,17 @@ async fn export_customer(
         return Err(ApiError::NotFound(format!("nothing is held about customer {customer_id:?}")));
     }
     Ok(json_response(StatusCode::OK, &export_json(&data)))
+}
+
+/// Whether a code may be used at the storefront's checkout (see
+/// `cartback_core::voucher::Voucher::check`): 200 with `valid` and the
+/// reason, a bad field 400 naming it. Signed: an open route would let
+/// anyone probe codes. Expiry is business time (`api.clock`).
+async fn validate_voucher_code(State(api): State<Arc<Api>>, Signed(body): Signed) -> Result<Response, ApiError> {
+    let request = ValidateRequest::parse(&body, api.clock.now())
+        .map_err(|e| ApiError::BadRequest(format!("{}: {}", e.field, e.message)))?;
+    let answer = validate_voucher(&*api.store, &request).await?;
+    Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default()))
 }
 
 /// The measurement report (see `cartback_core::measure::report`): the

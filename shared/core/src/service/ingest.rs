@@ -4,14 +4,16 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::facts::{event_fact, EventFact};
+use super::vouchers::{redeem_purchase_coupon, Order};
 use super::{retry_on_conflict, Attempt, CampaignCache};
 use crate::cart::CartStatus;
 use crate::customer::Customer;
 use crate::event::{parse_body, BodyError, Event, EventType, FieldError, FieldWarning};
+use crate::measure::facts::{Fact, FactKind};
 use crate::ports::TimelineKind;
 use crate::ports::{
     CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, FactStore, PortError, Scheduler,
-    StateStore, TimelineEntry, TimerPayload,
+    StateStore, Timeline, TimelineEntry, TimerPayload, VoucherStore,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,8 +93,9 @@ impl ApplyOutcome {
     }
 }
 
-/// Events in: needs carts, customers, the atomic event commit and the
-/// facts (orders and returns).
+/// Events in: needs carts, customers, the atomic event commit, the facts
+/// (orders and returns) and the vouchers a purchase's coupon redeems (with
+/// their lines on the voucher's cart).
 pub struct Ingest<S: ?Sized = dyn StateStore> {
     pub store: Arc<S>,
     pub scheduler: Arc<dyn Scheduler>,
@@ -100,7 +103,7 @@ pub struct Ingest<S: ?Sized = dyn StateStore> {
     pub clock: Arc<dyn Clock>,
 }
 
-impl<S: CartStore + CustomerStore + EventLog + FactStore + ?Sized> Ingest<S> {
+impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherStore + ?Sized> Ingest<S> {
     /// Parses and applies a request body. Only a refused body is an error:
     /// bad events are answered one by one and never sink the others, and an
     /// event that storage fails is answered `retry` while the rest go on.
@@ -223,6 +226,15 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + ?Sized> Ingest<S> {
             let code = event.kind.as_str().into();
             TimelineEntry { at: event.occurred_at, kind: TimelineKind::Event, code, message, details }
         });
+        // Before the commit, like the order's fact: a retry after a failed
+        // commit finds its own redemption (see `redeem_purchase_coupon`).
+        let (value, currency) = match &fact {
+            EventFact::Record(Fact { kind: FactKind::Order { value, currency, .. }, .. }) => {
+                (*value, currency.as_deref())
+            }
+            _ => (event.value, event.currency.as_deref()),
+        };
+        redeem_purchase_coupon(&*self.store, Order { event, value, currency }).await?;
         match &fact {
             // Before the commit: a retry after a failed commit rewrites the
             // same fact, a second purchase event for the order finds it.

@@ -13,6 +13,7 @@ mod ingest;
 mod issuing;
 mod preferences;
 mod report;
+mod vouchers;
 
 use chrono::Duration;
 
@@ -23,6 +24,7 @@ pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOu
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
 pub use preferences::{reason_sentence, Choices, PreferenceOutcome, Preferences, MAX_ANSWER_TEXT_CHARS, SNOOZE_DAYS};
+pub use vouchers::{validate_voucher, ValidateRequest, Validation, MAX_CODE_TEXT_CHARS};
 pub use report::{parse_query, report, ReportError, DEFAULT_REPORT_DAYS, MAX_REPORT_DAYS, WINDOW_HOURS};
 
 use crate::ids::{CartId, MessageId};
