@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use cartback_core::campaign::Campaign;
-use cartback_core::measure::report::{CampaignReport, Interval, Money, Report};
+use cartback_core::measure::report::{CampaignReport, Interval, Money, Report, VoucherReport};
 use cartback_core::ports::{Clock, SystemClock};
 use cartback_core::service::{parse_query, report, ReportError};
 
@@ -185,6 +185,7 @@ fn write_campaign(out: &mut String, c: &CampaignReport) {
     for (name, value) in rows {
         let _ = writeln!(out, "  {name:<22} {value}");
     }
+    write_vouchers(out, "  ", &c.vouchers);
     for v in &c.variants {
         let _ = writeln!(
             out,
@@ -204,6 +205,95 @@ fn write_campaign(out: &mut String, c: &CampaignReport) {
                 )
             }
         );
+        if v.vouchers.issued > 0 || v.vouchers.abuse_attempts > 0 {
+            write_vouchers(out, "    ", &v.vouchers);
+        }
+    }
+}
+
+/// The voucher rows: counts, cost, AOV, recovery by tier (against the
+/// control in a variant), and each seed target beside its measured figure.
+fn write_vouchers(out: &mut String, indent: &str, v: &VoucherReport) {
+    let tiers: Vec<String> = v
+        .by_tier
+        .iter()
+        .map(|(tier, t)| {
+            let against = match (t.difference_from_control, t.difference_from_control_ci95) {
+                (Some(d), Some(ci)) => format!(", {:+.1} points against control ({})", d * 100.0, interval_points(ci)),
+                _ => String::new(),
+            };
+            format!(
+                "{} {} of {} ({}, {}){against}",
+                tier.as_str(),
+                t.recovered,
+                t.issued,
+                percent(t.recovery_rate),
+                interval_points(t.recovery_rate_ci95)
+            )
+        })
+        .collect();
+    let redeemed: Vec<String> = v.by_tier.iter().map(|(tier, t)| format!("{} {}", tier.as_str(), t.redeemed)).collect();
+    let returners = &v.targets.recovery_rate_returners;
+    let rows = [
+        (
+            "vouchers",
+            format!(
+                "{} issued, {} redeemed ({}), {} abuse attempts",
+                v.issued,
+                v.redeemed,
+                redeemed.join(", "),
+                v.abuse_attempts
+            ),
+        ),
+        ("recovered by tier", tiers.join("; ")),
+        (
+            "discount cost",
+            format!(
+                "{}, per recovered order {}{}",
+                money(&v.discount_cost),
+                money(&v.discount_cost_per_recovered_order),
+                if v.redeemed_without_amount > 0 {
+                    format!(" ({} free-shipping redemptions not costed)", v.redeemed_without_amount)
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        (
+            "AOV voucher / none",
+            format!(
+                "{} / {} (impact {})",
+                money(&v.aov_with_voucher),
+                money(&v.aov_without_voucher),
+                money(&v.aov_impact)
+            ),
+        ),
+        (
+            "target: returners",
+            format!(
+                "recovery {} ({}, {} carts), target {}",
+                percent(returners.measured),
+                interval_points(returners.measured_ci95),
+                returners.carts,
+                percent(returners.target)
+            ),
+        ),
+        (
+            "target: AOV impact",
+            format!("{}, target {}", money(&v.targets.aov_impact.measured), money(&v.targets.aov_impact.target)),
+        ),
+        (
+            "target: discount/acq.",
+            format!(
+                "{}, target {}",
+                money(&v.targets.discount_cost_per_acquisition.measured),
+                money(&v.targets.discount_cost_per_acquisition.target)
+            ),
+        ),
+    ];
+    let width = 24 - indent.len();
+    for (name, value) in rows {
+        let _ = writeln!(out, "{indent}{name:<width$} {value}");
     }
 }
 
@@ -212,7 +302,9 @@ const CSV_HEADER: &str = "campaign_id,shadow,entered,treated,held_out,recovered_
 recovery_rate_treated,recovery_rate_treated_low,recovery_rate_treated_high,recovery_rate_held_out,\
 recovery_rate_held_out_low,recovery_rate_held_out_high,lift,lift_ci95_low,lift_ci95_high,relative_lift,evidence,\
 incremental_orders,attributed_revenue,incremental_revenue,aov_recovered,aov_all_orders,cost,\
-cost_per_incremental_order,revenue_per_recipient,sent,would_send,verdict";
+cost_per_incremental_order,revenue_per_recipient,sent,would_send,vouchers_issued,vouchers_redeemed,\
+voucher_abuse_attempts,discount_cost,discount_cost_per_recovered_order,aov_with_voucher,aov_without_voucher,\
+aov_impact,recovery_rate_returners,verdict";
 
 fn csv(report: &Report) -> String {
     let mut out = format!("{CSV_HEADER}\n");
@@ -247,6 +339,15 @@ fn csv(report: &Report) -> String {
             csv_money(&c.revenue_per_recipient),
             c.messages.sent.to_string(),
             c.messages.would_send.to_string(),
+            c.vouchers.issued.to_string(),
+            c.vouchers.redeemed.to_string(),
+            c.vouchers.abuse_attempts.to_string(),
+            csv_money(&c.vouchers.discount_cost),
+            csv_money(&c.vouchers.discount_cost_per_recovered_order),
+            csv_money(&c.vouchers.aov_with_voucher),
+            csv_money(&c.vouchers.aov_without_voucher),
+            csv_money(&c.vouchers.aov_impact),
+            c.vouchers.targets.recovery_rate_returners.measured.to_string(),
             c.verdict.clone(),
         ];
         let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
@@ -287,6 +388,91 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a, b"), "\"a, b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    /// A returner's treated cart that got a recovery-tier voucher and bought
+    /// for 90.00 USD with it (9.00 off), and another cart bought without one for 60.00 USD.
+    fn voucher_report() -> Report {
+        use cartback_core::ids::CustomerKey;
+        use cartback_core::measure::report::{build_report, Prices, ReportQuery};
+        use cartback_core::measure::{Fact, FactKind, Group, SegmentLabel};
+        use cartback_core::voucher::TierName;
+        let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let mut facts = Vec::new();
+        for (cart, segment) in [("ret", SegmentLabel::Returner), ("plain", SegmentLabel::Other)] {
+            let kind = FactKind::Entered {
+                campaign_id: "default".into(),
+                cart_id: cart.into(),
+                customer_key: CustomerKey::Guest(cart.into()),
+                group: Group::Treated,
+                variant: None,
+                segment,
+                value: None,
+                currency: None,
+            };
+            facts.push(Fact::new(at("2026-11-02T10:00:00Z"), kind));
+            let value = if cart == "ret" { "90.00" } else { "60.00" };
+            let order = FactKind::Order {
+                order_id: format!("o-{cart}"),
+                cart_id: Some(cart.into()),
+                customer_key: None,
+                value: Some(value.parse().unwrap()),
+                currency: Some("USD".into()),
+                coupon: None,
+            };
+            facts.push(Fact::new(at("2026-11-02T12:00:00Z"), order));
+        }
+        let issued = FactKind::VoucherIssued {
+            campaign_id: "default".into(),
+            cart_id: "ret".into(),
+            customer_key: CustomerKey::Guest("ret".into()),
+            variant: None,
+            tier: TierName::Recovery,
+        };
+        facts.push(Fact::new(at("2026-11-02T10:00:00Z"), issued));
+        let redeemed = FactKind::VoucherRedeemed {
+            order_id: "o-ret".into(),
+            campaign_id: "default".into(),
+            cart_id: "ret".into(),
+            customer_key: CustomerKey::Guest("ret".into()),
+            tier: TierName::Recovery,
+            discount: Some("9.00".parse().unwrap()),
+            currency: "USD".into(),
+        };
+        facts.push(Fact::new(at("2026-11-02T12:00:00Z"), redeemed));
+        let query = ReportQuery::new(None, "2026-11-01".parse().unwrap(), "2026-11-07".parse().unwrap());
+        build_report(&facts, &[], &query, &Prices::default())
+    }
+
+    /// GIVEN a report with a redeemed voucher WHEN shown as a table THEN the voucher rows give the counts,
+    /// the discount cost, the AOV with and without a voucher, the recovery by tier and each seed target
+    /// beside its measured figure; and the CSV has a value for every column.
+    #[test]
+    fn given_vouchers_when_the_report_is_shown_then_their_figures_stand_beside_the_targets() {
+        let report = voucher_report();
+
+        let table = table(&report);
+
+        for line in [
+            "  vouchers               1 issued, 1 redeemed (recovery 1, standard 0), 0 abuse attempts",
+            "  recovered by tier      recovery 1 of 1 (100.0%, ",
+            "  discount cost          9.00 USD, per recovered order 4.50 USD",
+            "  AOV voucher / none     90.00 USD / 60.00 USD (impact 30.00 USD)",
+            "  target: returners      recovery 100.0% (",
+            "  target: AOV impact     30.00 USD, target 4.50 USD",
+            "  target: discount/acq.  4.50 USD, target 8.20 USD",
+        ] {
+            assert!(table.contains(line), "{line:?} in\n{table}");
+        }
+        let csv = csv(&report);
+        let lines: Vec<&str> = csv.lines().collect();
+        let columns = CSV_HEADER.split(',').count();
+        assert!(lines.iter().all(|l| l.split(',').count() == columns), "{csv}");
+        let header: Vec<&str> = lines[0].split(',').collect();
+        let row: Vec<&str> = lines[1].split(',').collect();
+        let cell = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+        let cells = (cell("vouchers_issued"), cell("discount_cost"), cell("aov_impact"));
+        assert_eq!(cells, ("1", "USD 9.00", "USD 30.00"));
     }
 
     #[test]

@@ -59,3 +59,53 @@ pub fn carts(group: Group, n: usize, bought: usize, day: &str) -> Vec<Fact> {
     }
     facts
 }
+
+/// Vouchers for the first `n` treated carts of [`carts`] on `day`: each
+/// issued in the standard tier at entry; the first `redeemed` of them
+/// redeemed by their cart's order for 2.00 EUR off; and one order that used
+/// the first cart's code again (an abuse attempt) a day later.
+pub fn vouchers(n: usize, redeemed: usize, day: &str) -> Vec<Fact> {
+    use cartback_core::voucher::{Refusal, TierName};
+    let entered: DateTime<Utc> = format!("{day}T08:00:00Z").parse().unwrap();
+    let mut facts = Vec::new();
+    for i in 0..n {
+        let cart = format!("{}-{day}-{i}", Group::Treated.as_str());
+        let customer_key = CustomerKey::Customer(format!("u-{cart}").as_str().into());
+        facts.push(Fact::new(
+            entered,
+            FactKind::VoucherIssued {
+                campaign_id: "default".into(),
+                cart_id: cart.as_str().into(),
+                customer_key: customer_key.clone(),
+                variant: None,
+                tier: TierName::Standard,
+            },
+        ));
+        if i < redeemed {
+            facts.push(Fact::new(
+                entered + Duration::hours(1),
+                FactKind::VoucherRedeemed {
+                    order_id: format!("o-{cart}"),
+                    campaign_id: "default".into(),
+                    cart_id: cart.as_str().into(),
+                    customer_key,
+                    tier: TierName::Standard,
+                    discount: Some("2.00".parse().unwrap()),
+                    currency: "EUR".into(),
+                },
+            ));
+        }
+        if i == 0 {
+            facts.push(Fact::new(
+                entered + Duration::days(1),
+                FactKind::VoucherAbuse {
+                    order_id: format!("o-again-{cart}"),
+                    campaign_id: "default".into(),
+                    cart_id: cart.as_str().into(),
+                    refusal: Refusal::AlreadyRedeemed,
+                },
+            ));
+        }
+    }
+    facts
+}

@@ -14,7 +14,7 @@ use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_local::testing::ManualClock;
 use cartback_tests::local_app::local_app_with_db;
 use cartback_tests::openapi::{assert_response, Observed};
-use cartback_tests::report_facts::carts;
+use cartback_tests::report_facts::{carts, vouchers};
 use serde_json::Value;
 
 const SECRET: &[u8] = b"report-secret-0123456789";
@@ -75,6 +75,39 @@ async fn given_facts_when_the_signed_report_is_asked_then_it_counts_both_arms_wi
     assert_eq!((status, body["attribution_window_hours"].as_i64()), (200, Some(48)));
     let (_, body) = get(&app, &clock, "/v1/report?campaign=default&from=2026-11-21&to=2026-11-22", true).await;
     assert_eq!(body["campaigns"][0]["entered"], 0);
+}
+
+/// GIVEN 10 treated carts (4 bought) of which 6 got a standard-tier voucher, 3 redeemed (2.00 EUR off
+/// each) and the first code tried again by another order, and 5 held-out carts
+/// WHEN the signed report is asked THEN its voucher figures count them, the discounts are in the cost,
+/// and the answer matches the OpenAPI document's voucher section.
+#[tokio::test]
+async fn given_vouchers_when_the_signed_report_is_asked_then_their_figures_and_cost_are_in_it() {
+    let (app, clock, db) = local_app_with_db(SECRET);
+    let mut facts = carts(Group::Treated, 10, 4, "2026-11-20");
+    facts.extend(carts(Group::HeldOut, 5, 1, "2026-11-20"));
+    facts.extend(vouchers(6, 3, "2026-11-20"));
+    for fact in &facts {
+        db.record_fact(fact).await.unwrap();
+    }
+
+    let (status, body) = get(&app, &clock, "/v1/report?campaign=default", true).await;
+
+    assert_eq!(status, 200, "{body}");
+    let vouchers = &body["campaigns"][0]["vouchers"];
+    assert_eq!((vouchers["issued"].as_u64(), vouchers["redeemed"].as_u64()), (Some(6), Some(3)), "{vouchers}");
+    assert_eq!(vouchers["abuse_attempts"], 1);
+    assert_eq!(vouchers["discount_cost"]["EUR"], "6.00");
+    assert_eq!(vouchers["discount_cost_per_recovered_order"]["EUR"], "1.50", "6.00 over 4 recovered orders");
+    assert_eq!(vouchers["by_tier"]["standard"]["recovered"], 4);
+    assert_eq!(vouchers["by_tier"]["standard"]["recovery_rate"], 4.0 / 6.0);
+    assert_eq!(vouchers["by_tier"]["recovery"]["issued"], 0);
+    assert_eq!(vouchers["targets"]["recovery_rate_returners"]["target"], 0.12);
+    assert_eq!(vouchers["targets"]["aov_impact"]["target"]["USD"], "4.50");
+    assert_eq!(vouchers["targets"]["discount_cost_per_acquisition"]["target"]["USD"], "8.20");
+    assert_eq!(body["campaigns"][0]["cost"]["EUR"], "6.00");
+    assert_eq!(body["campaigns"][0]["cost"]["USD"], "0.0010");
+    assert_eq!(body["total"]["vouchers"]["issued"], 6);
 }
 
 /// GIVEN bad parameters WHEN asked THEN 400 naming the parameter and why; an unknown

@@ -14,12 +14,12 @@ use cartback_core::signing::{sign_request, Secret, SignedRequest, SIGNATURE_HEAD
 use cartback_tests::local_app::local_app_with_db;
 use cartback_tests::moto::{apigw_event, resign, response_json, Moto, Stack, TestClock};
 use cartback_tests::openapi::{assert_response, Observed};
-use cartback_tests::report_facts::carts;
+use cartback_tests::report_facts::{carts, vouchers};
 
 const QUERY: &str = "campaign=default&from=2026-11-15&to=2026-11-22&attribution_window_hours=36";
 
 /// GIVEN the same facts in DynamoDB and in SQLite (carts over three days,
-/// treated and held out, some bought) WHEN the signed report is asked through
+/// treated and held out, some bought, some with vouchers redeemed or abused) WHEN the signed report is asked through
 /// API Gateway on AWS and through the local router THEN both answer 200 with
 /// the same body, which matches the OpenAPI document.
 #[tokio::test]
@@ -29,6 +29,7 @@ async fn given_the_same_facts_on_both_runtimes_when_the_report_is_asked_then_the
     for (day, bought_treated, bought_held) in [("2026-11-16", 9, 2), ("2026-11-18", 12, 1), ("2026-11-21", 7, 3)] {
         facts.extend(carts(Group::Treated, 30, bought_treated, day));
         facts.extend(carts(Group::HeldOut, 10, bought_held, day));
+        facts.extend(vouchers(20, 5, day));
     }
 
     let stack = Stack::create(Moto::global().clients().await, 3).await;
@@ -75,4 +76,8 @@ async fn given_the_same_facts_on_both_runtimes_when_the_report_is_asked_then_the
     assert_eq!((campaign["treated"].as_u64(), campaign["held_out"].as_u64()), (Some(90), Some(30)));
     assert_eq!((campaign["recovered_treated"].as_u64(), campaign["recovered_held_out"].as_u64()), (Some(28), Some(6)));
     assert_eq!(aws["attribution_window_hours"], 36);
+    let vouchers = &campaign["vouchers"];
+    assert_eq!((vouchers["issued"].as_u64(), vouchers["redeemed"].as_u64()), (Some(60), Some(15)), "{vouchers}");
+    assert_eq!(vouchers["abuse_attempts"], 3);
+    assert_eq!(vouchers["discount_cost"]["EUR"], "30.00");
 }

@@ -1558,6 +1558,37 @@ mod tests {
                     reason: cartback_core::consent::AnswerReason::AlreadyBought,
                 },
             ),
+            Fact::new(
+                at("2026-11-23T11:00:00Z"),
+                FactKind::VoucherIssued {
+                    campaign_id: "default".into(),
+                    cart_id: "cart-1".into(),
+                    customer_key: CustomerKey::Customer("u1".into()),
+                    variant: Some("late".into()),
+                    tier: cartback_core::voucher::TierName::Recovery,
+                },
+            ),
+            Fact::new(
+                at("2026-11-23T23:59:59Z"),
+                FactKind::VoucherRedeemed {
+                    order_id: "o-1".into(),
+                    campaign_id: "default".into(),
+                    cart_id: "cart-1".into(),
+                    customer_key: CustomerKey::Customer("u1".into()),
+                    tier: cartback_core::voucher::TierName::Recovery,
+                    discount: Some("5.99".parse().unwrap()),
+                    currency: "EUR".into(),
+                },
+            ),
+            Fact::new(
+                at("2026-11-24T09:00:00Z"),
+                FactKind::VoucherAbuse {
+                    order_id: "o-2".into(),
+                    campaign_id: "default".into(),
+                    cart_id: "cart-1".into(),
+                    refusal: cartback_core::voucher::Refusal::AlreadyRedeemed,
+                },
+            ),
         ]
     }
 

@@ -331,6 +331,7 @@ fn report_html(form: &DashboardForm, report: &Report) -> String {
     html.push_str(&channels_html(&entry, campaign));
     html.push_str(&variants_html(&entry, campaign));
     html.push_str(&segments_html(&entry, campaign));
+    html.push_str(&vouchers_html(&entry, campaign));
     html
 }
 
@@ -625,10 +626,113 @@ fn segments_html(entry: &Value, campaign: &CampaignReport) -> String {
     html
 }
 
+/// What the vouchers did and cost: counts, the seed's targets beside the measured figures, recovery by tier,
+/// and per experiment variant each tier against the control's (an offer test reads off this table).
+fn vouchers_html(entry: &Value, campaign: &CampaignReport) -> String {
+    let mut html = String::from(r#"<section id="vouchers"><h2>Vouchers</h2>"#);
+    let _ = write!(
+        html,
+        concat!(
+            r#"<p>Issued {}, redeemed {} ({} free-shipping redemptions without a known amount), "#,
+            r#"abuse attempts {}. Discount cost {} ({} per recovered order; part of the cost above).</p>"#,
+            r#"<p>Recovered orders with a voucher {} (average {}), without {} (average {}).</p>"#,
+        ),
+        field(entry, "vouchers.issued", Unit::Count),
+        field(entry, "vouchers.redeemed", Unit::Count),
+        field(entry, "vouchers.redeemed_without_amount", Unit::Count),
+        field(entry, "vouchers.abuse_attempts", Unit::Count),
+        money(entry, "vouchers.discount_cost"),
+        money(entry, "vouchers.discount_cost_per_recovered_order"),
+        field(entry, "vouchers.recovered_orders_with_voucher", Unit::Count),
+        money(entry, "vouchers.aov_with_voucher"),
+        field(entry, "vouchers.recovered_orders_without_voucher", Unit::Count),
+        money(entry, "vouchers.aov_without_voucher"),
+    );
+    let targets = "vouchers.targets";
+    let _ = write!(
+        html,
+        concat!(
+            r#"<table id="voucher-targets"><tr><th>Against the seed's targets</th><th>Measured</th>"#,
+            r#"<th>Target</th></tr>"#,
+            r#"<tr><td>Recovery rate of returners (treated)</td><td>{} ({}, {} carts)</td><td>{}</td></tr>"#,
+            r#"<tr><td>AOV impact (with a voucher minus without)</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td>Discount cost per acquisition (recovered order)</td><td>{}</td><td>{}</td></tr></table>"#,
+        ),
+        field(entry, &format!("{targets}.recovery_rate_returners.measured"), Unit::Percent),
+        field(entry, &format!("{targets}.recovery_rate_returners.measured_ci95"), Unit::Percent),
+        field(entry, &format!("{targets}.recovery_rate_returners.carts"), Unit::Count),
+        field(entry, &format!("{targets}.recovery_rate_returners.target"), Unit::Percent),
+        money(entry, &format!("{targets}.aov_impact.measured")),
+        money(entry, &format!("{targets}.aov_impact.target")),
+        money(entry, &format!("{targets}.discount_cost_per_acquisition.measured")),
+        money(entry, &format!("{targets}.discount_cost_per_acquisition.target")),
+    );
+    html.push_str(
+        "<table id=\"voucher-tiers\"><tr><th>Tier</th><th>Carts with a voucher</th><th>Redeemed</th>\
+         <th>Recovered</th><th>Recovery rate (95%)</th><th>Discount cost</th></tr>",
+    );
+    for tier in campaign.vouchers.by_tier.keys() {
+        let path = |name: &str| format!("vouchers.by_tier.{}.{name}", tier.as_str());
+        let _ = write!(
+            html,
+            concat!(
+                r#"<tr data-tier="{0}"><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4} ({5})</td>"#,
+                r#"<td>{6}</td></tr>"#,
+            ),
+            tier.as_str(),
+            field(entry, &path("issued"), Unit::Count),
+            field(entry, &path("redeemed"), Unit::Count),
+            field(entry, &path("recovered"), Unit::Count),
+            field(entry, &path("recovery_rate"), Unit::Percent),
+            field(entry, &path("recovery_rate_ci95"), Unit::Percent),
+            money(entry, &path("discount_cost")),
+        );
+    }
+    html.push_str("</table>");
+    if !campaign.variants.is_empty() {
+        html.push_str(
+            "<table id=\"voucher-variants\"><tr><th>Variant</th><th>Tier</th><th>Carts with a voucher</th>\
+             <th>Recovery rate (95%)</th><th>Against control's tier (95%)</th><th>Discount cost per recovered \
+             order</th></tr>",
+        );
+        for (i, variant) in campaign.variants.iter().enumerate() {
+            let name = if variant.control { format!("{} (control)", variant.variant) } else { variant.variant.clone() };
+            for tier in variant.vouchers.by_tier.keys() {
+                let path = |name: &str| format!("variants.{i}.vouchers.by_tier.{}.{name}", tier.as_str());
+                let _ = write!(
+                    html,
+                    concat!(
+                        r#"<tr data-variant="{}"><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{} ({})</td>"#,
+                        r#"<td>{}</td></tr>"#,
+                    ),
+                    escape(&variant.variant),
+                    escape(&name),
+                    tier.as_str(),
+                    field(entry, &path("issued"), Unit::Count),
+                    field(entry, &path("recovery_rate"), Unit::Percent),
+                    field(entry, &path("recovery_rate_ci95"), Unit::Percent),
+                    field(entry, &path("difference_from_control"), Unit::Points),
+                    field(entry, &path("difference_from_control_ci95"), Unit::Points),
+                    money(entry, &format!("variants.{i}.vouchers.discount_cost_per_recovered_order")),
+                );
+            }
+        }
+        html.push_str("</table>");
+    }
+    html.push_str(
+        r#"<p class="note">Targets are the seed's, in its dollars; shown beside the figures, not enforced.</p>"#,
+    );
+    html.push_str("</section>");
+    html
+}
+
 #[cfg(test)]
 mod tests {
-    use cartback_core::measure::report::{DayReport, Evidence, Interval, MessageCounts, SliceReport, VariantReport};
+    use cartback_core::measure::report::{
+        DayReport, Evidence, Interval, MessageCounts, SliceReport, VariantReport, VoucherReport,
+    };
     use cartback_core::message::Channel;
+    use cartback_core::voucher::TierName;
 
     use super::*;
 
@@ -666,6 +770,7 @@ mod tests {
             evidence: Evidence::NotEnoughData,
             attributed_revenue: eur("310.00"),
             messages: counts.clone(),
+            vouchers: vouchers(if control { None } else { Some(0.25) }),
         };
         CampaignReport {
             campaign_id: id.into(),
@@ -746,7 +851,32 @@ mod tests {
                     sent: 70,
                 },
             ],
+            vouchers: vouchers(None),
         }
+    }
+
+    /// 12 recovery-tier vouchers (6 recovered, 5 redeemed), one abuse attempt, 42.50 EUR of discounts.
+    fn vouchers(difference_from_control: Option<f64>) -> VoucherReport {
+        let mut v = VoucherReport { issued: 12, redeemed: 5, abuse_attempts: 1, ..VoucherReport::default() };
+        v.discount_cost = eur("42.50");
+        v.discount_cost_per_recovered_order = eur("1.57");
+        v.aov_with_voucher = eur("61.00");
+        v.aov_without_voucher = eur("52.25");
+        v.aov_impact = eur("8.75");
+        v.recovered_orders_with_voucher = 5;
+        v.recovered_orders_without_voucher = 22;
+        let tier = v.by_tier.get_mut(&TierName::Recovery).unwrap();
+        (tier.issued, tier.redeemed, tier.recovered, tier.recovery_rate) = (12, 5, 6, 0.5);
+        tier.recovery_rate_ci95 = Interval(0.2, 0.8);
+        tier.discount_cost = eur("42.50");
+        tier.difference_from_control = difference_from_control;
+        tier.difference_from_control_ci95 = difference_from_control.map(|d| Interval(d - 0.3, d + 0.3));
+        v.targets.recovery_rate_returners.measured = 0.2;
+        v.targets.recovery_rate_returners.measured_ci95 = Interval(0.05, 0.4);
+        v.targets.recovery_rate_returners.carts = 40;
+        v.targets.aov_impact.measured = v.aov_impact.clone();
+        v.targets.discount_cost_per_acquisition.measured = v.discount_cost_per_recovered_order.clone();
+        v
     }
 
     fn report() -> Report {
@@ -864,6 +994,38 @@ mod tests {
         assert_eq!(text("evidence"), "inconclusive");
         assert_eq!(text("variants.0.evidence"), "not enough data");
         assert_eq!(text("verdict"), report.campaigns[0].verdict);
+    }
+
+    /// GIVEN a campaign whose vouchers were issued, redeemed and abused, in an experiment WHEN shown THEN the
+    /// voucher section gives the counts, the discount cost, each target beside its measured figure, each
+    /// tier's recovery rate, and per variant each tier against the control's; every figure is the JSON's.
+    #[test]
+    fn given_vouchers_when_a_campaign_is_shown_then_their_figures_stand_beside_the_targets_per_tier_and_variant() {
+        let report = report();
+        let html = page(&form(Some("default")), "tok", &[], Ok(&report));
+        let entry = serde_json::to_value(&report.campaigns[0]).unwrap();
+        let fields = shown_fields(&html);
+        let text = |name: &str| {
+            assert!(same(at(&entry, name), &fields.iter().find(|(f, ..)| f == name).unwrap().2), "{name}");
+            fields.iter().find(|(f, ..)| f == name).map(|(.., t)| t.clone()).unwrap()
+        };
+
+        assert!(html.contains(r#"<section id="vouchers">"#), "{html}");
+        assert_eq!(text("vouchers.issued"), "12");
+        assert_eq!(text("vouchers.abuse_attempts"), "1");
+        assert_eq!(text("vouchers.discount_cost.EUR"), "42.50");
+        assert_eq!(text("vouchers.targets.recovery_rate_returners.measured"), "20.0%");
+        assert_eq!(text("vouchers.targets.recovery_rate_returners.target"), "12.0%");
+        assert_eq!(text("vouchers.targets.aov_impact.measured.EUR"), "8.75");
+        assert_eq!(text("vouchers.targets.aov_impact.target.USD"), "4.50");
+        assert_eq!(text("vouchers.targets.discount_cost_per_acquisition.target.USD"), "8.20");
+        assert_eq!(text("vouchers.by_tier.recovery.recovery_rate_ci95"), "20.0% to 80.0%");
+        assert_eq!(text("vouchers.by_tier.standard.issued"), "0");
+        assert_eq!(text("variants.0.vouchers.by_tier.recovery.difference_from_control"), "n/a");
+        assert_eq!(text("variants.1.vouchers.by_tier.recovery.difference_from_control"), "+25.0 pts");
+        assert_eq!(text("variants.1.vouchers.by_tier.recovery.difference_from_control_ci95"), "-5.0 pts to +55.0 pts");
+        let section = &html[html.find(r#"<section id="vouchers">"#).unwrap()..];
+        assert!(!section.contains("<script") && !section.contains("style="), "no script, no inline style");
     }
 
     #[test]

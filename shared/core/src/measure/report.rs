@@ -18,6 +18,7 @@ use crate::campaign::{Campaign, CampaignMode, DelayFrom};
 use crate::consent::AnswerReason;
 use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::message::Channel;
+use crate::voucher::TierName;
 
 /// Amounts per currency: `{"EUR": "12.50", "USD": "3.00"}`.
 pub type Money = BTreeMap<String, Decimal>;
@@ -204,7 +205,8 @@ pub struct CampaignReport {
     /// Average order value of recovered orders against all orders in the period.
     pub aov_recovered: Money,
     pub aov_all_orders: Money,
-    /// Messages sent times their channel's price (plus discounts, once vouchers exist).
+    /// Messages sent times their channel's price, plus the discounts redeemed
+    /// with the report's carts' vouchers (`vouchers.discount_cost`), per currency.
     pub cost: Money,
     pub cost_per_incremental_order: Option<Money>,
     /// Recovered revenue (net of returns) of the treated carts that were sent
@@ -221,6 +223,8 @@ pub struct CampaignReport {
     /// (`already_bought`, `not_interested`, `too_many_messages`, `other`; each present, 0 when none).
     #[serde(default)]
     pub answers: BTreeMap<String, u64>,
+    /// What the report's carts' vouchers did and cost, beside the seed's targets.
+    pub vouchers: VoucherReport,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,7 +260,98 @@ pub struct VariantReport {
     pub evidence: Evidence,
     pub attributed_revenue: Money,
     pub messages: MessageCounts,
+    /// This variant's vouchers; each tier's rate is compared with the control
+    /// variant's same tier (`difference_from_control`), so offers read off side by side.
+    pub vouchers: VoucherReport,
 }
+
+/// What the vouchers of a set of carts (a campaign's, a variant's, every
+/// live campaign's) did: issued, redeemed, abused, what the discounts cost,
+/// what recovered orders with and without one were worth, and the seed's
+/// targets beside the measured figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoucherReport {
+    /// Vouchers issued to these carts (one per cart at most), all tiers.
+    pub issued: u64,
+    /// Of those, redeemed by an order.
+    pub redeemed: u64,
+    /// Redemptions whose discount is not known (free shipping without the
+    /// order's shipping amount): counted in `redeemed`, not in `discount_cost`.
+    pub redeemed_without_amount: u64,
+    /// Orders that used one of these carts' codes and were refused it
+    /// (already redeemed by another order, revoked, ...).
+    pub abuse_attempts: u64,
+    /// The discounts the redemptions took off their orders, per currency.
+    pub discount_cost: Money,
+    /// `discount_cost` per recovered order of the treated carts, in each
+    /// currency over that currency's recovered orders.
+    pub discount_cost_per_recovered_order: Money,
+    /// Recovered orders of the treated carts that redeemed a Cartback voucher.
+    pub recovered_orders_with_voucher: u64,
+    pub recovered_orders_without_voucher: u64,
+    /// Average net value of those recovered orders, per currency.
+    pub aov_with_voucher: Money,
+    pub aov_without_voucher: Money,
+    /// `aov_with_voucher` minus `aov_without_voucher`, in the currencies both have.
+    pub aov_impact: Money,
+    /// Per tier (`recovery`, `standard`; both always present).
+    pub by_tier: BTreeMap<TierName, TierReport>,
+    pub targets: VoucherTargets,
+}
+
+/// The carts given a voucher of one tier, and what became of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierReport {
+    /// Carts given a voucher of this tier.
+    pub issued: u64,
+    /// Of those, redeemed by an order.
+    pub redeemed: u64,
+    /// Of those carts, recovered (as the report defines it).
+    pub recovered: u64,
+    /// `recovered / issued`, with its interval.
+    pub recovery_rate: f64,
+    pub recovery_rate_ci95: Interval,
+    pub discount_cost: Money,
+    /// In an experiment's variant other than the control: this tier's rate
+    /// minus the control variant's same tier's, with its interval; else null.
+    pub difference_from_control: Option<f64>,
+    pub difference_from_control_ci95: Option<Interval>,
+}
+
+/// The seed's targets, each beside its measured figure; shown, never asserted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoucherTargets {
+    /// Recovery rate of the treated returners (the `returner` segment).
+    pub recovery_rate_returners: RateTarget,
+    /// `aov_with_voucher - aov_without_voucher`.
+    pub aov_impact: MoneyTarget,
+    /// Discount cost per acquisition: `discount_cost_per_recovered_order`.
+    pub discount_cost_per_acquisition: MoneyTarget,
+}
+
+/// A rate target beside the measured rate, its interval and the carts it is of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateTarget {
+    pub target: f64,
+    pub measured: f64,
+    pub measured_ci95: Interval,
+    pub carts: u64,
+}
+
+/// An amount target (in the seed's currency) beside the measured amounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoneyTarget {
+    pub target: Money,
+    pub measured: Money,
+}
+
+/// The seed's voucher targets: returners recover at 12%; a voucher raises
+/// the recovered order's value by $4.50; a recovered order costs $8.20 of discount.
+pub const TARGET_RECOVERY_RATE_RETURNERS: f64 = 0.12;
+/// See [`TARGET_RECOVERY_RATE_RETURNERS`]: (currency, amount in cents).
+pub const TARGET_AOV_IMPACT: (&str, i64) = ("USD", 450);
+/// See [`TARGET_RECOVERY_RATE_RETURNERS`]: (currency, amount in cents).
+pub const TARGET_DISCOUNT_COST_PER_ACQUISITION: (&str, i64) = ("USD", 820);
 
 /// The treated and held-out comparison within one slice (a segment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -392,6 +487,19 @@ struct Unit<'a> {
     messages: MessageCounts,
     by_channel: BTreeMap<Channel, MessageCounts>,
     by_step: BTreeMap<u32, MessageCounts>,
+    /// The tier of the voucher issued for this cart in this campaign, if any.
+    voucher: Option<TierName>,
+    /// Orders that redeemed this cart's voucher (one, unless facts disagree).
+    redemptions: Vec<&'a Redeemed<'a>>,
+    /// Orders refused this cart's code.
+    abuse_attempts: u64,
+}
+
+/// A redemption of a cart's voucher, from its fact.
+struct Redeemed<'a> {
+    tier: TierName,
+    discount: Option<Decimal>,
+    currency: &'a str,
 }
 
 impl Unit<'_> {
@@ -491,6 +599,10 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
     let mut messages: Vec<MessageFact<'_>> = Vec::new();
     let mut raw_orders: BTreeMap<&str, &Fact> = BTreeMap::new();
     let mut returns: BTreeMap<&str, Vec<(&str, Decimal)>> = BTreeMap::new();
+    let mut vouchers_issued: BTreeMap<(&str, &CartId), TierName> = BTreeMap::new();
+    let mut redemptions: BTreeMap<(&str, &CartId), Vec<Redeemed<'_>>> = BTreeMap::new();
+    let mut voucher_orders: BTreeSet<&str> = BTreeSet::new();
+    let mut abuse: BTreeMap<(&str, &CartId), u64> = BTreeMap::new();
     for fact in &sorted {
         match &fact.kind {
             FactKind::Entered { campaign_id, cart_id, customer_key, group, variant, segment, .. } => {
@@ -530,11 +642,19 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
             FactKind::Return { order_id, value, currency, .. } => {
                 returns.entry(order_id.as_str()).or_default().push((currency.as_str(), *value));
             }
-            // Not yet in the report: the voucher section reads them.
-            FactKind::Answer { .. }
-            | FactKind::VoucherIssued { .. }
-            | FactKind::VoucherRedeemed { .. }
-            | FactKind::VoucherAbuse { .. } => {}
+            FactKind::VoucherIssued { campaign_id, cart_id, tier, .. } => {
+                vouchers_issued.insert((campaign_id.as_str(), cart_id), *tier);
+            }
+            FactKind::VoucherRedeemed { order_id, campaign_id, cart_id, tier, discount, currency, .. } => {
+                voucher_orders.insert(order_id.as_str());
+                let redeemed = Redeemed { tier: *tier, discount: *discount, currency };
+                redemptions.entry((campaign_id.as_str(), cart_id)).or_default().push(redeemed);
+            }
+            FactKind::VoucherAbuse { campaign_id, cart_id, .. } => {
+                *abuse.entry((campaign_id.as_str(), cart_id)).or_default() += 1;
+            }
+            // Counted by `count_answers`, by the answer's own day.
+            FactKind::Answer { .. } => {}
         }
     }
     let orders: Vec<Order<'_>> = raw_orders
@@ -646,6 +766,9 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
             messages: MessageCounts::default(),
             by_channel: BTreeMap::new(),
             by_step: BTreeMap::new(),
+            voucher: vouchers_issued.get(&key).copied(),
+            redemptions: redemptions.get(&key).map(|r| r.iter().collect()).unwrap_or_default(),
+            abuse_attempts: abuse.get(&key).copied().unwrap_or(0),
         });
     }
     // Each order once in the total: carried by the live cart of the campaign
@@ -686,7 +809,7 @@ pub fn build_report(facts: &[Fact], campaigns: &[Campaign], query: &ReportQuery,
     // AOV of all orders placed in the period, net of returns.
     let period_orders: Vec<&Order<'_>> =
         orders.iter().filter(|o| (query.from..=query.to).contains(&o.at.date_naive())).collect();
-    let context = Context { query, prices, aov_all_orders: aov(&period_orders) };
+    let context = Context { query, prices, aov_all_orders: aov(&period_orders), voucher_orders };
 
     let mut reported: BTreeSet<&str> = units.iter().map(|u| u.entry.campaign_id).collect();
     if let Some(asked) = query.campaign.as_deref() {
@@ -720,6 +843,8 @@ struct Context<'a> {
     query: &'a ReportQuery,
     prices: &'a Prices,
     aov_all_orders: Money,
+    /// Orders that redeemed a Cartback voucher.
+    voucher_orders: BTreeSet<&'a str>,
 }
 
 /// Average net order value per currency.
@@ -905,19 +1030,22 @@ fn summarize(
     } else {
         incremental_revenue_of(units, false).into_iter().map(|(currency, amount)| (currency, cents(amount))).collect()
     };
-    let cost_amount: Decimal = by_channel
+    let message_cost: Decimal = by_channel
         .iter()
         .map(|(channel, counts)| {
             context.prices.per_message.get(channel).copied().unwrap_or_default() * Decimal::from(counts.sent)
         })
         .sum();
-    let cost = Money::from([(context.prices.currency.clone(), cost_amount.round_dp(6))]);
+    let vouchers = voucher_report(units, context);
+    let mut cost = Money::from([(context.prices.currency.clone(), message_cost)]);
+    add_all(&mut cost, &vouchers.discount_cost);
     let cost_per_incremental_order = match Decimal::try_from(incremental_orders) {
         Ok(orders) if !shadow && incremental_orders >= 0.5 => {
-            Some(Money::from([(context.prices.currency.clone(), (cost_amount / orders).round_dp(4))]))
+            Some(cost.iter().map(|(currency, amount)| (currency.clone(), (amount / orders).round_dp(4))).collect())
         }
         _ => None,
     };
+    let cost = cost.into_iter().map(|(currency, amount)| (currency, amount.round_dp(6))).collect();
 
     let mut report = CampaignReport {
         campaign_id: id.to_owned(),
@@ -949,7 +1077,7 @@ fn summarize(
         messages,
         by_channel,
         by_step,
-        variants: if total { Vec::new() } else { variants(campaign, units, min_sample) },
+        variants: if total { Vec::new() } else { variants(campaign, units, min_sample, context) },
         segments: [(SegmentLabel::Returner, "returner"), (SegmentLabel::Other, "other")]
             .iter()
             .map(|(label, name)| {
@@ -959,6 +1087,7 @@ fn summarize(
             .collect(),
         days: days(units, context.query, total),
         answers: AnswerReason::ALL.iter().map(|r| (r.as_str().to_owned(), 0)).collect(),
+        vouchers,
     };
     if shadow {
         report.segments.iter_mut().for_each(|s| s.evidence = Evidence::NoHoldout);
@@ -1072,7 +1201,12 @@ fn incremental_revenue_of(units: &[&Unit<'_>], once: bool) -> Money {
 }
 
 /// Each variant's treated carts against the control variant's.
-fn variants<'a>(campaign: Option<&'a Campaign>, units: &[&Unit<'a>], min_sample: u64) -> Vec<VariantReport> {
+fn variants<'a>(
+    campaign: Option<&'a Campaign>,
+    units: &[&Unit<'a>],
+    min_sample: u64,
+    context: &Context<'_>,
+) -> Vec<VariantReport> {
     let mut by_variant: BTreeMap<&str, Vec<&Unit<'_>>> = BTreeMap::new();
     for unit in units.iter().filter(|u| u.treated()) {
         if let Some(variant) = unit.entry.variant {
@@ -1091,6 +1225,7 @@ fn variants<'a>(campaign: Option<&'a Campaign>, units: &[&Unit<'a>], min_sample:
     by_variant.entry(control).or_default();
     let tally = |units: &[&Unit<'_>]| (units.iter().filter(|u| u.recovered()).count() as u64, units.len() as u64);
     let control_arm = by_variant.get(control).map(|u| tally(u)).unwrap_or((0, 0));
+    let control_vouchers = voucher_report(by_variant.get(control).map(Vec::as_slice).unwrap_or_default(), context);
     by_variant
         .iter()
         .map(|(name, mine)| {
@@ -1115,6 +1250,10 @@ fn variants<'a>(campaign: Option<&'a Campaign>, units: &[&Unit<'a>], min_sample:
             } else {
                 evidence(arm.1, control_arm.1, min_sample, difference_ci95)
             };
+            let mut vouchers = voucher_report(mine, context);
+            if !is_control {
+                compare_tiers(&mut vouchers, &control_vouchers);
+            }
             VariantReport {
                 variant: (*name).to_owned(),
                 control: is_control,
@@ -1128,9 +1267,165 @@ fn variants<'a>(campaign: Option<&'a Campaign>, units: &[&Unit<'a>], min_sample:
                 evidence,
                 attributed_revenue,
                 messages,
+                vouchers,
             }
         })
         .collect()
+}
+
+/// The vouchers of `units`: see [`VoucherReport`]. Recovered orders are
+/// the treated carts', each once (as in `aov_recovered`).
+fn voucher_report(units: &[&Unit<'_>], context: &Context<'_>) -> VoucherReport {
+    let mut report = VoucherReport::default();
+    let mut tier_arms: BTreeMap<TierName, (u64, u64)> = BTreeMap::new();
+    let (mut redeemed, mut redeemed_without_amount, mut abuse_attempts) = (0u64, 0u64, 0u64);
+    let mut discount_cost = Money::new();
+    let mut recovered_orders: Vec<&Order<'_>> = Vec::new();
+    let mut returners = (0u64, 0u64);
+    for unit in units {
+        abuse_attempts += unit.abuse_attempts;
+        if unit.treated() {
+            recovered_orders.extend(unit.recovered_by.iter().copied());
+            if unit.entry.segment == SegmentLabel::Returner {
+                returners.0 += u64::from(unit.recovered());
+                returners.1 += 1;
+            }
+        }
+        if let Some(tier) = unit.voucher {
+            let arm = tier_arms.entry(tier).or_default();
+            arm.0 += u64::from(unit.recovered());
+            arm.1 += 1;
+        }
+        // By the redemption's own tier: counted even if its issue fact is missing.
+        for redemption in &unit.redemptions {
+            let tier_report = report.by_tier.entry(redemption.tier).or_default();
+            redeemed += 1;
+            tier_report.redeemed += 1;
+            match redemption.discount {
+                Some(discount) => {
+                    add_money(&mut tier_report.discount_cost, Some(redemption.currency), discount);
+                    add_money(&mut discount_cost, Some(redemption.currency), discount);
+                }
+                None => redeemed_without_amount += 1,
+            }
+        }
+    }
+    for (tier, tier_report) in &mut report.by_tier {
+        let (recovered, issued) = tier_arms.get(tier).copied().unwrap_or_default();
+        tier_report.issued = issued;
+        tier_report.recovered = recovered;
+        tier_report.recovery_rate = stats::rate(recovered, issued);
+        tier_report.recovery_rate_ci95 = stats::rate_interval(recovered, issued);
+        tier_report.discount_cost = to_cents(&tier_report.discount_cost);
+    }
+    // An order that recovered carts in two campaigns counts once.
+    recovered_orders.sort_by_key(|o| o.order_id);
+    recovered_orders.dedup_by_key(|o| o.order_id);
+    let (with, without): (Vec<&Order<'_>>, Vec<&Order<'_>>) =
+        recovered_orders.iter().partition(|o| context.voucher_orders.contains(o.order_id));
+    let (aov_with_voucher, aov_without_voucher) = (aov(&with), aov(&without));
+    let aov_impact: Money = aov_with_voucher
+        .iter()
+        .filter_map(|(currency, with)| Some((currency.clone(), cents(with - aov_without_voucher.get(currency)?))))
+        .collect();
+    let mut orders_per_currency: BTreeMap<&str, u64> = BTreeMap::new();
+    for order in &recovered_orders {
+        if let Some(currency) = order.currency {
+            *orders_per_currency.entry(currency).or_default() += 1;
+        }
+    }
+    let discount_cost_per_recovered_order: Money = discount_cost
+        .iter()
+        .filter_map(|(currency, cost)| {
+            let orders = orders_per_currency.get(currency.as_str()).copied()?;
+            Some((currency.clone(), cents(cost / Decimal::from(orders))))
+        })
+        .collect();
+    report.issued = tier_arms.values().map(|arm| arm.1).sum();
+    report.redeemed = redeemed;
+    report.redeemed_without_amount = redeemed_without_amount;
+    report.abuse_attempts = abuse_attempts;
+    report.discount_cost = to_cents(&discount_cost);
+    report.recovered_orders_with_voucher = with.len() as u64;
+    report.recovered_orders_without_voucher = without.len() as u64;
+    let targets = &mut report.targets;
+    targets.recovery_rate_returners.measured = stats::rate(returners.0, returners.1);
+    targets.recovery_rate_returners.measured_ci95 = stats::rate_interval(returners.0, returners.1);
+    targets.recovery_rate_returners.carts = returners.1;
+    targets.aov_impact.measured = aov_impact.clone();
+    targets.discount_cost_per_acquisition.measured = discount_cost_per_recovered_order.clone();
+    report.discount_cost_per_recovered_order = discount_cost_per_recovered_order;
+    report.aov_with_voucher = aov_with_voucher;
+    report.aov_without_voucher = aov_without_voucher;
+    report.aov_impact = aov_impact;
+    report
+}
+
+/// Each tier of a variant against the control variant's same tier.
+fn compare_tiers(variant: &mut VoucherReport, control: &VoucherReport) {
+    for (tier, report) in &mut variant.by_tier {
+        let control_arm = control.by_tier.get(tier).map_or((0, 0), |c| (c.recovered, c.issued));
+        let (difference, interval) = stats::difference((report.recovered, report.issued), control_arm);
+        report.difference_from_control = Some(difference);
+        report.difference_from_control_ci95 = Some(interval);
+    }
+}
+
+impl Default for VoucherReport {
+    /// No voucher: zero counts, both tiers empty, the seed's targets beside
+    /// measured figures of nothing.
+    fn default() -> Self {
+        let target =
+            |(currency, amount_cents): (&str, i64)| Money::from([(currency.to_owned(), Decimal::new(amount_cents, 2))]);
+        VoucherReport {
+            issued: 0,
+            redeemed: 0,
+            redeemed_without_amount: 0,
+            abuse_attempts: 0,
+            discount_cost: Money::new(),
+            discount_cost_per_recovered_order: Money::new(),
+            recovered_orders_with_voucher: 0,
+            recovered_orders_without_voucher: 0,
+            aov_with_voucher: Money::new(),
+            aov_without_voucher: Money::new(),
+            aov_impact: Money::new(),
+            by_tier: TierName::ALL.iter().map(|tier| (*tier, TierReport::default())).collect(),
+            targets: VoucherTargets {
+                recovery_rate_returners: RateTarget {
+                    target: TARGET_RECOVERY_RATE_RETURNERS,
+                    measured: 0.0,
+                    measured_ci95: stats::rate_interval(0, 0),
+                    carts: 0,
+                },
+                aov_impact: MoneyTarget { target: target(TARGET_AOV_IMPACT), measured: Money::new() },
+                discount_cost_per_acquisition: MoneyTarget {
+                    target: target(TARGET_DISCOUNT_COST_PER_ACQUISITION),
+                    measured: Money::new(),
+                },
+            },
+        }
+    }
+}
+
+impl Default for TierReport {
+    /// No voucher of the tier.
+    fn default() -> Self {
+        TierReport {
+            issued: 0,
+            redeemed: 0,
+            recovered: 0,
+            recovery_rate: 0.0,
+            recovery_rate_ci95: stats::rate_interval(0, 0),
+            discount_cost: Money::new(),
+            difference_from_control: None,
+            difference_from_control_ci95: None,
+        }
+    }
+}
+
+/// Every amount to the cent, with two decimals.
+fn to_cents(money: &Money) -> Money {
+    money.iter().map(|(currency, amount)| (currency.clone(), cents(*amount))).collect()
 }
 
 /// Every day of the period, by the day carts entered; `once`: each order

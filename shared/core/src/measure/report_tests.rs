@@ -782,3 +782,231 @@ fn given_answers_on_messages_when_reported_then_each_campaign_counts_them_by_rea
     assert_eq!(count(&campaign(&report, "winback"), "too_many_messages"), Some(1));
     assert_eq!((count(&report.total, "already_bought"), count(&report.total, "too_many_messages")), (Some(2), Some(1)));
 }
+
+// ---------------------------------------------------------------- vouchers
+
+use crate::voucher::{Refusal, TierName};
+
+/// A treated cart of `segment` that entered `campaign` (in `variant`) and got an email.
+fn emailed_as(campaign: &str, cart: &str, customer: &str, segment: SegmentLabel, variant: Option<&str>) -> Vec<Fact> {
+    let mut entry = entered_in(campaign, cart, Some(customer), Group::Treated, variant, "2026-11-02T10:00:00Z");
+    if let FactKind::Entered { segment: slot, .. } = &mut entry.kind {
+        *slot = segment;
+    }
+    vec![entry, message_in(campaign, cart, Some(customer), 1, Email, Sent, "2026-11-02T10:00:00Z")]
+}
+
+fn issued(campaign: &str, cart: &str, customer: &str, tier: TierName, variant: Option<&str>) -> Fact {
+    Fact::new(
+        at("2026-11-02T10:00:00Z"),
+        FactKind::VoucherIssued {
+            campaign_id: campaign.into(),
+            cart_id: cart.into(),
+            customer_key: key(Some(customer), cart),
+            variant: variant.map(str::to_owned),
+            tier,
+        },
+    )
+}
+
+/// Order `order_id` on `cart` (at noon on 2 November) that redeemed the cart's voucher for `discount`.
+fn redeemed(
+    campaign: &str,
+    order_id: &str,
+    cart: &str,
+    customer: &str,
+    tier: TierName,
+    discount: Option<&str>,
+) -> Fact {
+    Fact::new(
+        at("2026-11-02T12:00:00Z"),
+        FactKind::VoucherRedeemed {
+            order_id: order_id.into(),
+            campaign_id: campaign.into(),
+            cart_id: cart.into(),
+            customer_key: key(Some(customer), cart),
+            tier,
+            discount: discount.map(|d| d.parse().unwrap()),
+            currency: "USD".into(),
+        },
+    )
+}
+
+fn abused(order_id: &str, cart: &str, when: &str) -> Fact {
+    Fact::new(
+        at(when),
+        FactKind::VoucherAbuse {
+            order_id: order_id.into(),
+            campaign_id: "default".into(),
+            cart_id: cart.into(),
+            refusal: Refusal::AlreadyRedeemed,
+        },
+    )
+}
+
+/// Four treated carts of the default campaign, emailed on 2 November:
+/// - `ret` (a returner) got a recovery-tier voucher and bought for $90.00 with it ($10.00 off);
+/// - `std` got a standard-tier voucher and bought for $70.00 with it ($3.50 off);
+/// - `plain` got no voucher and bought for $60.00;
+/// - `idle` got a standard-tier voucher and did not buy.
+///
+/// And four held-out carts, none bought.
+fn voucher_shop() -> Vec<Fact> {
+    use SegmentLabel::{Other, Returner};
+    use TierName::{Recovery, Standard};
+    let mut facts = Vec::new();
+    for (cart, customer, segment) in [("ret", "u1", Returner), ("std", "u2", Other), ("plain", "u3", Other)] {
+        facts.extend(emailed_as("default", cart, customer, segment, None));
+    }
+    facts.extend(emailed_as("default", "idle", "u4", Other, None));
+    facts.push(issued("default", "ret", "u1", Recovery, None));
+    facts.push(issued("default", "std", "u2", Standard, None));
+    facts.push(issued("default", "idle", "u4", Standard, None));
+    facts.push(order("o-ret", Some("ret"), Some("u1"), "90.00", "USD", "2026-11-02T12:00:00Z"));
+    facts.push(redeemed("default", "o-ret", "ret", "u1", Recovery, Some("10.00")));
+    facts.push(order("o-std", Some("std"), Some("u2"), "70.00", "USD", "2026-11-02T12:00:00Z"));
+    facts.push(redeemed("default", "o-std", "std", "u2", Standard, Some("3.50")));
+    facts.push(order("o-plain", Some("plain"), Some("u3"), "60.00", "USD", "2026-11-02T12:00:00Z"));
+    for i in 0..4 {
+        facts.push(entered(&format!("held-{i}"), Some(&format!("h{i}")), Group::HeldOut, "2026-11-02T10:00:00Z"));
+    }
+    facts
+}
+
+/// GIVEN recovered orders of $90 and $70 that redeemed a voucher and one of $60 that did not
+/// WHEN reported THEN the AOV with a voucher is $80.00, without $60.00, and the impact $20.00 beside the
+/// seed's target of +$4.50.
+#[test]
+fn given_recovered_orders_with_and_without_a_voucher_when_reported_then_their_aovs_differ_beside_the_target() {
+    let v = campaign(&report(&voucher_shop()), "default").vouchers;
+
+    assert_eq!((v.recovered_orders_with_voucher, v.recovered_orders_without_voucher), (2, 1));
+    assert_eq!(v.aov_with_voucher, money(&[("USD", "80.00")]));
+    assert_eq!(v.aov_without_voucher, money(&[("USD", "60.00")]));
+    assert_eq!(v.aov_impact, money(&[("USD", "20.00")]));
+    assert_eq!(v.targets.aov_impact.measured, v.aov_impact);
+    assert_eq!(v.targets.aov_impact.target, money(&[("USD", "4.50")]));
+}
+
+/// GIVEN $10.00 and $3.50 of redeemed discounts and three recovered orders
+/// WHEN reported THEN the discount cost is $13.50, $4.50 per recovered order (the measured discount cost
+/// per acquisition, beside the $8.20 target), and the campaign's cost is the emails plus the discounts,
+/// also per incremental order.
+#[test]
+fn given_redeemed_discounts_when_reported_then_their_cost_per_recovered_order_and_in_the_campaigns_cost() {
+    let r = campaign(&report(&voucher_shop()), "default");
+    let v = &r.vouchers;
+
+    assert_eq!((v.issued, v.redeemed, v.redeemed_without_amount), (3, 2, 0));
+    assert_eq!(v.discount_cost, money(&[("USD", "13.50")]));
+    assert_eq!(v.discount_cost.get("USD").map(ToString::to_string).as_deref(), Some("13.50"));
+    assert_eq!(v.discount_cost_per_recovered_order, money(&[("USD", "4.50")]));
+    assert_eq!(v.targets.discount_cost_per_acquisition.measured, money(&[("USD", "4.50")]));
+    assert_eq!(v.targets.discount_cost_per_acquisition.target, money(&[("USD", "8.20")]));
+    // Four emails at $0.0001 and $13.50 of discounts; 3 of 4 treated recovered against 0 of 4 held out:
+    // 3 incremental orders.
+    assert_eq!(r.cost, money(&[("USD", "13.5004")]));
+    assert!((r.incremental_orders - 3.0).abs() < 1e-9);
+    assert_eq!(r.cost_per_incremental_order, Some(money(&[("USD", "4.5001")])));
+    // The total (every live campaign) counts the same discounts once.
+    let total = report(&voucher_shop()).total;
+    assert_eq!(total.vouchers.discount_cost, money(&[("USD", "13.50")]));
+    assert_eq!(total.cost, r.cost);
+}
+
+/// GIVEN one recovery-tier voucher whose cart was recovered and two standard-tier ones of which one
+/// was WHEN reported THEN each tier's recovery rate is its recovered carts over its carts with a voucher,
+/// with the report's interval, and the returners' rate stands beside the 12% target.
+#[test]
+fn given_vouchers_of_both_tiers_when_reported_then_each_tier_has_its_recovery_rate_with_its_interval() {
+    let v = campaign(&report(&voucher_shop()), "default").vouchers;
+
+    let recovery = &v.by_tier[&TierName::Recovery];
+    assert_eq!((recovery.issued, recovery.recovered, recovery.redeemed), (1, 1, 1));
+    assert_eq!(recovery.recovery_rate, 1.0);
+    assert_eq!(recovery.recovery_rate_ci95, stats::rate_interval(1, 1));
+    assert_eq!(recovery.discount_cost, money(&[("USD", "10.00")]));
+    let standard = &v.by_tier[&TierName::Standard];
+    assert_eq!((standard.issued, standard.recovered, standard.redeemed), (2, 1, 1));
+    assert_eq!(standard.recovery_rate, 0.5);
+    assert_eq!(standard.recovery_rate_ci95, stats::rate_interval(1, 2));
+    assert_eq!(standard.discount_cost, money(&[("USD", "3.50")]));
+    assert_eq!((standard.difference_from_control, standard.difference_from_control_ci95), (None, None));
+    let returners = &v.targets.recovery_rate_returners;
+    assert_eq!((returners.target, returners.measured, returners.carts), (0.12, 1.0, 1));
+    assert_eq!(returners.measured_ci95, stats::rate_interval(1, 1));
+}
+
+/// GIVEN a second order that used the returner's already redeemed code, a week after the period
+/// WHEN reported THEN the campaign and the total count one abuse attempt, and the order recovers nothing.
+#[test]
+fn given_a_second_order_with_a_redeemed_code_when_reported_then_one_abuse_attempt_is_counted() {
+    let mut facts = voucher_shop();
+    facts.push(order("o-again", Some("elsewhere"), None, "90.00", "USD", "2026-11-21T12:00:00Z"));
+    facts.push(abused("o-again", "ret", "2026-11-21T12:00:00Z"));
+
+    let r = report(&facts);
+
+    assert_eq!(campaign(&r, "default").vouchers.abuse_attempts, 1);
+    assert_eq!(r.total.vouchers.abuse_attempts, 1);
+    assert_eq!(campaign(&r, "default").recovered_treated, 3);
+}
+
+/// GIVEN a free-shipping voucher redeemed without a known discount
+/// WHEN reported THEN it counts as redeemed, apart as without an amount, and adds nothing to the cost.
+#[test]
+fn given_a_redemption_without_an_amount_when_reported_then_it_is_counted_but_costs_nothing_known() {
+    let mut facts = emailed_as("default", "ship", "u1", SegmentLabel::Other, None);
+    facts.push(issued("default", "ship", "u1", TierName::Standard, None));
+    facts.push(order("o-ship", Some("ship"), Some("u1"), "40.00", "USD", "2026-11-02T12:00:00Z"));
+    facts.push(redeemed("default", "o-ship", "ship", "u1", TierName::Standard, None));
+
+    let r = campaign(&report(&facts), "default");
+
+    assert_eq!((r.vouchers.redeemed, r.vouchers.redeemed_without_amount), (1, 1));
+    assert!(r.vouchers.discount_cost.is_empty(), "{:?}", r.vouchers.discount_cost);
+    assert_eq!(r.vouchers.aov_with_voucher, money(&[("USD", "40.00")]));
+    assert_eq!(r.cost, money(&[("USD", "0.0001")]));
+}
+
+/// GIVEN an experiment offering returners 10% (control "ten") or 15% ("fifteen"): four returners each,
+/// one recovered with "ten" ($5.00 off) and three with "fifteen" ($7.50 off each)
+/// WHEN reported THEN each variant shows its own vouchers, and "fifteen"'s recovery tier is 50 points
+/// above the control's with the interval the report uses for differences.
+#[test]
+fn given_an_experiment_of_offers_when_reported_then_the_voucher_figures_split_by_variant_against_control() {
+    let mut facts = Vec::new();
+    for (variant, recovered, discount) in [("ten", 1, "5.00"), ("fifteen", 3, "7.50")] {
+        for i in 0..4 {
+            let (cart, customer) = (format!("{variant}-{i}"), format!("{variant}-u{i}"));
+            facts.extend(emailed_as("default", &cart, &customer, SegmentLabel::Returner, Some(variant)));
+            facts.push(issued("default", &cart, &customer, TierName::Recovery, Some(variant)));
+            if i < recovered {
+                let order_id = format!("o-{cart}");
+                facts.push(order(&order_id, Some(&cart), Some(&customer), "50.00", "USD", "2026-11-02T12:00:00Z"));
+                facts.push(redeemed("default", &order_id, &cart, &customer, TierName::Recovery, Some(discount)));
+            }
+        }
+    }
+    let campaigns = [campaign_with("default", |c| c.experiment = Some(experiment(Some("ten"), &["ten", "fifteen"])))];
+
+    let r = campaign(&build_report(&facts, &campaigns, &query(), &Prices::default()), "default");
+
+    let variant = |name: &str| r.variants.iter().find(|v| v.variant == name).unwrap().vouchers.clone();
+    let (ten, fifteen) = (variant("ten"), variant("fifteen"));
+    let (ten_tier, fifteen_tier) = (&ten.by_tier[&TierName::Recovery], &fifteen.by_tier[&TierName::Recovery]);
+    assert_eq!((ten_tier.issued, ten_tier.recovered), (4, 1));
+    assert_eq!((fifteen_tier.issued, fifteen_tier.recovered), (4, 3));
+    assert_eq!(ten_tier.difference_from_control, None, "the control is not compared with itself");
+    let (difference, interval) = stats::difference((3, 4), (1, 4));
+    assert_eq!(fifteen_tier.difference_from_control, Some(difference));
+    assert!((difference - 0.5).abs() < 1e-12);
+    assert_eq!(fifteen_tier.difference_from_control_ci95, Some(interval));
+    assert_eq!(ten.discount_cost, money(&[("USD", "5.00")]));
+    assert_eq!(fifteen.discount_cost, money(&[("USD", "22.50")]));
+    assert_eq!(fifteen.discount_cost_per_recovered_order, money(&[("USD", "7.50")]));
+    assert_eq!(fifteen.targets.recovery_rate_returners.measured, 0.75);
+    // The campaign's own figures hold both variants.
+    assert_eq!((r.vouchers.issued, r.vouchers.redeemed), (8, 4));
+    assert_eq!(r.vouchers.discount_cost, money(&[("USD", "27.50")]));
+}

@@ -27,6 +27,8 @@ use crate::voucher::{ShownVoucher, Voucher, VoucherOwner, VoucherSettings};
 /// SQS keeps 14 days). Older, a missing record has expired.
 const LOST_STEP_REPAIR_WINDOW: Duration = Duration::days(14);
 
+// Returned once per timer and matched at once: boxing the decision buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckOutcome {
     NoSuchCart,

@@ -99,7 +99,9 @@ pub fn parse_query(params: &BTreeMap<String, String>, today: NaiveDate) -> Resul
 /// still be messaged and then buy (the longest campaign's later steps, each
 /// possibly sent late, plus the longest window and a day), but never past
 /// `today`; then the returns recorded after that up to `today`, which still
-/// reduce their orders' revenue.
+/// reduce their orders' revenue, and the voucher redemptions and abuse
+/// attempts, which still count on their carts (a code lives longer than the
+/// recovery horizon).
 pub async fn report<S: FactStore + ?Sized>(
     store: &S,
     campaigns: &[Campaign],
@@ -122,7 +124,9 @@ pub async fn report<S: FactStore + ?Sized>(
     let mut facts = store.facts(first_day, last_day).await?;
     if let Some(next_day) = last_day.succ_opt().filter(|day| *day <= today) {
         let later = store.facts(next_day, today).await?;
-        facts.extend(later.into_iter().filter(|f| matches!(f.kind, FactKind::Return { .. })));
+        facts.extend(later.into_iter().filter(|f| {
+            matches!(f.kind, FactKind::Return { .. } | FactKind::VoucherRedeemed { .. } | FactKind::VoucherAbuse { .. })
+        }));
     }
     Ok(build_report(&facts, campaigns, query, prices))
 }
@@ -347,5 +351,62 @@ mod tests {
         assert_eq!(recovered, [0, 1, 0]);
         let revenue_day2 = &r.days[1].revenue_treated;
         assert_eq!(revenue_day2.get("EUR").map(ToString::to_string).as_deref(), Some("75.00"));
+    }
+
+    /// GIVEN a cart of the period whose voucher was redeemed and then tried
+    /// again by another order, both after the days a recovery can still
+    /// happen (a code lives 7 days) WHEN reported THEN the redemption's
+    /// discount and the abuse attempt still count on the cart's campaign.
+    #[tokio::test]
+    async fn given_a_voucher_used_after_the_recovery_days_when_reported_then_its_cost_and_abuse_still_count() {
+        use crate::voucher::{Refusal, TierName};
+        let customer = crate::ids::CustomerKey::Customer("u1".into());
+        let facts = vec![
+            entered("c1", "u1", "2026-11-02T08:00:00Z"),
+            fact(
+                "2026-11-02T08:00:00Z",
+                FactKind::VoucherIssued {
+                    campaign_id: "default".into(),
+                    cart_id: "c1".into(),
+                    customer_key: customer.clone(),
+                    variant: None,
+                    tier: TierName::Standard,
+                },
+            ),
+            order("o1", "c1", "u1", "100.00", "2026-11-09T07:00:00Z"),
+            fact(
+                "2026-11-09T07:00:00Z",
+                FactKind::VoucherRedeemed {
+                    order_id: "o1".into(),
+                    campaign_id: "default".into(),
+                    cart_id: "c1".into(),
+                    customer_key: customer,
+                    tier: TierName::Standard,
+                    discount: Some("5.00".parse().unwrap()),
+                    currency: "EUR".into(),
+                },
+            ),
+            fact(
+                "2026-11-10T09:00:00Z",
+                FactKind::VoucherAbuse {
+                    order_id: "o2".into(),
+                    campaign_id: "default".into(),
+                    cart_id: "c1".into(),
+                    refusal: Refusal::AlreadyRedeemed,
+                },
+            ),
+        ];
+        let store = Recorded { facts, ..Recorded::default() };
+        let campaigns = [Campaign::default_campaign()];
+        let query = ReportQuery::new(None, "2026-11-01".parse().unwrap(), "2026-11-02".parse().unwrap());
+
+        let answer = report(&store, &campaigns, &query, &Prices::default(), today()).await.unwrap();
+
+        let asked = store.asked.lock().unwrap().clone();
+        assert!(asked[0].1 < "2026-11-09".parse().unwrap(), "the redemption is after the first read: {asked:?}");
+        let vouchers = &answer.campaigns[0].vouchers;
+        assert_eq!(answer.campaigns[0].recovered_treated, 0, "bought after the recovery horizon");
+        assert_eq!((vouchers.issued, vouchers.redeemed, vouchers.abuse_attempts), (1, 1, 1));
+        assert_eq!(vouchers.discount_cost.get("EUR").map(ToString::to_string).as_deref(), Some("5.00"));
     }
 }
