@@ -123,8 +123,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         Some(_) => "voucher.issued webhook: on (retried until acknowledged; messages do not wait)".to_owned(),
     };
     say(&format!(
-        "Cartback is listening on http://{address}\n  data folder: {}  (outbox: {})\n  clock speed: {}x\n  {secret_line}\n  \
-         {webhook_line}",
+        "Cartback is listening on http://{address}\n  data folder: {}  (outbox: {})\n  clock speed: {}x\n  \
+         {secret_line}\n  {webhook_line}",
         args.data.display(),
         outbox.dir().display(),
         clock.speed()

@@ -194,9 +194,11 @@ fn count(cart: &Value, kind: &str, code: &str) -> usize {
     timeline(cart).iter().filter(|e| e["kind"] == kind && e["code"] == code).count()
 }
 
-/// A storefront's webhook endpoint: answers 204 to every request and keeps
-/// (headers, body) of each.
-fn storefront() -> (String, Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>) {
+/// One request a storefront received: its headers (names in lower case) and body.
+type Request = (Vec<(String, String)>, Vec<u8>);
+
+/// A storefront's webhook endpoint: answers 204 to every request and keeps each.
+fn storefront() -> (String, Arc<Mutex<Vec<Request>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}/hooks/cartback", listener.local_addr().unwrap().port());
     let received = Arc::new(Mutex::new(Vec::new()));

@@ -52,7 +52,7 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {var} is invalid: {reason}")]
     Invalid { var: &'static str, reason: String },
-    #[error("the ingest secret named by {var} could not be loaded: {reason}")]
+    #[error("the secret named by {var} could not be loaded: {reason}")]
     Secret { var: &'static str, reason: String },
 }
 
@@ -516,7 +516,9 @@ mod tests {
         assert_eq!(PushConfig::from_env(&env(&vars)).unwrap_err(), ConfigError::Missing(VOUCHER_WEBHOOK_SECRET_ARN));
         vars.push((VOUCHER_WEBHOOK_SECRET_ARN, arn));
         let webhook = PushConfig::from_env(&env(&vars)).unwrap().voucher_webhook.unwrap();
-        assert_eq!(webhook, VoucherWebhookConfig { url: "https://shop.example/hooks".into(), secret_arn: arn.into(), wait: true });
+        let url = "https://shop.example/hooks".to_owned();
+        let expected = VoucherWebhookConfig { url, secret_arn: arn.into(), wait: true };
+        assert_eq!(webhook, expected);
         for (var, bad) in [
             (VOUCHER_WEBHOOK_URL, "http://shop.example/hooks"),
             (VOUCHER_WEBHOOK_WAIT, "yes"),

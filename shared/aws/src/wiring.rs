@@ -27,7 +27,8 @@ pub const CAMPAIGN_CACHE_TTL_SECONDS: i64 = 60;
 /// Reads the ingest HMAC key from Secrets Manager (its SecretString).
 pub async fn load_secret(clients: &Clients, arn: &str) -> Result<Secret, ConfigError> {
     let value = secret_string(clients, INGEST_SECRET_ARN, arn).await?;
-    Secret::new(value.trim().as_bytes().to_vec()).map_err(|e| ConfigError::Secret { var: INGEST_SECRET_ARN, reason: e.to_string() })
+    Secret::new(value.trim().as_bytes().to_vec())
+        .map_err(|e| ConfigError::Secret { var: INGEST_SECRET_ARN, reason: e.to_string() })
 }
 
 /// A secret's SecretString; errors name `var`, the variable holding its ARN.
@@ -52,9 +53,13 @@ pub async fn voucher_webhook(
     let Some(config) = config else { return Ok(None) };
     let secret = secret_string(clients, VOUCHER_WEBHOOK_SECRET_ARN, &config.secret_arn).await?;
     let wait = config.wait.to_string();
-    let settings =
-        cartback_webhook::WebhookSettings::parse(Some(&config.url), Some(&secret), VOUCHER_WEBHOOK_SECRET_ARN, Some(&wait))
-            .map_err(|e| ConfigError::Secret { var: VOUCHER_WEBHOOK_SECRET_ARN, reason: e.to_string() })?;
+    let settings = cartback_webhook::WebhookSettings::parse(
+        Some(&config.url),
+        Some(&secret),
+        VOUCHER_WEBHOOK_SECRET_ARN,
+        Some(&wait),
+    )
+    .map_err(|e| ConfigError::Secret { var: VOUCHER_WEBHOOK_SECRET_ARN, reason: e.to_string() })?;
     Ok(settings.as_ref().map(cartback_webhook::WebhookSettings::webhook))
 }
 

@@ -14,8 +14,8 @@ use cartback_core::contact::Email;
 use cartback_core::measure::FactKind;
 use cartback_core::message::{MessageJob, QueueName};
 use cartback_core::ports::{
-    CampaignStore, CartStore, Clock, FactStore, JobQueue, MessageStore, PortError, PublishError, StateStore,
-    Timeline, TimelineEntry, TimerPayload, VoucherPublisher, VoucherStore,
+    CampaignStore, CartStore, Clock, FactStore, JobQueue, MessageStore, PortError, PublishError, StateStore, Timeline,
+    TimelineEntry, TimerPayload, VoucherPublisher, VoucherStore,
 };
 use cartback_core::service::{
     CampaignCache, Checker, Delivery, DeliveryError, DeliveryOutcome, Ingest, Settings, VoucherWebhook,
@@ -104,8 +104,12 @@ impl World {
         let campaigns = Arc::new(CampaignCache::new(Arc::new(db.clone()), clock.clone(), Duration::zero()));
         let scheduler = Arc::new(SqliteScheduler::new(db.clone()));
         let store: Arc<dyn StateStore> = Arc::new(db.clone());
-        let ingest =
-            Ingest { store: store.clone(), scheduler: scheduler.clone(), campaigns: campaigns.clone(), clock: clock.clone() };
+        let ingest = Ingest {
+            store: store.clone(),
+            scheduler: scheduler.clone(),
+            campaigns: campaigns.clone(),
+            clock: clock.clone(),
+        };
         let queue = Arc::new(FlakyQueue { inner: SqliteQueue::new(db.clone()), failing: AtomicBool::new(false) });
         let settings = Arc::new(Settings::new(
             Secret::new(b"0123456789abcdef0123".to_vec()).unwrap(),

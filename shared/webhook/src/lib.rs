@@ -195,7 +195,8 @@ mod tests {
         let url = Some("https://shop.example/hooks");
         let missing = WebhookSettings::parse(url, None, SECRET_VAR, None).unwrap_err();
         assert_eq!(missing, SettingError::MissingSecret { var: SECRET_VAR });
-        let bad = WebhookSettings::parse(url, Some("hunter2"), "CARTBACK_VOUCHER_WEBHOOK_SECRET_ARN", None).unwrap_err();
+        let bad =
+            WebhookSettings::parse(url, Some("hunter2"), "CARTBACK_VOUCHER_WEBHOOK_SECRET_ARN", None).unwrap_err();
         assert!(bad.to_string().starts_with("CARTBACK_VOUCHER_WEBHOOK_SECRET_ARN must start with `whsec_`"), "{bad}");
         assert!(!bad.to_string().contains("hunter2"), "the value is never echoed");
         let wait = WebhookSettings::parse(url, Some(SECRET), SECRET_VAR, Some("yes")).unwrap_err();

@@ -116,9 +116,21 @@ async fn given_a_storefront_that_acknowledges_when_a_voucher_is_published_then_i
     assert_eq!(received.header("webhook-timestamp"), now.timestamp().to_string());
     let id = received.header("webhook-id");
     assert!(id.starts_with("msg_"), "{id}");
-    assert!(verifies(SECRET, id, received.header("webhook-timestamp"), &received.body, received.header("webhook-signature")));
+    assert!(verifies(
+        SECRET,
+        id,
+        received.header("webhook-timestamp"),
+        &received.body,
+        received.header("webhook-signature")
+    ));
     let other = "whsec_dGhpcyBpcyBhbm90aGVyIHNlY3JldCBrZXk=";
-    assert!(!verifies(other, id, received.header("webhook-timestamp"), &received.body, received.header("webhook-signature")));
+    assert!(!verifies(
+        other,
+        id,
+        received.header("webhook-timestamp"),
+        &received.body,
+        received.header("webhook-signature")
+    ));
     let event: serde_json::Value = serde_json::from_slice(&received.body).unwrap();
     assert_eq!(event["type"], "voucher.issued");
     assert_eq!(event["data"]["code"], "CB-7KQ4-M9XD-2PWE");

@@ -182,7 +182,8 @@ where
                         facts.push(measured.entered(campaign_id, Group::Treated, variant.as_deref()));
                     }
                     let first_name = contact.first_name.as_deref();
-                    let content = Content { template, subject: subject.as_deref(), to, voucher: shown_voucher.as_ref() };
+                    let content =
+                        Content { template, subject: subject.as_deref(), to, voucher: shown_voucher.as_ref() };
                     match self.render(&content, &cart, first_name, &message.message_id, now) {
                         Ok(outgoing) => {
                             ledger.reserve(reserved_send(&message));
@@ -386,8 +387,12 @@ where
             mailbox: settings.unsubscribe_mailto.as_deref(),
             postal_address: &settings.postal_address,
         };
-        let links =
-            Links { restore: restore.clone(), item: &item_link, unsubscribe: Some(unsubscribe), voucher: content.voucher };
+        let links = Links {
+            restore: restore.clone(),
+            item: &item_link,
+            unsubscribe: Some(unsubscribe),
+            voucher: content.voucher,
+        };
         Ok(match content.to {
             Recipient::Email(to) => {
                 render::email_with_subject(content.template, content.subject, to, cart, first_name, &links)?

@@ -90,7 +90,10 @@ enum Publishing {
     Failed(PublishError),
 }
 
-impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactStore + VoucherStore + ?Sized> Delivery<S> {
+impl<S> Delivery<S>
+where
+    S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactStore + VoucherStore + ?Sized,
+{
     pub async fn deliver(&self, job: &MessageJob) -> Result<DeliveryOutcome, DeliveryError> {
         let now = self.clock.now();
         let lease_until = now + Duration::seconds(CLAIM_LEASE_SECONDS);
@@ -380,7 +383,8 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                 } else {
                     "it is retried (the message does not wait)"
                 };
-                let text = format!("The voucher.issued webhook for voucher {shown} was not acknowledged ({cause}); {then}.");
+                let text =
+                    format!("The voucher.issued webhook for voucher {shown} was not acknowledged ({cause}); {then}.");
                 self.note(&job.cart_id, code_name, &text, &job.message_id, job).await?;
                 Ok(Publishing::Failed(error))
             }
