@@ -427,3 +427,15 @@ async fn given_the_webhook_off_when_a_job_with_a_voucher_is_delivered_then_it_is
     assert!(matches!(w.delivery(None).deliver(&job).await.unwrap(), DeliveryOutcome::Sent { .. }));
     assert_eq!(published_at(&w).await, None);
 }
+
+#[tokio::test]
+async fn given_a_voucher_revoked_before_the_send_when_delivered_then_it_is_not_announced() {
+    let w = World::with(with_offers()).await;
+    let job = step_one_with_a_voucher(&w).await;
+    w.db.revoke_voucher(job.voucher.as_ref().unwrap(), w.clock.now()).await.unwrap().expect("revoked");
+    let publisher = ScriptedPublisher::answering([]);
+    let delivery = w.delivery(Some(VoucherWebhook { publisher: publisher.clone(), wait: true }));
+
+    assert!(matches!(delivery.deliver(&job).await.unwrap(), DeliveryOutcome::Sent { .. }));
+    assert_eq!(publisher.attempts(), 0, "a revoked code is not announced to the storefront");
+}

@@ -18,6 +18,7 @@ use crate::ports::{
 };
 use crate::reason::Reason;
 use crate::signing::UnsubscribeClaims;
+use crate::voucher::VoucherStatus;
 
 /// How long a sender holds a claim before another may take over.
 const CLAIM_LEASE_SECONDS: i64 = 300;
@@ -356,7 +357,8 @@ where
             tracing::warn!(message_id = %job.message_id, ?code, "the job's voucher is not stored; not published");
             return Ok(Publishing::NotNeeded);
         };
-        if voucher.published_at.is_some() {
+        // Announced before, or no longer usable (redeemed, revoked): nothing to tell.
+        if voucher.published_at.is_some() || voucher.status != VoucherStatus::Issued {
             return Ok(Publishing::NotNeeded);
         }
         let shown = super::issuing::code_tail(code);

@@ -200,9 +200,110 @@ pub(crate) fn voucher_entry(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
     use super::*;
     use crate::reason::{Reason, ReasonCode};
-    use crate::voucher::{Discount, TierName, VoucherTerms};
+    use crate::voucher::{Discount, RedeemOutcome, Redemption, TierName, VoucherTerms};
+
+    /// A store that answers `issue_voucher` from a script and keeps what it was asked to issue.
+    struct Scripted {
+        answers: Mutex<Vec<IssueOutcome>>,
+        asked: Mutex<Vec<Voucher>>,
+    }
+
+    #[async_trait]
+    impl VoucherStore for Scripted {
+        async fn issue_voucher(&self, voucher: &Voucher) -> Result<IssueOutcome, PortError> {
+            self.asked.lock().unwrap().push(voucher.clone());
+            Ok(self.answers.lock().unwrap().remove(0))
+        }
+        async fn voucher(&self, _: &VoucherCode) -> Result<Option<Voucher>, PortError> {
+            Ok(None)
+        }
+        async fn cart_voucher(&self, _: &crate::ids::CartId) -> Result<Option<Voucher>, PortError> {
+            Ok(None)
+        }
+        async fn owner_vouchers(&self, _: &VoucherOwner, _: DateTime<Utc>) -> Result<Vec<Voucher>, PortError> {
+            Ok(Vec::new())
+        }
+        async fn redeem_voucher(&self, _: &VoucherCode, _: &Redemption) -> Result<RedeemOutcome, PortError> {
+            Ok(RedeemOutcome::Unknown)
+        }
+        async fn revoke_voucher(&self, _: &VoucherCode, _: DateTime<Utc>) -> Result<Option<Voucher>, PortError> {
+            Ok(None)
+        }
+        async fn mark_voucher_published(&self, _: &VoucherCode, _: DateTime<Utc>) -> Result<(), PortError> {
+            Ok(())
+        }
+        async fn list_vouchers(&self, _: usize) -> Result<Vec<Voucher>, PortError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn issue_choice() -> VoucherChoice {
+        let terms = VoucherTerms {
+            tier: TierName::Standard,
+            discount: Discount::PercentOff { percent: 5.into(), max_amount: None },
+            currency: "USD".into(),
+            min_cart_value: None,
+        };
+        let reason = Reason::new(ReasonCode::VoucherOffered, "Offers a voucher.");
+        VoucherChoice::Issue { terms, expires_after_seconds: 7 * 86_400, reason }
+    }
+
+    /// Runs `voucher_to_show` for an `Issue` choice on a store answering `answers`.
+    async fn issue_with(answers: Vec<IssueOutcome>) -> (Result<Option<Voucher>, PortError>, Vec<Voucher>, Vec<Fact>) {
+        let store = Scripted { answers: Mutex::new(answers), asked: Mutex::new(Vec::new()) };
+        let cart = Cart::from_events("cart-1", &[]);
+        let key = CustomerKey::Guest("cart-1".into());
+        let owner = VoucherOwner::guest_cart(&"cart-1".into());
+        let now: DateTime<Utc> = "2026-11-23T10:30:00Z".parse().unwrap();
+        let issue = Issue {
+            campaign: None,
+            campaign_id: "default",
+            step: 0,
+            variant: None,
+            cart: &cart,
+            key: &key,
+            owner: &owner,
+            now,
+        };
+        let (mut known, mut facts) = (Vec::new(), Vec::new());
+        let shown = voucher_to_show(&store, &issue_choice(), &issue, &mut known, &mut facts).await;
+        let asked = store.asked.into_inner().unwrap();
+        (shown, asked, facts)
+    }
+
+    #[tokio::test]
+    async fn given_a_code_that_exists_when_issuing_then_another_is_drawn_and_issued_once() {
+        let (shown, asked, facts) = issue_with(vec![IssueOutcome::CodeTaken, IssueOutcome::Issued]).await;
+        let shown = shown.unwrap().expect("a voucher");
+        assert_eq!(asked.len(), 2);
+        assert_ne!(asked[0].code, asked[1].code, "a new draw");
+        assert_eq!(shown.code, asked[1].code);
+        assert_eq!(shown.expires_at - shown.issued_at, Duration::days(7));
+        assert_eq!(facts.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn given_a_cart_that_has_a_voucher_when_issuing_then_that_one_is_shown() {
+        let (_, asked, _) = issue_with(vec![IssueOutcome::Issued]).await;
+        let existing = Voucher { issued_at: asked[0].issued_at - Duration::minutes(3), ..asked[0].clone() };
+        let (shown, _, facts) = issue_with(vec![IssueOutcome::CartHasOne(existing.clone())]).await;
+        assert_eq!(shown.unwrap(), Some(existing.clone()), "a retry shows the code issued the first time");
+        assert_eq!(facts[0].at, existing.issued_at, "the same fact as the first time");
+    }
+
+    #[tokio::test]
+    async fn given_a_store_that_finds_every_code_taken_when_issuing_then_it_gives_up_after_a_few_draws() {
+        let (shown, asked, facts) = issue_with(vec![IssueOutcome::CodeTaken; MAX_CODE_DRAWS]).await;
+        assert!(matches!(shown, Err(PortError::Unavailable("vouchers", _))), "{shown:?}");
+        assert_eq!(asked.len(), MAX_CODE_DRAWS);
+        assert!(facts.is_empty());
+    }
 
     #[test]
     fn given_a_withheld_voucher_when_its_line_is_written_then_it_carries_the_reason_and_no_code() {
