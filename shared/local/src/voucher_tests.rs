@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use cartback_core::campaign::Campaign;
 use cartback_core::contact::Email;
-use cartback_core::measure::FactKind;
+use cartback_core::measure::{FactKind, SegmentLabel};
 use cartback_core::message::{MessageJob, QueueName};
 use cartback_core::ports::{
     CampaignStore, CartStore, Clock, FactStore, JobQueue, MessageStore, PortError, PublishError, StateStore, Timeline,
@@ -438,4 +438,33 @@ async fn given_a_voucher_revoked_before_the_send_when_delivered_then_it_is_not_a
 
     assert!(matches!(delivery.deliver(&job).await.unwrap(), DeliveryOutcome::Sent { .. }));
     assert_eq!(publisher.attempts(), 0, "a revoked code is not announced to the storefront");
+}
+
+#[tokio::test]
+async fn given_a_shorter_returned_window_when_a_customer_returned_before_it_then_the_segment_and_tier_are_not_returner()
+{
+    let mut campaign = with_offers();
+    campaign.vouchers.returned_window = Duration::days(10);
+    let w = World::with(campaign).await;
+    w.send(json!({
+        "event_id": "ret-1", "type": "return", "occurred_at": (t0() - Duration::days(20)).to_rfc3339(),
+        "cart_id": "old-cart", "customer_id": "u1", "items": [{"item_id": "sku-mug"}]
+    }))
+    .await;
+    w.send(add_to_cart("cart-1", t0(), Some("u1"))).await;
+
+    w.fire("cart-1").await;
+
+    // The report's segment follows the campaign's window, as the tier does.
+    let facts = w.db.facts(t0().date_naive(), (t0() + Duration::days(1)).date_naive()).await.unwrap();
+    let segments: Vec<SegmentLabel> = facts
+        .iter()
+        .filter_map(|f| match &f.kind {
+            FactKind::Entered { segment, .. } => Some(*segment),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(segments, [SegmentLabel::Other]);
+    let voucher = w.db.cart_voucher(&"cart-1".into()).await.unwrap().expect("issued");
+    assert_eq!(voucher.terms.tier, TierName::Standard);
 }
