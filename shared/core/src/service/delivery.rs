@@ -121,6 +121,13 @@ where
         // did decides, before anything else (even a purchase since then).
         if taken_over {
             if let Some(outcome) = self.after_takeover(job, &record, &held, now).await? {
+                // Found sent: its voucher is announced all the same (the
+                // previous sender may have stopped before it could).
+                if matches!(outcome, DeliveryOutcome::Sent { .. }) {
+                    if let Publishing::Failed(error) = self.publish_voucher(job).await? {
+                        return Err(DeliveryError::Retry(format!("sent; {error}")));
+                    }
+                }
                 return Ok(outcome);
             }
         }
