@@ -199,6 +199,12 @@ type Request = (Vec<(String, String)>, Vec<u8>);
 
 /// A storefront's webhook endpoint: answers 204 to every request and keeps each.
 fn storefront() -> (String, Arc<Mutex<Vec<Request>>>) {
+    storefront_down_for(0)
+}
+
+/// A storefront's webhook endpoint that answers 503 to its first `failures`
+/// requests, then 204; it keeps every request.
+fn storefront_down_for(failures: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}/hooks/cartback", listener.local_addr().unwrap().port());
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -219,9 +225,14 @@ fn storefront() -> (String, Arc<Mutex<Vec<Request>>>) {
             let length = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
-            keep.lock().unwrap().push((headers, body));
+            let seen = {
+                let mut kept = keep.lock().unwrap();
+                kept.push((headers, body));
+                kept.len()
+            };
+            let status = if seen <= failures { "503 Service Unavailable" } else { "204 No Content" };
             let mut stream = stream;
-            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
     });
     (url, received)
@@ -342,4 +353,31 @@ fn given_a_shown_code_when_two_orders_use_it_then_the_first_redeems_it_and_the_s
     assert_eq!(count(&cart, "event", "voucher_redeemed"), 1, "redeemed once, the replayed order included");
     assert_eq!(count(&cart, "event", "voucher_abuse"), 1, "the second order");
     assert_eq!(cart["status"], "converted");
+}
+
+/// GIVEN the webhook set to wait and a storefront that answers 503 twice
+/// WHEN step 1 is due THEN the email waits: it goes out once, right after the storefront acknowledged the code.
+#[test]
+fn given_wait_and_a_storefront_down_at_first_when_step_one_is_due_then_the_email_goes_after_the_acknowledgement() {
+    let (url, received) = storefront_down_for(2);
+    let dev = Dev::start(&[
+        ("CARTBACK_VOUCHER_WEBHOOK_URL", url.as_str()),
+        ("CARTBACK_VOUCHER_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("CARTBACK_VOUCHER_WEBHOOK_WAIT", "true"),
+    ]);
+    let customer = treated("patient");
+    dev.post(&add_to_cart("cart-wait", &customer, "walt@example.com"));
+
+    let cart = dev.wait_for("cart-wait", "a sent email", |c| count(c, "message", "sent") >= 1);
+
+    let lines = timeline(&cart);
+    let codes: Vec<&str> = lines.iter().filter(|e| e["kind"] == "message").filter_map(|e| e["code"].as_str()).collect();
+    assert_eq!(
+        &codes[..4],
+        ["voucher_webhook_failed", "voucher_webhook_failed", "voucher_published", "sent"],
+        "{codes:?}"
+    );
+    assert!(lines.iter().any(|e| e["message"].as_str().unwrap_or_default().contains("HTTP 503")));
+    assert_eq!(received.lock().unwrap().len(), 3, "two refusals, then the acknowledgement");
+    assert_eq!(dev.emails_to("walt@example.com").len(), 1, "one email, after the acknowledgement");
 }
