@@ -44,10 +44,12 @@ use serde_json::json;
 
 pub use crate::customer_contract::{customer_erasure_is_complete_and_idempotent, customer_export_holds_everything};
 pub use crate::voucher_contract::{
-    a_published_voucher_keeps_its_first_publication_time, a_revoked_voucher_is_refused_and_a_redeemed_one_stays_redeemed,
+    a_published_voucher_keeps_its_first_publication_time,
+    a_revoked_voucher_is_refused_and_a_redeemed_one_stays_redeemed,
     a_voucher_is_redeemed_once, concurrent_issues_for_one_cart_leave_one_voucher,
     concurrent_redemptions_let_exactly_one_through, owner_vouchers_are_the_owners_within_the_window_newest_first,
-    vouchers_are_listed_newest_first, vouchers_are_one_per_cart_with_unique_codes,
+    purchases_redeem_a_voucher_once_and_reuse_is_abuse, vouchers_are_listed_newest_first,
+    vouchers_are_one_per_cart_with_unique_codes,
 };
 
 /// Reads back the timers a [`Scheduler`] armed (the port itself cannot).
@@ -125,7 +127,7 @@ macro_rules! contract_suite {
                 => customer_export_holds_everything,
             given_a_customers_data_when_erased_then_only_anonymous_facts_remain_and_erasing_again_finds_nothing
                 => customer_erasure_is_complete_and_idempotent,
-            given_a_voucher_when_issued_again_for_its_cart_or_with_its_code_then_the_cart_keeps_one_and_the_code_is_taken
+            given_a_voucher_when_issued_again_for_its_cart_or_code_then_the_cart_keeps_one_and_the_code_is_taken
                 => vouchers_are_one_per_cart_with_unique_codes,
             given_an_owners_vouchers_when_read_since_a_time_then_only_theirs_from_then_come_newest_first
                 => owner_vouchers_are_the_owners_within_the_window_newest_first,
@@ -141,6 +143,8 @@ macro_rules! contract_suite {
                 => concurrent_redemptions_let_exactly_one_through,
             given_one_cart_when_eight_checkers_issue_it_a_voucher_at_once_then_one_voucher_is_stored
                 => concurrent_issues_for_one_cart_leave_one_voucher,
+            given_a_voucher_when_purchases_using_it_are_ingested_and_replayed_then_one_redeems_and_one_is_abuse
+                => purchases_redeem_a_voucher_once_and_reuse_is_abuse,
         );
     };
     (@tests $setup:path; $($name:ident => $check:ident,)*) => {
@@ -912,7 +916,7 @@ pub async fn scheduler_arm_is_idempotent(a: &Adapters) {
 // ------------------------------------------------------ ingest over the store
 
 /// The ingest service over the adapters, on the real clock.
-fn ingest(a: &Adapters) -> Ingest {
+pub(crate) fn ingest(a: &Adapters) -> Ingest {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ingest {
         store: a.state.clone(),
@@ -923,7 +927,7 @@ fn ingest(a: &Adapters) -> Ingest {
 }
 
 /// A batch through the ingest service: each event's (status, error field).
-async fn ingest_batch(ingest: &Ingest, events: Vec<serde_json::Value>) -> Vec<(String, Option<String>)> {
+pub(crate) async fn ingest_batch(ingest: &Ingest, events: Vec<serde_json::Value>) -> Vec<(String, Option<String>)> {
     let body = json!({ "events": events }).to_string();
     let answer = serde_json::to_value(ingest.ingest_body(body.as_bytes()).await.expect("body is a batch")).unwrap();
     answer["results"]

@@ -21,6 +21,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 
 use crate::contract::{rich_event, t, unique, Adapters};
+use crate::voucher_contract::voucher_for;
+use cartback_core::voucher::{IssueOutcome, Voucher, VoucherCode, VoucherOwner};
 
 /// What [`seed_customer`] stored: one customer's data, and another
 /// customer's that an erasure must leave alone.
@@ -40,6 +42,11 @@ pub struct Seeded {
     pub other_customer: CustomerId,
     pub other_cart: CartId,
     pub other_message: MessageId,
+    /// The customer's voucher (known cart) and the guest cart's (bound to
+    /// the guest's address).
+    pub vouchers: Vec<VoucherCode>,
+    /// The other customer's voucher.
+    pub other_voucher: VoucherCode,
 }
 
 impl Seeded {
@@ -241,6 +248,19 @@ pub async fn seed_customer(a: &Adapters) -> Seeded {
     create(a, &other_message).await;
     record(a, t(30), entered(&other_cart, other_key)).await;
 
+    let guest_email = cartback_core::contact::Email::parse(&contacts[0]).unwrap();
+    let mut vouchers = Vec::new();
+    for (cart, owner) in [
+        (&known_cart, VoucherOwner::customer(&customer_id)),
+        (&guest_cart, VoucherOwner::guest_email(&guest_email)),
+        (&other_cart, VoucherOwner::customer(&other_customer)),
+    ] {
+        let voucher = Voucher { cart_id: cart.clone(), ..voucher_for(&owner, t(40)) };
+        assert_eq!(a.state.issue_voucher(&voucher).await.unwrap(), IssueOutcome::Issued);
+        vouchers.push(voucher.code);
+    }
+    let other_voucher = vouchers.pop().unwrap();
+
     Seeded {
         customer_id,
         known_cart,
@@ -252,6 +272,8 @@ pub async fn seed_customer(a: &Adapters) -> Seeded {
         other_customer,
         other_cart,
         other_message: other_message.message_id,
+        vouchers,
+        other_voucher,
     }
 }
 
@@ -302,6 +324,8 @@ pub async fn customer_export_holds_everything(a: &Adapters) {
         "entered (now and long ago), order, return, message outcome, answer: {:?}",
         data.facts
     );
+    let vouchers: BTreeSet<&VoucherCode> = data.vouchers.iter().map(|v| &v.code).collect();
+    assert_eq!(vouchers, seeded.vouchers.iter().collect(), "the customer's voucher and the guest cart's");
     let text = serde_json::to_string(&data).unwrap();
     for other in [seeded.other_customer.as_str(), seeded.other_cart.as_str(), seeded.other_message.as_str()] {
         assert!(!text.contains(other), "the other customer's {other} is not exported");
@@ -328,9 +352,17 @@ pub async fn customer_erasure_is_complete_and_idempotent(a: &Adapters) {
         messages_cancelled: 1,
         send_ledgers: 2,
         facts_anonymized: 6,
+        vouchers: 2,
         ..Erasure::default()
     };
     assert_eq!(erasure, expected);
+    for code in &seeded.vouchers {
+        assert_eq!(a.state.voucher(code).await.unwrap(), None, "voucher {code:?}");
+    }
+    for cart in [&seeded.known_cart, &seeded.guest_cart] {
+        assert_eq!(a.state.cart_voucher(cart).await.unwrap(), None, "the voucher of {cart}");
+    }
+    assert!(a.state.voucher(&seeded.other_voucher).await.unwrap().is_some(), "the other customer's voucher stays");
     assert_eq!(a.state.get_customer(&seeded.customer_id).await.unwrap(), None);
     for cart in [&seeded.known_cart, &seeded.guest_cart] {
         assert_eq!(a.state.get_cart(cart).await.unwrap(), None, "cart {cart}");

@@ -251,6 +251,56 @@ pub async fn concurrent_issues_for_one_cart_leave_one_voucher(adapters: &Adapter
     }
 }
 
+/// GIVEN a voucher for a cart WHEN a purchase of that cart using its code
+/// (typed in lower case) is ingested, then another order's purchase using
+/// it, then both events again THEN the first order redeems it with its
+/// discount, the second is an abuse attempt, the replays are duplicates,
+/// and the voucher's cart has one line of each and the store one fact of
+/// each, through the ingest service on this runtime's adapters.
+pub async fn purchases_redeem_a_voucher_once_and_reuse_is_abuse(adapters: &Adapters) {
+    use cartback_core::measure::facts::FactKind;
+    let ingest = crate::contract::ingest(adapters);
+    let voucher = voucher_for(&new_owner(), t(0));
+    issued(adapters, &voucher).await;
+    let (first_order, second_order) = (unique("order"), unique("order"));
+    let purchase = |order: &str, cart: &str, at: i64| {
+        serde_json::json!({"event_id": unique("buy"), "type": "purchase", "cart_id": cart, "order_id": order,
+            "occurred_at": t(at), "value": "50.00", "currency": "EUR", "coupon": voucher.code.as_str().to_lowercase()})
+    };
+    let first = purchase(&first_order, voucher.cart_id.as_str(), 60);
+    let second = purchase(&second_order, &unique("vcart"), 120);
+    let accepted = [("accepted".to_owned(), None), ("accepted".to_owned(), None)];
+    assert_eq!(crate::contract::ingest_batch(&ingest, vec![first.clone(), second.clone()]).await, accepted);
+    let duplicates = [("duplicate".to_owned(), None), ("duplicate".to_owned(), None)];
+    assert_eq!(crate::contract::ingest_batch(&ingest, vec![first, second]).await, duplicates);
+
+    let stored = adapters.state.voucher(&voucher.code).await.unwrap().unwrap();
+    let redeemed =
+        VoucherStatus::Redeemed { order_id: first_order.clone(), at: t(60), discount: Some("5.00".parse().unwrap()) };
+    assert_eq!(stored.status, redeemed);
+    let facts = adapters.state.facts(t(0).date_naive(), t(0).date_naive()).await.unwrap();
+    let ours: Vec<&FactKind> = facts
+        .iter()
+        .map(|f| &f.kind)
+        .filter(|k| match k {
+            FactKind::VoucherRedeemed { cart_id, .. } | FactKind::VoucherAbuse { cart_id, .. } => {
+                *cart_id == voucher.cart_id
+            }
+            _ => false,
+        })
+        .collect();
+    assert!(
+        matches!(ours.as_slice(), [
+            FactKind::VoucherRedeemed { order_id: a, discount: Some(_), .. },
+            FactKind::VoucherAbuse { order_id: b, refusal: Refusal::AlreadyRedeemed, .. },
+        ] if *a == first_order && *b == second_order),
+        "{ours:?}"
+    );
+    let timeline = adapters.state.timeline(&voucher.cart_id).await.unwrap();
+    let codes: Vec<&str> = timeline.iter().map(|e| e.code.as_str()).filter(|c| c.starts_with("voucher_")).collect();
+    assert_eq!(codes, ["voucher_redeemed", "voucher_abuse"], "{timeline:#?}");
+}
+
 /// Implements [`cartback_core::ports::VoucherStore`] for a test wrapper by
 /// handing every call to its `$field` (a store that has the port): the
 /// wrappers that fail other ports on demand keep vouchers working.

@@ -15,6 +15,10 @@
 //! | ledger     | `LEDGER#<customer key>` | `SENDS`                  |                                     |
 //! | fact       | `FACT#<day>#<shard>` | `<at, RFC 3339 ns>#<fact id>` |                                 |
 //! | fact id    | `FACTID#<fact id>` | `FACT`                        |                                     |
+//! | voucher    | `VOUCHER#<code>` | `VOUCHER`                       | `VOUCHEROWNER#<owner>` / issued_at#code |
+//! | cart's voucher | `VCART#<cart id>` | `VOUCHER`                  | `VOUCHERMONTH#<yyyy-mm>` / issued_at#code |
+//!
+//! Vouchers are described in `crate::vouchers`.
 //!
 //! A cart naming a customer also carries `cart_customer` (the customer id),
 //! the key of the sparse KEYS_ONLY index `customer_carts`: how an export or
@@ -1214,6 +1218,7 @@ impl DynamoStateStore {
         facts.sort_by(|a, b| a.fact_id.cmp(&b.fact_id));
         facts.dedup_by(|a, b| a.fact_id == b.fact_id);
         data.facts = facts_of(&facts, &data.keys(), &data.cart_ids());
+        data.vouchers = self.customer_vouchers(&data).await?;
         Ok(FoundCustomer { data, cart_items, timeline_entries, ledger_keys })
     }
 
@@ -1363,6 +1368,10 @@ impl CustomerDataStore for DynamoStateStore {
         erasure.carts = data.carts.len() as u64;
         erasure.timeline_entries = timeline_entries;
         deletes.extend(cart_items);
+        for voucher in &data.vouchers {
+            deletes.extend(crate::vouchers::voucher_item_keys(voucher).into_iter().map(key));
+            erasure.vouchers += 1;
+        }
         self.delete_items(deletes).await?;
         if data.customer.is_some() {
             self.delete_items(vec![key(customer_key(customer_id))]).await?;

@@ -35,6 +35,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValu
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_attribute_value, to_attribute_value};
 
+use cartback_core::customer_data::CustomerData;
 use cartback_core::ids::CartId;
 use cartback_core::ports::{PortError, VoucherStore};
 use cartback_core::voucher::{
@@ -89,6 +90,11 @@ fn settled_outcome(voucher: Voucher, order_id: &str) -> Option<RedeemOutcome> {
         VoucherStatus::Revoked { .. } => Some(RedeemOutcome::Refused(voucher, Refusal::Revoked)),
         VoucherStatus::Issued => None,
     }
+}
+
+/// The keys of the two items a voucher is stored as.
+pub fn voucher_item_keys(voucher: &Voucher) -> [(String, String); 2] {
+    [voucher_key(&voucher.code), cart_voucher_key(voucher.cart_id.as_str())]
 }
 
 /// How one issuing transaction ended.
@@ -220,6 +226,22 @@ impl DynamoStateStore {
             }
         }
         Ok(found)
+    }
+
+    /// The vouchers an export holds and an erasure deletes: issued to the
+    /// customer (their owner partition, however old), or for one of their
+    /// carts (a guest's).
+    pub(crate) async fn customer_vouchers(&self, data: &CustomerData) -> Result<Vec<Voucher>, PortError> {
+        let mut found = std::collections::BTreeMap::new();
+        for voucher in self.owner_vouchers(&data.voucher_owner(), DateTime::<Utc>::MIN_UTC).await? {
+            found.insert(voucher.code.clone(), voucher);
+        }
+        for cart_id in data.cart_ids() {
+            if let Some(voucher) = self.cart_voucher(&cart_id).await? {
+                found.insert(voucher.code.clone(), voucher);
+            }
+        }
+        Ok(found.into_values().collect())
     }
 
     /// The codes of one month's partition, newest first, at most `limit`.

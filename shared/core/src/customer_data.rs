@@ -30,6 +30,7 @@ use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::measure::facts::{Fact, FactKind};
 use crate::message::{MessageRecord, MessageStatus};
 use crate::ports::{CartRecord, SendLedger, TimelineEntry};
+use crate::voucher::{Voucher, VoucherOwner};
 
 /// What an erasure answers about retargeting audiences: none exist yet.
 pub const AUDIENCES_NONE: &str = "none configured";
@@ -56,6 +57,10 @@ pub struct CustomerData {
     pub messages: Vec<MessageRecord>,
     pub send_ledgers: Vec<SendLedger>,
     pub facts: Vec<Fact>,
+    /// Vouchers issued to the customer or for one of their carts (an
+    /// erasure deletes them: a deleted code is then unknown at checkout).
+    #[serde(default)]
+    pub vouchers: Vec<Voucher>,
 }
 
 impl CustomerData {
@@ -67,6 +72,7 @@ impl CustomerData {
             messages: Vec::new(),
             send_ledgers: Vec::new(),
             facts: Vec::new(),
+            vouchers: Vec::new(),
         }
     }
 
@@ -77,6 +83,7 @@ impl CustomerData {
             && self.messages.is_empty()
             && self.send_ledgers.is_empty()
             && self.facts.is_empty()
+            && self.vouchers.is_empty()
     }
 
     /// The customer's key and the guest key of each of their carts.
@@ -104,6 +111,12 @@ impl CustomerData {
         let messages = self.messages.iter().map(|m| m.decided_at);
         let profile = self.customer.iter().flat_map(|c| c.purchases.iter().chain(&c.returns).copied());
         carts.chain(messages).chain(profile).fold(now, DateTime::min)
+    }
+
+    /// The voucher owner the customer is (their guest carts' vouchers are
+    /// found by cart).
+    pub fn voucher_owner(&self) -> VoucherOwner {
+        VoucherOwner::customer(&self.customer_id)
     }
 
     /// Whether the message is still waiting for or held by a sender: an
@@ -135,6 +148,9 @@ pub struct Erasure {
     pub queued_jobs: u64,
     /// Copies of sent messages removed from the outbox (local runtime).
     pub outbox_copies: u64,
+    /// Vouchers deleted (issued to the customer or for their carts).
+    #[serde(default)]
+    pub vouchers: u64,
 }
 
 impl Erasure {
@@ -150,6 +166,7 @@ impl Erasure {
             timers,
             queued_jobs,
             outbox_copies,
+            vouchers,
         } = *self;
         profiles
             + carts
@@ -161,6 +178,7 @@ impl Erasure {
             + timers
             + queued_jobs
             + outbox_copies
+            + vouchers
     }
 }
 

@@ -11,7 +11,7 @@
 //!
 //! An erasure is one transaction over the tables (profile, carts with their
 //! links, timeline lines and pending timers, messages, queued and
-//! dead-lettered jobs, ledgers, facts). The outbox copies of the messages it
+//! dead-lettered jobs, ledgers, facts, vouchers). The outbox copies of the messages it
 //! found go before it commits: copies are found only through the database's
 //! message ids, so a failure in between leaves data an erasure finds again.
 
@@ -23,6 +23,7 @@ use cartback_core::customer_data::{anonymize, facts_of, CartData, CustomerData, 
 use cartback_core::ids::{CustomerId, CustomerKey};
 use cartback_core::message::MessageRecord;
 use cartback_core::ports::{CustomerDataStore, PortError, SendLedger};
+use cartback_core::voucher::Voucher;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -103,6 +104,25 @@ fn gather(conn: &Connection, customer_id: &CustomerId) -> Result<CustomerData, P
     let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
     let facts: Vec<_> = rows.map(|row| from_json("fact", &row.map_err(db)?)).collect::<Result<_, _>>()?;
     data.facts = facts_of(&facts, &data.keys(), &data.cart_ids());
+
+    // Issued to the customer, or for one of their carts (a guest's).
+    let mut vouchers = BTreeMap::new();
+    let mut by_owner = conn.prepare_cached("SELECT record FROM vouchers WHERE owner = ?1").map_err(db)?;
+    let mut by_cart = conn.prepare_cached("SELECT record FROM vouchers WHERE cart_id = ?1").map_err(db)?;
+    let mut rows: Vec<String> = by_owner
+        .query_map([data.voucher_owner().as_str()], |r| r.get(0))
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    for cart_id in data.cart_ids() {
+        let cart_rows = by_cart.query_map([cart_id.as_str()], |r| r.get::<_, String>(0)).map_err(db)?;
+        rows.extend(cart_rows.collect::<Result<Vec<_>, _>>().map_err(db)?);
+    }
+    for json in rows {
+        let voucher: Voucher = from_json("voucher", &json)?;
+        vouchers.insert(voucher.code.clone(), voucher);
+    }
+    data.vouchers = vouchers.into_values().collect();
     Ok(data)
 }
 
@@ -160,6 +180,10 @@ fn erase(conn: &Connection, data: &CustomerData, now: DateTime<Utc>) -> Result<E
         )
         .map_err(db)?;
         erasure.facts_anonymized += 1;
+    }
+    for voucher in &data.vouchers {
+        erasure.vouchers +=
+            count(conn.execute("DELETE FROM vouchers WHERE code = ?1", [voucher.code.as_str()]).map_err(db)?);
     }
     Ok(erasure)
 }
@@ -219,7 +243,7 @@ mod tests {
         }
         drop(db);
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute_batch("DROP TABLE cart_customers; PRAGMA user_version = 3;").unwrap();
+        conn.execute_batch("DROP TABLE cart_customers; DROP TABLE vouchers; PRAGMA user_version = 3;").unwrap();
         drop(conn);
 
         let db = Database::open(dir.path()).unwrap();

@@ -180,3 +180,52 @@ impl VoucherStore for Database {
 fn tail(code: &str) -> &str {
     code.rsplit('-').next().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use cartback_core::ids::CustomerKey;
+    use cartback_core::voucher::{Discount, TierName, VoucherTerms};
+    use chrono::Duration;
+
+    use super::*;
+
+    fn voucher(code: &str, cart: &str, expires_at: DateTime<Utc>) -> Voucher {
+        Voucher {
+            code: VoucherCode::parse(code).unwrap(),
+            cart_id: cart.into(),
+            owner: VoucherOwner::guest_cart(&cart.into()),
+            customer_key: CustomerKey::Guest(cart.into()),
+            campaign_id: "default".into(),
+            step: 0,
+            variant: None,
+            terms: VoucherTerms {
+                tier: TierName::Standard,
+                discount: Discount::FreeShipping,
+                currency: "EUR".into(),
+                min_cart_value: None,
+            },
+            issued_at: expires_at - Duration::days(7),
+            expires_at,
+            status: VoucherStatus::Issued,
+            published_at: None,
+        }
+    }
+
+    /// GIVEN vouchers that expired 401 and 399 days ago WHEN expired records
+    /// are purged with the default 400-day fact retention THEN only the
+    /// first goes: a code stays taken as long as its facts are kept.
+    #[tokio::test]
+    async fn given_vouchers_expired_long_ago_when_purged_then_only_those_past_the_fact_retention_go() {
+        let db = Database::open_in_memory().unwrap();
+        let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let old = voucher("CB-2222-2222-2222", "c-old", now - Duration::days(401));
+        let kept = voucher("CB-3333-3333-3333", "c-kept", now - Duration::days(399));
+        for v in [&old, &kept] {
+            assert_eq!(db.issue_voucher(v).await.unwrap(), IssueOutcome::Issued);
+        }
+        let report = db.purge_expired(now, Duration::days(90)).await.unwrap();
+        assert_eq!(report.vouchers, 1);
+        assert_eq!(db.voucher(&old.code).await.unwrap(), None);
+        assert_eq!(db.voucher(&kept.code).await.unwrap(), Some(kept));
+    }
+}
