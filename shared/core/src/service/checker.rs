@@ -397,8 +397,11 @@ where
             Recipient::Email(to) => {
                 render::email_with_subject(content.template, content.subject, to, cart, first_name, &links)?
             }
-            Recipient::Sms(to) => render::sms(to, cart, first_name, &links)
-                .unwrap_or_else(|_| Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}") }),
+            Recipient::Sms(to) => render::sms(to, cart, first_name, &links).unwrap_or_else(|_| {
+                // The plain line still shows the cart's code, if any.
+                let code = content.voucher.map(|v| format!(" Code {}.", v.code)).unwrap_or_default();
+                Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}{code}") }
+            }),
             Recipient::Push(token) => {
                 let (title, body) = render::push_text(cart, first_name);
                 Outgoing::Push { platform: token.platform, token: token.token.clone(), title, body, url: restore }
