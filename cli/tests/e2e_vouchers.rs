@@ -20,6 +20,7 @@ use cartback_core::measure::{assign_group, Group};
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_core::voucher::VoucherCode;
 use cartback_core::webhook::WebhookSecret;
+use cartback_tests::openapi::{assert_response, Observed};
 use serde_json::{json, Value};
 
 const SECRET: &str = "e2e-test-secret-0123456789abcdef";
@@ -77,13 +78,11 @@ impl Dev {
 
     fn post(&self, event: &Value) {
         let body = serde_json::to_vec(event).unwrap();
-        let response = ureq::post(&format!("{}/v1/events", self.base))
+        let request = ureq::post(&format!("{}/v1/events", self.base))
             .set("content-type", "application/json")
-            .set("x-cartback-signature", &self.signature("POST", "/v1/events", &body))
-            .send_bytes(&body)
-            .unwrap_or_else(|e| panic!("POST /v1/events: {e}"));
-        let answer: Value = response.into_json().unwrap();
-        assert_eq!(answer["accepted"], 1, "{answer}");
+            .set("x-cartback-signature", &self.signature("POST", "/v1/events", &body));
+        let (status, answer) = checked("POST", "/v1/events", request.send_bytes(&body));
+        assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -93,11 +92,14 @@ impl Dev {
 
     fn cart(&self, cart_id: &str) -> Value {
         let path = format!("/v1/carts/{cart_id}");
-        ureq::get(&format!("{}{path}", self.base))
-            .set("x-cartback-signature", &self.signature("GET", &path, b""))
-            .call()
-            .map(|r| r.into_json().unwrap())
-            .unwrap_or(Value::Null)
+        let request =
+            ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature("GET", &path, b""));
+        let (status, cart) = checked("GET", &path, request.call());
+        if status == 200 {
+            cart
+        } else {
+            Value::Null
+        }
     }
 
     fn wait_for(&self, cart_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -153,6 +155,25 @@ impl Drop for Dev {
             assert!(!log.contains(code.as_str()), "the server's log shows a full voucher code");
         }
     }
+}
+
+/// Status and JSON body of an answer, once checked against the served OpenAPI document.
+fn checked(method: &str, path: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|name| Some((name.clone(), response.header(&name)?.to_owned())))
+        .collect();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).expect("the body reads");
+    assert_response(method, path, &Observed { status, headers, body: body.clone() });
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 fn readable(email: &str) -> String {
