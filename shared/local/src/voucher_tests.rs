@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use cartback_core::campaign::Campaign;
 use cartback_core::contact::Email;
 use cartback_core::measure::{FactKind, SegmentLabel};
-use cartback_core::message::{MessageJob, QueueName};
+use cartback_core::message::{MessageJob, MessageStatus, QueueName};
 use cartback_core::ports::{
-    CampaignStore, CartStore, Clock, FactStore, JobQueue, MessageStore, PortError, PublishError, StateStore, Timeline,
-    TimelineEntry, TimerPayload, VoucherPublisher, VoucherStore,
+    CampaignStore, CartStore, Claim, Clock, FactStore, JobQueue, MessageStore, PortError, PublishError, Sender,
+    StateStore, Timeline, TimelineEntry, TimerPayload, VoucherPublisher, VoucherStore,
 };
 use cartback_core::service::{
     CampaignCache, Checker, Delivery, DeliveryError, DeliveryOutcome, Ingest, Settings, VoucherWebhook,
@@ -467,4 +467,31 @@ async fn given_a_shorter_returned_window_when_a_customer_returned_before_it_then
     assert_eq!(segments, [SegmentLabel::Other]);
     let voucher = w.db.cart_voucher(&"cart-1".into()).await.unwrap().expect("issued");
     assert_eq!(voucher.terms.tier, TierName::Standard);
+}
+
+#[tokio::test]
+async fn given_a_sender_that_died_right_after_sending_when_its_claim_is_taken_over_then_the_voucher_is_announced() {
+    let w = World::with(with_offers()).await;
+    let job = step_one_with_a_voucher(&w).await;
+    // GIVEN a first sender (webhook off) claimed the message, sent it and died before recording.
+    let now = w.clock.now();
+    let held = match w.db.claim_message(&job.message_id, now, now + Duration::minutes(5)).await.unwrap() {
+        Claim::Claimed(record) => record.status,
+        other => panic!("{other:?}"),
+    };
+    let MessageStatus::Sending { lease_until, attempts, .. } = held else { panic!("{held:?}") };
+    let calling = MessageStatus::Sending { lease_until, attempts, provider_called: true };
+    w.db.settle_message(&job.message_id, &held, &calling).await.unwrap();
+    Outbox::new(w.dir.path()).unwrap().sender("Shop <shop@example.com>").send(&job, now).await.unwrap();
+    w.clock.advance(Duration::minutes(6));
+
+    // WHEN the next sender, with the webhook on, takes the claim over.
+    let publisher = ScriptedPublisher::answering([Ok(())]);
+    let delivery = w.delivery(Some(VoucherWebhook { publisher: publisher.clone(), wait: false }));
+    let outcome = delivery.deliver(&job).await.unwrap();
+
+    // THEN it finds the message sent, sends nothing again, and announces the voucher.
+    assert!(matches!(outcome, DeliveryOutcome::Sent { .. }), "{outcome:?}");
+    assert_eq!(publisher.attempts(), 1);
+    assert!(published_at(&w).await.is_some());
 }
