@@ -16,6 +16,7 @@ use cartback_core::service::{
     DeliveryOutcome, Ingest, Settings,
 };
 use cartback_local::{Database, Outbox, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock};
+use cartback_webhook::WebhookSettings;
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Notify;
 
@@ -62,6 +63,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         settings.unsubscribe_mailto = Some(mailbox.to_owned());
     }
     let settings = Arc::new(settings);
+    let wait = args.voucher_webhook_wait.to_string();
+    let webhook = WebhookSettings::parse(
+        args.voucher_webhook_url.as_deref(),
+        args.voucher_webhook_secret.as_deref(),
+        cartback_webhook::SECRET_VAR,
+        Some(&wait),
+    )?;
 
     let outbox = Outbox::new(&args.data)?;
     // Before any sender runs: what a crash mid-write left is not a message.
@@ -99,6 +107,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         sender: Arc::new(outbox.sender(&args.sender_email)),
         campaigns,
         clock: clock.clone(),
+        webhook: webhook.as_ref().map(WebhookSettings::webhook),
     });
 
     let secret_line = match source {
@@ -108,8 +117,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         Source::Existing => format!("ingest secret: read from {}", args.data.join("ingest-secret").display()),
         Source::Environment => format!("ingest secret: from {}", secret::ENV),
     };
+    let webhook_line = match &webhook {
+        None => "voucher.issued webhook: off".to_owned(),
+        Some(w) if w.wait => "voucher.issued webhook: on (messages wait for its acknowledgement)".to_owned(),
+        Some(_) => "voucher.issued webhook: on (retried until acknowledged; messages do not wait)".to_owned(),
+    };
     say(&format!(
-        "Cartback is listening on http://{address}\n  data folder: {}  (outbox: {})\n  clock speed: {}x\n  {secret_line}",
+        "Cartback is listening on http://{address}\n  data folder: {}  (outbox: {})\n  clock speed: {}x\n  \
+         {secret_line}\n  {webhook_line}",
         args.data.display(),
         outbox.dir().display(),
         clock.speed()

@@ -99,6 +99,17 @@ pub struct DevArgs {
     /// body only); `false` refuses them. Every other route needs v2.
     #[arg(long, env = "CARTBACK_ACCEPT_V1_SIGNATURES", default_value_t = true, action = clap::ArgAction::Set)]
     pub accept_v1_signatures: bool,
+    /// Where each issued voucher is announced, before a message shows it, as a signed `voucher.issued`
+    /// webhook (Standard Webhooks; https, or http to this machine). Off when unset.
+    #[arg(long, env = "CARTBACK_VOUCHER_WEBHOOK_URL")]
+    pub voucher_webhook_url: Option<String>,
+    /// The webhook's signing secret, `whsec_<base64>`; required with the URL.
+    #[arg(long, env = "CARTBACK_VOUCHER_WEBHOOK_SECRET", hide_env_values = true)]
+    pub voucher_webhook_secret: Option<String>,
+    /// Whether a message showing a voucher waits until the storefront acknowledged its webhook (otherwise it
+    /// goes out and the webhook is retried on its own).
+    #[arg(long, env = "CARTBACK_VOUCHER_WEBHOOK_WAIT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub voucher_webhook_wait: bool,
 }
 
 #[derive(Args)]

@@ -162,6 +162,7 @@ impl LocalStack {
             sender: Arc::new(outbox.sender(SENDER)),
             campaigns,
             clock: dyn_clock.clone(),
+            webhook: None,
         };
         let feedback = Feedback { store, clock: dyn_clock };
         LocalStack {

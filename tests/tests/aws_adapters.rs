@@ -541,6 +541,7 @@ async fn given_a_delivery_for_a_cart_bought_meanwhile_when_delivered_then_it_is_
         sender: Arc::new(SesSender::new(stack.clients.ses.clone(), stack.sender.clone(), "cartback")),
         campaigns: wiring::campaign_cache(&stack.clients, &stack.email_config().common, clock.clone()),
         clock,
+        webhook: None,
     };
     assert_eq!(
         delivery.deliver(&email_job(&record, "ana@example.com")).await.unwrap(),

@@ -125,6 +125,7 @@ async fn given_sns_throttles_beyond_the_retry_budget_when_an_sms_is_delivered_th
         sender: Arc::new(SnsSmsSender::new(stack.clients.sns.clone(), None)),
         campaigns: wiring::campaign_cache(&stack.clients, &stack.email_config().common, clock.clone()),
         clock,
+        webhook: None,
     };
     proxy.inject("sns", "Publish", Fault::Throttle, 100);
     let job = MessageJob {
@@ -154,7 +155,7 @@ async fn given_an_unverified_sender_when_an_email_job_is_handled_then_ses_reject
 
     let sender = SesSender::new(stack.clients.ses.clone(), "Shop <nobody@unverified.example>", "cartback");
     let campaigns = wiring::campaign_cache(&stack.clients, &stack.email_config().common, clock.clone());
-    let delivery: Delivery = Delivery { store: store.clone(), sender: Arc::new(sender), campaigns, clock };
+    let delivery: Delivery = Delivery { store: store.clone(), sender: Arc::new(sender), campaigns, clock, webhook: None };
     let batch = stack.receive("email").await;
     proxy.reset();
     let response = handlers::sender(&delivery, batch.clone()).await;

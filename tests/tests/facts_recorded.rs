@@ -379,6 +379,7 @@ fn flaky(stack: &LocalStack) -> FlakyServices {
             sender: Arc::new(stack.outbox.sender(SENDER)),
             campaigns,
             clock: clock.clone(),
+            webhook: None,
         },
         feedback: Feedback { store: store.clone(), clock },
         store,

@@ -126,6 +126,11 @@ fn plausible(var: &str) -> String {
         "CARTBACK_FCM_PLATFORM_APPLICATION_ARN" => "arn:aws:sns:us-east-1:123456789012:app/GCM/cartback-android".into(),
         "CARTBACK_POSTAL_ADDRESS" => "Demo Shop, 1 Test Street, 75001 Paris, France".into(),
         "CARTBACK_UNSUBSCRIBE_MAILTO" => "unsubscribe@shop.example.com".into(),
+        "CARTBACK_VOUCHER_WEBHOOK_URL" => "https://shop.example.com/hooks/cartback".into(),
+        "CARTBACK_VOUCHER_WEBHOOK_SECRET_ARN" => {
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:VoucherWebhookSecret-AbCdEf".into()
+        }
+        "CARTBACK_VOUCHER_WEBHOOK_WAIT" => "false".into(),
         "RUST_LOG" => "info".into(),
         other => panic!("template sets {other} with an intrinsic function: give it a plausible value in plausible()"),
     }

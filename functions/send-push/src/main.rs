@@ -15,7 +15,9 @@ async fn main() -> Result<(), Error> {
     cartback_aws::init_logging();
     let config = PushConfig::from_env(&ProcessEnv)?;
     let clients = clients::Clients::new(&clients::load_sdk_config().await);
-    let delivery = Arc::new(wiring::push_delivery(&clients, &config, Arc::new(SystemClock)));
+    let mut delivery = wiring::push_delivery(&clients, &config, Arc::new(SystemClock));
+    delivery.webhook = wiring::voucher_webhook(&clients, config.voucher_webhook.as_ref()).await?;
+    let delivery = Arc::new(delivery);
     let postponer = Arc::new(Postponer::new(clients.sqs.clone()));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (delivery, postponer) = (delivery.clone(), postponer.clone());

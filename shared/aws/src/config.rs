@@ -36,6 +36,15 @@ pub const ACCEPT_V1_SIGNATURES: &str = "CARTBACK_ACCEPT_V1_SIGNATURES";
 pub const POSTAL_ADDRESS: &str = "CARTBACK_POSTAL_ADDRESS";
 /// Optional: a mailbox for unsubscribe requests by mail (`List-Unsubscribe`'s `mailto:`).
 pub const UNSUBSCRIBE_MAILTO: &str = "CARTBACK_UNSUBSCRIBE_MAILTO";
+/// Optional, on the functions that deliver messages: where issued vouchers
+/// are announced (`voucher.issued`); empty: off.
+pub const VOUCHER_WEBHOOK_URL: &str = cartback_webhook::URL_VAR;
+/// The Secrets Manager secret whose SecretString is the webhook's
+/// `whsec_<base64>` signing secret (never the secret itself in the
+/// environment); required with the URL.
+pub const VOUCHER_WEBHOOK_SECRET_ARN: &str = "CARTBACK_VOUCHER_WEBHOOK_SECRET_ARN";
+/// `true`: a message showing a voucher waits for the webhook's acknowledgement.
+pub const VOUCHER_WEBHOOK_WAIT: &str = cartback_webhook::WAIT_VAR;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -43,7 +52,7 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {var} is invalid: {reason}")]
     Invalid { var: &'static str, reason: String },
-    #[error("the ingest secret named by {var} could not be loaded: {reason}")]
+    #[error("the secret named by {var} could not be loaded: {reason}")]
     Secret { var: &'static str, reason: String },
 }
 
@@ -286,11 +295,45 @@ impl CheckerConfig {
     }
 }
 
+/// The `voucher.issued` webhook of the functions that deliver messages:
+/// its URL, where its secret is kept and whether messages wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoucherWebhookConfig {
+    pub url: String,
+    pub secret_arn: String,
+    pub wait: bool,
+}
+
+impl VoucherWebhookConfig {
+    /// `None` when no URL is set (the default). All three variables are
+    /// read either way, so a template that sets one without the URL is seen.
+    pub fn from_env(env: &dyn Env) -> Result<Option<Self>, ConfigError> {
+        let url = optional(env, VOUCHER_WEBHOOK_URL);
+        let secret_arn = optional(env, VOUCHER_WEBHOOK_SECRET_ARN);
+        let wait = cartback_webhook::parse_wait(VOUCHER_WEBHOOK_WAIT, optional(env, VOUCHER_WEBHOOK_WAIT).as_deref())
+            .map_err(|e| invalid(VOUCHER_WEBHOOK_WAIT, without_var(VOUCHER_WEBHOOK_WAIT, &e)))?;
+        let Some(url) = url else { return Ok(None) };
+        cartback_webhook::check_url(VOUCHER_WEBHOOK_URL, &url)
+            .map_err(|e| invalid(VOUCHER_WEBHOOK_URL, without_var(VOUCHER_WEBHOOK_URL, &e)))?;
+        let secret_arn = secret_arn.ok_or(ConfigError::Missing(VOUCHER_WEBHOOK_SECRET_ARN))?;
+        check_arn(VOUCHER_WEBHOOK_SECRET_ARN, &secret_arn, "secretsmanager")?;
+        Ok(Some(VoucherWebhookConfig { url, secret_arn, wait }))
+    }
+}
+
+/// A setting error's sentence without its leading variable name (the
+/// config error names it).
+fn without_var(var: &str, error: &cartback_webhook::SettingError) -> String {
+    let text = error.to_string();
+    text.strip_prefix(var).map_or(text.clone(), |rest| rest.trim_start().to_owned())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailConfig {
     pub common: CommonConfig,
     pub sender: String,
     pub configuration_set: String,
+    pub voucher_webhook: Option<VoucherWebhookConfig>,
 }
 
 impl EmailConfig {
@@ -305,6 +348,7 @@ impl EmailConfig {
             common: CommonConfig::from_env(env)?,
             sender,
             configuration_set: required(env, SES_CONFIGURATION_SET)?,
+            voucher_webhook: VoucherWebhookConfig::from_env(env)?,
         })
     }
 }
@@ -314,6 +358,7 @@ pub struct SmsConfig {
     pub common: CommonConfig,
     /// Alphanumeric sender id; not supported in every country, so optional.
     pub sender_id: Option<String>,
+    pub voucher_webhook: Option<VoucherWebhookConfig>,
 }
 
 impl SmsConfig {
@@ -330,7 +375,11 @@ impl SmsConfig {
                 ));
             }
         }
-        Ok(SmsConfig { common: CommonConfig::from_env(env)?, sender_id })
+        Ok(SmsConfig {
+            common: CommonConfig::from_env(env)?,
+            sender_id,
+            voucher_webhook: VoucherWebhookConfig::from_env(env)?,
+        })
     }
 }
 
@@ -339,6 +388,7 @@ pub struct PushConfig {
     pub common: CommonConfig,
     pub apns_application_arn: Option<String>,
     pub fcm_application_arn: Option<String>,
+    pub voucher_webhook: Option<VoucherWebhookConfig>,
 }
 
 impl PushConfig {
@@ -350,7 +400,12 @@ impl PushConfig {
                 check_arn(var, v, "sns")?;
             }
         }
-        Ok(PushConfig { common: CommonConfig::from_env(env)?, apns_application_arn: apns, fcm_application_arn: fcm })
+        Ok(PushConfig {
+            common: CommonConfig::from_env(env)?,
+            apns_application_arn: apns,
+            fcm_application_arn: fcm,
+            voucher_webhook: VoucherWebhookConfig::from_env(env)?,
+        })
     }
 }
 
@@ -443,6 +498,38 @@ mod tests {
         assert_eq!(SmsConfig::from_env(&env(&vars)).unwrap().sender_id, None);
         let p = PushConfig::from_env(&env(&vars)).unwrap();
         assert_eq!((p.apns_application_arn, p.fcm_application_arn), (None, None));
+    }
+
+    #[test]
+    fn given_no_voucher_webhook_url_when_a_sender_loads_then_the_webhook_is_off() {
+        let mut vars = BASE.to_vec();
+        vars.extend([(VOUCHER_WEBHOOK_URL, ""), (VOUCHER_WEBHOOK_SECRET_ARN, ""), (VOUCHER_WEBHOOK_WAIT, "false")]);
+        assert_eq!(SmsConfig::from_env(&env(&vars)).unwrap().voucher_webhook, None);
+        assert_eq!(VoucherWebhookConfig::from_env(&env(&BASE)).unwrap(), None, "unset is off too");
+    }
+
+    #[test]
+    fn given_a_voucher_webhook_when_a_sender_loads_then_it_is_typed_and_bad_values_are_named() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:VoucherWebhookSecret-AbCdEf";
+        let mut vars = BASE.to_vec();
+        vars.extend([(VOUCHER_WEBHOOK_URL, "https://shop.example/hooks"), (VOUCHER_WEBHOOK_WAIT, "true")]);
+        assert_eq!(PushConfig::from_env(&env(&vars)).unwrap_err(), ConfigError::Missing(VOUCHER_WEBHOOK_SECRET_ARN));
+        vars.push((VOUCHER_WEBHOOK_SECRET_ARN, arn));
+        let webhook = PushConfig::from_env(&env(&vars)).unwrap().voucher_webhook.unwrap();
+        let url = "https://shop.example/hooks".to_owned();
+        let expected = VoucherWebhookConfig { url, secret_arn: arn.into(), wait: true };
+        assert_eq!(webhook, expected);
+        for (var, bad) in [
+            (VOUCHER_WEBHOOK_URL, "http://shop.example/hooks"),
+            (VOUCHER_WEBHOOK_WAIT, "yes"),
+            (VOUCHER_WEBHOOK_SECRET_ARN, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ] {
+            let mut bad_vars: Vec<(&str, &str)> = vars.iter().copied().filter(|(k, _)| *k != var).collect();
+            bad_vars.push((var, bad));
+            let error = VoucherWebhookConfig::from_env(&env(&bad_vars)).unwrap_err();
+            assert!(matches!(&error, ConfigError::Invalid { var: v, .. } if *v == var), "{var}: {error}");
+            assert!(!error.to_string().contains("whsec_"), "a misplaced secret is not echoed: {error}");
+        }
     }
 
     #[test]

@@ -7,13 +7,13 @@ use chrono::Duration;
 
 use cartback_core::api::Api;
 use cartback_core::ports::{Clock, Sender};
-use cartback_core::service::{CampaignCache, Checker, Delivery, Feedback, Ingest, Settings};
+use cartback_core::service::{CampaignCache, Checker, Delivery, Feedback, Ingest, Settings, VoucherWebhook};
 use cartback_core::signing::Secret;
 
 use crate::clients::Clients;
 use crate::config::{
     CheckerConfig, CommonConfig, ConfigError, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig,
-    INGEST_SECRET_ARN,
+    VoucherWebhookConfig, INGEST_SECRET_ARN, VOUCHER_WEBHOOK_SECRET_ARN,
 };
 use crate::dynamo::{DynamoCampaignStore, DynamoStateStore};
 use crate::scheduler::EventBridgeScheduler;
@@ -26,7 +26,14 @@ pub const CAMPAIGN_CACHE_TTL_SECONDS: i64 = 60;
 
 /// Reads the ingest HMAC key from Secrets Manager (its SecretString).
 pub async fn load_secret(clients: &Clients, arn: &str) -> Result<Secret, ConfigError> {
-    let secret_error = |reason: String| ConfigError::Secret { var: INGEST_SECRET_ARN, reason };
+    let value = secret_string(clients, INGEST_SECRET_ARN, arn).await?;
+    Secret::new(value.trim().as_bytes().to_vec())
+        .map_err(|e| ConfigError::Secret { var: INGEST_SECRET_ARN, reason: e.to_string() })
+}
+
+/// A secret's SecretString; errors name `var`, the variable holding its ARN.
+async fn secret_string(clients: &Clients, var: &'static str, arn: &str) -> Result<String, ConfigError> {
+    let secret_error = |reason: String| ConfigError::Secret { var, reason };
     let out = clients
         .secrets
         .get_secret_value()
@@ -34,8 +41,26 @@ pub async fn load_secret(clients: &Clients, arn: &str) -> Result<Secret, ConfigE
         .send()
         .await
         .map_err(|e| secret_error(aws_smithy_types::error::display::DisplayErrorContext(e).to_string()))?;
-    let value = out.secret_string.ok_or_else(|| secret_error("the secret has no SecretString".into()))?;
-    Secret::new(value.trim().as_bytes().to_vec()).map_err(|e| secret_error(e.to_string()))
+    out.secret_string.ok_or_else(|| secret_error("the secret has no SecretString".into()))
+}
+
+/// The `voucher.issued` webhook of a sending function, its signing secret
+/// read from Secrets Manager once per cold start; `None` when off.
+pub async fn voucher_webhook(
+    clients: &Clients,
+    config: Option<&VoucherWebhookConfig>,
+) -> Result<Option<VoucherWebhook>, ConfigError> {
+    let Some(config) = config else { return Ok(None) };
+    let secret = secret_string(clients, VOUCHER_WEBHOOK_SECRET_ARN, &config.secret_arn).await?;
+    let wait = config.wait.to_string();
+    let settings = cartback_webhook::WebhookSettings::parse(
+        Some(&config.url),
+        Some(&secret),
+        VOUCHER_WEBHOOK_SECRET_ARN,
+        Some(&wait),
+    )
+    .map_err(|e| ConfigError::Secret { var: VOUCHER_WEBHOOK_SECRET_ARN, reason: e.to_string() })?;
+    Ok(settings.as_ref().map(cartback_webhook::WebhookSettings::webhook))
 }
 
 pub fn state_store(clients: &Clients, common: &CommonConfig, clock: Arc<dyn Clock>) -> Arc<DynamoStateStore> {
@@ -106,6 +131,8 @@ pub fn delivery(clients: &Clients, common: &CommonConfig, sender: Arc<dyn Sender
         sender,
         campaigns: campaign_cache(clients, common, clock.clone()),
         clock,
+        // Set by the function once its secret is read (`voucher_webhook`).
+        webhook: None,
     }
 }
 

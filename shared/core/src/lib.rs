@@ -24,6 +24,7 @@ pub mod render;
 pub mod service;
 pub mod signing;
 pub mod voucher;
+pub mod webhook;
 
 pub use chrono::{DateTime, Duration, Utc};
 pub use rust_decimal::Decimal;

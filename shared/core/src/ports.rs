@@ -444,6 +444,28 @@ pub trait VoucherStore: Send + Sync {
     async fn list_vouchers(&self, limit: usize) -> Result<Vec<Voucher>, PortError>;
 }
 
+/// Tells the storefront about an issued voucher (the signed `voucher.issued`
+/// webhook), so a platform that applies discounts itself knows the code
+/// before a message shows it. Publishing one voucher again is harmless: the
+/// event's id is the same on every attempt.
+#[async_trait]
+pub trait VoucherPublisher: Send + Sync {
+    /// `Ok` once the receiver acknowledged it (a 2xx answer).
+    async fn publish(&self, voucher: &Voucher, now: DateTime<Utc>) -> Result<(), PublishError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// Not delivered for now (no connection, a timeout, a 5xx, 408 or 429).
+    #[error("voucher webhook not delivered: {0}")]
+    Retryable(String),
+    /// The receiver answered and refused it (another 4xx: a wrong secret or
+    /// URL, a body it cannot take). Still retried, since acknowledging is
+    /// what the message may wait for, but an operator must look.
+    #[error("voucher webhook refused by the receiver: {0}")]
+    Refused(String),
+}
+
 /// Every state capability: what one runtime's state adapter provides. Each
 /// service asks only for the capabilities it uses.
 pub trait StateStore:

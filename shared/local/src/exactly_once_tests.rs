@@ -17,6 +17,7 @@ use cartback_core::ports::{
     MessageStore, PortError, SaveOutcome, SendError, Sender, SettleOutcome, StateStore, Timeline, TimelineEntry,
 };
 use cartback_core::service::{CampaignCache, Delivery, DeliveryOutcome};
+use cartback_core::voucher::{IssueOutcome, RedeemOutcome, Redemption, Voucher, VoucherCode, VoucherOwner};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::outbox::{Outbox, OutboxSender};
@@ -72,7 +73,13 @@ impl World {
     }
 
     fn delivery(&self, sender: Arc<dyn Sender>) -> Delivery {
-        Delivery { store: Arc::new(self.db.clone()), sender, campaigns: self.campaigns(), clock: self.clock.clone() }
+        Delivery {
+            store: Arc::new(self.db.clone()),
+            sender,
+            campaigns: self.campaigns(),
+            clock: self.clock.clone(),
+            webhook: None,
+        }
     }
 
     fn campaigns(&self) -> Arc<CampaignCache> {
@@ -523,6 +530,34 @@ impl MessageStore for CartReadsFail {
 }
 
 #[async_trait]
+impl cartback_core::ports::VoucherStore for CartReadsFail {
+    async fn issue_voucher(&self, voucher: &Voucher) -> Result<IssueOutcome, PortError> {
+        self.0.issue_voucher(voucher).await
+    }
+    async fn voucher(&self, code: &VoucherCode) -> Result<Option<Voucher>, PortError> {
+        self.0.voucher(code).await
+    }
+    async fn cart_voucher(&self, cart_id: &CartId) -> Result<Option<Voucher>, PortError> {
+        self.0.cart_voucher(cart_id).await
+    }
+    async fn owner_vouchers(&self, owner: &VoucherOwner, since: DateTime<Utc>) -> Result<Vec<Voucher>, PortError> {
+        self.0.owner_vouchers(owner, since).await
+    }
+    async fn redeem_voucher(&self, code: &VoucherCode, redemption: &Redemption) -> Result<RedeemOutcome, PortError> {
+        self.0.redeem_voucher(code, redemption).await
+    }
+    async fn revoke_voucher(&self, code: &VoucherCode, at: DateTime<Utc>) -> Result<Option<Voucher>, PortError> {
+        self.0.revoke_voucher(code, at).await
+    }
+    async fn mark_voucher_published(&self, code: &VoucherCode, at: DateTime<Utc>) -> Result<(), PortError> {
+        self.0.mark_voucher_published(code, at).await
+    }
+    async fn list_vouchers(&self, limit: usize) -> Result<Vec<Voucher>, PortError> {
+        self.0.list_vouchers(limit).await
+    }
+}
+
+#[async_trait]
 impl FactStore for CartReadsFail {
     async fn record_fact(&self, fact: &Fact) -> Result<CreateOutcome, PortError> {
         self.0.record_fact(fact).await
@@ -544,6 +579,7 @@ async fn given_a_cart_read_that_fails_after_the_claim_when_delivering_then_the_c
         sender: counting.clone(),
         campaigns: w.campaigns(),
         clock: w.clock.clone(),
+        webhook: None,
     };
 
     let error = failing.deliver(&job).await.expect_err("the cart read fails");

@@ -29,6 +29,9 @@ mod exactly_once_tests;
 #[cfg(test)]
 mod checker_tests;
 
+#[cfg(test)]
+mod voucher_tests;
+
 pub use clock::{ClockError, VirtualClock, CLOCK_FILE};
 pub use outbox::{Outbox, OutboxSender, Recovery};
 pub use queues::{DeadLetter, QueueStats, ReceivedJob, RetryOutcome, RetryPolicy, SqliteQueue};

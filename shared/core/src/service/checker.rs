@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::issuing::{self, Issue};
 use super::{retry_on_conflict, Attempt, CampaignCache, Settings};
 use crate::campaign::Campaign;
 use crate::cart::Cart;
@@ -14,10 +15,11 @@ use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing
 use crate::ports::TimelineKind;
 use crate::ports::{
     CartRecord, CartStore, Clock, CustomerStore, FactStore, JobQueue, MessageStore, PortError, ReservedSend,
-    SaveOutcome, Scheduler, SendLedgerStore, StateStore, Timeline, TimelineEntry, TimerPayload,
+    SaveOutcome, Scheduler, SendLedgerStore, StateStore, Timeline, TimelineEntry, TimerPayload, VoucherStore,
 };
 use crate::render::{self, Links, RenderError, Unsubscribe};
 use crate::signing::{restore_token, sign_link, sign_unsubscribe, LinkClaims, UnsubscribeClaims};
+use crate::voucher::{ShownVoucher, Voucher, VoucherOwner, VoucherSettings};
 
 /// How long after its dispatch a step whose message record is missing counts
 /// as lost and is decided again: a lost job is found by the next timer retry
@@ -51,7 +53,10 @@ pub struct Checker<S: ?Sized = dyn StateStore> {
     pub settings: Arc<Settings>,
 }
 
-impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + FactStore + ?Sized> Checker<S> {
+impl<S> Checker<S>
+where
+    S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + FactStore + VoucherStore + ?Sized,
+{
     pub async fn on_timer(&self, timer: &TimerPayload) -> Result<CheckOutcome, PortError> {
         retry_on_conflict("cart", || self.try_check(timer)).await
     }
@@ -65,7 +70,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         if superseded && self.first_lost_step(&record, &[]).await?.is_none() {
             return Ok(Attempt::Done(CheckOutcome::Superseded));
         }
-        let Context { cart, customer, key, mut history, campaigns } =
+        let Context { cart, customer, key, mut history, campaigns, owner, mut vouchers } =
             load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
         // The pass that dispatched a step may have died (a crash, a queue
         // outage) between saving its progress and queueing the job, and
@@ -94,7 +99,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         // Measurement facts, written before the cart (idempotent: a retry rewrites the same).
         let mut facts = Vec::new();
         let mut reserved = false;
-        let measured = Measured { cart: &cart, key: &key, customer: customer.as_ref(), now };
+        let measured = Measured { cart: &cart, key: &key, customer: customer.as_ref(), campaigns: &campaigns, now };
         // The cart enters its campaign when the earliest arm would first
         // message it, whatever its own arm (see `engine::entry`).
         if record.progress.group.is_none() {
@@ -105,7 +110,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                 campaigns: &campaigns,
                 history: &history,
                 channels: &self.settings.channels,
-                vouchers: &[],
+                vouchers: &vouchers,
                 now,
             };
             if let Some((campaign_id, arm)) = engine::entry(&input) {
@@ -122,11 +127,15 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                 campaigns: &campaigns,
                 history: &history,
                 channels: &self.settings.channels,
-                vouchers: &[],
+                vouchers: &vouchers,
                 now,
             };
             let decision = engine::decide(&input);
             timeline.push(decision_entry(&decision, now));
+            // A held-out cart's voucher choice is only told (it gets none).
+            if let Decision::Withhold { campaign_id, step, voucher, .. } = &decision {
+                timeline.extend(issuing::voucher_entry(voucher, campaign_id, *step, None, now));
+            }
             // Entered above, unless only this arm's rules let it in now.
             let entering = record.progress.group.is_none();
             match &decision {
@@ -148,7 +157,24 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                     history.push(message.clone());
                     unsent.push(message);
                 }
-                Decision::Send { campaign_id, step, channel, to, template, subject, variant, .. } => {
+                Decision::Send { campaign_id, step, channel, to, template, subject, variant, voucher, .. } => {
+                    let campaign = campaigns.iter().find(|c| c.id == *campaign_id);
+                    // Issued before the message is composed, and kept should
+                    // this pass be retried: the retry shows the same code.
+                    let issue = Issue {
+                        campaign,
+                        campaign_id,
+                        step: *step,
+                        variant: variant.as_deref(),
+                        cart: &cart,
+                        key: &key,
+                        owner: &owner,
+                        now,
+                    };
+                    let store = self.store.as_ref();
+                    let shown = issuing::voucher_to_show(store, voucher, &issue, &mut vouchers, &mut facts).await?;
+                    timeline.extend(issuing::voucher_entry(voucher, campaign_id, *step, shown.as_ref(), now));
+                    let shown_voucher = shown.as_ref().map(|v| issuing::shown(v, &contact, campaign));
                     let message = measured.message(campaign_id, *step, *channel, variant, MessageStatus::Queued);
                     record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
                     record.progress.enter(Group::Treated, variant.as_deref());
@@ -156,7 +182,8 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                         facts.push(measured.entered(campaign_id, Group::Treated, variant.as_deref()));
                     }
                     let first_name = contact.first_name.as_deref();
-                    let content = Content { template, subject: subject.as_deref(), to };
+                    let content =
+                        Content { template, subject: subject.as_deref(), to, voucher: shown_voucher.as_ref() };
                     match self.render(&content, &cart, first_name, &message.message_id, now) {
                         Ok(outgoing) => {
                             ledger.reserve(reserved_send(&message));
@@ -166,7 +193,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                                 cart_id: cart.cart_id.clone(),
                                 channel: *channel,
                                 outgoing,
-                                voucher: None,
+                                voucher: shown.map(|v| v.code),
                             };
                             jobs.push((message.clone(), job));
                             history.push(message);
@@ -190,7 +217,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         };
         for shadow in campaigns.iter().filter(|c| c.is_shadow() && c.enabled) {
             let mut progress = record.shadow.remove(&shadow.id).unwrap_or_default();
-            let outcome = self.run_shadow(shadow, &mut progress, &measured, &mut timeline, &mut facts);
+            let outcome = self.run_shadow(shadow, &mut progress, &measured, &vouchers, &mut timeline, &mut facts);
             wake_at.extend(outcome);
             if progress != Progress::default() {
                 record.shadow.insert(shadow.id.clone(), progress);
@@ -278,6 +305,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
         shadow: &Campaign,
         progress: &mut Progress,
         measured: &Measured,
+        vouchers: &[Voucher],
         timeline: &mut Vec<TimelineEntry>,
         facts: &mut Vec<Fact>,
     ) -> Option<DateTime<Utc>> {
@@ -295,7 +323,7 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
                 campaigns: std::slice::from_ref(shadow),
                 history: &history,
                 channels: &self.settings.channels,
-                vouchers: &[],
+                vouchers,
                 now: measured.now,
             };
             let decision = engine::decide_shadow(&input, shadow);
@@ -359,13 +387,21 @@ impl<S: CartStore + CustomerStore + MessageStore + Timeline + SendLedgerStore + 
             mailbox: settings.unsubscribe_mailto.as_deref(),
             postal_address: &settings.postal_address,
         };
-        let links = Links { restore: restore.clone(), item: &item_link, unsubscribe: Some(unsubscribe), voucher: None };
+        let links = Links {
+            restore: restore.clone(),
+            item: &item_link,
+            unsubscribe: Some(unsubscribe),
+            voucher: content.voucher,
+        };
         Ok(match content.to {
             Recipient::Email(to) => {
                 render::email_with_subject(content.template, content.subject, to, cart, first_name, &links)?
             }
-            Recipient::Sms(to) => render::sms(to, cart, first_name, &links)
-                .unwrap_or_else(|_| Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}") }),
+            Recipient::Sms(to) => render::sms(to, cart, first_name, &links).unwrap_or_else(|_| {
+                // The plain line still shows the cart's code, if any.
+                let code = content.voucher.map(|v| format!(" Code {}.", v.code)).unwrap_or_default();
+                Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}{code}") }
+            }),
             Recipient::Push(token) => {
                 let (title, body) = render::push_text(cart, first_name);
                 Outgoing::Push { platform: token.platform, token: token.token.clone(), title, body, url: restore }
@@ -383,6 +419,8 @@ struct Content<'a> {
     template: &'a str,
     subject: Option<&'a str>,
     to: &'a Recipient,
+    /// The cart's voucher, when the step shows one.
+    voucher: Option<&'a ShownVoucher>,
 }
 
 fn reserved_send(message: &MessageRecord) -> ReservedSend {
@@ -401,11 +439,9 @@ struct Measured<'a> {
     cart: &'a Cart,
     key: &'a CustomerKey,
     customer: Option<&'a Customer>,
+    campaigns: &'a [Campaign],
     now: DateTime<Utc>,
 }
-
-/// How far back a return makes the customer a returner in the report.
-const RETURNER_WINDOW: Duration = Duration::days(90);
 
 impl Measured<'_> {
     /// The record of a step decided now for this cart (sent, held out or a
@@ -435,7 +471,13 @@ impl Measured<'_> {
     /// The cart entered `campaign_id`: its first step was sent, held out or
     /// (for a shadow campaign) would have been sent.
     fn entered(&self, campaign_id: &str, group: Group, variant: Option<&str>) -> Fact {
-        let returner = self.customer.is_some_and(|c| c.returned_since(self.now - RETURNER_WINDOW));
+        // The same window that picks a voucher's tier labels the segment.
+        let returned_window = self
+            .campaigns
+            .iter()
+            .find(|c| c.id == campaign_id)
+            .map_or_else(|| VoucherSettings::default().returned_window, |c| c.vouchers.returned_window);
+        let returner = self.customer.is_some_and(|c| c.returned_since(self.now - returned_window));
         let priced = self.cart.items.iter().any(|i| i.price.is_some());
         let totals = self.cart.totals();
         Fact::new(
@@ -542,9 +584,14 @@ struct Context {
     key: CustomerKey,
     history: Vec<MessageRecord>,
     campaigns: Arc<Vec<Campaign>>,
+    /// Whom the cart's voucher is bound to.
+    owner: VoucherOwner,
+    /// The cart's voucher and its owner's recent ones (empty when no
+    /// campaign offers vouchers).
+    vouchers: Vec<Voucher>,
 }
 
-async fn load_context<S: CustomerStore + MessageStore + ?Sized>(
+async fn load_context<S: CustomerStore + MessageStore + VoucherStore + ?Sized>(
     store: &S,
     campaigns: &CampaignCache,
     record: &CartRecord,
@@ -565,12 +612,15 @@ async fn load_context<S: CustomerStore + MessageStore + ?Sized>(
     if guest_key != key {
         history.extend(store.customer_messages(&guest_key, since).await?);
     }
-    Ok(Context { cart, customer, key, history, campaigns })
+    let contact = customer.as_ref().map_or(&cart.contact, |c| &c.profile);
+    let owner = issuing::owner_of(&cart, &key, contact);
+    let vouchers = issuing::load_vouchers(store, &campaigns, &cart, &owner, now).await?;
+    Ok(Context { cart, customer, key, history, campaigns, owner, vouchers })
 }
 
 /// What the engine would decide for this cart at `now`, without acting:
 /// the "next" line of `cartback explain`.
-pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(
+pub async fn decide_now<S: CustomerStore + MessageStore + VoucherStore + ?Sized>(
     store: &S,
     campaigns: &CampaignCache,
     record: &CartRecord,
@@ -587,7 +637,7 @@ pub async fn decide_now<S: CustomerStore + MessageStore + ?Sized>(
         campaigns: &ctx.campaigns,
         history: &ctx.history,
         channels,
-        vouchers: &[],
+        vouchers: &ctx.vouchers,
         now,
     }))
 }

@@ -13,11 +13,12 @@ use crate::measure::facts::MessageOutcome;
 use crate::message::{MessageJob, MessageRecord, MessageStatus};
 use crate::ports::TimelineKind;
 use crate::ports::{
-    CartStore, Claim, Clock, CustomerStore, EventLog, FactStore, MessageStore, PortError, PriorAttempt, SendError,
-    Sender, SettleOutcome, StateStore, Timeline, TimelineEntry,
+    CartStore, Claim, Clock, CustomerStore, EventLog, FactStore, MessageStore, PortError, PriorAttempt, PublishError,
+    SendError, Sender, SettleOutcome, StateStore, Timeline, TimelineEntry, VoucherPublisher, VoucherStore,
 };
 use crate::reason::Reason;
 use crate::signing::UnsubscribeClaims;
+use crate::voucher::VoucherStatus;
 
 /// How long a sender holds a claim before another may take over.
 const CLAIM_LEASE_SECONDS: i64 = 300;
@@ -58,24 +59,56 @@ pub enum DeliveryError {
     Port(#[from] PortError),
 }
 
-/// Takes one job off a channel queue: claim, last-moment checks, send,
-/// record. Needs messages, carts and customers (the rules are asked again
-/// on fresh state), the campaigns, the timeline and the facts (a send).
+/// Takes one job off a channel queue: claim, last-moment checks, publish
+/// its voucher, send, record. Needs messages, carts and customers (the rules
+/// are asked again on fresh state), the campaigns, the timeline, the facts
+/// (a send) and the vouchers (published or not).
 pub struct Delivery<S: ?Sized = dyn StateStore> {
     pub store: Arc<S>,
     pub sender: Arc<dyn Sender>,
     pub campaigns: Arc<CampaignCache>,
     pub clock: Arc<dyn Clock>,
+    /// Where issued vouchers are announced (`voucher.issued`); `None`: off.
+    pub webhook: Option<VoucherWebhook>,
 }
 
-impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactStore + ?Sized> Delivery<S> {
+/// The `voucher.issued` webhook as delivery uses it.
+#[derive(Clone)]
+pub struct VoucherWebhook {
+    pub publisher: Arc<dyn VoucherPublisher>,
+    /// Whether a message showing a voucher waits until the storefront
+    /// acknowledged it (the platform applies discounts itself and must know
+    /// the code first). Otherwise the message goes out and the webhook is
+    /// retried on its own.
+    pub wait: bool,
+}
+
+/// What publishing a job's voucher came to.
+enum Publishing {
+    /// Nothing to publish: no webhook, no voucher, or acknowledged before.
+    NotNeeded,
+    Acknowledged,
+    Failed(PublishError),
+}
+
+impl<S> Delivery<S>
+where
+    S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactStore + VoucherStore + ?Sized,
+{
     pub async fn deliver(&self, job: &MessageJob) -> Result<DeliveryOutcome, DeliveryError> {
         let now = self.clock.now();
         let lease_until = now + Duration::seconds(CLAIM_LEASE_SECONDS);
         let (record, taken_over) = match self.store.claim_message(&job.message_id, now, lease_until).await? {
             Claim::Claimed(record) => (record, false),
             Claim::TakenOver(record) => (record, true),
-            Claim::AlreadySent => return Ok(DeliveryOutcome::Skipped("already sent".into())),
+            // Sent while its voucher's webhook failed: the job came back to
+            // publish it (until acknowledged).
+            Claim::AlreadySent => {
+                if let Publishing::Failed(error) = self.publish_voucher(job).await? {
+                    return Err(DeliveryError::Retry(error.to_string()));
+                }
+                return Ok(DeliveryOutcome::Skipped("already sent".into()));
+            }
             Claim::Closed => return Ok(DeliveryOutcome::Skipped("closed for good".into())),
             // The checker queues the job just before writing its record.
             Claim::NotFound => return Err(DeliveryError::Retry("message record not written yet".into())),
@@ -88,6 +121,13 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
         // did decides, before anything else (even a purchase since then).
         if taken_over {
             if let Some(outcome) = self.after_takeover(job, &record, &held, now).await? {
+                // Found sent: its voucher is announced all the same (the
+                // previous sender may have stopped before it could).
+                if matches!(outcome, DeliveryOutcome::Sent { .. }) {
+                    if let Publishing::Failed(error) = self.publish_voucher(job).await? {
+                        return Err(DeliveryError::Retry(format!("sent; {error}")));
+                    }
+                }
                 return Ok(outcome);
             }
         }
@@ -121,6 +161,19 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                 return Err(DeliveryError::Deferred { until, reason });
             }
         }
+        // The storefront learns the code before the message shows it.
+        let unpublished = match self.publish_voucher(job).await {
+            Ok(Publishing::Failed(error)) if self.webhook.as_ref().is_some_and(|w| w.wait) => {
+                self.release(&record.message_id, &held).await;
+                return Err(DeliveryError::Retry(error.to_string()));
+            }
+            Ok(Publishing::Failed(error)) => Some(error),
+            Ok(Publishing::NotNeeded | Publishing::Acknowledged) => None,
+            Err(error) => {
+                self.release(&record.message_id, &held).await;
+                return Err(error.into());
+            }
+        };
         // The mark that the provider may now be reached: a sender that stops
         // before it leaves nothing to reconcile (the next claim starts afresh).
         let MessageStatus::Sending { lease_until, attempts, .. } = held else {
@@ -144,6 +197,11 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                 self.record_sent(&record, sent_at).await?;
                 let status = MessageStatus::Sent { provider_message_id: provider_message_id.clone(), at: sent_at };
                 self.settle(&record, &held, &status).await?;
+                if let Some(error) = unpublished {
+                    // Sent; the job comes back (the claim now says so) to
+                    // publish the voucher until the storefront acknowledges it.
+                    return Err(DeliveryError::Retry(format!("sent; {error}")));
+                }
                 Ok(DeliveryOutcome::Sent { provider_message_id })
             }
             Err(SendError::Permanent(error)) => {
@@ -296,6 +354,50 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
             now: self.clock.now(),
         };
         Ok(engine::recheck_before_send(&input, record))
+    }
+
+    /// Publishes the job's voucher unless the webhook is off or the
+    /// storefront acknowledged it before; notes the outcome on the timeline.
+    async fn publish_voucher(&self, job: &MessageJob) -> Result<Publishing, PortError> {
+        let (Some(webhook), Some(code)) = (&self.webhook, &job.voucher) else { return Ok(Publishing::NotNeeded) };
+        let Some(voucher) = self.store.voucher(code).await? else {
+            tracing::warn!(message_id = %job.message_id, ?code, "the job's voucher is not stored; not published");
+            return Ok(Publishing::NotNeeded);
+        };
+        // Announced before, or no longer usable (redeemed, revoked): nothing to tell.
+        if voucher.published_at.is_some() || voucher.status != VoucherStatus::Issued {
+            return Ok(Publishing::NotNeeded);
+        }
+        let shown = super::issuing::code_tail(code);
+        let now = self.clock.now();
+        match webhook.publisher.publish(&voucher, now).await {
+            Ok(()) => {
+                self.store.mark_voucher_published(code, now).await?;
+                let text = format!("The storefront acknowledged voucher {shown} (voucher.issued webhook).");
+                self.note(&job.cart_id, "voucher_published", &text, &job.message_id, job).await?;
+                Ok(Publishing::Acknowledged)
+            }
+            Err(error) => {
+                let (code_name, cause) = match &error {
+                    PublishError::Retryable(cause) => ("voucher_webhook_failed", cause),
+                    PublishError::Refused(cause) => ("voucher_webhook_refused", cause),
+                };
+                if matches!(error, PublishError::Refused(_)) {
+                    tracing::error!(message_id = %job.message_id, %error, "the storefront refused a voucher webhook");
+                } else {
+                    tracing::warn!(message_id = %job.message_id, %error, "voucher webhook not delivered");
+                }
+                let then = if webhook.wait {
+                    "the message waits for it and is retried"
+                } else {
+                    "it is retried (the message does not wait)"
+                };
+                let text =
+                    format!("The voucher.issued webhook for voucher {shown} was not acknowledged ({cause}); {then}.");
+                self.note(&job.cart_id, code_name, &text, &job.message_id, job).await?;
+                Ok(Publishing::Failed(error))
+            }
+        }
     }
 
     /// Writes a status while this sender still holds the claim. A lost

@@ -10,6 +10,7 @@ mod engagement;
 mod facts;
 mod feedback;
 mod ingest;
+mod issuing;
 mod preferences;
 mod report;
 mod vouchers;
@@ -18,7 +19,7 @@ use chrono::Duration;
 
 pub use campaigns::CampaignCache;
 pub use checker::{decide_now, CheckOutcome, Checker};
-pub use delivery::{Delivery, DeliveryError, DeliveryOutcome};
+pub use delivery::{Delivery, DeliveryError, DeliveryOutcome, VoucherWebhook};
 pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOutcome, Sighting};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};

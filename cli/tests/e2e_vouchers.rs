@@ -1,0 +1,410 @@
+//! End to end on `cartback dev` with the shipped `infra/campaigns/vouchers.toml`
+//! (the seed's offer: 10% for returners, 5% for others, on both steps): the
+//! codes customers see in their emails, the reasons when they see none,
+//! one redemption per code, and the `voucher.issued` webhook a storefront
+//! receives (signed, before the message) from a real server.
+//!
+//! The virtual clock runs at 5000x: step 1 (30 minutes) comes after about
+//! 0.4 real seconds, step 2 (a day later) after about 17; a code's 7 days
+//! last about 2 real minutes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cartback_core::ids::CustomerKey;
+use cartback_core::measure::{assign_group, Group};
+use cartback_core::signing::{sign_request, Secret, SignedRequest};
+use cartback_core::voucher::VoucherCode;
+use cartback_core::webhook::WebhookSecret;
+use cartback_tests::openapi::{assert_response, Observed};
+use serde_json::{json, Value};
+
+const SECRET: &str = "e2e-test-secret-0123456789abcdef";
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SPEED: &str = "5000";
+const DEADLINE: Duration = Duration::from_secs(120);
+
+struct Dev {
+    child: Child,
+    base: String,
+    data: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Dev {
+    /// `cartback dev` on a fresh data folder with `vouchers.toml` applied
+    /// (the only campaign), plus `env`.
+    fn start(env: &[(&str, &str)]) -> Dev {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().to_owned();
+        let campaign = format!("{}/../infra/campaigns/vouchers.toml", env!("CARGO_MANIFEST_DIR"));
+        let applied = Command::new(env!("CARGO_BIN_EXE_cartback"))
+            .args(["campaign", "apply", &campaign, "--data"])
+            .arg(&data)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("cartback campaign apply runs");
+        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+        let log = data.join("test-server.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
+            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
+            .arg(&data)
+            .env("CARTBACK_INGEST_SECRET", SECRET)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info,cartback_core=debug")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("cartback dev starts");
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        reader.read_line(&mut first).expect("banner");
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
+        Dev { child, base, data, log, _dir: dir }
+    }
+
+    fn signature(&self, method: &str, path: &str, body: &[u8]) -> String {
+        let request = SignedRequest { method, path_and_query: path, body };
+        sign_request(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), chrono::Utc::now().timestamp(), &request)
+    }
+
+    fn post(&self, event: &Value) {
+        let body = serde_json::to_vec(event).unwrap();
+        let request = ureq::post(&format!("{}/v1/events", self.base))
+            .set("content-type", "application/json")
+            .set("x-cartback-signature", &self.signature("POST", "/v1/events", &body));
+        let (status, answer) = checked("POST", "/v1/events", request.send_bytes(&body));
+        assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let health: Value = ureq::get(&format!("{}/healthz", self.base)).call().unwrap().into_json().unwrap();
+        health["now"].as_str().unwrap().parse().unwrap()
+    }
+
+    fn cart(&self, cart_id: &str) -> Value {
+        let path = format!("/v1/carts/{cart_id}");
+        let request =
+            ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature("GET", &path, b""));
+        let (status, cart) = checked("GET", &path, request.call());
+        if status == 200 {
+            cart
+        } else {
+            Value::Null
+        }
+    }
+
+    fn wait_for(&self, cart_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let cart = self.cart(cart_id);
+            if done(&cart) {
+                return cart;
+            }
+            assert!(start.elapsed() < DEADLINE, "cart {cart_id} never reached {what}: {cart:#}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The emails sent to `to`, oldest step first (quoted-printable undone).
+    fn emails_to(&self, to: &str) -> Vec<String> {
+        let dir = self.data.join("outbox/email");
+        let mut mails: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| {
+                        let path = e.ok()?.path();
+                        let modified = path.metadata().ok()?.modified().ok()?;
+                        Some((modified, readable(&std::fs::read_to_string(path).ok()?)))
+                    })
+                    .filter(|(_, m)| m.contains(&format!("To: {to}")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        mails.sort();
+        mails.into_iter().map(|(_, m)| m).collect()
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let start = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if std::thread::panicking() {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("last lines of the server's log:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            return;
+        }
+        // Codes are credentials: the log (debug level for the core) names them by their last group only.
+        let shown: Vec<VoucherCode> = self.emails_to("").iter().flat_map(|m| codes_in(m)).collect();
+        for code in shown {
+            assert!(!log.contains(code.as_str()), "the server's log shows a full voucher code");
+        }
+    }
+}
+
+/// Status and JSON body of an answer, once checked against the served OpenAPI document.
+fn checked(method: &str, path: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|name| Some((name.clone(), response.header(&name)?.to_owned())))
+        .collect();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).expect("the body reads");
+    assert_response(method, path, &Observed { status, headers, body: body.clone() });
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn readable(email: &str) -> String {
+    email.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
+}
+
+/// The voucher codes an email shows (`CB-XXXX-XXXX-XXXX`), each once.
+fn codes_in(email: &str) -> Vec<VoucherCode> {
+    let mut codes: Vec<VoucherCode> = email
+        .match_indices("CB-")
+        .filter_map(|(at, _)| email.get(at..at + 17))
+        .filter_map(|text| VoucherCode::parse(text).ok())
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+/// A customer id the vouchers campaign treats (it holds 10% out).
+fn treated(prefix: &str) -> String {
+    (0..)
+        .map(|n| format!("{prefix}-{n}"))
+        .find(|id| assign_group("vouchers", 10, &CustomerKey::Customer(id.as_str().into())) == Group::Treated)
+        .unwrap()
+}
+
+fn add_to_cart(cart_id: &str, customer_id: &str, email: &str) -> Value {
+    json!({
+        "event_id": format!("atc-{cart_id}"), "type": "add_to_cart", "cart_id": cart_id, "customer_id": customer_id,
+        "device": "desktop", "currency": "USD",
+        "customer": {"email": email, "first_name": "Ana", "consents": {"email": true}},
+        "items": [{"item_id": "sku-mug", "item_name": "Stoneware mug", "price": "30.00", "quantity": 2}]
+    })
+}
+
+fn timeline(cart: &Value) -> Vec<Value> {
+    cart["timeline"].as_array().cloned().unwrap_or_default()
+}
+
+fn voucher_lines(cart: &Value) -> Vec<Value> {
+    timeline(cart).into_iter().filter(|e| e["details"]["voucher"].is_string()).collect()
+}
+
+fn count(cart: &Value, kind: &str, code: &str) -> usize {
+    timeline(cart).iter().filter(|e| e["kind"] == kind && e["code"] == code).count()
+}
+
+/// One request a storefront received: its headers (names in lower case) and body.
+type Request = (Vec<(String, String)>, Vec<u8>);
+
+/// A storefront's webhook endpoint: answers 204 to every request and keeps each.
+fn storefront() -> (String, Arc<Mutex<Vec<Request>>>) {
+    storefront_down_for(0)
+}
+
+/// A storefront's webhook endpoint that answers 503 to its first `failures`
+/// requests, then 204; it keeps every request.
+fn storefront_down_for(failures: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/hooks/cartback", listener.local_addr().unwrap().port());
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let keep = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let mut headers = Vec::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                let Some((name, value)) = header.trim_end().split_once(':') else { break };
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+            }
+            let length = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let seen = {
+                let mut kept = keep.lock().unwrap();
+                kept.push((headers, body));
+                kept.len()
+            };
+            let status = if seen <= failures { "503 Service Unavailable" } else { "204 No Content" };
+            let mut stream = stream;
+            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, received)
+}
+
+/// GIVEN a customer with a return 20 days ago and a storefront taking the voucher.issued webhook
+/// WHEN they abandon a cart and both steps go out
+/// THEN both emails show the same 10% code, and the storefront received it, signed, before the first email.
+#[test]
+fn given_a_returner_when_both_steps_go_out_then_both_emails_show_the_same_10_percent_code() {
+    let (url, received) = storefront();
+    let webhook = [("CARTBACK_VOUCHER_WEBHOOK_URL", url.as_str()), ("CARTBACK_VOUCHER_WEBHOOK_SECRET", WEBHOOK_SECRET)];
+    let dev = Dev::start(&webhook);
+    let customer = treated("returner");
+    let returned_at = dev.now() - chrono::Duration::days(20);
+    dev.post(&json!({
+        "event_id": "ret-1", "type": "return", "cart_id": "old-cart", "customer_id": customer,
+        "occurred_at": returned_at.to_rfc3339(), "items": [{"item_id": "sku-bowl"}]
+    }));
+    dev.post(&add_to_cart("cart-ret", &customer, "rita@example.com"));
+
+    let cart = dev.wait_for("cart-ret", "two sent emails", |c| count(c, "message", "sent") == 2);
+
+    let emails = dev.emails_to("rita@example.com");
+    assert_eq!(emails.len(), 2);
+    let (first, second) = (codes_in(&emails[0]), codes_in(&emails[1]));
+    assert_eq!(first.len(), 1, "step 1 shows one code");
+    assert_eq!(first, second, "step 2 shows the same code");
+    for email in &emails {
+        assert!(email.contains("10%"), "the recovery tier's 10%: {email}");
+    }
+    let lines = voucher_lines(&cart);
+    let outcomes: Vec<&str> = lines.iter().map(|e| e["details"]["voucher"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["issue", "reuse"], "{lines:#?}");
+    assert_eq!(lines[0]["details"]["tier"], "recovery");
+    assert!(!cart.to_string().contains(first[0].as_str()), "the cart's timeline never shows the full code");
+    // The storefront learned the code, signed as Standard Webhooks, before the first email.
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "one webhook per voucher");
+    let (headers, body) = &received[0];
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let secret = WebhookSecret::parse(WEBHOOK_SECRET).unwrap();
+    let timestamp: i64 = header("webhook-timestamp").parse().unwrap();
+    assert!(secret.verify(&header("webhook-id"), timestamp, body, &header("webhook-signature")));
+    let event: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(event["type"], "voucher.issued");
+    assert_eq!(event["data"]["code"], first[0].as_str());
+    assert_eq!(event["data"]["customer_id"], customer.as_str());
+    let lines = timeline(&cart);
+    let codes: Vec<&str> = lines.iter().filter(|e| e["kind"] == "message").filter_map(|e| e["code"].as_str()).collect();
+    assert_eq!(&codes[..2], ["voucher_published", "sent"], "published before the first send: {codes:?}");
+}
+
+/// GIVEN a customer without returns WHEN step 1 goes out THEN the email shows a 5% code.
+#[test]
+fn given_a_customer_without_returns_when_step_one_goes_out_then_the_email_shows_a_5_percent_code() {
+    let dev = Dev::start(&[]);
+    let customer = treated("newcomer");
+    dev.post(&add_to_cart("cart-new", &customer, "nina@example.com"));
+
+    let cart = dev.wait_for("cart-new", "a sent email", |c| count(c, "message", "sent") >= 1);
+
+    let emails = dev.emails_to("nina@example.com");
+    assert_eq!(codes_in(&emails[0]).len(), 1, "{}", emails[0]);
+    assert!(emails[0].contains("5%"), "{}", emails[0]);
+    assert_eq!(voucher_lines(&cart)[0]["details"]["tier"], "standard");
+}
+
+/// GIVEN a customer who redeemed a promotion (a purchase with a coupon) 10 days ago
+/// WHEN they abandon a cart THEN the email goes out without a code and the timeline says why.
+#[test]
+fn given_a_promotion_redeemed_10_days_ago_when_step_one_goes_out_then_no_code_and_the_timeline_says_why() {
+    let dev = Dev::start(&[]);
+    let customer = treated("bargain");
+    let bought_at = dev.now() - chrono::Duration::days(10);
+    dev.post(&json!({
+        "event_id": "buy-old", "type": "purchase", "cart_id": "old-cart", "customer_id": customer,
+        "order_id": "o-old", "value": "40.00", "currency": "USD", "coupon": "SUMMER20",
+        "occurred_at": bought_at.to_rfc3339()
+    }));
+    dev.post(&add_to_cart("cart-promo", &customer, "paul@example.com"));
+
+    let cart = dev.wait_for("cart-promo", "a sent email", |c| count(c, "message", "sent") >= 1);
+
+    let emails = dev.emails_to("paul@example.com");
+    assert!(codes_in(&emails[0]).is_empty(), "no code: {}", emails[0]);
+    let lines = voucher_lines(&cart);
+    assert_eq!(lines[0]["code"], "recent_promotion", "{lines:#?}");
+    assert_eq!(lines[0]["details"]["voucher"], "withheld");
+    let sentence = lines[0]["message"].as_str().unwrap();
+    assert!(sentence.contains("promotion"), "{sentence}");
+}
+
+/// GIVEN an email showing a code WHEN an order uses it THEN it is redeemed once; a second order with the same
+/// code is recorded as an abuse attempt.
+#[test]
+fn given_a_shown_code_when_two_orders_use_it_then_the_first_redeems_it_and_the_second_is_an_abuse_attempt() {
+    let dev = Dev::start(&[]);
+    let customer = treated("buyer");
+    dev.post(&add_to_cart("cart-buy", &customer, "bea@example.com"));
+    dev.wait_for("cart-buy", "a sent email", |c| count(c, "message", "sent") >= 1);
+    let code = codes_in(&dev.emails_to("bea@example.com")[0]).remove(0);
+    let purchase = |event_id: &str, cart_id: &str, order_id: &str| {
+        json!({
+            "event_id": event_id, "type": "purchase", "cart_id": cart_id, "customer_id": customer,
+            "order_id": order_id, "value": "54.00", "currency": "USD", "coupon": code.as_str().to_lowercase(),
+            "items": [{"item_id": "sku-mug", "price": "30.00", "quantity": 2}]
+        })
+    };
+
+    dev.post(&purchase("buy-1", "cart-buy", "o-1"));
+    dev.post(&purchase("buy-1-again", "cart-buy", "o-1"));
+    dev.post(&purchase("buy-2", "cart-other", "o-2"));
+
+    let cart = dev.wait_for("cart-buy", "a redemption and an abuse attempt", |c| {
+        count(c, "event", "voucher_redeemed") >= 1 && count(c, "event", "voucher_abuse") >= 1
+    });
+    assert_eq!(count(&cart, "event", "voucher_redeemed"), 1, "redeemed once, the replayed order included");
+    assert_eq!(count(&cart, "event", "voucher_abuse"), 1, "the second order");
+    assert_eq!(cart["status"], "converted");
+}
+
+/// GIVEN the webhook set to wait and a storefront that answers 503 twice
+/// WHEN step 1 is due THEN the email waits: it goes out once, right after the storefront acknowledged the code.
+#[test]
+fn given_wait_and_a_storefront_down_at_first_when_step_one_is_due_then_the_email_goes_after_the_acknowledgement() {
+    let (url, received) = storefront_down_for(2);
+    let dev = Dev::start(&[
+        ("CARTBACK_VOUCHER_WEBHOOK_URL", url.as_str()),
+        ("CARTBACK_VOUCHER_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("CARTBACK_VOUCHER_WEBHOOK_WAIT", "true"),
+    ]);
+    let customer = treated("patient");
+    dev.post(&add_to_cart("cart-wait", &customer, "walt@example.com"));
+
+    let cart = dev.wait_for("cart-wait", "a sent email", |c| count(c, "message", "sent") >= 1);
+
+    let lines = timeline(&cart);
+    let codes: Vec<&str> = lines.iter().filter(|e| e["kind"] == "message").filter_map(|e| e["code"].as_str()).collect();
+    assert_eq!(
+        &codes[..4],
+        ["voucher_webhook_failed", "voucher_webhook_failed", "voucher_published", "sent"],
+        "{codes:?}"
+    );
+    assert!(lines.iter().any(|e| e["message"].as_str().unwrap_or_default().contains("HTTP 503")));
+    assert_eq!(received.lock().unwrap().len(), 3, "two refusals, then the acknowledgement");
+    assert_eq!(dev.emails_to("walt@example.com").len(), 1, "one email, after the acknowledgement");
+}

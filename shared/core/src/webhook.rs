@@ -1,0 +1,273 @@
+//! Outgoing webhooks signed as the Standard Webhooks specification says
+//! (<https://www.standardwebhooks.com>), so receivers can verify them with
+//! any of its libraries: three headers, `webhook-id`, `webhook-timestamp`
+//! (Unix seconds) and `webhook-signature` (`v1,<base64 HMAC-SHA256>` over
+//! `{id}.{timestamp}.{body}`, keyed with the bytes of a `whsec_<base64>`
+//! secret). Used for `voucher.issued`; the webhook channel can reuse it.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::ids::CustomerKey;
+use crate::voucher::{Discount, Voucher};
+
+/// The prefix of a Standard Webhooks signing secret.
+pub const SECRET_PREFIX: &str = "whsec_";
+/// Fewer key bytes than this are refused (the specification's secrets
+/// carry 24 to 64; an HMAC-SHA256 key should not be shorter than 16).
+pub const MIN_SECRET_BYTES: usize = 16;
+pub const MAX_SECRET_BYTES: usize = 64;
+
+/// A webhook signing secret: the decoded key of a `whsec_<base64>` string.
+/// Its `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(Vec<u8>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookSecretError {
+    #[error("must start with `whsec_` followed by the key in base64 (a Standard Webhooks secret)")]
+    Prefix,
+    #[error("is not valid base64 after `whsec_`")]
+    Base64,
+    #[error("must carry {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} key bytes (has {0})")]
+    Length(usize),
+}
+
+impl WebhookSecret {
+    pub fn parse(text: &str) -> Result<WebhookSecret, WebhookSecretError> {
+        let encoded = text.trim().strip_prefix(SECRET_PREFIX).ok_or(WebhookSecretError::Prefix)?;
+        let key = STANDARD.decode(encoded).map_err(|_| WebhookSecretError::Base64)?;
+        if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&key.len()) {
+            return Err(WebhookSecretError::Length(key.len()));
+        }
+        Ok(WebhookSecret(key))
+    }
+
+    /// A new random secret in its `whsec_` form (24 bytes, as the
+    /// specification's examples).
+    pub fn generate(rng: &mut impl rand::RngCore) -> String {
+        let mut key = [0u8; 24];
+        rng.fill_bytes(&mut key);
+        format!("{SECRET_PREFIX}{}", STANDARD.encode(key))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC takes keys of any length; the length was checked at parse.
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+    }
+
+    /// The `webhook-signature` value for one delivery attempt.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        let mut mac = self.mac();
+        mac.update(format!("{id}.{timestamp}.").as_bytes());
+        mac.update(body);
+        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// Whether one of the space-separated `v1,` signatures in `header` is
+    /// this secret's over the request (compared in constant time). The
+    /// caller checks the timestamp's age.
+    pub fn verify(&self, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+        let mut content = format!("{id}.{timestamp}.").into_bytes();
+        content.extend_from_slice(body);
+        header.split(' ').filter_map(|s| s.strip_prefix("v1,")).any(|signature| {
+            let Ok(expected) = STANDARD.decode(signature) else { return false };
+            let mut mac = self.mac();
+            mac.update(&content);
+            mac.verify_slice(&expected).is_ok()
+        })
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(***)")
+    }
+}
+
+/// One signed webhook request, ready for any HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedWebhook {
+    pub body: Vec<u8>,
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` and the content type.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Signs `body` for delivery at `now`. `id` is the same on every attempt of
+/// one event, so a receiver drops repeats.
+pub fn sign_request(secret: &WebhookSecret, id: &str, body: Vec<u8>, now: DateTime<Utc>) -> SignedWebhook {
+    let timestamp = now.timestamp();
+    let signature = secret.sign(id, timestamp, &body);
+    SignedWebhook {
+        headers: vec![
+            ("content-type", "application/json".to_owned()),
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ],
+        body,
+    }
+}
+
+/// The event type of an issued voucher.
+pub const VOUCHER_ISSUED: &str = "voucher.issued";
+
+/// What a storefront learns of an issued voucher: enough to create the
+/// code on its side (never an email address; a guest's voucher names no
+/// customer).
+#[derive(Debug, Serialize)]
+struct VoucherIssuedData<'a> {
+    code: &'a str,
+    cart_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_id: Option<&'a str>,
+    discount: &'a Discount,
+    currency: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_cart_value: Option<rust_decimal::Decimal>,
+    expires_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Envelope<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    timestamp: String,
+    data: T,
+}
+
+/// The `voucher.issued` event: its stable id and its JSON body
+/// (`{"type":"voucher.issued","timestamp":…,"data":{…}}`, the timestamp
+/// being when the voucher was issued).
+pub fn voucher_issued(voucher: &Voucher) -> (String, Vec<u8>) {
+    let customer_id = match &voucher.customer_key {
+        CustomerKey::Customer(id) => Some(id.as_str()),
+        CustomerKey::Guest(_) => None,
+    };
+    let envelope = Envelope {
+        kind: VOUCHER_ISSUED,
+        timestamp: voucher.issued_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        data: VoucherIssuedData {
+            code: voucher.code.as_str(),
+            cart_id: voucher.cart_id.as_str(),
+            customer_id,
+            discount: &voucher.terms.discount,
+            currency: &voucher.terms.currency,
+            min_cart_value: voucher.terms.min_cart_value,
+            expires_at: voucher.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        },
+    };
+    // Serialising plain strings, decimals and enums cannot fail.
+    let body = serde_json::to_vec(&envelope).unwrap_or_default();
+    (voucher_event_id(voucher), body)
+}
+
+/// One id per voucher for every attempt, derived from the code without
+/// revealing it (ids end up in receivers' logs).
+fn voucher_event_id(voucher: &Voucher) -> String {
+    let digest = Sha256::digest(format!("{VOUCHER_ISSUED}:{}", voucher.code.as_str()).as_bytes());
+    format!("msg_{}", &hex::encode(digest)[..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::voucher::{TierName, VoucherCode, VoucherOwner, VoucherStatus, VoucherTerms};
+
+    /// The specification's published example (also in its reference libraries' tests).
+    const SPEC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const SPEC_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const SPEC_TIMESTAMP: i64 = 1614265330;
+    const SPEC_BODY: &str = r#"{"test": 2432232314}"#;
+    const SPEC_SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    #[test]
+    fn given_the_specifications_test_vector_when_signed_then_the_signature_is_the_published_one() {
+        let secret = WebhookSecret::parse(SPEC_SECRET).unwrap();
+        assert_eq!(secret.sign(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY.as_bytes()), SPEC_SIGNATURE);
+        assert!(secret.verify(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY.as_bytes(), &format!("v1,bm9wZQ== {SPEC_SIGNATURE}")));
+    }
+
+    #[test]
+    fn given_a_changed_body_timestamp_or_id_when_verified_then_the_signature_fails() {
+        let secret = WebhookSecret::parse(SPEC_SECRET).unwrap();
+        assert!(!secret.verify(SPEC_ID, SPEC_TIMESTAMP, br#"{"test": 2432232315}"#, SPEC_SIGNATURE));
+        assert!(!secret.verify(SPEC_ID, SPEC_TIMESTAMP + 1, SPEC_BODY.as_bytes(), SPEC_SIGNATURE));
+        assert!(!secret.verify("msg_other", SPEC_TIMESTAMP, SPEC_BODY.as_bytes(), SPEC_SIGNATURE));
+        assert!(!secret.verify(SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY.as_bytes(), "v2,whatever"));
+    }
+
+    #[test]
+    fn given_bad_secrets_when_parsed_then_each_is_refused_with_its_cause() {
+        assert_eq!(WebhookSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), Err(WebhookSecretError::Prefix));
+        assert_eq!(WebhookSecret::parse("whsec_not base64!"), Err(WebhookSecretError::Base64));
+        assert_eq!(WebhookSecret::parse("whsec_c2hvcnQ="), Err(WebhookSecretError::Length(5)));
+        let generated = WebhookSecret::generate(&mut rand::rngs::StdRng::seed_from_u64(3));
+        assert!(WebhookSecret::parse(&generated).is_ok(), "{generated}");
+        assert_eq!(format!("{:?}", WebhookSecret::parse(SPEC_SECRET).unwrap()), "WebhookSecret(***)");
+    }
+
+    fn voucher(customer_key: CustomerKey) -> Voucher {
+        let at: DateTime<Utc> = "2026-11-23T10:30:00Z".parse().unwrap();
+        Voucher {
+            code: VoucherCode::parse("CB-7KQ4-M9XD-2PWE").unwrap(),
+            cart_id: "cart-1".into(),
+            owner: VoucherOwner::guest_cart(&"cart-1".into()),
+            customer_key,
+            campaign_id: "default".into(),
+            step: 0,
+            variant: None,
+            terms: VoucherTerms {
+                tier: TierName::Recovery,
+                discount: Discount::PercentOff { percent: 10.into(), max_amount: None },
+                currency: "USD".into(),
+                min_cart_value: Some(rust_decimal::Decimal::new(2000, 2)),
+            },
+            issued_at: at,
+            expires_at: at + chrono::Duration::days(7),
+            status: VoucherStatus::Issued,
+            published_at: None,
+        }
+    }
+
+    #[test]
+    fn given_a_customers_voucher_when_its_event_is_built_then_the_body_carries_the_terms_and_the_id_not_the_code() {
+        let (id, body) = voucher_issued(&voucher(CustomerKey::Customer("cus-9".into())));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["type"], "voucher.issued");
+        assert_eq!(json["timestamp"], "2026-11-23T10:30:00Z");
+        let data = &json["data"];
+        assert_eq!(data["code"], "CB-7KQ4-M9XD-2PWE");
+        assert_eq!(data["cart_id"], "cart-1");
+        assert_eq!(data["customer_id"], "cus-9");
+        assert_eq!(data["discount"]["kind"], "percent_off");
+        assert_eq!(data["currency"], "USD");
+        assert_eq!(data["min_cart_value"], serde_json::to_value(rust_decimal::Decimal::new(2000, 2)).unwrap());
+        assert_eq!(data["expires_at"], "2026-11-30T10:30:00Z");
+        assert!(id.starts_with("msg_") && !id.contains("7KQ4"), "{id}");
+        assert_eq!(voucher_issued(&voucher(CustomerKey::Customer("cus-9".into()))).0, id, "stable per voucher");
+    }
+
+    #[test]
+    fn given_a_guests_voucher_when_its_event_is_built_then_it_names_no_customer() {
+        let (_, body) = voucher_issued(&voucher(CustomerKey::Guest("cart-1".into())));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(json["data"].get("customer_id").is_none(), "{json}");
+    }
+
+    #[test]
+    fn given_a_body_when_signed_for_a_request_then_the_headers_verify_with_the_secret() {
+        let secret = WebhookSecret::parse(SPEC_SECRET).unwrap();
+        let now: DateTime<Utc> = "2026-11-23T10:30:05Z".parse().unwrap();
+        let signed = sign_request(&secret, "msg_1", b"{}".to_vec(), now);
+        let header = |name: &str| signed.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(header("webhook-timestamp"), now.timestamp().to_string());
+        assert!(secret.verify("msg_1", now.timestamp(), &signed.body, &header("webhook-signature")));
+    }
+}
