@@ -155,7 +155,8 @@ async fn given_an_unverified_sender_when_an_email_job_is_handled_then_ses_reject
 
     let sender = SesSender::new(stack.clients.ses.clone(), "Shop <nobody@unverified.example>", "cartback");
     let campaigns = wiring::campaign_cache(&stack.clients, &stack.email_config().common, clock.clone());
-    let delivery: Delivery = Delivery { store: store.clone(), sender: Arc::new(sender), campaigns, clock, webhook: None };
+    let delivery: Delivery =
+        Delivery { store: store.clone(), sender: Arc::new(sender), campaigns, clock, webhook: None };
     let batch = stack.receive("email").await;
     proxy.reset();
     let response = handlers::sender(&delivery, batch.clone()).await;

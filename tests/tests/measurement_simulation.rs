@@ -237,7 +237,8 @@ async fn given_a_shop_with_a_known_uplift_when_a_fortnight_is_reported_then_the_
         clock: clock.clone(),
         settings,
     };
-    let delivery = Delivery { store: state.clone(), sender: inbox.clone(), campaigns, clock: clock.clone(), webhook: None };
+    let delivery =
+        Delivery { store: state.clone(), sender: inbox.clone(), campaigns, clock: clock.clone(), webhook: None };
 
     let mut rng = Rng(SEED);
     let customers: Vec<Customer> = (0..customers_n)

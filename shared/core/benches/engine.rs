@@ -117,6 +117,7 @@ fn bench(c: &mut Criterion) {
         campaigns: &w.campaigns,
         history: &w.history,
         channels: &Channel::ALL,
+        vouchers: &[],
         now,
     };
 

@@ -70,7 +70,7 @@ const HTML: &str = r#"<!DOCTYPE html>
 {% endif %}</body></html>
 "#;
 
-const SMS: &str = "{% if first_name %}{{ first_name }}, your{% else %}Your{% endif %} cart ({{ item_count }} item{{ 's' if item_count != 1 }}, {{ subtotal }} {{ currency }}) is waiting: {{ restore_link }}{% if voucher %} Code {{ voucher.code }}: {{ voucher.discount }}.{% endif %} Reply STOP to opt out.";
+const SMS: &str = "{% if first_name %}{{ first_name }}, your{% else %}Your{% endif %} cart ({{ item_count }} item{{ 's' if item_count != 1 }}, {{ subtotal }} {{ currency }}) is waiting: {{ restore_link }}{% if voucher %} Code {{ voucher.code }}: {{ voucher.terms }} until {{ voucher.expires }}.{% endif %} Reply STOP to opt out.";
 
 /// At most this many cart lines are listed in a message; the others are
 /// one line, "...and 12 more items" (`more_items` in the templates). Fewer
@@ -103,6 +103,8 @@ struct VoucherView {
     /// The discount with its minimum, as a line starts: `10% off, on orders
     /// of 30.00 EUR or more`, `Free shipping`.
     offer: String,
+    /// The same within a sentence: `free shipping, on orders of ...`.
+    terms: String,
     /// The expiry in the customer's time zone and language.
     expires: String,
 }
@@ -114,6 +116,7 @@ impl VoucherView {
             tier: voucher.terms.tier.as_str(),
             discount: voucher.terms.discount.describe(&voucher.terms.currency),
             offer: capitalised(&voucher.terms.describe()),
+            terms: voucher.terms.describe(),
             expires: expiry_text(voucher.expires_at, voucher.time_zone, voucher.locale.as_deref()),
         }
     }
@@ -445,11 +448,8 @@ pub fn push_text_with_voucher(
         format!("{first} is saved for you.")
     };
     if let Some(voucher) = voucher {
-        body.push_str(&format!(
-            " Code {}: {}.",
-            voucher.code,
-            voucher.terms.discount.describe(&voucher.terms.currency)
-        ));
+        let expires = expiry_text(voucher.expires_at, voucher.time_zone, voucher.locale.as_deref());
+        body.push_str(&format!(" Code {}: {} until {expires}.", voucher.code, voucher.terms.describe()));
     }
     (title, body)
 }
@@ -927,7 +927,8 @@ mod tests {
         assert!(text.contains("5.00 <b> off"), "{text}");
     }
 
-    /// GIVEN a voucher WHEN the SMS and the push are written THEN each carries the code and the discount in a short line.
+    /// GIVEN a voucher WHEN the SMS and the push are written THEN each carries the code, the discount (with its
+    /// minimum) and the expiry in a short line.
     #[test]
     fn given_a_voucher_when_the_sms_and_push_are_written_then_they_carry_code_and_discount() {
         let voucher = shown(ten_percent(), "Europe/Paris", Some("de-DE"));
@@ -935,10 +936,16 @@ mod tests {
         let Outgoing::Sms { body, .. } = sms(&"+33612345678".into(), &cart(), Some("Ana"), &links).unwrap() else {
             panic!()
         };
-        assert!(body.contains("https://cb.example/r/RESTORE Code CB-7KQ4-M9XD-2PWE: 10% off. Reply STOP"), "{body}");
-        assert!(body.chars().count() < 200, "{body}");
+        let line = format!(
+            "Code CB-7KQ4-M9XD-2PWE: {} until {}.",
+            voucher.terms.describe(),
+            expiry_text(voucher.expires_at, voucher.time_zone, Some("de-DE"))
+        );
+        assert!(line.contains("Dezember") || line.contains("Januar") || line.contains("Uhr"), "{line}");
+        assert!(body.contains(&format!("https://cb.example/r/RESTORE {line} Reply STOP")), "{body}");
+        assert!(body.chars().count() < 260, "{body}");
         let (_, push) = push_text_with_voucher(&cart(), Some("Ana"), Some(&voucher));
-        assert_eq!(push, "Blue <Mug> and 1 more item(s) are saved for you. Code CB-7KQ4-M9XD-2PWE: 10% off.");
+        assert_eq!(push, format!("Blue <Mug> and 1 more item(s) are saved for you. {line}"));
         assert_eq!(push_text(&cart(), None).1, "Blue <Mug> and 1 more item(s) are saved for you.");
     }
 

@@ -403,11 +403,11 @@ where
                 Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}{code}") }
             }),
             Recipient::Push(token) => {
-                let (title, body) = render::push_text(cart, first_name);
+                let (title, body) = render::push_text_with_voucher(cart, first_name, content.voucher);
                 Outgoing::Push { platform: token.platform, token: token.token.clone(), title, body, url: restore }
             }
             Recipient::WebPush(subscription) => {
-                let (title, body) = render::push_text(cart, first_name);
+                let (title, body) = render::push_text_with_voucher(cart, first_name, content.voucher);
                 Outgoing::WebPush { subscription: subscription.clone(), title, body, url: restore }
             }
         })
