@@ -40,6 +40,11 @@ impl Dev {
     /// `cartback dev` on a fresh data folder with `vouchers.toml` applied
     /// (the only campaign), plus `env`.
     fn start(env: &[(&str, &str)]) -> Dev {
+        Dev::start_at(SPEED, env)
+    }
+
+    /// As [`Dev::start`], with the virtual clock at `speed`.
+    fn start_at(speed: &str, env: &[(&str, &str)]) -> Dev {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().to_owned();
         let campaign = format!("{}/../infra/campaigns/vouchers.toml", env!("CARGO_MANIFEST_DIR"));
@@ -53,7 +58,7 @@ impl Dev {
         let log = data.join("test-server.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
+            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", speed, "--data"])
             .arg(&data)
             .env("CARTBACK_INGEST_SECRET", SECRET)
             .envs(env.iter().copied())
@@ -83,6 +88,20 @@ impl Dev {
             .set("x-cartback-signature", &self.signature("POST", "/v1/events", &body));
         let (status, answer) = checked("POST", "/v1/events", request.send_bytes(&body));
         assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
+    }
+
+    /// The storefront's checkout asking about `code` for `customer_id`.
+    fn validate(&self, code: &VoucherCode, customer_id: &str, cart_id: &str) -> Value {
+        let body = serde_json::to_vec(&json!({"code": code.as_str(), "customer_id": customer_id, "cart_id": cart_id,
+            "subtotal": "60.00", "currency": "USD"}))
+        .unwrap();
+        let path = "/v1/vouchers/validate";
+        let request = ureq::post(&format!("{}{path}", self.base))
+            .set("content-type", "application/json")
+            .set("x-cartback-signature", &self.signature("POST", path, &body));
+        let (status, answer) = checked("POST", path, request.send_bytes(&body));
+        assert_eq!(status, 200, "{answer}");
+        answer
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -303,6 +322,9 @@ fn given_a_returner_when_both_steps_go_out_then_both_emails_show_the_same_10_per
     let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let secret = WebhookSecret::parse(WEBHOOK_SECRET).unwrap();
     let timestamp: i64 = header("webhook-timestamp").parse().unwrap();
+    // As a receiver checks it: within five minutes of its own (real) clock,
+    // however fast the server's virtual clock runs.
+    assert!((chrono::Utc::now().timestamp() - timestamp).abs() <= 300, "webhook-timestamp {timestamp} is not now");
     assert!(secret.verify(&header("webhook-id"), timestamp, body, &header("webhook-signature")));
     let event: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(event["type"], "voucher.issued");
@@ -407,4 +429,51 @@ fn given_wait_and_a_storefront_down_at_first_when_step_one_is_due_then_the_email
     assert!(lines.iter().any(|e| e["message"].as_str().unwrap_or_default().contains("HTTP 503")));
     assert_eq!(received.lock().unwrap().len(), 3, "two refusals, then the acknowledgement");
     assert_eq!(dev.emails_to("walt@example.com").len(), 1, "one email, after the acknowledgement");
+}
+
+/// GIVEN codes shown to two customers (the virtual clock at 50000x: a
+/// code's 7 days last about 12 real seconds)
+/// WHEN the storefront's checkout validates the first for someone else, for
+/// its owner, and again after the owner's order used it; and the second
+/// once its 7 days are over
+/// THEN the answers are `not_yours`, valid with the 5% terms and the expiry,
+/// `already_redeemed`, and `expired`.
+#[test]
+fn given_shown_codes_when_the_checkout_validates_them_then_foreign_used_and_expired_codes_are_refused_with_why() {
+    let dev = Dev::start_at("50000", &[]);
+    let (owner, late) = (treated("checkout"), treated("late"));
+    dev.post(&add_to_cart("cart-own", &owner, "own@example.com"));
+    dev.post(&add_to_cart("cart-late", &late, "late@example.com"));
+    dev.wait_for("cart-own", "a sent email", |c| count(c, "message", "sent") >= 1);
+    dev.wait_for("cart-late", "a sent email", |c| count(c, "message", "sent") >= 1);
+    let code = codes_in(&dev.emails_to("own@example.com")[0]).remove(0);
+    let late_code = codes_in(&dev.emails_to("late@example.com")[0]).remove(0);
+
+    let foreign = dev.validate(&code, "someone-else", "cart-x");
+    assert_eq!(
+        (&foreign["valid"], &foreign["reason"], &foreign["percent_off"]),
+        (&json!(false), &json!("not_yours"), &Value::Null)
+    );
+    let valid = dev.validate(&code, &owner, "cart-own");
+    let terms = (&valid["valid"], &valid["percent_off"], &valid["discount_amount"]);
+    assert_eq!(terms, (&json!(true), &json!("5"), &json!("3.00")), "{valid}");
+    let expires_at: chrono::DateTime<chrono::Utc> = valid["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(expires_at > dev.now(), "{valid}");
+
+    dev.post(&json!({"event_id": "buy-own", "type": "purchase", "cart_id": "cart-own", "customer_id": owner,
+        "order_id": "o-own", "value": "57.00", "currency": "USD", "coupon": code.as_str()}));
+    dev.wait_for("cart-own", "the redemption", |c| count(c, "event", "voucher_redeemed") >= 1);
+    assert_eq!(dev.validate(&code, &owner, "cart-own")["reason"], "already_redeemed");
+
+    let start = Instant::now();
+    loop {
+        let answer = dev.validate(&late_code, &late, "cart-late");
+        if answer["reason"] == "expired" {
+            assert_eq!(answer["valid"], false);
+            break;
+        }
+        assert_eq!(answer["valid"], true, "{answer}");
+        assert!(start.elapsed() < DEADLINE, "the code never expired: {answer}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

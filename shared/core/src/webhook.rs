@@ -117,14 +117,17 @@ pub fn sign_request(secret: &WebhookSecret, id: &str, body: Vec<u8>, now: DateTi
 pub const VOUCHER_ISSUED: &str = "voucher.issued";
 
 /// What a storefront learns of an issued voucher: enough to create the
-/// code on its side (never an email address; a guest's voucher names no
-/// customer).
+/// code on its side and bind it as Cartback does (never an email address:
+/// a guest's voucher names its owner as `email:` and the SHA-256 of the
+/// lower-cased address, which the storefront compares at checkout).
 #[derive(Debug, Serialize)]
 struct VoucherIssuedData<'a> {
     code: &'a str,
     cart_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer_id: Option<&'a str>,
+    /// `customer:<id>`, `email:<sha256 hex>` or `cart:<id>`.
+    owner: &'a str,
     discount: &'a Discount,
     currency: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,6 +158,7 @@ pub fn voucher_issued(voucher: &Voucher) -> (String, Vec<u8>) {
             code: voucher.code.as_str(),
             cart_id: voucher.cart_id.as_str(),
             customer_id,
+            owner: voucher.owner.as_str(),
             discount: &voucher.terms.discount,
             currency: &voucher.terms.currency,
             min_cart_value: voucher.terms.min_cart_value,
@@ -255,10 +259,16 @@ mod tests {
     }
 
     #[test]
-    fn given_a_guests_voucher_when_its_event_is_built_then_it_names_no_customer() {
-        let (_, body) = voucher_issued(&voucher(CustomerKey::Guest("cart-1".into())));
+    fn given_a_guests_voucher_when_its_event_is_built_then_it_names_no_customer_and_binds_by_the_hashed_address() {
+        let mut guest = voucher(CustomerKey::Guest("cart-1".into()));
+        let email = crate::contact::Email::parse("ana@example.com").unwrap();
+        guest.owner = VoucherOwner::guest_email(&email);
+        let (_, body) = voucher_issued(&guest);
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(json["data"].get("customer_id").is_none(), "{json}");
+        let digest = hex::encode(Sha256::digest(b"ana@example.com"));
+        assert_eq!(json["data"]["owner"], format!("email:{digest}"), "a storefront hashes the address the same way");
+        assert!(!String::from_utf8_lossy(&body).contains("ana@"), "never the address");
     }
 
     #[test]

@@ -23,10 +23,11 @@ pub const SECRET_VAR: &str = "CARTBACK_VOUCHER_WEBHOOK_SECRET";
 /// `true`: a message showing a voucher waits until the webhook is acknowledged.
 pub const WAIT_VAR: &str = "CARTBACK_VOUCHER_WEBHOOK_WAIT";
 
-/// How long one attempt may take, connection included: the sender holds
-/// the message's claim meanwhile (its lease is minutes), and a slow
-/// receiver is retried later rather than waited for.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one attempt may take, connection included: short, because a
+/// sender works through a batch of jobs one after another within its
+/// Lambda's timeout, and a hanging receiver must not use it up (it is
+/// retried later rather than waited for).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingError {
@@ -42,6 +43,8 @@ pub enum SettingError {
     },
     #[error("{var} must be true or false")]
     Wait { var: &'static str },
+    #[error("{var} is set but {URL_VAR} is not: set the URL to turn the webhook on, or unset {var}")]
+    WithoutUrl { var: &'static str },
 }
 
 /// Checks the receiver's URL: https, or http to this machine (a storefront
@@ -58,6 +61,10 @@ pub fn check_url(var: &'static str, url: &str) -> Result<(), SettingError> {
         (None, None) => return Err(error()),
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // User info (`http://localhost@elsewhere/`) would hide the real host.
+    if authority.contains('@') {
+        return Err(error());
+    }
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
@@ -96,9 +103,16 @@ impl WebhookSettings {
         wait: Option<&str>,
     ) -> Result<Option<WebhookSettings>, SettingError> {
         let wait = parse_wait(WAIT_VAR, wait)?;
-        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else { return Ok(None) };
-        check_url(URL_VAR, url)?;
         let secret = secret.map(str::trim).filter(|s| !s.is_empty());
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            // A half-made setting is a mistake, not an intent to turn it off.
+            return match (secret, wait) {
+                (Some(_), _) => Err(SettingError::WithoutUrl { var: secret_var }),
+                (None, true) => Err(SettingError::WithoutUrl { var: WAIT_VAR }),
+                (None, false) => Ok(None),
+            };
+        };
+        check_url(URL_VAR, url)?;
         let secret = secret.ok_or(SettingError::MissingSecret { var: secret_var })?;
         let secret = WebhookSecret::parse(secret).map_err(|source| SettingError::Secret { var: secret_var, source })?;
         Ok(Some(WebhookSettings { url: url.to_owned(), secret, wait }))
@@ -131,9 +145,12 @@ impl HttpVoucherPublisher {
 
 #[async_trait]
 impl VoucherPublisher for HttpVoucherPublisher {
-    async fn publish(&self, voucher: &Voucher, now: DateTime<Utc>) -> Result<(), PublishError> {
+    async fn publish(&self, voucher: &Voucher, _now: DateTime<Utc>) -> Result<(), PublishError> {
         let (id, body) = voucher_issued(voucher);
-        let signed = sign_request(&self.secret, &id, body, now);
+        // Receivers check `webhook-timestamp` against their own clock (the
+        // specification's tolerance is minutes): signed with the wall
+        // clock, never the runtime's, which `cartback dev` runs fast.
+        let signed = sign_request(&self.secret, &id, body, Utc::now());
         let (agent, url) = (self.agent.clone(), self.url.clone());
         tokio::task::spawn_blocking(move || post(&agent, &url, &signed))
             .await
@@ -174,9 +191,13 @@ mod tests {
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
     #[test]
-    fn given_no_url_when_parsed_then_the_webhook_is_off_whatever_else_is_set() {
+    fn given_no_url_when_parsed_then_the_webhook_is_off_unless_another_setting_says_otherwise() {
         assert_eq!(WebhookSettings::parse(None, None, SECRET_VAR, None), Ok(None));
-        assert_eq!(WebhookSettings::parse(Some(" "), Some(SECRET), SECRET_VAR, Some("true")), Ok(None));
+        assert_eq!(WebhookSettings::parse(Some(" "), Some(""), SECRET_VAR, Some("false")), Ok(None));
+        let secret_alone = WebhookSettings::parse(Some(" "), Some(SECRET), SECRET_VAR, None);
+        assert_eq!(secret_alone, Err(SettingError::WithoutUrl { var: SECRET_VAR }));
+        let wait_alone = WebhookSettings::parse(None, None, SECRET_VAR, Some("true"));
+        assert_eq!(wait_alone, Err(SettingError::WithoutUrl { var: WAIT_VAR }));
     }
 
     #[test]
@@ -208,7 +229,15 @@ mod tests {
         for ok in ["https://shop.example/h", "http://localhost:8081/h", "http://127.0.0.1/h", "http://[::1]:9/h"] {
             assert_eq!(check_url(URL_VAR, ok), Ok(()), "{ok}");
         }
-        for bad in ["http://shop.example/h", "ftp://shop.example", "shop.example", "https://", "https://a b"] {
+        let bad_urls = [
+            "http://shop.example/h",
+            "ftp://shop.example",
+            "shop.example",
+            "https://",
+            "https://a b",
+            "http://localhost@evil.example/h",
+        ];
+        for bad in bad_urls {
             assert!(check_url(URL_VAR, bad).is_err(), "{bad}");
         }
     }

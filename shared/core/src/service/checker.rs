@@ -399,7 +399,13 @@ where
             }
             Recipient::Sms(to) => render::sms(to, cart, first_name, &links).unwrap_or_else(|_| {
                 // The plain line still shows the cart's code, if any.
-                let code = content.voucher.map(|v| format!(" Code {}.", v.code)).unwrap_or_default();
+                let code = content
+                    .voucher
+                    .map(|v| {
+                        let expires = render::expiry_text(v.expires_at, v.time_zone, v.locale.as_deref());
+                        format!(" Code {}: {} until {expires}.", v.code, v.terms.describe())
+                    })
+                    .unwrap_or_default();
                 Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}{code}") }
             }),
             Recipient::Push(token) => {
