@@ -450,8 +450,10 @@ pub trait VoucherStore: Send + Sync {
 /// event's id is the same on every attempt.
 #[async_trait]
 pub trait VoucherPublisher: Send + Sync {
-    /// `Ok` once the receiver acknowledged it (a 2xx answer).
-    async fn publish(&self, voucher: &Voucher, now: DateTime<Utc>) -> Result<(), PublishError>;
+    /// `Ok` once the receiver acknowledged it (a 2xx answer). A signed
+    /// request is stamped with the wall clock, never the runtime's (virtual
+    /// in `cartback dev`): receivers check the stamp against their own.
+    async fn publish(&self, voucher: &Voucher) -> Result<(), PublishError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

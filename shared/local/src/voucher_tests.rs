@@ -79,7 +79,7 @@ impl ScriptedPublisher {
 
 #[async_trait]
 impl VoucherPublisher for ScriptedPublisher {
-    async fn publish(&self, voucher: &Voucher, _now: DateTime<Utc>) -> Result<(), PublishError> {
+    async fn publish(&self, voucher: &Voucher) -> Result<(), PublishError> {
         self.published.lock().unwrap().push(voucher.clone());
         self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()))
     }

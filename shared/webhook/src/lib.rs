@@ -13,7 +13,7 @@ use cartback_core::ports::{PublishError, VoucherPublisher};
 use cartback_core::service::VoucherWebhook;
 use cartback_core::voucher::Voucher;
 use cartback_core::webhook::{sign_request, voucher_issued, SignedWebhook, WebhookSecret, WebhookSecretError};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 /// Where issued vouchers are announced; unset: off (the default).
 pub const URL_VAR: &str = "CARTBACK_VOUCHER_WEBHOOK_URL";
@@ -145,7 +145,7 @@ impl HttpVoucherPublisher {
 
 #[async_trait]
 impl VoucherPublisher for HttpVoucherPublisher {
-    async fn publish(&self, voucher: &Voucher, _now: DateTime<Utc>) -> Result<(), PublishError> {
+    async fn publish(&self, voucher: &Voucher) -> Result<(), PublishError> {
         let (id, body) = voucher_issued(voucher);
         // Receivers check `webhook-timestamp` against their own clock (the
         // specification's tolerance is minutes): signed with the wall

@@ -370,7 +370,7 @@ where
         }
         let shown = super::issuing::code_tail(code);
         let now = self.clock.now();
-        match webhook.publisher.publish(&voucher, now).await {
+        match webhook.publisher.publish(&voucher).await {
             Ok(()) => {
                 self.store.mark_voucher_published(code, now).await?;
                 let text = format!("The storefront acknowledged voucher {shown} (voucher.issued webhook).");
