@@ -14,6 +14,7 @@ use crate::engine::Progress;
 use crate::event::Event;
 use crate::ids::{CartId, CustomerId, CustomerKey, EventId, MessageId};
 use crate::measure::Fact;
+use crate::template::{Brand, TemplateName, TemplateSet};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus};
 use crate::voucher::{IssueOutcome, RedeemOutcome, Redemption, Voucher, VoucherCode, VoucherOwner};
 
@@ -579,6 +580,30 @@ pub trait CampaignStore: Send + Sync {
     async fn list(&self) -> Result<Vec<Campaign>, PortError>;
     /// Stores a validated campaign, replacing one with the same id.
     async fn put(&self, campaign: &Campaign) -> Result<(), PortError>;
+}
+
+/// Template sets and the brand, in the config store next to campaigns.
+/// Writers validate first ([`TemplateSet::validate`]); a store only keeps.
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    async fn list_templates(&self) -> Result<Vec<TemplateSet>, PortError>;
+    /// Stores a set, replacing one with the same name.
+    async fn put_template(&self, set: &TemplateSet) -> Result<(), PortError>;
+    /// Removes a set; a step naming it falls back to the shipped default.
+    async fn delete_template(&self, name: &TemplateName) -> Result<bool, PortError>;
+    /// The brand settings, when any were stored.
+    async fn brand(&self) -> Result<Option<Brand>, PortError>;
+    async fn put_brand(&self, brand: &Brand) -> Result<(), PortError>;
+}
+
+/// A read-only pass over everything stored, for backtests: never writes.
+/// Each method hands records to `visit` as they are read (a history does
+/// not fit in memory as JSON), in no particular order, and returns how many.
+#[async_trait]
+pub trait HistoryReader: Send + Sync {
+    async fn scan_carts(&self, visit: &mut (dyn FnMut(CartRecord) + Send)) -> Result<u64, PortError>;
+    async fn scan_customers(&self, visit: &mut (dyn FnMut(Customer) + Send)) -> Result<u64, PortError>;
+    async fn scan_messages(&self, visit: &mut (dyn FnMut(MessageRecord) + Send)) -> Result<u64, PortError>;
 }
 
 #[cfg(test)]
