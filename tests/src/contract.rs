@@ -33,8 +33,8 @@ use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus};
 use cartback_core::ports::TimelineKind;
 use cartback_core::ports::{
     CampaignStore, CartRecord, Claim, Clock, CommitOutcome, CreateOutcome, EventCommit, JobQueue, PortError,
-    ReservedSend, SaveOutcome, Scheduler, SendLedger, SettleOutcome, StateStore, SystemClock, TimelineEntry,
-    TimerPayload,
+    ReservedSend, SaveOutcome, Scheduler, SendLedger, SettleOutcome, StateStore, SystemClock, TemplateStore,
+    TimelineEntry, TimerPayload,
 };
 use cartback_core::service::{CampaignCache, Checker, Ingest, Settings};
 use cartback_core::signing::Secret;
@@ -50,6 +50,10 @@ pub use crate::voucher_contract::{
     owner_vouchers_are_the_owners_within_the_window_newest_first, purchases_redeem_a_voucher_once_and_reuse_is_abuse,
     vouchers_are_listed_newest_first, vouchers_are_one_per_cart_with_unique_codes,
 };
+pub use crate::template_contract::{
+    a_large_set_of_four_locales_round_trips, brand_is_absent_then_stored_and_replaced,
+    templates_put_list_replace_delete,
+};
 
 /// Reads back the timers a [`Scheduler`] armed (the port itself cannot).
 #[async_trait]
@@ -62,6 +66,7 @@ pub trait ArmedTimers: Send + Sync {
 pub struct Adapters {
     pub state: Arc<dyn StateStore>,
     pub campaigns: Arc<dyn CampaignStore>,
+    pub templates: Arc<dyn TemplateStore>,
     pub scheduler: Arc<dyn Scheduler>,
     pub timers: Arc<dyn ArmedTimers>,
     /// Whatever must live as long as the test (a temporary folder, an
@@ -144,6 +149,12 @@ macro_rules! contract_suite {
                 => concurrent_issues_for_one_cart_leave_one_voucher,
             given_a_voucher_when_purchases_using_it_are_ingested_and_replayed_then_one_redeems_and_one_is_abuse
                 => purchases_redeem_a_voucher_once_and_reuse_is_abuse,
+            given_template_sets_when_put_replaced_and_deleted_then_list_returns_each_stored_one_in_its_latest_form
+                => templates_put_list_replace_delete,
+            given_a_set_of_four_locales_with_70_kb_of_html_each_when_stored_then_it_reads_back_exactly
+                => a_large_set_of_four_locales_round_trips,
+            given_a_new_store_when_a_brand_is_put_and_replaced_then_it_reads_back_as_last_put
+                => brand_is_absent_then_stored_and_replaced,
         );
     };
     (@tests $setup:path; $($name:ident => $check:ident,)*) => {

@@ -13,4 +13,5 @@ pub mod openapi;
 pub mod pii;
 pub mod report_facts;
 pub mod samples;
+pub mod template_contract;
 pub mod voucher_contract;

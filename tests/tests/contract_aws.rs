@@ -12,6 +12,7 @@ use cartback_aws::clients::Clients;
 use cartback_aws::config::SchedulerConfig;
 use cartback_aws::dynamo::{DynamoCampaignStore, DynamoStateStore};
 use cartback_aws::scheduler::EventBridgeScheduler;
+use cartback_aws::templates::DynamoTemplateStore;
 use cartback_core::ports::{SystemClock, TimerPayload};
 use cartback_tests::contract::{Adapters, ArmedTimers};
 use cartback_tests::moto::{create_table, unique, Moto, CHECKER_ARN, SCHEDULER_ROLE_ARN, TIMER_DLQ_ARN};
@@ -88,7 +89,8 @@ async fn adapters_and_table() -> (Adapters, Clients, String) {
                 // A day's facts then span several pages per partition.
                 .with_fact_page_limit(FACT_PAGE_ITEMS),
         ),
-        campaigns: Arc::new(DynamoCampaignStore::new(clients.dynamodb.clone(), config_table)),
+        campaigns: Arc::new(DynamoCampaignStore::new(clients.dynamodb.clone(), &config_table)),
+        templates: Arc::new(DynamoTemplateStore::new(clients.dynamodb.clone(), config_table)),
         scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), scheduler_config)),
         timers: Arc::new(ScheduleGroup { clients: clients.clone(), group }),
         keep_alive: None,
@@ -139,4 +141,21 @@ async fn scan(clients: &Clients, table: &str) -> Vec<String> {
             _ => return items,
         }
     }
+}
+
+/// GIVEN a template set of four locales whose HTML takes 360 KB in all
+/// WHEN put in the config table THEN it is refused before DynamoDB is asked,
+/// the error naming the set and its size, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_set_over_350_kb_when_put_then_it_is_refused_naming_the_set_and_nothing_is_stored() {
+    let adapters = adapters().await;
+    let name = cartback_core::template::TemplateName::parse("huge").unwrap();
+    let mut set = cartback_tests::template_contract::full_set(&name, &["en", "de", "fr", "es"]);
+    for parts in set.locales.values_mut() {
+        parts.email_html = Some("<p>x</p>".repeat(90 * 1024 / 8));
+    }
+    let err = adapters.templates.put_template(&set).await.unwrap_err();
+    assert!(matches!(err, cartback_core::ports::PortError::Refused(..)), "{err:?}");
+    assert!(err.to_string().contains("template set huge takes 36"), "{err}");
+    assert!(adapters.templates.list_templates().await.unwrap().is_empty(), "nothing is stored");
 }

@@ -25,6 +25,7 @@ async fn adapters() -> Adapters {
     Adapters {
         state: Arc::new(db.clone()),
         campaigns: Arc::new(db.clone()),
+        templates: Arc::new(db.clone()),
         scheduler: Arc::new(SqliteScheduler::new(db.clone())),
         timers: Arc::new(LocalTimers(TimerWheel::new(db))),
         keep_alive: Some(Box::new(dir)),

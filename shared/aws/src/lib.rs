@@ -15,6 +15,7 @@ pub mod sns;
 pub mod sqs;
 pub mod sqs_batch;
 pub mod sweep;
+pub mod templates;
 mod vouchers;
 pub mod wiring;
 

@@ -20,6 +20,7 @@ mod customer_data;
 pub mod outbox;
 pub mod queues;
 pub mod sqlite;
+mod templates;
 pub mod timers;
 mod vouchers;
 

@@ -185,6 +185,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX vouchers_owner ON vouchers (owner, issued_at);
     CREATE INDEX vouchers_issued_at ON vouchers (issued_at);
     "#,
+    // 6: template sets by name and the one brand row (see templates.rs).
+    r#"
+    CREATE TABLE template_sets (
+        name        TEXT PRIMARY KEY,
+        json        TEXT NOT NULL,            -- TemplateSet JSON
+        updated_at  TEXT NOT NULL
+    );
+    CREATE TABLE brand (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        json        TEXT NOT NULL,            -- Brand JSON
+        updated_at  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Errors opening the database (calls through the ports answer [`PortError`]).
