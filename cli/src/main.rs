@@ -15,6 +15,7 @@ mod secret;
 mod send;
 mod server;
 mod stores;
+mod template;
 mod voucher;
 
 use std::net::SocketAddr;
@@ -53,6 +54,8 @@ enum Command {
     Dashboard(DashboardArgs),
     /// Issued vouchers: list them, show one, revoke one.
     Voucher(VoucherArgs),
+    /// Message templates and the brand: list, show, apply a folder, export one, preview a rendering.
+    Template(TemplateArgs),
 }
 
 #[derive(Args)]
@@ -162,6 +165,14 @@ pub struct VoucherArgs {
 }
 
 #[derive(Args)]
+pub struct TemplateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub action: template::Action,
+}
+
+#[derive(Args)]
 pub struct DashboardArgs {
     /// Where the secret comes from: the local data folder (or CARTBACK_INGEST_SECRET), or with `--aws` the
     /// stack's secret (CARTBACK_INGEST_SECRET_ARN).
@@ -239,6 +250,7 @@ fn main() -> ExitCode {
             Command::Report(args) => report::run(args).await,
             Command::Dashboard(args) => dashboard::run(args).await,
             Command::Voucher(args) => voucher::run(args).await,
+            Command::Template(args) => template::run(args).await,
         }
     });
     match result {

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cartback_core::message::Channel;
-use cartback_core::ports::{CampaignStore, StateStore};
+use cartback_core::ports::{CampaignStore, StateStore, TemplateStore};
 
 use crate::StoreArgs;
 
 pub struct Stores {
     pub state: Arc<dyn StateStore>,
     pub campaigns: Arc<dyn CampaignStore>,
+    pub templates: Arc<dyn TemplateStore>,
     /// Channels the runtime behind these stores delivers.
     pub channels: Vec<Channel>,
 }
@@ -24,7 +25,12 @@ pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
     let db = cartback_local::Database::open(&args.data)
         .with_context(|| format!("cannot open the database in {}", args.data.display()))?
         .with_outbox(cartback_local::Outbox::existing(&args.data));
-    Ok(Stores { state: Arc::new(db.clone()), campaigns: Arc::new(db), channels: Channel::ALL.to_vec() })
+    Ok(Stores {
+        state: Arc::new(db.clone()),
+        campaigns: Arc::new(db.clone()),
+        templates: Arc::new(db),
+        channels: Channel::ALL.to_vec(),
+    })
 }
 
 /// The tables named by CARTBACK_STATE_TABLE and CARTBACK_CONFIG_TABLE, with
@@ -42,6 +48,10 @@ async fn open_aws() -> anyhow::Result<Stores> {
     Ok(Stores {
         state: Arc::new(DynamoStateStore::new(clients.dynamodb.clone(), &config.state_table, config.retention, clock)),
         campaigns: Arc::new(DynamoCampaignStore::new(clients.dynamodb.clone(), &config.config_table)),
+        templates: Arc::new(cartback_aws::templates::DynamoTemplateStore::new(
+            clients.dynamodb.clone(),
+            &config.config_table,
+        )),
         channels: cartback_aws::DELIVERED_CHANNELS.to_vec(),
     })
 }
