@@ -81,7 +81,8 @@ pub async fn run(args: TemplateArgs) -> anyhow::Result<ExitCode> {
             for (set, source) in effective_sets(stored) {
                 let locales = set.locales.keys().cloned().collect::<Vec<_>>().join(",");
                 let users = users_of(&set.name, &campaigns).join(", ");
-                println!("{:<24} {:<8} {:<24} {}", set.name, source, locales, if users.is_empty() { "-" } else { &users });
+                let users = if users.is_empty() { "-" } else { &users };
+                println!("{:<24} {:<8} {:<24} {users}", set.name, source, locales);
             }
             match store.brand().await? {
                 Some(brand) => println!("brand: {}", brand.name),
@@ -138,7 +139,7 @@ pub async fn run(args: TemplateArgs) -> anyhow::Result<ExitCode> {
             let known: Vec<TemplateName> = effective_sets(store.list_templates().await?).map(|(s, _)| s.name).collect();
             for (campaign, step, name) in steps_naming(&campaigns) {
                 if !known.iter().any(|k| k.as_str() == name) {
-                    eprintln!("warning: campaign {campaign:?} step {step} names template {name:?}, which is not stored");
+                    eprintln!("warning: campaign {campaign:?} step {step} names template {name:?}, not stored");
                 }
             }
             println!("running checkers pick this up within a minute");
@@ -416,14 +417,16 @@ async fn run_preview(args: PreviewArgs, stores: &crate::stores::Stores) -> anyho
         ("in_app.txt", join(&preview.in_app_title, &preview.in_app_body).into_bytes()),
     ];
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    for (file, bytes) in files {
+    let files_written: Vec<&str> = files.iter().map(|(file, _)| *file).collect();
+    for (file, bytes) in &files {
         let path = args.out.join(file);
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     println!("set {name}, step {step}, locale {}", input.locale.as_deref().unwrap_or("(the set's default)"));
     println!("subject:   {}", preview.email_subject);
     println!("preheader: {}", preview.email_preheader);
-    println!("wrote email.html, email.txt, email.eml, sms.txt, push.txt, web_push.txt, in_app.txt to {}", args.out.display());
+    let written = files_written.join(", ");
+    println!("wrote {written} to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -468,7 +471,8 @@ fn cart_input(file: &Path, step: u32) -> anyhow::Result<PreviewInput> {
     input.first_name = latest(|c| c.first_name.as_ref()).or(input.first_name);
     input.locale = latest(|c| c.locale.as_ref());
     if let Some(zone) = latest(|c| c.timezone.as_ref()) {
-        input.time_zone = zone.parse().map_err(|_| anyhow::anyhow!("{}: customer.timezone {zone:?} is unknown", file.display()))?;
+        let unknown = || anyhow::anyhow!("{}: customer.timezone {zone:?} is unknown", file.display());
+        input.time_zone = zone.parse().map_err(|_| unknown())?;
     }
     input.cart = cart;
     Ok(input)
