@@ -93,6 +93,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         wall_clock: Arc::new(SystemClock),
         settings: settings.clone(),
         accept_v1_signatures: args.accept_v1_signatures,
+        templates: Arc::new(db.clone()),
     });
     let checker = Arc::new(Checker {
         store: store.clone(),

@@ -319,6 +319,7 @@ pub fn link_app(a: &Adapters, clock: Arc<cartback_local::testing::ManualClock>) 
         wall_clock: clock,
         settings: Arc::new(settings),
         accept_v1_signatures: false,
+        templates: a.templates.clone(),
     };
     cartback_http::router(Arc::new(api))
 }

@@ -99,6 +99,7 @@ fn app_over(
         wall_clock: clock.clone(),
         settings,
         accept_v1_signatures,
+        templates: Arc::new(db.clone()),
     };
     (cartback_http::router(Arc::new(api)), clock, db)
 }

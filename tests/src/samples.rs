@@ -147,6 +147,7 @@ impl LocalStack {
             wall_clock: dyn_clock.clone(),
             settings: settings.clone(),
             accept_v1_signatures: true,
+            templates: Arc::new(db.clone()),
         });
         let app = cartback_http::router(api.clone());
         let checker = Checker {

@@ -16,6 +16,7 @@ use crate::config::{
     VoucherWebhookConfig, INGEST_SECRET_ARN, VOUCHER_WEBHOOK_SECRET_ARN,
 };
 use crate::dynamo::{DynamoCampaignStore, DynamoStateStore};
+use crate::templates::DynamoTemplateStore;
 use crate::scheduler::EventBridgeScheduler;
 use crate::ses::SesSender;
 use crate::sns::{SnsPushSender, SnsSmsSender};
@@ -96,6 +97,7 @@ pub fn api(clients: &Clients, config: &IngestConfig, secret: Secret, clock: Arc<
         clock,
         settings: Arc::new(settings(timer, secret)),
         accept_v1_signatures: config.accept_v1_signatures,
+        templates: Arc::new(DynamoTemplateStore::new(clients.dynamodb.clone(), &timer.common.config_table)),
     }
 }
 

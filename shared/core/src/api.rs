@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::ports::{Clock, StateStore, TimelineEntry};
+use crate::ports::{Clock, StateStore, TemplateStore, TimelineEntry};
 use crate::service::{Ingest, Settings};
 
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -27,6 +27,8 @@ pub struct Api {
     /// Whether `POST /v1/events` still takes legacy v1 signatures
     /// (`CARTBACK_ACCEPT_V1_SIGNATURES`); every other route needs v2.
     pub accept_v1_signatures: bool,
+    /// The stored template sets and brand the dashboard previews.
+    pub templates: Arc<dyn TemplateStore>,
 }
 
 pub fn cart_view(record: &crate::ports::CartRecord, timeline: &[TimelineEntry]) -> Value {

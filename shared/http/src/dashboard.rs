@@ -176,7 +176,7 @@ fn money(entry: &Value, path: &str) -> String {
 }
 
 const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#1d2433;background:#f5f6f8}\
-header{background:#1d2433;color:#fff;padding:12px 24px}header h1{margin:0;font-size:20px}\
+header{background:#1d2433;color:#fff;padding:12px 24px}header h1{margin:0;font-size:20px}header a{color:#fff}\
 main{padding:16px 24px;max-width:1100px}form{display:flex;gap:12px;flex-wrap:wrap;align-items:end;\
 background:#fff;padding:12px;border-radius:6px}label{display:flex;flex-direction:column;font-size:13px}\
 input,select,button{font:inherit;padding:4px 6px}button{background:#2457c5;color:#fff;border:0;\
@@ -201,9 +201,11 @@ pub fn page(form: &DashboardForm, token: &str, campaigns: &[String], body: Resul
             r#"<meta name="referrer" content="no-referrer">"#,
             r#"<meta name="viewport" content="width=device-width,initial-scale=1">"#,
             r#"<title>Cartback evaluation</title><style>{STYLE}</style></head><body><header>"#,
-            r#"<h1>Cartback: what recovery really earns</h1></header><main>"#,
+            r#"<h1>Cartback: what recovery really earns</h1>"#,
+            r#"<a id="templates-link" href="dashboard/templates?{TEMPLATES}">Message templates</a></header><main>"#,
         ),
         STYLE = STYLE,
+        TEMPLATES = escape(&form_urlencoded::Serializer::new(String::new()).append_pair("token", token).finish()),
     );
     html.push_str(&form_html(form, token, campaigns));
     match body {

@@ -10,6 +10,7 @@ pub mod dashboard;
 mod error;
 pub mod preferences;
 mod svg;
+mod templates;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,6 +55,9 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/r/{token}", get(redirect))
         .route("/u/{token}", get(preference_page).post(post_preferences))
         .route("/dashboard", get(dashboard_page))
+        .route("/dashboard/templates", get(templates::list_page))
+        .route("/dashboard/templates/{name}", get(templates::set_page))
+        .route("/dashboard/templates/{name}/email", get(templates::email_page))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read up to the limit and no further; past it the
@@ -220,16 +224,10 @@ async fn dashboard_page(
 ) -> Response {
     // A query string that does not decode carries no usable token either: answered as a missing link.
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    let token = query.get("token").map(String::as_str).unwrap_or_default();
-    let refused = |sentence: &str| html_response(StatusCode::UNAUTHORIZED, dashboard::refusal_page(sentence));
-    if token.is_empty() {
-        return refused("This page needs a dashboard link.");
-    }
-    match verify_dashboard_token(&api.settings.secret, token, api.wall_clock.now()) {
-        Ok(_) => {}
-        Err(LinkError::Expired) => return refused("This dashboard link has expired."),
-        Err(_) => return refused("This dashboard link is not valid."),
-    }
+    let token = match dashboard_access(&api, &query) {
+        Ok(token) => token,
+        Err(refusal) => return *refusal,
+    };
     let today = api.clock.now().date_naive();
     let campaigns = match api.ingest.campaigns.get().await {
         Ok(list) => list,
@@ -251,6 +249,21 @@ async fn dashboard_page(
             html_response(StatusCode::NOT_FOUND, dashboard::page(&form, token, &ids, Err(&error)))
         }
         Err(error) => dashboard_failure(report_error(error)),
+    }
+}
+
+/// The dashboard link's token in `query`, or the 401 page refusing a
+/// missing, forged or expired one. Every dashboard page is behind it.
+pub(crate) fn dashboard_access<'q>(api: &Api, query: &'q BTreeMap<String, String>) -> Result<&'q str, Box<Response>> {
+    let token = query.get("token").map(String::as_str).unwrap_or_default();
+    let refused = |sentence: &str| Box::new(html_response(StatusCode::UNAUTHORIZED, dashboard::refusal_page(sentence)));
+    if token.is_empty() {
+        return Err(refused("This page needs a dashboard link."));
+    }
+    match verify_dashboard_token(&api.settings.secret, token, api.wall_clock.now()) {
+        Ok(_) => Ok(token),
+        Err(LinkError::Expired) => Err(refused("This dashboard link has expired.")),
+        Err(_) => Err(refused("This dashboard link is not valid.")),
     }
 }
 
@@ -328,7 +341,7 @@ async fn post_preferences(
 }
 
 /// A failure a person can only retry, as a sentence (the cause is logged, never shown).
-fn dashboard_failure(error: ApiError) -> Response {
+pub(crate) fn dashboard_failure(error: ApiError) -> Response {
     let status = error.status();
     if let ApiError::Storage(cause) = &error {
         tracing::error!(error = %cause, "the dashboard's report failed");
@@ -337,19 +350,26 @@ fn dashboard_failure(error: ApiError) -> Response {
 }
 
 /// An HTML answer that no cache keeps and no other origin frames or feeds: the page carries its access token.
-fn html_response(status: StatusCode, body: String) -> Response {
+pub(crate) fn html_response(status: StatusCode, body: String) -> Response {
+    html_response_with(
+        status,
+        body,
+        concat!(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; ",
+            "frame-ancestors 'none'; base-uri 'none'"
+        ),
+    )
+}
+
+/// [`html_response`] under its own content security policy (a page that
+/// frames another, a page framed).
+pub(crate) fn html_response_with(status: StatusCode, body: String, policy: &'static str) -> Response {
     let headers = [
         (CONTENT_TYPE, "text/html; charset=utf-8"),
         (CACHE_CONTROL, "no-store"),
         (REFERRER_POLICY, "no-referrer"),
         (X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (
-            CONTENT_SECURITY_POLICY,
-            concat!(
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; ",
-                "frame-ancestors 'none'; base-uri 'none'"
-            ),
-        ),
+        (CONTENT_SECURITY_POLICY, policy),
     ];
     (status, headers, body).into_response()
 }
