@@ -213,10 +213,10 @@ fn number_text(amount: Decimal, digits: u32, tag: &str) -> String {
 /// `CHF 14.90`. No locale reads as English.
 pub fn money(amount: Decimal, currency: &str, locale: Option<&str>) -> String {
     let tag = locale.map(canonical_tag).filter(|t| !t.is_empty()).unwrap_or_else(|| "en".to_owned());
-    let currency = currency.trim().to_ascii_uppercase();
+    let currency = currency.trim();
     let (language, region) = (language_of(&tag), region_of(&tag));
-    let number = number_text(amount, minor_units(&currency), &tag);
-    let symbol = symbol(&currency, &language, region.as_deref());
+    let number = number_text(amount, minor_units(currency), &tag);
+    let symbol = symbol(currency, &language, region.as_deref());
     if currency.is_empty() {
         return number;
     }
