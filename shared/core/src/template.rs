@@ -759,3 +759,302 @@ pub fn preview(set: &TemplateSet, brand: &Brand, input: &PreviewInput) -> Result
     preview.eml = crate::render::mime(&email, "shop@example.com", "preview", input.cart.last_activity_at.unwrap_or_default())?;
     Ok(preview)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::{Composer, Links, Reader, Unsubscribe};
+
+    /// The files of `infra/templates/<name>/` as they are on disk.
+    fn files_on_disk(name: &str) -> BTreeMap<String, String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/templates").join(name);
+        let mut files = BTreeMap::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let relative = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+                    files.insert(relative, std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        files
+    }
+
+    fn set(name: &str) -> TemplateSet {
+        shipped_set(name).unwrap()
+    }
+
+    /// GIVEN the folders in infra/templates
+    /// WHEN read with from_files, and compared with what the binary compiled in
+    /// THEN they are the same sets, every one validates, and no file on disk is left out of the binary.
+    #[test]
+    fn given_infra_templates_when_read_then_they_equal_the_shipped_sets_and_validate() {
+        let shipped = shipped();
+        let names: Vec<&str> = shipped.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, SHIPPED_NAMES);
+        let mut on_disk: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/templates"))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut expected: Vec<String> = SHIPPED_NAMES.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(on_disk, expected, "every set folder is shipped");
+        for set in &shipped {
+            let read = TemplateSet::from_files(set.name.clone(), &files_on_disk(set.name.as_str())).unwrap();
+            assert_eq!(&read, set, "{}: the binary holds what the folder holds", set.name);
+            assert_eq!(set.validate(), Ok(()), "{}", set.name);
+            let locales: Vec<&str> = set.locales.keys().map(String::as_str).collect();
+            assert_eq!(locales, ["de", "en", "es", "fr"], "{}", set.name);
+        }
+    }
+
+    /// GIVEN a shipped set WHEN written to files and read back THEN it is the same set, shared files included.
+    #[test]
+    fn given_a_set_when_written_to_files_and_read_back_then_it_round_trips() {
+        let mut original = set("reminder");
+        original.shared.insert("footer.html".into(), "<p>{{ brand.name }}</p>".into());
+        original.locales.get_mut("fr").unwrap().sms = Some("ends with a newline\n".into());
+        let files = original.to_files();
+        assert_eq!(files["set.toml"], "default_locale = \"en\"\n");
+        assert!(files.contains_key("de/email.html") && files.contains_key("footer.html"), "{:?}", files.keys());
+        let read = TemplateSet::from_files(original.name.clone(), &files).unwrap();
+        assert_eq!(read, original);
+    }
+
+    /// GIVEN folders with a file out of place, a bad set.toml or none
+    /// WHEN read THEN each problem names the file.
+    #[test]
+    fn given_a_malformed_folder_when_read_then_each_problem_names_the_file() {
+        let name = TemplateName::parse("promo").unwrap();
+        let mut files = set("reminder").to_files();
+        files.insert("de/subjet.txt".into(), "typo".into());
+        files.insert("de/extra/sms.txt".into(), "deep".into());
+        let problems = TemplateSet::from_files(name.clone(), &files).unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["files.de/extra/sms.txt", "files.de/subjet.txt"], "{problems:?}");
+        assert!(problems[1].message.contains("subject.txt"), "it lists the part files: {problems:?}");
+        files.insert("set.toml".into(), "default_locale = 3".into());
+        let problems = TemplateSet::from_files(name.clone(), &files).unwrap_err();
+        assert_eq!(problems[0].field, "files.set.toml", "{problems:?}");
+        files.remove("set.toml");
+        let problems = TemplateSet::from_files(name, &files).unwrap_err();
+        assert!(problems[0].message.contains("missing"), "{problems:?}");
+    }
+
+    fn problems_of(set: &TemplateSet) -> Vec<(String, String)> {
+        set.validate().unwrap_err().into_iter().map(|p| (p.field, p.message)).collect()
+    }
+
+    /// GIVEN sets with a syntax error, an unknown variable, a body without the restore link, an email without
+    /// the unsubscribe link, a default locale missing a part and a malformed locale tag
+    /// WHEN validated
+    /// THEN each is refused with its field (`locales.<tag>.<part>`) and the reason.
+    #[test]
+    fn given_broken_sets_when_validated_then_every_problem_names_its_field_and_why() {
+        let mut broken = set("reminder");
+        broken.locales.get_mut("de").unwrap().email_subject = Some("{% if first_name %}Hallo".into());
+        let problems = problems_of(&broken);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "locales.de.email_subject");
+        assert!(problems[0].1.starts_with("syntax error"), "{problems:?}");
+
+        let mut broken = set("reminder");
+        broken.locales.get_mut("fr").unwrap().push_title = Some("{{ frist_name }}, votre panier".into());
+        let problems = problems_of(&broken);
+        assert_eq!(problems[0].0, "locales.fr.push_title");
+        assert!(problems[0].1.contains("unknown variable `frist_name`"), "{problems:?}");
+
+        let mut broken = set("reminder");
+        broken.locales.get_mut("es").unwrap().sms = Some("Tu carrito te espera.".into());
+        broken.locales.get_mut("es").unwrap().in_app_body =
+            Some("{% if voucher %}{{ restore_link }}{% endif %}".into());
+        let problems = problems_of(&broken);
+        let fields: Vec<&str> = problems.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(fields, ["locales.es.in_app_body", "locales.es.sms", "locales.es.sms"], "{problems:?}");
+        assert!(problems[0].1.contains("restore link") && problems[0].1.contains("without a voucher"), "{problems:?}");
+
+        let mut broken = set("last_call");
+        let en = broken.locales.get_mut("en").unwrap();
+        en.email_text = Some("Come back: {{ restore_link }}".into());
+        let problems = problems_of(&broken);
+        assert!(problems.iter().all(|p| p.0 == "locales.en.email_text"), "{problems:?}");
+        assert!(problems[0].1.contains("unsubscribe link"), "{problems:?}");
+
+        let mut broken = set("last_call");
+        broken.locales.get_mut("en").unwrap().web_push_body = None;
+        broken.locales.insert("pt_BR".into(), TemplateParts::default());
+        let problems = problems_of(&broken);
+        assert_eq!(problems[0].0, "locales.en.web_push_body", "{problems:?}");
+        assert!(problems[0].1.contains("default locale must have every part"), "{problems:?}");
+        assert_eq!(problems[1].0, "locales.pt_BR", "{problems:?}");
+
+        let mut broken = set("last_call");
+        broken.default_locale = "it".into();
+        assert_eq!(problems_of(&broken)[0].0, "default_locale");
+    }
+
+    /// GIVEN a set whose German email carries its own layout without an unsubscribe link
+    /// WHEN validated THEN the rendered email (layout followed) is refused.
+    #[test]
+    fn given_a_layout_without_the_unsubscribe_link_when_validated_then_the_email_is_refused() {
+        let mut custom = set("reminder");
+        custom.shared.insert(
+            "layout.html".into(),
+            "<html><body>{% block intro %}{% endblock %} <a href=\"{{ restore_link }}\">go</a></body></html>".into(),
+        );
+        let problems = problems_of(&custom);
+        assert!(problems.iter().any(|p| p.0 == "locales.de.email_html" && p.1.contains("unsubscribe")), "{problems:?}");
+    }
+
+    #[test]
+    fn given_brand_settings_when_validated_then_colours_urls_and_name_are_checked() {
+        assert_eq!(Brand::sample().validate(), Ok(()));
+        let bad = Brand {
+            name: " ".into(),
+            logo_url: Some("http://cdn.example.com/logo.png".into()),
+            primary_colour: Some("green".into()),
+            text_colour: Some("#12345g".into()),
+            postal_address: None,
+            support_url: Some("https://".into()),
+        };
+        let fields: Vec<String> = bad.validate().unwrap_err().into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            ["brand.name", "brand.primary_colour", "brand.text_colour", "brand.logo_url", "brand.support_url"]
+        );
+    }
+
+    fn cart_of(count: usize) -> crate::cart::Cart {
+        let mut input = PreviewInput::sample(1, None);
+        let template = input.cart.items[0].clone();
+        input.cart.items = (0..count)
+            .map(|i| crate::event::Item {
+                item_id: format!("sku-{i}"),
+                item_name: Some(format!("Handmade stoneware mug, glaze no. {i}")),
+                image_url: Some(format!("https://cdn.shop.example.com/products/images/mug-{i}-600x600.jpg")),
+                url: Some(format!("https://shop.example.com/products/handmade-stoneware-mug-{i}")),
+                ..template.clone()
+            })
+            .collect();
+        input.cart
+    }
+
+    fn links() -> Links<'static> {
+        Links {
+            restore: format!("https://abc123.execute-api.eu-west-1.amazonaws.com/r/{}", "t".repeat(300)),
+            item: &|url| format!("https://abc123.execute-api.eu-west-1.amazonaws.com/r/{}{url}", "t".repeat(300)),
+            unsubscribe: Some(Unsubscribe {
+                url: format!("https://abc123.execute-api.eu-west-1.amazonaws.com/u/{}", "u".repeat(200)),
+                mailbox: None,
+                postal_address: "Shop Ltd, 1 Market Street, 75002 Paris, France",
+            }),
+            voucher: None,
+        }
+    }
+
+    /// GIVEN a cart of 20 items with long names, images and signed links, and a voucher
+    /// WHEN the shipped reminder's email is rendered in each shipped language
+    /// THEN the HTML stays under Gmail's 102 KB clipping limit, and the text part says the same things.
+    #[test]
+    fn given_a_20_item_cart_when_the_email_is_rendered_then_the_html_is_under_gmails_clipping_limit() {
+        let voucher = PreviewInput::sample(2, Some("de")).voucher;
+        let links = Links { voucher: voucher.as_ref(), ..links() };
+        let (set, brand) = (set("reminder"), Brand::sample());
+        for locale in ["en", "de", "fr", "es"] {
+            let composer = Composer::new(&set, &brand, Some(locale)).unwrap();
+            let reader = Reader { first_name: Some("Alexandra"), locale: Some(locale), step: 2, returner: true };
+            let out = composer.email(None, &"a@example.com".into(), &cart_of(20), &reader, &links).unwrap();
+            let crate::message::Outgoing::Email { html, text, .. } = out else { panic!() };
+            assert!(html.len() < 102 * 1024, "{locale}: {} bytes", html.len());
+            for said in ["CB-7KQ4-M9XD-2PWE", "glaze no. 9", "https://abc123", "Shop Ltd, 1 Market Street"] {
+                assert!(html.contains(said) && text.contains(said), "{locale}: {said}");
+            }
+            assert!(!html.contains("glaze no. 10") && html.contains("10"), "{locale}: at most 10 lines listed");
+        }
+    }
+
+    /// GIVEN the shipped reminder and customers with de-AT, fr-CA, es, ja and no locale
+    /// WHEN their emails are rendered
+    /// THEN each reads its language (Japanese and none fall back to English) with money in their own locale.
+    #[test]
+    fn given_customers_locales_when_rendered_then_the_closest_translation_and_their_money_are_used() {
+        let (set, brand) = (set("reminder"), Brand::sample());
+        let input = PreviewInput::sample(1, None);
+        for (locale, chosen, words, money) in [
+            (Some("de-AT"), "de", "Warenkorb wiederherstellen", "€\u{a0}29,80"),
+            (Some("fr-CA"), "fr", "Retrouver mon panier", "29,80\u{a0}€"),
+            (Some("es"), "es", "Recuperar mi carrito", "29,80\u{a0}€"),
+            (Some("ja-JP"), "en", "Restore my cart", "€29.80"),
+            (None, "en", "Restore my cart", "€29.80"),
+        ] {
+            let composer = Composer::new(&set, &brand, locale).unwrap();
+            assert_eq!(composer.locale(), chosen);
+            let reader = Reader { first_name: Some("Alex"), locale, step: 1, returner: false };
+            let out = composer.email(None, &"a@example.com".into(), &input.cart, &reader, &links()).unwrap();
+            let crate::message::Outgoing::Email { html, text, .. } = out else { panic!() };
+            assert!(html.contains(words), "{locale:?}: {html}");
+            assert!(html.contains(&format!("lang=\"{chosen}\" dir=\"ltr\"")), "{locale:?}");
+            assert!(text.contains(money) && html.contains(money), "{locale:?} line total {money}: {text}");
+        }
+    }
+
+    /// GIVEN a set with an Arabic translation WHEN an Arabic customer's email is rendered THEN it is right-to-left.
+    #[test]
+    fn given_a_right_to_left_locale_when_rendered_then_the_email_says_so() {
+        let mut set = set("reminder");
+        let mut arabic = TemplateParts::default();
+        arabic.email_subject = Some("سلتك بانتظارك".into());
+        set.locales.insert("ar".into(), arabic);
+        assert_eq!(set.validate(), Ok(()));
+        let input = PreviewInput::sample(1, Some("ar-EG"));
+        let preview = preview(&set, &Brand::sample(), &input).unwrap();
+        assert_eq!(preview.locale, "ar");
+        assert_eq!(preview.email_subject, "سلتك بانتظارك");
+        assert!(preview.email_html.contains("<html lang=\"ar\" dir=\"rtl\">"), "{}", preview.email_html);
+        assert!(preview.email_html.contains("text-align:right"), "the start side is the right");
+    }
+
+    /// GIVEN the sample cart on step 2 in German
+    /// WHEN previewed
+    /// THEN every part is rendered with the brand, the voucher and German money, and the .eml is a whole email.
+    #[test]
+    fn given_the_sample_when_previewed_then_every_part_is_rendered() {
+        let input = PreviewInput::sample(2, Some("de"));
+        assert_eq!(input.cart.items.len(), 3);
+        assert!(input.cart.items.iter().all(|i| i.image_url.is_some() && i.price.is_some()));
+        let preview = preview(&set("reminder"), &Brand::sample(), &input).unwrap();
+        assert_eq!(preview.email_subject, "Alex, dein Warenkorb wartet: 4 Artikel für dich gespeichert");
+        assert!(preview.email_preheader.contains("87,70\u{a0}€"), "{}", preview.email_preheader);
+        let html = &preview.email_html;
+        assert!(html.contains(&preview.email_preheader), "the hidden preheader");
+        assert!(html.contains("alt=\"Sample Shop\"") && html.contains("alt=\"Cast-iron teapot, 0.8 l\""));
+        assert!(html.contains("10\u{a0}% Rabatt, ab einem Bestellwert von 30,00\u{a0}€"), "{html}");
+        assert!(html.contains("Gültig bis 26. November 2026, 10:00 Uhr (UTC)"), "{html}");
+        assert!(html.contains("background:#0a7a55"), "the brand colour");
+        assert!(html.contains("https://shop.example.com/help"), "the support link");
+        assert!(preview.email_text.contains("- Stoneware mug, ocean blue x2  14,90\u{a0}€  (29,80\u{a0}€)"));
+        assert!(preview.sms.contains(PREVIEW_RESTORE_LINK) && preview.sms.contains("CB-7KQ4-M9XD-2PWE"));
+        assert_eq!(preview.push_title, "Alex, dein Warenkorb wartet");
+        assert!(preview.push_body.starts_with("Stoneware mug, ocean blue und 3 weitere(r) Artikel sind"));
+        assert_eq!(preview.web_push_title, preview.push_title);
+        assert_eq!(preview.in_app_title, "Dein Warenkorb wartet");
+        assert!(preview.in_app_body.contains(PREVIEW_RESTORE_LINK));
+        let eml = String::from_utf8(preview.eml).unwrap();
+        assert!(eml.contains("multipart/alternative") && eml.contains("List-Unsubscribe"), "{eml}");
+    }
+
+    #[test]
+    fn given_template_names_when_parsed_then_only_slugs_are_names() {
+        assert!(TemplateName::parse("summer-sale_2").is_ok());
+        for bad in ["", "Summer", "2nd", "a b", &"a".repeat(65)] {
+            assert!(TemplateName::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
