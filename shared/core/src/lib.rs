@@ -16,6 +16,7 @@ pub mod engine;
 pub mod enum_names;
 pub mod event;
 pub mod ids;
+pub mod locale;
 pub mod measure;
 pub mod message;
 pub mod ports;

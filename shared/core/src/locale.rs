@@ -1,0 +1,323 @@
+//! Locales as messages need them: a customer's tag matched to the closest
+//! translation of a template set, the writing direction, and money written
+//! the way the customer reads it (`€14.90`, `14,90 €`, `¥1,490`).
+//!
+//! Separators, grouping and digits come from CLDR through ICU4X
+//! (`icu_decimal`, its data compiled in: about 20 KB for every locale). The
+//! currency's symbol and its place around the number are CLDR's too, copied
+//! here for the languages and currencies shops mostly use: ICU4X's currency
+//! formatter (`icu_experimental`) carries them all, but it is a pre-release
+//! crate ("all code unstable") whose data crate alone is 4.7 MB compressed,
+//! too much for a checker Lambda that needs a few dozen entries.
+
+use icu_decimal::input::Decimal as IcuDecimal;
+use icu_decimal::DecimalFormatter;
+use icu_locale_core::Locale;
+use rust_decimal::Decimal;
+
+/// A locale tag as stored on a customer (`de-AT`, `fr_CA`, `EN`), made
+/// canonical (`de-AT`, `fr-CA`, `en`): language lower case, script title
+/// case, region upper case.
+pub fn canonical_tag(tag: &str) -> String {
+    tag.trim()
+        .split(['-', '_'])
+        .enumerate()
+        .map(|(i, part)| match (i, part.len()) {
+            (0, _) => part.to_ascii_lowercase(),
+            (_, 4) if part.chars().all(|c| c.is_ascii_alphabetic()) => {
+                let mut chars = part.chars();
+                let first = chars.next().map(|c| c.to_ascii_uppercase()).into_iter();
+                first.chain(chars.map(|c| c.to_ascii_lowercase())).collect()
+            }
+            (_, 2) => part.to_ascii_uppercase(),
+            _ => part.to_ascii_lowercase(),
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Whether `tag` is a well-formed BCP 47 tag in canonical form as template
+/// sets key their locales: a 2-3 letter language (`en`), optionally a
+/// script (`zh-Hant`) and a region (`fr-CA`, `es-419`).
+pub fn is_well_formed(tag: &str) -> bool {
+    if canonical_tag(tag) != tag {
+        return false;
+    }
+    let mut parts = tag.split('-');
+    let language = parts.next().unwrap_or_default();
+    if !(2..=3).contains(&language.len()) || !language.chars().all(|c| c.is_ascii_lowercase()) {
+        return false;
+    }
+    let rest: Vec<&str> = parts.collect();
+    let (script, region) = match rest.as_slice() {
+        [] => (None, None),
+        [one] if one.len() == 4 => (Some(*one), None),
+        [one] => (None, Some(*one)),
+        [script, region] => (Some(*script), Some(*region)),
+        _ => return false,
+    };
+    let script_ok = script.is_none_or(|s| s.len() == 4 && s.chars().all(|c| c.is_ascii_alphabetic()));
+    let region_ok = region.is_none_or(|r| {
+        (r.len() == 2 && r.chars().all(|c| c.is_ascii_uppercase()))
+            || (r.len() == 3 && r.chars().all(|c| c.is_ascii_digit()))
+    });
+    script_ok && region_ok
+}
+
+/// The language of a tag: `de` for `de-AT`.
+pub fn language_of(tag: &str) -> String {
+    canonical_tag(tag).split('-').next().unwrap_or_default().to_owned()
+}
+
+/// The region of a tag, if it names one: `AT` for `de-AT`.
+fn region_of(tag: &str) -> Option<String> {
+    canonical_tag(tag).split('-').skip(1).find(|p| p.len() == 2 || p.len() == 3).map(str::to_owned)
+}
+
+/// Which of `available` a customer with `wanted` reads: the exact tag, then
+/// its language alone (`de` for `de-AT`), then another variant of the same
+/// language (`fr-CA` for `fr-BE`), then `default`.
+pub fn closest<'a>(wanted: Option<&str>, available: impl IntoIterator<Item = &'a str> + Clone, default: &'a str) -> &'a str {
+    let Some(wanted) = wanted.map(canonical_tag).filter(|t| !t.is_empty()) else {
+        return default;
+    };
+    let language = language_of(&wanted);
+    let found = available.clone().into_iter().find(|t| canonical_tag(t) == wanted);
+    let found = found.or_else(|| available.clone().into_iter().find(|t| canonical_tag(t) == language));
+    let found = found.or_else(|| available.into_iter().find(|t| language_of(t) == language));
+    found.unwrap_or(default)
+}
+
+/// Languages written right to left.
+const RIGHT_TO_LEFT: [&str; 9] = ["ar", "he", "fa", "ur", "ps", "yi", "dv", "sd", "ckb"];
+
+/// `rtl` for Arabic, Hebrew, Persian, Urdu (...), otherwise `ltr`: the
+/// `dir` attribute of an email's `<html>`.
+pub fn direction(tag: &str) -> &'static str {
+    if RIGHT_TO_LEFT.contains(&language_of(tag).as_str()) {
+        "rtl"
+    } else {
+        "ltr"
+    }
+}
+
+/// Minor units of the ISO 4217 currencies that do not have two: JPY has
+/// none, KWD three. (CLDR rounds a few more to whole units in cash only;
+/// a cart total is not cash.)
+fn minor_units(currency: &str) -> u32 {
+    const NONE: [&str; 17] = [
+        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF",
+        "XOF", "XPF",
+    ];
+    const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+    if NONE.contains(&currency) {
+        0
+    } else if THREE.contains(&currency) {
+        3
+    } else {
+        2
+    }
+}
+
+/// A currency's symbol as CLDR writes it for `language` (and `region`):
+/// `€`, `$`, `£`; the ISO code when CLDR has no symbol either.
+fn symbol(currency: &str, language: &str, region: Option<&str>) -> String {
+    // CLDR's own symbols differ from the root ones in a few languages.
+    let special = match (language, currency) {
+        ("ja", "JPY") => Some("￥"),
+        ("zh", "CNY") => Some("¥"),
+        ("fr", "USD") => Some("$US"),
+        ("fr", "GBP") => Some("£GB"),
+        ("fr", "CAD") if region != Some("CA") => Some("$CA"),
+        ("en", "USD") if region.is_some_and(|r| r != "US") => Some("US$"),
+        ("es", "USD") if region.is_some_and(|r| r != "US") => Some("US$"),
+        _ => None,
+    };
+    if let Some(special) = special {
+        return special.to_owned();
+    }
+    // A dollar at home is just `$` (CAD in Canada, AUD in Australia).
+    if currency.ends_with('D') && region.is_some_and(|r| currency.starts_with(r)) && currency != "USD" {
+        return "$".to_owned();
+    }
+    let root = match currency {
+        "EUR" => "€",
+        "USD" => "$",
+        "GBP" => "£",
+        "JPY" => "¥",
+        "CNY" => "CN¥",
+        "INR" => "₹",
+        "KRW" => "₩",
+        "ILS" => "₪",
+        "BRL" => "R$",
+        "CAD" => "CA$",
+        "AUD" => "A$",
+        "NZD" => "NZ$",
+        "MXN" => "MX$",
+        "HKD" => "HK$",
+        "TWD" => "NT$",
+        "VND" => "₫",
+        "PHP" => "₱",
+        "XAF" => "FCFA",
+        "XOF" => "F\u{202f}CFA",
+        other => other,
+    };
+    root.to_owned()
+}
+
+/// Where CLDR's standard currency pattern puts the symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// `¤#,##0.00`: `€14.90` (`CHF 14.90` when the symbol is letters).
+    Before,
+    /// `¤ #,##0.00`: `€ 14,90`.
+    BeforeSpaced,
+    /// `#,##0.00 ¤`: `14,90 €`.
+    After,
+}
+
+fn placement(language: &str, region: Option<&str>) -> Placement {
+    match (language, region) {
+        ("nl", _) | ("de", Some("AT" | "CH" | "LI")) | ("it", Some("CH")) | ("pt", None | Some("BR")) => {
+            Placement::BeforeSpaced
+        }
+        ("es", Some("419" | "MX" | "US" | "AR" | "CO" | "CL" | "PE")) => Placement::Before,
+        (
+            "de" | "fr" | "es" | "it" | "pt" | "ca" | "gl" | "eu" | "ru" | "uk" | "be" | "pl" | "cs" | "sk" | "sl"
+            | "hr" | "sr" | "bs" | "bg" | "ro" | "hu" | "el" | "sv" | "da" | "nb" | "nn" | "no" | "fi" | "et"
+            | "lv" | "lt" | "is" | "vi" | "ar" | "he" | "kk" | "az" | "hy" | "ka",
+            _,
+        ) => Placement::After,
+        _ => Placement::Before,
+    }
+}
+
+/// The number part of an amount with `digits` fraction digits, in the
+/// locale's separators, grouping and digits (CLDR, through ICU4X).
+fn number_text(amount: Decimal, digits: u32, tag: &str) -> String {
+    let mut rounded = amount.round_dp_with_strategy(digits, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(digits);
+    let locale = Locale::try_from_str(&canonical_tag(tag)).unwrap_or(Locale::UNKNOWN);
+    let formatter = DecimalFormatter::try_new((&locale).into(), Default::default())
+        .or_else(|_| DecimalFormatter::try_new(Default::default(), Default::default()));
+    match (formatter, rounded.to_string().parse::<IcuDecimal>()) {
+        (Ok(formatter), Ok(number)) => formatter.format(&number).to_string(),
+        // Compiled data answers every locale (the root at worst); a number
+        // ICU cannot read is still shown as Cartback writes it.
+        _ => rounded.to_string(),
+    }
+}
+
+/// An amount in `currency` as a customer in `locale` reads it: `€14.90`
+/// (en), `14,90 €` (de, fr, es), `¥1,490` (JPY has no minor units),
+/// `CHF 14.90`. No locale reads as English.
+pub fn money(amount: Decimal, currency: &str, locale: Option<&str>) -> String {
+    let tag = locale.map(canonical_tag).filter(|t| !t.is_empty()).unwrap_or_else(|| "en".to_owned());
+    let currency = currency.trim();
+    let (language, region) = (language_of(&tag), region_of(&tag));
+    let number = number_text(amount, minor_units(currency), &tag);
+    let symbol = symbol(currency, &language, region.as_deref());
+    if currency.is_empty() {
+        return number;
+    }
+    match placement(&language, region.as_deref()) {
+        // CLDR's currency spacing: letters next to digits get a space.
+        Placement::Before if symbol.chars().last().is_some_and(char::is_alphabetic) => {
+            format!("{symbol}\u{a0}{number}")
+        }
+        Placement::Before => format!("{symbol}{number}"),
+        Placement::BeforeSpaced => format!("{symbol}\u{a0}{number}"),
+        Placement::After => format!("{number}\u{a0}{symbol}"),
+    }
+}
+
+/// A percentage as `locale` writes it: `10%` (en), `10 %` (de, es: no-break
+/// space), `10 %` (fr: narrow no-break space), `12,5 %`.
+pub fn percent(value: Decimal, locale: Option<&str>) -> String {
+    let tag = locale.map(canonical_tag).filter(|t| !t.is_empty()).unwrap_or_else(|| "en".to_owned());
+    let value = value.normalize();
+    let number = number_text(value, value.scale(), &tag);
+    match language_of(&tag).as_str() {
+        "fr" => format!("{number}\u{202f}%"),
+        "de" | "es" | "sv" | "nb" | "nn" | "no" | "da" | "fi" | "cs" | "sk" | "ru" | "uk" | "pl" | "ca" | "el"
+        | "lt" | "et" | "lv" | "hr" | "sl" | "bg" | "ro" => format!("{number}\u{a0}%"),
+        _ => format!("{number}%"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(text: &str) -> Decimal {
+        text.parse().unwrap()
+    }
+
+    /// GIVEN 14.90 EUR, 1490 JPY, 14.9 CHF and 1234.5 EUR
+    /// WHEN written for en, de, fr, es, ja and an Arabic (right-to-left) locale
+    /// THEN each reads as CLDR writes it: symbol place, separators, minor units.
+    #[test]
+    fn given_amounts_when_written_per_locale_then_symbol_separators_and_minor_units_follow_cldr() {
+        assert_eq!(money(d("14.9"), "EUR", Some("en")), "€14.90");
+        assert_eq!(money(d("14.9"), "EUR", None), "€14.90", "no locale reads English");
+        assert_eq!(money(d("14.9"), "EUR", Some("de-DE")), "14,90\u{a0}€");
+        assert_eq!(money(d("14.9"), "EUR", Some("fr")), "14,90\u{a0}€");
+        assert_eq!(money(d("14.9"), "EUR", Some("es_ES")), "14,90\u{a0}€");
+        assert_eq!(money(d("1490"), "JPY", Some("en")), "¥1,490");
+        assert_eq!(money(d("1490.4"), "JPY", Some("ja-JP")), "￥1,490");
+        assert_eq!(money(d("14.9"), "CHF", Some("en")), "CHF\u{a0}14.90");
+        assert_eq!(money(d("1234.5"), "EUR", Some("de")), "1.234,50\u{a0}€");
+        assert_eq!(money(d("1234.5"), "EUR", Some("fr")), "1\u{202f}234,50\u{a0}€");
+        assert_eq!(money(d("1234.5"), "EUR", Some("es")), "1234,50\u{a0}€", "Spanish groups from 5 digits");
+        assert_eq!(money(d("12345.5"), "EUR", Some("es")), "12.345,50\u{a0}€");
+        assert_eq!(money(d("1234.5"), "USD", Some("en-US")), "$1,234.50");
+        assert_eq!(money(d("14.9"), "EUR", Some("nl")), "€\u{a0}14,90");
+        assert_eq!(money(d("1.2345"), "KWD", Some("en")), "KWD\u{a0}1.235", "three minor units, rounded");
+        let arabic = money(d("14.9"), "EUR", Some("ar"));
+        assert!(arabic.ends_with("\u{a0}€"), "{arabic}");
+        assert!(arabic.starts_with("١٤") || arabic.starts_with("14"), "{arabic}");
+    }
+
+    #[test]
+    fn given_percentages_when_written_per_locale_then_the_locales_spacing_is_used() {
+        assert_eq!(percent(d("10"), Some("en")), "10%");
+        assert_eq!(percent(d("10"), Some("de")), "10\u{a0}%");
+        assert_eq!(percent(d("12.5"), Some("fr-FR")), "12,5\u{202f}%");
+        assert_eq!(percent(d("10.0"), Some("es")), "10\u{a0}%");
+    }
+
+    /// GIVEN a set with en, de and fr-CA
+    /// WHEN customers with de-AT, fr-BE, FR_ca, pt-BR and no locale are matched
+    /// THEN exact tag, then language, then another variant of it, then the default.
+    #[test]
+    fn given_a_customers_locale_when_matched_then_exact_then_language_then_default() {
+        let available = ["en", "de", "fr-CA"];
+        let pick = |wanted: Option<&str>| closest(wanted, available.iter().copied(), "en");
+        assert_eq!(pick(Some("de-AT")), "de");
+        assert_eq!(pick(Some("FR_ca")), "fr-CA");
+        assert_eq!(pick(Some("fr-BE")), "fr-CA");
+        assert_eq!(pick(Some("pt-BR")), "en");
+        assert_eq!(pick(None), "en");
+        assert_eq!(pick(Some("")), "en");
+    }
+
+    #[test]
+    fn given_tags_when_checked_then_only_canonical_bcp47_ones_are_well_formed() {
+        for good in ["en", "de-AT", "fr-CA", "zh-Hant", "zh-Hant-TW", "es-419"] {
+            assert!(is_well_formed(good), "{good}");
+        }
+        for bad in ["", "EN", "en_US", "english", "e", "de-at", "fr-CA-x", "12"] {
+            assert!(!is_well_formed(bad), "{bad}");
+        }
+        assert_eq!(canonical_tag("ZH_hant_tw"), "zh-Hant-TW");
+    }
+
+    #[test]
+    fn given_right_to_left_languages_when_asked_then_the_direction_is_rtl() {
+        for tag in ["ar", "he-IL", "fa", "ur-PK"] {
+            assert_eq!(direction(tag), "rtl", "{tag}");
+        }
+        assert_eq!(direction("en"), "ltr");
+        assert_eq!(direction("de-AT"), "ltr");
+    }
+}
