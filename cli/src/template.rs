@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use cartback_core::campaign::Campaign;
 use cartback_core::cart::Cart;
-use cartback_core::template::{self, Brand, PreviewInput, TemplateName, TemplateParts, TemplateProblem, TemplateSet};
+use cartback_core::template::{
+    self, Brand, Part, PreviewInput, TemplateName, TemplateParts, TemplateProblem, TemplateSet,
+};
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +104,9 @@ pub async fn run(args: TemplateArgs) -> anyhow::Result<ExitCode> {
                 None => set.locales.keys().collect(),
             };
             println!("# set {} (default locale {})", set.name, set.default_locale);
+            for (file, text) in &set.shared {
+                println!("\n## shared {file}\n{text}");
+            }
             for key in locales {
                 if let Some(parts) = set.locales.get(key) {
                     for (part, text) in named_parts(parts) {
@@ -208,20 +213,7 @@ fn users_of(name: &TemplateName, campaigns: &[Campaign]) -> Vec<String> {
 
 /// The parts a locale sets, by their field names.
 fn named_parts(parts: &TemplateParts) -> Vec<(&'static str, &str)> {
-    let all = [
-        ("email_subject", &parts.email_subject),
-        ("email_preheader", &parts.email_preheader),
-        ("email_html", &parts.email_html),
-        ("email_text", &parts.email_text),
-        ("sms", &parts.sms),
-        ("push_title", &parts.push_title),
-        ("push_body", &parts.push_body),
-        ("web_push_title", &parts.web_push_title),
-        ("web_push_body", &parts.web_push_body),
-        ("in_app_title", &parts.in_app_title),
-        ("in_app_body", &parts.in_app_body),
-    ];
-    all.into_iter().filter_map(|(name, text)| text.as_deref().map(|text| (name, text))).collect()
+    Part::ALL.into_iter().filter_map(|part| parts.get(part).map(|text| (part.field(), text))).collect()
 }
 
 /// A problem found in a templates folder: the file (relative to the
@@ -276,13 +268,13 @@ pub fn read_folder(dir: &Path) -> Result<(Vec<TemplateSet>, Option<Brand>), Vec<
         let set = match TemplateSet::from_files(name, &files) {
             Ok(set) => set,
             Err(found) => {
-                problems.extend(found.into_iter().map(|p| locate(&folder_name, &files, None, p)));
+                problems.extend(found.into_iter().map(|p| locate(&folder_name, p)));
                 continue;
             }
         };
         match set.validate() {
             Ok(()) => sets.push(set),
-            Err(found) => problems.extend(found.into_iter().map(|p| locate(&folder_name, &files, Some(&set), p))),
+            Err(found) => problems.extend(found.into_iter().map(|p| locate(&folder_name, p))),
         }
     }
     let brand = match std::fs::read_to_string(dir.join(BRAND_FILE)) {
@@ -294,6 +286,14 @@ pub fn read_folder(dir: &Path) -> Result<(Vec<TemplateSet>, Option<Brand>), Vec<
         Ok(text) => match toml::from_str::<BrandFile>(&text) {
             Err(e) => {
                 problems.push(problem(BRAND_FILE, "brand", e.message().to_owned()));
+                None
+            }
+            Ok(_) if !unknown_brand_keys(&text).is_empty() => {
+                let known = brand_keys().join(", ");
+                for key in unknown_brand_keys(&text) {
+                    let message = format!("unknown; [brand] takes {known}");
+                    problems.push(problem(BRAND_FILE, &format!("brand.{key}"), message));
+                }
                 None
             }
             Ok(BrandFile { brand }) => match brand.validate() {
@@ -317,6 +317,23 @@ pub fn read_folder(dir: &Path) -> Result<(Vec<TemplateSet>, Option<Brand>), Vec<
     } else {
         Err(problems)
     }
+}
+
+/// The settings `[brand]` takes.
+fn brand_keys() -> Vec<String> {
+    match toml::Value::try_from(Brand::sample()) {
+        Ok(toml::Value::Table(table)) => table.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Keys of `[brand]` that are no brand setting (a typo would otherwise be
+/// dropped without a word).
+fn unknown_brand_keys(text: &str) -> Vec<String> {
+    let known = brand_keys();
+    let table = toml::from_str::<toml::Table>(text).ok();
+    let brand = table.as_ref().and_then(|t| t.get("brand")).and_then(toml::Value::as_table);
+    brand.map(|b| b.keys().filter(|k| !known.contains(k)).cloned().collect()).unwrap_or_default()
 }
 
 /// Every file under `folder`, by its path relative to it (`/`-separated).
@@ -343,38 +360,31 @@ fn read_tree(folder: &Path) -> Result<BTreeMap<String, String>, String> {
     Ok(files)
 }
 
-/// The file a set's problem is in. A problem naming a file names it; one
-/// naming a part (`locales.de.email_subject`) is in the file holding that
-/// part's text, which is found by writing the set back out.
-fn locate(
-    folder: &str,
-    files: &BTreeMap<String, String>,
-    set: Option<&TemplateSet>,
-    problem: TemplateProblem,
-) -> FolderProblem {
-    let named = files.keys().find(|path| problem.field.starts_with(path.as_str()) || problem.message.contains(*path));
-    let file = named.cloned().or_else(|| set.and_then(|set| file_of_part(set, &problem.field)));
+/// The file a set's problem is in: `files.<path>` names it; a part's
+/// field (`locales.de.email_subject`) is in that locale's part file; a
+/// shared file's (`shared.footer.html`) beside set.toml.
+fn locate(folder: &str, problem: TemplateProblem) -> FolderProblem {
+    let field = problem.field.as_str();
+    let file = if let Some(path) = field.strip_prefix("files.") {
+        Some(path.to_owned())
+    } else if let Some(file) = field.strip_prefix("shared.") {
+        Some(file.to_owned())
+    } else if let Some(rest) = field.strip_prefix("locales.") {
+        let (tag, part) = rest.split_once('.').unwrap_or((rest, ""));
+        match Part::ALL.into_iter().find(|p| p.field() == part) {
+            Some(part) => Some(format!("{tag}/{}", part.file())),
+            None => Some(format!("{tag}/")),
+        }
+    } else if field == "default_locale" {
+        Some("set.toml".to_owned())
+    } else {
+        None
+    };
     FolderProblem {
-        file: match file {
-            Some(file) => format!("{folder}/{file}"),
-            None => format!("{folder}/"),
-        },
+        file: format!("{folder}/{}", file.unwrap_or_default()),
         field: problem.field,
         message: problem.message,
     }
-}
-
-/// The file `to_files` writes a part into, for a field `locales.<tag>.<part>...`.
-fn file_of_part(set: &TemplateSet, field: &str) -> Option<String> {
-    let mut pieces = field.splitn(3, '.');
-    let (_, locale, rest) = (pieces.next()?, pieces.next()?, pieces.next()?);
-    let part = rest.split(['.', '[', ' ']).next()?;
-    let parts = set.locales.get(locale)?;
-    let text = named_parts(parts).into_iter().find(|(name, _)| *name == part)?.1;
-    let files = set.to_files();
-    let exact = files.iter().find(|(_, content)| content.as_str() == text);
-    let within = || files.iter().find(|(path, content)| path.contains(locale) && content.contains(text));
-    exact.or_else(within).map(|(path, _)| path.clone())
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -397,7 +407,14 @@ async fn run_preview(args: PreviewArgs, stores: &crate::stores::Stores) -> anyho
         Err(_) => (args.step_or_name.clone(), 1),
     };
     let set = find(&stores.templates.list_templates().await?, &name)?;
-    let brand = stores.templates.brand().await?.unwrap_or_default();
+    // No brand stored: what a send uses then (no name or logo, the postal address `cartback dev` is given).
+    let brand = match stores.templates.brand().await? {
+        Some(brand) => brand,
+        None => {
+            let address = std::env::var("CARTBACK_POSTAL_ADDRESS").ok().filter(|a| !a.trim().is_empty());
+            Brand::fallback(address.as_deref().unwrap_or(cartback_core::service::PLACEHOLDER_POSTAL_ADDRESS))
+        }
+    };
     let mut input = match &args.cart {
         Some(file) => cart_input(file, step)?,
         None => PreviewInput::sample(step, args.locale.as_deref()),

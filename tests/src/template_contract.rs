@@ -16,10 +16,10 @@ pub fn full_set(name: &TemplateName, locales: &[&str]) -> TemplateSet {
         email_preheader: Some(format!("{locale} preheader")),
         email_html: Some(format!(
             "<p dir=\"auto\">{locale} \u{0645}\u{0631}\u{062d}\u{0628}\u{0627} {{{{ first_name }}}}</p>\
-             <a href=\"{{{{ restore_url }}}}\">Restore</a> <a href=\"{{{{ unsubscribe_url }}}}\">Unsubscribe</a>"
+             <a href=\"{{{{ restore_link }}}}\">Restore</a> <a href=\"{{{{ unsubscribe_link }}}}\">Unsubscribe</a>"
         )),
-        email_text: Some(format!("{locale}\n{{{{ restore_url }}}}\n{{{{ unsubscribe_url }}}}\n")),
-        sms: Some(format!("{locale} {{{{ restore_url }}}}")),
+        email_text: Some(format!("{locale}\n{{{{ restore_link }}}}\n{{{{ unsubscribe_link }}}}\n")),
+        sms: Some(format!("{locale} {{{{ restore_link }}}}")),
         push_title: Some(format!("{locale} push")),
         push_body: Some("{% if voucher %}{{ voucher.code }}{% endif %}".into()),
         web_push_title: Some(format!("{locale} web push")),
@@ -27,11 +27,10 @@ pub fn full_set(name: &TemplateName, locales: &[&str]) -> TemplateSet {
         in_app_title: Some(format!("{locale} in app")),
         in_app_body: Some(format!("{locale} in-app body")),
     };
-    TemplateSet {
-        name: name.clone(),
-        default_locale: locales.first().copied().unwrap_or("en").into(),
-        locales: locales.iter().map(|locale| ((*locale).to_owned(), parts(locale))).collect(),
-    }
+    let mut set = TemplateSet::new(name.clone(), locales.first().copied().unwrap_or("en"));
+    set.locales = locales.iter().map(|locale| ((*locale).to_owned(), parts(locale))).collect();
+    set.shared.insert("footer.html".into(), "<p>{{ postal_address }}</p>".into());
+    set
 }
 
 fn fresh_name() -> TemplateName {

@@ -118,7 +118,9 @@ async fn rendered(
     let (set, _) = sets.remove(&name).ok_or_else(not_found)?;
     let brand = api.templates.brand().await.map_err(storage_failure)?;
     let input = PreviewInput::sample(shown.step, Some(shown.locale.as_deref().unwrap_or(&set.default_locale)));
-    let preview = template::preview(&set, &brand.unwrap_or_else(Brand::default), &input).map_err(|e| e.to_string());
+    // No brand stored: what a send uses then (no name or logo, the settings' postal address).
+    let brand = brand.unwrap_or_else(|| Brand::fallback(&api.settings.postal_address));
+    let preview = template::preview(&set, &brand, &input).map_err(|e| e.to_string());
     Ok((set, preview))
 }
 
