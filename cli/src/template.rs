@@ -84,7 +84,7 @@ pub async fn run(args: TemplateArgs) -> anyhow::Result<ExitCode> {
                 let locales = set.locales.keys().cloned().collect::<Vec<_>>().join(",");
                 let users = users_of(&set.name, &campaigns).join(", ");
                 let users = if users.is_empty() { "-" } else { &users };
-                println!("{:<24} {:<8} {:<24} {users}", set.name, source, locales);
+                println!("{:<24} {:<8} {:<24} {users}", set.name.as_str(), source, locales);
             }
             match store.brand().await? {
                 Some(brand) => println!("brand: {}", brand.name),
