@@ -71,7 +71,16 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
         Action::Disable { id } => set_enabled(store.as_ref(), find(&id)?, false).await?,
         Action::Apply { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            match Campaign::from_toml(&text) {
+            // Until the template store lands, the known sets are the shipped ones.
+            let checked = Campaign::from_toml(&text).and_then(|campaign| {
+                let unknown = campaign.unknown_templates(&cartback_core::template::SHIPPED_NAMES);
+                if unknown.is_empty() {
+                    Ok(campaign)
+                } else {
+                    Err(unknown)
+                }
+            });
+            match checked {
                 Ok(campaign) => {
                     store.put(&campaign).await?;
                     println!(

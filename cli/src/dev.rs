@@ -100,6 +100,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         scheduler: scheduler.clone(),
         queue: queue.clone(),
         campaigns: campaigns.clone(),
+        templates: std::sync::Arc::new(cartback_core::service::TemplateCache::shipped_only()),
         clock: clock.clone(),
         settings: settings.clone(),
     });

@@ -1148,6 +1148,7 @@ pub async fn concurrent_checkers_keep_the_customer_cap(a: &Adapters) {
         scheduler: a.scheduler.clone(),
         queue: queue.clone(),
         campaigns: Arc::new(CampaignCache::new(a.campaigns.clone(), clock.clone(), Duration::zero())),
+        templates: std::sync::Arc::new(cartback_core::service::TemplateCache::shipped_only()),
         clock: clock.clone(),
         settings: Arc::new(Settings::new(
             Secret::new(b"0123456789abcdef0123".to_vec()).expect("secret"),

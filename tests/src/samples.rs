@@ -155,6 +155,7 @@ impl LocalStack {
             scheduler,
             queue: Arc::new(queue.clone()),
             campaigns: campaigns.clone(),
+            templates: std::sync::Arc::new(cartback_core::service::TemplateCache::shipped_only()),
             clock: dyn_clock.clone(),
             settings,
         };

@@ -1,51 +1,118 @@
-//! A step whose message cannot be composed is recorded and explained, never
-//! sent with Cartback's internal error text in it.
+//! A step whose template set is missing or fails to render is sent with the
+//! shipped default of that channel, recorded on the cart's timeline
+//! (`template_fallback`); a customer never gets Cartback's error text.
 
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use cartback_core::campaign::Campaign;
-use cartback_core::message::{MessageStatus, QueueName};
-use cartback_core::ports::{CampaignStore, MessageStore, Timeline};
-use cartback_core::service::CheckOutcome;
+use cartback_core::message::{MessageStatus, Outgoing, QueueName};
+use cartback_core::ports::{CampaignStore, Clock, MessageStore, PortError, TemplateStore, Timeline};
+use cartback_core::service::{CheckOutcome, TemplateCache};
+use cartback_core::template::{shipped_set, Brand, TemplateName, TemplateSet};
 use cartback_tests::samples::LocalStack;
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
 }
 
-/// GIVEN a campaign whose first step names a template that does not exist
+/// Template sets in memory (the SQLite and DynamoDB stores have their own contract tests).
+#[derive(Default)]
+struct Sets(Mutex<Vec<TemplateSet>>);
+
+#[async_trait]
+impl TemplateStore for Sets {
+    async fn list_templates(&self) -> Result<Vec<TemplateSet>, PortError> {
+        Ok(self.0.lock().unwrap().clone())
+    }
+    async fn put_template(&self, set: &TemplateSet) -> Result<(), PortError> {
+        self.0.lock().unwrap().push(set.clone());
+        Ok(())
+    }
+    async fn delete_template(&self, _: &TemplateName) -> Result<bool, PortError> {
+        Ok(false)
+    }
+    async fn brand(&self) -> Result<Option<Brand>, PortError> {
+        Ok(None)
+    }
+    async fn put_brand(&self, _: &Brand) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+/// Puts a cart for a German-speaking customer in, fires its first timer
+/// with `campaign`, and returns the queued email and the cart's timeline.
+async fn first_email(stack: &LocalStack, campaign: Campaign) -> (Outgoing, Vec<cartback_core::ports::TimelineEntry>) {
+    stack.db.put(&campaign).await.unwrap();
+    let body = json!({ "events": [
+        { "event_id": "add-1", "type": "add_to_cart", "occurred_at": "2026-11-23T10:00:00Z", "cart_id": "cart-r",
+          "currency": "EUR", "items": [{ "item_id": "sku-mug", "item_name": "Becher", "price": "14.90" }],
+          "customer": { "email": "ana@example.com", "locale": "de-AT", "consents": { "email": true } } }
+    ]});
+    assert_eq!(stack.api.ingest.ingest_body(body.to_string().as_bytes()).await.unwrap().accepted, 1);
+    let timer = stack.timers.next_due(at("2030-01-01T00:00:00Z")).await.unwrap().expect("a timer is armed");
+    stack.clock.set(timer.due_at);
+    let outcome = stack.checker.on_timer(&timer).await.unwrap();
+    let CheckOutcome::Decided { sent, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(sent.len(), 1, "the step is sent");
+    let received = stack.queue.receive(QueueName::Email, timer.due_at, chrono::Duration::minutes(5)).await.unwrap();
+    let job = received.expect("the email is queued").job;
+    let record = stack.db.get_message(&job.message_id).await.unwrap().expect("the message is recorded");
+    assert!(matches!(record.status, MessageStatus::Queued), "{:?}", record.status);
+    (job.outgoing, stack.db.timeline(&"cart-r".into()).await.unwrap())
+}
+
+/// GIVEN a campaign whose first step names a template set that does not exist
 /// WHEN the cart's timer fires
-/// THEN no job is queued, the message is recorded as not sent with the cause,
-/// and the timeline says the step was not sent without quoting the error.
+/// THEN the email is composed from the shipped reminder in the customer's language, and the timeline says so
+/// without quoting an error; the cause is in the line's details for the operator.
 #[tokio::test]
-async fn given_a_step_whose_template_fails_when_checked_then_it_is_recorded_not_mailed() {
+async fn given_a_step_naming_a_missing_set_when_checked_then_the_shipped_default_is_sent_and_recorded() {
     let stack = LocalStack::new(at("2026-11-23T10:00:00Z"));
     let mut campaign = Campaign::default_campaign();
     campaign.holdout_percent = 0;
     campaign.steps[0].template = "no_such_template".into();
-    stack.db.put(&campaign).await.unwrap();
-    let body = json!({ "events": [
-        { "event_id": "add-1", "type": "add_to_cart", "occurred_at": "2026-11-23T10:00:00Z", "cart_id": "cart-r",
-          "currency": "EUR", "items": [{ "item_id": "sku-mug", "price": "14.90" }],
-          "customer": { "email": "ana@example.com", "consents": { "email": true } } }
-    ]});
-    assert_eq!(stack.api.ingest.ingest_body(body.to_string().as_bytes()).await.unwrap().accepted, 1);
 
-    let timer = stack.timers.next_due(at("2030-01-01T00:00:00Z")).await.unwrap().expect("a timer is armed");
-    stack.clock.set(timer.due_at);
-    let outcome = stack.checker.on_timer(&timer).await.unwrap();
+    let (outgoing, timeline) = first_email(&stack, campaign).await;
 
-    let CheckOutcome::Decided { sent, .. } = outcome else { panic!("{outcome:?}") };
-    assert!(sent.is_empty(), "nothing is queued: {sent:?}");
-    let now = timer.due_at;
-    assert!(stack.queue.receive(QueueName::Email, now, chrono::Duration::minutes(5)).await.unwrap().is_none());
-    let cart_id = "cart-r".into();
-    let timeline = stack.db.timeline(&cart_id).await.unwrap();
-    let line = timeline.iter().find(|e| e.code == "not_rendered").expect("the timeline explains the unsent step");
-    assert!(!line.message.contains("no_such_template\" does not exist"), "{}", line.message);
-    let message_id = line.details["message_id"].as_str().expect("the line names the message").into();
-    let record = stack.db.get_message(&message_id).await.unwrap().expect("the message is recorded");
-    let MessageStatus::Rejected { error, .. } = record.status else { panic!("{:?}", record.status) };
-    assert!(error.contains("no_such_template"), "the operator sees the cause: {error}");
+    let Outgoing::Email { subject, text, html, .. } = outgoing else { panic!("{outgoing:?}") };
+    assert_eq!(subject, "Dein Warenkorb wartet: 1 Artikel für dich gespeichert");
+    assert!(text.contains("Becher x1  €\u{a0}14,90"), "Austrian money: {text}");
+    assert!(!html.contains("no_such_template") && !text.contains("error"), "{text}");
+    let line = timeline.iter().find(|e| e.code == "template_fallback").expect("the timeline explains the fallback");
+    assert_eq!(
+        line.message,
+        "Step 1's email was composed from the shipped \"reminder\" template: the \"no_such_template\" template \
+         could not be used."
+    );
+    assert_eq!(line.details["error"], "there is no template set \"no_such_template\"");
+    assert_eq!(line.details["fallback"], "reminder");
+}
+
+/// GIVEN a stored "reminder" whose German subject fails when rendered (stored as it is: a store keeps what
+/// it is given, and a set written by another version may not render)
+/// WHEN a German-speaking customer's first step is sent
+/// THEN the shipped reminder's German email goes out and the timeline records the fallback with the cause.
+#[tokio::test]
+async fn given_a_stored_set_that_fails_at_send_time_when_checked_then_the_shipped_default_is_sent() {
+    let mut stack = LocalStack::new(at("2026-11-23T10:00:00Z"));
+    let mut stored = shipped_set("reminder").unwrap();
+    stored.locales.get_mut("de").unwrap().email_subject = Some("{{ item_count + first_name }} Artikel".into());
+    let sets = Arc::new(Sets::default());
+    sets.put_template(&stored).await.unwrap();
+    let clock: Arc<dyn Clock> = stack.clock.clone();
+    stack.checker.templates = Arc::new(TemplateCache::new(sets, clock, chrono::Duration::seconds(60)));
+    let mut campaign = Campaign::default_campaign();
+    campaign.holdout_percent = 0;
+
+    let (outgoing, timeline) = first_email(&stack, campaign).await;
+
+    let Outgoing::Email { subject, .. } = outgoing else { panic!("{outgoing:?}") };
+    assert_eq!(subject, "Dein Warenkorb wartet: 1 Artikel für dich gespeichert");
+    let line = timeline.iter().find(|e| e.code == "template_fallback").expect("the fallback is recorded");
+    let cause = line.details["error"].as_str().unwrap();
+    assert!(cause.starts_with("the \"reminder\" template could not be rendered"), "{cause}");
 }

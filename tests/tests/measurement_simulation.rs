@@ -234,6 +234,7 @@ async fn given_a_shop_with_a_known_uplift_when_a_fortnight_is_reported_then_the_
         scheduler: scheduler.clone(),
         queue: queue.clone(),
         campaigns: campaigns.clone(),
+        templates: std::sync::Arc::new(cartback_core::service::TemplateCache::shipped_only()),
         clock: clock.clone(),
         settings,
     };

@@ -497,6 +497,7 @@ impl Runtime {
                 scheduler: scheduler.clone(),
                 queue: queue.clone(),
                 campaigns: campaigns.clone(),
+                templates: std::sync::Arc::new(cartback_core::service::TemplateCache::shipped_only()),
                 clock: clock.clone(),
                 settings,
             },

@@ -108,6 +108,7 @@ pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock:
         scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), timer.scheduler.clone())),
         queue: Arc::new(SqsJobQueue::new(clients.sqs.clone(), config.queues.clone())),
         campaigns: campaign_cache(clients, &timer.common, clock.clone()),
+        templates: std::sync::Arc::new(cartback_core::service::TemplateCache::shipped_only()),
         clock,
         settings: Arc::new(Settings {
             postal_address: config.postal_address.clone(),

@@ -503,6 +503,28 @@ impl Campaign {
         campaign
     }
 
+    /// The steps (and experiment variants' steps) naming a template set
+    /// that is not in `known` (the shipped names and the stored sets'):
+    /// what `cartback campaign apply` refuses.
+    pub fn unknown_templates(&self, known: &[&str]) -> Vec<CampaignError> {
+        let mut errors = Vec::new();
+        let variants = self.experiment.as_ref().map_or(0, |e| e.variants.len());
+        let views = std::iter::once((String::new(), self.steps.clone()))
+            .chain((0..variants).map(|i| (format!("experiment.variants[{i}]."), self.with_variant(i).steps)));
+        for (prefix, steps) in views {
+            for (i, step) in steps.iter().enumerate() {
+                let reported = errors.iter().any(|e: &CampaignError| e.field == format!("steps[{i}].template"));
+                if !known.contains(&step.template.as_str()) && !(reported && !prefix.is_empty()) {
+                    errors.push(CampaignError {
+                        field: format!("{prefix}steps[{i}].template"),
+                        message: format!("names no template set {:?} (known: {})", step.template, known.join(", ")),
+                    });
+                }
+            }
+        }
+        errors
+    }
+
     /// Checks what serde cannot: returns every problem with its field path.
     pub fn validate(&self) -> Result<(), Vec<CampaignError>> {
         let mut errors = Vec::new();
@@ -651,8 +673,13 @@ fn step_problems(steps: &[Step]) -> Vec<CampaignError> {
         if step.channels.mobile.is_empty() || step.channels.desktop.is_empty() {
             err(format!("steps[{i}].channels"), "needs at least one channel for mobile and for desktop".into());
         }
-        if !crate::render::TEMPLATES.contains(&step.template.as_str()) {
-            err(format!("steps[{i}].template"), "names no known template (reminder, last_call)".into());
+        // Only the name's form is checked here: a campaign is validated
+        // where the stored sets cannot be seen (reading it back, parsing a
+        // file). Whether the set exists is `unknown_templates`, asked where a
+        // campaign is applied; a step whose set is gone at send time gets the
+        // shipped default (recorded as `template_fallback`).
+        if let Err(problem) = crate::template::TemplateName::parse(&step.template) {
+            err(format!("steps[{i}].template"), problem);
         }
         if let Some(Err(problem)) = step.subject.as_deref().map(crate::render::check_subject) {
             err(format!("steps[{i}].subject"), problem);
@@ -734,10 +761,26 @@ mod tests {
         let mut c = Campaign::default_campaign();
         c.id = "bad id".into();
         c.steps[1].delay = Duration::seconds(5);
-        c.steps[0].template = "nope".into();
+        c.steps[0].template = "No such".into();
         c.quiet_hours.default_timezone = "Mars/Base".into();
         let fields: Vec<String> = c.validate().unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["id", "steps[0].template", "steps[1].delay", "quiet_hours.default_timezone"]);
+    }
+
+    /// GIVEN a campaign naming a stored set "summer" and one naming "nope"
+    /// WHEN validated alone THEN both names are well formed (the stores are not seen here)
+    /// AND WHEN checked against the known sets THEN only the unknown one is named.
+    #[test]
+    fn given_steps_naming_template_sets_when_checked_against_the_known_sets_then_unknown_ones_are_named() {
+        let mut c = Campaign::default_campaign();
+        c.steps[0].template = "summer".into();
+        c.steps[1].template = "nope".into();
+        assert_eq!(c.validate(), Ok(()));
+        let problems = c.unknown_templates(&["reminder", "last_call", "summer"]);
+        let fields: Vec<&str> = problems.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["steps[1].template"]);
+        assert!(problems[0].message.contains("\"nope\""), "{problems:?}");
+        assert!(Campaign::default_campaign().unknown_templates(&crate::template::SHIPPED_NAMES).is_empty());
     }
 
     #[test]

@@ -2359,6 +2359,9 @@ fn all_codes() -> BTreeSet<ReasonCode> {
         | RecentPromotion
         | VoucherCap
         | VoucherNotApplicable => c,
+        // The checker's, not the engine's: a message composed from the
+        // shipped default (tests/tests/checker_render.rs); not listed below.
+        TemplateFallback => c,
     };
     [
         WaitingForInactivity,

@@ -61,10 +61,13 @@ pub enum ReasonCode {
     /// No voucher: the cart is below the tier's `min_cart_value`, or the
     /// tier has no amount in the cart's currency.
     VoucherNotApplicable,
+    /// The step's template set could not be rendered (or no longer
+    /// exists): the message was composed from the shipped default instead.
+    TemplateFallback,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 29] = [
+    pub const ALL: [ReasonCode; 30] = [
         ReasonCode::WaitingForInactivity,
         ReasonCode::WaitingForNextStep,
         ReasonCode::QuietHoursDeferred,
@@ -94,6 +97,7 @@ impl ReasonCode {
         ReasonCode::RecentPromotion,
         ReasonCode::VoucherCap,
         ReasonCode::VoucherNotApplicable,
+        ReasonCode::TemplateFallback,
     ];
 
     pub fn as_str(self) -> &'static str {

@@ -85,7 +85,9 @@ impl World {
             "http://localhost:8080",
             "http://shop/{cart_id}?t={token}",
         ));
-        let checker = Checker { store, scheduler, queue: queue.clone(), campaigns, clock: clock.clone(), settings };
+        let templates = Arc::new(cartback_core::service::TemplateCache::shipped_only());
+        let checker =
+            Checker { store, scheduler, queue: queue.clone(), campaigns, templates, clock: clock.clone(), settings };
         World { _dir: dir, db, clock, queue, ingest, checker }
     }
 

@@ -401,8 +401,16 @@ mod lost_step {
             "http://localhost:8080",
             "http://shop/{cart_id}?t={token}",
         ));
-        let checker =
-            Checker { store: store.clone(), scheduler, queue: dying, campaigns, clock: w.clock.clone(), settings };
+        let templates = Arc::new(cartback_core::service::TemplateCache::shipped_only());
+        let checker = Checker {
+            store: store.clone(),
+            scheduler,
+            queue: dying,
+            campaigns,
+            templates,
+            clock: w.clock.clone(),
+            settings,
+        };
         let due = w.db.get_cart(&"cart-1".into()).await.unwrap().unwrap().timer_armed_for.unwrap();
         w.clock.set(due);
         let timer = TimerPayload { cart_id: "cart-1".into(), due_at: due };

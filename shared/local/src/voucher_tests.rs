@@ -121,6 +121,7 @@ impl World {
             scheduler,
             queue: queue.clone(),
             campaigns: campaigns.clone(),
+            templates: std::sync::Arc::new(cartback_core::service::TemplateCache::shipped_only()),
             clock: clock.clone(),
             settings,
         };

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::issuing::{self, Issue};
-use super::{retry_on_conflict, Attempt, CampaignCache, Settings};
+use super::{retry_on_conflict, Attempt, CampaignCache, Settings, TemplateCache, Templates};
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
@@ -17,7 +17,9 @@ use crate::ports::{
     CartRecord, CartStore, Clock, CustomerStore, FactStore, JobQueue, MessageStore, PortError, ReservedSend,
     SaveOutcome, Scheduler, SendLedgerStore, StateStore, Timeline, TimelineEntry, TimerPayload, VoucherStore,
 };
-use crate::render::{self, Links, RenderError, Unsubscribe};
+use crate::reason::ReasonCode;
+use crate::render::{self, Composer, Links, Reader, RenderError, Unsubscribe};
+use crate::template::{Brand, TemplateSet};
 use crate::signing::{restore_token, sign_link, sign_unsubscribe, LinkClaims, UnsubscribeClaims};
 use crate::voucher::{ShownVoucher, Voucher, VoucherOwner, VoucherSettings};
 
@@ -49,6 +51,8 @@ pub struct Checker<S: ?Sized = dyn StateStore> {
     pub scheduler: Arc<dyn Scheduler>,
     pub queue: Arc<dyn JobQueue>,
     pub campaigns: Arc<CampaignCache>,
+    /// The template sets (stored over shipped) and the brand messages are composed with.
+    pub templates: Arc<TemplateCache>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
 }
@@ -72,6 +76,7 @@ where
         }
         let Context { cart, customer, key, mut history, campaigns, owner, mut vouchers } =
             load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
+        let templates = self.templates.get().await?;
         // The pass that dispatched a step may have died (a crash, a queue
         // outage) between saving its progress and queueing the job, and
         // armed the next step a day later: this timer's retry repairs it now.
@@ -181,11 +186,22 @@ where
                     if entering {
                         facts.push(measured.entered(campaign_id, Group::Treated, variant.as_deref()));
                     }
-                    let first_name = contact.first_name.as_deref();
+                    // The same window that picks a voucher's tier makes a returner.
+                    let returned_window = campaign
+                        .map_or_else(|| VoucherSettings::default().returned_window, |c| c.vouchers.returned_window);
+                    let reader = Reader {
+                        first_name: contact.first_name.as_deref(),
+                        locale: contact.locale.as_deref(),
+                        step: step + 1,
+                        returner: customer.as_ref().is_some_and(|c| c.returned_since(now - returned_window)),
+                    };
                     let content =
                         Content { template, subject: subject.as_deref(), to, voucher: shown_voucher.as_ref() };
-                    match self.render(&content, &cart, first_name, &message.message_id, now) {
-                        Ok(outgoing) => {
+                    match self.render(&templates, &content, &cart, &reader, &message.message_id, now) {
+                        Ok((outgoing, fallback)) => {
+                            if let Some(why) = fallback {
+                                timeline.push(fallback_entry(&message, template, &why, now));
+                            }
                             ledger.reserve(reserved_send(&message));
                             reserved = true;
                             let job = MessageJob {
@@ -348,17 +364,21 @@ where
         }
     }
 
-    /// The message for `content.to`. An email whose template fails is an
-    /// error (it is recorded, not sent); an SMS falls back to a plain line
-    /// with the link.
+    /// The message for `content.to`, composed from the step's template set
+    /// in the reader's closest locale. When that set is missing or fails to
+    /// render, the shipped default of the same name (else `reminder`) is
+    /// used and the reason is returned for the timeline; the customer never
+    /// sees an error. An email the shipped default cannot compose either is
+    /// an error (recorded, not sent); an SMS then gets a plain line.
     fn render(
         &self,
+        templates: &Templates,
         content: &Content,
         cart: &Cart,
-        first_name: Option<&str>,
+        reader: &Reader,
         message_id: &MessageId,
         now: DateTime<Utc>,
-    ) -> Result<Outgoing, RenderError> {
+    ) -> Result<(Outgoing, Option<String>), RenderError> {
         let settings = &self.settings;
         let link = |target: &str, ttl: Duration| {
             let claims = LinkClaims {
@@ -393,11 +413,37 @@ where
             unsubscribe: Some(unsubscribe),
             voucher: content.voucher,
         };
-        Ok(match content.to {
-            Recipient::Email(to) => {
-                render::email_with_subject(content.template, content.subject, to, cart, first_name, &links)?
-            }
-            Recipient::Sms(to) => render::sms(to, cart, first_name, &links).unwrap_or_else(|_| {
+        let brand = templates.brand.clone().unwrap_or_else(|| Brand::fallback(&settings.postal_address));
+        let compose = |set: &TemplateSet, subject: Option<&str>| -> Result<Outgoing, RenderError> {
+            let composer = Composer::new(set, &brand, reader.locale)?;
+            Ok(match content.to {
+                Recipient::Email(to) => composer.email(subject, to, cart, reader, &links)?,
+                Recipient::Sms(to) => composer.sms(to, cart, reader, &links)?,
+                Recipient::Push(token) => {
+                    let (title, body) = composer.push(false, cart, reader, &links)?;
+                    Outgoing::Push { platform: token.platform, token: token.token.clone(), title, body, url: restore.clone() }
+                }
+                Recipient::WebPush(subscription) => {
+                    let (title, body) = composer.push(true, cart, reader, &links)?;
+                    Outgoing::WebPush { subscription: subscription.clone(), title, body, url: restore.clone() }
+                }
+            })
+        };
+        let why = match templates.set(content.template) {
+            Some(set) => match compose(set, content.subject) {
+                Ok(outgoing) => return Ok((outgoing, None)),
+                Err(error) => format!("the {:?} template could not be rendered: {error}", content.template),
+            },
+            None => format!("there is no template set {:?}", content.template),
+        };
+        // The shipped default, without the variant's subject line: the
+        // failure may be that line.
+        let shipped = crate::template::shipped_set(content.template)
+            .or_else(|| crate::template::shipped_set("reminder"))
+            .ok_or_else(|| RenderError::UnknownTemplate(content.template.to_owned()))?;
+        match (compose(&shipped, None), content.to) {
+            (Ok(outgoing), _) => Ok((outgoing, Some(why))),
+            (Err(_), Recipient::Sms(to)) => {
                 // The plain line still shows the cart's code, if any.
                 let code = content
                     .voucher
@@ -406,17 +452,11 @@ where
                         format!(" Code {}: {} until {expires}.", v.code, v.terms.describe())
                     })
                     .unwrap_or_default();
-                Outgoing::Sms { to: to.clone(), body: format!("Your cart is waiting: {restore}{code}") }
-            }),
-            Recipient::Push(token) => {
-                let (title, body) = render::push_text_with_voucher(cart, first_name, content.voucher);
-                Outgoing::Push { platform: token.platform, token: token.token.clone(), title, body, url: restore }
+                let body = format!("Your cart is waiting: {restore}{code}");
+                Ok((Outgoing::Sms { to: to.clone(), body }, Some(why)))
             }
-            Recipient::WebPush(subscription) => {
-                let (title, body) = render::push_text_with_voucher(cart, first_name, content.voucher);
-                Outgoing::WebPush { subscription: subscription.clone(), title, body, url: restore }
-            }
-        })
+            (Err(error), _) => Err(error),
+        }
     }
 }
 
@@ -580,6 +620,31 @@ fn not_rendered_entry(message: &MessageRecord, now: DateTime<Utc>) -> TimelineEn
             message.channel.as_str()
         ),
         details: serde_json::json!({ "message_id": message.message_id, "channel": message.channel }),
+    }
+}
+
+/// The timeline line of a message composed from the shipped default: the
+/// sentence says which set was wanted and which was used; the cause (a
+/// template error, for whoever edits the set) is in the details.
+fn fallback_entry(message: &MessageRecord, template: &str, why: &str, now: DateTime<Utc>) -> TimelineEntry {
+    let shipped = if crate::template::SHIPPED_NAMES.contains(&template) { template } else { "reminder" };
+    tracing::warn!(message_id = %message.message_id, template, shipped, error = why, "template fell back to the shipped default");
+    TimelineEntry {
+        at: now,
+        kind: TimelineKind::Message,
+        code: ReasonCode::TemplateFallback.as_str().into(),
+        message: format!(
+            "Step {}'s {} was composed from the shipped {shipped:?} template: the {template:?} template could not be used.",
+            message.step + 1,
+            message.channel.as_str()
+        ),
+        details: serde_json::json!({
+            "message_id": message.message_id,
+            "channel": message.channel,
+            "template": template,
+            "fallback": shipped,
+            "error": why,
+        }),
     }
 }
 

@@ -13,6 +13,7 @@ mod ingest;
 mod issuing;
 mod preferences;
 mod report;
+mod templates;
 mod vouchers;
 
 use chrono::Duration;
@@ -25,6 +26,7 @@ pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
 pub use preferences::{reason_sentence, Choices, PreferenceOutcome, Preferences, MAX_ANSWER_TEXT_CHARS, SNOOZE_DAYS};
 pub use report::{parse_query, report, ReportError, DEFAULT_REPORT_DAYS, MAX_REPORT_DAYS, WINDOW_HOURS};
+pub use templates::{TemplateCache, Templates};
 pub use vouchers::{validate_voucher, ValidateRequest, Validation, MAX_CODE_TEXT_CHARS};
 
 use crate::ids::{CartId, MessageId};
