@@ -13,7 +13,7 @@ use cartback_core::message::QueueName;
 use cartback_core::ports::{CampaignStore, Clock, StateStore, SystemClock};
 use cartback_core::service::{
     check_postal_address, check_unsubscribe_mailbox, CampaignCache, CheckOutcome, Checker, Delivery, DeliveryError,
-    DeliveryOutcome, Ingest, Settings,
+    DeliveryOutcome, Ingest, Settings, TemplateCache,
 };
 use cartback_local::{Database, Outbox, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock};
 use cartback_webhook::WebhookSettings;
@@ -100,7 +100,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         scheduler: scheduler.clone(),
         queue: queue.clone(),
         campaigns: campaigns.clone(),
-        templates: std::sync::Arc::new(cartback_core::service::TemplateCache::shipped_only()),
+        // Stored sets and brand (`cartback template apply`) over the shipped ones, re-read within a minute.
+        templates: Arc::new(TemplateCache::new(Arc::new(db.clone()), clock.clone(), Duration::seconds(60))),
         clock: clock.clone(),
         settings: settings.clone(),
     });

@@ -7,7 +7,9 @@ use chrono::Duration;
 
 use cartback_core::api::Api;
 use cartback_core::ports::{Clock, Sender};
-use cartback_core::service::{CampaignCache, Checker, Delivery, Feedback, Ingest, Settings, VoucherWebhook};
+use cartback_core::service::{
+    CampaignCache, Checker, Delivery, Feedback, Ingest, Settings, TemplateCache, VoucherWebhook,
+};
 use cartback_core::signing::Secret;
 
 use crate::clients::Clients;
@@ -74,6 +76,13 @@ pub fn campaign_cache(clients: &Clients, common: &CommonConfig, clock: Arc<dyn C
     Arc::new(CampaignCache::new(store, clock, Duration::seconds(CAMPAIGN_CACHE_TTL_SECONDS)))
 }
 
+/// Stored template sets and brand (config table) over the shipped ones,
+/// re-read as often as campaigns are.
+pub fn template_cache(clients: &Clients, common: &CommonConfig, clock: Arc<dyn Clock>) -> Arc<TemplateCache> {
+    let store = Arc::new(DynamoTemplateStore::new(clients.dynamodb.clone(), &common.config_table));
+    Arc::new(TemplateCache::new(store, clock, Duration::seconds(CAMPAIGN_CACHE_TTL_SECONDS)))
+}
+
 fn settings(config: &TimerConfig, secret: Secret) -> Settings {
     let mut settings = Settings::new(secret, &config.public_base_url, &config.restore_url);
     settings.retention = config.common.retention;
@@ -108,7 +117,7 @@ pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock:
         scheduler: Arc::new(EventBridgeScheduler::new(clients.scheduler.clone(), timer.scheduler.clone())),
         queue: Arc::new(SqsJobQueue::new(clients.sqs.clone(), config.queues.clone())),
         campaigns: campaign_cache(clients, &timer.common, clock.clone()),
-        templates: std::sync::Arc::new(cartback_core::service::TemplateCache::shipped_only()),
+        templates: template_cache(clients, &timer.common, clock.clone()),
         clock,
         settings: Arc::new(Settings {
             postal_address: config.postal_address.clone(),
