@@ -1,0 +1,155 @@
+//! The default email as a customer's browser lays it out: starts the real `cartback dev`, stores a brand
+//! with `cartback template apply`, prints a dashboard link with `cartback dashboard`, and opens the
+//! dashboard's email page (`/dashboard/templates/reminder/email`) in headless Chromium (chromedriver, W3C
+//! WebDriver) at 375 px (a phone) and 1024 px (a desktop) wide. It saves both screenshots to
+//! `target/template-email-375.png` and `target/template-email-1024.png`, and checks the layout: at 375 px
+//! nothing reaches past the screen's right edge (no sideways scrolling), at 1024 px the content column is
+//! at most 600 px wide and centred.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (scripts/browser.sh installs them). Missing, the test is
+//! skipped with a message on a developer's machine, and fails under CI (`CI` or `CARTBACK_REQUIRE_BROWSER`).
+
+#[path = "support/browser.rs"]
+mod browser;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+use browser::{Browser, Process};
+
+const SECRET: &str = "template-browser-secret-0123456789";
+
+struct Dev {
+    _process: Process,
+    base: String,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Dev {
+    fn start() -> Dev {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let folder = dir.path().join("templates");
+        std::fs::create_dir_all(&folder).unwrap();
+        let brand = "[brand]\nname = \"Harbour Home\"\nprimary_colour = \"#0a5c7a\"\n\
+                     postal_address = \"Harbour Home Ltd, 2 Quay Street, Bristol BS1 4DJ\"\n\
+                     support_url = \"https://shop.example.com/help\"\n";
+        std::fs::write(folder.join("brand.toml"), brand).unwrap();
+        let applied = Command::new(env!("CARGO_BIN_EXE_cartback"))
+            .args(["template", "apply"])
+            .arg(&folder)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
+            .args(["dev", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .env("CARTBACK_INGEST_SECRET", SECRET)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("cartback dev starts");
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        reader.read_line(&mut first).expect("banner");
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
+        Dev { _process: Process(child), base, data, _dir: dir }
+    }
+
+    /// The dashboard link's token, from `cartback dashboard`.
+    fn token(&self) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_cartback"))
+            .args(["dashboard", "--url", &self.base, "--data"])
+            .arg(&self.data)
+            .env("CARTBACK_INGEST_SECRET", SECRET)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let link = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        link.split_once("token=").expect("a token in the link").1.to_owned()
+    }
+}
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().to_owned()
+}
+
+/// The browser, or None when the test is skipped (no Chromium outside CI).
+fn browser(window: &str) -> Option<Browser> {
+    match Browser::start(window) {
+        Ok(browser) => Some(browser),
+        Err(why) if std::env::var_os("CI").is_none() && std::env::var_os("CARTBACK_REQUIRE_BROWSER").is_none() => {
+            eprintln!("SKIPPED: {why}; install Debian's chromium and chromium-driver (scripts/browser.sh does)");
+            None
+        }
+        Err(why) => panic!("{why}: the template browser test must run here (CI); scripts/browser.sh installs them"),
+    }
+}
+
+/// Makes the page's viewport `width` x `height` CSS pixels, as a phone's or a desktop's (Chromium keeps a
+/// window at least 500 px wide, so the width is emulated through the DevTools protocol, as its device
+/// toolbar does).
+fn viewport(browser: &Browser, width: u64, height: u64) {
+    let params = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500});
+    browser.command("POST", "/goog/cdp/execute", json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params}));
+}
+
+/// Opens `url` at `width` px and saves a screenshot of the whole email to `file`; answers the layout facts:
+/// the viewport width, the document's scroll width, the right-most element edge, and the content column's
+/// left and right edges.
+fn lay_out(browser: &Browser, url: &str, width: u64, file: &Path) -> Value {
+    viewport(browser, width, 900);
+    browser.open(url);
+    let facts = browser.script(
+        concat!(
+            "const column = document.querySelector('table[style*=\"max-width:600px\"]').getBoundingClientRect();",
+            "let right = 0; for (const e of document.body.querySelectorAll('*')) {",
+            "  const r = e.getBoundingClientRect(); if (r.width > 0) right = Math.max(right, r.right); }",
+            "return {viewport: window.innerWidth, scroll: document.documentElement.scrollWidth, right: right,",
+            "  column_left: column.left, column_right: column.right,",
+            "  height: Math.ceil(document.documentElement.scrollHeight), lang: document.documentElement.lang};"
+        ),
+        json!([]),
+    );
+    // The screenshot holds the whole email and no more.
+    viewport(browser, width, facts["height"].as_u64().unwrap_or(900));
+    browser.screenshot(file);
+    assert!(std::fs::metadata(file).unwrap().len() > 5_000, "{}", file.display());
+    eprintln!("screenshot: {}", file.display());
+    facts
+}
+
+/// GIVEN `cartback dev` with a stored brand and the shipped `reminder` set
+/// WHEN its email for the sample cart is opened in Chromium at 375 px and at 1024 px wide
+/// THEN at 375 px nothing reaches past the right edge (no sideways scrolling) and the column fills the
+/// screen; at 1024 px the column is at most 600 px wide and centred; both screenshots are saved.
+#[test]
+fn given_the_default_email_when_laid_out_at_375_and_1024_px_then_it_fits_the_phone_and_centres_on_the_desktop() {
+    let dev = Dev::start();
+    let url = format!("{}/dashboard/templates/reminder/email?token={}&locale=en", dev.base, dev.token());
+
+    let Some(browser) = browser("1280,900") else { return };
+    let small = lay_out(&browser, &url, 375, &target_dir().join("template-email-375.png"));
+    assert_eq!(small["viewport"], json!(375), "the window is a phone's width: {small}");
+    assert_eq!(small["lang"], json!("en"));
+    assert!(small["scroll"].as_f64().unwrap() <= 375.0, "the page scrolls sideways: {small}");
+    assert!(small["right"].as_f64().unwrap() <= 375.5, "an element reaches past the screen: {small}");
+    let column = small["column_right"].as_f64().unwrap() - small["column_left"].as_f64().unwrap();
+    assert!(column >= 340.0, "the column uses the phone's width: {small}");
+
+    let wide = lay_out(&browser, &url, 1024, &target_dir().join("template-email-1024.png"));
+    assert_eq!(wide["viewport"], json!(1024), "{wide}");
+    let (left, right) = (wide["column_left"].as_f64().unwrap(), wide["column_right"].as_f64().unwrap());
+    assert!(right - left <= 600.5 && right - left >= 590.0, "the column is 600 px wide: {wide}");
+    assert!((left - (1024.0 - right)).abs() <= 1.0, "the column is centred: {wide}");
+}
