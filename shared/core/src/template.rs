@@ -611,12 +611,20 @@ pub fn shipped_files() -> Vec<(TemplateName, BTreeMap<String, String>)> {
 /// stored set.
 pub const SHIPPED_NAMES: [&str; 2] = ["reminder", "last_call"];
 
-/// The shipped default sets (`infra/templates/`), compiled in.
+/// The shipped default sets (`infra/templates/`), compiled in (read from
+/// their files once per process).
 pub fn shipped() -> Vec<TemplateSet> {
-    shipped_files()
-        .into_iter()
-        .map(|(name, files)| TemplateSet::from_files(name, &files).expect("the shipped sets are well formed (tested)"))
-        .collect()
+    static SHIPPED: std::sync::OnceLock<Vec<TemplateSet>> = std::sync::OnceLock::new();
+    SHIPPED
+        .get_or_init(|| {
+            shipped_files()
+                .into_iter()
+                .map(|(name, files)| {
+                    TemplateSet::from_files(name, &files).expect("the shipped sets are well formed (tested)")
+                })
+                .collect()
+        })
+        .clone()
 }
 
 /// The shipped set called `name`, if any.
