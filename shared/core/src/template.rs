@@ -1017,8 +1017,7 @@ mod tests {
     #[test]
     fn given_a_right_to_left_locale_when_rendered_then_the_email_says_so() {
         let mut set = set("reminder");
-        let mut arabic = TemplateParts::default();
-        arabic.email_subject = Some("سلتك بانتظارك".into());
+        let arabic = TemplateParts { email_subject: Some("سلتك بانتظارك".into()), ..TemplateParts::default() };
         set.locales.insert("ar".into(), arabic);
         assert_eq!(set.validate(), Ok(()));
         let input = PreviewInput::sample(1, Some("ar-EG"));
