@@ -513,8 +513,10 @@ impl Campaign {
             .chain((0..variants).map(|i| (format!("experiment.variants[{i}]."), self.with_variant(i).steps)));
         for (prefix, steps) in views {
             for (i, step) in steps.iter().enumerate() {
-                let reported = errors.iter().any(|e: &CampaignError| e.field == format!("steps[{i}].template"));
-                if !known.contains(&step.template.as_str()) && !(reported && !prefix.is_empty()) {
+                // A variant inheriting the campaign's unknown set: said once, for the campaign.
+                let inherited = !prefix.is_empty()
+                    && errors.iter().any(|e: &CampaignError| e.field == format!("steps[{i}].template"));
+                if !known.contains(&step.template.as_str()) && !inherited {
                     errors.push(CampaignError {
                         field: format!("{prefix}steps[{i}].template"),
                         message: format!("names no template set {:?} (known: {})", step.template, known.join(", ")),

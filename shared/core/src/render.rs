@@ -183,6 +183,8 @@ enum DateLanguage {
     Italian,
     Dutch,
     Portuguese,
+    /// `2026年12月2日 22:30 (JST)`.
+    Japanese,
 }
 
 impl DateLanguage {
@@ -200,6 +202,7 @@ impl DateLanguage {
             "it" => DateLanguage::Italian,
             "nl" => DateLanguage::Dutch,
             "pt" => DateLanguage::Portuguese,
+            "ja" => DateLanguage::Japanese,
             _ => DateLanguage::English,
         }
     }
@@ -225,6 +228,8 @@ impl DateLanguage {
             DateLanguage::Dutch => {
                 "januari februari maart april mei juni juli augustus september oktober november december"
             }
+            // Written with numbers (12月); never looked up.
+            DateLanguage::Japanese => "",
             DateLanguage::Portuguese => {
                 "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro dezembro"
             }
@@ -258,6 +263,7 @@ pub fn expiry_text(at: DateTime<Utc>, zone: chrono_tz::Tz, locale: Option<&str>)
         DateLanguage::Italian => format!("{day} {month} {year}, {time} ({zone})"),
         DateLanguage::Dutch => format!("{day} {month} {year}, {time} ({zone})"),
         DateLanguage::Portuguese => format!("{day} de {month} de {year}, {time} ({zone})"),
+        DateLanguage::Japanese => format!("{year}年{}月{day}日 {time} ({zone})", local.month()),
     }
 }
 
@@ -1070,6 +1076,7 @@ mod tests {
         assert_eq!(expiry_text(at, zone("Europe/Paris"), Some("fr")), "2 décembre 2026 à 14:30 (CET)");
         assert_eq!(expiry_text(at, zone("America/New_York"), Some("en-US")), "December 2, 2026, 8:30 AM (EST)");
         assert_eq!(expiry_text(at, zone("Europe/Madrid"), Some("es_ES")), "2 de diciembre de 2026, 14:30 (CET)");
+        assert_eq!(expiry_text(at, zone("Asia/Tokyo"), Some("ja-JP")), "2026年12月2日 22:30 (JST)");
         assert_eq!(expiry_text(at, zone("Europe/London"), Some("xx-YY")), "2 December 2026, 13:30 (GMT)");
         assert_eq!(expiry_text(at, zone("Europe/London"), None), "2 December 2026, 13:30 (GMT)");
         let first = "2026-03-01T09:00:00Z".parse().unwrap();

@@ -611,12 +611,20 @@ pub fn shipped_files() -> Vec<(TemplateName, BTreeMap<String, String>)> {
 /// stored set.
 pub const SHIPPED_NAMES: [&str; 2] = ["reminder", "last_call"];
 
-/// The shipped default sets (`infra/templates/`), compiled in.
+/// The shipped default sets (`infra/templates/`), compiled in (read from
+/// their files once per process).
 pub fn shipped() -> Vec<TemplateSet> {
-    shipped_files()
-        .into_iter()
-        .map(|(name, files)| TemplateSet::from_files(name, &files).expect("the shipped sets are well formed (tested)"))
-        .collect()
+    static SHIPPED: std::sync::OnceLock<Vec<TemplateSet>> = std::sync::OnceLock::new();
+    SHIPPED
+        .get_or_init(|| {
+            shipped_files()
+                .into_iter()
+                .map(|(name, files)| {
+                    TemplateSet::from_files(name, &files).expect("the shipped sets are well formed (tested)")
+                })
+                .collect()
+        })
+        .clone()
 }
 
 /// The shipped set called `name`, if any.
@@ -1009,8 +1017,7 @@ mod tests {
     #[test]
     fn given_a_right_to_left_locale_when_rendered_then_the_email_says_so() {
         let mut set = set("reminder");
-        let mut arabic = TemplateParts::default();
-        arabic.email_subject = Some("سلتك بانتظارك".into());
+        let arabic = TemplateParts { email_subject: Some("سلتك بانتظارك".into()), ..TemplateParts::default() };
         set.locales.insert("ar".into(), arabic);
         assert_eq!(set.validate(), Ok(()));
         let input = PreviewInput::sample(1, Some("ar-EG"));

@@ -29,29 +29,37 @@ impl Templates {
 
 type Snapshot = (DateTime<Utc>, Arc<Templates>);
 
+/// Where sets are read from, and how long a read is kept.
+struct Source {
+    store: Arc<dyn TemplateStore>,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+}
+
 /// Template sets and the brand read through a short cache (like
 /// [`super::CampaignCache`]): a marketer's change takes effect within `ttl`
 /// without a config store read per message.
 pub struct TemplateCache {
     /// None: the shipped sets only (a runtime without a template store).
-    store: Option<(Arc<dyn TemplateStore>, Arc<dyn Clock>, Duration)>,
+    source: Option<Source>,
     shipped: Arc<Templates>,
     cached: Mutex<Option<Snapshot>>,
 }
 
 impl TemplateCache {
     pub fn new(store: Arc<dyn TemplateStore>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
-        TemplateCache { store: Some((store, clock, ttl)), shipped: Arc::new(Templates::shipped()), cached: Mutex::new(None) }
+        let source = Some(Source { store, clock, ttl });
+        TemplateCache { source, shipped: Arc::new(Templates::shipped()), cached: Mutex::new(None) }
     }
 
     /// The shipped sets and no brand, never read from a store.
     pub fn shipped_only() -> Self {
-        TemplateCache { store: None, shipped: Arc::new(Templates::shipped()), cached: Mutex::new(None) }
+        TemplateCache { source: None, shipped: Arc::new(Templates::shipped()), cached: Mutex::new(None) }
     }
 
     /// The sets in force: stored sets overlaid on the shipped ones.
     pub async fn get(&self) -> Result<Arc<Templates>, PortError> {
-        let Some((store, clock, ttl)) = &self.store else {
+        let Some(Source { store, clock, ttl }) = &self.source else {
             return Ok(self.shipped.clone());
         };
         let now = clock.now();
