@@ -32,7 +32,7 @@ pub enum Action {
 
 pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
     let stores = crate::stores::open(&args.store).await?;
-    let store = stores.campaigns;
+    let store = stores.campaigns.clone();
     let stored = store.list().await?;
     let find = |id: &str| -> anyhow::Result<Campaign> {
         if let Some(c) = stored.iter().find(|c| c.id == id) {
@@ -71,15 +71,29 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
         Action::Disable { id } => set_enabled(store.as_ref(), find(&id)?, false).await?,
         Action::Apply { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            // Until the template store lands, the known sets are the shipped ones.
-            let checked = Campaign::from_toml(&text).and_then(|campaign| {
-                let unknown = campaign.unknown_templates(&cartback_core::template::SHIPPED_NAMES);
-                if unknown.is_empty() {
-                    Ok(campaign)
-                } else {
-                    Err(unknown)
+            // The sets a step may name: the shipped ones and those stored with `cartback template apply`.
+            let stored: Vec<String> =
+                stores.templates.list_templates().await?.into_iter().map(|set| set.name.to_string()).collect();
+            let mut known: Vec<&str> = cartback_core::template::SHIPPED_NAMES.to_vec();
+            known.extend(stored.iter().map(String::as_str));
+            // Every problem at once: the campaign's own and the steps naming no known set.
+            let checked = match toml::from_str::<Campaign>(&text) {
+                Ok(campaign) => {
+                    let mut errors = campaign.validate().err().unwrap_or_default();
+                    for unknown in campaign.unknown_templates(&known) {
+                        if !errors.iter().any(|e| e.field == unknown.field) {
+                            errors.push(unknown);
+                        }
+                    }
+                    if errors.is_empty() {
+                        Ok(campaign)
+                    } else {
+                        Err(errors)
+                    }
                 }
-            });
+                // Not a campaign file at all: the parser's message, with its place.
+                Err(_) => Campaign::from_toml(&text),
+            };
             match checked {
                 Ok(campaign) => {
                     store.put(&campaign).await?;

@@ -235,3 +235,25 @@ fn given_a_changed_german_subject_when_a_german_customer_abandons_a_cart_then_th
     assert!(german.contains("TSTORE-DE-42 wartet auf dich"), "{german}");
     assert!(!english.contains("TSTORE-DE-42"), "the English customer reads the English subject: {english}");
 }
+
+/// GIVEN a campaign whose step names a set `winter` WHEN applied before the set is stored THEN it is
+/// refused naming the step; once `cartback template apply` stored `winter`, the same file is applied and
+/// `template list` shows the step using it.
+#[test]
+fn given_a_campaign_naming_a_set_when_applied_then_it_needs_the_set_stored_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, folder) = (dir.path().join("data"), dir.path().join("templates"));
+    let campaign = dir.path().join("winter.toml");
+    std::fs::write(&campaign, "id = \"winter\"\nname = \"Winter\"\n[[steps]]\ndelay = \"1h\"\ntemplate = \"winter\"\n")
+        .unwrap();
+    let refused = cartback(&data, &["campaign", "apply", campaign.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("steps[0].template"), "{}", text(&refused.stderr));
+
+    let reminder = reminder_copy(&folder);
+    std::fs::rename(reminder, folder.join("winter")).unwrap();
+    ok(&data, &["template", "apply", folder.to_str().unwrap()]);
+    ok(&data, &["campaign", "apply", campaign.to_str().unwrap()]);
+    let list = ok(&data, &["template", "list"]);
+    assert!(list.lines().any(|l| l.starts_with("winter ") && l.ends_with("winter step 1")), "{list}");
+}
