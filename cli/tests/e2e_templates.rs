@@ -77,7 +77,8 @@ fn reminder_copy(dir: &Path) -> PathBuf {
 fn given_an_export_when_applied_elsewhere_and_exported_again_then_the_files_are_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let (first, second) = (dir.path().join("first"), dir.path().join("second"));
-    let brand = "[brand]\nname = \"Küchenladen\"\nprimary_colour = \"#0a7c4a\"\nsupport_url = \"https://shop.example/help\"\n";
+    let brand = "[brand]\nname = \"Küchenladen\"\nprimary_colour = \"#0a7c4a\"\n\
+                 support_url = \"https://shop.example/help\"\n";
     let seed = dir.path().join("seed");
     std::fs::create_dir_all(&seed).unwrap();
     std::fs::write(seed.join("brand.toml"), brand).unwrap();
@@ -130,7 +131,8 @@ fn given_a_set_with_an_unknown_variable_when_applied_then_it_is_refused_naming_f
 fn given_the_shipped_sets_when_previewed_in_german_then_every_channel_file_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let (data, out) = (dir.path().join("data"), dir.path().join("preview"));
-    let printed = ok(&data, &["template", "preview", "1", "--locale", "de", "--sample", "--out", out.to_str().unwrap()]);
+    let args = ["template", "preview", "1", "--locale", "de", "--sample", "--out", out.to_str().unwrap()];
+    let printed = ok(&data, &args);
     let files = tree(&out);
     let names: Vec<&str> = files.keys().map(String::as_str).collect();
     assert_eq!(names, ["email.eml", "email.html", "email.txt", "in_app.txt", "push.txt", "sms.txt", "web_push.txt"]);

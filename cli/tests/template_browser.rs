@@ -101,7 +101,8 @@ fn browser(window: &str) -> Option<Browser> {
 /// toolbar does).
 fn viewport(browser: &Browser, width: u64, height: u64) {
     let params = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500});
-    browser.command("POST", "/goog/cdp/execute", json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params}));
+    let command = json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params});
+    browser.command("POST", "/goog/cdp/execute", command);
 }
 
 /// Opens `url` at `width` px and saves a screenshot of the whole email to `file`; answers the layout facts:
