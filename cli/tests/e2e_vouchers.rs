@@ -11,16 +11,14 @@
 #[path = "support/dev.rs"]
 mod dev;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cartback_core::ids::CustomerKey;
 use cartback_core::measure::{assign_group, Group};
 use cartback_core::voucher::VoucherCode;
 use cartback_core::webhook::WebhookSecret;
+use cartback_tests::webhook_endpoint::webhook_endpoint;
 use dev::{count, timeline, Launch, DEADLINE};
 use serde_json::{json, Value};
 
@@ -132,56 +130,12 @@ fn voucher_lines(cart: &Value) -> Vec<Value> {
     timeline(cart).into_iter().filter(|e| e["details"]["voucher"].is_string()).collect()
 }
 
-/// One request a storefront received: its headers (names in lower case) and body.
-type Request = (Vec<(String, String)>, Vec<u8>);
-
-/// A storefront's webhook endpoint: answers 204 to every request and keeps each.
-fn storefront() -> (String, Arc<Mutex<Vec<Request>>>) {
-    storefront_down_for(0)
-}
-
-/// A storefront's webhook endpoint that answers 503 to its first `failures`
-/// requests, then 204; it keeps every request.
-fn storefront_down_for(failures: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}/hooks/cartback", listener.local_addr().unwrap().port());
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            let mut headers = Vec::new();
-            reader.read_line(&mut line).unwrap();
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                let Some((name, value)) = header.trim_end().split_once(':') else { break };
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-            }
-            let length = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let seen = {
-                let mut kept = keep.lock().unwrap();
-                kept.push((headers, body));
-                kept.len()
-            };
-            let status = if seen <= failures { "503 Service Unavailable" } else { "204 No Content" };
-            let mut stream = stream;
-            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (url, received)
-}
-
 /// GIVEN a customer with a return 20 days ago and a storefront taking the voucher.issued webhook
 /// WHEN they abandon a cart and both steps go out
 /// THEN both emails show the same 10% code, and the storefront received it, signed, before the first email.
 #[test]
 fn given_a_returner_when_both_steps_go_out_then_both_emails_show_the_same_10_percent_code() {
-    let (url, received) = storefront();
+    let (url, received) = webhook_endpoint(0);
     let webhook = [("CARTBACK_VOUCHER_WEBHOOK_URL", url.as_str()), ("CARTBACK_VOUCHER_WEBHOOK_SECRET", WEBHOOK_SECRET)];
     let dev = Dev::start(&webhook);
     let customer = treated("returner");
@@ -300,7 +254,7 @@ fn given_a_shown_code_when_two_orders_use_it_then_the_first_redeems_it_and_the_s
 /// WHEN step 1 is due THEN the email waits: it goes out once, right after the storefront acknowledged the code.
 #[test]
 fn given_wait_and_a_storefront_down_at_first_when_step_one_is_due_then_the_email_goes_after_the_acknowledgement() {
-    let (url, received) = storefront_down_for(2);
+    let (url, received) = webhook_endpoint(2);
     let dev = Dev::start(&[
         ("CARTBACK_VOUCHER_WEBHOOK_URL", url.as_str()),
         ("CARTBACK_VOUCHER_WEBHOOK_SECRET", WEBHOOK_SECRET),
