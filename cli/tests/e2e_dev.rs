@@ -331,15 +331,7 @@ fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_
     let dir = tempfile::tempdir().unwrap();
     let campaign = dir.path().join("fast.toml");
     std::fs::write(&campaign, "id = \"fast\"\nname = \"Fast\"\nholdout_percent = 0\n[[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n[[steps]]\ndelay = \"2h\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n").unwrap();
-    let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(args)
-            .arg("--data")
-            .arg(dir.path())
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| dev::cartback(dir.path(), args);
     assert!(cli(&["campaign", "apply", campaign.to_str().unwrap()]).status.success());
 
     let dev = Dev::start_in(dir.path());
@@ -358,11 +350,7 @@ fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_
 
 /// `cartback explain CART_ID` on the dev server's data folder.
 fn explain(dev: &Dev, cart_id: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .args(["explain", cart_id, "--data"])
-        .arg(&dev.data)
-        .output()
-        .expect("cartback explain runs");
+    let out = dev::cartback(&dev.data, &["explain", cart_id]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     dev.contacts.borrow().assert_absent_from("cartback explain", &text);
@@ -486,7 +474,7 @@ fn given_customers_reachable_by_sms_push_and_web_push_when_every_channel_sends_t
 
 /// Runs `cartback ARGS --data DIR` against the folder `cartback dev` uses.
 fn cli(data: &Path, args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(data).output().unwrap();
+    let out = dev::cartback(data, args);
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.success(), json, String::from_utf8_lossy(&out.stderr).into_owned())
 }

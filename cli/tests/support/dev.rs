@@ -9,7 +9,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
@@ -187,17 +187,29 @@ impl Drop for Dev {
     }
 }
 
-/// `cartback campaign apply FILE --data DATA`, which must succeed.
-pub fn apply_campaign(file: &Path, data: &Path) {
-    let applied = Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .args(["campaign", "apply"])
-        .arg(file)
+/// `cartback ARGS --data DATA` (logging at `warn`): its output.
+pub fn cartback(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cartback"))
+        .args(args)
         .arg("--data")
         .arg(data)
         .env("RUST_LOG", "warn")
         .output()
-        .expect("cartback campaign apply runs");
-    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+        .expect("cartback runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `cartback campaign apply FILE --data DATA`, which must succeed.
+pub fn apply_campaign(file: &Path, data: &Path) {
+    let applied = cartback(data, &["campaign", "apply", &file.to_string_lossy()]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
 }
 
 /// Status and JSON body of an answer to `method path`, once the answer is
