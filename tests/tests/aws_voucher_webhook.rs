@@ -99,14 +99,8 @@ async fn given_a_webhook_on_aws_when_an_email_with_a_voucher_is_delivered_then_t
         .map(|e| e.code)
         .collect();
     assert_eq!(codes, ["voucher_published", "sent"]);
-    let emails: Vec<String> = Moto::global().data()["ses"]["RawMessage"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| m["source"].as_str().unwrap_or_default().contains(&stack.sender))
-        .map(|m| m["raw_data"].as_str().unwrap_or_default().replace("=\r\n", "").replace("=\n", ""))
-        .collect();
+    let emails: Vec<String> =
+        stack.sent_raw_emails().iter().map(|raw| raw.replace("=\r\n", "").replace("=\n", "")).collect();
     assert_eq!(emails.len(), 1);
     assert!(emails[0].contains(issued.code.as_str()), "the email shows the code");
 }
