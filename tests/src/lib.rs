@@ -15,3 +15,4 @@ pub mod report_facts;
 pub mod samples;
 pub mod template_contract;
 pub mod voucher_contract;
+pub mod webhook_endpoint;
