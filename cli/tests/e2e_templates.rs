@@ -3,28 +3,18 @@
 //! back in the layout it was read from, previewed to files, and the sets a
 //! running `cartback dev` sends with.
 
-use std::io::{BufRead, BufReader};
+#[path = "support/dev.rs"]
+mod dev;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-const SECRET: &str = "e2e-test-secret-0123456789abcdef";
+use dev::{cartback, Dev, Launch, DEADLINE};
+
 /// Step 1 (30 minutes) comes after about 0.4 real seconds.
 const SPEED: &str = "5000";
-const DEADLINE: Duration = Duration::from_secs(90);
-
-fn cartback(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .env("CARTBACK_INGEST_SECRET", SECRET)
-        .output()
-        .expect("cartback runs")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -146,49 +136,6 @@ fn given_the_shipped_sets_when_previewed_in_german_then_every_channel_file_is_wr
     assert!(text(&missing.stderr).contains("no template set \"no_such_set\""), "{}", text(&missing.stderr));
 }
 
-struct Dev {
-    child: Child,
-    base: String,
-}
-
-impl Dev {
-    fn start(data: &Path) -> Dev {
-        let log = std::fs::File::create(data.join("test-server.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
-            .arg(data)
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("cartback dev starts");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        reader.read_line(&mut first).expect("banner");
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
-        Dev { child, base }
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Emails in the outbox, quoted-printable soft breaks undone.
-fn emails(data: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(data.join("outbox/email")) else { return Vec::new() };
-    entries
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-        .map(|mail| mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "="))
-        .collect()
-}
-
 /// GIVEN a German subject applied to the `reminder` set WHEN a customer
 /// with locale de and one with locale en abandon carts on `cartback dev`
 /// THEN the German customer's email has the applied subject and the
@@ -202,7 +149,7 @@ fn given_a_changed_german_subject_when_a_german_customer_abandons_a_cart_then_th
     std::fs::write(reminder.join("de/subject.txt"), "{{ first_name }}, TSTORE-DE-42 wartet auf dich\n").unwrap();
     ok(&data, &["template", "apply", folder.to_str().unwrap()]);
 
-    let dev = Dev::start(&data);
+    let dev = Dev::start(Launch { speed: SPEED, data: Some(&data), ..Launch::default() });
     let event = |id: &str, cart: &str, email: &str, locale: &str| {
         json!({
             "event_id": id, "type": "add_to_cart", "cart_id": cart, "device": "desktop", "currency": "EUR",
@@ -213,21 +160,14 @@ fn given_a_changed_german_subject_when_a_german_customer_abandons_a_cart_then_th
     };
     let body = json!({"events": [event("de1", "cart-de", "ana@example.de", "de-DE"),
                                  event("en1", "cart-en", "bob@example.com", "en-GB")]});
-    let file = dir.path().join("events.json");
-    std::fs::write(&file, serde_json::to_vec(&body).unwrap()).unwrap();
-    let sent = Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .args(["send", file.to_str().unwrap(), "--url", &dev.base, "--data"])
-        .arg(&data)
-        .env("CARTBACK_INGEST_SECRET", SECRET)
-        .output()
-        .unwrap();
-    assert!(sent.status.success(), "{}{}", text(&sent.stdout), text(&sent.stderr));
+    let (status, answer) = dev.post_events(&body);
+    assert_eq!((status, &answer["accepted"]), (200, &json!(2)), "{answer}");
 
     let start = Instant::now();
-    let mails = loop {
-        let mails = emails(&data);
+    let mails: Vec<String> = loop {
+        let mails = dev.emails();
         if mails.len() >= 2 || start.elapsed() > DEADLINE {
-            break mails;
+            break mails.into_iter().map(|(_, mail)| mail).collect();
         }
         std::thread::sleep(Duration::from_millis(200));
     };

@@ -11,72 +11,41 @@
 
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/dev.rs"]
+mod dev;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
-use browser::{Browser, Process};
+use browser::Browser;
+use dev::{cartback, stderr, Dev, Launch, SECRET};
 
-const SECRET: &str = "template-browser-secret-0123456789";
-
-struct Dev {
-    _process: Process,
-    base: String,
-    data: PathBuf,
-    _dir: tempfile::TempDir,
+/// `cartback dev` on a data folder where `cartback template apply` stored a brand first.
+fn start_with_brand(data: &Path) -> Dev {
+    let folder = data.join("templates");
+    std::fs::create_dir_all(&folder).unwrap();
+    let brand = "[brand]\nname = \"Harbour Home\"\nprimary_colour = \"#0a5c7a\"\n\
+                 postal_address = \"Harbour Home Ltd, 2 Quay Street, Bristol BS1 4DJ\"\n\
+                 support_url = \"https://shop.example.com/help\"\n";
+    std::fs::write(folder.join("brand.toml"), brand).unwrap();
+    let applied = cartback(data, &["template", "apply", &folder.to_string_lossy()]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    Dev::start(Launch { data: Some(data), ..Launch::default() })
 }
 
-impl Dev {
-    fn start() -> Dev {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data = dir.path().join("data");
-        let folder = dir.path().join("templates");
-        std::fs::create_dir_all(&folder).unwrap();
-        let brand = "[brand]\nname = \"Harbour Home\"\nprimary_colour = \"#0a5c7a\"\n\
-                     postal_address = \"Harbour Home Ltd, 2 Quay Street, Bristol BS1 4DJ\"\n\
-                     support_url = \"https://shop.example.com/help\"\n";
-        std::fs::write(folder.join("brand.toml"), brand).unwrap();
-        let applied = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["template", "apply"])
-            .arg(&folder)
-            .arg("--data")
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&data)
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("cartback dev starts");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        reader.read_line(&mut first).expect("banner");
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
-        Dev { _process: Process(child), base, data, _dir: dir }
-    }
-
-    /// The dashboard link's token, from `cartback dashboard`.
-    fn token(&self) -> String {
-        let output = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dashboard", "--url", &self.base, "--data"])
-            .arg(&self.data)
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let link = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        link.split_once("token=").expect("a token in the link").1.to_owned()
-    }
+/// The dashboard link's token, from `cartback dashboard`.
+fn token(dev: &Dev) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_cartback"))
+        .args(["dashboard", "--url", &dev.base, "--data"])
+        .arg(&dev.data)
+        .env("CARTBACK_INGEST_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let link = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    link.split_once("token=").expect("a token in the link").1.to_owned()
 }
 
 fn target_dir() -> PathBuf {
@@ -136,8 +105,9 @@ fn lay_out(browser: &Browser, url: &str, width: u64, file: &Path) -> Value {
 /// screen; at 1024 px the column is at most 600 px wide and centred; both screenshots are saved.
 #[test]
 fn given_the_default_email_when_laid_out_at_375_and_1024_px_then_it_fits_the_phone_and_centres_on_the_desktop() {
-    let dev = Dev::start();
-    let url = format!("{}/dashboard/templates/reminder/email?token={}&locale=en", dev.base, dev.token());
+    let dir = tempfile::tempdir().unwrap();
+    let dev = start_with_brand(dir.path());
+    let url = format!("{}/dashboard/templates/reminder/email?token={}&locale=en", dev.base, token(&dev));
 
     let Some(browser) = browser("1280,900") else { return };
     let small = lay_out(&browser, &url, 375, &target_dir().join("template-email-375.png"));
