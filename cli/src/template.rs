@@ -485,7 +485,8 @@ fn cart_input(file: &Path, step: u32) -> anyhow::Result<PreviewInput> {
     let latest = |pick: fn(&cartback_core::event::CustomerPatch) -> Option<&String>| {
         ours.iter().rev().find_map(|e| e.customer.as_ref().and_then(pick).cloned())
     };
-    input.first_name = latest(|c| c.first_name.as_ref()).or(input.first_name);
+    // A real customer without a first name is greeted without one, as a send would.
+    input.first_name = latest(|c| c.first_name.as_ref());
     input.locale = latest(|c| c.locale.as_ref());
     if let Some(zone) = latest(|c| c.timezone.as_ref()) {
         let unknown = || anyhow::anyhow!("{}: customer.timezone {zone:?} is unknown", file.display());
