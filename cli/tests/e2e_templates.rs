@@ -199,3 +199,30 @@ fn given_a_campaign_naming_a_set_when_applied_then_it_needs_the_set_stored_first
     let list = ok(&data, &["template", "list"]);
     assert!(list.lines().any(|l| l.starts_with("winter ") && l.ends_with("winter step 1")), "{list}");
 }
+
+/// GIVEN an events file of a French customer's cart WHEN `last_call` is previewed from it THEN the
+/// texts are French, name the customer and show the cart's total; an event missing its type is refused
+/// naming the file and the field.
+#[test]
+fn given_a_real_cart_file_when_previewed_then_its_customer_locale_and_total_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out, file) = (dir.path().join("data"), dir.path().join("preview"), dir.path().join("cart.json"));
+    let events = json!({"events": [{
+        "event_id": "p1", "type": "add_to_cart", "cart_id": "cart-fr", "currency": "EUR",
+        "customer": {"email": "zoe@example.fr", "first_name": "Zoë", "locale": "fr-FR", "timezone": "Europe/Paris"},
+        "items": [{"item_id": "sku-1", "item_name": "Théière", "price": "49.00", "quantity": 2}]
+    }]});
+    std::fs::write(&file, serde_json::to_vec(&events).unwrap()).unwrap();
+    let printed = ok(&data, &["template", "preview", "last_call", "--cart", file.to_str().unwrap(), "--out",
+                              out.to_str().unwrap()]);
+    assert!(printed.contains("locale fr-FR"), "{printed}");
+    let sms = std::fs::read_to_string(out.join("sms.txt")).unwrap();
+    assert!(sms.contains("Zoë") && sms.contains("98,00\u{a0}€"), "{sms}");
+
+    std::fs::write(&file, r#"{"events": [{"event_id": "p2", "cart_id": "c"}]}"#).unwrap();
+    let refused = cartback(&data, &["template", "preview", "1", "--cart", file.to_str().unwrap(), "--out",
+                                    out.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let err = text(&refused.stderr);
+    assert!(err.contains("cart.json: events[0].type"), "{err}");
+}
