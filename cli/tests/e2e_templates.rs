@@ -213,15 +213,19 @@ fn given_a_real_cart_file_when_previewed_then_its_customer_locale_and_total_are_
         "items": [{"item_id": "sku-1", "item_name": "Théière", "price": "49.00", "quantity": 2}]
     }]});
     std::fs::write(&file, serde_json::to_vec(&events).unwrap()).unwrap();
-    let printed = ok(&data, &["template", "preview", "last_call", "--cart", file.to_str().unwrap(), "--out",
-                              out.to_str().unwrap()]);
+    let printed = ok(
+        &data,
+        &["template", "preview", "last_call", "--cart", file.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
     assert!(printed.contains("locale fr-FR"), "{printed}");
     let sms = std::fs::read_to_string(out.join("sms.txt")).unwrap();
     assert!(sms.contains("Zoë") && sms.contains("98,00\u{a0}€"), "{sms}");
 
     std::fs::write(&file, r#"{"events": [{"event_id": "p2", "cart_id": "c"}]}"#).unwrap();
-    let refused = cartback(&data, &["template", "preview", "1", "--cart", file.to_str().unwrap(), "--out",
-                                    out.to_str().unwrap()]);
+    let refused = cartback(
+        &data,
+        &["template", "preview", "1", "--cart", file.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
     assert!(!refused.status.success());
     let err = text(&refused.stderr);
     assert!(err.contains("cart.json: events[0].type"), "{err}");

@@ -243,7 +243,11 @@ mod tests {
         }
         drop(db);
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute_batch("DROP TABLE cart_customers; DROP TABLE vouchers; PRAGMA user_version = 3;").unwrap();
+        conn.execute_batch(
+            "DROP TABLE cart_customers; DROP TABLE vouchers; DROP TABLE template_sets; DROP TABLE brand; \
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
         drop(conn);
 
         let db = Database::open(dir.path()).unwrap();
