@@ -38,6 +38,8 @@ pub enum Action {
     Apply { dir: PathBuf },
     /// Write the stored sets (shipped ones for names not stored) and the brand in the layout `apply` reads.
     Export { dir: PathBuf },
+    /// Remove a stored set: a shipped set of that name applies again; steps naming another set fall back.
+    Delete { name: String },
     /// Render a set for a sample or a real cart into --out: email.html, email.txt, email.eml, sms.txt,
     /// push.txt, web_push.txt, in_app.txt.
     Preview(PreviewArgs),
@@ -168,6 +170,19 @@ pub async fn run(args: TemplateArgs) -> anyhow::Result<ExitCode> {
                     println!("exported the brand to {}", dir.join(BRAND_FILE).display());
                 }
                 None => println!("no brand stored: no {BRAND_FILE} written"),
+            }
+        }
+        Action::Delete { name } => {
+            let parsed = TemplateName::parse(&name).map_err(anyhow::Error::msg)?;
+            if !store.delete_template(&parsed).await? {
+                bail!("no stored template set {name:?}; `cartback template list` shows the stored ones");
+            }
+            let campaigns = stores.campaigns.list().await?;
+            let users = users_of(&parsed, &campaigns).join(", ");
+            match template::shipped_set(&name) {
+                Some(_) => println!("deleted template set {name}; the shipped {name} applies again"),
+                None if users.is_empty() => println!("deleted template set {name}"),
+                None => println!("deleted template set {name}; {users} fall back to the shipped default"),
             }
         }
         Action::Preview(preview) => return run_preview(preview, &stores).await,

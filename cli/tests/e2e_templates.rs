@@ -90,6 +90,12 @@ fn given_an_export_when_applied_elsewhere_and_exported_again_then_the_files_are_
 
     let not_empty = cartback(&second, &["template", "export", again.to_str().unwrap()]);
     assert!(!not_empty.status.success(), "an export never writes over a folder");
+
+    let deleted = ok(&second, &["template", "delete", "reminder"]);
+    assert!(deleted.contains("the shipped reminder applies again"), "{deleted}");
+    let list = ok(&second, &["template", "list"]);
+    assert!(list.lines().any(|l| l.starts_with("reminder ") && l.contains("shipped")), "{list}");
+    assert!(!cartback(&second, &["template", "delete", "reminder"]).status.success(), "nothing left to delete");
 }
 
 /// GIVEN a folder with a good set, a set whose German subject uses an

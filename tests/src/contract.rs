@@ -43,16 +43,16 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 
 pub use crate::customer_contract::{customer_erasure_is_complete_and_idempotent, customer_export_holds_everything};
+pub use crate::template_contract::{
+    a_large_set_of_four_locales_round_trips, brand_is_absent_then_stored_and_replaced,
+    templates_put_list_replace_delete,
+};
 pub use crate::voucher_contract::{
     a_published_voucher_keeps_its_first_publication_time,
     a_revoked_voucher_is_refused_and_a_redeemed_one_stays_redeemed, a_voucher_is_redeemed_once,
     concurrent_issues_for_one_cart_leave_one_voucher, concurrent_redemptions_let_exactly_one_through,
     owner_vouchers_are_the_owners_within_the_window_newest_first, purchases_redeem_a_voucher_once_and_reuse_is_abuse,
     vouchers_are_listed_newest_first, vouchers_are_one_per_cart_with_unique_codes,
-};
-pub use crate::template_contract::{
-    a_large_set_of_four_locales_round_trips, brand_is_absent_then_stored_and_replaced,
-    templates_put_list_replace_delete,
 };
 
 /// Reads back the timers a [`Scheduler`] armed (the port itself cannot).

@@ -18,11 +18,11 @@ use crate::config::{
     VoucherWebhookConfig, INGEST_SECRET_ARN, VOUCHER_WEBHOOK_SECRET_ARN,
 };
 use crate::dynamo::{DynamoCampaignStore, DynamoStateStore};
-use crate::templates::DynamoTemplateStore;
 use crate::scheduler::EventBridgeScheduler;
 use crate::ses::SesSender;
 use crate::sns::{SnsPushSender, SnsSmsSender};
 use crate::sqs::SqsJobQueue;
+use crate::templates::DynamoTemplateStore;
 
 /// How long a function instance trusts its cached campaigns.
 pub const CAMPAIGN_CACHE_TTL_SECONDS: i64 = 60;
