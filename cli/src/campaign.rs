@@ -72,15 +72,7 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
         Action::Apply { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             // Until the template store lands, the known sets are the shipped ones.
-            let checked = Campaign::from_toml(&text).and_then(|campaign| {
-                let unknown = campaign.unknown_templates(&cartback_core::template::SHIPPED_NAMES);
-                if unknown.is_empty() {
-                    Ok(campaign)
-                } else {
-                    Err(unknown)
-                }
-            });
-            match checked {
+            match Campaign::from_toml_with_templates(&text, &cartback_core::template::SHIPPED_NAMES) {
                 Ok(campaign) => {
                     store.put(&campaign).await?;
                     println!(
