@@ -76,25 +76,7 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
                 stores.templates.list_templates().await?.into_iter().map(|set| set.name.to_string()).collect();
             let mut known: Vec<&str> = cartback_core::template::SHIPPED_NAMES.to_vec();
             known.extend(stored.iter().map(String::as_str));
-            // Every problem at once: the campaign's own and the steps naming no known set.
-            let checked = match toml::from_str::<Campaign>(&text) {
-                Ok(campaign) => {
-                    let mut errors = campaign.validate().err().unwrap_or_default();
-                    for unknown in campaign.unknown_templates(&known) {
-                        if !errors.iter().any(|e| e.field == unknown.field) {
-                            errors.push(unknown);
-                        }
-                    }
-                    if errors.is_empty() {
-                        Ok(campaign)
-                    } else {
-                        Err(errors)
-                    }
-                }
-                // Not a campaign file at all: the parser's message, with its place.
-                Err(_) => Campaign::from_toml(&text),
-            };
-            match checked {
+            match Campaign::from_toml_with_templates(&text, &known) {
                 Ok(campaign) => {
                     store.put(&campaign).await?;
                     println!(

@@ -642,6 +642,28 @@ impl Campaign {
         Ok(campaign)
     }
 
+    /// [`Campaign::from_toml`], also refusing steps that name a template
+    /// set not in `known`: every problem at once, as `campaign apply` shows.
+    pub fn from_toml_with_templates(text: &str, known: &[&str]) -> Result<Campaign, Vec<CampaignError>> {
+        let campaign: Campaign = match Campaign::from_toml(text) {
+            Ok(campaign) => campaign,
+            Err(errors) if errors.iter().any(|e| e.field == "(file)") => return Err(errors),
+            // Invalid but readable: its templates are checked too.
+            Err(mut errors) => {
+                if let Ok(campaign) = toml::from_str::<Campaign>(text) {
+                    errors.extend(campaign.unknown_templates(known));
+                }
+                return Err(errors);
+            }
+        };
+        let unknown = campaign.unknown_templates(known);
+        if unknown.is_empty() {
+            Ok(campaign)
+        } else {
+            Err(unknown)
+        }
+    }
+
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("campaigns always serialise")
     }
