@@ -34,6 +34,8 @@ use crate::event::{FieldError, MAX_EVENTS_PER_REQUEST};
 /// How far a signed timestamp (BigCommerce, Cartback's own signatures from
 /// SFCC) may be from real time.
 pub const SOURCE_REPLAY_WINDOW_SECONDS: i64 = 300;
+/// The shop's currency, for payloads whose prices name none.
+pub const SHOP_CURRENCY_ENV: &str = "CARTBACK_SHOP_CURRENCY";
 /// The shortest secret a source may be configured with.
 pub const MIN_SOURCE_SECRET_BYTES: usize = 16;
 
@@ -65,10 +67,27 @@ impl Source {
         Source::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
-    /// The environment variable holding this source's secret locally
-    /// (`CARTBACK_SOURCE_SECRET_SHOPIFY`, …).
-    pub fn secret_env(self) -> String {
-        format!("CARTBACK_SOURCE_SECRET_{}", self.as_str().to_ascii_uppercase())
+    /// The environment variable holding this source's secret locally.
+    pub fn secret_env(self) -> &'static str {
+        match self {
+            Source::Shopify => "CARTBACK_SOURCE_SECRET_SHOPIFY",
+            Source::BigCommerce => "CARTBACK_SOURCE_SECRET_BIGCOMMERCE",
+            Source::WooCommerce => "CARTBACK_SOURCE_SECRET_WOOCOMMERCE",
+            Source::Sfcc => "CARTBACK_SOURCE_SECRET_SFCC",
+            Source::Segment => "CARTBACK_SOURCE_SECRET_SEGMENT",
+        }
+    }
+
+    /// The environment variable holding the ARN of this source's secret
+    /// (its SecretString) in Secrets Manager, on AWS.
+    pub fn secret_arn_env(self) -> &'static str {
+        match self {
+            Source::Shopify => "CARTBACK_SOURCE_SECRET_ARN_SHOPIFY",
+            Source::BigCommerce => "CARTBACK_SOURCE_SECRET_ARN_BIGCOMMERCE",
+            Source::WooCommerce => "CARTBACK_SOURCE_SECRET_ARN_WOOCOMMERCE",
+            Source::Sfcc => "CARTBACK_SOURCE_SECRET_ARN_SFCC",
+            Source::Segment => "CARTBACK_SOURCE_SECRET_ARN_SEGMENT",
+        }
     }
 }
 
@@ -128,6 +147,24 @@ impl SourceSettings {
     /// The sources that take requests.
     pub fn configured(&self) -> Vec<Source> {
         self.secrets.keys().copied().collect()
+    }
+
+    /// Each source's secret from `CARTBACK_SOURCE_SECRET_<SOURCE>` and the
+    /// shop's currency from `CARTBACK_SHOP_CURRENCY`, read through `lookup`
+    /// (the environment); an error names the variable at fault.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<SourceSettings, String> {
+        let mut settings = SourceSettings::default();
+        for source in Source::ALL {
+            let var = source.secret_env();
+            if let Some(text) = lookup(var).filter(|t| !t.trim().is_empty()) {
+                let secret = SourceSecret::new(&text).map_err(|e| format!("{var} {e}"))?;
+                settings = settings.with_secret(source, secret);
+            }
+        }
+        if let Some(code) = lookup(SHOP_CURRENCY_ENV).filter(|t| !t.trim().is_empty()) {
+            settings.set_shop_currency(&code).map_err(|e| format!("{SHOP_CURRENCY_ENV} {e}"))?;
+        }
+        Ok(settings)
     }
 
     /// Checks and sets the shop's currency (three capital letters).
@@ -509,6 +546,22 @@ mod tests {
         assert_eq!(device_from_user_agent(android_phone), "mobile");
         assert_eq!(device_from_user_agent(android_tablet), "tablet");
         assert_eq!(device_from_user_agent(mac), "desktop");
+    }
+
+    #[test]
+    fn given_source_variables_when_read_then_each_configured_source_has_its_secret_and_errors_name_the_variable() {
+        let env = |name: &str| match name {
+            "CARTBACK_SOURCE_SECRET_SHOPIFY" => Some("shpss_0123456789abcdef".to_owned()),
+            "CARTBACK_SHOP_CURRENCY" => Some("EUR".to_owned()),
+            _ => None,
+        };
+        let settings = SourceSettings::from_lookup(env).unwrap();
+        assert_eq!(settings.configured(), [Source::Shopify]);
+        assert_eq!(settings.shop_currency.as_deref(), Some("EUR"));
+        let weak = |name: &str| (name == "CARTBACK_SOURCE_SECRET_SEGMENT").then(|| "short".to_owned());
+        assert!(SourceSettings::from_lookup(weak).unwrap_err().starts_with("CARTBACK_SOURCE_SECRET_SEGMENT"));
+        let euro = |name: &str| (name == "CARTBACK_SHOP_CURRENCY").then(|| "euro".to_owned());
+        assert!(SourceSettings::from_lookup(euro).unwrap_err().starts_with("CARTBACK_SHOP_CURRENCY"));
     }
 
     #[test]
