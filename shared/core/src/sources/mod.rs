@@ -13,6 +13,8 @@
 //! platform's retry of the same delivery is a duplicate that changes nothing.
 
 pub mod bigcommerce;
+#[cfg(test)]
+mod fixture_tests;
 pub mod segment;
 pub mod sfcc;
 pub mod shopify;
