@@ -230,3 +230,183 @@ fn given_segment_signature_vectors_when_verified_then_the_hex_hmac_sha1_must_mat
     assert_eq!(verify(Source::Segment, &secret, &signed(vector), b"{}", received()), bad);
     assert_eq!(verify(Source::Segment, &secret, &signed("zz"), hello, received()), bad);
 }
+
+// ---- WooCommerce -------------------------------------------------------
+
+fn woo(topic: &str) -> Headers {
+    headers(&[("X-WC-Webhook-Topic", topic), ("X-WC-Webhook-Source", "https://example.com/"), ("X-WC-Webhook-ID", "3")])
+}
+
+#[test]
+fn given_a_pending_woocommerce_order_when_mapped_then_it_is_the_abandoned_checkout_of_its_order_key() {
+    let event = only(mapped(Source::WooCommerce, &woo("order.created"), &fixture("woocommerce/order-created-pending.json")));
+    assert_eq!(event["type"], "begin_checkout");
+    assert_eq!(event["event_id"], "woocommerce:order:727:checkout:2026-11-23T19:28:08");
+    assert_eq!(event["cart_id"], "wc_order_58d2d042d1d");
+    assert!(event.get("customer_id").is_none(), "customer_id 0 is a guest");
+    assert_eq!(event["occurred_at"], "2026-11-23T19:28:08Z", "the _gmt time is UTC");
+    assert_eq!(event["device"], "desktop");
+    assert_eq!(
+        event["items"],
+        json!([
+            {"item_id": "93", "item_name": "Woo Single #1", "price": "3", "quantity": 2},
+            {"item_id": "23", "item_name": "Ship Your Idea &ndash; Color: Black, Size: M Test", "price": "12",
+             "quantity": 1, "image_url": "https://example.com/wp-content/uploads/2026/11/ship-your-idea.jpg"}
+        ])
+    );
+    assert_eq!(
+        event["customer"],
+        json!({"email": "john.doe@example.com", "phone": "(555) 555-5555", "first_name": "John", "consents": {"email": true}})
+    );
+}
+
+#[test]
+fn given_the_order_paid_when_mapped_then_it_is_one_purchase_per_order_whatever_the_updates() {
+    let body = fixture("woocommerce/order-updated-processing.json");
+    let event = only(mapped(Source::WooCommerce, &woo("order.updated"), &body));
+    assert_eq!(event["type"], "purchase");
+    assert_eq!(event["event_id"], "woocommerce:order:727:purchase");
+    assert_eq!((event["order_id"].as_str(), event["value"].as_str()), (Some("727"), Some("29.35")));
+    assert_eq!((event["cart_id"].as_str(), event["coupon"].as_str()), (Some("wc_order_58d2d042d1d"), Some("autumn10")));
+    let mut completed: Value = serde_json::from_slice(&body).unwrap();
+    completed["status"] = json!("completed");
+    let again = only(mapped(Source::WooCommerce, &woo("order.updated"), completed.to_string().as_bytes()));
+    assert_eq!(again["event_id"], event["event_id"], "completing the order repeats the purchase: a duplicate");
+}
+
+#[test]
+fn given_a_refunded_guest_order_and_a_cancelled_order_when_mapped_then_the_refund_names_customer_id_and_cancel_maps_to_nothing() {
+    let mut order: Value = serde_json::from_slice(&fixture("woocommerce/order-updated-processing.json")).unwrap();
+    order["status"] = json!("refunded");
+    let events = mapped(Source::WooCommerce, &woo("order.updated"), order.to_string().as_bytes());
+    assert_eq!(events[0].result.clone().unwrap_err().field, "customer_id");
+    order["customer_id"] = json!(12);
+    let refund = only(mapped(Source::WooCommerce, &woo("order.updated"), order.to_string().as_bytes()));
+    assert_eq!((refund["type"].as_str(), refund["customer_id"].as_str()), (Some("return"), Some("12")));
+    order["status"] = json!("cancelled");
+    assert!(mapped(Source::WooCommerce, &woo("order.updated"), order.to_string().as_bytes()).is_empty());
+}
+
+#[test]
+fn given_a_cart_plugins_cart_and_the_creation_ping_when_mapped_then_the_cart_is_a_snapshot_and_the_ping_nothing() {
+    let event = only(mapped(Source::WooCommerce, &woo("cart.updated"), &fixture("woocommerce/cart-updated.json")));
+    assert_eq!((event["type"].as_str(), event["cart_id"].as_str()), (Some("cart_update"), Some("c8d3e0a1f5b2a9e47d6c")));
+    assert_eq!(event["items"], json!([{"item_id": "93", "item_name": "Woo Single #1", "price": "3", "quantity": 2}]));
+    assert!(mapped(Source::WooCommerce, &woo("order.created"), b"webhook_id=3").is_empty());
+}
+
+#[test]
+fn given_woocommerce_signature_vectors_when_verified_then_the_base64_hmac_sha256_must_match() {
+    let secret = SourceSecret::new("woocommerce-webhook-secret-0123").unwrap();
+    let signed = |tag: &str| headers(&[("X-WC-Webhook-Signature", tag)]);
+    let hello = br#"{"hello":"world"}"#;
+    let vector = "akV3ocw4Jucwp1QYOASjUrSNlr09FCqgzh6pbw+4zeI=";
+    assert_eq!(verify(Source::WooCommerce, &secret, &signed(vector), hello, received()), Ok(()));
+    let bad = Err(SourceError::BadSignature("X-WC-Webhook-Signature"));
+    assert_eq!(verify(Source::WooCommerce, &secret, &signed(vector), b"{}", received()), bad);
+}
+
+// ---- BigCommerce -------------------------------------------------------
+
+#[test]
+fn given_a_thin_cart_webhook_when_mapped_then_it_is_acknowledged_and_changes_nothing() {
+    assert!(mapped(Source::BigCommerce, &Headers::default(), &fixture("bigcommerce/cart-updated-thin.json")).is_empty());
+    assert!(mapped(Source::BigCommerce, &Headers::default(), &fixture("bigcommerce/order-created.json")).is_empty());
+}
+
+#[test]
+fn given_a_cart_webhook_with_its_snapshot_when_mapped_then_every_line_item_and_the_opt_in_are_kept() {
+    let event = only(mapped(Source::BigCommerce, &Headers::default(), &fixture("bigcommerce/cart-updated-snapshot.json")));
+    assert_eq!(event["event_id"], "bigcommerce:5b0ba2b9c8e1f5b2cd3a8d1d2c6a6e4a1f0e9d8c");
+    assert_eq!(event["type"], "cart_update");
+    assert_eq!(event["cart_id"], "09346904-4175-44fd-be53-f7e598531b6c");
+    assert_eq!(event["customer_id"], "11");
+    assert_eq!(event["occurred_at"], "2026-11-23T15:05:00Z");
+    assert_eq!(event["items"][0]["item_id"], "358");
+    assert_eq!(event["items"][0]["price"], "49.5");
+    assert_eq!(event["items"][1]["item_name"], "[Sample] Brewing Guide (PDF)");
+    assert_eq!(event["customer"], json!({"email": "jane.doe@example.com", "first_name": "Jane", "consents": {"email": true}}));
+}
+
+#[test]
+fn given_a_converted_cart_when_mapped_then_it_is_the_purchase_of_that_cart() {
+    let event = only(mapped(Source::BigCommerce, &Headers::default(), &fixture("bigcommerce/cart-converted.json")));
+    assert_eq!(event["type"], "purchase");
+    assert_eq!((event["cart_id"].as_str(), event["order_id"].as_str()), (Some("09346904-4175-44fd-be53-f7e598531b6c"), Some("252")));
+    assert_eq!(event["occurred_at"], "2026-11-23T16:00:00Z", "created_at is unix seconds");
+}
+
+#[test]
+fn given_bigcommerce_standard_webhook_signatures_when_verified_then_id_timestamp_and_body_are_all_bound() {
+    let secret = SourceSecret::new("bigcommerce-client-secret-0123").unwrap();
+    let hello = br#"{"hello":"world"}"#;
+    let now = Utc.timestamp_opt(1_795_446_100, 0).unwrap();
+    let vector = "v1,vztxzJqpmeqp0Fmy6nz5Dod3YNfDf48WA9rqXp+wRKQ=";
+    assert_eq!(bigcommerce::signature(b"bigcommerce-client-secret-0123", "msg_1", 1_795_446_000, hello), vector);
+    let signed = |id: &str, t: &str, sig: &str| {
+        headers(&[("webhook-id", id), ("webhook-timestamp", t), ("webhook-signature", sig)])
+    };
+    assert_eq!(verify(Source::BigCommerce, &secret, &signed("msg_1", "1795446000", vector), hello, now), Ok(()));
+    let rotated = format!("v1,b2xkLXNlY3JldA== {vector}");
+    assert_eq!(verify(Source::BigCommerce, &secret, &signed("msg_1", "1795446000", &rotated), hello, now), Ok(()));
+    let bad = Err(SourceError::BadSignature("webhook-signature"));
+    assert_eq!(verify(Source::BigCommerce, &secret, &signed("msg_2", "1795446000", vector), hello, now), bad);
+    let later = now + chrono::Duration::minutes(10);
+    assert_eq!(
+        verify(Source::BigCommerce, &secret, &signed("msg_1", "1795446000", vector), hello, later),
+        Err(SourceError::Stale("webhook-timestamp"))
+    );
+    assert_eq!(
+        verify(Source::BigCommerce, &secret, &Headers::default(), hello, now),
+        Err(SourceError::MissingSignature("webhook-signature"))
+    );
+}
+
+// ---- Salesforce Commerce Cloud -----------------------------------------
+
+#[test]
+fn given_a_scapi_basket_when_mapped_then_it_is_a_cart_snapshot_with_unit_prices() {
+    let event = only(mapped(Source::Sfcc, &Headers::default(), &fixture("sfcc/basket-scapi.json")));
+    assert_eq!(event["event_id"], "sfcc:basket:a10ff320829cb0eef93ca5310a:2026-11-23T15:04:00.000Z");
+    assert_eq!((event["type"].as_str(), event["cart_id"].as_str()), (Some("cart_update"), Some("a10ff320829cb0eef93ca5310a")));
+    assert_eq!(
+        event["items"],
+        json!([{"item_id": "701643108633M", "item_name": "Long Sleeve Crew Neck", "price": "19.99", "quantity": 2}])
+    );
+    assert_eq!(
+        event["customer"],
+        json!({"email": "sfcc.shopper@example.com", "phone": "+1 617-555-0192", "first_name": "Stephanie",
+               "consents": {"email": true}})
+    );
+}
+
+#[test]
+fn given_an_ocapi_order_when_mapped_then_it_is_the_purchase_of_its_basket() {
+    let event = only(mapped(Source::Sfcc, &Headers::default(), &fixture("sfcc/order-ocapi.json")));
+    assert_eq!(event["event_id"], "sfcc:order:00000603");
+    assert_eq!((event["cart_id"].as_str(), event["value"].as_str()), (Some("a10ff320829cb0eef93ca5310a"), Some("42.98")));
+    assert_eq!(event["coupon"], "WINTER5");
+    assert_eq!(map(Source::Sfcc, &Headers::default(), b"{}", None).unwrap_err().to_string(), "basketId: is required (or orderNo for an order)");
+}
+
+#[test]
+fn given_an_sfcc_post_signed_like_cartbacks_own_api_when_verified_then_the_window_and_path_hold() {
+    use crate::signing::{sign_request, Secret, SignedRequest};
+    let text = "sfcc-source-secret-0123456789";
+    let secret = SourceSecret::new(text).unwrap();
+    let body = fixture("sfcc/basket-scapi.json");
+    let now = received();
+    let sign = |path: &str| {
+        let request = SignedRequest { method: "POST", path_and_query: path, body: &body };
+        sign_request(&Secret::new(text.as_bytes().to_vec()).unwrap(), now.timestamp(), &request)
+    };
+    let signed = |value: String| headers(&[("X-Cartback-Signature", value.as_str())]);
+    assert_eq!(verify(Source::Sfcc, &secret, &signed(sign("/v1/sources/sfcc")), &body, now), Ok(()));
+    let bad = Err(SourceError::BadSignature("X-Cartback-Signature"));
+    assert_eq!(verify(Source::Sfcc, &secret, &signed(sign("/v1/events")), &body, now), bad);
+    let stale = now + chrono::Duration::minutes(6);
+    assert_eq!(
+        verify(Source::Sfcc, &secret, &signed(sign("/v1/sources/sfcc")), &body, stale),
+        Err(SourceError::Stale("X-Cartback-Signature"))
+    );
+}
