@@ -124,6 +124,7 @@ fn map_known(call: &Value, kind: &str, event_id: &str, path: &str, context: &Con
         "add_to_cart" | "remove_from_cart" => {
             let cart_id = cart_id.ok_or_else(|| FieldError::new(at(&props, "cart_id"), "is required (or anonymousId)"))?;
             event.set("cart_id", Some(cart_id)).set("items", Some(Value::Array(vec![product(properties, &props)?])));
+            event.set("customer", contact(call).into_value());
         }
         _ => {
             let cart_id = cart_id.ok_or_else(|| FieldError::new(at(&props, "cart_id"), "is required (or anonymousId)"))?;
