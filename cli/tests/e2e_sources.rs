@@ -251,7 +251,7 @@ fn given_segment_track_calls_when_a_cart_is_abandoned_then_one_email_and_after_o
 #[test]
 fn given_woocommerce_order_webhooks_when_the_pending_order_is_abandoned_then_one_email_and_after_payment_nothing_more()
 {
-    const ORDER_KEY: &str = "wc_order_e2e_5f1c";
+    const ORDER_KEY: &str = "wc_order_e2e_7a2d";
     let dev = Dev::start();
     let mut pending = fixture("woocommerce/order-created-pending.json");
     let now = dev.now();
