@@ -300,7 +300,8 @@ fn source_settings(flags: &[String]) -> anyhow::Result<SourceSettings> {
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--source-secret takes <source>=<secret>, e.g. shopify=<app secret>"))?;
         let source = cartback_core::sources::Source::parse(name.trim()).ok_or_else(|| {
-            anyhow::anyhow!("--source-secret: no source {name:?}; sources are shopify, bigcommerce, woocommerce, sfcc, segment")
+            let sources = "shopify, bigcommerce, woocommerce, sfcc, segment";
+            anyhow::anyhow!("--source-secret: no source {name:?}; the sources are {sources}")
         })?;
         let secret = SourceSecret::new(text).map_err(|e| anyhow::anyhow!("--source-secret {source}: {e}"))?;
         settings = settings.with_secret(source, secret);

@@ -99,8 +99,16 @@ impl Dev {
     fn cart(&self, cart_id: &str) -> Value {
         let path = format!("/v1/carts/{cart_id}");
         let now = chrono::Utc::now().timestamp();
-        let signature = sign_request(&secret(INGEST_SECRET), now, &SignedRequest { method: "GET", path_and_query: &path, body: b"" });
-        let (_, body) = checked("GET", &path, ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &signature).call());
+        let signature = sign_request(
+            &secret(INGEST_SECRET),
+            now,
+            &SignedRequest { method: "GET", path_and_query: &path, body: b"" },
+        );
+        let (_, body) = checked(
+            "GET",
+            &path,
+            ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &signature).call(),
+        );
         body
     }
 
@@ -376,7 +384,11 @@ impl Dev {
     fn cart_status(&self, cart_id: &str) -> (u16, Value) {
         let path = format!("/v1/carts/{cart_id}");
         let now = chrono::Utc::now().timestamp();
-        let signature = sign_request(&secret(INGEST_SECRET), now, &SignedRequest { method: "GET", path_and_query: &path, body: b"" });
+        let signature = sign_request(
+            &secret(INGEST_SECRET),
+            now,
+            &SignedRequest { method: "GET", path_and_query: &path, body: b"" },
+        );
         checked("GET", &path, ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &signature).call())
     }
 }

@@ -16,11 +16,15 @@
 //!
 //! | Scope | Canonical event | Notes |
 //! |---|---|---|
-//! | `store/cart/created`, `store/cart/updated`, `store/cart/lineItem/*` with `data.cart` | `cart_update` | items from `line_items.physical_items` and `digital_items`; `sale_price`; contact and consent (`accepts_product_review_abandoned_cart_emails`) from `data.customer` |
+//! | `store/cart/created`, `…/updated`, `…/lineItem/*` with `data.cart` | `cart_update` | see below |
 //! | `store/cart/abandoned` with `data.cart` | `begin_checkout` | |
 //! | `store/cart/converted` | `purchase` | cart = `data.id`, order = `data.orderId` |
 //! | `store/cart/deleted` | `cart_update` with no items | the cart emptied |
 //! | thin cart deliveries, `store/order/*` | nothing | the order arrives as `store/cart/converted` |
+//!
+//! A snapshot's items are `line_items.physical_items` and `digital_items`
+//! (price: `sale_price`, else `list_price`); contact data and email consent
+//! (`accepts_product_review_abandoned_cart_emails`) come from `data.customer`.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -39,7 +43,12 @@ pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
-pub(crate) fn verify(secret: &SourceSecret, headers: &Headers, body: &[u8], now: DateTime<Utc>) -> Result<(), SourceError> {
+pub(crate) fn verify(
+    secret: &SourceSecret,
+    headers: &Headers,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), SourceError> {
     let signatures = headers.get(SIGNATURE_HEADER).ok_or(SourceError::MissingSignature(SIGNATURE_HEADER))?;
     let id = headers.get(ID_HEADER).ok_or(SourceError::MissingSignature(ID_HEADER))?;
     let timestamp = headers.get(TIMESTAMP_HEADER).ok_or(SourceError::MissingSignature(TIMESTAMP_HEADER))?;
@@ -84,7 +93,9 @@ pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent
         ("store/cart/converted", _) => "purchase",
         ("store/cart/deleted", _) => "deleted",
         ("store/cart/abandoned", Some(_)) => "begin_checkout",
-        (s, Some(_)) if s == "store/cart/created" || s == "store/cart/updated" || s.starts_with("store/cart/lineItem/") => {
+        (s, Some(_))
+            if s == "store/cart/created" || s == "store/cart/updated" || s.starts_with("store/cart/lineItem/") =>
+        {
             "cart_update"
         }
         _ => return Ok(Vec::new()),
@@ -104,7 +115,8 @@ fn event(
     match (kind, snapshot) {
         ("purchase", _) => {
             let cart_id = id_text(data.get("id")).ok_or_else(|| FieldError::new("data.id", "is required"))?;
-            let order_id = id_text(data.get("orderId")).ok_or_else(|| FieldError::new("data.orderId", "is required"))?;
+            let order_id =
+                id_text(data.get("orderId")).ok_or_else(|| FieldError::new("data.orderId", "is required"))?;
             let mut event = Canonical::new(event_id, "purchase");
             event.set("cart_id", Some(cart_id)).set("order_id", Some(order_id)).set("occurred_at", occurred);
             Ok(event.into_value())
@@ -112,7 +124,10 @@ fn event(
         ("deleted", _) => {
             let cart_id = id_text(data.get("id")).ok_or_else(|| FieldError::new("data.id", "is required"))?;
             let mut event = Canonical::new(event_id, "cart_update");
-            event.set("cart_id", Some(cart_id)).set("occurred_at", occurred).set("items", Some(Value::Array(Vec::new())));
+            event
+                .set("cart_id", Some(cart_id))
+                .set("occurred_at", occurred)
+                .set("items", Some(Value::Array(Vec::new())));
             Ok(event.into_value())
         }
         (kind, Some(cart)) => cart_snapshot(kind, event_id, cart, data.get("customer"), occurred, context),

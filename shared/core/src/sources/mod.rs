@@ -52,7 +52,8 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 5] = [Source::Shopify, Source::BigCommerce, Source::WooCommerce, Source::Sfcc, Source::Segment];
+    pub const ALL: [Source; 5] =
+        [Source::Shopify, Source::BigCommerce, Source::WooCommerce, Source::Sfcc, Source::Segment];
 
     /// The path segment and the name in settings.
     pub fn as_str(self) -> &'static str {
@@ -116,7 +117,9 @@ impl SourceSecret {
     pub fn new(text: &str) -> Result<SourceSecret, String> {
         let text = text.trim();
         if text.len() < MIN_SOURCE_SECRET_BYTES {
-            return Err(format!("must be at least {MIN_SOURCE_SECRET_BYTES} characters (the platform's webhook secret)"));
+            return Err(format!(
+                "must be at least {MIN_SOURCE_SECRET_BYTES} characters (the platform's webhook secret)"
+            ));
         }
         Ok(SourceSecret(text.as_bytes().to_vec()))
     }
@@ -275,7 +278,12 @@ pub fn verify(
 
 /// Maps a verified request into canonical events. `Ok` with no events is a
 /// delivery Cartback has no use for (another topic, a ping): acknowledged.
-pub fn map(source: Source, headers: &Headers, body: &[u8], shop_currency: Option<&str>) -> Result<Vec<MappedEvent>, SourceError> {
+pub fn map(
+    source: Source,
+    headers: &Headers,
+    body: &[u8],
+    shop_currency: Option<&str>,
+) -> Result<Vec<MappedEvent>, SourceError> {
     let context = Context { shop_currency, body_digest: body_digest(body) };
     let events = match source {
         Source::Shopify => shopify::map(headers, &json_body(body)?, &context)?,
@@ -339,9 +347,7 @@ pub fn base64_hmac_sha256(secret: &[u8], body: &[u8]) -> String {
 
 /// Whether a signed unix timestamp is within the replay window of `now`.
 fn fresh(timestamp: &str, now: DateTime<Utc>) -> bool {
-    timestamp
-        .parse::<i64>()
-        .is_ok_and(|t| now.timestamp().abs_diff(t) <= SOURCE_REPLAY_WINDOW_SECONDS.unsigned_abs())
+    timestamp.parse::<i64>().is_ok_and(|t| now.timestamp().abs_diff(t) <= SOURCE_REPLAY_WINDOW_SECONDS.unsigned_abs())
 }
 
 // ---- Reading platform payloads tolerantly -------------------------------
@@ -393,7 +399,9 @@ fn money(value: Option<&Value>, path: &str) -> Result<Option<String>, FieldError
 fn quantity(value: Option<&Value>, path: &str) -> Result<u64, FieldError> {
     let parsed = match value {
         None | Some(Value::Null) => return Ok(1),
-        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)),
+        Some(Value::Number(n)) => {
+            n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+        }
         Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
         Some(_) => None,
     };

@@ -12,8 +12,9 @@
 //! | track `Checkout Started` | `begin_checkout` | `properties.products` |
 //! | track `Order Completed` | `purchase` | `order_id`; value `revenue`, else `total` |
 //! | track `Order Refunded` | `return` | needs `userId` and `products` |
-//! | `identify` | `identify` | `traits`: email, phone, first name, `email_consent` (boolean); `context.locale`, `context.timezone` |
+//! | `identify` | `identify` | `traits`: email, phone, first name, `email_consent` (boolean) |
 //!
+//! Locale and time zone come from `context.locale` and `context.timezone`.
 //! The cart is `properties.cart_id`, else the caller's `anonymousId` (one
 //! browser, one cart); the customer is `userId`. Device: `context.device.type`,
 //! else the user agent. Other calls and events map to nothing.
@@ -122,12 +123,14 @@ fn map_known(call: &Value, kind: &str, event_id: &str, path: &str, context: &Con
                 .set("customer", contact(call).into_value());
         }
         "add_to_cart" | "remove_from_cart" => {
-            let cart_id = cart_id.ok_or_else(|| FieldError::new(at(&props, "cart_id"), "is required (or anonymousId)"))?;
+            let cart_id =
+                cart_id.ok_or_else(|| FieldError::new(at(&props, "cart_id"), "is required (or anonymousId)"))?;
             event.set("cart_id", Some(cart_id)).set("items", Some(Value::Array(vec![product(properties, &props)?])));
             event.set("customer", contact(call).into_value());
         }
         _ => {
-            let cart_id = cart_id.ok_or_else(|| FieldError::new(at(&props, "cart_id"), "is required (or anonymousId)"))?;
+            let cart_id =
+                cart_id.ok_or_else(|| FieldError::new(at(&props, "cart_id"), "is required (or anonymousId)"))?;
             let items = products(properties.get("products"), &at(&props, "products"))?;
             event.set("cart_id", Some(cart_id)).set("items", Some(Value::Array(items)));
             event.set("customer", contact(call).into_value());

@@ -28,15 +28,22 @@ use crate::signing::{verify_request, Accept, Secret, SignatureError, SignedReque
 /// The path the hook script signs.
 pub const SIGNED_PATH: &str = "/v1/sources/sfcc";
 
-pub(crate) fn verify(secret: &SourceSecret, headers: &Headers, body: &[u8], now: DateTime<Utc>) -> Result<(), SourceError> {
+pub(crate) fn verify(
+    secret: &SourceSecret,
+    headers: &Headers,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), SourceError> {
     const HEADER: &str = "X-Cartback-Signature";
     let key = Secret::new(secret.bytes().to_vec()).map_err(|_| SourceError::BadSignature(HEADER))?;
     let request = SignedRequest { method: "POST", path_and_query: SIGNED_PATH, body };
-    verify_request(&key, headers.get(SIGNATURE_HEADER), &request, now, Accept::V2Only).map(|_| ()).map_err(|e| match e {
-        SignatureError::Missing => SourceError::MissingSignature(HEADER),
-        SignatureError::Expired => SourceError::Stale(HEADER),
-        _ => SourceError::BadSignature(HEADER),
-    })
+    verify_request(&key, headers.get(SIGNATURE_HEADER), &request, now, Accept::V2Only).map(|_| ()).map_err(
+        |e| match e {
+            SignatureError::Missing => SourceError::MissingSignature(HEADER),
+            SignatureError::Expired => SourceError::Stale(HEADER),
+            _ => SourceError::BadSignature(HEADER),
+        },
+    )
 }
 
 /// A field under its SCAPI (camelCase) or OCAPI (snake_case) name.
@@ -53,7 +60,8 @@ pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent
             MappedEvent::from_result(&event_id, order(&event_id, order_no, basket_id.clone(), body, context))
         }
         (None, Some(basket_id)) => {
-            let modified = text(field(body, "lastModified", "last_modified")).unwrap_or_else(|| context.body_digest.clone());
+            let modified =
+                text(field(body, "lastModified", "last_modified")).unwrap_or_else(|| context.body_digest.clone());
             let event_id = format!("sfcc:basket:{basket_id}:{modified}");
             MappedEvent::from_result(&event_id, basket(&event_id, basket_id, body, context))
         }
@@ -66,27 +74,43 @@ fn basket(event_id: &str, basket_id: &str, body: &Value, context: &Context<'_>) 
     let mut event = Canonical::new(event_id, "cart_update");
     event
         .set("cart_id", Some(basket_id.to_owned()))
-        .set("customer_id", id_text(body.pointer("/customerInfo/customerId").or(body.pointer("/customer_info/customer_id"))))
+        .set(
+            "customer_id",
+            id_text(body.pointer("/customerInfo/customerId").or(body.pointer("/customer_info/customer_id"))),
+        )
         .set("occurred_at", time(field(body, "lastModified", "last_modified"), "lastModified")?)
-        .set("currency", currency(body.get("currency"), "currency")?.or_else(|| context.shop_currency.map(str::to_owned)))
+        .set(
+            "currency",
+            currency(body.get("currency"), "currency")?.or_else(|| context.shop_currency.map(str::to_owned)),
+        )
         .set("items", Some(product_items(body)?))
         .set("customer", contact(body).into_value());
     Ok(event.into_value())
 }
 
-fn order(event_id: &str, order_no: &str, basket_id: Option<String>, body: &Value, context: &Context<'_>) -> Result<Value, FieldError> {
+fn order(
+    event_id: &str,
+    order_no: &str,
+    basket_id: Option<String>,
+    body: &Value,
+    context: &Context<'_>,
+) -> Result<Value, FieldError> {
     let customer_id = id_text(body.pointer("/customerInfo/customerId").or(body.pointer("/customer_info/customer_id")));
     if basket_id.is_none() && customer_id.is_none() {
         return Err(FieldError::new("c_cartbackBasketId", "is required when the order names no customer"));
     }
-    let coupon = field(body, "couponItems", "coupon_items").and_then(Value::as_array).and_then(|c| text(c.first()?.get("code")));
+    let coupon =
+        field(body, "couponItems", "coupon_items").and_then(Value::as_array).and_then(|c| text(c.first()?.get("code")));
     let mut event = Canonical::new(event_id, "purchase");
     event
         .set("order_id", Some(order_no.to_owned()))
         .set("cart_id", basket_id)
         .set("customer_id", customer_id)
         .set("occurred_at", time(field(body, "creationDate", "creation_date"), "creationDate")?)
-        .set("currency", currency(body.get("currency"), "currency")?.or_else(|| context.shop_currency.map(str::to_owned)))
+        .set(
+            "currency",
+            currency(body.get("currency"), "currency")?.or_else(|| context.shop_currency.map(str::to_owned)),
+        )
         .set("value", money(field(body, "orderTotal", "order_total"), "orderTotal")?)
         .set("coupon", coupon)
         .set("customer", contact(body).into_value());

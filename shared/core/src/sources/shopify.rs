@@ -6,7 +6,7 @@
 //!
 //! | Topic | Canonical event | Notes |
 //! |---|---|---|
-//! | `checkouts/create`, `checkouts/update` | `begin_checkout` (full snapshot) | cart id = checkout `token`; a completed checkout maps to nothing (its order follows) |
+//! | `checkouts/create`, `checkouts/update` | `begin_checkout` (snapshot) | cart = `token`; completed: nothing |
 //! | `orders/create` | `purchase` | cart id = `checkout_token`; value `total_price`; coupon = first discount code |
 //! | `orders/updated` | `return` per refund in `refunds` | event id per refund id, so repeats are duplicates |
 //! | `refunds/create` | `return` | needs the order's customer: refused naming `order_id` when the payload has none |
@@ -48,7 +48,8 @@ pub(crate) fn map(headers: &Headers, body: &Value, context: &Context<'_>) -> Res
 }
 
 fn checkout(event_id: &str, body: &Value, context: &Context<'_>) -> Result<Value, FieldError> {
-    let cart_id = id_text(body.get("token")).ok_or_else(|| FieldError::new("token", "is required: it is the cart's id"))?;
+    let cart_id =
+        id_text(body.get("token")).ok_or_else(|| FieldError::new("token", "is required: it is the cart's id"))?;
     let mut event = Canonical::new(event_id, "begin_checkout");
     event
         .set("cart_id", Some(cart_id))
@@ -74,7 +75,10 @@ fn order(event_id: &str, body: &Value, context: &Context<'_>) -> Result<Value, F
         .set("order_id", Some(order_id))
         .set("cart_id", cart_id)
         .set("customer_id", customer_id)
-        .set("occurred_at", time(body.get("processed_at"), "processed_at")?.or(time(body.get("created_at"), "created_at")?))
+        .set(
+            "occurred_at",
+            time(body.get("processed_at"), "processed_at")?.or(time(body.get("created_at"), "created_at")?),
+        )
         .set("currency", shop_currency(body, context)?)
         .set("value", money(body.get("total_price"), "total_price")?)
         .set("coupon", coupon)
@@ -177,9 +181,13 @@ fn marketing_state(consent: Option<&Value>) -> Option<bool> {
 /// The buyer's contact data on a checkout or an order.
 fn contact(body: &Value) -> Contact {
     let customer = body.get("customer");
-    let first_name = [body.pointer("/customer/first_name"), body.pointer("/billing_address/first_name"), body.pointer("/shipping_address/first_name")]
-        .into_iter()
-        .find_map(text);
+    let first_name = [
+        body.pointer("/customer/first_name"),
+        body.pointer("/billing_address/first_name"),
+        body.pointer("/shipping_address/first_name"),
+    ]
+    .into_iter()
+    .find_map(text);
     // The customer's recorded consent is the truth; the checkout box only
     // adds a grant (an unticked box withdraws nothing given elsewhere).
     let email_consent = marketing_state(customer.and_then(|c| c.get("email_marketing_consent")))

@@ -8,12 +8,14 @@
 //! unpaid order is the abandoned checkout, and its payment the purchase.
 //! The cart is the order's `order_key`, the same on every update.
 //!
+//! Orders are topics `order.created` and `order.updated`, by their status:
+//!
 //! | Topic / order status | Canonical event | Notes |
 //! |---|---|---|
-//! | `order.created` / `order.updated`, `pending`, `failed`, `on-hold`, `checkout-draft` | `begin_checkout` | event id per `date_modified_gmt` |
-//! | `order.created` / `order.updated`, `processing`, `completed` | `purchase` | value `total`; coupon = first `coupon_lines` code |
-//! | `order.updated`, `refunded` | `return` | needs a registered customer (`customer_id` not 0) |
-//! | `cart.updated` (a cart plugin's, CoCart-style cart) | `cart_update` | cart = `cart_key`; event id = cart key + `modified` |
+//! | order, `pending`, `failed`, `on-hold`, `checkout-draft` | `begin_checkout` | id per `date_modified_gmt` |
+//! | order, `processing`, `completed` | `purchase` | value `total`; coupon: first `coupon_lines` code |
+//! | order, `refunded` | `return` | needs a registered customer (`customer_id` not 0) |
+//! | `cart.updated` (a cart plugin's CoCart-style cart) | `cart_update` | cart = `cart_key`; id + `modified` |
 //! | anything else, the creation ping (`webhook_id=…`) | nothing | acknowledged |
 //!
 //! Device from `customer_user_agent`; email consent from the order meta
@@ -72,7 +74,13 @@ fn order(body: &Value, context: &Context<'_>) -> Option<MappedEvent> {
     Some(MappedEvent::from_result(&event_id, order_event(kind, &event_id, &order_id, body, context)))
 }
 
-fn order_event(kind: &str, event_id: &str, order_id: &str, body: &Value, context: &Context<'_>) -> Result<Value, FieldError> {
+fn order_event(
+    kind: &str,
+    event_id: &str,
+    order_id: &str,
+    body: &Value,
+    context: &Context<'_>,
+) -> Result<Value, FieldError> {
     let cart_id = id_text(body.get("order_key"));
     let customer_id = id_text(body.get("customer_id"));
     let mut event = Canonical::new(event_id, kind);
@@ -81,7 +89,10 @@ fn order_event(kind: &str, event_id: &str, order_id: &str, body: &Value, context
     event
         .set("occurred_at", occurred)
         .set("customer_id", customer_id.clone())
-        .set("currency", currency(body.get("currency"), "currency")?.or_else(|| context.shop_currency.map(str::to_owned)))
+        .set(
+            "currency",
+            currency(body.get("currency"), "currency")?.or_else(|| context.shop_currency.map(str::to_owned)),
+        )
         .set("device", text(body.get("customer_user_agent")).map(|ua| device_from_user_agent(&ua)))
         .set("customer", contact(body).into_value());
     let items = line_items(body.get("line_items"))?;
@@ -103,7 +114,10 @@ fn order_event(kind: &str, event_id: &str, order_id: &str, body: &Value, context
         }
         _ => {
             if customer_id.is_none() {
-                return Err(FieldError::new("customer_id", "is 0 (a guest): a return belongs to a registered customer"));
+                return Err(FieldError::new(
+                    "customer_id",
+                    "is 0 (a guest): a return belongs to a registered customer",
+                ));
             }
             event.set("order_id", Some(order_id.to_owned())).set("items", Some(items));
         }
@@ -155,7 +169,8 @@ fn contact(body: &Value) -> Contact {
 /// `currency.currency_code`, and the customer's `billing_address`.
 fn cart(event_id: &str, body: &Value, context: &Context<'_>) -> Result<Value, FieldError> {
     let cart_id = id_text(body.get("cart_key")).ok_or_else(|| FieldError::new("cart_key", "is required"))?;
-    let lines = body.get("items").and_then(Value::as_array).ok_or_else(|| FieldError::new("items", "must be an array"))?;
+    let lines =
+        body.get("items").and_then(Value::as_array).ok_or_else(|| FieldError::new("items", "must be an array"))?;
     let mut items = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         let path = format!("items[{i}]");
