@@ -392,3 +392,47 @@ impl Dev {
         checked("GET", &path, ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &signature).call())
     }
 }
+
+/// The SFCC cartridge (`examples/sfcc/`), run under Node against stand-ins
+/// for the dw.* APIs: the signed events its basket hooks post are taken by
+/// Cartback as they are, and drive the same recovery. Needs `node`.
+#[test]
+fn given_the_sfcc_cartridges_hooks_when_their_requests_reach_cartback_then_one_email_and_after_the_order_nothing_more()
+{
+    let node = Command::new("node").arg("--version").output();
+    assert!(node.is_ok_and(|o| o.status.success()), "this test runs the SFCC cartridge with node; install it");
+    let dev = Dev::start();
+    let script = format!("{}/../examples/sfcc/test/run-hooks.js", env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new("node")
+        .args([&script, INGEST_SECRET, "bk-cartridge-1", &iso(dev.now()), "with-order"])
+        .output()
+        .expect("node runs the hooks");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let requests: Vec<Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(requests.len(), 6, "add, update quantity, add, remove, checkout, order placed");
+    let replay = |request: &Value| {
+        assert_eq!((request["method"].as_str(), request["path"].as_str()), (Some("POST"), Some("/v1/events")));
+        let body = request["body"].as_str().unwrap();
+        self_contacts(&dev, body);
+        let url = format!("{}/v1/events", dev.base);
+        let sent = ureq::post(&url)
+            .set("content-type", "application/json")
+            .set("x-cartback-signature", request["signature"].as_str().unwrap())
+            .send_bytes(body.as_bytes());
+        let answer = checked("POST", "/v1/events", sent);
+        accepted(&answer);
+    };
+    let (baskets, order) = requests.split_at(5);
+    baskets.iter().for_each(replay);
+    let cart = dev.cart("bk-cartridge-1");
+    assert_eq!(cart["items"][0]["quantity"], 2, "the quantity update, and the removed scarf is gone: {cart:#}");
+    assert_eq!(cart["items"].as_array().map(Vec::len), Some(1));
+    recovery(&dev, "bk-cartridge-1", "sfcc.cartridge@example.com", "Long Sleeve Crew Neck", || replay(&order[0]));
+}
+
+fn self_contacts(dev: &Dev, body: &str) {
+    if let Ok(json) = serde_json::from_str::<Value>(body) {
+        dev.contacts.borrow_mut().collect(&json);
+    }
+}
