@@ -6,20 +6,20 @@
 //! served OpenAPI document, and the server's log is scanned for the
 //! contact data the payloads carried.
 
+#[path = "support/dev.rs"]
+mod dev;
+
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ops::Deref;
+use std::process::Command;
 
 use base64::Engine;
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_core::sources::{base64_hmac_sha256, bigcommerce, segment};
-use cartback_tests::openapi::{assert_response, Observed};
 use cartback_tests::pii::Contacts;
+use dev::{checked, Launch, SECRET as INGEST_SECRET};
 use serde_json::{json, Value};
 
-const INGEST_SECRET: &str = "e2e-sources-ingest-secret-0123456789";
 const SHOPIFY_SECRET: &str = "shpss_e2e_shopify_app_secret_0001";
 const WOO_SECRET: &str = "woocommerce-e2e-webhook-secret-01";
 const SEGMENT_SECRET: &str = "segment-e2e-shared-secret-000001";
@@ -28,62 +28,43 @@ const SFCC_SECRET: &str = "sfcc-e2e-source-secret-0000000001";
 /// 24 virtual hours (the default campaign's second step, which must not
 /// be sent after the order) pass in under 30 real seconds.
 const SPEED: &str = "3000";
-const DEADLINE: Duration = Duration::from_secs(90);
 
+/// `cartback dev` with every source configured; when the test ends its log
+/// is scanned for every contact value the payloads carried.
 struct Dev {
-    child: Child,
-    base: String,
-    data: PathBuf,
-    log: PathBuf,
+    server: dev::Dev,
     contacts: RefCell<Contacts>,
-    _dir: tempfile::TempDir,
+}
+
+impl Deref for Dev {
+    type Target = dev::Dev;
+    fn deref(&self) -> &dev::Dev {
+        &self.server
+    }
 }
 
 impl Dev {
     /// Shopify, WooCommerce, BigCommerce and SFCC from the environment,
     /// Segment from the `--source-secret` flag.
     fn start() -> Dev {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data = dir.path().to_owned();
-        let log = data.join("test-server.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
-            .arg(&data)
-            .args(["--source-secret", &format!("segment={SEGMENT_SECRET}")])
-            .env("CARTBACK_INGEST_SECRET", INGEST_SECRET)
-            .env("CARTBACK_SOURCE_SECRET_SHOPIFY", SHOPIFY_SECRET)
-            .env("CARTBACK_SOURCE_SECRET_WOOCOMMERCE", WOO_SECRET)
-            .env("CARTBACK_SOURCE_SECRET_BIGCOMMERCE", BIGCOMMERCE_SECRET)
-            .env("CARTBACK_SOURCE_SECRET_SFCC", SFCC_SECRET)
-            .env("CARTBACK_SHOP_CURRENCY", "USD")
-            .env("RUST_LOG", "info,cartback=trace,cartback_core=trace,cartback_local=trace,cartback_http=trace")
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("cartback dev starts");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut banner = String::new();
-        reader.read_line(&mut banner).expect("banner");
-        let mut rest = String::new();
-        while !rest.contains("order and cart sources") && rest.lines().count() < 10 {
-            reader.read_line(&mut rest).expect("banner lines");
-        }
-        assert!(
-            rest.contains("order and cart sources: shopify, bigcommerce, woocommerce, sfcc, segment"),
-            "the banner lists the configured sources: {rest}"
-        );
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let base = banner.trim().rsplit(' ').next().expect("address in banner").to_owned();
-        Dev { child, base, data, log, contacts: RefCell::default(), _dir: dir }
+        let segment = format!("segment={SEGMENT_SECRET}");
+        let server = dev::Dev::start(Launch {
+            speed: SPEED,
+            env: &[
+                ("CARTBACK_SOURCE_SECRET_SHOPIFY", SHOPIFY_SECRET),
+                ("CARTBACK_SOURCE_SECRET_WOOCOMMERCE", WOO_SECRET),
+                ("CARTBACK_SOURCE_SECRET_BIGCOMMERCE", BIGCOMMERCE_SECRET),
+                ("CARTBACK_SOURCE_SECRET_SFCC", SFCC_SECRET),
+                ("CARTBACK_SHOP_CURRENCY", "USD"),
+            ],
+            args: &["--source-secret", &segment],
+            rust_log: "info,cartback=trace,cartback_core=trace,cartback_local=trace,cartback_http=trace",
+            ..Launch::default()
+        });
+        Dev { server, contacts: RefCell::default() }
     }
 
-    /// Business time on the server (the virtual clock runs fast).
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        let (_, body) = checked("GET", "/healthz", ureq::get(&format!("{}/healthz", self.base)).call());
-        body["now"].as_str().unwrap().parse().unwrap()
-    }
-
+    /// POSTs a platform's payload with the platform's headers (no Cartback signature).
     fn post(&self, source: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
         if let Ok(json) = serde_json::from_slice::<Value>(body) {
             self.contacts.borrow_mut().collect(&json);
@@ -95,81 +76,18 @@ impl Dev {
         }
         checked("POST", &path, request.send_bytes(body))
     }
-
-    fn cart(&self, cart_id: &str) -> Value {
-        let path = format!("/v1/carts/{cart_id}");
-        let now = chrono::Utc::now().timestamp();
-        let signature = sign_request(
-            &secret(INGEST_SECRET),
-            now,
-            &SignedRequest { method: "GET", path_and_query: &path, body: b"" },
-        );
-        let (_, body) = checked(
-            "GET",
-            &path,
-            ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &signature).call(),
-        );
-        body
-    }
-
-    fn wait_for(&self, cart_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let cart = self.cart(cart_id);
-            if done(&cart) {
-                return cart;
-            }
-            assert!(start.elapsed() < DEADLINE, "cart {cart_id} never reached {what}: {cart:#}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn emails(&self) -> Vec<String> {
-        std::fs::read_dir(self.data.join("outbox/email"))
-            .map(|entries| entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect())
-            .unwrap_or_default()
-    }
 }
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        if std::thread::panicking() {
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("last lines of the server's log:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
-        } else {
-            self.contacts.borrow().assert_absent_from("cartback dev", &log);
+        if !std::thread::panicking() {
+            self.contacts.borrow().assert_absent_from("cartback dev", &self.log_text());
         }
     }
 }
 
 fn secret(text: &str) -> Secret {
     Secret::new(text.as_bytes().to_vec()).unwrap()
-}
-
-fn checked(method: &str, path: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("transport error: {e}"),
-    };
-    let status = response.status();
-    let headers = response
-        .headers_names()
-        .into_iter()
-        .filter_map(|name| Some((name.clone(), response.header(&name)?.to_owned())))
-        .collect();
-    let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body).expect("the body reads");
-    assert_response(method, path, &Observed { status, headers, body: body.clone() });
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 fn fixture(path: &str) -> Value {
@@ -192,8 +110,9 @@ fn recovery(dev: &Dev, cart_id: &str, to: &str, item: &str, order: impl FnOnce()
     let cart = dev.wait_for(cart_id, "one sent email", |c| sent_messages(c) == 1);
     let emails = dev.emails();
     assert_eq!(emails.len(), 1, "one email for step 1");
-    assert!(emails[0].contains(&format!("To: {to}")), "{}", emails[0]);
-    assert!(emails[0].contains(item), "the email shows the item {item}");
+    let (_, email) = &emails[0];
+    assert!(email.contains(&format!("To: {to}")), "{email}");
+    assert!(email.contains(item), "the email shows the item {item}");
     assert_eq!(cart["status"], "active");
     order();
     let cart = dev.wait_for(cart_id, "the purchased decision", |c| decided(c, "purchased"));
@@ -349,48 +268,20 @@ fn given_unsigned_forged_or_unknown_source_requests_when_posted_then_401_or_404_
     assert_eq!(status, 404, "{answer}");
     let (status, _) = dev.post("shopify", &[("X-Shopify-Hmac-Sha256", "x".into())], b"not json");
     assert_eq!(status, 401, "the signature is checked before the body is read as JSON");
-    let (status, _) = dev.cart_status("123123123");
+    let (status, _) = dev.cart("123123123");
     assert_eq!(status, 404, "nothing was stored");
 }
 
 #[test]
 fn given_a_source_without_a_secret_when_posted_then_404_even_when_signed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .args(["dev", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .env("CARTBACK_INGEST_SECRET", INGEST_SECRET)
-        .env_remove("CARTBACK_SOURCE_SECRET_SHOPIFY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    reader.read_line(&mut banner).unwrap();
-    let base = banner.trim().rsplit(' ').next().unwrap().to_owned();
+    let server = dev::Dev::start(Launch::default());
     let body = br#"{"id": 1}"#;
-    let request = ureq::post(&format!("{base}/v1/sources/shopify"))
+    let request = ureq::post(&format!("{}/v1/sources/shopify", server.base))
         .set("X-Shopify-Topic", "orders/create")
         .set("X-Shopify-Hmac-Sha256", &base64_hmac_sha256(SHOPIFY_SECRET.as_bytes(), body));
     let (status, answer) = checked("POST", "/v1/sources/shopify", request.send_bytes(body));
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(status, 404);
     assert_eq!(answer["error"]["message"], "the shopify source is not configured on this Cartback (it has no secret)");
-}
-
-impl Dev {
-    fn cart_status(&self, cart_id: &str) -> (u16, Value) {
-        let path = format!("/v1/carts/{cart_id}");
-        let now = chrono::Utc::now().timestamp();
-        let signature = sign_request(
-            &secret(INGEST_SECRET),
-            now,
-            &SignedRequest { method: "GET", path_and_query: &path, body: b"" },
-        );
-        checked("GET", &path, ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &signature).call())
-    }
 }
 
 /// The SFCC cartridge (`examples/sfcc/`), run under Node against stand-ins
@@ -425,7 +316,7 @@ fn given_the_sfcc_cartridges_hooks_when_their_requests_reach_cartback_then_one_e
     };
     let (baskets, order) = requests.split_at(5);
     baskets.iter().for_each(replay);
-    let cart = dev.cart("bk-cartridge-1");
+    let (_, cart) = dev.cart("bk-cartridge-1");
     assert_eq!(cart["items"][0]["quantity"], 2, "the quantity update, and the removed scarf is gone: {cart:#}");
     assert_eq!(cart["items"].as_array().map(Vec::len), Some(1));
     recovery(&dev, "bk-cartridge-1", "sfcc.cartridge@example.com", "Long Sleeve Crew Neck", || replay(&order[0]));
