@@ -327,3 +327,24 @@ fn self_contacts(dev: &Dev, body: &str) {
         dev.contacts.borrow_mut().collect(&json);
     }
 }
+
+#[test]
+fn given_a_segment_batch_with_good_bad_and_irrelevant_calls_when_posted_then_the_good_is_stored_and_each_bad_one_named()
+{
+    let dev = Dev::start();
+    let mut batch = fixture("segment/batch-mixed.json");
+    let now = iso(dev.now());
+    for call in batch["batch"].as_array_mut().unwrap() {
+        call["timestamp"] = json!(now);
+    }
+    let body = batch.to_string();
+    let signature = segment::signature(SEGMENT_SECRET.as_bytes(), body.as_bytes());
+    let (status, answer) = dev.post("segment", &[("X-Signature", signature)], body.as_bytes());
+    assert_eq!(status, 200, "{answer:#}");
+    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(1), Some(2)), "{answer:#}");
+    let fields: Vec<&str> =
+        answer["results"].as_array().unwrap().iter().filter_map(|r| r["error"]["field"].as_str()).collect();
+    assert_eq!(fields, ["batch[2].properties.product_id", "batch[3].properties.price"]);
+    let (status, cart) = dev.cart("anon-9");
+    assert_eq!((status, &cart["items"][0]["item_id"]), (200, &json!("sku-1")), "the valid call is stored: {cart:#}");
+}
