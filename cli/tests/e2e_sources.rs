@@ -9,9 +9,9 @@
 #[path = "support/dev.rs"]
 mod dev;
 
-use std::cell::RefCell;
 use std::ops::Deref;
 use std::process::Command;
+use std::sync::Mutex;
 
 use base64::Engine;
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
@@ -33,7 +33,7 @@ const SPEED: &str = "3000";
 /// is scanned for every contact value the payloads carried.
 struct Dev {
     server: dev::Dev,
-    contacts: RefCell<Contacts>,
+    contacts: Mutex<Contacts>,
 }
 
 impl Deref for Dev {
@@ -61,13 +61,13 @@ impl Dev {
             rust_log: "info,cartback=trace,cartback_core=trace,cartback_local=trace,cartback_http=trace",
             ..Launch::default()
         });
-        Dev { server, contacts: RefCell::default() }
+        Dev { server, contacts: Mutex::default() }
     }
 
     /// POSTs a platform's payload with the platform's headers (no Cartback signature).
     fn post(&self, source: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, Value) {
         if let Ok(json) = serde_json::from_slice::<Value>(body) {
-            self.contacts.borrow_mut().collect(&json);
+            self.contacts.lock().unwrap().collect(&json);
         }
         let path = format!("/v1/sources/{source}");
         let mut request = ureq::post(&format!("{}{path}", self.base)).set("content-type", "application/json");
@@ -81,7 +81,7 @@ impl Dev {
 impl Drop for Dev {
     fn drop(&mut self) {
         if !std::thread::panicking() {
-            self.contacts.borrow().assert_absent_from("cartback dev", &self.log_text());
+            self.contacts.lock().unwrap().assert_absent_from("cartback dev", &self.log_text());
         }
     }
 }
@@ -324,7 +324,7 @@ fn given_the_sfcc_cartridges_hooks_when_their_requests_reach_cartback_then_one_e
 
 fn self_contacts(dev: &Dev, body: &str) {
     if let Ok(json) = serde_json::from_str::<Value>(body) {
-        dev.contacts.borrow_mut().collect(&json);
+        dev.contacts.lock().unwrap().collect(&json);
     }
 }
 
@@ -347,4 +347,30 @@ fn given_a_segment_batch_with_good_bad_and_irrelevant_calls_when_posted_then_the
     assert_eq!(fields, ["batch[2].properties.product_id", "batch[3].properties.price"]);
     let (status, cart) = dev.cart("anon-9");
     assert_eq!((status, &cart["items"][0]["item_id"]), (200, &json!("sku-1")), "the valid call is stored: {cart:#}");
+}
+
+/// A spike's retries: Shopify redelivers a slow answer, so the same
+/// delivery may arrive many times at once. Exactly one is stored.
+#[test]
+fn given_one_shopify_delivery_arriving_twenty_times_at_once_when_ingested_then_exactly_one_is_accepted() {
+    let dev = Dev::start();
+    let mut checkout = fixture("shopify/checkouts-create.json");
+    checkout["updated_at"] = json!(iso(dev.now()));
+    let body = checkout.to_string();
+    let headers = vec![
+        ("X-Shopify-Topic", "checkouts/update".to_owned()),
+        ("X-Shopify-Webhook-Id", "wh-spike".to_owned()),
+        ("X-Shopify-Hmac-Sha256", base64_hmac_sha256(SHOPIFY_SECRET.as_bytes(), body.as_bytes())),
+    ];
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let posts: Vec<_> = (0..20).map(|_| scope.spawn(|| dev.post("shopify", &headers, body.as_bytes()))).collect();
+        posts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    let count = |key: &str| answers.iter().filter_map(|(_, a)| a[key].as_u64()).sum::<u64>();
+    assert!(answers.iter().all(|(status, _)| *status == 200 || *status == 503), "{answers:?}");
+    let retried = count("retry");
+    assert_eq!((count("accepted"), count("duplicates") + retried), (1, 19), "{answers:?}");
+    let (_, cart) = dev.cart("123123123");
+    let events = cart["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "event").count();
+    assert_eq!(events, 1, "one event on the timeline: {cart:#}");
 }

@@ -63,6 +63,29 @@ async fn given_a_shopify_secret_in_secrets_manager_when_its_checkout_webhook_arr
     let timers: Vec<String> = stack.schedules().await.into_iter().map(|(timer, _)| timer.cart_id.to_string()).collect();
     assert_eq!(timers, ["123123123"], "one timer for the checkout's cart");
 
+    // A spike: the next delivery, redelivered 20 times at once, lands once (conditional writes).
+    let mut update: Value = serde_json::from_slice(&body).unwrap();
+    update["updated_at"] = serde_json::json!("2026-11-23T10:01:30-05:00");
+    let update = update.to_string().into_bytes();
+    let headers = vec![
+        ("X-Shopify-Topic", "checkouts/update".to_owned()),
+        ("X-Shopify-Webhook-Id", "b54557e4-aws-2".to_owned()),
+        ("X-Shopify-Hmac-Sha256", base64_hmac_sha256(SHOPIFY_SECRET.as_bytes(), &update)),
+    ];
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (app, headers, update) = (app.clone(), headers.clone(), update.clone());
+            tokio::spawn(async move { post(&app, "shopify", &headers, &update).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        let (status, answer) = task.await.unwrap();
+        assert!(status == 200 || status == 503, "{status} {answer}");
+        accepted += answer["accepted"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(accepted, 1, "one of 20 concurrent redeliveries is stored");
+
     let forged = vec![("X-Shopify-Topic", "checkouts/create".to_owned()), ("X-Shopify-Hmac-Sha256", "AAAA".to_owned())];
     assert_eq!(post(&app, "shopify", &forged, &body).await.0, 401);
     assert_eq!(post(&app, "segment", &[], b"{}").await.0, 404, "a source without a secret takes nothing");
