@@ -132,6 +132,8 @@ async fn post_source(
     sources::verify(source, secret, &headers, &body, api.wall_clock.now()).map_err(source_error)?;
     let shop_currency = api.settings.sources.shop_currency.as_deref();
     let mapped = sources::map(source, &headers, &body, shop_currency).map_err(source_error)?;
+    // Counts only: the payload holds contact data.
+    tracing::info!(source = source.as_str(), events = mapped.len(), "source delivery mapped");
     let answer = api.ingest.ingest_mapped(mapped).await;
     let status = if answer.retry > 0 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let mut response = json_response(status, &serde_json::to_value(answer).unwrap_or_default());
