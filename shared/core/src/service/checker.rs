@@ -66,8 +66,7 @@ where
         let Some(mut record) = self.store.get_cart(&timer.cart_id).await? else {
             return Ok(Attempt::Done(CheckOutcome::NoSuchCart));
         };
-        let superseded = record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now);
-        if superseded && self.first_lost_step(&record, &[]).await?.is_none() {
+        if timer_superseded(record.timer_armed_for, timer.due_at, now) && self.first_lost_step(&record, &[]).await?.is_none() {
             return Ok(Attempt::Done(CheckOutcome::Superseded));
         }
         let Context { cart, customer, key, mut history, campaigns, owner, mut vouchers } =
@@ -418,6 +417,12 @@ where
             }
         })
     }
+}
+
+/// Whether a timer due at `due_at` firing at `now` is stale: another, later
+/// timer is pending for the cart (the backtest replays timers through this too).
+pub(crate) fn timer_superseded(armed: Option<DateTime<Utc>>, due_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    armed.is_some_and(|armed| armed != due_at && armed > now)
 }
 
 /// What a send decision asks to compose.
