@@ -338,10 +338,13 @@ struct Tally {
 impl Tally {
     fn add(&mut self, trace: &CartTrace, campaign_id: &str) {
         self.carts += 1;
-        if !trace.entered(campaign_id) {
-            return;
+        // A cart another live campaign took is not the draft's to count; one
+        // no campaign took still shows why the draft left it alone.
+        match &trace.entered {
+            Some((id, _)) if id != campaign_id => return,
+            Some(_) => self.entering += 1,
+            None => {}
         }
-        self.entering += 1;
         if trace.entered.as_ref().is_some_and(|(_, group)| *group == crate::measure::Group::HeldOut) {
             self.held_out += 1;
         }
@@ -476,3 +479,6 @@ fn estimate(measured: Option<&CampaignReport>, against: Option<&str>, treated: u
         recovered_revenue,
     }
 }
+
+#[cfg(test)]
+mod tests;
