@@ -175,7 +175,7 @@ pub async fn load_history(
         .scan_carts(&mut |cart| {
             builder.add_cart(cart);
             read += 1;
-            if read % 1024 == 0 {
+            if read.is_multiple_of(1024) {
                 progress(read);
             }
         })

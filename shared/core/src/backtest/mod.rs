@@ -219,7 +219,7 @@ pub fn run(
     let draft_setup = Setup { campaigns: &draft_lineup, channels: &options.channels, until };
     let live_setup = live_lineup.as_ref().map(|c| Setup { campaigns: c, channels: &options.channels, until });
     // What the live campaign's message records say it did, by cart.
-    let mut live_did: HashMap<&CartId, (BTreeSet<(u32, Channel)>, bool)> = HashMap::new();
+    let mut live_did: HashMap<&CartId, LiveDid> = HashMap::new();
     if let Some(campaign) = against {
         for m in history.messages.values().filter(|m| m.campaign_id == campaign.id) {
             let entry = live_did.entry(&m.cart_id).or_default();
@@ -308,6 +308,9 @@ pub fn run(
         estimate,
     })
 }
+
+/// A cart's steps and channels the live campaign sent, and whether it entered.
+type LiveDid = (BTreeSet<(u32, Channel)>, bool);
 
 /// The first decision where the two replays of a cart part ways (same
 /// outcome, step, channel and reason count as the same decision).
