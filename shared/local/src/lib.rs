@@ -16,6 +16,7 @@
 //! cart, pending timer or queued message.
 
 pub mod clock;
+mod history;
 mod customer_data;
 pub mod outbox;
 pub mod queues;
