@@ -4,6 +4,7 @@
 // libraries log through `tracing` instead.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod backtest;
 mod campaign;
 mod customer;
 mod dashboard;
@@ -53,6 +54,9 @@ enum Command {
     Dashboard(DashboardArgs),
     /// Issued vouchers: list them, show one, revoke one.
     Voucher(VoucherArgs),
+    /// What a draft campaign would have done over the stored history (or an events export), beside the
+    /// live campaign: sends, deferrals, suppressions, vouchers, cost and an estimate from measured rates.
+    Backtest(backtest::BacktestArgs),
 }
 
 #[derive(Args)]
@@ -239,6 +243,7 @@ fn main() -> ExitCode {
             Command::Report(args) => report::run(args).await,
             Command::Dashboard(args) => dashboard::run(args).await,
             Command::Voucher(args) => voucher::run(args).await,
+            Command::Backtest(args) => backtest::run(args).await,
         }
     });
     match result {

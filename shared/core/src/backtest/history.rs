@@ -121,6 +121,11 @@ impl HistoryBuilder {
     }
 
     pub fn add_customer(&mut self, customer: Customer) {
+        let times = [customer.profile_as_of, customer.consent_history.last().map(|c| c.at)];
+        let lists = [&customer.purchases, &customer.returns].map(|l| l.last().copied());
+        for at in times.into_iter().chain(lists).flatten() {
+            self.saw(at);
+        }
         self.customers.insert(customer.customer_id.clone(), customer);
     }
 
@@ -234,4 +239,26 @@ pub fn history_from_event_list(mut events: Vec<Event>) -> History {
     carts.into_values().for_each(|c| builder.add_cart(c));
     customers.into_values().for_each(|c| builder.add_customer(c));
     builder.build()
+}
+
+impl History {
+    /// The live campaign that entered the most carts (by its message
+    /// records), the default to put a draft beside; `None` before any traffic.
+    pub fn busiest_campaign(&self, live: &[crate::campaign::Campaign]) -> Option<String> {
+        let mut carts: HashMap<&str, std::collections::HashSet<&CartId>> = HashMap::new();
+        for message in self.messages.values() {
+            if live.iter().any(|c| c.id == message.campaign_id && !c.is_shadow()) {
+                carts.entry(message.campaign_id.as_str()).or_default().insert(&message.cart_id);
+            }
+        }
+        let busiest = carts.into_iter().max_by(|(a, x), (b, y)| x.len().cmp(&y.len()).then_with(|| b.cmp(a)));
+        busiest.map(|(id, _)| id.to_owned())
+    }
+
+    /// The first and last day a cart of the history started, if any.
+    pub fn days(&self) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+        let firsts = self.customers.iter().flat_map(|c| &c.carts).filter_map(|r| r.events.first());
+        let days: Vec<chrono::NaiveDate> = firsts.map(|e| e.occurred_at.date_naive()).collect();
+        Some((*days.iter().min()?, *days.iter().max()?))
+    }
 }
