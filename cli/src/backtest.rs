@@ -298,8 +298,10 @@ pub fn table(report: &BacktestReport) -> String {
         }
         for cart in &against.differing {
             let first = cart.first_difference.as_ref().map_or_else(String::new, |(draft, live)| {
-                let live = live.as_ref().map_or_else(|| "nothing".to_owned(), |l| l.code.as_str().to_owned());
-                format!(": first at step {}, draft {} where live {live}", draft.step + 1, draft.code.as_str())
+                let said = |d: &Option<backtest::Traced>| {
+                    d.as_ref().map_or_else(|| "nothing more".to_owned(), |d| format!("{} at step {}", d.code.as_str(), d.step + 1))
+                };
+                format!(": first the draft {} where live {}", said(draft), said(live))
             });
             let list = |sent: &[String]| if sent.is_empty() { "nothing".to_owned() } else { sent.join(" ") };
             let _ = writeln!(

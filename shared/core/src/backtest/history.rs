@@ -226,6 +226,11 @@ pub fn history_from_event_list(mut events: Vec<Event>) -> History {
     events.dedup_by(|a, b| a.event_id == b.event_id);
     let mut carts: HashMap<CartId, CartRecord> = HashMap::new();
     let mut customers: HashMap<CustomerId, Customer> = HashMap::new();
+    let mut builder = HistoryBuilder::default();
+    if let Some(last) = events.last() {
+        // The export reaches its newest event, cart or not.
+        builder.saw(last.occurred_at);
+    }
     for event in events {
         if let Some(id) = &event.customer_id {
             customers.entry(id.clone()).or_insert_with(|| Customer::new(id.clone())).apply(&event);
@@ -235,7 +240,6 @@ pub fn history_from_event_list(mut events: Vec<Event>) -> History {
             record.insert_event(event);
         }
     }
-    let mut builder = HistoryBuilder::default();
     carts.into_values().for_each(|c| builder.add_cart(c));
     customers.into_values().for_each(|c| builder.add_customer(c));
     builder.build()

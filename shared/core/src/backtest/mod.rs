@@ -106,7 +106,7 @@ pub struct DifferingCart {
     pub draft_sent: Vec<String>,
     pub live_sent: Vec<String>,
     /// The first decision of the replays that differs: the draft's and the live campaign's.
-    pub first_difference: Option<(Traced, Option<Traced>)>,
+    pub first_difference: Option<(Option<Traced>, Option<Traced>)>,
 }
 
 /// The draft beside the live campaign on the same carts.
@@ -313,16 +313,16 @@ pub fn run(
 type LiveDid = (BTreeSet<(u32, Channel)>, bool);
 
 /// The first decision where the two replays of a cart part ways (same
-/// outcome, step, channel and reason count as the same decision).
-fn first_difference(draft: &CartTrace, live: &CartTrace) -> Option<(Traced, Option<Traced>)> {
-    let same = |a: &Traced, b: &Traced| (a.outcome, a.step, a.channel, a.code) == (b.outcome, b.step, b.channel, b.code);
-    for (index, ours) in draft.decisions.iter().enumerate() {
-        match live.decisions.get(index) {
-            Some(theirs) if same(ours, theirs) => continue,
-            theirs => return Some((ours.clone(), theirs.cloned())),
-        }
-    }
-    None
+/// outcome, step, channel and reason count as the same decision): the
+/// draft's and the live campaign's, `None` where one had stopped deciding
+/// (or the history ended first).
+fn first_difference(draft: &CartTrace, live: &CartTrace) -> Option<(Option<Traced>, Option<Traced>)> {
+    let key = |d: &Traced| (d.outcome, d.step, d.channel, d.code);
+    let length = draft.decisions.len().max(live.decisions.len());
+    (0..length).find_map(|index| {
+        let (ours, theirs) = (draft.decisions.get(index), live.decisions.get(index));
+        (ours.map(key) != theirs.map(key)).then(|| (ours.cloned(), theirs.cloned()))
+    })
 }
 
 /// Counts of the draft's replay over the carts of the period.

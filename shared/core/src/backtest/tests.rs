@@ -186,7 +186,7 @@ fn given_a_longer_first_delay_against_the_live_campaign_when_compared_then_carts
     assert_eq!(differing.cart_id.as_str(), "cart-a");
     assert_eq!((differing.draft_sent.len(), differing.live_sent.as_slice()), (0, ["1:email".to_owned()].as_slice()));
     let (draft, live) = differing.first_difference.clone().unwrap();
-    assert_eq!(draft.code, ReasonCode::Purchased, "{draft:?}");
+    assert_eq!(draft.unwrap().code, ReasonCode::Purchased);
     assert_eq!(live.unwrap().outcome, Outcome::Sent);
     assert_eq!(report.steps[0].difference, Some(-1));
     assert_eq!(against.sample.len(), 1);
