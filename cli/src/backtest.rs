@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cartback_core::backtest::{self, BacktestReport, History, Options, Outcome};
+use cartback_core::backtest::{self, BacktestReport, Options, Outcome};
 use cartback_core::campaign::Campaign;
-use cartback_core::measure::report::{CampaignReport, Money, Prices, ReportQuery};
+use cartback_core::measure::report::{Money, Prices};
 use cartback_core::message::Channel;
 use cartback_core::ports::{Clock, SystemClock};
 use chrono::NaiveDate;
@@ -109,7 +109,11 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         None => history.busiest_campaign(&live),
     };
     let measured = match (&stores, &against) {
-        (Some(stores), Some(id)) => measured(stores, &live, id, &history, from, to, &args.message_prices).await?,
+        (Some(stores), Some(id)) => {
+            let today = now.date_naive();
+            backtest::measured_rates(&*stores.state, &live, id, &history, (from, to), &args.message_prices, today)
+                .await?
+        }
         _ => None,
     };
     let options =
@@ -144,27 +148,6 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// The measurement report's row of the campaign over the period counted
-/// (the history's days when not given).
-async fn measured(
-    stores: &crate::stores::Stores,
-    live: &[Campaign],
-    campaign: &str,
-    history: &History,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-    prices: &Prices,
-) -> anyhow::Result<Option<CampaignReport>> {
-    if !live.iter().any(|c| c.id == campaign) {
-        return Ok(None);
-    }
-    let Some((first, last)) = history.days() else { return Ok(None) };
-    let query = ReportQuery::new(Some(campaign.to_owned()), from.unwrap_or(first), to.unwrap_or(last));
-    let today = SystemClock.now().date_naive().max(last);
-    let report = cartback_core::service::report(&*stores.state, live, &query, prices, today).await?;
-    Ok(report.campaigns.into_iter().find(|c| c.campaign_id == campaign))
 }
 
 /// The progress bar, on a terminal only (stderr, so stdout stays the report).

@@ -6,6 +6,7 @@
 //! the two runtimes answer byte for byte the same.
 
 mod auth;
+pub mod backtest;
 pub mod dashboard;
 mod error;
 pub mod preferences;
@@ -38,6 +39,7 @@ use cartback_core::service::{
 use cartback_core::signing::{verify_dashboard_token, verify_link, verify_unsubscribe, LinkError, UnsubscribeClaims};
 
 pub use auth::{Signed, SignedOrV1};
+pub use backtest::backtest_router;
 pub use error::ApiError;
 
 /// The routes of the public API (see `shared/core/openapi.json`).

@@ -188,6 +188,33 @@ fn label((step, channel): (u32, Channel)) -> String {
     format!("{}:{}", step + 1, channel.as_str())
 }
 
+/// The measurement report's row of `campaign` over the period counted (the
+/// history's days when `from`/`to` are not given): the rates an estimate
+/// applies. `None` when the campaign is not stored or the history is empty.
+pub async fn measured_rates<S: crate::ports::FactStore + ?Sized>(
+    facts: &S,
+    live: &[Campaign],
+    campaign: &str,
+    history: &History,
+    period: (Option<NaiveDate>, Option<NaiveDate>),
+    prices: &Prices,
+    today: NaiveDate,
+) -> Result<Option<CampaignReport>, crate::ports::PortError> {
+    if !live.iter().any(|c| c.id == campaign) {
+        return Ok(None);
+    }
+    let Some((first, last)) = history.days() else { return Ok(None) };
+    let (from, to) = (period.0.unwrap_or(first), period.1.unwrap_or(last));
+    let query = crate::measure::report::ReportQuery::new(Some(campaign.to_owned()), from, to);
+    let report = match crate::service::report(facts, live, &query, prices, today.max(last)).await {
+        Ok(report) => report,
+        Err(crate::service::ReportError::Storage(error)) => return Err(error),
+        // The campaign is known and the query built here: nothing else can be refused.
+        Err(_) => return Ok(None),
+    };
+    Ok(report.campaigns.into_iter().find(|c| c.campaign_id == campaign))
+}
+
 /// Replays `history` with the draft (and the live campaign it is put
 /// beside) and counts the outcome. `live` are the stored campaigns;
 /// `measured` the measurement report's row of the live campaign for the
