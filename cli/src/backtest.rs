@@ -88,7 +88,8 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<ExitCode> {
     // store, the measured rates of the campaign the draft is put beside.
     let (history, live, channels, stores) = match &args.events {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --events {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read --events {}", path.display()))?;
             let history = match backtest::history_from_events(&text, now) {
                 Ok(h) => h,
                 Err(e) => return usage(format!("--events {}: {e}", path.display())),
@@ -116,8 +117,7 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let options =
-        Options { draft, against, from, to, channels, prices: args.message_prices.clone(), until: None };
+    let options = Options { draft, against, from, to, channels, prices: args.message_prices.clone(), until: None };
     progress.replaying(history.cart_count);
     let report = match backtest::run(&history, &live, &options, measured.as_ref(), &mut |n| progress.replayed(n)) {
         Ok(r) => r,
@@ -161,9 +161,10 @@ impl Progress {
     fn loading(&self) {
         if let Some(bar) = &self.0 {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            bar.set_style(ProgressStyle::with_template("{spinner} reading history: {pos} carts").unwrap_or_else(
-                |_| ProgressStyle::default_spinner(),
-            ));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} reading history: {pos} carts")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
         }
     }
 
@@ -243,7 +244,11 @@ pub fn table(report: &BacktestReport) -> String {
         }
     );
     let _ = writeln!(out);
-    let _ = writeln!(out, "  {:<5} {:<9} {:>8} {:>9} {:>9} {:>10} {:>6}", "step", "channel", "sent", "held out", "deferred", "live sent", "diff");
+    let _ = writeln!(
+        out,
+        "  {:<5} {:<9} {:>8} {:>9} {:>9} {:>10} {:>6}",
+        "step", "channel", "sent", "held out", "deferred", "live sent", "diff"
+    );
     for row in &report.steps {
         let _ = writeln!(
             out,
@@ -282,7 +287,10 @@ pub fn table(report: &BacktestReport) -> String {
         for cart in &against.differing {
             let first = cart.first_difference.as_ref().map_or_else(String::new, |(draft, live)| {
                 let said = |d: &Option<backtest::Traced>| {
-                    d.as_ref().map_or_else(|| "nothing more".to_owned(), |d| format!("{} at step {}", d.code.as_str(), d.step + 1))
+                    d.as_ref().map_or_else(
+                        || "nothing more".to_owned(),
+                        |d| format!("{} at step {}", d.code.as_str(), d.step + 1),
+                    )
                 };
                 format!(": first the draft {} where live {}", said(draft), said(live))
             });

@@ -42,8 +42,14 @@ async fn history(db: &cartback_local::Database) {
         validate_event(&raw, at("2026-11-23T10:00:00Z")).unwrap()
     };
     let carts = [
-        ("cart-a", "ana", vec![event("a1", "add_to_cart", "cart-a", "ana", "2026-11-22T10:00:00Z"),
-                               event("a2", "purchase", "cart-a", "ana", "2026-11-22T11:00:00Z")]),
+        (
+            "cart-a",
+            "ana",
+            vec![
+                event("a1", "add_to_cart", "cart-a", "ana", "2026-11-22T10:00:00Z"),
+                event("a2", "purchase", "cart-a", "ana", "2026-11-22T11:00:00Z"),
+            ],
+        ),
         ("cart-b", "ben", vec![event("b1", "add_to_cart", "cart-b", "ben", "2026-11-22T10:00:00Z")]),
         ("cart-c", "cem", vec![event("c1", "view_item", "cart-c", "cem", "2026-11-22T13:00:00Z")]),
     ];
@@ -85,7 +91,9 @@ fn multipart(fields: &[(&str, &str)]) -> (String, String) {
     let mut body = String::new();
     for (name, value) in fields {
         let filename = if *name == "toml_file" { "; filename=\"draft.toml\"" } else { "" };
-        body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n{value}\r\n"));
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n{value}\r\n"
+        ));
     }
     body.push_str(&format!("--{boundary}--\r\n"));
     (format!("multipart/form-data; boundary={boundary}"), body)
@@ -146,7 +154,8 @@ async fn given_no_link_or_a_bad_draft_when_posted_then_401_or_the_field_is_named
     history(&db).await;
     let (status, _) = post(&app, &[("toml", LIVE)]).await;
     assert_eq!(status, 401);
-    let forged = dashboard_token(&Secret::new(b"another-secret-0123456789".to_vec()).unwrap(), clock.now().timestamp() + 60);
+    let forged =
+        dashboard_token(&Secret::new(b"another-secret-0123456789".to_vec()).unwrap(), clock.now().timestamp() + 60);
     assert_eq!(post(&app, &[("token", &forged), ("toml", LIVE)]).await.0, 401);
 
     let token = dashboard_token(&Secret::new(SECRET.to_vec()).unwrap(), clock.now().timestamp() + 3600);

@@ -44,7 +44,8 @@ async fn given_carts_customers_and_messages_when_scanned_in_segments_then_each_i
             c.apply(&event);
             (c, 0)
         });
-        let commit = EventCommit { event_id: event.event_id, received_at: t0(), cart: Some(cart), customer, timeline: None };
+        let commit =
+            EventCommit { event_id: event.event_id, received_at: t0(), cart: Some(cart), customer, timeline: None };
         store.commit_event(commit).await.unwrap();
         if n % 3 == 0 {
             let cart_id = format!("cart-{n}");

@@ -71,7 +71,13 @@ fn synthetic(carts: usize) -> History {
             event(format!("e{n}b"), EventType::AddToCart, &cart_id, customer.as_deref(), at + Duration::minutes(4)),
         ];
         if n % 4 == 0 {
-            events.push(event(format!("e{n}p"), EventType::Purchase, &cart_id, customer.as_deref(), at + Duration::hours(3)));
+            events.push(event(
+                format!("e{n}p"),
+                EventType::Purchase,
+                &cart_id,
+                customer.as_deref(),
+                at + Duration::hours(3),
+            ));
         }
         for e in events {
             if let Some(id) = &customer {

@@ -106,7 +106,9 @@ async fn run_page(State(state): State<Backtests>, headers: HeaderMap, body: Byte
     let day = |field: &str, text: &str| {
         let text = text.trim();
         (!text.is_empty())
-            .then(|| text.parse::<chrono::NaiveDate>().map_err(|_| format!("{field}: {text:?} is not a date (YYYY-MM-DD)")))
+            .then(|| {
+                text.parse::<chrono::NaiveDate>().map_err(|_| format!("{field}: {text:?} is not a date (YYYY-MM-DD)"))
+            })
             .transpose()
     };
     let (from, to) = match (day("from", &form.from), day("to", &form.to)) {
@@ -296,7 +298,9 @@ pub fn report_html(report: &BacktestReport) -> String {
     }
     html.push_str("</table>");
     if !report.suppressed.is_empty() {
-        html.push_str("<h2>Suppressed</h2><table id=\"suppressed\"><tr><th>Step</th><th>Reason</th><th>Carts</th></tr>");
+        html.push_str(
+            "<h2>Suppressed</h2><table id=\"suppressed\"><tr><th>Step</th><th>Reason</th><th>Carts</th></tr>",
+        );
         for s in &report.suppressed {
             let _ = write!(html, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", s.step, s.code.as_str(), s.carts);
         }
@@ -321,10 +325,14 @@ pub fn report_html(report: &BacktestReport) -> String {
                 against.replay_mismatches
             );
         }
-        html.push_str("<table id=\"differing\"><tr><th>Cart</th><th>Draft sends</th><th>Live sent</th><th>First difference</th></tr>");
+        html.push_str(concat!(
+            r#"<table id="differing"><tr><th>Cart</th><th>Draft sends</th><th>Live sent</th>"#,
+            "<th>First difference</th></tr>"
+        ));
         for cart in &against.differing {
             let said = |d: &Option<backtest::Traced>| {
-                d.as_ref().map_or_else(|| "nothing more".into(), |d| format!("{} (step {})", d.code.as_str(), d.step + 1))
+                d.as_ref()
+                    .map_or_else(|| "nothing more".into(), |d| format!("{} (step {})", d.code.as_str(), d.step + 1))
             };
             let first = cart
                 .first_difference
@@ -341,7 +349,8 @@ pub fn report_html(report: &BacktestReport) -> String {
         }
         html.push_str("</table>");
         for trace in &against.sample {
-            let _ = write!(html, "<h2>Draft timeline of {}</h2><table class=\"timeline\">", escape(trace.cart_id.as_str()));
+            let _ =
+                write!(html, "<h2>Draft timeline of {}</h2><table class=\"timeline\">", escape(trace.cart_id.as_str()));
             for d in &trace.decisions {
                 let channel = match d.outcome {
                     Outcome::Sent | Outcome::HeldOut => d.channel.map_or("", |c| c.as_str()),
@@ -363,7 +372,13 @@ pub fn report_html(report: &BacktestReport) -> String {
     let estimate = &report.estimate;
     let _ = write!(html, r#"<h2>Estimated outcome</h2><p id="estimate">{}</p>"#, escape(&estimate.basis));
     if let (Some(orders), Some(ci)) = (estimate.recovered_orders, estimate.recovered_orders_ci95) {
-        let _ = write!(html, "<p>Recovered orders {orders:.1} ({:.1} to {:.1}), revenue {}</p>", ci.0, ci.1, money(&estimate.recovered_revenue));
+        let _ = write!(
+            html,
+            "<p>Recovered orders {orders:.1} ({:.1} to {:.1}), revenue {}</p>",
+            ci.0,
+            ci.1,
+            money(&estimate.recovered_revenue)
+        );
     }
     html.push_str("</section>");
     html

@@ -95,7 +95,8 @@ mod tests {
                 c.apply(&event);
                 (c, 0)
             });
-            let commit = EventCommit { event_id: event.event_id, received_at: now, cart: Some(cart), customer, timeline: None };
+            let commit =
+                EventCommit { event_id: event.event_id, received_at: now, cart: Some(cart), customer, timeline: None };
             db.commit_event(commit).await.unwrap();
         }
         let before = db.get_cart(&"cart-00007".into()).await.unwrap();

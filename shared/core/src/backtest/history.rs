@@ -46,8 +46,7 @@ impl CustomerCarts {
 /// times, purchases, returns and redeemed promotions after `at` left out.
 /// Contact details stay as stored (they are not kept with their history).
 pub fn customer_as_of(customer: &Customer, at: DateTime<Utc>) -> Customer {
-    let consent_history: Vec<ConsentChange> =
-        customer.consent_history.iter().filter(|c| c.at <= at).cloned().collect();
+    let consent_history: Vec<ConsentChange> = customer.consent_history.iter().filter(|c| c.at <= at).cloned().collect();
     let stored = customer.profile.consents.unwrap_or_default();
     let times = customer.consents_as_of;
     let consent = |channel: Channel, value: Option<bool>, since: Option<DateTime<Utc>>| {
@@ -236,7 +235,8 @@ pub fn history_from_event_list(mut events: Vec<Event>) -> History {
             customers.entry(id.clone()).or_insert_with(|| Customer::new(id.clone())).apply(&event);
         }
         if let Some(cart_id) = &event.cart_id {
-            let record = carts.entry(cart_id.clone()).or_insert_with(|| CartRecord::new(cart_id.clone(), event.occurred_at));
+            let record =
+                carts.entry(cart_id.clone()).or_insert_with(|| CartRecord::new(cart_id.clone(), event.occurred_at));
             record.insert_event(event);
         }
     }

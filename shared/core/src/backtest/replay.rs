@@ -354,9 +354,11 @@ impl Pass<'_> {
     ) -> Option<ReplayedVoucher> {
         let VoucherChoice::Issue { terms, expires_after_seconds, .. } = choice else { return None };
         let face_value = terms.discount.amount_on(cart.totals().subtotal);
-        let seed = cart.cart_id.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let seed = cart
+            .cart_id
+            .as_str()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
         let code = VoucherCode::generate(Some("BT"), &mut rand::rngs::StdRng::seed_from_u64(seed ^ u64::from(step)));
         let contact = self.customer.customer.as_ref().map_or(&cart.contact, |c| &c.profile);
         self.vouchers.push(Voucher {

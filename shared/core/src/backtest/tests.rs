@@ -139,7 +139,8 @@ fn given_a_cart_edited_before_its_timer_when_replayed_then_the_reminder_counts_f
 fn given_a_timer_beyond_the_history_when_replayed_then_it_is_not_run() {
     let history = history(&[add_to_cart("a1", "cart-a", "eve", "2026-06-10T10:00:00Z")]);
     // The history ends at its last event: the 10:30 reminder had not fallen due.
-    let report = backtest(&history, &Options { until: None, ..options(one_email("draft", "30m"), "2026-06-12T00:00:00Z") });
+    let report =
+        backtest(&history, &Options { until: None, ..options(one_email("draft", "30m"), "2026-06-12T00:00:00Z") });
     assert_eq!((report.carts, report.entering), (1, 0));
     assert!(report.steps.is_empty());
 }
