@@ -24,7 +24,7 @@ use crate::ids::{CartId, CustomerKey, MessageId};
 use crate::measure::Group;
 use crate::message::{Channel, MessageRecord, MessageStatus};
 use crate::reason::ReasonCode;
-use crate::service::checker::timer_superseded;
+use crate::service::checker::{advance, timer_superseded};
 use crate::service::first_check_delay;
 use crate::service::ingest::timer_to_arm;
 use crate::voucher::{Voucher, VoucherChoice, VoucherCode, VoucherOwner, VoucherStatus, VoucherTerms};
@@ -263,15 +263,14 @@ impl Pass<'_> {
                 voucher: None,
             };
             match &decision {
-                Decision::Skip { campaign_id, step, due, .. } => {
-                    progress.skip(campaign_id, *step, *due);
+                Decision::Skip { step, .. } => {
+                    advance(progress, &decision, &cart.cart_id, now);
                     traced = Traced { outcome: Outcome::Skipped, step: *step, ..traced };
                 }
                 Decision::Withhold { campaign_id, step, channel, group, variant, .. } => {
                     let status = MessageStatus::HeldOut { at: now };
                     let message = self.message(&cart, &key, campaign_id, *step, *channel, variant, status, now);
-                    progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                    progress.enter(*group, variant.as_deref());
+                    advance(progress, &decision, &cart.cart_id, now);
                     trace.entered.get_or_insert_with(|| (campaign_id.clone(), *group));
                     self.history.push(message);
                     traced = Traced { outcome: Outcome::HeldOut, step: *step, channel: Some(*channel), ..traced };
@@ -279,8 +278,7 @@ impl Pass<'_> {
                 Decision::Send { campaign_id, step, channel, variant, voucher, .. } => {
                     let message =
                         self.message(&cart, &key, campaign_id, *step, *channel, variant, MessageStatus::Queued, now);
-                    progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                    progress.enter(Group::Treated, variant.as_deref());
+                    advance(progress, &decision, &cart.cart_id, now);
                     trace.entered.get_or_insert_with(|| (campaign_id.clone(), Group::Treated));
                     let issued = self.voucher(voucher, &cart, &key, campaign_id, *step, variant, now);
                     self.history.push(message);

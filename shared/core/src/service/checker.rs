@@ -138,14 +138,13 @@ where
             // Entered above, unless only this arm's rules let it in now.
             let entering = record.progress.group.is_none();
             match &decision {
-                Decision::Skip { campaign_id, step, due, .. } => {
-                    record.progress.skip(campaign_id, *step, *due);
+                Decision::Skip { .. } => {
+                    advance(&mut record.progress, &decision, &cart.cart_id, now);
                 }
                 Decision::Withhold { campaign_id, step, channel, group, variant, .. } => {
                     let status = MessageStatus::HeldOut { at: now };
                     let message = measured.message(campaign_id, *step, *channel, variant, status);
-                    record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                    record.progress.enter(*group, variant.as_deref());
+                    advance(&mut record.progress, &decision, &cart.cart_id, now);
                     // Counted like a send: the holdout meets the same caps.
                     ledger.reserve(reserved_send(&message));
                     reserved = true;
@@ -175,8 +174,7 @@ where
                     timeline.extend(issuing::voucher_entry(voucher, campaign_id, *step, shown.as_ref(), now));
                     let shown_voucher = shown.as_ref().map(|v| issuing::shown(v, &contact, campaign));
                     let message = measured.message(campaign_id, *step, *channel, variant, MessageStatus::Queued);
-                    record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                    record.progress.enter(Group::Treated, variant.as_deref());
+                    advance(&mut record.progress, &decision, &cart.cart_id, now);
                     if entering {
                         facts.push(measured.entered(campaign_id, Group::Treated, variant.as_deref()));
                     }
@@ -417,6 +415,26 @@ where
             }
         })
     }
+}
+
+/// Moves a cart's progress on for one decision of a live campaign, as the
+/// checker and the backtest's replay both do: a skip is recorded as skipped
+/// at its due time; a send or a hold-out as dispatched now (its message id
+/// is the cart's, step's and channel's), the cart entering its group (a
+/// send's: treated) and variant with the first.
+pub(crate) fn advance(progress: &mut Progress, decision: &Decision, cart_id: &str, now: DateTime<Utc>) {
+    let (campaign_id, step, channel, group, variant) = match decision {
+        Decision::Skip { campaign_id, step, due, .. } => return progress.skip(campaign_id, *step, *due),
+        Decision::Withhold { campaign_id, step, channel, group, variant, .. } => {
+            (campaign_id, *step, *channel, *group, variant)
+        }
+        Decision::Send { campaign_id, step, channel, variant, .. } => {
+            (campaign_id, *step, *channel, Group::Treated, variant)
+        }
+        Decision::Wait { .. } | Decision::Stop { .. } => return,
+    };
+    progress.record(campaign_id, step, channel, MessageRecord::id_for(cart_id, step, channel), now);
+    progress.enter(group, variant.as_deref());
 }
 
 /// Whether a timer due at `due_at` firing at `now` is stale: another, later
