@@ -233,3 +233,47 @@ fn given_recorded_live_traffic_when_a_draft_waits_longer_before_its_first_email_
     assert_eq!(against["sample"].as_array().unwrap().len(), 2);
     assert!(report["estimate"]["basis"].as_str().unwrap().starts_with("No estimate"), "{report:#}");
 }
+
+#[test]
+fn given_an_events_export_when_backtested_then_the_table_and_csv_count_the_sends_and_a_bad_line_is_named() {
+    // GIVEN a JSON Lines export: two customers' carts, the history running an hour past them
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines: Vec<String> = [("a1", "cart-a", "ana"), ("b1", "cart-b", "bob")]
+        .iter()
+        .map(|(id, cart, customer)| {
+            let mut event = add_to_cart(id, cart, Some(customer), &format!("{customer}@example.com"), true);
+            event["occurred_at"] = json!("2026-06-10T10:00:00Z");
+            event.to_string()
+        })
+        .collect();
+    lines.push(json!({"event_id": "z1", "type": "identify", "customer_id": "zoe",
+                      "occurred_at": "2026-06-10T11:00:00Z"}).to_string());
+    let events = dir.path().join("export.jsonl");
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    std::fs::write(dir.path().join("draft.toml"), LIVE).unwrap();
+    let draft = dir.path().join("draft.toml");
+    let args = ["backtest", "--campaign", draft.to_str().unwrap(), "--events", events.to_str().unwrap()];
+
+    // WHEN backtested with a table, then as CSV
+    let table = cartback(dir.path(), &args);
+    let csv_file = dir.path().join("out.csv");
+    let csv = cartback(dir.path(), &[&args[..], &["--csv", csv_file.to_str().unwrap()]].concat());
+
+    // THEN both carts get step 1 by email (step 2 falls after the history's end)
+    assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("carts 2, entering 2 (0 held out)"), "{text}");
+    assert!(text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "email", "2", "0", "0", "-", "-"]));
+    assert!(text.contains("No estimate"), "{text}");
+    assert!(csv.status.success());
+    let rows = std::fs::read_to_string(&csv_file).unwrap();
+    assert_eq!(rows, "campaign_id,step,channel,sent,held_out,deferred,live_sent,difference\nlive,1,email,2,0,0,-,-\n");
+
+    // AND a line without its event_id is refused by number and field, exit 2
+    lines.insert(1, json!({"type": "add_to_cart", "cart_id": "cart-x"}).to_string());
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let refused = cartback(dir.path(), &args);
+    assert_eq!(refused.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("line 2: event_id"), "{error}");
+}
