@@ -11,21 +11,19 @@
 
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/dev.rs"]
+mod dev;
 
-use std::io::{BufRead, BufReader};
+use std::ops::Deref;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cartback_core::signing::{sign_request, SignedRequest};
 use serde_json::{json, Value};
 
-use browser::{Browser, Process};
+use browser::Browser;
+use dev::{Launch, SECRET};
 
-const SECRET: &str = "dashboard-test-secret-0123456789";
-/// 30 virtual minutes pass in 3 real seconds.
-const SPEED: &str = "600";
-const DEADLINE: Duration = Duration::from_secs(120);
 /// The shipped campaign's first step, holding out half the shop and drawing a verdict from 5 carts per arm,
 /// so a small scenario shows every part of the page.
 const MEASURED_CAMPAIGN: &str = r#"
@@ -41,106 +39,33 @@ channels = { mobile = ["email"], desktop = ["email"] }
 template = "reminder"
 "#;
 
-struct Dev {
-    _process: Process,
-    base: String,
-    data: PathBuf,
-    _dir: tempfile::TempDir,
+/// `cartback dev` at 600x (30 virtual minutes pass in 3 real seconds).
+struct Dev(dev::Dev);
+
+impl Deref for Dev {
+    type Target = dev::Dev;
+    fn deref(&self) -> &dev::Dev {
+        &self.0
+    }
 }
 
 impl Dev {
     fn start() -> Dev {
-        Dev::start_in(tempfile::tempdir().expect("temp dir"))
+        Dev(dev::Dev::start(Launch::default()))
     }
 
     /// `cartback dev` over a data directory where `cartback campaign apply` stored `campaign` first.
     fn start_with_campaign(campaign: &str) -> Dev {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("campaign.toml");
-        std::fs::write(&file, campaign).unwrap();
-        let applied = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["campaign", "apply"])
-            .arg(&file)
-            .arg("--data")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-        Dev::start_in(dir)
-    }
-
-    fn start_in(dir: tempfile::TempDir) -> Dev {
-        let data = dir.path().to_owned();
-        let log = std::fs::File::create(data.join("server.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
-            .arg(&data)
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("cartback dev starts");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        reader.read_line(&mut first).expect("banner");
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
-        Dev { _process: Process(child), base, data, _dir: dir }
-    }
-
-    /// A signed request (v2, at real time) and its status and JSON answer.
-    fn call(&self, method: &str, path_and_query: &str, body: &[u8]) -> (u16, Value) {
-        let request = SignedRequest { method, path_and_query, body };
-        let signature = sign_request(
-            &cartback_core::signing::Secret::new(SECRET.as_bytes().to_vec()).unwrap(),
-            chrono::Utc::now().timestamp(),
-            &request,
-        );
-        let url = format!("{}{path_and_query}", self.base);
-        let answer = ureq::request(method, &url)
-            .set("content-type", "application/json")
-            .set("x-cartback-signature", &signature)
-            .send_bytes(body);
-        let response = match answer {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path_and_query}: {e}"),
-        };
-        (response.status(), response.into_json().unwrap_or(Value::Null))
+        Dev(dev::Dev::start(Launch { campaigns: &[campaign], ..Launch::default() }))
     }
 
     fn post(&self, events: Value) {
-        let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
-        let (status, answer) = self.call("POST", "/v1/events", &body);
+        let (status, answer) = self.post_events(&json!({ "events": events }));
         assert_eq!((status, &answer["rejected"]), (200, &json!(0)), "{answer}");
     }
 
-    fn cart(&self, cart_id: &str) -> Value {
-        let (status, cart) = self.call("GET", &format!("/v1/carts/{cart_id}"), b"");
-        if status == 200 {
-            cart
-        } else {
-            Value::Null
-        }
-    }
-
-    /// Polls until `done` holds for the cart, and answers the cart then.
-    fn wait_for(&self, cart_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let cart = self.cart(cart_id);
-            if done(&cart) {
-                return cart;
-            }
-            assert!(start.elapsed() < DEADLINE, "cart {cart_id} never reached {what}: {cart:#}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     fn today(&self) -> chrono::NaiveDate {
-        let body: Value = ureq::get(&format!("{}/healthz", self.base)).call().unwrap().into_json().unwrap();
-        body["now"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap().date_naive()
+        self.now().date_naive()
     }
 
     /// `cartback dashboard` for this server, with extra arguments.

@@ -1,22 +1,10 @@
 //! The marketer's commands against the local store, and their effect on a
 //! running `cartback dev`.
 
-use std::path::Path;
-use std::process::{Command, Output};
+#[path = "support/dev.rs"]
+mod dev;
 
-fn cartback(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("cartback runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use dev::{cartback, stdout};
 
 fn repo_file(path: &str) -> String {
     format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))

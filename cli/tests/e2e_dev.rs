@@ -4,77 +4,58 @@
 //! test asserts how fast anything happens. Every answer is checked against
 //! the served OpenAPI document (`cartback_tests::openapi`).
 
+#[path = "support/dev.rs"]
+mod dev;
+
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cartback_core::signing::{sign_request, sign_request_v1, Secret, SignedRequest};
-use cartback_tests::openapi::{assert_response, Observed};
 use cartback_tests::pii::Contacts;
+use dev::{checked, Launch, DEADLINE, SECRET};
 use serde_json::{json, Value};
 
-const SECRET: &str = "e2e-test-secret-0123456789abcdef";
-/// 30 virtual minutes pass in 3 real seconds.
-const SPEED: &str = "600";
-const DEADLINE: Duration = Duration::from_secs(90);
-
+/// `cartback dev` at 600x (30 virtual minutes pass in 3 real seconds),
+/// logging every level down to `trace` for Cartback's crates; when the
+/// test ends the log is scanned for every contact value the test sent.
 struct Dev {
-    child: Child,
-    base: String,
-    data: PathBuf,
-    /// The server's log (stderr, every level down to `trace` for Cartback's
-    /// crates), scanned for contact data when the test ends.
-    log: PathBuf,
-    /// Every contact value this test sent.
+    server: dev::Dev,
     contacts: RefCell<Contacts>,
-    _dir: Option<tempfile::TempDir>,
+}
+
+impl Deref for Dev {
+    type Target = dev::Dev;
+    fn deref(&self) -> &dev::Dev {
+        &self.server
+    }
+}
+
+impl DerefMut for Dev {
+    fn deref_mut(&mut self) -> &mut dev::Dev {
+        &mut self.server
+    }
 }
 
 impl Dev {
     fn start() -> Dev {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data = dir.path().to_owned();
-        let mut dev = Dev::start_in(&data);
-        dev._dir = Some(dir);
-        dev
+        Dev::launch(None)
     }
 
     fn start_in(data: &Path) -> Dev {
-        std::fs::create_dir_all(data).expect("data folder");
-        let log = data.join("test-server.log");
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
-            .arg(data)
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .env("RUST_LOG", "info,cartback=trace,cartback_core=trace,cartback_local=trace,cartback_http=trace")
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("cartback dev starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut reader = BufReader::new(stdout);
-        let mut first = String::new();
-        reader.read_line(&mut first).expect("banner");
-        // Keep draining so the server never writes into a closed pipe.
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
-        Dev { child, base, data: data.to_owned(), log, contacts: RefCell::default(), _dir: None }
+        Dev::launch(Some(data))
+    }
+
+    fn launch(data: Option<&Path>) -> Dev {
+        let rust_log = "info,cartback=trace,cartback_core=trace,cartback_local=trace,cartback_http=trace";
+        let server = dev::Dev::start(Launch { speed: "600", data, rust_log, ..Launch::default() });
+        Dev { server, contacts: RefCell::default() }
     }
 
     fn server_now(&self) -> i64 {
-        let (status, body) = checked("GET", "/healthz", ureq::get(&format!("{}/healthz", self.base)).call());
-        assert_eq!(status, 200);
-        body["now"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp()
-    }
-
-    /// A v2 signature at real time (the replay window follows the real
-    /// clock, whatever the virtual clock's speed).
-    fn signature(&self, method: &str, path_and_query: &str, body: &[u8]) -> String {
-        sign(SECRET, chrono::Utc::now().timestamp(), method, path_and_query, body)
+        self.now().timestamp()
     }
 
     /// POST raw bytes with an optional signature header; returns status and JSON.
@@ -96,21 +77,9 @@ impl Dev {
         json
     }
 
-    fn cart(&self, cart_id: &str) -> (u16, Value) {
-        let path = format!("/v1/carts/{cart_id}");
-        let request =
-            ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature("GET", &path, b""));
-        checked("GET", &path, request.call())
-    }
-
-    /// Emails in the outbox, with quoted-printable soft breaks and `=3D` undone.
+    /// The outbox's emails, readable, sorted.
     fn emails(&self) -> Vec<String> {
-        let dir = self.data.join("outbox/email");
-        let mut mails: Vec<String> = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).map(|m| readable(&m)).collect()
-            })
-            .unwrap_or_default();
+        let mut mails: Vec<String> = self.server.emails().into_iter().map(|(_, mail)| mail).collect();
         mails.sort();
         mails
     }
@@ -119,70 +88,15 @@ impl Dev {
     fn wait_for_decision(&self, cart_id: &str, code: &str) -> Value {
         self.wait_for(cart_id, code, |cart| decisions(cart).iter().any(|d| d == code))
     }
-
-    /// Polls the cart until `done` holds for it.
-    fn wait_for(&self, cart_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let (status, cart) = self.cart(cart_id);
-            if status == 200 && done(&cart) {
-                return cart;
-            }
-            assert!(start.elapsed() < DEADLINE, "cart {cart_id} never reached {what}: {cart:#}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        // SIGTERM lets the server stop cleanly; kill is the fallback.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        self.stop();
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        if std::thread::panicking() {
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("last lines of the server's log:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
-        } else {
-            self.contacts.borrow().assert_absent_from("cartback dev", &log);
+        self.server.stop();
+        if !std::thread::panicking() {
+            self.contacts.borrow().assert_absent_from("cartback dev", &self.log_text());
         }
     }
-}
-
-/// Status and JSON body of an answer to `method path`, once the answer is
-/// checked against the served OpenAPI document.
-fn checked(method: &str, path: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("transport error: {e}"),
-    };
-    let status = response.status();
-    let headers = response
-        .headers_names()
-        .into_iter()
-        .filter_map(|name| Some((name.clone(), response.header(&name)?.to_owned())))
-        .collect();
-    let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body).expect("the body reads");
-    assert_response(method, path, &Observed { status, headers, body: body.clone() });
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-fn readable(email: &str) -> String {
-    email.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
 }
 
 fn sent_messages(cart: &Value) -> usize {
@@ -417,15 +331,7 @@ fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_
     let dir = tempfile::tempdir().unwrap();
     let campaign = dir.path().join("fast.toml");
     std::fs::write(&campaign, "id = \"fast\"\nname = \"Fast\"\nholdout_percent = 0\n[[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n[[steps]]\ndelay = \"2h\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n").unwrap();
-    let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(args)
-            .arg("--data")
-            .arg(dir.path())
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| dev::cartback(dir.path(), args);
     assert!(cli(&["campaign", "apply", campaign.to_str().unwrap()]).status.success());
 
     let dev = Dev::start_in(dir.path());
@@ -444,11 +350,7 @@ fn given_a_running_campaign_when_the_marketer_disables_it_then_its_pending_step_
 
 /// `cartback explain CART_ID` on the dev server's data folder.
 fn explain(dev: &Dev, cart_id: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .args(["explain", cart_id, "--data"])
-        .arg(&dev.data)
-        .output()
-        .expect("cartback explain runs");
+    let out = dev::cartback(&dev.data, &["explain", cart_id]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     dev.contacts.borrow().assert_absent_from("cartback explain", &text);
@@ -494,27 +396,13 @@ fn given_consent_given_with_a_basis_then_withdrawn_when_a_cart_is_explained_then
 #[test]
 fn given_the_readme_python_example_when_run_against_cartback_then_its_signed_event_is_accepted() {
     // Real time: the example signs with its own clock.
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .args(["dev", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .env("CARTBACK_INGEST_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    reader.read_line(&mut banner).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let base = banner.trim().rsplit(' ').next().unwrap().to_owned();
+    let server = dev::Dev::start(Launch { speed: "1", ..Launch::default() });
     let out = Command::new("python3")
         .arg(format!("{}/../examples/sign_and_send.py", env!("CARGO_MANIFEST_DIR")))
-        .env("CARTBACK_URL", &base)
+        .env("CARTBACK_URL", &server.base)
         .env("CARTBACK_INGEST_SECRET", SECRET)
         .output()
         .expect("python3 runs");
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0 accepted");
 }
@@ -586,7 +474,7 @@ fn given_customers_reachable_by_sms_push_and_web_push_when_every_channel_sends_t
 
 /// Runs `cartback ARGS --data DIR` against the folder `cartback dev` uses.
 fn cli(data: &Path, args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(data).output().unwrap();
+    let out = dev::cartback(data, args);
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.success(), json, String::from_utf8_lossy(&out.stderr).into_owned())
 }

@@ -2,32 +2,22 @@
 //! report, the CSV one row per campaign, the table readable and free of
 //! personal data, and bad flags are named.
 
+#[path = "support/dev.rs"]
+mod dev;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use cartback_core::ids::CustomerKey;
 use cartback_core::measure::{Fact, FactKind, Group, MessageOutcome, SegmentLabel};
 use cartback_core::message::Channel;
 use cartback_core::ports::FactStore;
 use chrono::{DateTime, Duration, Utc};
+use dev::{cartback, stderr, stdout};
 
-fn cartback(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cartback"))
-        .arg("report")
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("cartback runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+/// `cartback report ARGS --data DATA`.
+fn report(data: &Path, args: &[&str]) -> Output {
+    cartback(data, &[&["report"], args].concat())
 }
 
 /// 120 treated carts of which 48 bought, and 110 held out of which 11 did,
@@ -101,7 +91,7 @@ async fn given_facts_in_the_local_folder_when_reported_then_json_csv_and_table_a
     store_facts(dir.path()).await;
     let period = ["--from", "2026-11-01", "--to", "2026-11-14"];
 
-    let out = cartback(dir.path(), &[&period[..], &["--json", "--window", "2d"]].concat());
+    let out = report(dir.path(), &[&period[..], &["--json", "--window", "2d"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["attribution_window_hours"], 48);
@@ -112,7 +102,7 @@ async fn given_facts_in_the_local_folder_when_reported_then_json_csv_and_table_a
     assert!(c["lift_ci95"][0].as_f64().unwrap() > 0.0);
     assert_eq!(c["attributed_revenue"]["EUR"], "2400.00");
 
-    let out = cartback(dir.path(), &[&period[..], &["--csv"]].concat());
+    let out = report(dir.path(), &[&period[..], &["--csv"]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let csv = stdout(&out);
     let lines: Vec<&str> = csv.lines().collect();
@@ -121,7 +111,7 @@ async fn given_facts_in_the_local_folder_when_reported_then_json_csv_and_table_a
     assert!(lines[1].starts_with("default,false,230,120,110,48,11,0.4,"), "{}", lines[1]);
     assert!(lines[2].starts_with("*,false,230,120,110,48,11,"), "{}", lines[2]);
 
-    let out = cartback(dir.path(), &period);
+    let out = report(dir.path(), &period);
     assert!(out.status.success(), "{}", stderr(&out));
     let table = stdout(&out);
     assert!(table.contains("campaign default: Reminders raised recovery by 30.0 points ("), "{table}");
@@ -143,7 +133,7 @@ fn given_bad_flags_when_reported_then_the_flag_is_named() {
         (&["--campaign", "nope"], "--campaign: no campaign \"nope\""),
     ];
     for (args, message) in cases {
-        let out = cartback(dir.path(), args);
+        let out = report(dir.path(), args);
         assert!(!out.status.success(), "{args:?}");
         assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
     }

@@ -8,85 +8,54 @@
 //! 0.4 real seconds, step 2 (a day later) after about 17; a code's 7 days
 //! last about 2 real minutes.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+#[path = "support/dev.rs"]
+mod dev;
+
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use cartback_core::ids::CustomerKey;
 use cartback_core::measure::{assign_group, Group};
-use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_core::voucher::VoucherCode;
 use cartback_core::webhook::WebhookSecret;
-use cartback_tests::openapi::{assert_response, Observed};
+use cartback_tests::webhook_endpoint::webhook_endpoint;
+use dev::{count, timeline, Launch, DEADLINE};
 use serde_json::{json, Value};
 
-const SECRET: &str = "e2e-test-secret-0123456789abcdef";
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SPEED: &str = "5000";
-const DEADLINE: Duration = Duration::from_secs(120);
 
-struct Dev {
-    child: Child,
-    base: String,
-    data: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// `cartback dev` with `vouchers.toml` applied (the only campaign); when the
+/// test ends, the server's log must name no code shown in an email in full.
+struct Dev(dev::Dev);
+
+impl Deref for Dev {
+    type Target = dev::Dev;
+    fn deref(&self) -> &dev::Dev {
+        &self.0
+    }
 }
 
 impl Dev {
-    /// `cartback dev` on a fresh data folder with `vouchers.toml` applied
-    /// (the only campaign), plus `env`.
+    /// `cartback dev` on a fresh data folder with `vouchers.toml` applied, plus `env`.
     fn start(env: &[(&str, &str)]) -> Dev {
         Dev::start_at(SPEED, env)
     }
 
     /// As [`Dev::start`], with the virtual clock at `speed`.
     fn start_at(speed: &str, env: &[(&str, &str)]) -> Dev {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data = dir.path().to_owned();
-        let campaign = format!("{}/../infra/campaigns/vouchers.toml", env!("CARGO_MANIFEST_DIR"));
-        let applied = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["campaign", "apply", &campaign, "--data"])
-            .arg(&data)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("cartback campaign apply runs");
-        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-        let log = data.join("test-server.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", speed, "--data"])
-            .arg(&data)
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info,cartback_core=debug")
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("cartback dev starts");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        reader.read_line(&mut first).expect("banner");
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
-        Dev { child, base, data, log, _dir: dir }
-    }
-
-    fn signature(&self, method: &str, path: &str, body: &[u8]) -> String {
-        let request = SignedRequest { method, path_and_query: path, body };
-        sign_request(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), chrono::Utc::now().timestamp(), &request)
+        let campaigns = [include_str!("../../infra/campaigns/vouchers.toml")];
+        Dev(dev::Dev::start(Launch {
+            speed,
+            campaigns: &campaigns,
+            env,
+            rust_log: "info,cartback_core=debug",
+            ..Launch::default()
+        }))
     }
 
     fn post(&self, event: &Value) {
-        let body = serde_json::to_vec(event).unwrap();
-        let request = ureq::post(&format!("{}/v1/events", self.base))
-            .set("content-type", "application/json")
-            .set("x-cartback-signature", &self.signature("POST", "/v1/events", &body));
-        let (status, answer) = checked("POST", "/v1/events", request.send_bytes(&body));
+        let (status, answer) = self.post_events(event);
         assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
     }
 
@@ -95,59 +64,19 @@ impl Dev {
         let body = serde_json::to_vec(&json!({"code": code.as_str(), "customer_id": customer_id, "cart_id": cart_id,
             "subtotal": "60.00", "currency": "USD"}))
         .unwrap();
-        let path = "/v1/vouchers/validate";
-        let request = ureq::post(&format!("{}{path}", self.base))
-            .set("content-type", "application/json")
-            .set("x-cartback-signature", &self.signature("POST", path, &body));
-        let (status, answer) = checked("POST", path, request.send_bytes(&body));
+        let (status, answer) = self.call("POST", "/v1/vouchers/validate", &body);
         assert_eq!(status, 200, "{answer}");
         answer
     }
 
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        let health: Value = ureq::get(&format!("{}/healthz", self.base)).call().unwrap().into_json().unwrap();
-        health["now"].as_str().unwrap().parse().unwrap()
-    }
-
-    fn cart(&self, cart_id: &str) -> Value {
-        let path = format!("/v1/carts/{cart_id}");
-        let request =
-            ureq::get(&format!("{}{path}", self.base)).set("x-cartback-signature", &self.signature("GET", &path, b""));
-        let (status, cart) = checked("GET", &path, request.call());
-        if status == 200 {
-            cart
-        } else {
-            Value::Null
-        }
-    }
-
-    fn wait_for(&self, cart_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let cart = self.cart(cart_id);
-            if done(&cart) {
-                return cart;
-            }
-            assert!(start.elapsed() < DEADLINE, "cart {cart_id} never reached {what}: {cart:#}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The emails sent to `to`, oldest step first (quoted-printable undone).
+    /// The emails sent to `to`, oldest step first.
     fn emails_to(&self, to: &str) -> Vec<String> {
-        let dir = self.data.join("outbox/email");
-        let mut mails: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(&dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| {
-                        let path = e.ok()?.path();
-                        let modified = path.metadata().ok()?.modified().ok()?;
-                        Some((modified, readable(&std::fs::read_to_string(path).ok()?)))
-                    })
-                    .filter(|(_, m)| m.contains(&format!("To: {to}")))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut mails: Vec<(std::time::SystemTime, String)> = self
+            .emails()
+            .into_iter()
+            .filter(|(_, mail)| mail.contains(&format!("To: {to}")))
+            .filter_map(|(path, mail)| Some((path.metadata().ok()?.modified().ok()?, mail)))
+            .collect();
         mails.sort();
         mails.into_iter().map(|(_, m)| m).collect()
     }
@@ -155,48 +84,17 @@ impl Dev {
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        self.0.stop();
         if std::thread::panicking() {
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("last lines of the server's log:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
             return;
         }
         // Codes are credentials: the log (debug level for the core) names them by their last group only.
+        let log = self.log_text();
         let shown: Vec<VoucherCode> = self.emails_to("").iter().flat_map(|m| codes_in(m)).collect();
         for code in shown {
             assert!(!log.contains(code.as_str()), "the server's log shows a full voucher code");
         }
     }
-}
-
-/// Status and JSON body of an answer, once checked against the served OpenAPI document.
-fn checked(method: &str, path: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("transport error: {e}"),
-    };
-    let status = response.status();
-    let headers = response
-        .headers_names()
-        .into_iter()
-        .filter_map(|name| Some((name.clone(), response.header(&name)?.to_owned())))
-        .collect();
-    let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body).expect("the body reads");
-    assert_response(method, path, &Observed { status, headers, body: body.clone() });
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-fn readable(email: &str) -> String {
-    email.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
 }
 
 /// The voucher codes an email shows (`CB-XXXX-XXXX-XXXX`), each once.
@@ -228,60 +126,8 @@ fn add_to_cart(cart_id: &str, customer_id: &str, email: &str) -> Value {
     })
 }
 
-fn timeline(cart: &Value) -> Vec<Value> {
-    cart["timeline"].as_array().cloned().unwrap_or_default()
-}
-
 fn voucher_lines(cart: &Value) -> Vec<Value> {
     timeline(cart).into_iter().filter(|e| e["details"]["voucher"].is_string()).collect()
-}
-
-fn count(cart: &Value, kind: &str, code: &str) -> usize {
-    timeline(cart).iter().filter(|e| e["kind"] == kind && e["code"] == code).count()
-}
-
-/// One request a storefront received: its headers (names in lower case) and body.
-type Request = (Vec<(String, String)>, Vec<u8>);
-
-/// A storefront's webhook endpoint: answers 204 to every request and keeps each.
-fn storefront() -> (String, Arc<Mutex<Vec<Request>>>) {
-    storefront_down_for(0)
-}
-
-/// A storefront's webhook endpoint that answers 503 to its first `failures`
-/// requests, then 204; it keeps every request.
-fn storefront_down_for(failures: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}/hooks/cartback", listener.local_addr().unwrap().port());
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            let mut headers = Vec::new();
-            reader.read_line(&mut line).unwrap();
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                let Some((name, value)) = header.trim_end().split_once(':') else { break };
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-            }
-            let length = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let seen = {
-                let mut kept = keep.lock().unwrap();
-                kept.push((headers, body));
-                kept.len()
-            };
-            let status = if seen <= failures { "503 Service Unavailable" } else { "204 No Content" };
-            let mut stream = stream;
-            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (url, received)
 }
 
 /// GIVEN a customer with a return 20 days ago and a storefront taking the voucher.issued webhook
@@ -289,7 +135,7 @@ fn storefront_down_for(failures: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
 /// THEN both emails show the same 10% code, and the storefront received it, signed, before the first email.
 #[test]
 fn given_a_returner_when_both_steps_go_out_then_both_emails_show_the_same_10_percent_code() {
-    let (url, received) = storefront();
+    let (url, received) = webhook_endpoint(0);
     let webhook = [("CARTBACK_VOUCHER_WEBHOOK_URL", url.as_str()), ("CARTBACK_VOUCHER_WEBHOOK_SECRET", WEBHOOK_SECRET)];
     let dev = Dev::start(&webhook);
     let customer = treated("returner");
@@ -408,7 +254,7 @@ fn given_a_shown_code_when_two_orders_use_it_then_the_first_redeems_it_and_the_s
 /// WHEN step 1 is due THEN the email waits: it goes out once, right after the storefront acknowledged the code.
 #[test]
 fn given_wait_and_a_storefront_down_at_first_when_step_one_is_due_then_the_email_goes_after_the_acknowledgement() {
-    let (url, received) = storefront_down_for(2);
+    let (url, received) = webhook_endpoint(2);
     let dev = Dev::start(&[
         ("CARTBACK_VOUCHER_WEBHOOK_URL", url.as_str()),
         ("CARTBACK_VOUCHER_WEBHOOK_SECRET", WEBHOOK_SECRET),

@@ -9,22 +9,19 @@
 
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/dev.rs"]
+mod dev;
 
-use std::io::{BufRead, BufReader};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use serde_json::{json, Value};
 
-use browser::{Browser, Process};
+use browser::Browser;
+use dev::{Launch, DEADLINE};
 
-const SECRET: &str = "unsubscribe-test-secret-0123456789";
-/// 30 virtual minutes pass in 3 real seconds.
-const SPEED: &str = "600";
-const DEADLINE: Duration = Duration::from_secs(120);
 const POSTAL_ADDRESS: &str = "Demo Shop SAS, 12 rue des Tests, 75011 Paris, France";
 const EMAIL: &str = "ana.unsubscribes@example.com";
 /// Two emails: 30 minutes after the cart, and 3 hours after the first.
@@ -46,84 +43,34 @@ channels = { mobile = ["email"], desktop = ["email"] }
 template = "last_call"
 "#;
 
-struct Dev {
-    _process: Process,
-    base: String,
-    data: PathBuf,
-    _dir: tempfile::TempDir,
+/// `cartback dev` at 600x (30 virtual minutes pass in 3 real seconds) with
+/// `TWO_EMAILS` applied, a postal address and an unsubscribe mailbox.
+struct Dev(dev::Dev);
+
+impl Deref for Dev {
+    type Target = dev::Dev;
+    fn deref(&self) -> &dev::Dev {
+        &self.0
+    }
 }
 
 impl Dev {
     fn start() -> Dev {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("campaign.toml");
-        std::fs::write(&file, TWO_EMAILS).unwrap();
-        let applied = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["campaign", "apply"])
-            .arg(&file)
-            .arg("--data")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-        let data = dir.path().to_owned();
-        let log = std::fs::File::create(data.join("server.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
-            .arg(&data)
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .env("CARTBACK_POSTAL_ADDRESS", POSTAL_ADDRESS)
-            .env("CARTBACK_UNSUBSCRIBE_MAILTO", "unsubscribe@shop.example.com")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("cartback dev starts");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        reader.read_line(&mut first).expect("banner");
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let base = first.trim().rsplit(' ').next().expect("address in banner").to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner {first:?}");
-        Dev { _process: Process(child), base, data, _dir: dir }
+        let env = [
+            ("CARTBACK_POSTAL_ADDRESS", POSTAL_ADDRESS),
+            ("CARTBACK_UNSUBSCRIBE_MAILTO", "unsubscribe@shop.example.com"),
+        ];
+        Dev(dev::Dev::start(Launch { campaigns: &[TWO_EMAILS], env: &env, ..Launch::default() }))
     }
 
-    /// A signed request (v2, at real time) and its status and JSON answer.
-    fn call(&self, method: &str, path_and_query: &str, body: &[u8]) -> (u16, Value) {
-        let request = SignedRequest { method, path_and_query, body };
-        let secret = Secret::new(SECRET.as_bytes().to_vec()).unwrap();
-        let signature = sign_request(&secret, chrono::Utc::now().timestamp(), &request);
-        let answer = ureq::request(method, &format!("{}{path_and_query}", self.base))
-            .set("content-type", "application/json")
-            .set("x-cartback-signature", &signature)
-            .send_bytes(body);
-        let response = match answer {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path_and_query}: {e}"),
-        };
-        (response.status(), response.into_json().unwrap_or(Value::Null))
-    }
-
+    /// Polls `cart-1` until `done` holds for it.
     fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let (status, cart) = self.call("GET", "/v1/carts/cart-1", b"");
-            if status == 200 && done(&cart) {
-                return cart;
-            }
-            assert!(start.elapsed() < DEADLINE, "cart-1 never reached {what}: {cart:#}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.0.wait_for("cart-1", what, done)
     }
 
+    /// The `.eml` files in the outbox, sorted.
     fn emails(&self) -> Vec<PathBuf> {
-        let dir = self.data.join("outbox").join("email");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
-        files.sort();
-        files
+        self.0.emails().into_iter().map(|(path, _)| path).collect()
     }
 }
 

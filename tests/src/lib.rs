@@ -14,3 +14,4 @@ pub mod pii;
 pub mod report_facts;
 pub mod samples;
 pub mod voucher_contract;
+pub mod webhook_endpoint;

@@ -439,6 +439,18 @@ impl Stack {
         timers
     }
 
+    /// The emails SES took from this stack's sender, as moto records them
+    /// (`raw_data`, `id`, `source`), oldest first.
+    pub fn sent_emails(&self) -> Vec<serde_json::Value> {
+        let sent = Moto::global().data()["ses"]["RawMessage"].as_array().cloned().unwrap_or_default();
+        sent.into_iter().filter(|m| m["source"].as_str().unwrap_or_default().contains(&self.sender)).collect()
+    }
+
+    /// The raw MIME text of each email SES took from this stack's sender.
+    pub fn sent_raw_emails(&self) -> Vec<String> {
+        self.sent_emails().iter().map(|m| m["raw_data"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
     pub async fn queue_depth(&self, url: &str) -> usize {
         let out = self
             .clients

@@ -413,14 +413,7 @@ async fn given_a_verified_sender_when_an_email_job_is_sent_then_ses_records_the_
     let record = message("c-ses", "cust-1", t0());
     let id = sender.send(&email_job(&record, "ana@example.com"), t0()).await.unwrap();
     assert!(!id.is_empty());
-    let data = Moto::global().data();
-    let raw = data["ses"]["RawMessage"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["source"].as_str().unwrap_or_default().contains(&stack.sender))
-        .expect("raw message recorded")
-        .clone();
+    let raw = stack.sent_emails().into_iter().next().expect("raw message recorded");
     let mime = raw["raw_data"].as_str().unwrap();
     for needle in [
         "Subject: Your Blue mug is waiting",

@@ -35,17 +35,6 @@ fn mime_text(raw: &str) -> String {
     text
 }
 
-fn sent_raw_emails(sender: &str) -> Vec<String> {
-    Moto::global().data()["ses"]["RawMessage"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| m["source"].as_str().unwrap_or_default().contains(sender))
-        .map(|m| m["raw_data"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fires_and_an_email_with_the_items_is_sent(
 ) {
@@ -99,7 +88,7 @@ async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fi
     assert!(result.batch_item_failures.is_empty());
     stack.settle("email", &batch, &result).await;
 
-    let emails = sent_raw_emails(&stack.sender);
+    let emails = stack.sent_raw_emails();
     assert_eq!(emails.len(), 1);
     let text = mime_text(&emails[0]);
     for needle in ["Stoneware mug", "Cast-iron teapot", "To: ana@example.com", "https://cb.example/r/"] {
@@ -113,7 +102,7 @@ async fn given_an_api_gateway_event_when_the_cart_is_abandoned_then_the_timer_fi
     // A redelivery of the same job sends nothing more.
     let again = handlers::sender(&delivery, batch).await;
     assert!(again.batch_item_failures.is_empty());
-    assert_eq!(sent_raw_emails(&stack.sender).len(), 1);
+    assert_eq!(stack.sent_raw_emails().len(), 1);
 }
 
 #[tokio::test]
@@ -140,7 +129,7 @@ async fn given_a_purchase_before_the_timer_fires_when_the_checker_runs_then_noth
     let outcome = handlers::checker(&checker, serde_json::to_value(&timers[0]).unwrap()).await.unwrap();
     assert_eq!(outcome["decision"], "stop", "{outcome}");
     assert!(stack.receive("email").await.records.is_empty(), "no email job");
-    assert!(sent_raw_emails(&stack.sender).is_empty());
+    assert!(stack.sent_raw_emails().is_empty());
     assert_eq!(armed_timers(&stack).await.len(), 1, "no re-arm after a stop");
 }
 

@@ -313,9 +313,7 @@ async fn given_10_percent_of_aws_calls_failing_when_1000_carts_go_through_then_n
     //    settles a send recorded `unknown`.
     let store = wiring::state_store(&stack.clients, &stack.timer_config().common, clock.clone());
     let before_reports = message_statuses(&store).await;
-    let raw = Moto::global().data()["ses"]["RawMessage"].as_array().cloned().unwrap_or_default();
-    let ours: Vec<&Value> =
-        raw.iter().filter(|m| m["source"].as_str().unwrap_or_default().contains(&stack.sender)).collect();
+    let ours = stack.sent_emails();
     let mut per_message: BTreeMap<String, usize> = BTreeMap::new();
     let mut pending = Vec::new();
     for (n, m) in ours.iter().enumerate() {

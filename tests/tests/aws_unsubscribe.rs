@@ -16,18 +16,6 @@ fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-/// The raw emails SES took from this stack's sender.
-fn sent_raw_emails(sender: &str) -> Vec<String> {
-    Moto::global().data()["ses"]["RawMessage"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| m["source"].as_str().unwrap_or_default().contains(sender))
-        .map(|m| m["raw_data"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 /// The message's headers, unfolded.
 fn headers(raw: &str) -> String {
     let raw = raw.replace("\r\n", "\n");
@@ -61,7 +49,7 @@ async fn given_an_email_sent_on_aws_when_its_link_is_posted_one_click_then_conse
     let result = handlers::sender(&delivery, batch.clone()).await;
     assert!(result.batch_item_failures.is_empty());
     stack.settle("email", &batch, &result).await;
-    let emails = sent_raw_emails(&stack.sender);
+    let emails = stack.sent_raw_emails();
     assert_eq!(emails.len(), 1);
     let headers = headers(&emails[0]);
     let header = headers.lines().find_map(|l| l.strip_prefix("List-Unsubscribe: ")).expect("List-Unsubscribe");

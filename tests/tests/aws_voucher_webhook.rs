@@ -4,10 +4,6 @@
 //! the secret, announces the voucher to a real HTTP endpoint, records the
 //! acknowledgement on the voucher and sends the email showing the code.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-
 use chrono::{DateTime, Utc};
 
 use cartback_aws::config::{EmailConfig, VOUCHER_WEBHOOK_SECRET_ARN, VOUCHER_WEBHOOK_URL};
@@ -18,43 +14,13 @@ use cartback_core::ports::{CampaignStore, CartStore, Timeline, TimerPayload, Vou
 use cartback_core::voucher::{Offer, VoucherStatus};
 use cartback_core::webhook::WebhookSecret;
 use cartback_tests::moto::{Moto, Stack, TestClock};
+use cartback_tests::webhook_endpoint::webhook_endpoint;
 use serde_json::json;
 
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
-}
-
-/// One request the endpoint received: headers (names in lower case) and body.
-type Request = (Vec<(String, String)>, Vec<u8>);
-
-/// A storefront's webhook endpoint answering 200 to every request.
-fn storefront() -> (String, Arc<Mutex<Vec<Request>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}/hooks", listener.local_addr().unwrap().port());
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let keep = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut line, mut headers) = (String::new(), Vec::new());
-            reader.read_line(&mut line).unwrap();
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                let Some((name, value)) = header.trim_end().split_once(':') else { break };
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-            }
-            let length = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            keep.lock().unwrap().push((headers, body));
-            let mut stream = stream;
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (url, received)
 }
 
 /// GIVEN the AWS stack with a campaign offering vouchers and the email sender's webhook configured
@@ -80,7 +46,7 @@ async fn given_a_webhook_on_aws_when_an_email_with_a_voucher_is_delivered_then_t
         .unwrap()
         .arn
         .unwrap();
-    let (url, received) = storefront();
+    let (url, received) = webhook_endpoint(0);
     let mut env = stack.env.clone();
     env.insert(VOUCHER_WEBHOOK_URL.into(), url);
     env.insert(VOUCHER_WEBHOOK_SECRET_ARN.into(), secret_arn);
@@ -133,14 +99,8 @@ async fn given_a_webhook_on_aws_when_an_email_with_a_voucher_is_delivered_then_t
         .map(|e| e.code)
         .collect();
     assert_eq!(codes, ["voucher_published", "sent"]);
-    let emails: Vec<String> = Moto::global().data()["ses"]["RawMessage"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| m["source"].as_str().unwrap_or_default().contains(&stack.sender))
-        .map(|m| m["raw_data"].as_str().unwrap_or_default().replace("=\r\n", "").replace("=\n", ""))
-        .collect();
+    let emails: Vec<String> =
+        stack.sent_raw_emails().iter().map(|raw| raw.replace("=\r\n", "").replace("=\n", "")).collect();
     assert_eq!(emails.len(), 1);
     assert!(emails[0].contains(issued.code.as_str()), "the email shows the code");
 }

@@ -14,8 +14,8 @@ use crate::engine::Progress;
 use crate::event::Event;
 use crate::ids::{CartId, CustomerId, CustomerKey, EventId, MessageId};
 use crate::measure::Fact;
-use crate::template::{Brand, TemplateName, TemplateSet};
 use crate::message::{Channel, MessageJob, MessageRecord, MessageStatus};
+use crate::template::{Brand, TemplateName, TemplateSet};
 use crate::voucher::{IssueOutcome, RedeemOutcome, Redemption, Voucher, VoucherCode, VoucherOwner};
 
 pub trait Clock: Send + Sync {
