@@ -5,18 +5,14 @@
 //! carts, steps and channels); a draft with a longer first delay must show
 //! the differences the README documents.
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "support/dev.rs"]
+mod dev;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cartback_core::signing::{sign_request, Secret, SignedRequest};
+use dev::{cartback, count, stderr, stdout, Dev, Launch, DEADLINE};
 use serde_json::{json, Value};
-
-const SECRET: &str = "e2e-backtest-secret-0123456789abcdef";
-/// 30 virtual minutes pass in 3 real seconds.
-const SPEED: &str = "600";
-const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Two emails: 30 minutes after the last activity, then an hour later.
 const LIVE: &str = "id = \"live\"\nname = \"Live\"\nholdout_percent = 0\n\
@@ -25,83 +21,13 @@ const LIVE: &str = "id = \"live\"\nname = \"Live\"\nholdout_percent = 0\n\
     [[steps]]\ndelay = \"1h\"\n\
     [steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n";
 
-struct Dev {
-    child: Child,
-    base: String,
+fn post(dev: &Dev, event: Value) {
+    let (status, answer) = dev.post_events(&event);
+    assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
 }
 
-impl Dev {
-    fn start(data: &Path) -> Dev {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
-            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", SPEED, "--data"])
-            .arg(data)
-            .env("CARTBACK_INGEST_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cartback dev starts");
-        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut banner = String::new();
-        reader.read_line(&mut banner).expect("banner");
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let base = banner.trim().rsplit(' ').next().expect("address in banner").to_owned();
-        Dev { child, base }
-    }
-
-    fn signature(method: &str, path: &str, body: &[u8]) -> String {
-        let request = SignedRequest { method, path_and_query: path, body };
-        sign_request(&Secret::new(SECRET.as_bytes().to_vec()).unwrap(), chrono::Utc::now().timestamp(), &request)
-    }
-
-    fn post(&self, event: Value) {
-        let body = serde_json::to_vec(&event).unwrap();
-        let answer = ureq::post(&format!("{}/v1/events", self.base))
-            .set("content-type", "application/json")
-            .set("x-cartback-signature", &Dev::signature("POST", "/v1/events", &body))
-            .send_bytes(&body)
-            .expect("events accepted");
-        let answer: Value = answer.into_json().unwrap();
-        assert_eq!(answer["accepted"], 1, "{answer}");
-    }
-
-    fn sent(&self, cart_id: &str) -> usize {
-        let path = format!("/v1/carts/{cart_id}");
-        let Ok(answer) = ureq::get(&format!("{}{path}", self.base))
-            .set("x-cartback-signature", &Dev::signature("GET", &path, b""))
-            .call()
-        else {
-            return 0;
-        };
-        let cart: Value = answer.into_json().unwrap();
-        let timeline = cart["timeline"].as_array().cloned().unwrap_or_default();
-        timeline.iter().filter(|e| e["kind"] == "message" && e["code"] == "sent").count()
-    }
-
-    fn wait_for_sent(&self, cart_id: &str, count: usize) {
-        let start = Instant::now();
-        while self.sent(cart_id) < count {
-            assert!(start.elapsed() < DEADLINE, "{cart_id} never had {count} sent messages");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        let health: Value = ureq::get(&format!("{}/healthz", self.base)).call().unwrap().into_json().unwrap();
-        health["now"].as_str().unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn wait_for_sent(dev: &Dev, cart_id: &str, sent: usize) {
+    dev.wait_for(cart_id, &format!("{sent} sent messages"), |cart| count(cart, "message", "sent") >= sent);
 }
 
 fn add_to_cart(event_id: &str, cart_id: &str, customer_id: Option<&str>, email: &str, consent: bool) -> Value {
@@ -124,44 +50,43 @@ fn add_to_cart(event_id: &str, cart_id: &str, customer_id: Option<&str>, email: 
 /// entry cooldown, bob's cart B is bought after its first email, a guest's
 /// cart D never consented; the history ends 2.5 hours after cart A started.
 fn record_scenario(data: &Path) -> usize {
-    std::fs::write(data.join("live.toml"), LIVE).unwrap();
-    let applied = cartback(data, &["campaign", "apply", data.join("live.toml").to_str().unwrap()]);
-    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-    let dev = Dev::start(data);
+    let mut dev = Dev::start(Launch { data: Some(data), campaigns: &[LIVE], rust_log: "warn", ..Launch::default() });
     let started = dev.now();
-    dev.post(add_to_cart("a1", "cart-a", Some("ana"), "ana@example.com", true));
-    dev.post(add_to_cart("b1", "cart-b", Some("bob"), "bob@example.com", true));
-    dev.post(add_to_cart("d1", "cart-d", None, "dee@example.com", false));
-    dev.wait_for_sent("cart-a", 1);
+    post(&dev, add_to_cart("a1", "cart-a", Some("ana"), "ana@example.com", true));
+    post(&dev, add_to_cart("b1", "cart-b", Some("bob"), "bob@example.com", true));
+    post(&dev, add_to_cart("d1", "cart-d", None, "dee@example.com", false));
+    wait_for_sent(&dev, "cart-a", 1);
     // After ana's first email, so live traffic has no race between her carts.
-    dev.post(add_to_cart("c1", "cart-c", Some("ana"), "ana@example.com", true));
-    dev.wait_for_sent("cart-b", 1);
-    dev.post(json!({"event_id": "b2", "type": "purchase", "cart_id": "cart-b", "customer_id": "bob",
-                    "order_id": "o-1", "currency": "EUR", "value": "29.80"}));
-    dev.wait_for_sent("cart-a", 2);
+    post(&dev, add_to_cart("c1", "cart-c", Some("ana"), "ana@example.com", true));
+    wait_for_sent(&dev, "cart-b", 1);
+    post(
+        &dev,
+        json!({"event_id": "b2", "type": "purchase", "cart_id": "cart-b", "customer_id": "bob",
+               "order_id": "o-1", "currency": "EUR", "value": "29.80"}),
+    );
+    wait_for_sent(&dev, "cart-a", 2);
     let start = Instant::now();
     while dev.now() < started + chrono::Duration::minutes(150) {
         assert!(start.elapsed() < DEADLINE, "the virtual clock stalled");
         std::thread::sleep(Duration::from_millis(300));
     }
     // An event at the end: the history (and so the replay) reaches this far.
-    dev.post(json!({"event_id": "z1", "type": "identify", "customer_id": "zoe",
-                    "customer": {"email": "zoe@example.com"}}));
-    drop(dev);
-    std::fs::read_dir(data.join("outbox/email")).map(|d| d.count()).unwrap_or(0)
-}
-
-fn cartback(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cartback")).args(args).arg("--data").arg(data).output().expect("cartback runs")
+    post(
+        &dev,
+        json!({"event_id": "z1", "type": "identify", "customer_id": "zoe",
+                      "customer": {"email": "zoe@example.com"}}),
+    );
+    let emails = dev.emails().len();
+    dev.stop();
+    emails
 }
 
 fn backtest(data: &Path, draft: &str) -> Value {
     std::fs::write(data.join("draft.toml"), draft).unwrap();
     let draft = data.join("draft.toml");
     let out = cartback(data, &["backtest", "--campaign", draft.to_str().unwrap(), "--against", "live", "--json", "-"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut text = String::new();
-    out.stdout.as_slice().read_to_string(&mut text).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
@@ -246,8 +171,11 @@ fn given_an_events_export_when_backtested_then_the_table_and_csv_count_the_sends
             event.to_string()
         })
         .collect();
-    lines.push(json!({"event_id": "z1", "type": "identify", "customer_id": "zoe",
-                      "occurred_at": "2026-06-10T11:00:00Z"}).to_string());
+    lines.push(
+        json!({"event_id": "z1", "type": "identify", "customer_id": "zoe",
+                      "occurred_at": "2026-06-10T11:00:00Z"})
+        .to_string(),
+    );
     let events = dir.path().join("export.jsonl");
     std::fs::write(&events, lines.join("\n")).unwrap();
     std::fs::write(dir.path().join("draft.toml"), LIVE).unwrap();
@@ -260,8 +188,8 @@ fn given_an_events_export_when_backtested_then_the_table_and_csv_count_the_sends
     let csv = cartback(dir.path(), &[&args[..], &["--csv", csv_file.to_str().unwrap()]].concat());
 
     // THEN both carts get step 1 by email (step 2 falls after the history's end)
-    assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
-    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = stdout(&table);
     assert!(text.contains("carts 2, entering 2 (0 held out)"), "{text}");
     assert!(text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "email", "2", "0", "0", "-", "-"]));
     assert!(text.contains("No estimate"), "{text}");
@@ -274,6 +202,6 @@ fn given_an_events_export_when_backtested_then_the_table_and_csv_count_the_sends
     std::fs::write(&events, lines.join("\n")).unwrap();
     let refused = cartback(dir.path(), &args);
     assert_eq!(refused.status.code(), Some(2));
-    let error = String::from_utf8_lossy(&refused.stderr);
+    let error = stderr(&refused);
     assert!(error.contains("line 2: event_id"), "{error}");
 }
