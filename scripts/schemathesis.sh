@@ -33,6 +33,11 @@ cleanup() {
 trap cleanup EXIT
 
 export CARTBACK_INGEST_SECRET="schemathesis-secret-0123456789abcdef"
+# Sources: sfcc takes Cartback's own v2 signature, so with the ingest secret the hook's signed requests reach its
+# mapping (generated basket and order documents); shopify's HMAC the hook cannot make, so it answers 401; the
+# others are not configured and answer 404.
+export CARTBACK_SOURCE_SECRET_SFCC="$CARTBACK_INGEST_SECRET"
+export CARTBACK_SOURCE_SECRET_SHOPIFY="schemathesis-shopify-app-secret-01"
 RUST_LOG=warn "$CARTBACK_BIN" dev --listen 127.0.0.1:0 --data "$work/data" > "$work/stdout" 2> "$work/stderr" &
 server=$!
 base=""

@@ -20,7 +20,7 @@ step "installing Python tools (moto, cargo-lambda, SAM CLI, cfn-lint, checkov, c
 scripts/python-tools.sh all > target-python-tools.log 2>&1 &
 tools_pid=$!
 
-step "installing Debian's chromium and chromium-driver (the dashboard's browser test) in the background"
+step "installing Debian's chromium, chromium-driver and nodejs (browser tests, the SFCC cartridge) in the background"
 scripts/browser.sh > target-browser.log 2>&1 &
 browser_pid=$!
 
@@ -61,7 +61,7 @@ faults_pid=$!
 # Should a later step fail, the proof does not outlive the script.
 trap 'kill "$faults_pid" 2>/dev/null || true' EXIT
 
-step "waiting for chromium and chromium-driver"
+step "waiting for chromium, chromium-driver and nodejs"
 if ! wait "$browser_pid"; then cat target-browser.log >&2; exit 1; fi
 rm -f target-browser.log
 # The dashboard's browser test fails instead of skipping when they are missing.

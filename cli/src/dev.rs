@@ -15,6 +15,7 @@ use cartback_core::service::{
     check_postal_address, check_unsubscribe_mailbox, CampaignCache, CheckOutcome, Checker, Delivery, DeliveryError,
     DeliveryOutcome, Ingest, Settings,
 };
+use cartback_core::sources::{SourceSecret, SourceSettings};
 use cartback_local::{Database, Outbox, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock};
 use cartback_webhook::WebhookSettings;
 use chrono::{DateTime, Duration, Utc};
@@ -62,6 +63,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--unsubscribe-mailto (CARTBACK_UNSUBSCRIBE_MAILTO) {e}"))?;
         settings.unsubscribe_mailto = Some(mailbox.to_owned());
     }
+    settings.sources = source_settings(&args.source_secrets)?;
     let settings = Arc::new(settings);
     let wait = args.voucher_webhook_wait.to_string();
     let webhook = WebhookSettings::parse(
@@ -122,9 +124,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         Some(w) if w.wait => "voucher.issued webhook: on (messages wait for its acknowledgement)".to_owned(),
         Some(_) => "voucher.issued webhook: on (retried until acknowledged; messages do not wait)".to_owned(),
     };
+    let configured: Vec<&str> = settings.sources.configured().into_iter().map(|s| s.as_str()).collect();
+    let sources_line = match configured.is_empty() {
+        true => "order and cart sources: none (set CARTBACK_SOURCE_SECRET_<SOURCE> or --source-secret)".to_owned(),
+        false => format!("order and cart sources: {} at /v1/sources/{{source}}", configured.join(", ")),
+    };
     say(&format!(
         "Cartback is listening on http://{address}\n  data folder: {}  (outbox: {})\n  clock speed: {}x\n  \
-         {secret_line}\n  {webhook_line}",
+         {secret_line}\n  {webhook_line}\n  {sources_line}",
         args.data.display(),
         outbox.dir().display(),
         clock.speed()
@@ -282,4 +289,22 @@ async fn purge_loop(db: Database, clock: Arc<VirtualClock>, retention: Duration)
         }
         tokio::time::sleep(clock.real_duration(Duration::hours(1)).max(StdDuration::from_secs(1))).await;
     }
+}
+
+/// The sources from the environment (`CARTBACK_SOURCE_SECRET_<SOURCE>`,
+/// `CARTBACK_SHOP_CURRENCY`), then `--source-secret <source>=<secret>` flags.
+fn source_settings(flags: &[String]) -> anyhow::Result<SourceSettings> {
+    let mut settings = SourceSettings::from_lookup(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?;
+    for flag in flags {
+        let (name, text) = flag
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--source-secret takes <source>=<secret>, e.g. shopify=<app secret>"))?;
+        let source = cartback_core::sources::Source::parse(name.trim()).ok_or_else(|| {
+            let sources = "shopify, bigcommerce, woocommerce, sfcc, segment";
+            anyhow::anyhow!("--source-secret: no source {name:?}; the sources are {sources}")
+        })?;
+        let secret = SourceSecret::new(text).map_err(|e| anyhow::anyhow!("--source-secret {source}: {e}"))?;
+        settings = settings.with_secret(source, secret);
+    }
+    Ok(settings)
 }

@@ -114,6 +114,11 @@ pub struct DevArgs {
     /// goes out and the webhook is retried on its own).
     #[arg(long, env = "CARTBACK_VOUCHER_WEBHOOK_WAIT", default_value_t = false, action = clap::ArgAction::Set)]
     pub voucher_webhook_wait: bool,
+    /// An order or cart source's webhook secret as `<source>=<secret>` (shopify, bigcommerce, woocommerce,
+    /// sfcc, segment); repeat for several. Overrides CARTBACK_SOURCE_SECRET_<SOURCE>. A source without a
+    /// secret answers 404 at POST /v1/sources/{source}.
+    #[arg(long = "source-secret", value_name = "SOURCE=SECRET")]
+    pub source_secrets: Vec<String>,
 }
 
 #[derive(Args)]

@@ -8,6 +8,9 @@
 //! - `events/aws/*`: the AWS engineer's emulator fixtures (unsigned
 //!   placeholders that their tests re-sign);
 //! - `events/local/*`: the README walkthrough's bodies.
+//! - `events/sources/*`: the commerce platforms' documented sample payloads
+//!   (mapped field by field in `shared/core/src/sources/fixture_tests.rs`,
+//!   driving recoveries in `cli/tests/e2e_sources.rs`).
 //!
 //! Every API Gateway answer is checked against the served OpenAPI document,
 //! and every request body here against its request schema
@@ -30,9 +33,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use cartback_aws::handlers;
-use cartback_core::event::{parse_body, ConsentPatch};
+use cartback_core::event::{parse_body, validate_event, ConsentPatch};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, QueueName};
 use cartback_core::ports::{CreateOutcome, CustomerStore, MessageStore, Timeline, TimerPayload};
+use cartback_core::sources::{map, Headers, Source};
 use cartback_core::signing::{sign_link, verify_request, Accept, LinkClaims, SignedRequest, SIGNATURE_HEADER};
 use cartback_tests::moto::sign_apigw;
 use cartback_tests::openapi::{assert_response, served, Observed};
@@ -65,6 +69,29 @@ const LOCAL: [(&str, usize, usize); 4] = [
     ("local/04-mixed-batch.json", 1, 1),
 ];
 
+/// Each source sample: its source, its topic header (Shopify, WooCommerce),
+/// and how many events it maps to (refused ones included).
+const SOURCES: [(&str, Source, &str, usize); 18] = [
+    ("sources/shopify/checkouts-create.json", Source::Shopify, "checkouts/create", 1),
+    ("sources/shopify/orders-create.json", Source::Shopify, "orders/create", 1),
+    ("sources/shopify/refunds-create.json", Source::Shopify, "refunds/create", 1),
+    ("sources/shopify/customers-update.json", Source::Shopify, "customers/update", 1),
+    ("sources/segment/product-added.json", Source::Segment, "", 1),
+    ("sources/segment/order-completed.json", Source::Segment, "", 1),
+    ("sources/segment/order-refunded.json", Source::Segment, "", 1),
+    ("sources/segment/identify.json", Source::Segment, "", 1),
+    ("sources/segment/batch-mixed.json", Source::Segment, "", 3),
+    ("sources/woocommerce/order-created-pending.json", Source::WooCommerce, "order.created", 1),
+    ("sources/woocommerce/order-updated-processing.json", Source::WooCommerce, "order.updated", 1),
+    ("sources/woocommerce/cart-updated.json", Source::WooCommerce, "cart.updated", 1),
+    ("sources/bigcommerce/cart-updated-thin.json", Source::BigCommerce, "", 0),
+    ("sources/bigcommerce/cart-updated-snapshot.json", Source::BigCommerce, "", 1),
+    ("sources/bigcommerce/cart-converted.json", Source::BigCommerce, "", 1),
+    ("sources/bigcommerce/order-created.json", Source::BigCommerce, "", 0),
+    ("sources/sfcc/basket-scapi.json", Source::Sfcc, "", 1),
+    ("sources/sfcc/order-ocapi.json", Source::Sfcc, "", 1),
+];
+
 /// Every file some test below runs. A new sample must be added here, and to
 /// a test.
 fn claimed() -> BTreeSet<String> {
@@ -90,6 +117,7 @@ fn claimed() -> BTreeSet<String> {
     .map(str::to_owned)
     .collect();
     files.extend(LOCAL.iter().map(|(f, _, _)| f.to_string()));
+    files.extend(SOURCES.iter().map(|(f, _, _, _)| f.to_string()));
     files
 }
 
@@ -104,6 +132,20 @@ fn given_the_events_folder_when_listed_then_every_json_file_is_claimed_by_a_test
         "events/ files no test exercises (add them to claimed() and to a test): {unclaimed:?}"
     );
     assert!(missing.is_empty(), "claimed events/ files that do not exist: {missing:?}");
+}
+
+#[test]
+fn given_each_source_sample_when_mapped_then_it_yields_its_events_and_each_mapped_one_is_a_valid_event() {
+    let received = at("2026-11-25T12:00:00Z");
+    for (file, source, topic, count) in SOURCES {
+        let body = std::fs::read(events_dir().join(file)).unwrap();
+        let headers: Headers = [("X-Shopify-Topic", topic), ("X-WC-Webhook-Topic", topic)].into_iter().collect();
+        let mapped = map(source, &headers, &body, Some("USD")).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(mapped.len(), count, "{file}: {mapped:?}");
+        for event in mapped.into_iter().filter_map(|m| m.result.ok()) {
+            validate_event(&event, received).unwrap_or_else(|e| panic!("{file}: {event} is not valid: {e:?}"));
+        }
+    }
 }
 
 // ---------------------------------------------------------------- helpers

@@ -131,6 +131,10 @@ fn plausible(var: &str) -> String {
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:VoucherWebhookSecret-AbCdEf".into()
         }
         "CARTBACK_VOUCHER_WEBHOOK_WAIT" => "false".into(),
+        source if source.starts_with("CARTBACK_SOURCE_SECRET_ARN_") => {
+            format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{}-AbCdEf", &source[27..])
+        }
+        "CARTBACK_SHOP_CURRENCY" => "USD".into(),
         "RUST_LOG" => "info".into(),
         other => panic!("template sets {other} with an intrinsic function: give it a plausible value in plausible()"),
     }

@@ -31,12 +31,14 @@ pub struct Launch<'a> {
     /// Campaign TOML texts applied (in order) before the server starts.
     pub campaigns: &'a [&'a str],
     pub env: &'a [(&'a str, &'a str)],
+    /// More `cartback dev` flags.
+    pub args: &'a [&'a str],
     pub rust_log: &'a str,
 }
 
 impl Default for Launch<'_> {
     fn default() -> Self {
-        Launch { speed: "600", data: None, campaigns: &[], env: &[], rust_log: "info" }
+        Launch { speed: "600", data: None, campaigns: &[], env: &[], args: &[], rust_log: "info" }
     }
 }
 
@@ -70,6 +72,7 @@ impl Dev {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cartback"))
             .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", launch.speed, "--data"])
             .arg(&data)
+            .args(launch.args)
             .env("CARTBACK_INGEST_SECRET", SECRET)
             .envs(launch.env.iter().copied())
             .env("RUST_LOG", launch.rust_log)

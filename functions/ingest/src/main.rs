@@ -15,6 +15,7 @@ async fn main() -> Result<(), Error> {
     let config = IngestConfig::from_env(&ProcessEnv)?;
     let clients = clients::Clients::new(&clients::load_sdk_config().await);
     let secret = wiring::load_secret(&clients, &config.timer.secret_arn).await?;
-    let api = wiring::api(&clients, &config, secret, Arc::new(SystemClock));
+    let sources = wiring::load_sources(&clients, &config).await?;
+    let api = wiring::with_sources(wiring::api(&clients, &config, secret, Arc::new(SystemClock)), sources);
     lambda_http::run(cartback_http::router(Arc::new(api))).await
 }

@@ -8,6 +8,7 @@ use chrono::Duration;
 
 use cartback_core::measure::report::{PriceError, Prices};
 use cartback_core::message::QueueName;
+use cartback_core::sources::{Source, SourceSettings, SHOP_CURRENCY_ENV};
 
 pub const STATE_TABLE: &str = "CARTBACK_STATE_TABLE";
 pub const CONFIG_TABLE: &str = "CARTBACK_CONFIG_TABLE";
@@ -230,6 +231,12 @@ impl TimerConfig {
 pub struct IngestConfig {
     pub timer: TimerConfig,
     pub accept_v1_signatures: bool,
+    /// Where each configured order or cart source's secret is kept
+    /// (`CARTBACK_SOURCE_SECRET_ARN_<SOURCE>`): a source without one
+    /// answers 404.
+    pub source_secret_arns: Vec<(Source, String)>,
+    /// The shop's currency for source payloads whose prices name none.
+    pub shop_currency: Option<String>,
 }
 
 impl IngestConfig {
@@ -239,7 +246,18 @@ impl IngestConfig {
             Some("false") => false,
             Some(_) => return Err(invalid(ACCEPT_V1_SIGNATURES, "expected true or false")),
         };
-        Ok(IngestConfig { timer: TimerConfig::from_env(env)?, accept_v1_signatures })
+        let mut source_secret_arns = Vec::new();
+        for source in Source::ALL {
+            if let Some(arn) = optional(env, source.secret_arn_env()) {
+                check_arn(source.secret_arn_env(), &arn, "secretsmanager")?;
+                source_secret_arns.push((source, arn));
+            }
+        }
+        let shop_currency = optional(env, SHOP_CURRENCY_ENV);
+        if let Some(code) = &shop_currency {
+            SourceSettings::default().set_shop_currency(code).map_err(|e| invalid(SHOP_CURRENCY_ENV, e))?;
+        }
+        Ok(IngestConfig { timer: TimerConfig::from_env(env)?, accept_v1_signatures, source_secret_arns, shop_currency })
     }
 }
 

@@ -9,6 +9,7 @@ use cartback_core::api::Api;
 use cartback_core::ports::{Clock, Sender};
 use cartback_core::service::{CampaignCache, Checker, Delivery, Feedback, Ingest, Settings, VoucherWebhook};
 use cartback_core::signing::Secret;
+use cartback_core::sources::{SourceSecret, SourceSettings};
 
 use crate::clients::Clients;
 use crate::config::{
@@ -97,6 +98,26 @@ pub fn api(clients: &Clients, config: &IngestConfig, secret: Secret, clock: Arc<
         settings: Arc::new(settings(timer, secret)),
         accept_v1_signatures: config.accept_v1_signatures,
     }
+}
+
+/// The order and cart sources the ingest function takes: each configured
+/// source's secret read from Secrets Manager once, at cold start.
+pub async fn load_sources(clients: &Clients, config: &IngestConfig) -> Result<SourceSettings, ConfigError> {
+    let mut sources = SourceSettings::default();
+    for (source, arn) in &config.source_secret_arns {
+        let var = source.secret_arn_env();
+        let text = secret_string(clients, var, arn).await?;
+        let secret = SourceSecret::new(&text).map_err(|reason| ConfigError::Secret { var, reason })?;
+        sources = sources.with_secret(*source, secret);
+    }
+    sources.shop_currency = config.shop_currency.clone();
+    Ok(sources)
+}
+
+/// `api` taking the sources [`load_sources`] read.
+pub fn with_sources(mut api: Api, sources: SourceSettings) -> Api {
+    Arc::make_mut(&mut api.settings).sources = sources;
+    api
 }
 
 pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock: Arc<dyn Clock>) -> Checker {

@@ -24,6 +24,7 @@ pub mod reason;
 pub mod render;
 pub mod service;
 pub mod signing;
+pub mod sources;
 pub mod template;
 pub mod voucher;
 pub mod webhook;

@@ -16,6 +16,9 @@ pub(crate) const RETRY_AFTER_SECONDS: &str = "5";
 pub enum ApiError {
     #[error("{0}")]
     Unauthorized(#[from] SignatureError),
+    /// A source request whose platform signature is missing, wrong or stale.
+    #[error("{0}")]
+    SourceUnauthorized(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -44,7 +47,7 @@ impl ApiError {
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized(_) | ApiError::SourceUnauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

@@ -36,6 +36,7 @@ use cartback_core::service::{
     parse_query, record_link_click, report, validate_voucher, Choices, IngestError, Preferences, ReportError,
     ValidateRequest,
 };
+use cartback_core::sources::{self, Headers, Source, SourceError};
 use cartback_core::signing::{verify_dashboard_token, verify_link, verify_unsubscribe, LinkError, UnsubscribeClaims};
 
 pub use auth::{Signed, SignedOrV1};
@@ -48,6 +49,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route("/v1/events", post(post_events))
+        .route("/v1/sources/{source}", post(post_source))
         .route("/v1/carts/{cart_id}", get(get_cart))
         .route("/v1/report", get(get_report))
         .route("/v1/customers/{customer_id}", delete(erase_customer))
@@ -97,6 +99,59 @@ async fn post_events(State(api): State<Arc<Api>>, SignedOrV1(body): SignedOrV1) 
             Err(ApiError::PayloadTooLarge(e.to_string()))
         }
         Err(IngestError::Body(e)) => Err(ApiError::BadRequest(e.to_string())),
+    }
+}
+
+/// A commerce platform's webhook (see `cartback_core::sources`): the
+/// source must be configured (404 otherwise: an unconfigured source never
+/// takes unsigned data), then its platform signature must hold (401), then
+/// the payload is mapped and ingested event by event, answered like
+/// `POST /v1/events` (200, or 503 with `Retry-After` when storage failed
+/// for some: platforms retry, and the derived event ids make that harmless).
+async fn post_source(
+    State(api): State<Arc<Api>>,
+    source: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Path(name) = source.map_err(|_| ApiError::BadRequest("source: not valid percent-encoded UTF-8".into()))?;
+    let source = Source::parse(&name).ok_or_else(|| ApiError::NotFound(SourceError::Unknown(name).to_string()))?;
+    let secret = api
+        .settings
+        .sources
+        .secret(source)
+        .ok_or_else(|| ApiError::NotFound(SourceError::NotConfigured(source).to_string()))?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!("request body is larger than the limit of {MAX_BODY_BYTES} bytes"))
+        } else {
+            ApiError::BadRequest(format!("the request body cannot be read: {}", rejection.body_text()))
+        }
+    })?;
+    // A header value that is not text cannot carry a signature or a topic.
+    let headers: Headers =
+        headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
+    sources::verify(source, secret, &headers, &body, api.wall_clock.now()).map_err(source_error)?;
+    let shop_currency = api.settings.sources.shop_currency.as_deref();
+    let mapped = sources::map(source, &headers, &body, shop_currency).map_err(source_error)?;
+    // Counts only: the payload holds contact data.
+    tracing::info!(source = source.as_str(), events = mapped.len(), "source delivery mapped");
+    let answer = api.ingest.ingest_mapped(mapped).await;
+    let status = if answer.retry > 0 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let mut response = json_response(status, &serde_json::to_value(answer).unwrap_or_default());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(error::RETRY_AFTER_SECONDS));
+    }
+    Ok(response)
+}
+
+fn source_error(error: SourceError) -> ApiError {
+    match error {
+        SourceError::Unknown(_) | SourceError::NotConfigured(_) => ApiError::NotFound(error.to_string()),
+        SourceError::MissingSignature(_) | SourceError::BadSignature(_) | SourceError::Stale(_) => {
+            ApiError::SourceUnauthorized(error.to_string())
+        }
+        SourceError::Payload(_) => ApiError::BadRequest(error.to_string()),
     }
 }
 

@@ -8,7 +8,8 @@ use super::vouchers::{redeem_purchase_coupon, Order};
 use super::{retry_on_conflict, Attempt, CampaignCache};
 use crate::cart::{Cart, CartStatus};
 use crate::customer::Customer;
-use crate::event::{parse_body, BodyError, Event, EventType, FieldError, FieldWarning};
+use crate::event::{parse_body, parse_event, BodyError, Checked, Event, EventType, FieldError, FieldWarning, Parsed};
+use crate::sources::MappedEvent;
 use crate::measure::facts::{Fact, FactKind};
 use crate::ports::TimelineKind;
 use crate::ports::{
@@ -110,6 +111,30 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
     pub async fn ingest_body(&self, body: &[u8]) -> Result<IngestAnswer, IngestError> {
         let received_at = self.clock.now();
         let parsed = parse_body(body, received_at)?;
+        Ok(self.apply_all(parsed, received_at).await)
+    }
+
+    /// Ingests the canonical events a source mapped from a platform's
+    /// payload: each goes through the same validation and the same
+    /// per-event answer as `POST /v1/events`; a part the mapping refused is
+    /// answered `rejected` with the platform's field.
+    pub async fn ingest_mapped(&self, mapped: Vec<MappedEvent>) -> IngestAnswer {
+        let received_at = self.clock.now();
+        let parsed = mapped
+            .into_iter()
+            .map(|event| match event.result {
+                Ok(raw) => match parse_event(&raw, received_at) {
+                    Ok(Checked { value, warnings }) => Parsed { event_id: event.event_id, result: Ok(value), warnings },
+                    Err(error) => Parsed { event_id: event.event_id, result: Err(error), warnings: Vec::new() },
+                },
+                Err(error) => Parsed { event_id: event.event_id, result: Err(error), warnings: Vec::new() },
+            })
+            .collect();
+        self.apply_all(parsed, received_at).await
+    }
+
+    /// Applies parsed events one by one and answers each.
+    async fn apply_all(&self, parsed: Vec<Parsed>, received_at: DateTime<Utc>) -> IngestAnswer {
         let mut results = Vec::with_capacity(parsed.len());
         for (index, item) in parsed.into_iter().enumerate() {
             let mut result = EventResult {
@@ -144,14 +169,14 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
             results.push(result);
         }
         let count = |s| results.iter().filter(|r| r.status == s).count();
-        Ok(IngestAnswer {
+        IngestAnswer {
             received_at,
             accepted: count(EventStatus::Accepted),
             duplicates: count(EventStatus::Duplicate),
             rejected: count(EventStatus::Rejected),
             retry: count(EventStatus::Retry),
             results,
-        })
+        }
     }
 
     /// Applies one valid event: one atomic write (dedupe, cart, customer,

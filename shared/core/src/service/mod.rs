@@ -59,6 +59,8 @@ pub struct Settings {
     pub unsubscribe_mailto: Option<String>,
     /// How long an email's unsubscribe link works.
     pub unsubscribe_ttl: Duration,
+    /// The order and cart sources that take webhooks (`POST /v1/sources/{source}`): none unless configured.
+    pub sources: crate::sources::SourceSettings,
 }
 
 /// The postal address a local run prints when none is configured: visibly
@@ -79,6 +81,7 @@ impl Settings {
             postal_address: PLACEHOLDER_POSTAL_ADDRESS.to_owned(),
             unsubscribe_mailto: None,
             unsubscribe_ttl: Duration::days(crate::signing::UNSUBSCRIBE_TTL_DAYS),
+            sources: crate::sources::SourceSettings::default(),
         }
     }
 }

@@ -1,0 +1,197 @@
+//! BigCommerce webhooks (`store/cart/*`, `store/order/*`). BigCommerce
+//! signs deliveries the Standard Webhooks way, keyed with the app's client
+//! secret: `webhook-id`, `webhook-timestamp` (unix seconds) and
+//! `webhook-signature` (`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`,
+//! several separated by spaces during a secret rotation). The timestamp
+//! must be within 5 minutes of real time; the payload's `hash` is the same
+//! on every retry of one event, so it is the idempotency key.
+//!
+//! BigCommerce payloads are thin: `data` names the cart or order by id.
+//! Cartback enriches a cart **by the next full snapshot**, not by a fetch:
+//! a delivery whose `data.cart` carries the cart as the Management API's
+//! `GET /v3/carts/{id}` returns it (posted by a relay or the storefront,
+//! signed the same way) maps to a `cart_update`; a thin cart delivery is
+//! acknowledged and changes nothing. This keeps the source route free of
+//! outbound calls (it must answer fast under a spike) and of an API token.
+//!
+//! | Scope | Canonical event | Notes |
+//! |---|---|---|
+//! | `store/cart/created`, `…/updated`, `…/lineItem/*` with `data.cart` | `cart_update` | see below |
+//! | `store/cart/abandoned` with `data.cart` | `begin_checkout` | |
+//! | `store/cart/converted` | `purchase` | cart = `data.id`, order = `data.orderId` |
+//! | `store/cart/deleted` | `cart_update` with no items | the cart emptied |
+//! | thin cart deliveries, `store/order/*` | nothing | the order arrives as `store/cart/converted` |
+//!
+//! A snapshot's items are `line_items.physical_items` and `digital_items`
+//! (price: `sale_price`, else `list_price`); contact data and email consent
+//! (`accepts_product_review_abandoned_cart_emails`) come from `data.customer`.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use super::{
+    at, currency, fresh, id_text, money, quantity, text, time, Canonical, Contact, Context, Headers, MappedEvent,
+    SourceError, SourceSecret,
+};
+use crate::event::FieldError;
+
+pub const ID_HEADER: &str = "webhook-id";
+pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+pub const SIGNATURE_HEADER: &str = "webhook-signature";
+
+pub(crate) fn verify(
+    secret: &SourceSecret,
+    headers: &Headers,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), SourceError> {
+    let signatures = headers.get(SIGNATURE_HEADER).ok_or(SourceError::MissingSignature(SIGNATURE_HEADER))?;
+    let id = headers.get(ID_HEADER).ok_or(SourceError::MissingSignature(ID_HEADER))?;
+    let timestamp = headers.get(TIMESTAMP_HEADER).ok_or(SourceError::MissingSignature(TIMESTAMP_HEADER))?;
+    if !fresh(timestamp, now) {
+        return Err(SourceError::Stale(TIMESTAMP_HEADER));
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.bytes()).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected = mac.finalize().into_bytes();
+    // Every candidate is compared in full, in constant time.
+    let matched = signatures
+        .split_whitespace()
+        .filter_map(|candidate| candidate.strip_prefix("v1,"))
+        .filter_map(|tag| STANDARD.decode(tag).ok())
+        .fold(false, |found, tag| found | constant_time_eq(&tag, &expected));
+    if matched {
+        Ok(())
+    } else {
+        Err(SourceError::BadSignature(SIGNATURE_HEADER))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The `webhook-signature` value BigCommerce sends (for tests and examples).
+pub fn signature(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent>, SourceError> {
+    let scope = text(body.get("scope")).ok_or_else(|| SourceError::payload("scope", "is required"))?;
+    let event_id = format!("bigcommerce:{}", text(body.get("hash")).unwrap_or_else(|| context.body_digest.clone()));
+    let data = body.get("data").unwrap_or(&Value::Null);
+    let snapshot = data.get("cart").filter(|c| c.is_object());
+    let kind = match (scope.as_str(), snapshot) {
+        ("store/cart/converted", _) => "purchase",
+        ("store/cart/deleted", _) => "deleted",
+        ("store/cart/abandoned", Some(_)) => "begin_checkout",
+        (s, Some(_))
+            if s == "store/cart/created" || s == "store/cart/updated" || s.starts_with("store/cart/lineItem/") =>
+        {
+            "cart_update"
+        }
+        _ => return Ok(Vec::new()),
+    };
+    Ok(vec![MappedEvent::from_result(&event_id, event(kind, &event_id, body, data, snapshot, context))])
+}
+
+fn event(
+    kind: &str,
+    event_id: &str,
+    body: &Value,
+    data: &Value,
+    snapshot: Option<&Value>,
+    context: &Context<'_>,
+) -> Result<Value, FieldError> {
+    let occurred = time(body.get("created_at"), "created_at")?;
+    match (kind, snapshot) {
+        ("purchase", _) => {
+            let cart_id = id_text(data.get("id")).ok_or_else(|| FieldError::new("data.id", "is required"))?;
+            let order_id =
+                id_text(data.get("orderId")).ok_or_else(|| FieldError::new("data.orderId", "is required"))?;
+            let mut event = Canonical::new(event_id, "purchase");
+            event.set("cart_id", Some(cart_id)).set("order_id", Some(order_id)).set("occurred_at", occurred);
+            Ok(event.into_value())
+        }
+        ("deleted", _) => {
+            let cart_id = id_text(data.get("id")).ok_or_else(|| FieldError::new("data.id", "is required"))?;
+            let mut event = Canonical::new(event_id, "cart_update");
+            event
+                .set("cart_id", Some(cart_id))
+                .set("occurred_at", occurred)
+                .set("items", Some(Value::Array(Vec::new())));
+            Ok(event.into_value())
+        }
+        (kind, Some(cart)) => cart_snapshot(kind, event_id, cart, data.get("customer"), occurred, context),
+        _ => Err(FieldError::new("data.cart", "is required")),
+    }
+}
+
+/// A cart as the Management API returns it.
+fn cart_snapshot(
+    kind: &str,
+    event_id: &str,
+    cart: &Value,
+    customer: Option<&Value>,
+    occurred: Option<String>,
+    context: &Context<'_>,
+) -> Result<Value, FieldError> {
+    let cart_id = id_text(cart.get("id")).ok_or_else(|| FieldError::new("data.cart.id", "is required"))?;
+    let mut items = Vec::new();
+    for group in ["physical_items", "digital_items"] {
+        let path = format!("data.cart.line_items.{group}");
+        let lines = match cart.pointer(&format!("/line_items/{group}")) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(lines)) => lines,
+            Some(_) => return Err(FieldError::new(path, "must be an array")),
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let path = format!("{path}[{i}]");
+            let item_id = id_text(line.get("variant_id"))
+                .or_else(|| id_text(line.get("product_id")))
+                .ok_or_else(|| FieldError::new(at(&path, "variant_id"), "is required (or product_id)"))?;
+            let price = match money(line.get("sale_price"), &at(&path, "sale_price"))? {
+                Some(price) => Some(price),
+                None => money(line.get("list_price"), &at(&path, "list_price"))?,
+            };
+            let mut item = Canonical(serde_json::Map::new());
+            item.set("item_id", Some(item_id))
+                .set("item_name", text(line.get("name")))
+                .set("price", price)
+                .set("quantity", Some(quantity(line.get("quantity"), &at(&path, "quantity"))?))
+                .set("url", text(line.get("url")))
+                .set("image_url", text(line.get("image_url")).filter(|u| u.starts_with("https://")));
+            items.push(item.into_value());
+        }
+    }
+    let currency = currency(cart.pointer("/currency/code"), "data.cart.currency.code")?;
+    // The customer as the Customers API returns it, when the relay adds it:
+    // BigCommerce's own abandoned-cart email opt-in is the consent.
+    let field = |name: &str| customer.and_then(|c| text(c.get(name)));
+    let contact = Contact {
+        email: text(cart.get("email")).or_else(|| field("email")),
+        phone: field("phone"),
+        first_name: field("first_name"),
+        email_consent: customer
+            .and_then(|c| c.get("accepts_product_review_abandoned_cart_emails"))
+            .and_then(Value::as_bool),
+        ..Contact::default()
+    };
+    let mut event = Canonical::new(event_id, kind);
+    event
+        .set("cart_id", Some(cart_id))
+        .set("customer_id", id_text(cart.get("customer_id")))
+        .set("occurred_at", time(cart.get("updated_time"), "data.cart.updated_time")?.or(occurred))
+        .set("currency", currency.or_else(|| context.shop_currency.map(str::to_owned)))
+        .set("items", Some(Value::Array(items)))
+        .set("customer", contact.into_value());
+    Ok(event.into_value())
+}

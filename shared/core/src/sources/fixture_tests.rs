@@ -1,0 +1,452 @@
+//! Each source against its platform's documented sample payloads (written
+//! out by hand under `events/sources/`) and signature test vectors
+//! computed independently (Python's `hmac`), not by the code under test.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::event::validate_event;
+
+fn received() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+fn fixture(path: &str) -> Vec<u8> {
+    let full = format!("{}/../../events/sources/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Headers {
+    pairs.iter().copied().collect()
+}
+
+/// Maps a body; every mapped event must also pass Cartback's own validation.
+fn mapped(source: Source, headers: &Headers, body: &[u8]) -> Vec<MappedEvent> {
+    let events = map(source, headers, body, Some("USD")).unwrap();
+    for event in &events {
+        if let Ok(raw) = &event.result {
+            validate_event(raw, received()).unwrap_or_else(|e| panic!("{raw:#} fails validation: {e:?}"));
+        }
+    }
+    events
+}
+
+fn only(events: Vec<MappedEvent>) -> Value {
+    assert_eq!(events.len(), 1, "{events:#?}");
+    events.into_iter().next().unwrap().result.unwrap()
+}
+
+fn shopify(topic: &str, webhook_id: &str) -> Headers {
+    headers(&[
+        ("X-Shopify-Topic", topic),
+        ("X-Shopify-Webhook-Id", webhook_id),
+        ("X-Shopify-Shop-Domain", "shop.myshopify.com"),
+    ])
+}
+
+// ---- Shopify -----------------------------------------------------------
+
+#[test]
+fn given_shopifys_checkout_sample_when_mapped_then_it_is_a_begin_checkout_snapshot_of_the_checkout_token() {
+    let event = only(mapped(
+        Source::Shopify,
+        &shopify("checkouts/create", "b54557e4-bdd9"),
+        &fixture("shopify/checkouts-create.json"),
+    ));
+    assert_eq!(event["event_id"], "shopify:b54557e4-bdd9");
+    assert_eq!(event["type"], "begin_checkout");
+    assert_eq!(event["cart_id"], "123123123");
+    assert_eq!(event["customer_id"], "603851970716743426");
+    assert_eq!(event["occurred_at"], "2026-11-23T15:01:00Z", "the offset time in UTC");
+    assert_eq!(event["currency"], "USD");
+    assert_eq!(
+        event["items"],
+        json!([{"item_id": "808950810", "item_name": "IPod Nano - 8GB - Pink", "price": "199", "quantity": 1}])
+    );
+    assert_eq!(
+        event["customer"],
+        json!({"email": "example@email.com", "first_name": "John", "locale": "en", "consents": {"email": true}})
+    );
+}
+
+#[test]
+fn given_a_completed_checkout_when_mapped_then_nothing_is_ingested_for_its_order_follows() {
+    let mut body: Value = serde_json::from_slice(&fixture("shopify/checkouts-create.json")).unwrap();
+    body["completed_at"] = json!("2026-11-23T10:05:00-05:00");
+    let events = mapped(Source::Shopify, &shopify("checkouts/update", "w2"), body.to_string().as_bytes());
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn given_shopifys_order_sample_when_mapped_then_it_is_a_purchase_of_the_checkout_with_device_and_coupon() {
+    let event = only(mapped(Source::Shopify, &shopify("orders/create", "w3"), &fixture("shopify/orders-create.json")));
+    assert_eq!(event["type"], "purchase");
+    assert_eq!(event["order_id"], "820982911946154508");
+    assert_eq!(event["cart_id"], "123123123");
+    assert_eq!(event["value"], "388");
+    assert_eq!(event["coupon"], "WELCOME10");
+    assert_eq!(event["device"], "mobile", "from client_details.user_agent");
+    assert_eq!(event["occurred_at"], "2026-11-23T17:00:00Z");
+}
+
+#[test]
+fn given_a_bare_refund_when_mapped_then_it_is_refused_naming_order_id_and_saying_where_the_customer_is() {
+    let events = mapped(Source::Shopify, &shopify("refunds/create", "w4"), &fixture("shopify/refunds-create.json"));
+    let error = events[0].result.clone().unwrap_err();
+    assert_eq!(error.field, "order_id");
+    assert!(error.message.contains("orders/updated"), "{error:?}");
+    assert_eq!(events[0].event_id.as_deref(), Some("shopify:w4"));
+}
+
+#[test]
+fn given_an_updated_order_with_a_refund_when_mapped_then_each_refund_is_a_return_keyed_by_its_own_id() {
+    let mut order: Value = serde_json::from_slice(&fixture("shopify/orders-create.json")).unwrap();
+    order["refunds"] = json!([serde_json::from_slice::<Value>(&fixture("shopify/refunds-create.json")).unwrap()]);
+    let body = order.to_string();
+    let first = only(mapped(Source::Shopify, &shopify("orders/updated", "w5"), body.as_bytes()));
+    let again = only(mapped(Source::Shopify, &shopify("orders/updated", "w6"), body.as_bytes()));
+    assert_eq!(first["event_id"], "shopify:refund:890088186047892319");
+    assert_eq!(first["event_id"], again["event_id"], "a later update repeats the refund: a duplicate");
+    assert_eq!(first["type"], "return");
+    assert_eq!(first["customer_id"], "115310627314723954");
+    assert_eq!(
+        first["items"],
+        json!([{"item_id": "808950810", "item_name": "Draft - 151cm", "price": "199", "quantity": 1}])
+    );
+}
+
+#[test]
+fn given_a_customer_update_when_mapped_then_it_is_an_identify_with_the_recorded_consent() {
+    let event =
+        only(mapped(Source::Shopify, &shopify("customers/update", "w7"), &fixture("shopify/customers-update.json")));
+    assert_eq!(event["type"], "identify");
+    assert_eq!(event["customer_id"], "706405506930370084");
+    assert_eq!(
+        event["customer"],
+        json!({"email": "bob@biller.com", "first_name": "Bob", "consents": {"email": false}})
+    );
+}
+
+#[test]
+fn given_unmapped_topics_when_mapped_then_they_are_acknowledged_with_no_event() {
+    assert!(mapped(Source::Shopify, &shopify("products/update", "w8"), b"{\"id\": 1}").is_empty());
+    let no_topic = map(Source::Shopify, &Headers::default(), b"{}", None).unwrap_err();
+    assert_eq!(no_topic, SourceError::payload("X-Shopify-Topic", "is required: it names what the webhook is about"));
+}
+
+#[test]
+fn given_a_line_item_with_a_price_that_is_not_an_amount_when_mapped_then_the_shopify_field_is_named() {
+    let mut body: Value = serde_json::from_slice(&fixture("shopify/checkouts-create.json")).unwrap();
+    body["line_items"][0]["price"] = json!("one ninety-nine");
+    let events = mapped(Source::Shopify, &shopify("checkouts/update", "w9"), body.to_string().as_bytes());
+    assert_eq!(events[0].result.clone().unwrap_err().field, "line_items[0].price");
+}
+
+#[test]
+fn given_the_same_delivery_twice_when_mapped_then_the_event_id_repeats_and_without_a_webhook_id_the_body_keys_it() {
+    let body = fixture("shopify/checkouts-create.json");
+    let a = only(mapped(Source::Shopify, &shopify("checkouts/update", "same"), &body));
+    let b = only(mapped(Source::Shopify, &shopify("checkouts/update", "same"), &body));
+    assert_eq!(a["event_id"], b["event_id"]);
+    let topic_only = headers(&[("X-Shopify-Topic", "checkouts/update")]);
+    let c = only(mapped(Source::Shopify, &topic_only, &body));
+    let d = only(mapped(Source::Shopify, &topic_only, &body));
+    assert_eq!(c["event_id"], d["event_id"]);
+    assert_ne!(a["event_id"], c["event_id"]);
+}
+
+#[test]
+fn given_shopify_signature_vectors_when_verified_then_only_the_exact_body_and_secret_pass() {
+    let secret = SourceSecret::new("shpss_cartback_test_vector_secret").unwrap();
+    let signed = |tag: &str| headers(&[("X-Shopify-Hmac-Sha256", tag)]);
+    let hello = br#"{"hello":"world"}"#;
+    let vector = "F9bkjVGdlElSUtzCT4CtOO+JbVYWHUEi2jzUks0FUys=";
+    assert_eq!(base64_hmac_sha256(b"shpss_cartback_test_vector_secret", hello), vector);
+    assert_eq!(verify(Source::Shopify, &secret, &signed(vector), hello, received()), Ok(()));
+    let sample = fixture("shopify/checkouts-create.json");
+    let sample_vector = signed("U5XaijRVEZFccbN8BJaseUPuBaVTx+l7v6mgggGS+is=");
+    assert_eq!(verify(Source::Shopify, &secret, &sample_vector, &sample, received()), Ok(()));
+    let bad = SourceError::BadSignature("X-Shopify-Hmac-Sha256");
+    assert_eq!(
+        verify(Source::Shopify, &secret, &signed(vector), br#"{"hello":"World"}"#, received()),
+        Err(bad.clone())
+    );
+    assert_eq!(verify(Source::Shopify, &secret, &signed("not base64!"), hello, received()), Err(bad.clone()));
+    let other = SourceSecret::new("shpss_another_apps_secret_000").unwrap();
+    assert_eq!(verify(Source::Shopify, &other, &signed(vector), hello, received()), Err(bad));
+    assert_eq!(
+        verify(Source::Shopify, &secret, &Headers::default(), hello, received()),
+        Err(SourceError::MissingSignature("X-Shopify-Hmac-Sha256"))
+    );
+}
+
+// ---- Segment -----------------------------------------------------------
+
+#[test]
+fn given_segments_product_added_sample_when_mapped_then_it_is_an_add_to_cart_of_the_spec_cart() {
+    let event = only(mapped(Source::Segment, &Headers::default(), &fixture("segment/product-added.json")));
+    assert_eq!(event["event_id"], "segment:ajs-next-1795433100000-5f2c0d6e-7b1d-4c55-9f55-2f0a8c1d3b1e");
+    assert_eq!(event["type"], "add_to_cart");
+    assert_eq!(event["cart_id"], "skdjsidjsdkdj29j");
+    assert_eq!(event["customer_id"], "97980cfea0067");
+    assert_eq!(event["device"], "desktop", "from context.userAgent");
+    assert_eq!(event["currency"], "USD", "the shop's, as the call names none");
+    assert_eq!(
+        event["items"],
+        json!([{"item_id": "507f1f77bcf86cd799439011", "item_name": "Monopoly: 3rd Edition - 200 pieces",
+                "price": "18.99", "quantity": 1, "url": "https://www.example.com/product/path",
+                "image_url": "https://www.example.com/product/path.jpg"}])
+    );
+}
+
+#[test]
+fn given_segments_order_completed_sample_when_mapped_then_it_is_a_purchase_valued_at_revenue() {
+    let event = only(mapped(Source::Segment, &Headers::default(), &fixture("segment/order-completed.json")));
+    assert_eq!(event["type"], "purchase");
+    assert_eq!((event["order_id"].as_str(), event["value"].as_str()), (Some("50314b8e9bcf000000000000"), Some("25")));
+    assert_eq!((event["cart_id"].as_str(), event["coupon"].as_str()), (Some("skdjsidjsdkdj29j"), Some("hasbros")));
+}
+
+#[test]
+fn given_segments_order_refunded_and_identify_samples_when_mapped_then_they_are_a_return_and_an_identify() {
+    let refund = only(mapped(Source::Segment, &Headers::default(), &fixture("segment/order-refunded.json")));
+    assert_eq!((refund["type"].as_str(), refund["value"].as_str()), (Some("return"), Some("30")));
+    let identify = only(mapped(Source::Segment, &Headers::default(), &fixture("segment/identify.json")));
+    assert_eq!(identify["type"], "identify");
+    assert_eq!(identify["device"], "mobile");
+    assert_eq!(
+        identify["customer"],
+        json!({"email": "peter@example.com", "first_name": "Peter", "locale": "en-US",
+               "timezone": "America/New_York", "consents": {"email": true}})
+    );
+}
+
+#[test]
+fn given_a_batch_with_good_bad_and_irrelevant_calls_when_mapped_then_good_ones_are_kept_and_bad_ones_named() {
+    let events = mapped(Source::Segment, &Headers::default(), &fixture("segment/batch-mixed.json"));
+    assert_eq!(events.len(), 3, "the page call maps to nothing");
+    let good = events[0].result.clone().unwrap();
+    assert_eq!((good["cart_id"].as_str(), good["currency"].as_str()), (Some("anon-9"), Some("EUR")));
+    assert_eq!(events[1].result.clone().unwrap_err().field, "batch[2].properties.product_id");
+    assert_eq!(events[1].event_id.as_deref(), Some("segment:batch-add-2"));
+    assert_eq!(events[2].result.clone().unwrap_err().field, "batch[3].properties.price");
+}
+
+#[test]
+fn given_segment_signature_vectors_when_verified_then_the_hex_hmac_sha1_must_match() {
+    let secret = SourceSecret::new("segment-shared-secret-for-tests").unwrap();
+    let signed = |tag: &str| headers(&[("X-Signature", tag)]);
+    let hello = br#"{"hello":"world"}"#;
+    let vector = "68c09d60f5cc0a49649f39ba0127082576319d12";
+    assert_eq!(segment::signature(b"segment-shared-secret-for-tests", hello), vector);
+    assert_eq!(verify(Source::Segment, &secret, &signed(vector), hello, received()), Ok(()));
+    let sample = fixture("segment/product-added.json");
+    let sample_vector = signed("ca34574f320d91aa9e3e99eec03d6e8e9eee78c9");
+    assert_eq!(verify(Source::Segment, &secret, &sample_vector, &sample, received()), Ok(()));
+    let bad = Err(SourceError::BadSignature("X-Signature"));
+    assert_eq!(verify(Source::Segment, &secret, &signed(vector), b"{}", received()), bad);
+    assert_eq!(verify(Source::Segment, &secret, &signed("zz"), hello, received()), bad);
+}
+
+// ---- WooCommerce -------------------------------------------------------
+
+fn woo(topic: &str) -> Headers {
+    headers(&[("X-WC-Webhook-Topic", topic), ("X-WC-Webhook-Source", "https://example.com/"), ("X-WC-Webhook-ID", "3")])
+}
+
+#[test]
+fn given_a_pending_woocommerce_order_when_mapped_then_it_is_the_abandoned_checkout_of_its_order_key() {
+    let event =
+        only(mapped(Source::WooCommerce, &woo("order.created"), &fixture("woocommerce/order-created-pending.json")));
+    assert_eq!(event["type"], "begin_checkout");
+    assert_eq!(event["event_id"], "woocommerce:order:727:checkout:2026-11-23T19:28:08");
+    assert_eq!(event["cart_id"], "wc_order_58d2d042d1d");
+    assert!(event.get("customer_id").is_none(), "customer_id 0 is a guest");
+    assert_eq!(event["occurred_at"], "2026-11-23T19:28:08Z", "the _gmt time is UTC");
+    assert_eq!(event["device"], "desktop");
+    assert_eq!(
+        event["items"],
+        json!([
+            {"item_id": "93", "item_name": "Woo Single #1", "price": "3", "quantity": 2},
+            {"item_id": "23", "item_name": "Ship Your Idea &ndash; Color: Black, Size: M Test", "price": "12",
+             "quantity": 1, "image_url": "https://example.com/wp-content/uploads/2026/11/ship-your-idea.jpg"}
+        ])
+    );
+    assert_eq!(
+        event["customer"],
+        json!({"email": "john.doe@example.com", "phone": "(555) 555-5555", "first_name": "John",
+               "consents": {"email": true}})
+    );
+}
+
+#[test]
+fn given_the_order_paid_when_mapped_then_it_is_one_purchase_per_order_whatever_the_updates() {
+    let body = fixture("woocommerce/order-updated-processing.json");
+    let event = only(mapped(Source::WooCommerce, &woo("order.updated"), &body));
+    assert_eq!(event["type"], "purchase");
+    assert_eq!(event["event_id"], "woocommerce:order:727:purchase");
+    assert_eq!((event["order_id"].as_str(), event["value"].as_str()), (Some("727"), Some("29.35")));
+    assert_eq!((event["cart_id"].as_str(), event["coupon"].as_str()), (Some("wc_order_58d2d042d1d"), Some("autumn10")));
+    let mut completed: Value = serde_json::from_slice(&body).unwrap();
+    completed["status"] = json!("completed");
+    let again = only(mapped(Source::WooCommerce, &woo("order.updated"), completed.to_string().as_bytes()));
+    assert_eq!(again["event_id"], event["event_id"], "completing the order repeats the purchase: a duplicate");
+}
+
+#[test]
+fn given_a_refunded_guest_order_and_a_cancelled_one_when_mapped_then_customer_id_is_named_and_cancel_maps_to_nothing() {
+    let mut order: Value = serde_json::from_slice(&fixture("woocommerce/order-updated-processing.json")).unwrap();
+    order["status"] = json!("refunded");
+    let events = mapped(Source::WooCommerce, &woo("order.updated"), order.to_string().as_bytes());
+    assert_eq!(events[0].result.clone().unwrap_err().field, "customer_id");
+    order["customer_id"] = json!(12);
+    let refund = only(mapped(Source::WooCommerce, &woo("order.updated"), order.to_string().as_bytes()));
+    assert_eq!((refund["type"].as_str(), refund["customer_id"].as_str()), (Some("return"), Some("12")));
+    order["status"] = json!("cancelled");
+    assert!(mapped(Source::WooCommerce, &woo("order.updated"), order.to_string().as_bytes()).is_empty());
+}
+
+#[test]
+fn given_a_cart_plugins_cart_and_the_creation_ping_when_mapped_then_the_cart_is_a_snapshot_and_the_ping_nothing() {
+    let event = only(mapped(Source::WooCommerce, &woo("cart.updated"), &fixture("woocommerce/cart-updated.json")));
+    assert_eq!(
+        (event["type"].as_str(), event["cart_id"].as_str()),
+        (Some("cart_update"), Some("c8d3e0a1f5b2a9e47d6c"))
+    );
+    assert_eq!(event["items"], json!([{"item_id": "93", "item_name": "Woo Single #1", "price": "3", "quantity": 2}]));
+    assert!(mapped(Source::WooCommerce, &woo("order.created"), b"webhook_id=3").is_empty());
+}
+
+#[test]
+fn given_woocommerce_signature_vectors_when_verified_then_the_base64_hmac_sha256_must_match() {
+    let secret = SourceSecret::new("woocommerce-webhook-secret-0123").unwrap();
+    let signed = |tag: &str| headers(&[("X-WC-Webhook-Signature", tag)]);
+    let hello = br#"{"hello":"world"}"#;
+    let vector = "akV3ocw4Jucwp1QYOASjUrSNlr09FCqgzh6pbw+4zeI=";
+    assert_eq!(verify(Source::WooCommerce, &secret, &signed(vector), hello, received()), Ok(()));
+    let bad = Err(SourceError::BadSignature("X-WC-Webhook-Signature"));
+    assert_eq!(verify(Source::WooCommerce, &secret, &signed(vector), b"{}", received()), bad);
+}
+
+// ---- BigCommerce -------------------------------------------------------
+
+#[test]
+fn given_a_thin_cart_webhook_when_mapped_then_it_is_acknowledged_and_changes_nothing() {
+    let thin = fixture("bigcommerce/cart-updated-thin.json");
+    assert!(mapped(Source::BigCommerce, &Headers::default(), &thin).is_empty());
+    assert!(mapped(Source::BigCommerce, &Headers::default(), &fixture("bigcommerce/order-created.json")).is_empty());
+}
+
+#[test]
+fn given_a_cart_webhook_with_its_snapshot_when_mapped_then_every_line_item_and_the_opt_in_are_kept() {
+    let event =
+        only(mapped(Source::BigCommerce, &Headers::default(), &fixture("bigcommerce/cart-updated-snapshot.json")));
+    assert_eq!(event["event_id"], "bigcommerce:5b0ba2b9c8e1f5b2cd3a8d1d2c6a6e4a1f0e9d8c");
+    assert_eq!(event["type"], "cart_update");
+    assert_eq!(event["cart_id"], "09346904-4175-44fd-be53-f7e598531b6c");
+    assert_eq!(event["customer_id"], "11");
+    assert_eq!(event["occurred_at"], "2026-11-23T15:05:00Z");
+    assert_eq!(event["items"][0]["item_id"], "358");
+    assert_eq!(event["items"][0]["price"], "49.5");
+    assert_eq!(event["items"][1]["item_name"], "[Sample] Brewing Guide (PDF)");
+    assert_eq!(
+        event["customer"],
+        json!({"email": "jane.doe@example.com", "first_name": "Jane", "consents": {"email": true}})
+    );
+}
+
+#[test]
+fn given_a_converted_cart_when_mapped_then_it_is_the_purchase_of_that_cart() {
+    let event = only(mapped(Source::BigCommerce, &Headers::default(), &fixture("bigcommerce/cart-converted.json")));
+    assert_eq!(event["type"], "purchase");
+    assert_eq!(
+        (event["cart_id"].as_str(), event["order_id"].as_str()),
+        (Some("09346904-4175-44fd-be53-f7e598531b6c"), Some("252"))
+    );
+    assert_eq!(event["occurred_at"], "2026-11-23T16:00:00Z", "created_at is unix seconds");
+}
+
+#[test]
+fn given_bigcommerce_standard_webhook_signatures_when_verified_then_id_timestamp_and_body_are_all_bound() {
+    let secret = SourceSecret::new("bigcommerce-client-secret-0123").unwrap();
+    let hello = br#"{"hello":"world"}"#;
+    let now = Utc.timestamp_opt(1_795_446_100, 0).unwrap();
+    let vector = "v1,vztxzJqpmeqp0Fmy6nz5Dod3YNfDf48WA9rqXp+wRKQ=";
+    assert_eq!(bigcommerce::signature(b"bigcommerce-client-secret-0123", "msg_1", 1_795_446_000, hello), vector);
+    let signed = |id: &str, t: &str, sig: &str| {
+        headers(&[("webhook-id", id), ("webhook-timestamp", t), ("webhook-signature", sig)])
+    };
+    assert_eq!(verify(Source::BigCommerce, &secret, &signed("msg_1", "1795446000", vector), hello, now), Ok(()));
+    let rotated = format!("v1,b2xkLXNlY3JldA== {vector}");
+    assert_eq!(verify(Source::BigCommerce, &secret, &signed("msg_1", "1795446000", &rotated), hello, now), Ok(()));
+    let bad = Err(SourceError::BadSignature("webhook-signature"));
+    assert_eq!(verify(Source::BigCommerce, &secret, &signed("msg_2", "1795446000", vector), hello, now), bad);
+    let later = now + chrono::Duration::minutes(10);
+    assert_eq!(
+        verify(Source::BigCommerce, &secret, &signed("msg_1", "1795446000", vector), hello, later),
+        Err(SourceError::Stale("webhook-timestamp"))
+    );
+    assert_eq!(
+        verify(Source::BigCommerce, &secret, &Headers::default(), hello, now),
+        Err(SourceError::MissingSignature("webhook-signature"))
+    );
+}
+
+// ---- Salesforce Commerce Cloud -----------------------------------------
+
+#[test]
+fn given_a_scapi_basket_when_mapped_then_it_is_a_cart_snapshot_with_unit_prices() {
+    let event = only(mapped(Source::Sfcc, &Headers::default(), &fixture("sfcc/basket-scapi.json")));
+    assert_eq!(event["event_id"], "sfcc:basket:a10ff320829cb0eef93ca5310a:2026-11-23T15:04:00.000Z");
+    assert_eq!(
+        (event["type"].as_str(), event["cart_id"].as_str()),
+        (Some("cart_update"), Some("a10ff320829cb0eef93ca5310a"))
+    );
+    assert_eq!(
+        event["items"],
+        json!([{"item_id": "701643108633M", "item_name": "Long Sleeve Crew Neck", "price": "19.99", "quantity": 2}])
+    );
+    assert_eq!(
+        event["customer"],
+        json!({"email": "sfcc.shopper@example.com", "phone": "+1 617-555-0192", "first_name": "Stephanie",
+               "consents": {"email": true}})
+    );
+}
+
+#[test]
+fn given_an_ocapi_order_when_mapped_then_it_is_the_purchase_of_its_basket() {
+    let event = only(mapped(Source::Sfcc, &Headers::default(), &fixture("sfcc/order-ocapi.json")));
+    assert_eq!(event["event_id"], "sfcc:order:00000603");
+    assert_eq!(
+        (event["cart_id"].as_str(), event["value"].as_str()),
+        (Some("a10ff320829cb0eef93ca5310a"), Some("42.98"))
+    );
+    assert_eq!(event["coupon"], "WINTER5");
+    assert_eq!(
+        map(Source::Sfcc, &Headers::default(), b"{}", None).unwrap_err().to_string(),
+        "basketId: is required (or orderNo for an order)"
+    );
+}
+
+#[test]
+fn given_an_sfcc_post_signed_like_cartbacks_own_api_when_verified_then_the_window_and_path_hold() {
+    use crate::signing::{sign_request, Secret, SignedRequest};
+    let text = "sfcc-source-secret-0123456789";
+    let secret = SourceSecret::new(text).unwrap();
+    let body = fixture("sfcc/basket-scapi.json");
+    let now = received();
+    let sign = |path: &str| {
+        let request = SignedRequest { method: "POST", path_and_query: path, body: &body };
+        sign_request(&Secret::new(text.as_bytes().to_vec()).unwrap(), now.timestamp(), &request)
+    };
+    let signed = |value: String| headers(&[("X-Cartback-Signature", value.as_str())]);
+    assert_eq!(verify(Source::Sfcc, &secret, &signed(sign("/v1/sources/sfcc")), &body, now), Ok(()));
+    let bad = Err(SourceError::BadSignature("X-Cartback-Signature"));
+    assert_eq!(verify(Source::Sfcc, &secret, &signed(sign("/v1/events")), &body, now), bad);
+    let stale = now + chrono::Duration::minutes(6);
+    assert_eq!(
+        verify(Source::Sfcc, &secret, &signed(sign("/v1/sources/sfcc")), &body, stale),
+        Err(SourceError::Stale("X-Cartback-Signature"))
+    );
+}
