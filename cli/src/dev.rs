@@ -148,7 +148,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let purge = tokio::spawn(purge_loop(db.clone(), clock.clone(), settings.retention));
 
-    crate::server::serve(listener, api, shutdown_signal()).await?;
+    crate::server::serve(listener, api, Arc::new(db.clone()), shutdown_signal()).await?;
     timers.abort();
     purge.abort();
     for w in workers {

@@ -4,6 +4,7 @@
 // libraries log through `tracing` instead.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod backtest;
 mod campaign;
 mod customer;
 mod dashboard;
@@ -56,6 +57,9 @@ enum Command {
     Voucher(VoucherArgs),
     /// Message templates and the brand: list, show, apply a folder, export one, preview a rendering.
     Template(TemplateArgs),
+    /// What a draft campaign would have done over the stored history (or an events export), beside the
+    /// live campaign: sends, deferrals, suppressions, vouchers, cost and an estimate from measured rates.
+    Backtest(backtest::BacktestArgs),
 }
 
 #[derive(Args)]
@@ -256,6 +260,7 @@ fn main() -> ExitCode {
             Command::Dashboard(args) => dashboard::run(args).await,
             Command::Voucher(args) => voucher::run(args).await,
             Command::Template(args) => template::run(args).await,
+            Command::Backtest(args) => backtest::run(args).await,
         }
     });
     match result {

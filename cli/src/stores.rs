@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cartback_core::message::Channel;
-use cartback_core::ports::{CampaignStore, StateStore, TemplateStore};
+use cartback_core::ports::{CampaignStore, HistoryReader, StateStore, TemplateStore};
 
 use crate::StoreArgs;
 
@@ -13,13 +13,20 @@ pub struct Stores {
     pub state: Arc<dyn StateStore>,
     pub campaigns: Arc<dyn CampaignStore>,
     pub templates: Arc<dyn TemplateStore>,
+    /// The read-only pass over everything stored (backtests).
+    pub history: Arc<dyn HistoryReader>,
     /// Channels the runtime behind these stores delivers.
     pub channels: Vec<Channel>,
 }
 
 pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
+    open_with_segments(args, 1).await
+}
+
+/// [`open`], with DynamoDB's history read in `segments` parallel scan segments.
+pub async fn open_with_segments(args: &StoreArgs, segments: u32) -> anyhow::Result<Stores> {
     if args.aws {
-        return open_aws().await;
+        return open_aws(segments).await;
     }
     // The outbox too: an erasure removes the customer's copies from it.
     let db = cartback_local::Database::open(&args.data)
@@ -28,7 +35,8 @@ pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
     Ok(Stores {
         state: Arc::new(db.clone()),
         campaigns: Arc::new(db.clone()),
-        templates: Arc::new(db),
+        templates: Arc::new(db.clone()),
+        history: Arc::new(db),
         channels: Channel::ALL.to_vec(),
     })
 }
@@ -36,7 +44,7 @@ pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
 /// The tables named by CARTBACK_STATE_TABLE and CARTBACK_CONFIG_TABLE, with
 /// the standard AWS credential chain (and AWS_ENDPOINT_URL when set).
 #[cfg(feature = "aws")]
-async fn open_aws() -> anyhow::Result<Stores> {
+async fn open_aws(segments: u32) -> anyhow::Result<Stores> {
     use cartback_aws::config::{CommonConfig, RETENTION_DAYS};
     use cartback_aws::dynamo::{DynamoCampaignStore, DynamoStateStore};
     // The operator names the tables; retention only matters to the writes a
@@ -52,12 +60,17 @@ async fn open_aws() -> anyhow::Result<Stores> {
             clients.dynamodb.clone(),
             &config.config_table,
         )),
+        history: Arc::new(cartback_aws::history::DynamoHistoryReader::new(
+            clients.dynamodb.clone(),
+            &config.state_table,
+            segments,
+        )),
         channels: cartback_aws::DELIVERED_CHANNELS.to_vec(),
     })
 }
 
 #[cfg(not(feature = "aws"))]
-async fn open_aws() -> anyhow::Result<Stores> {
+async fn open_aws(_segments: u32) -> anyhow::Result<Stores> {
     anyhow::bail!(
         "this cartback was built without AWS support; build it with `cargo install --path cli --features aws`"
     )

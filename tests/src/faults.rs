@@ -38,6 +38,9 @@ pub enum FaultKind {
 pub struct FaultCounts {
     /// Requests per `service` (from the SigV4 scope).
     pub calls: BTreeMap<String, usize>,
+    /// Requests per JSON-RPC operation (`x-amz-target`, e.g.
+    /// `DynamoDB_20120810.Scan`), for calls that name one.
+    pub operations: BTreeMap<String, usize>,
     pub faults: BTreeMap<FaultKind, usize>,
 }
 
@@ -129,6 +132,9 @@ impl HttpConnector for FaultyConnector {
         {
             let mut counts = self.plan.counts.lock().unwrap();
             *counts.calls.entry(service).or_insert(0) += 1;
+            if let Some(target) = header(&request, "x-amz-target") {
+                *counts.operations.entry(target).or_insert(0) += 1;
+            }
             if let Some(kind) = fault {
                 *counts.faults.entry(kind).or_insert(0) += 1;
             }

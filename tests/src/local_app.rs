@@ -68,12 +68,31 @@ pub fn local_app_with_db(secret: &[u8]) -> (Router, Arc<ManualClock>, Database) 
     app_over(secret, false, &[], &[])
 }
 
+/// [`local_app_with_db`] with the backtest page (`/dashboard/backtest`) over the same database, as
+/// `cartback dev` serves it.
+pub fn local_app_with_backtest(secret: &[u8]) -> (Router, Arc<ManualClock>, Database) {
+    let (api, clock, db) = api_over(secret, false, &[], &[]);
+    let api = Arc::new(api);
+    let app = cartback_http::router(api.clone()).merge(cartback_http::backtest_router(api, Arc::new(db.clone())));
+    (app, clock, db)
+}
+
 fn app_over(
     secret: &[u8],
     accept_v1_signatures: bool,
     failing_carts: &[&str],
     refusing_carts: &[&str],
 ) -> (Router, Arc<ManualClock>, Database) {
+    let (api, clock, db) = api_over(secret, accept_v1_signatures, failing_carts, refusing_carts);
+    (cartback_http::router(Arc::new(api)), clock, db)
+}
+
+fn api_over(
+    secret: &[u8],
+    accept_v1_signatures: bool,
+    failing_carts: &[&str],
+    refusing_carts: &[&str],
+) -> (Api, Arc<ManualClock>, Database) {
     let owned = |carts: &[&str]| carts.iter().map(|c| (*c).to_owned()).collect();
     let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
     let db = Database::open_in_memory().unwrap().with_clock(clock.clone());
@@ -101,5 +120,5 @@ fn app_over(
         accept_v1_signatures,
         templates: Arc::new(db.clone()),
     };
-    (cartback_http::router(Arc::new(api)), clock, db)
+    (api, clock, db)
 }

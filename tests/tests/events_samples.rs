@@ -36,8 +36,8 @@ use cartback_aws::handlers;
 use cartback_core::event::{parse_body, validate_event, ConsentPatch};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, QueueName};
 use cartback_core::ports::{CreateOutcome, CustomerStore, MessageStore, Timeline, TimerPayload};
-use cartback_core::sources::{map, Headers, Source};
 use cartback_core::signing::{sign_link, verify_request, Accept, LinkClaims, SignedRequest, SIGNATURE_HEADER};
+use cartback_core::sources::{map, Headers, Source};
 use cartback_tests::moto::sign_apigw;
 use cartback_tests::openapi::{assert_response, served, Observed};
 use cartback_tests::samples::{

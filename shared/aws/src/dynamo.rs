@@ -262,7 +262,7 @@ fn read_tally(item: &Item, label: EngagementLabel) -> Result<Option<Tally>, Port
 
 /// A stored message item as the core's record: its serde form, with the
 /// engagement tallies read from their flat attributes.
-fn message_from_item(item: Item) -> Result<MessageRecord, PortError> {
+pub(crate) fn message_from_item(item: Item) -> Result<MessageRecord, PortError> {
     let mut tallies = Vec::new();
     for label in EngagementLabel::ALL {
         if let Some(tally) = read_tally(&item, label)? {

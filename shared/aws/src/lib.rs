@@ -8,6 +8,7 @@ pub mod dynamo;
 mod error;
 pub mod feedback;
 pub mod handlers;
+pub mod history;
 pub mod redact;
 pub mod scheduler;
 pub mod ses;

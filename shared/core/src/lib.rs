@@ -5,6 +5,7 @@
 //! I/O or reads a clock.
 
 pub mod api;
+pub mod backtest;
 pub mod campaign;
 pub mod cart;
 pub mod consent;

@@ -77,7 +77,11 @@ fn region_of(tag: &str) -> Option<String> {
 /// Which of `available` a customer with `wanted` reads: the exact tag, then
 /// its language alone (`de` for `de-AT`), then another variant of the same
 /// language (`fr-CA` for `fr-BE`), then `default`.
-pub fn closest<'a>(wanted: Option<&str>, available: impl IntoIterator<Item = &'a str> + Clone, default: &'a str) -> &'a str {
+pub fn closest<'a>(
+    wanted: Option<&str>,
+    available: impl IntoIterator<Item = &'a str> + Clone,
+    default: &'a str,
+) -> &'a str {
     let Some(wanted) = wanted.map(canonical_tag).filter(|t| !t.is_empty()) else {
         return default;
     };
@@ -106,8 +110,8 @@ pub fn direction(tag: &str) -> &'static str {
 /// a cart total is not cash.)
 fn minor_units(currency: &str) -> u32 {
     const NONE: [&str; 17] = [
-        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF",
-        "XOF", "XPF",
+        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF",
+        "XPF",
     ];
     const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
     if NONE.contains(&currency) {
@@ -184,8 +188,8 @@ fn placement(language: &str, region: Option<&str>) -> Placement {
         ("es", Some("419" | "MX" | "US" | "AR" | "CO" | "CL" | "PE")) => Placement::Before,
         (
             "de" | "fr" | "es" | "it" | "pt" | "ca" | "gl" | "eu" | "ru" | "uk" | "be" | "pl" | "cs" | "sk" | "sl"
-            | "hr" | "sr" | "bs" | "bg" | "ro" | "hu" | "el" | "sv" | "da" | "nb" | "nn" | "no" | "fi" | "et"
-            | "lv" | "lt" | "is" | "vi" | "ar" | "he" | "kk" | "az" | "hy" | "ka",
+            | "hr" | "sr" | "bs" | "bg" | "ro" | "hu" | "el" | "sv" | "da" | "nb" | "nn" | "no" | "fi" | "et" | "lv"
+            | "lt" | "is" | "vi" | "ar" | "he" | "kk" | "az" | "hy" | "ka",
             _,
         ) => Placement::After,
         _ => Placement::Before,

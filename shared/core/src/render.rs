@@ -32,7 +32,6 @@ pub const MAX_ITEMS_SHOWN: usize = 10;
 /// ids, channel and recipient (each a few hundred bytes at most).
 const MAX_CONTENT_BYTES: usize = MAX_JOB_BYTES - 8 * 1024;
 
-
 #[derive(Debug, Clone, Serialize)]
 struct ItemView {
     name: String,
@@ -820,7 +819,10 @@ mod tests {
         let Outgoing::Email { text, html, unsubscribe, .. } = &out else { panic!() };
         assert!(text.contains("Unsubscribe or choose what you receive: https://cb.example/u/TOKEN.TAG"), "{text}");
         assert!(text.contains("Shop & Co, 1 Rue de la Paix, 75002 Paris"), "{text}");
-        assert!(html.contains(r#"<a href="https://cb.example/u/TOKEN.TAG" style="color:#555555">Unsubscribe"#), "{html}");
+        assert!(
+            html.contains(r#"<a href="https://cb.example/u/TOKEN.TAG" style="color:#555555">Unsubscribe"#),
+            "{html}"
+        );
         assert!(html.contains("Shop &amp; Co, 1 Rue de la Paix"), "escaped in HTML: {html}");
         assert_eq!(
             unsubscribe.as_ref().and_then(|u| u.mailto.as_deref()),
@@ -1031,7 +1033,10 @@ mod tests {
         assert!(text.contains(line), "{text}");
         assert!(text.find("Your code").unwrap() < text.find("Blue <Mug>").unwrap(), "before the items: {text}");
         assert!(html.contains("font-family:monospace\">CB-7KQ4-M9XD-2PWE</p>"), "{html}");
-        assert!(html.contains("<p style=\"margin:8px 0 0;font-size:15px\">10% off, on orders of €30.00 or more</p>"), "{html}");
+        assert!(
+            html.contains("<p style=\"margin:8px 0 0;font-size:15px\">10% off, on orders of €30.00 or more</p>"),
+            "{html}"
+        );
         assert!(html.contains("Valid until 2 December 2026, 14:30 (CET)"), "{html}");
     }
 

@@ -306,7 +306,12 @@ fn problem(field: impl Into<String>, message: impl Into<String>) -> TemplateProb
 impl TemplateSet {
     /// An empty set whose customers without a closer locale read `default_locale`.
     pub fn new(name: TemplateName, default_locale: &str) -> TemplateSet {
-        TemplateSet { name, default_locale: default_locale.to_owned(), locales: BTreeMap::new(), shared: BTreeMap::new() }
+        TemplateSet {
+            name,
+            default_locale: default_locale.to_owned(),
+            locales: BTreeMap::new(),
+            shared: BTreeMap::new(),
+        }
     }
 
     /// The locale a customer with `locale` reads: the exact tag, then its
@@ -416,7 +421,9 @@ impl TemplateSet {
                     if part.needs_unsubscribe_link() && !text.contains(PREVIEW_UNSUBSCRIBE_LINK) {
                         problems.push(problem(
                             &field,
-                            format!("must show the unsubscribe link ({{{{ unsubscribe_link }}}}); it is missing {case}"),
+                            format!(
+                                "must show the unsubscribe link ({{{{ unsubscribe_link }}}}); it is missing {case}"
+                            ),
                         ));
                     }
                 }
@@ -479,7 +486,8 @@ impl TemplateSet {
                     Some(part) => set.locales.entry((*tag).to_owned()).or_default().set(part, Some(text.to_owned())),
                     None => {
                         let names: Vec<&str> = Part::ALL.iter().map(|p| p.file()).collect();
-                        problems.push(problem(&field, format!("not a part; a locale folder holds {}", names.join(", "))))
+                        problems
+                            .push(problem(&field, format!("not a part; a locale folder holds {}", names.join(", "))))
                     }
                 },
                 _ => problems.push(problem(&field, "too deep: a set holds set.toml, shared files and locale folders")),
@@ -524,11 +532,11 @@ impl Brand {
         if self.name.trim().is_empty() || name_chars > 100 {
             problems.push(problem("brand.name", "must be 1 to 100 characters: the shop's name as customers know it"));
         }
-        for (field, colour) in [("brand.primary_colour", &self.primary_colour), ("brand.text_colour", &self.text_colour)] {
+        for (field, colour) in
+            [("brand.primary_colour", &self.primary_colour), ("brand.text_colour", &self.text_colour)]
+        {
             let Some(colour) = colour else { continue };
-            let ok = colour.len() == 7
-                && colour.starts_with('#')
-                && colour[1..].chars().all(|c| c.is_ascii_hexdigit());
+            let ok = colour.len() == 7 && colour.starts_with('#') && colour[1..].chars().all(|c| c.is_ascii_hexdigit());
             if !ok {
                 problems.push(problem(field, format!("{colour:?} is not a colour written #rrggbb (e.g. #0a7a55)")));
             }
@@ -764,7 +772,8 @@ pub fn preview(set: &TemplateSet, brand: &Brand, input: &PreviewInput) -> Result
         })),
     };
     // Dated at the cart's last activity: a preview has no clock.
-    preview.eml = crate::render::mime(&email, "shop@example.com", "preview", input.cart.last_activity_at.unwrap_or_default())?;
+    preview.eml =
+        crate::render::mime(&email, "shop@example.com", "preview", input.cart.last_activity_at.unwrap_or_default())?;
     Ok(preview)
 }
 
@@ -1017,7 +1026,8 @@ mod tests {
     #[test]
     fn given_a_right_to_left_locale_when_rendered_then_the_email_says_so() {
         let mut set = set("reminder");
-        let arabic = TemplateParts { email_subject: Some("سلتك بانتظارك".into()), ..TemplateParts::default() };
+        let arabic =
+            TemplateParts { email_subject: Some("سلتك بانتظارك".into()), ..TemplateParts::default() };
         set.locales.insert("ar".into(), arabic);
         assert_eq!(set.validate(), Ok(()));
         let input = PreviewInput::sample(1, Some("ar-EG"));

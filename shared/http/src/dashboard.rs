@@ -175,7 +175,7 @@ fn money(entry: &Value, path: &str) -> String {
         .join(" · ")
 }
 
-const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#1d2433;background:#f5f6f8}\
+pub(crate) const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#1d2433;background:#f5f6f8}\
 header{background:#1d2433;color:#fff;padding:12px 24px}header h1{margin:0;font-size:20px}header a{color:#fff}\
 main{padding:16px 24px;max-width:1100px}form{display:flex;gap:12px;flex-wrap:wrap;align-items:end;\
 background:#fff;padding:12px;border-radius:6px}label{display:flex;flex-direction:column;font-size:13px}\

@@ -6,6 +6,7 @@
 //! the two runtimes answer byte for byte the same.
 
 mod auth;
+pub mod backtest;
 pub mod dashboard;
 mod error;
 pub mod preferences;
@@ -36,10 +37,11 @@ use cartback_core::service::{
     parse_query, record_link_click, report, validate_voucher, Choices, IngestError, Preferences, ReportError,
     ValidateRequest,
 };
-use cartback_core::sources::{self, Headers, Source, SourceError};
 use cartback_core::signing::{verify_dashboard_token, verify_link, verify_unsubscribe, LinkError, UnsubscribeClaims};
+use cartback_core::sources::{self, Headers, Source, SourceError};
 
 pub use auth::{Signed, SignedOrV1};
+pub use backtest::backtest_router;
 pub use error::ApiError;
 
 /// The routes of the public API (see `shared/core/openapi.json`).

@@ -17,6 +17,7 @@
 
 pub mod clock;
 mod customer_data;
+mod history;
 pub mod outbox;
 pub mod queues;
 pub mod sqlite;

@@ -47,7 +47,9 @@ impl CampaignCache {
     }
 }
 
-fn first_check_delay(campaigns: &[Campaign]) -> Duration {
+/// How soon after a cart's last activity its first check is due: the
+/// earliest first step of the enabled campaigns (and their variants).
+pub fn first_check_delay(campaigns: &[Campaign]) -> Duration {
     campaigns
         .iter()
         .filter(|c| c.enabled)

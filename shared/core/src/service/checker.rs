@@ -19,8 +19,8 @@ use crate::ports::{
 };
 use crate::reason::ReasonCode;
 use crate::render::{self, Composer, Links, Reader, RenderError, Unsubscribe};
-use crate::template::{Brand, TemplateSet};
 use crate::signing::{restore_token, sign_link, sign_unsubscribe, LinkClaims, UnsubscribeClaims};
+use crate::template::{Brand, TemplateSet};
 use crate::voucher::{ShownVoucher, Voucher, VoucherOwner, VoucherSettings};
 
 /// How long after its dispatch a step whose message record is missing counts
@@ -70,8 +70,9 @@ where
         let Some(mut record) = self.store.get_cart(&timer.cart_id).await? else {
             return Ok(Attempt::Done(CheckOutcome::NoSuchCart));
         };
-        let superseded = record.timer_armed_for.is_some_and(|armed| armed != timer.due_at && armed > now);
-        if superseded && self.first_lost_step(&record, &[]).await?.is_none() {
+        if timer_superseded(record.timer_armed_for, timer.due_at, now)
+            && self.first_lost_step(&record, &[]).await?.is_none()
+        {
             return Ok(Attempt::Done(CheckOutcome::Superseded));
         }
         let Context { cart, customer, key, mut history, campaigns, owner, mut vouchers } =
@@ -144,14 +145,13 @@ where
             // Entered above, unless only this arm's rules let it in now.
             let entering = record.progress.group.is_none();
             match &decision {
-                Decision::Skip { campaign_id, step, due, .. } => {
-                    record.progress.skip(campaign_id, *step, *due);
+                Decision::Skip { .. } => {
+                    advance(&mut record.progress, &decision, &cart.cart_id, now);
                 }
                 Decision::Withhold { campaign_id, step, channel, group, variant, .. } => {
                     let status = MessageStatus::HeldOut { at: now };
                     let message = measured.message(campaign_id, *step, *channel, variant, status);
-                    record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                    record.progress.enter(*group, variant.as_deref());
+                    advance(&mut record.progress, &decision, &cart.cart_id, now);
                     // Counted like a send: the holdout meets the same caps.
                     ledger.reserve(reserved_send(&message));
                     reserved = true;
@@ -181,8 +181,7 @@ where
                     timeline.extend(issuing::voucher_entry(voucher, campaign_id, *step, shown.as_ref(), now));
                     let shown_voucher = shown.as_ref().map(|v| issuing::shown(v, &contact, campaign));
                     let message = measured.message(campaign_id, *step, *channel, variant, MessageStatus::Queued);
-                    record.progress.record(campaign_id, *step, *channel, message.message_id.clone(), now);
-                    record.progress.enter(Group::Treated, variant.as_deref());
+                    advance(&mut record.progress, &decision, &cart.cart_id, now);
                     if entering {
                         facts.push(measured.entered(campaign_id, Group::Treated, variant.as_deref()));
                     }
@@ -421,7 +420,13 @@ where
                 Recipient::Sms(to) => composer.sms(to, cart, reader, &links)?,
                 Recipient::Push(token) => {
                     let (title, body) = composer.push(false, cart, reader, &links)?;
-                    Outgoing::Push { platform: token.platform, token: token.token.clone(), title, body, url: restore.clone() }
+                    Outgoing::Push {
+                        platform: token.platform,
+                        token: token.token.clone(),
+                        title,
+                        body,
+                        url: restore.clone(),
+                    }
                 }
                 Recipient::WebPush(subscription) => {
                     let (title, body) = composer.push(true, cart, reader, &links)?;
@@ -458,6 +463,32 @@ where
             (Err(error), _) => Err(error),
         }
     }
+}
+
+/// Moves a cart's progress on for one decision of a live campaign, as the
+/// checker and the backtest's replay both do: a skip is recorded as skipped
+/// at its due time; a send or a hold-out as dispatched now (its message id
+/// is the cart's, step's and channel's), the cart entering its group (a
+/// send's: treated) and variant with the first.
+pub(crate) fn advance(progress: &mut Progress, decision: &Decision, cart_id: &str, now: DateTime<Utc>) {
+    let (campaign_id, step, channel, group, variant) = match decision {
+        Decision::Skip { campaign_id, step, due, .. } => return progress.skip(campaign_id, *step, *due),
+        Decision::Withhold { campaign_id, step, channel, group, variant, .. } => {
+            (campaign_id, *step, *channel, *group, variant)
+        }
+        Decision::Send { campaign_id, step, channel, variant, .. } => {
+            (campaign_id, *step, *channel, Group::Treated, variant)
+        }
+        Decision::Wait { .. } | Decision::Stop { .. } => return,
+    };
+    progress.record(campaign_id, step, channel, MessageRecord::id_for(cart_id, step, channel), now);
+    progress.enter(group, variant.as_deref());
+}
+
+/// Whether a timer due at `due_at` firing at `now` is stale: another, later
+/// timer is pending for the cart (the backtest replays timers through this too).
+pub(crate) fn timer_superseded(armed: Option<DateTime<Utc>>, due_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    armed.is_some_and(|armed| armed != due_at && armed > now)
 }
 
 /// What a send decision asks to compose.

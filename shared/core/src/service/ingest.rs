@@ -6,16 +6,16 @@ use serde::Serialize;
 use super::facts::{event_fact, EventFact};
 use super::vouchers::{redeem_purchase_coupon, Order};
 use super::{retry_on_conflict, Attempt, CampaignCache};
-use crate::cart::CartStatus;
+use crate::cart::{Cart, CartStatus};
 use crate::customer::Customer;
 use crate::event::{parse_body, parse_event, BodyError, Checked, Event, EventType, FieldError, FieldWarning, Parsed};
-use crate::sources::MappedEvent;
 use crate::measure::facts::{Fact, FactKind};
 use crate::ports::TimelineKind;
 use crate::ports::{
     CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, FactStore, PortError, Scheduler,
     StateStore, Timeline, TimelineEntry, TimerPayload, VoucherStore,
 };
+use crate::sources::MappedEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -282,21 +282,11 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
     /// Arms the cart's single timer when none is pending early enough. A
     /// later edit only moves the cart's activity time; the checker re-arms.
     async fn arm_if_needed(&self, record: &mut CartRecord) -> Result<(), PortError> {
-        let cart = record.cart();
-        let (CartStatus::Active, Some(last_activity)) = (cart.status, cart.last_activity_at) else {
+        let now = self.clock.now();
+        let first_check_delay = self.campaigns.first_check_delay().await?;
+        let Some(due) = timer_to_arm(&record.cart(), record.timer_armed_for, first_check_delay, now) else {
             return Ok(());
         };
-        let now = self.clock.now();
-        let due = (last_activity + self.campaigns.first_check_delay().await?).max(now);
-        // A pending timer at or before the due time will re-arm when it fires.
-        // One long past its time already fired and may have failed for good
-        // (the scheduler gives up after its retries): arm anew then.
-        if record
-            .timer_armed_for
-            .is_some_and(|armed| armed <= due && armed > now - Duration::minutes(STALE_TIMER_MINUTES))
-        {
-            return Ok(());
-        }
         // Arm before the write: a failed write leaves a spare timer that fires
         // into a no-op, never a cart without a timer.
         self.scheduler.arm(&TimerPayload { cart_id: record.cart_id.clone(), due_at: due }).await?;
@@ -307,6 +297,25 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
 
 /// A timer this far past its time without being cleared is presumed lost.
 const STALE_TIMER_MINUTES: i64 = 15;
+
+/// The timer an edit of `cart` at `now` arms, if any (the backtest replays
+/// edits through this too): none for a cart that is not active, nor while a
+/// pending timer at or before the due time will re-arm when it fires. One
+/// long past its time already fired and may have failed for good (the
+/// scheduler gives up after its retries): arm anew then.
+pub(crate) fn timer_to_arm(
+    cart: &Cart,
+    armed: Option<DateTime<Utc>>,
+    first_check_delay: Duration,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let (CartStatus::Active, Some(last_activity)) = (cart.status, cart.last_activity_at) else {
+        return None;
+    };
+    let due = (last_activity + first_check_delay).max(now);
+    let pending = armed.is_some_and(|armed| armed <= due && armed > now - Duration::minutes(STALE_TIMER_MINUTES));
+    (!pending).then_some(due)
+}
 
 /// Events kept per cart; each cart's state is the fold of its events. The
 /// bounds keep a cart within one DynamoDB item (400 KB) with room to spare.

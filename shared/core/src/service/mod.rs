@@ -4,12 +4,12 @@
 //! campaign cache they share.
 
 mod campaigns;
-mod checker;
+pub(crate) mod checker;
 mod delivery;
 mod engagement;
 mod facts;
 mod feedback;
-mod ingest;
+pub(crate) mod ingest;
 mod issuing;
 mod preferences;
 mod report;
@@ -18,7 +18,7 @@ mod vouchers;
 
 use chrono::Duration;
 
-pub use campaigns::CampaignCache;
+pub use campaigns::{first_check_delay, CampaignCache};
 pub use checker::{decide_now, CheckOutcome, Checker};
 pub use delivery::{Delivery, DeliveryError, DeliveryOutcome, VoucherWebhook};
 pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOutcome, Sighting};

@@ -145,7 +145,10 @@ mod tests {
         let templates = cache.get().await.unwrap();
         let names: Vec<&str> = templates.sets.keys().map(String::as_str).collect();
         assert_eq!(names, ["last_call", "reminder", "summer"]);
-        assert_eq!(templates.set("reminder").unwrap().locales["en"].push_title.as_deref(), Some("Still thinking it over?"));
+        assert_eq!(
+            templates.set("reminder").unwrap().locales["en"].push_title.as_deref(),
+            Some("Still thinking it over?")
+        );
         assert_eq!(templates.set("last_call"), template::shipped_set("last_call").as_ref());
         assert_eq!(templates.brand, Some(Brand::sample()));
 

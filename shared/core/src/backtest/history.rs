@@ -1,0 +1,268 @@
+//! The history a backtest replays: every cart's event log grouped by the
+//! customer it belongs to (caps and cooldowns cross a customer's carts), the
+//! customers' profiles, and the message records live traffic wrote (what the
+//! live campaign actually did). Read from a [`HistoryReader`] (a runtime's
+//! store, never written) or from a JSON Lines export of canonical events.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::consent::ConsentChange;
+use crate::customer::{ConsentTimes, Customer};
+use crate::event::{validate_event, ConsentPatch, Event, EventType};
+use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
+use crate::message::{Channel, MessageRecord};
+use crate::ports::{CartRecord, HistoryReader, PortError};
+
+/// One customer's carts (a guest's single cart), replayed together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerCarts {
+    pub key: CustomerKey,
+    /// The stored profile as it is now; [`CustomerCarts::customer_at`] winds it back.
+    pub customer: Option<Customer>,
+    /// When Cartback first knew the customer: before it, the engine saw no
+    /// profile (only what the cart itself carried).
+    pub known_since: Option<DateTime<Utc>>,
+    /// Each cart's events in (`occurred_at`, `event_id`) order.
+    pub carts: Vec<CartRecord>,
+}
+
+impl CustomerCarts {
+    /// The customer as the engine saw them at `at`: `None` before Cartback
+    /// knew them; otherwise the stored profile with its consents, purchases
+    /// and returns as they were then (consent changes applied in time order,
+    /// not as they are now).
+    pub fn customer_at(&self, at: DateTime<Utc>) -> Option<Customer> {
+        let stored = self.customer.as_ref()?;
+        if self.known_since.is_none_or(|since| since > at) {
+            return None;
+        }
+        Some(customer_as_of(stored, at))
+    }
+}
+
+/// `customer` as it stood at `at`: the consent history, consents and their
+/// times, purchases, returns and redeemed promotions after `at` left out.
+/// Contact details stay as stored (they are not kept with their history).
+pub fn customer_as_of(customer: &Customer, at: DateTime<Utc>) -> Customer {
+    let consent_history: Vec<ConsentChange> = customer.consent_history.iter().filter(|c| c.at <= at).cloned().collect();
+    let stored = customer.profile.consents.unwrap_or_default();
+    let times = customer.consents_as_of;
+    let consent = |channel: Channel, value: Option<bool>, since: Option<DateTime<Utc>>| {
+        let changes_known = customer.consent_history.iter().any(|c| c.channel == channel);
+        if changes_known {
+            let newest = consent_history.iter().rev().find(|c| c.channel == channel);
+            (newest.map(|c| c.granted), newest.map(|c| c.at))
+        } else if since.is_none_or(|t| t <= at) {
+            // Set before consent history was kept, or never changed since.
+            (value, since)
+        } else {
+            (None, None)
+        }
+    };
+    let (email, email_at) = consent(Channel::Email, stored.email, times.email);
+    let (sms, sms_at) = consent(Channel::Sms, stored.sms, times.sms);
+    let (push, push_at) = consent(Channel::Push, stored.push, times.push);
+    let (web_push, web_push_at) = consent(Channel::WebPush, stored.web_push, times.web_push);
+    let mut profile = customer.profile.clone();
+    profile.consents = customer.profile.consents.map(|c| ConsentPatch { email, sms, push, web_push, ..c });
+    let until = |times: &[DateTime<Utc>]| times.iter().copied().filter(|t| *t <= at).collect::<Vec<_>>();
+    Customer {
+        customer_id: customer.customer_id.clone(),
+        profile,
+        profile_as_of: customer.profile_as_of.map(|t| t.min(at)),
+        consents_as_of: ConsentTimes { email: email_at, sms: sms_at, push: push_at, web_push: web_push_at },
+        purchases: until(&customer.purchases),
+        returns: until(&customer.returns),
+        promotions_redeemed: until(&customer.promotions_redeemed),
+        applied_event_ids: Vec::new(),
+        consent_history,
+    }
+}
+
+/// Everything a backtest reads, grouped for the replay.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub customers: Vec<CustomerCarts>,
+    /// Live traffic's message records, by id (a cart's step and channel).
+    pub messages: HashMap<MessageId, MessageRecord>,
+    /// The newest time anywhere in the history: replayed timers stop here,
+    /// since live traffic had not got further.
+    pub latest: Option<DateTime<Utc>>,
+    pub cart_count: u64,
+}
+
+/// Collects carts, customers and messages in any order, then groups them.
+#[derive(Debug, Default)]
+pub struct HistoryBuilder {
+    carts: HashMap<CustomerKey, Vec<CartRecord>>,
+    customers: HashMap<CustomerId, Customer>,
+    messages: HashMap<MessageId, MessageRecord>,
+    latest: Option<DateTime<Utc>>,
+}
+
+impl HistoryBuilder {
+    fn saw(&mut self, at: DateTime<Utc>) {
+        self.latest = self.latest.max(Some(at));
+    }
+
+    /// Keeps the cart's events only: its live progress is what the replay
+    /// works out again.
+    pub fn add_cart(&mut self, record: CartRecord) {
+        if let Some(last) = record.events.last() {
+            self.saw(last.occurred_at);
+        }
+        let customer_id = record.events.iter().rev().find_map(|e| e.customer_id.as_ref());
+        let key = CustomerKey::for_cart(customer_id, &record.cart_id);
+        let compact = CartRecord { progress: Default::default(), shadow: Default::default(), ..record };
+        self.carts.entry(key).or_default().push(compact);
+    }
+
+    pub fn add_customer(&mut self, customer: Customer) {
+        let times = [customer.profile_as_of, customer.consent_history.last().map(|c| c.at)];
+        let lists = [&customer.purchases, &customer.returns].map(|l| l.last().copied());
+        for at in times.into_iter().chain(lists).flatten() {
+            self.saw(at);
+        }
+        self.customers.insert(customer.customer_id.clone(), customer);
+    }
+
+    pub fn add_message(&mut self, message: MessageRecord) {
+        self.saw(message.decided_at);
+        self.messages.insert(message.message_id.clone(), message);
+    }
+
+    pub fn build(self) -> History {
+        let HistoryBuilder { carts, mut customers, messages, latest } = self;
+        let mut cart_count = 0;
+        let mut grouped: Vec<CustomerCarts> = carts
+            .into_iter()
+            .map(|(key, mut carts)| {
+                carts.sort_by(|a, b| a.cart_id.cmp(&b.cart_id));
+                cart_count += carts.len() as u64;
+                let customer = key.customer().and_then(|id| customers.remove(id));
+                let known_since = customer.as_ref().and_then(|c| known_since(c, &carts));
+                CustomerCarts { key, customer, known_since, carts }
+            })
+            .collect();
+        // Stable order: the same history gives the same report, line for line.
+        grouped.sort_by(|a, b| a.key.cmp(&b.key));
+        History { customers: grouped, messages, latest, cart_count }
+    }
+}
+
+/// The first time an event wrote the customer's profile (contact data, a
+/// purchase, a return) or their consent changed.
+fn known_since(customer: &Customer, carts: &[CartRecord]) -> Option<DateTime<Utc>> {
+    let from_events = carts.iter().flat_map(|c| &c.events).filter(|e| {
+        e.customer_id.as_ref() == Some(&customer.customer_id)
+            && (e.customer.is_some() || matches!(e.kind, EventType::Purchase | EventType::Return))
+    });
+    let times = from_events
+        .map(|e| e.occurred_at)
+        .chain(customer.consent_history.first().map(|c| c.at))
+        .chain(customer.purchases.first().copied())
+        .chain(customer.returns.first().copied());
+    times.min()
+}
+
+/// Reads the whole history through `reader` (read-only); `progress` is told
+/// how many records have been read so far.
+pub async fn load_history(
+    reader: &dyn HistoryReader,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<History, PortError> {
+    let mut builder = HistoryBuilder::default();
+    let mut read = 0u64;
+    reader
+        .scan_carts(&mut |cart| {
+            builder.add_cart(cart);
+            read += 1;
+            if read.is_multiple_of(1024) {
+                progress(read);
+            }
+        })
+        .await?;
+    reader.scan_customers(&mut |customer| builder.add_customer(customer)).await?;
+    reader.scan_messages(&mut |message| builder.add_message(message)).await?;
+    progress(read);
+    Ok(builder.build())
+}
+
+/// Why a line of an events file was refused: its number and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct EventLineError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// The history in a JSON Lines file of canonical events (the `/v1/events`
+/// format, one event a line): carts and customers are folded from them as
+/// ingest would; there are no messages (nothing was sent by Cartback).
+/// Blank lines are skipped; a bad line is an error naming the line and the
+/// field. `now` is the reference for events without `occurred_at`.
+pub fn history_from_events(text: &str, now: DateTime<Utc>) -> Result<History, EventLineError> {
+    let mut events = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let error = |message: String| EventLineError { line: index + 1, message };
+        let raw: serde_json::Value = serde_json::from_str(line).map_err(|e| error(format!("not JSON: {e}")))?;
+        let event = validate_event(&raw, now).map_err(|e| error(format!("{}: {}", e.field, e.message)))?;
+        events.push(event);
+    }
+    Ok(history_from_event_list(events))
+}
+
+/// [`history_from_events`] over parsed events, in any order; a repeated
+/// `event_id` counts once.
+pub fn history_from_event_list(mut events: Vec<Event>) -> History {
+    events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+    events.dedup_by(|a, b| a.event_id == b.event_id);
+    let mut carts: HashMap<CartId, CartRecord> = HashMap::new();
+    let mut customers: HashMap<CustomerId, Customer> = HashMap::new();
+    let mut builder = HistoryBuilder::default();
+    if let Some(last) = events.last() {
+        // The export reaches its newest event, cart or not.
+        builder.saw(last.occurred_at);
+    }
+    for event in events {
+        if let Some(id) = &event.customer_id {
+            customers.entry(id.clone()).or_insert_with(|| Customer::new(id.clone())).apply(&event);
+        }
+        if let Some(cart_id) = &event.cart_id {
+            let record =
+                carts.entry(cart_id.clone()).or_insert_with(|| CartRecord::new(cart_id.clone(), event.occurred_at));
+            record.insert_event(event);
+        }
+    }
+    carts.into_values().for_each(|c| builder.add_cart(c));
+    customers.into_values().for_each(|c| builder.add_customer(c));
+    builder.build()
+}
+
+impl History {
+    /// The live campaign that entered the most carts (by its message
+    /// records), the default to put a draft beside; `None` before any traffic.
+    pub fn busiest_campaign(&self, live: &[crate::campaign::Campaign]) -> Option<String> {
+        let mut carts: HashMap<&str, std::collections::HashSet<&CartId>> = HashMap::new();
+        for message in self.messages.values() {
+            if live.iter().any(|c| c.id == message.campaign_id && !c.is_shadow()) {
+                carts.entry(message.campaign_id.as_str()).or_default().insert(&message.cart_id);
+            }
+        }
+        let busiest = carts.into_iter().max_by(|(a, x), (b, y)| x.len().cmp(&y.len()).then_with(|| b.cmp(a)));
+        busiest.map(|(id, _)| id.to_owned())
+    }
+
+    /// The first and last day a cart of the history started, if any.
+    pub fn days(&self) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+        let firsts = self.customers.iter().flat_map(|c| &c.carts).filter_map(|r| r.events.first());
+        let days: Vec<chrono::NaiveDate> = firsts.map(|e| e.occurred_at.date_naive()).collect();
+        Some((*days.iter().min()?, *days.iter().max()?))
+    }
+}

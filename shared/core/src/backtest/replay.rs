@@ -1,0 +1,378 @@
+//! The replay: one customer's carts through the engine on a virtual clock,
+//! as live traffic went. Events are applied at their `occurred_at`; each edit
+//! arms the cart's timer exactly as ingest does ([`timer_to_arm`]); a timer
+//! fires at its due time, is dropped when a later one superseded it
+//! ([`timer_superseded`]), and otherwise runs the checker's pass: entry, then
+//! the engine until it waits or stops, each send, hold-out and skip moving
+//! the cart's progress on and joining the customer's message history, which
+//! the next decision (on any of their carts) counts for caps and cooldowns.
+//! Nothing is rendered, queued or stored.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rand::SeedableRng;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::history::CustomerCarts;
+use crate::campaign::Campaign;
+use crate::cart::Cart;
+use crate::engine::{self, Decision, Input, Progress};
+use crate::ids::{CartId, CustomerKey, MessageId};
+use crate::measure::Group;
+use crate::message::{Channel, MessageRecord, MessageStatus};
+use crate::reason::ReasonCode;
+use crate::service::checker::{advance, timer_superseded};
+use crate::service::first_check_delay;
+use crate::service::ingest::timer_to_arm;
+use crate::voucher::{Voucher, VoucherChoice, VoucherCode, VoucherOwner, VoucherStatus, VoucherTerms};
+
+/// What runs in a replay.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    /// The live campaigns, with the one under test in place (a draft, or
+    /// the live campaign itself).
+    pub campaigns: &'a [Campaign],
+    /// Channels the runtime delivers.
+    pub channels: &'a [Channel],
+    /// Timers due after this are not replayed: live traffic had not got there.
+    pub until: DateTime<Utc>,
+}
+
+/// What one decision did, as the backtest counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Sent,
+    HeldOut,
+    /// Waiting for quiet hours to end.
+    Deferred,
+    Waited,
+    /// Too late to send (`max_send_delay`).
+    Skipped,
+    Stopped,
+}
+
+/// A voucher the replay issued.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplayedVoucher {
+    pub terms: VoucherTerms,
+    /// What it takes off the cart as it stood (none for free shipping).
+    pub face_value: Option<Decimal>,
+}
+
+/// One decision of the replay, with its reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Traced {
+    pub at: DateTime<Utc>,
+    pub outcome: Outcome,
+    /// 0-based: the step sent, held out or skipped; for a wait or a stop,
+    /// the step the cart was at.
+    pub step: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    pub code: ReasonCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voucher: Option<ReplayedVoucher>,
+}
+
+/// Everything the replay decided for one cart.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CartTrace {
+    pub cart_id: CartId,
+    /// The campaign the cart entered, and in which group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entered: Option<(String, Group)>,
+    pub decisions: Vec<Traced>,
+}
+
+impl CartTrace {
+    /// The steps and channels sent (held-out carts get none), in order.
+    pub fn sends(&self) -> impl Iterator<Item = (u32, Channel)> + '_ {
+        self.decisions.iter().filter(|d| d.outcome == Outcome::Sent).filter_map(|d| Some((d.step, d.channel?)))
+    }
+
+    /// Whether the cart entered `campaign_id`.
+    pub fn entered(&self, campaign_id: &str) -> bool {
+        self.entered.as_ref().is_some_and(|(id, _)| id == campaign_id)
+    }
+}
+
+/// A cart during the replay.
+struct Replayed<'a> {
+    events: &'a [crate::event::Event],
+    /// How many of `events` have happened.
+    seen: usize,
+    armed: Option<DateTime<Utc>>,
+    progress: Progress,
+    trace: CartTrace,
+}
+
+/// Replays one customer's carts; the traces are in the order of `carts`.
+/// Where live traffic holds a message for the same cart, step and channel,
+/// the replayed one carries its engagement (a customer who clicked the live
+/// reminder is taken to click the same step's reminder in the replay), so
+/// the engine's engagement stop sees what it saw live.
+pub fn replay_customer(
+    setup: &Setup,
+    customer: &CustomerCarts,
+    live: &HashMap<MessageId, MessageRecord>,
+) -> Vec<CartTrace> {
+    let first_delay = first_check_delay(setup.campaigns);
+    let mut carts: Vec<Replayed> = customer
+        .carts
+        .iter()
+        .map(|record| Replayed {
+            events: &record.events,
+            seen: 0,
+            armed: None,
+            progress: Progress::default(),
+            trace: CartTrace { cart_id: record.cart_id.clone(), entered: None, decisions: Vec::new() },
+        })
+        .collect();
+    // Every event of every cart, in time order (ties: cart order, then the log's).
+    let mut events: Vec<(DateTime<Utc>, usize)> = carts
+        .iter()
+        .enumerate()
+        .flat_map(|(index, cart)| cart.events.iter().map(move |e| (e.occurred_at, index)))
+        .collect();
+    events.sort_by_key(|(at, index)| (*at, *index));
+    let mut timers = Timers::default();
+    let mut pass = Pass { setup, customer, live, history: Vec::new(), vouchers: Vec::new() };
+    let mut next_event = 0;
+    loop {
+        let event_at = events.get(next_event).map(|(at, _)| *at);
+        let timer_at = timers.peek().map(|Reverse((at, _))| *at);
+        match (event_at, timer_at) {
+            // An event happens before a timer due at the same moment fires.
+            (Some(at), timer) if timer.is_none_or(|t| at <= t) => {
+                let index = events[next_event].1;
+                next_event += 1;
+                let cart = &mut carts[index];
+                cart.seen += 1;
+                let folded = Cart::from_events(&cart.trace.cart_id, &cart.events[..cart.seen]);
+                if let Some(due) = timer_to_arm(&folded, cart.armed, first_delay, at) {
+                    cart.armed = Some(due);
+                    timers.arm(due, index);
+                }
+            }
+            (_, Some(at)) if at <= setup.until => {
+                let Some(Reverse((due, index))) = timers.pop() else { break };
+                let cart = &mut carts[index];
+                if timer_superseded(cart.armed, due, due) {
+                    continue;
+                }
+                cart.armed = pass.check(cart, due);
+                if let Some(until) = cart.armed {
+                    timers.arm(until, index);
+                }
+            }
+            _ => break,
+        }
+    }
+    carts.into_iter().map(|c| c.trace).collect()
+}
+
+/// Pending timers, earliest first; arming the same cart and time twice is
+/// one timer, as with the runtimes' schedulers.
+#[derive(Default)]
+struct Timers {
+    due: BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
+    pending: HashSet<(DateTime<Utc>, usize)>,
+}
+
+impl Timers {
+    fn arm(&mut self, at: DateTime<Utc>, cart: usize) {
+        if self.pending.insert((at, cart)) {
+            self.due.push(Reverse((at, cart)));
+        }
+    }
+
+    fn peek(&self) -> Option<&Reverse<(DateTime<Utc>, usize)>> {
+        self.due.peek()
+    }
+
+    fn pop(&mut self) -> Option<Reverse<(DateTime<Utc>, usize)>> {
+        let popped = self.due.pop()?;
+        self.pending.remove(&popped.0);
+        Some(popped)
+    }
+}
+
+/// What one customer's checks share: their message history and vouchers.
+struct Pass<'a> {
+    setup: &'a Setup<'a>,
+    customer: &'a CustomerCarts,
+    live: &'a HashMap<MessageId, MessageRecord>,
+    history: Vec<MessageRecord>,
+    vouchers: Vec<Voucher>,
+}
+
+impl Pass<'_> {
+    /// The checker's pass over one cart at `now` (see `service::checker`):
+    /// returns when the cart's timer is due next, if it waits.
+    fn check(&mut self, replayed: &mut Replayed, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let cart = Cart::from_events(&replayed.trace.cart_id, &replayed.events[..replayed.seen]);
+        let customer = self.customer.customer_at(now);
+        let key = CustomerKey::for_cart(cart.customer_id.as_ref(), &cart.cart_id);
+        let progress = &mut replayed.progress;
+        let trace = &mut replayed.trace;
+        progress.forget_skips_before(cart.last_activity_at);
+        let campaigns = self.setup.campaigns;
+        let channels = self.setup.channels;
+        if progress.group.is_none() {
+            let input = Input {
+                cart: &cart,
+                progress,
+                customer: customer.as_ref(),
+                campaigns,
+                history: &self.history,
+                channels,
+                vouchers: &self.vouchers,
+                now,
+            };
+            if let Some((campaign_id, arm)) = engine::entry(&input) {
+                progress.begin(&campaign_id, arm.group, arm.variant_name());
+                trace.entered = Some((campaign_id, arm.group));
+            }
+        }
+        loop {
+            let input = Input {
+                cart: &cart,
+                progress,
+                customer: customer.as_ref(),
+                campaigns,
+                history: &self.history,
+                channels,
+                vouchers: &self.vouchers,
+                now,
+            };
+            let decision = engine::decide(&input);
+            let at_step = progress.steps.len() as u32;
+            let reason = decision.reason();
+            let mut traced = Traced {
+                at: now,
+                outcome: Outcome::Stopped,
+                step: at_step,
+                channel: None,
+                code: reason.code,
+                message: reason.message.clone(),
+                voucher: None,
+            };
+            match &decision {
+                Decision::Skip { step, .. } => {
+                    advance(progress, &decision, &cart.cart_id, now);
+                    traced = Traced { outcome: Outcome::Skipped, step: *step, ..traced };
+                }
+                Decision::Withhold { campaign_id, step, channel, group, variant, .. } => {
+                    let status = MessageStatus::HeldOut { at: now };
+                    let message = self.message(&cart, &key, campaign_id, *step, *channel, variant, status, now);
+                    advance(progress, &decision, &cart.cart_id, now);
+                    trace.entered.get_or_insert_with(|| (campaign_id.clone(), *group));
+                    self.history.push(message);
+                    traced = Traced { outcome: Outcome::HeldOut, step: *step, channel: Some(*channel), ..traced };
+                }
+                Decision::Send { campaign_id, step, channel, variant, voucher, .. } => {
+                    let message =
+                        self.message(&cart, &key, campaign_id, *step, *channel, variant, MessageStatus::Queued, now);
+                    advance(progress, &decision, &cart.cart_id, now);
+                    trace.entered.get_or_insert_with(|| (campaign_id.clone(), Group::Treated));
+                    let issued = self.voucher(voucher, &cart, &key, campaign_id, *step, variant, now);
+                    self.history.push(message);
+                    traced = Traced {
+                        outcome: Outcome::Sent,
+                        step: *step,
+                        channel: Some(*channel),
+                        voucher: issued,
+                        ..traced
+                    };
+                }
+                Decision::Wait { until, reason } => {
+                    let outcome = match reason.code {
+                        ReasonCode::QuietHoursDeferred => Outcome::Deferred,
+                        _ => Outcome::Waited,
+                    };
+                    trace.decisions.push(Traced { outcome, ..traced });
+                    return Some(*until);
+                }
+                Decision::Stop { .. } => {
+                    trace.decisions.push(traced);
+                    return None;
+                }
+            }
+            trace.decisions.push(traced);
+        }
+    }
+
+    /// The record of a step decided now, carrying the engagement of live
+    /// traffic's message for the same cart, step and channel, if any.
+    #[allow(clippy::too_many_arguments)]
+    fn message(
+        &self,
+        cart: &Cart,
+        key: &CustomerKey,
+        campaign_id: &str,
+        step: u32,
+        channel: Channel,
+        variant: &Option<String>,
+        status: MessageStatus,
+        now: DateTime<Utc>,
+    ) -> MessageRecord {
+        let message_id = MessageRecord::id_for(&cart.cart_id, step, channel);
+        let engagement = self.live.get(&message_id).map(|m| m.engagement.clone()).unwrap_or_default();
+        MessageRecord {
+            message_id,
+            cart_id: cart.cart_id.clone(),
+            customer_key: key.clone(),
+            campaign_id: campaign_id.to_owned(),
+            step,
+            channel,
+            decided_at: now,
+            status,
+            engagement,
+            variant: variant.clone(),
+        }
+    }
+
+    /// The voucher a send shows: issued with a stable made-up code (the
+    /// engine sees it on later decisions, for its caps), or the cart's own.
+    #[allow(clippy::too_many_arguments)]
+    fn voucher(
+        &mut self,
+        choice: &VoucherChoice,
+        cart: &Cart,
+        key: &CustomerKey,
+        campaign_id: &str,
+        step: u32,
+        variant: &Option<String>,
+        now: DateTime<Utc>,
+    ) -> Option<ReplayedVoucher> {
+        let VoucherChoice::Issue { terms, expires_after_seconds, .. } = choice else { return None };
+        let face_value = terms.discount.amount_on(cart.totals().subtotal);
+        let seed = cart
+            .cart_id
+            .as_str()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let code = VoucherCode::generate(Some("BT"), &mut rand::rngs::StdRng::seed_from_u64(seed ^ u64::from(step)));
+        let contact = self.customer.customer.as_ref().map_or(&cart.contact, |c| &c.profile);
+        self.vouchers.push(Voucher {
+            code,
+            cart_id: cart.cart_id.clone(),
+            owner: VoucherOwner::for_cart(key, contact.email.as_ref(), &cart.cart_id),
+            customer_key: key.clone(),
+            campaign_id: campaign_id.to_owned(),
+            step,
+            variant: variant.clone(),
+            terms: terms.clone(),
+            issued_at: now,
+            expires_at: now + chrono::Duration::seconds(*expires_after_seconds),
+            status: VoucherStatus::Issued,
+            published_at: None,
+        });
+        Some(ReplayedVoucher { terms: terms.clone(), face_value })
+    }
+}
