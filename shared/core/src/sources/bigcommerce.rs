@@ -55,7 +55,7 @@ pub(crate) fn verify(
     if !fresh(timestamp, now) {
         return Err(SourceError::Stale(TIMESTAMP_HEADER));
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.bytes()).expect("HMAC takes any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&signing_key(secret.bytes())).expect("HMAC takes any key length");
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     let expected = mac.finalize().into_bytes();
@@ -78,10 +78,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The `webhook-signature` value BigCommerce sends (for tests and examples).
 pub fn signature(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&signing_key(secret)).expect("HMAC takes any key length");
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// The HMAC key of a Standard Webhooks secret: the base64 after `whsec_`
+/// (as the specification and its libraries decode it), else the secret's
+/// bytes as configured.
+fn signing_key(secret: &[u8]) -> Vec<u8> {
+    secret.strip_prefix(b"whsec_").and_then(|key| STANDARD.decode(key).ok()).unwrap_or_else(|| secret.to_vec())
 }
 
 pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent>, SourceError> {

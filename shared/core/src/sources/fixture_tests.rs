@@ -70,6 +70,30 @@ fn given_shopifys_checkout_sample_when_mapped_then_it_is_a_begin_checkout_snapsh
     );
 }
 
+/// GIVEN Shopify's checkout with the marketing box ticked WHEN the customer's recorded email consent is `pending`
+/// (a double opt-in not confirmed), `not_subscribed`, or absent THEN only the last two grant consent.
+#[test]
+fn given_a_ticked_box_and_a_pending_double_opt_in_when_mapped_then_no_consent_is_granted() {
+    let sample: Value = serde_json::from_slice(&fixture("shopify/checkouts-create.json")).unwrap();
+    let consent_with = |state: Option<&str>| {
+        let mut body = sample.clone();
+        body["buyer_accepts_marketing"] = json!(true);
+        match state {
+            Some(state) => body["customer"]["email_marketing_consent"] = json!({"state": state}),
+            None => {
+                body["customer"].as_object_mut().unwrap().remove("email_marketing_consent");
+            }
+        }
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let event = only(mapped(Source::Shopify, &shopify("checkouts/update", "consent-1"), &bytes));
+        event["customer"]["consents"]["email"].clone()
+    };
+    assert_eq!(consent_with(Some("pending")), Value::Null, "an unconfirmed double opt-in is no grant");
+    assert_eq!(consent_with(Some("not_subscribed")), json!(true));
+    assert_eq!(consent_with(None), json!(true));
+    assert_eq!(consent_with(Some("unsubscribed")), json!(false), "the recorded withdrawal wins over the box");
+}
+
 #[test]
 fn given_a_completed_checkout_when_mapped_then_nothing_is_ingested_for_its_order_follows() {
     let mut body: Value = serde_json::from_slice(&fixture("shopify/checkouts-create.json")).unwrap();
@@ -255,6 +279,31 @@ fn woo(topic: &str) -> Headers {
     headers(&[("X-WC-Webhook-Topic", topic), ("X-WC-Webhook-Source", "https://example.com/"), ("X-WC-Webhook-ID", "3")])
 }
 
+/// GIVEN a paid WooCommerce order with a line whose product was deleted (ids 0) WHEN mapped THEN it is still the
+/// purchase (a purchase reads no items); AND GIVEN the order `on-hold` (placed, awaiting payment) THEN nothing.
+#[test]
+fn given_a_paid_order_with_a_deleted_product_or_an_order_on_hold_when_mapped_then_purchase_and_nothing() {
+    let mut order: Value = serde_json::from_slice(&fixture("woocommerce/order-created-pending.json")).unwrap();
+    order["status"] = json!("processing");
+    order["line_items"][0]["product_id"] = json!(0);
+    order["line_items"][0]["variation_id"] = json!(0);
+    let event = only(mapped(Source::WooCommerce, &woo("order.updated"), &serde_json::to_vec(&order).unwrap()));
+    assert_eq!((event["type"].as_str(), event["order_id"].as_str()), (Some("purchase"), Some("727")));
+    order["status"] = json!("on-hold");
+    assert!(mapped(Source::WooCommerce, &woo("order.updated"), &serde_json::to_vec(&order).unwrap()).is_empty());
+}
+
+/// GIVEN WooCommerce's creation ping (`webhook_id=7`, sent unsigned) WHEN verified and mapped THEN it passes and
+/// maps to nothing; a body that only starts like one is still checked.
+#[test]
+fn given_woocommerces_unsigned_creation_ping_when_verified_then_it_is_acknowledged_and_ingests_nothing() {
+    let secret = SourceSecret::new("woo-secret-0123456789").unwrap();
+    let now = Utc.timestamp_opt(1_795_446_100, 0).unwrap();
+    assert_eq!(verify(Source::WooCommerce, &secret, &Headers::default(), b"webhook_id=7", now), Ok(()));
+    assert!(map(Source::WooCommerce, &Headers::default(), b"webhook_id=7", None).unwrap().is_empty());
+    assert!(verify(Source::WooCommerce, &secret, &Headers::default(), b"webhook_id=7&x={}", now).is_err());
+}
+
 #[test]
 fn given_a_pending_woocommerce_order_when_mapped_then_it_is_the_abandoned_checkout_of_its_order_key() {
     let event =
@@ -391,6 +440,26 @@ fn given_bigcommerce_standard_webhook_signatures_when_verified_then_id_timestamp
         verify(Source::BigCommerce, &secret, &Headers::default(), hello, now),
         Err(SourceError::MissingSignature("webhook-signature"))
     );
+}
+
+/// GIVEN the Standard Webhooks specification's published test vector (a `whsec_` secret, whose base64 part is
+/// the key) WHEN signed and verified THEN the published signature comes out and verifies.
+#[test]
+fn given_the_standard_webhooks_specification_vector_when_signed_then_the_published_signature_comes_out() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let body = br#"{"test": 2432232314}"#;
+    let published = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    assert_eq!(
+        bigcommerce::signature(secret.as_bytes(), "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body),
+        published
+    );
+    let headers = headers(&[
+        ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+        ("webhook-timestamp", "1614265330"),
+        ("webhook-signature", published),
+    ]);
+    let now = Utc.timestamp_opt(1_614_265_360, 0).unwrap();
+    assert_eq!(verify(Source::BigCommerce, &SourceSecret::new(secret).unwrap(), &headers, body, now), Ok(()));
 }
 
 // ---- Salesforce Commerce Cloud -----------------------------------------

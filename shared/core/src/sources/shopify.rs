@@ -189,9 +189,14 @@ fn contact(body: &Value) -> Contact {
     .into_iter()
     .find_map(text);
     // The customer's recorded consent is the truth; the checkout box only
-    // adds a grant (an unticked box withdraws nothing given elsewhere).
-    let email_consent = marketing_state(customer.and_then(|c| c.get("email_marketing_consent")))
-        .or_else(|| body.get("buyer_accepts_marketing").and_then(Value::as_bool).filter(|b| *b));
+    // adds a grant (an unticked box withdraws nothing given elsewhere), and
+    // only where no state is recorded or it is `not_subscribed`: a `pending`
+    // double opt-in the shopper has not confirmed is no grant.
+    let recorded = customer.and_then(|c| c.get("email_marketing_consent"));
+    let box_may_grant = recorded.and_then(|c| c.get("state")?.as_str()).is_none_or(|state| state == "not_subscribed");
+    let email_consent = marketing_state(recorded).or_else(|| {
+        body.get("buyer_accepts_marketing").and_then(Value::as_bool).filter(|ticked| *ticked && box_may_grant)
+    });
     Contact {
         email: text(body.get("email")).or_else(|| text(body.pointer("/customer/email"))),
         phone: text(body.get("phone")).or_else(|| text(body.pointer("/customer/phone"))),

@@ -12,7 +12,7 @@
 //!
 //! | Topic / order status | Canonical event | Notes |
 //! |---|---|---|
-//! | order, `pending`, `failed`, `on-hold`, `checkout-draft` | `begin_checkout` | id per `date_modified_gmt` |
+//! | order, `pending`, `failed`, `checkout-draft` (not `on-hold`: placed, awaiting payment) | `begin_checkout` | id per `date_modified_gmt` |
 //! | order, `processing`, `completed` | `purchase` | value `total`; coupon: first `coupon_lines` code |
 //! | order, `refunded` | `return` | needs a registered customer (`customer_id` not 0) |
 //! | `cart.updated` (a cart plugin's CoCart-style cart) | `cart_update` | cart = `cart_key`; id + `modified` |
@@ -34,10 +34,11 @@ pub const TOPIC_HEADER: &str = "X-WC-Webhook-Topic";
 /// The order meta a checkout checkbox writes for email marketing consent.
 pub const CONSENT_META_KEY: &str = "_cartback_email_consent";
 
-/// WooCommerce's test delivery when a webhook is saved: a form body
-/// `webhook_id=<n>`, signed like any other.
+/// WooCommerce's test delivery when a webhook is saved: the form body
+/// `webhook_id=<n>`, sent unsigned (`deliver_ping`), so it is answered before
+/// the signature check; it carries nothing to ingest.
 pub(crate) fn ping(body: &[u8]) -> bool {
-    body.starts_with(b"webhook_id=")
+    body.strip_prefix(b"webhook_id=").is_some_and(|id| !id.is_empty() && id.iter().all(u8::is_ascii_digit))
 }
 
 pub(crate) fn map(headers: &Headers, body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent>, SourceError> {
@@ -63,7 +64,9 @@ fn order(body: &Value, context: &Context<'_>) -> Option<MappedEvent> {
     };
     let status = text(body.get("status")).unwrap_or_default();
     let (kind, event_id) = match status.as_str() {
-        "pending" | "failed" | "on-hold" | "checkout-draft" => {
+        // `on-hold` is a placed order awaiting payment (bank transfer,
+        // cheque): not an abandoned checkout, so it maps to nothing.
+        "pending" | "failed" | "checkout-draft" => {
             let modified = text(body.get("date_modified_gmt")).unwrap_or_else(|| context.body_digest.clone());
             ("begin_checkout", format!("woocommerce:order:{order_id}:checkout:{modified}"))
         }
@@ -95,11 +98,12 @@ fn order_event(
         )
         .set("device", text(body.get("customer_user_agent")).map(|ua| device_from_user_agent(&ua)))
         .set("customer", contact(body).into_value());
-    let items = line_items(body.get("line_items"))?;
+    // Items are read only where they are used: a paid order with a line
+    // whose product was deleted is still a purchase.
     match kind {
         "begin_checkout" => {
             let cart_id = cart_id.ok_or_else(|| FieldError::new("order_key", "is required: it is the cart's id"))?;
-            event.set("cart_id", Some(cart_id)).set("items", Some(items));
+            event.set("cart_id", Some(cart_id)).set("items", Some(line_items(body.get("line_items"))?));
         }
         "purchase" => {
             if cart_id.is_none() && customer_id.is_none() {
@@ -119,7 +123,7 @@ fn order_event(
                     "is 0 (a guest): a return belongs to a registered customer",
                 ));
             }
-            event.set("order_id", Some(order_id.to_owned())).set("items", Some(items));
+            event.set("order_id", Some(order_id.to_owned())).set("items", Some(line_items(body.get("line_items"))?));
         }
     }
     Ok(event.into_value())
