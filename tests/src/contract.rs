@@ -203,6 +203,7 @@ pub fn rich_event(
             Item {
                 item_id: "sku-1".into(),
                 item_name: Some("Blue mug \u{2615} \"large\"".into()),
+                variant: None,
                 price: Some(Decimal::new(1250, 2)),
                 quantity: 2,
                 image_url: Some("https://cdn.example/mug.jpg".into()),
@@ -211,6 +212,7 @@ pub fn rich_event(
             Item {
                 item_id: "sku-2".into(),
                 item_name: None,
+                variant: None,
                 price: Some(Decimal::new(19999, 3)),
                 quantity: 1,
                 image_url: None,

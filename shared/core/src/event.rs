@@ -112,6 +112,9 @@ pub struct Item {
     pub item_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_name: Option<String>,
+    /// The chosen option of the product, as the shop words it (`Blue / M`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Decimal>,
     pub quantity: u32,
@@ -431,6 +434,7 @@ pub struct RawEvent {
 struct RawItem {
     item_id: Value,
     item_name: Value,
+    variant: Value,
     price: Value,
     quantity: Value,
     image_url: Value,
@@ -613,6 +617,7 @@ impl TryFrom<(RawItem, usize)> for Item {
             _ => return Err(FieldError::new(path("item_id"), "must be a string")),
         };
         let item_name = text_field(&raw.item_name, &path("item_name"), 500)?;
+        let variant = text_field(&raw.variant, &path("variant"), 200)?;
         let price = optional_decimal(Some(&raw.price), &path("price"))?;
         let quantity = match &raw.quantity {
             Value::Null => 1,
@@ -628,7 +633,7 @@ impl TryFrom<(RawItem, usize)> for Item {
         };
         let image_url = url_field(&raw.image_url, &path("image_url"))?;
         let url = url_field(&raw.url, &path("url"))?;
-        Ok(Item { item_id, item_name, price, quantity, image_url, url })
+        Ok(Item { item_id, item_name, variant, price, quantity, image_url, url })
     }
 }
 
