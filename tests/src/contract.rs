@@ -203,7 +203,8 @@ pub fn rich_event(
             Item {
                 item_id: "sku-1".into(),
                 item_name: Some("Blue mug \u{2615} \"large\"".into()),
-                variant: None,
+                // Kept through both stores (a product's option, as the shop words it).
+                variant: Some("Ocean blue / 350 ml".into()),
                 price: Some(Decimal::new(1250, 2)),
                 quantity: 2,
                 image_url: Some("https://cdn.example/mug.jpg".into()),

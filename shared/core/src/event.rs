@@ -905,6 +905,26 @@ mod tests {
         assert_eq!(e.occurred_at, "2026-11-23T11:59:00Z".parse::<DateTime<Utc>>().unwrap());
     }
 
+    /// GIVEN an item with a variant ("Blue / M"), one with a variant of 201 characters, one of a number
+    /// WHEN validated, and the cart it builds stored as JSON (SQLite and DynamoDB keep carts so) and read back
+    /// THEN the variant is kept through the round trip; the bad ones are refused naming `items[0].variant`.
+    #[test]
+    fn given_an_item_with_a_variant_when_validated_and_stored_then_it_is_kept_and_bad_ones_named() {
+        let mut raw = add_to_cart();
+        raw["items"][0]["variant"] = json!(" Blue / M ");
+        let e = validate_event(&raw, now()).unwrap();
+        assert_eq!(e.items[0].variant.as_deref(), Some("Blue / M"));
+        let cart = crate::cart::Cart::from_events("c1", std::slice::from_ref(&e));
+        let stored = serde_json::to_string(&cart).unwrap();
+        let read: crate::cart::Cart = serde_json::from_str(&stored).unwrap();
+        assert_eq!(read.items[0].variant.as_deref(), Some("Blue / M"), "{stored}");
+        for bad in [json!("x".repeat(201)), json!(3)] {
+            raw["items"][0]["variant"] = bad;
+            let error = validate_event(&raw, now()).unwrap_err();
+            assert_eq!(error.field, "items[0].variant", "{error:?}");
+        }
+    }
+
     #[test]
     fn given_no_occurred_at_when_validated_then_it_defaults_to_the_receipt_time() {
         let mut raw = add_to_cart();

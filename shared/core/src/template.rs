@@ -431,7 +431,7 @@ impl TemplateSet {
                         }
                         None => continue,
                     };
-                    match crate::render::check_links(part, text, &links.restore, Some(&unsubscribe)) {
+                    match crate::render::check_links(part, text, &links.restore, Some(unsubscribe.as_str())) {
                         Err(crate::render::RenderError::MissingLink { link, .. }) => {
                             found.entry((field, link)).or_insert(format!(
                                 "must show the {link} link ({{{{ {link}_link }}}}) outside HTML comments; it is missing {case}"
@@ -742,7 +742,7 @@ impl PreviewInput {
             price: Some(Decimal::new(cents, 2)),
             quantity,
             variant: (id == "mug-blue").then(|| "350 ml".to_owned()),
-            image_url: Some(format!("https://cdn.example.com/products/{id}.jpg")),
+            image_url: Some(sample_image(id)),
             url: Some(format!("https://shop.example.com/products/{id}")),
         };
         let event = Event {
@@ -788,7 +788,31 @@ impl PreviewInput {
     }
 }
 
+/// The sample items' pictures (`shared/core/src/sample/`, drawn for it), as
+/// `data:` URLs: a preview shows them offline and from any origin (the
+/// dashboard's email page allows `data:` images), with nothing to host.
+fn sample_image(id: &str) -> String {
+    use base64::Engine as _;
+    let svg = match id {
+        "mug-blue" => include_str!("sample/mug-blue.svg"),
+        "tea-sencha" => include_str!("sample/tea-sencha.svg"),
+        _ => include_str!("sample/pot-cast-iron.svg"),
+    };
+    format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(svg))
+}
+
 impl PreviewInput {
+    /// The reader's locale and time zone, the voucher's expiry written in
+    /// them as a send writes it (not in English and UTC).
+    pub fn read_by(&mut self, locale: Option<String>, time_zone: chrono_tz::Tz) {
+        if let Some(voucher) = &mut self.voucher {
+            voucher.locale = locale.clone();
+            voucher.time_zone = time_zone;
+        }
+        self.locale = locale;
+        self.time_zone = time_zone;
+    }
+
     /// The carts a set is checked against before it is stored: every mix
     /// of a first name or none, a voucher or none, a returning customer or
     /// not, and a cart of 1 or 20 items (long names, images, variants), so
@@ -1068,8 +1092,8 @@ mod tests {
             Some("{% if voucher %}{{ restore_link }}{% endif %}".into());
         let problems = problems_of(&broken);
         let fields: Vec<&str> = problems.iter().map(|p| p.0.as_str()).collect();
-        assert_eq!(fields, ["locales.es.in_app_body", "locales.es.sms", "locales.es.sms"], "{problems:?}");
-        assert!(problems[0].1.contains("restore link") && problems[0].1.contains("without a voucher"), "{problems:?}");
+        assert_eq!(fields, ["locales.es.in_app_body", "locales.es.sms"], "one problem per field and link: {problems:?}");
+        assert!(problems[0].1.contains("restore link") && problems[0].1.contains("no voucher"), "{problems:?}");
 
         let mut broken = set("last_call");
         let en = broken.locales.get_mut("en").unwrap();
@@ -1230,7 +1254,8 @@ mod tests {
         assert!(html.contains("Gültig bis 26. November 2026, 10:00 Uhr (UTC)"), "{html}");
         assert!(html.contains("background:#0a7a55"), "the brand colour");
         assert!(html.contains("https://shop.example.com/help"), "the support link");
-        assert!(preview.email_text.contains("- Stoneware mug, ocean blue x2  14,90\u{a0}€  (29,80\u{a0}€)"));
+        assert!(preview.email_text.contains("- Stoneware mug, ocean blue (350 ml) x2  14,90\u{a0}€  (29,80\u{a0}€)"));
+        assert!(html.contains("<span style=\"color:#555555;font-size:13px\">350 ml</span>"), "the variant: {html}");
         assert!(preview.sms.contains(PREVIEW_RESTORE_LINK) && preview.sms.contains("CB-7KQ4-M9XD-2PWE"));
         assert_eq!(preview.push_title, "Alex, dein Warenkorb wartet");
         assert!(preview.push_body.starts_with("Stoneware mug, ocean blue und 3 weitere(r) Artikel sind"));
@@ -1247,5 +1272,139 @@ mod tests {
         for bad in ["", "Summer", "2nd", "a b", &"a".repeat(65)] {
             assert!(TemplateName::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// GIVEN sets whose restore link is there only for customers with a first name, only inside an HTML
+    /// comment, or typed as the preview's placeholder link
+    /// WHEN validated
+    /// THEN each is refused: the first naming the sample it is missing for, the second as missing outside
+    /// comments, the third naming the placeholder host.
+    #[test]
+    fn given_restore_links_that_a_customer_would_not_get_when_validated_then_the_set_is_refused() {
+        let mut hidden = set("reminder");
+        hidden.locales.get_mut("de").unwrap().sms = Some("{% if first_name %}{{ restore_link }}{% endif %}".into());
+        let problems = problems_of(&hidden);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "locales.de.sms");
+        assert!(problems[0].1.contains("restore link") && problems[0].1.contains("no first name"), "{problems:?}");
+
+        let mut commented = set("reminder");
+        commented.shared.insert(
+            "layout.html".into(),
+            "<p>{% block intro %}{% endblock %}</p><!-- <a href=\"{{ restore_link }}\">go</a> -->\n\
+             <a href=\"{{ unsubscribe_link }}\">stop</a>"
+                .into(),
+        );
+        let problems = problems_of(&commented);
+        assert!(
+            problems.iter().any(|p| p.0 == "locales.en.email_html" && p.1.contains("restore link")
+                && p.1.contains("outside HTML comments")),
+            "{problems:?}"
+        );
+
+        let mut typed = set("reminder");
+        typed.locales.get_mut("fr").unwrap().sms = Some(format!("Votre panier : {PREVIEW_RESTORE_LINK}"));
+        let problems = problems_of(&typed);
+        assert_eq!(problems[0].0, "locales.fr.sms", "{problems:?}");
+        assert!(problems[0].1.contains(PREVIEW_HOST), "{problems:?}");
+    }
+
+    /// GIVEN sets with a misspelt voucher attribute, a misspelt item attribute (a loop variable, seen only
+    /// when rendered) and a subject that loops without end
+    /// WHEN validated
+    /// THEN each is refused naming the variable (and for the item, the file and line), the loop as out of fuel.
+    #[test]
+    fn given_misspelt_attributes_and_a_loop_without_end_when_validated_then_each_is_refused() {
+        let mut typo = set("reminder");
+        typo.locales.get_mut("de").unwrap().email_text = Some(
+            "{{ restore_link }} {{ unsubscribe_link }}{% if voucher %}{{ voucher.cdoe }}{% endif %}".into(),
+        );
+        let problems = problems_of(&typo);
+        assert_eq!(problems[0].0, "locales.de.email_text", "{problems:?}");
+        assert!(problems[0].1.contains("unknown variable `voucher.cdoe`"), "{problems:?}");
+
+        let mut item_typo = set("reminder");
+        item_typo.locales.get_mut("es").unwrap().email_text = Some(
+            "{{ restore_link }}\n{% for item in items %}\n{{ item.colour }}\n{% endfor %}\n{{ unsubscribe_link }}"
+                .into(),
+        );
+        let problems = problems_of(&item_typo);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "locales.es.email_text");
+        assert!(problems[0].1.contains("`item.colour` is not defined (email.txt, line 3)"), "{problems:?}");
+
+        let mut looping = set("reminder");
+        looping.locales.get_mut("en").unwrap().push_title =
+            Some("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}Hi".into());
+        let problems = problems_of(&looping);
+        assert_eq!(problems[0].0, "locales.en.push_title", "{problems:?}");
+        assert!(problems[0].1.contains("fuel"), "{problems:?}");
+    }
+
+    /// GIVEN the shipped sets, whose layout asks `{% if voucher %}` and `{% if item.variant %}` of values that
+    /// may be absent
+    /// WHEN rendered for every sample (strict undefined)
+    /// THEN they validate: absent values are none, not undefined, and the heaviest renders on a tenth of the fuel.
+    #[test]
+    fn given_the_shipped_sets_when_rendered_strictly_for_every_sample_then_they_pass_within_the_fuel_bound() {
+        for name in SHIPPED_NAMES {
+            assert_eq!(set(name).validate(), Ok(()), "{name}");
+        }
+        let brand = Brand::sample();
+        let reminder = set("reminder");
+        let composer =
+            crate::render::Composer::new(&reminder, &brand, Some("de")).unwrap().with_fuel(crate::render::FUEL / 10);
+        let input = PreviewInput::samples(Some("de")).pop().unwrap();
+        assert_eq!((input.cart.items.len(), input.voucher.is_some()), (20, true), "the heaviest sample");
+        let rendered = composer.render_preview(&input);
+        assert!(rendered.values().all(Result::is_ok), "{rendered:?}");
+    }
+
+    /// GIVEN a brand whose support URL has a query (`?a=1&b=2`) and an item named `Tea & cups`
+    /// WHEN previewed
+    /// THEN the text part shows `&` as it is and the HTML part escapes it once.
+    #[test]
+    fn given_ampersands_when_rendered_then_text_parts_keep_them_and_html_escapes_them_once() {
+        let brand = Brand { support_url: Some("https://shop.example.com/help?a=1&b=2".into()), ..Brand::sample() };
+        let mut input = PreviewInput::sample(1, Some("en"));
+        input.cart.items[0].item_name = Some("Tea & cups".into());
+        let preview = preview(&set("reminder"), &brand, &input).unwrap();
+        assert!(preview.email_text.contains("https://shop.example.com/help?a=1&b=2\n"), "{}", preview.email_text);
+        assert!(preview.email_text.contains("- Tea & cups"), "{}", preview.email_text);
+        assert!(!preview.email_text.contains("&amp;") && !preview.email_text.contains("&#"), "{}", preview.email_text);
+        assert!(preview.email_html.contains("href=\"https://shop.example.com/help?a=1&amp;b=2\""));
+        assert!(preview.email_html.contains("Tea &amp; cups") && !preview.email_html.contains("&amp;amp;"));
+        assert!(preview.push_body.starts_with("Tea & cups"), "{}", preview.push_body);
+    }
+
+    /// GIVEN a set whose layout writes 11 KB of words for every listed item
+    /// WHEN validated
+    /// THEN the 20-item email is refused as over Gmail's 102 KB clipping limit, naming the locale and its size.
+    #[test]
+    fn given_an_email_over_gmails_clipping_limit_for_20_items_when_validated_then_it_is_refused() {
+        let mut heavy = set("reminder");
+        let words = "Handmade in our workshop from local clay. ".repeat(270);
+        heavy.shared.insert(
+            "layout.html".into(),
+            format!(
+                "{{{{ restore_link }}}} {{{{ unsubscribe_link }}}}{{% block intro %}}{{% endblock %}}\n\
+                 {{% for item in items %}}<p>{{{{ item.name }}}}: {words}</p>{{% endfor %}}"
+            ),
+        );
+        let problems = problems_of(&heavy);
+        let found: Vec<&(String, String)> = problems.iter().filter(|p| p.1.contains("Gmail clips")).collect();
+        assert_eq!(found.len(), 4, "every locale: {problems:?}");
+        assert_eq!(found[0].0, "locales.de.email_html");
+        assert!(found[0].1.starts_with("the de email for a cart of 20 items weighs 11"), "{found:?}");
+    }
+
+    /// GIVEN the shipped reminder WHEN its email is rendered THEN the footer reads "...in your cart. Unsubscribe".
+    #[test]
+    fn given_the_shipped_footer_when_rendered_then_a_space_separates_the_reason_and_the_unsubscribe_link() {
+        let preview = preview(&set("reminder"), &Brand::sample(), &PreviewInput::sample(1, Some("en"))).unwrap();
+        let footer = format!(
+            "You get this email because you left items in your cart. <a href=\"{PREVIEW_UNSUBSCRIBE_LINK}\""
+        );
+        assert!(preview.email_html.contains(&footer), "{}", preview.email_html);
     }
 }
