@@ -680,7 +680,12 @@ impl<'a> Composer<'a> {
     /// [`Composer::email`] renders it.
     pub(crate) fn subject_line(&self, line: &str, input: &PreviewInput) -> Result<String, String> {
         let item = |url: &str| url.to_owned();
-        let links = Links { restore: PREVIEW_RESTORE_LINK.into(), item: &item, unsubscribe: None, voucher: input.voucher.as_ref() };
+        let links = Links {
+            restore: PREVIEW_RESTORE_LINK.into(),
+            item: &item,
+            unsubscribe: None,
+            voucher: input.voucher.as_ref(),
+        };
         let reader = Reader {
             first_name: input.first_name.as_deref(),
             locale: input.locale.as_deref(),
@@ -949,7 +954,10 @@ mod tests {
         assert!(check_subject("{{ frist_name }}, come back").unwrap_err().contains("unknown variable `frist_name`"));
         assert!(check_subject("{{ voucher.cdoe }} inside").unwrap_err().contains("unknown variable `voucher.cdoe`"));
         let unguarded = check_subject("{{ voucher.discount }} on your cart").unwrap_err();
-        assert!(unguarded.contains("`voucher.discount` is not defined") && unguarded.contains("no voucher"), "{unguarded}");
+        assert!(
+            unguarded.contains("`voucher.discount` is not defined") && unguarded.contains("no voucher"),
+            "{unguarded}"
+        );
         assert!(check_subject("Go: https://preview.cartback.invalid/restore").unwrap_err().contains("placeholder"));
         assert_eq!(check_subject("{% if voucher %}{{ voucher.discount }} on {% endif %}your cart"), Ok(()));
     }
@@ -1325,7 +1333,8 @@ mod tests {
     /// THEN each subject reads its audience's words and the discount.
     #[test]
     fn given_a_subject_line_worded_per_tier_when_rendered_then_each_audience_reads_its_own() {
-        let line = "{% if voucher %}{% if voucher.tier == 'recovery' %}Welcome back: {% endif %}{{ voucher.discount }} \
+        let line =
+            "{% if voucher %}{% if voucher.tier == 'recovery' %}Welcome back: {% endif %}{{ voucher.discount }} \
                     {% endif %}on your cart";
         assert_eq!(check_subject(line), Ok(()));
         let mut voucher = shown(ten_percent(), "UTC", None);

@@ -1092,7 +1092,11 @@ mod tests {
             Some("{% if voucher %}{{ restore_link }}{% endif %}".into());
         let problems = problems_of(&broken);
         let fields: Vec<&str> = problems.iter().map(|p| p.0.as_str()).collect();
-        assert_eq!(fields, ["locales.es.in_app_body", "locales.es.sms"], "one problem per field and link: {problems:?}");
+        assert_eq!(
+            fields,
+            ["locales.es.in_app_body", "locales.es.sms"],
+            "one problem per field and link: {problems:?}"
+        );
         assert!(problems[0].1.contains("restore link") && problems[0].1.contains("no voucher"), "{problems:?}");
 
         let mut broken = set("last_call");
@@ -1297,7 +1301,8 @@ mod tests {
         );
         let problems = problems_of(&commented);
         assert!(
-            problems.iter().any(|p| p.0 == "locales.en.email_html" && p.1.contains("restore link")
+            problems.iter().any(|p| p.0 == "locales.en.email_html"
+                && p.1.contains("restore link")
                 && p.1.contains("outside HTML comments")),
             "{problems:?}"
         );
@@ -1316,9 +1321,8 @@ mod tests {
     #[test]
     fn given_misspelt_attributes_and_a_loop_without_end_when_validated_then_each_is_refused() {
         let mut typo = set("reminder");
-        typo.locales.get_mut("de").unwrap().email_text = Some(
-            "{{ restore_link }} {{ unsubscribe_link }}{% if voucher %}{{ voucher.cdoe }}{% endif %}".into(),
-        );
+        typo.locales.get_mut("de").unwrap().email_text =
+            Some("{{ restore_link }} {{ unsubscribe_link }}{% if voucher %}{{ voucher.cdoe }}{% endif %}".into());
         let problems = problems_of(&typo);
         assert_eq!(problems[0].0, "locales.de.email_text", "{problems:?}");
         assert!(problems[0].1.contains("unknown variable `voucher.cdoe`"), "{problems:?}");
@@ -1402,9 +1406,8 @@ mod tests {
     #[test]
     fn given_the_shipped_footer_when_rendered_then_a_space_separates_the_reason_and_the_unsubscribe_link() {
         let preview = preview(&set("reminder"), &Brand::sample(), &PreviewInput::sample(1, Some("en"))).unwrap();
-        let footer = format!(
-            "You get this email because you left items in your cart. <a href=\"{PREVIEW_UNSUBSCRIBE_LINK}\""
-        );
+        let footer =
+            format!("You get this email because you left items in your cart. <a href=\"{PREVIEW_UNSUBSCRIBE_LINK}\"");
         assert!(preview.email_html.contains(&footer), "{}", preview.email_html);
     }
 }

@@ -154,7 +154,7 @@ fn product(product: &Value, path: &str) -> Result<Value, FieldError> {
     let item_id = id_text(product.get("product_id"))
         .or_else(|| id_text(product.get("sku")))
         .ok_or_else(|| FieldError::new(at(path, "product_id"), "is required (or sku)"))?;
-        let mut item = Canonical(serde_json::Map::new());
+    let mut item = Canonical(serde_json::Map::new());
     item.set("item_id", Some(item_id))
         .set("item_name", text(product.get("name")))
         .set("variant", text(product.get("variant")))

@@ -236,7 +236,7 @@ fn line_item(line: &Value, path: &str) -> Result<Value, FieldError> {
         .or_else(|| id_text(line.get("product_id")))
         .or_else(|| id_text(line.get("sku")))
         .ok_or_else(|| FieldError::new(at(path, "variant_id"), "is required (or product_id, or sku)"))?;
-        let mut item = Canonical(serde_json::Map::new());
+    let mut item = Canonical(serde_json::Map::new());
     item.set("item_id", Some(item_id))
         .set("item_name", text(line.get("title")))
         .set("variant", text(line.get("variant_title")))
