@@ -128,6 +128,20 @@ pub async fn run(args: TemplateArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
+            // Every set is measured against the store before any is written.
+            let mut refused = Vec::new();
+            for set in &sets {
+                if let Err(error) = store.check_fits(set).await {
+                    refused.push(format!("{}: {error}", set.name));
+                }
+            }
+            if !refused.is_empty() {
+                eprintln!("nothing applied: {} set(s) do not fit the store", refused.len());
+                for problem in refused {
+                    eprintln!("  {problem}");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
             let campaigns = stores.campaigns.list().await?;
             for set in &sets {
                 store.put_template(set).await?;
@@ -435,7 +449,7 @@ async fn run_preview(args: PreviewArgs, stores: &crate::stores::Stores) -> anyho
         None => PreviewInput::sample(step, args.locale.as_deref()),
     };
     if args.locale.is_some() {
-        input.locale = args.locale.clone();
+        input.read_by(args.locale.clone(), input.time_zone);
     }
     let preview = template::preview(&set, &brand, &input).with_context(|| format!("cannot render set {name}"))?;
     let join = |title: &str, body: &str| format!("{title}\n\n{body}\n");
@@ -502,11 +516,14 @@ fn cart_input(file: &Path, step: u32) -> anyhow::Result<PreviewInput> {
     };
     // A real customer without a first name is greeted without one, as a send would.
     input.first_name = latest(|c| c.first_name.as_ref());
-    input.locale = latest(|c| c.locale.as_ref());
-    if let Some(zone) = latest(|c| c.timezone.as_ref()) {
-        let unknown = || anyhow::anyhow!("{}: customer.timezone {zone:?} is unknown", file.display());
-        input.time_zone = zone.parse().map_err(|_| unknown())?;
-    }
+    let zone = match latest(|c| c.timezone.as_ref()) {
+        Some(zone) => {
+            let unknown = || anyhow::anyhow!("{}: customer.timezone {zone:?} is unknown", file.display());
+            zone.parse().map_err(|_| unknown())?
+        }
+        None => input.time_zone,
+    };
+    input.read_by(latest(|c| c.locale.as_ref()), zone);
     input.cart = cart;
     Ok(input)
 }
@@ -542,5 +559,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let problems = read_folder(dir.path()).unwrap_err();
         assert!(problems[0].message.contains("holds no set folder"), "{problems:?}");
+    }
+
+    /// GIVEN an events file whose customer reads German in Berlin
+    /// WHEN previewed at step 2 (with the sample voucher), and then with `--locale fr`
+    /// THEN the voucher's expiry is written in German and Berlin time, then in French, as a send writes it.
+    #[test]
+    fn given_a_cart_file_with_a_customer_locale_and_zone_when_previewed_then_the_expiry_is_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cart.json");
+        let event = serde_json::json!({
+            "event_id": "e1", "type": "add_to_cart", "occurred_at": "2026-11-23T10:00:00Z", "cart_id": "c1",
+            "currency": "EUR", "items": [{ "item_id": "mug", "item_name": "Becher", "price": "14.90" }],
+            "customer": { "email": "ana@example.com", "locale": "de-DE", "timezone": "Europe/Berlin" }
+        });
+        std::fs::write(&file, event.to_string()).unwrap();
+        let mut input = cart_input(&file, 2).unwrap();
+        let set = template::shipped_set("reminder").unwrap();
+        let preview = template::preview(&set, &Brand::sample(), &input).unwrap();
+        assert!(preview.email_text.contains("Gültig bis 26. November 2026, 11:00 Uhr (CET)"), "{}", preview.email_text);
+        input.read_by(Some("fr".into()), input.time_zone);
+        let preview = template::preview(&set, &Brand::sample(), &input).unwrap();
+        assert!(preview.email_text.contains("26 novembre 2026 à 11:00 (CET)"), "{}", preview.email_text);
     }
 }

@@ -70,3 +70,35 @@ async fn given_the_dynamodb_config_table_when_templates_are_applied_exported_and
     let list = stdout(&cartback(&table, &["template", "list"]));
     assert!(list.lines().any(|l| l.starts_with("reminder ") && l.contains("shipped")), "{list}");
 }
+
+/// GIVEN a folder holding a set that fits (`aaa`, read first) and one over the 350 KB a DynamoDB item may
+/// take as stored (`zzz`: long template comments in every locale's push texts)
+/// WHEN applied with `--aws`
+/// THEN it fails naming the large set and its size, and nothing is stored: not even the set that fits.
+#[tokio::test]
+async fn given_one_set_too_large_for_dynamodb_when_applied_then_nothing_is_stored() {
+    let table = unique("tpl");
+    create_table(&Moto::global().clients().await, &table, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("templates");
+    let shipped = format!("{}/../infra/templates/reminder", env!("CARGO_MANIFEST_DIR"));
+    copy_tree(Path::new(&shipped), &folder.join("aaa"));
+    copy_tree(Path::new(&shipped), &folder.join("zzz"));
+    let padding = format!("{{# {} #}}", "x".repeat(60 * 1024));
+    for locale in ["en", "de", "fr", "es"] {
+        for part in ["push_title.txt", "push_body.txt"] {
+            let path = folder.join("zzz").join(locale).join(part);
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{padding}{text}")).unwrap();
+        }
+    }
+
+    let applied = cartback(&table, &["template", "apply", folder.to_str().unwrap()]);
+
+    assert!(!applied.status.success());
+    let stderr = String::from_utf8_lossy(&applied.stderr);
+    assert!(stderr.contains("nothing applied") && stderr.contains("template set zzz takes"), "{stderr}");
+    assert!(stderr.contains("350 KB"), "{stderr}");
+    let list = stdout(&cartback(&table, &["template", "list"]));
+    assert!(!list.contains("aaa") && !list.contains("zzz"), "nothing stored: {list}");
+}

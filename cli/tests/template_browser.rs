@@ -87,7 +87,9 @@ fn lay_out(browser: &Browser, url: &str, width: u64, file: &Path) -> Value {
             "  const r = e.getBoundingClientRect(); if (r.width > 0) right = Math.max(right, r.right); }",
             "return {viewport: window.innerWidth, scroll: document.documentElement.scrollWidth, right: right,",
             "  column_left: column.left, column_right: column.right,",
-            "  height: Math.ceil(document.documentElement.scrollHeight), lang: document.documentElement.lang};"
+            "  height: Math.ceil(document.documentElement.scrollHeight), lang: document.documentElement.lang,",
+            "  images: document.images.length,",
+            "  broken: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt)};"
         ),
         json!([]),
     );
@@ -113,6 +115,9 @@ fn given_the_default_email_when_laid_out_at_375_and_1024_px_then_it_fits_the_pho
     let small = lay_out(&browser, &url, 375, &target_dir().join("template-email-375.png"));
     assert_eq!(small["viewport"], json!(375), "the window is a phone's width: {small}");
     assert_eq!(small["lang"], json!("en"));
+    // The sample's item pictures load offline (they travel in the page), so the screenshots show them.
+    assert_eq!(small["images"], json!(3), "{small}");
+    assert_eq!(small["broken"], json!([]), "pictures that did not load: {small}");
     assert!(small["scroll"].as_f64().unwrap() <= 375.0, "the page scrolls sideways: {small}");
     assert!(small["right"].as_f64().unwrap() <= 375.5, "an element reaches past the screen: {small}");
     let column = small["column_right"].as_f64().unwrap() - small["column_left"].as_f64().unwrap();

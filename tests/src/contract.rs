@@ -203,6 +203,8 @@ pub fn rich_event(
             Item {
                 item_id: "sku-1".into(),
                 item_name: Some("Blue mug \u{2615} \"large\"".into()),
+                // Kept through both stores (a product's option, as the shop words it).
+                variant: Some("Ocean blue / 350 ml".into()),
                 price: Some(Decimal::new(1250, 2)),
                 quantity: 2,
                 image_url: Some("https://cdn.example/mug.jpg".into()),
@@ -211,6 +213,7 @@ pub fn rich_event(
             Item {
                 item_id: "sku-2".into(),
                 item_name: None,
+                variant: None,
                 price: Some(Decimal::new(19999, 3)),
                 quantity: 1,
                 image_url: None,

@@ -324,6 +324,7 @@ fn items(rng: &mut Rng) -> Vec<Item> {
             Item {
                 item_id: id.into(),
                 item_name: None,
+                variant: None,
                 price: Some(Decimal::new(cents, 2)),
                 quantity: 1 + rng.below(3) as u32,
                 image_url: None,

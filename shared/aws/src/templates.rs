@@ -80,6 +80,17 @@ fn check_size(name: &TemplateName, item: &Item) -> Result<(), PortError> {
     Ok(())
 }
 
+/// The item a set is stored as, refused when too large.
+fn template_item(set: &TemplateSet) -> Result<Item, PortError> {
+    let json = serde_json::to_string(set).map_err(|e| corrupt("template set does not serialise", e))?;
+    let mut item = key(template_key(&set.name));
+    item.insert("template_name".into(), s(set.name.as_str()));
+    item.insert("template".into(), s(json));
+    item.insert("updated_at".into(), s(sort_time(Utc::now())));
+    check_size(&set.name, &item)?;
+    Ok(item)
+}
+
 fn text_attribute<'a>(item: &'a Item, name: &str, sk: &str) -> Result<&'a str, PortError> {
     match item.get(name) {
         Some(AttributeValue::S(text)) => Ok(text),
@@ -121,13 +132,12 @@ impl TemplateStore for DynamoTemplateStore {
         Ok(sets)
     }
 
+    async fn check_fits(&self, set: &TemplateSet) -> Result<(), PortError> {
+        template_item(set).map(|_| ())
+    }
+
     async fn put_template(&self, set: &TemplateSet) -> Result<(), PortError> {
-        let json = serde_json::to_string(set).map_err(|e| corrupt("template set does not serialise", e))?;
-        let mut item = key(template_key(&set.name));
-        item.insert("template_name".into(), s(set.name.as_str()));
-        item.insert("template".into(), s(json));
-        item.insert("updated_at".into(), s(sort_time(Utc::now())));
-        check_size(&set.name, &item)?;
+        let item = template_item(set)?;
         self.client
             .put_item()
             .table_name(&self.table)

@@ -42,6 +42,7 @@ fn event(id: String, kind: EventType, cart: &str, customer: Option<&str>, at: Da
             _ => vec![Item {
                 item_id: "sku-1".into(),
                 item_name: Some("Mug".into()),
+                variant: None,
                 price: Some(Decimal::new(1490, 2)),
                 quantity: 1,
                 image_url: None,

@@ -32,6 +32,7 @@ fn add(id: &str, at: &str, sku: &str, cents: i64) -> Event {
         items: vec![Item {
             item_id: sku.into(),
             item_name: Some(sku.to_uppercase()),
+            variant: None,
             price: Some(Decimal::new(cents, 2)),
             quantity: 1,
             image_url: None,

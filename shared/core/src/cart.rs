@@ -276,6 +276,7 @@ mod tests {
         Item {
             item_id: id.into(),
             item_name: Some(id.to_uppercase()),
+            variant: None,
             price: Some(Decimal::new(price, 2)),
             quantity: qty,
             image_url: None,

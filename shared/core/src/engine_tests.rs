@@ -149,6 +149,7 @@ impl Scenario {
             items: vec![Item {
                 item_id: "mug".into(),
                 item_name: Some("Mug".into()),
+                variant: None,
                 price: Some(Decimal::new(1250, 2)),
                 quantity: 2,
                 image_url: None,

@@ -112,6 +112,9 @@ pub struct Item {
     pub item_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_name: Option<String>,
+    /// The chosen option of the product, as the shop words it (`Blue / M`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Decimal>,
     pub quantity: u32,
@@ -431,6 +434,7 @@ pub struct RawEvent {
 struct RawItem {
     item_id: Value,
     item_name: Value,
+    variant: Value,
     price: Value,
     quantity: Value,
     image_url: Value,
@@ -613,6 +617,7 @@ impl TryFrom<(RawItem, usize)> for Item {
             _ => return Err(FieldError::new(path("item_id"), "must be a string")),
         };
         let item_name = text_field(&raw.item_name, &path("item_name"), 500)?;
+        let variant = text_field(&raw.variant, &path("variant"), 200)?;
         let price = optional_decimal(Some(&raw.price), &path("price"))?;
         let quantity = match &raw.quantity {
             Value::Null => 1,
@@ -628,7 +633,7 @@ impl TryFrom<(RawItem, usize)> for Item {
         };
         let image_url = url_field(&raw.image_url, &path("image_url"))?;
         let url = url_field(&raw.url, &path("url"))?;
-        Ok(Item { item_id, item_name, price, quantity, image_url, url })
+        Ok(Item { item_id, item_name, variant, price, quantity, image_url, url })
     }
 }
 
@@ -898,6 +903,26 @@ mod tests {
         assert_eq!(e.items[0].price, Some(Decimal::new(125, 1)));
         assert_eq!(e.items[0].quantity, 2);
         assert_eq!(e.occurred_at, "2026-11-23T11:59:00Z".parse::<DateTime<Utc>>().unwrap());
+    }
+
+    /// GIVEN an item with a variant ("Blue / M"), one with a variant of 201 characters, one of a number
+    /// WHEN validated, and the cart it builds stored as JSON (SQLite and DynamoDB keep carts so) and read back
+    /// THEN the variant is kept through the round trip; the bad ones are refused naming `items[0].variant`.
+    #[test]
+    fn given_an_item_with_a_variant_when_validated_and_stored_then_it_is_kept_and_bad_ones_named() {
+        let mut raw = add_to_cart();
+        raw["items"][0]["variant"] = json!(" Blue / M ");
+        let e = validate_event(&raw, now()).unwrap();
+        assert_eq!(e.items[0].variant.as_deref(), Some("Blue / M"));
+        let cart = crate::cart::Cart::from_events("c1", std::slice::from_ref(&e));
+        let stored = serde_json::to_string(&cart).unwrap();
+        let read: crate::cart::Cart = serde_json::from_str(&stored).unwrap();
+        assert_eq!(read.items[0].variant.as_deref(), Some("Blue / M"), "{stored}");
+        for bad in [json!("x".repeat(201)), json!(3)] {
+            raw["items"][0]["variant"] = bad;
+            let error = validate_event(&raw, now()).unwrap_err();
+            assert_eq!(error.field, "items[0].variant", "{error:?}");
+        }
     }
 
     #[test]

@@ -15,11 +15,15 @@ use icu_decimal::DecimalFormatter;
 use icu_locale_core::Locale;
 use rust_decimal::Decimal;
 
-/// A locale tag as stored on a customer (`de-AT`, `fr_CA`, `EN`), made
-/// canonical (`de-AT`, `fr-CA`, `en`): language lower case, script title
-/// case, region upper case.
+/// A locale tag as stored on a customer (`de-AT`, `fr_CA`, `EN`, or a
+/// POSIX locale such as `de_DE.UTF-8` or `de_DE@euro`), made canonical
+/// (`de-AT`, `fr-CA`, `en`, `de-DE`): language lower case, script title
+/// case, region upper case; a POSIX codeset and modifier dropped.
 pub fn canonical_tag(tag: &str) -> String {
-    tag.trim()
+    let tag = tag.trim();
+    tag.split(['.', '@'])
+        .next()
+        .unwrap_or(tag)
         .split(['-', '_'])
         .enumerate()
         .map(|(i, part)| match (i, part.len()) {
@@ -139,6 +143,19 @@ fn symbol(currency: &str, language: &str, region: Option<&str>) -> String {
     };
     if let Some(special) = special {
         return special.to_owned();
+    }
+    // The Nordic crowns and the central European currencies have a symbol
+    // in their own language only (CLDR: `kr` in Swedish, `SEK` in English).
+    let own = match (currency, language) {
+        ("SEK", "sv") | ("NOK", "nb" | "nn" | "no") => Some("kr"),
+        ("DKK", "da") => Some("kr."),
+        ("PLN", "pl") => Some("zł"),
+        ("CZK", "cs") => Some("Kč"),
+        ("HUF", "hu") => Some("Ft"),
+        _ => None,
+    };
+    if let Some(own) = own {
+        return own.to_owned();
     }
     // A dollar at home is just `$` (CAD in Canada, AUD in Australia).
     if currency.ends_with('D') && region.is_some_and(|r| currency.starts_with(r)) && currency != "USD" {
@@ -277,9 +294,36 @@ mod tests {
         assert_eq!(money(d("1234.5"), "USD", Some("en-US")), "$1,234.50");
         assert_eq!(money(d("14.9"), "EUR", Some("nl")), "€\u{a0}14,90");
         assert_eq!(money(d("1.2345"), "KWD", Some("en")), "KWD\u{a0}1.235", "three minor units, rounded");
-        let arabic = money(d("14.9"), "EUR", Some("ar"));
-        assert!(arabic.ends_with("\u{a0}€"), "{arabic}");
-        assert!(arabic.starts_with("١٤") || arabic.starts_with("14"), "{arabic}");
+        // Egyptian Arabic writes Arabic-Indic digits and its own separators (CLDR `arab` numbering).
+        assert_eq!(money(d("1234.5"), "EUR", Some("ar-EG")), "١٬٢٣٤٫٥٠\u{a0}€");
+    }
+
+    /// GIVEN 1234.50 in SEK, DKK, NOK, PLN, CZK and HUF
+    /// WHEN written in each currency's own language, and in English and German
+    /// THEN the own language uses CLDR's symbol after the number (`kr`, `kr.`, `zł`, `Kč`, `Ft`), the others the code.
+    #[test]
+    fn given_nordic_and_central_european_currencies_when_written_then_their_own_language_uses_the_symbol() {
+        assert_eq!(money(d("1234.5"), "SEK", Some("sv-SE")), "1\u{a0}234,50\u{a0}kr");
+        assert_eq!(money(d("1234.5"), "DKK", Some("da")), "1.234,50\u{a0}kr.");
+        assert_eq!(money(d("1234.5"), "NOK", Some("nb-NO")), "1\u{a0}234,50\u{a0}kr");
+        assert_eq!(money(d("1234.5"), "PLN", Some("pl")), "1234,50\u{a0}zł", "Polish groups from 5 digits");
+        assert_eq!(money(d("1234.5"), "CZK", Some("cs-CZ")), "1\u{a0}234,50\u{a0}Kč");
+        assert_eq!(money(d("1234.5"), "HUF", Some("hu")), "1234,50\u{a0}Ft");
+        assert_eq!(money(d("1234.5"), "SEK", Some("en")), "SEK\u{a0}1,234.50");
+        assert_eq!(money(d("1234.5"), "SEK", Some("de")), "1.234,50\u{a0}SEK");
+    }
+
+    /// GIVEN customers whose locale is a POSIX one (`de_DE.UTF-8`, `de_DE@euro`, `fr_FR.UTF-8@euro`)
+    /// WHEN money is written and a translation picked
+    /// THEN they read as de-DE and fr-FR do.
+    #[test]
+    fn given_a_posix_locale_when_used_then_it_reads_as_its_language_and_region() {
+        for posix in ["de_DE.UTF-8", "de_DE@euro", "de_DE.ISO-8859-15@euro"] {
+            assert_eq!(canonical_tag(posix), "de-DE");
+            assert_eq!(money(d("1234.5"), "EUR", Some(posix)), "1.234,50\u{a0}€", "{posix}");
+        }
+        assert_eq!(money(d("1234.5"), "EUR", Some("fr_FR.UTF-8@euro")), "1\u{202f}234,50\u{a0}€");
+        assert_eq!(closest(Some("de_AT.UTF-8"), ["en", "de"], "en"), "de");
     }
 
     #[test]

@@ -594,6 +594,12 @@ pub trait TemplateStore: Send + Sync {
     /// The brand settings, when any were stored.
     async fn brand(&self) -> Result<Option<Brand>, PortError>;
     async fn put_brand(&self, brand: &Brand) -> Result<(), PortError>;
+    /// Refuses a set this store could not keep (DynamoDB: an item's size),
+    /// without writing: asked of every set before any is stored, so an
+    /// apply stores all of them or none.
+    async fn check_fits(&self, _set: &TemplateSet) -> Result<(), PortError> {
+        Ok(())
+    }
 }
 
 /// A read-only pass over everything stored, for backtests: never writes.

@@ -35,12 +35,14 @@ const MAX_CONTENT_BYTES: usize = MAX_JOB_BYTES - 8 * 1024;
 #[derive(Debug, Clone, Serialize)]
 struct ItemView {
     name: String,
+    /// The chosen option (`Blue / M`), or none.
+    variant: Option<String>,
     quantity: u32,
     /// The unit price and the line's total, in the reader's locale.
     price: Option<String>,
     line_total: Option<String>,
-    image_url: Option<minijinja::Value>,
-    link: minijinja::Value,
+    image_url: Option<String>,
+    link: String,
 }
 
 /// What a message shows of its cart's voucher.
@@ -190,7 +192,7 @@ impl DateLanguage {
     /// The language of a locale as customers' profiles carry it (`de-DE`,
     /// `fr`, `en_US`, `pt-BR`); English when unknown or absent.
     fn of(locale: Option<&str>) -> DateLanguage {
-        let locale = locale.unwrap_or_default().replace('_', "-").to_ascii_lowercase();
+        let locale = locale.map(locale::canonical_tag).unwrap_or_default().to_ascii_lowercase();
         let mut parts = locale.split('-');
         let (language, region) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
         match language {
@@ -266,10 +268,11 @@ pub fn expiry_text(at: DateTime<Utc>, zone: chrono_tz::Tz, locale: Option<&str>)
     }
 }
 
-/// A URL made safe for an HTML attribute by percent-encoding the characters
-/// that could end it, so it needs no entity escaping (which would turn every
-/// `/` into `&#x2f;` and make links unreadable in the text part).
-fn url_value(url: &str) -> minijinja::Value {
+/// A URL as templates print it: the characters that could end an HTML
+/// attribute are percent-encoded and whitespace dropped, so it can neither
+/// break out of `href="..."` nor needs entity escaping beyond `&` (which
+/// the HTML parts escape, and the text parts keep as it is).
+fn url_value(url: &str) -> String {
     let mut out = String::with_capacity(url.len());
     for c in url.chars() {
         match c {
@@ -277,12 +280,29 @@ fn url_value(url: &str) -> minijinja::Value {
             '\'' => out.push_str("%27"),
             '<' => out.push_str("%3C"),
             '>' => out.push_str("%3E"),
-            '&' => out.push_str("&amp;"),
             c if c.is_whitespace() || c.is_control() => {}
             c => out.push(c),
         }
     }
-    minijinja::Value::from_safe_string(out)
+    out
+}
+
+/// `text` escaped for HTML text and attribute values: `&`, `<`, `>`, `"`
+/// and `'`; not `/` (minijinja's default writes `&#x2f;`, which makes
+/// every link unreadable in the source and unsearchable).
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// What a template needs besides the cart: links already signed.
@@ -331,11 +351,68 @@ pub enum RenderError {
     MissingPart(&'static str),
     #[error("the message weighs {0} bytes even without its item lines; a queue message holds {MAX_JOB_BYTES}")]
     TooLarge(usize),
+    #[error("the rendered {part} does not show the {link} link")]
+    MissingLink { part: &'static str, link: &'static str },
 }
+
+/// Whether a rendered body shows the links it must: the restore link in
+/// every body that brings the customer back, and in an email's two parts
+/// the unsubscribe link (when the email has one). HTML comments do not
+/// count (a client shows nothing of them), and in HTML the link is looked
+/// for as the template writes it there (`&` as `&amp;`). Checked on what
+/// is sent, not on a template's source: a link behind an `{% if %}` is
+/// there only when the condition holds.
+pub fn check_links(part: Part, text: &str, restore: &str, unsubscribe: Option<&str>) -> Result<(), RenderError> {
+    let html = part == Part::EmailHtml;
+    let visible = if html { without_html_comments(text) } else { std::borrow::Cow::Borrowed(text) };
+    let shows = |link: &str| {
+        let link = url_value(link);
+        if html {
+            visible.contains(&escape_html(&link))
+        } else {
+            visible.contains(&link)
+        }
+    };
+    if part.needs_restore_link() && !shows(restore) {
+        return Err(RenderError::MissingLink { part: part.field(), link: "restore" });
+    }
+    if let Some(unsubscribe) = unsubscribe.filter(|_| part.needs_unsubscribe_link()) {
+        if !shows(unsubscribe) {
+            return Err(RenderError::MissingLink { part: part.field(), link: "unsubscribe" });
+        }
+    }
+    Ok(())
+}
+
+/// `html` without its `<!-- ... -->` comments (an unclosed one runs to the end).
+fn without_html_comments(html: &str) -> std::borrow::Cow<'_, str> {
+    if !html.contains("<!--") {
+        return std::borrow::Cow::Borrowed(html);
+    }
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find("<!--") {
+        out.push_str(&rest[..start]);
+        rest = rest[start + 4..].find("-->").map_or("", |end| &rest[start + 4 + end + 3..]);
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+/// The most work one render may do, in minijinja's fuel (about one unit
+/// per instruction). The shipped email for a 20-item cart with a voucher
+/// renders on a tenth of it (tested); a template that loops without end
+/// runs out instead of holding a checker (and falls back to the shipped
+/// default).
+pub const FUEL: u64 = 200_000;
 
 /// The environment every template renders in: HTML escaping for `.html`
 /// files only; block tags take their line with them (`trim_blocks`,
 /// `lstrip_blocks`), so a text template reads as the text it writes.
+/// Undefined is strict: a misspelt name or attribute (`voucher.cdoe`) is
+/// an error, not an empty string; absent values are `none`, so `{% if
+/// voucher %}` works (under `Strict` an `if` on an undefined fails too,
+/// which `SemiStrict` would let pass as false).
 pub(crate) fn base_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|name| {
@@ -345,6 +422,16 @@ pub(crate) fn base_environment() -> Environment<'static> {
             minijinja::AutoEscape::None
         }
     });
+    env.set_formatter(|out, state, value| match (state.auto_escape(), value.as_str()) {
+        (minijinja::AutoEscape::Html, Some(text)) if !value.is_safe() => out
+            .write_str(&escape_html(text))
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())),
+        _ => minijinja::escape_formatter(out, state, value),
+    });
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    // Debug info would copy the render's values (a customer's name) into errors.
+    env.set_debug(false);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env
@@ -393,6 +480,13 @@ impl<'a> Composer<'a> {
         Ok(Composer { env, brand, locale: chosen })
     }
 
+    /// The same composer with another fuel bound (tests measure headroom).
+    #[cfg(test)]
+    pub(crate) fn with_fuel(mut self, fuel: u64) -> Self {
+        self.env.set_fuel(Some(fuel));
+        self
+    }
+
     /// The set's locale this composer renders.
     pub fn locale(&self) -> &str {
         self.locale
@@ -424,6 +518,7 @@ impl<'a> Composer<'a> {
             .take(shown)
             .map(|i| ItemView {
                 name: i.item_name.clone().unwrap_or_else(|| i.item_id.clone()),
+                variant: i.variant.clone(),
                 quantity: i.quantity,
                 price: i.price.map(money),
                 line_total: i.price.map(|p| money(p.saturating_mul(Decimal::from(i.quantity)))),
@@ -466,6 +561,9 @@ impl<'a> Composer<'a> {
             brand => brand,
             locale => self.locale,
             direction => locale::direction(self.locale),
+            // Set by the email before its bodies render; none elsewhere.
+            subject => (),
+            preheader => (),
         }
     }
 
@@ -503,6 +601,11 @@ impl<'a> Composer<'a> {
             // Measured as the queue will carry it: JSON, escapes included.
             let bytes = serde_json::to_vec(&outgoing).map_or(usize::MAX, |json| json.len());
             if bytes <= MAX_CONTENT_BYTES {
+                if let Outgoing::Email { text, html, .. } = &outgoing {
+                    let unsubscribe = links.unsubscribe.as_ref().map(|u| u.url.as_str());
+                    check_links(Part::EmailText, text, &links.restore, unsubscribe)?;
+                    check_links(Part::EmailHtml, html, &links.restore, unsubscribe)?;
+                }
                 return Ok(outgoing);
             }
             if shown == 0 {
@@ -514,7 +617,9 @@ impl<'a> Composer<'a> {
 
     pub fn sms(&self, to: &Phone, cart: &Cart, reader: &Reader, links: &Links) -> Result<Outgoing, RenderError> {
         let ctx = self.context(cart, reader, links, 1);
-        Ok(Outgoing::Sms { to: to.clone(), body: self.render(Part::Sms, &ctx)? })
+        let body = self.render(Part::Sms, &ctx)?;
+        check_links(Part::Sms, &body, &links.restore, None)?;
+        Ok(Outgoing::Sms { to: to.clone(), body })
     }
 
     /// Title and body of a mobile push (`web` false) or a web push.
@@ -542,13 +647,22 @@ impl<'a> Composer<'a> {
             unsubscribe: Some(unsubscribe),
             voucher: input.voucher.as_ref(),
         };
+        self.render_all(input, &links)
+    }
+
+    /// Every part for `input`'s cart with `links`, each on its own.
+    pub(crate) fn render_all(
+        &self,
+        input: &PreviewInput,
+        links: &Links,
+    ) -> BTreeMap<Part, Result<String, RenderError>> {
         let reader = Reader {
             first_name: input.first_name.as_deref(),
             locale: input.locale.as_deref(),
             step: input.step,
             returner: input.returner,
         };
-        let ctx = self.context(&input.cart, &reader, &links, input.cart.items.len().min(MAX_ITEMS_SHOWN));
+        let ctx = self.context(&input.cart, &reader, links, input.cart.items.len().min(MAX_ITEMS_SHOWN));
         let mut out = BTreeMap::new();
         let subject = self.render(Part::EmailSubject, &ctx);
         let ctx = context! { subject => subject.as_ref().ok(), ..ctx };
@@ -560,6 +674,57 @@ impl<'a> Composer<'a> {
             out.insert(part, self.render(part, &ctx));
         }
         out
+    }
+
+    /// A subject line (an experiment variant's) rendered for `input`, as
+    /// [`Composer::email`] renders it.
+    pub(crate) fn subject_line(&self, line: &str, input: &PreviewInput) -> Result<String, String> {
+        let item = |url: &str| url.to_owned();
+        let links = Links {
+            restore: PREVIEW_RESTORE_LINK.into(),
+            item: &item,
+            unsubscribe: None,
+            voucher: input.voucher.as_ref(),
+        };
+        let reader = Reader {
+            first_name: input.first_name.as_deref(),
+            locale: input.locale.as_deref(),
+            step: input.step,
+            returner: input.returner,
+        };
+        let ctx = self.context(&input.cart, &reader, &links, 1);
+        let env = base_environment();
+        env.template_from_named_str(Part::EmailSubject.file(), line)
+            .and_then(|t| t.render(&ctx))
+            .map(|s| s.trim().to_owned())
+            .map_err(|error| {
+                let expression = error.range().and_then(|r| line.get(r)).map(str::trim);
+                match (error.kind(), expression) {
+                    (minijinja::ErrorKind::UndefinedError, Some(e)) => format!("`{e}` is not defined"),
+                    _ => error.to_string(),
+                }
+            })
+    }
+
+    /// A render error as whoever edits the set needs it: for a name or
+    /// attribute that does not exist, the expression and where it is
+    /// (`` `item.colour` is not defined (layout.html, line 40) ``).
+    pub(crate) fn explain(&self, error: &RenderError) -> String {
+        let RenderError::Template(error) = error else { return error.to_string() };
+        let expression = error.name().zip(error.range()).and_then(|(name, range)| {
+            let source = self.env.get_template(name).ok()?.source().get(range)?.trim().to_owned();
+            Some((name.to_owned(), source))
+        });
+        match (error.kind(), expression) {
+            (minijinja::ErrorKind::UndefinedError, Some((name, source))) => format!(
+                "`{source}` is not defined ({name}, line {}): a misspelt variable or attribute?",
+                error.line().unwrap_or_default()
+            ),
+            (minijinja::ErrorKind::OutOfFuel, _) => {
+                format!("{error}: the template does too much work (a loop without end?)")
+            }
+            _ => error.to_string(),
+        }
     }
 }
 
@@ -589,8 +754,7 @@ pub fn check_subject(subject: &str) -> Result<(), String> {
     if subject.len() > 500 {
         return Err("must be at most 500 characters".into());
     }
-    let env = base_environment();
-    env.template_from_str(subject).map(|_| ()).map_err(|e| format!("is not a valid template: {e}"))
+    crate::template::check_subject_line(subject)
 }
 
 /// The email of shipped set `template` in English, its subject line from
@@ -729,6 +893,7 @@ mod tests {
             items: vec![Item {
                 item_id: "sku".into(),
                 item_name: Some("Blue <Mug>".into()),
+                variant: None,
                 price: Some(Decimal::new(1250, 2)),
                 quantity: 2,
                 image_url: Some("https://cdn.example/mug.jpg".into()),
@@ -776,8 +941,25 @@ mod tests {
         };
         assert_eq!(subject, "Ana: 2 items, €25.00 EUR", "the subtotal is written with its currency now");
         assert!(html.contains("<title>Ana: 2 items, €25.00 EUR</title>"), "{html}");
-        assert!(check_subject("{% if %}").unwrap_err().contains("not a valid template"));
+        assert!(check_subject("{% if %}").unwrap_err().contains("syntax error"));
         assert_eq!(check_subject("  "), Err("must not be empty".into()));
+    }
+
+    /// GIVEN variant subject lines with an unknown variable, a misspelt voucher attribute, a voucher
+    /// attribute printed without `{% if voucher %}`, and the placeholder host typed in
+    /// WHEN checked as a campaign is written
+    /// THEN each is refused naming the variable (strict, as a set's subject); guarded, the line passes.
+    #[test]
+    fn given_variant_subject_lines_when_checked_then_they_are_validated_like_a_sets_subject() {
+        assert!(check_subject("{{ frist_name }}, come back").unwrap_err().contains("unknown variable `frist_name`"));
+        assert!(check_subject("{{ voucher.cdoe }} inside").unwrap_err().contains("unknown variable `voucher.cdoe`"));
+        let unguarded = check_subject("{{ voucher.discount }} on your cart").unwrap_err();
+        assert!(
+            unguarded.contains("`voucher.discount` is not defined") && unguarded.contains("no voucher"),
+            "{unguarded}"
+        );
+        assert!(check_subject("Go: https://preview.cartback.invalid/restore").unwrap_err().contains("placeholder"));
+        assert_eq!(check_subject("{% if voucher %}{{ voucher.discount }} on {% endif %}your cart"), Ok(()));
     }
 
     #[test]
@@ -878,6 +1060,7 @@ mod tests {
             .map(|i| Item {
                 item_id: format!("{i:0>128}"),
                 item_name: Some(long("", 500)),
+                variant: None,
                 price: Some(Decimal::new(999_999, 2)),
                 quantity: 10_000,
                 image_url: Some(long("https://cdn.example/", 2048)),
@@ -965,6 +1148,7 @@ mod tests {
             .map(|i| Item {
                 item_id: format!("sku-{i}"),
                 item_name: Some(format!("Mug {i}")),
+                variant: None,
                 price: Some(Decimal::new(1000, 2)),
                 quantity: 1,
                 image_url: None,
@@ -1081,6 +1265,7 @@ mod tests {
         assert_eq!(expiry_text(at, zone("Europe/Paris"), Some("fr")), "2 décembre 2026 à 14:30 (CET)");
         assert_eq!(expiry_text(at, zone("America/New_York"), Some("en-US")), "December 2, 2026, 8:30 AM (EST)");
         assert_eq!(expiry_text(at, zone("Europe/Madrid"), Some("es_ES")), "2 de diciembre de 2026, 14:30 (CET)");
+        assert_eq!(expiry_text(at, zone("America/New_York"), Some("en_US.UTF-8")), "December 2, 2026, 8:30 AM (EST)");
         assert_eq!(expiry_text(at, zone("Asia/Tokyo"), Some("ja-JP")), "2026年12月2日 22:30 (JST)");
         assert_eq!(expiry_text(at, zone("Europe/London"), Some("xx-YY")), "2 December 2026, 13:30 (GMT)");
         assert_eq!(expiry_text(at, zone("Europe/London"), None), "2 December 2026, 13:30 (GMT)");
@@ -1148,7 +1333,9 @@ mod tests {
     /// THEN each subject reads its audience's words and the discount.
     #[test]
     fn given_a_subject_line_worded_per_tier_when_rendered_then_each_audience_reads_its_own() {
-        let line = "{% if voucher.tier == 'recovery' %}Welcome back: {% endif %}{{ voucher.discount }} on your cart";
+        let line =
+            "{% if voucher %}{% if voucher.tier == 'recovery' %}Welcome back: {% endif %}{{ voucher.discount }} \
+                    {% endif %}on your cart";
         assert_eq!(check_subject(line), Ok(()));
         let mut voucher = shown(ten_percent(), "UTC", None);
         for (tier, subject) in [

@@ -207,12 +207,12 @@ impl Part {
     }
 
     /// Bodies that bring the customer back must carry the restore link.
-    fn needs_restore_link(self) -> bool {
+    pub(crate) fn needs_restore_link(self) -> bool {
         matches!(self, Part::EmailHtml | Part::EmailText | Part::Sms | Part::InAppBody)
     }
 
     /// An email's bodies must carry the unsubscribe link (CAN-SPAM, RFC 8058).
-    fn needs_unsubscribe_link(self) -> bool {
+    pub(crate) fn needs_unsubscribe_link(self) -> bool {
         matches!(self, Part::EmailHtml | Part::EmailText)
     }
 }
@@ -386,52 +386,76 @@ impl TemplateSet {
         }
     }
 
-    /// Renders every part a locale holds for sample carts (with and without
-    /// a voucher) and checks the links it must carry.
+    /// Renders every locale for each of [`PreviewInput::samples`] (with
+    /// and without a first name, a voucher, a recent return; 1 and 20
+    /// items) with links as long as signed ones, and checks what a customer
+    /// would receive: every part renders (undefined is strict, so a
+    /// misspelt attribute fails), every body shows its links outside HTML
+    /// comments ([`crate::render::check_links`], as sends do), and the
+    /// 20-item email stays under Gmail's clipping limit. One problem per
+    /// field and kind, for the first sample it shows in.
     fn check_rendered(&self) -> Vec<TemplateProblem> {
-        let mut problems = Vec::new();
+        let mut found: BTreeMap<(String, &'static str), String> = BTreeMap::new();
         let brand = Brand::sample();
+        let item = |url: &str| format!("{CHECK_ITEM_LINK}{url}");
         for (tag, parts) in &self.locales {
-            for step in [1, 2] {
-                let input = PreviewInput::sample(step, Some(tag));
-                let rendered = match crate::render::Composer::new(self, &brand, Some(tag)) {
-                    Ok(composer) => composer.render_preview(&input),
-                    Err(error) => {
-                        problems.push(problem(format!("locales.{tag}"), format!("does not compile: {error}")));
-                        break;
-                    }
+            let composer = match crate::render::Composer::new(self, &brand, Some(tag)) {
+                Ok(composer) => composer,
+                Err(error) => {
+                    found.entry((format!("locales.{tag}"), "compile")).or_insert(format!("does not compile: {error}"));
+                    continue;
+                }
+            };
+            let unsubscribe = check_unsubscribe_link();
+            for input in PreviewInput::samples(Some(tag)) {
+                let links = crate::render::Links {
+                    restore: check_restore_link(),
+                    item: &item,
+                    unsubscribe: Some(crate::render::Unsubscribe {
+                        url: unsubscribe.clone(),
+                        mailbox: None,
+                        postal_address: "",
+                    }),
+                    voucher: input.voucher.as_ref(),
                 };
+                let case = input.describe();
+                let rendered = composer.render_all(&input, &links);
                 for part in Part::ALL.into_iter().filter(|p| parts.get(*p).is_some()) {
                     let field = format!("locales.{tag}.{}", part.field());
                     let text = match rendered.get(&part) {
                         Some(Ok(text)) => text,
                         Some(Err(error)) => {
-                            problems.push(problem(&field, format!("fails to render: {error}")));
+                            let why = format!("fails to render {case}: {}", composer.explain(error));
+                            found.entry((field, "render")).or_insert(why);
                             continue;
                         }
                         None => continue,
                     };
-                    let case = if step == 1 { "without a voucher" } else { "with a voucher" };
-                    if part.needs_restore_link() && !text.contains(PREVIEW_RESTORE_LINK) {
-                        problems.push(problem(
-                            &field,
-                            format!("must show the restore link ({{{{ restore_link }}}}); it is missing {case}"),
-                        ));
+                    match crate::render::check_links(part, text, &links.restore, Some(unsubscribe.as_str())) {
+                        Err(crate::render::RenderError::MissingLink { link, .. }) => {
+                            found.entry((field, link)).or_insert(format!(
+                                "must show the {link} link ({{{{ {link}_link }}}}) outside HTML comments; it is missing {case}"
+                            ));
+                        }
+                        Err(error) => {
+                            found.entry((field, "links")).or_insert(error.to_string());
+                        }
+                        Ok(()) => {}
                     }
-                    if part.needs_unsubscribe_link() && !text.contains(PREVIEW_UNSUBSCRIBE_LINK) {
-                        problems.push(problem(
-                            &field,
-                            format!(
-                                "must show the unsubscribe link ({{{{ unsubscribe_link }}}}); it is missing {case}"
-                            ),
+                }
+                if let (Some(Ok(html)), true) = (rendered.get(&Part::EmailHtml), input.cart.items.len() >= 20) {
+                    if html.len() > GMAIL_CLIP_BYTES {
+                        found.entry((format!("locales.{tag}.email_html"), "size")).or_insert(format!(
+                            "the {tag} email for a cart of {} items weighs {} KB; Gmail clips an email over {} KB",
+                            input.cart.items.len(),
+                            html.len().div_ceil(1024),
+                            GMAIL_CLIP_BYTES / 1024
                         ));
                     }
                 }
             }
         }
-        problems.sort_by(|a, b| a.field.cmp(&b.field));
-        problems.dedup();
-        problems
+        found.into_iter().map(|((field, _), message)| problem(field, message)).collect()
     }
 
     /// The set written as `infra/templates/<name>/` holds it: file paths
@@ -501,10 +525,27 @@ impl TemplateSet {
     }
 }
 
-/// Syntax and variables of one template source.
+/// The attributes of the variables that are objects (see the README's
+/// variables table); `item` is checked when rendered (a loop variable).
+const ATTRIBUTES: [(&str, &[&str]); 2] = [
+    (
+        "voucher",
+        &["code", "tier", "kind", "percent", "amount", "cap", "minimum", "discount", "offer", "terms", "expires"],
+    ),
+    ("brand", &["name", "logo_url", "primary_colour", "text_colour", "postal_address", "support_url"]),
+];
+
+/// Syntax, variables and attributes of one template source, and no
+/// placeholder link typed in.
 fn check_source(field: &str, file: &str, text: &str) -> Vec<TemplateProblem> {
     if text.len() > MAX_FILE_BYTES {
         return vec![problem(field, format!("weighs {} bytes; at most {MAX_FILE_BYTES}", text.len()))];
+    }
+    if text.contains(PREVIEW_HOST) {
+        return vec![problem(
+            field,
+            format!("{PREVIEW_HOST} is the preview's placeholder host: write {{{{ restore_link }}}} or {{{{ unsubscribe_link }}}}"),
+        )];
     }
     let env = crate::render::base_environment();
     let template = match env.template_from_named_str(file, text) {
@@ -514,13 +555,46 @@ fn check_source(field: &str, file: &str, text: &str) -> Vec<TemplateProblem> {
     let mut unknown: Vec<String> =
         template.undeclared_variables(false).into_iter().filter(|v| !VARIABLES.contains(&v.as_str())).collect();
     unknown.sort();
-    unknown
+    let mut problems: Vec<TemplateProblem> = unknown
         .into_iter()
         .map(|name| {
             let known = VARIABLES[..18].join(", ");
             problem(field, format!("unknown variable `{name}`; a template knows {known}"))
         })
-        .collect()
+        .collect();
+    let mut paths: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+    paths.sort();
+    for path in paths {
+        let mut names = path.split('.');
+        let (Some(object), Some(attribute)) = (names.next(), names.next()) else { continue };
+        let Some((_, known)) = ATTRIBUTES.iter().find(|(name, _)| *name == object) else { continue };
+        if !known.contains(&attribute) {
+            problems.push(problem(
+                field,
+                format!("unknown variable `{object}.{attribute}`; {object} has {}", known.join(", ")),
+            ));
+        }
+    }
+    problems
+}
+
+/// Whether `line` is a subject line a campaign step (an experiment's
+/// variant) may carry instead of its set's: checked as a set's subject is
+/// (syntax, known variables and attributes, no placeholder link) and
+/// rendered for every sample cart, undefined strict, so a misspelt name
+/// is refused when the campaign is written, not found at send time.
+pub fn check_subject_line(line: &str) -> Result<(), String> {
+    let problems = check_source("subject", Part::EmailSubject.file(), line);
+    if let Some(first) = problems.first() {
+        return Err(first.message.clone());
+    }
+    let set = shipped_set("reminder").ok_or("the shipped reminder set is missing")?;
+    let brand = Brand::sample();
+    let composer = crate::render::Composer::new(&set, &brand, None).map_err(|e| e.to_string())?;
+    for input in PreviewInput::samples(None).iter().filter(|i| i.cart.items.len() == 1) {
+        composer.subject_line(line, input).map_err(|e| format!("fails to render {}: {}", input.describe(), e))?;
+    }
+    Ok(())
 }
 
 impl Brand {
@@ -667,7 +741,8 @@ impl PreviewInput {
             item_name: Some(name.into()),
             price: Some(Decimal::new(cents, 2)),
             quantity,
-            image_url: Some(format!("https://cdn.example.com/products/{id}.jpg")),
+            variant: (id == "mug-blue").then(|| "350 ml".to_owned()),
+            image_url: Some(sample_image(id)),
             url: Some(format!("https://shop.example.com/products/{id}")),
         };
         let event = Event {
@@ -711,6 +786,129 @@ impl PreviewInput {
             returner: false,
         }
     }
+}
+
+/// The sample items' pictures (`shared/core/src/sample/`, drawn for it), as
+/// `data:` URLs: a preview shows them offline and from any origin (the
+/// dashboard's email page allows `data:` images), with nothing to host.
+fn sample_image(id: &str) -> String {
+    use base64::Engine as _;
+    let svg = match id {
+        "mug-blue" => include_str!("sample/mug-blue.svg"),
+        "tea-sencha" => include_str!("sample/tea-sencha.svg"),
+        _ => include_str!("sample/pot-cast-iron.svg"),
+    };
+    format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(svg))
+}
+
+impl PreviewInput {
+    /// The reader's locale and time zone, the voucher's expiry written in
+    /// them as a send writes it (not in English and UTC).
+    pub fn read_by(&mut self, locale: Option<String>, time_zone: chrono_tz::Tz) {
+        if let Some(voucher) = &mut self.voucher {
+            voucher.locale = locale.clone();
+            voucher.time_zone = time_zone;
+        }
+        self.locale = locale;
+        self.time_zone = time_zone;
+    }
+
+    /// The carts a set is checked against before it is stored: every mix
+    /// of a first name or none, a voucher or none, a returning customer or
+    /// not, and a cart of 1 or 20 items (long names, images, variants), so
+    /// a link or a name behind an `{% if %}` is seen both ways.
+    pub fn samples(locale: Option<&str>) -> Vec<PreviewInput> {
+        let mut samples = Vec::new();
+        for count in [1, 20] {
+            for with_voucher in [false, true] {
+                for first_name in [Some("Alexandra"), None] {
+                    for returner in [false, true] {
+                        let mut input = PreviewInput::sample(if with_voucher { 2 } else { 1 }, locale);
+                        input.first_name = first_name.map(str::to_owned);
+                        input.returner = returner;
+                        input.cart = sample_cart(count);
+                        samples.push(input);
+                    }
+                }
+            }
+        }
+        samples
+    }
+
+    /// Which sample this is, as a problem names it: `for a cart of 20
+    /// items, a first name, a voucher, a returning customer`.
+    pub fn describe(&self) -> String {
+        let count = self.cart.items.len();
+        format!(
+            "for a cart of {count} item{}, {} first name, {} voucher, {} customer",
+            if count == 1 { "" } else { "s" },
+            if self.first_name.is_some() { "a" } else { "no" },
+            if self.voucher.is_some() { "a" } else { "no" },
+            if self.returner { "a returning" } else { "a new" },
+        )
+    }
+}
+
+/// A made-up cart of `count` lines (the first the sample's mug), each with
+/// a long name, a variant, an image and a product page, in EUR.
+fn sample_cart(count: usize) -> crate::cart::Cart {
+    let sample = PreviewInput::sample(1, None).cart;
+    let first = sample.items[0].clone();
+    let items = (0..count)
+        .map(|i| match i {
+            0 => first.clone(),
+            i => crate::event::Item {
+                item_id: format!("mug-{i}"),
+                item_name: Some(format!("Handmade stoneware mug, glaze no. {i}")),
+                variant: Some(format!("Glaze {i} / 350 ml")),
+                image_url: Some(format!("https://cdn.shop.example.com/products/images/mug-{i}-600x600.jpg")),
+                url: Some(format!("https://shop.example.com/products/handmade-stoneware-mug-{i}")),
+                ..first.clone()
+            },
+        })
+        .collect();
+    let event = crate::event::Event {
+        event_id: "sample-add".into(),
+        kind: crate::event::EventType::AddToCart,
+        occurred_at: sample.last_activity_at.unwrap_or_default(),
+        cart_id: Some("sample-cart".into()),
+        customer_id: None,
+        device: None,
+        currency: Some("EUR".into()),
+        items,
+        order_id: None,
+        value: None,
+        coupon: None,
+        customer: None,
+        answer: None,
+    };
+    crate::cart::Cart::from_events("sample-cart", &[event])
+}
+
+/// The host of every placeholder link (previews, checks): never a real
+/// one, and refused in a template's source, so a template cannot pass
+/// the link checks by typing a link instead of using the variable.
+pub const PREVIEW_HOST: &str = "preview.cartback.invalid";
+
+/// Gmail shows "[Message clipped]" and hides the rest of an HTML body over
+/// 102 KB (the footer with the unsubscribe link among it).
+pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
+
+/// Links as long as signed ones (a token of a few hundred characters), for
+/// checking sets: the restore link, an item's and the unsubscribe link.
+fn check_restore_link() -> String {
+    format!("https://{PREVIEW_HOST}/r/{}", "r".repeat(300))
+}
+
+const CHECK_ITEM_LINK: &str = concat!(
+    "https://preview.cartback.invalid/r/",
+    "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii",
+    "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii",
+    "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii",
+);
+
+fn check_unsubscribe_link() -> String {
+    format!("https://{PREVIEW_HOST}/u/{}", "u".repeat(200))
 }
 
 /// Where a preview's restore link points (a send signs a real one).
@@ -894,8 +1092,12 @@ mod tests {
             Some("{% if voucher %}{{ restore_link }}{% endif %}".into());
         let problems = problems_of(&broken);
         let fields: Vec<&str> = problems.iter().map(|p| p.0.as_str()).collect();
-        assert_eq!(fields, ["locales.es.in_app_body", "locales.es.sms", "locales.es.sms"], "{problems:?}");
-        assert!(problems[0].1.contains("restore link") && problems[0].1.contains("without a voucher"), "{problems:?}");
+        assert_eq!(
+            fields,
+            ["locales.es.in_app_body", "locales.es.sms"],
+            "one problem per field and link: {problems:?}"
+        );
+        assert!(problems[0].1.contains("restore link") && problems[0].1.contains("no voucher"), "{problems:?}");
 
         let mut broken = set("last_call");
         let en = broken.locales.get_mut("en").unwrap();
@@ -1056,7 +1258,8 @@ mod tests {
         assert!(html.contains("Gültig bis 26. November 2026, 10:00 Uhr (UTC)"), "{html}");
         assert!(html.contains("background:#0a7a55"), "the brand colour");
         assert!(html.contains("https://shop.example.com/help"), "the support link");
-        assert!(preview.email_text.contains("- Stoneware mug, ocean blue x2  14,90\u{a0}€  (29,80\u{a0}€)"));
+        assert!(preview.email_text.contains("- Stoneware mug, ocean blue (350 ml) x2  14,90\u{a0}€  (29,80\u{a0}€)"));
+        assert!(html.contains("<span style=\"color:#555555;font-size:13px\">350 ml</span>"), "the variant: {html}");
         assert!(preview.sms.contains(PREVIEW_RESTORE_LINK) && preview.sms.contains("CB-7KQ4-M9XD-2PWE"));
         assert_eq!(preview.push_title, "Alex, dein Warenkorb wartet");
         assert!(preview.push_body.starts_with("Stoneware mug, ocean blue und 3 weitere(r) Artikel sind"));
@@ -1073,5 +1276,138 @@ mod tests {
         for bad in ["", "Summer", "2nd", "a b", &"a".repeat(65)] {
             assert!(TemplateName::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// GIVEN sets whose restore link is there only for customers with a first name, only inside an HTML
+    /// comment, or typed as the preview's placeholder link
+    /// WHEN validated
+    /// THEN each is refused: the first naming the sample it is missing for, the second as missing outside
+    /// comments, the third naming the placeholder host.
+    #[test]
+    fn given_restore_links_that_a_customer_would_not_get_when_validated_then_the_set_is_refused() {
+        let mut hidden = set("reminder");
+        hidden.locales.get_mut("de").unwrap().sms = Some("{% if first_name %}{{ restore_link }}{% endif %}".into());
+        let problems = problems_of(&hidden);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "locales.de.sms");
+        assert!(problems[0].1.contains("restore link") && problems[0].1.contains("no first name"), "{problems:?}");
+
+        let mut commented = set("reminder");
+        commented.shared.insert(
+            "layout.html".into(),
+            "<p>{% block intro %}{% endblock %}</p><!-- <a href=\"{{ restore_link }}\">go</a> -->\n\
+             <a href=\"{{ unsubscribe_link }}\">stop</a>"
+                .into(),
+        );
+        let problems = problems_of(&commented);
+        assert!(
+            problems.iter().any(|p| p.0 == "locales.en.email_html"
+                && p.1.contains("restore link")
+                && p.1.contains("outside HTML comments")),
+            "{problems:?}"
+        );
+
+        let mut typed = set("reminder");
+        typed.locales.get_mut("fr").unwrap().sms = Some(format!("Votre panier : {PREVIEW_RESTORE_LINK}"));
+        let problems = problems_of(&typed);
+        assert_eq!(problems[0].0, "locales.fr.sms", "{problems:?}");
+        assert!(problems[0].1.contains(PREVIEW_HOST), "{problems:?}");
+    }
+
+    /// GIVEN sets with a misspelt voucher attribute, a misspelt item attribute (a loop variable, seen only
+    /// when rendered) and a subject that loops without end
+    /// WHEN validated
+    /// THEN each is refused naming the variable (and for the item, the file and line), the loop as out of fuel.
+    #[test]
+    fn given_misspelt_attributes_and_a_loop_without_end_when_validated_then_each_is_refused() {
+        let mut typo = set("reminder");
+        typo.locales.get_mut("de").unwrap().email_text =
+            Some("{{ restore_link }} {{ unsubscribe_link }}{% if voucher %}{{ voucher.cdoe }}{% endif %}".into());
+        let problems = problems_of(&typo);
+        assert_eq!(problems[0].0, "locales.de.email_text", "{problems:?}");
+        assert!(problems[0].1.contains("unknown variable `voucher.cdoe`"), "{problems:?}");
+
+        let mut item_typo = set("reminder");
+        item_typo.locales.get_mut("es").unwrap().email_text = Some(
+            "{{ restore_link }}\n{% for item in items %}\n{{ item.colour }}\n{% endfor %}\n{{ unsubscribe_link }}"
+                .into(),
+        );
+        let problems = problems_of(&item_typo);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "locales.es.email_text");
+        assert!(problems[0].1.contains("`item.colour` is not defined (email.txt, line 3)"), "{problems:?}");
+
+        let mut looping = set("reminder");
+        looping.locales.get_mut("en").unwrap().push_title =
+            Some("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}Hi".into());
+        let problems = problems_of(&looping);
+        assert_eq!(problems[0].0, "locales.en.push_title", "{problems:?}");
+        assert!(problems[0].1.contains("fuel"), "{problems:?}");
+    }
+
+    /// GIVEN the shipped sets, whose layout asks `{% if voucher %}` and `{% if item.variant %}` of values that
+    /// may be absent
+    /// WHEN rendered for every sample (strict undefined)
+    /// THEN they validate: absent values are none, not undefined, and the heaviest renders on a tenth of the fuel.
+    #[test]
+    fn given_the_shipped_sets_when_rendered_strictly_for_every_sample_then_they_pass_within_the_fuel_bound() {
+        for name in SHIPPED_NAMES {
+            assert_eq!(set(name).validate(), Ok(()), "{name}");
+        }
+        let brand = Brand::sample();
+        let reminder = set("reminder");
+        let composer =
+            crate::render::Composer::new(&reminder, &brand, Some("de")).unwrap().with_fuel(crate::render::FUEL / 10);
+        let input = PreviewInput::samples(Some("de")).pop().unwrap();
+        assert_eq!((input.cart.items.len(), input.voucher.is_some()), (20, true), "the heaviest sample");
+        let rendered = composer.render_preview(&input);
+        assert!(rendered.values().all(Result::is_ok), "{rendered:?}");
+    }
+
+    /// GIVEN a brand whose support URL has a query (`?a=1&b=2`) and an item named `Tea & cups`
+    /// WHEN previewed
+    /// THEN the text part shows `&` as it is and the HTML part escapes it once.
+    #[test]
+    fn given_ampersands_when_rendered_then_text_parts_keep_them_and_html_escapes_them_once() {
+        let brand = Brand { support_url: Some("https://shop.example.com/help?a=1&b=2".into()), ..Brand::sample() };
+        let mut input = PreviewInput::sample(1, Some("en"));
+        input.cart.items[0].item_name = Some("Tea & cups".into());
+        let preview = preview(&set("reminder"), &brand, &input).unwrap();
+        assert!(preview.email_text.contains("https://shop.example.com/help?a=1&b=2\n"), "{}", preview.email_text);
+        assert!(preview.email_text.contains("- Tea & cups"), "{}", preview.email_text);
+        assert!(!preview.email_text.contains("&amp;") && !preview.email_text.contains("&#"), "{}", preview.email_text);
+        assert!(preview.email_html.contains("href=\"https://shop.example.com/help?a=1&amp;b=2\""));
+        assert!(preview.email_html.contains("Tea &amp; cups") && !preview.email_html.contains("&amp;amp;"));
+        assert!(preview.push_body.starts_with("Tea & cups"), "{}", preview.push_body);
+    }
+
+    /// GIVEN a set whose layout writes 11 KB of words for every listed item
+    /// WHEN validated
+    /// THEN the 20-item email is refused as over Gmail's 102 KB clipping limit, naming the locale and its size.
+    #[test]
+    fn given_an_email_over_gmails_clipping_limit_for_20_items_when_validated_then_it_is_refused() {
+        let mut heavy = set("reminder");
+        let words = "Handmade in our workshop from local clay. ".repeat(270);
+        heavy.shared.insert(
+            "layout.html".into(),
+            format!(
+                "{{{{ restore_link }}}} {{{{ unsubscribe_link }}}}{{% block intro %}}{{% endblock %}}\n\
+                 {{% for item in items %}}<p>{{{{ item.name }}}}: {words}</p>{{% endfor %}}"
+            ),
+        );
+        let problems = problems_of(&heavy);
+        let found: Vec<&(String, String)> = problems.iter().filter(|p| p.1.contains("Gmail clips")).collect();
+        assert_eq!(found.len(), 4, "every locale: {problems:?}");
+        assert_eq!(found[0].0, "locales.de.email_html");
+        assert!(found[0].1.starts_with("the de email for a cart of 20 items weighs 11"), "{found:?}");
+    }
+
+    /// GIVEN the shipped reminder WHEN its email is rendered THEN the footer reads "...in your cart. Unsubscribe".
+    #[test]
+    fn given_the_shipped_footer_when_rendered_then_a_space_separates_the_reason_and_the_unsubscribe_link() {
+        let preview = preview(&set("reminder"), &Brand::sample(), &PreviewInput::sample(1, Some("en"))).unwrap();
+        let footer =
+            format!("You get this email because you left items in your cart. <a href=\"{PREVIEW_UNSUBSCRIBE_LINK}\"");
+        assert!(preview.email_html.contains(&footer), "{}", preview.email_html);
     }
 }

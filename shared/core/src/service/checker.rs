@@ -77,7 +77,15 @@ where
         }
         let Context { cart, customer, key, mut history, campaigns, owner, mut vouchers } =
             load_context(self.store.as_ref(), &self.campaigns, &record, now).await?;
-        let templates = self.templates.get().await?;
+        // An unreachable template store does not stop sends: the shipped
+        // sets compose them, each with the cause on its timeline.
+        let (templates, store_error) = match self.templates.get().await {
+            Ok(templates) => (templates, None),
+            Err(error) => {
+                tracing::error!(%error, "template store not read; messages are composed from the shipped sets");
+                (self.templates.shipped(), Some(format!("the template store could not be read: {error}")))
+            }
+        };
         // The pass that dispatched a step may have died (a crash, a queue
         // outage) between saving its progress and queueing the job, and
         // armed the next step a day later: this timer's retry repairs it now.
@@ -198,6 +206,7 @@ where
                         Content { template, subject: subject.as_deref(), to, voucher: shown_voucher.as_ref() };
                     match self.render(&templates, &content, &cart, &reader, &message.message_id, now) {
                         Ok((outgoing, fallback)) => {
+                            let fallback = store_error.clone().or(fallback);
                             if let Some(why) = fallback {
                                 timeline.push(fallback_entry(&message, template, &why, now));
                             }

@@ -165,6 +165,7 @@ mod tests {
                 .map(|(i, (price, quantity))| Item {
                     item_id: format!("sku-{i}"),
                     item_name: None,
+                    variant: None,
                     price: price.map(|p| p.parse().unwrap()),
                     quantity: *quantity,
                     image_url: None,

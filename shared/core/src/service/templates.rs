@@ -57,6 +57,11 @@ impl TemplateCache {
         TemplateCache { source: None, shipped: Arc::new(Templates::shipped()), cached: Mutex::new(None) }
     }
 
+    /// The shipped sets and no brand: what sends use when the store cannot be read.
+    pub fn shipped(&self) -> Arc<Templates> {
+        self.shipped.clone()
+    }
+
     /// The sets in force: stored sets overlaid on the shipped ones.
     pub async fn get(&self) -> Result<Arc<Templates>, PortError> {
         let Some(Source { store, clock, ttl }) = &self.source else {

@@ -62,7 +62,7 @@ fn given_shopifys_checkout_sample_when_mapped_then_it_is_a_begin_checkout_snapsh
     assert_eq!(event["currency"], "USD");
     assert_eq!(
         event["items"],
-        json!([{"item_id": "808950810", "item_name": "IPod Nano - 8GB - Pink", "price": "199", "quantity": 1}])
+        json!([{"item_id": "808950810", "item_name": "IPod Nano - 8GB", "variant": "Pink", "price": "199", "quantity": 1}])
     );
     assert_eq!(
         event["customer"],
@@ -136,7 +136,7 @@ fn given_an_updated_order_with_a_refund_when_mapped_then_each_refund_is_a_return
     assert_eq!(first["customer_id"], "115310627314723954");
     assert_eq!(
         first["items"],
-        json!([{"item_id": "808950810", "item_name": "Draft - 151cm", "price": "199", "quantity": 1}])
+        json!([{"item_id": "808950810", "item_name": "Draft", "variant": "151cm", "price": "199", "quantity": 1}])
     );
 }
 
@@ -218,7 +218,7 @@ fn given_segments_product_added_sample_when_mapped_then_it_is_an_add_to_cart_of_
     assert_eq!(event["currency"], "USD", "the shop's, as the call names none");
     assert_eq!(
         event["items"],
-        json!([{"item_id": "507f1f77bcf86cd799439011", "item_name": "Monopoly: 3rd Edition - 200 pieces",
+        json!([{"item_id": "507f1f77bcf86cd799439011", "item_name": "Monopoly: 3rd Edition", "variant": "200 pieces",
                 "price": "18.99", "quantity": 1, "url": "https://www.example.com/product/path",
                 "image_url": "https://www.example.com/product/path.jpg"}])
     );
@@ -319,7 +319,7 @@ fn given_a_pending_woocommerce_order_when_mapped_then_it_is_the_abandoned_checko
         json!([
             {"item_id": "93", "item_name": "Woo Single #1", "price": "3", "quantity": 2},
             {"item_id": "23", "item_name": "Ship Your Idea &ndash; Color: Black, Size: M Test", "price": "12",
-             "quantity": 1, "image_url": "https://example.com/wp-content/uploads/2026/11/ship-your-idea.jpg"}
+             "variant": "black / M Test", "quantity": 1, "image_url": "https://example.com/wp-content/uploads/2026/11/ship-your-idea.jpg"}
         ])
     );
     assert_eq!(

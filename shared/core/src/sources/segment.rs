@@ -154,13 +154,10 @@ fn product(product: &Value, path: &str) -> Result<Value, FieldError> {
     let item_id = id_text(product.get("product_id"))
         .or_else(|| id_text(product.get("sku")))
         .ok_or_else(|| FieldError::new(at(path, "product_id"), "is required (or sku)"))?;
-    let name = match (text(product.get("name")), text(product.get("variant"))) {
-        (Some(name), Some(variant)) => Some(format!("{name} - {variant}")),
-        (name, _) => name,
-    };
     let mut item = Canonical(serde_json::Map::new());
     item.set("item_id", Some(item_id))
-        .set("item_name", name)
+        .set("item_name", text(product.get("name")))
+        .set("variant", text(product.get("variant")))
         .set("price", money(product.get("price"), &at(path, "price"))?)
         .set("quantity", Some(quantity(product.get("quantity"), &at(path, "quantity"))?))
         .set("url", text(product.get("url")))

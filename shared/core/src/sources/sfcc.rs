@@ -133,11 +133,22 @@ fn product_items(body: &Value) -> Result<Value, FieldError> {
         let mut item = Canonical(serde_json::Map::new());
         item.set("item_id", Some(item_id))
             .set("item_name", text(field(line, "productName", "product_name")))
+            .set("variant", options(line))
             .set("price", unit)
             .set("quantity", Some(quantity(line.get("quantity"), &at(&path, "quantity"))?));
         items.push(item.into_value());
     }
     Ok(Value::Array(items))
+}
+
+/// The line's chosen options as the shop words them (`optionItems[].itemText`), if any.
+fn options(line: &Value) -> Option<String> {
+    let texts: Vec<String> = field(line, "optionItems", "option_items")?
+        .as_array()?
+        .iter()
+        .filter_map(|o| text(field(o, "itemText", "item_text")))
+        .collect();
+    Some(texts.join(" / ")).filter(|t| !t.is_empty())
 }
 
 fn contact(body: &Value) -> Contact {

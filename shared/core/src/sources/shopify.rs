@@ -236,13 +236,10 @@ fn line_item(line: &Value, path: &str) -> Result<Value, FieldError> {
         .or_else(|| id_text(line.get("product_id")))
         .or_else(|| id_text(line.get("sku")))
         .ok_or_else(|| FieldError::new(at(path, "variant_id"), "is required (or product_id, or sku)"))?;
-    let name = match (text(line.get("title")), text(line.get("variant_title"))) {
-        (Some(title), Some(variant)) => Some(format!("{title} - {variant}")),
-        (title, _) => title,
-    };
     let mut item = Canonical(serde_json::Map::new());
     item.set("item_id", Some(item_id))
-        .set("item_name", name)
+        .set("item_name", text(line.get("title")))
+        .set("variant", text(line.get("variant_title")))
         .set("price", money(line.get("price"), &at(path, "price"))?)
         .set("quantity", Some(quantity(line.get("quantity"), &at(path, "quantity"))?))
         .set("image_url", text(line.pointer("/image/src")).filter(|u| u.starts_with("https://")));

@@ -140,12 +140,30 @@ fn line_items(value: Option<&Value>) -> Result<Value, FieldError> {
         let mut item = Canonical(serde_json::Map::new());
         item.set("item_id", Some(item_id))
             .set("item_name", text(line.get("name")))
+            .set("variant", variation(line))
             .set("price", money(line.get("price"), &at(&path, "price"))?)
             .set("quantity", Some(quantity(line.get("quantity"), &at(&path, "quantity"))?))
             .set("image_url", text(line.pointer("/image/src")).filter(|u| u.starts_with("https://")));
         items.push(item.into_value());
     }
     Ok(Value::Array(items))
+}
+
+/// A variation's attributes (`Black / M`): the line's `meta_data` values
+/// (their `display_value` when the API gives one), hidden keys (`_...`)
+/// left out; none for a simple product (`variation_id` 0).
+fn variation(line: &Value) -> Option<String> {
+    if id_text(line.get("variation_id")).is_none_or(|id| id == "0") {
+        return None;
+    }
+    let values: Vec<String> = line
+        .get("meta_data")?
+        .as_array()?
+        .iter()
+        .filter(|m| m.get("key").and_then(Value::as_str).is_some_and(|k| !k.starts_with('_')))
+        .filter_map(|m| text(m.get("display_value")).or_else(|| text(m.get("value"))))
+        .collect();
+    Some(values.join(" / ")).filter(|v| !v.is_empty())
 }
 
 fn contact(body: &Value) -> Contact {
