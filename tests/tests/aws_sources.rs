@@ -177,7 +177,8 @@ async fn given_bigcommerces_cart_fetch_wired_from_secrets_manager_when_a_thin_we
     let app = cartback_http::router(api.clone());
 
     let thin = std::fs::read(workspace_root().join("events/sources/bigcommerce/cart-updated-thin.json")).unwrap();
-    let t = Utc::now().timestamp();
+    // The wiring's clock is the test's: the signature's window is read on it.
+    let t = at("2026-11-23T15:02:00Z").timestamp();
     let headers = vec![
         ("webhook-id", "aws-msg-1".to_owned()),
         ("webhook-timestamp", t.to_string()),
