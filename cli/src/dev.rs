@@ -141,8 +141,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         false => format!("order and cart sources: {} at /v1/sources/{{source}}", configured.join(", ")),
     };
     let sources_line = match &bigcommerce {
-        Some(b) => format!("{sources_line}
-  BigCommerce carts: fetched from {} (store {})", b.api_url, b.store_hash),
+        Some(b) => format!(
+            "{sources_line}
+  BigCommerce carts: fetched from {} (store {})",
+            b.api_url, b.store_hash
+        ),
         None => sources_line,
     };
     say(&format!(

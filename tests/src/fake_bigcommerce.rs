@@ -31,12 +31,7 @@ impl FakeBigCommerce {
     pub fn start(store_hash: &str, token: &str) -> FakeBigCommerce {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let fake = FakeBigCommerce {
-            url,
-            carts: Arc::default(),
-            failing: Arc::default(),
-            seen: Arc::default(),
-        };
+        let fake = FakeBigCommerce { url, carts: Arc::default(), failing: Arc::default(), seen: Arc::default() };
         let (carts, failing, seen) = (fake.carts.clone(), fake.failing.clone(), fake.seen.clone());
         let (prefix, token) = (format!("GET /stores/{store_hash}/v3/carts/"), token.to_owned());
         std::thread::spawn(move || {
@@ -47,8 +42,12 @@ impl FakeBigCommerce {
                 seen.lock().unwrap().push((path, given.clone()));
                 let cart = line.strip_prefix(&prefix).and_then(|rest| rest.split(['?', ' ']).next());
                 let (status, body) = match cart {
-                    _ if failing.load(Ordering::SeqCst) => ("500 Internal Server Error", r#"{"status":500}"#.to_owned()),
-                    _ if given.as_deref() != Some(token.as_str()) => ("401 Unauthorized", r#"{"status":401}"#.to_owned()),
+                    _ if failing.load(Ordering::SeqCst) => {
+                        ("500 Internal Server Error", r#"{"status":500}"#.to_owned())
+                    }
+                    _ if given.as_deref() != Some(token.as_str()) => {
+                        ("401 Unauthorized", r#"{"status":401}"#.to_owned())
+                    }
                     Some(id) => match carts.lock().unwrap().get(id) {
                         Some(answer) => ("200 OK", answer.to_string()),
                         None => ("404 Not Found", r#"{"status":404,"title":"Cart not found"}"#.to_owned()),

@@ -148,14 +148,16 @@ async fn given_a_stored_shopify_order_on_dynamodb_when_its_refund_arrives_then_t
 /// Secrets Manager, the API at a loopback fake) WHEN a thin `store/cart/updated` arrives THEN the cart is
 /// fetched with the token and stored in DynamoDB with its lines; a failed fetch answers 503.
 #[tokio::test]
-async fn given_bigcommerces_cart_fetch_wired_from_secrets_manager_when_a_thin_webhook_arrives_then_the_cart_is_stored() {
+async fn given_bigcommerces_cart_fetch_wired_from_secrets_manager_when_a_thin_webhook_arrives_then_the_cart_is_stored()
+{
     const SECRET: &str = "bigcommerce-aws-client-secret-01";
     const TOKEN: &str = "bc-aws-api-token-0001";
     const CART: &str = "09346904-4175-44fd-be53-f7e598531b6c";
     let api_fake = FakeBigCommerce::start("abcde", TOKEN);
-    let mut answer: Value =
-        serde_json::from_slice(&std::fs::read(workspace_root().join("events/sources/bigcommerce/api-cart.json")).unwrap())
-            .unwrap();
+    let mut answer: Value = serde_json::from_slice(
+        &std::fs::read(workspace_root().join("events/sources/bigcommerce/api-cart.json")).unwrap(),
+    )
+    .unwrap();
     answer["data"]["updated_time"] = serde_json::json!("2026-11-23T15:00:00Z");
     api_fake.put_cart(answer);
 

@@ -159,10 +159,12 @@ fn given_each_source_sample_when_mapped_then_it_yields_its_events_and_each_mappe
         }
     }
     // The thin deliveries, with the cart BigCommerce's API answers, map to one valid event each.
-    let answer: Value = serde_json::from_slice(&std::fs::read(events_dir().join(BIGCOMMERCE_API_CART)).unwrap()).unwrap();
+    let answer: Value =
+        serde_json::from_slice(&std::fs::read(events_dir().join(BIGCOMMERCE_API_CART)).unwrap()).unwrap();
     for thin in ["sources/bigcommerce/cart-updated-thin.json", "sources/bigcommerce/line-item-added-thin.json"] {
         let body = std::fs::read(events_dir().join(thin)).unwrap();
-        let mapped = map_with_cart(Source::BigCommerce, &Headers::default(), &body, None, Some(&answer["data"])).unwrap();
+        let mapped =
+            map_with_cart(Source::BigCommerce, &Headers::default(), &body, None, Some(&answer["data"])).unwrap();
         assert_eq!(mapped.len(), 1, "{thin}: {mapped:?}");
         let event = mapped[0].result.clone().unwrap_or_else(|e| panic!("{thin}: {e:?}"));
         validate_event(&event, received).unwrap_or_else(|e| panic!("{thin}: {event} is not valid: {e:?}"));

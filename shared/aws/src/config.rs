@@ -271,11 +271,16 @@ impl BigCommerceConfig {
         };
         let token_arn = token_arn.ok_or(ConfigError::Missing(BIGCOMMERCE_API_TOKEN_ARN))?;
         check_arn(BIGCOMMERCE_API_TOKEN_ARN, &token_arn, "secretsmanager")?;
-        BigCommerceSettings::parse(Some(&store_hash), Some("checked-at-start"), BIGCOMMERCE_API_TOKEN_ARN, api_url.as_deref())
-            .map_err(|e| match e {
-                cartback_webhook::bigcommerce::BigCommerceSettingError::StoreHash => invalid(STORE_HASH_VAR, e.to_string()),
-                e => invalid(API_URL_VAR, e.to_string()),
-            })?;
+        BigCommerceSettings::parse(
+            Some(&store_hash),
+            Some("checked-at-start"),
+            BIGCOMMERCE_API_TOKEN_ARN,
+            api_url.as_deref(),
+        )
+        .map_err(|e| match e {
+            cartback_webhook::bigcommerce::BigCommerceSettingError::StoreHash => invalid(STORE_HASH_VAR, e.to_string()),
+            e => invalid(API_URL_VAR, e.to_string()),
+        })?;
         Ok(Some(BigCommerceConfig { store_hash, token_arn, api_url }))
     }
 }

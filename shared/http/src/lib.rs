@@ -138,7 +138,8 @@ async fn post_source(
     sources::verify(source, secret, &headers, &body, api.wall_clock.now()).map_err(source_error)?;
     let fetched = fetch_cart(&api, source, &body).await?;
     let shop_currency = api.settings.sources.shop_currency.as_deref();
-    let mapped = sources::map_with_cart(source, &headers, &body, shop_currency, fetched.as_ref()).map_err(source_error)?;
+    let mapped =
+        sources::map_with_cart(source, &headers, &body, shop_currency, fetched.as_ref()).map_err(source_error)?;
     // Counts only: the payload holds contact data.
     tracing::info!(source = source.as_str(), events = mapped.len(), "source delivery mapped");
     let answer = api.ingest.ingest_mapped(mapped).await;

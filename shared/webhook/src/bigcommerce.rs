@@ -137,14 +137,16 @@ fn get_cart(agent: &ureq::Agent, url: &str, token: &str) -> Result<Option<Value>
             if bytes.len() as u64 > MAX_ANSWER_BYTES {
                 return Err(FetchError(format!("BigCommerce's answer is larger than {MAX_ANSWER_BYTES} bytes")));
             }
-            let answer: Value = serde_json::from_slice(&bytes)
-                .map_err(|_| FetchError("BigCommerce's answer is not JSON".into()))?;
+            let answer: Value =
+                serde_json::from_slice(&bytes).map_err(|_| FetchError("BigCommerce's answer is not JSON".into()))?;
             match answer.get("data") {
                 Some(cart) if cart.is_object() => Ok(Some(cart.clone())),
                 _ => Err(FetchError("BigCommerce's answer has no cart in `data`".into())),
             }
         }
-        Ok(response) => Err(FetchError(format!("BigCommerce answered HTTP {} (redirects are not followed)", response.status()))),
+        Ok(response) => {
+            Err(FetchError(format!("BigCommerce answered HTTP {} (redirects are not followed)", response.status())))
+        }
         // The cart is gone (converted or deleted since): nothing to read, now or later.
         Err(ureq::Error::Status(404, _)) => Ok(None),
         Err(ureq::Error::Status(status, _)) => Err(FetchError(format!("BigCommerce answered HTTP {status}"))),

@@ -494,7 +494,10 @@ mod tests {
     fn given_a_return_naming_only_its_order_when_the_order_is_known_then_it_takes_the_orders_customer_and_cart() {
         let mut raw = json!({"type": "return", "order_id": "o-1"});
         owner_of(&mut raw, "o-1", Some(&order(Some(CustomerKey::Customer("c-9".into()))))).unwrap();
-        assert_eq!(raw, json!({"type": "return", "order_id": "o-1", "customer_id": "c-9", "cart_id": "cart-1", "currency": "EUR"}));
+        assert_eq!(
+            raw,
+            json!({"type": "return", "order_id": "o-1", "customer_id": "c-9", "cart_id": "cart-1", "currency": "EUR"})
+        );
         let mut priced = json!({"type": "return", "order_id": "o-1", "currency": "USD"});
         owner_of(&mut priced, "o-1", Some(&order(Some(CustomerKey::Customer("c-9".into()))))).unwrap();
         assert_eq!(priced["currency"], "USD");

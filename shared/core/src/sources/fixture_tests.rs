@@ -147,11 +147,8 @@ fn given_a_bare_refund_when_mapped_then_it_is_a_return_of_its_order_waiting_for_
 /// currency, and its item is the refunded line at its unit price.
 #[test]
 fn given_a_refund_with_transactions_when_mapped_then_its_value_is_what_the_successful_ones_paid_back() {
-    let event = only(mapped(
-        Source::Shopify,
-        &shopify("refunds/create", "w4b"),
-        &fixture("shopify/refunds-create-paid.json"),
-    ));
+    let event =
+        only(mapped(Source::Shopify, &shopify("refunds/create", "w4b"), &fixture("shopify/refunds-create-paid.json")));
     assert_eq!((event["value"].as_str(), event["currency"].as_str()), (Some("202.98"), Some("USD")));
     assert_eq!(
         event["items"],
@@ -300,7 +297,8 @@ fn given_one_bad_line_on_each_platform_when_mapped_then_the_line_is_left_out_and
     let mut bad = started["properties"]["products"][0].clone();
     bad["price"] = json!("free");
     started["properties"]["products"].as_array_mut().unwrap().push(bad);
-    let (event, warnings) = only_with_warnings(mapped(Source::Segment, &Headers::default(), started.to_string().as_bytes()));
+    let (event, warnings) =
+        only_with_warnings(mapped(Source::Segment, &Headers::default(), started.to_string().as_bytes()));
     assert_eq!(event["items"].as_array().unwrap().len(), products);
     assert_eq!(warnings[0].0, format!("properties.products[{products}].price"));
 
@@ -539,7 +537,8 @@ fn given_a_thin_cart_webhook_and_the_fetched_cart_when_mapped_then_the_fetched_c
     for file in ["bigcommerce/cart-updated-thin.json", "bigcommerce/line-item-added-thin.json"] {
         let thin = fixture(file);
         assert_eq!(bigcommerce::cart_to_fetch(&thin).as_deref(), Some(cart_id), "{file}");
-        let events = map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&answer["data"])).unwrap();
+        let events =
+            map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&answer["data"])).unwrap();
         let event = only(events);
         assert_eq!(event["type"], "cart_update");
         assert_eq!(event["cart_id"], cart_id);

@@ -338,8 +338,7 @@ pub fn map_with_cart(
     shop_currency: Option<&str>,
     fetched_cart: Option<&Value>,
 ) -> Result<Vec<MappedEvent>, SourceError> {
-    let context =
-        Context { shop_currency, body_digest: body_digest(body), warnings: RefCell::default(), fetched_cart };
+    let context = Context { shop_currency, body_digest: body_digest(body), warnings: RefCell::default(), fetched_cart };
     let events = match source {
         Source::Shopify => shopify::map(headers, &json_body(body)?, &context)?,
         Source::WooCommerce => match woocommerce::ping(body) {
@@ -374,7 +373,12 @@ impl Context<'_> {
     /// that Cartback's own item rules refuse, is left out with a warning
     /// naming the platform's field: one bad line never costs the cart, its
     /// contact and its consent.
-    fn lines(&self, lines: &[Value], path: &str, map_line: impl Fn(&Value, &str) -> Result<Value, FieldError>) -> Vec<Value> {
+    fn lines(
+        &self,
+        lines: &[Value],
+        path: &str,
+        map_line: impl Fn(&Value, &str) -> Result<Value, FieldError>,
+    ) -> Vec<Value> {
         let (items, errors) = read_lines(lines, path, map_line);
         self.left_out(errors);
         items

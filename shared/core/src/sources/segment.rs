@@ -184,7 +184,10 @@ fn contact(call: &Value) -> Contact {
         first_name,
         locale: text(call.pointer("/context/locale")),
         timezone: text(call.pointer("/context/timezone")),
-        // The spec has no consent trait: Cartback reads a boolean `email_consent`.
+        // The spec reserves no consent trait, and Segment's consent object
+        // (`context.consent`) is for data-collection categories: Segment
+        // recommends custom traits for communication opt-ins, so Cartback
+        // reads a boolean `email_consent`.
         email_consent: traits.and_then(|t| t.get("email_consent")).and_then(Value::as_bool),
     }
 }

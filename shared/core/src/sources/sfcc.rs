@@ -13,7 +13,9 @@
 //!
 //! Contact from `customerInfo` (`email`, `customerId`), the first name
 //! from the billing address, email consent from the custom attribute
-//! `customerInfo.c_cartbackEmailConsent`.
+//! `customerInfo.c_cartbackEmailConsent` (SFCC has no standard marketing
+//! opt-in on a basket; custom `c_` attributes are its extension point). A
+//! basket line that cannot be read is left out with a warning naming it.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

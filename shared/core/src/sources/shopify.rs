@@ -22,8 +22,8 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::{
-    at, currency, decimal, device_from_user_agent, id_text, money, quantity, text, time, Canonical, Contact, Context, Headers,
-    MappedEvent, SourceError,
+    at, currency, decimal, device_from_user_agent, id_text, money, quantity, text, time, Canonical, Contact, Context,
+    Headers, MappedEvent, SourceError,
 };
 use crate::event::FieldError;
 

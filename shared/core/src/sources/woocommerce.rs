@@ -19,7 +19,10 @@
 //! | anything else, the creation ping (`webhook_id=…`) | nothing | acknowledged |
 //!
 //! Device from `customer_user_agent`; email consent from the order meta
-//! `_cartback_email_consent` (`yes`/`no`), which a checkout checkbox sets.
+//! `_cartback_email_consent` (`yes`/`no`), which a checkout checkbox sets:
+//! WooCommerce core has no marketing opt-in field (shops add checkout
+//! fields as order meta). A line that cannot be read is left out with a
+//! warning naming it.
 
 use serde_json::Value;
 
