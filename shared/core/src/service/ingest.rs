@@ -113,7 +113,7 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
     pub async fn ingest_body(&self, body: &[u8]) -> Result<IngestAnswer, IngestError> {
         let received_at = self.clock.now();
         let parsed = parse_body(body, received_at)?;
-        Ok(self.apply_all(parsed.into_iter().map(Ready::Parsed).collect(), received_at).await)
+        Ok(self.apply_all(parsed.into_iter().map(Ok).collect(), received_at).await)
     }
 
     /// Ingests the canonical events a source mapped from a platform's
@@ -131,7 +131,7 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
                     Ok(Ok(())) => Ok(raw),
                     Ok(Err(refused)) => Err(refused),
                     Err(error) => {
-                        ready.push(Ready::Unavailable { event_id, error });
+                        ready.push(Err((event_id, error)));
                         continue;
                     }
                 },
@@ -144,7 +144,7 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
                 }
                 Err(error) => Parsed { event_id, result: Err(error), warnings: Vec::new() },
             };
-            ready.push(Ready::Parsed(parsed));
+            ready.push(Ok(parsed));
         }
         self.apply_all(ready, received_at).await
     }
@@ -165,11 +165,11 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
         let mut results = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             let (event_id, outcome) = match item {
-                Ready::Parsed(Parsed { event_id, result: Err(error), .. }) => (event_id, Err(error)),
-                Ready::Parsed(Parsed { event_id, result: Ok(event), warnings }) => {
+                Ok(Parsed { event_id, result: Err(error), .. }) => (event_id, Err(error)),
+                Ok(Parsed { event_id, result: Ok(event), warnings }) => {
                     (event_id, Ok(self.apply_parsed(&event, &warnings, received_at).await.map(|o| (o, warnings))))
                 }
-                Ready::Unavailable { event_id, error } => (event_id, Ok(Err(error))),
+                Err((event_id, error)) => (event_id, Ok(Err(error))),
             };
             let mut result = EventResult {
                 index,
@@ -327,11 +327,9 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
     }
 }
 
-/// An event to apply, or the store failure that kept it from being ready.
-enum Ready {
-    Parsed(Parsed),
-    Unavailable { event_id: Option<String>, error: PortError },
-}
+/// An event to apply, or (with its id) the store failure that kept it from
+/// being ready: a source's order lookup.
+type Ready = Result<Parsed, (Option<String>, PortError)>;
 
 /// Fills a source's return with the customer of its order's stored purchase
 /// (`order`), and the order's cart and currency where the return names
