@@ -17,6 +17,7 @@ use cartback_core::service::{
 };
 use cartback_core::sources::{SourceSecret, SourceSettings};
 use cartback_local::{Database, Outbox, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock};
+use cartback_webhook::bigcommerce::BigCommerceSettings;
 use cartback_webhook::WebhookSettings;
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Notify;
@@ -64,6 +65,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         settings.unsubscribe_mailto = Some(mailbox.to_owned());
     }
     settings.sources = source_settings(&args.source_secrets)?;
+    let bigcommerce = BigCommerceSettings::parse(
+        args.bigcommerce_store_hash.as_deref(),
+        args.bigcommerce_api_token.as_deref(),
+        cartback_webhook::bigcommerce::TOKEN_VAR,
+        args.bigcommerce_api_url.as_deref(),
+    )?;
+    settings.sources.bigcommerce_carts = bigcommerce.as_ref().map(BigCommerceSettings::fetcher);
     let settings = Arc::new(settings);
     let wait = args.voucher_webhook_wait.to_string();
     let webhook = WebhookSettings::parse(
@@ -131,6 +139,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let sources_line = match configured.is_empty() {
         true => "order and cart sources: none (set CARTBACK_SOURCE_SECRET_<SOURCE> or --source-secret)".to_owned(),
         false => format!("order and cart sources: {} at /v1/sources/{{source}}", configured.join(", ")),
+    };
+    let sources_line = match &bigcommerce {
+        Some(b) => format!(
+            "{sources_line}
+  BigCommerce carts: fetched from {} (store {})",
+            b.api_url, b.store_hash
+        ),
+        None => sources_line,
     };
     say(&format!(
         "Cartback is listening on http://{address}\n  data folder: {}  (outbox: {})\n  clock speed: {}x\n  \

@@ -122,6 +122,17 @@ pub struct DevArgs {
     /// secret answers 404 at POST /v1/sources/{source}.
     #[arg(long = "source-secret", value_name = "SOURCE=SECRET")]
     pub source_secrets: Vec<String>,
+    /// BigCommerce's store hash: with an API token, a thin store/cart/* webhook is mapped from the cart fetched
+    /// from BigCommerce's Management API (a failed fetch answers 503, so BigCommerce retries). Unset: only
+    /// full snapshots (data.cart) are mapped and thin cart webhooks are acknowledged.
+    #[arg(long, env = "CARTBACK_BIGCOMMERCE_STORE_HASH")]
+    pub bigcommerce_store_hash: Option<String>,
+    /// The BigCommerce API account's access token (Carts, read-only); required with the store hash.
+    #[arg(long, env = "CARTBACK_BIGCOMMERCE_API_TOKEN", hide_env_values = true)]
+    pub bigcommerce_api_token: Option<String>,
+    /// Where BigCommerce's API is (https, or http to this machine); default https://api.bigcommerce.com.
+    #[arg(long, env = "CARTBACK_BIGCOMMERCE_API_URL")]
+    pub bigcommerce_api_url: Option<String>,
 }
 
 #[derive(Args)]

@@ -374,3 +374,146 @@ fn given_one_shopify_delivery_arriving_twenty_times_at_once_when_ingested_then_e
     let events = cart["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "event").count();
     assert_eq!(events, 1, "one event on the timeline: {cart:#}");
 }
+
+fn shopify_headers(topic: &str, id: &str, body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("X-Shopify-Topic", topic.to_owned()),
+        ("X-Shopify-Webhook-Id", id.to_owned()),
+        ("X-Shopify-Hmac-Sha256", base64_hmac_sha256(SHOPIFY_SECRET.as_bytes(), body.as_bytes())),
+    ]
+}
+
+/// GIVEN Shopify's order sample ingested (`orders/create`) WHEN its refunds arrive as `refunds/create`, whose
+/// payload names no customer (Shopify's webhook sample, and the Refund resource's sample with a transaction)
+/// THEN each is accepted as a return of the order's customer, on the order's cart's timeline; the same refund
+/// arriving again inside `orders/updated` is a duplicate; AND GIVEN a refund of an order Cartback never
+/// received THEN it is rejected naming `order_id` with a 200 (a retry cannot help), and nothing is stored for it.
+#[test]
+fn given_a_stored_shopify_order_when_its_refunds_arrive_without_a_customer_then_they_are_returns_of_its_customer() {
+    let dev = Dev::start();
+    let mut order = fixture("shopify/orders-create.json");
+    order["processed_at"] = json!(iso(dev.now()));
+    let body = order.to_string();
+    accepted(&dev.post("shopify", &shopify_headers("orders/create", "wh-order", &body), body.as_bytes()));
+
+    for (file, delivery) in [("shopify/refunds-create.json", "wh-r1"), ("shopify/refunds-create-paid.json", "wh-r2")] {
+        let mut refund = fixture(file);
+        refund["created_at"] = json!(iso(dev.now()));
+        let body = refund.to_string();
+        let answer = dev.post("shopify", &shopify_headers("refunds/create", delivery, &body), body.as_bytes());
+        accepted(&answer);
+    }
+    let (_, cart) = dev.cart("123123123");
+    let returns = cart["timeline"].as_array().unwrap().iter().filter(|e| e["kind"] == "event" && e["code"] == "return");
+    assert_eq!(returns.count(), 2, "both returns on the order's cart: {cart:#}");
+    let (status, export) = dev.call("GET", "/v1/customers/115310627314723954/export", b"");
+    assert_eq!(status, 200, "{export:#}");
+    let text = export.to_string();
+    assert!(text.contains("shopify:refund:929361464") && text.contains("202.98"), "the paid refund: {export:#}");
+
+    // The first refund again, now inside an update of its order: the same return, a duplicate.
+    order["refunds"] = json!([fixture("shopify/refunds-create.json")]);
+    let body = order.to_string();
+    let again = dev.post("shopify", &shopify_headers("orders/updated", "wh-upd", &body), body.as_bytes());
+    assert_eq!((again.0, &again.1["duplicates"]), (200, &json!(1)), "{:#}", again.1);
+
+    let mut stranger = fixture("shopify/refunds-create.json");
+    stranger["id"] = json!(77);
+    stranger["order_id"] = json!(4242);
+    let body = stranger.to_string();
+    let (status, answer) = dev.post("shopify", &shopify_headers("refunds/create", "wh-r3", &body), body.as_bytes());
+    assert_eq!((status, answer["rejected"].as_u64()), (200, Some(1)), "{answer:#}");
+    let error = &answer["results"][0]["error"];
+    assert_eq!(error["field"], "order_id");
+    assert!(error["message"].as_str().unwrap().contains("has not received"), "{error}");
+}
+
+/// GIVEN a Shopify checkout whose second line's price is not an amount WHEN it arrives THEN the checkout is
+/// accepted with its good line, its contact and its consent, and the answer and the cart's timeline name the
+/// line left out.
+#[test]
+fn given_a_shopify_checkout_with_a_bad_line_when_posted_then_the_cart_is_kept_and_the_line_named() {
+    let dev = Dev::start();
+    let mut checkout = fixture("shopify/checkouts-create.json");
+    checkout["updated_at"] = json!(iso(dev.now()));
+    let mut bad = checkout["line_items"][0].clone();
+    bad["variant_id"] = json!(999);
+    bad["price"] = json!("call us");
+    checkout["line_items"].as_array_mut().unwrap().push(bad);
+    let body = checkout.to_string();
+    let answer = dev.post("shopify", &shopify_headers("checkouts/create", "wh-bad", &body), body.as_bytes());
+    accepted(&answer);
+    let warnings = &answer.1["results"][0]["warnings"];
+    assert_eq!(warnings[0]["field"], "line_items[1].price", "{:#}", answer.1);
+    let (_, cart) = dev.cart("123123123");
+    assert_eq!(cart["items"].as_array().map(Vec::len), Some(1), "{cart:#}");
+    let event = cart["timeline"].as_array().unwrap().iter().find(|e| e["kind"] == "event").unwrap().clone();
+    assert!(event["message"].as_str().unwrap().contains("line_items[1].price"), "{event:#}");
+}
+
+/// GIVEN `cartback dev` with BigCommerce's cart fetch configured (store hash, API token, and the API at a
+/// loopback fake answering the documented `GET /v3/carts/{id}`) WHEN a thin `store/cart/updated` arrives
+/// while the API fails THEN 503 with `Retry-After` and nothing is stored; WHEN BigCommerce retries it THEN the
+/// cart is fetched with the token and stored with its lines, currency and customer; a thin line item webhook
+/// fetches by `data.cartId`; a cart the API no longer has is acknowledged with no event.
+#[test]
+fn given_bigcommerces_cart_fetch_configured_when_thin_cart_webhooks_arrive_then_the_fetched_cart_is_stored() {
+    const TOKEN: &str = "bc-e2e-api-token-0001";
+    const CART: &str = "09346904-4175-44fd-be53-f7e598531b6c";
+    let api = cartback_tests::fake_bigcommerce::FakeBigCommerce::start("abcde", TOKEN);
+    let server = dev::Dev::start(Launch {
+        speed: SPEED,
+        env: &[
+            ("CARTBACK_SOURCE_SECRET_BIGCOMMERCE", BIGCOMMERCE_SECRET),
+            ("CARTBACK_BIGCOMMERCE_STORE_HASH", "abcde"),
+            ("CARTBACK_BIGCOMMERCE_API_TOKEN", TOKEN),
+            ("CARTBACK_BIGCOMMERCE_API_URL", &api.url),
+        ],
+        ..Launch::default()
+    });
+    let dev = Dev { server, contacts: Mutex::default() };
+    let mut answer = fixture("bigcommerce/api-cart.json");
+    answer["data"]["updated_time"] = json!(iso(dev.now()));
+    dev.contacts.lock().unwrap().collect(&answer);
+    api.put_cart(answer);
+    let signed = |id: &str, body: &str| {
+        let t = chrono::Utc::now().timestamp();
+        vec![
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", t.to_string()),
+            ("webhook-signature", bigcommerce::signature(BIGCOMMERCE_SECRET.as_bytes(), id, t, body.as_bytes())),
+        ]
+    };
+    let thin = fixture("bigcommerce/cart-updated-thin.json").to_string();
+
+    api.fail(true);
+    let (status, failed) = dev.post("bigcommerce", &signed("msg-1", &thin), thin.as_bytes());
+    assert_eq!((status, failed["error"]["code"].as_str()), (503, Some("unavailable")), "{failed:#}");
+    assert_eq!(dev.cart(CART).0, 404, "nothing stored");
+
+    api.fail(false);
+    accepted(&dev.post("bigcommerce", &signed("msg-1", &thin), thin.as_bytes()));
+    let (_, cart) = dev.cart(CART);
+    let items: Vec<(&str, u64)> = cart["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["item_id"].as_str().unwrap(), i["quantity"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(items, [("358", 2), ("401", 1)], "{cart:#}");
+    assert_eq!((cart["customer_id"].as_str(), cart["totals"]["currency"].as_str()), (Some("11"), Some("USD")));
+    let path = format!("/stores/abcde/v3/carts/{CART}?include=line_items.physical_items.options");
+    assert_eq!(api.seen().last(), Some(&(path, Some(TOKEN.to_owned()))), "the documented request, with the token");
+
+    let line = fixture("bigcommerce/line-item-added-thin.json").to_string();
+    let (status, answer) = dev.post("bigcommerce", &signed("msg-2", &line), line.as_bytes());
+    assert_eq!(status, 200, "{answer:#}");
+    assert!(api.seen().last().unwrap().0.contains(CART), "fetched by data.cartId");
+
+    let mut gone = fixture("bigcommerce/cart-updated-thin.json");
+    gone["data"]["id"] = json!("5e1b0c1e-0000-4000-8000-000000000000");
+    gone["hash"] = json!("gone-cart-hash");
+    let gone = gone.to_string();
+    let (status, answer) = dev.post("bigcommerce", &signed("msg-3", &gone), gone.as_bytes());
+    assert_eq!((status, &answer["results"]), (200, &json!([])), "{answer:#}");
+}

@@ -123,6 +123,8 @@ macro_rules! contract_suite {
                 => fact_with_the_same_id_is_recorded_once,
             given_facts_at_the_edges_of_a_window_when_read_then_the_days_from_and_to_are_included_and_no_others
                 => facts_are_read_by_inclusive_utc_days,
+            given_an_order_fact_recorded_twice_when_read_by_its_id_then_the_first_copy_comes_back_and_an_unknown_id_finds_nothing
+                => fact_is_found_by_its_id,
             given_1500_facts_on_one_day_when_read_then_every_one_comes_back_once_across_partitions_and_pages
                 => many_facts_on_one_day_come_back_complete,
             given_two_purchase_events_for_one_order_when_ingested_then_one_order_fact_is_stored
@@ -1251,6 +1253,19 @@ pub async fn fact_with_the_same_id_is_recorded_once(a: &Adapters) {
     assert_eq!(late.fact_id, first.fact_id);
     assert_eq!(a.state.record_fact(&late).await.unwrap(), CreateOutcome::AlreadyExists);
     assert_eq!(facts_tagged(a, day("2026-11-19"), day("2026-11-22"), &order).await, vec![first]);
+}
+
+/// GIVEN an order fact, and a late copy of it with other content WHEN read
+/// by its id (how a source's refund finds its order's purchase) THEN the
+/// first copy comes back as written; an id never recorded finds nothing.
+pub async fn fact_is_found_by_its_id(a: &Adapters) {
+    let order = unique("lookup");
+    let first = order_fact(&order, time("2026-11-20T12:00:00.5Z"), "42.00", Some("WELCOME"));
+    let late = order_fact(&order, time("2026-11-22T08:00:00Z"), "1.00", None);
+    a.state.record_fact(&first).await.unwrap();
+    a.state.record_fact(&late).await.unwrap();
+    assert_eq!(a.state.fact(&first.fact_id).await.unwrap(), Some(first));
+    assert_eq!(a.state.fact(&format!("order#{order}-never")).await.unwrap(), None);
 }
 
 /// GIVEN facts at the edges of a window (the first and last instant of

@@ -6,6 +6,7 @@
 
 pub mod contract;
 pub mod customer_contract;
+pub mod fake_bigcommerce;
 pub mod faults;
 pub mod local_app;
 pub mod moto;

@@ -2,7 +2,7 @@
 //! loopback that keeps every request it receives.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 /// One request the endpoint received: its headers (names in lower case) and body.
@@ -18,18 +18,7 @@ pub fn webhook_endpoint(failures: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
     let keep = received.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut line, mut headers) = (String::new(), Vec::new());
-            reader.read_line(&mut line).unwrap();
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                let Some((name, value)) = header.trim_end().split_once(':') else { break };
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-            }
-            let length = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
+            let (_, headers, body) = read_request(&stream);
             let seen = {
                 let mut kept = keep.lock().unwrap();
                 kept.push((headers, body));
@@ -41,4 +30,22 @@ pub fn webhook_endpoint(failures: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
         }
     });
     (url, received)
+}
+
+/// Reads one HTTP/1.1 request: its request line (`GET /path HTTP/1.1`),
+/// its headers (names in lower case) and its body.
+pub fn read_request(stream: &TcpStream) -> (String, Vec<(String, String)>, Vec<u8>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let (mut line, mut headers) = (String::new(), Vec::new());
+    reader.read_line(&mut line).unwrap();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        let Some((name, value)) = header.trim_end().split_once(':') else { break };
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let length = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (line.trim_end().to_owned(), headers, body)
 }

@@ -10,8 +10,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tower::ServiceExt;
 
+use cartback_aws::config::BigCommerceConfig;
 use cartback_aws::wiring;
-use cartback_core::sources::{base64_hmac_sha256, Source};
+use cartback_core::sources::{base64_hmac_sha256, bigcommerce, Source};
+use cartback_tests::fake_bigcommerce::FakeBigCommerce;
 use cartback_tests::moto::{unique, Moto, Stack, TestClock};
 use cartback_tests::samples::workspace_root;
 
@@ -99,4 +101,98 @@ async fn given_a_source_secret_arn_that_does_not_exist_when_loaded_then_the_erro
     config.source_secret_arns = vec![(Source::Segment, missing)];
     let error = wiring::load_sources(&stack.clients, &config).await.unwrap_err();
     assert!(error.to_string().contains("CARTBACK_SOURCE_SECRET_ARN_SEGMENT"), "{error}");
+}
+
+fn shopify_headers(topic: &str, id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    vec![
+        ("X-Shopify-Topic", topic.to_owned()),
+        ("X-Shopify-Webhook-Id", id.to_owned()),
+        ("X-Shopify-Hmac-Sha256", base64_hmac_sha256(SHOPIFY_SECRET.as_bytes(), body)),
+    ]
+}
+
+/// GIVEN Shopify's order sample stored on DynamoDB (its purchase fact and the fact id's guard) WHEN a
+/// `refunds/create` of that order arrives, naming no customer THEN it is accepted as a return of the order's
+/// customer, found through the guard; a refund of an unknown order is rejected naming `order_id`.
+#[tokio::test]
+async fn given_a_stored_shopify_order_on_dynamodb_when_its_refund_arrives_then_the_orders_customer_is_found() {
+    let stack = Stack::create(Moto::global().clients().await, 3).await;
+    let mut config = stack.ingest_config();
+    config.source_secret_arns = vec![(Source::Shopify, shopify_secret(&stack).await)];
+    let sources = wiring::load_sources(&stack.clients, &config).await.expect("the source secrets load");
+    let clock = TestClock::new(at("2026-11-26T16:00:00Z"));
+    let api = Arc::new(wiring::with_sources(wiring::api(&stack.clients, &config, stack.secret(), clock), sources));
+    let app = cartback_http::router(api.clone());
+
+    let order = std::fs::read(workspace_root().join("events/sources/shopify/orders-create.json")).unwrap();
+    let (status, answer) = post(&app, "shopify", &shopify_headers("orders/create", "aws-order", &order), &order).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)), "{answer}");
+    let refund = std::fs::read(workspace_root().join("events/sources/shopify/refunds-create-paid.json")).unwrap();
+    let headers = shopify_headers("refunds/create", "aws-refund", &refund);
+    let (status, answer) = post(&app, "shopify", &headers, &refund).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)), "{answer}");
+    let customer = api.store.get_customer(&"115310627314723954".into()).await.unwrap().expect("the customer").0;
+    assert_eq!(customer.returns, [at("2026-11-24T15:34:55Z")], "the refund is the customer's return");
+
+    let mut stranger: Value = serde_json::from_slice(&refund).unwrap();
+    stranger["id"] = serde_json::json!(78);
+    stranger["order_id"] = serde_json::json!(4343);
+    let stranger = stranger.to_string().into_bytes();
+    let headers = shopify_headers("refunds/create", "aws-refund-2", &stranger);
+    let (status, answer) = post(&app, "shopify", &headers, &stranger).await;
+    assert_eq!((status, answer["rejected"].as_u64()), (200, Some(1)), "{answer}");
+    assert_eq!(answer["results"][0]["error"]["field"], "order_id");
+}
+
+/// GIVEN the ingest function's wiring with BigCommerce's cart fetch configured (store hash, the API token in
+/// Secrets Manager, the API at a loopback fake) WHEN a thin `store/cart/updated` arrives THEN the cart is
+/// fetched with the token and stored in DynamoDB with its lines; a failed fetch answers 503.
+#[tokio::test]
+async fn given_bigcommerces_cart_fetch_wired_from_secrets_manager_when_a_thin_webhook_arrives_then_the_cart_is_stored()
+{
+    const SECRET: &str = "bigcommerce-aws-client-secret-01";
+    const TOKEN: &str = "bc-aws-api-token-0001";
+    const CART: &str = "09346904-4175-44fd-be53-f7e598531b6c";
+    let api_fake = FakeBigCommerce::start("abcde", TOKEN);
+    let mut answer: Value = serde_json::from_slice(
+        &std::fs::read(workspace_root().join("events/sources/bigcommerce/api-cart.json")).unwrap(),
+    )
+    .unwrap();
+    answer["data"]["updated_time"] = serde_json::json!("2026-11-23T15:00:00Z");
+    api_fake.put_cart(answer);
+
+    let stack = Stack::create(Moto::global().clients().await, 3).await;
+    let secret_arn = |name: &str, value: &str| {
+        let created = stack.clients.secrets.create_secret().name(unique(name)).secret_string(value);
+        async move { created.send().await.expect("secret").arn.unwrap() }
+    };
+    let mut config = stack.ingest_config();
+    config.source_secret_arns = vec![(Source::BigCommerce, secret_arn("bigcommerce", SECRET).await)];
+    config.bigcommerce = Some(BigCommerceConfig {
+        store_hash: "abcde".into(),
+        token_arn: secret_arn("bigcommerce-token", TOKEN).await,
+        api_url: Some(api_fake.url.clone()),
+    });
+    let sources = wiring::load_sources(&stack.clients, &config).await.expect("the secrets load");
+    let clock = TestClock::new(at("2026-11-23T15:02:00Z"));
+    let api = Arc::new(wiring::with_sources(wiring::api(&stack.clients, &config, stack.secret(), clock), sources));
+    let app = cartback_http::router(api.clone());
+
+    let thin = std::fs::read(workspace_root().join("events/sources/bigcommerce/cart-updated-thin.json")).unwrap();
+    // The wiring's clock is the test's: the signature's window is read on it.
+    let t = at("2026-11-23T15:02:00Z").timestamp();
+    let headers = vec![
+        ("webhook-id", "aws-msg-1".to_owned()),
+        ("webhook-timestamp", t.to_string()),
+        ("webhook-signature", bigcommerce::signature(SECRET.as_bytes(), "aws-msg-1", t, &thin)),
+    ];
+    api_fake.fail(true);
+    assert_eq!(post(&app, "bigcommerce", &headers, &thin).await.0, 503, "BigCommerce retries");
+    api_fake.fail(false);
+    let (status, answer) = post(&app, "bigcommerce", &headers, &thin).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)), "{answer}");
+    let cart = api.store.get_cart(&CART.into()).await.unwrap().expect("the fetched cart is stored").cart();
+    let items: Vec<(&str, u32)> = cart.items.iter().map(|i| (i.item_id.as_str(), i.quantity)).collect();
+    assert_eq!(items, [("358", 2), ("401", 1)]);
+    assert_eq!(api_fake.seen().last().map(|(_, token)| token.clone()), Some(Some(TOKEN.to_owned())));
 }

@@ -188,6 +188,9 @@ impl FactStore for FailingCommits {
     async fn facts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Fact>, PortError> {
         self.db.facts(from, to).await
     }
+    async fn fact(&self, fact_id: &str) -> Result<Option<Fact>, PortError> {
+        self.db.fact(fact_id).await
+    }
 }
 
 #[async_trait]

@@ -135,6 +135,10 @@ fn plausible(var: &str) -> String {
             format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{}-AbCdEf", &source[27..])
         }
         "CARTBACK_SHOP_CURRENCY" => "USD".into(),
+        "CARTBACK_BIGCOMMERCE_STORE_HASH" => "abc123".into(),
+        "CARTBACK_BIGCOMMERCE_API_TOKEN_ARN" => {
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:BigCommerceApiToken-AbCdEf".into()
+        }
         "RUST_LOG" => "info".into(),
         other => panic!("template sets {other} with an intrinsic function: give it a plausible value in plausible()"),
     }

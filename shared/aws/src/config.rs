@@ -44,6 +44,9 @@ pub const VOUCHER_WEBHOOK_URL: &str = cartback_webhook::URL_VAR;
 /// `whsec_<base64>` signing secret (never the secret itself in the
 /// environment); required with the URL.
 pub const VOUCHER_WEBHOOK_SECRET_ARN: &str = "CARTBACK_VOUCHER_WEBHOOK_SECRET_ARN";
+/// The Secrets Manager secret holding BigCommerce's API token (see
+/// `cartback_webhook::bigcommerce`); with `CARTBACK_BIGCOMMERCE_STORE_HASH`.
+pub const BIGCOMMERCE_API_TOKEN_ARN: &str = "CARTBACK_BIGCOMMERCE_API_TOKEN_ARN";
 /// `true`: a message showing a voucher waits for the webhook's acknowledgement.
 pub const VOUCHER_WEBHOOK_WAIT: &str = cartback_webhook::WAIT_VAR;
 
@@ -237,6 +240,49 @@ pub struct IngestConfig {
     pub source_secret_arns: Vec<(Source, String)>,
     /// The shop's currency for source payloads whose prices name none.
     pub shop_currency: Option<String>,
+    /// Where BigCommerce's carts are fetched from, when configured.
+    pub bigcommerce: Option<BigCommerceConfig>,
+}
+
+/// BigCommerce's Management API for thin cart webhooks: the store, where
+/// its API token is kept, and the API's URL (`None`: BigCommerce's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BigCommerceConfig {
+    pub store_hash: String,
+    pub token_arn: String,
+    pub api_url: Option<String>,
+}
+
+impl BigCommerceConfig {
+    /// `None` when no store hash is set; the token's ARN is then refused
+    /// (a half-made setting is a mistake). The hash and the URL are checked
+    /// as the fetch checks them, with a placeholder for the token.
+    pub fn from_env(env: &dyn Env) -> Result<Option<Self>, ConfigError> {
+        use cartback_webhook::bigcommerce::{BigCommerceSettings, API_URL_VAR, STORE_HASH_VAR};
+        let store_hash = optional(env, STORE_HASH_VAR);
+        let token_arn = optional(env, BIGCOMMERCE_API_TOKEN_ARN);
+        let api_url = optional(env, API_URL_VAR);
+        let Some(store_hash) = store_hash else {
+            return match (token_arn, api_url) {
+                (None, None) => Ok(None),
+                (Some(_), _) => Err(invalid(BIGCOMMERCE_API_TOKEN_ARN, format!("is set but {STORE_HASH_VAR} is not"))),
+                (None, Some(_)) => Err(invalid(API_URL_VAR, format!("is set but {STORE_HASH_VAR} is not"))),
+            };
+        };
+        let token_arn = token_arn.ok_or(ConfigError::Missing(BIGCOMMERCE_API_TOKEN_ARN))?;
+        check_arn(BIGCOMMERCE_API_TOKEN_ARN, &token_arn, "secretsmanager")?;
+        BigCommerceSettings::parse(
+            Some(&store_hash),
+            Some("checked-at-start"),
+            BIGCOMMERCE_API_TOKEN_ARN,
+            api_url.as_deref(),
+        )
+        .map_err(|e| match e {
+            cartback_webhook::bigcommerce::BigCommerceSettingError::StoreHash => invalid(STORE_HASH_VAR, e.to_string()),
+            e => invalid(API_URL_VAR, e.to_string()),
+        })?;
+        Ok(Some(BigCommerceConfig { store_hash, token_arn, api_url }))
+    }
 }
 
 impl IngestConfig {
@@ -257,7 +303,13 @@ impl IngestConfig {
         if let Some(code) = &shop_currency {
             SourceSettings::default().set_shop_currency(code).map_err(|e| invalid(SHOP_CURRENCY_ENV, e))?;
         }
-        Ok(IngestConfig { timer: TimerConfig::from_env(env)?, accept_v1_signatures, source_secret_arns, shop_currency })
+        Ok(IngestConfig {
+            timer: TimerConfig::from_env(env)?,
+            accept_v1_signatures,
+            source_secret_arns,
+            shop_currency,
+            bigcommerce: BigCommerceConfig::from_env(env)?,
+        })
     }
 }
 

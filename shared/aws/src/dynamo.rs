@@ -14,7 +14,7 @@
 //! | message    | `MSG#<id>`       | `MSG`                           | `CUSTMSG#<customer key>` / decided_at |
 //! | ledger     | `LEDGER#<customer key>` | `SENDS`                  |                                     |
 //! | fact       | `FACT#<day>#<shard>` | `<at, RFC 3339 ns>#<fact id>` |                                 |
-//! | fact id    | `FACTID#<fact id>` | `FACT`                        |                                     |
+//! | fact id    | `FACTID#<fact id>` | `FACT`                        | (`fact_pk` / `fact_sk`: the fact's key) |
 //! | voucher    | `VOUCHER#<code>` | `VOUCHER`                       | `VOUCHEROWNER#<owner>` / issued_at#code |
 //! | cart's voucher | `VCART#<cart id>` | `VOUCHER`                  | `VOUCHERMONTH#<yyyy-mm>` / issued_at#code |
 //!
@@ -40,7 +40,10 @@
 //! guard is what makes a fact id unique: the fact's own key holds its
 //! time, and a second copy with another time (a late repeat of a purchase
 //! event, a re-read message) would otherwise land beside the first. A
-//! second copy leaves the first as it is.
+//! second copy leaves the first as it is. The guard also holds the fact's
+//! key (`fact_pk`, `fact_sk`), so a fact is found by its id in two
+//! `GetItem`s: how a source's refund finds the purchase of its order
+//! (`order#<order id>`). Guards written before they held it find nothing.
 //!
 //! # Armed timers: the sparse `timers` index
 //!
@@ -960,6 +963,16 @@ impl MessageStore for DynamoStateStore {
     }
 }
 
+/// The guard of a fact's id, pointing at the fact (see the module notes).
+fn fact_guard_item(fact: &Fact, expires_at: AttributeValue) -> Item {
+    let mut guard = key(fact_guard_key(&fact.fact_id));
+    let (pk, sk) = fact_key(fact);
+    guard.insert("fact_pk".into(), s(pk));
+    guard.insert("fact_sk".into(), s(sk));
+    guard.insert("expires_at".into(), expires_at);
+    guard
+}
+
 /// A fact as stored (see the module notes).
 fn fact_item(fact: &Fact, expires_at: AttributeValue) -> Result<Item, PortError> {
     let mut item: Item = to_item(fact).map_err(|e| corrupt("fact does not serialise", e))?;
@@ -1039,11 +1052,9 @@ impl FactStore for DynamoStateStore {
     async fn record_fact(&self, fact: &Fact) -> Result<CreateOutcome, PortError> {
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
         let expires_at = n((self.clock.now() + self.fact_retention).timestamp());
-        let mut guard = key(fact_guard_key(&fact.fact_id));
-        guard.insert("expires_at".into(), expires_at.clone());
         let guard = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(guard))
+            .set_item(Some(fact_guard_item(fact, expires_at.clone())))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| build_error(SERVICE, e))?;
@@ -1113,6 +1124,14 @@ impl FactStore for DynamoStateStore {
             }
         }
         Ok(facts)
+    }
+
+    /// The guard of the id, then the fact it points at.
+    async fn fact(&self, fact_id: &str) -> Result<Option<Fact>, PortError> {
+        let Some(guard) = self.get(fact_guard_key(fact_id)).await? else { return Ok(None) };
+        let pointer = |name: &str| guard.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let (Some(pk), Some(sk)) = (pointer("fact_pk"), pointer("fact_sk")) else { return Ok(None) };
+        self.get((pk, sk)).await?.map(fact_from_item).transpose()
     }
 }
 
@@ -1293,8 +1312,7 @@ impl DynamoStateStore {
     async fn replace_fact(&self, fact: &Fact, anonymous: &Fact) -> Result<(), PortError> {
         use aws_sdk_dynamodb::types::Delete;
         let expires_at = n((self.clock.now() + self.fact_retention).timestamp());
-        let mut guard = key(fact_guard_key(&anonymous.fact_id));
-        guard.insert("expires_at".into(), expires_at.clone());
+        let guard = fact_guard_item(anonymous, expires_at.clone());
         let put = |item: Item, condition: Option<&str>| {
             Put::builder()
                 .table_name(&self.table)

@@ -12,11 +12,12 @@ use cartback_core::service::{
 };
 use cartback_core::signing::Secret;
 use cartback_core::sources::{SourceSecret, SourceSettings};
+use cartback_webhook::bigcommerce::BigCommerceSettings;
 
 use crate::clients::Clients;
 use crate::config::{
     CheckerConfig, CommonConfig, ConfigError, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig,
-    VoucherWebhookConfig, INGEST_SECRET_ARN, VOUCHER_WEBHOOK_SECRET_ARN,
+    VoucherWebhookConfig, BIGCOMMERCE_API_TOKEN_ARN, INGEST_SECRET_ARN, VOUCHER_WEBHOOK_SECRET_ARN,
 };
 use crate::dynamo::{DynamoCampaignStore, DynamoStateStore};
 use crate::scheduler::EventBridgeScheduler;
@@ -112,7 +113,8 @@ pub fn api(clients: &Clients, config: &IngestConfig, secret: Secret, clock: Arc<
 }
 
 /// The order and cart sources the ingest function takes: each configured
-/// source's secret read from Secrets Manager once, at cold start.
+/// source's secret, and BigCommerce's API token when its cart fetch is
+/// configured, read from Secrets Manager once, at cold start.
 pub async fn load_sources(clients: &Clients, config: &IngestConfig) -> Result<SourceSettings, ConfigError> {
     let mut sources = SourceSettings::default();
     for (source, arn) in &config.source_secret_arns {
@@ -122,6 +124,17 @@ pub async fn load_sources(clients: &Clients, config: &IngestConfig) -> Result<So
         sources = sources.with_secret(*source, secret);
     }
     sources.shop_currency = config.shop_currency.clone();
+    if let Some(bigcommerce) = &config.bigcommerce {
+        let token = secret_string(clients, BIGCOMMERCE_API_TOKEN_ARN, &bigcommerce.token_arn).await?;
+        let settings = BigCommerceSettings::parse(
+            Some(&bigcommerce.store_hash),
+            Some(&token),
+            BIGCOMMERCE_API_TOKEN_ARN,
+            bigcommerce.api_url.as_deref(),
+        )
+        .map_err(|e| ConfigError::Secret { var: BIGCOMMERCE_API_TOKEN_ARN, reason: e.to_string() })?;
+        sources.bigcommerce_carts = settings.map(|s| s.fetcher());
+    }
     Ok(sources)
 }
 

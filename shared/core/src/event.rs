@@ -251,8 +251,9 @@ impl FieldError {
     }
 }
 
-/// A contact value its channel cannot use: left out of what is stored, while
-/// the event itself is kept. Same shape as [`FieldError`]; never quotes the value.
+/// A contact value its channel cannot use, or a source's line that cannot be
+/// read: left out of what is stored, while the event itself is kept. Same
+/// shape as [`FieldError`]; never quotes the value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldWarning {
     pub field: String,
@@ -260,7 +261,7 @@ pub struct FieldWarning {
 }
 
 impl FieldWarning {
-    fn new(field: impl Into<String>, message: impl ToString) -> Self {
+    pub(crate) fn new(field: impl Into<String>, message: impl ToString) -> Self {
         Self { field: field.into(), message: message.to_string() }
     }
 }
@@ -596,6 +597,12 @@ impl TryFrom<Received<RawEvent>> for Checked<Event> {
         }
         Ok(Checked { value: event, warnings })
     }
+}
+
+/// Whether one item, alone, passes the rules of an event's `items` (a
+/// source maps lines one by one); the error names the item's own field.
+pub(crate) fn check_item(raw: &Value) -> Result<(), FieldError> {
+    item(raw, 0).map(|_| ()).map_err(|e| FieldError::new(e.field.trim_start_matches("items[0].").to_owned(), e.message))
 }
 
 fn item(raw: &Value, index: usize) -> Result<Item, FieldError> {

@@ -573,6 +573,9 @@ pub trait FactStore: Send + Sync {
     /// Every fact whose `at` falls on a day from `from` to `to` (UTC,
     /// inclusive), in no particular order.
     async fn facts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Fact>, PortError>;
+    /// The fact with this id (a source's refund finds its order's purchase
+    /// by `order#<order id>`), read consistently.
+    async fn fact(&self, fact_id: &str) -> Result<Option<Fact>, PortError>;
 }
 
 #[async_trait]

@@ -29,6 +29,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("This link has expired.")]
     LinkExpired,
+    /// A service Cartback depends on (a platform's API) failed: retry later.
+    #[error("{0}")]
+    Unavailable(String),
     /// Storage or scheduler failed: the cause is logged, the client only
     /// learns whether a retry can help (an outage) or not (a refused or
     /// unreadable record).
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::LinkExpired => (StatusCode::GONE, "link_expired"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Storage(error) if error.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

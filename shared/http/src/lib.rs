@@ -136,8 +136,10 @@ async fn post_source(
     let headers: Headers =
         headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
     sources::verify(source, secret, &headers, &body, api.wall_clock.now()).map_err(source_error)?;
+    let fetched = fetch_cart(&api, source, &body).await?;
     let shop_currency = api.settings.sources.shop_currency.as_deref();
-    let mapped = sources::map(source, &headers, &body, shop_currency).map_err(source_error)?;
+    let mapped =
+        sources::map_with_cart(source, &headers, &body, shop_currency, fetched.as_ref()).map_err(source_error)?;
     // Counts only: the payload holds contact data.
     tracing::info!(source = source.as_str(), events = mapped.len(), "source delivery mapped");
     let answer = api.ingest.ingest_mapped(mapped).await;
@@ -147,6 +149,20 @@ async fn post_source(
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(error::RETRY_AFTER_SECONDS));
     }
     Ok(response)
+}
+
+/// The cart a verified thin BigCommerce delivery names, from the configured
+/// Management API. A failed fetch answers 503: BigCommerce retries the
+/// delivery, and the cart is read then. Without the configuration, none.
+async fn fetch_cart(api: &Api, source: Source, body: &[u8]) -> Result<Option<serde_json::Value>, ApiError> {
+    let (Source::BigCommerce, Some(fetcher)) = (source, &api.settings.sources.bigcommerce_carts) else {
+        return Ok(None);
+    };
+    let Some(cart_id) = sources::bigcommerce::cart_to_fetch(body) else { return Ok(None) };
+    fetcher.0.fetch_cart(&cart_id).await.map_err(|error| {
+        tracing::warn!(%error, "BigCommerce cart fetch failed; answered 503 for a retry");
+        ApiError::Unavailable(format!("the cart could not be read from BigCommerce ({error}); retry later"))
+    })
 }
 
 fn source_error(error: SourceError) -> ApiError {

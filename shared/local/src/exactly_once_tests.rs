@@ -573,6 +573,9 @@ impl FactStore for CartReadsFail {
     async fn facts(&self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Result<Vec<Fact>, PortError> {
         self.0.facts(from, to).await
     }
+    async fn fact(&self, fact_id: &str) -> Result<Option<Fact>, PortError> {
+        self.0.fact(fact_id).await
+    }
 }
 
 #[tokio::test]

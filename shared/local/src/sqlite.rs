@@ -879,6 +879,17 @@ impl FactStore for Database {
         })
         .await
     }
+
+    /// By the primary key.
+    async fn fact(&self, fact_id: &str) -> Result<Option<Fact>, PortError> {
+        let fact_id = fact_id.to_owned();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT fact FROM facts WHERE fact_id = ?1").map_err(db)?;
+            let json: Option<String> = stmt.query_row([&fact_id], |r| r.get(0)).optional().map_err(db)?;
+            json.map(|json| from_json("fact", &json)).transpose()
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -1,9 +1,12 @@
 //! Cartback's outgoing webhooks over HTTP(S), shared by both runtimes: the
 //! `voucher.issued` publisher (signed as Standard Webhooks, see
-//! [`cartback_core::webhook`]) and its settings.
+//! [`cartback_core::webhook`]) and its settings; and the one outgoing read,
+//! BigCommerce's carts ([`bigcommerce`]).
 //!
 //! The client is `ureq` (blocking, small, rustls): a publish runs on
 //! tokio's blocking pool, one short request with a timeout.
+
+pub mod bigcommerce;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -148,6 +148,11 @@ impl Fact {
 }
 
 impl FactKind {
+    /// The id of the order fact of `order_id`.
+    pub fn order_fact_id(order_id: &str) -> String {
+        format!("order#{order_id}")
+    }
+
     /// Unique per fact: a cart enters a campaign once; a message has each
     /// outcome once (a shadow campaign's would-be messages share ids with
     /// the live ones, so the campaign is part of it); an order is its order
@@ -158,7 +163,7 @@ impl FactKind {
             FactKind::Message { campaign_id, message_id, outcome, .. } => {
                 format!("message#{campaign_id}#{message_id}#{}", crate::enum_names::name_of(outcome))
             }
-            FactKind::Order { order_id, .. } => format!("order#{order_id}"),
+            FactKind::Order { order_id, .. } => FactKind::order_fact_id(order_id),
             FactKind::Return { return_id, .. } => format!("return#{return_id}"),
             FactKind::Answer { campaign_id, message_id, reason, .. } => {
                 format!("answer#{campaign_id}#{message_id}#{}", reason.as_str())

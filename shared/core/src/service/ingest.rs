@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::facts::{event_fact, EventFact};
 use super::vouchers::{redeem_purchase_coupon, Order};
@@ -9,6 +10,7 @@ use super::{retry_on_conflict, Attempt, CampaignCache};
 use crate::cart::{Cart, CartStatus};
 use crate::customer::Customer;
 use crate::event::{parse_body, parse_event, BodyError, Checked, Event, EventType, FieldError, FieldWarning, Parsed};
+use crate::ids::CustomerKey;
 use crate::measure::facts::{Fact, FactKind};
 use crate::ports::TimelineKind;
 use crate::ports::{
@@ -111,60 +113,90 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
     pub async fn ingest_body(&self, body: &[u8]) -> Result<IngestAnswer, IngestError> {
         let received_at = self.clock.now();
         let parsed = parse_body(body, received_at)?;
-        Ok(self.apply_all(parsed, received_at).await)
+        Ok(self.apply_all(parsed.into_iter().map(Ok).collect(), received_at).await)
     }
 
     /// Ingests the canonical events a source mapped from a platform's
     /// payload: each goes through the same validation and the same
     /// per-event answer as `POST /v1/events`; a part the mapping refused is
-    /// answered `rejected` with the platform's field.
+    /// answered `rejected` with the platform's field, and what the mapping
+    /// left out of an event is among its warnings. A return that names only
+    /// its order takes its customer from the order's stored purchase first.
     pub async fn ingest_mapped(&self, mapped: Vec<MappedEvent>) -> IngestAnswer {
         let received_at = self.clock.now();
-        let parsed = mapped
-            .into_iter()
-            .map(|event| match event.result {
-                Ok(raw) => match parse_event(&raw, received_at) {
-                    Ok(Checked { value, warnings }) => Parsed { event_id: event.event_id, result: Ok(value), warnings },
-                    Err(error) => Parsed { event_id: event.event_id, result: Err(error), warnings: Vec::new() },
+        let mut ready = Vec::with_capacity(mapped.len());
+        for MappedEvent { event_id, result, warnings: left_out, owner_from_order } in mapped {
+            let result = match (result, owner_from_order) {
+                (Ok(mut raw), Some(field)) => match self.order_owner(&mut raw, &field).await {
+                    Ok(Ok(())) => Ok(raw),
+                    Ok(Err(refused)) => Err(refused),
+                    Err(error) => {
+                        ready.push(Err((event_id, error)));
+                        continue;
+                    }
                 },
-                Err(error) => Parsed { event_id: event.event_id, result: Err(error), warnings: Vec::new() },
-            })
-            .collect();
-        self.apply_all(parsed, received_at).await
+                (result, _) => result,
+            };
+            let parsed = match result.and_then(|raw| parse_event(&raw, received_at)) {
+                Ok(Checked { value, mut warnings }) => {
+                    warnings.splice(0..0, left_out);
+                    Parsed { event_id, result: Ok(value), warnings }
+                }
+                Err(error) => Parsed { event_id, result: Err(error), warnings: Vec::new() },
+            };
+            ready.push(Ok(parsed));
+        }
+        self.apply_all(ready, received_at).await
+    }
+
+    /// Gives a return the customer of its order (and the order's cart and
+    /// currency when it names none), from the purchase stored for the
+    /// order. The error names `field` (the platform's field for the order).
+    async fn order_owner(&self, raw: &mut Value, field: &str) -> Result<Result<(), FieldError>, PortError> {
+        let Some(order_id) = raw.get("order_id").and_then(Value::as_str).map(str::to_owned) else {
+            return Ok(Err(FieldError::new(field, "is required")));
+        };
+        let order = self.store.fact(&FactKind::order_fact_id(&order_id)).await?;
+        Ok(owner_of(raw, &order_id, order.as_ref()).map_err(|message| FieldError::new(field, message)))
     }
 
     /// Applies parsed events one by one and answers each.
-    async fn apply_all(&self, parsed: Vec<Parsed>, received_at: DateTime<Utc>) -> IngestAnswer {
-        let mut results = Vec::with_capacity(parsed.len());
-        for (index, item) in parsed.into_iter().enumerate() {
+    async fn apply_all(&self, items: Vec<Ready>, received_at: DateTime<Utc>) -> IngestAnswer {
+        let mut results = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let (event_id, outcome) = match item {
+                Ok(Parsed { event_id, result: Err(error), .. }) => (event_id, Err(error)),
+                Ok(Parsed { event_id, result: Ok(event), warnings }) => {
+                    (event_id, Ok(self.apply_parsed(&event, &warnings, received_at).await.map(|o| (o, warnings))))
+                }
+                Err((event_id, error)) => (event_id, Ok(Err(error))),
+            };
             let mut result = EventResult {
                 index,
-                event_id: item.event_id,
+                event_id,
                 status: EventStatus::Rejected,
                 error: None,
                 reason: None,
                 warnings: Vec::new(),
             };
-            match item.result {
+            match outcome {
                 Err(error) => result.error = Some(error),
-                Ok(event) => match self.apply_parsed(&event, &item.warnings, received_at).await {
-                    Ok(ApplyOutcome::Accepted) => {
-                        result.status = EventStatus::Accepted;
-                        result.warnings = item.warnings;
-                    }
-                    Ok(ApplyOutcome::Duplicate) => result.status = EventStatus::Duplicate,
-                    Ok(ApplyOutcome::Rejected(error)) => result.error = Some(error),
-                    // The cause may name the store's internals: logged, not answered.
-                    Err(error) if error.is_transient() => {
-                        tracing::warn!(index, %error, "event not stored; answered retry");
-                        result.status = EventStatus::Retry;
-                        result.reason = Some(RETRY_REASON.to_owned());
-                    }
-                    Err(error) => {
-                        tracing::error!(index, %error, "event not stored; the store refuses it for good");
-                        result.error = Some(FieldError::new("event", REFUSED_BY_STORE));
-                    }
-                },
+                Ok(Ok((ApplyOutcome::Accepted, warnings))) => {
+                    result.status = EventStatus::Accepted;
+                    result.warnings = warnings;
+                }
+                Ok(Ok((ApplyOutcome::Duplicate, _))) => result.status = EventStatus::Duplicate,
+                Ok(Ok((ApplyOutcome::Rejected(error), _))) => result.error = Some(error),
+                // The cause may name the store's internals: logged, not answered.
+                Ok(Err(error)) if error.is_transient() => {
+                    tracing::warn!(index, %error, "event not stored; answered retry");
+                    result.status = EventStatus::Retry;
+                    result.reason = Some(RETRY_REASON.to_owned());
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(index, %error, "event not stored; the store refuses it for good");
+                    result.error = Some(FieldError::new("event", REFUSED_BY_STORE));
+                }
             }
             results.push(result);
         }
@@ -295,6 +327,35 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
     }
 }
 
+/// An event to apply, or (with its id) the store failure that kept it from
+/// being ready: a source's order lookup.
+type Ready = Result<Parsed, (Option<String>, PortError)>;
+
+/// Fills a source's return with the customer of its order's stored purchase
+/// (`order`), and the order's cart and currency where the return names
+/// none; or says why it cannot be. A guest's order has no customer to
+/// count a return against (returns are counted per registered customer).
+fn owner_of(raw: &mut Value, order_id: &str, order: Option<&Fact>) -> Result<(), String> {
+    let Some(Fact { kind: FactKind::Order { cart_id, customer_key, currency, .. }, .. }) = order else {
+        return Err(format!(
+            "names order {order_id:?}, whose purchase Cartback has not received (the order predates the \
+             source, or its order webhook has not arrived): the return cannot be given a customer"
+        ));
+    };
+    let Some(customer_id) = customer_key.as_ref().and_then(CustomerKey::customer) else {
+        return Err(format!("names order {order_id:?}, a guest's: a return belongs to a registered customer"));
+    };
+    let Some(event) = raw.as_object_mut() else { return Err("the mapped event is not an object".into()) };
+    event.insert("customer_id".into(), Value::String(customer_id.to_string()));
+    if let Some(cart_id) = cart_id.as_ref().filter(|_| !event.contains_key("cart_id")) {
+        event.insert("cart_id".into(), Value::String(cart_id.to_string()));
+    }
+    if let Some(currency) = currency.as_ref().filter(|_| !event.contains_key("currency")) {
+        event.insert("currency".into(), Value::String(currency.clone()));
+    }
+    Ok(())
+}
+
 /// A timer this far past its time without being cleared is presumed lost.
 const STALE_TIMER_MINUTES: i64 = 15;
 
@@ -403,5 +464,52 @@ fn describe(event: &Event, warnings: &[FieldWarning]) -> String {
         what
     } else {
         format!("{what}; {}", left_out.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn order(customer_key: Option<CustomerKey>) -> Fact {
+        Fact::new(
+            "2026-11-23T17:00:00Z".parse().unwrap(),
+            FactKind::Order {
+                order_id: "o-1".into(),
+                cart_id: Some("cart-1".into()),
+                customer_key,
+                value: None,
+                currency: Some("EUR".into()),
+                coupon: None,
+            },
+        )
+    }
+
+    /// GIVEN a source's return naming only its order WHEN the order's purchase is stored for a customer THEN
+    /// the return is that customer's, on the order's cart, in the order's currency (a currency it names wins).
+    #[test]
+    fn given_a_return_naming_only_its_order_when_the_order_is_known_then_it_takes_the_orders_customer_and_cart() {
+        let mut raw = json!({"type": "return", "order_id": "o-1"});
+        owner_of(&mut raw, "o-1", Some(&order(Some(CustomerKey::Customer("c-9".into()))))).unwrap();
+        assert_eq!(
+            raw,
+            json!({"type": "return", "order_id": "o-1", "customer_id": "c-9", "cart_id": "cart-1", "currency": "EUR"})
+        );
+        let mut priced = json!({"type": "return", "order_id": "o-1", "currency": "USD"});
+        owner_of(&mut priced, "o-1", Some(&order(Some(CustomerKey::Customer("c-9".into()))))).unwrap();
+        assert_eq!(priced["currency"], "USD");
+    }
+
+    /// GIVEN a return of an order Cartback never received, or of a guest's order WHEN its owner is looked up
+    /// THEN it is refused saying which, and the event is left as it was.
+    #[test]
+    fn given_a_return_of_an_unknown_or_a_guests_order_when_looked_up_then_it_is_refused_saying_why() {
+        let mut raw = json!({"type": "return", "order_id": "o-1"});
+        let unknown = owner_of(&mut raw, "o-1", None).unwrap_err();
+        assert!(unknown.contains("has not received"), "{unknown}");
+        let guest = owner_of(&mut raw, "o-1", Some(&order(Some(CustomerKey::Guest("cart-1".into()))))).unwrap_err();
+        assert!(guest.contains("guest"), "{guest}");
+        assert_eq!(raw, json!({"type": "return", "order_id": "o-1"}));
     }
 }

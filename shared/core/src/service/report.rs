@@ -239,6 +239,10 @@ mod tests {
             self.asked.lock().unwrap().push((from, to));
             Ok(self.facts.iter().filter(|f| (from..=to).contains(&f.day())).cloned().collect())
         }
+
+        async fn fact(&self, _fact_id: &str) -> Result<Option<Fact>, PortError> {
+            unreachable!("the report reads facts by day")
+        }
     }
 
     #[tokio::test]

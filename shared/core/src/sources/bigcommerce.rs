@@ -7,24 +7,34 @@
 //! on every retry of one event, so it is the idempotency key.
 //!
 //! BigCommerce payloads are thin: `data` names the cart or order by id.
-//! Cartback enriches a cart **by the next full snapshot**, not by a fetch:
-//! a delivery whose `data.cart` carries the cart as the Management API's
-//! `GET /v3/carts/{id}` returns it (posted by a relay or the storefront,
-//! signed the same way) maps to a `cart_update`; a thin cart delivery is
-//! acknowledged and changes nothing. This keeps the source route free of
-//! outbound calls (it must answer fast under a spike) and of an API token.
+//! Cartback reads a cart's contents in one of two ways:
+//!
+//! - **Configured fetch** (`CARTBACK_BIGCOMMERCE_STORE_HASH` and an API
+//!   token): for a thin cart delivery the source route fetches the cart
+//!   from the Management API (`GET /stores/{hash}/v3/carts/{id}`, see
+//!   [`cart_to_fetch`]) and maps the response's `data` as the snapshot. A
+//!   failed fetch answers 503, so BigCommerce retries the delivery; a cart
+//!   the API no longer has (404) is acknowledged and changes nothing.
+//! - **Next full snapshot**, without that configuration: a delivery whose
+//!   `data.cart` carries the cart as that API returns it (posted by a relay
+//!   or the storefront, signed the same way) maps to a `cart_update`; a
+//!   thin cart delivery is acknowledged and changes nothing.
 //!
 //! | Scope | Canonical event | Notes |
 //! |---|---|---|
-//! | `store/cart/created`, `…/updated`, `…/lineItem/*` with `data.cart` | `cart_update` | see below |
-//! | `store/cart/abandoned` with `data.cart` | `begin_checkout` | |
+//! | `store/cart/created`, `…/updated`, `…/lineItem/*` with a snapshot | `cart_update` | the cart: `data.id`, for line items `data.cartId` |
+//! | `store/cart/abandoned` with a snapshot | `begin_checkout` | |
 //! | `store/cart/converted` | `purchase` | cart = `data.id`, order = `data.orderId` |
 //! | `store/cart/deleted` | `cart_update` with no items | the cart emptied |
-//! | thin cart deliveries, `store/order/*` | nothing | the order arrives as `store/cart/converted` |
+//! | thin cart deliveries without the fetch, `store/order/*` | nothing | the order arrives as `store/cart/converted` |
 //!
 //! A snapshot's items are `line_items.physical_items` and `digital_items`
-//! (price: `sale_price`, else `list_price`); contact data and email consent
-//! (`accepts_product_review_abandoned_cart_emails`) come from `data.customer`.
+//! (price: `sale_price`, else `list_price`); a line that cannot be read is
+//! left out with a warning. Email and customer id come from the cart
+//! (`email`, `customer_id`; 0 is a guest); more contact data and email
+//! consent (`accepts_product_review_abandoned_cart_emails`) from
+//! `data.customer`, when a relay adds the customer as the Customers API
+//! returns it (the fetch reads the cart only).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -91,23 +101,38 @@ fn signing_key(secret: &[u8]) -> Vec<u8> {
     secret.strip_prefix(b"whsec_").and_then(|key| STANDARD.decode(key).ok()).unwrap_or_else(|| secret.to_vec())
 }
 
+/// Scopes whose thin delivery names a cart whose contents Cartback needs.
+fn names_cart_contents(scope: &str) -> bool {
+    matches!(scope, "store/cart/created" | "store/cart/updated" | "store/cart/abandoned")
+        || scope.starts_with("store/cart/lineItem/")
+}
+
+/// The id of the cart a thin cart delivery names, when its contents must
+/// be fetched to map it: `data.cartId` for line item scopes, else `data.id`.
+/// `None` for a delivery that carries its snapshot, or needs none.
+pub fn cart_to_fetch(body: &[u8]) -> Option<String> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    let scope = text(body.get("scope"))?;
+    let data = body.get("data")?;
+    if !names_cart_contents(&scope) || data.get("cart").is_some_and(Value::is_object) {
+        return None;
+    }
+    id_text(data.get("cartId")).or_else(|| id_text(data.get("id")))
+}
+
 pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent>, SourceError> {
     let scope = text(body.get("scope")).ok_or_else(|| SourceError::payload("scope", "is required"))?;
     let event_id = format!("bigcommerce:{}", text(body.get("hash")).unwrap_or_else(|| context.body_digest.clone()));
     let data = body.get("data").unwrap_or(&Value::Null);
-    let snapshot = data.get("cart").filter(|c| c.is_object());
+    let snapshot = data.get("cart").filter(|c| c.is_object()).or(context.fetched_cart);
     let kind = match (scope.as_str(), snapshot) {
         ("store/cart/converted", _) => "purchase",
         ("store/cart/deleted", _) => "deleted",
         ("store/cart/abandoned", Some(_)) => "begin_checkout",
-        (s, Some(_))
-            if s == "store/cart/created" || s == "store/cart/updated" || s.starts_with("store/cart/lineItem/") =>
-        {
-            "cart_update"
-        }
+        (s, Some(_)) if names_cart_contents(s) => "cart_update",
         _ => return Ok(Vec::new()),
     };
-    Ok(vec![MappedEvent::from_result(&event_id, event(kind, &event_id, body, data, snapshot, context))])
+    Ok(vec![MappedEvent::from_result(&event_id, event(kind, &event_id, body, data, snapshot, context), context)])
 }
 
 fn event(
@@ -142,6 +167,25 @@ fn event(
     }
 }
 
+/// One line of a cart as the Management API returns it.
+fn line_item(line: &Value, path: &str) -> Result<Value, FieldError> {
+    let item_id = id_text(line.get("variant_id"))
+        .or_else(|| id_text(line.get("product_id")))
+        .ok_or_else(|| FieldError::new(at(path, "variant_id"), "is required (or product_id)"))?;
+    let price = match money(line.get("sale_price"), &at(path, "sale_price"))? {
+        Some(price) => Some(price),
+        None => money(line.get("list_price"), &at(path, "list_price"))?,
+    };
+    let mut item = Canonical(serde_json::Map::new());
+    item.set("item_id", Some(item_id))
+        .set("item_name", text(line.get("name")))
+        .set("price", price)
+        .set("quantity", Some(quantity(line.get("quantity"), &at(path, "quantity"))?))
+        .set("url", text(line.get("url")))
+        .set("image_url", text(line.get("image_url")).filter(|u| u.starts_with("https://")));
+    Ok(item.into_value())
+}
+
 /// A cart as the Management API returns it.
 fn cart_snapshot(
     kind: &str,
@@ -152,33 +196,20 @@ fn cart_snapshot(
     context: &Context<'_>,
 ) -> Result<Value, FieldError> {
     let cart_id = id_text(cart.get("id")).ok_or_else(|| FieldError::new("data.cart.id", "is required"))?;
-    let mut items = Vec::new();
+    let mut groups: Vec<(&[Value], String)> = Vec::new();
     for group in ["physical_items", "digital_items"] {
         let path = format!("data.cart.line_items.{group}");
-        let lines = match cart.pointer(&format!("/line_items/{group}")) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Array(lines)) => lines,
+        match cart.pointer(&format!("/line_items/{group}")) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(lines)) => groups.push((lines, path)),
             Some(_) => return Err(FieldError::new(path, "must be an array")),
-        };
-        for (i, line) in lines.iter().enumerate() {
-            let path = format!("{path}[{i}]");
-            let item_id = id_text(line.get("variant_id"))
-                .or_else(|| id_text(line.get("product_id")))
-                .ok_or_else(|| FieldError::new(at(&path, "variant_id"), "is required (or product_id)"))?;
-            let price = match money(line.get("sale_price"), &at(&path, "sale_price"))? {
-                Some(price) => Some(price),
-                None => money(line.get("list_price"), &at(&path, "list_price"))?,
-            };
-            let mut item = Canonical(serde_json::Map::new());
-            item.set("item_id", Some(item_id))
-                .set("item_name", text(line.get("name")))
-                .set("price", price)
-                .set("quantity", Some(quantity(line.get("quantity"), &at(&path, "quantity"))?))
-                .set("url", text(line.get("url")))
-                .set("image_url", text(line.get("image_url")).filter(|u| u.starts_with("https://")));
-            items.push(item.into_value());
         }
     }
+    let groups: Vec<(&[Value], &str)> = groups.iter().map(|(lines, path)| (*lines, path.as_str())).collect();
+    let items = match kind {
+        "cart_update" => context.snapshot_lines(&groups, line_item)?,
+        _ => groups.iter().flat_map(|(lines, path)| context.lines(lines, path, line_item)).collect(),
+    };
     let currency = currency(cart.pointer("/currency/code"), "data.cart.currency.code")?;
     // The customer as the Customers API returns it, when the relay adds it:
     // BigCommerce's own abandoned-cart email opt-in is the consent.

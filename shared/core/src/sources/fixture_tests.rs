@@ -21,15 +21,28 @@ fn headers(pairs: &[(&str, &str)]) -> Headers {
     pairs.iter().copied().collect()
 }
 
-/// Maps a body; every mapped event must also pass Cartback's own validation.
+/// Maps a body; every mapped event must also pass Cartback's own validation
+/// (a refund once ingest has given it its order's customer).
 fn mapped(source: Source, headers: &Headers, body: &[u8]) -> Vec<MappedEvent> {
     let events = map(source, headers, body, Some("USD")).unwrap();
     for event in &events {
         if let Ok(raw) = &event.result {
-            validate_event(raw, received()).unwrap_or_else(|e| panic!("{raw:#} fails validation: {e:?}"));
+            let mut raw = raw.clone();
+            if event.owner_from_order.is_some() {
+                raw["customer_id"] = json!("the-orders-customer");
+            }
+            validate_event(&raw, received()).unwrap_or_else(|e| panic!("{raw:#} fails validation: {e:?}"));
         }
     }
     events
+}
+
+/// The one event mapped, with the warnings its mapping left.
+fn only_with_warnings(events: Vec<MappedEvent>) -> (Value, Vec<(String, String)>) {
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = events.into_iter().next().unwrap();
+    let warnings = event.warnings.into_iter().map(|w| (w.field, w.message)).collect();
+    (event.result.unwrap(), warnings)
 }
 
 fn only(events: Vec<MappedEvent>) -> Value {
@@ -114,13 +127,33 @@ fn given_shopifys_order_sample_when_mapped_then_it_is_a_purchase_of_the_checkout
     assert_eq!(event["occurred_at"], "2026-11-23T17:00:00Z");
 }
 
+/// GIVEN Shopify's `refunds/create` sample (no customer, no transaction) WHEN mapped THEN it is a return of
+/// the order, keyed by the refund's id like the refunds of `orders/updated`, marked to take its customer
+/// from the order's stored purchase, valued at its lines' subtotals.
 #[test]
-fn given_a_bare_refund_when_mapped_then_it_is_refused_naming_order_id_and_saying_where_the_customer_is() {
+fn given_a_bare_refund_when_mapped_then_it_is_a_return_of_its_order_waiting_for_the_orders_customer() {
     let events = mapped(Source::Shopify, &shopify("refunds/create", "w4"), &fixture("shopify/refunds-create.json"));
-    let error = events[0].result.clone().unwrap_err();
-    assert_eq!(error.field, "order_id");
-    assert!(error.message.contains("orders/updated"), "{error:?}");
-    assert_eq!(events[0].event_id.as_deref(), Some("shopify:w4"));
+    assert_eq!(events[0].owner_from_order.as_deref(), Some("order_id"));
+    let event = only(events);
+    assert_eq!(event["event_id"], "shopify:refund:890088186047892319", "the same id orders/updated gives it");
+    assert_eq!(event["type"], "return");
+    assert_eq!(event["order_id"], "820982911946154508");
+    assert_eq!(event.get("customer_id"), None, "ingest fills it from the order");
+    assert_eq!((event["value"].as_str(), event["currency"].as_str()), (Some("199"), Some("USD")));
+}
+
+/// GIVEN a refund as Shopify's Refund resource documents it, with a successful refund transaction (tax
+/// included) and a failed one WHEN mapped THEN its value is what the successful transaction paid back, in its
+/// currency, and its item is the refunded line at its unit price.
+#[test]
+fn given_a_refund_with_transactions_when_mapped_then_its_value_is_what_the_successful_ones_paid_back() {
+    let event =
+        only(mapped(Source::Shopify, &shopify("refunds/create", "w4b"), &fixture("shopify/refunds-create-paid.json")));
+    assert_eq!((event["value"].as_str(), event["currency"].as_str()), (Some("202.98"), Some("USD")));
+    assert_eq!(
+        event["items"],
+        json!([{"item_id": "808950810", "item_name": "IPod Nano - 8GB - Pink", "price": "199", "quantity": 1}])
+    );
 }
 
 #[test]
@@ -159,12 +192,125 @@ fn given_unmapped_topics_when_mapped_then_they_are_acknowledged_with_no_event() 
     assert_eq!(no_topic, SourceError::payload("X-Shopify-Topic", "is required: it names what the webhook is about"));
 }
 
+/// GIVEN Shopify's checkout with a second line whose price is not an amount, and a third that names no
+/// product WHEN mapped THEN those lines are left out, each with a warning naming its field, and the checkout,
+/// its good line, the contact and the consent are kept.
 #[test]
-fn given_a_line_item_with_a_price_that_is_not_an_amount_when_mapped_then_the_shopify_field_is_named() {
+fn given_a_checkout_with_bad_lines_when_mapped_then_only_those_lines_are_left_out_with_warnings() {
     let mut body: Value = serde_json::from_slice(&fixture("shopify/checkouts-create.json")).unwrap();
-    body["line_items"][0]["price"] = json!("one ninety-nine");
-    let events = mapped(Source::Shopify, &shopify("checkouts/update", "w9"), body.to_string().as_bytes());
-    assert_eq!(events[0].result.clone().unwrap_err().field, "line_items[0].price");
+    let good = body["line_items"][0].clone();
+    let mut unpriced = good.clone();
+    unpriced["price"] = json!("one ninety-nine");
+    let mut anonymous = good.clone();
+    for field in ["variant_id", "product_id", "sku"] {
+        anonymous.as_object_mut().unwrap().remove(field);
+    }
+    body["line_items"] = json!([good, unpriced, anonymous]);
+    let (event, warnings) =
+        only_with_warnings(mapped(Source::Shopify, &shopify("checkouts/update", "w9"), body.to_string().as_bytes()));
+    assert_eq!(event["items"].as_array().unwrap().len(), 1, "{event:#}");
+    let fields: Vec<&str> = warnings.iter().map(|(field, _)| field.as_str()).collect();
+    assert_eq!(fields, ["line_items[1].price", "line_items[2].variant_id"]);
+    assert!(warnings[0].1.contains("left out"), "{warnings:?}");
+    assert_eq!(event["customer"]["email"], "example@email.com");
+    assert_eq!(event["customer"]["consents"]["email"], true);
+}
+
+/// GIVEN a line that maps but that Cartback's own item rules refuse (a name past 500 characters) WHEN mapped
+/// THEN it is left out like an unreadable one, the warning naming the line and the item's field.
+#[test]
+fn given_a_line_cartback_would_refuse_when_mapped_then_it_is_left_out_naming_the_line() {
+    let mut body: Value = serde_json::from_slice(&fixture("shopify/checkouts-create.json")).unwrap();
+    let mut long = body["line_items"][0].clone();
+    long["title"] = json!("x".repeat(600));
+    body["line_items"].as_array_mut().unwrap().push(long);
+    let (event, warnings) =
+        only_with_warnings(mapped(Source::Shopify, &shopify("checkouts/update", "w10"), body.to_string().as_bytes()));
+    assert_eq!(event["items"].as_array().unwrap().len(), 1);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].0, "line_items[1]");
+    assert!(warnings[0].1.contains("item_name"), "{warnings:?}");
+}
+
+/// GIVEN one bad line in a WooCommerce order, a CoCart cart, a BigCommerce snapshot, a Segment `Checkout
+/// Started` and an SFCC basket WHEN mapped THEN each keeps its event and its good lines, and names the bad
+/// line in a warning; AND GIVEN a cart snapshot whose every line is bad THEN it is refused naming the first
+/// (an empty snapshot would empty the cart).
+#[test]
+fn given_one_bad_line_on_each_platform_when_mapped_then_the_line_is_left_out_and_the_rest_kept() {
+    let bad_line = |source: Source, headers: Headers, file: &str, pointer: &str, field: &str, expect: &str| {
+        let mut body: Value = serde_json::from_slice(&fixture(file)).unwrap();
+        let lines = body.pointer_mut(pointer).and_then(Value::as_array_mut).unwrap();
+        let mut bad = lines[0].clone();
+        bad[field] = json!("not a number");
+        lines.push(bad);
+        let (event, warnings) = only_with_warnings(mapped(source, &headers, body.to_string().as_bytes()));
+        assert!(!event["items"].as_array().unwrap().is_empty(), "{file}: {event:#}");
+        let fields: Vec<&str> = warnings.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, [expect], "{file}");
+    };
+    let woo = |topic: &str| headers(&[("X-WC-Webhook-Topic", topic)]);
+    let n = |file: &str, pointer: &str| {
+        let body: Value = serde_json::from_slice(&fixture(file)).unwrap();
+        body.pointer(pointer).and_then(Value::as_array).unwrap().len()
+    };
+    let woo_lines = n("woocommerce/order-created-pending.json", "/line_items");
+    bad_line(
+        Source::WooCommerce,
+        woo("order.created"),
+        "woocommerce/order-created-pending.json",
+        "/line_items",
+        "price",
+        &format!("line_items[{woo_lines}].price"),
+    );
+    let cart_lines = n("woocommerce/cart-updated.json", "/items");
+    bad_line(
+        Source::WooCommerce,
+        woo("cart.updated"),
+        "woocommerce/cart-updated.json",
+        "/items",
+        "price",
+        &format!("items[{cart_lines}].price"),
+    );
+    let physical = n("bigcommerce/cart-updated-snapshot.json", "/data/cart/line_items/physical_items");
+    bad_line(
+        Source::BigCommerce,
+        Headers::default(),
+        "bigcommerce/cart-updated-snapshot.json",
+        "/data/cart/line_items/physical_items",
+        "quantity",
+        &format!("data.cart.line_items.physical_items[{physical}].quantity"),
+    );
+    let baskets = n("sfcc/basket-scapi.json", "/productItems");
+    bad_line(
+        Source::Sfcc,
+        Headers::default(),
+        "sfcc/basket-scapi.json",
+        "/productItems",
+        "basePrice",
+        &format!("productItems[{baskets}].basePrice"),
+    );
+    let mut started: Value = serde_json::from_slice(&fixture("segment/order-completed.json")).unwrap();
+    started["event"] = json!("Checkout Started");
+    started["messageId"] = json!("checkout-started-1");
+    let products = started["properties"]["products"].as_array().unwrap().len();
+    let mut bad = started["properties"]["products"][0].clone();
+    bad["price"] = json!("free");
+    started["properties"]["products"].as_array_mut().unwrap().push(bad);
+    let (event, warnings) =
+        only_with_warnings(mapped(Source::Segment, &Headers::default(), started.to_string().as_bytes()));
+    assert_eq!(event["items"].as_array().unwrap().len(), products);
+    assert_eq!(warnings[0].0, format!("properties.products[{products}].price"));
+
+    // Every line of a snapshot bad: refused, naming the first, rather than emptying the cart.
+    let mut cart: Value = serde_json::from_slice(&fixture("woocommerce/cart-updated.json")).unwrap();
+    for line in cart["items"].as_array_mut().unwrap() {
+        line["price"] = json!("n/a");
+    }
+    let events = mapped(Source::WooCommerce, &woo("cart.updated"), cart.to_string().as_bytes());
+    let error = events[0].result.clone().unwrap_err();
+    assert_eq!(error.field, "items[0].price");
+    assert!(error.message.contains("left as it was"), "{error:?}");
 }
 
 #[test]
@@ -379,6 +525,37 @@ fn given_woocommerce_signature_vectors_when_verified_then_the_base64_hmac_sha256
 }
 
 // ---- BigCommerce -------------------------------------------------------
+
+/// GIVEN the cart BigCommerce's `GET /v3/carts/{id}` answers (its documented shape) WHEN a thin
+/// `store/cart/updated` or `store/cart/lineItem/created` is mapped with it THEN each is the cart's snapshot:
+/// physical and digital lines, currency, email and customer; the cart to fetch is `data.id`, for a line item
+/// `data.cartId`, and none for a delivery that carries its snapshot.
+#[test]
+fn given_a_thin_cart_webhook_and_the_fetched_cart_when_mapped_then_the_fetched_cart_is_the_snapshot() {
+    let answer: Value = serde_json::from_slice(&fixture("bigcommerce/api-cart.json")).unwrap();
+    let cart_id = "09346904-4175-44fd-be53-f7e598531b6c";
+    for file in ["bigcommerce/cart-updated-thin.json", "bigcommerce/line-item-added-thin.json"] {
+        let thin = fixture(file);
+        assert_eq!(bigcommerce::cart_to_fetch(&thin).as_deref(), Some(cart_id), "{file}");
+        let events =
+            map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&answer["data"])).unwrap();
+        let event = only(events);
+        assert_eq!(event["type"], "cart_update");
+        assert_eq!(event["cart_id"], cart_id);
+        assert_eq!(event["customer_id"], "11");
+        assert_eq!(event["currency"], "USD");
+        assert_eq!(event["customer"], json!({"email": "jane.doe@example.com"}));
+        let items: Vec<(&str, u64)> = event["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["item_id"].as_str().unwrap(), i["quantity"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(items, [("358", 2), ("401", 1)]);
+    }
+    assert_eq!(bigcommerce::cart_to_fetch(&fixture("bigcommerce/cart-updated-snapshot.json")), None);
+    assert_eq!(bigcommerce::cart_to_fetch(&fixture("bigcommerce/cart-converted.json")), None);
+}
 
 #[test]
 fn given_a_thin_cart_webhook_when_mapped_then_it_is_acknowledged_and_changes_nothing() {

@@ -20,9 +20,12 @@ pub mod sfcc;
 pub mod shopify;
 pub mod woocommerce;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
@@ -31,7 +34,7 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::event::{FieldError, MAX_EVENTS_PER_REQUEST};
+use crate::event::{check_item, FieldError, FieldWarning, MAX_EVENTS_PER_REQUEST};
 
 /// How far a signed timestamp (BigCommerce, Cartback's own signatures from
 /// SFCC) may be from real time.
@@ -129,14 +132,40 @@ impl SourceSecret {
     }
 }
 
+/// A platform API that a thin delivery's cart is read from (BigCommerce's
+/// Management API, see [`bigcommerce::cart_to_fetch`]).
+#[async_trait]
+pub trait CartFetch: Send + Sync {
+    /// The cart as the API returns it; `None` when the API has no such cart.
+    async fn fetch_cart(&self, cart_id: &str) -> Result<Option<Value>, FetchError>;
+}
+
+/// Why a cart could not be fetched (a sentence for the log; no contact data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FetchError(pub String);
+
+/// The configured [`CartFetch`] (its `Debug` shows no token).
+#[derive(Clone)]
+pub struct CartFetcher(pub Arc<dyn CartFetch>);
+
+impl std::fmt::Debug for CartFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CartFetcher")
+    }
+}
+
 /// What the source endpoint needs besides the request: each configured
-/// source's secret, and the shop's currency for payloads that carry prices
-/// without one.
+/// source's secret, the shop's currency for payloads that carry prices
+/// without one, and where BigCommerce's carts are fetched from.
 #[derive(Debug, Clone, Default)]
 pub struct SourceSettings {
     secrets: BTreeMap<Source, SourceSecret>,
     /// ISO 4217 code used when a payload's prices name no currency.
     pub shop_currency: Option<String>,
+    /// BigCommerce's Management API, when configured: thin cart deliveries
+    /// are mapped from the cart fetched there; otherwise acknowledged.
+    pub bigcommerce_carts: Option<CartFetcher>,
 }
 
 impl SourceSettings {
@@ -239,20 +268,31 @@ impl SourceError {
 pub struct MappedEvent {
     pub event_id: Option<String>,
     pub result: Result<Value, FieldError>,
+    /// What the mapping left out of a mapped event (a line it could not
+    /// read), naming the platform's field.
+    pub warnings: Vec<FieldWarning>,
+    /// Set on a `return` that names its order but not its customer: ingest
+    /// takes the customer and cart from the purchase Cartback stored for
+    /// that order. The value is the platform's field naming the order.
+    pub owner_from_order: Option<String>,
 }
 
 impl MappedEvent {
     fn ok(event: Value) -> MappedEvent {
-        MappedEvent { event_id: event.get("event_id").and_then(Value::as_str).map(str::to_owned), result: Ok(event) }
+        let event_id = event.get("event_id").and_then(Value::as_str).map(str::to_owned);
+        MappedEvent { event_id, result: Ok(event), warnings: Vec::new(), owner_from_order: None }
     }
 
     fn refused(event_id: Option<String>, error: FieldError) -> MappedEvent {
-        MappedEvent { event_id, result: Err(error) }
+        MappedEvent { event_id, result: Err(error), warnings: Vec::new(), owner_from_order: None }
     }
 
-    fn from_result(event_id: &str, result: Result<Value, FieldError>) -> MappedEvent {
+    /// The event and the warnings its mapping left in `context` (taken
+    /// here, so each event carries only its own).
+    fn from_result(event_id: &str, result: Result<Value, FieldError>, context: &Context<'_>) -> MappedEvent {
+        let warnings = context.warnings.take();
         match result {
-            Ok(event) => MappedEvent::ok(event),
+            Ok(event) => MappedEvent { warnings, ..MappedEvent::ok(event) },
             Err(error) => MappedEvent::refused(Some(event_id.to_owned()), error),
         }
     }
@@ -286,7 +326,19 @@ pub fn map(
     body: &[u8],
     shop_currency: Option<&str>,
 ) -> Result<Vec<MappedEvent>, SourceError> {
-    let context = Context { shop_currency, body_digest: body_digest(body) };
+    map_with_cart(source, headers, body, shop_currency, None)
+}
+
+/// [`map`] with the cart a thin delivery names, as the platform's API
+/// returned it (see [`bigcommerce::cart_to_fetch`]).
+pub fn map_with_cart(
+    source: Source,
+    headers: &Headers,
+    body: &[u8],
+    shop_currency: Option<&str>,
+    fetched_cart: Option<&Value>,
+) -> Result<Vec<MappedEvent>, SourceError> {
+    let context = Context { shop_currency, body_digest: body_digest(body), warnings: RefCell::default(), fetched_cart };
     let events = match source {
         Source::Shopify => shopify::map(headers, &json_body(body)?, &context)?,
         Source::WooCommerce => match woocommerce::ping(body) {
@@ -310,6 +362,82 @@ pub(crate) struct Context<'a> {
     /// Hex SHA-256 of the raw body: the idempotency key of last resort,
     /// when a platform names its delivery nowhere (a retry repeats the body).
     body_digest: String,
+    /// What the event being mapped left out (see [`MappedEvent::from_result`]).
+    warnings: RefCell<Vec<FieldWarning>>,
+    /// The cart a thin delivery names, fetched from the platform.
+    fetched_cart: Option<&'a Value>,
+}
+
+impl Context<'_> {
+    /// Maps a platform's lines one by one. A line that cannot be read, or
+    /// that Cartback's own item rules refuse, is left out with a warning
+    /// naming the platform's field: one bad line never costs the cart, its
+    /// contact and its consent.
+    fn lines(
+        &self,
+        lines: &[Value],
+        path: &str,
+        map_line: impl Fn(&Value, &str) -> Result<Value, FieldError>,
+    ) -> Vec<Value> {
+        let (items, errors) = read_lines(lines, path, map_line);
+        self.left_out(errors);
+        items
+    }
+
+    fn left_out(&self, errors: Vec<FieldError>) {
+        let mut warnings = self.warnings.borrow_mut();
+        for error in errors {
+            let message = format!("{}; the line is left out, the rest is kept", error.message);
+            warnings.push(FieldWarning::new(error.field, message));
+        }
+    }
+
+    /// [`Context::lines`] for a full snapshot (`cart_update`), whose lines
+    /// may come in several lists (`groups`: the lines and their path). No
+    /// items means an emptied cart: when lines were sent and none can be
+    /// read, the snapshot is refused naming the first, rather than emptying
+    /// the cart.
+    fn snapshot_lines(
+        &self,
+        groups: &[(&[Value], &str)],
+        map_line: impl Fn(&Value, &str) -> Result<Value, FieldError>,
+    ) -> Result<Vec<Value>, FieldError> {
+        let (mut items, mut errors) = (Vec::new(), Vec::new());
+        for (lines, path) in groups {
+            let (read, failed) = read_lines(lines, path, &map_line);
+            items.extend(read);
+            errors.extend(failed);
+        }
+        if items.is_empty() && !errors.is_empty() {
+            let first = errors.swap_remove(0);
+            let message = format!("{}; no line of the cart can be read, so it is left as it was", first.message);
+            return Err(FieldError::new(first.field, message));
+        }
+        self.left_out(errors);
+        Ok(items)
+    }
+}
+
+/// Each line mapped and checked against Cartback's item rules: the items,
+/// and the errors of the lines that failed.
+fn read_lines(
+    lines: &[Value],
+    path: &str,
+    map_line: impl Fn(&Value, &str) -> Result<Value, FieldError>,
+) -> (Vec<Value>, Vec<FieldError>) {
+    let (mut items, mut errors) = (Vec::with_capacity(lines.len()), Vec::new());
+    for (i, line) in lines.iter().enumerate() {
+        let path = format!("{path}[{i}]");
+        let checked = map_line(line, &path).and_then(|item| match check_item(&item) {
+            Ok(()) => Ok(item),
+            Err(e) => Err(FieldError::new(&path, format!("maps to an item whose {} {}", e.field, e.message))),
+        });
+        match checked {
+            Ok(item) => items.push(item),
+            Err(error) => errors.push(error),
+        }
+    }
+    (items, errors)
 }
 
 fn json_body(body: &[u8]) -> Result<Value, SourceError> {
@@ -381,6 +509,11 @@ fn text(value: Option<&Value>) -> Option<String> {
 /// A money amount written as a JSON number or a string (`"29.00"`), as
 /// Cartback's decimal text. Absent, null and empty are no amount.
 fn money(value: Option<&Value>, path: &str) -> Result<Option<String>, FieldError> {
+    Ok(decimal(value, path)?.map(|amount| amount.normalize().to_string()))
+}
+
+/// [`money`] as a number, for sums.
+fn decimal(value: Option<&Value>, path: &str) -> Result<Option<Decimal>, FieldError> {
     let text = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
@@ -394,7 +527,7 @@ fn money(value: Option<&Value>, path: &str) -> Result<Option<String>, FieldError
     if amount.is_sign_negative() {
         return Err(FieldError::new(path, "must not be negative"));
     }
-    Ok(Some(amount.normalize().to_string()))
+    Ok(Some(amount))
 }
 
 /// A quantity written as a number or a numeric string; absent is 1.

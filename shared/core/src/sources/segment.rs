@@ -74,7 +74,7 @@ fn map_call(call: &Value, path: &str, context: &Context<'_>) -> Option<MappedEve
         return Some(MappedEvent::refused(None, FieldError::new(at(path, "messageId"), "is required")));
     };
     let event_id = format!("segment:{message_id}");
-    Some(MappedEvent::from_result(&event_id, map_known(call, kind, &event_id, path, context)))
+    Some(MappedEvent::from_result(&event_id, map_known(call, kind, &event_id, path, context), context))
 }
 
 fn map_known(call: &Value, kind: &str, event_id: &str, path: &str, context: &Context<'_>) -> Result<Value, FieldError> {
@@ -99,7 +99,7 @@ fn map_known(call: &Value, kind: &str, event_id: &str, path: &str, context: &Con
             if user_id.is_none() {
                 return Err(FieldError::new(at(path, "userId"), "is required: a return belongs to a known customer"));
             }
-            let items = products(properties.get("products"), &at(&props, "products"))?;
+            let items = products(properties.get("products"), &at(&props, "products"), kind, context)?;
             if items.is_empty() {
                 return Err(FieldError::new(at(&props, "products"), "must list the products returned"));
             }
@@ -131,7 +131,7 @@ fn map_known(call: &Value, kind: &str, event_id: &str, path: &str, context: &Con
         _ => {
             let cart_id =
                 cart_id.ok_or_else(|| FieldError::new(at(&props, "cart_id"), "is required (or anonymousId)"))?;
-            let items = products(properties.get("products"), &at(&props, "products"))?;
+            let items = products(properties.get("products"), &at(&props, "products"), kind, context)?;
             event.set("cart_id", Some(cart_id)).set("items", Some(Value::Array(items)));
             event.set("customer", contact(call).into_value());
         }
@@ -141,10 +141,13 @@ fn map_known(call: &Value, kind: &str, event_id: &str, path: &str, context: &Con
     Ok(event.into_value())
 }
 
-fn products(value: Option<&Value>, path: &str) -> Result<Vec<Value>, FieldError> {
+/// A call's `products`, each read alone (see `Context::lines`); for
+/// `Cart Viewed`, the whole cart (`Context::snapshot_lines`).
+fn products(value: Option<&Value>, path: &str, kind: &str, context: &Context<'_>) -> Result<Vec<Value>, FieldError> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(list)) => list.iter().enumerate().map(|(i, p)| product(p, &format!("{path}[{i}]"))).collect(),
+        Some(Value::Array(list)) if kind == "cart_update" => context.snapshot_lines(&[(list, path)], product),
+        Some(Value::Array(list)) => Ok(context.lines(list, path, product)),
         Some(_) => Err(FieldError::new(path, "must be an array of products")),
     }
 }
@@ -178,7 +181,10 @@ fn contact(call: &Value) -> Contact {
         first_name,
         locale: text(call.pointer("/context/locale")),
         timezone: text(call.pointer("/context/timezone")),
-        // The spec has no consent trait: Cartback reads a boolean `email_consent`.
+        // The spec reserves no consent trait, and Segment's consent object
+        // (`context.consent`) is for data-collection categories: Segment
+        // recommends custom traits for communication opt-ins, so Cartback
+        // reads a boolean `email_consent`.
         email_consent: traits.and_then(|t| t.get("email_consent")).and_then(Value::as_bool),
     }
 }

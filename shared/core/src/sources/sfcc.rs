@@ -13,7 +13,9 @@
 //!
 //! Contact from `customerInfo` (`email`, `customerId`), the first name
 //! from the billing address, email consent from the custom attribute
-//! `customerInfo.c_cartbackEmailConsent`.
+//! `customerInfo.c_cartbackEmailConsent` (SFCC has no standard marketing
+//! opt-in on a basket; custom `c_` attributes are its extension point). A
+//! basket line that cannot be read is left out with a warning naming it.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -57,13 +59,13 @@ pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent
     let event = match (&order_no, &basket_id) {
         (Some(order_no), _) => {
             let event_id = format!("sfcc:order:{order_no}");
-            MappedEvent::from_result(&event_id, order(&event_id, order_no, basket_id.clone(), body, context))
+            MappedEvent::from_result(&event_id, order(&event_id, order_no, basket_id.clone(), body, context), context)
         }
         (None, Some(basket_id)) => {
             let modified =
                 text(field(body, "lastModified", "last_modified")).unwrap_or_else(|| context.body_digest.clone());
             let event_id = format!("sfcc:basket:{basket_id}:{modified}");
-            MappedEvent::from_result(&event_id, basket(&event_id, basket_id, body, context))
+            MappedEvent::from_result(&event_id, basket(&event_id, basket_id, body, context), context)
         }
         (None, None) => return Err(SourceError::payload("basketId", "is required (or orderNo for an order)")),
     };
@@ -83,7 +85,7 @@ fn basket(event_id: &str, basket_id: &str, body: &Value, context: &Context<'_>) 
             "currency",
             currency(body.get("currency"), "currency")?.or_else(|| context.shop_currency.map(str::to_owned)),
         )
-        .set("items", Some(product_items(body)?))
+        .set("items", Some(product_items(body, context)?))
         .set("customer", contact(body).into_value());
     Ok(event.into_value())
 }
@@ -117,27 +119,26 @@ fn order(
     Ok(event.into_value())
 }
 
-fn product_items(body: &Value) -> Result<Value, FieldError> {
+/// The basket's lines, the whole cart (see `Context::snapshot_lines`).
+fn product_items(body: &Value, context: &Context<'_>) -> Result<Value, FieldError> {
     let lines = match field(body, "productItems", "product_items") {
         None => return Ok(Value::Array(Vec::new())),
         Some(Value::Array(lines)) => lines,
         Some(_) => return Err(FieldError::new("productItems", "must be an array")),
     };
-    let mut items = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        let path = format!("productItems[{i}]");
+    let items = context.snapshot_lines(&[(lines, "productItems")], |line, path| {
         let item_id = id_text(field(line, "productId", "product_id"))
-            .ok_or_else(|| FieldError::new(at(&path, "productId"), "is required"))?;
+            .ok_or_else(|| FieldError::new(at(path, "productId"), "is required"))?;
         // `price` is the line's total; `basePrice` the unit price.
-        let unit = money(field(line, "basePrice", "base_price"), &at(&path, "basePrice"))?;
+        let unit = money(field(line, "basePrice", "base_price"), &at(path, "basePrice"))?;
         let mut item = Canonical(serde_json::Map::new());
         item.set("item_id", Some(item_id))
             .set("item_name", text(field(line, "productName", "product_name")))
             .set("variant", options(line))
             .set("price", unit)
-            .set("quantity", Some(quantity(line.get("quantity"), &at(&path, "quantity"))?));
-        items.push(item.into_value());
-    }
+            .set("quantity", Some(quantity(line.get("quantity"), &at(path, "quantity"))?));
+        Ok(item.into_value())
+    })?;
     Ok(Value::Array(items))
 }
 

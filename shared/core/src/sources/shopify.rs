@@ -9,14 +9,21 @@
 //! | `checkouts/create`, `checkouts/update` | `begin_checkout` (snapshot) | cart = `token`; completed: nothing |
 //! | `orders/create` | `purchase` | cart id = `checkout_token`; value `total_price`; coupon = first discount code |
 //! | `orders/updated` | `return` per refund in `refunds` | event id per refund id, so repeats are duplicates |
-//! | `refunds/create` | `return` | needs the order's customer: refused naming `order_id` when the payload has none |
+//! | `refunds/create` | `return` | the same event id per refund; customer and cart from the stored purchase of `order_id` |
 //! | `customers/update` | `identify` | email consent from `email_marketing_consent.state` |
+//!
+//! A refund's value is what its successful `refund` transactions paid back
+//! (`transactions[].amount`, in their `currency`); a refund without one
+//! counts its lines' `subtotal`s. Its items are the refunded lines at their
+//! unit price and refunded quantity. A line that cannot be read (of a
+//! checkout or a refund) is left out with a warning naming it.
 
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::{
-    at, currency, device_from_user_agent, id_text, money, quantity, text, time, Canonical, Contact, Context, Headers,
-    MappedEvent, SourceError,
+    at, currency, decimal, device_from_user_agent, id_text, money, quantity, text, time, Canonical, Contact, Context,
+    Headers, MappedEvent, SourceError,
 };
 use crate::event::FieldError;
 
@@ -35,13 +42,18 @@ pub(crate) fn map(headers: &Headers, body: &Value, context: &Context<'_>) -> Res
             if body.get("completed_at").is_some_and(|v| !v.is_null()) {
                 return Ok(Vec::new());
             }
-            vec![MappedEvent::from_result(&event_id, checkout(&event_id, body, context))]
+            vec![MappedEvent::from_result(&event_id, checkout(&event_id, body, context), context)]
         }
-        "orders/create" => vec![MappedEvent::from_result(&event_id, order(&event_id, body, context))],
+        "orders/create" => vec![MappedEvent::from_result(&event_id, order(&event_id, body, context), context)],
         "orders/updated" => order_refunds(body, context),
-        "refunds/create" => vec![MappedEvent::from_result(&event_id, refund(&event_id, body, None, "", context))],
+        "refunds/create" => {
+            // Keyed like the refunds of `orders/updated`: one refund, one return, whichever topic brings it.
+            let event_id = id_text(body.get("id")).map_or(event_id, |id| format!("shopify:refund:{id}"));
+            let mapped = MappedEvent::from_result(&event_id, refund(&event_id, body, None, "", context), context);
+            vec![MappedEvent { owner_from_order: Some("order_id".to_owned()), ..mapped }]
+        }
         "customers/update" | "customers/create" => {
-            vec![MappedEvent::from_result(&event_id, customer_update(&event_id, body))]
+            vec![MappedEvent::from_result(&event_id, customer_update(&event_id, body), context)]
         }
         _ => Vec::new(),
     })
@@ -56,7 +68,7 @@ fn checkout(event_id: &str, body: &Value, context: &Context<'_>) -> Result<Value
         .set("customer_id", id_text(body.pointer("/customer/id")))
         .set("occurred_at", time(body.get("updated_at"), "updated_at")?.or(time(body.get("created_at"), "created_at")?))
         .set("currency", shop_currency(body, context)?)
-        .set("items", Some(line_items(body.get("line_items"), "line_items")?))
+        .set("items", line_items(body.get("line_items"), "line_items", context))
         .set("device", user_agent_device(body))
         .set("customer", contact(body).into_value());
     Ok(event.into_value())
@@ -101,17 +113,17 @@ fn order_refunds(body: &Value, context: &Context<'_>) -> Vec<MappedEvent> {
                 None => MappedEvent::refused(None, FieldError::new(at(&path, "id"), "is required")),
                 Some(id) => {
                     let event_id = format!("shopify:refund:{id}");
-                    MappedEvent::from_result(&event_id, refund(&event_id, refund_body, Some(body), &path, context))
+                    let event = refund(&event_id, refund_body, Some(body), &path, context);
+                    MappedEvent::from_result(&event_id, event, context)
                 }
             }
         })
         .collect()
 }
 
-/// A refund as a `return`: its refunded line items, for the order's
-/// customer. A bare `refunds/create` names no customer: Cartback would have
-/// to guess whose return it is, so it is refused naming `order_id`
-/// (subscribe to `orders/updated`, which carries it).
+/// A refund as a `return`: its refunded lines, for the order's customer.
+/// A bare `refunds/create` (no `order`) names no customer: the event leaves
+/// it out, and ingest takes it from the purchase stored for `order_id`.
 fn refund(
     event_id: &str,
     refund: &Value,
@@ -122,32 +134,68 @@ fn refund(
     let order_id = id_text(refund.get("order_id"))
         .or_else(|| order.and_then(|o| id_text(o.get("id"))))
         .ok_or_else(|| FieldError::new(at(prefix, "order_id"), "is required"))?;
-    let customer_id = order.and_then(|o| id_text(o.pointer("/customer/id"))).ok_or_else(|| {
-        let message = "names an order whose customer this webhook does not carry; subscribe to orders/updated, \
-                       whose refunds Cartback maps with the order's customer";
-        FieldError::new(at(prefix, "order_id"), message)
-    })?;
-    let lines = refund.get("refund_line_items").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut items = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        let path = at(prefix, &format!("refund_line_items[{i}]"));
-        let mut item = line_item(line.get("line_item").unwrap_or(&Value::Null), &at(&path, "line_item"))?;
-        item["quantity"] = Value::from(quantity(line.get("quantity"), &at(&path, "quantity"))?);
-        if let Some(subtotal) = money(line.get("subtotal"), &at(&path, "subtotal"))? {
-            item["price"] = Value::String(subtotal);
-            item["quantity"] = Value::from(1);
-        }
-        items.push(item);
+    let customer_id = order.and_then(|o| id_text(o.pointer("/customer/id")));
+    if order.is_some() && customer_id.is_none() {
+        let message = "names an order without a customer (a guest's): a return belongs to a registered customer";
+        return Err(FieldError::new(at(prefix, "order_id"), message));
     }
-    let currency_source = order.unwrap_or(refund);
+    let lines = refund.get("refund_line_items").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let items = context.lines(lines, &at(prefix, "refund_line_items"), |line, path| {
+        let mut item = line_item(line.get("line_item").unwrap_or(&Value::Null), &at(path, "line_item"))?;
+        item["quantity"] = Value::from(quantity(line.get("quantity"), &at(path, "quantity"))?);
+        Ok(item)
+    });
+    let (value, paid_in) = match refunded(refund, prefix)? {
+        Some((value, currency)) => (Some(value), currency),
+        None => (line_subtotals(lines, prefix)?, None),
+    };
+    let currency = match paid_in {
+        Some(code) => Some(code),
+        None => shop_currency(order.unwrap_or(refund), context)?,
+    };
     let mut event = Canonical::new(event_id, "return");
     event
         .set("order_id", Some(order_id))
-        .set("customer_id", Some(customer_id))
+        .set("customer_id", customer_id)
         .set("occurred_at", time(refund.get("created_at"), &at(prefix, "created_at"))?)
-        .set("currency", shop_currency(currency_source, context)?)
+        .set("currency", currency)
+        .set("value", value.map(|v| v.normalize().to_string()))
         .set("items", Some(Value::Array(items)));
     Ok(event.into_value())
+}
+
+/// The money a refund paid back: its successful `refund` transactions'
+/// amounts, with their currency; `None` when it has no such transaction.
+fn refunded(refund: &Value, prefix: &str) -> Result<Option<(Decimal, Option<String>)>, FieldError> {
+    let transactions = refund.get("transactions").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let mut paid: Option<(Decimal, Option<String>)> = None;
+    for (i, transaction) in transactions.iter().enumerate() {
+        let is = |field: &str, expected: &str| transaction.get(field).and_then(Value::as_str) == Some(expected);
+        if !is("kind", "refund") || !is("status", "success") {
+            continue;
+        }
+        let path = at(prefix, &format!("transactions[{i}]"));
+        let Some(amount) = decimal(transaction.get("amount"), &at(&path, "amount"))? else { continue };
+        let code = currency(transaction.get("currency"), &at(&path, "currency"))?;
+        let (total, known) = paid.get_or_insert((Decimal::ZERO, None));
+        *total += amount;
+        if known.is_none() {
+            *known = code;
+        }
+    }
+    Ok(paid)
+}
+
+/// The refunded lines' `subtotal`s (after discounts, before tax), when any line has one.
+fn line_subtotals(lines: &[Value], prefix: &str) -> Result<Option<Decimal>, FieldError> {
+    let mut total: Option<Decimal> = None;
+    for (i, line) in lines.iter().enumerate() {
+        let path = at(prefix, &format!("refund_line_items[{i}].subtotal"));
+        if let Some(subtotal) = decimal(line.get("subtotal"), &path)? {
+            *total.get_or_insert(Decimal::ZERO) += subtotal;
+        }
+    }
+    Ok(total)
 }
 
 fn customer_update(event_id: &str, body: &Value) -> Result<Value, FieldError> {
@@ -218,16 +266,11 @@ fn user_agent_device(body: &Value) -> Option<&'static str> {
     text(body.pointer("/client_details/user_agent")).map(|ua| device_from_user_agent(&ua))
 }
 
-fn line_items(value: Option<&Value>, path: &str) -> Result<Value, FieldError> {
-    let Some(lines) = value.and_then(Value::as_array) else {
-        return Err(FieldError::new(path, "must be an array of line items"));
-    };
-    let items = lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| line_item(line, &format!("{path}[{i}]")))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Value::Array(items))
+/// The checkout's lines, each read alone; none when `line_items` is not a
+/// list (the checkout then keeps the cart's items).
+fn line_items(value: Option<&Value>, path: &str, context: &Context<'_>) -> Option<Value> {
+    let lines = value.and_then(Value::as_array)?;
+    Some(Value::Array(context.lines(lines, path, line_item)))
 }
 
 /// A line item: the variant is what was bought (a product has several).

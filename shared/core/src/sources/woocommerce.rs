@@ -19,7 +19,10 @@
 //! | anything else, the creation ping (`webhook_id=…`) | nothing | acknowledged |
 //!
 //! Device from `customer_user_agent`; email consent from the order meta
-//! `_cartback_email_consent` (`yes`/`no`), which a checkout checkbox sets.
+//! `_cartback_email_consent` (`yes`/`no`), which a checkout checkbox sets:
+//! WooCommerce core has no marketing opt-in field (shops add checkout
+//! fields as order meta). A line that cannot be read is left out with a
+//! warning naming it.
 
 use serde_json::Value;
 
@@ -52,7 +55,7 @@ pub(crate) fn map(headers: &Headers, body: &Value, context: &Context<'_>) -> Res
                 (Some(key), Some(modified)) => format!("woocommerce:cart:{key}:{modified}"),
                 _ => format!("woocommerce:{}", context.body_digest),
             };
-            Ok(vec![MappedEvent::from_result(&event_id, cart(&event_id, body, context))])
+            Ok(vec![MappedEvent::from_result(&event_id, cart(&event_id, body, context), context)])
         }
         _ => Ok(Vec::new()),
     }
@@ -74,7 +77,7 @@ fn order(body: &Value, context: &Context<'_>) -> Option<MappedEvent> {
         "refunded" => ("return", format!("woocommerce:order:{order_id}:refund")),
         _ => return None,
     };
-    Some(MappedEvent::from_result(&event_id, order_event(kind, &event_id, &order_id, body, context)))
+    Some(MappedEvent::from_result(&event_id, order_event(kind, &event_id, &order_id, body, context), context))
 }
 
 fn order_event(
@@ -103,7 +106,7 @@ fn order_event(
     match kind {
         "begin_checkout" => {
             let cart_id = cart_id.ok_or_else(|| FieldError::new("order_key", "is required: it is the cart's id"))?;
-            event.set("cart_id", Some(cart_id)).set("items", Some(line_items(body.get("line_items"))?));
+            event.set("cart_id", Some(cart_id)).set("items", Some(line_items(body.get("line_items"), context)?));
         }
         "purchase" => {
             if cart_id.is_none() && customer_id.is_none() {
@@ -123,30 +126,30 @@ fn order_event(
                     "is 0 (a guest): a return belongs to a registered customer",
                 ));
             }
-            event.set("order_id", Some(order_id.to_owned())).set("items", Some(line_items(body.get("line_items"))?));
+            event
+                .set("order_id", Some(order_id.to_owned()))
+                .set("items", Some(line_items(body.get("line_items"), context)?));
         }
     }
     Ok(event.into_value())
 }
 
-fn line_items(value: Option<&Value>) -> Result<Value, FieldError> {
+/// The order's lines, each read alone (see `Context::lines`).
+fn line_items(value: Option<&Value>, context: &Context<'_>) -> Result<Value, FieldError> {
     let lines = value.and_then(Value::as_array).ok_or_else(|| FieldError::new("line_items", "must be an array"))?;
-    let mut items = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        let path = format!("line_items[{i}]");
+    Ok(Value::Array(context.lines(lines, "line_items", |line, path| {
         let item_id = id_text(line.get("variation_id"))
             .or_else(|| id_text(line.get("product_id")))
-            .ok_or_else(|| FieldError::new(at(&path, "product_id"), "is required"))?;
+            .ok_or_else(|| FieldError::new(at(path, "product_id"), "is required"))?;
         let mut item = Canonical(serde_json::Map::new());
         item.set("item_id", Some(item_id))
             .set("item_name", text(line.get("name")))
             .set("variant", variation(line))
-            .set("price", money(line.get("price"), &at(&path, "price"))?)
-            .set("quantity", Some(quantity(line.get("quantity"), &at(&path, "quantity"))?))
+            .set("price", money(line.get("price"), &at(path, "price"))?)
+            .set("quantity", Some(quantity(line.get("quantity"), &at(path, "quantity"))?))
             .set("image_url", text(line.pointer("/image/src")).filter(|u| u.starts_with("https://")));
-        items.push(item.into_value());
-    }
-    Ok(Value::Array(items))
+        Ok(item.into_value())
+    })))
 }
 
 /// A variation's attributes (`Black / M`): the line's `meta_data` values
@@ -193,18 +196,16 @@ fn cart(event_id: &str, body: &Value, context: &Context<'_>) -> Result<Value, Fi
     let cart_id = id_text(body.get("cart_key")).ok_or_else(|| FieldError::new("cart_key", "is required"))?;
     let lines =
         body.get("items").and_then(Value::as_array).ok_or_else(|| FieldError::new("items", "must be an array"))?;
-    let mut items = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        let path = format!("items[{i}]");
-        let item_id = id_text(line.get("id")).ok_or_else(|| FieldError::new(at(&path, "id"), "is required"))?;
+    let items = context.snapshot_lines(&[(lines, "items")], |line, path| {
+        let item_id = id_text(line.get("id")).ok_or_else(|| FieldError::new(at(path, "id"), "is required"))?;
         let count = line.get("quantity").map(|q| q.get("value").unwrap_or(q));
         let mut item = Canonical(serde_json::Map::new());
         item.set("item_id", Some(item_id))
             .set("item_name", text(line.get("name")))
-            .set("price", money(line.get("price"), &at(&path, "price"))?)
-            .set("quantity", Some(quantity(count, &at(&path, "quantity"))?));
-        items.push(item.into_value());
-    }
+            .set("price", money(line.get("price"), &at(path, "price"))?)
+            .set("quantity", Some(quantity(count, &at(path, "quantity"))?));
+        Ok(item.into_value())
+    })?;
     let currency = currency(body.pointer("/currency/currency_code"), "currency.currency_code")?;
     let contact = Contact {
         email: text(body.pointer("/customer/billing_address/billing_email")),

@@ -1,0 +1,186 @@
+//! BigCommerce's Management API, read for the cart a thin `store/cart/*`
+//! webhook names (see `cartback_core::sources::bigcommerce`):
+//! `GET {api}/stores/{store_hash}/v3/carts/{id}?include=line_items.physical_items.options`
+//! with the API account's token in `X-Auth-Token`. One short request per
+//! thin delivery, on tokio's blocking pool.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cartback_core::sources::{CartFetch, CartFetcher, FetchError};
+use serde_json::Value;
+
+use crate::{check_url, REQUEST_TIMEOUT};
+
+/// The store whose carts are fetched; with a token, turns the fetch on.
+pub const STORE_HASH_VAR: &str = "CARTBACK_BIGCOMMERCE_STORE_HASH";
+/// The API account's access token (scope: Carts, read-only). On AWS the
+/// ingest function reads it from Secrets Manager instead (`..._TOKEN_ARN`).
+pub const TOKEN_VAR: &str = "CARTBACK_BIGCOMMERCE_API_TOKEN";
+/// Where the API is (tests point it at a local fake).
+pub const API_URL_VAR: &str = "CARTBACK_BIGCOMMERCE_API_URL";
+pub const DEFAULT_API_URL: &str = "https://api.bigcommerce.com";
+/// A cart answer larger than this is refused (a cart holds at most a few
+/// hundred lines; Cartback keeps 300 items an event).
+const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BigCommerceSettingError {
+    #[error("{STORE_HASH_VAR} must be the store hash of the API path (letters and digits, e.g. abc123)")]
+    StoreHash,
+    #[error("{var} must be the API account's access token (no spaces)")]
+    Token { var: &'static str },
+    #[error("{var} is required when {STORE_HASH_VAR} is set (the API account's access token)")]
+    MissingToken { var: &'static str },
+    #[error("{var} is set but {STORE_HASH_VAR} is not: set the store hash to turn the cart fetch on, or unset {var}")]
+    WithoutStoreHash { var: &'static str },
+    #[error(transparent)]
+    Url(#[from] crate::SettingError),
+}
+
+/// Where and how carts are fetched: `None` when no store hash is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BigCommerceSettings {
+    pub store_hash: String,
+    token: String,
+    pub api_url: String,
+}
+
+impl std::fmt::Debug for BigCommerceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BigCommerceSettings")
+            .field("store_hash", &self.store_hash)
+            .field("token", &"***")
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+impl BigCommerceSettings {
+    /// From the values as set (empty counts as unset); `token_var` names
+    /// where the token came from, for the error.
+    pub fn parse(
+        store_hash: Option<&str>,
+        token: Option<&str>,
+        token_var: &'static str,
+        api_url: Option<&str>,
+    ) -> Result<Option<BigCommerceSettings>, BigCommerceSettingError> {
+        let set = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let (store_hash, token, api_url) = (set(store_hash), set(token), set(api_url));
+        let Some(store_hash) = store_hash else {
+            // A half-made setting is a mistake, not an intent to turn it off.
+            return match (token, api_url) {
+                (Some(_), _) => Err(BigCommerceSettingError::WithoutStoreHash { var: token_var }),
+                (None, Some(_)) => Err(BigCommerceSettingError::WithoutStoreHash { var: API_URL_VAR }),
+                (None, None) => Ok(None),
+            };
+        };
+        if !store_hash.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(BigCommerceSettingError::StoreHash);
+        }
+        let token = token.ok_or(BigCommerceSettingError::MissingToken { var: token_var })?;
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(BigCommerceSettingError::Token { var: token_var });
+        }
+        let api_url = api_url.unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+        check_url(API_URL_VAR, &api_url)?;
+        Ok(Some(BigCommerceSettings { store_hash, token, api_url: api_url.trim_end_matches('/').to_owned() }))
+    }
+
+    /// The fetcher the source route uses.
+    pub fn fetcher(&self) -> CartFetcher {
+        // A redirect would carry the token elsewhere: not followed.
+        let agent = ureq::AgentBuilder::new().timeout(REQUEST_TIMEOUT).redirects(0).build();
+        CartFetcher(Arc::new(BigCommerceCarts { agent, settings: self.clone() }))
+    }
+}
+
+/// Reads carts from the Management API.
+struct BigCommerceCarts {
+    agent: ureq::Agent,
+    settings: BigCommerceSettings,
+}
+
+#[async_trait]
+impl CartFetch for BigCommerceCarts {
+    async fn fetch_cart(&self, cart_id: &str) -> Result<Option<Value>, FetchError> {
+        // Cart ids are UUIDs; anything else is no cart of this API (and
+        // must not reach the request path).
+        if cart_id.is_empty() || !cart_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Ok(None);
+        }
+        let s = &self.settings;
+        let url = format!(
+            "{}/stores/{}/v3/carts/{cart_id}?include=line_items.physical_items.options",
+            s.api_url, s.store_hash
+        );
+        let (agent, token) = (self.agent.clone(), s.token.clone());
+        tokio::task::spawn_blocking(move || get_cart(&agent, &url, &token))
+            .await
+            .map_err(|e| FetchError(format!("the request did not complete: {e}")))?
+    }
+}
+
+/// One attempt. Errors name the status or the kind of transport failure,
+/// never the URL or the answer (it holds the shopper's email).
+fn get_cart(agent: &ureq::Agent, url: &str, token: &str) -> Result<Option<Value>, FetchError> {
+    let request = agent.get(url).set("X-Auth-Token", token).set("Accept", "application/json");
+    match request.call() {
+        Ok(response) if response.status() == 200 => {
+            let mut bytes = Vec::new();
+            response
+                .into_reader()
+                .take(MAX_ANSWER_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| FetchError(format!("BigCommerce's answer could not be read: {}", e.kind())))?;
+            if bytes.len() as u64 > MAX_ANSWER_BYTES {
+                return Err(FetchError(format!("BigCommerce's answer is larger than {MAX_ANSWER_BYTES} bytes")));
+            }
+            let answer: Value =
+                serde_json::from_slice(&bytes).map_err(|_| FetchError("BigCommerce's answer is not JSON".into()))?;
+            match answer.get("data") {
+                Some(cart) if cart.is_object() => Ok(Some(cart.clone())),
+                _ => Err(FetchError("BigCommerce's answer has no cart in `data`".into())),
+            }
+        }
+        Ok(response) => {
+            Err(FetchError(format!("BigCommerce answered HTTP {} (redirects are not followed)", response.status())))
+        }
+        // The cart is gone (converted or deleted since): nothing to read, now or later.
+        Err(ureq::Error::Status(404, _)) => Ok(None),
+        Err(ureq::Error::Status(status, _)) => Err(FetchError(format!("BigCommerce answered HTTP {status}"))),
+        Err(ureq::Error::Transport(transport)) => {
+            Err(FetchError(format!("BigCommerce could not be reached: {}", transport.kind())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_bigcommerce_values_when_parsed_then_half_made_or_malformed_settings_name_the_variable() {
+        // GIVEN nothing set THEN the fetch is off
+        assert_eq!(BigCommerceSettings::parse(None, None, TOKEN_VAR, None), Ok(None));
+        // GIVEN a store hash and a token THEN the default API
+        let settings = BigCommerceSettings::parse(Some("abc123"), Some("tok_0123"), TOKEN_VAR, None).unwrap().unwrap();
+        assert_eq!(settings.api_url, DEFAULT_API_URL);
+        assert!(!format!("{settings:?}").contains("tok_0123"), "Debug hides the token");
+        // GIVEN half a setting THEN an error naming what is missing
+        let missing = BigCommerceSettings::parse(Some("abc123"), None, TOKEN_VAR, None).unwrap_err();
+        assert!(missing.to_string().starts_with(TOKEN_VAR), "{missing}");
+        let orphan = BigCommerceSettings::parse(None, Some("tok"), TOKEN_VAR, None).unwrap_err();
+        assert!(orphan.to_string().starts_with(TOKEN_VAR), "{orphan}");
+        // GIVEN a hash that would change the path, or a clear-text API elsewhere THEN refused
+        assert_eq!(
+            BigCommerceSettings::parse(Some("abc/../x"), Some("tok"), TOKEN_VAR, None),
+            Err(BigCommerceSettingError::StoreHash)
+        );
+        let clear = BigCommerceSettings::parse(Some("abc"), Some("tok"), TOKEN_VAR, Some("http://api.example.com"));
+        assert!(clear.unwrap_err().to_string().starts_with(API_URL_VAR));
+        let local = BigCommerceSettings::parse(Some("abc"), Some("tok"), TOKEN_VAR, Some("http://127.0.0.1:9/"));
+        assert_eq!(local.unwrap().unwrap().api_url, "http://127.0.0.1:9");
+    }
+}

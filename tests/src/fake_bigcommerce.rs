@@ -1,0 +1,83 @@
+//! BigCommerce's Management API for tests: a real HTTP/1.1 listener on
+//! loopback that answers `GET /stores/{hash}/v3/carts/{id}` the way the API
+//! documents it, for the token it was started with, and keeps every
+//! request it receives.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::webhook_endpoint::read_request;
+
+/// One request the API received: its path with the query, and its `X-Auth-Token`.
+pub type Seen = (String, Option<String>);
+
+pub struct FakeBigCommerce {
+    /// What `CARTBACK_BIGCOMMERCE_API_URL` is set to.
+    pub url: String,
+    carts: Arc<Mutex<HashMap<String, Value>>>,
+    failing: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl FakeBigCommerce {
+    /// The API of store `store_hash`, taking `token`: a cart it holds is
+    /// answered 200 with the cart in `data`, another 404, a wrong token
+    /// 401, everything 500 while [`FakeBigCommerce::fail`] is on.
+    pub fn start(store_hash: &str, token: &str) -> FakeBigCommerce {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let fake = FakeBigCommerce { url, carts: Arc::default(), failing: Arc::default(), seen: Arc::default() };
+        let (carts, failing, seen) = (fake.carts.clone(), fake.failing.clone(), fake.seen.clone());
+        let (prefix, token) = (format!("GET /stores/{store_hash}/v3/carts/"), token.to_owned());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (line, headers, _) = read_request(&stream);
+                let given = headers.iter().find(|(n, _)| n == "x-auth-token").map(|(_, v)| v.clone());
+                let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                seen.lock().unwrap().push((path, given.clone()));
+                let cart = line.strip_prefix(&prefix).and_then(|rest| rest.split(['?', ' ']).next());
+                let (status, body) = match cart {
+                    _ if failing.load(Ordering::SeqCst) => {
+                        ("500 Internal Server Error", r#"{"status":500}"#.to_owned())
+                    }
+                    _ if given.as_deref() != Some(token.as_str()) => {
+                        ("401 Unauthorized", r#"{"status":401}"#.to_owned())
+                    }
+                    Some(id) => match carts.lock().unwrap().get(id) {
+                        Some(answer) => ("200 OK", answer.to_string()),
+                        None => ("404 Not Found", r#"{"status":404,"title":"Cart not found"}"#.to_owned()),
+                    },
+                    None => ("404 Not Found", r#"{"status":404}"#.to_owned()),
+                };
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        fake
+    }
+
+    /// Holds the cart of a `GET /v3/carts/{id}` answer (`{"data": {...}}`), by its `data.id`.
+    pub fn put_cart(&self, answer: Value) {
+        let id = answer["data"]["id"].as_str().expect("the answer's data.id").to_owned();
+        self.carts.lock().unwrap().insert(id, answer);
+    }
+
+    /// While on, every request is answered 500.
+    pub fn fail(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// Every request so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
