@@ -323,11 +323,16 @@ pub fn table(report: &BacktestReport) -> String {
     if let (Some(orders), Some(ci)) = (estimate.recovered_orders, estimate.recovered_orders_ci95) {
         let _ = writeln!(out, "  estimated recovered orders {orders:.1} ({:.1} to {:.1})", ci.0, ci.1);
     }
-    if let (Some(orders), Some(ci)) = (estimate.incremental_orders, estimate.incremental_orders_ci95) {
-        let _ = writeln!(out, "  estimated incremental orders {orders:.1} ({:.1} to {:.1})", ci.0, ci.1);
+    if let Some((low, high)) = &estimate.recovered_revenue_ci95 {
+        let (revenue, low, high) = (money(&estimate.recovered_revenue), money(low), money(high));
+        let _ = writeln!(out, "  estimated recovered revenue {revenue} ({low} to {high})");
     }
-    if !estimate.recovered_revenue.is_empty() {
-        let _ = writeln!(out, "  estimated recovered revenue {}", money(&estimate.recovered_revenue));
+    for row in &estimate.rows {
+        let figure = match (row.orders, row.orders_ci95) {
+            (Some(orders), Some(ci)) => format!("{orders:.1} orders ({:.1} to {:.1}); ", ci.0, ci.1),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "    step {} {}: {figure}{}", row.step, row.channel.as_str(), row.basis);
     }
     out
 }
