@@ -15,7 +15,7 @@ use cartback_core::backtest::{self, BacktestReport, Options, Outcome};
 use cartback_core::campaign::Campaign;
 use cartback_core::measure::report::{Money, Prices};
 use cartback_core::message::Channel;
-use cartback_core::ports::{Clock, SystemClock};
+use cartback_core::ports::{Clock, SystemClock, VoucherStore};
 use chrono::NaiveDate;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -99,7 +99,10 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         None => {
             let stores = crate::stores::open_with_segments(&args.store, args.segments).await?;
             progress.loading();
-            let history = backtest::load_history(&*stores.history, &mut |n| progress.loaded(n)).await?;
+            let mut history = backtest::load_history(&*stores.history, &mut |n| progress.loaded(n)).await?;
+            // Live vouchers: those of carts the replay does not run count
+            // for the voucher cap of later carts (read, never written).
+            history.vouchers = stores.state.list_vouchers(usize::MAX).await?;
             let live = stores.campaigns.list().await?;
             let channels = stores.channels.clone();
             (history, live, channels, Some(stores))

@@ -156,7 +156,14 @@ fn given_recorded_live_traffic_when_a_draft_waits_longer_before_its_first_email_
     assert_eq!(report["steps"][0]["difference"], -1);
     // The draft's timelines of the differing carts, explain-style.
     assert_eq!(against["sample"].as_array().unwrap().len(), 2);
-    assert!(report["estimate"]["basis"].as_str().unwrap().starts_with("No estimate"), "{report:#}");
+    // The estimate applies live's measured step 1 email rate (bob's order
+    // after his email: 1 order on 2 messages) to the draft's one step 1
+    // email, at the recovered order's value (29.80 EUR)
+    let estimate = &report["estimate"];
+    assert!(estimate["basis"].as_str().unwrap().starts_with("Estimate from measured rates"), "{report:#}");
+    assert_eq!(estimate["rows"][0]["orders_per_message"], 0.5, "{report:#}");
+    assert_eq!((estimate["rows"][0]["sent"].as_u64(), estimate["recovered_orders"].as_f64()), (Some(1), Some(0.5)));
+    assert_eq!(estimate["recovered_revenue"]["EUR"], "14.90", "{report:#}");
 }
 
 #[test]
@@ -224,7 +231,10 @@ fn customer_in(prefix: &str, group: cartback_core::measure::Group) -> String {
     use cartback_core::ids::CustomerKey;
     (0..1000)
         .map(|i| format!("{prefix}{i}"))
-        .find(|id| cartback_core::measure::assign::assign_group("live", 10, &CustomerKey::Customer(id.as_str().into())) == group)
+        .find(|id| {
+            cartback_core::measure::assign::assign_group("live", 10, &CustomerKey::Customer(id.as_str().into()))
+                == group
+        })
         .expect("a customer in the group")
 }
 
@@ -255,7 +265,8 @@ fn email_to(dev: &Dev, to: &str) -> String {
 fn click(dev: &Dev, email: &str) {
     let start = email.find(&format!("{}/r/", dev.base)).expect("a tracked link");
     let link: String = email[start..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
-    let agent = ureq::AgentBuilder::new().redirects(0).user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0").build();
+    let agent =
+        ureq::AgentBuilder::new().redirects(0).user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0").build();
     let response = agent.get(&link).call().expect("the redirect");
     assert_eq!(response.status(), 302);
 }
@@ -284,7 +295,10 @@ fn given_live_traffic_with_clicks_quiet_hours_a_holdout_vouchers_a_withdrawal_an
         customer_in("cy", Group::HeldOut),
         customer_in("dee", Group::Treated),
     );
-    let mut dev = Dev::start(Launch { data: Some(dir.path()), campaigns: &[RICH], rust_log: "warn", ..Launch::default() });
+    // A slower clock than the others': the click must land before step 2 is due (12 s later) on a busy machine.
+    let launch =
+        Launch { speed: "300", data: Some(dir.path()), campaigns: &[RICH], rust_log: "warn", ..Launch::default() };
+    let mut dev = Dev::start(launch);
     let started = dev.now();
     let mut a = add_to_cart("a1", "cart-a", Some(&ana), "ana@example.com", true);
     a["customer"]["phone"] = json!("+14155550101");
@@ -306,6 +320,9 @@ fn given_live_traffic_with_clicks_quiet_hours_a_holdout_vouchers_a_withdrawal_an
     }
     wait_for_sent(&dev, "cart-a", 1);
     click(&dev, &email_to(&dev, "ana@example.com"));
+    let clicked =
+        dev.wait_for("cart-a", "the click", |cart| dev::timeline(cart).iter().any(|e| e["kind"] == "engagement"));
+    assert_eq!(count(&clicked, "message", "sent"), 1, "the click came after step 2 was due: {clicked:#}");
     wait_for_sent(&dev, "cart-d", 1);
     post(
         &dev,
@@ -321,7 +338,10 @@ fn given_live_traffic_with_clicks_quiet_hours_a_holdout_vouchers_a_withdrawal_an
     let bob_cart = dev.wait_for("cart-b", "the SMS", |cart| count(cart, "message", "sent") >= 2);
     assert!(decided(&bob_cart, "quiet_hours_deferred"), "{bob_cart:#}");
     // An event at the end: the history (and so the replay) reaches this far.
-    post(&dev, json!({"event_id": "z1", "type": "identify", "customer_id": "zoe", "customer": {"email": "zoe@example.com"}}));
+    post(
+        &dev,
+        json!({"event_id": "z1", "type": "identify", "customer_id": "zoe", "customer": {"email": "zoe@example.com"}}),
+    );
     let sms = std::fs::read_to_string(dir.path().join("outbox").join("sms.jsonl")).unwrap_or_default();
     let emails = dev.emails().len();
     dev.stop();
@@ -341,7 +361,8 @@ fn given_live_traffic_with_clicks_quiet_hours_a_holdout_vouchers_a_withdrawal_an
     assert_eq!((report["entering"].as_u64(), report["held_out"].as_u64()), (Some(6), Some(1)), "{report:#}");
     assert_eq!(report["vouchers"]["issued"], 4, "ana, bob, dee and the guest once: {report:#}");
     let suppressed = report["suppressed"].as_array().unwrap();
-    let carts_for = |code: &str| suppressed.iter().filter(|s| s["code"] == code).map(|s| s["carts"].as_u64().unwrap()).sum::<u64>();
+    let carts_for =
+        |code: &str| suppressed.iter().filter(|s| s["code"] == code).map(|s| s["carts"].as_u64().unwrap()).sum::<u64>();
     assert_eq!(carts_for("no_consent"), 1, "dee's second cart: {report:#}");
     assert_eq!(carts_for("engaged"), 1, "ana's step 2: {report:#}");
 }

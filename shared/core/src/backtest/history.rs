@@ -9,13 +9,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::replay::Seeds;
 use crate::consent::ConsentChange;
 use crate::customer::{ConsentTimes, Customer};
 use crate::event::{validate_event, ConsentPatch, Event, EventType};
 use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::message::{Channel, MessageRecord};
 use crate::ports::{CartRecord, HistoryReader, PortError};
-use super::replay::Seeds;
 use crate::voucher::{Voucher, VoucherOwner};
 
 /// One customer's carts (a guest's: those bound to one voucher owner),
@@ -307,11 +307,8 @@ impl SeedIndex<'_> {
 impl History {
     /// The index [`SeedIndex::seeds`] reads.
     pub fn seed_index(&self) -> SeedIndex<'_> {
-        let mut index = SeedIndex {
-            messages: HashMap::new(),
-            vouchers_by_owner: HashMap::new(),
-            vouchers_by_cart: HashMap::new(),
-        };
+        let mut index =
+            SeedIndex { messages: HashMap::new(), vouchers_by_owner: HashMap::new(), vouchers_by_cart: HashMap::new() };
         for message in self.messages.values() {
             index.messages.entry(&message.customer_key).or_default().push(message);
         }

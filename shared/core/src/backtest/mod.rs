@@ -558,8 +558,8 @@ fn estimate(
                 all.retain(|c| channels_sent.contains(c));
                 all
             });
-            let one_channel = live_channels.is_some_and(|all| all.len() == 1 && all.contains(&channel))
-                || channels_sent == [channel];
+            let one_channel =
+                live_channels.is_some_and(|all| all.len() == 1 && all.contains(&channel)) || channels_sent == [channel];
             let Some(counts) = measured_step.filter(|_| one_channel) else {
                 let basis = format!(
                     "No comparable measured rate: campaign {id:?} has no messages measured for step {step} on {} \
@@ -573,10 +573,10 @@ fn estimate(
             let n = row.sent as f64;
             EstimateRow {
                 basis: format!(
-                    "Campaign {id:?}'s step {step} on {}: {} orders attributed to {} messages.",
+                    "Campaign {id:?}'s step {step} on {}: {} messages sent, {} orders attributed to them.",
                     channel.as_str(),
-                    counts.attributed_orders,
-                    counts.sent
+                    counts.sent,
+                    counts.attributed_orders
                 ),
                 orders_per_message: Some(rate),
                 orders_per_message_ci95: Some(ci),
@@ -594,7 +594,10 @@ fn estimate(
         );
     }
     let orders: f64 = with_rates.iter().filter_map(|r| r.orders).sum();
-    let ci = with_rates.iter().filter_map(|r| r.orders_ci95).fold(Interval(0.0, 0.0), |sum, i| Interval(sum.0 + i.0, sum.1 + i.1));
+    let ci = with_rates
+        .iter()
+        .filter_map(|r| r.orders_ci95)
+        .fold(Interval(0.0, 0.0), |sum, i| Interval(sum.0 + i.0, sum.1 + i.1));
     // An order's measured value: the average of the campaign's recovered orders.
     let revenue_at = |orders: f64| -> Money {
         report
@@ -623,7 +626,9 @@ fn estimate(
              campaign {id:?}'s orders attributed per message of the same step and channel in this period \
              (intervals summed), {value}.{}",
             if missing > 0 {
-                format!(" {missing} of the draft's steps and channels have no comparable measured rate and are left out.")
+                format!(
+                    " {missing} of the draft's steps and channels have no comparable measured rate and are left out."
+                )
             } else {
                 String::new()
             }

@@ -173,8 +173,7 @@ pub fn replay_customer(
         .collect();
     events.sort_by_key(|(at, index)| (*at, *index));
     let mut timers = Timers::default();
-    let mut pass =
-        Pass { setup, customer, live, history: seeds.messages.clone(), vouchers: seeds.vouchers.clone() };
+    let mut pass = Pass { setup, customer, live, history: seeds.messages.clone(), vouchers: seeds.vouchers.clone() };
     let mut next_event = 0;
     loop {
         let event_at = events.get(next_event).map(|(at, _)| *at);
@@ -343,14 +342,8 @@ impl Pass<'_> {
         // Shadow campaigns decide beside it on their own progress; the
         // earliest wait of all arms the cart's one timer, as in the checker.
         let vouchers = self.vouchers_for(&cart, &owner, now);
-        let check = ShadowCheck {
-            cart: &cart,
-            key: &key,
-            customer: customer.as_ref(),
-            vouchers: &vouchers,
-            channels,
-            now,
-        };
+        let check =
+            ShadowCheck { cart: &cart, key: &key, customer: customer.as_ref(), vouchers: &vouchers, channels, now };
         let shadow_waits = campaigns.iter().filter(|c| c.is_shadow() && c.enabled).filter_map(|shadow| {
             let progress = replayed.shadows.entry(shadow.id.clone()).or_default();
             shadow_pass(&check, shadow, progress, &mut |_, _, _| {})

@@ -347,7 +347,10 @@ fn given_live_messages_and_vouchers_before_the_period_when_backtested_from_it_th
     ]);
     let mut builder = HistoryBuilder::default();
     builder.add_voucher(crate::voucher::Voucher {
-        code: crate::voucher::VoucherCode::generate(Some("LV"), &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7)),
+        code: crate::voucher::VoucherCode::generate(
+            Some("LV"),
+            &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7),
+        ),
         cart_id: "cart-a".into(),
         owner: crate::voucher::VoucherOwner::customer(&"ana".into()),
         customer_key: crate::ids::CustomerKey::Customer("ana".into()),
@@ -419,8 +422,9 @@ fn given_a_shadow_campaign_waiting_when_the_live_one_stopped_then_its_timer_give
 #[test]
 fn given_a_draft_with_the_live_holdout_when_put_beside_it_then_the_same_customers_are_held_out() {
     // GIVEN 40 customers' carts, live traffic of a campaign holding out 50 %
-    let events: Vec<Value> =
-        (0..40).map(|i| add_to_cart(&format!("e{i}"), &format!("cart-{i}"), &format!("c{i}"), "2026-06-10T10:00:00Z")).collect();
+    let events: Vec<Value> = (0..40)
+        .map(|i| add_to_cart(&format!("e{i}"), &format!("cart-{i}"), &format!("c{i}"), "2026-06-10T10:00:00Z"))
+        .collect();
     let mut history = history(&events);
     let live = two_emails("live", 50);
     record_live(&mut history, &live, "2026-06-12T00:00:00Z");

@@ -610,7 +610,8 @@ pub(crate) fn shadow_pass(
             variant: progress.variant.clone(),
         }
     };
-    let mut history: Vec<MessageRecord> = progress.dispatched().map(|s| record(s.step, s.channel, s.at, progress)).collect();
+    let mut history: Vec<MessageRecord> =
+        progress.dispatched().map(|s| record(s.step, s.channel, s.at, progress)).collect();
     loop {
         let input = Input {
             cart,
