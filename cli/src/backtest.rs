@@ -15,7 +15,7 @@ use cartback_core::backtest::{self, BacktestReport, Options, Outcome};
 use cartback_core::campaign::Campaign;
 use cartback_core::measure::report::{Money, Prices};
 use cartback_core::message::Channel;
-use cartback_core::ports::{Clock, SystemClock, VoucherStore};
+use cartback_core::ports::{Clock, SystemClock};
 use chrono::NaiveDate;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};

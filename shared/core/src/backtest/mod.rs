@@ -450,10 +450,10 @@ impl Tally {
                 (Outcome::Deferred, _) => {
                     deferred.insert(traced.step);
                 }
-                (Outcome::Skipped | Outcome::Stopped, _) if counts_as_suppressed(traced.code) => {
-                    if suppressed.insert((traced.step, traced.code)) {
-                        *self.suppressed.entry((traced.step, traced.code)).or_default() += 1;
-                    }
+                (Outcome::Skipped | Outcome::Stopped, _)
+                    if counts_as_suppressed(traced.code) && suppressed.insert((traced.step, traced.code)) =>
+                {
+                    *self.suppressed.entry((traced.step, traced.code)).or_default() += 1;
                 }
                 _ => {}
             }
