@@ -30,7 +30,7 @@ pub struct BacktestArgs {
     /// The live campaign to put the draft beside (default: the one live traffic entered most).
     #[arg(long)]
     pub against: Option<String>,
-    /// First day (UTC, YYYY-MM-DD) of carts counted (earlier carts still count for caps).
+    /// First day (UTC, YYYY-MM-DD) of carts replayed and counted (live traffic to earlier carts counts for caps).
     #[arg(long)]
     pub from: Option<String>,
     /// Last day (UTC, YYYY-MM-DD, inclusive) of carts counted.

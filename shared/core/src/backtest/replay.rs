@@ -341,6 +341,9 @@ impl Pass<'_> {
         };
         // Shadow campaigns decide beside it on their own progress; the
         // earliest wait of all arms the cart's one timer, as in the checker.
+        if !campaigns.iter().any(|c| c.is_shadow() && c.enabled) {
+            return wait;
+        }
         let vouchers = self.vouchers_for(&cart, &owner, now);
         let check =
             ShadowCheck { cart: &cart, key: &key, customer: customer.as_ref(), vouchers: &vouchers, channels, now };
