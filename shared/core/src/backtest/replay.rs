@@ -173,7 +173,11 @@ pub fn replay_customer(
         .collect();
     events.sort_by_key(|(at, index)| (*at, *index));
     let mut timers = Timers::default();
-    let mut pass = Pass { setup, customer, live, history: seeds.messages.clone(), vouchers: seeds.vouchers.clone() };
+    let mut history: HashMap<CustomerKey, Vec<MessageRecord>> = HashMap::new();
+    for message in &seeds.messages {
+        history.entry(message.customer_key.clone()).or_default().push(message.clone());
+    }
+    let mut pass = Pass { setup, customer, live, history, vouchers: seeds.vouchers.clone() };
     let mut next_event = 0;
     loop {
         let event_at = events.get(next_event).map(|(at, _)| *at);
@@ -240,7 +244,8 @@ struct Pass<'a> {
     setup: &'a Setup<'a>,
     customer: &'a CustomerCarts,
     live: &'a HashMap<MessageId, MessageRecord>,
-    history: Vec<MessageRecord>,
+    /// By customer key: a guest's carts share their owner's vouchers, not their message caps.
+    history: HashMap<CustomerKey, Vec<MessageRecord>>,
     vouchers: Vec<Voucher>,
 }
 
@@ -306,7 +311,7 @@ impl Pass<'_> {
                     let message = self.message(&cart, &key, campaign_id, *step, *channel, variant, status, now);
                     advance(progress, &decision, &cart.cart_id, now);
                     trace.entered.get_or_insert_with(|| (campaign_id.clone(), *group));
-                    self.history.push(message);
+                    self.history.entry(key.clone()).or_default().push(message);
                     traced = Traced { outcome: Outcome::HeldOut, step: *step, channel: Some(*channel), ..traced };
                 }
                 Decision::Send { campaign_id, step, channel, variant, voucher, .. } => {
@@ -315,7 +320,7 @@ impl Pass<'_> {
                     advance(progress, &decision, &cart.cart_id, now);
                     trace.entered.get_or_insert_with(|| (campaign_id.clone(), Group::Treated));
                     let issued = self.voucher(voucher, &cart, &key, &owner, campaign_id, *step, variant, now);
-                    self.history.push(message);
+                    self.history.entry(key.clone()).or_default().push(message);
                     traced = Traced {
                         outcome: Outcome::Sent,
                         step: *step,
@@ -359,11 +364,12 @@ impl Pass<'_> {
     /// clicks that had happened by then (borrowed when nothing needs hiding).
     fn history_for(&self, cart: &Cart, key: &CustomerKey, now: DateTime<Utc>) -> Cow<'_, [MessageRecord]> {
         let guest = CustomerKey::Guest(cart.cart_id.clone());
-        let seen = |m: &MessageRecord| (m.customer_key == *key || m.customer_key == guest) && m.decided_at <= now;
-        if self.history.iter().all(|m| seen(m) && !m.engagement.changed_after(now)) {
-            return Cow::Borrowed(&self.history);
+        let of = |key: &CustomerKey| self.history.get(key).map_or(&[][..], Vec::as_slice);
+        let (own, as_guest) = (of(key), if guest == *key { &[][..] } else { of(&guest) });
+        if as_guest.is_empty() && own.iter().all(|m| m.decided_at <= now && !m.engagement.changed_after(now)) {
+            return Cow::Borrowed(own);
         }
-        let view = self.history.iter().filter(|m| seen(m));
+        let view = own.iter().chain(as_guest).filter(|m| m.decided_at <= now);
         Cow::Owned(view.map(|m| MessageRecord { engagement: m.engagement.as_of(now), ..m.clone() }).collect())
     }
 
