@@ -30,7 +30,7 @@ pub struct BacktestArgs {
     /// The live campaign to put the draft beside (default: the one live traffic entered most).
     #[arg(long)]
     pub against: Option<String>,
-    /// First day (UTC, YYYY-MM-DD) of carts counted (earlier carts still count for caps).
+    /// First day (UTC, YYYY-MM-DD) of carts replayed and counted (live traffic to earlier carts counts for caps).
     #[arg(long)]
     pub from: Option<String>,
     /// Last day (UTC, YYYY-MM-DD, inclusive) of carts counted.
@@ -99,7 +99,10 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         None => {
             let stores = crate::stores::open_with_segments(&args.store, args.segments).await?;
             progress.loading();
-            let history = backtest::load_history(&*stores.history, &mut |n| progress.loaded(n)).await?;
+            let mut history = backtest::load_history(&*stores.history, &mut |n| progress.loaded(n)).await?;
+            // Live vouchers: those of carts the replay does not run count
+            // for the voucher cap of later carts (read, never written).
+            history.vouchers = stores.state.list_vouchers(usize::MAX).await?;
             let live = stores.campaigns.list().await?;
             let channels = stores.channels.clone();
             (history, live, channels, Some(stores))
@@ -323,11 +326,16 @@ pub fn table(report: &BacktestReport) -> String {
     if let (Some(orders), Some(ci)) = (estimate.recovered_orders, estimate.recovered_orders_ci95) {
         let _ = writeln!(out, "  estimated recovered orders {orders:.1} ({:.1} to {:.1})", ci.0, ci.1);
     }
-    if let (Some(orders), Some(ci)) = (estimate.incremental_orders, estimate.incremental_orders_ci95) {
-        let _ = writeln!(out, "  estimated incremental orders {orders:.1} ({:.1} to {:.1})", ci.0, ci.1);
+    if let Some((low, high)) = &estimate.recovered_revenue_ci95 {
+        let (revenue, low, high) = (money(&estimate.recovered_revenue), money(low), money(high));
+        let _ = writeln!(out, "  estimated recovered revenue {revenue} ({low} to {high})");
     }
-    if !estimate.recovered_revenue.is_empty() {
-        let _ = writeln!(out, "  estimated recovered revenue {}", money(&estimate.recovered_revenue));
+    for row in &estimate.rows {
+        let figure = match (row.orders, row.orders_ci95) {
+            (Some(orders), Some(ci)) => format!("{orders:.1} orders ({:.1} to {:.1}); ", ci.0, ci.1),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "    step {} {}: {figure}{}", row.step, row.channel.as_str(), row.basis);
     }
     out
 }

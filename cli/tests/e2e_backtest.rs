@@ -156,7 +156,14 @@ fn given_recorded_live_traffic_when_a_draft_waits_longer_before_its_first_email_
     assert_eq!(report["steps"][0]["difference"], -1);
     // The draft's timelines of the differing carts, explain-style.
     assert_eq!(against["sample"].as_array().unwrap().len(), 2);
-    assert!(report["estimate"]["basis"].as_str().unwrap().starts_with("No estimate"), "{report:#}");
+    // The estimate applies live's measured step 1 email rate (bob's order
+    // after his email: 1 order on 2 messages) to the draft's one step 1
+    // email, at the recovered order's value (29.80 EUR)
+    let estimate = &report["estimate"];
+    assert!(estimate["basis"].as_str().unwrap().starts_with("Estimate from measured rates"), "{report:#}");
+    assert_eq!(estimate["rows"][0]["orders_per_message"], 0.5, "{report:#}");
+    assert_eq!((estimate["rows"][0]["sent"].as_u64(), estimate["recovered_orders"].as_f64()), (Some(1), Some(0.5)));
+    assert_eq!(estimate["recovered_revenue"]["EUR"], "14.90", "{report:#}");
 }
 
 #[test]
@@ -204,4 +211,161 @@ fn given_an_events_export_when_backtested_then_the_table_and_csv_count_the_sends
     assert_eq!(refused.status.code(), Some(2));
     let error = stderr(&refused);
     assert!(error.contains("line 2: event_id"), "{error}");
+}
+
+/// Step 1 by email with 10 % off, step 2 by SMS an hour later; 10 % held
+/// out; guests reminded on the address they typed; a one-minute entry
+/// cooldown, so a second cart is decided by consent, not the cooldown.
+const RICH: &str = "id = \"live\"\nname = \"Live\"\nholdout_percent = 10\n\
+    require_explicit_consent_for_guests = false\n\
+    [caps]\nentry_cooldown = \"1m\"\n\
+    [[steps]]\ndelay = \"30m\"\ndelay_from = \"last_activity\"\n\
+    [steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n\
+    [steps.offer.standard]\npercent_off = \"10\"\n[steps.offer.recovery]\npercent_off = \"10\"\n\
+    [[steps]]\ndelay = \"1h\"\n\
+    [steps.channels]\nmobile = [\"sms\"]\ndesktop = [\"sms\"]\n";
+
+/// The first id `prefix0`, `prefix1`, ... that the live campaign's 10 %
+/// holdout puts in `group` (the hash is stable, so the scenario is too).
+fn customer_in(prefix: &str, group: cartback_core::measure::Group) -> String {
+    use cartback_core::ids::CustomerKey;
+    (0..1000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|id| {
+            cartback_core::measure::assign::assign_group("live", 10, &CustomerKey::Customer(id.as_str().into()))
+                == group
+        })
+        .expect("a customer in the group")
+}
+
+/// A fixed-offset zone (`Etc/GMT...`) where `at` is between `hour`:00 and
+/// `hour`:59 local time.
+fn zone_at_hour(at: chrono::DateTime<chrono::Utc>, hour: i64) -> String {
+    use chrono::Timelike;
+    let mut offset = (hour - i64::from(at.hour())).rem_euclid(24);
+    if offset > 14 {
+        offset -= 24;
+    }
+    // The Etc zones name the offset with the opposite sign.
+    match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
+/// The outbox email to `to`.
+fn email_to(dev: &Dev, to: &str) -> String {
+    let mails = dev.emails();
+    let found = mails.into_iter().find(|(_, text)| text.contains(&format!("To: {to}")));
+    found.unwrap_or_else(|| panic!("no email to {to}")).1
+}
+
+/// Follows the email's first tracked link as a browser would.
+fn click(dev: &Dev, email: &str) {
+    let start = email.find(&format!("{}/r/", dev.base)).expect("a tracked link");
+    let link: String = email[start..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+    let agent =
+        ureq::AgentBuilder::new().redirects(0).user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0").build();
+    let response = agent.get(&link).call().expect("the redirect");
+    assert_eq!(response.status(), 302);
+}
+
+fn decided(cart: &Value, code: &str) -> bool {
+    timeline_codes(cart).iter().any(|c| c == code)
+}
+
+fn timeline_codes(cart: &Value) -> Vec<String> {
+    dev::timeline(cart).iter().filter_map(|e| e["code"].as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn given_live_traffic_with_clicks_quiet_hours_a_holdout_vouchers_a_withdrawal_and_a_guest_when_backtested_then_it_predicts_every_message(
+) {
+    use cartback_core::measure::Group;
+    // GIVEN live traffic through `cartback dev` of: ana, who clicks step 1's
+    // link (step 2 stops); bob, whose SMS step falls at 06:xx his time
+    // (deferred by quiet hours until 08:00); cy, held out; dee, who
+    // withdraws consent after her first cart and then fills a second; and
+    // a guest with two carts (one voucher between them)
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bob, cy, dee) = (
+        customer_in("ana", Group::Treated),
+        customer_in("bob", Group::Treated),
+        customer_in("cy", Group::HeldOut),
+        customer_in("dee", Group::Treated),
+    );
+    // A slower clock than the others': the click must land before step 2 is due (12 s later) on a busy machine.
+    let launch =
+        Launch { speed: "300", data: Some(dir.path()), campaigns: &[RICH], rust_log: "warn", ..Launch::default() };
+    let mut dev = Dev::start(launch);
+    let started = dev.now();
+    let mut a = add_to_cart("a1", "cart-a", Some(&ana), "ana@example.com", true);
+    a["customer"]["phone"] = json!("+14155550101");
+    a["customer"]["consents"]["sms"] = json!(true);
+    a["customer"]["timezone"] = json!(zone_at_hour(started + chrono::Duration::minutes(90), 12));
+    let mut b = add_to_cart("b1", "cart-b", Some(&bob), "bob@example.com", true);
+    b["customer"]["phone"] = json!("+14155550102");
+    b["customer"]["consents"]["sms"] = json!(true);
+    b["customer"]["timezone"] = json!(zone_at_hour(started + chrono::Duration::minutes(90), 6));
+    let guest_cart = |event_id: &str, cart_id: &str| add_to_cart(event_id, cart_id, None, "gil@example.com", true);
+    for event in [
+        a,
+        b,
+        add_to_cart("c1", "cart-c", Some(&cy), "cy@example.com", true),
+        add_to_cart("d1", "cart-d", Some(&dee), "dee@example.com", true),
+        guest_cart("g1", "cart-g1"),
+    ] {
+        post(&dev, event);
+    }
+    wait_for_sent(&dev, "cart-a", 1);
+    // Later than a link scanner (10 virtual seconds after the send): a person's click.
+    std::thread::sleep(Duration::from_millis(500));
+    click(&dev, &email_to(&dev, "ana@example.com"));
+    let clicked = dev.wait_for("cart-a", "a person's click", |cart| {
+        dev::timeline(cart).iter().any(|e| e["kind"] == "engagement" && e["code"] == "click")
+    });
+    assert_eq!(count(&clicked, "message", "sent"), 1, "the click came after step 2 was due: {clicked:#}");
+    wait_for_sent(&dev, "cart-d", 1);
+    post(
+        &dev,
+        json!({"event_id": "d2", "type": "identify", "customer_id": dee,
+               "customer": {"consents": {"email": false, "sms": false}}}),
+    );
+    post(&dev, add_to_cart("e1", "cart-e", Some(&dee), "dee@example.com", false));
+    wait_for_sent(&dev, "cart-g1", 1);
+    post(&dev, guest_cart("g2", "cart-g2"));
+    wait_for_sent(&dev, "cart-g2", 1);
+    dev.wait_for("cart-e", "no consent", |cart| decided(cart, "no_consent"));
+    dev.wait_for("cart-a", "the click's stop", |cart| decided(cart, "engaged"));
+    let bob_cart = dev.wait_for("cart-b", "the SMS", |cart| count(cart, "message", "sent") >= 2);
+    assert!(decided(&bob_cart, "quiet_hours_deferred"), "{bob_cart:#}");
+    // An event at the end: the history (and so the replay) reaches this far.
+    post(
+        &dev,
+        json!({"event_id": "z1", "type": "identify", "customer_id": "zoe", "customer": {"email": "zoe@example.com"}}),
+    );
+    let sms = std::fs::read_to_string(dir.path().join("outbox").join("sms.jsonl")).unwrap_or_default();
+    let emails = dev.emails().len();
+    dev.stop();
+    assert_eq!((emails, sms.lines().count()), (5, 1), "a, b, d, g1, g2 by email; bob by SMS");
+
+    // WHEN the live campaign's own file is backtested against it
+    let report = backtest(dir.path(), RICH);
+
+    // THEN it predicts exactly the messages sent: same carts, steps and channels
+    let against = &report["against"];
+    assert_eq!(against["replay_mismatches"], 0, "{report:#}");
+    assert_eq!(against["carts_deciding_differently"], 0, "{report:#}");
+    assert_eq!(against["live_sent"], 6, "{report:#}");
+    assert_eq!(rows(&report), [(1, "email".into(), 5, 5), (2, "sms".into(), 1, 1)], "{report:#}");
+    // bob's SMS deferred, cy held out, one voucher per owner
+    assert_eq!(report["steps"][1]["deferred"], 1, "{report:#}");
+    assert_eq!((report["entering"].as_u64(), report["held_out"].as_u64()), (Some(6), Some(1)), "{report:#}");
+    assert_eq!(report["vouchers"]["issued"], 4, "ana, bob, dee and the guest once: {report:#}");
+    let suppressed = report["suppressed"].as_array().unwrap();
+    let carts_for =
+        |code: &str| suppressed.iter().filter(|s| s["code"] == code).map(|s| s["carts"].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(carts_for("no_consent"), 1, "dee's second cart: {report:#}");
+    assert_eq!(carts_for("engaged"), 1, "ana's step 2: {report:#}");
 }

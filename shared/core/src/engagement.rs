@@ -239,6 +239,20 @@ impl Engagement {
         self.0.iter().map(|(label, tally)| (*label, tally))
     }
 
+    /// The engagement as it stood at `at`: labels first seen later left
+    /// out, the others' last times capped at `at`. The counts stay as
+    /// stored (the times between first and last are not kept), so they are
+    /// at most what `at` saw; what decides, the first time, is exact.
+    pub fn as_of(&self, at: DateTime<Utc>) -> Engagement {
+        let seen = self.iter().filter(|(_, t)| t.first_at <= at);
+        Engagement(seen.map(|(label, t)| (label, Tally { last_at: t.last_at.min(at), ..*t })).collect())
+    }
+
+    /// Whether anything in it happened after `at`.
+    pub fn changed_after(&self, at: DateTime<Utc>) -> bool {
+        self.iter().any(|(_, t)| t.last_at > at)
+    }
+
     /// The earliest engagement that ends a campaign, given whether it counts
     /// opens.
     pub fn decisive(&self, opens_count: bool) -> Option<(EngagementLabel, DateTime<Utc>)> {
@@ -368,6 +382,29 @@ mod tests {
         e.add(EngagementLabel::Open, at(5));
         assert_eq!(e.decisive(false), Some((EngagementLabel::HumanClick, at(20))));
         assert_eq!(e.decisive(true), Some((EngagementLabel::Open, at(5))));
+    }
+
+    #[test]
+    fn given_a_click_after_a_moment_when_read_as_of_that_moment_then_only_what_had_happened_counts() {
+        // GIVEN an open at 5, clicks at 20 and 90
+        let mut e = Engagement::default();
+        e.add(EngagementLabel::Open, at(5));
+        e.add(EngagementLabel::HumanClick, at(20));
+        e.add(EngagementLabel::HumanClick, at(90));
+
+        // WHEN read as of 10, 20 and 100
+        // THEN at 10 only the open had happened: no click decides
+        let early = e.as_of(at(10));
+        assert_eq!(early.decisive(false), None);
+        assert_eq!(early.tally(EngagementLabel::Open), Some(&Tally::once(at(5))));
+        assert!(!early.changed_after(at(10)));
+        // at 20 the first click decides, its last time capped there
+        let mid = e.as_of(at(20));
+        assert_eq!(mid.decisive(false), Some((EngagementLabel::HumanClick, at(20))));
+        assert_eq!(mid.tally(EngagementLabel::HumanClick).map(|t| t.last_at), Some(at(20)));
+        assert!(e.changed_after(at(20)));
+        // and after the last click it is the whole record
+        assert_eq!(e.as_of(at(100)), e);
     }
 
     #[test]

@@ -1,24 +1,31 @@
-//! The history a backtest replays: every cart's event log grouped by the
-//! customer it belongs to (caps and cooldowns cross a customer's carts), the
-//! customers' profiles, and the message records live traffic wrote (what the
-//! live campaign actually did). Read from a [`HistoryReader`] (a runtime's
+//! The history a backtest replays: every cart's event log grouped the way
+//! live caps reach across carts (a customer's carts; a guest's carts by the
+//! voucher owner, their email address, since the voucher cap is counted
+//! per owner), the customers' profiles, and the message records and
+//! vouchers live traffic wrote (what the live campaign actually did). Read from a [`HistoryReader`] (a runtime's
 //! store, never written) or from a JSON Lines export of canonical events.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::replay::Seeds;
 use crate::consent::ConsentChange;
 use crate::customer::{ConsentTimes, Customer};
 use crate::event::{validate_event, ConsentPatch, Event, EventType};
 use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::message::{Channel, MessageRecord};
 use crate::ports::{CartRecord, HistoryReader, PortError};
+use crate::voucher::{Voucher, VoucherOwner};
 
-/// One customer's carts (a guest's single cart), replayed together.
+/// One customer's carts (a guest's: those bound to one voucher owner),
+/// replayed together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomerCarts {
+    /// The customer's key; for guests, the first cart's.
     pub key: CustomerKey,
+    /// Whom the carts' vouchers are bound to (live's voucher cap counts per owner).
+    pub owner: VoucherOwner,
     /// The stored profile as it is now; [`CustomerCarts::customer_at`] winds it back.
     pub customer: Option<Customer>,
     /// When Cartback first knew the customer: before it, the engine saw no
@@ -87,6 +94,8 @@ pub struct History {
     pub customers: Vec<CustomerCarts>,
     /// Live traffic's message records, by id (a cart's step and channel).
     pub messages: HashMap<MessageId, MessageRecord>,
+    /// Vouchers live traffic issued.
+    pub vouchers: Vec<Voucher>,
     /// The newest time anywhere in the history: replayed timers stop here,
     /// since live traffic had not got further.
     pub latest: Option<DateTime<Utc>>,
@@ -96,9 +105,10 @@ pub struct History {
 /// Collects carts, customers and messages in any order, then groups them.
 #[derive(Debug, Default)]
 pub struct HistoryBuilder {
-    carts: HashMap<CustomerKey, Vec<CartRecord>>,
+    carts: HashMap<VoucherOwner, Vec<CartRecord>>,
     customers: HashMap<CustomerId, Customer>,
     messages: HashMap<MessageId, MessageRecord>,
+    vouchers: Vec<Voucher>,
     latest: Option<DateTime<Utc>>,
 }
 
@@ -115,8 +125,11 @@ impl HistoryBuilder {
         }
         let customer_id = record.events.iter().rev().find_map(|e| e.customer_id.as_ref());
         let key = CustomerKey::for_cart(customer_id, &record.cart_id);
+        // A guest's vouchers are capped by the address the cart carries.
+        let email = record.events.iter().rev().find_map(|e| e.customer.as_ref()?.email.as_ref());
+        let owner = VoucherOwner::for_cart(&key, email, &record.cart_id);
         let compact = CartRecord { progress: Default::default(), shadow: Default::default(), ..record };
-        self.carts.entry(key).or_default().push(compact);
+        self.carts.entry(owner).or_default().push(compact);
     }
 
     pub fn add_customer(&mut self, customer: Customer) {
@@ -133,22 +146,30 @@ impl HistoryBuilder {
         self.messages.insert(message.message_id.clone(), message);
     }
 
+    pub fn add_voucher(&mut self, voucher: Voucher) {
+        self.saw(voucher.issued_at);
+        self.vouchers.push(voucher);
+    }
+
     pub fn build(self) -> History {
-        let HistoryBuilder { carts, mut customers, messages, latest } = self;
+        let HistoryBuilder { carts, mut customers, messages, vouchers, latest } = self;
         let mut cart_count = 0;
         let mut grouped: Vec<CustomerCarts> = carts
             .into_iter()
-            .map(|(key, mut carts)| {
+            .filter_map(|(owner, mut carts)| {
                 carts.sort_by(|a, b| a.cart_id.cmp(&b.cart_id));
                 cart_count += carts.len() as u64;
+                let first = carts.first()?;
+                let customer_id = first.events.iter().rev().find_map(|e| e.customer_id.as_ref());
+                let key = CustomerKey::for_cart(customer_id, &first.cart_id);
                 let customer = key.customer().and_then(|id| customers.remove(id));
                 let known_since = customer.as_ref().and_then(|c| known_since(c, &carts));
-                CustomerCarts { key, customer, known_since, carts }
+                Some(CustomerCarts { key, owner, customer, known_since, carts })
             })
             .collect();
         // Stable order: the same history gives the same report, line for line.
-        grouped.sort_by(|a, b| a.key.cmp(&b.key));
-        History { customers: grouped, messages, latest, cart_count }
+        grouped.sort_by(|a, b| a.owner.cmp(&b.owner));
+        History { customers: grouped, messages, vouchers, latest, cart_count }
     }
 }
 
@@ -245,7 +266,59 @@ pub fn history_from_event_list(mut events: Vec<Event>) -> History {
     builder.build()
 }
 
+/// Live traffic's messages and vouchers, found by whom they count for.
+pub struct SeedIndex<'a> {
+    messages: HashMap<&'a CustomerKey, Vec<&'a MessageRecord>>,
+    vouchers_by_owner: HashMap<&'a VoucherOwner, Vec<&'a Voucher>>,
+    vouchers_by_cart: HashMap<&'a CartId, Vec<&'a Voucher>>,
+}
+
+impl SeedIndex<'_> {
+    /// What live traffic did for `group` on carts the replay does not run
+    /// (`replayed` says which it runs): the messages of its customer key and
+    /// its carts' guest keys, the vouchers of its owner and its carts.
+    pub fn seeds(&self, group: &CustomerCarts, replayed: impl Fn(&CartRecord) -> bool) -> Seeds {
+        let running: std::collections::HashSet<&CartId> =
+            group.carts.iter().filter(|c| replayed(c)).map(|c| &c.cart_id).collect();
+        let guests = group.carts.iter().map(|c| CustomerKey::Guest(c.cart_id.clone()));
+        let keys: Vec<CustomerKey> = std::iter::once(group.key.clone()).chain(guests).collect();
+        let mut seen = std::collections::HashSet::new();
+        let messages = keys
+            .iter()
+            .flat_map(|key| self.messages.get(key).into_iter().flatten())
+            .filter(|m| !running.contains(&m.cart_id) && seen.insert(&m.message_id))
+            .map(|m| (*m).clone())
+            .collect();
+        let by_cart = group.carts.iter().flat_map(|c| self.vouchers_by_cart.get(&c.cart_id).into_iter().flatten());
+        let mut codes = std::collections::HashSet::new();
+        let vouchers = self
+            .vouchers_by_owner
+            .get(&group.owner)
+            .into_iter()
+            .flatten()
+            .chain(by_cart)
+            .filter(|v| !running.contains(&v.cart_id) && codes.insert(&v.code))
+            .map(|v| (*v).clone())
+            .collect();
+        Seeds { messages, vouchers }
+    }
+}
+
 impl History {
+    /// The index [`SeedIndex::seeds`] reads.
+    pub fn seed_index(&self) -> SeedIndex<'_> {
+        let mut index =
+            SeedIndex { messages: HashMap::new(), vouchers_by_owner: HashMap::new(), vouchers_by_cart: HashMap::new() };
+        for message in self.messages.values() {
+            index.messages.entry(&message.customer_key).or_default().push(message);
+        }
+        for voucher in &self.vouchers {
+            index.vouchers_by_owner.entry(&voucher.owner).or_default().push(voucher);
+            index.vouchers_by_cart.entry(&voucher.cart_id).or_default().push(voucher);
+        }
+        index
+    }
+
     /// The live campaign that entered the most carts (by its message
     /// records), the default to put a draft beside; `None` before any traffic.
     pub fn busiest_campaign(&self, live: &[crate::campaign::Campaign]) -> Option<String> {

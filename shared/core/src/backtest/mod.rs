@@ -6,7 +6,8 @@
 //! entering, per step and channel what would be sent, deferred and
 //! suppressed, vouchers and their face value, the sending cost, the draft
 //! beside what the live campaign actually did, and an estimate of recovered
-//! orders from measured rates (or a sentence saying there are none).
+//! orders and revenue from the measured rates of comparable steps and
+//! channels (or, per row, a sentence saying there are none).
 
 pub mod history;
 pub mod replay;
@@ -14,18 +15,17 @@ pub mod replay;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::campaign::{Campaign, CampaignMode};
 use crate::ids::CartId;
-use crate::measure::report::{CampaignReport, Evidence, Interval, Money, Prices};
+use crate::measure::report::{CampaignReport, Interval, Money, Prices};
 use crate::message::{Channel, MessageStatus};
 use crate::reason::ReasonCode;
 
 pub use history::{history_from_events, load_history, CustomerCarts, History, HistoryBuilder};
-pub use replay::{replay_customer, CartTrace, Outcome, Setup, Traced};
+pub use replay::{replay_customer, CartTrace, Outcome, Seeds, Setup, Traced};
 
 /// Carts deciding differently listed in the report, at most.
 pub const MAX_DIFFERING_LISTED: usize = 100;
@@ -40,7 +40,8 @@ pub struct Options {
     /// The live campaign to put the draft beside, and whose place it takes.
     pub against: Option<String>,
     /// Carts whose first event falls on these days (UTC, inclusive) are counted;
-    /// earlier carts are still replayed, for the caps they set off.
+    /// earlier carts are not replayed: what live traffic sent them (and the
+    /// vouchers it issued) counts for the caps and cooldowns of later ones.
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub channels: Vec<Channel>,
@@ -126,23 +127,46 @@ pub struct Comparison {
     pub sample: Vec<CartTrace>,
 }
 
-/// Recovered orders the draft may bring, from measured rates.
+/// Recovered orders and revenue the draft may bring, from the measured
+/// rates of the live campaign's comparable steps and channels.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Estimate {
     /// What the numbers are, or why there are none.
     pub basis: String,
+    /// Summed over the rows with a measured rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered_orders: Option<f64>,
+    /// The rows' intervals summed: at least 95% coverage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered_orders_ci95: Option<Interval>,
-    /// Orders the messages add over no messages (the measured lift).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incremental_orders: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incremental_orders_ci95: Option<Interval>,
     /// Recovered orders times the measured recovered order value, per currency.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub recovered_revenue: Money,
+    /// The revenue at the ends of the orders' interval, per currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered_revenue_ci95: Option<(Money, Money)>,
+    pub rows: Vec<EstimateRow>,
+}
+
+/// One step and channel of the draft at the live campaign's measured rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EstimateRow {
+    /// 1-based.
+    pub step: u32,
+    pub channel: Channel,
+    /// The draft's sends.
+    pub sent: u64,
+    /// Where the rate comes from, or why this row has none.
+    pub basis: String,
+    /// Measured orders attributed per message sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders_per_message: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders_per_message_ci95: Option<Interval>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders_ci95: Option<Interval>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -169,19 +193,38 @@ pub struct BacktestReport {
     pub estimate: Estimate,
 }
 
-/// The campaigns a replay runs: the live ones, with `subject` in the place
-/// of `replaces` (or beside them), enabled and live.
+/// The campaigns a replay runs: the stored ones (shadows too: their waits
+/// time the checks), with `subject` in the place of `replaces` (or beside
+/// them), enabled and live. In the place of a live campaign it runs under
+/// that campaign's id, so the same customers are held out as live (the
+/// holdout is a hash of the campaign id and the customer) and the two
+/// replays differ only by what the draft changes.
 fn lineup(live: &[Campaign], subject: &Campaign, replaces: Option<&str>) -> Vec<Campaign> {
     let mut subject = subject.clone();
     subject.enabled = true;
     subject.mode = CampaignMode::Live;
-    let mut campaigns: Vec<Campaign> = live
-        .iter()
-        .filter(|c| c.enabled && !c.is_shadow() && c.id != subject.id && Some(c.id.as_str()) != replaces)
-        .cloned()
-        .collect();
+    let mut campaigns: Vec<Campaign> =
+        live.iter().filter(|c| c.enabled && c.id != subject.id && Some(c.id.as_str()) != replaces).cloned().collect();
+    if let Some(id) = replaces {
+        subject.id = id.to_owned();
+    }
     campaigns.push(subject);
     campaigns
+}
+
+/// A trace of the draft replayed under `replaced`'s id, told in the draft's name.
+fn renamed(mut trace: CartTrace, replaced: &str, draft: &str) -> CartTrace {
+    if replaced == draft {
+        return trace;
+    }
+    if let Some((id, _)) = trace.entered.as_mut().filter(|(id, _)| id == replaced) {
+        *id = draft.to_owned();
+    }
+    let (from, to) = (format!("{replaced:?}"), format!("{draft:?}"));
+    for decision in &mut trace.decisions {
+        decision.message = decision.message.replace(&from, &to);
+    }
+    trace
 }
 
 fn label((step, channel): (u32, Channel)) -> String {
@@ -240,11 +283,15 @@ pub fn run(
         None => None,
     };
     let draft_id = options.draft.id.as_str();
+    // The id the draft runs under in the replay.
+    let replay_id = against.map_or(draft_id, |c| c.id.as_str());
     let draft_lineup = lineup(live, &options.draft, against.map(|c| c.id.as_str()));
     let live_lineup = against.map(|c| lineup(live, c, None));
     let until = options.until.or(history.latest).unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let draft_setup = Setup { campaigns: &draft_lineup, channels: &options.channels, until };
-    let live_setup = live_lineup.as_ref().map(|c| Setup { campaigns: c, channels: &options.channels, until });
+    let from = options.from.and_then(|day| day.and_hms_opt(0, 0, 0)).map(|t| t.and_utc());
+    let draft_setup = Setup { campaigns: &draft_lineup, channels: &options.channels, until, from };
+    let live_setup = live_lineup.as_ref().map(|c| Setup { campaigns: c, channels: &options.channels, until, from });
+    let seed_index = history.seed_index();
     // What the live campaign's message records say it did, by cart.
     let mut live_did: HashMap<&CartId, LiveDid> = HashMap::new();
     if let Some(campaign) = against {
@@ -273,8 +320,10 @@ pub fn run(
     });
     let mut done = 0u64;
     for customer in &history.customers {
-        let drafted = replay_customer(&draft_setup, customer, &history.messages);
-        let lived = live_setup.as_ref().map(|setup| replay_customer(setup, customer, &history.messages));
+        let seeds = seed_index.seeds(customer, |record| draft_setup.replays(record));
+        let drafted = replay_customer(&draft_setup, customer, &history.messages, &seeds);
+        let drafted: Vec<CartTrace> = drafted.into_iter().map(|t| renamed(t, replay_id, draft_id)).collect();
+        let lived = live_setup.as_ref().map(|setup| replay_customer(setup, customer, &history.messages, &seeds));
         for (index, record) in customer.carts.iter().enumerate() {
             done += 1;
             if !in_period(record) {
@@ -314,7 +363,7 @@ pub fn run(
         progress(done);
     }
     let live_sent = against.is_some().then(|| std::mem::take(&mut tally.live_sent));
-    let estimate = estimate(measured, against.map(|c| c.id.as_str()), tally.entering - tally.held_out);
+    let estimate = estimate(measured, against, &tally.rows);
     Ok(BacktestReport {
         campaign_id: draft_id.to_owned(),
         from: options.from,
@@ -379,6 +428,8 @@ impl Tally {
             self.held_out += 1;
         }
         let mut deferred: BTreeSet<u32> = BTreeSet::new();
+        // A cart stopped again after each later edit is one cart suppressed.
+        let mut suppressed: BTreeSet<(u32, ReasonCode)> = BTreeSet::new();
         for traced in &trace.decisions {
             match (traced.outcome, traced.channel) {
                 (Outcome::Sent, Some(channel)) => {
@@ -399,7 +450,9 @@ impl Tally {
                 (Outcome::Deferred, _) => {
                     deferred.insert(traced.step);
                 }
-                (Outcome::Skipped | Outcome::Stopped, _) if counts_as_suppressed(traced.code) => {
+                (Outcome::Skipped | Outcome::Stopped, _)
+                    if counts_as_suppressed(traced.code) && suppressed.insert((traced.step, traced.code)) =>
+                {
                     *self.suppressed.entry((traced.step, traced.code)).or_default() += 1;
                 }
                 _ => {}
@@ -450,63 +503,141 @@ fn counts_as_suppressed(code: ReasonCode) -> bool {
     )
 }
 
-/// Recovered orders for `treated` carts of the draft at the live campaign's
-/// measured rates, when the report has them with enough carts in each arm.
-fn estimate(measured: Option<&CampaignReport>, against: Option<&str>, treated: u64) -> Estimate {
-    let none = |basis: String| Estimate {
+/// Recovered orders and revenue for the draft's sends, row by row, at the
+/// live campaign's measured orders per message of the same step on the
+/// same channel. A row is comparable only where the measurement report's
+/// step row measures that one channel (the live step sends on it alone, or
+/// the campaign sent on no other channel); elsewhere the row says so and
+/// adds nothing.
+fn estimate(
+    measured: Option<&CampaignReport>,
+    against: Option<&Campaign>,
+    rows: &BTreeMap<(u32, Channel), StepChannel>,
+) -> Estimate {
+    let none = |basis: String, rows: Vec<EstimateRow>| Estimate {
         basis,
         recovered_orders: None,
         recovered_orders_ci95: None,
-        incremental_orders: None,
-        incremental_orders_ci95: None,
         recovered_revenue: Money::new(),
+        recovered_revenue_ci95: None,
+        rows,
     };
     let Some(against) = against else {
-        return none("No estimate: name a live campaign with --against to use its measured recovery rates.".into());
+        return none("No estimate: name a live campaign with --against to use its measured rates.".into(), Vec::new());
     };
-    let Some(report) = measured.filter(|r| r.treated > 0) else {
-        return none(format!(
-            "No estimate: the measurement report has no carts of campaign {against:?} in this period, \
-             so there is no measured recovery rate to apply."
-        ));
+    let id = &against.id;
+    let Some(report) = measured.filter(|r| r.messages.sent > 0) else {
+        return none(
+            format!(
+                "No estimate: the measurement report has no messages of campaign {id:?} in this period, so there \
+                 is no measured rate to apply."
+            ),
+            Vec::new(),
+        );
     };
-    if report.evidence == Evidence::NotEnoughData || report.held_out == 0 {
-        return none(format!(
-            "No estimate: campaign {against:?} has {} treated and {} held-out carts in this period, too few \
-             for a measured recovery rate with a meaningful interval.",
-            report.treated, report.held_out
-        ));
+    let channels_sent: Vec<Channel> =
+        report.by_channel.iter().filter(|(_, counts)| counts.sent > 0).map(|(channel, _)| *channel).collect();
+    let estimated: Vec<EstimateRow> = rows
+        .values()
+        .filter(|row| row.sent > 0)
+        .map(|row| {
+            let (step, channel) = (row.step, row.channel);
+            let row = EstimateRow {
+                step,
+                channel,
+                sent: row.sent,
+                basis: String::new(),
+                orders_per_message: None,
+                orders_per_message_ci95: None,
+                orders: None,
+                orders_ci95: None,
+            };
+            let measured_step = report.by_step.get(&step).filter(|counts| counts.sent > 0);
+            let live_channels = against.steps.get(step as usize - 1).map(|s| {
+                let mut all: BTreeSet<Channel> = s.channels.mobile.iter().chain(&s.channels.desktop).copied().collect();
+                all.retain(|c| channels_sent.contains(c));
+                all
+            });
+            let one_channel =
+                live_channels.is_some_and(|all| all.len() == 1 && all.contains(&channel)) || channels_sent == [channel];
+            let Some(counts) = measured_step.filter(|_| one_channel) else {
+                let basis = format!(
+                    "No comparable measured rate: campaign {id:?} has no messages measured for step {step} on {} \
+                     alone in this period.",
+                    channel.as_str()
+                );
+                return EstimateRow { basis, ..row };
+            };
+            let rate = crate::measure::stats::rate(counts.attributed_orders, counts.sent);
+            let ci = crate::measure::stats::rate_interval(counts.attributed_orders, counts.sent);
+            let n = row.sent as f64;
+            EstimateRow {
+                basis: format!(
+                    "Campaign {id:?}'s step {step} on {}: {} messages sent, {} orders attributed to them.",
+                    channel.as_str(),
+                    counts.sent,
+                    counts.attributed_orders
+                ),
+                orders_per_message: Some(rate),
+                orders_per_message_ci95: Some(ci),
+                orders: Some(rate * n),
+                orders_ci95: Some(crate::measure::stats::scale(ci, n)),
+                ..row
+            }
+        })
+        .collect();
+    let with_rates: Vec<&EstimateRow> = estimated.iter().filter(|r| r.orders.is_some()).collect();
+    if with_rates.is_empty() {
+        return none(
+            format!("No estimate: no step and channel of the draft has a comparable measured rate in campaign {id:?}."),
+            estimated,
+        );
     }
-    let n = treated as f64;
-    let scale = |Interval(low, high): Interval| Interval(low * n, high * n);
-    let recovered = report.recovery_rate_treated * n;
-    let recovered_revenue = if report.recovered_treated > 0 {
+    let orders: f64 = with_rates.iter().filter_map(|r| r.orders).sum();
+    let ci = with_rates
+        .iter()
+        .filter_map(|r| r.orders_ci95)
+        .fold(Interval(0.0, 0.0), |sum, i| Interval(sum.0 + i.0, sum.1 + i.1));
+    // An order's measured value: the average of the campaign's recovered orders.
+    let revenue_at = |orders: f64| -> Money {
         report
             .aov_recovered
             .iter()
             .filter_map(|(currency, aov)| {
-                let value = aov.to_f64()? * recovered;
-                Some((currency.clone(), Decimal::from_f64_retain(value)?.round_dp(2)))
+                let value = Decimal::from_f64_retain(orders)? * *aov;
+                Some((currency.clone(), value.round_dp(2)))
             })
             .collect()
+    };
+    let (revenue, revenue_ci) = if report.recovered_treated > 0 && !report.aov_recovered.is_empty() {
+        (revenue_at(orders), Some((revenue_at(ci.0), revenue_at(ci.1))))
     } else {
-        Money::new()
+        (Money::new(), None)
+    };
+    let missing = estimated.len() - with_rates.len();
+    let value = if revenue_ci.is_some() {
+        "times its recovered orders' average value"
+    } else {
+        "with no recovered order of measured value, so no revenue"
     };
     Estimate {
         basis: format!(
-            "Estimate from measured rates: campaign {against:?} recovered {:.1}% of treated carts (95% interval \
-             {:.1} to {:.1}) with a lift of {:.1} points over the holdout; applied to the draft's {treated} treated \
-             carts. Not a measurement of the draft.",
-            report.recovery_rate_treated * 100.0,
-            report.recovery_rate_treated_ci95.0 * 100.0,
-            report.recovery_rate_treated_ci95.1 * 100.0,
-            report.lift * 100.0
+            "Estimate from measured rates, not a measurement of the draft: each step and channel of the draft at \
+             campaign {id:?}'s orders attributed per message of the same step and channel in this period \
+             (intervals summed), {value}.{}",
+            if missing > 0 {
+                format!(
+                    " {missing} of the draft's steps and channels have no comparable measured rate and are left out."
+                )
+            } else {
+                String::new()
+            }
         ),
-        recovered_orders: Some(recovered),
-        recovered_orders_ci95: Some(scale(report.recovery_rate_treated_ci95)),
-        incremental_orders: Some(report.lift * n),
-        incremental_orders_ci95: Some(scale(report.lift_ci95)),
-        recovered_revenue,
+        recovered_orders: Some(orders),
+        recovered_orders_ci95: Some(ci),
+        recovered_revenue: revenue,
+        recovered_revenue_ci95: revenue_ci,
+        rows: estimated,
     }
 }
 

@@ -2,6 +2,8 @@
 //! events (the `--events` path), GIVEN / WHEN / THEN.
 
 use chrono::{DateTime, Duration, Utc};
+
+use crate::engagement::EngagementLabel;
 use serde_json::{json, Value};
 
 use super::*;
@@ -55,11 +57,59 @@ fn backtest(history: &History, options: &Options) -> BacktestReport {
 }
 
 fn trace_of(history: &History, draft: &Campaign, cart: &str, until: &str) -> CartTrace {
-    let campaigns = [draft.clone()];
-    let setup = Setup { campaigns: &campaigns, channels: &Channel::ALL, until: t(until) };
+    trace_with(history, std::slice::from_ref(draft), cart, until)
+}
+
+/// The replay of `cart` with `campaigns` (live and shadow) stored.
+fn trace_with(history: &History, campaigns: &[Campaign], cart: &str, until: &str) -> CartTrace {
+    let setup = Setup { campaigns, channels: &Channel::ALL, until: t(until), from: None };
     let customer = history.customers.iter().find(|c| c.carts.iter().any(|r| r.cart_id.as_str() == cart)).unwrap();
     let index = customer.carts.iter().position(|r| r.cart_id.as_str() == cart).unwrap();
-    replay_customer(&setup, customer, &history.messages).swap_remove(index)
+    replay_customer(&setup, customer, &history.messages, &Seeds::default()).swap_remove(index)
+}
+
+/// What live traffic would have stored running `live` over `history`: a
+/// message record per step sent or held out (as the checker writes them).
+fn record_live(history: &mut History, live: &Campaign, until: &str) {
+    let campaigns = [live.clone()];
+    let setup = Setup { campaigns: &campaigns, channels: &Channel::ALL, until: t(until), from: None };
+    let mut records = Vec::new();
+    for customer in &history.customers {
+        for trace in replay_customer(&setup, customer, &history.messages, &Seeds::default()) {
+            for d in trace.decisions.iter().filter(|d| matches!(d.outcome, Outcome::Sent | Outcome::HeldOut)) {
+                let status = match d.outcome {
+                    Outcome::HeldOut => MessageStatus::HeldOut { at: d.at },
+                    _ => MessageStatus::Queued,
+                };
+                let channel = d.channel.unwrap();
+                records.push(crate::message::MessageRecord {
+                    message_id: crate::message::MessageRecord::id_for(trace.cart_id.as_str(), d.step, channel),
+                    cart_id: trace.cart_id.clone(),
+                    customer_key: customer.key.clone(),
+                    campaign_id: live.id.clone(),
+                    step: d.step,
+                    channel,
+                    decided_at: d.at,
+                    status,
+                    engagement: Default::default(),
+                    variant: None,
+                });
+            }
+        }
+    }
+    for record in records {
+        history.messages.insert(record.message_id.clone(), record);
+    }
+}
+
+/// Two emails: 30 minutes after the last activity, then an hour later.
+fn two_emails(id: &str, holdout: u8) -> Campaign {
+    Campaign::from_toml(&format!(
+        "id = \"{id}\"\nname = \"Two emails\"\nholdout_percent = {holdout}\n\
+         [[steps]]\ndelay = \"30m\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n\
+         [[steps]]\ndelay = \"1h\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n"
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -192,5 +242,316 @@ fn given_a_longer_first_delay_against_the_live_campaign_when_compared_then_carts
     assert_eq!(report.steps[0].difference, Some(-1));
     assert_eq!(against.sample.len(), 1);
     assert!(report.estimate.basis.starts_with("No estimate"), "{}", report.estimate.basis);
-    let _ = Duration::zero();
+}
+
+#[test]
+fn given_a_click_on_step_one_after_step_two_went_out_when_replayed_then_step_two_still_goes_out() {
+    // GIVEN live traffic that sent cart A both steps (10:30 and 11:30) and
+    // a click on step 1's message at 12:00, after step 2 had gone out
+    let live = two_emails("live", 0);
+    let mut history = history(&[add_to_cart("a1", "cart-a", "ann", "2026-06-10T10:00:00Z")]);
+    record_live(&mut history, &live, "2026-06-12T00:00:00Z");
+    let step_one = crate::message::MessageRecord::id_for("cart-a", 0, Channel::Email);
+    history.messages.get_mut(&step_one).unwrap().engagement.add(EngagementLabel::HumanClick, t("2026-06-10T12:00:00Z"));
+
+    // WHEN the live campaign is replayed over it
+    let a = trace_of(&history, &live, "cart-a", "2026-06-12T00:00:00Z");
+
+    // THEN at 11:30 the click had not happened: step 2 goes out as it did live
+    assert_eq!(a.sends().collect::<Vec<_>>(), [(0, Channel::Email), (1, Channel::Email)], "{a:#?}");
+}
+
+#[test]
+fn given_a_click_on_step_one_before_step_two_when_replayed_then_step_two_stops_as_engaged() {
+    // GIVEN the same history with the click at 11:00, before step 2 was due
+    let live = two_emails("live", 0);
+    let mut history = history(&[add_to_cart("a1", "cart-a", "ann", "2026-06-10T10:00:00Z")]);
+    record_live(&mut history, &live, "2026-06-12T00:00:00Z");
+    let step_one = crate::message::MessageRecord::id_for("cart-a", 0, Channel::Email);
+    history.messages.get_mut(&step_one).unwrap().engagement.add(EngagementLabel::HumanClick, t("2026-06-10T11:00:00Z"));
+
+    // WHEN replayed THEN step 2 stops on the click
+    let a = trace_of(&history, &live, "cart-a", "2026-06-12T00:00:00Z");
+    assert_eq!(a.sends().collect::<Vec<_>>(), [(0, Channel::Email)]);
+    assert_eq!(a.decisions.last().unwrap().code, ReasonCode::Engaged);
+}
+
+#[test]
+fn given_a_cart_stopped_again_after_each_edit_when_counted_then_it_is_one_suppressed_cart() {
+    // GIVEN a cart without consent, edited twice after its check stopped it
+    let mut events = Vec::new();
+    for (id, at) in [("a1", "2026-06-10T10:00:00Z"), ("a2", "2026-06-10T11:00:00Z"), ("a3", "2026-06-10T12:00:00Z")] {
+        events.push(without_consent(add_to_cart(id, "cart-a", "hal", at)));
+    }
+    let history = history(&events);
+    let draft = one_email("draft", "30m");
+    let stops = trace_of(&history, &draft, "cart-a", "2026-06-12T00:00:00Z");
+    assert_eq!(stops.decisions.iter().filter(|d| d.code == ReasonCode::NoConsent).count(), 3, "{stops:#?}");
+
+    // WHEN backtested
+    let report = backtest(&history, &options(draft, "2026-06-12T00:00:00Z"));
+
+    // THEN the three stops are one cart suppressed for want of consent
+    assert_eq!(report.suppressed, [Suppressed { step: 1, code: ReasonCode::NoConsent, carts: 1 }]);
+}
+
+/// One email 30 minutes after the last activity offering 10% off; guests
+/// get it on the address they typed.
+fn one_voucher_email(id: &str) -> Campaign {
+    Campaign::from_toml(&format!(
+        "id = \"{id}\"\nname = \"Voucher\"\nholdout_percent = 0\nrequire_explicit_consent_for_guests = false\n\
+         [[steps]]\ndelay = \"30m\"\n[steps.channels]\nmobile = [\"email\"]\ndesktop = [\"email\"]\n\
+         [steps.offer.standard]\npercent_off = \"10\"\n[steps.offer.recovery]\npercent_off = \"10\"\n"
+    ))
+    .unwrap()
+}
+
+fn guest_cart(event_id: &str, cart_id: &str, email: &str, at: &str) -> Value {
+    let mut event = add_to_cart(event_id, cart_id, "nobody", at);
+    event.as_object_mut().unwrap().remove("customer_id");
+    event["customer"] = json!({"email": email, "consents": {"email": true}});
+    event
+}
+
+#[test]
+fn given_a_guest_with_three_carts_when_backtested_then_the_voucher_cap_gives_one_voucher_as_live_does() {
+    // GIVEN one guest address on three carts a day apart, and another guest
+    let history = history(&[
+        guest_cart("g1", "cart-g1", "gia@example.com", "2026-06-10T10:00:00Z"),
+        guest_cart("g2", "cart-g2", "gia@example.com", "2026-06-11T10:00:00Z"),
+        guest_cart("g3", "cart-g3", "GIA@example.com", "2026-06-12T10:00:00Z"),
+        guest_cart("h1", "cart-h1", "hugo@example.com", "2026-06-12T10:00:00Z"),
+    ]);
+    assert_eq!(history.customers.len(), 2, "grouped by the voucher owner: {:#?}", history.customers);
+
+    // WHEN a draft offering a voucher is backtested
+    let report = backtest(&history, &options(one_voucher_email("draft"), "2026-06-20T00:00:00Z"));
+
+    // THEN every cart gets its email (guests' caps are per cart), but gia's
+    // address gets one voucher within the cap window, hugo his own
+    assert_eq!((report.carts, report.entering), (4, 4));
+    assert_eq!(report.steps[0].sent, 4);
+    assert_eq!(report.vouchers.issued, 2, "{report:#?}");
+    // 10% of 29.80 twice
+    assert_eq!(report.vouchers.face_value, Money::from([("EUR".to_owned(), Decimal::new(596, 2))]));
+}
+
+#[test]
+fn given_live_messages_and_vouchers_before_the_period_when_backtested_from_it_then_caps_and_cooldowns_see_them() {
+    // GIVEN ana's cart A on 9 June, emailed with a voucher by live traffic,
+    // and her cart B on 12 June (within the 7-day entry cooldown)
+    let live = one_voucher_email("live");
+    let mut history = history(&[
+        add_to_cart("a1", "cart-a", "ana", "2026-06-09T10:00:00Z"),
+        add_to_cart("b1", "cart-b", "ana", "2026-06-12T10:00:00Z"),
+    ]);
+    let mut builder = HistoryBuilder::default();
+    builder.add_voucher(crate::voucher::Voucher {
+        code: crate::voucher::VoucherCode::generate(
+            Some("LV"),
+            &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7),
+        ),
+        cart_id: "cart-a".into(),
+        owner: crate::voucher::VoucherOwner::customer(&"ana".into()),
+        customer_key: crate::ids::CustomerKey::Customer("ana".into()),
+        campaign_id: "live".into(),
+        step: 0,
+        variant: None,
+        terms: crate::voucher::VoucherTerms {
+            tier: crate::voucher::TierName::Standard,
+            discount: crate::voucher::Discount::PercentOff { percent: Decimal::from(10), max_amount: None },
+            currency: "EUR".into(),
+            min_cart_value: None,
+        },
+        issued_at: t("2026-06-09T10:30:00Z"),
+        expires_at: t("2026-06-16T10:30:00Z"),
+        status: crate::voucher::VoucherStatus::Issued,
+        published_at: None,
+    });
+    history.vouchers = builder.build().vouchers;
+    let only_a = History { customers: history.customers.clone(), ..History::default() };
+    let mut only_a = only_a;
+    only_a.customers[0].carts.retain(|c| c.cart_id.as_str() == "cart-a");
+    record_live(&mut only_a, &live, "2026-06-20T00:00:00Z");
+    history.messages = only_a.messages;
+    let mut draft = one_voucher_email("draft");
+    draft.caps.entry_cooldown = Duration::hours(1);
+
+    // WHEN a draft with a one-hour cooldown is backtested from 11 June
+    let mut opts = options(draft.clone(), "2026-06-20T00:00:00Z");
+    opts.from = Some("2026-06-11".parse().unwrap());
+    let report = backtest(&history, &opts);
+
+    // THEN only cart B counts, gets its email, but no voucher: live's voucher
+    // for cart A is within the cap window
+    assert_eq!((report.carts, report.entering, report.vouchers.issued), (1, 1, 0), "{report:#?}");
+
+    // AND with the live 7-day cooldown, live's email to cart A keeps cart B out
+    let mut opts = options(one_voucher_email("draft"), "2026-06-20T00:00:00Z");
+    opts.from = Some("2026-06-11".parse().unwrap());
+    let report = backtest(&history, &opts);
+    assert_eq!((report.carts, report.entering), (1, 0));
+    assert_eq!(report.suppressed, [Suppressed { step: 1, code: ReasonCode::EntryCooldown, carts: 1 }]);
+}
+
+#[test]
+fn given_a_shadow_campaign_waiting_when_the_live_one_stopped_then_its_timer_gives_the_live_one_another_check() {
+    // GIVEN a cart without consent at 10:00 and consent given at 11:00; a
+    // shadow campaign whose first step is due at 12:00
+    let history = history(&[
+        without_consent(add_to_cart("a1", "cart-a", "ivy", "2026-06-10T10:00:00Z")),
+        json!({"event_id": "c1", "type": "identify", "customer_id": "ivy", "occurred_at": "2026-06-10T11:00:00Z",
+               "customer": {"consents": {"email": true}}}),
+    ]);
+    let live = one_email("live", "30m");
+    let mut shadow = one_email("shadow", "2h");
+    shadow.mode = crate::campaign::CampaignMode::Shadow;
+
+    // WHEN replayed with both stored
+    let a = trace_with(&history, &[live.clone(), shadow], "cart-a", "2026-06-12T00:00:00Z");
+
+    // THEN as in the checker: stopped at 10:30 (no consent), woken at 12:00
+    // by the shadow's timer, and then the live campaign sends
+    let sent: Vec<DateTime<Utc>> = a.decisions.iter().filter(|d| d.outcome == Outcome::Sent).map(|d| d.at).collect();
+    assert_eq!(sent, [t("2026-06-10T12:00:00Z")], "{a:#?}");
+    assert_eq!(a.decisions[0].code, ReasonCode::NoConsent);
+    // without the shadow there is no second check
+    assert_eq!(trace_of(&history, &live, "cart-a", "2026-06-12T00:00:00Z").sends().count(), 0);
+}
+
+#[test]
+fn given_a_draft_with_the_live_holdout_when_put_beside_it_then_the_same_customers_are_held_out() {
+    // GIVEN 40 customers' carts, live traffic of a campaign holding out 50 %
+    let events: Vec<Value> = (0..40)
+        .map(|i| add_to_cart(&format!("e{i}"), &format!("cart-{i}"), &format!("c{i}"), "2026-06-10T10:00:00Z"))
+        .collect();
+    let mut history = history(&events);
+    let live = two_emails("live", 50);
+    record_live(&mut history, &live, "2026-06-12T00:00:00Z");
+    let held_live = history.messages.values().filter(|m| matches!(m.status, MessageStatus::HeldOut { .. })).count();
+    assert!(held_live > 0 && held_live < 80, "{held_live}");
+
+    // WHEN the same steps under another id are put beside it
+    let mut opts = options(two_emails("draft", 50), "2026-06-12T00:00:00Z");
+    opts.against = Some("live".into());
+    let report = run(&history, &[live], &opts, None, &mut |_| {}).unwrap();
+
+    // THEN the draft holds out whom live held out: nothing differs
+    let against = report.against.unwrap();
+    assert_eq!(against.replay_mismatches, 0);
+    assert_eq!(against.carts_deciding_differently, 0, "{:#?}", against.differing);
+    assert_eq!(report.held_out as usize * 2, held_live);
+    assert!(report.steps.iter().all(|r| r.difference == Some(0)), "{:#?}", report.steps);
+}
+
+/// The measurement report's row of `live` over facts of live traffic: 200
+/// carts emailed at step 1 (10 orders attributed), 100 of them emailed at
+/// step 2 (2 orders), orders of 40 EUR.
+fn measured(live: &Campaign) -> CampaignReport {
+    use crate::measure::{Fact, FactKind, MessageOutcome, SegmentLabel};
+    let day = |d: u32| t(&format!("2026-06-{:02}T10:00:00Z", 1 + d % 20));
+    let mut facts = Vec::new();
+    for i in 0..200u32 {
+        let (cart, key) = (format!("cart-{i}"), crate::ids::CustomerKey::Customer(format!("c{i}").as_str().into()));
+        facts.push(Fact::new(
+            day(i),
+            FactKind::Entered {
+                campaign_id: live.id.clone(),
+                cart_id: cart.as_str().into(),
+                customer_key: key.clone(),
+                group: crate::measure::Group::Treated,
+                variant: None,
+                segment: SegmentLabel::Other,
+                value: None,
+                currency: None,
+            },
+        ));
+        let steps = if i < 100 { 2 } else { 1 };
+        for step in 0..steps {
+            facts.push(Fact::new(
+                day(i) + Duration::hours(i64::from(step)),
+                FactKind::Message {
+                    campaign_id: live.id.clone(),
+                    cart_id: cart.as_str().into(),
+                    customer_key: key.clone(),
+                    message_id: crate::message::MessageRecord::id_for(&cart, step, Channel::Email),
+                    group: crate::measure::Group::Treated,
+                    variant: None,
+                    step,
+                    channel: Channel::Email,
+                    outcome: MessageOutcome::Sent,
+                },
+            ));
+        }
+        // Carts 0-1 buy after step 2; 100-109 after step 1.
+        if i < 2 || (100..110).contains(&i) {
+            facts.push(Fact::new(
+                day(i) + Duration::hours(3),
+                FactKind::Order {
+                    order_id: format!("o-{i}"),
+                    cart_id: Some(cart.as_str().into()),
+                    customer_key: Some(key),
+                    value: Some(Decimal::from(40)),
+                    currency: Some("EUR".into()),
+                    coupon: None,
+                },
+            ));
+        }
+    }
+    let query = crate::measure::report::ReportQuery::new(
+        Some(live.id.clone()),
+        "2026-06-01".parse().unwrap(),
+        "2026-06-30".parse().unwrap(),
+    );
+    let report = crate::measure::report::build_report(&facts, std::slice::from_ref(live), &query, &Prices::default());
+    report.campaigns.into_iter().find(|c| c.campaign_id == live.id).unwrap()
+}
+
+#[test]
+fn given_measured_rates_per_step_when_estimated_then_each_row_applies_its_own_rate_with_an_interval() {
+    // GIVEN the live campaign's measured report, and history where the
+    // draft sends step 1 to 4 carts and step 2 to 2 (a click stops none)
+    let live = two_emails("live", 0);
+    let report = measured(&live);
+    let step = |n: u32| report.by_step[&n].clone();
+    assert_eq!((step(1).sent, step(2).sent), (200, 100));
+    let (orders_1, orders_2) = (step(1).attributed_orders, step(2).attributed_orders);
+    assert!(orders_1 > 0 && orders_2 > 0, "{:#?}", report.by_step);
+    let events: Vec<Value> = (0..4)
+        .map(|i| add_to_cart(&format!("e{i}"), &format!("cart-{i}"), &format!("c{i}"), "2026-06-10T10:00:00Z"))
+        .collect();
+    let mut history = history(&events);
+    record_live(&mut history, &live, "2026-06-12T00:00:00Z");
+    let mut draft = two_emails("draft", 0);
+    // A third step, which the live campaign does not have.
+    draft.steps.push(draft.steps[1].clone());
+
+    // WHEN the draft is backtested against it with that report
+    let mut opts = options(draft, "2026-06-12T00:00:00Z");
+    opts.against = Some("live".into());
+    let out = run(&history, &[live], &opts, Some(&report), &mut |_| {}).unwrap();
+
+    // THEN each row's figure is its sends times its step's measured orders per message
+    let estimate = &out.estimate;
+    assert!(estimate.basis.starts_with("Estimate from measured rates"), "{}", estimate.basis);
+    let rows: Vec<(u32, Channel, u64)> = estimate.rows.iter().map(|r| (r.step, r.channel, r.sent)).collect();
+    assert_eq!(rows[..2], [(1, Channel::Email, 4), (2, Channel::Email, 4)]);
+    let expected_1 = 4.0 * orders_1 as f64 / 200.0;
+    let expected_2 = 4.0 * orders_2 as f64 / 100.0;
+    assert!((estimate.rows[0].orders.unwrap() - expected_1).abs() < 1e-9);
+    assert!((estimate.rows[1].orders.unwrap() - expected_2).abs() < 1e-9);
+    let total = estimate.recovered_orders.unwrap();
+    assert!((total - (expected_1 + expected_2)).abs() < 1e-9, "{total}");
+    let Interval(low, high) = estimate.recovered_orders_ci95.unwrap();
+    assert!(low <= total && total <= high && low >= 0.0, "{low} {total} {high}");
+    // revenue is orders times the measured 40 EUR order, with its interval
+    let revenue = estimate.recovered_revenue["EUR"];
+    assert_eq!(revenue, (Decimal::from_f64_retain(total).unwrap() * Decimal::from(40)).round_dp(2));
+    let (low_revenue, high_revenue) = estimate.recovered_revenue_ci95.clone().unwrap();
+    assert!(low_revenue["EUR"] <= revenue && revenue <= high_revenue["EUR"]);
+    // and the third step has no comparable rate: it says so and adds nothing
+    let third = &estimate.rows[2];
+    assert_eq!((third.step, third.channel, third.sent), (3, Channel::Email, 4));
+    assert!(third.orders.is_none() && third.basis.starts_with("No comparable measured rate"), "{}", third.basis);
+    assert!(estimate.basis.contains("1 of the draft's steps and channels have no comparable"), "{}", estimate.basis);
 }

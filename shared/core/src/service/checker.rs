@@ -333,43 +333,21 @@ where
         timeline: &mut Vec<TimelineEntry>,
         facts: &mut Vec<Fact>,
     ) -> Option<DateTime<Utc>> {
-        let cart = measured.cart;
-        progress.forget_skips_before(cart.last_activity_at);
-        // Its own would-sends are its history: the live campaign's messages
-        // are not its doing, and its own were never sent.
-        let mut history: Vec<MessageRecord> =
-            progress.dispatched().map(|s| measured.shadow_record(shadow, s.step, s.channel, s.at, progress)).collect();
-        loop {
-            let input = Input {
-                cart,
-                progress,
-                customer: measured.customer,
-                campaigns: std::slice::from_ref(shadow),
-                history: &history,
-                channels: &self.settings.channels,
-                vouchers,
-                now: measured.now,
-            };
-            let decision = engine::decide_shadow(&input, shadow);
-            match &decision {
-                Decision::Skip { step, due, .. } => progress.skip(&shadow.id, *step, *due),
-                Decision::Withhold { step, channel, variant, .. } | Decision::Send { step, channel, variant, .. } => {
-                    let entering = progress.dispatched().next().is_none();
-                    let id = MessageRecord::shadow_id_for(&shadow.id, &cart.cart_id, *step, *channel);
-                    progress.record(&shadow.id, *step, *channel, id, measured.now);
-                    progress.enter(Group::Shadow, variant.as_deref());
-                    let record = measured.shadow_record(shadow, *step, *channel, measured.now, progress);
-                    if entering {
-                        facts.push(measured.entered(&shadow.id, Group::Shadow, variant.as_deref()));
-                    }
-                    facts.push(measured.would_send(&record, Group::Shadow));
-                    timeline.push(shadow_entry(&decision, &shadow.id, measured.now));
-                    history.push(record);
-                }
-                Decision::Wait { until, .. } => return Some(*until),
-                Decision::Stop { .. } => return None,
+        let check = ShadowCheck {
+            cart: measured.cart,
+            key: measured.key,
+            customer: measured.customer,
+            vouchers,
+            channels: &self.settings.channels,
+            now: measured.now,
+        };
+        shadow_pass(&check, shadow, progress, &mut |decision, record, entering| {
+            if entering {
+                facts.push(measured.entered(&shadow.id, Group::Shadow, record.variant.as_deref()));
             }
-        }
+            facts.push(measured.would_send(record, Group::Shadow));
+            timeline.push(shadow_entry(decision, &shadow.id, measured.now));
+        })
     }
 
     /// The message for `content.to`, composed from the step's template set
@@ -598,22 +576,76 @@ impl Measured<'_> {
             },
         )
     }
+}
 
-    /// A shadow campaign's would-send as a message record: what its caps
-    /// count (never stored).
-    fn shadow_record(
-        &self,
-        shadow: &Campaign,
-        step: u32,
-        channel: Channel,
-        at: DateTime<Utc>,
-        progress: &Progress,
-    ) -> MessageRecord {
+/// What a shadow campaign's pass reads of the check it runs in.
+pub(crate) struct ShadowCheck<'a> {
+    pub cart: &'a Cart,
+    pub key: &'a CustomerKey,
+    pub customer: Option<&'a Customer>,
+    pub vouchers: &'a [Voucher],
+    pub channels: &'a [Channel],
+    pub now: DateTime<Utc>,
+}
+
+/// Runs shadow campaign `shadow` on the cart until it waits or stops, each
+/// step it would send recorded on its `progress` and told to
+/// `would_send` (the decision, the would-send record, whether it is the
+/// cart's entry). Returns its wait, if any: the cart's timer fires at the
+/// earliest wait of the live and shadow campaigns. The checker and the
+/// backtest's replay both run it, so a replay re-arms as live did.
+pub(crate) fn shadow_pass(
+    check: &ShadowCheck,
+    shadow: &Campaign,
+    progress: &mut Progress,
+    would_send: &mut dyn FnMut(&Decision, &MessageRecord, bool),
+) -> Option<DateTime<Utc>> {
+    let cart = check.cart;
+    progress.forget_skips_before(cart.last_activity_at);
+    // Its own would-sends are its history: the live campaign's messages
+    // are not its doing, and its own were never sent.
+    let record = |step, channel, at, progress: &Progress| {
         let status = MessageStatus::HeldOut { at };
         MessageRecord {
-            message_id: MessageRecord::shadow_id_for(&shadow.id, &self.cart.cart_id, step, channel),
+            message_id: MessageRecord::shadow_id_for(&shadow.id, &cart.cart_id, step, channel),
+            cart_id: cart.cart_id.clone(),
+            customer_key: check.key.clone(),
+            campaign_id: shadow.id.clone(),
+            step,
+            channel,
             decided_at: at,
-            ..self.message(&shadow.id, step, channel, &progress.variant, status)
+            status,
+            engagement: Engagement::default(),
+            variant: progress.variant.clone(),
+        }
+    };
+    let mut history: Vec<MessageRecord> =
+        progress.dispatched().map(|s| record(s.step, s.channel, s.at, progress)).collect();
+    loop {
+        let input = Input {
+            cart,
+            progress,
+            customer: check.customer,
+            campaigns: std::slice::from_ref(shadow),
+            history: &history,
+            channels: check.channels,
+            vouchers: check.vouchers,
+            now: check.now,
+        };
+        let decision = engine::decide_shadow(&input, shadow);
+        match &decision {
+            Decision::Skip { step, due, .. } => progress.skip(&shadow.id, *step, *due),
+            Decision::Withhold { step, channel, variant, .. } | Decision::Send { step, channel, variant, .. } => {
+                let entering = progress.dispatched().next().is_none();
+                let id = MessageRecord::shadow_id_for(&shadow.id, &cart.cart_id, *step, *channel);
+                progress.record(&shadow.id, *step, *channel, id, check.now);
+                progress.enter(Group::Shadow, variant.as_deref());
+                let message = record(*step, *channel, check.now, progress);
+                would_send(&decision, &message, entering);
+                history.push(message);
+            }
+            Decision::Wait { until, .. } => return Some(*until),
+            Decision::Stop { .. } => return None,
         }
     }
 }
