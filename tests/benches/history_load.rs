@@ -68,11 +68,11 @@ fn item(n: usize, i: u64) -> Item {
 /// whether live traffic reminded it.
 fn cart(n: usize, start: DateTime<Utc>) -> (Vec<Event>, Option<String>) {
     let cart_id = format!("c_{n:08}_{:06x}", pick(n, 1, 1 << 24));
-    let customer = (n % 3 != 0).then(|| format!("cust-{:07}", n / 2));
+    let customer = (!n.is_multiple_of(3)).then(|| format!("cust-{:07}", n / 2));
     let at = start + Duration::minutes(pick(n, 2, 365 * 24 * 60) as i64);
     let count = 3 + pick(n, 3, 4) as usize;
     let items = 1 + pick(n, 4, 4);
-    let bought = n % 4 == 0;
+    let bought = n.is_multiple_of(4);
     let patch = CustomerPatch {
         email: Some(format!("shopper{n}@example.com").as_str().into()),
         first_name: Some("Ana".into()),
@@ -101,7 +101,7 @@ fn cart(n: usize, start: DateTime<Utc>) -> (Vec<Event>, Option<String>) {
                 occurred_at: at + Duration::minutes(i as i64 * 3 + if last && bought { 180 } else { 0 }),
                 cart_id: Some(cart_id.as_str().into()),
                 customer_id: customer.as_deref().map(Into::into),
-                device: Some(if n % 2 == 0 { Device::Mobile } else { Device::Desktop }),
+                device: Some(if n.is_multiple_of(2) { Device::Mobile } else { Device::Desktop }),
                 currency: Some("EUR".into()),
                 items: lines,
                 order_id: (kind == EventType::Purchase).then(|| format!("order-{n}")),
@@ -130,22 +130,25 @@ fn stored(n: usize, start: DateTime<Utc>) -> (CartRecord, Option<Customer>, Opti
         record.insert_event(event);
     }
     record.updated_at = last;
-    let message = (n % 4 != 0).then(|| {
+    let message = (!n.is_multiple_of(4)).then(|| {
         let at = last + Duration::hours(1);
         let message_id = MessageRecord::id_for(record.cart_id.as_str(), 0, Channel::Email);
         record.progress = Progress {
             campaign_id: Some("default".into()),
-            steps: vec![StepDispatched { step: 0, channel: Channel::Email, message_id: message_id.clone(), at, skipped: false }],
+            steps: vec![StepDispatched {
+                step: 0,
+                channel: Channel::Email,
+                message_id: message_id.clone(),
+                at,
+                skipped: false,
+            }],
             group: None,
             variant: None,
         };
         MessageRecord {
             message_id,
             cart_id: record.cart_id.clone(),
-            customer_key: CustomerKey::for_cart(
-                customer_id.as_deref().map(CustomerId::from).as_ref(),
-                &record.cart_id,
-            ),
+            customer_key: CustomerKey::for_cart(customer_id.as_deref().map(CustomerId::from).as_ref(), &record.cart_id),
             campaign_id: "default".into(),
             step: 0,
             channel: Channel::Email,
@@ -183,8 +186,10 @@ fn sqlite_store(carts: usize) -> PathBuf {
     let mut conn = rusqlite::Connection::open(dir.join("cartback.db")).unwrap();
     let tx = conn.transaction().unwrap();
     {
-        let mut cart_row = tx.prepare("INSERT INTO carts (cart_id, version, record, updated_at) VALUES (?1, 1, ?2, ?3)").unwrap();
-        let mut link = tx.prepare("INSERT OR IGNORE INTO cart_customers (customer_id, cart_id) VALUES (?1, ?2)").unwrap();
+        let mut cart_row =
+            tx.prepare("INSERT INTO carts (cart_id, version, record, updated_at) VALUES (?1, 1, ?2, ?3)").unwrap();
+        let mut link =
+            tx.prepare("INSERT OR IGNORE INTO cart_customers (customer_id, cart_id) VALUES (?1, ?2)").unwrap();
         let mut message_row = tx
             .prepare("INSERT INTO messages (message_id, cart_id, customer_key, decided_at, record) VALUES (?1, ?2, ?3, ?4, ?5)")
             .unwrap();
@@ -204,18 +209,28 @@ fn sqlite_store(carts: usize) -> PathBuf {
                 link.execute(rusqlite::params![id, record.cart_id.as_str()]).unwrap();
                 // A customer's second cart (n, n+1 share one) adds to the profile.
                 let profile = profiles.entry(id).or_insert_with(|| Customer::new(customer.customer_id.clone()));
-                record.events.iter().for_each(|e| profile.apply(e));
+                for event in &record.events {
+                    profile.apply(event);
+                }
                 if n % 2 == 1 || n + 1 == carts {
                     let profile = profiles.remove(customer.customer_id.as_str()).unwrap();
                     let json = serde_json::to_string(&profile).unwrap();
-                    customer_row.execute(rusqlite::params![profile.customer_id.as_str(), json, record.updated_at.to_rfc3339()]).unwrap();
+                    customer_row
+                        .execute(rusqlite::params![profile.customer_id.as_str(), json, record.updated_at.to_rfc3339()])
+                        .unwrap();
                 }
             }
             if let Some(m) = message {
                 let json = serde_json::to_string(&m).unwrap();
                 let key = m.customer_key.to_string();
                 message_row
-                    .execute(rusqlite::params![m.message_id.as_str(), m.cart_id.as_str(), key, m.decided_at.to_rfc3339(), json])
+                    .execute(rusqlite::params![
+                        m.message_id.as_str(),
+                        m.cart_id.as_str(),
+                        key,
+                        m.decided_at.to_rfc3339(),
+                        json
+                    ])
                     .unwrap();
             }
         }
@@ -361,7 +376,9 @@ fn main() {
             };
             report(&mode, carts, began.elapsed().as_secs_f64(), &history);
         }
-        other => panic!("HISTORY_LOAD={other}: one of sqlite, sqlite-before, replay, dynamo, dynamo-before, jsonl, jsonl-before"),
+        other => panic!(
+            "HISTORY_LOAD={other}: one of sqlite, sqlite-before, replay, dynamo, dynamo-before, jsonl, jsonl-before"
+        ),
     }
 }
 
