@@ -11,3 +11,16 @@ cargo bench -p cartback-local --bench sources -- --quick
 # The backtest's replay of 10,000 synthetic carts, then one timed run over a million (one core).
 cargo bench -p cartback-core --bench backtest -- --quick
 BACKTEST_CARTS=1000000 cargo bench -p cartback-core --bench backtest
+
+# Loading the history a backtest replays, at a million realistic carts (3-6
+# events, 1-4 items; inputs built once under the target directory, a few GB):
+# the SQLite store as `--data` reads it, DynamoDB Scan items decoded as
+# `--aws` decodes them, a JSON Lines export as `--events` reads it; each
+# beside the way it was read before (`*-before`), then load and replay
+# together. One process per mode (its own peak memory); each bounded.
+carts="${HISTORY_CARTS:-1000000}"
+cargo bench -p cartback-tests --bench history_load --no-run
+for mode in sqlite-before sqlite dynamo-before dynamo jsonl-before jsonl replay; do
+  HISTORY_LOAD="$mode" HISTORY_CARTS="$carts" timeout 1800 \
+    cargo bench -p cartback-tests --bench history_load 2>&1 | grep -E "^(built|$mode|replay)"
+done

@@ -88,9 +88,9 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<ExitCode> {
     // store, the measured rates of the campaign the draft is put beside.
     let (history, live, channels, stores) = match &args.events {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read --events {}", path.display()))?;
-            let history = match backtest::history_from_events(&text, now) {
+            let file = std::fs::File::open(path).with_context(|| format!("cannot read --events {}", path.display()))?;
+            // Line by line: an export of a year need not fit in memory as text.
+            let history = match backtest::history::history_from_reader(std::io::BufReader::new(file), now) {
                 Ok(h) => h,
                 Err(e) => return usage(format!("--events {}: {e}", path.display())),
             };

@@ -71,9 +71,19 @@ pub fn local_app_with_db(secret: &[u8]) -> (Router, Arc<ManualClock>, Database) 
 /// [`local_app_with_db`] with the backtest page (`/dashboard/backtest`) over the same database, as
 /// `cartback dev` serves it.
 pub fn local_app_with_backtest(secret: &[u8]) -> (Router, Arc<ManualClock>, Database) {
+    local_app_with_backtest_reader(secret, |db| Arc::new(db))
+}
+
+/// [`local_app_with_backtest`] whose backtest page reads the history
+/// through `reader` (made from the app's database), e.g. one that holds a
+/// backtest in progress.
+pub fn local_app_with_backtest_reader(
+    secret: &[u8],
+    reader: impl FnOnce(Database) -> Arc<dyn cartback_core::ports::HistoryReader>,
+) -> (Router, Arc<ManualClock>, Database) {
     let (api, clock, db) = api_over(secret, false, &[], &[]);
     let api = Arc::new(api);
-    let app = cartback_http::router(api.clone()).merge(cartback_http::backtest_router(api, Arc::new(db.clone())));
+    let app = cartback_http::router(api.clone()).merge(cartback_http::backtest_router(api, reader(db.clone())));
     (app, clock, db)
 }
 

@@ -13,9 +13,11 @@ use cartback_core::customer::Customer;
 use cartback_core::event::validate_event;
 use cartback_core::ids::CustomerKey;
 use cartback_core::message::{Channel, MessageRecord, MessageStatus};
-use cartback_core::ports::{CampaignStore, CartRecord, Clock, EventCommit, EventLog, MessageStore};
+use cartback_core::ports::{
+    CampaignStore, CartRecord, Clock, EventCommit, EventLog, HistoryReader, MessageStore, PortError,
+};
 use cartback_core::signing::{dashboard_token, Secret};
-use cartback_tests::local_app::local_app_with_backtest;
+use cartback_tests::local_app::{local_app_with_backtest, local_app_with_backtest_reader};
 use cartback_tests::openapi::Observed;
 
 const SECRET: &[u8] = b"backtest-secret-0123456789";
@@ -168,4 +170,74 @@ async fn given_no_link_or_a_bad_draft_when_posted_then_401_or_the_field_is_named
     let (status, html) = post(&app, &[("token", &token), ("toml", LIVE), ("from", "yesterday")]).await;
     assert_eq!(status, 400);
     assert!(html.contains("from: &quot;yesterday&quot; is not a date"), "{html}");
+}
+
+/// Holds every history read until released, and says when one started.
+struct Gated {
+    db: cartback_local::Database,
+    started: std::sync::Arc<tokio::sync::Notify>,
+    open: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl HistoryReader for Gated {
+    async fn scan_carts(&self, visit: &mut (dyn FnMut(CartRecord) + Send)) -> Result<u64, PortError> {
+        self.started.notify_one();
+        let _open = self.open.acquire().await.unwrap();
+        self.db.scan_carts(visit).await
+    }
+    async fn scan_customers(&self, visit: &mut (dyn FnMut(Customer) + Send)) -> Result<u64, PortError> {
+        self.db.scan_customers(visit).await
+    }
+    async fn scan_messages(&self, visit: &mut (dyn FnMut(MessageRecord) + Send)) -> Result<u64, PortError> {
+        self.db.scan_messages(visit).await
+    }
+}
+
+/// GIVEN a backtest in progress on the dashboard (its history read held open)
+/// WHEN a second draft is posted
+/// THEN it is answered 503 with Retry-After and a sentence saying one runs at a time, while the first
+///      completes with its report; once it is over the next backtest runs
+#[tokio::test]
+async fn given_a_backtest_running_when_another_is_posted_then_503_with_retry_after_and_the_first_completes() {
+    let started = std::sync::Arc::new(tokio::sync::Notify::new());
+    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let (gate_started, gate_open) = (started.clone(), open.clone());
+    let (app, clock, db) = local_app_with_backtest_reader(SECRET, move |db| {
+        std::sync::Arc::new(Gated { db, started: gate_started, open: gate_open })
+    });
+    history(&db).await;
+    let token = dashboard_token(&Secret::new(SECRET.to_vec()).unwrap(), clock.now().timestamp() + 3600);
+    let request = |token: &str| {
+        let (content_type, body) = multipart(&[("token", token), ("toml", LIVE), ("against", "live")]);
+        Request::builder()
+            .method("POST")
+            .uri("/dashboard/backtest")
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let first = tokio::spawn({
+        let (app, request) = (app.clone(), request(&token));
+        async move { Observed::from_app(&app, request).await }
+    });
+    started.notified().await;
+
+    // WHEN a second backtest is posted meanwhile
+    // (bounded: without the limit it would wait behind the first for ever)
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), Observed::from_app(&app, request(&token)));
+    let second = waited.await.expect("the second backtest is answered at once, not queued");
+
+    // THEN it is turned away, told when to come back
+    assert_eq!(second.status, 503);
+    let retry = second.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v.as_str());
+    assert_eq!(retry, Some("30"));
+    assert!(String::from_utf8(second.body).unwrap().contains("they run one at a time"));
+    // and the first completes
+    open.add_permits(2);
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.body));
+    assert_eq!(shown(&String::from_utf8(first.body).unwrap(), "carts"), 3);
+    let third = Observed::from_app(&app, request(&token)).await;
+    assert_eq!(third.status, 200);
 }

@@ -82,6 +82,10 @@ async fn given_carts_customers_and_messages_when_scanned_in_segments_then_each_i
     ids.dedup();
     assert_eq!(ids.len(), 60, "each cart once");
     assert!(carts.iter().all(|c| c.events.len() == 1), "carts come back with their events");
+    // (read through the projection: each cart's own event, whole)
+    let cart_7 = carts.iter().find(|c| c.cart_id.as_str() == "cart-7").unwrap();
+    assert_eq!((cart_7.events[0].event_id.as_str(), cart_7.events[0].items.len()), ("e7", 1));
+    assert_eq!(cart_7.created_at, t0());
     customers.sort();
     customers.dedup();
     assert_eq!(customers.len(), 20);

@@ -615,9 +615,66 @@ pub trait HistoryReader: Send + Sync {
     async fn scan_messages(&self, visit: &mut (dyn FnMut(MessageRecord) + Send)) -> Result<u64, PortError>;
 }
 
+/// A stored cart as a backtest reads it: the identity and event log only.
+/// Live progress, shadow progress and the armed timer are what the replay
+/// works out again, so a reader decodes past them without building them
+/// (most of a reminded cart's record beside its events).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "StoredEvents")]
+pub struct ReplayCart(pub CartRecord);
+
+#[derive(Deserialize)]
+struct StoredEvents {
+    cart_id: CartId,
+    events: Vec<Event>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<StoredEvents> for ReplayCart {
+    fn from(stored: StoredEvents) -> Self {
+        let StoredEvents { cart_id, mut events, created_at, updated_at } = stored;
+        // Decoded lists grow by doubling; a history holds millions of them.
+        events.shrink_to_fit();
+        events.iter_mut().for_each(|e| e.items.shrink_to_fit());
+        ReplayCart(CartRecord { events, created_at, updated_at, ..CartRecord::new(cart_id, created_at) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_a_reminded_cart_when_read_for_a_replay_then_its_events_are_kept_and_its_live_progress_left_out() {
+        // GIVEN a stored cart with two events, live progress, a shadow's and an armed timer
+        let at: DateTime<Utc> = "2026-06-01T10:00:00Z".parse().unwrap();
+        let mut cart = CartRecord::new("c1", at);
+        for (id, minutes) in [("e2", 5), ("e1", 0)] {
+            let mut event = Event::identify(id.into(), at + chrono::Duration::minutes(minutes));
+            event.cart_id = Some("c1".into());
+            cart.insert_event(event);
+        }
+        cart.version = 7;
+        cart.progress.campaign_id = Some("default".into());
+        cart.shadow.insert("draft".into(), cart.progress.clone());
+        cart.timer_armed_for = Some(at);
+        cart.updated_at = at + chrono::Duration::minutes(5);
+        let stored = serde_json::to_string(&cart).unwrap();
+
+        // WHEN decoded as a backtest reads it
+        let ReplayCart(read) = serde_json::from_str(&stored).unwrap();
+
+        // THEN the identity, times and events in order, nothing of the live state
+        let ids: Vec<&str> = read.events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!((read.cart_id.as_str(), ids), ("c1", vec!["e1", "e2"]));
+        assert_eq!((read.created_at, read.updated_at), (cart.created_at, cart.updated_at));
+        assert_eq!((read.version, read.progress, read.timer_armed_for), (0, Progress::default(), None));
+        assert!(read.shadow.is_empty());
+        // and a record without its events is refused, naming them
+        let error = serde_json::from_str::<ReplayCart>(r#"{"cart_id":"c1","created_at":"2026-06-01T10:00:00Z"}"#);
+        assert!(error.unwrap_err().to_string().contains("events"));
+    }
 
     fn reserved(cart: &str, at: DateTime<Utc>) -> ReservedSend {
         ReservedSend {

@@ -8,6 +8,11 @@
 //! the backtest. Both need the dashboard link's token, checked against real
 //! time as on `/dashboard`. The report holds counts, reason codes and cart
 //! ids only; every text shown is escaped.
+//!
+//! A backtest is seconds to minutes of CPU: it runs on a blocking thread
+//! (the server keeps answering), one at a time; a second request meanwhile
+//! is answered 503 with `Retry-After` (a queue would only hold connections
+//! open past any proxy's timeout).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -16,8 +21,8 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -27,16 +32,22 @@ use cartback_core::backtest::{self, BacktestReport, Options, Outcome};
 use cartback_core::campaign::Campaign;
 use cartback_core::ports::HistoryReader;
 use cartback_core::signing::{verify_dashboard_token, LinkError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::dashboard::{escape, refusal_page};
 
 /// The largest form taken: a campaign file is a few kilobytes.
 pub const MAX_FORM_BYTES: usize = 256 * 1024;
 
+/// Seconds a client is told to wait while another backtest runs.
+pub const RETRY_AFTER_SECONDS: u64 = 30;
+
 #[derive(Clone)]
 struct Backtests {
     api: Arc<Api>,
     history: Arc<dyn HistoryReader>,
+    /// One permit: the backtest running now.
+    running: Arc<Semaphore>,
 }
 
 /// The backtest page's routes, to merge into [`crate::router`]'s.
@@ -44,7 +55,7 @@ pub fn backtest_router(api: Arc<Api>, history: Arc<dyn HistoryReader>) -> Router
     Router::new()
         .route("/dashboard/backtest", get(form_page).post(run_page))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .with_state(Backtests { api, history })
+        .with_state(Backtests { api, history, running: Arc::new(Semaphore::new(1)) })
 }
 
 /// The form's fields, as posted.
@@ -117,7 +128,15 @@ async fn run_page(State(state): State<Backtests>, headers: HeaderMap, body: Byte
             return crate::html_response(StatusCode::BAD_REQUEST, page(&form, Some(Err(&e))));
         }
     };
-    match run(&state, draft, &form, (from, to)).await {
+    let Ok(running) = state.running.clone().try_acquire_owned() else {
+        let sentence = format!(
+            "Another backtest is running; they run one at a time. Please try again in {RETRY_AFTER_SECONDS} seconds."
+        );
+        let mut busy = crate::html_response(StatusCode::SERVICE_UNAVAILABLE, refusal_page(&sentence));
+        busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        return busy;
+    };
+    match run(&state, draft, &form, (from, to), running).await {
         Ok(Ok(report)) => crate::html_response(StatusCode::OK, page(&form, Some(Ok(&report)))),
         Ok(Err(error)) => crate::html_response(StatusCode::BAD_REQUEST, page(&form, Some(Err(&error)))),
         Err(error) => {
@@ -128,13 +147,15 @@ async fn run_page(State(state): State<Backtests>, headers: HeaderMap, body: Byte
     }
 }
 
-/// Reads the history and runs the backtest: the report, or a sentence
-/// naming the field to fix; `Err` only when storage failed.
+/// Reads the history and runs the backtest, holding `running` until the
+/// replay is over (even when the client has gone): the report, or a
+/// sentence naming the field to fix; `Err` only when storage failed.
 async fn run(
     state: &Backtests,
     draft: Campaign,
     form: &BacktestForm,
     period: (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>),
+    running: OwnedSemaphorePermit,
 ) -> Result<Result<BacktestReport, String>, cartback_core::ports::PortError> {
     let api = &state.api;
     let history = backtest::load_history(&*state.history, &mut |_| {}).await?;
@@ -158,7 +179,16 @@ async fn run(
         prices: prices.clone(),
         until: None,
     };
-    Ok(backtest::run(&history, &live, &options, measured.as_ref(), &mut |_| {}).map_err(|e| {
+    // Off the async runtime: the replay is CPU-bound and the server keeps answering.
+    let replay = tokio::task::spawn_blocking(move || {
+        let report = backtest::run(&history, &live, &options, measured.as_ref(), &mut |_| {});
+        // The next backtest may start once this one's history is freed.
+        drop(history);
+        drop(running);
+        report
+    });
+    let report = replay.await.map_err(|e| cartback_core::ports::PortError::Unavailable("backtest", Box::new(e)))?;
+    Ok(report.map_err(|e| {
         // The CLI's flag names read as the form's fields here.
         e.to_string().replace("--against", "against").replace("--from", "from").replace("--to", "to")
     }))

@@ -1,31 +1,47 @@
 //! The read-only [`HistoryReader`] over the local database, for backtests:
 //! each table read in pages by key (so `cartback dev` keeps writing between
-//! pages and memory holds one page of JSON at a time), never written.
+//! pages and memory holds one page at a time), never written. Records are
+//! decoded straight from SQLite's row buffer, and carts only as far as the
+//! replay reads them ([`ReplayCart`]).
 
 use async_trait::async_trait;
 use cartback_core::customer::Customer;
 use cartback_core::message::MessageRecord;
-use cartback_core::ports::{CartRecord, HistoryReader, PortError};
+use cartback_core::ports::{CartRecord, HistoryReader, PortError, ReplayCart};
 use serde::de::DeserializeOwned;
 
 use crate::sqlite::{db, from_json, Database};
 
-/// Rows read per page.
-const PAGE: i64 = 500;
+/// Rows read per page: large enough that the hop to SQLite's thread is
+/// noise, small enough that a page of carts is a few megabytes.
+const PAGE: i64 = 2000;
 
 impl Database {
-    /// One page of `(key, record)` rows of `table` after `after`, by key.
-    async fn page(&self, sql: &'static str, after: String) -> Result<Vec<(String, String)>, PortError> {
+    /// One page of rows of `table` after `after`, by key: the last key and
+    /// the decoded records.
+    async fn page<T: DeserializeOwned + Send + 'static>(
+        &self,
+        sql: &'static str,
+        what: &'static str,
+        after: String,
+    ) -> Result<(Option<String>, Vec<T>), PortError> {
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(sql).map_err(db)?;
-            let rows = stmt.query_map(rusqlite::params![after, PAGE], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
-            rows.map(|row| row.map_err(db)).collect()
+            let mut rows = stmt.query(rusqlite::params![after, PAGE]).map_err(db)?;
+            let (mut last, mut records) = (None, Vec::new());
+            while let Some(row) = rows.next().map_err(db)? {
+                let text = row.get_ref(1).map_err(db)?.as_str();
+                let json = text.map_err(|e| PortError::Corrupt(format!("stored {what} is not text: {e}")))?;
+                records.push(from_json(what, json)?);
+                last = Some(row.get(0).map_err(db)?);
+            }
+            Ok((last, records))
         })
         .await
     }
 
     /// Hands every row of the query's table to `visit`, page by page.
-    async fn scan<T: DeserializeOwned>(
+    async fn scan<T: DeserializeOwned + Send + 'static>(
         &self,
         sql: &'static str,
         what: &'static str,
@@ -34,13 +50,11 @@ impl Database {
         let mut after = String::new();
         let mut count = 0;
         loop {
-            let rows = self.page(sql, after.clone()).await?;
-            let Some((last, _)) = rows.last() else { return Ok(count) };
-            after = last.clone();
-            for (_, json) in rows {
-                visit(from_json(what, &json)?);
-                count += 1;
-            }
+            let (last, records) = self.page(sql, what, after).await?;
+            let Some(last) = last else { return Ok(count) };
+            after = last;
+            count += records.len() as u64;
+            records.into_iter().for_each(&mut *visit);
         }
     }
 }
@@ -49,7 +63,7 @@ impl Database {
 impl HistoryReader for Database {
     async fn scan_carts(&self, visit: &mut (dyn FnMut(CartRecord) + Send)) -> Result<u64, PortError> {
         let sql = "SELECT cart_id, record FROM carts WHERE cart_id > ?1 ORDER BY cart_id LIMIT ?2";
-        self.scan(sql, "cart", visit).await
+        self.scan(sql, "cart", &mut |ReplayCart(cart)| visit(cart)).await
     }
 
     async fn scan_customers(&self, visit: &mut (dyn FnMut(Customer) + Send)) -> Result<u64, PortError> {

@@ -225,14 +225,27 @@ pub struct EventLineError {
 /// Blank lines are skipped; a bad line is an error naming the line and the
 /// field. `now` is the reference for events without `occurred_at`.
 pub fn history_from_events(text: &str, now: DateTime<Utc>) -> Result<History, EventLineError> {
+    history_from_reader(text.as_bytes(), now)
+}
+
+/// [`history_from_events`] read line by line (an export of a year is
+/// gigabytes: only one line of it is held at a time, beside the events).
+pub fn history_from_reader(mut reader: impl std::io::BufRead, now: DateTime<Utc>) -> Result<History, EventLineError> {
     let mut events = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
+    let mut buffer = Vec::new();
+    for line in 1.. {
+        buffer.clear();
+        let error = |message: String| EventLineError { line, message };
+        match reader.read_until(b'\n', &mut buffer) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err(error(format!("cannot be read: {e}"))),
+        }
+        let text = std::str::from_utf8(&buffer).map_err(|e| error(format!("not UTF-8 text: {e}")))?.trim();
+        if text.is_empty() {
             continue;
         }
-        let error = |message: String| EventLineError { line: index + 1, message };
-        let raw: serde_json::Value = serde_json::from_str(line).map_err(|e| error(format!("not JSON: {e}")))?;
+        let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| error(format!("not JSON: {e}")))?;
         let event = validate_event(&raw, now).map_err(|e| error(format!("{}: {}", e.field, e.message)))?;
         events.push(event);
     }
@@ -337,5 +350,28 @@ impl History {
         let firsts = self.customers.iter().flat_map(|c| &c.carts).filter_map(|r| r.events.first());
         let days: Vec<chrono::NaiveDate> = firsts.map(|e| e.occurred_at.date_naive()).collect();
         Some((*days.iter().min()?, *days.iter().max()?))
+    }
+}
+
+#[cfg(test)]
+mod reader_tests {
+    use super::*;
+
+    #[test]
+    fn given_an_export_read_line_by_line_when_a_line_is_not_utf8_then_the_error_names_that_line() {
+        // GIVEN two good lines, a blank one, then bytes that are not UTF-8
+        let now: DateTime<Utc> = "2026-07-01T00:00:00Z".parse().unwrap();
+        let good = r#"{"event_id":"e1","type":"add_to_cart","cart_id":"c1","occurred_at":"2026-06-01T10:00:00Z","items":[{"item_id":"sku","quantity":1}]}"#;
+        let mut export = format!("{good}\n\n{}\n", good.replace("e1", "e2")).into_bytes();
+
+        // WHEN read from a reader, as `--events` reads a file
+        let history = history_from_reader(export.as_slice(), now).unwrap();
+        export.extend_from_slice(b"{\"event_id\":\"\xff\"}\n");
+        let error = history_from_reader(export.as_slice(), now).unwrap_err();
+
+        // THEN the good lines make one cart of two events; the bad line is named
+        assert_eq!((history.cart_count, history.customers[0].carts[0].events.len()), (1, 2));
+        assert_eq!(error.line, 4);
+        assert!(error.message.starts_with("not UTF-8 text"), "{error}");
     }
 }
