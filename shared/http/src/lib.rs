@@ -154,7 +154,7 @@ async fn post_source(
 /// The cart a verified thin BigCommerce delivery names, from the configured
 /// Management API. A failed fetch answers 503: BigCommerce retries the
 /// delivery, and the cart is read then. Without the configuration, none.
-async fn fetch_cart(api: &Api, source: Source, body: &[u8]) -> Result<Option<serde_json::Value>, ApiError> {
+async fn fetch_cart(api: &Api, source: Source, body: &[u8]) -> Result<Option<sources::FetchedCart>, ApiError> {
     let (Source::BigCommerce, Some(fetcher)) = (source, &api.settings.sources.bigcommerce_carts) else {
         return Ok(None);
     };
