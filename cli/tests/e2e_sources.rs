@@ -234,6 +234,37 @@ fn given_bigcommerce_cart_webhooks_when_the_snapshot_is_abandoned_then_one_email
     });
 }
 
+/// GIVEN the cart fetch configured with a token the API refuses (401) WHEN a thin cart webhook arrives THEN 503
+/// (BigCommerce retries) and the log holds an ERROR saying the token was refused, not a routine warning.
+#[test]
+fn given_a_token_bigcommerce_refuses_when_a_thin_webhook_arrives_then_503_and_an_error_naming_the_token() {
+    let api = cartback_tests::fake_bigcommerce::FakeBigCommerce::start("abcde", "the-right-token");
+    let server = dev::Dev::start(Launch {
+        speed: SPEED,
+        env: &[
+            ("CARTBACK_SOURCE_SECRET_BIGCOMMERCE", BIGCOMMERCE_SECRET),
+            ("CARTBACK_BIGCOMMERCE_STORE_HASH", "abcde"),
+            ("CARTBACK_BIGCOMMERCE_API_TOKEN", "a-revoked-token"),
+            ("CARTBACK_BIGCOMMERCE_API_URL", &api.url),
+        ],
+        ..Launch::default()
+    });
+    let dev = Dev { server, contacts: Mutex::default() };
+    let thin = fixture("bigcommerce/cart-updated-thin.json").to_string();
+    let t = chrono::Utc::now().timestamp();
+    let headers = vec![
+        ("webhook-id", "msg-401".to_owned()),
+        ("webhook-timestamp", t.to_string()),
+        ("webhook-signature", bigcommerce::signature(BIGCOMMERCE_SECRET.as_bytes(), "msg-401", t, thin.as_bytes())),
+    ];
+    let (status, _) = dev.post("bigcommerce", &headers, thin.as_bytes());
+    assert_eq!(status, 503);
+    let log = dev.log_text();
+    let line = log.lines().find(|l| l.contains("refused the API token")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("ERROR") && line.contains("HTTP 401"), "{line}");
+    assert!(!line.contains("a-revoked-token"), "the token is never logged: {line}");
+}
+
 /// GIVEN the cart fetch configured (the fake Management API holds the cart of registered customer 11 and that
 /// customer, opted in to abandoned-cart emails) WHEN only thin webhooks arrive and the cart is abandoned THEN the
 /// customer is read from the Customers API, one email goes out, and after `store/cart/converted` nothing more.

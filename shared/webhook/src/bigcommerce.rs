@@ -118,7 +118,7 @@ impl CartFetch for BigCommerceCarts {
         );
         let Some(cart) = self.get(url).await? else { return Ok(None) };
         let Some(cart) = cart.get("data").filter(|c| c.is_object()).cloned() else {
-            return Err(FetchError("BigCommerce's answer has no cart in `data`".into()));
+            return Err(FetchError::Failed("BigCommerce's answer has no cart in `data`".into()));
         };
         // A registered customer's consent and contact data are on the
         // customer, not the cart; 0 is a guest.
@@ -129,7 +129,11 @@ impl CartFetch for BigCommerceCarts {
                 match self.get(url).await? {
                     Some(answer) => match answer.get("data") {
                         Some(Value::Array(found)) => found.first().filter(|c| c.is_object()).cloned(),
-                        _ => return Err(FetchError("BigCommerce's answer has no customer list in `data`".into())),
+                        _ => {
+                            return Err(FetchError::Failed(
+                                "BigCommerce's answer has no customer list in `data`".into(),
+                            ))
+                        }
                     },
                     None => None,
                 }
@@ -144,7 +148,7 @@ impl BigCommerceCarts {
         let (agent, token) = (self.agent.clone(), self.settings.token.clone());
         tokio::task::spawn_blocking(move || get_json(&agent, &url, &token))
             .await
-            .map_err(|e| FetchError(format!("the request did not complete: {e}")))?
+            .map_err(|e| FetchError::Failed(format!("the request did not complete: {e}")))?
     }
 }
 
@@ -160,20 +164,28 @@ fn get_json(agent: &ureq::Agent, url: &str, token: &str) -> Result<Option<Value>
                 .into_reader()
                 .take(MAX_ANSWER_BYTES + 1)
                 .read_to_end(&mut bytes)
-                .map_err(|e| FetchError(format!("BigCommerce's answer could not be read: {}", e.kind())))?;
+                .map_err(|e| FetchError::Failed(format!("BigCommerce's answer could not be read: {}", e.kind())))?;
             if bytes.len() as u64 > MAX_ANSWER_BYTES {
-                return Err(FetchError(format!("BigCommerce's answer is larger than {MAX_ANSWER_BYTES} bytes")));
+                return Err(FetchError::Failed(format!(
+                    "BigCommerce's answer is larger than {MAX_ANSWER_BYTES} bytes"
+                )));
             }
-            serde_json::from_slice(&bytes).map(Some).map_err(|_| FetchError("BigCommerce's answer is not JSON".into()))
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| FetchError::Failed("BigCommerce's answer is not JSON".into()))
         }
-        Ok(response) => {
-            Err(FetchError(format!("BigCommerce answered HTTP {} (redirects are not followed)", response.status())))
-        }
+        Ok(response) => Err(FetchError::Failed(format!(
+            "BigCommerce answered HTTP {} (redirects are not followed)",
+            response.status()
+        ))),
         // The cart is gone (converted or deleted since): nothing to read, now or later.
         Err(ureq::Error::Status(404, _)) => Ok(None),
-        Err(ureq::Error::Status(status, _)) => Err(FetchError(format!("BigCommerce answered HTTP {status}"))),
+        Err(ureq::Error::Status(status @ (401 | 403), _)) => {
+            Err(FetchError::Refused(format!("BigCommerce refused the API token (HTTP {status})")))
+        }
+        Err(ureq::Error::Status(status, _)) => Err(FetchError::Failed(format!("BigCommerce answered HTTP {status}"))),
         Err(ureq::Error::Transport(transport)) => {
-            Err(FetchError(format!("BigCommerce could not be reached: {}", transport.kind())))
+            Err(FetchError::Failed(format!("BigCommerce could not be reached: {}", transport.kind())))
         }
     }
 }

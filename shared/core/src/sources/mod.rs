@@ -152,8 +152,15 @@ pub struct FetchedCart {
 
 /// Why a cart could not be fetched (a sentence for the log; no contact data).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FetchError(pub String);
+pub enum FetchError {
+    /// The API refused the credentials (401, 403): no retry succeeds until
+    /// the operator fixes the token.
+    #[error("{0}")]
+    Refused(String),
+    /// Anything a later attempt may get past (timeout, 5xx, 429, ...).
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// The configured [`CartFetch`] (its `Debug` shows no token).
 #[derive(Clone)]
