@@ -234,6 +234,85 @@ fn given_bigcommerce_cart_webhooks_when_the_snapshot_is_abandoned_then_one_email
     });
 }
 
+/// GIVEN the cart fetch configured with a token the API refuses (401) WHEN a thin cart webhook arrives THEN 503
+/// (BigCommerce retries) and the log holds an ERROR saying the token was refused, not a routine warning.
+#[test]
+fn given_a_token_bigcommerce_refuses_when_a_thin_webhook_arrives_then_503_and_an_error_naming_the_token() {
+    let api = cartback_tests::fake_bigcommerce::FakeBigCommerce::start("abcde", "the-right-token");
+    let server = dev::Dev::start(Launch {
+        speed: SPEED,
+        env: &[
+            ("CARTBACK_SOURCE_SECRET_BIGCOMMERCE", BIGCOMMERCE_SECRET),
+            ("CARTBACK_BIGCOMMERCE_STORE_HASH", "abcde"),
+            ("CARTBACK_BIGCOMMERCE_API_TOKEN", "a-revoked-token"),
+            ("CARTBACK_BIGCOMMERCE_API_URL", &api.url),
+        ],
+        ..Launch::default()
+    });
+    let dev = Dev { server, contacts: Mutex::default() };
+    let thin = fixture("bigcommerce/cart-updated-thin.json").to_string();
+    let t = chrono::Utc::now().timestamp();
+    let headers = vec![
+        ("webhook-id", "msg-401".to_owned()),
+        ("webhook-timestamp", t.to_string()),
+        ("webhook-signature", bigcommerce::signature(BIGCOMMERCE_SECRET.as_bytes(), "msg-401", t, thin.as_bytes())),
+    ];
+    let (status, _) = dev.post("bigcommerce", &headers, thin.as_bytes());
+    assert_eq!(status, 503);
+    let log = dev.log_text();
+    let line = log.lines().find(|l| l.contains("refused the API token")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("ERROR") && line.contains("HTTP 401"), "{line}");
+    assert!(!line.contains("a-revoked-token"), "the token is never logged: {line}");
+}
+
+/// GIVEN the cart fetch configured (the fake Management API holds the cart of registered customer 11 and that
+/// customer, opted in to abandoned-cart emails) WHEN only thin webhooks arrive and the cart is abandoned THEN the
+/// customer is read from the Customers API, one email goes out, and after `store/cart/converted` nothing more.
+#[test]
+fn given_bigcommerces_fetch_and_thin_webhooks_when_the_cart_is_abandoned_then_one_email_and_after_conversion_nothing_more(
+) {
+    const TOKEN: &str = "bc-e2e-api-token-0002";
+    let api = cartback_tests::fake_bigcommerce::FakeBigCommerce::start("abcde", TOKEN);
+    let server = dev::Dev::start(Launch {
+        speed: SPEED,
+        env: &[
+            ("CARTBACK_SOURCE_SECRET_BIGCOMMERCE", BIGCOMMERCE_SECRET),
+            ("CARTBACK_BIGCOMMERCE_STORE_HASH", "abcde"),
+            ("CARTBACK_BIGCOMMERCE_API_TOKEN", TOKEN),
+            ("CARTBACK_BIGCOMMERCE_API_URL", &api.url),
+        ],
+        ..Launch::default()
+    });
+    let dev = Dev { server, contacts: Mutex::default() };
+    let mut answer = fixture("bigcommerce/api-cart.json");
+    answer["data"]["updated_time"] = json!(iso(dev.now()));
+    let customer = fixture("bigcommerce/cart-updated-snapshot.json")["data"]["customer"].clone();
+    dev.contacts.lock().unwrap().collect(&answer);
+    dev.contacts.lock().unwrap().collect(&customer);
+    api.put_cart(answer);
+    api.put_customer(customer);
+    let signed = |id: &str, body: &str| {
+        let t = chrono::Utc::now().timestamp();
+        vec![
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", t.to_string()),
+            ("webhook-signature", bigcommerce::signature(BIGCOMMERCE_SECRET.as_bytes(), id, t, body.as_bytes())),
+        ]
+    };
+    let mut thin = fixture("bigcommerce/cart-updated-thin.json");
+    thin["created_at"] = json!(dev.now().timestamp());
+    let thin = thin.to_string();
+    accepted(&dev.post("bigcommerce", &signed("msg-1", &thin), thin.as_bytes()));
+    assert!(api.seen().iter().any(|(path, _)| path == "/stores/abcde/v3/customers?id:in=11"), "{:?}", api.seen());
+
+    recovery(&dev, "09346904-4175-44fd-be53-f7e598531b6c", "jane.doe@example.com", "Chemex", || {
+        let mut converted = fixture("bigcommerce/cart-converted.json");
+        converted["created_at"] = json!(dev.now().timestamp());
+        let body = converted.to_string();
+        accepted(&dev.post("bigcommerce", &signed("msg-2", &body), body.as_bytes()));
+    });
+}
+
 #[test]
 fn given_sfcc_basket_documents_when_the_basket_is_abandoned_then_one_email_and_after_the_order_nothing_more() {
     let dev = Dev::start();
@@ -503,12 +582,28 @@ fn given_bigcommerces_cart_fetch_configured_when_thin_cart_webhooks_arrive_then_
     assert_eq!(items, [("358", 2), ("401", 1)], "{cart:#}");
     assert_eq!((cart["customer_id"].as_str(), cart["totals"]["currency"].as_str()), (Some("11"), Some("USD")));
     let path = format!("/stores/abcde/v3/carts/{CART}?include=line_items.physical_items.options");
-    assert_eq!(api.seen().last(), Some(&(path, Some(TOKEN.to_owned()))), "the documented request, with the token");
+    let customer = "/stores/abcde/v3/customers?id:in=11".to_owned();
+    let token = Some(TOKEN.to_owned());
+    assert_eq!(
+        api.seen()[api.seen().len() - 2..],
+        [(path, token.clone()), (customer, token)],
+        "the documented requests, with the token: the cart, then its customer"
+    );
 
     let line = fixture("bigcommerce/line-item-added-thin.json").to_string();
     let (status, answer) = dev.post("bigcommerce", &signed("msg-2", &line), line.as_bytes());
     assert_eq!(status, 200, "{answer:#}");
-    assert!(api.seen().last().unwrap().0.contains(CART), "fetched by data.cartId");
+    assert!(api.seen().iter().rev().nth(1).unwrap().0.contains(CART), "fetched by data.cartId");
+
+    // WHEN the shopper changes the cart and BigCommerce sends the same thin body again (same `hash`)
+    // THEN it is a new event: the new contents are stored, not answered `duplicate`
+    let mut changed = fixture("bigcommerce/api-cart.json");
+    changed["data"]["updated_time"] = json!(iso(dev.now() + chrono::Duration::seconds(1)));
+    changed["data"]["line_items"]["physical_items"][0]["quantity"] = json!(5);
+    api.put_cart(changed);
+    accepted(&dev.post("bigcommerce", &signed("msg-4", &thin), thin.as_bytes()));
+    let (_, cart) = dev.cart(CART);
+    assert_eq!(cart["items"][0]["quantity"], 5, "{cart:#}");
 
     let mut gone = fixture("bigcommerce/cart-updated-thin.json");
     gone["data"]["id"] = json!("5e1b0c1e-0000-4000-8000-000000000000");

@@ -1,7 +1,8 @@
 //! BigCommerce's Management API for tests: a real HTTP/1.1 listener on
-//! loopback that answers `GET /stores/{hash}/v3/carts/{id}` the way the API
-//! documents it, for the token it was started with, and keeps every
-//! request it receives.
+//! loopback that answers `GET /stores/{hash}/v3/carts/{id}` and
+//! `GET /stores/{hash}/v3/customers?id:in={id}` the way the API documents
+//! them, for the token it was started with, and keeps every request it
+//! receives.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,6 +21,7 @@ pub struct FakeBigCommerce {
     /// What `CARTBACK_BIGCOMMERCE_API_URL` is set to.
     pub url: String,
     carts: Arc<Mutex<HashMap<String, Value>>>,
+    customers: Arc<Mutex<HashMap<String, Value>>>,
     failing: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
@@ -31,9 +33,17 @@ impl FakeBigCommerce {
     pub fn start(store_hash: &str, token: &str) -> FakeBigCommerce {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let fake = FakeBigCommerce { url, carts: Arc::default(), failing: Arc::default(), seen: Arc::default() };
-        let (carts, failing, seen) = (fake.carts.clone(), fake.failing.clone(), fake.seen.clone());
+        let fake = FakeBigCommerce {
+            url,
+            carts: Arc::default(),
+            customers: Arc::default(),
+            failing: Arc::default(),
+            seen: Arc::default(),
+        };
+        let (carts, customers) = (fake.carts.clone(), fake.customers.clone());
+        let (failing, seen) = (fake.failing.clone(), fake.seen.clone());
         let (prefix, token) = (format!("GET /stores/{store_hash}/v3/carts/"), token.to_owned());
+        let customers_prefix = format!("GET /stores/{store_hash}/v3/customers?id:in=");
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (line, headers, _) = read_request(&stream);
@@ -41,6 +51,7 @@ impl FakeBigCommerce {
                 let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
                 seen.lock().unwrap().push((path, given.clone()));
                 let cart = line.strip_prefix(&prefix).and_then(|rest| rest.split(['?', ' ']).next());
+                let customer = line.strip_prefix(&customers_prefix).and_then(|rest| rest.split(' ').next());
                 let (status, body) = match cart {
                     _ if failing.load(Ordering::SeqCst) => {
                         ("500 Internal Server Error", r#"{"status":500}"#.to_owned())
@@ -52,6 +63,15 @@ impl FakeBigCommerce {
                         Some(answer) => ("200 OK", answer.to_string()),
                         None => ("404 Not Found", r#"{"status":404,"title":"Cart not found"}"#.to_owned()),
                     },
+                    // The list answer: the customers found (none is an empty list).
+                    None if customer.is_some() => {
+                        let found: Vec<Value> =
+                            customer.and_then(|id| customers.lock().unwrap().get(id).cloned()).into_iter().collect();
+                        let total = found.len();
+                        let meta = serde_json::json!({"pagination": {"total": total, "count": total, "per_page": 50,
+                                                                     "current_page": 1, "total_pages": 1}});
+                        ("200 OK", serde_json::json!({"data": found, "meta": meta}).to_string())
+                    }
                     None => ("404 Not Found", r#"{"status":404}"#.to_owned()),
                 };
                 let mut stream = stream;
@@ -69,6 +89,12 @@ impl FakeBigCommerce {
     pub fn put_cart(&self, answer: Value) {
         let id = answer["data"]["id"].as_str().expect("the answer's data.id").to_owned();
         self.carts.lock().unwrap().insert(id, answer);
+    }
+
+    /// Holds a customer as the Customers API lists it, by its `id`.
+    pub fn put_customer(&self, customer: Value) {
+        let id = customer["id"].as_u64().expect("the customer's numeric id").to_string();
+        self.customers.lock().unwrap().insert(id, customer);
     }
 
     /// While on, every request is answered 500.

@@ -37,7 +37,7 @@ use cartback_core::event::{parse_body, validate_event, ConsentPatch};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, QueueName};
 use cartback_core::ports::{CreateOutcome, CustomerStore, MessageStore, Timeline, TimerPayload};
 use cartback_core::signing::{sign_link, verify_request, Accept, LinkClaims, SignedRequest, SIGNATURE_HEADER};
-use cartback_core::sources::{map, map_with_cart, Headers, Source};
+use cartback_core::sources::{map, map_with_cart, FetchedCart, Headers, Source};
 use cartback_tests::moto::sign_apigw;
 use cartback_tests::openapi::{assert_response, served, Observed};
 use cartback_tests::samples::{
@@ -71,11 +71,12 @@ const LOCAL: [(&str, usize, usize); 4] = [
 
 /// Each source sample: its source, its topic header (Shopify, WooCommerce),
 /// and how many events it maps to (refused ones included).
-const SOURCES: [(&str, Source, &str, usize); 20] = [
+const SOURCES: [(&str, Source, &str, usize); 21] = [
     ("sources/shopify/checkouts-create.json", Source::Shopify, "checkouts/create", 1),
     ("sources/shopify/orders-create.json", Source::Shopify, "orders/create", 1),
     ("sources/shopify/refunds-create.json", Source::Shopify, "refunds/create", 1),
     ("sources/shopify/refunds-create-paid.json", Source::Shopify, "refunds/create", 1),
+    ("sources/shopify/refunds-create-shipping.json", Source::Shopify, "refunds/create", 1),
     ("sources/shopify/customers-update.json", Source::Shopify, "customers/update", 1),
     ("sources/segment/product-added.json", Source::Segment, "", 1),
     ("sources/segment/order-completed.json", Source::Segment, "", 1),
@@ -163,8 +164,8 @@ fn given_each_source_sample_when_mapped_then_it_yields_its_events_and_each_mappe
         serde_json::from_slice(&std::fs::read(events_dir().join(BIGCOMMERCE_API_CART)).unwrap()).unwrap();
     for thin in ["sources/bigcommerce/cart-updated-thin.json", "sources/bigcommerce/line-item-added-thin.json"] {
         let body = std::fs::read(events_dir().join(thin)).unwrap();
-        let mapped =
-            map_with_cart(Source::BigCommerce, &Headers::default(), &body, None, Some(&answer["data"])).unwrap();
+        let fetched = FetchedCart { cart: answer["data"].clone(), customer: None };
+        let mapped = map_with_cart(Source::BigCommerce, &Headers::default(), &body, None, Some(&fetched)).unwrap();
         assert_eq!(mapped.len(), 1, "{thin}: {mapped:?}");
         let event = mapped[0].result.clone().unwrap_or_else(|e| panic!("{thin}: {e:?}"));
         validate_event(&event, received).unwrap_or_else(|e| panic!("{thin}: {event} is not valid: {e:?}"));

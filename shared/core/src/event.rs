@@ -542,9 +542,7 @@ impl TryFrom<Received<RawEvent>> for Checked<Event> {
             }
             _ => return Err(FieldError::new("items", "must be an array")),
         };
-        if matches!(kind, EventType::AddToCart | EventType::RemoveFromCart | EventType::ViewItem | EventType::Return)
-            && items.is_empty()
-        {
+        if matches!(kind, EventType::AddToCart | EventType::RemoveFromCart | EventType::ViewItem) && items.is_empty() {
             return Err(FieldError::new("items", format!("{} events need at least one item", kind.as_str())));
         }
         let order_id: Option<String> = optional_id(&raw.order_id, "order_id")?;
@@ -554,6 +552,11 @@ impl TryFrom<Received<RawEvent>> for Checked<Event> {
         let value = optional_decimal(Some(&raw.value), "value")?;
         if value.is_some() && currency.is_none() {
             return Err(FieldError::new("currency", "is required when value is given"));
+        }
+        // An amount-only refund (shipping, goodwill) lists no product: its
+        // value is what the return fact needs.
+        if kind == EventType::Return && items.is_empty() && value.is_none() {
+            return Err(FieldError::new("items", "return events need at least one item, or a value and currency"));
         }
         if items.iter().any(|i| i.price.is_some()) && currency.is_none() {
             return Err(FieldError::new("currency", "is required when items carry prices"));
@@ -1189,6 +1192,20 @@ mod tests {
             validate_event(&json!(["e1", "add_to_cart"]), now()).unwrap_err().message,
             "each event must be a JSON object"
         );
+    }
+
+    /// GIVEN a return that lists no product (Shopify's shipping or amount-only refund)
+    /// WHEN validated with a value and currency, and again without a value
+    /// THEN the first is kept with its value; the second is refused naming `items`.
+    #[test]
+    fn given_a_return_without_items_when_validated_then_its_value_suffices() {
+        let raw = json!({"event_id": "r1", "type": "return", "customer_id": "u1", "order_id": "o1",
+                         "value": "4.95", "currency": "EUR", "items": []});
+        let e = validate_event(&raw, now()).unwrap();
+        assert_eq!((e.value, e.items.len()), (Some(Decimal::new(495, 2)), 0));
+        let mut no_value = raw.clone();
+        no_value.as_object_mut().unwrap().remove("value");
+        assert_eq!(validate_event(&no_value, now()).unwrap_err().field, "items");
     }
 
     #[test]

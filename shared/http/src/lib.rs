@@ -154,13 +154,24 @@ async fn post_source(
 /// The cart a verified thin BigCommerce delivery names, from the configured
 /// Management API. A failed fetch answers 503: BigCommerce retries the
 /// delivery, and the cart is read then. Without the configuration, none.
-async fn fetch_cart(api: &Api, source: Source, body: &[u8]) -> Result<Option<serde_json::Value>, ApiError> {
+async fn fetch_cart(api: &Api, source: Source, body: &[u8]) -> Result<Option<sources::FetchedCart>, ApiError> {
     let (Source::BigCommerce, Some(fetcher)) = (source, &api.settings.sources.bigcommerce_carts) else {
         return Ok(None);
     };
     let Some(cart_id) = sources::bigcommerce::cart_to_fetch(body) else { return Ok(None) };
     fetcher.0.fetch_cart(&cart_id).await.map_err(|error| {
-        tracing::warn!(%error, "BigCommerce cart fetch failed; answered 503 for a retry");
+        match error {
+            // Every delivery fails alike until the token is fixed, and BigCommerce
+            // deactivates a hook that keeps failing: the operator must act.
+            sources::FetchError::Refused(_) => tracing::error!(
+                %error,
+                "BigCommerce refused the API token: check that it is the store's and has read access to Carts \
+                 and Customers; thin cart deliveries are answered 503 until it is fixed"
+            ),
+            sources::FetchError::Failed(_) => {
+                tracing::warn!(%error, "BigCommerce cart fetch failed; answered 503 for a retry")
+            }
+        }
         ApiError::Unavailable(format!("the cart could not be read from BigCommerce ({error}); retry later"))
     })
 }

@@ -1,21 +1,22 @@
 //! BigCommerce's Management API, read for the cart a thin `store/cart/*`
 //! webhook names (see `cartback_core::sources::bigcommerce`):
 //! `GET {api}/stores/{store_hash}/v3/carts/{id}?include=line_items.physical_items.options`
-//! with the API account's token in `X-Auth-Token`. One short request per
-//! thin delivery, on tokio's blocking pool.
+//! with the API account's token in `X-Auth-Token`, and for a registered
+//! customer's cart the customer (`GET {api}/stores/{store_hash}/v3/customers?id:in={customer_id}`).
+//! One or two short requests per thin delivery, on tokio's blocking pool.
 
 use std::io::Read;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cartback_core::sources::{CartFetch, CartFetcher, FetchError};
+use cartback_core::sources::{CartFetch, CartFetcher, FetchError, FetchedCart};
 use serde_json::Value;
 
 use crate::{check_url, REQUEST_TIMEOUT};
 
 /// The store whose carts are fetched; with a token, turns the fetch on.
 pub const STORE_HASH_VAR: &str = "CARTBACK_BIGCOMMERCE_STORE_HASH";
-/// The API account's access token (scope: Carts, read-only). On AWS the
+/// The API account's access token (scopes: Carts and Customers, read-only). On AWS the
 /// ingest function reads it from Secrets Manager instead (`..._TOKEN_ARN`).
 pub const TOKEN_VAR: &str = "CARTBACK_BIGCOMMERCE_API_TOKEN";
 /// Where the API is (tests point it at a local fake).
@@ -104,7 +105,7 @@ struct BigCommerceCarts {
 
 #[async_trait]
 impl CartFetch for BigCommerceCarts {
-    async fn fetch_cart(&self, cart_id: &str) -> Result<Option<Value>, FetchError> {
+    async fn fetch_cart(&self, cart_id: &str) -> Result<Option<FetchedCart>, FetchError> {
         // Cart ids are UUIDs; anything else is no cart of this API (and
         // must not reach the request path).
         if cart_id.is_empty() || !cart_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -115,16 +116,46 @@ impl CartFetch for BigCommerceCarts {
             "{}/stores/{}/v3/carts/{cart_id}?include=line_items.physical_items.options",
             s.api_url, s.store_hash
         );
-        let (agent, token) = (self.agent.clone(), s.token.clone());
-        tokio::task::spawn_blocking(move || get_cart(&agent, &url, &token))
-            .await
-            .map_err(|e| FetchError(format!("the request did not complete: {e}")))?
+        let Some(cart) = self.get(url).await? else { return Ok(None) };
+        let Some(cart) = cart.get("data").filter(|c| c.is_object()).cloned() else {
+            return Err(FetchError::Failed("BigCommerce's answer has no cart in `data`".into()));
+        };
+        // A registered customer's consent and contact data are on the
+        // customer, not the cart; 0 is a guest.
+        let customer = match cart.get("customer_id").and_then(Value::as_u64).filter(|id| *id > 0) {
+            None => None,
+            Some(id) => {
+                let url = format!("{}/stores/{}/v3/customers?id:in={id}", s.api_url, s.store_hash);
+                match self.get(url).await? {
+                    Some(answer) => match answer.get("data") {
+                        Some(Value::Array(found)) => found.first().filter(|c| c.is_object()).cloned(),
+                        _ => {
+                            return Err(FetchError::Failed(
+                                "BigCommerce's answer has no customer list in `data`".into(),
+                            ))
+                        }
+                    },
+                    None => None,
+                }
+            }
+        };
+        Ok(Some(FetchedCart { cart, customer }))
     }
 }
 
-/// One attempt. Errors name the status or the kind of transport failure,
-/// never the URL or the answer (it holds the shopper's email).
-fn get_cart(agent: &ureq::Agent, url: &str, token: &str) -> Result<Option<Value>, FetchError> {
+impl BigCommerceCarts {
+    async fn get(&self, url: String) -> Result<Option<Value>, FetchError> {
+        let (agent, token) = (self.agent.clone(), self.settings.token.clone());
+        tokio::task::spawn_blocking(move || get_json(&agent, &url, &token))
+            .await
+            .map_err(|e| FetchError::Failed(format!("the request did not complete: {e}")))?
+    }
+}
+
+/// One attempt: the answer's JSON, `None` for 404. Errors name the status
+/// or the kind of transport failure, never the URL or the answer (it holds
+/// the shopper's email).
+fn get_json(agent: &ureq::Agent, url: &str, token: &str) -> Result<Option<Value>, FetchError> {
     let request = agent.get(url).set("X-Auth-Token", token).set("Accept", "application/json");
     match request.call() {
         Ok(response) if response.status() == 200 => {
@@ -133,25 +164,28 @@ fn get_cart(agent: &ureq::Agent, url: &str, token: &str) -> Result<Option<Value>
                 .into_reader()
                 .take(MAX_ANSWER_BYTES + 1)
                 .read_to_end(&mut bytes)
-                .map_err(|e| FetchError(format!("BigCommerce's answer could not be read: {}", e.kind())))?;
+                .map_err(|e| FetchError::Failed(format!("BigCommerce's answer could not be read: {}", e.kind())))?;
             if bytes.len() as u64 > MAX_ANSWER_BYTES {
-                return Err(FetchError(format!("BigCommerce's answer is larger than {MAX_ANSWER_BYTES} bytes")));
+                return Err(FetchError::Failed(format!(
+                    "BigCommerce's answer is larger than {MAX_ANSWER_BYTES} bytes"
+                )));
             }
-            let answer: Value =
-                serde_json::from_slice(&bytes).map_err(|_| FetchError("BigCommerce's answer is not JSON".into()))?;
-            match answer.get("data") {
-                Some(cart) if cart.is_object() => Ok(Some(cart.clone())),
-                _ => Err(FetchError("BigCommerce's answer has no cart in `data`".into())),
-            }
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| FetchError::Failed("BigCommerce's answer is not JSON".into()))
         }
-        Ok(response) => {
-            Err(FetchError(format!("BigCommerce answered HTTP {} (redirects are not followed)", response.status())))
-        }
+        Ok(response) => Err(FetchError::Failed(format!(
+            "BigCommerce answered HTTP {} (redirects are not followed)",
+            response.status()
+        ))),
         // The cart is gone (converted or deleted since): nothing to read, now or later.
         Err(ureq::Error::Status(404, _)) => Ok(None),
-        Err(ureq::Error::Status(status, _)) => Err(FetchError(format!("BigCommerce answered HTTP {status}"))),
+        Err(ureq::Error::Status(status @ (401 | 403), _)) => {
+            Err(FetchError::Refused(format!("BigCommerce refused the API token (HTTP {status})")))
+        }
+        Err(ureq::Error::Status(status, _)) => Err(FetchError::Failed(format!("BigCommerce answered HTTP {status}"))),
         Err(ureq::Error::Transport(transport)) => {
-            Err(FetchError(format!("BigCommerce could not be reached: {}", transport.kind())))
+            Err(FetchError::Failed(format!("BigCommerce could not be reached: {}", transport.kind())))
         }
     }
 }

@@ -4,7 +4,9 @@
 //! `webhook-signature` (`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`,
 //! several separated by spaces during a secret rotation). The timestamp
 //! must be within 5 minutes of real time; the payload's `hash` is the same
-//! on every retry of one event, so it is the idempotency key.
+//! on every retry of one event, so it is the idempotency key, except for a
+//! fetched cart (see [`fetched_event_id`]): the hash of a thin delivery
+//! covers only the cart's id, the same for every update.
 //!
 //! BigCommerce payloads are thin: `data` names the cart or order by id.
 //! Cartback reads a cart's contents in one of two ways:
@@ -32,9 +34,10 @@
 //! (price: `sale_price`, else `list_price`); a line that cannot be read is
 //! left out with a warning. Email and customer id come from the cart
 //! (`email`, `customer_id`; 0 is a guest); more contact data and email
-//! consent (`accepts_product_review_abandoned_cart_emails`) from
-//! `data.customer`, when a relay adds the customer as the Customers API
-//! returns it (the fetch reads the cart only).
+//! consent (`accepts_product_review_abandoned_cart_emails`) from the
+//! customer as the Customers API returns it: `data.customer` when a relay
+//! adds it, else the one the configured fetch reads for a registered
+//! customer's cart (`GET /stores/{hash}/v3/customers?id:in={customer_id}`).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -120,11 +123,30 @@ pub fn cart_to_fetch(body: &[u8]) -> Option<String> {
     id_text(data.get("cartId")).or_else(|| id_text(data.get("id")))
 }
 
+/// `bigcommerce:{cart|checkout}:{cart id}:{updated_time}` of a fetched
+/// cart: the same version of the cart, fetched again for a retry or another
+/// thin delivery, is one event; a changed cart is a new one. A cart without
+/// those fields is named by the digest of its contents.
+fn fetched_event_id(scope: &str, cart: &Value) -> String {
+    let kind = if scope == "store/cart/abandoned" { "checkout" } else { "cart" };
+    match (id_text(cart.get("id")), text(cart.get("updated_time"))) {
+        (Some(id), Some(updated)) => format!("bigcommerce:{kind}:{id}:{updated}"),
+        _ => format!("bigcommerce:{kind}:{}", super::body_digest(cart.to_string().as_bytes())),
+    }
+}
+
 pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent>, SourceError> {
     let scope = text(body.get("scope")).ok_or_else(|| SourceError::payload("scope", "is required"))?;
-    let event_id = format!("bigcommerce:{}", text(body.get("hash")).unwrap_or_else(|| context.body_digest.clone()));
     let data = body.get("data").unwrap_or(&Value::Null);
-    let snapshot = data.get("cart").filter(|c| c.is_object()).or(context.fetched_cart);
+    let carried = data.get("cart").filter(|c| c.is_object());
+    let fetched = context.fetched_cart.map(|f| &f.cart);
+    let snapshot = carried.or(fetched);
+    let event_id = match (carried, fetched) {
+        // A thin delivery's `hash` covers only `{type, id}`: every update of
+        // one cart has the same. The fetched cart's version names the event.
+        (None, Some(cart)) if names_cart_contents(&scope) => fetched_event_id(&scope, cart),
+        _ => format!("bigcommerce:{}", text(body.get("hash")).unwrap_or_else(|| context.body_digest.clone())),
+    };
     let kind = match (scope.as_str(), snapshot) {
         ("store/cart/converted", _) => "purchase",
         ("store/cart/deleted", _) => "deleted",
@@ -162,7 +184,11 @@ fn event(
                 .set("items", Some(Value::Array(Vec::new())));
             Ok(event.into_value())
         }
-        (kind, Some(cart)) => cart_snapshot(kind, event_id, cart, data.get("customer"), occurred, context),
+        (kind, Some(cart)) => {
+            let fetched = context.fetched_cart.and_then(|f| f.customer.as_ref());
+            let customer = data.get("customer").filter(|c| c.is_object()).or(fetched);
+            cart_snapshot(kind, event_id, cart, customer, occurred, context)
+        }
         _ => Err(FieldError::new("data.cart", "is required")),
     }
 }

@@ -45,6 +45,11 @@ fn only_with_warnings(events: Vec<MappedEvent>) -> (Value, Vec<(String, String)>
     (event.result.unwrap(), warnings)
 }
 
+/// A cart as the API returned it, without its customer.
+fn fetched(cart: &Value) -> FetchedCart {
+    FetchedCart { cart: cart.clone(), customer: None }
+}
+
 fn only(events: Vec<MappedEvent>) -> Value {
     assert_eq!(events.len(), 1, "{events:#?}");
     events.into_iter().next().unwrap().result.unwrap()
@@ -152,8 +157,27 @@ fn given_a_refund_with_transactions_when_mapped_then_its_value_is_what_the_succe
     assert_eq!((event["value"].as_str(), event["currency"].as_str()), (Some("202.98"), Some("USD")));
     assert_eq!(
         event["items"],
-        json!([{"item_id": "808950810", "item_name": "IPod Nano - 8GB - Pink", "price": "199", "quantity": 1}])
+        json!([{"item_id": "808950810", "item_name": "IPod Nano - 8GB", "variant": "Pink", "price": "199", "quantity": 1}])
     );
+}
+
+/// GIVEN a shipping-only refund (`refund_line_items: []`, a successful 5.00 transaction), and the paid refund
+/// with its only line unreadable WHEN mapped THEN each is a return worth what was paid back, with no items
+/// (the second keeps the warning naming its line): the order's revenue is reduced, not the refund lost.
+#[test]
+fn given_a_refund_listing_no_readable_product_when_mapped_then_it_is_a_return_of_its_amount() {
+    let body = fixture("shopify/refunds-create-shipping.json");
+    let event = only(mapped(Source::Shopify, &shopify("refunds/create", "w4c"), &body));
+    assert_eq!((event["type"].as_str(), event["value"].as_str()), (Some("return"), Some("5")));
+    assert_eq!((event["currency"].as_str(), event["items"].clone()), (Some("USD"), json!([])));
+
+    let mut bad_line: Value = serde_json::from_slice(&fixture("shopify/refunds-create-paid.json")).unwrap();
+    bad_line["refund_line_items"][0]["quantity"] = json!("one");
+    let (event, warnings) =
+        only_with_warnings(mapped(Source::Shopify, &shopify("refunds/create", "w4d"), bad_line.to_string().as_bytes()));
+    assert_eq!((event["value"].as_str(), event["items"].clone()), (Some("202.98"), json!([])));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].0, "refund_line_items[0].quantity");
 }
 
 #[test]
@@ -392,6 +416,31 @@ fn given_segments_order_refunded_and_identify_samples_when_mapped_then_they_are_
     );
 }
 
+/// GIVEN an `Order Refunded` with a total but no products (an amount-only refund), and one with neither
+/// WHEN mapped THEN the first is a return of its total; the second is refused naming `properties.products`.
+#[test]
+fn given_segments_order_refunded_without_products_when_mapped_then_its_total_is_the_return() {
+    let mut call: Value = serde_json::from_slice(&fixture("segment/order-refunded.json")).unwrap();
+    call["properties"].as_object_mut().unwrap().remove("products");
+    let refund = only(mapped(Source::Segment, &Headers::default(), call.to_string().as_bytes()));
+    assert_eq!((refund["value"].as_str(), refund["items"].clone()), (Some("30"), json!([])));
+    call["properties"].as_object_mut().unwrap().remove("total");
+    let events = mapped(Source::Segment, &Headers::default(), call.to_string().as_bytes());
+    assert_eq!(events[0].result.clone().unwrap_err().field, "properties.products");
+}
+
+/// GIVEN a `Cart Viewed` call without `products` (a page view of the cart, tracked bare) WHEN mapped
+/// THEN it maps to nothing, so the stored cart keeps its items; with `products: []` it is an emptied cart.
+#[test]
+fn given_segments_cart_viewed_without_products_when_mapped_then_the_cart_is_not_touched() {
+    let mut call = json!({"type": "track", "event": "Cart Viewed", "messageId": "cv-1", "anonymousId": "anon-1",
+                          "timestamp": "2026-11-24T17:05:00.000Z", "properties": {"cart_id": "c-1"}});
+    assert!(mapped(Source::Segment, &Headers::default(), call.to_string().as_bytes()).is_empty());
+    call["properties"]["products"] = json!([]);
+    let emptied = only(mapped(Source::Segment, &Headers::default(), call.to_string().as_bytes()));
+    assert_eq!((emptied["type"].as_str(), emptied["items"].clone()), (Some("cart_update"), json!([])));
+}
+
 #[test]
 fn given_a_batch_with_good_bad_and_irrelevant_calls_when_mapped_then_good_ones_are_kept_and_bad_ones_named() {
     let events = mapped(Source::Segment, &Headers::default(), &fixture("segment/batch-mixed.json"));
@@ -538,7 +587,8 @@ fn given_a_thin_cart_webhook_and_the_fetched_cart_when_mapped_then_the_fetched_c
         let thin = fixture(file);
         assert_eq!(bigcommerce::cart_to_fetch(&thin).as_deref(), Some(cart_id), "{file}");
         let events =
-            map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&answer["data"])).unwrap();
+            map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&fetched(&answer["data"])))
+                .unwrap();
         let event = only(events);
         assert_eq!(event["type"], "cart_update");
         assert_eq!(event["cart_id"], cart_id);
@@ -555,6 +605,43 @@ fn given_a_thin_cart_webhook_and_the_fetched_cart_when_mapped_then_the_fetched_c
     }
     assert_eq!(bigcommerce::cart_to_fetch(&fixture("bigcommerce/cart-updated-snapshot.json")), None);
     assert_eq!(bigcommerce::cart_to_fetch(&fixture("bigcommerce/cart-converted.json")), None);
+}
+
+/// GIVEN one thin `store/cart/updated` body (one `hash` for every update of the cart) WHEN mapped with the
+/// fetched cart, then with the cart as changed later THEN the event ids differ (the later contents are a new
+/// event), and the same fetched version mapped again has the same id (a retry is a duplicate).
+#[test]
+fn given_the_same_thin_body_when_the_fetched_cart_changed_then_it_is_a_new_event() {
+    let thin = fixture("bigcommerce/cart-updated-thin.json");
+    let mut cart: Value =
+        serde_json::from_slice::<Value>(&fixture("bigcommerce/api-cart.json")).unwrap()["data"].clone();
+    let id = |cart: &Value| {
+        only(map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&fetched(cart))).unwrap())
+            ["event_id"]
+            .clone()
+    };
+    let first = id(&cart);
+    assert_eq!(first, id(&cart), "a retry of the same version");
+    cart["updated_time"] = json!("2026-11-24T10:05:00+00:00");
+    cart["line_items"]["physical_items"][0]["quantity"] = json!(5);
+    let later = id(&cart);
+    assert_ne!(first, later);
+    assert_eq!(later, "bigcommerce:cart:09346904-4175-44fd-be53-f7e598531b6c:2026-11-24T10:05:00+00:00");
+}
+
+/// GIVEN a thin delivery, the fetched cart of customer 11 and that customer as the Customers API lists it
+/// (opted in to abandoned-cart emails) WHEN mapped THEN the cart carries the customer's consent and name.
+#[test]
+fn given_a_fetched_cart_with_its_customer_when_mapped_then_the_customers_consent_is_the_carts() {
+    let thin = fixture("bigcommerce/cart-updated-thin.json");
+    let cart = serde_json::from_slice::<Value>(&fixture("bigcommerce/api-cart.json")).unwrap()["data"].clone();
+    let snapshot: Value = serde_json::from_slice(&fixture("bigcommerce/cart-updated-snapshot.json")).unwrap();
+    let fetched = FetchedCart { cart, customer: Some(snapshot["data"]["customer"].clone()) };
+    let event = only(map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&fetched)).unwrap());
+    assert_eq!(
+        event["customer"],
+        json!({"email": "jane.doe@example.com", "first_name": "Jane", "consents": {"email": true}})
+    );
 }
 
 #[test]

@@ -136,14 +136,31 @@ impl SourceSecret {
 /// Management API, see [`bigcommerce::cart_to_fetch`]).
 #[async_trait]
 pub trait CartFetch: Send + Sync {
-    /// The cart as the API returns it; `None` when the API has no such cart.
-    async fn fetch_cart(&self, cart_id: &str) -> Result<Option<Value>, FetchError>;
+    /// The cart as the API returns it, with its registered customer; `None`
+    /// when the API has no such cart.
+    async fn fetch_cart(&self, cart_id: &str) -> Result<Option<FetchedCart>, FetchError>;
+}
+
+/// A cart read from the platform's API, and the customer it names as that
+/// API returns it (`None` for a guest's cart): the customer carries the
+/// contact data and consent the cart does not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedCart {
+    pub cart: Value,
+    pub customer: Option<Value>,
 }
 
 /// Why a cart could not be fetched (a sentence for the log; no contact data).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FetchError(pub String);
+pub enum FetchError {
+    /// The API refused the credentials (401, 403): no retry succeeds until
+    /// the operator fixes the token.
+    #[error("{0}")]
+    Refused(String),
+    /// Anything a later attempt may get past (timeout, 5xx, 429, ...).
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// The configured [`CartFetch`] (its `Debug` shows no token).
 #[derive(Clone)]
@@ -336,7 +353,7 @@ pub fn map_with_cart(
     headers: &Headers,
     body: &[u8],
     shop_currency: Option<&str>,
-    fetched_cart: Option<&Value>,
+    fetched_cart: Option<&FetchedCart>,
 ) -> Result<Vec<MappedEvent>, SourceError> {
     let context = Context { shop_currency, body_digest: body_digest(body), warnings: RefCell::default(), fetched_cart };
     let events = match source {
@@ -365,7 +382,7 @@ pub(crate) struct Context<'a> {
     /// What the event being mapped left out (see [`MappedEvent::from_result`]).
     warnings: RefCell<Vec<FieldWarning>>,
     /// The cart a thin delivery names, fetched from the platform.
-    fetched_cart: Option<&'a Value>,
+    fetched_cart: Option<&'a FetchedCart>,
 }
 
 impl Context<'_> {

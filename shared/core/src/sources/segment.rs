@@ -8,10 +8,10 @@
 //! |---|---|---|
 //! | track `Product Added` | `add_to_cart` | the product in `properties` |
 //! | track `Product Removed` | `remove_from_cart` | |
-//! | track `Cart Viewed` | `cart_update` | `properties.products` is the cart |
+//! | track `Cart Viewed` | `cart_update` | `properties.products` is the cart; without it, nothing |
 //! | track `Checkout Started` | `begin_checkout` | `properties.products` |
 //! | track `Order Completed` | `purchase` | `order_id`; value `revenue`, else `total` |
-//! | track `Order Refunded` | `return` | needs `userId` and `products` |
+//! | track `Order Refunded` | `return` | needs `userId`, and `products` or `total` |
 //! | `identify` | `identify` | `traits`: email, phone, first name, `email_consent` (boolean) |
 //!
 //! Locale and time zone come from `context.locale` and `context.timezone`.
@@ -64,6 +64,11 @@ fn map_call(call: &Value, path: &str, context: &Context<'_>) -> Option<MappedEve
         (Some("identify"), _) => "identify",
         (Some("track"), Some("Product Added")) => "add_to_cart",
         (Some("track"), Some("Product Removed")) => "remove_from_cart",
+        // Without `products` the call says nothing of the cart's contents:
+        // mapped, it would empty the cart.
+        (Some("track"), Some("Cart Viewed")) if call.pointer("/properties/products").is_none_or(Value::is_null) => {
+            return None
+        }
         (Some("track"), Some("Cart Viewed")) => "cart_update",
         (Some("track"), Some("Checkout Started")) => "begin_checkout",
         (Some("track"), Some("Order Completed")) => "purchase",
@@ -100,12 +105,15 @@ fn map_known(call: &Value, kind: &str, event_id: &str, path: &str, context: &Con
                 return Err(FieldError::new(at(path, "userId"), "is required: a return belongs to a known customer"));
             }
             let items = products(properties.get("products"), &at(&props, "products"), kind, context)?;
-            if items.is_empty() {
-                return Err(FieldError::new(at(&props, "products"), "must list the products returned"));
+            let value = money(properties.get("total"), &at(&props, "total"))?;
+            // An amount-only refund lists no product; its total is the return.
+            if items.is_empty() && value.is_none() {
+                let message = "must list the products returned (or properties.total give the amount refunded)";
+                return Err(FieldError::new(at(&props, "products"), message));
             }
             event
                 .set("order_id", id_text(properties.get("order_id")))
-                .set("value", money(properties.get("total"), &at(&props, "total"))?)
+                .set("value", value)
                 .set("items", Some(Value::Array(items)));
         }
         "purchase" => {
