@@ -71,8 +71,12 @@ fn trace_with(history: &History, campaigns: &[Campaign], cart: &str, until: &str
 /// What live traffic would have stored running `live` over `history`: a
 /// message record per step sent or held out (as the checker writes them).
 fn record_live(history: &mut History, live: &Campaign, until: &str) {
-    let campaigns = [live.clone()];
-    let setup = Setup { campaigns: &campaigns, channels: &Channel::ALL, until: t(until), from: None };
+    record_lineup(history, std::slice::from_ref(live), until);
+}
+
+/// [`record_live`] with several live campaigns, each cart recorded under the one it entered.
+fn record_lineup(history: &mut History, campaigns: &[Campaign], until: &str) {
+    let setup = Setup { campaigns, channels: &Channel::ALL, until: t(until), from: None };
     let mut records = Vec::new();
     for customer in &history.customers {
         for trace in replay_customer(&setup, customer, &history.messages, &Seeds::default()) {
@@ -86,7 +90,7 @@ fn record_live(history: &mut History, live: &Campaign, until: &str) {
                     message_id: crate::message::MessageRecord::id_for(trace.cart_id.as_str(), d.step, channel),
                     cart_id: trace.cart_id.clone(),
                     customer_key: customer.key.clone(),
-                    campaign_id: live.id.clone(),
+                    campaign_id: trace.entered.as_ref().unwrap().0.clone(),
                     step: d.step,
                     channel,
                     decided_at: d.at,
@@ -242,6 +246,32 @@ fn given_a_longer_first_delay_against_the_live_campaign_when_compared_then_carts
     assert_eq!(report.steps[0].difference, Some(-1));
     assert_eq!(against.sample.len(), 1);
     assert!(report.estimate.basis.starts_with("No estimate"), "{}", report.estimate.basis);
+}
+
+#[test]
+fn given_two_live_campaigns_when_compared_against_one_then_carts_the_other_took_are_not_mismatches() {
+    // GIVEN a small cart and a large one; live, "big" (higher priority, carts
+    // from 50) took the large cart and "live" the small one, as recorded
+    let mut large = add_to_cart("b1", "cart-b", "hal", "2026-06-10T10:00:00Z");
+    large["items"][0]["price"] = json!("40.00");
+    let mut history = history(&[add_to_cart("a1", "cart-a", "ivy", "2026-06-10T10:00:00Z"), large]);
+    let live = one_email("live", "30m");
+    let mut big = one_email("big", "30m");
+    big.priority = 10;
+    big.entry.min_cart_value = Some(Decimal::new(50, 0));
+    record_lineup(&mut history, &[live.clone(), big.clone()], "2026-06-12T00:00:00Z");
+
+    // WHEN a draft is compared against "live" with both stored
+    let mut opts = options(one_email("draft", "30m"), "2026-06-12T00:00:00Z");
+    opts.against = Some("live".into());
+    let report = run(&history, &[live, big], &opts, None, &mut |_| {}).unwrap();
+
+    // THEN the live replay matches: the large cart sent nothing for "live",
+    // in the records and in the replay
+    let against = report.against.unwrap();
+    assert_eq!((against.live_entering, against.live_sent), (1, 1));
+    assert_eq!(against.replay_mismatches, 0);
+    assert_eq!(against.carts_deciding_differently, 0);
 }
 
 #[test]
