@@ -275,6 +275,29 @@ fn given_two_live_campaigns_when_compared_against_one_then_carts_the_other_took_
 }
 
 #[test]
+fn given_a_draft_of_a_live_campaign_that_is_not_the_busiest_when_no_against_is_named_then_it_is_put_beside_itself() {
+    // GIVEN live "quiet" (one cart) and "busy" (two carts), as recorded
+    let mut large = add_to_cart("c1", "cart-c", "kim", "2026-06-10T10:00:00Z");
+    large["items"][0]["price"] = json!("40.00");
+    let mut history = history(&[
+        add_to_cart("a1", "cart-a", "ivy", "2026-06-10T10:00:00Z"),
+        add_to_cart("b1", "cart-b", "jon", "2026-06-10T10:00:00Z"),
+        large,
+    ]);
+    let busy = one_email("busy", "30m");
+    let mut quiet = one_email("quiet", "30m");
+    quiet.priority = 10;
+    quiet.entry.min_cart_value = Some(Decimal::new(50, 0));
+    let live = [busy, quiet];
+    record_lineup(&mut history, &live, "2026-06-12T00:00:00Z");
+
+    // WHEN a draft with the id "quiet" (or another id) is backtested without --against
+    // THEN it is put beside "quiet"; another draft beside the busiest
+    assert_eq!(history.default_against(&live, "quiet").as_deref(), Some("quiet"));
+    assert_eq!(history.default_against(&live, "new-one").as_deref(), Some("busy"));
+}
+
+#[test]
 fn given_a_click_on_step_one_after_step_two_went_out_when_replayed_then_step_two_still_goes_out() {
     // GIVEN live traffic that sent cart A both steps (10:30 and 11:30) and
     // a click on step 1's message at 12:00, after step 2 had gone out
@@ -540,13 +563,14 @@ fn measured(live: &Campaign) -> CampaignReport {
 #[test]
 fn given_measured_rates_per_step_when_estimated_then_each_row_applies_its_own_rate_with_an_interval() {
     // GIVEN the live campaign's measured report, and history where the
-    // draft sends step 1 to 4 carts and step 2 to 2 (a click stops none)
+    // draft sends steps 1 and 2 to 4 carts each (nothing stops them)
     let live = two_emails("live", 0);
     let report = measured(&live);
     let step = |n: u32| report.by_step[&n].clone();
     assert_eq!((step(1).sent, step(2).sent), (200, 100));
     let (orders_1, orders_2) = (step(1).attributed_orders, step(2).attributed_orders);
-    assert!(orders_1 > 0 && orders_2 > 0, "{:#?}", report.by_step);
+    // (the 10 orders after step 1 and the 2 after step 2, each on its own step)
+    assert_eq!((orders_1, orders_2), (10, 2), "{:#?}", report.by_step);
     let events: Vec<Value> = (0..4)
         .map(|i| add_to_cart(&format!("e{i}"), &format!("cart-{i}"), &format!("c{i}"), "2026-06-10T10:00:00Z"))
         .collect();
