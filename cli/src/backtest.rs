@@ -27,7 +27,7 @@ pub struct BacktestArgs {
     /// The draft campaign file (TOML, as `cartback campaign apply` takes it).
     #[arg(long)]
     pub campaign: PathBuf,
-    /// The live campaign to put the draft beside (default: the one live traffic entered most).
+    /// The live campaign to put the draft beside (default: the draft's own id when that campaign is live, else the one live traffic entered most).
     #[arg(long)]
     pub against: Option<String>,
     /// First day (UTC, YYYY-MM-DD) of carts replayed and counted (live traffic to earlier carts counts for caps).
@@ -99,10 +99,7 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         None => {
             let stores = crate::stores::open_with_segments(&args.store, args.segments).await?;
             progress.loading();
-            let mut history = backtest::load_history(&*stores.history, &mut |n| progress.loaded(n)).await?;
-            // Live vouchers: those of carts the replay does not run count
-            // for the voucher cap of later carts (read, never written).
-            history.vouchers = stores.state.list_vouchers(usize::MAX).await?;
+            let history = backtest::load_history(&*stores.history, &mut |n| progress.loaded(n)).await?;
             let live = stores.campaigns.list().await?;
             let channels = stores.channels.clone();
             (history, live, channels, Some(stores))
@@ -110,7 +107,7 @@ pub async fn run(args: BacktestArgs) -> anyhow::Result<ExitCode> {
     };
     let against = match &args.against {
         Some(id) => Some(id.clone()),
-        None => history.busiest_campaign(&live),
+        None => history.default_against(&live, &draft.id),
     };
     let measured = match (&stores, &against) {
         (Some(stores), Some(id)) => {

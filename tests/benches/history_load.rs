@@ -61,6 +61,7 @@ fn item(n: usize, i: u64) -> Item {
         quantity: 1 + pick(n, 20 + i, 3) as u32,
         image_url: Some(format!("https://shop.example.com/images/products/{sku}/main-800x800.jpg")),
         url: Some(format!("https://shop.example.com/products/stoneware-mug-{sku}")),
+        variant: None,
     }
 }
 

@@ -17,6 +17,7 @@ use cartback_core::ports::{
     CampaignStore, CartRecord, Clock, EventCommit, EventLog, HistoryReader, MessageStore, PortError,
 };
 use cartback_core::signing::{dashboard_token, Secret};
+use cartback_core::voucher::Voucher;
 use cartback_tests::local_app::{local_app_with_backtest, local_app_with_backtest_reader};
 use cartback_tests::openapi::Observed;
 
@@ -191,6 +192,9 @@ impl HistoryReader for Gated {
     }
     async fn scan_messages(&self, visit: &mut (dyn FnMut(MessageRecord) + Send)) -> Result<u64, PortError> {
         self.db.scan_messages(visit).await
+    }
+    async fn scan_vouchers(&self, visit: &mut (dyn FnMut(Voucher) + Send)) -> Result<u64, PortError> {
+        self.db.scan_vouchers(visit).await
     }
 }
 

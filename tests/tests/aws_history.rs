@@ -1,5 +1,5 @@
 //! The DynamoDB `HistoryReader` against moto: a parallel scan that reads
-//! every cart, customer and message once, and never writes (the calls are
+//! every cart, customer, message and voucher once, and never writes (the calls are
 //! counted on the wire).
 
 use chrono::{DateTime, Duration, Utc};
@@ -12,22 +12,26 @@ use cartback_core::customer::Customer;
 use cartback_core::event::validate_event;
 use cartback_core::ids::CustomerKey;
 use cartback_core::message::{Channel, MessageRecord, MessageStatus};
-use cartback_core::ports::{CartRecord, EventCommit, EventLog, HistoryReader, MessageStore};
+use cartback_core::ports::{CartRecord, EventCommit, EventLog, HistoryReader, MessageStore, VoucherStore};
+use cartback_core::voucher::{IssueOutcome, VoucherOwner};
 use cartback_tests::faults::FaultyHttpClient;
 use cartback_tests::moto::{Moto, Stack, TestClock};
+use cartback_tests::voucher_contract::voucher_for;
 
 fn t0() -> DateTime<Utc> {
     "2026-11-23T10:00:00Z".parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn given_carts_customers_and_messages_when_scanned_in_segments_then_each_is_read_once_with_scans_only() {
-    // GIVEN 60 carts of 20 customers, and a message for every third cart
+async fn given_carts_customers_messages_and_vouchers_when_scanned_in_segments_then_each_is_read_once_with_scans_only() {
+    // GIVEN 60 carts of 20 customers, a message for every third cart and a
+    // voucher for every fifth (beside each, its cart's voucher item)
     let moto = Moto::global();
     let stack = Stack::create(moto.clients().await, 3).await;
     let clock = TestClock::new(t0());
     let store =
         DynamoStateStore::new(stack.clients.dynamodb.clone(), &stack.state_table, Duration::days(90), clock.clone());
+    let mut issued = Vec::new();
     for n in 0..60 {
         let customer_id = format!("cust-{}", n % 20);
         let event = validate_event(
@@ -63,6 +67,13 @@ async fn given_carts_customers_and_messages_when_scanned_in_segments_then_each_i
             };
             store.create_message(&message).await.unwrap();
         }
+        if n % 5 == 0 {
+            let owner = VoucherOwner::customer(&customer_id.as_str().into());
+            let voucher = voucher_for(&owner, t0() - Duration::hours(1));
+            let voucher = cartback_core::voucher::Voucher { cart_id: format!("cart-{n}").into(), ..voucher };
+            assert_eq!(store.issue_voucher(&voucher).await.unwrap(), IssueOutcome::Issued);
+            issued.push(voucher);
+        }
     }
 
     // WHEN read through a counting client in 4 segments
@@ -74,9 +85,14 @@ async fn given_carts_customers_and_messages_when_scanned_in_segments_then_each_i
     let customer_count = reader.scan_customers(&mut |c| customers.push(c.customer_id)).await.unwrap();
     let mut messages = Vec::new();
     let message_count = reader.scan_messages(&mut |m| messages.push(m.message_id)).await.unwrap();
+    let mut vouchers = Vec::new();
+    let voucher_count = reader.scan_vouchers(&mut |v| vouchers.push(v)).await.unwrap();
 
     // THEN every record once, whole; only Scan calls, at least one per segment and kind
-    assert_eq!((cart_count, customer_count, message_count), (60, 20, 20));
+    assert_eq!((cart_count, customer_count, message_count, voucher_count), (60, 20, 20, 12));
+    vouchers.sort_by(|a, b| a.code.cmp(&b.code));
+    issued.sort_by(|a, b| a.code.cmp(&b.code));
+    assert_eq!(vouchers, issued, "each voucher once, whole");
     let mut ids: Vec<String> = carts.iter().map(|c| c.cart_id.to_string()).collect();
     ids.sort();
     ids.dedup();
@@ -91,5 +107,5 @@ async fn given_carts_customers_and_messages_when_scanned_in_segments_then_each_i
     assert_eq!(customers.len(), 20);
     let operations = wire.counts().operations;
     assert_eq!(operations.keys().collect::<Vec<_>>(), ["DynamoDB_20120810.Scan"], "{operations:?}");
-    assert!(operations["DynamoDB_20120810.Scan"] >= 12, "{operations:?}");
+    assert!(operations["DynamoDB_20120810.Scan"] >= 16, "{operations:?}");
 }

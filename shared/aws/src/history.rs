@@ -16,9 +16,11 @@ use tokio::sync::mpsc;
 use cartback_core::customer::Customer;
 use cartback_core::message::MessageRecord;
 use cartback_core::ports::{CartRecord, HistoryReader, PortError, ReplayCart};
+use cartback_core::voucher::Voucher;
 
 use crate::dynamo::{corrupt, message_from_item, s, Item, SERVICE};
 use crate::error::dynamodb_error;
+use crate::vouchers::voucher_from_item;
 
 /// The attributes of a cart item a backtest reads (see [`ReplayCart`]).
 pub const CART_PROJECTION: &[&str] = &["cart_id", "events", "created_at", "updated_at"];
@@ -153,6 +155,14 @@ impl HistoryReader for DynamoHistoryReader {
     async fn scan_messages(&self, visit: &mut (dyn FnMut(MessageRecord) + Send)) -> Result<u64, PortError> {
         self.scan("MSG#", "MSG", None, &mut |item| {
             visit(message_from_item(item)?);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn scan_vouchers(&self, visit: &mut (dyn FnMut(Voucher) + Send)) -> Result<u64, PortError> {
+        self.scan("VOUCHER#", "VOUCHER", None, &mut |item| {
+            visit(voucher_from_item(&item)?);
             Ok(())
         })
         .await

@@ -71,7 +71,7 @@ fn issue_sort_key(voucher: &Voucher) -> String {
     format!("{}#{}", sort_time(voucher.issued_at), voucher.code)
 }
 
-fn voucher_from_item(item: &Item) -> Result<Voucher, PortError> {
+pub(crate) fn voucher_from_item(item: &Item) -> Result<Voucher, PortError> {
     let value = item.get("voucher").cloned().ok_or_else(|| corrupt("voucher item", "has no voucher"))?;
     from_attribute_value(value).map_err(|e| corrupt("stored voucher does not decode", e))
 }

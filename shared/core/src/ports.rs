@@ -613,6 +613,9 @@ pub trait HistoryReader: Send + Sync {
     async fn scan_carts(&self, visit: &mut (dyn FnMut(CartRecord) + Send)) -> Result<u64, PortError>;
     async fn scan_customers(&self, visit: &mut (dyn FnMut(Customer) + Send)) -> Result<u64, PortError>;
     async fn scan_messages(&self, visit: &mut (dyn FnMut(MessageRecord) + Send)) -> Result<u64, PortError>;
+    /// Every voucher live traffic issued: the replay counts them for the
+    /// voucher caps of the carts it runs.
+    async fn scan_vouchers(&self, visit: &mut (dyn FnMut(Voucher) + Send)) -> Result<u64, PortError>;
 }
 
 /// A stored cart as a backtest reads it: the identity and event log only.

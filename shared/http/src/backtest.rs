@@ -161,7 +161,7 @@ async fn run(
     let history = backtest::load_history(&*state.history, &mut |_| {}).await?;
     let live = api.ingest.campaigns.get().await?;
     let against = match form.against.trim() {
-        "" => history.busiest_campaign(&live),
+        "" => history.default_against(&live, &draft.id),
         id => Some(id.to_owned()),
     };
     let today = api.clock.now().date_naive();

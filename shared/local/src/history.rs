@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use cartback_core::customer::Customer;
 use cartback_core::message::MessageRecord;
 use cartback_core::ports::{CartRecord, HistoryReader, PortError, ReplayCart};
+use cartback_core::voucher::Voucher;
 use serde::de::DeserializeOwned;
 
 use crate::sqlite::{db, from_json, Database};
@@ -74,6 +75,11 @@ impl HistoryReader for Database {
     async fn scan_messages(&self, visit: &mut (dyn FnMut(MessageRecord) + Send)) -> Result<u64, PortError> {
         let sql = "SELECT message_id, record FROM messages WHERE message_id > ?1 ORDER BY message_id LIMIT ?2";
         self.scan(sql, "message", visit).await
+    }
+
+    async fn scan_vouchers(&self, visit: &mut (dyn FnMut(Voucher) + Send)) -> Result<u64, PortError> {
+        let sql = "SELECT code, record FROM vouchers WHERE code > ?1 ORDER BY code LIMIT ?2";
+        self.scan(sql, "voucher", visit).await
     }
 }
 

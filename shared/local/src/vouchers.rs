@@ -211,6 +211,26 @@ mod tests {
         }
     }
 
+    /// GIVEN two issued vouchers WHEN a backtest reads the history THEN it
+    /// visits both, as stored, and writes nothing.
+    #[tokio::test]
+    async fn given_issued_vouchers_when_a_backtest_scans_them_then_each_is_visited_as_stored() {
+        use cartback_core::ports::HistoryReader;
+        let db = Database::open_in_memory().unwrap();
+        let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let a = voucher("CB-2222-2222-2222", "c-a", now);
+        let b = voucher("CB-3333-3333-3333", "c-b", now + Duration::days(1));
+        for v in [&a, &b] {
+            assert_eq!(db.issue_voucher(v).await.unwrap(), IssueOutcome::Issued);
+        }
+
+        let mut seen = Vec::new();
+        let count = db.scan_vouchers(&mut |v| seen.push(v)).await.unwrap();
+
+        assert_eq!((count, seen), (2, vec![a.clone(), b]));
+        assert_eq!(db.voucher(&a.code).await.unwrap(), Some(a));
+    }
+
     /// GIVEN vouchers that expired 401 and 399 days ago WHEN expired records
     /// are purged with the default 400-day fact retention THEN only the
     /// first goes: a code stays taken as long as its facts are kept.

@@ -207,6 +207,7 @@ pub async fn load_history(
         .await?;
     reader.scan_customers(&mut |customer| builder.add_customer(customer)).await?;
     reader.scan_messages(&mut |message| builder.add_message(message)).await?;
+    reader.scan_vouchers(&mut |voucher| builder.add_voucher(voucher)).await?;
     progress(read);
     Ok(builder.build())
 }
@@ -334,6 +335,16 @@ impl History {
 
     /// The live campaign that entered the most carts (by its message
     /// records), the default to put a draft beside; `None` before any traffic.
+    /// The live campaign a draft is put beside unless one is named: the
+    /// draft's own id when that campaign is stored and live (the draft is its
+    /// new version), else the one live traffic entered most.
+    pub fn default_against(&self, live: &[crate::campaign::Campaign], draft_id: &str) -> Option<String> {
+        if live.iter().any(|c| c.id == draft_id && c.enabled && !c.is_shadow()) {
+            return Some(draft_id.to_owned());
+        }
+        self.busiest_campaign(live)
+    }
+
     pub fn busiest_campaign(&self, live: &[crate::campaign::Campaign]) -> Option<String> {
         let mut carts: HashMap<&str, std::collections::HashSet<&CartId>> = HashMap::new();
         for message in self.messages.values() {

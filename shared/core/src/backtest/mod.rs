@@ -339,7 +339,12 @@ pub fn run(
             for (step, channel) in &did {
                 *tally.live_sent.entry((*step, *channel)).or_default() += 1;
             }
-            let replayed: BTreeSet<(u32, Channel)> = replayed_live.sends().collect();
+            // A cart another live campaign took sends nothing for --against, as live recorded.
+            let replayed: BTreeSet<(u32, Channel)> = if replayed_live.entered(&comparison.campaign_id) {
+                replayed_live.sends().collect()
+            } else {
+                BTreeSet::new()
+            };
             if replayed != did {
                 comparison.replay_mismatches += 1;
             }

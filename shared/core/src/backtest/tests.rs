@@ -71,8 +71,12 @@ fn trace_with(history: &History, campaigns: &[Campaign], cart: &str, until: &str
 /// What live traffic would have stored running `live` over `history`: a
 /// message record per step sent or held out (as the checker writes them).
 fn record_live(history: &mut History, live: &Campaign, until: &str) {
-    let campaigns = [live.clone()];
-    let setup = Setup { campaigns: &campaigns, channels: &Channel::ALL, until: t(until), from: None };
+    record_lineup(history, std::slice::from_ref(live), until);
+}
+
+/// [`record_live`] with several live campaigns, each cart recorded under the one it entered.
+fn record_lineup(history: &mut History, campaigns: &[Campaign], until: &str) {
+    let setup = Setup { campaigns, channels: &Channel::ALL, until: t(until), from: None };
     let mut records = Vec::new();
     for customer in &history.customers {
         for trace in replay_customer(&setup, customer, &history.messages, &Seeds::default()) {
@@ -86,7 +90,7 @@ fn record_live(history: &mut History, live: &Campaign, until: &str) {
                     message_id: crate::message::MessageRecord::id_for(trace.cart_id.as_str(), d.step, channel),
                     cart_id: trace.cart_id.clone(),
                     customer_key: customer.key.clone(),
-                    campaign_id: live.id.clone(),
+                    campaign_id: trace.entered.as_ref().unwrap().0.clone(),
                     step: d.step,
                     channel,
                     decided_at: d.at,
@@ -242,6 +246,55 @@ fn given_a_longer_first_delay_against_the_live_campaign_when_compared_then_carts
     assert_eq!(report.steps[0].difference, Some(-1));
     assert_eq!(against.sample.len(), 1);
     assert!(report.estimate.basis.starts_with("No estimate"), "{}", report.estimate.basis);
+}
+
+#[test]
+fn given_two_live_campaigns_when_compared_against_one_then_carts_the_other_took_are_not_mismatches() {
+    // GIVEN a small cart and a large one; live, "big" (higher priority, carts
+    // from 50) took the large cart and "live" the small one, as recorded
+    let mut large = add_to_cart("b1", "cart-b", "hal", "2026-06-10T10:00:00Z");
+    large["items"][0]["price"] = json!("40.00");
+    let mut history = history(&[add_to_cart("a1", "cart-a", "ivy", "2026-06-10T10:00:00Z"), large]);
+    let live = one_email("live", "30m");
+    let mut big = one_email("big", "30m");
+    big.priority = 10;
+    big.entry.min_cart_value = Some(Decimal::new(50, 0));
+    record_lineup(&mut history, &[live.clone(), big.clone()], "2026-06-12T00:00:00Z");
+
+    // WHEN a draft is compared against "live" with both stored
+    let mut opts = options(one_email("draft", "30m"), "2026-06-12T00:00:00Z");
+    opts.against = Some("live".into());
+    let report = run(&history, &[live, big], &opts, None, &mut |_| {}).unwrap();
+
+    // THEN the live replay matches: the large cart sent nothing for "live",
+    // in the records and in the replay
+    let against = report.against.unwrap();
+    assert_eq!((against.live_entering, against.live_sent), (1, 1));
+    assert_eq!(against.replay_mismatches, 0);
+    assert_eq!(against.carts_deciding_differently, 0);
+}
+
+#[test]
+fn given_a_draft_of_a_live_campaign_that_is_not_the_busiest_when_no_against_is_named_then_it_is_put_beside_itself() {
+    // GIVEN live "quiet" (one cart) and "busy" (two carts), as recorded
+    let mut large = add_to_cart("c1", "cart-c", "kim", "2026-06-10T10:00:00Z");
+    large["items"][0]["price"] = json!("40.00");
+    let mut history = history(&[
+        add_to_cart("a1", "cart-a", "ivy", "2026-06-10T10:00:00Z"),
+        add_to_cart("b1", "cart-b", "jon", "2026-06-10T10:00:00Z"),
+        large,
+    ]);
+    let busy = one_email("busy", "30m");
+    let mut quiet = one_email("quiet", "30m");
+    quiet.priority = 10;
+    quiet.entry.min_cart_value = Some(Decimal::new(50, 0));
+    let live = [busy, quiet];
+    record_lineup(&mut history, &live, "2026-06-12T00:00:00Z");
+
+    // WHEN a draft with the id "quiet" (or another id) is backtested without --against
+    // THEN it is put beside "quiet"; another draft beside the busiest
+    assert_eq!(history.default_against(&live, "quiet").as_deref(), Some("quiet"));
+    assert_eq!(history.default_against(&live, "new-one").as_deref(), Some("busy"));
 }
 
 #[test]
@@ -510,13 +563,14 @@ fn measured(live: &Campaign) -> CampaignReport {
 #[test]
 fn given_measured_rates_per_step_when_estimated_then_each_row_applies_its_own_rate_with_an_interval() {
     // GIVEN the live campaign's measured report, and history where the
-    // draft sends step 1 to 4 carts and step 2 to 2 (a click stops none)
+    // draft sends steps 1 and 2 to 4 carts each (nothing stops them)
     let live = two_emails("live", 0);
     let report = measured(&live);
     let step = |n: u32| report.by_step[&n].clone();
     assert_eq!((step(1).sent, step(2).sent), (200, 100));
     let (orders_1, orders_2) = (step(1).attributed_orders, step(2).attributed_orders);
-    assert!(orders_1 > 0 && orders_2 > 0, "{:#?}", report.by_step);
+    // (the 10 orders after step 1 and the 2 after step 2, each on its own step)
+    assert_eq!((orders_1, orders_2), (10, 2), "{:#?}", report.by_step);
     let events: Vec<Value> = (0..4)
         .map(|i| add_to_cart(&format!("e{i}"), &format!("cart-{i}"), &format!("c{i}"), "2026-06-10T10:00:00Z"))
         .collect();
