@@ -422,7 +422,10 @@ pub(crate) fn base_environment() -> Environment<'static> {
             minijinja::AutoEscape::None
         }
     });
+    // None writes nothing: the default formatter would send "Hallo None,"
+    // for a customer without a first name.
     env.set_formatter(|out, state, value| match (state.auto_escape(), value.as_str()) {
+        _ if value.is_none() => Ok(()),
         (minijinja::AutoEscape::Html, Some(text)) if !value.is_safe() => out
             .write_str(&escape_html(text))
             .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())),
@@ -927,6 +930,44 @@ mod tests {
         assert!(html.contains("https://cb.example/r/item?https://shop.example/mug"));
         assert!(html.contains("https://cb.example/r/RESTORE"));
         assert!(text.contains("Total: €25.00"), "{text}");
+    }
+
+    /// GIVEN a customer without a first name, an unpriced line, a brand without a logo, and an SMS that
+    /// prints `{{ subject }}` (none outside an email)
+    /// WHEN the email and the SMS are rendered
+    /// THEN absent values write nothing: no "None" reaches the customer.
+    #[test]
+    fn given_absent_values_when_rendered_then_they_write_nothing_not_none() {
+        let mut set = crate::template::shipped_set("reminder").unwrap();
+        let en = set.locales.get_mut("en").unwrap();
+        en.email_text = Some(
+            "Hallo {{ first_name }},\n{% for item in items %}[{{ item.price }}]{% endfor %}\n\
+             <{{ brand.logo_url }}>\n{{ restore_link }}\n{{ unsubscribe_link }}"
+                .into(),
+        );
+        en.sms = Some("{{ subject }}|{{ restore_link }}".into());
+        let brand = Brand::fallback("1 Market Street");
+        let composer = Composer::new(&set, &brand, Some("en")).unwrap();
+        let mut unpriced = cart();
+        unpriced.items[0].price = None;
+        let unsubscribe = Unsubscribe { url: "https://cb.example/u/U".into(), mailbox: None, postal_address: "" };
+        let links = Links { unsubscribe: Some(unsubscribe), ..links() };
+        let reader = Reader { step: 1, ..Reader::default() };
+
+        let Outgoing::Email { text, html, .. } =
+            composer.email(None, &"ana@example.com".into(), &unpriced, &reader, &links).unwrap()
+        else {
+            panic!()
+        };
+        let Outgoing::Sms { body, .. } =
+            composer.sms(&Phone::parse("+4915112345678").unwrap(), &unpriced, &reader, &links).unwrap()
+        else {
+            panic!()
+        };
+
+        assert!(text.starts_with("Hallo ,\n[]<>\n"), "{text}");
+        assert_eq!(body, "|https://cb.example/r/RESTORE");
+        assert!(!html.contains("None"), "{html}");
     }
 
     #[test]

@@ -396,10 +396,12 @@ impl TemplateSet {
     /// field and kind, for the first sample it shows in.
     fn check_rendered(&self) -> Vec<TemplateProblem> {
         let mut found: BTreeMap<(String, &'static str), String> = BTreeMap::new();
-        let brand = Brand::sample();
+        // A full brand and a sparse one (no name, logo, colours or support
+        // link), as a shop without `[brand]` settings sends with.
+        let brands = [Brand::sample(), Brand::fallback("1 Market Street")];
         let item = |url: &str| format!("{CHECK_ITEM_LINK}{url}");
-        for (tag, parts) in &self.locales {
-            let composer = match crate::render::Composer::new(self, &brand, Some(tag)) {
+        for (brand, (tag, parts)) in brands.iter().flat_map(|b| self.locales.iter().map(move |l| (b, l))) {
+            let composer = match crate::render::Composer::new(self, brand, Some(tag)) {
                 Ok(composer) => composer,
                 Err(error) => {
                     found.entry((format!("locales.{tag}"), "compile")).or_insert(format!("does not compile: {error}"));
@@ -1130,6 +1132,21 @@ mod tests {
         );
         let problems = problems_of(&custom);
         assert!(problems.iter().any(|p| p.0 == "locales.de.email_html" && p.1.contains("unsubscribe")), "{problems:?}");
+    }
+
+    /// GIVEN a text part that takes the length of the brand's logo URL, which a shop without a logo has not
+    /// WHEN validated
+    /// THEN it is refused: sets are rendered with a sparse brand too, not only the full sample.
+    #[test]
+    fn given_a_part_that_needs_a_logo_when_validated_then_the_sparse_brand_refuses_it() {
+        let mut custom = set("reminder");
+        custom.locales.get_mut("fr").unwrap().email_text =
+            Some("{{ restore_link }} {{ brand.logo_url | length }} {{ unsubscribe_link }}".into());
+        let problems = problems_of(&custom);
+        assert!(
+            problems.iter().any(|p| p.0 == "locales.fr.email_text" && p.1.contains("fails to render")),
+            "{problems:?}"
+        );
     }
 
     #[test]
