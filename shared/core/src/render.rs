@@ -1343,8 +1343,8 @@ mod tests {
         let mut voucher = shown(crate::voucher::Discount::AmountOff { amount: Decimal::from(5) }, "UTC", None);
         voucher.terms.currency = "<b>".into();
         let (text, html) = email_parts(&voucher);
-        assert!(html.contains("&lt;b&gt;5.00 off") && !html.contains("<b>"), "{html}");
-        assert!(text.contains("<b>5.00 off"), "{text}");
+        assert!(html.contains("&lt;b&gt;\u{a0}5.00 off") && !html.contains("<b>"), "{html}");
+        assert!(text.contains("<b>\u{a0}5.00 off"), "{text}");
     }
 
     /// GIVEN a voucher WHEN the SMS and the push are written THEN each carries the code, the discount (with its
