@@ -165,9 +165,9 @@ pub fn money(amount: Decimal, currency: &str, locale: Option<&str>) -> String {
     if currency.is_empty() {
         return number_text(amount, digits, &tag);
     }
-    let formatter = CurrencyType::try_from_str(&currency.to_ascii_lowercase()).ok().and_then(|code| {
-        CurrencyFormatter::try_new_symbol((&icu_locale(&tag)).into(), code, Default::default()).ok()
-    });
+    let formatter = CurrencyType::try_from_str(&currency.to_ascii_lowercase())
+        .ok()
+        .and_then(|code| CurrencyFormatter::try_new_symbol((&icu_locale(&tag)).into(), code, Default::default()).ok());
     match (formatter, rounded(amount, digits)) {
         (Some(formatter), Some(number)) => formatter.format_fixed_decimal(&number).write_to_string().into_owned(),
         // Not an ISO code (compiled data answers every locale, the root at

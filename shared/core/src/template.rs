@@ -1272,7 +1272,7 @@ mod tests {
         assert!(html.contains(&preview.email_preheader), "the hidden preheader");
         assert!(html.contains("alt=\"Sample Shop\"") && html.contains("alt=\"Cast-iron teapot, 0.8 l\""));
         assert!(html.contains("10\u{a0}% Rabatt, ab einem Bestellwert von 30,00\u{a0}€"), "{html}");
-        assert!(html.contains("Gültig bis 26. November 2026, 10:00 Uhr (UTC)"), "{html}");
+        assert!(html.contains("Gültig bis 26. November 2026 um 10:00 (UTC)"), "{html}");
         assert!(html.contains("background:#0a7a55"), "the brand colour");
         assert!(html.contains("https://shop.example.com/help"), "the support link");
         assert!(preview.email_text.contains("- Stoneware mug, ocean blue (350 ml) x2  14,90\u{a0}€  (29,80\u{a0}€)"));
