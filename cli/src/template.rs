@@ -577,7 +577,7 @@ mod tests {
         let mut input = cart_input(&file, 2).unwrap();
         let set = template::shipped_set("reminder").unwrap();
         let preview = template::preview(&set, &Brand::sample(), &input).unwrap();
-        assert!(preview.email_text.contains("Gültig bis 26. November 2026, 11:00 Uhr (CET)"), "{}", preview.email_text);
+        assert!(preview.email_text.contains("Gültig bis 26. November 2026 um 11:00 (CET)"), "{}", preview.email_text);
         input.read_by(Some("fr".into()), input.time_zone);
         let preview = template::preview(&set, &Brand::sample(), &input).unwrap();
         assert!(preview.email_text.contains("26 novembre 2026 à 11:00 (CET)"), "{}", preview.email_text);

@@ -22,6 +22,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How far ahead of Cartback's clock an `occurred_at` may be (clock skew).
 pub const MAX_FUTURE_SKEW_SECONDS: i64 = 300;
 const MAX_ID_LEN: usize = 128;
+/// The longest `items[].variant` (`Blue / M`) an event may carry, in characters.
+pub const MAX_VARIANT_CHARS: usize = 200;
 const MAX_ITEMS: usize = 200;
 /// Deepest JSON nesting an event may have, the event object being level 1.
 /// DynamoDB refuses items nested deeper than 32 levels, and a cart item
@@ -627,7 +629,7 @@ impl TryFrom<(RawItem, usize)> for Item {
             _ => return Err(FieldError::new(path("item_id"), "must be a string")),
         };
         let item_name = text_field(&raw.item_name, &path("item_name"), 500)?;
-        let variant = text_field(&raw.variant, &path("variant"), 200)?;
+        let variant = text_field(&raw.variant, &path("variant"), MAX_VARIANT_CHARS)?;
         let price = optional_decimal(Some(&raw.price), &path("price"))?;
         let quantity = match &raw.quantity {
             Value::Null => 1,

@@ -2,18 +2,19 @@
 //! translation of a template set, the writing direction, and money written
 //! the way the customer reads it (`€14.90`, `14,90 €`, `¥1,490`).
 //!
-//! Separators, grouping and digits come from CLDR through ICU4X
-//! (`icu_decimal`, its data compiled in: about 20 KB for every locale). The
-//! currency's symbol and its place around the number are CLDR's too, copied
-//! here for the languages and currencies shops mostly use: ICU4X's currency
-//! formatter (`icu_experimental`) carries them all, but it is a pre-release
-//! crate ("all code unstable") whose data crate alone is 4.7 MB compressed,
-//! too much for a checker Lambda that needs a few dozen entries.
+//! Separators, grouping, digits, currency symbols and their placement,
+//! and percent patterns come from CLDR through ICU4X (`icu_decimal`,
+//! `icu_experimental`'s currency and percent formatters, their data
+//! compiled in). The rounding follows ISO 4217's minor units.
 
 use icu_decimal::input::Decimal as IcuDecimal;
 use icu_decimal::DecimalFormatter;
+use icu_experimental::dimension::currency::formatter::CurrencyFormatter;
+use icu_experimental::dimension::currency::CurrencyType;
+use icu_experimental::dimension::percent::formatter::PercentFormatter;
 use icu_locale_core::Locale;
 use rust_decimal::Decimal;
+use writeable::Writeable;
 
 /// A locale tag as stored on a customer (`de-AT`, `fr_CA`, `EN`, or a
 /// POSIX locale such as `de_DE.UTF-8` or `de_DE@euro`), made canonical
@@ -73,11 +74,6 @@ pub fn language_of(tag: &str) -> String {
     canonical_tag(tag).split('-').next().unwrap_or_default().to_owned()
 }
 
-/// The region of a tag, if it names one: `AT` for `de-AT`.
-fn region_of(tag: &str) -> Option<String> {
-    canonical_tag(tag).split('-').skip(1).find(|p| p.len() == 2 || p.len() == 3).map(str::to_owned)
-}
-
 /// Which of `available` a customer with `wanted` reads: the exact tag, then
 /// its language alone (`de` for `de-AT`), then another variant of the same
 /// language (`fr-CA` for `fr-BE`), then `default`.
@@ -127,142 +123,69 @@ fn minor_units(currency: &str) -> u32 {
     }
 }
 
-/// A currency's symbol as CLDR writes it for `language` (and `region`):
-/// `€`, `$`, `£`; the ISO code when CLDR has no symbol either.
-fn symbol(currency: &str, language: &str, region: Option<&str>) -> String {
-    // CLDR's own symbols differ from the root ones in a few languages.
-    let special = match (language, currency) {
-        ("ja", "JPY") => Some("￥"),
-        ("zh", "CNY") => Some("¥"),
-        ("fr", "USD") => Some("$US"),
-        ("fr", "GBP") => Some("£GB"),
-        ("fr", "CAD") if region != Some("CA") => Some("$CA"),
-        ("en", "USD") if region.is_some_and(|r| r != "US") => Some("US$"),
-        ("es", "USD") if region.is_some_and(|r| r != "US") => Some("US$"),
-        _ => None,
-    };
-    if let Some(special) = special {
-        return special.to_owned();
-    }
-    // The Nordic crowns and the central European currencies have a symbol
-    // in their own language only (CLDR: `kr` in Swedish, `SEK` in English).
-    let own = match (currency, language) {
-        ("SEK", "sv") | ("NOK", "nb" | "nn" | "no") => Some("kr"),
-        ("DKK", "da") => Some("kr."),
-        ("PLN", "pl") => Some("zł"),
-        ("CZK", "cs") => Some("Kč"),
-        ("HUF", "hu") => Some("Ft"),
-        _ => None,
-    };
-    if let Some(own) = own {
-        return own.to_owned();
-    }
-    // A dollar at home is just `$` (CAD in Canada, AUD in Australia).
-    if currency.ends_with('D') && region.is_some_and(|r| currency.starts_with(r)) && currency != "USD" {
-        return "$".to_owned();
-    }
-    let root = match currency {
-        "EUR" => "€",
-        "USD" => "$",
-        "GBP" => "£",
-        "JPY" => "¥",
-        "CNY" => "CN¥",
-        "INR" => "₹",
-        "KRW" => "₩",
-        "ILS" => "₪",
-        "BRL" => "R$",
-        "CAD" => "CA$",
-        "AUD" => "A$",
-        "NZD" => "NZ$",
-        "MXN" => "MX$",
-        "HKD" => "HK$",
-        "TWD" => "NT$",
-        "VND" => "₫",
-        "PHP" => "₱",
-        "XAF" => "FCFA",
-        "XOF" => "F\u{202f}CFA",
-        other => other,
-    };
-    root.to_owned()
-}
-
-/// Where CLDR's standard currency pattern puts the symbol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Placement {
-    /// `¤#,##0.00`: `€14.90` (`CHF 14.90` when the symbol is letters).
-    Before,
-    /// `¤ #,##0.00`: `€ 14,90`.
-    BeforeSpaced,
-    /// `#,##0.00 ¤`: `14,90 €`.
-    After,
-}
-
-fn placement(language: &str, region: Option<&str>) -> Placement {
-    match (language, region) {
-        ("nl", _) | ("de", Some("AT" | "CH" | "LI")) | ("it", Some("CH")) | ("pt", None | Some("BR")) => {
-            Placement::BeforeSpaced
-        }
-        ("es", Some("419" | "MX" | "US" | "AR" | "CO" | "CL" | "PE")) => Placement::Before,
-        (
-            "de" | "fr" | "es" | "it" | "pt" | "ca" | "gl" | "eu" | "ru" | "uk" | "be" | "pl" | "cs" | "sk" | "sl"
-            | "hr" | "sr" | "bs" | "bg" | "ro" | "hu" | "el" | "sv" | "da" | "nb" | "nn" | "no" | "fi" | "et" | "lv"
-            | "lt" | "is" | "vi" | "ar" | "he" | "kk" | "az" | "hy" | "ka",
-            _,
-        ) => Placement::After,
-        _ => Placement::Before,
-    }
-}
-
-/// The number part of an amount with `digits` fraction digits, in the
-/// locale's separators, grouping and digits (CLDR, through ICU4X).
-fn number_text(amount: Decimal, digits: u32, tag: &str) -> String {
+/// `amount` rounded half away from zero to `digits` fraction digits, and
+/// written with exactly that many (`14.90`), as ICU4X reads a decimal.
+fn rounded(amount: Decimal, digits: u32) -> Option<IcuDecimal> {
     let mut rounded = amount.round_dp_with_strategy(digits, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     rounded.rescale(digits);
-    let locale = Locale::try_from_str(&canonical_tag(tag)).unwrap_or(Locale::UNKNOWN);
-    let formatter = DecimalFormatter::try_new((&locale).into(), Default::default())
+    rounded.to_string().parse().ok()
+}
+
+/// The ICU4X locale of a tag; an unknown one reads as the root locale.
+fn icu_locale(tag: &str) -> Locale {
+    Locale::try_from_str(&canonical_tag(tag)).unwrap_or(Locale::UNKNOWN)
+}
+
+/// The tag to write with: the customer's, or English when there is none.
+fn tag_or_english(locale: Option<&str>) -> String {
+    locale.map(canonical_tag).filter(|t| !t.is_empty()).unwrap_or_else(|| "en".to_owned())
+}
+
+/// The number alone, in the locale's separators, grouping and digits.
+fn number_text(amount: Decimal, digits: u32, tag: &str) -> String {
+    let number = rounded(amount, digits);
+    let formatter = DecimalFormatter::try_new((&icu_locale(tag)).into(), Default::default())
         .or_else(|_| DecimalFormatter::try_new(Default::default(), Default::default()));
-    match (formatter, rounded.to_string().parse::<IcuDecimal>()) {
-        (Ok(formatter), Ok(number)) => formatter.format(&number).to_string(),
-        // Compiled data answers every locale (the root at worst); a number
-        // ICU cannot read is still shown as Cartback writes it.
-        _ => rounded.to_string(),
+    match (formatter, number) {
+        (Ok(formatter), Some(number)) => formatter.format(&number).to_string(),
+        _ => amount.round_dp(digits).to_string(),
     }
 }
 
 /// An amount in `currency` as a customer in `locale` reads it: `€14.90`
 /// (en), `14,90 €` (de, fr, es), `¥1,490` (JPY has no minor units),
-/// `CHF 14.90`. No locale reads as English.
+/// `CHF 14.90`, `₺1.234,50` (tr). Symbol, its place and spacing,
+/// separators and digits are CLDR's (ICU4X's currency formatter, its data
+/// compiled in); the rounding is ISO 4217's minor units. No locale reads as
+/// English; no currency writes the number alone.
 pub fn money(amount: Decimal, currency: &str, locale: Option<&str>) -> String {
-    let tag = locale.map(canonical_tag).filter(|t| !t.is_empty()).unwrap_or_else(|| "en".to_owned());
+    let tag = tag_or_english(locale);
     let currency = currency.trim();
-    let (language, region) = (language_of(&tag), region_of(&tag));
-    let number = number_text(amount, minor_units(currency), &tag);
-    let symbol = symbol(currency, &language, region.as_deref());
+    let digits = minor_units(currency);
     if currency.is_empty() {
-        return number;
+        return number_text(amount, digits, &tag);
     }
-    match placement(&language, region.as_deref()) {
-        // CLDR's currency spacing: letters next to digits get a space.
-        Placement::Before if symbol.chars().last().is_some_and(char::is_alphabetic) => {
-            format!("{symbol}\u{a0}{number}")
-        }
-        Placement::Before => format!("{symbol}{number}"),
-        Placement::BeforeSpaced => format!("{symbol}\u{a0}{number}"),
-        Placement::After => format!("{number}\u{a0}{symbol}"),
+    let formatter = CurrencyType::try_from_str(&currency.to_ascii_lowercase())
+        .ok()
+        .and_then(|code| CurrencyFormatter::try_new_symbol((&icu_locale(&tag)).into(), code, Default::default()).ok());
+    match (formatter, rounded(amount, digits)) {
+        (Some(formatter), Some(number)) => formatter.format_fixed_decimal(&number).write_to_string().into_owned(),
+        // Not an ISO code (compiled data answers every locale, the root at
+        // worst): the text as it came, before the number.
+        _ => format!("{currency}\u{a0}{}", number_text(amount, digits, &tag)),
     }
 }
 
-/// A percentage as `locale` writes it: `10%` (en), `10 %` (de, es: no-break
-/// space), `10 %` (fr: narrow no-break space), `12,5 %`.
+/// A percentage as `locale` writes it (CLDR, through ICU4X): `10%` (en),
+/// `10 %` (de, es: no-break space), `10 %` (fr: narrow no-break space),
+/// `%10` (tr), `12,5 %`.
 pub fn percent(value: Decimal, locale: Option<&str>) -> String {
-    let tag = locale.map(canonical_tag).filter(|t| !t.is_empty()).unwrap_or_else(|| "en".to_owned());
+    let tag = tag_or_english(locale);
     let value = value.normalize();
-    let number = number_text(value, value.scale(), &tag);
-    match language_of(&tag).as_str() {
-        "fr" => format!("{number}\u{202f}%"),
-        "de" | "es" | "sv" | "nb" | "nn" | "no" | "da" | "fi" | "cs" | "sk" | "ru" | "uk" | "pl" | "ca" | "el"
-        | "lt" | "et" | "lv" | "hr" | "sl" | "bg" | "ro" => format!("{number}\u{a0}%"),
-        _ => format!("{number}%"),
+    let formatter = PercentFormatter::try_new((&icu_locale(&tag)).into(), Default::default());
+    match (formatter, rounded(value, value.scale())) {
+        (Ok(formatter), Some(number)) => formatter.format(&number).write_to_string().into_owned(),
+        _ => format!("{}%", number_text(value, value.scale(), &tag)),
     }
 }
 
@@ -294,8 +217,9 @@ mod tests {
         assert_eq!(money(d("1234.5"), "USD", Some("en-US")), "$1,234.50");
         assert_eq!(money(d("14.9"), "EUR", Some("nl")), "€\u{a0}14,90");
         assert_eq!(money(d("1.2345"), "KWD", Some("en")), "KWD\u{a0}1.235", "three minor units, rounded");
-        // Egyptian Arabic writes Arabic-Indic digits and its own separators (CLDR `arab` numbering).
-        assert_eq!(money(d("1234.5"), "EUR", Some("ar-EG")), "١٬٢٣٤٫٥٠\u{a0}€");
+        // Egyptian Arabic writes Arabic-Indic digits and its own separators (CLDR `arab` numbering), after a
+        // right-to-left mark (CLDR's pattern; the hand table before ICU4X's formatter had none).
+        assert_eq!(money(d("1234.5"), "EUR", Some("ar-EG")), "\u{200f}١٬٢٣٤٫٥٠\u{a0}€");
     }
 
     /// GIVEN 1234.50 in SEK, DKK, NOK, PLN, CZK and HUF
@@ -308,7 +232,8 @@ mod tests {
         assert_eq!(money(d("1234.5"), "NOK", Some("nb-NO")), "1\u{a0}234,50\u{a0}kr");
         assert_eq!(money(d("1234.5"), "PLN", Some("pl")), "1234,50\u{a0}zł", "Polish groups from 5 digits");
         assert_eq!(money(d("1234.5"), "CZK", Some("cs-CZ")), "1\u{a0}234,50\u{a0}Kč");
-        assert_eq!(money(d("1234.5"), "HUF", Some("hu")), "1234,50\u{a0}Ft");
+        // CLDR writes forints whole (ISO 4217 keeps two minor units no one pays in).
+        assert_eq!(money(d("1234.5"), "HUF", Some("hu")), "1235\u{a0}Ft");
         assert_eq!(money(d("1234.5"), "SEK", Some("en")), "SEK\u{a0}1,234.50");
         assert_eq!(money(d("1234.5"), "SEK", Some("de")), "1.234,50\u{a0}SEK");
     }
@@ -326,11 +251,25 @@ mod tests {
         assert_eq!(closest(Some("de_AT.UTF-8"), ["en", "de"], "en"), "de");
     }
 
+    /// GIVEN currencies the hand table had no symbol or place for (TRY, RUB, ZAR, THB; USD in Spanish)
+    /// WHEN written in their own locales
+    /// THEN CLDR's symbol and placement are used (ICU4X's currency formatter), not the ISO code.
+    #[test]
+    fn given_currencies_beyond_a_hand_table_when_written_then_cldr_symbols_and_places_are_used() {
+        assert_eq!(money(d("1234.5"), "TRY", Some("tr-TR")), "₺1.234,50");
+        assert_eq!(money(d("1234.5"), "RUB", Some("ru")), "1\u{a0}234,50\u{a0}₽");
+        assert_eq!(money(d("1234.5"), "ZAR", Some("en-ZA")), "R1\u{a0}234,50");
+        assert_eq!(money(d("1234.5"), "THB", Some("th")), "฿1,234.50");
+        assert_eq!(money(d("1234.5"), "USD", Some("es")), "1234,50\u{a0}US$");
+        assert_eq!(percent(d("10"), Some("tr")), "%10");
+    }
+
     #[test]
     fn given_percentages_when_written_per_locale_then_the_locales_spacing_is_used() {
         assert_eq!(percent(d("10"), Some("en")), "10%");
         assert_eq!(percent(d("10"), Some("de")), "10\u{a0}%");
-        assert_eq!(percent(d("12.5"), Some("fr-FR")), "12,5\u{202f}%");
+        // CLDR's French percent pattern has a no-break space (the hand table had a narrow one).
+        assert_eq!(percent(d("12.5"), Some("fr-FR")), "12,5\u{a0}%");
         assert_eq!(percent(d("10.0"), Some("es")), "10\u{a0}%");
     }
 

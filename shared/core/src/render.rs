@@ -167,104 +167,30 @@ fn capitalised(text: &str) -> String {
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-/// The languages whose dates a message writes; others read English.
-/// A table of month names and one pattern per language rather than
-/// chrono's `unstable-locales` feature: that links every locale's data
-/// (hundreds of kilobytes) into each Lambda for a dozen words, behind an
-/// API chrono calls unstable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DateLanguage {
-    /// English outside the US: `2 December 2026, 14:30 (GMT)`.
-    English,
-    /// `December 2, 2026, 2:30 PM (EST)`.
-    AmericanEnglish,
-    German,
-    French,
-    Spanish,
-    Italian,
-    Dutch,
-    Portuguese,
-    /// `2026年12月2日 22:30 (JST)`.
-    Japanese,
-}
-
-impl DateLanguage {
-    /// The language of a locale as customers' profiles carry it (`de-DE`,
-    /// `fr`, `en_US`, `pt-BR`); English when unknown or absent.
-    fn of(locale: Option<&str>) -> DateLanguage {
-        let locale = locale.map(locale::canonical_tag).unwrap_or_default().to_ascii_lowercase();
-        let mut parts = locale.split('-');
-        let (language, region) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-        match language {
-            "en" if region == "us" => DateLanguage::AmericanEnglish,
-            "de" => DateLanguage::German,
-            "fr" => DateLanguage::French,
-            "es" => DateLanguage::Spanish,
-            "it" => DateLanguage::Italian,
-            "nl" => DateLanguage::Dutch,
-            "pt" => DateLanguage::Portuguese,
-            "ja" => DateLanguage::Japanese,
-            _ => DateLanguage::English,
-        }
-    }
-
-    /// The month names, January first, separated by spaces.
-    fn months(self) -> &'static str {
-        match self {
-            DateLanguage::English | DateLanguage::AmericanEnglish => {
-                "January February March April May June July August September October November December"
-            }
-            DateLanguage::German => {
-                "Januar Februar März April Mai Juni Juli August September Oktober November Dezember"
-            }
-            DateLanguage::French => {
-                "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
-            }
-            DateLanguage::Spanish => {
-                "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre"
-            }
-            DateLanguage::Italian => {
-                "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre"
-            }
-            DateLanguage::Dutch => {
-                "januari februari maart april mei juni juli augustus september oktober november december"
-            }
-            // Written with numbers (12月); never looked up.
-            DateLanguage::Japanese => "",
-            DateLanguage::Portuguese => {
-                "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro dezembro"
-            }
-        }
-    }
-}
-
 /// When a voucher expires, as the customer reads it: the local date and
-/// time in `zone`, written the way `locale`'s language writes dates, with
-/// the zone's abbreviation (`2. Dezember 2026, 14:30 Uhr (CET)`).
+/// time in `zone`, written as CLDR writes a long date with hours and
+/// minutes in `locale` (ICU4X, any locale; its calendar too), with the
+/// zone's abbreviation (`2. Dezember 2026 um 14:30 (CET)`). No locale
+/// reads as British English.
 pub fn expiry_text(at: DateTime<Utc>, zone: chrono_tz::Tz, locale: Option<&str>) -> String {
     use chrono::{Datelike, Timelike};
+    use icu_datetime::input::{Date, DateTime as IcuDateTime, Time};
     let local = at.with_timezone(&zone);
-    let language = DateLanguage::of(locale);
-    let (day, year, zone) = (local.day(), local.year(), local.format("%Z"));
-    let month = language.months().split(' ').nth(local.month0() as usize).unwrap_or_default();
-    let time = local.format("%H:%M");
-    match language {
-        DateLanguage::English => format!("{day} {month} {year}, {time} ({zone})"),
-        DateLanguage::AmericanEnglish => {
-            let (pm, hour) = local.hour12();
-            let half = if pm { "PM" } else { "AM" };
-            format!("{month} {day}, {year}, {hour}:{:02} {half} ({zone})", local.minute())
+    let abbreviation = local.format("%Z");
+    let tag = locale.map(crate::locale::canonical_tag).filter(|t| !t.is_empty()).unwrap_or_else(|| "en-GB".to_owned());
+    let icu_locale = icu_locale_core::Locale::try_from_str(&tag).unwrap_or(icu_locale_core::Locale::UNKNOWN);
+    let formatter = icu_datetime::DateTimeFormatter::try_new(
+        (&icu_locale).into(),
+        icu_datetime::fieldsets::YMD::long().with_time_hm(),
+    );
+    let date = Date::try_new_iso(local.year(), local.month() as u8, local.day() as u8);
+    let time = Time::try_new(local.hour() as u8, local.minute() as u8, 0, 0);
+    match (formatter, date, time) {
+        (Ok(formatter), Ok(date), Ok(time)) => {
+            format!("{} ({abbreviation})", formatter.format(&IcuDateTime { date, time }))
         }
-        DateLanguage::German => format!("{day}. {month} {year}, {time} Uhr ({zone})"),
-        DateLanguage::French => {
-            let day = if day == 1 { "1er".to_owned() } else { day.to_string() };
-            format!("{day} {month} {year} à {time} ({zone})")
-        }
-        DateLanguage::Spanish => format!("{day} de {month} de {year}, {time} ({zone})"),
-        DateLanguage::Italian => format!("{day} {month} {year}, {time} ({zone})"),
-        DateLanguage::Dutch => format!("{day} {month} {year}, {time} ({zone})"),
-        DateLanguage::Portuguese => format!("{day} de {month} de {year}, {time} ({zone})"),
-        DateLanguage::Japanese => format!("{year}年{}月{day}日 {time} ({zone})", local.month()),
+        // Compiled data answers every locale (the root at worst).
+        _ => format!("{} ({abbreviation})", local.format("%Y-%m-%d %H:%M")),
     }
 }
 
@@ -422,7 +348,10 @@ pub(crate) fn base_environment() -> Environment<'static> {
             minijinja::AutoEscape::None
         }
     });
+    // None writes nothing: the default formatter would send "Hallo None,"
+    // for a customer without a first name.
     env.set_formatter(|out, state, value| match (state.auto_escape(), value.as_str()) {
+        _ if value.is_none() => Ok(()),
         (minijinja::AutoEscape::Html, Some(text)) if !value.is_safe() => out
             .write_str(&escape_html(text))
             .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())),
@@ -929,6 +858,44 @@ mod tests {
         assert!(text.contains("Total: €25.00"), "{text}");
     }
 
+    /// GIVEN a customer without a first name, an unpriced line, a brand without a logo, and an SMS that
+    /// prints `{{ subject }}` (none outside an email)
+    /// WHEN the email and the SMS are rendered
+    /// THEN absent values write nothing: no "None" reaches the customer.
+    #[test]
+    fn given_absent_values_when_rendered_then_they_write_nothing_not_none() {
+        let mut set = crate::template::shipped_set("reminder").unwrap();
+        let en = set.locales.get_mut("en").unwrap();
+        en.email_text = Some(
+            "Hallo {{ first_name }},\n{% for item in items %}[{{ item.price }}]{% endfor %}\n\
+             <{{ brand.logo_url }}>\n{{ restore_link }}\n{{ unsubscribe_link }}"
+                .into(),
+        );
+        en.sms = Some("{{ subject }}|{{ restore_link }}".into());
+        let brand = Brand::fallback("1 Market Street");
+        let composer = Composer::new(&set, &brand, Some("en")).unwrap();
+        let mut unpriced = cart();
+        unpriced.items[0].price = None;
+        let unsubscribe = Unsubscribe { url: "https://cb.example/u/U".into(), mailbox: None, postal_address: "" };
+        let links = Links { unsubscribe: Some(unsubscribe), ..links() };
+        let reader = Reader { step: 1, ..Reader::default() };
+
+        let Outgoing::Email { text, html, .. } =
+            composer.email(None, &"ana@example.com".into(), &unpriced, &reader, &links).unwrap()
+        else {
+            panic!()
+        };
+        let Outgoing::Sms { body, .. } =
+            composer.sms(&Phone::parse("+4915112345678").unwrap(), &unpriced, &reader, &links).unwrap()
+        else {
+            panic!()
+        };
+
+        assert!(text.starts_with("Hallo ,\n[]<>\n"), "{text}");
+        assert_eq!(body, "|https://cb.example/r/RESTORE");
+        assert!(!html.contains("None"), "{html}");
+    }
+
     #[test]
     fn given_a_subject_line_template_when_an_email_is_rendered_then_it_replaces_the_templates_subject() {
         let line = "{{ first_name }}: {{ item_count }} items, {{ subtotal }} {{ currency }}";
@@ -1213,7 +1180,7 @@ mod tests {
         voucher.terms.min_cart_value = Some(Decimal::from(30));
         let (text, html) = email_parts(&voucher);
         assert!(text.contains("\nYour code: CB-7KQ4-M9XD-2PWE\n"), "{text}");
-        let line = "10% off, on orders of €30.00 or more. Valid until 2 December 2026, 14:30 (CET).";
+        let line = "10% off, on orders of €30.00 or more. Valid until 2 December 2026 at 14:30 (CET).";
         assert!(text.contains(line), "{text}");
         assert!(text.find("Your code").unwrap() < text.find("Blue <Mug>").unwrap(), "before the items: {text}");
         assert!(html.contains("font-family:monospace\">CB-7KQ4-M9XD-2PWE</p>"), "{html}");
@@ -1221,7 +1188,7 @@ mod tests {
             html.contains("<p style=\"margin:8px 0 0;font-size:15px\">10% off, on orders of €30.00 or more</p>"),
             "{html}"
         );
-        assert!(html.contains("Valid until 2 December 2026, 14:30 (CET)"), "{html}");
+        assert!(html.contains("Valid until 2 December 2026 at 14:30 (CET)"), "{html}");
     }
 
     #[test]
@@ -1255,22 +1222,48 @@ mod tests {
     }
 
     /// GIVEN an expiry of 2026-12-02 13:30 UTC
-    /// WHEN written for a German, a French, an American, a Spanish and an unknown locale
-    /// THEN each reads as that language writes dates, in the customer's zone.
+    /// WHEN written for German, French, American, Spanish, Japanese, Turkish, Polish, Thai and an unknown locale
+    /// THEN each reads as CLDR writes a long date and time in that locale (Thai in its Buddhist calendar), in the
+    /// customer's zone; no locale reads British English, an unknown one CLDR's root.
     #[test]
     fn given_locales_when_an_expiry_is_written_then_it_is_in_the_customers_language_and_zone() {
         let at = "2026-12-02T13:30:00Z".parse().unwrap();
         let zone = |name: &str| name.parse::<chrono_tz::Tz>().unwrap();
-        assert_eq!(expiry_text(at, zone("Europe/Berlin"), Some("de-DE")), "2. Dezember 2026, 14:30 Uhr (CET)");
-        assert_eq!(expiry_text(at, zone("Europe/Paris"), Some("fr")), "2 décembre 2026 à 14:30 (CET)");
-        assert_eq!(expiry_text(at, zone("America/New_York"), Some("en-US")), "December 2, 2026, 8:30 AM (EST)");
-        assert_eq!(expiry_text(at, zone("Europe/Madrid"), Some("es_ES")), "2 de diciembre de 2026, 14:30 (CET)");
-        assert_eq!(expiry_text(at, zone("America/New_York"), Some("en_US.UTF-8")), "December 2, 2026, 8:30 AM (EST)");
-        assert_eq!(expiry_text(at, zone("Asia/Tokyo"), Some("ja-JP")), "2026年12月2日 22:30 (JST)");
-        assert_eq!(expiry_text(at, zone("Europe/London"), Some("xx-YY")), "2 December 2026, 13:30 (GMT)");
-        assert_eq!(expiry_text(at, zone("Europe/London"), None), "2 December 2026, 13:30 (GMT)");
-        let first = "2026-03-01T09:00:00Z".parse().unwrap();
-        assert_eq!(expiry_text(first, zone("Europe/Paris"), Some("fr-FR")), "1er mars 2026 à 10:00 (CET)");
+        let written: Vec<String> = [
+            (at, "Europe/Berlin", Some("de-DE")),
+            (at, "Europe/Paris", Some("fr")),
+            (at, "America/New_York", Some("en-US")),
+            (at, "Europe/Madrid", Some("es_ES")),
+            (at, "America/New_York", Some("en_US.UTF-8")),
+            (at, "Asia/Tokyo", Some("ja-JP")),
+            (at, "Europe/Istanbul", Some("tr")),
+            (at, "Europe/Warsaw", Some("pl")),
+            (at, "Asia/Bangkok", Some("th")),
+            (at, "Europe/London", Some("xx-YY")),
+            (at, "Europe/London", None),
+            ("2026-03-01T09:00:00Z".parse().unwrap(), "Europe/Paris", Some("fr-FR")),
+        ]
+        .into_iter()
+        .map(|(at, name, locale)| expiry_text(at, zone(name), locale))
+        .collect();
+        assert_eq!(
+            written,
+            [
+                "2. Dezember 2026 um 14:30 (CET)",
+                "2 décembre 2026 à 14:30 (CET)",
+                "December 2, 2026 at 8:30\u{202f}AM (EST)",
+                "2 de diciembre de 2026 a las 14:30 (CET)",
+                "December 2, 2026 at 8:30\u{202f}AM (EST)",
+                "2026年12月2日 22:30 (JST)",
+                "2 Aralık 2026 16:30 (+03)",
+                "2 grudnia 2026 14:30 (CET)",
+                "2 ธันวาคม 2569 เวลา 20:30 (+07)",
+                // An unknown language reads CLDR's root patterns.
+                "2026 M12 2 13:30 (GMT)",
+                "2 December 2026 at 13:30 (GMT)",
+                "1 mars 2026 à 10:00 (CET)",
+            ]
+        );
     }
 
     /// GIVEN an expiry late in the UTC evening (and one early in the UTC morning)
@@ -1281,12 +1274,12 @@ mod tests {
         let paris = "Europe/Paris".parse().unwrap();
         assert_eq!(
             expiry_text("2026-12-02T23:30:00Z".parse().unwrap(), paris, Some("de")),
-            "3. Dezember 2026, 00:30 Uhr (CET)"
+            "3. Dezember 2026 um 00:30 (CET)"
         );
         let los_angeles = "America/Los_Angeles".parse().unwrap();
         assert_eq!(
             expiry_text("2026-12-03T03:00:00Z".parse().unwrap(), los_angeles, Some("en-US")),
-            "December 2, 2026, 7:00 PM (PST)"
+            "December 2, 2026 at 7:00\u{202f}PM (PST)"
         );
         let mut voucher = shown(ten_percent(), "Europe/Paris", Some("fr"));
         voucher.expires_at = "2026-12-02T23:30:00Z".parse().unwrap();
@@ -1302,8 +1295,8 @@ mod tests {
         let mut voucher = shown(crate::voucher::Discount::AmountOff { amount: Decimal::from(5) }, "UTC", None);
         voucher.terms.currency = "<b>".into();
         let (text, html) = email_parts(&voucher);
-        assert!(html.contains("&lt;b&gt;5.00 off") && !html.contains("<b>"), "{html}");
-        assert!(text.contains("<b>5.00 off"), "{text}");
+        assert!(html.contains("&lt;b&gt;\u{a0}5.00 off") && !html.contains("<b>"), "{html}");
+        assert!(text.contains("<b>\u{a0}5.00 off"), "{text}");
     }
 
     /// GIVEN a voucher WHEN the SMS and the push are written THEN each carries the code, the discount (with its

@@ -396,10 +396,12 @@ impl TemplateSet {
     /// field and kind, for the first sample it shows in.
     fn check_rendered(&self) -> Vec<TemplateProblem> {
         let mut found: BTreeMap<(String, &'static str), String> = BTreeMap::new();
-        let brand = Brand::sample();
+        // A full brand and a sparse one (no name, logo, colours or support
+        // link), as a shop without `[brand]` settings sends with.
+        let brands = [Brand::sample(), Brand::fallback("1 Market Street")];
         let item = |url: &str| format!("{CHECK_ITEM_LINK}{url}");
-        for (tag, parts) in &self.locales {
-            let composer = match crate::render::Composer::new(self, &brand, Some(tag)) {
+        for (brand, (tag, parts)) in brands.iter().flat_map(|b| self.locales.iter().map(move |l| (b, l))) {
+            let composer = match crate::render::Composer::new(self, brand, Some(tag)) {
                 Ok(composer) => composer,
                 Err(error) => {
                     found.entry((format!("locales.{tag}"), "compile")).or_insert(format!("does not compile: {error}"));
@@ -1132,6 +1134,21 @@ mod tests {
         assert!(problems.iter().any(|p| p.0 == "locales.de.email_html" && p.1.contains("unsubscribe")), "{problems:?}");
     }
 
+    /// GIVEN a text part that takes the length of the brand's logo URL, which a shop without a logo has not
+    /// WHEN validated
+    /// THEN it is refused: sets are rendered with a sparse brand too, not only the full sample.
+    #[test]
+    fn given_a_part_that_needs_a_logo_when_validated_then_the_sparse_brand_refuses_it() {
+        let mut custom = set("reminder");
+        custom.locales.get_mut("fr").unwrap().email_text =
+            Some("{{ restore_link }} {{ brand.logo_url | length }} {{ unsubscribe_link }}".into());
+        let problems = problems_of(&custom);
+        assert!(
+            problems.iter().any(|p| p.0 == "locales.fr.email_text" && p.1.contains("fails to render")),
+            "{problems:?}"
+        );
+    }
+
     #[test]
     fn given_brand_settings_when_validated_then_colours_urls_and_name_are_checked() {
         assert_eq!(Brand::sample().validate(), Ok(()));
@@ -1255,7 +1272,7 @@ mod tests {
         assert!(html.contains(&preview.email_preheader), "the hidden preheader");
         assert!(html.contains("alt=\"Sample Shop\"") && html.contains("alt=\"Cast-iron teapot, 0.8 l\""));
         assert!(html.contains("10\u{a0}% Rabatt, ab einem Bestellwert von 30,00\u{a0}€"), "{html}");
-        assert!(html.contains("Gültig bis 26. November 2026, 10:00 Uhr (UTC)"), "{html}");
+        assert!(html.contains("Gültig bis 26. November 2026 um 10:00 (UTC)"), "{html}");
         assert!(html.contains("background:#0a7a55"), "the brand colour");
         assert!(html.contains("https://shop.example.com/help"), "the support link");
         assert!(preview.email_text.contains("- Stoneware mug, ocean blue (350 ml) x2  14,90\u{a0}€  (29,80\u{a0}€)"));

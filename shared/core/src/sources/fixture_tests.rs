@@ -514,7 +514,7 @@ fn given_a_pending_woocommerce_order_when_mapped_then_it_is_the_abandoned_checko
         json!([
             {"item_id": "93", "item_name": "Woo Single #1", "price": "3", "quantity": 2},
             {"item_id": "23", "item_name": "Ship Your Idea &ndash; Color: Black, Size: M Test", "price": "12",
-             "variant": "black / M Test", "quantity": 1, "image_url": "https://example.com/wp-content/uploads/2026/11/ship-your-idea.jpg"}
+             "quantity": 1, "image_url": "https://example.com/wp-content/uploads/2026/11/ship-your-idea.jpg"}
         ])
     );
     assert_eq!(
@@ -522,6 +522,38 @@ fn given_a_pending_woocommerce_order_when_mapped_then_it_is_the_abandoned_checko
         json!({"email": "john.doe@example.com", "phone": "(555) 555-5555", "first_name": "John",
                "consents": {"email": true}})
     );
+}
+
+/// GIVEN a WooCommerce order whose variation carries a global attribute (slug `blue`, shown `Blue`) the name
+/// does not show, a custom one the name shows, and a gift-message plugin's meta of 250 characters
+/// WHEN mapped
+/// THEN the variant is the attribute's display value alone: no plugin text, no slug, no repeat of the name.
+#[test]
+fn given_woocommerce_meta_when_mapped_then_the_variant_is_the_attributes_display_values_only() {
+    let mut body: Value = serde_json::from_slice(&fixture("woocommerce/order-created-pending.json")).unwrap();
+    body["line_items"][1]["name"] = json!("Ship Your Idea - Size: M Test");
+    body["line_items"][1]["meta_data"] = json!([
+        {"id": 1, "key": "pa_color", "value": "blue", "display_key": "Color", "display_value": "Blue"},
+        {"id": 2, "key": "size", "value": "M Test"},
+        {"id": 3, "key": "gift_message", "value": "x".repeat(250)},
+        {"id": 4, "key": "_reduced_stock", "value": "1"}
+    ]);
+    let event = only(mapped(Source::WooCommerce, &woo("order.created"), body.to_string().as_bytes()));
+    assert_eq!(event["items"][1]["variant"], "Blue");
+}
+
+/// GIVEN a Shopify checkout whose line's variant title is 250 characters (Shopify allows 3 options of 255)
+/// WHEN mapped
+/// THEN the checkout is kept (it passes Cartback's validation) with the variant cut to 200 characters, an
+/// ellipsis last.
+#[test]
+fn given_a_250_character_variant_when_mapped_then_the_order_is_kept_with_the_variant_cut() {
+    let mut body: Value = serde_json::from_slice(&fixture("shopify/checkouts-create.json")).unwrap();
+    body["line_items"][0]["variant_title"] = json!(format!("{} / {}", "é".repeat(124), "M".repeat(123)));
+    let event = only(mapped(Source::Shopify, &shopify("checkouts/create", "w9"), body.to_string().as_bytes()));
+    let variant = event["items"][0]["variant"].as_str().unwrap();
+    assert_eq!(variant.chars().count(), 200, "{variant}");
+    assert!(variant.starts_with("éé") && variant.ends_with("M…"), "{variant}");
 }
 
 #[test]

@@ -34,7 +34,7 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::event::{check_item, FieldError, FieldWarning, MAX_EVENTS_PER_REQUEST};
+use crate::event::{check_item, FieldError, FieldWarning, MAX_EVENTS_PER_REQUEST, MAX_VARIANT_CHARS};
 
 /// How far a signed timestamp (BigCommerce, Cartback's own signatures from
 /// SFCC) may be from real time.
@@ -521,6 +521,18 @@ fn id_text(value: Option<&Value>) -> Option<String> {
 /// A non-empty string field.
 fn text(value: Option<&Value>) -> Option<String> {
     value.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// A line's chosen options as an event carries them: shops allow longer
+/// titles than [`MAX_VARIANT_CHARS`], and a long variant must not cost the
+/// whole order, so it is cut on a character with an ellipsis.
+fn variant(text: Option<String>) -> Option<String> {
+    let text = text?;
+    if text.chars().count() <= MAX_VARIANT_CHARS {
+        return Some(text);
+    }
+    let cut: String = text.chars().take(MAX_VARIANT_CHARS - 1).collect();
+    Some(format!("{}…", cut.trim_end()))
 }
 
 /// A money amount written as a JSON number or a string (`"29.00"`), as

@@ -168,7 +168,7 @@ fn product(product: &Value, path: &str) -> Result<Value, FieldError> {
     let mut item = Canonical(serde_json::Map::new());
     item.set("item_id", Some(item_id))
         .set("item_name", text(product.get("name")))
-        .set("variant", text(product.get("variant")))
+        .set("variant", super::variant(text(product.get("variant"))))
         .set("price", money(product.get("price"), &at(path, "price"))?)
         .set("quantity", Some(quantity(product.get("quantity"), &at(path, "quantity"))?))
         .set("url", text(product.get("url")))

@@ -134,7 +134,7 @@ fn product_items(body: &Value, context: &Context<'_>) -> Result<Value, FieldErro
         let mut item = Canonical(serde_json::Map::new());
         item.set("item_id", Some(item_id))
             .set("item_name", text(field(line, "productName", "product_name")))
-            .set("variant", options(line))
+            .set("variant", super::variant(options(line)))
             .set("price", unit)
             .set("quantity", Some(quantity(line.get("quantity"), &at(path, "quantity"))?));
         Ok(item.into_value())

@@ -282,7 +282,7 @@ fn line_item(line: &Value, path: &str) -> Result<Value, FieldError> {
     let mut item = Canonical(serde_json::Map::new());
     item.set("item_id", Some(item_id))
         .set("item_name", text(line.get("title")))
-        .set("variant", text(line.get("variant_title")))
+        .set("variant", super::variant(text(line.get("variant_title"))))
         .set("price", money(line.get("price"), &at(path, "price"))?)
         .set("quantity", Some(quantity(line.get("quantity"), &at(path, "quantity"))?))
         .set("image_url", text(line.pointer("/image/src")).filter(|u| u.starts_with("https://")));

@@ -144,7 +144,7 @@ fn line_items(value: Option<&Value>, context: &Context<'_>) -> Result<Value, Fie
         let mut item = Canonical(serde_json::Map::new());
         item.set("item_id", Some(item_id))
             .set("item_name", text(line.get("name")))
-            .set("variant", variation(line))
+            .set("variant", super::variant(variation(line)))
             .set("price", money(line.get("price"), &at(path, "price"))?)
             .set("quantity", Some(quantity(line.get("quantity"), &at(path, "quantity"))?))
             .set("image_url", text(line.pointer("/image/src")).filter(|u| u.starts_with("https://")));
@@ -152,19 +152,27 @@ fn line_items(value: Option<&Value>, context: &Context<'_>) -> Result<Value, Fie
     })))
 }
 
-/// A variation's attributes (`Black / M`): the line's `meta_data` values
-/// (their `display_value` when the API gives one), hidden keys (`_...`)
-/// left out; none for a simple product (`variation_id` 0).
+/// A variation's attributes (`Black / M`): the line's `meta_data` entries
+/// that are product attributes (`pa_*` global ones, `attribute_*`), as the
+/// shop shows them (`display_value`, not the slug). Other meta is left out:
+/// a custom attribute's key cannot be told from a plugin's (a gift
+/// message). Values the name already shows are left out too (WooCommerce
+/// names a variation `Shirt - Color: Black, Size: M`). None for a simple
+/// product.
 fn variation(line: &Value) -> Option<String> {
     if id_text(line.get("variation_id")).is_none_or(|id| id == "0") {
         return None;
     }
+    let name = text(line.get("name")).unwrap_or_default().to_lowercase();
     let values: Vec<String> = line
         .get("meta_data")?
         .as_array()?
         .iter()
-        .filter(|m| m.get("key").and_then(Value::as_str).is_some_and(|k| !k.starts_with('_')))
+        .filter(|m| {
+            m.get("key").and_then(Value::as_str).is_some_and(|k| k.starts_with("pa_") || k.starts_with("attribute_"))
+        })
         .filter_map(|m| text(m.get("display_value")).or_else(|| text(m.get("value"))))
+        .filter(|v| !name.contains(&format!(": {}", v.to_lowercase())))
         .collect();
     Some(values.join(" / ")).filter(|v| !v.is_empty())
 }
