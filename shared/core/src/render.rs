@@ -22,11 +22,12 @@ use crate::voucher::{Discount, ShownVoucher};
 /// The shipped sets' names (see [`crate::template::SHIPPED_NAMES`]).
 pub const TEMPLATES: [&str; 2] = crate::template::SHIPPED_NAMES;
 
-/// At most this many cart lines are listed in a message; the others are
-/// one line, "...and 12 more items" (`more_items` in the templates). Fewer
+/// At most this many cart lines are listed in a message (a cart of 20 items
+/// is listed whole, within Gmail's 102 KB); the others are one line,
+/// "...and 12 more items" (`more_items` in the templates). Fewer
 /// are listed when the message would not fit a queue message
 /// ([`MAX_JOB_BYTES`]): long names and URLs weigh several kilobytes a line.
-pub const MAX_ITEMS_SHOWN: usize = 10;
+pub const MAX_ITEMS_SHOWN: usize = 25;
 
 /// What the rendered content may weigh: the job's bound less room for its
 /// ids, channel and recipient (each a few hundred bytes at most).
@@ -1106,12 +1107,12 @@ mod tests {
         }
     }
 
-    /// GIVEN a cart with 12 ordinary lines
+    /// GIVEN a cart with 27 ordinary lines
     /// WHEN its email is rendered
-    /// THEN the first 10 are listed and one line says "...and 2 more items".
+    /// THEN the first 25 are listed and one line says "...and 2 more items".
     #[test]
     fn given_more_lines_than_a_message_lists_when_rendered_then_the_rest_is_one_and_more_line() {
-        let items = (0..12)
+        let items = (0..27)
             .map(|i| Item {
                 item_id: format!("sku-{i}"),
                 item_name: Some(format!("Mug {i}")),
@@ -1128,10 +1129,10 @@ mod tests {
         else {
             panic!()
         };
-        assert!(text.contains("Mug 9 x1") && !text.contains("Mug 10 x1"), "{text}");
+        assert!(text.contains("Mug 24 x1") && !text.contains("Mug 25 x1"), "{text}");
         assert!(text.contains("...and 2 more items in your cart"), "{text}");
         assert!(html.contains("...and 2 more items in your cart"), "{html}");
-        assert!(text.contains("Total: €120.00"), "the total counts every line: {text}");
+        assert!(text.contains("Total: €270.00"), "the total counts every line: {text}");
     }
 
     #[test]
