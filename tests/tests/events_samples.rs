@@ -301,6 +301,29 @@ async fn given_the_ingested_cart_when_the_get_cart_sample_is_sent_then_the_cart_
     assert!(cart["timeline"].as_array().is_some_and(|t| !t.is_empty()), "{cart}");
 }
 
+/// The cart's steps can hold a step skipped as too late (`max_send_delay`,
+/// two days by default); the answer that shows one keeps to the document.
+#[tokio::test]
+async fn given_the_ingested_cart_when_its_timer_first_fires_three_days_late_then_get_cart_shows_step_one_skipped() {
+    let stack = stack_for(POST_EVENTS);
+    assert_eq!(send(&stack, POST_EVENTS).await.status_code, 200);
+    let timer: TimerPayload = sample_as(CHECKER);
+    let late = timer.due_at + Duration::days(3);
+    stack.clock.set(late);
+
+    let summary = handlers::checker(&stack.checker, sample(CHECKER)).await.expect("checker ran");
+
+    // Step 1 is too late and skipped; step 2 is still in its window and sent.
+    assert_eq!(summary["sent"], json!([MessageRecord::id_for("cart-1001", 1, Channel::Email)]), "{summary}");
+    let mut get = apigw(GET_CART);
+    get.headers.insert(SIGNATURE_HEADER, sign_apigw(&get, &sample_secret(), late).parse().unwrap());
+    let response = ingest(&stack, get).await;
+    assert_eq!(response.status_code, 200, "{:?}", response.body);
+    let step = &body_json(&response)["campaign"]["steps"][0];
+    assert_eq!((step["step"].as_u64(), step["skipped"].as_bool()), (Some(0), Some(true)), "{step}");
+    assert_eq!(step["at"].as_str().map(at), Some(timer.due_at), "a skipped step is dated when it fell due");
+}
+
 #[tokio::test]
 async fn given_the_healthz_and_openapi_samples_when_sent_then_they_answer_without_a_signature() {
     let stack = stack_for(HEALTHZ);
