@@ -63,6 +63,9 @@ assert answer["accepted"] == 2, answer
 PY
 
 status=0
+# One worker: with two, schemathesis generates in two threads, and Debian's Python 3.11 may then fail inside
+# hypothesis with "SystemError: AST constructor recursion depth mismatch" (ast.parse in two threads; CPython
+# gh-106905 and its kin); seen on POST /v1/vouchers/validate, a tool error, not Cartback's. Costs about 5 s.
 export CARTBACK_SCHEMATHESIS_STATS="$work/calls"
 # Run from the temp folder: schemathesis keeps a crash cache in ./.schemathesis and replays it.
 repo=$PWD
@@ -74,7 +77,7 @@ repo=$PWD
   --seed "${SCHEMATHESIS_SEED:-20261124}" \
   --generation-database none \
   --request-timeout 10 \
-  --workers 2 \
+  --workers 1 \
   --no-color \
   --report junit --report-dir "$work/report") || status=$?
 
