@@ -1399,6 +1399,44 @@ impl CustomerDataStore for DynamoStateStore {
     }
 }
 
+/// Every item of one config partition whose sort key starts with `prefix`
+/// (campaigns, template sets), read consistently, page after page.
+pub(crate) async fn query_config_items(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    prefix: &str,
+) -> Result<Vec<Item>, PortError> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| dynamodb_error(SERVICE, e))?;
+        items.extend(out.items.unwrap_or_default());
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// A config item's string attribute; its absence makes the item corrupt.
+pub(crate) fn text_attribute<'a>(item: &'a Item, name: &str, sk: &str) -> Result<&'a str, PortError> {
+    match item.get(name) {
+        Some(AttributeValue::S(text)) => Ok(text),
+        _ => Err(PortError::Corrupt(format!("config item {sk} has no `{name}` string"))),
+    }
+}
+
 /// Campaigns in the config table.
 pub struct DynamoCampaignStore {
     client: Client,
@@ -1417,40 +1455,15 @@ impl DynamoCampaignStore {
 impl CampaignStore for DynamoCampaignStore {
     async fn list(&self) -> Result<Vec<Campaign>, PortError> {
         let mut campaigns = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(CAMPAIGNS_PK))
-                .expression_attribute_values(":prefix", s("CAMPAIGN#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| dynamodb_error(SERVICE, e))?;
-            for item in out.items.unwrap_or_default() {
-                let sk = match item.get("sk") {
-                    Some(AttributeValue::S(sk)) => sk.clone(),
-                    _ => String::new(),
-                };
-                let Some(AttributeValue::S(json)) = item.get("campaign") else {
-                    return Err(PortError::Corrupt(format!("config item {sk} has no `campaign` string")));
-                };
-                let campaign: Campaign =
-                    serde_json::from_str(json).map_err(|e| corrupt(&format!("campaign {sk}"), e))?;
-                if let Err(errors) = campaign.validate() {
-                    let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-                    return Err(PortError::Corrupt(format!("campaign {sk} is invalid: {list}")));
-                }
-                campaigns.push(campaign);
+        for item in query_config_items(&self.client, &self.table, CAMPAIGNS_PK, "CAMPAIGN#").await? {
+            let sk = text_attribute(&item, "sk", "?")?;
+            let json = text_attribute(&item, "campaign", sk)?;
+            let campaign: Campaign = serde_json::from_str(json).map_err(|e| corrupt(&format!("campaign {sk}"), e))?;
+            if let Err(errors) = campaign.validate() {
+                let list = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                return Err(PortError::Corrupt(format!("campaign {sk} is invalid: {list}")));
             }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
+            campaigns.push(campaign);
         }
         campaigns.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(campaigns)

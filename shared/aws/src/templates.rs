@@ -25,7 +25,7 @@ use chrono::Utc;
 use cartback_core::ports::{PortError, TemplateStore};
 use cartback_core::template::{Brand, TemplateName, TemplateSet};
 
-use crate::dynamo::{corrupt, key, s, sort_time, Item, SERVICE};
+use crate::dynamo::{corrupt, key, query_config_items, s, sort_time, text_attribute, Item, SERVICE};
 use crate::error::dynamodb_error;
 
 pub const TEMPLATES_PK: &str = "TEMPLATES";
@@ -91,42 +91,15 @@ fn template_item(set: &TemplateSet) -> Result<Item, PortError> {
     Ok(item)
 }
 
-fn text_attribute<'a>(item: &'a Item, name: &str, sk: &str) -> Result<&'a str, PortError> {
-    match item.get(name) {
-        Some(AttributeValue::S(text)) => Ok(text),
-        _ => Err(PortError::Corrupt(format!("config item {sk} has no `{name}` string"))),
-    }
-}
-
 #[async_trait]
 impl TemplateStore for DynamoTemplateStore {
     async fn list_templates(&self) -> Result<Vec<TemplateSet>, PortError> {
         let mut sets = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(TEMPLATES_PK))
-                .expression_attribute_values(":prefix", s(TEMPLATE_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| dynamodb_error(SERVICE, e))?;
-            for item in out.items.unwrap_or_default() {
-                let sk = text_attribute(&item, "sk", "?")?.to_owned();
-                let json = text_attribute(&item, "template", &sk)?;
-                let set: TemplateSet =
-                    serde_json::from_str(json).map_err(|e| corrupt(&format!("template set {sk}"), e))?;
-                sets.push(set);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
+        for item in query_config_items(&self.client, &self.table, TEMPLATES_PK, TEMPLATE_PREFIX).await? {
+            let sk = text_attribute(&item, "sk", "?")?;
+            let json = text_attribute(&item, "template", sk)?;
+            let set: TemplateSet = serde_json::from_str(json).map_err(|e| corrupt(&format!("template set {sk}"), e))?;
+            sets.push(set);
         }
         sets.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(sets)

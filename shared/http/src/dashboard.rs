@@ -64,20 +64,7 @@ impl DashboardForm {
 }
 
 /// Text made safe for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use cartback_core::render::escape_html as escape;
 
 /// How a number is shown; `data-unit` carries it so a reader (or a test) knows how text and value relate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
