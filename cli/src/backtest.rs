@@ -262,10 +262,16 @@ pub fn table(report: &BacktestReport) -> String {
             row.difference.map_or_else(|| "-".into(), |d| format!("{d:+}"))
         );
     }
-    if !report.suppressed.is_empty() {
+    for (title, rows) in [
+        ("suppressed (step, reason, carts)", &report.suppressed),
+        ("deferred by quiet hours, then stopped (step, reason, carts)", &report.deferred_then_stopped),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
         let _ = writeln!(out);
-        let _ = writeln!(out, "  suppressed (step, reason, carts)");
-        for s in &report.suppressed {
+        let _ = writeln!(out, "  {title}");
+        for s in rows {
             let _ = writeln!(out, "  {:<5} {:<28} {:>8}", s.step, s.code.as_str(), s.carts);
         }
     }
@@ -322,6 +328,11 @@ pub fn table(report: &BacktestReport) -> String {
     let _ = writeln!(out, "  {}", estimate.basis);
     if let (Some(orders), Some(ci)) = (estimate.recovered_orders, estimate.recovered_orders_ci95) {
         let _ = writeln!(out, "  estimated recovered orders {orders:.1} ({:.1} to {:.1})", ci.0, ci.1);
+    }
+    if estimate.recovered_orders_by_currency.len() > 1 {
+        let split: Vec<String> =
+            estimate.recovered_orders_by_currency.iter().map(|(currency, n)| format!("{n:.1} in {currency}")).collect();
+        let _ = writeln!(out, "  of which {}", split.join(", "));
     }
     if let Some((low, high)) = &estimate.recovered_revenue_ci95 {
         let (revenue, low, high) = (money(&estimate.recovered_revenue), money(low), money(high));

@@ -213,6 +213,37 @@ fn given_an_events_export_when_backtested_then_the_table_and_csv_count_the_sends
     assert!(error.contains("line 2: event_id"), "{error}");
 }
 
+#[test]
+fn given_a_reminder_deferred_by_quiet_hours_and_a_purchase_in_the_night_when_backtested_then_the_table_shows_it_apart()
+{
+    // GIVEN an export: ana fills her cart at 20:45 UTC and buys at 23:00; the
+    // draft's email, due at 21:15, falls in its quiet hours (21:00-08:00)
+    let dir = tempfile::tempdir().unwrap();
+    let mut cart = add_to_cart("a1", "cart-a", Some("ana"), "ana@example.com", true);
+    cart["occurred_at"] = json!("2026-06-10T20:45:00Z");
+    let bought = json!({"event_id": "a2", "type": "purchase", "cart_id": "cart-a", "customer_id": "ana",
+                        "occurred_at": "2026-06-10T23:00:00Z", "order_id": "o-1", "value": "29.80", "currency": "EUR"});
+    let late =
+        json!({"event_id": "z1", "type": "identify", "customer_id": "zoe", "occurred_at": "2026-06-11T12:00:00Z"});
+    let events = dir.path().join("export.jsonl");
+    std::fs::write(&events, [cart, bought, late].map(|e| e.to_string()).join("\n")).unwrap();
+    let draft = dir.path().join("draft.toml");
+    std::fs::write(&draft, format!("{LIVE}[quiet_hours]\nchannels = [\"email\"]\n")).unwrap();
+
+    // WHEN backtested
+    let out = cartback(
+        dir.path(),
+        &["backtest", "--campaign", draft.to_str().unwrap(), "--events", events.to_str().unwrap()],
+    );
+
+    // THEN nothing is sent, and the table lists step 1 deferred then stopped by the purchase
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let section = text.split("deferred by quiet hours, then stopped (step, reason, carts)").nth(1);
+    let first = section.and_then(|s| s.lines().nth(1)).map(|l| l.split_whitespace().collect::<Vec<_>>());
+    assert_eq!(first, Some(vec!["1", "purchased", "1"]), "{text}");
+}
+
 /// Step 1 by email with 10 % off, step 2 by SMS an hour later; 10 % held
 /// out; guests reminded on the address they typed; a one-minute entry
 /// cooldown, so a second cart is decided by consent, not the cooldown.

@@ -13,7 +13,9 @@
 //! - `*-before`: the same input read the way it was read before the loading
 //!   was optimised, for a side-by-side figure;
 //! - `replay`: `sqlite`, then the backtest of the shipped campaign over it
-//!   (load plus replay, the whole cost of a backtest).
+//!   against itself as the live campaign (`--against default`, the CLI's
+//!   default: two replays per customer and the comparison), the whole cost
+//!   of a backtest.
 //!
 //! Carts are realistic: 3 to 6 events and 1 to 4 items each, a third
 //! guests, customers with one to three carts, one cart in four bought, a
@@ -299,7 +301,7 @@ fn report(mode: &str, carts: usize, seconds: f64, history: &History) {
 fn options() -> Options {
     Options {
         draft: Campaign::default_campaign(),
-        against: None,
+        against: Some(Campaign::default_campaign().id),
         from: None,
         to: None,
         channels: Channel::ALL.to_vec(),
@@ -327,14 +329,21 @@ fn main() {
             report(&mode, carts, loaded, &history);
             if mode == "replay" {
                 let began = Instant::now();
-                let out = backtest::run(&history, &[], &options(), None, &mut |_| {}).unwrap();
+                let live = [Campaign::default_campaign()];
+                let out = backtest::run(&history, &live, &options(), None, &mut |_| {}).unwrap();
                 let replayed = began.elapsed().as_secs_f64();
+                let against = out.against.as_ref().unwrap();
                 eprintln!(
-                    "replay: {:.1} s; load and replay {:.1} min on one core, {} entering, {} sent, peak resident {}",
+                    "replay against {:?}: {:.1} s ({:.0} carts/s); load and replay {:.1} min on one core, {} \
+                     entering, {} sent, live sent {}, {} replay mismatches, peak resident {}",
+                    against.campaign_id,
                     replayed,
+                    carts as f64 / replayed,
                     (loaded + replayed) / 60.0,
                     out.entering,
                     out.steps.iter().map(|s| s.sent).sum::<u64>(),
+                    against.live_sent,
+                    against.replay_mismatches,
                     peak_mb().map_or("n/a".to_owned(), |mb| format!("{mb:.0} MB"))
                 );
             }

@@ -173,6 +173,37 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
+    /// The record of a step decided at `at` for a cart (sent, held out, or
+    /// a shadow's would-send): its id is the cart's, step's and channel's,
+    /// it has no engagement yet and no variant (see [`Self::in_variant`]).
+    pub fn decided(
+        cart_id: &CartId,
+        customer_key: &CustomerKey,
+        campaign_id: &str,
+        step: u32,
+        channel: Channel,
+        at: DateTime<Utc>,
+        status: MessageStatus,
+    ) -> Self {
+        MessageRecord {
+            message_id: Self::id_for(cart_id, step, channel),
+            cart_id: cart_id.clone(),
+            customer_key: customer_key.clone(),
+            campaign_id: campaign_id.to_owned(),
+            step,
+            channel,
+            decided_at: at,
+            status,
+            engagement: Engagement::default(),
+            variant: None,
+        }
+    }
+
+    /// The record in the campaign experiment's `variant`.
+    pub fn in_variant(self, variant: Option<String>) -> Self {
+        MessageRecord { variant, ..self }
+    }
+
     /// Deterministic id: the same cart, step and channel always give the
     /// same id, which is what makes the claim exclusive.
     pub fn id_for(cart_id: &str, step: u32, channel: Channel) -> MessageId {

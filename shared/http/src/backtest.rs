@@ -327,12 +327,22 @@ pub fn report_html(report: &BacktestReport) -> String {
         );
     }
     html.push_str("</table>");
-    if !report.suppressed.is_empty() {
-        html.push_str(
-            "<h2>Suppressed</h2><table id=\"suppressed\"><tr><th>Step</th><th>Reason</th><th>Carts</th></tr>",
-        );
-        for s in &report.suppressed {
-            let _ = write!(html, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", s.step, s.code.as_str(), s.carts);
+    for (title, id, rows) in [
+        ("Suppressed", "suppressed", &report.suppressed),
+        ("Deferred by quiet hours, then stopped", "deferred_then_stopped", &report.deferred_then_stopped),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = write!(html, "<h2>{title}</h2><table id=\"{id}\"><tr><th>Step</th><th>Reason</th><th>Carts</th></tr>");
+        for (i, s) in rows.iter().enumerate() {
+            let _ = write!(
+                html,
+                r#"<tr><td>{}</td><td>{}</td><td data-field="{id}.{i}.carts">{}</td></tr>"#,
+                s.step,
+                s.code.as_str(),
+                s.carts
+            );
         }
         html.push_str("</table>");
     }
@@ -404,9 +414,16 @@ pub fn report_html(report: &BacktestReport) -> String {
     if let (Some(orders), Some(ci)) = (estimate.recovered_orders, estimate.recovered_orders_ci95) {
         let _ = write!(
             html,
-            "<p>Recovered orders {orders:.1} ({:.1} to {:.1}), revenue {}</p>",
+            "<p>Recovered orders {orders:.1} ({:.1} to {:.1}){}, revenue {}</p>",
             ci.0,
             ci.1,
+            if estimate.recovered_orders_by_currency.len() > 1 {
+                let split =
+                    estimate.recovered_orders_by_currency.iter().map(|(c, n)| format!("{n:.1} in {}", escape(c)));
+                format!(" (of which {})", split.collect::<Vec<_>>().join(", "))
+            } else {
+                String::new()
+            },
             money(&estimate.recovered_revenue)
         );
     }

@@ -787,6 +787,7 @@ mod tests {
                 ("USD".into(), Decimal::ONE),
             ]),
             aov_recovered: eur("54.16"),
+            recovered_orders_by_currency: BTreeMap::new(),
             aov_all_orders: eur("49.99"),
             cost: eur("0.014"),
             cost_per_incremental_order: None,

@@ -118,8 +118,14 @@ impl HistoryBuilder {
     }
 
     /// Keeps the cart's events only: its live progress is what the replay
-    /// works out again.
-    pub fn add_cart(&mut self, record: CartRecord) {
+    /// works out again. Items keep what the engine reads (id, price,
+    /// quantity, variant), not how a message shows them (name, image,
+    /// link): a year of carts holds gigabytes of those, and no decision
+    /// reads them.
+    pub fn add_cart(&mut self, mut record: CartRecord) {
+        for item in record.events.iter_mut().flat_map(|e| e.items.iter_mut()) {
+            (item.item_name, item.image_url, item.url) = (None, None, None);
+        }
         if let Some(last) = record.events.last() {
             self.saw(last.occurred_at);
         }
@@ -132,7 +138,10 @@ impl HistoryBuilder {
         self.carts.entry(owner).or_default().push(compact);
     }
 
-    pub fn add_customer(&mut self, customer: Customer) {
+    /// Leaves out the ids of the events folded into the profile: ingest's
+    /// duplicate check, which the replay never makes (up to 100 a customer).
+    pub fn add_customer(&mut self, mut customer: Customer) {
+        customer.applied_event_ids = Vec::new();
         let times = [customer.profile_as_of, customer.consent_history.last().map(|c| c.at)];
         let lists = [&customer.purchases, &customer.returns].map(|l| l.last().copied());
         for at in times.into_iter().chain(lists).flatten() {
@@ -367,6 +376,40 @@ impl History {
 #[cfg(test)]
 mod reader_tests {
     use super::*;
+
+    #[test]
+    fn given_a_cart_with_item_names_images_and_links_when_added_then_only_what_the_engine_reads_is_kept() {
+        // GIVEN a cart whose item has a name, an image and a link
+        let now: DateTime<Utc> = "2026-07-01T00:00:00Z".parse().unwrap();
+        let line = r#"{"event_id":"e1","type":"add_to_cart","cart_id":"c1","occurred_at":"2026-06-01T10:00:00Z","currency":"EUR","items":[{"item_id":"sku","item_name":"Mug","price":"9.90","quantity":2,"image_url":"https://shop.example.com/m.jpg","url":"https://shop.example.com/m"}]}"#;
+
+        // WHEN it is read into a history
+        let history = history_from_events(line, now).unwrap();
+
+        // THEN the item keeps its id, price and quantity, and nothing of how it is shown
+        let item = &history.customers[0].carts[0].events[0].items[0];
+        assert_eq!((item.item_id.as_str(), item.price, item.quantity), ("sku", Some("9.90".parse().unwrap()), 2));
+        assert_eq!((&item.item_name, &item.image_url, &item.url), (&None, &None, &None));
+    }
+
+    #[test]
+    fn given_a_customer_folded_from_events_when_added_then_the_profile_is_kept_without_ingests_event_ids() {
+        // GIVEN ana's add to cart with her address and email consent
+        let now: DateTime<Utc> = "2026-07-01T00:00:00Z".parse().unwrap();
+        let line = r#"{"event_id":"e1","type":"add_to_cart","cart_id":"c1","customer_id":"ana","occurred_at":"2026-06-01T10:00:00Z","items":[{"item_id":"sku","quantity":1}],"customer":{"email":"ana@example.com","consents":{"email":true}}}"#;
+        let mut folded = Customer::new("ana");
+        folded.apply(&validate_event(&serde_json::from_str(line).unwrap(), now).unwrap());
+        assert_eq!(folded.applied_event_ids.len(), 1, "ingest keeps the id");
+
+        // WHEN read into a history
+        let history = history_from_events(line, now).unwrap();
+
+        // THEN the profile and consents are there, the id list is not
+        let customer = history.customers[0].customer.as_ref().unwrap();
+        assert!(customer.profile.email.is_some());
+        assert_eq!(customer.profile.consents.unwrap().email, Some(true));
+        assert!(customer.applied_event_ids.is_empty());
+    }
 
     #[test]
     fn given_an_export_read_line_by_line_when_a_line_is_not_utf8_then_the_error_names_that_line() {

@@ -82,12 +82,19 @@ impl StepChannel {
     }
 }
 
-/// Steps that did not go out, by the engine's reason.
+/// Steps that did not go out, by the engine's reason (per step and reason, each cart once).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Suppressed {
     pub step: u32,
     pub code: ReasonCode,
     pub carts: u64,
+}
+
+impl Suppressed {
+    /// Counts keyed by 0-based step and reason, as rows.
+    fn rows(counts: &BTreeMap<(u32, ReasonCode), u64>) -> Vec<Suppressed> {
+        counts.iter().map(|((step, code), carts)| Suppressed { step: step + 1, code: *code, carts: *carts }).collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -139,7 +146,12 @@ pub struct Estimate {
     /// The rows' intervals summed: at least 95% coverage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered_orders_ci95: Option<Interval>,
-    /// Recovered orders times the measured recovered order value, per currency.
+    /// `recovered_orders` split as the measured recovered orders are
+    /// between currencies (a shop selling in EUR and USD gets two rows).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub recovered_orders_by_currency: BTreeMap<String, f64>,
+    /// Each currency's recovered orders times its measured recovered order
+    /// value: currencies are never added together.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub recovered_revenue: Money,
     /// The revenue at the ends of the orders' interval, per currency.
@@ -185,6 +197,9 @@ pub struct BacktestReport {
     pub held_out: u64,
     pub steps: Vec<StepChannel>,
     pub suppressed: Vec<Suppressed>,
+    /// Steps quiet hours deferred that then never went out, by what stopped
+    /// them (mostly `purchased`: bought in the night, before the deferral ended).
+    pub deferred_then_stopped: Vec<Suppressed>,
     pub vouchers: VoucherSummary,
     /// Sent messages times their channel's price.
     pub cost: Money,
@@ -378,11 +393,8 @@ pub fn run(
         entering: tally.entering,
         held_out: tally.held_out,
         steps: tally.rows(live_sent.as_ref()),
-        suppressed: tally
-            .suppressed
-            .iter()
-            .map(|((step, code), carts)| Suppressed { step: step + 1, code: *code, carts: *carts })
-            .collect(),
+        suppressed: Suppressed::rows(&tally.suppressed),
+        deferred_then_stopped: Suppressed::rows(&tally.deferred_then_stopped),
         cost: tally.cost(&options.prices),
         vouchers: tally.vouchers,
         against: comparison,
@@ -416,6 +428,8 @@ struct Tally {
     live_sent: BTreeMap<(u32, Channel), u64>,
     /// Keyed by 0-based step and reason.
     suppressed: BTreeMap<(u32, ReasonCode), u64>,
+    /// Keyed by 0-based step and the reason that stopped it after quiet hours deferred it.
+    deferred_then_stopped: BTreeMap<(u32, ReasonCode), u64>,
     vouchers: VoucherSummary,
 }
 
@@ -433,9 +447,19 @@ impl Tally {
             self.held_out += 1;
         }
         let mut deferred: BTreeSet<u32> = BTreeSet::new();
+        // Steps sent or held out: a deferral of theirs ended in a decision.
+        let mut decided: BTreeSet<u32> = BTreeSet::new();
         // A cart stopped again after each later edit is one cart suppressed.
         let mut suppressed: BTreeSet<(u32, ReasonCode)> = BTreeSet::new();
+        let mut deferred_then_stopped: Option<(u32, ReasonCode)> = None;
         for traced in &trace.decisions {
+            if matches!(traced.outcome, Outcome::Sent | Outcome::HeldOut) {
+                decided.insert(traced.step);
+            }
+            // The first stop of a deferred step is what ended the deferral.
+            if matches!(traced.outcome, Outcome::Skipped | Outcome::Stopped) && deferred.contains(&traced.step) {
+                deferred_then_stopped.get_or_insert((traced.step, traced.code));
+            }
             match (traced.outcome, traced.channel) {
                 (Outcome::Sent, Some(channel)) => {
                     let row = self.row(traced.step, channel);
@@ -462,6 +486,10 @@ impl Tally {
                 }
                 _ => {}
             }
+        }
+        // Unless a later edit brought the step back and it went out.
+        if let Some(key) = deferred_then_stopped.filter(|(step, _)| !decided.contains(step)) {
+            *self.deferred_then_stopped.entry(key).or_default() += 1;
         }
     }
 
@@ -523,6 +551,7 @@ fn estimate(
         basis,
         recovered_orders: None,
         recovered_orders_ci95: None,
+        recovered_orders_by_currency: BTreeMap::new(),
         recovered_revenue: Money::new(),
         recovered_revenue_ci95: None,
         rows,
@@ -603,25 +632,35 @@ fn estimate(
         .iter()
         .filter_map(|r| r.orders_ci95)
         .fold(Interval(0.0, 0.0), |sum, i| Interval(sum.0 + i.0, sum.1 + i.1));
-    // An order's measured value: the average of the campaign's recovered orders.
-    let revenue_at = |orders: f64| -> Money {
+    // Orders split between currencies as the measured recovered orders are,
+    // each currency's at the average of its own recovered orders.
+    let measured_orders: u64 = report.recovered_orders_by_currency.values().sum();
+    let by_currency = |orders: f64| -> BTreeMap<String, f64> {
         report
-            .aov_recovered
+            .recovered_orders_by_currency
             .iter()
-            .filter_map(|(currency, aov)| {
-                let value = Decimal::from_f64_retain(orders)? * *aov;
-                Some((currency.clone(), value.round_dp(2)))
+            .filter(|(currency, _)| report.aov_recovered.contains_key(*currency))
+            .map(|(currency, n)| (currency.clone(), orders * *n as f64 / measured_orders as f64))
+            .collect()
+    };
+    let revenue_at = |orders: f64| -> Money {
+        by_currency(orders)
+            .into_iter()
+            .filter_map(|(currency, orders)| {
+                let value = Decimal::from_f64_retain(orders)? * *report.aov_recovered.get(&currency)?;
+                Some((currency, value.round_dp(2)))
             })
             .collect()
     };
-    let (revenue, revenue_ci) = if report.recovered_treated > 0 && !report.aov_recovered.is_empty() {
-        (revenue_at(orders), Some((revenue_at(ci.0), revenue_at(ci.1))))
+    let (orders_by_currency, revenue, revenue_ci) = if measured_orders > 0 && !report.aov_recovered.is_empty() {
+        (by_currency(orders), revenue_at(orders), Some((revenue_at(ci.0), revenue_at(ci.1))))
     } else {
-        (Money::new(), None)
+        (BTreeMap::new(), Money::new(), None)
     };
     let missing = estimated.len() - with_rates.len();
     let value = if revenue_ci.is_some() {
-        "times its recovered orders' average value"
+        "split between currencies as its recovered orders are, each at the average value of its recovered \
+         orders in that currency"
     } else {
         "with no recovered order of measured value, so no revenue"
     };
@@ -640,6 +679,7 @@ fn estimate(
         ),
         recovered_orders: Some(orders),
         recovered_orders_ci95: Some(ci),
+        recovered_orders_by_currency: orders_by_currency,
         recovered_revenue: revenue,
         recovered_revenue_ci95: revenue_ci,
         rows: estimated,

@@ -397,20 +397,10 @@ impl Pass<'_> {
         status: MessageStatus,
         now: DateTime<Utc>,
     ) -> MessageRecord {
-        let message_id = MessageRecord::id_for(&cart.cart_id, step, channel);
-        let engagement = self.live.get(&message_id).map(|m| m.engagement.clone()).unwrap_or_default();
-        MessageRecord {
-            message_id,
-            cart_id: cart.cart_id.clone(),
-            customer_key: key.clone(),
-            campaign_id: campaign_id.to_owned(),
-            step,
-            channel,
-            decided_at: now,
-            status,
-            engagement,
-            variant: variant.clone(),
-        }
+        let record = MessageRecord::decided(&cart.cart_id, key, campaign_id, step, channel, now, status)
+            .in_variant(variant.clone());
+        let engagement = self.live.get(&record.message_id).map(|m| m.engagement.clone()).unwrap_or_default();
+        MessageRecord { engagement, ..record }
     }
 
     /// The voucher a send shows: issued with a stable made-up code (the

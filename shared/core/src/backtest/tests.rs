@@ -86,18 +86,16 @@ fn record_lineup(history: &mut History, campaigns: &[Campaign], until: &str) {
                     _ => MessageStatus::Queued,
                 };
                 let channel = d.channel.unwrap();
-                records.push(crate::message::MessageRecord {
-                    message_id: crate::message::MessageRecord::id_for(trace.cart_id.as_str(), d.step, channel),
-                    cart_id: trace.cart_id.clone(),
-                    customer_key: customer.key.clone(),
-                    campaign_id: trace.entered.as_ref().unwrap().0.clone(),
-                    step: d.step,
+                let campaign_id = &trace.entered.as_ref().unwrap().0;
+                records.push(crate::message::MessageRecord::decided(
+                    &trace.cart_id,
+                    &customer.key,
+                    campaign_id,
+                    d.step,
                     channel,
-                    decided_at: d.at,
+                    d.at,
                     status,
-                    engagement: Default::default(),
-                    variant: None,
-                });
+                ));
             }
         }
     }
@@ -211,18 +209,16 @@ fn given_a_longer_first_delay_against_the_live_campaign_when_compared_then_carts
     ]);
     for cart in ["cart-a", "cart-b"] {
         let key = crate::ids::CustomerKey::Customer(if cart == "cart-a" { "fay" } else { "gus" }.into());
-        let message = crate::message::MessageRecord {
-            message_id: crate::message::MessageRecord::id_for(cart, 0, Channel::Email),
-            cart_id: cart.into(),
-            customer_key: key,
-            campaign_id: "live".into(),
-            step: 0,
-            channel: Channel::Email,
-            decided_at: t("2026-06-10T10:30:00Z"),
-            status: MessageStatus::Queued,
-            engagement: Default::default(),
-            variant: None,
-        };
+        let at = t("2026-06-10T10:30:00Z");
+        let message = crate::message::MessageRecord::decided(
+            &cart.into(),
+            &key,
+            "live",
+            0,
+            Channel::Email,
+            at,
+            MessageStatus::Queued,
+        );
         history.messages.insert(message.message_id.clone(), message);
     }
     let live = one_email("live", "30m");
@@ -501,6 +497,11 @@ fn given_a_draft_with_the_live_holdout_when_put_beside_it_then_the_same_customer
 /// carts emailed at step 1 (10 orders attributed), 100 of them emailed at
 /// step 2 (2 orders), orders of 40 EUR.
 fn measured(live: &Campaign) -> CampaignReport {
+    measured_priced(live, |_| ("EUR", 40))
+}
+
+/// [`measured`] with cart `i`'s order in `price(i)` (currency, amount).
+fn measured_priced(live: &Campaign, price: impl Fn(u32) -> (&'static str, i64)) -> CampaignReport {
     use crate::measure::{Fact, FactKind, MessageOutcome, SegmentLabel};
     let day = |d: u32| t(&format!("2026-06-{:02}T10:00:00Z", 1 + d % 20));
     let mut facts = Vec::new();
@@ -544,8 +545,8 @@ fn measured(live: &Campaign) -> CampaignReport {
                     order_id: format!("o-{i}"),
                     cart_id: Some(cart.as_str().into()),
                     customer_key: Some(key),
-                    value: Some(Decimal::from(40)),
-                    currency: Some("EUR".into()),
+                    value: Some(Decimal::from(price(i).1)),
+                    currency: Some(price(i).0.into()),
                     coupon: None,
                 },
             ));
@@ -608,4 +609,95 @@ fn given_measured_rates_per_step_when_estimated_then_each_row_applies_its_own_ra
     assert_eq!((third.step, third.channel, third.sent), (3, Channel::Email, 4));
     assert!(third.orders.is_none() && third.basis.starts_with("No comparable measured rate"), "{}", third.basis);
     assert!(estimate.basis.contains("1 of the draft's steps and channels have no comparable"), "{}", estimate.basis);
+}
+
+#[test]
+fn given_recovered_orders_in_eur_and_usd_when_estimated_then_orders_and_revenue_are_split_per_currency() {
+    // GIVEN the live campaign's 12 recovered orders: 6 of 40 EUR and 6 of 60 USD
+    let live = two_emails("live", 0);
+    let report = measured_priced(&live, |i| if i % 2 == 0 { ("EUR", 40) } else { ("USD", 60) });
+    let counts: Vec<(&str, u64)> = report.recovered_orders_by_currency.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+    assert_eq!(counts, [("EUR", 6), ("USD", 6)]);
+    let events: Vec<Value> = (0..4)
+        .map(|i| add_to_cart(&format!("e{i}"), &format!("cart-{i}"), &format!("c{i}"), "2026-06-10T10:00:00Z"))
+        .collect();
+    let mut history = history(&events);
+    record_live(&mut history, &live, "2026-06-12T00:00:00Z");
+
+    // WHEN the same campaign is backtested against it with that report
+    let mut opts = options(two_emails("live", 0), "2026-06-12T00:00:00Z");
+    opts.against = Some("live".into());
+    let out = run(&history, &[live], &opts, Some(&report), &mut |_| {}).unwrap();
+
+    // THEN half the estimated orders are in each currency, each at its own
+    // currency's order value: never every order in EUR and again in USD
+    let estimate = &out.estimate;
+    let total = estimate.recovered_orders.unwrap();
+    assert!(total > 0.0);
+    let split = &estimate.recovered_orders_by_currency;
+    assert_eq!(split.keys().collect::<Vec<_>>(), ["EUR", "USD"]);
+    assert!((split["EUR"] - total / 2.0).abs() < 1e-9 && (split["USD"] - total / 2.0).abs() < 1e-9, "{split:?}");
+    let revenue =
+        |orders: f64, value: i64| (Decimal::from_f64_retain(orders).unwrap() * Decimal::from(value)).round_dp(2);
+    assert_eq!(estimate.recovered_revenue["EUR"], revenue(split["EUR"], 40));
+    assert_eq!(estimate.recovered_revenue["USD"], revenue(split["USD"], 60));
+    let (low, high) = estimate.recovered_revenue_ci95.clone().unwrap();
+    for currency in ["EUR", "USD"] {
+        assert!(low[currency] <= estimate.recovered_revenue[currency]);
+        assert!(estimate.recovered_revenue[currency] <= high[currency]);
+    }
+}
+
+/// One email 30 minutes after the last activity, with email in quiet hours (21:00-08:00 UTC).
+fn one_quiet_email(id: &str) -> Campaign {
+    let mut campaign = one_email(id, "30m");
+    campaign.quiet_hours.channels = vec![Channel::Email];
+    campaign
+}
+
+#[test]
+fn given_a_reminder_deferred_to_the_morning_and_a_purchase_in_the_night_when_counted_then_it_is_deferred_then_stopped()
+{
+    // GIVEN three carts at 20:45 UTC (due 21:15, in quiet hours until 08:00):
+    // "night" is bought at 23:00, "morning" is not, "day" was filled at noon
+    let history = history(&[
+        add_to_cart("n1", "night", "nia", "2026-06-10T20:45:00Z"),
+        json!({"event_id": "n2", "type": "purchase", "cart_id": "night", "customer_id": "nia",
+               "occurred_at": "2026-06-10T23:00:00Z", "order_id": "o-1", "value": "29.80", "currency": "EUR"}),
+        add_to_cart("m1", "morning", "mo", "2026-06-10T20:45:00Z"),
+        add_to_cart("d1", "day", "dee", "2026-06-10T12:00:00Z"),
+    ]);
+
+    // WHEN the draft is backtested
+    let report = backtest(&history, &options(one_quiet_email("draft"), "2026-06-12T00:00:00Z"));
+
+    // THEN the morning cart is sent and counted deferred, the day cart sent
+    // at once, and the night cart deferred then stopped by its purchase
+    assert_eq!(report.steps.len(), 1);
+    assert_eq!((report.steps[0].sent, report.steps[0].deferred), (2, 1));
+    let stopped: Vec<(u32, ReasonCode, u64)> =
+        report.deferred_then_stopped.iter().map(|s| (s.step, s.code, s.carts)).collect();
+    assert_eq!(stopped, [(1, ReasonCode::Purchased, 1)]);
+    // (a purchase is not a suppression: the cart needed no reminder)
+    assert!(report.suppressed.is_empty(), "{:?}", report.suppressed);
+}
+
+#[test]
+fn given_a_deferred_cart_edited_and_then_reminded_when_counted_then_it_is_not_deferred_then_stopped() {
+    // GIVEN a cart deferred at 21:15 whose customer empties it at 22:00 and fills it again at 09:00
+    let mut emptied = add_to_cart("e2", "cart", "eve", "2026-06-10T22:00:00Z");
+    emptied["type"] = json!("cart_update");
+    emptied["items"] = json!([]);
+    let history = history(&[
+        add_to_cart("e1", "cart", "eve", "2026-06-10T20:45:00Z"),
+        emptied,
+        add_to_cart("e3", "cart", "eve", "2026-06-11T09:00:00Z"),
+    ]);
+
+    // WHEN the draft is backtested
+    let report = backtest(&history, &options(one_quiet_email("draft"), "2026-06-12T00:00:00Z"));
+
+    // THEN the step went out in the end: nothing is deferred then stopped
+    assert_eq!(report.steps.iter().map(|r| r.sent).sum::<u64>(), 1);
+    assert!(report.deferred_then_stopped.is_empty(), "{:?}", report.deferred_then_stopped);
 }

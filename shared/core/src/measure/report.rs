@@ -204,6 +204,10 @@ pub struct CampaignReport {
     pub incremental_revenue: Money,
     /// Average order value of recovered orders against all orders in the period.
     pub aov_recovered: Money,
+    /// The recovered orders `aov_recovered` averages (treated carts', each
+    /// once), per currency: amounts in two currencies are never added.
+    #[serde(default)]
+    pub recovered_orders_by_currency: BTreeMap<String, u64>,
     pub aov_all_orders: Money,
     /// Messages sent times their channel's price, plus the discounts redeemed
     /// with the report's carts' vouchers (`vouchers.discount_cost`), per currency.
@@ -850,19 +854,25 @@ struct Context<'a> {
 /// Average net order value per currency.
 fn aov(orders: &[&Order<'_>]) -> Money {
     let mut sums = Money::new();
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for order in orders {
         add_money(&mut sums, order.currency, order.net_value);
-        if let Some(currency) = order.currency {
-            *counts.entry(currency).or_default() += 1;
-        }
     }
+    let counts = per_currency(orders);
     sums.into_iter()
         .map(|(currency, sum)| {
-            let n = counts.get(currency.as_str()).copied().unwrap_or(1).max(1);
+            let n = counts.get(&currency).copied().unwrap_or(1).max(1);
             (currency, cents(sum / Decimal::from(n)))
         })
         .collect()
+}
+
+/// How many of `orders` are in each currency (those without one are not counted).
+fn per_currency(orders: &[&Order<'_>]) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for currency in orders.iter().filter_map(|o| o.currency) {
+        *counts.entry(currency.to_owned()).or_default() += 1;
+    }
+    counts
 }
 
 /// Whether the comparison is strong enough to speak, and which way.
@@ -1070,6 +1080,7 @@ fn summarize(
         attributed_revenue,
         incremental_revenue,
         aov_recovered: aov(&recovered_treated_orders),
+        recovered_orders_by_currency: per_currency(&recovered_treated_orders),
         aov_all_orders: context.aov_all_orders.clone(),
         cost,
         cost_per_incremental_order,

@@ -7,7 +7,6 @@ use super::{retry_on_conflict, Attempt, CampaignCache, Settings, TemplateCache, 
 use crate::campaign::Campaign;
 use crate::cart::Cart;
 use crate::customer::Customer;
-use crate::engagement::Engagement;
 use crate::engine::{self, Decision, Input, Progress};
 use crate::ids::{CustomerKey, MessageId};
 use crate::measure::{Fact, FactKind, Group, MessageOutcome, SegmentLabel};
@@ -518,18 +517,8 @@ impl Measured<'_> {
         variant: &Option<String>,
         status: MessageStatus,
     ) -> MessageRecord {
-        MessageRecord {
-            message_id: MessageRecord::id_for(&self.cart.cart_id, step, channel),
-            cart_id: self.cart.cart_id.clone(),
-            customer_key: self.key.clone(),
-            campaign_id: campaign_id.to_owned(),
-            step,
-            channel,
-            decided_at: self.now,
-            status,
-            engagement: Engagement::default(),
-            variant: variant.clone(),
-        }
+        MessageRecord::decided(&self.cart.cart_id, self.key, campaign_id, step, channel, self.now, status)
+            .in_variant(variant.clone())
     }
 
     /// The cart entered `campaign_id`: its first step was sent, held out or
@@ -608,16 +597,9 @@ pub(crate) fn shadow_pass(
         let status = MessageStatus::HeldOut { at };
         MessageRecord {
             message_id: MessageRecord::shadow_id_for(&shadow.id, &cart.cart_id, step, channel),
-            cart_id: cart.cart_id.clone(),
-            customer_key: check.key.clone(),
-            campaign_id: shadow.id.clone(),
-            step,
-            channel,
-            decided_at: at,
-            status,
-            engagement: Engagement::default(),
-            variant: progress.variant.clone(),
+            ..MessageRecord::decided(&cart.cart_id, check.key, &shadow.id, step, channel, at, status)
         }
+        .in_variant(progress.variant.clone())
     };
     let mut history: Vec<MessageRecord> =
         progress.dispatched().map(|s| record(s.step, s.channel, s.at, progress)).collect();
