@@ -1,22 +1,25 @@
-//! BigCommerce's Management API, read for the cart a thin `store/cart/*`
-//! webhook names (see `cartback_core::sources::bigcommerce`):
-//! `GET {api}/stores/{store_hash}/v3/carts/{id}?include=line_items.physical_items.options`
-//! with the API account's token in `X-Auth-Token`, and for a registered
-//! customer's cart the customer (`GET {api}/stores/{store_hash}/v3/customers?id:in={customer_id}`).
+//! BigCommerce's Management API, read for what a thin webhook names (see
+//! `cartback_core::sources::bigcommerce`), with the API account's token in
+//! `X-Auth-Token`: a `store/cart/*` cart
+//! (`GET {api}/stores/{store_hash}/v3/carts/{id}?include=line_items.physical_items.options`)
+//! and for a registered customer's cart the customer
+//! (`GET {api}/stores/{store_hash}/v3/customers?id:in={customer_id}`); a
+//! `store/order/*` order (`GET …/v2/orders/{id}` and `…/v2/orders/{id}/products`);
+//! a refund's order's refunds (`GET …/v3/orders/{id}/payment_actions/refunds`).
 //! One or two short requests per thin delivery, on tokio's blocking pool.
 
 use std::io::Read;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cartback_core::sources::{CartFetch, CartFetcher, FetchError, FetchedCart};
+use cartback_core::sources::{CartFetch, CartFetcher, FetchError, FetchedCart, FetchedOrder};
 use serde_json::Value;
 
 use crate::{check_url, REQUEST_TIMEOUT};
 
 /// The store whose carts are fetched; with a token, turns the fetch on.
 pub const STORE_HASH_VAR: &str = "CARTBACK_BIGCOMMERCE_STORE_HASH";
-/// The API account's access token (scopes: Carts and Customers, read-only). On AWS the
+/// The API account's access token (scopes: Carts, Customers and Orders, read-only). On AWS the
 /// ingest function reads it from Secrets Manager instead (`..._TOKEN_ARN`).
 pub const TOKEN_VAR: &str = "CARTBACK_BIGCOMMERCE_API_TOKEN";
 /// Where the API is (tests point it at a local fake).
@@ -141,6 +144,45 @@ impl CartFetch for BigCommerceCarts {
         };
         Ok(Some(FetchedCart { cart, customer }))
     }
+
+    async fn fetch_order(&self, order_id: &str) -> Result<Option<FetchedOrder>, FetchError> {
+        // Order ids are numbers; anything else is no order of this API.
+        if !numeric(order_id) {
+            return Ok(None);
+        }
+        let s = &self.settings;
+        let Some(order) = self.get(format!("{}/stores/{}/v2/orders/{order_id}", s.api_url, s.store_hash)).await? else {
+            return Ok(None);
+        };
+        if !order.is_object() {
+            return Err(FetchError::Failed("BigCommerce's answer is not an order".into()));
+        }
+        let url = format!("{}/stores/{}/v2/orders/{order_id}/products", s.api_url, s.store_hash);
+        let products = match self.get(url).await? {
+            Some(Value::Array(lines)) => lines,
+            // No content: an order without lines (v2 answers 204 for an empty list).
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err(FetchError::Failed("BigCommerce's answer is not a list of order products".into())),
+        };
+        Ok(Some(FetchedOrder { order, products }))
+    }
+
+    async fn fetch_refunds(&self, order_id: &str) -> Result<Option<Vec<Value>>, FetchError> {
+        if !numeric(order_id) {
+            return Ok(None);
+        }
+        let s = &self.settings;
+        let url = format!("{}/stores/{}/v3/orders/{order_id}/payment_actions/refunds", s.api_url, s.store_hash);
+        let Some(answer) = self.get(url).await? else { return Ok(None) };
+        match answer.get("data") {
+            Some(Value::Array(refunds)) => Ok(Some(refunds.clone())),
+            _ => Err(FetchError::Failed("BigCommerce's answer has no refund list in `data`".into())),
+        }
+    }
+}
+
+fn numeric(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl BigCommerceCarts {
@@ -158,6 +200,7 @@ impl BigCommerceCarts {
 fn get_json(agent: &ureq::Agent, url: &str, token: &str) -> Result<Option<Value>, FetchError> {
     let request = agent.get(url).set("X-Auth-Token", token).set("Accept", "application/json");
     match request.call() {
+        Ok(response) if response.status() == 204 => Ok(Some(Value::Null)),
         Ok(response) if response.status() == 200 => {
             let mut bytes = Vec::new();
             response

@@ -149,6 +149,40 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
         self.apply_all(ready, received_at).await
     }
 
+    /// Whether a platform's delivery (`delivery`: the source and its
+    /// delivery id) was ingested in full before: a retried delivery is
+    /// answered a duplicate before anything is fetched for it.
+    pub async fn delivery_seen(&self, delivery: &str) -> Result<bool, PortError> {
+        self.store.event_seen(&delivery_key(delivery)).await
+    }
+
+    /// Records a delivery every event of which got its final answer (see
+    /// [`Ingest::delivery_seen`]): a dedupe record alone.
+    pub async fn record_delivery(&self, delivery: &str) -> Result<(), PortError> {
+        let commit = EventCommit {
+            event_id: delivery_key(delivery).into(),
+            received_at: self.clock.now(),
+            cart: None,
+            customer: None,
+            timeline: None,
+        };
+        self.store.commit_event(commit).await.map(|_| ())
+    }
+
+    /// The answer to a delivery seen before: one duplicate, named by it.
+    pub fn seen_delivery_answer(&self, delivery: &str) -> IngestAnswer {
+        let result = EventResult {
+            index: 0,
+            event_id: Some(delivery_key(delivery)),
+            status: EventStatus::Duplicate,
+            error: None,
+            reason: None,
+            warnings: Vec::new(),
+        };
+        let received_at = self.clock.now();
+        IngestAnswer { received_at, accepted: 0, duplicates: 1, rejected: 0, retry: 0, results: vec![result] }
+    }
+
     /// Gives a return the customer of its order (and the order's cart and
     /// currency when it names none), from the purchase stored for the
     /// order. A refusal names `field` (the platform's field for the order).
@@ -343,6 +377,11 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
         record.timer_armed_for = Some(due);
         Ok(())
     }
+}
+
+/// A delivery's dedupe key, apart from canonical event ids.
+fn delivery_key(delivery: &str) -> String {
+    format!("delivery:{delivery}")
 }
 
 /// An event to apply, or (with its id) why it is not ready yet.
