@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use cartback_aws::config::BigCommerceConfig;
+use cartback_aws::config::{BigCommerceConfig, BigCommerceStore};
 use cartback_aws::wiring;
 use cartback_core::sources::{base64_hmac_sha256, bigcommerce, Source};
 use cartback_tests::fake_bigcommerce::FakeBigCommerce;
@@ -189,9 +189,8 @@ async fn bigcommerce_app(fake: &FakeBigCommerce, token: &str) -> (axum::Router, 
     let mut config = stack.ingest_config();
     config.source_secret_arns = vec![(Source::BigCommerce, secret_arn("bigcommerce", BIGCOMMERCE_SECRET).await)];
     config.bigcommerce = Some(BigCommerceConfig {
-        store_hash: "abcde".into(),
+        store: BigCommerceStore::parse("abcde", Some(&fake.url)).unwrap(),
         token_arn: secret_arn("bigcommerce-token", token).await,
-        api_url: Some(fake.url.clone()),
     });
     let sources = wiring::load_sources(&stack.clients, &config).await.expect("the secrets load");
     let clock = TestClock::new(at(BIGCOMMERCE_NOW));

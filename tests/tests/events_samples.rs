@@ -71,7 +71,7 @@ const LOCAL: [(&str, usize, usize); 4] = [
 
 /// Each source sample: its source, its topic header (Shopify, WooCommerce),
 /// and how many events it maps to (refused ones included).
-const SOURCES: [(&str, Source, &str, usize); 21] = [
+const SOURCES: [(&str, Source, &str, usize); 23] = [
     ("sources/shopify/checkouts-create.json", Source::Shopify, "checkouts/create", 1),
     ("sources/shopify/orders-create.json", Source::Shopify, "orders/create", 1),
     ("sources/shopify/refunds-create.json", Source::Shopify, "refunds/create", 1),
@@ -198,8 +198,10 @@ fn given_each_source_sample_when_mapped_then_it_yields_its_events_and_each_mappe
         assert_eq!(mapped.len(), 1, "{file}: {mapped:?}");
         let mut event = mapped[0].result.clone().unwrap_or_else(|e| panic!("{file}: {e:?}"));
         assert_eq!(event["type"], kind, "{file}");
+        // A refund's customer and currency come from its order's purchase at ingest.
         if mapped[0].owner_from_order.is_some() {
             event["customer_id"] = "the-orders-customer".into();
+            event["currency"] = "USD".into();
         }
         validate_event(&event, received).unwrap_or_else(|e| panic!("{file}: {event} is not valid: {e:?}"));
     }

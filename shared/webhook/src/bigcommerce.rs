@@ -43,6 +43,27 @@ pub enum BigCommerceSettingError {
     Url(#[from] crate::SettingError),
 }
 
+/// The store whose API is read and where that API is, checked: the store
+/// hash (letters and digits: it is a path segment) and the API's URL
+/// (https, or http to this machine; default BigCommerce's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BigCommerceStore {
+    pub store_hash: String,
+    pub api_url: String,
+}
+
+impl BigCommerceStore {
+    pub fn parse(store_hash: &str, api_url: Option<&str>) -> Result<BigCommerceStore, BigCommerceSettingError> {
+        let store_hash = store_hash.trim();
+        if store_hash.is_empty() || !store_hash.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(BigCommerceSettingError::StoreHash);
+        }
+        let api_url = api_url.map(str::trim).filter(|u| !u.is_empty()).unwrap_or(DEFAULT_API_URL);
+        check_url(API_URL_VAR, api_url)?;
+        Ok(BigCommerceStore { store_hash: store_hash.to_owned(), api_url: api_url.trim_end_matches('/').to_owned() })
+    }
+}
+
 /// Where and how carts are fetched: `None` when no store hash is set.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BigCommerceSettings {
@@ -80,16 +101,27 @@ impl BigCommerceSettings {
                 (None, None) => Ok(None),
             };
         };
-        if !store_hash.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(BigCommerceSettingError::StoreHash);
-        }
+        let store = BigCommerceStore::parse(&store_hash, api_url.as_deref())?;
         let token = token.ok_or(BigCommerceSettingError::MissingToken { var: token_var })?;
+        BigCommerceSettings::with_token(store, &token, token_var).map(Some)
+    }
+
+    /// The settings of a store checked before (on AWS at start, while the
+    /// token is read from Secrets Manager only at cold start).
+    pub fn with_token(
+        store: BigCommerceStore,
+        token: &str,
+        token_var: &'static str,
+    ) -> Result<BigCommerceSettings, BigCommerceSettingError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(BigCommerceSettingError::MissingToken { var: token_var });
+        }
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(BigCommerceSettingError::Token { var: token_var });
         }
-        let api_url = api_url.unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        check_url(API_URL_VAR, &api_url)?;
-        Ok(Some(BigCommerceSettings { store_hash, token, api_url: api_url.trim_end_matches('/').to_owned() }))
+        let BigCommerceStore { store_hash, api_url } = store;
+        Ok(BigCommerceSettings { store_hash, token: token.to_owned(), api_url })
     }
 
     /// The fetcher the source route uses.
@@ -244,6 +276,7 @@ mod tests {
         // GIVEN a store hash and a token THEN the default API
         let settings = BigCommerceSettings::parse(Some("abc123"), Some("tok_0123"), TOKEN_VAR, None).unwrap().unwrap();
         assert_eq!(settings.api_url, DEFAULT_API_URL);
+        assert_eq!(settings.store_hash, "abc123");
         assert!(!format!("{settings:?}").contains("tok_0123"), "Debug hides the token");
         // GIVEN half a setting THEN an error naming what is missing
         let missing = BigCommerceSettings::parse(Some("abc123"), None, TOKEN_VAR, None).unwrap_err();
@@ -259,5 +292,19 @@ mod tests {
         assert!(clear.unwrap_err().to_string().starts_with(API_URL_VAR));
         let local = BigCommerceSettings::parse(Some("abc"), Some("tok"), TOKEN_VAR, Some("http://127.0.0.1:9/"));
         assert_eq!(local.unwrap().unwrap().api_url, "http://127.0.0.1:9");
+    }
+
+    /// GIVEN a store checked once (as the AWS configuration does at start) WHEN the token read at cold start is
+    /// added THEN the settings are those `parse` makes from the same values; an empty or spaced token is
+    /// refused naming where it came from.
+    #[test]
+    fn given_a_checked_store_when_the_token_is_added_then_the_settings_equal_a_full_parse() {
+        let store = BigCommerceStore::parse("abc123", Some("http://127.0.0.1:9/")).unwrap();
+        let parsed = BigCommerceSettings::parse(Some("abc123"), Some("tok"), TOKEN_VAR, Some("http://127.0.0.1:9/"));
+        assert_eq!(BigCommerceSettings::with_token(store.clone(), " tok ", TOKEN_VAR), Ok(parsed.unwrap().unwrap()));
+        let spaced = BigCommerceSettings::with_token(store.clone(), "to k", "CARTBACK_BIGCOMMERCE_API_TOKEN_ARN");
+        assert!(spaced.unwrap_err().to_string().starts_with("CARTBACK_BIGCOMMERCE_API_TOKEN_ARN"));
+        assert!(BigCommerceSettings::with_token(store, "", TOKEN_VAR).is_err());
+        assert_eq!(BigCommerceStore::parse("", None), Err(BigCommerceSettingError::StoreHash));
     }
 }
