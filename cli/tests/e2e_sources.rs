@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use base64::Engine;
 use cartback_core::signing::{sign_request, Secret, SignedRequest};
 use cartback_core::sources::{base64_hmac_sha256, bigcommerce, segment};
+use cartback_tests::fake_bigcommerce::FakeBigCommerce;
 use cartback_tests::pii::Contacts;
 use dev::{checked, Launch, SECRET as INGEST_SECRET};
 use serde_json::{json, Value};
@@ -121,6 +122,33 @@ fn recovery(dev: &Dev, cart_id: &str, to: &str, item: &str, order: impl FnOnce()
     assert_eq!(dev.emails().len(), 1, "nothing more after the order");
 }
 
+/// The Standard Webhooks headers BigCommerce sends with delivery `id` of `body`, signed now.
+fn bigcommerce_signed(id: &str, body: &str) -> Vec<(&'static str, String)> {
+    let t = chrono::Utc::now().timestamp();
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", t.to_string()),
+        ("webhook-signature", bigcommerce::signature(BIGCOMMERCE_SECRET.as_bytes(), id, t, body.as_bytes())),
+    ]
+}
+
+/// `cartback dev` at `speed` with BigCommerce's fetch configured against a
+/// loopback fake of its Management API (store `abcde`, taking `token`).
+fn with_bigcommerce_api(token: &str, speed: &str) -> (FakeBigCommerce, Dev) {
+    let api = FakeBigCommerce::start("abcde", token);
+    let server = dev::Dev::start(Launch {
+        speed,
+        env: &[
+            ("CARTBACK_SOURCE_SECRET_BIGCOMMERCE", BIGCOMMERCE_SECRET),
+            ("CARTBACK_BIGCOMMERCE_STORE_HASH", "abcde"),
+            ("CARTBACK_BIGCOMMERCE_API_TOKEN", token),
+            ("CARTBACK_BIGCOMMERCE_API_URL", &api.url),
+        ],
+        ..Launch::default()
+    });
+    (api, Dev { server, contacts: Mutex::default() })
+}
+
 fn accepted(answer: &(u16, Value)) {
     assert_eq!(answer.0, 200, "{:#}", answer.1);
     assert_eq!(answer.1["accepted"], 1, "{:#}", answer.1);
@@ -211,26 +239,18 @@ fn given_bigcommerce_cart_webhooks_when_the_snapshot_is_abandoned_then_one_email
     let mut snapshot = fixture("bigcommerce/cart-updated-snapshot.json");
     snapshot["created_at"] = json!(dev.now().timestamp());
     snapshot["data"]["cart"]["updated_time"] = json!(iso(dev.now()));
-    let signed = |id: &str, body: &str| {
-        let t = chrono::Utc::now().timestamp();
-        vec![
-            ("webhook-id", id.to_owned()),
-            ("webhook-timestamp", t.to_string()),
-            ("webhook-signature", bigcommerce::signature(BIGCOMMERCE_SECRET.as_bytes(), id, t, body.as_bytes())),
-        ]
-    };
     // The thin webhook BigCommerce sends first is acknowledged and changes nothing.
     let thin = fixture("bigcommerce/cart-updated-thin.json").to_string();
-    let answer = dev.post("bigcommerce", &signed("msg-0", &thin), thin.as_bytes());
+    let answer = dev.post("bigcommerce", &bigcommerce_signed("msg-0", &thin), thin.as_bytes());
     assert_eq!((answer.0, &answer.1["results"]), (200, &json!([])), "{:#}", answer.1);
     let body = snapshot.to_string();
-    accepted(&dev.post("bigcommerce", &signed("msg-1", &body), body.as_bytes()));
+    accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-1", &body), body.as_bytes()));
 
     recovery(&dev, "09346904-4175-44fd-be53-f7e598531b6c", "jane.doe@example.com", "Chemex", || {
         let mut converted = fixture("bigcommerce/cart-converted.json");
         converted["created_at"] = json!(dev.now().timestamp());
         let body = converted.to_string();
-        accepted(&dev.post("bigcommerce", &signed("msg-2", &body), body.as_bytes()));
+        accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-2", &body), body.as_bytes()));
     });
 }
 
@@ -238,7 +258,7 @@ fn given_bigcommerce_cart_webhooks_when_the_snapshot_is_abandoned_then_one_email
 /// (BigCommerce retries) and the log holds an ERROR saying the token was refused, not a routine warning.
 #[test]
 fn given_a_token_bigcommerce_refuses_when_a_thin_webhook_arrives_then_503_and_an_error_naming_the_token() {
-    let api = cartback_tests::fake_bigcommerce::FakeBigCommerce::start("abcde", "the-right-token");
+    let api = FakeBigCommerce::start("abcde", "the-right-token");
     let server = dev::Dev::start(Launch {
         speed: SPEED,
         env: &[
@@ -272,18 +292,7 @@ fn given_a_token_bigcommerce_refuses_when_a_thin_webhook_arrives_then_503_and_an
 fn given_bigcommerces_fetch_and_thin_webhooks_when_the_cart_is_abandoned_then_one_email_and_after_conversion_nothing_more(
 ) {
     const TOKEN: &str = "bc-e2e-api-token-0002";
-    let api = cartback_tests::fake_bigcommerce::FakeBigCommerce::start("abcde", TOKEN);
-    let server = dev::Dev::start(Launch {
-        speed: SPEED,
-        env: &[
-            ("CARTBACK_SOURCE_SECRET_BIGCOMMERCE", BIGCOMMERCE_SECRET),
-            ("CARTBACK_BIGCOMMERCE_STORE_HASH", "abcde"),
-            ("CARTBACK_BIGCOMMERCE_API_TOKEN", TOKEN),
-            ("CARTBACK_BIGCOMMERCE_API_URL", &api.url),
-        ],
-        ..Launch::default()
-    });
-    let dev = Dev { server, contacts: Mutex::default() };
+    let (api, dev) = with_bigcommerce_api(TOKEN, SPEED);
     let mut answer = fixture("bigcommerce/api-cart.json");
     answer["data"]["updated_time"] = json!(iso(dev.now()));
     let customer = fixture("bigcommerce/cart-updated-snapshot.json")["data"]["customer"].clone();
@@ -291,25 +300,17 @@ fn given_bigcommerces_fetch_and_thin_webhooks_when_the_cart_is_abandoned_then_on
     dev.contacts.lock().unwrap().collect(&customer);
     api.put_cart(answer);
     api.put_customer(customer);
-    let signed = |id: &str, body: &str| {
-        let t = chrono::Utc::now().timestamp();
-        vec![
-            ("webhook-id", id.to_owned()),
-            ("webhook-timestamp", t.to_string()),
-            ("webhook-signature", bigcommerce::signature(BIGCOMMERCE_SECRET.as_bytes(), id, t, body.as_bytes())),
-        ]
-    };
     let mut thin = fixture("bigcommerce/cart-updated-thin.json");
     thin["created_at"] = json!(dev.now().timestamp());
     let thin = thin.to_string();
-    accepted(&dev.post("bigcommerce", &signed("msg-1", &thin), thin.as_bytes()));
+    accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-1", &thin), thin.as_bytes()));
     assert!(api.seen().iter().any(|(path, _)| path == "/stores/abcde/v3/customers?id:in=11"), "{:?}", api.seen());
 
     recovery(&dev, "09346904-4175-44fd-be53-f7e598531b6c", "jane.doe@example.com", "Chemex", || {
         let mut converted = fixture("bigcommerce/cart-converted.json");
         converted["created_at"] = json!(dev.now().timestamp());
         let body = converted.to_string();
-        accepted(&dev.post("bigcommerce", &signed("msg-2", &body), body.as_bytes()));
+        accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-2", &body), body.as_bytes()));
     });
 }
 
@@ -539,39 +540,20 @@ fn given_a_shopify_checkout_with_a_bad_line_when_posted_then_the_cart_is_kept_an
 fn given_bigcommerces_cart_fetch_configured_when_thin_cart_webhooks_arrive_then_the_fetched_cart_is_stored() {
     const TOKEN: &str = "bc-e2e-api-token-0001";
     const CART: &str = "09346904-4175-44fd-be53-f7e598531b6c";
-    let api = cartback_tests::fake_bigcommerce::FakeBigCommerce::start("abcde", TOKEN);
-    let server = dev::Dev::start(Launch {
-        speed: SPEED,
-        env: &[
-            ("CARTBACK_SOURCE_SECRET_BIGCOMMERCE", BIGCOMMERCE_SECRET),
-            ("CARTBACK_BIGCOMMERCE_STORE_HASH", "abcde"),
-            ("CARTBACK_BIGCOMMERCE_API_TOKEN", TOKEN),
-            ("CARTBACK_BIGCOMMERCE_API_URL", &api.url),
-        ],
-        ..Launch::default()
-    });
-    let dev = Dev { server, contacts: Mutex::default() };
+    let (api, dev) = with_bigcommerce_api(TOKEN, SPEED);
     let mut answer = fixture("bigcommerce/api-cart.json");
     answer["data"]["updated_time"] = json!(iso(dev.now()));
     dev.contacts.lock().unwrap().collect(&answer);
     api.put_cart(answer);
-    let signed = |id: &str, body: &str| {
-        let t = chrono::Utc::now().timestamp();
-        vec![
-            ("webhook-id", id.to_owned()),
-            ("webhook-timestamp", t.to_string()),
-            ("webhook-signature", bigcommerce::signature(BIGCOMMERCE_SECRET.as_bytes(), id, t, body.as_bytes())),
-        ]
-    };
     let thin = fixture("bigcommerce/cart-updated-thin.json").to_string();
 
     api.fail(true);
-    let (status, failed) = dev.post("bigcommerce", &signed("msg-1", &thin), thin.as_bytes());
+    let (status, failed) = dev.post("bigcommerce", &bigcommerce_signed("msg-1", &thin), thin.as_bytes());
     assert_eq!((status, failed["error"]["code"].as_str()), (503, Some("unavailable")), "{failed:#}");
     assert_eq!(dev.cart(CART).0, 404, "nothing stored");
 
     api.fail(false);
-    accepted(&dev.post("bigcommerce", &signed("msg-1", &thin), thin.as_bytes()));
+    accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-1", &thin), thin.as_bytes()));
     let (_, cart) = dev.cart(CART);
     let items: Vec<(&str, u64)> = cart["items"]
         .as_array()
@@ -591,7 +573,7 @@ fn given_bigcommerces_cart_fetch_configured_when_thin_cart_webhooks_arrive_then_
     );
 
     let line = fixture("bigcommerce/line-item-added-thin.json").to_string();
-    let (status, answer) = dev.post("bigcommerce", &signed("msg-2", &line), line.as_bytes());
+    let (status, answer) = dev.post("bigcommerce", &bigcommerce_signed("msg-2", &line), line.as_bytes());
     assert_eq!(status, 200, "{answer:#}");
     assert!(api.seen().iter().rev().nth(1).unwrap().0.contains(CART), "fetched by data.cartId");
 
@@ -601,7 +583,7 @@ fn given_bigcommerces_cart_fetch_configured_when_thin_cart_webhooks_arrive_then_
     changed["data"]["updated_time"] = json!(iso(dev.now() + chrono::Duration::seconds(1)));
     changed["data"]["line_items"]["physical_items"][0]["quantity"] = json!(5);
     api.put_cart(changed);
-    accepted(&dev.post("bigcommerce", &signed("msg-4", &thin), thin.as_bytes()));
+    accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-4", &thin), thin.as_bytes()));
     let (_, cart) = dev.cart(CART);
     assert_eq!(cart["items"][0]["quantity"], 5, "{cart:#}");
 
@@ -609,6 +591,102 @@ fn given_bigcommerces_cart_fetch_configured_when_thin_cart_webhooks_arrive_then_
     gone["data"]["id"] = json!("5e1b0c1e-0000-4000-8000-000000000000");
     gone["hash"] = json!("gone-cart-hash");
     let gone = gone.to_string();
-    let (status, answer) = dev.post("bigcommerce", &signed("msg-3", &gone), gone.as_bytes());
+    let (status, answer) = dev.post("bigcommerce", &bigcommerce_signed("msg-3", &gone), gone.as_bytes());
     assert_eq!((status, &answer["results"]), (200, &json!([])), "{answer:#}");
+}
+
+/// BigCommerce's order answers for order 252 of cart 0934…, placed `at` (`date_created`), held by `api`.
+fn put_order_252(api: &FakeBigCommerce, dev: &Dev, at: chrono::DateTime<chrono::Utc>) {
+    let mut order = fixture("bigcommerce/api-order.json");
+    order["date_created"] = json!(at.to_rfc2822());
+    dev.contacts.lock().unwrap().collect(&order);
+    api.put_order(order, fixture("bigcommerce/api-order-products.json"));
+}
+
+/// GIVEN BigCommerce's fetch configured WHEN a thin cart webhook is abandoned THEN one email; WHEN
+/// `store/order/created` names order 252 (placed, of that cart) THEN the order and its lines are fetched with
+/// the token and the purchase converts the cart: the next step decides `purchased`, nothing more is sent. The
+/// same delivery again is a duplicate answered before any request to the API.
+#[test]
+fn given_bigcommerces_fetch_when_store_order_created_names_the_abandoned_carts_order_then_purchase_and_nothing_more() {
+    const TOKEN: &str = "bc-e2e-api-token-0003";
+    let (api, dev) = with_bigcommerce_api(TOKEN, SPEED);
+    let mut cart = fixture("bigcommerce/api-cart.json");
+    cart["data"]["updated_time"] = json!(iso(dev.now()));
+    // Customer 11, opted in to abandoned-cart emails.
+    let customer = fixture("bigcommerce/cart-updated-snapshot.json")["data"]["customer"].clone();
+    dev.contacts.lock().unwrap().collect(&cart);
+    dev.contacts.lock().unwrap().collect(&customer);
+    api.put_cart(cart);
+    api.put_customer(customer);
+    let mut thin = fixture("bigcommerce/cart-updated-thin.json");
+    thin["created_at"] = json!(dev.now().timestamp());
+    let thin = thin.to_string();
+    accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-cart", &thin), thin.as_bytes()));
+
+    let mut created = fixture("bigcommerce/order-created.json");
+    recovery(&dev, "09346904-4175-44fd-be53-f7e598531b6c", "jane.doe@example.com", "Chemex", || {
+        put_order_252(&api, &dev, dev.now());
+        created["created_at"] = json!(dev.now().timestamp());
+        let body = created.to_string();
+        let answer = dev.post("bigcommerce", &bigcommerce_signed("msg-order", &body), body.as_bytes());
+        accepted(&answer);
+        assert_eq!(answer.1["results"][0]["event_id"], "bigcommerce:order:252", "{:#}", answer.1);
+    });
+    let token = Some(TOKEN.to_owned());
+    let seen = api.seen();
+    assert_eq!(
+        seen[seen.len() - 2..],
+        [
+            ("/stores/abcde/v2/orders/252".to_owned(), token.clone()),
+            ("/stores/abcde/v2/orders/252/products".to_owned(), token)
+        ],
+    );
+    let (_, cart) = dev.cart("09346904-4175-44fd-be53-f7e598531b6c");
+    let purchase = cart["timeline"].as_array().unwrap().iter().find(|e| e["code"] == "purchase").cloned();
+    assert!(purchase.is_some(), "the purchase is on the cart's timeline: {cart:#}");
+
+    // WHEN BigCommerce retries the order delivery THEN a duplicate, and the API is not asked again
+    let body = created.to_string();
+    let (status, again) = dev.post("bigcommerce", &bigcommerce_signed("msg-order", &body), body.as_bytes());
+    assert_eq!((status, &again["duplicates"]), (200, &json!(1)), "{again:#}");
+    assert_eq!(api.seen().len(), seen.len(), "no request for a delivery seen before");
+}
+
+/// GIVEN BigCommerce's fetch configured and the business clock at real speed WHEN a refund of order 252
+/// arrives before the order THEN 503 with the return answered `retry` (BigCommerce resends); WHEN the order
+/// arrives and the refund is resent THEN the return is stored on the order's cart, for its customer. An
+/// order the API does not have is rejected naming its id.
+#[test]
+fn given_a_refund_before_its_order_when_posted_then_retry_and_after_the_order_a_return_of_its_customer() {
+    const TOKEN: &str = "bc-e2e-api-token-0004";
+    let (api, dev) = with_bigcommerce_api(TOKEN, "1");
+    let mut refunds = fixture("bigcommerce/api-order-refunds.json");
+    refunds["data"][0]["created"] = json!(iso(dev.now()));
+    api.put_refunds(252, refunds);
+    let refund = fixture("bigcommerce/order-refund-created.json").to_string();
+
+    let (status, early) = dev.post("bigcommerce", &bigcommerce_signed("msg-refund", &refund), refund.as_bytes());
+    assert_eq!((status, &early["retry"]), (503, &json!(1)), "{early:#}");
+    assert_eq!(early["results"][0]["status"], "retry");
+    assert!(early["results"][0]["reason"].as_str().unwrap().contains("\"252\""), "{early:#}");
+
+    put_order_252(&api, &dev, dev.now());
+    let order = fixture("bigcommerce/order-created.json").to_string();
+    accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-order", &order), order.as_bytes()));
+    let answer = dev.post("bigcommerce", &bigcommerce_signed("msg-refund", &refund), refund.as_bytes());
+    accepted(&answer);
+    assert_eq!(answer.1["results"][0]["event_id"], "bigcommerce:refund:3");
+    let (_, cart) = dev.cart("09346904-4175-44fd-be53-f7e598531b6c");
+    let returns = cart["timeline"].as_array().unwrap().iter().filter(|e| e["code"] == "return").count();
+    assert_eq!(returns, 1, "{cart:#}");
+
+    let mut unknown = fixture("bigcommerce/order-created.json");
+    unknown["data"]["id"] = json!(999);
+    let unknown = unknown.to_string();
+    let (status, answer) = dev.post("bigcommerce", &bigcommerce_signed("msg-999", &unknown), unknown.as_bytes());
+    assert_eq!((status, &answer["rejected"]), (200, &json!(1)), "{answer:#}");
+    let error = &answer["results"][0]["error"];
+    assert_eq!(error["field"], "data.id");
+    assert!(error["message"].as_str().unwrap().contains("order 999"), "{error}");
 }

@@ -82,6 +82,7 @@ macro_rules! contract_suite {
         $crate::contract_suite!(@tests $setup;
             given_a_new_cart_and_customer_when_an_event_is_committed_then_cart_customer_timeline_and_dedupe_are_written => commit_event_applies,
             given_a_committed_event_id_when_it_is_committed_again_then_it_is_a_duplicate_and_nothing_is_written => duplicate_event_writes_nothing,
+            given_a_commit_of_only_an_id_when_looked_up_then_it_is_seen_and_a_repeat_is_a_duplicate => event_seen_after_a_bare_commit,
             given_a_stale_cart_version_when_an_event_is_committed_then_it_conflicts_and_nothing_is_written => cart_version_conflict_writes_nothing,
             given_a_stale_customer_version_when_an_event_is_committed_then_it_conflicts_and_not_even_the_cart_is_written => customer_version_conflict_writes_nothing,
             given_a_cart_with_rich_events_and_progress_when_stored_then_it_reads_back_exactly => cart_round_trips_exactly,
@@ -383,6 +384,17 @@ pub async fn duplicate_event_writes_nothing(a: &Adapters) {
     assert_eq!(a.state.get_customer(&other_customer).await.unwrap(), None);
     assert!(a.state.timeline(&other_cart).await.unwrap().is_empty());
     assert_eq!(a.state.get_cart(&first.cart_id).await.unwrap(), Some(after_first));
+}
+
+/// A source's delivery is recorded as a dedupe record alone (no cart, no
+/// customer), and looked up before anything is fetched for a retry of it.
+pub async fn event_seen_after_a_bare_commit(a: &Adapters) {
+    let delivery = unique("delivery");
+    assert!(!a.state.event_seen(&delivery).await.unwrap(), "not seen before its commit");
+    assert_eq!(a.state.commit_event(commit(&delivery, None, None, None)).await.unwrap(), CommitOutcome::Applied);
+    assert!(a.state.event_seen(&delivery).await.unwrap());
+    assert_eq!(a.state.commit_event(commit(&delivery, None, None, None)).await.unwrap(), CommitOutcome::Duplicate);
+    assert!(!a.state.event_seen(&unique("delivery")).await.unwrap(), "another id is not seen");
 }
 
 pub async fn cart_version_conflict_writes_nothing(a: &Adapters) {

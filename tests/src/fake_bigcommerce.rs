@@ -1,8 +1,10 @@
 //! BigCommerce's Management API for tests: a real HTTP/1.1 listener on
-//! loopback that answers `GET /stores/{hash}/v3/carts/{id}` and
-//! `GET /stores/{hash}/v3/customers?id:in={id}` the way the API documents
-//! them, for the token it was started with, and keeps every request it
-//! receives.
+//! loopback that answers `GET /stores/{hash}/v3/carts/{id}`,
+//! `GET /stores/{hash}/v3/customers?id:in={id}`, `GET /stores/{hash}/v2/orders/{id}`,
+//! `GET /stores/{hash}/v2/orders/{id}/products` and
+//! `GET /stores/{hash}/v3/orders/{id}/payment_actions/refunds` the way the
+//! API documents them, for the token it was started with, and keeps every
+//! request it receives.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -22,6 +24,8 @@ pub struct FakeBigCommerce {
     pub url: String,
     carts: Arc<Mutex<HashMap<String, Value>>>,
     customers: Arc<Mutex<HashMap<String, Value>>>,
+    /// By path after the store hash (`v2/orders/252`, `v2/orders/252/products`, ...).
+    orders: Arc<Mutex<HashMap<String, Value>>>,
     failing: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
@@ -37,10 +41,12 @@ impl FakeBigCommerce {
             url,
             carts: Arc::default(),
             customers: Arc::default(),
+            orders: Arc::default(),
             failing: Arc::default(),
             seen: Arc::default(),
         };
-        let (carts, customers) = (fake.carts.clone(), fake.customers.clone());
+        let (carts, customers, orders) = (fake.carts.clone(), fake.customers.clone(), fake.orders.clone());
+        let orders_prefix = format!("GET /stores/{store_hash}/");
         let (failing, seen) = (fake.failing.clone(), fake.seen.clone());
         let (prefix, token) = (format!("GET /stores/{store_hash}/v3/carts/"), token.to_owned());
         let customers_prefix = format!("GET /stores/{store_hash}/v3/customers?id:in=");
@@ -52,6 +58,10 @@ impl FakeBigCommerce {
                 seen.lock().unwrap().push((path, given.clone()));
                 let cart = line.strip_prefix(&prefix).and_then(|rest| rest.split(['?', ' ']).next());
                 let customer = line.strip_prefix(&customers_prefix).and_then(|rest| rest.split(' ').next());
+                let order = line
+                    .strip_prefix(&orders_prefix)
+                    .and_then(|rest| rest.split(' ').next())
+                    .filter(|rest| rest.starts_with("v2/orders/") || rest.starts_with("v3/orders/"));
                 let (status, body) = match cart {
                     _ if failing.load(Ordering::SeqCst) => {
                         ("500 Internal Server Error", r#"{"status":500}"#.to_owned())
@@ -62,6 +72,13 @@ impl FakeBigCommerce {
                     Some(id) => match carts.lock().unwrap().get(id) {
                         Some(answer) => ("200 OK", answer.to_string()),
                         None => ("404 Not Found", r#"{"status":404,"title":"Cart not found"}"#.to_owned()),
+                    },
+                    None if order.is_some() => match order.and_then(|path| orders.lock().unwrap().get(path).cloned()) {
+                        Some(answer) => ("200 OK", answer.to_string()),
+                        None => (
+                            "404 Not Found",
+                            r#"{"status":404,"title":"The requested resource was not found."}"#.to_owned(),
+                        ),
                     },
                     // The list answer: the customers found (none is an empty list).
                     None if customer.is_some() => {
@@ -95,6 +112,20 @@ impl FakeBigCommerce {
     pub fn put_customer(&self, customer: Value) {
         let id = customer["id"].as_u64().expect("the customer's numeric id").to_string();
         self.customers.lock().unwrap().insert(id, customer);
+    }
+
+    /// Holds an order (the `GET /v2/orders/{id}` answer, by its `id`) and its
+    /// lines (the `GET /v2/orders/{id}/products` answer).
+    pub fn put_order(&self, order: Value, products: Value) {
+        let id = order["id"].as_u64().expect("the order's numeric id");
+        let mut orders = self.orders.lock().unwrap();
+        orders.insert(format!("v2/orders/{id}"), order);
+        orders.insert(format!("v2/orders/{id}/products"), products);
+    }
+
+    /// Holds the `GET /v3/orders/{id}/payment_actions/refunds` answer of order `order_id`.
+    pub fn put_refunds(&self, order_id: u64, answer: Value) {
+        self.orders.lock().unwrap().insert(format!("v3/orders/{order_id}/payment_actions/refunds"), answer);
     }
 
     /// While on, every request is answered 500.

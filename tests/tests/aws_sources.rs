@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use cartback_aws::config::BigCommerceConfig;
+use cartback_aws::config::{BigCommerceConfig, BigCommerceStore};
 use cartback_aws::wiring;
 use cartback_core::sources::{base64_hmac_sha256, bigcommerce, Source};
 use cartback_tests::fake_bigcommerce::FakeBigCommerce;
@@ -18,6 +18,9 @@ use cartback_tests::moto::{unique, Moto, Stack, TestClock};
 use cartback_tests::samples::workspace_root;
 
 const SHOPIFY_SECRET: &str = "shpss_aws_contract_app_secret_01";
+const BIGCOMMERCE_SECRET: &str = "bigcommerce-aws-client-secret-01";
+/// The business clock of the BigCommerce tests (and the signatures' real time: the wiring reads both on it).
+const BIGCOMMERCE_NOW: &str = "2026-11-23T16:02:00Z";
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -150,7 +153,6 @@ async fn given_a_stored_shopify_order_on_dynamodb_when_its_refund_arrives_then_t
 #[tokio::test]
 async fn given_bigcommerces_cart_fetch_wired_from_secrets_manager_when_a_thin_webhook_arrives_then_the_cart_is_stored()
 {
-    const SECRET: &str = "bigcommerce-aws-client-secret-01";
     const TOKEN: &str = "bc-aws-api-token-0001";
     const CART: &str = "09346904-4175-44fd-be53-f7e598531b6c";
     let api_fake = FakeBigCommerce::start("abcde", TOKEN);
@@ -161,31 +163,10 @@ async fn given_bigcommerces_cart_fetch_wired_from_secrets_manager_when_a_thin_we
     answer["data"]["updated_time"] = serde_json::json!("2026-11-23T15:00:00Z");
     api_fake.put_cart(answer);
 
-    let stack = Stack::create(Moto::global().clients().await, 3).await;
-    let secret_arn = |name: &str, value: &str| {
-        let created = stack.clients.secrets.create_secret().name(unique(name)).secret_string(value);
-        async move { created.send().await.expect("secret").arn.unwrap() }
-    };
-    let mut config = stack.ingest_config();
-    config.source_secret_arns = vec![(Source::BigCommerce, secret_arn("bigcommerce", SECRET).await)];
-    config.bigcommerce = Some(BigCommerceConfig {
-        store_hash: "abcde".into(),
-        token_arn: secret_arn("bigcommerce-token", TOKEN).await,
-        api_url: Some(api_fake.url.clone()),
-    });
-    let sources = wiring::load_sources(&stack.clients, &config).await.expect("the secrets load");
-    let clock = TestClock::new(at("2026-11-23T15:02:00Z"));
-    let api = Arc::new(wiring::with_sources(wiring::api(&stack.clients, &config, stack.secret(), clock), sources));
-    let app = cartback_http::router(api.clone());
+    let (app, api) = bigcommerce_app(&api_fake, TOKEN).await;
 
     let thin = std::fs::read(workspace_root().join("events/sources/bigcommerce/cart-updated-thin.json")).unwrap();
-    // The wiring's clock is the test's: the signature's window is read on it.
-    let t = at("2026-11-23T15:02:00Z").timestamp();
-    let headers = vec![
-        ("webhook-id", "aws-msg-1".to_owned()),
-        ("webhook-timestamp", t.to_string()),
-        ("webhook-signature", bigcommerce::signature(SECRET.as_bytes(), "aws-msg-1", t, &thin)),
-    ];
+    let headers = bigcommerce_headers("aws-msg-1", &thin);
     api_fake.fail(true);
     assert_eq!(post(&app, "bigcommerce", &headers, &thin).await.0, 503, "BigCommerce retries");
     api_fake.fail(false);
@@ -195,4 +176,81 @@ async fn given_bigcommerces_cart_fetch_wired_from_secrets_manager_when_a_thin_we
     let items: Vec<(&str, u32)> = cart.items.iter().map(|i| (i.item_id.as_str(), i.quantity)).collect();
     assert_eq!(items, [("358", 2), ("401", 1)]);
     assert_eq!(api_fake.seen().last().map(|(_, token)| token.clone()), Some(Some(TOKEN.to_owned())));
+}
+
+/// The ingest function's router as `wiring` builds it with BigCommerce's fetch configured: the client secret
+/// and the API token in Secrets Manager, the API at `fake` (store `abcde`), the clock at [`BIGCOMMERCE_NOW`].
+async fn bigcommerce_app(fake: &FakeBigCommerce, token: &str) -> (axum::Router, Arc<cartback_core::api::Api>) {
+    let stack = Stack::create(Moto::global().clients().await, 3).await;
+    let secret_arn = |name: &str, value: &str| {
+        let created = stack.clients.secrets.create_secret().name(unique(name)).secret_string(value);
+        async move { created.send().await.expect("secret").arn.unwrap() }
+    };
+    let mut config = stack.ingest_config();
+    config.source_secret_arns = vec![(Source::BigCommerce, secret_arn("bigcommerce", BIGCOMMERCE_SECRET).await)];
+    config.bigcommerce = Some(BigCommerceConfig {
+        store: BigCommerceStore::parse("abcde", Some(&fake.url)).unwrap(),
+        token_arn: secret_arn("bigcommerce-token", token).await,
+    });
+    let sources = wiring::load_sources(&stack.clients, &config).await.expect("the secrets load");
+    let clock = TestClock::new(at(BIGCOMMERCE_NOW));
+    let api = Arc::new(wiring::with_sources(wiring::api(&stack.clients, &config, stack.secret(), clock), sources));
+    (cartback_http::router(api.clone()), api)
+}
+
+/// BigCommerce's headers for delivery `id` of `body`, signed at [`BIGCOMMERCE_NOW`].
+fn bigcommerce_headers(id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    let t = at(BIGCOMMERCE_NOW).timestamp();
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", t.to_string()),
+        ("webhook-signature", bigcommerce::signature(BIGCOMMERCE_SECRET.as_bytes(), id, t, body)),
+    ]
+}
+
+fn bigcommerce_sample(file: &str) -> Value {
+    let path = workspace_root().join("events/sources/bigcommerce").join(file);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// GIVEN the ingest function's wiring with BigCommerce's fetch configured and a cart stored from a thin
+/// webhook WHEN `store/order/created` names order 252 of that cart THEN the order is fetched through the same
+/// client and recorded in DynamoDB as the cart's purchase (converted, the order's fact stored); the same
+/// delivery again is a duplicate answered before any API request; an order BigCommerce's API does not have
+/// (404) is rejected naming its id.
+#[tokio::test]
+async fn given_bigcommerces_fetch_on_dynamodb_when_store_order_created_arrives_then_the_purchase_converts_the_cart() {
+    const TOKEN: &str = "bc-aws-api-token-0002";
+    const CART: &str = "09346904-4175-44fd-be53-f7e598531b6c";
+    let fake = FakeBigCommerce::start("abcde", TOKEN);
+    let mut cart = bigcommerce_sample("api-cart.json");
+    cart["data"]["updated_time"] = serde_json::json!("2026-11-23T15:00:00Z");
+    fake.put_cart(cart);
+    fake.put_order(bigcommerce_sample("api-order.json"), bigcommerce_sample("api-order-products.json"));
+    let (app, api) = bigcommerce_app(&fake, TOKEN).await;
+    let thin = bigcommerce_sample("cart-updated-thin.json").to_string().into_bytes();
+    let (status, answer) = post(&app, "bigcommerce", &bigcommerce_headers("aws-cart", &thin), &thin).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)), "{answer}");
+
+    let order = bigcommerce_sample("order-created.json").to_string().into_bytes();
+    let headers = bigcommerce_headers("aws-order", &order);
+    let (status, answer) = post(&app, "bigcommerce", &headers, &order).await;
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)), "{answer}");
+    let record = api.store.get_cart(&CART.into()).await.unwrap().expect("the cart");
+    assert_eq!(record.cart().status, cartback_core::cart::CartStatus::Converted);
+    let fact = api.store.fact(&cartback_core::measure::facts::FactKind::order_fact_id("252")).await.unwrap();
+    assert!(fact.is_some(), "the order's fact is stored");
+
+    let requests = fake.seen().len();
+    let (status, answer) = post(&app, "bigcommerce", &headers, &order).await;
+    assert_eq!((status, answer["duplicates"].as_u64()), (200, Some(1)), "{answer}");
+    assert_eq!(fake.seen().len(), requests, "a retried delivery costs no API request");
+
+    let mut unknown = bigcommerce_sample("order-created.json");
+    unknown["data"]["id"] = serde_json::json!(404_404);
+    let unknown = unknown.to_string().into_bytes();
+    let (status, answer) = post(&app, "bigcommerce", &bigcommerce_headers("aws-404", &unknown), &unknown).await;
+    assert_eq!((status, answer["rejected"].as_u64()), (200, Some(1)), "{answer}");
+    assert_eq!(answer["results"][0]["error"]["field"], "data.id");
+    assert!(answer["results"][0]["error"]["message"].as_str().unwrap().contains("order 404404"), "{answer}");
 }

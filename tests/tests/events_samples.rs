@@ -37,7 +37,7 @@ use cartback_core::event::{parse_body, validate_event, ConsentPatch};
 use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, QueueName};
 use cartback_core::ports::{CreateOutcome, CustomerStore, MessageStore, Timeline, TimerPayload};
 use cartback_core::signing::{sign_link, verify_request, Accept, LinkClaims, SignedRequest, SIGNATURE_HEADER};
-use cartback_core::sources::{map, map_with_cart, FetchedCart, Headers, Source};
+use cartback_core::sources::{map, map_fetched, map_with_cart, Fetched, FetchedCart, FetchedOrder, Headers, Source};
 use cartback_tests::moto::sign_apigw;
 use cartback_tests::openapi::{assert_response, served, Observed};
 use cartback_tests::samples::{
@@ -71,7 +71,7 @@ const LOCAL: [(&str, usize, usize); 4] = [
 
 /// Each source sample: its source, its topic header (Shopify, WooCommerce),
 /// and how many events it maps to (refused ones included).
-const SOURCES: [(&str, Source, &str, usize); 21] = [
+const SOURCES: [(&str, Source, &str, usize); 23] = [
     ("sources/shopify/checkouts-create.json", Source::Shopify, "checkouts/create", 1),
     ("sources/shopify/orders-create.json", Source::Shopify, "orders/create", 1),
     ("sources/shopify/refunds-create.json", Source::Shopify, "refunds/create", 1),
@@ -90,7 +90,10 @@ const SOURCES: [(&str, Source, &str, usize); 21] = [
     ("sources/bigcommerce/line-item-added-thin.json", Source::BigCommerce, "", 0),
     ("sources/bigcommerce/cart-updated-snapshot.json", Source::BigCommerce, "", 1),
     ("sources/bigcommerce/cart-converted.json", Source::BigCommerce, "", 1),
+    // Order deliveries map only with the configured fetch (see below).
     ("sources/bigcommerce/order-created.json", Source::BigCommerce, "", 0),
+    ("sources/bigcommerce/order-status-updated.json", Source::BigCommerce, "", 0),
+    ("sources/bigcommerce/order-refund-created.json", Source::BigCommerce, "", 0),
     ("sources/sfcc/basket-scapi.json", Source::Sfcc, "", 1),
     ("sources/sfcc/order-ocapi.json", Source::Sfcc, "", 1),
 ];
@@ -98,6 +101,14 @@ const SOURCES: [(&str, Source, &str, usize); 21] = [
 /// BigCommerce's `GET /v3/carts/{id}` answer: what the configured fetch
 /// maps a thin cart webhook from.
 const BIGCOMMERCE_API_CART: &str = "sources/bigcommerce/api-cart.json";
+/// BigCommerce's `GET /v2/orders/{id}`, `GET /v2/orders/{id}/products` and
+/// `GET /v3/orders/{id}/payment_actions/refunds` answers: what the fetch
+/// maps `store/order/*` webhooks from.
+const BIGCOMMERCE_API_ORDER: [&str; 3] = [
+    "sources/bigcommerce/api-order.json",
+    "sources/bigcommerce/api-order-products.json",
+    "sources/bigcommerce/api-order-refunds.json",
+];
 
 /// Every file some test below runs. A new sample must be added here, and to
 /// a test.
@@ -126,6 +137,7 @@ fn claimed() -> BTreeSet<String> {
     files.extend(LOCAL.iter().map(|(f, _, _)| f.to_string()));
     files.extend(SOURCES.iter().map(|(f, _, _, _)| f.to_string()));
     files.insert(BIGCOMMERCE_API_CART.to_owned());
+    files.extend(BIGCOMMERCE_API_ORDER.iter().map(|f| f.to_string()));
     files
 }
 
@@ -169,6 +181,29 @@ fn given_each_source_sample_when_mapped_then_it_yields_its_events_and_each_mappe
         assert_eq!(mapped.len(), 1, "{thin}: {mapped:?}");
         let event = mapped[0].result.clone().unwrap_or_else(|e| panic!("{thin}: {e:?}"));
         validate_event(&event, received).unwrap_or_else(|e| panic!("{thin}: {event} is not valid: {e:?}"));
+    }
+    // The order deliveries, with the order, its lines and its refunds as the API answers them: a purchase
+    // each (one and the same), and a return.
+    let [order, products, refunds] = BIGCOMMERCE_API_ORDER
+        .map(|f| -> Value { serde_json::from_slice(&std::fs::read(events_dir().join(f)).unwrap()).unwrap() });
+    let order = Fetched::Order(FetchedOrder { order, products: products.as_array().unwrap().clone() });
+    let refunds = Fetched::Refunds(refunds["data"].as_array().unwrap().clone());
+    for (file, fetched, kind) in [
+        ("sources/bigcommerce/order-created.json", &order, "purchase"),
+        ("sources/bigcommerce/order-status-updated.json", &order, "purchase"),
+        ("sources/bigcommerce/order-refund-created.json", &refunds, "return"),
+    ] {
+        let body = std::fs::read(events_dir().join(file)).unwrap();
+        let mapped = map_fetched(Source::BigCommerce, &Headers::default(), &body, None, Some(fetched)).unwrap();
+        assert_eq!(mapped.len(), 1, "{file}: {mapped:?}");
+        let mut event = mapped[0].result.clone().unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        assert_eq!(event["type"], kind, "{file}");
+        // A refund's customer and currency come from its order's purchase at ingest.
+        if mapped[0].owner_from_order.is_some() {
+            event["customer_id"] = "the-orders-customer".into();
+            event["currency"] = "USD".into();
+        }
+        validate_event(&event, received).unwrap_or_else(|e| panic!("{file}: {event} is not valid: {e:?}"));
     }
 }
 

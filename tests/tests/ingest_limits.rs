@@ -178,6 +178,10 @@ impl EventLog for FailingCommits {
         }
         self.db.commit_event(commit).await
     }
+
+    async fn event_seen(&self, event_id: &str) -> Result<bool, PortError> {
+        self.db.event_seen(event_id).await
+    }
 }
 
 #[async_trait]

@@ -244,21 +244,22 @@ pub struct IngestConfig {
     pub bigcommerce: Option<BigCommerceConfig>,
 }
 
-/// BigCommerce's Management API for thin cart webhooks: the store, where
-/// its API token is kept, and the API's URL (`None`: BigCommerce's own).
+pub use cartback_webhook::bigcommerce::BigCommerceStore;
+
+/// BigCommerce's Management API for thin webhooks: the store and where its
+/// API is (checked here, once), and where its API token is kept (read at
+/// cold start).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BigCommerceConfig {
-    pub store_hash: String,
+    pub store: BigCommerceStore,
     pub token_arn: String,
-    pub api_url: Option<String>,
 }
 
 impl BigCommerceConfig {
     /// `None` when no store hash is set; the token's ARN is then refused
-    /// (a half-made setting is a mistake). The hash and the URL are checked
-    /// as the fetch checks them, with a placeholder for the token.
+    /// (a half-made setting is a mistake).
     pub fn from_env(env: &dyn Env) -> Result<Option<Self>, ConfigError> {
-        use cartback_webhook::bigcommerce::{BigCommerceSettings, API_URL_VAR, STORE_HASH_VAR};
+        use cartback_webhook::bigcommerce::{API_URL_VAR, STORE_HASH_VAR};
         let store_hash = optional(env, STORE_HASH_VAR);
         let token_arn = optional(env, BIGCOMMERCE_API_TOKEN_ARN);
         let api_url = optional(env, API_URL_VAR);
@@ -271,17 +272,11 @@ impl BigCommerceConfig {
         };
         let token_arn = token_arn.ok_or(ConfigError::Missing(BIGCOMMERCE_API_TOKEN_ARN))?;
         check_arn(BIGCOMMERCE_API_TOKEN_ARN, &token_arn, "secretsmanager")?;
-        BigCommerceSettings::parse(
-            Some(&store_hash),
-            Some("checked-at-start"),
-            BIGCOMMERCE_API_TOKEN_ARN,
-            api_url.as_deref(),
-        )
-        .map_err(|e| match e {
+        let store = BigCommerceStore::parse(&store_hash, api_url.as_deref()).map_err(|e| match e {
             cartback_webhook::bigcommerce::BigCommerceSettingError::StoreHash => invalid(STORE_HASH_VAR, e.to_string()),
             e => invalid(API_URL_VAR, e.to_string()),
         })?;
-        Ok(Some(BigCommerceConfig { store_hash, token_arn, api_url }))
+        Ok(Some(BigCommerceConfig { store, token_arn }))
     }
 }
 

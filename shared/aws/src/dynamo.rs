@@ -714,6 +714,10 @@ impl EventLog for DynamoStateStore {
             }
         }
     }
+
+    async fn event_seen(&self, event_id: &str) -> Result<bool, PortError> {
+        Ok(self.get(dedupe_key(event_id)).await?.is_some())
+    }
 }
 
 #[async_trait]

@@ -126,14 +126,10 @@ pub async fn load_sources(clients: &Clients, config: &IngestConfig) -> Result<So
     sources.shop_currency = config.shop_currency.clone();
     if let Some(bigcommerce) = &config.bigcommerce {
         let token = secret_string(clients, BIGCOMMERCE_API_TOKEN_ARN, &bigcommerce.token_arn).await?;
-        let settings = BigCommerceSettings::parse(
-            Some(&bigcommerce.store_hash),
-            Some(&token),
-            BIGCOMMERCE_API_TOKEN_ARN,
-            bigcommerce.api_url.as_deref(),
-        )
-        .map_err(|e| ConfigError::Secret { var: BIGCOMMERCE_API_TOKEN_ARN, reason: e.to_string() })?;
-        sources.bigcommerce_carts = settings.map(|s| s.fetcher());
+        // The store was checked with the configuration; only the token is new here.
+        let settings = BigCommerceSettings::with_token(bigcommerce.store.clone(), &token, BIGCOMMERCE_API_TOKEN_ARN)
+            .map_err(|e| ConfigError::Secret { var: BIGCOMMERCE_API_TOKEN_ARN, reason: e.to_string() })?;
+        sources.bigcommerce_carts = Some(settings.fetcher());
     }
     Ok(sources)
 }

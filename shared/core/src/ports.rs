@@ -242,6 +242,8 @@ pub trait EventLog: Send + Sync {
     /// Writes dedupe record, cart, customer and timeline entry atomically.
     /// The cart's `version` is the version it replaces (0: must not exist).
     async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError>;
+    /// Whether a commit with this id was applied (its dedupe record exists).
+    async fn event_seen(&self, event_id: &str) -> Result<bool, PortError>;
 }
 
 /// A cart's timeline: what happened and why.

@@ -136,14 +136,38 @@ async fn post_source(
     let headers: Headers =
         headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
     sources::verify(source, secret, &headers, &body, api.wall_clock.now()).map_err(source_error)?;
-    let fetched = fetch_cart(&api, source, &body).await?;
+    let to_fetch = match (source, &api.settings.sources.bigcommerce_carts) {
+        (Source::BigCommerce, Some(fetcher)) => sources::bigcommerce::to_fetch(&body).map(|what| (fetcher, what)),
+        _ => None,
+    };
+    // A delivery that costs an API call is checked against the deliveries
+    // seen before the call: a retry spends no quota. (The signature held,
+    // so the header is there.)
+    let delivery =
+        to_fetch.as_ref().and_then(|_| headers.get(sources::bigcommerce::ID_HEADER)).map(|id| format!("{source}:{id}"));
+    if let Some(delivery) = &delivery {
+        if api.ingest.delivery_seen(delivery).await? {
+            let answer = api.ingest.seen_delivery_answer(delivery);
+            return Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default()));
+        }
+    }
+    let fetched = match &to_fetch {
+        Some((fetcher, what)) => Some(fetch(fetcher, what).await?),
+        None => None,
+    };
     let shop_currency = api.settings.sources.shop_currency.as_deref();
     let mapped =
-        sources::map_with_cart(source, &headers, &body, shop_currency, fetched.as_ref()).map_err(source_error)?;
+        sources::map_fetched(source, &headers, &body, shop_currency, fetched.as_ref()).map_err(source_error)?;
     // Counts only: the payload holds contact data.
     tracing::info!(source = source.as_str(), events = mapped.len(), "source delivery mapped");
     let answer = api.ingest.ingest_mapped(mapped).await;
     let status = if answer.retry > 0 { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    if let (Some(delivery), StatusCode::OK) = (&delivery, status) {
+        // Not recorded, the retry fetches again: harmless, only a call more.
+        if let Err(error) = api.ingest.record_delivery(delivery).await {
+            tracing::warn!(%error, "source delivery not recorded as seen");
+        }
+    }
     let mut response = json_response(status, &serde_json::to_value(answer).unwrap_or_default());
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(error::RETRY_AFTER_SECONDS));
@@ -151,28 +175,29 @@ async fn post_source(
     Ok(response)
 }
 
-/// The cart a verified thin BigCommerce delivery names, from the configured
+/// What a verified thin BigCommerce delivery names, from the configured
 /// Management API. A failed fetch answers 503: BigCommerce retries the
-/// delivery, and the cart is read then. Without the configuration, none.
-async fn fetch_cart(api: &Api, source: Source, body: &[u8]) -> Result<Option<sources::FetchedCart>, ApiError> {
-    let (Source::BigCommerce, Some(fetcher)) = (source, &api.settings.sources.bigcommerce_carts) else {
-        return Ok(None);
-    };
-    let Some(cart_id) = sources::bigcommerce::cart_to_fetch(body) else { return Ok(None) };
-    fetcher.0.fetch_cart(&cart_id).await.map_err(|error| {
+/// delivery, and it is read then.
+async fn fetch(
+    fetcher: &sources::CartFetcher,
+    what: &sources::bigcommerce::ToFetch,
+) -> Result<sources::Fetched, ApiError> {
+    sources::bigcommerce::fetch(&*fetcher.0, what).await.map_err(|error| {
         match error {
             // Every delivery fails alike until the token is fixed, and BigCommerce
             // deactivates a hook that keeps failing: the operator must act.
             sources::FetchError::Refused(_) => tracing::error!(
                 %error,
-                "BigCommerce refused the API token: check that it is the store's and has read access to Carts \
-                 and Customers; thin cart deliveries are answered 503 until it is fixed"
+                "BigCommerce refused the API token: check that it is the store's and has read access to Carts, \
+                 Customers and Orders; thin deliveries are answered 503 until it is fixed"
             ),
             sources::FetchError::Failed(_) => {
-                tracing::warn!(%error, "BigCommerce cart fetch failed; answered 503 for a retry")
+                tracing::warn!(%error, "BigCommerce fetch failed; answered 503 for a retry")
             }
         }
-        ApiError::Unavailable(format!("the cart could not be read from BigCommerce ({error}); retry later"))
+        ApiError::Unavailable(format!(
+            "what the webhook names could not be read from BigCommerce ({error}); retry later"
+        ))
     })
 }
 

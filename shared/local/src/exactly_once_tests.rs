@@ -481,6 +481,10 @@ impl EventLog for CartReadsFail {
     async fn commit_event(&self, commit: EventCommit) -> Result<CommitOutcome, PortError> {
         self.0.commit_event(commit).await
     }
+
+    async fn event_seen(&self, event_id: &str) -> Result<bool, PortError> {
+        self.0.event_seen(event_id).await
+    }
 }
 
 #[async_trait]

@@ -691,6 +691,18 @@ impl EventLog for Database {
         })
         .await
     }
+
+    async fn event_seen(&self, event_id: &str) -> Result<bool, PortError> {
+        let event_id = event_id.to_owned();
+        self.call(move |conn| {
+            let seen: Option<i64> = conn
+                .query_row("SELECT 1 FROM dedupe WHERE event_id = ?1", [event_id.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            Ok(seen.is_some())
+        })
+        .await
+    }
 }
 
 #[async_trait]

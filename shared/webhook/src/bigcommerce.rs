@@ -1,22 +1,25 @@
-//! BigCommerce's Management API, read for the cart a thin `store/cart/*`
-//! webhook names (see `cartback_core::sources::bigcommerce`):
-//! `GET {api}/stores/{store_hash}/v3/carts/{id}?include=line_items.physical_items.options`
-//! with the API account's token in `X-Auth-Token`, and for a registered
-//! customer's cart the customer (`GET {api}/stores/{store_hash}/v3/customers?id:in={customer_id}`).
+//! BigCommerce's Management API, read for what a thin webhook names (see
+//! `cartback_core::sources::bigcommerce`), with the API account's token in
+//! `X-Auth-Token`: a `store/cart/*` cart
+//! (`GET {api}/stores/{store_hash}/v3/carts/{id}?include=line_items.physical_items.options`)
+//! and for a registered customer's cart the customer
+//! (`GET {api}/stores/{store_hash}/v3/customers?id:in={customer_id}`); a
+//! `store/order/*` order (`GET …/v2/orders/{id}` and `…/v2/orders/{id}/products`);
+//! a refund's order's refunds (`GET …/v3/orders/{id}/payment_actions/refunds`).
 //! One or two short requests per thin delivery, on tokio's blocking pool.
 
 use std::io::Read;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cartback_core::sources::{CartFetch, CartFetcher, FetchError, FetchedCart};
+use cartback_core::sources::{CartFetch, CartFetcher, FetchError, FetchedCart, FetchedOrder};
 use serde_json::Value;
 
 use crate::{check_url, REQUEST_TIMEOUT};
 
 /// The store whose carts are fetched; with a token, turns the fetch on.
 pub const STORE_HASH_VAR: &str = "CARTBACK_BIGCOMMERCE_STORE_HASH";
-/// The API account's access token (scopes: Carts and Customers, read-only). On AWS the
+/// The API account's access token (scopes: Carts, Customers and Orders, read-only). On AWS the
 /// ingest function reads it from Secrets Manager instead (`..._TOKEN_ARN`).
 pub const TOKEN_VAR: &str = "CARTBACK_BIGCOMMERCE_API_TOKEN";
 /// Where the API is (tests point it at a local fake).
@@ -38,6 +41,27 @@ pub enum BigCommerceSettingError {
     WithoutStoreHash { var: &'static str },
     #[error(transparent)]
     Url(#[from] crate::SettingError),
+}
+
+/// The store whose API is read and where that API is, checked: the store
+/// hash (letters and digits: it is a path segment) and the API's URL
+/// (https, or http to this machine; default BigCommerce's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BigCommerceStore {
+    pub store_hash: String,
+    pub api_url: String,
+}
+
+impl BigCommerceStore {
+    pub fn parse(store_hash: &str, api_url: Option<&str>) -> Result<BigCommerceStore, BigCommerceSettingError> {
+        let store_hash = store_hash.trim();
+        if store_hash.is_empty() || !store_hash.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(BigCommerceSettingError::StoreHash);
+        }
+        let api_url = api_url.map(str::trim).filter(|u| !u.is_empty()).unwrap_or(DEFAULT_API_URL);
+        check_url(API_URL_VAR, api_url)?;
+        Ok(BigCommerceStore { store_hash: store_hash.to_owned(), api_url: api_url.trim_end_matches('/').to_owned() })
+    }
 }
 
 /// Where and how carts are fetched: `None` when no store hash is set.
@@ -77,16 +101,27 @@ impl BigCommerceSettings {
                 (None, None) => Ok(None),
             };
         };
-        if !store_hash.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(BigCommerceSettingError::StoreHash);
-        }
+        let store = BigCommerceStore::parse(&store_hash, api_url.as_deref())?;
         let token = token.ok_or(BigCommerceSettingError::MissingToken { var: token_var })?;
+        BigCommerceSettings::with_token(store, &token, token_var).map(Some)
+    }
+
+    /// The settings of a store checked before (on AWS at start, while the
+    /// token is read from Secrets Manager only at cold start).
+    pub fn with_token(
+        store: BigCommerceStore,
+        token: &str,
+        token_var: &'static str,
+    ) -> Result<BigCommerceSettings, BigCommerceSettingError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(BigCommerceSettingError::MissingToken { var: token_var });
+        }
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(BigCommerceSettingError::Token { var: token_var });
         }
-        let api_url = api_url.unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        check_url(API_URL_VAR, &api_url)?;
-        Ok(Some(BigCommerceSettings { store_hash, token, api_url: api_url.trim_end_matches('/').to_owned() }))
+        let BigCommerceStore { store_hash, api_url } = store;
+        Ok(BigCommerceSettings { store_hash, token: token.to_owned(), api_url })
     }
 
     /// The fetcher the source route uses.
@@ -141,6 +176,45 @@ impl CartFetch for BigCommerceCarts {
         };
         Ok(Some(FetchedCart { cart, customer }))
     }
+
+    async fn fetch_order(&self, order_id: &str) -> Result<Option<FetchedOrder>, FetchError> {
+        // Order ids are numbers; anything else is no order of this API.
+        if !numeric(order_id) {
+            return Ok(None);
+        }
+        let s = &self.settings;
+        let Some(order) = self.get(format!("{}/stores/{}/v2/orders/{order_id}", s.api_url, s.store_hash)).await? else {
+            return Ok(None);
+        };
+        if !order.is_object() {
+            return Err(FetchError::Failed("BigCommerce's answer is not an order".into()));
+        }
+        let url = format!("{}/stores/{}/v2/orders/{order_id}/products", s.api_url, s.store_hash);
+        let products = match self.get(url).await? {
+            Some(Value::Array(lines)) => lines,
+            // No content: an order without lines (v2 answers 204 for an empty list).
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err(FetchError::Failed("BigCommerce's answer is not a list of order products".into())),
+        };
+        Ok(Some(FetchedOrder { order, products }))
+    }
+
+    async fn fetch_refunds(&self, order_id: &str) -> Result<Option<Vec<Value>>, FetchError> {
+        if !numeric(order_id) {
+            return Ok(None);
+        }
+        let s = &self.settings;
+        let url = format!("{}/stores/{}/v3/orders/{order_id}/payment_actions/refunds", s.api_url, s.store_hash);
+        let Some(answer) = self.get(url).await? else { return Ok(None) };
+        match answer.get("data") {
+            Some(Value::Array(refunds)) => Ok(Some(refunds.clone())),
+            _ => Err(FetchError::Failed("BigCommerce's answer has no refund list in `data`".into())),
+        }
+    }
+}
+
+fn numeric(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl BigCommerceCarts {
@@ -158,6 +232,7 @@ impl BigCommerceCarts {
 fn get_json(agent: &ureq::Agent, url: &str, token: &str) -> Result<Option<Value>, FetchError> {
     let request = agent.get(url).set("X-Auth-Token", token).set("Accept", "application/json");
     match request.call() {
+        Ok(response) if response.status() == 204 => Ok(Some(Value::Null)),
         Ok(response) if response.status() == 200 => {
             let mut bytes = Vec::new();
             response
@@ -201,6 +276,7 @@ mod tests {
         // GIVEN a store hash and a token THEN the default API
         let settings = BigCommerceSettings::parse(Some("abc123"), Some("tok_0123"), TOKEN_VAR, None).unwrap().unwrap();
         assert_eq!(settings.api_url, DEFAULT_API_URL);
+        assert_eq!(settings.store_hash, "abc123");
         assert!(!format!("{settings:?}").contains("tok_0123"), "Debug hides the token");
         // GIVEN half a setting THEN an error naming what is missing
         let missing = BigCommerceSettings::parse(Some("abc123"), None, TOKEN_VAR, None).unwrap_err();
@@ -216,5 +292,19 @@ mod tests {
         assert!(clear.unwrap_err().to_string().starts_with(API_URL_VAR));
         let local = BigCommerceSettings::parse(Some("abc"), Some("tok"), TOKEN_VAR, Some("http://127.0.0.1:9/"));
         assert_eq!(local.unwrap().unwrap().api_url, "http://127.0.0.1:9");
+    }
+
+    /// GIVEN a store checked once (as the AWS configuration does at start) WHEN the token read at cold start is
+    /// added THEN the settings are those `parse` makes from the same values; an empty or spaced token is
+    /// refused naming where it came from.
+    #[test]
+    fn given_a_checked_store_when_the_token_is_added_then_the_settings_equal_a_full_parse() {
+        let store = BigCommerceStore::parse("abc123", Some("http://127.0.0.1:9/")).unwrap();
+        let parsed = BigCommerceSettings::parse(Some("abc123"), Some("tok"), TOKEN_VAR, Some("http://127.0.0.1:9/"));
+        assert_eq!(BigCommerceSettings::with_token(store.clone(), " tok ", TOKEN_VAR), Ok(parsed.unwrap().unwrap()));
+        let spaced = BigCommerceSettings::with_token(store.clone(), "to k", "CARTBACK_BIGCOMMERCE_API_TOKEN_ARN");
+        assert!(spaced.unwrap_err().to_string().starts_with("CARTBACK_BIGCOMMERCE_API_TOKEN_ARN"));
+        assert!(BigCommerceSettings::with_token(store, "", TOKEN_VAR).is_err());
+        assert_eq!(BigCommerceStore::parse("", None), Err(BigCommerceSettingError::StoreHash));
     }
 }

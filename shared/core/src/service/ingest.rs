@@ -127,11 +127,11 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
         let mut ready = Vec::with_capacity(mapped.len());
         for MappedEvent { event_id, result, warnings: left_out, owner_from_order } in mapped {
             let result = match (result, owner_from_order) {
-                (Ok(mut raw), Some(field)) => match self.order_owner(&mut raw, &field).await {
-                    Ok(Ok(())) => Ok(raw),
-                    Ok(Err(refused)) => Err(refused),
-                    Err(error) => {
-                        ready.push(Err((event_id, error)));
+                (Ok(mut raw), Some(field)) => match self.order_owner(&mut raw, &field, received_at).await {
+                    Ok(()) => Ok(raw),
+                    Err(OwnerError::Refused(refused)) => Err(refused),
+                    Err(OwnerError::NotReady(not_ready)) => {
+                        ready.push(Err((event_id, not_ready)));
                         continue;
                     }
                 },
@@ -149,15 +149,56 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
         self.apply_all(ready, received_at).await
     }
 
+    /// Whether a platform's delivery (`delivery`: the source and its
+    /// delivery id) was ingested in full before: a retried delivery is
+    /// answered a duplicate before anything is fetched for it.
+    pub async fn delivery_seen(&self, delivery: &str) -> Result<bool, PortError> {
+        self.store.event_seen(&delivery_key(delivery)).await
+    }
+
+    /// Records a delivery every event of which got its final answer (see
+    /// [`Ingest::delivery_seen`]): a dedupe record alone.
+    pub async fn record_delivery(&self, delivery: &str) -> Result<(), PortError> {
+        let commit = EventCommit {
+            event_id: delivery_key(delivery).into(),
+            received_at: self.clock.now(),
+            cart: None,
+            customer: None,
+            timeline: None,
+        };
+        self.store.commit_event(commit).await.map(|_| ())
+    }
+
+    /// The answer to a delivery seen before: one duplicate, named by it.
+    pub fn seen_delivery_answer(&self, delivery: &str) -> IngestAnswer {
+        let result = EventResult {
+            index: 0,
+            event_id: Some(delivery_key(delivery)),
+            status: EventStatus::Duplicate,
+            error: None,
+            reason: None,
+            warnings: Vec::new(),
+        };
+        let received_at = self.clock.now();
+        IngestAnswer { received_at, accepted: 0, duplicates: 1, rejected: 0, retry: 0, results: vec![result] }
+    }
+
     /// Gives a return the customer of its order (and the order's cart and
     /// currency when it names none), from the purchase stored for the
-    /// order. The error names `field` (the platform's field for the order).
-    async fn order_owner(&self, raw: &mut Value, field: &str) -> Result<Result<(), FieldError>, PortError> {
+    /// order. A refusal names `field` (the platform's field for the order).
+    async fn order_owner(&self, raw: &mut Value, field: &str, received_at: DateTime<Utc>) -> Result<(), OwnerError> {
         let Some(order_id) = raw.get("order_id").and_then(Value::as_str).map(str::to_owned) else {
-            return Ok(Err(FieldError::new(field, "is required")));
+            return Err(OwnerError::Refused(FieldError::new(field, "is required")));
         };
-        let order = self.store.fact(&FactKind::order_fact_id(&order_id)).await?;
-        Ok(owner_of(raw, &order_id, order.as_ref()).map_err(|message| FieldError::new(field, message)))
+        let order = self
+            .store
+            .fact(&FactKind::order_fact_id(&order_id))
+            .await
+            .map_err(|e| OwnerError::NotReady(NotReady::Store(e)))?;
+        owner_of(raw, &order_id, order.as_ref(), received_at).map_err(|unowned| match unowned {
+            Unowned::NotYet(reason) => OwnerError::NotReady(NotReady::Wait(reason)),
+            Unowned::Refused(message) => OwnerError::Refused(FieldError::new(field, message)),
+        })
     }
 
     /// Applies parsed events one by one and answers each.
@@ -169,7 +210,18 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
                 Ok(Parsed { event_id, result: Ok(event), warnings }) => {
                     (event_id, Ok(self.apply_parsed(&event, &warnings, received_at).await.map(|o| (o, warnings))))
                 }
-                Err((event_id, error)) => (event_id, Ok(Err(error))),
+                Err((event_id, NotReady::Store(error))) => (event_id, Ok(Err(error))),
+                Err((event_id, NotReady::Wait(reason))) => {
+                    results.push(EventResult {
+                        index,
+                        event_id,
+                        status: EventStatus::Retry,
+                        error: None,
+                        reason: Some(reason),
+                        warnings: Vec::new(),
+                    });
+                    continue;
+                }
             };
             let mut result = EventResult {
                 index,
@@ -327,25 +379,70 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
     }
 }
 
-/// An event to apply, or (with its id) the store failure that kept it from
-/// being ready: a source's order lookup.
-type Ready = Result<Parsed, (Option<String>, PortError)>;
+/// A delivery's dedupe key, apart from canonical event ids.
+fn delivery_key(delivery: &str) -> String {
+    format!("delivery:{delivery}")
+}
+
+/// An event to apply, or (with its id) why it is not ready yet.
+type Ready = Result<Parsed, (Option<String>, NotReady)>;
+
+/// Why a source's return could not be made ready now: answered `retry`.
+#[derive(Debug)]
+enum NotReady {
+    /// The order lookup failed.
+    Store(PortError),
+    /// Its order's purchase may still arrive (the sentence says so).
+    Wait(String),
+}
+
+enum OwnerError {
+    Refused(FieldError),
+    NotReady(NotReady),
+}
+
+/// How long after a return Cartback waits for its order's purchase (by
+/// asking the platform to resend): platforms send the order webhook within
+/// minutes of the order, and a refund follows its order; past this, the
+/// order predates the source and will not come. Platforms deactivate a
+/// webhook that keeps failing for a day or two, so the wait stays short.
+pub const ORDER_WAIT_MINUTES: i64 = 60;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Unowned {
+    /// Send it again: the order may still arrive.
+    NotYet(String),
+    Refused(String),
+}
 
 /// Fills a source's return with the customer of its order's stored purchase
 /// (`order`), and the order's cart and currency where the return names
 /// none; or says why it cannot be. A guest's order has no customer to
 /// count a return against (returns are counted per registered customer).
-fn owner_of(raw: &mut Value, order_id: &str, order: Option<&Fact>) -> Result<(), String> {
+/// An unknown order of a return that occurred less than
+/// [`ORDER_WAIT_MINUTES`] before `received_at` is not known *yet*.
+fn owner_of(raw: &mut Value, order_id: &str, order: Option<&Fact>, received_at: DateTime<Utc>) -> Result<(), Unowned> {
     let Some(Fact { kind: FactKind::Order { cart_id, customer_key, currency, .. }, .. }) = order else {
-        return Err(format!(
+        let occurred = raw.get("occurred_at").and_then(Value::as_str).and_then(|t| t.parse::<DateTime<Utc>>().ok());
+        if occurred.is_some_and(|t| received_at - t < Duration::minutes(ORDER_WAIT_MINUTES)) {
+            return Err(Unowned::NotYet(format!(
+                "names order {order_id:?}, whose purchase Cartback has not received yet (its order webhook may \
+                 still be on its way); send it again (a repeat is harmless)"
+            )));
+        }
+        return Err(Unowned::Refused(format!(
             "names order {order_id:?}, whose purchase Cartback has not received (the order predates the \
-             source, or its order webhook has not arrived): the return cannot be given a customer"
-        ));
+             source, or its order webhook never arrived): the return cannot be given a customer"
+        )));
     };
     let Some(customer_id) = customer_key.as_ref().and_then(CustomerKey::customer) else {
-        return Err(format!("names order {order_id:?}, a guest's: a return belongs to a registered customer"));
+        return Err(Unowned::Refused(format!(
+            "names order {order_id:?}, a guest's: a return belongs to a registered customer"
+        )));
     };
-    let Some(event) = raw.as_object_mut() else { return Err("the mapped event is not an object".into()) };
+    let Some(event) = raw.as_object_mut() else {
+        return Err(Unowned::Refused("the mapped event is not an object".into()));
+    };
     event.insert("customer_id".into(), Value::String(customer_id.to_string()));
     if let Some(cart_id) = cart_id.as_ref().filter(|_| !event.contains_key("cart_id")) {
         event.insert("cart_id".into(), Value::String(cart_id.to_string()));
@@ -486,30 +583,42 @@ mod tests {
         )
     }
 
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T18:00:00Z".parse().unwrap()
+    }
+
     /// GIVEN a source's return naming only its order WHEN the order's purchase is stored for a customer THEN
     /// the return is that customer's, on the order's cart, in the order's currency (a currency it names wins).
     #[test]
     fn given_a_return_naming_only_its_order_when_the_order_is_known_then_it_takes_the_orders_customer_and_cart() {
         let mut raw = json!({"type": "return", "order_id": "o-1"});
-        owner_of(&mut raw, "o-1", Some(&order(Some(CustomerKey::Customer("c-9".into()))))).unwrap();
+        owner_of(&mut raw, "o-1", Some(&order(Some(CustomerKey::Customer("c-9".into())))), now()).unwrap();
         assert_eq!(
             raw,
             json!({"type": "return", "order_id": "o-1", "customer_id": "c-9", "cart_id": "cart-1", "currency": "EUR"})
         );
         let mut priced = json!({"type": "return", "order_id": "o-1", "currency": "USD"});
-        owner_of(&mut priced, "o-1", Some(&order(Some(CustomerKey::Customer("c-9".into()))))).unwrap();
+        owner_of(&mut priced, "o-1", Some(&order(Some(CustomerKey::Customer("c-9".into())))), now()).unwrap();
         assert_eq!(priced["currency"], "USD");
     }
 
     /// GIVEN a return of an order Cartback never received, or of a guest's order WHEN its owner is looked up
-    /// THEN it is refused saying which, and the event is left as it was.
+    /// THEN a fresh return waits for its order (send it again), an old one or a guest's is refused saying
+    /// why, and the event is left as it was.
     #[test]
-    fn given_a_return_of_an_unknown_or_a_guests_order_when_looked_up_then_it_is_refused_saying_why() {
-        let mut raw = json!({"type": "return", "order_id": "o-1"});
-        let unknown = owner_of(&mut raw, "o-1", None).unwrap_err();
+    fn given_a_return_of_an_unknown_or_a_guests_order_when_looked_up_then_it_waits_or_is_refused_saying_why() {
+        // GIVEN a return that occurred 5 minutes ago THEN not yet: its order webhook may be late
+        let mut fresh = json!({"type": "return", "order_id": "o-1", "occurred_at": "2026-11-23T17:55:00Z"});
+        let Err(Unowned::NotYet(wait)) = owner_of(&mut fresh, "o-1", None, now()) else { panic!("waits") };
+        assert!(wait.contains("send it again") && wait.contains("\"o-1\""), "{wait}");
+        // GIVEN one that occurred longer ago than the wait, or that names no time THEN refused
+        let mut old = json!({"type": "return", "order_id": "o-1", "occurred_at": "2026-11-23T16:59:00Z"});
+        let Err(Unowned::Refused(unknown)) = owner_of(&mut old, "o-1", None, now()) else { panic!("refused") };
         assert!(unknown.contains("has not received"), "{unknown}");
-        let guest = owner_of(&mut raw, "o-1", Some(&order(Some(CustomerKey::Guest("cart-1".into()))))).unwrap_err();
-        assert!(guest.contains("guest"), "{guest}");
+        let mut raw = json!({"type": "return", "order_id": "o-1"});
+        assert!(matches!(owner_of(&mut raw, "o-1", None, now()), Err(Unowned::Refused(_))));
+        let guest = owner_of(&mut raw, "o-1", Some(&order(Some(CustomerKey::Guest("cart-1".into())))), now());
+        assert!(matches!(guest, Err(Unowned::Refused(ref m)) if m.contains("guest")), "{guest:?}");
         assert_eq!(raw, json!({"type": "return", "order_id": "o-1"}));
     }
 }

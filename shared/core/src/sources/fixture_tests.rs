@@ -676,11 +676,153 @@ fn given_a_fetched_cart_with_its_customer_when_mapped_then_the_customers_consent
     );
 }
 
+/// BigCommerce's order answers (`GET /v2/orders/252` and its products) as the fetch returns them.
+fn fetched_order() -> Fetched {
+    let order: Value = serde_json::from_slice(&fixture("bigcommerce/api-order.json")).unwrap();
+    let products: Value = serde_json::from_slice(&fixture("bigcommerce/api-order-products.json")).unwrap();
+    Fetched::Order(FetchedOrder { order, products: products.as_array().unwrap().clone() })
+}
+
+fn fetched_refunds() -> Fetched {
+    let answer: Value = serde_json::from_slice(&fixture("bigcommerce/api-order-refunds.json")).unwrap();
+    Fetched::Refunds(answer["data"].as_array().unwrap().clone())
+}
+
+fn map_bigcommerce(body: &[u8], fetched: &Fetched) -> Vec<MappedEvent> {
+    map_fetched(Source::BigCommerce, &Headers::default(), body, None, Some(fetched)).unwrap()
+}
+
+/// GIVEN thin `store/order/*` webhooks WHEN asked what to fetch THEN the order they name (a refund's order
+/// too), and nothing for a cart delivery that carries its snapshot.
+#[test]
+fn given_thin_order_webhooks_when_asked_what_to_fetch_then_the_order_or_its_refunds() {
+    use bigcommerce::{to_fetch, ToFetch};
+    assert_eq!(to_fetch(&fixture("bigcommerce/order-created.json")), Some(ToFetch::Order("252".into())));
+    assert_eq!(to_fetch(&fixture("bigcommerce/order-status-updated.json")), Some(ToFetch::Order("252".into())));
+    assert_eq!(to_fetch(&fixture("bigcommerce/order-refund-created.json")), Some(ToFetch::Refunds("252".into())));
+    let with_order_id = br#"{"scope":"store/order/refund/created","data":{"type":"order","order_id":7}}"#;
+    assert_eq!(to_fetch(with_order_id), Some(ToFetch::Refunds("7".into())));
+    assert_eq!(to_fetch(&fixture("bigcommerce/cart-updated-snapshot.json")), None);
+    assert_eq!(to_fetch(&fixture("bigcommerce/cart-converted.json")), None);
+}
+
+/// GIVEN the fetched order 252 (Awaiting Fulfillment, cart 0934…, customer 11) and its two lines WHEN
+/// `store/order/created` and `store/order/statusUpdated` are mapped THEN each is the same purchase (one event
+/// id per order) of that cart: value, currency, lines, the billing email, the order's creation time.
+#[test]
+fn given_a_placed_order_fetched_when_its_webhooks_are_mapped_then_each_is_one_purchase_of_its_cart() {
+    let created = only(map_bigcommerce(&fixture("bigcommerce/order-created.json"), &fetched_order()));
+    assert_eq!(created["event_id"], "bigcommerce:order:252");
+    assert_eq!(created["type"], "purchase");
+    assert_eq!(created["order_id"], "252");
+    assert_eq!(created["cart_id"], "09346904-4175-44fd-be53-f7e598531b6c");
+    assert_eq!(created["customer_id"], "11");
+    assert_eq!(created["value"], "114");
+    assert_eq!(created["currency"], "USD");
+    assert_eq!(created["occurred_at"], "2026-11-23T16:00:00Z");
+    assert_eq!(created["customer"], json!({"email": "jane.doe@example.com", "first_name": "Jane"}));
+    let items: Vec<(&str, &str, u64)> = created["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["item_id"].as_str().unwrap(), i["price"].as_str().unwrap(), i["quantity"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(items, [("358", "49.5", 2), ("401", "15", 1)]);
+    validate_event(&created, received()).unwrap();
+    let updated = only(map_bigcommerce(&fixture("bigcommerce/order-status-updated.json"), &fetched_order()));
+    assert_eq!(updated, created, "one order, one purchase");
+}
+
+/// GIVEN the fetched order in each of BigCommerce's statuses WHEN mapped THEN only a placed order (paid, or
+/// checkout completed awaiting payment or verification) is a purchase; Incomplete, Pending, Cancelled,
+/// Declined and Refunded map to nothing.
+#[test]
+fn given_an_order_in_each_status_when_mapped_then_only_a_placed_one_is_a_purchase() {
+    let body = fixture("bigcommerce/order-created.json");
+    for status in 0..=14u64 {
+        let Fetched::Order(mut order) = fetched_order() else { unreachable!() };
+        order.order["status_id"] = json!(status);
+        let events = map_bigcommerce(&body, &Fetched::Order(order));
+        let placed = [2, 3, 7, 8, 9, 10, 11, 12, 13, 14].contains(&status);
+        assert_eq!(events.len(), usize::from(placed), "status {status}: {events:?}");
+    }
+}
+
+/// GIVEN a fetched order with a line whose quantity is not a number, or a total that is not an amount WHEN
+/// mapped THEN the line is left out with a warning, the total refuses the purchase, each naming the field
+/// in the fetched answer (not in the webhook, which has neither).
+#[test]
+fn given_bad_fields_in_fetched_data_when_mapped_then_errors_and_warnings_name_the_fetched_answer() {
+    let body = fixture("bigcommerce/order-created.json");
+    let Fetched::Order(mut order) = fetched_order() else { unreachable!() };
+    order.products[1]["quantity"] = json!("many");
+    let (event, warnings) = only_with_warnings(map_bigcommerce(&body, &Fetched::Order(order.clone())));
+    assert_eq!(event["items"].as_array().unwrap().len(), 1);
+    assert_eq!(warnings[0].0, "fetched order products:[1].quantity", "{warnings:?}");
+    order.order["total_inc_tax"] = json!("n/a");
+    let refused = map_bigcommerce(&body, &Fetched::Order(order)).remove(0).result.unwrap_err();
+    assert_eq!(refused.field, "fetched order: total_inc_tax");
+
+    // GIVEN a fetched cart with a bad line, and the same cart carried in the delivery THEN the warnings name
+    // where each came from
+    let thin = fixture("bigcommerce/cart-updated-thin.json");
+    let mut cart = serde_json::from_slice::<Value>(&fixture("bigcommerce/api-cart.json")).unwrap()["data"].clone();
+    cart["line_items"]["physical_items"][0]["sale_price"] = json!("call us");
+    let events = map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&fetched(&cart))).unwrap();
+    let (_, warnings) = only_with_warnings(events);
+    assert_eq!(warnings[0].0, "fetched cart: line_items.physical_items[0].sale_price");
+    let mut carried: Value = serde_json::from_slice(&fixture("bigcommerce/cart-updated-snapshot.json")).unwrap();
+    carried["data"]["cart"]["line_items"]["physical_items"][0]["sale_price"] = json!("call us");
+    let (_, warnings) = only_with_warnings(
+        map(Source::BigCommerce, &Headers::default(), carried.to_string().as_bytes(), None).unwrap(),
+    );
+    assert_eq!(warnings[0].0, "data.cart.line_items.physical_items[0].sale_price");
+}
+
+/// GIVEN `store/order/refund/created` naming refund 3 of order 252 and the order's refunds as the API lists
+/// them WHEN mapped THEN one return keyed by the refund, worth what its payment paid back, whose customer
+/// ingest takes from the order (`data.id`); a refund not in the list is refused naming
+/// `data.refund.refund_id`; a refund whose every payment was declined maps to nothing.
+#[test]
+fn given_a_refund_webhook_and_the_fetched_refunds_when_mapped_then_one_return_of_the_order() {
+    let body = fixture("bigcommerce/order-refund-created.json");
+    let events = map_bigcommerce(&body, &fetched_refunds());
+    assert_eq!(events[0].owner_from_order.as_deref(), Some("data.id"));
+    let event = only(events);
+    assert_eq!(
+        event,
+        json!({"event_id": "bigcommerce:refund:3", "type": "return", "order_id": "252",
+               "occurred_at": "2026-11-24T10:00:00Z", "value": "49.5"})
+    );
+    let mut other: Value = serde_json::from_slice(&body).unwrap();
+    other["data"]["refund"]["refund_id"] = json!(9);
+    let refused = map_bigcommerce(other.to_string().as_bytes(), &fetched_refunds()).remove(0).result.unwrap_err();
+    assert_eq!(refused.field, "data.refund.refund_id");
+    let Fetched::Refunds(mut refunds) = fetched_refunds() else { unreachable!() };
+    refunds[0]["payments"][0]["is_declined"] = json!(true);
+    assert!(map_bigcommerce(&body, &Fetched::Refunds(refunds)).is_empty());
+}
+
+/// GIVEN an order BigCommerce's API does not have (404) WHEN its webhook is mapped THEN it is refused naming
+/// the order's id, not silently acknowledged.
+#[test]
+fn given_an_order_the_api_does_not_have_when_mapped_then_it_is_refused_naming_the_order() {
+    let refused = map_bigcommerce(&fixture("bigcommerce/order-created.json"), &Fetched::NotFound).remove(0);
+    assert_eq!(refused.event_id.as_deref(), Some("bigcommerce:order:252"));
+    let error = refused.result.unwrap_err();
+    assert_eq!(error.field, "data.id");
+    assert!(error.message.contains("order 252") && error.message.contains("404"), "{}", error.message);
+}
+
 #[test]
 fn given_a_thin_cart_webhook_when_mapped_then_it_is_acknowledged_and_changes_nothing() {
     let thin = fixture("bigcommerce/cart-updated-thin.json");
     assert!(mapped(Source::BigCommerce, &Headers::default(), &thin).is_empty());
-    assert!(mapped(Source::BigCommerce, &Headers::default(), &fixture("bigcommerce/order-created.json")).is_empty());
+    // Without the configured fetch an order delivery names nothing Cartback can read.
+    for file in ["order-created.json", "order-status-updated.json", "order-refund-created.json"] {
+        let body = fixture(&format!("bigcommerce/{file}"));
+        assert!(mapped(Source::BigCommerce, &Headers::default(), &body).is_empty(), "{file}");
+    }
 }
 
 #[test]

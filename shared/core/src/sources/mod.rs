@@ -132,13 +132,20 @@ impl SourceSecret {
     }
 }
 
-/// A platform API that a thin delivery's cart is read from (BigCommerce's
-/// Management API, see [`bigcommerce::cart_to_fetch`]).
+/// A platform API that what a thin delivery names is read from
+/// (BigCommerce's Management API, see [`bigcommerce::to_fetch`]): carts,
+/// orders and an order's refunds.
 #[async_trait]
 pub trait CartFetch: Send + Sync {
     /// The cart as the API returns it, with its registered customer; `None`
     /// when the API has no such cart.
     async fn fetch_cart(&self, cart_id: &str) -> Result<Option<FetchedCart>, FetchError>;
+    /// The order as the API returns it, with its lines; `None` when the API
+    /// has no such order.
+    async fn fetch_order(&self, order_id: &str) -> Result<Option<FetchedOrder>, FetchError>;
+    /// The order's refunds as the API lists them; `None` when the API has
+    /// no such order.
+    async fn fetch_refunds(&self, order_id: &str) -> Result<Option<Vec<Value>>, FetchError>;
 }
 
 /// A cart read from the platform's API, and the customer it names as that
@@ -148,6 +155,25 @@ pub trait CartFetch: Send + Sync {
 pub struct FetchedCart {
     pub cart: Value,
     pub customer: Option<Value>,
+}
+
+/// An order read from the platform's API, and its lines (BigCommerce lists
+/// them apart from the order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedOrder {
+    pub order: Value,
+    pub products: Vec<Value>,
+}
+
+/// What a thin delivery names, as the platform's API returned it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    Cart(FetchedCart),
+    Order(FetchedOrder),
+    /// An order's refunds (the API's list).
+    Refunds(Vec<Value>),
+    /// The API has no such object (404).
+    NotFound,
 }
 
 /// Why a cart could not be fetched (a sentence for the log; no contact data).
@@ -355,7 +381,19 @@ pub fn map_with_cart(
     shop_currency: Option<&str>,
     fetched_cart: Option<&FetchedCart>,
 ) -> Result<Vec<MappedEvent>, SourceError> {
-    let context = Context { shop_currency, body_digest: body_digest(body), warnings: RefCell::default(), fetched_cart };
+    map_fetched(source, headers, body, shop_currency, fetched_cart.cloned().map(Fetched::Cart).as_ref())
+}
+
+/// [`map`] with what a thin delivery names, as the platform's API returned
+/// it (see [`bigcommerce::to_fetch`]).
+pub fn map_fetched(
+    source: Source,
+    headers: &Headers,
+    body: &[u8],
+    shop_currency: Option<&str>,
+    fetched: Option<&Fetched>,
+) -> Result<Vec<MappedEvent>, SourceError> {
+    let context = Context { shop_currency, body_digest: body_digest(body), warnings: RefCell::default(), fetched };
     let events = match source {
         Source::Shopify => shopify::map(headers, &json_body(body)?, &context)?,
         Source::WooCommerce => match woocommerce::ping(body) {
@@ -381,11 +419,18 @@ pub(crate) struct Context<'a> {
     body_digest: String,
     /// What the event being mapped left out (see [`MappedEvent::from_result`]).
     warnings: RefCell<Vec<FieldWarning>>,
-    /// The cart a thin delivery names, fetched from the platform.
-    fetched_cart: Option<&'a FetchedCart>,
+    /// What a thin delivery names, fetched from the platform.
+    fetched: Option<&'a Fetched>,
 }
 
 impl Context<'_> {
+    fn fetched_cart(&self) -> Option<&FetchedCart> {
+        match self.fetched {
+            Some(Fetched::Cart(cart)) => Some(cart),
+            _ => None,
+        }
+    }
+
     /// Maps a platform's lines one by one. A line that cannot be read, or
     /// that Cartback's own item rules refuse, is left out with a warning
     /// naming the platform's field: one bad line never costs the cart, its
@@ -499,10 +544,12 @@ fn fresh(timestamp: &str, now: DateTime<Utc>) -> bool {
 
 // ---- Reading platform payloads tolerantly -------------------------------
 
-/// A JSON path inside a platform payload, as error messages name it.
+/// A JSON path inside a platform payload, as error messages name it. A
+/// prefix ending in a space names where the data came from rather than a
+/// field of the payload (`fetched cart: ` + `line_items…`).
 fn at(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_owned()
+    if prefix.is_empty() || prefix.ends_with(' ') {
+        format!("{prefix}{field}")
     } else {
         format!("{prefix}.{field}")
     }
@@ -576,7 +623,7 @@ fn quantity(value: Option<&Value>, path: &str) -> Result<u64, FieldError> {
 }
 
 /// A time as platforms write it: RFC 3339 (any offset), a zone-less ISO
-/// time in UTC (WooCommerce's `*_gmt`), or unix seconds (BigCommerce).
+/// time in UTC (WooCommerce's `*_gmt`), RFC 2822 or unix seconds (BigCommerce).
 fn time(value: Option<&Value>, path: &str) -> Result<Option<String>, FieldError> {
     let parsed = match value {
         None | Some(Value::Null) => return Ok(None),
@@ -588,6 +635,8 @@ fn time(value: Option<&Value>, path: &str) -> Result<Option<String>, FieldError>
                 .ok()
                 .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok().map(|t| t.and_utc()))
                 .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok().map(|t| t.and_utc()))
+                // BigCommerce's v2 API (`Tue, 20 Nov 2012 00:00:00 +0000`).
+                .or_else(|| DateTime::parse_from_rfc2822(s).ok().map(|t| t.with_timezone(&Utc)))
         }
         Some(Value::Number(n)) => n.as_i64().and_then(|t| Utc.timestamp_opt(t, 0).single()),
         Some(_) => None,
@@ -704,7 +753,8 @@ mod tests {
         let utc = Some("2026-11-23T15:00:00Z".to_owned());
         assert_eq!(time(Some(&json!("2026-11-23T10:00:00-05:00")), "t"), Ok(utc.clone()));
         assert_eq!(time(Some(&json!("2026-11-23T15:00:00")), "t"), Ok(utc.clone()));
-        assert_eq!(time(Some(&json!(1_795_446_000)), "t"), Ok(utc));
+        assert_eq!(time(Some(&json!(1_795_446_000)), "t"), Ok(utc.clone()));
+        assert_eq!(time(Some(&json!("Mon, 23 Nov 2026 15:00:00 +0000")), "t"), Ok(utc));
         assert_eq!(time(Some(&json!("yesterday")), "created_at").unwrap_err().field, "created_at");
     }
 
