@@ -309,6 +309,12 @@ pub struct WebPushSender {
     allow_http_loopback: bool,
 }
 
+impl std::fmt::Debug for WebPushSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebPushSender({:?}, http loopback {})", self.key, self.allow_http_loopback)
+    }
+}
+
 /// One send: the request as posted and the service's message location.
 #[derive(Debug, Clone)]
 pub struct Sent {
