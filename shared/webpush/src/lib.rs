@@ -29,6 +29,9 @@ pub const KEY_FILE: &str = "vapid_private_key";
 /// `true`: plain `http` endpoints on this machine are posted to (tests and
 /// a local push service); a browser's endpoint is always https.
 pub const ALLOW_HTTP_LOOPBACK_VAR: &str = "CARTBACK_WEB_PUSH_ALLOW_HTTP_LOOPBACK";
+/// The VAPID public key as published (AWS: the ingest function serves it,
+/// the push sender checks its secret matches).
+pub const PUBLIC_KEY_VAR: &str = "CARTBACK_WEB_PUSH_PUBLIC_KEY";
 /// The VAPID `sub` claim: how the push service reaches the shop.
 pub const CONTACT_VAR: &str = "CARTBACK_WEB_PUSH_CONTACT";
 /// Used when no contact is set (a push service may refuse it: set yours).
@@ -54,6 +57,10 @@ const MAX_PLAINTEXT: usize = 4096 - 86 - 17;
 pub enum KeyError {
     #[error("the VAPID private key must be 32 bytes, base64url (as `web-push generate-vapid-keys` prints it)")]
     Malformed,
+    #[error("the VAPID public key must be an uncompressed P-256 point (65 bytes, base64url, starting with B)")]
+    MalformedPublic,
+    #[error("the VAPID private key does not belong to the configured public key")]
+    Mismatch,
     #[error("cannot read or write the VAPID key at {path}: {source}")]
     Io {
         path: String,
@@ -95,6 +102,16 @@ impl VapidKey {
     /// (`applicationServerKey`): the uncompressed point, base64url.
     pub fn public_key(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.signing.verifying_key().to_encoded_point(false).as_bytes())
+    }
+
+    /// Checks a public key's form: an uncompressed P-256 point, base64url.
+    pub fn parse_public(text: &str) -> Result<String, KeyError> {
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim().trim_end_matches('=')).map_err(|_| KeyError::MalformedPublic)?;
+        let point = p256::PublicKey::from_sec1_bytes(&bytes).map_err(|_| KeyError::MalformedPublic)?;
+        if bytes.len() != 65 {
+            return Err(KeyError::MalformedPublic);
+        }
+        Ok(URL_SAFE_NO_PAD.encode(p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&point, false)))
     }
 
     /// The key in `dir/vapid_private_key`, made on first use (readable by
