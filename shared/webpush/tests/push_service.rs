@@ -196,7 +196,8 @@ async fn given_a_throttling_push_service_when_sent_then_retry_after_is_waited_fo
 
 #[tokio::test]
 async fn given_push_service_answers_when_sent_then_gone_retry_and_refusal_are_told_apart() {
-    let cases: [(&'static str, fn(&SendError) -> bool); 4] = [
+    type Expected = fn(&SendError) -> bool;
+    let cases: [(&'static str, Expected); 4] = [
         ("410 Gone", |e| matches!(e, SendError::Gone(_))),
         ("404 Not Found", |e| matches!(e, SendError::Gone(_))),
         ("403 Forbidden", |e| matches!(e, SendError::Permanent(t) if t.contains("VAPID"))),
