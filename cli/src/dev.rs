@@ -72,6 +72,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         args.bigcommerce_api_url.as_deref(),
     )?;
     settings.sources.bigcommerce_carts = bigcommerce.as_ref().map(BigCommerceSettings::fetcher);
+    // Made once into the data folder and reused: browsers' subscriptions are bound to its public key.
+    let vapid = cartback_webpush::VapidKey::load_or_create(&args.data)?;
+    let web_push_line = format!(
+        "web push: VAPID public key {} (GET /v1/web-push/public-key; private key in {})",
+        vapid.public_key(),
+        args.data.join(cartback_webpush::KEY_FILE).display()
+    );
+    let web_push = cartback_webpush::WebPushSender::new(
+        vapid,
+        args.web_push_contact.as_deref(),
+        args.web_push_allow_http_loopback,
+    );
+    settings.web_push_public_key = Some(web_push.public_key());
     let settings = Arc::new(settings);
     let wait = args.voucher_webhook_wait.to_string();
     let webhook = WebhookSettings::parse(
@@ -117,7 +130,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     });
     let delivery = Arc::new(Delivery {
         store: store.clone(),
-        sender: Arc::new(outbox.sender(&args.sender_email)),
+        sender: Arc::new(outbox.sender(&args.sender_email).with_web_push(web_push)),
         campaigns,
         clock: clock.clone(),
         webhook: webhook.as_ref().map(WebhookSettings::webhook),
@@ -150,7 +163,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     };
     say(&format!(
         "Cartback is listening on http://{address}\n  data folder: {}  (outbox: {})\n  clock speed: {}x\n  \
-         {secret_line}\n  {webhook_line}\n  {sources_line}",
+         {secret_line}\n  {webhook_line}\n  {web_push_line}\n  {sources_line}",
         args.data.display(),
         outbox.dir().display(),
         clock.speed()

@@ -106,6 +106,13 @@ pub struct DevArgs {
     /// body only); `false` refuses them. Every other route needs v2.
     #[arg(long, env = "CARTBACK_ACCEPT_V1_SIGNATURES", default_value_t = true, action = clap::ArgAction::Set)]
     pub accept_v1_signatures: bool,
+    /// The VAPID `sub` claim of web push (how a push service reaches the shop), e.g. mailto:ops@shop.example.
+    #[arg(long, env = "CARTBACK_WEB_PUSH_CONTACT")]
+    pub web_push_contact: Option<String>,
+    /// Post web push to plain-http endpoints on this machine (a local push service in tests); browsers'
+    /// endpoints are always https.
+    #[arg(long, env = "CARTBACK_WEB_PUSH_ALLOW_HTTP_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub web_push_allow_http_loopback: bool,
     /// Where each issued voucher is announced, before a message shows it, as a signed `voucher.issued`
     /// webhook (Standard Webhooks; https, or http to this machine). Off when unset.
     #[arg(long, env = "CARTBACK_VOUCHER_WEBHOOK_URL")]

@@ -50,7 +50,9 @@ impl Dev {
 
     fn launch(data: Option<&Path>) -> Dev {
         let rust_log = "info,cartback=trace,cartback_core=trace,cartback_local=trace,cartback_http=trace";
-        let server = dev::Dev::start(Launch { speed: "600", data, rust_log, ..Launch::default() });
+        // Web push goes to a push service on this machine in these tests.
+        let env = &[("CARTBACK_WEB_PUSH_ALLOW_HTTP_LOOPBACK", "true")];
+        let server = dev::Dev::start(Launch { speed: "600", data, rust_log, env, ..Launch::default() });
         Dev { server, contacts: RefCell::default() }
     }
 
@@ -431,17 +433,39 @@ fn given_customers_reachable_by_sms_push_and_web_push_when_every_channel_sends_t
         .unwrap();
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
     let dev = Dev::start_in(dir.path());
-    // A browser's subscription keys (a 65-byte P-256 point and a 16-byte
-    // secret in base64url, as Cartback checks them), distinct per customer:
-    // four characters in the middle of each carry the customer's token.
+    // A push service on this machine that accepts the desktop customer's web push.
+    let push_service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let push_port = push_service.local_addr().unwrap().port();
+    let accepted = std::thread::spawn(move || {
+        use std::io::{BufRead, Read, Write};
+        let (mut stream, _) = push_service.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let (mut head, mut length) = (String::new(), 0usize);
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            head.push_str(&line);
+        }
+        reader.read_exact(&mut vec![0; length]).unwrap();
+        write!(stream, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        head
+    });
+    // A browser's subscription keys (a P-256 public key, made afresh, and a
+    // 16-byte secret in base64url whose middle carries the customer's token).
     let browser_keys = |token: &str| {
-        let rest_of_point = "OOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM";
-        json!({"p256dh": format!("BNcRdreALR{token}{rest_of_point}"), "auth": format!("tBHI{token}svbpez7KI4CCXg")})
+        let p256dh = cartback_webpush::VapidKey::generate().public_key();
+        json!({"p256dh": p256dh, "auth": format!("tBHI{token}svbpez7KI4CCXg")})
     };
     let customer = |phone: &str, token: &str| {
         json!({"email": format!("{token}@example.com"), "phone": phone, "first_name": "Ana",
                "push_tokens": [{"platform": "fcm", "token": format!("fcm-token-{token}-0123456789")}],
-               "web_push_subscription": {"endpoint": format!("https://push.example.com/send/{token}-abcdef"),
+               "web_push_subscription": {"endpoint": format!("http://127.0.0.1:{push_port}/send/{token}-abcdef"),
                                          "keys": browser_keys(token)},
                "consents": {"email": true, "sms": true, "push": true, "web_push": true}})
     };
@@ -462,6 +486,8 @@ fn given_customers_reachable_by_sms_push_and_web_push_when_every_channel_sends_t
     let outbox = |name: &str| std::fs::read_to_string(dev.data.join("outbox").join(name)).unwrap_or_default();
     assert_eq!(outbox("sms.jsonl").lines().count(), 2);
     assert_eq!(outbox("push.jsonl").lines().count(), 2);
+    let posted = accepted.join().unwrap();
+    assert!(posted.starts_with("POST /send/dirk-abcdef "), "the web push was really posted: {posted}");
 
     // The log saw the sends (a `debug` line per written message), so the
     // scan below reads the sending path's output.

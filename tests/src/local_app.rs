@@ -87,6 +87,15 @@ pub fn local_app_with_backtest_reader(
     (app, clock, db)
 }
 
+/// [`local_app`] serving `public_key` as the VAPID key (as `cartback dev` does).
+pub fn local_app_with_web_push_key(secret: &[u8], public_key: &str) -> Router {
+    let (mut api, _, _) = api_over(secret, false, &[], &[]);
+    let mut settings = (*api.settings).clone();
+    settings.web_push_public_key = Some(public_key.to_owned());
+    api.settings = Arc::new(settings);
+    cartback_http::router(Arc::new(api))
+}
+
 fn app_over(
     secret: &[u8],
     accept_v1_signatures: bool,

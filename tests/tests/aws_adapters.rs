@@ -672,3 +672,110 @@ async fn given_a_cart_over_the_item_limit_when_written_then_the_store_refuses_it
     let saved = store.save_cart(&cart).await.unwrap_err();
     assert!(matches!(saved, PortError::Refused(..)), "{saved}");
 }
+
+/// A push service on this machine answering one request with `status`;
+/// hands back the request's head (lower-cased header lines) once served.
+fn push_service(status: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://127.0.0.1:{}/push/sub-1", listener.local_addr().unwrap().port());
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let (mut head, mut length) = (String::new(), 0usize);
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            head.push_str(&line.to_ascii_lowercase());
+        }
+        reader.read_exact(&mut vec![0; length]).unwrap();
+        write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        head
+    });
+    (endpoint, handle)
+}
+
+/// GIVEN a desktop customer with a web push subscription and consent, and a
+/// web push queued for their cart, on DynamoDB
+/// WHEN the push sender function delivers it and the push service answers
+/// 201, or 410 (the browser unsubscribed)
+/// THEN 201: it is sent, a VAPID-signed aes128gcm POST reached the service;
+/// 410: the message is rejected, web push consent is withdrawn with source
+/// `subscription_gone` and the timeline says so (no more web push).
+#[tokio::test]
+async fn given_a_web_push_when_the_push_service_accepts_or_says_gone_then_it_is_sent_or_web_push_stops() {
+    for (status, gone) in [("201 Created", false), ("410 Gone", true)] {
+        let stack = stack().await;
+        let clock = TestClock::new(t0());
+        let store = Arc::new(store(&stack, clock.clone()));
+        let (endpoint, service) = push_service(status);
+        let keys =
+            json!({ "p256dh": cartback_webpush::VapidKey::generate().public_key(), "auth": "AAECAwQFBgcICQoLDA0ODw" });
+        // Ingest takes browsers' https endpoints; the job carries the loopback one of this test's push service.
+        let add = validate_event(
+            &json!({ "event_id": "e-wp", "type": "add_to_cart", "occurred_at": t0(), "cart_id": "c-wp",
+                     "customer_id": "cust-1", "device": "desktop", "currency": "EUR",
+                     "customer": { "web_push_subscription": { "endpoint": "https://push.example/sub-1", "keys": keys },
+                                   "consents": { "web_push": true } },
+                     "items": [{ "item_id": "sku-1", "item_name": "Blue mug", "price": "9.50" }] }),
+            t0(),
+        )
+        .unwrap();
+        store.commit_event(commit_for(&add, CartRecord::new("c-wp", t0()), 0)).await.unwrap();
+        let record = MessageRecord {
+            message_id: MessageRecord::id_for("c-wp", 0, Channel::WebPush),
+            channel: Channel::WebPush,
+            ..message("c-wp", "cust-1", t0())
+        };
+        store.create_message(&record).await.unwrap();
+        let subscription = json!({ "endpoint": endpoint, "keys": keys }).into();
+        let job = MessageJob {
+            message_id: record.message_id.clone(),
+            cart_id: "c-wp".into(),
+            channel: Channel::WebPush,
+            outgoing: Outgoing::WebPush {
+                subscription,
+                title: "Your cart".into(),
+                body: "Blue mug is waiting".into(),
+                url: "https://shop.example/r".into(),
+            },
+            voucher: None,
+        };
+        clock.set(t0() + Duration::minutes(30));
+        let web_push = cartback_webpush::WebPushSender::new(
+            cartback_webpush::VapidKey::generate(),
+            Some("mailto:ops@shop.example"),
+            true,
+        );
+        let delivery =
+            wiring::push_delivery_with_web_push(&stack.clients, &stack.push_config(), Some(web_push), clock.clone());
+
+        let outcome = delivery.deliver(&job).await.unwrap();
+
+        let head = service.join().unwrap();
+        assert!(head.starts_with("post /push/sub-1 "), "{head}");
+        assert!(head.contains("authorization: vapid t=") && head.contains("content-encoding: aes128gcm"), "{head}");
+        let (customer, _) = store.get_customer(&"cust-1".into()).await.unwrap().unwrap();
+        let codes: Vec<String> = store.timeline(&"c-wp".into()).await.unwrap().into_iter().map(|e| e.code).collect();
+        if gone {
+            assert!(matches!(outcome, DeliveryOutcome::Rejected(_)), "{outcome:?}");
+            assert_eq!(customer.profile.consents.and_then(|c| c.web_push), Some(false));
+            let last = customer.consent_history.last().expect("a consent change");
+            assert_eq!(
+                (last.channel, last.granted, last.source),
+                (Channel::WebPush, false, ConsentSource::SubscriptionGone)
+            );
+            assert!(codes.contains(&"subscription_gone".to_owned()), "{codes:?}");
+        } else {
+            assert!(matches!(outcome, DeliveryOutcome::Sent { .. }), "{outcome:?}");
+            assert_eq!(customer.profile.consents.and_then(|c| c.web_push), Some(true));
+            assert!(codes.contains(&"sent".to_owned()), "{codes:?}");
+        }
+    }
+}

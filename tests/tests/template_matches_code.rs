@@ -131,6 +131,11 @@ fn plausible(var: &str) -> String {
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:VoucherWebhookSecret-AbCdEf".into()
         }
         "CARTBACK_VOUCHER_WEBHOOK_WAIT" => "false".into(),
+        "CARTBACK_WEB_PUSH_KEY_SECRET_ARN" => {
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:WebPushKey-AbCdEf".into()
+        }
+        "CARTBACK_WEB_PUSH_CONTACT" => "mailto:ops@shop.example.com".into(),
+        "CARTBACK_WEB_PUSH_PUBLIC_KEY" => cartback_webpush::VapidKey::generate().public_key(),
         source if source.starts_with("CARTBACK_SOURCE_SECRET_ARN_") => {
             format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{}-AbCdEf", &source[27..])
         }

@@ -1,5 +1,6 @@
 //! The send-push function: fed by its SQS queue, delivers each job through
-//! SNS mobile push and reports partial batch failures.
+//! SNS mobile push (web push: VAPID to the subscription's push service)
+//! and reports partial batch failures.
 
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ async fn main() -> Result<(), Error> {
     cartback_aws::init_logging();
     let config = PushConfig::from_env(&ProcessEnv)?;
     let clients = clients::Clients::new(&clients::load_sdk_config().await);
-    let mut delivery = wiring::push_delivery(&clients, &config, Arc::new(SystemClock));
+    let web_push = wiring::web_push_sender(&clients, &config).await?;
+    let mut delivery = wiring::push_delivery_with_web_push(&clients, &config, web_push, Arc::new(SystemClock));
     delivery.webhook = wiring::voucher_webhook(&clients, config.voucher_webhook.as_ref()).await?;
     let delivery = Arc::new(delivery);
     let postponer = Arc::new(Postponer::new(clients.sqs.clone()));

@@ -44,6 +44,13 @@ pub const VOUCHER_WEBHOOK_URL: &str = cartback_webhook::URL_VAR;
 /// `whsec_<base64>` signing secret (never the secret itself in the
 /// environment); required with the URL.
 pub const VOUCHER_WEBHOOK_SECRET_ARN: &str = "CARTBACK_VOUCHER_WEBHOOK_SECRET_ARN";
+/// The Secrets Manager secret holding the VAPID private key (base64url, 32
+/// bytes) of web push; unset: web push is not sent (rejected for good).
+pub const WEB_PUSH_KEY_SECRET_ARN: &str = "CARTBACK_WEB_PUSH_KEY_SECRET_ARN";
+/// The VAPID public key (served by ingest at `GET /v1/web-push/public-key`).
+pub const WEB_PUSH_PUBLIC_KEY: &str = cartback_webpush::PUBLIC_KEY_VAR;
+/// The VAPID `sub` claim (`mailto:` or `https:`).
+pub const WEB_PUSH_CONTACT: &str = cartback_webpush::CONTACT_VAR;
 /// The Secrets Manager secret holding BigCommerce's API token (see
 /// `cartback_webhook::bigcommerce`); with `CARTBACK_BIGCOMMERCE_STORE_HASH`.
 pub const BIGCOMMERCE_API_TOKEN_ARN: &str = "CARTBACK_BIGCOMMERCE_API_TOKEN_ARN";
@@ -242,6 +249,17 @@ pub struct IngestConfig {
     pub shop_currency: Option<String>,
     /// Where BigCommerce's carts are fetched from, when configured.
     pub bigcommerce: Option<BigCommerceConfig>,
+    /// The VAPID public key served to storefronts; `None`: web push off.
+    pub web_push_public_key: Option<String>,
+}
+
+/// The VAPID public key setting, checked; `None` when unset.
+fn web_push_public_key(env: &dyn Env) -> Result<Option<String>, ConfigError> {
+    optional(env, WEB_PUSH_PUBLIC_KEY)
+        .map(|text| {
+            cartback_webpush::VapidKey::parse_public(&text).map_err(|e| invalid(WEB_PUSH_PUBLIC_KEY, e.to_string()))
+        })
+        .transpose()
 }
 
 pub use cartback_webhook::bigcommerce::BigCommerceStore;
@@ -304,6 +322,7 @@ impl IngestConfig {
             source_secret_arns,
             shop_currency,
             bigcommerce: BigCommerceConfig::from_env(env)?,
+            web_push_public_key: web_push_public_key(env)?,
         })
     }
 }
@@ -454,6 +473,11 @@ pub struct PushConfig {
     pub apns_application_arn: Option<String>,
     pub fcm_application_arn: Option<String>,
     pub voucher_webhook: Option<VoucherWebhookConfig>,
+    /// Web push: the VAPID key's secret and the contact; `None`: off.
+    pub web_push_key_arn: Option<String>,
+    pub web_push_contact: Option<String>,
+    /// The published public key the secret must match (checked at cold start).
+    pub web_push_public_key: Option<String>,
 }
 
 impl PushConfig {
@@ -470,6 +494,12 @@ impl PushConfig {
             apns_application_arn: apns,
             fcm_application_arn: fcm,
             voucher_webhook: VoucherWebhookConfig::from_env(env)?,
+            web_push_key_arn: match optional(env, WEB_PUSH_KEY_SECRET_ARN) {
+                Some(arn) => Some(check_arn(WEB_PUSH_KEY_SECRET_ARN, &arn, "secretsmanager").map(|()| arn)?),
+                None => None,
+            },
+            web_push_contact: optional(env, WEB_PUSH_CONTACT),
+            web_push_public_key: web_push_public_key(env)?,
         })
     }
 }
@@ -537,6 +567,24 @@ mod tests {
         ]);
         let e = SchedulerConfig::from_env(&env(&vars)).unwrap_err();
         assert!(e.to_string().contains(SCHEDULER_ROLE_ARN), "{e}");
+    }
+
+    /// GIVEN the push sender's web push variables, well-formed or not
+    /// WHEN loaded THEN a bad ARN or public key is refused, naming the variable.
+    #[test]
+    fn given_web_push_settings_when_the_push_sender_loads_then_bad_ones_name_their_variable() {
+        let public = cartback_webpush::VapidKey::generate().public_key();
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:WebPushKey-AbCdEf";
+        let mut vars = BASE.to_vec();
+        vars.extend([(WEB_PUSH_KEY_SECRET_ARN, arn), (WEB_PUSH_PUBLIC_KEY, public.as_str())]);
+        let push = PushConfig::from_env(&env(&vars)).unwrap();
+        assert_eq!((push.web_push_key_arn.as_deref(), push.web_push_public_key), (Some(arn), Some(public.clone())));
+        for (var, bad) in [(WEB_PUSH_KEY_SECRET_ARN, "arn:aws:sns:us-east-1:1:x"), (WEB_PUSH_PUBLIC_KEY, "BAAA")] {
+            let mut vars = BASE.to_vec();
+            vars.push((var, bad));
+            let error = PushConfig::from_env(&env(&vars)).unwrap_err();
+            assert!(error.to_string().contains(var), "{error}");
+        }
     }
 
     /// GIVEN a checker environment without a postal address, or with a malformed unsubscribe mailbox

@@ -109,11 +109,19 @@ pub struct SnsPushSender {
     client: Client,
     apns_application_arn: Option<String>,
     fcm_application_arn: Option<String>,
+    /// Web push goes to the subscription's push service, not through SNS.
+    web_push: Option<cartback_webpush::WebPushSender>,
 }
 
 impl SnsPushSender {
     pub fn new(client: Client, apns_application_arn: Option<String>, fcm_application_arn: Option<String>) -> Self {
-        SnsPushSender { client, apns_application_arn, fcm_application_arn }
+        SnsPushSender { client, apns_application_arn, fcm_application_arn, web_push: None }
+    }
+
+    /// Web push jobs are sent by `web_push` (VAPID, RFC 8291).
+    pub fn with_web_push(mut self, web_push: cartback_webpush::WebPushSender) -> Self {
+        self.web_push = Some(web_push);
+        self
     }
 
     /// The endpoint for a token: `CreatePlatformEndpoint` is idempotent per
@@ -180,11 +188,16 @@ pub fn push_payload(title: &str, body: &str, url: &str) -> String {
 
 #[async_trait]
 impl Sender for SnsPushSender {
-    async fn send(&self, job: &MessageJob, _now: DateTime<Utc>) -> Result<String, SendError> {
+    async fn send(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<String, SendError> {
         let (platform, token, title, body, url) = match &job.outgoing {
             Outgoing::Push { platform, token, title, body, url } => (platform, token, title, body, url),
             Outgoing::WebPush { .. } => {
-                return Err(SendError::Permanent("web push is not sent by the AWS runtime's SNS push sender".into()))
+                return match &self.web_push {
+                    Some(web_push) => web_push.send(job, now).await,
+                    None => Err(SendError::Permanent(
+                        "web push is not configured (set the stack's WebPushKeySecretArn)".into(),
+                    )),
+                }
             }
             _ => return Err(SendError::Permanent(format!("the push sender got a {} job", job.channel.as_str()))),
         };

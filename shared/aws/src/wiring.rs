@@ -18,6 +18,7 @@ use crate::clients::Clients;
 use crate::config::{
     CheckerConfig, CommonConfig, ConfigError, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig,
     VoucherWebhookConfig, BIGCOMMERCE_API_TOKEN_ARN, INGEST_SECRET_ARN, VOUCHER_WEBHOOK_SECRET_ARN,
+    WEB_PUSH_KEY_SECRET_ARN,
 };
 use crate::dynamo::{DynamoCampaignStore, DynamoStateStore};
 use crate::scheduler::EventBridgeScheduler;
@@ -106,7 +107,10 @@ pub fn api(clients: &Clients, config: &IngestConfig, secret: Secret, clock: Arc<
         store,
         wall_clock: clock.clone(),
         clock,
-        settings: Arc::new(settings(timer, secret)),
+        settings: Arc::new(Settings {
+            web_push_public_key: config.web_push_public_key.clone(),
+            ..settings(timer, secret)
+        }),
         accept_v1_signatures: config.accept_v1_signatures,
         templates: Arc::new(DynamoTemplateStore::new(clients.dynamodb.clone(), &timer.common.config_table)),
     }
@@ -189,12 +193,46 @@ pub fn sms_delivery(clients: &Clients, config: &SmsConfig, clock: Arc<dyn Clock>
 }
 
 pub fn push_delivery(clients: &Clients, config: &PushConfig, clock: Arc<dyn Clock>) -> Delivery {
-    let sender = Arc::new(SnsPushSender::new(
+    push_delivery_with_web_push(clients, config, None, clock)
+}
+
+/// [`push_delivery`] whose web push jobs go through `web_push` (see [`web_push_sender`]).
+pub fn push_delivery_with_web_push(
+    clients: &Clients,
+    config: &PushConfig,
+    web_push: Option<cartback_webpush::WebPushSender>,
+    clock: Arc<dyn Clock>,
+) -> Delivery {
+    let sender = SnsPushSender::new(
         clients.sns.clone(),
         config.apns_application_arn.clone(),
         config.fcm_application_arn.clone(),
-    ));
+    );
+    let sender = Arc::new(match web_push {
+        Some(web_push) => sender.with_web_push(web_push),
+        None => sender,
+    });
     delivery(clients, &config.common, sender, clock)
+}
+
+/// The web push sender, its VAPID key read from Secrets Manager once per
+/// cold start; `None` when no key is configured.
+pub async fn web_push_sender(
+    clients: &Clients,
+    config: &PushConfig,
+) -> Result<Option<cartback_webpush::WebPushSender>, ConfigError> {
+    let Some(arn) = &config.web_push_key_arn else { return Ok(None) };
+    let text = secret_string(clients, WEB_PUSH_KEY_SECRET_ARN, arn).await?;
+    let secret_error =
+        |e: cartback_webpush::KeyError| ConfigError::Secret { var: WEB_PUSH_KEY_SECRET_ARN, reason: e.to_string() };
+    let key = cartback_webpush::VapidKey::parse(&text).map_err(secret_error)?;
+    // Browsers subscribed with the published key: a key that does not match
+    // it would be refused (403) by every push service.
+    if config.web_push_public_key.as_ref().is_some_and(|published| *published != key.public_key()) {
+        return Err(secret_error(cartback_webpush::KeyError::Mismatch));
+    }
+    // Push services are reached over https only on AWS.
+    Ok(Some(cartback_webpush::WebPushSender::new(key, config.web_push_contact.as_deref(), false)))
 }
 
 /// The feedback function's service: SES notifications onto the state table.

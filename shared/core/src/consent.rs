@@ -25,6 +25,8 @@ pub enum ConsentSource {
     Complaint,
     /// An SMS `STOP` reply.
     SmsStop,
+    /// The push service answered 404 or 410 for the web push subscription.
+    SubscriptionGone,
 }
 
 impl ConsentSource {

@@ -162,7 +162,8 @@ impl DeviceToken {
 pub struct WebPushSubscription(serde_json::Value);
 
 impl WebPushSubscription {
-    /// Parses the browser's `PushSubscription.toJSON()`: an https endpoint,
+    /// Parses the browser's `PushSubscription.toJSON()`: an https endpoint
+    /// (or plain http to this machine, for a local push service),
     /// the P-256 public key (65 bytes, uncompressed) and the 16-byte
     /// authentication secret, both base64url as browsers write them (RFC 8291).
     pub fn parse(raw: &serde_json::Value) -> Result<WebPushSubscription, WebPushError> {
@@ -170,7 +171,13 @@ impl WebPushSubscription {
             return Err(WebPushError::NotAnObject);
         }
         let endpoint = raw.get("endpoint").and_then(serde_json::Value::as_str).unwrap_or_default();
-        let host_follows = endpoint.strip_prefix("https://").is_some_and(|rest| {
+        // Plain http only to this machine: a local push service (tests, a
+        // developer's); senders refuse it unless told to allow it.
+        let loopback =
+            ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]"]
+                .iter()
+                .find_map(|prefix| endpoint.strip_prefix(prefix).map(|_| &endpoint["http://".len()..]));
+        let host_follows = endpoint.strip_prefix("https://").or(loopback).is_some_and(|rest| {
             !rest.is_empty() && !rest.starts_with('/') && !rest.contains(|c: char| c.is_whitespace() || c.is_control())
         });
         if !host_follows {
@@ -392,6 +399,8 @@ mod tests {
             WebPushSubscription::parse(&sub).map(|_| ()).map_err(WebPushError::part)
         };
         assert_eq!(with("/endpoint", "http://push.example/s".into()), Err("endpoint"));
+        assert_eq!(with("/endpoint", "http://localhost.evil.example/s".into()), Err("endpoint"));
+        assert_eq!(with("/endpoint", "http://127.0.0.1:8123/push/s".into()), Ok(()), "a local push service");
         assert_eq!(with("/endpoint", "https:///path".into()), Err("endpoint"));
         assert_eq!(with("/keys/p256dh", AUTH.into()), Err("keys.p256dh"), "16 bytes where 65 belong");
         assert_eq!(with("/keys/auth", "not base64!".into()), Err("keys.auth"));

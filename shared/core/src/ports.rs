@@ -539,6 +539,12 @@ pub enum SendError {
     /// channel's consent is withdrawn with source `sms_stop`.
     #[error("the recipient opted out at the provider: {0}")]
     OptedOut(String),
+    /// The address no longer exists at the provider (a web push service's
+    /// 404 or 410: the browser unsubscribed or the subscription expired):
+    /// nothing was sent, and the channel is withdrawn with source
+    /// `subscription_gone` until the storefront reports a new one.
+    #[error("the recipient's address is gone: {0}")]
+    Gone(String),
 }
 
 /// What a sender can tell about an earlier attempt at a message whose sender

@@ -49,6 +49,7 @@ pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
+        .route("/v1/web-push/public-key", get(web_push_public_key))
         .route("/v1/events", post(post_events))
         .route("/v1/sources/{source}", post(post_source))
         .route("/v1/carts/{cart_id}", get(get_cart))
@@ -83,6 +84,19 @@ async fn healthz(State(api): State<Arc<Api>>) -> Response {
 
 async fn openapi() -> Response {
     (StatusCode::OK, [(CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// The VAPID public key a storefront passes to `pushManager.subscribe`
+/// (`applicationServerKey`). Unsigned, because the shopper's browser asks
+/// for it, and public by nature; cacheable for a day (it changes only when
+/// the shop replaces its key, which invalidates every subscription anyway).
+async fn web_push_public_key(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
+    let Some(key) = &api.settings.web_push_public_key else {
+        return Err(ApiError::NotFound("web push is not configured (no VAPID key)".into()));
+    };
+    let mut response = json_response(StatusCode::OK, &json!({ "public_key": key }));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    Ok(response)
 }
 
 /// 200 when every event got its final answer; 503 with `Retry-After` and

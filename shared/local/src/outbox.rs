@@ -8,7 +8,12 @@
 //! - SMS: one JSON line per message appended to `DIR/outbox/sms.jsonl`:
 //!   `{"message_id", "to", "body", "at"}`;
 //! - push and web push: one JSON line per message in `DIR/outbox/push.jsonl`
-//!   (`{"message_id", "kind": "push" | "web_push", ..., "at"}`).
+//!   (`{"message_id", "kind": "push" | "web_push", ..., "at"}`). With a web
+//!   push sender ([`OutboxSender::with_web_push`], what `cartback dev` does)
+//!   a web push is really posted to the subscription's endpoint first, and
+//!   its line keeps the request as sent (`request`: url, headers, the
+//!   encrypted body in base64) beside the `plaintext` for the developer;
+//!   without one, the line only records the message.
 //!
 //! The provider message id returned is `outbox-<message_id>`.
 //!
@@ -140,7 +145,12 @@ impl Outbox {
     /// A [`Sender`] for every channel (email, SMS, push, web push): the local
     /// runtime gives one to each channel queue's worker.
     pub fn sender(&self, from: &str) -> OutboxSender {
-        OutboxSender { outbox: self.clone(), from: from.to_owned(), lines: Arc::new(Mutex::new(LineIndex::default())) }
+        OutboxSender {
+            outbox: self.clone(),
+            from: from.to_owned(),
+            lines: Arc::new(Mutex::new(LineIndex::default())),
+            web_push: None,
+        }
     }
 
     /// Cleans what a crash mid-write leaves: temporary files (never a
@@ -248,6 +258,9 @@ pub struct OutboxSender {
     /// Serialises appends (JSON lines never interleave) and remembers which
     /// messages each file already holds.
     lines: Arc<Mutex<LineIndex>>,
+    /// Posts web push to the subscription's push service before the line
+    /// is written; `None`: web push is only written down.
+    web_push: Option<cartback_webpush::WebPushSender>,
 }
 
 /// True for an email domain under the reserved TLD `invalid` (RFC 2606).
@@ -329,6 +342,40 @@ fn append_once(
 }
 
 impl OutboxSender {
+    /// Web push jobs are really sent by `web_push`, then written down.
+    pub fn with_web_push(mut self, web_push: cartback_webpush::WebPushSender) -> OutboxSender {
+        self.web_push = Some(web_push);
+        self
+    }
+
+    /// Posts a web push job and appends its line: the request as sent and
+    /// the plaintext. A failed post writes nothing (its error decides).
+    async fn post_web_push(
+        &self,
+        web_push: &cartback_webpush::WebPushSender,
+        job: &MessageJob,
+        now: DateTime<Utc>,
+    ) -> Result<Written, SendError> {
+        if self.holds_line(&self.outbox.push_path(), &job.message_id).unwrap_or(false) {
+            return Ok(Written::AlreadyThere);
+        }
+        let sent = web_push.deliver(job).await?;
+        let line = json!({ "message_id": job.message_id, "kind": "web_push", "request": sent.request.to_json(),
+                           "plaintext": cartback_webpush::payload(job), "location": sent.location, "at": rfc3339(now) });
+        let (sender, id) = (self.clone(), job.message_id.to_string());
+        tokio::task::spawn_blocking(move || {
+            let _lines = sender.outbox.line_files.lock().unwrap_or_else(PoisonError::into_inner);
+            append_once(&sender.lines, &sender.outbox.push_path(), &id, &line)
+        })
+        .await
+        .map_err(|e| SendError::Retryable(format!("outbox task failed: {e}")))?
+        // Posted: a retry would push it twice, so the line's fate is not the message's.
+        .or_else(|e| {
+            tracing::warn!(message_id = %job.message_id, error = %e, "web push sent but not written to the outbox");
+            Ok(Written::New)
+        })
+    }
+
     /// Validates and writes synchronously (run on the blocking pool by `send`).
     fn write(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<Written, SendError> {
         let retryable =
@@ -399,10 +446,15 @@ fn provider_id(job: &MessageJob) -> String {
 #[async_trait]
 impl Sender for OutboxSender {
     async fn send(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<String, SendError> {
-        let (sender, owned) = (self.clone(), job.clone());
-        let written = tokio::task::spawn_blocking(move || sender.write(&owned, now))
-            .await
-            .map_err(|e| SendError::Retryable(format!("outbox task failed: {e}")))??;
+        let written = match (&job.outgoing, &self.web_push) {
+            (Outgoing::WebPush { .. }, Some(web_push)) => self.post_web_push(web_push, job, now).await?,
+            _ => {
+                let (sender, owned) = (self.clone(), job.clone());
+                tokio::task::spawn_blocking(move || sender.write(&owned, now))
+                    .await
+                    .map_err(|e| SendError::Retryable(format!("outbox task failed: {e}")))??
+            }
+        };
         let (message_id, channel) = (&job.message_id, job.channel.as_str());
         match written {
             Written::New => tracing::debug!(%message_id, channel, "written to the outbox"),

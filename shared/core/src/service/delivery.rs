@@ -217,22 +217,34 @@ where
                 .await?;
                 Ok(DeliveryOutcome::Rejected(error))
             }
-            Err(SendError::OptedOut(error)) => {
+            Err(failure @ (SendError::OptedOut(_) | SendError::Gone(_))) => {
+                let (step, channel) = (record.step + 1, record.channel.as_str());
+                let (source, code, text, error) = match failure {
+                    SendError::Gone(error) => {
+                        let text = format!(
+                            "Step {step} not sent by {channel}: the subscription is gone ({error}); \
+                             no more {channel} until the storefront reports a new one."
+                        );
+                        (ConsentSource::SubscriptionGone, "subscription_gone", text, error)
+                    }
+                    SendError::OptedOut(error) => {
+                        let text = format!(
+                            "Step {step} not sent by {channel}: the recipient opted out at the provider ({error})."
+                        );
+                        (ConsentSource::SmsStop, "opted_out", text, error)
+                    }
+                    _ => unreachable!("matched above"),
+                };
                 // The withdrawal first: if it fails, the claim is handed back
-                // and the retry asks the opt-out list (and withdraws) again;
-                // a settled message would never be looked at again.
-                if let Err(failure) = self.withdraw_opted_out(&record).await {
+                // and the retry asks the provider (and withdraws) again; a
+                // settled message would never be looked at again.
+                if let Err(failure) = self.withdraw(&record, source).await {
                     self.release(&record.message_id, &held).await;
                     return Err(failure.into());
                 }
                 let status = MessageStatus::Rejected { error: error.clone(), at: now };
                 self.settle(&record, &held, &status).await?;
-                let text = format!(
-                    "Step {} not sent by {}: the recipient opted out at the provider ({error}).",
-                    record.step + 1,
-                    record.channel.as_str()
-                );
-                self.note(&record.cart_id, "opted_out", &text, &record.message_id, job).await?;
+                self.note(&record.cart_id, code, &text, &record.message_id, job).await?;
                 Ok(DeliveryOutcome::Rejected(error))
             }
             Err(SendError::Unknown(error)) => {
@@ -282,7 +294,8 @@ where
                 SendError::Retryable(error)
                 | SendError::Permanent(error)
                 | SendError::Unknown(error)
-                | SendError::OptedOut(error),
+                | SendError::OptedOut(error)
+                | SendError::Gone(error),
             ) => {
                 let error = format!("cannot tell whether an interrupted attempt went out: {error}");
                 return Err(DeliveryError::Retry(error));
@@ -439,7 +452,7 @@ where
     /// An opt-out at the provider is the customer's word: the channel's
     /// consent is withdrawn (source `sms_stop`) the way the preference page
     /// withdraws it, so later steps and carts skip the channel.
-    async fn withdraw_opted_out(&self, record: &MessageRecord) -> Result<(), PortError> {
+    async fn withdraw(&self, record: &MessageRecord, source: ConsentSource) -> Result<(), PortError> {
         let claims = UnsubscribeClaims {
             message_id: record.message_id.clone(),
             cart_id: record.cart_id.clone(),
@@ -448,7 +461,7 @@ where
         };
         let choices = Choices { stop: BTreeSet::from([record.channel]), ..Default::default() };
         let preferences = Preferences { store: self.store.clone(), clock: self.clock.clone() };
-        preferences.apply(&claims, &choices, ConsentSource::SmsStop).await.map(|_| ())
+        preferences.apply(&claims, &choices, source).await.map(|_| ())
     }
 
     async fn note(

@@ -63,6 +63,9 @@ pub struct Settings {
     pub unsubscribe_ttl: Duration,
     /// The order and cart sources that take webhooks (`POST /v1/sources/{source}`): none unless configured.
     pub sources: crate::sources::SourceSettings,
+    /// The VAPID public key (base64url, uncompressed P-256) served at
+    /// `GET /v1/web-push/public-key` for the storefront's subscribe call.
+    pub web_push_public_key: Option<String>,
 }
 
 /// The postal address a local run prints when none is configured: visibly
@@ -84,6 +87,7 @@ impl Settings {
             unsubscribe_mailto: None,
             unsubscribe_ttl: Duration::days(crate::signing::UNSUBSCRIBE_TTL_DAYS),
             sources: crate::sources::SourceSettings::default(),
+            web_push_public_key: None,
         }
     }
 }

@@ -197,6 +197,7 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
             let how = match source {
                 ConsentSource::UnsubscribeLink => "one-click unsubscribe link",
                 ConsentSource::SmsStop => "a STOP reply to the shop's SMS number (the carrier's opt-out list)",
+                ConsentSource::SubscriptionGone => "push service (the web push subscription is gone: 404 or 410)",
                 _ => "preference page",
             };
             let line = line(
