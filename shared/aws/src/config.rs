@@ -27,6 +27,9 @@ pub const RESTORE_URL: &str = "CARTBACK_RESTORE_URL";
 pub const EMAIL_QUEUE_URL: &str = "CARTBACK_EMAIL_QUEUE_URL";
 pub const SMS_QUEUE_URL: &str = "CARTBACK_SMS_QUEUE_URL";
 pub const PUSH_QUEUE_URL: &str = "CARTBACK_PUSH_QUEUE_URL";
+/// The webhook channel's queue. Optional: the AWS runtime does not deliver
+/// the webhook channel yet (see `DELIVERED_CHANNELS`).
+pub const WEBHOOK_QUEUE_URL: &str = "CARTBACK_WEBHOOK_QUEUE_URL";
 pub const SENDER_EMAIL: &str = "CARTBACK_SENDER_EMAIL";
 pub const SES_CONFIGURATION_SET: &str = "CARTBACK_SES_CONFIGURATION_SET";
 pub const SMS_SENDER_ID: &str = "CARTBACK_SMS_SENDER_ID";
@@ -318,6 +321,7 @@ pub struct QueueUrls {
     pub email: String,
     pub sms: String,
     pub push: String,
+    pub webhook: Option<String>,
 }
 
 impl QueueUrls {
@@ -326,14 +330,20 @@ impl QueueUrls {
             email: http_url(env, EMAIL_QUEUE_URL)?,
             sms: http_url(env, SMS_QUEUE_URL)?,
             push: http_url(env, PUSH_QUEUE_URL)?,
+            webhook: match optional(env, WEBHOOK_QUEUE_URL) {
+                Some(_) => Some(http_url(env, WEBHOOK_QUEUE_URL)?),
+                None => None,
+            },
         })
     }
 
-    pub fn url(&self, queue: QueueName) -> &str {
+    /// `None`: the queue is not configured.
+    pub fn url(&self, queue: QueueName) -> Option<&str> {
         match queue {
-            QueueName::Email => &self.email,
-            QueueName::Sms => &self.sms,
-            QueueName::Push => &self.push,
+            QueueName::Email => Some(&self.email),
+            QueueName::Sms => Some(&self.sms),
+            QueueName::Push => Some(&self.push),
+            QueueName::Webhook => self.webhook.as_deref(),
         }
     }
 }

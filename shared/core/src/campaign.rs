@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::message::Channel;
 use crate::voucher::{Offer, VoucherSettings};
+use crate::webhook::WebhookTargetName;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -321,6 +322,10 @@ pub struct Step {
     /// A voucher shown in this step's message (see [`crate::voucher`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer: Option<Offer>,
+    /// The webhook target (`webhook = "crm"`) the step's `webhook` channel
+    /// posts to; required when a channel order names `webhook`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTargetName>,
 }
 
 fn default_delay_from() -> DelayFrom {
@@ -431,6 +436,7 @@ impl Campaign {
                     template: "reminder".into(),
                     subject: None,
                     offer: None,
+                    webhook: None,
                 },
                 Step {
                     delay: Duration::hours(24),
@@ -439,6 +445,7 @@ impl Campaign {
                     template: "last_call".into(),
                     subject: None,
                     offer: None,
+                    webhook: None,
                 },
             ],
             caps: Caps::default(),
@@ -525,6 +532,26 @@ impl Campaign {
             }
         }
         errors
+    }
+
+    /// The steps naming a webhook target that is not in `known` (the
+    /// targets this runtime is configured with): what `cartback campaign
+    /// apply` refuses, as it refuses an unknown template set.
+    pub fn unknown_webhook_targets(&self, known: &[WebhookTargetName]) -> Vec<CampaignError> {
+        let names = || known.iter().map(WebhookTargetName::as_str).collect::<Vec<_>>().join(", ");
+        self.steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, step)| Some((i, step.webhook.as_ref()?)))
+            .filter(|(_, target)| !known.contains(target))
+            .map(|(i, target)| CampaignError {
+                field: format!("steps[{i}].webhook"),
+                message: match known.is_empty() {
+                    true => format!("names webhook target {target:?}, but no target is configured"),
+                    false => format!("names no webhook target {target:?} (configured: {})", names()),
+                },
+            })
+            .collect()
     }
 
     /// Checks what serde cannot: returns every problem with its field path.
@@ -696,6 +723,17 @@ fn step_problems(steps: &[Step]) -> Vec<CampaignError> {
         }
         if step.channels.mobile.is_empty() || step.channels.desktop.is_empty() {
             err(format!("steps[{i}].channels"), "needs at least one channel for mobile and for desktop".into());
+        }
+        let names_webhook = step.channels.mobile.iter().chain(&step.channels.desktop).any(|&c| c == Channel::Webhook);
+        match (names_webhook, &step.webhook) {
+            (true, None) => err(
+                format!("steps[{i}].webhook"),
+                "is required when the step's channels name webhook (the target, e.g. webhook = \"crm\")".into(),
+            ),
+            (false, Some(_)) => {
+                err(format!("steps[{i}].webhook"), "names a target, but no channel order of the step names webhook".into())
+            }
+            _ => {}
         }
         // Only the name's form is checked here: a campaign is validated
         // where the stored sets cannot be seen (reading it back, parsing a

@@ -127,7 +127,7 @@ pub struct QueueStats {
 pub struct SqliteQueue {
     db: Database,
     policy: RetryPolicy,
-    signals: Arc<[Arc<Notify>; 3]>,
+    signals: Arc<[Arc<Notify>; 4]>,
 }
 
 fn index(queue: QueueName) -> usize {
@@ -135,6 +135,7 @@ fn index(queue: QueueName) -> usize {
         QueueName::Email => 0,
         QueueName::Sms => 1,
         QueueName::Push => 2,
+        QueueName::Webhook => 3,
     }
 }
 
@@ -143,7 +144,7 @@ impl SqliteQueue {
         SqliteQueue {
             db,
             policy: RetryPolicy::default(),
-            signals: Arc::new([Arc::default(), Arc::default(), Arc::default()]),
+            signals: Arc::new([Arc::default(), Arc::default(), Arc::default(), Arc::default()]),
         }
     }
 
