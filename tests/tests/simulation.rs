@@ -149,7 +149,7 @@ fn hm(h: u32, m: u32) -> NaiveTime {
 }
 
 fn random_order(rng: &mut Rng) -> Vec<Channel> {
-    let mut all = Channel::ALL.to_vec();
+    let mut all = Channel::PERSONAL.to_vec();
     for i in (1..all.len()).rev() {
         all.swap(i, rng.below(i as u64 + 1) as usize);
     }
@@ -180,6 +180,7 @@ fn gen_campaign(rng: &mut Rng, id: &str, odd_end: Option<NaiveTime>) -> Campaign
             template: (*rng.pick(&["reminder", "last_call"])).into(),
             subject: None,
             offer: None,
+            webhook: None,
         })
         .collect();
     if rng.chance(50) {

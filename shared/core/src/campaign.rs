@@ -547,8 +547,8 @@ impl Campaign {
             .map(|(i, target)| CampaignError {
                 field: format!("steps[{i}].webhook"),
                 message: match known.is_empty() {
-                    true => format!("names webhook target {target:?}, but no target is configured"),
-                    false => format!("names no webhook target {target:?} (configured: {})", names()),
+                    true => format!("names webhook target {:?}, but no target is configured", target.as_str()),
+                    false => format!("names no webhook target {:?} (configured: {})", target.as_str(), names()),
                 },
             })
             .collect()
@@ -1244,4 +1244,48 @@ code_prefix = "SHOP"
             VoucherSettings { code_prefix: no_prefix, cap_window: Duration::zero(), ..VoucherSettings::default() };
         assert_eq!(c.validate(), Ok(()), "no prefix and no cap are allowed");
     }
+
+    const WEBHOOK_CAMPAIGN: &str = r#"
+id = "crm"
+name = "Tell the CRM"
+
+[[steps]]
+delay = "1h"
+webhook = "crm"
+[steps.channels]
+mobile = ["push", "webhook"]
+desktop = ["webhook"]
+"#;
+
+    #[test]
+    fn given_a_step_by_webhook_with_its_target_when_parsed_then_the_target_is_kept_and_applies_where_configured() {
+        // GIVEN a step whose channels name webhook, with `webhook = "crm"`
+        let c = Campaign::from_toml(WEBHOOK_CAMPAIGN).unwrap();
+        // THEN it parses, round-trips, and only a runtime without `crm` refuses it
+        assert_eq!(c.steps[0].webhook.as_ref().map(WebhookTargetName::as_str), Some("crm"));
+        assert_eq!(c.steps[0].channels.desktop, [Channel::Webhook]);
+        assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c);
+        let crm = WebhookTargetName::parse("crm").unwrap();
+        assert!(c.unknown_webhook_targets(&[crm]).is_empty());
+        let other = WebhookTargetName::parse("chat_bot").unwrap();
+        let refused = c.unknown_webhook_targets(&[other]);
+        assert_eq!(refused[0].to_string(), "steps[0].webhook: names no webhook target \"crm\" (configured: chat_bot)");
+        let none = c.unknown_webhook_targets(&[]);
+        assert_eq!(none[0].message, "names webhook target \"crm\", but no target is configured");
+    }
+
+    #[test]
+    fn given_webhook_steps_missing_or_misnaming_their_target_when_parsed_then_each_is_refused_with_the_field() {
+        let without = WEBHOOK_CAMPAIGN.replace("webhook = \"crm\"\n", "");
+        let errors = Campaign::from_toml(&without).unwrap_err();
+        assert_eq!(errors[0].field, "steps[0].webhook");
+        assert!(errors[0].message.starts_with("is required when the step's channels name webhook"), "{errors:?}");
+        let unused = WEBHOOK_CAMPAIGN.replace("[\"push\", \"webhook\"]", "[\"push\"]").replace("[\"webhook\"]", "[\"email\"]");
+        let errors = Campaign::from_toml(&unused).unwrap_err();
+        assert_eq!(errors[0].to_string(), "steps[0].webhook: names a target, but no channel order of the step names webhook");
+        let bad_name = WEBHOOK_CAMPAIGN.replace("webhook = \"crm\"", "webhook = \"My CRM\"");
+        let errors = Campaign::from_toml(&bad_name).unwrap_err();
+        assert!(errors[0].message.contains("\"My CRM\" is not a webhook target name"), "{errors:?}");
+    }
 }
+

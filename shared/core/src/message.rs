@@ -347,7 +347,10 @@ mod tests {
     fn given_jobs_for_every_channel_when_debug_printed_then_no_recipient_shows() {
         let contact = patch();
         for channel in Channel::ALL {
-            let to = Recipient::for_channel(&contact, channel).expect("the contact reaches every channel");
+            let to = match channel {
+                Channel::Webhook => Recipient::Webhook(crate::webhook::WebhookTargetName::parse("crm").unwrap()),
+                _ => Recipient::for_channel(&contact, channel).expect("the contact reaches every channel"),
+            };
             assert_redacted(&format!("{to:?}"));
             let outgoing = match to {
                 Recipient::Email(to) => {
@@ -364,6 +367,15 @@ mod tests {
                 Recipient::WebPush(subscription) => {
                     Outgoing::WebPush { subscription, title: "t".into(), body: "b".into(), url: "u".into() }
                 }
+                Recipient::Webhook(target) => Outgoing::Webhook {
+                    target,
+                    event: Box::new(crate::webhook::tests::reminder()),
+                    contact: crate::webhook::WebhookContact {
+                        email: contact.email.clone(),
+                        phone: contact.phone.clone(),
+                        first_name: None,
+                    },
+                },
             };
             let job = MessageJob { message_id: "m_1".into(), cart_id: "c1".into(), channel, outgoing, voucher: None };
             assert_redacted(&format!("{job:?}"));

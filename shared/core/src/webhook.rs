@@ -327,7 +327,7 @@ pub fn cart_reminder_body(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rand::SeedableRng;
 
     use super::*;
@@ -428,5 +428,91 @@ mod tests {
         let header = |name: &str| signed.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap();
         assert_eq!(header("webhook-timestamp"), now.timestamp().to_string());
         assert!(secret.verify("msg_1", now.timestamp(), &signed.body, &header("webhook-signature")));
+    }
+
+    /// A reminder for cart `cart-1`, step 1 of campaign `default`.
+    pub(crate) fn reminder() -> CartReminder {
+        let at: DateTime<Utc> = "2026-11-23T10:30:00Z".parse().unwrap();
+        CartReminder {
+            message_id: "m_0123".into(),
+            cart_id: "cart-1".into(),
+            customer_id: Some("cus-9".into()),
+            campaign_id: "default".into(),
+            step: 1,
+            items: vec![Item {
+                item_id: "sku-mug".into(),
+                item_name: Some("Stoneware mug".into()),
+                variant: None,
+                price: Some(rust_decimal::Decimal::new(3000, 2)),
+                quantity: 2,
+                image_url: None,
+                url: None,
+            }],
+            item_count: 2,
+            subtotal: rust_decimal::Decimal::new(6000, 2),
+            currency: Some("USD".into()),
+            restore_url: "https://cartback.example/r/token".into(),
+            restore_expires_at: at + chrono::Duration::hours(48),
+            decided_at: at,
+        }
+    }
+
+    fn contact() -> WebhookContact {
+        WebhookContact {
+            email: Some(Email::from("ana@example.com")),
+            phone: Some(Phone::from("+33612345678")),
+            first_name: Some("Ana".into()),
+        }
+    }
+
+    #[test]
+    fn given_a_target_allowed_nothing_when_the_reminder_is_built_then_the_body_carries_the_cart_and_no_contact_value() {
+        // GIVEN a reminder whose customer has an email, a phone and a first name
+        // WHEN built for a target with the default (empty) allow-list
+        let (id, body) = cart_reminder_body(&reminder(), &contact(), &[]);
+        // THEN the cart is there, documented field by field, and no contact value is
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(id, "m_0123", "the message id: the same on every attempt");
+        assert_eq!(json["type"], "cart.abandoned_reminder");
+        assert_eq!(json["timestamp"], "2026-11-23T10:30:00Z");
+        let data = &json["data"];
+        assert_eq!(data["message_id"], "m_0123");
+        assert_eq!(data["cart_id"], "cart-1");
+        assert_eq!(data["customer_id"], "cus-9");
+        assert_eq!((&data["campaign_id"], &data["step"]), (&serde_json::json!("default"), &serde_json::json!(1)));
+        assert_eq!(data["items"][0]["item_name"], "Stoneware mug");
+        assert_eq!(data["item_count"], 2);
+        assert_eq!(data["subtotal"], "60.00");
+        assert_eq!(data["currency"], "USD");
+        assert_eq!(data["restore_url"], "https://cartback.example/r/token");
+        assert_eq!(data["restore_expires_at"], "2026-11-25T10:30:00Z");
+        assert_eq!(data["contact"], serde_json::json!({}));
+        let text = String::from_utf8_lossy(&body);
+        for value in ["ana@", "612345678", "\"Ana\""] {
+            assert!(!text.contains(value), "{value} leaks into {text}");
+        }
+    }
+
+    #[test]
+    fn given_a_target_allowed_the_email_when_the_reminder_is_built_then_only_the_email_is_added() {
+        let (_, body) = cart_reminder_body(&reminder(), &contact(), &[ContactField::Email]);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["data"]["contact"], serde_json::json!({"email": "ana@example.com"}));
+        let (_, all) = cart_reminder_body(&reminder(), &contact(), &ContactField::ALL);
+        let json: serde_json::Value = serde_json::from_slice(&all).unwrap();
+        let expected = serde_json::json!({"email": "ana@example.com", "phone": "+33612345678", "first_name": "Ana"});
+        assert_eq!(json["data"]["contact"], expected);
+    }
+
+    #[test]
+    fn given_target_names_when_parsed_then_only_lower_case_letters_digits_and_underscores_are_names() {
+        for ok in ["crm", "chat_bot", "crm2"] {
+            assert_eq!(WebhookTargetName::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "CRM", "chat-bot", "a b", &"x".repeat(33)] {
+            assert!(WebhookTargetName::parse(bad).is_err(), "{bad}");
+        }
+        let err = serde_json::from_value::<WebhookTargetName>(serde_json::json!("Chat-Bot")).unwrap_err();
+        assert!(err.to_string().contains("not a webhook target name"), "{err}");
     }
 }
