@@ -30,13 +30,7 @@ impl JobQueue for SqsJobQueue {
         let Some(url) = self.urls.url(queue) else {
             return Err(PortError::Refused("sqs", format!("no {} queue is configured", queue.as_str()).into()));
         };
-        self.client
-            .send_message()
-            .queue_url(url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| unavailable("sqs", e))?;
+        self.client.send_message().queue_url(url).message_body(body).send().await.map_err(|e| unavailable("sqs", e))?;
         tracing::info!(message_id = %job.message_id, cart_id = %job.cart_id, queue = queue.as_str(), "job enqueued");
         Ok(())
     }

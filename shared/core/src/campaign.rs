@@ -730,9 +730,10 @@ fn step_problems(steps: &[Step]) -> Vec<CampaignError> {
                 format!("steps[{i}].webhook"),
                 "is required when the step's channels name webhook (the target, e.g. webhook = \"crm\")".into(),
             ),
-            (false, Some(_)) => {
-                err(format!("steps[{i}].webhook"), "names a target, but no channel order of the step names webhook".into())
-            }
+            (false, Some(_)) => err(
+                format!("steps[{i}].webhook"),
+                "names a target, but no channel order of the step names webhook".into(),
+            ),
             _ => {}
         }
         // Only the name's form is checked here: a campaign is validated
@@ -1280,12 +1281,15 @@ desktop = ["webhook"]
         let errors = Campaign::from_toml(&without).unwrap_err();
         assert_eq!(errors[0].field, "steps[0].webhook");
         assert!(errors[0].message.starts_with("is required when the step's channels name webhook"), "{errors:?}");
-        let unused = WEBHOOK_CAMPAIGN.replace("[\"push\", \"webhook\"]", "[\"push\"]").replace("[\"webhook\"]", "[\"email\"]");
+        let unused =
+            WEBHOOK_CAMPAIGN.replace("[\"push\", \"webhook\"]", "[\"push\"]").replace("[\"webhook\"]", "[\"email\"]");
         let errors = Campaign::from_toml(&unused).unwrap_err();
-        assert_eq!(errors[0].to_string(), "steps[0].webhook: names a target, but no channel order of the step names webhook");
+        assert_eq!(
+            errors[0].to_string(),
+            "steps[0].webhook: names a target, but no channel order of the step names webhook"
+        );
         let bad_name = WEBHOOK_CAMPAIGN.replace("webhook = \"crm\"", "webhook = \"My CRM\"");
         let errors = Campaign::from_toml(&bad_name).unwrap_err();
         assert!(errors[0].message.contains("\"My CRM\" is not a webhook target name"), "{errors:?}");
     }
 }
-

@@ -2515,7 +2515,8 @@ fn given_a_step_naming_the_webhook_when_the_customer_gave_no_consent_then_it_pos
 #[test]
 fn given_email_unsubscribed_and_the_webhook_next_when_the_step_is_due_then_the_webhook_carries_it() {
     // GIVEN email withdrawn by the link, other channels still consented, then the webhook
-    let s = Scenario::desktop().with_campaigns(vec![to_crm(&[Email])]).email_withdrawn_by(ConsentSource::UnsubscribeLink);
+    let s =
+        Scenario::desktop().with_campaigns(vec![to_crm(&[Email])]).email_withdrawn_by(ConsentSource::UnsubscribeLink);
     // WHEN due THEN the webhook carries the step and the timeline names the skipped email
     let why = assert_send(&s.decide_at(s.due()), 0, Channel::Webhook);
     assert!(why.contains("email: unsubscribed by the customer (unsubscribe_link)"), "{why}");

@@ -290,7 +290,8 @@ pub struct CartReminder {
     pub step: u32,
     pub items: Vec<Item>,
     pub item_count: u32,
-    pub subtotal: rust_decimal::Decimal,
+    /// A decimal string with two decimals at least, as the cart API shows it.
+    pub subtotal: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     /// The signed restore link (it records the click, then opens the cart).
@@ -449,7 +450,7 @@ pub(crate) mod tests {
                 url: None,
             }],
             item_count: 2,
-            subtotal: rust_decimal::Decimal::new(6000, 2),
+            subtotal: "60.00".into(),
             currency: Some("USD".into()),
             restore_url: "https://cartback.example/r/token".into(),
             restore_expires_at: at + chrono::Duration::hours(48),

@@ -251,7 +251,8 @@ impl SqliteQueue {
                     move_to_dead_letters(&tx, id, &error, &ts(now))?;
                     RetryOutcome::DeadLettered
                 } else {
-                    let at = (now + policy.delay(attempts.max(1), &mut rand::thread_rng())).max(not_before.unwrap_or(now));
+                    let at =
+                        (now + policy.delay(attempts.max(1), &mut rand::thread_rng())).max(not_before.unwrap_or(now));
                     tx.execute("UPDATE jobs SET visible_at = ?2 WHERE id = ?1", params![id, ts(at)]).map_err(db)?;
                     RetryOutcome::Scheduled { at }
                 };

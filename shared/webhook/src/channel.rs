@@ -67,12 +67,13 @@ impl WebhookTargets {
             if value.is_empty() {
                 continue;
             }
-            let (name, slot) = match (rest.strip_suffix("_URL"), rest.strip_suffix("_SECRET"), rest.strip_suffix("_FIELDS")) {
-                (Some(name), _, _) => (name, 0),
-                (_, Some(name), _) => (name, 1),
-                (_, _, Some(name)) => (name, 2),
-                _ => continue,
-            };
+            let (name, slot) =
+                match (rest.strip_suffix("_URL"), rest.strip_suffix("_SECRET"), rest.strip_suffix("_FIELDS")) {
+                    (Some(name), _, _) => (name, 0),
+                    (_, Some(name), _) => (name, 1),
+                    (_, _, Some(name)) => (name, 2),
+                    _ => continue,
+                };
             parts.entry(name.to_owned()).or_default()[slot] = Some(value);
         }
         let mut targets = BTreeMap::new();
@@ -85,7 +86,8 @@ impl WebhookTargets {
                 return Err(TargetError::WithoutUrl { var: var(set), url_var: var("URL") });
             };
             check_url("", &url).map_err(|_| TargetError::Url { var: var("URL") })?;
-            let secret = secret.ok_or_else(|| TargetError::MissingSecret { var: var("SECRET"), url_var: var("URL") })?;
+            let secret =
+                secret.ok_or_else(|| TargetError::MissingSecret { var: var("SECRET"), url_var: var("URL") })?;
             let secret =
                 WebhookSecret::parse(&secret).map_err(|source| TargetError::Secret { var: var("SECRET"), source })?;
             let fields = parse_fields(&var("FIELDS"), fields.as_deref().unwrap_or_default())?;
@@ -115,8 +117,8 @@ impl WebhookTargets {
 fn parse_fields(var: &str, text: &str) -> Result<Vec<ContactField>, TargetError> {
     let mut fields = Vec::new();
     for field in text.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-        let parsed =
-            ContactField::parse(field).ok_or_else(|| TargetError::Field { var: var.to_owned(), field: field.into() })?;
+        let parsed = ContactField::parse(field)
+            .ok_or_else(|| TargetError::Field { var: var.to_owned(), field: field.into() })?;
         if !fields.contains(&parsed) {
             fields.push(parsed);
         }
@@ -160,7 +162,8 @@ impl HttpWebhookSender {
         tokio::task::spawn_blocking(move || post(&agent, &url, &signed))
             .await
             .map_err(|e| SendError::Retryable(format!("the request did not complete: {e}")))??;
-        let seen = Outgoing::Webhook { target: target.clone(), event: event.clone(), contact: contact.only(&config.fields) };
+        let seen =
+            Outgoing::Webhook { target: target.clone(), event: event.clone(), contact: contact.only(&config.fields) };
         Ok(Delivered { webhook_id: id, seen: MessageJob { outgoing: seen, ..job.clone() } })
     }
 }
@@ -184,9 +187,7 @@ fn post(agent: &ureq::Agent, url: &str, signed: &SignedWebhook) -> Result<(), Se
     match request.send_bytes(&signed.body) {
         Ok(response) if (200..300).contains(&response.status()) => Ok(()),
         Ok(response) => Err(SendError::Permanent(format!("HTTP {} (redirects are not followed)", response.status()))),
-        Err(ureq::Error::Status(status, response)) => {
-            Err(classify(status, response.header("retry-after"), Utc::now()))
-        }
+        Err(ureq::Error::Status(status, response)) => Err(classify(status, response.header("retry-after"), Utc::now())),
         Err(ureq::Error::Transport(transport)) => Err(SendError::Retryable(transport.kind().to_string())),
     }
 }
@@ -250,7 +251,8 @@ mod tests {
         let url = ("CARTBACK_WEBHOOK_TARGET_CRM_URL", "https://crm.example/hooks");
         let missing = WebhookTargets::from_vars(vars(&[url])).unwrap_err();
         assert_eq!(missing.to_string(), "CARTBACK_WEBHOOK_TARGET_CRM_SECRET is required with CARTBACK_WEBHOOK_TARGET_CRM_URL (a whsec_<base64> signing secret)");
-        let bad = WebhookTargets::from_vars(vars(&[url, ("CARTBACK_WEBHOOK_TARGET_CRM_SECRET", "hunter2")])).unwrap_err();
+        let bad =
+            WebhookTargets::from_vars(vars(&[url, ("CARTBACK_WEBHOOK_TARGET_CRM_SECRET", "hunter2")])).unwrap_err();
         assert!(bad.to_string().starts_with("CARTBACK_WEBHOOK_TARGET_CRM_SECRET must start with"), "{bad}");
         assert!(!bad.to_string().contains("hunter2"));
         let plain_http = WebhookTargets::from_vars(vars(&[
@@ -264,7 +266,10 @@ mod tests {
             ("CARTBACK_WEBHOOK_TARGET_CRM_FIELDS", "email,address"),
         ]))
         .unwrap_err();
-        assert_eq!(field.to_string(), "CARTBACK_WEBHOOK_TARGET_CRM_FIELDS: \"address\" is not a contact field (email, phone, first_name)");
+        assert_eq!(
+            field.to_string(),
+            "CARTBACK_WEBHOOK_TARGET_CRM_FIELDS: \"address\" is not a contact field (email, phone, first_name)"
+        );
         let alone = WebhookTargets::from_vars(vars(&[("CARTBACK_WEBHOOK_TARGET_CRM_SECRET", SECRET)])).unwrap_err();
         assert!(matches!(alone, TargetError::WithoutUrl { .. }), "{alone}");
     }

@@ -398,7 +398,7 @@ where
                 step: reader.step,
                 items: cart.items.clone(),
                 item_count: cart.totals().item_count,
-                subtotal: cart.totals().subtotal,
+                subtotal: crate::cart::money_text(cart.totals().subtotal),
                 currency: cart.currency.clone(),
                 restore_url: restore,
                 restore_expires_at: now + settings.restore_ttl,

@@ -253,7 +253,10 @@ where
             Err(failure @ (SendError::Retryable(_) | SendError::RetryAfter { .. })) => {
                 let (error, at) = match failure {
                     SendError::RetryAfter { error, after } => (error, Some(now + after)),
-                    SendError::Retryable(error) | SendError::Permanent(error) | SendError::Unknown(error) | SendError::OptedOut(error) => (error, None),
+                    SendError::Retryable(error)
+                    | SendError::Permanent(error)
+                    | SendError::Unknown(error)
+                    | SendError::OptedOut(error) => (error, None),
                 };
                 // The provider certainly did not take it (throttled, refused
                 // to connect): hand the claim back so the queue's retry can
