@@ -1169,6 +1169,8 @@ impl World {
             }
             Channel::Push => (consents.push, contact.push_tokens.as_ref().is_some_and(|t| !t.is_empty())),
             Channel::WebPush => (consents.web_push, contact.web_push_subscription.is_some()),
+            // Not a channel of the simulated campaigns (no target to name).
+            Channel::Webhook => (None, false),
         };
         if consented != Some(true) {
             fail("a message on a channel without consent");
@@ -1289,6 +1291,7 @@ impl World {
             Outgoing::Sms { to, .. } => !to.expose().is_empty(),
             Outgoing::Push { token, .. } => !token.expose().is_empty(),
             Outgoing::WebPush { subscription, .. } => subscription.expose().get("endpoint").is_some(),
+            Outgoing::Webhook { target, .. } => !target.as_str().is_empty(),
         };
         if !has_recipient {
             self.fail(&c.id, "a message sent without a recipient", job);

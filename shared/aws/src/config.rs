@@ -27,9 +27,6 @@ pub const RESTORE_URL: &str = "CARTBACK_RESTORE_URL";
 pub const EMAIL_QUEUE_URL: &str = "CARTBACK_EMAIL_QUEUE_URL";
 pub const SMS_QUEUE_URL: &str = "CARTBACK_SMS_QUEUE_URL";
 pub const PUSH_QUEUE_URL: &str = "CARTBACK_PUSH_QUEUE_URL";
-/// The webhook channel's queue. Optional: the AWS runtime does not deliver
-/// the webhook channel yet (see `DELIVERED_CHANNELS`).
-pub const WEBHOOK_QUEUE_URL: &str = "CARTBACK_WEBHOOK_QUEUE_URL";
 pub const SENDER_EMAIL: &str = "CARTBACK_SENDER_EMAIL";
 pub const SES_CONFIGURATION_SET: &str = "CARTBACK_SES_CONFIGURATION_SET";
 pub const SMS_SENDER_ID: &str = "CARTBACK_SMS_SENDER_ID";
@@ -321,7 +318,6 @@ pub struct QueueUrls {
     pub email: String,
     pub sms: String,
     pub push: String,
-    pub webhook: Option<String>,
 }
 
 impl QueueUrls {
@@ -330,20 +326,17 @@ impl QueueUrls {
             email: http_url(env, EMAIL_QUEUE_URL)?,
             sms: http_url(env, SMS_QUEUE_URL)?,
             push: http_url(env, PUSH_QUEUE_URL)?,
-            webhook: match optional(env, WEBHOOK_QUEUE_URL) {
-                Some(_) => Some(http_url(env, WEBHOOK_QUEUE_URL)?),
-                None => None,
-            },
         })
     }
 
-    /// `None`: the queue is not configured.
+    /// `None`: this runtime has no such queue (the webhook channel is not
+    /// delivered on AWS yet, see `DELIVERED_CHANNELS`).
     pub fn url(&self, queue: QueueName) -> Option<&str> {
         match queue {
             QueueName::Email => Some(&self.email),
             QueueName::Sms => Some(&self.sms),
             QueueName::Push => Some(&self.push),
-            QueueName::Webhook => self.webhook.as_deref(),
+            QueueName::Webhook => None,
         }
     }
 }
