@@ -1413,7 +1413,8 @@ fn given_many_generated_carts_when_the_real_services_run_them_then_no_rule_is_ev
     ] {
         assert!(stats.codes.get(&code).is_some_and(|n| *n > 0), "the simulation never produced {code:?}");
     }
-    for channel in Channel::ALL {
+    // The generated campaigns name no webhook target (its rules are the engine's and e2e_webhook's tests).
+    for channel in Channel::PERSONAL {
         assert!(stats.channels.get(&channel).is_some_and(|n| *n > 0), "the simulation never sent by {channel:?}");
     }
     for (what, n) in
