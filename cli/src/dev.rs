@@ -9,15 +9,18 @@ use std::time::Duration as StdDuration;
 use anyhow::Context;
 use cartback_core::api::Api;
 use cartback_core::campaign::Campaign;
-use cartback_core::message::QueueName;
-use cartback_core::ports::{CampaignStore, Clock, StateStore, SystemClock};
+use cartback_core::message::{Channel, MessageJob, QueueName};
+use cartback_core::ports::{CampaignStore, Clock, PriorAttempt, SendError, Sender, StateStore, SystemClock};
 use cartback_core::service::{
     check_postal_address, check_unsubscribe_mailbox, CampaignCache, CheckOutcome, Checker, Delivery, DeliveryError,
     DeliveryOutcome, Ingest, Settings, TemplateCache,
 };
 use cartback_core::sources::{SourceSecret, SourceSettings};
-use cartback_local::{Database, Outbox, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock};
+use cartback_local::{
+    Database, Outbox, OutboxSender, RetryOutcome, SqliteQueue, SqliteScheduler, TimerWheel, VirtualClock,
+};
 use cartback_webhook::bigcommerce::BigCommerceSettings;
+use cartback_webhook::channel::{HttpWebhookSender, WebhookTargets};
 use cartback_webhook::WebhookSettings;
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Notify;
@@ -94,6 +97,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         Some(&wait),
     )?;
 
+    let targets = WebhookTargets::from_env()?;
     let outbox = Outbox::new(&args.data)?;
     // Before any sender runs: what a crash mid-write left is not a message.
     outbox.recover()?;
@@ -130,7 +134,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     });
     let delivery = Arc::new(Delivery {
         store: store.clone(),
-        sender: Arc::new(outbox.sender(&args.sender_email).with_web_push(web_push)),
+        sender: Arc::new(LocalSender {
+            outbox: outbox.sender(&args.sender_email).with_web_push(web_push),
+            webhook: HttpWebhookSender::new(targets.clone()),
+        }),
         campaigns,
         clock: clock.clone(),
         webhook: webhook.as_ref().map(WebhookSettings::webhook),
@@ -147,6 +154,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         None => "voucher.issued webhook: off".to_owned(),
         Some(w) if w.wait => "voucher.issued webhook: on (messages wait for its acknowledgement)".to_owned(),
         Some(_) => "voucher.issued webhook: on (retried until acknowledged; messages do not wait)".to_owned(),
+    };
+    let webhook_line = match targets.names() {
+        names if names.is_empty() => format!(
+            "{webhook_line}\n  webhook channel targets: none (set CARTBACK_WEBHOOK_TARGET_<NAME>_URL and _SECRET)"
+        ),
+        names => {
+            let names: Vec<String> = names.into_iter().map(String::from).collect();
+            format!("{webhook_line}\n  webhook channel targets: {}", names.join(", "))
+        }
     };
     let configured: Vec<&str> = settings.sources.configured().into_iter().map(|s| s.as_str()).collect();
     let sources_line = match configured.is_empty() {
@@ -185,6 +201,34 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     }
     say(&format!("Cartback stopped; pending timers and queued messages are kept in {}", db.path().display()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local senders: webhook jobs are really POSTed to their target (the
+/// outbox keeps a copy of what the target saw), every other channel goes
+/// to the outbox.
+struct LocalSender {
+    outbox: OutboxSender,
+    webhook: HttpWebhookSender,
+}
+
+#[async_trait::async_trait]
+impl Sender for LocalSender {
+    async fn send(&self, job: &MessageJob, now: DateTime<Utc>) -> Result<String, SendError> {
+        if job.channel != Channel::Webhook {
+            return self.outbox.send(job, now).await;
+        }
+        let delivered = self.webhook.deliver(job).await?;
+        // Should the copy fail, the retry posts again with the same
+        // `webhook-id`, which the receiver drops as a repeat.
+        self.outbox.send(&delivered.seen, now).await?;
+        Ok(delivered.webhook_id)
+    }
+
+    async fn prior_attempt(&self, job: &MessageJob) -> Result<PriorAttempt, SendError> {
+        // The outbox's copy says it went. Without one a webhook is posted
+        // (again): a receiver drops a repeated `webhook-id`.
+        self.outbox.prior_attempt(job).await
+    }
 }
 
 /// Prints a line for the operator. A closed stdout (a supervisor that went
@@ -284,12 +328,13 @@ async fn queue_worker(name: QueueName, queue: Arc<SqliteQueue>, delivery: Arc<De
                         }
                         continue;
                     }
-                    Err(DeliveryError::Retry(e)) => Some(e),
-                    Err(DeliveryError::Port(e)) => Some(e.to_string()),
+                    Err(DeliveryError::Retry(e)) => Some((e, None)),
+                    Err(DeliveryError::RetryAfter { error, at }) => Some((error, Some(at))),
+                    Err(DeliveryError::Port(e)) => Some((e.to_string(), None)),
                 };
                 let settled = match failure {
                     None => queue.ack(job.id).await.map(|_| ()),
-                    Some(error) => queue.retry(job.id, clock.now(), &error).await.map(|outcome| {
+                    Some((error, not_before)) => queue.retry_not_before(job.id, clock.now(), &error, not_before).await.map(|outcome| {
                         if outcome == RetryOutcome::DeadLettered {
                             tracing::error!(queue = name.as_str(), message_id = %job.job.message_id, %error, "message moved to the dead-letter table");
                         } else {

@@ -39,6 +39,7 @@ pub enum Channel {
     Email,
     Sms,
     Push,
+    Webhook,
 }
 
 impl From<Channel> for QueueName {
@@ -47,6 +48,7 @@ impl From<Channel> for QueueName {
             Channel::Email => QueueName::Email,
             Channel::Sms => QueueName::Sms,
             Channel::Push => QueueName::Push,
+            Channel::Webhook => QueueName::Webhook,
         }
     }
 }

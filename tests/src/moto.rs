@@ -174,28 +174,30 @@ fn moto_bin() -> Result<PathBuf, String> {
     if let Some(bin) = std::env::var_os("CARTBACK_MOTO_BIN").filter(|b| !b.is_empty()) {
         return Ok(PathBuf::from(bin));
     }
+    venv_bin(".venv-moto", "moto_server", "moto[server]==5.2.5")
+}
+
+/// `bin` of the Python virtual environment `venv` (in the workspace or
+/// above it), installing `package` into `<workspace>/<venv>` when missing.
+pub fn venv_bin(venv: &str, bin: &str, package: &str) -> Result<PathBuf, String> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     for dir in manifest.ancestors() {
-        let bin = dir.join(".venv-moto/bin/moto_server");
-        if bin.exists() {
-            return Ok(bin);
+        let found = dir.join(venv).join("bin").join(bin);
+        if found.exists() {
+            return Ok(found);
         }
     }
     // Install next to the workspace's Cargo.lock.
     let root = manifest.ancestors().find(|d| d.join("Cargo.lock").exists()).unwrap_or(&manifest).to_path_buf();
-    install_moto(&root)
-}
-
-fn install_moto(root: &Path) -> Result<PathBuf, String> {
-    let venv = root.join(".venv-moto");
+    let venv = root.join(venv);
     let run = |cmd: &mut Command| -> Result<(), String> {
         let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
         status.success().then_some(()).ok_or_else(|| format!("{cmd:?} failed with {status}"))
     };
-    eprintln!("installing moto[server] into {}", venv.display());
+    eprintln!("installing {package} into {}", venv.display());
     run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "moto[server]==5.2.5"]))?;
-    Ok(venv.join("bin/moto_server"))
+    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", package]))?;
+    Ok(venv.join("bin").join(bin))
 }
 
 /// A name no other test in this run (or a concurrent run) uses.

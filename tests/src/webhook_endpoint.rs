@@ -12,6 +12,12 @@ pub type Request = (Vec<(String, String)>, Vec<u8>);
 /// its first `failures` requests, then 204; it keeps every request, in the
 /// order they came.
 pub fn webhook_endpoint(failures: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
+    scripted_endpoint(vec!["503 Service Unavailable"; failures])
+}
+
+/// An endpoint answering its requests in turn with `answers` (a status line
+/// and any headers, `"429 Too Many Requests\r\nRetry-After: 2"`), then 204.
+pub fn scripted_endpoint(answers: Vec<&'static str>) -> (String, Arc<Mutex<Vec<Request>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}/hooks/cartback", listener.local_addr().unwrap().port());
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -24,7 +30,7 @@ pub fn webhook_endpoint(failures: usize) -> (String, Arc<Mutex<Vec<Request>>>) {
                 kept.push((headers, body));
                 kept.len()
             };
-            let status = if seen <= failures { "503 Service Unavailable" } else { "204 No Content" };
+            let status = answers.get(seen - 1).copied().unwrap_or("204 No Content");
             let mut stream = stream;
             let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
@@ -48,4 +54,30 @@ pub fn read_request(stream: &TcpStream) -> (String, Vec<(String, String)>, Vec<u
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
     (line.trim_end().to_owned(), headers, body)
+}
+
+/// What the `standardwebhooks` package (PyPI, the specification's own
+/// Python library) makes of a received request: the verified JSON payload,
+/// or its error. Installed into `.venv-webhooks` on first use.
+pub fn verify_with_standardwebhooks(secret: &str, request: &Request) -> Result<serde_json::Value, String> {
+    let python = crate::moto::venv_bin(".venv-webhooks", "python", "standardwebhooks==1.1.0")?;
+    let (headers, body) = request;
+    let headers: serde_json::Map<String, serde_json::Value> =
+        headers.iter().map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone()))).collect();
+    let input = serde_json::json!({"secret": secret, "headers": headers, "body": String::from_utf8_lossy(body)});
+    let script = "import json, sys\nfrom standardwebhooks.webhooks import Webhook\nr = json.load(sys.stdin)\n\
+                  print(json.dumps(Webhook(r['secret']).verify(r['body'], r['headers'])))";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).map_err(|e| e.to_string())?;
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
 }

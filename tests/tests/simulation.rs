@@ -149,7 +149,7 @@ fn hm(h: u32, m: u32) -> NaiveTime {
 }
 
 fn random_order(rng: &mut Rng) -> Vec<Channel> {
-    let mut all = Channel::ALL.to_vec();
+    let mut all = Channel::PERSONAL.to_vec();
     for i in (1..all.len()).rev() {
         all.swap(i, rng.below(i as u64 + 1) as usize);
     }
@@ -180,6 +180,7 @@ fn gen_campaign(rng: &mut Rng, id: &str, odd_end: Option<NaiveTime>) -> Campaign
             template: (*rng.pick(&["reminder", "last_call"])).into(),
             subject: None,
             offer: None,
+            webhook: None,
         })
         .collect();
     if rng.chance(50) {
@@ -1168,6 +1169,8 @@ impl World {
             }
             Channel::Push => (consents.push, contact.push_tokens.as_ref().is_some_and(|t| !t.is_empty())),
             Channel::WebPush => (consents.web_push, contact.web_push_subscription.is_some()),
+            // Not a channel of the simulated campaigns (no target to name).
+            Channel::Webhook => (None, false),
         };
         if consented != Some(true) {
             fail("a message on a channel without consent");
@@ -1288,6 +1291,7 @@ impl World {
             Outgoing::Sms { to, .. } => !to.expose().is_empty(),
             Outgoing::Push { token, .. } => !token.expose().is_empty(),
             Outgoing::WebPush { subscription, .. } => subscription.expose().get("endpoint").is_some(),
+            Outgoing::Webhook { target, .. } => !target.as_str().is_empty(),
         };
         if !has_recipient {
             self.fail(&c.id, "a message sent without a recipient", job);
@@ -1409,7 +1413,8 @@ fn given_many_generated_carts_when_the_real_services_run_them_then_no_rule_is_ev
     ] {
         assert!(stats.codes.get(&code).is_some_and(|n| *n > 0), "the simulation never produced {code:?}");
     }
-    for channel in Channel::ALL {
+    // The generated campaigns name no webhook target (its rules are the engine's and e2e_webhook's tests).
+    for channel in Channel::PERSONAL {
         assert!(stats.channels.get(&channel).is_some_and(|n| *n > 0), "the simulation never sent by {channel:?}");
     }
     for (what, n) in

@@ -65,7 +65,8 @@ impl Dev {
         for (n, campaign) in launch.campaigns.iter().enumerate() {
             let file = data.join(format!("campaign-{n}.toml"));
             std::fs::write(&file, campaign).expect("campaign file");
-            apply_campaign(&file, &data);
+            // With the server's environment: it names the webhook targets a campaign may use.
+            apply_campaign_with(&file, &data, launch.env);
         }
         let log = data.join("test-server.log");
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
@@ -192,11 +193,17 @@ impl Drop for Dev {
 
 /// `cartback ARGS --data DATA` (logging at `warn`): its output.
 pub fn cartback(data: &Path, args: &[&str]) -> Output {
+    cartback_with(data, args, &[])
+}
+
+/// [`cartback`] with more environment variables.
+pub fn cartback_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cartback"))
         .args(args)
         .arg("--data")
         .arg(data)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("cartback runs")
 }
@@ -211,7 +218,12 @@ pub fn stderr(o: &Output) -> String {
 
 /// `cartback campaign apply FILE --data DATA`, which must succeed.
 pub fn apply_campaign(file: &Path, data: &Path) {
-    let applied = cartback(data, &["campaign", "apply", &file.to_string_lossy()]);
+    apply_campaign_with(file, data, &[]);
+}
+
+/// [`apply_campaign`] with more environment variables.
+pub fn apply_campaign_with(file: &Path, data: &Path, env: &[(&str, &str)]) {
+    let applied = cartback_with(data, &["campaign", "apply", &file.to_string_lossy()], env);
     assert!(applied.status.success(), "{}", stderr(&applied));
 }
 

@@ -241,7 +241,13 @@ async fn deliver_batch(delivery: &Delivery, postponer: Option<&Postponer>, event
                 Ok(DeliveryOutcome::Rejected(error)) => {
                     tracing::warn!(message_id = %job.message_id, error = %crate::redact::redact_text(&error), "rejected by the provider; not retried")
                 }
-                Err(DeliveryError::Busy { retry_at: until } | DeliveryError::Deferred { until, .. }) => {
+                // A receiver's `Retry-After` hides the job the same way (the
+                // receive still counts towards the dead-letter queue).
+                Err(
+                    DeliveryError::Busy { retry_at: until }
+                    | DeliveryError::Deferred { until, .. }
+                    | DeliveryError::RetryAfter { at: until, .. },
+                ) => {
                     // Reported as a failure so SQS keeps it; hidden until it may go.
                     let seconds = (until - delivery.clock.now()).num_seconds();
                     if let (Some(postponer), Some(receipt)) = (postponer, &receipt) {

@@ -27,13 +27,10 @@ impl JobQueue for SqsJobQueue {
     async fn enqueue(&self, job: &MessageJob) -> Result<(), PortError> {
         let body = serde_json::to_string(job).map_err(|e| build_error("sqs", e))?;
         let queue = job.channel.queue();
-        self.client
-            .send_message()
-            .queue_url(self.urls.url(queue))
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| unavailable("sqs", e))?;
+        let Some(url) = self.urls.url(queue) else {
+            return Err(PortError::Refused("sqs", format!("no {} queue is configured", queue.as_str()).into()));
+        };
+        self.client.send_message().queue_url(url).message_body(body).send().await.map_err(|e| unavailable("sqs", e))?;
         tracing::info!(message_id = %job.message_id, cart_id = %job.cart_id, queue = queue.as_str(), "job enqueued");
         Ok(())
     }

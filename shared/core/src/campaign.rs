@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::message::Channel;
 use crate::voucher::{Offer, VoucherSettings};
+use crate::webhook::WebhookTargetName;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -321,6 +322,10 @@ pub struct Step {
     /// A voucher shown in this step's message (see [`crate::voucher`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer: Option<Offer>,
+    /// The webhook target (`webhook = "crm"`) the step's `webhook` channel
+    /// posts to; required when a channel order names `webhook`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTargetName>,
 }
 
 fn default_delay_from() -> DelayFrom {
@@ -431,6 +436,7 @@ impl Campaign {
                     template: "reminder".into(),
                     subject: None,
                     offer: None,
+                    webhook: None,
                 },
                 Step {
                     delay: Duration::hours(24),
@@ -439,6 +445,7 @@ impl Campaign {
                     template: "last_call".into(),
                     subject: None,
                     offer: None,
+                    webhook: None,
                 },
             ],
             caps: Caps::default(),
@@ -525,6 +532,26 @@ impl Campaign {
             }
         }
         errors
+    }
+
+    /// The steps naming a webhook target that is not in `known` (the
+    /// targets this runtime is configured with): what `cartback campaign
+    /// apply` refuses, as it refuses an unknown template set.
+    pub fn unknown_webhook_targets(&self, known: &[WebhookTargetName]) -> Vec<CampaignError> {
+        let names = || known.iter().map(WebhookTargetName::as_str).collect::<Vec<_>>().join(", ");
+        self.steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, step)| Some((i, step.webhook.as_ref()?)))
+            .filter(|(_, target)| !known.contains(target))
+            .map(|(i, target)| CampaignError {
+                field: format!("steps[{i}].webhook"),
+                message: match known.is_empty() {
+                    true => format!("names webhook target {:?}, but no target is configured", target.as_str()),
+                    false => format!("names no webhook target {:?} (configured: {})", target.as_str(), names()),
+                },
+            })
+            .collect()
     }
 
     /// Checks what serde cannot: returns every problem with its field path.
@@ -696,6 +723,18 @@ fn step_problems(steps: &[Step]) -> Vec<CampaignError> {
         }
         if step.channels.mobile.is_empty() || step.channels.desktop.is_empty() {
             err(format!("steps[{i}].channels"), "needs at least one channel for mobile and for desktop".into());
+        }
+        let names_webhook = step.channels.mobile.iter().chain(&step.channels.desktop).any(|&c| c == Channel::Webhook);
+        match (names_webhook, &step.webhook) {
+            (true, None) => err(
+                format!("steps[{i}].webhook"),
+                "is required when the step's channels name webhook (the target, e.g. webhook = \"crm\")".into(),
+            ),
+            (false, Some(_)) => err(
+                format!("steps[{i}].webhook"),
+                "names a target, but no channel order of the step names webhook".into(),
+            ),
+            _ => {}
         }
         // Only the name's form is checked here: a campaign is validated
         // where the stored sets cannot be seen (reading it back, parsing a
@@ -1205,5 +1244,52 @@ code_prefix = "SHOP"
         c.vouchers =
             VoucherSettings { code_prefix: no_prefix, cap_window: Duration::zero(), ..VoucherSettings::default() };
         assert_eq!(c.validate(), Ok(()), "no prefix and no cap are allowed");
+    }
+
+    const WEBHOOK_CAMPAIGN: &str = r#"
+id = "crm"
+name = "Tell the CRM"
+
+[[steps]]
+delay = "1h"
+webhook = "crm"
+[steps.channels]
+mobile = ["push", "webhook"]
+desktop = ["webhook"]
+"#;
+
+    #[test]
+    fn given_a_step_by_webhook_with_its_target_when_parsed_then_the_target_is_kept_and_applies_where_configured() {
+        // GIVEN a step whose channels name webhook, with `webhook = "crm"`
+        let c = Campaign::from_toml(WEBHOOK_CAMPAIGN).unwrap();
+        // THEN it parses, round-trips, and only a runtime without `crm` refuses it
+        assert_eq!(c.steps[0].webhook.as_ref().map(WebhookTargetName::as_str), Some("crm"));
+        assert_eq!(c.steps[0].channels.desktop, [Channel::Webhook]);
+        assert_eq!(Campaign::from_toml(&c.to_toml()).unwrap(), c);
+        let crm = WebhookTargetName::parse("crm").unwrap();
+        assert!(c.unknown_webhook_targets(&[crm]).is_empty());
+        let other = WebhookTargetName::parse("chat_bot").unwrap();
+        let refused = c.unknown_webhook_targets(&[other]);
+        assert_eq!(refused[0].to_string(), "steps[0].webhook: names no webhook target \"crm\" (configured: chat_bot)");
+        let none = c.unknown_webhook_targets(&[]);
+        assert_eq!(none[0].message, "names webhook target \"crm\", but no target is configured");
+    }
+
+    #[test]
+    fn given_webhook_steps_missing_or_misnaming_their_target_when_parsed_then_each_is_refused_with_the_field() {
+        let without = WEBHOOK_CAMPAIGN.replace("webhook = \"crm\"\n", "");
+        let errors = Campaign::from_toml(&without).unwrap_err();
+        assert_eq!(errors[0].field, "steps[0].webhook");
+        assert!(errors[0].message.starts_with("is required when the step's channels name webhook"), "{errors:?}");
+        let unused =
+            WEBHOOK_CAMPAIGN.replace("[\"push\", \"webhook\"]", "[\"push\"]").replace("[\"webhook\"]", "[\"email\"]");
+        let errors = Campaign::from_toml(&unused).unwrap_err();
+        assert_eq!(
+            errors[0].to_string(),
+            "steps[0].webhook: names a target, but no channel order of the step names webhook"
+        );
+        let bad_name = WEBHOOK_CAMPAIGN.replace("webhook = \"crm\"", "webhook = \"My CRM\"");
+        let errors = Campaign::from_toml(&bad_name).unwrap_err();
+        assert!(errors[0].message.contains("\"My CRM\" is not a webhook target name"), "{errors:?}");
     }
 }

@@ -19,7 +19,7 @@ use crate::engagement::{Engagement, EngagementLabel};
 use crate::event::{ConsentPatch, CustomerPatch, Device, Item, PushPlatform, PushToken};
 use crate::ids::CustomerKey;
 use crate::measure::{assign_group, assign_variant, Group};
-use crate::message::{Channel, MessageRecord, MessageStatus};
+use crate::message::{Channel, MessageRecord, MessageStatus, Recipient};
 use crate::reason::ReasonCode;
 use crate::voucher::{Discount, Offer, Tier, TierName, VoucherCode, VoucherOwner, VoucherStatus, VoucherTerms};
 
@@ -87,6 +87,7 @@ fn step(delay: Duration, from: DelayFrom, mobile: &[Channel], desktop: &[Channel
         template: "reminder".into(),
         subject: None,
         offer: None,
+        webhook: None,
     }
 }
 
@@ -2484,4 +2485,67 @@ fn given_one_scenario_per_rule_when_decided_then_every_reason_code_is_produced()
     s.cart.items[0].price = None;
     note(s.decide_at(s.due()));
     assert_eq!(seen, all_codes(), "missing: {:?}", all_codes().difference(&seen).collect::<Vec<_>>());
+}
+
+// ------------------------------------------------------------ webhook channel
+
+/// A one-step campaign posting to target `crm` after `before` fails.
+fn to_crm(before: &[Channel]) -> Campaign {
+    let mut order = before.to_vec();
+    order.push(Channel::Webhook);
+    let mut c = only("crm", &order);
+    c.steps[0].webhook = Some(crate::webhook::WebhookTargetName::parse("crm").unwrap());
+    c
+}
+
+#[test]
+fn given_a_step_naming_the_webhook_when_the_customer_gave_no_consent_then_it_posts_to_the_steps_target() {
+    // GIVEN a customer with no channel consent at all, and a step by webhook to `crm`
+    let mut s = Scenario::desktop().with_campaigns(vec![to_crm(&[])]);
+    *s.consents() = ConsentPatch::default();
+    // WHEN the step is due
+    let decision = s.decide_at(s.due());
+    // THEN it goes by webhook to `crm`: the shop's own system needs no channel consent
+    let why = assert_send(&decision, 0, Channel::Webhook);
+    assert!(why.contains("by webhook"), "{why}");
+    let Decision::Send { to, .. } = decision else { unreachable!() };
+    assert_eq!(to, Recipient::Webhook(crate::webhook::WebhookTargetName::parse("crm").unwrap()));
+}
+
+#[test]
+fn given_email_unsubscribed_and_the_webhook_next_when_the_step_is_due_then_the_webhook_carries_it() {
+    // GIVEN email withdrawn by the link, other channels still consented, then the webhook
+    let s =
+        Scenario::desktop().with_campaigns(vec![to_crm(&[Email])]).email_withdrawn_by(ConsentSource::UnsubscribeLink);
+    // WHEN due THEN the webhook carries the step and the timeline names the skipped email
+    let why = assert_send(&s.decide_at(s.due()), 0, Channel::Webhook);
+    assert!(why.contains("email: unsubscribed by the customer (unsubscribe_link)"), "{why}");
+}
+
+#[test]
+fn given_a_customer_who_unsubscribed_from_everything_when_the_step_names_the_webhook_then_it_stops_as_unsubscribed() {
+    // GIVEN a customer who stopped every channel on the preference page
+    let mut s = Scenario::desktop().with_campaigns(vec![to_crm(&[])]);
+    for channel in Channel::PERSONAL {
+        s.customer.as_mut().unwrap().consent_history.push(change(channel, false, ConsentSource::PreferencePage, t0()));
+    }
+    *s.consents() = ConsentPatch {
+        email: Some(false),
+        sms: Some(false),
+        push: Some(false),
+        web_push: Some(false),
+        source: Some(ConsentSource::PreferencePage),
+        ..Default::default()
+    };
+    // WHEN due THEN no reminder goes through the shop's system either
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::Unsubscribed);
+    assert!(why.contains("webhook: unsubscribed by the customer from every channel"), "{why}");
+}
+
+#[test]
+fn given_a_runtime_without_the_webhook_channel_when_the_step_names_it_then_it_is_skipped_as_not_delivered() {
+    let mut s = Scenario::desktop().with_campaigns(vec![to_crm(&[])]);
+    s.channels = Channel::PERSONAL.to_vec();
+    let why = assert_stop(&s.decide_at(s.due()), ReasonCode::NoReachableChannel);
+    assert!(why.contains("webhook: not delivered by this runtime"), "{why}");
 }

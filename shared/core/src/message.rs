@@ -11,6 +11,7 @@ use crate::enum_names;
 use crate::event::{CustomerPatch, PushPlatform, PushToken};
 use crate::ids::{CartId, CustomerKey, MessageId};
 use crate::voucher::VoucherCode;
+use crate::webhook::{CartReminder, WebhookContact, WebhookTargetName};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,10 +20,16 @@ pub enum Channel {
     Sms,
     Push,
     WebPush,
+    /// A signed HTTP POST to a target the shop names (a CRM, a chat bot).
+    Webhook,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Push, Channel::WebPush];
+    pub const ALL: [Channel; 5] = [Channel::Email, Channel::Sms, Channel::Push, Channel::WebPush, Channel::Webhook];
+
+    /// The channels that reach the customer themselves, each with its own
+    /// consent (the webhook channel reaches the shop's system).
+    pub const PERSONAL: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Push, Channel::WebPush];
 
     pub fn as_str(self) -> &'static str {
         enum_names::name_of(&self)
@@ -35,6 +42,7 @@ impl Channel {
             Channel::Email => QueueName::Email,
             Channel::Sms => QueueName::Sms,
             Channel::Push | Channel::WebPush => QueueName::Push,
+            Channel::Webhook => QueueName::Webhook,
         }
     }
 }
@@ -45,10 +53,11 @@ pub enum QueueName {
     Email,
     Sms,
     Push,
+    Webhook,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 3] = [QueueName::Email, QueueName::Sms, QueueName::Push];
+    pub const ALL: [QueueName; 4] = [QueueName::Email, QueueName::Sms, QueueName::Push, QueueName::Webhook];
 
     pub fn as_str(self) -> &'static str {
         enum_names::name_of(&self)
@@ -229,6 +238,8 @@ pub enum Recipient {
     Sms(Phone),
     Push(PushToken),
     WebPush(WebPushSubscription),
+    /// The shop's own system, by the target name the step gives.
+    Webhook(WebhookTargetName),
 }
 
 impl Recipient {
@@ -239,6 +250,8 @@ impl Recipient {
             Channel::Sms => contact.phone.clone().map(Recipient::Sms),
             Channel::Push => contact.push_tokens.as_ref().and_then(|t| t.first()).cloned().map(Recipient::Push),
             Channel::WebPush => contact.web_push_subscription.clone().map(Recipient::WebPush),
+            // Not a contact value: the step names the target.
+            Channel::Webhook => None,
         }
     }
 
@@ -248,6 +261,7 @@ impl Recipient {
             Recipient::Sms(_) => Channel::Sms,
             Recipient::Push(_) => Channel::Push,
             Recipient::WebPush(_) => Channel::WebPush,
+            Recipient::Webhook(_) => Channel::Webhook,
         }
     }
 }
@@ -285,6 +299,15 @@ pub enum Outgoing {
         title: String,
         body: String,
         url: String,
+    },
+    /// The `cart.abandoned_reminder` event for one target. The contact
+    /// values travel beside it; the sender adds only those the target's
+    /// allow-list names (see [`crate::webhook::cart_reminder_body`]).
+    Webhook {
+        target: WebhookTargetName,
+        event: Box<CartReminder>,
+        #[serde(default, skip_serializing_if = "WebhookContact::is_empty")]
+        contact: WebhookContact,
     },
 }
 
@@ -355,7 +378,10 @@ mod tests {
     fn given_jobs_for_every_channel_when_debug_printed_then_no_recipient_shows() {
         let contact = patch();
         for channel in Channel::ALL {
-            let to = Recipient::for_channel(&contact, channel).expect("the contact reaches every channel");
+            let to = match channel {
+                Channel::Webhook => Recipient::Webhook(crate::webhook::WebhookTargetName::parse("crm").unwrap()),
+                _ => Recipient::for_channel(&contact, channel).expect("the contact reaches every channel"),
+            };
             assert_redacted(&format!("{to:?}"));
             let outgoing = match to {
                 Recipient::Email(to) => {
@@ -372,6 +398,15 @@ mod tests {
                 Recipient::WebPush(subscription) => {
                     Outgoing::WebPush { subscription, title: "t".into(), body: "b".into(), url: "u".into() }
                 }
+                Recipient::Webhook(target) => Outgoing::Webhook {
+                    target,
+                    event: Box::new(crate::webhook::tests::reminder()),
+                    contact: crate::webhook::WebhookContact {
+                        email: contact.email.clone(),
+                        phone: contact.phone.clone(),
+                        first_name: None,
+                    },
+                },
             };
             let job = MessageJob { message_id: "m_1".into(), cart_id: "c1".into(), channel, outgoing, voucher: None };
             assert_redacted(&format!("{job:?}"));

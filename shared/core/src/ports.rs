@@ -525,6 +525,10 @@ pub enum SendError {
     /// Worth retrying with backoff (throttling, provider outage).
     #[error("temporary provider failure: {0}")]
     Retryable(String),
+    /// Retryable, and the receiver said when (an HTTP `Retry-After`): not
+    /// before `after` from now.
+    #[error("temporary provider failure: {error} (retry after {}s)", after.num_seconds())]
+    RetryAfter { error: String, after: chrono::Duration },
     /// Will never succeed (invalid address, suppressed recipient).
     #[error("provider rejected the message: {0}")]
     Permanent(String),

@@ -3,16 +3,19 @@
 //! any of its libraries: three headers, `webhook-id`, `webhook-timestamp`
 //! (Unix seconds) and `webhook-signature` (`v1,<base64 HMAC-SHA256>` over
 //! `{id}.{timestamp}.{body}`, keyed with the bytes of a `whsec_<base64>`
-//! secret). Used for `voucher.issued`; the webhook channel can reuse it.
+//! secret). Used for `voucher.issued` and for the webhook channel's
+//! `cart.abandoned_reminder`.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ids::CustomerKey;
+use crate::contact::{Email, Phone};
+use crate::event::Item;
+use crate::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use crate::voucher::{Discount, Voucher};
 
 /// The prefix of a Standard Webhooks signing secret.
@@ -177,8 +180,155 @@ fn voucher_event_id(voucher: &Voucher) -> String {
     format!("msg_{}", &hex::encode(digest)[..32])
 }
 
+/// The event type the webhook channel sends.
+pub const CART_ABANDONED_REMINDER: &str = "cart.abandoned_reminder";
+
+/// The name of a webhook target (`crm`, `chat_bot`): 1 to 32 lower-case
+/// ASCII letters, digits or `_`, so it maps one to one onto the variable
+/// names that configure it (`CARTBACK_WEBHOOK_TARGET_<NAME>_URL`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebhookTargetName(String);
+
+impl WebhookTargetName {
+    pub fn parse(text: &str) -> Result<WebhookTargetName, String> {
+        let valid = !text.is_empty()
+            && text.len() <= 32
+            && text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if valid {
+            Ok(WebhookTargetName(text.to_owned()))
+        } else {
+            Err(format!("{text:?} is not a webhook target name (1 to 32 of a-z, 0-9 and _)"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WebhookTargetName {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        WebhookTargetName::parse(&text)
+    }
+}
+
+impl From<WebhookTargetName> for String {
+    fn from(name: WebhookTargetName) -> String {
+        name.0
+    }
+}
+
+impl std::fmt::Display for WebhookTargetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A contact field a target may be allowed to see. None is by default: a
+/// target gets the customer id, and the shop's system looks the rest up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactField {
+    Email,
+    Phone,
+    FirstName,
+}
+
+impl ContactField {
+    pub const ALL: [ContactField; 3] = [ContactField::Email, ContactField::Phone, ContactField::FirstName];
+
+    pub fn as_str(self) -> &'static str {
+        crate::enum_names::name_of(&self)
+    }
+
+    pub fn parse(text: &str) -> Option<ContactField> {
+        ContactField::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+}
+
+/// The contact values a webhook job carries beside its event; the sender
+/// keeps those the target's allow-list names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookContact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<Phone>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+}
+
+impl WebhookContact {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.phone.is_none() && self.first_name.is_none()
+    }
+
+    /// Only the fields in `allowed`.
+    pub fn only(&self, allowed: &[ContactField]) -> WebhookContact {
+        let keep = |field| allowed.contains(&field);
+        WebhookContact {
+            email: self.email.clone().filter(|_| keep(ContactField::Email)),
+            phone: self.phone.clone().filter(|_| keep(ContactField::Phone)),
+            first_name: self.first_name.clone().filter(|_| keep(ContactField::FirstName)),
+        }
+    }
+}
+
+/// The `data` of a `cart.abandoned_reminder` event (documented in the
+/// README, "Webhook channel"): what a CRM or a chat bot needs to remind
+/// the customer itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CartReminder {
+    pub message_id: MessageId,
+    pub cart_id: CartId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
+    pub campaign_id: String,
+    /// 1 for the campaign's first step.
+    pub step: u32,
+    pub items: Vec<Item>,
+    pub item_count: u32,
+    /// A decimal string with two decimals at least, as the cart API shows it.
+    pub subtotal: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The signed restore link (it records the click, then opens the cart).
+    pub restore_url: String,
+    pub restore_expires_at: DateTime<Utc>,
+    pub decided_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct ReminderData<'a> {
+    #[serde(flatten)]
+    reminder: &'a CartReminder,
+    /// Always present, empty unless the target is allowed fields.
+    contact: WebhookContact,
+}
+
+/// The webhook id (the message id: the same on every attempt, so a
+/// receiver drops repeats) and the JSON body
+/// `{"type":"cart.abandoned_reminder","timestamp":…,"data":{…,"contact":{…}}}`
+/// with only the contact fields in `allowed`.
+pub fn cart_reminder_body(
+    reminder: &CartReminder,
+    contact: &WebhookContact,
+    allowed: &[ContactField],
+) -> (String, Vec<u8>) {
+    let envelope = Envelope {
+        kind: CART_ABANDONED_REMINDER,
+        timestamp: reminder.decided_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        data: ReminderData { reminder, contact: contact.only(allowed) },
+    };
+    // Strings, decimals, times and the items' plain fields always serialise.
+    let body = serde_json::to_vec(&envelope).unwrap_or_default();
+    (reminder.message_id.as_str().to_owned(), body)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rand::SeedableRng;
 
     use super::*;
@@ -279,5 +429,91 @@ mod tests {
         let header = |name: &str| signed.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap();
         assert_eq!(header("webhook-timestamp"), now.timestamp().to_string());
         assert!(secret.verify("msg_1", now.timestamp(), &signed.body, &header("webhook-signature")));
+    }
+
+    /// A reminder for cart `cart-1`, step 1 of campaign `default`.
+    pub(crate) fn reminder() -> CartReminder {
+        let at: DateTime<Utc> = "2026-11-23T10:30:00Z".parse().unwrap();
+        CartReminder {
+            message_id: "m_0123".into(),
+            cart_id: "cart-1".into(),
+            customer_id: Some("cus-9".into()),
+            campaign_id: "default".into(),
+            step: 1,
+            items: vec![Item {
+                item_id: "sku-mug".into(),
+                item_name: Some("Stoneware mug".into()),
+                variant: None,
+                price: Some(rust_decimal::Decimal::new(3000, 2)),
+                quantity: 2,
+                image_url: None,
+                url: None,
+            }],
+            item_count: 2,
+            subtotal: "60.00".into(),
+            currency: Some("USD".into()),
+            restore_url: "https://cartback.example/r/token".into(),
+            restore_expires_at: at + chrono::Duration::hours(48),
+            decided_at: at,
+        }
+    }
+
+    fn contact() -> WebhookContact {
+        WebhookContact {
+            email: Some(Email::from("ana@example.com")),
+            phone: Some(Phone::from("+33612345678")),
+            first_name: Some("Ana".into()),
+        }
+    }
+
+    #[test]
+    fn given_a_target_allowed_nothing_when_the_reminder_is_built_then_the_body_carries_the_cart_and_no_contact_value() {
+        // GIVEN a reminder whose customer has an email, a phone and a first name
+        // WHEN built for a target with the default (empty) allow-list
+        let (id, body) = cart_reminder_body(&reminder(), &contact(), &[]);
+        // THEN the cart is there, documented field by field, and no contact value is
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(id, "m_0123", "the message id: the same on every attempt");
+        assert_eq!(json["type"], "cart.abandoned_reminder");
+        assert_eq!(json["timestamp"], "2026-11-23T10:30:00Z");
+        let data = &json["data"];
+        assert_eq!(data["message_id"], "m_0123");
+        assert_eq!(data["cart_id"], "cart-1");
+        assert_eq!(data["customer_id"], "cus-9");
+        assert_eq!((&data["campaign_id"], &data["step"]), (&serde_json::json!("default"), &serde_json::json!(1)));
+        assert_eq!(data["items"][0]["item_name"], "Stoneware mug");
+        assert_eq!(data["item_count"], 2);
+        assert_eq!(data["subtotal"], "60.00");
+        assert_eq!(data["currency"], "USD");
+        assert_eq!(data["restore_url"], "https://cartback.example/r/token");
+        assert_eq!(data["restore_expires_at"], "2026-11-25T10:30:00Z");
+        assert_eq!(data["contact"], serde_json::json!({}));
+        let text = String::from_utf8_lossy(&body);
+        for value in ["ana@", "612345678", "\"Ana\""] {
+            assert!(!text.contains(value), "{value} leaks into {text}");
+        }
+    }
+
+    #[test]
+    fn given_a_target_allowed_the_email_when_the_reminder_is_built_then_only_the_email_is_added() {
+        let (_, body) = cart_reminder_body(&reminder(), &contact(), &[ContactField::Email]);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["data"]["contact"], serde_json::json!({"email": "ana@example.com"}));
+        let (_, all) = cart_reminder_body(&reminder(), &contact(), &ContactField::ALL);
+        let json: serde_json::Value = serde_json::from_slice(&all).unwrap();
+        let expected = serde_json::json!({"email": "ana@example.com", "phone": "+33612345678", "first_name": "Ana"});
+        assert_eq!(json["data"]["contact"], expected);
+    }
+
+    #[test]
+    fn given_target_names_when_parsed_then_only_lower_case_letters_digits_and_underscores_are_names() {
+        for ok in ["crm", "chat_bot", "crm2"] {
+            assert_eq!(WebhookTargetName::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "CRM", "chat-bot", "a b", &"x".repeat(33)] {
+            assert!(WebhookTargetName::parse(bad).is_err(), "{bad}");
+        }
+        let err = serde_json::from_value::<WebhookTargetName>(serde_json::json!("Chat-Bot")).unwrap_err();
+        assert!(err.to_string().contains("not a webhook target name"), "{err}");
     }
 }

@@ -120,7 +120,7 @@ pub fn one_click_page() -> String {
 /// The answer to a submitted form: what changed, in words.
 pub fn confirmation_page(outcome: &PreferenceOutcome) -> String {
     let mut items = Vec::new();
-    if outcome.withdrawn.len() == Channel::ALL.len() {
+    if outcome.withdrawn.len() == Channel::PERSONAL.len() {
         items.push("No more marketing messages on any channel.".to_owned());
     } else if !outcome.withdrawn.is_empty() {
         let names: Vec<&str> =

@@ -44,6 +44,7 @@ use cartback_core::contact::normalise_e164;
 use cartback_core::message::{MessageJob, Outgoing};
 use cartback_core::ports::{PriorAttempt, SendError, Sender};
 use cartback_core::render;
+use cartback_core::webhook::CART_ABANDONED_REMINDER;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
@@ -78,7 +79,7 @@ impl Outbox {
     }
 
     /// Removes the copies of these messages (a customer's erasure): their
-    /// `.eml` files, and their lines in `sms.jsonl` and `push.jsonl` (each
+    /// `.eml` files, and their lines in `sms.jsonl`, `push.jsonl` and `webhook.jsonl` (each
     /// file rewritten through a temporary file and a rename, so a crash
     /// leaves the old or the new file). Answers how many copies went.
     pub fn erase(&self, message_ids: &HashSet<String>) -> std::io::Result<usize> {
@@ -91,7 +92,7 @@ impl Outbox {
             }
         }
         let _lines = self.line_files.lock().unwrap_or_else(PoisonError::into_inner);
-        for path in [self.sms_path(), self.push_path()] {
+        for path in [self.sms_path(), self.push_path(), self.webhook_path()] {
             let text = match fs::read_to_string(&path) {
                 Ok(text) => text,
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
@@ -140,6 +141,12 @@ impl Outbox {
 
     pub fn push_path(&self) -> PathBuf {
         self.dir.join("push.jsonl")
+    }
+
+    /// The readable copies of webhook deliveries: the target, the event and
+    /// the contact fields the target was allowed to see.
+    pub fn webhook_path(&self) -> PathBuf {
+        self.dir.join("webhook.jsonl")
     }
 
     /// A [`Sender`] for every channel (email, SMS, push, web push): the local
@@ -417,6 +424,13 @@ impl OutboxSender {
                 let _lines = self.outbox.line_files.lock().unwrap_or_else(PoisonError::into_inner);
                 append_once(&self.lines, &self.outbox.push_path(), id, &line).map_err(|e| retryable("push", e))
             }
+            // The copy of a delivery the webhook sender made (it passes the
+            // job on with only the contact fields the target saw).
+            Outgoing::Webhook { target, event, contact } => {
+                let line = json!({ "message_id": id, "kind": "webhook", "target": target, "type": CART_ABANDONED_REMINDER, "data": event, "contact": contact, "at": rfc3339(now) });
+                let _lines = self.outbox.line_files.lock().unwrap_or_else(PoisonError::into_inner);
+                append_once(&self.lines, &self.outbox.webhook_path(), id, &line).map_err(|e| retryable("webhook", e))
+            }
         }
     }
 }
@@ -430,6 +444,7 @@ impl OutboxSender {
             Outgoing::Push { .. } | Outgoing::WebPush { .. } => {
                 self.holds_line(&self.outbox.push_path(), &job.message_id)
             }
+            Outgoing::Webhook { .. } => self.holds_line(&self.outbox.webhook_path(), &job.message_id),
         }
     }
 

@@ -127,7 +127,7 @@ pub struct QueueStats {
 pub struct SqliteQueue {
     db: Database,
     policy: RetryPolicy,
-    signals: Arc<[Arc<Notify>; 3]>,
+    signals: Arc<[Arc<Notify>; 4]>,
 }
 
 fn index(queue: QueueName) -> usize {
@@ -135,6 +135,7 @@ fn index(queue: QueueName) -> usize {
         QueueName::Email => 0,
         QueueName::Sms => 1,
         QueueName::Push => 2,
+        QueueName::Webhook => 3,
     }
 }
 
@@ -143,7 +144,7 @@ impl SqliteQueue {
         SqliteQueue {
             db,
             policy: RetryPolicy::default(),
-            signals: Arc::new([Arc::default(), Arc::default(), Arc::default()]),
+            signals: Arc::new([Arc::default(), Arc::default(), Arc::default(), Arc::default()]),
         }
     }
 
@@ -222,6 +223,18 @@ impl SqliteQueue {
     /// The delivery failed with `error`: the job comes back after a backoff,
     /// or becomes a dead letter when it used up its attempts.
     pub async fn retry(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<RetryOutcome, PortError> {
+        self.retry_not_before(id, now, error, None).await
+    }
+
+    /// [`SqliteQueue::retry`], and not before `not_before` (a receiver's
+    /// `Retry-After`) when that is later than the backoff.
+    pub async fn retry_not_before(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        error: &str,
+        not_before: Option<DateTime<Utc>>,
+    ) -> Result<RetryOutcome, PortError> {
         let (policy, error) = (self.policy.clone(), error.to_owned());
         self.db
             .call(move |conn| {
@@ -238,7 +251,8 @@ impl SqliteQueue {
                     move_to_dead_letters(&tx, id, &error, &ts(now))?;
                     RetryOutcome::DeadLettered
                 } else {
-                    let at = now + policy.delay(attempts.max(1), &mut rand::thread_rng());
+                    let at =
+                        (now + policy.delay(attempts.max(1), &mut rand::thread_rng())).max(not_before.unwrap_or(now));
                     tx.execute("UPDATE jobs SET visible_at = ?2 WHERE id = ?1", params![id, ts(at)]).map_err(db)?;
                     RetryOutcome::Scheduled { at }
                 };

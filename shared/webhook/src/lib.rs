@@ -7,6 +7,7 @@
 //! tokio's blocking pool, one short request with a timeout.
 
 pub mod bigcommerce;
+pub mod channel;
 
 use std::sync::Arc;
 use std::time::Duration;

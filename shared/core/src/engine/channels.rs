@@ -44,8 +44,9 @@ pub(super) fn choose_channel(input: &Input, next: &NextStep) -> Rule<ChannelChoi
     for &channel in order {
         match unreachable(input, next.campaign, channel).or_else(|| over_cap(input, next, channel)) {
             Some((code, why)) => skipped.push(Skipped { channel, code, why }),
-            // `unreachable` passed the channel, so the contact value is there.
-            None => match Recipient::for_channel(input.contact(), channel) {
+            // `unreachable` passed the channel, so the contact value (or the
+            // step's webhook target) is there.
+            None => match recipient(input, next, channel) {
                 Some(to) => return Continue(ChannelChoice { channel, to, skipped }),
                 None => skipped.push(Skipped {
                     channel,
@@ -115,6 +116,15 @@ pub(super) fn send(input: &Input, next: &NextStep, choice: ChannelChoice, arm: &
     }
 }
 
+/// Who the message goes to: the contact value, or for `webhook` the
+/// step's target.
+fn recipient(input: &Input, next: &NextStep, channel: Channel) -> Option<Recipient> {
+    match channel {
+        Channel::Webhook => next.step.webhook.clone().map(Recipient::Webhook),
+        _ => Recipient::for_channel(input.contact(), channel),
+    }
+}
+
 fn describe(skipped: &[Skipped]) -> String {
     skipped.iter().map(|s| format!("{}: {}", s.channel.as_str(), s.why)).collect::<Vec<_>>().join("; ")
 }
@@ -126,6 +136,16 @@ fn describe(skipped: &[Skipped]) -> String {
 fn unreachable(input: &Input, campaign: &Campaign, channel: Channel) -> Option<(ReasonCode, String)> {
     if !input.channels.contains(&channel) {
         return Some((ReasonCode::NoReachableChannel, "not delivered by this runtime".into()));
+    }
+    // The target is the shop's own system (its CRM, its chat bot), not a
+    // message to the customer: no channel consent applies, as none applies
+    // to the storefront knowing the cart. What the system may then send is
+    // its own channel's consent to check; the body carries only the contact
+    // fields the target is allowed to see. An unsubscribed customer is still
+    // not reminded through it: the customer said no to reminders.
+    if channel == Channel::Webhook {
+        return unsubscribed_everywhere(input)
+            .then(|| (ReasonCode::Unsubscribed, "unsubscribed by the customer from every channel".into()));
     }
     let contact = input.contact();
     let consents = contact.consents.unwrap_or_default();
@@ -140,6 +160,7 @@ fn unreachable(input: &Input, campaign: &Campaign, channel: Channel) -> Option<(
         }
         Channel::Push => (contact.push_tokens.as_ref().is_some_and(|t| !t.is_empty()), consents.push, "no push token"),
         Channel::WebPush => (contact.web_push_subscription.is_some(), consents.web_push, "no web-push subscription"),
+        Channel::Webhook => return None,
     };
     if !has_property {
         return Some((ReasonCode::NoReachableChannel, missing.into()));
@@ -154,6 +175,16 @@ fn unreachable(input: &Input, campaign: &Campaign, channel: Channel) -> Option<(
         return explicit_consent_missing(input, campaign);
     }
     None
+}
+
+/// Whether the customer withdrew, by their own choice, every channel
+/// consent they had given (the unsubscribe link's "stop everything", the
+/// preference page): a reminder through the shop's system would ignore it.
+fn unsubscribed_everywhere(input: &Input) -> bool {
+    let withdrawn: Vec<_> = Channel::PERSONAL.into_iter().filter_map(|c| unsubscribed_by_customer(input, c)).collect();
+    let consents = input.contact().consents.unwrap_or_default();
+    let granted = [consents.email, consents.sms, consents.push, consents.web_push].contains(&Some(true));
+    !withdrawn.is_empty() && !granted
 }
 
 /// Whether the customer's own choice withdrew the consent for `channel`
@@ -232,7 +263,7 @@ fn over_cap(input: &Input, next: &NextStep, channel: Channel) -> Option<(ReasonC
             }
             sms_window_closed(input, next)
         }
-        Channel::Email => None,
+        Channel::Email | Channel::Webhook => None,
     }
 }
 

@@ -21,6 +21,7 @@ use crate::render::{self, Composer, Links, Reader, RenderError, Unsubscribe};
 use crate::signing::{restore_token, sign_link, sign_unsubscribe, LinkClaims, UnsubscribeClaims};
 use crate::template::{Brand, TemplateSet};
 use crate::voucher::{ShownVoucher, Voucher, VoucherOwner, VoucherSettings};
+use crate::webhook::{CartReminder, WebhookContact};
 
 /// How long after its dispatch a step whose message record is missing counts
 /// as lost and is decided again: a lost job is found by the next timer retry
@@ -201,8 +202,14 @@ where
                         step: step + 1,
                         returner: customer.as_ref().is_some_and(|c| c.returned_since(now - returned_window)),
                     };
-                    let content =
-                        Content { template, subject: subject.as_deref(), to, voucher: shown_voucher.as_ref() };
+                    let content = Content {
+                        template,
+                        subject: subject.as_deref(),
+                        to,
+                        voucher: shown_voucher.as_ref(),
+                        campaign_id,
+                        contact: &contact,
+                    };
                     match self.render(&templates, &content, &cart, &reader, &message.message_id, now) {
                         Ok((outgoing, fallback)) => {
                             let fallback = store_error.clone().or(fallback);
@@ -380,6 +387,29 @@ where
             .replace("{cart_id}", &crate::signing::encode_url_component(&cart.cart_id))
             .replace("{token}", &restore_token(&settings.secret, &cart.cart_id, restore_expires));
         let restore = link(&restore_target, settings.restore_ttl);
+        // A webhook carries the cart as data; the receiving system words it.
+        if let Recipient::Webhook(target) = content.to {
+            let event = CartReminder {
+                message_id: message_id.clone(),
+                cart_id: cart.cart_id.clone(),
+                customer_id: cart.customer_id.clone(),
+                campaign_id: content.campaign_id.to_owned(),
+                step: reader.step,
+                items: cart.items.clone(),
+                item_count: cart.totals().item_count,
+                subtotal: crate::cart::money_text(cart.totals().subtotal),
+                currency: cart.currency.clone(),
+                restore_url: restore,
+                restore_expires_at: now + settings.restore_ttl,
+                decided_at: now,
+            };
+            let contact = WebhookContact {
+                email: content.contact.email.clone(),
+                phone: content.contact.phone.clone(),
+                first_name: content.contact.first_name.clone(),
+            };
+            return Ok((Outgoing::Webhook { target: target.clone(), event: Box::new(event), contact }, None));
+        }
         let item_link = |url: &str| link(url, settings.link_ttl);
         let unsubscribe_claims = UnsubscribeClaims {
             message_id: message_id.clone(),
@@ -418,6 +448,8 @@ where
                     let (title, body) = composer.push(true, cart, reader, &links)?;
                     Outgoing::WebPush { subscription: subscription.clone(), title, body, url: restore.clone() }
                 }
+                // Returned above, before any template is read.
+                Recipient::Webhook(_) => return Err(RenderError::UnknownTemplate(content.template.to_owned())),
             })
         };
         let why = match templates.set(content.template) {
@@ -484,6 +516,9 @@ struct Content<'a> {
     to: &'a Recipient,
     /// The cart's voucher, when the step shows one.
     voucher: Option<&'a ShownVoucher>,
+    campaign_id: &'a str,
+    /// Whose contact values a webhook target may be allowed to see.
+    contact: &'a crate::event::CustomerPatch,
 }
 
 fn reserved_send(message: &MessageRecord) -> ReservedSend {

@@ -43,6 +43,10 @@ pub enum DeliveryError {
     /// The job should come back later (queue retry with backoff).
     #[error("retry later: {0}")]
     Retry(String),
+    /// Like `Retry` (a failed attempt, counted towards the dead-letter
+    /// queue), and not before `at`: the receiver asked for the pause.
+    #[error("retry at {at}: {error}")]
+    RetryAfter { error: String, at: chrono::DateTime<chrono::Utc> },
     /// Another sender holds the claim; its lease ends by `retry_at` at the
     /// latest. Not a failed attempt: a queue should hide the job until then
     /// without spending one of its retries (or a job whose sender died would
@@ -258,7 +262,15 @@ where
                 self.note(&record.cart_id, "unknown", &text, &record.message_id, job).await?;
                 Ok(DeliveryOutcome::Skipped("outcome unknown".into()))
             }
-            Err(SendError::Retryable(error)) => {
+            Err(failure @ (SendError::Retryable(_) | SendError::RetryAfter { .. })) => {
+                let (error, at) = match failure {
+                    SendError::RetryAfter { error, after } => (error, Some(now + after)),
+                    SendError::Retryable(error)
+                    | SendError::Permanent(error)
+                    | SendError::Unknown(error)
+                    | SendError::OptedOut(error)
+                    | SendError::Gone(error) => (error, None),
+                };
                 // The provider certainly did not take it (throttled, refused
                 // to connect): hand the claim back so the queue's retry can
                 // take it at once, and leave the cause where an operator
@@ -273,7 +285,10 @@ where
                     )
                     .await?;
                 }
-                Err(DeliveryError::Retry(error))
+                Err(match at {
+                    Some(at) => DeliveryError::RetryAfter { error, at },
+                    None => DeliveryError::Retry(error),
+                })
             }
         }
     }
@@ -292,6 +307,7 @@ where
             // The claim stays held; once its lease ends the next try asks again.
             Err(
                 SendError::Retryable(error)
+                | SendError::RetryAfter { error, .. }
                 | SendError::Permanent(error)
                 | SendError::Unknown(error)
                 | SendError::OptedOut(error)

@@ -68,7 +68,7 @@ impl Choices {
     /// The channels withdrawn, whichever way they were chosen.
     pub fn channels(&self) -> BTreeSet<Channel> {
         if self.stop_all {
-            Channel::ALL.into_iter().collect()
+            Channel::PERSONAL.into_iter().collect()
         } else {
             self.stop.clone()
         }
@@ -185,6 +185,8 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
                     Channel::Sms => &mut consents.sms,
                     Channel::Push => &mut consents.push,
                     Channel::WebPush => &mut consents.web_push,
+                    // No consent of its own (see the engine's channel rules).
+                    Channel::Webhook => continue,
                 };
                 *slot = Some(false);
             }
@@ -307,6 +309,7 @@ fn consent_of(consents: &ConsentPatch, channel: Channel) -> Option<bool> {
         Channel::Sms => consents.sms,
         Channel::Push => consents.push,
         Channel::WebPush => consents.web_push,
+        Channel::Webhook => None,
     }
 }
 
@@ -362,7 +365,7 @@ mod tests {
     #[test]
     fn given_stop_all_when_the_channels_are_read_then_every_channel_is_withdrawn() {
         let choices = Choices { stop_all: true, ..Default::default() };
-        assert_eq!(choices.channels(), Channel::ALL.into_iter().collect());
+        assert_eq!(choices.channels(), Channel::PERSONAL.into_iter().collect());
         assert_eq!(Choices::one_click().channels(), BTreeSet::from([Channel::Email]));
     }
 
