@@ -639,7 +639,7 @@ fn given_bigcommerces_fetch_when_store_order_created_names_the_abandoned_carts_o
         seen[seen.len() - 2..],
         [
             ("/stores/abcde/v2/orders/252".to_owned(), token.clone()),
-            ("/stores/abcde/v2/orders/252/products?limit=250&page=1".to_owned(), token)
+            ("/stores/abcde/v2/orders/252/products?limit=250".to_owned(), token)
         ],
     );
     let (_, cart) = dev.cart("09346904-4175-44fd-be53-f7e598531b6c");
@@ -740,4 +740,31 @@ fn given_both_hooks_when_converted_and_order_created_arrive_in_either_order_then
         assert!(text.contains("bigcommerce:order:252"), "{export:#}");
         assert!(text.contains(r#""type":"purchase","value":"114""#), "the order's value: {export:#}");
     }
+}
+
+/// GIVEN BigCommerce's fetch configured and order 252 with 60 lines (more than the API's default page of 50)
+/// WHEN `store/order/created` arrives THEN the purchase holds all 60.
+#[test]
+fn given_an_order_of_more_lines_than_a_default_page_when_fetched_then_its_purchase_holds_every_line() {
+    let (api, dev) = with_bigcommerce_api("bc-e2e-api-token-0006", SPEED);
+    let line = fixture("bigcommerce/api-order-products.json")[0].clone();
+    let lines: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut line = line.clone();
+            line["variant_id"] = json!(1000 + i);
+            line
+        })
+        .collect();
+    let mut order = fixture("bigcommerce/api-order.json");
+    order["date_created"] = json!(dev.now().to_rfc2822());
+    api.put_order(order, Value::Array(lines));
+    let mut created = fixture("bigcommerce/order-created.json");
+    created["created_at"] = json!(dev.now().timestamp());
+    let body = created.to_string();
+    accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-60", &body), body.as_bytes()));
+
+    let (status, export) = dev.call("GET", "/v1/customers/11/export", b"");
+    assert_eq!(status, 200, "{export:#}");
+    let text = export.to_string();
+    assert_eq!(text.matches(r#""item_id":"10"#).count(), 60, "every line in the purchase: {export:#}");
 }

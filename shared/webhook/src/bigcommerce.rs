@@ -5,7 +5,7 @@
 //! and for a registered customer's cart the customer
 //! (`GET {api}/stores/{store_hash}/v3/customers?id:in={customer_id}`); a
 //! `store/order/*` order (`GET …/v2/orders/{id}` and
-//! `…/v2/orders/{id}/products?limit=250&page={n}`, two pages at most);
+//! `…/v2/orders/{id}/products?limit=250`, one page: more lines than an event holds);
 //! a refund's order's refunds (`GET …/v3/orders/{id}/payment_actions/refunds`).
 //! One or two short requests per thin delivery, on tokio's blocking pool.
 
@@ -29,10 +29,8 @@ pub const DEFAULT_API_URL: &str = "https://api.bigcommerce.com";
 /// A cart answer larger than this is refused (a cart holds at most a few
 /// hundred lines; Cartback keeps 300 items an event).
 const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
-/// Order lines a page (v2's largest page size).
+/// Order lines read (v2's largest page).
 const PRODUCTS_PAGE: usize = 250;
-/// Pages of order lines read: more than the 300 items an event keeps.
-const MAX_PRODUCT_PAGES: usize = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BigCommerceSettingError {
@@ -194,33 +192,20 @@ impl CartFetch for BigCommerceCarts {
         if !order.is_object() {
             return Err(FetchError::Failed("BigCommerce's answer is not an order".into()));
         }
-        // v2 lists 50 lines a page by default; read whole pages of the
-        // largest size until a short one, up to what an event can hold.
-        let mut products = Vec::new();
-        for page in 1..=MAX_PRODUCT_PAGES {
-            let url = format!(
-                "{}/stores/{}/v2/orders/{order_id}/products?limit={PRODUCTS_PAGE}&page={page}",
-                s.api_url, s.store_hash
+        // v2 lists 50 lines a page unless asked for more; 250, its largest
+        // page, is more than an event may hold (200 items).
+        let url = format!("{}/stores/{}/v2/orders/{order_id}/products?limit={PRODUCTS_PAGE}", s.api_url, s.store_hash);
+        let products = match self.get(url).await? {
+            Some(Value::Array(lines)) => lines,
+            // No content: an order without lines (v2 answers 204 for an empty list).
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err(FetchError::Failed("BigCommerce's answer is not a list of order products".into())),
+        };
+        if products.len() >= PRODUCTS_PAGE {
+            tracing::warn!(
+                lines = products.len(),
+                "BigCommerce order has a full page of lines; later pages are not read"
             );
-            let lines = match self.get(url).await? {
-                Some(Value::Array(lines)) => lines,
-                // No content: no (more) lines (v2 answers 204 for an empty list).
-                None | Some(Value::Null) => Vec::new(),
-                Some(_) => {
-                    return Err(FetchError::Failed("BigCommerce's answer is not a list of order products".into()))
-                }
-            };
-            let full = lines.len() >= PRODUCTS_PAGE;
-            products.extend(lines);
-            if !full {
-                break;
-            }
-            if page == MAX_PRODUCT_PAGES {
-                tracing::warn!(
-                    lines = products.len(),
-                    "BigCommerce order has more lines than are read; the rest are left out"
-                );
-            }
         }
         Ok(Some(FetchedOrder { order, products }))
     }
