@@ -14,7 +14,7 @@
 //! - **Configured fetch** (`CARTBACK_BIGCOMMERCE_STORE_HASH` and an API
 //!   token): for a thin cart delivery the source route fetches the cart
 //!   from the Management API (`GET /stores/{hash}/v3/carts/{id}`, see
-//!   [`cart_to_fetch`]) and maps the response's `data` as the snapshot. A
+//!   [`to_fetch`]) and maps the response's `data` as the snapshot. A
 //!   failed fetch answers 503, so BigCommerce retries the delivery; a cart
 //!   the API no longer has (404) is acknowledged and changes nothing.
 //! - **Next full snapshot**, without that configuration: a delivery whose
@@ -181,14 +181,6 @@ pub fn to_fetch(body: &[u8]) -> Option<ToFetch> {
         return None;
     }
     id_text(data.get("cartId")).or_else(|| id_text(data.get("id"))).map(ToFetch::Cart)
-}
-
-/// The id of the cart a thin cart delivery names (see [`to_fetch`]).
-pub fn cart_to_fetch(body: &[u8]) -> Option<String> {
-    match to_fetch(body)? {
-        ToFetch::Cart(id) => Some(id),
-        _ => None,
-    }
 }
 
 /// Reads what `what` names from the API.

@@ -617,7 +617,7 @@ fn given_a_thin_cart_webhook_and_the_fetched_cart_when_mapped_then_the_fetched_c
     let cart_id = "09346904-4175-44fd-be53-f7e598531b6c";
     for file in ["bigcommerce/cart-updated-thin.json", "bigcommerce/line-item-added-thin.json"] {
         let thin = fixture(file);
-        assert_eq!(bigcommerce::cart_to_fetch(&thin).as_deref(), Some(cart_id), "{file}");
+        assert_eq!(bigcommerce::to_fetch(&thin), Some(bigcommerce::ToFetch::Cart(cart_id.into())), "{file}");
         let events =
             map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&fetched(&answer["data"])))
                 .unwrap();
@@ -635,8 +635,7 @@ fn given_a_thin_cart_webhook_and_the_fetched_cart_when_mapped_then_the_fetched_c
             .collect();
         assert_eq!(items, [("358", 2), ("401", 1)]);
     }
-    assert_eq!(bigcommerce::cart_to_fetch(&fixture("bigcommerce/cart-updated-snapshot.json")), None);
-    assert_eq!(bigcommerce::cart_to_fetch(&fixture("bigcommerce/cart-converted.json")), None);
+    assert_eq!(bigcommerce::to_fetch(&fixture("bigcommerce/cart-updated-snapshot.json")), None);
 }
 
 /// GIVEN one thin `store/cart/updated` body (one `hash` for every update of the cart) WHEN mapped with the

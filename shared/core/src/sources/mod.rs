@@ -384,7 +384,7 @@ pub fn map(
 }
 
 /// [`map`] with the cart a thin delivery names, as the platform's API
-/// returned it (see [`bigcommerce::cart_to_fetch`]).
+/// returned it (see [`bigcommerce::to_fetch`]).
 pub fn map_with_cart(
     source: Source,
     headers: &Headers,
