@@ -639,7 +639,7 @@ fn given_bigcommerces_fetch_when_store_order_created_names_the_abandoned_carts_o
         seen[seen.len() - 2..],
         [
             ("/stores/abcde/v2/orders/252".to_owned(), token.clone()),
-            ("/stores/abcde/v2/orders/252/products".to_owned(), token)
+            ("/stores/abcde/v2/orders/252/products?limit=250".to_owned(), token)
         ],
     );
     let (_, cart) = dev.cart("09346904-4175-44fd-be53-f7e598531b6c");
@@ -680,6 +680,21 @@ fn given_a_refund_before_its_order_when_posted_then_retry_and_after_the_order_a_
     let (_, cart) = dev.cart("09346904-4175-44fd-be53-f7e598531b6c");
     let returns = cart["timeline"].as_array().unwrap().iter().filter(|e| e["code"] == "return").count();
     assert_eq!(returns, 1, "{cart:#}");
+    // The order's customer (11), worth the refund's payment.
+    let (status, export) = dev.call("GET", "/v1/customers/11/export", b"");
+    assert_eq!(status, 200, "{export:#}");
+    let text = export.to_string();
+    assert!(text.contains("bigcommerce:refund:3"), "{export:#}");
+    assert!(text.contains(r#""type":"return","value":"49.5""#), "customer 11's return, its value: {export:#}");
+
+    // WHEN a refund BigCommerce's API does not list yet is delivered THEN retry, not a refusal
+    let mut later = fixture("bigcommerce/order-refund-created.json");
+    later["data"]["refund"]["refund_id"] = json!(4);
+    later["created_at"] = json!(dev.now().timestamp());
+    let later = later.to_string();
+    let (status, early) = dev.post("bigcommerce", &bigcommerce_signed("msg-refund-4", &later), later.as_bytes());
+    assert_eq!((status, &early["results"][0]["status"]), (503, &json!("retry")), "{early:#}");
+    assert!(early["results"][0]["reason"].as_str().unwrap().contains("refund 4"), "{early:#}");
 
     let mut unknown = fixture("bigcommerce/order-created.json");
     unknown["data"]["id"] = json!(999);
@@ -689,4 +704,67 @@ fn given_a_refund_before_its_order_when_posted_then_retry_and_after_the_order_a_
     let error = &answer["results"][0]["error"];
     assert_eq!(error["field"], "data.id");
     assert!(error["message"].as_str().unwrap().contains("order 999"), "{error}");
+}
+
+/// GIVEN BigCommerce's fetch configured and both `store/cart/*` and `store/order/*` subscribed WHEN an order
+/// arrives as `store/cart/converted` and as `store/order/created`, in either order THEN one purchase,
+/// `bigcommerce:order:252`, worth the fetched order's 114 USD; the second delivery is a duplicate.
+#[test]
+fn given_both_hooks_when_converted_and_order_created_arrive_in_either_order_then_one_purchase_with_its_value() {
+    for converted_first in [true, false] {
+        let (api, dev) = with_bigcommerce_api("bc-e2e-api-token-0005", SPEED);
+        put_order_252(&api, &dev, dev.now());
+        let mut converted = fixture("bigcommerce/cart-converted.json");
+        converted["created_at"] = json!(dev.now().timestamp());
+        let mut created = fixture("bigcommerce/order-created.json");
+        created["created_at"] = json!(dev.now().timestamp());
+        let (converted, created) = (converted.to_string(), created.to_string());
+        let mut deliveries = [("msg-converted", converted), ("msg-created", created)];
+        if !converted_first {
+            deliveries.reverse();
+        }
+        let answers: Vec<_> = deliveries
+            .iter()
+            .map(|(id, body)| dev.post("bigcommerce", &bigcommerce_signed(id, body), body.as_bytes()))
+            .collect();
+        accepted(&answers[0]);
+        assert_eq!(answers[0].1["results"][0]["event_id"], "bigcommerce:order:252", "{:#}", answers[0].1);
+        assert_eq!((answers[1].0, &answers[1].1["duplicates"]), (200, &json!(1)), "{:#}", answers[1].1);
+
+        let (_, cart) = dev.cart("09346904-4175-44fd-be53-f7e598531b6c");
+        let purchases = cart["timeline"].as_array().unwrap().iter().filter(|e| e["code"] == "purchase").count();
+        assert_eq!(purchases, 1, "converted first: {converted_first}; {cart:#}");
+        let (status, export) = dev.call("GET", "/v1/customers/11/export", b"");
+        assert_eq!(status, 200, "{export:#}");
+        let text = export.to_string();
+        assert!(text.contains("bigcommerce:order:252"), "{export:#}");
+        assert!(text.contains(r#""type":"purchase","value":"114""#), "the order's value: {export:#}");
+    }
+}
+
+/// GIVEN BigCommerce's fetch configured and order 252 with 60 lines (more than the API's default page of 50)
+/// WHEN `store/order/created` arrives THEN the purchase holds all 60.
+#[test]
+fn given_an_order_of_more_lines_than_a_default_page_when_fetched_then_its_purchase_holds_every_line() {
+    let (api, dev) = with_bigcommerce_api("bc-e2e-api-token-0006", SPEED);
+    let line = fixture("bigcommerce/api-order-products.json")[0].clone();
+    let lines: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut line = line.clone();
+            line["variant_id"] = json!(1000 + i);
+            line
+        })
+        .collect();
+    let mut order = fixture("bigcommerce/api-order.json");
+    order["date_created"] = json!(dev.now().to_rfc2822());
+    api.put_order(order, Value::Array(lines));
+    let mut created = fixture("bigcommerce/order-created.json");
+    created["created_at"] = json!(dev.now().timestamp());
+    let body = created.to_string();
+    accepted(&dev.post("bigcommerce", &bigcommerce_signed("msg-60", &body), body.as_bytes()));
+
+    let (status, export) = dev.call("GET", "/v1/customers/11/export", b"");
+    assert_eq!(status, 200, "{export:#}");
+    let text = export.to_string();
+    assert_eq!(text.matches(r#""item_id":"10"#).count(), 60, "every line in the purchase: {export:#}");
 }

@@ -1,7 +1,7 @@
 //! BigCommerce's Management API for tests: a real HTTP/1.1 listener on
 //! loopback that answers `GET /stores/{hash}/v3/carts/{id}`,
 //! `GET /stores/{hash}/v3/customers?id:in={id}`, `GET /stores/{hash}/v2/orders/{id}`,
-//! `GET /stores/{hash}/v2/orders/{id}/products` and
+//! `GET /stores/{hash}/v2/orders/{id}/products` (paged: `limit`, default 50, and `page`) and
 //! `GET /stores/{hash}/v3/orders/{id}/payment_actions/refunds` the way the
 //! API documents them, for the token it was started with, and keeps every
 //! request it receives.
@@ -73,7 +73,8 @@ impl FakeBigCommerce {
                         Some(answer) => ("200 OK", answer.to_string()),
                         None => ("404 Not Found", r#"{"status":404,"title":"Cart not found"}"#.to_owned()),
                     },
-                    None if order.is_some() => match order.and_then(|path| orders.lock().unwrap().get(path).cloned()) {
+                    None if order.is_some() => match order.and_then(|path| held_order(&orders, path)) {
+                        Some(Value::Null) => ("204 No Content", String::new()),
                         Some(answer) => ("200 OK", answer.to_string()),
                         None => (
                             "404 Not Found",
@@ -137,4 +138,18 @@ impl FakeBigCommerce {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+}
+
+/// The held answer of an order path; a list of lines is answered one page
+/// (`limit`, default 50, `page` from 1), an empty page as `Null` (204).
+fn held_order(orders: &Mutex<HashMap<String, Value>>, path: &str) -> Option<Value> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let answer = orders.lock().unwrap().get(path).cloned()?;
+    let Value::Array(lines) = answer else { return Some(answer) };
+    let param = |name: &str| {
+        query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')?.parse::<usize>().ok())
+    };
+    let (limit, page) = (param("limit").unwrap_or(50), param("page").unwrap_or(1).max(1));
+    let page: Vec<Value> = lines.into_iter().skip(limit * (page - 1)).take(limit).collect();
+    Some(if page.is_empty() { Value::Null } else { Value::Array(page) })
 }

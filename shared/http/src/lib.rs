@@ -161,7 +161,7 @@ async fn post_source(
         to_fetch.as_ref().and_then(|_| headers.get(sources::bigcommerce::ID_HEADER)).map(|id| format!("{source}:{id}"));
     if let Some(delivery) = &delivery {
         if api.ingest.delivery_seen(delivery).await? {
-            let answer = api.ingest.seen_delivery_answer(delivery);
+            let answer = api.ingest.seen_delivery_answer();
             return Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default()));
         }
     }

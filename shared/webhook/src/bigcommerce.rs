@@ -4,7 +4,8 @@
 //! (`GET {api}/stores/{store_hash}/v3/carts/{id}?include=line_items.physical_items.options`)
 //! and for a registered customer's cart the customer
 //! (`GET {api}/stores/{store_hash}/v3/customers?id:in={customer_id}`); a
-//! `store/order/*` order (`GET …/v2/orders/{id}` and `…/v2/orders/{id}/products`);
+//! `store/order/*` order (`GET …/v2/orders/{id}` and
+//! `…/v2/orders/{id}/products?limit=250`, one page: more lines than an event holds);
 //! a refund's order's refunds (`GET …/v3/orders/{id}/payment_actions/refunds`).
 //! One or two short requests per thin delivery, on tokio's blocking pool.
 
@@ -28,6 +29,8 @@ pub const DEFAULT_API_URL: &str = "https://api.bigcommerce.com";
 /// A cart answer larger than this is refused (a cart holds at most a few
 /// hundred lines; Cartback keeps 300 items an event).
 const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
+/// Order lines read (v2's largest page).
+const PRODUCTS_PAGE: usize = 250;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BigCommerceSettingError {
@@ -189,13 +192,21 @@ impl CartFetch for BigCommerceCarts {
         if !order.is_object() {
             return Err(FetchError::Failed("BigCommerce's answer is not an order".into()));
         }
-        let url = format!("{}/stores/{}/v2/orders/{order_id}/products", s.api_url, s.store_hash);
+        // v2 lists 50 lines a page unless asked for more; 250, its largest
+        // page, is more than an event may hold (200 items).
+        let url = format!("{}/stores/{}/v2/orders/{order_id}/products?limit={PRODUCTS_PAGE}", s.api_url, s.store_hash);
         let products = match self.get(url).await? {
             Some(Value::Array(lines)) => lines,
             // No content: an order without lines (v2 answers 204 for an empty list).
             None | Some(Value::Null) => Vec::new(),
             Some(_) => return Err(FetchError::Failed("BigCommerce's answer is not a list of order products".into())),
         };
+        if products.len() >= PRODUCTS_PAGE {
+            tracing::warn!(
+                lines = products.len(),
+                "BigCommerce order has a full page of lines; later pages are not read"
+            );
+        }
         Ok(Some(FetchedOrder { order, products }))
     }
 

@@ -17,7 +17,7 @@ use crate::ports::{
     CartRecord, CartStore, Clock, CommitOutcome, CustomerStore, EventCommit, EventLog, FactStore, PortError, Scheduler,
     StateStore, Timeline, TimelineEntry, TimerPayload, VoucherStore,
 };
-use crate::sources::MappedEvent;
+use crate::sources::{MappedEvent, NotYet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,7 +125,13 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
     pub async fn ingest_mapped(&self, mapped: Vec<MappedEvent>) -> IngestAnswer {
         let received_at = self.clock.now();
         let mut ready = Vec::with_capacity(mapped.len());
-        for MappedEvent { event_id, result, warnings: left_out, owner_from_order } in mapped {
+        for MappedEvent { event_id, result, warnings: left_out, owner_from_order, not_yet } in mapped {
+            if let (Err(_), Some(NotYet { occurred_at, reason })) = (&result, not_yet) {
+                if may_still_arrive(occurred_at, received_at) {
+                    ready.push(Err((event_id, NotReady::Wait(reason))));
+                    continue;
+                }
+            }
             let result = match (result, owner_from_order) {
                 (Ok(mut raw), Some(field)) => match self.order_owner(&mut raw, &field, received_at).await {
                     Ok(()) => Ok(raw),
@@ -169,11 +175,12 @@ impl<S: CartStore + CustomerStore + EventLog + FactStore + Timeline + VoucherSto
         self.store.commit_event(commit).await.map(|_| ())
     }
 
-    /// The answer to a delivery seen before: one duplicate, named by it.
-    pub fn seen_delivery_answer(&self, delivery: &str) -> IngestAnswer {
+    /// The answer to a delivery seen before: one duplicate (its events'
+    /// ids are not kept; the delivery key is internal, so none is named).
+    pub fn seen_delivery_answer(&self) -> IngestAnswer {
         let result = EventResult {
             index: 0,
-            event_id: Some(delivery_key(delivery)),
+            event_id: None,
             status: EventStatus::Duplicate,
             error: None,
             reason: None,
@@ -405,8 +412,17 @@ enum OwnerError {
 /// asking the platform to resend): platforms send the order webhook within
 /// minutes of the order, and a refund follows its order; past this, the
 /// order predates the source and will not come. Platforms deactivate a
-/// webhook that keeps failing for a day or two, so the wait stays short.
+/// webhook that keeps failing (BigCommerce after repeated failed
+/// deliveries, Shopify after 19 over 48 hours), so the wait stays short.
 pub const ORDER_WAIT_MINUTES: i64 = 60;
+
+/// Whether what a platform event that occurred at `occurred` (platform
+/// time) waits for may still arrive. `received_at` is the business clock,
+/// which `cartback dev --clock-speed` runs fast: there the window is
+/// [`ORDER_WAIT_MINUTES`] of business time (see the README).
+fn may_still_arrive(occurred: DateTime<Utc>, received_at: DateTime<Utc>) -> bool {
+    received_at - occurred < Duration::minutes(ORDER_WAIT_MINUTES)
+}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Unowned {
@@ -424,7 +440,7 @@ enum Unowned {
 fn owner_of(raw: &mut Value, order_id: &str, order: Option<&Fact>, received_at: DateTime<Utc>) -> Result<(), Unowned> {
     let Some(Fact { kind: FactKind::Order { cart_id, customer_key, currency, .. }, .. }) = order else {
         let occurred = raw.get("occurred_at").and_then(Value::as_str).and_then(|t| t.parse::<DateTime<Utc>>().ok());
-        if occurred.is_some_and(|t| received_at - t < Duration::minutes(ORDER_WAIT_MINUTES)) {
+        if occurred.is_some_and(|t| may_still_arrive(t, received_at)) {
             return Err(Unowned::NotYet(format!(
                 "names order {order_id:?}, whose purchase Cartback has not received yet (its order webhook may \
                  still be on its way); send it again (a repeat is harmless)"

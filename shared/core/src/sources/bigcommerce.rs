@@ -14,7 +14,7 @@
 //! - **Configured fetch** (`CARTBACK_BIGCOMMERCE_STORE_HASH` and an API
 //!   token): for a thin cart delivery the source route fetches the cart
 //!   from the Management API (`GET /stores/{hash}/v3/carts/{id}`, see
-//!   [`cart_to_fetch`]) and maps the response's `data` as the snapshot. A
+//!   [`to_fetch`]) and maps the response's `data` as the snapshot. A
 //!   failed fetch answers 503, so BigCommerce retries the delivery; a cart
 //!   the API no longer has (404) is acknowledged and changes nothing.
 //! - **Next full snapshot**, without that configuration: a delivery whose
@@ -26,7 +26,7 @@
 //! |---|---|---|
 //! | `store/cart/created`, `…/updated`, `…/lineItem/*` with a snapshot | `cart_update` | the cart: `data.id`, for line items `data.cartId` |
 //! | `store/cart/abandoned` with a snapshot | `begin_checkout` | |
-//! | `store/cart/converted` | `purchase` | cart = `data.id`, order = `data.orderId` |
+//! | `store/cart/converted` | `purchase` | cart = `data.id`, order = `data.orderId`; with the fetch, the order's purchase (as `store/order/created`, whatever its status) |
 //! | `store/cart/deleted` | `cart_update` with no items | the cart emptied |
 //! | `store/order/created`, `…/updated`, `…/statusUpdated` (fetch) | `purchase` of the order's `cart_id` | only a placed order ([`PLACED_STATUS_IDS`]); one purchase per order |
 //! | `store/order/refund/created` (fetch) | `return` per refund | value: its payments not declined; customer and cart from the order's purchase |
@@ -38,7 +38,7 @@
 //! API does not have (404) is refused naming its id. Errors and warnings
 //! about fetched data name where it came from and the field in the API's
 //! answer: `fetched cart: line_items.physical_items[0].sale_price`,
-//! `fetched order: total_inc_tax`, `fetched order products:[0].quantity`.
+//! `fetched order: total_inc_tax`, `fetched order products: [0].quantity`.
 //!
 //! A snapshot's items are `line_items.physical_items` and `digital_items`
 //! (price: `sale_price`, else `list_price`); a line that cannot be read is
@@ -58,7 +58,7 @@ use sha2::Sha256;
 
 use super::{
     at, currency, decimal, fresh, id_text, money, quantity, text, time, Canonical, CartFetch, Contact, Context,
-    FetchError, Fetched, FetchedOrder, Headers, MappedEvent, SourceError, SourceSecret,
+    FetchError, Fetched, FetchedOrder, Headers, MappedEvent, NotYet, SourceError, SourceSecret,
 };
 use crate::event::FieldError;
 
@@ -126,6 +126,7 @@ fn names_order(scope: &str) -> bool {
 }
 
 const REFUND_SCOPE: &str = "store/order/refund/created";
+const CONVERTED_SCOPE: &str = "store/cart/converted";
 
 /// The order statuses (`status_id`) of an order the shopper placed, so its
 /// cart is bought: BigCommerce's paid statuses (2 Shipped, 3 Partially
@@ -157,7 +158,8 @@ pub enum ToFetch {
 
 /// What a thin delivery names, when it must be fetched to map it: the cart
 /// of a cart scope (`data.cartId` for line items, else `data.id`) unless the
-/// delivery carries it, the order of an order scope (`data.id`), the order
+/// delivery carries it, the order of an order scope (`data.id`) or of
+/// `store/cart/converted` (`data.orderId`), the order
 /// of a refund (`data.order_id`, else `data.id`). `None` for a delivery that
 /// carries its snapshot, or needs none.
 pub fn to_fetch(body: &[u8]) -> Option<ToFetch> {
@@ -167,6 +169,11 @@ pub fn to_fetch(body: &[u8]) -> Option<ToFetch> {
     if names_order(&scope) {
         return id_text(data.get("id")).map(ToFetch::Order);
     }
+    // The order, so the purchase has its value and is the one
+    // `store/order/*` makes (`bigcommerce:order:{id}`), whichever arrives first.
+    if scope == CONVERTED_SCOPE {
+        return id_text(data.get("orderId")).map(ToFetch::Order);
+    }
     if scope == REFUND_SCOPE {
         return id_text(data.get("order_id")).or_else(|| id_text(data.get("id"))).map(ToFetch::Refunds);
     }
@@ -174,14 +181,6 @@ pub fn to_fetch(body: &[u8]) -> Option<ToFetch> {
         return None;
     }
     id_text(data.get("cartId")).or_else(|| id_text(data.get("id"))).map(ToFetch::Cart)
-}
-
-/// The id of the cart a thin cart delivery names (see [`to_fetch`]).
-pub fn cart_to_fetch(body: &[u8]) -> Option<String> {
-    match to_fetch(body)? {
-        ToFetch::Cart(id) => Some(id),
-        _ => None,
-    }
 }
 
 /// Reads what `what` names from the API.
@@ -209,7 +208,9 @@ fn fetched_event_id(scope: &str, cart: &Value) -> String {
 pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent>, SourceError> {
     let scope = text(body.get("scope")).ok_or_else(|| SourceError::payload("scope", "is required"))?;
     let data = body.get("data").unwrap_or(&Value::Null);
-    if names_order(&scope) || scope == REFUND_SCOPE {
+    // A converted cart's order, when the fetch read it.
+    let converted_order = scope == CONVERTED_SCOPE && matches!(context.fetched, Some(Fetched::Order(_)));
+    if names_order(&scope) || scope == REFUND_SCOPE || converted_order {
         return Ok(order_scope(&scope, body, data, context));
     }
     let carried = data.get("cart").filter(|c| c.is_object());
@@ -223,6 +224,10 @@ pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent
         // A thin delivery's `hash` covers only `{type, id}`: every update of
         // one cart has the same. The fetched cart's version names the event.
         (None, Some(cart)) if names_cart_contents(&scope) => fetched_event_id(&scope, cart),
+        // The API lacks the order (404): still the one purchase of the order.
+        _ if scope == CONVERTED_SCOPE && context.fetched.is_some() && id_text(data.get("orderId")).is_some() => {
+            format!("bigcommerce:order:{}", id_text(data.get("orderId")).unwrap_or_default())
+        }
         _ => format!("bigcommerce:{}", text(body.get("hash")).unwrap_or_else(|| context.body_digest.clone())),
     };
     let kind = match (scope.as_str(), snapshot) {
@@ -235,30 +240,35 @@ pub(crate) fn map(body: &Value, context: &Context<'_>) -> Result<Vec<MappedEvent
     Ok(vec![MappedEvent::from_result(&event_id, event(kind, &event_id, body, data, snapshot, context), context)])
 }
 
-/// `store/order/*`: a placed order is a `purchase` of its cart, keyed by the
-/// order (`bigcommerce:order:{id}`: created, updated and status deliveries
-/// of one order are one purchase); a refund a `return` keyed by the refund.
-/// Without the configured fetch they map to nothing (the order arrives as
-/// `store/cart/converted`); an order the API does not have is refused
-/// naming it.
+/// `store/order/*`, and `store/cart/converted` with its order fetched: a
+/// placed order is a `purchase` of its cart, keyed by the order
+/// (`bigcommerce:order:{id}`: created, updated, status and converted
+/// deliveries of one order are one purchase); a refund a `return` keyed by
+/// the refund. Without the configured fetch order scopes map to nothing
+/// (the order arrives as `store/cart/converted`); an order the API does not
+/// have is refused naming it.
 fn order_scope(scope: &str, body: &Value, data: &Value, context: &Context<'_>) -> Vec<MappedEvent> {
     let refund = scope == REFUND_SCOPE;
-    let (field, order_id) = match (refund, id_text(data.get("order_id"))) {
-        (true, Some(id)) => ("data.order_id", Some(id)),
-        _ => ("data.id", id_text(data.get("id"))),
+    let converted = scope == CONVERTED_SCOPE;
+    let field = match scope {
+        CONVERTED_SCOPE => "data.orderId",
+        REFUND_SCOPE if id_text(data.get("order_id")).is_some() => "data.order_id",
+        _ => "data.id",
     };
-    let Some(order_id) = order_id else {
+    let Some(order_id) = id_text(data.get(&field["data.".len()..])) else {
         return vec![MappedEvent::refused(None, FieldError::new(field, "is required: it names the order"))];
     };
     match context.fetched {
         Some(Fetched::Order(fetched)) if !refund => {
             let event_id = format!("bigcommerce:order:{order_id}");
-            match order(&event_id, &order_id, body, fetched, context) {
+            // A converted cart is BigCommerce's word that the checkout completed.
+            let cart = converted.then(|| id_text(data.get("id"))).flatten();
+            match order(&event_id, &order_id, body, fetched, cart, context) {
                 Ok(None) => Vec::new(),
                 result => vec![MappedEvent::from_result(&event_id, result.map(Option::unwrap_or_default), context)],
             }
         }
-        Some(Fetched::Refunds(refunds)) if refund => order_refunds(&order_id, data, refunds, context),
+        Some(Fetched::Refunds(refunds)) if refund => order_refunds(&order_id, field, body, data, refunds, context),
         Some(Fetched::NotFound) => {
             let (kind, event_id) = match refund {
                 true => ("refunds", None),
@@ -275,28 +285,33 @@ fn order_scope(scope: &str, body: &Value, data: &Value, context: &Context<'_>) -
 }
 
 /// A placed order as a `purchase`; `None` for an order not placed (see
-/// [`PLACED_STATUS_IDS`]).
+/// [`PLACED_STATUS_IDS`]). `converted_cart`: the cart a
+/// `store/cart/converted` names, whose order is a purchase whatever its
+/// status (as without the fetch).
 fn order(
     event_id: &str,
     order_id: &str,
     body: &Value,
     fetched: &FetchedOrder,
+    converted_cart: Option<String>,
     context: &Context<'_>,
 ) -> Result<Option<Value>, FieldError> {
     let order = &fetched.order;
-    let status = order.get("status_id").and_then(Value::as_u64);
-    let Some(status) = status else {
-        return Err(FieldError::new(at(FETCHED_ORDER, "status_id"), "is required: it says whether it was placed"));
-    };
-    if !PLACED_STATUS_IDS.contains(&status) {
-        return Ok(None);
+    if converted_cart.is_none() {
+        let status = order.get("status_id").and_then(Value::as_u64);
+        let Some(status) = status else {
+            return Err(FieldError::new(at(FETCHED_ORDER, "status_id"), "is required: it says whether it was placed"));
+        };
+        if !PLACED_STATUS_IDS.contains(&status) {
+            return Ok(None);
+        }
     }
-    let cart_id = id_text(order.get("cart_id"));
+    let cart_id = id_text(order.get("cart_id")).or(converted_cart);
     let customer_id = id_text(order.get("customer_id"));
     if cart_id.is_none() && customer_id.is_none() {
         return Err(FieldError::new(at(FETCHED_ORDER, "cart_id"), "is required when the order names no customer"));
     }
-    let items = context.lines(&fetched.products, FETCHED_ORDER_PRODUCTS.trim_end(), order_line);
+    let items = context.lines(&fetched.products, FETCHED_ORDER_PRODUCTS, order_line);
     let occurred = match time(order.get("date_created"), &at(FETCHED_ORDER, "date_created"))? {
         Some(t) => Some(t),
         None => time(body.get("created_at"), "created_at")?,
@@ -346,20 +361,37 @@ fn order_line(line: &Value, path: &str) -> Result<Value, FieldError> {
 /// refund (`bigcommerce:refund:{id}`), worth what its payments that were not
 /// declined paid back (`total_amount` when it lists none). Its customer,
 /// cart and currency come from the order's stored purchase (the refund
-/// names none).
-fn order_refunds(order_id: &str, data: &Value, refunds: &[Value], context: &Context<'_>) -> Vec<MappedEvent> {
+/// names none); `field` names the order in the delivery. A named refund the
+/// list lacks yet is answered `retry` while the delivery is fresh.
+fn order_refunds(
+    order_id: &str,
+    field: &str,
+    body: &Value,
+    data: &Value,
+    refunds: &[Value],
+    context: &Context<'_>,
+) -> Vec<MappedEvent> {
     let named = id_text(data.pointer("/refund/refund_id"));
     let chosen: Vec<(usize, &Value)> =
         refunds.iter().enumerate().filter(|(_, r)| named.is_none() || id_text(r.get("id")) == named).collect();
     if let (Some(id), true) = (&named, chosen.is_empty()) {
         let message = format!("names refund {id}, which is not among order {order_id}'s refunds at BigCommerce");
         let event_id = Some(format!("bigcommerce:refund:{id}"));
-        return vec![MappedEvent::refused(event_id, FieldError::new("data.refund.refund_id", message))];
+        let refused = MappedEvent::refused(event_id, FieldError::new("data.refund.refund_id", message));
+        let occurred_at = time(body.get("created_at"), "created_at").ok().flatten().and_then(|t| t.parse().ok());
+        let not_yet = occurred_at.map(|occurred_at| NotYet {
+            occurred_at,
+            reason: format!(
+                "names refund {id}, which BigCommerce's API does not list for order {order_id} yet; send it again \
+                 (a repeat is harmless)"
+            ),
+        });
+        return vec![MappedEvent { not_yet, ..refused }];
     }
     chosen
         .into_iter()
         .filter_map(|(i, refund)| {
-            let path = format!("{}[{i}]", FETCHED_REFUNDS.trim_end());
+            let path = format!("{FETCHED_REFUNDS}[{i}]");
             let Some(id) = id_text(refund.get("id")) else {
                 return Some(MappedEvent::refused(None, FieldError::new(at(&path, "id"), "is required")));
             };
@@ -368,7 +400,7 @@ fn order_refunds(order_id: &str, data: &Value, refunds: &[Value], context: &Cont
                 Ok(None) => None,
                 result => {
                     let mapped = MappedEvent::from_result(&event_id, result.map(Option::unwrap_or_default), context);
-                    Some(MappedEvent { owner_from_order: Some("data.id".to_owned()), ..mapped })
+                    Some(MappedEvent { owner_from_order: Some(field.to_owned()), ..mapped })
                 }
             }
         })

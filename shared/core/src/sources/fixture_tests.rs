@@ -617,7 +617,7 @@ fn given_a_thin_cart_webhook_and_the_fetched_cart_when_mapped_then_the_fetched_c
     let cart_id = "09346904-4175-44fd-be53-f7e598531b6c";
     for file in ["bigcommerce/cart-updated-thin.json", "bigcommerce/line-item-added-thin.json"] {
         let thin = fixture(file);
-        assert_eq!(bigcommerce::cart_to_fetch(&thin).as_deref(), Some(cart_id), "{file}");
+        assert_eq!(bigcommerce::to_fetch(&thin), Some(bigcommerce::ToFetch::Cart(cart_id.into())), "{file}");
         let events =
             map_with_cart(Source::BigCommerce, &Headers::default(), &thin, None, Some(&fetched(&answer["data"])))
                 .unwrap();
@@ -635,8 +635,7 @@ fn given_a_thin_cart_webhook_and_the_fetched_cart_when_mapped_then_the_fetched_c
             .collect();
         assert_eq!(items, [("358", 2), ("401", 1)]);
     }
-    assert_eq!(bigcommerce::cart_to_fetch(&fixture("bigcommerce/cart-updated-snapshot.json")), None);
-    assert_eq!(bigcommerce::cart_to_fetch(&fixture("bigcommerce/cart-converted.json")), None);
+    assert_eq!(bigcommerce::to_fetch(&fixture("bigcommerce/cart-updated-snapshot.json")), None);
 }
 
 /// GIVEN one thin `store/cart/updated` body (one `hash` for every update of the cart) WHEN mapped with the
@@ -703,7 +702,8 @@ fn given_thin_order_webhooks_when_asked_what_to_fetch_then_the_order_or_its_refu
     let with_order_id = br#"{"scope":"store/order/refund/created","data":{"type":"order","order_id":7}}"#;
     assert_eq!(to_fetch(with_order_id), Some(ToFetch::Refunds("7".into())));
     assert_eq!(to_fetch(&fixture("bigcommerce/cart-updated-snapshot.json")), None);
-    assert_eq!(to_fetch(&fixture("bigcommerce/cart-converted.json")), None);
+    // With the fetch, a converted cart's order is read: the purchase is the order's.
+    assert_eq!(to_fetch(&fixture("bigcommerce/cart-converted.json")), Some(ToFetch::Order("252".into())));
 }
 
 /// GIVEN the fetched order 252 (Awaiting Fulfillment, cart 0934…, customer 11) and its two lines WHEN
@@ -733,6 +733,43 @@ fn given_a_placed_order_fetched_when_its_webhooks_are_mapped_then_each_is_one_pu
     assert_eq!(updated, created, "one order, one purchase");
 }
 
+/// GIVEN the fetch configured WHEN `store/cart/converted` is mapped with its order fetched THEN it is the
+/// order's purchase (`store/order/created`'s event, value included); with the order not at the API (404) it
+/// is still keyed by the order, without a value; without the fetch it keeps the delivery's hash.
+#[test]
+fn given_a_converted_cart_when_its_order_is_fetched_then_it_is_the_orders_one_purchase() {
+    let converted = fixture("bigcommerce/cart-converted.json");
+    let created = only(map_bigcommerce(&fixture("bigcommerce/order-created.json"), &fetched_order()));
+    assert_eq!(only(map_bigcommerce(&converted, &fetched_order())), created);
+
+    let missing = only(map_bigcommerce(&converted, &Fetched::NotFound));
+    assert_eq!(missing["event_id"], "bigcommerce:order:252");
+    assert_eq!(missing["cart_id"], "09346904-4175-44fd-be53-f7e598531b6c");
+    assert!(missing.get("value").is_none(), "{missing}");
+
+    let unfetched = only(map_fetched(Source::BigCommerce, &Headers::default(), &converted, None, None).unwrap());
+    assert_eq!(unfetched["event_id"], "bigcommerce:7ee22b2b2bd13bf6d2ec32f4c93a0b3a4c16c8e2");
+}
+
+/// GIVEN a refund delivery naming its order in `data.order_id` WHEN mapped THEN the return's order lookup
+/// names that field; GIVEN one naming a refund the fetched list lacks THEN refused, but marked to be retried
+/// while fresh (from the delivery's `created_at`).
+#[test]
+fn given_refund_deliveries_when_mapped_then_the_order_field_is_the_one_sent_and_an_unlisted_refund_waits() {
+    let mut body: Value = serde_json::from_slice(&fixture("bigcommerce/order-refund-created.json")).unwrap();
+    body["data"]["order_id"] = json!(252);
+    let events = map_bigcommerce(body.to_string().as_bytes(), &fetched_refunds());
+    assert_eq!(events[0].owner_from_order.as_deref(), Some("data.order_id"));
+
+    body["data"]["refund"]["refund_id"] = json!(4);
+    let mut events = map_bigcommerce(body.to_string().as_bytes(), &fetched_refunds());
+    let unlisted = events.remove(0);
+    assert_eq!(unlisted.result.unwrap_err().field, "data.refund.refund_id");
+    let not_yet = unlisted.not_yet.expect("a retry while fresh");
+    assert_eq!(not_yet.occurred_at.timestamp(), 1795514400);
+    assert!(not_yet.reason.contains("refund 4"), "{}", not_yet.reason);
+}
+
 /// GIVEN the fetched order in each of BigCommerce's statuses WHEN mapped THEN only a placed order (paid, or
 /// checkout completed awaiting payment or verification) is a purchase; Incomplete, Pending, Cancelled,
 /// Declined and Refunded map to nothing.
@@ -758,7 +795,7 @@ fn given_bad_fields_in_fetched_data_when_mapped_then_errors_and_warnings_name_th
     order.products[1]["quantity"] = json!("many");
     let (event, warnings) = only_with_warnings(map_bigcommerce(&body, &Fetched::Order(order.clone())));
     assert_eq!(event["items"].as_array().unwrap().len(), 1);
-    assert_eq!(warnings[0].0, "fetched order products:[1].quantity", "{warnings:?}");
+    assert_eq!(warnings[0].0, "fetched order products: [1].quantity", "{warnings:?}");
     order.order["total_inc_tax"] = json!("n/a");
     let refused = map_bigcommerce(&body, &Fetched::Order(order)).remove(0).result.unwrap_err();
     assert_eq!(refused.field, "fetched order: total_inc_tax");

@@ -318,16 +318,27 @@ pub struct MappedEvent {
     /// takes the customer and cart from the purchase Cartback stored for
     /// that order. The value is the platform's field naming the order.
     pub owner_from_order: Option<String>,
+    /// Set on a refusal that may not hold for long (what it names is not at
+    /// the platform's API yet): ingest answers `retry` instead while the
+    /// delivery is fresh (see [`crate::service::ingest::ORDER_WAIT_MINUTES`]).
+    pub not_yet: Option<NotYet>,
+}
+
+/// When a refused part occurred and why sending it again may succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotYet {
+    pub occurred_at: DateTime<Utc>,
+    pub reason: String,
 }
 
 impl MappedEvent {
     fn ok(event: Value) -> MappedEvent {
         let event_id = event.get("event_id").and_then(Value::as_str).map(str::to_owned);
-        MappedEvent { event_id, result: Ok(event), warnings: Vec::new(), owner_from_order: None }
+        MappedEvent { event_id, result: Ok(event), warnings: Vec::new(), owner_from_order: None, not_yet: None }
     }
 
     fn refused(event_id: Option<String>, error: FieldError) -> MappedEvent {
-        MappedEvent { event_id, result: Err(error), warnings: Vec::new(), owner_from_order: None }
+        MappedEvent { event_id, result: Err(error), warnings: Vec::new(), owner_from_order: None, not_yet: None }
     }
 
     /// The event and the warnings its mapping left in `context` (taken
@@ -373,7 +384,7 @@ pub fn map(
 }
 
 /// [`map`] with the cart a thin delivery names, as the platform's API
-/// returned it (see [`bigcommerce::cart_to_fetch`]).
+/// returned it (see [`bigcommerce::to_fetch`]).
 pub fn map_with_cart(
     source: Source,
     headers: &Headers,
