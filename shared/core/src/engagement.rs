@@ -141,6 +141,11 @@ pub enum EngagementReason {
     PrivacyProxy,
     /// Within [`MACHINE_WINDOW`] of the send.
     TooSoonAfterSend,
+    /// Reported by the shop's app or SDK through the signed
+    /// `POST /v1/engagement`: the shop vouches for it, so no machine rule
+    /// applies (an app's HTTP client is no scanner, and a tap on a push can
+    /// come within seconds of it).
+    ReportedByApp,
 }
 
 impl EngagementReason {
@@ -157,6 +162,16 @@ pub struct Classified {
     /// The [`SCANNER_USER_AGENTS`] entry that matched, if one did (what the
     /// timeline shows instead of the raw header).
     pub matched: Option<&'static str>,
+}
+
+/// A signed report of the shop's app: an open is an open, a click a
+/// person's click (see [`EngagementReason::ReportedByApp`]).
+pub fn reported_by_app(interaction: Interaction) -> Classified {
+    let label = match interaction {
+        Interaction::Open => EngagementLabel::Open,
+        Interaction::Click => EngagementLabel::HumanClick,
+    };
+    Classified { label, reason: EngagementReason::ReportedByApp, matched: None }
 }
 
 /// Labels one open or click. `sent_at` is when the message left (the

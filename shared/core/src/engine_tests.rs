@@ -1055,14 +1055,38 @@ fn given_the_first_message_clicked_when_the_follow_up_is_due_then_it_stops_with_
 }
 
 #[test]
-fn given_the_first_message_only_opened_or_machine_clicked_when_the_follow_up_is_due_then_it_is_still_sent() {
+fn given_the_first_email_only_opened_or_machine_clicked_when_the_follow_up_is_due_then_it_is_still_sent() {
     let mut s = Scenario::mobile();
     s.send_at(s.due());
     let seen = s.due() + hours(1);
-    let first = &mut s.history.last_mut().unwrap().engagement;
+    let first = s.history.last_mut().unwrap();
+    first.channel = Email;
     for label in [EngagementLabel::Open, EngagementLabel::MachineOpen, EngagementLabel::ScannerClick] {
-        first.add(label, seen);
+        first.engagement.add(label, seen);
     }
+    assert_send(&s.decide_at(s.due() + hours(24)), 1, Push);
+}
+
+#[test]
+fn given_the_first_push_opened_when_the_follow_up_is_due_then_it_stops_even_where_email_opens_do_not_count() {
+    // GIVEN a campaign that does not count (email) opens, and a push sent
+    let mut s = Scenario::mobile();
+    assert!(!s.campaigns[0].opens_count_as_engagement);
+    assert_eq!(s.send_at(s.due()), (0, Push));
+    let due = s.due();
+    // WHEN the app reports the push opened an hour later
+    s.history.last_mut().unwrap().engagement.add(EngagementLabel::Open, due + hours(1));
+    // THEN the follow-up is not sent, and the reason says the push was opened
+    let why = assert_stop(&s.decide_at(due + hours(24)), ReasonCode::Engaged);
+    assert!(why.contains("engaged with step 1") && why.contains("the push was opened"), "{why}");
+}
+
+#[test]
+fn given_the_first_push_only_opened_by_a_machine_when_the_follow_up_is_due_then_it_is_still_sent() {
+    let mut s = Scenario::mobile();
+    s.send_at(s.due());
+    let seen = s.due() + hours(1);
+    s.history.last_mut().unwrap().engagement.add(EngagementLabel::MachineOpen, seen);
     assert_send(&s.decide_at(s.due() + hours(24)), 1, Push);
 }
 

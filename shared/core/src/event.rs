@@ -494,21 +494,7 @@ impl TryFrom<Received<RawEvent>> for Checked<Event> {
                 ),
             )
         })?;
-        let occurred_at = match &raw.occurred_at {
-            Value::Null => received_at,
-            Value::String(s) => {
-                let t = DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| {
-                        FieldError::new("occurred_at", "must be an RFC 3339 timestamp, e.g. 2026-11-23T10:00:00Z")
-                    })?
-                    .with_timezone(&Utc);
-                if t > received_at + Duration::seconds(MAX_FUTURE_SKEW_SECONDS) {
-                    return Err(FieldError::new("occurred_at", "is more than 5 minutes ahead of Cartback's clock"));
-                }
-                t
-            }
-            _ => return Err(FieldError::new("occurred_at", "must be a string (RFC 3339)")),
-        };
+        let occurred_at = optional_time(&raw.occurred_at, "occurred_at", received_at)?;
         let cart_id: Option<CartId> = optional_id(&raw.cart_id, "cart_id")?;
         let customer_id: Option<CustomerId> = optional_id(&raw.customer_id, "customer_id")?;
         if kind.requires_cart() && cart_id.is_none() {
@@ -816,6 +802,24 @@ fn push_token(index: usize, raw: &Value, warnings: &mut Vec<FieldWarning>) -> Re
     };
     let parsed = DeviceToken::parse(platform, token.unwrap_or_default());
     Ok(usable(parsed, &field("token"), warnings).map(|token| PushToken { platform, token }))
+}
+
+/// An optional RFC 3339 time, `received_at` when absent; at most
+/// [`MAX_FUTURE_SKEW_SECONDS`] ahead of it.
+pub(crate) fn optional_time(raw: &Value, field: &str, received_at: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+    match raw {
+        Value::Null => Ok(received_at),
+        Value::String(s) => {
+            let t = DateTime::parse_from_rfc3339(s)
+                .map_err(|_| FieldError::new(field, "must be an RFC 3339 timestamp, e.g. 2026-11-23T10:00:00Z"))?
+                .with_timezone(&Utc);
+            if t > received_at + Duration::seconds(MAX_FUTURE_SKEW_SECONDS) {
+                return Err(FieldError::new(field, "is more than 5 minutes ahead of Cartback's clock"));
+            }
+            Ok(t)
+        }
+        _ => Err(FieldError::new(field, "must be a string (RFC 3339)")),
+    }
 }
 
 pub(crate) fn required_str<'a>(raw: &'a Value, field: &str) -> Result<&'a str, FieldError> {

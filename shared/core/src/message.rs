@@ -35,6 +35,14 @@ impl Channel {
         enum_names::name_of(&self)
     }
 
+    /// Whether an open of this channel's message is a person's act, decisive
+    /// like a click in every campaign: a mobile push is opened only by a tap
+    /// (which the shop's app reports), whereas mail is opened by privacy
+    /// proxies and scanners by themselves (see `opens_count_as_engagement`).
+    pub fn opened_only_by_people(self) -> bool {
+        matches!(self, Channel::Push)
+    }
+
     /// The queue (and sender) that carries this channel. Web push shares the
     /// push sender.
     pub fn queue(self) -> QueueName {

@@ -27,6 +27,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The message an engagement report names never went out.
+    #[error("{0}")]
+    NotSent(String),
     #[error("This link has expired.")]
     LinkExpired,
     /// A service Cartback depends on (a platform's API) failed: retry later.
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::NotSent(_) => (StatusCode::CONFLICT, "not_sent"),
             ApiError::LinkExpired => (StatusCode::GONE, "link_expired"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Storage(error) if error.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -34,8 +34,8 @@ use cartback_core::customer_data::{erasure_json, export_json};
 use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::ids::{parse_id, CartId, CustomerId};
 use cartback_core::service::{
-    parse_query, record_link_click, report, validate_voucher, Choices, IngestError, Preferences, ReportError,
-    ValidateRequest,
+    parse_query, record_app_report, record_link_click, report, validate_voucher, AppReport, Choices,
+    EngagementOutcome, IngestError, Preferences, ReportError, ValidateRequest,
 };
 use cartback_core::signing::{verify_dashboard_token, verify_link, verify_unsubscribe, LinkError, UnsubscribeClaims};
 use cartback_core::sources::{self, Headers, Source, SourceError};
@@ -57,6 +57,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/customers/{customer_id}", delete(erase_customer))
         .route("/v1/customers/{customer_id}/export", get(export_customer))
         .route("/v1/vouchers/validate", post(validate_voucher_code))
+        .route("/v1/engagement", post(post_engagement))
         .route("/r/{token}", get(redirect))
         .route("/u/{token}", get(preference_page).post(post_preferences))
         .route("/dashboard", get(dashboard_page))
@@ -288,6 +289,31 @@ async fn validate_voucher_code(State(api): State<Arc<Api>>, Signed(body): Signed
         .map_err(|e| ApiError::BadRequest(format!("{}: {}", e.field, e.message)))?;
     let answer = validate_voucher(&*api.store, &request).await?;
     Ok(json_response(StatusCode::OK, &serde_json::to_value(answer).unwrap_or_default()))
+}
+
+/// The shop's app or SDK reporting a push opened or clicked (see
+/// `cartback_core::service::record_app_report`): the signature first, then
+/// the body (400 naming the field), then the message (404 unknown, 409
+/// never sent). 200 says whether this report was the first of its kind
+/// (`recorded`) or a repeat that changed nothing.
+async fn post_engagement(State(api): State<Arc<Api>>, Signed(body): Signed) -> Result<Response, ApiError> {
+    let report = AppReport::parse(&body, api.clock.now())
+        .map_err(|e| ApiError::BadRequest(format!("{}: {}", e.field, e.message)))?;
+    let (recorded, classified) = match record_app_report(&*api.store, &report).await? {
+        EngagementOutcome::First(classified) => (true, classified),
+        EngagementOutcome::Repeat { classified, .. } => (false, classified),
+        EngagementOutcome::UnknownMessage => {
+            return Err(ApiError::NotFound(format!("message_id: no message {:?}", report.message_id.as_str())))
+        }
+        EngagementOutcome::NotSent => {
+            return Err(ApiError::NotSent(format!(
+                "message_id: message {:?} was never sent (held out, cancelled, refused or still queued)",
+                report.message_id.as_str()
+            )))
+        }
+    };
+    let answer = json!({ "message_id": report.message_id, "recorded": recorded, "label": classified.label });
+    Ok(json_response(StatusCode::OK, &answer))
 }
 
 /// The measurement report (see `cartback_core::measure::report`): the

@@ -230,9 +230,13 @@ pub(super) fn stop_after_engagement(input: &Input, next: &NextStep) -> Rule {
         .history
         .iter()
         .filter(|m| m.message_id == prev.message_id)
-        .find_map(|m| m.engagement.decisive(opens_count));
-    if let Some((label, at)) = engaged {
-        let what = if label == EngagementLabel::Open { "an open" } else { "a click" };
+        .find_map(|m| Some((m.channel, m.engagement.decisive(opens_count || m.channel.opened_only_by_people())?)));
+    if let Some((channel, (label, at))) = engaged {
+        let what = match label {
+            EngagementLabel::Open if channel == Channel::Push => "the push was opened",
+            EngagementLabel::Open => "an open",
+            _ => "a click",
+        };
         return stop(
             ReasonCode::Engaged,
             format!(

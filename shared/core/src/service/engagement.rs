@@ -1,6 +1,7 @@
-//! Opens and clicks on sent messages, from either source: a provider's
-//! report (SES open and click events, through [`super::Feedback`]) or a
-//! click on Cartback's own tracked link (`GET /r/{token}`).
+//! Opens and clicks on sent messages, from any source: a provider's
+//! report (SES open and click events, through [`super::Feedback`]), a
+//! click on Cartback's own tracked link (`GET /r/{token}`), or the shop's
+//! app reporting a push opened or clicked (`POST /v1/engagement`).
 //!
 //! Each one is labelled (see [`crate::engagement`]) and counted on its
 //! message record: a counter and the first and last time per label, so
@@ -22,7 +23,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::facts::{engagement_outcome, message_fact};
-use crate::engagement::{classify, Classified, EngagementLabel, EngagementReason, Interaction, MACHINE_WINDOW};
+use crate::engagement::{
+    classify, reported_by_app, Classified, EngagementLabel, EngagementReason, Interaction, MACHINE_WINDOW,
+};
+use crate::event::{check_id, optional_time, required_str, FieldError};
 use crate::ids::{CartId, MessageId};
 use crate::message::{MessageRecord, MessageStatus};
 use crate::ports::{FactStore, MessageStore, PortError, Timeline, TimelineEntry, TimelineKind};
@@ -36,6 +40,9 @@ pub enum EngagementOutcome {
     Repeat { classified: Classified, count: u64 },
     /// No such message (expired with its retention, or never ours).
     UnknownMessage,
+    /// The message never went out (held out, cancelled, refused, still
+    /// queued): nobody can have opened it. Only app reports answer this.
+    NotSent,
 }
 
 /// One open or click as it was seen.
@@ -68,12 +75,24 @@ pub async fn record_engagement<S: MessageStore + Timeline + FactStore + ?Sized>(
     details: Map<String, Value>,
 ) -> Result<EngagementOutcome, PortError> {
     let classified = classify(sighting.interaction, sighting.user_agent, sighting.at, sent_at(message));
+    record_classified(store, message, classified, sighting.at, details).await
+}
+
+/// Counts (and the first time per label, explains) an open or click
+/// already labelled.
+async fn record_classified<S: MessageStore + Timeline + FactStore + ?Sized>(
+    store: &S,
+    message: &MessageRecord,
+    classified: Classified,
+    at: DateTime<Utc>,
+    details: Map<String, Value>,
+) -> Result<EngagementOutcome, PortError> {
     if message.engagement.tally(classified.label).is_none() {
         if let Some(outcome) = engagement_outcome(classified.label) {
-            store.record_fact(&message_fact(message, outcome, sighting.at)).await?;
+            store.record_fact(&message_fact(message, outcome, at)).await?;
         }
     }
-    let Some(tally) = store.record_engagement(&message.message_id, classified.label, sighting.at).await? else {
+    let Some(tally) = store.record_engagement(&message.message_id, classified.label, at).await? else {
         return Ok(EngagementOutcome::UnknownMessage);
     };
     if tally.count > 1 {
@@ -81,7 +100,7 @@ pub async fn record_engagement<S: MessageStore + Timeline + FactStore + ?Sized>(
     }
     // Explanatory: the count above is what decisions read, so a failure
     // here is logged, not retried (a retry would count the click twice).
-    let entry = timeline_entry(message, &classified, sighting.at, details);
+    let entry = timeline_entry(message, &classified, at, details);
     if let Err(error) = store.append_timeline(&message.cart_id, &entry).await {
         let (message_id, label) = (&message.message_id, classified.label.as_str());
         tracing::warn!(%error, %message_id, label, "engagement not added to the timeline");
@@ -106,6 +125,62 @@ pub async fn record_link_click<S: MessageStore + Timeline + FactStore + ?Sized>(
     record_engagement(store, &message, sighting, details).await
 }
 
+/// A report of the shop's app or SDK (`POST /v1/engagement`): a push
+/// opened or clicked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppReport {
+    pub message_id: MessageId,
+    pub interaction: Interaction,
+    /// When it happened: the report's `at`, or when it was received.
+    pub at: DateTime<Utc>,
+}
+
+impl AppReport {
+    /// Reads `{message_id, kind: "opened" | "clicked", at?}`; a bad field
+    /// is named in the error.
+    pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<AppReport, FieldError> {
+        let raw: Value = serde_json::from_slice(body).map_err(|_| FieldError::new("body", "must be a JSON object"))?;
+        if !raw.is_object() {
+            return Err(FieldError::new("body", "must be a JSON object"));
+        }
+        let field = |name: &str| raw.get(name).unwrap_or(&Value::Null);
+        let message_id = check_id("message_id", required_str(field("message_id"), "message_id")?)?;
+        let interaction = match required_str(field("kind"), "kind")? {
+            "opened" => Interaction::Open,
+            "clicked" => Interaction::Click,
+            other => return Err(FieldError::new("kind", format!("{other:?} is not one of opened, clicked"))),
+        };
+        let at = optional_time(field("at"), "at", received_at)?;
+        Ok(AppReport { message_id, interaction, at })
+    }
+}
+
+/// Records an app's report on its message, as a person's open or click
+/// (the shop signed it: see [`reported_by_app`]). Idempotent: a report of
+/// a kind the message already has changes nothing (a retried request is
+/// not told apart from a second tap, and only the first decides).
+pub async fn record_app_report<S: MessageStore + Timeline + FactStore + ?Sized>(
+    store: &S,
+    report: &AppReport,
+) -> Result<EngagementOutcome, PortError> {
+    let Some(message) = store.get_message(&report.message_id).await? else {
+        return Ok(EngagementOutcome::UnknownMessage);
+    };
+    // `Sending`: the push can reach the phone before the sender records it sent.
+    if !matches!(message.status, MessageStatus::Sent { .. } | MessageStatus::Sending { .. } | MessageStatus::Unknown { .. }) {
+        return Ok(EngagementOutcome::NotSent);
+    }
+    let classified = reported_by_app(report.interaction);
+    if let Some(tally) = message.engagement.tally(classified.label) {
+        return Ok(EngagementOutcome::Repeat { classified, count: tally.count });
+    }
+    // A phone's clock behind ours must not put the open before the send.
+    let at = report.at.max(sent_at(&message));
+    let mut details = Map::new();
+    details.insert("source".into(), json!("app"));
+    record_classified(store, &message, classified, at, details).await
+}
+
 fn timeline_entry(
     message: &MessageRecord,
     classified: &Classified,
@@ -121,13 +196,17 @@ fn timeline_entry(
         (EngagementReason::TooSoonAfterSend, _) => {
             format!("it came within {} s of the send", MACHINE_WINDOW.num_seconds())
         }
-        (EngagementReason::NoMachineSign, _) => String::new(),
+        (EngagementReason::NoMachineSign | EngagementReason::ReportedByApp, _) => String::new(),
     };
     let text = match classified.label {
         EngagementLabel::HumanClick => format!("The customer clicked a link in step {step}'s message."),
         EngagementLabel::ScannerClick => format!(
             "A link in step {step}'s message was followed by a machine (a mail gateway's link scanner or a \
              preview robot: {why}); it does not stop the follow-ups."
+        ),
+        EngagementLabel::Open if message.channel.opened_only_by_people() => format!(
+            "The customer opened step {step}'s {} (reported by the shop's app); it stops the follow-ups.",
+            message.channel.as_str()
         ),
         EngagementLabel::Open => format!(
             "Step {step}'s message was opened. Opens stop the follow-ups only in a campaign with \
@@ -153,5 +232,60 @@ fn timeline_entry(
         code: classified.label.as_str().into(),
         message: text,
         details: Value::Object(details),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    fn received() -> DateTime<Utc> {
+        "2026-11-23T10:00:00Z".parse().unwrap()
+    }
+
+    fn parse(body: &str) -> Result<AppReport, String> {
+        AppReport::parse(body.as_bytes(), received()).map_err(|e| format!("{}: {}", e.field, e.message))
+    }
+
+    #[test]
+    fn given_an_opened_and_a_clicked_report_when_parsed_then_kind_and_time_are_read() {
+        // GIVEN an open with a time, and a click without one
+        // WHEN parsed
+        let opened = parse(r#"{"message_id": "m-1", "kind": "opened", "at": "2026-11-23T09:30:00+01:00"}"#).unwrap();
+        let clicked = parse(r#"{"message_id": "m-1", "kind": "clicked"}"#).unwrap();
+        // THEN the open is at its own time (in UTC), the click when received
+        assert_eq!(opened.interaction, Interaction::Open);
+        assert_eq!(opened.at, received() - Duration::minutes(90));
+        assert_eq!(opened.message_id.as_str(), "m-1");
+        assert_eq!((clicked.interaction, clicked.at), (Interaction::Click, received()));
+    }
+
+    #[test]
+    fn given_bad_reports_when_parsed_then_the_error_names_the_field_and_why() {
+        for (body, expected) in [
+            ("[]", "body: must be a JSON object"),
+            ("not json", "body: must be a JSON object"),
+            (r#"{"kind": "opened"}"#, "message_id: "),
+            (r#"{"message_id": "has space", "kind": "opened"}"#, "message_id: "),
+            (r#"{"message_id": 7, "kind": "opened"}"#, "message_id: "),
+            (r#"{"message_id": "m-1"}"#, "kind: "),
+            (r#"{"message_id": "m-1", "kind": "read"}"#, "kind: \"read\" is not one of opened, clicked"),
+            (r#"{"message_id": "m-1", "kind": "opened", "at": "yesterday"}"#, "at: must be an RFC 3339"),
+            (r#"{"message_id": "m-1", "kind": "opened", "at": 5}"#, "at: must be a string"),
+            (r#"{"message_id": "m-1", "kind": "opened", "at": "2026-11-23T10:06:00Z"}"#, "at: is more than 5 minutes"),
+        ] {
+            let error = parse(body).unwrap_err();
+            assert!(error.starts_with(expected), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn given_an_app_report_when_classified_then_it_is_a_persons_whatever_its_client_or_timing() {
+        let open = reported_by_app(Interaction::Open);
+        let click = reported_by_app(Interaction::Click);
+        assert_eq!((open.label, open.reason), (EngagementLabel::Open, EngagementReason::ReportedByApp));
+        assert_eq!((click.label, click.reason.as_str()), (EngagementLabel::HumanClick, "reported_by_app"));
     }
 }

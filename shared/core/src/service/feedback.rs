@@ -145,7 +145,8 @@ impl<S: CartStore + CustomerStore + EventLog + MessageStore + Timeline + FactSto
             return Ok(match record_engagement(&*self.store, &message, sighting, details).await? {
                 EngagementOutcome::First(_) => FeedbackOutcome::Recorded { consent_withdrawn_for: None },
                 EngagementOutcome::Repeat { .. } => FeedbackOutcome::Duplicate,
-                EngagementOutcome::UnknownMessage => FeedbackOutcome::UnknownMessage,
+                // Only app reports answer `NotSent`.
+                EngagementOutcome::UnknownMessage | EngagementOutcome::NotSent => FeedbackOutcome::UnknownMessage,
             });
         }
         // Before the dedupe commit: a report redelivered after a failure in

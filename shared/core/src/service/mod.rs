@@ -21,7 +21,9 @@ use chrono::Duration;
 pub use campaigns::{first_check_delay, CampaignCache};
 pub use checker::{decide_now, CheckOutcome, Checker};
 pub use delivery::{Delivery, DeliveryError, DeliveryOutcome, VoucherWebhook};
-pub use engagement::{record_engagement, record_link_click, sent_at, EngagementOutcome, Sighting};
+pub use engagement::{
+    record_app_report, record_engagement, record_link_click, sent_at, AppReport, EngagementOutcome, Sighting,
+};
 pub use feedback::{Feedback, FeedbackEvent, FeedbackKind, FeedbackOutcome};
 pub use ingest::{ApplyOutcome, EventResult, EventStatus, Ingest, IngestAnswer, IngestError, MAX_EVENTS_PER_CART};
 pub use preferences::{reason_sentence, Choices, PreferenceOutcome, Preferences, MAX_ANSWER_TEXT_CHARS, SNOOZE_DAYS};
