@@ -1096,6 +1096,7 @@ fn given_a_campaign_that_counts_opens_when_the_first_message_was_opened_then_it_
     s.campaigns[0].opens_count_as_engagement = true;
     s.send_at(s.due());
     let due = s.due();
+    s.history.last_mut().unwrap().channel = Email;
     s.history.last_mut().unwrap().engagement.add(EngagementLabel::MachineOpen, due + hours(1));
     assert_send(&s.decide_at(due + hours(24)), 1, Push);
     s.history.last_mut().unwrap().engagement.add(EngagementLabel::Open, due + hours(2));
