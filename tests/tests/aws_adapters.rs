@@ -502,6 +502,19 @@ async fn given_a_push_token_when_sent_twice_then_one_platform_endpoint_receives_
     let gcm: serde_json::Value = serde_json::from_str(messages[0]["GCM"].as_str().unwrap()).unwrap();
     assert_eq!(gcm["notification"]["title"], "Your cart");
     assert_eq!(gcm["data"]["url"], "https://cb.example/r/x");
+    // The app reads the message id beside the deep link, to report an open
+    // to `POST /v1/engagement`; APNs carries both beside `aps`.
+    let mut ids: Vec<String> = messages
+        .iter()
+        .map(|m| serde_json::from_str::<serde_json::Value>(m["GCM"].as_str().unwrap()).unwrap())
+        .map(|gcm| gcm["data"]["message_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["m_1", "m_2"]);
+    let apns: serde_json::Value = serde_json::from_str(messages[0]["APNS"].as_str().unwrap()).unwrap();
+    assert_eq!(apns["aps"]["alert"]["title"], "Your cart");
+    assert_eq!(apns["url"], "https://cb.example/r/x");
+    assert_eq!(apns["message_id"], gcm["data"]["message_id"]);
     // No APNS application configured: refused for good, not retried.
     let no_apns = SnsPushSender::new(stack.clients.sns.clone(), None, Some(stack.fcm_arn.clone()));
     let apns = MessageJob {

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use cartback_core::contact::redact;
 use cartback_core::event::PushPlatform;
+use cartback_core::ids::MessageId;
 use cartback_core::message::{MessageJob, Outgoing};
 use cartback_core::ports::{SendError, Sender};
 
@@ -178,11 +179,22 @@ pub fn existing_endpoint_arn(message: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The `MessageStructure=json` payload: one body per platform.
-pub fn push_payload(title: &str, body: &str, url: &str) -> String {
-    let apns =
-        json!({ "aps": { "alert": { "title": title, "body": body }, "sound": "default" }, "url": url }).to_string();
-    let gcm = json!({ "notification": { "title": title, "body": body }, "data": { "url": url } }).to_string();
+/// The `MessageStructure=json` payload: one body per platform. Beside the
+/// alert, each carries the deep link (`url`, the tracked restore link) and
+/// the `message_id` the app reports back to `POST /v1/engagement` when the
+/// customer opens it: APNs as custom keys beside `aps`, FCM in `data`.
+pub fn push_payload(message_id: &MessageId, title: &str, body: &str, url: &str) -> String {
+    let apns = json!({
+        "aps": { "alert": { "title": title, "body": body }, "sound": "default" },
+        "url": url,
+        "message_id": message_id,
+    })
+    .to_string();
+    let gcm = json!({
+        "notification": { "title": title, "body": body },
+        "data": { "url": url, "message_id": message_id },
+    })
+    .to_string();
     json!({ "default": body, "APNS": apns, "APNS_SANDBOX": apns, "GCM": gcm }).to_string()
 }
 
@@ -222,7 +234,7 @@ impl Sender for SnsPushSender {
             .publish()
             .target_arn(&endpoint)
             .message_structure("json")
-            .message(push_payload(title, body, url));
+            .message(push_payload(&job.message_id, title, body, url));
         let out = retry_unsent_sends(|| request.clone().customize().config_override(send_once()).send())
             .await
             .map_err(|e| send_error("SNS push publish", e))?;
