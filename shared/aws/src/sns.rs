@@ -229,12 +229,12 @@ impl Sender for SnsPushSender {
             SendError::Unknown(text) => SendError::Retryable(text),
             other => other,
         })?;
-        let request = self
-            .client
-            .publish()
-            .target_arn(&endpoint)
-            .message_structure("json")
-            .message(push_payload(&job.message_id, title, body, url));
+        let request = self.client.publish().target_arn(&endpoint).message_structure("json").message(push_payload(
+            &job.message_id,
+            title,
+            body,
+            url,
+        ));
         let out = retry_unsent_sends(|| request.clone().customize().config_override(send_once()).send())
             .await
             .map_err(|e| send_error("SNS push publish", e))?;

@@ -34,8 +34,8 @@ use cartback_core::customer_data::{erasure_json, export_json};
 use cartback_core::event::{BodyError, MAX_BODY_BYTES};
 use cartback_core::ids::{parse_id, CartId, CustomerId};
 use cartback_core::service::{
-    parse_query, record_app_report, record_link_click, report, validate_voucher, AppReport, Choices,
-    EngagementOutcome, IngestError, Preferences, ReportError, ValidateRequest,
+    parse_query, record_app_report, record_link_click, report, validate_voucher, AppReport, Choices, EngagementOutcome,
+    IngestError, Preferences, ReportError, ValidateRequest,
 };
 use cartback_core::signing::{verify_dashboard_token, verify_link, verify_unsubscribe, LinkError, UnsubscribeClaims};
 use cartback_core::sources::{self, Headers, Source, SourceError};

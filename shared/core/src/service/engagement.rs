@@ -167,7 +167,10 @@ pub async fn record_app_report<S: MessageStore + Timeline + FactStore + ?Sized>(
         return Ok(EngagementOutcome::UnknownMessage);
     };
     // `Sending`: the push can reach the phone before the sender records it sent.
-    if !matches!(message.status, MessageStatus::Sent { .. } | MessageStatus::Sending { .. } | MessageStatus::Unknown { .. }) {
+    if !matches!(
+        message.status,
+        MessageStatus::Sent { .. } | MessageStatus::Sending { .. } | MessageStatus::Unknown { .. }
+    ) {
         return Ok(EngagementOutcome::NotSent);
     }
     let classified = reported_by_app(report.interaction);
