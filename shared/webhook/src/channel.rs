@@ -33,6 +33,18 @@ pub struct WebhookTarget {
     pub fields: Vec<ContactField>,
 }
 
+impl WebhookTarget {
+    /// One target from its parts as stored (`fields` comma-separated);
+    /// errors name `what` (the target) and the part, never the secret.
+    pub fn parse(what: &str, url: &str, secret: &str, fields: &str) -> Result<WebhookTarget, TargetError> {
+        check_url("", url).map_err(|_| TargetError::Url { var: format!("{what} url") })?;
+        let secret =
+            WebhookSecret::parse(secret).map_err(|source| TargetError::Secret { var: format!("{what} secret"), source })?;
+        let fields = parse_fields(&format!("{what} fields"), fields)?;
+        Ok(WebhookTarget { url: url.trim().to_owned(), secret, fields })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
     #[error("{var}: {reason}")]
@@ -94,6 +106,11 @@ impl WebhookTargets {
             targets.insert(name, WebhookTarget { url, secret, fields });
         }
         Ok(WebhookTargets(targets))
+    }
+
+    /// From definitions read elsewhere (the AWS config table).
+    pub fn from_targets(targets: impl IntoIterator<Item = (WebhookTargetName, WebhookTarget)>) -> WebhookTargets {
+        WebhookTargets(targets.into_iter().collect())
     }
 
     /// From this process's environment.
