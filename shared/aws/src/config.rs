@@ -458,7 +458,10 @@ pub struct WebhookConfig {
 
 impl WebhookConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        Ok(WebhookConfig { common: CommonConfig::from_env(env)?, voucher_webhook: VoucherWebhookConfig::from_env(env)? })
+        Ok(WebhookConfig {
+            common: CommonConfig::from_env(env)?,
+            voucher_webhook: VoucherWebhookConfig::from_env(env)?,
+        })
     }
 }
 

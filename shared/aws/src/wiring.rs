@@ -258,7 +258,8 @@ pub async fn webhook_targets(
     let mut targets = Vec::new();
     for target in stored {
         let error = |reason: String| ConfigError::WebhookTarget { name: target.name.to_string(), reason };
-        let secret = secret_string(clients, "secret_arn", &target.secret_arn).await.map_err(|e| error(e.to_string()))?;
+        let secret =
+            secret_string(clients, "secret_arn", &target.secret_arn).await.map_err(|e| error(e.to_string()))?;
         let parsed = cartback_webhook::channel::WebhookTarget::parse("", &target.url, &secret, &target.fields)
             .map_err(|e| error(e.to_string().trim_start().to_owned()))?;
         targets.push((target.name.clone(), parsed));

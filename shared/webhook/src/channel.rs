@@ -38,8 +38,8 @@ impl WebhookTarget {
     /// errors name `what` (the target) and the part, never the secret.
     pub fn parse(what: &str, url: &str, secret: &str, fields: &str) -> Result<WebhookTarget, TargetError> {
         check_url("", url).map_err(|_| TargetError::Url { var: format!("{what} url") })?;
-        let secret =
-            WebhookSecret::parse(secret).map_err(|source| TargetError::Secret { var: format!("{what} secret"), source })?;
+        let secret = WebhookSecret::parse(secret)
+            .map_err(|source| TargetError::Secret { var: format!("{what} secret"), source })?;
         let fields = parse_fields(&format!("{what} fields"), fields)?;
         Ok(WebhookTarget { url: url.trim().to_owned(), secret, fields })
     }
