@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use cartback_core::message::{MessageJob, Outgoing};
-use cartback_core::ports::{SendError, Sender};
+use cartback_core::ports::{PriorAttempt, SendError, Sender};
 use cartback_core::webhook::{
     cart_reminder_body, sign_request, ContactField, SignedWebhook, WebhookSecret, WebhookTargetName,
 };
@@ -21,9 +21,10 @@ use crate::{check_url, REQUEST_TIMEOUT};
 
 pub const TARGET_PREFIX: &str = "CARTBACK_WEBHOOK_TARGET_";
 
-/// The longest `Retry-After` honoured: a receiver asking for more is
-/// retried then (the queue's retries would otherwise sit for days).
-const MAX_RETRY_AFTER_SECONDS: i64 = 3600;
+/// The longest `Retry-After` honoured: 12 hours, the longest an SQS
+/// message can be hidden (the AWS sender's postponement); a receiver asking
+/// for more is retried then.
+pub const MAX_RETRY_AFTER_SECONDS: i64 = 12 * 3600;
 
 /// One target: where, with which secret, and what it may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +191,13 @@ impl Sender for HttpWebhookSender {
     async fn send(&self, job: &MessageJob, _now: DateTime<Utc>) -> Result<String, SendError> {
         Ok(self.deliver(job).await?.webhook_id)
     }
+
+    /// A target cannot be asked whether an interrupted attempt arrived;
+    /// posting again is safe: the same `webhook-id`, which a receiver drops
+    /// as a repeat (the specification asks it to).
+    async fn prior_attempt(&self, _job: &MessageJob) -> Result<PriorAttempt, SendError> {
+        Ok(PriorAttempt::NotDelivered)
+    }
 }
 
 /// One attempt. A lost answer is retried like a refused connection: the
@@ -223,7 +231,7 @@ fn classify(status: u16, retry_after: Option<&str>, now: DateTime<Utc>) -> SendE
 }
 
 /// `Retry-After` (RFC 9110 section 10.2.3): seconds, or an HTTP date;
-/// capped at an hour.
+/// capped at [`MAX_RETRY_AFTER_SECONDS`].
 fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<chrono::Duration> {
     let value = value.trim();
     let seconds = match value.parse::<i64>() {
@@ -300,14 +308,14 @@ mod tests {
         for status in [400, 401, 403, 404, 410, 422] {
             assert_eq!(classify(status, Some("30"), now), SendError::Permanent(format!("HTTP {status}")));
         }
-        // Retry-After in seconds, as an HTTP date, capped at an hour; garbage is ignored
+        // Retry-After in seconds, as an HTTP date, capped at 12 hours; garbage is ignored
         let after = |v: &str| match classify(429, Some(v), now) {
             SendError::RetryAfter { after, .. } => Some(after.num_seconds()),
             _ => None,
         };
         assert_eq!(after("120"), Some(120));
         assert_eq!(after("Wed, 25 Nov 2026 10:05:00 GMT"), Some(300));
-        assert_eq!(after("86400"), Some(3600));
+        assert_eq!(after("86400"), Some(12 * 3600));
         assert_eq!(after("soon"), None);
     }
 }
