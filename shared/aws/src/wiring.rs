@@ -156,16 +156,16 @@ pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock:
         settings: Arc::new(Settings {
             postal_address: config.postal_address.clone(),
             unsubscribe_mailto: config.unsubscribe_mailto.clone(),
-            channels: checker_channels(config),
+            channels: checker_channels(&config.queues),
             ..settings(timer, secret)
         }),
     }
 }
 
 /// The channels the checker decides: `webhook` only with its queue.
-fn checker_channels(config: &CheckerConfig) -> Vec<cartback_core::message::Channel> {
+fn checker_channels(queues: &crate::config::QueueUrls) -> Vec<cartback_core::message::Channel> {
     let mut channels = crate::DELIVERED_CHANNELS.to_vec();
-    if config.queues.webhook.is_some() {
+    if queues.webhook.is_some() {
         channels.push(cartback_core::message::Channel::Webhook);
     }
     channels
@@ -281,4 +281,26 @@ pub fn webhook_delivery(
 /// The feedback function's service: SES notifications onto the state table.
 pub fn feedback(clients: &Clients, common: &CommonConfig, clock: Arc<dyn Clock>) -> Feedback {
     Feedback { store: state_store(clients, common, clock.clone()), clock }
+}
+
+#[cfg(test)]
+mod tests {
+    use cartback_core::message::{Channel, QueueName};
+
+    use super::*;
+    use crate::config::QueueUrls;
+
+    #[test]
+    fn given_a_webhook_queue_or_none_when_the_checkers_channels_are_set_then_webhook_is_decided_only_with_it() {
+        // GIVEN the channel queues without the webhook's (a stack deployed before it)
+        let url = |name: &str| format!("https://sqs.us-east-1.amazonaws.com/123456789012/{name}");
+        let mut queues = QueueUrls { email: url("e"), sms: url("s"), push: url("p"), webhook: None };
+        // THEN the checker routes around webhook steps, as before
+        assert!(!checker_channels(&queues).contains(&Channel::Webhook));
+        assert_eq!(queues.url(QueueName::Webhook), None);
+        // GIVEN its queue WHEN set THEN webhook is decided and enqueued there
+        queues.webhook = Some(url("w"));
+        assert!(checker_channels(&queues).contains(&Channel::Webhook));
+        assert_eq!(queues.url(QueueName::Webhook), Some(url("w").as_str()));
+    }
 }

@@ -38,11 +38,12 @@ impl WebhookTarget {
     /// One target from its parts as stored (`fields` comma-separated);
     /// errors name `what` (the target) and the part, never the secret.
     pub fn parse(what: &str, url: &str, secret: &str, fields: &str) -> Result<WebhookTarget, TargetError> {
+        let url = url.trim();
         check_url("", url).map_err(|_| TargetError::Url { var: format!("{what} url") })?;
         let secret = WebhookSecret::parse(secret)
             .map_err(|source| TargetError::Secret { var: format!("{what} secret"), source })?;
         let fields = parse_fields(&format!("{what} fields"), fields)?;
-        Ok(WebhookTarget { url: url.trim().to_owned(), secret, fields })
+        Ok(WebhookTarget { url: url.to_owned(), secret, fields })
     }
 }
 
@@ -297,6 +298,24 @@ mod tests {
         );
         let alone = WebhookTargets::from_vars(vars(&[("CARTBACK_WEBHOOK_TARGET_CRM_SECRET", SECRET)])).unwrap_err();
         assert!(matches!(alone, TargetError::WithoutUrl { .. }), "{alone}");
+    }
+
+    #[test]
+    fn given_stored_target_parts_when_parsed_then_a_target_or_an_error_naming_the_part_and_never_the_secret() {
+        // GIVEN a target's parts as the AWS config table and Secrets Manager hold them
+        let target = WebhookTarget::parse("crm", " https://crm.example/hooks ", SECRET, "email, phone").unwrap();
+        // THEN it is the target the environment variables would give
+        assert_eq!(target.url, "https://crm.example/hooks");
+        assert_eq!(target.fields, [ContactField::Email, ContactField::Phone]);
+        assert!(WebhookTarget::parse("crm", "https://crm.example/hooks", SECRET, "").unwrap().fields.is_empty());
+        // AND bad parts are named
+        let url = WebhookTarget::parse("crm", "http://crm.example/hooks", SECRET, "").unwrap_err();
+        assert_eq!(url.to_string(), "crm url must be an absolute https URL (http only for localhost), without spaces");
+        let secret = WebhookTarget::parse("crm", "https://crm.example/hooks", "hunter2", "").unwrap_err();
+        assert!(secret.to_string().starts_with("crm secret must start with"), "{secret}");
+        assert!(!secret.to_string().contains("hunter2"));
+        let field = WebhookTarget::parse("crm", "https://crm.example/hooks", SECRET, "address").unwrap_err();
+        assert!(matches!(field, TargetError::Field { .. }), "{field}");
     }
 
     #[test]
