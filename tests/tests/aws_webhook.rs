@@ -17,36 +17,19 @@ use cartback_core::ports::{CampaignStore, CartStore, Timeline, TimerPayload};
 use cartback_core::service::Delivery;
 use cartback_core::webhook::WebhookTargetName;
 use cartback_tests::moto::{Moto, Stack, TestClock};
-use cartback_tests::webhook_endpoint::{scripted_endpoint, verify_with_standardwebhooks, Request};
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-const CAMPAIGN: &str = r#"
-id = "crm"
-name = "Abandoned carts to the CRM"
-holdout_percent = 0
-
-[[steps]]
-delay = "30m"
-webhook = "crm"
-[steps.channels]
-mobile = ["webhook"]
-desktop = ["webhook"]
-"#;
+use cartback_tests::webhook_endpoint::{
+    scripted_endpoint, verified_attempts, verify_with_standardwebhooks, CRM_CAMPAIGN, TARGET_SECRET as SECRET,
+};
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
-}
-
-fn header(request: &Request, name: &str) -> String {
-    request.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default()
 }
 
 /// The stack with the `crm` campaign and target `crm` (posting to `url`,
 /// allowed `fields`); its secret under the stack's `<stack>/webhook/` prefix.
 async fn stack_with_target(url: &str, fields: &str, max_receive_count: u32) -> Stack {
     let stack = Stack::create(Moto::global().clients().await, max_receive_count).await;
-    let campaign = Campaign::from_toml(CAMPAIGN).unwrap();
+    let campaign = Campaign::from_toml(CRM_CAMPAIGN).unwrap();
     DynamoCampaignStore::new(stack.clients.dynamodb.clone(), &stack.config_table).put(&campaign).await.unwrap();
     let secret_name = format!("{}/webhook/crm", stack.config_table);
     stack.clients.secrets.create_secret().name(&secret_name).secret_string(SECRET).send().await.unwrap();
@@ -124,12 +107,7 @@ async fn given_a_crm_failing_once_when_a_cart_is_abandoned_on_aws_then_the_signe
 
     let requests = received.lock().unwrap().clone();
     assert_eq!(requests.len(), 2);
-    assert_eq!(header(&requests[0], "webhook-id"), header(&requests[1], "webhook-id"), "one id on every attempt");
-    for request in &requests {
-        let payload = verify_with_standardwebhooks(SECRET, request).expect("standardwebhooks verifies it");
-        assert_eq!(payload, serde_json::from_slice::<Value>(&request.1).unwrap());
-    }
-    let payload: Value = serde_json::from_slice(&requests[1].1).unwrap();
+    let payload = verified_attempts(SECRET, &requests);
     assert_eq!(payload["type"], "cart.abandoned_reminder");
     let data = &payload["data"];
     assert_eq!((&data["cart_id"], &data["customer_id"]), (&json!("cart-wh"), &json!("cus-7")));
