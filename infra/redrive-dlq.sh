@@ -2,7 +2,7 @@
 # Move the messages of a channel's dead-letter queue back to its source queue.
 #
 # Usage: infra/redrive-dlq.sh [options] CHANNEL
-#   CHANNEL                email | sms | push | feedback | timers
+#   CHANNEL                email | sms | push | webhook | feedback | timers
 #   -s, --stack NAME       CloudFormation stack (default: $CARTBACK_STACK or "cartback")
 #   -r, --rate N           at most N messages per second (default: SQS decides, up to 500)
 #   -n, --dry-run          show what would move, start nothing
@@ -53,10 +53,11 @@ case "$channel" in
   email) prefix=Email ;;
   sms) prefix=Sms ;;
   push) prefix=Push ;;
+  webhook) prefix=Webhook ;;
   feedback) prefix=Feedback ;;
   timers) prefix=Timer ;;
   "") echo "redrive-dlq: CHANNEL is required" >&2; usage >&2; exit 2 ;;
-  *) echo "redrive-dlq: unknown channel '$channel' (email, sms, push, feedback, timers)" >&2; exit 2 ;;
+  *) echo "redrive-dlq: unknown channel '$channel' (email, sms, push, webhook, feedback, timers)" >&2; exit 2 ;;
 esac
 
 if [[ -n "$rate" && ! "$rate" =~ ^[1-9][0-9]*$ ]]; then

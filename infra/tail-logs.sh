@@ -2,7 +2,7 @@
 # Follow (or print) the CloudWatch logs of one Cartback function.
 #
 # Usage: infra/tail-logs.sh [options] FUNCTION
-#   FUNCTION               ingest | checker | send-email | send-sms | send-push | feedback
+#   FUNCTION               ingest | checker | send-email | send-sms | send-push | send-webhook | feedback
 #                          | api (the HTTP API access log)
 #   -s, --stack NAME       CloudFormation stack (default: $CARTBACK_STACK or "cartback")
 #   -S, --since DURATION   start this long ago, e.g. 10m, 2h, 1d (default: 10m)
@@ -50,10 +50,11 @@ case "$fn" in
   send-email) logical=SendEmailLogGroup ;;
   send-sms) logical=SendSmsLogGroup ;;
   send-push) logical=SendPushLogGroup ;;
+  send-webhook) logical=SendWebhookLogGroup ;;
   feedback) logical=FeedbackLogGroup ;;
   api) logical=ApiAccessLogGroup ;;
   "") echo "tail-logs: FUNCTION is required" >&2; usage >&2; exit 2 ;;
-  *) echo "tail-logs: unknown function '$fn' (ingest, checker, send-email, send-sms, send-push, feedback, api)" >&2; exit 2 ;;
+  *) echo "tail-logs: unknown function '$fn' (ingest, checker, send-email, send-sms, send-push, send-webhook, feedback, api)" >&2; exit 2 ;;
 esac
 
 if [[ ! "$since" =~ ^[0-9]+[smhdw]$ ]]; then

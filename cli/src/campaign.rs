@@ -76,10 +76,9 @@ pub async fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
                 stores.templates.list_templates().await?.into_iter().map(|set| set.name.to_string()).collect();
             let mut known: Vec<&str> = cartback_core::template::SHIPPED_NAMES.to_vec();
             known.extend(stored.iter().map(String::as_str));
-            // The webhook targets a step may name: those this environment configures.
-            let targets = cartback_webhook::channel::WebhookTargets::from_env()?.names();
+            let targets = stores.webhook_targets.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
             let checked = Campaign::from_toml_with_templates(&text, &known).and_then(|campaign| {
-                let unknown = campaign.unknown_webhook_targets(&targets);
+                let unknown = campaign.unknown_webhook_targets(targets);
                 if unknown.is_empty() {
                     Ok(campaign)
                 } else {

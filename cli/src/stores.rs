@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use cartback_core::message::Channel;
 use cartback_core::ports::{CampaignStore, HistoryReader, StateStore, TemplateStore};
+use cartback_core::webhook::WebhookTargetName;
 
 use crate::StoreArgs;
 
@@ -17,6 +18,10 @@ pub struct Stores {
     pub history: Arc<dyn HistoryReader>,
     /// Channels the runtime behind these stores delivers.
     pub channels: Vec<Channel>,
+    /// The webhook targets a campaign step may name: locally those the
+    /// environment configures, on AWS those in the config table. Kept as
+    /// read: only `campaign apply` needs them, and fails when they are bad.
+    pub webhook_targets: anyhow::Result<Vec<WebhookTargetName>>,
 }
 
 pub async fn open(args: &StoreArgs) -> anyhow::Result<Stores> {
@@ -38,6 +43,9 @@ pub async fn open_with_segments(args: &StoreArgs, segments: u32) -> anyhow::Resu
         templates: Arc::new(db.clone()),
         history: Arc::new(db),
         channels: Channel::ALL.to_vec(),
+        webhook_targets: cartback_webhook::channel::WebhookTargets::from_env()
+            .map(|targets| targets.names())
+            .map_err(anyhow::Error::from),
     })
 }
 
@@ -65,7 +73,12 @@ async fn open_aws(segments: u32) -> anyhow::Result<Stores> {
             &config.state_table,
             segments,
         )),
-        channels: cartback_aws::DELIVERED_CHANNELS.to_vec(),
+        // The template always deploys the webhook channel's queue.
+        channels: [cartback_aws::DELIVERED_CHANNELS.as_slice(), &[Channel::Webhook]].concat(),
+        webhook_targets: cartback_aws::webhook_targets::list_targets(&clients.dynamodb, &config.config_table)
+            .await
+            .map(|targets| targets.into_iter().map(|target| target.name).collect())
+            .map_err(anyhow::Error::from),
     })
 }
 

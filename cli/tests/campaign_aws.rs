@@ -57,3 +57,31 @@ fn given_no_table_variables_when_a_command_uses_aws_then_the_error_names_the_var
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// GIVEN a campaign file whose step goes to webhook target `crm`
+/// WHEN applied with --aws before and after the target is stored in the config table
+/// THEN it is refused naming the target, then applied (the variables of `cartback dev` play no part).
+#[tokio::test]
+async fn given_a_webhook_step_when_applied_on_aws_then_its_target_must_be_in_the_config_table() {
+    use cartback_aws::webhook_targets::{put_target, StoredTarget};
+    let clients = Moto::global().clients().await;
+    let table = unique("cfg");
+    create_table(&clients, &table, false).await;
+    let file = std::env::temp_dir().join(format!("{}.toml", unique("crm")));
+    std::fs::write(&file, cartback_tests::webhook_endpoint::CRM_CAMPAIGN).unwrap();
+    let file = file.to_str().unwrap();
+
+    let refused = cartback(&table, &["campaign", "apply", file]);
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("webhook target \"crm\", but no target is configured"), "{error}");
+
+    let target = StoredTarget {
+        name: cartback_core::webhook::WebhookTargetName::parse("crm").unwrap(),
+        url: "https://crm.example/hooks".into(),
+        secret_arn: "cartback/webhook/crm".into(),
+        fields: String::new(),
+    };
+    put_target(&clients.dynamodb, &table, &target).await.unwrap();
+    assert!(stdout(&cartback(&table, &["campaign", "apply", file])).contains("applied campaign \"crm\""));
+}

@@ -7,24 +7,11 @@
 #[path = "support/dev.rs"]
 mod dev;
 
-use cartback_tests::webhook_endpoint::{scripted_endpoint, verify_with_standardwebhooks, Request};
+use cartback_tests::webhook_endpoint::{
+    header, scripted_endpoint, verified_attempts, verify_with_standardwebhooks, CRM_CAMPAIGN, TARGET_SECRET as SECRET,
+};
 use dev::{count, timeline, Launch};
 use serde_json::{json, Value};
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-const CAMPAIGN: &str = r#"
-id = "crm"
-name = "Abandoned carts to the CRM"
-holdout_percent = 0
-
-[[steps]]
-delay = "30m"
-webhook = "crm"
-[steps.channels]
-mobile = ["webhook"]
-desktop = ["webhook"]
-"#;
 
 fn start(url: &str, fields: &str) -> dev::Dev {
     let env = [
@@ -32,7 +19,7 @@ fn start(url: &str, fields: &str) -> dev::Dev {
         ("CARTBACK_WEBHOOK_TARGET_CRM_SECRET", SECRET),
         ("CARTBACK_WEBHOOK_TARGET_CRM_FIELDS", fields),
     ];
-    dev::Dev::start(Launch { speed: "2000", campaigns: &[CAMPAIGN], env: &env, ..Launch::default() })
+    dev::Dev::start(Launch { speed: "2000", campaigns: &[CRM_CAMPAIGN], env: &env, ..Launch::default() })
 }
 
 fn abandon(dev: &dev::Dev, cart_id: &str) {
@@ -44,10 +31,6 @@ fn abandon(dev: &dev::Dev, cart_id: &str) {
     });
     let (status, answer) = dev.post_events(&event);
     assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
-}
-
-fn header(request: &Request, name: &str) -> String {
-    request.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default()
 }
 
 /// GIVEN target `crm` allowed the email, whose receiver first answers 429 with `Retry-After: 1`
@@ -64,12 +47,7 @@ fn given_a_throttling_crm_when_a_cart_is_abandoned_then_the_signed_reminder_arri
 
     let requests = received.lock().unwrap().clone();
     assert_eq!(requests.len(), 2, "the 429 and the retry");
-    assert_eq!(header(&requests[0], "webhook-id"), header(&requests[1], "webhook-id"), "one id on every attempt");
-    for request in &requests {
-        let payload = verify_with_standardwebhooks(SECRET, request).expect("standardwebhooks verifies it");
-        assert_eq!(payload, serde_json::from_slice::<Value>(&request.1).unwrap());
-    }
-    let payload: Value = serde_json::from_slice(&requests[1].1).unwrap();
+    let payload = verified_attempts(SECRET, &requests);
     assert_eq!(payload["type"], "cart.abandoned_reminder");
     let data = &payload["data"];
     assert_eq!(data["message_id"], header(&requests[1], "webhook-id").as_str());

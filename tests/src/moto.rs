@@ -28,7 +28,9 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::{DateTime, Utc};
 
 use cartback_aws::clients::Clients;
-use cartback_aws::config::{self as cfg, CheckerConfig, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig};
+use cartback_aws::config::{
+    self as cfg, CheckerConfig, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig, WebhookConfig,
+};
 use cartback_core::ports::Clock;
 
 pub const REGION: &str = "us-east-1";
@@ -278,7 +280,7 @@ impl Stack {
         // The channel queues, and "timers": the checker's redrive queue, whose
         // dead-letter queue is also the schedules' and the checker's
         // asynchronous-failure destination (see template.yaml).
-        for name in ["email", "sms", "push", "timers"] {
+        for name in ["email", "sms", "push", "webhook", "timers"] {
             queues.insert(name, create_queue_pair(&clients, &unique(name), max_receive_count).await);
         }
         let sender = format!("{}@shop.example", unique("shop"));
@@ -325,6 +327,7 @@ impl Stack {
             (cfg::EMAIL_QUEUE_URL, queues["email"].url.clone()),
             (cfg::SMS_QUEUE_URL, queues["sms"].url.clone()),
             (cfg::PUSH_QUEUE_URL, queues["push"].url.clone()),
+            (cfg::WEBHOOK_QUEUE_URL, queues["webhook"].url.clone()),
             (cfg::SENDER_EMAIL, format!("Shop <{sender}>")),
             (cfg::SES_CONFIGURATION_SET, "cartback".into()),
             (cfg::POSTAL_ADDRESS, "Demo Shop, 1 Test Street, 75001 Paris, France".into()),
@@ -388,6 +391,9 @@ impl Stack {
     }
     pub fn push_config(&self) -> PushConfig {
         PushConfig::from_env(&self.env_fn()).expect("push config")
+    }
+    pub fn webhook_config(&self) -> WebhookConfig {
+        WebhookConfig::from_env(&self.env_fn()).expect("webhook config")
     }
     pub fn secret(&self) -> cartback_core::signing::Secret {
         cartback_core::signing::Secret::new(self.secret.as_bytes().to_vec()).unwrap()

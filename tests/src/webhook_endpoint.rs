@@ -5,6 +5,23 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
+/// The Standard Webhooks specification's example secret, for test targets.
+pub const TARGET_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A campaign whose one step, after 30 minutes, goes to webhook target `crm`.
+pub const CRM_CAMPAIGN: &str = r#"
+id = "crm"
+name = "Abandoned carts to the CRM"
+holdout_percent = 0
+
+[[steps]]
+delay = "30m"
+webhook = "crm"
+[steps.channels]
+mobile = ["webhook"]
+desktop = ["webhook"]
+"#;
+
 /// One request the endpoint received: its headers (names in lower case) and body.
 pub type Request = (Vec<(String, String)>, Vec<u8>);
 
@@ -80,4 +97,22 @@ pub fn verify_with_standardwebhooks(secret: &str, request: &Request) -> Result<s
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
     serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+}
+
+/// A header of a received request (`name` in lower case); empty when absent.
+pub fn header(request: &Request, name: &str) -> String {
+    request.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default()
+}
+
+/// Checks attempts at one event: every request verified by
+/// `standardwebhooks` with `secret`, all under one `webhook-id`; the last
+/// one's payload.
+pub fn verified_attempts(secret: &str, requests: &[Request]) -> serde_json::Value {
+    let id = header(&requests[0], "webhook-id");
+    for request in requests {
+        assert_eq!(header(request, "webhook-id"), id, "one id on every attempt");
+        let payload = verify_with_standardwebhooks(secret, request).expect("standardwebhooks verifies it");
+        assert_eq!(payload, serde_json::from_slice::<serde_json::Value>(&request.1).unwrap());
+    }
+    serde_json::from_slice(&requests[requests.len() - 1].1).unwrap()
 }

@@ -22,6 +22,7 @@ use serde_yaml::Value;
 
 use cartback_aws::config::{
     CheckerConfig, CommonConfig, ConfigError, EmailConfig, Env, IngestConfig, PushConfig, SmsConfig, TimerConfig,
+    WebhookConfig,
 };
 use cartback_tests::samples::workspace_root;
 
@@ -88,6 +89,7 @@ fn load(loader: &str, env: &dyn Env) -> Result<(), ConfigError> {
         "EmailConfig" => EmailConfig::from_env(env).map(drop),
         "SmsConfig" => SmsConfig::from_env(env).map(drop),
         "PushConfig" => PushConfig::from_env(env).map(drop),
+        "WebhookConfig" => WebhookConfig::from_env(env).map(drop),
         "CommonConfig" => CommonConfig::from_env(env).map(drop),
         other => panic!("a function's main loads {other}: add it to load() in this test"),
     }
@@ -119,6 +121,7 @@ fn plausible(var: &str) -> String {
         "CARTBACK_EMAIL_QUEUE_URL" => queue("Email"),
         "CARTBACK_SMS_QUEUE_URL" => queue("Sms"),
         "CARTBACK_PUSH_QUEUE_URL" => queue("Push"),
+        "CARTBACK_WEBHOOK_QUEUE_URL" => queue("Webhook"),
         "CARTBACK_SENDER_EMAIL" => "carts@shop.example.com".into(),
         "CARTBACK_SES_CONFIGURATION_SET" => "SesConfigurationSet-1A2B3C4D5E6F".into(),
         "CARTBACK_SMS_SENDER_ID" => "DemoShop".into(),

@@ -3,25 +3,16 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::sqs::SqsEvent;
 use cartback_aws::config::{ProcessEnv, SmsConfig};
-use cartback_aws::sqs::Postponer;
 use cartback_aws::{clients, handlers, wiring};
 use cartback_core::ports::SystemClock;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     cartback_aws::init_logging();
     let config = SmsConfig::from_env(&ProcessEnv)?;
     let clients = clients::Clients::new(&clients::load_sdk_config().await);
-    let mut delivery = wiring::sms_delivery(&clients, &config, Arc::new(SystemClock));
-    delivery.webhook = wiring::voucher_webhook(&clients, config.voucher_webhook.as_ref()).await?;
-    let delivery = Arc::new(delivery);
-    let postponer = Arc::new(Postponer::new(clients.sqs.clone()));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let (delivery, postponer) = (delivery.clone(), postponer.clone());
-        async move { Ok::<_, Error>(handlers::sender_postponing(&delivery, &postponer, event.payload).await) }
-    }))
-    .await
+    let delivery = wiring::sms_delivery(&clients, &config, Arc::new(SystemClock));
+    handlers::run_sender(&clients, delivery, config.voucher_webhook.as_ref()).await
 }

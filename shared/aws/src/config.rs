@@ -27,6 +27,8 @@ pub const RESTORE_URL: &str = "CARTBACK_RESTORE_URL";
 pub const EMAIL_QUEUE_URL: &str = "CARTBACK_EMAIL_QUEUE_URL";
 pub const SMS_QUEUE_URL: &str = "CARTBACK_SMS_QUEUE_URL";
 pub const PUSH_QUEUE_URL: &str = "CARTBACK_PUSH_QUEUE_URL";
+/// The webhook channel's queue; unset: the checker does not decide `webhook`.
+pub const WEBHOOK_QUEUE_URL: &str = "CARTBACK_WEBHOOK_QUEUE_URL";
 pub const SENDER_EMAIL: &str = "CARTBACK_SENDER_EMAIL";
 pub const SES_CONFIGURATION_SET: &str = "CARTBACK_SES_CONFIGURATION_SET";
 pub const SMS_SENDER_ID: &str = "CARTBACK_SMS_SENDER_ID";
@@ -65,6 +67,8 @@ pub enum ConfigError {
     Invalid { var: &'static str, reason: String },
     #[error("the secret named by {var} could not be loaded: {reason}")]
     Secret { var: &'static str, reason: String },
+    #[error("webhook target {name} in the config table: {reason}")]
+    WebhookTarget { name: String, reason: String },
 }
 
 /// Where variables come from: the process environment in a Lambda, a map in
@@ -332,6 +336,7 @@ pub struct QueueUrls {
     pub email: String,
     pub sms: String,
     pub push: String,
+    pub webhook: Option<String>,
 }
 
 impl QueueUrls {
@@ -340,17 +345,20 @@ impl QueueUrls {
             email: http_url(env, EMAIL_QUEUE_URL)?,
             sms: http_url(env, SMS_QUEUE_URL)?,
             push: http_url(env, PUSH_QUEUE_URL)?,
+            webhook: match optional(env, WEBHOOK_QUEUE_URL) {
+                None => None,
+                Some(_) => Some(http_url(env, WEBHOOK_QUEUE_URL)?),
+            },
         })
     }
 
-    /// `None`: this runtime has no such queue (the webhook channel is not
-    /// delivered on AWS yet, see `DELIVERED_CHANNELS`).
+    /// `None`: this stack has no such queue (the webhook channel's is optional).
     pub fn url(&self, queue: QueueName) -> Option<&str> {
         match queue {
             QueueName::Email => Some(&self.email),
             QueueName::Sms => Some(&self.sms),
             QueueName::Push => Some(&self.push),
-            QueueName::Webhook => None,
+            QueueName::Webhook => self.webhook.as_deref(),
         }
     }
 }
@@ -435,6 +443,23 @@ impl EmailConfig {
             common: CommonConfig::from_env(env)?,
             sender,
             configuration_set: required(env, SES_CONFIGURATION_SET)?,
+            voucher_webhook: VoucherWebhookConfig::from_env(env)?,
+        })
+    }
+}
+
+/// The send-webhook function: its targets are read from the config table
+/// (see [`crate::webhook_targets`]), their secrets from Secrets Manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub common: CommonConfig,
+    pub voucher_webhook: Option<VoucherWebhookConfig>,
+}
+
+impl WebhookConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(WebhookConfig {
+            common: CommonConfig::from_env(env)?,
             voucher_webhook: VoucherWebhookConfig::from_env(env)?,
         })
     }

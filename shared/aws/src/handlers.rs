@@ -306,6 +306,24 @@ pub async fn feedback(feedback: &cartback_core::service::Feedback, event: SqsEve
     }
 }
 
+/// A send-* function's loop: each batch from its queue through `delivery`
+/// (its voucher webhook set from `voucher_webhook`), postponed jobs hidden,
+/// partial batch failures reported. Every sender's `main` ends here.
+pub async fn run_sender(
+    clients: &crate::clients::Clients,
+    mut delivery: Delivery,
+    voucher_webhook: Option<&crate::config::VoucherWebhookConfig>,
+) -> Result<(), lambda_runtime::Error> {
+    delivery.webhook = crate::wiring::voucher_webhook(clients, voucher_webhook).await?;
+    let delivery = std::sync::Arc::new(delivery);
+    let postponer = std::sync::Arc::new(Postponer::new(clients.sqs.clone()));
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+        let (delivery, postponer) = (delivery.clone(), postponer.clone());
+        async move { Ok::<_, lambda_runtime::Error>(sender_postponing(&delivery, &postponer, event.payload).await) }
+    }))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,12 +18,14 @@ pub mod sqs_batch;
 pub mod sweep;
 pub mod templates;
 mod vouchers;
+pub mod webhook_targets;
 pub mod wiring;
 
 use cartback_core::message::Channel;
 
-/// Channels the AWS runtime delivers. Web push needs a VAPID sender, which
-/// only the local outbox has so far; the engine routes around it here.
+/// Channels the AWS runtime always delivers. Web push needs a VAPID sender,
+/// which only the local outbox has so far; the engine routes around it here.
+/// `webhook` is added where its queue is configured (`CheckerConfig`).
 pub const DELIVERED_CHANNELS: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Push];
 
 /// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).

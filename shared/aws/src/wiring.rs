@@ -17,7 +17,7 @@ use cartback_webhook::bigcommerce::BigCommerceSettings;
 use crate::clients::Clients;
 use crate::config::{
     CheckerConfig, CommonConfig, ConfigError, EmailConfig, IngestConfig, PushConfig, SmsConfig, TimerConfig,
-    VoucherWebhookConfig, BIGCOMMERCE_API_TOKEN_ARN, INGEST_SECRET_ARN, VOUCHER_WEBHOOK_SECRET_ARN,
+    VoucherWebhookConfig, WebhookConfig, BIGCOMMERCE_API_TOKEN_ARN, INGEST_SECRET_ARN, VOUCHER_WEBHOOK_SECRET_ARN,
     WEB_PUSH_KEY_SECRET_ARN,
 };
 use crate::dynamo::{DynamoCampaignStore, DynamoStateStore};
@@ -156,9 +156,19 @@ pub fn checker(clients: &Clients, config: &CheckerConfig, secret: Secret, clock:
         settings: Arc::new(Settings {
             postal_address: config.postal_address.clone(),
             unsubscribe_mailto: config.unsubscribe_mailto.clone(),
+            channels: checker_channels(&config.queues),
             ..settings(timer, secret)
         }),
     }
+}
+
+/// The channels the checker decides: `webhook` only with its queue.
+fn checker_channels(queues: &crate::config::QueueUrls) -> Vec<cartback_core::message::Channel> {
+    let mut channels = crate::DELIVERED_CHANNELS.to_vec();
+    if queues.webhook.is_some() {
+        channels.push(cartback_core::message::Channel::Webhook);
+    }
+    channels
 }
 
 /// The timer sweep the checker function runs on its sweep schedule.
@@ -235,7 +245,62 @@ pub async fn web_push_sender(
     Ok(Some(cartback_webpush::WebPushSender::new(key, config.web_push_contact.as_deref(), false)))
 }
 
+/// The webhook channel's targets from the config table, each secret read
+/// from Secrets Manager: once per cold start (a changed target is picked up
+/// by the next instance).
+pub async fn webhook_targets(
+    clients: &Clients,
+    common: &CommonConfig,
+) -> Result<cartback_webhook::channel::WebhookTargets, ConfigError> {
+    let stored = crate::webhook_targets::list_targets(&clients.dynamodb, &common.config_table)
+        .await
+        .map_err(|e| ConfigError::WebhookTarget { name: "(all)".into(), reason: e.to_string() })?;
+    let mut targets = Vec::new();
+    for target in stored {
+        let error = |reason: String| ConfigError::WebhookTarget { name: target.name.to_string(), reason };
+        let secret =
+            secret_string(clients, "secret_arn", &target.secret_arn).await.map_err(|e| error(e.to_string()))?;
+        let parsed = cartback_webhook::channel::WebhookTarget::parse("", &target.url, &secret, &target.fields)
+            .map_err(|e| error(e.to_string().trim_start().to_owned()))?;
+        targets.push((target.name.clone(), parsed));
+    }
+    Ok(cartback_webhook::channel::WebhookTargets::from_targets(targets))
+}
+
+/// The send-webhook function's delivery: jobs POSTed to their target.
+pub fn webhook_delivery(
+    clients: &Clients,
+    config: &WebhookConfig,
+    targets: cartback_webhook::channel::WebhookTargets,
+    clock: Arc<dyn Clock>,
+) -> Delivery {
+    let sender = Arc::new(cartback_webhook::channel::HttpWebhookSender::new(targets));
+    delivery(clients, &config.common, sender, clock)
+}
+
 /// The feedback function's service: SES notifications onto the state table.
 pub fn feedback(clients: &Clients, common: &CommonConfig, clock: Arc<dyn Clock>) -> Feedback {
     Feedback { store: state_store(clients, common, clock.clone()), clock }
+}
+
+#[cfg(test)]
+mod tests {
+    use cartback_core::message::{Channel, QueueName};
+
+    use super::*;
+    use crate::config::QueueUrls;
+
+    #[test]
+    fn given_a_webhook_queue_or_none_when_the_checkers_channels_are_set_then_webhook_is_decided_only_with_it() {
+        // GIVEN the channel queues without the webhook's (a stack deployed before it)
+        let url = |name: &str| format!("https://sqs.us-east-1.amazonaws.com/123456789012/{name}");
+        let mut queues = QueueUrls { email: url("e"), sms: url("s"), push: url("p"), webhook: None };
+        // THEN the checker routes around webhook steps, as before
+        assert!(!checker_channels(&queues).contains(&Channel::Webhook));
+        assert_eq!(queues.url(QueueName::Webhook), None);
+        // GIVEN its queue WHEN set THEN webhook is decided and enqueued there
+        queues.webhook = Some(url("w"));
+        assert!(checker_channels(&queues).contains(&Channel::Webhook));
+        assert_eq!(queues.url(QueueName::Webhook), Some(url("w").as_str()));
+    }
 }

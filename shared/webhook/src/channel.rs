@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use cartback_core::message::{MessageJob, Outgoing};
-use cartback_core::ports::{SendError, Sender};
+use cartback_core::ports::{PriorAttempt, SendError, Sender};
 use cartback_core::webhook::{
     cart_reminder_body, sign_request, ContactField, SignedWebhook, WebhookSecret, WebhookTargetName,
 };
@@ -21,9 +21,10 @@ use crate::{check_url, REQUEST_TIMEOUT};
 
 pub const TARGET_PREFIX: &str = "CARTBACK_WEBHOOK_TARGET_";
 
-/// The longest `Retry-After` honoured: a receiver asking for more is
-/// retried then (the queue's retries would otherwise sit for days).
-const MAX_RETRY_AFTER_SECONDS: i64 = 3600;
+/// The longest `Retry-After` honoured: 12 hours, the longest an SQS
+/// message can be hidden (the AWS sender's postponement); a receiver asking
+/// for more is retried then.
+pub const MAX_RETRY_AFTER_SECONDS: i64 = 12 * 3600;
 
 /// One target: where, with which secret, and what it may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,19 @@ pub struct WebhookTarget {
     pub url: String,
     pub secret: WebhookSecret,
     pub fields: Vec<ContactField>,
+}
+
+impl WebhookTarget {
+    /// One target from its parts as stored (`fields` comma-separated);
+    /// errors name `what` (the target) and the part, never the secret.
+    pub fn parse(what: &str, url: &str, secret: &str, fields: &str) -> Result<WebhookTarget, TargetError> {
+        let url = url.trim();
+        check_url("", url).map_err(|_| TargetError::Url { var: format!("{what} url") })?;
+        let secret = WebhookSecret::parse(secret)
+            .map_err(|source| TargetError::Secret { var: format!("{what} secret"), source })?;
+        let fields = parse_fields(&format!("{what} fields"), fields)?;
+        Ok(WebhookTarget { url: url.to_owned(), secret, fields })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +108,11 @@ impl WebhookTargets {
             targets.insert(name, WebhookTarget { url, secret, fields });
         }
         Ok(WebhookTargets(targets))
+    }
+
+    /// From definitions read elsewhere (the AWS config table).
+    pub fn from_targets(targets: impl IntoIterator<Item = (WebhookTargetName, WebhookTarget)>) -> WebhookTargets {
+        WebhookTargets(targets.into_iter().collect())
     }
 
     /// From this process's environment.
@@ -173,6 +192,13 @@ impl Sender for HttpWebhookSender {
     async fn send(&self, job: &MessageJob, _now: DateTime<Utc>) -> Result<String, SendError> {
         Ok(self.deliver(job).await?.webhook_id)
     }
+
+    /// A target cannot be asked whether an interrupted attempt arrived;
+    /// posting again is safe: the same `webhook-id`, which a receiver drops
+    /// as a repeat (the specification asks it to).
+    async fn prior_attempt(&self, _job: &MessageJob) -> Result<PriorAttempt, SendError> {
+        Ok(PriorAttempt::NotDelivered)
+    }
 }
 
 /// One attempt. A lost answer is retried like a refused connection: the
@@ -206,7 +232,7 @@ fn classify(status: u16, retry_after: Option<&str>, now: DateTime<Utc>) -> SendE
 }
 
 /// `Retry-After` (RFC 9110 section 10.2.3): seconds, or an HTTP date;
-/// capped at an hour.
+/// capped at [`MAX_RETRY_AFTER_SECONDS`].
 fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<chrono::Duration> {
     let value = value.trim();
     let seconds = match value.parse::<i64>() {
@@ -275,6 +301,24 @@ mod tests {
     }
 
     #[test]
+    fn given_stored_target_parts_when_parsed_then_a_target_or_an_error_naming_the_part_and_never_the_secret() {
+        // GIVEN a target's parts as the AWS config table and Secrets Manager hold them
+        let target = WebhookTarget::parse("crm", " https://crm.example/hooks ", SECRET, "email, phone").unwrap();
+        // THEN it is the target the environment variables would give
+        assert_eq!(target.url, "https://crm.example/hooks");
+        assert_eq!(target.fields, [ContactField::Email, ContactField::Phone]);
+        assert!(WebhookTarget::parse("crm", "https://crm.example/hooks", SECRET, "").unwrap().fields.is_empty());
+        // AND bad parts are named
+        let url = WebhookTarget::parse("crm", "http://crm.example/hooks", SECRET, "").unwrap_err();
+        assert_eq!(url.to_string(), "crm url must be an absolute https URL (http only for localhost), without spaces");
+        let secret = WebhookTarget::parse("crm", "https://crm.example/hooks", "hunter2", "").unwrap_err();
+        assert!(secret.to_string().starts_with("crm secret must start with"), "{secret}");
+        assert!(!secret.to_string().contains("hunter2"));
+        let field = WebhookTarget::parse("crm", "https://crm.example/hooks", SECRET, "address").unwrap_err();
+        assert!(matches!(field, TargetError::Field { .. }), "{field}");
+    }
+
+    #[test]
     fn given_receiver_answers_when_classified_then_throttling_and_server_errors_retry_and_other_4xx_fail_for_good() {
         let now: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().unwrap();
         for status in [408, 429, 500, 502, 503] {
@@ -283,14 +327,14 @@ mod tests {
         for status in [400, 401, 403, 404, 410, 422] {
             assert_eq!(classify(status, Some("30"), now), SendError::Permanent(format!("HTTP {status}")));
         }
-        // Retry-After in seconds, as an HTTP date, capped at an hour; garbage is ignored
+        // Retry-After in seconds, as an HTTP date, capped at 12 hours; garbage is ignored
         let after = |v: &str| match classify(429, Some(v), now) {
             SendError::RetryAfter { after, .. } => Some(after.num_seconds()),
             _ => None,
         };
         assert_eq!(after("120"), Some(120));
         assert_eq!(after("Wed, 25 Nov 2026 10:05:00 GMT"), Some(300));
-        assert_eq!(after("86400"), Some(3600));
+        assert_eq!(after("86400"), Some(12 * 3600));
         assert_eq!(after("soon"), None);
     }
 }
