@@ -917,7 +917,8 @@ pub async fn short_link_follows_like_the_signed_link_until_it_expires(a: &Adapte
     assert_eq!(codes, ["click"]);
     // WHEN past the expiry THEN both links answer alike: expired; so does an unknown token
     clock.set(t(86_401));
-    let (short, long, unknown) = (follow(link.token.to_string()).await, follow(signed).await, follow(never.to_string()).await);
+    let (short, long, unknown) =
+        (follow(link.token.to_string()).await, follow(signed).await, follow(never.to_string()).await);
     assert_eq!(long.0, 410, "the signed link has expired");
     assert_eq!(short, long);
     assert_eq!(unknown, long);

@@ -124,12 +124,12 @@ use cartback_core::engagement::{Engagement, EngagementLabel, Tally};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::measure::facts::{Fact, FactKind};
 use cartback_core::message::{MessageRecord, MessageStatus};
-use cartback_core::short_link::{ShortLink, ShortToken};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerDataStore, CustomerStore,
     EventCommit, EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome,
     Timeline, TimelineEntry,
 };
+use cartback_core::short_link::{ShortLink, ShortToken};
 
 use crate::error::{build_error, dynamodb_error, refused_transaction};
 

@@ -147,6 +147,21 @@ fn shipped_opt_out(country: &str) -> Option<&'static str> {
     }
 }
 
+/// `body` with the typography that has a GSM-7 twin replaced by it: the
+/// no-break and thin spaces of formatted money and dates (`60,00 €` in
+/// French) and curly quotes. One of them alone would switch the whole SMS
+/// to UCS-2, cutting a segment from 160 characters to 70.
+pub fn plain_typography(body: &str) -> String {
+    body.chars()
+        .map(|c| match c {
+            '\u{a0}' | '\u{202f}' | '\u{2009}' => ' ',
+            '\u{2018}' | '\u{2019}' => '\'',
+            '\u{201c}' | '\u{201d}' => '"',
+            other => other,
+        })
+        .collect()
+}
+
 /// `body` ending with `instruction`, added after a space unless the body
 /// already ends with it (a template that words its own way out).
 pub fn with_opt_out(body: &str, instruction: &str) -> String {
@@ -238,8 +253,20 @@ mod tests {
     }
 
     #[test]
+    fn given_french_money_and_an_apostrophe_when_made_plain_then_the_sms_stays_gsm7() {
+        let body = "Votre panier (60,00\u{a0}€) n\u{2019}attend que vous";
+        assert_eq!(segments(body).encoding, Encoding::Ucs2);
+        let plain = plain_typography(body);
+        assert_eq!(plain, "Votre panier (60,00 €) n'attend que vous");
+        assert_eq!(segments(&plain).encoding, Encoding::Gsm7);
+    }
+
+    #[test]
     fn given_a_body_when_the_opt_out_is_added_then_it_ends_the_sms_once() {
-        assert_eq!(with_opt_out("Your cart: https://x/r/a ", DEFAULT_OPT_OUT), "Your cart: https://x/r/a Reply STOP to opt out");
+        assert_eq!(
+            with_opt_out("Your cart: https://x/r/a ", DEFAULT_OPT_OUT),
+            "Your cart: https://x/r/a Reply STOP to opt out"
+        );
         // A template that already ends with it is kept as written.
         assert_eq!(with_opt_out("Cart: x. Reply STOP to opt out.", DEFAULT_OPT_OUT), "Cart: x. Reply STOP to opt out.");
     }

@@ -36,12 +36,12 @@ use cartback_core::engagement::{EngagementLabel, Tally};
 use cartback_core::ids::{CartId, CustomerId, CustomerKey, MessageId};
 use cartback_core::measure::facts::Fact;
 use cartback_core::message::{MessageRecord, MessageStatus};
-use cartback_core::short_link::{ShortLink, ShortToken};
 use cartback_core::ports::{
     CampaignStore, CartRecord, CartStore, Claim, Clock, CommitOutcome, CreateOutcome, CustomerStore, EventCommit,
     EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, SystemClock,
     Timeline, TimelineEntry,
 };
+use cartback_core::short_link::{ShortLink, ShortToken};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 

@@ -19,8 +19,8 @@ use crate::ports::{
 use crate::reason::ReasonCode;
 use crate::render::{self, Composer, Links, Reader, RenderError, Unsubscribe};
 use crate::short_link::ShortLink;
-use crate::sms::Segments;
 use crate::signing::{restore_token, sign_link, sign_unsubscribe, LinkClaims, UnsubscribeClaims};
+use crate::sms::Segments;
 use crate::template::{Brand, TemplateSet};
 use crate::voucher::{ShownVoucher, Voucher, VoucherOwner, VoucherSettings};
 use crate::webhook::{CartReminder, WebhookContact};
@@ -214,11 +214,11 @@ where
                         contact: &contact,
                     };
                     let rendered = self.render(&templates, &content, &cart, &reader, &message.message_id, now);
-                    let rendered = rendered.map(|(outgoing, fallback, short_link)| {
-                        (finish_sms(outgoing, campaign), fallback, short_link)
-                    });
+                    let rendered = rendered
+                        .map(|(outgoing, fallback, short_link)| (finish_sms(outgoing, campaign), fallback, short_link));
                     if let Ok((Outgoing::Sms { body, .. }, _, _)) = &rendered {
-                        let cap = campaign.map_or_else(|| Caps::default().sms_max_segments, |c| c.caps.sms_max_segments);
+                        let cap =
+                            campaign.map_or_else(|| Caps::default().sms_max_segments, |c| c.caps.sms_max_segments);
                         let counted = crate::sms::segments(body);
                         if counted.segments > usize::from(cap) {
                             timeline.push(sms_too_long_entry(&message, counted, cap, now));
@@ -753,12 +753,13 @@ fn not_rendered_entry(message: &MessageRecord, now: DateTime<Utc>) -> TimelineEn
 /// sentence says which set was wanted and which was used; the cause (a
 /// template error, for whoever edits the set) is in the details.
 /// An SMS ends with the opt-out instruction its destination country
-/// expects (the campaign's `sms_opt_out`); other messages pass unchanged.
+/// expects (the campaign's `sms_opt_out`), in GSM-7 wherever typography
+/// allows (see `crate::sms::plain_typography`); other messages pass unchanged.
 fn finish_sms(outgoing: Outgoing, campaign: Option<&Campaign>) -> Outgoing {
     match outgoing {
         Outgoing::Sms { to, body } => {
             let texts = campaign.map(|c| &c.sms_opt_out).cloned().unwrap_or_default();
-            let body = crate::sms::with_opt_out(&body, texts.for_number(to.expose()));
+            let body = crate::sms::plain_typography(&crate::sms::with_opt_out(&body, texts.for_number(to.expose())));
             Outgoing::Sms { to, body }
         }
         other => other,
