@@ -391,8 +391,9 @@ impl Default for Caps {
             after_purchase: Duration::hours(24),
             sms_max_per_cart: 1,
             sms_window: Duration::hours(48),
-            // A reminder with a short link fits one; a voucher code may need a second.
-            sms_max_segments: 2,
+            // A reminder with a short link fits one GSM-7 segment; a voucher
+            // line in a language outside GSM-7 (UCS-2, 67 a part) takes three.
+            sms_max_segments: 3,
             max_send_delay: Duration::days(2),
         }
     }

@@ -626,7 +626,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(
             lines[0],
-            json!({"message_id": "m_0", "to": "+33612345678", "body": "Your cart is waiting", "at": "2026-11-23T10:30:00.000Z"})
+            json!({"message_id": "m_0", "to": "+33612345678", "body": "Your cart is waiting", "segments": 1, "encoding": "gsm7", "at": "2026-11-23T10:30:00.000Z"})
         );
         let bad = MessageJob {
             message_id: "m_x".into(),
