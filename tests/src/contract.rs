@@ -158,6 +158,8 @@ macro_rules! contract_suite {
                 => a_large_set_of_four_locales_round_trips,
             given_a_new_store_when_a_brand_is_put_and_replaced_then_it_reads_back_as_last_put
                 => brand_is_absent_then_stored_and_replaced,
+            given_an_sms_short_link_when_stored_and_followed_then_it_acts_as_the_signed_link_until_it_expires
+                => short_link_follows_like_the_signed_link_until_it_expires,
         );
     };
     (@tests $setup:path; $($name:ident => $check:ident,)*) => {
@@ -856,6 +858,70 @@ pub async fn link_clicked_a_thousand_times_writes_a_bounded_amount(a: &Adapters)
     assert_eq!(codes, ["click", "scanner_click"]);
     let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
     assert_eq!(read.engagement.tally(EngagementLabel::ScannerClick).map(|t| t.count), Some(3));
+}
+
+/// GIVEN a sent SMS's short link stored (then stored again under the same
+/// token with another target, as a retried write would) WHEN read back and
+/// followed through `GET /r/{token}` THEN the first link is kept, the
+/// redirect and the click recorded are the signed link's, and once past
+/// its expiry, or for a token never stored, the answer is the expired
+/// signed link's.
+pub async fn short_link_follows_like_the_signed_link_until_it_expires(a: &Adapters) {
+    use cartback_core::short_link::{ShortLink, ShortToken};
+    use tower::ServiceExt;
+    // GIVEN
+    let mut record = stored_message(a).await;
+    record.status = MessageStatus::Sent { provider_message_id: "p-1".into(), at: t(0) };
+    a.state.set_message_status(&record.message_id, &record.status).await.unwrap();
+    let claims = cartback_core::signing::LinkClaims {
+        message_id: record.message_id.clone(),
+        cart_id: record.cart_id.clone(),
+        target: "https://shop.example.com/cart/restore?t=abc".into(),
+        expires: t(86_400).timestamp(),
+    };
+    let link = ShortLink::new(claims.clone());
+    a.state.save_short_link(&link).await.unwrap();
+    let mut other = link.clone();
+    other.claims.target = "https://elsewhere.example/".into();
+    a.state.save_short_link(&other).await.unwrap();
+    // WHEN read back THEN the first write stands; a token never stored finds nothing
+    assert_eq!(a.state.short_link(&link.token).await.unwrap(), Some(link.clone()));
+    let never = ShortToken::parse("zzzzzzzzz0").unwrap();
+    assert_eq!(a.state.short_link(&never).await.unwrap(), None);
+    // WHEN followed, and the signed link of the same claims too
+    let clock = Arc::new(cartback_local::testing::ManualClock::new(t(3600)));
+    let app = link_app(a, clock.clone());
+    let signed = cartback_core::signing::sign_link(&link_secret(), &claims);
+    let follow = |token: String| {
+        let app = app.clone();
+        async move {
+            let request = axum::http::Request::get(format!("/r/{token}"))
+                .header("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status().as_u16();
+            let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            (status, location, body)
+        }
+    };
+    let short = follow(link.token.to_string()).await;
+    let long = follow(signed.clone()).await;
+    // THEN the same redirect, and the click is recorded on the message and the timeline
+    assert_eq!((short.0, short.1.as_deref()), (302, Some("https://shop.example.com/cart/restore?t=abc")));
+    assert_eq!((short.0, &short.1), (long.0, &long.1));
+    let read = a.state.get_message(&record.message_id).await.unwrap().unwrap();
+    assert_eq!(read.engagement.tally(EngagementLabel::HumanClick).map(|t| (t.count, t.first_at)), Some((2, t(3600))));
+    let codes: Vec<String> = a.state.timeline(&record.cart_id).await.unwrap().into_iter().map(|e| e.code).collect();
+    assert_eq!(codes, ["click"]);
+    // WHEN past the expiry THEN both links answer alike: expired; so does an unknown token
+    clock.set(t(86_401));
+    let (short, long, unknown) =
+        (follow(link.token.to_string()).await, follow(signed).await, follow(never.to_string()).await);
+    assert_eq!(long.0, 410, "the signed link has expired");
+    assert_eq!(short, long);
+    assert_eq!(unknown, long);
 }
 
 pub async fn customer_messages_filter_by_key_and_since(a: &Adapters) {

@@ -354,6 +354,15 @@ impl MessageStore for Flaky {
     ) -> Result<Vec<MessageRecord>, PortError> {
         self.db.customer_messages(key, since).await
     }
+    async fn save_short_link(&self, link: &cartback_core::short_link::ShortLink) -> Result<(), PortError> {
+        self.db.save_short_link(link).await
+    }
+    async fn short_link(
+        &self,
+        token: &cartback_core::short_link::ShortToken,
+    ) -> Result<Option<cartback_core::short_link::ShortLink>, PortError> {
+        self.db.short_link(token).await
+    }
 }
 
 cartback_tests::delegate_voucher_store!(Flaky, db);

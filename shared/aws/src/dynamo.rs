@@ -17,6 +17,7 @@
 //! | fact id    | `FACTID#<fact id>` | `FACT`                        | (`fact_pk` / `fact_sk`: the fact's key) |
 //! | voucher    | `VOUCHER#<code>` | `VOUCHER`                       | `VOUCHEROWNER#<owner>` / issued_at#code |
 //! | cart's voucher | `VCART#<cart id>` | `VOUCHER`                  | `VOUCHERMONTH#<yyyy-mm>` / issued_at#code |
+//! | SMS short link | `LINK#<token>` | `LINK`                         | (`expires_at`: the link's own expiry) |
 //!
 //! Vouchers are described in `crate::vouchers`.
 //!
@@ -128,6 +129,7 @@ use cartback_core::ports::{
     EventCommit, EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome,
     Timeline, TimelineEntry,
 };
+use cartback_core::short_link::{ShortLink, ShortToken};
 
 use crate::error::{build_error, dynamodb_error, refused_transaction};
 
@@ -965,6 +967,35 @@ impl MessageStore for DynamoStateStore {
             .await?;
         items.into_iter().map(message_from_item).collect()
     }
+
+    /// `PutItem` unless the token exists; the link's own expiry is the item's TTL.
+    async fn save_short_link(&self, link: &ShortLink) -> Result<(), PortError> {
+        let mut item: Item = to_item(link).map_err(|e| corrupt("short link does not serialise", e))?;
+        item.extend(key(short_link_key(&link.token)));
+        item.insert("expires_at".into(), n(link.claims.expires));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(dynamodb_error(SERVICE, e)),
+        }
+    }
+
+    async fn short_link(&self, token: &ShortToken) -> Result<Option<ShortLink>, PortError> {
+        let Some(item) = self.get(short_link_key(token)).await? else { return Ok(None) };
+        from_item(item).map(Some).map_err(|e| corrupt("stored short link does not decode", e))
+    }
+}
+
+fn short_link_key(token: &ShortToken) -> (String, String) {
+    (format!("LINK#{token}"), "LINK".into())
 }
 
 /// The guard of a fact's id, pointing at the fact (see the module notes).

@@ -101,7 +101,14 @@ impl Sender for SnsSmsSender {
         let out = retry_unsent_sends(|| request.clone().customize().config_override(send_once()).send())
             .await
             .map_err(|e| send_error("SNS SMS publish", e))?;
-        tracing::info!(message_id = %job.message_id, to = %redact(to.expose()), "SMS published");
+        let counted = cartback_core::sms::segments(body);
+        tracing::info!(
+            message_id = %job.message_id,
+            to = %redact(to.expose()),
+            segments = counted.segments,
+            encoding = counted.encoding.as_str(),
+            "SMS published"
+        );
         Ok(out.message_id.unwrap_or_default())
     }
 }

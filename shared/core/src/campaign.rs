@@ -61,6 +61,9 @@ pub struct Campaign {
     /// How vouchers of the steps' offers are sized, capped and coded.
     #[serde(default)]
     pub vouchers: VoucherSettings,
+    /// The opt-out instruction every SMS ends with, per destination country.
+    #[serde(default, skip_serializing_if = "crate::sms::OptOutTexts::is_empty")]
+    pub sms_opt_out: crate::sms::OptOutTexts,
 }
 
 /// Where a shop's customers are, as far as consent law goes.
@@ -369,6 +372,9 @@ pub struct Caps {
     /// No SMS later than this after the cart was abandoned.
     #[serde(with = "human_duration")]
     pub sms_window: Duration,
+    /// An SMS needing more segments than this (1 to 10; see `crate::sms`)
+    /// is not sent: the step goes by the device order's next channel.
+    pub sms_max_segments: u8,
     /// No step goes out later than this after it fell due: a step found
     /// later (events backfilled from long ago, a runtime that was down) is
     /// skipped with its reason, and the sequence goes on from its due time.
@@ -385,6 +391,9 @@ impl Default for Caps {
             after_purchase: Duration::hours(24),
             sms_max_per_cart: 1,
             sms_window: Duration::hours(48),
+            // A reminder with a short link fits one GSM-7 segment; a voucher
+            // line in a language outside GSM-7 (UCS-2, 67 a part) takes three.
+            sms_max_segments: 3,
             max_send_delay: Duration::days(2),
         }
     }
@@ -455,6 +464,7 @@ impl Campaign {
             require_explicit_consent_for_guests: None,
             region: None,
             vouchers: VoucherSettings::default(),
+            sms_opt_out: crate::sms::OptOutTexts::default(),
         }
     }
 
@@ -603,7 +613,11 @@ impl Campaign {
         if self.caps.max_send_delay < Duration::minutes(1) || self.caps.max_send_delay > Duration::days(365) {
             err("caps.max_send_delay".into(), "must be between 1m and 365d");
         }
+        if !(1..=10).contains(&self.caps.sms_max_segments) {
+            err("caps.sms_max_segments".into(), "must be between 1 and 10");
+        }
         errors.extend(self.vouchers.problems());
+        errors.extend(self.sms_opt_out.problems());
         if let Some(experiment) = &self.experiment {
             errors.extend(self.experiment_problems(experiment));
         }

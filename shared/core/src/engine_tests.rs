@@ -2387,8 +2387,9 @@ fn all_codes() -> BTreeSet<ReasonCode> {
         | VoucherCap
         | VoucherNotApplicable => c,
         // The checker's, not the engine's: a message composed from the
-        // shipped default (tests/tests/checker_render.rs); not listed below.
-        TemplateFallback => c,
+        // shipped default (tests/tests/checker_render.rs), an SMS over its
+        // segment cap (the checker's unit tests); not listed below.
+        TemplateFallback | SmsTooLong => c,
     };
     [
         WaitingForInactivity,

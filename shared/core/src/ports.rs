@@ -307,6 +307,16 @@ pub trait MessageStore: Send + Sync {
         customer_key: &CustomerKey,
         since: DateTime<Utc>,
     ) -> Result<Vec<MessageRecord>, PortError>;
+    /// Stores an SMS's short link until its claims expire (see
+    /// `crate::short_link`). A token already stored keeps its first link:
+    /// tokens are random, so only a retried write meets its own.
+    async fn save_short_link(&self, link: &crate::short_link::ShortLink) -> Result<(), PortError>;
+    /// The stored link of `token`, expired or not (the caller checks its
+    /// expiry: a store may keep it a little past it), or `None`.
+    async fn short_link(
+        &self,
+        token: &crate::short_link::ShortToken,
+    ) -> Result<Option<crate::short_link::ShortLink>, PortError>;
 }
 
 /// How long a reservation counts without its message record: the record is

@@ -64,10 +64,14 @@ pub enum ReasonCode {
     /// The step's template set could not be rendered (or no longer
     /// exists): the message was composed from the shipped default instead.
     TemplateFallback,
+    /// The step's SMS, opt-out instruction included, needs more segments
+    /// than the campaign's `caps.sms_max_segments`: the step goes by the
+    /// next channel of the device's order instead.
+    SmsTooLong,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 30] = [
+    pub const ALL: [ReasonCode; 31] = [
         ReasonCode::WaitingForInactivity,
         ReasonCode::WaitingForNextStep,
         ReasonCode::QuietHoursDeferred,
@@ -98,6 +102,7 @@ impl ReasonCode {
         ReasonCode::VoucherCap,
         ReasonCode::VoucherNotApplicable,
         ReasonCode::TemplateFallback,
+        ReasonCode::SmsTooLong,
     ];
 
     pub fn as_str(self) -> &'static str {

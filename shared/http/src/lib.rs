@@ -37,6 +37,7 @@ use cartback_core::service::{
     parse_query, record_app_report, record_link_click, report, validate_voucher, AppReport, Choices, EngagementOutcome,
     IngestError, Preferences, ReportError, ValidateRequest,
 };
+use cartback_core::short_link::ShortToken;
 use cartback_core::signing::{verify_dashboard_token, verify_link, verify_unsubscribe, LinkError, UnsubscribeClaims};
 use cartback_core::sources::{self, Headers, Source, SourceError};
 
@@ -351,10 +352,18 @@ async fn redirect(
     let now = api.clock.now();
     let invalid = || ApiError::NotFound("This link is not valid.".into());
     let Path(token) = token.map_err(|_| invalid())?;
-    let claims = match verify_link(&api.settings.secret, &token, now) {
-        Ok(c) => c,
-        Err(LinkError::Expired) => return Err(ApiError::LinkExpired),
-        Err(_) => return Err(invalid()),
+    // An SMS's short token is looked up; one no longer stored has expired
+    // (stores drop links after their expiry), and is answered as such.
+    let claims = match ShortToken::parse(&token) {
+        Some(short) => match api.store.short_link(&short).await.map_err(ApiError::Storage)? {
+            Some(link) if now.timestamp() <= link.claims.expires => link.claims,
+            _ => return Err(ApiError::LinkExpired),
+        },
+        None => match verify_link(&api.settings.secret, &token, now) {
+            Ok(c) => c,
+            Err(LinkError::Expired) => return Err(ApiError::LinkExpired),
+            Err(_) => return Err(invalid()),
+        },
     };
     // Failing to record a click must not break the link.
     let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());

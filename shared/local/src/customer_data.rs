@@ -245,6 +245,7 @@ mod tests {
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         conn.execute_batch(
             "DROP TABLE cart_customers; DROP TABLE vouchers; DROP TABLE template_sets; DROP TABLE brand; \
+             DROP TABLE short_links; \
              PRAGMA user_version = 3;",
         )
         .unwrap();

@@ -539,6 +539,15 @@ impl MessageStore for CartReadsFail {
     ) -> Result<Vec<MessageRecord>, PortError> {
         self.0.customer_messages(key, since).await
     }
+    async fn save_short_link(&self, link: &cartback_core::short_link::ShortLink) -> Result<(), PortError> {
+        self.0.save_short_link(link).await
+    }
+    async fn short_link(
+        &self,
+        token: &cartback_core::short_link::ShortToken,
+    ) -> Result<Option<cartback_core::short_link::ShortLink>, PortError> {
+        self.0.short_link(token).await
+    }
 }
 
 #[async_trait]

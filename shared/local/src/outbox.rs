@@ -6,7 +6,8 @@
 //!   atomically: a temporary file, fsync, then a hard link to the final name
 //!   that fails if the name exists (never a replace), and a directory fsync;
 //! - SMS: one JSON line per message appended to `DIR/outbox/sms.jsonl`:
-//!   `{"message_id", "to", "body", "at"}`;
+//!   `{"message_id", "to", "body", "segments", "encoding", "at"}` (the
+//!   segments a carrier would bill, `gsm7` or `ucs2`: `cartback_core::sms`);
 //! - push and web push: one JSON line per message in `DIR/outbox/push.jsonl`
 //!   (`{"message_id", "kind": "push" | "web_push", ..., "at"}`). With a web
 //!   push sender ([`OutboxSender::with_web_push`], what `cartback dev` does)
@@ -403,7 +404,8 @@ impl OutboxSender {
                 if normalise_e164(to.expose()).is_none() {
                     return Err(SendError::Permanent("not a valid E.164 phone number".into()));
                 }
-                let line = json!({ "message_id": id, "to": to, "body": body, "at": rfc3339(now) });
+                let counted = cartback_core::sms::segments(body);
+                let line = json!({ "message_id": id, "to": to, "body": body, "segments": counted.segments, "encoding": counted.encoding, "at": rfc3339(now) });
                 let _lines = self.outbox.line_files.lock().unwrap_or_else(PoisonError::into_inner);
                 append_once(&self.lines, &self.outbox.sms_path(), id, &line).map_err(|e| retryable("SMS", e))
             }
@@ -624,7 +626,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(
             lines[0],
-            json!({"message_id": "m_0", "to": "+33612345678", "body": "Your cart is waiting", "at": "2026-11-23T10:30:00.000Z"})
+            json!({"message_id": "m_0", "to": "+33612345678", "body": "Your cart is waiting", "segments": 1, "encoding": "gsm7", "at": "2026-11-23T10:30:00.000Z"})
         );
         let bad = MessageJob {
             message_id: "m_x".into(),

@@ -41,6 +41,7 @@ use cartback_core::ports::{
     EventLog, FactStore, MessageStore, PortError, SaveOutcome, SendLedger, SendLedgerStore, SettleOutcome, SystemClock,
     Timeline, TimelineEntry,
 };
+use cartback_core::short_link::{ShortLink, ShortToken};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -198,6 +199,15 @@ const MIGRATIONS: &[&str] = &[
         updated_at  TEXT NOT NULL
     );
     "#,
+    // 7: SMS short links (`cartback_core::short_link`), kept until they expire.
+    r#"
+    CREATE TABLE short_links (
+        token       TEXT PRIMARY KEY,
+        expires_at  TEXT NOT NULL,
+        json        TEXT NOT NULL             -- ShortLink JSON
+    );
+    CREATE INDEX short_links_expires_at ON short_links (expires_at);
+    "#,
 ];
 
 /// Errors opening the database (calls through the ports answer [`PortError`]).
@@ -342,6 +352,7 @@ impl Database {
         let cutoff = ts(now - retention);
         let fact_cutoff = day_text((now - self.fact_retention).date_naive());
         let voucher_cutoff = ts(now - self.fact_retention);
+        let now_text = ts(now);
         self.call(move |conn| {
             let tx = immediate(conn)?;
             let timeline = tx
@@ -355,6 +366,8 @@ impl Database {
             tx.execute("DELETE FROM send_ledgers WHERE updated_at < ?1", [&cutoff]).map_err(db)?;
             let facts = tx.execute("DELETE FROM facts WHERE day < ?1", [&fact_cutoff]).map_err(db)?;
             let vouchers = tx.execute("DELETE FROM vouchers WHERE expires_at < ?1", [&voucher_cutoff]).map_err(db)?;
+            // A short link is useless once expired: its own expiry, not the retention.
+            tx.execute("DELETE FROM short_links WHERE expires_at < ?1", [&now_text]).map_err(db)?;
             tx.commit().map_err(db)?;
             Ok(PurgeReport { carts, dedupe, messages, timeline, facts, vouchers })
         })
@@ -852,6 +865,33 @@ impl MessageStore for Database {
                 .map_err(db)?;
             let rows = stmt.query_map(params![customer_key, ts(since)], |r| r.get::<_, String>(0)).map_err(db)?;
             rows.map(|row| from_json("message", &row.map_err(db)?)).collect()
+        })
+        .await
+    }
+
+    async fn save_short_link(&self, link: &ShortLink) -> Result<(), PortError> {
+        let json = to_json("short link", link)?;
+        let (token, expires) = (link.token.to_string(), link.claims.expires);
+        let expires_at = ts(DateTime::from_timestamp(expires, 0).unwrap_or(DateTime::<Utc>::MAX_UTC));
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO short_links (token, expires_at, json) VALUES (?1, ?2, ?3) ON CONFLICT (token) DO NOTHING",
+                params![token, expires_at, json],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn short_link(&self, token: &ShortToken) -> Result<Option<ShortLink>, PortError> {
+        let token = token.to_string();
+        self.call(move |conn| {
+            let json: Option<String> = conn
+                .query_row("SELECT json FROM short_links WHERE token = ?1", [&token], |r| r.get(0))
+                .optional()
+                .map_err(db)?;
+            json.map(|json| from_json("short link", &json)).transpose()
         })
         .await
     }

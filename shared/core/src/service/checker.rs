@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::issuing::{self, Issue};
 use super::{retry_on_conflict, Attempt, CampaignCache, Settings, TemplateCache, Templates};
-use crate::campaign::Campaign;
+use crate::campaign::{Campaign, Caps};
 use crate::cart::Cart;
 use crate::customer::Customer;
 use crate::engine::{self, Decision, Input, Progress};
@@ -18,7 +18,9 @@ use crate::ports::{
 };
 use crate::reason::ReasonCode;
 use crate::render::{self, Composer, Links, Reader, RenderError, Unsubscribe};
+use crate::short_link::ShortLink;
 use crate::signing::{restore_token, sign_link, sign_unsubscribe, LinkClaims, UnsubscribeClaims};
+use crate::sms::Segments;
 use crate::template::{Brand, TemplateSet};
 use crate::voucher::{ShownVoucher, Voucher, VoucherOwner, VoucherSettings};
 use crate::webhook::{CartReminder, WebhookContact};
@@ -132,6 +134,11 @@ where
                 record.progress.begin(&campaign_id, arm.group, arm.variant_name());
             }
         }
+        // The channels this pass may use: an SMS over its campaign's segment
+        // cap takes SMS out, and the step is decided again on the rest.
+        let mut channels = self.settings.channels.clone();
+        // SMS short links, stored before their jobs are queued.
+        let mut short_links = Vec::new();
         // Each send, hold-out or skip moves progress on; the loop ends at a wait or a stop.
         let decision = loop {
             let input = Input {
@@ -140,7 +147,7 @@ where
                 customer: customer.as_ref(),
                 campaigns: &campaigns,
                 history: &history,
-                channels: &self.settings.channels,
+                channels: &channels,
                 vouchers: &vouchers,
                 now,
             };
@@ -189,10 +196,6 @@ where
                     timeline.extend(issuing::voucher_entry(voucher, campaign_id, *step, shown.as_ref(), now));
                     let shown_voucher = shown.as_ref().map(|v| issuing::shown(v, &contact, campaign));
                     let message = measured.message(campaign_id, *step, *channel, variant, MessageStatus::Queued);
-                    advance(&mut record.progress, &decision, &cart.cart_id, now);
-                    if entering {
-                        facts.push(measured.entered(campaign_id, Group::Treated, variant.as_deref()));
-                    }
                     // The same window that picks a voucher's tier makes a returner.
                     let returned_window = campaign
                         .map_or_else(|| VoucherSettings::default().returned_window, |c| c.vouchers.returned_window);
@@ -210,8 +213,26 @@ where
                         campaign_id,
                         contact: &contact,
                     };
-                    match self.render(&templates, &content, &cart, &reader, &message.message_id, now) {
-                        Ok((outgoing, fallback)) => {
+                    let rendered = self.render(&templates, &content, &cart, &reader, &message.message_id, now);
+                    let rendered = rendered
+                        .map(|(outgoing, fallback, short_link)| (finish_sms(outgoing, campaign), fallback, short_link));
+                    if let Ok((Outgoing::Sms { body, .. }, _, _)) = &rendered {
+                        let cap =
+                            campaign.map_or_else(|| Caps::default().sms_max_segments, |c| c.caps.sms_max_segments);
+                        let counted = crate::sms::segments(body);
+                        if counted.segments > usize::from(cap) {
+                            timeline.push(sms_too_long_entry(&message, counted, cap, now));
+                            channels.retain(|c| *c != Channel::Sms);
+                            continue;
+                        }
+                    }
+                    advance(&mut record.progress, &decision, &cart.cart_id, now);
+                    if entering {
+                        facts.push(measured.entered(campaign_id, Group::Treated, variant.as_deref()));
+                    }
+                    match rendered {
+                        Ok((outgoing, fallback, short_link)) => {
+                            short_links.extend(short_link);
                             let fallback = store_error.clone().or(fallback);
                             if let Some(why) = fallback {
                                 timeline.push(fallback_entry(&message, template, &why, now));
@@ -286,6 +307,10 @@ where
         // retries) until the timer's retry decides the step again and
         // writes the record (or, deciding otherwise, leaves it to the
         // dead-letter queue).
+        // A short link is stored before its SMS can be sent (and follows).
+        for link in &short_links {
+            self.store.save_short_link(link).await?;
+        }
         for (message, job) in &jobs {
             self.queue.enqueue(job).await?;
             self.store.create_message(message).await?;
@@ -370,7 +395,7 @@ where
         reader: &Reader,
         message_id: &MessageId,
         now: DateTime<Utc>,
-    ) -> Result<(Outgoing, Option<String>), RenderError> {
+    ) -> Result<(Outgoing, Option<String>, Option<ShortLink>), RenderError> {
         let settings = &self.settings;
         let link = |target: &str, ttl: Duration| {
             let claims = LinkClaims {
@@ -386,7 +411,19 @@ where
             .restore_url
             .replace("{cart_id}", &crate::signing::encode_url_component(&cart.cart_id))
             .replace("{token}", &restore_token(&settings.secret, &cart.cart_id, restore_expires));
-        let restore = link(&restore_target, settings.restore_ttl);
+        // An SMS carries a short link (stored by the caller); the rest a signed one.
+        let short_link = matches!(content.to, Recipient::Sms(_)).then(|| {
+            ShortLink::new(LinkClaims {
+                message_id: message_id.clone(),
+                cart_id: cart.cart_id.clone(),
+                target: restore_target.clone(),
+                expires: restore_expires,
+            })
+        });
+        let restore = match &short_link {
+            Some(short) => format!("{}/r/{}", settings.public_base_url, short.token),
+            None => link(&restore_target, settings.restore_ttl),
+        };
         // A webhook carries the cart as data; the receiving system words it.
         if let Recipient::Webhook(target) = content.to {
             let event = CartReminder {
@@ -408,7 +445,7 @@ where
                 phone: content.contact.phone.clone(),
                 first_name: content.contact.first_name.clone(),
             };
-            return Ok((Outgoing::Webhook { target: target.clone(), event: Box::new(event), contact }, None));
+            return Ok((Outgoing::Webhook { target: target.clone(), event: Box::new(event), contact }, None, None));
         }
         let item_link = |url: &str| link(url, settings.link_ttl);
         let unsubscribe_claims = UnsubscribeClaims {
@@ -454,7 +491,7 @@ where
         };
         let why = match templates.set(content.template) {
             Some(set) => match compose(set, content.subject) {
-                Ok(outgoing) => return Ok((outgoing, None)),
+                Ok(outgoing) => return Ok((outgoing, None, short_link)),
                 Err(error) => format!("the {:?} template could not be rendered: {error}", content.template),
             },
             None => format!("there is no template set {:?}", content.template),
@@ -465,7 +502,7 @@ where
             .or_else(|| crate::template::shipped_set("reminder"))
             .ok_or_else(|| RenderError::UnknownTemplate(content.template.to_owned()))?;
         match (compose(&shipped, None), content.to) {
-            (Ok(outgoing), _) => Ok((outgoing, Some(why))),
+            (Ok(outgoing), _) => Ok((outgoing, Some(why), short_link)),
             (Err(_), Recipient::Sms(to)) => {
                 // The plain line still shows the cart's code, if any.
                 let code = content
@@ -476,7 +513,7 @@ where
                     })
                     .unwrap_or_default();
                 let body = format!("Your cart is waiting: {restore}{code}");
-                Ok((Outgoing::Sms { to: to.clone(), body }, Some(why)))
+                Ok((Outgoing::Sms { to: to.clone(), body }, Some(why), short_link))
             }
             (Err(error), _) => Err(error),
         }
@@ -715,6 +752,43 @@ fn not_rendered_entry(message: &MessageRecord, now: DateTime<Utc>) -> TimelineEn
 /// The timeline line of a message composed from the shipped default: the
 /// sentence says which set was wanted and which was used; the cause (a
 /// template error, for whoever edits the set) is in the details.
+/// An SMS ends with the opt-out instruction its destination country
+/// expects (the campaign's `sms_opt_out`), in GSM-7 wherever typography
+/// allows (see `crate::sms::plain_typography`); other messages pass unchanged.
+fn finish_sms(outgoing: Outgoing, campaign: Option<&Campaign>) -> Outgoing {
+    match outgoing {
+        Outgoing::Sms { to, body } => {
+            let texts = campaign.map(|c| &c.sms_opt_out).cloned().unwrap_or_default();
+            let body = crate::sms::plain_typography(&crate::sms::with_opt_out(&body, texts.for_number(to.expose())));
+            Outgoing::Sms { to, body }
+        }
+        other => other,
+    }
+}
+
+fn sms_too_long_entry(message: &MessageRecord, counted: Segments, cap: u8, now: DateTime<Utc>) -> TimelineEntry {
+    TimelineEntry {
+        at: now,
+        kind: TimelineKind::Message,
+        code: ReasonCode::SmsTooLong.as_str().into(),
+        message: format!(
+            "Step {}'s SMS needs {} {} segments ({} units), over the campaign's cap of {cap}: the step goes by the \
+             next channel instead.",
+            message.step + 1,
+            counted.segments,
+            counted.encoding.as_str(),
+            counted.units
+        ),
+        details: serde_json::json!({
+            "message_id": message.message_id,
+            "segments": counted.segments,
+            "encoding": counted.encoding,
+            "units": counted.units,
+            "cap": cap,
+        }),
+    }
+}
+
 fn fallback_entry(message: &MessageRecord, template: &str, why: &str, now: DateTime<Utc>) -> TimelineEntry {
     let shipped = if crate::template::SHIPPED_NAMES.contains(&template) { template } else { "reminder" };
     tracing::warn!(message_id = %message.message_id, template, shipped, error = why, "template fell back to the shipped default");
