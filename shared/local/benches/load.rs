@@ -13,7 +13,8 @@
 //! per throughput scenario, 20000), `LOAD_CONNECTIONS` (8), `LOAD_EDIT_CARTS`
 //! (carts the edit scenarios edit round-robin, 1000), `LOAD_RATES`
 //! (events/s of the open-loop runs, "500,2000"), `LOAD_LATENCY_SECONDS` (10),
-//! `LOAD_OPEN_CONNECTIONS` (64), `LOAD_JSON` (default `target/bench/load.json`).
+//! `LOAD_OPEN_CONNECTIONS` (64), `LOAD_TIMER_CARTS` (carts of the timer
+//! drain, 20000; 0 skips it), `LOAD_JSON` (default `target/bench/load.json`).
 //!
 //! Run by `scripts/bench.sh`; alone: `cargo build --release -p cartback &&
 //! cargo bench -p cartback-local --bench load`.
@@ -105,24 +106,29 @@ fn requests(events: &[Value], per_request: usize) -> Vec<Vec<u8>> {
 struct Server {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
     data: PathBuf,
 }
 
 impl Server {
+    /// At real time: no timer fires during an ingest run (the first is 30 minutes out).
     fn start(bin: &Path) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(bin, Arc::new(tempfile::tempdir().unwrap()), "1")
+    }
+
+    fn start_in(bin: &Path, dir: Arc<tempfile::TempDir>, speed: &str) -> Server {
         let data = dir.path().to_owned();
         let mut child = Command::new(bin)
-            // Real time: no timer fires during an ingest run (the first is 30 minutes out).
-            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", "1", "--data"])
+            .args(["dev", "--listen", "127.0.0.1:0", "--clock-speed", speed, "--data"])
             .arg(&data)
             .env("CARTBACK_INGEST_SECRET", SECRET)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e} (build it: cargo build --release -p cartback)", bin.display()));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {}: {e} (build it: cargo build --release -p cartback)", bin.display())
+            });
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut banner = String::new();
         out.read_line(&mut banner).unwrap();
@@ -131,13 +137,27 @@ impl Server {
         Server { child, addr, _dir: dir, data }
     }
 
+    fn db(&self) -> Connection {
+        Connection::open(self.data.join(cartback_local::DB_FILE)).unwrap()
+    }
+
+    /// Peak resident memory, MB (`VmHWM`).
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+        kb.unwrap_or(0.0) / 1024.0
+    }
+
     fn pid(&self) -> String {
         self.child.id().to_string()
     }
 
     /// Average bytes of a stored cart row.
     fn cart_bytes(&self) -> f64 {
-        cart_bytes(&Connection::open(self.data.join(cartback_local::DB_FILE)).unwrap())
+        cart_bytes(&self.db())
     }
 }
 
@@ -252,8 +272,12 @@ fn ceiling(scenario: Scenario, total: usize) -> Throughput {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
         for (event, body) in chunk.iter().zip(bodies) {
             let (event_id, cart_id) = (event["event_id"].as_str().unwrap(), event["cart_id"].as_str().unwrap());
-            let seen: Option<i64> =
-                tx.prepare_cached("SELECT 1 FROM dedupe WHERE event_id = ?1").unwrap().query_row([event_id], |r| r.get(0)).optional().unwrap();
+            let seen: Option<i64> = tx
+                .prepare_cached("SELECT 1 FROM dedupe WHERE event_id = ?1")
+                .unwrap()
+                .query_row([event_id], |r| r.get(0))
+                .optional()
+                .unwrap();
             assert!(seen.is_none());
             let stored: Option<(i64, String)> = tx
                 .prepare_cached("SELECT version, record FROM carts WHERE cart_id = ?1")
@@ -266,14 +290,18 @@ fn ceiling(scenario: Scenario, total: usize) -> Throughput {
             match stored {
                 None => {
                     let record = format!(r#"{{"cart_id":"{cart_id}","events":[{body}]}}"#);
-                    tx.prepare_cached("INSERT INTO carts (cart_id, version, record, updated_at) VALUES (?1, 1, ?2, ?3)")
-                        .unwrap()
-                        .execute(params![cart_id, record, now])
-                        .unwrap();
-                    tx.prepare_cached("INSERT INTO timers (cart_id, due_at, payload, ready_at) VALUES (?1, ?2, ?3, ?2)")
-                        .unwrap()
-                        .execute(params![cart_id, now, cart_id])
-                        .unwrap();
+                    tx.prepare_cached(
+                        "INSERT INTO carts (cart_id, version, record, updated_at) VALUES (?1, 1, ?2, ?3)",
+                    )
+                    .unwrap()
+                    .execute(params![cart_id, record, now])
+                    .unwrap();
+                    tx.prepare_cached(
+                        "INSERT INTO timers (cart_id, due_at, payload, ready_at) VALUES (?1, ?2, ?3, ?2)",
+                    )
+                    .unwrap()
+                    .execute(params![cart_id, now, cart_id])
+                    .unwrap();
                 }
                 Some((version, record)) => {
                     let record = format!("{}{body}]}}", &record[..record.len() - 2]);
@@ -326,7 +354,8 @@ fn latency(bin: &Path, rate: f64, seconds: f64, connections: usize) -> Latency {
     let start = Instant::now() + Duration::from_millis(100);
     let workers: Vec<_> = (0..connections)
         .map(|_| {
-            let (requests, next, samples, addr) = (requests.clone(), next.clone(), samples.clone(), server.addr.clone());
+            let (requests, next, samples, addr) =
+                (requests.clone(), next.clone(), samples.clone(), server.addr.clone());
             std::thread::spawn(move || {
                 let mut client = Client::connect(&addr);
                 let mut mine = Vec::new();
@@ -361,6 +390,111 @@ fn latency(bin: &Path, rate: f64, seconds: f64, connections: usize) -> Latency {
     }
 }
 
+struct Drain {
+    carts: usize,
+    seconds: f64,
+    carts_per_s: f64,
+    late_p50: f64,
+    late_p99: f64,
+    rss_mb: f64,
+    disk_per_cart: f64,
+}
+
+/// Timers at scale: `carts` abandoned carts (email consent) ingested at
+/// real time, then the server restarted at clock speed 600 on the same
+/// data: their first checks (30 virtual minutes after each cart) all come
+/// due within seconds. Measured: from the first due time until every cart
+/// has its message record (sent, or held out) and no job is left queued;
+/// and each check's lateness (decision time minus due time, real seconds).
+fn timers(bin: &Path, carts: usize, connections: usize) -> Drain {
+    const SPEED: f64 = 600.0;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let ingest = Server::start_in(bin, dir.clone(), "1");
+    let events: Vec<Value> = (0..carts)
+        .map(|n| {
+            let mut e = event("t", n, n);
+            e["customer"] = json!({ "email": format!("shopper{n}@example.com"), "consents": { "email": true } });
+            e
+        })
+        .collect();
+    let requests = Arc::new(requests(&events, 100));
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (requests, next, addr) = (requests.clone(), next.clone(), ingest.addr.clone());
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&addr);
+                while let Some(request) = requests.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    client.send(request);
+                }
+            })
+        })
+        .collect();
+    workers.into_iter().for_each(|w| w.join().unwrap());
+    drop(ingest);
+    let first_due: String = Connection::open(dir.path().join(cartback_local::DB_FILE))
+        .unwrap()
+        .query_row("SELECT MIN(due_at) FROM timers", [], |r| r.get(0))
+        .unwrap();
+    let first_due = chrono::DateTime::parse_from_rfc3339(&first_due).unwrap().with_timezone(&chrono::Utc);
+    let server = Server::start_in(bin, dir.clone(), "600");
+    let conn = server.db();
+    let virtual_now = || -> chrono::DateTime<chrono::Utc> {
+        let answer: Value = serde_json::from_str(&ureq_get(&server.addr, "/healthz")).unwrap();
+        answer["now"].as_str().unwrap().parse().unwrap()
+    };
+    // Real time until the first timer is due.
+    let lead = (first_due - virtual_now()).num_milliseconds().max(0) as f64 / 1000.0 / SPEED;
+    let started = Instant::now() + Duration::from_secs_f64(lead);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let decided: usize = conn.query_row("SELECT COUNT(DISTINCT cart_id) FROM messages", [], |r| r.get(0)).unwrap();
+        let queued: usize = conn.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0)).unwrap();
+        if decided >= carts && queued == 0 {
+            break;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    // Lateness: the decision against the cart's due time (its event's receipt plus 30 minutes).
+    let mut late: Vec<f64> = conn
+        .prepare(
+            "SELECT (julianday(MIN(m.decided_at)) - julianday(d.received_at)) * 86400.0 - 1800.0
+             FROM messages m JOIN dedupe d ON d.event_id = REPLACE(m.cart_id, '-c', '-e') GROUP BY m.cart_id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, f64>(0))
+        .unwrap()
+        .map(|l| l.unwrap() / SPEED)
+        .collect();
+    late.sort_by(f64::total_cmp);
+    let at =
+        |q: f64| late.get(((late.len() as f64 * q) as usize).min(late.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let disk: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
+    Drain {
+        carts,
+        seconds,
+        carts_per_s: carts as f64 / seconds,
+        late_p50: at(0.50),
+        late_p99: at(0.99),
+        rss_mb: server.peak_rss_mb(),
+        disk_per_cart: disk as f64 / carts as f64,
+    }
+}
+
+/// A plain GET's body.
+fn ureq_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+}
+
 fn main() {
     let exe = std::env::current_exe().unwrap();
     // target/release/deps/load-HASH: the binary is target/release/cartback.
@@ -373,8 +507,11 @@ fn main() {
     let edit_carts: usize = knob("LOAD_EDIT_CARTS", 1000);
     let seconds: f64 = knob("LOAD_LATENCY_SECONDS", 10.0);
     let open_connections: usize = knob("LOAD_OPEN_CONNECTIONS", 64);
-    let rates: Vec<f64> =
-        std::env::var("LOAD_RATES").unwrap_or_else(|_| "500,2000".into()).split(',').filter_map(|r| r.trim().parse().ok()).collect();
+    let rates: Vec<f64> = std::env::var("LOAD_RATES")
+        .unwrap_or_else(|_| "500,2000".into())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
     let scenarios = [
         Scenario { name: "1/request, new carts", per_request: 1, edit_carts: 0 },
         Scenario { name: "100/request, new carts", per_request: 100, edit_carts: 0 },
@@ -397,7 +534,14 @@ fn main() {
         let ratio = dev.events_per_s / top.events_per_s;
         println!(
             "| {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.0} / {:.0} |",
-            scenario.name, dev.events_per_s, top.events_per_s, ratio, dev.server_cpu, dev.loadgen_cpu, dev.cart_bytes, top.cart_bytes
+            scenario.name,
+            dev.events_per_s,
+            top.events_per_s,
+            ratio,
+            dev.server_cpu,
+            dev.loadgen_cpu,
+            dev.cart_bytes,
+            top.cart_bytes
         );
         rows.push(json!({
             "scenario": scenario.name, "events": total, "connections": connections,
@@ -419,10 +563,27 @@ fn main() {
             "p50_ms": l.p50, "p99_ms": l.p99, "p999_ms": l.p999, "max_ms": l.max,
         }));
     }
+    let timer_carts: usize = knob("LOAD_TIMER_CARTS", 20_000);
+    let mut drain = Value::Null;
+    if timer_carts > 0 {
+        let d = timers(&bin, timer_carts, connections);
+        println!();
+        println!("timers: {} carts due within seconds (restart at clock speed 600), outbox as the sender", d.carts);
+        println!("| carts | drained in s | carts/s end to end | lateness p50 s | lateness p99 s | peak RSS MB | disk bytes per cart |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
+        println!(
+            "| {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            d.carts, d.seconds, d.carts_per_s, d.late_p50, d.late_p99, d.rss_mb, d.disk_per_cart
+        );
+        drain = json!({
+            "carts": d.carts, "seconds": d.seconds, "carts_per_s": d.carts_per_s,
+            "lateness_p50_s": d.late_p50, "lateness_p99_s": d.late_p99, "peak_rss_mb": d.rss_mb, "disk_bytes_per_cart": d.disk_per_cart,
+        });
+    }
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let report = json!({
         "bench": "load", "at": chrono::Utc::now().to_rfc3339(), "cores": cores,
-        "ingest": rows, "latency": open,
+        "ingest": rows, "latency": open, "timers": drain,
     });
     std::fs::create_dir_all(json_path.parent().unwrap()).unwrap();
     std::fs::write(&json_path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
