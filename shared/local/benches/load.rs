@@ -63,6 +63,8 @@ fn event(run: &str, n: usize, cart: usize) -> Value {
 #[derive(Clone, Copy)]
 struct Scenario {
     name: &'static str,
+    /// Prefix of its event and cart ids (ids take no spaces).
+    id: &'static str,
     per_request: usize,
     /// Carts edited round-robin; 0: every event a new cart.
     edit_carts: usize,
@@ -223,7 +225,7 @@ struct Throughput {
 /// Closed loop: `connections` clients send the requests as fast as answered.
 fn through_server(bin: &Path, scenario: Scenario, total: usize, connections: usize) -> Throughput {
     let server = Server::start(bin);
-    let events = scenario.events(scenario.name, total);
+    let events = scenario.events(scenario.id, total);
     let requests = Arc::new(requests(&events, scenario.per_request));
     drop(events);
     // Requests are taken in order: one cart's edits are `edit_carts`
@@ -264,7 +266,7 @@ fn ceiling(scenario: Scenario, total: usize) -> Throughput {
     let mut conn = Connection::open(dir.path().join(cartback_local::DB_FILE)).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    let events = scenario.events(&format!("ceiling-{}", scenario.name), total);
+    let events = scenario.events(&format!("ceiling-{}", scenario.id), total);
     let bodies: Vec<String> = events.iter().map(|e| e.to_string()).collect();
     let own_cpu0 = cpu_seconds("self");
     let started = Instant::now();
@@ -347,8 +349,11 @@ struct Latency {
 fn latency(bin: &Path, rate: f64, seconds: f64, connections: usize) -> Latency {
     let server = Server::start(bin);
     let total = (rate * seconds) as usize;
-    let run = format!("open{rate}");
-    let requests = Arc::new(requests(&Scenario { name: "open", per_request: 1, edit_carts: 0 }.events(&run, total), 1));
+    let run = format!("open{}", rate as u64);
+    let requests = Arc::new(requests(
+        &Scenario { name: "open", id: "open", per_request: 1, edit_carts: 0 }.events(&run, total),
+        1,
+    ));
     let next = Arc::new(AtomicUsize::new(0));
     let samples = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let start = Instant::now() + Duration::from_millis(100);
@@ -446,15 +451,26 @@ fn timers(bin: &Path, carts: usize, connections: usize) -> Drain {
     // Real time until the first timer is due.
     let lead = (first_due - virtual_now()).num_milliseconds().max(0) as f64 / 1000.0 / SPEED;
     let started = Instant::now() + Duration::from_secs_f64(lead);
+    // Until every cart is decided with its jobs gone, or nothing moved for
+    // 30 s (a cart the engine stopped without a message: counted as not drained).
+    let (mut decided, mut moved) = (0, Instant::now());
+    let mut finished = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let decided: usize = conn.query_row("SELECT COUNT(DISTINCT cart_id) FROM messages", [], |r| r.get(0)).unwrap();
+        let now: usize = conn.query_row("SELECT COUNT(DISTINCT cart_id) FROM messages", [], |r| r.get(0)).unwrap();
         let queued: usize = conn.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0)).unwrap();
-        if decided >= carts && queued == 0 {
+        if now != decided || queued > 0 {
+            finished = Instant::now();
+        }
+        if now != decided {
+            (decided, moved) = (now, Instant::now());
+        }
+        if (decided >= carts && queued == 0) || moved.elapsed() > Duration::from_secs(30) {
             break;
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = finished.duration_since(started).as_secs_f64();
+    let carts = decided;
     // Lateness: the decision against the cart's due time (its event's receipt plus 30 minutes).
     let mut late: Vec<f64> = conn
         .prepare(
@@ -513,10 +529,10 @@ fn main() {
         .filter_map(|r| r.trim().parse().ok())
         .collect();
     let scenarios = [
-        Scenario { name: "1/request, new carts", per_request: 1, edit_carts: 0 },
-        Scenario { name: "100/request, new carts", per_request: 100, edit_carts: 0 },
-        Scenario { name: "1/request, edits", per_request: 1, edit_carts },
-        Scenario { name: "100/request, edits", per_request: 100, edit_carts },
+        Scenario { name: "1/request, new carts", id: "new1", per_request: 1, edit_carts: 0 },
+        Scenario { name: "100/request, new carts", id: "new100", per_request: 100, edit_carts: 0 },
+        Scenario { name: "1/request, edits", id: "edit1", per_request: 1, edit_carts },
+        Scenario { name: "100/request, edits", id: "edit100", per_request: 100, edit_carts },
     ];
 
     println!(

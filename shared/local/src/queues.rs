@@ -122,11 +122,11 @@ pub struct QueueStats {
     pub dead: usize,
 }
 
-/// The [`JobQueue`] port and the worker side of the local channel queues.
 /// How long a job queued before its message record waits for the record
 /// (virtual seconds) before it is shown to the sender anyway.
 pub const RECORD_WAIT_SECONDS: i64 = 60;
 
+/// The [`JobQueue`] port and the worker side of the local channel queues.
 #[derive(Clone, Debug)]
 pub struct SqliteQueue {
     db: Database,
