@@ -32,12 +32,13 @@ async fn given_a_dead_letter_when_the_operator_lists_and_redrives_it_then_it_is_
         },
         voucher: None,
     };
-    let now = chrono::Utc::now();
     // The record first, as the sender finds it (a job waits for its record).
     let guest = CustomerKey::Guest(job.cart_id.clone());
-    let record = MessageRecord::decided(&job.cart_id, &guest, "c", 0, job.channel, now, MessageStatus::Queued);
+    let decided = chrono::Utc::now();
+    let record = MessageRecord::decided(&job.cart_id, &guest, "c", 0, job.channel, decided, MessageStatus::Queued);
     db.create_message(&MessageRecord { message_id: job.message_id.clone(), ..record }).await.unwrap();
     queue.enqueue(&job).await.unwrap();
+    let now = chrono::Utc::now();
     let received = queue.receive(QueueName::Email, now, chrono::Duration::minutes(5)).await.unwrap().unwrap();
     assert!(queue.dead_letter(received.id, now, "provider said no (test)").await.unwrap());
 
