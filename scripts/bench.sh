@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# `cartback dev` (release) over loopback against the SQLite ceiling, then
+# latency at fixed arrival rates: one table, and target/bench/load.json.
+# Sizes: LOAD_EVENTS, LOAD_CONNECTIONS, LOAD_EDIT_CARTS, LOAD_RATES,
+# LOAD_LATENCY_SECONDS (see shared/local/benches/load.rs). Built with the
+# release profile, the binary's own, so both share one build.
+cargo build --release -p cartback --bin cartback
+timeout 1800 cargo bench --profile release -p cartback-local --bench load
+
 # One decision of the engine on a typical cart.
 cargo bench -p cartback-core --bench engine -- --quick
 # A Shopify checkout webhook verified, mapped and ingested on SQLite: webhooks per second on one core.

@@ -3,8 +3,9 @@
 
 use std::process::Command;
 
-use cartback_core::message::{Channel, MessageJob, Outgoing, QueueName};
-use cartback_core::ports::JobQueue;
+use cartback_core::ids::CustomerKey;
+use cartback_core::message::{Channel, MessageJob, MessageRecord, MessageStatus, Outgoing, QueueName};
+use cartback_core::ports::{JobQueue, MessageStore};
 use cartback_local::{Database, SqliteQueue};
 
 fn cartback(data: &std::path::Path, args: &[&str]) -> String {
@@ -16,7 +17,8 @@ fn cartback(data: &std::path::Path, args: &[&str]) -> String {
 #[tokio::test]
 async fn given_a_dead_letter_when_the_operator_lists_and_redrives_it_then_it_is_queued_again() {
     let dir = tempfile::tempdir().unwrap();
-    let queue = SqliteQueue::new(Database::open(dir.path()).unwrap());
+    let db = Database::open(dir.path()).unwrap();
+    let queue = SqliteQueue::new(db.clone());
     let job = MessageJob {
         message_id: "m_dead".into(),
         cart_id: "c1".into(),
@@ -30,6 +32,11 @@ async fn given_a_dead_letter_when_the_operator_lists_and_redrives_it_then_it_is_
         },
         voucher: None,
     };
+    // The record first, as the sender finds it (a job waits for its record).
+    let guest = CustomerKey::Guest(job.cart_id.clone());
+    let decided = chrono::Utc::now();
+    let record = MessageRecord::decided(&job.cart_id, &guest, "c", 0, job.channel, decided, MessageStatus::Queued);
+    db.create_message(&MessageRecord { message_id: job.message_id.clone(), ..record }).await.unwrap();
     queue.enqueue(&job).await.unwrap();
     let now = chrono::Utc::now();
     let received = queue.receive(QueueName::Email, now, chrono::Duration::minutes(5)).await.unwrap().unwrap();

@@ -23,7 +23,7 @@ use rand::Rng;
 use rusqlite::{params, OptionalExtension, Transaction};
 use tokio::sync::Notify;
 
-use crate::sqlite::{db, from_json, immediate, parse_ts, to_json, ts, Database};
+use crate::sqlite::{db, from_json, immediate, parse_ts, to_json, ts, Cached, Database};
 
 /// Retries and backoff for failed jobs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +122,10 @@ pub struct QueueStats {
     pub dead: usize,
 }
 
+/// How long a job queued before its message record waits for the record
+/// (virtual seconds) before it is shown to the sender anyway.
+pub const RECORD_WAIT_SECONDS: i64 = 60;
+
 /// The [`JobQueue`] port and the worker side of the local channel queues.
 #[derive(Clone, Debug)]
 pub struct SqliteQueue {
@@ -130,7 +134,7 @@ pub struct SqliteQueue {
     signals: Arc<[Arc<Notify>; 4]>,
 }
 
-fn index(queue: QueueName) -> usize {
+pub(crate) fn index(queue: QueueName) -> usize {
     match queue {
         QueueName::Email => 0,
         QueueName::Sms => 1,
@@ -141,11 +145,7 @@ fn index(queue: QueueName) -> usize {
 
 impl SqliteQueue {
     pub fn new(db: Database) -> Self {
-        SqliteQueue {
-            db,
-            policy: RetryPolicy::default(),
-            signals: Arc::new([Arc::default(), Arc::default(), Arc::default(), Arc::default()]),
-        }
+        SqliteQueue { policy: RetryPolicy::default(), signals: db.job_signals.clone(), db }
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
@@ -176,7 +176,7 @@ impl SqliteQueue {
                 let tx = immediate(conn)?;
                 loop {
                     let row: Option<(i64, String, u32, Option<String>, String)> = tx
-                        .query_row(
+                        .query_row_cached(
                             "SELECT id, body, attempts, last_error, enqueued_at FROM jobs
                              WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, id LIMIT 1",
                             params![queue.as_str(), now_text],
@@ -205,7 +205,7 @@ impl SqliteQueue {
                             continue;
                         }
                     };
-                    tx.execute("UPDATE jobs SET attempts = attempts + 1, visible_at = ?2 WHERE id = ?1", params![id, hidden_until])
+                    tx.execute_cached("UPDATE jobs SET attempts = attempts + 1, visible_at = ?2 WHERE id = ?1", params![id, hidden_until])
                         .map_err(db)?;
                     tx.commit().map_err(db)?;
                     return Ok(Some(ReceivedJob { id, queue, job, attempts: attempts + 1, last_error, enqueued_at: parse_ts(&enqueued_at)? }));
@@ -217,7 +217,9 @@ impl SqliteQueue {
     /// The job is done (sent, or settled for good): it is deleted. False when
     /// it was not there any more.
     pub async fn ack(&self, id: i64) -> Result<bool, PortError> {
-        self.db.call(move |conn| Ok(conn.execute("DELETE FROM jobs WHERE id = ?1", [id]).map_err(db)? == 1)).await
+        self.db
+            .call(move |conn| Ok(conn.execute_cached("DELETE FROM jobs WHERE id = ?1", [id]).map_err(db)? == 1))
+            .await
     }
 
     /// The delivery failed with `error`: the job comes back after a backoff,
@@ -240,20 +242,21 @@ impl SqliteQueue {
             .call(move |conn| {
                 let tx = immediate(conn)?;
                 let attempts: Option<u32> = tx
-                    .query_row("SELECT attempts FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+                    .query_row_cached("SELECT attempts FROM jobs WHERE id = ?1", [id], |r| r.get(0))
                     .optional()
                     .map_err(db)?;
                 let Some(attempts) = attempts else {
                     return Ok(RetryOutcome::NotFound);
                 };
-                tx.execute("UPDATE jobs SET last_error = ?2 WHERE id = ?1", params![id, error]).map_err(db)?;
+                tx.execute_cached("UPDATE jobs SET last_error = ?2 WHERE id = ?1", params![id, error]).map_err(db)?;
                 let outcome = if attempts >= policy.max_attempts {
                     move_to_dead_letters(&tx, id, &error, &ts(now))?;
                     RetryOutcome::DeadLettered
                 } else {
                     let at =
                         (now + policy.delay(attempts.max(1), &mut rand::thread_rng())).max(not_before.unwrap_or(now));
-                    tx.execute("UPDATE jobs SET visible_at = ?2 WHERE id = ?1", params![id, ts(at)]).map_err(db)?;
+                    tx.execute_cached("UPDATE jobs SET visible_at = ?2 WHERE id = ?1", params![id, ts(at)])
+                        .map_err(db)?;
                     RetryOutcome::Scheduled { at }
                 };
                 tx.commit().map_err(db)?;
@@ -268,7 +271,7 @@ impl SqliteQueue {
         self.db
             .call(move |conn| {
                 let changed = conn
-                    .execute(
+                    .execute_cached(
                         "UPDATE jobs SET visible_at = ?2, attempts = MAX(attempts - 1, 0) WHERE id = ?1",
                         params![id, ts(at)],
                     )
@@ -332,13 +335,13 @@ impl SqliteQueue {
             .call(move |conn| {
                 let tx = immediate(conn)?;
                 let moved = tx
-                    .execute(
+                    .execute_cached(
                         "INSERT INTO jobs (id, queue, message_id, body, attempts, visible_at, last_error, enqueued_at)
                          SELECT id, queue, message_id, body, 0, ?2, last_error, enqueued_at FROM dead_letters WHERE queue = ?1",
                         params![queue.as_str(), now],
                     )
                     .map_err(db)?;
-                tx.execute("DELETE FROM dead_letters WHERE queue = ?1", [queue.as_str()]).map_err(db)?;
+                tx.execute_cached("DELETE FROM dead_letters WHERE queue = ?1", [queue.as_str()]).map_err(db)?;
                 tx.commit().map_err(db)?;
                 Ok(moved)
             })
@@ -355,7 +358,9 @@ impl SqliteQueue {
         self.db
             .call(move |conn| {
                 let next: Option<String> = conn
-                    .query_row("SELECT MIN(visible_at) FROM jobs WHERE queue = ?1", [queue.as_str()], |r| r.get(0))
+                    .query_row_cached("SELECT MIN(visible_at) FROM jobs WHERE queue = ?1", [queue.as_str()], |r| {
+                        r.get(0)
+                    })
                     .map_err(db)?;
                 next.map(|t| parse_ts(&t)).transpose()
             })
@@ -367,7 +372,7 @@ impl SqliteQueue {
         self.db
             .call(move |conn| {
                 let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<usize, PortError> {
-                    conn.query_row(sql, p, |r| r.get::<_, i64>(0)).map(|n| n.max(0) as usize).map_err(db)
+                    conn.query_row_cached(sql, p, |r| r.get::<_, i64>(0)).map(|n| n.max(0) as usize).map_err(db)
                 };
                 Ok(QueueStats {
                     ready: count(
@@ -387,13 +392,13 @@ impl SqliteQueue {
 
 fn move_to_dead_letters(tx: &Transaction, id: i64, error: &str, now: &str) -> Result<bool, PortError> {
     let moved = tx
-        .execute(
+        .execute_cached(
             "INSERT INTO dead_letters (id, queue, message_id, body, attempts, last_error, enqueued_at, failed_at)
              SELECT id, queue, message_id, body, attempts, ?2, enqueued_at, ?3 FROM jobs WHERE id = ?1",
             params![id, error, now],
         )
         .map_err(db)?;
-    tx.execute("DELETE FROM jobs WHERE id = ?1", [id]).map_err(db)?;
+    tx.execute_cached("DELETE FROM jobs WHERE id = ?1", [id]).map_err(db)?;
     if moved == 1 {
         // The error text may quote a recipient: it stays in the table, not the log.
         tracing::warn!(job_id = id, "job moved to the dead letters");
@@ -403,26 +408,39 @@ fn move_to_dead_letters(tx: &Transaction, id: i64, error: &str, now: &str) -> Re
 
 #[async_trait]
 impl JobQueue for SqliteQueue {
-    /// Queues the job, visible at once. A job for a message that is already
-    /// waiting on the queue is not added twice (a checker retrying after a
-    /// write conflict re-enqueues); the message claim makes repeats harmless
-    /// anyway.
+    /// Queues the job: visible at once when its message record exists, else
+    /// when the record is written (`create_message` shows it and wakes the
+    /// worker), so a sender never finds a job without its record and waits
+    /// for a retry (issue 17: 2.6% of deliveries did). A checker that died
+    /// between the two writes leaves the job visible after
+    /// [`RECORD_WAIT_SECONDS`]; the sender then retries it as before. A job
+    /// for a message that is already waiting on the queue is not added twice
+    /// (a checker retrying after a write conflict re-enqueues); the message
+    /// claim makes repeats harmless anyway.
     async fn enqueue(&self, job: &MessageJob) -> Result<(), PortError> {
         let queue = job.channel.queue();
         let body = to_json("job", job)?;
-        let (message_id, now) = (job.message_id.to_string(), ts(self.db.clock().now()));
-        self.db
+        let now = self.db.clock().now();
+        let (message_id, now, later) =
+            (job.message_id.to_string(), ts(now), ts(now + Duration::seconds(RECORD_WAIT_SECONDS)));
+        let visible = self
+            .db
             .call(move |conn| {
-                conn.execute(
+                let recorded: bool = conn
+                    .query_row_cached("SELECT EXISTS (SELECT 1 FROM messages WHERE message_id = ?1)", [&message_id], |r| r.get(0))
+                    .map_err(db)?;
+                conn.execute_cached(
                     "INSERT INTO jobs (queue, message_id, body, attempts, visible_at, enqueued_at)
-                     SELECT ?1, ?2, ?3, 0, ?4, ?4 WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE message_id = ?2 AND queue = ?1)",
-                    params![queue.as_str(), message_id, body, now],
+                     SELECT ?1, ?2, ?3, 0, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE message_id = ?2 AND queue = ?1)",
+                    params![queue.as_str(), message_id, body, if recorded { &now } else { &later }, now],
                 )
                 .map_err(db)?;
-                Ok(())
+                Ok(recorded)
             })
             .await?;
-        self.signals[index(queue)].notify_one();
+        if visible {
+            self.signals[index(queue)].notify_one();
+        }
         Ok(())
     }
 }
@@ -431,7 +449,9 @@ impl JobQueue for SqliteQueue {
 mod tests {
     use super::*;
     use crate::testing::ManualClock;
-    use cartback_core::message::{Channel, Outgoing};
+    use cartback_core::ids::CustomerKey;
+    use cartback_core::message::{Channel, MessageRecord, MessageStatus, Outgoing};
+    use cartback_core::ports::MessageStore;
     use rand::SeedableRng;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -452,6 +472,50 @@ mod tests {
             },
         };
         MessageJob { message_id: id.into(), cart_id: "c1".into(), channel, outgoing, voucher: None }
+    }
+
+    /// Queues `job` after its message record, the way the sender finds it.
+    async fn recorded(q: &SqliteQueue, job: &MessageJob) {
+        let guest = CustomerKey::Guest(job.cart_id.clone());
+        let record = MessageRecord::decided(&job.cart_id, &guest, "c", 0, job.channel, at(T0), MessageStatus::Queued);
+        q.db.create_message(&MessageRecord { message_id: job.message_id.clone(), ..record }).await.unwrap();
+        q.enqueue(job).await.unwrap();
+    }
+
+    /// GIVEN a job queued before its message record (the checker queues
+    /// first) WHEN received THEN the sender is not given it; WHEN the record
+    /// is written THEN its worker is woken and the job is served.
+    #[tokio::test]
+    async fn given_a_job_queued_before_its_record_when_the_record_is_written_then_the_job_is_served_and_its_worker_woken(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open_at(dir.path(), no_jitter());
+        let signal = q.enqueued_signal(QueueName::Email);
+        let job = job("m1", Channel::Email);
+        q.enqueue(&job).await.unwrap();
+        assert_eq!(q.receive(QueueName::Email, at(T0), Duration::seconds(60)).await.unwrap(), None);
+
+        let guest = CustomerKey::Guest(job.cart_id.clone());
+        let record = MessageRecord::decided(&job.cart_id, &guest, "c", 0, job.channel, at(T0), MessageStatus::Queued);
+        q.db.create_message(&MessageRecord { message_id: job.message_id.clone(), ..record }).await.unwrap();
+
+        tokio::time::timeout(std::time::Duration::from_secs(10), signal.notified()).await.expect("the worker is woken");
+        let got = q.receive(QueueName::Email, at(T0), Duration::seconds(60)).await.unwrap().expect("served");
+        assert_eq!((got.job.message_id.as_str(), got.attempts), ("m1", 1));
+    }
+
+    /// GIVEN a job whose checker died before writing its record WHEN the
+    /// record wait passes THEN the job is served (the sender retries it).
+    #[tokio::test]
+    async fn given_a_job_whose_record_never_comes_when_the_record_wait_passes_then_the_job_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open_at(dir.path(), no_jitter());
+        q.enqueue(&job("m1", Channel::Email)).await.unwrap();
+        let wait = Duration::seconds(RECORD_WAIT_SECONDS);
+        let early = at(T0) + wait - Duration::seconds(1);
+        assert_eq!(q.receive(QueueName::Email, early, Duration::seconds(60)).await.unwrap(), None);
+        assert_eq!(q.next_visible_at(QueueName::Email).await.unwrap(), Some(at(T0) + wait));
+        assert!(q.receive(QueueName::Email, at(T0) + wait, Duration::seconds(60)).await.unwrap().is_some());
     }
 
     fn open_at(dir: &std::path::Path, policy: RetryPolicy) -> SqliteQueue {
@@ -484,7 +548,7 @@ mod tests {
     async fn given_a_queued_job_when_received_then_it_is_hidden_for_the_visibility_timeout_then_reappears() {
         let dir = tempfile::tempdir().unwrap();
         let q = open_at(dir.path(), no_jitter());
-        q.enqueue(&job("m1", Channel::Email)).await.unwrap();
+        recorded(&q, &job("m1", Channel::Email)).await;
         let now = at(T0);
         let got = q.receive(QueueName::Email, now, Duration::seconds(60)).await.unwrap().unwrap();
         assert_eq!((got.job.message_id.as_str(), got.attempts, got.queue), ("m1", 1, QueueName::Email));
@@ -508,8 +572,8 @@ mod tests {
     async fn given_the_same_message_enqueued_twice_when_received_then_one_job_is_waiting() {
         let dir = tempfile::tempdir().unwrap();
         let q = open_at(dir.path(), no_jitter());
-        q.enqueue(&job("m1", Channel::Email)).await.unwrap();
-        q.enqueue(&job("m1", Channel::Email)).await.unwrap();
+        recorded(&q, &job("m1", Channel::Email)).await;
+        recorded(&q, &job("m1", Channel::Email)).await;
         assert_eq!(q.stats(QueueName::Email, at(T0)).await.unwrap(), QueueStats { ready: 1, delayed: 0, dead: 0 });
     }
 
@@ -519,7 +583,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let q = open_at(dir.path(), RetryPolicy { max_attempts: 3, ..no_jitter() });
         let now = at(T0);
-        q.enqueue(&job("m1", Channel::Email)).await.unwrap();
+        recorded(&q, &job("m1", Channel::Email)).await;
         for _ in 0..10 {
             let got = q.receive(QueueName::Email, now, Duration::seconds(30)).await.unwrap().expect("visible");
             assert_eq!(got.attempts, 1, "a postponed delivery is not an attempt");
@@ -543,7 +607,7 @@ mod tests {
     async fn given_a_failing_job_when_retried_then_it_backs_off_exponentially_and_dead_letters_after_max_attempts() {
         let dir = tempfile::tempdir().unwrap();
         let q = open_at(dir.path(), RetryPolicy { max_attempts: 3, ..no_jitter() });
-        q.enqueue(&job("m1", Channel::Sms)).await.unwrap();
+        recorded(&q, &job("m1", Channel::Sms)).await;
         let mut now = at(T0);
         let mut waits = Vec::new();
         loop {
@@ -574,7 +638,7 @@ mod tests {
     async fn given_dead_letters_when_redriven_then_they_are_delivered_again_with_fresh_attempts() {
         let dir = tempfile::tempdir().unwrap();
         let q = open_at(dir.path(), RetryPolicy { max_attempts: 1, ..no_jitter() });
-        q.enqueue(&job("m1", Channel::Email)).await.unwrap();
+        recorded(&q, &job("m1", Channel::Email)).await;
         let now = at(T0);
         let got = q.receive(QueueName::Email, now, Duration::seconds(30)).await.unwrap().unwrap();
         assert_eq!(q.retry(got.id, now, "boom").await.unwrap(), RetryOutcome::DeadLettered);
@@ -590,7 +654,7 @@ mod tests {
     async fn given_a_job_that_kills_its_worker_every_time_when_received_past_max_attempts_then_it_is_dead_lettered() {
         let dir = tempfile::tempdir().unwrap();
         let q = open_at(dir.path(), RetryPolicy { max_attempts: 2, ..no_jitter() });
-        q.enqueue(&job("m1", Channel::Email)).await.unwrap();
+        recorded(&q, &job("m1", Channel::Email)).await;
         let mut now = at(T0);
         for _ in 0..2 {
             assert!(q.receive(QueueName::Email, now, Duration::seconds(30)).await.unwrap().is_some());
@@ -611,7 +675,7 @@ mod tests {
         })
         .await
         .unwrap();
-        q.enqueue(&job("m2", Channel::Email)).await.unwrap();
+        recorded(&q, &job("m2", Channel::Email)).await;
         let got = q.receive(QueueName::Email, at(T0), Duration::seconds(30)).await.unwrap().unwrap();
         assert_eq!(got.job.message_id, "m2");
         assert_eq!(q.dead_letters(QueueName::Email).await.unwrap().len(), 1);
@@ -623,12 +687,12 @@ mod tests {
         let now = at(T0);
         {
             let q = open_at(dir.path(), RetryPolicy { max_attempts: 1, ..no_jitter() });
-            q.enqueue(&job("dead", Channel::Email)).await.unwrap();
+            recorded(&q, &job("dead", Channel::Email)).await;
             let got = q.receive(QueueName::Email, now, Duration::seconds(30)).await.unwrap().unwrap();
             q.retry(got.id, now, "boom").await.unwrap();
-            q.enqueue(&job("inflight", Channel::Email)).await.unwrap();
+            recorded(&q, &job("inflight", Channel::Email)).await;
             q.receive(QueueName::Email, now, Duration::seconds(30)).await.unwrap().unwrap();
-            q.enqueue(&job("queued", Channel::Sms)).await.unwrap();
+            recorded(&q, &job("queued", Channel::Sms)).await;
         }
         let q = open_at(dir.path(), no_jitter());
         assert_eq!(q.dead_letters(QueueName::Email).await.unwrap()[0].message_id.as_deref(), Some("dead"));

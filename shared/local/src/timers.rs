@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 use std::sync::Arc;
 
-use crate::sqlite::{db, from_json, immediate, parse_ts, to_json, ts, Database};
+use crate::sqlite::{db, from_json, immediate, parse_ts, to_json, ts, Cached, Database};
 
 /// How long a claimed timer is held before it fires again (the check died).
 pub const DEFAULT_TIMER_LEASE_SECONDS: i64 = 300;
@@ -60,7 +60,7 @@ impl Scheduler for SqliteScheduler {
         let (cart_id, due_at) = (timer.cart_id.to_string(), ts(timer.due_at));
         self.db
             .call(move |conn| {
-                conn.execute(
+                conn.execute_cached(
                     "INSERT INTO timers (cart_id, due_at, payload, ready_at) VALUES (?1, ?2, ?3, ?2)
                      ON CONFLICT (cart_id, due_at) DO NOTHING",
                     params![cart_id, due_at, payload],
@@ -101,7 +101,7 @@ impl TimerWheel {
             .call(move |conn| {
                 let tx = immediate(conn)?;
                 let row: Option<(String, String, String)> = tx
-                    .query_row(
+                    .query_row_cached(
                         "SELECT cart_id, due_at, payload FROM timers WHERE ready_at <= ?1 ORDER BY ready_at, cart_id LIMIT 1",
                         [&now_text],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -113,7 +113,7 @@ impl TimerWheel {
                 };
                 match from_json::<TimerPayload>("timer", &payload) {
                     Ok(timer) => {
-                        tx.execute(
+                        tx.execute_cached(
                             "UPDATE timers SET ready_at = ?3, claims = claims + 1 WHERE cart_id = ?1 AND due_at = ?2",
                             params![cart_id, due_at, until],
                         )
@@ -125,7 +125,7 @@ impl TimerWheel {
                         // A payload that cannot be read would block the wheel
                         // forever: drop it, and say so (no cart data in logs).
                         tracing::error!(error = %e, "dropping an unreadable timer");
-                        tx.execute("DELETE FROM timers WHERE cart_id = ?1 AND due_at = ?2", params![cart_id, due_at]).map_err(db)?;
+                        tx.execute_cached("DELETE FROM timers WHERE cart_id = ?1 AND due_at = ?2", params![cart_id, due_at]).map_err(db)?;
                         tx.commit().map_err(db)?;
                         Ok(None)
                     }
@@ -139,7 +139,7 @@ impl TimerWheel {
         let (cart_id, due_at) = (timer.cart_id.to_string(), ts(timer.due_at));
         self.db
             .call(move |conn| {
-                conn.execute("DELETE FROM timers WHERE cart_id = ?1 AND due_at = ?2", params![cart_id, due_at])
+                conn.execute_cached("DELETE FROM timers WHERE cart_id = ?1 AND due_at = ?2", params![cart_id, due_at])
                     .map_err(db)?;
                 Ok(())
             })
@@ -151,7 +151,7 @@ impl TimerWheel {
         let (cart_id, due_at, at) = (timer.cart_id.to_string(), ts(timer.due_at), ts(at));
         self.db
             .call(move |conn| {
-                conn.execute(
+                conn.execute_cached(
                     "UPDATE timers SET ready_at = ?3 WHERE cart_id = ?1 AND due_at = ?2",
                     params![cart_id, due_at, at],
                 )
@@ -167,7 +167,7 @@ impl TimerWheel {
         self.db
             .call(|conn| {
                 let next: Option<String> =
-                    conn.query_row("SELECT MIN(ready_at) FROM timers", [], |r| r.get(0)).map_err(db)?;
+                    conn.query_row_cached("SELECT MIN(ready_at) FROM timers", [], |r| r.get(0)).map_err(db)?;
                 next.map(|t| parse_ts(&t)).transpose()
             })
             .await
