@@ -32,3 +32,15 @@ for mode in sqlite-before sqlite dynamo-before dynamo jsonl-before jsonl replay;
   HISTORY_LOAD="$mode" HISTORY_CARTS="$carts" timeout 1800 \
     cargo bench -p cartback-tests --bench history_load 2>&1 | grep -E "^(built|$mode|replay)"
 done
+
+# The Lambda bootstraps (issue 17 item 5): sizes as deployed (arm64, the
+# `lambda` profile), then the init time of each beside a hello-world
+# `lambda_runtime` function, all built for this machine with the same
+# profile: process start to the first `GET /runtime/invocation/next` against
+# a Runtime API emulator, init's AWS calls answered by moto on loopback.
+scripts/build-lambdas.sh arm64 lambda
+host_lambdas="${CARGO_TARGET_DIR:-$PWD/target}/lambda-host"
+functions=()
+for f in $(ls functions) hello-lambda; do functions+=(-p "$f"); done
+PATH="$PWD/.venv-tools/bin:$PATH" cargo lambda build --profile lambda --target "$(rustc -vV | sed -n 's/^host: //p')" --lambda-dir "$host_lambdas" "${functions[@]}"
+LAMBDA_INIT_DIR="$host_lambdas" cargo bench -p cartback-tests --bench lambda_init

@@ -6,7 +6,8 @@
 # kill -9 crash test, the many-carts simulation), fuzzes each libFuzzer target
 # for a bounded time, drives the evaluation dashboard in headless Chromium (Debian's chromium and
 # chromium-driver, installed here), runs schemathesis against a live `cartback dev`,
-# validates the SAM template offline and builds every Lambda bootstrap.
+# validates the SAM template offline and builds every Lambda bootstrap (the
+# `ci-lambda` profile: cross-compilation and sizes, not the deployed build).
 # Environment: FUZZ_SECONDS (default 30 per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,19 @@ export CARTBACK_MOTO_BIN="$PWD/.venv-moto/bin/moto_server"
 step "auditing dependencies (cargo-deny: licences, bans, sources)"
 scripts/audit.sh
 
+# Two builds the tests do not need run beside them (the moto tests leave a
+# core idle: moto answers one call at a time), each with its own profile or
+# target directory, so no cargo lock is shared: the Lambda bootstraps with the
+# `ci-lambda` profile (proves the arm64 cross-compilation and prints sizes;
+# the deployed size figures come from `scripts/build-lambdas.sh` with the
+# `lambda` profile) and the fuzz targets (sanitizer build, fuzzed after the
+# tests).
+step "building the Lambda bootstraps (ci-lambda profile) and the fuzz targets in the background"
+scripts/build-lambdas.sh arm64 ci-lambda > target-lambdas.log 2>&1 &
+lambdas_pid=$!
+scripts/fuzz.sh --build-only > target-fuzz-build.log 2>&1 &
+fuzz_build_pid=$!
+
 # The 1,000-cart injected-faults proof on moto takes minutes of one core
 # (moto answers one call at a time): it runs beside the rest of the suite,
 # the fuzzers and the release build, and is waited for at the end.
@@ -59,7 +73,7 @@ for line in sys.stdin:
 (cd tests && exec "$faults_bin" --nocapture "$faults_test" > ../target-aws-faults.log 2>&1) &
 faults_pid=$!
 # Should a later step fail, the proof does not outlive the script.
-trap 'kill "$faults_pid" 2>/dev/null || true' EXIT
+trap 'kill "$faults_pid" "$lambdas_pid" "$fuzz_build_pid" 2>/dev/null || true' EXIT
 
 step "waiting for chromium, chromium-driver and nodejs"
 if ! wait "$browser_pid"; then cat target-browser.log >&2; exit 1; fi
@@ -73,17 +87,22 @@ cargo test --workspace --all-features --no-fail-fast -- --skip "$faults_test"
 step "schemathesis against the served OpenAPI document"
 scripts/schemathesis.sh
 
+step "waiting for the fuzz targets' build"
+if ! wait "$fuzz_build_pid"; then cat target-fuzz-build.log >&2; exit 1; fi
+rm -f target-fuzz-build.log
+
 step "fuzzing every target for ${FUZZ_SECONDS:-30}s"
 scripts/fuzz.sh
-# The sanitizer build is not needed again; give its disk back before the
-# release build.
+# The sanitizer build is not needed again; give its disk back.
 rm -rf "${CARGO_TARGET_DIR:-target}/fuzz"
 
 step "validating template.yaml offline"
 scripts/validate-template.sh
 
-step "building the Lambda bootstraps"
-scripts/build-lambdas.sh arm64
+step "waiting for the Lambda bootstraps"
+if ! wait "$lambdas_pid"; then cat target-lambdas.log >&2; exit 1; fi
+sed -n '/^bootstrap sizes/,$p' target-lambdas.log
+rm -f target-lambdas.log
 
 step "waiting for the injected AWS faults proof"
 faults_status=0

@@ -8,6 +8,7 @@ pub mod contract;
 pub mod customer_contract;
 pub mod fake_bigcommerce;
 pub mod faults;
+pub mod lambda_api;
 pub mod local_app;
 pub mod moto;
 pub mod openapi;

@@ -118,6 +118,7 @@ kill "$moto" 2>/dev/null; wait "$moto" 2>/dev/null"#;
     /// with static test credentials and Cartback's retry policy.
     pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
+            .http_client(cartback_aws::clients::https_client())
             .endpoint_url(endpoint)
             .region(Region::new(REGION))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

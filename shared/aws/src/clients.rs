@@ -16,6 +16,8 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -108,10 +110,21 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
+/// The HTTPS client every SDK config uses: hyper 1 on rustls with ring, the
+/// TLS stack the rest of a Lambda already links (see the workspace
+/// `Cargo.toml`), so each bootstrap carries one.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
 /// Loads region, credentials and endpoint from the environment (the Lambda
-/// execution role in AWS), with Cartback's retry and timeout policy.
+/// execution role in AWS), with Cartback's HTTPS client, retry and timeout
+/// policy.
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .load()
