@@ -349,8 +349,8 @@ mod tests {
         let contract = served();
         let error = json!({"error": {"code": "unavailable", "message": "later"}});
         assert!(matches!(
-            contract.check_response("GET", "/r/token", &json_answer(503, &error)),
-            Err(Violation::UndocumentedStatus { status: 503, .. })
+            contract.check_response("GET", "/r/token", &json_answer(418, &error)),
+            Err(Violation::UndocumentedStatus { status: 418, .. })
         ));
         assert!(matches!(
             contract.check_response("DELETE", "/v1/events", &json_answer(200, &error)),
